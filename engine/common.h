@@ -1,0 +1,78 @@
+/* Shared helpers for every module: the error object, growable text buffers,
+ * the logger, cleanup attributes and monotonic time. Nothing here knows about
+ * sandboxes, FUSE or namespaces. */
+#ifndef SBX_COMMON_H
+#define SBX_COMMON_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define SBX_NAME_MAX 63
+#define SBX_ERRMSG_MAX 512
+
+/* An error: a negative errno and the sentence a user reads in `error`. */
+struct err {
+	int code;
+	char msg[SBX_ERRMSG_MAX];
+};
+
+/* Fills e (when not NULL) and returns code, so `return err_set(e, -EINVAL, ...)`. */
+int err_set(struct err *e, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void err_clear(struct err *e);
+
+/* Growable NUL-terminated text buffer for generated file content. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_append(struct buf *b, const void *p, size_t n);
+void buf_free(struct buf *b);
+
+/* Logger: levels as syslog; -v raises the threshold to debug. */
+enum { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+void log_init(int level, bool use_syslog);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+static inline uint64_t now_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static inline uint64_t wall_usec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
+#define _cleanup_free_ __attribute__((cleanup(freep)))
+#define _cleanup_close_ __attribute__((cleanup(closep)))
+
+/* File helpers: whole small files, atomic replace, recursive removal. */
+int write_file(const char *path, const char *data, size_t len);
+int write_file_str(const char *path, const char *s);
+int read_file_str(const char *path, char *out, size_t cap);
+int write_file_atomic(const char *path, const char *data, size_t len);
+int mkdir_p(const char *path, mode_t mode);
+int rm_rf(const char *path);
+
+#endif

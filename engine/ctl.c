@@ -1,0 +1,229 @@
+/* ctl command parsing: splitting, names, sizes, options, signals. */
+#define _GNU_SOURCE
+#include "ctl.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Top-level file names a sandbox may not take (its directory would hide them). */
+static const char *reserved[] = {"ctl", "stats", "error", "events", "metrics", "images"};
+
+bool ctl_reserved_name(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
+		if (strcmp(name, reserved[i]) == 0)
+			return true;
+	return false;
+}
+
+int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmd, struct err *e)
+{
+	if (len > CTL_WRITE_MAX)
+		return err_set(e, -EINVAL, "write of %zu bytes is too long (at most %d, one command)",
+			       len, CTL_WRITE_MAX);
+	if (memchr(buf, '\0', len))
+		return err_set(e, -EINVAL, "command contains a NUL byte");
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (memchr(buf, '\n', len))
+		return err_set(e, -EINVAL, "one command per write: the write has several lines");
+	memcpy(cmd->line, buf, len);
+	cmd->line[len] = '\0';
+	cmd->argc = 0;
+	for (char *p = cmd->line; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r')
+			*p++ = '\0';
+		if (!*p)
+			break;
+		if (cmd->argc == CTL_ARGS_MAX)
+			return err_set(e, -EINVAL, "too many words in one command (at most %d)",
+				       CTL_ARGS_MAX);
+		cmd->argv[cmd->argc++] = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != '\r')
+			p++;
+	}
+	if (cmd->argc == 0)
+		return err_set(e, -EINVAL, "empty command");
+	return 0;
+}
+
+int ctl_check_name(const char *name, struct err *e)
+{
+	size_t n = strnlen(name, SBX_NAME_MAX + 1);
+	if (n == 0)
+		return err_set(e, -EINVAL, "empty sandbox name");
+	if (n > SBX_NAME_MAX)
+		return err_set(e, -EINVAL, "sandbox name '%.20s...' is longer than %d characters",
+			       name, SBX_NAME_MAX);
+	if (name[0] == '.')
+		return err_set(e, -EINVAL, "sandbox name '%s' starts with a dot", name);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (!isalnum(c) && c != '_' && c != '.' && c != '-')
+			return err_set(e, -EINVAL,
+				       "sandbox name has a character outside [A-Za-z0-9_.-] (byte 0x%02x)",
+				       c);
+	}
+	if (ctl_reserved_name(name))
+		return err_set(e, -EEXIST, "'%s' is a file of the top level, not a sandbox name", name);
+	return 0;
+}
+
+void ctl_config_defaults(struct sbx_config *c, const char *backend)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->image, sizeof(c->image), "busybox");
+	snprintf(c->backend, sizeof(c->backend), "%s", backend);
+	c->memory_bytes = 256ull << 20;
+	c->cpu_millis = 1000;
+	c->pids = 512;
+	c->net = false;
+}
+
+int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+	if (!*s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	uint64_t v = 0;
+	for (; isdigit((unsigned char)*s); s++) {
+		uint64_t d = (uint64_t)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	if (*s)
+		return -EINVAL;
+	if (v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int ctl_parse_size(const char *s, uint64_t *out)
+{
+	char num[32];
+	size_t n = strspn(s, "0123456789");
+	if (n == 0 || n >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n);
+	num[n] = '\0';
+	uint64_t v, mult = 1;
+	if (ctl_parse_uint(num, UINT64_MAX, &v) < 0)
+		return -EINVAL;
+	const char *suf = s + n;
+	if (!*suf || !strcasecmp(suf, "b"))
+		mult = 1;
+	else if (!strcasecmp(suf, "k") || !strcasecmp(suf, "kb") || !strcasecmp(suf, "kib"))
+		mult = 1ull << 10;
+	else if (!strcasecmp(suf, "m") || !strcasecmp(suf, "mb") || !strcasecmp(suf, "mib"))
+		mult = 1ull << 20;
+	else if (!strcasecmp(suf, "g") || !strcasecmp(suf, "gb") || !strcasecmp(suf, "gib"))
+		mult = 1ull << 30;
+	else if (!strcasecmp(suf, "t") || !strcasecmp(suf, "tb") || !strcasecmp(suf, "tib"))
+		mult = 1ull << 40;
+	else
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+/* "2", "0.5", "1.25": millicpus, at most three decimals. */
+int ctl_parse_cpus(const char *s, uint32_t *millis)
+{
+	uint64_t whole = 0, frac = 0;
+	const char *dot = strchr(s, '.');
+	char w[16];
+	size_t wl = dot ? (size_t)(dot - s) : strlen(s);
+	if (wl == 0 || wl >= sizeof(w))
+		return -EINVAL;
+	memcpy(w, s, wl);
+	w[wl] = '\0';
+	if (ctl_parse_uint(w, 1024, &whole) < 0)
+		return -EINVAL;
+	if (dot) {
+		size_t fl = strlen(dot + 1);
+		if (fl == 0 || fl > 3 || ctl_parse_uint(dot + 1, 999, &frac) < 0)
+			return -EINVAL;
+		for (size_t i = fl; i < 3; i++)
+			frac *= 10;
+	}
+	uint64_t m = whole * 1000 + frac;
+	if (m == 0 || m > 1024 * 1000)
+		return -ERANGE;
+	*millis = (uint32_t)m;
+	return 0;
+}
+
+int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e)
+{
+	for (int i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		if (!eq || eq == argv[i])
+			return err_set(e, -EINVAL, "option '%s' is not key=value", argv[i]);
+		size_t kl = (size_t)(eq - argv[i]);
+		const char *v = eq + 1;
+		uint64_t u;
+#define KEY(k) (kl == strlen(k) && strncmp(argv[i], k, kl) == 0)
+		if (KEY("image")) {
+			if (ctl_check_name(v, NULL) < 0)
+				return err_set(e, -EINVAL, "image name '%s' is not valid", v);
+			snprintf(c->image, sizeof(c->image), "%s", v);
+		} else if (KEY("backend")) {
+			if (strcmp(v, "ns") && strcmp(v, "qemu"))
+				return err_set(e, -EINVAL, "backend '%s' is not ns or qemu", v);
+			snprintf(c->backend, sizeof(c->backend), "%s", v);
+		} else if (KEY("memory")) {
+			if (ctl_parse_size(v, &u) < 0)
+				return err_set(e, -EINVAL, "memory=%s is not a size like 64M or 1G", v);
+			if (u < (8ull << 20))
+				return err_set(e, -EINVAL, "memory=%s is below the minimum of 8M", v);
+			c->memory_bytes = u;
+		} else if (KEY("cpus")) {
+			if (ctl_parse_cpus(v, &c->cpu_millis) < 0)
+				return err_set(e, -EINVAL, "cpus=%s is not a number of cpus like 0.5 or 2", v);
+		} else if (KEY("pids")) {
+			if (ctl_parse_uint(v, 4194304, &u) < 0 || u < 8)
+				return err_set(e, -EINVAL, "pids=%s is not a number from 8 to 4194304", v);
+			c->pids = (uint32_t)u;
+		} else if (KEY("net")) {
+			if (strcmp(v, "on") && strcmp(v, "off"))
+				return err_set(e, -EINVAL, "net=%s is not on or off", v);
+			c->net = strcmp(v, "on") == 0;
+		} else if (KEY("timeout")) {
+			if (ctl_parse_uint(v, 31536000, &u) < 0)
+				return err_set(e, -EINVAL, "timeout=%s is not a number of seconds", v);
+			c->timeout_sec = (uint32_t)u;
+		} else {
+			return err_set(e, -EINVAL, "unknown option '%.*s'", (int)kl, argv[i]);
+		}
+#undef KEY
+	}
+	return 0;
+}
+
+int ctl_parse_signal(const char *s, int *sig)
+{
+	static const struct { const char *name; int sig; } sigs[] = {
+		{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+		{"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+		{"STOP", SIGSTOP}, {"ALRM", SIGALRM},
+	};
+	uint64_t n;
+	if (ctl_parse_uint(s, 64, &n) == 0) {
+		if (n == 0)
+			return -EINVAL;
+		*sig = (int)n;
+		return 0;
+	}
+	const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (strcasecmp(name, sigs[i].name) == 0) {
+			*sig = sigs[i].sig;
+			return 0;
+		}
+	return -EINVAL;
+}

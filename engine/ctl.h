@@ -1,0 +1,51 @@
+/* Parsing of what users write to ctl files: one command a write, words
+ * separated by blanks, options as key=value. Pure functions (no I/O), so the
+ * unit tests and fuzz targets drive them directly. */
+#ifndef SBX_CTL_H
+#define SBX_CTL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "common.h"
+
+#define CTL_WRITE_MAX 4096
+#define CTL_ARGS_MAX 32
+
+struct sbx_config {
+	char image[SBX_NAME_MAX + 1];
+	char backend[16];
+	uint64_t memory_bytes;
+	uint32_t cpu_millis;
+	uint32_t pids;
+	bool net;
+	uint32_t timeout_sec; /* 0: none */
+	char parent[SBX_NAME_MAX + 1];
+	uint64_t created_wall_usec;
+};
+
+/* One command, split into words; points into `line`. */
+struct ctl_cmd {
+	char line[CTL_WRITE_MAX + 1];
+	int argc;
+	char *argv[CTL_ARGS_MAX];
+};
+
+/* Checks a write (one line, no NUL, not too long, not empty) and splits it. */
+int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmd, struct err *e);
+
+/* Sandbox names: [A-Za-z0-9_.-], 1..63, no leading dot, not a top-level file. */
+int ctl_check_name(const char *name, struct err *e);
+bool ctl_reserved_name(const char *name);
+
+void ctl_config_defaults(struct sbx_config *c, const char *backend);
+/* Applies key=value words (argv[0..argc)) to c. */
+int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e);
+
+int ctl_parse_size(const char *s, uint64_t *out);
+int ctl_parse_cpus(const char *s, uint32_t *millis);
+int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out);
+int ctl_parse_signal(const char *s, int *sig);
+
+#endif

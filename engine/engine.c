@@ -1,0 +1,236 @@
+/* Engine start-up and shutdown, lookups, the top-level ctl, and the ring of
+ * recent failures shown in /sbx/error. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sbx.h"
+
+struct engine eng;
+
+#define ERR_RING 64
+static struct {
+	pthread_mutex_t lock;
+	char lines[ERR_RING][SBX_ERRMSG_MAX + 64];
+	uint64_t total;
+} errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static _Atomic uint64_t generation;
+
+void engine_bump_generation(void) { atomic_fetch_add(&generation, 1); }
+
+void engine_note_error(const char *fmt, ...)
+{
+	char line[SBX_ERRMSG_MAX + 64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	/* One sentence a line: a newline in user input must not split it. */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r' || (unsigned char)*p < 0x20)
+			*p = '?';
+	log_warn("%s", line);
+	pthread_mutex_lock(&errs.lock);
+	snprintf(errs.lines[errs.total % ERR_RING], sizeof(errs.lines[0]), "%s", line);
+	errs.total++;
+	pthread_mutex_unlock(&errs.lock);
+}
+
+int engine_show_error(struct buf *b)
+{
+	int r = 0;
+	pthread_mutex_lock(&errs.lock);
+	uint64_t first = errs.total > ERR_RING ? errs.total - ERR_RING : 0;
+	for (uint64_t i = first; i < errs.total && r == 0; i++)
+		r = buf_printf(b, "%s\n", errs.lines[i % ERR_RING]);
+	pthread_mutex_unlock(&errs.lock);
+	return r;
+}
+
+int engine_show_images(struct buf *b)
+{
+	DIR *d = opendir(eng.o.images_dir);
+	if (!d)
+		return 0;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d)) && r == 0) {
+		char path[PATH_MAX + 256];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, de->d_name);
+		if (de->d_name[0] != '.' && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			r = buf_printf(b, "%s\n", de->d_name);
+	}
+	closedir(d);
+	return r;
+}
+
+int engine_show_events(struct buf *b)
+{
+	return buf_printf(b, "generation %" PRIu64 "\n", atomic_load(&generation));
+}
+
+void engine_thread_online(void) { reg_thread_online(); }
+
+struct sbx *sbx_get(const char *name)
+{
+	struct reg_node *n = reg_get_name(eng.reg, name);
+	return n ? caa_container_of(n, struct sbx, node) : NULL;
+}
+
+struct sbx *sbx_get_id(uint64_t id)
+{
+	struct reg_node *n = reg_get_id(eng.reg, id);
+	return n ? caa_container_of(n, struct sbx, node) : NULL;
+}
+
+void sbx_put(struct sbx *s) { reg_put(&s->node); }
+uint64_t sbx_id(const struct sbx *s) { return s->node.id; }
+const char *sbx_name(const struct sbx *s) { return s->node.name; }
+uint64_t sbx_created_wall_usec(const struct sbx *s) { return s->cfg.created_wall_usec; }
+
+struct list_acc {
+	char (*names)[64];
+	uint64_t *ids;
+	size_t n, cap;
+	int err;
+};
+
+static int list_one(struct reg_node *n, void *arg)
+{
+	struct list_acc *a = arg;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		void *nn = realloc(a->names, cap * sizeof(*a->names));
+		if (nn)
+			a->names = nn;
+		void *ni = realloc(a->ids, cap * sizeof(*a->ids));
+		if (ni)
+			a->ids = ni;
+		if (!nn || !ni) {
+			a->err = -ENOMEM;
+			return 1;
+		}
+		a->cap = cap;
+	}
+	snprintf(a->names[a->n], 64, "%s", n->name);
+	a->ids[a->n++] = n->id;
+	return 0;
+}
+
+int engine_list(char (**names)[64], uint64_t **ids, size_t *n)
+{
+	struct list_acc a = {0};
+	reg_foreach(eng.reg, list_one, &a);
+	if (a.err) {
+		free(a.names);
+		free(a.ids);
+		return a.err;
+	}
+	*names = a.names;
+	*ids = a.ids;
+	*n = a.n;
+	return 0;
+}
+
+int engine_ctl(const char *buf, size_t len)
+{
+	struct ctl_cmd cmd;
+	struct err e = {0};
+	int r = ctl_split(buf, len, &cmd, &e);
+	if (r == 0) {
+		if (strcmp(cmd.argv[0], "create") == 0)
+			r = engine_create(cmd.argc, cmd.argv, &e);
+		else
+			r = err_set(&e, -EINVAL, "unknown command '%.64s' (create)", cmd.argv[0]);
+	}
+	if (r < 0)
+		engine_note_error("ctl: %s", e.msg);
+	return r;
+}
+
+static int instance_tag(const char *state_dir, char *out, size_t cap)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = state_dir; *p; p++) {
+		h ^= (unsigned char)*p;
+		h *= 16777619u;
+	}
+	return snprintf(out, cap, "%08x", h);
+}
+
+int engine_start(const struct engine_opts *o, struct err *e)
+{
+	eng.o = *o;
+	atomic_store(&eng.next_id, 1);
+	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s/sandboxes", o->state_dir);
+	if (strpbrk(eng.sandboxes_dir, ",:\\"))
+		return err_set(e, -EINVAL, "state dir %s has a character overlayfs cannot take "
+			       "(, : or \\)", o->state_dir);
+	int r = mkdir_p(eng.sandboxes_dir, 0700);
+	if (r < 0)
+		return err_set(e, r, "cannot create %s: %s", eng.sandboxes_dir, strerror(-r));
+	struct vmm_host h;
+	memset(&h, 0, sizeof(h));
+	snprintf(h.init_path, sizeof(h.init_path), "%s", o->init_path);
+	instance_tag(o->state_dir, h.tag, sizeof(h.tag));
+	r = vmm_host_init(&h, e);
+	if (r < 0)
+		return r;
+	eng.reg = reg_new();
+	if (!eng.reg)
+		return err_set(e, -ENOMEM, "cannot allocate the registry");
+	engine_thread_online();
+	if ((r = monitor_start()) < 0)
+		return err_set(e, r, "cannot start the monitor thread");
+	if ((r = pool_start(o->workers)) < 0)
+		return err_set(e, r, "cannot start the worker pool");
+	r = journal_load_all();
+	if (r > 0)
+		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
+	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),
+		 o->workers);
+	return 0;
+}
+
+struct pinned {
+	struct sbx **list;
+	size_t n, cap;
+};
+
+static int pin_one(struct reg_node *n, void *arg)
+{
+	struct pinned *p = arg;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct sbx **l = realloc(p->list, cap * sizeof(*l));
+		if (!l)
+			return 1;
+		p->list = l;
+		p->cap = cap;
+	}
+	if (reg_tryget(n))
+		p->list[p->n++] = caa_container_of(n, struct sbx, node);
+	return 0;
+}
+
+void engine_shutdown(void)
+{
+	if (eng.o.stop_on_exit) {
+		struct pinned p = {0};
+		reg_foreach(eng.reg, pin_one, &p);
+		for (size_t i = 0; i < p.n; i++) {
+			struct err e = {0};
+			sbx_stop(p.list[i], 0, "host", &e);
+			sbx_put(p.list[i]);
+		}
+		free(p.list);
+	}
+	pool_stop();
+	monitor_stop();
+	cg_host_cleanup();
+	log_info("engine stopped");
+}

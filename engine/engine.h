@@ -1,0 +1,72 @@
+/* The engine's interface to the FUSE layer: find sandboxes, create and
+ * remove them, run ctl commands, and generate file content. fs/ includes
+ * only engine headers. */
+#ifndef SBX_ENGINE_H
+#define SBX_ENGINE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common.h"
+
+struct sbx;
+struct sbx_exec;
+
+struct engine_opts {
+	char state_dir[PATH_MAX];
+	char images_dir[PATH_MAX];
+	char init_path[PATH_MAX];
+	char backend[16];
+	bool stop_on_exit;
+	int workers;
+};
+
+int engine_start(const struct engine_opts *o, struct err *e);
+/* Daemon exit: stops sandboxes if asked (--stop-on-exit), never removes them. */
+void engine_shutdown(void);
+/* Every thread that calls into the engine does this first (idempotent). */
+void engine_thread_online(void);
+
+/* Lookups return a pinned sandbox (or NULL); release with sbx_put. */
+struct sbx *sbx_get(const char *name);
+struct sbx *sbx_get_id(uint64_t id);
+void sbx_put(struct sbx *s);
+uint64_t sbx_id(const struct sbx *s);
+const char *sbx_name(const struct sbx *s);
+uint64_t sbx_created_wall_usec(const struct sbx *s);
+
+/* Names and ids of all sandboxes, a snapshot for readdir; free both arrays. */
+int engine_list(char (**names)[64], uint64_t **ids, size_t *n);
+
+/* mkdir: validate, reserve, journal, queue the start. Returns a pinned sandbox. */
+int engine_mkdir(const char *name, struct sbx **out);
+/* rmdir: stops if needed and removes every trace. */
+int engine_rmdir(const char *name);
+/* A write to /sbx/ctl or /sbx/NAME/ctl: one command. */
+int engine_ctl(const char *buf, size_t len);
+int sbx_ctl(struct sbx *s, const char *buf, size_t len);
+
+/* File content, generated once per open. */
+int engine_show_stats(struct buf *b);
+int engine_show_error(struct buf *b);
+int engine_show_images(struct buf *b);
+int engine_show_events(struct buf *b);
+int sbx_show_status(struct sbx *s, struct buf *b);
+int sbx_show_stats(struct sbx *s, struct buf *b);
+int sbx_show_config(struct sbx *s, struct buf *b);
+int sbx_show_events(struct sbx *s, struct buf *b);
+int sbx_show_error(struct sbx *s, struct buf *b);
+int sbx_show_log(struct sbx *s, struct buf *b);
+
+/* exec: one command session per open handle (see README). */
+int sbx_exec_open(struct sbx *s, struct sbx_exec **out);
+int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len);
+ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size);
+void sbx_exec_close(struct sbx_exec *x);
+
+/* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
+void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

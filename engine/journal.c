@@ -1,0 +1,192 @@
+/* Persistence: each sandbox's state and config as JSON in
+ * STATE/sandboxes/NAME/sandbox.json, replaced atomically on every
+ * transition; read back at start-up to re-adopt what still runs. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sbx.h"
+
+#define JOURNAL_VERSION 1
+
+static json_t *config_json(const struct sbx *s)
+{
+	const struct sbx_config *c = &s->cfg;
+	char created[64];
+	time_t sec = (time_t)(c->created_wall_usec / 1000000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:o, s:s, s:I}",
+			 "name", s->node.name, "image", c->image, "backend", c->backend,
+			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
+			 "pids", (json_int_t)c->pids, "net", c->net,
+			 "timeout", (json_int_t)c->timeout_sec,
+			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
+			 "created", created, "created_usec", (json_int_t)c->created_wall_usec);
+}
+
+int sbx_config_json(const struct sbx *s, struct buf *b)
+{
+	json_t *j = config_json(s);
+	if (!j)
+		return -ENOMEM;
+	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	int r = buf_printf(b, "%s\n", text);
+	free(text);
+	return r;
+}
+
+/* Called with s->lock held. */
+int journal_write(struct sbx *s)
+{
+	json_t *j = json_pack("{s:i, s:s, s:o, s:i, s:I, s:s, s:i, s:s, s:I}",
+			      "version", JOURNAL_VERSION, "state", sbx_state_name(atomic_load(&s->state)),
+			      "config", config_json(s), "pid", (int)s->vm.pid,
+			      "pid_start", (json_int_t)s->vm.pid_start, "reason", s->reason,
+			      "exit_code", s->exit_code, "error", s->error,
+			      "starts", (json_int_t)s->t.starts);
+	if (!j)
+		return -ENOMEM;
+	if (atomic_load(&s->state) == SBX_STOPPING)
+		json_object_set_new(j, "state", json_string("stopping"));
+	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/sandbox.json", s->vm.dir);
+	int r = write_file_atomic(path, text, strlen(text));
+	free(text);
+	if (r < 0)
+		log_err("sandbox %s: cannot write %s: %s", s->node.name, path, strerror(-r));
+	return r;
+}
+
+static int state_from_name(const char *n)
+{
+	for (int i = 0; i < SBX_NSTATES; i++)
+		if (strcmp(n, sbx_state_name(i)) == 0)
+			return i;
+	return strcmp(n, "stopping") == 0 ? SBX_STOPPING : -1;
+}
+
+/* Builds a sandbox from its journal; NULL (and a sentence in /sbx/error) if unreadable. */
+static struct sbx *journal_read(const char *name)
+{
+	char path[PATH_MAX + 64];
+	json_error_t je;
+	snprintf(path, sizeof(path), "%s/%s/sandbox.json", eng.sandboxes_dir, name);
+	json_t *j = json_load_file(path, 0, &je);
+	if (!j) {
+		engine_note_error("journal %s is unreadable (%s, line %d); sandbox '%s' skipped, its "
+				  "files are kept", path, je.text, je.line, name);
+		return NULL;
+	}
+	struct sbx_config c;
+	ctl_config_defaults(&c, eng.o.backend);
+	const char *state = NULL, *image = NULL, *backend = NULL, *reason = "-", *error = "";
+	json_int_t mem = 0, pids = 0, timeout = 0, created = 0, pid = 0, pid_start = 0, starts = 0;
+	int exit_code = -1;
+	double cpus = 1;
+	json_t *parent = NULL;
+	if (json_unpack_ex(j, &je, 0,
+			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?o, s:I}, s:I, s:I, s?s, "
+			   "s?i, s?s, s?I}",
+			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
+			   "cpus", &cpus, "pids", &pids, "net", &c.net, "timeout", &timeout,
+			   "parent", &parent, "created_usec", &created, "pid", &pid, "pid_start",
+			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
+			   "starts", &starts) < 0 ||
+	    state_from_name(state) < 0 || ctl_check_name(name, NULL) < 0) {
+		engine_note_error("journal %s is malformed (%s); sandbox '%s' skipped, its files "
+				  "are kept", path, je.text, name);
+		json_decref(j);
+		return NULL;
+	}
+	snprintf(c.image, sizeof(c.image), "%s", image);
+	snprintf(c.backend, sizeof(c.backend), "%s", backend);
+	c.memory_bytes = (uint64_t)mem;
+	c.cpu_millis = (uint32_t)(cpus * 1000 + 0.5);
+	c.pids = (uint32_t)pids;
+	c.timeout_sec = (uint32_t)timeout;
+	c.created_wall_usec = (uint64_t)created;
+	if (json_is_string(parent))
+		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
+	struct sbx *s = vmm_find(c.backend) ? sbx_alloc(name, &c) : NULL;
+	if (!s) {
+		engine_note_error("sandbox '%s' uses backend '%s', which this build lacks; skipped",
+				  name, backend);
+		json_decref(j);
+		return NULL;
+	}
+	atomic_store(&s->state, state_from_name(state));
+	s->vm.pid = (pid_t)pid;
+	s->vm.pid_start = (uint64_t)pid_start;
+	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	snprintf(s->error, sizeof(s->error), "%s", error);
+	s->exit_code = exit_code;
+	s->t.starts = (uint64_t)starts;
+	json_decref(j);
+	return s;
+}
+
+/* Settles a journaled sandbox: adopt it if its init still runs, else it is stopped. */
+static void recover(struct sbx *s)
+{
+	struct err e = {0};
+	int st = atomic_load(&s->state);
+	bool live = st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING;
+	if (live && s->ops->adopt(&s->vm, &e) == 0) {
+		if (st == SBX_STOPPING)
+			atomic_store(&s->state, SBX_RUNNING);
+		log_info("sandbox %s: re-adopted (pid %d)", s->node.name, (int)s->vm.pid);
+		monitor_watch(s);
+		return;
+	}
+	if (st == SBX_CREATING) {
+		atomic_store(&s->state, SBX_FAILED);
+		sbx_fail(s, -EIO, "the daemon stopped while this sandbox was being created");
+	} else if (live) {
+		atomic_store(&s->state, SBX_STOPPED);
+		snprintf(s->reason, sizeof(s->reason), "host");
+		log_info("sandbox %s: its processes ended while the daemon was away", s->node.name);
+		cg_destroy(&s->vm.cg);
+	}
+	s->vm.pid = 0;
+	s->vm.pid_start = 0;
+	journal_write(s);
+}
+
+int journal_load_all(void)
+{
+	DIR *d = opendir(eng.sandboxes_dir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int n = 0;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct sbx *s = journal_read(de->d_name);
+		if (!s)
+			continue;
+		if (reg_add(eng.reg, &s->node) < 0) {
+			sbx_put(s);
+			continue;
+		}
+		pthread_mutex_lock(&s->lock);
+		recover(s);
+		pthread_mutex_unlock(&s->lock);
+		sbx_put(s);
+		n++;
+	}
+	closedir(d);
+	return n;
+}

@@ -1,0 +1,599 @@
+/* The sandbox state machine: create, start, stop, kill, pause, resume and
+ * remove, and the monitor thread that learns of exits (pidfds) and of what
+ * init reports (its socket) through one epoll set. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include "sbx.h"
+
+#define SETTLE_TIMEOUT_SEC 60
+
+static const char *state_names[SBX_NSTATES] = {
+	"creating", "running", "paused", "standby", "stopped", "failed", "running",
+};
+
+const char *sbx_state_name(int state)
+{
+	return state >= 0 && state < SBX_NSTATES ? state_names[state] : "unknown";
+}
+
+void sbx_set_state(struct sbx *s, int state)
+{
+	atomic_store(&s->state, state);
+	s->generation++;
+	pthread_cond_broadcast(&s->cond);
+}
+
+int sbx_fail(struct sbx *s, int code, const char *msg)
+{
+	snprintf(s->error, sizeof(s->error), "%s", msg);
+	log_warn("sandbox %s: %s", s->node.name, msg);
+	return code;
+}
+
+static void sbx_release(struct reg_node *n)
+{
+	struct sbx *s = caa_container_of(n, struct sbx, node);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	free(s);
+}
+
+struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
+{
+	struct sbx *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	reg_node_init(&s->node, atomic_fetch_add(&eng.next_id, 1), name, sbx_release);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	s->cfg = *c;
+	s->ops = vmm_find(c->backend);
+	s->exit_code = -1;
+	snprintf(s->reason, sizeof(s->reason), "-");
+	vmm_inst_init(&s->vm);
+	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
+	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng.sandboxes_dir, name);
+	snprintf(s->vm.image_dir, sizeof(s->vm.image_dir), "%s/%s", eng.o.images_dir, c->image);
+	s->vm.lim.memory_bytes = c->memory_bytes;
+	s->vm.lim.pids = c->pids;
+	s->vm.lim.cpu_millis = c->cpu_millis;
+	return s;
+}
+
+static bool timed_wait(struct sbx *s, uint64_t deadline_usec)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_usec / 1000000),
+			      .tv_nsec = (long)(deadline_usec % 1000000) * 1000};
+	return pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0;
+}
+
+void sbx_wait_settled(struct sbx *s, int timeout_sec)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_sec * 1000000;
+	while (atomic_load(&s->state) == SBX_CREATING && now_usec() < deadline)
+		timed_wait(s, deadline);
+}
+
+/* --- start (on a pool worker) --- */
+
+static void start_job(void *arg)
+{
+	struct sbx *s = arg;
+	struct vmm_timing t = {0};
+	struct err e = {0};
+	uint64_t begin = now_usec();
+	int r = 0;
+	if (s->t.starts == 0)
+		r = s->ops->create(&s->vm, &e);
+	if (r == 0)
+		r = s->ops->start(&s->vm, &t, &e);
+
+	pthread_mutex_lock(&s->lock);
+	s->t.create_queue_usec = begin - s->t.request_usec;
+	if (r < 0) {
+		sbx_fail(s, r, e.msg);
+		sbx_set_state(s, SBX_FAILED);
+		snprintf(s->reason, sizeof(s->reason), "exit");
+		engine_note_error("create %s failed: %s", s->node.name, e.msg);
+	} else {
+		s->t.create_rootfs_usec = t.rootfs_usec;
+		s->t.create_cgroup_usec = t.cgroup_usec;
+		s->t.create_spawn_usec = t.spawn_usec;
+		s->t.create_init_usec = t.init_usec;
+		s->t.starts++;
+		s->t.started_wall_usec = wall_usec();
+		s->deadline_usec = s->cfg.timeout_sec
+					   ? now_usec() + (uint64_t)s->cfg.timeout_sec * 1000000
+					   : 0;
+		s->error[0] = '\0';
+		snprintf(s->reason, sizeof(s->reason), "-");
+		s->exit_code = -1;
+		sbx_set_state(s, SBX_RUNNING);
+		monitor_watch(s);
+	}
+	uint64_t tj = now_usec();
+	journal_write(s);
+	s->t.create_journal_usec = now_usec() - tj;
+	s->t.create_usec = now_usec() - s->t.request_usec;
+	uint64_t total = s->t.create_usec;
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0) {
+		lat_add(LAT_CREATE, total);
+		log_info("sandbox %s: running in %llu us (pid %d)", s->node.name,
+			 (unsigned long long)total, (int)s->vm.pid);
+	}
+	stats_count_create(r == 0);
+	sbx_put(s);
+}
+
+int sbx_queue_start(struct sbx *s)
+{
+	reg_tryget(&s->node); /* the job's reference */
+	int r = pool_submit(start_job, s);
+	if (r < 0) {
+		sbx_put(s);
+		return r;
+	}
+	return 0;
+}
+
+/* Reserves the name, journals, and queues the start: returns at once. */
+static int sbx_create(const char *name, const struct sbx_config *c, struct sbx **out,
+		      struct err *e)
+{
+	struct stat st;
+	char path[PATH_MAX];
+	int r = ctl_check_name(name, e);
+	if (r < 0)
+		return r;
+	if (!vmm_find(c->backend))
+		return err_set(e, -EOPNOTSUPP, "backend '%s' is not available in this build",
+			       c->backend);
+	snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, c->image);
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", c->image);
+	if (strpbrk(path, ",:\\"))
+		return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take", path);
+
+	struct sbx *s = sbx_alloc(name, c);
+	if (!s)
+		return err_set(e, -ENOMEM, "out of memory");
+	s->cfg.created_wall_usec = wall_usec();
+	s->t.request_usec = now_usec();
+	atomic_store(&s->state, SBX_CREATING);
+	if (reg_add(eng.reg, &s->node) < 0) {
+		sbx_put(s);
+		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
+	}
+	if (mkdir(s->vm.dir, 0700) < 0) {
+		r = -errno;
+		if (errno == EEXIST)
+			err_set(e, -EEXIST, "%s exists on disk but is not a known sandbox; "
+				"remove it by hand if it is not needed", s->vm.dir);
+		else
+			err_set(e, r, "cannot create %s: %s", s->vm.dir, strerror(errno));
+		r = e->code;
+		goto undo;
+	}
+	pthread_mutex_lock(&s->lock);
+	r = journal_write(s);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		err_set(e, r, "cannot write the journal of %s: %s", name, strerror(-r));
+		rm_rf(s->vm.dir);
+		goto undo;
+	}
+	r = sbx_queue_start(s);
+	if (r < 0) {
+		err_set(e, r, "cannot queue the start of %s", name);
+		rm_rf(s->vm.dir);
+		goto undo;
+	}
+	engine_bump_generation();
+	log_debug("sandbox %s: reserved (id %llu)", name, (unsigned long long)s->node.id);
+	*out = s;
+	return 0;
+undo:
+	reg_del(eng.reg, &s->node);
+	sbx_put(s);
+	return r;
+}
+
+int engine_mkdir(const char *name, struct sbx **out)
+{
+	struct sbx_config c;
+	struct err e = {0};
+	ctl_config_defaults(&c, eng.o.backend);
+	int r = sbx_create(name, &c, out, &e);
+	if (r < 0)
+		engine_note_error("mkdir '%s': %s", name, e.msg);
+	return r;
+}
+
+int engine_create(int argc, char **argv, struct err *e)
+{
+	struct sbx_config c;
+	struct sbx *s;
+	ctl_config_defaults(&c, eng.o.backend);
+	if (argc < 2)
+		return err_set(e, -EINVAL, "usage: create NAME [key=value...]");
+	int r = ctl_check_name(argv[1], e);
+	if (r < 0)
+		return r;
+	r = ctl_parse_options(argc - 2, argv + 2, &c, e);
+	if (r < 0)
+		return r;
+	r = sbx_create(argv[1], &c, &s, e);
+	if (r == 0)
+		sbx_put(s);
+	return r;
+}
+
+/* --- stop, start, kill, pause, resume --- */
+
+static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
+{
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state);
+	if (st == SBX_STOPPING)
+		return err_set(e, -EBUSY, "sandbox %s is already stopping", s->node.name);
+	if (st != SBX_RUNNING && st != SBX_PAUSED)
+		return err_set(e, -EBUSY, "cannot stop sandbox %s: it is %s", s->node.name,
+			       sbx_state_name(st));
+	s->t.stop_request_usec = now_usec();
+	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	sbx_set_state(s, SBX_STOPPING);
+	if (st == SBX_PAUSED)
+		s->ops->thaw(&s->vm, NULL); /* a frozen init cannot act on stop */
+	pthread_mutex_unlock(&s->lock);
+	int r = s->ops->stop(&s->vm, timeout_sec, e);
+	pthread_mutex_lock(&s->lock);
+	/* The monitor reaps init and moves us to stopped; wait for it, bounded. */
+	uint64_t deadline = now_usec() + 10 * 1000000ull;
+	while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
+		timed_wait(s, deadline);
+	if (r < 0)
+		return r;
+	if (atomic_load(&s->state) == SBX_STOPPING)
+		return err_set(e, -ETIMEDOUT, "sandbox %s did not stop", s->node.name);
+	return 0;
+}
+
+int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = sbx_stop_locked(s, timeout_sec, reason, e);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int sbx_start(struct sbx *s, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	int st = atomic_load(&s->state);
+	int r = 0;
+	if (s->removing)
+		r = err_set(e, -EBUSY, "sandbox %s is being removed", s->node.name);
+	else if (st != SBX_STOPPED && st != SBX_FAILED)
+		r = err_set(e, -EBUSY, "cannot start sandbox %s: it is %s", s->node.name,
+			    sbx_state_name(st));
+	else if (access(s->vm.image_dir, F_OK) < 0)
+		r = err_set(e, -ENOENT, "image '%s' is gone", s->cfg.image);
+	if (r == 0) {
+		s->t.request_usec = now_usec();
+		sbx_set_state(s, SBX_CREATING);
+		journal_write(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (r == 0 && (r = sbx_queue_start(s)) < 0) {
+		pthread_mutex_lock(&s->lock);
+		sbx_set_state(s, SBX_FAILED);
+		pthread_mutex_unlock(&s->lock);
+		r = err_set(e, r, "cannot queue the start of %s", s->node.name);
+	}
+	return r;
+}
+
+static int sbx_signal(struct sbx *s, int sig, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state), r;
+	if (st != SBX_RUNNING && st != SBX_PAUSED && st != SBX_STOPPING)
+		r = err_set(e, -EBUSY, "cannot signal sandbox %s: it is %s", s->node.name,
+			    sbx_state_name(st));
+	else {
+		if (sig == SIGKILL && st != SBX_STOPPING)
+			snprintf(s->reason, sizeof(s->reason), "user");
+		r = s->ops->kill(&s->vm, sig, e);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int sbx_pause(struct sbx *s, bool pause, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state), r;
+	int want = pause ? SBX_RUNNING : SBX_PAUSED;
+	if (st != want)
+		r = err_set(e, -EBUSY, "cannot %s sandbox %s: it is %s", pause ? "pause" : "resume",
+			    s->node.name, sbx_state_name(st));
+	else if ((r = pause ? s->ops->freeze(&s->vm, e) : s->ops->thaw(&s->vm, e)) == 0) {
+		sbx_set_state(s, pause ? SBX_PAUSED : SBX_RUNNING);
+		journal_write(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+static int sbx_extend(struct sbx *s, uint64_t sec, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	int st = atomic_load(&s->state), r = 0;
+	if (st != SBX_RUNNING && st != SBX_PAUSED && st != SBX_CREATING)
+		r = err_set(e, -EBUSY, "cannot extend sandbox %s: it is %s", s->node.name,
+			    sbx_state_name(st));
+	else {
+		uint64_t now = now_usec();
+		uint64_t base = s->deadline_usec > now ? s->deadline_usec : now;
+		s->deadline_usec = base + sec * 1000000;
+		uint64_t left = (s->deadline_usec - now) / 1000000;
+		s->cfg.timeout_sec = (uint32_t)((now - s->t.request_usec) / 1000000 + left);
+		journal_write(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sbx_ctl(struct sbx *s, const char *buf, size_t len)
+{
+	struct ctl_cmd cmd;
+	struct err e = {0};
+	int r = ctl_split(buf, len, &cmd, &e);
+	if (r == 0) {
+		const char *verb = cmd.argv[0];
+		uint64_t u = 10;
+		int sig = SIGKILL;
+		if (!strcmp(verb, "stop")) {
+			if (cmd.argc > 2 || (cmd.argc == 2 && ctl_parse_uint(cmd.argv[1], 3600, &u) < 0))
+				r = err_set(&e, -EINVAL, "usage: stop [SECONDS], at most 3600");
+			else
+				r = sbx_stop(s, (int)u, "user", &e);
+		} else if (!strcmp(verb, "start") && cmd.argc == 1) {
+			r = sbx_start(s, &e);
+		} else if (!strcmp(verb, "kill")) {
+			if (cmd.argc > 2 || (cmd.argc == 2 && ctl_parse_signal(cmd.argv[1], &sig) < 0))
+				r = err_set(&e, -EINVAL, "usage: kill [SIGNAL], a name like TERM or a number");
+			else
+				r = sbx_signal(s, sig, &e);
+		} else if ((!strcmp(verb, "pause") || !strcmp(verb, "resume")) && cmd.argc == 1) {
+			r = sbx_pause(s, !strcmp(verb, "pause"), &e);
+		} else if (!strcmp(verb, "extend")) {
+			if (cmd.argc != 2 || ctl_parse_uint(cmd.argv[1], 31536000, &u) < 0 || u == 0)
+				r = err_set(&e, -EINVAL, "usage: extend SECONDS");
+			else
+				r = sbx_extend(s, u, &e);
+		} else if (!strcmp(verb, "fork") || !strcmp(verb, "standby")) {
+			r = err_set(&e, -EOPNOTSUPP, "'%s' is not implemented yet in this version", verb);
+		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume")) {
+			r = err_set(&e, -EINVAL, "'%s' takes no arguments", verb);
+		} else {
+			r = err_set(&e, -EINVAL, "unknown command '%.64s' (stop start kill pause resume "
+				    "extend)", verb);
+		}
+	}
+	if (r < 0) {
+		pthread_mutex_lock(&s->lock);
+		sbx_fail(s, r, e.msg);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
+}
+
+/* --- removal --- */
+
+int engine_rmdir(const char *name)
+{
+	struct err e = {0};
+	struct sbx *s = sbx_get(name);
+	if (!s) {
+		engine_note_error("rmdir '%s': no such sandbox", name);
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (s->removing) {
+		pthread_mutex_unlock(&s->lock);
+		sbx_put(s);
+		return -ENOENT;
+	}
+	s->removing = true;
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state), r = 0;
+	if (st == SBX_RUNNING || st == SBX_PAUSED)
+		r = sbx_stop_locked(s, 0, "user", &e);
+	else if (st == SBX_STOPPING) {
+		uint64_t deadline = now_usec() + 15 * 1000000ull;
+		while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
+			timed_wait(s, deadline);
+	}
+	st = atomic_load(&s->state);
+	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED)
+		r = err_set(&e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
+	if (r == 0)
+		r = s->ops->destroy(&s->vm, &e);
+	if (r < 0) {
+		s->removing = false;
+		sbx_fail(s, r, e.msg);
+		pthread_mutex_unlock(&s->lock);
+		engine_note_error("rmdir '%s': %s", name, e.msg);
+		sbx_put(s);
+		return r;
+	}
+	pthread_mutex_unlock(&s->lock);
+	reg_del(eng.reg, &s->node);
+	engine_bump_generation();
+	log_info("sandbox %s: removed", name);
+	sbx_put(s);
+	return 0;
+}
+
+/* --- the monitor thread --- */
+
+static int epfd = -1, wake_fd = -1;
+static pthread_t monitor_thread;
+static _Atomic bool monitor_quit;
+
+#define TAG_CTL 1ul
+
+void monitor_watch(struct sbx *s)
+{
+	if (s->monitored)
+		return;
+	reg_tryget(&s->node); /* the monitor's reference, dropped after the reap */
+	s->monitored = true;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uintptr_t)s};
+	epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.pidfd, &ev);
+	if (s->vm.ctl_fd >= 0) {
+		ev.data.u64 = (uintptr_t)s | TAG_CTL;
+		epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
+	}
+}
+
+static void on_exit_of_init(struct sbx *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->vm.pidfd < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	int code, prev = atomic_load(&s->state);
+	struct vmm_usage u = {0};
+	s->ops->usage(&s->vm, &u);
+	if (s->vm.ctl_fd >= 0)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
+	epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
+	s->ops->reap(&s->vm, &code);
+	s->exit_code = code;
+	if (prev != SBX_STOPPING)
+		snprintf(s->reason, sizeof(s->reason), "%s",
+			 strcmp(s->reason, "user") == 0 ? "user" : u.oom_kills ? "oom" : "exit");
+	if (prev == SBX_STOPPING && s->t.stop_request_usec) {
+		s->t.stop_usec = now_usec() - s->t.stop_request_usec;
+		lat_add(LAT_STOP, s->t.stop_usec);
+	}
+	s->deadline_usec = 0;
+	s->monitored = false;
+	sbx_exec_fail_all(s, 137);
+	sbx_set_state(s, SBX_STOPPED);
+	journal_write(s);
+	log_info("sandbox %s: stopped (%s, exit code %d)", s->node.name, s->reason, code);
+	pthread_mutex_unlock(&s->lock);
+	sbx_put(s);
+}
+
+static void on_init_message(struct sbx *s)
+{
+	struct vmm_event ev;
+	pthread_mutex_lock(&s->lock);
+	if (s->vm.ctl_fd < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	s->ops->event(&s->vm, &ev);
+	if (ev.kind == VMM_EV_EXEC_EXIT)
+		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
+	else if (ev.kind == VMM_EV_HANGUP)
+		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct expired { struct sbx *list[64]; int n; };
+
+static int collect_expired(struct reg_node *n, void *arg)
+{
+	struct expired *x = arg;
+	struct sbx *s = caa_container_of(n, struct sbx, node);
+	int st = atomic_load(&s->state);
+	if (s->deadline_usec && now_usec() >= s->deadline_usec &&
+	    (st == SBX_RUNNING || st == SBX_PAUSED) && x->n < 64 && reg_tryget(n))
+		x->list[x->n++] = s;
+	return 0;
+}
+
+static void timeout_job(void *arg)
+{
+	struct sbx *s = arg;
+	struct err e = {0};
+	log_info("sandbox %s: timeout reached, stopping", s->node.name);
+	if (sbx_stop(s, 10, "timeout", &e) < 0 && e.code != -EBUSY) {
+		pthread_mutex_lock(&s->lock);
+		sbx_fail(s, e.code, e.msg);
+		pthread_mutex_unlock(&s->lock);
+	}
+	sbx_put(s);
+}
+
+static void *monitor_main(void *arg)
+{
+	(void)arg;
+	engine_thread_online();
+	while (!atomic_load(&monitor_quit)) {
+		struct epoll_event evs[32];
+		int n = epoll_wait(epfd, evs, 32, 500);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == 0)
+				continue; /* wake_fd */
+			struct sbx *s = (struct sbx *)(uintptr_t)(evs[i].data.u64 & ~TAG_CTL);
+			if (evs[i].data.u64 & TAG_CTL)
+				on_init_message(s);
+		}
+		/* Exits after messages, so an exec's last report is read before its init is reaped. */
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.u64 && !(evs[i].data.u64 & TAG_CTL))
+				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
+		struct expired x = {.n = 0};
+		reg_foreach(eng.reg, collect_expired, &x);
+		for (int i = 0; i < x.n; i++) {
+			pthread_mutex_lock(&x.list[i]->lock);
+			x.list[i]->deadline_usec = 0; /* one stop per deadline */
+			pthread_mutex_unlock(&x.list[i]->lock);
+			if (pool_submit(timeout_job, x.list[i]) < 0)
+				sbx_put(x.list[i]);
+		}
+	}
+	reg_thread_offline();
+	return NULL;
+}
+
+int monitor_start(void)
+{
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (epfd < 0 || wake_fd < 0)
+		return -errno;
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
+	epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &ev);
+	return -pthread_create(&monitor_thread, NULL, monitor_main, NULL);
+}
+
+void monitor_stop(void)
+{
+	atomic_store(&monitor_quit, true);
+	uint64_t one = 1;
+	if (write(wake_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot wake the monitor: %s", strerror(errno));
+	pthread_join(monitor_thread, NULL);
+}

@@ -1,0 +1,97 @@
+/* The sandbox object and the engine's internal interfaces between its files
+ * (lifecycle, journal, stats, exec, worker pool). */
+#ifndef SBX_SBX_H
+#define SBX_SBX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../vmm/vmm.h"
+#include "ctl.h"
+#include "engine.h"
+#include "registry.h"
+
+enum sbx_state {
+	SBX_CREATING,
+	SBX_RUNNING,
+	SBX_PAUSED,
+	SBX_STANDBY,
+	SBX_STOPPED,
+	SBX_FAILED,
+	SBX_STOPPING, /* shown as running: it runs until init is gone */
+	SBX_NSTATES
+};
+
+struct sbx_times {
+	uint64_t request_usec; /* monotonic time of the create/start request */
+	uint64_t create_usec, create_queue_usec, create_rootfs_usec, create_cgroup_usec;
+	uint64_t create_spawn_usec, create_init_usec, create_journal_usec;
+	uint64_t stop_request_usec, stop_usec;
+	uint64_t started_wall_usec;
+	uint64_t starts;
+};
+
+struct sbx {
+	struct reg_node node; /* name, id, refcount, registry links */
+	pthread_mutex_t lock; /* serialises transitions; never held across a registry read */
+	pthread_cond_t cond;  /* broadcast on every state change */
+	_Atomic int state;
+	struct sbx_config cfg;
+	struct sbx_times t;
+	const struct vmm_ops *ops;
+	struct vmm_inst vm;
+	char error[SBX_ERRMSG_MAX];
+	char reason[16]; /* why it last stopped: user timeout oom exit host */
+	int exit_code;   /* of init, -1 unknown */
+	uint64_t generation;
+	uint64_t deadline_usec; /* monotonic; 0 none (timeout=) */
+	bool removing;
+	bool monitored;
+	uint64_t next_exec_id;
+	struct sbx_exec *execs; /* open exec sessions, under lock */
+};
+
+struct engine {
+	struct engine_opts o;
+	struct reg *reg;
+	_Atomic uint64_t next_id;
+	char sandboxes_dir[PATH_MAX];
+};
+extern struct engine eng;
+
+const char *sbx_state_name(int state);
+/* Sets the sandbox's error sentence (under s->lock) and logs it. Returns code. */
+int sbx_fail(struct sbx *s, int code, const char *msg);
+
+/* journal.c */
+int journal_write(struct sbx *s);
+int journal_load_all(void);
+int sbx_config_json(const struct sbx *s, struct buf *b);
+
+/* stats.c */
+enum lat_kind { LAT_CREATE, LAT_STOP, LAT_N };
+void lat_add(enum lat_kind k, uint64_t usec);
+uint64_t lat_percentile(uint64_t *sorted, size_t n, unsigned pct);
+void stats_count_create(bool ok);
+
+/* pool.c */
+int pool_start(int workers);
+void pool_stop(void);
+int pool_submit(void (*fn)(void *), void *arg);
+
+/* lifecycle.c */
+struct sbx *sbx_alloc(const char *name, const struct sbx_config *c);
+int sbx_queue_start(struct sbx *s);
+void monitor_watch(struct sbx *s);
+int monitor_start(void);
+void monitor_stop(void);
+void sbx_exec_fail_all(struct sbx *s, int code);
+void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
+/* Waits (bounded) while the sandbox is creating; call with s->lock held. */
+void sbx_wait_settled(struct sbx *s, int timeout_sec);
+void sbx_set_state(struct sbx *s, int state);
+int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
+int engine_create(int argc, char **argv, struct err *e);
+void engine_bump_generation(void);
+
+#endif

@@ -1,0 +1,198 @@
+/* Timing and counters: latency samples of create and stop (a bounded ring
+ * of the most recent), and the content of the stats/status/events files. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sbx.h"
+
+#define LAT_RING 4096
+
+struct lat {
+	pthread_mutex_t lock;
+	uint64_t ring[LAT_RING];
+	uint64_t total; /* samples ever */
+};
+static struct lat lats[LAT_N] = {{.lock = PTHREAD_MUTEX_INITIALIZER},
+				 {.lock = PTHREAD_MUTEX_INITIALIZER}};
+static _Atomic uint64_t creates_ok, creates_failed;
+
+void lat_add(enum lat_kind k, uint64_t usec)
+{
+	struct lat *l = &lats[k];
+	pthread_mutex_lock(&l->lock);
+	l->ring[l->total % LAT_RING] = usec;
+	l->total++;
+	pthread_mutex_unlock(&l->lock);
+}
+
+void stats_count_create(bool ok)
+{
+	atomic_fetch_add(ok ? &creates_ok : &creates_failed, 1);
+}
+
+/* Nearest-rank percentile of a sorted array. */
+uint64_t lat_percentile(uint64_t *sorted, size_t n, unsigned pct)
+{
+	if (n == 0)
+		return 0;
+	size_t rank = (pct * n + 99) / 100;
+	if (rank == 0)
+		rank = 1;
+	return sorted[(rank > n ? n : rank) - 1];
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int show_lat(struct buf *b, enum lat_kind k, const char *name)
+{
+	static uint64_t tmp[LAT_N][LAT_RING];
+	static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct lat *l = &lats[k];
+	pthread_mutex_lock(&tmp_lock);
+	pthread_mutex_lock(&l->lock);
+	size_t n = l->total < LAT_RING ? l->total : LAT_RING;
+	uint64_t total = l->total;
+	memcpy(tmp[k], l->ring, n * sizeof(uint64_t));
+	pthread_mutex_unlock(&l->lock);
+	qsort(tmp[k], n, sizeof(uint64_t), cmp_u64);
+	int r = buf_printf(b,
+			   "%s_total %" PRIu64 "\n%s_p50_usec %" PRIu64 "\n%s_p95_usec %" PRIu64
+			   "\n%s_p99_usec %" PRIu64 "\n%s_max_usec %" PRIu64 "\n",
+			   name, total, name, lat_percentile(tmp[k], n, 50), name,
+			   lat_percentile(tmp[k], n, 95), name, lat_percentile(tmp[k], n, 99), name,
+			   n ? tmp[k][n - 1] : 0);
+	pthread_mutex_unlock(&tmp_lock);
+	return r;
+}
+
+static int count_state(struct reg_node *n, void *arg)
+{
+	uint64_t *counts = arg;
+	struct sbx *s = caa_container_of(n, struct sbx, node);
+	int st = atomic_load(&s->state);
+	counts[st == SBX_STOPPING ? SBX_RUNNING : st]++;
+	return 0;
+}
+
+int engine_show_stats(struct buf *b)
+{
+	uint64_t counts[SBX_NSTATES] = {0};
+	reg_foreach(eng.reg, count_state, counts);
+	uint64_t total = 0;
+	for (int i = 0; i < SBX_NSTATES; i++)
+		total += counts[i];
+	int r = buf_printf(b, "sandboxes %" PRIu64 "\n", total);
+	for (int i = 0; i < SBX_STOPPING; i++)
+		r |= buf_printf(b, "%s %" PRIu64 "\n", sbx_state_name(i), counts[i]);
+	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng.o.backend, cg_version());
+	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
+			atomic_load(&creates_ok), atomic_load(&creates_failed));
+	r |= show_lat(b, LAT_CREATE, "create");
+	r |= show_lat(b, LAT_STOP, "stop");
+	return r ? -ENOMEM : 0;
+}
+
+int sbx_show_status(struct sbx *s, struct buf *b)
+{
+	return buf_printf(b, "%s\n", sbx_state_name(atomic_load(&s->state)));
+}
+
+int sbx_show_stats(struct sbx *s, struct buf *b)
+{
+	struct vmm_usage u = {0};
+	pthread_mutex_lock(&s->lock);
+	int st = atomic_load(&s->state);
+	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
+		s->ops->usage(&s->vm, &u);
+	const struct sbx_times *t = &s->t;
+	int r = buf_printf(b,
+		"state %s\npid %d\nparent %s\nbackend %s\nstarts %" PRIu64 "\n"
+		"create_usec %" PRIu64 "\ncreate_queue_usec %" PRIu64 "\ncreate_cgroup_usec %" PRIu64
+		"\ncreate_spawn_usec %" PRIu64 "\ncreate_rootfs_usec %" PRIu64
+		"\ncreate_init_usec %" PRIu64 "\ncreate_journal_usec %" PRIu64
+		"\nstop_usec %" PRIu64 "\n"
+		"cpu_usec %" PRIu64 "\nmemory_bytes %" PRIu64 "\nmemory_peak_bytes %" PRIu64
+		"\nmemory_limit_bytes %" PRIu64 "\npids_current %" PRIu64 "\npids_limit %u\n"
+		"oom_kills %" PRIu64 "\n",
+		sbx_state_name(st), (int)s->vm.pid, s->cfg.parent[0] ? s->cfg.parent : "-",
+		s->cfg.backend, t->starts, t->create_usec, t->create_queue_usec,
+		t->create_cgroup_usec, t->create_spawn_usec, t->create_rootfs_usec,
+		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
+		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
+		u.oom_kills);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sbx_show_config(struct sbx *s, struct buf *b)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = sbx_config_json(s, b);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sbx_show_events(struct sbx *s, struct buf *b)
+{
+	struct vmm_usage u = {0};
+	pthread_mutex_lock(&s->lock);
+	int st = atomic_load(&s->state);
+	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
+		s->ops->usage(&s->vm, &u);
+	int r = buf_printf(b, "state %s\nreason %s\nexit_code %d\noom_kills %" PRIu64
+			   "\ngeneration %" PRIu64 "\n",
+			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills, s->generation);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sbx_show_error(struct sbx *s, struct buf *b)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = s->error[0] ? buf_printf(b, "%s\n", s->error) : 0;
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+#define LOG_SHOW_MAX (64 * 1024)
+
+/* The last 64 KiB of the console, starting at a line boundary. */
+int sbx_show_log(struct sbx *s, struct buf *b)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/console.log", s->vm.dir);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	struct stat st;
+	off_t off = 0;
+	if (fstat(fd, &st) == 0 && st.st_size > LOG_SHOW_MAX)
+		off = st.st_size - LOG_SHOW_MAX;
+	char chunk[8192];
+	ssize_t n;
+	bool skip_partial = off > 0;
+	while ((n = pread(fd, chunk, sizeof(chunk), off)) > 0) {
+		off += n;
+		char *p = chunk;
+		if (skip_partial) {
+			char *nl = memchr(chunk, '\n', (size_t)n);
+			if (!nl)
+				continue;
+			skip_partial = false;
+			n -= nl + 1 - chunk;
+			p = nl + 1;
+		}
+		if (buf_append(b, p, (size_t)n) < 0)
+			break;
+	}
+	close(fd);
+	return 0;
+}

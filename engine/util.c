@@ -1,0 +1,209 @@
+/* Implementation of common.h: errors, buffers, logging and file helpers. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+int err_set(struct err *e, int code, const char *fmt, ...)
+{
+	if (e) {
+		va_list ap;
+		va_start(ap, fmt);
+		e->code = code;
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+void err_clear(struct err *e)
+{
+	e->code = 0;
+	e->msg[0] = '\0';
+}
+
+static int buf_grow(struct buf *b, size_t need)
+{
+	if (b->len + need + 1 <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 256;
+	while (cap < b->len + need + 1)
+		cap *= 2;
+	char *p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	if (buf_grow(b, (size_t)n) < 0)
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_grow(b, n) < 0)
+		return -ENOMEM;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static int log_level = LOG_LVL_INFO;
+static bool log_syslog;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_init(int level, bool use_syslog)
+{
+	log_level = level;
+	log_syslog = use_syslog;
+	if (use_syslog)
+		openlog("sandboxfs", LOG_PID, LOG_DAEMON);
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (log_syslog) {
+		syslog(level, "%s", line);
+		return;
+	}
+	static const char *names[] = {"", "", "", "error", "warn", "", "info", "debug"};
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	pthread_mutex_lock(&log_lock);
+	fprintf(stderr, "%02d:%02d:%02d.%03ld sandboxfs %s: %s\n", tm.tm_hour, tm.tm_min,
+		tm.tm_sec, ts.tv_nsec / 1000000, names[level & 7], line);
+	pthread_mutex_unlock(&log_lock);
+}
+
+int write_file(const char *path, const char *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, data, len);
+	int ret = n < 0 ? -errno : ((size_t)n == len ? 0 : -EIO);
+	close(fd);
+	return ret;
+}
+
+int write_file_str(const char *path, const char *s)
+{
+	return write_file(path, s, strlen(s));
+}
+
+int read_file_str(const char *path, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, out, cap - 1);
+	int saved = errno;
+	close(fd);
+	if (n < 0)
+		return -saved;
+	out[n] = '\0';
+	return (int)n;
+}
+
+/* Temp file, fsync, rename, fsync of the directory: the journal survives power loss. */
+int write_file_atomic(const char *path, const char *data, size_t len)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	int ret = 0;
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0)
+		ret = errno ? -errno : -EIO;
+	close(fd);
+	if (ret == 0 && rename(tmp, path) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		unlink(tmp);
+		return ret;
+	}
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
+		return -ENAMETOOLONG;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	int r = (flag == FTW_DP) ? rmdir(path) : unlink(path);
+	return (r < 0 && errno != ENOENT) ? -1 : 0;
+}
+
+/* Depth-first, never crossing into other filesystems (a stray mount stays intact). */
+int rm_rf(const char *path)
+{
+	if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return 0;
+}

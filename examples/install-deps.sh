@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what sandboxfs needs to build, test and run on Debian 12 (as root).
+set -eu
+pkgs="build-essential pkg-config libfuse3-dev fuse3 liburcu-dev libjansson-dev libcap-dev
+      libmnl-dev libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux file"
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing
+fi
+[ -e /dev/fuse ] || { echo "install-deps: /dev/fuse is missing; sandboxfs needs FUSE" >&2; exit 1; }

@@ -1,0 +1,659 @@
+/* FUSE low-level operations. Inode numbers are computed, not allocated:
+ * root is 1, top-level file i is 2+i, sandbox id N is N<<8 and its file i is
+ * (N<<8)|(i+1). Ids are never reused, so a stale inode resolves to ENOENT
+ * and forget has nothing to free. Every operation replies; none answers ENOSYS. */
+#define _GNU_SOURCE
+#include "fsx.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define ENTRY_TIMEOUT 1.0
+
+static struct timespec start_time;
+
+void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
+
+struct node {
+	uint64_t id; /* 0: top level */
+	int idx;     /* -1: the directory itself */
+	const struct fsx_file *f;
+};
+
+static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
+static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << 8; }
+static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << 8) | (i + 1); }
+
+static int decode(fuse_ino_t ino, struct node *n)
+{
+	n->f = NULL;
+	if (ino < 256) {
+		n->id = 0;
+		if (ino == FUSE_ROOT_ID) {
+			n->idx = -1;
+			return 0;
+		}
+		if (ino < 2 || ino - 2 >= fsx_top_nfiles)
+			return -ENOENT;
+		n->idx = (int)(ino - 2);
+		n->f = &fsx_top_files[n->idx];
+		return 0;
+	}
+	n->id = ino >> 8;
+	n->idx = (int)(ino & 0xff) - 1;
+	if (n->idx >= (int)fsx_sbx_nfiles)
+		return -ENOENT;
+	if (n->idx >= 0)
+		n->f = &fsx_sbx_files[n->idx];
+	return 0;
+}
+
+static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = mode;
+	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
+	st->st_blksize = 4096;
+	if (created_usec) {
+		st->st_mtim.tv_sec = (time_t)(created_usec / 1000000);
+		st->st_mtim.tv_nsec = (long)(created_usec % 1000000) * 1000;
+	} else {
+		st->st_mtim = start_time;
+	}
+	st->st_atim = st->st_ctim = st->st_mtim;
+}
+
+/* Attributes of a node; for sandbox nodes the sandbox must still exist. */
+static int node_attr(fuse_ino_t ino, struct stat *st)
+{
+	struct node n;
+	int r = decode(ino, &n);
+	if (r < 0)
+		return r;
+	if (n.id == 0) {
+		fill_attr(st, ino, n.f ? S_IFREG | n.f->mode : S_IFDIR | 0755, 0);
+		return 0;
+	}
+	struct sbx *s = sbx_get_id(n.id);
+	if (!s)
+		return -ENOENT;
+	fill_attr(st, ino, n.f ? S_IFREG | n.f->mode : S_IFDIR | 0755, sbx_created_wall_usec(s));
+	sbx_put(s);
+	return 0;
+}
+
+static void reply_entry(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fuse_entry_param e;
+	memset(&e, 0, sizeof(e));
+	int r = node_attr(ino, &e.attr);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	e.ino = ino;
+	e.attr_timeout = ENTRY_TIMEOUT;
+	e.entry_timeout = ENTRY_TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static int find_file(const struct fsx_file *tab, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tab[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	engine_thread_online();
+	struct node p;
+	if (decode(parent, &p) < 0 || p.f) {
+		fuse_reply_err(req, p.f ? ENOTDIR : ENOENT);
+		return;
+	}
+	if (p.id == 0) {
+		int i = find_file(fsx_top_files, fsx_top_nfiles, name);
+		if (i >= 0) {
+			reply_entry(req, ino_top_file((size_t)i));
+			return;
+		}
+		struct sbx *s = sbx_get(name);
+		if (!s) {
+			fuse_reply_err(req, ENOENT);
+			return;
+		}
+		fuse_ino_t ino = ino_sbx_dir(sbx_id(s));
+		sbx_put(s);
+		reply_entry(req, ino);
+		return;
+	}
+	int i = find_file(fsx_sbx_files, fsx_sbx_nfiles, name);
+	if (i < 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	reply_entry(req, ino_sbx_file(p.id, (size_t)i));
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	engine_thread_online();
+	struct stat st;
+	int r = node_attr(ino, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+}
+
+/* Only what `echo x > file` needs: truncation to 0 (and times, for touch). */
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	(void)fi;
+	engine_thread_online();
+	int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+		      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+	if ((to_set & ~allowed) || ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	struct stat st;
+	int r = node_attr(ino, &st);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+}
+
+/* --- directories: a snapshot of the entries per opendir --- */
+
+struct dir_ent {
+	char name[64];
+	fuse_ino_t ino;
+	mode_t mode;
+};
+
+struct dir_handle {
+	struct dir_ent *ents;
+	size_t n;
+};
+
+static int dir_add(struct dir_handle *d, size_t *cap, const char *name, fuse_ino_t ino,
+		   mode_t mode)
+{
+	if (d->n == *cap) {
+		size_t c = *cap ? *cap * 2 : 32;
+		struct dir_ent *e = realloc(d->ents, c * sizeof(*e));
+		if (!e)
+			return -ENOMEM;
+		d->ents = e;
+		*cap = c;
+	}
+	snprintf(d->ents[d->n].name, sizeof(d->ents[0].name), "%s", name);
+	d->ents[d->n].ino = ino;
+	d->ents[d->n].mode = mode;
+	d->n++;
+	return 0;
+}
+
+static int fill_root(struct dir_handle *d, size_t *cap)
+{
+	int r = 0;
+	for (size_t i = 0; i < fsx_top_nfiles && r == 0; i++)
+		r = dir_add(d, cap, fsx_top_files[i].name, ino_top_file(i), S_IFREG);
+	char(*names)[64];
+	uint64_t *ids;
+	size_t n;
+	if (r == 0 && (r = engine_list(&names, &ids, &n)) == 0) {
+		for (size_t i = 0; i < n && r == 0; i++)
+			r = dir_add(d, cap, names[i], ino_sbx_dir(ids[i]), S_IFDIR);
+		free(names);
+		free(ids);
+	}
+	return r;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	engine_thread_online();
+	struct node n;
+	if (decode(ino, &n) < 0 || n.f) {
+		fuse_reply_err(req, n.f ? ENOTDIR : ENOENT);
+		return;
+	}
+	struct dir_handle *d = calloc(1, sizeof(*d));
+	size_t cap = 0;
+	int r = d ? 0 : -ENOMEM;
+	if (r == 0)
+		r = dir_add(d, &cap, ".", ino, S_IFDIR);
+	if (r == 0)
+		r = dir_add(d, &cap, "..", FUSE_ROOT_ID, S_IFDIR);
+	if (r == 0 && n.id == 0) {
+		r = fill_root(d, &cap);
+	} else if (r == 0) {
+		struct sbx *s = sbx_get_id(n.id);
+		if (!s)
+			r = -ENOENT;
+		else
+			sbx_put(s);
+		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
+			r = dir_add(d, &cap, fsx_sbx_files[i].name, ino_sbx_file(n.id, i), S_IFREG);
+	}
+	if (r < 0) {
+		if (d)
+			free(d->ents);
+		free(d);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	size_t used = 0;
+	for (size_t i = (size_t)off; i < d->n; i++) {
+		struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].mode};
+		size_t len = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
+					       (off_t)(i + 1));
+		if (len > size - used)
+			break;
+		used += len;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	free(d->ents);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+/* --- files: content generated once per open; writes are commands --- */
+
+struct fsx_handle {
+	const struct fsx_file *f;
+	uint64_t id;
+	struct buf content;
+	struct sbx_exec *x;
+};
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	engine_thread_online();
+	struct node n;
+	if (decode(ino, &n) < 0 || !n.f) {
+		fuse_reply_err(req, decode(ino, &n) < 0 ? ENOENT : EISDIR);
+		return;
+	}
+	const struct fsx_file *f = n.f;
+	int acc = fi->flags & O_ACCMODE;
+	bool readable = f->show || f->show_top || f->session;
+	bool writable = f->write || f->write_top || f->session;
+	/* Root passes the kernel's permission check; the file's nature still decides. */
+	if (((acc == O_WRONLY || acc == O_RDWR) && !writable) ||
+	    ((acc == O_RDONLY || acc == O_RDWR) && !readable)) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	struct fsx_handle *h = calloc(1, sizeof(*h));
+	if (!h) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	h->f = f;
+	h->id = n.id;
+	int r = 0;
+	struct sbx *s = NULL;
+	if (n.id && !(s = sbx_get_id(n.id)))
+		r = -ENOENT;
+	else if (f->session)
+		r = sbx_exec_open(s, &h->x);
+	else if (acc != O_WRONLY)
+		r = s ? f->show(s, &h->content) : f->show_top(&h->content);
+	if (s)
+		sbx_put(s);
+	if (r < 0) {
+		buf_free(&h->content);
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->nonseekable = f->session;
+	fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_thread_online();
+	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	if (h->x) {
+		char *buf = malloc(size ? size : 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		ssize_t n = sbx_exec_read(h->x, buf, size);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
+	if (off < 0 || (size_t)off >= h->content.len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	size_t n = h->content.len - (size_t)off;
+	fuse_reply_buf(req, h->content.data + off, n < size ? n : size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)off;
+	engine_thread_online();
+	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	int r;
+	if (h->x) {
+		r = sbx_exec_write(h->x, buf, size);
+	} else if (h->id == 0) {
+		r = h->f->write_top(buf, size);
+	} else {
+		/* A handle may outlive its sandbox: a removed sandbox takes no commands. */
+		struct sbx *s = sbx_get_id(h->id);
+		r = s ? h->f->write(s, buf, size) : -ENOENT;
+		if (s)
+			sbx_put(s);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_write(req, size);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_thread_online();
+	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	if (h->x)
+		sbx_exec_close(h->x);
+	buf_free(&h->content);
+	free(h);
+	fuse_reply_err(req, 0);
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	(void)ino;
+	(void)fi;
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+}
+
+/* --- directories as sandboxes --- */
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	(void)mode;
+	engine_thread_online();
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	struct sbx *s;
+	int r = engine_mkdir(name, &s);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fuse_ino_t ino = ino_sbx_dir(sbx_id(s));
+	sbx_put(s);
+	reply_entry(req, ino);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	engine_thread_online();
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (find_file(fsx_top_files, fsx_top_nfiles, name) >= 0) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fuse_reply_err(req, -engine_rmdir(name));
+}
+
+/* --- everything a user may not do here --- */
+
+static void deny_name(fuse_req_t req, fuse_ino_t parent, const char *name, const char *what)
+{
+	(void)parent;
+	engine_note_error("%s '%s' is not allowed in sandboxfs", what, name);
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	deny_name(req, parent, name, "unlink of");
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t np,
+		      const char *nn, unsigned int flags)
+{
+	(void)np;
+	(void)nn;
+	(void)flags;
+	deny_name(req, parent, name, "rename of");
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	(void)mode;
+	(void)rdev;
+	deny_name(req, parent, name, "creating a file");
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	(void)mode;
+	(void)fi;
+	deny_name(req, parent, name, "creating a file");
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	(void)link;
+	deny_name(req, parent, name, "a symlink");
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	(void)ino;
+	deny_name(req, parent, name, "a hard link");
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	fuse_reply_err(req, EINVAL);
+}
+
+static void op_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	op_ok(req);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	(void)fi;
+	op_ok(req);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	(void)mask;
+	struct stat st;
+	int r = node_attr(ino, &st);
+	fuse_reply_err(req, r < 0 ? -r : 0);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	(void)ino;
+	(void)name;
+	(void)value;
+	(void)size;
+	(void)flags;
+	fuse_reply_err(req, ENOTSUP);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	(void)ino;
+	(void)name;
+	(void)size;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	(void)ino;
+	if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino;
+	(void)name;
+	fuse_reply_err(req, ENODATA);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)mode;
+	(void)off;
+	(void)len;
+	(void)fi;
+	fuse_reply_err(req, EOPNOTSUPP);
+}
+
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+		     size_t out_bufsz)
+{
+	(void)ino;
+	(void)cmd;
+	(void)arg;
+	(void)fi;
+	(void)flags;
+	(void)in_buf;
+	(void)in_bufsz;
+	(void)out_bufsz;
+	fuse_reply_err(req, ENOTTY);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)off;
+	(void)whence;
+	(void)fi;
+	fuse_reply_err(req, ENXIO);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	(void)ino;
+	(void)nlookup;
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	(void)count;
+	(void)forgets;
+	fuse_reply_none(req);
+}
+
+const struct fuse_lowlevel_ops fsx_ops = {
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsync,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.access = op_access,
+	.create = op_create,
+	.ioctl = op_ioctl,
+	.poll = op_poll,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+};

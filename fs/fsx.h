@@ -1,0 +1,32 @@
+/* The FUSE layer: the table of files (one row per file of the interface)
+ * and the low-level operations that serve it. Knows the engine's API only. */
+#ifndef SBX_FSX_H
+#define SBX_FSX_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+
+#include "../engine/engine.h"
+
+/* One file of the interface. Exactly one of each show/write pair is used,
+ * by whether the file is at the top level or in a sandbox directory. */
+struct fsx_file {
+	const char *name;
+	mode_t mode;
+	int (*show_top)(struct buf *b);
+	int (*write_top)(const char *buf, size_t len);
+	int (*show)(struct sbx *s, struct buf *b);
+	int (*write)(struct sbx *s, const char *buf, size_t len);
+	bool session; /* exec: a read/write command session per open */
+};
+
+extern const struct fsx_file fsx_top_files[];
+extern const size_t fsx_top_nfiles;
+extern const struct fsx_file fsx_sbx_files[];
+extern const size_t fsx_sbx_nfiles;
+
+extern const struct fuse_lowlevel_ops fsx_ops;
+void fsx_set_start_time(void);
+
+#endif

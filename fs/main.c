@@ -1,0 +1,197 @@
+/* The sandboxfs daemon: options, mount (refusing a live sandboxfs, clearing
+ * a dead one), the multi-threaded FUSE loop, and an orderly exit. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "fsx.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
+		"                 [--stop-on-exit] [--workers N] MOUNTPOINT\n"
+		"  -f               stay in the foreground (log to stderr)\n"
+		"  -v               debug logging\n"
+		"  --state DIR      journal and sandbox files (default /var/lib/sandboxfs)\n"
+		"  --images DIR     image directories (default STATE/images)\n"
+		"  --allow-other    let other users see the mount\n"
+		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
+		"  --workers N      threads that create sandboxes (default 8)\n");
+}
+
+/* Is `mnt` a sandboxfs mount? Returns 1 live, 2 dead (ENOTCONN), 0 not one. */
+static int mount_state(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return 0;
+	char line[4096];
+	bool ours = false;
+	while (fgets(line, sizeof(line), f)) {
+		char dir[PATH_MAX], *sep = strstr(line, " - ");
+		if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", dir) != 1)
+			continue;
+		if (strcmp(dir, mnt) == 0 && strncmp(sep + 3, "fuse.sandboxfs ", 15) == 0)
+			ours = true;
+	}
+	fclose(f);
+	if (!ours)
+		return 0;
+	struct stat st;
+	if (stat(mnt, &st) < 0 && errno == ENOTCONN)
+		return 2;
+	return 1;
+}
+
+static int abs_path(const char *in, char *out, size_t cap)
+{
+	if (realpath(in, out))
+		return 0;
+	if (errno != ENOTCONN) /* a dead FUSE mount cannot be resolved; use the name as given */
+		return -errno;
+	char cwd[PATH_MAX];
+	if (in[0] == '/')
+		snprintf(out, cap, "%s", in);
+	else if (getcwd(cwd, sizeof(cwd)))
+		snprintf(out, cap, "%s/%s", cwd, in);
+	else
+		return -errno;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"state", required_argument, NULL, 's'}, {"images", required_argument, NULL, 'i'},
+		{"allow-other", no_argument, NULL, 'a'}, {"stop-on-exit", no_argument, NULL, 'x'},
+		{"workers", required_argument, NULL, 'w'}, {"init", required_argument, NULL, 'I'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct engine_opts o;
+	memset(&o, 0, sizeof(o));
+	bool foreground = false, allow_other = false;
+	int verbose = 0, c;
+	const char *state = "/var/lib/sandboxfs", *images = NULL, *init = NULL;
+	o.workers = 8;
+	snprintf(o.backend, sizeof(o.backend), "ns");
+	while ((c = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f': foreground = true; break;
+		case 'v': verbose++; break;
+		case 's': state = optarg; break;
+		case 'i': images = optarg; break;
+		case 'a': allow_other = true; break;
+		case 'x': o.stop_on_exit = true; break;
+		case 'I': init = optarg; break;
+		case 'w':
+			o.workers = atoi(optarg);
+			if (o.workers < 1 || o.workers > 256) {
+				fprintf(stderr, "sandboxfs: --workers must be 1..256\n");
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	log_init(verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, false);
+	if (geteuid() != 0) {
+		fprintf(stderr, "sandboxfs: must run as root (namespaces, mounts, cgroups)\n");
+		return 1;
+	}
+	char mnt[PATH_MAX], exe[PATH_MAX];
+	if (abs_path(argv[optind], mnt, sizeof(mnt)) < 0) {
+		fprintf(stderr, "sandboxfs: mountpoint %s: %s\n", argv[optind], strerror(errno));
+		return 1;
+	}
+	if (mkdir_p(state, 0755) < 0 || !realpath(state, o.state_dir)) {
+		fprintf(stderr, "sandboxfs: state dir %s: %s\n", state, strerror(errno));
+		return 1;
+	}
+	if (images) {
+		if (!realpath(images, o.images_dir)) {
+			fprintf(stderr, "sandboxfs: images dir %s: %s\n", images, strerror(errno));
+			return 1;
+		}
+	} else
+		snprintf(o.images_dir, sizeof(o.images_dir), "%s/images", o.state_dir);
+	if (init) {
+		if (!realpath(init, o.init_path)) {
+			fprintf(stderr, "sandboxfs: init %s: %s\n", init, strerror(errno));
+			return 1;
+		}
+	} else {
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = '\0';
+		snprintf(o.init_path, sizeof(o.init_path), "%s/sbx-init", dirname(exe));
+	}
+
+	int ms = mount_state(mnt);
+	if (ms == 1) {
+		fprintf(stderr, "sandboxfs: %s is already a live sandboxfs mount; unmount it first "
+			"(fusermount3 -u %s)\n", mnt, mnt);
+		return 1;
+	}
+	if (ms == 2) {
+		log_info("clearing the stale sandboxfs mount on %s (its daemon is gone)", mnt);
+		if (umount2(mnt, MNT_DETACH) < 0) {
+			fprintf(stderr, "sandboxfs: cannot clear the stale mount on %s: %s\n", mnt,
+				strerror(errno));
+			return 1;
+		}
+	}
+
+	char optstr[256];
+	snprintf(optstr, sizeof(optstr), "fsname=sandboxfs,subtype=sandboxfs,default_permissions%s",
+		 allow_other ? ",allow_other" : "");
+	char *fargv[] = {argv[0], "-o", optstr, NULL};
+	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+	struct fuse_session *se = fuse_session_new(&args, &fsx_ops, sizeof(fsx_ops), NULL);
+	if (!se) {
+		fprintf(stderr, "sandboxfs: cannot create the FUSE session\n");
+		return 1;
+	}
+	int ret = 1;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, mnt) != 0) {
+		fprintf(stderr, "sandboxfs: cannot mount on %s (is /dev/fuse there?)\n", mnt);
+		goto out_signals;
+	}
+	if (!foreground)
+		log_init(verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, true);
+	if (fuse_daemonize(foreground) != 0)
+		goto out_unmount;
+	fsx_set_start_time();
+	struct err e = {0};
+	if (engine_start(&o, &e) < 0) {
+		log_err("cannot start: %s", e.msg);
+		if (foreground)
+			fprintf(stderr, "sandboxfs: %s\n", e.msg);
+		goto out_unmount;
+	}
+	log_info("mounted on %s (state %s, images %s)", mnt, o.state_dir, o.images_dir);
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	/* exec reads block a thread each; leave room for many at once. */
+	fuse_loop_cfg_set_max_threads(cfg, 1024);
+	fuse_loop_cfg_set_idle_threads(cfg, 16);
+	ret = fuse_session_loop_mt(se, cfg) == 0 ? 0 : 1;
+	fuse_loop_cfg_destroy(cfg);
+	engine_shutdown();
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+	return ret;
+}

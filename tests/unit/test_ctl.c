@@ -1,0 +1,115 @@
+/* Unit tests of ctl parsing: splitting writes, names, sizes, cpus, options, signals. */
+#include <signal.h>
+#include <string.h>
+
+#include "../../engine/ctl.h"
+#include "unit.h"
+
+static int split(const char *s, struct ctl_cmd *c)
+{
+	struct err e = {0};
+	return ctl_split(s, strlen(s), c, &e);
+}
+
+int main(void)
+{
+	struct ctl_cmd c;
+	struct err e = {0};
+	CHECK(split("stop\n", &c) == 0 && c.argc == 1 && !strcmp(c.argv[0], "stop"));
+	CHECK(split("  create  a\tmemory=64M  \n", &c) == 0 && c.argc == 3 &&
+	      !strcmp(c.argv[1], "a") && !strcmp(c.argv[2], "memory=64M"));
+	CHECK(split("", &c) == -EINVAL);
+	CHECK(split("\n", &c) == -EINVAL);
+	CHECK(split("   ", &c) == -EINVAL);
+	CHECK(split("stop\nstart\n", &c) == -EINVAL);
+	CHECK(ctl_split("st\0op", 5, &c, &e) == -EINVAL && strstr(e.msg, "NUL"));
+	char big[CTL_WRITE_MAX + 2];
+	memset(big, 'a', sizeof(big));
+	CHECK(ctl_split(big, sizeof(big), &c, &e) == -EINVAL && strstr(e.msg, "too long"));
+	CHECK(ctl_split(big, CTL_WRITE_MAX, &c, &e) == 0 && c.argc == 1);
+	char many[200] = "";
+	for (int i = 0; i < 40; i++)
+		strcat(many, "x ");
+	CHECK(split(many, &c) == -EINVAL);
+
+	CHECK(ctl_check_name("web-1_a.b", NULL) == 0);
+	CHECK(ctl_check_name("", NULL) == -EINVAL);
+	CHECK(ctl_check_name(".hidden", NULL) == -EINVAL);
+	CHECK(ctl_check_name("..", NULL) == -EINVAL);
+	CHECK(ctl_check_name("a/b", NULL) == -EINVAL);
+	CHECK(ctl_check_name("a\nb", NULL) == -EINVAL);
+	CHECK(ctl_check_name("a b", NULL) == -EINVAL);
+	CHECK(ctl_check_name("ctl", NULL) == -EEXIST);
+	CHECK(ctl_check_name("stats", NULL) == -EEXIST);
+	char n63[64], n64[65];
+	memset(n63, 'a', 63);
+	n63[63] = '\0';
+	memset(n64, 'a', 64);
+	n64[64] = '\0';
+	CHECK(ctl_check_name(n63, NULL) == 0);
+	CHECK(ctl_check_name(n64, &e) == -EINVAL && strstr(e.msg, "longer"));
+
+	uint64_t u;
+	CHECK(ctl_parse_size("64M", &u) == 0 && u == 64ull << 20);
+	CHECK(ctl_parse_size("1g", &u) == 0 && u == 1ull << 30);
+	CHECK(ctl_parse_size("512KiB", &u) == 0 && u == 512ull << 10);
+	CHECK(ctl_parse_size("4096", &u) == 0 && u == 4096);
+	CHECK(ctl_parse_size("lots", &u) == -EINVAL);
+	CHECK(ctl_parse_size("12Q", &u) == -EINVAL);
+	CHECK(ctl_parse_size("-1M", &u) == -EINVAL);
+	CHECK(ctl_parse_size("99999999999999999999T", &u) < 0);
+	CHECK(ctl_parse_size("", &u) == -EINVAL);
+
+	uint32_t m;
+	CHECK(ctl_parse_cpus("0.5", &m) == 0 && m == 500);
+	CHECK(ctl_parse_cpus("2", &m) == 0 && m == 2000);
+	CHECK(ctl_parse_cpus("1.25", &m) == 0 && m == 1250);
+	CHECK(ctl_parse_cpus("0", &m) < 0);
+	CHECK(ctl_parse_cpus("0.0001", &m) < 0);
+	CHECK(ctl_parse_cpus(".5", &m) < 0);
+	CHECK(ctl_parse_cpus("1.", &m) < 0);
+	CHECK(ctl_parse_cpus("abc", &m) < 0);
+	CHECK(ctl_parse_cpus("5000", &m) < 0);
+
+	CHECK(ctl_parse_uint("18446744073709551615", UINT64_MAX, &u) == 0 && u == UINT64_MAX);
+	CHECK(ctl_parse_uint("18446744073709551616", UINT64_MAX, &u) == -ERANGE);
+	CHECK(ctl_parse_uint("10", 5, &u) == -ERANGE);
+	CHECK(ctl_parse_uint("1x", 5, &u) == -EINVAL);
+
+	struct sbx_config cfg;
+	ctl_config_defaults(&cfg, "ns");
+	CHECK(!strcmp(cfg.image, "busybox") && cfg.memory_bytes > 0);
+	char o1[] = "memory=64M", o2[] = "pids=64", o3[] = "cpus=0.5", o4[] = "image=alpine",
+	     o5[] = "net=on", o6[] = "timeout=30";
+	char *opts[] = {o1, o2, o3, o4, o5, o6};
+	CHECK(ctl_parse_options(6, opts, &cfg, &e) == 0);
+	CHECK(cfg.memory_bytes == 64ull << 20 && cfg.pids == 64 && cfg.cpu_millis == 500 &&
+	      !strcmp(cfg.image, "alpine") && cfg.net && cfg.timeout_sec == 30);
+	char b1[] = "memory=lots";
+	char *bad1[] = {b1};
+	CHECK(ctl_parse_options(1, bad1, &cfg, &e) == -EINVAL && strstr(e.msg, "memory=lots"));
+	char b2[] = "color=blue";
+	char *bad2[] = {b2};
+	CHECK(ctl_parse_options(1, bad2, &cfg, &e) == -EINVAL && strstr(e.msg, "unknown option"));
+	char b3[] = "memory";
+	char *bad3[] = {b3};
+	CHECK(ctl_parse_options(1, bad3, &cfg, &e) == -EINVAL);
+	char b4[] = "memory=1M";
+	char *bad4[] = {b4};
+	CHECK(ctl_parse_options(1, bad4, &cfg, &e) == -EINVAL && strstr(e.msg, "minimum"));
+	char b5[] = "pids=2", b6[] = "net=maybe", b7[] = "image=../etc", b8[] = "backend=xen";
+	char *bad5[] = {b5}, *bad6[] = {b6}, *bad7[] = {b7}, *bad8[] = {b8};
+	CHECK(ctl_parse_options(1, bad5, &cfg, &e) == -EINVAL);
+	CHECK(ctl_parse_options(1, bad6, &cfg, &e) == -EINVAL);
+	CHECK(ctl_parse_options(1, bad7, &cfg, &e) == -EINVAL);
+	CHECK(ctl_parse_options(1, bad8, &cfg, &e) == -EINVAL);
+
+	int sig;
+	CHECK(ctl_parse_signal("TERM", &sig) == 0 && sig == SIGTERM);
+	CHECK(ctl_parse_signal("sigkill", &sig) == 0 && sig == SIGKILL);
+	CHECK(ctl_parse_signal("9", &sig) == 0 && sig == 9);
+	CHECK(ctl_parse_signal("0", &sig) == -EINVAL);
+	CHECK(ctl_parse_signal("65", &sig) == -EINVAL);
+	CHECK(ctl_parse_signal("FOO", &sig) == -EINVAL);
+	UNIT_DONE("ctl");
+}

@@ -1,0 +1,41 @@
+/* Unit tests of stats formatting helpers: percentiles and text buffers. */
+#include <string.h>
+
+#include "../../engine/sbx.h"
+#include "unit.h"
+
+int main(void)
+{
+	uint64_t v[100];
+	for (int i = 0; i < 100; i++)
+		v[i] = (uint64_t)i + 1;
+	CHECK(lat_percentile(v, 100, 50) == 50);
+	CHECK(lat_percentile(v, 100, 95) == 95);
+	CHECK(lat_percentile(v, 100, 99) == 99);
+	CHECK(lat_percentile(v, 100, 100) == 100);
+	CHECK(lat_percentile(v, 0, 50) == 0);
+	uint64_t one[1] = {7};
+	CHECK(lat_percentile(one, 1, 50) == 7 && lat_percentile(one, 1, 99) == 7);
+	uint64_t three[3] = {1, 2, 3};
+	CHECK(lat_percentile(three, 3, 50) == 2);
+
+	struct buf b = {0};
+	CHECK(buf_printf(&b, "create_usec %d\n", 42) == 0);
+	CHECK(buf_printf(&b, "%s %s\n", "state", "running") == 0);
+	CHECK(strcmp(b.data, "create_usec 42\nstate running\n") == 0 && b.len == 29);
+	for (int i = 0; i < 1000; i++)
+		buf_printf(&b, "k%d %d\n", i, i);
+	CHECK(strstr(b.data, "k999 999\n") != NULL);
+	buf_free(&b);
+	CHECK(b.data == NULL && b.len == 0);
+
+	struct err e;
+	CHECK(err_set(&e, -EBUSY, "cannot stop %s: it is %s", "a", "stopped") == -EBUSY);
+	CHECK(e.code == -EBUSY && !strcmp(e.msg, "cannot stop a: it is stopped"));
+	CHECK(err_set(NULL, -EINVAL, "x") == -EINVAL);
+
+	CHECK(!strcmp(sbx_state_name(SBX_RUNNING), "running"));
+	CHECK(!strcmp(sbx_state_name(SBX_STOPPING), "running"));
+	CHECK(!strcmp(sbx_state_name(SBX_FAILED), "failed"));
+	UNIT_DONE("stats");
+}

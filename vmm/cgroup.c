@@ -1,0 +1,337 @@
+/* cgroup v1/v2 handling for the backends: find the hierarchies, create one
+ * cgroup per sandbox with its limits, read usage, freeze, and remove. */
+#define _GNU_SOURCE
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+
+#include "vmm.h"
+
+#define CG_PARENT "sandboxfs"
+
+enum { C_MEMORY, C_PIDS, C_CPU, C_CPUACCT, C_FREEZER, C_N };
+static const char *v1_names[C_N] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
+
+static int version;
+static char v2_root[PATH_MAX];
+static char v1_root[C_N][PATH_MAX]; /* mount point of each v1 controller, "" if absent */
+
+int cg_version(void) { return version; }
+
+static bool has_token(const char *list, const char *tok, char sep)
+{
+	size_t n = strlen(tok);
+	for (const char *p = list; p && *p;) {
+		if (strncmp(p, tok, n) == 0 && (p[n] == sep || p[n] == '\0' || p[n] == '\n'))
+			return true;
+		p = strchr(p, sep);
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static void find_mounts(void)
+{
+	FILE *f = fopen("/proc/self/mounts", "re");
+	if (!f)
+		return;
+	char dev[256], dir[PATH_MAX], type[64], opts[1024];
+	while (fscanf(f, "%255s %4095s %63s %1023s %*d %*d", dev, dir, type, opts) == 4) {
+		if (strcmp(type, "cgroup2") == 0 && !v2_root[0]) {
+			char path[PATH_MAX + 32], ctrls[512];
+			snprintf(path, sizeof(path), "%s/cgroup.controllers", dir);
+			if (read_file_str(path, ctrls, sizeof(ctrls)) >= 0 &&
+			    has_token(ctrls, "memory", ' ') && has_token(ctrls, "pids", ' '))
+				snprintf(v2_root, sizeof(v2_root), "%s", dir);
+		} else if (strcmp(type, "cgroup") == 0) {
+			for (int c = 0; c < C_N; c++)
+				if (!v1_root[c][0] && has_token(opts, v1_names[c], ','))
+					snprintf(v1_root[c], sizeof(v1_root[c]), "%s", dir);
+		}
+	}
+	fclose(f);
+}
+
+int cg_host_init(struct err *e)
+{
+	find_mounts();
+	if (v2_root[0]) {
+		char path[PATH_MAX + 64];
+		version = 2;
+		/* Delegate the controllers down to our parent; the root is exempt from
+		 * the no-internal-processes rule, so this works on a systemd host too. */
+		snprintf(path, sizeof(path), "%s/cgroup.subtree_control", v2_root);
+		write_file_str(path, "+memory +pids +cpu");
+		snprintf(path, sizeof(path), "%s/" CG_PARENT, v2_root);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return err_set(e, -errno, "cannot create cgroup %s: %s", path, strerror(errno));
+		snprintf(path, sizeof(path), "%s/" CG_PARENT "/cgroup.subtree_control", v2_root);
+		if (write_file_str(path, "+memory +pids +cpu") < 0)
+			write_file_str(path, "+memory +pids");
+		return 0;
+	}
+	if (v1_root[C_MEMORY][0] && v1_root[C_PIDS][0]) {
+		version = 1;
+		return 0;
+	}
+	return err_set(e, -ENOTSUP,
+		       "no usable cgroup hierarchy: need cgroup2 with memory and pids controllers, "
+		       "or cgroup v1 memory and pids");
+}
+
+/* The directories of a sandbox's cgroup: one on v2, one per mounted controller on v1. */
+static int cg_dirs(const struct cg *cg, char dirs[C_N][PATH_MAX], bool parent_only)
+{
+	int n = 0;
+	if (version == 2) {
+		snprintf(dirs[n++], PATH_MAX, "%s/" CG_PARENT "%s%s", v2_root,
+			 parent_only ? "" : "/", parent_only ? "" : cg->leaf);
+		return n;
+	}
+	for (int c = 0; c < C_N; c++) {
+		if (!v1_root[c][0])
+			continue;
+		bool dup = false; /* comounted controllers (cpu,cpuacct) share a dir */
+		for (int d = 0; d < c; d++)
+			dup |= strcmp(v1_root[c], v1_root[d]) == 0;
+		if (dup)
+			continue;
+		snprintf(dirs[n++], PATH_MAX, "%s/" CG_PARENT "%s%s", v1_root[c],
+			 parent_only ? "" : "/", parent_only ? "" : cg->leaf);
+	}
+	return n;
+}
+
+static const char *ctrl_dir(const struct cg *cg, int c, char *out, size_t cap)
+{
+	if (version == 2)
+		snprintf(out, cap, "%s/" CG_PARENT "/%s", v2_root, cg->leaf);
+	else if (v1_root[c][0])
+		snprintf(out, cap, "%s/" CG_PARENT "/%s", v1_root[c], cg->leaf);
+	else
+		return NULL;
+	return out;
+}
+
+static int cg_write(const struct cg *cg, int c, const char *file, const char *val)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	if (!ctrl_dir(cg, c, dir, sizeof(dir)))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	return write_file_str(path, val);
+}
+
+static int cg_read_u64(const struct cg *cg, int c, const char *file, const char *key,
+		       uint64_t *out)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64], data[4096];
+	if (!ctrl_dir(cg, c, dir, sizeof(dir)))
+		return -ENOENT;
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	int r = read_file_str(path, data, sizeof(data));
+	if (r < 0)
+		return r;
+	if (!key) {
+		if (strncmp(data, "max", 3) == 0)
+			return -ERANGE;
+		*out = strtoull(data, NULL, 10);
+		return 0;
+	}
+	size_t kl = strlen(key);
+	for (char *p = data; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+		if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+			*out = strtoull(p + kl + 1, NULL, 10);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struct err *e)
+{
+	char v[64];
+	int r = 0;
+	if (lim->memory_bytes) {
+		snprintf(v, sizeof(v), "%" PRIu64, lim->memory_bytes);
+		r = cg_write(cg, C_MEMORY, version == 2 ? "memory.max" : "memory.limit_in_bytes", v);
+		if (r < 0)
+			return err_set(e, r, "cannot set memory limit %s: %s", v, strerror(-r));
+		if (version == 2)
+			cg_write(cg, C_MEMORY, "memory.swap.max", "0");
+		else
+			cg_write(cg, C_MEMORY, "memory.memsw.limit_in_bytes", v);
+	}
+	if (lim->pids) {
+		snprintf(v, sizeof(v), "%u", lim->pids);
+		r = cg_write(cg, C_PIDS, "pids.max", v);
+		if (r < 0)
+			return err_set(e, r, "cannot set pids limit %s: %s", v, strerror(-r));
+	}
+	if (lim->cpu_millis) {
+		unsigned quota = lim->cpu_millis * 100; /* period 100 ms */
+		if (version == 2) {
+			snprintf(v, sizeof(v), "%u 100000", quota);
+			r = cg_write(cg, C_CPU, "cpu.max", v);
+		} else {
+			cg_write(cg, C_CPU, "cpu.cfs_period_us", "100000");
+			snprintf(v, sizeof(v), "%u", quota);
+			r = cg_write(cg, C_CPU, "cpu.cfs_quota_us", v);
+		}
+		if (r < 0)
+			return err_set(e, r, "cannot set cpu limit: %s", strerror(-r));
+	}
+	return 0;
+}
+
+int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm_limits *lim,
+	      struct err *e)
+{
+	char dirs[C_N][PATH_MAX];
+	snprintf(cg->leaf, sizeof(cg->leaf), "%s-%s", tag, name);
+	int n = cg_dirs(cg, dirs, false);
+	for (int i = 0; i < n; i++) {
+		/* The shared parent may be removed by another daemon's exit between
+		 * mkdir_p and here; one retry covers that race. */
+		int r = mkdir_p(dirs[i], 0755);
+		if (r < 0)
+			r = mkdir_p(dirs[i], 0755);
+		if (r < 0) {
+			err_set(e, r, "cannot create cgroup %s: %s", dirs[i], strerror(-r));
+			cg_destroy(cg);
+			return r;
+		}
+	}
+	int r = apply_limits(cg, lim, e);
+	if (r < 0)
+		cg_destroy(cg);
+	return r;
+}
+
+int cg_open_fd(const struct cg *cg)
+{
+	char dir[PATH_MAX];
+	if (version != 2 || !ctrl_dir(cg, C_MEMORY, dir, sizeof(dir)))
+		return -1;
+	return open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+}
+
+int cg_attach(const struct cg *cg, pid_t pid, struct err *e)
+{
+	char dirs[C_N][PATH_MAX], path[PATH_MAX + 32], v[32];
+	int n = cg_dirs(cg, dirs, false);
+	snprintf(v, sizeof(v), "%d", (int)pid);
+	for (int i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", dirs[i]);
+		int r = write_file_str(path, v);
+		if (r < 0)
+			return err_set(e, r, "cannot move pid %d into %s: %s", (int)pid, dirs[i],
+				       strerror(-r));
+	}
+	return 0;
+}
+
+int cg_usage(const struct cg *cg, struct vmm_usage *u)
+{
+	if (!cg->leaf[0])
+		return -ENOENT;
+	uint64_t v;
+	if (version == 2) {
+		if (cg_read_u64(cg, C_CPU, "cpu.stat", "usage_usec", &v) == 0)
+			u->cpu_usec = v;
+		if (cg_read_u64(cg, C_MEMORY, "memory.current", NULL, &v) == 0)
+			u->memory_bytes = v;
+		if (cg_read_u64(cg, C_MEMORY, "memory.peak", NULL, &v) == 0)
+			u->memory_peak_bytes = v;
+		if (cg_read_u64(cg, C_MEMORY, "memory.events", "oom_kill", &v) == 0)
+			u->oom_kills = v;
+	} else {
+		if (cg_read_u64(cg, C_CPUACCT, "cpuacct.usage", NULL, &v) == 0)
+			u->cpu_usec = v / 1000;
+		if (cg_read_u64(cg, C_MEMORY, "memory.usage_in_bytes", NULL, &v) == 0)
+			u->memory_bytes = v;
+		if (cg_read_u64(cg, C_MEMORY, "memory.max_usage_in_bytes", NULL, &v) == 0)
+			u->memory_peak_bytes = v;
+		if (cg_read_u64(cg, C_MEMORY, "memory.oom_control", "oom_kill", &v) == 0)
+			u->oom_kills = v;
+	}
+	if (cg_read_u64(cg, C_PIDS, "pids.current", NULL, &v) == 0)
+		u->pids = v;
+	return 0;
+}
+
+int cg_freeze(const struct cg *cg, bool frozen, struct err *e)
+{
+	int r;
+	if (version == 2)
+		r = cg_write(cg, C_MEMORY, "cgroup.freeze", frozen ? "1" : "0");
+	else
+		r = cg_write(cg, C_FREEZER, "freezer.state", frozen ? "FROZEN" : "THAWED");
+	if (r < 0)
+		return err_set(e, r, "cannot %s cgroup %s: %s", frozen ? "freeze" : "thaw", cg->leaf,
+			       strerror(-r));
+	return 0;
+}
+
+static void kill_procs(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	int pid;
+	while (fscanf(f, "%d", &pid) == 1)
+		if (pid > 0)
+			kill(pid, SIGKILL);
+	fclose(f);
+}
+
+int cg_destroy(struct cg *cg)
+{
+	if (!cg->leaf[0])
+		return 0;
+	char dirs[C_N][PATH_MAX];
+	int n = cg_dirs(cg, dirs, false), ret = 0;
+	for (int i = 0; i < n; i++) {
+		/* Tasks leave a cgroup only after they are reaped; wait for that, bounded. */
+		for (int tries = 0; tries < 200; tries++) {
+			if (rmdir(dirs[i]) == 0 || errno == ENOENT)
+				break;
+			if (errno != EBUSY) {
+				ret = -errno;
+				log_warn("cannot remove cgroup %s: %s", dirs[i], strerror(errno));
+				break;
+			}
+			if (version == 1 && tries == 0)
+				cg_freeze(cg, false, NULL);
+			kill_procs(dirs[i]);
+			usleep(5000);
+		}
+		if (access(dirs[i], F_OK) == 0) {
+			ret = -EBUSY;
+			log_warn("cgroup %s still busy after 1 s", dirs[i]);
+		}
+	}
+	if (ret == 0)
+		cg->leaf[0] = '\0';
+	return ret;
+}
+
+void cg_host_cleanup(void)
+{
+	char dirs[C_N][PATH_MAX];
+	struct cg none = {.leaf = ""};
+	int n = cg_dirs(&none, dirs, true);
+	for (int i = 0; i < n; i++)
+		rmdir(dirs[i]); /* fails while another daemon still uses it: that is fine */
+}

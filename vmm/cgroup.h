@@ -1,0 +1,36 @@
+/* cgroups for sandboxes: v2 where the unified hierarchy has the controllers,
+ * v1 otherwise (chosen once at start-up). One cgroup per sandbox under
+ * <hierarchy>/sandboxfs/<tag>-<name>. */
+#ifndef SBX_CGROUP_H
+#define SBX_CGROUP_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct err;
+struct vmm_limits;
+struct vmm_usage;
+
+struct cg {
+	char leaf[128]; /* <tag>-<name>; empty when no cgroup exists */
+};
+
+int cg_host_init(struct err *e);
+int cg_version(void);
+/* Creates the sandbox's cgroup and applies the limits. */
+int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm_limits *lim,
+	      struct err *e);
+/* v2: an O_PATH fd of the cgroup for CLONE_INTO_CGROUP; -1 on v1. */
+int cg_open_fd(const struct cg *cg);
+/* v1: moves pid into every controller's cgroup. */
+int cg_attach(const struct cg *cg, pid_t pid, struct err *e);
+int cg_usage(const struct cg *cg, struct vmm_usage *u);
+int cg_freeze(const struct cg *cg, bool frozen, struct err *e);
+/* Kills what is left and removes the cgroup; idempotent. */
+int cg_destroy(struct cg *cg);
+/* Removes the shared sandboxfs parent when it is empty (daemon exit). */
+void cg_host_cleanup(void);
+
+#endif

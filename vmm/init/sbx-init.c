@@ -1,0 +1,418 @@
+/* sbx-init: pid 1 of an `ns` sandbox. It builds the sandbox's root (overlay,
+ * /proc, /dev, /sys, /tmp, masked paths, pivot_root), drops privileges,
+ * reports readiness over the inherited socketpair, then reaps zombies, runs
+ * exec requests and carries out stop. It outlives the daemon. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../net/net.h"
+#include "../proto.h"
+
+static int ctl = PROTO_FD;
+static const char *name = "sandbox";
+
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	dprintf(STDERR_FILENO, "sbx-init[%s]: %s\n", name, line);
+}
+
+static void send_msg(const char *fmt, ...)
+{
+	char msg[PROTO_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ctl >= 0 && send(ctl, msg, (size_t)n, MSG_NOSIGNAL) < 0 && errno != EINTR)
+		ctl = -1; /* daemon gone: keep running without it */
+}
+
+static void __attribute__((noreturn)) fail(int err, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	say("setup failed: %s: %s", line, strerror(err));
+	send_msg("%c%d %s: %s", MSG_FAIL, err, line, strerror(err));
+	_exit(1);
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+		     const char *data)
+{
+	if (mount(src, dst, type, flags, data) < 0)
+		fail(errno, "mount %s on %s", type ? type : src, dst);
+}
+
+static void ensure_dir(const char *path)
+{
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		fail(errno, "mkdir %s", path);
+}
+
+static void make_dev(void)
+{
+	static const struct { const char *name; unsigned maj, min; } nodes[] = {
+		{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+		{"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0},
+	};
+	do_mount("tmpfs", "dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=65536k");
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "dev/%s", nodes[i].name);
+		if (mknod(p, S_IFCHR | 0666, makedev(nodes[i].maj, nodes[i].min)) < 0)
+			fail(errno, "mknod %s", p);
+		chmod(p, 0666);
+	}
+	ensure_dir("dev/pts");
+	do_mount("devpts", "dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		 "newinstance,ptmxmode=0666,mode=0620");
+	ensure_dir("dev/shm");
+	do_mount("shm", "dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k");
+	symlink("pts/ptmx", "dev/ptmx");
+	symlink("/proc/self/fd", "dev/fd");
+	symlink("/proc/self/fd/0", "dev/stdin");
+	symlink("/proc/self/fd/1", "dev/stdout");
+	symlink("/proc/self/fd/2", "dev/stderr");
+}
+
+/* The paths runc masks or makes read-only, so the sandbox cannot read host
+ * secrets from /proc or poke the kernel through it. */
+static void mask_paths(void)
+{
+	static const char *masked_files[] = {
+		"/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+		"/proc/timer_stats", "/proc/sched_debug", "/proc/sysrq-trigger",
+	};
+	static const char *masked_dirs[] = {"/proc/acpi", "/proc/scsi", "/sys/firmware"};
+	static const char *readonly[] = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"};
+	for (size_t i = 0; i < sizeof(masked_files) / sizeof(*masked_files); i++)
+		if (access(masked_files[i], F_OK) == 0)
+			do_mount("/dev/null", masked_files[i], NULL, MS_BIND, NULL);
+	for (size_t i = 0; i < sizeof(masked_dirs) / sizeof(*masked_dirs); i++)
+		if (access(masked_dirs[i], F_OK) == 0)
+			do_mount("tmpfs", masked_dirs[i], "tmpfs", MS_RDONLY, "size=0");
+	for (size_t i = 0; i < sizeof(readonly) / sizeof(*readonly); i++) {
+		if (access(readonly[i], F_OK) != 0)
+			continue;
+		do_mount(readonly[i], readonly[i], NULL, MS_BIND | MS_REC, NULL);
+		do_mount(NULL, readonly[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID |
+			 MS_NODEV | MS_NOEXEC, NULL);
+	}
+}
+
+static void build_root(const char *image, const char *dir)
+{
+	char root[PATH_MAX], opts[PATH_MAX + 64];
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		fail(errno, "make / private");
+	snprintf(root, sizeof(root), "%s/rootfs", dir);
+	/* Paths relative to the sandbox dir and an fd for the image: the options
+	 * the sandbox sees in /proc/mounts then name no host path. */
+	int img = open(image, O_PATH | O_DIRECTORY);
+	if (img < 0)
+		fail(errno, "open image %s", image);
+	if (chdir(dir) < 0)
+		fail(errno, "chdir %s", dir);
+	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=upper,workdir=work", img);
+	do_mount("overlay", "rootfs", "overlay", 0, opts);
+	close(img);
+	if (chdir(root) < 0)
+		fail(errno, "chdir %s", root);
+	ensure_dir("proc");
+	ensure_dir("dev");
+	ensure_dir("sys");
+	ensure_dir("tmp");
+	do_mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	make_dev();
+	do_mount("sysfs", "sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("tmpfs", "tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		fail(errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		fail(errno, "detach the host root");
+	if (chdir("/") < 0)
+		fail(errno, "chdir /");
+	mask_paths();
+}
+
+/* Docker's default capability set. */
+static const cap_value_t keep_caps[] = {
+	CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FSETID, CAP_FOWNER, CAP_MKNOD, CAP_NET_RAW,
+	CAP_SETGID, CAP_SETUID, CAP_SETFCAP, CAP_SETPCAP, CAP_NET_BIND_SERVICE,
+	CAP_SYS_CHROOT, CAP_KILL, CAP_AUDIT_WRITE,
+};
+
+static void drop_privileges(void)
+{
+	int last = CAP_LAST_CAP;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &last) != 1)
+			last = CAP_LAST_CAP;
+		fclose(f);
+	}
+	for (int c = 0; c <= last; c++) {
+		bool keep = false;
+		for (size_t i = 0; i < sizeof(keep_caps) / sizeof(*keep_caps); i++)
+			keep |= keep_caps[i] == c;
+		if (!keep && cap_drop_bound(c) < 0 && errno != EINVAL)
+			fail(errno, "drop capability %d from the bounding set", c);
+	}
+	cap_t caps = cap_init();
+	if (!caps)
+		fail(errno, "cap_init");
+	int n = (int)(sizeof(keep_caps) / sizeof(*keep_caps));
+	if (cap_set_flag(caps, CAP_PERMITTED, n, keep_caps, CAP_SET) < 0 ||
+	    cap_set_flag(caps, CAP_EFFECTIVE, n, keep_caps, CAP_SET) < 0 ||
+	    cap_set_flag(caps, CAP_INHERITABLE, n, keep_caps, CAP_SET) < 0 || cap_set_proc(caps) < 0)
+		fail(errno, "set capabilities");
+	cap_free(caps);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(errno, "no_new_privs");
+}
+
+/* --- running: exec requests, reaping, stop --- */
+
+#define MAX_EXECS 1024
+static struct { uint64_t id; pid_t pid; } execs[MAX_EXECS];
+static bool stopping;
+static int64_t kill_deadline_ms = -1;
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void start_exec(uint64_t id, const char *cmd, int out_fd, const sigset_t *oldmask)
+{
+	int slot = -1;
+	for (int i = 0; i < MAX_EXECS && slot < 0; i++)
+		if (!execs[i].pid)
+			slot = i;
+	if (slot < 0 || stopping) {
+		dprintf(out_fd, "sbx-init: %s\n", stopping ? "sandbox is stopping" : "too many commands");
+		send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)id, 126);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		dprintf(out_fd, "sbx-init: fork: %s\n", strerror(errno));
+		send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)id, 126);
+		return;
+	}
+	if (pid == 0) {
+		static char *const envp[] = {
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"HOME=/root", "TERM=dumb", NULL};
+		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		setsid();
+		int in = open("/dev/null", O_RDONLY);
+		if (in >= 0)
+			dup2(in, 0);
+		dup2(out_fd, 1);
+		dup2(out_fd, 2);
+		for (int fd = 3; fd < 1024; fd++)
+			close(fd);
+		if (chdir("/") < 0)
+			_exit(126);
+		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
+		dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
+		_exit(127);
+	}
+	execs[slot].id = id;
+	execs[slot].pid = pid;
+}
+
+static void handle_msg(const sigset_t *oldmask)
+{
+	char msg[PROTO_MSG_MAX + 1];
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = msg, .iov_len = PROTO_MSG_MAX};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	ssize_t n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+	if (n <= 0) {
+		if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+			say("daemon connection closed; running on");
+			close(ctl);
+			ctl = -1;
+		}
+		return;
+	}
+	msg[n] = '\0';
+	int fd = -1;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	switch (msg[0]) {
+	case MSG_STOP:
+		if (!stopping) {
+			stopping = true;
+			kill(-1, SIGTERM);
+			kill_deadline_ms = mono_ms() + 1000 * atoll(msg + 1);
+		}
+		break;
+	case MSG_EXEC: {
+		char *sp = strchr(msg + 1, ' ');
+		if (sp && fd >= 0)
+			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fd, oldmask);
+		break;
+	}
+	case MSG_EXEC_KILL: {
+		uint64_t id = strtoull(msg + 1, NULL, 10);
+		char *sp = strchr(msg + 1, ' ');
+		for (int i = 0; i < MAX_EXECS; i++)
+			if (execs[i].pid && execs[i].id == id)
+				kill(-execs[i].pid, sp ? atoi(sp + 1) : SIGKILL);
+		break;
+	}
+	default:
+		say("unknown message '%c' ignored", msg[0]);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Returns false once no child is left. */
+static bool reap(void)
+{
+	for (;;) {
+		int st;
+		pid_t p = waitpid(-1, &st, WNOHANG);
+		if (p == 0)
+			return true;
+		if (p < 0)
+			return errno != ECHILD;
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		for (int i = 0; i < MAX_EXECS; i++)
+			if (execs[i].pid == p) {
+				send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)execs[i].id, code);
+				execs[i].pid = 0;
+			}
+	}
+}
+
+static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
+{
+	for (;;) {
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+		int timeout = -1;
+		if (kill_deadline_ms >= 0) {
+			int64_t left = kill_deadline_ms - mono_ms();
+			timeout = left > 0 ? (int)left : 0;
+		}
+		int r = poll(pfd, ctl >= 0 ? 2 : 1, timeout);
+		if (r < 0 && errno != EINTR)
+			_exit(2);
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !stopping) {
+					stopping = true;
+					kill(-1, SIGTERM);
+					kill_deadline_ms = mono_ms() + 10000;
+				}
+			}
+		}
+		if (ctl >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			handle_msg(oldmask);
+		bool children = reap();
+		if (stopping && !children) {
+			say("stopped");
+			_exit(0);
+		}
+		if (stopping && kill_deadline_ms >= 0 && mono_ms() >= kill_deadline_ms) {
+			kill(-1, SIGKILL);
+			kill_deadline_ms = -1;
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *image = NULL, *dir = NULL;
+	bool unshare_cgroup = false;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--name") && i + 1 < argc)
+			name = argv[++i];
+		else if (!strcmp(argv[i], "--image") && i + 1 < argc)
+			image = argv[++i];
+		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--unshare-cgroup"))
+			unshare_cgroup = true;
+	}
+	if (getpid() != 1 || !image || !dir) {
+		fprintf(stderr, "sbx-init: started by sandboxfs as pid 1 of a sandbox, not by hand\n");
+		return 2;
+	}
+	/* Wait for the daemon to place us in our cgroup (v1) before anything else. */
+	char go[16];
+	if (recv(ctl, go, sizeof(go), 0) <= 0 || go[0] != MSG_GO)
+		fail(EPIPE, "no go from the daemon");
+	if (unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
+		fail(errno, "unshare cgroup namespace");
+	int64_t t0 = mono_us();
+	build_root(image, dir);
+	int64_t rootfs_us = mono_us() - t0;
+	if (sethostname(name, strlen(name)) < 0)
+		fail(errno, "sethostname");
+	int r = net_lo_up();
+	if (r < 0)
+		fail(-r, "bring up lo");
+
+	sigset_t mask, oldmask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, &oldmask);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sfd < 0)
+		fail(errno, "signalfd");
+	drop_privileges();
+	fcntl(ctl, F_SETFD, FD_CLOEXEC);
+	say("ready");
+	send_msg("%c%lld", MSG_READY, (long long)rootfs_us);
+	serve(&oldmask, sfd);
+}

@@ -1,0 +1,317 @@
+/* The `ns` backend: a sandbox is a tree of processes under sbx-init in new
+ * pid, mount, uts, ipc, net and cgroup namespaces, with an overlay root and a
+ * cgroup of its own. One clone3 per start; readiness arrives as a message on
+ * the inherited socketpair. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "proto.h"
+#include "vmm.h"
+
+#define READY_TIMEOUT_MS 20000
+
+static int pidfd_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+static int ns_create(struct vmm_inst *vm, struct err *e)
+{
+	static const char *sub[] = {"upper", "work", "rootfs"};
+	char p[PATH_MAX + 16];
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+		snprintf(p, sizeof(p), "%s/%s", vm->dir, sub[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return err_set(e, -errno, "cannot create %s: %s", p, strerror(errno));
+	}
+	return 0;
+}
+
+/* Waits for one message from init; "R" returns 0, "F" returns its errno. */
+static int wait_ready(struct vmm_inst *vm, char *rootfs_note, struct err *e)
+{
+	struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
+	int r = poll(&pfd, 1, READY_TIMEOUT_MS);
+	if (r == 0)
+		return err_set(e, -ETIMEDOUT, "sbx-init did not report ready within %d s",
+			       READY_TIMEOUT_MS / 1000);
+	char msg[PROTO_MSG_MAX + 1];
+	ssize_t n = recv(vm->ctl_fd, msg, PROTO_MSG_MAX, 0);
+	if (n <= 0)
+		return err_set(e, -ECHILD, "sbx-init exited before it was ready (see log)");
+	msg[n] = '\0';
+	if (msg[0] == MSG_READY) {
+		snprintf(rootfs_note, 32, "%s", msg + 1);
+		return 0;
+	}
+	if (msg[0] == MSG_FAIL) {
+		int code = atoi(msg + 1);
+		char *sp = strchr(msg, ' ');
+		return err_set(e, code > 0 ? -code : -EIO, "sandbox setup failed: %s",
+			       sp ? sp + 1 : msg + 1);
+	}
+	return err_set(e, -EPROTO, "unexpected message from sbx-init: '%c'", msg[0]);
+}
+
+static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
+{
+	const struct vmm_host *h = vmm_host();
+	char *const argv[] = {"sbx-init", "--name", vm->name, "--image", vm->image_dir,
+			      "--dir", vm->dir, cg_fd < 0 ? "--unshare-cgroup" : NULL, NULL};
+	char *const envp[] = {NULL};
+	struct clone_args ca;
+	memset(&ca, 0, sizeof(ca));
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
+		   CLONE_PIDFD;
+	if (cg_fd >= 0) {
+		ca.flags |= CLONE_NEWCGROUP | CLONE_INTO_CGROUP;
+		ca.cgroup = (uint64_t)cg_fd;
+	}
+	ca.pidfd = (uint64_t)(uintptr_t)&vm->pidfd;
+	ca.exit_signal = SIGCHLD;
+	/* The daemon is multi-threaded: the child only dup2()s and execs. */
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0) {
+		int nul = open("/dev/null", O_RDONLY);
+		dup2(nul, 0);
+		dup2(log_fd, 1);
+		dup2(log_fd, 2);
+		dup2(sock, PROTO_FD);
+		execve(h->init_path, argv, envp);
+		_exit(127);
+	}
+	return pid < 0 ? -errno : (pid_t)pid;
+}
+
+static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
+{
+	int sv[2] = {-1, -1}, r;
+	_cleanup_close_ int log_fd = -1, cg_fd = -1;
+	uint64_t t0 = now_usec();
+	r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
+	if (r < 0)
+		return r;
+	cg_fd = cg_open_fd(&vm->cg);
+	t->cgroup_usec = now_usec() - t0;
+
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/console.log", vm->dir);
+	log_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (log_fd < 0) {
+		r = err_set(e, -errno, "cannot open %s: %s", p, strerror(errno));
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	uint64_t t1 = now_usec();
+	pid_t pid = spawn_init(vm, sv[1], log_fd, cg_fd);
+	close(sv[1]);
+	vm->ctl_fd = sv[0];
+	if (pid < 0) {
+		r = err_set(e, pid, "clone3 of sbx-init failed: %s", strerror(-pid));
+		goto fail;
+	}
+	vm->pid = pid;
+	vm->pid_start = vmm_pid_start(pid);
+	t->spawn_usec = now_usec() - t1;
+
+	uint64_t t2 = now_usec();
+	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
+		goto fail_kill;
+	t->cgroup_usec += now_usec() - t2;
+	uint64_t t3 = now_usec();
+	char go = MSG_GO, note[32] = "";
+	if (send(vm->ctl_fd, &go, 1, MSG_NOSIGNAL) != 1) {
+		r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
+		goto fail_kill;
+	}
+	if ((r = wait_ready(vm, note, e)) < 0)
+		goto fail_kill;
+	t->init_usec = now_usec() - t3;
+	t->rootfs_usec = strtoull(note, NULL, 10);
+	return 0;
+
+fail_kill:
+	pidfd_signal(vm->pidfd, SIGKILL);
+	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
+fail:
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+	vm->pid = 0;
+	cg_destroy(&vm->cg);
+	return r;
+}
+
+static int wait_exit(int pidfd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+	int r;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+static int ns_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)
+{
+	if (vm->pidfd < 0)
+		return 0;
+	char msg[32];
+	int n = snprintf(msg, sizeof(msg), "%c%d", MSG_STOP, timeout_sec);
+	if (vm->ctl_fd < 0 || send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
+		pidfd_signal(vm->pidfd, timeout_sec ? SIGTERM : SIGKILL);
+	/* init kills everything itself at the deadline; the extra second is our backstop. */
+	if (wait_exit(vm->pidfd, (timeout_sec + 1) * 1000) == 0) {
+		log_warn("sandbox %s: init did not stop in %d s, killing it", vm->name, timeout_sec + 1);
+		pidfd_signal(vm->pidfd, SIGKILL);
+		if (wait_exit(vm->pidfd, 5000) == 0)
+			return err_set(e, -ETIMEDOUT, "init (pid %d) survived SIGKILL", (int)vm->pid);
+	}
+	return 0;
+}
+
+static int ns_kill(struct vmm_inst *vm, int sig, struct err *e)
+{
+	if (vm->pidfd < 0)
+		return err_set(e, -ESRCH, "sandbox has no running init");
+	int r = pidfd_signal(vm->pidfd, sig);
+	return r < 0 ? err_set(e, r, "cannot signal init: %s", strerror(-r)) : 0;
+}
+
+static int ns_freeze(struct vmm_inst *vm, struct err *e) { return cg_freeze(&vm->cg, true, e); }
+static int ns_thaw(struct vmm_inst *vm, struct err *e) { return cg_freeze(&vm->cg, false, e); }
+
+static int ns_reap(struct vmm_inst *vm, int *exit_code)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	*exit_code = -1;
+	if (vm->pidfd >= 0 && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
+	    si.si_pid) /* ECHILD for an adopted init: its exit code is not ours to read */
+		*exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+	vm->pid = 0;
+	vm->pid_start = 0;
+	return cg_destroy(&vm->cg);
+}
+
+static int ns_destroy(struct vmm_inst *vm, struct err *e)
+{
+	cg_destroy(&vm->cg);
+	int r = rm_rf(vm->dir);
+	if (r < 0)
+		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
+	return 0;
+}
+
+static int ns_adopt(struct vmm_inst *vm, struct err *e)
+{
+	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start)
+		return err_set(e, -ESRCH, "init pid %d is gone (or was reused)", (int)vm->pid);
+	int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (fd < 0)
+		return err_set(e, -errno, "pidfd_open %d: %s", (int)vm->pid, strerror(errno));
+	/* Re-check after opening: the pidfd pins this exact process. */
+	if (vmm_pid_start(vm->pid) != vm->pid_start) {
+		close(fd);
+		return err_set(e, -ESRCH, "init pid %d was reused", (int)vm->pid);
+	}
+	vm->pidfd = fd;
+	snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
+	return 0;
+}
+
+static int ns_usage(struct vmm_inst *vm, struct vmm_usage *u)
+{
+	return cg_usage(&vm->cg, u);
+}
+
+static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+{
+	if (vm->ctl_fd < 0)
+		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
+	char msg[PROTO_MSG_MAX];
+	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC, id, cmd);
+	if (n >= (int)sizeof(msg))
+		return err_set(e, -E2BIG, "command line too long");
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	memset(cbuf, 0, sizeof(cbuf));
+	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf)};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &out_fd, sizeof(int));
+	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL) != n)
+		return err_set(e, -errno, "cannot send the command to init: %s", strerror(errno));
+	return 0;
+}
+
+static int ns_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
+{
+	if (vm->ctl_fd < 0)
+		return -ENOTCONN;
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %d", MSG_EXEC_KILL, id, sig);
+	return send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -errno;
+}
+
+static int ns_event(struct vmm_inst *vm, struct vmm_event *ev)
+{
+	char msg[128];
+	ev->kind = VMM_EV_NONE;
+	ssize_t n = recv(vm->ctl_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		ev->kind = VMM_EV_HANGUP;
+		return 0;
+	}
+	msg[n] = '\0';
+	if (msg[0] == MSG_EXEC_EXIT) {
+		char *sp;
+		ev->kind = VMM_EV_EXEC_EXIT;
+		ev->exec_id = strtoull(msg + 1, &sp, 10);
+		ev->exit_code = atoi(sp);
+	}
+	return 0;
+}
+
+const struct vmm_ops vmm_ns_ops = {
+	.name = "ns",
+	.create = ns_create,
+	.start = ns_start,
+	.stop = ns_stop,
+	.kill = ns_kill,
+	.freeze = ns_freeze,
+	.thaw = ns_thaw,
+	.reap = ns_reap,
+	.destroy = ns_destroy,
+	.adopt = ns_adopt,
+	.usage = ns_usage,
+	.exec = ns_exec,
+	.exec_kill = ns_exec_kill,
+	.event = ns_event,
+};

@@ -1,0 +1,21 @@
+/* The daemon <-> sbx-init protocol: one text message per SOCK_SEQPACKET
+ * datagram over the socketpair the daemon hands to init at clone time (no
+ * socket path to dial, no retries). The first byte is the message type. */
+#ifndef SBX_PROTO_H
+#define SBX_PROTO_H
+
+#define PROTO_MSG_MAX 8192
+#define PROTO_FD 3 /* init's end of the socketpair */
+
+/* daemon -> init */
+#define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox */
+#define MSG_STOP 'S'      /* "S<seconds>": SIGTERM everything, SIGKILL after seconds, exit */
+#define MSG_EXEC 'X'      /* "X<id> <command line>" + one fd (SCM_RIGHTS) for stdout/stderr */
+#define MSG_EXEC_KILL 'K' /* "K<id> <signal>" */
+
+/* init -> daemon */
+#define MSG_READY 'R'     /* "R": the sandbox is built and running */
+#define MSG_FAIL 'F'      /* "F<errno> <sentence>": setup failed, init exits */
+#define MSG_EXEC_EXIT 'E' /* "E<id> <exit code>" */
+
+#endif

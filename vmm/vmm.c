@@ -1,0 +1,54 @@
+/* The backend registry (a table of ops, one row per backend) and helpers
+ * every backend shares. */
+#define _GNU_SOURCE
+#include "vmm.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct vmm_ops *backends[] = {&vmm_ns_ops};
+static struct vmm_host host;
+
+int vmm_host_init(const struct vmm_host *h, struct err *e)
+{
+	host = *h;
+	if (access(host.init_path, X_OK) < 0)
+		return err_set(e, -errno, "cannot run %s: %s", host.init_path, strerror(errno));
+	return cg_host_init(e);
+}
+
+const struct vmm_host *vmm_host(void) { return &host; }
+
+const struct vmm_ops *vmm_find(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			return backends[i];
+	return NULL;
+}
+
+void vmm_inst_init(struct vmm_inst *vm)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->pidfd = -1;
+	vm->ctl_fd = -1;
+}
+
+uint64_t vmm_pid_start(pid_t pid)
+{
+	char path[64], data[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (read_file_str(path, data, sizeof(data)) < 0)
+		return 0;
+	char *p = strrchr(data, ')');
+	if (!p)
+		return 0;
+	/* After ")": field 3 (state) ... field 22 (starttime) is the 20th token. */
+	p += 2;
+	for (int field = 3; field < 22 && p; field++) {
+		p = strchr(p, ' ');
+		if (p)
+			p++;
+	}
+	return p ? strtoull(p, NULL, 10) : 0;
+}

@@ -1,0 +1,99 @@
+/* The backend interface: every sandbox backend (ns, later qemu) is one
+ * struct vmm_ops table. The engine owns the sandbox object and calls these;
+ * backends know nothing of FUSE or of the registry. */
+#ifndef SBX_VMM_H
+#define SBX_VMM_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../engine/common.h"
+#include "cgroup.h"
+
+struct vmm_limits {
+	uint64_t memory_bytes; /* 0: no limit */
+	uint32_t pids;         /* 0: no limit */
+	uint32_t cpu_millis;   /* 1000 = one cpu; 0: no limit */
+};
+
+/* Per-sandbox backend state, embedded in the engine's struct sbx. */
+struct vmm_inst {
+	char name[SBX_NAME_MAX + 1];
+	char dir[PATH_MAX];       /* the sandbox's state dir */
+	char image_dir[PATH_MAX]; /* the image (lower layer) */
+	struct vmm_limits lim;
+	pid_t pid;           /* host pid of init, 0 when not running */
+	uint64_t pid_start;  /* start time of pid (clock ticks), guards against pid reuse */
+	int pidfd;           /* -1 when none */
+	int ctl_fd;          /* socket to sbx-init, -1 when none */
+	struct cg cg;
+	void *priv;
+};
+
+/* Phase timings of a start, filled by the backend. */
+struct vmm_timing {
+	uint64_t rootfs_usec;
+	uint64_t cgroup_usec;
+	uint64_t spawn_usec;
+	uint64_t init_usec;
+};
+
+struct vmm_usage {
+	uint64_t cpu_usec;
+	uint64_t memory_bytes;
+	uint64_t memory_peak_bytes;
+	uint64_t pids;
+	uint64_t oom_kills;
+};
+
+/* Something the sandbox's init told us, decoded by the backend. */
+enum vmm_event_kind { VMM_EV_NONE, VMM_EV_EXEC_EXIT, VMM_EV_HANGUP };
+struct vmm_event {
+	enum vmm_event_kind kind;
+	uint64_t exec_id;
+	int exit_code;
+};
+
+struct vmm_ops {
+	const char *name;
+	/* Prepares the sandbox's files (first start only). */
+	int (*create)(struct vmm_inst *vm, struct err *e);
+	/* Spawns the sandbox and returns once its init reported ready. */
+	int (*start)(struct vmm_inst *vm, struct vmm_timing *t, struct err *e);
+	/* Asks init to end everything within timeout_sec, then kills. Returns when init is gone. */
+	int (*stop)(struct vmm_inst *vm, int timeout_sec, struct err *e);
+	int (*kill)(struct vmm_inst *vm, int sig, struct err *e);
+	int (*freeze)(struct vmm_inst *vm, struct err *e);
+	int (*thaw)(struct vmm_inst *vm, struct err *e);
+	/* Collects init after its pidfd turned readable; releases per-run resources. */
+	int (*reap)(struct vmm_inst *vm, int *exit_code);
+	/* Removes everything the sandbox owns on the host. Not running. */
+	int (*destroy)(struct vmm_inst *vm, struct err *e);
+	/* Takes over a sandbox started by an earlier daemon (pid, pid_start set). */
+	int (*adopt)(struct vmm_inst *vm, struct err *e);
+	int (*usage)(struct vmm_inst *vm, struct vmm_usage *u);
+	/* Runs a shell command line inside; its stdout and stderr go to out_fd. */
+	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e);
+	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
+	/* Reads one message from ctl_fd after it turned readable. */
+	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
+};
+
+/* Host-wide settings shared by the backends, set once at start-up. */
+struct vmm_host {
+	char init_path[PATH_MAX]; /* sbx-init binary */
+	char tag[16];             /* distinguishes this daemon's cgroups from another's */
+};
+
+int vmm_host_init(const struct vmm_host *h, struct err *e);
+const struct vmm_host *vmm_host(void);
+const struct vmm_ops *vmm_find(const char *name);
+void vmm_inst_init(struct vmm_inst *vm);
+
+extern const struct vmm_ops vmm_ns_ops;
+
+/* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
+uint64_t vmm_pid_start(pid_t pid);
+
+#endif
