@@ -2,7 +2,7 @@
 # runs every test; `make demo` sets up a fresh Debian 12 machine and runs the example.
 CC      ?= cc
 BUILD   := build
-PKGS    := fuse3 liburcu liburcu-cds jansson libcap
+PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -11,8 +11,8 @@ SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 ENGINE_SRC := engine/util.c engine/registry.c engine/ctl.c engine/lifecycle.c engine/engine.c \
               engine/journal.c engine/stats.c engine/pool.c engine/exec.c
-VMM_SRC    := vmm/vmm.c vmm/ns.c vmm/cgroup.c
-NET_SRC    := net/link.c
+VMM_SRC    := $(wildcard vmm/*.c)
+NET_SRC    := $(wildcard net/*.c)
 FS_SRC     := fs/main.c fs/fsx.c fs/files.c
 DAEMON_SRC := $(FS_SRC) $(ENGINE_SRC) $(VMM_SRC) $(NET_SRC)
 HDRS       := $(wildcard engine/*.h vmm/*.h net/*.h fs/*.h)
@@ -27,9 +27,9 @@ $(BUILD)/sandboxfs: $(DAEMON_SRC) $(HDRS)
 	$(CC) $(CFLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
 
 # pid 1 of a sandbox: static, so it runs on any image.
-$(BUILD)/sbx-init: vmm/init/sbx-init.c $(NET_SRC) vmm/proto.h net/net.h
+$(BUILD)/sbx-init: vmm/init/sbx-init.c net/link.c vmm/proto.h net/net.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -static -o $@ vmm/init/sbx-init.c $(NET_SRC) -lcap
+	$(CC) $(CFLAGS) -static -o $@ vmm/init/sbx-init.c net/link.c -lcap
 
 image: $(BUILD)/images/busybox/bin/busybox
 

@@ -111,6 +111,7 @@ static void start_job(void *arg)
 		s->t.create_cgroup_usec = t.cgroup_usec;
 		s->t.create_spawn_usec = t.spawn_usec;
 		s->t.create_init_usec = t.init_usec;
+		s->t.vt = t;
 		s->t.starts++;
 		s->t.started_wall_usec = wall_usec();
 		s->deadline_usec = s->cfg.timeout_sec

@@ -29,6 +29,7 @@ struct sbx_times {
 	uint64_t stop_request_usec, stop_usec;
 	uint64_t started_wall_usec;
 	uint64_t starts;
+	struct vmm_timing vt; /* the last start's backend phases, extras included */
 };
 
 struct sbx {

@@ -95,6 +95,9 @@ int engine_show_stats(struct buf *b)
 	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng.o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
 			atomic_load(&creates_ok), atomic_load(&creates_failed));
+	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
+		if ((*o)->describe)
+			r |= (*o)->describe(b);
 	r |= show_lat(b, LAT_CREATE, "create");
 	r |= show_lat(b, LAT_STOP, "stop");
 	return r ? -ENOMEM : 0;
@@ -128,6 +131,9 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills);
+	for (int i = 0; i < t->vt.nextra && r == 0; i++)
+		r = buf_printf(b, "create_%s_usec %" PRIu64 "\n", t->vt.extra[i].key,
+			       t->vt.extra[i].usec);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct vmm_ops *backends[] = {&vmm_ns_ops};
+static const struct vmm_ops *const backends[] = {&vmm_ns_ops, NULL};
 static struct vmm_host host;
 
 int vmm_host_init(const struct vmm_host *h, struct err *e)
@@ -21,11 +21,13 @@ const struct vmm_host *vmm_host(void) { return &host; }
 
 const struct vmm_ops *vmm_find(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_SIZE(backends); i++)
+	for (size_t i = 0; backends[i]; i++)
 		if (strcmp(backends[i]->name, name) == 0)
 			return backends[i];
 	return NULL;
 }
+
+const struct vmm_ops *const *vmm_all(void) { return backends; }
 
 void vmm_inst_init(struct vmm_inst *vm)
 {

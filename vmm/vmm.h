@@ -37,6 +37,12 @@ struct vmm_timing {
 	uint64_t cgroup_usec;
 	uint64_t spawn_usec;
 	uint64_t init_usec;
+	/* Backend-specific phases, shown in stats as create_<key>_usec. */
+	struct {
+		const char *key;
+		uint64_t usec;
+	} extra[6];
+	int nextra;
 };
 
 struct vmm_usage {
@@ -78,6 +84,8 @@ struct vmm_ops {
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
 	/* Reads one message from ctl_fd after it turned readable. */
 	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
+	/* Host-wide facts for /sbx/stats (`key value` lines), e.g. KVM or TCG. */
+	int (*describe)(struct buf *b);
 };
 
 /* Host-wide settings shared by the backends, set once at start-up. */
@@ -89,6 +97,8 @@ struct vmm_host {
 int vmm_host_init(const struct vmm_host *h, struct err *e);
 const struct vmm_host *vmm_host(void);
 const struct vmm_ops *vmm_find(const char *name);
+/* Every backend compiled in, for /sbx/stats; NULL-terminated. */
+const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
