@@ -71,7 +71,8 @@ static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 int write_file(const char *path, const char *data, size_t len);
 int write_file_str(const char *path, const char *s);
 int read_file_str(const char *path, char *out, size_t cap);
-int write_file_atomic(const char *path, const char *data, size_t len);
+/* Temp file + rename; with sync, fsync of the file before and the dir after. */
+int write_file_atomic(const char *path, const char *data, size_t len, bool sync);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
 

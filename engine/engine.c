@@ -186,6 +186,8 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	engine_thread_online();
 	if ((r = monitor_start()) < 0)
 		return err_set(e, r, "cannot start the monitor thread");
+	if ((r = journal_commit_start()) < 0)
+		return err_set(e, r, "cannot start the journal committer");
 	if ((r = pool_start(o->workers)) < 0)
 		return err_set(e, r, "cannot start the worker pool");
 	r = journal_load_all();
@@ -231,6 +233,7 @@ void engine_shutdown(void)
 	}
 	pool_stop();
 	monitor_stop();
+	journal_commit_stop();
 	cg_host_cleanup();
 	log_info("engine stopped");
 }

@@ -3,6 +3,7 @@
  * transition; read back at start-up to re-adopt what still runs. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -62,11 +63,75 @@ int journal_write(struct sbx *s)
 		return -ENOMEM;
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/sandbox.json", s->vm.dir);
-	int r = write_file_atomic(path, text, strlen(text));
+	int r = write_file_atomic(path, text, strlen(text), false);
 	free(text);
 	if (r < 0)
 		log_err("sandbox %s: cannot write %s: %s", s->node.name, path, strerror(-r));
+	else
+		journal_commit_soon();
 	return r;
+}
+
+/* Group commit: a journal write is an atomic rename at once (a daemon crash
+ * loses nothing, the page cache survives it); one syncfs a few ms later makes
+ * every write of that window durable against power loss, off the create path. */
+#define COMMIT_DELAY_USEC 5000
+static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t commit_cond = PTHREAD_COND_INITIALIZER;
+static bool commit_dirty, commit_quit;
+static pthread_t commit_thread;
+static int commit_fd = -1;
+
+void journal_commit_soon(void)
+{
+	pthread_mutex_lock(&commit_lock);
+	if (!commit_dirty) {
+		commit_dirty = true;
+		pthread_cond_signal(&commit_cond);
+	}
+	pthread_mutex_unlock(&commit_lock);
+}
+
+static void *commit_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&commit_lock);
+	for (;;) {
+		while (!commit_dirty && !commit_quit)
+			pthread_cond_wait(&commit_cond, &commit_lock);
+		if (!commit_dirty && commit_quit)
+			break;
+		pthread_mutex_unlock(&commit_lock);
+		usleep(COMMIT_DELAY_USEC); /* gather the writes of a burst into one sync */
+		pthread_mutex_lock(&commit_lock);
+		commit_dirty = false;
+		pthread_mutex_unlock(&commit_lock);
+		if (syncfs(commit_fd) < 0)
+			log_err("cannot sync the journal: %s", strerror(errno));
+		pthread_mutex_lock(&commit_lock);
+	}
+	pthread_mutex_unlock(&commit_lock);
+	return NULL;
+}
+
+int journal_commit_start(void)
+{
+	commit_fd = open(eng.sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (commit_fd < 0)
+		return -errno;
+	return -pthread_create(&commit_thread, NULL, commit_main, NULL);
+}
+
+void journal_commit_stop(void)
+{
+	pthread_mutex_lock(&commit_lock);
+	commit_quit = true;
+	pthread_cond_signal(&commit_cond);
+	pthread_mutex_unlock(&commit_lock);
+	pthread_join(commit_thread, NULL);
+	syncfs(commit_fd);
+	close(commit_fd);
+	commit_fd = -1;
 }
 
 static int state_from_name(const char *n)

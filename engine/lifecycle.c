@@ -123,11 +123,12 @@ static void start_job(void *arg)
 		sbx_set_state(s, SBX_RUNNING);
 		monitor_watch(s);
 	}
+	/* Running (or failed) from here: the journal write is not part of the create. */
+	s->t.create_usec = now_usec() - s->t.request_usec;
+	uint64_t total = s->t.create_usec;
 	uint64_t tj = now_usec();
 	journal_write(s);
 	s->t.create_journal_usec = now_usec() - tj;
-	s->t.create_usec = now_usec() - s->t.request_usec;
-	uint64_t total = s->t.create_usec;
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0) {
 		lat_add(LAT_CREATE, total);

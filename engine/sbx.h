@@ -67,6 +67,9 @@ int sbx_fail(struct sbx *s, int code, const char *msg);
 /* journal.c */
 int journal_write(struct sbx *s);
 int journal_load_all(void);
+void journal_commit_soon(void);
+int journal_commit_start(void);
+void journal_commit_stop(void);
 int sbx_config_json(const struct sbx *s, struct buf *b);
 
 /* stats.c */

@@ -145,8 +145,9 @@ int read_file_str(const char *path, char *out, size_t cap)
 	return (int)n;
 }
 
-/* Temp file, fsync, rename, fsync of the directory: the journal survives power loss. */
-int write_file_atomic(const char *path, const char *data, size_t len)
+/* Temp file, (fsync), rename, (fsync of the directory): readers see the old or
+ * the new content, never a torn one. */
+int write_file_atomic(const char *path, const char *data, size_t len, bool sync)
 {
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -155,7 +156,7 @@ int write_file_atomic(const char *path, const char *data, size_t len)
 	if (fd < 0)
 		return -errno;
 	int ret = 0;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0)
+	if (write(fd, data, len) != (ssize_t)len || (sync && fsync(fd) < 0))
 		ret = errno ? -errno : -EIO;
 	close(fd);
 	if (ret == 0 && rename(tmp, path) < 0)
@@ -164,6 +165,8 @@ int write_file_atomic(const char *path, const char *data, size_t len)
 		unlink(tmp);
 		return ret;
 	}
+	if (!sync)
+		return 0;
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s", path);
 	int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

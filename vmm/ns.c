@@ -64,12 +64,40 @@ static int wait_ready(struct vmm_inst *vm, char *rootfs_note, struct err *e)
 	return err_set(e, -EPROTO, "unexpected message from sbx-init: '%c'", msg[0]);
 }
 
+struct init_args {
+	const char *path;
+	char *const *argv;
+	int sock, log_fd, null_fd;
+	sigset_t mask;
+};
+
+/* Runs in the child, on its own stack, sharing the daemon's memory until
+ * execve: raw syscalls only, nothing that takes a lock or touches errno users. */
+static int init_child(void *p)
+{
+	struct init_args *a = p;
+	static char *const envp[] = {NULL};
+	sigset_t none;
+	sigemptyset(&none);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
+	syscall(SYS_dup2, a->null_fd, 0);
+	syscall(SYS_dup2, a->log_fd, 1);
+	syscall(SYS_dup2, a->log_fd, 2);
+	if (a->sock == PROTO_FD) /* dup2 onto itself would keep O_CLOEXEC */
+		syscall(SYS_fcntl, a->sock, F_SETFD, 0);
+	else
+		syscall(SYS_dup2, a->sock, PROTO_FD);
+	syscall(SYS_execve, a->path, a->argv, envp);
+	return 127;
+}
+
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
-	const struct vmm_host *h = vmm_host();
 	char *const argv[] = {"sbx-init", "--name", vm->name, "--image", vm->image_dir,
 			      "--dir", vm->dir, cg_fd < 0 ? "--unshare-cgroup" : NULL, NULL};
-	char *const envp[] = {NULL};
+	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	struct init_args a = {.path = vmm_host()->init_path, .argv = argv, .sock = sock,
+			      .log_fd = log_fd, .null_fd = null_fd};
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
@@ -80,18 +108,7 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	}
 	ca.pidfd = (uint64_t)(uintptr_t)&vm->pidfd;
 	ca.exit_signal = SIGCHLD;
-	/* The daemon is multi-threaded: the child only dup2()s and execs. */
-	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
-	if (pid == 0) {
-		int nul = open("/dev/null", O_RDONLY);
-		dup2(nul, 0);
-		dup2(log_fd, 1);
-		dup2(log_fd, 2);
-		dup2(sock, PROTO_FD);
-		execve(h->init_path, argv, envp);
-		_exit(127);
-	}
-	return pid < 0 ? -errno : (pid_t)pid;
+	return vmm_spawn(&ca, init_child, &a);
 }
 
 static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)

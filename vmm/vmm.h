@@ -103,6 +103,11 @@ void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
 
+struct clone_args;
+/* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must
+ * exec or return an exit code. Returns the pid or -errno. */
+pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
+
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);
 
