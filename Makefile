@@ -9,8 +9,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-tr
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer
 
-ENGINE_SRC := engine/util.c engine/registry.c engine/ctl.c engine/lifecycle.c engine/engine.c \
-              engine/journal.c engine/stats.c engine/pool.c engine/exec.c
+ENGINE_SRC := $(wildcard engine/*.c)
 VMM_SRC    := $(wildcard vmm/*.c)
 NET_SRC    := $(wildcard net/*.c)
 FS_SRC     := fs/main.c fs/fsx.c fs/files.c

@@ -19,7 +19,48 @@ static struct {
 } errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 static _Atomic uint64_t generation;
 
-void engine_bump_generation(void) { atomic_fetch_add(&generation, 1); }
+static void (*watch_fn)(uint64_t id);
+
+void engine_set_watch(void (*fn)(uint64_t id)) { watch_fn = fn; }
+
+void engine_notify(uint64_t id)
+{
+	if (watch_fn)
+		watch_fn(id);
+}
+
+void engine_bump_generation(void)
+{
+	atomic_fetch_add(&generation, 1);
+	engine_notify(0);
+}
+
+uint64_t engine_generation(void) { return atomic_load(&generation); }
+uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
+
+int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+	pthread_mutex_lock(&s->lock);
+	while (atomic_load(&s->generation) == since && now_usec() < deadline) {
+		struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000),
+				      .tv_nsec = (long)(deadline % 1000000) * 1000};
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return sbx_show_events(s, b);
+}
+
+int sbx_root_link(struct sbx *s, struct buf *b)
+{
+	int st = atomic_load(&s->state);
+	pid_t pid = s->vm.pid;
+	if (strcmp(s->cfg.backend, "ns") != 0)
+		return -EOPNOTSUPP;
+	if (st != SBX_RUNNING && st != SBX_PAUSED && st != SBX_STOPPING)
+		return -ENOENT; /* nothing to see: its root exists only while it runs */
+	return buf_printf(b, "/proc/%d/root", (int)pid);
+}
 
 void engine_note_error(const char *fmt, ...)
 {

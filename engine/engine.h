@@ -66,6 +66,19 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len);
 ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size);
 void sbx_exec_close(struct sbx_exec *x);
 
+/* Change notification for poll: fn(id) runs on every state change of sandbox
+ * id, and with id 0 when a sandbox appears or goes. */
+void engine_set_watch(void (*fn)(uint64_t id));
+uint64_t engine_generation(void);
+uint64_t sbx_generation(struct sbx *s);
+/* `wait`: blocks until the generation differs from `since` (bounded), then events. */
+int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b);
+/* `root`: the target of the symlink (the sandbox's root seen from the host). */
+int sbx_root_link(struct sbx *s, struct buf *b);
+int engine_show_metrics(struct buf *b);
+/* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
+void engine_count_error(int err);
+
 /* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
 void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

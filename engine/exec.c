@@ -17,6 +17,7 @@ struct sbx_exec {
 	int rfd;
 	bool started, exited, eof, status_read;
 	int exit_code;
+	uint64_t start_usec;
 };
 
 int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
@@ -74,6 +75,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 	}
 	x->rfd = pfd[0];
 	x->started = true;
+	x->start_usec = now_usec();
 out:
 	if (r < 0)
 		sbx_fail(s, r, e.msg);
@@ -129,6 +131,7 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 		if (x->id == id) {
 			x->exit_code = code;
 			x->exited = true;
+			lat_add(LAT_EXEC, now_usec() - x->start_usec);
 		}
 	pthread_cond_broadcast(&s->cond);
 }

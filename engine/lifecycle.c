@@ -26,8 +26,11 @@ const char *sbx_state_name(int state)
 void sbx_set_state(struct sbx *s, int state)
 {
 	atomic_store(&s->state, state);
-	s->generation++;
 	pthread_cond_broadcast(&s->cond);
+	if (state == SBX_STOPPING)
+		return; /* shown as running: not a change a watcher can see */
+	atomic_fetch_add(&s->generation, 1);
+	engine_notify(s->node.id);
 }
 
 int sbx_fail(struct sbx *s, int code, const char *msg)

@@ -44,7 +44,7 @@ struct sbx {
 	char error[SBX_ERRMSG_MAX];
 	char reason[16]; /* why it last stopped: user timeout oom exit host */
 	int exit_code;   /* of init, -1 unknown */
-	uint64_t generation;
+	_Atomic uint64_t generation;
 	uint64_t deadline_usec; /* monotonic; 0 none (timeout=) */
 	bool removing;
 	bool monitored;
@@ -73,10 +73,12 @@ void journal_commit_stop(void);
 int sbx_config_json(const struct sbx *s, struct buf *b);
 
 /* stats.c */
-enum lat_kind { LAT_CREATE, LAT_STOP, LAT_N };
+enum lat_kind { LAT_CREATE, LAT_STOP, LAT_EXEC, LAT_FORK, LAT_N };
 void lat_add(enum lat_kind k, uint64_t usec);
 uint64_t lat_percentile(uint64_t *sorted, size_t n, unsigned pct);
 void stats_count_create(bool ok);
+/* metrics.c: Prometheus histograms, fed by lat_add. */
+void hist_observe(enum lat_kind k, uint64_t usec);
 
 /* pool.c */
 int pool_start(int workers);
@@ -97,5 +99,7 @@ void sbx_set_state(struct sbx *s, int state);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(int argc, char **argv, struct err *e);
 void engine_bump_generation(void);
+/* Tells the FUSE layer that sandbox `id` (0: the top level) changed. */
+void engine_notify(uint64_t id);
 
 #endif

@@ -16,8 +16,9 @@ struct lat {
 	uint64_t ring[LAT_RING];
 	uint64_t total; /* samples ever */
 };
-static struct lat lats[LAT_N] = {{.lock = PTHREAD_MUTEX_INITIALIZER},
-				 {.lock = PTHREAD_MUTEX_INITIALIZER}};
+static struct lat lats[LAT_N] = {
+	{.lock = PTHREAD_MUTEX_INITIALIZER}, {.lock = PTHREAD_MUTEX_INITIALIZER},
+	{.lock = PTHREAD_MUTEX_INITIALIZER}, {.lock = PTHREAD_MUTEX_INITIALIZER}};
 static _Atomic uint64_t creates_ok, creates_failed;
 
 void lat_add(enum lat_kind k, uint64_t usec)
@@ -27,6 +28,7 @@ void lat_add(enum lat_kind k, uint64_t usec)
 	l->ring[l->total % LAT_RING] = usec;
 	l->total++;
 	pthread_mutex_unlock(&l->lock);
+	hist_observe(k, usec);
 }
 
 void stats_count_create(bool ok)
@@ -155,7 +157,7 @@ int sbx_show_events(struct sbx *s, struct buf *b)
 		s->ops->usage(&s->vm, &u);
 	int r = buf_printf(b, "state %s\nreason %s\nexit_code %d\noom_kills %" PRIu64
 			   "\ngeneration %" PRIu64 "\n",
-			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills, s->generation);
+			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills, atomic_load(&s->generation));
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

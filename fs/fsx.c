@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,13 @@ static int decode(fuse_ino_t ino, struct node *n)
 	return 0;
 }
 
+static mode_t file_mode(const struct fsx_file *f)
+{
+	if (!f)
+		return S_IFDIR | 0755;
+	return f->link ? S_IFLNK | 0777 : S_IFREG | f->mode;
+}
+
 static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
 {
 	memset(st, 0, sizeof(*st));
@@ -75,15 +83,22 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	if (r < 0)
 		return r;
 	if (n.id == 0) {
-		fill_attr(st, ino, n.f ? S_IFREG | n.f->mode : S_IFDIR | 0755, 0);
+		fill_attr(st, ino, file_mode(n.f), 0);
 		return 0;
 	}
 	struct sbx *s = sbx_get_id(n.id);
 	if (!s)
 		return -ENOENT;
-	fill_attr(st, ino, n.f ? S_IFREG | n.f->mode : S_IFDIR | 0755, sbx_created_wall_usec(s));
+	fill_attr(st, ino, file_mode(n.f), sbx_created_wall_usec(s));
 	sbx_put(s);
 	return 0;
+}
+
+/* An error answering something a user did (not a lookup miss): counted for metrics. */
+static void reply_user_err(fuse_req_t req, int err)
+{
+	engine_count_error(err);
+	fuse_reply_err(req, err);
 }
 
 static void reply_entry(fuse_req_t req, fuse_ino_t ino)
@@ -208,7 +223,8 @@ static int fill_root(struct dir_handle *d, size_t *cap)
 {
 	int r = 0;
 	for (size_t i = 0; i < fsx_top_nfiles && r == 0; i++)
-		r = dir_add(d, cap, fsx_top_files[i].name, ino_top_file(i), S_IFREG);
+		r = dir_add(d, cap, fsx_top_files[i].name, ino_top_file(i),
+			    file_mode(&fsx_top_files[i]));
 	char(*names)[64];
 	uint64_t *ids;
 	size_t n;
@@ -245,7 +261,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		else
 			sbx_put(s);
 		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
-			r = dir_add(d, &cap, fsx_sbx_files[i].name, ino_sbx_file(n.id, i), S_IFREG);
+			r = dir_add(d, &cap, fsx_sbx_files[i].name, ino_sbx_file(n.id, i),
+				    file_mode(&fsx_sbx_files[i]));
 	}
 	if (r < 0) {
 		if (d)
@@ -297,7 +314,24 @@ struct fsx_handle {
 	uint64_t id;
 	struct buf content;
 	struct sbx_exec *x;
+	uint64_t gen;   /* generation the content shows (events, wait) */
+	bool made;      /* wait: content made */
+	bool nonblock;  /* wait: opened O_NONBLOCK */
 };
+
+#define WAIT_DEFAULT_MS 30000
+
+static uint64_t current_gen(struct sbx *s)
+{
+	return s ? sbx_generation(s) : engine_generation();
+}
+
+static int make_content(struct fsx_handle *h, struct sbx *s)
+{
+	buf_free(&h->content);
+	h->gen = current_gen(s);
+	return s ? h->f->show(s, &h->content) : h->f->show_top(&h->content);
+}
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -309,7 +343,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	const struct fsx_file *f = n.f;
 	int acc = fi->flags & O_ACCMODE;
-	bool readable = f->show || f->show_top || f->session;
+	bool readable = f->show || f->show_top || f->session || f->wait;
 	bool writable = f->write || f->write_top || f->session;
 	/* Root passes the kernel's permission check; the file's nature still decides. */
 	if (((acc == O_WRONLY || acc == O_RDWR) && !writable) ||
@@ -330,8 +364,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = -ENOENT;
 	else if (f->session)
 		r = sbx_exec_open(s, &h->x);
+	else if (f->wait)
+		h->gen = sbx_generation(s), h->nonblock = fi->flags & O_NONBLOCK;
 	else if (acc != O_WRONLY)
-		r = s ? f->show(s, &h->content) : f->show_top(&h->content);
+		r = make_content(h, s);
 	if (s)
 		sbx_put(s);
 	if (r < 0) {
@@ -366,6 +402,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	}
+	if (off == 0 && (h->f->wait || h->f->pollable)) {
+		struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
+		int r = 0;
+		if (h->id && !s)
+			r = h->made || h->f->pollable ? 0 : -ENODEV; /* removed: keep the last content */
+		else if (h->f->wait && !h->made)
+			r = h->f->wait(s, h->gen, h->nonblock ? 0 : WAIT_DEFAULT_MS, &h->content);
+		else if (h->f->pollable && h->gen != current_gen(s))
+			r = make_content(h, s); /* lseek(0) + read after poll sees the change */
+		h->made = true;
+		if (s)
+			sbx_put(s);
+		if (r < 0) {
+			fuse_reply_err(req, -r);
+			return;
+		}
+	}
 	if (off < 0 || (size_t)off >= h->content.len) {
 		fuse_reply_buf(req, NULL, 0);
 		return;
@@ -394,7 +447,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			sbx_put(s);
 	}
 	if (r < 0)
-		fuse_reply_err(req, -r);
+		reply_user_err(req, -r);
 	else
 		fuse_reply_write(req, size);
 }
@@ -411,14 +464,78 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/* Poll handles waiting for a change of sandbox `id` (0: the top level). */
+struct poll_wait {
+	uint64_t id;
+	struct fuse_pollhandle *ph;
+	struct poll_wait *next;
+};
+static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct poll_wait *poll_waits;
+
+void fsx_changed(uint64_t id)
+{
+	struct poll_wait *fire = NULL;
+	pthread_mutex_lock(&poll_lock);
+	for (struct poll_wait **p = &poll_waits; *p;) {
+		struct poll_wait *w = *p;
+		if (w->id == id) {
+			*p = w->next;
+			w->next = fire;
+			fire = w;
+		} else {
+			p = &w->next;
+		}
+	}
+	pthread_mutex_unlock(&poll_lock);
+	while (fire) {
+		struct poll_wait *w = fire;
+		fire = w->next;
+		fuse_lowlevel_notify_poll(w->ph);
+		fuse_pollhandle_destroy(w->ph);
+		free(w);
+	}
+}
+
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	(void)ino;
-	(void)fi;
+	engine_thread_online();
+	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	unsigned ready = POLLIN | POLLRDNORM;
+	if (h->x || !h->f->pollable) {
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, ready | (h->x ? POLLOUT | POLLWRNORM : 0));
+		return;
+	}
+	struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
+	if (h->id && !s) { /* the sandbox is gone: that is a change too */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, ready | POLLPRI | POLLERR);
+		return;
+	}
+	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL;
+	pthread_mutex_lock(&poll_lock);
+	bool changed = h->gen != current_gen(s);
+	if (!changed && w) {
+		w->id = h->id;
+		w->ph = ph;
+		w->next = poll_waits;
+		poll_waits = w;
+		w = NULL;
+		ph = NULL;
+	}
+	pthread_mutex_unlock(&poll_lock);
+	if (s)
+		sbx_put(s);
+	free(w);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
-	fuse_reply_poll(req, POLLIN | POLLOUT | POLLRDNORM | POLLWRNORM);
+	/* As cgroupfs: a change shows as POLLPRI (and readable); no change, no event. */
+	fuse_reply_poll(req, changed ? ready | POLLPRI : 0);
 }
 
 /* --- directories as sandboxes --- */
@@ -434,7 +551,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct sbx *s;
 	int r = engine_mkdir(name, &s);
 	if (r < 0) {
-		fuse_reply_err(req, -r);
+		reply_user_err(req, -r);
 		return;
 	}
 	fuse_ino_t ino = ino_sbx_dir(sbx_id(s));
@@ -453,7 +570,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	fuse_reply_err(req, -engine_rmdir(name));
+	int r = engine_rmdir(name);
+	if (r < 0)
+		reply_user_err(req, -r);
+	else
+		fuse_reply_err(req, 0);
 }
 
 /* --- everything a user may not do here --- */
@@ -462,7 +583,7 @@ static void deny_name(fuse_req_t req, fuse_ino_t parent, const char *name, const
 {
 	(void)parent;
 	engine_note_error("%s '%s' is not allowed in sandboxfs", what, name);
-	fuse_reply_err(req, EPERM);
+	reply_user_err(req, EPERM);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -508,8 +629,22 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	(void)ino;
-	fuse_reply_err(req, EINVAL);
+	engine_thread_online();
+	struct node n;
+	if (decode(ino, &n) < 0 || !n.f || !n.f->link || !n.id) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct sbx *s = sbx_get_id(n.id);
+	struct buf b = {0};
+	int r = s ? n.f->link(s, &b) : -ENOENT;
+	if (s)
+		sbx_put(s);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, b.data);
+	buf_free(&b);
 }
 
 static void op_ok(fuse_req_t req) { fuse_reply_err(req, 0); }

@@ -19,6 +19,12 @@ struct fsx_file {
 	int (*show)(struct sbx *s, struct buf *b);
 	int (*write)(struct sbx *s, const char *buf, size_t len);
 	bool session; /* exec: a read/write command session per open */
+	/* A symlink (root): its target. */
+	int (*link)(struct sbx *s, struct buf *b);
+	/* wait: content made at the first read, after blocking for a change. */
+	int (*wait)(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b);
+	/* events: poll wakes when the generation moves past the one read. */
+	bool pollable;
 };
 
 extern const struct fsx_file fsx_top_files[];
@@ -28,5 +34,7 @@ extern const size_t fsx_sbx_nfiles;
 
 extern const struct fuse_lowlevel_ops fsx_ops;
 void fsx_set_start_time(void);
+/* Engine watch callback: wakes poll(2) on the events files of `id`. */
+void fsx_changed(uint64_t id);
 
 #endif

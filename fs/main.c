@@ -172,6 +172,7 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
 	fsx_set_start_time();
+	engine_set_watch(fsx_changed);
 	struct err e = {0};
 	if (engine_start(&o, &e) < 0) {
 		log_err("cannot start: %s", e.msg);

@@ -1,0 +1,104 @@
+/* /sbx/metrics: the engine's numbers in the Prometheus text exposition
+ * format (counts by state and backend, latency histograms from 100 us to
+ * 10 s, registry size, errors by errno), ready for a file-based exporter. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sbx.h"
+
+static const uint64_t bucket_usec[] = {100,    250,    500,     1000,    2500,    5000,
+				       10000,  25000,  50000,   100000,  250000,  500000,
+				       1000000, 2500000, 5000000, 10000000};
+#define NBUCKETS ARRAY_SIZE(bucket_usec)
+
+struct hist {
+	_Atomic uint64_t le[NBUCKETS + 1]; /* per bucket (not cumulative); last is +Inf */
+	_Atomic uint64_t count;
+	_Atomic uint64_t sum_usec;
+};
+static struct hist hists[LAT_N];
+static const char *hist_names[LAT_N] = {"create", "stop", "exec", "fork"};
+
+#define MAX_ERRNO 134
+static _Atomic uint64_t errors[MAX_ERRNO + 1];
+
+void hist_observe(enum lat_kind k, uint64_t usec)
+{
+	size_t i = 0;
+	while (i < NBUCKETS && usec > bucket_usec[i])
+		i++;
+	atomic_fetch_add(&hists[k].le[i], 1);
+	atomic_fetch_add(&hists[k].count, 1);
+	atomic_fetch_add(&hists[k].sum_usec, usec);
+}
+
+void engine_count_error(int err)
+{
+	if (err < 0)
+		err = -err;
+	if (err > 0 && err <= MAX_ERRNO)
+		atomic_fetch_add(&errors[err], 1);
+}
+
+struct by_state {
+	uint64_t n[SBX_NSTATES][2]; /* [state][backend: 0 ns, 1 other] */
+};
+
+static int count_one(struct reg_node *n, void *arg)
+{
+	struct by_state *c = arg;
+	struct sbx *s = caa_container_of(n, struct sbx, node);
+	int st = atomic_load(&s->state);
+	c->n[st == SBX_STOPPING ? SBX_RUNNING : st][strcmp(s->cfg.backend, "ns") != 0]++;
+	return 0;
+}
+
+static int show_hist(struct buf *b, enum lat_kind k)
+{
+	const char *n = hist_names[k];
+	int r = buf_printf(b, "# HELP sandboxfs_%s_seconds Latency of %s, from request to done.\n"
+			   "# TYPE sandboxfs_%s_seconds histogram\n", n, n, n);
+	uint64_t cum = 0;
+	for (size_t i = 0; i <= NBUCKETS; i++) {
+		cum += atomic_load(&hists[k].le[i]);
+		if (i < NBUCKETS)
+			r |= buf_printf(b, "sandboxfs_%s_seconds_bucket{le=\"%g\"} %" PRIu64 "\n", n,
+					bucket_usec[i] / 1e6, cum);
+		else
+			r |= buf_printf(b, "sandboxfs_%s_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", n,
+					cum);
+	}
+	r |= buf_printf(b, "sandboxfs_%s_seconds_sum %.6f\nsandboxfs_%s_seconds_count %" PRIu64 "\n",
+			n, atomic_load(&hists[k].sum_usec) / 1e6, n, atomic_load(&hists[k].count));
+	return r;
+}
+
+int engine_show_metrics(struct buf *b)
+{
+	struct by_state c;
+	memset(&c, 0, sizeof(c));
+	reg_foreach(eng.reg, count_one, &c);
+	int r = buf_printf(b, "# HELP sandboxfs_sandboxes Sandboxes by state and backend.\n"
+			   "# TYPE sandboxfs_sandboxes gauge\n");
+	static const char *backends[2] = {"ns", "qemu"};
+	for (int st = 0; st < SBX_STOPPING; st++)
+		for (int k = 0; k < 2; k++)
+			r |= buf_printf(b, "sandboxfs_sandboxes{state=\"%s\",backend=\"%s\"} %" PRIu64 "\n",
+					sbx_state_name(st), backends[k], c.n[st][k]);
+	r |= buf_printf(b, "# HELP sandboxfs_registry_entries Entries in the registry.\n"
+			"# TYPE sandboxfs_registry_entries gauge\nsandboxfs_registry_entries %lu\n",
+			reg_count(eng.reg));
+	for (int k = 0; k < LAT_N; k++)
+		r |= show_hist(b, (enum lat_kind)k);
+	r |= buf_printf(b, "# HELP sandboxfs_errors_total Errors returned to users, by errno.\n"
+			"# TYPE sandboxfs_errors_total counter\n");
+	for (int e = 1; e <= MAX_ERRNO; e++) {
+		uint64_t v = atomic_load(&errors[e]);
+		if (v)
+			r |= buf_printf(b, "sandboxfs_errors_total{errno=\"%s\"} %" PRIu64 "\n",
+					strerrorname_np(e) ? strerrorname_np(e) : "unknown", v);
+	}
+	return r ? -ENOMEM : 0;
+}
