@@ -12,6 +12,8 @@
 
 #define CTL_WRITE_MAX 4096
 #define CTL_ARGS_MAX 32
+#define SBX_LOWERS_MAX 8 /* = VMM_LOWERS_MAX */
+#define SBX_LAYER_ID_MAX 40
 
 struct sbx_config {
 	char image[SBX_NAME_MAX + 1];
@@ -23,6 +25,10 @@ struct sbx_config {
 	uint32_t timeout_sec; /* 0: none */
 	char parent[SBX_NAME_MAX + 1];
 	uint64_t created_wall_usec;
+	/* Layers under the upper dir, nearest first (children of a fork). */
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX];
+	int nlowers;
+	uint32_t fork_generation;
 };
 
 /* One command, split into words; points into `line`. */

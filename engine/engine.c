@@ -218,6 +218,9 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	memset(&h, 0, sizeof(h));
 	snprintf(h.init_path, sizeof(h.init_path), "%s", o->init_path);
 	instance_tag(o->state_dir, h.tag, sizeof(h.tag));
+	snprintf(h.layers_dir, sizeof(h.layers_dir), "%s/layers", o->state_dir);
+	if ((r = snap_init()) < 0)
+		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
 	if (r < 0)
 		return r;

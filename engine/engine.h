@@ -79,6 +79,13 @@ int engine_show_metrics(struct buf *b);
 /* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
 void engine_count_error(int err);
 
+/* Named checkpoints (/sbx/NAME/snapshots/SNAP/). */
+int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq);
+int sbx_snapshot_remove(struct sbx *s, const char *name);
+int sbx_snapshot_list(struct sbx *s, char (**names)[64], uint32_t **seqs, size_t *n);
+int sbx_snapshot_lookup(struct sbx *s, const char *name, uint32_t *seq);
+bool sbx_snapshot_exists(struct sbx *s, uint32_t seq);
+
 /* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
 void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -21,13 +21,17 @@ static json_t *config_json(const struct sbx *s)
 	struct tm tm;
 	gmtime_r(&sec, &tm);
 	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:o, s:s, s:I}",
+	json_t *lowers = json_array();
+	for (int i = 0; i < c->nlowers; i++)
+		json_array_append_new(lowers, json_string(c->lowers[i]));
+	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:o, s:s, s:I, s:o, s:i}",
 			 "name", s->node.name, "image", c->image, "backend", c->backend,
 			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
 			 "pids", (json_int_t)c->pids, "net", c->net,
 			 "timeout", (json_int_t)c->timeout_sec,
 			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
-			 "created", created, "created_usec", (json_int_t)c->created_wall_usec);
+			 "created", created, "created_usec", (json_int_t)c->created_wall_usec,
+			 "layers", lowers, "fork_generation", (int)c->fork_generation);
 }
 
 int sbx_config_json(const struct sbx *s, struct buf *b)
@@ -57,6 +61,7 @@ int journal_write(struct sbx *s)
 		return -ENOMEM;
 	if (atomic_load(&s->state) == SBX_STOPPING)
 		json_object_set_new(j, "state", json_string("stopping"));
+	json_object_set_new(j, "snapshots", snap_journal_json(s));
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text)
@@ -160,15 +165,18 @@ static struct sbx *journal_read(const char *name)
 	json_int_t mem = 0, pids = 0, timeout = 0, created = 0, pid = 0, pid_start = 0, starts = 0;
 	int exit_code = -1;
 	double cpus = 1;
-	json_t *parent = NULL;
+	json_t *parent = NULL, *layers = NULL, *snaps = NULL;
+	int fork_gen = 0;
 	if (json_unpack_ex(j, &je, 0,
-			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?o, s:I}, s:I, s:I, s?s, "
-			   "s?i, s?s, s?I}",
+			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?o, s:I, s?o, s?i}, s:I, s:I, "
+			   "s?s, s?i, s?s, s?I, s?o}",
 			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
 			   "cpus", &cpus, "pids", &pids, "net", &c.net, "timeout", &timeout,
-			   "parent", &parent, "created_usec", &created, "pid", &pid, "pid_start",
+			   "parent", &parent, "created_usec", &created, "layers", &layers,
+			   "fork_generation", &fork_gen, "pid", &pid, "pid_start",
 			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
-			   "starts", &starts) < 0 ||
+			   "starts", &starts, "snapshots", &snaps) < 0 ||
+	    (layers && (!json_is_array(layers) || json_array_size(layers) > SBX_LOWERS_MAX)) ||
 	    state_from_name(state) < 0 || ctl_check_name(name, NULL) < 0) {
 		engine_note_error("journal %s is malformed (%s); sandbox '%s' skipped, its files "
 				  "are kept", path, je.text, name);
@@ -184,6 +192,13 @@ static struct sbx *journal_read(const char *name)
 	c.created_wall_usec = (uint64_t)created;
 	if (json_is_string(parent))
 		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
+	c.fork_generation = (uint32_t)fork_gen;
+	size_t li;
+	json_t *lv;
+	json_array_foreach(layers, li, lv) {
+		snprintf(c.lowers[li], SBX_LAYER_ID_MAX, "%s", json_string_value(lv) ?: "");
+		c.nlowers = (int)li + 1;
+	}
 	struct sbx *s = vmm_find(c.backend) ? sbx_alloc(name, &c) : NULL;
 	if (!s) {
 		engine_note_error("sandbox '%s' uses backend '%s', which this build lacks; skipped",
@@ -198,6 +213,10 @@ static struct sbx *journal_read(const char *name)
 	snprintf(s->error, sizeof(s->error), "%s", error);
 	s->exit_code = exit_code;
 	s->t.starts = (uint64_t)starts;
+	for (int i = 0; i < c.nlowers; i++)
+		layer_get(c.lowers[i]);
+	if (json_is_array(snaps))
+		snap_journal_load(s, snaps);
 	json_decref(j);
 	return s;
 }

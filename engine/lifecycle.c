@@ -68,6 +68,9 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
 	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng.sandboxes_dir, name);
 	snprintf(s->vm.image_dir, sizeof(s->vm.image_dir), "%s/%s", eng.o.images_dir, c->image);
+	s->vm.nlowers = c->nlowers;
+	for (int i = 0; i < c->nlowers; i++)
+		snprintf(s->vm.lowers[i], sizeof(s->vm.lowers[i]), "%s", c->lowers[i]);
 	s->vm.lim.memory_bytes = c->memory_bytes;
 	s->vm.lim.pids = c->pids;
 	s->vm.lim.cpu_millis = c->cpu_millis;
@@ -129,6 +132,12 @@ static void start_job(void *arg)
 	/* Running (or failed) from here: the journal write is not part of the create. */
 	s->t.create_usec = now_usec() - s->t.request_usec;
 	uint64_t total = s->t.create_usec;
+	if (s->t.fork_queued_usec && s->t.starts == 1) {
+		s->t.fork_restore_usec = now_usec() - s->t.fork_queued_usec;
+		s->t.fork_usec = total;
+		if (r == 0)
+			lat_add(LAT_FORK, total);
+	}
 	uint64_t tj = now_usec();
 	journal_write(s);
 	s->t.create_journal_usec = now_usec() - tj;
@@ -153,9 +162,8 @@ int sbx_queue_start(struct sbx *s)
 	return 0;
 }
 
-/* Reserves the name, journals, and queues the start: returns at once. */
-static int sbx_create(const char *name, const struct sbx_config *c, struct sbx **out,
-		      struct err *e)
+/* Validates and takes the name: after this the sandbox is visible as creating. */
+int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
 {
 	struct stat st;
 	char path[PATH_MAX];
@@ -170,7 +178,6 @@ static int sbx_create(const char *name, const struct sbx_config *c, struct sbx *
 		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", c->image);
 	if (strpbrk(path, ",:\\"))
 		return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take", path);
-
 	struct sbx *s = sbx_alloc(name, c);
 	if (!s)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -181,37 +188,62 @@ static int sbx_create(const char *name, const struct sbx_config *c, struct sbx *
 		sbx_put(s);
 		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 	}
+	*out = s;
+	return 0;
+}
+
+/* Gives a reserved name back (nothing on disk yet). */
+void sbx_unreserve(struct sbx *s)
+{
+	reg_del(eng.reg, &s->node);
+	sbx_put(s);
+}
+
+/* Makes the state dir, journals and queues the start: returns at once. On
+ * failure the reservation is undone. */
+int sbx_commit(struct sbx *s, struct err *e)
+{
+	int r;
 	if (mkdir(s->vm.dir, 0700) < 0) {
-		r = -errno;
 		if (errno == EEXIST)
-			err_set(e, -EEXIST, "%s exists on disk but is not a known sandbox; "
-				"remove it by hand if it is not needed", s->vm.dir);
+			r = err_set(e, -EEXIST, "%s exists on disk but is not a known sandbox; "
+				    "remove it by hand if it is not needed", s->vm.dir);
 		else
-			err_set(e, r, "cannot create %s: %s", s->vm.dir, strerror(errno));
-		r = e->code;
+			r = err_set(e, -errno, "cannot create %s: %s", s->vm.dir, strerror(errno));
 		goto undo;
 	}
+	for (int i = 0; i < s->cfg.nlowers; i++)
+		layer_get(s->cfg.lowers[i]);
 	pthread_mutex_lock(&s->lock);
 	r = journal_write(s);
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0) {
-		err_set(e, r, "cannot write the journal of %s: %s", name, strerror(-r));
-		rm_rf(s->vm.dir);
-		goto undo;
+		err_set(e, r, "cannot write the journal of %s: %s", s->node.name, strerror(-r));
+		goto undo_dir;
 	}
 	r = sbx_queue_start(s);
 	if (r < 0) {
-		err_set(e, r, "cannot queue the start of %s", name);
-		rm_rf(s->vm.dir);
-		goto undo;
+		err_set(e, r, "cannot queue the start of %s", s->node.name);
+		goto undo_dir;
 	}
 	engine_bump_generation();
-	log_debug("sandbox %s: reserved (id %llu)", name, (unsigned long long)s->node.id);
-	*out = s;
+	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
+undo_dir:
+	rm_rf(s->vm.dir);
+	for (int i = 0; i < s->cfg.nlowers; i++)
+		layer_put(s->cfg.lowers[i]);
 undo:
-	reg_del(eng.reg, &s->node);
-	sbx_put(s);
+	sbx_unreserve(s);
+	return r;
+}
+
+static int sbx_create(const char *name, const struct sbx_config *c, struct sbx **out,
+		      struct err *e)
+{
+	int r = sbx_reserve(name, c, out, e);
+	if (r == 0 && (r = sbx_commit(*out, e)) < 0)
+		*out = NULL;
 	return r;
 }
 
@@ -391,13 +423,17 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 				r = err_set(&e, -EINVAL, "usage: extend SECONDS");
 			else
 				r = sbx_extend(s, u, &e);
-		} else if (!strcmp(verb, "fork") || !strcmp(verb, "standby")) {
-			r = err_set(&e, -EOPNOTSUPP, "'%s' is not implemented yet in this version", verb);
+		} else if (!strcmp(verb, "fork")) {
+			r = sbx_fork(s, cmd.argc - 1, cmd.argv + 1, &e);
+		} else if (!strcmp(verb, "standby")) {
+			r = err_set(&e, -EOPNOTSUPP, "standby needs a backend that can save a whole "
+				    "machine (qemu); '%s' cannot (no process checkpointing here)",
+				    s->cfg.backend);
 		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume")) {
 			r = err_set(&e, -EINVAL, "'%s' takes no arguments", verb);
 		} else {
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (stop start kill pause resume "
-				    "extend)", verb);
+				    "extend fork standby)", verb);
 		}
 	}
 	if (r < 0) {
@@ -447,6 +483,9 @@ int engine_rmdir(const char *name)
 		sbx_put(s);
 		return r;
 	}
+	snap_drop_all(s);
+	for (int i = 0; i < s->cfg.nlowers; i++)
+		layer_put(s->cfg.lowers[i]);
 	pthread_mutex_unlock(&s->lock);
 	reg_del(eng.reg, &s->node);
 	engine_bump_generation();

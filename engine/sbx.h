@@ -4,6 +4,7 @@
 #define SBX_SBX_H
 
 #include <pthread.h>
+#include <jansson.h>
 #include <stdatomic.h>
 
 #include "../vmm/vmm.h"
@@ -29,6 +30,8 @@ struct sbx_times {
 	uint64_t stop_request_usec, stop_usec;
 	uint64_t started_wall_usec;
 	uint64_t starts;
+	uint64_t fork_freeze_usec, fork_checkpoint_usec, fork_queued_usec;
+	uint64_t fork_restore_usec, fork_usec;
 	struct vmm_timing vt; /* the last start's backend phases, extras included */
 };
 
@@ -50,6 +53,18 @@ struct sbx {
 	bool monitored;
 	uint64_t next_exec_id;
 	struct sbx_exec *execs; /* open exec sessions, under lock */
+	struct sbx_snap *snaps; /* named checkpoints, under lock */
+	uint32_t next_snap_seq;
+};
+
+/* A named checkpoint: an immutable layer plus the chain it stacks on. */
+struct sbx_snap {
+	char name[SBX_NAME_MAX + 1];
+	uint32_t seq; /* stable per sandbox, for inode numbers */
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX]; /* [0] is its own layer */
+	int nlowers;
+	uint64_t created_wall_usec;
+	struct sbx_snap *next;
 };
 
 struct engine {
@@ -85,7 +100,19 @@ int pool_start(int workers);
 void pool_stop(void);
 int pool_submit(void (*fn)(void *), void *arg);
 
+/* snap.c: layers (reference counted, removed with their last user), fork, snapshots */
+int snap_init(void);
+void layer_get(const char *id);
+void layer_put(const char *id);
+int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
+void snap_drop_all(struct sbx *s);
+json_t *snap_journal_json(struct sbx *s);
+void snap_journal_load(struct sbx *s, json_t *arr);
+
 /* lifecycle.c */
+int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);
+void sbx_unreserve(struct sbx *s);
+int sbx_commit(struct sbx *s, struct err *e);
 struct sbx *sbx_alloc(const char *name, const struct sbx_config *c);
 int sbx_queue_start(struct sbx *s);
 void monitor_watch(struct sbx *s);

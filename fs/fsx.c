@@ -1,7 +1,8 @@
 /* FUSE low-level operations. Inode numbers are computed, not allocated:
- * root is 1, top-level file i is 2+i, sandbox id N is N<<8 and its file i is
- * (N<<8)|(i+1). Ids are never reused, so a stale inode resolves to ENOENT
- * and forget has nothing to free. Every operation replies; none answers ENOSYS. */
+ * root is 1, top-level file i is 2+i; sandbox id N owns N<<20 .. (N<<20)+2^20:
+ * +0 its directory, +1+i its file i, +0x100 snapshots/, +0x1000+seq a
+ * snapshot. Ids are never reused, so a stale inode resolves to ENOENT and
+ * forget has nothing to free. Every operation replies; none answers ENOSYS. */
 #define _GNU_SOURCE
 #include "fsx.h"
 
@@ -18,39 +19,59 @@ static struct timespec start_time;
 
 void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
 
+enum node_kind { N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP };
+
 struct node {
+	enum node_kind kind;
 	uint64_t id; /* 0: top level */
-	int idx;     /* -1: the directory itself */
-	const struct fsx_file *f;
+	uint32_t seq; /* N_SNAP */
+	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE */
 };
 
+#define SBX_SHIFT 20
+#define SUB_MASK ((1u << SBX_SHIFT) - 1)
+#define SUB_SNAPDIR 0x100u
+#define SUB_SNAP 0x1000u
+
 static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
-static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << 8; }
-static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << 8) | (i + 1); }
+static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
+static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << SBX_SHIFT) | (i + 1); }
+static fuse_ino_t ino_snapdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_SNAPDIR; }
+static fuse_ino_t ino_snap(uint64_t id, uint32_t seq) { return (id << SBX_SHIFT) | (SUB_SNAP + seq); }
 
 static int decode(fuse_ino_t ino, struct node *n)
 {
-	n->f = NULL;
-	if (ino < 256) {
-		n->id = 0;
+	memset(n, 0, sizeof(*n));
+	if (ino < (1u << SBX_SHIFT)) {
 		if (ino == FUSE_ROOT_ID) {
-			n->idx = -1;
+			n->kind = N_ROOT;
 			return 0;
 		}
 		if (ino < 2 || ino - 2 >= fsx_top_nfiles)
 			return -ENOENT;
-		n->idx = (int)(ino - 2);
-		n->f = &fsx_top_files[n->idx];
+		n->kind = N_TOP_FILE;
+		n->f = &fsx_top_files[ino - 2];
 		return 0;
 	}
-	n->id = ino >> 8;
-	n->idx = (int)(ino & 0xff) - 1;
-	if (n->idx >= (int)fsx_sbx_nfiles)
+	n->id = ino >> SBX_SHIFT;
+	uint32_t sub = ino & SUB_MASK;
+	if (sub == 0) {
+		n->kind = N_SBX_DIR;
+	} else if (sub <= fsx_sbx_nfiles) {
+		n->kind = N_SBX_FILE;
+		n->f = &fsx_sbx_files[sub - 1];
+	} else if (sub == SUB_SNAPDIR) {
+		n->kind = N_SNAPDIR;
+	} else if (sub >= SUB_SNAP) {
+		n->kind = N_SNAP;
+		n->seq = sub - SUB_SNAP;
+	} else {
 		return -ENOENT;
-	if (n->idx >= 0)
-		n->f = &fsx_sbx_files[n->idx];
+	}
 	return 0;
 }
+
+static bool is_dir(const struct node *n) { return !n->f; }
 
 static mode_t file_mode(const struct fsx_file *f)
 {
@@ -75,7 +96,7 @@ static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t cre
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/* Attributes of a node; for sandbox nodes the sandbox must still exist. */
+/* Attributes of a node; for sandbox nodes the sandbox (and snapshot) must still exist. */
 static int node_attr(fuse_ino_t ino, struct stat *st)
 {
 	struct node n;
@@ -89,9 +110,12 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	struct sbx *s = sbx_get_id(n.id);
 	if (!s)
 		return -ENOENT;
-	fill_attr(st, ino, file_mode(n.f), sbx_created_wall_usec(s));
+	if (n.kind == N_SNAP && !sbx_snapshot_exists(s, n.seq))
+		r = -ENOENT;
+	else
+		fill_attr(st, ino, file_mode(n.f), sbx_created_wall_usec(s));
 	sbx_put(s);
-	return 0;
+	return r;
 }
 
 /* An error answering something a user did (not a lookup miss): counted for metrics. */
@@ -128,32 +152,39 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	engine_thread_online();
 	struct node p;
-	if (decode(parent, &p) < 0 || p.f) {
+	if (decode(parent, &p) < 0 || !is_dir(&p)) {
 		fuse_reply_err(req, p.f ? ENOTDIR : ENOENT);
 		return;
 	}
-	if (p.id == 0) {
-		int i = find_file(fsx_top_files, fsx_top_nfiles, name);
-		if (i >= 0) {
-			reply_entry(req, ino_top_file((size_t)i));
-			return;
+	fuse_ino_t ino = 0;
+	int i;
+	if (p.kind == N_ROOT) {
+		if ((i = find_file(fsx_top_files, fsx_top_nfiles, name)) >= 0) {
+			ino = ino_top_file((size_t)i);
+		} else {
+			struct sbx *s = sbx_get(name);
+			if (s) {
+				ino = ino_sbx_dir(sbx_id(s));
+				sbx_put(s);
+			}
 		}
-		struct sbx *s = sbx_get(name);
-		if (!s) {
-			fuse_reply_err(req, ENOENT);
-			return;
-		}
-		fuse_ino_t ino = ino_sbx_dir(sbx_id(s));
-		sbx_put(s);
-		reply_entry(req, ino);
-		return;
+	} else if (p.kind == N_SBX_DIR) {
+		if ((i = find_file(fsx_sbx_files, fsx_sbx_nfiles, name)) >= 0)
+			ino = ino_sbx_file(p.id, (size_t)i);
+		else if (strcmp(name, "snapshots") == 0)
+			ino = ino_snapdir(p.id);
+	} else if (p.kind == N_SNAPDIR) {
+		struct sbx *s = sbx_get_id(p.id);
+		uint32_t seq;
+		if (s && sbx_snapshot_lookup(s, name, &seq) == 0)
+			ino = ino_snap(p.id, seq);
+		if (s)
+			sbx_put(s);
 	}
-	int i = find_file(fsx_sbx_files, fsx_sbx_nfiles, name);
-	if (i < 0) {
+	if (!ino)
 		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	reply_entry(req, ino_sbx_file(p.id, (size_t)i));
+	else
+		reply_entry(req, ino);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -237,11 +268,40 @@ static int fill_root(struct dir_handle *d, size_t *cap)
 	return r;
 }
 
+static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
+{
+	struct sbx *s = sbx_get_id(n->id);
+	if (!s)
+		return -ENOENT;
+	int r = 0;
+	if (n->kind == N_SBX_DIR) {
+		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
+			r = dir_add(d, cap, fsx_sbx_files[i].name, ino_sbx_file(n->id, i),
+				    file_mode(&fsx_sbx_files[i]));
+		if (r == 0)
+			r = dir_add(d, cap, "snapshots", ino_snapdir(n->id), S_IFDIR);
+	} else if (n->kind == N_SNAPDIR) {
+		char(*names)[64];
+		uint32_t *seqs;
+		size_t cnt;
+		if ((r = sbx_snapshot_list(s, &names, &seqs, &cnt)) == 0) {
+			for (size_t i = 0; i < cnt && r == 0; i++)
+				r = dir_add(d, cap, names[i], ino_snap(n->id, seqs[i]), S_IFDIR);
+			free(names);
+			free(seqs);
+		}
+	} else if (n->kind == N_SNAP && !sbx_snapshot_exists(s, n->seq)) {
+		r = -ENOENT;
+	}
+	sbx_put(s);
+	return r;
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	engine_thread_online();
 	struct node n;
-	if (decode(ino, &n) < 0 || n.f) {
+	if (decode(ino, &n) < 0 || !is_dir(&n)) {
 		fuse_reply_err(req, n.f ? ENOTDIR : ENOENT);
 		return;
 	}
@@ -252,18 +312,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		r = dir_add(d, &cap, ".", ino, S_IFDIR);
 	if (r == 0)
 		r = dir_add(d, &cap, "..", FUSE_ROOT_ID, S_IFDIR);
-	if (r == 0 && n.id == 0) {
-		r = fill_root(d, &cap);
-	} else if (r == 0) {
-		struct sbx *s = sbx_get_id(n.id);
-		if (!s)
-			r = -ENOENT;
-		else
-			sbx_put(s);
-		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
-			r = dir_add(d, &cap, fsx_sbx_files[i].name, ino_sbx_file(n.id, i),
-				    file_mode(&fsx_sbx_files[i]));
-	}
+	if (r == 0)
+		r = n.kind == N_ROOT ? fill_root(d, &cap) : fill_sbx_dir(d, &cap, &n);
 	if (r < 0) {
 		if (d)
 			free(d->ents);
@@ -337,7 +387,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	engine_thread_online();
 	struct node n;
-	if (decode(ino, &n) < 0 || !n.f) {
+	if (decode(ino, &n) < 0 || is_dir(&n)) {
 		fuse_reply_err(req, decode(ino, &n) < 0 ? ENOENT : EISDIR);
 		return;
 	}
@@ -544,33 +594,50 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 {
 	(void)mode;
 	engine_thread_online();
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, EPERM);
+	struct node p;
+	if (decode(parent, &p) < 0 || (p.kind != N_ROOT && p.kind != N_SNAPDIR)) {
+		reply_user_err(req, EPERM);
 		return;
 	}
-	struct sbx *s;
-	int r = engine_mkdir(name, &s);
-	if (r < 0) {
+	struct sbx *s = NULL;
+	fuse_ino_t ino = 0;
+	int r;
+	if (p.kind == N_ROOT) {
+		r = engine_mkdir(name, &s);
+		if (r == 0)
+			ino = ino_sbx_dir(sbx_id(s));
+	} else {
+		uint32_t seq = 0;
+		s = sbx_get_id(p.id);
+		r = s ? sbx_snapshot_create(s, name, &seq) : -ENOENT;
+		ino = ino_snap(p.id, seq);
+	}
+	if (s)
+		sbx_put(s);
+	if (r < 0)
 		reply_user_err(req, -r);
-		return;
-	}
-	fuse_ino_t ino = ino_sbx_dir(sbx_id(s));
-	sbx_put(s);
-	reply_entry(req, ino);
+	else
+		reply_entry(req, ino);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	engine_thread_online();
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, EPERM);
-		return;
+	struct node p;
+	int r;
+	if (decode(parent, &p) < 0) {
+		r = -ENOENT;
+	} else if (p.kind == N_ROOT) {
+		r = find_file(fsx_top_files, fsx_top_nfiles, name) >= 0 ? -ENOTDIR
+									: engine_rmdir(name);
+	} else if (p.kind == N_SNAPDIR) {
+		struct sbx *s = sbx_get_id(p.id);
+		r = s ? sbx_snapshot_remove(s, name) : -ENOENT;
+		if (s)
+			sbx_put(s);
+	} else {
+		r = -EPERM;
 	}
-	if (find_file(fsx_top_files, fsx_top_nfiles, name) >= 0) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
-	int r = engine_rmdir(name);
 	if (r < 0)
 		reply_user_err(req, -r);
 	else

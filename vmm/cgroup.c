@@ -269,6 +269,8 @@ int cg_usage(const struct cg *cg, struct vmm_usage *u)
 	return 0;
 }
 
+/* Freezing is asynchronous in the kernel; this returns once every task is frozen
+ * (bounded), so a checkpoint taken after it sees a quiescent sandbox. */
 int cg_freeze(const struct cg *cg, bool frozen, struct err *e)
 {
 	int r;
@@ -279,7 +281,20 @@ int cg_freeze(const struct cg *cg, bool frozen, struct err *e)
 	if (r < 0)
 		return err_set(e, r, "cannot %s cgroup %s: %s", frozen ? "freeze" : "thaw", cg->leaf,
 			       strerror(-r));
-	return 0;
+	if (!frozen)
+		return 0;
+	char dir[PATH_MAX], path[PATH_MAX + 32], data[256];
+	ctrl_dir(cg, version == 2 ? C_MEMORY : C_FREEZER, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, version == 2 ? "cgroup.events" : "freezer.state");
+	for (int i = 0; i < 20000; i++) {
+		if (read_file_str(path, data, sizeof(data)) < 0)
+			break;
+		if (version == 2 ? strstr(data, "frozen 1") != NULL : strncmp(data, "FROZEN", 6) == 0)
+			return 0;
+		usleep(100);
+	}
+	cg_freeze(cg, false, NULL);
+	return err_set(e, -ETIMEDOUT, "cgroup %s did not freeze within 2 s", cg->leaf);
 }
 
 static void kill_procs(const char *dir)

@@ -93,8 +93,26 @@ static int init_child(void *p)
 
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
-	char *const argv[] = {"sbx-init", "--name", vm->name, "--image", vm->image_dir,
-			      "--dir", vm->dir, cg_fd < 0 ? "--unshare-cgroup" : NULL, NULL};
+	/* argv: fixed words, a --lower per layer (nearest first), the image last. */
+	char layer_paths[VMM_LOWERS_MAX][PATH_MAX + VMM_LAYER_ID_MAX];
+	char *argv[8 + 2 * (VMM_LOWERS_MAX + 1)];
+	int n = 0;
+	argv[n++] = "sbx-init";
+	argv[n++] = "--name";
+	argv[n++] = vm->name;
+	argv[n++] = "--dir";
+	argv[n++] = vm->dir;
+	for (int i = 0; i < vm->nlowers; i++) {
+		snprintf(layer_paths[i], sizeof(layer_paths[i]), "%s/%s", vmm_host()->layers_dir,
+			 vm->lowers[i]);
+		argv[n++] = "--lower";
+		argv[n++] = layer_paths[i];
+	}
+	argv[n++] = "--lower";
+	argv[n++] = vm->image_dir;
+	if (cg_fd < 0)
+		argv[n++] = "--unshare-cgroup";
+	argv[n] = NULL;
 	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	struct init_args a = {.path = vmm_host()->init_path, .argv = argv, .sock = sock,
 			      .log_fd = log_fd, .null_fd = null_fd};
@@ -214,6 +232,39 @@ static int ns_kill(struct vmm_inst *vm, int sig, struct err *e)
 static int ns_freeze(struct vmm_inst *vm, struct err *e) { return cg_freeze(&vm->cg, true, e); }
 static int ns_thaw(struct vmm_inst *vm, struct err *e) { return cg_freeze(&vm->cg, false, e); }
 
+/* Copies the upper layer while the sandbox is frozen (vmm_copy_tree keeps
+ * overlay whiteouts and opaque-dir xattrs, so it stacks as a lower layer exactly
+ * as the source saw it). Its cost grows with the upper's size. */
+static int ns_checkpoint(struct vmm_inst *vm, const char *dest, bool frozen, struct vmm_timing *t,
+			 struct err *e)
+{
+	char src[PATH_MAX + 16], tmp[PATH_MAX + 16];
+	snprintf(src, sizeof(src), "%s/upper", vm->dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	uint64_t t0 = now_usec();
+	int r = frozen ? 0 : cg_freeze(&vm->cg, true, e);
+	if (r < 0)
+		return r;
+	uint64_t t1 = now_usec();
+	rm_rf(tmp);
+	if ((r = vmm_copy_tree(src, tmp, e)) < 0) {
+		if (r == -ENOSPC || r == -EDQUOT)
+			err_set(e, -ENOSPC, "no room for the checkpoint of %s: %s", vm->name, e->msg);
+		r = e->code;
+		goto thaw;
+	}
+	if (rename(tmp, dest) < 0)
+		r = err_set(e, -errno, "cannot rename %s: %s", tmp, strerror(errno));
+thaw:
+	t->copy_usec = now_usec() - t1;
+	if (!frozen)
+		cg_freeze(&vm->cg, false, NULL);
+	t->freeze_usec = now_usec() - t0;
+	if (r < 0)
+		rm_rf(tmp);
+	return r;
+}
+
 static int ns_reap(struct vmm_inst *vm, int *exit_code)
 {
 	siginfo_t si;
@@ -323,6 +374,7 @@ const struct vmm_ops vmm_ns_ops = {
 	.stop = ns_stop,
 	.kill = ns_kill,
 	.freeze = ns_freeze,
+	.checkpoint = ns_checkpoint,
 	.thaw = ns_thaw,
 	.reap = ns_reap,
 	.destroy = ns_destroy,

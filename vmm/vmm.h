@@ -11,6 +11,9 @@
 #include "../engine/common.h"
 #include "cgroup.h"
 
+#define VMM_LOWERS_MAX 8
+#define VMM_LAYER_ID_MAX 40
+
 struct vmm_limits {
 	uint64_t memory_bytes; /* 0: no limit */
 	uint32_t pids;         /* 0: no limit */
@@ -23,6 +26,9 @@ struct vmm_inst {
 	char dir[PATH_MAX];       /* the sandbox's state dir */
 	char image_dir[PATH_MAX]; /* the image (lower layer) */
 	struct vmm_limits lim;
+	/* Layers between the upper dir and the image, nearest first (fork). */
+	char lowers[VMM_LOWERS_MAX][VMM_LAYER_ID_MAX];
+	int nlowers;
 	pid_t pid;           /* host pid of init, 0 when not running */
 	uint64_t pid_start;  /* start time of pid (clock ticks), guards against pid reuse */
 	int pidfd;           /* -1 when none */
@@ -37,6 +43,8 @@ struct vmm_timing {
 	uint64_t cgroup_usec;
 	uint64_t spawn_usec;
 	uint64_t init_usec;
+	uint64_t freeze_usec; /* checkpoint: the window the source was frozen */
+	uint64_t copy_usec;   /* checkpoint: capturing its state */
 	/* Backend-specific phases, shown in stats as create_<key>_usec. */
 	struct {
 		const char *key;
@@ -71,6 +79,10 @@ struct vmm_ops {
 	int (*stop)(struct vmm_inst *vm, int timeout_sec, struct err *e);
 	int (*kill)(struct vmm_inst *vm, int sig, struct err *e);
 	int (*freeze)(struct vmm_inst *vm, struct err *e);
+	/* Captures the sandbox's files as an immutable layer in dest_dir (fork,
+	 * snapshots); freezes it meanwhile unless it is already frozen. */
+	int (*checkpoint)(struct vmm_inst *vm, const char *dest_dir, bool frozen,
+			  struct vmm_timing *t, struct err *e);
 	int (*thaw)(struct vmm_inst *vm, struct err *e);
 	/* Collects init after its pidfd turned readable; releases per-run resources. */
 	int (*reap)(struct vmm_inst *vm, int *exit_code);
@@ -92,6 +104,7 @@ struct vmm_ops {
 struct vmm_host {
 	char init_path[PATH_MAX]; /* sbx-init binary */
 	char tag[16];             /* distinguishes this daemon's cgroups from another's */
+	char layers_dir[PATH_MAX]; /* immutable layers made by checkpoints */
 };
 
 int vmm_host_init(const struct vmm_host *h, struct err *e);
@@ -107,6 +120,9 @@ struct clone_args;
 /* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must
  * exec or return an exit code. Returns the pid or -errno. */
 pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
+
+/* Copies a tree with owners, modes, times, xattrs and device nodes (a layer). */
+int vmm_copy_tree(const char *src, const char *dst, struct err *e);
 
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);

@@ -130,22 +130,32 @@ static void mask_paths(void)
 	}
 }
 
-static void build_root(const char *image, const char *dir)
+#define MAX_LOWERS 16
+
+/* lowers: the read-only layers, nearest first (fork layers, then the image). */
+static void build_root(const char **lowers, int nlowers, const char *dir)
 {
-	char root[PATH_MAX], opts[PATH_MAX + 64];
+	char root[PATH_MAX], opts[MAX_LOWERS * 32 + 64];
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		fail(errno, "make / private");
 	snprintf(root, sizeof(root), "%s/rootfs", dir);
-	/* Paths relative to the sandbox dir and an fd for the image: the options
-	 * the sandbox sees in /proc/mounts then name no host path. */
-	int img = open(image, O_PATH | O_DIRECTORY);
-	if (img < 0)
-		fail(errno, "open image %s", image);
+	/* fds for the layers and paths relative to the sandbox dir: the options the
+	 * sandbox sees in /proc/mounts then name no host path. */
+	int len = snprintf(opts, sizeof(opts), "lowerdir=");
+	int fds[MAX_LOWERS];
+	for (int i = 0; i < nlowers; i++) {
+		fds[i] = open(lowers[i], O_PATH | O_DIRECTORY);
+		if (fds[i] < 0)
+			fail(errno, "open layer %s", lowers[i]);
+		len += snprintf(opts + len, sizeof(opts) - (size_t)len, "%s/proc/self/fd/%d",
+				i ? ":" : "", fds[i]);
+	}
 	if (chdir(dir) < 0)
 		fail(errno, "chdir %s", dir);
-	snprintf(opts, sizeof(opts), "lowerdir=/proc/self/fd/%d,upperdir=upper,workdir=work", img);
+	snprintf(opts + len, sizeof(opts) - (size_t)len, ",upperdir=upper,workdir=work");
 	do_mount("overlay", "rootfs", "overlay", 0, opts);
-	close(img);
+	for (int i = 0; i < nlowers; i++)
+		close(fds[i]);
 	if (chdir(root) < 0)
 		fail(errno, "chdir %s", root);
 	ensure_dir("proc");
@@ -369,19 +379,20 @@ static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
 
 int main(int argc, char **argv)
 {
-	const char *image = NULL, *dir = NULL;
+	const char *lowers[MAX_LOWERS], *dir = NULL;
+	int nlowers = 0;
 	bool unshare_cgroup = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			name = argv[++i];
-		else if (!strcmp(argv[i], "--image") && i + 1 < argc)
-			image = argv[++i];
+		else if (!strcmp(argv[i], "--lower") && i + 1 < argc && nlowers < MAX_LOWERS)
+			lowers[nlowers++] = argv[++i];
 		else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--unshare-cgroup"))
 			unshare_cgroup = true;
 	}
-	if (getpid() != 1 || !image || !dir) {
+	if (getpid() != 1 || !nlowers || !dir) {
 		fprintf(stderr, "sbx-init: started by sandboxfs as pid 1 of a sandbox, not by hand\n");
 		return 2;
 	}
@@ -392,7 +403,7 @@ int main(int argc, char **argv)
 	if (unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
 		fail(errno, "unshare cgroup namespace");
 	int64_t t0 = mono_us();
-	build_root(image, dir);
+	build_root(lowers, nlowers, dir);
 	int64_t rootfs_us = mono_us() - t0;
 	if (sethostname(name, strlen(name)) < 0)
 		fail(errno, "sethostname");

@@ -1,0 +1,379 @@
+/* The snapshot engine for file-system fork: immutable layers in
+ * STATE/layers/ID, reference counted by the sandboxes that stack on them and
+ * by named snapshots; a layer is removed when its last user goes. `fork`
+ * takes one checkpoint of the source (frozen meanwhile) that serves every
+ * child; children start in parallel on the worker pool. */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sbx.h"
+
+#define FORK_MAX_CHILDREN 64
+
+struct layer {
+	char id[SBX_LAYER_ID_MAX];
+	int refs;
+	struct layer *next;
+};
+static pthread_mutex_t layers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct layer *layers;
+static _Atomic uint64_t layer_seq;
+
+int snap_init(void)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/layers", eng.o.state_dir);
+	return mkdir_p(dir, 0700);
+}
+
+static struct layer *layer_find(const char *id)
+{
+	for (struct layer *l = layers; l; l = l->next)
+		if (strcmp(l->id, id) == 0)
+			return l;
+	return NULL;
+}
+
+void layer_get(const char *id)
+{
+	pthread_mutex_lock(&layers_lock);
+	struct layer *l = layer_find(id);
+	if (!l && (l = calloc(1, sizeof(*l)))) {
+		snprintf(l->id, sizeof(l->id), "%s", id);
+		l->next = layers;
+		layers = l;
+	}
+	if (l)
+		l->refs++;
+	pthread_mutex_unlock(&layers_lock);
+}
+
+static void layer_remove_dir(const char *id)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
+	int r = rm_rf(dir);
+	if (r < 0)
+		log_warn("cannot remove layer %s: %s", dir, strerror(-r));
+	else
+		log_debug("layer %s removed (no user left)", id);
+}
+
+void layer_put(const char *id)
+{
+	bool gone = false;
+	pthread_mutex_lock(&layers_lock);
+	for (struct layer **p = &layers; *p; p = &(*p)->next) {
+		struct layer *l = *p;
+		if (strcmp(l->id, id) != 0)
+			continue;
+		if (--l->refs <= 0) {
+			*p = l->next;
+			free(l);
+			gone = true;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&layers_lock);
+	if (gone)
+		layer_remove_dir(id);
+}
+
+/* Checkpoints src (locked, running or paused) into a new layer; fills the
+ * chain a child stacks on: the new layer, then src's own lowers. */
+static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlowers,
+		      struct vmm_timing *t, struct err *e)
+{
+	int st = atomic_load(&src->state);
+	if (st != SBX_RUNNING && st != SBX_PAUSED)
+		return err_set(e, -EBUSY, "cannot checkpoint sandbox %s: it is %s", src->node.name,
+			       sbx_state_name(st));
+	if (src->cfg.nlowers + 1 > SBX_LOWERS_MAX)
+		return err_set(e, -EMLINK, "sandbox %s is a fork %d levels deep; at most %d are "
+			       "supported", src->node.name, src->cfg.nlowers, SBX_LOWERS_MAX - 1);
+	if (!src->ops->checkpoint)
+		return err_set(e, -EOPNOTSUPP, "backend %s cannot checkpoint", src->cfg.backend);
+	char id[SBX_LAYER_ID_MAX], dir[PATH_MAX];
+	snprintf(id, sizeof(id), "L%" PRIx64 "-%" PRIu64, wall_usec(),
+		 atomic_fetch_add(&layer_seq, 1));
+	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
+	int r = src->ops->checkpoint(&src->vm, dir, st == SBX_PAUSED, t, e);
+	if (r < 0)
+		return r;
+	snprintf(lowers[0], SBX_LAYER_ID_MAX, "%s", id);
+	for (int i = 0; i < src->cfg.nlowers; i++)
+		snprintf(lowers[i + 1], SBX_LAYER_ID_MAX, "%s", src->cfg.lowers[i]);
+	*nlowers = src->cfg.nlowers + 1;
+	log_info("sandbox %s: checkpoint %s in %" PRIu64 " us (frozen %" PRIu64 " us)",
+		 src->node.name, id, t->copy_usec, t->freeze_usec);
+	return 0;
+}
+
+static struct sbx_snap *snap_find(struct sbx *s, const char *name)
+{
+	for (struct sbx_snap *p = s->snaps; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* fork NEW [NEW...] [from=SNAPSHOT]: all or nothing for the names. */
+int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
+{
+	const char *names[FORK_MAX_CHILDREN], *from = NULL;
+	int n = 0, r;
+	uint64_t t0 = now_usec();
+	for (int i = 0; i < argc; i++) {
+		if (strncmp(argv[i], "from=", 5) == 0) {
+			if (from || !argv[i][5])
+				return err_set(e, -EINVAL, "usage: fork NEW [NEW...] [from=SNAPSHOT]");
+			from = argv[i] + 5;
+		} else if (strchr(argv[i], '=')) {
+			return err_set(e, -EINVAL, "unknown fork option '%.64s'", argv[i]);
+		} else if (n == FORK_MAX_CHILDREN) {
+			return err_set(e, -EINVAL, "at most %d children in one fork", FORK_MAX_CHILDREN);
+		} else {
+			if ((r = ctl_check_name(argv[i], e)) < 0)
+				return r;
+			for (int j = 0; j < n; j++)
+				if (strcmp(names[j], argv[i]) == 0)
+					return err_set(e, -EINVAL, "'%s' is named twice", argv[i]);
+			names[n++] = argv[i];
+		}
+	}
+	if (n == 0)
+		return err_set(e, -EINVAL, "usage: fork NEW [NEW...] [from=SNAPSHOT]");
+
+	/* Reserve every name first: a taken one creates no child at all. */
+	struct sbx *kids[FORK_MAX_CHILDREN];
+	struct sbx_config c;
+	pthread_mutex_lock(&src->lock);
+	c = src->cfg;
+	pthread_mutex_unlock(&src->lock);
+	snprintf(c.parent, sizeof(c.parent), "%s", src->node.name);
+	c.fork_generation++;
+	c.nlowers = 0;
+	for (int i = 0; i < n; i++) {
+		if ((r = sbx_reserve(names[i], &c, &kids[i], e)) < 0) {
+			while (i--)
+				sbx_unreserve(kids[i]);
+			return r;
+		}
+	}
+
+	struct vmm_timing t = {0};
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX];
+	int nlowers = 0;
+	pthread_mutex_lock(&src->lock);
+	if (from) {
+		struct sbx_snap *sn = snap_find(src, from);
+		if (!sn) {
+			r = err_set(e, -ENOENT, "sandbox %s has no snapshot '%s'", src->node.name, from);
+		} else {
+			memcpy(lowers, sn->lowers, sizeof(lowers));
+			nlowers = sn->nlowers;
+			r = 0;
+		}
+	} else {
+		sbx_wait_settled(src, 60);
+		r = checkpoint(src, lowers, &nlowers, &t, e);
+	}
+	pthread_mutex_unlock(&src->lock);
+	if (r < 0) {
+		for (int i = 0; i < n; i++)
+			sbx_unreserve(kids[i]);
+		return r;
+	}
+
+	/* A fresh layer has no user until the first child commits; hold it meanwhile. */
+	layer_get(lowers[0]);
+	int made = 0;
+	for (int i = 0; i < n; i++) {
+		struct sbx *k = kids[i];
+		memcpy(k->cfg.lowers, lowers, sizeof(lowers));
+		k->cfg.nlowers = nlowers;
+		k->vm.nlowers = nlowers;
+		memcpy(k->vm.lowers, lowers, sizeof(k->vm.lowers));
+		k->t.request_usec = t0;
+		k->t.fork_freeze_usec = t.freeze_usec;
+		k->t.fork_checkpoint_usec = t.copy_usec;
+		k->t.fork_queued_usec = now_usec();
+		struct err ke = {0};
+		if (sbx_commit(k, &ke) < 0) {
+			engine_note_error("fork %s -> %s: %s", src->node.name, names[i], ke.msg);
+			if (made == 0)
+				*e = ke;
+			continue;
+		}
+		made++;
+		sbx_put(k);
+	}
+	layer_put(lowers[0]);
+	if (made == 0)
+		return e->code ? e->code : -EIO;
+	log_info("sandbox %s: forked %d child(ren)%s%s", src->node.name, made,
+		 from ? " from snapshot " : "", from ? from : "");
+	return 0;
+}
+
+int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
+{
+	struct err e = {0};
+	int r = ctl_check_name(name, &e);
+	struct sbx_snap *sn = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (r == 0 && snap_find(s, name))
+		r = err_set(&e, -EEXIST, "sandbox %s already has a snapshot '%s'", s->node.name, name);
+	if (r == 0 && !(sn = calloc(1, sizeof(*sn))))
+		r = err_set(&e, -ENOMEM, "out of memory");
+	if (r == 0) {
+		struct vmm_timing t = {0};
+		sbx_wait_settled(s, 60);
+		r = checkpoint(s, sn->lowers, &sn->nlowers, &t, &e);
+	}
+	if (r == 0) {
+		snprintf(sn->name, sizeof(sn->name), "%s", name);
+		sn->seq = ++s->next_snap_seq;
+		sn->created_wall_usec = wall_usec();
+		for (int i = 0; i < sn->nlowers; i++)
+			layer_get(sn->lowers[i]);
+		sn->next = s->snaps;
+		s->snaps = sn;
+		*seq = sn->seq;
+		journal_write(s);
+		sn = NULL;
+	} else {
+		sbx_fail(s, r, e.msg);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(sn);
+	return r;
+}
+
+static void snap_free(struct sbx_snap *sn)
+{
+	for (int i = 0; i < sn->nlowers; i++)
+		layer_put(sn->lowers[i]);
+	free(sn);
+}
+
+int sbx_snapshot_remove(struct sbx *s, const char *name)
+{
+	int r = -ENOENT;
+	pthread_mutex_lock(&s->lock);
+	for (struct sbx_snap **p = &s->snaps; *p; p = &(*p)->next) {
+		if (strcmp((*p)->name, name) != 0)
+			continue;
+		struct sbx_snap *sn = *p;
+		*p = sn->next;
+		snap_free(sn); /* layers live on while children stack on them */
+		journal_write(s);
+		r = 0;
+		break;
+	}
+	if (r < 0)
+		sbx_fail(s, r, "no such snapshot");
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+/* Called with s->lock held, when the sandbox goes. */
+void snap_drop_all(struct sbx *s)
+{
+	while (s->snaps) {
+		struct sbx_snap *sn = s->snaps;
+		s->snaps = sn->next;
+		snap_free(sn);
+	}
+}
+
+int sbx_snapshot_list(struct sbx *s, char (**names)[64], uint32_t **seqs, size_t *n)
+{
+	size_t cnt = 0, i = 0;
+	pthread_mutex_lock(&s->lock);
+	for (struct sbx_snap *p = s->snaps; p; p = p->next)
+		cnt++;
+	*names = calloc(cnt ? cnt : 1, sizeof(**names));
+	*seqs = calloc(cnt ? cnt : 1, sizeof(**seqs));
+	if (!*names || !*seqs) {
+		pthread_mutex_unlock(&s->lock);
+		free(*names);
+		free(*seqs);
+		return -ENOMEM;
+	}
+	for (struct sbx_snap *p = s->snaps; p; p = p->next, i++) {
+		snprintf((*names)[i], 64, "%s", p->name);
+		(*seqs)[i] = p->seq;
+	}
+	pthread_mutex_unlock(&s->lock);
+	*n = cnt;
+	return 0;
+}
+
+int sbx_snapshot_lookup(struct sbx *s, const char *name, uint32_t *seq)
+{
+	pthread_mutex_lock(&s->lock);
+	struct sbx_snap *sn = snap_find(s, name);
+	if (sn)
+		*seq = sn->seq;
+	pthread_mutex_unlock(&s->lock);
+	return sn ? 0 : -ENOENT;
+}
+
+bool sbx_snapshot_exists(struct sbx *s, uint32_t seq)
+{
+	bool found = false;
+	pthread_mutex_lock(&s->lock);
+	for (struct sbx_snap *p = s->snaps; p && !found; p = p->next)
+		found = p->seq == seq;
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
+/* Journal: the snapshots of a sandbox as a JSON array (s->lock held). */
+json_t *snap_journal_json(struct sbx *s)
+{
+	json_t *arr = json_array();
+	for (struct sbx_snap *p = s->snaps; p && arr; p = p->next) {
+		json_t *l = json_array();
+		for (int i = 0; i < p->nlowers; i++)
+			json_array_append_new(l, json_string(p->lowers[i]));
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:o}", "name", p->name, "created_usec",
+						     (json_int_t)p->created_wall_usec, "lowers", l));
+	}
+	return arr;
+}
+
+/* Restart: rebuilds snapshots from the journal and takes their layer references. */
+void snap_journal_load(struct sbx *s, json_t *arr)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		const char *name = NULL;
+		json_int_t created = 0;
+		json_t *l = NULL;
+		if (json_unpack(v, "{s:s, s?I, s:o}", "name", &name, "created_usec", &created,
+				"lowers", &l) < 0 || !json_is_array(l) ||
+		    json_array_size(l) == 0 || json_array_size(l) > SBX_LOWERS_MAX)
+			continue;
+		struct sbx_snap *sn = calloc(1, sizeof(*sn));
+		if (!sn)
+			return;
+		snprintf(sn->name, sizeof(sn->name), "%s", name);
+		sn->seq = ++s->next_snap_seq;
+		sn->created_wall_usec = (uint64_t)created;
+		size_t j;
+		json_t *id;
+		json_array_foreach(l, j, id) {
+			snprintf(sn->lowers[j], SBX_LAYER_ID_MAX, "%s", json_string_value(id) ?: "");
+			layer_get(sn->lowers[j]);
+		}
+		sn->nlowers = (int)json_array_size(l);
+		sn->next = s->snaps;
+		s->snaps = sn;
+	}
+}

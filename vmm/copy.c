@@ -1,0 +1,144 @@
+/* Copies a directory tree in-process (no cp subprocess on the fork path),
+ * keeping what an overlay layer needs: modes, owners, times, symlinks, device
+ * nodes (whiteouts are 0:0 char devices) and extended attributes (opaque dirs
+ * carry trusted.overlay.opaque). Regular files go through copy_file_range, so
+ * filesystems that can share extents do. Hard links become separate copies. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "vmm.h"
+
+static int copy_xattrs(int sfd, int dfd, const char *spath, const char *dpath)
+{
+	char names[4096], val[4096];
+	ssize_t n = sfd >= 0 ? flistxattr(sfd, names, sizeof(names))
+			     : llistxattr(spath, names, sizeof(names));
+	for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
+		const char *k = names + off;
+		ssize_t vl = sfd >= 0 ? fgetxattr(sfd, k, val, sizeof(val))
+				      : lgetxattr(spath, k, val, sizeof(val));
+		if (vl < 0)
+			continue;
+		int r = dfd >= 0 ? fsetxattr(dfd, k, val, (size_t)vl, 0)
+				 : lsetxattr(dpath, k, val, (size_t)vl, 0);
+		if (r < 0 && errno != ENOTSUP && errno != EPERM)
+			return -errno;
+	}
+	return 0;
+}
+
+static int copy_file(const char *s, const char *d, const struct stat *st)
+{
+	int in = open(s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return -errno;
+	int out = open(d, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st->st_mode & 07777);
+	if (out < 0) {
+		int r = -errno;
+		close(in);
+		return r;
+	}
+	int r = 0;
+	off_t left = st->st_size;
+	while (left > 0) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP)) {
+			char buf[65536];
+			n = read(in, buf, sizeof(buf));
+			if (n > 0 && write(out, buf, (size_t)n) != n)
+				n = -1;
+		}
+		if (n <= 0) {
+			r = n < 0 ? -errno : 0;
+			break;
+		}
+		left -= n;
+	}
+	if (r == 0)
+		r = copy_xattrs(in, out, NULL, NULL);
+	if (r == 0 && (fchown(out, st->st_uid, st->st_gid) < 0 ||
+		       fchmod(out, st->st_mode & 07777) < 0))
+		r = -errno;
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (r == 0)
+		futimens(out, ts);
+	close(in);
+	if (close(out) < 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+static int copy_node(const char *s, const char *d, struct err *e);
+
+static int copy_dir(const char *s, const char *d, const struct stat *st, struct err *e)
+{
+	if (mkdir(d, st->st_mode & 07777) < 0 && errno != EEXIST)
+		return err_set(e, -errno, "mkdir %s: %s", d, strerror(errno));
+	DIR *dir = opendir(s);
+	if (!dir)
+		return err_set(e, -errno, "opendir %s: %s", s, strerror(errno));
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char cs[PATH_MAX], cd[PATH_MAX];
+		if (snprintf(cs, sizeof(cs), "%s/%s", s, de->d_name) >= (int)sizeof(cs) ||
+		    snprintf(cd, sizeof(cd), "%s/%s", d, de->d_name) >= (int)sizeof(cd)) {
+			r = err_set(e, -ENAMETOOLONG, "path too long under %s", s);
+			break;
+		}
+		r = copy_node(cs, cd, e);
+	}
+	closedir(dir);
+	if (r < 0)
+		return r;
+	if ((r = copy_xattrs(-1, -1, s, d)) < 0)
+		return err_set(e, r, "xattrs of %s: %s", s, strerror(-r));
+	if (lchown(d, st->st_uid, st->st_gid) < 0 || chmod(d, st->st_mode & 07777) < 0)
+		return err_set(e, -errno, "owner of %s: %s", d, strerror(errno));
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	utimensat(AT_FDCWD, d, ts, AT_SYMLINK_NOFOLLOW);
+	return 0;
+}
+
+static int copy_node(const char *s, const char *d, struct err *e)
+{
+	struct stat st;
+	if (lstat(s, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(e, -errno, "stat %s: %s", s, strerror(errno));
+	int r = 0;
+	if (S_ISDIR(st.st_mode))
+		return copy_dir(s, d, &st, e);
+	if (S_ISREG(st.st_mode)) {
+		r = copy_file(s, d, &st);
+	} else if (S_ISLNK(st.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(s, target, sizeof(target) - 1);
+		if (n < 0)
+			r = -errno;
+		else {
+			target[n] = '\0';
+			if (symlink(target, d) < 0 || lchown(d, st.st_uid, st.st_gid) < 0)
+				r = -errno;
+		}
+	} else {
+		if (mknod(d, st.st_mode, st.st_rdev) < 0 || lchown(d, st.st_uid, st.st_gid) < 0)
+			r = -errno;
+	}
+	if (r == 0 && !S_ISREG(st.st_mode))
+		r = copy_xattrs(-1, -1, s, d);
+	if (r < 0)
+		return err_set(e, r, "copy %s: %s", s, strerror(-r));
+	return 0;
+}
+
+int vmm_copy_tree(const char *src, const char *dst, struct err *e)
+{
+	return copy_node(src, dst, e);
+}
