@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -306,6 +307,22 @@ static int ns_adopt(struct vmm_inst *vm, struct err *e)
 	}
 	vm->pidfd = fd;
 	snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
+	/* One connect to the socket init listens on; it is there or it is not. */
+	int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/" PROTO_SOCK_NAME, dfd);
+	if (dfd >= 0 && s >= 0 && connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		vm->ctl_fd = s;
+	} else {
+		log_warn("sandbox %s: cannot reach its init at %s/" PROTO_SOCK_NAME
+			 " (%s); exec will not work until it restarts", vm->name, vm->dir,
+			 strerror(errno));
+		if (s >= 0)
+			close(s);
+	}
+	if (dfd >= 0)
+		close(dfd);
 	return 0;
 }
 

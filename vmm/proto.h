@@ -6,6 +6,8 @@
 
 #define PROTO_MSG_MAX 8192
 #define PROTO_FD 3 /* init's end of the socketpair */
+/* In the sandbox's state dir: where init listens for a restarted daemon. */
+#define PROTO_SOCK_NAME "init.sock"
 
 /* daemon -> init */
 #define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox */

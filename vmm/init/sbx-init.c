@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -132,6 +133,8 @@ static void mask_paths(void)
 
 #define MAX_LOWERS 16
 
+static void listen_for_daemon(void);
+
 /* lowers: the read-only layers, nearest first (fork layers, then the image). */
 static void build_root(const char **lowers, int nlowers, const char *dir)
 {
@@ -152,6 +155,7 @@ static void build_root(const char **lowers, int nlowers, const char *dir)
 	}
 	if (chdir(dir) < 0)
 		fail(errno, "chdir %s", dir);
+	listen_for_daemon();
 	snprintf(opts + len, sizeof(opts) - (size_t)len, ",upperdir=upper,workdir=work");
 	do_mount("overlay", "rootfs", "overlay", 0, opts);
 	for (int i = 0; i < nlowers; i++)
@@ -341,16 +345,47 @@ static bool reap(void)
 	}
 }
 
+/* A daemon started after ours died connects here once (no retries): its
+ * connection replaces the dead one. Bound before pivot_root, at a host path
+ * the daemon can find again: STATE/sandboxes/NAME/init.sock. */
+static int listen_fd = -1;
+
+static void listen_for_daemon(void)
+{
+	listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (listen_fd < 0)
+		fail(errno, "socket");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", PROTO_SOCK_NAME); /* cwd: the sandbox dir */
+	unlink(sa.sun_path);
+	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(listen_fd, 4) < 0)
+		fail(errno, "listen on %s", PROTO_SOCK_NAME);
+	chmod(sa.sun_path, 0600);
+}
+
+static void accept_daemon(void)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (ctl >= 0)
+		close(ctl);
+	ctl = fd;
+	say("a new daemon connected");
+}
+
 static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
 {
 	for (;;) {
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+		struct pollfd pfd[3] = {{.fd = sfd, .events = POLLIN},
+					{.fd = listen_fd, .events = POLLIN},
+					{.fd = ctl, .events = POLLIN}};
 		int timeout = -1;
 		if (kill_deadline_ms >= 0) {
 			int64_t left = kill_deadline_ms - mono_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
-		int r = poll(pfd, ctl >= 0 ? 2 : 1, timeout);
+		int r = poll(pfd, ctl >= 0 ? 3 : 2, timeout);
 		if (r < 0 && errno != EINTR)
 			_exit(2);
 		if (pfd[0].revents & POLLIN) {
@@ -363,8 +398,10 @@ static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
 				}
 			}
 		}
-		if (ctl >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+		if (ctl >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
 			handle_msg(oldmask);
+		if (pfd[1].revents & POLLIN)
+			accept_daemon();
 		bool children = reap();
 		if (stopping && !children) {
 			say("stopped");
