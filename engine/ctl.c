@@ -80,6 +80,7 @@ void ctl_config_defaults(struct sbx_config *c, const char *backend)
 	c->cpu_millis = 1000;
 	c->pids = 512;
 	c->net = false;
+	c->joblog_bytes = 16ull << 20;
 }
 
 int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -193,6 +194,10 @@ int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e
 			if (strcmp(v, "on") && strcmp(v, "off"))
 				return err_set(e, -EINVAL, "net=%s is not on or off", v);
 			c->net = strcmp(v, "on") == 0;
+		} else if (KEY("joblog")) {
+			if (ctl_parse_size(v, &u) < 0 || u < 4096)
+				return err_set(e, -EINVAL, "joblog=%s is not a size of at least 4K", v);
+			c->joblog_bytes = u;
 		} else if (KEY("timeout")) {
 			if (ctl_parse_uint(v, 31536000, &u) < 0)
 				return err_set(e, -EINVAL, "timeout=%s is not a number of seconds", v);

@@ -23,6 +23,7 @@ struct sbx_config {
 	uint32_t pids;
 	bool net;
 	uint32_t timeout_sec; /* 0: none */
+	uint64_t joblog_bytes; /* per job stream; 0: unbounded */
 	char parent[SBX_NAME_MAX + 1];
 	uint64_t created_wall_usec;
 	/* Layers under the upper dir, nearest first (children of a fork). */

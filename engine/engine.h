@@ -86,6 +86,17 @@ int sbx_snapshot_list(struct sbx *s, char (**names)[64], uint32_t **seqs, size_t
 int sbx_snapshot_lookup(struct sbx *s, const char *name, uint32_t *seq);
 bool sbx_snapshot_exists(struct sbx *s, uint32_t seq);
 
+/* Background jobs (/sbx/NAME/run, /sbx/NAME/jobs/N/). */
+int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *n);
+bool sbx_job_exists(struct sbx *s, uint32_t n);
+int sbx_job_list(struct sbx *s, uint32_t **ns, size_t *cnt);
+int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b);
+ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
+		     bool nonblock);
+int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len);
+int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len);
+int sbx_job_remove(struct sbx *s, uint32_t n);
+
 /* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
 void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -24,11 +24,11 @@ static json_t *config_json(const struct sbx *s)
 	json_t *lowers = json_array();
 	for (int i = 0; i < c->nlowers; i++)
 		json_array_append_new(lowers, json_string(c->lowers[i]));
-	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:o, s:s, s:I, s:o, s:i}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:o, s:s, s:I, s:o, s:i}",
 			 "name", s->node.name, "image", c->image, "backend", c->backend,
 			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
 			 "pids", (json_int_t)c->pids, "net", c->net,
-			 "timeout", (json_int_t)c->timeout_sec,
+			 "timeout", (json_int_t)c->timeout_sec, "joblog", (json_int_t)c->joblog_bytes,
 			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
 			 "created", created, "created_usec", (json_int_t)c->created_wall_usec,
 			 "layers", lowers, "fork_generation", (int)c->fork_generation);
@@ -163,15 +163,17 @@ static struct sbx *journal_read(const char *name)
 	ctl_config_defaults(&c, eng.o.backend);
 	const char *state = NULL, *image = NULL, *backend = NULL, *reason = "-", *error = "";
 	json_int_t mem = 0, pids = 0, timeout = 0, created = 0, pid = 0, pid_start = 0, starts = 0;
+	json_int_t joblog = (json_int_t)c.joblog_bytes;
 	int exit_code = -1;
 	double cpus = 1;
 	json_t *parent = NULL, *layers = NULL, *snaps = NULL;
 	int fork_gen = 0;
 	if (json_unpack_ex(j, &je, 0,
-			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?o, s:I, s?o, s?i}, s:I, s:I, "
-			   "s?s, s?i, s?s, s?I, s?o}",
+			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?o, s:I, s?o, s?i}, s:I, "
+			   "s:I, s?s, s?i, s?s, s?I, s?o}",
 			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
 			   "cpus", &cpus, "pids", &pids, "net", &c.net, "timeout", &timeout,
+			   "joblog", &joblog,
 			   "parent", &parent, "created_usec", &created, "layers", &layers,
 			   "fork_generation", &fork_gen, "pid", &pid, "pid_start",
 			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
@@ -189,6 +191,7 @@ static struct sbx *journal_read(const char *name)
 	c.cpu_millis = (uint32_t)(cpus * 1000 + 0.5);
 	c.pids = (uint32_t)pids;
 	c.timeout_sec = (uint32_t)timeout;
+	c.joblog_bytes = (uint64_t)joblog;
 	c.created_wall_usec = (uint64_t)created;
 	if (json_is_string(parent))
 		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
@@ -217,6 +220,7 @@ static struct sbx *journal_read(const char *name)
 		layer_get(c.lowers[i]);
 	if (json_is_array(snaps))
 		snap_journal_load(s, snaps);
+	sbx_jobs_load(s);
 	json_decref(j);
 	return s;
 }

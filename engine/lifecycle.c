@@ -43,6 +43,7 @@ int sbx_fail(struct sbx *s, int code, const char *msg)
 static void sbx_release(struct reg_node *n)
 {
 	struct sbx *s = caa_container_of(n, struct sbx, node);
+	sbx_jobs_free(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	free(s);
@@ -277,6 +278,8 @@ int engine_create(int argc, char **argv, struct err *e)
 	return r;
 }
 
+static void handle_exit_locked(struct sbx *s);
+
 /* --- stop, start, kill, pause, resume --- */
 
 static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
@@ -293,10 +296,17 @@ static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, s
 	sbx_set_state(s, SBX_STOPPING);
 	if (st == SBX_PAUSED)
 		s->ops->thaw(&s->vm, NULL); /* a frozen init cannot act on stop */
+	/* While stop_busy, the monitor leaves init's handles to us (no reap under our feet). */
+	s->stop_busy = true;
 	pthread_mutex_unlock(&s->lock);
 	int r = s->ops->stop(&s->vm, timeout_sec, e);
 	pthread_mutex_lock(&s->lock);
-	/* The monitor reaps init and moves us to stopped; wait for it, bounded. */
+	s->stop_busy = false;
+	if (s->exit_pending) {
+		s->exit_pending = false;
+		handle_exit_locked(s);
+	}
+	/* Otherwise the monitor reaps init and moves us to stopped; wait for it, bounded. */
 	uint64_t deadline = now_usec() + 10 * 1000000ull;
 	while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
 		timed_wait(s, deadline);
@@ -516,13 +526,10 @@ void monitor_watch(struct sbx *s)
 	}
 }
 
-static void on_exit_of_init(struct sbx *s)
+/* init is gone: collect it, settle everything that ran in it (s->lock held).
+ * Drops the monitor's reference; the caller holds another. */
+static void handle_exit_locked(struct sbx *s)
 {
-	pthread_mutex_lock(&s->lock);
-	if (s->vm.pidfd < 0) {
-		pthread_mutex_unlock(&s->lock);
-		return;
-	}
 	int code, prev = atomic_load(&s->state);
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
@@ -541,9 +548,29 @@ static void on_exit_of_init(struct sbx *s)
 	s->deadline_usec = 0;
 	s->monitored = false;
 	sbx_exec_fail_all(s, 137);
+	sbx_jobs_ended(s, strcmp(s->reason, "timeout") == 0 ? "timeout" : "signal");
 	sbx_set_state(s, SBX_STOPPED);
 	journal_write(s);
 	log_info("sandbox %s: stopped (%s, exit code %d)", s->node.name, s->reason, code);
+	reg_put(&s->node);
+}
+
+static void on_exit_of_init(struct sbx *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->vm.pidfd < 0) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (s->stop_busy) {
+		/* A stopper is using the backend's handles: it settles the exit itself. */
+		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
+		s->exit_pending = true;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	reg_tryget(&s->node); /* keep it alive past the monitor's own reference */
+	handle_exit_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	sbx_put(s);
 }
@@ -557,15 +584,22 @@ static void on_init_message(struct sbx *s)
 		return;
 	}
 	s->ops->event(&s->vm, &ev);
-	if (ev.kind == VMM_EV_EXEC_EXIT)
+	if ((ev.kind == VMM_EV_EXEC_EXIT || ev.kind == VMM_EV_EXEC_PID) && sbx_job_event(s, &ev))
+		;
+	else if (ev.kind == VMM_EV_EXEC_EXIT)
 		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
 	else if (ev.kind == VMM_EV_HANGUP)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	pthread_mutex_unlock(&s->lock);
 }
 
-struct expired { struct sbx *list[64]; int n; };
+struct expired {
+	struct sbx *list[64], *jobs[64];
+	int n, njobs;
+	bool check_jobs;
+};
 
+/* Under the registry's read lock: pins what needs work, done after it. */
 static int collect_expired(struct reg_node *n, void *arg)
 {
 	struct expired *x = arg;
@@ -574,6 +608,9 @@ static int collect_expired(struct reg_node *n, void *arg)
 	if (s->deadline_usec && now_usec() >= s->deadline_usec &&
 	    (st == SBX_RUNNING || st == SBX_PAUSED) && x->n < 64 && reg_tryget(n))
 		x->list[x->n++] = s;
+	/* s->jobs read unlocked: only a hint, sbx_jobs_bound looks again under the lock. */
+	if (x->check_jobs && st == SBX_RUNNING && s->jobs && x->njobs < 64 && reg_tryget(n))
+		x->jobs[x->njobs++] = s;
 	return 0;
 }
 
@@ -608,8 +645,16 @@ static void *monitor_main(void *arg)
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.u64 && !(evs[i].data.u64 & TAG_CTL))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
-		struct expired x = {.n = 0};
+		static uint64_t last_jobs_check;
+		struct expired x = {.n = 0, .njobs = 0};
+		x.check_jobs = now_usec() - last_jobs_check > 1000000;
+		if (x.check_jobs)
+			last_jobs_check = now_usec();
 		reg_foreach(eng.reg, collect_expired, &x);
+		for (int i = 0; i < x.njobs; i++) {
+			sbx_jobs_bound(x.jobs[i]);
+			sbx_put(x.jobs[i]);
+		}
 		for (int i = 0; i < x.n; i++) {
 			pthread_mutex_lock(&x.list[i]->lock);
 			x.list[i]->deadline_usec = 0; /* one stop per deadline */

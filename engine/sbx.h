@@ -51,9 +51,13 @@ struct sbx {
 	uint64_t deadline_usec; /* monotonic; 0 none (timeout=) */
 	bool removing;
 	bool monitored;
+	bool stop_busy;    /* a stopper is inside ops->stop */
+	bool exit_pending; /* init exited meanwhile; the stopper settles it */
 	uint64_t next_exec_id;
 	struct sbx_exec *execs; /* open exec sessions, under lock */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
+	struct sbx_job *jobs;   /* background jobs, under lock */
+	uint32_t next_job;
 	uint32_t next_snap_seq;
 };
 
@@ -108,6 +112,13 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
 void snap_drop_all(struct sbx *s);
 json_t *snap_journal_json(struct sbx *s);
 void snap_journal_load(struct sbx *s, json_t *arr);
+
+/* jobs.c */
+bool sbx_job_event(struct sbx *s, const struct vmm_event *ev);
+void sbx_jobs_ended(struct sbx *s, const char *reason);
+void sbx_jobs_bound(struct sbx *s);
+void sbx_jobs_load(struct sbx *s);
+void sbx_jobs_free(struct sbx *s);
 
 /* lifecycle.c */
 int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);

@@ -21,6 +21,20 @@ const struct fsx_file fsx_sbx_files[] = {
 	{.name = "error", .mode = 0444, .show = sbx_show_error},
 	{.name = "log", .mode = 0444, .show = sbx_show_log},
 	{.name = "exec", .mode = 0600, .session = true},
+	{.name = "run", .mode = 0600, .clone = sbx_job_start},
 	{.name = "root", .mode = 0777, .link = sbx_root_link},
 };
 const size_t fsx_sbx_nfiles = sizeof(fsx_sbx_files) / sizeof(fsx_sbx_files[0]);
+
+const struct fsx_job_file fsx_job_files[] = {
+	{.name = "cmd", .mode = 0444, .kind = JF_SHOW},
+	{.name = "pid", .mode = 0444, .kind = JF_SHOW},
+	{.name = "status", .mode = 0444, .kind = JF_SHOW},
+	{.name = "exit_code", .mode = 0444, .kind = JF_SHOW},
+	{.name = "reason", .mode = 0444, .kind = JF_SHOW},
+	{.name = "stdout", .mode = 0444, .kind = JF_STREAM, .stream = 0},
+	{.name = "stderr", .mode = 0444, .kind = JF_STREAM, .stream = 1},
+	{.name = "stdin", .mode = 0200, .kind = JF_STDIN},
+	{.name = "ctl", .mode = 0200, .kind = JF_CTL},
+};
+const size_t fsx_job_nfiles = sizeof(fsx_job_files) / sizeof(fsx_job_files[0]);

@@ -19,25 +19,36 @@ static struct timespec start_time;
 
 void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
 
-enum node_kind { N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP };
+enum node_kind {
+	N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP, N_JOBSDIR, N_JOB, N_JOB_FILE
+};
 
 struct node {
 	enum node_kind kind;
 	uint64_t id; /* 0: top level */
-	uint32_t seq; /* N_SNAP */
+	uint32_t seq; /* N_SNAP: the snapshot; N_JOB, N_JOB_FILE: the job number */
 	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE */
+	const struct fsx_job_file *jf; /* N_JOB_FILE */
 };
 
 #define SBX_SHIFT 20
 #define SUB_MASK ((1u << SBX_SHIFT) - 1)
 #define SUB_SNAPDIR 0x100u
+#define SUB_JOBSDIR 0x200u
 #define SUB_SNAP 0x1000u
+#define SUB_JOB 0x80000u /* | job << 4 | (file index + 1), 0 for the job's dir */
+#define JOB_MAX 0x7fffu
 
 static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
 static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
 static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << SBX_SHIFT) | (i + 1); }
 static fuse_ino_t ino_snapdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_SNAPDIR; }
 static fuse_ino_t ino_snap(uint64_t id, uint32_t seq) { return (id << SBX_SHIFT) | (SUB_SNAP + seq); }
+static fuse_ino_t ino_jobsdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_JOBSDIR; }
+static fuse_ino_t ino_job(uint64_t id, uint32_t n, int k)
+{
+	return (id << SBX_SHIFT) | SUB_JOB | (n << 4) | (uint32_t)k;
+}
 
 static int decode(fuse_ino_t ino, struct node *n)
 {
@@ -62,6 +73,15 @@ static int decode(fuse_ino_t ino, struct node *n)
 		n->f = &fsx_sbx_files[sub - 1];
 	} else if (sub == SUB_SNAPDIR) {
 		n->kind = N_SNAPDIR;
+	} else if (sub == SUB_JOBSDIR) {
+		n->kind = N_JOBSDIR;
+	} else if (sub >= SUB_JOB) {
+		n->seq = (sub & ~SUB_JOB) >> 4;
+		uint32_t k = sub & 0xf;
+		if (k > fsx_job_nfiles)
+			return -ENOENT;
+		n->kind = k ? N_JOB_FILE : N_JOB;
+		n->jf = k ? &fsx_job_files[k - 1] : NULL;
 	} else if (sub >= SUB_SNAP) {
 		n->kind = N_SNAP;
 		n->seq = sub - SUB_SNAP;
@@ -71,13 +91,18 @@ static int decode(fuse_ino_t ino, struct node *n)
 	return 0;
 }
 
-static bool is_dir(const struct node *n) { return !n->f; }
+static bool is_dir(const struct node *n) { return !n->f && !n->jf; }
 
 static mode_t file_mode(const struct fsx_file *f)
 {
 	if (!f)
 		return S_IFDIR | 0755;
 	return f->link ? S_IFLNK | 0777 : S_IFREG | f->mode;
+}
+
+static mode_t node_mode(const struct node *n)
+{
+	return n->jf ? S_IFREG | n->jf->mode : file_mode(n->f);
 }
 
 static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
@@ -110,10 +135,11 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	struct sbx *s = sbx_get_id(n.id);
 	if (!s)
 		return -ENOENT;
-	if (n.kind == N_SNAP && !sbx_snapshot_exists(s, n.seq))
+	if ((n.kind == N_SNAP && !sbx_snapshot_exists(s, n.seq)) ||
+	    ((n.kind == N_JOB || n.kind == N_JOB_FILE) && !sbx_job_exists(s, n.seq)))
 		r = -ENOENT;
 	else
-		fill_attr(st, ino, file_mode(n.f), sbx_created_wall_usec(s));
+		fill_attr(st, ino, node_mode(&n), sbx_created_wall_usec(s));
 	sbx_put(s);
 	return r;
 }
@@ -173,6 +199,20 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ino = ino_sbx_file(p.id, (size_t)i);
 		else if (strcmp(name, "snapshots") == 0)
 			ino = ino_snapdir(p.id);
+		else if (strcmp(name, "jobs") == 0)
+			ino = ino_jobsdir(p.id);
+	} else if (p.kind == N_JOBSDIR) {
+		char *end;
+		unsigned long jn = strtoul(name, &end, 10);
+		struct sbx *s = sbx_get_id(p.id);
+		if (s && !*end && jn > 0 && jn <= JOB_MAX && sbx_job_exists(s, (uint32_t)jn))
+			ino = ino_job(p.id, (uint32_t)jn, 0);
+		if (s)
+			sbx_put(s);
+	} else if (p.kind == N_JOB) {
+		for (size_t k = 0; k < fsx_job_nfiles; k++)
+			if (strcmp(fsx_job_files[k].name, name) == 0)
+				ino = ino_job(p.id, p.seq, (int)k + 1);
 	} else if (p.kind == N_SNAPDIR) {
 		struct sbx *s = sbx_get_id(p.id);
 		uint32_t seq;
@@ -280,6 +320,25 @@ static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
 				    file_mode(&fsx_sbx_files[i]));
 		if (r == 0)
 			r = dir_add(d, cap, "snapshots", ino_snapdir(n->id), S_IFDIR);
+		if (r == 0)
+			r = dir_add(d, cap, "jobs", ino_jobsdir(n->id), S_IFDIR);
+	} else if (n->kind == N_JOBSDIR) {
+		uint32_t *ns;
+		size_t cnt;
+		if ((r = sbx_job_list(s, &ns, &cnt)) == 0) {
+			for (size_t i = 0; i < cnt && r == 0; i++) {
+				char nm[16];
+				snprintf(nm, sizeof(nm), "%u", ns[i]);
+				r = dir_add(d, cap, nm, ino_job(n->id, ns[i], 0), S_IFDIR);
+			}
+			free(ns);
+		}
+	} else if (n->kind == N_JOB) {
+		if (!sbx_job_exists(s, n->seq))
+			r = -ENOENT;
+		for (size_t k = 0; k < fsx_job_nfiles && r == 0; k++)
+			r = dir_add(d, cap, fsx_job_files[k].name, ino_job(n->id, n->seq, (int)k + 1),
+				    S_IFREG | fsx_job_files[k].mode);
 	} else if (n->kind == N_SNAPDIR) {
 		char(*names)[64];
 		uint32_t *seqs;
@@ -367,6 +426,10 @@ struct fsx_handle {
 	uint64_t gen;   /* generation the content shows (events, wait) */
 	bool made;      /* wait: content made */
 	bool nonblock;  /* wait: opened O_NONBLOCK */
+	const struct fsx_job_file *jf; /* a job's file */
+	uint32_t job;   /* its job number; run: the job it started */
+	bool started;   /* run: a job was started through this handle */
+	size_t pos;     /* run: how much of the id was read */
 };
 
 #define WAIT_DEFAULT_MS 30000
@@ -383,6 +446,40 @@ static int make_content(struct fsx_handle *h, struct sbx *s)
 	return s ? h->f->show(s, &h->content) : h->f->show_top(&h->content);
 }
 
+static void open_job_file(fuse_req_t req, const struct node *n, struct fuse_file_info *fi)
+{
+	const struct fsx_job_file *jf = n->jf;
+	int acc = fi->flags & O_ACCMODE;
+	bool writable = jf->kind == JF_STDIN || jf->kind == JF_CTL;
+	if ((acc != O_RDONLY) != writable || acc == O_RDWR) {
+		fuse_reply_err(req, EACCES);
+		return;
+	}
+	struct fsx_handle *h = calloc(1, sizeof(*h));
+	struct sbx *s = sbx_get_id(n->id);
+	int r = !h ? -ENOMEM : !s || !sbx_job_exists(s, n->seq) ? -ENOENT : 0;
+	if (r == 0) {
+		h->id = n->id;
+		h->jf = jf;
+		h->job = n->seq;
+		h->nonblock = fi->flags & O_NONBLOCK;
+		if (jf->kind == JF_SHOW)
+			r = sbx_job_show(s, n->seq, jf->name, &h->content);
+	}
+	if (s)
+		sbx_put(s);
+	if (r < 0) {
+		if (h)
+			buf_free(&h->content);
+		free(h);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fuse_reply_open(req, fi);
+}
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	engine_thread_online();
@@ -391,10 +488,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, decode(ino, &n) < 0 ? ENOENT : EISDIR);
 		return;
 	}
+	if (n.jf) {
+		open_job_file(req, &n, fi);
+		return;
+	}
 	const struct fsx_file *f = n.f;
 	int acc = fi->flags & O_ACCMODE;
-	bool readable = f->show || f->show_top || f->session || f->wait;
-	bool writable = f->write || f->write_top || f->session;
+	bool readable = f->show || f->show_top || f->session || f->wait || f->clone;
+	bool writable = f->write || f->write_top || f->session || f->clone;
 	/* Root passes the kernel's permission check; the file's nature still decides. */
 	if (((acc == O_WRONLY || acc == O_RDWR) && !writable) ||
 	    ((acc == O_RDONLY || acc == O_RDWR) && !readable)) {
@@ -416,6 +517,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		r = sbx_exec_open(s, &h->x);
 	else if (f->wait)
 		h->gen = sbx_generation(s), h->nonblock = fi->flags & O_NONBLOCK;
+	else if (f->clone)
+		; /* content (the job id) comes with the first read after the write */
 	else if (acc != O_WRONLY)
 		r = make_content(h, s);
 	if (s)
@@ -428,7 +531,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
-	fi->nonseekable = f->session;
+	fi->nonseekable = f->session || f->clone;
 	fuse_reply_open(req, fi);
 }
 
@@ -438,6 +541,32 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	if (h->jf && h->jf->kind == JF_STREAM) {
+		char *buf = malloc(size ? size : 1);
+		struct sbx *s = sbx_get_id(h->id);
+		ssize_t n = !buf ? -ENOMEM
+			    : !s ? -ENODEV
+				 : sbx_job_read(s, h->job, h->jf->stream, buf, size, off, h->nonblock);
+		if (s)
+			sbx_put(s);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+		return;
+	}
+	if (h->f && h->f->clone) {
+		/* The write moved the file offset; the id is read from our own cursor. */
+		if (!h->made && h->started) {
+			h->made = true;
+			buf_printf(&h->content, "%u\n", h->job);
+		}
+		size_t left = h->content.len - h->pos;
+		fuse_reply_buf(req, h->content.data + h->pos, left < size ? left : size);
+		h->pos += left < size ? left : size;
+		return;
+	}
 	if (h->x) {
 		char *buf = malloc(size ? size : 1);
 		if (!buf) {
@@ -452,7 +581,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		free(buf);
 		return;
 	}
-	if (off == 0 && (h->f->wait || h->f->pollable)) {
+	if (off == 0 && h->f && (h->f->wait || h->f->pollable)) {
 		struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
 		int r = 0;
 		if (h->id && !s)
@@ -485,7 +614,20 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	int r;
-	if (h->x) {
+	if (h->jf || (h->f && h->f->clone)) {
+		struct sbx *s = sbx_get_id(h->id);
+		if (!s)
+			r = -ENOENT;
+		else if (h->jf)
+			r = h->jf->kind == JF_STDIN ? sbx_job_stdin(s, h->job, buf, size)
+						   : sbx_job_ctl(s, h->job, buf, size);
+		else if (h->started)
+			r = -EBUSY; /* one job per handle: open run again */
+		else if ((r = h->f->clone(s, buf, size, &h->job)) == 0)
+			h->started = true;
+		if (s)
+			sbx_put(s);
+	} else if (h->x) {
 		r = sbx_exec_write(h->x, buf, size);
 	} else if (h->id == 0) {
 		r = h->f->write_top(buf, size);
@@ -554,7 +696,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	unsigned ready = POLLIN | POLLRDNORM;
-	if (h->x || !h->f->pollable) {
+	if (h->x || !h->f || !h->f->pollable) {
 		if (ph)
 			fuse_pollhandle_destroy(ph);
 		fuse_reply_poll(req, ready | (h->x ? POLLOUT | POLLWRNORM : 0));
@@ -633,6 +775,13 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (p.kind == N_SNAPDIR) {
 		struct sbx *s = sbx_get_id(p.id);
 		r = s ? sbx_snapshot_remove(s, name) : -ENOENT;
+		if (s)
+			sbx_put(s);
+	} else if (p.kind == N_JOBSDIR) {
+		struct sbx *s = sbx_get_id(p.id);
+		char *end;
+		unsigned long jn = strtoul(name, &end, 10);
+		r = !s ? -ENOENT : *end || !jn || jn > JOB_MAX ? -ENOENT : sbx_job_remove(s, (uint32_t)jn);
 		if (s)
 			sbx_put(s);
 	} else {

@@ -25,7 +25,20 @@ struct fsx_file {
 	int (*wait)(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b);
 	/* events: poll wakes when the generation moves past the one read. */
 	bool pollable;
+	/* run: a write starts a job, a read of the same handle returns its id. */
+	int (*clone)(struct sbx *s, const char *buf, size_t len, uint32_t *id);
 };
+
+/* The files of one job (/sbx/NAME/jobs/N/). */
+enum fsx_job_kind { JF_SHOW, JF_STREAM, JF_STDIN, JF_CTL };
+struct fsx_job_file {
+	const char *name;
+	mode_t mode;
+	enum fsx_job_kind kind;
+	int stream; /* JF_STREAM: 0 stdout, 1 stderr */
+};
+extern const struct fsx_job_file fsx_job_files[];
+extern const size_t fsx_job_nfiles;
 
 extern const struct fsx_file fsx_top_files[];
 extern const size_t fsx_top_nfiles;

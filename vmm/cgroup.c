@@ -13,12 +13,13 @@
 #include <sys/vfs.h>
 #include <linux/magic.h>
 
+#include "devices.h"
 #include "vmm.h"
 
 #define CG_PARENT "sandboxfs"
 
-enum { C_MEMORY, C_PIDS, C_CPU, C_CPUACCT, C_FREEZER, C_N };
-static const char *v1_names[C_N] = {"memory", "pids", "cpu", "cpuacct", "freezer"};
+enum { C_MEMORY, C_PIDS, C_CPU, C_CPUACCT, C_FREEZER, C_DEVICES, C_N };
+static const char *v1_names[C_N] = {"memory", "pids", "cpu", "cpuacct", "freezer", "devices"};
 
 static int version;
 static char v2_root[PATH_MAX];
@@ -190,7 +191,13 @@ static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struc
 		if (r < 0)
 			return err_set(e, r, "cannot set cpu limit: %s", strerror(-r));
 	}
-	return 0;
+	/* Devices: Docker's allow list (v1 devices cgroup, v2 a BPF device program). */
+	char dir[PATH_MAX];
+	if (ctrl_dir(cg, version == 2 ? C_MEMORY : C_DEVICES, dir, sizeof(dir)))
+		r = version == 2 ? cg_devices_restrict_v2(dir, e) : cg_devices_restrict(dir, e);
+	else
+		log_warn("no devices cgroup: sandbox %s may create and use any device node", cg->leaf);
+	return r;
 }
 
 int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm_limits *lim,

@@ -331,7 +331,8 @@ static int ns_usage(struct vmm_inst *vm, struct vmm_usage *u)
 	return cg_usage(&vm->cg, u);
 }
 
-static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd, const int *fds,
+			int nfds, struct err *e)
 {
 	if (vm->ctl_fd < 0)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
@@ -339,19 +340,30 @@ static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd
 	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC, id, cmd);
 	if (n >= (int)sizeof(msg))
 		return err_set(e, -E2BIG, "command line too long");
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CMSG_SPACE(3 * sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = sizeof(cbuf)};
+			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &out_fd, sizeof(int));
+	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
 	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL) != n)
 		return err_set(e, -errno, "cannot send the command to init: %s", strerror(errno));
 	return 0;
+}
+
+static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+{
+	return send_command(vm, id, cmd, &out_fd, 1, e);
+}
+
+static int ns_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
+		  struct err *e)
+{
+	return send_command(vm, id, cmd, fds, 3, e);
 }
 
 static int ns_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
@@ -375,11 +387,16 @@ static int ns_event(struct vmm_inst *vm, struct vmm_event *ev)
 		return 0;
 	}
 	msg[n] = '\0';
+	char *sp;
 	if (msg[0] == MSG_EXEC_EXIT) {
-		char *sp;
 		ev->kind = VMM_EV_EXEC_EXIT;
 		ev->exec_id = strtoull(msg + 1, &sp, 10);
-		ev->exit_code = atoi(sp);
+		ev->exit_code = (int)strtol(sp, &sp, 10);
+		ev->signal = (int)strtol(sp, NULL, 10);
+	} else if (msg[0] == MSG_EXEC_PID) {
+		ev->kind = VMM_EV_EXEC_PID;
+		ev->exec_id = strtoull(msg + 1, &sp, 10);
+		ev->pid = (int)strtol(sp, NULL, 10);
 	}
 	return 0;
 }
@@ -399,5 +416,6 @@ const struct vmm_ops vmm_ns_ops = {
 	.usage = ns_usage,
 	.exec = ns_exec,
 	.exec_kill = ns_exec_kill,
+	.job = ns_job,
 	.event = ns_event,
 };

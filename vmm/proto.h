@@ -12,12 +12,14 @@
 /* daemon -> init */
 #define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox */
 #define MSG_STOP 'S'      /* "S<seconds>": SIGTERM everything, SIGKILL after seconds, exit */
-#define MSG_EXEC 'X'      /* "X<id> <command line>" + one fd (SCM_RIGHTS) for stdout/stderr */
+#define MSG_EXEC 'X'      /* "X<id> <command line>" + fds (SCM_RIGHTS): one for stdout and
+			   * stderr (exec), or three: stdin, stdout, stderr (a job) */
 #define MSG_EXEC_KILL 'K' /* "K<id> <signal>" */
 
 /* init -> daemon */
 #define MSG_READY 'R'     /* "R": the sandbox is built and running */
 #define MSG_FAIL 'F'      /* "F<errno> <sentence>": setup failed, init exits */
-#define MSG_EXEC_EXIT 'E' /* "E<id> <exit code>" */
+#define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon */
+#define MSG_EXEC_PID 'P'  /* "P<id> <pid in the sandbox>" */
 
 #endif

@@ -62,11 +62,13 @@ struct vmm_usage {
 };
 
 /* Something the sandbox's init told us, decoded by the backend. */
-enum vmm_event_kind { VMM_EV_NONE, VMM_EV_EXEC_EXIT, VMM_EV_HANGUP };
+enum vmm_event_kind { VMM_EV_NONE, VMM_EV_EXEC_EXIT, VMM_EV_HANGUP, VMM_EV_EXEC_PID };
 struct vmm_event {
 	enum vmm_event_kind kind;
 	uint64_t exec_id;
 	int exit_code;
+	int signal; /* EXEC_EXIT: the signal that ended it, 0 if it exited */
+	int pid;    /* EXEC_PID: its pid inside the sandbox */
 };
 
 struct vmm_ops {
@@ -94,6 +96,9 @@ struct vmm_ops {
 	/* Runs a shell command line inside; its stdout and stderr go to out_fd. */
 	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e);
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
+	/* A background job: like exec, with its own stdin, stdout and stderr fds. */
+	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
+		   struct err *e);
 	/* Reads one message from ctl_fd after it turned readable. */
 	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
 	/* Host-wide facts for /sbx/stats (`key value` lines), e.g. KVM or TCG. */
@@ -115,6 +120,7 @@ const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
+extern const struct vmm_ops vmm_qemu_ops;
 
 struct clone_args;
 /* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must

@@ -30,6 +30,7 @@
 
 #include "../../net/net.h"
 #include "../proto.h"
+#include "seccomp.h"
 
 static int ctl = PROTO_FD;
 static const char *name = "sandbox";
@@ -53,6 +54,40 @@ static void send_msg(const char *fmt, ...)
 	va_end(ap);
 	if (ctl >= 0 && send(ctl, msg, (size_t)n, MSG_NOSIGNAL) < 0 && errno != EINTR)
 		ctl = -1; /* daemon gone: keep running without it */
+}
+
+/* Exit reports must not be lost while no daemon is connected: they wait in a
+ * small queue and go to the next daemon that connects. */
+#define REPORT_QUEUE 256
+static char *report_queue[REPORT_QUEUE];
+static int nreports;
+
+static void send_report(const char *fmt, ...)
+{
+	char msg[128];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (ctl >= 0 && send(ctl, msg, strlen(msg), MSG_NOSIGNAL) >= 0)
+		return;
+	if (ctl >= 0)
+		close(ctl);
+	ctl = -1;
+	if (nreports < REPORT_QUEUE)
+		report_queue[nreports++] = strdup(msg);
+}
+
+static void flush_reports(void)
+{
+	int i = 0;
+	for (; i < nreports && ctl >= 0; i++) {
+		if (send(ctl, report_queue[i], strlen(report_queue[i]), MSG_NOSIGNAL) < 0)
+			break;
+		free(report_queue[i]);
+	}
+	memmove(report_queue, report_queue + i, (size_t)(nreports - i) * sizeof(char *));
+	nreports -= i;
 }
 
 static void __attribute__((noreturn)) fail(int err, const char *fmt, ...)
@@ -213,6 +248,10 @@ static void drop_privileges(void)
 	cap_free(caps);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail(errno, "no_new_privs");
+	/* Last: every exec'd command inherits the filter (vmm/init/seccomp.c). */
+	char why[256];
+	if (sbx_seccomp_install(why, sizeof(why)) < 0)
+		fail(errno, "%s", why);
 }
 
 /* --- running: exec requests, reaping, stop --- */
@@ -236,21 +275,23 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void start_exec(uint64_t id, const char *cmd, int out_fd, const sigset_t *oldmask)
+/* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout, stderr: a job). */
+static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
+		       const sigset_t *oldmask)
 {
-	int slot = -1;
+	int slot = -1, out_fd = fds[nfds == 3 ? 1 : 0];
 	for (int i = 0; i < MAX_EXECS && slot < 0; i++)
 		if (!execs[i].pid)
 			slot = i;
 	if (slot < 0 || stopping) {
 		dprintf(out_fd, "sbx-init: %s\n", stopping ? "sandbox is stopping" : "too many commands");
-		send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)id, 126);
+		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		dprintf(out_fd, "sbx-init: fork: %s\n", strerror(errno));
-		send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)id, 126);
+		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
 		return;
 	}
 	if (pid == 0) {
@@ -259,11 +300,17 @@ static void start_exec(uint64_t id, const char *cmd, int out_fd, const sigset_t 
 			"HOME=/root", "TERM=dumb", NULL};
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
 		setsid();
-		int in = open("/dev/null", O_RDONLY);
-		if (in >= 0)
-			dup2(in, 0);
-		dup2(out_fd, 1);
-		dup2(out_fd, 2);
+		if (nfds == 3) {
+			dup2(fds[0], 0);
+			dup2(fds[1], 1);
+			dup2(fds[2], 2);
+		} else {
+			int in = open("/dev/null", O_RDONLY);
+			if (in >= 0)
+				dup2(in, 0);
+			dup2(out_fd, 1);
+			dup2(out_fd, 2);
+		}
 		for (int fd = 3; fd < 1024; fd++)
 			close(fd);
 		if (chdir("/") < 0)
@@ -274,12 +321,13 @@ static void start_exec(uint64_t id, const char *cmd, int out_fd, const sigset_t 
 	}
 	execs[slot].id = id;
 	execs[slot].pid = pid;
+	send_msg("%c%llu %d", MSG_EXEC_PID, (unsigned long long)id, (int)pid);
 }
 
 static void handle_msg(const sigset_t *oldmask)
 {
 	char msg[PROTO_MSG_MAX + 1];
-	char cbuf[CMSG_SPACE(sizeof(int))];
+	char cbuf[CMSG_SPACE(3 * sizeof(int))];
 	struct iovec iov = {.iov_base = msg, .iov_len = PROTO_MSG_MAX};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
@@ -293,10 +341,13 @@ static void handle_msg(const sigset_t *oldmask)
 		return;
 	}
 	msg[n] = '\0';
-	int fd = -1;
+	int fds[3] = {-1, -1, -1}, nfds = 0;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		nfds = nfds > 3 ? 3 : nfds;
+		memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
+	}
 	switch (msg[0]) {
 	case MSG_STOP:
 		if (!stopping) {
@@ -307,8 +358,8 @@ static void handle_msg(const sigset_t *oldmask)
 		break;
 	case MSG_EXEC: {
 		char *sp = strchr(msg + 1, ' ');
-		if (sp && fd >= 0)
-			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fd, oldmask);
+		if (sp && (nfds == 1 || nfds == 3))
+			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fds, nfds, oldmask);
 		break;
 	}
 	case MSG_EXEC_KILL: {
@@ -322,8 +373,8 @@ static void handle_msg(const sigset_t *oldmask)
 	default:
 		say("unknown message '%c' ignored", msg[0]);
 	}
-	if (fd >= 0)
-		close(fd);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
 }
 
 /* Returns false once no child is left. */
@@ -337,9 +388,11 @@ static bool reap(void)
 		if (p < 0)
 			return errno != ECHILD;
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 		for (int i = 0; i < MAX_EXECS; i++)
 			if (execs[i].pid == p) {
-				send_msg("%c%llu %d", MSG_EXEC_EXIT, (unsigned long long)execs[i].id, code);
+				send_report("%c%llu %d %d", MSG_EXEC_EXIT,
+					    (unsigned long long)execs[i].id, code, sig);
 				execs[i].pid = 0;
 			}
 	}
@@ -372,6 +425,7 @@ static void accept_daemon(void)
 		close(ctl);
 	ctl = fd;
 	say("a new daemon connected");
+	flush_reports();
 }
 
 static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)

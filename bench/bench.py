@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""sandboxfs benchmark driver (issue 3): cases 1, 2, 4, 5 against peers, case 3
+from build/bench/registry_bench; writes bench/results/latest.{json,md} and
+the data files the plots are drawn from.
+
+Run by bench/run.sh inside a private mount namespace (see run.sh).  Every
+number comes from this run: times are taken here with
+clock_gettime(CLOCK_MONOTONIC) (time.clock_gettime_ns) and the daemon's own
+timings are read from its stats files beside them.  Nothing is hard-coded
+except the shape of the run (sample counts, sizes), which QUICK=1 shrinks.
+"""
+import errno
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+RESULTS = os.path.join(ROOT, "bench", "results")
+QUICK = os.environ.get("QUICK", "") not in ("", "0")
+TMP = os.environ["BENCH_TMP"]  # made by run.sh, removed by run.sh
+TAG = "sbxbench%d" % os.getpid()  # prefix of every container id we make
+MNT = os.path.join(TMP, "mnt")
+IMAGE = os.path.join(BUILD, "images", "busybox")
+
+if QUICK:
+    P = dict(c1_samples=30, c1_warmup=5, burst_sizes=[25], burst_reps=1, burst_warm=3,
+             ramp_max=100, ramp_checks=[10, 100], api_iters=300, api_list_iters=20,
+             reg_sizes="100,1000,10000", reg_iters=200000, reg_secs=0.2, reg_runs=1)
+else:
+    P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
+             ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
+             reg_sizes="100,1000,10000", reg_iters=1000000, reg_secs=1.0, reg_runs=3)
+POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
+
+
+def now_ns():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def log(*a):
+    print("[bench %6.1fs]" % ((now_ns() - T_START) / 1e9), *a, file=sys.stderr, flush=True)
+
+
+T_START = now_ns()
+
+
+def pct(xs, p):
+    """Nearest-rank percentile (the daemon uses the same rule)."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    rank = max(1, (p * len(s) + 99) // 100)
+    return s[min(rank, len(s)) - 1]
+
+
+def summary(xs):
+    return {"n": len(xs), "p50": pct(xs, 50), "p95": pct(xs, 95), "p99": pct(xs, 99),
+            "min": min(xs) if xs else None, "max": max(xs) if xs else None}
+
+
+# ---------------------------------------------------------------- cleanup
+class State:
+    daemon = None          # Popen
+    children = set()       # pids of peer processes in flight
+    containers = {}        # id -> tool
+    lock = threading.Lock()
+    cleaned = False
+
+
+def read_file(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        out = b""
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                return out.decode()
+            out += b
+    finally:
+        os.close(fd)
+
+
+def mounted(path):
+    with open("/proc/self/mounts") as f:
+        return any(l.split()[1] == path for l in f)
+
+
+def sbx_names():
+    try:
+        return [n for n in os.listdir(MNT) if os.path.isdir(os.path.join(MNT, n))]
+    except OSError:
+        return []
+
+
+def cleanup():
+    if State.cleaned:
+        return
+    State.cleaned = True
+    for pid in list(State.children):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for cid, tool in list(State.containers.items()):
+        subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    for tool in ("runc", "crun"):  # anything with our prefix that escaped the table
+        if shutil.which(tool):
+            r = subprocess.run([tool, "list", "-q"], capture_output=True, text=True)
+            for cid in r.stdout.split():
+                if cid.startswith(TAG):
+                    subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+    if State.daemon and State.daemon.poll() is None:
+        for n in sbx_names():
+            try:
+                os.rmdir(os.path.join(MNT, n))
+            except OSError:
+                pass
+        State.daemon.send_signal(signal.SIGTERM)
+        try:
+            State.daemon.wait(20)
+        except subprocess.TimeoutExpired:
+            State.daemon.kill()
+            State.daemon.wait()
+    if mounted(MNT):
+        subprocess.run(["fusermount3", "-u", "-z", MNT], stderr=subprocess.DEVNULL)
+    # cgroups the peers made (runc/crun remove their own on delete; this is for interrupts)
+    for base in os.listdir("/sys/fs/cgroup"):
+        top = os.path.join("/sys/fs/cgroup", base)
+        for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda t: -len(t[0])):
+            if os.path.basename(dirpath).startswith(TAG):
+                try:
+                    os.rmdir(dirpath)
+                except OSError:
+                    pass
+
+
+def on_signal(sig, frame):
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)  # let cleanup finish
+    raise KeyboardInterrupt("signal %d" % sig)
+
+
+# ---------------------------------------------------------------- sandboxfs helpers
+def start_daemon():
+    os.makedirs(MNT, exist_ok=True)
+    logf = open(os.path.join(TMP, "daemon.log"), "w")
+    State.daemon = subprocess.Popen(
+        [os.path.join(BUILD, "sandboxfs"), "-f", "--state", os.path.join(TMP, "state"),
+         "--images", os.path.join(BUILD, "images"), "--stop-on-exit", MNT],
+        stdout=logf, stderr=logf, start_new_session=True)
+    with open(os.path.join(TMP, "pids"), "a") as f:
+        f.write("%d\n" % State.daemon.pid)
+    deadline = time.monotonic() + 20
+    while not os.path.exists(os.path.join(MNT, "ctl")):
+        if State.daemon.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("sandboxfs did not mount; see %s/daemon.log" % TMP)
+        time.sleep(0.01)
+
+
+def kv(text):
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
+def wait_running(name, timeout=30.0):
+    path = os.path.join(MNT, name, "status")
+    deadline = now_ns() + int(timeout * 1e9)
+    while True:
+        try:
+            st = read_file(path).strip()
+        except FileNotFoundError:
+            st = ""
+        t = now_ns()
+        if st == "running":
+            return t
+        if st == "failed":
+            raise RuntimeError("sandbox %s failed: %s" % (name, read_file(os.path.join(MNT, name, "error")).strip()))
+        if t > deadline:
+            raise RuntimeError("sandbox %s not running after %ss (status %r)" % (name, timeout, st))
+        time.sleep(POLL_S)
+
+
+def sbx_stats(name):
+    return kv(read_file(os.path.join(MNT, name, "stats")))
+
+
+def daemon_rss_kib():
+    with open("/proc/%d/status" % State.daemon.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------- peers
+def run_tool(argv):
+    """Run a peer command to completion; returns (elapsed_ns, rc, stderr).
+    stderr goes to a file, not a pipe: a detached container inherits it."""
+    with tempfile.TemporaryFile(dir=TMP) as errf:
+        t0 = now_ns()
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=errf)
+        State.children.add(p.pid)
+        p.wait()
+        t1 = now_ns()
+        State.children.discard(p.pid)
+        errf.seek(0)
+        err = errf.read().decode(errors="replace").strip()
+    return t1 - t0, p.returncode, err
+
+
+def make_bundle(tool, limits):
+    """An OCI bundle on the image sandboxfs uses, with the same namespaces and limits."""
+    d = os.path.join(TMP, "bundle-" + tool)
+    os.makedirs(d, exist_ok=True)
+    subprocess.run(["runc", "spec", "--bundle", d], check=True)
+    path = os.path.join(d, "config.json")
+    with open(path) as f:
+        c = json.load(f)
+    c["process"]["args"] = ["/bin/sleep", "100000"]
+    c["process"]["terminal"] = False
+    c["root"] = {"path": IMAGE, "readonly": True}
+    c["hostname"] = "bench"
+    ns = {n["type"] for n in c["linux"]["namespaces"]}
+    for t in ("pid", "mount", "uts", "ipc", "network", "cgroup"):
+        if t not in ns:
+            c["linux"]["namespaces"].append({"type": t})
+    res = c["linux"].setdefault("resources", {})
+    res["memory"] = {"limit": limits["memory"]}
+    res["pids"] = {"limit": limits["pids"]}
+    period = 100000
+    res["cpu"] = {"quota": int(limits["cpus"] * period), "period": period}
+    with open(path, "w") as f:
+        json.dump(c, f, indent=1)
+    return d
+
+
+class Peer:
+    def __init__(self, tool, bundle):
+        self.tool, self.bundle = tool, bundle
+
+    def create(self, cid):
+        with State.lock:
+            State.containers[cid] = self.tool
+        ns, rc, err = run_tool([self.tool, "run", "-d", "--bundle", self.bundle, cid])
+        if rc != 0:
+            raise RuntimeError("%s run %s: %s" % (self.tool, cid, err))
+        return ns
+
+    def remove(self, cid):
+        ns, rc, err = run_tool([self.tool, "delete", "-f", cid])
+        if rc != 0:
+            raise RuntimeError("%s delete %s: %s" % (self.tool, cid, err))
+        with State.lock:
+            State.containers.pop(cid, None)
+        return ns
+
+
+BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", IMAGE, "/",
+         "--proc", "/proc", "--dev", "/dev", "--hostname", "bench", "/bin/true"]
+
+
+# ---------------------------------------------------------------- case 1
+def case1(peers, bwrap_ok):
+    """One at a time, interleaved: create to running, and the full cycle."""
+    methods = ["sandboxfs"] + sorted(peers) + (["bwrap"] if bwrap_ok else [])
+    rows = {m: {"create": [], "cycle": [], "remove": []} for m in methods}
+    daemon_create, phases = [], []
+    rng = random.Random(now_ns())
+    total = P["c1_warmup"] + P["c1_samples"]
+    for i in range(total):
+        order = methods[:]
+        rng.shuffle(order)
+        keep = i >= P["c1_warmup"]
+        for m in order:
+            if m == "sandboxfs":
+                name = "c1-%d" % i
+                t0 = now_ns()
+                os.mkdir(os.path.join(MNT, name))
+                t1 = wait_running(name)
+                st = sbx_stats(name)
+                t2 = now_ns()
+                os.rmdir(os.path.join(MNT, name))
+                t3 = now_ns()
+                if keep:
+                    rows[m]["create"].append((t1 - t0) / 1e3)
+                    rows[m]["remove"].append((t3 - t2) / 1e3)
+                    rows[m]["cycle"].append((t3 - t0 - (t2 - t1)) / 1e3)
+                    daemon_create.append(float(st["create_usec"]))
+                    phases.append({k: float(v) for k, v in st.items()
+                                   if k.startswith("create_") and k.endswith("_usec")})
+            elif m == "bwrap":
+                ns, rc, err = run_tool(BWRAP)
+                if rc != 0:
+                    raise RuntimeError("bwrap: " + err)
+                if keep:
+                    rows[m]["create"].append(ns / 1e3)
+                    rows[m]["cycle"].append(ns / 1e3)
+            else:
+                cid = "%s-c1-%s-%d" % (TAG, m, i)
+                c = peers[m].create(cid)
+                r = peers[m].remove(cid)
+                if keep:
+                    rows[m]["create"].append(c / 1e3)
+                    rows[m]["remove"].append(r / 1e3)
+                    rows[m]["cycle"].append((c + r) / 1e3)
+        if i + 1 == P["c1_warmup"]:
+            log("case 1: %d warm-up rounds done (discarded)" % P["c1_warmup"])
+    log("case 1: %d rounds measured" % P["c1_samples"])
+    rows["sandboxfs"]["daemon_create"] = daemon_create
+    rows["sandboxfs"]["phases"] = phases
+    return {"methods": methods, "samples": rows, "warmup": P["c1_warmup"]}
+
+
+# ---------------------------------------------------------------- case 2
+def burst_sbx(n, how, label):
+    names = ["b%s-%s-%d" % (label, how, k) for k in range(n)]
+    done = {}
+    errors = []
+    t0_box = []
+
+    if how == "mkdir":
+        barrier = threading.Barrier(n + 1)
+
+        def one(nm):
+            barrier.wait()
+            try:
+                os.mkdir(os.path.join(MNT, nm))
+            except OSError as e:
+                errors.append("%s: %s" % (nm, e))
+        threads = [threading.Thread(target=one, args=(nm,)) for nm in names]
+        for t in threads:
+            t.start()
+        t0 = now_ns()
+        barrier.wait()
+    else:
+        def writer():
+            fd = os.open(os.path.join(MNT, "ctl"), os.O_WRONLY)
+            try:
+                for nm in names:
+                    try:
+                        os.write(fd, ("create %s\n" % nm).encode())
+                    except OSError as e:
+                        errors.append("%s: %s" % (nm, e))
+            finally:
+                os.close(fd)
+        threads = [threading.Thread(target=writer)]
+        t0 = now_ns()
+        threads[0].start()
+    pending = set(names)
+    deadline = t0 + int(60e9)
+    while pending and not errors:
+        for nm in list(pending):
+            try:
+                st = read_file(os.path.join(MNT, nm, "status")).strip()
+            except FileNotFoundError:
+                continue
+            if st == "running":
+                done[nm] = now_ns() - t0
+                pending.discard(nm)
+            elif st == "failed":
+                errors.append(nm + " failed")
+        if now_ns() > deadline:
+            errors.append("timeout")
+        time.sleep(POLL_S * 5)
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError("burst %s: %s" % (how, "; ".join(errors[:5])))
+    daemon = [float(sbx_stats(nm)["create_usec"]) for nm in names]
+    for nm in names:
+        os.rmdir(os.path.join(MNT, nm))
+    comp = [v / 1e3 for v in done.values()]
+    return {"completion": comp, "all_running": max(comp), "daemon_create": daemon}
+
+
+def burst_peer(peer, n, label):
+    cids = ["%s-b%s-%s-%d" % (TAG, label, peer.tool, k) for k in range(n)]
+    comp, errors = [], []
+    barrier = threading.Barrier(n + 1)
+    t0box = [0]
+
+    def one(cid):
+        barrier.wait()
+        try:
+            peer.create(cid)
+            comp.append((now_ns() - t0box[0]) / 1e3)
+        except Exception as e:  # noqa
+            errors.append(str(e))
+    threads = [threading.Thread(target=one, args=(c,)) for c in cids]
+    for t in threads:
+        t.start()
+    t0box[0] = now_ns()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    # remove in parallel, a few at a time
+    todo = list(cids)
+    lk = threading.Lock()
+
+    def remover():
+        while True:
+            with lk:
+                if not todo:
+                    return
+                c = todo.pop()
+            try:
+                peer.remove(c)
+            except Exception:
+                pass
+    rs = [threading.Thread(target=remover) for _ in range(4)]
+    for t in rs:
+        t.start()
+    for t in rs:
+        t.join()
+    if errors:
+        raise RuntimeError("burst %s: %s" % (peer.tool, "; ".join(errors[:3])))
+    return {"completion": comp, "all_running": max(comp)}
+
+
+def case2(peers):
+    methods = ["sandboxfs-mkdir", "sandboxfs-ctl"] + sorted(peers)
+    rng = random.Random(now_ns())
+
+    def run(m, n, label):
+        if m == "sandboxfs-mkdir":
+            return burst_sbx(n, "mkdir", label)
+        if m == "sandboxfs-ctl":
+            return burst_sbx(n, "ctl", label)
+        return burst_peer(peers[m], n, label)
+    for m in methods:  # warm-up bursts, discarded
+        run(m, P["burst_warm"], "w")
+    log("case 2: warm-up bursts of %d done (discarded)" % P["burst_warm"])
+    res = {n: {m: [] for m in methods} for n in P["burst_sizes"]}
+    for rep in range(P["burst_reps"]):
+        for n in P["burst_sizes"]:
+            order = methods[:]
+            rng.shuffle(order)
+            for m in order:
+                res[n][m].append(run(m, n, "%d-%d" % (n, rep)))
+            log("case 2: burst %d rep %d done" % (n, rep))
+    return {"methods": methods, "runs": res, "warmup_size": P["burst_warm"]}
+
+
+# ---------------------------------------------------------------- cases 4 and 5
+def time_ops(fn, iters):
+    out = []
+    for _ in range(iters):
+        t0 = now_ns()
+        fn()
+        out.append((now_ns() - t0) / 1e3)
+    return out
+
+
+def file_api(count):
+    target = os.path.join(MNT, "r-0", "stats")
+
+    def cat_all():
+        for nm in os.listdir(MNT):
+            p = os.path.join(MNT, nm, "stats")
+            if os.path.isdir(os.path.join(MNT, nm)):
+                read_file(p)
+    for _ in range(50):  # warm-up, discarded
+        os.stat(target)
+        read_file(target)
+    it, lit = P["api_iters"], P["api_list_iters"]
+    return {
+        "stat_stats": time_ops(lambda: os.stat(target), it),
+        "read_stats": time_ops(lambda: read_file(target), it),
+        "ls": time_ops(lambda: os.listdir(MNT), lit),
+        "cat_all_stats": time_ops(cat_all, max(3, lit // max(1, count // 100))),
+    }
+
+
+def case45():
+    checks = set(P["ramp_checks"])
+    points, api = [], {}
+    rss0 = daemon_rss_kib()
+    for i in range(P["ramp_max"]):
+        name = "r-%d" % i
+        t0 = now_ns()
+        os.mkdir(os.path.join(MNT, name))
+        t1 = wait_running(name)
+        st = sbx_stats(name)
+        points.append({"live": i + 1, "create_us": (t1 - t0) / 1e3,
+                       "daemon_create_us": float(st["create_usec"]), "rss_kib": daemon_rss_kib()})
+        if i + 1 in checks:
+            api[i + 1] = file_api(i + 1)
+            log("case 4/5: %d live sandboxes, file API measured" % (i + 1))
+    removes = []
+    for i in reversed(range(P["ramp_max"])):
+        t0 = now_ns()
+        os.rmdir(os.path.join(MNT, "r-%d" % i))
+        removes.append((now_ns() - t0) / 1e3)
+    return {"points": points, "api": api, "rss_start_kib": rss0,
+            "rss_end_kib": daemon_rss_kib(), "remove_us": removes}
+
+
+# ---------------------------------------------------------------- case 3
+def case3():
+    exe = os.path.join(BUILD, "bench", "registry_bench")
+    runs = []
+    for _ in range(P["reg_runs"]):
+        out = subprocess.run([exe, "-s", P["reg_sizes"], "-i", str(P["reg_iters"]),
+                              "-d", str(P["reg_secs"])], check=True, capture_output=True,
+                             text=True).stdout
+        rows = [l.split("\t") for l in out.strip().splitlines()[1:]]
+        runs.append({(r[0], r[1], int(r[2]), int(r[3])): float(r[4]) for r in rows})
+    keys = list(runs[0].keys())
+    med = []
+    for k in keys:
+        vals = sorted(r[k] for r in runs if k in r)
+        med.append({"impl": k[0], "op": k[1], "size": k[2], "threads": k[3],
+                    "ns_per_op": vals[len(vals) // 2], "runs": vals})
+    log("case 3: registry benchmark done (%d runs, median taken)" % P["reg_runs"])
+    return {"rows": med, "runs": P["reg_runs"], "iters": P["reg_iters"], "secs": P["reg_secs"]}
+
+
+# ---------------------------------------------------------------- machine facts
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+
+    def out(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT).stdout.strip()
+        except OSError:
+            return ""
+    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "kernel": os.uname().release,
+        "mem_total": open("/proc/meminfo").readline().split(":")[1].strip(),
+        "commit": out(["git", "rev-parse", "--short", "HEAD"]) + (" (with uncommitted changes)" if dirty else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "runc": out(["runc", "--version"]).splitlines()[0] if shutil.which("runc") else "absent",
+        "crun": out(["crun", "--version"]).splitlines()[0] if shutil.which("crun") else "absent",
+        "bwrap": out(["bwrap", "--version"]) if shutil.which("bwrap") else "absent",
+        "loadavg": open("/proc/loadavg").read().split()[:3],
+    }
+
+
+def hybrid_fix(limits, result):
+    """crun 1.8 refuses a hybrid layout (v1 controllers plus a cgroup2 mount at
+    /sys/fs/cgroup/unified).  We run in a private mount namespace (run.sh), so
+    after recording crun's refusal we cover the controller-less cgroup2 mount
+    with a private tmpfs: every peer and sandboxfs then sees plain cgroup v1,
+    where all the limits are enforced, and nothing leaks to the host."""
+    uni = "/sys/fs/cgroup/unified"
+    is_v2 = False
+    with open("/proc/self/mounts") as f:
+        is_v2 = any(l.split()[1] == uni and l.split()[2] == "cgroup2" for l in f)
+    if not is_v2:
+        result["notes"].append("no cgroup2 mount at %s: layout is plain cgroup v1" % uni)
+        return
+    ctrls = read_file(os.path.join(uni, "cgroup.controllers")).strip() or "none"
+    if shutil.which("crun"):
+        b = make_bundle("crun-probe", limits)
+        cid = TAG + "-hybridprobe"
+        with State.lock:
+            State.containers[cid] = "crun"
+        _, rc, err = run_tool(["crun", "run", "-d", "--bundle", b, cid])
+        subprocess.run(["crun", "delete", "-f", cid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with State.lock:
+            State.containers.pop(cid, None)
+        result["crun_hybrid"] = ("crun on the host layout: exit %d, %r" % (rc, err)) if rc else "crun ran on the hybrid layout"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=755", "sbxbench", uni], check=True)
+    result["notes"].append(
+        "host layout is hybrid: cgroup v1 controllers plus a cgroup2 mount at %s whose controllers are: %s. "
+        "The bench runs in a private mount namespace where that mount is covered by an empty tmpfs, "
+        "so crun, runc and sandboxfs all use cgroup v1 with the same limits." % (uni, ctrls))
+
+
+# ---------------------------------------------------------------- main
+def main():
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    result = {"quick": QUICK, "params": P, "poll_s": POLL_S, "machine": machine(), "notes": []}
+    result["crun_host_probe"] = os.environ.get("CRUN_HOST_PROBE", "")
+    result["cgroup_layout"] = os.environ.get("CGROUP_LAYOUT", "")
+    try:
+        start_daemon()
+        stats0 = kv(read_file(os.path.join(MNT, "stats")))
+        result["cgroup_version"] = stats0.get("cgroup_version", "?")
+        # a probe sandbox: learns the defaults mkdir applies (the peers get the same)
+        os.mkdir(os.path.join(MNT, "probe"))
+        wait_running("probe")
+        cfg = json.loads(read_file(os.path.join(MNT, "probe", "config")))
+        os.rmdir(os.path.join(MNT, "probe"))
+        limits = {"memory": int(cfg["memory"]), "pids": int(cfg["pids"]), "cpus": float(cfg["cpus"])}
+        result["limits"] = limits
+        peers, skipped = {}, {}
+        hybrid_fix(limits, result)
+        for tool in ("crun", "runc"):
+            if not shutil.which(tool):
+                skipped[tool] = "not installed"
+                continue
+            peer = Peer(tool, make_bundle(tool, limits))
+            try:
+                peer.create(TAG + "-probe-" + tool)
+                peer.remove(TAG + "-probe-" + tool)
+                peers[tool] = peer
+            except RuntimeError as e:
+                skipped[tool] = str(e)
+        bwrap_ok = False
+        if shutil.which("bwrap"):
+            _, rc, err = run_tool(BWRAP)
+            bwrap_ok = rc == 0
+            if not bwrap_ok:
+                skipped["bwrap"] = err
+        else:
+            skipped["bwrap"] = "not installed"
+        result["skipped"] = skipped
+        log("peers: %s; skipped: %s" % (sorted(peers) + (["bwrap"] if bwrap_ok else []), skipped))
+
+        result["case1"] = case1(peers, bwrap_ok)
+        result["case2"] = case2(peers)
+        result["case45"] = case45()
+        result["case3"] = case3()
+        result["daemon_stats_end"] = kv(read_file(os.path.join(MNT, "stats")))
+    finally:
+        cleanup()
+    result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if MNT in l]
+    result["elapsed_s"] = (now_ns() - T_START) / 1e9
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    log("done in %.1fs" % result["elapsed_s"])
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt as e:
+        cleanup()
+        print("bench interrupted (%s); cleaned up" % e, file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,51 @@
+#!/bin/bash
+# make bench [QUICK=1]: peers vs sandboxfs, interleaved, one run (issue 3).
+# Installs the peers, runs bench/bench.py in a private mount namespace (so the
+# bench's mounts never leak and crun can be shown plain cgroup v1), then draws
+# the plots, writes bench/results/latest.md and prints it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v runc >/dev/null || need+=(runc)
+command -v crun >/dev/null || need+=(crun)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+command -v fusermount3 >/dev/null || need+=(fuse3)
+if [ ${#need[@]} -gt 0 ]; then
+	echo "bench: installing ${need[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }
+fi
+[ -x build/bench/registry_bench ] || make -s build/bench/registry_bench
+
+BENCH_TMP=$(mktemp -d /tmp/sbxbench.XXXXXX)
+export BENCH_TMP QUICK="${QUICK:-}"
+inner=""
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	if [ -n "$inner" ] && kill -0 "$inner" 2>/dev/null; then
+		kill -TERM "$inner" 2>/dev/null || true   # bench.py cleans up on SIGTERM
+		wait "$inner" 2>/dev/null || true
+	fi
+	# the daemon, if bench.py itself died before stopping it (pids we started only)
+	if [ -f "$BENCH_TMP/pids" ]; then
+		while read -r p; do
+			kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
+		done <"$BENCH_TMP/pids"
+	fi
+	grep -q " $BENCH_TMP/mnt " /proc/mounts && fusermount3 -u -z "$BENCH_TMP/mnt" 2>/dev/null || true
+	rm -rf "$BENCH_TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+unshare -m --propagation private python3 bench/bench.py &
+inner=$!
+wait "$inner"
+inner=""
+python3 bench/report.py

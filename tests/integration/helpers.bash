@@ -1,0 +1,425 @@
+# Shared helpers for the sandboxfs integration and stress suites (bats).
+#
+# Each suite starts its own daemon on its own temporary state dir and mount
+# point (setup_sbx) and always removes it again (teardown_sbx), also when a
+# test failed. Processes are only ever signalled by the PIDs this file
+# started (the daemon) or read back from a sandbox's `stats` (its init).
+#
+# Variables (exported so setup_file/teardown_file and the tests share them):
+#   SBX_TMP    temporary dir holding everything below
+#   STATE      the daemon's --state dir
+#   MNT        the mount point
+#   SBX_PID    pid of the daemon we started
+#   SBX_LOG    the daemon's stdout+stderr
+#   SBX_TAG    a short random tag, to make sandbox names unique per run
+
+SBX_REPO="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+SANDBOXFS="${SANDBOXFS:-$SBX_REPO/build/sandboxfs}"
+SBX_IMAGES="${SBX_IMAGES:-$SBX_REPO/build/images}"
+# How long to wait for the mount to come up, for a status to be reached,
+# for a command inside a sandbox. Bounds only: never asserted on.
+SBX_MOUNT_WAIT="${SBX_MOUNT_WAIT:-10}"
+SBX_STATUS_WAIT="${SBX_STATUS_WAIT:-30}"
+SBX_EXEC_WAIT="${SBX_EXEC_WAIT:-60}"
+
+# ---------------------------------------------------------------- small tools
+
+# Print a diagnostic on fd 3 only when bats asked for verbose output; otherwise
+# diagnostics go to stdout and bats shows them when a test fails.
+sbx_diag() {
+	printf '# %s\n' "$*"
+}
+
+# Read a synthetic file with a bound, so a hung daemon fails the test instead
+# of hanging the suite.
+sbx_cat() {
+	timeout 10 cat "$@"
+}
+
+# Value of KEY in a flat keyed (`key value`) file.
+sbx_key() {
+	local file=$1 key=$2
+	sbx_cat "$file" | awk -v k="$key" '$1 == k { print $2; found = 1; exit } END { exit !found }'
+}
+
+# True when our daemon process still exists (and is not a zombie).
+sbx_daemon_alive() {
+	[[ -n "${SBX_PID:-}" ]] || return 1
+	kill -0 "$SBX_PID" 2>/dev/null || return 1
+	local st
+	st=$(awk '/^State:/ { print $2 }' "/proc/$SBX_PID/status" 2>/dev/null) || return 1
+	[[ "$st" != "Z" ]]
+}
+
+# True when MNT is a mount point (any fs type) listed in /proc/mounts.
+sbx_is_mounted() {
+	local mnt=${1:-$MNT}
+	awk -v m="$mnt" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
+}
+
+# Remember a pid that belongs to one of our sandboxes, so teardown can make
+# sure it is gone (only if it is still an sbx-init).
+sbx_note_pid() {
+	[[ -n "${SBX_TMP:-}" && -n "${1:-}" ]] && echo "$1" >>"$SBX_TMP/pids"
+	return 0
+}
+
+# Host pid of sandbox NAME (from its stats), noted for teardown.
+sbx_pid_of() {
+	local pid
+	pid=$(sbx_key "$MNT/$1/stats" pid) || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	sbx_note_pid "$pid"
+	echo "$pid"
+}
+
+# ---------------------------------------------------------------- the daemon
+
+# Start a daemon on $STATE and $MNT (both must exist). Extra args are passed
+# before the mount point. Sets SBX_PID. Fails when the mount does not appear.
+sbx_start_daemon() {
+	if [[ ! -x "$SANDBOXFS" ]]; then
+		echo "sandboxfs binary not found at $SANDBOXFS (run make && make image)" >&2
+		return 1
+	fi
+	# 3>&- : a background process holding bats' fd 3 makes bats hang.
+	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" --stop-on-exit "$@" "$MNT" \
+		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
+	SBX_PID=$!
+	export SBX_PID
+	echo "$SBX_PID" >>"$SBX_TMP/daemons"
+	local i
+	for ((i = 0; i < SBX_MOUNT_WAIT * 10; i++)); do
+		# stat of ctl alone can be answered from the kernel's attribute
+		# cache of a dead (stale) mount: also read a file, and ask statfs.
+		if [[ -e "$MNT/ctl" ]] && timeout 5 stat -f "$MNT" >/dev/null 2>&1 &&
+			timeout 5 cat "$MNT/stats" >/dev/null 2>&1 && sbx_daemon_alive; then
+			return 0
+		fi
+		if ! sbx_daemon_alive; then
+			echo "sandboxfs (pid $SBX_PID) exited before the mount was ready; log:" >&2
+			tail -n 30 "$SBX_LOG" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "sandboxfs (pid $SBX_PID): $MNT/ctl did not appear within ${SBX_MOUNT_WAIT}s; log:" >&2
+	tail -n 30 "$SBX_LOG" >&2
+	return 1
+}
+
+# Create the temp dirs and start a daemon.
+setup_sbx() {
+	SBX_TMP=$(mktemp -d /tmp/sbxtest.XXXXXX)
+	STATE="$SBX_TMP/state"
+	MNT="$SBX_TMP/mnt"
+	SBX_LOG="$SBX_TMP/daemon.log"
+	SBX_TAG=$(printf '%04x' $((RANDOM % 65536)))
+	mkdir -p "$STATE" "$MNT"
+	: >"$SBX_TMP/pids"
+	: >"$SBX_TMP/daemons"
+	export SBX_TMP STATE MNT SBX_LOG SBX_TAG
+	sbx_start_daemon "$@"
+}
+
+# Unmount MNT and wait (bounded) for our daemon to exit; kill -9 it (by pid)
+# if it does not.
+sbx_stop_daemon() {
+	local i
+	if sbx_is_mounted "$MNT"; then
+		timeout 10 fusermount3 -u "$MNT" 2>/dev/null ||
+			timeout 10 fusermount3 -uz "$MNT" 2>/dev/null ||
+			timeout 10 umount -l "$MNT" 2>/dev/null || true
+	fi
+	if [[ -n "${SBX_PID:-}" ]]; then
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$SBX_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$SBX_PID" 2>/dev/null; then
+			echo "sandboxfs (pid $SBX_PID) still alive after unmount; killing it" >&2
+			kill -9 "$SBX_PID" 2>/dev/null || true
+		fi
+		wait "$SBX_PID" 2>/dev/null || true
+	fi
+}
+
+# Remove every sandbox, unmount, stop the daemon, remove the temp dirs.
+# Never fails: it is called from teardown, also after a failed test.
+teardown_sbx() {
+	[[ -n "${SBX_TMP:-}" && -d "$SBX_TMP" ]] || return 0
+	local d pid i
+	# A failed test: show the end of the daemon log, and keep a copy when
+	# SBX_LOG_DIR is set.
+	if [[ -z "${BATS_TEST_COMPLETED:-}" && -n "${BATS_TEST_NAME:-}" && -f "$SBX_LOG" ]]; then
+		echo "# last daemon log lines ($SBX_LOG):"
+		tail -n 40 "$SBX_LOG" | sed 's/^/#   /'
+		if [[ -n "${SBX_LOG_DIR:-}" ]]; then
+			mkdir -p "$SBX_LOG_DIR" &&
+				cp "$SBX_LOG" "$SBX_LOG_DIR/${BATS_TEST_NAME:0:80}.$$.log" 2>/dev/null
+		fi
+	fi
+	if sbx_daemon_alive && [[ -e "$MNT/ctl" ]]; then
+		for d in "$MNT"/*/; do
+			[[ -d "$d" ]] || continue
+			d=${d%/}
+			pid=$(sbx_key "$d/stats" pid 2>/dev/null) && sbx_note_pid "$pid"
+			timeout 30 rmdir "$d" 2>/dev/null || echo "teardown: rmdir $d failed" >&2
+		done
+	fi
+	sbx_stop_daemon
+	# Any other daemon this test started (e.g. a restarted one).
+	if [[ -f "$SBX_TMP/daemons" ]]; then
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] || continue
+			if kill -0 "$pid" 2>/dev/null; then
+				echo "teardown: killing leftover daemon pid $pid" >&2
+				kill -9 "$pid" 2>/dev/null || true
+			fi
+		done <"$SBX_TMP/daemons"
+	fi
+	# Sandbox inits we saw that are still there (only if still an sbx-init).
+	if [[ -f "$SBX_TMP/pids" ]]; then
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] || continue
+			if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == sbx-init ]]; then
+				echo "teardown: sandbox init pid $pid outlived its daemon; killing it" >&2
+				kill -9 "$pid" 2>/dev/null || true
+			fi
+		done <"$SBX_TMP/pids"
+	fi
+	# Empty cgroups of our sandboxes that a killed daemon left behind (their
+	# names carry our tag; rmdir only removes empty cgroups).
+	if [[ -n "${SBX_TAG:-}" ]]; then
+		for d in /sys/fs/cgroup/*/sandboxfs/*-??"$SBX_TAG"* /sys/fs/cgroup/sandboxfs/*-??"$SBX_TAG"*; do
+			[[ -d "$d" ]] || continue
+			rmdir "$d" 2>/dev/null && echo "teardown: removed leftover cgroup $d" >&2
+		done
+	fi
+	# Mounts left under our temp dir (deepest first).
+	for ((i = 0; i < 3; i++)); do
+		local mounts
+		mounts=$(awk -v p="$SBX_TMP/" 'index($2, p) == 1 { print $2 }' /proc/mounts | sort -r)
+		[[ -n "$mounts" ]] || break
+		while read -r d; do
+			[[ -n "$d" ]] && umount -l "$d" 2>/dev/null
+		done <<<"$mounts"
+	done
+	if awk -v p="$SBX_TMP/" 'index($2, p) == 1 { f = 1 } END { exit !f }' /proc/mounts; then
+		echo "teardown: mounts remain under $SBX_TMP; leaving it in place" >&2
+	else
+		rm -rf --one-file-system "$SBX_TMP" 2>/dev/null || true
+	fi
+	unset SBX_PID
+	return 0
+}
+
+# ---------------------------------------------------------------- sandboxes
+
+# wait_status NAME WANT [TIMEOUT]: poll NAME/status until it reads WANT.
+# WANT may be an alternation like 'stopped|failed'.
+wait_status() {
+	local name=$1 want=$2 limit=${3:-$SBX_STATUS_WAIT} st="" i
+	for ((i = 0; i < limit * 10; i++)); do
+		st=$(sbx_cat "$MNT/$name/status" 2>/dev/null)
+		if [[ "$st" =~ ^($want)$ ]]; then
+			return 0
+		fi
+		# A sandbox that failed will not become anything else on its own.
+		if [[ "$st" == failed && ! "failed" =~ ^($want)$ ]]; then
+			break
+		fi
+		sleep 0.1
+	done
+	echo "wait_status: $name is '${st}', wanted '$want' (waited up to ${limit}s)" >&2
+	echo "  $name/error: $(sbx_cat "$MNT/$name/error" 2>/dev/null)" >&2
+	echo "  top error: $(sbx_cat "$MNT/error" 2>/dev/null | tail -n 3)" >&2
+	return 1
+}
+
+# Create NAME with mkdir and wait until it runs.
+sbx_create() {
+	local name=$1
+	mkdir "$MNT/$name" || return 1
+	wait_status "$name" running || return 1
+	sbx_pid_of "$name" >/dev/null || true
+}
+
+# Create NAME through the top-level ctl with options, and wait until it runs.
+sbx_create_ctl() {
+	local name=$1
+	shift
+	echo "create $name $*" >"$MNT/ctl" || return 1
+	wait_status "$name" running || return 1
+	sbx_pid_of "$name" >/dev/null || true
+}
+
+# sbx_exec NAME CMD...: run CMD (joined by spaces) in the sandbox through its
+# exec file. Prints the combined output; sets SBX_OUT to it and SBX_RC to the
+# command's exit code. Returns non-zero only when the exec protocol itself
+# failed (open, write, or no `exit_code N` line), not when the command did.
+sbx_exec() {
+	local name=$1
+	shift
+	local cmd="$*" fd st rc=0
+	SBX_OUT=""
+	SBX_RC=""
+	exec {fd}<>"$MNT/$name/exec" || {
+		echo "sbx_exec: cannot open $MNT/$name/exec" >&2
+		return 1
+	}
+	if ! printf '%s\n' "$cmd" >&"$fd"; then
+		echo "sbx_exec: write of the command to $name/exec failed" >&2
+		exec {fd}>&-
+		return 1
+	fi
+	SBX_OUT=$(timeout "$SBX_EXEC_WAIT" cat <&"$fd") || rc=$?
+	if ((rc != 0)); then
+		echo "sbx_exec: reading the output failed or timed out (rc $rc)" >&2
+		exec {fd}>&-
+		return 1
+	fi
+	st=$(timeout 10 cat <&"$fd") || rc=$?
+	exec {fd}>&-
+	if ((rc != 0)) || [[ ! "$st" =~ ^exit_code\ (-?[0-9]+)$ ]]; then
+		echo "sbx_exec: expected 'exit_code N' after EOF, got '$st' (rc $rc)" >&2
+		printf '%s\n' "$SBX_OUT"
+		return 1
+	fi
+	SBX_RC=${BASH_REMATCH[1]}
+	printf '%s\n' "$SBX_OUT"
+	return 0
+}
+
+# Assert that the daemon is alive and the sandbox NAME is still running and
+# answers exec (used after every bad input).
+assert_healthy() {
+	local name=${1:-}
+	if ! sbx_daemon_alive; then
+		echo "daemon (pid ${SBX_PID:-?}) is dead; last log lines:" >&2
+		tail -n 30 "$SBX_LOG" >&2
+		return 1
+	fi
+	[[ -e "$MNT/ctl" ]] || {
+		echo "mount $MNT is gone" >&2
+		return 1
+	}
+	sbx_cat "$MNT/stats" >/dev/null || {
+		echo "reading $MNT/stats failed" >&2
+		return 1
+	}
+	if [[ -n "$name" ]]; then
+		local st
+		st=$(sbx_cat "$MNT/$name/status") || return 1
+		[[ "$st" == running ]] || {
+			echo "sandbox $name is '$st', not running" >&2
+			return 1
+		}
+		sbx_exec "$name" 'echo alive' >/dev/null || return 1
+		[[ "$SBX_OUT" == alive && "$SBX_RC" == 0 ]] || {
+			echo "exec in $name gave '$SBX_OUT' rc '$SBX_RC'" >&2
+			return 1
+		}
+	fi
+}
+
+# Escape a string for use in an extended regular expression.
+sbx_re() {
+	printf '%s' "$1" | sed 's/[][\\.^$*+?(){}|]/\\&/g'
+}
+
+# Leak checks after a sandbox was removed. Args: NAME [PID].
+# Prints what leaked and returns non-zero if anything did.
+sbx_leaks() {
+	local name=$1 pid=${2:-} bad=0 d
+	if [[ -e "$MNT/$name" ]]; then
+		echo "leak: $MNT/$name still exists"
+		bad=1
+	fi
+	# Any mount whose line names this sandbox's state dir (overlay upper/work,
+	# merged dir, bind mounts).
+	if grep -E -q -- "$(sbx_re "$STATE/sandboxes/$name")([/ ,:]|\$)" /proc/mounts; then
+		echo "leak: mount referencing $STATE/sandboxes/$name:"
+		grep -F -- "$STATE/sandboxes/$name" /proc/mounts
+		bad=1
+	fi
+	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
+		[[ -d "$d" ]] || continue
+		if find "$d" -mindepth 1 -maxdepth 3 -type d -name "*$name*" 2>/dev/null | grep -q .; then
+			echo "leak: cgroup dir for $name:"
+			find "$d" -mindepth 1 -maxdepth 3 -type d -name "*$name*"
+			bad=1
+		fi
+	done
+	if [[ -e "$STATE/sandboxes/$name" ]]; then
+		echo "leak: state dir $STATE/sandboxes/$name"
+		bad=1
+	fi
+	if [[ -n "$pid" && -e "/proc/$pid" ]] &&
+		[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" != Z ]] &&
+		[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == sbx-init ]]; then
+		echo "leak: sandbox init pid $pid still running"
+		bad=1
+	fi
+	return $bad
+}
+
+# Wait (bounded) until sbx_leaks NAME PID reports nothing; on failure print
+# the leaks.
+wait_no_leaks() {
+	local i out
+	for ((i = 0; i < 50; i++)); do
+		out=$(sbx_leaks "$@") && return 0
+		sleep 0.1
+	done
+	printf '%s\n' "$out" >&2
+	return 1
+}
+
+# Run a shell snippet that writes to a file and capture the errno text:
+# `run sbx_write FILE TEXT` -> status != 0 and "$output" holds bash's message.
+sbx_write() {
+	local file=$1 text=$2
+	timeout 20 bash -c 'printf "%s\n" "$2" > "$1"' _ "$file" "$text"
+}
+
+# Assert the last `run` failed with an error text (e.g. "Invalid argument",
+# or alternatives "Invalid argument|File exists").
+assert_fails_with() {
+	local want=$1
+	if [[ "$status" -eq 0 ]]; then
+		echo "expected failure with '$want', but it succeeded; output: $output" >&2
+		return 1
+	fi
+	# WANT may list alternatives separated by '|'.
+	local alt found=0
+	local IFS='|'
+	for alt in $want; do
+		[[ "$output" == *"$alt"* ]] && found=1
+	done
+	unset IFS
+	if ((!found)); then
+		echo "expected '$want', got status $status and output: $output" >&2
+		return 1
+	fi
+	if [[ "$output" == *"Function not implemented"* ]]; then
+		echo "handler answered ENOSYS: $output" >&2
+		return 1
+	fi
+}
+
+# Assert the last `run` failed (any errno) without ENOSYS or a timeout.
+assert_fails() {
+	if [[ "$status" -eq 0 ]]; then
+		echo "expected failure, but it succeeded; output: $output" >&2
+		return 1
+	fi
+	if [[ "$status" -eq 124 || "$status" -eq 137 ]]; then
+		echo "timed out (status $status): $output" >&2
+		return 1
+	fi
+	if [[ "$output" == *"Function not implemented"* ]]; then
+		echo "handler answered ENOSYS: $output" >&2
+		return 1
+	fi
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bats
+# The qemu backend: real microVM boots (TCG on a host without /dev/kvm, a few
+# seconds each, so there are few of them). The guest agent answers exec with
+# the exit status, `log` is the guest console, stop and rmdir leave no QEMU
+# process, no socket and no /dev/shm file, and a QEMU killed from outside
+# takes the sandbox out of `running`.
+
+load helpers
+
+GUEST_DIR="${SANDBOXFS_GUEST_DIR:-$SBX_REPO/build/guest}"
+
+setup() {
+	command -v qemu-system-x86_64 >/dev/null ||
+		skip "qemu-system-x86_64 is not installed (examples/install-deps.sh)"
+	[[ -r "$GUEST_DIR/vmlinux" && -r "$GUEST_DIR/initrd.gz" ]] ||
+		skip "no guest kernel/initramfs in $GUEST_DIR (make guest)"
+	setup_sbx
+	V="qm${SBX_TAG}"
+}
+
+# QEMU pids noted by qemu_pid_of; teardown kills any still there (only if it
+# is still a QEMU of ours), and removes guest RAM files of our sandboxes.
+teardown() {
+	teardown_sbx_qemu
+}
+
+teardown_sbx_qemu() {
+	local pid f
+	if [[ -n "${SBX_TMP:-}" && -f "$SBX_TMP/qemu_pids" ]]; then
+		cp "$SBX_TMP/qemu_pids" "/tmp/.qemu_pids.$$" 2>/dev/null
+	fi
+	teardown_sbx
+	if [[ -f "/tmp/.qemu_pids.$$" ]]; then
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] || continue
+			if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]]; then
+				echo "teardown: QEMU pid $pid outlived its sandbox; killing it" >&2
+				kill -9 "$pid" 2>/dev/null || true
+			fi
+		done <"/tmp/.qemu_pids.$$"
+		rm -f "/tmp/.qemu_pids.$$"
+	fi
+	if [[ -n "${V:-}" ]]; then
+		for f in /dev/shm/sandboxfs-*-"$V"*.ram; do
+			[[ -e "$f" ]] || continue
+			echo "teardown: removing leftover $f" >&2
+			rm -f "$f"
+		done
+	fi
+}
+
+# Host pid of sandbox NAME's QEMU, noted for teardown.
+qemu_pid_of() {
+	local pid
+	pid=$(sbx_key "$MNT/$1/stats" pid) || return 1
+	[[ "$pid" =~ ^[0-9]+$ && "$pid" != 0 ]] || return 1
+	echo "$pid" >>"$SBX_TMP/qemu_pids"
+	echo "$pid"
+}
+
+# No QEMU of ours, no guest RAM file, no socket, nothing of NAME on the host.
+assert_no_qemu_leaks() {
+	local name=$1 pid=$2 i
+	for ((i = 0; i < 50; i++)); do
+		[[ -e "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]] || break
+		sleep 0.1
+	done
+	if [[ -e "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]]; then
+		echo "leak: QEMU pid $pid still running" >&2
+		return 1
+	fi
+	if compgen -G "/dev/shm/sandboxfs-*-$name.ram" >/dev/null; then
+		echo "leak: guest RAM file: $(ls /dev/shm/sandboxfs-*-"$name".ram)" >&2
+		return 1
+	fi
+	if [[ -d "$STATE/sandboxes/$name" ]] &&
+		find "$STATE/sandboxes/$name" -type s | grep -q .; then
+		echo "leak: socket in $STATE/sandboxes/$name" >&2
+		return 1
+	fi
+}
+
+@test "qemu: create boots a VM, exec answers through the agent, log is the console" {
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	pid=$(qemu_pid_of "$V")
+	[[ "$(cat "/proc/$pid/comm")" == qemu-system-x86* ]]
+	[ -e "$(ls /dev/shm/sandboxfs-*-"$V".ram)" ]
+
+	run sbx_cat "$MNT/$V/stats"
+	[ "$status" -eq 0 ]
+	grep -qx "backend qemu" <<<"$output"
+	for k in create_usec create_vmm_spawn_usec create_qmp_usec create_boot_usec; do
+		grep -Eq "^$k [0-9]+$" <<<"$output" || { echo "no $k in stats: $output"; false; }
+	done
+	sbx_cat "$MNT/stats" | grep -Eqx 'qemu_accel (kvm|tcg)'
+
+	sbx_exec "$V" 'uname -s; hostname; echo to-stderr >&2; exit 3'
+	[ "$SBX_RC" -eq 3 ]
+	[ "$SBX_OUT" = "$(printf 'Linux\n%s\nto-stderr' "$V")" ]
+	# A guest kernel, not the host's namespaces: its own pid 1 is the agent.
+	sbx_exec "$V" 'cat /proc/1/comm'
+	[ "$SBX_OUT" = init ] && [ "$SBX_RC" -eq 0 ]
+
+	run sbx_cat "$MNT/$V/log"
+	[ "$status" -eq 0 ]
+	grep -q "sbx-agent: ready" <<<"$output"
+
+	# A handle closed before its command ends kills the command in the guest.
+	exec {fd}<>"$MNT/$V/exec"
+	printf 'sleep 300\n' >&"$fd"
+	exec {fd}>&-
+	sleep 1
+	sbx_exec "$V" 'ps -o comm | grep -c "^sleep" || true'
+	[ "$SBX_OUT" = 0 ]
+
+	# pause and resume are QMP stop and cont.
+	echo pause >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = paused ]
+	echo resume >"$MNT/$V/ctl"
+	assert_healthy "$V"
+
+	echo stop >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = stopped ]
+	[ "$(sbx_key "$MNT/$V/events" reason)" = user ]
+	assert_no_qemu_leaks "$V" "$pid"
+	rmdir "$MNT/$V"
+	wait_no_leaks "$V"
+	assert_no_qemu_leaks "$V" "$pid"
+}
+
+@test "qemu: memory= and cpus= shape the VM; rmdir of a running VM leaves nothing" {
+	sbx_create_ctl "$V" backend=qemu memory=192M cpus=1.5
+	pid=$(qemu_pid_of "$V")
+	sbx_exec "$V" 'grep -c ^processor /proc/cpuinfo; awk "/MemTotal/ { print int(\$2 / 1024) }" /proc/meminfo'
+	[ "$SBX_RC" -eq 0 ]
+	ncpu=$(sed -n 1p <<<"$SBX_OUT")
+	mem_mib=$(sed -n 2p <<<"$SBX_OUT")
+	[ "$ncpu" -eq 2 ]
+	# MemTotal is guest RAM less what the kernel keeps for itself.
+	((mem_mib > 100 && mem_mib <= 192)) || { echo "MemTotal ${mem_mib} MiB"; false; }
+	rmdir "$MNT/$V"
+	wait_no_leaks "$V"
+	assert_no_qemu_leaks "$V" "$pid"
+}
+
+@test "qemu: a QEMU killed from outside takes the sandbox out of running" {
+	sbx_create_ctl "$V" backend=qemu
+	pid=$(qemu_pid_of "$V")
+	kill -9 "$pid"
+	wait_status "$V" 'stopped|failed'
+	[ "$(sbx_key "$MNT/$V/events" reason)" = exit ]
+	[ "$(sbx_key "$MNT/$V/events" exit_code)" = 137 ]
+	# Where the engine marks such a sandbox failed, it also says why.
+	if [ "$(sbx_cat "$MNT/$V/status")" = failed ]; then
+		[ -n "$(sbx_cat "$MNT/$V/error")" ]
+	fi
+	assert_no_qemu_leaks "$V" "$pid"
+	rmdir "$MNT/$V"
+	wait_no_leaks "$V"
+}
+
+@test "qemu: too little memory fails the create with a sentence, no VM left" {
+	echo "create $V backend=qemu memory=64M" >"$MNT/ctl"
+	wait_status "$V" failed
+	sbx_cat "$MNT/$V/error" | grep -q "memory=128M or more"
+	run pgrep -f "sbx-$V "
+	[ "$status" -ne 0 ]
+	rmdir "$MNT/$V"
+	wait_no_leaks "$V"
+}
