@@ -21,6 +21,7 @@ struct engine_opts {
 	char backend[16];
 	bool stop_on_exit;
 	int workers;
+	unsigned long max_sandboxes; /* 0: no limit */
 };
 
 int engine_start(const struct engine_opts *o, struct err *e);

@@ -179,6 +179,9 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", c->image);
 	if (strpbrk(path, ",:\\"))
 		return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take", path);
+	if (eng.o.max_sandboxes && reg_count(eng.reg) >= eng.o.max_sandboxes)
+		return err_set(e, -ENOSPC, "the daemon's limit of %lu sandboxes is reached "
+			       "(--max-sandboxes)", eng.o.max_sandboxes);
 	struct sbx *s = sbx_alloc(name, c);
 	if (!s)
 		return err_set(e, -ENOMEM, "out of memory");

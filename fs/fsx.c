@@ -105,11 +105,27 @@ static mode_t node_mode(const struct node *n)
 	return n->jf ? S_IFREG | n->jf->mode : file_mode(n->f);
 }
 
+/* Access: root only (the owner bits of the table), or with --group, the
+ * same rights for that group; nobody else. The kernel checks (default_permissions). */
+static bool group_set;
+static gid_t group_gid;
+
+void fsx_set_group(gid_t gid)
+{
+	group_set = true;
+	group_gid = gid;
+}
+
 static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
+	if (!S_ISLNK(mode)) {
+		mode_t owner = mode & 0700;
+		mode = (mode & S_IFMT) | owner | (group_set ? owner >> 3 : 0);
+	}
 	st->st_mode = mode;
+	st->st_gid = group_set ? group_gid : 0;
 	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_blksize = 4096;
 	if (created_usec) {

@@ -47,6 +47,8 @@ extern const size_t fsx_sbx_nfiles;
 
 extern const struct fuse_lowlevel_ops fsx_ops;
 void fsx_set_start_time(void);
+/* --group: members of gid get the owner's rights. */
+void fsx_set_group(gid_t gid);
 /* Engine watch callback: wakes poll(2) on the events files of `id`. */
 void fsx_changed(uint64_t id);
 

@@ -2,6 +2,7 @@
  * a dead one), the multi-threaded FUSE loop, and an orderly exit. */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -16,12 +17,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
-		"                 [--stop-on-exit] [--workers N] MOUNTPOINT\n"
+		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
+		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
 		"  -v               debug logging\n"
 		"  --state DIR      journal and sandbox files (default /var/lib/sandboxfs)\n"
 		"  --images DIR     image directories (default STATE/images)\n"
-		"  --allow-other    let other users see the mount\n"
+		"  --allow-other    let other users see the mount (they still need --group)\n"
+		"  --group NAME     members of NAME may create, control and read sandboxes\n"
+		"  --max-sandboxes N  refuse (ENOSPC) to create past N sandboxes\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
 		"  --workers N      threads that create sandboxes (default 8)\n");
 }
@@ -74,10 +78,12 @@ int main(int argc, char **argv)
 		{"state", required_argument, NULL, 's'}, {"images", required_argument, NULL, 'i'},
 		{"allow-other", no_argument, NULL, 'a'}, {"stop-on-exit", no_argument, NULL, 'x'},
 		{"workers", required_argument, NULL, 'w'}, {"init", required_argument, NULL, 'I'},
+		{"group", required_argument, NULL, 'g'}, {"max-sandboxes", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
-	bool foreground = false, allow_other = false;
+	bool foreground = false, allow_other = false, has_group = false;
+	gid_t group = 0;
 	int verbose = 0, c;
 	const char *state = "/var/lib/sandboxfs", *images = NULL, *init = NULL;
 	o.workers = 8;
@@ -98,10 +104,33 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'g': {
+			struct group *gr = getgrnam(optarg);
+			if (!gr) {
+				fprintf(stderr, "sandboxfs: --group %s: no such group\n", optarg);
+				return 2;
+			}
+			group = gr->gr_gid;
+			has_group = true;
+			break;
+		}
+		case 'm':
+			o.max_sandboxes = strtoul(optarg, NULL, 10);
+			if (o.max_sandboxes < 1) {
+				fprintf(stderr, "sandboxfs: --max-sandboxes must be at least 1\n");
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (has_group && !allow_other) {
+		fprintf(stderr, "sandboxfs: --group needs --allow-other (else only root sees the mount)\n");
+		return 2;
+	}
+	if (has_group)
+		fsx_set_group(group);
 	if (optind != argc - 1) {
 		usage(stderr);
 		return 2;
