@@ -26,9 +26,17 @@ $(BUILD)/sandboxfs: $(DAEMON_SRC) $(HDRS)
 	$(CC) $(CFLAGS) -o $@ $(DAEMON_SRC) $(LDLIBS)
 
 # pid 1 of a sandbox: static, so it runs on any image.
-$(BUILD)/sbx-init: vmm/init/sbx-init.c vmm/init/seccomp.c vmm/init/seccomp.h net/link.c vmm/proto.h net/net.h
+# The seccomp filter is compiled once, at build time, to a BPF array.
+$(BUILD)/gen-seccomp: vmm/init/gen-seccomp.c vmm/init/seccomp.c vmm/init/seccomp.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -static -o $@ vmm/init/sbx-init.c vmm/init/seccomp.c net/link.c -lcap -lseccomp
+	$(CC) $(CFLAGS) -o $@ vmm/init/gen-seccomp.c vmm/init/seccomp.c -lseccomp
+
+$(BUILD)/seccomp_bpf.h: $(BUILD)/gen-seccomp
+	$(BUILD)/gen-seccomp > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/sbx-init: vmm/init/sbx-init.c $(BUILD)/seccomp_bpf.h net/link.c vmm/proto.h net/net.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -I$(BUILD) -static -o $@ vmm/init/sbx-init.c net/link.c -lcap
 
 image: $(BUILD)/images/busybox/bin/busybox
 

@@ -30,7 +30,10 @@
 
 #include "../../net/net.h"
 #include "../proto.h"
-#include "seccomp.h"
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "seccomp_bpf.h" /* generated: build/seccomp_bpf.h */
 
 static int ctl = PROTO_FD;
 static const char *name = "sandbox";
@@ -248,10 +251,14 @@ static void drop_privileges(void)
 	cap_free(caps);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fail(errno, "no_new_privs");
-	/* Last: every exec'd command inherits the filter (vmm/init/seccomp.c). */
-	char why[256];
-	if (sbx_seccomp_install(why, sizeof(why)) < 0)
-		fail(errno, "%s", why);
+	/* Last: every exec'd command inherits the filter (vmm/init/seccomp.c,
+	 * compiled at build time into seccomp_bpf.h). */
+	struct sock_fprog fprog = {
+		.len = (unsigned short)(sizeof(sbx_seccomp_prog) / sizeof(sbx_seccomp_prog[0])),
+		.filter = (struct sock_filter *)sbx_seccomp_prog,
+	};
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0)
+		fail(errno, "install the seccomp filter");
 }
 
 /* --- running: exec requests, reaping, stop --- */

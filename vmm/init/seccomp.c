@@ -220,7 +220,8 @@ static int add_rules(scmp_filter_ctx ctx, const char **what)
 	return 0;
 }
 
-int sbx_seccomp_install(char *errbuf, size_t len)
+/* Builds the filter (no load). */
+static scmp_filter_ctx build(char *errbuf, size_t len)
 {
 	const char *what = "";
 	/* The filter holds only the native ABI; libseccomp then sends every
@@ -229,23 +230,46 @@ int sbx_seccomp_install(char *errbuf, size_t len)
 	 * native arch with bit 30 set and miss every rule above) kill the
 	 * process. */
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx)
-		return say_err(errbuf, len, ENOMEM, "seccomp_init");
+	if (!ctx) {
+		say_err(errbuf, len, ENOMEM, "seccomp_init");
+		return NULL;
+	}
 	int r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
 	if (r < 0) {
 		seccomp_release(ctx);
-		return say_err(errbuf, len, -r, "seccomp: set the bad-architecture action");
+		say_err(errbuf, len, -r, "seccomp: set the bad-architecture action");
+		return NULL;
 	}
 	/* A binary search over syscall numbers instead of a linear chain. */
 	seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if ((r = add_rules(ctx, &what)) < 0) {
 		seccomp_release(ctx);
-		return say_err(errbuf, len, -r, "seccomp: add the rule for %s", what);
+		say_err(errbuf, len, -r, "seccomp: add the rule for %s", what);
+		return NULL;
 	}
-	if ((r = seccomp_load(ctx)) < 0) {
-		seccomp_release(ctx);
-		return say_err(errbuf, len, -r, "seccomp: load the filter");
-	}
+	return ctx;
+}
+
+int sbx_seccomp_install(char *errbuf, size_t len)
+{
+	scmp_filter_ctx ctx = build(errbuf, len);
+	if (!ctx)
+		return -1;
+	int r = seccomp_load(ctx);
 	seccomp_release(ctx);
+	if (r < 0)
+		return say_err(errbuf, len, -r, "seccomp: load the filter");
+	return 0;
+}
+
+int sbx_seccomp_export(int fd, char *errbuf, size_t len)
+{
+	scmp_filter_ctx ctx = build(errbuf, len);
+	if (!ctx)
+		return -1;
+	int r = seccomp_export_bpf(ctx, fd);
+	seccomp_release(ctx);
+	if (r < 0)
+		return say_err(errbuf, len, -r, "seccomp: export the filter");
 	return 0;
 }
