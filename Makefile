@@ -49,7 +49,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(ENGINE_SRC) $(VMM_SRC) $(NET_SRC) $
 
 unit: $(UNIT_TESTS)
 
-check: all image unit
+# The qemu guest (see the guest section at the end) when /boot has a kernel.
+GUEST := $(BUILD)/guest
+GUEST_FOR_CHECK := $(if $(wildcard /boot/vmlinuz-*),guest)
+check: all image unit fuzz-replay $(GUEST_FOR_CHECK)
 	tests/run.sh
 
 # QUICK=1: the short run (under a minute); results land in bench/results/.
@@ -68,3 +71,88 @@ demo: deps all image
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- networking smoke test (tests/net/) --------------------------------------
+# Not part of `make check`: it needs root and creates (then removes) a bridge,
+# veth pairs and network namespaces of its own, with random sbx* names and a
+# private subnet; it never sends traffic to an address it did not create.
+#   make netcheck                      # build the driver, run the smoke test
+NETTOOL := $(BUILD)/tests/net/nettool
+
+$(NETTOOL): tests/net/nettool.c engine/util.c engine/common.h $(NET_SRC) $(wildcard net/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ tests/net/nettool.c engine/util.c $(NET_SRC) $(LDLIBS)
+
+.PHONY: netcheck
+netcheck: $(NETTOOL)
+	NETTOOL=$(NETTOOL) tests/net/netlink_smoke.sh
+
+# ---- qemu backend guest (vmm/guest/, vmm/agent/) -----------------------------
+# The qemu backend boots build/guest/vmlinux (Debian's linux-image-amd64 kernel,
+# uncompressed so QEMU boots it through PVH) with build/guest/initrd.gz (the
+# busybox image plus the static guest agent build/sbx-agent as /init).
+# `make check` builds it when /boot has a Debian kernel; without one the qemu
+# tests skip themselves.
+$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c
+
+$(GUEST)/vmlinux: vmm/guest/mkvmlinux.sh
+	@mkdir -p $(GUEST)
+	vmm/guest/mkvmlinux.sh $@
+
+$(GUEST)/initrd.gz: vmm/guest/mkinitrd.sh $(BUILD)/sbx-agent $(BUILD)/images/busybox/bin/busybox
+	@mkdir -p $(GUEST)
+	vmm/guest/mkinitrd.sh $(BUILD)/images/busybox $(BUILD)/sbx-agent $@
+
+.PHONY: guest
+guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
+
+# ---- fuzzing (tests/fuzz/) ---------------------------------------------------
+# libFuzzer targets for the ctl parsers (engine/ctl.c): fuzz_ctl (one write to
+# a ctl file, either level) and fuzz_options (names, key=value options, sizes,
+# cpus, signals). Seed corpora in tests/fuzz/corpus/<target>/ (inputs that
+# once crashed stay there as regressions, and become unit tests).
+#   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
+#                        # runs FUZZ_SECONDS (default 60); new inputs go to
+#                        # build/fuzz/corpus/<target>/, crashes to build/fuzz/crash-*
+#   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
+#                        # plus tests/fuzz/replay.c run every corpus file once
+#                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
+FUZZ_TARGETS := ctl options
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+# ctl.c parses rate= with net_parse_rate (net/shape.c): the net sources link
+# standalone with util.c (as tests/net/nettool does).
+FUZZ_SRC     := engine/ctl.c engine/util.c $(NET_SRC)
+FUZZ_DEPS    := $(FUZZ_SRC) engine/ctl.h engine/common.h $(wildcard net/*.h)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+		-o $@ $< $(FUZZ_SRC) $(LDLIBS)
+
+$(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_DEPS)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) $(SAN) -fno-sanitize-recover=undefined -O1 -o $@ $< \
+		tests/fuzz/replay.c $(FUZZ_SRC) $(LDLIBS)
+
+.PHONY: fuzz fuzz-replay
+fuzz: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(BUILD)/fuzz/corpus/$$t; \
+		echo "fuzz $$t: $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/$$t.log)"; \
+		rc=0; $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$t- -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus/$$t tests/fuzz/corpus/$$t >$(BUILD)/fuzz/$$t.log 2>&1 || rc=$$?; \
+		grep -E '^stat::(number_of_executed_units|new_units_added)|^SUMMARY|contract broken|^artifact_prefix|Test unit written' \
+			$(BUILD)/fuzz/$$t.log || true; \
+		test $$rc -eq 0; \
+	done
+
+fuzz-replay: $(patsubst %,$(BUILD)/tests/replay_fuzz_%,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		$(BUILD)/tests/replay_fuzz_$$t tests/fuzz/corpus/$$t \
+			$$(test -d $(BUILD)/fuzz/corpus/$$t && echo $(BUILD)/fuzz/corpus/$$t); \
+	done

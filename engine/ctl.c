@@ -1,6 +1,7 @@
 /* ctl command parsing: splitting, names, sizes, options, signals. */
 #define _GNU_SOURCE
 #include "ctl.h"
+#include "../net/net.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -49,6 +50,24 @@ int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmd, struct err *e)
 	return 0;
 }
 
+int ctl_command_line(const char *buf, size_t len, char *out, struct err *e)
+{
+	if (len > CTL_WRITE_MAX)
+		return err_set(e, -EINVAL, "command line of %zu bytes is too long (at most %d)", len,
+			       CTL_WRITE_MAX);
+	if (memchr(buf, '\0', len))
+		return err_set(e, -EINVAL, "command line contains a NUL byte");
+	if (len && buf[len - 1] == '\n')
+		len--;
+	if (memchr(buf, '\n', len))
+		return err_set(e, -EINVAL, "one command line per write: the write has several lines");
+	if (strspn(buf, " \t\r") >= len)
+		return err_set(e, -EINVAL, "empty command line");
+	memcpy(out, buf, len);
+	out[len] = '\0';
+	return 0;
+}
+
 int ctl_check_name(const char *name, struct err *e)
 {
 	size_t n = strnlen(name, SBX_NAME_MAX + 1);
@@ -71,7 +90,7 @@ int ctl_check_name(const char *name, struct err *e)
 	return 0;
 }
 
-void ctl_config_defaults(struct sbx_config *c, const char *backend)
+void ctl_config_defaults(struct sbx_config *c, const char *backend, bool net)
 {
 	memset(c, 0, sizeof(*c));
 	snprintf(c->image, sizeof(c->image), "busybox");
@@ -79,7 +98,7 @@ void ctl_config_defaults(struct sbx_config *c, const char *backend)
 	c->memory_bytes = 256ull << 20;
 	c->cpu_millis = 1000;
 	c->pids = 512;
-	c->net = false;
+	c->net = net;
 	c->joblog_bytes = 16ull << 20;
 }
 
@@ -194,6 +213,10 @@ int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e
 			if (strcmp(v, "on") && strcmp(v, "off"))
 				return err_set(e, -EINVAL, "net=%s is not on or off", v);
 			c->net = strcmp(v, "on") == 0;
+		} else if (KEY("rate")) {
+			if (net_parse_rate(v, &u) < 0)
+				return err_set(e, -EINVAL, "rate=%s is not a rate like 10mbit or 1gbit", v);
+			c->rate_bps = u;
 		} else if (KEY("joblog")) {
 			if (ctl_parse_size(v, &u) < 0 || u < 4096)
 				return err_set(e, -EINVAL, "joblog=%s is not a size of at least 4K", v);

@@ -24,6 +24,7 @@ struct sbx_config {
 	bool net;
 	uint32_t timeout_sec; /* 0: none */
 	uint64_t joblog_bytes; /* per job stream; 0: unbounded */
+	uint64_t rate_bps;     /* traffic shaping; 0: none */
 	char parent[SBX_NAME_MAX + 1];
 	uint64_t created_wall_usec;
 	/* Layers under the upper dir, nearest first (children of a fork). */
@@ -42,11 +43,15 @@ struct ctl_cmd {
 /* Checks a write (one line, no NUL, not too long, not empty) and splits it. */
 int ctl_split(const char *buf, size_t len, struct ctl_cmd *cmd, struct err *e);
 
+/* A shell command line (exec, run): one line, no NUL, not too long, not empty;
+ * copied to out (cap CTL_WRITE_MAX + 1) without its final newline. */
+int ctl_command_line(const char *buf, size_t len, char *out, struct err *e);
+
 /* Sandbox names: [A-Za-z0-9_.-], 1..63, no leading dot, not a top-level file. */
 int ctl_check_name(const char *name, struct err *e);
 bool ctl_reserved_name(const char *name);
 
-void ctl_config_defaults(struct sbx_config *c, const char *backend);
+void ctl_config_defaults(struct sbx_config *c, const char *backend, bool net);
 /* Applies key=value words (argv[0..argc)) to c. */
 int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e);
 

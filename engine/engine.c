@@ -38,13 +38,20 @@ void engine_bump_generation(void)
 uint64_t engine_generation(void) { return atomic_load(&generation); }
 uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
 
-int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b)
+int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms,
+		    const struct sbx_cancel *c, struct buf *b)
 {
 	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
 	pthread_mutex_lock(&s->lock);
 	while (atomic_load(&s->generation) == since && now_usec() < deadline) {
-		struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000),
-				      .tv_nsec = (long)(deadline % 1000000) * 1000};
+		if (c && c->fn(c->arg)) {
+			pthread_mutex_unlock(&s->lock);
+			return -EINTR;
+		}
+		/* Slices of 100 ms, so an interrupted reader is let go soon. */
+		uint64_t until = now_usec() + 100000 < deadline ? now_usec() + 100000 : deadline;
+		struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
+				      .tv_nsec = (long)(until % 1000000) * 1000};
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -224,6 +231,10 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	r = vmm_host_init(&h, e);
 	if (r < 0)
 		return r;
+	if (!vmm_find(o->backend))
+		return err_set(e, -EINVAL, "backend %s is not in this build", o->backend);
+	if ((r = engine_net_start(e)) < 0)
+		return r;
 	eng.reg = reg_new();
 	if (!eng.reg)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
@@ -278,6 +289,7 @@ void engine_shutdown(void)
 	pool_stop();
 	monitor_stop();
 	journal_commit_stop();
+	engine_net_stop();
 	cg_host_cleanup();
 	log_info("engine stopped");
 }

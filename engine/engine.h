@@ -14,6 +14,13 @@
 struct sbx;
 struct sbx_exec;
 
+/* A read that may block asks fn(arg) now and then; true (the reader was
+ * interrupted, e.g. killed) ends it with -EINTR. */
+struct sbx_cancel {
+	bool (*fn)(void *arg);
+	void *arg;
+};
+
 struct engine_opts {
 	char state_dir[PATH_MAX];
 	char images_dir[PATH_MAX];
@@ -22,6 +29,10 @@ struct engine_opts {
 	bool stop_on_exit;
 	int workers;
 	unsigned long max_sandboxes; /* 0: no limit */
+	bool net;          /* bridged networking (off: --no-net) */
+	bool nat;          /* egress NAT (--nat) */
+	char bridge[16];
+	char subnet[32];
 };
 
 int engine_start(const struct engine_opts *o, struct err *e);
@@ -60,11 +71,12 @@ int sbx_show_config(struct sbx *s, struct buf *b);
 int sbx_show_events(struct sbx *s, struct buf *b);
 int sbx_show_error(struct sbx *s, struct buf *b);
 int sbx_show_log(struct sbx *s, struct buf *b);
+int sbx_show_net(struct sbx *s, struct buf *b);
 
 /* exec: one command session per open handle (see README). */
 int sbx_exec_open(struct sbx *s, struct sbx_exec **out);
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len);
-ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size);
+ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size, const struct sbx_cancel *c);
 void sbx_exec_close(struct sbx_exec *x);
 
 /* Change notification for poll: fn(id) runs on every state change of sandbox
@@ -73,7 +85,8 @@ void engine_set_watch(void (*fn)(uint64_t id));
 uint64_t engine_generation(void);
 uint64_t sbx_generation(struct sbx *s);
 /* `wait`: blocks until the generation differs from `since` (bounded), then events. */
-int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b);
+int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms,
+		    const struct sbx_cancel *c, struct buf *b);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */
 int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct buf *b);
@@ -93,7 +106,7 @@ bool sbx_job_exists(struct sbx *s, uint32_t n);
 int sbx_job_list(struct sbx *s, uint32_t **ns, size_t *cnt);
 int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b);
 ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
-		     bool nonblock);
+		     bool nonblock, const struct sbx_cancel *c);
 int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_remove(struct sbx *s, uint32_t n);

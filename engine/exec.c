@@ -4,6 +4,7 @@
  * "exit_code N". */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,10 +41,10 @@ int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 {
 	struct sbx *s = x->s;
-	struct ctl_cmd cmd;
+	char line[CTL_WRITE_MAX + 1];
 	struct err e = {0};
 	int pfd[2], r;
-	r = ctl_split(buf, len, &cmd, &e);
+	r = ctl_command_line(buf, len, line, &e);
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		goto out;
@@ -58,11 +59,6 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 			    sbx_state_name(st));
 		goto out;
 	}
-	/* The command line as written, less the final newline. */
-	char line[CTL_WRITE_MAX + 1];
-	size_t n = len && buf[len - 1] == '\n' ? len - 1 : len;
-	memcpy(line, buf, n);
-	line[n] = '\0';
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
@@ -83,24 +79,40 @@ out:
 	return r;
 }
 
-ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size)
+ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size, const struct sbx_cancel *c)
 {
 	struct sbx *s = x->s;
 	if (!x->started || x->status_read)
 		return 0;
 	if (!x->eof) {
 		ssize_t n;
-		do
+		for (;;) {
+			struct pollfd pfd = {.fd = x->rfd, .events = POLLIN};
+			if (poll(&pfd, 1, 200) == 0) {
+				if (c && c->fn(c->arg))
+					return -EINTR;
+				continue;
+			}
 			n = read(x->rfd, buf, size);
-		while (n < 0 && errno == EINTR);
+			if (n >= 0 || (errno != EINTR && errno != EAGAIN))
+				break;
+		}
 		if (n != 0)
 			return n < 0 ? -errno : n;
 		x->eof = true;
 		return 0;
 	}
 	pthread_mutex_lock(&s->lock);
-	while (!x->exited)
-		pthread_cond_wait(&s->cond, &s->lock);
+	while (!x->exited) {
+		if (c && c->fn(c->arg)) {
+			pthread_mutex_unlock(&s->lock);
+			return -EINTR;
+		}
+		uint64_t until = now_usec() + 200000;
+		struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
+				      .tv_nsec = (long)(until % 1000000) * 1000};
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
 	pthread_mutex_unlock(&s->lock);
 	x->status_read = true;
 	return snprintf(buf, size, "exit_code %d\n", x->exit_code);

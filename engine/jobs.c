@@ -65,9 +65,9 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
-	struct ctl_cmd cmd;
+	char line[CTL_WRITE_MAX + 1];
 	struct err e = {0};
-	int r = ctl_split(buf, len, &cmd, &e), fds[3] = {-1, -1, -1}, in[2] = {-1, -1};
+	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in[2] = {-1, -1};
 	char dir[PATH_MAX], path[PATH_MAX + 16];
 	struct sbx_job *j = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -97,9 +97,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->exit_code = -1;
 	j->stdin_fd = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
-	size_t n = len && buf[len - 1] == '\n' ? len - 1 : len;
-	memcpy(j->cmd, buf, n);
-	j->cmd[n] = '\0';
+	memcpy(j->cmd, line, sizeof(j->cmd));
 	job_dir(s, j->n, dir, sizeof(dir));
 	if ((r = mkdir_p(dir, 0700)) < 0) {
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
@@ -149,6 +147,8 @@ out:
 	return r;
 }
 
+static void bound_stream(struct sbx *s, struct sbx_job *j, int stream);
+
 /* With s->lock held: init reported a pid or an exit for exec_id. */
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 {
@@ -169,6 +169,8 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			if (j->stdin_fd >= 0)
 				close(j->stdin_fd);
 			j->stdin_fd = -1;
+			for (int k = 0; k < 2; k++) /* a fast job may end between two checks */
+				bound_stream(s, j, k);
 			pthread_cond_broadcast(&s->cond);
 		}
 		job_journal(s, j);
@@ -241,7 +243,7 @@ int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b)
 
 /* Offset read of stdout (stream 0) or stderr (1); at the end, waits while the job runs. */
 ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
-		     bool nonblock)
+		     bool nonblock, const struct sbx_cancel *c)
 {
 	char path[PATH_MAX + 16];
 	job_dir(s, n, path, sizeof(path));
@@ -265,6 +267,10 @@ ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t si
 		got = pread(fd, buf, size, phys);
 		if (got != 0 || !running || nonblock)
 			break;
+		if (c && c->fn(c->arg)) {
+			got = -EINTR;
+			break;
+		}
 		pthread_mutex_lock(&s->lock);
 		uint64_t deadline = now_usec() + 50000; /* output does not signal: look again soon */
 		struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000),

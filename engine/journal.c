@@ -24,11 +24,12 @@ static json_t *config_json(const struct sbx *s)
 	json_t *lowers = json_array();
 	for (int i = 0; i < c->nlowers; i++)
 		json_array_append_new(lowers, json_string(c->lowers[i]));
-	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:o, s:s, s:I, s:o, s:i}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:i}",
 			 "name", s->node.name, "image", c->image, "backend", c->backend,
 			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
 			 "pids", (json_int_t)c->pids, "net", c->net,
 			 "timeout", (json_int_t)c->timeout_sec, "joblog", (json_int_t)c->joblog_bytes,
+			 "rate", (json_int_t)c->rate_bps,
 			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
 			 "created", created, "created_usec", (json_int_t)c->created_wall_usec,
 			 "layers", lowers, "fork_generation", (int)c->fork_generation);
@@ -62,6 +63,7 @@ int journal_write(struct sbx *s)
 	if (atomic_load(&s->state) == SBX_STOPPING)
 		json_object_set_new(j, "state", json_string("stopping"));
 	json_object_set_new(j, "snapshots", snap_journal_json(s));
+	json_object_set_new(j, "net", sbx_net_journal(s));
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text)
@@ -160,24 +162,25 @@ static struct sbx *journal_read(const char *name)
 		return NULL;
 	}
 	struct sbx_config c;
-	ctl_config_defaults(&c, eng.o.backend);
+	ctl_config_defaults(&c, eng.o.backend, false);
 	const char *state = NULL, *image = NULL, *backend = NULL, *reason = "-", *error = "";
 	json_int_t mem = 0, pids = 0, timeout = 0, created = 0, pid = 0, pid_start = 0, starts = 0;
-	json_int_t joblog = (json_int_t)c.joblog_bytes;
+	json_int_t joblog = (json_int_t)c.joblog_bytes, rate = 0;
+	json_t *netj = NULL;
 	int exit_code = -1;
 	double cpus = 1;
 	json_t *parent = NULL, *layers = NULL, *snaps = NULL;
-	int fork_gen = 0;
+	int fork_gen = 0, net_on = 0;
 	if (json_unpack_ex(j, &je, 0,
-			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?o, s:I, s?o, s?i}, s:I, "
-			   "s:I, s?s, s?i, s?s, s?I, s?o}",
+			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?I, s?o, s:I, s?o, s?i}, "
+			   "s:I, s:I, s?s, s?i, s?s, s?I, s?o, s?o}",
 			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
-			   "cpus", &cpus, "pids", &pids, "net", &c.net, "timeout", &timeout,
-			   "joblog", &joblog,
+			   "cpus", &cpus, "pids", &pids, "net", &net_on, "timeout", &timeout,
+			   "joblog", &joblog, "rate", &rate,
 			   "parent", &parent, "created_usec", &created, "layers", &layers,
 			   "fork_generation", &fork_gen, "pid", &pid, "pid_start",
 			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
-			   "starts", &starts, "snapshots", &snaps) < 0 ||
+			   "starts", &starts, "snapshots", &snaps, "net", &netj) < 0 ||
 	    (layers && (!json_is_array(layers) || json_array_size(layers) > SBX_LOWERS_MAX)) ||
 	    state_from_name(state) < 0 || ctl_check_name(name, NULL) < 0) {
 		engine_note_error("journal %s is malformed (%s); sandbox '%s' skipped, its files "
@@ -192,6 +195,8 @@ static struct sbx *journal_read(const char *name)
 	c.pids = (uint32_t)pids;
 	c.timeout_sec = (uint32_t)timeout;
 	c.joblog_bytes = (uint64_t)joblog;
+	c.net = net_on;
+	c.rate_bps = (uint64_t)rate;
 	c.created_wall_usec = (uint64_t)created;
 	if (json_is_string(parent))
 		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
@@ -221,6 +226,13 @@ static struct sbx *journal_read(const char *name)
 	if (json_is_array(snaps))
 		snap_journal_load(s, snaps);
 	sbx_jobs_load(s);
+	/* The same address as before: nobody else got it while the daemon was away. */
+	const char *ip = json_is_object(netj) ? json_string_value(json_object_get(netj, "ip")) : NULL;
+	struct err ne = {0};
+	if (c.net && ip && sbx_net_reserve(s, ip, &ne) < 0) {
+		engine_note_error("sandbox '%s': its address %s cannot be kept: %s", name, ip, ne.msg);
+		s->cfg.net = false;
+	}
 	json_decref(j);
 	return s;
 }
@@ -238,6 +250,10 @@ static void recover(struct sbx *s)
 		monitor_watch(s);
 		return;
 	}
+	/* Whatever is left of its cgroup (and any process in it: the daemon may have
+	 * died between clone and journaling the pid) goes now. */
+	snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s-%s", vmm_host()->tag, s->node.name);
+	cg_destroy(&s->vm.cg);
 	if (st == SBX_CREATING) {
 		atomic_store(&s->state, SBX_FAILED);
 		sbx_fail(s, -EIO, "the daemon stopped while this sandbox was being created");
@@ -245,7 +261,6 @@ static void recover(struct sbx *s)
 		atomic_store(&s->state, SBX_STOPPED);
 		snprintf(s->reason, sizeof(s->reason), "host");
 		log_info("sandbox %s: its processes ended while the daemon was away", s->node.name);
-		cg_destroy(&s->vm.cg);
 	}
 	s->vm.pid = 0;
 	s->vm.pid_start = 0;

@@ -103,6 +103,7 @@ static void start_job(void *arg)
 	int r = 0;
 	if (s->t.starts == 0)
 		r = s->ops->create(&s->vm, &e);
+	sbx_net_prepare(s);
 	if (r == 0)
 		r = s->ops->start(&s->vm, &t, &e);
 
@@ -144,6 +145,7 @@ static void start_job(void *arg)
 	s->t.create_journal_usec = now_usec() - tj;
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0) {
+		sbx_net_after_start(s);
 		lat_add(LAT_CREATE, total);
 		log_info("sandbox %s: running in %llu us (pid %d)", s->node.name,
 			 (unsigned long long)total, (int)s->vm.pid);
@@ -192,6 +194,11 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 		sbx_put(s);
 		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 	}
+	int r2 = sbx_net_reserve(s, NULL, e);
+	if (r2 < 0) {
+		sbx_unreserve(s);
+		return r2;
+	}
 	*out = s;
 	return 0;
 }
@@ -199,6 +206,7 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 /* Gives a reserved name back (nothing on disk yet). */
 void sbx_unreserve(struct sbx *s)
 {
+	sbx_net_release(s);
 	reg_del(eng.reg, &s->node);
 	sbx_put(s);
 }
@@ -255,7 +263,8 @@ int engine_mkdir(const char *name, struct sbx **out)
 {
 	struct sbx_config c;
 	struct err e = {0};
-	ctl_config_defaults(&c, eng.o.backend);
+	ctl_config_defaults(&c, eng.o.backend,
+			    engine_net_enabled() && strcmp(eng.o.backend, "ns") == 0);
 	int r = sbx_create(name, &c, out, &e);
 	if (r < 0)
 		engine_note_error("mkdir '%s': %s", name, e.msg);
@@ -266,7 +275,7 @@ int engine_create(int argc, char **argv, struct err *e)
 {
 	struct sbx_config c;
 	struct sbx *s;
-	ctl_config_defaults(&c, eng.o.backend);
+	ctl_config_defaults(&c, eng.o.backend, engine_net_enabled());
 	if (argc < 2)
 		return err_set(e, -EINVAL, "usage: create NAME [key=value...]");
 	int r = ctl_check_name(argv[1], e);
@@ -275,6 +284,14 @@ int engine_create(int argc, char **argv, struct err *e)
 	r = ctl_parse_options(argc - 2, argv + 2, &c, e);
 	if (r < 0)
 		return r;
+	if (strcmp(c.backend, "ns") != 0 && c.net) {
+		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
+		for (int i = 2; i < argc; i++)
+			if (strcmp(argv[i], "net=on") == 0)
+				return err_set(e, -EOPNOTSUPP, "net=on is not available for backend %s "
+					       "yet (no TAP device is wired)", c.backend);
+		c.net = false;
+	}
 	r = sbx_create(argv[1], &c, &s, e);
 	if (r == 0)
 		sbx_put(s);
@@ -497,6 +514,7 @@ int engine_rmdir(const char *name)
 		return r;
 	}
 	snap_drop_all(s);
+	sbx_net_release(s);
 	for (int i = 0; i < s->cfg.nlowers; i++)
 		layer_put(s->cfg.lowers[i]);
 	pthread_mutex_unlock(&s->lock);
@@ -539,11 +557,13 @@ static void handle_exit_locked(struct sbx *s)
 	if (s->vm.ctl_fd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
-	s->ops->reap(&s->vm, &code);
+	struct err why = {0};
+	s->ops->reap(&s->vm, &code, &why);
 	s->exit_code = code;
+	bool user = strcmp(s->reason, "user") == 0;
 	if (prev != SBX_STOPPING)
 		snprintf(s->reason, sizeof(s->reason), "%s",
-			 strcmp(s->reason, "user") == 0 ? "user" : u.oom_kills ? "oom" : "exit");
+			 user ? "user" : u.oom_kills ? "oom" : "exit");
 	if (prev == SBX_STOPPING && s->t.stop_request_usec) {
 		s->t.stop_usec = now_usec() - s->t.stop_request_usec;
 		lat_add(LAT_STOP, s->t.stop_usec);
@@ -552,9 +572,15 @@ static void handle_exit_locked(struct sbx *s)
 	s->monitored = false;
 	sbx_exec_fail_all(s, 137);
 	sbx_jobs_ended(s, strcmp(s->reason, "timeout") == 0 ? "timeout" : "signal");
-	sbx_set_state(s, SBX_STOPPED);
+	if (prev != SBX_STOPPING && !user && why.msg[0]) {
+		sbx_fail(s, why.code, why.msg); /* it crashed: failed, with the reason in error */
+		sbx_set_state(s, SBX_FAILED);
+	} else {
+		sbx_set_state(s, SBX_STOPPED);
+	}
 	journal_write(s);
-	log_info("sandbox %s: stopped (%s, exit code %d)", s->node.name, s->reason, code);
+	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,
+		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
 	reg_put(&s->node);
 }
 

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdatomic.h>
 
+#include "../net/net.h"
 #include "../vmm/vmm.h"
 #include "ctl.h"
 #include "engine.h"
@@ -32,6 +33,7 @@ struct sbx_times {
 	uint64_t starts;
 	uint64_t fork_freeze_usec, fork_checkpoint_usec, fork_queued_usec;
 	uint64_t fork_restore_usec, fork_usec;
+	uint64_t create_net_usec, net_shaping_usec;
 	struct vmm_timing vt; /* the last start's backend phases, extras included */
 };
 
@@ -57,6 +59,9 @@ struct sbx {
 	struct sbx_exec *execs; /* open exec sessions, under lock */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */
+	struct net_ident net;   /* when net_reserved */
+	bool net_reserved;
+	const char *rate_state; /* - pending applied failed */
 	uint32_t next_job;
 	uint32_t next_snap_seq;
 };
@@ -112,6 +117,16 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
 void snap_drop_all(struct sbx *s);
 json_t *snap_journal_json(struct sbx *s);
 void snap_journal_load(struct sbx *s, json_t *arr);
+
+/* netcfg.c */
+bool engine_net_enabled(void);
+int engine_net_start(struct err *e);
+void engine_net_stop(void);
+int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e);
+void sbx_net_release(struct sbx *s);
+void sbx_net_prepare(struct sbx *s);
+void sbx_net_after_start(struct sbx *s);
+json_t *sbx_net_journal(struct sbx *s);
 
 /* jobs.c */
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev);

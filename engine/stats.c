@@ -126,13 +126,13 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		"\nstop_usec %" PRIu64 "\n"
 		"cpu_usec %" PRIu64 "\nmemory_bytes %" PRIu64 "\nmemory_peak_bytes %" PRIu64
 		"\nmemory_limit_bytes %" PRIu64 "\npids_current %" PRIu64 "\npids_limit %u\n"
-		"oom_kills %" PRIu64 "\n",
+		"oom_kills %" PRIu64 "\ncreate_net_usec %" PRIu64 "\nnet_shaping_usec %" PRIu64 "\n",
 		sbx_state_name(st), (int)s->vm.pid, s->cfg.parent[0] ? s->cfg.parent : "-",
 		s->cfg.backend, t->starts, t->create_usec, t->create_queue_usec,
 		t->create_cgroup_usec, t->create_spawn_usec, t->create_rootfs_usec,
 		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
-		u.oom_kills);
+		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
 	if (s->cfg.parent[0])
 		r |= buf_printf(b, "fork_mode fs\nfork_generation %u\nfork_freeze_usec %" PRIu64
 				"\nfork_checkpoint_usec %" PRIu64 "\nfork_restore_usec %" PRIu64

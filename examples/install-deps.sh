@@ -1,8 +1,12 @@
 #!/bin/sh
 # Installs what sandboxfs needs to build, test and run on Debian 12 (as root).
+# qemu-system-x86, linux-image-amd64 (the guest kernel in /boot), cpio and
+# xz-utils are for the qemu backend (make guest); prometheus brings promtool,
+# which checks /sbx/metrics in the tests.
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 liburcu-dev libjansson-dev libcap-dev
-      libmnl-dev libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux file"
+      libmnl-dev libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux file
+      qemu-system-x86 linux-image-amd64 cpio xz-utils python3 prometheus"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -20,6 +20,7 @@ const struct fsx_file fsx_sbx_files[] = {
 	{.name = "wait", .mode = 0444, .wait = sbx_wait_change},
 	{.name = "error", .mode = 0444, .show = sbx_show_error},
 	{.name = "log", .mode = 0444, .show = sbx_show_log},
+	{.name = "net", .mode = 0444, .show = sbx_show_net},
 	{.name = "exec", .mode = 0600, .session = true},
 	{.name = "run", .mode = 0600, .clone = sbx_job_start},
 	{.name = "root", .mode = 0777, .link = sbx_root_link},

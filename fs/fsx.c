@@ -446,6 +446,7 @@ struct fsx_handle {
 	uint32_t job;   /* its job number; run: the job it started */
 	bool started;   /* run: a job was started through this handle */
 	size_t pos;     /* run: how much of the id was read */
+	pthread_mutex_t lock;
 };
 
 #define WAIT_DEFAULT_MS 30000
@@ -525,6 +526,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	h->f = f;
 	h->id = n.id;
+	pthread_mutex_init(&h->lock, NULL);
 	int r = 0;
 	struct sbx *s = NULL;
 	if (n.id && !(s = sbx_get_id(n.id)))
@@ -551,18 +553,26 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
+/* A blocked reader that the kernel interrupted (a signal, e.g. kill or ^C). */
+static bool req_interrupted(void *req)
+{
+	return fuse_req_interrupted(req);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	const struct sbx_cancel cancel = {.fn = req_interrupted, .arg = req};
 	if (h->jf && h->jf->kind == JF_STREAM) {
 		char *buf = malloc(size ? size : 1);
 		struct sbx *s = sbx_get_id(h->id);
 		ssize_t n = !buf ? -ENOMEM
 			    : !s ? -ENODEV
-				 : sbx_job_read(s, h->job, h->jf->stream, buf, size, off, h->nonblock);
+				 : sbx_job_read(s, h->job, h->jf->stream, buf, size, off, h->nonblock,
+						&cancel);
 		if (s)
 			sbx_put(s);
 		if (n < 0)
@@ -573,14 +583,23 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (h->f && h->f->clone) {
-		/* The write moved the file offset; the id is read from our own cursor. */
+		/* The write moved the file offset; the id is read from our own cursor,
+		 * advanced under the handle's lock (reads may run on several threads). */
+		char out[32];
+		size_t n = 0;
+		pthread_mutex_lock(&h->lock);
 		if (!h->made && h->started) {
 			h->made = true;
 			buf_printf(&h->content, "%u\n", h->job);
 		}
-		size_t left = h->content.len - h->pos;
-		fuse_reply_buf(req, h->content.data + h->pos, left < size ? left : size);
-		h->pos += left < size ? left : size;
+		if (h->content.len > h->pos) {
+			n = h->content.len - h->pos < size ? h->content.len - h->pos : size;
+			n = n < sizeof(out) ? n : sizeof(out);
+			memcpy(out, h->content.data + h->pos, n);
+			h->pos += n;
+		}
+		pthread_mutex_unlock(&h->lock);
+		fuse_reply_buf(req, out, n);
 		return;
 	}
 	if (h->x) {
@@ -589,7 +608,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		ssize_t n = sbx_exec_read(h->x, buf, size);
+		ssize_t n = sbx_exec_read(h->x, buf, size, &cancel);
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else
@@ -603,7 +622,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (h->id && !s)
 			r = h->made || h->f->pollable ? 0 : -ENODEV; /* removed: keep the last content */
 		else if (h->f->wait && !h->made)
-			r = h->f->wait(s, h->gen, h->nonblock ? 0 : WAIT_DEFAULT_MS, &h->content);
+			r = h->f->wait(s, h->gen, h->nonblock ? 0 : WAIT_DEFAULT_MS, &cancel,
+				       &h->content);
 		else if (h->f->pollable && h->gen != current_gen(s))
 			r = make_content(h, s); /* lseek(0) + read after poll sees the change */
 		h->made = true;

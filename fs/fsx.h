@@ -22,7 +22,8 @@ struct fsx_file {
 	/* A symlink (root): its target. */
 	int (*link)(struct sbx *s, struct buf *b);
 	/* wait: content made at the first read, after blocking for a change. */
-	int (*wait)(struct sbx *s, uint64_t since, int timeout_ms, struct buf *b);
+	int (*wait)(struct sbx *s, uint64_t since, int timeout_ms, const struct sbx_cancel *c,
+		    struct buf *b);
 	/* events: poll wakes when the generation moves past the one read. */
 	bool pollable;
 	/* run: a write starts a job, a read of the same handle returns its id. */

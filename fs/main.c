@@ -18,6 +18,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
+		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
 		"  -v               debug logging\n"
@@ -26,6 +27,11 @@ static void usage(FILE *f)
 		"  --allow-other    let other users see the mount (they still need --group)\n"
 		"  --group NAME     members of NAME may create, control and read sandboxes\n"
 		"  --max-sandboxes N  refuse (ENOSPC) to create past N sandboxes\n"
+		"  --bridge NAME    the sandboxes' bridge (default sbx0; made if missing)\n"
+		"  --subnet CIDR    their addresses (default 10.88.0.0/16; gateway .1)\n"
+		"  --no-net         no networking: sandboxes have only lo\n"
+		"  --nat            egress NAT for the subnet (nft or iptables; off by default)\n"
+		"  --backend ns|qemu  the backend of mkdir and of create without backend=\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
 		"  --workers N      threads that create sandboxes (default 8)\n");
 }
@@ -79,6 +85,9 @@ int main(int argc, char **argv)
 		{"allow-other", no_argument, NULL, 'a'}, {"stop-on-exit", no_argument, NULL, 'x'},
 		{"workers", required_argument, NULL, 'w'}, {"init", required_argument, NULL, 'I'},
 		{"group", required_argument, NULL, 'g'}, {"max-sandboxes", required_argument, NULL, 'm'},
+		{"bridge", required_argument, NULL, 'b'}, {"subnet", required_argument, NULL, 'n'},
+		{"no-net", no_argument, NULL, 'N'}, {"nat", no_argument, NULL, 'T'},
+		{"backend", required_argument, NULL, 'B'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
@@ -87,6 +96,9 @@ int main(int argc, char **argv)
 	int verbose = 0, c;
 	const char *state = "/var/lib/sandboxfs", *images = NULL, *init = NULL;
 	o.workers = 8;
+	o.net = true;
+	snprintf(o.bridge, sizeof(o.bridge), "sbx0");
+	snprintf(o.subnet, sizeof(o.subnet), "10.88.0.0/16");
 	snprintf(o.backend, sizeof(o.backend), "ns");
 	while ((c = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -121,6 +133,30 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'b':
+			if (strncmp(optarg, "sbx", 3) != 0 || strlen(optarg) >= sizeof(o.bridge)) {
+				fprintf(stderr, "sandboxfs: --bridge must start with sbx and be at most 15 "
+					"characters\n");
+				return 2;
+			}
+			snprintf(o.bridge, sizeof(o.bridge), "%s", optarg);
+			break;
+		case 'n':
+			if (strlen(optarg) >= sizeof(o.subnet)) {
+				fprintf(stderr, "sandboxfs: --subnet %s is not a CIDR\n", optarg);
+				return 2;
+			}
+			snprintf(o.subnet, sizeof(o.subnet), "%s", optarg);
+			break;
+		case 'N': o.net = false; break;
+		case 'B':
+			if (strcmp(optarg, "ns") && strcmp(optarg, "qemu")) {
+				fprintf(stderr, "sandboxfs: --backend must be ns or qemu\n");
+				return 2;
+			}
+			snprintf(o.backend, sizeof(o.backend), "%s", optarg);
+			break;
+		case 'T': o.nat = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

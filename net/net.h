@@ -1,9 +1,120 @@
-/* Network setup for sandboxes. Until bridged networking lands, a sandbox's
- * network namespace has only loopback, brought up by its init. */
+/* Network setup for sandboxes: identity allocation (IP, MAC, device names),
+ * the bridge and per-sandbox veth pairs over rtnetlink, anti-spoofing on the
+ * bridge ports, traffic shaping and optional egress NAT. Knows nothing of
+ * FUSE or of the sandbox object; every fallible call returns 0 or -errno and
+ * fills a `struct err` with a sentence. */
 #ifndef SBX_NET_H
 #define SBX_NET_H
 
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../engine/common.h"
+
 /* Brings `lo` up in the calling process's network namespace. */
 int net_lo_up(void);
+
+/* ---- identity allocation (alloc.c) ---- */
+
+#define NET_DEFAULT_SUBNET "10.88.0.0/16"
+#define NET_DEFAULT_BRIDGE "sbx0"
+#define NET_DEFAULT_IFPREFIX "sbx-"
+#define NET_PEER_IFNAME "eth0"
+
+/* Everything that names one sandbox on the network. Derived from the IP alone
+ * (plus the allocator's subnet and interface prefix), so journaling the IP is
+ * enough to rebuild it with net_reserve_exact after a restart. */
+struct net_ident {
+	char sbx[SBX_NAME_MAX + 1]; /* owner, for log lines */
+	struct in_addr ip;          /* network byte order */
+	struct in_addr gateway;     /* the bridge's address: first host of the subnet */
+	uint8_t prefix_len;
+	uint8_t mac[6];             /* 02:5b:<ip>: locally administered unicast */
+	char host_if[IFNAMSIZ];     /* host end of the veth, on the bridge: prefix + hex host number */
+	char peer_if[IFNAMSIZ];     /* the peer's name inside the sandbox: eth0 */
+	uint32_t host;              /* host number inside the subnet (ip - network) */
+};
+
+/* Sets the subnet (CIDR, prefix 8..30) and resets every reservation. Call at
+ * start-up before any reservation; NULL means NET_DEFAULT_SUBNET. */
+int net_alloc_init(const char *cidr, struct err *e);
+/* Frees the allocator (tests, shutdown). */
+void net_alloc_fini(void);
+/* Host interface names are PREFIX + hex host number; PREFIX starts with "sbx"
+ * and must leave room for the largest host number in IFNAMSIZ - 1 characters.
+ * Default NET_DEFAULT_IFPREFIX. Call after net_alloc_init, before reserving. */
+int net_alloc_set_ifprefix(const char *prefix, struct err *e);
+/* The subnet's gateway (the bridge's address) and prefix length. */
+void net_alloc_gateway(struct in_addr *gw, uint8_t *prefix_len);
+/* Addresses still free. */
+uint32_t net_alloc_free_count(void);
+
+/* Reserves the next free address for sandbox sbx_name: -ENOSPC when the
+ * subnet is full. Holds the allocator mutex only to flip one bit. */
+int net_reserve(const char *sbx_name, struct net_ident *out, struct err *e);
+/* Re-takes a journaled address (dotted quad): -EEXIST when already taken,
+ * -EINVAL when it is not a sandbox address of this subnet. */
+int net_reserve_exact(const char *sbx_name, const char *ip, struct net_ident *out, struct err *e);
+/* Gives the address back; unknown or already free addresses are ignored. */
+void net_release(const struct net_ident *id);
+
+/* "aa:bb:cc:dd:ee:ff" into out[18]. */
+void net_mac_str(const uint8_t mac[6], char out[18]);
+/* Appends the `net` file's lines: ip A/P, gateway G, mac M, host_if H. */
+int net_ident_format(const struct net_ident *id, struct buf *b);
+
+/* ---- devices over rtnetlink (rtnl.c, spoof.c) ---- */
+
+/* Creates bridge br if missing (with a fixed MAC so it never changes as ports
+ * come and go), adds gw/prefix_len to it and sets it up; reuses an existing
+ * bridge. -EEXIST when br exists and is not a bridge. */
+int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, struct err *e);
+/* Deletes the bridge (its ports are released, not deleted). Absent is fine. */
+int net_bridge_remove(const char *br, struct err *e);
+
+/* Creates the veth pair of id: the host end id->host_if on bridge, with the
+ * anti-spoofing filter on its ingress, a static forwarding entry for id->mac,
+ * learning and unknown-unicast flooding off, then up; the peer created
+ * directly in the network namespace of netns_pid as eth0 with id->mac, then
+ * addressed, up, with a default route via the gateway (from a short-lived
+ * thread that enters that namespace). On failure nothing is left behind.
+ * -EEXIST when id->host_if or the sandbox's eth0 exists (never deleted here),
+ * -ESRCH when netns_pid is gone, -ENODEV when bridge is missing. Never takes
+ * the allocator mutex; the kernel serialises device changes on its rtnl lock. */
+int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e);
+/* Deletes the host end (the peer goes with it). Already gone is fine. */
+int net_veth_teardown(const struct net_ident *id, struct err *e);
+
+/* Attaches the anti-spoofing filter (an eBPF program with cls_bpf on a clsact
+ * qdisc) to the ingress of host device ifindex: frames whose source MAC is
+ * not id->mac, IPv4 packets whose source is not id->ip, ARP whose sender is
+ * not (id->mac, id->ip), VLAN-tagged frames and every other ethertype (IPv6
+ * included) are dropped. net_veth_setup calls it; a TAP backend can too. */
+int net_spoof_attach(int ifindex, const struct net_ident *id, struct err *e);
+
+/* ---- traffic shaping (shape.c) ---- */
+
+/* Parses a tc-style rate into bits per second: "10mbit", "1.5gbit", "500kbit",
+ * "100mbps" (bytes: x8), "2mibit" (binary), a plain number is bit/s.
+ * -EINVAL for anything else, zero or an overflow. */
+int net_parse_rate(const char *s, uint64_t *bps);
+/* Limits traffic towards the sandbox to rate_bps: a tbf root qdisc on the host
+ * end of the veth, replaced if present; rate_bps 0 removes it. */
+int net_shape_apply(const struct net_ident *id, uint64_t rate_bps, struct err *e);
+/* Limits traffic from the sandbox: the same tbf on eth0 inside the netns of
+ * netns_pid (the sandbox holds no CAP_NET_ADMIN, so it cannot lift it). */
+int net_shape_apply_peer(const struct net_ident *id, pid_t netns_pid, uint64_t rate_bps,
+			 struct err *e);
+
+/* ---- egress NAT (nat.c), off by default ---- */
+
+/* Enables IPv4 forwarding and masquerades traffic from subnet (CIDR) leaving
+ * for other networks, with nft or iptables; -ENOTSUP when neither exists. */
+int net_nat_enable(const char *subnet, struct err *e);
+/* Removes the masquerade rule (forwarding is left as it is). */
+int net_nat_disable(const char *subnet, struct err *e);
 
 #endif

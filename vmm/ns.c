@@ -168,6 +168,8 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
 		goto fail_kill;
 	t->cgroup_usec += now_usec() - t2;
+	if (vm->prestart && (r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0)
+		goto fail_kill;
 	uint64_t t3 = now_usec();
 	char go = MSG_GO, note[32] = "";
 	if (send(vm->ctl_fd, &go, 1, MSG_NOSIGNAL) != 1) {
@@ -266,8 +268,9 @@ thaw:
 	return r;
 }
 
-static int ns_reap(struct vmm_inst *vm, int *exit_code)
+static int ns_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 {
+	(void)why; /* init ending is a stop: its processes' fate is in events */
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));
 	*exit_code = -1;
@@ -295,7 +298,10 @@ static int ns_destroy(struct vmm_inst *vm, struct err *e)
 
 static int ns_adopt(struct vmm_inst *vm, struct err *e)
 {
-	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start)
+	char comm[32] = "", path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)vm->pid);
+	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start ||
+	    read_file_str(path, comm, sizeof(comm)) < 0 || strcmp(comm, "sbx-init\n") != 0)
 		return err_set(e, -ESRCH, "init pid %d is gone (or was reused)", (int)vm->pid);
 	int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
 	if (fd < 0)

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static const struct vmm_ops *const backends[] = {&vmm_ns_ops, NULL};
+static const struct vmm_ops *const backends[] = {&vmm_ns_ops, &vmm_qemu_ops, NULL};
 static struct vmm_host host;
 
 int vmm_host_init(const struct vmm_host *h, struct err *e)

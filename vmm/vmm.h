@@ -35,6 +35,10 @@ struct vmm_inst {
 	int ctl_fd;          /* socket to sbx-init, -1 when none */
 	struct cg cg;
 	void *priv;
+	/* Called by start between clone and go (the sandbox's namespaces exist,
+	 * nothing runs in them yet): the engine wires the network here. */
+	int (*prestart)(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e);
+	void *prestart_arg;
 };
 
 /* Phase timings of a start, filled by the backend. */
@@ -86,8 +90,10 @@ struct vmm_ops {
 	int (*checkpoint)(struct vmm_inst *vm, const char *dest_dir, bool frozen,
 			  struct vmm_timing *t, struct err *e);
 	int (*thaw)(struct vmm_inst *vm, struct err *e);
-	/* Collects init after its pidfd turned readable; releases per-run resources. */
-	int (*reap)(struct vmm_inst *vm, int *exit_code);
+	/* Collects init after its pidfd turned readable; releases per-run resources.
+	 * Fills why when the end looks like a crash (the engine then marks the
+	 * sandbox failed unless a stop was asked for). */
+	int (*reap)(struct vmm_inst *vm, int *exit_code, struct err *why);
 	/* Removes everything the sandbox owns on the host. Not running. */
 	int (*destroy)(struct vmm_inst *vm, struct err *e);
 	/* Takes over a sandbox started by an earlier daemon (pid, pid_start set). */

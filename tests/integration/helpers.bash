@@ -83,7 +83,11 @@ sbx_start_daemon() {
 		return 1
 	fi
 	# 3>&- : a background process holding bats' fd 3 makes bats hang.
-	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" --stop-on-exit "$@" "$MNT" \
+	# Networking is off unless a test asks for it (SBX_NET_ARGS): concurrent
+	# daemons must not share the default bridge and subnet.
+	# shellcheck disable=SC2086
+	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" --stop-on-exit \
+		${SBX_NET_ARGS:---no-net} "$@" "$MNT" \
 		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
 	SBX_PID=$!
 	export SBX_PID

@@ -85,6 +85,8 @@ assert_no_qemu_leaks() {
 	pid=$(qemu_pid_of "$V")
 	[[ "$(cat "/proc/$pid/comm")" == qemu-system-x86* ]]
 	[ -e "$(ls /dev/shm/sandboxfs-*-"$V".ram)" ]
+	# QEMU itself is in the sandbox's cgroup (memory= plus QEMU's own overhead).
+	grep -q "sandboxfs/[^/]*-$V\$" "/proc/$pid/cgroup"
 
 	run sbx_cat "$MNT/$V/stats"
 	[ "$status" -eq 0 ]
@@ -105,6 +107,14 @@ assert_no_qemu_leaks() {
 	[ "$status" -eq 0 ]
 	grep -q "sbx-agent: ready" <<<"$output"
 
+	# What the backend cannot do yet fails with EOPNOTSUPP, and says so.
+	run sbx_write "$MNT/$V/ctl" "fork ${V}f"
+	assert_fails_with "Operation not supported"
+	[ ! -e "$MNT/${V}f" ]
+	run sbx_write "$MNT/$V/run" "sleep 1"
+	assert_fails_with "Operation not supported"
+	sbx_cat "$MNT/$V/error" | grep -q "cannot"
+
 	# A handle closed before its command ends kills the command in the guest.
 	exec {fd}<>"$MNT/$V/exec"
 	printf 'sleep 300\n' >&"$fd"
@@ -119,7 +129,18 @@ assert_no_qemu_leaks() {
 	echo resume >"$MNT/$V/ctl"
 	assert_healthy "$V"
 
+	# Output is flow-controlled per command: a handle nobody reads stalls
+	# only its own command, not the channel (other commands, stop).
+	exec {stalled}<>"$MNT/$V/exec"
+	printf 'cat /dev/zero\n' >&"$stalled"
+	sleep 1
+	sbx_exec "$V" 'echo other'
+	[ "$SBX_OUT" = other ] && [ "$SBX_RC" -eq 0 ]
+
+	start=$SECONDS
 	echo stop >"$MNT/$V/ctl"
+	((SECONDS - start < 5))
+	exec {stalled}>&-
 	[ "$(sbx_cat "$MNT/$V/status")" = stopped ]
 	[ "$(sbx_key "$MNT/$V/events" reason)" = user ]
 	assert_no_qemu_leaks "$V" "$pid"
@@ -167,4 +188,19 @@ assert_no_qemu_leaks() {
 	[ "$status" -ne 0 ]
 	rmdir "$MNT/$V"
 	wait_no_leaks "$V"
+}
+
+@test "qemu: after a daemon kill -9, the new daemon stops the VM it cannot reach; start boots it again" {
+	sbx_create_ctl "$V" backend=qemu
+	pid=$(qemu_pid_of "$V")
+	old=$SBX_PID
+	kill -9 "$old"
+	wait "$old" 2>/dev/null || true
+	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$V/status")" = stopped ]
+	assert_no_qemu_leaks "$V" "$pid"
+	echo start >"$MNT/$V/ctl"
+	wait_status "$V" running
+	qemu_pid_of "$V" >/dev/null
+	assert_healthy "$V"
 }

@@ -77,7 +77,7 @@ int main(void)
 	CHECK(ctl_parse_uint("1x", 5, &u) == -EINVAL);
 
 	struct sbx_config cfg;
-	ctl_config_defaults(&cfg, "ns");
+	ctl_config_defaults(&cfg, "ns", false);
 	CHECK(!strcmp(cfg.image, "busybox") && cfg.memory_bytes > 0);
 	char o1[] = "memory=64M", o2[] = "pids=64", o3[] = "cpus=0.5", o4[] = "image=alpine",
 	     o5[] = "net=on", o6[] = "timeout=30";

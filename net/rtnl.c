@@ -1,0 +1,340 @@
+/* The devices of the sandbox network over rtnetlink: the bridge with the
+ * gateway address, and one veth pair per sandbox whose peer is created
+ * directly inside the sandbox's network namespace as eth0 and configured
+ * there from a short-lived thread. No `ip` subprocess anywhere. */
+#define _GNU_SOURCE
+#include "nl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_link.h>
+#include <linux/neighbour.h>
+#include <linux/veth.h>
+#include <stdio.h>
+#include <string.h>
+
+static bool ifname_ok(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+	return n > 0 && n < IFNAMSIZ && !strchr(name, '/') && !strchr(name, ' ');
+}
+
+/* ---- requests ---- */
+
+static int link_set_up(struct nl *nl, int ifindex)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+static int addr_add(struct nl *nl, int ifindex, struct in_addr ip, uint8_t prefix_len)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE,
+				      sizeof(struct ifaddrmsg));
+	struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	ifa->ifa_family = AF_INET;
+	ifa->ifa_prefixlen = prefix_len;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	ifa->ifa_index = (uint32_t)ifindex;
+	uint32_t mask = prefix_len ? htonl(~0u << (32 - prefix_len)) : 0;
+	mnl_attr_put_u32(nlh, IFA_LOCAL, ip.s_addr);
+	mnl_attr_put_u32(nlh, IFA_ADDRESS, ip.s_addr);
+	mnl_attr_put_u32(nlh, IFA_BROADCAST, ip.s_addr | ~mask);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+static int route_default_add(struct nl *nl, int ifindex, struct in_addr gw)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE,
+				      sizeof(struct rtmsg));
+	struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
+	rtm->rtm_family = AF_INET;
+	rtm->rtm_dst_len = 0;
+	rtm->rtm_table = RT_TABLE_MAIN;
+	rtm->rtm_protocol = RTPROT_STATIC;
+	rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+	rtm->rtm_type = RTN_UNICAST;
+	mnl_attr_put_u32(nlh, RTA_GATEWAY, gw.s_addr);
+	mnl_attr_put_u32(nlh, RTA_OIF, (uint32_t)ifindex);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* ---- bridge ---- */
+
+static int kind_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_INFO_KIND &&
+	    mnl_attr_validate(attr, MNL_TYPE_STRING) == 0)
+		snprintf(data, IFNAMSIZ, "%.*s", (int)mnl_attr_get_payload_len(attr),
+			 mnl_attr_get_str(attr));
+	return MNL_CB_OK;
+}
+
+static int link_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_LINKINFO)
+		mnl_attr_parse_nested(attr, kind_attr_cb, data);
+	return MNL_CB_OK;
+}
+
+static int link_kind_cb(const struct nlmsghdr *nlh, void *data)
+{
+	if (nlh->nlmsg_type == RTM_NEWLINK)
+		mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr_cb, data);
+	return MNL_CB_OK;
+}
+
+/* The kind of link name ("bridge", "veth", "" for a plain device). */
+static int link_kind(struct nl *nl, const char *name, char kind[IFNAMSIZ])
+{
+	kind[0] = '\0';
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_GETLINK, 0, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	return nl_talk(nl, nlh, link_kind_cb, kind);
+}
+
+static int bridge_create(struct nl *nl, const char *br, struct in_addr gw)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+				      sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, br);
+	/* A bridge without a set address takes the lowest of its ports' and
+	 * changes it as ports come and go, which stales every sandbox's ARP entry
+	 * for the gateway. Fix it, derived from the gateway like sandbox MACs. */
+	uint32_t g = ntohl(gw.s_addr);
+	uint8_t mac[6] = { 0x02, 0x5b, (uint8_t)(g >> 24), (uint8_t)(g >> 16), (uint8_t)(g >> 8),
+			   (uint8_t)g };
+	mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(mac), mac);
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+	mnl_attr_nest_end(nlh, li);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, struct err *e)
+{
+	if (!ifname_ok(br))
+		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name", br ? br : "");
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+
+	ret = bridge_create(nl, br, gw);
+	if (ret == -EEXIST) {
+		char kind[IFNAMSIZ];
+		ret = link_kind(nl, br, kind);
+		if (ret == 0 && strcmp(kind, "bridge") != 0)
+			return err_set(e, -EEXIST, "device %s exists and is not a bridge (it is a %s device)",
+				       br, kind[0] ? kind : "plain");
+	}
+	if (ret < 0)
+		return err_set(e, ret, "cannot create bridge %s: %s%s", br, strerror(-ret), nl_why(nl));
+	int ifindex = (int)if_nametoindex(br);
+	if (!ifindex)
+		return err_set(e, -errno, "bridge %s vanished while being set up", br);
+	char gws[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
+	ret = addr_add(nl, ifindex, gw, prefix_len);
+	if (ret < 0)
+		return err_set(e, ret, "cannot add address %s/%u to bridge %s: %s%s", gws, prefix_len,
+			       br, strerror(-ret), nl_why(nl));
+	ret = link_set_up(nl, ifindex);
+	if (ret < 0)
+		return err_set(e, ret, "cannot set bridge %s up: %s%s", br, strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+int net_bridge_remove(const char *br, struct err *e)
+{
+	if (!ifname_ok(br))
+		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name", br ? br : "");
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+	ret = nl_link_del(nl, br);
+	if (ret < 0 && ret != -ENODEV)
+		return err_set(e, ret, "cannot delete bridge %s: %s%s", br, strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+/* ---- veth ---- */
+
+/* The host end, down and on the bridge; the peer born in the netns of pid as
+ * eth0 with the sandbox's MAC, so it is never renamed or moved. */
+static int veth_create(struct nl *nl, const struct net_ident *id, int br_index, pid_t pid)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+				      sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, id->host_if);
+	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br_index);
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+	struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+	struct nlattr *peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+	/* VETH_INFO_PEER carries an ifinfomsg, then the peer's attributes. */
+	memset(mnl_nlmsg_get_payload_tail(nlh), 0, sizeof(struct ifinfomsg));
+	nlh->nlmsg_len += MNL_ALIGN(sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, id->peer_if);
+	mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(id->mac), id->mac);
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_PID, (uint32_t)pid);
+	mnl_attr_nest_end(nlh, peer);
+	mnl_attr_nest_end(nlh, data);
+	mnl_attr_nest_end(nlh, li);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* A static forwarding entry: the sandbox's MAC lives on its port. With it the
+ * port needs neither learning nor unknown-unicast flooding (below). */
+static int fdb_add_static(struct nl *nl, int port, const uint8_t mac[6])
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE,
+				      sizeof(struct ndmsg));
+	struct ndmsg *ndm = mnl_nlmsg_get_payload(nlh);
+	ndm->ndm_family = PF_BRIDGE;
+	ndm->ndm_ifindex = port;
+	ndm->ndm_state = NUD_NOARP; /* "static"; NUD_PERMANENT would mean the bridge's own */
+	ndm->ndm_flags = NTF_MASTER;
+	mnl_attr_put(nlh, NDA_LLADDR, 6, mac);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* Sets the port up with learning and unknown-unicast flooding off: frames
+ * for a MAC the bridge does not know are not copied to every sandbox, so one
+ * cannot read another's traffic, while sandbox-to-sandbox traffic (known
+ * static MACs, ARP broadcasts) flows. Full port isolation would forbid it. */
+static int port_up(struct nl *nl, int ifindex)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_SLAVE_KIND, "bridge");
+	struct nlattr *sd = mnl_attr_nest_start(nlh, IFLA_INFO_SLAVE_DATA);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_LEARNING, 0);
+	mnl_attr_put_u8(nlh, IFLA_BRPORT_UNICAST_FLOOD, 0);
+	mnl_attr_nest_end(nlh, sd);
+	mnl_attr_nest_end(nlh, li);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+struct peer_conf {
+	const struct net_ident *id;
+	struct err *e;
+};
+
+/* Runs inside the sandbox's network namespace, on its own thread. */
+static int peer_configure(void *arg)
+{
+	struct peer_conf *pc = arg;
+	const struct net_ident *id = pc->id;
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, pc->e);
+	if (ret < 0)
+		return ret;
+	int ifindex = (int)if_nametoindex(id->peer_if);
+	if (!ifindex)
+		return err_set(pc->e, -ENODEV, "%s: %s did not appear in the sandbox's network namespace",
+			       id->sbx, id->peer_if);
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &id->ip, ip, sizeof(ip));
+	ret = addr_add(nl, ifindex, id->ip, id->prefix_len);
+	if (ret < 0)
+		return err_set(pc->e, ret, "%s: cannot add address %s/%u to %s: %s%s", id->sbx, ip,
+			       id->prefix_len, id->peer_if, strerror(-ret), nl_why(nl));
+	ret = link_set_up(nl, ifindex);
+	if (ret < 0)
+		return err_set(pc->e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->peer_if,
+			       strerror(-ret), nl_why(nl));
+	ret = route_default_add(nl, ifindex, id->gateway);
+	if (ret < 0)
+		return err_set(pc->e, ret, "%s: cannot add the default route: %s%s", id->sbx,
+			       strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+/* Creates the pair. An existing host end is never deleted here: it lives only
+ * as long as its peer's namespace, so it belongs to a live (if orphaned)
+ * sandbox, and the allocator was told otherwise. */
+static int veth_create_new(struct nl *nl, const struct net_ident *id, int br_index, pid_t pid,
+			   struct err *e)
+{
+	int ret = veth_create(nl, id, br_index, pid);
+	if (ret == -EEXIST && if_nametoindex(id->host_if))
+		return err_set(e, ret, "%s: cannot create its network device: %s already exists", id->sbx,
+			       id->host_if);
+	if (ret == -EEXIST)
+		return err_set(e, ret, "%s: cannot create its network device: the sandbox already has %s",
+			       id->sbx, id->peer_if);
+	if (ret == -ESRCH)
+		return err_set(e, ret, "%s: cannot create its network device: process %d is gone",
+			       id->sbx, (int)pid);
+	if (ret < 0)
+		return err_set(e, ret, "%s: cannot create veth pair %s/%s: %s%s", id->sbx, id->host_if,
+			       id->peer_if, strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e)
+{
+	if (!ifname_ok(bridge))
+		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name",
+			       bridge ? bridge : "");
+	int br_index = (int)if_nametoindex(bridge);
+	if (!br_index)
+		return err_set(e, -ENODEV, "%s: bridge %s does not exist", id->sbx, bridge);
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+
+	ret = veth_create_new(nl, id, br_index, netns_pid, e);
+	if (ret < 0)
+		return ret;
+	/* Nothing flows until the host end is up, so the filter is in place
+	 * before the sandbox's first frame can reach the bridge. */
+	int ifindex = (int)if_nametoindex(id->host_if);
+	if (!ifindex)
+		ret = err_set(e, -ENODEV, "%s: %s vanished while being set up", id->sbx, id->host_if);
+	if (ret == 0)
+		ret = nl_spoof_attach(nl, ifindex, id, e);
+	if (ret == 0) {
+		ret = fdb_add_static(nl, ifindex, id->mac);
+		if (ret < 0)
+			err_set(e, ret, "%s: cannot add its MAC to the forwarding table of %s: %s%s",
+				id->sbx, bridge, strerror(-ret), nl_why(nl));
+	}
+	if (ret == 0) {
+		ret = port_up(nl, ifindex);
+		if (ret < 0)
+			err_set(e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->host_if,
+				strerror(-ret), nl_why(nl));
+	}
+	if (ret == 0) {
+		struct peer_conf pc = { .id = id, .e = e };
+		ret = nl_in_netns(netns_pid, peer_configure, &pc, e);
+	}
+	if (ret < 0)
+		nl_link_del(nl, id->host_if); /* the peer goes with it */
+	return ret;
+}
+
+int net_veth_teardown(const struct net_ident *id, struct err *e)
+{
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+	ret = nl_link_del(nl, id->host_if);
+	if (ret < 0 && ret != -ENODEV)
+		return err_set(e, ret, "%s: cannot delete %s: %s%s", id->sbx, id->host_if,
+			       strerror(-ret), nl_why(nl));
+	return 0;
+}

@@ -1,0 +1,142 @@
+/* libFuzzer target: one write to a ctl file, at either level.
+ *
+ * The input is the bytes of one write(2) to /sbx/ctl or /sbx/NAME/ctl. It goes
+ * through ctl_split exactly as the daemon does, then the words are checked the
+ * way each command's handler checks them (names, key=value options, sizes,
+ * cpus, signals, seconds), with the parsers of engine/ctl.h only: no FUSE, no
+ * sandbox. Besides the sanitizers, it asserts the parsers' contracts:
+ *   - an error is a negative errno with a NUL-terminated, non-empty sentence;
+ *   - a split command has 1..CTL_ARGS_MAX non-empty words without blanks,
+ *     all inside cmd.line;
+ *   - an accepted name is 1..63 bytes of [A-Za-z0-9_.-], no leading dot;
+ *   - accepted options stay within their documented ranges.
+ *
+ *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
+ *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../engine/ctl.h"
+#include "../../net/net.h"
+
+#define MUST(cond)                                                                     \
+	do {                                                                           \
+		if (!(cond)) {                                                         \
+			fprintf(stderr, "fuzz_ctl: contract broken: %s (%s:%d)\n", #cond, \
+				__FILE__, __LINE__);                                   \
+			abort();                                                       \
+		}                                                                      \
+	} while (0)
+
+static void check_err(int r, const struct err *e)
+{
+	MUST(r <= 0);
+	if (r < 0) {
+		MUST(e->code == r);
+		MUST(memchr(e->msg, '\0', sizeof(e->msg)) != NULL);
+		MUST(e->msg[0] != '\0');
+	}
+}
+
+static void check_name(const char *name)
+{
+	struct err e = {0};
+	int r = ctl_check_name(name, &e);
+	check_err(r, &e);
+	if (r == 0) {
+		size_t n = strlen(name);
+		MUST(n >= 1 && n <= SBX_NAME_MAX);
+		MUST(name[0] != '.');
+		for (size_t i = 0; i < n; i++)
+			MUST(isalnum((unsigned char)name[i]) || strchr("_.-", name[i]));
+		MUST(!ctl_reserved_name(name));
+	} else {
+		MUST(r == -EINVAL || r == -EEXIST);
+	}
+	/* NULL error object must be accepted too. */
+	MUST(ctl_check_name(name, NULL) == r);
+}
+
+static void check_options(int argc, char **argv)
+{
+	struct sbx_config c;
+	struct err e = {0};
+	ctl_config_defaults(&c, "ns", false);
+	int r = ctl_parse_options(argc, argv, &c, &e);
+	check_err(r, &e);
+	if (r == 0) {
+		MUST(memchr(c.image, '\0', sizeof(c.image)));
+		MUST(ctl_check_name(c.image, NULL) == 0 || !strcmp(c.image, "busybox"));
+		MUST(!strcmp(c.backend, "ns") || !strcmp(c.backend, "qemu"));
+		MUST(c.memory_bytes >= (8ull << 20));
+		MUST(c.cpu_millis >= 1 && c.cpu_millis <= 1024 * 1000);
+		MUST(c.pids >= 8 && c.pids <= 4194304);
+		MUST(c.timeout_sec <= 31536000);
+		MUST(c.joblog_bytes >= 4096);
+		MUST(c.rate_bps == 0 || c.rate_bps >= 8);
+	}
+}
+
+static void check_seconds(const char *s)
+{
+	uint64_t u = 0;
+	int r = ctl_parse_uint(s, 31536000, &u);
+	MUST(r == 0 || r == -EINVAL || r == -ERANGE);
+	if (r == 0)
+		MUST(u <= 31536000);
+}
+
+static void check_signal(const char *s)
+{
+	int sig = 0;
+	int r = ctl_parse_signal(s, &sig);
+	MUST(r == 0 || r == -EINVAL);
+	if (r == 0)
+		MUST(sig >= 1 && sig <= 64);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct ctl_cmd cmd; /* 4 KiB line: keep it off the stack */
+	struct err e = {0};
+	int r = ctl_split((const char *)data, size, &cmd, &e);
+	check_err(r, &e);
+	if (r < 0)
+		return 0;
+	MUST(cmd.argc >= 1 && cmd.argc <= CTL_ARGS_MAX);
+	MUST(size <= CTL_WRITE_MAX);
+	for (int i = 0; i < cmd.argc; i++) {
+		char *a = cmd.argv[i];
+		MUST(a >= cmd.line && a < cmd.line + sizeof(cmd.line));
+		MUST(a[0] != '\0');
+		MUST(strpbrk(a, " \t\r\n") == NULL);
+		MUST(a + strlen(a) < cmd.line + sizeof(cmd.line));
+	}
+	const char *verb = cmd.argv[0];
+	/* Top level: create NAME [key=value...] */
+	if (!strcmp(verb, "create") && cmd.argc >= 2) {
+		check_name(cmd.argv[1]);
+		check_options(cmd.argc - 2, cmd.argv + 2);
+	}
+	/* Per sandbox: stop [SECONDS], extend SECONDS, kill [SIGNAL],
+	 * fork NEW [NEW...] [from=SNAPSHOT] */
+	if ((!strcmp(verb, "stop") || !strcmp(verb, "extend")) && cmd.argc >= 2)
+		check_seconds(cmd.argv[1]);
+	if (!strcmp(verb, "kill") && cmd.argc >= 2)
+		check_signal(cmd.argv[1]);
+	if (!strcmp(verb, "fork"))
+		for (int i = 1; i < cmd.argc; i++)
+			check_name(strncmp(cmd.argv[i], "from=", 5) ? cmd.argv[i] : cmd.argv[i] + 5);
+	/* Whatever the verb, every word goes through every parser: the handlers
+	 * see words in any position. */
+	for (int i = 0; i < cmd.argc; i++) {
+		check_name(cmd.argv[i]);
+		check_seconds(cmd.argv[i]);
+		check_signal(cmd.argv[i]);
+	}
+	check_options(cmd.argc - 1, cmd.argv + 1);
+	return 0;
+}

@@ -1,0 +1,408 @@
+#!/usr/bin/env bats
+# The daemon dies, the sandboxes live: concurrent clients create sandboxes
+# (each records whether its mkdir succeeded) while the daemon is killed with
+# -9 and restarted twice on the same state dir (without --stop-on-exit, so the
+# sandboxes outlive it and the new daemon re-adopts them). Afterwards:
+#   - every sandbox that was running before a kill runs after it, same pid
+#     (re-adopted), and exec works in one (the new daemon reached its init
+#     through STATE/sandboxes/NAME/init.sock);
+#   - every sandbox a client saw succeed exists and is running or stopped
+#     (or failed with a sentence: it was mid-create when the daemon died);
+#   - nothing else exists, except names whose mkdir was cut off by the kill
+#     itself (the client saw a dead mount, not an answer: in doubt);
+#   - after removing them all, nothing leaked (cgroups, sbx-inits, state dirs,
+#     layers, mounts).
+#
+#   KILL_SECONDS   how long the clients run (default 20); the two kills fall at
+#                  about a quarter and a half of it
+#   KILL_CLIENTS   concurrent clients (default 4)
+#   KILL_PER_CLIENT  creates per client, spread over KILL_SECONDS (default 6)
+# Waits are bounds only; nothing here asserts on how long anything took.
+
+load ../integration/helpers
+
+KILL_SECONDS="${KILL_SECONDS:-20}"
+KILL_CLIENTS="${KILL_CLIENTS:-4}"
+KILL_PER_CLIENT="${KILL_PER_CLIENT:-6}"
+
+setup() {
+	SBX_TMP=$(mktemp -d /tmp/sbxtest.XXXXXX)
+	STATE="$SBX_TMP/state"
+	MNT="$SBX_TMP/mnt"
+	SBX_LOG="$SBX_TMP/daemon.log"
+	SBX_TAG=$(printf '%04x' $((RANDOM % 65536)))
+	P="kl${SBX_TAG}"
+	mkdir -p "$STATE" "$MNT"
+	: >"$SBX_TMP/pids"
+	: >"$SBX_TMP/daemons"
+	: >"$SBX_TMP/bg"
+	export SBX_TMP STATE MNT SBX_LOG SBX_TAG
+	# The mount point's own directory is read-only underneath: while no
+	# daemon is mounted, a client's mkdir fails (EROFS) instead of making a
+	# plain directory that would look like a created sandbox.
+	mount --bind "$MNT" "$MNT"
+	mount -o remount,bind,ro "$MNT"
+	start_daemon
+}
+
+teardown() {
+	local pid
+	# Our clients first (by the pids we recorded).
+	if [[ -f "${SBX_TMP:-/nonexistent}/bg" ]]; then
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] && kill "$pid" 2>/dev/null
+		done <"$SBX_TMP/bg"
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
+		done <"$SBX_TMP/bg"
+	fi
+	# Sandboxes outlive a dead daemon here: if ours is not serving, start one
+	# more (it re-adopts them) so that teardown_sbx can rmdir every sandbox.
+	if [[ -n "${SBX_TMP:-}" && -d "$STATE/sandboxes" ]] &&
+		! { sbx_daemon_alive && timeout 5 cat "$MNT/stats" >/dev/null 2>&1; }; then
+		[[ -n "${SBX_PID:-}" ]] && kill -9 "$SBX_PID" 2>/dev/null
+		start_daemon || echo "teardown: could not start a daemon to remove the sandboxes" >&2
+	fi
+	# Note every init pid, so teardown_sbx can kill (only) those that outlive rmdir.
+	local d
+	for d in "$MNT"/*/; do
+		[[ -f "$d/stats" ]] && sbx_pid_of "$(basename "$d")" >/dev/null 2>&1
+	done
+	teardown_sbx
+}
+
+# sbx_start_daemon without --stop-on-exit (the helper always passes it).
+start_daemon() {
+	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" "$@" "$MNT" \
+		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
+	SBX_PID=$!
+	export SBX_PID
+	echo "$SBX_PID" >>"$SBX_TMP/daemons"
+	local i
+	for ((i = 0; i < SBX_MOUNT_WAIT * 10; i++)); do
+		if [[ -e "$MNT/ctl" ]] && timeout 5 stat -f "$MNT" >/dev/null 2>&1 &&
+			timeout 5 cat "$MNT/stats" >/dev/null 2>&1 && sbx_daemon_alive; then
+			return 0
+		fi
+		if ! sbx_daemon_alive; then
+			echo "sandboxfs (pid $SBX_PID) exited before the mount was ready; log:" >&2
+			tail -n 30 "$SBX_LOG" >&2
+			return 1
+		fi
+		sleep 0.1
+	done
+	echo "sandboxfs (pid $SBX_PID): mount not ready within ${SBX_MOUNT_WAIT}s" >&2
+	tail -n 30 "$SBX_LOG" >&2
+	return 1
+}
+
+# client ID: create $P-cID-K, K = 1, 2, ... paced so that its KILL_PER_CLIENT
+# creates spread over KILL_SECONDS, until the stop file; one line per attempt
+# in kill.cID: `name rc message`.
+client() {
+	local id=$1 k rc msg name errf="$SBX_TMP/kill.c$id.err"
+	local pace_ms=$((KILL_SECONDS * 1000 / KILL_PER_CLIENT)) ms
+	RANDOM=$((id * 31 + 7))
+	for ((k = 1; k <= KILL_PER_CLIENT + 4; k++)); do
+		[[ -e "$SBX_TMP/kill.stop" ]] && break
+		name="$P-c$id-$k"
+		rc=0
+		timeout 60 mkdir "$MNT/$name" 2>"$errf" || rc=$?
+		msg=""
+		((rc == 0)) || IFS= read -r msg <"$errf" || true
+		echo "$name $rc ${msg##*: }" >>"$SBX_TMP/kill.c$id"
+		ms=$((pace_ms / 2 + RANDOM % (pace_ms + 1)))
+		sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+	done
+}
+
+# A few mkdirs fired together with the kill, so some are in flight when the
+# daemon dies (kill.kROUND, same format).
+kill_burst() {
+	local round=$1 j rc msg
+	for ((j = 1; j <= 3; j++)); do
+		(
+			rc=0
+			timeout 60 mkdir "$MNT/$P-k$round-$j" 2>"$SBX_TMP/kill.k$round.$j.err" || rc=$?
+			msg=""
+			((rc == 0)) || IFS= read -r msg <"$SBX_TMP/kill.k$round.$j.err" || true
+			echo "$P-k$round-$j $rc ${msg##*: }" >>"$SBX_TMP/kill.k$round"
+		) 3>&- &
+		echo "$!" >>"$SBX_TMP/bg"
+	done
+}
+
+# `name pid` of every running sandbox.
+running_snapshot() {
+	local d name st pid
+	for d in "$MNT/$P"-*; do
+		[[ -d "$d" ]] || continue
+		name=${d##*/}
+		st=$(sbx_cat "$d/status" 2>/dev/null) || continue
+		[[ "$st" == running ]] || continue
+		pid=$(sbx_key "$d/stats" pid 2>/dev/null) || continue
+		sbx_note_pid "$pid"
+		echo "$name $pid"
+	done
+}
+
+# kill -9 the daemon, start another; then check that every sandbox of the
+# snapshot taken just before is running again with the same pid.
+kill_and_restart() {
+	local round=$1 name pid st now n=0
+	running_snapshot >"$SBX_TMP/snap.$round"
+	kill_burst "$round"
+	{
+		kill -9 "$SBX_PID"
+		wait "$SBX_PID" || true
+	} 2>/dev/null
+	start_daemon
+	while read -r name pid; do
+		st=$(sbx_cat "$MNT/$name/status")
+		now=$(sbx_key "$MNT/$name/stats" pid)
+		if [[ "$st" != running || "$now" != "$pid" ]]; then
+			echo "kill $round: $name was running (pid $pid) before; after: '$st' pid '$now'"
+			echo "  error: $(sbx_cat "$MNT/$name/error")"
+			return 1
+		fi
+		n=$((n + 1))
+	done <"$SBX_TMP/snap.$round"
+	echo "$n" >"$SBX_TMP/adopted.$round"
+	echo "# kill $round: $n running sandboxes re-adopted"
+	grep -q "re-adopted" "$SBX_LOG" || ((n == 0))
+}
+
+@test "kill -9 twice under load: every created sandbox survives, nothing else appears, nothing leaks" {
+	local i pid clients=() t0=$SECONDS
+	sbx_create "$P-first"
+	find_host_tag "$P-first"
+	echo "$P-first 0" >"$SBX_TMP/kill.c9"
+	for ((i = 0; i < KILL_CLIENTS; i++)); do
+		client "$i" 3>&- &
+		clients+=($!)
+		echo "$!" >>"$SBX_TMP/bg"
+	done
+	local t
+	for t in 1 2; do
+		sleep $((KILL_SECONDS / 4))
+		kill_and_restart "$t"
+	done
+	# The rest of the load on the last daemon.
+	sleep $((KILL_SECONDS / 2))
+	touch "$SBX_TMP/kill.stop"
+	for pid in "${clients[@]}"; do wait "$pid"; done
+	while read -r pid; do wait "$pid" 2>/dev/null || true; done <"$SBX_TMP/bg"
+
+	echo "# load phase: $((SECONDS - t0)) s"
+	# Settle: nothing still creating (bounded).
+	local d st busy
+	for ((i = 0; i < 600; i++)); do
+		busy=0
+		for d in "$MNT/$P"-*; do
+			[[ -d "$d" ]] || continue
+			[[ "$(sbx_cat "$d/status" 2>/dev/null)" == creating ]] && busy=1
+		done
+		((busy == 0)) && break
+		sleep 0.1
+	done
+
+	cat "$SBX_TMP"/kill.c? "$SBX_TMP"/kill.k? >"$SBX_TMP/attempts"
+	local attempts ok indoubt
+	attempts=$(wc -l <"$SBX_TMP/attempts")
+	awk '$2 == 0 { print $1 }' "$SBX_TMP/attempts" | sort >"$SBX_TMP/ok"
+	# Cut off by the kill: the client never got an answer.
+	grep -E 'not connected|connection abort|Software caused|Input/output error|No such device' \
+		"$SBX_TMP/attempts" | awk '{ print $1 }' | sort >"$SBX_TMP/indoubt" || true
+	ok=$(wc -l <"$SBX_TMP/ok")
+	indoubt=$(wc -l <"$SBX_TMP/indoubt")
+	echo "# $attempts mkdir attempts, $ok succeeded, $indoubt cut off by a kill; outcomes:"
+	awk '{ $1 = ""; if ($2 == 0) $3 = "ok"; $2 = ""; print }' "$SBX_TMP/attempts" | sort | uniq -c |
+		sed 's/^/#   /'
+	((ok > 0))
+	# No client hung (timeout) and no other errno than a dead mount or EROFS
+	# (the mount point between two daemons).
+	! awk '$2 == 124 || $2 == 137' "$SBX_TMP/attempts" | grep .
+	! awk '$2 != 0' "$SBX_TMP/attempts" |
+		grep -v -E 'not connected|connection abort|Software caused|Input/output error|No such device|Read-only file system|No such file or directory' |
+		grep .
+
+	# Every success exists, running or stopped (failed only with a sentence).
+	local name bad=0 nfailed=0
+	while read -r name; do
+		if [[ ! -d "$MNT/$name" ]]; then
+			echo "lost: $name (its mkdir succeeded)"
+			bad=1
+			continue
+		fi
+		st=$(sbx_cat "$MNT/$name/status")
+		case $st in
+		running | stopped) ;;
+		failed)
+			nfailed=$((nfailed + 1))
+			[[ -n "$(sbx_cat "$MNT/$name/error")" ]] || {
+				echo "$name failed without a sentence"
+				bad=1
+			}
+			echo "# $name: failed: $(sbx_cat "$MNT/$name/error")"
+			;;
+		*)
+			echo "$name: status '$st'"
+			bad=1
+			;;
+		esac
+	done <"$SBX_TMP/ok"
+	# Nothing else, except names in doubt; the state dir agrees with the mount.
+	local extra=0
+	for d in "$MNT"/*/; do
+		[[ -d "$d" ]] || continue
+		name=$(basename "$d")
+		grep -qxF -- "$name" "$SBX_TMP/ok" && continue
+		if grep -qxF -- "$name" "$SBX_TMP/indoubt"; then
+			extra=$((extra + 1))
+			echo "# in doubt and present: $name ($(sbx_cat "$MNT/$name/status"))"
+			continue
+		fi
+		echo "unexpected sandbox: $name ($(grep -F -- "$name " "$SBX_TMP/attempts" || echo never attempted))"
+		bad=1
+	done
+	diff <(ls "$STATE/sandboxes" | sort) <(ls -d "$MNT"/*/ | xargs -n1 basename | sort) || {
+		echo "state dir and mount disagree"
+		bad=1
+	}
+	# No address handed out twice across the restarts (when sandboxes have
+	# a network: the `net` file and an `ip` in it).
+	local ip
+	: >"$SBX_TMP/ips"
+	for d in "$MNT"/*/; do
+		[[ -f "$d/net" && "$(sbx_cat "$d/status")" == running ]] || continue
+		ip=$(sbx_key "$d/net" ip 2>/dev/null) || continue
+		[[ -n "$ip" && "$ip" != - ]] && echo "$ip $(basename "$d")" >>"$SBX_TMP/ips"
+	done
+	if [[ -n "$(awk '{ print $1 }' "$SBX_TMP/ips" | sort | uniq -d)" ]]; then
+		echo "addresses handed out twice:"
+		sort "$SBX_TMP/ips" | awk '{ n[$1]++; l[$1] = l[$1] " " $2 } END { for (i in n) if (n[i] > 1) print i ":" l[i] }'
+		bad=1
+	fi
+	echo "# $(wc -l <"$SBX_TMP/ips") running sandboxes with an address, all distinct"
+	echo "# after: $(ls -d "$MNT"/*/ 2>/dev/null | wc -l) sandboxes, $nfailed failed (mid-create at a kill), $extra present in doubt"
+	((bad == 0))
+
+	# exec works in a re-adopted sandbox (one re-adopted twice if any).
+	local adopted
+	adopted=$(awk '{ print $1 }' "$SBX_TMP/snap.1" | head -n 1)
+	[[ -n "$adopted" ]] || adopted=$(awk '{ print $1 }' "$SBX_TMP/snap.2" | head -n 1)
+	[ -n "$adopted" ]
+	sbx_exec "$adopted" 'echo adopted-$(hostname)' >/dev/null
+	[ "$SBX_OUT" = "adopted-$adopted" ]
+	[ "$SBX_RC" = 0 ]
+	echo "# re-adopted: $(cat "$SBX_TMP/adopted.1") then $(cat "$SBX_TMP/adopted.2"); exec works in $adopted"
+
+	echo "# checks done at $((SECONDS - t0)) s"
+	# Remove everything; then nothing may be left.
+	for d in "$MNT"/*/; do
+		[[ -d "$d" ]] || continue
+		name=$(basename "$d")
+		sbx_pid_of "$name" >/dev/null 2>&1 || true
+		timeout 60 rmdir "$d"
+	done
+	local out=""
+	for ((i = 0; i < 100; i++)); do
+		out=$(kill_leaks) && break
+		sleep 0.2
+	done
+	kill_leaks
+	assert_healthy
+	echo "# removed at $((SECONDS - t0)) s"
+}
+
+# The daemon's host tag (the prefix of its cgroup names, stable across
+# restarts on one state dir), from a sandbox that exists now. Sets SBX_HTAG.
+find_host_tag() {
+	local d
+	d=$(find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -mindepth 1 -maxdepth 1 \
+		-type d -name "*-$1" 2>/dev/null | head -n 1)
+	d=${d##*/}
+	SBX_HTAG=${d%-"$1"}
+}
+
+# What is left of this test's sandboxes on the host (nothing: success).
+kill_leaks() {
+	local bad=0 d n pid
+	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
+		[[ -d "$d" ]] || continue
+		n=$(find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$P-*" 2>/dev/null | wc -l)
+		if ((n > 0)); then
+			echo "leak: $n cgroup dirs under $d"
+			bad=1
+		fi
+	done
+	for pid in $(pgrep -x sbx-init); do
+		grep -q -- "-$P-" "/proc/$pid/cgroup" 2>/dev/null || continue
+		[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == Z ]] && continue
+		echo "leak: sbx-init pid $pid"
+		bad=1
+	done
+	n=$(find "$STATE/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	if ((n > 0)); then
+		echo "leak: $n state dirs"
+		bad=1
+	fi
+	n=$(find "$STATE/layers" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+	if ((n > 0)); then
+		echo "leak: $n layers"
+		bad=1
+	fi
+	# Host ends of veth pairs (named sbx<first 4 of the tag>-<n>).
+	if [[ -n "${SBX_HTAG:-}" ]]; then
+		n=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -c "^sbx${SBX_HTAG:0:4}-" || true)
+		if ((n > 0)); then
+			echo "leak: $n host veth devices sbx${SBX_HTAG:0:4}-*"
+			bad=1
+		fi
+	fi
+	n=$(grep -F -c -- "$STATE" /proc/mounts || true)
+	if ((n > 0)); then
+		echo "leak: $n mounts reference $STATE"
+		bad=1
+	fi
+	return $bad
+}
+
+@test "a sandbox whose init died while the daemon was down becomes stopped; rmdir leaves nothing" {
+	sbx_create "$P-gone"
+	sbx_create "$P-live"
+	find_host_tag "$P-gone"
+	local gone_pid live_pid
+	gone_pid=$(sbx_pid_of "$P-gone")
+	live_pid=$(sbx_pid_of "$P-live")
+	{
+		kill -9 "$SBX_PID"
+		wait "$SBX_PID" || true
+	} 2>/dev/null
+	# The init of one sandbox ends while no daemon watches it (it is the
+	# sandbox's pid we read from its stats, checked to still be sbx-init).
+	[ "$(cat "/proc/$gone_pid/comm")" = sbx-init ]
+	kill -9 "$gone_pid"
+	local i
+	# Wait (bounded) until it is reaped (by pid 1, its parent now), so the
+	# restarted daemon finds no process at all.
+	for ((i = 0; i < 150; i++)); do
+		[[ -e "/proc/$gone_pid" ]] || break
+		sleep 0.1
+	done
+	[[ -e "/proc/$gone_pid" ]] && echo "# init $gone_pid not reaped yet (zombie): it will be adopted and seen to exit"
+	start_daemon
+	[ "$(sbx_cat "$MNT/$P-gone/status")" = stopped ]
+	# `host` when it was gone before the restart; `exit` when it was still
+	# an unreaped zombie then (adopted, and seen to exit at once).
+	sbx_cat "$MNT/$P-gone/events"
+	[[ "$(sbx_key "$MNT/$P-gone/events" reason)" =~ ^(host|exit)$ ]]
+	[ "$(sbx_cat "$MNT/$P-live/status")" = running ]
+	[ "$(sbx_key "$MNT/$P-live/stats" pid)" = "$live_pid" ]
+	assert_healthy "$P-live"
+	rmdir "$MNT/$P-gone" "$MNT/$P-live"
+	wait_no_leaks "$P-gone" "$gone_pid"
+	wait_no_leaks "$P-live" "$live_pid"
+	kill_leaks
+	assert_healthy
+}

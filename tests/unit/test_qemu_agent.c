@@ -1,0 +1,219 @@
+/* The host end of the guest agent channel (vmm/qemu_agent.c) against a fake
+ * agent on a socketpair: hello (also split across reads), exec output into
+ * the engine's pipe with credits back, the exit report on ctl_fd, a closed
+ * handle drained and credited, and a stalled reader that never blocks the
+ * reader thread's shutdown. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "../../engine/common.h"
+#include "../../vmm/qemu.h"
+#include "unit.h"
+
+static int agent_side; /* the fake agent's end */
+
+static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	struct agent_hdr h = {.type = type, .len = len, .id = id};
+	if (send(agent_side, &h, sizeof(h), MSG_NOSIGNAL) != sizeof(h) ||
+	    (len && send(agent_side, p, len, MSG_NOSIGNAL) != (ssize_t)len))
+		fprintf(stderr, "fake agent: send failed\n");
+}
+
+static bool read_full(int fd, void *p, size_t n, int timeout_ms)
+{
+	char *c = p;
+	while (n) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return false;
+		ssize_t r = recv(fd, c, n, 0);
+		if (r <= 0)
+			return false;
+		c += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+static bool recv_frame(struct agent_hdr *h, char *payload, int timeout_ms)
+{
+	if (!read_full(agent_side, h, sizeof(*h), timeout_ms) || h->len > AGENT_PAYLOAD_MAX)
+		return false;
+	if (!read_full(agent_side, payload, h->len, timeout_ms))
+		return false;
+	payload[h->len] = '\0';
+	return true;
+}
+
+static struct qemu_vm *vm_new(int *ctl_fd)
+{
+	int sv[2], nv[2];
+	struct qemu_vm *q = calloc(1, sizeof(*q));
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nv);
+	q->agent_fd = sv[0];
+	agent_side = sv[1];
+	q->note_wr = nv[1];
+	*ctl_fd = nv[0];
+	q->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&q->wlock, NULL);
+	pthread_mutex_init(&q->xlock, NULL);
+	return q;
+}
+
+static void vm_free(struct qemu_vm *q, int ctl_fd)
+{
+	qagent_stop_reader(q);
+	close(q->agent_fd);
+	close(q->note_wr);
+	close(q->quit_fd);
+	close(ctl_fd);
+	close(agent_side);
+	pthread_mutex_destroy(&q->wlock);
+	pthread_mutex_destroy(&q->xlock);
+	free(q);
+}
+
+static void test_hello(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(&ctl);
+	struct agent_hdr h = {.type = AG_HELLO, .len = 11};
+	char frame[sizeof(h) + 11];
+	memcpy(frame, &h, sizeof(h));
+	memcpy(frame + sizeof(h), "sbx-agent 1", 11);
+	CHECK(send(agent_side, frame, 5, 0) == 5);
+	CHECK(qagent_wait_hello(q, 100, &e) == -ETIMEDOUT); /* half a header is not a hello */
+	CHECK(send(agent_side, frame + 5, sizeof(frame) - 5, 0) == (ssize_t)sizeof(frame) - 5);
+	CHECK(qagent_wait_hello(q, 2000, &e) == 0);
+	vm_free(q, ctl);
+
+	q = vm_new(&ctl);
+	send_frame(AG_OUT, 1, "x", 1);
+	CHECK(qagent_wait_hello(q, 2000, &e) == -EPROTO);
+	vm_free(q, ctl);
+
+	q = vm_new(&ctl);
+	shutdown(agent_side, SHUT_WR); /* QEMU exited */
+	CHECK(qagent_wait_hello(q, 2000, &e) == -ECHILD);
+	vm_free(q, ctl);
+}
+
+/* Reads the pipe to EOF; returns the byte count. */
+static size_t drain(int fd)
+{
+	char buf[65536];
+	size_t total = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		total += (size_t)n;
+	return total;
+}
+
+static void test_exec_output_credit_exit(void)
+{
+	int ctl, p[2];
+	struct err e = {0};
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1], chunk[4096];
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(qagent_exec(q, 7, "echo hi", p[1], &e) == 0);
+	close(p[1]); /* as the engine does */
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.id == 7 &&
+	      strcmp(payload, "echo hi") == 0);
+
+	/* A full window: more than the pipe holds, so the host buffers the rest. */
+	memset(chunk, 'z', sizeof(chunk));
+	for (int i = 0; i < AGENT_WINDOW / (int)sizeof(chunk); i++)
+		send_frame(AG_OUT, 7, chunk, sizeof(chunk));
+	send_frame(AG_EXIT, 7, "3", 1);
+	CHECK(drain(p[0]) == AGENT_WINDOW);
+	close(p[0]);
+	size_t credited = 0;
+	while (credited < AGENT_WINDOW * 3 / 4 && recv_frame(&h, payload, 2000))
+		if (h.type == AG_CREDIT && h.id == 7)
+			credited += strtoull(payload, NULL, 10);
+	CHECK(credited >= AGENT_WINDOW * 3 / 4 && credited <= AGENT_WINDOW);
+
+	char msg[64] = "";
+	struct pollfd pfd = {.fd = ctl, .events = POLLIN};
+	CHECK(poll(&pfd, 1, 2000) == 1);
+	ssize_t n = recv(ctl, msg, sizeof(msg) - 1, 0);
+	CHECK(n > 0 && strncmp(msg, "E7 3", 4) == 0);
+	vm_free(q, ctl);
+}
+
+static void test_closed_handle_is_drained(void)
+{
+	int ctl, p[2];
+	struct err e = {0};
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1], chunk[4096];
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(qagent_exec(q, 8, "cat /dev/zero", p[1], &e) == 0);
+	close(p[1]);
+	close(p[0]); /* the user closed the exec handle */
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
+	memset(chunk, 'z', sizeof(chunk));
+	for (int i = 0; i < AGENT_WINDOW / (int)sizeof(chunk); i++)
+		send_frame(AG_OUT, 8, chunk, sizeof(chunk));
+	size_t credited = 0;
+	while (credited < AGENT_WINDOW && recv_frame(&h, payload, 2000))
+		if (h.type == AG_CREDIT && h.id == 8)
+			credited += strtoull(payload, NULL, 10);
+	CHECK(credited == AGENT_WINDOW);
+	vm_free(q, ctl);
+}
+
+static void test_stalled_reader_does_not_block_shutdown(void)
+{
+	int ctl, p[2];
+	struct err e = {0};
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1], chunk[4096];
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(qagent_exec(q, 9, "yes", p[1], &e) == 0);
+	close(p[1]);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
+	memset(chunk, 'y', sizeof(chunk));
+	for (int i = 0; i < AGENT_WINDOW / (int)sizeof(chunk); i++)
+		send_frame(AG_OUT, 9, chunk, sizeof(chunk));
+	/* A second command still gets through while the first one's reader sleeps. */
+	int p2[2];
+	CHECK(pipe2(p2, O_CLOEXEC) == 0);
+	CHECK(qagent_exec(q, 10, "echo ok", p2[1], &e) == 0);
+	close(p2[1]);
+	send_frame(AG_OUT, 10, "ok\n", 3);
+	send_frame(AG_EXIT, 10, "0", 1);
+	char out[8] = "";
+	struct pollfd pfd = {.fd = p2[0], .events = POLLIN};
+	CHECK(poll(&pfd, 1, 2000) == 1 && read(p2[0], out, sizeof(out)) == 3 &&
+	      memcmp(out, "ok\n", 3) == 0);
+	uint64_t t0 = now_usec();
+	vm_free(q, ctl); /* joins the reader thread */
+	CHECK(now_usec() - t0 < 1000000);
+	CHECK(drain(p[0]) > 0); /* what was in the pipe, then EOF: the fd was closed */
+	close(p[0]);
+	close(p2[0]);
+}
+
+int main(void)
+{
+	test_hello();
+	test_exec_output_credit_exit();
+	test_closed_handle_is_drained();
+	test_stalled_reader_does_not_block_shutdown();
+	UNIT_DONE("qemu_agent");
+}

@@ -1,0 +1,160 @@
+/* The QMP client (vmm/qmp.c) against a scripted fake QEMU on a socketpair:
+ * greeting and capabilities, events skipped, error replies, a reply to an
+ * older command skipped, EOF, timeouts and garbage. */
+#define _GNU_SOURCE
+#include <jansson.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../../engine/common.h"
+#include "../../vmm/qmp.h"
+#include "unit.h"
+
+/* One step of the fake: "<" reads a command line, anything else is sent as is
+ * with "$ID" replaced by the id of the last command read. */
+struct fake {
+	int fd;
+	const char *const *script;
+	char last_cmd[64];
+};
+
+static void fake_send(int fd, const char *line, long id)
+{
+	char out[512];
+	const char *p = strstr(line, "$ID");
+	if (p)
+		snprintf(out, sizeof(out), "%.*s%ld%s\r\n", (int)(p - line), line, id, p + 3);
+	else
+		snprintf(out, sizeof(out), "%s\r\n", line);
+	if (send(fd, out, strlen(out), MSG_NOSIGNAL) < 0)
+		return;
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	char buf[4096];
+	size_t len = 0;
+	long id = 0;
+	for (const char *const *s = f->script; *s; s++) {
+		if (strcmp(*s, "<") != 0) {
+			fake_send(f->fd, *s, id);
+			continue;
+		}
+		char *nl;
+		while (!(nl = memchr(buf, '\n', len))) {
+			ssize_t n = recv(f->fd, buf + len, sizeof(buf) - len, 0);
+			if (n <= 0)
+				goto out;
+			len += (size_t)n;
+		}
+		json_t *j = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
+		id = (long)json_integer_value(json_object_get(j, "id"));
+		snprintf(f->last_cmd, sizeof(f->last_cmd), "%s",
+			 json_string_value(json_object_get(j, "execute")) ?: "");
+		json_decref(j);
+		len -= (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, len);
+	}
+out:
+	shutdown(f->fd, SHUT_WR);
+	return NULL;
+}
+
+static const char *greeting = "{\"QMP\": {\"version\": {}, \"capabilities\": []}}";
+
+struct run {
+	struct qmp q;
+	struct fake f;
+	pthread_t t;
+};
+
+static void run_start(struct run *r, const char *const *script)
+{
+	int sv[2];
+	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
+	qmp_init(&r->q, sv[0]);
+	r->f = (struct fake){.fd = sv[1], .script = script};
+	pthread_create(&r->t, NULL, fake_main, &r->f);
+}
+
+static void run_end(struct run *r)
+{
+	qmp_close(&r->q); /* the fake sees EOF and ends */
+	pthread_join(r->t, NULL);
+	close(r->f.fd);
+}
+
+static void test_handshake_and_events(void)
+{
+	const char *const script[] = {greeting, "<", "{\"return\": {}, \"id\": $ID}", "<",
+				      "{\"event\": \"STOP\", \"timestamp\": {}}",
+				      "{\"return\": {\"status\": \"paused\"}, \"id\": $ID}", NULL};
+	struct run r;
+	struct err e = {0};
+	run_start(&r, script);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == 0);
+	json_t *ret = NULL;
+	CHECK(qmp_cmd(&r.q, "query-status", NULL, &ret, 2000, &e) == 0);
+	CHECK(ret && strcmp(json_string_value(json_object_get(ret, "status")) ?: "", "paused") == 0);
+	CHECK(strcmp(r.f.last_cmd, "query-status") == 0);
+	json_decref(ret);
+	run_end(&r);
+}
+
+static void test_error_reply_and_stale_id(void)
+{
+	const char *const script[] = {greeting, "<", "{\"return\": {}, \"id\": $ID}", "<",
+				      "{\"return\": {}, \"id\": 999}",
+				      "{\"error\": {\"class\": \"GenericError\", \"desc\": \"boom\"}, \"id\": $ID}",
+				      NULL};
+	struct run r;
+	struct err e = {0};
+	run_start(&r, script);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == 0);
+	CHECK(qmp_cmd(&r.q, "cont", json_pack("{s:b}", "x", 1), NULL, 2000, &e) == -EIO);
+	CHECK(strstr(e.msg, "boom") != NULL);
+	run_end(&r);
+}
+
+static void test_eof_timeout_garbage(void)
+{
+	struct err e = {0};
+	struct run r;
+	/* QEMU gone before its greeting */
+	const char *const eof[] = {NULL};
+	run_start(&r, eof);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == -EPIPE);
+	run_end(&r);
+	/* a greeting, then silence */
+	const char *const quiet[] = {greeting, "<", "<", NULL};
+	run_start(&r, quiet);
+	uint64_t t0 = now_usec();
+	CHECK(qmp_handshake(&r.q, 100, &e) == -ETIMEDOUT);
+	CHECK(now_usec() - t0 < 2000000);
+	run_end(&r);
+	/* not JSON */
+	const char *const junk[] = {"this is not json", NULL};
+	run_start(&r, junk);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == -EPROTO);
+	run_end(&r);
+	/* a first message that is not a greeting */
+	const char *const nogreet[] = {"{\"return\": {}}", NULL};
+	run_start(&r, nogreet);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == -EPROTO);
+	run_end(&r);
+	/* closed client */
+	struct qmp q;
+	qmp_init(&q, -1);
+	CHECK(qmp_cmd(&q, "stop", NULL, NULL, 100, &e) == -ENOTCONN);
+	qmp_close(&q);
+}
+
+int main(void)
+{
+	test_handshake_and_events();
+	test_error_reply_and_stale_id();
+	test_eof_timeout_garbage();
+	UNIT_DONE("qmp");
+}

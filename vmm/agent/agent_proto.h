@@ -1,0 +1,36 @@
+/* The daemon <-> guest agent protocol of the qemu backend: binary frames over
+ * a byte stream (a serial port in the guest, a socketpair end in the daemon
+ * that QEMU's chardev holds the other end of). A frame is a fixed header and
+ * `len` bytes of payload; both ends are little-endian x86-64. */
+#ifndef SBX_AGENT_PROTO_H
+#define SBX_AGENT_PROTO_H
+
+#include <stdint.h>
+
+#define AGENT_VERSION 1
+#define AGENT_PAYLOAD_MAX 8192
+/* Flow control per command, as SSH channels do: the agent sends at most this
+ * many output bytes of a command that the daemon has not credited back, so a
+ * reader that stalls one command never stalls the channel (other commands,
+ * stop, kill). */
+#define AGENT_WINDOW (64 * 1024)
+
+struct agent_hdr {
+	uint8_t type;
+	uint8_t pad[3];
+	uint32_t len; /* payload bytes after the header */
+	uint64_t id;  /* exec id; 0 when the frame is not about one command */
+};
+
+/* daemon -> agent */
+#define AG_EXEC 'X'     /* id, payload: the shell command line */
+#define AG_KILL 'K'     /* id (0: every process of the guest), payload: signal number */
+#define AG_POWEROFF 'P' /* payload: seconds between SIGTERM and SIGKILL, then power off */
+#define AG_CREDIT 'C'   /* id, payload: output bytes of that command the daemon passed on */
+
+/* agent -> daemon */
+#define AG_HELLO 'H'    /* payload: "sbx-agent <version>"; the guest is ready */
+#define AG_OUT 'O'      /* id, payload: bytes of the command's stdout/stderr */
+#define AG_EXIT 'E'     /* id, payload: exit code (128+signal when killed), after the last AG_OUT */
+
+#endif

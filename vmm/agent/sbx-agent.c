@@ -1,0 +1,408 @@
+/* sbx-agent: pid 1 of a qemu sandbox's guest (the initramfs /init, static).
+ * It mounts the pseudo filesystems, then serves the daemon over a serial port
+ * (agent_proto.h): runs shell commands, streams their output, reports their
+ * exit status, and powers the VM off. The first frame it sends (hello) is the
+ * daemon's readiness event: nothing on the host polls or retries. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_proto.h"
+
+#define MAX_JOBS 64
+#define DEFAULT_PORT "/dev/ttyS1"
+
+struct job {
+	bool used, exited, eof;
+	uint64_t id;
+	pid_t pid;
+	int out_fd;
+	int code;
+	uint32_t credit; /* output bytes we may still send (AGENT_WINDOW) */
+};
+
+static struct job jobs[MAX_JOBS];
+static int port = -1;
+static sigset_t old_mask;
+
+static void say(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (n > (int)sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	if (write(2, "sbx-agent: ", 11) < 0 || write(2, line, (size_t)n) < 0)
+		return;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			poll(&pfd, 1, -1);
+			continue;
+		}
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
+	struct agent_hdr h = {.type = type, .len = len, .id = id};
+	if (len > AGENT_PAYLOAD_MAX)
+		len = h.len = AGENT_PAYLOAD_MAX;
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
+	if (write_all(port, buf, sizeof(h) + len) < 0)
+		say("write to the host port failed: %s", strerror(errno));
+}
+
+static void send_text(uint8_t type, uint64_t id, const char *s)
+{
+	send_frame(type, id, s, (uint32_t)strlen(s));
+}
+
+/* --- boot --- */
+
+static void mount_one(const char *src, const char *dst, const char *type, unsigned long fl,
+		      const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, fl, data) < 0 && errno != EBUSY)
+		say("mount %s on %s: %s", type, dst, strerror(errno));
+}
+
+static void setup_fs(void)
+{
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	/* The kernel opens /dev/console for us only when the initramfs has it. */
+	if (fcntl(1, F_GETFD) < 0) {
+		int fd = open("/dev/console", O_RDWR | O_NOCTTY);
+		if (fd >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
+	}
+	mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666");
+	mount_one("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+}
+
+/* Value of `key=` on the kernel command line, or def. */
+static void cmdline_get(const char *key, char *out, size_t cap, const char *def)
+{
+	char line[4096];
+	snprintf(out, cap, "%s", def);
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	line[n] = '\0';
+	size_t kl = strlen(key);
+	for (char *tok = strtok(line, " \n"); tok; tok = strtok(NULL, " \n"))
+		if (strncmp(tok, key, kl) == 0 && tok[kl] == '=') {
+			snprintf(out, cap, "%s", tok + kl + 1);
+			return;
+		}
+}
+
+static void lo_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP;
+		ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+static int open_port(const char *path)
+{
+	int fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct termios t;
+	if (tcgetattr(fd, &t) == 0) {
+		cfmakeraw(&t); /* binary frames: no echo, no line editing, no CR/LF mapping */
+		t.c_cflag |= CLOCAL | CREAD;
+		t.c_cflag &= ~(tcflag_t)CRTSCTS;
+		cfsetspeed(&t, B115200);
+		tcsetattr(fd, TCSANOW, &t);
+	}
+	tcflush(fd, TCIOFLUSH);
+	return fd;
+}
+
+/* --- commands --- */
+
+static struct job *job_find(uint64_t id)
+{
+	for (int i = 0; i < MAX_JOBS; i++)
+		if (jobs[i].used && jobs[i].id == id)
+			return &jobs[i];
+	return NULL;
+}
+
+static void job_finish_if_done(struct job *j)
+{
+	if (!j->exited || !j->eof)
+		return;
+	char code[16];
+	snprintf(code, sizeof(code), "%d", j->code);
+	send_text(AG_EXIT, j->id, code);
+	j->used = false;
+}
+
+static void job_start(uint64_t id, const char *cmd)
+{
+	struct job *j = NULL;
+	for (int i = 0; i < MAX_JOBS && !j; i++)
+		if (!jobs[i].used)
+			j = &jobs[i];
+	int p[2] = {-1, -1};
+	if (!j || pipe2(p, O_CLOEXEC) < 0) {
+		send_text(AG_OUT, id, j ? "sbx-agent: pipe failed\n" : "sbx-agent: too many commands\n");
+		send_text(AG_EXIT, id, "126");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+					     "HOME=/root", NULL};
+		sigprocmask(SIG_SETMASK, &old_mask, NULL);
+		setsid();
+		int null = open("/dev/null", O_RDONLY);
+		dup2(null >= 0 ? null : p[1], 0);
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		if (chdir("/") < 0)
+			_exit(126);
+		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		send_text(AG_OUT, id, "sbx-agent: fork failed\n");
+		send_text(AG_EXIT, id, "126");
+		return;
+	}
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
+	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = p[0], .credit = AGENT_WINDOW};
+}
+
+static void job_output(struct job *j)
+{
+	char buf[4096];
+	ssize_t n = read(j->out_fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		j->credit -= (uint32_t)n;
+		send_frame(AG_OUT, j->id, buf, (uint32_t)n);
+		return;
+	}
+	close(j->out_fd);
+	j->out_fd = -1;
+	j->eof = true;
+	job_finish_if_done(j);
+}
+
+static void reap_children(void)
+{
+	int st;
+	pid_t pid;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+		for (int i = 0; i < MAX_JOBS; i++)
+			if (jobs[i].used && !jobs[i].exited && jobs[i].pid == pid) {
+				jobs[i].exited = true;
+				jobs[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				job_finish_if_done(&jobs[i]);
+			}
+}
+
+/* SIGTERM to everything, SIGKILL after `secs`, then off: with -no-reboot,
+ * QEMU exits when the guest resets. */
+static void power_off(int secs)
+{
+	say("powering off");
+	kill(-1, SIGTERM);
+	struct timespec ten_ms = {0, 10 * 1000 * 1000};
+	for (int i = 0; i < secs * 100; i++) {
+		if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+			break;
+		nanosleep(&ten_ms, NULL);
+	}
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	sync();
+	reboot(RB_AUTOBOOT);
+	reboot(RB_POWER_OFF);
+	for (;;)
+		pause();
+}
+
+static void handle_frame(const struct agent_hdr *h, char *payload)
+{
+	payload[h->len] = '\0';
+	switch (h->type) {
+	case AG_EXEC:
+		job_start(h->id, payload);
+		break;
+	case AG_KILL: {
+		int sig = atoi(payload);
+		struct job *j = h->id ? job_find(h->id) : NULL;
+		if (!h->id)
+			kill(-1, sig); /* from pid 1: every process but us */
+		else if (j && !j->exited && kill(-j->pid, sig) < 0)
+			kill(j->pid, sig);
+		break;
+	}
+	case AG_CREDIT: {
+		struct job *j = job_find(h->id);
+		long n = atol(payload);
+		if (j && n > 0 && j->credit + (uint64_t)n <= AGENT_WINDOW)
+			j->credit += (uint32_t)n;
+		break;
+	}
+	case AG_POWEROFF:
+		power_off(atoi(payload));
+		break;
+	default:
+		say("unknown frame type 0x%02x from the host", h->type);
+	}
+}
+
+/* Consumes every complete frame at the start of buf; returns the bytes left. */
+static size_t handle_input(char *buf, size_t len)
+{
+	size_t off = 0;
+	while (len - off >= sizeof(struct agent_hdr)) {
+		struct agent_hdr h;
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.len > AGENT_PAYLOAD_MAX) {
+			say("bad frame from the host (length %u); dropping input", h.len);
+			return 0;
+		}
+		if (len - off < sizeof(h) + h.len)
+			break;
+		char payload[AGENT_PAYLOAD_MAX + 1];
+		memcpy(payload, buf + off + sizeof(h), h.len);
+		handle_frame(&h, payload);
+		off += sizeof(h) + h.len;
+	}
+	memmove(buf, buf + off, len - off);
+	return len - off;
+}
+
+static void serve(int sfd)
+{
+	static char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
+	size_t in_len = 0;
+	for (;;) {
+		struct pollfd pfd[2 + MAX_JOBS];
+		struct job *who[2 + MAX_JOBS];
+		int n = 0;
+		pfd[n++] = (struct pollfd){.fd = port, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		for (int i = 0; i < MAX_JOBS; i++)
+			if (jobs[i].used && !jobs[i].eof && jobs[i].credit > 0) {
+				who[n] = &jobs[i];
+				pfd[n++] = (struct pollfd){.fd = jobs[i].out_fd, .events = POLLIN};
+			}
+		if (poll(pfd, (nfds_t)n, -1) < 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			ssize_t r = read(port, in + in_len, sizeof(in) - in_len);
+			if (r > 0)
+				in_len = handle_input(in, in_len + (size_t)r);
+		}
+		for (int i = 2; i < n; i++)
+			if (pfd[i].revents)
+				job_output(who[i]);
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+		}
+		reap_children(); /* cheap, and covers a SIGCHLD that raced the poll */
+	}
+}
+
+int main(void)
+{
+	char name[64], path[64];
+	setup_fs();
+	cmdline_get("sbx.name", name, sizeof(name), "sandbox");
+	cmdline_get("sbx.port", path, sizeof(path), DEFAULT_PORT);
+	if (sethostname(name, strlen(name)) < 0)
+		say("sethostname: %s", strerror(errno));
+	lo_up();
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &mask, &old_mask);
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	port = open_port(path);
+	if (port < 0) {
+		say("cannot open %s: %s; powering off", path, strerror(errno));
+		power_off(0);
+	}
+	char hello[32];
+	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_VERSION);
+	send_text(AG_HELLO, 0, hello);
+	say("ready on %s", path);
+	serve(sfd);
+	return 0;
+}

@@ -1,0 +1,737 @@
+/* The `qemu` backend: a sandbox is a microVM (QEMU's -M microvm, KVM when
+ * /dev/kvm opens, TCG otherwise) booting Debian's kernel with an initramfs
+ * whose /init is our guest agent. QMP and the agent's serial port reach the
+ * daemon over socketpairs made before QEMU starts (no socket paths to dial, no
+ * retries): QMP is ready at its greeting, the guest at the agent's hello.
+ * Guest RAM is a shared file in /dev/shm so that live fork can map it later. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#include "qemu.h"
+#include "vmm.h"
+
+#define QMP_TIMEOUT_MS 10000
+/* QEMU answers QMP once it has set the machine up (loaded the kernel): slow under load. */
+#define QMP_READY_TIMEOUT_MS 30000
+#define HELLO_TIMEOUT_KVM_MS 20000
+#define HELLO_TIMEOUT_TCG_MS 60000
+#define MIN_MEMORY_MIB 128
+#define DEFAULT_MEMORY_MIB 256
+#define MAX_VCPUS 64
+/* The cgroup holds QEMU itself: guest RAM plus QEMU's own heap and TCG's
+ * translation cache (capped at TB_CACHE_MIB). */
+#define QEMU_OVERHEAD_BYTES (256ull << 20)
+#define TB_CACHE_MIB 64
+#define QEMU_PIDS_MIN 256
+#define FD_QMP 3   /* in QEMU */
+#define FD_AGENT 4 /* in QEMU */
+
+/* Host facts, found once. */
+static struct {
+	pthread_once_t once;
+	bool kvm;
+	unsigned tsc_khz;
+	char qemu[PATH_MAX];
+	char guest_dir[PATH_MAX];
+} hf = {.once = PTHREAD_ONCE_INIT};
+
+static bool find_in_path(const char *prog, char *out, size_t cap)
+{
+	const char *path = getenv("PATH");
+	char dirs[4096];
+	snprintf(dirs, sizeof(dirs), "%s:/usr/bin:/usr/local/bin", path ? path : "");
+	for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, cap, "%s/%s", d, prog);
+		if (access(out, X_OK) == 0)
+			return true;
+	}
+	out[0] = '\0';
+	return false;
+}
+
+/* TCG's rdtsc runs at the host TSC rate; telling the guest that rate spares it
+ * the PIT calibration that fails about one boot in three under TCG load. */
+static unsigned measure_tsc_khz(void)
+{
+#if defined(__x86_64__)
+	uint64_t t0 = now_usec(), c0 = __rdtsc();
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	uint64_t t1 = now_usec(), c1 = __rdtsc();
+	return t1 > t0 ? (unsigned)((c1 - c0) * 1000 / (t1 - t0)) : 0;
+#else
+	return 0;
+#endif
+}
+
+static void host_facts_init(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	hf.kvm = fd >= 0;
+	if (fd >= 0)
+		close(fd);
+	if (!hf.kvm)
+		hf.tsc_khz = measure_tsc_khz();
+	const char *q = getenv("SANDBOXFS_QEMU");
+	if (q && *q)
+		snprintf(hf.qemu, sizeof(hf.qemu), "%s", q);
+	else
+		find_in_path("qemu-system-x86_64", hf.qemu, sizeof(hf.qemu));
+	const char *g = getenv("SANDBOXFS_GUEST_DIR");
+	if (g && *g) {
+		snprintf(hf.guest_dir, sizeof(hf.guest_dir), "%s", g);
+	} else {
+		char init[PATH_MAX];
+		snprintf(init, sizeof(init), "%s", vmm_host()->init_path);
+		snprintf(hf.guest_dir, sizeof(hf.guest_dir), "%s/guest", dirname(init));
+	}
+}
+
+static void host_facts(void) { pthread_once(&hf.once, host_facts_init); }
+
+static int pidfd_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+static int wait_exit(int pidfd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+	int r;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+/* --- the command line --- */
+
+struct args {
+	char *v[64];
+	int n;
+};
+
+static void args_add(struct args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void args_add(struct args *a, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (a->n < (int)ARRAY_SIZE(a->v) - 1 && vasprintf(&a->v[a->n], fmt, ap) >= 0)
+		a->n++;
+	va_end(ap);
+}
+
+static void args_free(struct args *a)
+{
+	for (int i = 0; i < a->n; i++)
+		free(a->v[i]);
+	a->n = 0;
+}
+
+/* QEMU's option syntax: a comma in a value is written twice. */
+static void opt_escape(const char *in, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (; *in && o + 2 < cap; in++) {
+		out[o++] = *in;
+		if (*in == ',')
+			out[o++] = ',';
+	}
+	out[o] = '\0';
+}
+
+struct guest_files {
+	char kernel[PATH_MAX];
+	char initrd[PATH_MAX];
+};
+
+/* The kernel, and the initramfs for the sandbox's image: `<image>.initrd.gz`
+ * in the guest dir, or `initrd.gz` (built from the busybox image) for busybox. */
+static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, struct err *e)
+{
+	char img[PATH_MAX];
+	snprintf(img, sizeof(img), "%s", vm->image_dir);
+	const char *image = basename(img);
+	snprintf(g->kernel, sizeof(g->kernel), "%s/vmlinux", hf.guest_dir);
+	if (access(g->kernel, R_OK) < 0)
+		return err_set(e, -ENOENT, "no guest kernel at %s (run make guest)", g->kernel);
+	snprintf(g->initrd, sizeof(g->initrd), "%s/%s.initrd.gz", hf.guest_dir, image);
+	if (access(g->initrd, R_OK) == 0)
+		return 0;
+	snprintf(g->initrd, sizeof(g->initrd), "%s/initrd.gz", hf.guest_dir);
+	if (strcmp(image, "busybox") != 0 || access(g->initrd, R_OK) < 0)
+		return err_set(e, -ENOENT, "no guest initramfs for image '%s' in %s (make guest builds "
+			       "busybox's; vmm/guest/mkinitrd.sh builds %s.initrd.gz)",
+			       image, hf.guest_dir, image);
+	return 0;
+}
+
+static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
+		       const struct guest_files *g, unsigned mem_mib, unsigned vcpus, struct args *a)
+{
+	char shm[PATH_MAX * 2], con[PATH_MAX * 2], log_path[PATH_MAX + 16];
+	opt_escape(q->shm_path, shm, sizeof(shm));
+	snprintf(log_path, sizeof(log_path), "%s/console.log", vm->dir);
+	opt_escape(log_path, con, sizeof(con));
+	args_add(a, "%s", hf.qemu);
+	args_add(a, "-name");
+	args_add(a, "sbx-%s", vm->name);
+	args_add(a, "-M");
+	args_add(a, "microvm,isa-serial=on,pit=on,pic=on,rtc=on,memory-backend=mem");
+	args_add(a, "-accel");
+	if (hf.kvm)
+		args_add(a, "kvm");
+	else
+		args_add(a, "tcg,tb-size=%d", TB_CACHE_MIB);
+	args_add(a, "-cpu");
+	args_add(a, "%s", hf.kvm ? "host" : "max");
+	args_add(a, "-smp");
+	args_add(a, "%u", vcpus);
+	args_add(a, "-m");
+	args_add(a, "%uM", mem_mib);
+	args_add(a, "-object");
+	args_add(a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=on", mem_mib, shm);
+	args_add(a, "-nodefaults");
+	args_add(a, "-no-user-config");
+	args_add(a, "-display");
+	args_add(a, "none");
+	args_add(a, "-no-reboot"); /* the agent's poweroff and a guest panic end QEMU */
+	/* seccomp; spawn stays allowed: live fork migrates through `exec:` (a shell). */
+	args_add(a, "-sandbox");
+	args_add(a, "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny");
+	args_add(a, "-kernel");
+	args_add(a, "%s", g->kernel);
+	args_add(a, "-initrd");
+	args_add(a, "%s", g->initrd);
+	args_add(a, "-append");
+	/* notes/qemu-live-fork.md: why each of these (TSC, rtc, i8042, 8250). */
+	char tsc[64] = "";
+	if (!hf.kvm && hf.tsc_khz)
+		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u tsc=reliable ", hf.tsc_khz);
+	args_add(a, "console=ttyS0 panic=-1 quiet mitigations=off nokaslr %sno_timer_check "
+		 "i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=2 cryptomgr.notests "
+		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=/dev/ttyS1", tsc, vm->name);
+	args_add(a, "-chardev");
+	args_add(a, "file,id=con,path=%s,append=on", con);
+	args_add(a, "-serial");
+	args_add(a, "chardev:con");
+	args_add(a, "-chardev");
+	args_add(a, "socket,id=agent,fd=%d", FD_AGENT);
+	args_add(a, "-device");
+	args_add(a, "isa-serial,chardev=agent,iobase=0x2f8,irq=3");
+	args_add(a, "-chardev");
+	args_add(a, "socket,id=qmp,fd=%d", FD_QMP);
+	args_add(a, "-mon");
+	args_add(a, "chardev=qmp,mode=control");
+	a->v[a->n] = NULL;
+}
+
+/* --- spawn --- */
+
+struct child_args {
+	const char *path;
+	char *const *argv;
+	int null_fd, log_fd, qmp_fd, agent_fd; /* all >= 10, so the dup2s below never collide */
+};
+
+/* Runs in the child on its own stack, sharing the daemon's memory until
+ * execve: raw syscalls only. */
+static int qemu_child(void *p)
+{
+	struct child_args *a = p;
+	static char *const envp[] = {NULL};
+	sigset_t none;
+	sigemptyset(&none);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
+	syscall(SYS_dup2, a->null_fd, 0);
+	syscall(SYS_dup2, a->log_fd, 1);
+	syscall(SYS_dup2, a->log_fd, 2);
+	syscall(SYS_dup2, a->qmp_fd, FD_QMP);
+	syscall(SYS_dup2, a->agent_fd, FD_AGENT);
+	syscall(SYS_close_range, FD_AGENT + 1, ~0u, 0); /* our own fd table (no CLONE_FILES) */
+	syscall(SYS_execve, a->path, a->argv, envp);
+	return 127;
+}
+
+static int dup_high(int fd) { return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 10); }
+
+static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int agent_fd, int cg_fd)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/console.log", vm->dir);
+	_cleanup_close_ int log_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (log_fd < 0 || null_fd < 0)
+		return -errno;
+	struct child_args ca = {.path = hf.qemu, .argv = a->v, .null_fd = dup_high(null_fd),
+				.log_fd = dup_high(log_fd), .qmp_fd = dup_high(qmp_fd),
+				.agent_fd = dup_high(agent_fd)};
+	pid_t pid = -EMFILE;
+	if (ca.null_fd >= 0 && ca.log_fd >= 0 && ca.qmp_fd >= 0 && ca.agent_fd >= 0) {
+		struct clone_args cl;
+		memset(&cl, 0, sizeof(cl));
+		cl.flags = CLONE_PIDFD;
+		if (cg_fd >= 0) {
+			cl.flags |= CLONE_INTO_CGROUP;
+			cl.cgroup = (uint64_t)cg_fd;
+		}
+		cl.pidfd = (uint64_t)(uintptr_t)&vm->pidfd;
+		cl.exit_signal = SIGCHLD;
+		pid = vmm_spawn(&cl, qemu_child, &ca);
+	}
+	int fds[] = {ca.null_fd, ca.log_fd, ca.qmp_fd, ca.agent_fd};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return pid;
+}
+
+/* --- per-VM state --- */
+
+static struct qemu_vm *qvm_new(void)
+{
+	struct qemu_vm *q = calloc(1, sizeof(*q));
+	if (!q)
+		return NULL;
+	qmp_init(&q->qmp, -1);
+	q->agent_fd = q->note_wr = q->pidfd = -1;
+	q->refs = 1;
+	q->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&q->wlock, NULL);
+	pthread_mutex_init(&q->xlock, NULL);
+	if (q->quit_fd < 0) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void shm_path_of(const struct vmm_inst *vm, char *out, size_t cap)
+{
+	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, vm->name);
+}
+
+/* The engine calls stop without the sandbox's lock, so the monitor may reap
+ * (and detach vm->priv) while stop still talks to QEMU: stop holds a
+ * reference, and the fds it uses stay open until the last one is dropped. */
+static pthread_mutex_t priv_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct qemu_vm *qvm_get(struct vmm_inst *vm)
+{
+	pthread_mutex_lock(&priv_lock);
+	struct qemu_vm *q = vm->priv;
+	if (q)
+		q->refs++;
+	pthread_mutex_unlock(&priv_lock);
+	return q;
+}
+
+static void qvm_put(struct qemu_vm *q)
+{
+	pthread_mutex_lock(&priv_lock);
+	bool last = --q->refs == 0;
+	pthread_mutex_unlock(&priv_lock);
+	if (!last)
+		return;
+	qagent_stop_reader(q);
+	qmp_close(&q->qmp);
+	int fds[] = {q->agent_fd, q->note_wr, q->quit_fd, q->pidfd};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	pthread_mutex_destroy(&q->wlock);
+	pthread_mutex_destroy(&q->xlock);
+	free(q);
+}
+
+/* Ends one run, after QEMU is gone (or was never started): the reader thread
+ * stops (exec readers see EOF) and the guest RAM file goes. */
+static void qvm_detach(struct vmm_inst *vm)
+{
+	pthread_mutex_lock(&priv_lock);
+	struct qemu_vm *q = vm->priv;
+	vm->priv = NULL;
+	pthread_mutex_unlock(&priv_lock);
+	if (!q)
+		return;
+	qagent_stop_reader(q);
+	if (q->shm_path[0] && unlink(q->shm_path) < 0 && errno != ENOENT)
+		log_warn("sandbox %s: cannot remove %s: %s", vm->name, q->shm_path, strerror(errno));
+	qvm_put(q);
+}
+
+/* --- ops --- */
+
+static int qemu_create(struct vmm_inst *vm, struct err *e)
+{
+	host_facts();
+	if (!hf.qemu[0])
+		return err_set(e, -ENOENT, "qemu-system-x86_64 not found (apt-get install qemu-system-x86)");
+	struct guest_files g;
+	return find_guest_files(vm, &g, e);
+}
+
+/* memory= is guest RAM; cpus= rounds up to whole vCPUs. */
+static int vm_shape(const struct vmm_inst *vm, unsigned *mem_mib, unsigned *vcpus, struct err *e)
+{
+	uint64_t mib = vm->lim.memory_bytes ? (vm->lim.memory_bytes + (1 << 20) - 1) >> 20
+					    : DEFAULT_MEMORY_MIB;
+	if (mib < MIN_MEMORY_MIB)
+		return err_set(e, -EINVAL, "a qemu sandbox needs memory=%dM or more (the guest kernel "
+			       "and its initramfs live in guest RAM)", MIN_MEMORY_MIB);
+	if (mib > (1u << 20))
+		return err_set(e, -EINVAL, "memory=%" PRIu64 "M is more than a qemu sandbox can have", mib);
+	uint32_t v = vm->lim.cpu_millis ? (vm->lim.cpu_millis + 999) / 1000 : 1;
+	if (v > MAX_VCPUS)
+		return err_set(e, -EINVAL, "cpus=%u is more than %d vCPUs", v, MAX_VCPUS);
+	*mem_mib = (unsigned)mib;
+	*vcpus = v;
+	return 0;
+}
+
+static void note_phase(struct vmm_timing *t, const char *key, uint64_t usec)
+{
+	if (t->nextra < (int)ARRAY_SIZE(t->extra)) {
+		t->extra[t->nextra].key = key;
+		t->extra[t->nextra].usec = usec;
+		t->nextra++;
+	}
+}
+
+/* The last non-empty line of the console: QEMU's own complaint, when it has one. */
+static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
+{
+	char p[PATH_MAX + 16], data[2048];
+	out[0] = '\0';
+	snprintf(p, sizeof(p), "%s/console.log", vm->dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t off = size > (off_t)sizeof(data) - 1 ? size - (off_t)sizeof(data) + 1 : 0;
+	ssize_t n = pread(fd, data, sizeof(data) - 1, off);
+	close(fd);
+	if (n <= 0)
+		return;
+	data[n] = '\0';
+	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+		data[--n] = '\0';
+	char *nl = strrchr(data, '\n');
+	snprintf(out, cap, "%s", nl ? nl + 1 : data);
+}
+
+static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
+{
+	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, nsv[2] = {-1, -1}, r;
+	unsigned mem_mib = 0, vcpus = 0;
+	struct guest_files g;
+	struct args a = {.n = 0};
+	_cleanup_close_ int cg_fd = -1;
+	host_facts();
+	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_guest_files(vm, &g, e)) < 0)
+		return r;
+	if (vm->prestart) /* the engine reserved an address: no TAP device is wired yet */
+		log_warn("sandbox %s: the qemu backend has no network yet; the guest has only lo",
+			 vm->name);
+	struct qemu_vm *q = vm->priv = qvm_new();
+	if (!q)
+		return err_set(e, -ENOMEM, "out of memory");
+
+	uint64_t t0 = now_usec();
+	struct vmm_limits lim = vm->lim;
+	lim.memory_bytes = ((uint64_t)mem_mib << 20) + QEMU_OVERHEAD_BYTES;
+	lim.pids = lim.pids && lim.pids < QEMU_PIDS_MIN ? QEMU_PIDS_MIN : lim.pids;
+	if ((r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &lim, e)) < 0)
+		goto fail;
+	cg_fd = cg_open_fd(&vm->cg);
+	t->cgroup_usec = now_usec() - t0;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qsv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, asv) < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0) {
+		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	q->qmp.fd = qsv[0];
+	q->agent_fd = asv[0];
+	q->note_wr = nsv[1];
+	vm->ctl_fd = nsv[0];
+	qsv[0] = asv[0] = nsv[0] = nsv[1] = -1;
+	shm_path_of(vm, q->shm_path, sizeof(q->shm_path));
+	unlink(q->shm_path); /* a stale one from a crashed daemon: QEMU would reuse its pages */
+	build_args(vm, q, &g, mem_mib, vcpus, &a);
+
+	uint64_t t1 = now_usec();
+	pid_t pid = spawn_qemu(vm, &a, qsv[1], asv[1], cg_fd);
+	args_free(&a);
+	close(qsv[1]);
+	close(asv[1]);
+	qsv[1] = asv[1] = -1;
+	if (pid < 0) {
+		r = err_set(e, pid, "cannot start %s: %s", hf.qemu, strerror(-pid));
+		goto fail;
+	}
+	vm->pid = pid;
+	vm->pid_start = vmm_pid_start(pid);
+	q->pidfd = fcntl(vm->pidfd, F_DUPFD_CLOEXEC, 0);
+	uint64_t t2 = now_usec();
+	t->spawn_usec = t2 - t1;
+	note_phase(t, "vmm_spawn", t->spawn_usec);
+	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
+		goto fail_kill;
+
+	if ((r = qmp_handshake(&q->qmp, QMP_READY_TIMEOUT_MS, e)) < 0)
+		goto fail_kill;
+	uint64_t t3 = now_usec();
+	note_phase(t, "qmp", t3 - t2);
+	r = qagent_wait_hello(q, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
+	if (r < 0)
+		goto fail_kill;
+	uint64_t t4 = now_usec();
+	note_phase(t, "boot", t4 - t3);
+	t->init_usec = t4 - t2;
+	if ((r = qagent_start_reader(q, e)) < 0)
+		goto fail_kill;
+	log_debug("sandbox %s: qemu pid %d (%s, %u MiB, %u vCPU) up in %" PRIu64 " us", vm->name,
+		  (int)pid, hf.kvm ? "kvm" : "tcg", mem_mib, vcpus, t4 - t1);
+	return 0;
+
+fail_kill:
+	pidfd_signal(vm->pidfd, SIGKILL);
+	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
+	if (r == -ECHILD || r == -EPIPE) {
+		char tail[256], why[SBX_ERRMSG_MAX];
+		console_tail(vm, tail, sizeof(tail));
+		snprintf(why, sizeof(why), "%s", e ? e->msg : "");
+		if (tail[0])
+			err_set(e, r, "%.250s; the console's last line: %.200s", why, tail);
+	}
+fail:
+	for (int i = 0; i < 2; i++) {
+		int fds[] = {qsv[i], asv[i], nsv[i]};
+		for (size_t j = 0; j < ARRAY_SIZE(fds); j++)
+			if (fds[j] >= 0)
+				close(fds[j]);
+	}
+	args_free(&a);
+	qvm_detach(vm);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+	vm->pid = 0;
+	vm->pid_start = 0;
+	cg_destroy(&vm->cg);
+	return r;
+}
+
+/* Clean poweroff through the agent, then QMP quit, then SIGKILL. */
+static int stop_vm(struct vmm_inst *vm, struct qemu_vm *q, int timeout_sec, struct err *e)
+{
+	int left_ms = timeout_sec * 1000;
+	if (timeout_sec > 0) {
+		char secs[16];
+		int n = snprintf(secs, sizeof(secs), "%d", timeout_sec > 1 ? timeout_sec - 1 : 0);
+		uint64_t t0 = now_usec();
+		if (qagent_send(q, AG_POWEROFF, 0, secs, (uint32_t)n) == 0 &&
+		    wait_exit(q->pidfd, left_ms) > 0)
+			return 0;
+		left_ms -= (int)((now_usec() - t0) / 1000);
+		log_warn("sandbox %s: the guest did not power off in %d s; asking QEMU to quit",
+			 vm->name, timeout_sec);
+	}
+	uint64_t t0 = now_usec();
+	int quit_ms = left_ms > 2000 ? left_ms : 2000;
+	qmp_cmd(&q->qmp, "quit", NULL, NULL, quit_ms, NULL); /* it may exit before replying */
+	int spent = (int)((now_usec() - t0) / 1000);
+	if (wait_exit(q->pidfd, quit_ms > spent ? quit_ms - spent : 0) > 0)
+		return 0;
+	log_warn("sandbox %s: QEMU did not quit; killing it", vm->name);
+	pidfd_signal(q->pidfd, SIGKILL);
+	if (wait_exit(q->pidfd, 5000) == 0)
+		return err_set(e, -ETIMEDOUT, "QEMU (pid %d) survived SIGKILL", (int)vm->pid);
+	return 0;
+}
+
+static int qemu_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)
+{
+	struct qemu_vm *q = qvm_get(vm);
+	if (!q)
+		return 0; /* already reaped */
+	int r = q->pidfd >= 0 ? stop_vm(vm, q, timeout_sec, e) : 0;
+	qvm_put(q);
+	return r;
+}
+
+/* SIGKILL ends QEMU; TERM and INT power the guest off cleanly; any other
+ * signal goes to every process of the guest. */
+static int qemu_kill(struct vmm_inst *vm, int sig, struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (vm->pidfd < 0)
+		return err_set(e, -ESRCH, "sandbox has no running VM");
+	int r;
+	if (sig == SIGKILL || !q) {
+		r = pidfd_signal(vm->pidfd, SIGKILL);
+		return r < 0 ? err_set(e, r, "cannot kill QEMU: %s", strerror(-r)) : 0;
+	}
+	char p[16];
+	int n = snprintf(p, sizeof(p), "%d", sig == SIGTERM || sig == SIGINT ? 10 : sig);
+	r = qagent_send(q, sig == SIGTERM || sig == SIGINT ? AG_POWEROFF : AG_KILL, 0, p, (uint32_t)n);
+	return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+}
+
+static int qemu_pause(struct vmm_inst *vm, bool pause, struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return err_set(e, -ESRCH, "sandbox has no running VM");
+	return qmp_cmd(&q->qmp, pause ? "stop" : "cont", NULL, NULL, QMP_TIMEOUT_MS, e);
+}
+
+static int qemu_freeze(struct vmm_inst *vm, struct err *e) { return qemu_pause(vm, true, e); }
+static int qemu_thaw(struct vmm_inst *vm, struct err *e) { return qemu_pause(vm, false, e); }
+
+static int qemu_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	*exit_code = -1;
+	if (vm->pidfd >= 0 && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
+	    si.si_pid)
+		*exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	if (*exit_code != 0) {
+		log_warn("sandbox %s: QEMU (pid %d) ended with %s %d", vm->name, (int)vm->pid,
+			 si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status);
+		err_set(why, -EIO, "QEMU (pid %d) ended unexpectedly with %s %d (see log)",
+			(int)vm->pid, si.si_code == CLD_EXITED ? "exit status" : "signal",
+			si.si_status);
+	}
+	qvm_detach(vm);
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+	vm->pid = 0;
+	vm->pid_start = 0;
+	return cg_destroy(&vm->cg);
+}
+
+static int qemu_destroy(struct vmm_inst *vm, struct err *e)
+{
+	char shm[PATH_MAX];
+	qvm_detach(vm);
+	shm_path_of(vm, shm, sizeof(shm));
+	unlink(shm);
+	cg_destroy(&vm->cg);
+	int r = rm_rf(vm->dir);
+	if (r < 0)
+		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
+	return 0;
+}
+
+/* The QMP and agent channels were socketpairs of the daemon that ended: a VM
+ * left by it cannot be reached any more, so it is stopped, not adopted. */
+static int qemu_adopt(struct vmm_inst *vm, struct err *e)
+{
+	char shm[PATH_MAX];
+	if (vm->pid && vmm_pid_start(vm->pid) == vm->pid_start) {
+		int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+		if (fd >= 0 && vmm_pid_start(vm->pid) == vm->pid_start) {
+			pidfd_signal(fd, SIGKILL);
+			wait_exit(fd, 5000);
+			log_warn("sandbox %s: stopped the VM a previous daemon left (pid %d)", vm->name,
+				 (int)vm->pid);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	shm_path_of(vm, shm, sizeof(shm));
+	unlink(shm);
+	return err_set(e, -EOPNOTSUPP, "a qemu sandbox cannot be re-adopted by a restarted daemon "
+		       "yet; its VM was stopped");
+}
+
+static int qemu_usage(struct vmm_inst *vm, struct vmm_usage *u) { return cg_usage(&vm->cg, u); }
+
+static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
+	return qagent_exec(q, id, cmd, out_fd, e);
+}
+
+static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return -ENOTCONN;
+	char p[16];
+	int n = snprintf(p, sizeof(p), "%d", sig);
+	return qagent_send(q, AG_KILL, id, p, (uint32_t)n);
+}
+
+/* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */
+static int qemu_event(struct vmm_inst *vm, struct vmm_event *ev)
+{
+	char msg[128];
+	ev->kind = VMM_EV_NONE;
+	ssize_t n = recv(vm->ctl_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		ev->kind = VMM_EV_HANGUP;
+		return 0;
+	}
+	msg[n] = '\0';
+	if (msg[0] == 'E') {
+		char *sp;
+		ev->kind = VMM_EV_EXEC_EXIT;
+		ev->exec_id = strtoull(msg + 1, &sp, 10);
+		ev->exit_code = atoi(sp);
+	}
+	return 0;
+}
+
+static int qemu_describe(struct buf *b)
+{
+	host_facts();
+	return buf_printf(b, "qemu_accel %s\n", hf.kvm ? "kvm" : "tcg");
+}
+
+const struct vmm_ops vmm_qemu_ops = {
+	.name = "qemu",
+	.create = qemu_create,
+	.start = qemu_start,
+	.stop = qemu_stop,
+	.kill = qemu_kill,
+	.freeze = qemu_freeze,
+	.thaw = qemu_thaw,
+	.reap = qemu_reap,
+	.destroy = qemu_destroy,
+	.adopt = qemu_adopt,
+	.usage = qemu_usage,
+	.exec = qemu_exec,
+	.exec_kill = qemu_exec_kill,
+	.event = qemu_event,
+	.describe = qemu_describe,
+};

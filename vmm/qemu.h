@@ -1,0 +1,52 @@
+/* Internals of the qemu backend shared by qemu.c (the VM's life: spawn, QMP,
+ * stop, reap) and qemu_agent.c (the host end of the guest agent's channel). */
+#ifndef SBX_QEMU_H
+#define SBX_QEMU_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/agent_proto.h"
+#include "qmp.h"
+
+struct err;
+
+struct qemu_exec {
+	uint64_t id;
+	int fd; /* where the command's output goes (the engine's pipe); -1 once closed */
+	bool done;       /* the agent reported the exit; freed once buf is flushed */
+	size_t off, len; /* output received, not yet in the pipe: buf[off, off+len) */
+	size_t uncredited; /* bytes passed on and not yet credited back to the agent */
+	char *buf;       /* AGENT_WINDOW bytes */
+	struct qemu_exec *next;
+};
+
+struct qemu_vm {
+	struct qmp qmp;
+	int agent_fd; /* our end of the guest's /dev/ttyS1 (QEMU's socket chardev holds the other) */
+	int note_wr;  /* reader thread -> monitor: "E<id> <code>"; vm->ctl_fd is the read end */
+	int quit_fd;  /* eventfd: ends the reader thread */
+	int pidfd;    /* QEMU's, our own copy: stop may still use it after the reap */
+	int refs;     /* under qemu.c's priv_lock */
+	pthread_t reader;
+	bool reader_running;
+	pthread_mutex_t wlock; /* one writer at a time on agent_fd */
+	pthread_mutex_t xlock; /* the execs list */
+	struct qemu_exec *execs;
+	char shm_path[PATH_MAX];
+	size_t in_len; /* agent bytes received, not yet a whole frame */
+	char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
+};
+
+/* Waits for the agent's hello frame (the guest is up). */
+int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);
+/* The reader thread: exec output to its fd, exits to note_wr. */
+int qagent_start_reader(struct qemu_vm *q, struct err *e);
+/* Ends the reader thread and closes every exec's output (readers see EOF). */
+void qagent_stop_reader(struct qemu_vm *q);
+int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, int out_fd, struct err *e);
+
+#endif

@@ -1,0 +1,336 @@
+/* The host end of the guest agent's channel (agent/agent_proto.h): the
+ * hello that marks a booted guest, and a reader thread per VM that streams
+ * each command's output into the engine's pipe and turns the agent's exit
+ * reports into datagrams on the sandbox's ctl_fd, which the engine's monitor
+ * already watches. Output is flow-controlled per command (AGENT_WINDOW): a
+ * reader that stalls one command holds at most one window here and never
+ * stalls the channel. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "qemu.h"
+#include "vmm.h"
+
+int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
+	struct agent_hdr h = {.type = type, .len = len, .id = id};
+	if (len > AGENT_PAYLOAD_MAX)
+		return -E2BIG;
+	memcpy(buf, &h, sizeof(h));
+	if (len)
+		memcpy(buf + sizeof(h), p, len);
+	size_t n = sizeof(h) + len, off = 0;
+	int r = 0;
+	pthread_mutex_lock(&q->wlock);
+	while (off < n) {
+		ssize_t w = q->agent_fd < 0 ? -1 : send(q->agent_fd, buf + off, n - off, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = q->agent_fd < 0 ? -ENOTCONN : -errno;
+			break;
+		}
+		off += (size_t)w;
+	}
+	pthread_mutex_unlock(&q->wlock);
+	return r;
+}
+
+/* Takes the first whole frame out of q->in. 1: got one, 0: need more, <0: garbage. */
+static int next_frame(struct qemu_vm *q, struct agent_hdr *h, char *payload)
+{
+	if (q->in_len < sizeof(*h))
+		return 0;
+	memcpy(h, q->in, sizeof(*h));
+	if (h->len > AGENT_PAYLOAD_MAX)
+		return -EPROTO;
+	size_t n = sizeof(*h) + h->len;
+	if (q->in_len < n)
+		return 0;
+	memcpy(payload, q->in + sizeof(*h), h->len);
+	payload[h->len] = '\0';
+	memmove(q->in, q->in + n, q->in_len - n);
+	q->in_len -= n;
+	return 1;
+}
+
+/* Receives what is there into q->in. 0, or -EPIPE when QEMU closed the channel. */
+static int fill(struct qemu_vm *q)
+{
+	ssize_t n = recv(q->agent_fd, q->in + q->in_len, sizeof(q->in) - q->in_len, MSG_DONTWAIT);
+	if (n == 0)
+		return -EPIPE;
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	q->in_len += (size_t)n;
+	return 0;
+}
+
+int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+	struct agent_hdr h;
+	char payload[AGENT_PAYLOAD_MAX + 1];
+	for (;;) {
+		int r = next_frame(q, &h, payload);
+		if (r < 0)
+			return err_set(e, r, "the guest agent sent a malformed frame");
+		if (r > 0) {
+			if (h.type == AG_HELLO)
+				return 0;
+			return err_set(e, -EPROTO, "the guest agent's first frame is '%c', not hello", h.type);
+		}
+		uint64_t now = now_usec();
+		if (now >= deadline)
+			return err_set(e, -ETIMEDOUT, "the guest agent did not say hello within %d s "
+				       "(the guest did not boot; see log)", timeout_ms / 1000);
+		struct pollfd pfd = {.fd = q->agent_fd, .events = POLLIN};
+		r = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
+		if (r < 0 && errno != EINTR)
+			return err_set(e, -errno, "poll on the agent channel: %s", strerror(errno));
+		if (r > 0 && (r = fill(q)) < 0)
+			return err_set(e, r == -EPIPE ? -ECHILD : r,
+				       "QEMU exited before the guest agent said hello");
+	}
+}
+
+/* Waits until fd is writable or the reader is told to quit (then -1). */
+static int wait_writable(struct qemu_vm *q, int fd)
+{
+	struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = q->quit_fd, .events = POLLIN}};
+	while (poll(p, 2, -1) < 0)
+		if (errno != EINTR)
+			return -1;
+	return p[1].revents ? -1 : 0;
+}
+
+static struct qemu_exec *exec_find(struct qemu_vm *q, uint64_t id)
+{
+	for (struct qemu_exec *x = q->execs; x; x = x->next)
+		if (x->id == id)
+			return x;
+	return NULL;
+}
+
+static void exec_free(struct qemu_exec *x)
+{
+	if (x->fd >= 0)
+		close(x->fd); /* EOF for the engine's reader */
+	free(x->buf);
+	free(x);
+}
+
+/* Gives the agent back what left our hands, in batches. */
+static void credit(struct qemu_vm *q, struct qemu_exec *x, size_t n, bool now)
+{
+	x->uncredited += n;
+	if (x->done || x->uncredited == 0 || (!now && x->uncredited < AGENT_WINDOW / 4))
+		return;
+	char p[24];
+	int len = snprintf(p, sizeof(p), "%zu", x->uncredited);
+	if (qagent_send(q, AG_CREDIT, x->id, p, (uint32_t)len) == 0)
+		x->uncredited = 0;
+}
+
+/* Moves buffered output into the pipe without blocking. Output of a handle
+ * that was closed (EPIPE) is dropped, and still credited, so the agent keeps
+ * draining the command until the engine's kill arrives. */
+static void flush(struct qemu_vm *q, struct qemu_exec *x)
+{
+	while (x->len) {
+		ssize_t w = x->fd >= 0 ? write(x->fd, x->buf + x->off, x->len) : (ssize_t)x->len;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0) {
+			close(x->fd);
+			x->fd = -1;
+			continue;
+		}
+		x->off += (size_t)w;
+		x->len -= (size_t)w;
+		credit(q, x, (size_t)w, false);
+	}
+	if (!x->len)
+		x->off = 0;
+}
+
+/* Only this thread removes entries, so x stays valid between the locks. */
+static void exec_remove(struct qemu_vm *q, struct qemu_exec *x)
+{
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	pthread_mutex_unlock(&q->xlock);
+	exec_free(x);
+}
+
+static void deliver(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
+{
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *x = exec_find(q, id);
+	pthread_mutex_unlock(&q->xlock);
+	if (!x || x->done)
+		return;
+	size_t room = AGENT_WINDOW - x->off - x->len;
+	if (n > room && x->off) {
+		memmove(x->buf, x->buf + x->off, x->len);
+		x->off = 0;
+		room = AGENT_WINDOW - x->len;
+	}
+	if (n > room) { /* the agent overran its window: a bug, never a hang */
+		log_warn("guest agent overran the output window of exec %" PRIu64, id);
+		n = room;
+	}
+	memcpy(x->buf + x->off + x->len, p, n);
+	x->len += n;
+	flush(q, x);
+}
+
+/* Reports the exit at once; the output pipe closes when its last byte is in. */
+static int exited(struct qemu_vm *q, uint64_t id, const char *code)
+{
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *x = exec_find(q, id);
+	pthread_mutex_unlock(&q->xlock);
+	if (x) {
+		x->done = true;
+		if (!x->len)
+			exec_remove(q, x);
+	}
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "E%" PRIu64 " %d", id, atoi(code));
+	while (send(q->note_wr, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		if (errno != EINTR && (errno != EAGAIN || wait_writable(q, q->note_wr) < 0))
+			return -1;
+	return 0;
+}
+
+#define READER_MAX_FDS 64
+
+static void *reader_main(void *arg)
+{
+	struct qemu_vm *q = arg;
+	sigset_t pipe_sig;
+	sigemptyset(&pipe_sig);
+	sigaddset(&pipe_sig, SIGPIPE); /* a closed exec handle is EPIPE, not a signal */
+	pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
+	char payload[AGENT_PAYLOAD_MAX + 1];
+	struct agent_hdr h;
+	for (;;) {
+		struct pollfd p[2 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = POLLIN},
+						       {.fd = q->quit_fd, .events = POLLIN}};
+		struct qemu_exec *who[2 + READER_MAX_FDS];
+		int n = 2;
+		pthread_mutex_lock(&q->xlock);
+		for (struct qemu_exec *x = q->execs; x && n < 2 + READER_MAX_FDS; x = x->next)
+			if (x->len && x->fd >= 0) {
+				who[n] = x;
+				p[n++] = (struct pollfd){.fd = x->fd, .events = POLLOUT};
+			}
+		pthread_mutex_unlock(&q->xlock);
+		/* A stalled reader of the first 64 still lets the rest go; poll again soon. */
+		if (poll(p, (nfds_t)n, n == 2 + READER_MAX_FDS ? 100 : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents)
+			break;
+		for (int i = 2; i < n; i++)
+			if (p[i].revents) {
+				flush(q, who[i]);
+				if (who[i]->done && !who[i]->len)
+					exec_remove(q, who[i]);
+			}
+		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && fill(q) < 0)
+			break;
+		int r, bad = 0;
+		while (!bad && (r = next_frame(q, &h, payload)) > 0) {
+			if (h.type == AG_OUT)
+				deliver(q, h.id, payload, h.len);
+			else if (h.type == AG_EXIT)
+				bad = exited(q, h.id, payload);
+		}
+		if (bad || r < 0)
+			break;
+	}
+	return NULL;
+}
+
+int qagent_start_reader(struct qemu_vm *q, struct err *e)
+{
+	int r = pthread_create(&q->reader, NULL, reader_main, q);
+	if (r)
+		return err_set(e, -r, "cannot start the agent reader thread: %s", strerror(r));
+	q->reader_running = true;
+	return 0;
+}
+
+void qagent_stop_reader(struct qemu_vm *q)
+{
+	if (q->reader_running) {
+		uint64_t one = 1;
+		if (write(q->quit_fd, &one, sizeof(one)) < 0)
+			log_warn("cannot wake the agent reader: %s", strerror(errno));
+		pthread_join(q->reader, NULL);
+		q->reader_running = false;
+	}
+	pthread_mutex_lock(&q->xlock);
+	while (q->execs) {
+		struct qemu_exec *x = q->execs;
+		q->execs = x->next;
+		exec_free(x);
+	}
+	pthread_mutex_unlock(&q->xlock);
+}
+
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, int out_fd, struct err *e)
+{
+	size_t len = strlen(cmd);
+	if (len > AGENT_PAYLOAD_MAX)
+		return err_set(e, -E2BIG, "command line too long");
+	struct qemu_exec *x = calloc(1, sizeof(*x));
+	if (!x || !(x->buf = malloc(AGENT_WINDOW))) {
+		free(x);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	x->id = id;
+	x->fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
+	if (x->fd < 0) {
+		int r = -errno;
+		free(x->buf);
+		free(x);
+		return err_set(e, r, "dup: %s", strerror(-r));
+	}
+	/* Only our end of the engine's pipe: the reader thread must never block on it. */
+	fcntl(x->fd, F_SETFL, O_NONBLOCK);
+	pthread_mutex_lock(&q->xlock);
+	x->next = q->execs;
+	q->execs = x;
+	pthread_mutex_unlock(&q->xlock);
+	int r = qagent_send(q, AG_EXEC, id, cmd, (uint32_t)len);
+	if (r < 0) {
+		pthread_mutex_lock(&q->xlock);
+		for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
+			if (*pp == x) {
+				*pp = x->next;
+				break;
+			}
+		pthread_mutex_unlock(&q->xlock);
+		exec_free(x);
+		return err_set(e, r, "cannot send the command to the guest agent: %s", strerror(-r));
+	}
+	return 0;
+}
