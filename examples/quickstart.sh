@@ -30,9 +30,19 @@ run cat "$S/demo-a/status"
 echo start > "$S/demo-a/ctl"
 wait_for demo-a running
 sbx_exec demo-a 'cat /data.txt'
+run cat "$S/demo-a/net"
+echo "+ fork demo-a: demo-c starts with demo-a's files"
+echo 'fork demo-c' > "$S/demo-a/ctl"
+wait_for demo-c running
+sbx_exec demo-c 'cat /data.txt; hostname'
+run grep -E '^(parent|fork_[a-z_]+) ' "$S/demo-c/stats"
+echo "+ a background job"
+exec 4<>"$S/demo-a/run"; echo 'echo job says hi; sleep 0.2; exit 7' >&4; read -r job <&4; exec 4>&-
+for _ in $(seq 50); do [ "$(cat "$S/demo-a/jobs/$job/status")" = running ] || break; sleep 0.1; done
+run cat "$S/demo-a/jobs/$job/stdout" "$S/demo-a/jobs/$job/exit_code"
 echo "+ a bad command fails in write(2), the reason is in error"
 echo frobnicate > "$S/demo-a/ctl" 2>/dev/null || true
 run cat "$S/demo-a/error"
-run rmdir "$S/demo-a" "$S/demo-b"
+run rmdir "$S/demo-a" "$S/demo-b" "$S/demo-c"
 run grep -E '^(sandboxes|running|cgroup_version|create_p50_usec|create_p95_usec|stop_p50_usec) ' "$S/stats"
 echo "quickstart done"
