@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """sandboxfs benchmark driver (issue 3): cases 1, 2, 4, 5 against peers, case 3
-from build/bench/registry_bench; writes bench/results/latest.{json,md} and
-the data files the plots are drawn from.
+from build/bench/registry_bench; then networking on vs off (issue 4, a second
+daemon with its own bridge), time to interactive (issue 8, beside runc/crun/
+bwrap), ns fork (issue 9) and the qemu backend under TCG (issue 5); writes
+bench/results/latest.json, which bench/report.py turns into latest.md and plots.
+BENCH_CASES=net,tti,... (development only) runs a subset and skips the report.
 
 Run by bench/run.sh inside a private mount namespace (see run.sh).  Every
 number comes from this run: times are taken here with
@@ -33,11 +36,19 @@ IMAGE = os.path.join(BUILD, "images", "busybox")
 if QUICK:
     P = dict(c1_samples=30, c1_warmup=5, burst_sizes=[25], burst_reps=1, burst_warm=3,
              ramp_max=100, ramp_checks=[10, 100], api_iters=300, api_list_iters=20,
-             reg_sizes="100,1000,10000", reg_iters=200000, reg_secs=0.2, reg_runs=1)
+             reg_sizes="100,1000,10000", reg_iters=200000, reg_secs=0.2, reg_runs=1,
+             net_samples=30, net_warm=5, net_burst=100, net_burst_reps=1,
+             tti_samples=30, tti_warm=5, tti_bursts=[25], tti_burst_reps=1, tti_burst_warm=3,
+             fork_samples=20, fork_warm=5, fork_burst=25, fork_burst_reps=1,
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
-             reg_sizes="100,1000,10000", reg_iters=1000000, reg_secs=1.0, reg_runs=3)
+             reg_sizes="100,1000,10000", reg_iters=1000000, reg_secs=1.0, reg_runs=3,
+             net_samples=200, net_warm=10, net_burst=100, net_burst_reps=2,
+             tti_samples=200, tti_warm=10, tti_bursts=[25, 100], tti_burst_reps=2, tti_burst_warm=5,
+             fork_samples=100, fork_warm=5, fork_burst=25, fork_burst_reps=3,
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -68,7 +79,9 @@ def summary(xs):
 
 # ---------------------------------------------------------------- cleanup
 class State:
-    daemon = None          # Popen
+    daemon = None          # Popen of the main daemon (--no-net)
+    daemons = []           # (Popen, mountpoint) of every daemon we started
+    bridge = None          # the networking daemon's bridge (ours, unique to this run)
     children = set()       # pids of peer processes in flight
     containers = {}        # id -> tool
     lock = threading.Lock()
@@ -93,9 +106,10 @@ def mounted(path):
         return any(l.split()[1] == path for l in f)
 
 
-def sbx_names():
+def sbx_names(mnt=None):
+    mnt = mnt or MNT
     try:
-        return [n for n in os.listdir(MNT) if os.path.isdir(os.path.join(MNT, n))]
+        return [n for n in os.listdir(mnt) if os.path.isdir(os.path.join(mnt, n))]
     except OSError:
         return []
 
@@ -119,20 +133,24 @@ def cleanup():
                 if cid.startswith(TAG):
                     subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
-    if State.daemon and State.daemon.poll() is None:
-        for n in sbx_names():
+    for d, mnt in State.daemons:
+        if d.poll() is None:
+            for n in sbx_names(mnt):
+                try:
+                    os.rmdir(os.path.join(mnt, n))
+                except OSError:
+                    pass
+            d.send_signal(signal.SIGTERM)
             try:
-                os.rmdir(os.path.join(MNT, n))
-            except OSError:
-                pass
-        State.daemon.send_signal(signal.SIGTERM)
-        try:
-            State.daemon.wait(20)
-        except subprocess.TimeoutExpired:
-            State.daemon.kill()
-            State.daemon.wait()
-    if mounted(MNT):
-        subprocess.run(["fusermount3", "-u", "-z", MNT], stderr=subprocess.DEVNULL)
+                d.wait(20)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()
+        if mounted(mnt):
+            subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+    # our bridge, if the daemon left it (it removes it when no port is left)
+    if State.bridge and os.path.exists("/sys/class/net/" + State.bridge):
+        subprocess.run(["ip", "link", "del", State.bridge], stderr=subprocess.DEVNULL)
     # cgroups the peers made (runc/crun remove their own on delete; this is for interrupts)
     for base in os.listdir("/sys/fs/cgroup"):
         top = os.path.join("/sys/fs/cgroup", base)
@@ -151,20 +169,25 @@ def on_signal(sig, frame):
 
 
 # ---------------------------------------------------------------- sandboxfs helpers
-def start_daemon():
-    os.makedirs(MNT, exist_ok=True)
-    logf = open(os.path.join(TMP, "daemon.log"), "w")
-    State.daemon = subprocess.Popen(
-        [os.path.join(BUILD, "sandboxfs"), "-f", "--state", os.path.join(TMP, "state"),
-         "--images", os.path.join(BUILD, "images"), "--stop-on-exit", MNT],
+def start_daemon(mnt=None, state="state", extra=("--no-net",)):
+    """Starts a daemon on mnt (default MNT) with its own state dir; returns the Popen.
+    The main daemon runs --no-net (the peers' containers have only lo too)."""
+    mnt = mnt or MNT
+    os.makedirs(mnt, exist_ok=True)
+    logf = open(os.path.join(TMP, "daemon-%s.log" % state), "w")
+    d = subprocess.Popen(
+        [os.path.join(BUILD, "sandboxfs"), "-f", "--state", os.path.join(TMP, state),
+         "--images", os.path.join(BUILD, "images"), "--stop-on-exit"] + list(extra) + [mnt],
         stdout=logf, stderr=logf, start_new_session=True)
+    State.daemons.append((d, mnt))
     with open(os.path.join(TMP, "pids"), "a") as f:
-        f.write("%d\n" % State.daemon.pid)
+        f.write("%d\n" % d.pid)
     deadline = time.monotonic() + 20
-    while not os.path.exists(os.path.join(MNT, "ctl")):
-        if State.daemon.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("sandboxfs did not mount; see %s/daemon.log" % TMP)
+    while not os.path.exists(os.path.join(mnt, "ctl")):
+        if d.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("sandboxfs did not mount on %s; see %s/daemon-%s.log" % (mnt, TMP, state))
         time.sleep(0.01)
+    return d
 
 
 def kv(text):
@@ -176,8 +199,9 @@ def kv(text):
     return out
 
 
-def wait_running(name, timeout=30.0):
-    path = os.path.join(MNT, name, "status")
+def wait_running(name, timeout=30.0, mnt=None, poll=POLL_S):
+    mnt = mnt or MNT
+    path = os.path.join(mnt, name, "status")
     deadline = now_ns() + int(timeout * 1e9)
     while True:
         try:
@@ -188,14 +212,14 @@ def wait_running(name, timeout=30.0):
         if st == "running":
             return t
         if st == "failed":
-            raise RuntimeError("sandbox %s failed: %s" % (name, read_file(os.path.join(MNT, name, "error")).strip()))
+            raise RuntimeError("sandbox %s failed: %s" % (name, read_file(os.path.join(mnt, name, "error")).strip()))
         if t > deadline:
             raise RuntimeError("sandbox %s not running after %ss (status %r)" % (name, timeout, st))
-        time.sleep(POLL_S)
+        time.sleep(poll)
 
 
-def sbx_stats(name):
-    return kv(read_file(os.path.join(MNT, name, "stats")))
+def sbx_stats(name, mnt=None):
+    return kv(read_file(os.path.join(mnt or MNT, name, "stats")))
 
 
 def daemon_rss_kib():
@@ -327,7 +351,8 @@ def case1(peers, bwrap_ok):
 
 
 # ---------------------------------------------------------------- case 2
-def burst_sbx(n, how, label):
+def burst_sbx(n, how, label, mnt=None):
+    mnt = mnt or MNT
     names = ["b%s-%s-%d" % (label, how, k) for k in range(n)]
     done = {}
     errors = []
@@ -339,7 +364,7 @@ def burst_sbx(n, how, label):
         def one(nm):
             barrier.wait()
             try:
-                os.mkdir(os.path.join(MNT, nm))
+                os.mkdir(os.path.join(mnt, nm))
             except OSError as e:
                 errors.append("%s: %s" % (nm, e))
         threads = [threading.Thread(target=one, args=(nm,)) for nm in names]
@@ -349,7 +374,7 @@ def burst_sbx(n, how, label):
         barrier.wait()
     else:
         def writer():
-            fd = os.open(os.path.join(MNT, "ctl"), os.O_WRONLY)
+            fd = os.open(os.path.join(mnt, "ctl"), os.O_WRONLY)
             try:
                 for nm in names:
                     try:
@@ -366,7 +391,7 @@ def burst_sbx(n, how, label):
     while pending and not errors:
         for nm in list(pending):
             try:
-                st = read_file(os.path.join(MNT, nm, "status")).strip()
+                st = read_file(os.path.join(mnt, nm, "status")).strip()
             except FileNotFoundError:
                 continue
             if st == "running":
@@ -381,11 +406,13 @@ def burst_sbx(n, how, label):
         t.join()
     if errors:
         raise RuntimeError("burst %s: %s" % (how, "; ".join(errors[:5])))
-    daemon = [float(sbx_stats(nm)["create_usec"]) for nm in names]
+    sts = [sbx_stats(nm, mnt) for nm in names]
+    daemon = [float(st["create_usec"]) for st in sts]
+    netus = [float(st.get("create_net_usec", 0)) for st in sts]
     for nm in names:
-        os.rmdir(os.path.join(MNT, nm))
+        os.rmdir(os.path.join(mnt, nm))
     comp = [v / 1e3 for v in done.values()]
-    return {"completion": comp, "all_running": max(comp), "daemon_create": daemon}
+    return {"completion": comp, "all_running": max(comp), "daemon_create": daemon, "create_net": netus}
 
 
 def burst_peer(peer, n, label):
@@ -530,6 +557,415 @@ def case3():
     return {"rows": med, "runs": P["reg_runs"], "iters": P["reg_iters"], "secs": P["reg_secs"]}
 
 
+# ---------------------------------------------------------------- networking (issue 4)
+NET_MNT = os.path.join(TMP, "mnt-net")
+
+
+def pick_subnet():
+    """A private /16 that no host route overlaps (10.252 first, as the brief suggests)."""
+    routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    for b in (252, 251, 250, 249, 248):
+        if " 10.%d." % b not in " " + routes and "\n10.%d." % b not in "\n" + routes:
+            return "10.%d.0.0/16" % b
+    raise RuntimeError("no free 10.248-252.0.0/16 subnet on this host")
+
+
+def start_net_daemon():
+    State.bridge = "sbxb%x" % (os.getpid() & 0xfffffff)  # <= 15 chars, unique to this run
+    with open(os.path.join(TMP, "bridge"), "w") as fh:  # for run.sh, if we die
+        fh.write(State.bridge + "\n")
+    subnet = pick_subnet()
+    start_daemon(NET_MNT, "state-net", ("--bridge", State.bridge, "--subnet", subnet))
+    return {"bridge": State.bridge, "subnet": subnet}
+
+
+def leftover_net():
+    """Interfaces of this run left after cleanup: our bridge, veths with our daemons' tags."""
+    try:
+        ifs = os.listdir("/sys/class/net")
+    except OSError:
+        return []
+    out = [i for i in ifs if i == State.bridge]
+    tags = set()
+    for st in ("state", "state-net"):
+        h = 2166136261
+        for ch in os.path.join(TMP, st).encode():
+            h = ((h ^ ch) * 16777619) & 0xffffffff
+        tags.add("sbx%s-" % ("%08x" % h)[:4])
+    out += [i for i in ifs if any(i.startswith(t) for t in tags)]
+    return out
+
+
+def case_net():
+    """Create latency with networking on (second daemon) vs off (main daemon),
+    interleaved one at a time, then 100-way bursts on both."""
+    rows = {"off": {"create": [], "daemon": [], "net": []},
+            "on": {"create": [], "daemon": [], "net": [], "phases": []}}
+    rng = random.Random(now_ns())
+    total = P["net_warm"] + P["net_samples"]
+    for i in range(total):
+        order = ["off", "on"]
+        rng.shuffle(order)
+        for m in order:
+            mnt = NET_MNT if m == "on" else MNT
+            name = "n%s-%d" % (m, i)
+            t0 = now_ns()
+            os.mkdir(os.path.join(mnt, name))
+            t1 = wait_running(name, mnt=mnt)
+            st = sbx_stats(name, mnt)
+            os.rmdir(os.path.join(mnt, name))
+            if i >= P["net_warm"]:
+                rows[m]["create"].append((t1 - t0) / 1e3)
+                rows[m]["daemon"].append(float(st["create_usec"]))
+                rows[m]["net"].append(float(st.get("create_net_usec", 0)))
+                if m == "on":
+                    rows[m]["phases"].append({k: float(v) for k, v in st.items()
+                                              if k.startswith("create_") and k.endswith("_usec")})
+        if i + 1 == P["net_warm"]:
+            log("net: %d warm-up rounds done (discarded)" % P["net_warm"])
+    log("net: %d rounds measured" % P["net_samples"])
+    n = P["net_burst"]
+    burst = {"off": [], "on": []}
+    for m, mnt in (("off", MNT), ("on", NET_MNT)):  # warm-up bursts, discarded
+        burst_sbx(5, "mkdir", "nw" + m, mnt)
+    for rep in range(P["net_burst_reps"]):
+        order = ["off", "on"]
+        rng.shuffle(order)
+        for m in order:
+            burst[m].append(burst_sbx(n, "mkdir", "n%s%d" % (m, rep), NET_MNT if m == "on" else MNT))
+        log("net: burst of %d rep %d done" % (n, rep))
+    return {"samples": rows, "warmup": P["net_warm"], "burst_n": n, "burst": burst,
+            "burst_warm": 5}
+
+
+# ---------------------------------------------------------------- time to interactive (issue 8)
+TTI_CMD = b"echo hi\n"
+
+
+def tti_sbx_one(mnt, name):
+    """mkdir, open exec read+write at once (a write waits while the sandbox is
+    creating), write `echo hi`, read until the first bytes. Returns ns."""
+    t0 = now_ns()
+    os.mkdir(os.path.join(mnt, name))
+    fd = os.open(os.path.join(mnt, name, "exec"), os.O_RDWR)
+    try:
+        os.write(fd, TTI_CMD)
+        out = os.read(fd, 4096)
+        t1 = now_ns()
+    finally:
+        os.close(fd)
+    if not out.startswith(b"hi"):
+        raise RuntimeError("exec in %s answered %r" % (name, out[:80]))
+    return t1 - t0
+
+
+def tti_proc_one(argv, cid=None, tool=None):
+    """A peer that runs `echo hi` in a fresh container: start to first stdout bytes."""
+    if cid:
+        with State.lock:
+            State.containers[cid] = tool
+    t0 = now_ns()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    State.children.add(p.pid)
+    try:
+        out = os.read(p.stdout.fileno(), 4096)
+        t1 = now_ns()
+        rest, err = p.communicate(timeout=60)
+    finally:
+        State.children.discard(p.pid)
+    if cid:
+        if p.returncode == 0:
+            with State.lock:
+                State.containers.pop(cid, None)
+    if not out.startswith(b"hi"):
+        raise RuntimeError("%s: rc %s, out %r, err %r" % (argv[0], p.returncode, out[:80], err[-300:]))
+    return t1 - t0
+
+
+def make_tti_bundle(tool, limits):
+    d = make_bundle("tti-" + tool, limits)
+    path = os.path.join(d, "config.json")
+    with open(path) as fh:
+        c = json.load(fh)
+    c["process"]["args"] = ["/bin/sh", "-c", "echo hi"]
+    with open(path, "w") as fh:
+        json.dump(c, fh, indent=1)
+    return d
+
+
+BWRAP_TTI = BWRAP[:-1] + ["/bin/sh", "-c", "echo hi"]
+
+
+def tti_methods(peers, bwrap_ok, limits):
+    fns = {"sandboxfs": lambda tag: tti_sbx_one(MNT, "t" + tag)}
+    for tool in sorted(peers):
+        b = make_tti_bundle(tool, limits)
+        fns[tool] = (lambda t, b: lambda tag: tti_proc_one(
+            [t, "run", "--bundle", b, "%s-t%s-%s" % (TAG, tag, t)],
+            "%s-t%s-%s" % (TAG, tag, t), t))(tool, b)
+    if bwrap_ok:
+        fns["bwrap"] = lambda tag: tti_proc_one(BWRAP_TTI)
+    return fns
+
+
+def tti_cleanup_sbx():
+    for n in sbx_names():
+        if n.startswith("t"):
+            os.rmdir(os.path.join(MNT, n))
+
+
+def tti_burst(fn, n, label):
+    comp, errors = [], []
+    barrier = threading.Barrier(n + 1)
+    t0box = [0]
+
+    def one(k):
+        barrier.wait()
+        try:
+            fn("%s-%d" % (label, k))
+            comp.append((now_ns() - t0box[0]) / 1e3)
+        except Exception as e:  # noqa
+            errors.append(str(e))
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    t0box[0] = now_ns()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    tti_cleanup_sbx()
+    if errors:
+        raise RuntimeError("tti burst: " + "; ".join(errors[:3]))
+    return {"completion": comp, "all": max(comp)}
+
+
+def case_tti(peers, bwrap_ok, limits):
+    fns = tti_methods(peers, bwrap_ok, limits)
+    methods = list(fns)
+    rows = {m: [] for m in methods}
+    rng = random.Random(now_ns())
+    total = P["tti_warm"] + P["tti_samples"]
+    for i in range(total):
+        order = methods[:]
+        rng.shuffle(order)
+        for m in order:
+            ns = fns[m]("%d" % i)
+            if i >= P["tti_warm"]:
+                rows[m].append(ns / 1e3)
+        tti_cleanup_sbx()
+        if i + 1 == P["tti_warm"]:
+            log("tti: %d warm-up rounds done (discarded)" % P["tti_warm"])
+    log("tti: %d rounds measured" % P["tti_samples"])
+    for m in methods:
+        tti_burst(fns[m], P["tti_burst_warm"], "bw%s" % m[:2])
+    log("tti: warm-up bursts of %d done (discarded)" % P["tti_burst_warm"])
+    bursts = {n: {m: [] for m in methods} for n in P["tti_bursts"]}
+    for rep in range(P["tti_burst_reps"]):
+        for n in P["tti_bursts"]:
+            order = methods[:]
+            rng.shuffle(order)
+            for m in order:
+                bursts[n][m].append(tti_burst(fns[m], n, "b%d-%d" % (n, rep)))
+            log("tti: burst %d rep %d done" % (n, rep))
+    return {"methods": methods, "samples": rows, "warmup": P["tti_warm"],
+            "bursts": bursts, "burst_warm": P["tti_burst_warm"]}
+
+
+# ---------------------------------------------------------------- fork (issue 9, ns)
+FORK_KEYS = ("fork_freeze_usec", "fork_checkpoint_usec", "fork_restore_usec", "fork_usec")
+
+
+def ctl_write(name, line, mnt=None):
+    fd = os.open(os.path.join(mnt or MNT, name, "ctl"), os.O_WRONLY)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def exec_run(name, cmd, mnt=None):
+    fd = os.open(os.path.join(mnt or MNT, name, "exec"), os.O_RDWR)
+    try:
+        os.write(fd, (cmd + "\n").encode())
+        out = b""
+        while True:
+            b = os.read(fd, 65536)
+            if not b:
+                break
+            out += b
+        code = os.read(fd, 100).decode().strip()
+    finally:
+        os.close(fd)
+    if code != "exit_code 0":
+        raise RuntimeError("exec %r in %s: %s %r" % (cmd, name, code, out[-300:]))
+    return out
+
+
+def fork_one(src, child):
+    """`fork CHILD` on src's ctl until CHILD is running; returns (write ns, total ns, stats)."""
+    t0 = now_ns()
+    ctl_write(src, "fork %s\n" % child)
+    t1 = now_ns()
+    t2 = wait_running(child)
+    st = sbx_stats(child)
+    if st.get("parent") != src:
+        raise RuntimeError("fork child %s has parent %r" % (child, st.get("parent")))
+    return t1 - t0, t2 - t0, {k: float(st[k]) for k in FORK_KEYS if k in st}
+
+
+def fork_burst(src, n, label):
+    names = ["%s-%d" % (label, k) for k in range(n)]
+    t0 = now_ns()
+    ctl_write(src, "fork %s\n" % " ".join(names))
+    t_ret = now_ns()
+    pending, done = set(names), {}
+    deadline = t0 + int(60e9)
+    while pending:
+        for nm in list(pending):
+            st = read_file(os.path.join(MNT, nm, "status")).strip()
+            if st == "running":
+                done[nm] = (now_ns() - t0) / 1e3
+                pending.discard(nm)
+            elif st == "failed":
+                raise RuntimeError("fork child %s failed" % nm)
+        if now_ns() > deadline:
+            raise RuntimeError("fork burst: %d children not running after 60 s" % len(pending))
+        time.sleep(POLL_S * 5)
+    daemon = [float(sbx_stats(nm)["fork_usec"]) for nm in names]
+    for nm in names:
+        os.rmdir(os.path.join(MNT, nm))
+    comp = list(done.values())
+    return {"completion": comp, "all_running": max(comp), "write_returned": (t_ret - t0) / 1e3,
+            "daemon_fork": daemon}
+
+
+def case_fork():
+    """Single forks interleaved with plain creates, a burst from one checkpoint,
+    and fork time vs the source's upper-layer size."""
+    src = "fsrc"
+    os.mkdir(os.path.join(MNT, src))
+    wait_running(src)
+    exec_run(src, "echo small > /root/marker")  # a small upper layer
+    rows = {"fork": [], "fork_write": [], "create": [], "phases": []}
+    rng = random.Random(now_ns())
+    total = P["fork_warm"] + P["fork_samples"]
+    for i in range(total):
+        order = ["fork", "create"]
+        rng.shuffle(order)
+        keep = i >= P["fork_warm"]
+        for m in order:
+            if m == "fork":
+                w, tot, ph = fork_one(src, "f1-%d" % i)
+                os.rmdir(os.path.join(MNT, "f1-%d" % i))
+                if keep:
+                    rows["fork"].append(tot / 1e3)
+                    rows["fork_write"].append(w / 1e3)
+                    rows["phases"].append(ph)
+            else:
+                nm = "fc-%d" % i
+                t0 = now_ns()
+                os.mkdir(os.path.join(MNT, nm))
+                t1 = wait_running(nm)
+                os.rmdir(os.path.join(MNT, nm))
+                if keep:
+                    rows["create"].append((t1 - t0) / 1e3)
+        if i + 1 == P["fork_warm"]:
+            log("fork: %d warm-up rounds done (discarded)" % P["fork_warm"])
+    log("fork: %d single forks measured" % P["fork_samples"])
+    fork_burst(src, 5, "fbw")  # warm-up, discarded
+    bursts = []
+    for rep in range(P["fork_burst_reps"]):
+        bursts.append(fork_burst(src, P["fork_burst"], "fb%d" % rep))
+    log("fork: %d burst(s) of %d done" % (len(bursts), P["fork_burst"]))
+    os.rmdir(os.path.join(MNT, src))
+    sizes = []
+    for mb in P["fork_sizes"]:
+        s = "fsz%d" % mb
+        os.mkdir(os.path.join(MNT, s))
+        wait_running(s)
+        if mb:  # 1 MiB files of random bytes, written inside the sandbox
+            exec_run(s, "mkdir -p /data && i=0; while [ $i -lt %d ]; do "
+                        "head -c 1048576 /dev/urandom > /data/f$i || exit 1; i=$((i+1)); done; sync" % mb)
+        fork_one(s, "%s-w" % s)  # warm-up, discarded
+        os.rmdir(os.path.join(MNT, "%s-w" % s))
+        pts = []
+        for k in range(P["fork_size_samples"]):
+            w, tot, ph = fork_one(s, "%s-%d" % (s, k))
+            os.rmdir(os.path.join(MNT, "%s-%d" % (s, k)))
+            pts.append({"total": tot / 1e3, "write": w / 1e3, **ph})
+        os.rmdir(os.path.join(MNT, s))
+        sizes.append({"mb": mb, "samples": pts})
+        log("fork: upper layer %d MB: %d forks" % (mb, len(pts)))
+    return {"single": rows, "warmup": P["fork_warm"], "burst_n": P["fork_burst"],
+            "bursts": bursts, "burst_warm": 5, "sizes": sizes}
+
+
+# ---------------------------------------------------------------- qemu (issue 5)
+QEMU_KEYS = ("create_usec", "create_vmm_spawn_usec", "create_qmp_usec", "create_boot_usec")
+
+
+def qemu_one(name):
+    """`create NAME backend=qemu` on /sbx/ctl; a thread polls status (every 5 ms) for
+    running while this one opens exec, writes `echo hi`, reads the first bytes."""
+    box = {}
+
+    def poller():
+        try:
+            box["running"] = wait_running(name, timeout=120, poll=0.005)
+        except Exception as e:  # noqa
+            box["err"] = str(e)
+    t0 = now_ns()
+    fd = os.open(os.path.join(MNT, "ctl"), os.O_WRONLY)
+    try:
+        os.write(fd, ("create %s backend=qemu memory=256M\n" % name).encode())
+    finally:
+        os.close(fd)
+    th = threading.Thread(target=poller)
+    th.start()
+    efd = os.open(os.path.join(MNT, name, "exec"), os.O_RDWR)
+    try:
+        os.write(efd, TTI_CMD)
+        out = os.read(efd, 4096)
+        t_tti = now_ns()
+    finally:
+        os.close(efd)
+    th.join()
+    if "err" in box:
+        raise RuntimeError(box["err"])
+    if not out.startswith(b"hi"):
+        raise RuntimeError("qemu exec answered %r" % out[:80])
+    st = sbx_stats(name)
+    os.rmdir(os.path.join(MNT, name))
+    r = {"running": (box["running"] - t0) / 1e3, "tti": (t_tti - t0) / 1e3}
+    r.update({k: float(st[k]) for k in QEMU_KEYS if k in st})
+    return r
+
+
+def case_qemu():
+    vml = os.path.join(BUILD, "guest", "vmlinux")
+    if not os.path.exists(vml):
+        return {"skipped": "build/guest/vmlinux missing (run `make guest`)"}
+    accel = kv(read_file(os.path.join(MNT, "stats"))).get("qemu_accel", "?")
+    kvm = os.path.exists("/dev/kvm")
+    rows, ns = [], []
+    total = P["qemu_warm"] + P["qemu_samples"]
+    for i in range(total):
+        q = qemu_one("v%d" % i)
+        n = "qns-%d" % i  # an ns create beside it, same round
+        t0 = now_ns()
+        os.mkdir(os.path.join(MNT, n))
+        t1 = wait_running(n)
+        st = sbx_stats(n)
+        os.rmdir(os.path.join(MNT, n))
+        if i >= P["qemu_warm"]:
+            rows.append(q)
+            ns.append({"running": (t1 - t0) / 1e3, "create_usec": float(st["create_usec"])})
+        log("qemu: boot %d/%d (%s) running after %.0f ms" % (i + 1, total,
+            "measured" if i >= P["qemu_warm"] else "warm-up, discarded", q["running"] / 1e3))
+    return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"]}
+
+
 # ---------------------------------------------------------------- machine facts
 def machine():
     cpu = "?"
@@ -596,7 +1032,7 @@ def main():
     result["crun_host_probe"] = os.environ.get("CRUN_HOST_PROBE", "")
     result["cgroup_layout"] = os.environ.get("CGROUP_LAYOUT", "")
     try:
-        start_daemon()
+        State.daemon = start_daemon()
         stats0 = kv(read_file(os.path.join(MNT, "stats")))
         result["cgroup_version"] = stats0.get("cgroup_version", "?")
         # a probe sandbox: learns the defaults mkdir applies (the peers get the same)
@@ -630,14 +1066,30 @@ def main():
         result["skipped"] = skipped
         log("peers: %s; skipped: %s" % (sorted(peers) + (["bwrap"] if bwrap_ok else []), skipped))
 
-        result["case1"] = case1(peers, bwrap_ok)
-        result["case2"] = case2(peers)
-        result["case45"] = case45()
-        result["case3"] = case3()
+        only = [c for c in os.environ.get("BENCH_CASES", "").split(",") if c]  # for development
+        want = lambda c: not only or c in only  # noqa
+        if want("case1"):
+            result["case1"] = case1(peers, bwrap_ok)
+        if want("case2"):
+            result["case2"] = case2(peers)
+        if want("case45"):
+            result["case45"] = case45()
+        if want("case3"):
+            result["case3"] = case3()
+        if want("net"):
+            result["net_info"] = start_net_daemon()
+            result["net"] = case_net()
+        if want("tti"):
+            result["tti"] = case_tti(peers, bwrap_ok, limits)
+        if want("fork"):
+            result["fork"] = case_fork()
+        if want("qemu"):
+            result["qemu"] = case_qemu()
         result["daemon_stats_end"] = kv(read_file(os.path.join(MNT, "stats")))
     finally:
         cleanup()
-    result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if MNT in l]
+    result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if TMP in l]
+    result["leftover_net"] = leftover_net()
     result["elapsed_s"] = (now_ns() - T_START) / 1e9
     os.makedirs(RESULTS, exist_ok=True)
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:

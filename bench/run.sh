@@ -21,7 +21,7 @@ fi
 [ -x build/bench/registry_bench ] || make -s build/bench/registry_bench
 
 BENCH_TMP=$(mktemp -d /tmp/sbxbench.XXXXXX)
-export BENCH_TMP QUICK="${QUICK:-}"
+export BENCH_TMP QUICK="${QUICK:-}" BENCH_CASES="${BENCH_CASES:-}"
 inner=""
 
 cleanup() {
@@ -37,7 +37,14 @@ cleanup() {
 			kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
 		done <"$BENCH_TMP/pids"
 	fi
-	grep -q " $BENCH_TMP/mnt " /proc/mounts && fusermount3 -u -z "$BENCH_TMP/mnt" 2>/dev/null || true
+	for m in "$BENCH_TMP/mnt" "$BENCH_TMP/mnt-net"; do
+		grep -q " $m " /proc/mounts && fusermount3 -u -z "$m" 2>/dev/null || true
+	done
+	# the networking case's bridge (unique to this run, sbx*), if bench.py could not remove it
+	if [ -f "$BENCH_TMP/bridge" ]; then
+		br=$(cat "$BENCH_TMP/bridge")
+		case "$br" in sbx*) [ -e "/sys/class/net/$br" ] && ip link del "$br" 2>/dev/null || true ;; esac
+	fi
 	rm -rf "$BENCH_TMP"
 	exit "$rc"
 }
@@ -48,4 +55,4 @@ unshare -m --propagation private python3 bench/bench.py &
 inner=$!
 wait "$inner"
 inner=""
-python3 bench/report.py
+[ -n "${BENCH_CASES:-}" ] || python3 bench/report.py
