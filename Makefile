@@ -18,7 +18,7 @@ HDRS       := $(wildcard engine/*.h vmm/*.h net/*.h fs/*.h)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all image check unit integration bench demo deps clean
+.PHONY: all image check unit integration bench demo deps clean stress
 all: $(BUILD)/sandboxfs $(BUILD)/sbx-init
 
 $(BUILD)/sandboxfs: $(DAEMON_SRC) $(HDRS)
@@ -54,6 +54,11 @@ GUEST := $(BUILD)/guest
 GUEST_FOR_CHECK := $(if $(wildcard /boot/vmlinuz-*),guest)
 check: all image unit fuzz-replay $(GUEST_FOR_CHECK)
 	tests/run.sh
+
+# The long versions of the stress tests (make check runs short ones): 10 000
+# race operations, a 60 s kill-and-restart load, a burst of 200.
+stress: all image
+	RACE_OPS=10000 KILL_SECONDS=60 BURST_N=200 tests/run-bats.sh tests/stress/*.bats
 
 # QUICK=1: the short run (under a minute); results land in bench/results/.
 $(BUILD)/bench/registry_bench: bench/registry_bench.c engine/registry.c engine/registry.h
