@@ -383,28 +383,7 @@ static int ns_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
 
 static int ns_event(struct vmm_inst *vm, struct vmm_event *ev)
 {
-	char msg[128];
-	ev->kind = VMM_EV_NONE;
-	ssize_t n = recv(vm->ctl_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n <= 0) {
-		ev->kind = VMM_EV_HANGUP;
-		return 0;
-	}
-	msg[n] = '\0';
-	char *sp;
-	if (msg[0] == MSG_EXEC_EXIT) {
-		ev->kind = VMM_EV_EXEC_EXIT;
-		ev->exec_id = strtoull(msg + 1, &sp, 10);
-		ev->exit_code = (int)strtol(sp, &sp, 10);
-		ev->signal = (int)strtol(sp, NULL, 10);
-	} else if (msg[0] == MSG_EXEC_PID) {
-		ev->kind = VMM_EV_EXEC_PID;
-		ev->exec_id = strtoull(msg + 1, &sp, 10);
-		ev->pid = (int)strtol(sp, NULL, 10);
-	}
-	return 0;
+	return vmm_read_event(vm->ctl_fd, ev);
 }
 
 const struct vmm_ops vmm_ns_ops = {

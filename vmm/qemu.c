@@ -693,23 +693,7 @@ static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
 /* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */
 static int qemu_event(struct vmm_inst *vm, struct vmm_event *ev)
 {
-	char msg[128];
-	ev->kind = VMM_EV_NONE;
-	ssize_t n = recv(vm->ctl_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return 0;
-	if (n <= 0) {
-		ev->kind = VMM_EV_HANGUP;
-		return 0;
-	}
-	msg[n] = '\0';
-	if (msg[0] == 'E') {
-		char *sp;
-		ev->kind = VMM_EV_EXEC_EXIT;
-		ev->exec_id = strtoull(msg + 1, &sp, 10);
-		ev->exit_code = atoi(sp);
-	}
-	return 0;
+	return vmm_read_event(vm->ctl_fd, ev);
 }
 
 static int qemu_describe(struct buf *b)

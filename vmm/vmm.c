@@ -5,6 +5,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+
+#include "proto.h"
 
 static const struct vmm_ops *const backends[] = {&vmm_ns_ops, &vmm_qemu_ops, NULL};
 static struct vmm_host host;
@@ -34,6 +37,31 @@ void vmm_inst_init(struct vmm_inst *vm)
 	memset(vm, 0, sizeof(*vm));
 	vm->pidfd = -1;
 	vm->ctl_fd = -1;
+}
+
+int vmm_read_event(int fd, struct vmm_event *ev)
+{
+	char msg[128], *sp;
+	ev->kind = VMM_EV_NONE;
+	ssize_t n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		ev->kind = VMM_EV_HANGUP;
+		return 0;
+	}
+	msg[n] = '\0';
+	if (msg[0] == MSG_EXEC_EXIT) {
+		ev->kind = VMM_EV_EXEC_EXIT;
+		ev->exec_id = strtoull(msg + 1, &sp, 10);
+		ev->exit_code = (int)strtol(sp, &sp, 10);
+		ev->signal = (int)strtol(sp, NULL, 10);
+	} else if (msg[0] == MSG_EXEC_PID) {
+		ev->kind = VMM_EV_EXEC_PID;
+		ev->exec_id = strtoull(msg + 1, &sp, 10);
+		ev->pid = (int)strtol(sp, NULL, 10);
+	}
+	return 0;
 }
 
 uint64_t vmm_pid_start(pid_t pid)

@@ -136,6 +136,10 @@ pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
 /* Copies a tree with owners, modes, times, xattrs and device nodes (a layer). */
 int vmm_copy_tree(const char *src, const char *dst, struct err *e);
 
+/* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a
+ * backend's event socket; EOF or an error is VMM_EV_HANGUP. */
+int vmm_read_event(int fd, struct vmm_event *ev);
+
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);
 
