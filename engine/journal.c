@@ -49,6 +49,32 @@ int sbx_config_json(const struct sbx *s, struct buf *b)
 	return r;
 }
 
+/* The timings of stats, kept so a restarted daemon shows the same history. */
+#define TIME_FIELDS(X)                                                                   \
+	X(create_usec) X(create_queue_usec) X(create_rootfs_usec) X(create_cgroup_usec)  \
+	X(create_spawn_usec) X(create_init_usec) X(create_journal_usec) X(stop_usec)     \
+	X(create_net_usec) X(net_shaping_usec) X(fork_freeze_usec) X(fork_checkpoint_usec) \
+	X(fork_restore_usec) X(fork_usec)
+
+static json_t *times_json(const struct sbx_times *t)
+{
+	json_t *o = json_object();
+#define PUT(f) json_object_set_new(o, #f, json_integer((json_int_t)t->f));
+	TIME_FIELDS(PUT)
+#undef PUT
+	return o;
+}
+
+static void times_load(struct sbx_times *t, json_t *o)
+{
+	json_t *v;
+#define GET(f)                                                  \
+	if ((v = json_object_get(o, #f)) && json_is_integer(v)) \
+		t->f = (uint64_t)json_integer_value(v);
+	TIME_FIELDS(GET)
+#undef GET
+}
+
 /* Called with s->lock held. */
 int journal_write(struct sbx *s)
 {
@@ -64,6 +90,7 @@ int journal_write(struct sbx *s)
 		json_object_set_new(j, "state", json_string("stopping"));
 	json_object_set_new(j, "snapshots", snap_journal_json(s));
 	json_object_set_new(j, "net", sbx_net_journal(s));
+	json_object_set_new(j, "times", times_json(&s->t));
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text)
@@ -221,6 +248,9 @@ static struct sbx *journal_read(const char *name)
 	snprintf(s->error, sizeof(s->error), "%s", error);
 	s->exit_code = exit_code;
 	s->t.starts = (uint64_t)starts;
+	json_t *times = json_object_get(j, "times");
+	if (json_is_object(times))
+		times_load(&s->t, times);
 	for (int i = 0; i < c.nlowers; i++)
 		layer_get(c.lowers[i]);
 	if (json_is_array(snaps))
