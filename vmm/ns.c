@@ -272,19 +272,8 @@ static int ns_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 {
 	(void)why; /* init ending is a stop: its processes' fate is in events */
 	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	*exit_code = -1;
-	if (vm->pidfd >= 0 && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
-	    si.si_pid) /* ECHILD for an adopted init: its exit code is not ours to read */
-		*exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-	if (vm->pidfd >= 0)
-		close(vm->pidfd);
-	if (vm->ctl_fd >= 0)
-		close(vm->ctl_fd);
-	vm->pidfd = vm->ctl_fd = -1;
-	vm->pid = 0;
-	vm->pid_start = 0;
-	return cg_destroy(&vm->cg);
+	*exit_code = vmm_wait_exit(vm, &si);
+	return vmm_end_run(vm);
 }
 
 static int ns_destroy(struct vmm_inst *vm, struct err *e)

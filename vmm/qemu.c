@@ -612,11 +612,7 @@ static int qemu_thaw(struct vmm_inst *vm, struct err *e) { return qemu_pause(vm,
 static int qemu_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 {
 	siginfo_t si;
-	memset(&si, 0, sizeof(si));
-	*exit_code = -1;
-	if (vm->pidfd >= 0 && waitid(P_PIDFD, (id_t)vm->pidfd, &si, WEXITED | WNOHANG) == 0 &&
-	    si.si_pid)
-		*exit_code = si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+	*exit_code = vmm_wait_exit(vm, &si);
 	if (*exit_code != 0) {
 		log_warn("sandbox %s: QEMU (pid %d) ended with %s %d", vm->name, (int)vm->pid,
 			 si.si_code == CLD_EXITED ? "exit status" : "signal", si.si_status);
@@ -625,14 +621,7 @@ static int qemu_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 			si.si_status);
 	}
 	qvm_detach(vm);
-	if (vm->pidfd >= 0)
-		close(vm->pidfd);
-	if (vm->ctl_fd >= 0)
-		close(vm->ctl_fd);
-	vm->pidfd = vm->ctl_fd = -1;
-	vm->pid = 0;
-	vm->pid_start = 0;
-	return cg_destroy(&vm->cg);
+	return vmm_end_run(vm);
 }
 
 static int qemu_destroy(struct vmm_inst *vm, struct err *e)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "proto.h"
 
@@ -62,6 +63,27 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 		ev->pid = (int)strtol(sp, NULL, 10);
 	}
 	return 0;
+}
+
+int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si)
+{
+	memset(si, 0, sizeof(*si));
+	if (vm->pidfd >= 0 && waitid(P_PIDFD, (id_t)vm->pidfd, si, WEXITED | WNOHANG) == 0 &&
+	    si->si_pid)
+		return si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
+	return -1; /* ECHILD for an adopted process: its exit code is not ours to read */
+}
+
+int vmm_end_run(struct vmm_inst *vm)
+{
+	if (vm->pidfd >= 0)
+		close(vm->pidfd);
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->pidfd = vm->ctl_fd = -1;
+	vm->pid = 0;
+	vm->pid_start = 0;
+	return cg_destroy(&vm->cg);
 }
 
 uint64_t vmm_pid_start(pid_t pid)

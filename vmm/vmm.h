@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "../engine/common.h"
@@ -139,6 +140,12 @@ int vmm_copy_tree(const char *src, const char *dst, struct err *e);
 /* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a
  * backend's event socket; EOF or an error is VMM_EV_HANGUP. */
 int vmm_read_event(int fd, struct vmm_event *ev);
+
+/* For reap: the exit code of the process behind vm->pidfd (128+signal when
+ * killed; -1 when it is not our child), and si for the details. */
+int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si);
+/* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
+int vmm_end_run(struct vmm_inst *vm);
 
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);
