@@ -278,11 +278,7 @@ static int ns_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 
 static int ns_destroy(struct vmm_inst *vm, struct err *e)
 {
-	cg_destroy(&vm->cg);
-	int r = rm_rf(vm->dir);
-	if (r < 0)
-		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
-	return 0;
+	return vmm_remove_files(vm, e);
 }
 
 static int ns_adopt(struct vmm_inst *vm, struct err *e)

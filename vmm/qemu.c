@@ -630,11 +630,7 @@ static int qemu_destroy(struct vmm_inst *vm, struct err *e)
 	qvm_detach(vm);
 	shm_path_of(vm, shm, sizeof(shm));
 	unlink(shm);
-	cg_destroy(&vm->cg);
-	int r = rm_rf(vm->dir);
-	if (r < 0)
-		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
-	return 0;
+	return vmm_remove_files(vm, e);
 }
 
 /* The QMP and agent channels were socketpairs of the daemon that ended: a VM

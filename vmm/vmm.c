@@ -86,6 +86,15 @@ int vmm_end_run(struct vmm_inst *vm)
 	return cg_destroy(&vm->cg);
 }
 
+int vmm_remove_files(struct vmm_inst *vm, struct err *e)
+{
+	cg_destroy(&vm->cg);
+	int r = rm_rf(vm->dir);
+	if (r < 0)
+		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
+	return 0;
+}
+
 uint64_t vmm_pid_start(pid_t pid)
 {
 	char path[64], data[1024];

@@ -147,6 +147,9 @@ int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si);
 /* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
 int vmm_end_run(struct vmm_inst *vm);
 
+/* For destroy: removes the cgroup and the sandbox's state dir. */
+int vmm_remove_files(struct vmm_inst *vm, struct err *e);
+
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);
 

@@ -218,6 +218,16 @@ teardown_sbx() {
 	return 0
 }
 
+# The daemon's host tag (the prefix of its cgroup names, stable across
+# restarts on one state dir), from a sandbox that exists now. Sets SBX_HTAG.
+find_host_tag() {
+	local d
+	d=$(find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -mindepth 1 -maxdepth 1 \
+		-type d -name "*-$1" 2>/dev/null | head -n 1)
+	d=${d##*/}
+	SBX_HTAG=${d%-"$1"}
+}
+
 # ---------------------------------------------------------------- sandboxes
 
 # wait_status NAME WANT [TIMEOUT]: poll NAME/status until it reads WANT.

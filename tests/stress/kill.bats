@@ -315,16 +315,6 @@ kill_and_restart() {
 	echo "# removed at $((SECONDS - t0)) s"
 }
 
-# The daemon's host tag (the prefix of its cgroup names, stable across
-# restarts on one state dir), from a sandbox that exists now. Sets SBX_HTAG.
-find_host_tag() {
-	local d
-	d=$(find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -mindepth 1 -maxdepth 1 \
-		-type d -name "*-$1" 2>/dev/null | head -n 1)
-	d=${d##*/}
-	SBX_HTAG=${d%-"$1"}
-}
-
 # What is left of this test's sandboxes on the host (nothing: success).
 kill_leaks() {
 	local bad=0 d n pid

@@ -189,16 +189,6 @@ holder() {
 	echo "$n $after" >"$SBX_TMP/race.h$id.count"
 }
 
-# The daemon's host tag (the prefix of its cgroup names, stable across
-# restarts on one state dir), from a sandbox that exists now. Sets SBX_HTAG.
-find_host_tag() {
-	local d
-	d=$(find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -mindepth 1 -maxdepth 1 \
-		-type d -name "*-$1" 2>/dev/null | head -n 1)
-	d=${d##*/}
-	SBX_HTAG=${d%-"$1"}
-}
-
 # Print what leaked for the whole run (nothing: success).
 race_leaks() {
 	local bad=0 d n pid
