@@ -313,9 +313,14 @@ static struct qemu_vm *qvm_new(void)
 	q->agent_fd = q->note_wr = q->pidfd = -1;
 	q->refs = 1;
 	q->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&q->wlock, NULL);
 	pthread_mutex_init(&q->xlock, NULL);
-	if (q->quit_fd < 0) {
+	if (q->quit_fd < 0 || q->wake_fd < 0) {
+		if (q->quit_fd >= 0)
+			close(q->quit_fd);
+		if (q->wake_fd >= 0)
+			close(q->wake_fd);
 		free(q);
 		return NULL;
 	}
@@ -351,7 +356,7 @@ static void qvm_put(struct qemu_vm *q)
 		return;
 	qagent_stop_reader(q);
 	qmp_close(&q->qmp);
-	int fds[] = {q->agent_fd, q->note_wr, q->quit_fd, q->pidfd};
+	int fds[] = {q->agent_fd, q->note_wr, q->quit_fd, q->wake_fd, q->pidfd};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -662,7 +667,16 @@ static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_
 	struct qemu_vm *q = vm->priv;
 	if (!q)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
-	return qagent_exec(q, id, cmd, out_fd, e);
+	return qagent_exec(q, id, cmd, &out_fd, 1, e);
+}
+
+static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
+		    struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
+	return qagent_exec(q, id, cmd, fds, 3, e);
 }
 
 static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
@@ -701,6 +715,7 @@ const struct vmm_ops vmm_qemu_ops = {
 	.usage = qemu_usage,
 	.exec = qemu_exec,
 	.exec_kill = qemu_exec_kill,
+	.job = qemu_job,
 	.event = qemu_event,
 	.describe = qemu_describe,
 };

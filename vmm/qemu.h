@@ -16,6 +16,11 @@ struct err;
 struct qemu_exec {
 	uint64_t id;
 	int fd; /* where the command's output goes (the engine's pipe); -1 once closed */
+	/* A job: stdout to fd and stderr to err_fd (files: written at once), its
+	 * stdin read from in_fd (the engine's pipe) while the agent gives credit. */
+	bool job;
+	int err_fd, in_fd;
+	size_t in_credit;
 	bool done;       /* the agent reported the exit; freed once buf is flushed */
 	size_t off, len; /* output received, not yet in the pipe: buf[off, off+len) */
 	size_t uncredited; /* bytes passed on and not yet credited back to the agent */
@@ -28,6 +33,7 @@ struct qemu_vm {
 	int agent_fd; /* our end of the guest's /dev/ttyS1 (QEMU's socket chardev holds the other) */
 	int note_wr;  /* reader thread -> monitor: "E<id> <code>"; vm->ctl_fd is the read end */
 	int quit_fd;  /* eventfd: ends the reader thread */
+	int wake_fd;  /* eventfd: a new job's stdin for the reader thread to watch */
 	int pidfd;    /* QEMU's, our own copy: stop may still use it after the reap */
 	int refs;     /* under qemu.c's priv_lock */
 	pthread_t reader;
@@ -47,6 +53,8 @@ int qagent_start_reader(struct qemu_vm *q, struct err *e);
 /* Ends the reader thread and closes every exec's output (readers see EOF). */
 void qagent_stop_reader(struct qemu_vm *q);
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
-int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, int out_fd, struct err *e);
+/* An exec (fds[0] the output pipe, n 1) or a job (fds stdin, stdout, stderr; n 3). */
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int n,
+		struct err *e);
 
 #endif

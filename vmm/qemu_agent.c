@@ -121,8 +121,10 @@ static struct qemu_exec *exec_find(struct qemu_vm *q, uint64_t id)
 
 static void exec_free(struct qemu_exec *x)
 {
-	if (x->fd >= 0)
-		close(x->fd); /* EOF for the engine's reader */
+	int fds[] = {x->fd, x->err_fd, x->in_fd}; /* fd: EOF for the engine's reader */
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 	free(x->buf);
 	free(x);
 }
@@ -176,13 +178,36 @@ static void exec_remove(struct qemu_vm *q, struct qemu_exec *x)
 	exec_free(x);
 }
 
-static void deliver(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
+/* A job's output goes into its files at once (regular files do not stall). */
+static void deliver_job(struct qemu_vm *q, struct qemu_exec *x, bool err, const char *p, size_t n)
+{
+	int fd = err ? x->err_fd : x->fd;
+	size_t off = 0;
+	while (fd >= 0 && off < n) {
+		ssize_t w = write(fd, p + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_warn("job output of exec %" PRIu64 " lost: %s", x->id,
+				 w < 0 ? strerror(errno) : "short write");
+			break;
+		}
+		off += (size_t)w;
+	}
+	credit(q, x, n, false);
+}
+
+static void deliver(struct qemu_vm *q, uint64_t id, bool err, const char *p, size_t n)
 {
 	pthread_mutex_lock(&q->xlock);
 	struct qemu_exec *x = exec_find(q, id);
 	pthread_mutex_unlock(&q->xlock);
 	if (!x || x->done)
 		return;
+	if (x->job) {
+		deliver_job(q, x, err, p, n);
+		return;
+	}
 	size_t room = AGENT_WINDOW - x->off - x->len;
 	if (n > room && x->off) {
 		memmove(x->buf, x->buf + x->off, x->len);
@@ -198,6 +223,44 @@ static void deliver(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 	flush(q, x);
 }
 
+/* A report for the engine's monitor on note_wr. */
+static int note(struct qemu_vm *q, const char *msg, int n)
+{
+	while (send(q->note_wr, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		if (errno != EINTR && (errno != EAGAIN || wait_writable(q, q->note_wr) < 0))
+			return -1;
+	return 0;
+}
+
+/* The agent took n bytes of a job's stdin into its pipe. */
+static void stdin_credit(struct qemu_vm *q, uint64_t id, const char *n)
+{
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *x = exec_find(q, id);
+	long c = atol(n);
+	if (x && c > 0 && x->in_credit + (size_t)c <= AGENT_WINDOW)
+		x->in_credit += (size_t)c;
+	pthread_mutex_unlock(&q->xlock);
+}
+
+/* Forwards what the engine wrote to a job's stdin (EOF: an empty AG_IN). */
+static void pump_stdin(struct qemu_vm *q, struct qemu_exec *x)
+{
+	char buf[AGENT_PAYLOAD_MAX];
+	size_t want = x->in_credit < sizeof(buf) ? x->in_credit : sizeof(buf);
+	ssize_t n = read(x->in_fd, buf, want);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close(x->in_fd);
+		x->in_fd = -1;
+		qagent_send(q, AG_IN, x->id, NULL, 0);
+		return;
+	}
+	x->in_credit -= (size_t)n;
+	qagent_send(q, AG_IN, x->id, buf, (uint32_t)n);
+}
+
 /* Reports the exit at once; the output pipe closes when its last byte is in. */
 static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 {
@@ -209,12 +272,10 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 		if (!x->len)
 			exec_remove(q, x);
 	}
-	char msg[64];
-	int n = snprintf(msg, sizeof(msg), "E%" PRIu64 " %d", id, atoi(code));
-	while (send(q->note_wr, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		if (errno != EINTR && (errno != EAGAIN || wait_writable(q, q->note_wr) < 0))
-			return -1;
-	return 0;
+	char msg[64], *sig;
+	int c = (int)strtol(code, &sig, 10);
+	int n = snprintf(msg, sizeof(msg), "E%" PRIu64 " %d %d", id, c, atoi(sig));
+	return note(q, msg, n);
 }
 
 #define READER_MAX_FDS 64
@@ -229,27 +290,36 @@ static void *reader_main(void *arg)
 	char payload[AGENT_PAYLOAD_MAX + 1];
 	struct agent_hdr h;
 	for (;;) {
-		struct pollfd p[2 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = POLLIN},
-						       {.fd = q->quit_fd, .events = POLLIN}};
-		struct qemu_exec *who[2 + READER_MAX_FDS];
-		int n = 2;
+		struct pollfd p[3 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = POLLIN},
+						       {.fd = q->quit_fd, .events = POLLIN},
+						       {.fd = q->wake_fd, .events = POLLIN}};
+		struct qemu_exec *who[3 + READER_MAX_FDS];
+		int n = 3;
 		pthread_mutex_lock(&q->xlock);
-		for (struct qemu_exec *x = q->execs; x && n < 2 + READER_MAX_FDS; x = x->next)
+		for (struct qemu_exec *x = q->execs; x && n < 3 + READER_MAX_FDS; x = x->next)
 			if (x->len && x->fd >= 0) {
 				who[n] = x;
 				p[n++] = (struct pollfd){.fd = x->fd, .events = POLLOUT};
+			} else if (x->job && x->in_fd >= 0 && x->in_credit && !x->done) {
+				who[n] = x;
+				p[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLIN};
 			}
 		pthread_mutex_unlock(&q->xlock);
 		/* A stalled reader of the first 64 still lets the rest go; poll again soon. */
-		if (poll(p, (nfds_t)n, n == 2 + READER_MAX_FDS ? 100 : -1) < 0) {
+		if (poll(p, (nfds_t)n, n == 3 + READER_MAX_FDS ? 100 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
 		if (p[1].revents)
 			break;
-		for (int i = 2; i < n; i++)
-			if (p[i].revents) {
+		uint64_t woke;
+		if (p[2].revents && read(q->wake_fd, &woke, sizeof(woke)) < 0 && errno != EAGAIN)
+			break;
+		for (int i = 3; i < n; i++)
+			if (p[i].revents && who[i]->job) {
+				pump_stdin(q, who[i]);
+			} else if (p[i].revents) {
 				flush(q, who[i]);
 				if (who[i]->done && !who[i]->len)
 					exec_remove(q, who[i]);
@@ -258,10 +328,17 @@ static void *reader_main(void *arg)
 			break;
 		int r, bad = 0;
 		while (!bad && (r = next_frame(q, &h, payload)) > 0) {
-			if (h.type == AG_OUT)
-				deliver(q, h.id, payload, h.len);
-			else if (h.type == AG_EXIT)
+			if (h.type == AG_OUT || h.type == AG_ERR) {
+				deliver(q, h.id, h.type == AG_ERR, payload, h.len);
+			} else if (h.type == AG_EXIT) {
 				bad = exited(q, h.id, payload);
+			} else if (h.type == AG_CREDIT) {
+				stdin_credit(q, h.id, payload);
+			} else if (h.type == AG_PID) {
+				char msg[64];
+				int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d", h.id, atoi(payload));
+				bad = note(q, msg, m);
+			}
 		}
 		if (bad || r < 0)
 			break;
@@ -296,31 +373,36 @@ void qagent_stop_reader(struct qemu_vm *q)
 	pthread_mutex_unlock(&q->xlock);
 }
 
-int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, int out_fd, struct err *e)
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int nfds,
+		struct err *e)
 {
 	size_t len = strlen(cmd);
 	if (len > AGENT_PAYLOAD_MAX)
 		return err_set(e, -E2BIG, "command line too long");
+	bool job = nfds == 3;
 	struct qemu_exec *x = calloc(1, sizeof(*x));
-	if (!x || !(x->buf = malloc(AGENT_WINDOW))) {
+	if (!x || (!job && !(x->buf = malloc(AGENT_WINDOW)))) {
 		free(x);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
 	x->id = id;
-	x->fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
-	if (x->fd < 0) {
+	x->job = job;
+	x->fd = fcntl(fds[job ? 1 : 0], F_DUPFD_CLOEXEC, 0);
+	x->err_fd = job ? fcntl(fds[2], F_DUPFD_CLOEXEC, 0) : -1;
+	x->in_fd = job ? fcntl(fds[0], F_DUPFD_CLOEXEC, 0) : -1;
+	x->in_credit = AGENT_WINDOW;
+	if (x->fd < 0 || (job && (x->err_fd < 0 || x->in_fd < 0))) {
 		int r = -errno;
-		free(x->buf);
-		free(x);
+		exec_free(x);
 		return err_set(e, r, "dup: %s", strerror(-r));
 	}
-	/* Only our end of the engine's pipe: the reader thread must never block on it. */
-	fcntl(x->fd, F_SETFL, O_NONBLOCK);
+	/* Only our ends of the engine's pipes: the reader thread must never block on them. */
+	fcntl(job ? x->in_fd : x->fd, F_SETFL, O_NONBLOCK);
 	pthread_mutex_lock(&q->xlock);
 	x->next = q->execs;
 	q->execs = x;
 	pthread_mutex_unlock(&q->xlock);
-	int r = qagent_send(q, AG_EXEC, id, cmd, (uint32_t)len);
+	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, cmd, (uint32_t)len);
 	if (r < 0) {
 		pthread_mutex_lock(&q->xlock);
 		for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
@@ -331,6 +413,11 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, int out_fd, str
 		pthread_mutex_unlock(&q->xlock);
 		exec_free(x);
 		return err_set(e, r, "cannot send the command to the guest agent: %s", strerror(-r));
+	}
+	/* The reader thread polls the new stdin from its next round on. */
+	if (job) {
+		uint64_t one = 1;
+		(void)!write(q->wake_fd, &one, sizeof(one));
 	}
 	return 0;
 }

@@ -23,51 +23,6 @@ teardown() {
 	teardown_sbx
 }
 
-# sbx_run NAME CMD: start a background job; prints its id. The id is read with
-# one read(2) (head), see the byte-by-byte test below for bash's `read`.
-sbx_run() {
-	local name=$1 cmd=$2 fd id
-	exec {fd}<>"$MNT/$name/run" || return 1
-	printf '%s\n' "$cmd" >&"$fd" || {
-		exec {fd}>&-
-		return 1
-	}
-	id=$(timeout 10 head -n 1 <&"$fd" 2>/dev/null)
-	exec {fd}>&-
-	[[ "$id" =~ ^[0-9]+$ ]] || {
-		echo "run: expected a job id, got '$id'" >&2
-		return 1
-	}
-	echo "$id"
-}
-
-# wait_job NAME N WANT: wait (bounded) until jobs/N/status matches WANT.
-wait_job() {
-	local name=$1 n=$2 want=$3 st="" i
-	for ((i = 0; i < SBX_STATUS_WAIT * 10; i++)); do
-		st=$(sbx_cat "$MNT/$name/jobs/$n/status" 2>/dev/null)
-		[[ "$st" =~ ^($want)$ ]] && return 0
-		sleep 0.1
-	done
-	echo "job $name/$n is '$st', wanted '$want'" >&2
-	return 1
-}
-
-# A job file (nonblocking: never waits at the end of the output).
-job_file() {
-	python3 - "$MNT/$1/jobs/$2/$3" <<'EOF'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
-out = b""
-while True:
-    b = os.read(fd, 65536)
-    if not b:
-        break
-    out += b
-sys.stdout.buffer.write(out)
-EOF
-}
-
 # ---------------------------------------------------------------- exec
 
 @test "exec: exit status of true, false and exit 3 on the same handle" {

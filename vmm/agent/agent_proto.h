@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define AGENT_VERSION 1
+#define AGENT_VERSION 2
 #define AGENT_PAYLOAD_MAX 8192
 /* Flow control per command, as SSH channels do: the agent sends at most this
  * many output bytes of a command that the daemon has not credited back, so a
@@ -27,10 +27,17 @@ struct agent_hdr {
 #define AG_KILL 'K'     /* id (0: every process of the guest), payload: signal number */
 #define AG_POWEROFF 'P' /* payload: seconds between SIGTERM and SIGKILL, then power off */
 #define AG_CREDIT 'C'   /* id, payload: output bytes of that command the daemon passed on */
+#define AG_JOB 'J'      /* id, payload: command line; like AG_EXEC with its own stdin and stderr */
+#define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_WINDOW not
+			 * yet credited back); empty: end of its stdin */
 
 /* agent -> daemon */
 #define AG_HELLO 'H'    /* payload: "sbx-agent <version>"; the guest is ready */
 #define AG_OUT 'O'      /* id, payload: bytes of the command's stdout/stderr */
-#define AG_EXIT 'E'     /* id, payload: exit code (128+signal when killed), after the last AG_OUT */
+#define AG_ERR 'R'      /* id, payload: bytes of a job's stderr */
+#define AG_PID 'D'      /* id, payload: the command's pid in the guest */
+/* AG_CREDIT (agent -> daemon): id, payload: stdin bytes the job's pipe took */
+#define AG_EXIT 'E'     /* id, payload: "<exit code> <signal>" (code 128+signal when killed),
+			 * after the last AG_OUT */
 
 #endif

@@ -31,12 +31,16 @@
 #define DEFAULT_PORT "/dev/ttyS1"
 
 struct job {
-	bool used, exited, eof;
+	bool used, exited;
 	uint64_t id;
 	pid_t pid;
-	int out_fd;
-	int code;
+	int out_fd, err_fd; /* -1 once at EOF (err_fd: -1 for exec, whose stderr is out_fd) */
+	int in_fd;          /* jobs: the write end of its stdin; -1 when closed */
+	int code, sig;
 	uint32_t credit; /* output bytes we may still send (AGENT_WINDOW) */
+	char *in;        /* jobs: stdin received, not yet in the pipe */
+	size_t in_len;
+	bool in_eof;     /* the host ended stdin: close the pipe once in_len is 0 */
 };
 
 static struct job jobs[MAX_JOBS];
@@ -191,26 +195,55 @@ static struct job *job_find(uint64_t id)
 	return NULL;
 }
 
+static void close_stdin(struct job *j)
+{
+	if (j->in_fd >= 0)
+		close(j->in_fd);
+	j->in_fd = -1;
+	free(j->in);
+	j->in = NULL;
+	j->in_len = 0;
+}
+
 static void job_finish_if_done(struct job *j)
 {
-	if (!j->exited || !j->eof)
+	if (!j->exited || j->out_fd >= 0 || j->err_fd >= 0)
 		return;
-	char code[16];
-	snprintf(code, sizeof(code), "%d", j->code);
+	char code[32];
+	snprintf(code, sizeof(code), "%d %d", j->code, j->sig);
 	send_text(AG_EXIT, j->id, code);
+	close_stdin(j);
 	j->used = false;
 }
 
-static void job_start(uint64_t id, const char *cmd)
+static void fail_start(uint64_t id, const char *why)
+{
+	send_text(AG_OUT, id, why);
+	send_text(AG_EXIT, id, "126 0");
+}
+
+/* exec (job false): stdout and stderr in one pipe, stdin /dev/null. A job:
+ * three pipes, its stdin fed by AG_IN frames. */
+static void job_start(uint64_t id, const char *cmd, bool job)
 {
 	struct job *j = NULL;
 	for (int i = 0; i < MAX_JOBS && !j; i++)
 		if (!jobs[i].used)
 			j = &jobs[i];
-	int p[2] = {-1, -1};
-	if (!j || pipe2(p, O_CLOEXEC) < 0) {
-		send_text(AG_OUT, id, j ? "sbx-agent: pipe failed\n" : "sbx-agent: too many commands\n");
-		send_text(AG_EXIT, id, "126");
+	if (!j) {
+		fail_start(id, "sbx-agent: too many commands\n");
+		return;
+	}
+	int o[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
+	char *ibuf = job ? malloc(AGENT_WINDOW) : NULL;
+	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || pipe2(er, O_CLOEXEC) < 0 ||
+						pipe2(in, O_CLOEXEC) < 0))) {
+		int fds[] = {o[0], o[1], er[0], er[1], in[0], in[1]};
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(ibuf);
+		fail_start(id, "sbx-agent: pipe failed\n");
 		return;
 	}
 	pid_t pid = fork();
@@ -219,40 +252,109 @@ static void job_start(uint64_t id, const char *cmd)
 					     "HOME=/root", NULL};
 		sigprocmask(SIG_SETMASK, &old_mask, NULL);
 		setsid();
-		int null = open("/dev/null", O_RDONLY);
-		dup2(null >= 0 ? null : p[1], 0);
-		dup2(p[1], 1);
-		dup2(p[1], 2);
+		int null = job ? in[0] : open("/dev/null", O_RDONLY);
+		dup2(null >= 0 ? null : o[1], 0);
+		dup2(o[1], 1);
+		dup2(job ? er[1] : o[1], 2);
 		if (chdir("/") < 0)
 			_exit(126);
 		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
 		_exit(127);
 	}
-	close(p[1]);
+	close(o[1]);
+	if (job) {
+		close(er[1]);
+		close(in[0]);
+	}
 	if (pid < 0) {
-		close(p[0]);
-		send_text(AG_OUT, id, "sbx-agent: fork failed\n");
-		send_text(AG_EXIT, id, "126");
+		int fds[] = {o[0], er[0], in[1]};
+		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		free(ibuf);
+		fail_start(id, "sbx-agent: fork failed\n");
 		return;
 	}
-	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = p[0], .credit = AGENT_WINDOW};
+	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	if (job) {
+		fcntl(er[0], F_SETFL, O_NONBLOCK);
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+	}
+	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o[0], .err_fd = er[0],
+			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = ibuf};
+	char p[16];
+	snprintf(p, sizeof(p), "%d", (int)pid);
+	send_text(AG_PID, id, p);
 }
 
-static void job_output(struct job *j)
+/* Moves buffered stdin into the job's pipe; credits the daemon for what went in. */
+static void job_feed(struct job *j)
+{
+	size_t done = 0;
+	while (j->in_fd >= 0 && done < j->in_len) {
+		ssize_t w = write(j->in_fd, j->in + done, j->in_len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w < 0) { /* the job closed its stdin: what it would not read is dropped */
+			done = j->in_len;
+			close(j->in_fd);
+			j->in_fd = -1;
+			break;
+		}
+		done += (size_t)w;
+	}
+	if (j->in_eof && done == j->in_len && j->in_fd >= 0) {
+		close(j->in_fd);
+		j->in_fd = -1;
+	}
+	if (!done)
+		return;
+	memmove(j->in, j->in + done, j->in_len - done);
+	j->in_len -= done;
+	char p[24];
+	snprintf(p, sizeof(p), "%zu", done);
+	send_text(AG_CREDIT, j->id, p);
+}
+
+static void job_input(uint64_t id, const char *p, size_t n)
+{
+	struct job *j = job_find(id);
+	if (!j || !j->in)
+		return;
+	if (j->in_fd < 0) { /* its stdin is closed: dropped, and credited so the host goes on */
+		char c[24];
+		snprintf(c, sizeof(c), "%zu", n);
+		if (n)
+			send_text(AG_CREDIT, j->id, c);
+		return;
+	}
+	if (n > AGENT_WINDOW - j->in_len) {
+		say("the host overran job %llu's stdin window", (unsigned long long)id);
+		n = AGENT_WINDOW - j->in_len;
+	}
+	memcpy(j->in + j->in_len, p, n);
+	j->in_len += n;
+	j->in_eof = j->in_eof || n == 0;
+	job_feed(j);
+}
+
+/* Output of one stream (0 stdout, 1 stderr) of j. */
+static void job_output(struct job *j, int stream)
 {
 	char buf[4096];
-	ssize_t n = read(j->out_fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
+	int *fd = stream ? &j->err_fd : &j->out_fd;
+	ssize_t n = read(*fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		j->credit -= (uint32_t)n;
-		send_frame(AG_OUT, j->id, buf, (uint32_t)n);
+		send_frame(stream ? AG_ERR : AG_OUT, j->id, buf, (uint32_t)n);
 		return;
 	}
-	close(j->out_fd);
-	j->out_fd = -1;
-	j->eof = true;
+	close(*fd);
+	*fd = -1;
 	job_finish_if_done(j);
 }
 
@@ -265,6 +367,7 @@ static void reap_children(void)
 			if (jobs[i].used && !jobs[i].exited && jobs[i].pid == pid) {
 				jobs[i].exited = true;
 				jobs[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+				jobs[i].sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 				job_finish_if_done(&jobs[i]);
 			}
 }
@@ -296,7 +399,11 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 	payload[h->len] = '\0';
 	switch (h->type) {
 	case AG_EXEC:
-		job_start(h->id, payload);
+	case AG_JOB:
+		job_start(h->id, payload, h->type == AG_JOB);
+		break;
+	case AG_IN:
+		job_input(h->id, payload, h->len);
 		break;
 	case AG_KILL: {
 		int sig = atoi(payload);
@@ -349,16 +456,30 @@ static void serve(int sfd)
 	static char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
 	size_t in_len = 0;
 	for (;;) {
-		struct pollfd pfd[2 + MAX_JOBS];
-		struct job *who[2 + MAX_JOBS];
+		struct pollfd pfd[2 + 3 * MAX_JOBS];
+		struct job *who[2 + 3 * MAX_JOBS];
+		int what[2 + 3 * MAX_JOBS]; /* 0 stdout, 1 stderr, 2 stdin */
 		int n = 0;
 		pfd[n++] = (struct pollfd){.fd = port, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
-		for (int i = 0; i < MAX_JOBS; i++)
-			if (jobs[i].used && !jobs[i].eof && jobs[i].credit > 0) {
-				who[n] = &jobs[i];
-				pfd[n++] = (struct pollfd){.fd = jobs[i].out_fd, .events = POLLIN};
+		for (int i = 0; i < MAX_JOBS; i++) {
+			struct job *j = &jobs[i];
+			if (!j->used)
+				continue;
+			for (int k = 0; k < 2 && j->credit > 0; k++) {
+				int fd = k ? j->err_fd : j->out_fd;
+				if (fd >= 0) {
+					who[n] = j;
+					what[n] = k;
+					pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
+				}
 			}
+			if (j->in_fd >= 0 && j->in_len) {
+				who[n] = j;
+				what[n] = 2;
+				pfd[n++] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT};
+			}
+		}
 		if (poll(pfd, (nfds_t)n, -1) < 0)
 			continue;
 		if (pfd[0].revents & POLLIN) {
@@ -366,9 +487,16 @@ static void serve(int sfd)
 			if (r > 0)
 				in_len = handle_input(in, in_len + (size_t)r);
 		}
-		for (int i = 2; i < n; i++)
-			if (pfd[i].revents)
-				job_output(who[i]);
+		for (int i = 2; i < n; i++) {
+			struct job *j = who[i];
+			if (!pfd[i].revents || !j->used)
+				continue;
+			if (what[i] < 2) {
+				job_output(j, what[i]);
+				continue;
+			}
+			job_feed(j);
+		}
 		if (pfd[1].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
