@@ -54,7 +54,7 @@ int sbx_config_json(const struct sbx *s, struct buf *b)
 	X(create_usec) X(create_queue_usec) X(create_rootfs_usec) X(create_cgroup_usec)  \
 	X(create_spawn_usec) X(create_init_usec) X(create_journal_usec) X(stop_usec)     \
 	X(create_net_usec) X(net_shaping_usec) X(fork_freeze_usec) X(fork_checkpoint_usec) \
-	X(fork_restore_usec) X(fork_usec)
+	X(fork_restore_usec) X(fork_usec) X(restore_usec) X(standby_usec)
 
 static json_t *times_json(const struct sbx_times *t)
 {

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <inttypes.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -120,6 +121,8 @@ static void start_job(void *arg)
 		s->t.create_spawn_usec = t.spawn_usec;
 		s->t.create_init_usec = t.init_usec;
 		s->t.vt = t;
+		if (t.restore_usec)
+			s->t.restore_usec = t.restore_usec;
 		s->t.starts++;
 		s->t.started_wall_usec = wall_usec();
 		s->deadline_usec = s->cfg.timeout_sec
@@ -302,25 +305,44 @@ static void handle_exit_locked(struct sbx *s);
 
 /* --- stop, start, kill, pause, resume --- */
 
-static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
+/* Stop, or with standby save the whole machine first (the backend ends it). */
+static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, bool standby,
+			   struct err *e)
 {
 	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
 	int st = atomic_load(&s->state);
+	const char *verb = standby ? "put in standby" : "stop";
 	if (st == SBX_STOPPING)
 		return err_set(e, -EBUSY, "sandbox %s is already stopping", s->node.name);
 	if (st != SBX_RUNNING && st != SBX_PAUSED)
-		return err_set(e, -EBUSY, "cannot stop sandbox %s: it is %s", s->node.name,
+		return err_set(e, -EBUSY, "cannot %s sandbox %s: it is %s", verb, s->node.name,
 			       sbx_state_name(st));
+	if (standby && !s->ops->standby)
+		return err_set(e, -EOPNOTSUPP, "standby needs a backend that can save a whole "
+			       "machine (qemu); '%s' cannot (no process checkpointing here)",
+			       s->cfg.backend);
 	s->t.stop_request_usec = now_usec();
+	char old_reason[sizeof(s->reason)];
+	snprintf(old_reason, sizeof(old_reason), "%s", s->reason);
 	snprintf(s->reason, sizeof(s->reason), "%s", reason);
 	sbx_set_state(s, SBX_STOPPING);
-	if (st == SBX_PAUSED)
+	if (st == SBX_PAUSED && !standby)
 		s->ops->thaw(&s->vm, NULL); /* a frozen init cannot act on stop */
 	/* While stop_busy, the monitor leaves init's handles to us (no reap under our feet). */
 	s->stop_busy = true;
 	pthread_mutex_unlock(&s->lock);
-	int r = s->ops->stop(&s->vm, timeout_sec, e);
+	int r = standby ? s->ops->standby(&s->vm, st == SBX_PAUSED, e)
+			: s->ops->stop(&s->vm, timeout_sec, e);
 	pthread_mutex_lock(&s->lock);
+	if (standby && r < 0 && !s->exit_pending && atomic_load(&s->state) == SBX_STOPPING) {
+		/* Nothing was saved and the machine runs on as it was. */
+		s->stop_busy = false;
+		snprintf(s->reason, sizeof(s->reason), "%s", old_reason);
+		sbx_set_state(s, st);
+		return r;
+	}
+	if (standby && r == 0)
+		s->t.standby_usec = now_usec() - s->t.stop_request_usec;
 	s->stop_busy = false;
 	if (s->exit_pending) {
 		s->exit_pending = false;
@@ -335,6 +357,22 @@ static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, s
 	if (atomic_load(&s->state) == SBX_STOPPING)
 		return err_set(e, -ETIMEDOUT, "sandbox %s did not stop", s->node.name);
 	return 0;
+}
+
+static int sbx_stop_locked(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
+{
+	return stop_or_standby(s, timeout_sec, reason, false, e);
+}
+
+static int sbx_standby(struct sbx *s, struct err *e)
+{
+	pthread_mutex_lock(&s->lock);
+	int r = stop_or_standby(s, 0, "standby", true, e);
+	if (r == 0)
+		log_info("sandbox %s: in standby (saved in %" PRIu64 " us)", s->node.name,
+			 s->t.standby_usec);
+	pthread_mutex_unlock(&s->lock);
+	return r;
 }
 
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e)
@@ -352,7 +390,7 @@ static int sbx_start(struct sbx *s, struct err *e)
 	int r = 0;
 	if (s->removing)
 		r = err_set(e, -EBUSY, "sandbox %s is being removed", s->node.name);
-	else if (st != SBX_STOPPED && st != SBX_FAILED)
+	else if (st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
 		r = err_set(e, -EBUSY, "cannot start sandbox %s: it is %s", s->node.name,
 			    sbx_state_name(st));
 	else if (access(s->vm.image_dir, F_OK) < 0)
@@ -455,11 +493,10 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 				r = sbx_extend(s, u, &e);
 		} else if (!strcmp(verb, "fork")) {
 			r = sbx_fork(s, cmd.argc - 1, cmd.argv + 1, &e);
-		} else if (!strcmp(verb, "standby")) {
-			r = err_set(&e, -EOPNOTSUPP, "standby needs a backend that can save a whole "
-				    "machine (qemu); '%s' cannot (no process checkpointing here)",
-				    s->cfg.backend);
-		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume")) {
+		} else if (!strcmp(verb, "standby") && cmd.argc == 1) {
+			r = sbx_standby(s, &e);
+		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
+			   !strcmp(verb, "standby")) {
 			r = err_set(&e, -EINVAL, "'%s' takes no arguments", verb);
 		} else {
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (stop start kill pause resume "
@@ -501,7 +538,7 @@ int engine_rmdir(const char *name)
 			timed_wait(s, deadline);
 	}
 	st = atomic_load(&s->state);
-	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED)
+	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
 		r = err_set(&e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
 	if (r == 0)
 		r = s->ops->destroy(&s->vm, &e);
@@ -576,7 +613,8 @@ static void handle_exit_locked(struct sbx *s)
 		sbx_fail(s, why.code, why.msg); /* it crashed: failed, with the reason in error */
 		sbx_set_state(s, SBX_FAILED);
 	} else {
-		sbx_set_state(s, SBX_STOPPED);
+		bool saved = prev == SBX_STOPPING && strcmp(s->reason, "standby") == 0 && code == 0;
+		sbx_set_state(s, saved ? SBX_STANDBY : SBX_STOPPED);
 	}
 	journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,

@@ -34,6 +34,8 @@ struct sbx_times {
 	uint64_t fork_freeze_usec, fork_checkpoint_usec, fork_queued_usec;
 	uint64_t fork_restore_usec, fork_usec;
 	uint64_t create_net_usec, net_shaping_usec;
+	uint64_t restore_usec; /* the last start that restored a saved machine */
+	uint64_t standby_usec; /* the last standby: stop to saved and ended */
 	struct vmm_timing vt; /* the last start's backend phases, extras included */
 };
 

@@ -55,7 +55,7 @@ static void layer_remove_dir(const char *id)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
-	int r = rm_rf(dir);
+	int r = vmm_remove_layer(dir);
 	if (r < 0)
 		log_warn("cannot remove layer %s: %s", dir, strerror(-r));
 	else

@@ -134,11 +134,15 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
 	if (s->cfg.parent[0])
-		r |= buf_printf(b, "fork_mode fs\nfork_generation %u\nfork_freeze_usec %" PRIu64
+		r |= buf_printf(b, "fork_mode %s\nfork_generation %u\nfork_freeze_usec %" PRIu64
 				"\nfork_checkpoint_usec %" PRIu64 "\nfork_restore_usec %" PRIu64
-				"\nfork_usec %" PRIu64 "\n", s->cfg.fork_generation,
+				"\nfork_usec %" PRIu64 "\n",
+				s->ops->fork_mode ? s->ops->fork_mode : "fs", s->cfg.fork_generation,
 				t->fork_freeze_usec, t->fork_checkpoint_usec, t->fork_restore_usec,
 				t->fork_usec);
+	if (t->restore_usec || t->standby_usec)
+		r |= buf_printf(b, "standby_usec %" PRIu64 "\nrestore_usec %" PRIu64 "\n",
+				t->standby_usec, t->restore_usec);
 	for (int i = 0; i < t->vt.nextra && r == 0; i++)
 		r = buf_printf(b, "create_%s_usec %" PRIu64 "\n", t->vt.extra[i].key,
 			       t->vt.extra[i].usec);

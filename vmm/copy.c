@@ -142,3 +142,58 @@ int vmm_copy_tree(const char *src, const char *dst, struct err *e)
 {
 	return copy_node(src, dst, e);
 }
+
+/* A sparse copy: only the extents with data (SEEK_DATA/SEEK_HOLE), so a guest
+ * RAM file costs what the guest touched, not its size. */
+int vmm_copy_sparse(const char *src, const char *dst, struct err *e)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), out = -1, r = 0;
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, -errno, "cannot open %s: %s", src, strerror(errno));
+		goto out;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0 || ftruncate(out, st.st_size) < 0) {
+		r = err_set(e, -errno, "cannot create %s: %s", dst, strerror(errno));
+		goto out;
+	}
+	off_t pos = 0;
+	while (pos < st.st_size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break; /* only a hole is left */
+		off_t hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
+		if (data < 0 || hole < 0) {
+			r = err_set(e, -errno, "cannot map %s: %s", src, strerror(errno));
+			goto out;
+		}
+		for (off_t o = data; o < hole;) {
+			loff_t io = o, oo = o;
+			ssize_t n = copy_file_range(in, &io, out, &oo, (size_t)(hole - o), 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+				      errno == EINVAL)) {
+				char buf[1 << 16];
+				size_t want = hole - o < (off_t)sizeof(buf) ? (size_t)(hole - o) : sizeof(buf);
+				n = pread(in, buf, want, o);
+				if (n > 0 && pwrite(out, buf, (size_t)n, o) != n)
+					n = -1;
+			}
+			if (n <= 0) {
+				r = err_set(e, n < 0 ? -errno : -EIO, "cannot copy %s: %s", src,
+					    n < 0 ? strerror(errno) : "short copy");
+				goto out;
+			}
+			o += n;
+		}
+		pos = hole;
+	}
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0 && r == 0)
+		r = err_set(e, -errno, "cannot write %s: %s", dst, strerror(errno));
+	if (r < 0 && out >= 0)
+		unlink(dst);
+	return r;
+}

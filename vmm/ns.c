@@ -373,6 +373,7 @@ static int ns_event(struct vmm_inst *vm, struct vmm_event *ev)
 
 const struct vmm_ops vmm_ns_ops = {
 	.name = "ns",
+	.fork_mode = "fs",
 	.create = ns_create,
 	.start = ns_start,
 	.stop = ns_stop,

@@ -14,7 +14,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <jansson.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -183,10 +185,11 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, st
 }
 
 static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
-		       const struct guest_files *g, unsigned mem_mib, unsigned vcpus, struct args *a)
+		       const struct guest_files *g, bool incoming, struct args *a)
 {
 	char shm[PATH_MAX * 2], con[PATH_MAX * 2], log_path[PATH_MAX + 16];
-	opt_escape(q->shm_path, shm, sizeof(shm));
+	unsigned mem_mib = q->mem_mib, vcpus = q->vcpus;
+	opt_escape(q->ram_path, shm, sizeof(shm));
 	snprintf(log_path, sizeof(log_path), "%s/console.log", vm->dir);
 	opt_escape(log_path, con, sizeof(con));
 	args_add(a, "%s", hf.qemu);
@@ -206,7 +209,9 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "-m");
 	args_add(a, "%uM", mem_mib);
 	args_add(a, "-object");
-	args_add(a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=on", mem_mib, shm);
+	/* share=off maps a snapshot's frozen RAM copy-on-write (a fork's child). */
+	args_add(a, "memory-backend-file,id=mem,size=%uM,mem-path=%s,share=%s", mem_mib, shm,
+		 q->ram_shared ? "on" : "off");
 	args_add(a, "-nodefaults");
 	args_add(a, "-no-user-config");
 	args_add(a, "-display");
@@ -239,6 +244,10 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "socket,id=qmp,fd=%d", FD_QMP);
 	args_add(a, "-mon");
 	args_add(a, "chardev=qmp,mode=control");
+	if (incoming) { /* the state comes by migrate-incoming, after x-ignore-shared is set */
+		args_add(a, "-incoming");
+		args_add(a, "defer");
+	}
 	a->v[a->n] = NULL;
 }
 
@@ -383,13 +392,33 @@ static void qvm_detach(struct vmm_inst *vm)
 
 /* --- ops --- */
 
+/* A fork's child is restored from its layer on its first start: the
+ * `restore` file in its state dir names the snapshot. */
+static void restore_marker(const struct vmm_inst *vm, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/restore", vm->dir);
+}
+
+static void standby_dir(const struct vmm_inst *vm, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/standby", vm->dir);
+}
+
 static int qemu_create(struct vmm_inst *vm, struct err *e)
 {
 	host_facts();
 	if (!hf.qemu[0])
 		return err_set(e, -ENOENT, "qemu-system-x86_64 not found (apt-get install qemu-system-x86)");
 	struct guest_files g;
-	return find_guest_files(vm, &g, e);
+	int r = find_guest_files(vm, &g, e);
+	if (r == 0 && vm->nlowers > 0) {
+		char marker[PATH_MAX + 16], layer[PATH_MAX + VMM_LAYER_ID_MAX + 2];
+		restore_marker(vm, marker, sizeof(marker));
+		int n = snprintf(layer, sizeof(layer), "%s/%s", vmm_host()->layers_dir, vm->lowers[0]);
+		if ((r = write_file_atomic(marker, layer, (size_t)n, false)) < 0)
+			return err_set(e, r, "cannot write %s: %s", marker, strerror(-r));
+	}
+	return r;
 }
 
 /* memory= is guest RAM; cpus= rounds up to whole vCPUs. */
@@ -441,22 +470,115 @@ static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
 	snprintf(out, cap, "%s", nl ? nl + 1 : data);
 }
 
+/* What a restore starts from: a snapshot dir with devstate and vm.json. */
+struct snap_src {
+	char dir[PATH_MAX];
+	char ram[PATH_MAX]; /* its frozen RAM file, "" when the RAM is in devstate */
+	unsigned mem_mib, vcpus;
+	bool standby;
+};
+
+static int read_snap(const char *dir, struct snap_src *src, struct err *e)
+{
+	char p[PATH_MAX + 16];
+	snprintf(src->dir, sizeof(src->dir), "%s", dir);
+	snprintf(p, sizeof(p), "%s/vm.json", dir);
+	json_error_t je;
+	json_t *o = json_load_file(p, 0, &je);
+	const char *ram = "";
+	int mem = 0, vcpus = 0;
+	if (!o || json_unpack(o, "{s:i, s:i, s:s}", "mem_mib", &mem, "vcpus", &vcpus, "ram", &ram)) {
+		json_decref(o);
+		return err_set(e, -EINVAL, "snapshot %s is unreadable (%s)", dir,
+			       o ? "missing keys" : je.text);
+	}
+	snprintf(src->ram, sizeof(src->ram), "%s", ram);
+	src->mem_mib = (unsigned)mem;
+	src->vcpus = (unsigned)vcpus;
+	json_decref(o);
+	if (src->ram[0] && access(src->ram, R_OK) < 0)
+		return err_set(e, -ENOENT, "the snapshot's memory image %s is gone", src->ram);
+	return 0;
+}
+
+/* Standby image first, then a fork's layer; 0 and src->dir "" for a boot. */
+static int find_restore(struct vmm_inst *vm, struct snap_src *src, struct err *e)
+{
+	char p[PATH_MAX + 16], layer[PATH_MAX];
+	memset(src, 0, sizeof(*src));
+	standby_dir(vm, p, sizeof(p));
+	if (access(p, F_OK) == 0) {
+		int r = read_snap(p, src, e);
+		src->standby = true;
+		return r;
+	}
+	restore_marker(vm, p, sizeof(p));
+	if (read_file_str(p, layer, sizeof(layer)) < 0)
+		return 0;
+	return read_snap(layer, src, e);
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", in[i]);
+}
+
+/* Incoming migration from the snapshot, then cont, then the guest's new
+ * identity (AG_FORK: hostname, clock, RNG reseed) before anything else runs. */
+static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_src *src,
+		      struct err *e)
+{
+	char uri[PATH_MAX + 32];
+	if (strchr(src->dir, '\''))
+		return err_set(e, -EINVAL, "snapshot path %s has a quote", src->dir);
+	int r = qmp_set_ignore_shared(&q->qmp, src->ram[0] != 0, e);
+	if (r < 0)
+		return r;
+	snprintf(uri, sizeof(uri), "exec:cat '%s/devstate'", src->dir);
+	if ((r = qmp_cmd(&q->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL,
+			 QMP_TIMEOUT_MS, e)) < 0 ||
+	    (r = qmp_wait_migration(&q->qmp, 120000, e)) < 0 ||
+	    (r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
+		return r;
+	unsigned char rnd[40];
+	char nonce[17], ent[65], payload[256];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return err_set(e, -EIO, "getrandom: %s", strerror(errno));
+	hex(rnd, 8, nonce);
+	hex(rnd + 8, 32, ent);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int n = snprintf(payload, sizeof(payload), "%s %lld %ld %s %s", vm->name,
+			 (long long)now.tv_sec, now.tv_nsec, nonce, ent);
+	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)n)) < 0)
+		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
+	return qagent_wait_fork(q, nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
+}
+
 static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 {
 	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, nsv[2] = {-1, -1}, r;
 	unsigned mem_mib = 0, vcpus = 0;
 	struct guest_files g;
+	struct snap_src src;
 	struct args a = {.n = 0};
 	_cleanup_close_ int cg_fd = -1;
 	host_facts();
-	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_guest_files(vm, &g, e)) < 0)
+	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_guest_files(vm, &g, e)) < 0 ||
+	    (r = find_restore(vm, &src, e)) < 0)
 		return r;
+	if (src.dir[0] && (src.mem_mib != mem_mib || src.vcpus != vcpus))
+		return err_set(e, -EINVAL, "snapshot %s is of a %u MiB, %u vCPU machine; this sandbox "
+			       "is %u MiB, %u vCPU", src.dir, src.mem_mib, src.vcpus, mem_mib, vcpus);
 	if (vm->prestart) /* the engine reserved an address: no TAP device is wired yet */
 		log_warn("sandbox %s: the qemu backend has no network yet; the guest has only lo",
 			 vm->name);
 	struct qemu_vm *q = vm->priv = qvm_new();
 	if (!q)
 		return err_set(e, -ENOMEM, "out of memory");
+	q->mem_mib = mem_mib;
+	q->vcpus = vcpus;
 
 	uint64_t t0 = now_usec();
 	struct vmm_limits lim = vm->lim;
@@ -478,9 +600,16 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	q->note_wr = nsv[1];
 	vm->ctl_fd = nsv[0];
 	qsv[0] = asv[0] = nsv[0] = nsv[1] = -1;
-	shm_path_of(vm, q->shm_path, sizeof(q->shm_path));
-	unlink(q->shm_path); /* a stale one from a crashed daemon: QEMU would reuse its pages */
-	build_args(vm, q, &g, mem_mib, vcpus, &a);
+	if (src.ram[0]) { /* a fork's child: the snapshot's frozen RAM, copy-on-write */
+		snprintf(q->ram_path, sizeof(q->ram_path), "%s", src.ram);
+		q->ram_shared = false;
+	} else {
+		shm_path_of(vm, q->shm_path, sizeof(q->shm_path));
+		unlink(q->shm_path); /* a stale one from a crashed daemon: QEMU would reuse its pages */
+		snprintf(q->ram_path, sizeof(q->ram_path), "%s", q->shm_path);
+		q->ram_shared = true;
+	}
+	build_args(vm, q, &g, src.dir[0] != 0, &a);
 
 	uint64_t t1 = now_usec();
 	pid_t pid = spawn_qemu(vm, &a, qsv[1], asv[1], cg_fd);
@@ -505,16 +634,29 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		goto fail_kill;
 	uint64_t t3 = now_usec();
 	note_phase(t, "qmp", t3 - t2);
-	r = qagent_wait_hello(q, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
+	if (src.dir[0])
+		r = restore_vm(vm, q, &src, e);
+	else
+		r = qagent_wait_hello(q, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
 	if (r < 0)
 		goto fail_kill;
 	uint64_t t4 = now_usec();
-	note_phase(t, "boot", t4 - t3);
+	note_phase(t, src.dir[0] ? "restore" : "boot", t4 - t3);
+	if (src.dir[0])
+		t->restore_usec = t4 - t1;
 	t->init_usec = t4 - t2;
 	if ((r = qagent_start_reader(q, e)) < 0)
 		goto fail_kill;
-	log_debug("sandbox %s: qemu pid %d (%s, %u MiB, %u vCPU) up in %" PRIu64 " us", vm->name,
-		  (int)pid, hf.kvm ? "kvm" : "tcg", mem_mib, vcpus, t4 - t1);
+	if (src.standby) { /* restored: the image is spent */
+		rm_rf(src.dir);
+	} else if (src.dir[0]) {
+		char marker[PATH_MAX + 16];
+		restore_marker(vm, marker, sizeof(marker));
+		unlink(marker); /* a later start boots afresh */
+	}
+	log_debug("sandbox %s: qemu pid %d (%s, %u MiB, %u vCPU) %s in %" PRIu64 " us", vm->name,
+		  (int)pid, hf.kvm ? "kvm" : "tcg", mem_mib, vcpus,
+		  src.dir[0] ? "restored" : "up", t4 - t1);
 	return 0;
 
 fail_kill:
@@ -611,6 +753,104 @@ static int qemu_pause(struct vmm_inst *vm, bool pause, struct err *e)
 	return qmp_cmd(&q->qmp, pause ? "stop" : "cont", NULL, NULL, QMP_TIMEOUT_MS, e);
 }
 
+/* Migrates the (stopped) machine into dir/devstate, leaving a share=on RAM
+ * file out of the stream when ignore_shared; writes dir/vm.json. */
+static int save_vm(struct qemu_vm *q, const char *dir, bool ignore_shared, const char *ram,
+		   struct err *e)
+{
+	char uri[PATH_MAX + 32], p[PATH_MAX + 16];
+	if (strchr(dir, '\''))
+		return err_set(e, -EINVAL, "state path %s has a quote", dir);
+	int r = mkdir_p(dir, 0700);
+	if (r < 0)
+		return err_set(e, r, "cannot create %s: %s", dir, strerror(-r));
+	snprintf(uri, sizeof(uri), "exec:cat > '%s/devstate'", dir);
+	if ((r = qmp_set_ignore_shared(&q->qmp, ignore_shared, e)) < 0 ||
+	    (r = qmp_cmd(&q->qmp, "migrate", json_pack("{s:s}", "uri", uri), NULL, QMP_TIMEOUT_MS,
+			 e)) < 0 ||
+	    (r = qmp_wait_migration(&q->qmp, 120000, e)) < 0)
+		return r;
+	json_t *o = json_pack("{s:i, s:i, s:s}", "mem_mib", (int)q->mem_mib, "vcpus", (int)q->vcpus,
+			      "ram", ram);
+	char *text = o ? json_dumps(o, 0) : NULL;
+	json_decref(o);
+	snprintf(p, sizeof(p), "%s/vm.json", dir);
+	r = text ? write_file_atomic(p, text, strlen(text), true) : -ENOMEM;
+	free(text);
+	return r < 0 ? err_set(e, r, "cannot write %s: %s", p, strerror(-r)) : 0;
+}
+
+/* Live fork: the machine stops, its device state goes to dest_dir, and its
+ * RAM file (share=on) is copied to a frozen image that children map
+ * copy-on-write; then it runs on, the same process with the same clients.
+ * A machine whose own RAM is a private map (a child) puts its RAM in the
+ * stream instead, and its children load it. */
+static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool frozen,
+			   struct vmm_timing *t, struct err *e)
+{
+	struct qemu_vm *q = qvm_get(vm);
+	if (!q)
+		return err_set(e, -ESRCH, "sandbox has no running VM");
+	char ram[PATH_MAX] = "", id[VMM_LAYER_ID_MAX + 1], d[PATH_MAX];
+	snprintf(d, sizeof(d), "%s", dest_dir);
+	snprintf(id, sizeof(id), "%s", basename(d));
+	uint64_t t0 = now_usec();
+	int r = frozen ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
+	uint64_t t1 = now_usec();
+	if (r == 0 && q->ram_shared)
+		snprintf(ram, sizeof(ram), "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, id);
+	if (r == 0)
+		r = save_vm(q, dest_dir, q->ram_shared, ram, e);
+	if (r == 0 && ram[0]) {
+		char ext[PATH_MAX + 16];
+		snprintf(ext, sizeof(ext), "%s/external", dest_dir);
+		r = write_file_atomic(ext, ram, strlen(ram), false);
+		if (r < 0)
+			err_set(e, r, "cannot write %s: %s", ext, strerror(-r));
+		else
+			r = vmm_copy_sparse(q->ram_path, ram, e);
+	}
+	uint64_t t2 = now_usec();
+	struct err ce = {0};
+	if (!frozen && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0) {
+		log_warn("sandbox %s: cannot resume after the checkpoint: %s", vm->name, ce.msg);
+		if (r == 0)
+			r = err_set(e, ce.code, "cannot resume the source: %s", ce.msg);
+	}
+	t->freeze_usec = now_usec() - t0;
+	t->copy_usec = t2 - t1;
+	if (r < 0)
+		vmm_remove_layer(dest_dir);
+	qvm_put(q);
+	return r;
+}
+
+/* standby: the whole machine, RAM included, to the state dir; QEMU ends and
+ * its RAM file goes. The next start restores it (find_restore). */
+static int qemu_standby(struct vmm_inst *vm, bool paused, struct err *e)
+{
+	struct qemu_vm *q = qvm_get(vm);
+	if (!q)
+		return err_set(e, -ESRCH, "sandbox has no running VM");
+	char dir[PATH_MAX + 16];
+	standby_dir(vm, dir, sizeof(dir));
+	rm_rf(dir);
+	int r = paused ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
+	if (r == 0)
+		r = save_vm(q, dir, false, "", e);
+	if (r < 0) {
+		struct err ce = {0};
+		rm_rf(dir);
+		if (!paused && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0)
+			log_warn("sandbox %s: cannot resume after a failed standby: %s", vm->name,
+				 ce.msg);
+	} else {
+		r = stop_vm(vm, q, 0, e); /* QMP quit: the monitor reaps it */
+	}
+	qvm_put(q);
+	return r;
+}
+
 static int qemu_freeze(struct vmm_inst *vm, struct err *e) { return qemu_pause(vm, true, e); }
 static int qemu_thaw(struct vmm_inst *vm, struct err *e) { return qemu_pause(vm, false, e); }
 
@@ -703,12 +943,15 @@ static int qemu_describe(struct buf *b)
 
 const struct vmm_ops vmm_qemu_ops = {
 	.name = "qemu",
+	.fork_mode = "live",
 	.create = qemu_create,
 	.start = qemu_start,
 	.stop = qemu_stop,
 	.kill = qemu_kill,
 	.freeze = qemu_freeze,
 	.thaw = qemu_thaw,
+	.checkpoint = qemu_checkpoint,
+	.standby = qemu_standby,
 	.reap = qemu_reap,
 	.destroy = qemu_destroy,
 	.adopt = qemu_adopt,

@@ -41,17 +41,23 @@ struct qemu_vm {
 	pthread_mutex_t wlock; /* one writer at a time on agent_fd */
 	pthread_mutex_t xlock; /* the execs list */
 	struct qemu_exec *execs;
-	char shm_path[PATH_MAX];
+	char shm_path[PATH_MAX]; /* our own guest RAM file; "" when RAM is a private map */
+	char ram_path[PATH_MAX]; /* the file guest RAM maps (shm_path or a snapshot's) */
+	bool ram_shared;         /* share=on: a checkpoint leaves RAM out of the stream */
+	unsigned mem_mib, vcpus;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
 };
 
 /* Waits for the agent's hello frame (the guest is up). */
 int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);
+/* After a restore: waits for the agent's answer to AG_FORK. */
+int qagent_wait_fork(struct qemu_vm *q, const char *nonce, int timeout_ms, struct err *e);
 /* The reader thread: exec output to its fd, exits to note_wr. */
 int qagent_start_reader(struct qemu_vm *q, struct err *e);
 /* Ends the reader thread and closes every exec's output (readers see EOF). */
 void qagent_stop_reader(struct qemu_vm *q);
+int qagent_send_sync(struct qemu_vm *q);
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
 /* An exec (fds[0] the output pipe, n 1) or a job (fds stdin, stdout, stderr; n 3). */
 int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int n,

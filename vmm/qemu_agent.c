@@ -43,6 +43,17 @@ int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uin
 	return r;
 }
 
+/* AGENT_SYNC, raw: the restored agent drops its input up to it. */
+int qagent_send_sync(struct qemu_vm *q)
+{
+	int r = 0;
+	pthread_mutex_lock(&q->wlock);
+	if (send(q->agent_fd, AGENT_SYNC, AGENT_SYNC_LEN, MSG_NOSIGNAL) != AGENT_SYNC_LEN)
+		r = -errno ? -errno : -EIO;
+	pthread_mutex_unlock(&q->wlock);
+	return r;
+}
+
 /* Takes the first whole frame out of q->in. 1: got one, 0: need more, <0: garbage. */
 static int next_frame(struct qemu_vm *q, struct agent_hdr *h, char *payload)
 {
@@ -98,6 +109,39 @@ int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e)
 		if (r > 0 && (r = fill(q)) < 0)
 			return err_set(e, r == -EPIPE ? -ECHILD : r,
 				       "QEMU exited before the guest agent said hello");
+	}
+}
+
+/* After AG_FORK: the bytes before the agent's "fork NONCE" hello are what the
+ * source had in flight, dropped; framing starts right after it. */
+int qagent_wait_fork(struct qemu_vm *q, const char *nonce, int timeout_ms, struct err *e)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+	char want[64];
+	int wn = snprintf(want, sizeof(want), " fork %s", nonce);
+	for (;;) {
+		char *hit = memmem(q->in, q->in_len, want, (size_t)wn);
+		if (hit) {
+			size_t end = (size_t)(hit - q->in) + (size_t)wn;
+			memmove(q->in, q->in + end, q->in_len - end);
+			q->in_len -= end;
+			return 0;
+		}
+		if (q->in_len == sizeof(q->in)) { /* keep the tail a match could start in */
+			memmove(q->in, q->in + q->in_len - (size_t)wn, (size_t)wn);
+			q->in_len = (size_t)wn;
+		}
+		uint64_t now = now_usec();
+		if (now >= deadline)
+			return err_set(e, -ETIMEDOUT, "the restored guest's agent did not answer within "
+				       "%d s (see log)", timeout_ms / 1000);
+		struct pollfd pfd = {.fd = q->agent_fd, .events = POLLIN};
+		int r = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
+		if (r < 0 && errno != EINTR)
+			return err_set(e, -errno, "poll on the agent channel: %s", strerror(errno));
+		if (r > 0 && (r = fill(q)) < 0)
+			return err_set(e, r == -EPIPE ? -ECHILD : r,
+				       "QEMU exited before the restored guest answered");
 	}
 }
 
@@ -280,6 +324,28 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 
 #define READER_MAX_FDS 64
 
+/* Acts on every whole frame in q->in; <0 when the channel is unusable. */
+static int handle_frames(struct qemu_vm *q)
+{
+	static __thread char payload[AGENT_PAYLOAD_MAX + 1];
+	struct agent_hdr h;
+	int r, bad = 0;
+	while (!bad && (r = next_frame(q, &h, payload)) > 0) {
+		if (h.type == AG_OUT || h.type == AG_ERR) {
+			deliver(q, h.id, h.type == AG_ERR, payload, h.len);
+		} else if (h.type == AG_EXIT) {
+			bad = exited(q, h.id, payload);
+		} else if (h.type == AG_CREDIT) {
+			stdin_credit(q, h.id, payload);
+		} else if (h.type == AG_PID) {
+			char msg[64];
+			int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d", h.id, atoi(payload));
+			bad = note(q, msg, m);
+		}
+	}
+	return bad || r < 0 ? -1 : 0;
+}
+
 static void *reader_main(void *arg)
 {
 	struct qemu_vm *q = arg;
@@ -287,8 +353,9 @@ static void *reader_main(void *arg)
 	sigemptyset(&pipe_sig);
 	sigaddset(&pipe_sig, SIGPIPE); /* a closed exec handle is EPIPE, not a signal */
 	pthread_sigmask(SIG_BLOCK, &pipe_sig, NULL);
-	char payload[AGENT_PAYLOAD_MAX + 1];
-	struct agent_hdr h;
+	/* Frames that came with the hello (or after a restore's resync) first. */
+	if (handle_frames(q) < 0)
+		return NULL;
 	for (;;) {
 		struct pollfd p[3 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = POLLIN},
 						       {.fd = q->quit_fd, .events = POLLIN},
@@ -326,21 +393,7 @@ static void *reader_main(void *arg)
 			}
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && fill(q) < 0)
 			break;
-		int r, bad = 0;
-		while (!bad && (r = next_frame(q, &h, payload)) > 0) {
-			if (h.type == AG_OUT || h.type == AG_ERR) {
-				deliver(q, h.id, h.type == AG_ERR, payload, h.len);
-			} else if (h.type == AG_EXIT) {
-				bad = exited(q, h.id, payload);
-			} else if (h.type == AG_CREDIT) {
-				stdin_credit(q, h.id, payload);
-			} else if (h.type == AG_PID) {
-				char msg[64];
-				int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d", h.id, atoi(payload));
-				bad = note(q, msg, m);
-			}
-		}
-		if (bad || r < 0)
+		if (handle_frames(q) < 0)
 			break;
 	}
 	return NULL;

@@ -153,3 +153,43 @@ int qmp_handshake(struct qmp *q, int timeout_ms, struct err *e)
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
+
+int qmp_set_ignore_shared(struct qmp *q, bool on, struct err *e)
+{
+	json_t *a = json_pack("{s:[{s:s, s:b}]}", "capabilities", "capability", "x-ignore-shared",
+			      "state", on);
+	return qmp_cmd(q, "migrate-set-capabilities", a, NULL, 10000, e);
+}
+
+/* Polls query-migrate (QEMU 7.2 has no synchronous migrate) until the
+ * migration in either direction completed; a failed one says QEMU's reason. */
+int qmp_wait_migration(struct qmp *q, int timeout_ms, struct err *e)
+{
+	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
+	unsigned nap_us = 200;
+	for (;;) {
+		json_t *ret = NULL;
+		int r = qmp_cmd(q, "query-migrate", NULL, &ret, timeout_ms, e);
+		if (r < 0)
+			return r;
+		const char *st = json_string_value(json_object_get(ret, "status"));
+		if (st && !strcmp(st, "completed")) {
+			json_decref(ret);
+			return 0;
+		}
+		if (st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"))) {
+			const char *why = json_string_value(json_object_get(ret, "error-desc"));
+			r = err_set(e, -EIO, "migration %s: %s", st, why ? why : "no reason given");
+			json_decref(ret);
+			return r;
+		}
+		json_decref(ret);
+		if (now_usec() >= deadline)
+			return err_set(e, -ETIMEDOUT, "migration did not complete in %d s (status %s)",
+				       timeout_ms / 1000, st ? st : "none");
+		struct timespec ts = {0, (long)nap_us * 1000};
+		nanosleep(&ts, NULL);
+		if (nap_us < 5000)
+			nap_us *= 2;
+	}
+}

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct err;
@@ -28,5 +29,9 @@ int qmp_handshake(struct qmp *q, int timeout_ms, struct err *e);
 int qmp_cmd(struct qmp *q, const char *cmd, json_t *args, json_t **ret, int timeout_ms,
 	    struct err *e);
 void qmp_close(struct qmp *q);
+/* The x-ignore-shared migration capability: RAM in a shared file is not sent. */
+int qmp_set_ignore_shared(struct qmp *q, bool on, struct err *e);
+/* Waits until the current migration (out or in) completed. */
+int qmp_wait_migration(struct qmp *q, int timeout_ms, struct err *e);
 
 #endif

@@ -113,3 +113,14 @@ uint64_t vmm_pid_start(pid_t pid)
 	}
 	return p ? strtoull(p, NULL, 10) : 0;
 }
+
+int vmm_remove_layer(const char *dir)
+{
+	char p[PATH_MAX + 16], list[4096];
+	snprintf(p, sizeof(p), "%s/external", dir);
+	if (read_file_str(p, list, sizeof(list)) > 0)
+		for (char *save, *f = strtok_r(list, "\n", &save); f; f = strtok_r(NULL, "\n", &save))
+			if (strncmp(f, "/dev/shm/", 9) == 0 && unlink(f) < 0 && errno != ENOENT)
+				log_warn("cannot remove %s: %s", f, strerror(errno));
+	return rm_rf(dir);
+}

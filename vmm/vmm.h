@@ -50,6 +50,7 @@ struct vmm_timing {
 	uint64_t init_usec;
 	uint64_t freeze_usec; /* checkpoint: the window the source was frozen */
 	uint64_t copy_usec;   /* checkpoint: capturing its state */
+	uint64_t restore_usec; /* start: restoring a saved machine (fork child, standby) */
 	/* Backend-specific phases, shown in stats as create_<key>_usec. */
 	struct {
 		const char *key;
@@ -78,6 +79,8 @@ struct vmm_event {
 
 struct vmm_ops {
 	const char *name;
+	/* What a fork's child gets: "live" (the source's running state) or "fs" (its files). */
+	const char *fork_mode;
 	/* Prepares the sandbox's files (first start only). */
 	int (*create)(struct vmm_inst *vm, struct err *e);
 	/* Spawns the sandbox and returns once its init reported ready. */
@@ -91,6 +94,9 @@ struct vmm_ops {
 	int (*checkpoint)(struct vmm_inst *vm, const char *dest_dir, bool frozen,
 			  struct vmm_timing *t, struct err *e);
 	int (*thaw)(struct vmm_inst *vm, struct err *e);
+	/* Saves the whole machine into the state dir and ends it (the next start
+	 * restores it); NULL where the backend cannot. paused: it is paused now. */
+	int (*standby)(struct vmm_inst *vm, bool paused, struct err *e);
 	/* Collects init after its pidfd turned readable; releases per-run resources.
 	 * Fills why when the end looks like a crash (the engine then marks the
 	 * sandbox failed unless a stop was asked for). */
@@ -136,6 +142,11 @@ pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
 
 /* Copies a tree with owners, modes, times, xattrs and device nodes (a layer). */
 int vmm_copy_tree(const char *src, const char *dst, struct err *e);
+/* Copies a file's data extents only (guest RAM images); dst must not exist. */
+int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
+/* Removes a layer dir and the files outside it that it lists in `external`
+ * (a memory image in /dev/shm). */
+int vmm_remove_layer(const char *dir);
 
 /* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a
  * backend's event socket; EOF or an error is VMM_EV_HANGUP. */

@@ -339,7 +339,3 @@ wait_no_layers() {
 	[ "$(wc -w <<<"$output")" -ge 3 ]
 	assert_healthy "$A"
 }
-
-@test "fork: the qemu parts of issue 9 (live fork, clones differ, standby)" {
-	skip "not implemented here: qemu is covered by qemu.bats, not this ns suite"
-}

@@ -107,11 +107,6 @@ assert_no_qemu_leaks() {
 	[ "$status" -eq 0 ]
 	grep -q "sbx-agent: ready" <<<"$output"
 
-	# What the backend cannot do yet fails with EOPNOTSUPP, and says so.
-	run sbx_write "$MNT/$V/ctl" "fork ${V}f"
-	assert_fails_with "Operation not supported"
-	[ ! -e "$MNT/${V}f" ]
-	sbx_cat "$MNT/$V/error" | grep -q "cannot"
 
 	# Jobs run through the agent too: separate stdout and stderr, stdin
 	# written through jobs/N/stdin, exit code and reason, a pid in the guest.
@@ -229,4 +224,142 @@ assert_no_qemu_leaks() {
 	wait_status "$V" running
 	qemu_pid_of "$V" >/dev/null
 	assert_healthy "$V"
+}
+
+# counter NAME: the guest counter's value (started by start_counter).
+counter() {
+	sbx_exec "$1" 'cat /run/counter' >/dev/null
+	[[ "$SBX_OUT" =~ ^[0-9]+$ ]] || { echo "$1: counter is '$SBX_OUT'" >&2; return 1; }
+	echo "$SBX_OUT"
+}
+
+# A process of the guest that is not an exec session (setsid, its own
+# output): it counts every 100 ms in guest RAM (/run is tmpfs).
+start_counter() {
+	sbx_exec "$1" 'setsid sh -c "i=0; while :; do i=\$((i+1)); echo \$i >/run/counter; sleep 0.1; done" </dev/null >/dev/null 2>&1 &'
+	[ "$SBX_RC" -eq 0 ]
+	for ((i = 0; i < 100; i++)); do
+		c=$(counter "$1" 2>/dev/null) && ((c >= 5)) && return 0
+		sleep 0.1
+	done
+	echo "$1: the counter did not start" >&2
+	return 1
+}
+
+layers_left() {
+	ls "$STATE/layers" 2>/dev/null
+	ls /dev/shm 2>/dev/null | grep "^sandboxfs-.*-L.*\.ram$" || true
+}
+
+@test "qemu: live fork: children continue the source's memory and processes, then diverge; clones differ" {
+	sbx_create_ctl "$V" backend=qemu
+	src_pid=$(qemu_pid_of "$V")
+	start_counter "$V"
+	sbx_exec "$V" 'echo before >/root/before'
+	before=$(counter "$V")
+
+	kids="${V}a ${V}b ${V}c ${V}d ${V}e"
+	echo "fork $kids" >"$MNT/$V/ctl"
+	for k in $kids; do
+		wait_status "$k" running
+		qemu_pid_of "$k" >/dev/null
+	done
+	# The source ran on: same QEMU, still counting.
+	[ "$(sbx_cat "$MNT/$V/status")" = running ]
+	[ "$(sbx_key "$MNT/$V/stats" pid)" = "$src_pid" ]
+	sbx_exec "$V" 'echo after >/root/after'
+
+	a=${V}a b=${V}b
+	for k in $a $b; do
+		[ "$(sbx_key "$MNT/$k/stats" fork_mode)" = live ]
+		[ "$(sbx_key "$MNT/$k/stats" parent)" = "$V" ]
+		[ "$(sbx_key "$MNT/$k/stats" fork_generation)" = 1 ]
+		for key in fork_freeze_usec fork_checkpoint_usec fork_restore_usec restore_usec; do
+			[[ "$(sbx_key "$MNT/$k/stats" $key)" =~ ^[1-9][0-9]*$ ]] || { echo "$k: no $key"; false; }
+		done
+		# Memory and processes came along: the counter kept its value and runs on.
+		c1=$(counter "$k")
+		((c1 >= before)) || { echo "$k: counter $c1 < $before at the fork"; false; }
+		sleep 0.5
+		c2=$(counter "$k")
+		((c2 > c1)) || { echo "$k: counter stuck at $c1"; false; }
+		sbx_exec "$k" 'cat /root/before; ls /root/after 2>/dev/null || echo no-after; hostname'
+		[ "$SBX_OUT" = "$(printf 'before\nno-after\n%s' "$k")" ]
+	done
+	# A child's writes are its own.
+	sbx_exec "$a" 'echo mine >/root/mine'
+	for k in "$V" "$b"; do
+		sbx_exec "$k" 'cat /root/mine 2>/dev/null || echo none'
+		[ "$SBX_OUT" = none ]
+	done
+	# Clones differ: RNG reseeded, clock from the host, new boot_id.
+	sbx_exec "$a" 'head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n"; echo; cat /proc/sys/kernel/random/boot_id; date +%s'
+	ra=$SBX_OUT
+	sbx_exec "$b" 'head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n"; echo; cat /proc/sys/kernel/random/boot_id; date +%s'
+	rb=$SBX_OUT
+	[ "$(sed -n 1p <<<"$ra")" != "$(sed -n 1p <<<"$rb")" ]
+	[ "$(sed -n 2p <<<"$ra")" != "$(sed -n 2p <<<"$rb")" ]
+	for r in "$ra" "$rb"; do
+		t=$(sed -n 3p <<<"$r")
+		d=$(($(date +%s) - t))
+		((d >= -1 && d <= 1)) || { echo "guest clock off by $d s"; false; }
+	done
+
+	# A snapshot's children, after the source is gone; a child of a child
+	# (its RAM is a private map, so its checkpoint carries the RAM).
+	mkdir "$MNT/$V/snapshots/s1"
+	echo "fork ${V}f from=s1" >"$MNT/$V/ctl"
+	echo "fork ${V}g" >"$MNT/$a/ctl"
+	rmdir "$MNT/$V"
+	assert_no_qemu_leaks "$V" "$src_pid"
+	wait_status "${V}f" running
+	wait_status "${V}g" running
+	sbx_exec "${V}f" 'cat /root/before; ls /root/mine 2>/dev/null || echo no-mine'
+	[ "$SBX_OUT" = "$(printf 'before\nno-mine')" ]
+	sbx_exec "${V}g" 'cat /root/mine; hostname'
+	[ "$SBX_OUT" = "$(printf 'mine\n%s' "${V}g")" ]
+	[ "$(sbx_key "$MNT/${V}g/stats" fork_generation)" = 2 ]
+	for k in $kids ${V}f ${V}g; do
+		rmdir "$MNT/$k"
+	done
+	for k in $kids ${V}f ${V}g; do
+		wait_no_leaks "$k"
+	done
+	[ -z "$(layers_left)" ] || { echo "layers left: $(layers_left)"; false; }
+}
+
+@test "qemu: standby saves the VM and ends QEMU; start restores it where it was" {
+	sbx_create_ctl "$V" backend=qemu
+	pid=$(qemu_pid_of "$V")
+	start_counter "$V"
+	sbx_exec "$V" 'echo kept >/root/kept'
+	before=$(counter "$V")
+	echo standby >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = standby ]
+	[[ "$(sbx_key "$MNT/$V/stats" standby_usec)" =~ ^[1-9][0-9]*$ ]]
+	# QEMU is gone and its RAM freed; the image is in the state dir.
+	assert_no_qemu_leaks "$V" "$pid"
+	[ -s "$STATE/sandboxes/$V/standby/devstate" ]
+	# exec in standby is EBUSY, as in any stopped state.
+	run sbx_write "$MNT/$V/exec" true
+	[ "$status" -ne 0 ]
+	echo start >"$MNT/$V/ctl"
+	wait_status "$V" running
+	qemu_pid_of "$V" >/dev/null
+	c1=$(counter "$V")
+	((c1 >= before)) || { echo "counter $c1 < $before before the standby"; false; }
+	sleep 0.5
+	c2=$(counter "$V")
+	((c2 > c1))
+	sbx_exec "$V" 'cat /root/kept'
+	[ "$SBX_OUT" = kept ]
+	[[ "$(sbx_key "$MNT/$V/stats" restore_usec)" =~ ^[1-9][0-9]*$ ]]
+	[ ! -e "$STATE/sandboxes/$V/standby" ]
+	# standby of a paused VM, then rmdir straight from standby leaves nothing.
+	echo pause >"$MNT/$V/ctl"
+	echo standby >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = standby ]
+	rmdir "$MNT/$V"
+	wait_no_leaks "$V"
+	[ ! -e "$STATE/sandboxes/$V" ]
 }

@@ -61,6 +61,7 @@ static struct qemu_vm *vm_new(int *ctl_fd)
 	q->note_wr = nv[1];
 	*ctl_fd = nv[0];
 	q->quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&q->wlock, NULL);
 	pthread_mutex_init(&q->xlock, NULL);
 	return q;
@@ -72,6 +73,7 @@ static void vm_free(struct qemu_vm *q, int ctl_fd)
 	close(q->agent_fd);
 	close(q->note_wr);
 	close(q->quit_fd);
+	close(q->wake_fd);
 	close(ctl_fd);
 	close(agent_side);
 	pthread_mutex_destroy(&q->wlock);
@@ -125,7 +127,7 @@ static void test_exec_output_credit_exit(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 7, "echo hi", p[1], &e) == 0);
+	CHECK(qagent_exec(q, 7, "echo hi", &p[1], 1, &e) == 0);
 	close(p[1]); /* as the engine does */
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.id == 7 &&
 	      strcmp(payload, "echo hi") == 0);
@@ -160,7 +162,7 @@ static void test_closed_handle_is_drained(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 8, "cat /dev/zero", p[1], &e) == 0);
+	CHECK(qagent_exec(q, 8, "cat /dev/zero", &p[1], 1, &e) == 0);
 	close(p[1]);
 	close(p[0]); /* the user closed the exec handle */
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
@@ -184,7 +186,7 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 9, "yes", p[1], &e) == 0);
+	CHECK(qagent_exec(q, 9, "yes", &p[1], 1, &e) == 0);
 	close(p[1]);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
 	memset(chunk, 'y', sizeof(chunk));
@@ -193,7 +195,7 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	/* A second command still gets through while the first one's reader sleeps. */
 	int p2[2];
 	CHECK(pipe2(p2, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 10, "echo ok", p2[1], &e) == 0);
+	CHECK(qagent_exec(q, 10, "echo ok", &p2[1], 1, &e) == 0);
 	close(p2[1]);
 	send_frame(AG_OUT, 10, "ok\n", 3);
 	send_frame(AG_EXIT, 10, "0", 1);
@@ -209,8 +211,103 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	close(p2[0]);
 }
 
+static bool recv_note(int ctl, char *msg, size_t cap)
+{
+	struct pollfd pfd = {.fd = ctl, .events = POLLIN};
+	if (poll(&pfd, 1, 2000) != 1)
+		return false;
+	ssize_t n = recv(ctl, msg, cap - 1, 0);
+	if (n <= 0)
+		return false;
+	msg[n] = '\0';
+	return true;
+}
+
+/* A job: stdout and stderr into their files, stdin pumped to the agent under
+ * its credit window (EOF as an empty AG_IN), the guest pid and the signal
+ * that ended it reported on ctl_fd. */
+static void test_job_streams_stdin_pid_signal(void)
+{
+	int ctl, in[2];
+	struct err e = {0};
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1], chunk[AGENT_WINDOW + 100];
+	char out_path[] = "/tmp/sbx-unit-out.XXXXXX", err_path[] = "/tmp/sbx-unit-err.XXXXXX";
+	int fds[3] = {-1, mkstemp(out_path), mkstemp(err_path)};
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(fds[1] >= 0 && fds[2] >= 0 && pipe2(in, O_CLOEXEC) == 0);
+	fds[0] = in[0];
+	CHECK(qagent_start_reader(q, &e) == 0);
+	CHECK(qagent_exec(q, 11, "cat", fds, 3, &e) == 0);
+	close(in[0]);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_JOB && h.id == 11 &&
+	      strcmp(payload, "cat") == 0);
+	send_frame(AG_PID, 11, "42", 2);
+	char msg[64];
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42") == 0);
+
+	/* More stdin than one window: the host stops at the window until credited. */
+	memset(chunk, 'i', sizeof(chunk));
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	CHECK(write(in[1], chunk, sizeof(chunk)) > AGENT_WINDOW / 2);
+	size_t got = 0;
+	while (got < AGENT_WINDOW && recv_frame(&h, payload, 500))
+		if (h.type == AG_IN && h.id == 11)
+			got += h.len;
+	CHECK(got == AGENT_WINDOW);
+	CHECK(!recv_frame(&h, payload, 200)); /* nothing beyond the window */
+	send_frame(AG_CREDIT, 11, "100", 3);
+	close(in[1]);
+	size_t more = 0;
+	bool eof = false;
+	while (!eof && recv_frame(&h, payload, 2000))
+		if (h.type == AG_IN && h.id == 11) {
+			more += h.len;
+			eof = h.len == 0;
+		}
+	CHECK(eof);
+	CHECK(got + more <= sizeof(chunk));
+
+	send_frame(AG_OUT, 11, "to-out", 6);
+	send_frame(AG_ERR, 11, "to-err", 6);
+	send_frame(AG_EXIT, 11, "137 9", 5);
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "E11 137 9") == 0);
+	char buf[16] = "";
+	CHECK(pread(fds[1], buf, sizeof(buf), 0) == 6 && memcmp(buf, "to-out", 6) == 0);
+	CHECK(pread(fds[2], buf, sizeof(buf), 0) == 6 && memcmp(buf, "to-err", 6) == 0);
+	vm_free(q, ctl);
+	close(fds[1]);
+	close(fds[2]);
+	unlink(out_path);
+	unlink(err_path);
+}
+
+/* After a restore, what the source had in flight (half a frame) is dropped
+ * up to the agent's "fork NONCE" hello, and framing resumes after it. */
+static void test_wait_fork_resyncs(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(&ctl);
+	struct agent_hdr h = {.type = AG_OUT, .len = 4000, .id = 3};
+	CHECK(send(agent_side, &h, sizeof(h), 0) == sizeof(h));
+	CHECK(send(agent_side, "partial", 7, 0) == 7);
+	CHECK(qagent_wait_fork(q, "abc", 100, &e) == -ETIMEDOUT);
+	send_frame(AG_HELLO, 0, "sbx-agent 2 fork abd", 20); /* another nonce */
+	CHECK(qagent_wait_fork(q, "abc", 100, &e) == -ETIMEDOUT);
+	send_frame(AG_HELLO, 0, "sbx-agent 2 fork abc", 20);
+	send_frame(AG_EXIT, 5, "0 0", 3);
+	CHECK(qagent_wait_fork(q, "abc", 2000, &e) == 0);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	char msg[64];
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "E5 0 0") == 0);
+	vm_free(q, ctl);
+}
+
 int main(void)
 {
+	test_job_streams_stdin_pid_signal();
+	test_wait_fork_resyncs();
 	test_hello();
 	test_exec_output_credit_exit();
 	test_closed_handle_is_drained();

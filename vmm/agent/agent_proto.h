@@ -15,6 +15,11 @@
  * stop, kill). */
 #define AGENT_WINDOW (64 * 1024)
 
+/* Bytes the host sends before AG_FORK: input that a restored agent had half
+ * read from its old host is dropped up to and including them. */
+#define AGENT_SYNC "\xff\xfe" "sbx-agent-sync" "\xfe\xff"
+#define AGENT_SYNC_LEN 18
+
 struct agent_hdr {
 	uint8_t type;
 	uint8_t pad[3];
@@ -27,6 +32,11 @@ struct agent_hdr {
 #define AG_KILL 'K'     /* id (0: every process of the guest), payload: signal number */
 #define AG_POWEROFF 'P' /* payload: seconds between SIGTERM and SIGKILL, then power off */
 #define AG_CREDIT 'C'   /* id, payload: output bytes of that command the daemon passed on */
+#define AG_FORK 'F'     /* payload: "NAME SEC NSEC NONCE HEX64": this guest was restored from a
+			 * snapshot (fork, standby): take NAME as hostname, set the clock,
+			 * reseed the RNG with the 32 bytes, new machine-id and boot_id, end
+			 * the sessions of the old host; then hello "... fork NONCE". It
+			 * follows AGENT_SYNC, which makes the agent drop what came before. */
 #define AG_JOB 'J'      /* id, payload: command line; like AG_EXEC with its own stdin and stderr */
 #define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_WINDOW not
 			 * yet credited back); empty: end of its stdin */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -394,6 +395,86 @@ static void power_off(int secs)
 		pause();
 }
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write_all(fd, text, strlen(text)) < 0)
+		say("write %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* A new identity after a restore: nothing a clone shares with its source
+ * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
+static void become_clone(char *payload)
+{
+	char name[65] = "", nonce[40] = "", hex[80] = "";
+	long long sec = 0;
+	long nsec = 0;
+	if (sscanf(payload, "%64s %lld %ld %39s %79s", name, &sec, &nsec, nonce, hex) != 5) {
+		say("malformed fork frame");
+		return;
+	}
+	for (int i = 0; i < MAX_JOBS; i++) { /* their clients are the source's */
+		struct job *j = &jobs[i];
+		if (!j->used)
+			continue;
+		if (!j->exited && kill(-j->pid, SIGKILL) < 0)
+			kill(j->pid, SIGKILL);
+		if (j->out_fd >= 0)
+			close(j->out_fd);
+		if (j->err_fd >= 0)
+			close(j->err_fd);
+		close_stdin(j);
+		j->used = false;
+	}
+	struct timespec ts = {.tv_sec = (time_t)sec, .tv_nsec = nsec};
+	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+		say("clock_settime: %s", strerror(errno));
+	if (sethostname(name, strlen(name)) < 0)
+		say("sethostname: %s", strerror(errno));
+	/* The host's 32 bytes, credited as entropy, then a reseed of the CRNG
+	 * before any user code runs again. */
+	struct {
+		struct rand_pool_info info;
+		unsigned char buf[32];
+	} rp = {.info = {.entropy_count = 256, .buf_size = 32}};
+	size_t n = strlen(hex) / 2;
+	for (size_t i = 0; i < n && i < 32; i++)
+		rp.buf[i] = (unsigned char)(hexval(hex[2 * i]) << 4 | hexval(hex[2 * i + 1]));
+	int fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &rp) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
+		say("cannot reseed the RNG: %s", strerror(errno));
+	unsigned char id[16];
+	char idhex[40], uuid[40];
+	if (fd < 0 || read(fd, id, sizeof(id)) != (ssize_t)sizeof(id))
+		memcpy(id, rp.buf, sizeof(id));
+	if (fd >= 0)
+		close(fd);
+	for (int i = 0; i < 16; i++)
+		snprintf(idhex + 2 * i, 3, "%02x", id[i]);
+	snprintf(uuid, sizeof(uuid), "%.8s-%.4s-%.4s-%.4s-%.12s\n", idhex, idhex + 8, idhex + 12,
+		 idhex + 16, idhex + 20);
+	idhex[32] = '\n';
+	idhex[33] = '\0';
+	if (access("/etc/machine-id", F_OK) == 0)
+		write_text("/etc/machine-id", idhex);
+	/* boot_id is the kernel's: a file over it gives processes a new view. */
+	write_text("/run/sbx-boot_id", uuid);
+	umount2("/proc/sys/kernel/random/boot_id", MNT_DETACH);
+	if (mount("/run/sbx-boot_id", "/proc/sys/kernel/random/boot_id", NULL, MS_BIND, NULL) < 0)
+		say("cannot give boot_id a new view: %s", strerror(errno));
+	char hello[80];
+	snprintf(hello, sizeof(hello), "sbx-agent %d fork %s", AGENT_VERSION, nonce);
+	send_text(AG_HELLO, 0, hello);
+}
+
 static void handle_frame(const struct agent_hdr *h, char *payload)
 {
 	payload[h->len] = '\0';
@@ -424,6 +505,9 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 	case AG_POWEROFF:
 		power_off(atoi(payload));
 		break;
+	case AG_FORK:
+		become_clone(payload);
+		break;
 	default:
 		say("unknown frame type 0x%02x from the host", h->type);
 	}
@@ -433,6 +517,14 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 static size_t handle_input(char *buf, size_t len)
 {
 	size_t off = 0;
+	/* A restored agent may hold half a frame of its old host: resynchronise. */
+	char *sync = memmem(buf, len, AGENT_SYNC, AGENT_SYNC_LEN);
+	if (sync) {
+		off = (size_t)(sync - buf) + AGENT_SYNC_LEN;
+		memmove(buf, buf + off, len - off);
+		len -= off;
+		off = 0;
+	}
 	while (len - off >= sizeof(struct agent_hdr)) {
 		struct agent_hdr h;
 		memcpy(&h, buf + off, sizeof(h));
