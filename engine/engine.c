@@ -20,13 +20,21 @@ static struct {
 static _Atomic uint64_t generation;
 
 static void (*watch_fn)(uint64_t id);
+static void (*job_watch_fn)(uint64_t id, uint32_t n);
 
 void engine_set_watch(void (*fn)(uint64_t id)) { watch_fn = fn; }
+void engine_set_job_watch(void (*fn)(uint64_t id, uint32_t n)) { job_watch_fn = fn; }
 
 void engine_notify(uint64_t id)
 {
 	if (watch_fn)
 		watch_fn(id);
+}
+
+void engine_notify_job(uint64_t id, uint32_t n)
+{
+	if (job_watch_fn)
+		job_watch_fn(id, n);
 }
 
 void engine_bump_generation(void)

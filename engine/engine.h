@@ -82,6 +82,9 @@ void sbx_exec_close(struct sbx_exec *x);
 /* Change notification for poll: fn(id) runs on every state change of sandbox
  * id, and with id 0 when a sandbox appears or goes. */
 void engine_set_watch(void (*fn)(uint64_t id));
+/* For poll on a job's stdout/stderr: fn(id, n) runs when job n of sandbox id
+ * has new output on a watched stream (see sbx_job_poll), ends, or goes. */
+void engine_set_job_watch(void (*fn)(uint64_t sbx_id, uint32_t job));
 uint64_t engine_generation(void);
 uint64_t sbx_generation(struct sbx *s);
 /* `wait`: blocks until the generation differs from `since` (bounded), then events. */
@@ -107,6 +110,10 @@ int sbx_job_list(struct sbx *s, uint32_t **ns, size_t *cnt);
 int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b);
 ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
 		     bool nonblock, const struct sbx_cancel *c);
+/* True when a read of stream (0 stdout, 1 stderr) at logical offset off would
+ * not wait: there is output past off, or the job is over or gone. Otherwise the
+ * stream is watched from now on, so that new output or the end calls the job watch. */
+bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off);
 int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_remove(struct sbx *s, uint32_t n);

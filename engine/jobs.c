@@ -2,8 +2,10 @@
  * the handle and the client; its output goes to files in the sandbox's state
  * dir (STATE/sandboxes/NAME/jobs/N/{stdout,stderr,job.json}), written by the
  * command itself, so it survives a daemon restart. Reads take any offset and
- * block at the end while the job runs. Output beyond joblog= is dropped from
- * the front (whole blocks), and stderr says so. */
+ * block at the end while the job runs; readers and pollers waiting at the end
+ * are woken through inotify watches on those files (the monitor reads them).
+ * Output beyond joblog= is dropped from the front (whole blocks), and stderr
+ * says so. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
@@ -11,6 +13,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "sbx.h"
@@ -28,6 +32,8 @@ struct sbx_job {
 	char reason[16];
 	int stdin_fd; /* the write end; -1 once closed */
 	uint64_t dropped[2]; /* bytes dropped from the front of stdout, stderr */
+	int wd[2];           /* their armed inotify watches (one-shot); -1 none */
+	uint64_t out_seq;    /* bumped when a watch of them fires */
 	uint64_t oom_at_start;
 	struct sbx_job *next;
 };
@@ -37,12 +43,177 @@ static void job_dir(struct sbx *s, uint32_t n, char *out, size_t cap)
 	snprintf(out, cap, "%s/jobs/%u", s->vm.dir, n);
 }
 
+static void stream_path(struct sbx *s, uint32_t n, int stream, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/jobs/%u/%s", s->vm.dir, n, stream ? "stderr" : "stdout");
+}
+
 static struct sbx_job *job_find(struct sbx *s, uint32_t n)
 {
 	for (struct sbx_job *j = s->jobs; j; j = j->next)
 		if (j->n == n)
 			return j;
 	return NULL;
+}
+
+/* --- output watches: a one-shot inotify watch on a stream of a running job,
+ * armed by a reader or a poller that found nothing new, fired by the next
+ * write (read by the monitor), then armed again by whoever still waits. The
+ * table maps a watch back to its job; entries are added under s->lock, then
+ * watch_lock. */
+
+struct out_watch {
+	int wd;
+	uint64_t sbx_id;
+	uint32_t job;
+};
+static int watch_fd = -1;
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct out_watch *watches;
+static size_t nwatches, watches_cap;
+
+/* Into the monitor's epoll set, with data tag; without it nothing is watched. */
+int sbx_jobs_watch_start(int epfd, uint64_t tag)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	watch_fd = fd;
+	return 0;
+}
+
+/* With s->lock held: arms the stream's watch. False when it cannot be armed:
+ * then nothing will signal its output, and the caller must not wait for that. */
+static bool watch_stream(struct sbx *s, struct sbx_job *j, int stream)
+{
+	if (j->wd[stream] >= 0)
+		return true;
+	if (watch_fd < 0)
+		return false;
+	char path[PATH_MAX + 32];
+	stream_path(s, j->n, stream, path, sizeof(path));
+	int wd = inotify_add_watch(watch_fd, path, IN_MODIFY | IN_CLOSE_WRITE | IN_ONESHOT);
+	if (wd < 0) {
+		static _Atomic bool warned; /* once: every poll would say it again */
+		if (!atomic_exchange(&warned, true))
+			log_warn("sandbox %s: job %u: cannot watch %s (%s); poll on job output "
+				 "reports it readable at once", s->node.name, j->n, path,
+				 strerror(errno));
+		return false;
+	}
+	pthread_mutex_lock(&watch_lock);
+	if (nwatches == watches_cap) {
+		size_t cap = watches_cap ? watches_cap * 2 : 16;
+		struct out_watch *w = realloc(watches, cap * sizeof(*w));
+		if (!w) {
+			pthread_mutex_unlock(&watch_lock);
+			inotify_rm_watch(watch_fd, wd);
+			return false;
+		}
+		watches = w;
+		watches_cap = cap;
+	}
+	watches[nwatches++] = (struct out_watch){.wd = wd, .sbx_id = s->node.id, .job = j->n};
+	pthread_mutex_unlock(&watch_lock);
+	j->wd[stream] = wd;
+	return true;
+}
+
+/* Takes the table's entry of watch wd (-1: any) into *out. */
+static bool watch_take(int wd, struct out_watch *out)
+{
+	bool found = false;
+	pthread_mutex_lock(&watch_lock);
+	for (size_t i = 0; i < nwatches && !found; i++) {
+		if (wd < 0 || watches[i].wd == wd) {
+			*out = watches[i];
+			watches[i] = watches[--nwatches];
+			found = true;
+		}
+	}
+	pthread_mutex_unlock(&watch_lock);
+	return found;
+}
+
+/* With s->lock held: the job ended or goes. True when a watch was armed. */
+static bool job_unwatch(struct sbx_job *j)
+{
+	bool had = false;
+	for (int k = 0; k < 2; k++) {
+		if (j->wd[k] < 0)
+			continue;
+		struct out_watch w;
+		had = true;
+		if (watch_take(j->wd[k], &w)) /* else it fired and is gone already */
+			inotify_rm_watch(watch_fd, j->wd[k]);
+		j->wd[k] = -1;
+	}
+	return had;
+}
+
+/* Watch w fired (or was dropped): it is disarmed, and the job's readers and
+ * pollers look again. */
+static void output_moved(const struct out_watch *w)
+{
+	struct sbx *s = sbx_get_id(w->sbx_id);
+	if (s) {
+		pthread_mutex_lock(&s->lock);
+		struct sbx_job *j = job_find(s, w->job);
+		for (int k = 0; j && k < 2; k++)
+			if (j->wd[k] == w->wd)
+				j->wd[k] = -1;
+		if (j)
+			j->out_seq++;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		sbx_put(s);
+	}
+	engine_notify_job(w->sbx_id, w->job);
+}
+
+static void watch_fired(const struct inotify_event *ev)
+{
+	struct out_watch w;
+	if (!(ev->mask & IN_Q_OVERFLOW)) {
+		if (watch_take(ev->wd, &w))
+			output_moved(&w);
+		return;
+	}
+	/* Events were lost: every watch is dropped, and whoever waits arms it again. */
+	pthread_mutex_lock(&watch_lock);
+	size_t n = nwatches;
+	pthread_mutex_unlock(&watch_lock);
+	while (n-- > 0 && watch_take(-1, &w)) {
+		inotify_rm_watch(watch_fd, w.wd);
+		output_moved(&w);
+	}
+}
+
+/* The monitor's part, when the inotify fd is readable. */
+void sbx_jobs_watch_drain(void)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+	while ((len = read(watch_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof(*ev) + ev->len;
+			if (!(ev->mask & IN_IGNORED)) /* IN_IGNORED: a watch went */
+				watch_fired(ev);
+		}
+	}
+}
+
+/* With s->lock held: the job is over (or goes); nobody waits for its output any more. */
+static void job_settled(struct sbx *s, struct sbx_job *j)
+{
+	job_unwatch(j);
+	engine_notify_job(s->node.id, j->n);
 }
 
 /* With s->lock held. */
@@ -96,6 +267,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->exec_id = ++s->next_exec_id;
 	j->exit_code = -1;
 	j->stdin_fd = -1;
+	j->wd[0] = j->wd[1] = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
 	memcpy(j->cmd, line, sizeof(j->cmd));
 	job_dir(s, j->n, dir, sizeof(dir));
@@ -171,6 +343,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			j->stdin_fd = -1;
 			for (int k = 0; k < 2; k++) /* a fast job may end between two checks */
 				bound_stream(s, j, k);
+			job_settled(s, j);
 			pthread_cond_broadcast(&s->cond);
 		}
 		job_journal(s, j);
@@ -191,6 +364,7 @@ void sbx_jobs_ended(struct sbx *s, const char *reason)
 		if (j->stdin_fd >= 0)
 			close(j->stdin_fd);
 		j->stdin_fd = -1;
+		job_settled(s, j);
 		job_journal(s, j);
 	}
 }
@@ -241,13 +415,27 @@ int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b)
 	return r;
 }
 
+/* Until job n's output moves past seq, the job ends or goes, or a slice passes
+ * (the reader may have been interrupted; an unwatched stream is looked at again). */
+static void wait_output(struct sbx *s, uint32_t n, uint64_t seq, uint64_t slice_usec)
+{
+	uint64_t until = now_usec() + slice_usec;
+	struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
+			      .tv_nsec = (long)(until % 1000000) * 1000};
+	struct sbx_job *j;
+	pthread_mutex_lock(&s->lock);
+	while ((j = job_find(s, n)) && j->state == JOB_RUNNING && j->out_seq == seq &&
+	       pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0)
+		;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* Offset read of stdout (stream 0) or stderr (1); at the end, waits while the job runs. */
 ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
 		     bool nonblock, const struct sbx_cancel *c)
 {
-	char path[PATH_MAX + 16];
-	job_dir(s, n, path, sizeof(path));
-	strcat(path, stream ? "/stderr" : "/stdout");
+	char path[PATH_MAX + 32];
+	stream_path(s, n, stream, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -255,8 +443,10 @@ ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t si
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		struct sbx_job *j = job_find(s, n);
-		uint64_t dropped = j ? j->dropped[stream] : 0;
+		uint64_t dropped = j ? j->dropped[stream] : 0, seq = j ? j->out_seq : 0;
 		bool running = j && j->state == JOB_RUNNING;
+		/* Watched before the read: output written after it moves out_seq. */
+		bool watched = running && !nonblock && watch_stream(s, j, stream);
 		pthread_mutex_unlock(&s->lock);
 		if (!j) {
 			got = -ENOENT;
@@ -265,23 +455,35 @@ ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t si
 		/* Offsets are logical: bytes dropped from the front still count. */
 		off_t phys = (uint64_t)off > dropped ? off - (off_t)dropped : 0;
 		got = pread(fd, buf, size, phys);
+		if (got < 0)
+			got = -errno;
 		if (got != 0 || !running || nonblock)
 			break;
 		if (c && c->fn(c->arg)) {
 			got = -EINTR;
 			break;
 		}
-		pthread_mutex_lock(&s->lock);
-		uint64_t deadline = now_usec() + 50000; /* output does not signal: look again soon */
-		struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000),
-				      .tv_nsec = (long)(deadline % 1000000) * 1000};
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-		pthread_mutex_unlock(&s->lock);
+		wait_output(s, n, seq, watched ? 100000 : 50000);
 	}
-	if (got < 0 && got != -ENOENT)
-		got = -errno;
 	close(fd);
 	return got;
+}
+
+bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	pthread_mutex_lock(&s->lock);
+	struct sbx_job *j = job_find(s, n);
+	/* The watch before the look: output written after the look fires it. An
+	 * unwatchable stream is reported readable (a read then waits, as it can). */
+	bool ready = !j || j->state != JOB_RUNNING || !watch_stream(s, j, stream);
+	if (!ready) {
+		stream_path(s, n, stream, path, sizeof(path));
+		ready = stat(path, &st) < 0 || j->dropped[stream] + (uint64_t)st.st_size > off;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ready;
 }
 
 int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len)
@@ -347,6 +549,7 @@ int sbx_job_remove(struct sbx *s, uint32_t n)
 	else {
 		struct sbx_job *j = *p;
 		*p = j->next;
+		job_settled(s, j);
 		char d[PATH_MAX];
 		job_dir(s, n, d, sizeof(d));
 		rm_rf(d);
@@ -439,6 +642,7 @@ void sbx_jobs_load(struct sbx *s)
 			j->dropped[0] = (uint64_t)d0;
 			j->dropped[1] = (uint64_t)d1;
 			j->stdin_fd = -1;
+			j->wd[0] = j->wd[1] = -1;
 			/* A running job's id is gone with the old daemon: its exit can no
 			 * longer be matched, so the sandbox's end settles it. */
 			j->exec_id = 0;
@@ -460,6 +664,8 @@ void sbx_jobs_free(struct sbx *s)
 		s->jobs = j->next;
 		if (j->stdin_fd >= 0)
 			close(j->stdin_fd);
+		if (job_unwatch(j))
+			engine_notify_job(s->node.id, j->n); /* its pollers see it gone */
 		free(j);
 	}
 }

@@ -1,6 +1,6 @@
 /* The sandbox state machine: create, start, stop, kill, pause, resume and
- * remove, and the monitor thread that learns of exits (pidfds) and of what
- * init reports (its socket) through one epoll set. */
+ * remove, and the monitor thread that learns of exits (pidfds), of what init
+ * reports (its socket) and of jobs' output (inotify) through one epoll set. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
@@ -569,6 +569,7 @@ static pthread_t monitor_thread;
 static _Atomic bool monitor_quit;
 
 #define TAG_CTL 1ul
+#define TAG_OUTPUT 2ul /* not a sandbox: the inotify fd of jobs' output */
 
 void monitor_watch(struct sbx *s)
 {
@@ -704,13 +705,18 @@ static void *monitor_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == 0)
 				continue; /* wake_fd */
+			if (evs[i].data.u64 == TAG_OUTPUT) {
+				sbx_jobs_watch_drain();
+				continue;
+			}
 			struct sbx *s = (struct sbx *)(uintptr_t)(evs[i].data.u64 & ~TAG_CTL);
 			if (evs[i].data.u64 & TAG_CTL)
 				on_init_message(s);
 		}
 		/* Exits after messages, so an exec's last report is read before its init is reaped. */
 		for (int i = 0; i < n; i++)
-			if (evs[i].data.u64 && !(evs[i].data.u64 & TAG_CTL))
+			if (evs[i].data.u64 && evs[i].data.u64 != TAG_OUTPUT &&
+			    !(evs[i].data.u64 & TAG_CTL))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
 		static uint64_t last_jobs_check;
 		struct expired x = {.n = 0, .njobs = 0};
@@ -742,6 +748,10 @@ int monitor_start(void)
 		return -errno;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
 	epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &ev);
+	int r = sbx_jobs_watch_start(epfd, TAG_OUTPUT);
+	if (r < 0)
+		log_warn("no inotify (%s): poll on a job's output reports it readable at once",
+			 strerror(-r));
 	return -pthread_create(&monitor_thread, NULL, monitor_main, NULL);
 }
 

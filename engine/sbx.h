@@ -136,6 +136,10 @@ void sbx_jobs_ended(struct sbx *s, const char *reason);
 void sbx_jobs_bound(struct sbx *s);
 void sbx_jobs_load(struct sbx *s);
 void sbx_jobs_free(struct sbx *s);
+/* Output watches: an inotify fd in the monitor's epoll set (data tag), and
+ * what the monitor does when it is readable. */
+int sbx_jobs_watch_start(int epfd, uint64_t tag);
+void sbx_jobs_watch_drain(void);
 
 /* lifecycle.c */
 int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);
@@ -156,5 +160,7 @@ int engine_create(int argc, char **argv, struct err *e);
 void engine_bump_generation(void);
 /* Tells the FUSE layer that sandbox `id` (0: the top level) changed. */
 void engine_notify(uint64_t id);
+/* Tells the FUSE layer that job n of sandbox id has new output, ended, or went. */
+void engine_notify_job(uint64_t id, uint32_t n);
 
 #endif

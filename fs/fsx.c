@@ -446,6 +446,7 @@ struct fsx_handle {
 	uint32_t job;   /* its job number; run: the job it started */
 	bool started;   /* run: a job was started through this handle */
 	size_t pos;     /* run: how much of the id was read */
+	uint64_t read_end; /* stdout, stderr: the furthest a read got, where poll looks on */
 	pthread_mutex_t lock;
 };
 
@@ -476,6 +477,7 @@ static void open_job_file(fuse_req_t req, const struct node *n, struct fuse_file
 	struct sbx *s = sbx_get_id(n->id);
 	int r = !h ? -ENOMEM : !s || !sbx_job_exists(s, n->seq) ? -ENOENT : 0;
 	if (r == 0) {
+		pthread_mutex_init(&h->lock, NULL);
 		h->id = n->id;
 		h->jf = jf;
 		h->job = n->seq;
@@ -575,6 +577,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 						&cancel);
 		if (s)
 			sbx_put(s);
+		if (n >= 0) {
+			pthread_mutex_lock(&h->lock);
+			if ((uint64_t)off + (uint64_t)n > h->read_end)
+				h->read_end = (uint64_t)off + (uint64_t)n;
+			pthread_mutex_unlock(&h->lock);
+		}
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else
@@ -680,49 +688,145 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, size);
 }
 
+static void poll_release(const struct fsx_handle *h);
+
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	poll_release(h);
 	if (h->x)
 		sbx_exec_close(h->x);
 	buf_free(&h->content);
+	pthread_mutex_destroy(&h->lock);
 	free(h);
 	fuse_reply_err(req, 0);
 }
 
-/* Poll handles waiting for a change of sandbox `id` (0: the top level). */
+/* Poll handles waiting for a change of sandbox `id` (0: the top level) or,
+ * with `job` set, for output or the end of that job of it. One per open file:
+ * a notify on any poll handle of a file wakes every poller of that file. */
 struct poll_wait {
 	uint64_t id;
+	uint32_t job;
+	const struct fsx_handle *h;
+	uint64_t seq; /* tells this wait from a later one at the same address */
 	struct fuse_pollhandle *ph;
 	struct poll_wait *next;
 };
 static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct poll_wait *poll_waits;
+static uint64_t poll_seq;
 
-void fsx_changed(uint64_t id)
+/* With poll_lock held: unlinks the waits of handle h, or else of (id, job). */
+static struct poll_wait *waits_take(uint64_t id, uint32_t job, const struct fsx_handle *h)
 {
-	struct poll_wait *fire = NULL;
-	pthread_mutex_lock(&poll_lock);
+	struct poll_wait *out = NULL;
 	for (struct poll_wait **p = &poll_waits; *p;) {
 		struct poll_wait *w = *p;
-		if (w->id == id) {
+		if (h ? w->h == h : w->id == id && w->job == job) {
 			*p = w->next;
-			w->next = fire;
-			fire = w;
+			w->next = out;
+			out = w;
 		} else {
 			p = &w->next;
 		}
 	}
-	pthread_mutex_unlock(&poll_lock);
-	while (fire) {
-		struct poll_wait *w = fire;
-		fire = w->next;
-		fuse_lowlevel_notify_poll(w->ph);
+	return out;
+}
+
+/* Outside poll_lock: wakes the pollers (or not), frees the waits. */
+static void waits_end(struct poll_wait *w, bool notify)
+{
+	while (w) {
+		struct poll_wait *next = w->next;
+		if (notify)
+			fuse_lowlevel_notify_poll(w->ph);
 		fuse_pollhandle_destroy(w->ph);
 		free(w);
+		w = next;
 	}
+}
+
+/* With poll_lock held: w becomes its handle's wait. Returns the one it replaces. */
+static struct poll_wait *wait_add_locked(struct poll_wait *w)
+{
+	struct poll_wait *old = waits_take(0, 0, w->h);
+	w->seq = ++poll_seq;
+	w->next = poll_waits;
+	poll_waits = w;
+	return old;
+}
+
+/* The wait numbered seq, unless it fired or was replaced meanwhile. */
+static void wait_cancel(uint64_t seq)
+{
+	struct poll_wait *w = NULL;
+	pthread_mutex_lock(&poll_lock);
+	for (struct poll_wait **p = &poll_waits; *p; p = &(*p)->next) {
+		if ((*p)->seq == seq) {
+			w = *p;
+			*p = w->next;
+			w->next = NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&poll_lock);
+	waits_end(w, false);
+}
+
+static void fire_waits(uint64_t id, uint32_t job)
+{
+	pthread_mutex_lock(&poll_lock);
+	struct poll_wait *w = waits_take(id, job, NULL);
+	pthread_mutex_unlock(&poll_lock);
+	waits_end(w, true);
+}
+
+void fsx_changed(uint64_t id) { fire_waits(id, 0); }
+void fsx_job_changed(uint64_t id, uint32_t job) { fire_waits(id, job); }
+
+/* A closed file: its waits go, unfired (nothing polls it any more). */
+static void poll_release(const struct fsx_handle *h)
+{
+	if (h->jf ? h->jf->kind != JF_STREAM : !h->f || !h->f->pollable)
+		return;
+	pthread_mutex_lock(&poll_lock);
+	struct poll_wait *w = waits_take(0, 0, h);
+	pthread_mutex_unlock(&poll_lock);
+	waits_end(w, false);
+}
+
+/* A job's stdout or stderr: readable once there is output past what this
+ * handle read, or the job is over. The wait goes in before the engine looks,
+ * so output or an end that comes after the look still fires it. */
+static void poll_stream(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
+{
+	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL;
+	uint64_t seq = 0;
+	pthread_mutex_lock(&h->lock);
+	uint64_t off = h->read_end;
+	pthread_mutex_unlock(&h->lock);
+	if (w) {
+		*w = (struct poll_wait){.id = h->id, .job = h->job, .h = h, .ph = ph};
+		pthread_mutex_lock(&poll_lock);
+		struct poll_wait *old = wait_add_locked(w);
+		seq = w->seq;
+		pthread_mutex_unlock(&poll_lock);
+		waits_end(old, false);
+	} else if (ph) { /* no memory for a wait: readable, as before (a read waits) */
+		fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM);
+		return;
+	}
+	struct sbx *s = sbx_get_id(h->id);
+	bool ready = !s || sbx_job_poll(s, h->job, h->jf->stream, off);
+	if (s)
+		sbx_put(s);
+	if (ready && seq)
+		wait_cancel(seq);
+	fuse_reply_poll(req, ready ? POLLIN | POLLRDNORM : 0);
 }
 
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -732,6 +836,10 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	unsigned ready = POLLIN | POLLRDNORM;
+	if (h->jf && h->jf->kind == JF_STREAM) {
+		poll_stream(req, h, ph);
+		return;
+	}
 	if (h->x || !h->f || !h->f->pollable) {
 		if (ph)
 			fuse_pollhandle_destroy(ph);
@@ -745,20 +853,19 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		fuse_reply_poll(req, ready | POLLPRI | POLLERR);
 		return;
 	}
-	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL;
+	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL, *old = NULL;
 	pthread_mutex_lock(&poll_lock);
 	bool changed = h->gen != current_gen(s);
 	if (!changed && w) {
-		w->id = h->id;
-		w->ph = ph;
-		w->next = poll_waits;
-		poll_waits = w;
+		*w = (struct poll_wait){.id = h->id, .h = h, .ph = ph};
+		old = wait_add_locked(w);
 		w = NULL;
 		ph = NULL;
 	}
 	pthread_mutex_unlock(&poll_lock);
 	if (s)
 		sbx_put(s);
+	waits_end(old, false);
 	free(w);
 	if (ph)
 		fuse_pollhandle_destroy(ph);

@@ -52,5 +52,7 @@ void fsx_set_start_time(void);
 void fsx_set_group(gid_t gid);
 /* Engine watch callback: wakes poll(2) on the events files of `id`. */
 void fsx_changed(uint64_t id);
+/* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */
+void fsx_job_changed(uint64_t id, uint32_t job);
 
 #endif

@@ -241,6 +241,7 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	fsx_set_start_time();
 	engine_set_watch(fsx_changed);
+	engine_set_job_watch(fsx_job_changed);
 	struct err e = {0};
 	if (engine_start(&o, &e) < 0) {
 		log_err("cannot start: %s", e.msg);

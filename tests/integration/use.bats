@@ -526,7 +526,82 @@ job_size() {
 }
 
 @test "run: poll on a job's stdout wakes on new output" {
-	skip "not implemented: jobs/N/stdout is not pollable (poll reports it readable at once, a read then blocks)"
+	sbx_create "$A"
+	# Each step of the job waits for a line on its stdin: output comes only when
+	# the script below asks for it, so nothing depends on timing.
+	n=$(sbx_run "$A" 'read x; echo late; read y; echo oops >&2; echo done')
+	run timeout 60 python3 - "$MNT/$A/jobs/$n" <<'EOF'
+import os, select, sys, threading, time
+d = sys.argv[1]
+out = os.open(d + "/stdout", os.O_RDONLY | os.O_NONBLOCK)
+err = os.open(d + "/stderr", os.O_RDONLY | os.O_NONBLOCK)
+def step():
+    def go():
+        time.sleep(0.3)
+        with open(d + "/stdin", "w") as f:
+            f.write("go\n")
+    t = threading.Thread(target=go)
+    t.start()
+    return t
+print("first", repr(os.read(out, 4096)))
+p = select.poll()
+p.register(out, select.POLLIN)
+ep = select.epoll()
+ep.register(err, select.EPOLLIN)
+# Nothing written yet: not readable.
+print("before", p.poll(0), ep.poll(0))
+t = step()
+ev = p.poll(30000)
+t.join()
+print("woken", any(e & select.POLLIN for _, e in ev))
+print("read", repr(os.read(out, 4096)))
+# At the end of what was written, the job still running: not readable again.
+print("after", p.poll(0))
+t = step()
+ev = ep.poll(30)
+t.join()
+print("stderr woken", any(e & select.EPOLLIN for _, e in ev))
+print("stderr read", repr(os.read(err, 4096)))
+# The rest, then the job's end wakes poll too: the read gives EOF.
+rest = b""
+for i in range(10):
+    if not p.poll(30000):
+        print("no wake")
+        break
+    b = os.read(out, 4096)
+    if not b:
+        print("eof")
+        break
+    rest += b
+print("rest", repr(rest))
+EOF
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "first b''" ]
+	[ "${lines[1]}" = "before [] []" ]
+	[ "${lines[2]}" = "woken True" ]
+	[ "${lines[3]}" = "read b'late\\n'" ]
+	[ "${lines[4]}" = "after []" ]
+	[ "${lines[5]}" = "stderr woken True" ]
+	[ "${lines[6]}" = "stderr read b'oops\\n'" ]
+	[ "${lines[7]}" = eof ]
+	[ "${lines[8]}" = "rest b'done\\n'" ]
+	wait_job "$A" "$n" exited
+	# A finished job's stream is readable at once (here at its end: EOF).
+	run timeout 30 python3 - "$MNT/$A/jobs/$n/stdout" <<'EOF'
+import os, select, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+print(repr(os.read(fd, 4096)))
+p = select.poll()
+p.register(fd, select.POLLIN)
+print(p.poll(0) == [(fd, select.POLLIN)])
+print(repr(os.read(fd, 4096)))
+EOF
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "b'late\\ndone\\n'" ]
+	[ "${lines[1]}" = True ]
+	[ "${lines[2]}" = "b''" ]
 }
 
 @test "run: in a stopped sandbox fails with EBUSY" {
