@@ -222,10 +222,11 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 	char path[PATH_MAX + 32];
 	job_dir(s, j->n, path, sizeof(path));
 	strcat(path, "/job.json");
-	json_t *o = json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:I, s:I}", "n", (int)j->n, "cmd",
+	json_t *o = json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:I, s:I, s:I}", "n", (int)j->n, "cmd",
 			      j->cmd, "pid", j->pid, "status", job_states[j->state], "exit_code",
 			      j->exit_code, "reason", j->reason, "dropped_stdout",
-			      (json_int_t)j->dropped[0], "dropped_stderr", (json_int_t)j->dropped[1]);
+			      (json_int_t)j->dropped[0], "dropped_stderr", (json_int_t)j->dropped[1],
+			      "exec_id", (json_int_t)j->exec_id);
 	char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	if (text)
@@ -630,10 +631,11 @@ void sbx_jobs_load(struct sbx *s)
 		}
 		struct sbx_job *j = calloc(1, sizeof(*j));
 		const char *cmd = "", *status = "exited", *reason = "-";
-		json_int_t d0 = 0, d1 = 0;
-		if (j && json_unpack(o, "{s:s, s:i, s:s, s:i, s:s, s?I, s?I}", "cmd", &cmd, "pid",
+		json_int_t d0 = 0, d1 = 0, xid = 0;
+		if (j && json_unpack(o, "{s:s, s:i, s:s, s:i, s:s, s?I, s?I, s?I}", "cmd", &cmd, "pid",
 				     &j->pid, "status", &status, "exit_code", &j->exit_code, "reason",
-				     &reason, "dropped_stdout", &d0, "dropped_stderr", &d1) == 0) {
+				     &reason, "dropped_stdout", &d0, "dropped_stderr", &d1, "exec_id",
+				     &xid) == 0) {
 			j->n = n;
 			snprintf(j->cmd, sizeof(j->cmd), "%s", cmd);
 			snprintf(j->reason, sizeof(j->reason), "%s", reason);
@@ -643,9 +645,12 @@ void sbx_jobs_load(struct sbx *s)
 			j->dropped[1] = (uint64_t)d1;
 			j->stdin_fd = -1;
 			j->wd[0] = j->wd[1] = -1;
-			/* A running job's id is gone with the old daemon: its exit can no
-			 * longer be matched, so the sandbox's end settles it. */
-			j->exec_id = 0;
+			/* Its id as the sandbox's init (or agent) knows it: an exit
+			 * reported after the restart still finds the job. */
+			j->exec_id = (uint64_t)xid;
+			/* New ids never meet an old one (init may still report those). */
+			if (s->next_exec_id <= j->exec_id)
+				s->next_exec_id = j->exec_id + 1;
 			j->next = s->jobs;
 			s->jobs = j;
 			if (n > s->next_job)
@@ -654,6 +659,42 @@ void sbx_jobs_load(struct sbx *s)
 		}
 		free(j);
 		json_decref(o);
+	}
+}
+
+/* After a re-adoption (s->lock held): running jobs whose output passes
+ * through the daemon (qemu) are attached again from where their files end. */
+void sbx_jobs_reattach(struct sbx *s)
+{
+	for (struct sbx_job *j = s->jobs; j; j = j->next) {
+		if (j->state != JOB_RUNNING || !j->exec_id || !s->ops->job_attach)
+			continue;
+		char dir[PATH_MAX], path[PATH_MAX + 16];
+		int fds[2] = {-1, -1};
+		uint64_t off[2] = {0, 0};
+		struct err e = {0};
+		int r = 0;
+		job_dir(s, j->n, dir, sizeof(dir));
+		for (int k = 0; k < 2 && r == 0; k++) {
+			struct stat st;
+			snprintf(path, sizeof(path), "%s/%s", dir, k ? "stderr" : "stdout");
+			fds[k] = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+			if (fds[k] < 0 || fstat(fds[k], &st) < 0)
+				r = err_set(&e, -errno, "cannot open %s: %s", path, strerror(errno));
+			else
+				off[k] = j->dropped[k] + (uint64_t)st.st_size;
+		}
+		if (r == 0)
+			r = s->ops->job_attach(&s->vm, j->exec_id, fds[0], fds[1], off[0], off[1], &e);
+		for (int k = 0; k < 2; k++)
+			if (fds[k] >= 0)
+				close(fds[k]);
+		if (r < 0)
+			log_warn("sandbox %s: job %u cannot be attached again: %s", s->node.name, j->n,
+				 e.msg);
+		else
+			log_info("sandbox %s: job %u attached again at %" PRIu64 "/%" PRIu64 " bytes",
+				 s->node.name, j->n, off[0], off[1]);
 	}
 }
 

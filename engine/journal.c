@@ -255,6 +255,8 @@ static struct sbx *journal_read(const char *name)
 		layer_get(c.lowers[i]);
 	if (json_is_array(snaps))
 		snap_journal_load(s, snaps);
+	/* Ids of this daemon's commands start past any an earlier one gave out. */
+	s->next_exec_id = wall_usec();
 	sbx_jobs_load(s);
 	/* The same address as before: nobody else got it while the daemon was away. */
 	const char *ip = json_is_object(netj) ? json_string_value(json_object_get(netj, "ip")) : NULL;
@@ -278,6 +280,7 @@ static void recover(struct sbx *s)
 			atomic_store(&s->state, SBX_RUNNING);
 		log_info("sandbox %s: re-adopted (pid %d)", s->node.name, (int)s->vm.pid);
 		monitor_watch(s);
+		sbx_jobs_reattach(s);
 		return;
 	}
 	/* Whatever is left of its cgroup (and any process in it: the daemon may have
@@ -292,6 +295,7 @@ static void recover(struct sbx *s)
 		snprintf(s->reason, sizeof(s->reason), "host");
 		log_info("sandbox %s: its processes ended while the daemon was away", s->node.name);
 	}
+	sbx_jobs_ended(s, "host"); /* jobs that outlived nothing: settled, not left running */
 	s->vm.pid = 0;
 	s->vm.pid_start = 0;
 	journal_write(s);

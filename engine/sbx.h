@@ -135,6 +135,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev);
 void sbx_jobs_ended(struct sbx *s, const char *reason);
 void sbx_jobs_bound(struct sbx *s);
 void sbx_jobs_load(struct sbx *s);
+void sbx_jobs_reattach(struct sbx *s);
 void sbx_jobs_free(struct sbx *s);
 /* Output watches: an inotify fd in the monitor's epoll set (data tag), and
  * what the monitor does when it is readable. */

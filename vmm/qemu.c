@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #if defined(__x86_64__)
 #include <x86intrin.h>
@@ -237,11 +238,11 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "-serial");
 	args_add(a, "chardev:con");
 	args_add(a, "-chardev");
-	args_add(a, "socket,id=agent,fd=%d", FD_AGENT);
+	args_add(a, "socket,id=agent,fd=%d,server=on,wait=off", FD_AGENT);
 	args_add(a, "-device");
 	args_add(a, "isa-serial,chardev=agent,iobase=0x2f8,irq=3");
 	args_add(a, "-chardev");
-	args_add(a, "socket,id=qmp,fd=%d", FD_QMP);
+	args_add(a, "socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
 	args_add(a, "-mon");
 	args_add(a, "chardev=qmp,mode=control");
 	if (incoming) { /* the state comes by migrate-incoming, after x-ignore-shared is set */
@@ -249,6 +250,107 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 		args_add(a, "defer");
 	}
 	a->v[a->n] = NULL;
+}
+
+/* --- channels --- */
+
+#define QMP_SOCK "qmp.sock"
+#define AGENT_SOCK "agent.sock"
+
+/* A unix socket address for NAME in the sandbox's state dir, short whatever
+ * the dir's length (through the O_PATH dirfd). */
+static int sock_addr(int dfd, const char *name, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", dfd, name);
+	return 0;
+}
+
+/* Binds and listens on STATE/sandboxes/NAME/name (QEMU's end: *lfd) and
+ * connects our end (*cfd) at once: no wait for QEMU, no retry. */
+static int channel_listen(struct vmm_inst *vm, const char *name, int *lfd, int *cfd,
+			  struct err *e)
+{
+	struct sockaddr_un sa;
+	int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC), r = 0;
+	if (dfd < 0)
+		return err_set(e, -errno, "cannot open %s: %s", vm->dir, strerror(errno));
+	sock_addr(dfd, name, &sa);
+	unlinkat(dfd, name, 0);
+	*lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*lfd < 0 || *cfd < 0 || bind(*lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(*lfd, 1) < 0 || connect(*cfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = err_set(e, -errno, "cannot make the %s channel in %s: %s", name, vm->dir,
+			    strerror(errno));
+	close(dfd);
+	return r;
+}
+
+/* One connect to a channel QEMU listens on: it is there or it is not. */
+static int channel_connect(struct vmm_inst *vm, const char *name, struct err *e)
+{
+	struct sockaddr_un sa;
+	int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r = 0;
+	if (dfd >= 0)
+		sock_addr(dfd, name, &sa);
+	if (dfd < 0 || fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		r = err_set(e, -errno, "cannot connect to %s/%s: %s", vm->dir, name, strerror(errno));
+	if (dfd >= 0)
+		close(dfd);
+	if (r < 0 && fd >= 0)
+		close(fd);
+	return r < 0 ? r : fd;
+}
+
+static void channels_remove(const struct vmm_inst *vm)
+{
+	int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	unlinkat(dfd, QMP_SOCK, 0);
+	unlinkat(dfd, AGENT_SOCK, 0);
+	close(dfd);
+}
+
+/* What a restarted daemon needs to know about the running VM. */
+static void save_run_facts(const struct vmm_inst *vm, const struct qemu_vm *q)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/qemu.json", vm->dir);
+	json_t *o = json_pack("{s:s, s:s, s:b, s:i, s:i}", "shm_path", q->shm_path, "ram_path",
+			      q->ram_path, "ram_shared", q->ram_shared, "mem_mib", (int)q->mem_mib,
+			      "vcpus", (int)q->vcpus);
+	char *text = o ? json_dumps(o, 0) : NULL;
+	json_decref(o);
+	if (!text || write_file_atomic(p, text, strlen(text), false) < 0)
+		log_warn("sandbox %s: cannot write %s; a restarted daemon could not fork it",
+			 vm->name, p);
+	free(text);
+}
+
+static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct err *e)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/qemu.json", vm->dir);
+	json_error_t je;
+	json_t *o = json_load_file(p, 0, &je);
+	const char *shm = "", *ram = "";
+	int shared = 0, mem = 0, vcpus = 0;
+	if (!o || json_unpack(o, "{s:s, s:s, s:b, s:i, s:i}", "shm_path", &shm, "ram_path", &ram,
+			      "ram_shared", &shared, "mem_mib", &mem, "vcpus", &vcpus)) {
+		json_decref(o);
+		return err_set(e, -EINVAL, "%s is unreadable (%s)", p, o ? "missing keys" : je.text);
+	}
+	snprintf(q->shm_path, sizeof(q->shm_path), "%s", shm);
+	snprintf(q->ram_path, sizeof(q->ram_path), "%s", ram);
+	q->ram_shared = shared;
+	q->mem_mib = (unsigned)mem;
+	q->vcpus = (unsigned)vcpus;
+	json_decref(o);
+	return 0;
 }
 
 /* --- spawn --- */
@@ -385,6 +487,7 @@ static void qvm_detach(struct vmm_inst *vm)
 	if (!q)
 		return;
 	qagent_stop_reader(q);
+	channels_remove(vm);
 	if (q->shm_path[0] && unlink(q->shm_path) < 0 && errno != ENOENT)
 		log_warn("sandbox %s: cannot remove %s: %s", vm->name, q->shm_path, strerror(errno));
 	qvm_put(q);
@@ -553,7 +656,8 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 			 (long long)now.tv_sec, now.tv_nsec, nonce, ent);
 	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)n)) < 0)
 		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
-	return qagent_wait_fork(q, nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
+	return qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS,
+				  e);
 }
 
 static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
@@ -589,9 +693,12 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	cg_fd = cg_open_fd(&vm->cg);
 	t->cgroup_usec = now_usec() - t0;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qsv) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, asv) < 0 ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0) {
+	/* QEMU's ends listen in the state dir, so that a restarted daemon finds
+	 * them; ours are connected before QEMU starts (queued in the backlog). */
+	if ((r = channel_listen(vm, QMP_SOCK, &qsv[1], &qsv[0], e)) < 0 ||
+	    (r = channel_listen(vm, AGENT_SOCK, &asv[1], &asv[0], e)) < 0)
+		goto fail;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0) {
 		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
 		goto fail;
 	}
@@ -647,6 +754,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	t->init_usec = t4 - t2;
 	if ((r = qagent_start_reader(q, e)) < 0)
 		goto fail_kill;
+	save_run_facts(vm, q);
 	if (src.standby) { /* restored: the image is spent */
 		rm_rf(src.dir);
 	} else if (src.dir[0]) {
@@ -878,26 +986,88 @@ static int qemu_destroy(struct vmm_inst *vm, struct err *e)
 	return vmm_remove_files(vm, e);
 }
 
-/* The QMP and agent channels were socketpairs of the daemon that ended: a VM
- * left by it cannot be reached any more, so it is stopped, not adopted. */
+/* A VM an earlier daemon started: the same QEMU (pid, start time and comm
+ * checked, then pinned by a pidfd), reached again through the channels it
+ * listens on in the state dir: QMP greets the new connection, the agent
+ * answers a resync (its exec sessions end, jobs wait to be attached). */
 static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 {
-	char shm[PATH_MAX];
-	if (vm->pid && vmm_pid_start(vm->pid) == vm->pid_start) {
-		int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
-		if (fd >= 0 && vmm_pid_start(vm->pid) == vm->pid_start) {
-			pidfd_signal(fd, SIGKILL);
-			wait_exit(fd, 5000);
-			log_warn("sandbox %s: stopped the VM a previous daemon left (pid %d)", vm->name,
-				 (int)vm->pid);
-		}
-		if (fd >= 0)
-			close(fd);
+	char comm[32] = "", path[64];
+	host_facts();
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)vm->pid);
+	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start ||
+	    read_file_str(path, comm, sizeof(comm)) < 0 || strncmp(comm, "qemu-system", 11) != 0)
+		return err_set(e, -ESRCH, "QEMU pid %d is gone (or was reused)", (int)vm->pid);
+	int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (fd < 0)
+		return err_set(e, -errno, "pidfd_open %d: %s", (int)vm->pid, strerror(errno));
+	if (vmm_pid_start(vm->pid) != vm->pid_start) {
+		close(fd);
+		return err_set(e, -ESRCH, "QEMU pid %d was reused", (int)vm->pid);
 	}
+	struct qemu_vm *q = vm->priv = qvm_new();
+	int nsv[2] = {-1, -1}, r;
+	if (!q) {
+		close(fd);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	vm->pidfd = fd;
+	q->pidfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
+	if ((r = load_run_facts(vm, q, e)) < 0 || (r = channel_connect(vm, QMP_SOCK, e)) < 0)
+		goto fail;
+	q->qmp.fd = r;
+	if ((r = qmp_handshake(&q->qmp, QMP_TIMEOUT_MS, e)) < 0 ||
+	    (r = channel_connect(vm, AGENT_SOCK, e)) < 0)
+		goto fail;
+	q->agent_fd = r;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0) {
+		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	q->note_wr = nsv[1];
+	vm->ctl_fd = nsv[0];
+	unsigned char rnd[8];
+	char nonce[17];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		r = err_set(e, -EIO, "getrandom: %s", strerror(errno));
+		goto fail;
+	}
+	hex(rnd, sizeof(rnd), nonce);
+	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_RESYNC, 0, nonce, 16)) < 0) {
+		err_set(e, r, "cannot reach the guest agent: %s", strerror(-r));
+		goto fail;
+	}
+	if ((r = qagent_wait_answer(q, "resync", nonce, QMP_TIMEOUT_MS, e)) < 0 ||
+	    (r = qagent_start_reader(q, e)) < 0)
+		goto fail;
+	return 0;
+fail:
+	/* Not reachable: the VM is stopped, not left running unmanaged. */
+	log_warn("sandbox %s: cannot re-adopt its VM (%s); stopping it", vm->name, e ? e->msg : "");
+	pidfd_signal(fd, SIGKILL);
+	wait_exit(fd, 5000);
+	waitid(P_PIDFD, (id_t)fd, NULL, WEXITED | WNOHANG);
+	qvm_detach(vm);
+	char shm[PATH_MAX];
 	shm_path_of(vm, shm, sizeof(shm));
 	unlink(shm);
-	return err_set(e, -EOPNOTSUPP, "a qemu sandbox cannot be re-adopted by a restarted daemon "
-		       "yet; its VM was stopped");
+	channels_remove(vm);
+	close(vm->pidfd);
+	vm->pidfd = -1;
+	if (vm->ctl_fd >= 0)
+		close(vm->ctl_fd);
+	vm->ctl_fd = -1;
+	return r < 0 ? r : -EIO;
+}
+
+static int qemu_job_attach(struct vmm_inst *vm, uint64_t id, int out_fd, int err_fd,
+			   uint64_t out_off, uint64_t err_off, struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
+	return qagent_attach(q, id, out_fd, err_fd, out_off, err_off, e);
 }
 
 static int qemu_usage(struct vmm_inst *vm, struct vmm_usage *u) { return cg_usage(&vm->cg, u); }
@@ -959,6 +1129,7 @@ const struct vmm_ops vmm_qemu_ops = {
 	.exec = qemu_exec,
 	.exec_kill = qemu_exec_kill,
 	.job = qemu_job,
+	.job_attach = qemu_job_attach,
 	.event = qemu_event,
 	.describe = qemu_describe,
 };

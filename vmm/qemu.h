@@ -51,8 +51,13 @@ struct qemu_vm {
 
 /* Waits for the agent's hello frame (the guest is up). */
 int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);
-/* After a restore: waits for the agent's answer to AG_FORK. */
-int qagent_wait_fork(struct qemu_vm *q, const char *nonce, int timeout_ms, struct err *e);
+/* After a restore or a reconnect: waits for the agent's answer to AG_FORK
+ * (what "fork") or AG_RESYNC ("resync"). */
+int qagent_wait_answer(struct qemu_vm *q, const char *what, const char *nonce, int timeout_ms,
+		       struct err *e);
+/* Takes a job of an earlier daemon back (after AG_RESYNC). */
+int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64_t out_off,
+		  uint64_t err_off, struct err *e);
 /* The reader thread: exec output to its fd, exits to note_wr. */
 int qagent_start_reader(struct qemu_vm *q, struct err *e);
 /* Ends the reader thread and closes every exec's output (readers see EOF). */

@@ -112,13 +112,15 @@ int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e)
 	}
 }
 
-/* After AG_FORK: the bytes before the agent's "fork NONCE" hello are what the
- * source had in flight, dropped; framing starts right after it. */
-int qagent_wait_fork(struct qemu_vm *q, const char *nonce, int timeout_ms, struct err *e)
+/* After AG_FORK (or AG_RESYNC): the bytes before the agent's "fork NONCE"
+ * ("resync NONCE") hello are what the source (or the old host) had in
+ * flight, dropped; framing starts right after it. */
+int qagent_wait_answer(struct qemu_vm *q, const char *what, const char *nonce, int timeout_ms,
+		       struct err *e)
 {
 	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
 	char want[64];
-	int wn = snprintf(want, sizeof(want), " fork %s", nonce);
+	int wn = snprintf(want, sizeof(want), " %s %s", what, nonce);
 	for (;;) {
 		char *hit = memmem(q->in, q->in_len, want, (size_t)wn);
 		if (hit) {
@@ -133,15 +135,15 @@ int qagent_wait_fork(struct qemu_vm *q, const char *nonce, int timeout_ms, struc
 		}
 		uint64_t now = now_usec();
 		if (now >= deadline)
-			return err_set(e, -ETIMEDOUT, "the restored guest's agent did not answer within "
-				       "%d s (see log)", timeout_ms / 1000);
+			return err_set(e, -ETIMEDOUT, "the guest agent did not answer '%s' within %d s "
+				       "(see log)", what, timeout_ms / 1000);
 		struct pollfd pfd = {.fd = q->agent_fd, .events = POLLIN};
 		int r = poll(&pfd, 1, (int)((deadline - now + 999) / 1000));
 		if (r < 0 && errno != EINTR)
 			return err_set(e, -errno, "poll on the agent channel: %s", strerror(errno));
 		if (r > 0 && (r = fill(q)) < 0)
 			return err_set(e, r == -EPIPE ? -ECHILD : r,
-				       "QEMU exited before the restored guest answered");
+				       "QEMU exited before the guest agent answered '%s'", what);
 	}
 }
 
@@ -316,6 +318,7 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 		if (!x->len)
 			exec_remove(q, x);
 	}
+	qagent_send(q, AG_ACK, id, NULL, 0); /* the agent may forget the command now */
 	char msg[64], *sig;
 	int c = (int)strtol(code, &sig, 10);
 	int n = snprintf(msg, sizeof(msg), "E%" PRIu64 " %d %d", id, c, atoi(sig));
@@ -473,4 +476,32 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds,
 		(void)!write(q->wake_fd, &one, sizeof(one));
 	}
 	return 0;
+}
+
+/* A job of an earlier daemon: output goes on into its files from the
+ * offsets they have (the agent resends the rest); its stdin is gone. */
+int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64_t out_off,
+		  uint64_t err_off, struct err *e)
+{
+	struct qemu_exec *x = calloc(1, sizeof(*x));
+	if (!x)
+		return err_set(e, -ENOMEM, "out of memory");
+	x->id = id;
+	x->job = true;
+	x->in_fd = -1;
+	x->fd = fcntl(out_fd, F_DUPFD_CLOEXEC, 0);
+	x->err_fd = fcntl(err_fd, F_DUPFD_CLOEXEC, 0);
+	if (x->fd < 0 || x->err_fd < 0) {
+		int r = -errno;
+		exec_free(x);
+		return err_set(e, r, "dup: %s", strerror(-r));
+	}
+	pthread_mutex_lock(&q->xlock);
+	x->next = q->execs;
+	q->execs = x;
+	pthread_mutex_unlock(&q->xlock);
+	char p[64];
+	int n = snprintf(p, sizeof(p), "%" PRIu64 " %" PRIu64, out_off, err_off);
+	int r = qagent_send(q, AG_ATTACH, id, p, (uint32_t)n);
+	return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
 }

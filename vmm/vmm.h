@@ -112,6 +112,11 @@ struct vmm_ops {
 	/* A background job: like exec, with its own stdin, stdout and stderr fds. */
 	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
 		   struct err *e);
+	/* After adopt: a job of the earlier daemon whose output reaches the
+	 * daemon (qemu); its files have out_off and err_off bytes. NULL when a
+	 * job writes its files itself (ns). */
+	int (*job_attach)(struct vmm_inst *vm, uint64_t id, int out_fd, int err_fd,
+			  uint64_t out_off, uint64_t err_off, struct err *e);
 	/* Reads one message from ctl_fd after it turned readable. */
 	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
 	/* Host-wide facts for /sbx/stats (`key value` lines), e.g. KVM or TCG. */

@@ -384,6 +384,23 @@ assert_numeric_key() {
 	[ "$SBX_OUT" = kept ]
 }
 
+@test "mount: a job running across a daemon kill -9 ends with its own exit code" {
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'echo one; sleep 2; echo two; exit 7')
+	old=$SBX_PID
+	kill -9 "$old"
+	wait "$old" 2>/dev/null || true
+	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$A/status")" = running ]
+	# init reports the exit to the new daemon, which still knows the job's id.
+	wait_job "$A" "$n" exited
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" = 7 ]
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/stdout")" = "$(printf 'one\ntwo')" ]
+	# New commands do not collide with the old daemon's ids.
+	sbx_exec "$A" 'exit 4'
+	[ "$SBX_RC" -eq 4 ]
+}
+
 @test "unmount with --stop-on-exit stops every sandbox" {
 	sbx_create "$A"
 	sbx_create "$B"

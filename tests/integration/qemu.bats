@@ -211,19 +211,46 @@ assert_no_qemu_leaks() {
 	wait_no_leaks "$V"
 }
 
-@test "qemu: after a daemon kill -9, the new daemon stops the VM it cannot reach; start boots it again" {
+@test "qemu: after a daemon kill -9, the new daemon re-adopts the VM: same QEMU, exec, jobs' output whole" {
 	sbx_create_ctl "$V" backend=qemu
 	pid=$(qemu_pid_of "$V")
+	start_counter "$V"
+	# A job that prints a numbered line every 50 ms, through the daemon's death.
+	n=$(sbx_run "$V" 'i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo "line $i"; sleep 0.05; done; exit 5')
+	sleep 0.5
 	old=$SBX_PID
 	kill -9 "$old"
 	wait "$old" 2>/dev/null || true
+	sleep 1 # the job goes on printing while no daemon listens
 	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$V/status")" = running ]
+	[ "$(sbx_key "$MNT/$V/stats" pid)" = "$pid" ]
+	c1=$(counter "$V")
+	((c1 >= 5))
+	sbx_exec "$V" 'hostname'
+	[ "$SBX_OUT" = "$V" ] && [ "$SBX_RC" -eq 0 ]
+	# Every line exactly once, in order, and the exit seen by the new daemon.
+	wait_job "$V" "$n" exited
+	[ "$(sbx_cat "$MNT/$V/jobs/$n/exit_code")" = 5 ]
+	diff <(sbx_cat "$MNT/$V/jobs/$n/stdout") <(for ((i = 1; i <= 60; i++)); do echo "line $i"; done)
+	# A job running across a second restart that is still running after it.
+	n2=$(sbx_run "$V" 'echo first; read x; echo "got $x"')
+	for ((i = 0; i < 50; i++)); do
+		[ "$(job_file "$V" "$n2" stdout)" = first ] && break
+		sleep 0.1
+	done
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$V/jobs/$n2/status")" = running ]
+	# Its stdin was the old daemon's pipe: gone (EPIPE), and ctl kill still works.
+	echo 'kill KILL' >"$MNT/$V/jobs/$n2/ctl"
+	wait_job "$V" "$n2" killed
+	[ "$(sbx_cat "$MNT/$V/jobs/$n2/stdout")" = first ]
+	# And it still stops cleanly, with nothing left.
+	echo stop >"$MNT/$V/ctl"
 	[ "$(sbx_cat "$MNT/$V/status")" = stopped ]
 	assert_no_qemu_leaks "$V" "$pid"
-	echo start >"$MNT/$V/ctl"
-	wait_status "$V" running
-	qemu_pid_of "$V" >/dev/null
-	assert_healthy "$V"
 }
 
 # counter NAME: the guest counter's value (started by start_counter).
@@ -246,14 +273,19 @@ start_counter() {
 	return 1
 }
 
+# layers_left TAG: this daemon's layers and their memory images (other
+# daemons may run beside the test).
 layers_left() {
 	ls "$STATE/layers" 2>/dev/null
-	ls /dev/shm 2>/dev/null | grep "^sandboxfs-.*-L.*\.ram$" || true
+	ls /dev/shm 2>/dev/null | grep "^sandboxfs-$1-L.*\.ram$" || true
 }
 
 @test "qemu: live fork: children continue the source's memory and processes, then diverge; clones differ" {
 	sbx_create_ctl "$V" backend=qemu
 	src_pid=$(qemu_pid_of "$V")
+	ram=$(basename /dev/shm/sandboxfs-*-"$V".ram)
+	tag=${ram#sandboxfs-}
+	tag=${tag%%-*}
 	start_counter "$V"
 	sbx_exec "$V" 'echo before >/root/before'
 	before=$(counter "$V")
@@ -325,7 +357,7 @@ layers_left() {
 	for k in $kids ${V}f ${V}g; do
 		wait_no_leaks "$k"
 	done
-	[ -z "$(layers_left)" ] || { echo "layers left: $(layers_left)"; false; }
+	[ -z "$(layers_left "$tag")" ] || { echo "layers left: $(layers_left "$tag")"; false; }
 }
 
 @test "qemu: standby saves the VM and ends QEMU; start restores it where it was" {

@@ -292,12 +292,12 @@ static void test_wait_fork_resyncs(void)
 	struct agent_hdr h = {.type = AG_OUT, .len = 4000, .id = 3};
 	CHECK(send(agent_side, &h, sizeof(h), 0) == sizeof(h));
 	CHECK(send(agent_side, "partial", 7, 0) == 7);
-	CHECK(qagent_wait_fork(q, "abc", 100, &e) == -ETIMEDOUT);
+	CHECK(qagent_wait_answer(q, "fork", "abc", 100, &e) == -ETIMEDOUT);
 	send_frame(AG_HELLO, 0, "sbx-agent 2 fork abd", 20); /* another nonce */
-	CHECK(qagent_wait_fork(q, "abc", 100, &e) == -ETIMEDOUT);
+	CHECK(qagent_wait_answer(q, "fork", "abc", 100, &e) == -ETIMEDOUT);
 	send_frame(AG_HELLO, 0, "sbx-agent 2 fork abc", 20);
 	send_frame(AG_EXIT, 5, "0 0", 3);
-	CHECK(qagent_wait_fork(q, "abc", 2000, &e) == 0);
+	CHECK(qagent_wait_answer(q, "fork", "abc", 2000, &e) == 0);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	char msg[64];
 	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "E5 0 0") == 0);

@@ -37,6 +37,13 @@ struct agent_hdr {
 			 * reseed the RNG with the 32 bytes, new machine-id and boot_id, end
 			 * the sessions of the old host; then hello "... fork NONCE". It
 			 * follows AGENT_SYNC, which makes the agent drop what came before. */
+#define AG_RESYNC 'Y'   /* payload: NONCE. A new host (the daemon restarted): end the exec
+			 * sessions (their clients are gone), hold every job's output until it
+			 * is attached again; then hello "... resync NONCE". After AGENT_SYNC. */
+#define AG_ATTACH 'T'   /* id, payload: "OUT ERR": the host has OUT bytes of the job's stdout
+			 * and ERR of its stderr; the agent sends the rest (it keeps the last
+			 * AGENT_WINDOW bytes of each), and the exit if it came meanwhile */
+#define AG_ACK 'A'      /* id: the host has the job's exit; the agent forgets the job */
 #define AG_JOB 'J'      /* id, payload: command line; like AG_EXEC with its own stdin and stderr */
 #define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_WINDOW not
 			 * yet credited back); empty: end of its stdin */

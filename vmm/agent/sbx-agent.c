@@ -39,6 +39,10 @@ struct job {
 	int in_fd;          /* jobs: the write end of its stdin; -1 when closed */
 	int code, sig;
 	uint32_t credit; /* output bytes we may still send (AGENT_WINDOW) */
+	bool job, attached; /* job: kept until the host acks its exit; attached: a host reads it */
+	bool exit_sent;
+	char *rb[2];     /* jobs: the last AGENT_WINDOW bytes sent of stdout, stderr (a ring) */
+	uint64_t sent[2]; /* bytes sent of each */
 	char *in;        /* jobs: stdin received, not yet in the pipe */
 	size_t in_len;
 	bool in_eof;     /* the host ended stdin: close the pipe once in_len is 0 */
@@ -206,15 +210,29 @@ static void close_stdin(struct job *j)
 	j->in_len = 0;
 }
 
+static void job_free(struct job *j)
+{
+	close_stdin(j);
+	free(j->rb[0]);
+	free(j->rb[1]);
+	j->rb[0] = j->rb[1] = NULL;
+	j->used = false;
+}
+
+/* The exit goes once all output went; a job's slot stays until the host's
+ * AG_ACK (a restarted host may not have seen the exit). */
 static void job_finish_if_done(struct job *j)
 {
-	if (!j->exited || j->out_fd >= 0 || j->err_fd >= 0)
+	if (!j->exited || j->out_fd >= 0 || j->err_fd >= 0 || j->exit_sent ||
+	    (j->job && !j->attached))
 		return;
 	char code[32];
 	snprintf(code, sizeof(code), "%d %d", j->code, j->sig);
 	send_text(AG_EXIT, j->id, code);
+	j->exit_sent = true;
 	close_stdin(j);
-	j->used = false;
+	if (!j->job)
+		job_free(j);
 }
 
 static void fail_start(uint64_t id, const char *why)
@@ -237,13 +255,16 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 	}
 	int o[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
 	char *ibuf = job ? malloc(AGENT_WINDOW) : NULL;
-	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || pipe2(er, O_CLOEXEC) < 0 ||
+	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
+	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || !rb0 || !rb1 || pipe2(er, O_CLOEXEC) < 0 ||
 						pipe2(in, O_CLOEXEC) < 0))) {
 		int fds[] = {o[0], o[1], er[0], er[1], in[0], in[1]};
 		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		free(ibuf);
+		free(rb0);
+		free(rb1);
 		fail_start(id, "sbx-agent: pipe failed\n");
 		return;
 	}
@@ -273,6 +294,8 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 			if (fds[i] >= 0)
 				close(fds[i]);
 		free(ibuf);
+		free(rb0);
+		free(rb1);
 		fail_start(id, "sbx-agent: fork failed\n");
 		return;
 	}
@@ -282,7 +305,8 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 		fcntl(in[1], F_SETFL, O_NONBLOCK);
 	}
 	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o[0], .err_fd = er[0],
-			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = ibuf};
+			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = ibuf, .job = job,
+			  .attached = true, .rb = {rb0, rb1}};
 	char p[16];
 	snprintf(p, sizeof(p), "%d", (int)pid);
 	send_text(AG_PID, id, p);
@@ -352,6 +376,9 @@ static void job_output(struct job *j, int stream)
 	if (n > 0) {
 		j->credit -= (uint32_t)n;
 		send_frame(stream ? AG_ERR : AG_OUT, j->id, buf, (uint32_t)n);
+		for (ssize_t i = 0; j->rb[stream] && i < n; i++) /* kept for a restarted host */
+			j->rb[stream][(j->sent[stream] + (uint64_t)i) % AGENT_WINDOW] = buf[i];
+		j->sent[stream] += (uint64_t)n;
 		return;
 	}
 	close(*fd);
@@ -431,8 +458,7 @@ static void become_clone(char *payload)
 			close(j->out_fd);
 		if (j->err_fd >= 0)
 			close(j->err_fd);
-		close_stdin(j);
-		j->used = false;
+		job_free(j);
 	}
 	struct timespec ts = {.tv_sec = (time_t)sec, .tv_nsec = nsec};
 	if (clock_settime(CLOCK_REALTIME, &ts) < 0)
@@ -475,6 +501,62 @@ static void become_clone(char *payload)
 	send_text(AG_HELLO, 0, hello);
 }
 
+/* A new host: exec sessions end (their clients were the old host's); jobs
+ * run on, their output held until the host attaches them again. */
+static void resync(const char *nonce)
+{
+	for (int i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &jobs[i];
+		if (!j->used)
+			continue;
+		if (j->job) {
+			j->attached = false;
+			j->credit = 0;
+			continue;
+		}
+		if (!j->exited && kill(-j->pid, SIGKILL) < 0)
+			kill(j->pid, SIGKILL);
+		if (j->out_fd >= 0)
+			close(j->out_fd);
+		j->out_fd = -1;
+		job_free(j);
+	}
+	char hello[80];
+	snprintf(hello, sizeof(hello), "sbx-agent %d resync %.40s", AGENT_VERSION, nonce);
+	send_text(AG_HELLO, 0, hello);
+}
+
+/* The host has `have` bytes of each stream: the rest again, then the exit. */
+static void attach(uint64_t id, const char *payload)
+{
+	struct job *j = job_find(id);
+	if (!j || !j->job) {
+		send_text(AG_EXIT, id, "-1 0"); /* gone: its exit is unknown */
+		return;
+	}
+	unsigned long long have[2] = {0, 0};
+	sscanf(payload, "%llu %llu", &have[0], &have[1]);
+	uint32_t resent = 0;
+	for (int k = 0; k < 2; k++) {
+		uint64_t from = have[k] < j->sent[k] ? have[k] : j->sent[k];
+		if (j->sent[k] - from > AGENT_WINDOW)
+			from = j->sent[k] - AGENT_WINDOW; /* cannot happen within the window */
+		while (from < j->sent[k]) {
+			char buf[4096];
+			uint32_t n = 0;
+			for (; n < sizeof(buf) && from + n < j->sent[k]; n++)
+				buf[n] = j->rb[k][(from + n) % AGENT_WINDOW];
+			send_frame(k ? AG_ERR : AG_OUT, id, buf, n);
+			from += n;
+			resent += n;
+		}
+	}
+	j->attached = true;
+	j->exit_sent = false;
+	j->credit = resent < AGENT_WINDOW ? AGENT_WINDOW - resent : 0;
+	job_finish_if_done(j);
+}
+
 static void handle_frame(const struct agent_hdr *h, char *payload)
 {
 	payload[h->len] = '\0';
@@ -508,6 +590,18 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 	case AG_FORK:
 		become_clone(payload);
 		break;
+	case AG_RESYNC:
+		resync(payload);
+		break;
+	case AG_ATTACH:
+		attach(h->id, payload);
+		break;
+	case AG_ACK: {
+		struct job *j = job_find(h->id);
+		if (j && j->exit_sent)
+			job_free(j);
+		break;
+	}
 	default:
 		say("unknown frame type 0x%02x from the host", h->type);
 	}
