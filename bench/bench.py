@@ -2,9 +2,12 @@
 """sandboxfs benchmark driver (issue 3): cases 1, 2, 4, 5 against peers, case 3
 from build/bench/registry_bench; then networking on vs off (issue 4, a second
 daemon with its own bridge), time to interactive (issue 8, beside runc/crun/
-bwrap), ns fork (issue 9) and the qemu backend under TCG (issue 5); writes
+bwrap), ns fork (issue 9), the qemu backend under TCG (issue 5) and qemu live fork and
+standby (issue 9, case `qfork`); writes
 bench/results/latest.json, which bench/report.py turns into latest.md and plots.
-BENCH_CASES=net,tti,... (development only) runs a subset and skips the report.
+BENCH_CASES=net,tti,... runs a subset and merges it into the existing latest.json
+(the other cases keep the results of the run that made them; `provenance` says
+which run each case came from, and latest.md shows it).
 
 Run by bench/run.sh inside a private mount namespace (see run.sh).  Every
 number comes from this run: times are taken here with
@@ -40,7 +43,8 @@ if QUICK:
              net_samples=30, net_warm=5, net_burst=100, net_burst_reps=1,
              tti_samples=30, tti_warm=5, tti_bursts=[25], tti_burst_reps=1, tti_burst_warm=3,
              fork_samples=20, fork_warm=5, fork_burst=25, fork_burst_reps=1,
-             fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1)
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1,
+             qfork_samples=3, qfork_warm=1, qfork_burst=5, qfork_cfork=1, qfork_standby=1)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
@@ -48,7 +52,8 @@ else:
              net_samples=200, net_warm=10, net_burst=100, net_burst_reps=2,
              tti_samples=200, tti_warm=10, tti_bursts=[25, 100], tti_burst_reps=2, tti_burst_warm=5,
              fork_samples=100, fork_warm=5, fork_burst=25, fork_burst_reps=3,
-             fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1)
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1,
+             qfork_samples=10, qfork_warm=1, qfork_burst=25, qfork_cfork=2, qfork_standby=3)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -82,6 +87,8 @@ class State:
     daemon = None          # Popen of the main daemon (--no-net)
     daemons = []           # (Popen, mountpoint) of every daemon we started
     bridge = None          # the networking daemon's bridge (ours, unique to this run)
+    qemu_found = {}        # QEMUs and /dev/shm files of ours that cleanup found (and removed)
+    tags = []              # instance tags of our daemons (FNV-1a of the state dir, as the daemon computes)
     children = set()       # pids of peer processes in flight
     containers = {}        # id -> tool
     lock = threading.Lock()
@@ -112,6 +119,35 @@ def sbx_names(mnt=None):
         return [n for n in os.listdir(mnt) if os.path.isdir(os.path.join(mnt, n))]
     except OSError:
         return []
+
+
+def instance_tag(state_dir):
+    """The daemon's instance tag (engine.c instance_tag): FNV-1a of the state dir path.
+    It prefixes its cgroups (TAG-NAME), qemu RAM files (/dev/shm/sandboxfs-TAG-*) and veths."""
+    h = 2166136261
+    for ch in state_dir.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return "%08x" % h
+
+
+def daemon_tags():
+    return list(State.tags)
+
+
+def kill_our_qemus():
+    """QEMU processes of this run's daemons (their console path is under TMP), if the
+    daemons could not stop them; SIGKILL, then reaped by their parent or init."""
+    pids = qemu_leftovers()["qemu_pids"]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 5
+    while pids and time.monotonic() < deadline:
+        pids = [p for p in pids if os.path.exists("/proc/%d" % p)]
+        time.sleep(0.05)
+    return pids
 
 
 def cleanup():
@@ -148,14 +184,25 @@ def cleanup():
                 d.wait()
         if mounted(mnt):
             subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+    # qemu sandboxes: a QEMU the daemon did not end, guest RAM and layer memory images
+    # (found = what the daemons left, reported in latest.json; then removed)
+    State.qemu_found = qemu_leftovers()
+    kill_our_qemus()
+    for f in qemu_leftovers()["shm"]:
+        try:
+            os.unlink(os.path.join("/dev/shm", f))
+        except OSError:
+            pass
     # our bridge, if the daemon left it (it removes it when no port is left)
     if State.bridge and os.path.exists("/sys/class/net/" + State.bridge):
         subprocess.run(["ip", "link", "del", State.bridge], stderr=subprocess.DEVNULL)
     # cgroups the peers made (runc/crun remove their own on delete; this is for interrupts)
+    # and our daemons' (TAG-NAME; the daemon removes its own; this is for a daemon that died)
     for base in os.listdir("/sys/fs/cgroup"):
         top = os.path.join("/sys/fs/cgroup", base)
         for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda t: -len(t[0])):
-            if os.path.basename(dirpath).startswith(TAG):
+            b = os.path.basename(dirpath)
+            if b.startswith(TAG) or any(b.startswith(t + "-") for t in State.tags):
                 try:
                     os.rmdir(dirpath)
                 except OSError:
@@ -174,6 +221,9 @@ def start_daemon(mnt=None, state="state", extra=("--no-net",)):
     The main daemon runs --no-net (the peers' containers have only lo too)."""
     mnt = mnt or MNT
     os.makedirs(mnt, exist_ok=True)
+    State.tags.append(instance_tag(os.path.join(TMP, state)))
+    with open(os.path.join(TMP, "shm_prefixes"), "a") as f:  # for run.sh, if we die
+        f.write("sandboxfs-%s-\n" % State.tags[-1])
     logf = open(os.path.join(TMP, "daemon-%s.log" % state), "w")
     d = subprocess.Popen(
         [os.path.join(BUILD, "sandboxfs"), "-f", "--state", os.path.join(TMP, state),
@@ -586,12 +636,7 @@ def leftover_net():
     except OSError:
         return []
     out = [i for i in ifs if i == State.bridge]
-    tags = set()
-    for st in ("state", "state-net"):
-        h = 2166136261
-        for ch in os.path.join(TMP, st).encode():
-            h = ((h ^ ch) * 16777619) & 0xffffffff
-        tags.add("sbx%s-" % ("%08x" % h)[:4])
+    tags = {"sbx%s-" % instance_tag(os.path.join(TMP, st))[:4] for st in ("state", "state-net")}
     out += [i for i in ifs if any(i.startswith(t) for t in tags)]
     return out
 
@@ -966,6 +1011,207 @@ def case_qemu():
     return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"]}
 
 
+# ---------------------------------------------------------------- qemu live fork and standby (issue 9)
+QFORK_KEYS = ("fork_freeze_usec", "fork_checkpoint_usec", "fork_restore_usec", "fork_usec",
+              "restore_usec", "create_restore_usec", "create_qmp_usec", "create_vmm_spawn_usec")
+QEMU_TIMEOUT_S = 180  # 25 QEMUs restoring under TCG on 2 cores take a while
+
+
+def first_bytes(name, t0):
+    """Opens NAME/exec read+write (a write waits while NAME is creating), writes
+    `echo hi`, reads the first bytes; returns µs since t0 (ns)."""
+    efd = os.open(os.path.join(MNT, name, "exec"), os.O_RDWR)
+    try:
+        os.write(efd, TTI_CMD)
+        out = os.read(efd, 4096)
+        t = now_ns()
+    finally:
+        os.close(efd)
+    if not out.startswith(b"hi"):
+        raise RuntimeError("exec in %s answered %r" % (name, out[:80]))
+    return (t - t0) / 1e3
+
+
+def qfork_one(src, child):
+    """`fork CHILD` on src's ctl; a thread polls CHILD's status every ms for running while
+    this one writes `echo hi` to CHILD's exec and reads the first bytes (child interactive).
+    Returns the outside times (µs from the start of the write) and the child's stats."""
+    box = {}
+
+    def poller():
+        try:
+            box["running"] = wait_running(child, timeout=QEMU_TIMEOUT_S, poll=0.001)
+        except Exception as e:  # noqa
+            box["err"] = str(e)
+    t0 = now_ns()
+    ctl_write(src, "fork %s\n" % child)
+    t1 = now_ns()
+    th = threading.Thread(target=poller)
+    th.start()
+    try:
+        tti = first_bytes(child, t0)
+    finally:
+        th.join()
+    if "err" in box:
+        raise RuntimeError(box["err"])
+    st = sbx_stats(child)
+    if st.get("parent") != src or st.get("fork_mode") != "live":
+        raise RuntimeError("child %s: parent %r, fork_mode %r" % (child, st.get("parent"), st.get("fork_mode")))
+    r = {"write": (t1 - t0) / 1e3, "running": (box["running"] - t0) / 1e3, "tti": tti}
+    r.update({k: float(st[k]) for k in QFORK_KEYS if k in st})
+    return r
+
+
+def qfork_burst(src, n, label):
+    """`fork L-0 ... L-(n-1)` in one write; status of the pending ones polled every 20 ms
+    (a tighter loop would take CPU from the QEMUs on this 2-core machine)."""
+    names = ["%s-%d" % (label, k) for k in range(n)]
+    t0 = now_ns()
+    ctl_write(src, "fork %s\n" % " ".join(names))
+    t_ret = now_ns()
+    pending, done = set(names), {}
+    deadline = t0 + int(QEMU_TIMEOUT_S * 1e9)
+    while pending:
+        for nm in list(pending):
+            st = read_file(os.path.join(MNT, nm, "status")).strip()
+            if st == "running":
+                done[nm] = (now_ns() - t0) / 1e3
+                pending.discard(nm)
+            elif st == "failed":
+                raise RuntimeError("qemu fork child %s failed: %s" % (
+                    nm, read_file(os.path.join(MNT, nm, "error")).strip()))
+        if now_ns() > deadline:
+            raise RuntimeError("qemu fork burst: %d children not running after %d s"
+                               % (len(pending), QEMU_TIMEOUT_S))
+        time.sleep(0.02)
+    sts = {nm: sbx_stats(nm) for nm in names}
+    t_rm = now_ns()
+    for nm in names:
+        os.rmdir(os.path.join(MNT, nm))
+    rm_s = (now_ns() - t_rm) / 1e9
+    comp = [done[nm] for nm in names]
+    return {"n": n, "completion": comp, "all_running": max(comp), "write_returned": (t_ret - t0) / 1e3,
+            "daemon": {k: [float(sts[nm][k]) for nm in names if k in sts[nm]] for k in QFORK_KEYS},
+            "remove_all_s": rm_s}
+
+
+def qemu_leftovers():
+    """QEMU processes and /dev/shm files (guest RAM, layer memory images) of this run's
+    daemons still there."""
+    procs = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as fh:
+                if not fh.read().startswith("qemu-system"):
+                    continue
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if (TMP + "/").encode() in cmd:  # its console log is in our daemon's state dir
+            procs.append(int(pid))
+    shm = [f for f in os.listdir("/dev/shm") if any(f.startswith("sandboxfs-%s-" % t) for t in daemon_tags())]
+    return {"qemu_pids": procs, "shm": shm}
+
+
+def case_qfork():
+    """qemu live fork: single forks (interleaved with a plain qemu create), a burst from
+    one checkpoint, a fork of a child, and standby/start."""
+    vml = os.path.join(BUILD, "guest", "vmlinux")
+    if not os.path.exists(vml):
+        return {"skipped": "build/guest/vmlinux missing (run `make guest`)"}
+    accel = kv(read_file(os.path.join(MNT, "stats"))).get("qemu_accel", "?")
+    src = "qsrc"
+    t0 = now_ns()
+    ctl_write("", "create %s backend=qemu memory=256M\n" % src)  # MNT/ctl
+    wait_running(src, timeout=QEMU_TIMEOUT_S, poll=0.005)
+    src_boot = (now_ns() - t0) / 1e3
+    exec_run(src, "echo warm > /root/warm; sync")  # the guest is warm: one exec done
+    log("qfork: source %s running after %.0f ms (%s)" % (src, src_boot / 1e3, accel))
+
+    # single forks, each round also a plain qemu create, shuffled
+    single, creates = [], []
+    rng = random.Random(now_ns())
+    total = P["qfork_warm"] + P["qfork_samples"]
+    for i in range(total):
+        order = ["fork", "create"]
+        rng.shuffle(order)
+        keep = i >= P["qfork_warm"]
+        for m in order:
+            if m == "fork":
+                child = "qf-%d" % i
+                r = qfork_one(src, child)
+                os.rmdir(os.path.join(MNT, child))
+                if keep:
+                    single.append(r)
+                log("qfork: fork %d/%d (%s): running %.0f ms, interactive %.0f ms, source paused %.0f ms"
+                    % (i + 1, total, "measured" if keep else "warm-up, discarded",
+                       r["running"] / 1e3, r["tti"] / 1e3, r.get("fork_freeze_usec", 0) / 1e3))
+            else:
+                q = qemu_one("qfc-%d" % i)
+                if keep:
+                    creates.append(q)
+    # a burst from one checkpoint (no warm-up burst: TCG restores are expensive)
+    burst = qfork_burst(src, P["qfork_burst"], "qb")
+    log("qfork: burst of %d: p50 %.0f ms, all running %.0f ms" % (
+        burst["n"], pct(burst["completion"], 50) / 1e3, burst["all_running"] / 1e3))
+    # fork of a child: its RAM is a private map, so the checkpoint carries the RAM
+    gen1 = "qg1"
+    qfork_one(src, gen1)
+    cfork = []
+    for k in range(P["qfork_cfork"]):
+        r = qfork_one(gen1, "qg2-%d" % k)
+        os.rmdir(os.path.join(MNT, "qg2-%d" % k))
+        cfork.append(r)
+        log("qfork: fork of a child %d: source paused %.0f ms, running %.0f ms" % (
+            k, r.get("fork_freeze_usec", 0) / 1e3, r["running"] / 1e3))
+    os.rmdir(os.path.join(MNT, gen1))
+    # standby, then start
+    standby = []
+    for k in range(P["qfork_standby"]):
+        t0 = now_ns()
+        ctl_write(src, "standby\n")
+        t1 = now_ns()
+        st = read_file(os.path.join(MNT, src, "status")).strip()
+        if st != "standby":
+            raise RuntimeError("after standby %s is %r" % (src, st))
+        s1 = sbx_stats(src)
+        t2 = now_ns()
+        ctl_write(src, "start\n")
+        t3 = wait_running(src, timeout=QEMU_TIMEOUT_S, poll=0.001)
+        tti = first_bytes(src, t2)
+        s2 = sbx_stats(src)
+        r = {"standby_write": (t1 - t0) / 1e3, "start_running": (t3 - t2) / 1e3, "start_tti": tti,
+             "standby_usec": float(s1.get("standby_usec", 0)), "restore_usec": float(s2.get("restore_usec", 0))}
+        for key in ("create_restore_usec", "create_qmp_usec", "create_vmm_spawn_usec"):
+            if key in s2:
+                r[key] = float(s2[key])
+        standby.append(r)
+        log("qfork: standby %d: saved in %.0f ms; start to running %.0f ms" % (
+            k, r["standby_write"] / 1e3, r["start_running"] / 1e3))
+    os.rmdir(os.path.join(MNT, src))
+    def left_now():
+        d = qemu_leftovers()
+        try:
+            d["layers"] = os.listdir(os.path.join(TMP, "state", "layers"))
+        except OSError:
+            d["layers"] = []
+        return d
+    left = left_now()
+    for _ in range(50):  # layers go with their last user; give the daemon a moment
+        if not any(left.values()):
+            break
+        time.sleep(0.1)
+        left = left_now()
+    if any(left.values()):
+        log("qfork: LEFT after the case: %s" % left)
+    return {"accel": accel, "dev_kvm": os.path.exists("/dev/kvm"), "source_boot": src_boot,
+            "warmup": P["qfork_warm"], "single": single, "creates": creates, "burst": burst,
+            "child_fork": cfork, "standby": standby, "leftovers_after_case": left}
+
+
 # ---------------------------------------------------------------- machine facts
 def machine():
     cpu = "?"
@@ -1085,16 +1331,72 @@ def main():
             result["fork"] = case_fork()
         if want("qemu"):
             result["qemu"] = case_qemu()
+        if want("qfork"):
+            result["qfork"] = case_qfork()
         result["daemon_stats_end"] = kv(read_file(os.path.join(MNT, "stats")))
     finally:
         cleanup()
     result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if TMP in l]
     result["leftover_net"] = leftover_net()
+    result["leftover_qemu"] = {k: v for k, v in State.qemu_found.items() if v}
     result["elapsed_s"] = (now_ns() - T_START) / 1e9
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
-        json.dump(result, f, indent=1, default=str)
+    save(result, only)
     log("done in %.1fs" % result["elapsed_s"])
+
+
+# The keys of latest.json each case writes.
+CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
+             "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
+             "qfork": ["qfork"]}
+RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
+
+
+def run_info(result, cases):
+    m = result["machine"]
+    return {"commit": m["commit"], "date": m["date"], "quick": result["quick"],
+            "loadavg": m["loadavg"], "elapsed_s": result.get("elapsed_s"), "cases": cases,
+            "params": result["params"], **{k: result[k] for k in RUN_KEYS[:-1] if k in result}}
+
+
+def save(result, only):
+    """A full run replaces latest.json. A partial run (BENCH_CASES) replaces only its own
+    cases' keys in the existing latest.json; `runs` describes each run (by its date) and
+    `provenance` maps each case to the run it came from, so the other cases keep the
+    results of the run that made them and latest.md says which run each section is."""
+    path = os.path.join(RESULTS, "latest.json")
+    os.makedirs(RESULTS, exist_ok=True)
+    ran = [c for c in CASE_KEYS if all(k in result for k in CASE_KEYS[c])]
+    base = None
+    if only and os.path.exists(path):
+        with open(path) as f:
+            base = json.load(f)
+    rid = result["machine"]["date"]
+    if base is None:
+        result["runs"] = {rid: run_info(result, ran)}
+        result["provenance"] = {c: rid for c in ran}
+        out = result
+    else:
+        runs, prov = base.setdefault("runs", {}), base.setdefault("provenance", {})
+        had = [c for c in CASE_KEYS if all(k in base for k in CASE_KEYS[c])]
+        if any(c not in prov for c in had):  # from before provenance: all of one run
+            bid = base["machine"]["date"]
+            runs.setdefault(bid, run_info(base, had))
+            for c in had:
+                prov.setdefault(c, bid)
+        runs[rid] = run_info(result, ran)
+        for c in ran:
+            for k in CASE_KEYS[c]:
+                base[k] = result[k]
+            prov[c] = rid
+        for x in list(runs):  # runs no case comes from any more
+            if x not in prov.values():
+                del runs[x]
+        out = base
+        log("partial run (%s) merged into %s; other cases kept from their own runs" % (",".join(ran), path))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1, default=str)
+    os.rename(tmp, path)
 
 
 if __name__ == "__main__":

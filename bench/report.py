@@ -59,17 +59,56 @@ def gnuplot(script):
 TERM = 'set terminal pngcairo noenhanced size 1000,560 font "sans,10"\n'
 
 
+BASE_CASES = ("case1", "case2", "case3", "case45")  # the sections every report has
+
+
+def run_of(r, case):
+    """The run a case's numbers came from (bench.py `runs`/`provenance`; a latest.json
+    from before them is one run)."""
+    rid = r.get("provenance", {}).get(case)
+    return r.get("runs", {}).get(rid) if rid else None
+
+
+def mode(run):
+    return "QUICK (short run)" if run["quick"] else "full"
+
+
+def source_note(r, case):
+    """A line under a section heading when its numbers come from another run than the
+    one in the machine table (a partial run, BENCH_CASES, merged into latest.json)."""
+    run = run_of(r, case)
+    if not run or run["date"] == r["machine"]["date"]:
+        return []
+    return ["*From a later partial run (`BENCH_CASES=%s`): %s, commit %s, %s mode, load average "
+            "at start %s; the other sections are from the run in the machine table.*"
+            % (",".join(run["cases"]), run["date"], run["commit"], mode(run).split()[0],
+               " ".join(run["loadavg"])), ""]
+
+
 def main():
     with open(os.path.join(RES, "latest.json")) as fh:
         r = json.load(fh)
+    missing = [c for c in BASE_CASES if c not in r]
+    if missing:
+        print("report: latest.json has no %s (a partial run on no full one): run `make bench` "
+              "once; latest.md is left as it was" % ", ".join(missing), file=sys.stderr)
+        return
     os.makedirs(DATA, exist_ok=True)
     m = r["machine"]
+    runs = r.get("runs", {})
     md = []
     md.append("# sandboxfs benchmarks: latest run")
     md.append("")
-    md.append("Written by `make bench%s` (bench/run.sh); every figure below comes from this run "
-              "(raw samples in `latest.json`). Absolute numbers are noisy on this shared machine; "
-              "quote the ratios." % (" QUICK=1" if r["quick"] else ""))
+    if len(runs) > 1:
+        md.append("Written by `make bench%s` (bench/run.sh) and merged with later partial runs "
+                  "(`BENCH_CASES=...`): each figure comes from the run its section names, the "
+                  "others from the run in the machine table (raw samples in `latest.json`). "
+                  "Absolute numbers are noisy on this shared machine; quote the ratios."
+                  % (" QUICK=1" if r["quick"] else ""))
+    else:
+        md.append("Written by `make bench%s` (bench/run.sh); every figure below comes from this run "
+                  "(raw samples in `latest.json`). Absolute numbers are noisy on this shared machine; "
+                  "quote the ratios." % (" QUICK=1" if r["quick"] else ""))
     md.append("")
     md.append(table(["machine", ""], [
         ["CPU", m["cpu"]], ["cores", m["cores"]], ["memory", m["mem_total"]],
@@ -82,6 +121,15 @@ def main():
         ["peers", "%s; %s; %s" % (m["runc"], m["crun"], m["bwrap"])],
     ]))
     md.append("")
+    if len(runs) > 1:
+        md.append("Runs merged here (the machine table's commit, date, mode, wall time and load are "
+                  "the first one's):")
+        md.append("")
+        md.append(table(["run (date)", "commit", "mode", "cases", "wall time", "load average at start"],
+                        [[x["date"], x["commit"], mode(x), ", ".join(c for c, rid in r["provenance"].items() if rid == k),
+                          "%.0f s" % x["elapsed_s"] if x.get("elapsed_s") else "–", " ".join(x["loadavg"])]
+                         for k, x in sorted(runs.items())]))
+        md.append("")
     md.append("## How it is measured")
     md.append("")
     lim = r.get("limits", {})
@@ -124,6 +172,7 @@ def main():
     base95 = pct(S["sandboxfs"]["create"], 95)
     md.append("## 1. Create to running, one at a time")
     md.append("")
+    md += source_note(r, "case1")
     rows = []
     for meth in methods:
         xs = [x / 1e3 for x in S[meth]["create"]]
@@ -173,6 +222,7 @@ def main():
     c2 = r["case2"]
     md.append("## 2. Burst: N created at once")
     md.append("")
+    md += source_note(r, "case2")
     md.append("`sandboxfs-mkdir`: N threads, released together by a barrier, each `mkdir`s one; "
               "`sandboxfs-ctl`: one writer writes N `create` lines to `/sbx/ctl`, one write each; "
               "runc/crun: N `run -d` started together. Completion = time from the burst's start "
@@ -210,6 +260,7 @@ def main():
     c3 = r["case3"]
     md.append("## 3. Registry micro-benchmark (ns/op)")
     md.append("")
+    md += source_note(r, "case3")
     md.append("`build/bench/registry_bench` (bench/registry_bench.c) drives `engine/registry.c` "
               "(liburcu `cds_lfht`, lookups under `urcu_memb_read_lock`) and a baseline with the same "
               "API shape under one pthread mutex (chained hash tables by name and id, same hashes, "
@@ -261,6 +312,7 @@ def main():
     c45 = r["case45"]
     md.append("## 4. File API overhead")
     md.append("")
+    md += source_note(r, "case45")
     md.append("With N sandboxes live: `stat` and full read (open, read to EOF, close) of "
               "`/sbx/r-0/stats` (µs); `ls /sbx` = `listdir` of the mount, and `cat /sbx/*/stats` = "
               "read every sandbox's stats file, both in-process (no `ls`/`cat` process start, ms).")
@@ -279,6 +331,7 @@ def main():
     pts = c45["points"]
     md.append("## 5. Scaling: create latency and daemon memory vs live sandboxes")
     md.append("")
+    md += source_note(r, "case45")
     md.append("Sandboxes created one at a time up to %d and kept running; daemon memory = VmRSS "
               "of the sandboxfs process (%d KiB before the first)." % (len(pts), c45["rss_start_kib"]))
     md.append("")
@@ -323,6 +376,7 @@ def main():
         NS = nt["samples"]
         md.append("## 6. Networking: create with networking on vs off (issue 4)")
         md.append("")
+        md += source_note(r, "net")
         md.append("Two daemons run side by side: the main one with `--no-net` (every other case "
                   "uses it) and a second one with networking on: `--bridge %s --subnet %s` (a bridge "
                   "made for this run and removed after it). Rounds alternate between them in a "
@@ -408,6 +462,7 @@ def main():
         meths = tt["methods"]
         md.append("## 7. Time to interactive (issue 8)")
         md.append("")
+        md += source_note(r, "tti")
         md.append("From the create request to the first bytes of a command's output. sandboxfs: "
                   "`mkdir`, then at once open `NAME/exec` read+write (a write waits while the sandbox "
                   "is creating), write `echo hi`, read until the first bytes. runc/crun: `run` "
@@ -465,6 +520,7 @@ def main():
         FS = fk["single"]
         md.append("## 8. Fork, ns backend (issue 9)")
         md.append("")
+        md += source_note(r, "fork")
         md.append("`fork_mode fs`: a child gets a copy-on-write snapshot of the source's files and "
                   "starts its processes afresh. Outside time = `fork B` written to `A/ctl` until "
                   "`B/status` reads `running`; each round also does one plain `mkdir` create "
@@ -540,6 +596,7 @@ def main():
     if qm:
         md.append("## 9. qemu backend: create to agent hello (issue 5)")
         md.append("")
+        md += source_note(r, "qemu")
         if qm.get("skipped"):
             md.append("Skipped: %s." % qm["skipped"])
         else:
@@ -564,6 +621,157 @@ def main():
             md.append("qemu ÷ ns create (p50, outside): %s." %
                       ratio(pct([x["running"] for x in Q], 50), pct([x["running"] for x in N], 50)))
             md.append("")
+
+    # ---------------------------------------------------------------- qemu live fork and standby
+    qf = r.get("qfork")
+    if qf:
+        md.append("## 10. qemu live fork and standby (issue 9)")
+        md.append("")
+        md += source_note(r, "qfork")
+        if qf.get("skipped"):
+            md.append("Skipped: %s." % qf["skipped"])
+            md.append("")
+    if qf and not qf.get("skipped"):
+        SG, CR = qf["single"], qf["creates"]
+        md.append("`fork_mode live`: a child continues from the source VM's exact machine state. "
+                  "Source: `echo 'create qsrc backend=qemu memory=256M' > /sbx/ctl` (running after "
+                  "%s ms), then one `exec` so the guest is warm. Accelerator **%s**; `/dev/kvm` %s, "
+                  "so these are TCG numbers. Single fork: `fork CHILD` written to `qsrc/ctl`; from "
+                  "the start of that write, a thread polls `CHILD/status` every 1 ms for `running` "
+                  "while the bench opens `CHILD/exec` as soon as the write returns and writes "
+                  "`echo hi` (the write waits while the child is creating): *child interactive* is "
+                  "the first bytes of its output. The child's per-phase timings are read from its "
+                  "`stats`; it is removed (`rmdir`) after each round. Each round also does one plain "
+                  "qemu create (a fresh boot, as in section 9) in a shuffled order; %d round(s) "
+                  "discarded as warm-up."
+                  % (f(qf["source_boot"] / 1e3), qf["accel"],
+                     "exists" if qf["dev_kvm"] else "does not exist here", qf["warmup"]))
+        md.append("")
+
+        def qrow(label, xs, ref=None, inv=False):
+            """n, p50, p95, max in ms, and p50 ÷ ref (inv: ref ÷ p50)."""
+            xs = [x for x in xs if x is not None]
+            rt = ""
+            if ref and xs:
+                rt = ratio(ref, pct(xs, 50)) if inv else ratio(pct(xs, 50), ref)
+            return [label, len(xs), f(pct(xs, 50) / 1e3) if xs else "–", f(pct(xs, 95) / 1e3) if xs else "–",
+                    f(max(xs) / 1e3) if xs else "–", rt]
+        boot = pct([x["running"] for x in CR], 50)
+        boot_tti = pct([x["tti"] for x in CR], 50)
+        rows = [qrow("fork line to child `running` (outside)", [x["running"] for x in SG], boot, True),
+                qrow("fork line to child interactive (first `echo hi` bytes)", [x["tti"] for x in SG], boot_tti, True),
+                qrow("  `fork` write returns (checkpoint taken, source resumed)", [x["write"] for x in SG]),
+                qrow("  **source paused**: `fork_freeze_usec`", [x.get("fork_freeze_usec") for x in SG])]
+        for k in ("fork_checkpoint_usec", "fork_restore_usec", "fork_usec", "restore_usec",
+                  "create_vmm_spawn_usec", "create_qmp_usec", "create_restore_usec"):
+            rows.append(qrow("  child's `%s`" % k, [x.get(k) for x in SG]))
+        rows.append(qrow("plain qemu create (boot) to `running`, same rounds", [x["running"] for x in CR], boot, True))
+        rows.append(qrow("plain qemu create to interactive, same rounds", [x["tti"] for x in CR], boot_tti, True))
+        qm = r.get("qemu")
+        if qm and not qm.get("skipped") and qm.get("samples"):
+            rows.append(qrow("qemu create to `running`, section 9%s" % (
+                " (another run)" if r.get("provenance", {}).get("qemu") != r.get("provenance", {}).get("qfork") else ""),
+                [x["running"] for x in qm["samples"]], boot, True))
+        md.append(table(["single live fork", "n", "p50 ms", "p95 ms", "max ms", "fresh boot ÷ this (p50)"], rows))
+        md.append("")
+        fz = [x.get("fork_freeze_usec") for x in SG if x.get("fork_freeze_usec") is not None]
+        md.append("The last column is the plain qemu create of the same rounds (to running, or to "
+                  "interactive for the interactive row) ÷ this row, at p50: above 1× the fork is faster; "
+                  "a live fork has a running child %s sooner than a fresh boot. Phases: `fork_freeze_usec` is the whole pause of "
+                  "the source (QMP `stop`, the device-state migration with `x-ignore-shared`, the sparse "
+                  "copy of its RAM file to the layer's frozen image, `cont`), what the source feels: "
+                  "p50 %s ms, max %s ms; `fork_checkpoint_usec` is the part between `stop` and `cont` (migration and copy); "
+                  "`fork_restore_usec` is from the child's start being queued to `running`; "
+                  "`restore_usec` from spawning the child's QEMU to restored (`create_vmm_spawn_usec` "
+                  "spawn, `create_qmp_usec` QMP handshake, `create_restore_usec` `migrate-incoming`, "
+                  "`cont` and the agent taking the clone's identity); `fork_usec` is the fork request "
+                  "to `running` as the daemon sees it."
+                  % (ratio(boot, pct([x["running"] for x in SG], 50)) if boot else "–",
+                     f(pct(fz, 50) / 1e3) if fz else "–", f(max(fz) / 1e3) if fz else "–"))
+        md.append("")
+
+        B = qf["burst"]
+        comp = B["completion"]
+        dfk = B["daemon"].get("fork_usec", [])
+        dfr = B["daemon"].get("fork_freeze_usec", [])
+        ref50, ref95 = 1.27e6, 3.14e6
+        md.append("**%d-way burst from one checkpoint** (`fork qb-0 ... qb-%d` in one write; once, no "
+                  "warm-up burst: TCG restores are expensive). Completion = from the start of the write "
+                  "until that child's `status` read `running` (pending children polled every 20 ms); "
+                  "the daemon's worker pool (default 8 threads; the bench passes no `--workers`) "
+                  "starts the children, so at most 8 QEMUs restore at once, on 2 cores. Reference, "
+                  "**not measured here**: a published Firecracker fork service, 25-way burst p50 1.27 s, "
+                  "p95 3.14 s%s."
+                  % (B["n"], B["n"] - 1, "" if B["n"] == 25 else
+                     " (for 25 children; this burst has %d, so the comparison is loose)" % B["n"]))
+        md.append("")
+        md.append(table(["", "children", "p50 ms", "p95 ms", "all running ms", "write returned ms",
+                         "source paused ms", "daemon fork_usec p50 / p95 ms"],
+                        [["sandboxfs qemu (TCG)", B["n"], f(pct(comp, 50) / 1e3), f(pct(comp, 95) / 1e3),
+                          f(B["all_running"] / 1e3), f(B["write_returned"] / 1e3),
+                          f(dfr[0] / 1e3) if dfr else "–",
+                          "%s / %s" % (f(pct(dfk, 50) / 1e3), f(pct(dfk, 95) / 1e3)) if dfk else "–"],
+                         ["Firecracker fork service (reference, not measured)", 25, f(ref50 / 1e3),
+                          f(ref95 / 1e3), "–", "–", "–", "–"],
+                         ["reference ÷ sandboxfs", "", ratio(ref50, pct(comp, 50)), ratio(ref95, pct(comp, 95)),
+                          "", "", "", ""]]))
+        md.append("")
+        dr = B["daemon"].get("restore_usec", [])
+        qw = [a - b for a, b in zip(dfk, dr)]  # fork request to this child's QEMU spawn
+        if dr and qw:
+            md.append("Inside the burst (daemon's timings per child): fork request to the "
+                      "child's QEMU spawn (`fork_usec` − `restore_usec`: waiting for a worker, then its "
+                      "cgroup), p50 %s ms, max "
+                      "%s ms; `restore_usec` p50 %s ms, p95 %s ms (%s the single fork's p50, as up to 8 "
+                      "QEMUs share 2 cores), of which `create_qmp_usec` p50 %s ms and "
+                      "`create_restore_usec` p50 %s ms."
+                      % (f(pct(qw, 50) / 1e3), f(max(qw) / 1e3), f(pct(dr, 50) / 1e3), f(pct(dr, 95) / 1e3),
+                         ratio(pct(dr, 50), pct([x.get("restore_usec") for x in SG if x.get("restore_usec")], 50)),
+                         f(pct(B["daemon"].get("create_qmp_usec", [0]), 50) / 1e3),
+                         f(pct(B["daemon"].get("create_restore_usec", [0]), 50) / 1e3)))
+            md.append("")
+        md.append("All %d removed (`rmdir` one after another) in %s s."
+                  % (B["n"], f(B["remove_all_s"])))
+        md.append("")
+
+        CF = qf["child_fork"]
+        if CF:
+            f1 = pct(fz, 50) if fz else None
+            cfz = [x.get("fork_freeze_usec") for x in CF if x.get("fork_freeze_usec") is not None]
+            md.append("**Fork of a child** (a first-generation child `qg1` forked again, %d time(s)). A "
+                      "child's RAM is a private copy-on-write map of the frozen image, so its checkpoint "
+                      "carries the RAM in the migration stream (256 MB) instead of copying a shared file, "
+                      "and its children load it into a fresh shared file:" % len(CF))
+            md.append("")
+            rows = [qrow("source (the child) paused: `fork_freeze_usec`", cfz, f1),
+                    qrow("  `fork_checkpoint_usec`", [x.get("fork_checkpoint_usec") for x in CF]),
+                    qrow("  `fork` write returns", [x["write"] for x in CF]),
+                    qrow("fork line to grandchild `running`", [x["running"] for x in CF],
+                         pct([x["running"] for x in SG], 50)),
+                    qrow("  grandchild's `create_restore_usec`", [x.get("create_restore_usec") for x in CF])]
+            md.append(table(["fork of a child", "n", "p50 ms", "p95 ms", "max ms", "p50 ÷ first-generation fork"], rows))
+            md.append("")
+
+        SB = qf["standby"]
+        if SB:
+            md.append("**standby and start** (on the source, %d time(s)): `echo standby > ctl` returns "
+                      "when the whole machine (RAM included) is saved to the state dir and QEMU has "
+                      "ended; then `echo start > ctl` until `status` reads `running` (polled every "
+                      "1 ms), then `exec` `echo hi` until the first bytes:" % len(SB))
+            md.append("")
+            rows = [qrow("`standby` write (outside)", [x["standby_write"] for x in SB]),
+                    qrow("  daemon `standby_usec`", [x["standby_usec"] for x in SB]),
+                    qrow("`start` to `running` (outside)", [x["start_running"] for x in SB], boot, True),
+                    qrow("`start` to interactive (first `echo hi` bytes)", [x["start_tti"] for x in SB], boot_tti, True),
+                    qrow("  daemon `restore_usec`", [x["restore_usec"] for x in SB]),
+                    qrow("  daemon `create_restore_usec`", [x.get("create_restore_usec") for x in SB])]
+            md.append(table(["standby", "n", "p50 ms", "p95 ms", "max ms", "fresh boot ÷ this (p50)"], rows))
+            md.append("")
+        lo = {k: v for k, v in qf.get("leftovers_after_case", {}).items() if v}
+        md.append("After the case (every sandbox removed): %s." %
+                  ("**left: %s**" % lo if lo else "no QEMU process of this run, no `/dev/shm/sandboxfs-*` "
+                   "file of its daemon and no layer in its state dir remained"))
+        md.append("")
 
     # ---------------------------------------------------------------- targets
     md.append("## Against the issue's targets (reported, not asserted)")
@@ -598,8 +806,26 @@ def main():
         fs = r["fork"]["single"]["fork"]
         rows.append(["ns fork p50 ≤ 10 ms, small upper layer", "%s ms (outside)" % f(pct(fs, 50) / 1e3),
                      "met" if pct(fs, 50) <= 10e3 else "missed"])
+    qf = r.get("qfork")
+    if qf and not qf.get("skipped"):
+        when = (" (%s run of %s)" % (mode(run_of(r, "qfork")).split()[0], run_of(r, "qfork")["date"])
+                if source_note(r, "qfork") else "")
+        qr = [x["running"] for x in qf["single"]]
+        rows.append(["qemu live fork (TCG): child running ≤ 150 ms after the fork line (p50)",
+                     "%s ms p50, %s ms p95 (outside)%s" % (f(pct(qr, 50) / 1e3), f(pct(qr, 95) / 1e3), when),
+                     "met" if pct(qr, 50) <= 150e3 else "missed"])
+        B = qf["burst"]
+        p95 = pct(B["completion"], 95)
+        rows.append(["qemu 25-way fork burst p95 ≤ 1 s (TCG)%s" % (
+                     "" if B["n"] == 25 else " (this run: a burst of %d)" % B["n"]),
+                     "%s ms p95, all running %s ms%s" % (f(p95 / 1e3), f(B["all_running"] / 1e3), when),
+                     "met" if p95 <= 1e6 else "missed"])
     md.append(table(["target", "this run", ""], rows))
     md.append("")
+    for rid, run in sorted(r.get("runs", {}).items()):
+        if run.get("leftover_qemu"):
+            md.append("**QEMU processes or /dev/shm files the bench's cleanup had to remove (run %s):** %s"
+                      % (rid, run["leftover_qemu"]))
     if r.get("leftover_net"):
         md.append("**Network interfaces of this run left after it:** %s" % r["leftover_net"])
     if r.get("leftover_mounts"):

@@ -3,6 +3,7 @@
 # Installs the peers, runs bench/bench.py in a private mount namespace (so the
 # bench's mounts never leak and crun can be shown plain cgroup v1), then draws
 # the plots, writes bench/results/latest.md and prints it.
+# BENCH_CASES=qemu,qfork runs only those cases and merges them into latest.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,10 +37,27 @@ cleanup() {
 		while read -r p; do
 			kill -0 "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null || true
 		done <"$BENCH_TMP/pids"
+		for _ in $(seq 100); do  # --stop-on-exit: it stops its sandboxes first (20 s at most)
+			alive=0
+			while read -r p; do kill -0 "$p" 2>/dev/null && alive=1; done <"$BENCH_TMP/pids"
+			[ "$alive" = 0 ] && break
+			sleep 0.2
+		done
 	fi
 	for m in "$BENCH_TMP/mnt" "$BENCH_TMP/mnt-net"; do
 		grep -q " $m " /proc/mounts && fusermount3 -u -z "$m" 2>/dev/null || true
 	done
+	# QEMUs of our daemons (their console log is under $BENCH_TMP) and their guest RAM and
+	# layer memory images in /dev/shm (prefixes written by bench.py), if bench.py could not
+	for p in /proc/[0-9]*; do
+		case "$(cat "$p/comm" 2>/dev/null)" in qemu-system*) ;; *) continue ;; esac
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$BENCH_TMP/" && kill -KILL "${p#/proc/}" 2>/dev/null || true
+	done
+	if [ -f "$BENCH_TMP/shm_prefixes" ]; then
+		while read -r pre; do
+			case "$pre" in sandboxfs-????????-) rm -f /dev/shm/"$pre"* ;; esac
+		done <"$BENCH_TMP/shm_prefixes"
+	fi
 	# the networking case's bridge (unique to this run, sbx*), if bench.py could not remove it
 	if [ -f "$BENCH_TMP/bridge" ]; then
 		br=$(cat "$BENCH_TMP/bridge")
@@ -55,4 +73,4 @@ unshare -m --propagation private python3 bench/bench.py &
 inner=$!
 wait "$inner"
 inner=""
-[ -n "${BENCH_CASES:-}" ] || python3 bench/report.py
+python3 bench/report.py  # a partial run (BENCH_CASES) was merged into latest.json
