@@ -30,6 +30,9 @@ struct sbx_config {
 	/* Layers under the upper dir, nearest first (children of a fork). */
 	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX];
 	int nlowers;
+	/* The same files as lowers, flattened into one layer (in the background,
+	 * once the chain is deep): what this sandbox's own children stack on. */
+	char flat[SBX_LAYER_ID_MAX];
 	uint32_t fork_generation;
 };
 

@@ -24,7 +24,8 @@ static json_t *config_json(const struct sbx *s)
 	json_t *lowers = json_array();
 	for (int i = 0; i < c->nlowers; i++)
 		json_array_append_new(lowers, json_string(c->lowers[i]));
-	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:i}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:i, "
+			 "s:o}",
 			 "name", s->node.name, "image", c->image, "backend", c->backend,
 			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
 			 "pids", (json_int_t)c->pids, "net", c->net,
@@ -32,7 +33,8 @@ static json_t *config_json(const struct sbx *s)
 			 "rate", (json_int_t)c->rate_bps,
 			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
 			 "created", created, "created_usec", (json_int_t)c->created_wall_usec,
-			 "layers", lowers, "fork_generation", (int)c->fork_generation);
+			 "layers", lowers, "fork_generation", (int)c->fork_generation,
+			 "flat", c->flat[0] ? json_string(c->flat) : json_null());
 }
 
 int sbx_config_json(const struct sbx *s, struct buf *b)
@@ -196,16 +198,16 @@ static struct sbx *journal_read(const char *name)
 	json_t *netj = NULL;
 	int exit_code = -1;
 	double cpus = 1;
-	json_t *parent = NULL, *layers = NULL, *snaps = NULL;
+	json_t *parent = NULL, *layers = NULL, *snaps = NULL, *flat = NULL;
 	int fork_gen = 0, net_on = 0;
 	if (json_unpack_ex(j, &je, 0,
-			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?I, s?o, s:I, s?o, s?i}, "
+			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?I, s?o, s:I, s?o, s?i, s?o}, "
 			   "s:I, s:I, s?s, s?i, s?s, s?I, s?o, s?o}",
 			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
 			   "cpus", &cpus, "pids", &pids, "net", &net_on, "timeout", &timeout,
 			   "joblog", &joblog, "rate", &rate,
 			   "parent", &parent, "created_usec", &created, "layers", &layers,
-			   "fork_generation", &fork_gen, "pid", &pid, "pid_start",
+			   "fork_generation", &fork_gen, "flat", &flat, "pid", &pid, "pid_start",
 			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
 			   "starts", &starts, "snapshots", &snaps, "net", &netj) < 0 ||
 	    (layers && (!json_is_array(layers) || json_array_size(layers) > SBX_LOWERS_MAX)) ||
@@ -228,6 +230,8 @@ static struct sbx *journal_read(const char *name)
 	if (json_is_string(parent))
 		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
 	c.fork_generation = (uint32_t)fork_gen;
+	if (json_is_string(flat))
+		snprintf(c.flat, sizeof(c.flat), "%s", json_string_value(flat));
 	size_t li;
 	json_t *lv;
 	json_array_foreach(layers, li, lv) {
@@ -253,6 +257,8 @@ static struct sbx *journal_read(const char *name)
 		times_load(&s->t, times);
 	for (int i = 0; i < c.nlowers; i++)
 		layer_get(c.lowers[i]);
+	if (c.flat[0])
+		layer_get(c.flat);
 	if (json_is_array(snaps))
 		snap_journal_load(s, snaps);
 	/* Ids of this daemon's commands start past any an earlier one gave out. */

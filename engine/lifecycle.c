@@ -554,6 +554,8 @@ int engine_rmdir(const char *name)
 	sbx_net_release(s);
 	for (int i = 0; i < s->cfg.nlowers; i++)
 		layer_put(s->cfg.lowers[i]);
+	if (s->cfg.flat[0])
+		layer_put(s->cfg.flat);
 	pthread_mutex_unlock(&s->lock);
 	reg_del(eng.reg, &s->node);
 	engine_bump_generation();

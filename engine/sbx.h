@@ -54,6 +54,7 @@ struct sbx {
 	_Atomic uint64_t generation;
 	uint64_t deadline_usec; /* monotonic; 0 none (timeout=) */
 	bool removing;
+	bool flattening; /* a background flatten of cfg.lowers is queued */
 	bool monitored;
 	bool stop_busy;    /* a stopper is inside ops->stop */
 	bool exit_pending; /* init exited meanwhile; the stopper settles it */

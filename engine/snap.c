@@ -7,11 +7,15 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "sbx.h"
 
 #define FORK_MAX_CHILDREN 64
+/* A chain this deep (layers under a sandbox's upper dir) is flattened in the
+ * background into one layer, which the sandbox's later children stack on. */
+#define FLATTEN_DEPTH 3
 
 struct layer {
 	char id[SBX_LAYER_ID_MAX];
@@ -26,7 +30,20 @@ int snap_init(void)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/layers", eng.o.state_dir);
-	return mkdir_p(dir, 0700);
+	int r = mkdir_p(dir, 0700);
+	DIR *d = r == 0 ? opendir(dir) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) { /* a flatten the last daemon did not finish */
+		size_t n = strlen(de->d_name);
+		char p[PATH_MAX + 256];
+		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
+			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+			rm_rf(p);
+		}
+	}
+	if (d)
+		closedir(d);
+	return r;
 }
 
 static struct layer *layer_find(const char *id)
@@ -82,6 +99,71 @@ void layer_put(const char *id)
 		layer_remove_dir(id);
 }
 
+/* Background: src's chain (src->cfg.lowers, immutable layers) merged into
+ * one new layer, bottom up, as overlayfs shows it; then src->cfg.flat names
+ * it. src itself keeps its mounted chain; its later children get [new, flat]
+ * instead of an ever deeper chain. */
+static void flatten_job(void *arg)
+{
+	struct sbx *src = arg;
+	char chain[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX], id[SBX_LAYER_ID_MAX], dir[PATH_MAX],
+		tmp[PATH_MAX + 8];
+	pthread_mutex_lock(&src->lock);
+	int n = src->cfg.nlowers;
+	memcpy(chain, src->cfg.lowers, sizeof(chain));
+	for (int i = 0; i < n; i++)
+		layer_get(chain[i]); /* held while we read them */
+	pthread_mutex_unlock(&src->lock);
+
+	uint64_t t0 = now_usec();
+	struct err e = {0};
+	snprintf(id, sizeof(id), "F%" PRIx64 "-%" PRIu64, wall_usec(),
+		 atomic_fetch_add(&layer_seq, 1));
+	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dir);
+	int r = mkdir(tmp, 0755) < 0 ? err_set(&e, -errno, "mkdir %s: %s", tmp, strerror(errno)) : 0;
+	for (int i = n - 1; i >= 0 && r == 0; i--) {
+		char l[PATH_MAX];
+		snprintf(l, sizeof(l), "%s/%s", vmm_host()->layers_dir, chain[i]);
+		r = vmm_merge_layer(l, tmp, &e);
+	}
+	if (r == 0 && rename(tmp, dir) < 0)
+		r = err_set(&e, -errno, "rename %s: %s", tmp, strerror(errno));
+	for (int i = 0; i < n; i++)
+		layer_put(chain[i]);
+
+	pthread_mutex_lock(&src->lock);
+	src->flattening = false;
+	if (r == 0 && !src->removing && !src->cfg.flat[0]) {
+		layer_get(id);
+		snprintf(src->cfg.flat, sizeof(src->cfg.flat), "%s", id);
+		journal_write(src);
+		log_info("sandbox %s: its %d-layer chain flattened into %s in %" PRIu64 " us",
+			 src->node.name, n, id, now_usec() - t0);
+		r = 1;
+	}
+	pthread_mutex_unlock(&src->lock);
+	if (r < 0)
+		log_warn("sandbox %s: cannot flatten its layers: %s", src->node.name, e.msg);
+	if (r <= 0) {
+		rm_rf(tmp);
+		rm_rf(dir);
+	}
+	sbx_put(src);
+}
+
+/* src->lock held. */
+static void flatten_soon(struct sbx *src)
+{
+	if (src->flattening || src->cfg.flat[0] || !reg_tryget(&src->node))
+		return;
+	src->flattening = true;
+	if (pool_submit(flatten_job, src) < 0) {
+		src->flattening = false;
+		sbx_put(src);
+	}
+}
+
 /* Checkpoints src (locked, running or paused) into a new layer; fills the
  * chain a child stacks on: the new layer, then src's own lowers. */
 static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlowers,
@@ -91,7 +173,7 @@ static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlo
 	if (st != SBX_RUNNING && st != SBX_PAUSED)
 		return err_set(e, -EBUSY, "cannot checkpoint sandbox %s: it is %s", src->node.name,
 			       sbx_state_name(st));
-	if (src->cfg.nlowers + 1 > SBX_LOWERS_MAX)
+	if (!src->cfg.flat[0] && src->cfg.nlowers + 1 > SBX_LOWERS_MAX)
 		return err_set(e, -EMLINK, "sandbox %s is a fork %d levels deep; at most %d are "
 			       "supported", src->node.name, src->cfg.nlowers, SBX_LOWERS_MAX - 1);
 	if (!src->ops->checkpoint)
@@ -104,9 +186,19 @@ static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlo
 	if (r < 0)
 		return r;
 	snprintf(lowers[0], SBX_LAYER_ID_MAX, "%s", id);
-	for (int i = 0; i < src->cfg.nlowers; i++)
-		snprintf(lowers[i + 1], SBX_LAYER_ID_MAX, "%s", src->cfg.lowers[i]);
-	*nlowers = src->cfg.nlowers + 1;
+	*nlowers = 1;
+	if (src->ops->fork_mode && strcmp(src->ops->fork_mode, "live") == 0) {
+		/* A machine snapshot is whole: its children need nothing under it. */
+	} else if (src->cfg.flat[0]) {
+		snprintf(lowers[1], SBX_LAYER_ID_MAX, "%s", src->cfg.flat);
+		*nlowers = 2;
+	} else {
+		for (int i = 0; i < src->cfg.nlowers; i++)
+			snprintf(lowers[i + 1], SBX_LAYER_ID_MAX, "%s", src->cfg.lowers[i]);
+		*nlowers = src->cfg.nlowers + 1;
+		if (src->cfg.nlowers >= FLATTEN_DEPTH)
+			flatten_soon(src);
+	}
 	log_info("sandbox %s: checkpoint %s in %" PRIu64 " us (frozen %" PRIu64 " us)",
 		 src->node.name, id, t->copy_usec, t->freeze_usec);
 	return 0;
@@ -156,6 +248,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 	snprintf(c.parent, sizeof(c.parent), "%s", src->node.name);
 	c.fork_generation++;
 	c.nlowers = 0;
+	c.flat[0] = '\0';
 	for (int i = 0; i < n; i++) {
 		if ((r = sbx_reserve(names[i], &c, &kids[i], e)) < 0) {
 			while (i--)

@@ -197,3 +197,80 @@ out:
 		unlink(dst);
 	return r;
 }
+
+/* --- flattening: layers applied one over another, as overlayfs sees them --- */
+
+#define OPAQUE_XATTR "trusted.overlay.opaque"
+
+static bool is_whiteout(const struct stat *st)
+{
+	return S_ISCHR(st->st_mode) && st->st_rdev == 0;
+}
+
+static bool is_opaque(const char *p)
+{
+	char v[4];
+	ssize_t n = lgetxattr(p, OPAQUE_XATTR, v, sizeof(v));
+	return n == 1 && v[0] == 'y';
+}
+
+static int merge_node(const char *s, const char *d, struct err *e);
+
+static int merge_children(const char *s, const char *d, struct err *e)
+{
+	DIR *dir = opendir(s);
+	if (!dir)
+		return err_set(e, -errno, "opendir %s: %s", s, strerror(errno));
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char cs[PATH_MAX], cd[PATH_MAX];
+		if (snprintf(cs, sizeof(cs), "%s/%s", s, de->d_name) >= (int)sizeof(cs) ||
+		    snprintf(cd, sizeof(cd), "%s/%s", d, de->d_name) >= (int)sizeof(cd))
+			r = err_set(e, -ENAMETOOLONG, "path too long under %s", s);
+		else
+			r = merge_node(cs, cd, e);
+	}
+	closedir(dir);
+	return r;
+}
+
+/* Puts s (an entry of an upper layer) over d (the merge of the layers below):
+ * a plain directory over a directory merges; anything else replaces. A
+ * directory over what hid the image's entry (a whiteout or a non-directory)
+ * becomes opaque, so it still hides it. Whiteouts are kept: the image is
+ * still below the flattened layer. */
+static int merge_node(const char *s, const char *d, struct err *e)
+{
+	struct stat ss, ds;
+	if (lstat(s, &ss) < 0)
+		return errno == ENOENT ? 0 : err_set(e, -errno, "stat %s: %s", s, strerror(errno));
+	bool have = lstat(d, &ds) == 0;
+	if (S_ISDIR(ss.st_mode) && have && S_ISDIR(ds.st_mode) && !is_opaque(s)) {
+		int r = merge_children(s, d, e);
+		if (r < 0)
+			return r;
+		if (lchown(d, ss.st_uid, ss.st_gid) < 0 || chmod(d, ss.st_mode & 07777) < 0)
+			return err_set(e, -errno, "owner of %s: %s", d, strerror(errno));
+		struct timespec ts[2] = {ss.st_atim, ss.st_mtim};
+		utimensat(AT_FDCWD, d, ts, AT_SYMLINK_NOFOLLOW);
+		return 0;
+	}
+	bool hid = have && (is_whiteout(&ds) || !S_ISDIR(ds.st_mode));
+	if (have) {
+		int r = rm_rf(d);
+		if (r < 0)
+			return err_set(e, r, "cannot remove %s: %s", d, strerror(-r));
+	}
+	int r = copy_node(s, d, e);
+	if (r == 0 && S_ISDIR(ss.st_mode) && hid && lsetxattr(d, OPAQUE_XATTR, "y", 1, 0) < 0)
+		return err_set(e, -errno, "cannot mark %s opaque: %s", d, strerror(errno));
+	return r;
+}
+
+int vmm_merge_layer(const char *src, const char *dst, struct err *e)
+{
+	return merge_children(src, dst, e);
+}

@@ -652,8 +652,9 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 	hex(rnd + 8, 32, ent);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	int n = snprintf(payload, sizeof(payload), "%s %lld %ld %s %s", vm->name,
-			 (long long)now.tv_sec, now.tv_nsec, nonce, ent);
+	int n = snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s", vm->name,
+			 (long long)now.tv_sec, now.tv_nsec, nonce, ent,
+			 src->standby ? "resume" : "clone");
 	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)n)) < 0)
 		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
 	return qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS,

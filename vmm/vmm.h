@@ -147,6 +147,9 @@ pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
 
 /* Copies a tree with owners, modes, times, xattrs and device nodes (a layer). */
 int vmm_copy_tree(const char *src, const char *dst, struct err *e);
+/* Applies layer src over dst (the merge of the layers under it) as overlayfs
+ * would show them: flattening a chain of layers into one. */
+int vmm_merge_layer(const char *src, const char *dst, struct err *e);
 /* Copies a file's data extents only (guest RAM images); dst must not exist. */
 int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
 /* Removes a layer dir and the files outside it that it lists in `external`

@@ -331,6 +331,51 @@ wait_no_layers() {
 	wait_no_layers
 }
 
+# The files a sandbox sees under / that the test wrote (path and content).
+view() {
+	sx "$1" 'for f in /g0 /g1 /g2 /g3 /del /d/x /d/y; do [ -e $f ] && echo "$f $(cat $f)"; done; true'
+	echo "$SBX_OUT"
+}
+
+@test "layers: a deep chain is flattened in the background; later children stack on it and see the same files" {
+	sbx_create "$A"
+	sx "$A" 'echo a > /g0; echo doomed > /del; mkdir /d; echo ax > /d/x'
+	echo "fork $B" >"$MNT/$A/ctl"
+	wait_status "$B" running
+	sx "$B" 'echo b > /g1; rm /del; rm -r /d; mkdir /d; echo by > /d/y'
+	echo "fork $C" >"$MNT/$B/ctl"
+	wait_status "$C" running
+	sx "$C" 'echo c > /g2; echo c0 > /g0'
+	echo "fork $D" >"$MNT/$C/ctl"
+	wait_status "$D" running
+	sx "$D" 'echo d > /g3'
+	# D stacks on 3 layers: its fork uses the chain and starts a flatten.
+	echo "fork $E" >"$MNT/$D/ctl"
+	wait_status "$E" running
+	for ((i = 0; i < 100; i++)); do
+		flat=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["flat"] or "")' "$MNT/$D/config")
+		[ -n "$flat" ] && break
+		sleep 0.1
+	done
+	[ -n "$flat" ] || { echo "D's chain was not flattened"; false; }
+	[ -d "$STATE/layers/$flat" ]
+	F="fk${SBX_TAG}f"
+	echo "fork $F" >"$MNT/$D/ctl"
+	wait_status "$F" running
+	nl_e=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["layers"]))' "$MNT/$E/config")
+	nl_f=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["layers"]))' "$MNT/$F/config")
+	[ "$nl_e" -eq 4 ] && [ "$nl_f" -eq 2 ]
+	want=$(printf '/g0 c0\n/g1 b\n/g2 c\n/g3 d\n/d/y by')
+	[ "$(view "$E")" = "$want" ]
+	[ "$(view "$F")" = "$want" ]
+	# The flattened layer lives while D or F use it; nothing is left after.
+	for n in "$A" "$B" "$C" "$D"; do rmdir "$MNT/$n"; done
+	[ -d "$STATE/layers/$flat" ]
+	[ "$(view "$F")" = "$want" ]
+	rmdir "$MNT/$E" "$MNT/$F"
+	wait_no_layers
+}
+
 @test "standby on ns is EOPNOTSUPP with a sentence" {
 	sbx_create "$A"
 	run sbx_write "$MNT/$A/ctl" standby

@@ -364,7 +364,8 @@ layers_left() {
 	sbx_create_ctl "$V" backend=qemu
 	pid=$(qemu_pid_of "$V")
 	start_counter "$V"
-	sbx_exec "$V" 'echo kept >/root/kept'
+	sbx_exec "$V" 'echo kept >/root/kept; cat /proc/sys/kernel/random/boot_id'
+	boot_id=$SBX_OUT
 	before=$(counter "$V")
 	echo standby >"$MNT/$V/ctl"
 	[ "$(sbx_cat "$MNT/$V/status")" = standby ]
@@ -383,8 +384,12 @@ layers_left() {
 	sleep 0.5
 	c2=$(counter "$V")
 	((c2 > c1))
-	sbx_exec "$V" 'cat /root/kept'
-	[ "$SBX_OUT" = kept ]
+	# The same machine, on again: its files and boot_id; the clock is the host's.
+	sbx_exec "$V" 'cat /root/kept; cat /proc/sys/kernel/random/boot_id; date +%s'
+	[ "$(sed -n 1p <<<"$SBX_OUT")" = kept ]
+	[ "$(sed -n 2p <<<"$SBX_OUT")" = "$boot_id" ]
+	d=$(($(date +%s) - $(sed -n 3p <<<"$SBX_OUT")))
+	((d >= -1 && d <= 1)) || { echo "guest clock off by $d s after the restore"; false; }
 	[[ "$(sbx_key "$MNT/$V/stats" restore_usec)" =~ ^[1-9][0-9]*$ ]]
 	[ ! -e "$STATE/sandboxes/$V/standby" ]
 	# standby of a paused VM, then rmdir straight from standby leaves nothing.

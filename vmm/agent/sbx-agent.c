@@ -441,10 +441,10 @@ static void write_text(const char *path, const char *text)
  * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
 static void become_clone(char *payload)
 {
-	char name[65] = "", nonce[40] = "", hex[80] = "";
+	char name[65] = "", nonce[40] = "", hex[80] = "", mode[16] = "clone";
 	long long sec = 0;
 	long nsec = 0;
-	if (sscanf(payload, "%64s %lld %ld %39s %79s", name, &sec, &nsec, nonce, hex) != 5) {
+	if (sscanf(payload, "%64s %lld %ld %39s %79s %15s", name, &sec, &nsec, nonce, hex, mode) < 5) {
 		say("malformed fork frame");
 		return;
 	}
@@ -489,6 +489,8 @@ static void become_clone(char *payload)
 		 idhex + 16, idhex + 20);
 	idhex[32] = '\n';
 	idhex[33] = '\0';
+	if (strcmp(mode, "resume") == 0) /* standby: the same machine, on again */
+		goto answer;
 	if (access("/etc/machine-id", F_OK) == 0)
 		write_text("/etc/machine-id", idhex);
 	/* boot_id is the kernel's: a file over it gives processes a new view. */
@@ -496,6 +498,7 @@ static void become_clone(char *payload)
 	umount2("/proc/sys/kernel/random/boot_id", MNT_DETACH);
 	if (mount("/run/sbx-boot_id", "/proc/sys/kernel/random/boot_id", NULL, MS_BIND, NULL) < 0)
 		say("cannot give boot_id a new view: %s", strerror(errno));
+answer:;
 	char hello[80];
 	snprintf(hello, sizeof(hello), "sbx-agent %d fork %s", AGENT_VERSION, nonce);
 	send_text(AG_HELLO, 0, hello);
