@@ -3,7 +3,9 @@
 # seconds each, so there are few of them). The guest agent answers exec with
 # the exit status, `log` is the guest console, stop and rmdir leave no QEMU
 # process, no socket and no /dev/shm file, and a QEMU killed from outside
-# takes the sandbox out of `running`.
+# takes the sandbox out of `running`. Jobs, poll, wait and timeout= as on ns;
+# a restarted daemon re-adopts a VM with its jobs; live fork (children carry
+# on the source's memory and processes, clones differ); standby and restore.
 
 load helpers
 
@@ -403,4 +405,61 @@ layers_left() {
 	rmdir "$MNT/$V"
 	wait_no_leaks "$V"
 	[ ! -e "$STATE/sandboxes/$V" ]
+}
+
+@test "qemu: poll on events and on a job's output, wait, and timeout= work as on ns" {
+	echo "create $V backend=qemu timeout=15" >"$MNT/ctl"
+	wait_status "$V" running 90
+	qemu_pid_of "$V" >/dev/null
+	# A job's output comes through the daemon here: poll still wakes on it.
+	n=$(sbx_run "$V" 'read x; echo "late $x"')
+	run timeout 60 python3 - "$MNT/$V/jobs/$n/stdout" "$MNT/$V/jobs/$n/stdin" <<'PY'
+import os, select, threading, time
+import sys
+out, inp = os.open(sys.argv[1], os.O_RDONLY), sys.argv[2]
+p = select.poll()
+p.register(out, select.POLLIN)
+print("before", p.poll(0))
+def feed():
+    time.sleep(0.3)
+    with open(inp, "w") as f:
+        f.write("ok\n")
+threading.Thread(target=feed).start()
+ev = p.poll(30000)
+print("woke", bool(ev and ev[0][1] & select.POLLIN))
+print("data", os.read(out, 4096).decode().strip())
+PY
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"before []"* ]] || { echo "$output"; false; }
+	[[ "$output" == *"woke True"* ]]
+	[[ "$output" == *"data late ok"* ]]
+	# events: poll wakes with POLLPRI on pause; wait returns the new state.
+	run timeout 60 python3 - "$MNT/$V/events" "$MNT/$V/ctl" <<'PY'
+import os, select, sys, threading, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.read(fd, 4096)
+p = select.poll()
+p.register(fd, select.POLLPRI | select.POLLIN)
+def pause():
+    time.sleep(0.3)
+    with open(sys.argv[2], "w") as f:
+        f.write("pause\n")
+threading.Thread(target=pause).start()
+ev = p.poll(30000)
+print("pri", bool(ev and ev[0][1] & select.POLLPRI))
+os.lseek(fd, 0, os.SEEK_SET)
+print(os.read(fd, 4096).decode())
+PY
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"pri True"* ]]
+	grep -qx "state paused" <<<"$output"
+	( sleep 0.5; echo resume >"$MNT/$V/ctl" ) &
+	w=$!
+	run timeout 30 cat "$MNT/$V/wait"
+	kill "$w" 2>/dev/null || true
+	[ "$status" -eq 0 ]
+	grep -qx "state running" <<<"$output"
+	# The deadline stops the VM, and events say why.
+	wait_status "$V" stopped 30
+	[ "$(sbx_key "$MNT/$V/events" reason)" = timeout ]
 }

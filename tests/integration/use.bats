@@ -929,7 +929,3 @@ EOF
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
-
-@test "qemu backend: exec, jobs, wait and events on a microVM" {
-	skip "not covered here: this suite is ns only (qemu.bats has the qemu backend)"
-}
