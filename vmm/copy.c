@@ -75,10 +75,10 @@ static int copy_file(const char *s, const char *d, const struct stat *st)
 
 static int copy_node(const char *s, const char *d, struct err *e);
 
-static int copy_dir(const char *s, const char *d, const struct stat *st, struct err *e)
+/* fn(s/NAME, d/NAME) for every entry of directory s, until one fails. */
+static int each_child(const char *s, const char *d,
+		      int (*fn)(const char *s, const char *d, struct err *e), struct err *e)
 {
-	if (mkdir(d, st->st_mode & 07777) < 0 && errno != EEXIST)
-		return err_set(e, -errno, "mkdir %s: %s", d, strerror(errno));
 	DIR *dir = opendir(s);
 	if (!dir)
 		return err_set(e, -errno, "opendir %s: %s", s, strerror(errno));
@@ -89,13 +89,20 @@ static int copy_dir(const char *s, const char *d, const struct stat *st, struct 
 			continue;
 		char cs[PATH_MAX], cd[PATH_MAX];
 		if (snprintf(cs, sizeof(cs), "%s/%s", s, de->d_name) >= (int)sizeof(cs) ||
-		    snprintf(cd, sizeof(cd), "%s/%s", d, de->d_name) >= (int)sizeof(cd)) {
+		    snprintf(cd, sizeof(cd), "%s/%s", d, de->d_name) >= (int)sizeof(cd))
 			r = err_set(e, -ENAMETOOLONG, "path too long under %s", s);
-			break;
-		}
-		r = copy_node(cs, cd, e);
+		else
+			r = fn(cs, cd, e);
 	}
 	closedir(dir);
+	return r;
+}
+
+static int copy_dir(const char *s, const char *d, const struct stat *st, struct err *e)
+{
+	if (mkdir(d, st->st_mode & 07777) < 0 && errno != EEXIST)
+		return err_set(e, -errno, "mkdir %s: %s", d, strerror(errno));
+	int r = each_child(s, d, copy_node, e);
 	if (r < 0)
 		return r;
 	if ((r = copy_xattrs(-1, -1, s, d)) < 0)
@@ -218,23 +225,7 @@ static int merge_node(const char *s, const char *d, struct err *e);
 
 static int merge_children(const char *s, const char *d, struct err *e)
 {
-	DIR *dir = opendir(s);
-	if (!dir)
-		return err_set(e, -errno, "opendir %s: %s", s, strerror(errno));
-	struct dirent *de;
-	int r = 0;
-	while (r == 0 && (de = readdir(dir))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		char cs[PATH_MAX], cd[PATH_MAX];
-		if (snprintf(cs, sizeof(cs), "%s/%s", s, de->d_name) >= (int)sizeof(cs) ||
-		    snprintf(cd, sizeof(cd), "%s/%s", d, de->d_name) >= (int)sizeof(cd))
-			r = err_set(e, -ENAMETOOLONG, "path too long under %s", s);
-		else
-			r = merge_node(cs, cd, e);
-	}
-	closedir(dir);
-	return r;
+	return each_child(s, d, merge_node, e);
 }
 
 /* Puts s (an entry of an upper layer) over d (the merge of the layers below):

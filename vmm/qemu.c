@@ -993,19 +993,10 @@ static int qemu_destroy(struct vmm_inst *vm, struct err *e)
  * answers a resync (its exec sessions end, jobs wait to be attached). */
 static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 {
-	char comm[32] = "", path[64];
 	host_facts();
-	snprintf(path, sizeof(path), "/proc/%d/comm", (int)vm->pid);
-	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start ||
-	    read_file_str(path, comm, sizeof(comm)) < 0 || strncmp(comm, "qemu-system", 11) != 0)
-		return err_set(e, -ESRCH, "QEMU pid %d is gone (or was reused)", (int)vm->pid);
-	int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	int fd = vmm_pin_pid(vm, "qemu-system", e);
 	if (fd < 0)
-		return err_set(e, -errno, "pidfd_open %d: %s", (int)vm->pid, strerror(errno));
-	if (vmm_pid_start(vm->pid) != vm->pid_start) {
-		close(fd);
-		return err_set(e, -ESRCH, "QEMU pid %d was reused", (int)vm->pid);
-	}
+		return fd;
 	struct qemu_vm *q = vm->priv = qvm_new();
 	int nsv[2] = {-1, -1}, r;
 	if (!q) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "proto.h"
@@ -18,6 +19,7 @@ int vmm_host_init(const struct vmm_host *h, struct err *e)
 	host = *h;
 	if (access(host.init_path, X_OK) < 0)
 		return err_set(e, -errno, "cannot run %s: %s", host.init_path, strerror(errno));
+	vmm_ns_probe();
 	return cg_host_init(e);
 }
 
@@ -123,4 +125,22 @@ int vmm_remove_layer(const char *dir)
 			if (strncmp(f, "/dev/shm/", 9) == 0 && unlink(f) < 0 && errno != ENOENT)
 				log_warn("cannot remove %s: %s", f, strerror(errno));
 	return rm_rf(dir);
+}
+
+int vmm_pin_pid(const struct vmm_inst *vm, const char *comm, struct err *e)
+{
+	char have[32] = "", path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)vm->pid);
+	if (!vm->pid || vmm_pid_start(vm->pid) != vm->pid_start ||
+	    read_file_str(path, have, sizeof(have)) < 0 || strncmp(have, comm, strlen(comm)) != 0)
+		return err_set(e, -ESRCH, "pid %d is gone (or was reused)", (int)vm->pid);
+	int fd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (fd < 0)
+		return err_set(e, -errno, "pidfd_open %d: %s", (int)vm->pid, strerror(errno));
+	/* Re-check after opening: the pidfd pins this exact process. */
+	if (vmm_pid_start(vm->pid) != vm->pid_start) {
+		close(fd);
+		return err_set(e, -ESRCH, "pid %d was reused", (int)vm->pid);
+	}
+	return fd;
 }

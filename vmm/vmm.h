@@ -138,6 +138,8 @@ const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
+/* Starts the ns backend's host probes (CRIU) in the background. */
+void vmm_ns_probe(void);
 extern const struct vmm_ops vmm_qemu_ops;
 
 struct clone_args;
@@ -168,6 +170,10 @@ int vmm_end_run(struct vmm_inst *vm);
 
 /* For destroy: removes the cgroup and the sandbox's state dir. */
 int vmm_remove_files(struct vmm_inst *vm, struct err *e);
+
+/* For adopt: a pidfd for vm->pid if it is still the process an earlier
+ * daemon started (same start time, comm beginning with comm), else -ESRCH. */
+int vmm_pin_pid(const struct vmm_inst *vm, const char *comm, struct err *e);
 
 /* Start time of a pid in clock ticks since boot (field 22 of /proc/PID/stat); 0 if gone. */
 uint64_t vmm_pid_start(pid_t pid);

@@ -64,6 +64,9 @@ assert_numeric_key() {
 	run sbx_key "$MNT/stats" cgroup_version
 	[[ "$output" == 1 || "$output" == 2 ]]
 	[ "$(sbx_key "$MNT/stats" sandboxes)" -eq 0 ]
+	# Whether a live ns fork could use CRIU here, said with the reason.
+	[ "$(sbx_key "$MNT/stats" ns_fork_mode)" = fs ]
+	[[ "$(sbx_key "$MNT/stats" ns_criu)" =~ ^(absent|works|fails)$ ]]
 }
 
 @test "mkdir: creates a sandbox that goes creating -> running" {

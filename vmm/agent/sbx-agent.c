@@ -241,6 +241,17 @@ static void fail_start(uint64_t id, const char *why)
 	send_text(AG_EXIT, id, "126 0");
 }
 
+/* Undoes a start that failed half way, and says so to the host. */
+static void start_failed(uint64_t id, const int *fds, int nfds, char *bufs[3], const char *why)
+{
+	for (int i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (int i = 0; i < 3; i++)
+		free(bufs[i]);
+	fail_start(id, why);
+}
+
 /* exec (job false): stdout and stderr in one pipe, stdin /dev/null. A job:
  * three pipes, its stdin fed by AG_IN frames. */
 static void job_start(uint64_t id, const char *cmd, bool job)
@@ -259,13 +270,8 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || !rb0 || !rb1 || pipe2(er, O_CLOEXEC) < 0 ||
 						pipe2(in, O_CLOEXEC) < 0))) {
 		int fds[] = {o[0], o[1], er[0], er[1], in[0], in[1]};
-		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		free(ibuf);
-		free(rb0);
-		free(rb1);
-		fail_start(id, "sbx-agent: pipe failed\n");
+		char *bufs[] = {ibuf, rb0, rb1};
+		start_failed(id, fds, 6, bufs, "sbx-agent: pipe failed\n");
 		return;
 	}
 	pid_t pid = fork();
@@ -290,13 +296,8 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 	}
 	if (pid < 0) {
 		int fds[] = {o[0], er[0], in[1]};
-		for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-			if (fds[i] >= 0)
-				close(fds[i]);
-		free(ibuf);
-		free(rb0);
-		free(rb1);
-		fail_start(id, "sbx-agent: fork failed\n");
+		char *bufs[] = {ibuf, rb0, rb1};
+		start_failed(id, fds, 3, bufs, "sbx-agent: fork failed\n");
 		return;
 	}
 	fcntl(o[0], F_SETFL, O_NONBLOCK);
