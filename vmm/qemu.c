@@ -639,11 +639,17 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 	if (r < 0)
 		return r;
 	snprintf(uri, sizeof(uri), "exec:cat '%s/devstate'", src->dir);
+	uint64_t t0 = now_usec();
 	if ((r = qmp_cmd(&q->qmp, "migrate-incoming", json_pack("{s:s}", "uri", uri), NULL,
-			 QMP_TIMEOUT_MS, e)) < 0 ||
-	    (r = qmp_wait_migration(&q->qmp, 120000, e)) < 0 ||
-	    (r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
+			 QMP_TIMEOUT_MS, e)) < 0)
 		return r;
+	uint64_t t1 = now_usec();
+	if ((r = qmp_wait_migration(&q->qmp, 120000, e)) < 0)
+		return r;
+	uint64_t t2 = now_usec();
+	if ((r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
+		return r;
+	uint64_t t3 = now_usec();
 	unsigned char rnd[40];
 	char nonce[17], ent[65], payload[256];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -652,13 +658,16 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 	hex(rnd + 8, 32, ent);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	int n = snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s", vm->name,
+	snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s", vm->name,
 			 (long long)now.tv_sec, now.tv_nsec, nonce, ent,
 			 src->standby ? "resume" : "clone");
-	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)n)) < 0)
+	if ((r = qagent_send_synced(q, AG_FORK, payload)) < 0)
 		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
-	return qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS,
-				  e);
+	r = qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
+	log_debug("sandbox %s: restore: migrate-incoming %" PRIu64 " us, load %" PRIu64
+		  " us, cont %" PRIu64 " us, agent %" PRIu64 " us", vm->name, t1 - t0, t2 - t1,
+		  t3 - t2, now_usec() - t3);
+	return r;
 }
 
 static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
@@ -1026,7 +1035,7 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 		goto fail;
 	}
 	hex(rnd, sizeof(rnd), nonce);
-	if ((r = qagent_send_sync(q)) < 0 || (r = qagent_send(q, AG_RESYNC, 0, nonce, 16)) < 0) {
+	if ((r = qagent_send_synced(q, AG_RESYNC, nonce)) < 0) {
 		err_set(e, r, "cannot reach the guest agent: %s", strerror(-r));
 		goto fail;
 	}

@@ -62,7 +62,7 @@ int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64
 int qagent_start_reader(struct qemu_vm *q, struct err *e);
 /* Ends the reader thread and closes every exec's output (readers see EOF). */
 void qagent_stop_reader(struct qemu_vm *q);
-int qagent_send_sync(struct qemu_vm *q);
+int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload);
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
 /* An exec (fds[0] the output pipe, n 1) or a job (fds stdin, stdout, stderr; n 3). */
 int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int n,

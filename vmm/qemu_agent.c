@@ -43,15 +43,23 @@ int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uin
 	return r;
 }
 
-/* AGENT_SYNC, raw: the restored agent drops its input up to it. */
-int qagent_send_sync(struct qemu_vm *q)
+/* AGENT_SYNC, raw, then the frame, twice: the agent drops its input up to
+ * the marker; should the first marker land inside a frame the agent had half
+ * read from its old host, the second one is whole (the agent acts once per
+ * nonce). */
+int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 {
-	int r = 0;
-	pthread_mutex_lock(&q->wlock);
-	if (send(q->agent_fd, AGENT_SYNC, AGENT_SYNC_LEN, MSG_NOSIGNAL) != AGENT_SYNC_LEN)
-		r = -errno ? -errno : -EIO;
-	pthread_mutex_unlock(&q->wlock);
-	return r;
+	for (int i = 0; i < 2; i++) {
+		pthread_mutex_lock(&q->wlock);
+		ssize_t n = send(q->agent_fd, AGENT_SYNC, AGENT_SYNC_LEN, MSG_NOSIGNAL);
+		int r = n == AGENT_SYNC_LEN ? 0 : n < 0 ? -errno : -EIO;
+		pthread_mutex_unlock(&q->wlock);
+		if (r == 0)
+			r = qagent_send(q, type, 0, payload, (uint32_t)strlen(payload));
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 /* Takes the first whole frame out of q->in. 1: got one, 0: need more, <0: garbage. */

@@ -440,6 +440,19 @@ static void write_text(const char *path, const char *text)
 
 /* A new identity after a restore: nothing a clone shares with its source
  * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
+/* The host sends its sync marker and frame twice (the first may land in
+ * the tail of a frame the old host left half-sent): the nonce of the last
+ * one acted on makes the second a no-op. */
+static char last_nonce[40];
+
+static bool seen_nonce(const char *nonce)
+{
+	if (strcmp(nonce, last_nonce) == 0)
+		return true;
+	snprintf(last_nonce, sizeof(last_nonce), "%s", nonce);
+	return false;
+}
+
 static void become_clone(char *payload)
 {
 	char name[65] = "", nonce[40] = "", hex[80] = "", mode[16] = "clone";
@@ -449,6 +462,8 @@ static void become_clone(char *payload)
 		say("malformed fork frame");
 		return;
 	}
+	if (seen_nonce(nonce))
+		return;
 	for (int i = 0; i < MAX_JOBS; i++) { /* their clients are the source's */
 		struct job *j = &jobs[i];
 		if (!j->used)
@@ -509,6 +524,8 @@ answer:;
  * run on, their output held until the host attaches them again. */
 static void resync(const char *nonce)
 {
+	if (seen_nonce(nonce))
+		return;
 	for (int i = 0; i < MAX_JOBS; i++) {
 		struct job *j = &jobs[i];
 		if (!j->used)
@@ -615,20 +632,22 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 static size_t handle_input(char *buf, size_t len)
 {
 	size_t off = 0;
-	/* A restored agent may hold half a frame of its old host: resynchronise. */
-	char *sync = memmem(buf, len, AGENT_SYNC, AGENT_SYNC_LEN);
-	if (sync) {
-		off = (size_t)(sync - buf) + AGENT_SYNC_LEN;
-		memmove(buf, buf + off, len - off);
-		len -= off;
-		off = 0;
-	}
-	while (len - off >= sizeof(struct agent_hdr)) {
+	for (;;) {
+		/* A sync marker: what came before it is a half frame of an old host
+		 * (a restore, a restarted daemon) and goes. */
+		char *sync = memmem(buf + off, len - off, AGENT_SYNC, AGENT_SYNC_LEN);
+		if (sync)
+			off = (size_t)(sync - buf) + AGENT_SYNC_LEN;
+		if (len - off < sizeof(struct agent_hdr))
+			break;
 		struct agent_hdr h;
 		memcpy(&h, buf + off, sizeof(h));
 		if (h.len > AGENT_PAYLOAD_MAX) {
+			/* Out of step: wait for a marker, keeping a tail that may start one. */
+			size_t keep = len - off < AGENT_SYNC_LEN ? len - off : AGENT_SYNC_LEN - 1;
 			say("bad frame from the host (length %u); dropping input", h.len);
-			return 0;
+			off = len - keep;
+			break;
 		}
 		if (len - off < sizeof(h) + h.len)
 			break;
