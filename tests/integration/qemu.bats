@@ -137,6 +137,12 @@ assert_no_qemu_leaks() {
 	echo eof >"$MNT/$V/jobs/$n/ctl"
 	wait_job "$V" "$n" exited
 	[ "$(sbx_cat "$MNT/$V/jobs/$n/stdout" | tr -d ' ')" = 300000 ]
+	# Both streams busy at once share one credit window: neither is cut short.
+	n=$(sbx_run "$V" 'head -c 200000 /dev/zero & head -c 200000 /dev/zero >&2; wait')
+	wait_job "$V" "$n" exited
+	[ "$(sbx_cat "$MNT/$V/jobs/$n/exit_code")" = 0 ]
+	[ "$(stat -c %s "$STATE/sandboxes/$V/jobs/$n/stdout")" = 200000 ]
+	[ "$(stat -c %s "$STATE/sandboxes/$V/jobs/$n/stderr")" = 200000 ]
 
 	# A handle closed before its command ends kills the command in the guest.
 	exec {fd}<>"$MNT/$V/exec"
@@ -232,7 +238,11 @@ assert_no_qemu_leaks() {
 	sbx_exec "$V" 'hostname'
 	[ "$SBX_OUT" = "$V" ] && [ "$SBX_RC" -eq 0 ]
 	# Every line exactly once, in order, and the exit seen by the new daemon.
-	wait_job "$V" "$n" exited
+	wait_job "$V" "$n" exited || {
+		echo "reason $(sbx_cat "$MNT/$V/jobs/$n/reason") code $(sbx_cat "$MNT/$V/jobs/$n/exit_code")"
+		tail -5 "$STATE/sandboxes/$V/console.log"
+		false
+	}
 	[ "$(sbx_cat "$MNT/$V/jobs/$n/exit_code")" = 5 ]
 	diff <(sbx_cat "$MNT/$V/jobs/$n/stdout") <(for ((i = 1; i <= 60; i++)); do echo "line $i"; done)
 	# A job running across a second restart that is still running after it.

@@ -371,6 +371,11 @@ static void job_output(struct job *j, int stream)
 {
 	char buf[4096];
 	int *fd = stream ? &j->err_fd : &j->out_fd;
+	/* No credit left (the other stream took it, or a resync held the job in
+	 * this same round): a read of 0 bytes would look like EOF, and closing
+	 * the pipe would kill the job with SIGPIPE. */
+	if (j->credit == 0 || *fd < 0)
+		return;
 	ssize_t n = read(*fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
