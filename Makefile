@@ -6,7 +6,9 @@ PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# Deferred (=, not :=): on a fresh machine `make demo` installs the -dev
+# packages before anything links, so pkg-config must be asked at link time.
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer
 
 ENGINE_SRC := $(wildcard engine/*.c)
@@ -71,8 +73,11 @@ bench: all image $(BUILD)/bench/registry_bench
 deps:
 	examples/install-deps.sh
 
-demo: deps all image
-	examples/demo.sh
+# deps runs first, alone, whatever -j says: nothing else can build before it.
+demo:
+	examples/install-deps.sh
+	$(MAKE) all image
+	examples/demo.sh $(SBX_FLAGS)
 
 clean:
 	rm -rf $(BUILD)

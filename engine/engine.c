@@ -218,6 +218,11 @@ static int instance_tag(const char *state_dir, char *out, size_t cap)
 	return snprintf(out, cap, "%08x", h);
 }
 
+int engine_probe(const struct engine_opts *o, struct err *e)
+{
+	return vmm_qemu_accel_init(o->accel[0] ? o->accel : "auto", e);
+}
+
 int engine_start(const struct engine_opts *o, struct err *e)
 {
 	eng.o = *o;
@@ -258,6 +263,14 @@ int engine_start(const struct engine_opts *o, struct err *e)
 		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
 	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),
 		 o->workers);
+	for (const struct vmm_ops *const *b = vmm_all(); *b; b++) { /* why a VM runs under TCG */
+		struct buf facts = {0};
+		if ((*b)->describe && (*b)->describe(&facts) == 0 && facts.len)
+			for (char *save, *l = strtok_r(facts.data, "\n", &save); l;
+			     l = strtok_r(NULL, "\n", &save))
+				log_info("%s: %s", (*b)->name, l);
+		buf_free(&facts);
+	}
 	return 0;
 }
 

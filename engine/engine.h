@@ -33,8 +33,12 @@ struct engine_opts {
 	bool nat;          /* egress NAT (--nat) */
 	char bridge[16];
 	char subnet[32];
+	char accel[8];     /* qemu: auto, kvm or tcg (--accel, SANDBOXFS_ACCEL) */
 };
 
+/* Host checks that must pass before the mount (the daemon is still in the
+ * foreground and single-threaded): the qemu backend's accelerator. */
+int engine_probe(const struct engine_opts *o, struct err *e);
 int engine_start(const struct engine_opts *o, struct err *e);
 /* Daemon exit: stops sandboxes if asked (--stop-on-exit), never removes them. */
 void engine_shutdown(void);

@@ -19,6 +19,7 @@ static void usage(FILE *f)
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
+		"                 [--backend ns|qemu] [--accel auto|kvm|tcg]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
 		"  -v               debug logging\n"
@@ -32,6 +33,9 @@ static void usage(FILE *f)
 		"  --no-net         no networking: sandboxes have only lo\n"
 		"  --nat            egress NAT for the subnet (nft or iptables; off by default)\n"
 		"  --backend ns|qemu  the backend of mkdir and of create without backend=\n"
+		"  --accel auto|kvm|tcg  qemu's accelerator (default auto, or $SANDBOXFS_ACCEL):\n"
+		"                   auto uses KVM when a test guest runs on /dev/kvm, else TCG;\n"
+		"                   kvm refuses to start where KVM cannot run guests\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
 		"  --workers N      threads that create sandboxes (default 8)\n");
 }
@@ -87,7 +91,7 @@ int main(int argc, char **argv)
 		{"group", required_argument, NULL, 'g'}, {"max-sandboxes", required_argument, NULL, 'm'},
 		{"bridge", required_argument, NULL, 'b'}, {"subnet", required_argument, NULL, 'n'},
 		{"no-net", no_argument, NULL, 'N'}, {"nat", no_argument, NULL, 'T'},
-		{"backend", required_argument, NULL, 'B'},
+		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
@@ -100,6 +104,8 @@ int main(int argc, char **argv)
 	snprintf(o.bridge, sizeof(o.bridge), "sbx0");
 	snprintf(o.subnet, sizeof(o.subnet), "10.88.0.0/16");
 	snprintf(o.backend, sizeof(o.backend), "ns");
+	const char *accel = getenv("SANDBOXFS_ACCEL");
+	snprintf(o.accel, sizeof(o.accel), "%s", accel && *accel ? accel : "auto");
 	while ((c = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = true; break;
@@ -157,6 +163,7 @@ int main(int argc, char **argv)
 			snprintf(o.backend, sizeof(o.backend), "%s", optarg);
 			break;
 		case 'T': o.nat = true; break;
+		case 'A': snprintf(o.accel, sizeof(o.accel), "%s", optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -201,6 +208,12 @@ int main(int argc, char **argv)
 		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 		exe[n > 0 ? n : 0] = '\0';
 		snprintf(o.init_path, sizeof(o.init_path), "%s/sbx-init", dirname(exe));
+	}
+
+	struct err pe = {0};
+	if (engine_probe(&o, &pe) < 0) {
+		fprintf(stderr, "sandboxfs: %s\n", pe.msg);
+		return 1;
 	}
 
 	int ms = mount_state(mnt);

@@ -191,10 +191,12 @@ static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struc
 		if (r < 0)
 			return err_set(e, r, "cannot set cpu limit: %s", strerror(-r));
 	}
-	/* Devices: Docker's allow list (v1 devices cgroup, v2 a BPF device program). */
+	/* Devices: Docker's allow list plus what the backend asked for (v1 devices
+	 * cgroup, v2 a BPF device program). */
 	char dir[PATH_MAX];
 	if (ctrl_dir(cg, version == 2 ? C_MEMORY : C_DEVICES, dir, sizeof(dir)))
-		r = version == 2 ? cg_devices_restrict_v2(dir, e) : cg_devices_restrict(dir, e);
+		r = version == 2 ? cg_devices_restrict_v2(dir, lim->devices, e)
+				 : cg_devices_restrict(dir, lim->devices, e);
 	else
 		log_warn("no devices cgroup: sandbox %s may create and use any device node", cg->leaf);
 	return r;

@@ -1,10 +1,9 @@
-/* Device access for sandboxes (see devices.h): the devices cgroup on v1, a
- * BPF device program on v2. The list is the same on both. */
+/* Device access for sandboxes (see devices.h): one table of rows, written as
+ * devices.allow lines on cgroup v1 and compiled to a BPF device program on v2. */
 #define _GNU_SOURCE
 #include "devices.h"
 
 #include <fcntl.h>
-#include <linux/bpf.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -12,42 +11,81 @@
 
 #include "vmm.h"
 
-/* Docker's default (runc's AllowedDevices, without the tun/tap entry that
- * runc dropped: sandboxes get no network device of their own to drive).
- * `c *:* m` and `b *:* m` let CAP_MKNOD make nodes (images and build
- * scripts do), which are then useless unless listed here; the seccomp
- * filter of sbx-init refuses block nodes outright. */
-static const char *const v1_allow[] = {
-	"c *:* m",     "b *:* m",
-	"c 1:3 rwm",   /* /dev/null */
-	"c 1:5 rwm",   /* /dev/zero */
-	"c 1:7 rwm",   /* /dev/full */
-	"c 1:8 rwm",   /* /dev/random */
-	"c 1:9 rwm",   /* /dev/urandom */
-	"c 5:0 rwm",   /* /dev/tty */
-	"c 5:1 rwm",   /* /dev/console */
-	"c 5:2 rwm",   /* /dev/ptmx */
-	"c 136:* rwm", /* /dev/pts/N */
+#define ANY (-1)
+#define ACC_R BPF_DEVCG_ACC_READ
+#define ACC_W BPF_DEVCG_ACC_WRITE
+#define ACC_M BPF_DEVCG_ACC_MKNOD
+#define ACC_RWM (ACC_R | ACC_W | ACC_M)
+
+struct dev_rule {
+	char type;  /* 'c' or 'b' */
+	int major, minor; /* ANY: every number */
+	int access; /* ACC_* bits */
+	unsigned need; /* 0: every sandbox; else the VMM_DEV_* bit that adds the row */
 };
 
-int cg_devices_restrict(const char *dir, struct err *e)
+/* Docker's default (runc's AllowedDevices, without the tun/tap row that runc
+ * dropped), then the rows a backend asks for. `c *:* m` and `b *:* m` let
+ * CAP_MKNOD make nodes (images and build scripts do), which are then useless
+ * unless listed; the seccomp filter of sbx-init refuses block nodes outright. */
+static const struct dev_rule rules[] = {
+	{'c', ANY, ANY, ACC_M, 0},
+	{'b', ANY, ANY, ACC_M, 0},
+	{'c', 1, 3, ACC_RWM, 0},   /* /dev/null */
+	{'c', 1, 5, ACC_RWM, 0},   /* /dev/zero */
+	{'c', 1, 7, ACC_RWM, 0},   /* /dev/full */
+	{'c', 1, 8, ACC_RWM, 0},   /* /dev/random */
+	{'c', 1, 9, ACC_RWM, 0},   /* /dev/urandom */
+	{'c', 5, 0, ACC_RWM, 0},   /* /dev/tty */
+	{'c', 5, 1, ACC_RWM, 0},   /* /dev/console */
+	{'c', 5, 2, ACC_RWM, 0},   /* /dev/ptmx */
+	{'c', 136, ANY, ACC_RWM, 0}, /* /dev/pts/N */
+	{'c', 10, 232, ACC_R | ACC_W, VMM_DEV_KVM}, /* /dev/kvm */
+};
+
+static bool applies(const struct dev_rule *d, unsigned extra)
 {
-	char path[PATH_MAX + 32];
+	return d->need == 0 || (d->need & extra);
+}
+
+int cg_devices_lines(unsigned extra, char (*out)[DEV_RULE_LINE_MAX], int cap)
+{
+	int n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(rules) && n < cap; i++) {
+		const struct dev_rule *d = &rules[i];
+		if (!applies(d, extra))
+			continue;
+		char maj[12] = "*", min[12] = "*";
+		if (d->major != ANY)
+			snprintf(maj, sizeof(maj), "%d", d->major);
+		if (d->minor != ANY)
+			snprintf(min, sizeof(min), "%d", d->minor);
+		snprintf(out[n++], DEV_RULE_LINE_MAX, "%c %s:%s %s%s%s", d->type, maj, min,
+			 d->access & ACC_R ? "r" : "", d->access & ACC_W ? "w" : "",
+			 d->access & ACC_M ? "m" : "");
+	}
+	return n;
+}
+
+int cg_devices_restrict(const char *dir, unsigned extra, struct err *e)
+{
+	char path[PATH_MAX + 32], lines[ARRAY_SIZE(rules)][DEV_RULE_LINE_MAX];
+	int n = cg_devices_lines(extra, lines, (int)ARRAY_SIZE(lines));
 	snprintf(path, sizeof(path), "%s/devices.deny", dir);
 	int r = write_file_str(path, "a");
 	if (r < 0)
 		return err_set(e, r, "cannot deny devices in %s: %s", dir, strerror(-r));
 	snprintf(path, sizeof(path), "%s/devices.allow", dir);
-	for (size_t i = 0; i < sizeof(v1_allow) / sizeof(*v1_allow); i++) {
-		r = write_file_str(path, v1_allow[i]);
+	for (int i = 0; i < n; i++) {
+		r = write_file_str(path, lines[i]);
 		if (r < 0)
-			return err_set(e, r, "cannot allow device '%s' in %s: %s", v1_allow[i], dir,
+			return err_set(e, r, "cannot allow device '%s' in %s: %s", lines[i], dir,
 				       strerror(-r));
 	}
 	return 0;
 }
 
-/* --- v2: the same list as a BPF_PROG_TYPE_CGROUP_DEVICE program --- */
+/* --- v2: the rows as a BPF_PROG_TYPE_CGROUP_DEVICE program --- */
 
 #define INSN(c, d, s, o, i) ((struct bpf_insn){.code = (c), .dst_reg = (d), .src_reg = (s), \
 					       .off = (o), .imm = (i)})
@@ -56,55 +94,89 @@ int cg_devices_restrict(const char *dir, struct err *e)
 #define MOV_K(d, k) INSN(BPF_ALU64 | BPF_MOV | BPF_K, d, 0, 0, k)
 #define AND_K(d, k) INSN(BPF_ALU64 | BPF_AND | BPF_K, d, 0, 0, k)
 #define RSH_K(d, k) INSN(BPF_ALU64 | BPF_RSH | BPF_K, d, 0, 0, k)
-#define JEQ_K(d, k, o) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, o, k)
 #define JNE_K(d, k, o) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, o, k)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
 
-int cg_devices_restrict_v2(const char *dir, struct err *e)
+/* ctx: struct bpf_cgroup_dev_ctx { u32 access_type (access << 16 | type);
+ * u32 major; u32 minor; }. Returns 1 to allow, 0 to deny. Registers: r2
+ * access, r3 type, r4 major, r5 minor, r6 scratch. Each row is one block
+ * whose failed tests jump past its end (offsets count from the next
+ * instruction) to the next row; the last block denies. */
+int cg_devices_prog(unsigned extra, struct bpf_insn *out, int cap)
 {
-	/* ctx: struct bpf_cgroup_dev_ctx { u32 access_type (access << 16 | type);
-	 * u32 major; u32 minor; }. Returns 1 to allow, 0 to deny. Jump offsets
-	 * count from the next instruction; ALLOW is the last two. */
-	const struct bpf_insn prog[] = {
-		/* 0 */ LDX_W(BPF_REG_2, BPF_REG_1, 0),   /* r2 = access_type */
-		/* 1 */ MOV_R(BPF_REG_3, BPF_REG_2),
-		/* 2 */ AND_K(BPF_REG_3, 0xffff),         /* r3 = type */
-		/* 3 */ RSH_K(BPF_REG_2, 16),             /* r2 = access */
-		/* 4 */ LDX_W(BPF_REG_4, BPF_REG_1, 4),   /* r4 = major */
-		/* 5 */ LDX_W(BPF_REG_5, BPF_REG_1, 8),   /* r5 = minor */
-		/* 6 */ JEQ_K(BPF_REG_2, BPF_DEVCG_ACC_MKNOD, 14), /* mknod only: any node */
-		/* 7 */ JNE_K(BPF_REG_3, BPF_DEVCG_DEV_CHAR, 11),  /* not char: deny */
-		/* 8 */ JEQ_K(BPF_REG_4, 136, 12),        /* /dev/pts/N */
-		/* 9 */ JNE_K(BPF_REG_4, 1, 5),           /* major 1: null zero full random urandom */
-		/* 10 */ JEQ_K(BPF_REG_5, 3, 10),
-		/* 11 */ JEQ_K(BPF_REG_5, 5, 9),
-		/* 12 */ JEQ_K(BPF_REG_5, 7, 8),
-		/* 13 */ JEQ_K(BPF_REG_5, 8, 7),
-		/* 14 */ JEQ_K(BPF_REG_5, 9, 6),
-		/* 15 */ JNE_K(BPF_REG_4, 5, 3),          /* major 5: tty console ptmx */
-		/* 16 */ JEQ_K(BPF_REG_5, 0, 4),
-		/* 17 */ JEQ_K(BPF_REG_5, 1, 3),
-		/* 18 */ JEQ_K(BPF_REG_5, 2, 2),
-		/* 19 DENY */ MOV_K(BPF_REG_0, 0),
-		/* 20 */ EXIT(),
-		/* 21 ALLOW */ MOV_K(BPF_REG_0, 1),
-		/* 22 */ EXIT(),
-	};
+	struct bpf_insn p[8 + 8 * ARRAY_SIZE(rules)];
+	int n = 0;
+	p[n++] = LDX_W(BPF_REG_2, BPF_REG_1, 0);
+	p[n++] = MOV_R(BPF_REG_3, BPF_REG_2);
+	p[n++] = AND_K(BPF_REG_3, 0xffff);
+	p[n++] = RSH_K(BPF_REG_2, 16);
+	p[n++] = LDX_W(BPF_REG_4, BPF_REG_1, 4);
+	p[n++] = LDX_W(BPF_REG_5, BPF_REG_1, 8);
+	for (size_t i = 0; i < ARRAY_SIZE(rules); i++) {
+		const struct dev_rule *d = &rules[i];
+		if (!applies(d, extra))
+			continue;
+		int jumps[4], nj = 0;
+		jumps[nj++] = n;
+		p[n++] = JNE_K(BPF_REG_3, d->type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK, 0);
+		if (d->major != ANY) {
+			jumps[nj++] = n;
+			p[n++] = JNE_K(BPF_REG_4, d->major, 0);
+		}
+		if (d->minor != ANY) {
+			jumps[nj++] = n;
+			p[n++] = JNE_K(BPF_REG_5, d->minor, 0);
+		}
+		if ((d->access & ACC_RWM) != ACC_RWM) { /* asks for more than the row gives */
+			p[n++] = MOV_R(BPF_REG_6, BPF_REG_2);
+			p[n++] = AND_K(BPF_REG_6, ~d->access & ACC_RWM);
+			jumps[nj++] = n;
+			p[n++] = JNE_K(BPF_REG_6, 0, 0);
+		}
+		p[n++] = MOV_K(BPF_REG_0, 1);
+		p[n++] = EXIT();
+		for (int j = 0; j < nj; j++)
+			p[jumps[j]].off = (int16_t)(n - jumps[j] - 1);
+		
+	}
+	p[n++] = MOV_K(BPF_REG_0, 0);
+	p[n++] = EXIT();
+	if (n > cap)
+		return -ENOSPC;
+	memcpy(out, p, (size_t)n * sizeof(*p));
+	return n;
+}
+
+int cg_devices_load(unsigned extra, struct err *e)
+{
+	struct bpf_insn prog[8 + 8 * ARRAY_SIZE(rules)];
+	int ninsn = cg_devices_prog(extra, prog, (int)ARRAY_SIZE(prog));
+	if (ninsn < 0)
+		return err_set(e, ninsn, "the device program does not fit");
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
 	a.insns = (uint64_t)(uintptr_t)prog;
-	a.insn_cnt = sizeof(prog) / sizeof(*prog);
+	a.insn_cnt = (uint32_t)ninsn;
 	a.license = (uint64_t)(uintptr_t) "Apache-2.0";
 	int pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof(a));
 	if (pfd < 0)
 		return err_set(e, -errno, "cannot load the device program: %s", strerror(errno));
+	return pfd;
+}
+
+int cg_devices_restrict_v2(const char *dir, unsigned extra, struct err *e)
+{
+	int pfd = cg_devices_load(extra, e);
+	if (pfd < 0)
+		return pfd;
 	int cfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cfd < 0) {
 		int r = -errno;
 		close(pfd);
 		return err_set(e, r, "cannot open cgroup %s: %s", dir, strerror(-r));
 	}
+	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.target_fd = (uint32_t)cfd;
 	a.attach_bpf_fd = (uint32_t)pfd;

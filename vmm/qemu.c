@@ -1,5 +1,5 @@
 /* The `qemu` backend: a sandbox is a microVM (QEMU's -M microvm, KVM when
- * /dev/kvm opens, TCG otherwise) booting Debian's kernel with an initramfs
+ * a test guest ran on /dev/kvm at start-up, TCG otherwise) booting Debian's kernel with an initramfs
  * whose /init is our guest agent. QMP and the agent's serial port reach the
  * daemon over socketpairs made before QEMU starts (no socket paths to dial, no
  * retries): QMP is ready at its greeting, the guest at the agent's hello.
@@ -26,6 +26,7 @@
 #include <x86intrin.h>
 #endif
 
+#include "kvm.h"
 #include "qemu.h"
 #include "vmm.h"
 
@@ -44,11 +45,15 @@
 #define QEMU_PIDS_MIN 256
 #define FD_QMP 3   /* in QEMU */
 #define FD_AGENT 4 /* in QEMU */
+#define KVM_PROBE_TIMEOUT_MS 2000
+#define QEMU_EXIT_GRACE_MS 2000
 
 /* Host facts, found once. */
 static struct {
 	pthread_once_t once;
+	bool accel_set; /* vmm_qemu_accel_init ran */
 	bool kvm;
+	char accel_reason[SBX_ERRMSG_MAX];
 	unsigned tsc_khz;
 	char qemu[PATH_MAX];
 	char guest_dir[PATH_MAX];
@@ -83,12 +88,34 @@ static unsigned measure_tsc_khz(void)
 #endif
 }
 
+int vmm_qemu_accel_init(const char *mode, struct err *e)
+{
+	const char *dev = getenv("SANDBOXFS_KVM_DEV"); /* tests: a node that is not KVM */
+	if (!dev || !*dev)
+		dev = "/dev/kvm";
+	if (strcmp(mode, "tcg") == 0) {
+		hf.kvm = false;
+		snprintf(hf.accel_reason, sizeof(hf.accel_reason), "--accel tcg asked for it");
+	} else if (strcmp(mode, "auto") == 0 || strcmp(mode, "kvm") == 0) {
+		struct err pe = {0};
+		hf.kvm = kvm_probe(dev, KVM_PROBE_TIMEOUT_MS, &pe) == 0;
+		if (hf.kvm)
+			snprintf(hf.accel_reason, sizeof(hf.accel_reason), "a test guest ran on %s", dev);
+		else if (strcmp(mode, "kvm") == 0)
+			return err_set(e, pe.code, "--accel kvm: KVM cannot run guests here (%s)", pe.msg);
+		else
+			snprintf(hf.accel_reason, sizeof(hf.accel_reason), "%s", pe.msg);
+	} else {
+		return err_set(e, -EINVAL, "--accel must be auto, kvm or tcg, not '%s'", mode);
+	}
+	hf.accel_set = true;
+	return 0;
+}
+
 static void host_facts_init(void)
 {
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	hf.kvm = fd >= 0;
-	if (fd >= 0)
-		close(fd);
+	if (!hf.accel_set)
+		vmm_qemu_accel_init("auto", NULL);
 	if (!hf.kvm)
 		hf.tsc_khz = measure_tsc_khz();
 	const char *q = getenv("SANDBOXFS_QEMU");
@@ -698,6 +725,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	struct vmm_limits lim = vm->lim;
 	lim.memory_bytes = ((uint64_t)mem_mib << 20) + QEMU_OVERHEAD_BYTES;
 	lim.pids = lim.pids && lim.pids < QEMU_PIDS_MIN ? QEMU_PIDS_MIN : lim.pids;
+	lim.devices |= hf.kvm ? VMM_DEV_KVM : 0;
 	if ((r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &lim, e)) < 0)
 		goto fail;
 	cg_fd = cg_open_fd(&vm->cg);
@@ -777,14 +805,20 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		  src.dir[0] ? "restored" : "up", t4 - t1);
 	return 0;
 
-fail_kill:
+fail_kill:;
+	/* A closed channel means QEMU is on its way out: let it finish saying why
+	 * (its stderr goes to the console log) before the kill. */
+	bool gone = (r == -ECHILD || r == -EPIPE || r == -ECONNRESET) &&
+		    wait_exit(vm->pidfd, QEMU_EXIT_GRACE_MS) > 0;
 	pidfd_signal(vm->pidfd, SIGKILL);
 	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
-	if (r == -ECHILD || r == -EPIPE) {
+	if (gone || r == -ECHILD || r == -EPIPE || r == -ECONNRESET) {
 		char tail[256], why[SBX_ERRMSG_MAX];
 		console_tail(vm, tail, sizeof(tail));
 		snprintf(why, sizeof(why), "%s", e ? e->msg : "");
-		if (tail[0])
+		if (tail[0] && gone)
+			err_set(e, r, "QEMU exited while starting: %.200s (%.250s)", tail, why);
+		else if (tail[0])
 			err_set(e, r, "%.250s; the console's last line: %.200s", why, tail);
 	}
 fail:
@@ -1109,7 +1143,8 @@ static int qemu_event(struct vmm_inst *vm, struct vmm_event *ev)
 static int qemu_describe(struct buf *b)
 {
 	host_facts();
-	return buf_printf(b, "qemu_accel %s\n", hf.kvm ? "kvm" : "tcg");
+	return buf_printf(b, "qemu_accel %s\nqemu_accel_reason %s\n", hf.kvm ? "kvm" : "tcg",
+			  hf.accel_reason);
 }
 
 const struct vmm_ops vmm_qemu_ops = {

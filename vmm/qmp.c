@@ -58,7 +58,7 @@ static int read_msg(struct qmp *q, uint64_t deadline_usec, json_t **out, struct 
 		if (r <= 0)
 			continue;
 		ssize_t got = recv(q->fd, q->buf + q->len, sizeof(q->buf) - q->len, MSG_DONTWAIT);
-		if (got == 0)
+		if (got == 0 || (got < 0 && errno == ECONNRESET))
 			return err_set(e, -EPIPE, "QEMU closed its QMP connection (it exited)");
 		if (got < 0 && errno != EAGAIN && errno != EINTR)
 			return err_set(e, -errno, "reading QMP: %s", strerror(errno));

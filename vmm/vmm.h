@@ -19,7 +19,11 @@ struct vmm_limits {
 	uint64_t memory_bytes; /* 0: no limit */
 	uint32_t pids;         /* 0: no limit */
 	uint32_t cpu_millis;   /* 1000 = one cpu; 0: no limit */
+	unsigned devices;      /* VMM_DEV_* beyond every sandbox's list (devices.h) */
 };
+
+/* Devices a backend's own process needs opened inside the sandbox's cgroup. */
+enum { VMM_DEV_KVM = 1u << 0 };
 
 /* Per-sandbox backend state, embedded in the engine's struct sbx. */
 struct vmm_inst {
@@ -141,6 +145,11 @@ extern const struct vmm_ops vmm_ns_ops;
 /* Starts the ns backend's host probes (CRIU) in the background. */
 void vmm_ns_probe(void);
 extern const struct vmm_ops vmm_qemu_ops;
+/* The qemu backend's accelerator, chosen once at start-up before any thread
+ * runs: "auto" (KVM when a test guest runs on /dev/kvm, else TCG), "kvm"
+ * (fails with a sentence when KVM cannot run guests) or "tcg". The choice
+ * and its reason show in /sbx/stats (qemu_accel, qemu_accel_reason). */
+int vmm_qemu_accel_init(const char *mode, struct err *e);
 
 struct clone_args;
 /* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must

@@ -112,8 +112,8 @@ sbx_start_daemon() {
 	return 1
 }
 
-# Create the temp dirs and start a daemon.
-setup_sbx() {
+# Create the temp dirs (SBX_TMP, STATE, MNT, SBX_LOG, SBX_TAG), no daemon.
+sbx_make_tmp() {
 	SBX_TMP=$(mktemp -d /tmp/sbxtest.XXXXXX)
 	STATE="$SBX_TMP/state"
 	MNT="$SBX_TMP/mnt"
@@ -123,6 +123,11 @@ setup_sbx() {
 	: >"$SBX_TMP/pids"
 	: >"$SBX_TMP/daemons"
 	export SBX_TMP STATE MNT SBX_LOG SBX_TAG
+}
+
+# Create the temp dirs and start a daemon.
+setup_sbx() {
+	sbx_make_tmp
 	sbx_start_daemon "$@"
 }
 
