@@ -53,7 +53,8 @@ static struct {
 	pthread_once_t once;
 	bool accel_set; /* vmm_qemu_accel_init ran */
 	bool kvm;
-	char accel_reason[SBX_ERRMSG_MAX];
+	const char *accel_why; /* one word for /sbx/stats: probe_ran no_device probe_failed ... */
+	char accel_reason[SBX_ERRMSG_MAX]; /* the sentence, for the log */
 	unsigned tsc_khz;
 	char qemu[PATH_MAX];
 	char guest_dir[PATH_MAX];
@@ -95,16 +96,21 @@ int vmm_qemu_accel_init(const char *mode, struct err *e)
 		dev = "/dev/kvm";
 	if (strcmp(mode, "tcg") == 0) {
 		hf.kvm = false;
+		hf.accel_why = "asked_tcg";
 		snprintf(hf.accel_reason, sizeof(hf.accel_reason), "--accel tcg asked for it");
 	} else if (strcmp(mode, "auto") == 0 || strcmp(mode, "kvm") == 0) {
 		struct err pe = {0};
-		hf.kvm = kvm_probe(dev, KVM_PROBE_TIMEOUT_MS, &pe) == 0;
+		int r = kvm_probe(dev, KVM_PROBE_TIMEOUT_MS, &pe);
+		hf.kvm = r == 0;
+		hf.accel_why = r == 0 ? "probe_ran" : r == -ENOENT ? "no_device"
+			     : r == -ETIMEDOUT ? "probe_timeout" : "probe_failed";
 		if (hf.kvm)
 			snprintf(hf.accel_reason, sizeof(hf.accel_reason), "a test guest ran on %s", dev);
 		else if (strcmp(mode, "kvm") == 0)
 			return err_set(e, pe.code, "--accel kvm: KVM cannot run guests here (%s)", pe.msg);
 		else
 			snprintf(hf.accel_reason, sizeof(hf.accel_reason), "%s", pe.msg);
+		log_info("qemu: %s: %s", hf.kvm ? "KVM" : "TCG", hf.accel_reason);
 	} else {
 		return err_set(e, -EINVAL, "--accel must be auto, kvm or tcg, not '%s'", mode);
 	}
@@ -1144,7 +1150,7 @@ static int qemu_describe(struct buf *b)
 {
 	host_facts();
 	return buf_printf(b, "qemu_accel %s\nqemu_accel_reason %s\n", hf.kvm ? "kvm" : "tcg",
-			  hf.accel_reason);
+			  hf.accel_why);
 }
 
 const struct vmm_ops vmm_qemu_ops = {

@@ -148,7 +148,9 @@ extern const struct vmm_ops vmm_qemu_ops;
 /* The qemu backend's accelerator, chosen once at start-up before any thread
  * runs: "auto" (KVM when a test guest runs on /dev/kvm, else TCG), "kvm"
  * (fails with a sentence when KVM cannot run guests) or "tcg". The choice
- * and its reason show in /sbx/stats (qemu_accel, qemu_accel_reason). */
+ * and its reason show in /sbx/stats (qemu_accel, qemu_accel_reason: one word
+ * of probe_ran no_device probe_failed probe_timeout asked_tcg) and the
+ * reason's sentence in the log. */
 int vmm_qemu_accel_init(const char *mode, struct err *e);
 
 struct clone_args;

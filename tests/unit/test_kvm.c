@@ -47,7 +47,7 @@ static void test_accel_modes(void)
 	CHECK(strstr(e.msg, "auto, kvm or tcg") != NULL);
 	CHECK(vmm_qemu_accel_init("tcg", &e) == 0);
 	CHECK(vmm_qemu_ops.describe(&b) == 0);
-	CHECK(strstr(b.data, "qemu_accel tcg\n") && strstr(b.data, "qemu_accel_reason --accel tcg"));
+	CHECK(strstr(b.data, "qemu_accel tcg\nqemu_accel_reason asked_tcg\n") != NULL);
 	buf_free(&b);
 	setenv("SANDBOXFS_KVM_DEV", "/dev/null", 1);
 	err_clear(&e);
@@ -55,8 +55,7 @@ static void test_accel_modes(void)
 	CHECK(strstr(e.msg, "KVM cannot run guests here") != NULL);
 	CHECK(vmm_qemu_accel_init("auto", &e) == 0);
 	CHECK(vmm_qemu_ops.describe(&b) == 0);
-	CHECK(strstr(b.data, "qemu_accel tcg\n") && strstr(b.data, "qemu_accel_reason a test guest on "
-								   "/dev/null failed"));
+	CHECK(strstr(b.data, "qemu_accel tcg\nqemu_accel_reason probe_failed\n") != NULL);
 	buf_free(&b);
 	unsetenv("SANDBOXFS_KVM_DEV");
 }
