@@ -80,6 +80,13 @@ static void times_load(struct sbx_times *t, json_t *o)
 /* Called with s->lock held. */
 int journal_write(struct sbx *s)
 {
+	return journal_write_in(s, s->vm.dir);
+}
+
+/* The journal into DIR (the state dir, or the hidden one sbx_commit makes it
+ * in before it is renamed into place). Called with s->lock held. */
+int journal_write_in(struct sbx *s, const char *dir)
+{
 	json_t *j = json_pack("{s:i, s:s, s:o, s:i, s:I, s:s, s:i, s:s, s:I}",
 			      "version", JOURNAL_VERSION, "state", sbx_state_name(atomic_load(&s->state)),
 			      "config", config_json(s), "pid", (int)s->vm.pid,
@@ -98,7 +105,7 @@ int journal_write(struct sbx *s)
 	if (!text)
 		return -ENOMEM;
 	char path[PATH_MAX + 32];
-	snprintf(path, sizeof(path), "%s/sandbox.json", s->vm.dir);
+	snprintf(path, sizeof(path), "%s/sandbox.json", dir);
 	int r = write_file_atomic(path, text, strlen(text), false);
 	free(text);
 	if (r < 0)
@@ -284,6 +291,9 @@ static void recover(struct sbx *s)
 	if (live && s->ops->adopt(&s->vm, &e) == 0) {
 		if (st == SBX_STOPPING)
 			atomic_store(&s->state, SBX_RUNNING);
+		/* A daemon that died in a fork's copy left it frozen: it was running. */
+		if (st != SBX_PAUSED && s->ops->thaw(&s->vm, &e) < 0)
+			log_warn("sandbox %s: cannot thaw it: %s", s->node.name, e.msg);
 		log_info("sandbox %s: re-adopted (pid %d)", s->node.name, (int)s->vm.pid);
 		monitor_watch(s);
 		sbx_jobs_reattach(s);
@@ -307,6 +317,24 @@ static void recover(struct sbx *s)
 	journal_write(s);
 }
 
+/* A hidden `.new-NAME` dir is a create that a dead daemon cut off before its
+ * state dir was renamed into place (sbx_commit): it holds at most a journal,
+ * no client was told the sandbox exists, and NAME is free again. */
+static void remove_unfinished(const char *entry)
+{
+	char path[PATH_MAX + 256];
+	if (strncmp(entry, SBX_NEW_PREFIX, strlen(SBX_NEW_PREFIX)) != 0)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", eng.sandboxes_dir, entry);
+	int r = rm_rf(path);
+	if (r < 0)
+		log_warn("cannot remove %s, a create cut off by the daemon's end: %s", path,
+			 strerror(-r));
+	else
+		log_info("removed %s: the create of '%s' was cut off by the daemon's end before "
+			 "it was journaled", path, entry + strlen(SBX_NEW_PREFIX));
+}
+
 int journal_load_all(void)
 {
 	DIR *d = opendir(eng.sandboxes_dir);
@@ -315,8 +343,10 @@ int journal_load_all(void)
 	struct dirent *de;
 	int n = 0;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (de->d_name[0] == '.') {
+			remove_unfinished(de->d_name);
 			continue;
+		}
 		struct sbx *s = journal_read(de->d_name);
 		if (!s)
 			continue;

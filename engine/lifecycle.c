@@ -93,6 +93,29 @@ void sbx_wait_settled(struct sbx *s, int timeout_sec)
 		timed_wait(s, deadline);
 }
 
+/* --- a test-only hook: the daemon's death at a chosen step of a create --- */
+
+/* SANDBOXFS_TEST_KILL_AT=STEP (read once) makes the daemon SIGKILL itself
+ * when a create reaches STEP, so tests/stress/kill.bats can check what a
+ * restarted daemon makes of every half-made sandbox. Steps, in order:
+ * commit-dir (hidden state dir made, no journal), commit-journal (journal
+ * written, not renamed into place), commit-done (state dir in place, start
+ * not queued), start-create (on the worker: the backend's files made),
+ * start-spawned (init runs, its pid not journaled). */
+static const char *kill_at;
+static pthread_once_t kill_at_once = PTHREAD_ONCE_INIT;
+
+static void kill_at_read(void) { kill_at = getenv("SANDBOXFS_TEST_KILL_AT"); }
+
+static void test_kill_point(const char *step)
+{
+	pthread_once(&kill_at_once, kill_at_read);
+	if (kill_at && strcmp(kill_at, step) == 0) {
+		log_warn("SANDBOXFS_TEST_KILL_AT=%s: the daemon kills itself here", step);
+		raise(SIGKILL);
+	}
+}
+
 /* --- start (on a pool worker) --- */
 
 static void start_job(void *arg)
@@ -102,11 +125,15 @@ static void start_job(void *arg)
 	struct err e = {0};
 	uint64_t begin = now_usec();
 	int r = 0;
-	if (s->t.starts == 0)
+	if (s->t.starts == 0) {
 		r = s->ops->create(&s->vm, &e);
+		test_kill_point("start-create");
+	}
 	sbx_net_prepare(s);
 	if (r == 0)
 		r = s->ops->start(&s->vm, &t, &e);
+	if (r == 0)
+		test_kill_point("start-spawned");
 
 	pthread_mutex_lock(&s->lock);
 	s->t.create_queue_usec = begin - s->t.request_usec;
@@ -214,41 +241,68 @@ void sbx_unreserve(struct sbx *s)
 	sbx_put(s);
 }
 
+/* Makes the state dir with its first journal as one step: both are made under
+ * a hidden name and renamed into place, so that a state dir never exists
+ * without a journal a restarted daemon accepts (it then shows the sandbox as
+ * failed), and a create cut off before the rename leaves only a hidden dir,
+ * which start-up removes (journal_load_all). */
+static int make_state_dir(struct sbx *s, struct err *e)
+{
+	char tmp[PATH_MAX + 64];
+	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", eng.sandboxes_dir, s->node.name);
+	rm_rf(tmp); /* a dead daemon's leftover: the name is ours now (reserved) */
+	if (mkdir(tmp, 0700) < 0)
+		return err_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
+	test_kill_point("commit-dir");
+	pthread_mutex_lock(&s->lock);
+	int r = journal_write_in(s, tmp);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0) {
+		err_set(e, r, "cannot write the journal of %s: %s", s->node.name, strerror(-r));
+		goto out;
+	}
+	test_kill_point("commit-journal");
+	r = renameat2(AT_FDCWD, tmp, AT_FDCWD, s->vm.dir, RENAME_NOREPLACE);
+	if (r < 0 && errno == EINVAL) /* a filesystem without NOREPLACE */
+		r = access(s->vm.dir, F_OK) == 0 ? (errno = EEXIST, -1) : rename(tmp, s->vm.dir);
+	if (r < 0) {
+		if (errno == EEXIST || errno == ENOTEMPTY)
+			r = err_set(e, -EEXIST, "%s exists on disk but is not a known sandbox; "
+				    "remove it by hand if it is not needed", s->vm.dir);
+		else
+			r = err_set(e, -errno, "cannot rename %s to %s: %s", tmp, s->vm.dir,
+				    strerror(errno));
+	}
+out:
+	if (r < 0)
+		rm_rf(tmp);
+	else
+		journal_commit_soon(); /* the rename too goes into the next group commit */
+	return r;
+}
+
 /* Makes the state dir, journals and queues the start: returns at once. On
  * failure the reservation is undone. */
 int sbx_commit(struct sbx *s, struct err *e)
 {
 	int r;
-	if (mkdir(s->vm.dir, 0700) < 0) {
-		if (errno == EEXIST)
-			r = err_set(e, -EEXIST, "%s exists on disk but is not a known sandbox; "
-				    "remove it by hand if it is not needed", s->vm.dir);
-		else
-			r = err_set(e, -errno, "cannot create %s: %s", s->vm.dir, strerror(errno));
-		goto undo;
-	}
 	for (int i = 0; i < s->cfg.nlowers; i++)
 		layer_get(s->cfg.lowers[i]);
-	pthread_mutex_lock(&s->lock);
-	r = journal_write(s);
-	pthread_mutex_unlock(&s->lock);
-	if (r < 0) {
-		err_set(e, r, "cannot write the journal of %s: %s", s->node.name, strerror(-r));
-		goto undo_dir;
-	}
+	if ((r = make_state_dir(s, e)) < 0)
+		goto undo_layers;
+	test_kill_point("commit-done");
 	r = sbx_queue_start(s);
 	if (r < 0) {
 		err_set(e, r, "cannot queue the start of %s", s->node.name);
-		goto undo_dir;
+		rm_rf(s->vm.dir);
+		goto undo_layers;
 	}
 	engine_bump_generation();
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
-undo_dir:
-	rm_rf(s->vm.dir);
+undo_layers:
 	for (int i = 0; i < s->cfg.nlowers; i++)
 		layer_put(s->cfg.lowers[i]);
-undo:
 	sbx_unreserve(s);
 	return r;
 }
@@ -451,6 +505,9 @@ static int sbx_extend(struct sbx *s, uint64_t sec, struct err *e)
 	if (st != SBX_RUNNING && st != SBX_PAUSED && st != SBX_CREATING)
 		r = err_set(e, -EBUSY, "cannot extend sandbox %s: it is %s", s->node.name,
 			    sbx_state_name(st));
+	else if (!s->cfg.timeout_sec) /* extend never gives a life a deadline it did not have */
+		r = err_set(e, -EINVAL, "sandbox %s has no timeout to extend: it runs until "
+			    "stopped (create it with timeout=SECONDS for a deadline)", s->node.name);
 	else {
 		uint64_t now = now_usec();
 		uint64_t base = s->deadline_usec > now ? s->deadline_usec : now;

@@ -93,6 +93,10 @@ int sbx_fail(struct sbx *s, int code, const char *msg);
 
 /* journal.c */
 int journal_write(struct sbx *s);
+int journal_write_in(struct sbx *s, const char *dir);
+/* A state dir is made as STATE/sandboxes/.new-NAME and renamed to NAME once
+ * it holds a journal; start-up removes what a dead daemon left hidden. */
+#define SBX_NEW_PREFIX ".new-"
 int journal_load_all(void);
 void journal_commit_soon(void);
 int journal_commit_start(void);

@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -269,7 +270,9 @@ int main(int argc, char **argv)
 	 * thread per request (measured: 5 clone3 calls per file read). */
 	fuse_loop_cfg_set_max_threads(cfg, 1024);
 	int lr = fuse_session_loop_mt(se, cfg);
-	ret = lr == 0 || fuse_session_exited(se) ? 0 : 1; /* SIGTERM is a clean exit */
+	/* libfuse returns the signal that ended the loop (and clears the exited
+	 * flag): SIGTERM, SIGINT and SIGHUP are a clean exit. */
+	ret = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(cfg);
 	engine_shutdown();
 out_unmount:

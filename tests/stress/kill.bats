@@ -12,6 +12,10 @@
 #     itself (the client saw a dead mount, not an answer: in doubt);
 #   - after removing them all, nothing leaked (cgroups, sbx-inits, state dirs,
 #     layers, mounts).
+# And the daemon killed at each step of a create (the test-only hook
+# SANDBOXFS_TEST_KILL_AT=STEP, see engine/lifecycle.c): a restarted daemon
+# shows the half-made sandbox as failed or has no trace of it; the state dir
+# and the mount always agree.
 #
 #   KILL_SECONDS   how long the clients run (default 20); the two kills fall at
 #                  about a quarter and a half of it
@@ -221,10 +225,20 @@ kill_and_restart() {
 	((ok > 0))
 	# No client hung (timeout) and no other errno than a dead mount or EROFS
 	# (the mount point between two daemons).
-	! awk '$2 == 124 || $2 == 137' "$SBX_TMP/attempts" | grep .
-	! awk '$2 != 0' "$SBX_TMP/attempts" |
-		grep -v -E 'not connected|connection abort|Software caused|Input/output error|No such device|Read-only file system|No such file or directory' |
-		grep .
+	local hung others
+	hung=$(awk '$2 == 124 || $2 == 137' "$SBX_TMP/attempts")
+	[[ -z "$hung" ]] || {
+		echo "clients that hung (timeout):"
+		echo "$hung"
+		false
+	}
+	others=$(awk '$2 != 0' "$SBX_TMP/attempts" |
+		grep -v -E 'not connected|connection abort|Software caused|Input/output error|No such device|Read-only file system|No such file or directory' || true)
+	[[ -z "$others" ]] || {
+		echo "mkdirs that failed with an errno other than a dead mount's or EROFS (e.g. ENOSYS):"
+		echo "$others"
+		false
+	}
 
 	# Every success exists, running or stopped (failed only with a sentence).
 	local name bad=0 nfailed=0
@@ -395,4 +409,90 @@ kill_leaks() {
 	wait_no_leaks "$P-live" "$live_pid"
 	kill_leaks
 	assert_healthy
+}
+
+# The daemon dies inside the create path, at each step, through the test-only
+# hook SANDBOXFS_TEST_KILL_AT=STEP (engine/lifecycle.c: the daemon raises
+# SIGKILL on itself when a create reaches STEP). A restarted daemon must show
+# the half-made sandbox as failed (with a sentence; rmdir removes it) or have
+# no trace of it: the state dir and the mount always agree, hidden entries
+# included, and the name can be used again.
+#   expect: absent (the kill fell before the state dir was in place) or failed
+kill_inside_create() {
+	local step=$1 expect=$2 name="$P-at-$1" i rc=0 st
+	sbx_create "$P-live"
+	local live_pid
+	live_pid=$(sbx_pid_of "$P-live")
+	# This daemon (setup's) is replaced by one that dies at STEP.
+	{
+		kill -9 "$SBX_PID"
+		wait "$SBX_PID" || true
+	} 2>/dev/null
+	SANDBOXFS_TEST_KILL_AT=$step start_daemon
+	local armed=$SBX_PID
+	timeout 60 mkdir "$MNT/$name" 2>"$SBX_TMP/mkdir.err" || rc=$?
+	echo "# mkdir at $step: rc $rc $(cat "$SBX_TMP/mkdir.err")"
+	# The kill falls inside the mkdir handler for the commit steps: no answer.
+	if [[ "$step" == commit-* ]]; then
+		((rc != 0))
+		grep -E -q 'not connected|connection abort|Software caused' "$SBX_TMP/mkdir.err"
+	fi
+	((rc != 124))
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$armed" 2>/dev/null || break
+		sleep 0.1
+	done
+	run kill -0 "$armed"
+	[ "$status" -ne 0 ] # it died at STEP
+	wait "$armed" 2>/dev/null || true
+	grep -q "SANDBOXFS_TEST_KILL_AT=$step" "$SBX_LOG"
+	start_daemon
+	# The state dir and the mount agree (hidden entries included).
+	diff <(ls -A "$STATE/sandboxes" | sort) <(ls -A "$MNT" | while read -r d; do
+		if [[ -f "$MNT/$d/status" ]]; then echo "$d"; fi
+	done | sort)
+	if [[ "$expect" == absent ]]; then
+		[ ! -e "$MNT/$name" ]
+	else
+		st=$(sbx_cat "$MNT/$name/status")
+		[ "$st" = failed ]
+		[ -n "$(sbx_cat "$MNT/$name/error")" ]
+		echo "# $name: $st: $(sbx_cat "$MNT/$name/error")"
+		timeout 60 rmdir "$MNT/$name"
+	fi
+	# Nothing of it is left, and the other sandbox was re-adopted.
+	wait_no_leaks "$name"
+	[ "$(sbx_cat "$MNT/$P-live/status")" = running ]
+	[ "$(sbx_key "$MNT/$P-live/stats" pid)" = "$live_pid" ]
+	# The name is free again.
+	sbx_create "$name"
+	assert_healthy "$name"
+	timeout 60 rmdir "$MNT/$name" "$MNT/$P-live"
+	wait_no_leaks "$name"
+	wait_no_leaks "$P-live" "$live_pid"
+	for ((i = 0; i < 100; i++)); do
+		kill_leaks >/dev/null && break
+		sleep 0.1
+	done
+	kill_leaks
+}
+
+@test "killed inside a create: after the state dir is made, before its journal" {
+	kill_inside_create commit-dir absent
+}
+
+@test "killed inside a create: after the journal, before the state dir is in place" {
+	kill_inside_create commit-journal absent
+}
+
+@test "killed inside a create: state dir in place, start not queued" {
+	kill_inside_create commit-done failed
+}
+
+@test "killed inside a create: the backend's files made, no init yet" {
+	kill_inside_create start-create failed
+}
+
+@test "killed inside a create: init runs, its pid not journaled" {
+	kill_inside_create start-spawned failed
 }
