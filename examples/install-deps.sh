@@ -6,7 +6,7 @@
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 liburcu-dev libjansson-dev libcap-dev
       libmnl-dev libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux file
-      qemu-system-x86 linux-image-amd64 cpio xz-utils python3 prometheus"
+      qemu-system-x86 linux-image-amd64 cpio xz-utils python3 python3-pytest prometheus inotify-tools"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

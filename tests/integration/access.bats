@@ -84,6 +84,7 @@ unchanged() {
 	wait_status "$P-m" running
 	sbx_pid_of "$P-m" >/dev/null
 	run as "$TMEMBER" "cat '$MNT/$P-m/status'"
+	[ "$status" -eq 0 ]
 	[ "$output" = running ]
 	run as "$TMEMBER" "cat '$MNT/$P-m/stats' '$MNT/$P-m/config' '$MNT/$P-m/events' '$MNT/stats'"
 	[ "$status" -eq 0 ]

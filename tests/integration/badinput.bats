@@ -243,9 +243,15 @@ repeat_char() {
 	[ "$(sbx_key "$MNT/stats" sandboxes)" -eq 1 ]
 }
 
-@test "ctl: create with trailing spaces or CRLF does not crash" {
+@test "ctl: create with trailing spaces or CRLF creates the sandbox (blanks and CR separate words)" {
 	run sbx_write "$MNT/ctl" "create ${N}   "
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	run sbx_write "$MNT/ctl" $'create '"${N}x"$'\r'
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	wait_status "$N" running
+	wait_status "${N}x" running
 	assert_healthy "$K"
 }
 
@@ -375,48 +381,73 @@ repeat_char() {
 	assert_healthy "$K"
 }
 
-@test "chmod, chown and truncate of files do not crash" {
+@test "chmod, chown and truncate of files are refused (EPERM, EACCES)" {
+	mode=$(stat -c %a "$MNT/ctl")
 	run timeout 20 chmod 777 "$MNT/ctl"
+	assert_fails_with "Operation not permitted"
+	[ "$(stat -c %a "$MNT/ctl")" = "$mode" ]
 	run timeout 20 chown nobody "$MNT/$K/status"
+	assert_fails_with "Operation not permitted"
+	# Read-only files cannot be opened for writing; a writable one can only
+	# be truncated to 0 (what `echo x > file` does).
 	run timeout 20 truncate -s 0 "$MNT/$K/log"
+	assert_fails_with "Permission denied"
 	run timeout 20 truncate -s 100 "$MNT/stats"
+	assert_fails_with "Permission denied"
+	run timeout 20 truncate -s 100 "$MNT/$K/ctl"
+	assert_fails_with "Operation not permitted"
 	assert_healthy "$K"
 }
 
-@test "reading write-only ctl files does not crash" {
+@test "reading write-only ctl files is EACCES" {
 	run timeout 20 cat "$MNT/ctl"
-	[ "$status" -ne 124 ]
+	assert_fails_with "Permission denied"
 	run timeout 20 cat "$MNT/$K/ctl"
-	[ "$status" -ne 124 ]
+	assert_fails_with "Permission denied"
 	assert_healthy "$K"
 }
 
 # ------------------------------------------------------------- exec misuse
 
-@test "exec: a command in a stopped sandbox fails" {
+@test "exec: a command in a stopped sandbox fails with EBUSY" {
 	sbx_create "$N"
 	echo stop >"$MNT/$N/ctl"
 	run timeout 20 bash -c "exec 4<>'$MNT/$N/exec' && printf 'echo hi\n' >&4 && cat <&4 && cat <&4"
-	assert_fails
+	assert_fails_with "Device or resource busy"
+	[[ "$output" != *hi* ]]
 	assert_healthy "$K"
 }
 
-@test "exec: open and close without a command, or read before write" {
+@test "exec: open and close without a command, or read before write (EOF)" {
 	run timeout 20 bash -c "exec 4<>'$MNT/$K/exec'; exec 4>&-"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	run timeout 20 bash -c "exec 4<>'$MNT/$K/exec'; timeout 5 cat <&4"
-	[ "$status" -ne 124 ]
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 	assert_healthy "$K"
 }
 
-@test "exec: a second command on the same handle does not crash" {
+@test "exec: a second command on the same handle is EBUSY (one command per handle)" {
 	run timeout 30 bash -c "exec 4<>'$MNT/$K/exec'; printf 'echo one\n' >&4; cat <&4; cat <&4; printf 'echo two\n' >&4; cat <&4; cat <&4"
-	[ "$status" -ne 124 ]
+	[ "$status" -eq 0 ]
+	[[ "$output" == "one"$'\n'"exit_code 0"$'\n'*"Device or resource busy"* ]]
+	[[ "$output" != *two* ]]
 	assert_healthy "$K"
 }
 
-@test "exec: closing the handle while the command still runs" {
-	run timeout 20 bash -c "exec 4<>'$MNT/$K/exec'; printf 'sleep 30\n' >&4; exec 4>&-"
-	[ "$status" -ne 124 ]
+@test "exec: closing the handle while the command still runs kills the command" {
+	run timeout 20 bash -c "exec 4<>'$MNT/$K/exec'; printf 'sleep 3031\n' >&4; exec 4>&-"
+	[ "$status" -eq 0 ]
+	for ((i = 0; i < 100; i++)); do
+		sbx_exec "$K" 'ps -o args' >/dev/null
+		grep -q 'sleep 3031' <<<"$SBX_OUT" || break
+		sleep 0.1
+	done
+	! grep -q 'sleep 3031' <<<"$SBX_OUT" || {
+		echo "the command outlived its closed handle: $SBX_OUT"
+		false
+	}
 	assert_healthy "$K"
 }
 
@@ -428,20 +459,27 @@ repeat_char() {
 	assert_healthy "$K"
 }
 
-@test "exec: a command killing its own shell or init does not crash the daemon" {
+@test "exec: a command killing its own shell gets 137; SIGKILL to init from inside is ignored" {
 	sbx_create "$N"
-	run sbx_exec "$N" 'kill -9 $$'
-	run sbx_exec "$N" 'kill -9 1'
+	sbx_exec "$N" 'kill -9 $$'
+	[ "$SBX_RC" -eq 137 ]
+	# pid 1 of a pid namespace ignores a SIGKILL sent from inside it.
+	sbx_exec "$N" 'kill -9 1; echo sent'
+	[ "$SBX_RC" -eq 0 ]
+	[ "$SBX_OUT" = sent ]
+	assert_healthy "$N"
 	assert_healthy "$K"
 }
 
-@test "operations on a sandbox removed while a handle is open" {
+@test "operations on a sandbox removed while a handle is open are ENOENT" {
 	sbx_create "$N"
 	exec 4<"$MNT/$N/status"
 	exec 5>"$MNT/$N/ctl"
 	rmdir "$MNT/$N"
 	run timeout 10 cat <&4
+	assert_fails_with "No such file or directory"
 	run timeout 10 bash -c 'echo stop >&5'
+	assert_fails_with "No such file or directory"
 	exec 4<&- 5>&-
 	[ ! -e "$MNT/$N" ]
 	assert_healthy "$K"

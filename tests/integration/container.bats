@@ -102,18 +102,21 @@ inside() {
 	[ "$status" -eq 0 ]
 	grep -qx "$H1" <<<"$output"
 	run inside "cat \"\$S/$H1/status\""
+	[ "$status" -eq 0 ]
 	[ "$output" = running ]
 	run inside "\"\$REPO/examples/sbx\" exec $H1 -- uname -n"
 	[ "$status" -eq 0 ]
 	[ "$output" = "$H1" ]
 	# The container's own sandbox was re-adopted and still takes commands.
 	run inside "cat \"\$S/$C1/status\""
+	[ "$status" -eq 0 ]
 	[ "$output" = running ]
 	run inside "\"\$REPO/examples/sbx\" exec $C1 -- echo still-here"
 	[ "$status" -eq 0 ]
 	[ "$output" = still-here ]
 	# Only one sandboxfs mount in the container's view (the dead one is gone).
 	run inside "awk -v m=\"\$S\" '\$2 == m' /proc/mounts"
+	[ "$status" -eq 0 ]
 	[ "${#lines[@]}" -eq 1 ]
 	[[ "${lines[0]}" == *fuse.sandboxfs* ]]
 	# And a sandbox removed from inside goes on the host too.
@@ -133,15 +136,15 @@ inside() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	sbx_diag "mount root as seen by uid 65534: $output"
-	mode=${output%% *}
-	if [[ "$mode" =~ ^7[0-7]0$ ]]; then
-		# Root-only: a non-root user (and the root of a rootless container)
-		# cannot list it.
-		run inside "setpriv --reuid=65534 --regid=65534 --clear-groups ls \"\$S\""
-		[ "$status" -ne 0 ]
-		[[ "$output" == *"Permission denied"* ]]
-	fi
+	# Without --group the modes are the owner's (root's) only: 700, owned by
+	# root. So a non-root user (and the root of a rootless container) cannot
+	# list it.
+	[ "$output" = "700 root" ]
+	run inside "setpriv --reuid=65534 --regid=65534 --clear-groups ls \"\$S\""
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Permission denied"* ]]
 	# Root in the container uses it.
 	run inside "ls \"\$S\""
+	[ "$status" -eq 0 ]
 	grep -qx "$H1" <<<"$output"
 }

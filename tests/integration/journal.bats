@@ -4,7 +4,8 @@
 # journals starts, lists the good sandboxes, reports each bad one in
 # MNT/error with its name, and keeps every file of it (the journal itself
 # byte for byte). A journal naming a live pid with the wrong start time (a
-# recycled pid) is never adopted and that process is never signalled.
+# recycled pid: a process named sbx-init, as a sandbox's init is) is never
+# adopted and that process is never signalled.
 #
 # This is the journal's fuzz test: journal_read is internal to engine/, so the
 # corrupt inputs go through the real start-up path instead of a libFuzzer
@@ -17,14 +18,14 @@ JOURNAL_RANDOM="${JOURNAL_RANDOM:-20}"
 setup() {
 	setup_sbx
 	P="jn${SBX_TAG}"
-	SLEEP_PID=""
+	FAKE_PID=""
 }
 
 teardown() {
 	# The stand-in "recycled pid" process is ours: end it by its pid.
-	if [[ -n "${SLEEP_PID:-}" ]]; then
-		kill "$SLEEP_PID" 2>/dev/null || true
-		wait "$SLEEP_PID" 2>/dev/null || true
+	if [[ -n "${FAKE_PID:-}" ]]; then
+		kill "$FAKE_PID" 2>/dev/null || true
+		wait "$FAKE_PID" 2>/dev/null || true
 	fi
 	teardown_sbx
 }
@@ -71,7 +72,7 @@ EOF
 
 	# Stop the daemon (--stop-on-exit: both end stopped, files kept).
 	sbx_stop_daemon
-	! sbx_is_mounted "$MNT"
+	! sbx_is_mounted "$MNT" || false
 
 	: >"$SBX_TMP/bad-names"
 	local size t
@@ -151,10 +152,16 @@ EOF
 	# A leftover temp file of an interrupted atomic replace next to a good journal.
 	head -c 40 "$TEMPLATE" >"$STATE/sandboxes/$P-good2/sandbox.json.tmp"
 	# A recycled pid: the journal says running with the pid of a process of
-	# ours, but a start time that is not that process's.
-	sleep 1000 </dev/null >/dev/null 2>&1 3>&- &
-	SLEEP_PID=$!
-	bad_py "$P-recycled" "j['state'] = 'running'; j['pid'] = $SLEEP_PID; j['pid_start'] = 12345"
+	# ours named as a sandbox's init (a copy of sleep called sbx-init), but a
+	# start time that is not that process's: only the start time tells.
+	cp "$(command -v sleep)" "$SBX_TMP/sbx-init"
+	"$SBX_TMP/sbx-init" 1000 </dev/null >/dev/null 2>&1 3>&- &
+	FAKE_PID=$!
+	run timeout 10 bash -c 'until [ "$(cat "/proc/$1/comm")" = sbx-init ]; do sleep 0.05; done' _ "$FAKE_PID"
+	[ "$status" -eq 0 ]
+	local start
+	start=$(awk '{ print $22 }' "/proc/$FAKE_PID/stat")
+	bad_py "$P-recycled" "j['state'] = 'running'; j['pid'] = $FAKE_PID; j['pid_start'] = $((start + 1))"
 	sed -i "/^$P-recycled\$/d" "$SBX_TMP/bad-names" # a valid journal: it loads, stopped
 
 	# Checksums of every file under the state dir, to prove nothing was removed.
@@ -164,6 +171,7 @@ EOF
 	sbx_start_daemon
 	assert_healthy
 	run ls "$MNT"
+	[ "$status" -eq 0 ]
 	echo "$output"
 	[[ "$output" == *"$P-good1"* && "$output" == *"$P-good2"* ]]
 	[ "$(sbx_cat "$MNT/$P-good1/status")" = stopped ]
@@ -202,12 +210,16 @@ EOF
 	# Nothing under the bad ones changed.
 	(cd "$STATE/sandboxes" && md5sum --quiet -c "$SBX_TMP/before.md5")
 
-	# The recycled pid: not adopted, not signalled, also not by rmdir.
+	# The recycled pid: not adopted, not signalled, also not by rmdir. A
+	# fatal signal decides the exit status when it is sent, so after ours
+	# (USR1) the status says whether anyone else's came first.
 	[ "$(sbx_cat "$MNT/$P-recycled/status")" = stopped ]
-	kill -0 "$SLEEP_PID"
 	rmdir "$MNT/$P-recycled"
-	sleep 0.2
-	kill -0 "$SLEEP_PID"
+	kill -USR1 "$FAKE_PID"
+	local rc=0
+	wait "$FAKE_PID" || rc=$?
+	FAKE_PID=""
+	[ "$rc" -eq $((128 + 10)) ]
 
 	# A good one still works: start, its files are there, exec runs.
 	echo start >"$MNT/$P-good1/ctl"

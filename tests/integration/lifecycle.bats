@@ -62,6 +62,7 @@ assert_numeric_key() {
 		assert_numeric_key "$MNT/stats" "$k"
 	done
 	run sbx_key "$MNT/stats" cgroup_version
+	[ "$status" -eq 0 ]
 	[[ "$output" == 1 || "$output" == 2 ]]
 	[ "$(sbx_key "$MNT/stats" sandboxes)" -eq 0 ]
 	# Whether a live ns fork could use CRIU here, said with the reason.
@@ -77,6 +78,7 @@ assert_numeric_key() {
 	[[ "$output" == creating || "$output" == running ]]
 	wait_status "$A" running
 	run ls "$MNT"
+	[ "$status" -eq 0 ]
 	grep -qx "$A" <<<"$output"
 	for f in ctl status stats config events error log exec; do
 		[ -e "$MNT/$A/$f" ]
@@ -297,6 +299,7 @@ assert_numeric_key() {
 	rmdir "$MNT/$A"
 	[ ! -e "$MNT/$A" ]
 	run ls "$MNT"
+	[ "$status" -eq 0 ]
 	! grep -qx "$A" <<<"$output" || false
 	wait_no_leaks "$A" "$pid"
 	[ "$(sbx_key "$MNT/stats" sandboxes)" -eq 0 ]
@@ -370,21 +373,26 @@ assert_numeric_key() {
 
 @test "mount: a restarted daemon re-adopts the sandboxes of the killed one" {
 	sbx_create "$A"
-	sbx_exec "$A" 'echo kept > /kept'
+	sbx_exec "$A" 'echo kept > /kept; sleep 1000 >/dev/null 2>&1 </dev/null &'
+	sbx_exec "$A" 'pidof sleep'
+	sleeper=$SBX_OUT
+	[[ "$sleeper" =~ ^[0-9]+$ ]]
+	pid=$(sbx_pid_of "$A")
 	old=$SBX_PID
 	kill -9 "$old"
 	wait "$old" 2>/dev/null || true
 	sbx_start_daemon
 	[ -d "$MNT/$A" ]
+	# Adopted as it was: running, the same init, its processes still there,
+	# and never restarted.
 	run sbx_cat "$MNT/$A/status"
 	[ "$status" -eq 0 ]
-	[[ "$output" == running || "$output" == stopped ]]
-	if [[ "$output" == stopped ]]; then
-		echo start >"$MNT/$A/ctl"
-		wait_status "$A" running
-	fi
-	sbx_exec "$A" 'cat /kept'
-	[ "$SBX_OUT" = kept ]
+	[ "$output" = running ]
+	[ "$(sbx_key "$MNT/$A/stats" pid)" = "$pid" ]
+	[ "$(sbx_key "$MNT/$A/stats" starts)" = 1 ]
+	sbx_exec "$A" 'cat /kept; pidof sleep'
+	[ "$SBX_OUT" = kept$'\n'"$sleeper" ]
+	assert_healthy "$A"
 }
 
 @test "mount: a job running across a daemon kill -9 ends with its own exit code" {

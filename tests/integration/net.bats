@@ -18,6 +18,11 @@ setup() {
 }
 
 teardown() {
+	# A packet listener a test started: ours, ended by its pid.
+	if [[ -n "${LISTENER:-}" ]]; then
+		kill "$LISTENER" 2>/dev/null || true
+		wait "$LISTENER" 2>/dev/null || true
+	fi
 	teardown_sbx
 	ip link del "$BR" 2>/dev/null || true
 }
@@ -83,6 +88,7 @@ print(s.recv(100).decode().strip())" 2>/dev/null) && break
 	echo "create $A net=off" >"$MNT/ctl"
 	wait_status "$A" running
 	run cat "$MNT/$A/net"
+	[ "$status" -eq 0 ]
 	[[ "$output" == "net off" ]]
 	sbx_exec "$A" 'cat /proc/net/dev'
 	[[ "$SBX_OUT" == *"lo:"* ]]
@@ -93,15 +99,79 @@ print(s.recv(100).decode().strip())" 2>/dev/null) && break
 	sbx_create "$A"
 	sbx_create "$B"
 	bip=$(ip_of "$B")
+	# Without CAP_NET_ADMIN and CAP_NET_RAW (the filter below is the second wall).
 	sbx_exec "$A" "ip addr add $bip/24 dev eth0"
 	[ "$SBX_RC" != 0 ]
+	[[ "$SBX_OUT" == *"not permitted"* ]]
 	sbx_exec "$A" "ip link set eth0 address 02:00:00:00:00:99"
 	[ "$SBX_RC" != 0 ]
+	[[ "$SBX_OUT" == *"not permitted"* ]]
 	sbx_exec "$A" "arping -c1 -s $bip $GW"
 	[ "$SBX_RC" != 0 ]
+	[[ "$SBX_OUT" == *"not permitted"* ]]
 	sbx_exec "$A" 'cat /proc/net/dev'
 	[[ "$SBX_OUT" != *"$(hostif_of "$B")"* ]]
 	[ "$(grep -c eth0 <<<"$SBX_OUT")" -eq 1 ]
+}
+
+# The datagrams a listener on the gateway got (one payload a line).
+got() { grep -qx "$1" "$SBX_TMP/udp"; }
+wait_got() {
+	run timeout 30 bash -c 'until grep -qx "$1" "$2"; do sleep 0.05; done' _ "$1" "$SBX_TMP/udp"
+	[ "$status" -eq 0 ] || {
+		echo "datagram '$1' never reached the gateway"
+		return 1
+	}
+}
+# Frames the anti-spoofing filter dropped on host device $1.
+filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropped/ { sub(",", "", $7); print $7; exit }'; }
+
+@test "net: spoofed frames sent with the capability are dropped by the anti-spoofing filter" {
+	sbx_create "$A"
+	sbx_create "$B"
+	aip=$(ip_of "$A")
+	bip=$(ip_of "$B")
+	amac=$(mac_of "$A")
+	bmac=$(mac_of "$B")
+	hif=$(hostif_of "$A")
+	apid=$(sbx_pid_of "$A")
+	port=$((20000 + RANDOM % 10000))
+	pkt=(python3 "$SBX_REPO/tests/net/pkt.py")
+	# Root of the host in A's network namespace: every capability, so
+	# nothing but the filter on A's host end can stop what it sends.
+	in_a=(nsenter -t "$apid" -n)
+	"${pkt[@]}" listen "$GW" "$port" "$SBX_TMP/udp" </dev/null >/dev/null 2>&1 3>&- &
+	LISTENER=$!
+	run timeout 10 bash -c 'until [ -e "$1.ready" ]; do sleep 0.05; done' _ "$SBX_TMP/udp"
+	[ "$status" -eq 0 ]
+	busybox ping -c1 -W2 "$bip" >/dev/null # the host learns B's MAC
+	[[ "$(ip neigh show "$bip" dev "$BR")" == *"lladdr $bmac"* ]]
+
+	"${in_a[@]}" "${pkt[@]}" send "$aip" "$GW" "$port" legit
+	wait_got legit
+	d0=$(filter_drops "$hif")
+	"${in_a[@]}" "${pkt[@]}" send "$bip" "$GW" "$port" ip-spoof
+	"${in_a[@]}" "${pkt[@]}" send "${SUBNET%.0/24}.250" "$GW" "$port" ip-spoof-free
+	"${in_a[@]}" ip link set eth0 address 02:5b:de:ad:be:ef
+	"${in_a[@]}" "${pkt[@]}" send "$aip" "$GW" "$port" mac-spoof
+	"${in_a[@]}" ip link set eth0 address "$amac"
+	"${in_a[@]}" "${pkt[@]}" arp eth0 "$amac" "$bip"
+	# Sent last on the same path: once it is here, the others would be too.
+	"${in_a[@]}" "${pkt[@]}" send "$aip" "$GW" "$port" legit-again
+	wait_got legit-again
+	d1=$(filter_drops "$hif")
+	echo "# filter drops on $hif: $d0 -> $d1"
+	! got ip-spoof || false
+	! got ip-spoof-free || false
+	! got mac-spoof || false
+	[[ "$(ip neigh show "$bip" dev "$BR")" == *"lladdr $bmac"* ]]
+	[ $((d1 - d0)) -ge 4 ]
+
+	# Control: without the filter the same datagram gets through, so the
+	# filter is what stopped it.
+	tc qdisc del dev "$hif" clsact
+	"${in_a[@]}" "${pkt[@]}" send "$bip" "$GW" "$port" ip-spoof-control
+	wait_got ip-spoof-control
 }
 
 @test "net: rate= is applied after the sandbox runs, and shown" {

@@ -294,8 +294,12 @@ race_leaks() {
 		sort | uniq -c | sort -rn | sed 's/^/#   /'
 	[ "$total" -ge "$RACE_OPS" ]
 	[ "$(cat "$SBX_TMP"/race.w? | grep -c '^done$')" -eq "$RACE_WRITERS" ]
-	! cat "$SBX_TMP"/race.w? | grep -E ' (124|137) ' | head
-	! cat "$SBX_TMP"/race.w? | grep -E 'not implemented|not connected|connection abort|Bad address|Cannot allocate' | head
+	# No operation hung (timeout's 124 or 137) or got an unclean errno: grep
+	# finds nothing (status 1; 0 is a find, 2 an error).
+	run grep -hE ' (124|137) ' "$SBX_TMP"/race.w?
+	[ "$status" -eq 1 ] || { echo "hung operations:"; head <<<"$output"; false; }
+	run grep -hE 'not implemented|not connected|connection abort|Bad address|Cannot allocate' "$SBX_TMP"/race.w?
+	[ "$status" -eq 1 ] || { echo "unclean errors:"; head <<<"$output"; false; }
 	echo "# reads: $(awk '{ n += $1 } END { print n }' "$SBX_TMP"/race.r?.count)," \
 		"held handles: $(awk '{ n += $1; a += $2 } END { print n ", read after rmdir: " a }' "$SBX_TMP"/race.h?.count)"
 	if compgen -G "$SBX_TMP/race.[rh]?.bad" >/dev/null; then

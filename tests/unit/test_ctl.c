@@ -11,7 +11,7 @@ static int split(const char *s, struct ctl_cmd *c)
 	return ctl_split(s, strlen(s), c, &e);
 }
 
-int main(void)
+static void test_split(void)
 {
 	struct ctl_cmd c;
 	struct err e = {0};
@@ -31,7 +31,11 @@ int main(void)
 	for (int i = 0; i < 40; i++)
 		strcat(many, "x ");
 	CHECK(split(many, &c) == -EINVAL);
+}
 
+static void test_names(void)
+{
+	struct err e = {0};
 	CHECK(ctl_check_name("web-1_a.b", NULL) == 0);
 	CHECK(ctl_check_name("", NULL) == -EINVAL);
 	CHECK(ctl_check_name(".hidden", NULL) == -EINVAL);
@@ -48,7 +52,10 @@ int main(void)
 	n64[64] = '\0';
 	CHECK(ctl_check_name(n63, NULL) == 0);
 	CHECK(ctl_check_name(n64, &e) == -EINVAL && strstr(e.msg, "longer"));
+}
 
+static void test_sizes(void)
+{
 	uint64_t u;
 	CHECK(ctl_parse_size("64M", &u) == 0 && u == 64ull << 20);
 	CHECK(ctl_parse_size("1g", &u) == 0 && u == 1ull << 30);
@@ -59,7 +66,10 @@ int main(void)
 	CHECK(ctl_parse_size("-1M", &u) == -EINVAL);
 	CHECK(ctl_parse_size("99999999999999999999T", &u) < 0);
 	CHECK(ctl_parse_size("", &u) == -EINVAL);
+}
 
+static void test_cpus(void)
+{
 	uint32_t m;
 	CHECK(ctl_parse_cpus("0.5", &m) == 0 && m == 500);
 	CHECK(ctl_parse_cpus("2", &m) == 0 && m == 2000);
@@ -70,12 +80,20 @@ int main(void)
 	CHECK(ctl_parse_cpus("1.", &m) < 0);
 	CHECK(ctl_parse_cpus("abc", &m) < 0);
 	CHECK(ctl_parse_cpus("5000", &m) < 0);
+}
 
+static void test_uint(void)
+{
+	uint64_t u;
 	CHECK(ctl_parse_uint("18446744073709551615", UINT64_MAX, &u) == 0 && u == UINT64_MAX);
 	CHECK(ctl_parse_uint("18446744073709551616", UINT64_MAX, &u) == -ERANGE);
 	CHECK(ctl_parse_uint("10", 5, &u) == -ERANGE);
 	CHECK(ctl_parse_uint("1x", 5, &u) == -EINVAL);
+}
 
+static void test_options(void)
+{
+	struct err e = {0};
 	struct sbx_config cfg;
 	ctl_config_defaults(&cfg, "ns", false);
 	CHECK(!strcmp(cfg.image, "busybox") && cfg.memory_bytes > 0);
@@ -103,7 +121,10 @@ int main(void)
 	CHECK(ctl_parse_options(1, bad6, &cfg, &e) == -EINVAL);
 	CHECK(ctl_parse_options(1, bad7, &cfg, &e) == -EINVAL);
 	CHECK(ctl_parse_options(1, bad8, &cfg, &e) == -EINVAL);
+}
 
+static void test_signals(void)
+{
 	int sig;
 	CHECK(ctl_parse_signal("TERM", &sig) == 0 && sig == SIGTERM);
 	CHECK(ctl_parse_signal("sigkill", &sig) == 0 && sig == SIGKILL);
@@ -111,5 +132,16 @@ int main(void)
 	CHECK(ctl_parse_signal("0", &sig) == -EINVAL);
 	CHECK(ctl_parse_signal("65", &sig) == -EINVAL);
 	CHECK(ctl_parse_signal("FOO", &sig) == -EINVAL);
+}
+
+int main(void)
+{
+	RUN(test_split);
+	RUN(test_names);
+	RUN(test_sizes);
+	RUN(test_cpus);
+	RUN(test_uint);
+	RUN(test_options);
+	RUN(test_signals);
 	UNIT_DONE("ctl");
 }

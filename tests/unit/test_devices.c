@@ -19,9 +19,6 @@
 #include "../../vmm/vmm.h"
 #include "unit.h"
 
-#ifndef RUN /* the harness before cases were counted */
-#define RUN(fn) fn()
-#endif
 
 #define R BPF_DEVCG_ACC_READ
 #define W BPF_DEVCG_ACC_WRITE

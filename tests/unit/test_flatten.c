@@ -91,10 +91,9 @@ static void listing(const char *top, char *out, size_t cap)
 		pclose(p);
 }
 
-int main(void)
+/* The image and a chain of three layers, oldest (L2) to newest (L0). */
+static void make_tree(void)
 {
-	snprintf(root, sizeof(root), "/tmp/sbx-unit-flatten.XXXXXX");
-	CHECK(mkdtemp(root) != NULL);
 	const char *dirs[] = {"img", "img/a", "img/b", "img/d", "img/g", "L2", "L2/a", "L2/b",
 			      "L2/d", "L1", "L1/a", "L1/b", "L1/c", "L0", "L0/a", "L0/g", "F",
 			      "m1", "m2", "w1", "w2", "u1", "u2"};
@@ -121,7 +120,11 @@ int main(void)
 	whiteout("L0/d");
 	opaque("L0/g");
 	put("L0/g/fresh", "zero");
+}
 
+/* Merged bottom up into F, the chain gives what overlayfs would show. */
+static void test_merge(void)
+{
 	char src[PATH_MAX + 16], dst[PATH_MAX + 16];
 	struct err e = {0};
 	snprintf(dst, sizeof(dst), "%s/F", root);
@@ -138,7 +141,10 @@ int main(void)
 	CHECK(kind("F/d") == 'w');
 	CHECK(has("F/e", "one-e"));
 	CHECK(kind("F/g") == 'd' && is_opaque("F/g") && has("F/g/fresh", "zero"));
+}
 
+static void test_overlay_agrees(void)
+{
 	/* The proof: overlayfs shows the same tree for image+chain and image+F. */
 	char o1[PATH_MAX * 4], o2[PATH_MAX * 4], m1[PATH_MAX + 8], m2[PATH_MAX + 8];
 	snprintf(o1, sizeof(o1), "lowerdir=%s/L0:%s/L1:%s/L2:%s/img,upperdir=%s/u1,workdir=%s/w1",
@@ -162,6 +168,15 @@ int main(void)
 		umount2(m1, MNT_DETACH);
 	if (ok2)
 		umount2(m2, MNT_DETACH);
+}
+
+int main(void)
+{
+	snprintf(root, sizeof(root), "/tmp/sbx-unit-flatten.XXXXXX");
+	CHECK(mkdtemp(root) != NULL);
+	make_tree();
+	RUN(test_merge);
+	RUN(test_overlay_agrees);
 	rm_rf(root);
 	UNIT_DONE("flatten");
 }

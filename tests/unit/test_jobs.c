@@ -94,35 +94,31 @@ static void *blocked_read(void *arg)
 	return NULL;
 }
 
-int main(void)
-{
-	char tmp[] = "/tmp/sbx-unit-jobs.XXXXXX";
-	CHECK(mkdtemp(tmp) != NULL);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s", tmp);
-	eng.reg = reg_new();
-	engine_thread_online();
-	engine_set_job_watch(job_hook);
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	CHECK(sbx_jobs_watch_start(epfd, TAG) == 0);
+/* The cases run in order on one sandbox, s, with two jobs loaded from disk. */
+static struct sbx *s;
 
-	struct sbx_config c;
-	ctl_config_defaults(&c, "ns", false);
-	struct sbx *s = sbx_alloc("t1", &c);
-	CHECK(s && reg_add(eng.reg, &s->node) == 0);
+static void test_load(void)
+{
 	add_job(s, 1, 0);
 	add_job(s, 2, 100); /* 100 bytes of stdout dropped from the front (joblog=) */
 	pthread_mutex_lock(&s->lock);
 	sbx_jobs_load(s);
 	pthread_mutex_unlock(&s->lock);
 	CHECK(sbx_job_exists(s, 1) && sbx_job_exists(s, 2));
+}
 
-	/* Nothing written: not readable, and nothing fires. */
+/* Nothing written: not readable, and nothing fires. */
+static void test_quiet(void)
+{
 	CHECK(!sbx_job_poll(s, 1, 0, 0));
 	CHECK(!sbx_job_poll(s, 1, 1, 0));
 	CHECK(!pump(50));
 	CHECK(seen_of(1) == 0);
+}
 
-	/* Output fires the hook; then readable before its end, not at it. */
+/* Output fires the hook; then readable before its end, not at it. */
+static void test_output_wakes(void)
+{
 	append(s, 1, "stdout", "hello\n");
 	CHECK(pump(2000));
 	CHECK(seen_of(1) >= 1);
@@ -132,8 +128,11 @@ int main(void)
 	char buf[64] = {0};
 	CHECK(sbx_job_read(s, 1, 0, buf, sizeof(buf), 0, true, NULL) == 6 && !strcmp(buf, "hello\n"));
 	CHECK(sbx_job_read(s, 1, 0, buf, sizeof(buf), 6, true, NULL) == 0);
+}
 
-	/* stderr has a watch of its own. */
+/* stderr has a watch of its own, and it is one-shot. */
+static void test_stderr_one_shot(void)
+{
 	int before = seen_of(1);
 	append(s, 1, "stderr", "oops\n");
 	CHECK(pump(2000));
@@ -147,16 +146,22 @@ int main(void)
 	append(s, 1, "stderr", "x");
 	CHECK(pump(2000));
 	CHECK(seen_of(1) == before + 2);
+}
 
-	/* Logical offsets: job 2 starts at 100. */
+/* Logical offsets: job 2 starts at 100. */
+static void test_logical_offsets(void)
+{
 	CHECK(!sbx_job_poll(s, 2, 0, 100));
 	append(s, 2, "stdout", "abc");
 	CHECK(pump(2000));
 	CHECK(seen_of(2) >= 1);
 	CHECK(sbx_job_poll(s, 2, 0, 0) && sbx_job_poll(s, 2, 0, 102));
 	CHECK(!sbx_job_poll(s, 2, 0, 103));
+}
 
-	/* A read at the end waits, and output wakes it. */
+/* A read at the end waits, and output wakes it. */
+static void test_blocked_read_woken(void)
+{
 	struct reader r = {.s = s, .got = -1};
 	pthread_t t;
 	pthread_create(&t, NULL, blocked_read, &r);
@@ -166,9 +171,12 @@ int main(void)
 		;
 	pthread_join(t, NULL);
 	CHECK(r.got == 5 && !strcmp(r.buf, "more\n"));
+}
 
-	/* The end: every job is readable at any offset, the hook fired, and no
-	 * watch is left (output after it fires nothing). */
+/* The end: every job is readable at any offset, the hook fired, and no
+ * watch is left (output after it fires nothing). */
+static void test_ended(void)
+{
 	int s1 = seen_of(1), s2 = seen_of(2);
 	pthread_mutex_lock(&s->lock);
 	sbx_jobs_ended(s, "signal");
@@ -183,13 +191,44 @@ int main(void)
 	while (pump(100))
 		;
 	CHECK(seen_of(1) == s1);
+}
 
-	/* A removed job: its pollers hear of it, and poll says readable (a read fails). */
-	s1 = seen_of(1);
+/* A removed job: its pollers hear of it, and poll says readable (a read fails). */
+static void test_removed(void)
+{
+	char buf[64];
+	int s1 = seen_of(1);
 	CHECK(sbx_job_remove(s, 1) == 0);
 	CHECK(seen_of(1) > s1);
 	CHECK(sbx_job_poll(s, 1, 0, 0));
 	CHECK(sbx_job_read(s, 1, 0, buf, sizeof(buf), 0, true, NULL) < 0);
+}
+
+int main(void)
+{
+	char tmp[] = "/tmp/sbx-unit-jobs.XXXXXX";
+	CHECK(mkdtemp(tmp) != NULL);
+	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s", tmp);
+	eng.reg = reg_new();
+	engine_thread_online();
+	engine_set_job_watch(job_hook);
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	CHECK(sbx_jobs_watch_start(epfd, TAG) == 0);
+	struct sbx_config c;
+	ctl_config_defaults(&c, "ns", false);
+	s = sbx_alloc("t1", &c);
+	CHECK(s && reg_add(eng.reg, &s->node) == 0);
+	if (!s)
+		UNIT_DONE("jobs");
+
+	RUN(test_load);
+	RUN(test_quiet);
+	RUN(test_output_wakes);
+	RUN(test_stderr_one_shot);
+	RUN(test_logical_offsets);
+	RUN(test_blocked_read_woken);
+	RUN(test_ended);
+	RUN(test_removed);
 
 	reg_del(eng.reg, &s->node);
 	sbx_put(s);

@@ -13,9 +13,6 @@
 #include "../../vmm/vmm.h"
 #include "unit.h"
 
-#ifndef RUN /* the harness before cases were counted */
-#define RUN(fn) fn()
-#endif
 
 static void test_missing_node(void)
 {

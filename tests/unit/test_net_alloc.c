@@ -254,13 +254,13 @@ static void test_rates(void)
 
 int main(void)
 {
-	test_defaults();
-	test_bad_subnets();
-	test_exhaustion_and_reuse();
-	test_restart();
-	test_ifprefix();
-	test_concurrent();
-	test_rates();
+	RUN(test_defaults);
+	RUN(test_bad_subnets);
+	RUN(test_exhaustion_and_reuse);
+	RUN(test_restart);
+	RUN(test_ifprefix);
+	RUN(test_concurrent);
+	RUN(test_rates);
 	net_alloc_fini();
 	UNIT_DONE("net_alloc");
 }

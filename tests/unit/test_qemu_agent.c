@@ -203,9 +203,9 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	struct pollfd pfd = {.fd = p2[0], .events = POLLIN};
 	CHECK(poll(&pfd, 1, 2000) == 1 && read(p2[0], out, sizeof(out)) == 3 &&
 	      memcmp(out, "ok\n", 3) == 0);
-	uint64_t t0 = now_usec();
-	vm_free(q, ctl); /* joins the reader thread */
-	CHECK(now_usec() - t0 < 1000000);
+	/* Joins the reader thread: a join that never returns fails the case at
+	 * unit.h's case timeout. */
+	vm_free(q, ctl);
 	CHECK(drain(p[0]) > 0); /* what was in the pipe, then EOF: the fd was closed */
 	close(p[0]);
 	close(p2[0]);
@@ -306,11 +306,11 @@ static void test_wait_fork_resyncs(void)
 
 int main(void)
 {
-	test_job_streams_stdin_pid_signal();
-	test_wait_fork_resyncs();
-	test_hello();
-	test_exec_output_credit_exit();
-	test_closed_handle_is_drained();
-	test_stalled_reader_does_not_block_shutdown();
+	RUN(test_job_streams_stdin_pid_signal);
+	RUN(test_wait_fork_resyncs);
+	RUN(test_hello);
+	RUN(test_exec_output_credit_exit);
+	RUN(test_closed_handle_is_drained);
+	RUN(test_stalled_reader_does_not_block_shutdown);
 	UNIT_DONE("qemu_agent");
 }

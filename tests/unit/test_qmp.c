@@ -127,12 +127,11 @@ static void test_eof_timeout_garbage(void)
 	run_start(&r, eof);
 	CHECK(qmp_handshake(&r.q, 2000, &e) == -EPIPE);
 	run_end(&r);
-	/* a greeting, then silence */
+	/* a greeting, then silence: the 100 ms timeout ends the wait (a wait
+	 * that never ends fails the case at unit.h's case timeout) */
 	const char *const quiet[] = {greeting, "<", "<", NULL};
 	run_start(&r, quiet);
-	uint64_t t0 = now_usec();
 	CHECK(qmp_handshake(&r.q, 100, &e) == -ETIMEDOUT);
-	CHECK(now_usec() - t0 < 2000000);
 	run_end(&r);
 	/* not JSON */
 	const char *const junk[] = {"this is not json", NULL};
@@ -153,8 +152,8 @@ static void test_eof_timeout_garbage(void)
 
 int main(void)
 {
-	test_handshake_and_events();
-	test_error_reply_and_stale_id();
-	test_eof_timeout_garbage();
+	RUN(test_handshake_and_events);
+	RUN(test_error_reply_and_stale_id);
+	RUN(test_eof_timeout_garbage);
 	UNIT_DONE("qmp");
 }

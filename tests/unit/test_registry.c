@@ -94,12 +94,8 @@ static void *churner(void *arg)
 	return NULL;
 }
 
-int main(void)
+static void test_semantics(void)
 {
-	reg_thread_online();
-	R = reg_new();
-	CHECK(R != NULL);
-
 	struct obj *a = obj_new(1, "a"), *b = obj_new(2, "b"), *a2 = obj_new(3, "a");
 	CHECK(reg_add(R, &a->node) == 0);
 	CHECK(reg_add(R, &b->node) == 0);
@@ -126,7 +122,12 @@ int main(void)
 	CHECK(reg_count(R) == 1);
 	CHECK(reg_del(R, &b->node) == 0);
 	reg_put(&b->node);
+}
 
+/* Readers, inserters and removers at once: every object found is live, and
+ * every object allocated is released. */
+static void test_concurrent(void)
+{
 	pthread_t rd[2], ch[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&rd[i], NULL, reader, NULL);
@@ -161,6 +162,15 @@ int main(void)
 	CHECK(reg_count(R) == 0);
 	CHECK(atomic_load(&allocated) == atomic_load(&released));
 	CHECK(atomic_load(&lookups_ok) > 0);
+}
+
+int main(void)
+{
+	reg_thread_online();
+	R = reg_new();
+	CHECK(R != NULL);
+	RUN(test_semantics);
+	RUN(test_concurrent);
 	reg_free(R);
 	reg_thread_offline();
 	UNIT_DONE("registry");

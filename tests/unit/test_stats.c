@@ -4,7 +4,7 @@
 #include "../../engine/sbx.h"
 #include "unit.h"
 
-int main(void)
+static void test_percentiles(void)
 {
 	uint64_t v[100];
 	for (int i = 0; i < 100; i++)
@@ -18,7 +18,10 @@ int main(void)
 	CHECK(lat_percentile(one, 1, 50) == 7 && lat_percentile(one, 1, 99) == 7);
 	uint64_t three[3] = {1, 2, 3};
 	CHECK(lat_percentile(three, 3, 50) == 2);
+}
 
+static void test_buf(void)
+{
 	struct buf b = {0};
 	CHECK(buf_printf(&b, "create_usec %d\n", 42) == 0);
 	CHECK(buf_printf(&b, "%s %s\n", "state", "running") == 0);
@@ -28,14 +31,28 @@ int main(void)
 	CHECK(strstr(b.data, "k999 999\n") != NULL);
 	buf_free(&b);
 	CHECK(b.data == NULL && b.len == 0);
+}
 
+static void test_err(void)
+{
 	struct err e;
 	CHECK(err_set(&e, -EBUSY, "cannot stop %s: it is %s", "a", "stopped") == -EBUSY);
 	CHECK(e.code == -EBUSY && !strcmp(e.msg, "cannot stop a: it is stopped"));
 	CHECK(err_set(NULL, -EINVAL, "x") == -EINVAL);
+}
 
+static void test_state_names(void)
+{
 	CHECK(!strcmp(sbx_state_name(SBX_RUNNING), "running"));
 	CHECK(!strcmp(sbx_state_name(SBX_STOPPING), "running"));
 	CHECK(!strcmp(sbx_state_name(SBX_FAILED), "failed"));
+}
+
+int main(void)
+{
+	RUN(test_percentiles);
+	RUN(test_buf);
+	RUN(test_err);
+	RUN(test_state_names);
 	UNIT_DONE("stats");
 }

@@ -372,9 +372,13 @@ static void handle_msg(const sigset_t *oldmask)
 	case MSG_EXEC_KILL: {
 		uint64_t id = strtoull(msg + 1, NULL, 10);
 		char *sp = strchr(msg + 1, ' ');
+		int sig = sp ? atoi(sp + 1) : SIGKILL;
+		/* The child makes its group with setsid() after fork: a kill that
+		 * comes first finds no group, and then goes to the child itself. */
 		for (int i = 0; i < MAX_EXECS; i++)
-			if (execs[i].pid && execs[i].id == id)
-				kill(-execs[i].pid, sp ? atoi(sp + 1) : SIGKILL);
+			if (execs[i].pid && execs[i].id == id && kill(-execs[i].pid, sig) < 0 &&
+			    errno == ESRCH)
+				kill(execs[i].pid, sig);
 		break;
 	}
 	default:
