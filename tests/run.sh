@@ -64,4 +64,19 @@ for src in "${srcs[@]}"; do
 		fail "$t exited $rc with no failing case"
 	fi
 done
+# The Python client's tests (examples/python/tests: pytest against a mount of
+# their own); each test case counts, as a unit test case does.
+pyout=$(mktemp)
+"$here/python.sh" 2>&1 | tee "$pyout"
+pyline=$(grep -E '^python: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$pyout" | tail -n 1)
+rm -f "$pyout"
+if [[ -z "$pyline" ]]; then
+	fail "tests/python.sh ended without its summary line"
+else
+	read -r p f s < <(echo "$pyline" | sed -E 's/^python: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped$/\1 \2 \3/')
+	up=$((up + p))
+	uf=$((uf + f))
+	us=$((us + s))
+fi
+
 UNIT_PASSED=$up UNIT_FAILED=$uf UNIT_SKIPPED=$us exec "$here/run-bats.sh" "$@"
