@@ -16,6 +16,9 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SBX_NAME_MAX 63
 #define SBX_ERRMSG_MAX 512
+/* Job ids of a sandbox run from 1 to this and are never reused: the FUSE
+ * layer packs a job and its file into 19 bits of an inode number. */
+#define SBX_JOB_ID_MAX 0x7fffu
 
 /* An error: a negative errno and the sentence a user reads in `error`. */
 struct err {
@@ -23,7 +26,8 @@ struct err {
 	char msg[SBX_ERRMSG_MAX];
 };
 
-/* Fills e (when not NULL) and returns code, so `return err_set(e, -EINVAL, ...)`. */
+/* Fills e (when not NULL) and returns code, so `return err_set(e, -EINVAL, ...)`.
+ * Control characters in the sentence are escaped (str_escape). */
 int err_set(struct err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void err_clear(struct err *e);
@@ -39,7 +43,15 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_append(struct buf *b, const void *p, size_t n);
 void buf_free(struct buf *b);
 
-/* Logger: levels as syslog; -v raises the threshold to debug. */
+/* Copies src into dst (cap bytes, NUL included) with every control character
+ * (below 0x20, and 0x7f) written as \xNN, so that a name or a sandbox's text
+ * printed into an `error` file or the log stays on its line and cannot forge
+ * another. Stops before an escape that would not fit. Returns the length.
+ * Escaping twice changes nothing. */
+size_t str_escape(char *dst, size_t cap, const char *src);
+
+/* Logger: levels as syslog; -v raises the threshold to debug. Lines are
+ * escaped with str_escape. */
 enum { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
 void log_init(int level, bool use_syslog);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -75,5 +87,10 @@ int read_file_str(const char *path, char *out, size_t cap);
 int write_file_atomic(const char *path, const char *data, size_t len, bool sync);
 int mkdir_p(const char *path, mode_t mode);
 int rm_rf(const char *path);
+
+/* First thing a daemon does: fds 0-2 open (on /dev/null where they were
+ * closed) and every fd above them that its parent left open marked
+ * close-on-exec, so none reaches a child (a sandbox's init, qemu, helpers). */
+int fd_protect_inherited(void);
 
 #endif

@@ -3,6 +3,7 @@
 #include "ctl.h"
 #include "../net/net.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
@@ -254,4 +255,85 @@ int ctl_parse_signal(const char *s, int *sig)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+/* "10.0.0.0/8", "10.1.2.3" (a /32): strict dotted quads, host bits zero. */
+static int parse_cidr(const char *s, struct in_addr *addr, uint8_t *plen, struct err *e)
+{
+	char ip[INET_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	uint64_t len = 32;
+	if (n == 0 || n >= sizeof(ip) ||
+	    (slash && ctl_parse_uint(slash + 1, 32, &len) < 0) ||
+	    (slash && strlen(slash + 1) > 2))
+		return err_set(e, -EINVAL, "'%.64s' is not an IPv4 address or CIDR like 10.0.0.0/8",
+			       s);
+	memcpy(ip, s, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, addr) != 1)
+		return err_set(e, -EINVAL, "'%.64s' is not an IPv4 address or CIDR like 10.0.0.0/8",
+			       s);
+	uint32_t mask = len ? htonl(~0u << (32 - len)) : 0;
+	if (addr->s_addr & ~mask) {
+		struct in_addr net = { addr->s_addr & mask };
+		char ns[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &net, ns, sizeof(ns));
+		return err_set(e, -EINVAL, "%.64s has host bits set: the network is %s/%u", s, ns,
+			       (unsigned)len);
+	}
+	*plen = (uint8_t)len;
+	return 0;
+}
+
+int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
+{
+	static const char usage[] = "usage: allow|deny CIDR [tcp|udp [PORT] | icmp], "
+				    "allow|deny sandbox NAME, allow|deny all";
+	struct net_rule r;
+	memset(&r, 0, sizeof(r));
+	if (argc < 2 || (strcmp(argv[0], "allow") && strcmp(argv[0], "deny")))
+		return err_set(e, -EINVAL, "%s", usage);
+	r.allow = strcmp(argv[0], "allow") == 0;
+	if (!strcmp(argv[1], "all")) {
+		if (argc != 2)
+			return err_set(e, -EINVAL, "'%s all' takes nothing after it", argv[0]);
+		r.kind = NET_RULE_ALL;
+	} else if (!strcmp(argv[1], "sandbox")) {
+		if (argc != 3)
+			return err_set(e, -EINVAL, "usage: %s sandbox NAME", argv[0]);
+		if (ctl_check_name(argv[2], NULL) < 0)
+			return err_set(e, -EINVAL, "'%.64s' is not a sandbox name", argv[2]);
+		r.kind = NET_RULE_SANDBOX;
+		snprintf(r.sbx, sizeof(r.sbx), "%s", argv[2]);
+	} else {
+		r.kind = NET_RULE_CIDR;
+		int ret = parse_cidr(argv[1], &r.addr, &r.plen, e);
+		if (ret < 0)
+			return ret;
+		if (argc > 4)
+			return err_set(e, -EINVAL, "%s", usage);
+		if (argc >= 3) {
+			if (!strcmp(argv[2], "tcp"))
+				r.proto = IPPROTO_TCP;
+			else if (!strcmp(argv[2], "udp"))
+				r.proto = IPPROTO_UDP;
+			else if (!strcmp(argv[2], "icmp"))
+				r.proto = IPPROTO_ICMP;
+			else
+				return err_set(e, -EINVAL, "protocol '%.32s' is not tcp, udp or icmp",
+					       argv[2]);
+		}
+		if (argc == 4) {
+			uint64_t port;
+			if (r.proto == IPPROTO_ICMP)
+				return err_set(e, -EINVAL, "icmp has no ports");
+			if (ctl_parse_uint(argv[3], 65535, &port) < 0 || port == 0)
+				return err_set(e, -EINVAL, "port '%.32s' is not a number from 1 to 65535",
+					       argv[3]);
+			r.port = (uint16_t)port;
+		}
+	}
+	*out = r;
+	return 0;
 }

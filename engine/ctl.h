@@ -63,4 +63,10 @@ int ctl_parse_cpus(const char *s, uint32_t *millis);
 int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int ctl_parse_signal(const char *s, int *sig);
 
+struct net_rule;
+/* A network policy rule, argv[0] being allow or deny (see net/net.h):
+ *   allow|deny CIDR [tcp|udp [PORT] | icmp], allow|deny sandbox NAME,
+ *   allow|deny all. -EINVAL with a sentence for anything else. */
+int ctl_parse_rule(int argc, char **argv, struct net_rule *r, struct err *e);
+
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "output.h"
 #include "sbx.h"
 
 struct engine eng;
@@ -79,15 +80,13 @@ int sbx_root_link(struct sbx *s, struct buf *b)
 
 void engine_note_error(const char *fmt, ...)
 {
-	char line[SBX_ERRMSG_MAX + 64];
+	char raw[SBX_ERRMSG_MAX + 64], line[SBX_ERRMSG_MAX + 64];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
 	/* One sentence a line: a newline in user input must not split it. */
-	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r' || (unsigned char)*p < 0x20)
-			*p = '?';
+	str_escape(line, sizeof(line), raw);
 	log_warn("%s", line);
 	pthread_mutex_lock(&errs.lock);
 	snprintf(errs.lines[errs.total % ERR_RING], sizeof(errs.lines[0]), "%s", line);
@@ -252,6 +251,10 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	if (!eng.reg)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
 	engine_thread_online();
+	/* Consoles and jobs' pipes drained into the state dir (output.h). */
+	if ((r = out_pump_start()) < 0)
+		log_warn("no output pump (%s): jobs write their files themselves and consoles "
+			 "are not kept", strerror(-r));
 	if ((r = monitor_start()) < 0)
 		return err_set(e, r, "cannot start the monitor thread");
 	if ((r = journal_commit_start()) < 0)
@@ -274,14 +277,9 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	return 0;
 }
 
-struct pinned {
-	struct sbx **list;
-	size_t n, cap;
-};
-
 static int pin_one(struct reg_node *n, void *arg)
 {
-	struct pinned *p = arg;
+	struct sbx_pinned *p = arg;
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 64;
 		struct sbx **l = realloc(p->list, cap * sizeof(*l));
@@ -295,18 +293,32 @@ static int pin_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
+void sbx_pin_all(struct sbx_pinned *p)
+{
+	memset(p, 0, sizeof(*p));
+	reg_foreach(eng.reg, pin_one, p);
+}
+
+void sbx_unpin_all(struct sbx_pinned *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		sbx_put(p->list[i]);
+	free(p->list);
+	memset(p, 0, sizeof(*p));
+}
+
 void engine_shutdown(void)
 {
 	if (eng.o.stop_on_exit) {
-		struct pinned p = {0};
-		reg_foreach(eng.reg, pin_one, &p);
+		struct sbx_pinned p;
+		sbx_pin_all(&p);
 		for (size_t i = 0; i < p.n; i++) {
 			struct err e = {0};
 			sbx_stop(p.list[i], 0, "host", &e);
-			sbx_put(p.list[i]);
 		}
-		free(p.list);
+		sbx_unpin_all(&p);
 	}
+	out_pump_stop();
 	pool_stop();
 	monitor_stop();
 	journal_commit_stop();

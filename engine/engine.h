@@ -10,12 +10,13 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "waiters.h"
 
 struct sbx;
 struct sbx_exec;
 
-/* A read that may block asks fn(arg) now and then; true (the reader was
- * interrupted, e.g. killed) ends it with -EINTR. */
+/* A blocking in-process read (sbx_job_read) asks fn(arg) now and then; true
+ * (the reader was interrupted, e.g. killed) ends it with -EINTR. */
 struct sbx_cancel {
 	bool (*fn)(void *arg);
 	void *arg;
@@ -31,6 +32,7 @@ struct engine_opts {
 	unsigned long max_sandboxes; /* 0: no limit */
 	bool net;          /* bridged networking (off: --no-net) */
 	bool nat;          /* egress NAT (--nat) */
+	bool egress_deny;  /* --egress deny: sandboxes reach nothing outside unless allowed */
 	char bridge[16];
 	char subnet[32];
 	char accel[8];     /* qemu: auto, kvm or tcg (--accel, SANDBOXFS_ACCEL) */
@@ -80,7 +82,10 @@ int sbx_show_net(struct sbx *s, struct buf *b);
 /* exec: one command session per open handle (see README). */
 int sbx_exec_open(struct sbx *s, struct sbx_exec **out);
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len);
-ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size, const struct sbx_cancel *c);
+/* Never blocks: the output, 0 at its end (the pipe's, or the command's exit:
+ * what was in the pipe then is the rest), then "exit_code N", then 0. -EAGAIN:
+ * nothing yet; wk says what to wait for (waiter_park). */
+ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx_wake *wk);
 void sbx_exec_close(struct sbx_exec *x);
 
 /* Change notification for poll: fn(id) runs on every state change of sandbox
@@ -91,7 +96,8 @@ void engine_set_watch(void (*fn)(uint64_t id));
 void engine_set_job_watch(void (*fn)(uint64_t sbx_id, uint32_t job));
 uint64_t engine_generation(void);
 uint64_t sbx_generation(struct sbx *s);
-/* `wait`: blocks until the generation differs from `since` (bounded), then events. */
+/* Blocks until the generation differs from `since` (bounded), then events. It
+ * holds the calling thread: the FUSE layer parks `wait` reads instead. */
 int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms,
 		    const struct sbx_cancel *c, struct buf *b);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */
@@ -112,6 +118,18 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *n);
 bool sbx_job_exists(struct sbx *s, uint32_t n);
 int sbx_job_list(struct sbx *s, uint32_t **ns, size_t *cnt);
 int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b);
+/* Offset read of stream (0 stdout, 1 stderr); never blocks. At the end of a
+ * running job's stream: -EAGAIN, and with wk set, the stream is watched first
+ * (output or the end that comes after this look calls the job watch) and wk
+ * says what to wait for. Offsets count every byte the stream had, dropped
+ * ones too (joblog=); *skew belongs to the open file (0 at open): a read
+ * below the first byte kept starts there and adds the distance to *skew, by
+ * which the file's later reads are moved on, so no byte is read twice. Its
+ * poll looks past (furthest offset read + *skew). NULL: this read only. */
+ssize_t sbx_job_read_try(struct sbx *s, uint32_t n, int stream, char *buf, size_t size,
+			 off_t off, uint64_t *skew, struct sbx_wake *wk);
+/* The same, waiting at the end while the job runs (nonblock: 0 there). It
+ * holds the calling thread: for in-process callers and tests, never FUSE. */
 ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
 		     bool nonblock, const struct sbx_cancel *c);
 /* True when a read of stream (0 stdout, 1 stderr) at logical offset off would

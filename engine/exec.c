@@ -1,13 +1,16 @@
 /* exec sessions: each open handle of /sbx/NAME/exec runs one command. Its
  * output streams through a pipe (flow control for free: a slow reader stalls
  * the command, nothing is buffered here); after EOF, one more read returns
- * "exit_code N". */
+ * "exit_code N". Reads never block: one that would wait says what to wait
+ * for (the pipe, the exit report) and is parked by its caller (waiters.h).
+ * The session ends when its command exits: what is in the pipe then is
+ * delivered, and a background child that keeps the pipe open holds nobody. */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "sbx.h"
 
@@ -15,10 +18,16 @@ struct sbx_exec {
 	struct sbx *s; /* pinned */
 	struct sbx_exec *next;
 	uint64_t id;
-	int rfd;
-	bool started, exited, eof, status_read;
+	int rfd;               /* the pipe's read end, O_NONBLOCK */
+	_Atomic bool started;  /* rfd is set; stored after it */
+	_Atomic bool exited;   /* the exit report came; exit_code is set before it */
 	int exit_code;
 	uint64_t start_usec;
+	/* The reading side, under rlock (reads of one handle may run at once). */
+	pthread_mutex_t rlock;
+	bool eof, status_read;
+	bool draining;         /* exited: only what was in the pipe then is left */
+	uint64_t drain_bytes;  /* how much of it */
 };
 
 int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
@@ -29,6 +38,7 @@ int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
 	reg_tryget(&s->node);
 	x->s = s;
 	x->rfd = -1;
+	pthread_mutex_init(&x->rlock, NULL);
 	pthread_mutex_lock(&s->lock);
 	x->id = ++s->next_exec_id;
 	x->next = s->execs;
@@ -48,7 +58,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		goto out;
-	if (x->started) {
+	if (atomic_load(&x->started)) {
 		r = err_set(&e, -EBUSY, "this exec handle already ran a command; open exec again");
 		goto out;
 	}
@@ -59,7 +69,8 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 			    sbx_state_name(st));
 		goto out;
 	}
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
+	/* Only our end is non-blocking: the command writes as to any pipe. */
+	if (pipe2(pfd, O_CLOEXEC) < 0 || fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
 	}
@@ -70,8 +81,8 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 		goto out;
 	}
 	x->rfd = pfd[0];
-	x->started = true;
 	x->start_usec = now_usec();
+	atomic_store(&x->started, true);
 out:
 	if (r < 0)
 		sbx_fail(s, r, e.msg);
@@ -79,50 +90,80 @@ out:
 	return r;
 }
 
-ssize_t sbx_exec_read(struct sbx_exec *x, char *buf, size_t size, const struct sbx_cancel *c)
+/* Whether the command's own processes hold the pipe's write end (ns), so that
+ * a background child can keep it open for ever. Where the daemon writes the
+ * pipe for the sandbox (qemu: vmm.h's job_attach is set exactly there), it
+ * closes the pipe after the last byte and output may still be on its way
+ * when the exit is reported: there the pipe's EOF ends the output. */
+static bool pipe_held_by_command(const struct sbx *s)
 {
-	struct sbx *s = x->s;
-	if (!x->started || x->status_read)
-		return 0;
-	if (!x->eof) {
-		ssize_t n;
-		for (;;) {
-			struct pollfd pfd = {.fd = x->rfd, .events = POLLIN};
-			if (poll(&pfd, 1, 200) == 0) {
-				if (c && c->fn(c->arg))
-					return -EINTR;
-				continue;
-			}
-			n = read(x->rfd, buf, size);
-			if (n >= 0 || (errno != EINTR && errno != EAGAIN))
-				break;
-		}
-		if (n != 0)
-			return n < 0 ? -errno : n;
-		x->eof = true;
-		return 0;
+	return !s->ops->job_attach;
+}
+
+static void wait_for(struct sbx_exec *x, int fd, struct sbx_wake *wk)
+{
+	*wk = (struct sbx_wake){.sbx = x->s->node.id, .kind = WAKE_EXEC, .sub = x->id, .fd = fd};
+}
+
+/* The output part of a read (rlock held): bytes, 0 at its end, -EAGAIN. */
+static ssize_t read_output(struct sbx_exec *x, char *buf, size_t size, struct sbx_wake *wk)
+{
+	/* Looked at before the pipe: what the command wrote came before its exit,
+	 * so once the exit is seen, that read finds all of it in the pipe. */
+	bool exited = atomic_load(&x->exited);
+	if (exited && !x->draining && pipe_held_by_command(x->s)) {
+		int avail = 0;
+		if (ioctl(x->rfd, FIONREAD, &avail) < 0)
+			avail = 0;
+		x->draining = true;
+		x->drain_bytes = avail > 0 ? (uint64_t)avail : 0;
 	}
-	pthread_mutex_lock(&s->lock);
-	while (!x->exited) {
-		if (c && c->fn(c->arg)) {
-			pthread_mutex_unlock(&s->lock);
-			return -EINTR;
-		}
-		uint64_t until = now_usec() + 200000;
-		struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
-				      .tv_nsec = (long)(until % 1000000) * 1000};
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	if (x->draining && size > x->drain_bytes)
+		size = (size_t)x->drain_bytes;
+	if (size == 0)
+		return 0;
+	ssize_t n;
+	while ((n = read(x->rfd, buf, size)) < 0 && errno == EINTR)
+		;
+	if (n > 0 && x->draining)
+		x->drain_bytes -= (uint64_t)n;
+	if (n >= 0 || errno != EAGAIN)
+		return n < 0 ? -errno : n;
+	if (x->draining) /* someone else's read took it: nothing is left */
+		return 0;
+	wait_for(x, x->rfd, wk);
+	return -EAGAIN;
+}
+
+ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx_wake *wk)
+{
+	if (!atomic_load(&x->started))
+		return 0;
+	ssize_t n = 0;
+	pthread_mutex_lock(&x->rlock);
+	if (x->status_read || size == 0) {
+		n = 0;
+	} else if (!x->eof) {
+		n = read_output(x, buf, size, wk);
+		if (n == 0)
+			x->eof = true;
+	} else if (!atomic_load(&x->exited)) {
+		wait_for(x, -1, wk); /* the exit report kicks */
+		n = -EAGAIN;
+	} else {
+		int len = snprintf(buf, size, "exit_code %d\n", x->exit_code);
+		n = len < 0 ? 0 : (size_t)len < size ? len : (ssize_t)size;
+		x->status_read = true;
 	}
-	pthread_mutex_unlock(&s->lock);
-	x->status_read = true;
-	return snprintf(buf, size, "exit_code %d\n", x->exit_code);
+	pthread_mutex_unlock(&x->rlock);
+	return n;
 }
 
 void sbx_exec_close(struct sbx_exec *x)
 {
 	struct sbx *s = x->s;
 	pthread_mutex_lock(&s->lock);
-	if (x->started && !x->exited)
+	if (atomic_load(&x->started) && !atomic_load(&x->exited))
 		s->ops->exec_kill(&s->vm, x->id, SIGKILL);
 	for (struct sbx_exec **p = &s->execs; *p; p = &(*p)->next)
 		if (*p == x) {
@@ -132,29 +173,33 @@ void sbx_exec_close(struct sbx_exec *x)
 	pthread_mutex_unlock(&s->lock);
 	if (x->rfd >= 0)
 		close(x->rfd);
+	pthread_mutex_destroy(&x->rlock);
 	free(x);
 	sbx_put(s);
+}
+
+/* s->lock held: x's command is over; its readers look again. */
+static void exec_ended(struct sbx *s, struct sbx_exec *x, int code)
+{
+	x->exit_code = code;
+	atomic_store(&x->exited, true);
+	waiters_kick(s->node.id, WAKE_EXEC, x->id);
 }
 
 /* Called with s->lock held. */
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 {
 	for (struct sbx_exec *x = s->execs; x; x = x->next)
-		if (x->id == id) {
-			x->exit_code = code;
-			x->exited = true;
+		if (x->id == id && !atomic_load(&x->exited)) {
 			lat_add(LAT_EXEC, now_usec() - x->start_usec);
+			exec_ended(s, x, code);
 		}
-	pthread_cond_broadcast(&s->cond);
 }
 
 /* The sandbox ended: commands that did not report end with `code`. */
 void sbx_exec_fail_all(struct sbx *s, int code)
 {
 	for (struct sbx_exec *x = s->execs; x; x = x->next)
-		if (x->started && !x->exited) {
-			x->exit_code = code;
-			x->exited = true;
-		}
-	pthread_cond_broadcast(&s->cond);
+		if (atomic_load(&x->started) && !atomic_load(&x->exited))
+			exec_ended(s, x, code);
 }

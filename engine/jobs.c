@@ -1,12 +1,18 @@
 /* Background jobs: a write to /sbx/NAME/run starts a command that outlives
  * the handle and the client; its output goes to files in the sandbox's state
- * dir (STATE/sandboxes/NAME/jobs/N/{stdout,stderr,job.json}), written by the
- * command itself, so it survives a daemon restart. Reads take any offset and
- * block at the end while the job runs; readers and pollers waiting at the end
- * are woken through inotify watches on those files (the monitor reads them).
+ * dir (STATE/sandboxes/NAME/jobs/N/{stdout,stderr,job.json}) that the sandbox
+ * cannot reach: a job whose own processes hold its fds (ns) writes into pipes
+ * that the daemon drains there (output.h), and init keeps them open while no
+ * daemon runs, so output survives a restart; the daemon alone counts what is
+ * stored and what was dropped. Reads take any offset and
+ * wait at the end while the job runs (never on the reader's thread: the read
+ * says what to wait for and its caller parks it, see waiters.h); readers and
+ * pollers waiting at the end are woken through inotify watches on those files
+ * (the monitor reads them).
  * Output beyond joblog= is dropped from the front (whole blocks), and stderr
  * says so. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -17,6 +23,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
+#include "output.h"
 #include "sbx.h"
 
 enum { JOB_RUNNING, JOB_EXITED, JOB_KILLED };
@@ -32,6 +39,14 @@ struct sbx_job {
 	char reason[16];
 	int stdin_fd; /* the write end; -1 once closed */
 	uint64_t dropped[2]; /* bytes dropped from the front of stdout, stderr */
+	/* ns: the job writes into pipes whose read ends are these, drained into
+	 * the files here (output.h); -1 once at their end (or qemu: no pipes). */
+	int pipe[2];
+	uint64_t pipe_ino[2]; /* their inodes: a restarted daemon finds them again */
+	bool capped[2];       /* the file's front cannot be dropped: new output is */
+	bool lost[2];         /* output could not be stored (said once in the log) */
+	/* A drop from the front being made: journaled first (see bound_stream). */
+	uint64_t cutting[2], cut_from[2];
 	int wd[2];           /* their armed inotify watches (one-shot); -1 none */
 	uint64_t out_seq;    /* bumped when a watch of them fires */
 	uint64_t oom_at_start;
@@ -222,11 +237,21 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 	char path[PATH_MAX + 32];
 	job_dir(s, j->n, path, sizeof(path));
 	strcat(path, "/job.json");
-	json_t *o = json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:I, s:I, s:I}", "n", (int)j->n, "cmd",
-			      j->cmd, "pid", j->pid, "status", job_states[j->state], "exit_code",
-			      j->exit_code, "reason", j->reason, "dropped_stdout",
-			      (json_int_t)j->dropped[0], "dropped_stderr", (json_int_t)j->dropped[1],
-			      "exec_id", (json_int_t)j->exec_id);
+	/* pipe_*: the inode of a pipe not at its end yet (0: none, or ended). */
+	json_t *o = json_pack("{s:i, s:s, s:i, s:s, s:i, s:s, s:I, s:I, s:I, s:I, s:I}", "n",
+			      (int)j->n, "cmd", j->cmd, "pid", j->pid, "status",
+			      job_states[j->state], "exit_code", j->exit_code, "reason", j->reason,
+			      "dropped_stdout", (json_int_t)j->dropped[0], "dropped_stderr",
+			      (json_int_t)j->dropped[1], "exec_id", (json_int_t)j->exec_id,
+			      "pipe_stdout", (json_int_t)j->pipe_ino[0], "pipe_stderr",
+			      (json_int_t)j->pipe_ino[1]);
+	for (int k = 0; o && k < 2; k++)
+		if (j->cutting[k]) {
+			json_object_set_new(o, k ? "cutting_stderr" : "cutting_stdout",
+					    json_integer((json_int_t)j->cutting[k]));
+			json_object_set_new(o, k ? "cut_from_stderr" : "cut_from_stdout",
+					    json_integer((json_int_t)j->cut_from[k]));
+		}
 	char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
 	json_decref(o);
 	if (text)
@@ -235,12 +260,90 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 	journal_commit_soon();
 }
 
+/* The highest id a sandbox ever gave a job, kept beside its jobs, so that a
+ * restarted daemon never gives one again (not even when the newest jobs were
+ * removed). Saved before the job's dir is made. */
+static void last_id_path(struct sbx *s, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/jobs/last", s->vm.dir);
+}
+
+static int last_id_save(struct sbx *s, uint32_t n, struct err *e)
+{
+	char path[PATH_MAX + 32], text[16];
+	snprintf(path, sizeof(path), "%s/jobs", s->vm.dir);
+	int r = mkdir_p(path, 0700);
+	last_id_path(s, path, sizeof(path));
+	snprintf(text, sizeof(text), "%u\n", n);
+	if (r == 0)
+		r = write_file_atomic(path, text, strlen(text), false);
+	return r < 0 ? err_set(e, r, "cannot write %s: %s", path, strerror(-r)) : 0;
+}
+
+static uint32_t last_id_load(struct sbx *s)
+{
+	char path[PATH_MAX + 32], text[16];
+	last_id_path(s, path, sizeof(path));
+	unsigned long n = read_file_str(path, text, sizeof(text)) > 0 ? strtoul(text, NULL, 10) : 0;
+	return n > SBX_JOB_ID_MAX ? SBX_JOB_ID_MAX : (uint32_t)n;
+}
+
+/* Whether the job's own processes hold its output fds (ns): they could
+ * truncate or rewrite a file, so they get pipes and the daemon stores what
+ * comes out. Where the daemon writes for the job (qemu: job_attach is set
+ * exactly there), the job gets the files. */
+static bool job_writes_itself(const struct sbx *s)
+{
+	return !s->ops->job_attach && out_pump_start() == 0;
+}
+
+/* Room in a job's pipe while no daemon drains it (init keeps it open). */
+#define JOB_PIPE_BYTES (1 << 20)
+
+/* Stream k's file, and the fd the job writes it through: the file itself,
+ * or a pipe whose read end goes to j->pipe[k]. */
+static int stream_create(struct sbx *s, struct sbx_job *j, int k, int *job_fd, struct err *e)
+{
+	char path[PATH_MAX + 32];
+	int p[2];
+	struct stat st;
+	stream_path(s, j->n, k, path, sizeof(path));
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot create %s: %s", path, strerror(errno));
+	if (!job_writes_itself(s)) {
+		*job_fd = fd;
+		return 0;
+	}
+	close(fd);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 || fstat(p[0], &st) < 0) {
+		int r = err_set(e, -errno, "pipe: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	fcntl(p[1], F_SETPIPE_SZ, JOB_PIPE_BYTES); /* best effort: the default is 64 KiB */
+	j->pipe[k] = p[0];
+	j->pipe_ino[k] = (uint64_t)st.st_ino;
+	*job_fd = p[1];
+	return 0;
+}
+
+static void pipe_close(struct sbx_job *j, int k)
+{
+	if (j->pipe[k] >= 0)
+		close(j->pipe[k]); /* leaves the pump's epoll set */
+	j->pipe[k] = -1;
+}
+
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
 	char line[CTL_WRITE_MAX + 1];
 	struct err e = {0};
 	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in[2] = {-1, -1};
-	char dir[PATH_MAX], path[PATH_MAX + 16];
+	char dir[PATH_MAX];
 	struct sbx_job *j = NULL;
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
@@ -256,8 +359,9 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		r = err_set(&e, -EOPNOTSUPP, "backend %s cannot run jobs", s->cfg.backend);
 		goto out;
 	}
-	if (s->next_job >= 0x7fff) { /* the inode scheme holds 32767 jobs per sandbox */
-		r = err_set(&e, -ENOSPC, "sandbox %s has run 32767 jobs; no more ids", s->node.name);
+	if (s->next_job >= SBX_JOB_ID_MAX) {
+		r = err_set(&e, -ENOSPC, "sandbox %s has run %u jobs, the most one sandbox can "
+			    "(job ids are never reused)", s->node.name, SBX_JOB_ID_MAX);
 		goto out;
 	}
 	if (!(j = calloc(1, sizeof(*j)))) {
@@ -269,21 +373,19 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->exit_code = -1;
 	j->stdin_fd = -1;
 	j->wd[0] = j->wd[1] = -1;
+	j->pipe[0] = j->pipe[1] = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
 	memcpy(j->cmd, line, sizeof(j->cmd));
 	job_dir(s, j->n, dir, sizeof(dir));
+	if ((r = last_id_save(s, j->n, &e)) < 0)
+		goto out;
 	if ((r = mkdir_p(dir, 0700)) < 0) {
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, i ? "stderr" : "stdout");
-		fds[i + 1] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-		if (fds[i + 1] < 0) {
-			r = err_set(&e, -errno, "cannot create %s: %s", path, strerror(errno));
+	for (int k = 0; k < 2; k++)
+		if ((r = stream_create(s, j, k, &fds[k + 1], &e)) < 0)
 			goto out;
-		}
-	}
 	if (pipe2(in, O_CLOEXEC) < 0) {
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
@@ -294,6 +396,12 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->oom_at_start = u.oom_kills;
 	if ((r = s->ops->job(&s->vm, j->exec_id, j->cmd, fds, &e)) < 0)
 		goto out;
+	for (int k = 0; k < 2; k++)
+		if (j->pipe[k] >= 0 && (r = out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k),
+							 true)) < 0)
+			log_warn("sandbox %s: job %u: its output cannot be drained (%s)", s->node.name,
+				 j->n, strerror(-r));
+	r = 0;
 	j->stdin_fd = in[1];
 	in[1] = -1;
 	j->state = JOB_RUNNING;
@@ -309,9 +417,10 @@ out:
 	if (in[1] >= 0)
 		close(in[1]);
 	if (j) {
-		char d[PATH_MAX];
-		job_dir(s, j->n, d, sizeof(d));
-		rm_rf(d);
+		pipe_close(j, 0);
+		pipe_close(j, 1);
+		job_dir(s, j->n, dir, sizeof(dir));
+		rm_rf(dir);
 		free(j);
 	}
 	if (r < 0)
@@ -321,6 +430,90 @@ out:
 }
 
 static void bound_stream(struct sbx *s, struct sbx_job *j, int stream);
+
+/* Output of a job that exited: what it wrote is in its pipe by then. */
+#define DRAIN_ALL_BYTES (4u << 20)
+
+/* With s->lock held: moves up to len bytes from stream k's pipe to the end
+ * of its file (fd). splice takes a byte from the pipe only once it is in the
+ * file: a daemon killed here loses none. What cannot be stored (no room on
+ * the host, or past joblog= where the front cannot be dropped) is read and
+ * dropped: never stored, it is never there for a reader either, and the job
+ * goes on. Bytes taken, 0 at the pipe's end, or -errno (-EAGAIN: empty). */
+static ssize_t stream_take(struct sbx *s, struct sbx_job *j, int k, int fd, size_t len)
+{
+	char sink[16 << 10];
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) == 0 &&
+	    !(j->capped[k] && (uint64_t)st.st_size >= s->cfg.joblog_bytes)) {
+		loff_t at = st.st_size;
+		ssize_t n = splice(j->pipe[k], NULL, fd, &at, len, SPLICE_F_NONBLOCK);
+		if (n >= 0 || errno == EAGAIN || errno == EINTR)
+			return n >= 0 ? n : -errno;
+		if (!j->lost[k]) {
+			j->lost[k] = true;
+			log_warn("sandbox %s: job %u: %s output lost: %s", s->node.name, j->n,
+				 k ? "stderr" : "stdout", strerror(errno));
+		}
+	}
+	ssize_t n = read(j->pipe[k], sink, len < sizeof(sink) ? len : sizeof(sink));
+	return n >= 0 ? n : -errno;
+}
+
+/* With s->lock held: moves up to budget bytes from stream k's pipe into its
+ * file, within joblog=. At its end (no writer left, or a read error) the
+ * pipe is closed; false then. */
+static bool pipe_drain(struct sbx *s, struct sbx_job *j, int k, size_t budget)
+{
+	enum { CHUNK = 64 << 10 };
+	char path[PATH_MAX + 32];
+	stream_path(s, j->n, k, path, sizeof(path));
+	/* No O_APPEND (splice refuses it): the daemon is the file's only writer. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	bool open_end = true;
+	while (budget > 0) {
+		ssize_t n = stream_take(s, j, k, fd, budget < CHUNK ? budget : CHUNK);
+		if (n == -EINTR)
+			continue;
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			open_end = false;
+			break;
+		}
+		budget -= (size_t)n;
+		bound_stream(s, j, k);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (!open_end) {
+		pipe_close(j, k);
+		j->pipe_ino[k] = 0;
+		job_journal(s, j);
+	}
+	return open_end;
+}
+
+/* With s->lock held: whatever the job's pipes hold now goes to its files. */
+static void job_drain(struct sbx *s, struct sbx_job *j)
+{
+	for (int k = 0; k < 2; k++)
+		if (j->pipe[k] >= 0 && pipe_drain(s, j, k, DRAIN_ALL_BYTES))
+			out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k), false);
+}
+
+void sbx_job_pump(uint64_t sbx_id, uint32_t n, int stream)
+{
+	struct sbx *s = sbx_get_id(sbx_id);
+	if (!s)
+		return; /* going: its pipes close with it */
+	pthread_mutex_lock(&s->lock);
+	struct sbx_job *j = job_find(s, n);
+	if (j && j->pipe[stream] >= 0 && pipe_drain(s, j, stream, OUT_PUMP_BUDGET_BYTES))
+		out_pump_arm(j->pipe[stream], out_key_job(sbx_id, n, stream), false);
+	pthread_mutex_unlock(&s->lock);
+	sbx_put(s);
+}
 
 /* With s->lock held: init reported a pid or an exit for exec_id. */
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
@@ -342,6 +535,8 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			if (j->stdin_fd >= 0)
 				close(j->stdin_fd);
 			j->stdin_fd = -1;
+			/* Stored before it shows as ended: a read at the end then is EOF. */
+			job_drain(s, j);
 			for (int k = 0; k < 2; k++) /* a fast job may end between two checks */
 				bound_stream(s, j, k);
 			job_settled(s, j);
@@ -357,6 +552,14 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 void sbx_jobs_ended(struct sbx *s, const char *reason)
 {
 	for (struct sbx_job *j = s->jobs; j; j = j->next) {
+		job_drain(s, j); /* its writers are gone: the rest, then the pipes' end */
+		if (j->pipe_ino[0] || j->pipe_ino[1]) { /* none comes back with another init */
+			for (int k = 0; k < 2; k++) {
+				pipe_close(j, k);
+				j->pipe_ino[k] = 0;
+			}
+			job_journal(s, j);
+		}
 		if (j->state != JOB_RUNNING)
 			continue;
 		j->state = JOB_KILLED;
@@ -431,43 +634,72 @@ static void wait_output(struct sbx *s, uint32_t n, uint64_t seq, uint64_t slice_
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Offset read of stdout (stream 0) or stderr (1); at the end, waits while the job runs. */
-ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
-		     bool nonblock, const struct sbx_cancel *c)
+/* With s->lock held (a drop from the front moves the file's bytes): up to
+ * size bytes of stream k at offset off, read through fd. Offsets count every
+ * byte the stream ever had. A read below the first byte kept starts at that
+ * byte, and the reader's skew grows by the distance: its later offsets are
+ * moved on by as much, so a reader never sees a byte twice nor one that was
+ * never written (skew NULL: for this read only). */
+static ssize_t stream_pread(const struct sbx_job *j, int k, int fd, char *buf, size_t size,
+			    uint64_t off, uint64_t *skew)
+{
+	uint64_t moved = skew ? __atomic_load_n(skew, __ATOMIC_RELAXED) : 0, pos = off + moved;
+	if (pos < j->dropped[k]) {
+		moved += j->dropped[k] - pos;
+		pos = j->dropped[k];
+		if (skew)
+			__atomic_store_n(skew, moved, __ATOMIC_RELAXED);
+	}
+	ssize_t got = pread(fd, buf, size, (off_t)(pos - j->dropped[k]));
+	return got < 0 ? -errno : got;
+}
+
+ssize_t sbx_job_read_try(struct sbx *s, uint32_t n, int stream, char *buf, size_t size,
+			 off_t off, uint64_t *skew, struct sbx_wake *wk)
 {
 	char path[PATH_MAX + 32];
 	stream_path(s, n, stream, path, sizeof(path));
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ssize_t got;
+	pthread_mutex_lock(&s->lock);
+	struct sbx_job *j = job_find(s, n);
+	bool running = j && j->state == JOB_RUNNING;
+	/* Watched before the read: output written after it fires the watch. */
+	bool watched = running && wk && watch_stream(s, j, stream);
+	ssize_t got = j ? stream_pread(j, stream, fd, buf, size, (uint64_t)off, skew) : -ENOENT;
+	pthread_mutex_unlock(&s->lock);
+	close(fd);
+	if (got == 0 && running && size > 0) {
+		got = -EAGAIN;
+		/* An unwatched stream (no inotify) is looked at again every 50 ms. */
+		if (wk)
+			*wk = (struct sbx_wake){.sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
+						.fd = -1, .poll_ms = watched ? 0 : 50};
+	}
+	return got;
+}
+
+ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t size, off_t off,
+		     bool nonblock, const struct sbx_cancel *c)
+{
 	for (;;) {
+		/* The sequence before the look: a watch that fires after it moves it. */
 		pthread_mutex_lock(&s->lock);
 		struct sbx_job *j = job_find(s, n);
-		uint64_t dropped = j ? j->dropped[stream] : 0, seq = j ? j->out_seq : 0;
-		bool running = j && j->state == JOB_RUNNING;
-		/* Watched before the read: output written after it moves out_seq. */
-		bool watched = running && !nonblock && watch_stream(s, j, stream);
+		uint64_t seq = j ? j->out_seq : 0;
 		pthread_mutex_unlock(&s->lock);
-		if (!j) {
-			got = -ENOENT;
-			break;
-		}
-		/* Offsets are logical: bytes dropped from the front still count. */
-		off_t phys = (uint64_t)off > dropped ? off - (off_t)dropped : 0;
-		got = pread(fd, buf, size, phys);
-		if (got < 0)
-			got = -errno;
-		if (got != 0 || !running || nonblock)
-			break;
-		if (c && c->fn(c->arg)) {
-			got = -EINTR;
-			break;
-		}
-		wait_output(s, n, seq, watched ? 100000 : 50000);
+		struct sbx_wake wk = {.fd = -1};
+		ssize_t got = sbx_job_read_try(s, n, stream, buf, size, off, NULL,
+					       nonblock ? NULL : &wk);
+		if (got != -EAGAIN)
+			return got;
+		if (nonblock)
+			return 0;
+		if (c && c->fn(c->arg))
+			return -EINTR;
+		wait_output(s, n, seq, wk.poll_ms ? 50000 : 100000);
 	}
-	close(fd);
-	return got;
 }
 
 bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off)
@@ -551,6 +783,13 @@ int sbx_job_remove(struct sbx *s, uint32_t n)
 		struct sbx_job *j = *p;
 		*p = j->next;
 		job_settled(s, j);
+		/* A background process of the job may still write: its output now
+		 * goes nowhere, without holding it up. */
+		for (int k = 0; k < 2; k++)
+			if (j->pipe[k] >= 0) {
+				out_pump_discard(j->pipe[k]); /* the pump's now */
+				j->pipe[k] = -1;
+			}
 		char d[PATH_MAX];
 		job_dir(s, n, d, sizeof(d));
 		rm_rf(d);
@@ -560,38 +799,49 @@ int sbx_job_remove(struct sbx *s, uint32_t n)
 	return r;
 }
 
-/* Drops whole blocks from the front of a stream past the bound (s->lock held). */
+/* With s->lock held: drops whole blocks from the front of stream k past
+ * joblog= (about half of it stays) and counts them in dropped; stderr gets a
+ * note. The drop is journaled before it is made (cutting, cut_from), so a
+ * daemon that dies in between finds out from the file's size which of the
+ * two is true (drop_settle). Where the front cannot be dropped (tmpfs), the
+ * stream is capped: new output past joblog= is dropped instead (pipes). */
 static void bound_stream(struct sbx *s, struct sbx_job *j, int stream)
 {
-	char path[PATH_MAX + 16];
-	job_dir(s, j->n, path, sizeof(path));
-	strcat(path, stream ? "/stderr" : "/stdout");
+	char path[PATH_MAX + 32], note[160];
 	struct stat st;
 	uint64_t limit = s->cfg.joblog_bytes;
-	if (!limit || stat(path, &st) < 0 || (uint64_t)st.st_size <= limit)
+	stream_path(s, j->n, stream, path, sizeof(path));
+	if (!limit || j->capped[stream] || stat(path, &st) < 0 || (uint64_t)st.st_size <= limit)
 		return;
-	uint64_t cut = ((uint64_t)st.st_size - limit / 2) & ~(uint64_t)(st.st_blksize - 1);
-	int fd = open(path, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || cut == 0)
+	int fd = open(path, O_RDWR | O_CLOEXEC), n = 0;
+	uint64_t cut = fd >= 0 && fstat(fd, &st) == 0
+			       ? out_front_cut((uint64_t)st.st_size, (uint64_t)st.st_blksize, limit)
+			       : 0;
+	if (cut == 0)
 		goto out;
-	if (fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, (off_t)cut) < 0) {
-		log_warn("sandbox %s: job %u: cannot drop old output (%s); joblog= is not enforced "
-			 "on this filesystem", s->node.name, j->n, strerror(errno));
-		s->cfg.joblog_bytes = 0;
-		goto out;
+	j->cutting[stream] = cut;
+	j->cut_from[stream] = (uint64_t)st.st_size;
+	job_journal(s, j);
+	int r = fallocate(fd, FALLOC_FL_COLLAPSE_RANGE, 0, (off_t)cut) < 0 ? -errno : 0;
+	j->cutting[stream] = 0;
+	if (r == 0) {
+		j->dropped[stream] += cut;
+		n = snprintf(note, sizeof(note), "[sandboxfs: %" PRIu64 " bytes of older %s dropped "
+			     "(joblog=%" PRIu64 ")]\n", cut, stream ? "stderr" : "stdout", limit);
+	} else {
+		j->capped[stream] = true;
+		log_warn("sandbox %s: job %u: cannot drop old output (%s): output past joblog= is "
+			 "dropped instead", s->node.name, j->n, strerror(-r));
+		n = snprintf(note, sizeof(note), "[sandboxfs: %s past joblog=%" PRIu64 " is dropped: "
+			     "this file system cannot drop older output]\n",
+			     stream ? "stderr" : "stdout", limit);
 	}
-	j->dropped[stream] += cut;
-	char note[128];
-	job_dir(s, j->n, path, sizeof(path));
-	strcat(path, "/stderr");
+	stream_path(s, j->n, 1, path, sizeof(path));
 	int efd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
-	if (efd >= 0) {
-		int n = snprintf(note, sizeof(note), "[sandboxfs: %" PRIu64 " bytes of older %s dropped "
-				 "(joblog=%" PRIu64 ")]\n", cut, stream ? "stderr" : "stdout", limit);
-		if (write(efd, note, (size_t)n) < 0)
-			log_warn("sandbox %s: job %u: cannot note dropped output", s->node.name, j->n);
+	if (efd < 0 || write(efd, note, (size_t)n) < 0)
+		log_warn("sandbox %s: job %u: cannot note dropped output", s->node.name, j->n);
+	if (efd >= 0)
 		close(efd);
-	}
 	job_journal(s, j);
 out:
 	if (fd >= 0)
@@ -609,56 +859,149 @@ void sbx_jobs_bound(struct sbx *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* Daemon restart: jobs come back from their job.json (s->lock held). */
+/* A drop that was journaled but maybe not made when the daemon died: the
+ * file's size says (nobody writes it while no daemon runs). */
+static void drop_settle(struct sbx *s, struct sbx_job *j, int k)
+{
+	char path[PATH_MAX + 32];
+	struct stat st;
+	stream_path(s, j->n, k, path, sizeof(path));
+	if (stat(path, &st) == 0 && (uint64_t)st.st_size < j->cut_from[k])
+		j->dropped[k] += j->cutting[k];
+	j->cutting[k] = j->cut_from[k] = 0;
+}
+
+/* Job n from its job.json (s->lock held). */
+static void job_load(struct sbx *s, uint32_t n, json_t *o)
+{
+	struct sbx_job *j = calloc(1, sizeof(*j));
+	const char *cmd = "", *status = "exited", *reason = "-";
+	json_int_t d[2] = {0, 0}, xid = 0, ino[2] = {0, 0}, cut[2] = {0, 0}, from[2] = {0, 0};
+	if (!j || json_unpack(o, "{s:s, s:i, s:s, s:i, s:s, s?I, s?I, s?I, s?I, s?I, s?I, s?I, "
+			      "s?I, s?I}", "cmd", &cmd, "pid", &j->pid, "status", &status,
+			      "exit_code", &j->exit_code, "reason", &reason, "dropped_stdout", &d[0],
+			      "dropped_stderr", &d[1], "exec_id", &xid, "pipe_stdout", &ino[0],
+			      "pipe_stderr", &ino[1], "cutting_stdout", &cut[0], "cutting_stderr",
+			      &cut[1], "cut_from_stdout", &from[0], "cut_from_stderr", &from[1]) < 0) {
+		log_warn("sandbox %s: job %u: its job.json is not one; not loaded (files kept)",
+			 s->node.name, n);
+		free(j);
+		return;
+	}
+	j->n = n;
+	snprintf(j->cmd, sizeof(j->cmd), "%s", cmd);
+	snprintf(j->reason, sizeof(j->reason), "%s", reason);
+	j->state = !strcmp(status, "running") ? JOB_RUNNING
+		   : !strcmp(status, "killed") ? JOB_KILLED : JOB_EXITED;
+	j->stdin_fd = -1;
+	j->wd[0] = j->wd[1] = -1;
+	for (int k = 0; k < 2; k++) {
+		j->dropped[k] = (uint64_t)d[k];
+		j->pipe[k] = -1; /* found again by sbx_jobs_reattach */
+		j->pipe_ino[k] = (uint64_t)ino[k];
+		j->cutting[k] = (uint64_t)cut[k];
+		j->cut_from[k] = (uint64_t)from[k];
+		if (j->cutting[k])
+			drop_settle(s, j, k);
+	}
+	/* Its id as the sandbox's init (or agent) knows it: an exit reported
+	 * after the restart still finds the job. */
+	j->exec_id = (uint64_t)xid;
+	/* New ids never meet an old one (init may still report those). */
+	if (s->next_exec_id <= j->exec_id)
+		s->next_exec_id = j->exec_id + 1;
+	j->next = s->jobs;
+	s->jobs = j;
+}
+
+/* Daemon restart: every job on disk comes back from its job.json, whatever
+ * the gaps between ids, and new ids go on past the highest ever given
+ * (s->lock held). */
 void sbx_jobs_load(struct sbx *s)
 {
-	char dir[PATH_MAX + 16];
+	char dir[PATH_MAX + 16], path[PATH_MAX + 64];
 	snprintf(dir, sizeof(dir), "%s/jobs", s->vm.dir);
-	for (uint32_t n = 1; n < 100000; n++) {
-		char path[PATH_MAX + 64];
-		snprintf(path, sizeof(path), "%s/%u/job.json", dir, n);
-		json_t *o = json_load_file(path, 0, NULL);
-		if (!o) {
-			if (access(path, F_OK) == 0)
-				continue;
-			char d[PATH_MAX + 32];
-			snprintf(d, sizeof(d), "%s/%u", dir, n);
-			if (access(d, F_OK) == 0)
-				continue;
-			if (n > s->next_job + 64) /* removed jobs leave gaps; stop after a long one */
-				break;
+	uint32_t last = last_id_load(s);
+	if (last > s->next_job)
+		s->next_job = last;
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long n = strtoul(de->d_name, &end, 10);
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || *end)
+			continue; /* ".", "last", a temp file */
+		if (n > SBX_JOB_ID_MAX) {
+			log_warn("sandbox %s: %s/%s is past the highest job id (%u); not loaded",
+				 s->node.name, dir, de->d_name, SBX_JOB_ID_MAX);
 			continue;
 		}
-		struct sbx_job *j = calloc(1, sizeof(*j));
-		const char *cmd = "", *status = "exited", *reason = "-";
-		json_int_t d0 = 0, d1 = 0, xid = 0;
-		if (j && json_unpack(o, "{s:s, s:i, s:s, s:i, s:s, s?I, s?I, s?I}", "cmd", &cmd, "pid",
-				     &j->pid, "status", &status, "exit_code", &j->exit_code, "reason",
-				     &reason, "dropped_stdout", &d0, "dropped_stderr", &d1, "exec_id",
-				     &xid) == 0) {
-			j->n = n;
-			snprintf(j->cmd, sizeof(j->cmd), "%s", cmd);
-			snprintf(j->reason, sizeof(j->reason), "%s", reason);
-			j->state = !strcmp(status, "running") ? JOB_RUNNING
-				   : !strcmp(status, "killed") ? JOB_KILLED : JOB_EXITED;
-			j->dropped[0] = (uint64_t)d0;
-			j->dropped[1] = (uint64_t)d1;
-			j->stdin_fd = -1;
-			j->wd[0] = j->wd[1] = -1;
-			/* Its id as the sandbox's init (or agent) knows it: an exit
-			 * reported after the restart still finds the job. */
-			j->exec_id = (uint64_t)xid;
-			/* New ids never meet an old one (init may still report those). */
-			if (s->next_exec_id <= j->exec_id)
-				s->next_exec_id = j->exec_id + 1;
-			j->next = s->jobs;
-			s->jobs = j;
-			if (n > s->next_job)
-				s->next_job = n;
-			j = NULL;
-		}
-		free(j);
+		if (n > s->next_job)
+			s->next_job = (uint32_t)n;
+		if (job_find(s, (uint32_t)n))
+			continue;
+		snprintf(path, sizeof(path), "%s/%lu/job.json", dir, n);
+		json_t *o = json_load_file(path, 0, NULL);
+		if (o)
+			job_load(s, (uint32_t)n, o);
+		else if (access(path, F_OK) == 0)
+			log_warn("sandbox %s: %s is unreadable; job %lu not loaded (files kept)",
+				 s->node.name, path, n);
 		json_decref(o);
+	}
+	closedir(d);
+}
+
+/* A restarted daemon's way back to a job's pipe (ns): the read end init
+ * keeps, found by the pipe's inode in init's fd table. */
+static int pipe_find(pid_t init, uint64_t ino)
+{
+	char dir[64], path[96];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)init);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int fd = -ENOENT;
+	while (fd == -ENOENT && (de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode) && (uint64_t)st.st_ino == ino)
+			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd == -1)
+			fd = -errno;
+	}
+	closedir(d);
+	return fd;
+}
+
+/* After a re-adoption (s->lock held): the pipes of jobs that write their own
+ * output (ns) are drained again from where they are; no byte was lost, the
+ * jobs waited for room in them meanwhile. */
+static void jobs_repipe(struct sbx *s)
+{
+	for (struct sbx_job *j = s->jobs; j; j = j->next) {
+		bool changed = false;
+		for (int k = 0; k < 2; k++) {
+			if (!j->pipe_ino[k] || j->pipe[k] >= 0)
+				continue;
+			int fd = pipe_find(s->vm.pid, j->pipe_ino[k]);
+			if (fd >= 0 && out_pump_arm(fd, out_key_job(s->node.id, j->n, k), true) == 0) {
+				j->pipe[k] = fd;
+				continue;
+			}
+			if (fd >= 0)
+				close(fd);
+			/* init let it go: empty, with no writer left; nothing is missing */
+			j->pipe_ino[k] = 0;
+			changed = true;
+		}
+		if (changed)
+			job_journal(s, j);
 	}
 }
 
@@ -666,6 +1009,8 @@ void sbx_jobs_load(struct sbx *s)
  * through the daemon (qemu) are attached again from where their files end. */
 void sbx_jobs_reattach(struct sbx *s)
 {
+	if (job_writes_itself(s))
+		jobs_repipe(s);
 	for (struct sbx_job *j = s->jobs; j; j = j->next) {
 		if (j->state != JOB_RUNNING || !j->exec_id || !s->ops->job_attach)
 			continue;
@@ -705,6 +1050,8 @@ void sbx_jobs_free(struct sbx *s)
 		s->jobs = j->next;
 		if (j->stdin_fd >= 0)
 			close(j->stdin_fd);
+		pipe_close(j, 0);
+		pipe_close(j, 1);
 		if (job_unwatch(j))
 			engine_notify_job(s->node.id, j->n); /* its pollers see it gone */
 		free(j);

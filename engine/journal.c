@@ -278,6 +278,7 @@ static struct sbx *journal_read(const char *name)
 		engine_note_error("sandbox '%s': its address %s cannot be kept: %s", name, ip, ne.msg);
 		s->cfg.net = false;
 	}
+	sbx_net_policy_load(s, netj);
 	json_decref(j);
 	return s;
 }

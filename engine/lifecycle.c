@@ -552,12 +552,14 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 			r = sbx_fork(s, cmd.argc - 1, cmd.argv + 1, &e);
 		} else if (!strcmp(verb, "standby") && cmd.argc == 1) {
 			r = sbx_standby(s, &e);
+		} else if (!strcmp(verb, "allow") || !strcmp(verb, "deny")) {
+			r = sbx_net_ctl(s, cmd.argc, cmd.argv, &e);
 		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
 			   !strcmp(verb, "standby")) {
 			r = err_set(&e, -EINVAL, "'%s' takes no arguments", verb);
 		} else {
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (stop start kill pause resume "
-				    "extend fork standby)", verb);
+				    "extend fork standby allow deny)", verb);
 		}
 	}
 	if (r < 0) {

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../net/net.h"
@@ -36,11 +37,14 @@ int engine_net_start(struct err *e)
 		return r;
 	if (eng.o.nat && (r = net_nat_enable(eng.o.subnet, e)) < 0)
 		return r;
+	if ((r = net_policy_init(eng.o.subnet, !eng.o.egress_deny, e)) < 0)
+		return r;
 	net_up = true;
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
-	log_info("network: bridge %s, gateway %s/%u, subnet %s%s", eng.o.bridge, gws, plen,
-		 eng.o.subnet, eng.o.nat ? ", NAT on" : "");
+	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng.o.bridge,
+		 gws, plen, eng.o.subnet, eng.o.nat ? ", NAT on" : "",
+		 eng.o.egress_deny ? "denied" : "allowed");
 	return 0;
 }
 
@@ -63,7 +67,220 @@ void engine_net_stop(void)
 	if (ports == 0 && net_bridge_remove(eng.o.bridge, NULL) == 0)
 		log_info("network: bridge %s removed (no sandbox on it)", eng.o.bridge);
 	net_alloc_fini();
+	net_policy_fini();
 	net_up = false;
+}
+
+/* ---- network policy: each sandbox's rules, in the order written ----
+ * Kept here (not in struct sbx) under one mutex, taken after a sandbox's lock
+ * and never before it; the maps of net/policy.c hold what the filter reads.
+ * `allow sandbox NAME` binds to whoever is called NAME: its address is
+ * installed while NAME has one, removed when NAME goes. */
+
+#define POL_RULES_MAX 1024
+
+struct pol_rule {
+	struct net_rule r;
+	bool installed;
+	struct in_addr dst; /* NET_RULE_SANDBOX: the address installed */
+};
+
+struct pol {
+	const struct sbx *s;
+	char name[SBX_NAME_MAX + 1];
+	uint32_t host;
+	struct in_addr ip;
+	struct pol_rule *rules;
+	int n;
+	uint64_t apply_usec; /* the last rule's, map write included */
+	struct pol *next;
+};
+
+static pthread_mutex_t pol_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pol *pols;
+
+static struct pol *pol_of(const struct sbx *s)
+{
+	for (struct pol *p = pols; p; p = p->next)
+		if (p->s == s)
+			return p;
+	return NULL;
+}
+
+static struct pol *pol_named(const char *name)
+{
+	for (struct pol *p = pols; p; p = p->next)
+		if (!strcmp(p->name, name))
+			return p;
+	return NULL;
+}
+
+/* Installs (or removes) one rule's map entry; a sandbox rule whose sandbox has
+ * no address stays uninstalled. */
+static int rule_sync(struct pol *p, struct pol_rule *pr, bool add, struct err *e)
+{
+	if (!add) {
+		int r = pr->installed ? net_policy_put(p->host, &pr->r, pr->dst, false, e) : 0;
+		pr->installed = false;
+		return r;
+	}
+	if (pr->r.kind == NET_RULE_SANDBOX) {
+		struct pol *o = pol_named(pr->r.sbx);
+		if (!o)
+			return 0;
+		pr->dst = o->ip;
+	}
+	int r = net_policy_put(p->host, &pr->r, pr->dst, true, e);
+	pr->installed = r == 0;
+	return r;
+}
+
+/* After a removal: two rules can share a map entry (`allow sandbox B` and B's
+ * address as a /32), so what is left is written again. */
+static void pol_resync(struct pol *p)
+{
+	for (int i = 0; i < p->n; i++)
+		if (p->rules[i].installed || p->rules[i].r.kind == NET_RULE_SANDBOX)
+			rule_sync(p, &p->rules[i], true, NULL);
+}
+
+static void pol_add(struct sbx *s)
+{
+	struct pol *p = calloc(1, sizeof(*p));
+	if (!p)
+		return; /* without an entry the sandbox has the daemon's defaults only */
+	p->s = s;
+	snprintf(p->name, sizeof(p->name), "%s", s->node.name);
+	p->host = s->net.host;
+	p->ip = s->net.ip;
+	pthread_mutex_lock(&pol_lock);
+	p->next = pols;
+	pols = p;
+	/* Rules of others that name this sandbox now have an address. */
+	for (struct pol *o = pols; o; o = o->next)
+		for (int i = 0; i < o->n; i++)
+			if (o->rules[i].r.kind == NET_RULE_SANDBOX && !strcmp(o->rules[i].r.sbx, p->name))
+				rule_sync(o, &o->rules[i], true, NULL);
+	pthread_mutex_unlock(&pol_lock);
+}
+
+static void pol_remove(struct sbx *s)
+{
+	pthread_mutex_lock(&pol_lock);
+	struct pol **pp = &pols, *p;
+	while ((p = *pp) && p->s != s)
+		pp = &p->next;
+	if (p) {
+		*pp = p->next;
+		for (int i = 0; i < p->n; i++)
+			rule_sync(p, &p->rules[i], false, NULL);
+		for (struct pol *o = pols; o; o = o->next) {
+			bool hit = false;
+			for (int i = 0; i < o->n; i++)
+				if (o->rules[i].r.kind == NET_RULE_SANDBOX &&
+				    !strcmp(o->rules[i].r.sbx, p->name) && o->rules[i].installed) {
+					rule_sync(o, &o->rules[i], false, NULL);
+					hit = true;
+				}
+			if (hit)
+				pol_resync(o);
+		}
+		free(p->rules);
+		free(p);
+	}
+	pthread_mutex_unlock(&pol_lock);
+}
+
+/* Adds r to p, replacing a rule that matches the same packets; applied at once. */
+static int pol_apply(struct pol *p, const struct net_rule *r, bool strict, struct err *e)
+{
+	int at = p->n;
+	for (int i = 0; i < p->n; i++)
+		if (net_rule_same_match(&p->rules[i].r, r))
+			at = i;
+	if (r->kind == NET_RULE_SANDBOX && strict && !pol_named(r->sbx))
+		return err_set(e, -ENOENT, "no sandbox '%s' on the network (rules name sandboxes "
+			       "with net=on)", r->sbx);
+	if (at == p->n) {
+		if (p->n >= POL_RULES_MAX)
+			return err_set(e, -ENOSPC, "sandbox %s has %d rules already, the most it may "
+				       "have", p->name, POL_RULES_MAX);
+		struct pol_rule *nr = realloc(p->rules, (size_t)(p->n + 1) * sizeof(*nr));
+		if (!nr)
+			return err_set(e, -ENOMEM, "out of memory for sandbox %s's rules", p->name);
+		p->rules = nr;
+		memset(&p->rules[p->n], 0, sizeof(p->rules[0]));
+		p->n++;
+	} else if (p->rules[at].installed && p->rules[at].r.kind == NET_RULE_SANDBOX) {
+		rule_sync(p, &p->rules[at], false, NULL); /* the same name: the same entry */
+	}
+	p->rules[at].r = *r;
+	int ret = rule_sync(p, &p->rules[at], true, e);
+	if (ret < 0) { /* not applied, so not kept */
+		memmove(&p->rules[at], &p->rules[at + 1], (size_t)(p->n - at - 1) * sizeof(p->rules[0]));
+		p->n--;
+		pol_resync(p);
+	}
+	return ret;
+}
+
+int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
+{
+	struct net_rule rule;
+	int r = ctl_parse_rule(argc, argv, &rule, e);
+	if (r < 0)
+		return r;
+	if (!s->net_reserved)
+		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no rules to "
+			       "apply", s->node.name);
+	uint64_t t0 = now_usec();
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	if (!p)
+		r = err_set(e, -ENOMEM, "sandbox %s has no policy entry (out of memory at create)",
+			    s->node.name);
+	else if ((r = pol_apply(p, &rule, true, e)) == 0)
+		p->apply_usec = now_usec() - t0;
+	pthread_mutex_unlock(&pol_lock);
+	if (r == 0) {
+		pthread_mutex_lock(&s->lock);
+		journal_write(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
+}
+
+/* The journal's rules (json strings in ctl's syntax), re-applied after a
+ * restart; and a filter left by the previous daemon (its program held that
+ * daemon's maps) is replaced by one on ours. */
+void sbx_net_policy_load(struct sbx *s, json_t *netj)
+{
+	if (!s->net_reserved)
+		return;
+	json_t *arr = json_is_object(netj) ? json_object_get(netj, "policy") : NULL;
+	size_t i;
+	json_t *v;
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	json_array_foreach(arr, i, v) {
+		struct ctl_cmd cmd;
+		struct err e = {0};
+		const char *line = json_string_value(v);
+		int r = line ? ctl_split(line, strlen(line), &cmd, &e) : -EINVAL;
+		struct net_rule rule;
+		if (r == 0)
+			r = ctl_parse_rule(cmd.argc, cmd.argv, &rule, &e);
+		if (r == 0 && p)
+			r = pol_apply(p, &rule, false, &e);
+		if (r < 0)
+			log_warn("sandbox %s: journaled rule '%s' dropped: %s", s->node.name,
+				 line ? line : "?", e.msg);
+	}
+	pthread_mutex_unlock(&pol_lock);
+	struct err e = {0};
+	int r = net_policy_reattach(&s->net, &e);
+	if (r < 0 && r != -ENODEV)
+		log_warn("sandbox %s: its filter cannot be replaced: %s", s->node.name, e.msg);
 }
 
 int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)
@@ -75,8 +292,10 @@ int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)
 			       "(--no-net)");
 	int r = exact_ip ? net_reserve_exact(s->node.name, exact_ip, &s->net, e)
 			 : net_reserve(s->node.name, &s->net, e);
-	if (r == 0)
+	if (r == 0) {
 		s->net_reserved = true;
+		pol_add(s);
+	}
 	return r;
 }
 
@@ -85,6 +304,7 @@ void sbx_net_release(struct sbx *s)
 	if (!s->net_reserved)
 		return;
 	net_veth_teardown(&s->net, NULL); /* gone with its netns already, most of the time */
+	pol_remove(s);
 	net_release(&s->net);
 	s->net_reserved = false;
 }
@@ -143,6 +363,29 @@ void sbx_net_after_start(struct sbx *s)
 		sbx_put(s);
 }
 
+/* The rules in ctl's syntax, the default for the outside first. */
+static int show_policy(struct sbx *s, struct buf *b)
+{
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	bool allow = !eng.o.egress_deny;
+	for (int i = 0; p && i < p->n; i++)
+		if (p->rules[i].r.kind == NET_RULE_ALL)
+			allow = p->rules[i].r.allow;
+	int r = buf_printf(b, "%s all\n", allow ? "allow" : "deny");
+	char text[NET_RULE_TEXT_MAX];
+	for (int i = 0; p && r == 0 && i < p->n; i++) {
+		if (p->rules[i].r.kind == NET_RULE_ALL)
+			continue;
+		net_rule_format(&p->rules[i].r, text);
+		r = buf_printf(b, "%s\n", text);
+	}
+	if (r == 0 && p && p->apply_usec)
+		r = buf_printf(b, "policy_apply_usec %" PRIu64 "\n", p->apply_usec);
+	pthread_mutex_unlock(&pol_lock);
+	return r;
+}
+
 int sbx_show_net(struct sbx *s, struct buf *b)
 {
 	pthread_mutex_lock(&s->lock);
@@ -156,6 +399,8 @@ int sbx_show_net(struct sbx *s, struct buf *b)
 				       s->rate_state);
 		else if (r == 0)
 			r = buf_printf(b, "rate -\n");
+		if (r == 0)
+			r = show_policy(s, b);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return r;
@@ -167,5 +412,14 @@ json_t *sbx_net_journal(struct sbx *s)
 		return json_null();
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &s->net.ip, ip, sizeof(ip));
-	return json_pack("{s:s}", "ip", ip);
+	json_t *rules = json_array();
+	char text[NET_RULE_TEXT_MAX];
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	for (int i = 0; p && rules && i < p->n; i++) {
+		net_rule_format(&p->rules[i].r, text);
+		json_array_append_new(rules, json_string(text));
+	}
+	pthread_mutex_unlock(&pol_lock);
+	return json_pack("{s:s, s:o}", "ip", ip, "policy", rules ? rules : json_array());
 }

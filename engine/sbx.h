@@ -91,6 +91,15 @@ const char *sbx_state_name(int state);
 /* Sets the sandbox's error sentence (under s->lock) and logs it. Returns code. */
 int sbx_fail(struct sbx *s, int code, const char *msg);
 
+/* engine.c: every sandbox, pinned (a snapshot of the registry); unpin
+ * releases them and the list. */
+struct sbx_pinned {
+	struct sbx **list;
+	size_t n, cap;
+};
+void sbx_pin_all(struct sbx_pinned *p);
+void sbx_unpin_all(struct sbx_pinned *p);
+
 /* journal.c */
 int journal_write(struct sbx *s);
 int journal_write_in(struct sbx *s, const char *dir);
@@ -134,6 +143,9 @@ void sbx_net_release(struct sbx *s);
 void sbx_net_prepare(struct sbx *s);
 void sbx_net_after_start(struct sbx *s);
 json_t *sbx_net_journal(struct sbx *s);
+/* Network policy: allow|deny lines written to the sandbox's ctl; the journal's. */
+int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e);
+void sbx_net_policy_load(struct sbx *s, json_t *netj);
 
 /* jobs.c */
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev);

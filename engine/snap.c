@@ -33,12 +33,12 @@ int snap_init(void)
 	int r = mkdir_p(dir, 0700);
 	DIR *d = r == 0 ? opendir(dir) : NULL;
 	struct dirent *de;
-	while (d && (de = readdir(d))) { /* a flatten the last daemon did not finish */
+	while (d && (de = readdir(d))) { /* a copy the last daemon did not finish */
 		size_t n = strlen(de->d_name);
 		char p[PATH_MAX + 256];
 		if (n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0) {
 			snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-			rm_rf(p);
+			vmm_remove_tree(p);
 		}
 	}
 	if (d)
@@ -146,8 +146,8 @@ static void flatten_job(void *arg)
 	if (r < 0)
 		log_warn("sandbox %s: cannot flatten its layers: %s", src->node.name, e.msg);
 	if (r <= 0) {
-		rm_rf(tmp);
-		rm_rf(dir);
+		vmm_remove_tree(tmp);
+		vmm_remove_tree(dir);
 	}
 	sbx_put(src);
 }

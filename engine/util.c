@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "common.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
@@ -9,17 +10,46 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/close_range.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <syslog.h>
+
+size_t str_escape(char *dst, size_t cap, const char *src)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	if (cap == 0)
+		return 0;
+	for (; *src; src++) {
+		unsigned char c = (unsigned char)*src;
+		bool ctl = c < 0x20 || c == 0x7f;
+		if (n + (ctl ? 4 : 1) >= cap) /* an escape is never cut in half */
+			break;
+		if (ctl) {
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[c >> 4];
+			dst[n++] = hex[c & 15];
+		} else {
+			dst[n++] = (char)c;
+		}
+	}
+	dst[n] = '\0';
+	return n;
+}
 
 int err_set(struct err *e, int code, const char *fmt, ...)
 {
 	if (e) {
+		char raw[SBX_ERRMSG_MAX];
 		va_list ap;
 		va_start(ap, fmt);
 		e->code = code;
-		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		vsnprintf(raw, sizeof(raw), fmt, ap);
 		va_end(ap);
+		/* Names and sandbox text in the sentence stay on its one line. */
+		str_escape(e->msg, sizeof(e->msg), raw);
 	}
 	return code;
 }
@@ -95,11 +125,13 @@ void log_msg(int level, const char *fmt, ...)
 {
 	if (level > log_level)
 		return;
-	char line[1024];
+	char raw[1024], line[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* One line a message: a name with a newline cannot forge a line. */
+	str_escape(line, sizeof(line), raw);
 	if (log_syslog) {
 		syslog(level, "%s", line);
 		return;
@@ -209,4 +241,39 @@ int rm_rf(const char *path)
 	if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	return 0;
+}
+
+/* The fallback of fd_protect_inherited where close_range cannot set the flag. */
+static int cloexec_each(int from)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name), fl;
+		if (de->d_name[0] == '.' || fd < from || fd == dirfd(d))
+			continue;
+		if ((fl = fcntl(fd, F_GETFD)) >= 0)
+			fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+	closedir(d);
+	return 0;
+}
+
+int fd_protect_inherited(void)
+{
+	/* A closed 0, 1 or 2 would be taken by the next open: a sandbox's
+	 * console or socket would then sit where children expect stdio. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int n = open("/dev/null", O_RDWR); /* the lowest free fd: this one */
+			if (n >= 0 && n != fd) {
+				dup2(n, fd);
+				close(n);
+			}
+		}
+	if (syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
+		return 0;
+	return cloexec_each(3);
 }

@@ -17,7 +17,7 @@ const struct fsx_file fsx_sbx_files[] = {
 	{.name = "stats", .mode = 0444, .show = sbx_show_stats},
 	{.name = "config", .mode = 0444, .show = sbx_show_config},
 	{.name = "events", .mode = 0444, .show = sbx_show_events, .pollable = true},
-	{.name = "wait", .mode = 0444, .wait = sbx_wait_change},
+	{.name = "wait", .mode = 0444, .show = sbx_show_events, .wait = true},
 	{.name = "error", .mode = 0444, .show = sbx_show_error},
 	{.name = "log", .mode = 0444, .show = sbx_show_log},
 	{.name = "net", .mode = 0444, .show = sbx_show_net},

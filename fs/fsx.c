@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,7 +38,9 @@ struct node {
 #define SUB_JOBSDIR 0x200u
 #define SUB_SNAP 0x1000u
 #define SUB_JOB 0x80000u /* | job << 4 | (file index + 1), 0 for the job's dir */
-#define JOB_MAX 0x7fffu
+/* Job ids (SBX_JOB_ID_MAX, common.h) fit the bits SUB_JOB leaves. */
+_Static_assert(SUB_JOB + (SBX_JOB_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
+	       "job ids overflow the inode scheme");
 
 static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
 static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
@@ -221,7 +224,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		char *end;
 		unsigned long jn = strtoul(name, &end, 10);
 		struct sbx *s = sbx_get_id(p.id);
-		if (s && !*end && jn > 0 && jn <= JOB_MAX && sbx_job_exists(s, (uint32_t)jn))
+		if (s && !*end && jn > 0 && jn <= SBX_JOB_ID_MAX && sbx_job_exists(s, (uint32_t)jn))
 			ino = ino_job(p.id, (uint32_t)jn, 0);
 		if (s)
 			sbx_put(s);
@@ -447,8 +450,39 @@ struct fsx_handle {
 	bool started;   /* run: a job was started through this handle */
 	size_t pos;     /* run: how much of the id was read */
 	uint64_t read_end; /* stdout, stderr: the furthest a read got, where poll looks on */
+	uint64_t skew;     /* stdout, stderr: how far reads were moved past dropped output */
 	pthread_mutex_t lock;
+	/* The open file's, and one per parked read: the kernel releases a file
+	 * only after its reads returned, but a parked read never relies on it. */
+	_Atomic int refs;
 };
+
+static struct fsx_handle *handle_new(void)
+{
+	struct fsx_handle *h = calloc(1, sizeof(*h));
+	if (h) {
+		pthread_mutex_init(&h->lock, NULL);
+		atomic_init(&h->refs, 1);
+	}
+	return h;
+}
+
+static struct fsx_handle *handle_get(struct fsx_handle *h)
+{
+	atomic_fetch_add(&h->refs, 1);
+	return h;
+}
+
+static void handle_put(struct fsx_handle *h)
+{
+	if (atomic_fetch_sub(&h->refs, 1) != 1)
+		return;
+	if (h->x)
+		sbx_exec_close(h->x);
+	buf_free(&h->content);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
 
 #define WAIT_DEFAULT_MS 30000
 
@@ -473,11 +507,10 @@ static void open_job_file(fuse_req_t req, const struct node *n, struct fuse_file
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	struct fsx_handle *h = calloc(1, sizeof(*h));
+	struct fsx_handle *h = handle_new();
 	struct sbx *s = sbx_get_id(n->id);
 	int r = !h ? -ENOMEM : !s || !sbx_job_exists(s, n->seq) ? -ENOENT : 0;
 	if (r == 0) {
-		pthread_mutex_init(&h->lock, NULL);
 		h->id = n->id;
 		h->jf = jf;
 		h->job = n->seq;
@@ -489,8 +522,7 @@ static void open_job_file(fuse_req_t req, const struct node *n, struct fuse_file
 		sbx_put(s);
 	if (r < 0) {
 		if (h)
-			buf_free(&h->content);
-		free(h);
+			handle_put(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -521,14 +553,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	struct fsx_handle *h = calloc(1, sizeof(*h));
+	struct fsx_handle *h = handle_new();
 	if (!h) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	h->f = f;
 	h->id = n.id;
-	pthread_mutex_init(&h->lock, NULL);
 	int r = 0;
 	struct sbx *s = NULL;
 	if (n.id && !(s = sbx_get_id(n.id)))
@@ -544,8 +575,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (s)
 		sbx_put(s);
 	if (r < 0) {
-		buf_free(&h->content);
-		free(h);
+		handle_put(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
@@ -555,11 +585,165 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 }
 
-/* A blocked reader that the kernel interrupted (a signal, e.g. kill or ^C). */
-static bool req_interrupted(void *req)
+/* --- blocking reads (wait, exec, a job's stdout and stderr) ---
+ * A read with nothing to return yet is parked (engine/waiters.h) and answered
+ * later from the waiters' thread; the FUSE thread returns at once. A parked
+ * read pins its handle; an interrupted reader (a signal, ^C, kill) gets EINTR. */
+
+struct fsx_read {
+	struct waiter w; /* first: a read is its waiter */
+	fuse_req_t req;
+	struct fsx_handle *h; /* pinned */
+	size_t size;
+	off_t off;
+	char *data; /* what the last look found, for the answer */
+	size_t len;
+};
+
+static bool is_blocking(const struct fsx_handle *h)
 {
-	return fuse_req_interrupted(req);
+	return h->x || (h->jf && h->jf->kind == JF_STREAM) || (h->f && h->f->wait);
 }
+
+static int exec_try(struct fsx_read *rd, struct sbx_wake *wk)
+{
+	char *buf = malloc(rd->size ? rd->size : 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = sbx_exec_read_try(rd->h->x, buf, rd->size, wk);
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	rd->data = buf;
+	rd->len = (size_t)n;
+	return 0;
+}
+
+static int stream_try(struct fsx_read *rd, struct sbx_wake *wk)
+{
+	struct fsx_handle *h = rd->h;
+	struct sbx *s = sbx_get_id(h->id);
+	if (!s)
+		return -ENODEV;
+	char *buf = malloc(rd->size ? rd->size : 1);
+	ssize_t n = !buf ? -ENOMEM
+			 : sbx_job_read_try(s, h->job, h->jf->stream, buf, rd->size, rd->off,
+					    &h->skew, h->nonblock ? NULL : wk);
+	sbx_put(s);
+	if (n == -EAGAIN && h->nonblock)
+		n = 0; /* O_NONBLOCK: the end for now, as a growing regular file */
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	pthread_mutex_lock(&h->lock);
+	if ((uint64_t)rd->off + (uint64_t)n > h->read_end)
+		h->read_end = (uint64_t)rd->off + (uint64_t)n;
+	pthread_mutex_unlock(&h->lock);
+	rd->data = buf;
+	rd->len = (size_t)n;
+	return 0;
+}
+
+/* wait: the content is made once, by the first read at offset 0 that finds
+ * the sandbox changed since the open (or at the deadline, or at once with
+ * O_NONBLOCK); a removed sandbox keeps what was made. */
+static int wait_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+{
+	struct fsx_handle *h = rd->h;
+	int r = 0;
+	pthread_mutex_lock(&h->lock);
+	if (!h->made && rd->off == 0) {
+		struct sbx *s = sbx_get_id(h->id);
+		if (!s) {
+			r = -ENODEV;
+		} else if (!final && !h->nonblock && sbx_generation(s) == h->gen) {
+			*wk = (struct sbx_wake){.sbx = h->id, .kind = WAKE_STATE, .fd = -1};
+			r = -EAGAIN;
+		} else if ((r = h->f->show(s, &h->content)) == 0) {
+			h->made = true;
+		}
+		if (s)
+			sbx_put(s);
+	}
+	if (r == 0 && rd->off >= 0 && (size_t)rd->off < h->content.len) {
+		size_t n = h->content.len - (size_t)rd->off;
+		n = n < rd->size ? n : rd->size;
+		if ((rd->data = malloc(n))) {
+			memcpy(rd->data, h->content.data + rd->off, n);
+			rd->len = n;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+static int read_try(struct waiter *w, bool final, struct sbx_wake *wk)
+{
+	struct fsx_read *rd = (struct fsx_read *)w;
+	free(rd->data);
+	rd->data = NULL;
+	rd->len = 0;
+	if (rd->h->x)
+		return exec_try(rd, wk);
+	if (rd->h->jf)
+		return stream_try(rd, wk);
+	return wait_try(rd, final, wk);
+}
+
+static void read_end(struct waiter *w, int r)
+{
+	struct fsx_read *rd = (struct fsx_read *)w;
+	/* libfuse runs an interrupt callback under the request's lock, which this
+	 * takes: none is running when it returns, and none comes after. */
+	fuse_req_interrupt_func(rd->req, NULL, NULL);
+	if (r < 0)
+		fuse_reply_err(rd->req, -r);
+	else
+		fuse_reply_buf(rd->req, rd->data, rd->len);
+	handle_put(rd->h);
+	free(rd->data);
+	free(rd);
+}
+
+static const struct waiter_ops read_ops = {.try = read_try, .end = read_end};
+
+/* Only marks the read (the thread that parked it may still hold it): the
+ * waiters' thread answers. */
+static void read_interrupted(fuse_req_t req, void *data)
+{
+	(void)req;
+	waiter_interrupt(&((struct fsx_read *)data)->w);
+}
+
+static void read_blocking(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	struct fsx_read *rd = calloc(1, sizeof(*rd));
+	if (!rd) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rd->req = req;
+	rd->h = handle_get(h);
+	rd->size = size;
+	rd->off = off;
+	waiter_init(&rd->w, &read_ops,
+		    h->f && h->f->wait ? now_usec() + WAIT_DEFAULT_MS * 1000ull : 0);
+	struct sbx_wake wk = {.fd = -1};
+	int r = read_try(&rd->w, false, &wk);
+	if (r != -EAGAIN) {
+		read_end(&rd->w, r);
+		return;
+	}
+	/* Before the park: from there on the waiters' thread may answer and free rd. */
+	fuse_req_interrupt_func(req, read_interrupted, rd);
+	waiter_park(&rd->w, &wk);
+}
+
+void fsx_shutdown(void) { waiters_stop(); }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
@@ -567,27 +751,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
-	const struct sbx_cancel cancel = {.fn = req_interrupted, .arg = req};
-	if (h->jf && h->jf->kind == JF_STREAM) {
-		char *buf = malloc(size ? size : 1);
-		struct sbx *s = sbx_get_id(h->id);
-		ssize_t n = !buf ? -ENOMEM
-			    : !s ? -ENODEV
-				 : sbx_job_read(s, h->job, h->jf->stream, buf, size, off, h->nonblock,
-						&cancel);
-		if (s)
-			sbx_put(s);
-		if (n >= 0) {
-			pthread_mutex_lock(&h->lock);
-			if ((uint64_t)off + (uint64_t)n > h->read_end)
-				h->read_end = (uint64_t)off + (uint64_t)n;
-			pthread_mutex_unlock(&h->lock);
-		}
-		if (n < 0)
-			fuse_reply_err(req, (int)-n);
-		else
-			fuse_reply_buf(req, buf, (size_t)n);
-		free(buf);
+	if (is_blocking(h)) {
+		read_blocking(req, h, size, off);
 		return;
 	}
 	if (h->f && h->f->clone) {
@@ -610,44 +775,25 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_buf(req, out, n);
 		return;
 	}
-	if (h->x) {
-		char *buf = malloc(size ? size : 1);
-		if (!buf) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		ssize_t n = sbx_exec_read(h->x, buf, size, &cancel);
-		if (n < 0)
-			fuse_reply_err(req, (int)-n);
-		else
-			fuse_reply_buf(req, buf, (size_t)n);
-		free(buf);
-		return;
-	}
-	if (off == 0 && h->f && (h->f->wait || h->f->pollable)) {
+	/* events: lseek(0) + read after poll sees the change; a removed sandbox
+	 * keeps the last content. Reads of one file may run at once: the lock. */
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 && h->f && h->f->pollable) {
 		struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
 		int r = 0;
-		if (h->id && !s)
-			r = h->made || h->f->pollable ? 0 : -ENODEV; /* removed: keep the last content */
-		else if (h->f->wait && !h->made)
-			r = h->f->wait(s, h->gen, h->nonblock ? 0 : WAIT_DEFAULT_MS, &cancel,
-				       &h->content);
-		else if (h->f->pollable && h->gen != current_gen(s))
-			r = make_content(h, s); /* lseek(0) + read after poll sees the change */
-		h->made = true;
+		if ((s || !h->id) && h->gen != current_gen(s))
+			r = make_content(h, s);
 		if (s)
 			sbx_put(s);
 		if (r < 0) {
+			pthread_mutex_unlock(&h->lock);
 			fuse_reply_err(req, -r);
 			return;
 		}
 	}
-	if (off < 0 || (size_t)off >= h->content.len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	size_t n = h->content.len - (size_t)off;
-	fuse_reply_buf(req, h->content.data + off, n < size ? n : size);
+	size_t n = off < 0 || (size_t)off >= h->content.len ? 0 : h->content.len - (size_t)off;
+	fuse_reply_buf(req, n ? h->content.data + off : NULL, n < size ? n : size);
+	pthread_mutex_unlock(&h->lock);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -696,11 +842,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	poll_release(h);
-	if (h->x)
-		sbx_exec_close(h->x);
-	buf_free(&h->content);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
+	handle_put(h);
 	fuse_reply_err(req, 0);
 }
 
@@ -784,8 +926,22 @@ static void fire_waits(uint64_t id, uint32_t job)
 	waits_end(w, true);
 }
 
-void fsx_changed(uint64_t id) { fire_waits(id, 0); }
-void fsx_job_changed(uint64_t id, uint32_t job) { fire_waits(id, job); }
+/* A change wakes pollers and the reads parked on it: any read of that
+ * sandbox for a change of its own (the top level's: one may be gone). */
+void fsx_changed(uint64_t id)
+{
+	fire_waits(id, 0);
+	if (id)
+		waiters_kick(id, WAKE_ANY, 0);
+	else
+		waiters_kick_gone();
+}
+
+void fsx_job_changed(uint64_t id, uint32_t job)
+{
+	fire_waits(id, job);
+	waiters_kick(id, WAKE_JOB, job);
+}
 
 /* A closed file: its waits go, unfired (nothing polls it any more). */
 static void poll_release(const struct fsx_handle *h)
@@ -806,7 +962,7 @@ static void poll_stream(fuse_req_t req, struct fsx_handle *h, struct fuse_pollha
 	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL;
 	uint64_t seq = 0;
 	pthread_mutex_lock(&h->lock);
-	uint64_t off = h->read_end;
+	uint64_t off = h->read_end + __atomic_load_n(&h->skew, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&h->lock);
 	if (w) {
 		*w = (struct poll_wait){.id = h->id, .job = h->job, .h = h, .ph = ph};
@@ -924,7 +1080,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		struct sbx *s = sbx_get_id(p.id);
 		char *end;
 		unsigned long jn = strtoul(name, &end, 10);
-		r = !s ? -ENOENT : *end || !jn || jn > JOB_MAX ? -ENOENT : sbx_job_remove(s, (uint32_t)jn);
+		r = !s ? -ENOENT : *end || !jn || jn > SBX_JOB_ID_MAX ? -ENOENT : sbx_job_remove(s, (uint32_t)jn);
 		if (s)
 			sbx_put(s);
 	} else {
@@ -1077,7 +1233,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 	fuse_reply_err(req, EOPNOTSUPP);
 }
 
-static void op_ioctl(fuse_req_t req, fuse_ino_t ino, int cmd, void *arg,
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
 		     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
 		     size_t out_bufsz)
 {

@@ -3,7 +3,8 @@
 #ifndef SBX_FSX_H
 #define SBX_FSX_H
 
-#define FUSE_USE_VERSION 34
+/* 3.12: the loop API with a bounded thread count (fuse_loop_cfg_*). */
+#define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 
@@ -21,9 +22,9 @@ struct fsx_file {
 	bool session; /* exec: a read/write command session per open */
 	/* A symlink (root): its target. */
 	int (*link)(struct sbx *s, struct buf *b);
-	/* wait: content made at the first read, after blocking for a change. */
-	int (*wait)(struct sbx *s, uint64_t since, int timeout_ms, const struct sbx_cancel *c,
-		    struct buf *b);
+	/* wait: show's content, made at the first read once the sandbox changed
+	 * after the open (bounded); the read is parked meanwhile. */
+	bool wait;
 	/* events: poll wakes when the generation moves past the one read. */
 	bool pollable;
 	/* run: a write starts a job, a read of the same handle returns its id. */
@@ -54,5 +55,7 @@ void fsx_set_group(gid_t gid);
 void fsx_changed(uint64_t id);
 /* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */
 void fsx_job_changed(uint64_t id, uint32_t job);
+/* After the session loop, before the engine stops: answers every parked read. */
+void fsx_shutdown(void);
 
 #endif

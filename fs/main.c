@@ -20,6 +20,7 @@ static void usage(FILE *f)
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
+		"                 [--egress allow|deny]\n"
 		"                 [--backend ns|qemu] [--accel auto|kvm|tcg]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
@@ -33,6 +34,8 @@ static void usage(FILE *f)
 		"  --subnet CIDR    their addresses (default 10.88.0.0/16; gateway .1)\n"
 		"  --no-net         no networking: sandboxes have only lo\n"
 		"  --nat            egress NAT for the subnet (nft or iptables; off by default)\n"
+		"  --egress allow|deny  what a sandbox may reach outside the subnet and the host\n"
+		"                   unless its rules say otherwise (default allow)\n"
 		"  --backend ns|qemu  the backend of mkdir and of create without backend=\n"
 		"  --accel auto|kvm|tcg  qemu's accelerator (default auto, or $SANDBOXFS_ACCEL):\n"
 		"                   auto uses KVM when a test guest runs on /dev/kvm, else TCG;\n"
@@ -85,6 +88,8 @@ static int abs_path(const char *in, char *out, size_t cap)
 
 int main(int argc, char **argv)
 {
+	/* Before anything opens or spawns: nothing inherited may reach a sandbox. */
+	fd_protect_inherited();
 	static const struct option longopts[] = {
 		{"state", required_argument, NULL, 's'}, {"images", required_argument, NULL, 'i'},
 		{"allow-other", no_argument, NULL, 'a'}, {"stop-on-exit", no_argument, NULL, 'x'},
@@ -92,6 +97,7 @@ int main(int argc, char **argv)
 		{"group", required_argument, NULL, 'g'}, {"max-sandboxes", required_argument, NULL, 'm'},
 		{"bridge", required_argument, NULL, 'b'}, {"subnet", required_argument, NULL, 'n'},
 		{"no-net", no_argument, NULL, 'N'}, {"nat", no_argument, NULL, 'T'},
+		{"egress", required_argument, NULL, 'E'},
 		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
@@ -164,6 +170,13 @@ int main(int argc, char **argv)
 			snprintf(o.backend, sizeof(o.backend), "%s", optarg);
 			break;
 		case 'T': o.nat = true; break;
+		case 'E':
+			if (strcmp(optarg, "allow") && strcmp(optarg, "deny")) {
+				fprintf(stderr, "sandboxfs: --egress must be allow or deny\n");
+				return 2;
+			}
+			o.egress_deny = strcmp(optarg, "deny") == 0;
+			break;
 		case 'A': snprintf(o.accel, sizeof(o.accel), "%s", optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -264,16 +277,25 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	log_info("mounted on %s (state %s, images %s)", mnt, o.state_dir, o.images_dir);
+	/* No read holds a thread (blocking reads are parked and answered from the
+	 * waiters' thread), so a small pool serves every request; what can still
+	 * hold one is a slow command (stop, fork, rmdir), bounded by max_threads.
+	 * Up to max_idle stay after a burst, so that steady use never creates and
+	 * destroys threads (libfuse does that per request past max_idle). */
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	/* exec, wait and job reads block a thread each: room for many at once. Idle
-	 * threads stay (libfuse's default -1): a cap made libfuse create and destroy a
-	 * thread per request (measured: 5 clone3 calls per file read). */
-	fuse_loop_cfg_set_max_threads(cfg, 1024);
+	if (!cfg) {
+		log_err("cannot configure the FUSE loop: out of memory");
+		goto out_engine;
+	}
+	fuse_loop_cfg_set_max_threads(cfg, 64);
+	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	int lr = fuse_session_loop_mt(se, cfg);
 	/* libfuse returns the signal that ended the loop (and clears the exited
 	 * flag): SIGTERM, SIGINT and SIGHUP are a clean exit. */
 	ret = lr == 0 || lr == SIGTERM || lr == SIGINT || lr == SIGHUP ? 0 : 1;
 	fuse_loop_cfg_destroy(cfg);
+out_engine:
+	fsx_shutdown(); /* parked reads are answered while the engine still runs */
 	engine_shutdown();
 out_unmount:
 	fuse_session_unmount(se);

@@ -95,6 +95,53 @@ int net_veth_teardown(const struct net_ident *id, struct err *e);
  * included) are dropped. net_veth_setup calls it; a TAP backend can too. */
 int net_spoof_attach(int ifindex, const struct net_ident *id, struct err *e);
 
+/* ---- network policy (policy.c, enforced by the filter of spoof.c) ---- */
+
+/* One rule, as written to a sandbox's ctl and shown in its `net` file:
+ *   allow|deny CIDR [tcp|udp [PORT] | icmp]
+ *   allow|deny sandbox NAME
+ *   allow|deny all          (the sandbox's default for the outside)
+ * A CIDR without /N is a /32; its host bits must be zero. */
+enum net_rule_kind { NET_RULE_CIDR, NET_RULE_SANDBOX, NET_RULE_ALL };
+struct net_rule {
+	bool allow;
+	uint8_t kind;             /* enum net_rule_kind */
+	uint8_t proto;            /* 0 any, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP */
+	uint8_t plen;             /* NET_RULE_CIDR: prefix length */
+	uint16_t port;            /* host order; 0: any */
+	struct in_addr addr;      /* NET_RULE_CIDR: the network (host bits zero) */
+	char sbx[SBX_NAME_MAX + 1]; /* NET_RULE_SANDBOX */
+};
+#define NET_RULE_TEXT_MAX (SBX_NAME_MAX + 48)
+/* The rule's line, in the syntax ctl takes, into out[NET_RULE_TEXT_MAX]. */
+void net_rule_format(const struct net_rule *r, char *out);
+/* True when a and b match the same packets (then the later one replaces the
+ * earlier one, whatever their verdicts). */
+bool net_rule_same_match(const struct net_rule *a, const struct net_rule *b);
+
+/* Creates the daemon's policy maps (one rule map for every sandbox, keyed by
+ * host number; the addresses that count as internal; the replies table) and
+ * fills the internal addresses: the subnet, the host's own IPv4 addresses,
+ * loopback, multicast and broadcast. After this every filter net_spoof_attach
+ * makes enforces policy; before it (or after net_policy_fini) only spoofing. */
+int net_policy_init(const char *subnet, bool egress_allow, struct err *e);
+void net_policy_fini(void);
+bool net_policy_enabled(void);
+/* Adds the host's IPv4 addresses that appeared since (never removes one). */
+int net_policy_refresh_local(struct err *e);
+/* Installs (add) or removes a rule's map entry for sandbox `host`; dst is the
+ * resolved address of a NET_RULE_SANDBOX rule (a /32), ignored otherwise. */
+int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, bool add,
+		   struct err *e);
+/* Re-attaches the filter of a host device that a previous daemon made (its
+ * program held that daemon's maps): replaces the ingress filter and the
+ * egress one. -ENODEV when id->host_if is absent. */
+int net_policy_reattach(const struct net_ident *id, struct err *e);
+/* Loads the filter's program for id (the ingress one, or with egress the
+ * replies one) and returns its fd, attached nowhere: for tests and
+ * benchmarks (BPF_PROG_TEST_RUN). */
+int net_filter_load(const struct net_ident *id, bool egress, struct err *e);
+
 /* ---- traffic shaping (shape.c) ---- */
 
 /* Parses a tc-style rate into bits per second: "10mbit", "1.5gbit", "500kbit",

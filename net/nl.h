@@ -41,6 +41,16 @@ int nl_in_netns(pid_t pid, int (*fn)(void *arg), void *arg, struct err *e);
 /* net_spoof_attach on an open client. */
 int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, struct err *e);
 
+/* The policy maps (policy.c) the filter's program refers to; fds are -1
+ * while policy is off. Key layouts are in policy.c. */
+struct net_policy_maps {
+	int rules;    /* LPM trie: {plen, host, proto, pad, port, ip} -> verdict */
+	int internal; /* LPM trie: {plen, ip} -> 1: the subnet and the host's addresses */
+	int flows;    /* LRU hash: what a sandbox may send back -> 1 */
+	bool egress_allow;
+};
+const struct net_policy_maps *net_policy_maps(void);
+
 /* Deletes link name; -ENODEV when absent. */
 int nl_link_del(struct nl *nl, const char *name);
 

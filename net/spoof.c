@@ -1,8 +1,11 @@
-/* Anti-spoofing on the bridge: a small eBPF program, assembled here
- * with the sandbox's MAC and IP as immediates, attached with cls_bpf in
- * direct-action mode to the clsact ingress of the host end of its veth (what
- * the sandbox sends). Needs only cls_bpf and clsact, which kernels without
- * flower, gact or ebtables still have, and no compiler at run time. */
+/* Anti-spoofing and network policy on the bridge: a small eBPF program,
+ * assembled here with the sandbox's MAC and IP as immediates, attached with
+ * cls_bpf in direct-action mode to the clsact ingress of the host end of its
+ * veth (what the sandbox sends). Needs only cls_bpf and clsact, which kernels
+ * without flower, gact or ebtables still have, and no compiler at run time.
+ * With policy on (policy.c), the IPv4 path goes on to the policy's maps, and
+ * a second program on the clsact egress (what the sandbox receives) records
+ * the replies the sandbox may send. */
 #define _GNU_SOURCE
 #include "nl.h"
 
@@ -12,6 +15,8 @@
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,18 +33,48 @@
 #define JEQ32_IMM(d, i) INSN(BPF_JMP32 | BPF_JEQ | BPF_K, d, 0, 0, i)
 #define JA() INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0)
 #define EXIT() INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0)
+#define MOV32_REG(d, s) INSN(BPF_ALU | BPF_MOV | BPF_X, d, s, 0, 0)
+#define ALU32_IMM(op, d, i) INSN(BPF_ALU | (op) | BPF_K, d, 0, 0, i)
+#define ALU32_REG(op, d, s) INSN(BPF_ALU | (op) | BPF_X, d, s, 0, 0)
+#define ADD64_REG(d, s) INSN(BPF_ALU64 | BPF_ADD | BPF_X, d, s, 0, 0)
+#define JLT_IMM(d, i) INSN(BPF_JMP | BPF_JLT | BPF_K, d, 0, 0, i)
+#define JSET32_IMM(d, i) INSN(BPF_JMP32 | BPF_JSET | BPF_K, d, 0, 0, i)
+#define JEQ_IMM(d, i) INSN(BPF_JMP | BPF_JEQ | BPF_K, d, 0, 0, i)
+#define JNE_IMM(d, i) INSN(BPF_JMP | BPF_JNE | BPF_K, d, 0, 0, i)
+#define ST(sz, o, i) INSN(BPF_ST | (sz) | BPF_MEM, BPF_REG_10, 0, o, i)
+#define STX(sz, o, s) INSN(BPF_STX | (sz) | BPF_MEM, BPF_REG_10, s, o, 0)
+#define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
 
-enum { L_DROP, L_PASS, L_IPV4, L_ARP, L_COUNT };
+enum {
+	L_DROP, L_PASS, L_IPV4, L_ARP, L_POLICY, L_L4, L_NOL4, L_C2, L_C3, L_RULE, L_NORULE,
+	L_REPLY, L_OUTSIDE, L_DEFAULT, L_COUNT
+};
 
 struct prog {
-	struct bpf_insn insn[64];
+	struct bpf_insn insn[256];
 	int n;
 	int label[L_COUNT];
-	struct { int at, label; } fix[32];
+	struct { int at, label; } fix[96];
 	int nfix;
 };
 
 static void emit(struct prog *p, struct bpf_insn i) { p->insn[p->n++] = i; }
+
+/* r1 = the map of fd (a 16-byte load the kernel resolves). */
+static void emit_map(struct prog *p, int fd)
+{
+	emit(p, INSN(BPF_LD | BPF_DW | BPF_IMM, BPF_REG_1, BPF_PSEUDO_MAP_FD, 0, fd));
+	emit(p, INSN(0, 0, 0, 0, 0));
+}
+
+/* r0 = bpf_map_lookup_elem(map fd, fp + key_off). */
+static void emit_lookup(struct prog *p, int fd, int key_off)
+{
+	emit_map(p, fd);
+	emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+	emit(p, ADD64_IMM(BPF_REG_2, key_off));
+	emit(p, CALL(BPF_FUNC_map_lookup_elem));
+}
 
 static void emit_jump(struct prog *p, struct bpf_insn i, int label)
 {
@@ -88,7 +123,107 @@ static void check_len(struct prog *p, int len)
 	emit_jump(p, JGT_REG(BPF_REG_4, BPF_REG_3), L_DROP);
 }
 
-static void build(struct prog *p, const struct net_ident *id)
+/* Loads into r7 the destination, r9 the protocol and r8 the first four bytes
+ * of TCP, UDP or ICMP (ports as they are on the wire; 0 for a later fragment
+ * or another protocol), with r2 = data and r3 = data_end and 34 bytes there.
+ * A header that does not fit goes to `short_label`. */
+static void load_l4(struct prog *p, bool dst, int short_label)
+{
+	uint16_t frag = htons(0x1fff);
+	emit(p, LDX(BPF_W, BPF_REG_7, BPF_REG_2, ETH_HLEN + (dst ? 16 : 12)));
+	emit(p, LDX(BPF_B, BPF_REG_9, BPF_REG_2, ETH_HLEN + 9));
+	emit(p, MOV64_IMM(BPF_REG_8, 0));
+	emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, ETH_HLEN + 6));
+	emit_jump(p, JSET32_IMM(BPF_REG_5, raw(&frag, 2)), L_NOL4);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_TCP), L_L4);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_UDP), L_L4);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_ICMP), L_L4);
+	emit_jump(p, JA(), L_NOL4);
+	place(p, L_L4);
+	emit(p, LDX(BPF_B, BPF_REG_5, BPF_REG_2, ETH_HLEN));
+	emit(p, ALU32_IMM(BPF_AND, BPF_REG_5, 0xf));
+	emit(p, ALU32_IMM(BPF_LSH, BPF_REG_5, 2));
+	emit_jump(p, JLT_IMM(BPF_REG_5, 20), short_label);
+	emit(p, MOV64_REG(BPF_REG_4, BPF_REG_2));
+	emit(p, ADD64_REG(BPF_REG_4, BPF_REG_5));
+	emit(p, MOV64_REG(BPF_REG_1, BPF_REG_4));
+	emit(p, ADD64_IMM(BPF_REG_1, ETH_HLEN + 4));
+	emit_jump(p, JGT_REG(BPF_REG_1, BPF_REG_3), short_label);
+	emit(p, LDX(BPF_W, BPF_REG_8, BPF_REG_4, ETH_HLEN));
+	place(p, L_NOL4);
+}
+
+/* The flow key at fp-40: {own ip, peer (r7), ports (r8, 0 for ICMP), proto}. */
+static void flow_key(struct prog *p, const struct net_ident *id)
+{
+	emit(p, ST(BPF_W, -40, raw(&id->ip.s_addr, 4)));
+	emit(p, STX(BPF_W, -36, BPF_REG_7));
+	emit(p, MOV64_REG(BPF_REG_5, BPF_REG_8));
+	emit(p, INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_9, 0, 1, IPPROTO_ICMP));
+	emit(p, MOV64_IMM(BPF_REG_5, 0));
+	emit(p, STX(BPF_W, -32, BPF_REG_5));
+	emit(p, STX(BPF_W, -28, BPF_REG_9));
+}
+
+/* The verdict of policy.c's maps for an IPv4 packet the sandbox sends
+ * (r2 = data, r3 = data_end, 34 bytes there). */
+static void build_policy(struct prog *p, const struct net_ident *id,
+			 const struct net_policy_maps *m)
+{
+	load_l4(p, true, L_DROP);
+	/* The rule key at fp-16: {96, host, proto, 0, port, dst}. */
+	emit(p, ST(BPF_W, -16, 96));
+	emit(p, ST(BPF_W, -12, (int32_t)id->host));
+	emit(p, STX(BPF_W, -4, BPF_REG_7));
+	emit(p, ST(BPF_W, -8, 0));
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_TCP), L_POLICY);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_UDP), L_POLICY);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_ICMP), L_C2);
+	emit_jump(p, JA(), L_C3);
+	place(p, L_POLICY); /* TCP, UDP: (proto, port, dst) */
+	emit(p, STX(BPF_B, -8, BPF_REG_9));
+	emit(p, MOV64_REG(BPF_REG_5, BPF_REG_8));
+	emit(p, ALU32_IMM(BPF_RSH, BPF_REG_5, 16));
+	emit(p, STX(BPF_H, -6, BPF_REG_5));
+	emit_lookup(p, m->rules, -16);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_RULE);
+	place(p, L_C2); /* (proto, any port, dst) */
+	emit(p, STX(BPF_B, -8, BPF_REG_9));
+	emit(p, ST(BPF_H, -6, 0));
+	emit_lookup(p, m->rules, -16);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_RULE);
+	place(p, L_C3); /* (any, dst) */
+	emit(p, ST(BPF_W, -8, 0));
+	emit_lookup(p, m->rules, -16);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_RULE);
+	/* No rule: internal destinations are closed, but for a ping of the gateway. */
+	emit(p, ST(BPF_W, -24, 32));
+	emit(p, STX(BPF_W, -20, BPF_REG_7));
+	emit_lookup(p, m->internal, -24);
+	emit_jump(p, JEQ_IMM(BPF_REG_0, 0), L_OUTSIDE);
+	emit_jump(p, JNE32_IMM(BPF_REG_9, IPPROTO_ICMP), L_REPLY);
+	emit_jump(p, JNE32_IMM(BPF_REG_7, raw(&id->gateway.s_addr, 4)), L_REPLY);
+	emit(p, MOV32_REG(BPF_REG_5, BPF_REG_8));
+	emit(p, ALU32_IMM(BPF_AND, BPF_REG_5, 0xff));
+	emit_jump(p, JEQ32_IMM(BPF_REG_5, 8), L_PASS); /* echo request */
+	emit_jump(p, JA(), L_REPLY);
+	place(p, L_OUTSIDE); /* the sandbox's default, else the daemon's */
+	emit(p, ST(BPF_W, -8, 0xff));
+	emit(p, ST(BPF_W, -4, 0));
+	emit_lookup(p, m->rules, -16);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_RULE);
+	emit_jump(p, JA(), m->egress_allow ? L_PASS : L_REPLY);
+	place(p, L_RULE);
+	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_0, 0));
+	emit_jump(p, JNE32_IMM(BPF_REG_5, 0), L_PASS);
+	place(p, L_REPLY); /* dropped, unless it answers what reached the sandbox */
+	flow_key(p, id);
+	emit_lookup(p, m->flows, -40);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_PASS);
+	emit_jump(p, JA(), L_DROP);
+}
+
+static void build(struct prog *p, const struct net_ident *id, const struct net_policy_maps *m)
 {
 	uint16_t eth_ip = htons(ETH_P_IP), eth_arp = htons(ETH_P_ARP);
 	uint16_t arp_eth = htons(1);
@@ -112,7 +247,10 @@ static void build(struct prog *p, const struct net_ident *id)
 	check_len(p, ETH_HLEN + 20);
 	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_2, ETH_HLEN + 12)); /* saddr */
 	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(&id->ip.s_addr, 4)), L_DROP);
-	emit_jump(p, JA(), L_PASS);
+	if (m)
+		build_policy(p, id, m);
+	else
+		emit_jump(p, JA(), L_PASS);
 
 	place(p, L_ARP);
 	check_len(p, ETH_HLEN + 28);
@@ -131,6 +269,48 @@ static void build(struct prog *p, const struct net_ident *id)
 	emit(p, EXIT());
 	place(p, L_DROP);
 	emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_SHOT));
+	emit(p, EXIT());
+	resolve(p);
+}
+
+/* What the sandbox receives: each TCP, UDP or ICMP packet's reverse goes into
+ * the replies table, so the ingress program lets the sandbox answer it.
+ * Never drops. */
+static void build_egress(struct prog *p, const struct net_ident *id,
+			 const struct net_policy_maps *m)
+{
+	uint16_t eth_ip = htons(ETH_P_IP);
+	memset(p, 0, sizeof(*p));
+	emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
+	emit(p, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, data)));
+	emit(p, LDX(BPF_W, BPF_REG_3, BPF_REG_6, offsetof(struct __sk_buff, data_end)));
+	emit(p, MOV64_REG(BPF_REG_4, BPF_REG_2));
+	emit(p, ADD64_IMM(BPF_REG_4, ETH_HLEN + 20));
+	emit_jump(p, JGT_REG(BPF_REG_4, BPF_REG_3), L_PASS);
+	emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, 12));
+	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(&eth_ip, 2)), L_PASS);
+	load_l4(p, false, L_PASS);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_TCP), L_POLICY);
+	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_UDP), L_POLICY);
+	emit_jump(p, JNE32_IMM(BPF_REG_9, IPPROTO_ICMP), L_PASS);
+	place(p, L_POLICY); /* the reply's ports: these swapped */
+	emit(p, MOV32_REG(BPF_REG_5, BPF_REG_8));
+	emit(p, ALU32_IMM(BPF_RSH, BPF_REG_5, 16));
+	emit(p, ALU32_IMM(BPF_LSH, BPF_REG_8, 16));
+	emit(p, ALU32_REG(BPF_OR, BPF_REG_8, BPF_REG_5));
+	flow_key(p, id);
+	emit_lookup(p, m->flows, -40);
+	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_PASS); /* known: no write per packet */
+	emit(p, ST(BPF_W, -44, 1));
+	emit_map(p, m->flows);
+	emit(p, MOV64_REG(BPF_REG_2, BPF_REG_10));
+	emit(p, ADD64_IMM(BPF_REG_2, -40));
+	emit(p, MOV64_REG(BPF_REG_3, BPF_REG_10));
+	emit(p, ADD64_IMM(BPF_REG_3, -44));
+	emit(p, MOV64_IMM(BPF_REG_4, BPF_ANY));
+	emit(p, CALL(BPF_FUNC_map_update_elem));
+	place(p, L_PASS);
+	emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
 	emit(p, EXIT());
 	resolve(p);
 }
@@ -166,14 +346,15 @@ static int clsact_add(struct nl *nl, int ifindex)
 	return ret == -EEXIST ? 0 : ret;
 }
 
-static int filter_add(struct nl *nl, int ifindex, int prog_fd)
+/* The filter of one direction (TC_H_MIN_INGRESS or _EGRESS), made or replaced. */
+static int filter_add(struct nl *nl, int ifindex, int prog_fd, uint32_t dir)
 {
-	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL,
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_REPLACE,
 				      sizeof(struct tcmsg));
 	struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
 	tcm->tcm_family = AF_UNSPEC;
 	tcm->tcm_ifindex = ifindex;
-	tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+	tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir);
 	tcm->tcm_handle = 1;
 	tcm->tcm_info = TC_H_MAKE(1u << 16, htons(ETH_P_ALL)); /* priority 1, every protocol */
 	mnl_attr_put_strz(nlh, TCA_KIND, "bpf");
@@ -185,31 +366,48 @@ static int filter_add(struct nl *nl, int ifindex, int prog_fd)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
+static int load_or_explain(const struct prog *p, const struct net_ident *id, struct err *e)
+{
+	int fd = prog_load(p, NULL, 0);
+	if (fd >= 0)
+		return fd;
+	/* Load again with the verifier log only to explain the failure. */
+	static __thread char log[8192];
+	log[0] = '\0';
+	prog_load(p, log, sizeof(log));
+	size_t n = strlen(log);
+	while (n && log[n - 1] == '\n')
+		log[--n] = '\0';
+	char *last = strrchr(log, '\n'); /* the verifier's verdict ends the log */
+	return err_set(e, fd, "%s: cannot load the anti-spoofing program: %s%s%s", id->sbx,
+		       strerror(-fd), log[0] ? "; verifier: " : "", last ? last + 1 : log);
+}
+
 int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, struct err *e)
 {
-	struct prog p;
-	build(&p, id);
-	int fd = prog_load(&p, NULL, 0);
-	if (fd < 0) {
-		/* Load again with the verifier log only to explain the failure. */
-		static __thread char log[8192];
-		log[0] = '\0';
-		prog_load(&p, log, sizeof(log));
-		size_t n = strlen(log);
-		while (n && log[n - 1] == '\n')
-			log[--n] = '\0';
-		char *last = strrchr(log, '\n'); /* the verifier's verdict ends the log */
-		return err_set(e, fd, "%s: cannot load the anti-spoofing program: %s%s%s", id->sbx,
-			       strerror(-fd), log[0] ? "; verifier: " : "", last ? last + 1 : log);
-	}
+	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
+	static __thread struct prog p; /* 3 KB: off the stack of the caller */
+	build(&p, id, m);
+	int fd = load_or_explain(&p, id, e);
+	if (fd < 0)
+		return fd;
 	_cleanup_close_ int prog_fd = fd; /* the filter holds its own reference */
+	_cleanup_close_ int eg_fd = -1;
+	if (m) {
+		build_egress(&p, id, m);
+		if ((eg_fd = load_or_explain(&p, id, e)) < 0)
+			return eg_fd;
+	}
 	int ret = clsact_add(nl, ifindex);
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot add a clsact qdisc to %s: %s%s", id->sbx,
 			       id->host_if, strerror(-ret), nl_why(nl));
-	ret = filter_add(nl, ifindex, prog_fd);
+	ret = filter_add(nl, ifindex, prog_fd, TC_H_MIN_INGRESS);
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot attach the anti-spoofing filter to %s: %s%s",
+			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
+	if (m && (ret = filter_add(nl, ifindex, eg_fd, TC_H_MIN_EGRESS)) < 0)
+		return err_set(e, ret, "%s: cannot attach the replies filter to %s: %s%s",
 			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
 	return 0;
 }
@@ -221,4 +419,25 @@ int net_spoof_attach(int ifindex, const struct net_ident *id, struct err *e)
 	if (ret < 0)
 		return ret;
 	return nl_spoof_attach(nl, ifindex, id, e);
+}
+
+int net_policy_reattach(const struct net_ident *id, struct err *e)
+{
+	int ifindex = (int)if_nametoindex(id->host_if);
+	if (!ifindex)
+		return -ENODEV;
+	return net_spoof_attach(ifindex, id, e);
+}
+
+int net_filter_load(const struct net_ident *id, bool egress, struct err *e)
+{
+	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
+	static __thread struct prog p;
+	if (egress && !m)
+		return err_set(e, -EINVAL, "no egress program without policy");
+	if (egress)
+		build_egress(&p, id, m);
+	else
+		build(&p, id, m);
+	return load_or_explain(&p, id, e);
 }

@@ -89,6 +89,9 @@ static int init_child(void *p)
 		syscall(SYS_fcntl, a->sock, F_SETFD, 0);
 	else
 		syscall(SYS_dup2, a->sock, PROTO_FD);
+	/* Our own fd table (no CLONE_FILES): init gets stdio and its socket, and
+	 * nothing else the daemon holds or inherited, close-on-exec or not. */
+	syscall(SYS_close_range, PROTO_FD + 1u, ~0u, 0u);
 	syscall(SYS_execve, a->path, a->argv, envp);
 	return 127;
 }
@@ -133,8 +136,8 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 
 static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 {
-	int sv[2] = {-1, -1}, r;
-	_cleanup_close_ int log_fd = -1, cg_fd = -1;
+	int sv[2] = {-1, -1}, con[2] = {-1, -1}, r;
+	_cleanup_close_ int log_fd = -1, con_r = -1, cg_fd = -1;
 	uint64_t t0 = now_usec();
 	r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
 	if (r < 0)
@@ -142,13 +145,15 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	cg_fd = cg_open_fd(&vm->cg);
 	t->cgroup_usec = now_usec() - t0;
 
-	char p[PATH_MAX + 16];
-	snprintf(p, sizeof(p), "%s/console.log", vm->dir);
-	log_fd = open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (log_fd < 0) {
-		r = err_set(e, -errno, "cannot open %s: %s", p, strerror(errno));
+	/* The console is a pipe: the daemon drains it into console.log, which the
+	 * sandbox cannot reach (init's fds are open to it through /proc/1/fd).
+	 * Our read end lasts until init is ready; init keeps one of its own. */
+	if (pipe2(con, O_CLOEXEC) < 0) {
+		r = err_set(e, -errno, "pipe: %s", strerror(errno));
 		goto fail;
 	}
+	con_r = con[0];
+	log_fd = con[1];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
 		goto fail;
@@ -238,34 +243,32 @@ static int ns_thaw(struct vmm_inst *vm, struct err *e) { return cg_freeze(&vm->c
 
 /* Copies the upper layer while the sandbox is frozen (vmm_copy_tree keeps
  * overlay whiteouts and opaque-dir xattrs, so it stacks as a lower layer exactly
- * as the source saw it). Its cost grows with the upper's size. */
+ * as the source saw it). Its cost grows with the upper's size. Every path out
+ * after the freeze thaws it. */
 static int ns_checkpoint(struct vmm_inst *vm, const char *dest, bool frozen, struct vmm_timing *t,
 			 struct err *e)
 {
-	char src[PATH_MAX + 16], tmp[PATH_MAX + 16];
+	char src[PATH_MAX + 16], tmp[PATH_MAX + 16], what[SBX_NAME_MAX + 32];
 	snprintf(src, sizeof(src), "%s/upper", vm->dir);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
+	snprintf(what, sizeof(what), "checkpoint of %s", vm->name);
 	uint64_t t0 = now_usec();
 	int r = frozen ? 0 : cg_freeze(&vm->cg, true, e);
 	if (r < 0)
 		return r;
 	uint64_t t1 = now_usec();
-	rm_rf(tmp);
-	if ((r = vmm_copy_tree(src, tmp, e)) < 0) {
-		if (r == -ENOSPC || r == -EDQUOT)
-			err_set(e, -ENOSPC, "no room for the checkpoint of %s: %s", vm->name, e->msg);
-		r = e->code;
-		goto thaw;
-	}
-	if (rename(tmp, dest) < 0)
+	vmm_remove_tree(tmp);
+	if ((r = vmm_copy_tree(src, tmp, what, e)) == -EDQUOT)
+		r = e->code = -ENOSPC;
+	if (r == 0 && rename(tmp, dest) < 0)
 		r = err_set(e, -errno, "cannot rename %s: %s", tmp, strerror(errno));
-thaw:
 	t->copy_usec = now_usec() - t1;
-	if (!frozen)
-		cg_freeze(&vm->cg, false, NULL);
+	struct err te = {0};
+	if (!frozen && cg_freeze(&vm->cg, false, &te) < 0)
+		log_warn("sandbox %s: cannot thaw it after its checkpoint: %s", vm->name, te.msg);
 	t->freeze_usec = now_usec() - t0;
 	if (r < 0)
-		rm_rf(tmp);
+		vmm_remove_tree(tmp);
 	return r;
 }
 

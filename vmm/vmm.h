@@ -158,13 +158,27 @@ struct clone_args;
  * exec or return an exit code. Returns the pid or -errno. */
 pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
 
-/* Copies a tree with owners, modes, times, xattrs and device nodes (a layer). */
-int vmm_copy_tree(const char *src, const char *dst, struct err *e);
+/* The walker over sandbox trees (copy.c): iterative, fd-relative, never
+ * following a link nor leaving the source's filesystem. A copy or merge
+ * stops with EFBIG and a sentence past these bounds (removal has none). */
+#define VMM_WALK_MAX_DEPTH 100000
+#define VMM_WALK_MAX_ENTRIES 4000000
+/* Makes dst (which must not exist) a copy of the tree src: holes, hard links,
+ * owners, modes, times, xattrs (overlay whiteouts, opaque dirs), device nodes
+ * and FIFOs kept. Measures src first (blocks in use, a hard-linked inode
+ * once) and fails with ENOSPC and "WHAT needs N MB on DIR, M MB free" when
+ * dst's filesystem lacks the room; on any failure nothing of dst is left. */
+int vmm_copy_tree(const char *src, const char *dst, const char *what, struct err *e);
 /* Applies layer src over dst (the merge of the layers under it) as overlayfs
- * would show them: flattening a chain of layers into one. */
+ * would show them: flattening a chain of layers into one. Same walk and room
+ * check as vmm_copy_tree; on failure dst is half-merged (the caller's to remove). */
 int vmm_merge_layer(const char *src, const char *dst, struct err *e);
-/* Copies a file's data extents only (guest RAM images); dst must not exist. */
+/* Copies a file's data extents only (guest RAM images), once the room for
+ * its blocks is checked; dst must not exist. */
 int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
+/* Removes path and everything under it, fd-relative (no PATH_MAX limit, no
+ * recursion), never leaving its filesystem; 0 when it is not there. */
+int vmm_remove_tree(const char *path);
 /* Removes a layer dir and the files outside it that it lists in `external`
  * (a memory image in /dev/shm). */
 int vmm_remove_layer(const char *dir);

@@ -14,6 +14,7 @@
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,28 @@ static void check_signal(const char *s)
 		MUST(sig >= 1 && sig <= 64);
 }
 
+/* allow|deny ...: a rule, or EINVAL with a sentence; an accepted rule's text
+ * parses again to a rule that matches the same packets, with the same verdict. */
+static void check_rule(int argc, char **argv)
+{
+	struct net_rule r, again;
+	struct err e = {0};
+	int ret = ctl_parse_rule(argc, argv, &r, &e);
+	check_err(ret, &e);
+	MUST(ret == 0 || ret == -EINVAL);
+	if (ret < 0)
+		return;
+	MUST(r.kind <= NET_RULE_ALL);
+	MUST(r.kind != NET_RULE_CIDR || r.plen <= 32);
+	MUST(r.port == 0 || r.proto == IPPROTO_TCP || r.proto == IPPROTO_UDP);
+	static struct ctl_cmd cmd2;
+	char text[NET_RULE_TEXT_MAX];
+	net_rule_format(&r, text);
+	MUST(ctl_split(text, strlen(text), &cmd2, &e) == 0);
+	MUST(ctl_parse_rule(cmd2.argc, cmd2.argv, &again, &e) == 0);
+	MUST(net_rule_same_match(&r, &again) && r.allow == again.allow);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ctl_cmd cmd; /* 4 KiB line: keep it off the stack */
@@ -127,6 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_seconds(cmd.argv[1]);
 	if (!strcmp(verb, "kill") && cmd.argc >= 2)
 		check_signal(cmd.argv[1]);
+	if (!strcmp(verb, "allow") || !strcmp(verb, "deny"))
+		check_rule(cmd.argc, cmd.argv);
 	if (!strcmp(verb, "fork"))
 		for (int i = 1; i < cmd.argc; i++)
 			check_name(strncmp(cmd.argv[i], "from=", 5) ? cmd.argv[i] : cmd.argv[i] + 5);

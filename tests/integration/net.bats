@@ -50,6 +50,7 @@ hostif_of() { awk '$1 == "host_if" { print $2 }' "$MNT/$1/net"; }
 	sbx_create "$A"
 	sbx_create "$B"
 	bip=$(ip_of "$B")
+	echo "allow sandbox $B" >"$MNT/$A/ctl" # isolated by default (netpolicy.bats)
 	sbx_exec "$A" "ping -c1 -W2 $bip"
 	[ "$SBX_RC" = 0 ]
 	sbx_exec "$A" "ping -c1 -W2 $GW"
@@ -140,6 +141,7 @@ filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropp
 	# Root of the host in A's network namespace: every capability, so
 	# nothing but the filter on A's host end can stop what it sends.
 	in_a=(nsenter -t "$apid" -n)
+	echo "allow $GW/32 udp $port" >"$MNT/$A/ctl" # the gateway is closed by default
 	"${pkt[@]}" listen "$GW" "$port" "$SBX_TMP/udp" </dev/null >/dev/null 2>&1 3>&- &
 	LISTENER=$!
 	run timeout 10 bash -c 'until [ -e "$1.ready" ]; do sleep 0.05; done' _ "$SBX_TMP/udp"
@@ -231,6 +233,7 @@ filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropp
 	[ "$(ip_of "$A")" = "$aip" ]
 	sbx_create "$B"
 	[ "$(ip_of "$B")" != "$aip" ]
+	echo "allow sandbox $A" >"$MNT/$B/ctl" # isolated by default (netpolicy.bats)
 	sbx_exec "$B" "ping -c1 -W2 $aip"
 	[ "$SBX_RC" = 0 ]
 	[ -d "/proc/$pid" ]

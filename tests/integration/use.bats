@@ -5,11 +5,10 @@
 # Every test gets its own daemon, state dir and mount point. No assertion is
 # on time: sleeps and timeouts below are bounds, never measured results.
 #
-# Note for whoever edits this file: a read that the daemon holds (wait, the
-# end of a running job's stdout, exec output) cannot be ended by killing the
-# reader (the daemon does not answer FUSE interrupts), so `timeout` around
-# such a read only helps once the daemon answers. Tests therefore make sure a
-# blocking read always has something coming.
+# A read that the daemon holds (wait, the end of a running job's stdout, exec
+# output) is parked and ends with EINTR when its reader is interrupted, so a
+# `timeout` around it works; tests still make sure a blocking read always has
+# something coming, so that none relies on the timeout.
 
 load helpers
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -282,6 +283,66 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* --- pipes that must outlive the daemon: the console and jobs' output ---
+ *
+ * The daemon drains these pipes into files the sandbox cannot reach (it
+ * counts and bounds what it stores). While no daemon runs, a read end kept
+ * here saves a writer from EPIPE: a job blocks on a full pipe instead, and a
+ * restarted daemon finds the pipe again in our fd table (by its inode) and
+ * drains the rest. A job's copy goes once the pipe is empty and no writer is
+ * left: everything written has been taken. */
+#define MAX_KEPT 2048
+static int kept[MAX_KEPT];
+static int nkept;
+
+/* A read end of the pipe behind fd (our own /proc reopens it); -1 if fd is no pipe. */
+static int pipe_reader(int fd)
+{
+	struct stat st;
+	char path[64];
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+static void keep_reader(int fd)
+{
+	int r = nkept < MAX_KEPT ? pipe_reader(fd) : -1;
+	if (r >= 0)
+		kept[nkept++] = r;
+}
+
+/* Drops the copies of pipes that are empty with no writer left. */
+static void release_drained(void)
+{
+	for (int i = 0; i < nkept;) {
+		struct pollfd p = {.fd = kept[i], .events = POLLIN};
+		int avail = 1;
+		bool no_writer = poll(&p, 1, 0) == 1 && (p.revents & POLLHUP);
+		if (no_writer && ioctl(kept[i], FIONREAD, &avail) == 0 && avail == 0) {
+			close(kept[i]);
+			kept[i] = kept[--nkept];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* Our console: stdout and stderr share one pipe to the daemon. Writes never
+ * block init (a full pipe drops the line); a kept read end holds it open. */
+static int console_keep = -1;
+
+static void console_setup(void)
+{
+	console_keep = pipe_reader(STDOUT_FILENO);
+	if (console_keep < 0)
+		return; /* a file: an older daemon's console */
+	int fl = fcntl(STDOUT_FILENO, F_GETFL);
+	if (fl >= 0)
+		fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK);
+}
+
 /* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout, stderr: a job). */
 static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 		       const sigset_t *oldmask)
@@ -318,13 +379,17 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 			dup2(out_fd, 1);
 			dup2(out_fd, 2);
 		}
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+		/* Only stdio: not our socket, not the pipes we keep, not another job's fds. */
+		syscall(SYS_close_range, 3u, ~0u, 0u);
 		if (chdir("/") < 0)
 			_exit(126);
 		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
 		dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
 		_exit(127);
+	}
+	if (nfds == 3) {
+		keep_reader(fds[1]);
+		keep_reader(fds[2]);
 	}
 	execs[slot].id = id;
 	execs[slot].pid = pid;
@@ -450,6 +515,8 @@ static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
 			int64_t left = kill_deadline_ms - mono_ms();
 			timeout = left > 0 ? (int)left : 0;
 		}
+		if (nkept && (timeout < 0 || timeout > 1000))
+			timeout = 1000; /* kept pipes are looked at again each second */
 		int r = poll(pfd, ctl >= 0 ? 3 : 2, timeout);
 		if (r < 0 && errno != EINTR)
 			_exit(2);
@@ -468,6 +535,8 @@ static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
 		if (pfd[1].revents & POLLIN)
 			accept_daemon();
 		bool children = reap();
+		if (nkept)
+			release_drained();
 		if (stopping && !children) {
 			say("stopped");
 			_exit(0);
@@ -498,6 +567,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sbx-init: started by sandboxfs as pid 1 of a sandbox, not by hand\n");
 		return 2;
 	}
+	/* Whatever the daemon's side left open past stdio and our socket stays
+	 * out of the sandbox (its processes can open /proc/1/fd/N). */
+	syscall(SYS_close_range, PROTO_FD + 1u, ~0u, 0u);
+	console_setup();
 	/* Wait for the daemon to place us in our cgroup (v1) before anything else. */
 	char go[16];
 	if (recv(ctl, go, sizeof(go), 0) <= 0 || go[0] != MSG_GO)

@@ -1,0 +1,307 @@
+#!/usr/bin/env bats
+# Network policy: sandboxes on the bridge are isolated from each other and
+# from the host's addresses by default; allow/deny rules written to a
+# sandbox's ctl open or close destinations at once, read back in the same
+# syntax from its `net`, and survive a daemon restart. Each test has its own
+# bridge and private /24 (as net.bats); traffic goes only to addresses made
+# here: sandboxes, the test's gateway, and an "outside" namespace of its own.
+
+load helpers
+
+setup() {
+	NET_TAG=$(printf '%04x' $((RANDOM % 65536)))
+	BR="sbxp$NET_TAG"
+	SUBNET="10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24"
+	GW="${SUBNET%.0/24}.1"
+	export SBX_NET_ARGS="--bridge $BR --subnet $SUBNET"
+	setup_sbx
+	A="np${SBX_TAG}a"
+	B="np${SBX_TAG}b"
+}
+
+teardown() {
+	# A host service a test started: ours, ended by its pid.
+	if [[ -n "${LISTENER:-}" ]]; then
+		kill "$LISTENER" 2>/dev/null || true
+		wait "$LISTENER" 2>/dev/null || true
+	fi
+	teardown_sbx
+	ip link del "$BR" 2>/dev/null || true
+	if [[ -n "${OUT_NS:-}" ]]; then
+		ip netns del "$OUT_NS" 2>/dev/null || true
+		ip link del "$OUT_IF" 2>/dev/null || true
+	fi
+}
+
+ip_of() { awk '$1 == "ip" { sub("/.*", "", $2); print $2 }' "$MNT/$1/net"; }
+hostif_of() { awk '$1 == "host_if" { print $2 }' "$MNT/$1/net"; }
+# The policy lines of NAME/net (the allow and deny lines, in order).
+rules_of() { grep -E '^(allow|deny) ' "$MNT/$1/net"; }
+# Frames the filter dropped on host device $1.
+filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropped/ { sub(",", "", $7); print $7; exit }'; }
+
+# A TCP service in sandbox $1 on port $2 that answers "$3" to every
+# connection (busybox nc answers one, so a loop), and proof from the host
+# that it listens: the host reaches every sandbox whatever its rules.
+serve_in() {
+	local name=$1 port=$2 word=$3 ip out=""
+	sbx_run "$name" "while true; do nc -l -p $port -e echo $word; done" >/dev/null
+	ip=$(ip_of "$name")
+	for _ in $(seq 100); do
+		out=$(host_get "$ip" "$port") && [[ "$out" == "$word" ]] && return 0
+		sleep 0.1
+	done
+	echo "no service on $ip:$port in $name (got '$out')" >&2
+	return 1
+}
+
+# What the host reads from $1:$2 (one TCP connection).
+host_get() {
+	python3 -c "
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+print(s.recv(100).decode().strip())" "$1" "$2" 2>/dev/null
+}
+
+# What sandbox $1 reads from $2:$3 over TCP, in SBX_OUT (SBX_RC: nc's status).
+sbx_get() { sbx_exec "$1" "echo x | nc -w 2 $2 $3" >/dev/null; }
+
+# Writes rule $2 to sandbox $1's ctl and checks it is read back.
+rule() {
+	sbx_write "$MNT/$1/ctl" "$2" || return 1
+	grep -qxF "$2" <(rules_of "$1") || {
+		echo "rule '$2' not in $1/net:" >&2
+		cat "$MNT/$1/net" >&2
+		return 1
+	}
+}
+
+@test "netpolicy: by default a sandbox reaches neither another sandbox nor the host" {
+	sbx_create "$A"
+	sbx_create "$B"
+	bip=$(ip_of "$B")
+	serve_in "$B" 8080 hello-from-b
+	# A host service on the gateway's address, started here.
+	port=$((20000 + RANDOM % 10000))
+	python3 -c "
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(b'hello-host\n'); c.close()" "$GW" "$port" \
+		</dev/null >/dev/null 2>&1 3>&- &
+	LISTENER=$!
+	for _ in $(seq 100); do
+		[[ "$(host_get "$GW" "$port")" == hello-host ]] && break
+		sleep 0.1
+	done
+	[ "$(host_get "$GW" "$port")" = hello-host ]
+
+	run cat "$MNT/$A/net"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'\nallow all'* ]] # the daemon's default for the outside
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" != *hello-from-b* ]]
+	[ "$SBX_RC" != 0 ]
+	sbx_exec "$A" "ping -c1 -W1 $bip" >/dev/null
+	[ "$SBX_RC" != 0 ]
+	sbx_get "$A" "$GW" "$port"
+	[[ "$SBX_OUT" != *hello-host* ]]
+	[ "$SBX_RC" != 0 ]
+	# An echo to the gateway stays allowed (documented).
+	sbx_exec "$A" "ping -c1 -W2 $GW" >/dev/null
+	[ "$SBX_RC" = 0 ]
+
+	# The filter is what stopped them: allowed, the same requests answer.
+	rule "$A" "allow $GW/32 tcp $port"
+	sbx_get "$A" "$GW" "$port"
+	[[ "$SBX_OUT" == *hello-host* ]]
+	rule "$A" "allow sandbox $B"
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" == *hello-from-b* ]]
+	sbx_exec "$A" "ping -c1 -W2 $bip" >/dev/null
+	[ "$SBX_RC" = 0 ]
+	# One way only: B still cannot reach A.
+	serve_in "$A" 8080 hello-from-a
+	sbx_get "$B" "$(ip_of "$A")" 8080
+	[[ "$SBX_OUT" != *hello-from-a* ]]
+	# And closed again, at once.
+	rule "$A" "deny sandbox $B"
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" != *hello-from-b* ]]
+}
+
+@test "netpolicy: a port rule lets exactly that port through; rules read back in order" {
+	sbx_create "$A"
+	sbx_create "$B"
+	bip=$(ip_of "$B")
+	serve_in "$B" 8080 on-8080
+	serve_in "$B" 8081 on-8081
+	rule "$A" "allow $bip/32 tcp 8080"
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" == *on-8080* ]]
+	sbx_get "$A" "$bip" 8081
+	[[ "$SBX_OUT" != *on-8081* ]]
+	# The whole subnet for TCP, but a more specific deny wins for 8080.
+	rule "$A" "allow ${SUBNET%.0/24}.0/24 tcp"
+	rule "$A" "deny $bip/32 tcp 8080"
+	sbx_get "$A" "$bip" 8081
+	[[ "$SBX_OUT" == *on-8081* ]]
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" != *on-8080* ]]
+	# The same match again replaces the rule in place; the default comes first.
+	rule "$A" "allow $bip/32 tcp 8080"
+	rule "$A" "deny all"
+	run rules_of "$A"
+	[ "$status" -eq 0 ]
+	[ "$output" = "deny all
+allow $bip/32 tcp 8080
+allow ${SUBNET%.0/24}.0/24 tcp" ]
+	grep -Eq '^policy_apply_usec [0-9]+$' "$MNT/$A/net"
+}
+
+# An "outside" network of the test's own: a namespace behind a veth of the
+# host, not the host's address and not the subnet. Traffic towards it stays
+# on this machine (the host forwards it there, or drops it).
+make_outside() {
+	OUT_NS="sbxpol$NET_TAG"
+	OUT_IF="sbxo$NET_TAG"
+	OUT_NET="10.$((150 + RANDOM % 40)).$((RANDOM % 250))"
+	ip netns add "$OUT_NS"
+	ip link add "$OUT_IF" type veth peer name o0 netns "$OUT_NS"
+	ip addr add "$OUT_NET.1/30" dev "$OUT_IF"
+	ip link set "$OUT_IF" up
+	ip -n "$OUT_NS" addr add "$OUT_NET.2/30" dev o0
+	ip -n "$OUT_NS" link set o0 up
+	OUT_IP="$OUT_NET.2"
+}
+
+# How many of 10 pings from sandbox $1 to the outside the filter dropped
+# (whatever passes it, the host forwards to the namespace or drops).
+outside_drops() {
+	local hif d0 d1
+	hif=$(hostif_of "$1")
+	d0=$(filter_drops "$hif")
+	sbx_exec "$1" "ping -c 10 -i 0.2 -W 1 $OUT_IP" >/dev/null
+	d1=$(filter_drops "$hif")
+	echo $((d1 - d0))
+}
+
+@test "netpolicy: deny all and allow all set the default for the outside" {
+	make_outside
+	sbx_create "$A"
+	d=$(outside_drops "$A")
+	echo "# drops with the default (allow): $d"
+	[ "$d" -lt 10 ]
+	rule "$A" "deny all"
+	d=$(outside_drops "$A")
+	echo "# drops with deny all: $d"
+	[ "$d" -ge 10 ]
+	rule "$A" "allow $OUT_IP/32 icmp"
+	d=$(outside_drops "$A")
+	[ "$d" -lt 10 ]
+	rule "$A" "deny $OUT_IP/32 icmp"
+	rule "$A" "allow all"
+	# The more specific rule wins over the default.
+	d=$(outside_drops "$A")
+	[ "$d" -ge 10 ]
+	rule "$A" "allow $OUT_IP/32 icmp"
+	d=$(outside_drops "$A")
+	[ "$d" -lt 10 ]
+	run rules_of "$A"
+	[ "${lines[0]}" = "allow all" ]
+}
+
+@test "netpolicy: --egress deny is the daemon's default" {
+	sbx_stop_daemon
+	sbx_start_daemon --egress deny
+	make_outside
+	sbx_create "$A"
+	run rules_of "$A"
+	[ "$output" = "deny all" ]
+	d=$(outside_drops "$A")
+	[ "$d" -ge 10 ]
+	rule "$A" "allow all"
+	d=$(outside_drops "$A")
+	[ "$d" -lt 10 ]
+	run "$SANDBOXFS" --egress maybe "$SBX_TMP/nomnt"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--egress must be allow or deny"* ]]
+}
+
+@test "netpolicy: rules survive a daemon restart and are enforced again" {
+	sbx_create "$A"
+	sbx_create "$B"
+	rule "$A" "allow sandbox $B"
+	rule "$A" "allow 10.9.0.0/16 tcp 443"
+	rule "$A" "deny all"
+	before=$(rules_of "$A")
+	# --stop-on-exit: both stop; the journal keeps the rules.
+	sbx_stop_daemon
+	sbx_start_daemon
+	[ "$(rules_of "$A")" = "$before" ]
+	echo start >"$MNT/$B/ctl"
+	echo start >"$MNT/$A/ctl"
+	wait_status "$B" running
+	wait_status "$A" running
+	bip=$(ip_of "$B")
+	serve_in "$B" 8080 after-restart
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" == *after-restart* ]]
+	sbx_get "$B" "$(ip_of "$A")" 8080
+	[ "$SBX_RC" != 0 ]
+}
+
+@test "netpolicy: a sandbox re-adopted by a restarted daemon keeps its rules and takes new ones" {
+	sbx_create "$A"
+	sbx_create "$B"
+	bip=$(ip_of "$B")
+	serve_in "$B" 8080 readopted
+	rule "$A" "allow $bip/32 tcp 8080"
+	# The daemon dies; the sandboxes keep running and are re-adopted.
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
+	sbx_start_daemon
+	[ "$(rules_of "$A" | tail -n 1)" = "allow $bip/32 tcp 8080" ]
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" == *readopted* ]]
+	# The filter now reads this daemon's maps: a new rule takes effect.
+	rule "$A" "deny $bip/32 tcp 8080"
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" != *readopted* ]]
+	# rmdir leaves no device and no rule behind.
+	hif=$(hostif_of "$A")
+	rmdir "$MNT/$A"
+	run ip link show "$hif"
+	[ "$status" -ne 0 ]
+}
+
+@test "netpolicy: bad rules fail with EINVAL and a sentence; nothing is applied" {
+	sbx_create "$A"
+	before=$(rules_of "$A")
+	run sbx_write "$MNT/$A/ctl" "allow 10.0.0.1/8"
+	assert_fails_with "Invalid argument"
+	grep -q "host bits set: the network is 10.0.0.0/8" "$MNT/$A/error"
+	run sbx_write "$MNT/$A/ctl" "allow 10.0.0.0/8 tcp 70000"
+	assert_fails_with "Invalid argument"
+	grep -q "not a number from 1 to 65535" "$MNT/$A/error"
+	run sbx_write "$MNT/$A/ctl" "deny example.com tcp 443"
+	assert_fails_with "Invalid argument"
+	grep -q "not an IPv4 address or CIDR" "$MNT/$A/error"
+	run sbx_write "$MNT/$A/ctl" "allow 10.0.0.0/8 sctp"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$MNT/$A/ctl" "allow"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$MNT/$A/ctl" "deny all please"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$MNT/$A/ctl" "allow sandbox nosuch$SBX_TAG"
+	assert_fails_with "No such file"
+	grep -q "no sandbox 'nosuch$SBX_TAG'" "$MNT/$A/error"
+	[ "$(rules_of "$A")" = "$before" ]
+	echo "create ${A}off net=off" >"$MNT/ctl"
+	wait_status "${A}off" running
+	run sbx_write "$MNT/${A}off/ctl" "allow all"
+	assert_fails_with "not supported"
+	assert_healthy "$A"
+}

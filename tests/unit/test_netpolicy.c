@@ -1,0 +1,355 @@
+/* Unit tests of the network policy: the rule parser of engine/ctl.c and its
+ * text form (read back in the same syntax); then, as root, the filter's
+ * programs themselves run with BPF_PROG_TEST_RUN on packets made here
+ * (nothing is attached or sent): default isolation, rules, the default for
+ * the outside, replies, and the cost per packet with 0, 10 and 1000 rules
+ * and per rule written (printed, not asserted). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../engine/ctl.h"
+#include "../../net/net.h"
+#include "unit.h"
+
+/* Splits line into words (as ctl does) and parses a rule. */
+static int parse(const char *line, struct net_rule *r, struct err *e)
+{
+	struct ctl_cmd cmd;
+	int ret = ctl_split(line, strlen(line), &cmd, e);
+	return ret < 0 ? ret : ctl_parse_rule(cmd.argc, cmd.argv, r, e);
+}
+
+static bool round_trips(const char *line)
+{
+	struct net_rule r;
+	struct err e = {0};
+	char text[NET_RULE_TEXT_MAX];
+	if (parse(line, &r, &e) < 0)
+		return false;
+	net_rule_format(&r, text);
+	return strcmp(text, line) == 0;
+}
+
+static void test_rule_round_trip(void)
+{
+	CHECK(round_trips("allow 10.0.0.0/8 tcp 443"));
+	CHECK(round_trips("deny 192.168.1.0/24 udp"));
+	CHECK(round_trips("allow 0.0.0.0/0"));
+	CHECK(round_trips("allow 10.1.2.3/32 icmp"));
+	CHECK(round_trips("allow sandbox web-1"));
+	CHECK(round_trips("deny sandbox db"));
+	CHECK(round_trips("deny all"));
+	CHECK(round_trips("allow all"));
+	/* A bare address is a /32, written back with it. */
+	struct net_rule r;
+	struct err e = {0};
+	char text[NET_RULE_TEXT_MAX];
+	CHECK(parse("allow 10.1.2.3 tcp 22", &r, &e) == 0);
+	net_rule_format(&r, text);
+	CHECK(!strcmp(text, "allow 10.1.2.3/32 tcp 22"));
+	CHECK(r.allow && r.kind == NET_RULE_CIDR && r.plen == 32 && r.proto == IPPROTO_TCP &&
+	      r.port == 22 && r.addr.s_addr == inet_addr("10.1.2.3"));
+}
+
+static void expect_einval(const char *line, const char *words)
+{
+	struct net_rule r;
+	memset(&r, 0x5a, sizeof(r));
+	struct err e = {0};
+	int ret = parse(line, &r, &e);
+	CHECK(ret == -EINVAL);
+	CHECK(e.code == -EINVAL && e.msg[0]);
+	if (!strstr(e.msg, words))
+		fprintf(stderr, "'%s': '%s' lacks '%s'\n", line, e.msg, words);
+	CHECK(strstr(e.msg, words) != NULL);
+	CHECK(((unsigned char *)&r)[0] == 0x5a); /* untouched on failure */
+}
+
+static void test_rule_errors(void)
+{
+	expect_einval("allow", "usage");
+	expect_einval("permit 10.0.0.0/8", "usage");
+	expect_einval("allow 10.0.0.1/8", "host bits set: the network is 10.0.0.0/8");
+	expect_einval("allow 10.0.0.0/33", "not an IPv4 address or CIDR");
+	expect_einval("allow 10.0.0/8", "not an IPv4 address or CIDR");
+	expect_einval("allow 10.0.0.0/", "not an IPv4 address or CIDR");
+	expect_einval("allow 10.0.0.0/-1", "not an IPv4 address or CIDR");
+	expect_einval("allow 10.0.0.0/008", "not an IPv4 address or CIDR");
+	expect_einval("allow example.com tcp 443", "not an IPv4 address");
+	expect_einval("allow 10.0.0.0/8 sctp", "not tcp, udp or icmp");
+	expect_einval("allow 10.0.0.0/8 tcp 0", "from 1 to 65535");
+	expect_einval("allow 10.0.0.0/8 tcp 65536", "from 1 to 65535");
+	expect_einval("allow 10.0.0.0/8 tcp http", "from 1 to 65535");
+	expect_einval("allow 10.0.0.0/8 icmp 8", "icmp has no ports");
+	expect_einval("allow 10.0.0.0/8 tcp 80 extra", "usage");
+	expect_einval("allow sandbox", "usage: allow sandbox NAME");
+	expect_einval("allow sandbox a b", "usage: allow sandbox NAME");
+	expect_einval("allow sandbox .hidden", "not a sandbox name");
+	expect_einval("deny all now", "takes nothing after it");
+}
+
+static void test_rule_same_match(void)
+{
+	struct net_rule a, b;
+	struct err e = {0};
+	CHECK(parse("allow 10.0.0.0/8 tcp 443", &a, &e) == 0);
+	CHECK(parse("deny 10.0.0.0/8 tcp 443", &b, &e) == 0);
+	CHECK(net_rule_same_match(&a, &b));
+	CHECK(parse("deny 10.0.0.0/8 tcp 444", &b, &e) == 0);
+	CHECK(!net_rule_same_match(&a, &b));
+	CHECK(parse("deny 10.0.0.0/16 tcp 443", &b, &e) == 0);
+	CHECK(!net_rule_same_match(&a, &b));
+	CHECK(parse("allow all", &a, &e) == 0);
+	CHECK(parse("deny all", &b, &e) == 0);
+	CHECK(net_rule_same_match(&a, &b));
+	CHECK(parse("deny sandbox x", &b, &e) == 0);
+	CHECK(!net_rule_same_match(&a, &b));
+}
+
+/* ---- the programs, run on packets made here ---- */
+
+static struct net_ident a_id, b_id;
+static int ingress = -1, egress = -1;
+
+struct pkt {
+	uint8_t b[64];
+	size_t len;
+};
+
+static void make(struct pkt *p, const struct net_ident *from, const char *src, const char *dst,
+		 uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	memset(p, 0, sizeof(*p));
+	memset(p->b, 0xff, 6);
+	memcpy(p->b + 6, from->mac, 6);
+	p->b[12] = 0x08;
+	uint8_t *ip = p->b + 14;
+	ip[0] = 0x45;
+	ip[2] = 0;
+	ip[3] = 40;
+	ip[8] = 64;
+	ip[9] = proto;
+	uint32_t s = inet_addr(src), d = inet_addr(dst);
+	memcpy(ip + 12, &s, 4);
+	memcpy(ip + 16, &d, 4);
+	uint8_t *l4 = ip + 20;
+	if (proto == IPPROTO_ICMP) {
+		l4[0] = (uint8_t)sport; /* type */
+	} else {
+		l4[0] = (uint8_t)(sport >> 8);
+		l4[1] = (uint8_t)sport;
+		l4[2] = (uint8_t)(dport >> 8);
+		l4[3] = (uint8_t)dport;
+	}
+	p->len = 14 + 40;
+}
+
+/* The program's return value for p (TC_ACT_OK 0, TC_ACT_SHOT 2), or -errno;
+ * with repeat > 1, *ns gets the kernel's average time per run. */
+static int run_prog(int fd, const struct pkt *p, uint32_t repeat, uint32_t *ns)
+{
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	uint8_t out[128];
+	a.test.prog_fd = (uint32_t)fd;
+	a.test.data_in = (uint64_t)(uintptr_t)p->b;
+	a.test.data_size_in = (uint32_t)p->len;
+	a.test.data_out = (uint64_t)(uintptr_t)out;
+	a.test.data_size_out = sizeof(out);
+	a.test.repeat = repeat;
+	if (syscall(__NR_bpf, BPF_PROG_TEST_RUN, &a, sizeof(a)) < 0)
+		return -errno;
+	if (ns)
+		*ns = a.test.duration;
+	return (int)a.test.retval;
+}
+
+static char a_ip[INET_ADDRSTRLEN], b_ip[INET_ADDRSTRLEN];
+
+static const char *ip_of(const struct net_ident *id)
+{
+	return id == &a_id ? a_ip : b_ip;
+}
+
+static int verdict(const char *dst, uint8_t proto, uint16_t sport, uint16_t dport)
+{
+	struct pkt p;
+	make(&p, &a_id, ip_of(&a_id), dst, proto, sport, dport);
+	return run_prog(ingress, &p, 1, NULL);
+}
+
+static int rule(const char *line, bool add)
+{
+	struct net_rule r;
+	struct err e = {0};
+	if (parse(line, &r, &e) < 0)
+		return -EINVAL;
+	struct in_addr dst = b_id.ip;
+	return net_policy_put(a_id.host, &r, dst, add, &e);
+}
+
+static bool setup_progs(void)
+{
+	struct err e = {0};
+	if (net_alloc_init("10.250.7.0/24", &e) < 0 || net_reserve("a", &a_id, &e) < 0 ||
+	    net_reserve("b", &b_id, &e) < 0)
+		return false;
+	inet_ntop(AF_INET, &a_id.ip, a_ip, sizeof(a_ip));
+	inet_ntop(AF_INET, &b_id.ip, b_ip, sizeof(b_ip));
+	if (net_policy_init("10.250.7.0/24", true, &e) < 0) {
+		fprintf(stderr, "policy: %s\n", e.msg);
+		return false;
+	}
+	ingress = net_filter_load(&a_id, false, &e);
+	if (ingress < 0)
+		fprintf(stderr, "ingress: %s\n", e.msg);
+	egress = net_filter_load(&a_id, true, &e);
+	if (egress < 0)
+		fprintf(stderr, "egress: %s\n", e.msg);
+	return ingress >= 0 && egress >= 0;
+}
+
+static void test_filter_verdicts(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (eBPF maps and programs)");
+	CHECK(setup_progs());
+	if (ingress < 0 || egress < 0)
+		return;
+	const char *b = ip_of(&b_id), *gw = "10.250.7.1", *out = "192.0.2.10";
+	/* Isolation by default: other sandboxes, the gateway, the host. */
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	CHECK(verdict(b, IPPROTO_ICMP, 8, 0) == TC_ACT_SHOT);
+	CHECK(verdict(gw, IPPROTO_TCP, 4000, 53) == TC_ACT_SHOT);
+	CHECK(verdict("127.0.0.1", IPPROTO_TCP, 4000, 22) == TC_ACT_SHOT);
+	CHECK(verdict("10.250.7.255", IPPROTO_UDP, 4000, 67) == TC_ACT_SHOT);
+	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == TC_ACT_OK); /* echo to the gateway */
+	CHECK(verdict(gw, IPPROTO_ICMP, 13, 0) == TC_ACT_SHOT);
+	/* The outside: the daemon's default (allow here). */
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_OK);
+	/* A spoofed source never reaches the policy. */
+	struct pkt p;
+	make(&p, &a_id, b, out, IPPROTO_TCP, 4000, 443);
+	CHECK(run_prog(ingress, &p, 1, NULL) == TC_ACT_SHOT);
+
+	/* allow sandbox b: all of it. */
+	CHECK(rule("allow sandbox b", true) == 0);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_ICMP, 8, 0) == TC_ACT_OK);
+	CHECK(rule("allow sandbox b", false) == 0);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT);
+
+	/* One port: exactly that port; a more specific deny inside an allow. */
+	CHECK(rule("allow 10.250.7.0/24 tcp 8080", true) == 0);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 8080) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 8081) == TC_ACT_SHOT);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 8080) == TC_ACT_SHOT);
+	CHECK(rule("allow 10.250.7.0/24 udp", true) == 0);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 9) == TC_ACT_OK);
+	char line[64];
+	snprintf(line, sizeof(line), "deny %s/32 udp 9", b);
+	CHECK(rule(line, true) == 0);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 9) == TC_ACT_SHOT);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 10) == TC_ACT_OK);
+	CHECK(rule(line, false) == 0);
+	CHECK(rule("allow 10.250.7.0/24 udp", false) == 0);
+	CHECK(rule("allow 10.250.7.0/24 tcp 8080", false) == 0);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 8080) == TC_ACT_SHOT);
+
+	/* deny all closes the outside; a CIDR rule opens part of it again. */
+	CHECK(rule("deny all", true) == 0);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_SHOT);
+	CHECK(rule("allow 192.0.2.0/24 tcp 443", true) == 0);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_OK);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT);
+	CHECK(rule("allow all", true) == 0);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 80) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT); /* allow all: the outside only */
+	CHECK(rule("allow 192.0.2.0/24 tcp 443", false) == 0);
+	CHECK(rule("allow all", false) == 0);
+
+	/* Replies: b reached a (b's own filter let it), so a may answer that flow only. */
+	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == TC_ACT_SHOT);
+	make(&p, &b_id, b, ip_of(&a_id), IPPROTO_TCP, 9000, 5555);
+	CHECK(run_prog(egress, &p, 1, NULL) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 5556, 9000) == TC_ACT_SHOT);
+	CHECK(verdict(b, IPPROTO_UDP, 5555, 9000) == TC_ACT_SHOT);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Printed for the README: ns per packet for a TCP packet to another sandbox
+ * that a port rule allows (3 rule lookups at most) and to one that is
+ * dropped (every lookup, the internal one and the replies table), with 0,
+ * 10 and 1000 rules; and the time to write one rule. */
+static void test_filter_cost(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (eBPF maps and programs)");
+	if (ingress < 0)
+		SKIP("no programs (see test_filter_verdicts)");
+	const char *b = ip_of(&b_id);
+	int n = 0;
+	uint64_t put_ns = 0;
+	for (int want = 0; want <= 1000; want = want ? want * 100 : 10) {
+		for (; n < want; n++) {
+			char line[64];
+			snprintf(line, sizeof(line), "allow 198.%d.%d.0/24 tcp %d", 18 + n / 256,
+				 n % 256, 1000 + n);
+			uint64_t t0 = mono_ns();
+			CHECK(rule(line, true) == 0);
+			put_ns += mono_ns() - t0;
+		}
+		CHECK(rule("allow 10.250.7.0/24 tcp 8080", true) == 0);
+		struct pkt ok, drop;
+		make(&ok, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8080);
+		make(&drop, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8081);
+		uint32_t ns_ok = 0, ns_drop = 0, ns_eg = 0;
+		CHECK(run_prog(ingress, &ok, 200000, &ns_ok) == TC_ACT_OK);
+		CHECK(run_prog(ingress, &drop, 200000, &ns_drop) == TC_ACT_SHOT);
+		struct pkt in;
+		make(&in, &b_id, b, ip_of(&a_id), IPPROTO_TCP, 8080, 4000);
+		CHECK(run_prog(egress, &in, 200000, &ns_eg) == TC_ACT_OK);
+		printf("# filter cost, %4d rules: allowed %u ns/packet, dropped %u ns/packet, "
+		       "replies (egress) %u ns/packet\n", n + 1, ns_ok, ns_drop, ns_eg);
+	}
+	printf("# rule write: %.1f us each (bpf map update, %d rules)\n",
+	       (double)put_ns / 1000.0 / n, n);
+	/* The same packet through the anti-spoofing program alone (policy off). */
+	net_policy_fini();
+	struct err e = {0};
+	int plain = net_filter_load(&a_id, false, &e);
+	CHECK(plain >= 0);
+	struct pkt ok;
+	make(&ok, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8080);
+	uint32_t ns_plain = 0;
+	CHECK(run_prog(plain, &ok, 200000, &ns_plain) == TC_ACT_OK);
+	printf("# filter cost without policy (anti-spoofing only): %u ns/packet\n", ns_plain);
+	close(plain);
+}
+
+int main(void)
+{
+	RUN(test_rule_round_trip);
+	RUN(test_rule_errors);
+	RUN(test_rule_same_match);
+	RUN(test_filter_verdicts);
+	RUN(test_filter_cost);
+	UNIT_DONE("netpolicy");
+}
