@@ -675,7 +675,14 @@ int vmm_remove_tree(const char *path)
 	if (pfd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	struct err e = {0};
-	r = remove_at(pfd, base, &e);
+	/* A late writer (the output pump draining a dead init's console) may add
+	 * a file while the walk runs: walk again, a few times. */
+	for (int tries = 0; tries < 5; tries++) {
+		err_clear(&e);
+		r = remove_at(pfd, base, &e);
+		if (r != -ENOTEMPTY)
+			break;
+	}
 	close(pfd);
 	return r;
 }
