@@ -186,7 +186,12 @@ mount_answers() {
 
 	# Released: a state change (above), the job's end, the commands' end.
 	echo go >"$MNT/$J/jobs/$n/stdin"
-	sbx_exec "$X" 'kill $(pidof sleep)'
+	# A command may not have started its sleep yet when the first kill
+	# comes (a slow machine): kill again until every exec reader is done.
+	for ((i = 0; i < 60; i++)); do
+		sbx_exec "$X" 'kill $(pidof sleep) 2>/dev/null; true'
+		wait_exit "$exec_pid" 2 2>/dev/null && break
+	done
 	wait_exit "$wait_pid"
 	wait_exit "$job_pid"
 	wait_exit "$exec_pid" 120

@@ -273,7 +273,12 @@ assert_no_qemu_leaks() {
 
 # counter NAME: the guest counter's value (started by start_counter).
 counter() {
-	sbx_exec "$1" 'cat /run/counter' >/dev/null
+	# The writer truncates, then writes: a read in between finds it empty.
+	local try
+	for ((try = 0; try < 10; try++)); do
+		sbx_exec "$1" 'cat /run/counter' >/dev/null
+		[[ "$SBX_OUT" =~ ^[0-9]+$ ]] && break
+	done
 	[[ "$SBX_OUT" =~ ^[0-9]+$ ]] || { echo "$1: counter is '$SBX_OUT'" >&2; return 1; }
 	echo "$SBX_OUT"
 }
