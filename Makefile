@@ -195,8 +195,8 @@ fuzz-replay: $(patsubst %,$(BUILD)/tests/replay_fuzz_%,$(FUZZ_TARGETS))
 # with mmdebstrap, clones the committed HEAD into it (uncommitted changes are
 # not tested), runs `make demo` then `make check` there in private namespaces,
 # prints both results and removes everything it made (KEEP=1 keeps the root).
-# Not part of `make check`: it needs root and Debian's archive, and takes 30 to
-# 40 minutes on 2 cores. See the head of tests/fresh/run.sh.
+# Not part of `make check`: it needs root and Debian's archive, and takes about
+# 25 minutes on 2 cores. See the head of tests/fresh/run.sh.
 .PHONY: fresh
 fresh:
 	tests/fresh/run.sh

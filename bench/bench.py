@@ -9,6 +9,14 @@ BENCH_CASES=net,tti,... runs a subset and merges it into the existing latest.jso
 (the other cases keep the results of the run that made them; `provenance` says
 which run each case came from, and latest.md shows it).
 
+Each case runs on its own (run_case): a case that raises is recorded in
+latest.json under `failed` (its reason and the end of its traceback), whatever it
+left is removed (its sandboxes, the peers' containers; the main daemon is
+restarted if it died) and the next case runs; the results of the others are
+kept. The exit status is then 3 (run.sh still writes latest.md, which shows the
+failure, and exits 1). BENCH_FAIL=case[,case...] makes those cases fail at their
+start, to test that path.
+
 Run by bench/run.sh inside a private mount namespace (see run.sh).  Every
 number comes from this run: times are taken here with
 clock_gettime(CLOCK_MONOTONIC) (time.clock_gettime_ns) and the daemon's own
@@ -26,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -93,6 +102,7 @@ class State:
     containers = {}        # id -> tool
     lock = threading.Lock()
     cleaned = False
+    restarts = 0           # times the main daemon was restarted after a failed case
 
 
 def read_file(path):
@@ -150,10 +160,8 @@ def kill_our_qemus():
     return pids
 
 
-def cleanup():
-    if State.cleaned:
-        return
-    State.cleaned = True
+def remove_peer_containers():
+    """Peer processes in flight and the peers' containers of this run (by our table)."""
     for pid in list(State.children):
         try:
             os.kill(pid, signal.SIGKILL)
@@ -162,6 +170,15 @@ def cleanup():
     for cid, tool in list(State.containers.items()):
         subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
+        with State.lock:
+            State.containers.pop(cid, None)
+
+
+def cleanup():
+    if State.cleaned:
+        return
+    State.cleaned = True
+    remove_peer_containers()
     for tool in ("runc", "crun"):  # anything with our prefix that escaped the table
         if shutil.which(tool):
             r = subprocess.run([tool, "list", "-q"], capture_output=True, text=True)
@@ -973,14 +990,21 @@ def qemu_one(name):
         os.close(fd)
     th = threading.Thread(target=poller)
     th.start()
-    efd = os.open(os.path.join(MNT, name, "exec"), os.O_RDWR)
-    try:
-        os.write(efd, TTI_CMD)
-        out = os.read(efd, 4096)
-        t_tti = now_ns()
+    try:  # the poller ends by itself (running, failed or its timeout): wait for it in any case
+        efd = os.open(os.path.join(MNT, name, "exec"), os.O_RDWR)
+        try:
+            os.write(efd, TTI_CMD)
+            out = os.read(efd, 4096)
+            t_tti = now_ns()
+        finally:
+            os.close(efd)
+    except OSError as e:  # a VM that failed to start: the status poller has the sandbox's error
+        th.join()
+        if "err" in box:
+            raise RuntimeError("%s (exec: %s)" % (box["err"], e)) from e
+        raise
     finally:
-        os.close(efd)
-    th.join()
+        th.join()
     if "err" in box:
         raise RuntimeError(box["err"])
     if not out.startswith(b"hi"):
@@ -1265,11 +1289,129 @@ def hybrid_fix(limits, result):
         "so crun, runc and sandboxfs all use cgroup v1 with the same limits." % (uni, ctrls))
 
 
+# ---------------------------------------------------------------- one case at a time
+RMDIR_TIMEOUT_S = 120  # to remove what a failed case left on one daemon's mount
+
+
+def clear_daemon(d, mnt):
+    """rmdir every sandbox on a daemon's mount (twice: a fork's source may go only after
+    its children). A daemon that does not answer within RMDIR_TIMEOUT_S is killed (it is
+    ours) and its mount detached, which ends the blocked call. Returns (removed, left)."""
+    left, removed = [], []
+
+    def worker():
+        for _ in range(2):
+            left.clear()
+            for n in sbx_names(mnt):
+                try:
+                    os.rmdir(os.path.join(mnt, n))
+                    removed.append(n)
+                except FileNotFoundError:
+                    pass
+                except OSError as e:
+                    left.append("%s: %s" % (n, e))
+            if not left:
+                return
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    th.join(RMDIR_TIMEOUT_S)
+    if th.is_alive():
+        d.kill()
+        d.wait()
+        subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+        th.join(10)
+        return list(removed), ["the daemon on %s did not remove its sandboxes within %d s: killed"
+                               % (mnt, RMDIR_TIMEOUT_S)]
+    return list(removed), list(left)
+
+
+def exit_text(rc):
+    if rc is not None and rc < 0:
+        try:
+            return "killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "killed by signal %d" % -rc
+    return "exit status %s" % rc
+
+
+def daemon_log_tails(n=25):
+    """The last lines of each of our daemons' logs (they are in TMP, removed by run.sh)."""
+    out = {}
+    for f in sorted(os.listdir(TMP)):
+        if f.startswith("daemon-") and f.endswith(".log"):
+            try:
+                with open(os.path.join(TMP, f), errors="replace") as fh:
+                    out[f] = [l.rstrip("\n") for l in fh.readlines()[-n:]]
+            except OSError:
+                pass
+    return out
+
+
+def recover():
+    """After a failed case: the peers' containers it left, every sandbox left on our
+    daemons' mounts; the main daemon is restarted (on a new state dir) if it died.
+    Returns sentences saying what was found and done."""
+    notes = []
+    remove_peer_containers()
+    for d, mnt in list(State.daemons):
+        if d.poll() is not None:
+            notes.append("the daemon on %s had ended (%s)" % (mnt, exit_text(d.returncode)))
+            if mounted(mnt):
+                subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+            continue
+        removed, left = clear_daemon(d, mnt)
+        if removed:
+            notes.append("removed %d sandbox(es) it left on %s: %s" % (
+                len(removed), mnt, " ".join(removed[:10]) + (" ..." if len(removed) > 10 else "")))
+        if left:
+            notes.append("left on %s: %s" % (mnt, "; ".join(left[:5])))
+    if State.daemon.poll() is not None:
+        State.restarts += 1
+        st = "state-r%d" % State.restarts
+        try:
+            State.daemon = start_daemon(state=st)
+            notes.append("the main daemon was restarted on a new state dir (%s)" % st)
+        except Exception as e:  # noqa: the next case says so
+            notes.append("the main daemon could not be restarted: %s" % e)
+    return notes
+
+
+def run_case(name, fn, result):
+    """Runs one case: fn returns the result keys of the case, stored only when it
+    returns. When it raises, result["failed"][name] says why, and recover() cleans up."""
+    t0 = now_ns()
+    inject = [c for c in os.environ.get("BENCH_FAIL", "").split(",") if c]
+    try:
+        if State.daemon.poll() is not None:
+            raise RuntimeError("the main daemon is not running (%s) and could not be restarted"
+                               % exit_text(State.daemon.returncode))
+        if name in inject:
+            raise RuntimeError("failure injected by BENCH_FAIL=%s" % os.environ["BENCH_FAIL"])
+        out = fn()
+    except Exception as e:  # noqa: one case's failure is reported; the others run
+        secs = (now_ns() - t0) / 1e9
+        reason = ("%s: %s" % (type(e).__name__, e)).strip()
+        tb = traceback.format_exc().rstrip().splitlines()
+        log("case %s FAILED after %.1f s: %s" % (name, secs, reason))
+        for line in tb[-6:]:
+            log("    " + line)
+        info = {"reason": reason, "after_s": round(secs, 1), "traceback": tb[-20:],
+                "daemon_logs": daemon_log_tails()}
+        info["recovery"] = recover()
+        for n in info["recovery"]:
+            log("case %s: %s" % (name, n))
+        result["failed"][name] = info
+        return False
+    result.update(out)
+    return True
+
+
 # ---------------------------------------------------------------- main
 def main():
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, on_signal)
-    result = {"quick": QUICK, "params": P, "poll_s": POLL_S, "machine": machine(), "notes": []}
+    result = {"quick": QUICK, "params": P, "poll_s": POLL_S, "machine": machine(), "notes": [],
+              "failed": {}}
     result["crun_host_probe"] = os.environ.get("CRUN_HOST_PROBE", "")
     result["cgroup_layout"] = os.environ.get("CGROUP_LAYOUT", "")
     try:
@@ -1284,18 +1426,22 @@ def main():
         limits = {"memory": int(cfg["memory"]), "pids": int(cfg["pids"]), "cpus": float(cfg["cpus"])}
         result["limits"] = limits
         peers, skipped = {}, {}
-        hybrid_fix(limits, result)
+        try:
+            hybrid_fix(limits, result)
+        except Exception as e:  # noqa: the peers' probes below say what that costs
+            result["notes"].append("covering the hybrid cgroup2 mount failed: %s" % e)
         for tool in ("crun", "runc"):
             if not shutil.which(tool):
                 skipped[tool] = "not installed"
                 continue
-            peer = Peer(tool, make_bundle(tool, limits))
             try:
+                peer = Peer(tool, make_bundle(tool, limits))
                 peer.create(TAG + "-probe-" + tool)
                 peer.remove(TAG + "-probe-" + tool)
                 peers[tool] = peer
-            except RuntimeError as e:
+            except Exception as e:  # noqa: a peer that cannot run is skipped, with the reason
                 skipped[tool] = str(e)
+                remove_peer_containers()
         bwrap_ok = False
         if shutil.which("bwrap"):
             _, rc, err = run_tool(BWRAP)
@@ -1308,27 +1454,31 @@ def main():
         log("peers: %s; skipped: %s" % (sorted(peers) + (["bwrap"] if bwrap_ok else []), skipped))
 
         only = [c for c in os.environ.get("BENCH_CASES", "").split(",") if c]  # for development
-        want = lambda c: not only or c in only  # noqa
-        if want("case1"):
-            result["case1"] = case1(peers, bwrap_ok)
-        if want("case2"):
-            result["case2"] = case2(peers)
-        if want("case45"):
-            result["case45"] = case45()
-        if want("case3"):
-            result["case3"] = case3()
-        if want("net"):
-            result["net_info"] = start_net_daemon()
-            result["net"] = case_net()
-        if want("tti"):
-            result["tti"] = case_tti(peers, bwrap_ok, limits)
-        if want("fork"):
-            result["fork"] = case_fork()
-        if want("qemu"):
-            result["qemu"] = case_qemu()
-        if want("qfork"):
-            result["qfork"] = case_qfork()
-        result["daemon_stats_end"] = kv(read_file(os.path.join(MNT, "stats")))
+        unknown = [c for c in only if c not in CASE_KEYS]
+        if unknown:
+            log("BENCH_CASES: no case named %s (cases: %s)" % (", ".join(unknown), ", ".join(CASE_KEYS)))
+
+        def net():
+            info = start_net_daemon()
+            return {"net_info": info, "net": case_net()}
+        cases = {
+            "case1": lambda: {"case1": case1(peers, bwrap_ok)},
+            "case2": lambda: {"case2": case2(peers)},
+            "case45": lambda: {"case45": case45()},
+            "case3": lambda: {"case3": case3()},
+            "net": net,
+            "tti": lambda: {"tti": case_tti(peers, bwrap_ok, limits)},
+            "fork": lambda: {"fork": case_fork()},
+            "qemu": lambda: {"qemu": case_qemu()},
+            "qfork": lambda: {"qfork": case_qfork()},
+        }
+        for c in CASE_KEYS:  # in this order
+            if not only or c in only:
+                run_case(c, cases[c], result)
+        try:
+            result["daemon_stats_end"] = kv(read_file(os.path.join(MNT, "stats")))
+        except OSError as e:
+            result["notes"].append("the main daemon's stats could not be read at the end: %s" % e)
     finally:
         cleanup()
     result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if TMP in l]
@@ -1337,6 +1487,10 @@ def main():
     result["elapsed_s"] = (now_ns() - T_START) / 1e9
     save(result, only)
     log("done in %.1fs" % result["elapsed_s"])
+    if result["failed"]:
+        for c, info in result["failed"].items():
+            log("FAILED case %s: %s" % (c, info["reason"]))
+        sys.exit(3)  # results saved; run.sh writes latest.md and exits 1
 
 
 # The keys of latest.json each case writes.
@@ -1350,6 +1504,7 @@ def run_info(result, cases):
     m = result["machine"]
     return {"commit": m["commit"], "date": m["date"], "quick": result["quick"],
             "loadavg": m["loadavg"], "elapsed_s": result.get("elapsed_s"), "cases": cases,
+            "failed": sorted(result.get("failed", {})),
             "params": result["params"], **{k: result[k] for k in RUN_KEYS[:-1] if k in result}}
 
 
@@ -1357,7 +1512,9 @@ def save(result, only):
     """A full run replaces latest.json. A partial run (BENCH_CASES) replaces only its own
     cases' keys in the existing latest.json; `runs` describes each run (by its date) and
     `provenance` maps each case to the run it came from, so the other cases keep the
-    results of the run that made them and latest.md says which run each section is."""
+    results of the run that made them and latest.md says which run each section is.
+    A case that failed is in `failed` (reason, run): in a full run it has no figures; in a
+    partial run the figures of an earlier run, if any, are kept beside the failure."""
     path = os.path.join(RESULTS, "latest.json")
     os.makedirs(RESULTS, exist_ok=True)
     ran = [c for c in CASE_KEYS if all(k in result for k in CASE_KEYS[c])]
@@ -1366,12 +1523,15 @@ def save(result, only):
         with open(path) as f:
             base = json.load(f)
     rid = result["machine"]["date"]
+    for info in result["failed"].values():
+        info["run"] = rid
     if base is None:
         result["runs"] = {rid: run_info(result, ran)}
         result["provenance"] = {c: rid for c in ran}
         out = result
     else:
         runs, prov = base.setdefault("runs", {}), base.setdefault("provenance", {})
+        failed = base.setdefault("failed", {})
         had = [c for c in CASE_KEYS if all(k in base for k in CASE_KEYS[c])]
         if any(c not in prov for c in had):  # from before provenance: all of one run
             bid = base["machine"]["date"]
@@ -1383,8 +1543,10 @@ def save(result, only):
             for k in CASE_KEYS[c]:
                 base[k] = result[k]
             prov[c] = rid
-        for x in list(runs):  # runs no case comes from any more
-            if x not in prov.values():
+            failed.pop(c, None)
+        failed.update(result["failed"])
+        for x in list(runs):  # runs no case comes from (or failed in) any more
+            if x not in prov.values() and x not in [f.get("run") for f in failed.values()]:
                 del runs[x]
         out = base
         log("partial run (%s) merged into %s; other cases kept from their own runs" % (",".join(ran), path))

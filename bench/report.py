@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = os.path.join(ROOT, "bench", "results")
@@ -74,29 +75,73 @@ def mode(run):
 
 
 def source_note(r, case):
-    """A line under a section heading when its numbers come from another run than the
-    one in the machine table (a partial run, BENCH_CASES, merged into latest.json)."""
+    """Lines under a section heading: the case's failure in a later run, if any (failed_note),
+    and a line when its numbers come from another run than the one in the machine table
+    (a partial run, BENCH_CASES, merged into latest.json)."""
     run = run_of(r, case)
     if not run or run["date"] == r["machine"]["date"]:
-        return []
-    return ["*From a later partial run (`BENCH_CASES=%s`): %s, commit %s, %s mode, load average "
+        return failed_note(r, case)
+    return failed_note(r, case) + ["*From a later partial run (`BENCH_CASES=%s`): %s, commit %s, %s mode, load average "
             "at start %s; the other sections are from the run in the machine table.*"
             % (",".join(run["cases"]), run["date"], run["commit"], mode(run).split()[0],
                " ".join(run["loadavg"])), ""]
 
 
-def main():
-    with open(os.path.join(RES, "latest.json")) as fh:
-        r = json.load(fh)
-    missing = [c for c in BASE_CASES if c not in r]
-    if missing:
-        print("report: latest.json has no %s (a partial run on no full one): run `make bench` "
-              "once; latest.md is left as it was" % ", ".join(missing), file=sys.stderr)
-        return
-    os.makedirs(DATA, exist_ok=True)
+
+# bench.py's CASE_KEYS: the keys of latest.json each case writes.
+CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
+             "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
+             "qfork": ["qfork"]}
+
+TITLES = {"case1": ["1. Create to running, one at a time"],
+          "case2": ["2. Burst: N created at once"],
+          "case3": ["3. Registry micro-benchmark (ns/op)"],
+          "case45": ["4. File API overhead", "5. Scaling: create latency and daemon memory vs live sandboxes"],
+          "net": ["6. Networking: create with networking on vs off (issue 4)"],
+          "tti": ["7. Time to interactive (issue 8)"],
+          "fork": ["8. Fork, ns backend (issue 9)"],
+          "qemu": ["9. qemu backend: create to agent hello (issue 5)"],
+          "qfork": ["10. qemu live fork and standby (issue 9)"]}
+
+
+def clean(s, n=600, cell=False):
+    """A reason as one line of Markdown for inline code (cell: in a table cell)."""
+    s = " ".join(str(s).split()).replace("`", "'")
+    s = s if len(s) <= n else s[:n] + "…"
+    return s.replace("|", "\\|") if cell else s
+
+
+def run_label(r, rid):
+    run = r.get("runs", {}).get(rid)
+    if not run:
+        return rid or "?"
+    return "%s (commit %s, %s mode)" % (run["date"], run["commit"], mode(run).split()[0])
+
+
+def failed_note(r, case):
+    """Lines under a section heading when the case failed in a run (bench.py `failed`)."""
+    fl = r.get("failed", {}).get(case)
+    if not fl:
+        return []
+    line = ("**This case failed** in the run of %s, after %s s: `%s`."
+            % (run_label(r, fl.get("run")), fl.get("after_s", "?"), clean(fl.get("reason", "?"))))
+    if all(k in r for k in CASE_KEYS.get(case, [case])):
+        line += (" The figures below are the last ones that worked, from the run of %s."
+                 % run_label(r, r.get("provenance", {}).get(case)))
+    else:
+        line += " No figures for it in this report."
+    rec = fl.get("recovery") or []
+    if rec:
+        line += " After it: %s." % "; ".join(clean(x, 200) for x in rec)
+    line += " (Its traceback and the daemons' last log lines are in latest.json, `failed`.)"
+    return [line, ""]
+
+
+
+def header(r, md):
+    """The title, the machine table, the runs merged, the failed cases, how it is measured."""
     m = r["machine"]
     runs = r.get("runs", {})
-    md = []
     md.append("# sandboxfs benchmarks: latest run")
     md.append("")
     if len(runs) > 1:
@@ -126,9 +171,23 @@ def main():
                   "the first one's):")
         md.append("")
         md.append(table(["run (date)", "commit", "mode", "cases", "wall time", "load average at start"],
-                        [[x["date"], x["commit"], mode(x), ", ".join(c for c, rid in r["provenance"].items() if rid == k),
+                        [[x["date"], x["commit"], mode(x), ", ".join(
+                            [c for c, rid in r["provenance"].items() if rid == k] +
+                            ["%s (failed)" % c for c, fl in r.get("failed", {}).items() if fl.get("run") == k]),
                           "%.0f s" % x["elapsed_s"] if x.get("elapsed_s") else "–", " ".join(x["loadavg"])]
                          for k, x in sorted(runs.items())]))
+        md.append("")
+    failed = r.get("failed", {})
+    if failed:
+        md.append("**Failed cases.** Each case runs on its own: one that fails is reported here and in "
+                  "its section, what it left is removed, and the other cases run and keep their results.")
+        md.append("")
+        md.append(table(["case", "section", "failed in the run of", "after", "reason", "figures in this report"],
+                        [[c, "; ".join(TITLES.get(c, [c])), run_label(r, fl.get("run")),
+                          "%s s" % fl.get("after_s", "?"), "`%s`" % clean(fl.get("reason", "?"), 300, cell=True),
+                          ("from the run of %s" % run_label(r, r.get("provenance", {}).get(c)))
+                          if all(k in r for k in CASE_KEYS.get(c, [c])) else "none"]
+                         for c, fl in failed.items()]))
         md.append("")
     md.append("## How it is measured")
     md.append("")
@@ -150,9 +209,9 @@ def main():
               "bundles get the same memory, pids and CFS quota; bwrap sets no cgroup limits."
               % (lim.get("memory"), lim.get("pids"), lim.get("cpus")))
     md.append("- Peers and sandboxfs are interleaved: each round runs every method once, in a "
-              "freshly shuffled order. Warm-ups are discarded: %d rounds in case 1, one burst of %d "
+              "freshly shuffled order. Warm-ups are discarded: %s rounds in case 1, one burst of %s "
               "per method in case 2, 50 file reads before case 4, one pass over every node in case 3."
-              % (r["case1"]["warmup"], r["case2"]["warmup_size"]))
+              % (r.get("case1", {}).get("warmup", "–"), r.get("case2", {}).get("warmup_size", "–")))
     md.append("- The main daemon runs with `--no-net` (sandboxes have only `lo`, like the runc/crun/"
               "bwrap peers, whose network namespaces are empty); networking is measured in case 6 "
               "with a second daemon.")
@@ -164,7 +223,10 @@ def main():
         md.append("- **%s skipped**: %s" % (tool, why))
     md.append("")
 
-    # ---------------------------------------------------------------- case 1
+
+
+def sec_case1(r, md):
+    """Section 1."""
     c1 = r["case1"]
     S = c1["samples"]
     methods = c1["methods"]
@@ -218,7 +280,10 @@ def main():
     plot += "plot " + ", ".join('"data/create_%s.dat" using 1:2 with steps lw 2 title "%s"' % (x, x) for x in methods) + "\n"
     gnuplot(plot)
 
-    # ---------------------------------------------------------------- case 2
+
+
+def sec_case2(r, md):
+    """Section 2."""
     c2 = r["case2"]
     md.append("## 2. Burst: N created at once")
     md.append("")
@@ -256,7 +321,10 @@ def main():
     md.append("Plots: " + ", ".join("[burst_%s.png](burst_%s.png)" % (n, n) for n in c2["runs"]) + ".")
     md.append("")
 
-    # ---------------------------------------------------------------- case 3
+
+
+def sec_case3(r, md):
+    """Section 3."""
     c3 = r["case3"]
     md.append("## 3. Registry micro-benchmark (ns/op)")
     md.append("")
@@ -308,7 +376,10 @@ def main():
         parts.append('"data/registry_mutex_%s.dat" using 1:2 with linespoints lw 2 lc %d dt 2 title "mutex %s"' % (op, i + 1, names.get(op, op)))
     gnuplot(plot + "plot " + ", ".join(parts) + "\n")
 
-    # ---------------------------------------------------------------- case 4
+
+
+def sec_case4(r, md):
+    """Section 4."""
     c45 = r["case45"]
     md.append("## 4. File API overhead")
     md.append("")
@@ -327,7 +398,11 @@ def main():
                      "ls p50/p95 ms", "cat */stats p50/p95 ms"], rows))
     md.append("")
 
-    # ---------------------------------------------------------------- case 5
+
+
+def sec_case5(r, md):
+    """Section 5."""
+    c45 = r["case45"]
     pts = c45["points"]
     md.append("## 5. Scaling: create latency and daemon memory vs live sandboxes")
     md.append("")
@@ -369,7 +444,10 @@ def main():
              '"data/scaling.dat" using 1:4 axes x1y2 with lines lw 2 title "daemon RSS"\n')
     gnuplot(plot)
 
-    # ---------------------------------------------------------------- networking
+
+
+def sec_net(r, md):
+    """Section 6."""
     nt = r.get("net")
     if nt:
         ni = r.get("net_info", {})
@@ -454,7 +532,10 @@ def main():
                  '"data/net_phase.dat" using 1:2 with steps lw 2 dt 2 title "create_net_usec (network phase)"\n')
         gnuplot(plot)
 
-    # ---------------------------------------------------------------- time to interactive
+
+
+def sec_tti(r, md):
+    """Section 7."""
     tt = r.get("tti")
     if tt:
         LB = [0.11, 0.44, 1.05, 2.66]  # public leaderboard medians, s (reference, not measured)
@@ -514,7 +595,10 @@ def main():
         plot += "plot " + ", ".join('"data/tti_%s.dat" using 1:2 with steps lw 2 title "%s"' % (m, m) for m in meths) + "\n"
         gnuplot(plot)
 
-    # ---------------------------------------------------------------- fork
+
+
+def sec_fork(r, md):
+    """Section 8."""
     fk = r.get("fork")
     if fk:
         FS = fk["single"]
@@ -591,7 +675,10 @@ def main():
                  '"data/fork_size.dat" using 1:6 with linespoints lw 2 title "fork_restore_usec"\n')
         gnuplot(plot)
 
-    # ---------------------------------------------------------------- qemu
+
+
+def sec_qemu(r, md):
+    """Section 9."""
     qm = r.get("qemu")
     if qm:
         md.append("## 9. qemu backend: create to agent hello (issue 5)")
@@ -622,7 +709,10 @@ def main():
                       ratio(pct([x["running"] for x in Q], 50), pct([x["running"] for x in N], 50)))
             md.append("")
 
-    # ---------------------------------------------------------------- qemu live fork and standby
+
+
+def sec_qfork(r, md):
+    """Section 10."""
     qf = r.get("qfork")
     if qf:
         md.append("## 10. qemu live fork and standby (issue 9)")
@@ -773,27 +863,40 @@ def main():
                    "file of its daemon and no layer in its state dir remained"))
         md.append("")
 
-    # ---------------------------------------------------------------- targets
+
+
+def sec_targets(r, md):
+    """The issue's targets, from whichever sections have figures."""
     md.append("## Against the issue's targets (reported, not asserted)")
     md.append("")
     rows = []
-    p50 = base / 1e3
-    rows.append(["create p50 ≤ 3 ms", "%s ms (daemon: %s ms)" % (f(p50), f(pct(dc, 50))), "met" if p50 <= 3 else "missed"])
-    if "crun" in S:
-        rr = pct(S["crun"]["create"], 50) / base
-        rows.append(["≥ 5× faster than `crun run`", "%.1f×" % rr, "met" if rr >= 5 else "missed"])
-    big = max(c3_size for c3_size in sizes) if sizes else None
-    g = idx.get(("rcu", "get_name", big))
-    if g is not None:
-        rows.append(["registry lookup ≤ 100 ns at %d" % big, "%s ns (get_name), %s ns (find_name)" % (f(g, 1), f(idx.get(("rcu", "find_name", big)), 1)), "met" if g <= 100 else "missed"])
-    if c45["api"]:
+    if "case1" in r:
+        S = r["case1"]["samples"]
+        base = pct(S["sandboxfs"]["create"], 50)
+        dc = [x / 1e3 for x in S["sandboxfs"]["daemon_create"]]
+        p50 = base / 1e3
+        rows.append(["create p50 ≤ 3 ms", "%s ms (daemon: %s ms)" % (f(p50), f(pct(dc, 50))), "met" if p50 <= 3 else "missed"])
+        if "crun" in S:
+            rr = pct(S["crun"]["create"], 50) / base
+            rows.append(["≥ 5× faster than `crun run`", "%.1f×" % rr, "met" if rr >= 5 else "missed"])
+    if "case3" in r:
+        idx = {(x["impl"], x["op"], x["size"]): x["ns_per_op"] for x in r["case3"]["rows"]}
+        sizes = sorted({x["size"] for x in r["case3"]["rows"]})
+        big = max(sizes) if sizes else None
+        g = idx.get(("rcu", "get_name", big))
+        if g is not None:
+            rows.append(["registry lookup ≤ 100 ns at %d" % big, "%s ns (get_name), %s ns (find_name)" % (f(g, 1), f(idx.get(("rcu", "find_name", big)), 1)), "met" if g <= 100 else "missed"])
+    c45 = r.get("case45")
+    if c45 and c45["api"]:
         nmax = max(c45["api"], key=int)
         sr = pct(c45["api"][nmax]["read_stats"], 50)
         rows.append(["stats read p50 ≤ 30 µs", "%s µs at %s live" % (f(sr, 1), nmax), "met" if sr <= 30 else "missed"])
-    bmax = max(c2["runs"], key=int)
-    ar = sorted(x["all_running"] for x in c2["runs"][bmax]["sandboxfs-mkdir"])
-    ar = ar[len(ar) // 2] / 1e3
-    rows.append(["%s-way burst all running ≤ 1 s (target is for 100)" % bmax, "%s ms" % f(ar), "met" if ar <= 1000 else "missed"])
+    c2 = r.get("case2")
+    if c2:
+        bmax = max(c2["runs"], key=int)
+        ar = sorted(x["all_running"] for x in c2["runs"][bmax]["sandboxfs-mkdir"])
+        ar = ar[len(ar) // 2] / 1e3
+        rows.append(["%s-way burst all running ≤ 1 s (target is for 100)" % bmax, "%s ms" % f(ar), "met" if ar <= 1000 else "missed"])
     if r.get("tti"):
         ts = r["tti"]["samples"]["sandboxfs"]
         rows.append(["TTI p50 ≤ 5 ms, p95 ≤ 15 ms (ns)", "%s / %s ms" % (f(pct(ts, 50) / 1e3), f(pct(ts, 95) / 1e3)),
@@ -822,6 +925,47 @@ def main():
                      "met" if p95 <= 1e6 else "missed"])
     md.append(table(["target", "this run", ""], rows))
     md.append("")
+    nf = [c for c in r.get("failed", {}) if not all(k in r for k in CASE_KEYS.get(c, [c]))]
+    if nf:
+        md.append("Not measured, the case failed: %s." % ", ".join(nf))
+        md.append("")
+
+
+# (case, the section's heading when there are no figures, how it is drawn), in order
+SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][0], sec_case2),
+            ("case3", TITLES["case3"][0], sec_case3), ("case45", TITLES["case45"][0], sec_case4),
+            ("case45", TITLES["case45"][1], sec_case5), ("net", TITLES["net"][0], sec_net),
+            ("tti", TITLES["tti"][0], sec_tti), ("fork", TITLES["fork"][0], sec_fork),
+            ("qemu", TITLES["qemu"][0], sec_qemu), ("qfork", TITLES["qfork"][0], sec_qfork),
+            (None, "Against the issue's targets (reported, not asserted)", sec_targets)]
+
+
+def main():
+    with open(os.path.join(RES, "latest.json")) as fh:
+        r = json.load(fh)
+    failed = r.get("failed", {})
+    missing = [c for c in BASE_CASES if c not in r and c not in failed]
+    if missing:
+        print("report: latest.json has no %s (a partial run on no full one): run `make bench` "
+              "once; latest.md is left as it was" % ", ".join(missing), file=sys.stderr)
+        return
+    os.makedirs(DATA, exist_ok=True)
+    md = []
+    header(r, md)
+    for case, title, draw in SECTIONS:
+        if case and not all(k in r for k in CASE_KEYS[case]):
+            if case in failed:  # failed, no figures: the heading and why
+                md += ["## " + title, ""] + failed_note(r, case)
+            continue
+        n0 = len(md)
+        try:
+            draw(r, md)
+        except Exception as e:  # noqa: one section that cannot be drawn does not take the others
+            del md[n0:]
+            md += ["## " + title, "", "*report.py could not draw this section (%s: %s); its raw samples "
+                   "are in latest.json.*" % (type(e).__name__, clean(e, 300)), ""]
+            print("report: section %r not drawn:\n%s" % (title, traceback.format_exc()), file=sys.stderr)
+
     for rid, run in sorted(r.get("runs", {}).items()):
         if run.get("leftover_qemu"):
             md.append("**QEMU processes or /dev/shm files the bench's cleanup had to remove (run %s):** %s"

@@ -45,13 +45,19 @@
 # (KEEP=1 keeps the root, to look into it: chroot DIR /bin/bash).
 # The whole output is also written to /var/tmp/sbxfresh-DATE.log (FRESH_LOG=PATH).
 #
+# Tested on a host with cgroup v1 controllers (and an empty cgroup2 mount), as
+# machine.md describes. On a pure cgroup v2 host the run's own cgroup holds its
+# processes, so a daemon in the root could not enable controllers below it: not
+# handled yet.
+#
 # Needs: root, Debian 12 (or any host with apt, mmdebstrap and slirp4netns:
 # installed with apt-get when missing), network access to the Debian archive,
-# about 3 GB of disk under FRESH_DIR (default /var/tmp), and time: about 30 to
-# 40 minutes on 2 cores (mmdebstrap, apt, the build, a 15-minute make check).
+# about 3 GB of disk under FRESH_DIR (default /var/tmp), and time: 25 minutes
+# on this 2-core machine (mmdebstrap 1.5 to 5 minutes, apt and two initramfs
+# builds for linux-image-amd64 about 8, the build, a 10 to 15 minute make check).
 #
-# Variables: KEEP=1, FRESH_WORKTREE=1, FRESH_DIR, FRESH_LOG, FRESH_VARIANT (minbase), FRESH_NET
-# (slirp|host), FRESH_TIMEOUT (seconds for demo+check, default 7200),
+# Variables: KEEP=1, FRESH_WORKTREE=1, FRESH_DIR, FRESH_LOG, FRESH_VARIANT
+# (minbase), FRESH_NET (slirp|host), FRESH_TIMEOUT (seconds for demo+check, 7200),
 # FRESH_CMD (for work on this script: a shell command run in /root/sandboxfs
 # instead of `make demo; make check`).
 set -euo pipefail
