@@ -62,13 +62,8 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 		r = err_set(&e, -EBUSY, "this exec handle already ran a command; open exec again");
 		goto out;
 	}
-	sbx_wait_settled(s, 60);
-	int st = atomic_load(&s->state);
-	if (st != SBX_RUNNING) {
-		r = err_set(&e, -EBUSY, "cannot exec in sandbox %s: it is %s", s->node.name,
-			    sbx_state_name(st));
+	if ((r = sbx_require_running(s, "exec", &e)) < 0)
 		goto out;
-	}
 	/* Only our end is non-blocking: the command writes as to any pipe. */
 	if (pipe2(pfd, O_CLOEXEC) < 0 || fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));

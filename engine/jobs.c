@@ -348,13 +348,8 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		goto out;
-	sbx_wait_settled(s, 60);
-	int st = atomic_load(&s->state);
-	if (st != SBX_RUNNING) {
-		r = err_set(&e, -EBUSY, "cannot run a job in sandbox %s: it is %s", s->node.name,
-			    sbx_state_name(st));
+	if ((r = sbx_require_running(s, "run a job", &e)) < 0)
 		goto out;
-	}
 	if (!s->ops->job) {
 		r = err_set(&e, -EOPNOTSUPP, "backend %s cannot run jobs", s->cfg.backend);
 		goto out;

@@ -93,6 +93,22 @@ void sbx_wait_settled(struct sbx *s, int timeout_sec)
 		timed_wait(s, deadline);
 }
 
+/* Waits (bounded) for a sandbox being created, started or stopped to settle,
+ * then requires it running: 0, or -EBUSY with the sentence in e. A failed
+ * sandbox's sentence stays why it failed (what a caller then writes to its
+ * `error` changes nothing). Called with s->lock held. */
+int sbx_require_running(struct sbx *s, const char *what, struct err *e)
+{
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state);
+	if (st == SBX_RUNNING)
+		return 0;
+	if (st == SBX_FAILED && s->error[0])
+		return err_set(e, -EBUSY, "%s", s->error);
+	return err_set(e, -EBUSY, "cannot %s in sandbox %s: it is %s", what, s->node.name,
+		       sbx_state_name(st));
+}
+
 /* --- a test-only hook: the daemon's death at a chosen step of a create --- */
 
 /* SANDBOXFS_TEST_KILL_AT=STEP (read once) makes the daemon SIGKILL itself

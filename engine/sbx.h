@@ -172,6 +172,8 @@ void sbx_exec_fail_all(struct sbx *s, int code);
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
 /* Waits (bounded) while the sandbox is creating; call with s->lock held. */
 void sbx_wait_settled(struct sbx *s, int timeout_sec);
+/* After settling: 0 when running, else -EBUSY with the sentence in e. */
+int sbx_require_running(struct sbx *s, const char *what, struct err *e);
 void sbx_set_state(struct sbx *s, int state);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(int argc, char **argv, struct err *e);

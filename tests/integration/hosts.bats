@@ -76,4 +76,9 @@ SH
 	[[ "$output" == *"QEMU exited while starting: qemu-system-x86_64: -accel kvm: failed to initialize kvm"* ]]
 	run pgrep -f "$SBX_TMP/qemu"
 	[ "$status" -ne 0 ]
+	# exec in it is EBUSY, and error still says why it failed.
+	run sbx_exec "$v" true
+	[ "$status" -ne 0 ]
+	run sbx_cat "$MNT/$v/error"
+	[[ "$output" == *"QEMU exited while starting"* ]]
 }
