@@ -142,9 +142,12 @@ $(GUEST)/initrd.gz: vmm/guest/mkinitrd.sh $(BUILD)/sbx-agent $(BUILD)/images/bus
 guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 
 # ---- fuzzing (tests/fuzz/) ---------------------------------------------------
-# libFuzzer targets for the ctl parsers (engine/ctl.c): fuzz_ctl (one write to
-# a ctl file, either level) and fuzz_options (names, key=value options, sizes,
-# cpus, signals). Seed corpora in tests/fuzz/corpus/<target>/ (inputs that
+# libFuzzer targets for the parsers that read what a client, a sandbox or a
+# guest wrote: fuzz_ctl (one write to a ctl file, either level), fuzz_options
+# (names, key=value options, sizes, cpus, signals; engine/ctl.c), fuzz_event
+# (sbx-init's event reports, vmm_read_event of vmm/vmm.c), fuzz_qmp (QEMU's QMP
+# lines, vmm/qmp.c) and fuzz_agent (the guest agent's frames and answer marker,
+# vmm/qemu.h). Seed corpora in tests/fuzz/corpus/<target>/ (inputs that
 # once crashed stay there as regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
 #                        # runs FUZZ_SECONDS (default 60); new inputs go to
@@ -152,24 +155,35 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options
+FUZZ_TARGETS := ctl options event qmp agent
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
+# Each target links only the sources its parser needs (FUZZ_SRC_<target>).
 # ctl.c parses rate= with net_parse_rate (net/shape.c): the net sources link
-# standalone with util.c (as tests/net/nettool does).
-FUZZ_SRC     := engine/ctl.c engine/util.c $(NET_SRC)
-FUZZ_DEPS    := $(FUZZ_SRC) engine/ctl.h engine/common.h $(wildcard net/*.h)
+# standalone with util.c (as tests/net/nettool does). vmm.c links with the
+# stubs in fuzz_event.c; qmp.c with util.c; the agent's framing is inline in
+# vmm/qemu.h.
+FUZZ_SRC_ctl     := engine/ctl.c engine/util.c $(NET_SRC)
+FUZZ_SRC_options := $(FUZZ_SRC_ctl)
+FUZZ_SRC_event   := vmm/vmm.c engine/util.c
+FUZZ_SRC_qmp     := vmm/qmp.c engine/util.c
+FUZZ_SRC_agent   :=
+FUZZ_HDRS    := engine/ctl.h engine/common.h $(wildcard net/*.h) $(wildcard vmm/*.h) \
+		vmm/agent/agent_proto.h
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS)
-	@mkdir -p $(BUILD)/fuzz
-	$(FUZZ_CC) -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
-		-o $@ $< $(FUZZ_SRC) $(LDLIBS)
+define FUZZ_RULES
+$$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(FUZZ_HDRS)
+	@mkdir -p $$(BUILD)/fuzz
+	$$(FUZZ_CC) -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $$(shell pkg-config --cflags $$(PKGS) 2>/dev/null) \
+		-o $$@ $$< $$(FUZZ_SRC_$(1)) $$(LDLIBS)
 
-$(BUILD)/tests/replay_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_DEPS)
-	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $(SAN) -fno-sanitize-recover=undefined -O1 -o $@ $< \
-		tests/fuzz/replay.c $(FUZZ_SRC) $(LDLIBS)
+$$(BUILD)/tests/replay_fuzz_$(1): tests/fuzz/fuzz_$(1).c tests/fuzz/replay.c $$(FUZZ_SRC_$(1)) $$(FUZZ_HDRS)
+	@mkdir -p $$(BUILD)/tests
+	$$(CC) $$(CFLAGS) $$(SAN) -fno-sanitize-recover=undefined -O1 -o $$@ $$< \
+		tests/fuzz/replay.c $$(FUZZ_SRC_$(1)) $$(LDLIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULES,$(t))))
 
 .PHONY: fuzz fuzz-replay
 fuzz: $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))

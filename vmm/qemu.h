@@ -3,10 +3,12 @@
 #ifndef SBX_QEMU_H
 #define SBX_QEMU_H
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "agent/agent_proto.h"
 #include "qmp.h"
@@ -48,6 +50,53 @@ struct qemu_vm {
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
 };
+
+/* The agent channel's framing, pure (no fd, no lock) so that the fuzz target
+ * tests/fuzz/fuzz_agent.c links it alone; qemu_agent.c reads through these.
+ *
+ * Takes the first whole frame out of in[0, *in_len): 1 with the header in *h
+ * and its payload in payload (AGENT_PAYLOAD_MAX + 1 bytes of room;
+ * NUL-terminated) and the rest moved to the front; 0 when more bytes are
+ * needed; -EPROTO when the header announces more than AGENT_PAYLOAD_MAX.
+ * On 0 and -EPROTO, in and *in_len are left alone. */
+static inline int qagent_take_frame(char *in, size_t *in_len, struct agent_hdr *h, char *payload)
+{
+	if (*in_len < sizeof(*h))
+		return 0;
+	memcpy(h, in, sizeof(*h));
+	if (h->len > AGENT_PAYLOAD_MAX)
+		return -EPROTO;
+	size_t n = sizeof(*h) + h->len;
+	if (*in_len < n)
+		return 0;
+	memcpy(payload, in + sizeof(*h), h->len);
+	payload[h->len] = '\0';
+	memmove(in, in + n, *in_len - n);
+	*in_len -= n;
+	return 1;
+}
+
+/* The answer marker after AG_FORK / AG_RESYNC: when want[0, wn) occurs in
+ * in[0, *in_len), drops everything through its first occurrence and returns 1.
+ * Otherwise returns 0 and, when the buffer is full (*in_len == cap), keeps
+ * only its last wn bytes (where a match could start), so there is room for
+ * more. wn must be at most cap. */
+static inline int qagent_take_answer(char *in, size_t *in_len, size_t cap, const char *want,
+				     size_t wn)
+{
+	char *hit = memmem(in, *in_len, want, wn);
+	if (hit) {
+		size_t end = (size_t)(hit - in) + wn;
+		memmove(in, in + end, *in_len - end);
+		*in_len -= end;
+		return 1;
+	}
+	if (*in_len == cap) {
+		memmove(in, in + *in_len - wn, wn);
+		*in_len = wn;
+	}
+	return 0;
+}
 
 /* Waits for the agent's hello frame (the guest is up). */
 int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);

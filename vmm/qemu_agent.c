@@ -65,19 +65,7 @@ int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 /* Takes the first whole frame out of q->in. 1: got one, 0: need more, <0: garbage. */
 static int next_frame(struct qemu_vm *q, struct agent_hdr *h, char *payload)
 {
-	if (q->in_len < sizeof(*h))
-		return 0;
-	memcpy(h, q->in, sizeof(*h));
-	if (h->len > AGENT_PAYLOAD_MAX)
-		return -EPROTO;
-	size_t n = sizeof(*h) + h->len;
-	if (q->in_len < n)
-		return 0;
-	memcpy(payload, q->in + sizeof(*h), h->len);
-	payload[h->len] = '\0';
-	memmove(q->in, q->in + n, q->in_len - n);
-	q->in_len -= n;
-	return 1;
+	return qagent_take_frame(q->in, &q->in_len, h, payload);
 }
 
 /* Receives what is there into q->in. 0, or -EPIPE when QEMU closed the channel. */
@@ -130,17 +118,10 @@ int qagent_wait_answer(struct qemu_vm *q, const char *what, const char *nonce, i
 	char want[64];
 	int wn = snprintf(want, sizeof(want), " %s %s", what, nonce);
 	for (;;) {
-		char *hit = memmem(q->in, q->in_len, want, (size_t)wn);
-		if (hit) {
-			size_t end = (size_t)(hit - q->in) + (size_t)wn;
-			memmove(q->in, q->in + end, q->in_len - end);
-			q->in_len -= end;
+		/* Found: framing starts after it. Not found in a full buffer: keeps
+		 * the tail a match could start in. */
+		if (qagent_take_answer(q->in, &q->in_len, sizeof(q->in), want, (size_t)wn))
 			return 0;
-		}
-		if (q->in_len == sizeof(q->in)) { /* keep the tail a match could start in */
-			memmove(q->in, q->in + q->in_len - (size_t)wn, (size_t)wn);
-			q->in_len = (size_t)wn;
-		}
 		uint64_t now = now_usec();
 		if (now >= deadline)
 			return err_set(e, -ETIMEDOUT, "the guest agent did not answer '%s' within %d s "

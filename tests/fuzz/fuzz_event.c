@@ -1,0 +1,135 @@
+/* libFuzzer target: sbx-init's event reports as the daemon reads them.
+ *
+ * The input is one SOCK_SEQPACKET message on a sandbox's ctl socket (what
+ * sbx-init's send_report/send_msg, or the qemu backend's reader thread, write:
+ * "E<id> <exit code> <signal>" or "P<id> <pid>"). It is sent on a socketpair
+ * and read with vmm_read_event (vmm/vmm.c), exactly as the backends' event op
+ * does. Then, from the first bytes of the input, a well-formed report is
+ * formatted the way sbx-init formats it, and read back. Besides the
+ * sanitizers, it asserts:
+ *   - vmm_read_event returns 0, reads exactly one message, and sees EAGAIN as
+ *     VMM_EV_NONE and the peer's close as VMM_EV_HANGUP;
+ *   - the kind follows the first byte ('E' exit, 'P' pid, else none; an empty
+ *     message reads as a hangup, as EOF does), and the fields a kind does not
+ *     carry are left alone;
+ *   - the id agrees with an independent reading of the digits (strtoull of
+ *     the first 127 bytes: the reader's buffer truncates longer messages);
+ *   - a report formatted as sbx-init formats it reads back exactly.
+ * vmm.c is linked alone: the few backend symbols it refers to are stubs here
+ * that abort if called (the event reader never calls them).
+ *
+ *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
+ *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../vmm/cgroup.h"
+#include "../../vmm/proto.h"
+#include "../../vmm/vmm.h"
+
+#define MUST(cond)                                                                         \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			fprintf(stderr, "fuzz_event: contract broken: %s (%s:%d)\n", #cond, \
+				__FILE__, __LINE__);                                       \
+			abort();                                                           \
+		}                                                                          \
+	} while (0)
+
+/* Link stubs for what vmm.c refers to beyond the event reader. */
+const struct vmm_ops vmm_ns_ops, vmm_qemu_ops;
+void vmm_ns_probe(void) { abort(); }
+int cg_host_init(struct err *e) { abort(); }
+int cg_destroy(struct cg *cg) { abort(); }
+int vmm_remove_tree(const char *path) { abort(); }
+
+#define SENT_ID 0x5a5a5a5a5a5a5a5aull
+#define SENT_INT 0x5a5a5a5a
+
+static void sentinel(struct vmm_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = (enum vmm_event_kind)77;
+	ev->exec_id = SENT_ID;
+	ev->exit_code = ev->signal = ev->pid = SENT_INT;
+}
+
+/* Sends msg as one message and reads it back; checks the generic contract. */
+static void read_one(const char *msg, size_t n, struct vmm_event *ev)
+{
+	int sv[2];
+	MUST(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+	MUST(send(sv[0], msg, n, MSG_NOSIGNAL) == (ssize_t)n);
+	sentinel(ev);
+	MUST(vmm_read_event(sv[1], ev) == 0);
+	MUST(ev->kind == VMM_EV_NONE || ev->kind == VMM_EV_EXEC_EXIT ||
+	     ev->kind == VMM_EV_EXEC_PID || ev->kind == VMM_EV_HANGUP);
+	/* Exactly one message was taken: the socket is empty now (EAGAIN). */
+	struct vmm_event again;
+	sentinel(&again);
+	MUST(vmm_read_event(sv[1], &again) == 0);
+	MUST(again.kind == VMM_EV_NONE && again.exec_id == SENT_ID);
+	/* The peer's close is a hangup. */
+	close(sv[0]);
+	sentinel(&again);
+	MUST(vmm_read_event(sv[1], &again) == 0);
+	MUST(again.kind == VMM_EV_HANGUP && again.exec_id == SENT_ID);
+	close(sv[1]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vmm_event ev;
+	read_one((const char *)data, size, &ev);
+
+	char text[128];
+	size_t t = size < sizeof(text) - 1 ? size : sizeof(text) - 1;
+	memcpy(text, data, t);
+	text[t] = '\0';
+	if (size == 0) {
+		MUST(ev.kind == VMM_EV_HANGUP);
+	} else if (text[0] == MSG_EXEC_EXIT) {
+		MUST(ev.kind == VMM_EV_EXEC_EXIT);
+		MUST(ev.exec_id == strtoull(text + 1, NULL, 10));
+		MUST(ev.pid == SENT_INT);
+	} else if (text[0] == MSG_EXEC_PID) {
+		MUST(ev.kind == VMM_EV_EXEC_PID);
+		MUST(ev.exec_id == strtoull(text + 1, NULL, 10));
+		MUST(ev.exit_code == SENT_INT && ev.signal == SENT_INT);
+	} else {
+		MUST(ev.kind == VMM_EV_NONE);
+	}
+	if (ev.kind != VMM_EV_EXEC_EXIT && ev.kind != VMM_EV_EXEC_PID)
+		MUST(ev.exec_id == SENT_ID && ev.exit_code == SENT_INT && ev.signal == SENT_INT &&
+		     ev.pid == SENT_INT);
+
+	/* Round trip: the values from the input's first 17 bytes, formatted as
+	 * sbx-init formats its reports (vmm/init/sbx-init.c). */
+	uint8_t v[17] = {0};
+	memcpy(v, data, size < sizeof(v) ? size : sizeof(v));
+	unsigned long long id;
+	int32_t a, b;
+	memcpy(&id, v, 8);
+	memcpy(&a, v + 8, 4);
+	memcpy(&b, v + 12, 4);
+	char msg[128];
+	int n;
+	if (v[16] & 1) {
+		n = snprintf(msg, sizeof(msg), "%c%llu %d %d", MSG_EXEC_EXIT, id, (int)a, (int)b);
+		read_one(msg, (size_t)n, &ev);
+		MUST(ev.kind == VMM_EV_EXEC_EXIT && ev.exec_id == id && ev.exit_code == a &&
+		     ev.signal == b && ev.pid == SENT_INT);
+	} else {
+		n = snprintf(msg, sizeof(msg), "%c%llu %d", MSG_EXEC_PID, id, (int)a);
+		read_one(msg, (size_t)n, &ev);
+		MUST(ev.kind == VMM_EV_EXEC_PID && ev.exec_id == id && ev.pid == a &&
+		     ev.exit_code == SENT_INT && ev.signal == SENT_INT);
+	}
+	return 0;
+}
