@@ -224,6 +224,9 @@ static int ns_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)
 	if (wait_exit(vm->pidfd, (timeout_sec + 1) * 1000) == 0) {
 		log_warn("sandbox %s: init did not stop in %d s, killing it", vm->name, timeout_sec + 1);
 		pidfd_signal(vm->pidfd, SIGKILL);
+		/* A cgroup frozen behind our back (the journal says running) holds
+		 * the kill until it is thawed. */
+		cg_freeze(&vm->cg, false, NULL);
 		if (wait_exit(vm->pidfd, 5000) == 0)
 			return err_set(e, -ETIMEDOUT, "init (pid %d) survived SIGKILL", (int)vm->pid);
 	}

@@ -187,6 +187,16 @@ teardown_sbx() {
 			fi
 		done <"$SBX_TMP/daemons"
 	fi
+	# A cgroup of ours left frozen (a test froze it by hand, a daemon died
+	# mid-fork) holds a kill until it is thawed.
+	if [[ -n "${SBX_TAG:-}" ]]; then
+		for d in /sys/fs/cgroup/freezer/sandboxfs/*-??"$SBX_TAG"*; do
+			[[ -f "$d/freezer.state" ]] && { echo THAWED >"$d/freezer.state"; } 2>/dev/null || true
+		done
+		for d in /sys/fs/cgroup/sandboxfs/*-??"$SBX_TAG"*; do
+			[[ -f "$d/cgroup.freeze" ]] && { echo 0 >"$d/cgroup.freeze"; } 2>/dev/null || true
+		done
+	fi
 	# Sandbox inits we saw that are still there (only if still an sbx-init).
 	if [[ -f "$SBX_TMP/pids" ]]; then
 		while read -r pid; do
@@ -204,6 +214,8 @@ teardown_sbx() {
 			[[ -d "$d" ]] || continue
 			rmdir "$d" 2>/dev/null && echo "teardown: removed leftover cgroup $d" >&2
 		done
+		# The shared parents, once empty (a daemon still running keeps its own).
+		rmdir /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs 2>/dev/null || true
 	fi
 	# Mounts left under our temp dir (deepest first).
 	for ((i = 0; i < 3; i++)); do

@@ -206,3 +206,20 @@ hostile_view() {
 	rmdir "$MNT/$A"
 	wait_no_leaks "$A" "$pid"
 }
+
+@test "a sandbox frozen behind the daemon's back is still removed: rmdir thaws it to kill it" {
+	sbx_start_daemon
+	sbx_create "$A"
+	pid=$(sbx_pid_of "$A")
+	f=$(freezer_file "$pid")
+	case "$f" in
+	*/freezer.state) echo FROZEN >"$f" ;;
+	*) echo 1 >"$f" ;;
+	esac
+	[ "$(freezer_state "$A")" = FROZEN ]
+	# init cannot answer stop while frozen: the daemon's SIGKILL backstop
+	# must thaw the cgroup for the kill to land.
+	run timeout 60 rmdir "$MNT/$A"
+	[ "$status" -eq 0 ]
+	wait_no_leaks "$A" "$pid"
+}
