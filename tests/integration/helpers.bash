@@ -85,8 +85,11 @@ sbx_start_daemon() {
 	# 3>&- : a background process holding bats' fd 3 makes bats hang.
 	# Networking is off unless a test asks for it (SBX_NET_ARGS): concurrent
 	# daemons must not share the default bridge and subnet.
+	# SBX_KEEP=1 (sbx_start_daemon_keep): no --stop-on-exit, sandboxes outlive it.
+	local stop=--stop-on-exit
+	[[ -n "${SBX_KEEP:-}" ]] && stop=""
 	# shellcheck disable=SC2086
-	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" --stop-on-exit \
+	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" $stop \
 		${SBX_NET_ARGS:---no-net} "$@" "$MNT" \
 		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
 	SBX_PID=$!
@@ -110,6 +113,27 @@ sbx_start_daemon() {
 	echo "sandboxfs (pid $SBX_PID): $MNT/ctl did not appear within ${SBX_MOUNT_WAIT}s; log:" >&2
 	tail -n 30 "$SBX_LOG" >&2
 	return 1
+}
+
+# sbx_start_daemon without --stop-on-exit: its sandboxes outlive it.
+sbx_start_daemon_keep() {
+	SBX_KEEP=1 sbx_start_daemon "$@"
+}
+
+# teardown_sbx for suites whose sandboxes outlive a dead daemon: when ours
+# does not serve, kill it (by pid) and start one more with START... (it
+# re-adopts them), note every init pid, then teardown_sbx removes them all.
+teardown_sbx_readopt() {
+	if [[ -n "${SBX_TMP:-}" && -d "$STATE/sandboxes" ]] &&
+		! { sbx_daemon_alive && timeout 5 cat "$MNT/stats" >/dev/null 2>&1; }; then
+		[[ -n "${SBX_PID:-}" ]] && kill -9 "$SBX_PID" 2>/dev/null
+		"$@" || echo "teardown: could not start a daemon to remove the sandboxes" >&2
+	fi
+	local d
+	for d in "$MNT"/*/; do
+		[[ -f "$d/stats" ]] && sbx_pid_of "$(basename "$d")" >/dev/null 2>&1
+	done
+	teardown_sbx
 }
 
 # Create the temp dirs (SBX_TMP, STATE, MNT, SBX_LOG, SBX_TAG), no daemon.

@@ -20,49 +20,13 @@ setup() {
 }
 
 teardown() {
-	# A test that left no daemon serving (it killed or unmounted it) gets one
-	# more, so that teardown_sbx can rmdir its sandboxes.
-	if [[ -n "${SBX_TMP:-}" && -d "$STATE/sandboxes" ]] &&
-		! { sbx_daemon_alive && timeout 5 cat "$MNT/stats" >/dev/null 2>&1; }; then
-		[[ -n "${SBX_PID:-}" ]] && kill -9 "$SBX_PID" 2>/dev/null
-		start_keep || echo "teardown: could not start a daemon to remove the sandboxes" >&2
-	fi
-	local d
-	for d in "$MNT"/*/; do
-		[[ -f "$d/stats" ]] && sbx_pid_of "$(basename "$d")" >/dev/null 2>&1
-	done
-	teardown_sbx
+	teardown_sbx_readopt sbx_start_daemon_keep
 }
 
-# A daemon like sbx_start_daemon's, without --stop-on-exit: its sandboxes
-# outlive it.
-start_keep() {
-	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" --no-net "$@" "$MNT" \
-		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
-	SBX_PID=$!
-	export SBX_PID
-	echo "$SBX_PID" >>"$SBX_TMP/daemons"
-	local i
-	for ((i = 0; i < SBX_MOUNT_WAIT * 10; i++)); do
-		if [[ -e "$MNT/ctl" ]] && timeout 5 stat -f "$MNT" >/dev/null 2>&1 &&
-			timeout 5 cat "$MNT/stats" >/dev/null 2>&1 && sbx_daemon_alive; then
-			return 0
-		fi
-		sbx_daemon_alive || {
-			echo "sandboxfs (pid $SBX_PID) exited before the mount was ready" >&2
-			tail -n 30 "$SBX_LOG" >&2
-			return 1
-		}
-		sleep 0.1
-	done
-	echo "sandboxfs (pid $SBX_PID): mount not ready within ${SBX_MOUNT_WAIT}s" >&2
-	return 1
-}
-
-# Replaces setup's daemon (which has --stop-on-exit) by start_keep's.
+# Replaces setup's daemon (which has --stop-on-exit) by one without it.
 keep_mode() {
 	sbx_stop_daemon
-	start_keep "$@"
+	sbx_start_daemon_keep "$@"
 }
 
 # Waits (bounded) until our daemon has exited, and sets DAEMON_RC to its
@@ -125,7 +89,7 @@ wait_counter_above() {
 	local c
 	c=$(counter_of "$P-a")
 	wait_counter_above "$P-a" "${c:-0}" # its processes go on without a daemon
-	start_keep
+	sbx_start_daemon_keep
 	[ "$(sbx_cat "$MNT/$P-a/status")" = running ]
 	[ "$(sbx_key "$MNT/$P-a/stats" pid)" = "$pid" ]
 	sbx_exec "$P-a" 'echo back on $(hostname)'
@@ -139,7 +103,7 @@ wait_counter_above() {
 	run sbx_is_mounted "$MNT"
 	[ "$status" -ne 0 ]
 	[ "$(cat "/proc/$pid/comm")" = sbx-init ]
-	start_keep
+	sbx_start_daemon_keep
 	[ "$(sbx_cat "$MNT/$P-a/status")" = running ]
 	[ "$(sbx_key "$MNT/$P-a/stats" pid)" = "$pid" ]
 	sbx_exec "$P-a" 'echo again'
@@ -287,7 +251,7 @@ wait_counter_above() {
 		kill -9 "$SBX_PID"
 		wait "$SBX_PID" || true
 	} 2>/dev/null
-	start_keep
+	sbx_start_daemon_keep
 	[ "$(sbx_cat "$MNT/$P-q/status")" = paused ]
 	[ "$(sbx_key "$MNT/$P-q/stats" pid)" = "$pid" ]
 	grep -q "sandbox $P-q: re-adopted (pid $pid)" "$SBX_LOG"

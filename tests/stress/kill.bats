@@ -60,19 +60,8 @@ teardown() {
 			[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
 		done <"$SBX_TMP/bg"
 	fi
-	# Sandboxes outlive a dead daemon here: if ours is not serving, start one
-	# more (it re-adopts them) so that teardown_sbx can rmdir every sandbox.
-	if [[ -n "${SBX_TMP:-}" && -d "$STATE/sandboxes" ]] &&
-		! { sbx_daemon_alive && timeout 5 cat "$MNT/stats" >/dev/null 2>&1; }; then
-		[[ -n "${SBX_PID:-}" ]] && kill -9 "$SBX_PID" 2>/dev/null
-		start_daemon || echo "teardown: could not start a daemon to remove the sandboxes" >&2
-	fi
-	# Note every init pid, so teardown_sbx can kill (only) those that outlive rmdir.
-	local d
-	for d in "$MNT"/*/; do
-		[[ -f "$d/stats" ]] && sbx_pid_of "$(basename "$d")" >/dev/null 2>&1
-	done
-	teardown_sbx
+	# Sandboxes outlive a dead daemon here.
+	teardown_sbx_readopt start_daemon
 }
 
 # sbx_start_daemon without --stop-on-exit (the helper always passes it).
