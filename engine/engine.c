@@ -47,26 +47,6 @@ void engine_bump_generation(void)
 uint64_t engine_generation(void) { return atomic_load(&generation); }
 uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
 
-int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms,
-		    const struct sbx_cancel *c, struct buf *b)
-{
-	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
-	pthread_mutex_lock(&s->lock);
-	while (atomic_load(&s->generation) == since && now_usec() < deadline) {
-		if (c && c->fn(c->arg)) {
-			pthread_mutex_unlock(&s->lock);
-			return -EINTR;
-		}
-		/* Slices of 100 ms, so an interrupted reader is let go soon. */
-		uint64_t until = now_usec() + 100000 < deadline ? now_usec() + 100000 : deadline;
-		struct timespec ts = {.tv_sec = (time_t)(until / 1000000),
-				      .tv_nsec = (long)(until % 1000000) * 1000};
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return sbx_show_events(s, b);
-}
-
 int sbx_root_link(struct sbx *s, struct buf *b)
 {
 	int st = atomic_load(&s->state);

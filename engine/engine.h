@@ -96,10 +96,6 @@ void engine_set_watch(void (*fn)(uint64_t id));
 void engine_set_job_watch(void (*fn)(uint64_t sbx_id, uint32_t job));
 uint64_t engine_generation(void);
 uint64_t sbx_generation(struct sbx *s);
-/* Blocks until the generation differs from `since` (bounded), then events. It
- * holds the calling thread: the FUSE layer parks `wait` reads instead. */
-int sbx_wait_change(struct sbx *s, uint64_t since, int timeout_ms,
-		    const struct sbx_cancel *c, struct buf *b);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */
 int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct buf *b);
