@@ -2,7 +2,7 @@
 # runs every test; `make demo` sets up a fresh Debian 12 machine and runs the example.
 CC      ?= cc
 BUILD   := build
-PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl
+PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl zlib
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -81,9 +81,12 @@ check: all image unit fuzz-replay $(GUEST_FOR_CHECK)
 	tests/run.sh
 
 # The long versions of the stress tests (make check runs short ones): 10 000
-# race operations, a 60 s kill-and-restart load, a burst of 200.
+# race operations, a 60 s kill-and-restart load, a burst of 200, 60 s of
+# hostile load beside well-behaved sandboxes (its latency table is printed and
+# written to build/stress/hostile.md).
 stress: all image
-	RACE_OPS=10000 KILL_SECONDS=60 BURST_N=200 tests/run-bats.sh tests/stress/*.bats
+	RACE_OPS=10000 KILL_SECONDS=60 BURST_N=200 STRESS_SECONDS=60 \
+		tests/run-bats.sh tests/stress/*.bats
 
 # QUICK=1: the short run (under a minute); results land in bench/results/.
 $(BUILD)/bench/registry_bench: bench/registry_bench.c engine/registry.c engine/registry.h
@@ -146,29 +149,37 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # guest wrote: fuzz_ctl (one write to a ctl file, either level), fuzz_options
 # (names, key=value options, sizes, cpus, signals; engine/ctl.c), fuzz_event
 # (sbx-init's event reports, vmm_read_event of vmm/vmm.c), fuzz_qmp (QEMU's QMP
-# lines, vmm/qmp.c) and fuzz_agent (the guest agent's frames and answer marker,
-# vmm/qemu.h). Seed corpora in tests/fuzz/corpus/<target>/ (inputs that
-# once crashed stay there as regressions, and become unit tests).
+# lines, vmm/qmp.c), fuzz_agent (the guest agent's frames and answer marker,
+# vmm/qemu.h), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
+# reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
+# layer's tar stream, engine/tar.c) and fuzz_oci (an OCI layout's index,
+# manifest and image config JSON, and an oci-archive's tar, engine/oci.c). Seed corpora in
+# tests/fuzz/corpus/<target>/ (inputs that once crashed stay there as
+# regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
 #                        # runs FUZZ_SECONDS (default 60); new inputs go to
 #                        # build/fuzz/corpus/<target>/, crashes to build/fuzz/crash-*
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent
+FUZZ_TARGETS := ctl options event qmp agent journal tar oci
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
 # ctl.c parses rate= with net_parse_rate (net/shape.c): the net sources link
 # standalone with util.c (as tests/net/nettool does). vmm.c links with the
 # stubs in fuzz_event.c; qmp.c with util.c; the agent's framing is inline in
-# vmm/qemu.h.
+# vmm/qemu.h; the journal's reader with ctl.c (names, rules) and its sources;
+# the tar reader with util.c (sentences); the OCI parsers with tar.c and sha256.c.
 FUZZ_SRC_ctl     := engine/ctl.c engine/util.c $(NET_SRC)
 FUZZ_SRC_options := $(FUZZ_SRC_ctl)
 FUZZ_SRC_event   := vmm/vmm.c engine/util.c
 FUZZ_SRC_qmp     := vmm/qmp.c engine/util.c
 FUZZ_SRC_agent   :=
-FUZZ_HDRS    := engine/ctl.h engine/common.h $(wildcard net/*.h) $(wildcard vmm/*.h) \
+FUZZ_SRC_journal := engine/journal_json.c $(FUZZ_SRC_ctl)
+FUZZ_SRC_tar     := engine/tar.c engine/util.c
+FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c engine/util.c
+FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h
 
 define FUZZ_RULES

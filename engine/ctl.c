@@ -5,12 +5,14 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 /* Top-level file names a sandbox may not take (its directory would hide them). */
-static const char *reserved[] = {"ctl", "stats", "error", "events", "metrics", "images"};
+static const char *reserved[] = {"ctl", "stats", "error", "events", "metrics", "images",
+				 "pools"};
 
 bool ctl_reserved_name(const char *name)
 {
@@ -179,8 +181,29 @@ int ctl_parse_cpus(const char *s, uint32_t *millis)
 	return 0;
 }
 
+int ctl_parse_disk(const char *v, uint64_t *bytes, struct err *e)
+{
+	uint64_t u;
+	if (!strcmp(v, "none")) {
+		*bytes = 0;
+		return 0;
+	}
+	if (ctl_parse_size(v, &u) < 0)
+		return err_set(e, -EINVAL, "disk=%.32s is not a size like 64M or 1G (or none: no "
+			       "limit)", v);
+	if (u < SBX_DISK_MIN_BYTES)
+		return err_set(e, -EINVAL, "disk=%.32s is below the minimum of %lluM (disk=none: "
+			       "no limit)", v, SBX_DISK_MIN_BYTES >> 20);
+	if (u > SBX_DISK_MAX_BYTES)
+		return err_set(e, -EINVAL, "disk=%.32s is above the maximum of %lluT", v,
+			       SBX_DISK_MAX_BYTES >> 40);
+	*bytes = u;
+	return 0;
+}
+
 int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e)
 {
+	int r;
 	for (int i = 0; i < argc; i++) {
 		char *eq = strchr(argv[i], '=');
 		if (!eq || eq == argv[i])
@@ -222,6 +245,9 @@ int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e
 			if (ctl_parse_size(v, &u) < 0 || u < 4096)
 				return err_set(e, -EINVAL, "joblog=%s is not a size of at least 4K", v);
 			c->joblog_bytes = u;
+		} else if (KEY("disk")) {
+			if ((r = ctl_parse_disk(v, &c->disk_bytes, e)) < 0)
+				return r;
 		} else if (KEY("timeout")) {
 			if (ctl_parse_uint(v, 31536000, &u) < 0)
 				return err_set(e, -EINVAL, "timeout=%s is not a number of seconds", v);
@@ -232,6 +258,22 @@ int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e
 #undef KEY
 	}
 	return 0;
+}
+
+int ctl_config_spec(const struct sbx_config *c, char *out, size_t cap)
+{
+	char disk[24] = "none";
+	if (c->disk_bytes)
+		snprintf(disk, sizeof(disk), "%" PRIu64, c->disk_bytes);
+	int n = snprintf(out, cap,
+			 "image=%s backend=%s memory=%" PRIu64 " cpus=%u.%03u pids=%u net=%s "
+			 "timeout=%u joblog=%" PRIu64 " disk=%s",
+			 c->image, c->backend, c->memory_bytes, c->cpu_millis / 1000,
+			 c->cpu_millis % 1000, c->pids, c->net ? "on" : "off", c->timeout_sec,
+			 c->joblog_bytes, disk);
+	if (n >= 0 && (size_t)n < cap && c->rate_bps) /* no rate= (0) is no shaping */
+		n += snprintf(out + n, cap - (size_t)n, " rate=%" PRIu64 "bit", c->rate_bps);
+	return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 
 int ctl_parse_signal(const char *s, int *sig)

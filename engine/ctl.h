@@ -14,6 +14,10 @@
 #define CTL_ARGS_MAX 32
 #define SBX_LOWERS_MAX 8 /* = VMM_LOWERS_MAX */
 #define SBX_LAYER_ID_MAX 40
+/* disk=: below the minimum an ext4 has little room left for files; the
+ * maximum is ext4's largest file on the host (a sparse image). */
+#define SBX_DISK_MIN_BYTES (4ull << 20)
+#define SBX_DISK_MAX_BYTES (16ull << 40)
 
 struct sbx_config {
 	char image[SBX_NAME_MAX + 1];
@@ -25,6 +29,7 @@ struct sbx_config {
 	uint32_t timeout_sec; /* 0: none */
 	uint64_t joblog_bytes; /* per job stream; 0: unbounded */
 	uint64_t rate_bps;     /* traffic shaping; 0: none */
+	uint64_t disk_bytes;   /* the sandbox's own disk (ns); 0: none, no limit */
 	char parent[SBX_NAME_MAX + 1];
 	uint64_t created_wall_usec;
 	/* Layers under the upper dir, nearest first (children of a fork). */
@@ -57,8 +62,15 @@ bool ctl_reserved_name(const char *name);
 void ctl_config_defaults(struct sbx_config *c, const char *backend, bool net);
 /* Applies key=value words (argv[0..argc)) to c. */
 int ctl_parse_options(int argc, char **argv, struct sbx_config *c, struct err *e);
+/* The options of c as the key=value words ctl_parse_options reads back, every
+ * option in one fixed order: a pool's spec file, and the key by which a
+ * create finds a pool whose members it can take (equal text, same spec).
+ * Returns the length, or -ENOSPC when cap is too small. */
+int ctl_config_spec(const struct sbx_config *c, char *out, size_t cap);
 
 int ctl_parse_size(const char *s, uint64_t *out);
+/* disk=: a size from SBX_DISK_MIN_BYTES to SBX_DISK_MAX_BYTES, or none (0). */
+int ctl_parse_disk(const char *v, uint64_t *bytes, struct err *e);
 int ctl_parse_cpus(const char *s, uint32_t *millis);
 int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int ctl_parse_signal(const char *s, int *sig);

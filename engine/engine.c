@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "images.h"
 #include "output.h"
 #include "sbx.h"
 
@@ -82,24 +83,6 @@ int engine_show_error(struct buf *b)
 	for (uint64_t i = first; i < errs.total && r == 0; i++)
 		r = buf_printf(b, "%s\n", errs.lines[i % ERR_RING]);
 	pthread_mutex_unlock(&errs.lock);
-	return r;
-}
-
-int engine_show_images(struct buf *b)
-{
-	DIR *d = opendir(eng.o.images_dir);
-	if (!d)
-		return 0;
-	struct dirent *de;
-	int r = 0;
-	while ((de = readdir(d)) && r == 0) {
-		char path[PATH_MAX + 256];
-		struct stat st;
-		snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, de->d_name);
-		if (de->d_name[0] != '.' && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-			r = buf_printf(b, "%s\n", de->d_name);
-	}
-	closedir(d);
 	return r;
 }
 
@@ -218,6 +201,8 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.init_path, sizeof(h.init_path), "%s", o->init_path);
 	instance_tag(o->state_dir, h.tag, sizeof(h.tag));
 	snprintf(h.layers_dir, sizeof(h.layers_dir), "%s/layers", o->state_dir);
+	snprintf(h.disks_dir, sizeof(h.disks_dir), "%s/disks", o->state_dir);
+	snprintf(h.image_layers_dir, sizeof(h.image_layers_dir), "%s/imports/layers", o->state_dir);
 	if ((r = snap_init()) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
@@ -241,9 +226,14 @@ int engine_start(const struct engine_opts *o, struct err *e)
 		return err_set(e, r, "cannot start the journal committer");
 	if ((r = pool_start(o->workers)) < 0)
 		return err_set(e, r, "cannot start the worker pool");
+	/* Before the journal: a sandbox's imported image resolves to its layers. */
+	if ((r = images_start()) < 0)
+		return err_set(e, r, "cannot set up %s/imports: %s", o->state_dir, strerror(-r));
 	r = journal_load_all();
 	if (r > 0)
 		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
+	if ((r = warm_start()) < 0)
+		log_warn("warm pools are not kept (%s): a restart forgets them", strerror(-r));
 	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),
 		 o->workers);
 	for (const struct vmm_ops *const *b = vmm_all(); *b; b++) { /* why a VM runs under TCG */
@@ -298,8 +288,11 @@ void engine_shutdown(void)
 		}
 		sbx_unpin_all(&p);
 	}
+	warm_quiesce();
+	images_quiesce();
 	out_pump_stop();
 	pool_stop();
+	warm_stop(); /* members are never left running without a daemon */
 	monitor_stop();
 	journal_commit_stop();
 	engine_net_stop();

@@ -30,6 +30,8 @@ struct engine_opts {
 	bool stop_on_exit;
 	int workers;
 	unsigned long max_sandboxes; /* 0: no limit */
+	uint64_t disk_bytes;   /* disk= of an ns create that names none (--disk); 0: none */
+	unsigned max_jobs;     /* jobs one sandbox may keep (--max-jobs) */
 	bool net;          /* bridged networking (off: --no-net) */
 	bool nat;          /* egress NAT (--nat) */
 	bool egress_deny;  /* --egress deny: sandboxes reach nothing outside unless allowed */
@@ -69,7 +71,6 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len);
 /* File content, generated once per open. */
 int engine_show_stats(struct buf *b);
 int engine_show_error(struct buf *b);
-int engine_show_images(struct buf *b);
 int engine_show_events(struct buf *b);
 int sbx_show_status(struct sbx *s, struct buf *b);
 int sbx_show_stats(struct sbx *s, struct buf *b);

@@ -359,6 +359,16 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 			    "(job ids are never reused)", s->node.name, SBX_JOB_ID_MAX);
 		goto out;
 	}
+	unsigned kept = 0;
+	for (struct sbx_job *k = s->jobs; k; k = k->next)
+		kept++;
+	if (eng.o.max_jobs && kept >= eng.o.max_jobs) {
+		/* Each job keeps a dir and its output on the host until it is removed. */
+		r = err_set(&e, -EAGAIN, "sandbox %s keeps %u jobs, the most one sandbox may "
+			    "(--max-jobs); remove finished ones (rmdir jobs/N) to run more",
+			    s->node.name, kept);
+		goto out;
+	}
 	if (!(j = calloc(1, sizeof(*j)))) {
 		r = err_set(&e, -ENOMEM, "out of memory");
 		goto out;
@@ -511,6 +521,13 @@ void sbx_job_pump(uint64_t sbx_id, uint32_t n, int stream)
 }
 
 /* With s->lock held: init reported a pid or an exit for exec_id. */
+/* Killed for memory: by SIGKILL (itself, or its command under `sh -c`,
+ * which then exits 137) while the sandbox's OOM kills rose. */
+static bool oom_ended(const struct vmm_event *ev, bool oom_rose)
+{
+	return oom_rose && (ev->signal == SIGKILL || (!ev->signal && ev->exit_code == 128 + SIGKILL));
+}
+
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 {
 	for (struct sbx_job *j = s->jobs; j; j = j->next) {
@@ -524,9 +541,8 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			j->exit_code = ev->exit_code;
 			j->state = ev->signal ? JOB_KILLED : JOB_EXITED;
 			snprintf(j->reason, sizeof(j->reason), "%s",
-				 !ev->signal ? "exit"
-				 : ev->signal == SIGKILL && u.oom_kills > j->oom_at_start ? "oom"
-				 : "signal");
+				 oom_ended(ev, u.oom_kills > j->oom_at_start) ? "oom"
+				 : !ev->signal ? "exit" : "signal");
 			if (j->stdin_fd >= 0)
 				close(j->stdin_fd);
 			j->stdin_fd = -1;

@@ -8,38 +8,13 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "sbx.h"
-
-#define JOURNAL_VERSION 1
-
-static json_t *config_json(const struct sbx *s)
-{
-	const struct sbx_config *c = &s->cfg;
-	char created[64];
-	time_t sec = (time_t)(c->created_wall_usec / 1000000);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	json_t *lowers = json_array();
-	for (int i = 0; i < c->nlowers; i++)
-		json_array_append_new(lowers, json_string(c->lowers[i]));
-	return json_pack("{s:s, s:s, s:s, s:I, s:f, s:I, s:b, s:I, s:I, s:I, s:o, s:s, s:I, s:o, s:i, "
-			 "s:o}",
-			 "name", s->node.name, "image", c->image, "backend", c->backend,
-			 "memory", (json_int_t)c->memory_bytes, "cpus", c->cpu_millis / 1000.0,
-			 "pids", (json_int_t)c->pids, "net", c->net,
-			 "timeout", (json_int_t)c->timeout_sec, "joblog", (json_int_t)c->joblog_bytes,
-			 "rate", (json_int_t)c->rate_bps,
-			 "parent", c->parent[0] ? json_string(c->parent) : json_null(),
-			 "created", created, "created_usec", (json_int_t)c->created_wall_usec,
-			 "layers", lowers, "fork_generation", (int)c->fork_generation,
-			 "flat", c->flat[0] ? json_string(c->flat) : json_null());
-}
+#include "journal.h"
 
 int sbx_config_json(const struct sbx *s, struct buf *b)
 {
-	json_t *j = config_json(s);
+	json_t *j = journal_config_json(s->node.name, &s->cfg);
 	if (!j)
 		return -ENOMEM;
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -49,32 +24,6 @@ int sbx_config_json(const struct sbx *s, struct buf *b)
 	int r = buf_printf(b, "%s\n", text);
 	free(text);
 	return r;
-}
-
-/* The timings of stats, kept so a restarted daemon shows the same history. */
-#define TIME_FIELDS(X)                                                                   \
-	X(create_usec) X(create_queue_usec) X(create_rootfs_usec) X(create_cgroup_usec)  \
-	X(create_spawn_usec) X(create_init_usec) X(create_journal_usec) X(stop_usec)     \
-	X(create_net_usec) X(net_shaping_usec) X(fork_freeze_usec) X(fork_checkpoint_usec) \
-	X(fork_restore_usec) X(fork_usec) X(restore_usec) X(standby_usec)
-
-static json_t *times_json(const struct sbx_times *t)
-{
-	json_t *o = json_object();
-#define PUT(f) json_object_set_new(o, #f, json_integer((json_int_t)t->f));
-	TIME_FIELDS(PUT)
-#undef PUT
-	return o;
-}
-
-static void times_load(struct sbx_times *t, json_t *o)
-{
-	json_t *v;
-#define GET(f)                                                  \
-	if ((v = json_object_get(o, #f)) && json_is_integer(v)) \
-		t->f = (uint64_t)json_integer_value(v);
-	TIME_FIELDS(GET)
-#undef GET
 }
 
 /* Called with s->lock held. */
@@ -88,18 +37,21 @@ int journal_write(struct sbx *s)
 int journal_write_in(struct sbx *s, const char *dir)
 {
 	json_t *j = json_pack("{s:i, s:s, s:o, s:i, s:I, s:s, s:i, s:s, s:I}",
-			      "version", JOURNAL_VERSION, "state", sbx_state_name(atomic_load(&s->state)),
-			      "config", config_json(s), "pid", (int)s->vm.pid,
+			      "version", JOURNAL_VERSION,
+			      "state", journal_state_name(atomic_load(&s->state)),
+			      "config", journal_config_json(s->node.name, &s->cfg), "pid", (int)s->vm.pid,
 			      "pid_start", (json_int_t)s->vm.pid_start, "reason", s->reason,
 			      "exit_code", s->exit_code, "error", s->error,
 			      "starts", (json_int_t)s->t.starts);
 	if (!j)
 		return -ENOMEM;
-	if (atomic_load(&s->state) == SBX_STOPPING)
-		json_object_set_new(j, "state", json_string("stopping"));
+	char leaf[sizeof(s->vm.cg.leaf)];
+	snprintf(leaf, sizeof(leaf), "%s-%s", vmm_host()->tag, s->node.name);
+	if (s->vm.cg.leaf[0] && (s->pool || strcmp(s->vm.cg.leaf, leaf) != 0))
+		json_object_set_new(j, "cgroup", json_string(s->vm.cg.leaf));
 	json_object_set_new(j, "snapshots", snap_journal_json(s));
 	json_object_set_new(j, "net", sbx_net_journal(s));
-	json_object_set_new(j, "times", times_json(&s->t));
+	json_object_set_new(j, "times", journal_times_json(&s->t));
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	if (!text)
@@ -177,109 +129,113 @@ void journal_commit_stop(void)
 	commit_fd = -1;
 }
 
-static int state_from_name(const char *n)
+/* The journal's text: a regular file (not a FIFO that would hold start-up,
+ * not a link), of at most JOURNAL_MAX_BYTES. */
+static int journal_load_text(const char *path, char **out, size_t *len, struct err *e)
 {
-	for (int i = 0; i < SBX_NSTATES; i++)
-		if (strcmp(n, sbx_state_name(i)) == 0)
-			return i;
-	return strcmp(n, "stopping") == 0 ? SBX_STOPPING : -1;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return err_set(e, -errno, "%s", strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return err_set(e, -EINVAL, "not a regular file");
+	if (st.st_size > JOURNAL_MAX_BYTES)
+		return err_set(e, -EFBIG, "%lld bytes, more than the %d a journal may have",
+			       (long long)st.st_size, JOURNAL_MAX_BYTES);
+	size_t cap = (size_t)st.st_size + 1, n = 0;
+	_cleanup_free_ char *text = malloc(cap);
+	if (!text)
+		return err_set(e, -ENOMEM, "out of memory");
+	for (;;) {
+		ssize_t k = read(fd, text + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return err_set(e, -errno, "%s", strerror(errno));
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n == cap) /* it grew since fstat: nobody but the daemon writes it */
+			return err_set(e, -EBUSY, "it changed while it was read");
+	}
+	*out = text;
+	*len = n;
+	text = NULL;
+	return 0;
 }
 
-/* Builds a sandbox from its journal; NULL (and a sentence in /sbx/error) if unreadable. */
+/* A sandbox made from a journal that journal_parse checked. */
+static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec *rec)
+{
+	struct sbx *s = vmm_find(rec->cfg.backend) ? sbx_alloc(name, &rec->cfg) : NULL;
+	if (!s) {
+		engine_note_error("sandbox '%s' uses backend '%s', which this build lacks; skipped",
+				  name, rec->cfg.backend);
+		return NULL;
+	}
+	atomic_store(&s->state, rec->state);
+	s->vm.pid = rec->pid;
+	s->vm.pid_start = rec->pid_start;
+	snprintf(s->reason, sizeof(s->reason), "%s", rec->reason);
+	snprintf(s->error, sizeof(s->error), "%s", rec->error);
+	s->exit_code = rec->exit_code;
+	s->t.starts = rec->starts;
+	snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s", rec->cgroup);
+#define COPY(f) s->t.f = rec->t.f;
+	JOURNAL_TIME_FIELDS(COPY)
+#undef COPY
+	for (int i = 0; i < rec->cfg.nlowers; i++)
+		layer_get(rec->cfg.lowers[i]);
+	if (rec->cfg.flat[0])
+		layer_get(rec->cfg.flat);
+	snap_journal_load(s, rec->snaps, rec->nsnaps);
+	/* Ids of this daemon's commands start past any an earlier one gave out. */
+	s->next_exec_id = wall_usec();
+	/* Its jobs and console are on its disk (disk=): mounted again after a
+	 * reboot; still mounted after a daemon's restart. */
+	struct err de = {0};
+	if (vmm_disk_mount(&s->vm, &de) < 0)
+		engine_note_error("sandbox '%s': its disk cannot be mounted: %s", name, de.msg);
+	sbx_jobs_load(s);
+	/* The same address as before: nobody else got it while the daemon was away. */
+	struct err ne = {0};
+	if (rec->cfg.net && rec->ip[0] && sbx_net_reserve(s, rec->ip, &ne) < 0) {
+		engine_note_error("sandbox '%s': its address %s cannot be kept: %s", name, rec->ip,
+				  ne.msg);
+		s->cfg.net = false;
+	}
+	sbx_net_policy_load(s, rec->rules, rec->nrules);
+	return s;
+}
+
+/* Builds a sandbox from its journal; NULL (and a sentence in /sbx/error) if
+ * the journal is unreadable or malformed: the sandbox is skipped, never
+ * removed. */
 static struct sbx *journal_read(const char *name)
 {
 	char path[PATH_MAX + 64];
-	json_error_t je;
+	struct err e = {0};
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
 	snprintf(path, sizeof(path), "%s/%s/sandbox.json", eng.sandboxes_dir, name);
-	json_t *j = json_load_file(path, 0, &je);
-	if (!j) {
-		engine_note_error("journal %s is unreadable (%s, line %d); sandbox '%s' skipped, its "
-				  "files are kept", path, je.text, je.line, name);
+	if (ctl_check_name(name, &e) < 0) {
+		engine_note_error("state dir %s/%s is not a sandbox's (%s); sandbox '%s' skipped, "
+				  "its files are kept", eng.sandboxes_dir, name, e.msg, name);
 		return NULL;
 	}
-	struct sbx_config c;
-	ctl_config_defaults(&c, eng.o.backend, false);
-	const char *state = NULL, *image = NULL, *backend = NULL, *reason = "-", *error = "";
-	json_int_t mem = 0, pids = 0, timeout = 0, created = 0, pid = 0, pid_start = 0, starts = 0;
-	json_int_t joblog = (json_int_t)c.joblog_bytes, rate = 0;
-	json_t *netj = NULL;
-	int exit_code = -1;
-	double cpus = 1;
-	json_t *parent = NULL, *layers = NULL, *snaps = NULL, *flat = NULL;
-	int fork_gen = 0, net_on = 0;
-	if (json_unpack_ex(j, &je, 0,
-			   "{s:s, s:{s:s, s:s, s:I, s:F, s:I, s:b, s:I, s?I, s?I, s?o, s:I, s?o, s?i, s?o}, "
-			   "s:I, s:I, s?s, s?i, s?s, s?I, s?o, s?o}",
-			   "state", &state, "config", "image", &image, "backend", &backend, "memory", &mem,
-			   "cpus", &cpus, "pids", &pids, "net", &net_on, "timeout", &timeout,
-			   "joblog", &joblog, "rate", &rate,
-			   "parent", &parent, "created_usec", &created, "layers", &layers,
-			   "fork_generation", &fork_gen, "flat", &flat, "pid", &pid, "pid_start",
-			   &pid_start, "reason", &reason, "exit_code", &exit_code, "error", &error,
-			   "starts", &starts, "snapshots", &snaps, "net", &netj) < 0 ||
-	    (layers && (!json_is_array(layers) || json_array_size(layers) > SBX_LOWERS_MAX)) ||
-	    state_from_name(state) < 0 || ctl_check_name(name, NULL) < 0) {
+	if (journal_load_text(path, &text, &len, &e) < 0) {
+		engine_note_error("journal %s is unreadable (%s); sandbox '%s' skipped, its files "
+				  "are kept", path, e.msg, name);
+		return NULL;
+	}
+	struct journal_rec rec;
+	if (journal_parse(text, len, &rec, &e) < 0) {
 		engine_note_error("journal %s is malformed (%s); sandbox '%s' skipped, its files "
-				  "are kept", path, je.text, name);
-		json_decref(j);
+				  "are kept", path, e.msg, name);
 		return NULL;
 	}
-	snprintf(c.image, sizeof(c.image), "%s", image);
-	snprintf(c.backend, sizeof(c.backend), "%s", backend);
-	c.memory_bytes = (uint64_t)mem;
-	c.cpu_millis = (uint32_t)(cpus * 1000 + 0.5);
-	c.pids = (uint32_t)pids;
-	c.timeout_sec = (uint32_t)timeout;
-	c.joblog_bytes = (uint64_t)joblog;
-	c.net = net_on;
-	c.rate_bps = (uint64_t)rate;
-	c.created_wall_usec = (uint64_t)created;
-	if (json_is_string(parent))
-		snprintf(c.parent, sizeof(c.parent), "%s", json_string_value(parent));
-	c.fork_generation = (uint32_t)fork_gen;
-	if (json_is_string(flat))
-		snprintf(c.flat, sizeof(c.flat), "%s", json_string_value(flat));
-	size_t li;
-	json_t *lv;
-	json_array_foreach(layers, li, lv) {
-		snprintf(c.lowers[li], SBX_LAYER_ID_MAX, "%s", json_string_value(lv) ?: "");
-		c.nlowers = (int)li + 1;
-	}
-	struct sbx *s = vmm_find(c.backend) ? sbx_alloc(name, &c) : NULL;
-	if (!s) {
-		engine_note_error("sandbox '%s' uses backend '%s', which this build lacks; skipped",
-				  name, backend);
-		json_decref(j);
-		return NULL;
-	}
-	atomic_store(&s->state, state_from_name(state));
-	s->vm.pid = (pid_t)pid;
-	s->vm.pid_start = (uint64_t)pid_start;
-	snprintf(s->reason, sizeof(s->reason), "%s", reason);
-	snprintf(s->error, sizeof(s->error), "%s", error);
-	s->exit_code = exit_code;
-	s->t.starts = (uint64_t)starts;
-	json_t *times = json_object_get(j, "times");
-	if (json_is_object(times))
-		times_load(&s->t, times);
-	for (int i = 0; i < c.nlowers; i++)
-		layer_get(c.lowers[i]);
-	if (c.flat[0])
-		layer_get(c.flat);
-	if (json_is_array(snaps))
-		snap_journal_load(s, snaps);
-	/* Ids of this daemon's commands start past any an earlier one gave out. */
-	s->next_exec_id = wall_usec();
-	sbx_jobs_load(s);
-	/* The same address as before: nobody else got it while the daemon was away. */
-	const char *ip = json_is_object(netj) ? json_string_value(json_object_get(netj, "ip")) : NULL;
-	struct err ne = {0};
-	if (c.net && ip && sbx_net_reserve(s, ip, &ne) < 0) {
-		engine_note_error("sandbox '%s': its address %s cannot be kept: %s", name, ip, ne.msg);
-		s->cfg.net = false;
-	}
-	sbx_net_policy_load(s, netj);
-	json_decref(j);
+	struct sbx *s = journal_adopt_rec(name, &rec);
+	journal_rec_free(&rec);
 	return s;
 }
 
@@ -302,7 +258,9 @@ static void recover(struct sbx *s)
 	}
 	/* Whatever is left of its cgroup (and any process in it: the daemon may have
 	 * died between clone and journaling the pid) goes now. */
-	snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s-%s", vmm_host()->tag, s->node.name);
+	if (!s->vm.cg.leaf[0])
+		snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s-%s", vmm_host()->tag,
+			 s->node.name);
 	cg_destroy(&s->vm.cg);
 	if (st == SBX_CREATING) {
 		atomic_store(&s->state, SBX_FAILED);
@@ -345,7 +303,8 @@ int journal_load_all(void)
 	int n = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') {
-			remove_unfinished(de->d_name);
+			if (!warm_leftover(de->d_name))
+				remove_unfinished(de->d_name);
 			continue;
 		}
 		struct sbx *s = journal_read(de->d_name);

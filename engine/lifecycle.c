@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include "images.h"
 #include "sbx.h"
 
 #define SETTLE_TIMEOUT_SEC 60
@@ -65,17 +66,19 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	s->cfg = *c;
 	s->ops = vmm_find(c->backend);
 	s->exit_code = -1;
+	s->oom_fd = -1;
 	snprintf(s->reason, sizeof(s->reason), "-");
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
 	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng.sandboxes_dir, name);
-	snprintf(s->vm.image_dir, sizeof(s->vm.image_dir), "%s/%s", eng.o.images_dir, c->image);
+	image_resolve(c->image, &s->vm);
 	s->vm.nlowers = c->nlowers;
 	for (int i = 0; i < c->nlowers; i++)
 		snprintf(s->vm.lowers[i], sizeof(s->vm.lowers[i]), "%s", c->lowers[i]);
 	s->vm.lim.memory_bytes = c->memory_bytes;
 	s->vm.lim.pids = c->pids;
 	s->vm.lim.cpu_millis = c->cpu_millis;
+	s->vm.lim.disk_bytes = c->disk_bytes;
 	return s;
 }
 
@@ -192,12 +195,20 @@ static void start_job(void *arg)
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0) {
 		sbx_net_after_start(s);
-		lat_add(LAT_CREATE, total);
+		if (!s->pool) /* a pool's fill is not a user's create */
+			lat_add(LAT_CREATE, total);
 		log_info("sandbox %s: running in %llu us (pid %d)", s->node.name,
 			 (unsigned long long)total, (int)s->vm.pid);
 	}
-	stats_count_create(r == 0);
+	if (!s->pool)
+		stats_count_create(r == 0);
 	sbx_put(s);
+}
+
+void sbx_start_now(struct sbx *s)
+{
+	reg_tryget(&s->node); /* start_job's reference */
+	start_job(s);
 }
 
 int sbx_queue_start(struct sbx *s)
@@ -214,32 +225,33 @@ int sbx_queue_start(struct sbx *s)
 /* Validates and takes the name: after this the sandbox is visible as creating. */
 int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
 {
-	struct stat st;
-	char path[PATH_MAX];
 	int r = ctl_check_name(name, e);
 	if (r < 0)
 		return r;
 	if (!vmm_find(c->backend))
 		return err_set(e, -EOPNOTSUPP, "backend '%s' is not available in this build",
 			       c->backend);
-	snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, c->image);
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", c->image);
-	if (strpbrk(path, ",:\\"))
-		return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take", path);
+	/* Pinned until the sandbox is in the registry, where rmdir of the image looks. */
+	if ((r = image_pin(c->image, e)) < 0)
+		return r;
+	struct sbx *s = NULL;
 	if (eng.o.max_sandboxes && reg_count(eng.reg) >= eng.o.max_sandboxes)
-		return err_set(e, -ENOSPC, "the daemon's limit of %lu sandboxes is reached "
-			       "(--max-sandboxes)", eng.o.max_sandboxes);
-	struct sbx *s = sbx_alloc(name, c);
-	if (!s)
-		return err_set(e, -ENOMEM, "out of memory");
-	s->cfg.created_wall_usec = wall_usec();
-	s->t.request_usec = now_usec();
-	atomic_store(&s->state, SBX_CREATING);
-	if (reg_add(eng.reg, &s->node) < 0) {
-		sbx_put(s);
-		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
+		r = err_set(e, -ENOSPC, "the daemon's limit of %lu sandboxes is reached "
+			    "(--max-sandboxes)", eng.o.max_sandboxes);
+	else if (!(s = sbx_alloc(name, c)))
+		r = err_set(e, -ENOMEM, "out of memory");
+	if (s) {
+		s->cfg.created_wall_usec = wall_usec();
+		s->t.request_usec = now_usec();
+		atomic_store(&s->state, SBX_CREATING);
+		if (reg_add(eng.reg, &s->node) < 0) {
+			sbx_put(s);
+			r = err_set(e, -EEXIST, "sandbox '%s' already exists", name);
+		}
 	}
+	image_unpin(c->image);
+	if (r < 0)
+		return r;
 	int r2 = sbx_net_reserve(s, NULL, e);
 	if (r2 < 0) {
 		sbx_unreserve(s);
@@ -262,7 +274,7 @@ void sbx_unreserve(struct sbx *s)
  * without a journal a restarted daemon accepts (it then shows the sandbox as
  * failed), and a create cut off before the rename leaves only a hidden dir,
  * which start-up removes (journal_load_all). */
-static int make_state_dir(struct sbx *s, struct err *e)
+int sbx_make_state_dir(struct sbx *s, struct err *e)
 {
 	char tmp[PATH_MAX + 64];
 	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", eng.sandboxes_dir, s->node.name);
@@ -304,7 +316,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 	int r;
 	for (int i = 0; i < s->cfg.nlowers; i++)
 		layer_get(s->cfg.lowers[i]);
-	if ((r = make_state_dir(s, e)) < 0)
+	if ((r = sbx_make_state_dir(s, e)) < 0)
 		goto undo_layers;
 	test_kill_point("commit-done");
 	r = sbx_queue_start(s);
@@ -332,16 +344,61 @@ static int sbx_create(const char *name, const struct sbx_config *c, struct sbx *
 	return r;
 }
 
+/* A create takes a ready member of a warm pool of the same spec when there
+ * is one (warm.c), else makes the sandbox. */
+static int sbx_create_or_claim(const char *name, const struct sbx_config *c, struct sbx **out,
+			       struct err *e)
+{
+	int r = warm_claim(name, c, out, e);
+	if (r != -ENOENT)
+		return r;
+	return sbx_create(name, c, out, e);
+}
+
+void engine_mkdir_config(struct sbx_config *c)
+{
+	ctl_config_defaults(c, eng.o.backend,
+			    engine_net_enabled() && strcmp(eng.o.backend, "ns") == 0);
+	if (strcmp(eng.o.backend, "ns") == 0)
+		c->disk_bytes = eng.o.disk_bytes; /* --disk */
+}
+
 int engine_mkdir(const char *name, struct sbx **out)
 {
 	struct sbx_config c;
 	struct err e = {0};
-	ctl_config_defaults(&c, eng.o.backend,
-			    engine_net_enabled() && strcmp(eng.o.backend, "ns") == 0);
-	int r = sbx_create(name, &c, out, &e);
+	engine_mkdir_config(&c);
+	int r = sbx_create_or_claim(name, &c, out, &e);
 	if (r < 0)
 		engine_note_error("mkdir '%s': %s", name, e.msg);
 	return r;
+}
+
+int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e)
+{
+	if (strcmp(c->backend, "ns") != 0 && c->net) {
+		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
+		for (int i = 0; i < argc; i++)
+			if (strcmp(argv[i], "net=on") == 0)
+				return err_set(e, -EOPNOTSUPP, "net=on is not available for backend %s "
+					       "yet (no TAP device is wired)", c->backend);
+		c->net = false;
+	}
+	/* disk=: the daemon's default (--disk) where a create names none. A VM's
+	 * files live in its RAM: there is no disk of its own to bound. */
+	bool disk_asked = false;
+	for (int i = 0; i < argc; i++)
+		disk_asked |= strncmp(argv[i], "disk=", 5) == 0;
+	if (strcmp(c->backend, "ns") != 0) {
+		if (disk_asked && c->disk_bytes)
+			return err_set(e, -EOPNOTSUPP, "disk= is for ns sandboxes: a %s sandbox's "
+				       "files are in its RAM (memory=); its console and jobs have "
+				       "caps of their own", c->backend);
+		c->disk_bytes = 0;
+	} else if (!disk_asked) {
+		c->disk_bytes = eng.o.disk_bytes;
+	}
+	return 0;
 }
 
 int engine_create(int argc, char **argv, struct err *e)
@@ -357,15 +414,9 @@ int engine_create(int argc, char **argv, struct err *e)
 	r = ctl_parse_options(argc - 2, argv + 2, &c, e);
 	if (r < 0)
 		return r;
-	if (strcmp(c.backend, "ns") != 0 && c.net) {
-		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
-		for (int i = 2; i < argc; i++)
-			if (strcmp(argv[i], "net=on") == 0)
-				return err_set(e, -EOPNOTSUPP, "net=on is not available for backend %s "
-					       "yet (no TAP device is wired)", c.backend);
-		c.net = false;
-	}
-	r = sbx_create(argv[1], &c, &s, e);
+	if ((r = engine_config_check(&c, argc - 2, argv + 2, e)) < 0)
+		return r;
+	r = sbx_create_or_claim(argv[1], &c, &s, e);
 	if (r == 0)
 		sbx_put(s);
 	return r;
@@ -463,7 +514,7 @@ static int sbx_start(struct sbx *s, struct err *e)
 	else if (st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
 		r = err_set(e, -EBUSY, "cannot start sandbox %s: it is %s", s->node.name,
 			    sbx_state_name(st));
-	else if (access(s->vm.image_dir, F_OK) < 0)
+	else if (!s->vm.nimage_layers && access(s->vm.image_dir, F_OK) < 0)
 		r = err_set(e, -ENOENT, "image '%s' is gone", s->cfg.image);
 	if (r == 0) {
 		s->t.request_usec = now_usec();
@@ -588,6 +639,50 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 
 /* --- removal --- */
 
+/* Stops the sandbox if needed and removes everything it owns but its
+ * registry entry. s->lock held, s->removing set. */
+static int sbx_remove_locked(struct sbx *s, struct err *e)
+{
+	const char *name = s->node.name;
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
+	int st = atomic_load(&s->state), r = 0;
+	if (st == SBX_RUNNING || st == SBX_PAUSED)
+		r = sbx_stop_locked(s, 0, "user", e);
+	else if (st == SBX_STOPPING) {
+		uint64_t deadline = now_usec() + 15 * 1000000ull;
+		while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
+			timed_wait(s, deadline);
+	}
+	st = atomic_load(&s->state);
+	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
+		r = err_set(e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
+	if (r == 0)
+		r = s->ops->destroy(&s->vm, e);
+	if (r < 0)
+		return r;
+	snap_drop_all(s);
+	sbx_net_release(s);
+	for (int i = 0; i < s->cfg.nlowers; i++)
+		layer_put(s->cfg.lowers[i]);
+	if (s->cfg.flat[0])
+		layer_put(s->cfg.flat);
+	return 0;
+}
+
+/* A sandbox outside the registry (a warm pool's member) ends: stopped,
+ * its files removed, the caller's reference dropped. */
+void sbx_discard(struct sbx *s)
+{
+	struct err e = {0};
+	pthread_mutex_lock(&s->lock);
+	s->removing = true;
+	int r = sbx_remove_locked(s, &e);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		log_warn("sandbox %s: cannot be discarded: %s", s->node.name, e.msg);
+	sbx_put(s);
+}
+
 int engine_rmdir(const char *name)
 {
 	struct err e = {0};
@@ -603,20 +698,7 @@ int engine_rmdir(const char *name)
 		return -ENOENT;
 	}
 	s->removing = true;
-	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
-	int st = atomic_load(&s->state), r = 0;
-	if (st == SBX_RUNNING || st == SBX_PAUSED)
-		r = sbx_stop_locked(s, 0, "user", &e);
-	else if (st == SBX_STOPPING) {
-		uint64_t deadline = now_usec() + 15 * 1000000ull;
-		while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
-			timed_wait(s, deadline);
-	}
-	st = atomic_load(&s->state);
-	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
-		r = err_set(&e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
-	if (r == 0)
-		r = s->ops->destroy(&s->vm, &e);
+	int r = sbx_remove_locked(s, &e);
 	if (r < 0) {
 		s->removing = false;
 		sbx_fail(s, r, e.msg);
@@ -625,12 +707,6 @@ int engine_rmdir(const char *name)
 		sbx_put(s);
 		return r;
 	}
-	snap_drop_all(s);
-	sbx_net_release(s);
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_put(s->cfg.lowers[i]);
-	if (s->cfg.flat[0])
-		layer_put(s->cfg.flat);
 	pthread_mutex_unlock(&s->lock);
 	reg_del(eng.reg, &s->node);
 	engine_bump_generation();
@@ -647,6 +723,8 @@ static _Atomic bool monitor_quit;
 
 #define TAG_CTL 1ul
 #define TAG_OUTPUT 2ul /* not a sandbox: the inotify fd of jobs' output */
+#define TAG_OOM 4ul
+#define TAGS (TAG_CTL | TAG_OOM)
 
 void monitor_watch(struct sbx *s)
 {
@@ -660,6 +738,38 @@ void monitor_watch(struct sbx *s)
 		ev.data.u64 = (uintptr_t)s | TAG_CTL;
 		epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
 	}
+	/* An OOM kill inside changes events (oom_kills) and wakes its pollers. */
+	int fd = cg_oom_watch(&s->vm.cg, &s->oom_pri);
+	if (fd >= 0) {
+		ev = (struct epoll_event){.events = s->oom_pri ? EPOLLPRI : EPOLLIN,
+					  .data.u64 = (uintptr_t)s | TAG_OOM};
+		s->oom_fd = fd;
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			close(fd);
+			s->oom_fd = -1;
+		}
+	}
+}
+
+static void unwatch_oom(struct sbx *s)
+{
+	if (s->oom_fd < 0)
+		return;
+	epoll_ctl(epfd, EPOLL_CTL_DEL, s->oom_fd, NULL);
+	close(s->oom_fd);
+	s->oom_fd = -1;
+}
+
+static void on_oom(struct sbx *s)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->oom_fd >= 0) {
+		cg_oom_ack(s->oom_fd, s->oom_pri);
+		log_info("sandbox %s: the OOM killer acted in it", s->node.name);
+		atomic_fetch_add(&s->generation, 1);
+		engine_notify(s->node.id);
+	}
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* init is gone: collect it, settle everything that ran in it (s->lock held).
@@ -672,6 +782,7 @@ static void handle_exit_locked(struct sbx *s)
 	if (s->vm.ctl_fd >= 0)
 		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
+	unwatch_oom(s);
 	struct err why = {0};
 	s->ops->reap(&s->vm, &code, &why);
 	s->exit_code = code;
@@ -697,6 +808,8 @@ static void handle_exit_locked(struct sbx *s)
 	journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,
 		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
+	if (s->pool)
+		warm_member_ended(s);
 	reg_put(&s->node);
 }
 
@@ -786,14 +899,16 @@ static void *monitor_main(void *arg)
 				sbx_jobs_watch_drain();
 				continue;
 			}
-			struct sbx *s = (struct sbx *)(uintptr_t)(evs[i].data.u64 & ~TAG_CTL);
+			struct sbx *s = (struct sbx *)(uintptr_t)(evs[i].data.u64 & ~TAGS);
 			if (evs[i].data.u64 & TAG_CTL)
 				on_init_message(s);
+			else if (evs[i].data.u64 & TAG_OOM)
+				on_oom(s);
 		}
 		/* Exits after messages, so an exec's last report is read before its init is reaped. */
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.u64 && evs[i].data.u64 != TAG_OUTPUT &&
-			    !(evs[i].data.u64 & TAG_CTL))
+			    !(evs[i].data.u64 & TAGS))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
 		static uint64_t last_jobs_check;
 		struct expired x = {.n = 0, .njobs = 0};

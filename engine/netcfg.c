@@ -250,37 +250,40 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 	return r;
 }
 
-/* The journal's rules (json strings in ctl's syntax), re-applied after a
- * restart; and a filter left by the previous daemon (its program held that
+/* The journal's rules (ctl's lines, parsed by journal_parse), re-applied
+ * after a restart; and a filter left by the previous daemon (its program held that
  * daemon's maps) is replaced by one on ours. */
-void sbx_net_policy_load(struct sbx *s, json_t *netj)
+void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n)
 {
 	if (!s->net_reserved)
 		return;
-	json_t *arr = json_is_object(netj) ? json_object_get(netj, "policy") : NULL;
-	size_t i;
-	json_t *v;
 	pthread_mutex_lock(&pol_lock);
 	struct pol *p = pol_of(s);
-	json_array_foreach(arr, i, v) {
-		struct ctl_cmd cmd;
+	for (size_t i = 0; p && i < n; i++) {
 		struct err e = {0};
-		const char *line = json_string_value(v);
-		int r = line ? ctl_split(line, strlen(line), &cmd, &e) : -EINVAL;
-		struct net_rule rule;
-		if (r == 0)
-			r = ctl_parse_rule(cmd.argc, cmd.argv, &rule, &e);
-		if (r == 0 && p)
-			r = pol_apply(p, &rule, false, &e);
-		if (r < 0)
-			log_warn("sandbox %s: journaled rule '%s' dropped: %s", s->node.name,
-				 line ? line : "?", e.msg);
+		if (pol_apply(p, &rules[i], false, &e) < 0) {
+			char text[NET_RULE_TEXT_MAX];
+			net_rule_format(&rules[i], text);
+			log_warn("sandbox %s: journaled rule '%s' dropped: %s", s->node.name, text,
+				 e.msg);
+		}
 	}
 	pthread_mutex_unlock(&pol_lock);
 	struct err e = {0};
 	int r = net_policy_reattach(&s->net, &e);
 	if (r < 0 && r != -ENODEV)
 		log_warn("sandbox %s: its filter cannot be replaced: %s", s->node.name, e.msg);
+}
+
+/* A warm pool's member claimed under a new name: rules of others that name
+ * it (allow sandbox NAME) now reach its address. A member has no rules. */
+void sbx_net_rename(struct sbx *s)
+{
+	if (!s->net_reserved)
+		return;
+	pol_remove(s);
+	snprintf(s->net.sbx, sizeof(s->net.sbx), "%s", s->node.name);
+	pol_add(s);
 }
 
 int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)

@@ -27,6 +27,7 @@ struct console {
 	pid_t pid;       /* the init it belongs to: a new one (a restart) has a new pipe */
 	int rfd;         /* the pipe's read end; -1: console.log is written by the backend */
 	bool seen;       /* found running at the last tick */
+	bool lost;       /* console.log could not be written (said once in the log) */
 	char path[PATH_MAX + 16]; /* console.log */
 	struct console *next;
 };
@@ -109,8 +110,14 @@ static bool drain_console(struct console *c)
 			break;
 		}
 		budget -= (size_t)n;
-		if (fd >= 0 && write(fd, buf, (size_t)n) < 0)
-			log_warn("cannot write %s: %s", c->path, strerror(errno));
+		/* A full disk (disk=) is the sandbox's own doing: said once, not per write. */
+		if (fd >= 0) {
+			bool ok = write(fd, buf, (size_t)n) >= 0;
+			if (!ok && !c->lost)
+				log_warn("sandbox console %s cannot be written (%s): output is dropped "
+					 "until it can", c->path, strerror(errno));
+			c->lost = !ok;
+		}
 		if (fd >= 0)
 			bound_console(c, fd);
 	}
@@ -245,8 +252,10 @@ static void tick(void)
 	for (struct console *c = pump.consoles; c; c = c->next)
 		c->seen = false;
 	sbx_pin_all(&p);
-	for (size_t i = 0; i < p.n; i++)
+	for (size_t i = 0; i < p.n; i++) {
 		console_look(p.list[i]);
+		sbx_disk_check(p.list[i]); /* what is stored here may fill a sandbox's disk */
+	}
 	sbx_unpin_all(&p);
 	/* Gone or stopped: a file console is forgotten, a pipe at its EOF. */
 	for (struct console *c = pump.consoles, *next; c; c = next) {

@@ -36,6 +36,8 @@ struct sbx_times {
 	uint64_t create_net_usec, net_shaping_usec;
 	uint64_t restore_usec; /* the last start that restored a saved machine */
 	uint64_t standby_usec; /* the last standby: stop to saved and ended */
+	uint64_t claim_usec;   /* taken from a warm pool: the claim (0: made cold) */
+	uint64_t claim_journal_usec;
 	struct vmm_timing vt; /* the last start's backend phases, extras included */
 };
 
@@ -67,6 +69,12 @@ struct sbx {
 	const char *rate_state; /* - pending applied failed */
 	uint32_t next_job;
 	uint32_t next_snap_seq;
+	bool disk_full; /* its disk= was found full (disk.c); shown in events */
+	/* While monitored: the OOM killer's events in its cgroup (cg_oom_watch). */
+	int oom_fd;
+	bool oom_pri;
+	/* A warm pool's member (not in the registry) until a create claims it. */
+	struct warm_pool *pool;
 };
 
 /* A named checkpoint: an immutable layer plus the chain it stacks on. */
@@ -132,7 +140,30 @@ void layer_put(const char *id);
 int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
 void snap_drop_all(struct sbx *s);
 json_t *snap_journal_json(struct sbx *s);
-void snap_journal_load(struct sbx *s, json_t *arr);
+struct journal_snap;
+/* Restart: the snapshots journal_parse read (journal.h), with their layers' references. */
+void snap_journal_load(struct sbx *s, const struct journal_snap *snaps, size_t n);
+
+/* warm.c: warm pools (/sbx/pools/). */
+struct warm_pool;
+/* A ready member of a pool of c's spec becomes sandbox `name`, running:
+ * 0 (pinned in *out), -ENOENT when no pool has one (create it cold), or
+ * another error for the name (-EEXIST...) with the sentence in e. */
+int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);
+/* A member's init ended while it waited in its pool (s->lock held). */
+void warm_member_ended(struct sbx *s);
+int warm_start(void);
+/* At daemon exit: no more fills (before the workers stop)... */
+void warm_quiesce(void);
+/* ...then every member is discarded (the monitor still runs). */
+void warm_stop(void);
+/* Start-up: a member a dead daemon left (STATE/sandboxes/.pN-SEQ) goes. */
+bool warm_leftover(const char *entry);
+int warm_show_stats(struct buf *b);
+/* True when a warm pool's spec names image (its name in pool). */
+bool warm_image_user(const char *image, char *pool, size_t cap);
+/* A claimed sandbox takes its new name in the network policy. */
+void sbx_net_rename(struct sbx *s);
 
 /* netcfg.c */
 bool engine_net_enabled(void);
@@ -145,7 +176,14 @@ void sbx_net_after_start(struct sbx *s);
 json_t *sbx_net_journal(struct sbx *s);
 /* Network policy: allow|deny lines written to the sandbox's ctl; the journal's. */
 int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e);
-void sbx_net_policy_load(struct sbx *s, json_t *netj);
+void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n);
+
+/* disklimit.c: a sandbox's own disk (disk=) seen from the engine. Looks whether
+ * it filled up (or has room again) and says so in error and events; called
+ * each second for every sandbox (the output pump's tick). */
+void sbx_disk_check(struct sbx *s);
+/* stats lines: disk_limit_bytes, and disk_used_bytes while it is mounted. */
+int sbx_disk_show(struct sbx *s, struct buf *b);
 
 /* jobs.c */
 bool sbx_job_event(struct sbx *s, const struct vmm_event *ev);
@@ -163,6 +201,16 @@ void sbx_jobs_watch_drain(void);
 int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);
 void sbx_unreserve(struct sbx *s);
 int sbx_commit(struct sbx *s, struct err *e);
+int sbx_make_state_dir(struct sbx *s, struct err *e);
+/* Runs a queued start's work on this thread (a warm pool's fill). */
+void sbx_start_now(struct sbx *s);
+void sbx_discard(struct sbx *s);
+/* The config of a bare mkdir; a create's after its options (refuses what
+ * the backend cannot do). */
+void engine_mkdir_config(struct sbx_config *c);
+/* The image exists and overlayfs can take its path. */
+int engine_image_check(const char *image, struct err *e);
+int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e);
 struct sbx *sbx_alloc(const char *name, const struct sbx_config *c);
 int sbx_queue_start(struct sbx *s);
 void monitor_watch(struct sbx *s);

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "journal.h"
 #include "sbx.h"
 
 #define FORK_MAX_CHILDREN 64
@@ -440,32 +441,22 @@ json_t *snap_journal_json(struct sbx *s)
 	return arr;
 }
 
-/* Restart: rebuilds snapshots from the journal and takes their layer references. */
-void snap_journal_load(struct sbx *s, json_t *arr)
+/* Restart: rebuilds snapshots from the journal (checked by journal_parse) and
+ * takes their layer references. */
+void snap_journal_load(struct sbx *s, const struct journal_snap *snaps, size_t n)
 {
-	size_t i;
-	json_t *v;
-	json_array_foreach(arr, i, v) {
-		const char *name = NULL;
-		json_int_t created = 0;
-		json_t *l = NULL;
-		if (json_unpack(v, "{s:s, s?I, s:o}", "name", &name, "created_usec", &created,
-				"lowers", &l) < 0 || !json_is_array(l) ||
-		    json_array_size(l) == 0 || json_array_size(l) > SBX_LOWERS_MAX)
-			continue;
+	for (size_t i = 0; i < n; i++) {
 		struct sbx_snap *sn = calloc(1, sizeof(*sn));
 		if (!sn)
 			return;
-		snprintf(sn->name, sizeof(sn->name), "%s", name);
+		snprintf(sn->name, sizeof(sn->name), "%s", snaps[i].name);
 		sn->seq = ++s->next_snap_seq;
-		sn->created_wall_usec = (uint64_t)created;
-		size_t j;
-		json_t *id;
-		json_array_foreach(l, j, id) {
-			snprintf(sn->lowers[j], SBX_LAYER_ID_MAX, "%s", json_string_value(id) ?: "");
+		sn->created_wall_usec = snaps[i].created_wall_usec;
+		for (int j = 0; j < snaps[i].nlowers; j++) {
+			snprintf(sn->lowers[j], SBX_LAYER_ID_MAX, "%s", snaps[i].lowers[j]);
 			layer_get(sn->lowers[j]);
 		}
-		sn->nlowers = (int)json_array_size(l);
+		sn->nlowers = snaps[i].nlowers;
 		sn->next = s->snaps;
 		s->snaps = sn;
 	}

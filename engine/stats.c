@@ -100,6 +100,7 @@ int engine_show_stats(struct buf *b)
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);
+	r |= warm_show_stats(b);
 	r |= show_lat(b, LAT_CREATE, "create");
 	r |= show_lat(b, LAT_STOP, "stop");
 	return r ? -ENOMEM : 0;
@@ -133,6 +134,8 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
+	r |= buf_printf(b, "create_mode %s\nclaim_usec %" PRIu64 "\nclaim_journal_usec %" PRIu64 "\n",
+			t->claim_usec ? "pool" : "cold", t->claim_usec, t->claim_journal_usec);
 	if (s->cfg.parent[0])
 		r |= buf_printf(b, "fork_mode %s\nfork_generation %u\nfork_freeze_usec %" PRIu64
 				"\nfork_checkpoint_usec %" PRIu64 "\nfork_restore_usec %" PRIu64
@@ -146,6 +149,8 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 	for (int i = 0; i < t->vt.nextra && r == 0; i++)
 		r = buf_printf(b, "create_%s_usec %" PRIu64 "\n", t->vt.extra[i].key,
 			       t->vt.extra[i].usec);
+	if (r == 0)
+		r = sbx_disk_show(s, b);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -166,8 +171,9 @@ int sbx_show_events(struct sbx *s, struct buf *b)
 	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
 		s->ops->usage(&s->vm, &u);
 	int r = buf_printf(b, "state %s\nreason %s\nexit_code %d\noom_kills %" PRIu64
-			   "\ngeneration %" PRIu64 "\n",
-			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills, atomic_load(&s->generation));
+			   "\ngeneration %" PRIu64 "\ndisk_full %d\n",
+			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills,
+			   atomic_load(&s->generation), s->disk_full);
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -1,5 +1,7 @@
 /* FUSE low-level operations. Inode numbers are computed, not allocated:
- * root is 1, top-level file i is 2+i; sandbox id N owns N<<20 .. (N<<20)+2^20:
+ * root is 1, top-level file i is 2+i, pools/ 0x800, warm pool P
+ * 0x10000+16P (+1+i its file i), images/ 0x900 (+1+i its file i), image I
+ * 2^62+16I (+1+i its file i); sandbox id N owns N<<20 .. (N<<20)+2^20:
  * +0 its directory, +1+i its file i, +0x100 snapshots/, +0x1000+seq a
  * snapshot. Ids are never reused, so a stale inode resolves to ENOENT and
  * forget has nothing to free. Every operation replies; none answers ENOSYS. */
@@ -21,14 +23,16 @@ static struct timespec start_time;
 void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
 
 enum node_kind {
-	N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP, N_JOBSDIR, N_JOB, N_JOB_FILE
+	N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP, N_JOBSDIR, N_JOB, N_JOB_FILE,
+	N_POOLSDIR, N_POOL, N_POOL_FILE, N_IMAGESDIR, N_IMAGES_FILE, N_IMAGE, N_IMAGE_FILE
 };
 
 struct node {
 	enum node_kind kind;
 	uint64_t id; /* 0: top level */
-	uint32_t seq; /* N_SNAP: the snapshot; N_JOB, N_JOB_FILE: the job number */
-	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE */
+	uint32_t seq; /* N_SNAP: the snapshot; N_JOB, N_JOB_FILE: the job number; N_POOL*: the
+		       * pool; N_IMAGE, N_IMAGE_FILE: the image */
+	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE, N_POOL_FILE, N_IMAGE*_FILE */
 	const struct fsx_job_file *jf; /* N_JOB_FILE */
 };
 
@@ -42,7 +46,23 @@ struct node {
 _Static_assert(SUB_JOB + (SBX_JOB_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
 	       "job ids overflow the inode scheme");
 
+#define INO_POOLS 0x800u
+#define INO_POOL_BASE 0x10000u
+_Static_assert(INO_POOL_BASE + (WARM_POOL_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
+	       "pool ids overflow the inode scheme");
+
+#define INO_IMAGES 0x900u
+_Static_assert(INO_IMAGES > INO_POOLS && INO_IMAGES + 16 < INO_POOL_BASE, "images/ overlaps");
+/* Far above every sandbox's range (ids are counted from 1 and stay below 2^42). */
+#define INO_IMAGE_BASE (1ull << 62)
+
 static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
+static fuse_ino_t ino_pool(uint32_t id, size_t k) { return INO_POOL_BASE + (id << 4) + k; }
+static fuse_ino_t ino_images_file(size_t i) { return INO_IMAGES + 1 + i; }
+static fuse_ino_t ino_image(uint32_t id, size_t k)
+{
+	return INO_IMAGE_BASE + ((fuse_ino_t)id << 4) + k;
+}
 static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
 static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << SBX_SHIFT) | (i + 1); }
 static fuse_ino_t ino_snapdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_SNAPDIR; }
@@ -56,9 +76,41 @@ static fuse_ino_t ino_job(uint64_t id, uint32_t n, int k)
 static int decode(fuse_ino_t ino, struct node *n)
 {
 	memset(n, 0, sizeof(*n));
+	if (ino >= INO_IMAGE_BASE) {
+		uint32_t k = (ino - INO_IMAGE_BASE) & 0xf;
+		uint64_t id = (ino - INO_IMAGE_BASE) >> 4;
+		if (k > fsx_image_nfiles || id == 0 || id > IMAGE_ID_MAX)
+			return -ENOENT;
+		n->seq = (uint32_t)id;
+		n->kind = k ? N_IMAGE_FILE : N_IMAGE;
+		n->f = k ? &fsx_image_files[k - 1] : NULL;
+		return 0;
+	}
 	if (ino < (1u << SBX_SHIFT)) {
 		if (ino == FUSE_ROOT_ID) {
 			n->kind = N_ROOT;
+			return 0;
+		}
+		if (ino == INO_POOLS) {
+			n->kind = N_POOLSDIR;
+			return 0;
+		}
+		if (ino == INO_IMAGES) {
+			n->kind = N_IMAGESDIR;
+			return 0;
+		}
+		if (ino > INO_IMAGES && ino - INO_IMAGES - 1 < fsx_images_nfiles) {
+			n->kind = N_IMAGES_FILE;
+			n->f = &fsx_images_files[ino - INO_IMAGES - 1];
+			return 0;
+		}
+		if (ino >= INO_POOL_BASE) {
+			uint32_t k = (ino - INO_POOL_BASE) & 0xf;
+			n->seq = (uint32_t)((ino - INO_POOL_BASE) >> 4);
+			if (k > fsx_pool_nfiles || n->seq == 0)
+				return -ENOENT;
+			n->kind = k ? N_POOL_FILE : N_POOL;
+			n->f = k ? &fsx_pool_files[k - 1] : NULL;
 			return 0;
 		}
 		if (ino < 2 || ino - 2 >= fsx_top_nfiles)
@@ -147,6 +199,22 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	int r = decode(ino, &n);
 	if (r < 0)
 		return r;
+	if (n.kind == N_POOL || n.kind == N_POOL_FILE) {
+		struct warm_pool *p = warm_pool_get(n.seq);
+		if (!p)
+			return -ENOENT;
+		fill_attr(st, ino, file_mode(n.f), warm_pool_created_wall_usec(p));
+		warm_pool_put(p);
+		return 0;
+	}
+	if (n.kind == N_IMAGE || n.kind == N_IMAGE_FILE) {
+		struct image *im = image_get(n.seq);
+		if (!im)
+			return -ENOENT;
+		fill_attr(st, ino, file_mode(n.f), image_created_wall_usec(im));
+		image_put(im);
+		return 0;
+	}
 	if (n.id == 0) {
 		fill_attr(st, ino, file_mode(n.f), 0);
 		return 0;
@@ -206,6 +274,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (p.kind == N_ROOT) {
 		if ((i = find_file(fsx_top_files, fsx_top_nfiles, name)) >= 0) {
 			ino = ino_top_file((size_t)i);
+		} else if (strcmp(name, "pools") == 0) {
+			ino = INO_POOLS;
+		} else if (strcmp(name, "images") == 0) {
+			ino = INO_IMAGES;
 		} else {
 			struct sbx *s = sbx_get(name);
 			if (s) {
@@ -239,6 +311,22 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ino = ino_snap(p.id, seq);
 		if (s)
 			sbx_put(s);
+	} else if (p.kind == N_POOLSDIR) {
+		uint32_t id = warm_pool_lookup(name);
+		if (id)
+			ino = ino_pool(id, 0);
+	} else if (p.kind == N_POOL) {
+		if ((i = find_file(fsx_pool_files, fsx_pool_nfiles, name)) >= 0)
+			ino = ino_pool(p.seq, (size_t)i + 1);
+	} else if (p.kind == N_IMAGESDIR) {
+		uint32_t id;
+		if ((i = find_file(fsx_images_files, fsx_images_nfiles, name)) >= 0)
+			ino = ino_images_file((size_t)i);
+		else if ((id = image_lookup(name)))
+			ino = ino_image(id, 0);
+	} else if (p.kind == N_IMAGE) {
+		if ((i = find_file(fsx_image_files, fsx_image_nfiles, name)) >= 0)
+			ino = ino_image(p.seq, (size_t)i + 1);
 	}
 	if (!ino)
 		fuse_reply_err(req, ENOENT);
@@ -318,9 +406,66 @@ static int fill_root(struct dir_handle *d, size_t *cap)
 	char(*names)[64];
 	uint64_t *ids;
 	size_t n;
+	if (r == 0)
+		r = dir_add(d, cap, "pools", INO_POOLS, S_IFDIR);
+	if (r == 0)
+		r = dir_add(d, cap, "images", INO_IMAGES, S_IFDIR);
 	if (r == 0 && (r = engine_list(&names, &ids, &n)) == 0) {
 		for (size_t i = 0; i < n && r == 0; i++)
 			r = dir_add(d, cap, names[i], ino_sbx_dir(ids[i]), S_IFDIR);
+		free(names);
+		free(ids);
+	}
+	return r;
+}
+
+static int fill_pools(struct dir_handle *d, size_t *cap, const struct node *n)
+{
+	int r = 0;
+	if (n->kind == N_POOL) {
+		struct warm_pool *p = warm_pool_get(n->seq);
+		if (!p)
+			return -ENOENT;
+		warm_pool_put(p);
+		for (size_t i = 0; i < fsx_pool_nfiles && r == 0; i++)
+			r = dir_add(d, cap, fsx_pool_files[i].name, ino_pool(n->seq, i + 1),
+				    file_mode(&fsx_pool_files[i]));
+		return r;
+	}
+	char(*names)[64];
+	uint32_t *ids;
+	size_t cnt;
+	if ((r = warm_pool_list(&names, &ids, &cnt)) == 0) {
+		for (size_t i = 0; i < cnt && r == 0; i++)
+			r = dir_add(d, cap, names[i], ino_pool(ids[i], 0), S_IFDIR);
+		free(names);
+		free(ids);
+	}
+	return r;
+}
+
+static int fill_images(struct dir_handle *d, size_t *cap, const struct node *n)
+{
+	int r = 0;
+	if (n->kind == N_IMAGE) {
+		struct image *im = image_get(n->seq);
+		if (!im)
+			return -ENOENT;
+		image_put(im);
+		for (size_t i = 0; i < fsx_image_nfiles && r == 0; i++)
+			r = dir_add(d, cap, fsx_image_files[i].name, ino_image(n->seq, i + 1),
+				    file_mode(&fsx_image_files[i]));
+		return r;
+	}
+	for (size_t i = 0; i < fsx_images_nfiles && r == 0; i++)
+		r = dir_add(d, cap, fsx_images_files[i].name, ino_images_file(i),
+			    file_mode(&fsx_images_files[i]));
+	char(*names)[64];
+	uint32_t *ids;
+	size_t cnt;
+	if (r == 0 && (r = image_list(&names, &ids, &cnt)) == 0) {
+		for (size_t i = 0; i < cnt && r == 0; i++)
+			r = dir_add(d, cap, names[i], ino_image(ids[i], 0), S_IFDIR);
 		free(names);
 		free(ids);
 	}
@@ -391,7 +536,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r == 0)
 		r = dir_add(d, &cap, "..", FUSE_ROOT_ID, S_IFDIR);
 	if (r == 0)
-		r = n.kind == N_ROOT ? fill_root(d, &cap) : fill_sbx_dir(d, &cap, &n);
+		r = n.kind == N_ROOT ? fill_root(d, &cap)
+		    : n.kind == N_POOLSDIR || n.kind == N_POOL	 ? fill_pools(d, &cap, &n)
+		    : n.kind == N_IMAGESDIR || n.kind == N_IMAGE ? fill_images(d, &cap, &n)
+								 : fill_sbx_dir(d, &cap, &n);
 	if (r < 0) {
 		if (d)
 			free(d->ents);
@@ -446,6 +594,8 @@ struct fsx_handle {
 	bool made;      /* wait: content made */
 	bool nonblock;  /* wait: opened O_NONBLOCK */
 	const struct fsx_job_file *jf; /* a job's file */
+	uint32_t pool;  /* a warm pool's file: the pool */
+	uint32_t image; /* an image's file: the image */
 	uint32_t job;   /* its job number; run: the job it started */
 	bool started;   /* run: a job was started through this handle */
 	size_t pos;     /* run: how much of the id was read */
@@ -545,8 +695,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	const struct fsx_file *f = n.f;
 	int acc = fi->flags & O_ACCMODE;
-	bool readable = f->show || f->show_top || f->session || f->wait || f->clone;
-	bool writable = f->write || f->write_top || f->session || f->clone;
+	bool readable = f->show || f->show_top || f->session || f->wait || f->clone || f->show_pool ||
+			f->show_image;
+	bool writable = f->write || f->write_top || f->session || f->clone || f->write_pool;
 	/* Root passes the kernel's permission check; the file's nature still decides. */
 	if (((acc == O_WRONLY || acc == O_RDWR) && !writable) ||
 	    ((acc == O_RDONLY || acc == O_RDWR) && !readable)) {
@@ -562,7 +713,21 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	h->id = n.id;
 	int r = 0;
 	struct sbx *s = NULL;
-	if (n.id && !(s = sbx_get_id(n.id)))
+	struct warm_pool *pool = NULL;
+	if (n.kind == N_POOL_FILE) {
+		h->pool = n.seq;
+		if (!(pool = warm_pool_get(n.seq)))
+			r = -ENOENT;
+		else if (acc != O_WRONLY)
+			r = f->show_pool(pool, &h->content);
+		if (pool)
+			warm_pool_put(pool);
+	} else if (n.kind == N_IMAGE_FILE) {
+		struct image *im = image_get(n.seq);
+		h->image = n.seq;
+		r = im ? f->show_image(im, &h->content) : -ENOENT;
+		image_put(im);
+	} else if (n.id && !(s = sbx_get_id(n.id)))
 		r = -ENOENT;
 	else if (f->session)
 		r = sbx_exec_open(s, &h->x);
@@ -819,6 +984,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			sbx_put(s);
 	} else if (h->x) {
 		r = sbx_exec_write(h->x, buf, size);
+	} else if (h->pool) {
+		struct warm_pool *p = warm_pool_get(h->pool);
+		r = p ? h->f->write_pool(p, buf, size) : -ENOENT;
+		if (p)
+			warm_pool_put(p);
 	} else if (h->id == 0) {
 		r = h->f->write_top(buf, size);
 	} else {
@@ -1036,7 +1206,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	(void)mode;
 	engine_thread_online();
 	struct node p;
-	if (decode(parent, &p) < 0 || (p.kind != N_ROOT && p.kind != N_SNAPDIR)) {
+	if (decode(parent, &p) < 0 ||
+	    (p.kind != N_ROOT && p.kind != N_SNAPDIR && p.kind != N_POOLSDIR)) {
+		if (p.kind == N_IMAGESDIR)
+			engine_note_error("mkdir images/%s: images are made by `import NAME SOURCE` "
+					  "written to images/ctl", name);
 		reply_user_err(req, EPERM);
 		return;
 	}
@@ -1047,6 +1221,10 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		r = engine_mkdir(name, &s);
 		if (r == 0)
 			ino = ino_sbx_dir(sbx_id(s));
+	} else if (p.kind == N_POOLSDIR) {
+		uint32_t id = 0;
+		r = warm_pool_mkdir(name, &id);
+		ino = ino_pool(id, 0);
 	} else {
 		uint32_t seq = 0;
 		s = sbx_get_id(p.id);
@@ -1071,6 +1249,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	} else if (p.kind == N_ROOT) {
 		r = find_file(fsx_top_files, fsx_top_nfiles, name) >= 0 ? -ENOTDIR
 									: engine_rmdir(name);
+	} else if (p.kind == N_POOLSDIR) {
+		r = warm_pool_rmdir(name);
+	} else if (p.kind == N_IMAGESDIR) {
+		r = find_file(fsx_images_files, fsx_images_nfiles, name) >= 0 ? -ENOTDIR
+									     : image_rmdir(name);
 	} else if (p.kind == N_SNAPDIR) {
 		struct sbx *s = sbx_get_id(p.id);
 		r = s ? sbx_snapshot_remove(s, name) : -ENOENT;

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 
 #include "../engine/engine.h"
+#include "../engine/images.h"
+#include "../engine/warm.h"
 
 /* One file of the interface. Exactly one of each show/write pair is used,
  * by whether the file is at the top level or in a sandbox directory. */
@@ -29,6 +31,11 @@ struct fsx_file {
 	bool pollable;
 	/* run: a write starts a job, a read of the same handle returns its id. */
 	int (*clone)(struct sbx *s, const char *buf, size_t len, uint32_t *id);
+	/* A file of a warm pool's directory (/sbx/pools/NAME/). */
+	int (*show_pool)(struct warm_pool *p, struct buf *b);
+	int (*write_pool)(struct warm_pool *p, const char *buf, size_t len);
+	/* A file of an image's directory (/sbx/images/NAME/). */
+	int (*show_image)(struct image *im, struct buf *b);
 };
 
 /* The files of one job (/sbx/NAME/jobs/N/). */
@@ -46,6 +53,13 @@ extern const struct fsx_file fsx_top_files[];
 extern const size_t fsx_top_nfiles;
 extern const struct fsx_file fsx_sbx_files[];
 extern const size_t fsx_sbx_nfiles;
+extern const struct fsx_file fsx_pool_files[];
+extern const size_t fsx_pool_nfiles;
+/* /sbx/images/ itself (ctl), and each image's directory. */
+extern const struct fsx_file fsx_images_files[];
+extern const size_t fsx_images_nfiles;
+extern const struct fsx_file fsx_image_files[];
+extern const size_t fsx_image_nfiles;
 
 extern const struct fuse_lowlevel_ops fsx_ops;
 void fsx_set_start_time(void);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 
+#include "../engine/ctl.h"
 #include "fsx.h"
 
 static void usage(FILE *f)
@@ -20,7 +21,7 @@ static void usage(FILE *f)
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
-		"                 [--egress allow|deny]\n"
+		"                 [--egress allow|deny] [--disk SIZE] [--max-jobs N]\n"
 		"                 [--backend ns|qemu] [--accel auto|kvm|tcg]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
@@ -30,6 +31,9 @@ static void usage(FILE *f)
 		"  --allow-other    let other users see the mount (they still need --group)\n"
 		"  --group NAME     members of NAME may create, control and read sandboxes\n"
 		"  --max-sandboxes N  refuse (ENOSPC) to create past N sandboxes\n"
+		"  --disk SIZE      disk= of an ns sandbox whose create names none (or\n"
+		"                   $SANDBOXFS_DISK; default none: no disk limit)\n"
+		"  --max-jobs N     jobs one sandbox may keep, running or finished (default 256)\n"
 		"  --bridge NAME    the sandboxes' bridge (default sbx0; made if missing)\n"
 		"  --subnet CIDR    their addresses (default 10.88.0.0/16; gateway .1)\n"
 		"  --no-net         no networking: sandboxes have only lo\n"
@@ -98,6 +102,7 @@ int main(int argc, char **argv)
 		{"bridge", required_argument, NULL, 'b'}, {"subnet", required_argument, NULL, 'n'},
 		{"no-net", no_argument, NULL, 'N'}, {"nat", no_argument, NULL, 'T'},
 		{"egress", required_argument, NULL, 'E'},
+		{"disk", required_argument, NULL, 'D'}, {"max-jobs", required_argument, NULL, 'J'},
 		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
@@ -113,6 +118,8 @@ int main(int argc, char **argv)
 	snprintf(o.backend, sizeof(o.backend), "ns");
 	const char *accel = getenv("SANDBOXFS_ACCEL");
 	snprintf(o.accel, sizeof(o.accel), "%s", accel && *accel ? accel : "auto");
+	const char *disk = getenv("SANDBOXFS_DISK");
+	o.max_jobs = 256;
 	while ((c = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = true; break;
@@ -178,9 +185,24 @@ int main(int argc, char **argv)
 			o.egress_deny = strcmp(optarg, "deny") == 0;
 			break;
 		case 'A': snprintf(o.accel, sizeof(o.accel), "%s", optarg); break;
+		case 'D': disk = optarg; break;
+		case 'J': {
+			unsigned long n = strtoul(optarg, NULL, 10);
+			if (n < 1 || n > SBX_JOB_ID_MAX) {
+				fprintf(stderr, "sandboxfs: --max-jobs must be 1..%u\n", SBX_JOB_ID_MAX);
+				return 2;
+			}
+			o.max_jobs = (unsigned)n;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	struct err de = {0};
+	if (disk && *disk && ctl_parse_disk(disk, &o.disk_bytes, &de) < 0) {
+		fprintf(stderr, "sandboxfs: --disk: %s\n", de.msg);
+		return 2;
 	}
 	if (has_group && !allow_other) {
 		fprintf(stderr, "sandboxfs: --group needs --allow-other (else only root sees the mount)\n");

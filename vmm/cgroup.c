@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -247,6 +248,44 @@ int cg_attach(const struct cg *cg, pid_t pid, struct err *e)
 				       strerror(-r));
 	}
 	return 0;
+}
+
+int cg_oom_watch(const struct cg *cg, bool *pri)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 64];
+	if (!cg->leaf[0] || !ctrl_dir(cg, C_MEMORY, dir, sizeof(dir)))
+		return -ENOENT;
+	*pri = version == 2;
+	if (version == 2) {
+		snprintf(path, sizeof(path), "%s/memory.events", dir);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+	_cleanup_close_ int ofd = open(path, O_RDONLY | O_CLOEXEC);
+	if (ofd < 0)
+		return -errno;
+	int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (efd < 0)
+		return -errno;
+	char line[32];
+	snprintf(line, sizeof(line), "%d %d", efd, ofd);
+	snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
+	int r = write_file_str(path, line);
+	if (r < 0) {
+		close(efd);
+		return r;
+	}
+	return efd;
+}
+
+void cg_oom_ack(int fd, bool pri)
+{
+	char buf[512];
+	if (pri) /* kernfs re-arms POLLPRI when the file is read */
+		(void)!pread(fd, buf, sizeof(buf), 0);
+	else
+		(void)!read(fd, buf, sizeof(uint64_t));
 }
 
 int cg_usage(const struct cg *cg, struct vmm_usage *u)

@@ -30,6 +30,12 @@ int cg_usage(const struct cg *cg, struct vmm_usage *u);
 int cg_freeze(const struct cg *cg, bool frozen, struct err *e);
 /* Kills what is left and removes the cgroup; idempotent. */
 int cg_destroy(struct cg *cg);
+/* An fd that turns readable (v1: an eventfd on memory.oom_control) or
+ * urgent (v2: memory.events, POLLPRI) when the OOM killer acts in the
+ * cgroup; *pri says which. -errno when there is none. */
+int cg_oom_watch(const struct cg *cg, bool *pri);
+/* After the fd fired: takes the event, so the next one fires again. */
+void cg_oom_ack(int fd, bool pri);
 /* Removes the shared sandboxfs parent when it is empty (daemon exit). */
 void cg_host_cleanup(void);
 

@@ -692,9 +692,10 @@ int vmm_remove_tree(const char *path)
 static uint64_t mb_up(uint64_t bytes) { return (bytes + (1u << 20) - 1) >> 20; }
 
 /* Measures the source (root: its open dir) and fails with a sentence when the
- * filesystem of dst_dir has not the room for it. */
+ * filesystem of dst_dir has not the room for it, or when it holds more than
+ * max_bytes (0: no bound). */
 static int check_room(int root, const struct stat *st, bool count_root, const char *dst_dir,
-		      const char *what, struct err *e)
+		      uint64_t max_bytes, const char *what, struct err *e)
 {
 	struct walk m = {.kind = W_MEASURE, .what = what, .sdev = st->st_dev, .e = e};
 	int fd = openat(root, ".", DIR_FLAGS), r; /* its own offset, not root's */
@@ -709,6 +710,9 @@ static int check_room(int root, const struct stat *st, bool count_root, const ch
 	walk_free(&m);
 	if (r < 0)
 		return r;
+	if (max_bytes && m.bytes > max_bytes)
+		return err_set(e, -ENOSPC, "%s needs %" PRIu64 " MB, more than its disk limit of %"
+			       PRIu64 " MB (disk=)", what, mb_up(m.bytes), mb_up(max_bytes));
 	struct statvfs sv;
 	if (statvfs(dst_dir, &sv) < 0)
 		return err_set(e, -errno, "%s: cannot stat %s: %s", what, dst_dir, strerror(errno));
@@ -724,7 +728,7 @@ static int check_room(int root, const struct stat *st, bool count_root, const ch
 
 /* merge: src's entries go over dst's (dst exists); else dst is made as a copy of src. */
 static int tree_copy(const char *src, const char *dst, bool merge, const char *what,
-		     struct err *e)
+		     uint64_t max_bytes, struct err *e)
 {
 	char room_dir[PATH_MAX + 2], links[PATH_MAX + 16];
 	const char *base;
@@ -741,7 +745,7 @@ static int tree_copy(const char *src, const char *dst, bool merge, const char *w
 		r = err_set(e, -errno, "%s: cannot open %s: %s", what, src, strerror(errno));
 		goto out;
 	}
-	if ((r = check_room(sfd, &st, !merge, room_dir, what, e)) < 0)
+	if ((r = check_room(sfd, &st, !merge, room_dir, max_bytes, what, e)) < 0)
 		goto out;
 	vmm_remove_tree(links); /* left by a daemon that died in a copy */
 	if (mkdir(links, 0700) < 0 || (w.links_fd = open(links, DIR_FLAGS)) < 0) {
@@ -778,14 +782,15 @@ out:
 	return r;
 }
 
-int vmm_copy_tree(const char *src, const char *dst, const char *what, struct err *e)
+int vmm_copy_tree(const char *src, const char *dst, const char *what, uint64_t max_bytes,
+		  struct err *e)
 {
-	return tree_copy(src, dst, false, what, e);
+	return tree_copy(src, dst, false, what, max_bytes, e);
 }
 
 int vmm_merge_layer(const char *src, const char *dst, struct err *e)
 {
-	return tree_copy(src, dst, true, "merging a layer", e);
+	return tree_copy(src, dst, true, "merging a layer", 0, e);
 }
 
 /* A sparse copy of one file (guest RAM images): it costs what the guest

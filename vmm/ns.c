@@ -30,9 +30,10 @@ static int pidfd_signal(int pidfd, int sig)
 
 static int ns_create(struct vmm_inst *vm, struct err *e)
 {
-	static const char *sub[] = {"upper", "work", "rootfs"};
+	static const char *sub[] = {"rootfs", "upper", "work"};
 	char p[PATH_MAX + 16];
-	for (size_t i = 0; i < ARRAY_SIZE(sub); i++) {
+	/* With disk=, upper and work are on the sandbox's disk (ns_start). */
+	for (size_t i = 0; i < (vm->lim.disk_bytes ? 1 : ARRAY_SIZE(sub)); i++) {
 		snprintf(p, sizeof(p), "%s/%s", vm->dir, sub[i]);
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
 			return err_set(e, -errno, "cannot create %s: %s", p, strerror(errno));
@@ -98,9 +99,10 @@ static int init_child(void *p)
 
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
-	/* argv: fixed words, a --lower per layer (nearest first), the image last. */
-	char layer_paths[VMM_LOWERS_MAX][PATH_MAX + VMM_LAYER_ID_MAX];
-	char *argv[8 + 2 * (VMM_LOWERS_MAX + 1)];
+	/* argv: fixed words, a --lower per layer (nearest first), the image last
+	 * (its directory, or an imported image's layers, top first). */
+	char layer_paths[VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX][PATH_MAX + VMM_IMAGE_LAYER_ID_MAX];
+	char *argv[8 + 2 * (VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX + 1)];
 	int n = 0;
 	argv[n++] = "sbx-init";
 	argv[n++] = "--name";
@@ -113,8 +115,17 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 		argv[n++] = "--lower";
 		argv[n++] = layer_paths[i];
 	}
-	argv[n++] = "--lower";
-	argv[n++] = vm->image_dir;
+	for (int i = 0; i < vm->nimage_layers; i++) {
+		char *p = layer_paths[vm->nlowers + i];
+		snprintf(p, sizeof(layer_paths[0]), "%s/%s", vmm_host()->image_layers_dir,
+			 vm->image_layers[i]);
+		argv[n++] = "--lower";
+		argv[n++] = p;
+	}
+	if (!vm->nimage_layers) {
+		argv[n++] = "--lower";
+		argv[n++] = vm->image_dir;
+	}
 	if (cg_fd < 0)
 		argv[n++] = "--unshare-cgroup";
 	argv[n] = NULL;
@@ -139,6 +150,15 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	int sv[2] = {-1, -1}, con[2] = {-1, -1}, r;
 	_cleanup_close_ int log_fd = -1, con_r = -1, cg_fd = -1;
 	uint64_t t0 = now_usec();
+	if (vm->lim.disk_bytes) { /* made the first time, mounted again after a reboot */
+		if ((r = vmm_disk_mount(vm, e)) < 0)
+			return r;
+		if (t->nextra < (int)ARRAY_SIZE(t->extra)) {
+			t->extra[t->nextra].key = "disk";
+			t->extra[t->nextra++].usec = now_usec() - t0;
+		}
+		t0 = now_usec();
+	}
 	r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
 	if (r < 0)
 		return r;
@@ -252,7 +272,7 @@ static int ns_checkpoint(struct vmm_inst *vm, const char *dest, bool frozen, str
 			 struct err *e)
 {
 	char src[PATH_MAX + 16], tmp[PATH_MAX + 16], what[SBX_NAME_MAX + 32];
-	snprintf(src, sizeof(src), "%s/upper", vm->dir);
+	vmm_disk_upper(vm, src, sizeof(src)); /* the walk follows no link, not even the first */
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dest);
 	snprintf(what, sizeof(what), "checkpoint of %s", vm->name);
 	uint64_t t0 = now_usec();
@@ -261,7 +281,7 @@ static int ns_checkpoint(struct vmm_inst *vm, const char *dest, bool frozen, str
 		return r;
 	uint64_t t1 = now_usec();
 	vmm_remove_tree(tmp);
-	if ((r = vmm_copy_tree(src, tmp, what, e)) == -EDQUOT)
+	if ((r = vmm_copy_tree(src, tmp, what, vm->lim.disk_bytes, e)) == -EDQUOT)
 		r = e->code = -ENOSPC;
 	if (r == 0 && rename(tmp, dest) < 0)
 		r = err_set(e, -errno, "cannot rename %s: %s", tmp, strerror(errno));
@@ -294,7 +314,8 @@ static int ns_adopt(struct vmm_inst *vm, struct err *e)
 	if (fd < 0)
 		return fd;
 	vm->pidfd = fd;
-	snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
+	if (!vm->cg.leaf[0]) /* else the journal's (a claimed pool member's) */
+		snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
 	/* One connect to the socket init listens on; it is there or it is not. */
 	int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -419,6 +440,28 @@ static int ns_event(struct vmm_inst *vm, struct vmm_event *ev)
 	return vmm_read_event(vm->ctl_fd, ev);
 }
 
+/* A warm pool's member takes its user's name when claimed: the hostname in
+ * its UTS namespace, set by this thread joining it for the call (UTS may be
+ * joined by one thread of a threaded process) and returning at once. */
+static int ns_rename(struct vmm_inst *vm, const char *name, struct err *e)
+{
+	_cleanup_close_ int self = open("/proc/thread-self/ns/uts", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return err_set(e, -errno, "cannot open this thread's UTS namespace: %s",
+			       strerror(errno));
+	if (vm->pidfd < 0 || setns(vm->pidfd, CLONE_NEWUTS) < 0)
+		return err_set(e, vm->pidfd < 0 ? -ESRCH : -errno,
+			       "cannot enter the UTS namespace of sandbox %s: %s", vm->name,
+			       vm->pidfd < 0 ? "it does not run" : strerror(errno));
+	int r = sethostname(name, strlen(name)) < 0 ? -errno : 0;
+	if (setns(self, CLONE_NEWUTS) < 0) /* not expected: the thread's own namespace */
+		log_err("a daemon thread cannot return to its UTS namespace: %s", strerror(errno));
+	if (r < 0)
+		return err_set(e, r, "cannot set the hostname of sandbox %s: %s", name, strerror(-r));
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	return 0;
+}
+
 const struct vmm_ops vmm_ns_ops = {
 	.name = "ns",
 	.fork_mode = "fs",
@@ -438,4 +481,5 @@ const struct vmm_ops vmm_ns_ops = {
 	.job = ns_job,
 	.event = ns_event,
 	.describe = ns_describe,
+	.rename = ns_rename,
 };

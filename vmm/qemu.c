@@ -1054,7 +1054,8 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 	}
 	vm->pidfd = fd;
 	q->pidfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
+	if (!vm->cg.leaf[0])
+		snprintf(vm->cg.leaf, sizeof(vm->cg.leaf), "%s-%s", vmm_host()->tag, vm->name);
 	if ((r = load_run_facts(vm, q, e)) < 0 || (r = channel_connect(vm, QMP_SOCK, e)) < 0)
 		goto fail;
 	q->qmp.fd = r;

@@ -91,7 +91,10 @@ int vmm_end_run(struct vmm_inst *vm)
 int vmm_remove_files(struct vmm_inst *vm, struct err *e)
 {
 	cg_destroy(&vm->cg);
-	int r = vmm_remove_tree(vm->dir);
+	int r = vmm_disk_unmount(vm, e);
+	if (r < 0)
+		return r;
+	r = vmm_remove_tree(vm->dir);
 	if (r < 0)
 		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
 	return 0;

@@ -14,12 +14,19 @@
 
 #define VMM_LOWERS_MAX 8
 #define VMM_LAYER_ID_MAX 40
+/* An imported image's layers (images.c flattens the top ones of a longer
+ * image at import); ids are sha256-HEX or merged-HEX. sbx-init stacks at
+ * most 16 lowers (its MAX_LOWERS): fork layers and image layers together. */
+#define VMM_IMAGE_LAYERS_MAX 8
+#define VMM_IMAGE_LAYER_ID_MAX 72
+_Static_assert(VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX <= 16, "more lowers than sbx-init stacks");
 
 struct vmm_limits {
 	uint64_t memory_bytes; /* 0: no limit */
 	uint32_t pids;         /* 0: no limit */
 	uint32_t cpu_millis;   /* 1000 = one cpu; 0: no limit */
 	unsigned devices;      /* VMM_DEV_* beyond every sandbox's list (devices.h) */
+	uint64_t disk_bytes;   /* the sandbox's own disk (disk.c); 0: none, no limit */
 };
 
 /* Devices a backend's own process needs opened inside the sandbox's cgroup. */
@@ -29,11 +36,15 @@ enum { VMM_DEV_KVM = 1u << 0 };
 struct vmm_inst {
 	char name[SBX_NAME_MAX + 1];
 	char dir[PATH_MAX];       /* the sandbox's state dir */
-	char image_dir[PATH_MAX]; /* the image (lower layer) */
+	char image_dir[PATH_MAX]; /* the image (lower layer) when it is a directory */
 	struct vmm_limits lim;
 	/* Layers between the upper dir and the image, nearest first (fork). */
 	char lowers[VMM_LOWERS_MAX][VMM_LAYER_ID_MAX];
 	int nlowers;
+	/* An imported image: its layers in vmm_host()->image_layers_dir, top
+	 * first, stacked instead of image_dir (0: image_dir). */
+	char image_layers[VMM_IMAGE_LAYERS_MAX][VMM_IMAGE_LAYER_ID_MAX];
+	int nimage_layers;
 	pid_t pid;           /* host pid of init, 0 when not running */
 	uint64_t pid_start;  /* start time of pid (clock ticks), guards against pid reuse */
 	int pidfd;           /* -1 when none */
@@ -125,6 +136,10 @@ struct vmm_ops {
 	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
 	/* Host-wide facts for /sbx/stats (`key value` lines), e.g. KVM or TCG. */
 	int (*describe)(struct buf *b);
+	/* Gives a running sandbox a new name inside (its hostname) and in vm->name:
+	 * a warm pool's member claimed by a create. NULL: the backend's sandboxes
+	 * cannot be pooled. */
+	int (*rename)(struct vmm_inst *vm, const char *name, struct err *e);
 };
 
 /* Host-wide settings shared by the backends, set once at start-up. */
@@ -132,6 +147,8 @@ struct vmm_host {
 	char init_path[PATH_MAX]; /* sbx-init binary */
 	char tag[16];             /* distinguishes this daemon's cgroups from another's */
 	char layers_dir[PATH_MAX]; /* immutable layers made by checkpoints */
+	char disks_dir[PATH_MAX];  /* formatted disk images, one per size (disk.c) */
+	char image_layers_dir[PATH_MAX]; /* imported images' layers (engine/images.c) */
 };
 
 int vmm_host_init(const struct vmm_host *h, struct err *e);
@@ -167,8 +184,10 @@ pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
  * owners, modes, times, xattrs (overlay whiteouts, opaque dirs), device nodes
  * and FIFOs kept. Measures src first (blocks in use, a hard-linked inode
  * once) and fails with ENOSPC and "WHAT needs N MB on DIR, M MB free" when
- * dst's filesystem lacks the room; on any failure nothing of dst is left. */
-int vmm_copy_tree(const char *src, const char *dst, const char *what, struct err *e);
+ * dst's filesystem lacks the room, or when src holds more than max_bytes
+ * (a sandbox's disk=; 0: no bound); on any failure nothing of dst is left. */
+int vmm_copy_tree(const char *src, const char *dst, const char *what, uint64_t max_bytes,
+		  struct err *e);
 /* Applies layer src over dst (the merge of the layers under it) as overlayfs
  * would show them: flattening a chain of layers into one. Same walk and room
  * check as vmm_copy_tree; on failure dst is half-merged (the caller's to remove). */
@@ -193,7 +212,25 @@ int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si);
 /* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
 int vmm_end_run(struct vmm_inst *vm);
 
-/* For destroy: removes the cgroup and the sandbox's state dir. */
+/* A sandbox's own disk (disk.c), when lim.disk_bytes is set: an ext4 image
+ * in its state dir on a loop device, mounted at DIR/disk, with DIR/upper,
+ * work, jobs and console.log links into it. mount makes the image the
+ * first time (a copy of a formatted template) and is a no-op when mounted;
+ * unmount is one when nothing is mounted at DIR/disk, whatever lim says (a
+ * leftover state dir: vm->dir alone is enough); the loop device clears
+ * itself with its last user. */
+int vmm_disk_mount(struct vmm_inst *vm, struct err *e);
+int vmm_disk_unmount(struct vmm_inst *vm, struct err *e);
+struct vmm_disk_usage {
+	uint64_t size_bytes, used_bytes, free_bytes; /* free: what the sandbox may still use */
+	uint64_t inodes, free_inodes;
+};
+/* -ENOENT when the sandbox has no disk mounted. */
+int vmm_disk_usage(const struct vmm_inst *vm, struct vmm_disk_usage *u);
+/* The real path of the upper dir (on the disk when there is one). */
+int vmm_disk_upper(const struct vmm_inst *vm, char *out, size_t cap);
+
+/* For destroy: removes the cgroup, unmounts its disk, removes the state dir. */
 int vmm_remove_files(struct vmm_inst *vm, struct err *e);
 
 /* For adopt: a pidfd for vm->pid if it is still the process an earlier

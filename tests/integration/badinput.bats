@@ -122,9 +122,18 @@ repeat_char() {
 }
 
 @test "mkdir: names equal to top-level files are EEXIST" {
-	for f in ctl stats error images events; do
+	for f in ctl stats error events metrics; do
 		bad_mkdir "$f" "File exists"
 	done
+	# The top-level directories: no sandbox takes their names either.
+	for d in images pools; do
+		run timeout 20 mkdir -- "$MNT/$d"
+		assert_fails_with "File exists"
+		[ -d "$MNT/$d" ]
+		run sbx_write "$MNT/ctl" "create $d"
+		assert_fails_with "File exists"
+	done
+	assert_healthy
 }
 
 @test "mkdir: a taken name is EEXIST" {

@@ -68,7 +68,7 @@ inside() {
 	start_container
 	# The host does not see the sandboxfs mount at VIEW, the container does.
 	[ ! -e "$VIEW/sbx/ctl" ]
-	run inside 'test -e "$S/ctl" && cat "$S/images"'
+	run inside 'test -e "$S/ctl" && ls "$S/images"'
 	[ "$status" -eq 0 ]
 	grep -qx busybox <<<"$output"
 	# Create from inside and wait until it runs.

@@ -130,10 +130,21 @@ teardown_sbx_readopt() {
 		"$@" || echo "teardown: could not start a daemon to remove the sandboxes" >&2
 	fi
 	local d
-	for d in "$MNT"/*/; do
-		[[ -f "$d/stats" ]] && sbx_pid_of "$(basename "$d")" >/dev/null 2>&1
+	for d in $(sbx_names); do
+		sbx_pid_of "$d" >/dev/null 2>&1
 	done
 	teardown_sbx
+}
+
+# The sandboxes in the mount, one name a line (pools/ and images/ are not ones).
+sbx_names() {
+	local d
+	for d in "$MNT"/*/; do
+		d=${d%/}
+		d=${d##*/}
+		[[ "$d" != pools && "$d" != images && -e "$MNT/$d/status" ]] && printf '%s\n' "$d"
+	done
+	return 0
 }
 
 # Create the temp dirs (SBX_TMP, STATE, MNT, SBX_LOG, SBX_TAG), no daemon.
@@ -193,9 +204,8 @@ teardown_sbx() {
 		fi
 	fi
 	if sbx_daemon_alive && [[ -e "$MNT/ctl" ]]; then
-		for d in "$MNT"/*/; do
-			[[ -d "$d" ]] || continue
-			d=${d%/}
+		for d in $(sbx_names); do
+			d="$MNT/$d"
 			pid=$(sbx_key "$d/stats" pid 2>/dev/null) && sbx_note_pid "$pid"
 			timeout 30 rmdir "$d" 2>/dev/null || echo "teardown: rmdir $d failed" >&2
 		done

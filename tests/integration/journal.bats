@@ -7,9 +7,10 @@
 # recycled pid: a process named sbx-init, as a sandbox's init is) is never
 # adopted and that process is never signalled.
 #
-# This is the journal's fuzz test: journal_read is internal to engine/, so the
-# corrupt inputs go through the real start-up path instead of a libFuzzer
-# target. JOURNAL_RANDOM=N adds N random mutations of a good journal (default 20).
+# The reader itself (journal_parse, engine/journal_json.c) has a libFuzzer
+# target, tests/fuzz/fuzz_journal.c; here the corrupt inputs go through the
+# real start-up path. JOURNAL_RANDOM=N adds N random mutations of a good
+# journal (default 20).
 
 load helpers
 

@@ -49,7 +49,7 @@ assert_numeric_key() {
 	for f in ctl stats error images events; do
 		[ -e "$MNT/$f" ]
 	done
-	run sbx_cat "$MNT/images"
+	run ls "$MNT/images"
 	[ "$status" -eq 0 ]
 	grep -qx busybox <<<"$output"
 	run sbx_cat "$MNT/error"

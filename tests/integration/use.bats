@@ -691,6 +691,40 @@ EOF
 	[ "$(sbx_cat "$MNT/$A/jobs/$m/reason")" = exit ]
 }
 
+@test "OOM: poll on events wakes for it, an open handle sees it after lseek, a job under sh -c says oom" {
+	sbx_create_ctl "$A" memory=32M
+	# A reader that opened events before the OOM: poll must wake (POLLPRI)
+	# and lseek(0) + read must show the new count.
+	python3 - "$MNT/$A/events" "$SBX_TMP/oomready" >"$SBX_TMP/oompoll" 2>&1 <<'PY' &
+import os, select, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.read(fd, 4096)
+p = select.poll()
+p.register(fd, select.POLLPRI)
+p.poll(0)
+open(sys.argv[2], "w").close()
+ev = p.poll(30000)
+os.lseek(fd, 0, 0)
+kv = dict(l.split(" ", 1) for l in os.read(fd, 4096).decode().splitlines())
+print("woke" if ev else "timeout", kv["oom_kills"])
+PY
+	poller=$!
+	for _ in $(seq 300); do
+		[ -e "$SBX_TMP/oomready" ] && break
+		sleep 0.1
+	done
+	# The command is not sh's last: sh outlives it and exits 137 itself.
+	n=$(sbx_run "$A" 'dd if=/dev/zero of=/dev/null bs=200M count=1; exit $?')
+	wait_job "$A" "$n" 'killed|exited'
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 137 ]
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/reason")" = oom ]
+	wait "$poller"
+	read -r woke count <"$SBX_TMP/oompoll"
+	[ "$woke" = woke ]
+	[ "$count" -ge 1 ]
+	assert_healthy "$A"
+}
+
 # ---------------------------------------------------------------- root
 
 @test "root: a symlink to the sandbox's root, readable from the host" {

@@ -112,7 +112,7 @@ check_nothing_leaks() {
 		fi
 	fi
 	# directories in the mount
-	n=$(find "$MNT" -mindepth 1 -maxdepth 1 -type d | wc -l)
+	n=$(sbx_names | wc -l)
 	if ((n > 0)); then
 		echo "leak: $n sandbox dirs still in $MNT"
 		bad=1
@@ -122,7 +122,7 @@ check_nothing_leaks() {
 
 @test "burst: $BURST_N mkdir at once all run, $BURST_N rmdir at once leave nothing behind" {
 	parallel_all mkdir
-	[ "$(find "$MNT" -mindepth 1 -maxdepth 1 -type d | wc -l)" -eq "$BURST_N" ]
+	[ "$(sbx_names | wc -l)" -eq "$BURST_N" ]
 	wait_all_running
 
 	[ "$(sbx_key "$MNT/stats" sandboxes)" -eq "$BURST_N" ]

@@ -256,9 +256,7 @@ kill_and_restart() {
 	done <"$SBX_TMP/ok"
 	# Nothing else, except names in doubt; the state dir agrees with the mount.
 	local extra=0
-	for d in "$MNT"/*/; do
-		[[ -d "$d" ]] || continue
-		name=$(basename "$d")
+	for name in $(sbx_names); do
 		grep -qxF -- "$name" "$SBX_TMP/ok" && continue
 		if grep -qxF -- "$name" "$SBX_TMP/indoubt"; then
 			extra=$((extra + 1))
@@ -268,7 +266,7 @@ kill_and_restart() {
 		echo "unexpected sandbox: $name ($(grep -F -- "$name " "$SBX_TMP/attempts" || echo never attempted))"
 		bad=1
 	done
-	diff <(ls "$STATE/sandboxes" | sort) <(ls -d "$MNT"/*/ | xargs -n1 basename | sort) || {
+	diff <(ls "$STATE/sandboxes" | sort) <(sbx_names | sort) || {
 		echo "state dir and mount disagree"
 		bad=1
 	}
@@ -276,7 +274,8 @@ kill_and_restart() {
 	# a network: the `net` file and an `ip` in it).
 	local ip
 	: >"$SBX_TMP/ips"
-	for d in "$MNT"/*/; do
+	for d in $(sbx_names); do
+		d="$MNT/$d"
 		[[ -f "$d/net" && "$(sbx_cat "$d/status")" == running ]] || continue
 		ip=$(sbx_key "$d/net" ip 2>/dev/null) || continue
 		[[ -n "$ip" && "$ip" != - ]] && echo "$ip $(basename "$d")" >>"$SBX_TMP/ips"
@@ -287,7 +286,7 @@ kill_and_restart() {
 		bad=1
 	fi
 	echo "# $(wc -l <"$SBX_TMP/ips") running sandboxes with an address, all distinct"
-	echo "# after: $(ls -d "$MNT"/*/ 2>/dev/null | wc -l) sandboxes, $nfailed failed (mid-create at a kill), $extra present in doubt"
+	echo "# after: $(sbx_names | wc -l) sandboxes, $nfailed failed (mid-create at a kill), $extra present in doubt"
 	((bad == 0))
 
 	# exec works in a re-adopted sandbox (one re-adopted twice if any).
@@ -302,11 +301,9 @@ kill_and_restart() {
 
 	echo "# checks done at $((SECONDS - t0)) s"
 	# Remove everything; then nothing may be left.
-	for d in "$MNT"/*/; do
-		[[ -d "$d" ]] || continue
-		name=$(basename "$d")
+	for name in $(sbx_names); do
 		sbx_pid_of "$name" >/dev/null 2>&1 || true
-		timeout 60 rmdir "$d"
+		timeout 60 rmdir "$MNT/$name"
 	done
 	local out=""
 	for ((i = 0; i < 100; i++)); do

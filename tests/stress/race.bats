@@ -128,7 +128,7 @@ reader() {
 	local id=$1 f base c rc n=0 err
 	local bad="$SBX_TMP/race.r$id.bad" errf="$SBX_TMP/race.r$id.err"
 	while [[ ! -e "$SBX_TMP/race.stop" ]]; do
-		for f in "$MNT"/stats "$MNT"/events "$MNT"/error "$MNT"/images "$MNT"/metrics \
+		for f in "$MNT"/stats "$MNT"/events "$MNT"/error "$MNT"/images/*/config "$MNT"/metrics \
 			"$MNT"/*/status "$MNT"/*/stats "$MNT"/*/config "$MNT"/*/events \
 			"$MNT"/*/error "$MNT"/*/log "$MNT"/*/net; do
 			base=${f##*/}

@@ -146,6 +146,7 @@ static int on_small_stack(int (*fn)(void *), void *arg)
 struct job {
 	const char *src, *dst;
 	bool merge;
+	uint64_t max_bytes; /* the source's disk=, 0 none */
 	struct err e;
 };
 
@@ -155,7 +156,7 @@ static int do_copy(void *p)
 	char s[PATH_MAX], d[PATH_MAX];
 	path(s, j->src);
 	path(d, j->dst);
-	return j->merge ? vmm_merge_layer(s, d, &j->e) : vmm_copy_tree(s, d, "test copy", &j->e);
+	return j->merge ? vmm_merge_layer(s, d, &j->e) : vmm_copy_tree(s, d, "test copy", j->max_bytes, &j->e);
 }
 
 static int do_remove(void *p)
@@ -472,6 +473,43 @@ static void test_no_room(void)
 	vmm_remove_tree(p);
 }
 
+/* A checkpoint of a sandbox with disk= never holds more than its disk:
+ * measured first, refused with ENOSPC and a sentence, nothing made. */
+static void test_disk_limit(void)
+{
+	char p[PATH_MAX];
+	fresh("lim");
+	fresh("lim/src");
+	path(p, "lim/src/data");
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	static char block[1 << 20];
+	memset(block, 'y', sizeof(block));
+	for (int i = 0; i < 2 && fd >= 0; i++)
+		CHECK(write(fd, block, sizeof(block)) == (ssize_t)sizeof(block));
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	put("lim/src/sparse", "");
+	path(p, "lim/src/sparse");
+	CHECK(truncate(p, (off_t)1 << 40) == 0); /* a hole costs nothing */
+	struct job j = {.src = "lim/src", .dst = "lim/layer", .max_bytes = 1 << 20};
+	CHECK(do_copy(&j) == -ENOSPC);
+	unsigned need = 0, limit = 0;
+	CHECK(sscanf(j.e.msg, "test copy needs %u MB, more than its disk limit of %u MB", &need,
+		     &limit) == 2);
+	CHECK(need >= 2 && need <= 3 && limit == 1);
+	fprintf(stderr, "# %s\n", j.e.msg);
+	CHECK(!exists("lim/layer") && !exists("lim/layer.links.tmp"));
+	struct job k = {.src = "lim/src", .dst = "lim/layer", .max_bytes = 4 << 20};
+	CHECK(do_copy(&k) == 0);
+	struct stat st;
+	CHECK(lstat_rel("lim/layer/data", &st) == 0 && st.st_size == 2 << 20);
+	CHECK(lstat_rel("lim/layer/sparse", &st) == 0 && st.st_size == (off_t)1 << 40);
+	path(p, "lim");
+	vmm_remove_tree(p);
+}
+
 static void test_existing_destination(void)
 {
 	fresh("ex");
@@ -524,6 +562,7 @@ int main(void)
 	RUN(test_existing_destination);
 	RUN(test_depth_bound);
 	RUN(test_no_room);
+	RUN(test_disk_limit);
 	CHECK(vmm_remove_tree(root) == 0);
 	UNIT_DONE("copy");
 }

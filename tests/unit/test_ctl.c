@@ -123,6 +123,108 @@ static void test_options(void)
 	CHECK(ctl_parse_options(1, bad8, &cfg, &e) == -EINVAL);
 }
 
+/* A pool's spec is read back as options: the same config, the same text. */
+static void spec_round_trip(const char *words)
+{
+	struct err e = {0};
+	struct sbx_config a, b;
+	char line[512], s1[512], s2[512], *argv[CTL_ARGS_MAX];
+	int argc = 0;
+	ctl_config_defaults(&a, "ns", false);
+	snprintf(line, sizeof(line), "%s", words);
+	for (char *save, *w = strtok_r(line, " ", &save); w && argc < CTL_ARGS_MAX;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	CHECK(ctl_parse_options(argc, argv, &a, &e) == 0);
+	CHECK(ctl_config_spec(&a, s1, sizeof(s1)) > 0);
+	ctl_config_defaults(&b, "qemu", true); /* the spec sets every option */
+	argc = 0;
+	snprintf(line, sizeof(line), "%s", s1);
+	for (char *save, *w = strtok_r(line, " ", &save); w && argc < CTL_ARGS_MAX;
+	     w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	CHECK(ctl_parse_options(argc, argv, &b, &e) == 0);
+	CHECK(ctl_config_spec(&b, s2, sizeof(s2)) > 0);
+	CHECK(strcmp(s1, s2) == 0);
+	CHECK(a.memory_bytes == b.memory_bytes && a.cpu_millis == b.cpu_millis &&
+	      a.pids == b.pids && a.net == b.net && a.rate_bps == b.rate_bps &&
+	      a.timeout_sec == b.timeout_sec && a.joblog_bytes == b.joblog_bytes &&
+	      !strcmp(a.image, b.image) && !strcmp(a.backend, b.backend));
+}
+
+static void test_spec(void)
+{
+	spec_round_trip("");
+	spec_round_trip("memory=64M pids=64 cpus=0.5 net=on timeout=30");
+	spec_round_trip("rate=10mbit joblog=4K cpus=2.125 image=alpine backend=qemu");
+	/* Two spellings of one config give one spec (a pool matches both). */
+	struct err e = {0};
+	struct sbx_config a, b;
+	char s1[512], s2[512], w1[] = "memory=1G", w2[] = "memory=1024M";
+	char *o1[] = {w1}, *o2[] = {w2};
+	ctl_config_defaults(&a, "ns", false);
+	ctl_config_defaults(&b, "ns", false);
+	CHECK(ctl_parse_options(1, o1, &a, &e) == 0 && ctl_parse_options(1, o2, &b, &e) == 0);
+	CHECK(ctl_config_spec(&a, s1, sizeof(s1)) > 0 && ctl_config_spec(&b, s2, sizeof(s2)) > 0);
+	CHECK(strcmp(s1, s2) == 0);
+	CHECK(ctl_config_spec(&a, s1, 10) == -ENOSPC);
+}
+
+/* disk=: a size from 4M to 16T, or none; a sentence for anything else. */
+static void test_disk(void)
+{
+	struct err e = {0};
+	struct sbx_config c;
+	uint64_t b = 1;
+	ctl_config_defaults(&c, "ns", false);
+	CHECK(c.disk_bytes == 0);
+	char o1[] = "disk=16M";
+	char *ok1[] = {o1};
+	CHECK(ctl_parse_options(1, ok1, &c, &e) == 0 && c.disk_bytes == 16ull << 20);
+	char o2[] = "disk=none";
+	char *ok2[] = {o2};
+	CHECK(ctl_parse_options(1, ok2, &c, &e) == 0 && c.disk_bytes == 0);
+	CHECK(ctl_parse_disk("4M", &b, &e) == 0 && b == SBX_DISK_MIN_BYTES);
+	CHECK(ctl_parse_disk("16T", &b, &e) == 0 && b == SBX_DISK_MAX_BYTES);
+	CHECK(ctl_parse_disk("1g", &b, &e) == 0 && b == 1ull << 30);
+	static const struct {
+		const char *v, *says;
+	} bad[] = {
+		{"0", "below the minimum of 4M"},   {"1K", "below the minimum of 4M"},
+		{"4194303", "below the minimum"},   {"abc", "not a size"},
+		{"", "not a size"},                 {"-1", "not a size"},
+		{"16M5", "not a size"},             {"17T", "above the maximum of 16T"},
+		{"99999999999999999999", "not a size"}, {"NONE", "not a size"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		char word[64];
+		snprintf(word, sizeof(word), "disk=%s", bad[i].v);
+		char *argv[] = {word};
+		err_clear(&e);
+		b = 7;
+		c.disk_bytes = 7;
+		CHECK(ctl_parse_options(1, argv, &c, &e) == -EINVAL && strstr(e.msg, bad[i].says));
+		CHECK(c.disk_bytes == 7); /* a refused value changes nothing */
+		CHECK(ctl_parse_disk(bad[i].v, &b, &e) == -EINVAL && b == 7);
+	}
+	/* A pool's spec keeps it: disk=16M and disk=none read back as they were. */
+	char s1[512], w1[] = "disk=16M";
+	char *o3[] = {w1};
+	struct sbx_config a, r;
+	ctl_config_defaults(&a, "ns", false);
+	CHECK(ctl_parse_options(1, o3, &a, &e) == 0);
+	CHECK(ctl_config_spec(&a, s1, sizeof(s1)) > 0 && strstr(s1, "disk=16777216"));
+	ctl_config_defaults(&r, "ns", false);
+	r.disk_bytes = 1;
+	char *argv[CTL_ARGS_MAX], *save;
+	int argc = 0;
+	for (char *w = strtok_r(s1, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		argv[argc++] = w;
+	CHECK(ctl_parse_options(argc, argv, &r, &e) == 0 && r.disk_bytes == 16ull << 20);
+	a.disk_bytes = 0;
+	CHECK(ctl_config_spec(&a, s1, sizeof(s1)) > 0 && strstr(s1, "disk=none"));
+}
+
 static void test_signals(void)
 {
 	int sig;
@@ -143,5 +245,7 @@ int main(void)
 	RUN(test_uint);
 	RUN(test_options);
 	RUN(test_signals);
+	RUN(test_spec);
+	RUN(test_disk);
 	UNIT_DONE("ctl");
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../engine/ctl.h"
+#include "../../engine/journal.h"
 #include "unit.h"
 
 static void test_sizes(void)
@@ -57,11 +58,64 @@ static void test_signals(void)
 	CHECK(ctl_parse_signal("sigkill", &sig) == 0 && sig == 9);
 }
 
+/* fuzz_journal: the smallest journal that loads, every field a journal may
+ * leave out left out (as corpus/journal/valid_minimal_fields), and edits of
+ * it from the corpus's hostile ones. */
+static const char journal_min[] =
+	"{\"state\": \"running\", \"config\": {\"image\": \"busybox\", \"backend\": \"ns\", "
+	"\"memory\": 268435456, \"cpus\": 1.0, \"pids\": 512, \"net\": false, \"timeout\": 0, "
+	"\"created_usec\": 1}, \"pid\": 14953, \"pid_start\": 1152659}";
+
+static int journal_try(const char *from, const char *to, struct journal_rec *r, struct err *e)
+{
+	char text[1024];
+	const char *p = strstr(journal_min, from);
+	if (!p)
+		return -12345;
+	snprintf(text, sizeof(text), "%.*s%s%s", (int)(p - journal_min), journal_min, to,
+		 p + strlen(from));
+	return journal_parse(text, strlen(text), r, e);
+}
+
+static void test_journal(void)
+{
+	struct journal_rec r;
+	struct err e = {0};
+	CHECK(journal_parse(journal_min, strlen(journal_min), &r, &e) == 0);
+	CHECK(r.state == SBX_RUNNING && !strcmp(r.cfg.image, "busybox") && r.pid == 14953);
+	CHECK(r.cfg.joblog_bytes == 16ull << 20 && !strcmp(r.reason, "-") && r.exit_code == -1);
+	journal_rec_free(&r);
+	/* corpus/journal/crash-image-empty: an empty image name loaded (it names
+	 * the image's dir, STATE/images/IMAGE); found by fuzz_journal. */
+	CHECK(journal_try("\"busybox\"", "\"\"", &r, &e) == -EINVAL && strstr(e.msg, "image"));
+	/* Names that are paths or hold control characters, wherever they are. */
+	CHECK(journal_try("\"busybox\"", "\"../../etc\"", &r, &e) == -EINVAL);
+	CHECK(journal_try("\"created_usec\": 1}", "\"created_usec\": 1, \"layers\": [\"../x\"]}",
+			  &r, &e) == -EINVAL && strstr(e.msg, "layers[0]"));
+	CHECK(journal_try("\"created_usec\": 1}", "\"created_usec\": 1, \"parent\": \"a\\nb\"}",
+			  &r, &e) == -EINVAL && strstr(e.msg, "control character"));
+	/* Numbers out of range, never cast: negative sizes, cpus past uint32. */
+	CHECK(journal_try("268435456", "-1", &r, &e) == -EINVAL && strstr(e.msg, "memory"));
+	CHECK(journal_try("1.0", "1e300", &r, &e) == -EINVAL && strstr(e.msg, "cpus"));
+	CHECK(journal_try("14953", "4194305", &r, &e) == -EINVAL && strstr(e.msg, "pid"));
+	/* Wrong types, a key twice, too deep. */
+	CHECK(journal_try("false", "\"off\"", &r, &e) == -EINVAL && strstr(e.msg, "config.net"));
+	CHECK(journal_try("\"pid\"", "\"state\": \"stopped\", \"pid\"", &r, &e) == -EINVAL &&
+	      strstr(e.msg, "duplicate"));
+	char deep[6001];
+	memset(deep, '[', 3000);
+	memset(deep + 3000, ']', 3000);
+	deep[6000] = '\0';
+	CHECK(journal_parse(deep, strlen(deep), &r, &e) == -EINVAL && strstr(e.msg, "depth"));
+	CHECK(r.snaps == NULL && r.rules == NULL);
+}
+
 int main(void)
 {
 	RUN(test_sizes);
 	RUN(test_options);
 	RUN(test_cpus);
 	RUN(test_signals);
+	RUN(test_journal);
 	UNIT_DONE("fuzz_regress");
 }

@@ -20,13 +20,15 @@ KILL_GRACE = 30.0
 
 
 def sandboxes(root=DEFAULT_ROOT):
-    """The names of the sandboxes under root."""
-    return sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
+    """The names of the sandboxes under root (pools/ and images/ are not ones)."""
+    return sorted(e.name for e in os.scandir(root)
+                  if e.is_dir(follow_symlinks=False) and e.name not in ("pools", "images"))
 
 
 def images(root=DEFAULT_ROOT):
-    """The images `create` accepts."""
-    return _io.read_text(os.path.join(root, "images")).split()
+    """The images under root/images/ (the ready ones are what `create` accepts)."""
+    d = os.path.join(root, "images")
+    return sorted(e.name for e in os.scandir(d) if e.is_dir(follow_symlinks=False))
 
 
 def root_stats(root=DEFAULT_ROOT):

@@ -1,0 +1,55 @@
+/* Images (/sbx/images/NAME/): the directories of --images, and images
+ * imported from OCI layouts into STATE/imports (layers unpacked once, shared
+ * by the images that list them). The FUSE layer's view first, then what the
+ * rest of the engine asks of them. */
+#ifndef SBX_IMAGES_H
+#define SBX_IMAGES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+struct image;
+struct vmm_inst;
+
+/* Image ids are never reused while the daemon runs; the FUSE layer gives
+ * each image an inode range by its id. */
+#define IMAGE_ID_MAX 0xffffffu
+
+/* A write to /sbx/images/ctl: `import NAME SOURCE`. */
+int images_ctl(const char *buf, size_t len);
+/* rmdir /sbx/images/NAME: an image no sandbox (running or stopped) and no
+ * warm pool uses goes, with the layers no other image lists. */
+int image_rmdir(const char *name);
+/* 0 when there is no such image. */
+uint32_t image_lookup(const char *name);
+/* Pinned (or NULL); release with image_put. */
+struct image *image_get(uint32_t id);
+void image_put(struct image *im);
+uint64_t image_created_wall_usec(const struct image *im);
+/* Names and ids of every image, for readdir; free both arrays. */
+int image_list(char (**names)[64], uint32_t **ids, size_t *n);
+
+int image_show_config(struct image *im, struct buf *b);
+int image_show_status(struct image *im, struct buf *b);
+int image_show_progress(struct image *im, struct buf *b);
+int image_show_error(struct image *im, struct buf *b);
+
+/* --- for the engine --- */
+
+/* Start-up, before the journal is read: STATE/imports made, imported images
+ * loaded, what a dead daemon left half-made removed. */
+int images_start(void);
+/* Daemon exit, before the workers stop: running imports end (failed). */
+void images_quiesce(void);
+/* engine_image_check (sbx.h), and a pin that keeps the image from rmdir
+ * until the sandbox that names it is in the registry. */
+int image_pin(const char *name, struct err *e);
+void image_unpin(const char *name);
+/* The sandbox's image as the backend stacks it: vm->image_dir, and an
+ * imported image's layer dirs (vm->image_layers, top first). */
+void image_resolve(const char *name, struct vmm_inst *vm);
+
+#endif

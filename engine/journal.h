@@ -1,0 +1,81 @@
+/* The journal's format (STATE/sandboxes/NAME/sandbox.json): the JSON the
+ * daemon writes for a sandbox's config, and the pure reader that turns that
+ * text back into checked values. A journal can be tampered with, so the
+ * reader trusts nothing in it; no I/O here, so that the unit tests and the
+ * fuzz target (tests/fuzz/fuzz_journal.c) drive it directly. */
+#ifndef SBX_JOURNAL_H
+#define SBX_JOURNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../net/net.h"
+#include "common.h"
+#include "ctl.h"
+#include "sbx.h"
+
+#define JOURNAL_VERSION 1
+/* Bounds of what a journal may hold. The file: far above what the daemon
+ * writes (about 2 KB, plus 200 bytes a snapshot and 60 a network rule). */
+#define JOURNAL_MAX_BYTES (1 << 20)
+#define JOURNAL_SNAPS_MAX 1024
+#define JOURNAL_RULES_MAX 1024 /* = POL_RULES_MAX of netcfg.c, a sandbox's rules */
+#define JOURNAL_REASON_MAX 16  /* = sizeof(struct sbx).reason */
+
+/* The timings of stats, kept so a restarted daemon shows the same history. */
+#define JOURNAL_TIME_FIELDS(X)                                                           \
+	X(create_usec) X(create_queue_usec) X(create_rootfs_usec) X(create_cgroup_usec)  \
+	X(create_spawn_usec) X(create_init_usec) X(create_journal_usec) X(stop_usec)     \
+	X(create_net_usec) X(net_shaping_usec) X(fork_freeze_usec) X(fork_checkpoint_usec) \
+	X(fork_restore_usec) X(fork_usec) X(restore_usec) X(standby_usec) X(claim_usec)   \
+	X(claim_journal_usec)
+
+/* A named checkpoint as journaled. */
+struct journal_snap {
+	char name[SBX_NAME_MAX + 1];
+	uint64_t created_wall_usec;
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX]; /* [0] is its own layer */
+	int nlowers;                                   /* 1..SBX_LOWERS_MAX */
+};
+
+/* A journal read back. Every name, layer id, word and number in it passed
+ * the same checks as when a user wrote it (names as ctl_check_name, sizes
+ * and limits in the ranges of ctl_parse_options). */
+struct journal_rec {
+	int state; /* enum sbx_state, SBX_STOPPING included */
+	struct sbx_config cfg;
+	pid_t pid; /* 0: none */
+	uint64_t pid_start;
+	char reason[JOURNAL_REASON_MAX];
+	int exit_code; /* -1 unknown, else 0..255 */
+	char error[SBX_ERRMSG_MAX];
+	uint64_t starts;
+	struct sbx_times t; /* only the JOURNAL_TIME_FIELDS */
+	/* Its cgroup's leaf when not <tag>-<name> (a warm pool's member keeps the
+	 * cgroup it was made in once claimed); "" otherwise. */
+	char cgroup[SBX_NAME_MAX + 1];
+	char ip[16];        /* the network address kept, dotted quad; "" none */
+	struct net_rule *rules;
+	size_t nrules;
+	struct journal_snap *snaps; /* in journal order */
+	size_t nsnaps;
+};
+
+/* Reads a journal's text (len bytes, no NUL needed) into r. 0, or -EINVAL
+ * (-ENOMEM) with the sentence in e, naming the field at fault; on failure r
+ * holds nothing to free. Unknown keys are ignored; no value is clamped or
+ * truncated: one that does not fit refuses the journal. */
+int journal_parse(const char *text, size_t len, struct journal_rec *r, struct err *e);
+void journal_rec_free(struct journal_rec *r);
+
+/* The writer's side: a config as the journal and the `config` file show it,
+ * and the timings. Numbers above INT64_MAX (JSON integers as jansson reads
+ * them) are written as INT64_MAX. */
+json_t *journal_config_json(const char *name, const struct sbx_config *c);
+json_t *journal_times_json(const struct sbx_times *t);
+/* The name a state has in the journal ("stopping" for SBX_STOPPING). */
+const char *journal_state_name(int state);
+
+#endif

@@ -1,0 +1,129 @@
+/* OCI image layouts (image-spec v1): the JSON of index.json, manifests and
+ * image configs, and the blobs of a layout directory (`oci:DIR`) or of a tar
+ * of one (`oci-archive:FILE`, read with tar.h). The parsers are pure (the
+ * fuzz target drives them); a blob is read through its sha256 and its size,
+ * which must match its descriptor, and a layer is read through gzip (zlib)
+ * when it is compressed. Everything here is hostile input. */
+#ifndef SBX_OCI_H
+#define SBX_OCI_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <zlib.h>
+
+#include "common.h"
+#include "sha256.h"
+
+#define OCI_LAYERS_MAX 128        /* layers of one manifest */
+#define OCI_JSON_MAX (4u << 20)   /* index.json, a manifest, a config */
+#define OCI_DIGEST_MAX 72         /* "sha256:" and 64 hex digits, NUL */
+#define OCI_TAG_MAX 128
+#define OCI_MEDIA_MAX 128
+#define OCI_ARCHIVE_MEMBERS_MAX 65536 /* blobs of an oci-archive */
+
+enum oci_compression { OCI_TAR, OCI_GZIP };
+
+struct oci_desc {
+	char media_type[OCI_MEDIA_MAX];
+	char digest[OCI_DIGEST_MAX]; /* sha256:<hex> */
+	uint64_t size;
+	enum oci_compression comp; /* layers */
+};
+
+struct oci_manifest {
+	struct oci_desc config;
+	struct oci_desc layers[OCI_LAYERS_MAX]; /* bottom first */
+	int nlayers;
+};
+
+struct oci_image_config {
+	char os[32], arch[32];
+	char created[64]; /* as the image says, "" when it does not */
+	/* What a process of the image runs with: Env, WorkingDir, User,
+	 * Entrypoint, Cmd (checked and bounded; absent ones are null or empty). */
+	json_t *run;
+	char diff_ids[OCI_LAYERS_MAX][OCI_DIGEST_MAX]; /* the layers' uncompressed sha256 */
+	int ndiff_ids;
+};
+
+/* The host's architecture as OCI names it (amd64, arm64...). */
+const char *oci_host_arch(void);
+/* A digest this reader can check: "sha256:" and 64 lower-case hex digits. */
+bool oci_digest_ok(const char *d);
+
+/* index.json (or a nested index): the manifest tagged `tag` (the
+ * org.opencontainers.image.ref.name annotation), or with tag "" the only
+ * one; among several, the one for linux/arch. A nested index shows as a
+ * descriptor whose media_type is an index's (oci_is_index). */
+int oci_parse_index(const char *text, size_t len, const char *tag, const char *arch,
+		    struct oci_desc *out, struct err *e);
+bool oci_is_index(const struct oci_desc *d);
+int oci_parse_manifest(const char *text, size_t len, struct oci_manifest *m, struct err *e);
+/* Fills c (free c->run with json_decref). */
+int oci_parse_config(const char *text, size_t len, struct oci_image_config *c, struct err *e);
+
+/* --- reading a layout --- */
+
+struct oci_member {
+	char name[80]; /* index.json, blobs/sha256/<hex> */
+	uint64_t off, size;
+};
+
+struct oci_src {
+	int dir_fd;  /* oci:DIR; -1 for an archive */
+	int file_fd; /* oci-archive:FILE; -1 for a directory */
+	struct oci_member *members;
+	size_t nmembers;
+};
+
+/* kind "oci" or "oci-archive"; path absolute. An archive is scanned once
+ * for its members (bounded). */
+int oci_src_open(const char *kind, const char *path, struct oci_src *s, struct err *e);
+void oci_src_close(struct oci_src *s);
+/* index.json, whole (at most OCI_JSON_MAX); free *out. */
+int oci_read_index(struct oci_src *s, char **out, size_t *len, struct err *e);
+
+struct oci_blob {
+	int fd;
+	uint64_t off, size, pos;
+	struct sha256 h;
+	char digest[OCI_DIGEST_MAX];
+	_Atomic uint64_t *progress; /* bytes read are added here (may be NULL) */
+	const atomic_bool *cancel;
+};
+
+int oci_blob_open(struct oci_src *s, const struct oci_desc *d, struct oci_blob *b, struct err *e);
+ssize_t oci_blob_read(struct oci_blob *b, void *buf, size_t n, struct err *e);
+/* Reads what is left and compares the digest. */
+int oci_blob_finish(struct oci_blob *b, struct err *e);
+void oci_blob_close(struct oci_blob *b);
+/* A small blob (JSON) whole, checked; free *out. */
+int oci_blob_slurp(struct oci_src *s, const struct oci_desc *d, char **out, size_t *len,
+		   _Atomic uint64_t *progress, struct err *e);
+
+/* A layer's tar stream: the blob, through gzip when it is compressed, with
+ * the sha256 of what comes out (its diff_id). */
+struct oci_layer {
+	struct oci_blob blob;
+	bool gz, z_live, z_end;
+	z_stream z;
+	unsigned char *zin;
+	struct sha256 diff;
+	uint64_t out_bytes;
+	uint64_t max_out; /* what it may unpack to, padding and skipped data included (0: any) */
+};
+
+int oci_layer_open(struct oci_src *s, const struct oci_desc *d, struct oci_layer *l,
+		   _Atomic uint64_t *progress, const atomic_bool *cancel, struct err *e);
+/* A tar_src read callback (arg: the struct oci_layer). */
+ssize_t oci_layer_read(void *arg, void *buf, size_t n, struct err *e);
+/* After the tar's end: what follows it (at most 1 MiB of padding) is read,
+ * and the blob's digest and, when diff_id is not "", the uncompressed
+ * stream's are compared. */
+int oci_layer_finish(struct oci_layer *l, const char *diff_id, struct err *e);
+void oci_layer_close(struct oci_layer *l);
+
+#endif

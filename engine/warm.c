@@ -1,0 +1,864 @@
+/* Warm pools (/sbx/pools/NAME/): sandboxes of one spec made ahead and handed
+ * out by a create of the same spec. A member is a whole sandbox (namespaces,
+ * cgroup, root, network identity, init ready) kept out of the registry under
+ * a hidden name (.pID-SEQ); a claim gives it the user's name, hostname and
+ * journal, and it is running at once. A claimed sandbox never goes back.
+ * Pools are journaled in STATE/pools/NAME.json; members are not re-adopted:
+ * a restarted daemon discards what a dead one left and fills again. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <urcu/rculist.h>
+
+#include "sbx.h"
+#include "warm.h"
+
+#define WARM_SIZE_MAX 1024
+#define WARM_FILLS_MAX 2  /* creates at a time for all pools: claims come first */
+#define WARM_FILL_NICE 10 /* a fill's worker thread, while it makes a member */
+#define WARM_FAILS_STALL 3 /* fills failed in a row before a pool stops trying */
+#define WARM_SPEC_MAX 512
+#define MEMBER_PREFIX ".p"
+
+struct warm_pool {
+	struct cds_list_head link; /* pools, RCU */
+	struct rcu_head rcu;
+	_Atomic int refs; /* the list's, each member's, each queued fill's */
+	uint32_t id;
+	char name[SBX_NAME_MAX + 1];
+	uint64_t created_wall_usec;
+	pthread_mutex_t lock; /* never taken with a member's lock held the other way */
+	struct sbx_config cfg;
+	char spec[WARM_SPEC_MAX];
+	uint32_t size;
+	struct sbx **ready; /* a stack: the last made goes first */
+	uint32_t nready;
+	uint32_t filling;
+	uint32_t fails_in_row;
+	bool stalled, removed;
+	uint64_t hits, misses, made, failed, discarded, seq;
+	uint64_t fill_usec; /* the last fill's create, queue to running */
+	char error[SBX_ERRMSG_MAX];
+};
+
+static CDS_LIST_HEAD(pools);
+static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER; /* writers of the list */
+static _Atomic uint32_t next_pool_id = 1;
+static _Atomic int fills_active;
+static _Atomic bool quitting;
+static char pools_dir[PATH_MAX];
+
+static void pool_free_rcu(struct rcu_head *h)
+{
+	struct warm_pool *p = caa_container_of(h, struct warm_pool, rcu);
+	pthread_mutex_destroy(&p->lock);
+	free(p->ready);
+	free(p);
+}
+
+static void pool_get(struct warm_pool *p) { atomic_fetch_add(&p->refs, 1); }
+
+/* Under rcu_read_lock(): a pool found in the list may be on its way out
+ * (its last reference dropped, its free queued): never revived. */
+static bool pool_tryget(struct warm_pool *p)
+{
+	int v = atomic_load(&p->refs);
+	while (v > 0)
+		if (atomic_compare_exchange_weak(&p->refs, &v, v + 1))
+			return true;
+	return false;
+}
+
+static void pool_put(struct warm_pool *p)
+{
+	if (atomic_fetch_sub(&p->refs, 1) == 1)
+		urcu_memb_call_rcu(&p->rcu, pool_free_rcu);
+}
+
+/* Under rcu_read_lock(). */
+static struct warm_pool *find_name(const char *name)
+{
+	struct warm_pool *p;
+	cds_list_for_each_entry_rcu(p, &pools, link)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static struct warm_pool *find_id(uint32_t id)
+{
+	struct warm_pool *p;
+	cds_list_for_each_entry_rcu(p, &pools, link)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* Pinned lookups for the FUSE layer; release with pool_put. */
+static struct warm_pool *pool_get_id(uint32_t id)
+{
+	urcu_memb_read_lock();
+	struct warm_pool *p = find_id(id);
+	if (p && !pool_tryget(p))
+		p = NULL;
+	urcu_memb_read_unlock();
+	return p;
+}
+
+/* --- the journal: STATE/pools/NAME.json --- */
+
+static int pool_journal(struct warm_pool *p)
+{
+	char path[PATH_MAX + 80];
+	snprintf(path, sizeof(path), "%s/%s.json", pools_dir, p->name);
+	pthread_mutex_lock(&p->lock);
+	json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "name", p->name, "spec", p->spec,
+			      "size", (int)p->size, "created_usec",
+			      (json_int_t)p->created_wall_usec);
+	pthread_mutex_unlock(&p->lock);
+	char *text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	json_decref(j);
+	if (!text)
+		return -ENOMEM;
+	int r = write_file_atomic(path, text, strlen(text), false);
+	free(text);
+	if (r < 0)
+		log_err("pool %s: cannot write %s: %s", p->name, path, strerror(-r));
+	else
+		journal_commit_soon();
+	return r;
+}
+
+/* --- members --- */
+
+static void discard_job(void *arg)
+{
+	struct sbx *m = arg;
+	struct warm_pool *p = m->pool;
+	m->pool = NULL; /* out of every list: nobody else looks */
+	sbx_discard(m);
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		p->discarded++;
+		pthread_mutex_unlock(&p->lock);
+		pool_put(p);
+	}
+}
+
+/* Off the caller's path: a stop waits for init to go. */
+static void discard_soon(struct sbx *m)
+{
+	if (atomic_load(&quitting) || pool_submit(discard_job, m) < 0)
+		discard_job(m);
+}
+
+static void kick(struct warm_pool *p);
+
+static void kick_all(void)
+{
+	struct warm_pool *p;
+	urcu_memb_read_lock();
+	cds_list_for_each_entry_rcu(p, &pools, link)
+		kick(p);
+	urcu_memb_read_unlock();
+}
+
+/* Makes one member of p (a worker, at a lower priority) and puts it in the
+ * ready stack, or discards it when the pool changed meanwhile. */
+static void fill_job(void *arg)
+{
+	struct warm_pool *p = arg;
+	struct sbx_config c;
+	char name[SBX_NAME_MAX + 1], spec[WARM_SPEC_MAX];
+	struct err e = {0};
+	struct sbx *m = NULL;
+	int r = -ECANCELED;
+	pthread_mutex_lock(&p->lock);
+	c = p->cfg;
+	snprintf(spec, sizeof(spec), "%s", p->spec);
+	snprintf(name, sizeof(name), MEMBER_PREFIX "%u-%" PRIu64, p->id, ++p->seq);
+	bool go = !p->removed && !atomic_load(&quitting);
+	pthread_mutex_unlock(&p->lock);
+	if (go) {
+		setpriority(PRIO_PROCESS, 0, WARM_FILL_NICE); /* this thread only (Linux) */
+		r = engine_image_check(c.image, &e);
+		if (r == 0 && !(m = sbx_alloc(name, &c)))
+			r = err_set(&e, -ENOMEM, "out of memory");
+		if (m) {
+			pool_get(p);
+			m->pool = p;
+			m->cfg.created_wall_usec = wall_usec();
+			m->t.request_usec = now_usec();
+			atomic_store(&m->state, SBX_CREATING);
+			if ((r = sbx_net_reserve(m, NULL, &e)) == 0 &&
+			    (r = sbx_make_state_dir(m, &e)) == 0) {
+				sbx_start_now(m);
+				if (atomic_load(&m->state) != SBX_RUNNING)
+					r = err_set(&e, -EIO, "%s", m->error[0] ? m->error : "it did not start");
+			}
+		}
+		setpriority(PRIO_PROCESS, 0, 0);
+	}
+	pthread_mutex_lock(&p->lock);
+	p->filling--;
+	bool keep = r == 0 && !p->removed && !atomic_load(&quitting) && !strcmp(spec, p->spec) &&
+		    p->nready < p->size;
+	if (r == 0) {
+		p->made++;
+		p->fails_in_row = 0;
+		p->fill_usec = m->t.create_usec;
+	} else if (r != -ECANCELED) {
+		p->failed++;
+		snprintf(p->error, sizeof(p->error), "%s", e.msg);
+		if (++p->fails_in_row >= WARM_FAILS_STALL)
+			p->stalled = true;
+	}
+	if (keep)
+		p->ready[p->nready++] = m;
+	pthread_mutex_unlock(&p->lock);
+	atomic_fetch_sub(&fills_active, 1);
+	if (r != 0 && r != -ECANCELED)
+		log_warn("pool %s: a fill failed: %s", p->name, e.msg);
+	if (m && !keep) {
+		if (m->vm.dir[0] && access(m->vm.dir, F_OK) == 0)
+			discard_soon(m); /* holds its pool reference until done */
+		else { /* nothing on disk: only a reservation */
+			sbx_net_release(m);
+			m->pool = NULL;
+			sbx_put(m);
+			pool_put(p);
+		}
+	}
+	pool_put(p); /* the fill's */
+	kick_all(); /* a slot is free for any pool */
+}
+
+/* Queues fills while the pool lacks members and a slot is free. */
+static void kick(struct warm_pool *p)
+{
+	pthread_mutex_lock(&p->lock);
+	while (!p->removed && !p->stalled && !atomic_load(&quitting) &&
+	       p->nready + p->filling < p->size) {
+		if (atomic_fetch_add(&fills_active, 1) >= WARM_FILLS_MAX) {
+			atomic_fetch_sub(&fills_active, 1);
+			break;
+		}
+		p->filling++;
+		pool_get(p);
+		if (pool_submit(fill_job, p) < 0) {
+			p->filling--;
+			atomic_fetch_sub(&fills_active, 1);
+			pool_put(p);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Takes members off p's ready stack from index `keep` up (p->lock held);
+ * the caller discards them. */
+static size_t take_from(struct warm_pool *p, uint32_t keep, struct sbx ***out)
+{
+	size_t n = p->nready > keep ? p->nready - keep : 0;
+	*out = n ? malloc(n * sizeof(**out)) : NULL;
+	if (!*out)
+		return 0;
+	memcpy(*out, p->ready + keep, n * sizeof(**out));
+	p->nready = keep;
+	return n;
+}
+
+static void discard_list(struct sbx **l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		discard_soon(l[i]);
+	free(l);
+}
+
+void warm_member_ended(struct sbx *s)
+{
+	struct warm_pool *p = s->pool;
+	bool mine = false;
+	pthread_mutex_lock(&p->lock);
+	for (uint32_t i = 0; i < p->nready; i++)
+		if (p->ready[i] == s) {
+			p->ready[i] = p->ready[--p->nready];
+			mine = true;
+			break;
+		}
+	pthread_mutex_unlock(&p->lock);
+	if (!mine) /* being made, or taken by a claim: theirs to settle */
+		return;
+	log_warn("pool %s: member %s ended while it waited (%s); discarded", p->name,
+		 s->node.name, s->reason);
+	/* The caller holds s->lock: the discard runs on a worker. */
+	if (pool_submit(discard_job, s) < 0)
+		log_err("pool %s: member %s cannot be discarded now", p->name, s->node.name);
+	kick(p);
+}
+
+/* --- claim --- */
+
+/* The sandbox's new identity; s->lock held. On failure the name and state
+ * dir are given back; *intact says the member can serve another claim (the
+ * name was taken) rather than be discarded. */
+static int take_identity(struct sbx *s, const char *name, bool *intact, struct err *e)
+{
+	char old_name[SBX_NAME_MAX + 1], old_dir[PATH_MAX], dir[PATH_MAX];
+	snprintf(old_name, sizeof(old_name), "%s", s->node.name);
+	snprintf(old_dir, sizeof(old_dir), "%s", s->vm.dir);
+	snprintf(dir, sizeof(dir), "%s/%s", eng.sandboxes_dir, name);
+	snprintf(s->node.name, sizeof(s->node.name), "%s", name);
+	*intact = true;
+	if (reg_add(eng.reg, &s->node) < 0) {
+		snprintf(s->node.name, sizeof(s->node.name), "%s", old_name);
+		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
+	}
+	*intact = false;
+	int r = 0;
+	if (renameat2(AT_FDCWD, old_dir, AT_FDCWD, dir, RENAME_NOREPLACE) < 0)
+		r = errno == EEXIST ? err_set(e, -EEXIST, "%s exists on disk but is not a known "
+					      "sandbox; remove it by hand if it is not needed", dir)
+				    : err_set(e, -errno, "cannot rename a pool member to %s: %s", dir,
+					      strerror(errno));
+	else
+		snprintf(s->vm.dir, sizeof(s->vm.dir), "%s", dir);
+	if (r == 0 && (r = s->ops->rename(&s->vm, name, e)) < 0 && rename(dir, old_dir) == 0)
+		snprintf(s->vm.dir, sizeof(s->vm.dir), "%s", old_dir);
+	if (r < 0) {
+		reg_del(eng.reg, &s->node);
+		snprintf(s->node.name, sizeof(s->node.name), "%s", old_name);
+	}
+	return r;
+}
+
+static void claim_journal_job(void *arg)
+{
+	struct sbx *m = arg;
+	pthread_mutex_lock(&m->lock);
+	uint64_t t0 = now_usec();
+	journal_write(m);
+	m->t.claim_journal_usec = now_usec() - t0;
+	pthread_mutex_unlock(&m->lock);
+	sbx_put(m);
+}
+
+/* Pops a ready member of the pool whose spec is `spec`. NULL: no such pool
+ * (*matched false) or none ready. The member keeps its pool reference. */
+static struct sbx *pop_member(const char *spec, bool *matched, struct warm_pool **pool)
+{
+	struct warm_pool *p;
+	struct sbx *m = NULL;
+	*matched = false;
+	urcu_memb_read_lock();
+	cds_list_for_each_entry_rcu(p, &pools, link) {
+		pthread_mutex_lock(&p->lock);
+		if (!p->removed && strcmp(p->spec, spec) == 0 && pool_tryget(p)) {
+			*matched = true;
+			if (p->nready)
+				m = p->ready[--p->nready];
+			if (m)
+				p->hits++;
+			*pool = p;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (*matched)
+			break;
+	}
+	urcu_memb_read_unlock();
+	return m;
+}
+
+int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
+{
+	char spec[WARM_SPEC_MAX];
+	if (cds_list_empty(&pools) || ctl_config_spec(c, spec, sizeof(spec)) < 0)
+		return -ENOENT;
+	int r = ctl_check_name(name, e);
+	if (r < 0)
+		return r;
+	uint64_t t0 = now_usec();
+	for (;;) {
+		bool matched;
+		struct warm_pool *p = NULL;
+		struct sbx *m = pop_member(spec, &matched, &p);
+		if (!m) {
+			if (p) {
+				pthread_mutex_lock(&p->lock);
+				p->misses++;
+				pthread_mutex_unlock(&p->lock);
+				kick(p);
+				pool_put(p);
+			}
+			return -ENOENT;
+		}
+		pthread_mutex_lock(&m->lock);
+		if (atomic_load(&m->state) != SBX_RUNNING) {
+			pthread_mutex_unlock(&m->lock);
+			discard_soon(m);
+			pool_put(p);
+			continue;
+		}
+		bool intact;
+		r = take_identity(m, name, &intact, e);
+		if (r < 0) {
+			pthread_mutex_unlock(&m->lock);
+			pthread_mutex_lock(&p->lock);
+			p->hits--;
+			if (intact && !p->removed && p->nready < p->size) {
+				p->ready[p->nready++] = m; /* it goes back: only the name was taken */
+				m = NULL;
+			}
+			pthread_mutex_unlock(&p->lock);
+			if (m)
+				discard_soon(m);
+			pool_put(p);
+			if (intact || r == -EEXIST)
+				return r;
+			log_warn("sandbox %s: a pool member could not take the name (%s); created "
+				 "cold instead", name, e->msg);
+			err_clear(e);
+			return -ENOENT;
+		}
+		uint64_t now = now_usec();
+		m->pool = NULL;
+		m->cfg.created_wall_usec = wall_usec();
+		m->t.request_usec = t0;
+		m->t.claim_usec = now - t0;
+		m->t.create_usec = now - t0;
+		m->deadline_usec = m->cfg.timeout_sec ? now + (uint64_t)m->cfg.timeout_sec * 1000000 : 0;
+		sbx_net_rename(m);
+		/* Its init was spawned by a fill at the fill's lower priority; what
+		 * the user runs in it gets the usual one. */
+		if (setpriority(PRIO_PROCESS, (id_t)m->vm.pid, 0) < 0)
+			log_warn("sandbox %s: its priority stays the fill's: %s", name, strerror(errno));
+		atomic_fetch_add(&m->generation, 1);
+		pthread_mutex_unlock(&m->lock);
+		/* The state dir under its new name already holds a journal that
+		 * re-adopts it (the member's: same spec, pid and cgroup); the new
+		 * times and name follow off the claim's path. */
+		reg_tryget(&m->node);
+		if (pool_submit(claim_journal_job, m) < 0)
+			claim_journal_job(m);
+		pool_put(p); /* the member's: it is the user's sandbox now */
+		engine_bump_generation();
+		lat_add(LAT_CREATE, m->t.claim_usec);
+		stats_count_create(true);
+		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,
+			 m->t.claim_usec);
+		kick(p);
+		pool_put(p); /* pop_member's */
+		*out = m;
+		return 0;
+	}
+}
+
+/* --- pools as files --- */
+
+struct warm_pool *warm_pool_get(uint32_t id) { return pool_get_id(id); }
+void warm_pool_put(struct warm_pool *p) { pool_put(p); }
+uint64_t warm_pool_created_wall_usec(const struct warm_pool *p) { return p->created_wall_usec; }
+
+uint32_t warm_pool_lookup(const char *name)
+{
+	urcu_memb_read_lock();
+	struct warm_pool *p = find_name(name);
+	uint32_t id = p ? p->id : 0;
+	urcu_memb_read_unlock();
+	return id;
+}
+
+bool warm_image_user(const char *image, char *pool, size_t cap)
+{
+	struct warm_pool *p;
+	bool found = false;
+	urcu_memb_read_lock();
+	cds_list_for_each_entry_rcu(p, &pools, link) {
+		pthread_mutex_lock(&p->lock);
+		found = !p->removed && strcmp(p->cfg.image, image) == 0;
+		pthread_mutex_unlock(&p->lock);
+		if (found) {
+			snprintf(pool, cap, "%s", p->name);
+			break;
+		}
+	}
+	urcu_memb_read_unlock();
+	return found;
+}
+
+int warm_pool_list(char (**names)[64], uint32_t **ids, size_t *n)
+{
+	size_t cap = 0, k = 0;
+	char(*nm)[64] = NULL;
+	uint32_t *id = NULL;
+	struct warm_pool *p;
+	int r = 0;
+	urcu_memb_read_lock();
+	cds_list_for_each_entry_rcu(p, &pools, link) {
+		if (k == cap) {
+			cap = cap ? cap * 2 : 16;
+			void *a = realloc(nm, cap * sizeof(*nm)), *b = a ? realloc(id, cap * sizeof(*id)) : NULL;
+			if (a)
+				nm = a;
+			if (b)
+				id = b;
+			if (!a || !b) {
+				r = -ENOMEM;
+				break;
+			}
+		}
+		snprintf(nm[k], 64, "%s", p->name);
+		id[k++] = p->id;
+	}
+	urcu_memb_read_unlock();
+	if (r < 0) {
+		free(nm);
+		free(id);
+		return r;
+	}
+	*names = nm;
+	*ids = id;
+	*n = k;
+	return 0;
+}
+
+static int pool_fail(struct warm_pool *p, int code, const char *msg)
+{
+	pthread_mutex_lock(&p->lock);
+	snprintf(p->error, sizeof(p->error), "%s", msg);
+	pthread_mutex_unlock(&p->lock);
+	log_warn("pool %s: %s", p->name, msg);
+	return code;
+}
+
+/* A spec: the options of create (key=value words over a bare mkdir's). */
+static int parse_spec(const char *buf, size_t len, struct sbx_config *c, char *spec,
+		      struct err *e)
+{
+	struct ctl_cmd cmd;
+	engine_mkdir_config(c);
+	int r = ctl_split(buf, len, &cmd, e);
+	if (r < 0)
+		return r;
+	if ((r = ctl_parse_options(cmd.argc, cmd.argv, c, e)) < 0 ||
+	    (r = engine_config_check(c, cmd.argc, cmd.argv, e)) < 0)
+		return r;
+	const struct vmm_ops *ops = vmm_find(c->backend);
+	if (!ops)
+		return err_set(e, -EOPNOTSUPP, "backend '%s' is not available in this build",
+			       c->backend);
+	if (!ops->rename)
+		return err_set(e, -EOPNOTSUPP, "backend %s cannot be pooled yet: a member could not "
+			       "take its user's name (no hostname change in a running guest)",
+			       c->backend);
+	if (ctl_config_spec(c, spec, WARM_SPEC_MAX) < 0)
+		return err_set(e, -EINVAL, "the spec is too long");
+	return 0;
+}
+
+int warm_show_spec(struct warm_pool *p, struct buf *b)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = buf_printf(b, "%s\n", p->spec);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int warm_write_spec(struct warm_pool *p, const char *buf, size_t len)
+{
+	struct sbx_config c;
+	char spec[WARM_SPEC_MAX];
+	struct err e = {0};
+	int r = parse_spec(buf, len, &c, spec, &e);
+	if (r < 0)
+		return pool_fail(p, r, e.msg);
+	struct sbx **old = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&p->lock);
+	if (strcmp(spec, p->spec) != 0) {
+		p->cfg = c;
+		snprintf(p->spec, sizeof(p->spec), "%s", spec);
+		n = take_from(p, 0, &old); /* every member of the old spec goes */
+	}
+	p->stalled = false;
+	p->fails_in_row = 0;
+	p->error[0] = '\0';
+	pthread_mutex_unlock(&p->lock);
+	discard_list(old, n);
+	pool_journal(p);
+	kick(p);
+	return 0;
+}
+
+int warm_show_size(struct warm_pool *p, struct buf *b)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = buf_printf(b, "%u\n", p->size);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int warm_write_size(struct warm_pool *p, const char *buf, size_t len)
+{
+	struct ctl_cmd cmd;
+	struct err e = {0};
+	uint64_t u;
+	int r = ctl_split(buf, len, &cmd, &e);
+	if (r == 0 && (cmd.argc != 1 || ctl_parse_uint(cmd.argv[0], WARM_SIZE_MAX, &u) < 0))
+		r = err_set(&e, -EINVAL, "size is a number of sandboxes from 0 to %d",
+			    WARM_SIZE_MAX);
+	if (r == 0 && eng.o.max_sandboxes && u > eng.o.max_sandboxes)
+		r = err_set(&e, -ENOSPC, "size %" PRIu64 " is more than the daemon's limit of %lu "
+			    "sandboxes (--max-sandboxes)", u, eng.o.max_sandboxes);
+	if (r < 0)
+		return pool_fail(p, r, e.msg);
+	struct sbx **extra = NULL, **grown = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&p->lock);
+	if (u > p->size && !(grown = realloc(p->ready, u * sizeof(*p->ready))))
+		r = -ENOMEM;
+	if (r == 0) {
+		if (grown)
+			p->ready = grown;
+		p->size = (uint32_t)u;
+		n = take_from(p, p->size, &extra);
+		p->stalled = false;
+		p->fails_in_row = 0;
+		p->error[0] = '\0';
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (r < 0)
+		return pool_fail(p, r, "out of memory");
+	discard_list(extra, n);
+	pool_journal(p);
+	kick(p);
+	return 0;
+}
+
+int warm_show_status(struct warm_pool *p, struct buf *b)
+{
+	pthread_mutex_lock(&p->lock);
+	const char *state = p->stalled ? "stalled" : p->nready >= p->size ? "ready" : "filling";
+	int r = buf_printf(b,
+			   "state %s\nsize %u\nready %u\nfilling %u\nhits %" PRIu64
+			   "\nmisses %" PRIu64 "\nmade %" PRIu64 "\nfailed %" PRIu64
+			   "\ndiscarded %" PRIu64 "\nfill_usec %" PRIu64 "\n",
+			   state, p->size, p->nready, p->filling, p->hits, p->misses, p->made,
+			   p->failed, p->discarded, p->fill_usec);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int warm_show_error(struct warm_pool *p, struct buf *b)
+{
+	pthread_mutex_lock(&p->lock);
+	int r = p->error[0] ? buf_printf(b, "%s\n", p->error) : 0;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+static struct warm_pool *pool_new(const char *name, struct err *e)
+{
+	uint32_t id = atomic_fetch_add(&next_pool_id, 1);
+	if (id > WARM_POOL_ID_MAX) {
+		err_set(e, -ENOSPC, "this daemon made %u pools since it started: no pool id left",
+			WARM_POOL_ID_MAX);
+		return NULL;
+	}
+	struct warm_pool *p = calloc(1, sizeof(*p));
+	if (!p) {
+		err_set(e, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	p->id = id;
+	atomic_init(&p->refs, 1);
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	pthread_mutex_init(&p->lock, NULL);
+	p->created_wall_usec = wall_usec();
+	engine_mkdir_config(&p->cfg);
+	ctl_config_spec(&p->cfg, p->spec, sizeof(p->spec));
+	return p;
+}
+
+/* Adds p to the list unless the name is taken (the list's reference). */
+static int pool_add(struct warm_pool *p, struct err *e)
+{
+	pthread_mutex_lock(&pools_lock);
+	urcu_memb_read_lock();
+	bool taken = find_name(p->name) != NULL;
+	urcu_memb_read_unlock();
+	if (!taken)
+		cds_list_add_tail_rcu(&p->link, &pools);
+	pthread_mutex_unlock(&pools_lock);
+	return taken ? err_set(e, -EEXIST, "pool '%s' already exists", p->name) : 0;
+}
+
+int warm_pool_mkdir(const char *name, uint32_t *id)
+{
+	struct err e = {0};
+	int r = ctl_check_name(name, &e);
+	struct warm_pool *p = r < 0 ? NULL : pool_new(name, &e);
+	if (p && (r = pool_add(p, &e)) < 0)
+		pool_free_rcu(&p->rcu);
+	if (!p || r < 0) {
+		engine_note_error("mkdir pools/%s: %s", name, e.msg);
+		return e.code ? e.code : -ENOMEM;
+	}
+	pool_journal(p);
+	*id = p->id;
+	log_info("pool %s: made (empty; write its size to fill it)", name);
+	return 0;
+}
+
+int warm_pool_rmdir(const char *name)
+{
+	pthread_mutex_lock(&pools_lock);
+	urcu_memb_read_lock();
+	struct warm_pool *p = find_name(name);
+	if (p)
+		cds_list_del_rcu(&p->link);
+	urcu_memb_read_unlock();
+	pthread_mutex_unlock(&pools_lock);
+	if (!p) {
+		engine_note_error("rmdir pools/%s: no such pool", name);
+		return -ENOENT;
+	}
+	struct sbx **l = NULL;
+	pthread_mutex_lock(&p->lock);
+	p->removed = true; /* fills under way discard what they make */
+	size_t n = take_from(p, 0, &l);
+	pthread_mutex_unlock(&p->lock);
+	discard_list(l, n);
+	char path[PATH_MAX + 80];
+	snprintf(path, sizeof(path), "%s/%s.json", pools_dir, name);
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn("pool %s: cannot remove %s: %s", name, path, strerror(errno));
+	log_info("pool %s: removed, %zu ready member(s) discarded", name, n);
+	pool_put(p); /* the list's */
+	return 0;
+}
+
+/* --- start-up, exit, /sbx/stats --- */
+
+bool warm_leftover(const char *entry)
+{
+	if (strncmp(entry, MEMBER_PREFIX, strlen(MEMBER_PREFIX)) != 0)
+		return false;
+	struct vmm_inst vm;
+	struct err e = {0};
+	vmm_inst_init(&vm);
+	snprintf(vm.cg.leaf, sizeof(vm.cg.leaf), "%s-%s", vmm_host()->tag, entry);
+	snprintf(vm.dir, sizeof(vm.dir), "%s/%s", eng.sandboxes_dir, entry);
+	/* Its processes too, if it still ran; then its disk= mount, its files. */
+	int r = vmm_remove_files(&vm, &e);
+	const char *path = vm.dir;
+	if (r < 0)
+		log_warn("cannot remove %s, a pool member left by an earlier daemon: %s", path,
+			 e.msg);
+	else
+		log_info("discarded %s, a pool member left by an earlier daemon", entry);
+	return true;
+}
+
+static void load_pool(const char *file)
+{
+	char path[PATH_MAX + 256], name[SBX_NAME_MAX + 1];
+	snprintf(path, sizeof(path), "%s/%s", pools_dir, file);
+	size_t l = strlen(file);
+	if (l < 6 || strcmp(file + l - 5, ".json") != 0 || l - 5 > SBX_NAME_MAX)
+		return;
+	snprintf(name, sizeof(name), "%.*s", (int)(l - 5), file);
+	json_error_t je;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	const char *spec = NULL;
+	int size = 0;
+	json_int_t created = 0;
+	struct err e = {0};
+	struct warm_pool *p = NULL;
+	if (!j || json_unpack_ex(j, &je, 0, "{s:s, s:i, s?I}", "spec", &spec, "size", &size,
+				 "created_usec", &created) < 0 || size < 0 || size > WARM_SIZE_MAX) {
+		engine_note_error("pool journal %s is unreadable or malformed (%s); pool skipped",
+				  path, je.text);
+	} else if (ctl_check_name(name, &e) < 0 || !(p = pool_new(name, &e))) {
+		engine_note_error("pool journal %s: %s; pool skipped", path, e.msg);
+	} else if (pool_add(p, &e) < 0) {
+		pool_free_rcu(&p->rcu);
+		p = NULL;
+	} else {
+		if (created > 0)
+			p->created_wall_usec = (uint64_t)created;
+		char sz[16];
+		snprintf(sz, sizeof(sz), "%d", size);
+		if (warm_write_spec(p, spec, strlen(spec)) < 0 || warm_write_size(p, sz, strlen(sz)) < 0)
+			log_warn("pool %s: its journal's spec or size is refused: %s", name, p->error);
+		log_info("pool %s: re-adopted (size %d)", name, size);
+	}
+	json_decref(j);
+}
+
+int warm_start(void)
+{
+	snprintf(pools_dir, sizeof(pools_dir), "%s/pools", eng.o.state_dir);
+	int r = mkdir_p(pools_dir, 0700);
+	if (r < 0)
+		return r;
+	DIR *d = opendir(pools_dir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			load_pool(de->d_name);
+	closedir(d);
+	return 0;
+}
+
+void warm_quiesce(void) { atomic_store(&quitting, true); }
+
+void warm_stop(void)
+{
+	atomic_store(&quitting, true);
+	for (;;) {
+		pthread_mutex_lock(&pools_lock);
+		struct warm_pool *p = cds_list_empty(&pools)
+					      ? NULL
+					      : cds_list_first_entry(&pools, struct warm_pool, link);
+		if (p)
+			cds_list_del_rcu(&p->link);
+		pthread_mutex_unlock(&pools_lock);
+		if (!p)
+			break;
+		struct sbx **l = NULL;
+		pthread_mutex_lock(&p->lock);
+		p->removed = true;
+		size_t n = take_from(p, 0, &l);
+		pthread_mutex_unlock(&p->lock);
+		discard_list(l, n); /* quitting: at once, on this thread */
+		pool_put(p);
+	}
+	urcu_memb_barrier(); /* the pools' memory, freed after their grace periods */
+}
+
+int warm_show_stats(struct buf *b)
+{
+	uint64_t npools = 0, ready = 0, filling = 0, hits = 0, misses = 0;
+	struct warm_pool *p;
+	urcu_memb_read_lock();
+	cds_list_for_each_entry_rcu(p, &pools, link) {
+		pthread_mutex_lock(&p->lock);
+		npools++;
+		ready += p->nready;
+		filling += p->filling;
+		hits += p->hits;
+		misses += p->misses;
+		pthread_mutex_unlock(&p->lock);
+	}
+	urcu_memb_read_unlock();
+	return buf_printf(b, "pools %" PRIu64 "\npool_ready %" PRIu64 "\npool_filling %" PRIu64
+			  "\npool_hits_total %" PRIu64 "\npool_misses_total %" PRIu64 "\n",
+			  npools, ready, filling, hits, misses);
+}

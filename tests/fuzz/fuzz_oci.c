@@ -1,0 +1,156 @@
+/* libFuzzer target: what an OCI layout holds, as engine/oci.c reads it for
+ * an import (images/ctl): index.json, a manifest, an image config, and an
+ * oci-archive's tar.
+ *
+ * The first byte of the input picks the reader (its value modulo 5): 0
+ * index.json asked for the tag "latest", 1 index.json with no tag, 2 a
+ * manifest, 3 an image config, 4 an oci-archive (the rest of the input is
+ * the archive file: its members are scanned, index.json read and every blob
+ * opened and read through its digest). Besides the sanitizers, it asserts:
+ *   - every answer is 0 or -errno with a NUL-terminated, non-empty sentence;
+ *   - what a parser accepts is checked: descriptors have sha256 digests of
+ *     64 hex digits, a manifest 1 to OCI_LAYERS_MAX layers, each gzip or tar,
+ *     a config's run settings a JSON object and its diff_ids digests;
+ *   - an archive's members lie inside the file and name index.json or a
+ *     blob; a blob read never passes its descriptor's size.
+ *
+ *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
+ *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "../../engine/oci.h"
+
+#define MUST(cond)                                                                       \
+	do {                                                                             \
+		if (!(cond)) {                                                           \
+			fprintf(stderr, "fuzz_oci: contract broken: %s (%s:%d)\n", #cond, \
+				__FILE__, __LINE__);                                     \
+			abort();                                                         \
+		}                                                                        \
+	} while (0)
+
+static void answered(int r, const struct err *e)
+{
+	MUST(r <= 0);
+	if (r < 0)
+		MUST(e->code == r && e->msg[0] && memchr(e->msg, '\0', sizeof(e->msg)));
+}
+
+static void index_case(const char *text, size_t len, const char *tag)
+{
+	struct oci_desc d;
+	struct err e = {0};
+	int r = oci_parse_index(text, len, tag, "amd64", &d, &e);
+	answered(r, &e);
+	if (r == 0)
+		MUST(oci_digest_ok(d.digest) && strnlen(d.media_type, OCI_MEDIA_MAX) < OCI_MEDIA_MAX);
+}
+
+static void manifest_case(const char *text, size_t len)
+{
+	struct oci_manifest *m = malloc(sizeof(*m));
+	struct err e = {0};
+	MUST(m);
+	int r = oci_parse_manifest(text, len, m, &e);
+	answered(r, &e);
+	if (r == 0) {
+		MUST(oci_digest_ok(m->config.digest));
+		MUST(m->nlayers >= 1 && m->nlayers <= OCI_LAYERS_MAX);
+		for (int i = 0; i < m->nlayers; i++)
+			MUST(oci_digest_ok(m->layers[i].digest) &&
+			     (m->layers[i].comp == OCI_TAR || m->layers[i].comp == OCI_GZIP));
+	}
+	free(m);
+}
+
+static void config_case(const char *text, size_t len)
+{
+	struct oci_image_config *c = malloc(sizeof(*c));
+	struct err e = {0};
+	MUST(c);
+	int r = oci_parse_config(text, len, c, &e);
+	answered(r, &e);
+	if (r == 0) {
+		MUST(json_is_object(c->run));
+		MUST(c->ndiff_ids >= 0 && c->ndiff_ids <= OCI_LAYERS_MAX);
+		for (int i = 0; i < c->ndiff_ids; i++)
+			MUST(oci_digest_ok(c->diff_ids[i]));
+		json_decref(c->run);
+	} else {
+		MUST(c->run == NULL);
+	}
+	free(c);
+}
+
+static void archive_case(const uint8_t *data, size_t len)
+{
+	int fd = memfd_create("fuzz_oci", MFD_CLOEXEC);
+	MUST(fd >= 0);
+	MUST(write(fd, data, len) == (ssize_t)len);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	struct oci_src s;
+	struct err e = {0};
+	int r = oci_src_open("oci-archive", path, &s, &e);
+	answered(r, &e);
+	if (r == 0) {
+		for (size_t i = 0; i < s.nmembers; i++) {
+			struct oci_member *m = &s.members[i];
+			MUST(m->off <= len && m->size <= len - m->off);
+			MUST(!strcmp(m->name, "index.json") || !strncmp(m->name, "blobs/sha256/", 13));
+			if (strncmp(m->name, "blobs/sha256/", 13) != 0)
+				continue;
+			struct oci_desc d = {.size = m->size};
+			snprintf(d.digest, sizeof(d.digest), "sha256:%s", m->name + 13);
+			char *text = NULL;
+			size_t n;
+			err_clear(&e);
+			int br = oci_blob_slurp(&s, &d, &text, &n, NULL, &e);
+			answered(br, &e);
+			MUST(br < 0 || n == d.size);
+			free(text);
+		}
+		char *text = NULL;
+		size_t n;
+		err_clear(&e);
+		r = oci_read_index(&s, &text, &n, &e);
+		answered(r, &e);
+		if (r == 0)
+			index_case(text, n, "");
+		free(text);
+		oci_src_close(&s);
+	}
+	close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1 || size > OCI_JSON_MAX)
+		return 0;
+	const char *text = (const char *)data + 1;
+	size_t len = size - 1;
+	switch (data[0] % 5) {
+	case 0:
+		index_case(text, len, "latest");
+		break;
+	case 1:
+		index_case(text, len, "");
+		break;
+	case 2:
+		manifest_case(text, len);
+		break;
+	case 3:
+		config_case(text, len);
+		break;
+	default:
+		archive_case(data + 1, len);
+	}
+	return 0;
+}

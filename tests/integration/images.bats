@@ -1,0 +1,336 @@
+#!/usr/bin/env bats
+# Images (/sbx/images/): the directories of --images, and images imported
+# from OCI layouts (`import NAME oci:DIR[:TAG]` or `oci-archive:FILE[:TAG]`
+# written to images/ctl), built here by hand from the busybox image: layer
+# tars, their sha256 (sha256sum), the image config, manifest and index.json
+# (printf). No network, no skopeo. Layers are unpacked once and shared; a
+# hostile or broken layout fails with a sentence and leaves nothing.
+
+load helpers
+
+setup() {
+	setup_sbx
+	W="$SBX_TMP/work"
+	mkdir -p "$W"
+	case "$(uname -m)" in
+	x86_64) ARCH=amd64 ;;
+	aarch64) ARCH=arm64 ;;
+	*) ARCH=$(uname -m) ;;
+	esac
+}
+
+teardown() {
+	teardown_sbx
+}
+
+# oci_blob LAYOUT FILE: FILE as a blob of LAYOUT; prints "sha256:HEX SIZE".
+oci_blob() {
+	local h
+	h=$(sha256sum <"$2")
+	h=${h%% *}
+	cp "$2" "$1/blobs/sha256/$h"
+	echo "sha256:$h $(stat -c %s "$2")"
+}
+
+# oci_layout LAYOUT TAG LAYER...: an OCI image layout with one manifest,
+# tagged TAG, whose layers are the files given, bottom first: *.gz as gzip
+# layers, *.zst as zstd ones (refused), anything else as plain tar.
+oci_layout() {
+	local dir=$1 tag=$2 f d s diff mt layers="" diffs="" cd cs md ms
+	shift 2
+	mkdir -p "$dir/blobs/sha256"
+	echo '{"imageLayoutVersion":"1.0.0"}' >"$dir/oci-layout"
+	for f in "$@"; do
+		read -r d s < <(oci_blob "$dir" "$f")
+		case "$f" in
+		*.gz) mt=tar+gzip diff=$(gunzip -c "$f" | sha256sum) ;;
+		*.zst) mt=tar+zstd diff=$(sha256sum <"$f") ;;
+		*) mt=tar diff=$(sha256sum <"$f") ;;
+		esac
+		layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.$mt\",\"digest\":\"$d\",\"size\":$s}"
+		diffs+="${diffs:+,}\"sha256:${diff%% *}\""
+	done
+	printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin:/usr/bin","IMG=%s"],"WorkingDir":"/","Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+		"$ARCH" "$tag" "$diffs" >"$dir.config"
+	read -r cd cs < <(oci_blob "$dir" "$dir.config")
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' \
+		"$cd" "$cs" "$layers" >"$dir.manifest"
+	read -r md ms < <(oci_blob "$dir" "$dir.manifest")
+	printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"org.opencontainers.image.ref.name":"%s"}}]}' \
+		"$md" "$ms" "$tag" >"$dir/index.json"
+}
+
+# The busybox image as one gzip layer, and small layers over it.
+make_layers() {
+	tar -C "$SBX_IMAGES/busybox" --numeric-owner -czf "$W/base.tar.gz" .
+	mkdir -p "$W/t1/etc" "$W/t2/etc"
+	echo one >"$W/t1/etc/motd"
+	tar -C "$W/t1" --numeric-owner -cf "$W/top1.tar" .
+	# Whiteouts: linuxrc goes, /etc becomes opaque (only its new file shows).
+	: >"$W/t2/.wh.linuxrc"
+	: >"$W/t2/etc/.wh..wh..opq"
+	echo two >"$W/t2/etc/only"
+	tar -C "$W/t2" --numeric-owner -cf "$W/top2.tar" .
+}
+
+import() {
+	printf 'import %s %s\n' "$1" "$2" >"$MNT/images/ctl"
+}
+
+# wait_image NAME WANT: images/NAME/status reads WANT (bounded).
+wait_image() {
+	local st="" i
+	for ((i = 0; i < SBX_STATUS_WAIT * 10; i++)); do
+		st=$(sbx_cat "$MNT/images/$1/status" 2>/dev/null)
+		[[ "$st" == "$2" ]] && return 0
+		[[ "$st" == failed || "$st" == ready ]] && break
+		sleep 0.1
+	done
+	echo "image $1 is '$st', wanted '$2'; error: $(sbx_cat "$MNT/images/$1/error" 2>/dev/null)" >&2
+	return 1
+}
+
+# Nothing of a failed import on disk: no layer, no temporary dir, no config.
+nothing_left() {
+	local left
+	left=$(find "$STATE/imports/layers" "$STATE/imports/tmp" -mindepth 1 -maxdepth 1; ls "$STATE/imports/images")
+	[[ -z "$left" ]] || {
+		echo "left on disk: $left" >&2
+		return 1
+	}
+}
+
+# hostile_tar OUT KIND [ARG]: a layer tar no import may take.
+hostile_tar() {
+	python3 - "$@" <<'EOF'
+import io, sys, tarfile
+out, kind = sys.argv[1], sys.argv[2]
+with tarfile.open(out, "w", format=tarfile.GNU_FORMAT) as t:
+    def add(name, data=None, **kw):
+        ti = tarfile.TarInfo(name)
+        for k, v in kw.items():
+            setattr(ti, k, v)
+        if data is not None:
+            ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data) if data is not None else None)
+    add("ok", b"fine\n")
+    if kind == "dotdot":
+        add("etc/../../../escaped", b"x\n")
+    elif kind == "symlink":
+        add("esc", type=tarfile.SYMTYPE, linkname=sys.argv[3])
+        add("esc/pwned", b"x\n")
+    elif kind == "device":
+        add("dev/sda", type=tarfile.BLKTYPE, devmajor=8, devminor=0)
+EOF
+}
+
+# import_fails NAME LAYER WANT: a one-layer image of LAYER fails with WANT in
+# its error, leaves nothing, and the daemon stays healthy.
+import_fails() {
+	local name=$1 layer=$2 want=$3
+	oci_layout "$W/$name" latest "$layer"
+	import "$name" "oci:$W/$name"
+	wait_image "$name" failed
+	run sbx_cat "$MNT/images/$name/error"
+	[[ "$output" == *"$want"* ]] || {
+		echo "error of $name: '$output', wanted '$want'" >&2
+		return 1
+	}
+	nothing_left
+	assert_healthy
+	rmdir "$MNT/images/$name"
+	[[ ! -e "$MNT/images/$name" ]]
+}
+
+@test "images/ is a directory: the busybox dir image is ready, with its files" {
+	run ls "$MNT/images"
+	[ "$status" -eq 0 ]
+	grep -qx busybox <<<"$output"
+	grep -qx ctl <<<"$output"
+	[[ "$(sbx_cat "$MNT/images/busybox/status")" == ready ]]
+	run jq -r '.source + " " + .path' "$MNT/images/busybox/config"
+	[[ "$output" == "dir $SBX_IMAGES/busybox" ]]
+	[[ -f "$MNT/images/busybox/progress" && -f "$MNT/images/busybox/error" ]]
+	# A directory image is the user's: rmdir leaves it (and says where it is).
+	run rmdir "$MNT/images/busybox"
+	assert_fails_with "Operation not permitted"
+	grep -q "remove it there" "$MNT/error"
+	[[ -d "$SBX_IMAGES/busybox" ]]
+	run mkdir "$MNT/images/x$SBX_TAG"
+	assert_fails_with "Operation not permitted"
+}
+
+@test "import from an OCI layout and an archive: run inside, shared base layer, whiteouts, rmdir" {
+	make_layers
+	oci_layout "$W/a" latest "$W/base.tar.gz" "$W/top1.tar"
+	oci_layout "$W/b" v2 "$W/base.tar.gz" "$W/top2.tar"
+	tar -C "$W/b" -cf "$W/b.tar" .
+	import "a$SBX_TAG" "oci:$W/a:latest"
+	import "b$SBX_TAG" "oci-archive:$W/b.tar:v2"
+	wait_image "a$SBX_TAG" ready
+	wait_image "b$SBX_TAG" ready
+	run ls "$MNT/images"
+	grep -qx "a$SBX_TAG" <<<"$output"
+	grep -qx "b$SBX_TAG" <<<"$output"
+	# progress: all of it done; config: source, layers, the image's settings.
+	local done total
+	done=$(sbx_key "$MNT/images/a$SBX_TAG/progress" done_bytes)
+	total=$(sbx_key "$MNT/images/a$SBX_TAG/progress" total_bytes)
+	[[ "$done" -gt 0 && "$done" == "$total" ]]
+	run jq -r '.source, (.layers | length), .config.Env[1], .digest' "$MNT/images/a$SBX_TAG/config"
+	[[ "${lines[0]}" == "oci:$W/a:latest" && "${lines[1]}" == 2 && "${lines[2]}" == IMG=latest ]]
+	[[ "${lines[3]}" =~ ^sha256:[0-9a-f]{64}$ ]]
+	# The base layer is unpacked once: both images list the same dir.
+	local la lb
+	la=$(jq -r '.lowers[0]' "$MNT/images/a$SBX_TAG/config")
+	lb=$(jq -r '.lowers[0]' "$MNT/images/b$SBX_TAG/config")
+	[[ "$la" == "$lb" && -d "$STATE/imports/layers/$la" ]]
+	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 3 ]]
+
+	sbx_create_ctl "sa$SBX_TAG" "image=a$SBX_TAG"
+	sbx_create_ctl "sb$SBX_TAG" "image=b$SBX_TAG"
+	sbx_exec "sa$SBX_TAG" 'cat /etc/motd; busybox true && echo bb'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'one\nbb' ]]
+	[[ "$(jq -r .image "$MNT/sa$SBX_TAG/config")" == "a$SBX_TAG" ]]
+	# Whiteouts: linuxrc is gone, /etc shows only what the top layer has.
+	sbx_exec "sb$SBX_TAG" 'ls -a /etc; test -e /linuxrc || echo no-linuxrc'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'.\n..\nonly\nno-linuxrc' ]]
+	# In the layer: the overlayfs forms (a 0:0 device, the opaque xattr).
+	local lt
+	lt=$(jq -r '.lowers[1]' "$MNT/images/b$SBX_TAG/config")
+	[[ "$(stat -c '%F %t:%T' "$STATE/imports/layers/$lt/linuxrc")" == "character special file 0:0" ]]
+	run python3 -c 'import os, sys; print(os.getxattr(sys.argv[1], "trusted.overlay.opaque").decode())' \
+		"$STATE/imports/layers/$lt/etc"
+	[[ "$output" == y ]]
+
+	# In use (running, then stopped): EBUSY, with the sentence in /sbx/error.
+	run rmdir "$MNT/images/a$SBX_TAG"
+	assert_fails_with "Device or resource busy"
+	grep -q "image 'a$SBX_TAG' is used by sandbox sa$SBX_TAG" "$MNT/error"
+	echo stop >"$MNT/sa$SBX_TAG/ctl"
+	wait_status "sa$SBX_TAG" stopped
+	run rmdir "$MNT/images/a$SBX_TAG"
+	assert_fails_with "Device or resource busy"
+	rmdir "$MNT/sa$SBX_TAG"
+	rmdir "$MNT/images/a$SBX_TAG"
+	[[ ! -e "$MNT/images/a$SBX_TAG" && ! -e "$STATE/imports/images/a$SBX_TAG.json" ]]
+	# Its own layer went; the shared one stays for b.
+	[[ -d "$STATE/imports/layers/$la" ]]
+	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 2 ]]
+	rmdir "$MNT/sb$SBX_TAG"
+	# A warm pool whose spec names it keeps it too.
+	mkdir "$MNT/pools/p$SBX_TAG"
+	echo "image=b$SBX_TAG" >"$MNT/pools/p$SBX_TAG/spec"
+	run rmdir "$MNT/images/b$SBX_TAG"
+	assert_fails_with "Device or resource busy"
+	grep -q "in the spec of warm pool p$SBX_TAG" "$MNT/error"
+	rmdir "$MNT/pools/p$SBX_TAG"
+	rmdir "$MNT/images/b$SBX_TAG"
+	nothing_left
+}
+
+@test "an image of 11 layers stacks 8 dirs: its top ones merged, whiteouts kept" {
+	tar -C "$SBX_IMAGES/busybox" --numeric-owner -czf "$W/base.tar.gz" .
+	local i layers=("$W/base.tar.gz")
+	for i in $(seq 1 10); do
+		mkdir -p "$W/l$i/files"
+		echo "$i" >"$W/l$i/files/f$i"
+		# Layer 9 removes f3 (below the merge) and f8 (inside it).
+		if ((i == 9)); then
+			: >"$W/l$i/files/.wh.f3"
+			: >"$W/l$i/files/.wh.f8"
+		fi
+		tar -C "$W/l$i" --numeric-owner -cf "$W/l$i.tar" .
+		layers+=("$W/l$i.tar")
+	done
+	oci_layout "$W/m" latest "${layers[@]}"
+	import "m$SBX_TAG" "oci:$W/m"
+	wait_image "m$SBX_TAG" ready
+	run jq -r '(.layers | length), (.lowers | length), .lowers[7]' "$MNT/images/m$SBX_TAG/config"
+	[[ "${lines[0]}" == 11 && "${lines[1]}" == 8 && "${lines[2]}" == merged-* ]]
+	sbx_create_ctl "s$SBX_TAG" "image=m$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'cd /files && echo *'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == "f1 f10 f2 f4 f5 f6 f7 f9" ]]
+	# The layers merged away are not kept: 7 below, the merged one.
+	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 8 ]]
+}
+
+@test "an imported image survives a daemon restart" {
+	make_layers
+	oci_layout "$W/a" latest "$W/base.tar.gz" "$W/top1.tar"
+	import "r$SBX_TAG" "oci:$W/a"
+	wait_image "r$SBX_TAG" ready
+	sbx_stop_daemon
+	sbx_start_daemon
+	[[ "$(sbx_cat "$MNT/images/r$SBX_TAG/status")" == ready ]]
+	sbx_create_ctl "s$SBX_TAG" "image=r$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'cat /etc/motd'
+	[[ "$SBX_OUT" == one ]]
+}
+
+@test "hostile or broken layouts fail with a sentence and leave nothing; the daemon stays healthy" {
+	hostile_tar "$W/dotdot.tar" dotdot
+	import_fails "h1$SBX_TAG" "$W/dotdot.tar" "'..' component"
+
+	mkdir -p "$W/outside"
+	hostile_tar "$W/symlink.tar" symlink "$W/outside"
+	import_fails "h2$SBX_TAG" "$W/symlink.tar" "goes through a symbolic link"
+	[[ ! -e "$W/outside/pwned" ]]
+
+	hostile_tar "$W/device.tar" device
+	import_fails "h3$SBX_TAG" "$W/device.tar" "device node"
+
+	# A blob whose content is not its digest (the tar itself is fine).
+	mkdir -p "$W/d/etc"
+	echo original >"$W/d/etc/motd"
+	tar -C "$W/d" -cf "$W/digest.tar" .
+	oci_layout "$W/h4" latest "$W/digest.tar"
+	local blob
+	blob=$(grep -l original "$W"/h4/blobs/sha256/*)
+	sed -i 's/original/tampered/' "$blob"
+	import "h4$SBX_TAG" "oci:$W/h4"
+	wait_image "h4$SBX_TAG" failed
+	grep -q "does not match its digest" "$MNT/images/h4$SBX_TAG/error"
+	nothing_left
+	rmdir "$MNT/images/h4$SBX_TAG"
+
+	# Truncated inside an entry (its digest is that of the truncated file).
+	tar -C "$SBX_IMAGES/busybox" -cf "$W/full.tar" .
+	head -c 1000000 "$W/full.tar" >"$W/trunc.tar"
+	import_fails "h5$SBX_TAG" "$W/trunc.tar" "truncated"
+
+	yes garbage | head -c 8192 >"$W/junk.tar"
+	import_fails "h6$SBX_TAG" "$W/junk.tar" "bad checksum"
+
+	printf 'not zstd at all' >"$W/layer.zst"
+	import_fails "h7$SBX_TAG" "$W/layer.zst" "zstd"
+
+	# The daemon still makes sandboxes of the busybox image.
+	sbx_create "ok$SBX_TAG"
+	assert_healthy "ok$SBX_TAG"
+}
+
+@test "bad import commands fail in write(2) with a sentence in /sbx/error" {
+	run sbx_write "$MNT/images/ctl" "fetch x oci:/tmp"
+	assert_fails_with "Invalid argument"
+	grep -q "unknown command 'fetch'" "$MNT/error"
+	run sbx_write "$MNT/images/ctl" "import x docker://busybox"
+	assert_fails_with "Invalid argument"
+	grep -q "registries are not supported" "$MNT/error"
+	run sbx_write "$MNT/images/ctl" "import x oci:relative/dir"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$MNT/images/ctl" "import x oci:$SBX_TMP/nothing-here"
+	assert_fails_with "No such file or directory"
+	run sbx_write "$MNT/images/ctl" "import busybox oci:$SBX_TMP"
+	assert_fails_with "File exists"
+	run sbx_write "$MNT/images/ctl" "import ../x oci:$SBX_TMP"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$MNT/images/ctl" "import ctl oci:$SBX_TMP"
+	assert_fails_with "Invalid argument"
+	# A create of an image that failed or does not exist.
+	run sbx_write "$MNT/ctl" "create x$SBX_TAG image=nope$SBX_TAG"
+	assert_fails_with "No such file or directory"
+	run rmdir "$MNT/images/nope$SBX_TAG"
+	assert_fails_with "No such file or directory"
+	assert_healthy
+}

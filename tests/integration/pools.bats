@@ -1,0 +1,263 @@
+#!/usr/bin/env bats
+# Warm pools (/sbx/pools/NAME/): sandboxes made ahead of one spec, claimed by
+# a mkdir or create of the same spec (running at once, under the user's
+# name), refilled in the background, journaled, and never left behind.
+
+load helpers
+
+setup() {
+	sbx_make_tmp
+	# A private images dir: one test takes its image away.
+	mkdir -p "$SBX_TMP/images"
+	cp -a "$SBX_IMAGES/busybox" "$SBX_TMP/images/busybox"
+	export SBX_IMAGES="$SBX_TMP/images"
+	sbx_start_daemon
+	P="$MNT/pools/wp$SBX_TAG"
+}
+
+teardown() {
+	teardown_sbx_readopt sbx_start_daemon_keep
+}
+
+pool_key() { sbx_key "$P/status" "$1"; }
+
+# wait_ready N: the pool holds N ready members (bounded).
+wait_ready() {
+	local i
+	for ((i = 0; i < SBX_STATUS_WAIT * 10; i++)); do
+		[[ "$(pool_key ready)" == "$1" && "$(pool_key filling)" == 0 ]] && return 0
+		sleep 0.1
+	done
+	echo "pool: wanted $1 ready; status:" >&2
+	cat "$P/status" "$P/error" >&2
+	return 1
+}
+
+# True when pid is a live sandbox init (PID 1 here may leave dead ones as zombies).
+live_init() {
+	[[ "$(cat "/proc/$1/comm" 2>/dev/null)" == sbx-init &&
+		"$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)" != Z ]]
+}
+
+# Hidden member state dirs of the daemon (never shown in the mount).
+members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
+
+@test "a mkdir takes a ready member: running at once, under its own name" {
+	mkdir "$P"
+	[[ -f "$P/spec" && -f "$P/size" && -f "$P/status" ]]
+	[[ "$(cat "$P/size")" == 0 ]]
+	echo 2 >"$P/size"
+	wait_ready 2
+	[[ "$(members_on_disk)" == 2 ]]
+	# Members are not sandboxes.
+	run ls "$MNT"
+	[[ "$output" != *.p* ]]
+	[[ "$(sbx_key "$MNT/stats" running)" == 0 ]]
+	[[ "$(sbx_key "$MNT/stats" pool_ready)" == 2 ]]
+
+	mkdir "$MNT/a$SBX_TAG"
+	# No wait: the claim made it running before mkdir returned.
+	[[ "$(cat "$MNT/a$SBX_TAG/status")" == running ]]
+	[[ "$(sbx_key "$MNT/a$SBX_TAG/stats" create_mode)" == pool ]]
+	claim=$(sbx_key "$MNT/a$SBX_TAG/stats" claim_usec)
+	((claim > 0))
+	sbx_exec "a$SBX_TAG" hostname
+	[[ "$SBX_OUT" == "a$SBX_TAG" && "$SBX_RC" == 0 ]]
+	[[ -d "$STATE/sandboxes/a$SBX_TAG" ]]
+	[[ "$(pool_key hits)" == 1 ]]
+	# Refilled to its size.
+	wait_ready 2
+	[[ "$(pool_key made)" == 3 ]]
+	# The claimed sandbox is an ordinary one: stop, start, rmdir.
+	echo stop >"$MNT/a$SBX_TAG/ctl"
+	wait_status "a$SBX_TAG" stopped
+	echo start >"$MNT/a$SBX_TAG/ctl"
+	wait_status "a$SBX_TAG" running
+	sbx_exec "a$SBX_TAG" hostname
+	[[ "$SBX_OUT" == "a$SBX_TAG" ]]
+	pid=$(sbx_pid_of "a$SBX_TAG")
+	rmdir "$MNT/a$SBX_TAG"
+	wait_no_leaks "a$SBX_TAG" "$pid"
+}
+
+@test "claimed sandboxes are distinct; a create of another spec is made cold" {
+	mkdir "$P"
+	echo "memory=128M pids=64" >"$P/spec"
+	grep -q 'memory=134217728 .*pids=64 ' "$P/spec"
+	echo 3 >"$P/size"
+	wait_ready 3
+	for i in 1 2 3; do
+		echo "create c$i$SBX_TAG pids=64 memory=128M" >"$MNT/ctl"
+		[[ "$(cat "$MNT/c$i$SBX_TAG/status")" == running ]]
+		[[ "$(sbx_key "$MNT/c$i$SBX_TAG/stats" create_mode)" == pool ]]
+	done
+	names=""
+	for i in 1 2 3; do
+		sbx_exec "c$i$SBX_TAG" 'hostname; cat /proc/sys/kernel/hostname'
+		[[ "$SBX_OUT" == "c$i$SBX_TAG"$'\n'"c$i$SBX_TAG" ]]
+		names+="$(sbx_pid_of "c$i$SBX_TAG") "
+	done
+	# Three different inits.
+	[[ "$(tr ' ' '\n' <<<"$names" | sort -u | grep -c .)" == 3 ]]
+	# Their config is the spec's.
+	grep -q '"memory": 134217728' "$MNT/c1$SBX_TAG/config"
+	[[ "$(sbx_key "$MNT/c1$SBX_TAG/stats" pids_limit)" == 64 ]]
+	# A bare mkdir (the default spec) is not this pool's.
+	mkdir "$MNT/d$SBX_TAG"
+	wait_status "d$SBX_TAG" running
+	[[ "$(sbx_key "$MNT/d$SBX_TAG/stats" create_mode)" == cold ]]
+	# Neither is a claim past the ready ones... until the pool refilled:
+	# a miss is counted, and the sandbox is made cold.
+	echo 0 >"$P/size"
+	echo "create e$SBX_TAG pids=64 memory=128M" >"$MNT/ctl"
+	wait_status "e$SBX_TAG" running
+	[[ "$(sbx_key "$MNT/e$SBX_TAG/stats" create_mode)" == cold ]]
+	[[ "$(pool_key misses)" == 1 ]]
+	[[ "$(pool_key hits)" == 3 ]]
+}
+
+@test "a name already taken fails with EEXIST and the member stays ready" {
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	mkdir "$MNT/t$SBX_TAG"
+	wait_ready 1
+	run mkdir "$MNT/t$SBX_TAG"
+	assert_fails_with "File exists"
+	[[ "$(pool_key ready)" == 1 ]]
+	run mkdir "$MNT/.hidden"
+	assert_fails
+	[[ "$(pool_key ready)" == 1 ]]
+	assert_healthy "t$SBX_TAG"
+}
+
+@test "a spec change or a smaller size discards members; removing the pool leaves nothing" {
+	mkdir "$P"
+	echo 2 >"$P/size"
+	wait_ready 2
+	pids=$(for f in "$STATE"/sandboxes/.p*/sandbox.json; do jq -r .pid "$f"; done)
+	echo "pids=64" >"$P/spec"
+	wait_ready 2
+	[[ "$(pool_key discarded)" == 2 ]]
+	for pid in $pids; do
+		run live_init "$pid"
+		[ "$status" -ne 0 ]
+	done
+	echo 1 >"$P/size"
+	wait_ready 1
+	[[ "$(members_on_disk)" == 1 ]]
+	pids=$(for f in "$STATE"/sandboxes/.p*/sandbox.json; do jq -r .pid "$f"; done)
+	rmdir "$P"
+	[[ ! -e "$P" ]]
+	for _ in $(seq 50); do
+		[[ "$(members_on_disk)" == 0 ]] && break
+		sleep 0.1
+	done
+	[[ "$(members_on_disk)" == 0 ]]
+	[[ ! -e "$STATE/pools/wp$SBX_TAG.json" ]]
+	for pid in $pids; do
+		run live_init "$pid"
+		[ "$status" -ne 0 ]
+	done
+	run sh -c "find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -maxdepth 1 -name '*-.p*' 2>/dev/null | grep -c ."
+	[[ "$output" == 0 ]]
+	assert_healthy
+}
+
+@test "bad pool input fails with an errno and a sentence" {
+	mkdir "$P"
+	run sbx_write "$P/spec" "memory=lots"
+	assert_fails_with "Invalid argument"
+	grep -q "memory=lots" "$P/error"
+	run sbx_write "$P/spec" "backend=qemu"
+	assert_fails_with "Operation not supported|Invalid argument"
+	run sbx_write "$P/spec" "nonsense"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$P/size" "abc"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$P/size" "5000"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$P/size" "-1"
+	assert_fails_with "Invalid argument"
+	run sbx_write "$P/status" "ready 9"
+	assert_fails
+	run mkdir "$P"
+	assert_fails_with "File exists"
+	run mkdir "$MNT/pools/.x"
+	assert_fails_with "Invalid argument"
+	run rmdir "$MNT/pools/nope$SBX_TAG"
+	assert_fails_with "No such file"
+	run mkdir "$MNT/pools"
+	assert_fails_with "File exists"
+	run sbx_write "$MNT/ctl" "create pools"
+	assert_fails_with "File exists"
+	# Nothing changed.
+	[[ "$(cat "$P/size")" == 0 ]]
+	grep -q '^image=busybox ' "$P/spec"
+	assert_healthy
+}
+
+@test "a pool whose image is gone stalls with a sentence; its ready members still serve" {
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	mv "$SBX_IMAGES/busybox" "$SBX_IMAGES/busybox.away"
+	mkdir "$MNT/g$SBX_TAG"
+	[[ "$(cat "$MNT/g$SBX_TAG/status")" == running ]]
+	sbx_exec "g$SBX_TAG" 'echo ok'
+	[[ "$SBX_OUT" == ok ]]
+	for _ in $(seq 100); do
+		[[ "$(pool_key state)" == stalled ]] && break
+		sleep 0.1
+	done
+	[[ "$(pool_key state)" == stalled ]]
+	grep -q "unknown image 'busybox'" "$P/error"
+	# Back: a write to size (or spec) tries again.
+	mv "$SBX_IMAGES/busybox.away" "$SBX_IMAGES/busybox"
+	echo 1 >"$P/size"
+	wait_ready 1
+	[[ ! -s "$P/error" ]]
+}
+
+@test "kill -9 during a refill: the pool is re-adopted, old members discarded, refilled" {
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	mkdir "$P"
+	echo 3 >"$P/size"
+	# Some made, some being made.
+	for _ in $(seq 100); do
+		(($(pool_key ready) >= 1)) && break
+		sleep 0.05
+	done
+	pids=$(for f in "$STATE"/sandboxes/.p*/sandbox.json; do jq -r .pid "$f" 2>/dev/null; done)
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	[[ -d "$P" ]]
+	[[ "$(cat "$P/size")" == 3 ]]
+	wait_ready 3
+	[[ "$(members_on_disk)" == 3 ]]
+	for pid in $pids; do
+		run live_init "$pid"
+		[ "$status" -ne 0 ]
+	done
+	mkdir "$MNT/k$SBX_TAG"
+	[[ "$(cat "$MNT/k$SBX_TAG/status")" == running ]]
+	# A claimed sandbox is re-adopted like any other.
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	wait_status "k$SBX_TAG" running
+	sbx_exec "k$SBX_TAG" hostname
+	[[ "$SBX_OUT" == "k$SBX_TAG" ]]
+	echo stop >"$MNT/k$SBX_TAG/ctl"
+	wait_status "k$SBX_TAG" stopped
+	rmdir "$MNT/k$SBX_TAG"
+	rmdir "$P"
+	sbx_stop_daemon
+	run sh -c "find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -maxdepth 1 -name '*-.p*' -o -maxdepth 1 -name '*k$SBX_TAG' 2>/dev/null | grep -c ."
+	[[ "$output" == 0 ]]
+	[[ "$(members_on_disk)" == 0 ]]
+}

@@ -1,0 +1,643 @@
+/* Unit tests of what image imports read (engine/sha256.c, tar.c, unpack.c,
+ * oci.c): SHA-256 against FIPS 180-4's vectors, the tar reader on archives
+ * made here (ustar, prefix, GNU long names, pax, base-256) and on broken or
+ * hostile ones, the unpacker (whiteouts, opaque dirs, links, and what it
+ * refuses: paths through a symlink, device nodes, more than the room given),
+ * and the OCI JSON parsers. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "../../engine/oci.h"
+#include "../../engine/sha256.h"
+#include "../../engine/tar.h"
+#include "../../engine/unpack.h"
+#include "../../vmm/vmm.h"
+#include "unit.h"
+
+/* --- sha256 --- */
+
+static bool hex_is(const void *data, size_t n, const char *want)
+{
+	char hex[SHA256_HEX];
+	sha256_hex_of(data, n, hex);
+	if (strcmp(hex, want) != 0) {
+		fprintf(stderr, "sha256 gave %s, wanted %s\n", hex, want);
+		return false;
+	}
+	return true;
+}
+
+static void test_sha256_vectors(void)
+{
+	CHECK(hex_is("", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+	CHECK(hex_is("abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+	const char *m448 = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+	CHECK(hex_is(m448, strlen(m448),
+		     "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"));
+	const char *m896 = "abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklm"
+			   "nopqklmnopqrlmnopqrsmnopqrstnopqrstu";
+	CHECK(hex_is(m896, strlen(m896),
+		     "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"));
+	char *a = malloc(1000000);
+	memset(a, 'a', 1000000);
+	CHECK(hex_is(a, 1000000, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"));
+	free(a);
+}
+
+/* Fed in pieces of every size, the digest is the same. */
+static void test_sha256_incremental(void)
+{
+	unsigned char data[300];
+	char one[SHA256_HEX], inc[SHA256_HEX];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	sha256_hex_of(data, sizeof(data), one);
+	for (size_t step = 1; step <= 130; step += 13) {
+		struct sha256 c;
+		uint8_t d[SHA256_BYTES];
+		sha256_init(&c);
+		for (size_t off = 0; off < sizeof(data); off += step)
+			sha256_update(&c, data + off, off + step > sizeof(data) ? sizeof(data) - off : step);
+		sha256_final(&c, d);
+		sha256_hex(d, inc);
+		CHECK(strcmp(one, inc) == 0);
+	}
+}
+
+/* --- tar archives made here --- */
+
+struct tbuf {
+	unsigned char *d;
+	size_t n, cap;
+};
+
+static void tb_add(struct tbuf *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = (b->n + n) * 2 + 4096;
+		b->d = realloc(b->d, b->cap);
+	}
+	memcpy(b->d + b->n, p, n);
+	b->n += n;
+}
+
+static void tb_pad(struct tbuf *b)
+{
+	static const unsigned char z[512];
+	if (b->n % 512)
+		tb_add(b, z, 512 - b->n % 512);
+}
+
+static void octal(unsigned char *f, size_t w, unsigned long long v)
+{
+	char tmp[32];
+	snprintf(tmp, sizeof(tmp), "%0*llo", (int)w - 1, v);
+	memcpy(f, tmp, w - 1);
+	f[w - 1] = 0;
+}
+
+struct hdr {
+	const char *name, *link, *prefix;
+	char type;
+	unsigned long long size;
+	unsigned mode;
+	bool gnu;      /* "ustar  " magic */
+	bool bad_sum;
+	unsigned dev_major;
+};
+
+static void tb_hdr(struct tbuf *b, const struct hdr *h)
+{
+	unsigned char x[512] = {0};
+	strncpy((char *)x, h->name, 100);
+	octal(x + 100, 8, h->mode ? h->mode : 0644);
+	octal(x + 108, 8, 0);
+	octal(x + 116, 8, 0);
+	octal(x + 124, 12, h->size);
+	octal(x + 136, 12, 1700000000);
+	x[156] = (unsigned char)h->type;
+	if (h->link)
+		strncpy((char *)x + 157, h->link, 100);
+	memcpy(x + 257, h->gnu ? "ustar  \0" : "ustar\0" "00", 8);
+	octal(x + 329, 8, h->dev_major);
+	octal(x + 337, 8, 0);
+	if (h->prefix)
+		strncpy((char *)x + 345, h->prefix, 155);
+	memset(x + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++)
+		sum += x[i];
+	char s[8];
+	snprintf(s, sizeof(s), "%06o", sum + (h->bad_sum ? 1 : 0));
+	memcpy(x + 148, s, 7);
+	tb_add(b, x, 512);
+}
+
+static void tb_file(struct tbuf *b, const char *name, const char *data)
+{
+	tb_hdr(b, &(struct hdr){.name = name, .type = '0', .size = strlen(data)});
+	tb_add(b, data, strlen(data));
+	tb_pad(b);
+}
+
+static void tb_ext(struct tbuf *b, char type, const char *data)
+{
+	tb_hdr(b, &(struct hdr){.name = "././@LongLink", .type = type, .size = strlen(data),
+				.gnu = type == 'L' || type == 'K'});
+	tb_add(b, data, strlen(data));
+	tb_pad(b);
+}
+
+static void tb_end(struct tbuf *b)
+{
+	static const unsigned char z[1024];
+	tb_add(b, z, sizeof(z));
+}
+
+struct msrc {
+	const unsigned char *d;
+	size_t n, pos;
+};
+
+static ssize_t mread(void *arg, void *buf, size_t n, struct err *e)
+{
+	(void)e;
+	struct msrc *m = arg;
+	if (n > m->n - m->pos)
+		n = m->n - m->pos;
+	if (n > 700) /* short reads, as a pipe gives */
+		n = 700;
+	memcpy(buf, m->d + m->pos, n);
+	m->pos += n;
+	return (ssize_t)n;
+}
+
+/* Reads every entry of b; the paths (and file data) joined by '|' into out.
+ * Returns the last tar_next answer (0 at a clean end). */
+static int read_all(const struct tbuf *b, char *out, size_t cap, struct err *e)
+{
+	struct msrc m = {.d = b->d, .n = b->n};
+	struct tar_src src = {.read = mread, .arg = &m};
+	struct tar t;
+	struct tar_entry ent;
+	int r;
+	out[0] = '\0';
+	tar_init(&t, &src);
+	while ((r = tar_next(&t, &ent, e)) > 0) {
+		char data[256] = "";
+		ssize_t n = ent.size ? tar_read(&t, data, sizeof(data) - 1, e) : 0;
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		data[n > 0 ? n : 0] = '\0';
+		snprintf(out + strlen(out), cap - strlen(out), "%s%s%s%s%s", out[0] ? "|" : "",
+			 ent.path, ent.link[0] ? ">" : "", ent.link, data[0] ? "=" : "");
+		snprintf(out + strlen(out), cap - strlen(out), "%s", data);
+	}
+	tar_free(&t);
+	return r;
+}
+
+static void test_tar_ustar(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	char out[1024];
+	tb_hdr(&b, &(struct hdr){.name = "./", .type = '5', .mode = 0755});
+	tb_hdr(&b, &(struct hdr){.name = "./etc/", .type = '5'});
+	tb_file(&b, "./etc/hostname", "box");
+	tb_hdr(&b, &(struct hdr){.name = "bin/sh", .type = '2', .link = "/bin/busybox"});
+	tb_hdr(&b, &(struct hdr){.name = "etc/h2", .type = '1', .link = "./etc//hostname"});
+	tb_hdr(&b, &(struct hdr){.name = "file", .prefix = "deep/er", .type = '0'});
+	tb_end(&b);
+	CHECK(read_all(&b, out, sizeof(out), &e) == 0);
+	/* The root entry ("./") is the empty path. */
+	CHECK(strcmp(out, "etc|etc/hostname=box|bin/sh>/bin/busybox|etc/h2>etc/hostname|deep/er/file") == 0);
+	free(b.d);
+}
+
+static void test_tar_long_names(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	char out[8192], longp[400], want[8192];
+	memset(longp, 'x', sizeof(longp));
+	for (size_t i = 99; i < sizeof(longp); i += 100)
+		longp[i] = '/'; /* components of 99 bytes: a path past ustar's 100 */
+	longp[sizeof(longp) - 1] = '\0';
+	tb_ext(&b, 'L', longp);
+	tb_ext(&b, 'K', "target/of/a/long/link");
+	tb_hdr(&b, &(struct hdr){.name = "short-ignored", .type = '2', .link = "ignored", .gnu = true});
+	/* pax: path, linkpath and a size that overrides the header's */
+	tb_ext(&b, 'x', "17 path=pax/file\n10 size=3\n");
+	tb_hdr(&b, &(struct hdr){.name = "ignored", .type = '0', .size = 0});
+	tb_add(&b, "abc", 3);
+	tb_pad(&b);
+	tb_end(&b);
+	CHECK(read_all(&b, out, sizeof(out), &e) == 0);
+	if (e.msg[0])
+		fprintf(stderr, "long names: %s\n", e.msg);
+	snprintf(want, sizeof(want), "%s>target/of/a/long/link|pax/file=abc", longp);
+	CHECK(strcmp(out, want) == 0);
+	free(b.d);
+}
+
+/* GNU's base-256 size field. */
+static void test_tar_base256(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	char out[256];
+	tb_hdr(&b, &(struct hdr){.name = "big", .type = '0', .size = 0});
+	unsigned char *h = b.d;
+	memset(h + 124, 0, 12);
+	h[124] = 0x80;
+	h[135] = 2; /* 2 bytes */
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++)
+		sum += h[i];
+	char s[8];
+	snprintf(s, sizeof(s), "%06o", sum);
+	memcpy(h + 148, s, 7);
+	tb_add(&b, "hi", 2);
+	tb_pad(&b);
+	tb_end(&b);
+	CHECK(read_all(&b, out, sizeof(out), &e) == 0);
+	CHECK(strcmp(out, "big=hi") == 0);
+	free(b.d);
+}
+
+static int bad_one(void (*make)(struct tbuf *b), const char *want, struct err *e)
+{
+	struct tbuf b = {0};
+	char out[1024];
+	make(&b);
+	err_clear(e);
+	int r = read_all(&b, out, sizeof(out), e);
+	free(b.d);
+	if (r >= 0 || !strstr(e->msg, want)) {
+		fprintf(stderr, "wanted an error with '%s', got %d '%s'\n", want, r, e->msg);
+		return 0;
+	}
+	return r;
+}
+
+static void mk_dotdot(struct tbuf *b) { tb_file(b, "a/../../etc/passwd", "x"), tb_end(b); }
+static void mk_abs(struct tbuf *b) { tb_file(b, "/etc/passwd", "x"), tb_end(b); }
+static void mk_badsum(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "f", .type = '0', .bad_sum = true});
+	tb_end(b);
+}
+static void mk_truncated(struct tbuf *b)
+{
+	tb_file(b, "f", "0123456789");
+	b->n -= 512 - 5; /* cut inside the data */
+}
+static void mk_no_end(struct tbuf *b) { tb_file(b, "f", "x"); }
+static void mk_zero_middle(struct tbuf *b)
+{
+	static const unsigned char z[512];
+	tb_file(b, "f", "x");
+	tb_add(b, z, 512);
+	tb_file(b, "g", "y");
+	tb_end(b);
+}
+static void mk_sparse(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "s", .type = 'S', .gnu = true});
+	tb_end(b);
+}
+static void mk_pax_sparse(struct tbuf *b)
+{
+	tb_ext(b, 'x', "27 GNU.sparse.major=1xxxxx\n");
+	tb_file(b, "f", "x");
+	tb_end(b);
+}
+static void mk_pax_bad(struct tbuf *b)
+{
+	tb_ext(b, 'x', "99 path=x\n");
+	tb_file(b, "f", "x");
+	tb_end(b);
+}
+static void mk_long_huge(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "././@LongLink", .type = 'L', .size = 1u << 20, .gnu = true});
+	tb_end(b);
+}
+static void mk_garbage(struct tbuf *b)
+{
+	char junk[2048];
+	memset(junk, 'Q', sizeof(junk));
+	tb_add(b, junk, sizeof(junk));
+}
+
+static void test_tar_refuses(void)
+{
+	struct err e = {0};
+	CHECK(bad_one(mk_dotdot, "'..' component", &e) == -EINVAL);
+	CHECK(bad_one(mk_abs, "absolute path", &e) == -EINVAL);
+	CHECK(bad_one(mk_badsum, "bad checksum", &e) == -EINVAL);
+	CHECK(bad_one(mk_truncated, "truncated", &e) == -EIO);
+	CHECK(bad_one(mk_no_end, "end-of-archive", &e) == -EIO);
+	CHECK(bad_one(mk_zero_middle, "zero block in the middle", &e) == -EINVAL);
+	CHECK(bad_one(mk_sparse, "type 'S'", &e) == -EOPNOTSUPP);
+	CHECK(bad_one(mk_pax_sparse, "sparse", &e) == -EOPNOTSUPP);
+	CHECK(bad_one(mk_pax_bad, "malformed", &e) == -EINVAL);
+	CHECK(bad_one(mk_long_huge, "too long", &e) == -EINVAL);
+	CHECK(bad_one(mk_garbage, "bad checksum", &e) == -EINVAL);
+}
+
+/* One zero block then the stream's end is an end too (GNU tar accepts it). */
+static void test_tar_lone_zero_block(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	char out[64];
+	static const unsigned char z[512];
+	tb_file(&b, "f", "x");
+	tb_add(&b, z, 512);
+	CHECK(read_all(&b, out, sizeof(out), &e) == 0);
+	CHECK(strcmp(out, "f=x") == 0);
+	free(b.d);
+}
+
+static void test_tar_clean_path(void)
+{
+	char out[TAR_PATH_MAX];
+	CHECK(tar_clean_path("./a//b/./c/", out, NULL) == 0 && strcmp(out, "a/b/c") == 0);
+	CHECK(tar_clean_path(".", out, NULL) == 0 && out[0] == '\0');
+	CHECK(tar_clean_path("a/..b/c..", out, NULL) == 0 && strcmp(out, "a/..b/c..") == 0);
+	CHECK(tar_clean_path("a/../b", out, NULL) == -EINVAL);
+	CHECK(tar_clean_path("..", out, NULL) == -EINVAL);
+	CHECK(tar_clean_path("/a", out, NULL) == -EINVAL);
+}
+
+/* --- unpacking (root: whiteouts are device nodes, opaque is a trusted xattr) --- */
+
+static char tmpdir[64];
+
+static int unpack_buf(struct tbuf *b, const char *into, uint64_t max_bytes, struct err *e)
+{
+	struct msrc m = {.d = b->d, .n = b->n};
+	struct tar_src src = {.read = mread, .arg = &m};
+	struct tar t;
+	struct unpack_stats us;
+	struct unpack_limits lim = {.max_bytes = max_bytes, .max_entries = 1000, .where = into};
+	mkdir(into, 0755);
+	int fd = open(into, O_RDONLY | O_DIRECTORY);
+	tar_init(&t, &src);
+	int r = unpack_layer(&t, fd, &lim, &us, e);
+	tar_free(&t);
+	close(fd);
+	return r;
+}
+
+static bool at(const char *rel, mode_t type, struct stat *out)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", tmpdir, rel);
+	if (lstat(p, &st) < 0 || (st.st_mode & S_IFMT) != type)
+		return false;
+	if (out)
+		*out = st;
+	return true;
+}
+
+static void test_unpack_layer(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (whiteouts are device nodes, opaque dirs a trusted xattr)");
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128], v[4];
+	snprintf(into, sizeof(into), "%s/l1", tmpdir);
+	tb_hdr(&b, &(struct hdr){.name = "./", .type = '5', .mode = 0755});
+	tb_hdr(&b, &(struct hdr){.name = "etc/", .type = '5', .mode = 0750});
+	tb_file(&b, "etc/a", "one");
+	tb_file(&b, "etc/a", "two"); /* a later entry replaces */
+	tb_hdr(&b, &(struct hdr){.name = "etc/b", .type = '1', .link = "etc/a"});
+	tb_hdr(&b, &(struct hdr){.name = "etc/abs", .type = '2', .link = "/etc/passwd"});
+	tb_hdr(&b, &(struct hdr){.name = "var/lib/.wh..wh..opq", .type = '0'}); /* parents made */
+	tb_hdr(&b, &(struct hdr){.name = "usr/.wh.gone", .type = '0'});
+	tb_hdr(&b, &(struct hdr){.name = "fifo", .type = '6'});
+	tb_hdr(&b, &(struct hdr){.name = "setuid", .type = '0', .mode = 04755});
+	tb_end(&b);
+	int r = unpack_buf(&b, into, 1 << 20, &e);
+	CHECK(r == 0);
+	if (r)
+		fprintf(stderr, "unpack: %s\n", e.msg);
+	struct stat sa, sb;
+	CHECK(at("l1/etc", S_IFDIR, &sa) && (sa.st_mode & 07777) == 0750);
+	CHECK(at("l1/etc/a", S_IFREG, &sa) && sa.st_size == 3 && at("l1/etc/b", S_IFREG, &sb) &&
+	      sa.st_ino == sb.st_ino);
+	CHECK(at("l1/etc/abs", S_IFLNK, NULL));
+	CHECK(at("l1/usr/gone", S_IFCHR, &sa) && sa.st_rdev == makedev(0, 0));
+	CHECK(!at("l1/usr/.wh.gone", S_IFREG, NULL));
+	char p[256];
+	snprintf(p, sizeof(p), "%s/l1/var/lib", tmpdir);
+	CHECK(getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) == 1 && v[0] == 'y');
+	CHECK(!at("l1/var/lib/.wh..wh..opq", S_IFREG, NULL));
+	CHECK(at("l1/fifo", S_IFIFO, NULL));
+	CHECK(at("l1/setuid", S_IFREG, &sa) && (sa.st_mode & 07777) == 04755);
+	free(b.d);
+}
+
+/* A directory over a whiteout of the same layer hides what is below it. */
+static void test_unpack_dir_over_whiteout(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root");
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128], p[256], v[4];
+	snprintf(into, sizeof(into), "%s/l2", tmpdir);
+	tb_hdr(&b, &(struct hdr){.name = ".wh.d", .type = '0'});
+	tb_hdr(&b, &(struct hdr){.name = "d/", .type = '5'});
+	tb_file(&b, "d/new", "n");
+	tb_end(&b);
+	CHECK(unpack_buf(&b, into, 1 << 20, &e) == 0);
+	snprintf(p, sizeof(p), "%s/l2/d", tmpdir);
+	CHECK(at("l2/d", S_IFDIR, NULL) && getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) == 1);
+	CHECK(at("l2/d/new", S_IFREG, NULL));
+	free(b.d);
+}
+
+static void hostile(void (*make)(struct tbuf *b), const char *dir, const char *want, int code)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128];
+	snprintf(into, sizeof(into), "%s/%s", tmpdir, dir);
+	make(&b);
+	int r = unpack_buf(&b, into, 1 << 20, &e);
+	CHECK(r == code);
+	CHECK(strstr(e.msg, want) != NULL);
+	if (r != code || !strstr(e.msg, want))
+		fprintf(stderr, "%s: got %d '%s', wanted %d '%s'\n", dir, r, e.msg, code, want);
+	free(b.d);
+}
+
+static char outside[128];
+
+static void mk_through_link(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "esc", .type = '2', .link = outside});
+	tb_file(b, "esc/pwned", "x");
+	tb_end(b);
+}
+static void mk_through_rel_link(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "a", .type = '5'});
+	tb_hdr(b, &(struct hdr){.name = "a/up", .type = '2', .link = "../../.."});
+	tb_file(b, "a/up/pwned", "x");
+	tb_end(b);
+}
+static void mk_device(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "dev/sda", .type = '4', .dev_major = 8});
+	tb_end(b);
+}
+static void mk_link_outside(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "l", .type = '1', .link = "etc/shadow"});
+	tb_end(b);
+}
+static void mk_big(struct tbuf *b)
+{
+	char data[9000];
+	memset(data, 'z', sizeof(data) - 1);
+	data[sizeof(data) - 1] = '\0';
+	tb_file(b, "big1", data);
+	tb_file(b, "big2", data);
+	tb_end(b);
+}
+static void mk_dir_replaced(struct tbuf *b)
+{
+	tb_hdr(b, &(struct hdr){.name = "d", .type = '5'});
+	tb_hdr(b, &(struct hdr){.name = "d", .type = '2', .link = "/"});
+	tb_end(b);
+}
+
+static void test_unpack_hostile(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root");
+	struct stat st;
+	snprintf(outside, sizeof(outside), "%s/outside", tmpdir);
+	mkdir(outside, 0755);
+	hostile(mk_through_link, "h1", "symbolic link", -EINVAL);
+	hostile(mk_through_rel_link, "h2", "symbolic link", -EINVAL);
+	char p[256];
+	snprintf(p, sizeof(p), "%s/pwned", outside);
+	CHECK(lstat(p, &st) < 0);
+	snprintf(p, sizeof(p), "%s/pwned", tmpdir);
+	CHECK(lstat(p, &st) < 0);
+	hostile(mk_device, "h3", "device node", -EPERM);
+	CHECK(!at("h3/dev/sda", S_IFBLK, NULL));
+	hostile(mk_link_outside, "h4", "not an earlier entry", -EINVAL);
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128];
+	snprintf(into, sizeof(into), "%s/h5", tmpdir);
+	mk_big(&b);
+	CHECK(unpack_buf(&b, into, 16384, &e) == -ENOSPC && strstr(e.msg, "needs more than"));
+	free(b.d);
+	hostile(mk_dir_replaced, "h6", "replace a directory", -EINVAL);
+}
+
+/* --- OCI JSON --- */
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+static void test_oci_index(void)
+{
+	struct oci_desc d;
+	struct err e = {0};
+	const char *one = "{\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+			  "\"digest\":\"" D1 "\",\"size\":10}]}";
+	CHECK(oci_parse_index(one, strlen(one), "", "amd64", &d, &e) == 0 && !strcmp(d.digest, D1) &&
+	      d.size == 10);
+	CHECK(oci_parse_index(one, strlen(one), "v1", "amd64", &d, &e) == -ENOENT);
+	const char *two = "{\"manifests\":["
+			  "{\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"org.opencontainers.image.ref.name\":\"a\"}},"
+			  "{\"digest\":\"" D2 "\",\"size\":2,\"annotations\":{\"org.opencontainers.image.ref.name\":\"b\"}}]}";
+	CHECK(oci_parse_index(two, strlen(two), "b", "amd64", &d, &e) == 0 && !strcmp(d.digest, D2));
+	CHECK(oci_parse_index(two, strlen(two), "", "amd64", &d, &e) == -EINVAL &&
+	      strstr(e.msg, "SOURCE:TAG"));
+	const char *plat = "{\"manifests\":["
+			   "{\"digest\":\"" D1 "\",\"size\":1,\"platform\":{\"os\":\"linux\",\"architecture\":\"arm64\"}},"
+			   "{\"digest\":\"" D2 "\",\"size\":2,\"platform\":{\"os\":\"linux\",\"architecture\":\"amd64\"}}]}";
+	CHECK(oci_parse_index(plat, strlen(plat), "", "amd64", &d, &e) == 0 && !strcmp(d.digest, D2));
+	const char *sha512 = "{\"manifests\":[{\"digest\":\"sha512:ab\",\"size\":1}]}";
+	CHECK(oci_parse_index(sha512, strlen(sha512), "", "amd64", &d, &e) == -EOPNOTSUPP);
+	const char *bad = "{\"manifests\":[{\"digest\":\"sha256:XYZ\",\"size\":1}]}";
+	CHECK(oci_parse_index(bad, strlen(bad), "", "amd64", &d, &e) == -EINVAL);
+	CHECK(oci_parse_index("[1]", 3, "", "amd64", &d, &e) == -EINVAL);
+	CHECK(oci_parse_index("{\"manifests\":", 13, "", "amd64", &d, &e) == -EINVAL);
+}
+
+static void test_oci_manifest_config(void)
+{
+	struct oci_manifest *m = malloc(sizeof(*m));
+	struct oci_image_config *c = malloc(sizeof(*c));
+	struct err e = {0};
+	const char *mf = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+			 "\"digest\":\"" D1 "\",\"size\":5},\"layers\":["
+			 "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+gzip\",\"digest\":\"" D2 "\",\"size\":7},"
+			 "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"" D1 "\",\"size\":8}]}";
+	CHECK(oci_parse_manifest(mf, strlen(mf), m, &e) == 0 && m->nlayers == 2 &&
+	      m->layers[0].comp == OCI_GZIP && m->layers[1].comp == OCI_TAR && m->config.size == 5);
+	const char *zst = "{\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+			  "\"digest\":\"" D1 "\",\"size\":5},\"layers\":["
+			  "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"" D2 "\",\"size\":7}]}";
+	CHECK(oci_parse_manifest(zst, strlen(zst), m, &e) == -EOPNOTSUPP && strstr(e.msg, "zstd"));
+	const char *cf = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"],"
+			 "\"WorkingDir\":\"/srv\",\"Entrypoint\":[\"/bin/sh\",\"-c\"]},"
+			 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
+	CHECK(oci_parse_config(cf, strlen(cf), c, &e) == 0 && c->ndiff_ids == 1 &&
+	      !strcmp(c->arch, "amd64"));
+	if (c->run) {
+		char *s = json_dumps(c->run, JSON_COMPACT | JSON_SORT_KEYS);
+		CHECK(s && !strcmp(s, "{\"Cmd\":null,\"Entrypoint\":[\"/bin/sh\",\"-c\"],\"Env\":[\"A=1\"],"
+				      "\"User\":\"\",\"WorkingDir\":\"/srv\"}"));
+		free(s);
+		json_decref(c->run);
+	}
+	const char *badenv = "{\"config\":{\"Env\":[1]}}";
+	CHECK(oci_parse_config(badenv, strlen(badenv), c, &e) == -EINVAL && c->run == NULL);
+	free(m);
+	free(c);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_images.XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return 1;
+	RUN(test_sha256_vectors);
+	RUN(test_sha256_incremental);
+	RUN(test_tar_ustar);
+	RUN(test_tar_long_names);
+	RUN(test_tar_base256);
+	RUN(test_tar_refuses);
+	RUN(test_tar_lone_zero_block);
+	RUN(test_tar_clean_path);
+	RUN(test_unpack_layer);
+	RUN(test_unpack_dir_over_whiteout);
+	RUN(test_unpack_hostile);
+	RUN(test_oci_index);
+	RUN(test_oci_manifest_config);
+	vmm_remove_tree(tmpdir);
+	UNIT_DONE("images");
+}
