@@ -205,6 +205,7 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 		s->cfg.net = false;
 	}
 	sbx_net_policy_load(s, rec->rules, rec->nrules);
+	sbx_net_expose_load(s, rec->expose, rec->nexpose);
 	return s;
 }
 

@@ -58,6 +58,8 @@ struct journal_rec {
 	char cgroup[SBX_NAME_MAX + 1];
 	char ip[16];        /* the network address kept, dotted quad; "" none */
 	struct net_rule *rules;
+	struct net_expose expose[NET_EXPOSE_MAX]; /* net.expose: exposed ports */
+	size_t nexpose;
 	size_t nrules;
 	struct journal_snap *snaps; /* in journal order */
 	size_t nsnaps;

@@ -365,6 +365,39 @@ static int parse_rule(json_t *v, size_t i, struct net_rule *rule, struct err *e)
 	return 0;
 }
 
+/* net.expose: [{"port": P, "host_port": H}...], ports 1..65535, each host
+ * port once. */
+static int parse_expose(json_t *o, struct journal_rec *rec, struct err *e)
+{
+	json_t *arr = json_object_get(o, "expose");
+	if (!arr || json_is_null(arr))
+		return 0;
+	if (!json_is_array(arr))
+		return err_set(e, -EINVAL, "net.expose is not an array");
+	if (json_array_size(arr) > NET_EXPOSE_MAX)
+		return err_set(e, -EINVAL, "net.expose has %zu ports, more than %d",
+			       json_array_size(arr), NET_EXPOSE_MAX);
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) {
+		json_int_t port = 0, host = 0;
+		int r;
+		if (!json_is_object(v))
+			return err_set(e, -EINVAL, "net.expose[%zu] is not an object", i);
+		if ((r = get_int(v, "net.expose[].", "port", true, 1, 65535, &port, e)) < 0 ||
+		    (r = get_int(v, "net.expose[].", "host_port", true, 1, 65535, &host, e)) < 0)
+			return r;
+		for (size_t k = 0; k < i; k++)
+			if (rec->expose[k].host_port == host)
+				return err_set(e, -EINVAL, "net.expose names host port %d twice",
+					       (int)host);
+		rec->expose[i] = (struct net_expose){.port = (uint16_t)port,
+						     .host_port = (uint16_t)host};
+		rec->nexpose = i + 1;
+	}
+	return 0;
+}
+
 static int parse_net(json_t *j, struct journal_rec *rec, struct err *e)
 {
 	json_t *o = json_object_get(j, "net");
@@ -378,6 +411,8 @@ static int parse_net(json_t *j, struct journal_rec *rec, struct err *e)
 		return r;
 	if (json_object_get(o, "ip") && inet_pton(AF_INET, rec->ip, &a) != 1)
 		return err_set(e, -EINVAL, "net.ip '%s' is not an IPv4 address", rec->ip);
+	if ((r = parse_expose(o, rec, e)) < 0)
+		return r;
 	json_t *pol = json_object_get(o, "policy");
 	if (!pol || json_is_null(pol))
 		return 0;

@@ -621,12 +621,14 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 			r = sbx_standby(s, &e);
 		} else if (!strcmp(verb, "allow") || !strcmp(verb, "deny")) {
 			r = sbx_net_ctl(s, cmd.argc, cmd.argv, &e);
+		} else if (!strcmp(verb, "expose") || !strcmp(verb, "unexpose")) {
+			r = sbx_net_expose(s, cmd.argc, cmd.argv, &e);
 		} else if (!strcmp(verb, "start") || !strcmp(verb, "pause") || !strcmp(verb, "resume") ||
 			   !strcmp(verb, "standby")) {
 			r = err_set(&e, -EINVAL, "'%s' takes no arguments", verb);
 		} else {
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (stop start kill pause resume "
-				    "extend fork standby allow deny)", verb);
+				    "extend fork standby allow deny expose unexpose)", verb);
 		}
 	}
 	if (r < 0) {

@@ -15,6 +15,10 @@
 #include "sbx.h"
 
 static bool net_up;
+/* Exposed ports: this daemon's nft table, when nft is there. */
+static bool expose_up;
+static char expose_table[32];
+static char expose_why[SBX_ERRMSG_MAX];
 
 bool engine_net_enabled(void) { return net_up; }
 
@@ -40,6 +44,13 @@ int engine_net_start(struct err *e)
 	if ((r = net_policy_init(eng.o.subnet, !eng.o.egress_deny, e)) < 0)
 		return r;
 	net_up = true;
+	struct err xe = {0};
+	snprintf(expose_table, sizeof(expose_table), "sandboxfs_expose_%.8s", vmm_host()->tag);
+	expose_up = net_expose_start(expose_table, &xe) == 0;
+	if (!expose_up) {
+		snprintf(expose_why, sizeof(expose_why), "%s", xe.msg);
+		log_info("network: no exposed ports: %s", xe.msg);
+	}
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
 	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng.o.bridge,
@@ -64,6 +75,11 @@ void engine_net_stop(void)
 		closedir(d);
 	if (eng.o.nat)
 		net_nat_disable(eng.o.subnet, NULL);
+	/* Sandboxes that outlive the daemon keep their ports until the next one
+	 * makes the table afresh from their journals. */
+	if (expose_up && eng.o.stop_on_exit)
+		net_expose_stop(expose_table);
+	expose_up = false;
 	if (ports == 0 && net_bridge_remove(eng.o.bridge, NULL) == 0)
 		log_info("network: bridge %s removed (no sandbox on it)", eng.o.bridge);
 	net_alloc_fini();
@@ -93,6 +109,8 @@ struct pol {
 	struct pol_rule *rules;
 	int n;
 	uint64_t apply_usec; /* the last rule's, map write included */
+	struct net_expose expose[NET_EXPOSE_MAX];
+	int nexpose;
 	struct pol *next;
 };
 
@@ -171,6 +189,9 @@ static void pol_remove(struct sbx *s)
 	while ((p = *pp) && p->s != s)
 		pp = &p->next;
 	if (p) {
+		for (int i = 0; expose_up && i < p->nexpose; i++)
+			net_expose_set(expose_table, p->expose[i].host_port, p->ip, 0, false, NULL);
+		p->nexpose = 0;
 		*pp = p->next;
 		for (int i = 0; i < p->n; i++)
 			rule_sync(p, &p->rules[i], false, NULL);
@@ -250,6 +271,93 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 	return r;
 }
 
+/* pol_lock held: adds port -> host_port for p (a port exposed again moves). */
+static int expose_add(struct pol *p, uint16_t port, uint16_t host_port, struct err *e)
+{
+	for (struct pol *o = pols; o; o = o->next)
+		for (int i = 0; i < o->nexpose; i++)
+			if (o->expose[i].host_port == host_port && !(o == p && o->expose[i].port == port))
+				return err_set(e, -EADDRINUSE, "host port %u is exposed already (by "
+					       "sandbox %s, its port %u)", host_port, o->name,
+					       o->expose[i].port);
+	int at = p->nexpose;
+	for (int i = 0; i < p->nexpose; i++)
+		if (p->expose[i].port == port)
+			at = i;
+	if (at == p->nexpose && p->nexpose >= NET_EXPOSE_MAX)
+		return err_set(e, -ENOSPC, "sandbox %s exposes %d ports already, the most it may",
+			       p->name, NET_EXPOSE_MAX);
+	if (at < p->nexpose && p->expose[at].host_port == host_port)
+		return 0;
+	int r = net_expose_set(expose_table, host_port, p->ip, port, true, e);
+	if (r < 0)
+		return r;
+	if (at < p->nexpose) /* the same port on another host port: the old one goes */
+		net_expose_set(expose_table, p->expose[at].host_port, p->ip, 0, false, NULL);
+	else
+		p->nexpose++;
+	p->expose[at] = (struct net_expose){.port = port, .host_port = host_port};
+	return 0;
+}
+
+static int expose_del(struct pol *p, uint16_t port, struct err *e)
+{
+	for (int i = 0; i < p->nexpose; i++)
+		if (p->expose[i].port == port) {
+			int r = net_expose_set(expose_table, p->expose[i].host_port, p->ip, 0, false, e);
+			if (r < 0)
+				return r;
+			p->expose[i] = p->expose[--p->nexpose];
+			return 0;
+		}
+	return err_set(e, -ENOENT, "sandbox %s does not expose port %u", p->name, port);
+}
+
+int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
+{
+	bool add = strcmp(argv[0], "expose") == 0;
+	uint64_t port = 0, host = 0;
+	if ((add && (argc < 2 || argc > 3)) || (!add && argc != 2) ||
+	    ctl_parse_uint(argv[1], 65535, &port) < 0 || port == 0 ||
+	    (argc == 3 && (ctl_parse_uint(argv[2], 65535, &host) < 0 || host == 0)))
+		return err_set(e, -EINVAL, add ? "usage: expose PORT [HOSTPORT], ports 1 to 65535"
+					       : "usage: unexpose PORT");
+	if (!s->net_reserved)
+		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
+			       "expose", s->node.name);
+	if (!expose_up)
+		return err_set(e, -EOPNOTSUPP, "this daemon cannot expose ports: %s", expose_why);
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	int r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
+	       : add ? expose_add(p, (uint16_t)port, (uint16_t)(host ? host : port), e)
+		     : expose_del(p, (uint16_t)port, e);
+	pthread_mutex_unlock(&pol_lock);
+	if (r == 0) {
+		pthread_mutex_lock(&s->lock);
+		journal_write(s);
+		pthread_mutex_unlock(&s->lock);
+	}
+	return r;
+}
+
+void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n)
+{
+	if (!s->net_reserved || !n)
+		return;
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_of(s);
+	for (size_t i = 0; p && i < n; i++) {
+		struct err e = {0};
+		if (!expose_up)
+			err_set(&e, -EOPNOTSUPP, "%s", expose_why);
+		if (e.code || expose_add(p, x[i].port, x[i].host_port, &e) < 0)
+			log_warn("sandbox %s: journaled 'expose %u %u' dropped: %s", s->node.name,
+				 x[i].port, x[i].host_port, e.msg);
+	}
+	pthread_mutex_unlock(&pol_lock);
+}
+
 /* The journal's rules (ctl's lines, parsed by journal_parse), re-applied
  * after a restart; and a filter left by the previous daemon (its program held that
  * daemon's maps) is replaced by one on ours. */
@@ -273,6 +381,26 @@ void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n)
 	int r = net_policy_reattach(&s->net, &e);
 	if (r < 0 && r != -ENODEV)
 		log_warn("sandbox %s: its filter cannot be replaced: %s", s->node.name, e.msg);
+}
+
+/* A fork's child starts with its parent's rules (not its exposed ports: a
+ * host port is one sandbox's). Before the child's first journal. */
+void sbx_net_inherit(struct sbx *child, struct sbx *parent)
+{
+	if (!child->net_reserved)
+		return;
+	pthread_mutex_lock(&pol_lock);
+	struct pol *pp = pol_of(parent), *cp = pol_of(child);
+	for (int i = 0; pp && cp && i < pp->n; i++) {
+		struct err e = {0};
+		char text[NET_RULE_TEXT_MAX];
+		if (pol_apply(cp, &pp->rules[i].r, false, &e) < 0) {
+			net_rule_format(&pp->rules[i].r, text);
+			log_warn("sandbox %s: rule '%s' of its parent %s not taken: %s",
+				 child->node.name, text, parent->node.name, e.msg);
+		}
+	}
+	pthread_mutex_unlock(&pol_lock);
 }
 
 /* A warm pool's member claimed under a new name: rules of others that name
@@ -383,6 +511,8 @@ static int show_policy(struct sbx *s, struct buf *b)
 		net_rule_format(&p->rules[i].r, text);
 		r = buf_printf(b, "%s\n", text);
 	}
+	for (int i = 0; p && r == 0 && i < p->nexpose; i++)
+		r = buf_printf(b, "expose %u %u\n", p->expose[i].port, p->expose[i].host_port);
 	if (r == 0 && p && p->apply_usec)
 		r = buf_printf(b, "policy_apply_usec %" PRIu64 "\n", p->apply_usec);
 	pthread_mutex_unlock(&pol_lock);
@@ -423,6 +553,11 @@ json_t *sbx_net_journal(struct sbx *s)
 		net_rule_format(&p->rules[i].r, text);
 		json_array_append_new(rules, json_string(text));
 	}
+	json_t *exp = json_array();
+	for (int i = 0; p && exp && i < p->nexpose; i++)
+		json_array_append_new(exp, json_pack("{s:i, s:i}", "port", p->expose[i].port,
+						     "host_port", p->expose[i].host_port));
 	pthread_mutex_unlock(&pol_lock);
-	return json_pack("{s:s, s:o}", "ip", ip, "policy", rules ? rules : json_array());
+	return json_pack("{s:s, s:o, s:o}", "ip", ip, "policy", rules ? rules : json_array(),
+			 "expose", exp ? exp : json_array());
 }

@@ -256,6 +256,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 				sbx_unreserve(kids[i]);
 			return r;
 		}
+		sbx_net_inherit(kids[i], src);
 	}
 
 	struct vmm_timing t = {0};

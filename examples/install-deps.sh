@@ -9,7 +9,7 @@
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 liburcu-dev libjansson-dev libcap-dev
       libmnl-dev zlib1g-dev libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux e2fsprogs file
-      qemu-system-x86 linux-image-amd64 cpio xz-utils python3 python3-pytest prometheus inotify-tools jq"
+      qemu-system-x86 linux-image-amd64 cpio xz-utils python3 python3-pytest prometheus inotify-tools jq nftables"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -4,8 +4,10 @@
 #define _GNU_SOURCE
 #include "net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,4 +102,90 @@ int net_nat_disable(const char *subnet, struct err *e)
 		return 0;
 	}
 	return 0;
+}
+
+/* ---- exposed ports: DNAT from the host's own addresses to sandboxes ----
+ * One nft table per daemon holds a map host port -> (sandbox address, port)
+ * and two nat chains (prerouting: from elsewhere, output: from the host
+ * itself) that look packets to a local address up in it. Exposing or
+ * withdrawing a port is one map element: no rule handles to track. */
+
+static int nft_script(const char *script)
+{
+	char *const argv[] = { "nft", "-f", "-", NULL };
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	pid_t pid;
+	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[0]);
+	if (rc) {
+		close(p[1]);
+		return -rc;
+	}
+	size_t len = strlen(script), off = 0;
+	while (off < len) {
+		ssize_t n = write(p[1], script + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	close(p[1]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+int net_expose_start(const char *table, struct err *e)
+{
+	if (!have("nft"))
+		return err_set(e, -ENOTSUP, "nft is not installed: ports cannot be exposed "
+			       "(install nftables)");
+	char script[1024];
+	/* Made afresh: what an earlier daemon exposed is journaled and added again. */
+	snprintf(script, sizeof(script),
+		 "table ip %s {}\n"
+		 "delete table ip %s\n"
+		 "table ip %s {\n"
+		 " map expose { type inet_service : ipv4_addr . inet_service; }\n"
+		 " chain pre { type nat hook prerouting priority dstnat; policy accept;\n"
+		 "  fib daddr type local dnat ip to tcp dport map @expose; }\n"
+		 " chain out { type nat hook output priority -100; policy accept;\n"
+		 "  fib daddr type local dnat ip to tcp dport map @expose; }\n"
+		 "}\n", table, table, table);
+	int r = nft_script(script);
+	return r < 0 ? err_set(e, r, "nft refused the table %s for exposed ports", table) : 0;
+}
+
+int net_expose_set(const char *table, uint16_t host_port, struct in_addr ip, uint16_t port,
+		   bool add, struct err *e)
+{
+	char script[256], ips[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &ip, ips, sizeof(ips));
+	if (add)
+		snprintf(script, sizeof(script), "add element ip %s expose { %u : %s . %u }\n",
+			 table, host_port, ips, port);
+	else
+		snprintf(script, sizeof(script), "delete element ip %s expose { %u }\n", table,
+			 host_port);
+	int r = nft_script(script);
+	return r < 0 ? err_set(e, r, "nft refused to %s host port %u", add ? "expose" : "withdraw",
+			       host_port) : 0;
+}
+
+void net_expose_stop(const char *table)
+{
+	char script[128];
+	snprintf(script, sizeof(script), "delete table ip %s\n", table);
+	nft_script(script);
 }

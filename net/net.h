@@ -164,4 +164,20 @@ int net_nat_enable(const char *subnet, struct err *e);
 /* Removes the masquerade rule (forwarding is left as it is). */
 int net_nat_disable(const char *subnet, struct err *e);
 
+/* ---- exposed ports (nat.c): DNAT of a host port to a sandbox's ---- */
+
+#define NET_EXPOSE_MAX 64 /* per sandbox */
+struct net_expose {
+	uint16_t port;      /* in the sandbox */
+	uint16_t host_port; /* on the host's addresses */
+};
+
+/* Makes the nft table (afresh) whose map the other two edit; -ENOTSUP
+ * without nft. */
+int net_expose_start(const char *table, struct err *e);
+/* Adds (or with add false removes) host_port -> ip:port. */
+int net_expose_set(const char *table, uint16_t host_port, struct in_addr ip, uint16_t port,
+		   bool add, struct err *e);
+void net_expose_stop(const char *table);
+
 #endif

@@ -102,6 +102,12 @@ static void check_valid(const struct journal_rec *r)
 		MUST(nr->kind != NET_RULE_SANDBOX || ctl_check_name(nr->sbx, NULL) == 0);
 		MUST(nr->kind != NET_RULE_CIDR || nr->plen <= 32);
 	}
+	MUST(r->nexpose <= NET_EXPOSE_MAX);
+	for (size_t i = 0; i < r->nexpose; i++) {
+		MUST(r->expose[i].port >= 1 && r->expose[i].host_port >= 1);
+		for (size_t k = 0; k < i; k++)
+			MUST(r->expose[k].host_port != r->expose[i].host_port);
+	}
 }
 
 /* The journal of r, as journal_write_in (engine/journal.c) writes one. */
@@ -118,14 +124,18 @@ static char *write_back(const struct journal_rec *r)
 						       "lowers", l));
 	}
 	json_t *net = json_null();
-	if (r->ip[0] || r->nrules) {
+	if (r->ip[0] || r->nrules || r->nexpose) {
 		json_t *rules = json_array();
 		char text[NET_RULE_TEXT_MAX];
 		for (size_t i = 0; i < r->nrules; i++) {
 			net_rule_format(&r->rules[i], text);
 			json_array_append_new(rules, json_string(text));
 		}
-		net = json_pack("{s:o}", "policy", rules);
+		json_t *exp = json_array();
+		for (size_t i = 0; i < r->nexpose; i++)
+			json_array_append_new(exp, json_pack("{s:i, s:i}", "port", r->expose[i].port,
+							     "host_port", r->expose[i].host_port));
+		net = json_pack("{s:o, s:o}", "policy", rules, "expose", exp);
 		if (r->ip[0])
 			json_object_set_new(net, "ip", json_string(r->ip));
 	}
@@ -172,6 +182,10 @@ static void same(const struct journal_rec *a, const struct journal_rec *b)
 		for (int k = 0; k < a->snaps[i].nlowers; k++)
 			MUST(!strcmp(a->snaps[i].lowers[k], b->snaps[i].lowers[k]));
 	}
+	MUST(a->nexpose == b->nexpose);
+	for (size_t i = 0; i < a->nexpose; i++)
+		MUST(a->expose[i].port == b->expose[i].port &&
+		     a->expose[i].host_port == b->expose[i].host_port);
 	MUST(a->nrules == b->nrules);
 	for (size_t i = 0; i < a->nrules; i++) {
 		char ta[NET_RULE_TEXT_MAX], tb[NET_RULE_TEXT_MAX];

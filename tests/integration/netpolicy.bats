@@ -26,6 +26,10 @@ teardown() {
 		wait "$LISTENER" 2>/dev/null || true
 	fi
 	teardown_sbx
+	# --nat turned IPv4 forwarding on: the host gets back what it had.
+	if [[ -n "${FWD0:-}" ]]; then
+		echo "$FWD0" >/proc/sys/net/ipv4/ip_forward
+	fi
 	ip link del "$BR" 2>/dev/null || true
 	if [[ -n "${OUT_NS:-}" ]]; then
 		ip netns del "$OUT_NS" 2>/dev/null || true
@@ -212,6 +216,49 @@ outside_drops() {
 	[ "${lines[0]}" = "allow all" ]
 }
 
+@test "nat: with --nat a sandbox reaches an outside namespace, masqueraded; without it no answer; a denied destination stays dropped" {
+	make_outside
+	# A TCP service outside that answers with the address it sees. The
+	# namespace knows only its /30: an answer can only come back to the
+	# host's address there, that is through the masquerade.
+	ip netns exec "$OUT_NS" python3 -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9000))
+s.listen(16)
+while True:
+    c, a = s.accept()
+    c.sendall(("peer " + a[0] + "\n").encode())
+    c.close()
+' 3>&- &
+	LISTENER=$!
+	for _ in $(seq 50); do
+		ip netns exec "$OUT_NS" ss -ltn 2>/dev/null | grep -q ":9000 " && break
+		sleep 0.1
+	done
+	sbx_create "$A"
+	sbx_get "$A" "$OUT_IP" 9000
+	[[ "$SBX_OUT" != *peer* ]]
+	FWD0=$(cat /proc/sys/net/ipv4/ip_forward)
+	sbx_stop_daemon
+	sbx_start_daemon --nat
+	nft list table ip sandboxfs | grep -q masquerade
+	sbx_create "$B"
+	sbx_get "$B" "$OUT_IP" 9000
+	[ "$SBX_OUT" = "peer $OUT_NET.1" ]
+	rule "$B" "deny $OUT_IP/32"
+	sbx_get "$B" "$OUT_IP" 9000
+	[[ "$SBX_OUT" != *peer* ]]
+	rule "$B" "allow $OUT_IP/32 tcp 9000"
+	sbx_get "$B" "$OUT_IP" 9000
+	[ "$SBX_OUT" = "peer $OUT_NET.1" ]
+	# The masquerade goes with the daemon.
+	sbx_stop_daemon
+	run nft list table ip sandboxfs
+	[ "$status" -ne 0 ]
+}
+
 @test "netpolicy: --egress deny is the daemon's default" {
 	sbx_stop_daemon
 	sbx_start_daemon --egress deny
@@ -275,6 +322,92 @@ outside_drops() {
 	rmdir "$MNT/$A"
 	run ip link show "$hif"
 	[ "$status" -ne 0 ]
+}
+
+# The host ports the daemon's nft map sends on (its table is this daemon's).
+exposed_host_ports() {
+	nft -j list ruleset 2>/dev/null | python3 -c '
+import json, sys
+for o in json.load(sys.stdin).get("nftables", []):
+    m = o.get("map")
+    if m and m["table"].startswith("sandboxfs_expose_") and m["table"].endswith(sys.argv[1]):
+        for k, v in m.get("elem", []):
+            print(k)' "$1"
+}
+
+@test "expose: a sandbox's port answers on the host's addresses, is listed in net, survives a restart, goes with the sandbox" {
+	sbx_create "$A"
+	sbx_create "$B"
+	serve_in "$A" 8080 from-a
+	serve_in "$B" 8080 from-b
+	sbx_write "$MNT/$A/ctl" "expose 8080 18080"
+	grep -qx "expose 8080 18080" "$MNT/$A/net"
+	# From the host, to one of its own addresses (the gateway): DNAT to A.
+	[ "$(host_get "$GW" 18080)" = from-a ]
+	# A host port is exposed once.
+	run sbx_write "$MNT/$B/ctl" "expose 8080 18080"
+	assert_fails_with "Address already in use"
+	grep -q "18080" "$MNT/$B/error"
+	sbx_write "$MNT/$B/ctl" "expose 8080 18081"
+	[ "$(host_get "$GW" 18081)" = from-b ]
+	# The same sandbox port moved to another host port: the old one goes.
+	sbx_write "$MNT/$B/ctl" "expose 8080 18082"
+	[ "$(host_get "$GW" 18082)" = from-b ]
+	run host_get "$GW" 18081
+	[ "$output" != from-b ]
+	sbx_write "$MNT/$B/ctl" "unexpose 8080"
+	run grep -c "^expose " "$MNT/$B/net"
+	[ "$output" = 0 ]
+	run host_get "$GW" 18082
+	[ "$output" != from-b ]
+	# Bad input: a sentence, nothing changed.
+	for bad in "expose" "expose 0" "expose 70000" "expose abc" "expose 1 2 3" "unexpose"; do
+		run sbx_write "$MNT/$A/ctl" "$bad"
+		assert_fails_with "Invalid argument"
+	done
+	run sbx_write "$MNT/$A/ctl" "unexpose 9999"
+	assert_fails_with "No such file"
+	sbx_write "$MNT/ctl" "create ${A}off net=off"
+	wait_status "${A}off" running
+	run sbx_write "$MNT/${A}off/ctl" "expose 80"
+	assert_fails_with "Operation not supported"
+	# Journaled: a daemon killed and restarted sends the port to A again.
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
+	sbx_start_daemon
+	grep -qx "expose 8080 18080" "$MNT/$A/net"
+	[ "$(host_get "$GW" 18080)" = from-a ]
+	# rmdir takes the port with the sandbox.
+	[ "$(exposed_host_ports "" | grep -cx 18080)" = 1 ]
+	rmdir "$MNT/$A"
+	[ "$(exposed_host_ports "" | grep -cx 18080)" = 0 ]
+	run host_get "$GW" 18080
+	[ "$output" != from-a ]
+}
+
+@test "netpolicy: a fork's children start with their parent's rules, enforced; not its exposed ports" {
+	sbx_create "$A"
+	sbx_create "$B"
+	bip=$(ip_of "$B")
+	serve_in "$B" 8080 to-b
+	rule "$A" "allow sandbox $B"
+	rule "$A" "deny all"
+	sbx_write "$MNT/$A/ctl" "expose 22 18022"
+	before=$(rules_of "$A")
+	sbx_write "$MNT/$A/ctl" "fork ${A}k"
+	wait_status "${A}k" running
+	[ "$(rules_of "${A}k")" = "$before" ]
+	run grep -c "^expose " "$MNT/${A}k/net"
+	[ "$output" = 0 ]
+	sbx_get "${A}k" "$bip" 8080
+	[[ "$SBX_OUT" == *to-b* ]]
+	# Its own from there on: a rule of the child leaves the parent's alone.
+	rule "${A}k" "deny sandbox $B"
+	sbx_get "${A}k" "$bip" 8080
+	[[ "$SBX_OUT" != *to-b* ]]
+	sbx_get "$A" "$bip" 8080
+	[[ "$SBX_OUT" == *to-b* ]]
 }
 
 @test "netpolicy: bad rules fail with EINVAL and a sentence; nothing is applied" {
