@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "images.h"
 #include "sbx.h"
 
 struct sbx_exec {
@@ -51,10 +52,13 @@ int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 {
 	struct sbx *s = x->s;
-	char line[CTL_WRITE_MAX + 1];
+	char line[CTL_WRITE_MAX + 1], full[IMAGE_COMMAND_MAX];
 	struct err e = {0};
+	size_t at;
 	int pfd[2], r;
 	r = ctl_command_line(buf, len, line, &e);
+	if (r == 0) /* the image's Env and WorkingDir (an imported image's) */
+		r = image_command(s->cfg.image, line, full, sizeof(full), &at, &e);
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		goto out;
@@ -69,7 +73,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	r = s->ops->exec(&s->vm, x->id, line, pfd[1], &e);
+	r = s->ops->exec(&s->vm, x->id, full, pfd[1], &e);
 	close(pfd[1]);
 	if (r < 0) {
 		close(pfd[0]);

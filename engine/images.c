@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "images.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1101,4 +1102,114 @@ void images_quiesce(void)
 	for (struct image *im = st.list; im; im = im->next)
 		atomic_store(&im->cancel, true);
 	pthread_mutex_unlock(&st.lock);
+}
+
+/* --- the image's OCI config at run time: Env, WorkingDir, Entrypoint, Cmd --- */
+
+/* Appends s to out (len so far) in single quotes, for sh. */
+static int sh_quote(const char *s, char *out, size_t cap, size_t *len)
+{
+	if (*len + 2 >= cap)
+		return -ENOSPC;
+	out[(*len)++] = '\'';
+	for (; *s; s++) {
+		const char *piece = *s == '\'' ? "'\\''" : NULL;
+		size_t n = piece ? 4 : 1;
+		if (*len + n + 2 >= cap)
+			return -ENOSPC;
+		if (piece)
+			memcpy(out + *len, piece, n);
+		else
+			out[*len] = *s;
+		*len += n;
+	}
+	out[(*len)++] = '\'';
+	out[*len] = '\0';
+	return 0;
+}
+
+static int append(char *out, size_t cap, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+	if (*len + n + 1 > cap)
+		return -ENOSPC;
+	memcpy(out + *len, s, n + 1);
+	*len += n;
+	return 0;
+}
+
+static bool env_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* The words of a list (Entrypoint, then Cmd), each quoted, joined by blanks. */
+static int quote_words(json_t *list, char *out, size_t cap, size_t *len, size_t start)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		if (!json_is_string(v))
+			continue;
+		if ((*len > start && append(out, cap, len, " ") < 0) ||
+		    sh_quote(json_string_value(v), out, cap, len) < 0)
+			return -ENOSPC;
+	}
+	return 0;
+}
+
+int image_command(const char *image, const char *line, char *out, size_t cap, size_t *cmd_at,
+		  struct err *e)
+{
+	json_t *cfg = NULL;
+	if (st.started) {
+		pthread_mutex_lock(&st.lock);
+		struct image *im = find(image);
+		json_t *j = im && !im->dir && im->config ? json_loads(im->config, 0, NULL) : NULL;
+		pthread_mutex_unlock(&st.lock);
+		cfg = j ? json_incref(json_object_get(j, "config")) : NULL;
+		json_decref(j);
+	}
+	size_t len = 0;
+	int r = 0;
+	out[0] = '\0';
+	/* Env and WorkingDir as a prefix: exported, then cd (a missing dir ends it). */
+	json_t *env = cfg ? json_object_get(cfg, "Env") : NULL, *v;
+	size_t i;
+	json_array_foreach(env, i, v) {
+		const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
+		if (!eq || !env_name_ok(kv, (size_t)(eq - kv)))
+			continue; /* not something sh can export */
+		char name[256];
+		snprintf(name, sizeof(name), "export %.*s=", (int)(eq - kv), kv);
+		if ((r = append(out, cap, &len, name)) < 0 || (r = sh_quote(eq + 1, out, cap, &len)) < 0 ||
+		    (r = append(out, cap, &len, "; ")) < 0)
+			break;
+	}
+	const char *wd = cfg ? json_string_value(json_object_get(cfg, "WorkingDir")) : NULL;
+	if (r == 0 && wd && *wd && (r = append(out, cap, &len, "cd ")) == 0 &&
+	    (r = sh_quote(wd, out, cap, &len)) == 0)
+		r = append(out, cap, &len, " || exit 126; ");
+	*cmd_at = len;
+	if (r == 0 && *line) {
+		r = append(out, cap, &len, line);
+	} else if (r == 0) {
+		size_t before = len;
+		r = quote_words(json_object_get(cfg, "Entrypoint"), out, cap, &len, before);
+		if (r == 0)
+			r = quote_words(json_object_get(cfg, "Cmd"), out, cap, &len, before);
+		if (r == 0 && len == before)
+			r = err_set(e, -EINVAL, "empty command line, and image '%s' has no Entrypoint "
+				    "or Cmd to run instead", image);
+	}
+	json_decref(cfg);
+	if (r == -ENOSPC)
+		return err_set(e, -E2BIG, "the command with image '%s''s Env and WorkingDir is more "
+			       "than %zu bytes", image, cap - 1);
+	return r;
 }

@@ -51,5 +51,14 @@ void image_unpin(const char *name);
 /* The sandbox's image as the backend stacks it: vm->image_dir, and an
  * imported image's layer dirs (vm->image_layers, top first). */
 void image_resolve(const char *name, struct vmm_inst *vm);
+/* The shell line that runs `line` (exec, run) in a sandbox of image: an
+ * imported image's Env exported and its WorkingDir entered first; an empty
+ * line is its Entrypoint and Cmd (quoted word by word). A directory image
+ * adds nothing. -E2BIG past cap, -EINVAL for an empty line without a
+ * default command; the sentence in e. *cmd_at: where the command itself
+ * (line, or the default one) starts in out. */
+#define IMAGE_COMMAND_MAX 6144 /* within what a backend's message carries */
+int image_command(const char *image, const char *line, char *out, size_t cap, size_t *cmd_at,
+		  struct err *e);
 
 #endif

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "output.h"
+#include "images.h"
 #include "sbx.h"
 
 enum { JOB_RUNNING, JOB_EXITED, JOB_KILLED };
@@ -338,11 +339,27 @@ static void pipe_close(struct sbx_job *j, int k)
 	j->pipe[k] = -1;
 }
 
+static bool blank(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!strchr(" \t\r\n", buf[i]))
+			return false;
+	return true;
+}
+
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
-	char line[CTL_WRITE_MAX + 1];
+	char line[CTL_WRITE_MAX + 1], full[IMAGE_COMMAND_MAX];
 	struct err e = {0};
+	size_t at = 0;
 	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in[2] = {-1, -1};
+	if (r < 0 && blank(buf, len)) { /* run with an empty line: the image's command */
+		line[0] = '\0';
+		err_clear(&e);
+		r = 0;
+	}
+	if (r == 0)
+		r = image_command(s->cfg.image, line, full, sizeof(full), &at, &e);
 	char dir[PATH_MAX];
 	struct sbx_job *j = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -380,7 +397,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->wd[0] = j->wd[1] = -1;
 	j->pipe[0] = j->pipe[1] = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
-	memcpy(j->cmd, line, sizeof(j->cmd));
+	snprintf(j->cmd, sizeof(j->cmd), "%s", full + at);
 	job_dir(s, j->n, dir, sizeof(dir));
 	if ((r = last_id_save(s, j->n, &e)) < 0)
 		goto out;
@@ -399,7 +416,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	j->oom_at_start = u.oom_kills;
-	if ((r = s->ops->job(&s->vm, j->exec_id, j->cmd, fds, &e)) < 0)
+	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, &e)) < 0)
 		goto out;
 	for (int k = 0; k < 2; k++)
 		if (j->pipe[k] >= 0 && (r = out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k),

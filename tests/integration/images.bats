@@ -50,8 +50,10 @@ oci_layout() {
 		layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.$mt\",\"digest\":\"$d\",\"size\":$s}"
 		diffs+="${diffs:+,}\"sha256:${diff%% *}\""
 	done
-	printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin:/usr/bin","IMG=%s"],"WorkingDir":"/","Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
-		"$ARCH" "$tag" "$diffs" >"$dir.config"
+	# OCI_RUN: the image config's "config" object (Env, WorkingDir, Cmd...).
+	local run=${OCI_RUN:-"{\"Env\":[\"PATH=/bin:/usr/bin\",\"IMG=$tag\"],\"WorkingDir\":\"/\",\"Cmd\":[\"/bin/sh\"]}"}
+	printf '{"architecture":"%s","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+		"$ARCH" "$run" "$diffs" >"$dir.config"
 	read -r cd cs < <(oci_blob "$dir" "$dir.config")
 	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[%s]}' \
 		"$cd" "$cs" "$layers" >"$dir.manifest"
@@ -253,6 +255,36 @@ import_fails() {
 	[[ "$SBX_RC" == 0 && "$SBX_OUT" == "f1 f10 f2 f4 f5 f6 f7 f9" ]]
 	# The layers merged away are not kept: 7 below, the merged one.
 	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 8 ]]
+}
+
+@test "the image config applies: Env and WorkingDir to exec and jobs, Entrypoint and Cmd to an empty run" {
+	make_layers
+	OCI_RUN='{"Env":["PATH=/bin:/usr/bin","GREETING=hello world","Q=it'"'"'s; $(x)","bad-name=x"],"WorkingDir":"/etc","Entrypoint":["/bin/sh","-c"],"Cmd":["echo \"$GREETING from $(pwd)\""]}' \
+		oci_layout "$W/e" latest "$W/base.tar.gz"
+	import "e$SBX_TAG" "oci:$W/e"
+	wait_image "e$SBX_TAG" ready
+	sbx_create_ctl "se$SBX_TAG" "image=e$SBX_TAG"
+	# The values arrive as written, quotes and $(...) included, not run.
+	sbx_exec "se$SBX_TAG" 'echo "$GREETING|$Q|$(pwd)"'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == "hello world|it's; \$(x)|/etc" ]]
+	n=$(sbx_run "se$SBX_TAG" 'pwd; echo $GREETING')
+	wait_job "se$SBX_TAG" "$n" exited
+	[ "$(sbx_cat "$MNT/se$SBX_TAG/jobs/$n/stdout")" = $'/etc\nhello world' ]
+	[ "$(sbx_cat "$MNT/se$SBX_TAG/jobs/$n/cmd")" = 'pwd; echo $GREETING' ]
+	# run with an empty line: Entrypoint then Cmd.
+	m=$(sbx_run "se$SBX_TAG" '')
+	wait_job "se$SBX_TAG" "$m" exited
+	[ "$(sbx_cat "$MNT/se$SBX_TAG/jobs/$m/stdout")" = "hello world from /etc" ]
+	want=$(printf '%s' "'/bin/sh' '-c' 'echo \"\$GREETING from \$(pwd)\"'")
+	got=$(sbx_cat "$MNT/se$SBX_TAG/jobs/$m/cmd")
+	[ "$got" = "$want" ]
+	# A directory image has no default command: an empty run is EINVAL.
+	sbx_create "plain$SBX_TAG"
+	run sbx_write "$MNT/plain$SBX_TAG/run" ""
+	assert_fails_with "Invalid argument"
+	grep -q "has no Entrypoint or Cmd" "$MNT/plain$SBX_TAG/error"
+	sbx_exec "plain$SBX_TAG" 'pwd'
+	[ "$SBX_OUT" = / ]
 }
 
 @test "an imported image survives a daemon restart" {
