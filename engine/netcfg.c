@@ -430,14 +430,32 @@ int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)
 	return r;
 }
 
+/* The host end of the veth, then the identity: off the rmdir's path. Its
+ * address (and device name) is given out again only once the device is
+ * gone; a daemon that dies first leaks nothing (the kernel removes the pair
+ * with the sandbox's netns, and the allocation lives in memory only). */
+static void release_job(void *arg)
+{
+	struct net_ident *id = arg;
+	net_veth_teardown(id, NULL); /* gone with its netns already, most of the time */
+	net_release(id);
+	free(id);
+}
+
 void sbx_net_release(struct sbx *s)
 {
 	if (!s->net_reserved)
 		return;
-	net_veth_teardown(&s->net, NULL); /* gone with its netns already, most of the time */
 	pol_remove(s);
-	net_release(&s->net);
 	s->net_reserved = false;
+	struct net_ident *id = malloc(sizeof(*id));
+	if (id)
+		*id = s->net;
+	if (!id || pool_submit(release_job, id) < 0) {
+		net_veth_teardown(&s->net, NULL);
+		net_release(&s->net);
+		free(id);
+	}
 }
 
 /* Runs between clone and go: the sandbox's netns exists, its init waits. */
