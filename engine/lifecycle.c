@@ -774,6 +774,57 @@ static void on_oom(struct sbx *s)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* The monitor's reference goes on the monitor thread, after the batch of
+ * events it is handling: an event of this sandbox that epoll_wait returned
+ * before its fds left the set (a stopper settled the exit on its own thread)
+ * must still find it alive. */
+static __thread bool on_monitor;
+static pthread_mutex_t puts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sbx **put_list;
+static size_t nputs, puts_cap;
+
+static void monitor_put(struct sbx *s)
+{
+	if (on_monitor) {
+		reg_put(&s->node);
+		return;
+	}
+	pthread_mutex_lock(&puts_lock);
+	if (nputs == puts_cap) {
+		size_t cap = puts_cap ? puts_cap * 2 : 16;
+		struct sbx **p = realloc(put_list, cap * sizeof(*p));
+		if (p) {
+			put_list = p;
+			puts_cap = cap;
+		}
+	}
+	bool queued = nputs < puts_cap;
+	if (queued)
+		put_list[nputs++] = s;
+	pthread_mutex_unlock(&puts_lock);
+	if (!queued) { /* no memory: leak the sandbox rather than free it under the monitor */
+		log_err("sandbox %s: out of memory; its memory is kept", s->node.name);
+		return;
+	}
+	uint64_t one = 1;
+	if (write(wake_fd, &one, sizeof(one)) < 0)
+		log_warn("cannot wake the monitor: %s", strerror(errno));
+}
+
+/* On the monitor thread, between batches. */
+static void monitor_puts_drain(void)
+{
+	pthread_mutex_lock(&puts_lock);
+	struct sbx **l = put_list;
+	size_t n = nputs;
+	put_list = NULL;
+	nputs = puts_cap = 0;
+	pthread_mutex_unlock(&puts_lock);
+	for (size_t i = 0; i < n; i++)
+		reg_put(&l[i]->node);
+	free(l);
+}
+
 /* init is gone: collect it, settle everything that ran in it (s->lock held).
  * Drops the monitor's reference; the caller holds another. */
 static void handle_exit_locked(struct sbx *s)
@@ -812,7 +863,7 @@ static void handle_exit_locked(struct sbx *s)
 		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
 	if (s->pool)
 		warm_member_ended(s);
-	reg_put(&s->node);
+	monitor_put(s);
 }
 
 static void on_exit_of_init(struct sbx *s)
@@ -891,12 +942,18 @@ static void *monitor_main(void *arg)
 {
 	(void)arg;
 	engine_thread_online();
+	on_monitor = true;
 	while (!atomic_load(&monitor_quit)) {
 		struct epoll_event evs[32];
+		monitor_puts_drain();
 		int n = epoll_wait(epfd, evs, 32, 500);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 == 0)
-				continue; /* wake_fd */
+			if (evs[i].data.u64 == 0) { /* wake_fd: taken, so it fires again */
+				uint64_t v;
+				if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn("monitor: wake_fd: %s", strerror(errno));
+				continue;
+			}
 			if (evs[i].data.u64 == TAG_OUTPUT) {
 				sbx_jobs_watch_drain();
 				continue;
@@ -930,6 +987,7 @@ static void *monitor_main(void *arg)
 				sbx_put(x.list[i]);
 		}
 	}
+	monitor_puts_drain();
 	reg_thread_offline();
 	return NULL;
 }
