@@ -957,8 +957,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		}
 	}
 	size_t n = off < 0 || (size_t)off >= h->content.len ? 0 : h->content.len - (size_t)off;
-	fuse_reply_buf(req, n ? h->content.data + off : NULL, n < size ? n : size);
+	n = n < size ? n : size;
+	/* Copied out and answered after the unlock: once the reply is sent the
+	 * reader may close the file, and its release (another thread) frees h
+	 * and its lock; another read may remake the content meanwhile. */
+	char *data = n ? malloc(n) : NULL;
+	if (data)
+		memcpy(data, h->content.data + off, n);
 	pthread_mutex_unlock(&h->lock);
+	if (n && !data)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, data, n);
+	free(data);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
