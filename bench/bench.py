@@ -3,7 +3,8 @@
 from build/bench/registry_bench; then networking on vs off (issue 4, a second
 daemon with its own bridge), time to interactive (issue 8, beside runc/crun/
 bwrap), ns fork (issue 9), the qemu backend under TCG (issue 5) and qemu live fork and
-standby (issue 9, case `qfork`); writes
+standby (issue 9, case `qfork`) and warm pools (issue 20, cases `pool`, `pool_burst`,
+`pool_over`, `pool_size`, `pool_refill`; BENCH_CASES=pools runs those five); writes
 bench/results/latest.json, which bench/report.py turns into latest.md and plots.
 BENCH_CASES=net,tti,... runs a subset and merges it into the existing latest.json
 (the other cases keep the results of the run that made them; `provenance` says
@@ -23,6 +24,7 @@ clock_gettime(CLOCK_MONOTONIC) (time.clock_gettime_ns) and the daemon's own
 timings are read from its stats files beside them.  Nothing is hard-coded
 except the shape of the run (sample counts, sizes), which QUICK=1 shrinks.
 """
+import contextlib
 import errno
 import json
 import os
@@ -53,7 +55,10 @@ if QUICK:
              tti_samples=30, tti_warm=5, tti_bursts=[25], tti_burst_reps=1, tti_burst_warm=3,
              fork_samples=20, fork_warm=5, fork_burst=25, fork_burst_reps=1,
              fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1,
-             qfork_samples=3, qfork_warm=1, qfork_burst=5, qfork_cfork=1, qfork_standby=1)
+             qfork_samples=3, qfork_warm=1, qfork_burst=5, qfork_cfork=1, qfork_standby=1,
+             pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
+             pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
+             pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
@@ -62,7 +67,10 @@ else:
              tti_samples=200, tti_warm=10, tti_bursts=[25, 100], tti_burst_reps=2, tti_burst_warm=5,
              fork_samples=100, fork_warm=5, fork_burst=25, fork_burst_reps=3,
              fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1,
-             qfork_samples=10, qfork_warm=1, qfork_burst=25, qfork_cfork=2, qfork_standby=3)
+             qfork_samples=10, qfork_warm=1, qfork_burst=25, qfork_cfork=2, qfork_standby=3,
+             pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
+             pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
+             pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -103,6 +111,7 @@ class State:
     lock = threading.Lock()
     cleaned = False
     restarts = 0           # times the main daemon was restarted after a failed case
+    main_state = "state"   # the main daemon's state dir under TMP (state-rN after a restart)
 
 
 def read_file(path):
@@ -123,10 +132,21 @@ def mounted(path):
         return any(l.split()[1] == path for l in f)
 
 
+TOP_DIRS = ("pools", "images")  # directories at the top of the mount that are not sandboxes
+
+
 def sbx_names(mnt=None):
     mnt = mnt or MNT
     try:
-        return [n for n in os.listdir(mnt) if os.path.isdir(os.path.join(mnt, n))]
+        return [n for n in os.listdir(mnt)
+                if n not in TOP_DIRS and os.path.isdir(os.path.join(mnt, n))]
+    except OSError:
+        return []
+
+
+def pool_names(mnt=None):
+    try:
+        return os.listdir(os.path.join(mnt or MNT, "pools"))
     except OSError:
         return []
 
@@ -563,10 +583,10 @@ def time_ops(fn, iters):
 def file_api(count):
     target = os.path.join(MNT, "r-0", "stats")
 
-    def cat_all():
+    def cat_all():  # every sandbox's stats (`pools/`, `images/` are directories but no sandbox)
         for nm in os.listdir(MNT):
             p = os.path.join(MNT, nm, "stats")
-            if os.path.isdir(os.path.join(MNT, nm)):
+            if nm not in TOP_DIRS and os.path.isdir(os.path.join(MNT, nm)):
                 read_file(p)
     for _ in range(50):  # warm-up, discarded
         os.stat(target)
@@ -1231,6 +1251,414 @@ def case_qfork():
             "child_fork": cfork, "standby": standby, "leftovers_after_case": left}
 
 
+# ---------------------------------------------------------------- warm pools (issue 20)
+# /sbx/pools/NAME/: members made ahead of one spec; a mkdir whose options match takes one
+# and is `running` when mkdir returns. A new pool has a bare mkdir's spec, so while one of
+# these cases holds a pool every plain `mkdir` on the main daemon claims from it: each case
+# removes its pool before it returns (and recover() removes any pool a failed case left).
+POOL_POLL_S = 0.005  # pause between reads of a pool's `status` while it fills
+POOL_FILL_TIMEOUT_S = 180
+
+
+def pool_dir(name, mnt=None):
+    return os.path.join(mnt or MNT, "pools", name)
+
+
+def pool_write(name, f, text, mnt=None):
+    fd = os.open(os.path.join(pool_dir(name, mnt), f), os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def pool_status(name, mnt=None):
+    st = kv(read_file(os.path.join(pool_dir(name, mnt), "status")))
+    return {k: (int(v) if v.isdigit() else v) for k, v in st.items()}
+
+
+def pool_make(name, size, mnt=None):
+    """A pool of a bare mkdir's spec (the default of a new pool) with SIZE members;
+    returns the ns when its size was written (its fills start then)."""
+    os.mkdir(pool_dir(name, mnt))
+    t = now_ns()
+    pool_write(name, "size", "%d\n" % size, mnt)
+    return t
+
+
+def pool_wait_full(name, timeout=POOL_FILL_TIMEOUT_S, mnt=None):
+    """Polls NAME/status until `ready` equals `size` and `filling` is 0; returns
+    (the ns it was seen full, the status then). A stalled pool raises with its error."""
+    deadline = now_ns() + int(timeout * 1e9)
+    while True:
+        st = pool_status(name, mnt)
+        t = now_ns()
+        if st.get("ready") == st.get("size") and st.get("filling") == 0:
+            return t, st
+        if st.get("state") == "stalled":
+            err = read_file(os.path.join(pool_dir(name, mnt), "error")).strip()
+            raise RuntimeError("pool %s stalled: %s (status %s)" % (name, err, st))
+        if t > deadline:
+            raise RuntimeError("pool %s not full after %ss: %s" % (name, timeout, st))
+        time.sleep(POOL_POLL_S)
+
+
+def member_dirs():
+    """The main daemon's pool members on disk (STATE/sandboxes/.pID-SEQ)."""
+    d = os.path.join(TMP, State.main_state, "sandboxes")
+    try:
+        return sorted(n for n in os.listdir(d) if n.startswith(".p"))
+    except OSError:
+        return []
+
+
+def pool_remove(name, mnt=None, wait=True):
+    """rmdir the pool (its members are discarded, off the reply's path), then waits until
+    their state dirs are gone so that the next measurement does not share the CPU with
+    the discards. Returns the seconds it waited."""
+    try:
+        os.rmdir(pool_dir(name, mnt))
+    except FileNotFoundError:
+        return 0.0
+    t0 = now_ns()
+    if wait and (mnt or MNT) == MNT:
+        deadline = t0 + int(60e9)
+        while member_dirs() and now_ns() < deadline:
+            time.sleep(0.01)
+        if member_dirs():
+            raise RuntimeError("pool %s removed, but its members' state dirs are still there "
+                               "after 60 s: %s" % (name, " ".join(member_dirs()[:5])))
+    return (now_ns() - t0) / 1e9
+
+
+@contextlib.contextmanager
+def held_pool(name, size):
+    """A pool of SIZE (pool_make) for the body, removed after it (pool_remove), also when the
+    body fails: then a failure to remove it is logged (recover() tries again) and the body's
+    own exception is the one reported. Yields the ns when its size was written."""
+    t0 = pool_make(name, size)
+    try:
+        yield t0
+    except BaseException:
+        try:
+            pool_remove(name)
+        except Exception as e:  # noqa: the body's failure is the one to report
+            log("pool %s could not be removed after a failure: %s" % (name, e))
+        raise
+    pool_remove(name)
+
+
+def rmdir_all(names):
+    for nm in names:
+        os.rmdir(os.path.join(MNT, nm))
+
+
+def claim_one(name):
+    """One claim from a full pool: the mkdir syscall (the claim makes the sandbox running
+    before it returns). Returns (mkdir ns, the sandbox's status read right after it)."""
+    t0 = now_ns()
+    os.mkdir(os.path.join(MNT, name))
+    t1 = now_ns()
+    return t1 - t0, read_file(os.path.join(MNT, name, "status")).strip()
+
+
+def check_pool_stats(name, st, want="pool"):
+    if st.get("create_mode") != want:
+        raise RuntimeError("sandbox %s: create_mode %r, wanted %r (stats: %s)" % (
+            name, st.get("create_mode"), want, " ".join("%s=%s" % kv_ for kv_ in list(st.items())[:12])))
+
+
+BWRAP_ECHO = BWRAP[:-1] + ["/bin/echo", "hi"]
+
+
+def case_pool(bwrap_ok, limits):
+    """ns from a warm pool, one at a time: mkdir to running (the mkdir syscall) and to the
+    first bytes of `echo hi` through NAME/exec, interleaved (shuffled each round) with a cold
+    create of the same image and with bwrap running /bin/echo hi. The pool is full before
+    every sample of every method."""
+    pname = "bpool"
+    size = P["pool_tti_size"]
+    # a spec no pool has (only the pids limit differs): a cold create, the way it is made without pools
+    cold_opts = "pids=%d" % (limits["pids"] - 1 if limits["pids"] > 2 else limits["pids"] + 1)
+    methods = ["pool", "cold"] + (["bwrap"] if bwrap_ok else [])
+    rows = {m: {"tti": []} for m in methods}
+    rows["pool"].update({"running": [], "claim_usec": [], "claim_journal_usec": [],
+                         "status_after_mkdir": [], "refill_wait": []})
+    rows["cold"].update({"create_usec": []})
+    with held_pool(pname, size):
+        spec = read_file(os.path.join(pool_dir(pname), "spec")).strip()
+        pool_wait_full(pname)
+        st0 = pool_status(pname)
+        rng = random.Random(now_ns())
+        total = P["pool_warm"] + P["pool_samples"]
+        for i in range(total):
+            order = methods[:]
+            rng.shuffle(order)
+            keep = i >= P["pool_warm"]
+            for m in order:
+                tw = now_ns()
+                pool_wait_full(pname)  # the last pool claim's refill is done: nothing else runs
+                waited = now_ns() - tw
+                if m == "pool":
+                    nm = "pw-%d" % i
+                    t0 = now_ns()
+                    os.mkdir(os.path.join(MNT, nm))
+                    t1 = now_ns()
+                    t2 = exec_first_bytes(MNT, nm)
+                    status = read_file(os.path.join(MNT, nm, "status")).strip()
+                    st = sbx_stats(nm)
+                    os.rmdir(os.path.join(MNT, nm))
+                    check_pool_stats(nm, st)
+                    if keep:
+                        R = rows["pool"]
+                        R["running"].append((t1 - t0) / 1e3)
+                        R["tti"].append((t2 - t0) / 1e3)
+                        R["claim_usec"].append(float(st["claim_usec"]))
+                        R["claim_journal_usec"].append(float(st.get("claim_journal_usec", 0)))
+                        R["status_after_mkdir"].append(status)
+                elif m == "cold":
+                    nm = "pc-%d" % i
+                    t0 = now_ns()
+                    ctl_write("", "create %s %s\n" % (nm, cold_opts))
+                    t2 = exec_first_bytes(MNT, nm)
+                    st = sbx_stats(nm)
+                    os.rmdir(os.path.join(MNT, nm))
+                    check_pool_stats(nm, st, "cold")
+                    if keep:
+                        rows["cold"]["tti"].append((t2 - t0) / 1e3)
+                        rows["cold"]["create_usec"].append(float(st["create_usec"]))
+                else:
+                    ns = tti_proc_one(BWRAP_ECHO)
+                    if keep:
+                        rows["bwrap"]["tti"].append(ns / 1e3)
+                if keep and m == "pool":
+                    rows["pool"]["refill_wait"].append(waited / 1e3)
+            if i + 1 == P["pool_warm"]:
+                log("pool: %d warm-up rounds done (discarded)" % P["pool_warm"])
+        st1 = pool_status(pname)
+    log("pool: %d rounds measured; p50 mkdir %.2f ms, TTI %.2f ms (bwrap %s ms)" % (
+        P["pool_samples"], pct(rows["pool"]["running"], 50) / 1e3, pct(rows["pool"]["tti"], 50) / 1e3,
+        "%.2f" % (pct(rows["bwrap"]["tti"], 50) / 1e3) if bwrap_ok else "–"))
+    return {"methods": methods, "samples": rows, "warmup": P["pool_warm"], "size": size,
+            "spec": spec, "cold_opts": cold_opts, "bwrap_argv": BWRAP_ECHO if bwrap_ok else None,
+            "status_start": st0, "status_end": st1}
+
+
+def pool_burst_run(n, label):
+    """N threads released by a barrier each mkdir one sandbox. A mkdir that claimed is
+    running when it returns (its status is read once by its thread right after); the others
+    (cold creates, misses) are polled by this thread until running. Returns the times (µs
+    since the release), the mkdirs' return times, and each sandbox's create_mode."""
+    names = ["%s-%d" % (label, k) for k in range(n)]
+    ret, first, errors = {}, {}, []
+    barrier = threading.Barrier(n + 1)
+
+    def one(nm):
+        barrier.wait()
+        try:
+            os.mkdir(os.path.join(MNT, nm))
+            ret[nm] = now_ns()
+            first[nm] = read_file(os.path.join(MNT, nm, "status")).strip()
+        except OSError as e:
+            errors.append("%s: %s" % (nm, e))
+    threads = [threading.Thread(target=one, args=(nm,)) for nm in names]
+    for t in threads:
+        t.start()
+    t0 = now_ns()
+    barrier.wait()
+    done = {}
+    deadline = t0 + int(60e9)
+    while len(done) < n and not errors:
+        for nm in names:
+            if nm in done or nm not in first:
+                continue
+            if first[nm] == "running":
+                done[nm] = ret[nm]
+                continue
+            st = read_file(os.path.join(MNT, nm, "status")).strip()
+            if st == "running":
+                done[nm] = now_ns()
+            elif st == "failed":
+                errors.append(nm + " failed")
+        if now_ns() > deadline:
+            errors.append("timeout: %d of %d running after 60 s" % (len(done), n))
+        if len(done) < n:
+            time.sleep(POLL_S * 5)
+    for t in threads:
+        t.join()
+    made = [nm for nm in names if nm in ret]
+    sts = {nm: sbx_stats(nm) for nm in made}
+    rmdir_all(made)  # outside the timed part
+    if errors:
+        raise RuntimeError("pool burst %s: %s" % (label, "; ".join(errors[:5])))
+    modes = [sts[nm].get("create_mode", "?") for nm in names]
+    comp = [(done[nm] - t0) / 1e3 for nm in names]
+    return {"n": n, "completion": comp, "all_running": max(comp),
+            "mkdir_returned": [(ret[nm] - t0) / 1e3 for nm in names],
+            "all_mkdir_returned": (max(ret.values()) - t0) / 1e3,
+            "running_at_return": sum(1 for nm in names if first[nm] == "running"),
+            "modes": modes, "hits": modes.count("pool"),
+            "claim_usec": [float(sts[nm]["claim_usec"]) for nm, m in zip(names, modes) if m == "pool"],
+            "create_usec": [float(sts[nm]["create_usec"]) for nm in names]}
+
+
+def pool_burst_pair(n, size, label, reps):
+    """`reps` times: a cold burst of N mkdirs (no pool: every mkdir creates), then a pool of
+    SIZE filled, the same burst against it, the pool removed (what it refills is discarded)."""
+    out = {"cold": [], "pool": [], "pool_status": []}
+    pname = "pb" + label
+    for rep in range(reps):
+        out["cold"].append(pool_burst_run(n, "%sc%d" % (label, rep)))
+        with held_pool(pname, size):
+            _, st0 = pool_wait_full(pname)
+            b = pool_burst_run(n, "%sp%d" % (label, rep))
+            st1 = pool_status(pname)
+        b["pool_hits"] = st1["hits"] - st0["hits"]
+        b["pool_misses"] = st1["misses"] - st0["misses"]
+        out["pool"].append(b)
+        out["pool_status"].append(st1)
+        log("pool burst %d against a pool of %d, rep %d: %d hits, all running %.0f ms (cold burst %.0f ms)"
+            % (n, size, rep, b["hits"], b["all_running"] / 1e3, out["cold"][-1]["all_running"] / 1e3))
+    return out
+
+
+def case_pool_burst():
+    n = P["pool_burst"]
+    pool_burst_run(3, "pbw")  # a warm-up burst (cold), discarded
+    res = pool_burst_pair(n, n, "b", P["pool_burst_reps"])
+    return {"n": n, "size": n, "reps": P["pool_burst_reps"], **res}
+
+
+def case_pool_over():
+    n, size = P["pool_over_burst"], P["pool_over_size"]
+    res = pool_burst_pair(n, size, "o", P["pool_burst_reps"])
+    return {"n": n, "size": size, "reps": P["pool_burst_reps"], **res}
+
+
+def case_pool_size():
+    """Claim latency against the pool's size: a pool of each size filled (the fill from 0
+    timed), then one mkdir at a time, the pool full again before each."""
+    out = []
+    for size in P["pool_sizes"]:
+        pname = "ps%d" % size
+        with held_pool(pname, size) as t0:
+            tf, _ = pool_wait_full(pname)
+            mk, cl, cj = [], [], []
+            for k in range(P["pool_size_warm"] + P["pool_size_samples"]):
+                pool_wait_full(pname)
+                nm = "ps%d-%d" % (size, k)
+                ns, status = claim_one(nm)
+                st = sbx_stats(nm)
+                os.rmdir(os.path.join(MNT, nm))
+                check_pool_stats(nm, st)
+                if status != "running":
+                    raise RuntimeError("%s read %r right after its mkdir returned" % (nm, status))
+                if k >= P["pool_size_warm"]:
+                    mk.append(ns / 1e3)
+                    cl.append(float(st["claim_usec"]))
+                    cj.append(float(st.get("claim_journal_usec", 0)))
+            st = pool_status(pname)
+        out.append({"size": size, "fill_from_empty_s": (tf - t0) / 1e9, "mkdir": mk, "claim_usec": cl,
+                    "claim_journal_usec": cj, "status": st})
+        log("pool size %d: filled from empty in %.2f s; claim p50 %.2f ms (daemon %.0f us)" % (
+            size, (tf - t0) / 1e9, pct(mk, 50) / 1e3, pct(cl, 50)))
+    return {"sizes": out, "warmup": P["pool_size_warm"]}
+
+
+def cgroup_memory(leaf):
+    """Memory of one of our daemon's cgroups (TAG-NAME under the v1 memory hierarchy's or
+    the v2 root's sandboxfs/): the cgroup's usage, its memory.stat's anonymous and file
+    pages, and the PSS of its processes (smaps_rollup). None if not found."""
+    for base, usage, anon, fil in (("/sys/fs/cgroup/memory/sandboxfs", "memory.usage_in_bytes", "rss", "cache"),
+                                   ("/sys/fs/cgroup/sandboxfs", "memory.current", "anon", "file")):
+        d = os.path.join(base, leaf)
+        if not os.path.exists(os.path.join(d, usage)):
+            continue
+        stat = {k: int(v) for k, v in kv(read_file(os.path.join(d, "memory.stat"))).items() if v.isdigit()}
+        procs = [int(x) for x in read_file(os.path.join(d, "cgroup.procs")).split()]
+        pss = 0
+        for pid in procs:
+            try:
+                for line in read_file("/proc/%d/smaps_rollup" % pid).splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+            except OSError:
+                pass
+        r = {"cgroup": d, "usage": int(read_file(os.path.join(d, usage)).strip()),
+             "anon": stat.get(anon), "file": stat.get(fil), "procs": len(procs), "pss": pss}
+        kmem = os.path.join(d, "memory.kmem.usage_in_bytes")
+        if os.path.exists(kmem):
+            try:
+                r["kmem"] = int(read_file(kmem).strip())
+            except (OSError, ValueError):
+                pass
+        elif "kernel" in stat:
+            r["kmem"] = stat["kernel"]
+        return r
+    return None
+
+
+def dir_bytes(path):
+    """Bytes allocated on disk under path (st_blocks), not following links."""
+    total = 0
+    for dp, dns, fns in os.walk(path):
+        for x in dns + fns:
+            try:
+                total += os.lstat(os.path.join(dp, x)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def case_pool_refill():
+    """What an idle member costs (memory of its cgroup, its state dir, the daemon's RSS), and
+    how fast an emptied pool is full again."""
+    n = P["pool_refill_n"]
+    tag = instance_tag(os.path.join(TMP, State.main_state))
+    # an idle cold sandbox, the same way, for comparison (no pool exists yet: a cold create)
+    os.mkdir(os.path.join(MNT, "prcold"))
+    try:
+        wait_running("prcold")
+        time.sleep(P["pool_idle_s"])
+        cold = cgroup_memory("%s-prcold" % tag)
+        cold_stats = sbx_stats("prcold")
+        cold_disk = dir_bytes(os.path.join(TMP, State.main_state, "sandboxes", "prcold"))
+    finally:
+        os.rmdir(os.path.join(MNT, "prcold"))
+    pname = "pr"
+    rss0 = daemon_rss_kib()
+    refills = []
+    with held_pool(pname, n) as t0:
+        tf, st = pool_wait_full(pname)
+        fill0 = {"s": (tf - t0) / 1e9, "made": st["made"], "fill_usec_last": st["fill_usec"]}
+        time.sleep(P["pool_idle_s"])  # idle members
+        rss1 = daemon_rss_kib()
+        members = member_dirs()
+        mem = [m for m in (cgroup_memory("%s-%s" % (tag, x)) for x in members) if m]
+        if not mem:
+            raise RuntimeError("no cgroup found for the members %s (tag %s)" % (members[:3], tag))
+        disk = [dir_bytes(os.path.join(TMP, State.main_state, "sandboxes", x)) for x in members]
+        for rep in range(P["pool_refill_reps"]):
+            _, st0 = pool_wait_full(pname)
+            names = ["pr%d-%d" % (rep, k) for k in range(n)]
+            ta = now_ns()
+            for nm in names:  # empties it: n claims, one after another
+                os.mkdir(os.path.join(MNT, nm))
+            tb = now_ns()
+            tf, st1 = pool_wait_full(pname)
+            modes = [sbx_stats(nm).get("create_mode") for nm in names]
+            rmdir_all(names)
+            refills.append({"n": n, "claims_s": (tb - ta) / 1e9, "from_first_claim_s": (tf - ta) / 1e9,
+                            "from_last_claim_s": (tf - tb) / 1e9, "hits": modes.count("pool"),
+                            "made": st1["made"] - st0["made"], "fill_usec_last": st1["fill_usec"]})
+            log("pool refill %d: %d claimed in %.0f ms, full again %.2f s after the first claim (%.1f members/s)"
+                % (rep, n, (tb - ta) / 1e6, (tf - ta) / 1e9, refills[-1]["made"] / ((tf - ta) / 1e9)))
+    return {"n": n, "idle_s": P["pool_idle_s"], "fill_from_empty": fill0, "refills": refills,
+            "member_memory": mem, "member_disk": disk, "cold_memory": cold,
+            "cold_memory_bytes_stat": float(cold_stats.get("memory_bytes", 0)), "cold_disk": cold_disk,
+            "daemon_rss_before_kib": rss0, "daemon_rss_full_kib": rss1}
+
+
 # ---------------------------------------------------------------- machine facts
 def machine():
     cpu = "?"
@@ -1294,12 +1722,21 @@ RMDIR_TIMEOUT_S = 120  # to remove what a failed case left on one daemon's mount
 
 
 def clear_daemon(d, mnt):
-    """rmdir every sandbox on a daemon's mount (twice: a fork's source may go only after
-    its children). A daemon that does not answer within RMDIR_TIMEOUT_S is killed (it is
-    ours) and its mount detached, which ends the blocked call. Returns (removed, left)."""
-    left, removed = [], []
+    """rmdir every warm pool (its members are discarded) and every sandbox on a daemon's
+    mount (twice: a fork's source may go only after its children). A daemon that does not
+    answer within RMDIR_TIMEOUT_S is killed (it is ours) and its mount detached, which ends
+    the blocked call. Returns (removed, left)."""
+    left, removed, pool_left = [], [], []
 
     def worker():
+        for n in pool_names(mnt):  # pools first: their fills stop, their members go
+            try:
+                os.rmdir(os.path.join(mnt, "pools", n))
+                removed.append("pools/" + n)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                pool_left.append("pools/%s: %s" % (n, e))
         for _ in range(2):
             left.clear()
             for n in sbx_names(mnt):
@@ -1322,7 +1759,7 @@ def clear_daemon(d, mnt):
         th.join(10)
         return list(removed), ["the daemon on %s did not remove its sandboxes within %d s: killed"
                                % (mnt, RMDIR_TIMEOUT_S)]
-    return list(removed), list(left)
+    return list(removed), pool_left + list(left)
 
 
 def exit_text(rc):
@@ -1370,6 +1807,7 @@ def recover():
         st = "state-r%d" % State.restarts
         try:
             State.daemon = start_daemon(state=st)
+            State.main_state = st
             notes.append("the main daemon was restarted on a new state dir (%s)" % st)
         except Exception as e:  # noqa: the next case says so
             notes.append("the main daemon could not be restarted: %s" % e)
@@ -1453,7 +1891,9 @@ def main():
         result["skipped"] = skipped
         log("peers: %s; skipped: %s" % (sorted(peers) + (["bwrap"] if bwrap_ok else []), skipped))
 
-        only = [c for c in os.environ.get("BENCH_CASES", "").split(",") if c]  # for development
+        only = []  # BENCH_CASES: for development; `pools` names every warm-pool case
+        for c in os.environ.get("BENCH_CASES", "").split(","):
+            only += POOL_CASES if c == "pools" else ([c] if c else [])
         unknown = [c for c in only if c not in CASE_KEYS]
         if unknown:
             log("BENCH_CASES: no case named %s (cases: %s)" % (", ".join(unknown), ", ".join(CASE_KEYS)))
@@ -1471,6 +1911,11 @@ def main():
             "fork": lambda: {"fork": case_fork()},
             "qemu": lambda: {"qemu": case_qemu()},
             "qfork": lambda: {"qfork": case_qfork()},
+            "pool": lambda: {"pool": case_pool(bwrap_ok, limits)},
+            "pool_burst": lambda: {"pool_burst": case_pool_burst()},
+            "pool_over": lambda: {"pool_over": case_pool_over()},
+            "pool_size": lambda: {"pool_size": case_pool_size()},
+            "pool_refill": lambda: {"pool_refill": case_pool_refill()},
         }
         for c in CASE_KEYS:  # in this order
             if not only or c in only:
@@ -1496,7 +1941,9 @@ def main():
 # The keys of latest.json each case writes.
 CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
-             "qfork": ["qfork"]}
+             "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
+             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"]}
+POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
 
 

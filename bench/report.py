@@ -91,7 +91,8 @@ def source_note(r, case):
 # bench.py's CASE_KEYS: the keys of latest.json each case writes.
 CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
-             "qfork": ["qfork"]}
+             "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
+             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"]}
 
 TITLES = {"case1": ["1. Create to running, one at a time"],
           "case2": ["2. Burst: N created at once"],
@@ -101,7 +102,12 @@ TITLES = {"case1": ["1. Create to running, one at a time"],
           "tti": ["7. Time to interactive (issue 8)"],
           "fork": ["8. Fork, ns backend (issue 9)"],
           "qemu": ["9. qemu backend: create to agent hello (issue 5)"],
-          "qfork": ["10. qemu live fork and standby (issue 9)"]}
+          "qfork": ["10. qemu live fork and standby (issue 9)"],
+          "pool": ["11. Warm pool: create and time to first output, one at a time (issue 20)"],
+          "pool_burst": ["12. Warm pool: a burst against a full pool (issue 20)"],
+          "pool_over": ["13. Warm pool: a burst larger than the pool (issue 20)"],
+          "pool_size": ["14. Warm pool: claim latency vs pool size (issue 20)"],
+          "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"]}
 
 
 def clean(s, n=600, cell=False):
@@ -865,6 +871,269 @@ def sec_qfork(r, md):
 
 
 
+# ---------------------------------------------------------------- warm pools (issue 20)
+def ms3(xs):
+    """p50 / p95 / p99 of µs samples, in ms."""
+    return [f(pct(xs, p) / 1e3) if xs else "–" for p in (50, 95, 99)]
+
+
+def med(xs):
+    s = sorted(xs)
+    return s[len(s) // 2] if s else None
+
+
+def sec_pool(r, md):
+    """Section 11: one at a time from a warm pool, beside a cold create and bwrap."""
+    pl = r["pool"]
+    S = pl["samples"]
+    P = S["pool"]
+    md.append("## " + TITLES["pool"][0])
+    md.append("")
+    md += source_note(r, "pool")
+    md.append("A pool `pools/bpool` of size %d with a bare `mkdir`'s spec (`%s`), so a plain `mkdir "
+              "/sbx/NAME` claims a ready member. Each round runs, in a freshly shuffled order: **pool**: "
+              "`mkdir` (timed alone: the claim makes the sandbox `running` before `mkdir` returns; "
+              "its `status`, read after the exec, said `running` in %d of %d samples, and sections "
+              "12 and 14 read it right after the `mkdir`), then open "
+              "`NAME/exec`, write `echo hi`, read until the first bytes (time to first output counts "
+              "from before the `mkdir`); **cold**: `create NAME %s` written to `/sbx/ctl` (a spec no pool "
+              "has, so the daemon creates it as without pools; the pids limit is the only difference), "
+              "then the same exec; **bwrap**: `%s` until the first bytes on its stdout. Before every "
+              "sample of every method the bench polls `pools/bpool/status` until `ready` equals `size` "
+              "and `filling` is 0 (the previous claim's refill is done, so nothing of the pool runs "
+              "beside the other methods); claimed sandboxes are removed (`rmdir`) outside the timed "
+              "part. Note that a claim starts its refill at once (nice 10, beside the claimed sandbox's "
+              "`exec`). %d warm-up rounds discarded; `create_mode` read `pool` for every pool sample "
+              "and `cold` for every cold one (checked)."
+              % (pl["size"], pl["spec"], sum(1 for x in P["status_after_mkdir"] if x == "running"),
+                 len(P["status_after_mkdir"]), pl["cold_opts"],
+                 " ".join(pl["bwrap_argv"][:-2]).replace(ROOT + "/", "") + " /bin/echo hi"
+                 if pl.get("bwrap_argv") else "bwrap (skipped)", pl["warmup"]))
+    md.append("")
+    bw = S.get("bwrap", {}).get("tti", [])
+    b50, b95 = pct(bw, 50), pct(bw, 95)
+
+    def row(label, xs, vs_bwrap=False):
+        xs = [x for x in xs if x is not None]
+        return ([label, len(xs)] + ms3(xs) +
+                ([ratio(b50, pct(xs, 50)), ratio(b95, pct(xs, 95))] if vs_bwrap and bw and xs else ["", ""]))
+    tti_exec = [t - m for t, m in zip(P["tti"], P["running"])]
+    rows = [row("**pool**: `mkdir` to `running` (the `mkdir` syscall)", P["running"], True),
+            row("  daemon's `claim_usec`", P["claim_usec"]),
+            row("  daemon's `claim_journal_usec` (after the reply, off its path)", P["claim_journal_usec"]),
+            row("**pool**: time to first output (`mkdir` + exec `echo hi`)", P["tti"], True),
+            row("  of which the exec (first output − `mkdir` return)", tti_exec),
+            row("cold `create` + exec: time to first output", S["cold"]["tti"], True),
+            row("  cold: daemon's `create_usec`", S["cold"]["create_usec"])]
+    if bw:
+        rows.append(row("bwrap `/bin/echo hi`: time to first output", bw, True))
+    tt = r.get("tti")
+    if tt and tt.get("samples", {}).get("sandboxfs"):
+        same = r.get("provenance", {}).get("tti") == r.get("provenance", {}).get("pool")
+        rows.append(row("cold `mkdir` + exec, section 7%s" % ("" if same else " (another run)"),
+                        tt["samples"]["sandboxfs"]))
+        if tt["samples"].get("bwrap"):
+            rows.append(row("bwrap `/bin/sh -c 'echo hi'`, section 7%s" % ("" if same else " (another run)"),
+                            tt["samples"]["bwrap"]))
+    md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "bwrap ÷ this (p50)",
+                     "bwrap ÷ this (p95)"], rows))
+    md.append("")
+    ct = S["cold"]["tti"]
+    md.append("Ratios are bwrap's time to first output (same rounds) ÷ the row, at p50 and p95: above 1× "
+              "bwrap is slower. Time to first output, cold ÷ pool: %s at p50, %s at p95. Plot: "
+              "[pool_tti.png](pool_tti.png)." % (ratio(pct(ct, 50), pct(P["tti"], 50)),
+                                                 ratio(pct(ct, 95), pct(P["tti"], 95))))
+    md.append("")
+    cdf = [("pool_mkdir", "pool: mkdir to running", P["running"]), ("pool_tti", "pool: first output", P["tti"]),
+           ("cold_tti", "cold create: first output", ct)] + ([("bwrap_tti", "bwrap: first output", bw)] if bw else [])
+    for key, _, xs in cdf:
+        xs = sorted(x / 1e3 for x in xs)
+        write(os.path.join(DATA, "pool_%s.dat" % key), ["%g %g" % (x, (i + 1) / len(xs)) for i, x in enumerate(xs)])
+    plot = TERM + 'set output "pool_tti.png"\nset title "Warm pool vs cold create vs bwrap, one at a time (CDF, %d samples each)"\n' % len(P["tti"])
+    plot += 'set logscale x\nset xlabel "ms (log)"\nset ylabel "fraction"\nset key bottom right\nset grid\nset yrange [0:1]\n'
+    plot += "plot " + ", ".join('"data/pool_%s.dat" using 1:2 with steps lw 2 title "%s"' % (k, t) for k, t, _ in cdf) + "\n"
+    gnuplot(plot)
+
+
+def pool_burst_table(B):
+    """Rows for the cold burst and the pool burst of a pool_burst_pair result."""
+    cold = med([x["all_running"] for x in B["cold"]])
+    rows = []
+    for label, runs in (("cold (no pool)", B["cold"]), ("pool", B["pool"])):
+        comp = [c for x in runs for c in x["completion"]]
+        cl = [c for x in runs for c in x["claim_usec"]]
+        a = med([x["all_running"] for x in runs])
+        rows.append([label, len(runs), "%s / %s" % (sum(x["hits"] for x in runs), sum(x["n"] for x in runs)),
+                     f(a / 1e3), ratio(cold, a), f(med([x["all_mkdir_returned"] for x in runs]) / 1e3),
+                     "%s / %s / %s" % tuple(ms3(comp)),
+                     "%s / %s" % (sum(x["running_at_return"] for x in runs), sum(x["n"] for x in runs)),
+                     ("%s / %s" % (f(pct(cl, 50)), f(pct(cl, 95)))) if cl else "–"])
+    return rows
+
+
+POOL_BURST_HEAD = ["", "runs", "claimed from the pool", "all running ms (median of runs)", "cold ÷ this",
+                   "all `mkdir`s returned ms", "per-sandbox p50 / p95 / p99 ms",
+                   "`running` when its `mkdir` returned", "claim_usec p50 / p95 µs"]
+
+POOL_BURST_TEXT = ("N threads released together by a barrier, each `mkdir`s one sandbox with a bare "
+                   "`mkdir`'s spec. A thread reads its sandbox's `status` once right after its `mkdir` "
+                   "returns: `running` there (a claim) counts as running at the return; the others (cold "
+                   "creates) are polled every %.1f ms until `running`. All running = from the release "
+                   "until the last one is running. Each run first does the same burst with no pool (every "
+                   "`mkdir` a cold create), then makes the pool, polls its `status` until full (`ready` = "
+                   "`size`, `filling` 0), runs the burst against it and removes the pool (what it was "
+                   "refilling is discarded; the bench waits until the members' state dirs are gone); the "
+                   "claimed sandboxes are removed outside the timed part. Claimed from the pool = "
+                   "sandboxes whose `create_mode` is `pool`.")
+
+
+def sec_pool_burst(r, md):
+    """Section 12."""
+    B = r["pool_burst"]
+    md.append("## " + TITLES["pool_burst"][0])
+    md.append("")
+    md += source_note(r, "pool_burst")
+    md.append((POOL_BURST_TEXT % (r["poll_s"] * 5e3)) + " Pool of %d, bursts of %d, %d run(s); one "
+              "cold burst of 3 first, discarded." % (B["size"], B["n"], B["reps"]))
+    md.append("")
+    md.append(table(POOL_BURST_HEAD, pool_burst_table(B)))
+    md.append("")
+    series = []
+    for label, runs in (("cold", B["cold"]), ("pool", B["pool"])):
+        xs = sorted(c / 1e3 for c in runs[-1]["completion"])
+        write(os.path.join(DATA, "pool_burst_%s.dat" % label), ["0 0"] + ["%g %d" % (x, i + 1) for i, x in enumerate(xs)])
+        series.append(label)
+    plot = TERM + 'set output "pool_burst.png"\nset title "Burst of %d mkdirs: running vs ms since the burst started (pool of %d vs no pool, last run)"\n' % (B["n"], B["size"])
+    plot += 'set xlabel "ms since start"\nset ylabel "running"\nset key bottom right\nset grid\nset yrange [0:%d]\n' % (B["n"] + 2)
+    plot += "plot " + ", ".join('"data/pool_burst_%s.dat" using 1:2 with steps lw 2 title "%s"' % (x, x) for x in series) + "\n"
+    gnuplot(plot)
+    md.append("Plot: [pool_burst.png](pool_burst.png).")
+    md.append("")
+
+
+def sec_pool_over(r, md):
+    """Section 13."""
+    B = r["pool_over"]
+    md.append("## " + TITLES["pool_over"][0])
+    md.append("")
+    md += source_note(r, "pool_over")
+    md.append((POOL_BURST_TEXT % (r["poll_s"] * 5e3)) + " Pool of %d, bursts of %d (%d more than the "
+              "pool holds), %d run(s)." % (B["size"], B["n"], B["n"] - B["size"], B["reps"]))
+    md.append("")
+    md.append(table(POOL_BURST_HEAD, pool_burst_table(B)))
+    md.append("")
+    hit, miss = [], []
+    for x in B["pool"]:
+        for c, m in zip(x["completion"], x["modes"]):
+            (hit if m == "pool" else miss).append(c)
+    ph = sum(x["pool_hits"] for x in B["pool"])
+    pm = sum(x["pool_misses"] for x in B["pool"])
+    md.append("Inside the bursts against the pool: the claims were running at p50 %s ms (max %s ms), "
+              "the misses (cold creates) at p50 %s ms (max %s ms); the pool's own counters moved by "
+              "%d hits and %d misses (`misses` counts a `mkdir` that found the pool empty)."
+              % (f(pct(hit, 50) / 1e3) if hit else "–", f(max(hit) / 1e3) if hit else "–",
+                 f(pct(miss, 50) / 1e3) if miss else "–", f(max(miss) / 1e3) if miss else "–", ph, pm))
+    md.append("")
+
+
+def sec_pool_size(r, md):
+    """Section 14."""
+    ps = r["pool_size"]
+    md.append("## " + TITLES["pool_size"][0])
+    md.append("")
+    md += source_note(r, "pool_size")
+    md.append("For each size: a pool made, its `size` written and its `status` polled every 5 ms until "
+              "full (fill from empty); then one `mkdir` at a time (timed alone), the pool polled until "
+              "full again before each; %d claim(s) per size discarded first. The claimed sandbox's "
+              "`status` read `running` right after each `mkdir` (checked) and its `create_mode` `pool`."
+              % ps["warmup"])
+    md.append("")
+    base = pct(ps["sizes"][0]["mkdir"], 50) if ps["sizes"] else None
+    rows = []
+    for s in ps["sizes"]:
+        rows.append([s["size"], "%s s (%s/s)" % (f(s["fill_from_empty_s"]), f(s["size"] / s["fill_from_empty_s"], 1)),
+                     len(s["mkdir"])] + ms3(s["mkdir"]) +
+                    [ratio(pct(s["mkdir"], 50), base),
+                     "%s / %s / %s" % tuple(f(pct(s["claim_usec"], p)) for p in (50, 95, 99)),
+                     f(pct(s["claim_journal_usec"], 50))])
+    md.append(table(["pool size", "fill from empty (members/s)", "n", "`mkdir` p50 ms", "p95 ms", "p99 ms",
+                     "p50 vs size %s" % ps["sizes"][0]["size"], "daemon `claim_usec` p50 / p95 / p99 µs",
+                     "`claim_journal_usec` p50 µs"], rows))
+    md.append("")
+    write(os.path.join(DATA, "pool_size.dat"),
+          ["%d %g %g %g" % (s["size"], pct(s["mkdir"], 50) / 1e3, pct(s["mkdir"], 95) / 1e3,
+                            pct(s["claim_usec"], 50) / 1e3) for s in ps["sizes"]])
+    plot = TERM + 'set output "pool_size.png"\nset title "Claim latency vs warm pool size (one mkdir at a time, pool full before each)"\n'
+    plot += 'set logscale x\nset xlabel "pool size (log)"\nset ylabel "ms"\nset key below\nset grid\nset yrange [0:*]\n'
+    plot += ('plot "data/pool_size.dat" using 1:2 with linespoints lw 2 title "mkdir p50 (outside)", '
+             '"data/pool_size.dat" using 1:3 with linespoints lw 2 dt 2 title "mkdir p95 (outside)", '
+             '"data/pool_size.dat" using 1:4 with linespoints lw 2 title "claim_usec p50 (daemon)"\n')
+    gnuplot(plot)
+    md.append("Plot: [pool_size.png](pool_size.png).")
+    md.append("")
+
+
+def sec_pool_refill(r, md):
+    """Section 15."""
+    pr = r["pool_refill"]
+    md.append("## " + TITLES["pool_refill"][0])
+    md.append("")
+    md += source_note(r, "pool_refill")
+    F = pr["fill_from_empty"]
+    md.append("A pool of %d. Fill from empty: from the write of `size` until `status` showed it full "
+              "(polled every 5 ms): %s s, %s members/s (the daemon makes at most 2 members at a time, "
+              "on workers at nice 10; the last member's create took %s ms). Then, per run: %d `mkdir`s "
+              "one after another claim every member (the refill starts with the first claim), and the "
+              "bench polls `status` until the pool is full again; members/s = members made (`made` "
+              "moved by that much) ÷ the time from the first claim until full. The claimed sandboxes "
+              "stay, idle, until then and are removed after."
+              % (pr["n"], f(F["s"]), f(F["made"] / F["s"], 1), f(F["fill_usec_last"] / 1e3), pr["n"]))
+    md.append("")
+    rows = []
+    for i, x in enumerate(pr["refills"]):
+        rows.append([i, x["n"], "%d / %d" % (x["hits"], x["n"]), f(x["claims_s"] * 1e3), f(x["from_first_claim_s"]),
+                     f(x["from_last_claim_s"]), f(x["made"] / x["from_first_claim_s"], 1), x["made"]])
+    md.append(table(["run", "pool size", "claimed from the pool", "all claims ms", "full again after the "
+                     "first claim s", "after the last claim s", "members/s", "members made"], rows))
+    md.append("")
+    M = pr["member_memory"]
+    C = pr.get("cold_memory")
+    disk = pr.get("member_disk", [])
+
+    def kib(xs):
+        xs = [x for x in xs if x is not None]
+        return "%s / %s" % (f(pct(xs, 50) / 1024, 1), f(max(xs) / 1024, 1)) if xs else "–"
+    rows = [["pooled member (idle, in the pool)", len(M), kib([m["usage"] for m in M]), kib([m["anon"] for m in M]),
+             kib([m.get("kmem") for m in M]), kib([m["file"] for m in M]), kib([m["pss"] for m in M]),
+             kib(disk)]]
+    if C:
+        rows.append(["cold sandbox (idle, `running`), same run", 1, kib([C["usage"]]), kib([C["anon"]]),
+                     kib([C.get("kmem")]), kib([C["file"]]), kib([C["pss"]]), kib([pr.get("cold_disk")])])
+    v1 = M and "/memory/" in M[0]["cgroup"]
+    md.append("What an idle member costs, read from its cgroup after %s s idle (`%s`%s), beside one idle "
+              "cold sandbox made the same way before the pool (its `stats` `memory_bytes` read %s KiB):"
+              % (f(pr["idle_s"], 1), M[0]["cgroup"].rsplit("/", 1)[0] + "/TAG-.pID-SEQ" if M else "?",
+                 ", cgroup v1" if v1 else ", cgroup v2", f(pr.get("cold_memory_bytes_stat", 0) / 1024, 1)))
+    md.append("")
+    md.append(table(["", "n", "cgroup usage p50 / max KiB", "anon p50 / max KiB", "kernel p50 / max KiB",
+                     "page cache p50 / max KiB", "PSS of its processes p50 / max KiB",
+                     "state dir on disk p50 / max KiB"], rows))
+    md.append("")
+    drss = pr["daemon_rss_full_kib"] - pr["daemon_rss_before_kib"]
+    md.append("Usage is `%s`%s; anon and page cache are the cgroup's `memory.stat` (%s); kernel is %s; PSS "
+              "is the sum of `Pss` in `/proc/PID/smaps_rollup` over the cgroup's processes (shared pages "
+              "split among their users: busybox's text is shared by every member). The state dir is "
+              "`STATE/sandboxes/.pID-SEQ` (st_blocks). The daemon's RSS went from %d to %d KiB with the "
+              "pool full (%s KiB per member)."
+              % ("memory.usage_in_bytes" if v1 else "memory.current",
+                 " (on v1 it includes the per-CPU charge batch the kernel holds ahead, up to 64 pages per "
+                 "CPU, so it is coarse at this size)" if v1 else "",
+                 "`rss`, `cache`" if v1 else "`anon`, `file`",
+                 "`memory.kmem.usage_in_bytes`" if v1 else "`memory.stat` `kernel`",
+                 pr["daemon_rss_before_kib"], pr["daemon_rss_full_kib"], f(drss / pr["n"], 1)))
+    md.append("")
+
+
 def sec_targets(r, md):
     """The issue's targets, from whichever sections have figures."""
     md.append("## Against the issue's targets (reported, not asserted)")
@@ -937,6 +1206,10 @@ SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][
             ("case45", TITLES["case45"][1], sec_case5), ("net", TITLES["net"][0], sec_net),
             ("tti", TITLES["tti"][0], sec_tti), ("fork", TITLES["fork"][0], sec_fork),
             ("qemu", TITLES["qemu"][0], sec_qemu), ("qfork", TITLES["qfork"][0], sec_qfork),
+            ("pool", TITLES["pool"][0], sec_pool), ("pool_burst", TITLES["pool_burst"][0], sec_pool_burst),
+            ("pool_over", TITLES["pool_over"][0], sec_pool_over),
+            ("pool_size", TITLES["pool_size"][0], sec_pool_size),
+            ("pool_refill", TITLES["pool_refill"][0], sec_pool_refill),
             (None, "Against the issue's targets (reported, not asserted)", sec_targets)]
 
 

@@ -3,7 +3,8 @@
 # Installs the peers, runs bench/bench.py in a private mount namespace (so the
 # bench's mounts never leak and crun can be shown plain cgroup v1), then draws
 # the plots, writes bench/results/latest.md and prints it.
-# BENCH_CASES=qemu,qfork runs only those cases and merges them into latest.json.
+# BENCH_CASES=qemu,qfork runs only those cases and merges them into latest.json
+# (BENCH_CASES=pools: the five warm-pool cases, issue 20).
 # Each case runs on its own: one that fails is reported in latest.md and latest.json
 # with its reason, the others' results are kept, and the exit status is then 1
 # (bench.py exits 3 for that). BENCH_FAIL=case[,case...] makes those cases fail at
