@@ -162,7 +162,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent journal tar oci
+FUZZ_TARGETS := ctl options event qmp agent journal job tar oci
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -177,6 +177,7 @@ FUZZ_SRC_event   := vmm/vmm.c engine/util.c
 FUZZ_SRC_qmp     := vmm/qmp.c engine/util.c
 FUZZ_SRC_agent   :=
 FUZZ_SRC_journal := engine/journal_json.c $(FUZZ_SRC_ctl)
+FUZZ_SRC_job     := $(FUZZ_SRC_journal)
 FUZZ_SRC_tar     := engine/tar.c engine/util.c
 FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c engine/util.c
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \

@@ -25,6 +25,7 @@
 
 #include "output.h"
 #include "images.h"
+#include "journal.h"
 #include "sbx.h"
 
 enum { JOB_RUNNING, JOB_EXITED, JOB_KILLED };
@@ -338,6 +339,9 @@ static void pipe_close(struct sbx_job *j, int k)
 		close(j->pipe[k]); /* leaves the pump's epoll set */
 	j->pipe[k] = -1;
 }
+
+/* A job's record is a few hundred bytes and its command line. */
+#define JOB_JSON_MAX_BYTES (64 << 10)
 
 static bool blank(const char *buf, size_t len)
 {
@@ -899,42 +903,33 @@ static void drop_settle(struct sbx *s, struct sbx_job *j, int k)
 	j->cutting[k] = j->cut_from[k] = 0;
 }
 
-/* Job n from its job.json (s->lock held). */
-static void job_load(struct sbx *s, uint32_t n, json_t *o)
+/* Job n from its job.json, checked by journal_job_parse (s->lock held). */
+static void job_load(struct sbx *s, uint32_t n, const struct journal_job *r)
 {
 	struct sbx_job *j = calloc(1, sizeof(*j));
-	const char *cmd = "", *status = "exited", *reason = "-";
-	json_int_t d[2] = {0, 0}, xid = 0, ino[2] = {0, 0}, cut[2] = {0, 0}, from[2] = {0, 0};
-	if (!j || json_unpack(o, "{s:s, s:i, s:s, s:i, s:s, s?I, s?I, s?I, s?I, s?I, s?I, s?I, "
-			      "s?I, s?I}", "cmd", &cmd, "pid", &j->pid, "status", &status,
-			      "exit_code", &j->exit_code, "reason", &reason, "dropped_stdout", &d[0],
-			      "dropped_stderr", &d[1], "exec_id", &xid, "pipe_stdout", &ino[0],
-			      "pipe_stderr", &ino[1], "cutting_stdout", &cut[0], "cutting_stderr",
-			      &cut[1], "cut_from_stdout", &from[0], "cut_from_stderr", &from[1]) < 0) {
-		log_warn("sandbox %s: job %u: its job.json is not one; not loaded (files kept)",
-			 s->node.name, n);
-		free(j);
+	if (!j)
 		return;
-	}
 	j->n = n;
-	snprintf(j->cmd, sizeof(j->cmd), "%s", cmd);
-	snprintf(j->reason, sizeof(j->reason), "%s", reason);
-	j->state = !strcmp(status, "running") ? JOB_RUNNING
-		   : !strcmp(status, "killed") ? JOB_KILLED : JOB_EXITED;
+	j->pid = r->pid;
+	j->exit_code = r->exit_code;
+	snprintf(j->cmd, sizeof(j->cmd), "%s", r->cmd);
+	snprintf(j->reason, sizeof(j->reason), "%s", r->reason);
+	j->state = r->state == JOURNAL_JOB_RUNNING ? JOB_RUNNING
+		   : r->state == JOURNAL_JOB_KILLED ? JOB_KILLED : JOB_EXITED;
 	j->stdin_fd = -1;
 	j->wd[0] = j->wd[1] = -1;
 	for (int k = 0; k < 2; k++) {
-		j->dropped[k] = (uint64_t)d[k];
+		j->dropped[k] = r->dropped[k];
 		j->pipe[k] = -1; /* found again by sbx_jobs_reattach */
-		j->pipe_ino[k] = (uint64_t)ino[k];
-		j->cutting[k] = (uint64_t)cut[k];
-		j->cut_from[k] = (uint64_t)from[k];
+		j->pipe_ino[k] = r->pipe_ino[k];
+		j->cutting[k] = r->cutting[k];
+		j->cut_from[k] = r->cut_from[k];
 		if (j->cutting[k])
 			drop_settle(s, j, k);
 	}
 	/* Its id as the sandbox's init (or agent) knows it: an exit reported
 	 * after the restart still finds the job. */
-	j->exec_id = (uint64_t)xid;
+	j->exec_id = r->exec_id;
 	/* New ids never meet an old one (init may still report those). */
 	if (s->next_exec_id <= j->exec_id)
 		s->next_exec_id = j->exec_id + 1;
@@ -971,13 +966,17 @@ void sbx_jobs_load(struct sbx *s)
 		if (job_find(s, (uint32_t)n))
 			continue;
 		snprintf(path, sizeof(path), "%s/%lu/job.json", dir, n);
-		json_t *o = json_load_file(path, 0, NULL);
-		if (o)
-			job_load(s, (uint32_t)n, o);
+		struct err e = {0};
+		char *text = NULL;
+		size_t len = 0;
+		struct journal_job rec;
+		if (journal_load_text(path, JOB_JSON_MAX_BYTES, &text, &len, &e) == 0 &&
+		    journal_job_parse(text, len, &rec, &e) == 0)
+			job_load(s, (uint32_t)n, &rec);
 		else if (access(path, F_OK) == 0)
-			log_warn("sandbox %s: %s is unreadable; job %lu not loaded (files kept)",
-				 s->node.name, path, n);
-		json_decref(o);
+			log_warn("sandbox %s: %s is not a job's record (%s); job %lu not loaded "
+				 "(files kept)", s->node.name, path, e.msg, n);
+		free(text);
 	}
 	closedir(d);
 }

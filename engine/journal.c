@@ -131,7 +131,7 @@ void journal_commit_stop(void)
 
 /* The journal's text: a regular file (not a FIFO that would hold start-up,
  * not a link), of at most JOURNAL_MAX_BYTES. */
-static int journal_load_text(const char *path, char **out, size_t *len, struct err *e)
+int journal_load_text(const char *path, size_t max, char **out, size_t *len, struct err *e)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
@@ -139,9 +139,9 @@ static int journal_load_text(const char *path, char **out, size_t *len, struct e
 		return err_set(e, -errno, "%s", strerror(errno));
 	if (!S_ISREG(st.st_mode))
 		return err_set(e, -EINVAL, "not a regular file");
-	if (st.st_size > JOURNAL_MAX_BYTES)
-		return err_set(e, -EFBIG, "%lld bytes, more than the %d a journal may have",
-			       (long long)st.st_size, JOURNAL_MAX_BYTES);
+	if ((uint64_t)st.st_size > max)
+		return err_set(e, -EFBIG, "%lld bytes, more than the %zu a journal may have",
+			       (long long)st.st_size, max);
 	size_t cap = (size_t)st.st_size + 1, n = 0;
 	_cleanup_free_ char *text = malloc(cap);
 	if (!text)
@@ -224,7 +224,7 @@ static struct sbx *journal_read(const char *name)
 				  "its files are kept", eng.sandboxes_dir, name, e.msg, name);
 		return NULL;
 	}
-	if (journal_load_text(path, &text, &len, &e) < 0) {
+	if (journal_load_text(path, JOURNAL_MAX_BYTES, &text, &len, &e) < 0) {
 		engine_note_error("journal %s is unreadable (%s); sandbox '%s' skipped, its files "
 				  "are kept", path, e.msg, name);
 		return NULL;

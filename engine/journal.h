@@ -72,6 +72,23 @@ struct journal_rec {
 int journal_parse(const char *text, size_t len, struct journal_rec *r, struct err *e);
 void journal_rec_free(struct journal_rec *r);
 
+/* A job's record, jobs/N/job.json, as a restarted daemon reads it back. */
+enum { JOURNAL_JOB_RUNNING, JOURNAL_JOB_EXITED, JOURNAL_JOB_KILLED };
+struct journal_job {
+	char cmd[CTL_WRITE_MAX + 1]; /* one line, no NUL */
+	int pid;                     /* 0..4194304 */
+	int state;                   /* JOURNAL_JOB_* */
+	int exit_code;               /* -1 unknown, else 0..255 */
+	char reason[JOURNAL_REASON_MAX];
+	uint64_t exec_id;
+	uint64_t dropped[2], pipe_ino[2], cutting[2], cut_from[2]; /* stdout, stderr */
+};
+/* The same contract as journal_parse: 0, or -EINVAL with the field named. */
+int journal_job_parse(const char *text, size_t len, struct journal_job *r, struct err *e);
+/* A journal's text from path: a regular file (never a link or a FIFO) of at
+ * most max bytes; free *out. */
+int journal_load_text(const char *path, size_t max, char **out, size_t *len, struct err *e);
+
 /* The writer's side: a config as the journal and the `config` file show it,
  * and the timings. Numbers above INT64_MAX (JSON integers as jansson reads
  * them) are written as INT64_MAX. */

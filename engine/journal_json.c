@@ -493,3 +493,60 @@ void journal_rec_free(struct journal_rec *r)
 	r->snaps = NULL;
 	r->nrules = r->nsnaps = 0;
 }
+
+/* ---- a job's record (jobs/N/job.json) ---- */
+
+int journal_job_parse(const char *text, size_t len, struct journal_job *r, struct err *e)
+{
+	memset(r, 0, sizeof(*r));
+	r->exit_code = -1;
+	r->state = JOURNAL_JOB_EXITED;
+	snprintf(r->reason, sizeof(r->reason), "-");
+	json_error_t je;
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return err_set(e, -EINVAL, "not JSON: %s, line %d", je.text, je.line);
+	int ret = json_is_object(j) ? 0 : err_set(e, -EINVAL, "not a JSON object");
+	json_int_t pid = 0, code = -1;
+	char status[16] = "exited";
+	static const char *const sfx[2] = {"stdout", "stderr"};
+	if (ret == 0) {
+		/* cmd: what a user wrote to run (one line; tabs and the like are theirs). */
+		json_t *c = json_object_get(j, "cmd");
+		if (!json_is_string(c))
+			ret = err_set(e, -EINVAL, "cmd is missing or not a string");
+		else if (json_string_length(c) >= sizeof(r->cmd) ||
+			 memchr(json_string_value(c), '\0', json_string_length(c)) ||
+			 strchr(json_string_value(c), '\n'))
+			ret = err_set(e, -EINVAL, "cmd is not one command line of at most %d bytes",
+				      CTL_WRITE_MAX);
+		else
+			snprintf(r->cmd, sizeof(r->cmd), "%s", json_string_value(c));
+	}
+	if (ret == 0 && (ret = get_int(j, "", "pid", true, 0, 4194304, &pid, e)) == 0 &&
+	    (ret = get_str(j, "", "status", true, false, status, sizeof(status), e)) == 0 &&
+	    (ret = get_int(j, "", "exit_code", true, -1, 255, &code, e)) == 0 &&
+	    (ret = parse_reason(j, r->reason, e)) == 0)
+		ret = get_u64(j, "", "exec_id", false, 0, &r->exec_id, e);
+	for (int k = 0; ret == 0 && k < 2; k++) {
+		char key[32];
+		uint64_t *f[4] = {&r->dropped[k], &r->pipe_ino[k], &r->cutting[k], &r->cut_from[k]};
+		static const char *const pre[4] = {"dropped_", "pipe_", "cutting_", "cut_from_"};
+		for (int i = 0; ret == 0 && i < 4; i++) {
+			snprintf(key, sizeof(key), "%s%s", pre[i], sfx[k]);
+			ret = get_u64(j, "", key, false, 0, f[i], e);
+		}
+	}
+	if (ret == 0) {
+		if (!strcmp(status, "running"))
+			r->state = JOURNAL_JOB_RUNNING;
+		else if (!strcmp(status, "killed"))
+			r->state = JOURNAL_JOB_KILLED;
+		else if (strcmp(status, "exited"))
+			ret = err_set(e, -EINVAL, "status '%s' is not running, exited or killed", status);
+	}
+	r->pid = (int)pid;
+	r->exit_code = (int)code;
+	json_decref(j);
+	return ret;
+}
