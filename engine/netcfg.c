@@ -18,7 +18,6 @@ static bool net_up;
 /* Exposed ports: this daemon's nft table, when nft is there. */
 static bool expose_up;
 static char expose_table[32];
-static char expose_why[SBX_ERRMSG_MAX];
 
 bool engine_net_enabled(void) { return net_up; }
 
@@ -44,13 +43,7 @@ int engine_net_start(struct err *e)
 	if ((r = net_policy_init(eng.o.subnet, !eng.o.egress_deny, e)) < 0)
 		return r;
 	net_up = true;
-	struct err xe = {0};
 	snprintf(expose_table, sizeof(expose_table), "sandboxfs_expose_%.8s", vmm_host()->tag);
-	expose_up = net_expose_start(expose_table, &xe) == 0;
-	if (!expose_up) {
-		snprintf(expose_why, sizeof(expose_why), "%s", xe.msg);
-		log_info("network: no exposed ports: %s", xe.msg);
-	}
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
 	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng.o.bridge,
@@ -75,9 +68,9 @@ void engine_net_stop(void)
 		closedir(d);
 	if (eng.o.nat)
 		net_nat_disable(eng.o.subnet, NULL);
-	/* Sandboxes that outlive the daemon keep their ports until the next one
-	 * makes the table afresh from their journals. */
-	if (expose_up && eng.o.stop_on_exit)
+	/* Its hooks go with the daemon, whatever happens to the sandboxes: the
+	 * next daemon makes the table afresh from their journals. */
+	if (expose_up)
 		net_expose_stop(expose_table);
 	expose_up = false;
 	if (ports == 0 && net_bridge_remove(eng.o.bridge, NULL) == 0)
@@ -271,6 +264,20 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 	return r;
 }
 
+/* pol_lock held: the nft table, made at the first port exposed (a daemon
+ * that exposes none hooks nothing into the host's netfilter). */
+static int expose_ensure(struct err *e)
+{
+	if (expose_up)
+		return 0;
+	struct err xe = {0};
+	if (net_expose_start(expose_table, &xe) < 0)
+		return err_set(e, -EOPNOTSUPP, "this daemon cannot expose ports: %s", xe.msg);
+	expose_up = true;
+	log_info("network: nft table %s made for exposed ports", expose_table);
+	return 0;
+}
+
 /* pol_lock held: adds port -> host_port for p (a port exposed again moves). */
 static int expose_add(struct pol *p, uint16_t port, uint16_t host_port, struct err *e)
 {
@@ -325,13 +332,12 @@ int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
 	if (!s->net_reserved)
 		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
 			       "expose", s->node.name);
-	if (!expose_up)
-		return err_set(e, -EOPNOTSUPP, "this daemon cannot expose ports: %s", expose_why);
 	pthread_mutex_lock(&pol_lock);
 	struct pol *p = pol_of(s);
 	int r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
-	       : add ? expose_add(p, (uint16_t)port, (uint16_t)(host ? host : port), e)
-		     : expose_del(p, (uint16_t)port, e);
+	       : !add ? expose_del(p, (uint16_t)port, e)
+	       : expose_ensure(e) < 0 ? e->code
+		      : expose_add(p, (uint16_t)port, (uint16_t)(host ? host : port), e);
 	pthread_mutex_unlock(&pol_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
@@ -349,9 +355,7 @@ void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n)
 	struct pol *p = pol_of(s);
 	for (size_t i = 0; p && i < n; i++) {
 		struct err e = {0};
-		if (!expose_up)
-			err_set(&e, -EOPNOTSUPP, "%s", expose_why);
-		if (e.code || expose_add(p, x[i].port, x[i].host_port, &e) < 0)
+		if (expose_ensure(&e) < 0 || expose_add(p, x[i].port, x[i].host_port, &e) < 0)
 			log_warn("sandbox %s: journaled 'expose %u %u' dropped: %s", s->node.name,
 				 x[i].port, x[i].host_port, e.msg);
 	}

@@ -341,10 +341,13 @@ for o in json.load(sys.stdin).get("nftables", []):
 }
 
 @test "expose: a sandbox's port answers on the host's addresses, is listed in net, survives a restart, goes with the sandbox" {
+	tables0=$(nft list tables | sort)
 	sbx_create "$A"
 	sbx_create "$B"
 	serve_in "$A" 8080 from-a
 	serve_in "$B" 8080 from-b
+	# No port exposed yet: nothing of the daemon's in netfilter.
+	[ "$(nft list tables | sort)" = "$tables0" ]
 	sbx_write "$MNT/$A/ctl" "expose 8080 18080"
 	grep -qx "expose 8080 18080" "$MNT/$A/net"
 	# From the host, to one of its own addresses (the gateway): DNAT to A.
@@ -389,6 +392,9 @@ for o in json.load(sys.stdin).get("nftables", []):
 	[ "$(exposed_host_ports "" | grep -cx 18080)" = 0 ]
 	run host_get "$GW" 18080
 	[ "$output" != from-a ]
+	# The daemon's table (and its hooks) goes with it.
+	sbx_stop_daemon
+	[ "$(nft list tables | sort)" = "$tables0" ]
 }
 
 @test "netpolicy: a fork's children start with their parent's rules, enforced; not its exposed ports" {
