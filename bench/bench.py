@@ -106,6 +106,7 @@ class State:
     bridge = None          # the networking daemon's bridge (ours, unique to this run)
     qemu_found = {}        # QEMUs and /dev/shm files of ours that cleanup found (and removed)
     tags = []              # instance tags of our daemons (FNV-1a of the state dir, as the daemon computes)
+    tag_of = {}            # daemon pid -> its tag
     children = set()       # pids of peer processes in flight
     containers = {}        # id -> tool
     lock = threading.Lock()
@@ -194,6 +195,58 @@ def remove_peer_containers():
             State.containers.pop(cid, None)
 
 
+def sandbox_cgroups(tag):
+    """The cgroup dirs of the sandboxes of our daemon with this tag (TAG-NAME under
+    sandboxfs/: one per controller on v1, one on v2)."""
+    dirs = []
+    for base in os.listdir("/sys/fs/cgroup"):
+        for parent in (os.path.join("/sys/fs/cgroup", base, "sandboxfs"),
+                       os.path.join("/sys/fs/cgroup", "sandboxfs")):
+            if os.path.isdir(parent):
+                dirs += [os.path.join(parent, n) for n in os.listdir(parent)
+                         if n.startswith(tag + "-") and os.path.join(parent, n) not in dirs]
+    return dirs
+
+
+def end_sandboxes_of(tag):
+    """A daemon that died (or did not remove them) leaves its sandboxes running: nobody
+    else stops them. Their cgroups are thawed, the processes in them (which our daemon
+    started: pids read from their cgroup.procs) killed, until empty (bounded), and the
+    dirs removed. Returns how many processes were killed."""
+    dirs = sandbox_cgroups(tag)
+    for d in dirs:
+        for f, v in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            try:
+                with open(os.path.join(d, f), "w") as fh:
+                    fh.write(v)
+            except OSError:
+                pass
+    killed = set()
+    for _ in range(100):
+        pids = set()
+        for d in dirs:
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as fh:
+                    pids |= {int(x) for x in fh.read().split()}
+            except OSError:
+                pass
+        if not pids:
+            break
+        for p in pids - killed:
+            try:
+                os.kill(p, signal.SIGKILL)
+                killed.add(p)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    for d in sorted(dirs, key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    return len(killed)
+
+
 def cleanup():
     if State.cleaned:
         return
@@ -233,6 +286,9 @@ def cleanup():
     # our bridge, if the daemon left it (it removes it when no port is left)
     if State.bridge and os.path.exists("/sys/class/net/" + State.bridge):
         subprocess.run(["ip", "link", "del", State.bridge], stderr=subprocess.DEVNULL)
+    # our daemons' sandboxes still there (a daemon that died: its sandboxes ran on)
+    for t in State.tags:
+        end_sandboxes_of(t)
     # cgroups the peers made (runc/crun remove their own on delete; this is for interrupts)
     # and our daemons' (TAG-NAME; the daemon removes its own; this is for a daemon that died)
     for base in os.listdir("/sys/fs/cgroup"):
@@ -242,6 +298,14 @@ def cleanup():
             if b.startswith(TAG) or any(b.startswith(t + "-") for t in State.tags):
                 try:
                     os.rmdir(dirpath)
+                except OSError:
+                    pass
+        # the daemons' shared parent, once empty (a daemon that died did not remove it;
+        # another daemon running keeps its own in it, and rmdir then fails)
+        for parent in (os.path.join(top, "sandboxfs"), top):
+            if os.path.basename(parent) == "sandboxfs":  # v1 controllers, then v2
+                try:
+                    os.rmdir(parent)
                 except OSError:
                     pass
 
@@ -259,6 +323,7 @@ def start_daemon(mnt=None, state="state", extra=("--no-net",)):
     mnt = mnt or MNT
     os.makedirs(mnt, exist_ok=True)
     State.tags.append(instance_tag(os.path.join(TMP, state)))
+    tag = State.tags[-1]
     with open(os.path.join(TMP, "shm_prefixes"), "a") as f:  # for run.sh, if we die
         f.write("sandboxfs-%s-\n" % State.tags[-1])
     logf = open(os.path.join(TMP, "daemon-%s.log" % state), "w")
@@ -267,6 +332,7 @@ def start_daemon(mnt=None, state="state", extra=("--no-net",)):
          "--images", os.path.join(BUILD, "images"), "--stop-on-exit"] + list(extra) + [mnt],
         stdout=logf, stderr=logf, start_new_session=True)
     State.daemons.append((d, mnt))
+    State.tag_of[d.pid] = tag
     with open(os.path.join(TMP, "pids"), "a") as f:
         f.write("%d\n" % d.pid)
     deadline = time.monotonic() + 20
@@ -1795,6 +1861,9 @@ def recover():
             notes.append("the daemon on %s had ended (%s)" % (mnt, exit_text(d.returncode)))
             if mounted(mnt):
                 subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
+            n = end_sandboxes_of(State.tag_of[d.pid])
+            if n:
+                notes.append("killed the %d process(es) its sandboxes still ran" % n)
             continue
         removed, left = clear_daemon(d, mnt)
         if removed:
