@@ -15,16 +15,34 @@
 
 extern char **environ;
 
-/* Runs argv with stdout and stderr to /dev/null: its exit status, or -errno. */
-static int run_quiet(char *const argv[])
+/* Runs argv with stdout and stderr to /dev/null and, when input is not NULL,
+ * that text on its stdin: its exit status, or -errno. */
+static int run_quiet_input(char *const argv[], const char *input)
 {
+	int p[2] = {-1, -1};
+	if (input && pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
+	if (input)
+		posix_spawn_file_actions_adddup2(&fa, p[0], 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	pid_t pid;
 	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
+	if (input) {
+		close(p[0]);
+		for (size_t off = 0, len = strlen(input); !rc && off < len;) {
+			ssize_t n = write(p[1], input + off, len - off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		close(p[1]);
+	}
 	if (rc)
 		return -rc;
 	int status;
@@ -33,6 +51,8 @@ static int run_quiet(char *const argv[])
 			return -errno;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -ECHILD;
 }
+
+static int run_quiet(char *const argv[]) { return run_quiet_input(argv, NULL); }
 
 static bool have(const char *tool)
 {
@@ -113,37 +133,8 @@ int net_nat_disable(const char *subnet, struct err *e)
 static int nft_script(const char *script)
 {
 	char *const argv[] = { "nft", "-f", "-", NULL };
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	pid_t pid;
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[0]);
-	if (rc) {
-		close(p[1]);
-		return -rc;
-	}
-	size_t len = strlen(script), off = 0;
-	while (off < len) {
-		ssize_t n = write(p[1], script + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	close(p[1]);
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+	int r = run_quiet_input(argv, script);
+	return r < 0 ? r : r ? -EIO : 0;
 }
 
 int net_expose_start(const char *table, struct err *e)
