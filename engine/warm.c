@@ -99,7 +99,7 @@ static struct warm_pool *find_id(uint32_t id)
 }
 
 /* Pinned lookups for the FUSE layer; release with pool_put. */
-static struct warm_pool *pool_get_id(uint32_t id)
+struct warm_pool *warm_pool_get(uint32_t id)
 {
 	urcu_memb_read_lock();
 	struct warm_pool *p = find_id(id);
@@ -459,7 +459,6 @@ int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, s
 
 /* --- pools as files --- */
 
-struct warm_pool *warm_pool_get(uint32_t id) { return pool_get_id(id); }
 void warm_pool_put(struct warm_pool *p) { pool_put(p); }
 uint64_t warm_pool_created_wall_usec(const struct warm_pool *p) { return p->created_wall_usec; }
 
