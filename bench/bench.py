@@ -58,7 +58,8 @@ if QUICK:
              qfork_samples=3, qfork_warm=1, qfork_burst=5, qfork_cfork=1, qfork_standby=1,
              pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
-             pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0)
+             pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0,
+             debian_samples=20, debian_warm=3)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
@@ -70,7 +71,8 @@ else:
              qfork_samples=10, qfork_warm=1, qfork_burst=25, qfork_cfork=2, qfork_standby=3,
              pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
-             pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0)
+             pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0,
+             debian_samples=100, debian_warm=5)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -790,17 +792,17 @@ def case_net():
 TTI_CMD = b"echo hi\n"
 
 
-def exec_first_bytes(mnt, name):
+def exec_first_bytes(mnt, name, cmd=TTI_CMD, want=b"hi"):
     """Opens NAME/exec read+write (a write waits while NAME is creating), writes
-    `echo hi`, reads the first bytes; returns the monotonic ns they came at."""
+    cmd (`echo hi`), reads the first bytes; returns the monotonic ns they came at."""
     fd = os.open(os.path.join(mnt, name, "exec"), os.O_RDWR)
     try:
-        os.write(fd, TTI_CMD)
+        os.write(fd, cmd)
         out = os.read(fd, 4096)
         t = now_ns()
     finally:
         os.close(fd)
-    if not out.startswith(b"hi"):
+    if not out.startswith(want):
         raise RuntimeError("exec in %s answered %r" % (name, out[:80]))
     return t
 
@@ -812,8 +814,9 @@ def tti_sbx_one(mnt, name):
     return exec_first_bytes(mnt, name) - t0
 
 
-def tti_proc_one(argv, cid=None, tool=None):
-    """A peer that runs `echo hi` in a fresh container: start to first stdout bytes."""
+def tti_proc_one(argv, cid=None, tool=None, want=b"hi"):
+    """A peer that runs `echo hi` (what prints want) in a fresh container: start to
+    first stdout bytes."""
     if cid:
         with State.lock:
             State.containers[cid] = tool
@@ -831,7 +834,7 @@ def tti_proc_one(argv, cid=None, tool=None):
         if p.returncode == 0:
             with State.lock:
                 State.containers.pop(cid, None)
-    if not out.startswith(b"hi"):
+    if not out.startswith(want):
         raise RuntimeError("%s: rc %s, out %r, err %r" % (argv[0], p.returncode, out[:80], err[-300:]))
     return t1 - t0
 
@@ -923,6 +926,62 @@ def case_tti(peers, bwrap_ok, limits):
             log("tti: burst %d rep %d done" % (n, rep))
     return {"methods": methods, "samples": rows, "warmup": P["tti_warm"],
             "bursts": bursts, "burst_warm": P["tti_burst_warm"]}
+
+
+# ---------------------------------------------------------------- a real image (issue 16)
+DEBIAN = os.path.join(BUILD, "images", "debian")
+PY_CMD = "python3 -c 'print(2**10)'"
+
+
+def case_debian(bwrap_ok, limits):
+    """Debian 12 with python3 (make image-debian): from the create line to the first bytes
+    of `python3 -c 'print(2**10)'`, one at a time, interleaved (shuffled each round): a
+    cold create, a claim from a warm pool of that image (full before each of its
+    samples), and bwrap running the same command on the same root. The cold creates name a
+    spec the pool lacks (only the pids limit differs), as case_pool's do."""
+    if not os.path.exists(os.path.join(DEBIAN, "usr", "bin", "python3")):
+        raise RuntimeError("no debian image in %s (make image-debian)" % DEBIAN)
+    pname = "bdeb"
+    cold = "pids=%d" % (limits["pids"] - 1 if limits["pids"] > 2 else limits["pids"] + 1)
+    bw = BWRAP[:BWRAP.index(IMAGE)] + [DEBIAN] + BWRAP[BWRAP.index(IMAGE) + 1:-1] + \
+        ["python3", "-c", "print(2**10)"]
+    methods = ["cold", "pool"] + (["bwrap"] if bwrap_ok else [])
+    rows = {m: [] for m in methods}
+    daemon = {"cold_create_usec": [], "pool_claim_usec": []}
+    os.mkdir(pool_dir(pname))
+    try:
+        pool_write(pname, "spec", "image=debian\n")
+        pool_write(pname, "size", "1\n")
+        rng = random.Random(now_ns())
+        for i in range(P["debian_warm"] + P["debian_samples"]):
+            order = methods[:]
+            rng.shuffle(order)
+            keep = i >= P["debian_warm"]
+            for m in order:
+                pool_wait_full(pname)
+                if m == "bwrap":
+                    ns = tti_proc_one(bw, want=b"1024")
+                else:
+                    nm = "d%s-%d" % (m[0], i)
+                    t0 = now_ns()
+                    ctl_write("", "create %s image=debian%s\n" % (nm, "" if m == "pool" else " " + cold))
+                    ns = exec_first_bytes(MNT, nm, (PY_CMD + "\n").encode(), b"1024") - t0
+                    st = sbx_stats(nm)
+                    os.rmdir(os.path.join(MNT, nm))
+                    check_pool_stats(nm, st, m)
+                    if keep:
+                        key = "cold_create_usec" if m == "cold" else "pool_claim_usec"
+                        daemon[key].append(float(st["create_usec" if m == "cold" else "claim_usec"]))
+                if keep:
+                    rows[m].append(ns / 1e3)
+    finally:
+        pool_remove(pname)
+    log("debian: %d rounds; p50 cold %.1f ms, pool %.1f ms, bwrap %s ms" % (
+        P["debian_samples"], pct(rows["cold"], 50) / 1e3, pct(rows["pool"], 50) / 1e3,
+        "%.1f" % (pct(rows["bwrap"], 50) / 1e3) if bwrap_ok else "-"))
+    return {"methods": methods, "samples": rows, "daemon": daemon, "warmup": P["debian_warm"],
+            "image_mb": dir_bytes(DEBIAN) / 1e6, "cmd": PY_CMD, "cold_opts": cold,
+            "bwrap_argv": [a.replace(ROOT + "/", "") for a in bw] if bwrap_ok else None}
 
 
 # ---------------------------------------------------------------- fork (issue 9, ns)
@@ -1985,6 +2044,7 @@ def main():
             "pool_over": lambda: {"pool_over": case_pool_over()},
             "pool_size": lambda: {"pool_size": case_pool_size()},
             "pool_refill": lambda: {"pool_refill": case_pool_refill()},
+            "debian": lambda: {"debian": case_debian(bwrap_ok, limits)},
         }
         for c in CASE_KEYS:  # in this order
             if not only or c in only:
@@ -2011,7 +2071,8 @@ def main():
 CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
-             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"]}
+             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
+             "debian": ["debian"]}
 POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
 

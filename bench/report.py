@@ -92,7 +92,8 @@ def source_note(r, case):
 CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
-             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"]}
+             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
+             "debian": ["debian"]}
 
 TITLES = {"case1": ["1. Create to running, one at a time"],
           "case2": ["2. Burst: N created at once"],
@@ -107,7 +108,8 @@ TITLES = {"case1": ["1. Create to running, one at a time"],
           "pool_burst": ["12. Warm pool: a burst against a full pool (issue 20)"],
           "pool_over": ["13. Warm pool: a burst larger than the pool (issue 20)"],
           "pool_size": ["14. Warm pool: claim latency vs pool size (issue 20)"],
-          "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"]}
+          "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"],
+          "debian": ["16. A real image: Debian 12 with python3 (issue 16)"]}
 
 
 def clean(s, n=600, cell=False):
@@ -877,6 +879,14 @@ def ms3(xs):
     return [f(pct(xs, p) / 1e3) if xs else "–" for p in (50, 95, 99)]
 
 
+def vs_row(label, xs, ref=None):
+    """A table row: label, n, p50/p95/p99 ms of µs samples xs, and with ref (the samples of
+    the peer, bwrap, measured in the same rounds) ref ÷ xs at p50 and p95."""
+    xs = [x for x in xs if x is not None]
+    return ([label, len(xs)] + ms3(xs) +
+            ([ratio(pct(ref, 50), pct(xs, 50)), ratio(pct(ref, 95), pct(xs, 95))] if ref and xs else ["", ""]))
+
+
 def med(xs):
     s = sorted(xs)
     return s[len(s) // 2] if s else None
@@ -911,12 +921,9 @@ def sec_pool(r, md):
                  if pl.get("bwrap_argv") else "bwrap (skipped)", pl["warmup"]))
     md.append("")
     bw = S.get("bwrap", {}).get("tti", [])
-    b50, b95 = pct(bw, 50), pct(bw, 95)
 
     def row(label, xs, vs_bwrap=False):
-        xs = [x for x in xs if x is not None]
-        return ([label, len(xs)] + ms3(xs) +
-                ([ratio(b50, pct(xs, 50)), ratio(b95, pct(xs, 95))] if vs_bwrap and bw and xs else ["", ""]))
+        return vs_row(label, xs, bw if vs_bwrap else None)
     tti_exec = [t - m for t, m in zip(P["tti"], P["running"])]
     rows = [row("**pool**: `mkdir` to `running` (the `mkdir` syscall)", P["running"], True),
             row("  daemon's `claim_usec`", P["claim_usec"]),
@@ -1200,6 +1207,34 @@ def sec_targets(r, md):
         md.append("")
 
 
+def sec_debian(r, md):
+    """Section 16."""
+    d = r["debian"]
+    S = d["samples"]
+    md.append("## " + TITLES["debian"][0])
+    md.append("")
+    md += source_note(r, "debian")
+    md.append("The image of `make image-debian` (Debian 12 by mmdebstrap, with python3; %s MB on disk). "
+              "One at a time, interleaved (the order shuffled each round): from the write of `create "
+              "NAME image=debian` to `/sbx/ctl` to the first bytes of `%s` through `NAME/exec`; "
+              "**pool**: claimed from a warm pool of that image (size 1, full before every sample); "
+              "**cold**: a spec no pool has (`%s`); **bwrap**: `%s` to its first stdout bytes. "
+              "%d warm-up rounds discarded." % (f(d["image_mb"]), d["cmd"], d["cold_opts"],
+                                                " ".join(d["bwrap_argv"]) if d.get("bwrap_argv") else "skipped",
+                                                d["warmup"]))
+    md.append("")
+    bw = S.get("bwrap", [])
+    rows = [vs_row("**pool**: create to python's first output", S["pool"], bw),
+            vs_row("  daemon's `claim_usec`", d["daemon"]["pool_claim_usec"]),
+            vs_row("cold create to python's first output", S["cold"], bw),
+            vs_row("  daemon's `create_usec`", d["daemon"]["cold_create_usec"])]
+    if bw:
+        rows.append(vs_row("bwrap, same command and root", bw, bw))
+    md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "bwrap ÷ this (p50)",
+                     "bwrap ÷ this (p95)"], rows))
+    md.append("")
+
+
 # (case, the section's heading when there are no figures, how it is drawn), in order
 SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][0], sec_case2),
             ("case3", TITLES["case3"][0], sec_case3), ("case45", TITLES["case45"][0], sec_case4),
@@ -1210,6 +1245,7 @@ SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][
             ("pool_over", TITLES["pool_over"][0], sec_pool_over),
             ("pool_size", TITLES["pool_size"][0], sec_pool_size),
             ("pool_refill", TITLES["pool_refill"][0], sec_pool_refill),
+            ("debian", TITLES["debian"][0], sec_debian),
             (None, "Against the issue's targets (reported, not asserted)", sec_targets)]
 
 
