@@ -52,7 +52,7 @@ int sbx_root_link(struct sbx *s, struct buf *b)
 {
 	int st = atomic_load(&s->state);
 	pid_t pid = s->vm.pid;
-	if (strcmp(s->cfg.backend, "ns") != 0)
+	if (!(s->ops->caps & VMM_CAP_HOST_ROOT))
 		return -EOPNOTSUPP;
 	if (st != SBX_RUNNING && st != SBX_PAUSED && st != SBX_STOPPING)
 		return -ENOENT; /* nothing to see: its root exists only while it runs */

@@ -355,11 +355,18 @@ static int sbx_create_or_claim(const char *name, const struct sbx_config *c, str
 	return sbx_create(name, c, out, e);
 }
 
+/* What the backend called name can have (VMM_CAP_*); 0 when there is none. */
+static unsigned backend_caps(const char *name)
+{
+	const struct vmm_ops *ops = vmm_find(name);
+	return ops ? ops->caps : 0;
+}
+
 void engine_mkdir_config(struct sbx_config *c)
 {
-	ctl_config_defaults(c, eng.o.backend,
-			    engine_net_enabled() && strcmp(eng.o.backend, "ns") == 0);
-	if (strcmp(eng.o.backend, "ns") == 0)
+	unsigned caps = backend_caps(eng.o.backend);
+	ctl_config_defaults(c, eng.o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
+	if (caps & VMM_CAP_DISK)
 		c->disk_bytes = eng.o.disk_bytes; /* --disk */
 }
 
@@ -376,7 +383,8 @@ int engine_mkdir(const char *name, struct sbx **out)
 
 int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e)
 {
-	if (strcmp(c->backend, "ns") != 0 && c->net) {
+	unsigned caps = backend_caps(c->backend);
+	if (!(caps & VMM_CAP_NET) && c->net) {
 		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
 		for (int i = 0; i < argc; i++)
 			if (strcmp(argv[i], "net=on") == 0)
@@ -389,7 +397,7 @@ int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err 
 	bool disk_asked = false;
 	for (int i = 0; i < argc; i++)
 		disk_asked |= strncmp(argv[i], "disk=", 5) == 0;
-	if (strcmp(c->backend, "ns") != 0) {
+	if (!(caps & VMM_CAP_DISK)) {
 		if (disk_asked && c->disk_bytes)
 			return err_set(e, -EOPNOTSUPP, "disk= is for ns sandboxes: a %s sandbox's "
 				       "files are in its RAM (memory=); its console and jobs have "

@@ -42,16 +42,25 @@ void engine_count_error(int err)
 		atomic_fetch_add(&errors[err], 1);
 }
 
+#define METRIC_BACKENDS 8
 struct by_state {
-	uint64_t n[SBX_NSTATES][2]; /* [state][backend: 0 ns, 1 other] */
+	uint64_t n[SBX_NSTATES][METRIC_BACKENDS]; /* [state][backend's place in vmm_all()] */
 };
+
+static size_t backend_index(const struct vmm_ops *ops)
+{
+	size_t i = 0;
+	for (const struct vmm_ops *const *b = vmm_all(); *b && *b != ops; b++)
+		i++;
+	return i < METRIC_BACKENDS ? i : METRIC_BACKENDS - 1;
+}
 
 static int count_one(struct reg_node *n, void *arg)
 {
 	struct by_state *c = arg;
 	struct sbx *s = caa_container_of(n, struct sbx, node);
 	int st = atomic_load(&s->state);
-	c->n[st == SBX_STOPPING ? SBX_RUNNING : st][strcmp(s->cfg.backend, "ns") != 0]++;
+	c->n[st == SBX_STOPPING ? SBX_RUNNING : st][backend_index(s->ops)]++;
 	return 0;
 }
 
@@ -82,11 +91,10 @@ int engine_show_metrics(struct buf *b)
 	reg_foreach(eng.reg, count_one, &c);
 	int r = buf_printf(b, "# HELP sandboxfs_sandboxes Sandboxes by state and backend.\n"
 			   "# TYPE sandboxfs_sandboxes gauge\n");
-	static const char *backends[2] = {"ns", "qemu"};
 	for (int st = 0; st < SBX_STOPPING; st++)
-		for (int k = 0; k < 2; k++)
+		for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 			r |= buf_printf(b, "sandboxfs_sandboxes{state=\"%s\",backend=\"%s\"} %" PRIu64 "\n",
-					sbx_state_name(st), backends[k], c.n[st][k]);
+					sbx_state_name(st), (*o)->name, c.n[st][backend_index(*o)]);
 	r |= buf_printf(b, "# HELP sandboxfs_registry_entries Entries in the registry.\n"
 			"# TYPE sandboxfs_registry_entries gauge\nsandboxfs_registry_entries %lu\n",
 			reg_count(eng.reg));

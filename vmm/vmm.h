@@ -92,8 +92,21 @@ struct vmm_event {
 	int pid;    /* EXEC_PID: its pid inside the sandbox */
 };
 
+/* What a backend's sandboxes can have, beyond what every backend does; the
+ * engine asks these, never the backend's name. */
+enum {
+	/* The engine wires it to the bridge (a veth whose peer goes into the
+	 * sandbox's network namespace at prestart). */
+	VMM_CAP_NET = 1u << 0,
+	/* disk=: its files live on the host, under the sandbox's state dir. */
+	VMM_CAP_DISK = 1u << 1,
+	/* Its root filesystem is a host mount, seen at /proc/PID/root of init. */
+	VMM_CAP_HOST_ROOT = 1u << 2,
+};
+
 struct vmm_ops {
 	const char *name;
+	unsigned caps; /* VMM_CAP_* */
 	/* What a fork's child gets: "live" (the source's running state) or "fs" (its files). */
 	const char *fork_mode;
 	/* Prepares the sandbox's files (first start only). */
