@@ -30,6 +30,10 @@ struct err {
  * Control characters in the sentence are escaped (str_escape). */
 int err_set(struct err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Adds what the caller knows before the sentence e holds ("prefix: sentence",
+ * as crun's crun_error_wrap) and returns e's code, so
+ * `return err_wrap(e, "layer %d", i);` after a callee filled e. */
+int err_wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(struct err *e);
 
 /* Growable NUL-terminated text buffer for generated file content. */

@@ -72,19 +72,6 @@ static struct {
 	atomic_bool quitting;
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .next_id = 1};
 
-/* Adds what the caller knows to a sentence: "prefix: the sentence". */
-static int wrap(struct err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int wrap(struct err *e, const char *fmt, ...)
-{
-	char prefix[256], msg[SBX_ERRMSG_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(prefix, sizeof(prefix), fmt, ap);
-	va_end(ap);
-	snprintf(msg, sizeof(msg), "%s", e->msg);
-	return err_set(e, e->code, "%s: %s", prefix, msg);
-}
-
 /* --- the list (st.lock held) --- */
 
 static struct image *find(const char *name)
@@ -574,7 +561,7 @@ static int get_layer(struct image *im, struct oci_src *src, const struct oci_des
 	}
 	int r = unpack_one(im, src, d, diff_id, id, e);
 	made_layer(id);
-	return r < 0 ? wrap(e, "layer %d of %d (%.19s...)", i + 1, n, d->digest) : 0;
+	return r < 0 ? err_wrap(e, "layer %d of %d (%.19s...)", i + 1, n, d->digest) : 0;
 }
 
 /* The layers past the first LOWERS_MAX-1 (bottom first), merged into one
@@ -648,7 +635,7 @@ static int find_manifest(struct import *imp, struct oci_src *src, struct oci_des
 		r = oci_parse_index(text, len, imp->tag, oci_host_arch(), md, e);
 	free(text);
 	if (r < 0)
-		return wrap(e, "index.json");
+		return err_wrap(e, "index.json");
 	if (!oci_is_index(md))
 		return 0;
 	struct oci_desc nested = *md;
@@ -657,7 +644,7 @@ static int find_manifest(struct import *imp, struct oci_src *src, struct oci_des
 	free(text);
 	if (r == 0 && oci_is_index(md))
 		r = err_set(e, -EOPNOTSUPP, "an index nested in an index is not supported");
-	return r < 0 ? wrap(e, "the index %.19s...", nested.digest) : 0;
+	return r < 0 ? err_wrap(e, "the index %.19s...", nested.digest) : 0;
 }
 
 static int read_manifest(struct import *imp, struct oci_src *src, struct oci_desc *md,
@@ -672,7 +659,7 @@ static int read_manifest(struct import *imp, struct oci_src *src, struct oci_des
 		r = oci_parse_manifest(text, len, m, e);
 	free(text);
 	if (r < 0)
-		return wrap(e, "the manifest %.19s...", md->digest);
+		return err_wrap(e, "the manifest %.19s...", md->digest);
 	uint64_t total = atomic_load(&imp->im->done_bytes) + m->config.size;
 	for (int i = 0; i < m->nlayers; i++)
 		total += m->layers[i].size;
@@ -681,7 +668,7 @@ static int read_manifest(struct import *imp, struct oci_src *src, struct oci_des
 		r = oci_parse_config(text, len, c, e);
 	free(text);
 	if (r < 0)
-		return wrap(e, "the image config %.19s...", m->config.digest);
+		return err_wrap(e, "the image config %.19s...", m->config.digest);
 	if (c->os[0] && strcmp(c->os, "linux") != 0)
 		return err_set(e, -EINVAL, "the image is for os '%s', not linux", c->os);
 	if (c->arch[0] && strcmp(c->arch, oci_host_arch()) != 0)

@@ -54,6 +54,17 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 	return code;
 }
 
+int err_wrap(struct err *e, const char *fmt, ...)
+{
+	char prefix[SBX_ERRMSG_MAX], held[SBX_ERRMSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	snprintf(held, sizeof(held), "%s", e->msg);
+	return err_set(e, e->code, "%s: %s", prefix, held);
+}
+
 void err_clear(struct err *e)
 {
 	e->code = 0;

@@ -68,6 +68,22 @@ static void test_err_set_escapes(void)
 	CHECK(strcmp(e.msg, "no room: sandbox name '.x\\x0afake' starts with a dot") == 0);
 }
 
+/* err_wrap puts the caller's context before the callee's sentence and keeps
+ * its code; the result stays one escaped line, cut at the buffer's end. */
+static void test_err_wrap(void)
+{
+	struct err e = {0};
+	err_set(&e, -ENOSPC, "no room for '%s'", "x\ny");
+	CHECK(err_wrap(&e, "layer %d of %s", 2, "img\t") == -ENOSPC);
+	CHECK(e.code == -ENOSPC);
+	CHECK(strcmp(e.msg, "layer 2 of img\\x09: no room for 'x\\x0ay'") == 0);
+	char big[3 * SBX_ERRMSG_MAX];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(err_wrap(&e, "%s", big) == -ENOSPC);
+	CHECK(strlen(e.msg) == SBX_ERRMSG_MAX - 1 && e.msg[0] == 'a');
+}
+
 /* The logger writes one line per message, whatever the text holds. */
 static void test_log_one_line(void)
 {
@@ -123,6 +139,7 @@ int main(void)
 	RUN(test_escape_idempotent);
 	RUN(test_escape_bounds);
 	RUN(test_err_set_escapes);
+	RUN(test_err_wrap);
 	RUN(test_log_one_line);
 	RUN(test_fd_protect_inherited);
 	UNIT_DONE("util");
