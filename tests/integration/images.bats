@@ -300,6 +300,30 @@ import_fails() {
 	[[ "$SBX_OUT" == one ]]
 }
 
+@test "examples/sbx import: waits until ready with progress lines, or fails with the image's error" {
+	make_layers
+	oci_layout "$W/a" latest "$W/base.tar.gz" "$W/top1.tar"
+	# Not a terminal here: a line when the status changes (and every 5 s).
+	run env SBX="$MNT" "$SBX_REPO/examples/sbx" import "x$SBX_TAG" "oci:$W/a"
+	[[ "$status" -eq 0 ]]
+	[[ "$output" == *"x$SBX_TAG: ready 100% ("*" bytes)"* ]]
+	[[ "$(sbx_cat "$MNT/images/x$SBX_TAG/status")" == ready ]]
+	# On a terminal (script(1) gives it one): the bar, redrawn in place.
+	run script -qec "SBX='$MNT' '$SBX_REPO/examples/sbx' import 'z$SBX_TAG' 'oci:$W/a'" /dev/null
+	[[ "$status" -eq 0 ]]
+	[[ "$output" == *$'\r'"ready     [##############################] 100% "* ]]
+	yes garbage | head -c 8192 >"$W/junk.tar"
+	oci_layout "$W/j" latest "$W/junk.tar"
+	run env SBX="$MNT" "$SBX_REPO/examples/sbx" import "j$SBX_TAG" "oci:$W/j"
+	[[ "$status" -eq 2 ]]
+	[[ "$output" == *"import of j$SBX_TAG failed: "*"bad checksum"* ]]
+	# A refused command: the daemon's sentence, and no image.
+	run env SBX="$MNT" "$SBX_REPO/examples/sbx" import "y$SBX_TAG" "docker://busybox"
+	[[ "$status" -eq 2 ]]
+	[[ "$output" == *"import refused: "* ]]
+	[[ ! -e "$MNT/images/y$SBX_TAG" ]]
+}
+
 @test "hostile or broken layouts fail with a sentence and leave nothing; the daemon stays healthy" {
 	hostile_tar "$W/dotdot.tar" dotdot
 	import_fails "h1$SBX_TAG" "$W/dotdot.tar" "'..' component"
