@@ -83,14 +83,15 @@ sbx_start_daemon() {
 		return 1
 	fi
 	# 3>&- : a background process holding bats' fd 3 makes bats hang.
-	# Networking is off unless a test asks for it (SBX_NET_ARGS): concurrent
-	# daemons must not share the default bridge and subnet.
+	# Networking is off unless a test asks for it (SBX_NET_ARGS; set and
+	# empty: the daemon's default bridge and subnet, for suites that run
+	# alone): concurrent daemons must not share the default bridge and subnet.
 	# SBX_KEEP=1 (sbx_start_daemon_keep): no --stop-on-exit, sandboxes outlive it.
 	local stop=--stop-on-exit
 	[[ -n "${SBX_KEEP:-}" ]] && stop=""
 	# shellcheck disable=SC2086
 	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" $stop \
-		${SBX_NET_ARGS:---no-net} "$@" "$MNT" \
+		${SBX_NET_ARGS---no-net} "$@" "$MNT" \
 		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
 	SBX_PID=$!
 	export SBX_PID
@@ -424,6 +425,76 @@ sbx_leaks() {
 		[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" != Z ]] &&
 		[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == sbx-init ]]; then
 		echo "leak: sandbox init pid $pid still running"
+		bad=1
+	fi
+	return $bad
+}
+
+# The stress suites' background clients: each records its pid with
+# sbx_bg_note; sbx_bg_kill (teardown) ends and collects them.
+sbx_bg_note() {
+	echo "$1" >>"$SBX_TMP/bg"
+}
+
+sbx_bg_kill() {
+	local pid
+	[[ -f "${SBX_TMP:-/nonexistent}/bg" ]] || return 0
+	while read -r pid; do
+		[[ "$pid" =~ ^[0-9]+$ ]] && kill "$pid" 2>/dev/null
+	done <"$SBX_TMP/bg"
+	while read -r pid; do
+		[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
+	done <"$SBX_TMP/bg"
+	return 0
+}
+
+# What is left on the host of a whole run's sandboxes, all named PREFIX-*
+# (nothing: success): cgroups, inits (in such a cgroup, or children of our
+# daemon), state dirs and layers under $STATE, host veth ends of the
+# daemon's tag (SBX_HTAG, find_host_tag), mounts naming $STATE, /dev/shm
+# files (qemu guest RAM).
+sbx_run_leaks() {
+	local p=$1 bad=0 d n pid
+	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
+		[[ -d "$d" ]] || continue
+		n=$(find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$p-*" 2>/dev/null | wc -l)
+		if ((n > 0)); then
+			echo "leak: $n cgroup dirs under $d:"
+			find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$p-*" | head -5
+			bad=1
+		fi
+	done
+	for pid in $(pgrep -x sbx-init); do
+		if [[ "$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == "${SBX_PID:-x}" ]] ||
+			grep -q -- "-$p-" "/proc/$pid/cgroup" 2>/dev/null; then
+			[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == Z ]] && continue
+			echo "leak: sbx-init pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null))"
+			bad=1
+		fi
+	done
+	for d in sandboxes layers; do
+		n=$(find "$STATE/$d" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+		if ((n > 0)); then
+			echo "leak: $n in $STATE/$d: $(ls "$STATE/$d" | head -5 | tr '\n' ' ')"
+			bad=1
+		fi
+	done
+	# Host ends of veth pairs (named sbx<first 4 of the tag>-<n>).
+	if [[ -n "${SBX_HTAG:-}" ]]; then
+		n=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -c "^sbx${SBX_HTAG:0:4}-" || true)
+		if ((n > 0)); then
+			echo "leak: $n host veth devices sbx${SBX_HTAG:0:4}-*"
+			bad=1
+		fi
+	fi
+	n=$(grep -F -c -- "$STATE" /proc/mounts || true)
+	if ((n > 0)); then
+		echo "leak: $n mounts reference $STATE"
+		bad=1
+	fi
+	n=$(find /dev/shm -maxdepth 1 -name "*-$p-*" 2>/dev/null | wc -l)
+	if ((n > 0)); then
+		echo "leak: $n /dev/shm files"
 		bad=1
 	fi
 	return $bad

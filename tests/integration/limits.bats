@@ -21,15 +21,7 @@ teardown() {
 
 # Like setup_sbx, with STATE on a fresh tmpfs of STATE_FS_SIZE.
 setup_small_state() {
-	SBX_TMP=$(mktemp -d /tmp/sbxtest.XXXXXX)
-	STATE="$SBX_TMP/state"
-	MNT="$SBX_TMP/mnt"
-	SBX_LOG="$SBX_TMP/daemon.log"
-	SBX_TAG=$(printf '%04x' $((RANDOM % 65536)))
-	mkdir -p "$STATE" "$MNT"
-	: >"$SBX_TMP/pids"
-	: >"$SBX_TMP/daemons"
-	export SBX_TMP STATE MNT SBX_LOG SBX_TAG
+	sbx_make_tmp
 	mount -t tmpfs -o size="$STATE_FS_SIZE",mode=0700 sbxtest-state "$STATE"
 	sbx_start_daemon "$@"
 }

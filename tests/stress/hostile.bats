@@ -50,20 +50,8 @@ setup() {
 teardown() {
 	# Our background processes first (by the pids we recorded), so that no
 	# handle of theirs keeps the mount busy.
-	local pid
-	if [[ -f "${SBX_TMP:-/nonexistent}/bg" ]]; then
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && kill "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-	fi
+	sbx_bg_kill
 	teardown_sbx
-}
-
-bg_note() {
-	echo "$1" >>"$SBX_TMP/bg"
 }
 
 daemon_fds() {
@@ -198,7 +186,7 @@ report() {
 	"$HELPER" readers "$MNT" "$P-read" "$HOSTILE_READERS" "$SBX_TMP/readers.out" \
 		</dev/null >"$SBX_TMP/readers.log" 2>&1 3>&- &
 	readers_pid=$!
-	bg_note "$readers_pid"
+	sbx_bg_note "$readers_pid"
 	for ((i = 0; i < 600; i++)); do
 		(($(sbx_key "$MNT/$P-read/stats" pids_current || echo 0) > HOSTILE_READERS)) && break
 		sleep 0.1
@@ -211,13 +199,13 @@ report() {
 	sbx_run "$P-oom" 'while :; do dd if=/dev/zero of=/dev/null bs=48M count=1 2>/dev/null; done' >/dev/null
 	fork_loop </dev/null >"$SBX_TMP/fork.log" 2>&1 3>&- &
 	fork_pid=$!
-	bg_note "$fork_pid"
+	sbx_bg_note "$fork_pid"
 	churn_loop </dev/null >"$SBX_TMP/churn.log" 2>&1 3>&- &
 	churn_pid=$!
-	bg_note "$churn_pid"
+	sbx_bg_note "$churn_pid"
 	toggle_loop "$P-read" </dev/null >"$SBX_TMP/toggle.log" 2>&1 3>&- &
 	toggle_pid=$!
-	bg_note "$toggle_pid"
+	sbx_bg_note "$toggle_pid"
 
 	# The same operations under the load, until its end.
 	timeout $((STRESS_SECONDS + 600)) "$HELPER" sample "$SBX_TMP/load.txt" 0 "$UNTIL" 0.05 \

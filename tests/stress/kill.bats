@@ -30,17 +30,9 @@ KILL_CLIENTS="${KILL_CLIENTS:-4}"
 KILL_PER_CLIENT="${KILL_PER_CLIENT:-6}"
 
 setup() {
-	SBX_TMP=$(mktemp -d /tmp/sbxtest.XXXXXX)
-	STATE="$SBX_TMP/state"
-	MNT="$SBX_TMP/mnt"
-	SBX_LOG="$SBX_TMP/daemon.log"
-	SBX_TAG=$(printf '%04x' $((RANDOM % 65536)))
+	sbx_make_tmp
 	P="kl${SBX_TAG}"
-	mkdir -p "$STATE" "$MNT"
-	: >"$SBX_TMP/pids"
-	: >"$SBX_TMP/daemons"
 	: >"$SBX_TMP/bg"
-	export SBX_TMP STATE MNT SBX_LOG SBX_TAG
 	# The mount point's own directory is read-only underneath: while no
 	# daemon is mounted, a client's mkdir fails (EROFS) instead of making a
 	# plain directory that would look like a created sandbox.
@@ -50,43 +42,16 @@ setup() {
 }
 
 teardown() {
-	local pid
 	# Our clients first (by the pids we recorded).
-	if [[ -f "${SBX_TMP:-/nonexistent}/bg" ]]; then
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && kill "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-	fi
+	sbx_bg_kill
 	# Sandboxes outlive a dead daemon here.
 	teardown_sbx_readopt start_daemon
 }
 
-# sbx_start_daemon without --stop-on-exit (the helper always passes it).
+# The daemon of this suite: its sandboxes outlive it, with networking on the
+# daemon's default bridge (the stress suites run alone).
 start_daemon() {
-	"$SANDBOXFS" -f -v --state "$STATE" --images "$SBX_IMAGES" "$@" "$MNT" \
-		</dev/null >>"$SBX_LOG" 2>&1 3>&- &
-	SBX_PID=$!
-	export SBX_PID
-	echo "$SBX_PID" >>"$SBX_TMP/daemons"
-	local i
-	for ((i = 0; i < SBX_MOUNT_WAIT * 10; i++)); do
-		if [[ -e "$MNT/ctl" ]] && timeout 5 stat -f "$MNT" >/dev/null 2>&1 &&
-			timeout 5 cat "$MNT/stats" >/dev/null 2>&1 && sbx_daemon_alive; then
-			return 0
-		fi
-		if ! sbx_daemon_alive; then
-			echo "sandboxfs (pid $SBX_PID) exited before the mount was ready; log:" >&2
-			tail -n 30 "$SBX_LOG" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "sandboxfs (pid $SBX_PID): mount not ready within ${SBX_MOUNT_WAIT}s" >&2
-	tail -n 30 "$SBX_LOG" >&2
-	return 1
+	SBX_NET_ARGS="" sbx_start_daemon_keep "$@"
 }
 
 # client ID: create $P-cID-K, K = 1, 2, ... paced so that its KILL_PER_CLIENT
@@ -121,7 +86,7 @@ kill_burst() {
 			((rc == 0)) || IFS= read -r msg <"$SBX_TMP/kill.k$round.$j.err" || true
 			echo "$P-k$round-$j $rc ${msg##*: }" >>"$SBX_TMP/kill.k$round"
 		) 3>&- &
-		echo "$!" >>"$SBX_TMP/bg"
+		sbx_bg_note "$!"
 	done
 }
 
@@ -173,7 +138,7 @@ kill_and_restart() {
 	for ((i = 0; i < KILL_CLIENTS; i++)); do
 		client "$i" 3>&- &
 		clients+=($!)
-		echo "$!" >>"$SBX_TMP/bg"
+		sbx_bg_note "$!"
 	done
 	local t
 	for t in 1 2; do
@@ -317,45 +282,7 @@ kill_and_restart() {
 
 # What is left of this test's sandboxes on the host (nothing: success).
 kill_leaks() {
-	local bad=0 d n pid
-	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
-		[[ -d "$d" ]] || continue
-		n=$(find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$P-*" 2>/dev/null | wc -l)
-		if ((n > 0)); then
-			echo "leak: $n cgroup dirs under $d"
-			bad=1
-		fi
-	done
-	for pid in $(pgrep -x sbx-init); do
-		grep -q -- "-$P-" "/proc/$pid/cgroup" 2>/dev/null || continue
-		[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == Z ]] && continue
-		echo "leak: sbx-init pid $pid"
-		bad=1
-	done
-	n=$(find "$STATE/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-	if ((n > 0)); then
-		echo "leak: $n state dirs"
-		bad=1
-	fi
-	n=$(find "$STATE/layers" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-	if ((n > 0)); then
-		echo "leak: $n layers"
-		bad=1
-	fi
-	# Host ends of veth pairs (named sbx<first 4 of the tag>-<n>).
-	if [[ -n "${SBX_HTAG:-}" ]]; then
-		n=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -c "^sbx${SBX_HTAG:0:4}-" || true)
-		if ((n > 0)); then
-			echo "leak: $n host veth devices sbx${SBX_HTAG:0:4}-*"
-			bad=1
-		fi
-	fi
-	n=$(grep -F -c -- "$STATE" /proc/mounts || true)
-	if ((n > 0)); then
-		echo "leak: $n mounts reference $STATE"
-		bad=1
-	fi
-	return $bad
+	sbx_run_leaks "$P"
 }
 
 @test "a sandbox whose init died while the daemon was down becomes stopped; rmdir leaves nothing" {

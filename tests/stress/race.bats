@@ -37,20 +37,8 @@ teardown() {
 	done
 	# Our background jobs first (by the pids we recorded), so no handle keeps
 	# the mount busy.
-	local pid
-	if [[ -f "${SBX_TMP:-/nonexistent}/bg" ]]; then
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && kill "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-		while read -r pid; do
-			[[ "$pid" =~ ^[0-9]+$ ]] && wait "$pid" 2>/dev/null
-		done <"$SBX_TMP/bg"
-	fi
+	sbx_bg_kill
 	teardown_sbx
-}
-
-bg_note() {
-	echo "$1" >>"$SBX_TMP/bg"
 }
 
 daemon_fds() {
@@ -191,53 +179,7 @@ holder() {
 
 # Print what leaked for the whole run (nothing: success).
 race_leaks() {
-	local bad=0 d n pid
-	# Host ends of veth pairs (named sbx<first 4 of the tag>-<n>).
-	if [[ -n "${SBX_HTAG:-}" ]]; then
-		n=$(ip -o link show 2>/dev/null | awk -F': ' '{ print $2 }' | grep -c "^sbx${SBX_HTAG:0:4}-" || true)
-		if ((n > 0)); then
-			echo "leak: $n host veth devices sbx${SBX_HTAG:0:4}-*"
-			bad=1
-		fi
-	fi
-	n=$(grep -F -c -- "$STATE" /proc/mounts || true)
-	if ((n > 0)); then
-		echo "leak: $n mounts reference $STATE"
-		bad=1
-	fi
-	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
-		[[ -d "$d" ]] || continue
-		n=$(find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$P-*" 2>/dev/null | wc -l)
-		if ((n > 0)); then
-			echo "leak: $n cgroup dirs under $d:"
-			find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$P-*" | head -5
-			bad=1
-		fi
-	done
-	for pid in $(pgrep -x sbx-init); do
-		if [[ "$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == "$SBX_PID" ]] ||
-			grep -q -- "-$P-" "/proc/$pid/cgroup" 2>/dev/null; then
-			[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" == Z ]] && continue
-			echo "leak: sbx-init pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null))"
-			bad=1
-		fi
-	done
-	n=$(find "$STATE/sandboxes" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-	if ((n > 0)); then
-		echo "leak: $n state dirs: $(ls "$STATE/sandboxes" | head -5 | tr '\n' ' ')"
-		bad=1
-	fi
-	n=$(find "$STATE/layers" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-	if ((n > 0)); then
-		echo "leak: $n layers: $(ls "$STATE/layers" | head -5 | tr '\n' ' ')"
-		bad=1
-	fi
-	n=$(find /dev/shm -maxdepth 1 -name "*-$P-*" 2>/dev/null | wc -l)
-	if ((n > 0)); then
-		echo "leak: $n /dev/shm files"
-		bad=1
-	fi
-	return $bad
+	sbx_run_leaks "$P"
 }
 
 @test "race: writers, readers and held handles on overlapping names; nothing leaks" {
@@ -258,13 +200,13 @@ race_leaks() {
 	for ((i = 0; i < RACE_WRITERS; i++)); do
 		writer "$i" "$per" 3>&- &
 		writers+=($!)
-		bg_note $!
+		sbx_bg_note $!
 	done
 	for ((i = 0; i < RACE_READERS; i++)); do
 		reader "$i" 3>&- &
-		bg_note $!
+		sbx_bg_note $!
 		holder "$i" 3>&- &
-		bg_note $!
+		sbx_bg_note $!
 	done
 
 	# Bounded wait for the writers (past the bound they are hung).
