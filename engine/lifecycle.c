@@ -357,8 +357,7 @@ static int sbx_create_or_claim(const char *name, const struct sbx_config *c, str
 
 void engine_mkdir_config(struct sbx_config *c)
 {
-	ctl_config_defaults(c, eng.o.backend,
-			    engine_net_enabled() && strcmp(eng.o.backend, "ns") == 0);
+	ctl_config_defaults(c, eng.o.backend, engine_net_enabled());
 	if (strcmp(eng.o.backend, "ns") == 0)
 		c->disk_bytes = eng.o.disk_bytes; /* --disk */
 }
@@ -376,14 +375,6 @@ int engine_mkdir(const char *name, struct sbx **out)
 
 int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e)
 {
-	if (strcmp(c->backend, "ns") != 0 && c->net) {
-		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
-		for (int i = 0; i < argc; i++)
-			if (strcmp(argv[i], "net=on") == 0)
-				return err_set(e, -EOPNOTSUPP, "net=on is not available for backend %s "
-					       "yet (no TAP device is wired)", c->backend);
-		c->net = false;
-	}
 	/* disk=: the daemon's default (--disk) where a create names none. A VM's
 	 * files live in its RAM: there is no disk of its own to bound. */
 	bool disk_asked = false;

@@ -5,6 +5,7 @@
 #define SBX_VMM_H
 
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -52,9 +53,20 @@ struct vmm_inst {
 	struct cg cg;
 	void *priv;
 	/* Called by start between clone and go (the sandbox's namespaces exist,
-	 * nothing runs in them yet): the engine wires the network here. */
+	 * nothing runs in them yet): the engine wires the network here. A
+	 * backend with net_tap calls it before it spawns anything, with pid 0,
+	 * and the engine fills nic. */
 	int (*prestart)(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e);
 	void *prestart_arg;
+	/* The network device of a net_tap backend, for this start: the TAP's fd
+	 * (the backend takes it, and closes it; -1: no network) and the
+	 * identity the guest configures. */
+	struct vmm_nic {
+		int tap_fd;
+		uint8_t mac[6];
+		struct in_addr ip, gateway; /* network byte order */
+		uint8_t prefix_len;
+	} nic;
 };
 
 /* Phase timings of a start, filled by the backend. */
@@ -96,6 +108,10 @@ struct vmm_ops {
 	const char *name;
 	/* What a fork's child gets: "live" (the source's running state) or "fs" (its files). */
 	const char *fork_mode;
+	/* The network: false, a veth the engine makes into the sandbox's
+	 * namespaces between clone and go; true, a TAP the engine opens before
+	 * start spawns anything (prestart with pid 0), handed over in vm->nic. */
+	bool net_tap;
 	/* Prepares the sandbox's files (first start only). */
 	int (*create)(struct vmm_inst *vm, struct err *e);
 	/* Spawns the sandbox and returns once its init reported ready. */
