@@ -149,9 +149,9 @@ netcheck: $(NETTOOL)
 # busybox image plus the static guest agent build/sbx-agent as /init).
 # `make check` builds it when /boot has a Debian kernel; without one the qemu
 # tests skip themselves.
-$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h
+$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h net/link.c net/net.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c
+	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c net/link.c
 
 $(GUEST)/vmlinux: vmm/guest/mkvmlinux.sh
 	@mkdir -p $(GUEST)

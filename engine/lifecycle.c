@@ -385,11 +385,11 @@ int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err 
 {
 	unsigned caps = backend_caps(c->backend);
 	if (!(caps & VMM_CAP_NET) && c->net) {
-		/* No TAP wiring for VMs yet: off by default, refused when asked for. */
+		/* A backend without a network device: off by default, refused when asked for. */
 		for (int i = 0; i < argc; i++)
 			if (strcmp(argv[i], "net=on") == 0)
 				return err_set(e, -EOPNOTSUPP, "net=on is not available for backend %s "
-					       "yet (no TAP device is wired)", c->backend);
+					       "(it has no network device)", c->backend);
 		c->net = false;
 	}
 	/* disk=: the daemon's default (--disk) where a create names none. A VM's

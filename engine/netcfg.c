@@ -434,10 +434,11 @@ int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)
 	return r;
 }
 
-/* The host end of the veth, then the identity: off the rmdir's path. Its
- * address (and device name) is given out again only once the device is
- * gone; a daemon that dies first leaks nothing (the kernel removes the pair
- * with the sandbox's netns, and the allocation lives in memory only). */
+/* The host end of the veth (or a VM's TAP), then the identity: off the
+ * rmdir's path. Its address (and device name) is given out again only once
+ * the device is gone; a daemon that dies first leaks nothing (the kernel
+ * removes the pair with the sandbox's netns, a TAP with QEMU's last fd, and
+ * the allocation lives in memory only). */
 static void release_job(void *arg)
 {
 	struct net_ident *id = arg;
@@ -462,15 +463,29 @@ void sbx_net_release(struct sbx *s)
 	}
 }
 
-/* Runs between clone and go: the sandbox's netns exists, its init waits. */
+/* A VM's TAP, for the backend to hand to QEMU with the guest's identity. */
+static int tap_prestart(struct sbx *s, struct vmm_inst *vm, struct err *e)
+{
+	int fd = net_tap_setup(&s->net, eng.o.bridge, e);
+	if (fd < 0)
+		return fd;
+	vm->nic.tap_fd = fd;
+	memcpy(vm->nic.mac, s->net.mac, sizeof(vm->nic.mac));
+	vm->nic.ip = s->net.ip;
+	vm->nic.gateway = s->net.gateway;
+	vm->nic.prefix_len = s->net.prefix_len;
+	return 0;
+}
+
+/* Runs between clone and go (the sandbox's netns exists, its init waits),
+ * or for a TAP backend before it spawns anything. */
 static int net_prestart(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e)
 {
 	struct sbx *s = arg;
-	(void)vm;
 	uint64_t t0 = now_usec();
 	if (s->t.starts > 0) /* a restart: the last run's host end may outlive its netns briefly */
 		net_veth_teardown(&s->net, NULL);
-	int r = net_veth_setup(&s->net, eng.o.bridge, pid, e);
+	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, eng.o.bridge, pid, e);
 	s->t.create_net_usec = now_usec() - t0;
 	return r;
 }
@@ -492,7 +507,8 @@ static void shape_job(void *arg)
 	pthread_mutex_unlock(&s->lock);
 	uint64_t t0 = now_usec();
 	int r = running ? net_shape_apply(&s->net, s->cfg.rate_bps, &e) : -ESRCH;
-	if (r == 0)
+	/* A VM's other end is in the guest, which is not ours to limit. */
+	if (r == 0 && !(s->ops->caps & VMM_CAP_NET_TAP))
 		r = net_shape_apply_peer(&s->net, pid, s->cfg.rate_bps, &e);
 	pthread_mutex_lock(&s->lock);
 	s->t.net_shaping_usec = now_usec() - t0;

@@ -16,6 +16,13 @@
 
 /* Brings `lo` up in the calling process's network namespace. */
 int net_lo_up(void);
+/* Configures interface name in the calling process's network namespace with
+ * ioctls only (the guest agent links this, without libmnl): when mac is not
+ * NULL the link goes down and takes that MAC (down drops its routes and
+ * neighbours), then address ip/prefix_len, up, and the default route via
+ * gw. For a VM's eth0, at boot and when a clone takes its own identity. */
+int net_if_configure(const char *name, const uint8_t *mac, struct in_addr ip, uint8_t prefix_len,
+		     struct in_addr gw);
 
 /* ---- identity allocation (alloc.c) ---- */
 
@@ -85,8 +92,19 @@ int net_bridge_remove(const char *br, struct err *e);
  * -ESRCH when netns_pid is gone, -ENODEV when bridge is missing. Never takes
  * the allocator mutex; the kernel serialises device changes on its rtnl lock. */
 int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e);
-/* Deletes the host end (the peer goes with it). Already gone is fine. */
+/* Deletes the host end, of a veth (the peer goes with it) or of a TAP.
+ * Already gone is fine. */
 int net_veth_teardown(const struct net_ident *id, struct err *e);
+
+/* Makes the TAP device id->host_if for a VM (IFF_TAP, IFF_NO_PI,
+ * IFF_VNET_HDR) and wires it as net_veth_setup wires a veth's host end: on
+ * bridge, anti-spoofing filter, static forwarding entry, learning and
+ * flooding off, up. Returns the TAP's fd for QEMU (-netdev tap,fd=N). The
+ * device is not persistent: it goes when the last fd on it closes, so with
+ * QEMU, also when the daemon dies. On failure nothing is left behind.
+ * -ENODEV when /dev/net/tun or the bridge is missing, -EEXIST when
+ * id->host_if exists (never deleted here). */
+int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e);
 
 /* Attaches the anti-spoofing filter (an eBPF program with cls_bpf on a clsact
  * qdisc) to the ingress of host device ifindex: frames whose source MAC is

@@ -1,17 +1,22 @@
 /* The devices of the sandbox network over rtnetlink: the bridge with the
  * gateway address, and one veth pair per sandbox whose peer is created
  * directly inside the sandbox's network namespace as eth0 and configured
- * there from a short-lived thread. No `ip` subprocess anywhere. */
+ * there from a short-lived thread, or a TAP device per VM whose fd QEMU
+ * gets. No `ip` subprocess anywhere. */
 #define _GNU_SOURCE
 #include "nl.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_link.h>
+#include <linux/if_tun.h>
 #include <linux/neighbour.h>
 #include <linux/veth.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 static bool ifname_ok(const char *name)
 {
@@ -282,41 +287,55 @@ static int veth_create_new(struct nl *nl, const struct net_ident *id, int br_ind
 	return 0;
 }
 
-int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e)
+/* A host end on the bridge, the same for a veth and a TAP: the
+ * anti-spoofing filter on its ingress, a static forwarding entry for the
+ * sandbox's MAC, then up. Nothing flows until the port is up, so the filter
+ * is in place before the sandbox's first frame can reach the bridge. */
+static int port_wire(struct nl *nl, const struct net_ident *id, const char *bridge, int ifindex,
+		     struct err *e)
+{
+	int ret = nl_spoof_attach(nl, ifindex, id, e);
+	if (ret < 0)
+		return ret;
+	ret = fdb_add_static(nl, ifindex, id->mac);
+	if (ret < 0)
+		return err_set(e, ret, "%s: cannot add its MAC to the forwarding table of %s: %s%s",
+			       id->sbx, bridge, strerror(-ret), nl_why(nl));
+	ret = port_up(nl, ifindex);
+	if (ret < 0)
+		return err_set(e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->host_if,
+			       strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+/* The bridge's index, and a client: what both kinds of host end start from. */
+static int port_begin(const struct net_ident *id, const char *bridge, struct nl **nl, int *br_index,
+		      struct err *e)
 {
 	if (!ifname_ok(bridge))
 		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name",
 			       bridge ? bridge : "");
-	int br_index = (int)if_nametoindex(bridge);
-	if (!br_index)
+	*br_index = (int)if_nametoindex(bridge);
+	if (!*br_index)
 		return err_set(e, -ENODEV, "%s: bridge %s does not exist", id->sbx, bridge);
+	return nl_new(nl, e);
+}
+
+int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e)
+{
 	_cleanup_nl_ struct nl *nl = NULL;
-	int ret = nl_new(&nl, e);
+	int br_index;
+	int ret = port_begin(id, bridge, &nl, &br_index, e);
 	if (ret < 0)
 		return ret;
-
 	ret = veth_create_new(nl, id, br_index, netns_pid, e);
 	if (ret < 0)
 		return ret;
-	/* Nothing flows until the host end is up, so the filter is in place
-	 * before the sandbox's first frame can reach the bridge. */
 	int ifindex = (int)if_nametoindex(id->host_if);
 	if (!ifindex)
 		ret = err_set(e, -ENODEV, "%s: %s vanished while being set up", id->sbx, id->host_if);
 	if (ret == 0)
-		ret = nl_spoof_attach(nl, ifindex, id, e);
-	if (ret == 0) {
-		ret = fdb_add_static(nl, ifindex, id->mac);
-		if (ret < 0)
-			err_set(e, ret, "%s: cannot add its MAC to the forwarding table of %s: %s%s",
-				id->sbx, bridge, strerror(-ret), nl_why(nl));
-	}
-	if (ret == 0) {
-		ret = port_up(nl, ifindex);
-		if (ret < 0)
-			err_set(e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->host_if,
-				strerror(-ret), nl_why(nl));
-	}
+		ret = port_wire(nl, id, bridge, ifindex, e);
 	if (ret == 0) {
 		struct peer_conf pc = { .id = id, .e = e };
 		ret = nl_in_netns(netns_pid, peer_configure, &pc, e);
@@ -324,6 +343,69 @@ int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_p
 	if (ret < 0)
 		nl_link_del(nl, id->host_if); /* the peer goes with it */
 	return ret;
+}
+
+/* ---- TAP ---- */
+
+static int link_set_master(struct nl *nl, int ifindex, int br_index)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = ifindex;
+	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br_index);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* A TAP named id->host_if, not persistent: it lives while an fd holds it. */
+static int tap_open(const struct net_ident *id, struct err *e)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 && (errno == ENOENT || errno == ENXIO || errno == ENODEV))
+		return err_set(e, -ENODEV, "%s: cannot make its TAP device: /dev/net/tun is missing "
+			       "(the kernel's tun driver: modprobe tun)", id->sbx);
+	if (fd < 0)
+		return err_set(e, -errno, "%s: cannot open /dev/net/tun: %s", id->sbx, strerror(errno));
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", id->host_if);
+	/* The virtio-net header lets QEMU pass checksum and segmentation offloads through. */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int r = -errno;
+		close(fd);
+		/* EBUSY: a TAP of that name held by another fd; EINVAL: not a TAP. */
+		if (r == -EBUSY || r == -EINVAL || r == -EEXIST)
+			return err_set(e, -EEXIST, "%s: cannot make its TAP device: %s already exists",
+				       id->sbx, id->host_if);
+		return err_set(e, r, "%s: cannot make TAP device %s: %s", id->sbx, id->host_if,
+			       strerror(-r));
+	}
+	return fd;
+}
+
+int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e)
+{
+	_cleanup_nl_ struct nl *nl = NULL;
+	int br_index;
+	int ret = port_begin(id, bridge, &nl, &br_index, e);
+	if (ret < 0)
+		return ret;
+	int fd = tap_open(id, e);
+	if (fd < 0)
+		return fd;
+	int ifindex = (int)if_nametoindex(id->host_if);
+	if (!ifindex)
+		ret = err_set(e, -ENODEV, "%s: %s vanished while being set up", id->sbx, id->host_if);
+	if (ret == 0 && (ret = link_set_master(nl, ifindex, br_index)) < 0)
+		err_set(e, ret, "%s: cannot put %s on bridge %s: %s%s", id->sbx, id->host_if, bridge,
+			strerror(-ret), nl_why(nl));
+	if (ret == 0)
+		ret = port_wire(nl, id, bridge, ifindex, e);
+	if (ret < 0) {
+		close(fd); /* the device goes with its last fd */
+		return ret;
+	}
+	return fd;
 }
 
 int net_veth_teardown(const struct net_ident *id, struct err *e)

@@ -5,6 +5,7 @@
  * retries): QMP is ready at its greeting, the guest at the agent's hello.
  * Guest RAM is a shared file in /dev/shm so that live fork can map it later. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -45,6 +46,7 @@
 #define QEMU_PIDS_MIN 256
 #define FD_QMP 3   /* in QEMU */
 #define FD_AGENT 4 /* in QEMU */
+#define FD_NET 5   /* in QEMU: the TAP, when the VM has a network */
 #define KVM_PROBE_TIMEOUT_MS 2000
 #define QEMU_EXIT_GRACE_MS 2000
 
@@ -260,12 +262,19 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "%s", g->initrd);
 	args_add(a, "-append");
 	/* notes/qemu-live-fork.md: why each of these (TSC, rtc, i8042, 8250). */
-	char tsc[64] = "";
+	char tsc[64] = "", net[64] = "";
+	if (q->nic) { /* the guest agent configures eth0 from these (a boot; a clone is told) */
+		char ip[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &vm->nic.ip, ip, sizeof(ip));
+		inet_ntop(AF_INET, &vm->nic.gateway, gw, sizeof(gw));
+		snprintf(net, sizeof(net), " sbx.ip=%s/%u sbx.gw=%s", ip, vm->nic.prefix_len, gw);
+	}
 	if (!hf.kvm && hf.tsc_khz)
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u tsc=reliable ", hf.tsc_khz);
 	args_add(a, "console=ttyS0 panic=-1 quiet mitigations=off nokaslr %sno_timer_check "
 		 "i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=2 cryptomgr.notests "
-		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=/dev/ttyS1", tsc, vm->name);
+		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=/dev/ttyS1%s", tsc, vm->name,
+		 net);
 	args_add(a, "-chardev");
 	args_add(a, "file,id=con,path=%s,append=on", con);
 	args_add(a, "-serial");
@@ -278,6 +287,14 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
 	args_add(a, "-mon");
 	args_add(a, "chardev=qmp,mode=control");
+	if (q->nic) { /* microvm's virtio-mmio transport: the guest finds it through ACPI */
+		const uint8_t *m = vm->nic.mac;
+		args_add(a, "-netdev");
+		args_add(a, "tap,id=net0,fd=%d", FD_NET);
+		args_add(a, "-device");
+		args_add(a, "virtio-net-device,netdev=net0,mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1],
+			 m[2], m[3], m[4], m[5]);
+	}
 	if (incoming) { /* the state comes by migrate-incoming, after x-ignore-shared is set */
 		args_add(a, "-incoming");
 		args_add(a, "defer");
@@ -353,9 +370,9 @@ static void save_run_facts(const struct vmm_inst *vm, const struct qemu_vm *q)
 {
 	char p[PATH_MAX + 16];
 	snprintf(p, sizeof(p), "%s/qemu.json", vm->dir);
-	json_t *o = json_pack("{s:s, s:s, s:b, s:i, s:i}", "shm_path", q->shm_path, "ram_path",
+	json_t *o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:b}", "shm_path", q->shm_path, "ram_path",
 			      q->ram_path, "ram_shared", q->ram_shared, "mem_mib", (int)q->mem_mib,
-			      "vcpus", (int)q->vcpus);
+			      "vcpus", (int)q->vcpus, "nic", q->nic);
 	char *text = o ? json_dumps(o, 0) : NULL;
 	json_decref(o);
 	if (!text || write_file_atomic(p, text, strlen(text), false) < 0)
@@ -371,9 +388,9 @@ static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct e
 	json_error_t je;
 	json_t *o = json_load_file(p, 0, &je);
 	const char *shm = "", *ram = "";
-	int shared = 0, mem = 0, vcpus = 0;
-	if (!o || json_unpack(o, "{s:s, s:s, s:b, s:i, s:i}", "shm_path", &shm, "ram_path", &ram,
-			      "ram_shared", &shared, "mem_mib", &mem, "vcpus", &vcpus)) {
+	int shared = 0, mem = 0, vcpus = 0, nic = 0;
+	if (!o || json_unpack(o, "{s:s, s:s, s:b, s:i, s:i, s?b}", "shm_path", &shm, "ram_path", &ram,
+			      "ram_shared", &shared, "mem_mib", &mem, "vcpus", &vcpus, "nic", &nic)) {
 		json_decref(o);
 		return err_set(e, -EINVAL, "%s is unreadable (%s)", p, o ? "missing keys" : je.text);
 	}
@@ -382,6 +399,7 @@ static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct e
 	q->ram_shared = shared;
 	q->mem_mib = (unsigned)mem;
 	q->vcpus = (unsigned)vcpus;
+	q->nic = nic;
 	json_decref(o);
 	return 0;
 }
@@ -392,6 +410,7 @@ struct child_args {
 	const char *path;
 	char *const *argv;
 	int null_fd, log_fd, qmp_fd, agent_fd; /* all >= 10, so the dup2s below never collide */
+	int net_fd;                            /* >= 10 too, or -1: no network */
 };
 
 /* Runs in the child on its own stack, sharing the daemon's memory until
@@ -408,7 +427,10 @@ static int qemu_child(void *p)
 	syscall(SYS_dup2, a->log_fd, 2);
 	syscall(SYS_dup2, a->qmp_fd, FD_QMP);
 	syscall(SYS_dup2, a->agent_fd, FD_AGENT);
-	syscall(SYS_close_range, FD_AGENT + 1, ~0u, 0); /* our own fd table (no CLONE_FILES) */
+	if (a->net_fd >= 0)
+		syscall(SYS_dup2, a->net_fd, FD_NET);
+	/* our own fd table (no CLONE_FILES) */
+	syscall(SYS_close_range, a->net_fd >= 0 ? FD_NET + 1 : FD_AGENT + 1, ~0u, 0);
 	syscall(SYS_execve, a->path, a->argv, envp);
 	return 127;
 }
@@ -425,9 +447,10 @@ static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int age
 		return -errno;
 	struct child_args ca = {.path = hf.qemu, .argv = a->v, .null_fd = dup_high(null_fd),
 				.log_fd = dup_high(log_fd), .qmp_fd = dup_high(qmp_fd),
-				.agent_fd = dup_high(agent_fd)};
+				.agent_fd = dup_high(agent_fd), .net_fd = dup_high(vm->nic.tap_fd)};
 	pid_t pid = -EMFILE;
-	if (ca.null_fd >= 0 && ca.log_fd >= 0 && ca.qmp_fd >= 0 && ca.agent_fd >= 0) {
+	if (ca.null_fd >= 0 && ca.log_fd >= 0 && ca.qmp_fd >= 0 && ca.agent_fd >= 0 &&
+	    (ca.net_fd >= 0 || vm->nic.tap_fd < 0)) {
 		struct clone_args cl;
 		memset(&cl, 0, sizeof(cl));
 		cl.flags = CLONE_PIDFD;
@@ -439,7 +462,7 @@ static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int age
 		cl.exit_signal = SIGCHLD;
 		pid = vmm_spawn(&cl, qemu_child, &ca);
 	}
-	int fds[] = {ca.null_fd, ca.log_fd, ca.qmp_fd, ca.agent_fd};
+	int fds[] = {ca.null_fd, ca.log_fd, ca.qmp_fd, ca.agent_fd, ca.net_fd};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -447,6 +470,13 @@ static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int age
 }
 
 /* --- per-VM state --- */
+
+static void nic_close(struct vmm_inst *vm)
+{
+	if (vm->nic.tap_fd >= 0)
+		close(vm->nic.tap_fd);
+	vm->nic.tap_fd = -1;
+}
 
 static struct qemu_vm *qvm_new(void)
 {
@@ -612,6 +642,7 @@ struct snap_src {
 	char ram[PATH_MAX]; /* its frozen RAM file, "" when the RAM is in devstate */
 	unsigned mem_mib, vcpus;
 	bool standby;
+	bool nic; /* the machine had a network device: so must the restored one */
 };
 
 static int read_snap(const char *dir, struct snap_src *src, struct err *e)
@@ -622,8 +653,9 @@ static int read_snap(const char *dir, struct snap_src *src, struct err *e)
 	json_error_t je;
 	json_t *o = json_load_file(p, 0, &je);
 	const char *ram = "";
-	int mem = 0, vcpus = 0;
-	if (!o || json_unpack(o, "{s:i, s:i, s:s}", "mem_mib", &mem, "vcpus", &vcpus, "ram", &ram)) {
+	int mem = 0, vcpus = 0, nic = 0;
+	if (!o || json_unpack(o, "{s:i, s:i, s:s, s?b}", "mem_mib", &mem, "vcpus", &vcpus, "ram", &ram,
+			      "nic", &nic)) {
 		json_decref(o);
 		return err_set(e, -EINVAL, "snapshot %s is unreadable (%s)", dir,
 			       o ? "missing keys" : je.text);
@@ -631,6 +663,7 @@ static int read_snap(const char *dir, struct snap_src *src, struct err *e)
 	snprintf(src->ram, sizeof(src->ram), "%s", ram);
 	src->mem_mib = (unsigned)mem;
 	src->vcpus = (unsigned)vcpus;
+	src->nic = nic;
 	json_decref(o);
 	if (src->ram[0] && access(src->ram, R_OK) < 0)
 		return err_set(e, -ENOENT, "the snapshot's memory image %s is gone", src->ram);
@@ -684,16 +717,24 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 		return r;
 	uint64_t t3 = now_usec();
 	unsigned char rnd[40];
-	char nonce[17], ent[65], payload[256];
+	char nonce[17], ent[65], payload[384], net[64] = "";
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return err_set(e, -EIO, "getrandom: %s", strerror(errno));
 	hex(rnd, 8, nonce);
 	hex(rnd + 8, 32, ent);
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s", vm->name,
+	if (q->nic) { /* the clone's own identity; its TAP already has its MAC */
+		char ip[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+		const uint8_t *m = vm->nic.mac;
+		inet_ntop(AF_INET, &vm->nic.ip, ip, sizeof(ip));
+		inet_ntop(AF_INET, &vm->nic.gateway, gw, sizeof(gw));
+		snprintf(net, sizeof(net), " %s/%u %s %02x:%02x:%02x:%02x:%02x:%02x", ip,
+			 vm->nic.prefix_len, gw, m[0], m[1], m[2], m[3], m[4], m[5]);
+	}
+	snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s%s", vm->name,
 			 (long long)now.tv_sec, now.tv_nsec, nonce, ent,
-			 src->standby ? "resume" : "clone");
+			 src->standby ? "resume" : "clone", net);
 	if ((r = qagent_send_synced(q, AG_FORK, payload)) < 0)
 		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
 	r = qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
@@ -718,14 +759,21 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	if (src.dir[0] && (src.mem_mib != mem_mib || src.vcpus != vcpus))
 		return err_set(e, -EINVAL, "snapshot %s is of a %u MiB, %u vCPU machine; this sandbox "
 			       "is %u MiB, %u vCPU", src.dir, src.mem_mib, src.vcpus, mem_mib, vcpus);
-	if (vm->prestart) /* the engine reserved an address: no TAP device is wired yet */
-		log_warn("sandbox %s: the qemu backend has no network yet; the guest has only lo",
-			 vm->name);
 	struct qemu_vm *q = vm->priv = qvm_new();
 	if (!q)
 		return err_set(e, -ENOMEM, "out of memory");
 	q->mem_mib = mem_mib;
 	q->vcpus = vcpus;
+	/* The engine's TAP, on the bridge with its filter, before QEMU exists. */
+	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0)
+		goto fail;
+	q->nic = vm->nic.tap_fd >= 0;
+	if (src.dir[0] && src.nic != q->nic) {
+		r = err_set(e, -EINVAL, "snapshot %s is of a machine %s a network device; this "
+			    "sandbox has %s", src.dir, src.nic ? "with" : "without",
+			    q->nic ? "one (net=on)" : "none (net=off)");
+		goto fail;
+	}
 
 	uint64_t t0 = now_usec();
 	struct vmm_limits lim = vm->lim;
@@ -768,6 +816,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	close(qsv[1]);
 	close(asv[1]);
 	qsv[1] = asv[1] = -1;
+	nic_close(vm); /* QEMU holds the TAP now: it goes when QEMU ends */
 	if (pid < 0) {
 		r = err_set(e, pid, "cannot start %s: %s", hf.qemu, strerror(-pid));
 		goto fail;
@@ -828,6 +877,7 @@ fail_kill:;
 			err_set(e, r, "%.250s; the console's last line: %.200s", why, tail);
 	}
 fail:
+	nic_close(vm);
 	for (int i = 0; i < 2; i++) {
 		int fds[] = {qsv[i], asv[i], nsv[i]};
 		for (size_t j = 0; j < ARRAY_SIZE(fds); j++)
@@ -928,8 +978,8 @@ static int save_vm(struct qemu_vm *q, const char *dir, bool ignore_shared, const
 			 e)) < 0 ||
 	    (r = qmp_wait_migration(&q->qmp, 120000, e)) < 0)
 		return r;
-	json_t *o = json_pack("{s:i, s:i, s:s}", "mem_mib", (int)q->mem_mib, "vcpus", (int)q->vcpus,
-			      "ram", ram);
+	json_t *o = json_pack("{s:i, s:i, s:s, s:b}", "mem_mib", (int)q->mem_mib, "vcpus",
+			      (int)q->vcpus, "ram", ram, "nic", q->nic);
 	char *text = o ? json_dumps(o, 0) : NULL;
 	json_decref(o);
 	snprintf(p, sizeof(p), "%s/vm.json", dir);
@@ -1156,6 +1206,7 @@ static int qemu_describe(struct buf *b)
 
 const struct vmm_ops vmm_qemu_ops = {
 	.name = "qemu",
+	.caps = VMM_CAP_NET | VMM_CAP_NET_TAP,
 	.fork_mode = "live",
 	.create = qemu_create,
 	.start = qemu_start,

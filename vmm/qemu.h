@@ -46,6 +46,7 @@ struct qemu_vm {
 	char shm_path[PATH_MAX]; /* our own guest RAM file; "" when RAM is a private map */
 	char ram_path[PATH_MAX]; /* the file guest RAM maps (shm_path or a snapshot's) */
 	bool ram_shared;         /* share=on: a checkpoint leaves RAM out of the stream */
+	bool nic;                /* a virtio-net device on a TAP (vm->nic) */
 	unsigned mem_mib, vcpus;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];

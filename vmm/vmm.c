@@ -40,6 +40,7 @@ void vmm_inst_init(struct vmm_inst *vm)
 	memset(vm, 0, sizeof(*vm));
 	vm->pidfd = -1;
 	vm->ctl_fd = -1;
+	vm->nic.tap_fd = -1;
 }
 
 int vmm_read_event(int fd, struct vmm_event *ev)

@@ -5,6 +5,7 @@
 #define SBX_VMM_H
 
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <signal.h>
 #include <sys/types.h>
@@ -52,9 +53,20 @@ struct vmm_inst {
 	struct cg cg;
 	void *priv;
 	/* Called by start between clone and go (the sandbox's namespaces exist,
-	 * nothing runs in them yet): the engine wires the network here. */
+	 * nothing runs in them yet): the engine wires the network here. A
+	 * backend with VMM_CAP_NET_TAP calls it before it spawns anything, with pid 0,
+	 * and the engine fills nic. */
 	int (*prestart)(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e);
 	void *prestart_arg;
+	/* The network device of a VMM_CAP_NET_TAP backend, for this start: the TAP's fd
+	 * (the backend takes it, and closes it; -1: no network) and the
+	 * identity the guest configures. */
+	struct vmm_nic {
+		int tap_fd;
+		uint8_t mac[6];
+		struct in_addr ip, gateway; /* network byte order */
+		uint8_t prefix_len;
+	} nic;
 };
 
 /* Phase timings of a start, filled by the backend. */
@@ -95,9 +107,13 @@ struct vmm_event {
 /* What a backend's sandboxes can have, beyond what every backend does; the
  * engine asks these, never the backend's name. */
 enum {
-	/* The engine wires it to the bridge (a veth whose peer goes into the
-	 * sandbox's network namespace at prestart). */
+	/* The engine wires it to the bridge: a veth whose peer goes into the
+	 * sandbox's network namespace between clone and go (prestart), or with
+	 * VMM_CAP_NET_TAP a TAP. */
 	VMM_CAP_NET = 1u << 0,
+	/* Its network device is a TAP the engine opens before start spawns
+	 * anything (prestart with pid 0), handed over in vm->nic. */
+	VMM_CAP_NET_TAP = 1u << 3,
 	/* disk=: its files live on the host, under the sandbox's state dir. */
 	VMM_CAP_DISK = 1u << 1,
 	/* Its root filesystem is a host mount, seen at /proc/PID/root of init. */

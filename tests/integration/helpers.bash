@@ -73,6 +73,46 @@ sbx_pid_of() {
 	echo "$pid"
 }
 
+# sbx_net_args LETTER: a bridge and private /24 of this test's own (the
+# daemon started next uses them): NET_TAG, BR (sbx + LETTER + tag), SUBNET,
+# GW, and SBX_NET_ARGS exported. The suite's teardown removes BR.
+sbx_net_args() {
+	NET_TAG=$(printf '%04x' $((RANDOM % 65536)))
+	BR="sbx$1$NET_TAG"
+	SUBNET="10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24"
+	GW="${SUBNET%.0/24}.1"
+	export SBX_NET_ARGS="--bridge $BR --subnet $SUBNET"
+}
+
+# What the host reads from $1:$2 (one TCP connection).
+host_get() {
+	python3 -c "
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+print(s.recv(100).decode().strip())" "$1" "$2" 2>/dev/null
+}
+
+# host_serve IP PORT WORD: a TCP service of the host on IP:PORT that answers
+# WORD to every connection, in the background (its pid in LISTENER, for the
+# suite's teardown to end); returns once the host reads WORD from it.
+host_serve() {
+	python3 -c "
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+while True:
+    c, _ = s.accept(); c.sendall(sys.argv[3].encode() + b'\\n'); c.close()" "$1" "$2" "$3" \
+		</dev/null >/dev/null 2>&1 3>&- &
+	LISTENER=$!
+	local _i
+	for ((_i = 0; _i < 100; _i++)); do
+		[[ "$(host_get "$1" "$2")" == "$3" ]] && return 0
+		sleep 0.1
+	done
+	echo "host_serve: nothing answers on $1:$2" >&2
+	return 1
+}
+
 # ---------------------------------------------------------------- the daemon
 
 # Start a daemon on $STATE and $MNT (both must exist). Extra args are passed

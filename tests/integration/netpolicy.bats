@@ -9,11 +9,7 @@
 load helpers
 
 setup() {
-	NET_TAG=$(printf '%04x' $((RANDOM % 65536)))
-	BR="sbxp$NET_TAG"
-	SUBNET="10.$((200 + RANDOM % 50)).$((RANDOM % 250)).0/24"
-	GW="${SUBNET%.0/24}.1"
-	export SBX_NET_ARGS="--bridge $BR --subnet $SUBNET"
+	sbx_net_args p
 	setup_sbx
 	A="np${SBX_TAG}a"
 	B="np${SBX_TAG}b"
@@ -59,14 +55,6 @@ serve_in() {
 	return 1
 }
 
-# What the host reads from $1:$2 (one TCP connection).
-host_get() {
-	python3 -c "
-import socket, sys
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
-print(s.recv(100).decode().strip())" "$1" "$2" 2>/dev/null
-}
-
 # What sandbox $1 reads from $2:$3 over TCP, in SBX_OUT (SBX_RC: nc's status).
 sbx_get() { sbx_exec "$1" "echo x | nc -w 2 $2 $3" >/dev/null; }
 
@@ -87,19 +75,7 @@ rule() {
 	serve_in "$B" 8080 hello-from-b
 	# A host service on the gateway's address, started here.
 	port=$((20000 + RANDOM % 10000))
-	python3 -c "
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
-while True:
-    c, _ = s.accept(); c.sendall(b'hello-host\n'); c.close()" "$GW" "$port" \
-		</dev/null >/dev/null 2>&1 3>&- &
-	LISTENER=$!
-	for _ in $(seq 100); do
-		[[ "$(host_get "$GW" "$port")" == hello-host ]] && break
-		sleep 0.1
-	done
-	[ "$(host_get "$GW" "$port")" = hello-host ]
+	host_serve "$GW" "$port" hello-host
 
 	run cat "$MNT/$A/net"
 	[ "$status" -eq 0 ]

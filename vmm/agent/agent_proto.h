@@ -32,12 +32,13 @@ struct agent_hdr {
 #define AG_KILL 'K'     /* id (0: every process of the guest), payload: signal number */
 #define AG_POWEROFF 'P' /* payload: seconds between SIGTERM and SIGKILL, then power off */
 #define AG_CREDIT 'C'   /* id, payload: output bytes of that command the daemon passed on */
-#define AG_FORK 'F'     /* payload: "NAME SEC NSEC NONCE HEX64 clone|resume": this guest was
-			 * restored from a snapshot: take NAME as hostname, set the clock,
-			 * reseed the RNG with the 32 bytes, end the sessions of the old
-			 * host, and for a clone (fork) new machine-id and boot_id; then
-			 * hello "... fork NONCE". It follows AGENT_SYNC, which makes the
-			 * agent drop what came before. */
+#define AG_FORK 'F'     /* payload: "NAME SEC NSEC NONCE HEX64 clone|resume [IP/LEN GW MAC]":
+			 * this guest was restored from a snapshot: take NAME as hostname,
+			 * set the clock, reseed the RNG with the 32 bytes, end the sessions
+			 * of the old host, and for a clone (fork) new machine-id and
+			 * boot_id, and with a network eth0 takes MAC, IP/LEN and a default
+			 * route via GW; then hello "... fork NONCE". It follows AGENT_SYNC,
+			 * which makes the agent drop what came before. */
 #define AG_RESYNC 'Y'   /* payload: NONCE. A new host (the daemon restarted): end the exec
 			 * sessions (their clients are gone), hold every job's output until it
 			 * is attached again; then hello "... resync NONCE". After AGENT_SYNC. */

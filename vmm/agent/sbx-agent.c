@@ -19,13 +19,16 @@
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../../net/net.h"
 #include "agent_proto.h"
 
 #define MAX_JOBS 64
@@ -158,19 +161,118 @@ static void cmdline_get(const char *key, char *out, size_t cap, const char *def)
 		}
 }
 
-static void lo_up(void)
+/* --- network (a VM with net=on) --- */
+
+#define MODULES_DIR "/lib/sbx-modules"
+#define GUEST_IF "eth0"
+
+/* NAME.ko's parameters from the kernel command line (NAME.KEY=VALUE), as
+ * modprobe would pass them: virtio_mmio.device=... when QEMU adds those. */
+static void module_params(const char *ko, char *out, size_t cap)
 {
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
+	char line[4096], name[64];
+	size_t o = 0;
+	out[0] = '\0';
+	snprintf(name, sizeof(name), "%.*s", (int)strcspn(ko, "."), ko);
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, line, sizeof(line) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
 		return;
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-		ifr.ifr_flags |= IFF_UP;
-		ioctl(s, SIOCSIFFLAGS, &ifr);
+	line[n] = '\0';
+	size_t nl = strlen(name);
+	for (char *save, *tok = strtok_r(line, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (strncmp(tok, name, nl) == 0 && tok[nl] == '.' && o + strlen(tok) + 1 < cap)
+			o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? " " : "", tok + nl + 1);
+}
+
+/* The virtio network driver and what it needs (mkinitrd.sh lists them in
+ * load order); one that is built in or loaded already is fine. */
+static int load_net_modules(void)
+{
+	char order[1024];
+	int fd = open(MODULES_DIR "/order", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, order, sizeof(order) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0) {
+		say("no %s/order in the initramfs: no network driver (rebuild it with make guest)",
+		    MODULES_DIR);
+		return -1;
 	}
-	close(s);
+	order[n] = '\0';
+	for (char *save, *ko = strtok_r(order, "\n", &save); ko; ko = strtok_r(NULL, "\n", &save)) {
+		char path[256], params[1024];
+		snprintf(path, sizeof(path), "%s/%s", MODULES_DIR, ko);
+		module_params(ko, params, sizeof(params));
+		int mfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (mfd < 0 || (syscall(SYS_finit_module, mfd, params, 0) < 0 && errno != EEXIST)) {
+			say("cannot load %s: %s", path, strerror(errno));
+			if (mfd >= 0)
+				close(mfd);
+			return -1;
+		}
+		close(mfd);
+	}
+	return 0;
+}
+
+/* "A.B.C.D/LEN" */
+static int parse_ipnet(const char *s, struct in_addr *ip, uint8_t *plen)
+{
+	char a[INET_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	if (!slash || (size_t)(slash - s) >= sizeof(a))
+		return -1;
+	snprintf(a, sizeof(a), "%.*s", (int)(slash - s), s);
+	char *end;
+	long l = strtol(slash + 1, &end, 10);
+	if (inet_pton(AF_INET, a, ip) != 1 || *end || l < 1 || l > 32)
+		return -1;
+	*plen = (uint8_t)l;
+	return 0;
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char tail;
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &tail) != 6)
+		return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+/* eth0 takes the identity IPNET GW (and MAC, for a clone: the host gave
+ * its new TAP a new MAC, and the anti-spoofing filter drops the old one). */
+static void net_take(const char *ipnet, const char *gw, const char *mac)
+{
+	struct in_addr ip, g;
+	uint8_t plen, m[6];
+	if (parse_ipnet(ipnet, &ip, &plen) < 0 || inet_pton(AF_INET, gw, &g) != 1 ||
+	    (mac && parse_mac(mac, m) < 0)) {
+		say("malformed network identity '%s %s %s'", ipnet, gw, mac ? mac : "");
+		return;
+	}
+	int r = net_if_configure(GUEST_IF, mac ? m : NULL, ip, plen, g);
+	if (r < 0)
+		say("cannot configure %s as %s via %s: %s", GUEST_IF, ipnet, gw, strerror(-r));
+}
+
+/* At boot: sbx.ip=A.B.C.D/LEN sbx.gw=A.B.C.D on the kernel command line
+ * when the VM has a network device (its MAC is QEMU's, from the host). */
+static void net_boot(void)
+{
+	char ipnet[32], gw[32];
+	cmdline_get("sbx.ip", ipnet, sizeof(ipnet), "");
+	cmdline_get("sbx.gw", gw, sizeof(gw), "");
+	if (!ipnet[0])
+		return;
+	if (load_net_modules() == 0)
+		net_take(ipnet, gw, NULL);
 }
 
 static int open_port(const char *path)
@@ -461,9 +563,11 @@ static bool seen_nonce(const char *nonce)
 static void become_clone(char *payload)
 {
 	char name[65] = "", nonce[40] = "", hex[80] = "", mode[16] = "clone";
+	char ipnet[32] = "", gw[32] = "", mac[32] = "";
 	long long sec = 0;
 	long nsec = 0;
-	if (sscanf(payload, "%64s %lld %ld %39s %79s %15s", name, &sec, &nsec, nonce, hex, mode) < 5) {
+	if (sscanf(payload, "%64s %lld %ld %39s %79s %15s %31s %31s %31s", name, &sec, &nsec, nonce,
+		   hex, mode, ipnet, gw, mac) < 5) {
 		say("malformed fork frame");
 		return;
 	}
@@ -512,6 +616,8 @@ static void become_clone(char *payload)
 	idhex[33] = '\0';
 	if (strcmp(mode, "resume") == 0) /* standby: the same machine, on again */
 		goto answer;
+	if (mac[0]) /* before anything of the source's can send as the clone */
+		net_take(ipnet, gw, mac);
 	if (access("/etc/machine-id", F_OK) == 0)
 		write_text("/etc/machine-id", idhex);
 	/* boot_id is the kernel's: a file over it gives processes a new view. */
@@ -728,7 +834,8 @@ int main(void)
 	cmdline_get("sbx.port", path, sizeof(path), DEFAULT_PORT);
 	if (sethostname(name, strlen(name)) < 0)
 		say("sethostname: %s", strerror(errno));
-	lo_up();
+	net_lo_up();
+	net_boot();
 
 	sigset_t mask;
 	sigemptyset(&mask);

@@ -3,11 +3,21 @@
 # directory, e.g. build/images/busybox) with the static guest agent as /init.
 # The guest's root filesystem is this initramfs, so it lives in guest RAM and
 # a memory snapshot carries the files with it. The Debian kernel has the 8250
-# serial ports built in, so the guest needs no modules.
+# serial ports built in; its virtio drivers are modules, so the network
+# device's (virtio_mmio, virtio_net and what they need) go into
+# /lib/sbx-modules with an `order` file, for the agent to load when the VM
+# has a network. KVER: the guest kernel's version (default: the newest
+# /boot/vmlinuz-*, the one mkvmlinux.sh extracts).
 set -eu
-image=${1:?usage: mkinitrd.sh IMAGE_DIR AGENT OUT}
-agent=${2:?usage: mkinitrd.sh IMAGE_DIR AGENT OUT}
-out=${3:?usage: mkinitrd.sh IMAGE_DIR AGENT OUT}
+usage="usage: mkinitrd.sh IMAGE_DIR AGENT OUT [KVER]"
+image=${1:?$usage}
+agent=${2:?$usage}
+out=${3:?$usage}
+kver=${4:-}
+if [ -z "$kver" ]; then
+	kver=$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -n 1 || true)
+	kver=${kver#/boot/vmlinuz-}
+fi
 [ -d "$image" ] || { echo "mkinitrd: no image dir $image (run make image)" >&2; exit 1; }
 command -v cpio >/dev/null || { echo "mkinitrd: cpio missing; apt-get install cpio" >&2; exit 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbx-initrd.XXXXXX")
@@ -16,6 +26,29 @@ cp -a "$image/." "$tmp/"
 rm -f "$tmp/init"
 cp "$agent" "$tmp/init"
 chmod 0755 "$tmp/init"
+# The network device's modules, in load order (modprobe resolves the dependencies).
+mods="$tmp/lib/sbx-modules"
+if [ -n "$kver" ] && [ -d "/lib/modules/$kver" ] && command -v modprobe >/dev/null; then
+	mkdir -p "$mods"
+	: >"$mods/order"
+	for m in virtio_mmio virtio_net; do
+		modprobe -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
+	done | while read -r ko; do
+		base=$(basename "$ko")
+		case $base in
+		*.ko.xz) base=${base%.xz}; xz -dc "$ko" >"$mods/$base" ;;
+		*.ko.zst) base=${base%.zst}; zstd -qdc "$ko" >"$mods/$base" ;;
+		*.ko) cp "$ko" "$mods/$base" ;;
+		*) continue ;;
+		esac
+		grep -qxF "$base" "$mods/order" || echo "$base" >>"$mods/order"
+	done
+	grep -q virtio_net "$mods/order" || {
+		echo "mkinitrd: no virtio_net module for kernel $kver: VMs will have no network" >&2
+		rm -rf "$mods"; }
+else
+	echo "mkinitrd: no modules of kernel '${kver:-?}' (/lib/modules): VMs will have no network" >&2
+fi
 mkdir -p "$tmp/dev" "$tmp/proc" "$tmp/sys" "$tmp/run" "$tmp/tmp"
 # The kernel hands /init its console only when /dev/console exists in the archive.
 [ -e "$tmp/dev/console" ] || mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null || true

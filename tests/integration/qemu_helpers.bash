@@ -1,0 +1,72 @@
+# Shared by the qemu suites (qemu.bats, qemu_net.bats): skip without QEMU or
+# a guest, the teardown that makes sure no QEMU of ours outlives a test, and
+# the leak checks. Processes are only signalled by pids read from a sandbox's
+# stats, and only while they are still a QEMU.
+
+GUEST_DIR="${SANDBOXFS_GUEST_DIR:-$SBX_REPO/build/guest}"
+
+# teardown_sbx, then any QEMU noted by qemu_pid_of that outlived it (killed
+# only while it is still a QEMU), and guest RAM files of sandboxes named $V*.
+teardown_sbx_qemu() {
+	local pid f
+	if [[ -n "${SBX_TMP:-}" && -f "$SBX_TMP/qemu_pids" ]]; then
+		cp "$SBX_TMP/qemu_pids" "/tmp/.qemu_pids.$$" 2>/dev/null
+	fi
+	teardown_sbx
+	if [[ -f "/tmp/.qemu_pids.$$" ]]; then
+		while read -r pid; do
+			[[ "$pid" =~ ^[0-9]+$ ]] || continue
+			if [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]]; then
+				echo "teardown: QEMU pid $pid outlived its sandbox; killing it" >&2
+				kill -9 "$pid" 2>/dev/null || true
+			fi
+		done <"/tmp/.qemu_pids.$$"
+		rm -f "/tmp/.qemu_pids.$$"
+	fi
+	if [[ -n "${V:-}" ]]; then
+		for f in /dev/shm/sandboxfs-*-"$V"*.ram; do
+			[[ -e "$f" ]] || continue
+			echo "teardown: removing leftover $f" >&2
+			rm -f "$f"
+		done
+	fi
+}
+
+# Host pid of sandbox NAME's QEMU, noted for teardown.
+qemu_pid_of() {
+	local pid
+	pid=$(sbx_key "$MNT/$1/stats" pid) || return 1
+	[[ "$pid" =~ ^[0-9]+$ && "$pid" != 0 ]] || return 1
+	echo "$pid" >>"$SBX_TMP/qemu_pids"
+	echo "$pid"
+}
+
+# No QEMU of ours, no guest RAM file, no socket, nothing of NAME on the host.
+assert_no_qemu_leaks() {
+	local name=$1 pid=$2 i
+	for ((i = 0; i < 50; i++)); do
+		[[ -e "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]] || break
+		sleep 0.1
+	done
+	if [[ -e "/proc/$pid" && "$(cat "/proc/$pid/comm" 2>/dev/null)" == qemu-system-x86* ]]; then
+		echo "leak: QEMU pid $pid still running" >&2
+		return 1
+	fi
+	if compgen -G "/dev/shm/sandboxfs-*-$name.ram" >/dev/null; then
+		echo "leak: guest RAM file: $(ls /dev/shm/sandboxfs-*-"$name".ram)" >&2
+		return 1
+	fi
+	if [[ -d "$STATE/sandboxes/$name" ]] &&
+		find "$STATE/sandboxes/$name" -type s | grep -q .; then
+		echo "leak: socket in $STATE/sandboxes/$name" >&2
+		return 1
+	fi
+}
+
+# Skips the test without qemu-system-x86_64 or a built guest.
+qemu_require() {
+	command -v qemu-system-x86_64 >/dev/null ||
+		skip "qemu-system-x86_64 is not installed (examples/install-deps.sh)"
+	[[ -r "$GUEST_DIR/vmlinux" && -r "$GUEST_DIR/initrd.gz" ]] ||
+		skip "no guest kernel/initramfs in $GUEST_DIR (make guest)"
+}

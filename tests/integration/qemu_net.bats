@@ -1,0 +1,150 @@
+#!/usr/bin/env bats
+# qemu sandboxes on the network: a VM gets a TAP on the daemon's bridge with
+# the same identity, anti-spoofing filter and policy as an ns sandbox's veth;
+# the guest configures eth0 itself; a live-fork child takes its own MAC and
+# address; rmdir leaves no TAP. Each test has its own bridge and private /24
+# (as net.bats); traffic goes only to addresses made here. Few VM boots: TCG.
+
+load helpers
+load qemu_helpers
+
+setup() {
+	qemu_require
+	sbx_net_args q
+	setup_sbx
+	V="qn${SBX_TAG}"
+}
+
+teardown() {
+	if [[ -n "${LISTENER:-}" ]]; then # a host service a test started, by its pid
+		kill "$LISTENER" 2>/dev/null || true
+		wait "$LISTENER" 2>/dev/null || true
+	fi
+	teardown_sbx_qemu
+	ip link del "$BR" 2>/dev/null || true
+}
+
+net_of() { awk -v k="$2" '$1 == k { sub("/.*", "", $2); print $2 }' "$MNT/$1/net"; }
+
+# An ICMP echo from the host to $1 (this machine has no ping binary): true
+# when a reply comes within a few tries.
+host_ping() {
+	python3 - "$1" <<'EOF'
+import os, socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(0.5)
+ident = os.getpid() & 0xffff
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    t = (t >> 16) + (t & 0xffff)
+    return ~(t + (t >> 16)) & 0xffff
+for seq in range(10):
+    body = struct.pack("!HH", ident, seq) + b"sandboxfs"
+    s.sendto(struct.pack("!BBH", 8, 0, csum(struct.pack("!BBH", 8, 0, 0) + body + b"\0")) + body,
+             (sys.argv[1], 0))
+    end = time.time() + 0.5
+    while time.time() < end:
+        try:
+            data, addr = s.recvfrom(200)
+        except socket.timeout:
+            break
+        if addr[0] == sys.argv[1] and data[20] == 0 and struct.unpack("!H", data[24:26])[0] == ident:
+            sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# The VM's eth0 as the guest sees it: "MAC IP/LEN" (and its default route).
+guest_if() {
+	sbx_exec "$1" 'cat /sys/class/net/eth0/address; ip -4 addr show eth0 | grep -o "inet [^ ]*"; ip route | grep default' >/dev/null
+}
+
+@test "qemu net: a VM gets its address on a TAP, answers the host, obeys the policy; rmdir leaves no TAP" {
+	sbx_create_ctl "$V" backend=qemu
+	qemu_pid_of "$V" >/dev/null
+	ip=$(net_of "$V" ip)
+	mac=$(net_of "$V" mac)
+	tap=$(net_of "$V" host_if)
+	# The host end is a TAP (vnet header on, not persistent) on our bridge, with the filter.
+	ip -d link show "$tap" | grep -q "master $BR"
+	ip -d link show "$tap" | grep -q 'tun type tap pi off vnet_hdr on persist off'
+	tc filter show dev "$tap" ingress | grep -q sbx_antispoof
+	guest_if "$V"
+	[ "$SBX_RC" -eq 0 ]
+	[[ "$SBX_OUT" == "$mac"$'\n'"inet $ip/24"$'\n'"default via $GW dev eth0"* ]]
+	host_ping "$ip"
+	sbx_exec "$V" "ping -c 1 -W 3 $GW"
+	[ "$SBX_RC" -eq 0 ]
+	# A host service on the gateway: closed by default, as for ns; open once allowed.
+	port=$((20000 + RANDOM % 20000))
+	host_serve "$GW" "$port" hello-vm
+	sbx_exec "$V" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" != *hello-vm* ]]
+	sbx_write "$MNT/$V/ctl" "allow $GW tcp $port"
+	sbx_exec "$V" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" == *hello-vm* ]]
+
+	# A daemon killed -9 leaves the VM and its TAP; the new one re-adopts both.
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	ip link show "$tap" >/dev/null
+	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$V/status")" = running ]
+	[ "$(net_of "$V" ip)" = "$ip" ]
+	host_ping "$ip"
+	grep -qx "allow $GW/32 tcp $port" "$MNT/$V/net"
+
+	pid=$(qemu_pid_of "$V")
+	rmdir "$MNT/$V"
+	assert_no_qemu_leaks "$V" "$pid"
+	run ip link show "$tap"
+	[ "$status" -ne 0 ]
+}
+
+@test "qemu net: a VM and an ns sandbox are isolated by default and reach each other once allowed" {
+	N="${V}ns"
+	sbx_create "$N"
+	sbx_create_ctl "$V" backend=qemu
+	qemu_pid_of "$V" >/dev/null
+	vip=$(net_of "$V" ip)
+	nip=$(net_of "$N" ip)
+	sbx_exec "$V" "ping -c 1 -W 2 $nip"
+	[ "$SBX_RC" -ne 0 ]
+	sbx_exec "$N" "ping -c 1 -W 2 $vip"
+	[ "$SBX_RC" -ne 0 ]
+	sbx_write "$MNT/$V/ctl" "allow sandbox $N"
+	sbx_exec "$V" "ping -c 1 -W 3 $nip"
+	[ "$SBX_RC" -eq 0 ]
+	sbx_write "$MNT/$N/ctl" "allow sandbox $V"
+	sbx_exec "$N" "ping -c 1 -W 3 $vip"
+	[ "$SBX_RC" -eq 0 ]
+}
+
+@test "qemu net: a live-fork child has its own MAC and address on its own TAP, and is reachable" {
+	sbx_create_ctl "$V" backend=qemu
+	qemu_pid_of "$V" >/dev/null
+	C="${V}c"
+	sbx_write "$MNT/$V/ctl" "fork $C"
+	wait_status "$C" running 60
+	qemu_pid_of "$C" >/dev/null
+	[ "$(net_of "$C" ip)" != "$(net_of "$V" ip)" ]
+	[ "$(net_of "$C" mac)" != "$(net_of "$V" mac)" ]
+	[ "$(net_of "$C" host_if)" != "$(net_of "$V" host_if)" ]
+	ip -d link show "$(net_of "$C" host_if)" | grep -q "master $BR"
+	guest_if "$C"
+	[ "$SBX_RC" -eq 0 ]
+	[[ "$SBX_OUT" == "$(net_of "$C" mac)"$'\n'"inet $(net_of "$C" ip)/24"$'\n'"default via $GW dev eth0"* ]]
+	host_ping "$(net_of "$C" ip)"
+	sbx_exec "$C" "ping -c 1 -W 3 $GW"
+	[ "$SBX_RC" -eq 0 ]
+	# The source keeps its own identity.
+	guest_if "$V"
+	[[ "$SBX_OUT" == "$(net_of "$V" mac)"$'\n'"inet $(net_of "$V" ip)/24"* ]]
+	host_ping "$(net_of "$V" ip)"
+	taps="$(net_of "$V" host_if) $(net_of "$C" host_if)"
+	rmdir "$MNT/$C" "$MNT/$V"
+	for t in $taps; do
+		run ip link show "$t"
+		[ "$status" -ne 0 ]
+	done
+}
