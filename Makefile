@@ -94,10 +94,14 @@ check: all image unit fuzz-replay $(GUEST_FOR_CHECK)
 # The long versions of the stress tests (make check runs short ones): 10 000
 # race operations, a 60 s kill-and-restart load, a burst of 200, 60 s of
 # hostile load beside well-behaved sandboxes (its latency table is printed and
-# written to build/stress/hostile.md).
+# written to build/stress/hostile.md); then the kill suite again, until it
+# ran KILL_RUNS times in a row (each run's count shows; any failure fails).
+KILL_RUNS ?= 10
 stress: all image
 	RACE_OPS=10000 KILL_SECONDS=60 BURST_N=200 STRESS_SECONDS=60 \
 		tests/run-bats.sh tests/stress/*.bats
+	for i in $$(seq 2 $(KILL_RUNS)); do echo "# kill suite, run $$i of $(KILL_RUNS)"; \
+		KILL_SECONDS=60 tests/run-bats.sh tests/stress/kill.bats || exit 1; done
 
 # A ThreadSanitizer build of the daemon (build/tsan/sandboxfs, its sbx-init
 # beside it): for races the ASan unit tests cannot see, such as a lock taken
