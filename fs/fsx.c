@@ -1,12 +1,8 @@
-/* FUSE low-level operations. Inode numbers are computed, not allocated:
- * root is 1, top-level file i is 2+i, pools/ 0x800, warm pool P
- * 0x10000+16P (+1+i its file i), images/ 0x900 (+1+i its file i), image I
- * 2^62+16I (+1+i its file i); sandbox id N owns N<<20 .. (N<<20)+2^20:
- * +0 its directory, +1+i its file i, +0x100 snapshots/, +0x1000+seq a
- * snapshot. Ids are never reused, so a stale inode resolves to ENOENT and
- * forget has nothing to free. Every operation replies; none answers ENOSYS. */
+/* FUSE low-level operations over the tree of fs/files.c, its nodes numbered
+ * by fs/inode.c. Every operation replies; none answers ENOSYS. */
 #define _GNU_SOURCE
 #include "fsx.h"
+#include "inode.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -22,127 +18,64 @@ static struct timespec start_time;
 
 void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
 
-enum node_kind {
-	N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP, N_JOBSDIR, N_JOB, N_JOB_FILE,
-	N_POOLSDIR, N_POOL, N_POOL_FILE, N_IMAGESDIR, N_IMAGES_FILE, N_IMAGE, N_IMAGE_FILE
-};
-
 struct node {
-	enum node_kind kind;
+	enum ino_kind kind;
 	uint64_t id; /* 0: top level */
-	uint32_t seq; /* N_SNAP: the snapshot; N_JOB, N_JOB_FILE: the job number; N_POOL*: the
-		       * pool; N_IMAGE, N_IMAGE_FILE: the image */
-	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE, N_POOL_FILE, N_IMAGE*_FILE */
-	const struct fsx_job_file *jf; /* N_JOB_FILE */
+	uint32_t seq; /* INO_SNAP: the snapshot; INO_JOB, INO_JOB_FILE: the job number;
+		       * INO_POOL*: the pool; INO_IMAGE, INO_IMAGE_FILE: the image */
+	const struct fsx_file *f; /* INO_TOP_FILE, INO_SBX_FILE, INO_POOL_FILE, INO_IMAGE*_FILE */
+	const struct fsx_job_file *jf; /* INO_JOB_FILE */
 };
 
-#define SBX_SHIFT 20
-#define SUB_MASK ((1u << SBX_SHIFT) - 1)
-#define SUB_SNAPDIR 0x100u
-#define SUB_JOBSDIR 0x200u
-#define SUB_SNAP 0x1000u
-#define SUB_JOB 0x80000u /* | job << 4 | (file index + 1), 0 for the job's dir */
-/* Job ids (SBX_JOB_ID_MAX, common.h) fit the bits SUB_JOB leaves. */
-_Static_assert(SUB_JOB + (SBX_JOB_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
-	       "job ids overflow the inode scheme");
+static fuse_ino_t ino_of(enum ino_kind kind, uint64_t id, uint32_t obj, size_t file)
+{
+	return ino_encode(&(struct ino_node){.kind = kind, .sbx = id, .obj = obj, .file = (uint32_t)file});
+}
 
-#define INO_POOLS 0x800u
-#define INO_POOL_BASE 0x10000u
-_Static_assert(INO_POOL_BASE + (WARM_POOL_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
-	       "pool ids overflow the inode scheme");
-
-#define INO_IMAGES 0x900u
-_Static_assert(INO_IMAGES > INO_POOLS && INO_IMAGES + 16 < INO_POOL_BASE, "images/ overlaps");
-/* Far above every sandbox's range (ids are counted from 1 and stay below 2^42). */
-#define INO_IMAGE_BASE (1ull << 62)
-
-static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
-static fuse_ino_t ino_pool(uint32_t id, size_t k) { return INO_POOL_BASE + (id << 4) + k; }
-static fuse_ino_t ino_images_file(size_t i) { return INO_IMAGES + 1 + i; }
+static fuse_ino_t ino_top_file(size_t i) { return ino_of(INO_TOP_FILE, 0, 0, i); }
+static fuse_ino_t ino_pool(uint32_t id, size_t k)
+{
+	return k ? ino_of(INO_POOL_FILE, 0, id, k - 1) : ino_of(INO_POOL, 0, id, 0);
+}
+static fuse_ino_t ino_images_file(size_t i) { return ino_of(INO_IMAGES_FILE, 0, 0, i); }
 static fuse_ino_t ino_image(uint32_t id, size_t k)
 {
-	return INO_IMAGE_BASE + ((fuse_ino_t)id << 4) + k;
+	return k ? ino_of(INO_IMAGE_FILE, 0, id, k - 1) : ino_of(INO_IMAGE, 0, id, 0);
 }
-static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
-static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << SBX_SHIFT) | (i + 1); }
-static fuse_ino_t ino_snapdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_SNAPDIR; }
-static fuse_ino_t ino_snap(uint64_t id, uint32_t seq) { return (id << SBX_SHIFT) | (SUB_SNAP + seq); }
-static fuse_ino_t ino_jobsdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_JOBSDIR; }
+static fuse_ino_t ino_sbx_dir(uint64_t id) { return ino_of(INO_SBX, id, 0, 0); }
+static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return ino_of(INO_SBX_FILE, id, 0, i); }
+static fuse_ino_t ino_snapdir(uint64_t id) { return ino_of(INO_SNAPS, id, 0, 0); }
+static fuse_ino_t ino_snap(uint64_t id, uint32_t seq) { return ino_of(INO_SNAP, id, seq, 0); }
+static fuse_ino_t ino_jobsdir(uint64_t id) { return ino_of(INO_JOBS, id, 0, 0); }
 static fuse_ino_t ino_job(uint64_t id, uint32_t n, int k)
 {
-	return (id << SBX_SHIFT) | SUB_JOB | (n << 4) | (uint32_t)k;
+	return k ? ino_of(INO_JOB_FILE, id, n, (size_t)k - 1) : ino_of(INO_JOB, id, n, 0);
 }
 
 static int decode(fuse_ino_t ino, struct node *n)
 {
+	static const struct {
+		const struct fsx_file *tab;
+		const size_t *n;
+	} tabs[INO_NKINDS] = {
+		[INO_TOP_FILE] = {fsx_top_files, &fsx_top_nfiles},
+		[INO_SBX_FILE] = {fsx_sbx_files, &fsx_sbx_nfiles},
+		[INO_POOL_FILE] = {fsx_pool_files, &fsx_pool_nfiles},
+		[INO_IMAGES_FILE] = {fsx_images_files, &fsx_images_nfiles},
+		[INO_IMAGE_FILE] = {fsx_image_files, &fsx_image_nfiles},
+	};
+	struct ino_node i;
 	memset(n, 0, sizeof(*n));
-	if (ino >= INO_IMAGE_BASE) {
-		uint32_t k = (ino - INO_IMAGE_BASE) & 0xf;
-		uint64_t id = (ino - INO_IMAGE_BASE) >> 4;
-		if (k > fsx_image_nfiles || id == 0 || id > IMAGE_ID_MAX)
-			return -ENOENT;
-		n->seq = (uint32_t)id;
-		n->kind = k ? N_IMAGE_FILE : N_IMAGE;
-		n->f = k ? &fsx_image_files[k - 1] : NULL;
-		return 0;
-	}
-	if (ino < (1u << SBX_SHIFT)) {
-		if (ino == FUSE_ROOT_ID) {
-			n->kind = N_ROOT;
-			return 0;
-		}
-		if (ino == INO_POOLS) {
-			n->kind = N_POOLSDIR;
-			return 0;
-		}
-		if (ino == INO_IMAGES) {
-			n->kind = N_IMAGESDIR;
-			return 0;
-		}
-		if (ino > INO_IMAGES && ino - INO_IMAGES - 1 < fsx_images_nfiles) {
-			n->kind = N_IMAGES_FILE;
-			n->f = &fsx_images_files[ino - INO_IMAGES - 1];
-			return 0;
-		}
-		if (ino >= INO_POOL_BASE) {
-			uint32_t k = (ino - INO_POOL_BASE) & 0xf;
-			n->seq = (uint32_t)((ino - INO_POOL_BASE) >> 4);
-			if (k > fsx_pool_nfiles || n->seq == 0)
-				return -ENOENT;
-			n->kind = k ? N_POOL_FILE : N_POOL;
-			n->f = k ? &fsx_pool_files[k - 1] : NULL;
-			return 0;
-		}
-		if (ino < 2 || ino - 2 >= fsx_top_nfiles)
-			return -ENOENT;
-		n->kind = N_TOP_FILE;
-		n->f = &fsx_top_files[ino - 2];
-		return 0;
-	}
-	n->id = ino >> SBX_SHIFT;
-	uint32_t sub = ino & SUB_MASK;
-	if (sub == 0) {
-		n->kind = N_SBX_DIR;
-	} else if (sub <= fsx_sbx_nfiles) {
-		n->kind = N_SBX_FILE;
-		n->f = &fsx_sbx_files[sub - 1];
-	} else if (sub == SUB_SNAPDIR) {
-		n->kind = N_SNAPDIR;
-	} else if (sub == SUB_JOBSDIR) {
-		n->kind = N_JOBSDIR;
-	} else if (sub >= SUB_JOB) {
-		n->seq = (sub & ~SUB_JOB) >> 4;
-		uint32_t k = sub & 0xf;
-		if (k > fsx_job_nfiles)
-			return -ENOENT;
-		n->kind = k ? N_JOB_FILE : N_JOB;
-		n->jf = k ? &fsx_job_files[k - 1] : NULL;
-	} else if (sub >= SUB_SNAP) {
-		n->kind = N_SNAP;
-		n->seq = sub - SUB_SNAP;
-	} else {
+	if (ino_decode(ino, &i) < 0)
 		return -ENOENT;
-	}
+	if ((tabs[i.kind].n && i.file >= *tabs[i.kind].n) ||
+	    (i.kind == INO_JOB_FILE && i.file >= fsx_job_nfiles))
+		return -ENOENT;
+	n->kind = i.kind;
+	n->id = i.sbx;
+	n->seq = i.obj;
+	n->f = tabs[i.kind].tab ? &tabs[i.kind].tab[i.file] : NULL;
+	n->jf = i.kind == INO_JOB_FILE ? &fsx_job_files[i.file] : NULL;
 	return 0;
 }
 
@@ -199,7 +132,7 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	int r = decode(ino, &n);
 	if (r < 0)
 		return r;
-	if (n.kind == N_POOL || n.kind == N_POOL_FILE) {
+	if (n.kind == INO_POOL || n.kind == INO_POOL_FILE) {
 		struct warm_pool *p = warm_pool_get(n.seq);
 		if (!p)
 			return -ENOENT;
@@ -207,7 +140,7 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 		warm_pool_put(p);
 		return 0;
 	}
-	if (n.kind == N_IMAGE || n.kind == N_IMAGE_FILE) {
+	if (n.kind == INO_IMAGE || n.kind == INO_IMAGE_FILE) {
 		struct image *im = image_get(n.seq);
 		if (!im)
 			return -ENOENT;
@@ -222,8 +155,8 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	struct sbx *s = sbx_get_id(n.id);
 	if (!s)
 		return -ENOENT;
-	if ((n.kind == N_SNAP && !sbx_snapshot_exists(s, n.seq)) ||
-	    ((n.kind == N_JOB || n.kind == N_JOB_FILE) && !sbx_job_exists(s, n.seq)))
+	if ((n.kind == INO_SNAP && !sbx_snapshot_exists(s, n.seq)) ||
+	    ((n.kind == INO_JOB || n.kind == INO_JOB_FILE) && !sbx_job_exists(s, n.seq)))
 		r = -ENOENT;
 	else
 		fill_attr(st, ino, node_mode(&n), sbx_created_wall_usec(s));
@@ -271,13 +204,13 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	fuse_ino_t ino = 0;
 	int i;
-	if (p.kind == N_ROOT) {
+	if (p.kind == INO_ROOT) {
 		if ((i = find_file(fsx_top_files, fsx_top_nfiles, name)) >= 0) {
 			ino = ino_top_file((size_t)i);
 		} else if (strcmp(name, "pools") == 0) {
-			ino = INO_POOLS;
+			ino = ino_of(INO_POOLS, 0, 0, 0);
 		} else if (strcmp(name, "images") == 0) {
-			ino = INO_IMAGES;
+			ino = ino_of(INO_IMAGES, 0, 0, 0);
 		} else {
 			struct sbx *s = sbx_get(name);
 			if (s) {
@@ -285,14 +218,14 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 				sbx_put(s);
 			}
 		}
-	} else if (p.kind == N_SBX_DIR) {
+	} else if (p.kind == INO_SBX) {
 		if ((i = find_file(fsx_sbx_files, fsx_sbx_nfiles, name)) >= 0)
 			ino = ino_sbx_file(p.id, (size_t)i);
 		else if (strcmp(name, "snapshots") == 0)
 			ino = ino_snapdir(p.id);
 		else if (strcmp(name, "jobs") == 0)
 			ino = ino_jobsdir(p.id);
-	} else if (p.kind == N_JOBSDIR) {
+	} else if (p.kind == INO_JOBS) {
 		char *end;
 		unsigned long jn = strtoul(name, &end, 10);
 		struct sbx *s = sbx_get_id(p.id);
@@ -300,31 +233,31 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			ino = ino_job(p.id, (uint32_t)jn, 0);
 		if (s)
 			sbx_put(s);
-	} else if (p.kind == N_JOB) {
+	} else if (p.kind == INO_JOB) {
 		for (size_t k = 0; k < fsx_job_nfiles; k++)
 			if (strcmp(fsx_job_files[k].name, name) == 0)
 				ino = ino_job(p.id, p.seq, (int)k + 1);
-	} else if (p.kind == N_SNAPDIR) {
+	} else if (p.kind == INO_SNAPS) {
 		struct sbx *s = sbx_get_id(p.id);
 		uint32_t seq;
 		if (s && sbx_snapshot_lookup(s, name, &seq) == 0)
 			ino = ino_snap(p.id, seq);
 		if (s)
 			sbx_put(s);
-	} else if (p.kind == N_POOLSDIR) {
+	} else if (p.kind == INO_POOLS) {
 		uint32_t id = warm_pool_lookup(name);
 		if (id)
 			ino = ino_pool(id, 0);
-	} else if (p.kind == N_POOL) {
+	} else if (p.kind == INO_POOL) {
 		if ((i = find_file(fsx_pool_files, fsx_pool_nfiles, name)) >= 0)
 			ino = ino_pool(p.seq, (size_t)i + 1);
-	} else if (p.kind == N_IMAGESDIR) {
+	} else if (p.kind == INO_IMAGES) {
 		uint32_t id;
 		if ((i = find_file(fsx_images_files, fsx_images_nfiles, name)) >= 0)
 			ino = ino_images_file((size_t)i);
 		else if ((id = image_lookup(name)))
 			ino = ino_image(id, 0);
-	} else if (p.kind == N_IMAGE) {
+	} else if (p.kind == INO_IMAGE) {
 		if ((i = find_file(fsx_image_files, fsx_image_nfiles, name)) >= 0)
 			ino = ino_image(p.seq, (size_t)i + 1);
 	}
@@ -407,9 +340,9 @@ static int fill_root(struct dir_handle *d, size_t *cap)
 	uint64_t *ids;
 	size_t n;
 	if (r == 0)
-		r = dir_add(d, cap, "pools", INO_POOLS, S_IFDIR);
+		r = dir_add(d, cap, "pools", ino_of(INO_POOLS, 0, 0, 0), S_IFDIR);
 	if (r == 0)
-		r = dir_add(d, cap, "images", INO_IMAGES, S_IFDIR);
+		r = dir_add(d, cap, "images", ino_of(INO_IMAGES, 0, 0, 0), S_IFDIR);
 	if (r == 0 && (r = engine_list(&names, &ids, &n)) == 0) {
 		for (size_t i = 0; i < n && r == 0; i++)
 			r = dir_add(d, cap, names[i], ino_sbx_dir(ids[i]), S_IFDIR);
@@ -422,7 +355,7 @@ static int fill_root(struct dir_handle *d, size_t *cap)
 static int fill_pools(struct dir_handle *d, size_t *cap, const struct node *n)
 {
 	int r = 0;
-	if (n->kind == N_POOL) {
+	if (n->kind == INO_POOL) {
 		struct warm_pool *p = warm_pool_get(n->seq);
 		if (!p)
 			return -ENOENT;
@@ -447,7 +380,7 @@ static int fill_pools(struct dir_handle *d, size_t *cap, const struct node *n)
 static int fill_images(struct dir_handle *d, size_t *cap, const struct node *n)
 {
 	int r = 0;
-	if (n->kind == N_IMAGE) {
+	if (n->kind == INO_IMAGE) {
 		struct image *im = image_get(n->seq);
 		if (!im)
 			return -ENOENT;
@@ -478,7 +411,7 @@ static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
 	if (!s)
 		return -ENOENT;
 	int r = 0;
-	if (n->kind == N_SBX_DIR) {
+	if (n->kind == INO_SBX) {
 		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
 			r = dir_add(d, cap, fsx_sbx_files[i].name, ino_sbx_file(n->id, i),
 				    file_mode(&fsx_sbx_files[i]));
@@ -486,7 +419,7 @@ static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
 			r = dir_add(d, cap, "snapshots", ino_snapdir(n->id), S_IFDIR);
 		if (r == 0)
 			r = dir_add(d, cap, "jobs", ino_jobsdir(n->id), S_IFDIR);
-	} else if (n->kind == N_JOBSDIR) {
+	} else if (n->kind == INO_JOBS) {
 		uint32_t *ns;
 		size_t cnt;
 		if ((r = sbx_job_list(s, &ns, &cnt)) == 0) {
@@ -497,13 +430,13 @@ static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
 			}
 			free(ns);
 		}
-	} else if (n->kind == N_JOB) {
+	} else if (n->kind == INO_JOB) {
 		if (!sbx_job_exists(s, n->seq))
 			r = -ENOENT;
 		for (size_t k = 0; k < fsx_job_nfiles && r == 0; k++)
 			r = dir_add(d, cap, fsx_job_files[k].name, ino_job(n->id, n->seq, (int)k + 1),
 				    S_IFREG | fsx_job_files[k].mode);
-	} else if (n->kind == N_SNAPDIR) {
+	} else if (n->kind == INO_SNAPS) {
 		char(*names)[64];
 		uint32_t *seqs;
 		size_t cnt;
@@ -513,7 +446,7 @@ static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
 			free(names);
 			free(seqs);
 		}
-	} else if (n->kind == N_SNAP && !sbx_snapshot_exists(s, n->seq)) {
+	} else if (n->kind == INO_SNAP && !sbx_snapshot_exists(s, n->seq)) {
 		r = -ENOENT;
 	}
 	sbx_put(s);
@@ -536,9 +469,9 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r == 0)
 		r = dir_add(d, &cap, "..", FUSE_ROOT_ID, S_IFDIR);
 	if (r == 0)
-		r = n.kind == N_ROOT ? fill_root(d, &cap)
-		    : n.kind == N_POOLSDIR || n.kind == N_POOL	 ? fill_pools(d, &cap, &n)
-		    : n.kind == N_IMAGESDIR || n.kind == N_IMAGE ? fill_images(d, &cap, &n)
+		r = n.kind == INO_ROOT ? fill_root(d, &cap)
+		    : n.kind == INO_POOLS || n.kind == INO_POOL	 ? fill_pools(d, &cap, &n)
+		    : n.kind == INO_IMAGES || n.kind == INO_IMAGE ? fill_images(d, &cap, &n)
 								 : fill_sbx_dir(d, &cap, &n);
 	if (r < 0) {
 		if (d)
@@ -714,7 +647,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int r = 0;
 	struct sbx *s = NULL;
 	struct warm_pool *pool = NULL;
-	if (n.kind == N_POOL_FILE) {
+	if (n.kind == INO_POOL_FILE) {
 		h->pool = n.seq;
 		if (!(pool = warm_pool_get(n.seq)))
 			r = -ENOENT;
@@ -722,7 +655,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			r = f->show_pool(pool, &h->content);
 		if (pool)
 			warm_pool_put(pool);
-	} else if (n.kind == N_IMAGE_FILE) {
+	} else if (n.kind == INO_IMAGE_FILE) {
 		struct image *im = image_get(n.seq);
 		h->image = n.seq;
 		r = im ? f->show_image(im, &h->content) : -ENOENT;
@@ -1218,8 +1151,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	engine_thread_online();
 	struct node p;
 	if (decode(parent, &p) < 0 ||
-	    (p.kind != N_ROOT && p.kind != N_SNAPDIR && p.kind != N_POOLSDIR)) {
-		if (p.kind == N_IMAGESDIR)
+	    (p.kind != INO_ROOT && p.kind != INO_SNAPS && p.kind != INO_POOLS)) {
+		if (p.kind == INO_IMAGES)
 			engine_note_error("mkdir images/%s: images are made by `import NAME SOURCE` "
 					  "written to images/ctl", name);
 		reply_user_err(req, EPERM);
@@ -1228,11 +1161,11 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct sbx *s = NULL;
 	fuse_ino_t ino = 0;
 	int r;
-	if (p.kind == N_ROOT) {
+	if (p.kind == INO_ROOT) {
 		r = engine_mkdir(name, &s);
 		if (r == 0)
 			ino = ino_sbx_dir(sbx_id(s));
-	} else if (p.kind == N_POOLSDIR) {
+	} else if (p.kind == INO_POOLS) {
 		uint32_t id = 0;
 		r = warm_pool_mkdir(name, &id);
 		ino = ino_pool(id, 0);
@@ -1257,20 +1190,20 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int r;
 	if (decode(parent, &p) < 0) {
 		r = -ENOENT;
-	} else if (p.kind == N_ROOT) {
+	} else if (p.kind == INO_ROOT) {
 		r = find_file(fsx_top_files, fsx_top_nfiles, name) >= 0 ? -ENOTDIR
 									: engine_rmdir(name);
-	} else if (p.kind == N_POOLSDIR) {
+	} else if (p.kind == INO_POOLS) {
 		r = warm_pool_rmdir(name);
-	} else if (p.kind == N_IMAGESDIR) {
+	} else if (p.kind == INO_IMAGES) {
 		r = find_file(fsx_images_files, fsx_images_nfiles, name) >= 0 ? -ENOTDIR
 									     : image_rmdir(name);
-	} else if (p.kind == N_SNAPDIR) {
+	} else if (p.kind == INO_SNAPS) {
 		struct sbx *s = sbx_get_id(p.id);
 		r = s ? sbx_snapshot_remove(s, name) : -ENOENT;
 		if (s)
 			sbx_put(s);
-	} else if (p.kind == N_JOBSDIR) {
+	} else if (p.kind == INO_JOBS) {
 		struct sbx *s = sbx_get_id(p.id);
 		char *end;
 		unsigned long jn = strtoul(name, &end, 10);
