@@ -13,21 +13,6 @@
 
 #define ENTRY_TIMEOUT 1.0
 
-static struct timespec start_time;
-
-void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
-
-/* Access: root only (the owner bits of the table), or with --group, the
- * same rights for that group; nobody else. The kernel checks (default_permissions). */
-static bool group_set;
-static gid_t group_gid;
-
-void fsx_set_group(gid_t gid)
-{
-	group_set = true;
-	group_gid = gid;
-}
-
 static int node_of(fuse_ino_t ino, struct fsx_node *nd)
 {
 	if (ino_decode(ino, &nd->n) < 0)
@@ -76,29 +61,32 @@ static mode_t node_mode(const struct fsx_node *nd)
 	return nd->f ? nd->f->ops->type | nd->f->mode : S_IFDIR | 0755;
 }
 
-static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
+/* Access: root only (the owner bits of the table), or with --group, the
+ * same rights for that group; nobody else. The kernel checks (default_permissions). */
+static void fill_attr(const struct fsx_state *fs, struct stat *st, fuse_ino_t ino, mode_t mode,
+		      uint64_t created_usec)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	if (!S_ISLNK(mode)) {
 		mode_t owner = mode & 0700;
-		mode = (mode & S_IFMT) | owner | (group_set ? owner >> 3 : 0);
+		mode = (mode & S_IFMT) | owner | (fs->group_set ? owner >> 3 : 0);
 	}
 	st->st_mode = mode;
-	st->st_gid = group_set ? group_gid : 0;
+	st->st_gid = fs->group_set ? fs->group_gid : 0;
 	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_blksize = 4096;
 	if (created_usec) {
 		st->st_mtim.tv_sec = (time_t)(created_usec / 1000000);
 		st->st_mtim.tv_nsec = (long)(created_usec % 1000000) * 1000;
 	} else {
-		st->st_mtim = start_time;
+		st->st_mtim = fs->start_time;
 	}
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
 /* Attributes of a node that is still there. */
-static int node_attr(fuse_ino_t ino, struct stat *st)
+static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 {
 	struct fsx_node nd;
 	struct fsx_obj o;
@@ -108,7 +96,8 @@ static int node_attr(fuse_ino_t ino, struct stat *st)
 	if (r < 0)
 		return r;
 	const struct fsx_family *fam = nd.k->fam;
-	fill_attr(st, ino, node_mode(&nd), fam->created_usec ? fam->created_usec(&o) : 0);
+	fill_attr(fuse_req_userdata(req), st, ino, node_mode(&nd),
+		  fam->created_usec ? fam->created_usec(&o) : 0);
 	fsx_unpin(&nd, &o);
 	return 0;
 }
@@ -123,7 +112,7 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
-	int r = ino ? node_attr(ino, &e.attr) : -ENOENT;
+	int r = ino ? node_attr(req, ino, &e.attr) : -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -195,7 +184,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	engine_thread_online();
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -215,7 +204,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -576,7 +565,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	(void)mask;
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
 

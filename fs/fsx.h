@@ -13,10 +13,15 @@
 #include "../engine/images.h"
 #include "../engine/warm.h"
 
+/* What the FUSE layer needs of the daemon: the session's userdata
+ * (fuse_session_new's last argument, fuse_req_userdata in each operation). */
+struct fsx_state {
+	struct timespec start_time; /* the times of what has none of its own */
+	bool group_set;             /* --group: members of gid get the owner's rights */
+	gid_t group_gid;
+};
+
 extern const struct fuse_lowlevel_ops fsx_ops;
-void fsx_set_start_time(void);
-/* --group: members of gid get the owner's rights. */
-void fsx_set_group(gid_t gid);
 /* Engine watch callback: wakes poll(2) on the events files of `id`. */
 void fsx_changed(uint64_t id);
 /* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */
