@@ -75,6 +75,36 @@ static void test_round_trip(void)
 	CHECK(ino_encode(&(struct ino_node){.kind = INO_ROOT}) == 1); /* FUSE_ROOT_ID */
 }
 
+/* The numbers themselves: the kernel's caches and the tests see them. */
+static void test_numbers_kept(void)
+{
+	static const struct {
+		struct ino_node n;
+		uint64_t ino;
+	} known[] = {
+		{{.kind = INO_ROOT}, 1},
+		{{.kind = INO_TOP_FILE, .file = 0}, 2},
+		{{.kind = INO_TOP_FILE, .file = 4}, 6},
+		{{.kind = INO_POOLS}, 0x800},
+		{{.kind = INO_IMAGES}, 0x900},
+		{{.kind = INO_IMAGES_FILE, .file = 0}, 0x901},
+		{{.kind = INO_POOL, .obj = 1}, 0x10010},
+		{{.kind = INO_POOL_FILE, .obj = 3, .file = 2}, 0x10033},
+		{{.kind = INO_IMAGE, .obj = 1}, (1ull << 62) + 0x10},
+		{{.kind = INO_IMAGE_FILE, .obj = 2, .file = 3}, (1ull << 62) + 0x24},
+		{{.kind = INO_SBX, .sbx = 1}, 0x100000},
+		{{.kind = INO_SBX_FILE, .sbx = 2, .file = 0}, 0x200001},
+		{{.kind = INO_SBX_FILE, .sbx = 2, .file = 11}, 0x20000c},
+		{{.kind = INO_SNAPS, .sbx = 1}, 0x100100},
+		{{.kind = INO_JOBS, .sbx = 1}, 0x100200},
+		{{.kind = INO_SNAP, .sbx = 1, .obj = 1}, 0x101001},
+		{{.kind = INO_JOB, .sbx = 1, .obj = 1}, 0x180010},
+		{{.kind = INO_JOB_FILE, .sbx = 1, .obj = 2, .file = 5}, 0x180026},
+	};
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		CHECK(ino_encode(&known[i].n) == known[i].ino);
+}
+
 /* Past every bound, encode refuses: the number would be another node's. */
 static void test_out_of_range(void)
 {
@@ -171,6 +201,7 @@ static void test_decode_consistent(void)
 int main(void)
 {
 	RUN(test_round_trip);
+	RUN(test_numbers_kept);
 	RUN(test_out_of_range);
 	RUN(test_no_overlap);
 	RUN(test_decode_consistent);
