@@ -16,9 +16,6 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define SBX_NAME_MAX 63
 #define SBX_ERRMSG_MAX 512
-/* Job ids of a sandbox run from 1 to this and are never reused: the FUSE
- * layer packs a job and its file into 19 bits of an inode number. */
-#define SBX_JOB_ID_MAX 0x7fffu
 
 /* An error: a negative errno and the sentence a user reads in `error`. */
 struct err {

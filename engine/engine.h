@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "common.h"
+#include "ids.h"
 #include "waiters.h"
 
 struct sbx;

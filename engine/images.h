@@ -10,13 +10,10 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "ids.h"
 
 struct image;
 struct vmm_inst;
-
-/* Image ids are never reused while the daemon runs; the FUSE layer gives
- * each image an inode range by its id. */
-#define IMAGE_ID_MAX 0xffffffu
 
 /* A write to /sbx/images/ctl: `import NAME SOURCE`. */
 int images_ctl(const char *buf, size_t len);

@@ -322,6 +322,9 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 	pthread_mutex_lock(&s->lock);
 	if (r == 0 && snap_find(s, name))
 		r = err_set(&e, -EEXIST, "sandbox %s already has a snapshot '%s'", s->node.name, name);
+	if (r == 0 && s->next_snap_seq >= SBX_SNAP_SEQ_MAX)
+		r = err_set(&e, -ENOSPC, "sandbox %s has made %u snapshots, the most one sandbox can "
+			    "(snapshot numbers are never reused)", s->node.name, SBX_SNAP_SEQ_MAX);
 	if (r == 0 && !(sn = calloc(1, sizeof(*sn))))
 		r = err_set(&e, -ENOMEM, "out of memory");
 	if (r == 0) {

@@ -7,12 +7,9 @@
 #include <stdint.h>
 
 #include "common.h"
+#include "ids.h"
 
 struct warm_pool;
-
-/* Pool ids are never reused while the daemon runs; the FUSE layer gives
- * each pool an inode range by its id. */
-#define WARM_POOL_ID_MAX 0xefffu
 
 /* mkdir /sbx/pools/NAME: a pool of the spec of a bare mkdir, size 0. */
 int warm_pool_mkdir(const char *name, uint32_t *id);

@@ -1,238 +1,108 @@
-/* FUSE low-level operations. Inode numbers are computed, not allocated:
- * root is 1, top-level file i is 2+i, pools/ 0x800, warm pool P
- * 0x10000+16P (+1+i its file i), images/ 0x900 (+1+i its file i), image I
- * 2^62+16I (+1+i its file i); sandbox id N owns N<<20 .. (N<<20)+2^20:
- * +0 its directory, +1+i its file i, +0x100 snapshots/, +0x1000+seq a
- * snapshot. Ids are never reused, so a stale inode resolves to ENOENT and
- * forget has nothing to free. Every operation replies; none answers ENOSYS. */
+/* The FUSE low-level operations, generic over the tree of fs/files.c: each
+ * reads the node's number (fs/inode.c), finds its kind's row and calls what
+ * the row points at; none asks which file it serves. Every operation
+ * replies; none answers ENOSYS. */
 #define _GNU_SOURCE
-#include "fsx.h"
+#include "node.h"
 
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define ENTRY_TIMEOUT 1.0
 
-static struct timespec start_time;
-
-void fsx_set_start_time(void) { clock_gettime(CLOCK_REALTIME, &start_time); }
-
-enum node_kind {
-	N_ROOT, N_TOP_FILE, N_SBX_DIR, N_SBX_FILE, N_SNAPDIR, N_SNAP, N_JOBSDIR, N_JOB, N_JOB_FILE,
-	N_POOLSDIR, N_POOL, N_POOL_FILE, N_IMAGESDIR, N_IMAGES_FILE, N_IMAGE, N_IMAGE_FILE
-};
-
-struct node {
-	enum node_kind kind;
-	uint64_t id; /* 0: top level */
-	uint32_t seq; /* N_SNAP: the snapshot; N_JOB, N_JOB_FILE: the job number; N_POOL*: the
-		       * pool; N_IMAGE, N_IMAGE_FILE: the image */
-	const struct fsx_file *f; /* N_TOP_FILE, N_SBX_FILE, N_POOL_FILE, N_IMAGE*_FILE */
-	const struct fsx_job_file *jf; /* N_JOB_FILE */
-};
-
-#define SBX_SHIFT 20
-#define SUB_MASK ((1u << SBX_SHIFT) - 1)
-#define SUB_SNAPDIR 0x100u
-#define SUB_JOBSDIR 0x200u
-#define SUB_SNAP 0x1000u
-#define SUB_JOB 0x80000u /* | job << 4 | (file index + 1), 0 for the job's dir */
-/* Job ids (SBX_JOB_ID_MAX, common.h) fit the bits SUB_JOB leaves. */
-_Static_assert(SUB_JOB + (SBX_JOB_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
-	       "job ids overflow the inode scheme");
-
-#define INO_POOLS 0x800u
-#define INO_POOL_BASE 0x10000u
-_Static_assert(INO_POOL_BASE + (WARM_POOL_ID_MAX << 4) + 15 < (1u << SBX_SHIFT),
-	       "pool ids overflow the inode scheme");
-
-#define INO_IMAGES 0x900u
-_Static_assert(INO_IMAGES > INO_POOLS && INO_IMAGES + 16 < INO_POOL_BASE, "images/ overlaps");
-/* Far above every sandbox's range (ids are counted from 1 and stay below 2^42). */
-#define INO_IMAGE_BASE (1ull << 62)
-
-static fuse_ino_t ino_top_file(size_t i) { return 2 + i; }
-static fuse_ino_t ino_pool(uint32_t id, size_t k) { return INO_POOL_BASE + (id << 4) + k; }
-static fuse_ino_t ino_images_file(size_t i) { return INO_IMAGES + 1 + i; }
-static fuse_ino_t ino_image(uint32_t id, size_t k)
+static int node_of(fuse_ino_t ino, struct fsx_node *nd)
 {
-	return INO_IMAGE_BASE + ((fuse_ino_t)id << 4) + k;
-}
-static fuse_ino_t ino_sbx_dir(uint64_t id) { return id << SBX_SHIFT; }
-static fuse_ino_t ino_sbx_file(uint64_t id, size_t i) { return (id << SBX_SHIFT) | (i + 1); }
-static fuse_ino_t ino_snapdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_SNAPDIR; }
-static fuse_ino_t ino_snap(uint64_t id, uint32_t seq) { return (id << SBX_SHIFT) | (SUB_SNAP + seq); }
-static fuse_ino_t ino_jobsdir(uint64_t id) { return (id << SBX_SHIFT) | SUB_JOBSDIR; }
-static fuse_ino_t ino_job(uint64_t id, uint32_t n, int k)
-{
-	return (id << SBX_SHIFT) | SUB_JOB | (n << 4) | (uint32_t)k;
-}
-
-static int decode(fuse_ino_t ino, struct node *n)
-{
-	memset(n, 0, sizeof(*n));
-	if (ino >= INO_IMAGE_BASE) {
-		uint32_t k = (ino - INO_IMAGE_BASE) & 0xf;
-		uint64_t id = (ino - INO_IMAGE_BASE) >> 4;
-		if (k > fsx_image_nfiles || id == 0 || id > IMAGE_ID_MAX)
-			return -ENOENT;
-		n->seq = (uint32_t)id;
-		n->kind = k ? N_IMAGE_FILE : N_IMAGE;
-		n->f = k ? &fsx_image_files[k - 1] : NULL;
-		return 0;
-	}
-	if (ino < (1u << SBX_SHIFT)) {
-		if (ino == FUSE_ROOT_ID) {
-			n->kind = N_ROOT;
-			return 0;
-		}
-		if (ino == INO_POOLS) {
-			n->kind = N_POOLSDIR;
-			return 0;
-		}
-		if (ino == INO_IMAGES) {
-			n->kind = N_IMAGESDIR;
-			return 0;
-		}
-		if (ino > INO_IMAGES && ino - INO_IMAGES - 1 < fsx_images_nfiles) {
-			n->kind = N_IMAGES_FILE;
-			n->f = &fsx_images_files[ino - INO_IMAGES - 1];
-			return 0;
-		}
-		if (ino >= INO_POOL_BASE) {
-			uint32_t k = (ino - INO_POOL_BASE) & 0xf;
-			n->seq = (uint32_t)((ino - INO_POOL_BASE) >> 4);
-			if (k > fsx_pool_nfiles || n->seq == 0)
-				return -ENOENT;
-			n->kind = k ? N_POOL_FILE : N_POOL;
-			n->f = k ? &fsx_pool_files[k - 1] : NULL;
-			return 0;
-		}
-		if (ino < 2 || ino - 2 >= fsx_top_nfiles)
-			return -ENOENT;
-		n->kind = N_TOP_FILE;
-		n->f = &fsx_top_files[ino - 2];
-		return 0;
-	}
-	n->id = ino >> SBX_SHIFT;
-	uint32_t sub = ino & SUB_MASK;
-	if (sub == 0) {
-		n->kind = N_SBX_DIR;
-	} else if (sub <= fsx_sbx_nfiles) {
-		n->kind = N_SBX_FILE;
-		n->f = &fsx_sbx_files[sub - 1];
-	} else if (sub == SUB_SNAPDIR) {
-		n->kind = N_SNAPDIR;
-	} else if (sub == SUB_JOBSDIR) {
-		n->kind = N_JOBSDIR;
-	} else if (sub >= SUB_JOB) {
-		n->seq = (sub & ~SUB_JOB) >> 4;
-		uint32_t k = sub & 0xf;
-		if (k > fsx_job_nfiles)
-			return -ENOENT;
-		n->kind = k ? N_JOB_FILE : N_JOB;
-		n->jf = k ? &fsx_job_files[k - 1] : NULL;
-	} else if (sub >= SUB_SNAP) {
-		n->kind = N_SNAP;
-		n->seq = sub - SUB_SNAP;
-	} else {
+	if (ino_decode(ino, &nd->n) < 0)
 		return -ENOENT;
-	}
+	nd->k = &fsx_kinds[nd->n.kind];
+	nd->f = NULL;
+	if (nd->k->rows && nd->n.file >= nd->k->nrows)
+		return -ENOENT;
+	if (nd->k->rows)
+		nd->f = &nd->k->rows[nd->n.file];
 	return 0;
 }
 
-static bool is_dir(const struct node *n) { return !n->f && !n->jf; }
-
-static mode_t file_mode(const struct fsx_file *f)
+static struct fsx_node node_from(const struct ino_node *n)
 {
-	if (!f)
-		return S_IFDIR | 0755;
-	return f->link ? S_IFLNK | 0777 : S_IFREG | f->mode;
+	struct fsx_node nd = {.n = *n, .k = &fsx_kinds[n->kind]};
+	if (nd.k->rows)
+		nd.f = &nd.k->rows[n->file];
+	return nd;
 }
 
-static mode_t node_mode(const struct node *n)
+int fsx_pin(const struct fsx_node *nd, struct fsx_obj *o)
 {
-	return n->jf ? S_IFREG | n->jf->mode : file_mode(n->f);
+	memset(o, 0, sizeof(*o));
+	return nd->k->fam->pin ? nd->k->fam->pin(&nd->n, o) : 0;
+}
+
+int fsx_pin_node(const struct fsx_node *nd, struct fsx_obj *o)
+{
+	int r = fsx_pin(nd, o);
+	if (r == 0 && nd->k->fam->exists && !nd->k->fam->exists(&nd->n, o)) {
+		fsx_unpin(nd, o);
+		r = -ENOENT;
+	}
+	return r;
+}
+
+void fsx_unpin(const struct fsx_node *nd, struct fsx_obj *o)
+{
+	if (nd->k->fam->unpin)
+		nd->k->fam->unpin(o);
+}
+
+static mode_t node_mode(const struct fsx_node *nd)
+{
+	return nd->f ? nd->f->ops->type | nd->f->mode : S_IFDIR | 0755;
 }
 
 /* Access: root only (the owner bits of the table), or with --group, the
  * same rights for that group; nobody else. The kernel checks (default_permissions). */
-static bool group_set;
-static gid_t group_gid;
-
-void fsx_set_group(gid_t gid)
-{
-	group_set = true;
-	group_gid = gid;
-}
-
-static void fill_attr(struct stat *st, fuse_ino_t ino, mode_t mode, uint64_t created_usec)
+static void fill_attr(const struct fsx_state *fs, struct stat *st, fuse_ino_t ino, mode_t mode,
+		      uint64_t created_usec)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
 	if (!S_ISLNK(mode)) {
 		mode_t owner = mode & 0700;
-		mode = (mode & S_IFMT) | owner | (group_set ? owner >> 3 : 0);
+		mode = (mode & S_IFMT) | owner | (fs->group_set ? owner >> 3 : 0);
 	}
 	st->st_mode = mode;
-	st->st_gid = group_set ? group_gid : 0;
+	st->st_gid = fs->group_set ? fs->group_gid : 0;
 	st->st_nlink = S_ISDIR(mode) ? 2 : 1;
 	st->st_blksize = 4096;
 	if (created_usec) {
 		st->st_mtim.tv_sec = (time_t)(created_usec / 1000000);
 		st->st_mtim.tv_nsec = (long)(created_usec % 1000000) * 1000;
 	} else {
-		st->st_mtim = start_time;
+		st->st_mtim = fs->start_time;
 	}
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/* Attributes of a node; for sandbox nodes the sandbox (and snapshot) must still exist. */
-static int node_attr(fuse_ino_t ino, struct stat *st)
+/* Attributes of a node that is still there. */
+static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 {
-	struct node n;
-	int r = decode(ino, &n);
+	struct fsx_node nd;
+	struct fsx_obj o;
+	int r = node_of(ino, &nd);
+	if (r == 0)
+		r = fsx_pin_node(&nd, &o);
 	if (r < 0)
 		return r;
-	if (n.kind == N_POOL || n.kind == N_POOL_FILE) {
-		struct warm_pool *p = warm_pool_get(n.seq);
-		if (!p)
-			return -ENOENT;
-		fill_attr(st, ino, file_mode(n.f), warm_pool_created_wall_usec(p));
-		warm_pool_put(p);
-		return 0;
-	}
-	if (n.kind == N_IMAGE || n.kind == N_IMAGE_FILE) {
-		struct image *im = image_get(n.seq);
-		if (!im)
-			return -ENOENT;
-		fill_attr(st, ino, file_mode(n.f), image_created_wall_usec(im));
-		image_put(im);
-		return 0;
-	}
-	if (n.id == 0) {
-		fill_attr(st, ino, file_mode(n.f), 0);
-		return 0;
-	}
-	struct sbx *s = sbx_get_id(n.id);
-	if (!s)
-		return -ENOENT;
-	if ((n.kind == N_SNAP && !sbx_snapshot_exists(s, n.seq)) ||
-	    ((n.kind == N_JOB || n.kind == N_JOB_FILE) && !sbx_job_exists(s, n.seq)))
-		r = -ENOENT;
-	else
-		fill_attr(st, ino, node_mode(&n), sbx_created_wall_usec(s));
-	sbx_put(s);
-	return r;
+	const struct fsx_family *fam = nd.k->fam;
+	fill_attr(fuse_req_userdata(req), st, ino, node_mode(&nd),
+		  fam->created_usec ? fam->created_usec(&o) : 0);
+	fsx_unpin(&nd, &o);
+	return 0;
 }
 
-/* An error answering something a user did (not a lookup miss): counted for metrics. */
-static void reply_user_err(fuse_req_t req, int err)
+void fsx_reply_user_err(fuse_req_t req, int err)
 {
 	engine_count_error(err);
 	fuse_reply_err(req, err);
@@ -242,7 +112,7 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
-	int r = node_attr(ino, &e.attr);
+	int r = ino ? node_attr(req, ino, &e.attr) : -ENOENT;
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -253,85 +123,60 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_entry(req, &e);
 }
 
-static int find_file(const struct fsx_file *tab, size_t n, const char *name)
+/* The directory nd, or why not: ENOENT (no such node), ENOTDIR (a file). */
+static int dir_of(fuse_ino_t ino, struct fsx_node *nd)
 {
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(tab[i].name, name) == 0)
+	int r = node_of(ino, nd);
+	return r < 0 ? r : nd->f ? -ENOTDIR : 0;
+}
+
+/* The row of dir's files named name, or -1. */
+static int find_file(const struct fsx_kind *dir, const char *name)
+{
+	const struct fsx_kind *fk = dir->holds != INO_ROOT ? &fsx_kinds[dir->holds] : NULL;
+	for (size_t i = 0; fk && i < fk->nrows; i++)
+		if (strcmp(fk->rows[i].name, name) == 0)
 			return (int)i;
 	return -1;
+}
+
+/* The child `name` of directory p (its object pinned): a file, a fixed
+ * subdirectory, or one it holds by name. */
+static int child_of(const struct fsx_node *p, struct fsx_obj *o, const char *name,
+		    struct ino_node *c)
+{
+	*c = (struct ino_node){.kind = p->k->holds, .sbx = p->n.sbx, .obj = p->n.obj};
+	int i = find_file(p->k, name);
+	if (i >= 0) {
+		c->file = (uint32_t)i;
+		return 0;
+	}
+	for (const struct fsx_entry *e = p->k->subdirs; e && e->name; e++) {
+		if (strcmp(e->name, name) == 0) {
+			c->kind = e->kind;
+			return 0;
+		}
+	}
+	if (!p->k->dyn || !p->k->dyn->lookup)
+		return -ENOENT;
+	return p->k->dyn->lookup(&p->n, o, name, c);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	engine_thread_online();
-	struct node p;
-	if (decode(parent, &p) < 0 || !is_dir(&p)) {
-		fuse_reply_err(req, p.f ? ENOTDIR : ENOENT);
-		return;
+	struct fsx_node p;
+	struct fsx_obj o;
+	struct ino_node c;
+	int r = dir_of(parent, &p);
+	if (r == 0 && (r = fsx_pin_node(&p, &o)) == 0) {
+		r = child_of(&p, &o, name, &c);
+		fsx_unpin(&p, &o);
 	}
-	fuse_ino_t ino = 0;
-	int i;
-	if (p.kind == N_ROOT) {
-		if ((i = find_file(fsx_top_files, fsx_top_nfiles, name)) >= 0) {
-			ino = ino_top_file((size_t)i);
-		} else if (strcmp(name, "pools") == 0) {
-			ino = INO_POOLS;
-		} else if (strcmp(name, "images") == 0) {
-			ino = INO_IMAGES;
-		} else {
-			struct sbx *s = sbx_get(name);
-			if (s) {
-				ino = ino_sbx_dir(sbx_id(s));
-				sbx_put(s);
-			}
-		}
-	} else if (p.kind == N_SBX_DIR) {
-		if ((i = find_file(fsx_sbx_files, fsx_sbx_nfiles, name)) >= 0)
-			ino = ino_sbx_file(p.id, (size_t)i);
-		else if (strcmp(name, "snapshots") == 0)
-			ino = ino_snapdir(p.id);
-		else if (strcmp(name, "jobs") == 0)
-			ino = ino_jobsdir(p.id);
-	} else if (p.kind == N_JOBSDIR) {
-		char *end;
-		unsigned long jn = strtoul(name, &end, 10);
-		struct sbx *s = sbx_get_id(p.id);
-		if (s && !*end && jn > 0 && jn <= SBX_JOB_ID_MAX && sbx_job_exists(s, (uint32_t)jn))
-			ino = ino_job(p.id, (uint32_t)jn, 0);
-		if (s)
-			sbx_put(s);
-	} else if (p.kind == N_JOB) {
-		for (size_t k = 0; k < fsx_job_nfiles; k++)
-			if (strcmp(fsx_job_files[k].name, name) == 0)
-				ino = ino_job(p.id, p.seq, (int)k + 1);
-	} else if (p.kind == N_SNAPDIR) {
-		struct sbx *s = sbx_get_id(p.id);
-		uint32_t seq;
-		if (s && sbx_snapshot_lookup(s, name, &seq) == 0)
-			ino = ino_snap(p.id, seq);
-		if (s)
-			sbx_put(s);
-	} else if (p.kind == N_POOLSDIR) {
-		uint32_t id = warm_pool_lookup(name);
-		if (id)
-			ino = ino_pool(id, 0);
-	} else if (p.kind == N_POOL) {
-		if ((i = find_file(fsx_pool_files, fsx_pool_nfiles, name)) >= 0)
-			ino = ino_pool(p.seq, (size_t)i + 1);
-	} else if (p.kind == N_IMAGESDIR) {
-		uint32_t id;
-		if ((i = find_file(fsx_images_files, fsx_images_nfiles, name)) >= 0)
-			ino = ino_images_file((size_t)i);
-		else if ((id = image_lookup(name)))
-			ino = ino_image(id, 0);
-	} else if (p.kind == N_IMAGE) {
-		if ((i = find_file(fsx_image_files, fsx_image_nfiles, name)) >= 0)
-			ino = ino_image(p.seq, (size_t)i + 1);
-	}
-	if (!ino)
-		fuse_reply_err(req, ENOENT);
+	if (r < 0)
+		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, ino);
+		reply_entry(req, ino_encode(&c));
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -339,7 +184,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	(void)fi;
 	engine_thread_online();
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -359,7 +204,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		return;
 	}
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
@@ -374,172 +219,77 @@ struct dir_ent {
 	mode_t mode;
 };
 
-struct dir_handle {
+struct fsx_dir {
 	struct dir_ent *ents;
-	size_t n;
+	size_t n, cap;
 };
 
-static int dir_add(struct dir_handle *d, size_t *cap, const char *name, fuse_ino_t ino,
-		   mode_t mode)
+int fsx_dir_add(struct fsx_dir *d, const char *name, const struct ino_node *n)
 {
-	if (d->n == *cap) {
-		size_t c = *cap ? *cap * 2 : 32;
+	if (d->n == d->cap) {
+		size_t c = d->cap ? d->cap * 2 : 32;
 		struct dir_ent *e = realloc(d->ents, c * sizeof(*e));
 		if (!e)
 			return -ENOMEM;
 		d->ents = e;
-		*cap = c;
+		d->cap = c;
 	}
+	struct fsx_node nd = node_from(n);
 	snprintf(d->ents[d->n].name, sizeof(d->ents[0].name), "%s", name);
-	d->ents[d->n].ino = ino;
-	d->ents[d->n].mode = mode;
+	d->ents[d->n].ino = ino_encode(n);
+	d->ents[d->n].mode = nd.f ? node_mode(&nd) : S_IFDIR;
 	d->n++;
 	return 0;
 }
 
-static int fill_root(struct dir_handle *d, size_t *cap)
+int fsx_dir_add_list(struct fsx_dir *d, const struct ino_node *dir, enum ino_kind kind,
+		     char (*names)[64], uint32_t *ids, size_t n)
 {
 	int r = 0;
-	for (size_t i = 0; i < fsx_top_nfiles && r == 0; i++)
-		r = dir_add(d, cap, fsx_top_files[i].name, ino_top_file(i),
-			    file_mode(&fsx_top_files[i]));
-	char(*names)[64];
-	uint64_t *ids;
-	size_t n;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = fsx_dir_add(d, names[i],
+				&(struct ino_node){.kind = kind, .sbx = dir->sbx, .obj = ids[i]});
+	free(names);
+	free(ids);
+	return r;
+}
+
+/* ".", "..", the files of p, its fixed subdirectories, then its children by name. */
+static int dir_fill(struct fsx_dir *d, const struct fsx_node *p, struct fsx_obj *o)
+{
+	int r = fsx_dir_add(d, ".", &p->n);
 	if (r == 0)
-		r = dir_add(d, cap, "pools", INO_POOLS, S_IFDIR);
-	if (r == 0)
-		r = dir_add(d, cap, "images", INO_IMAGES, S_IFDIR);
-	if (r == 0 && (r = engine_list(&names, &ids, &n)) == 0) {
-		for (size_t i = 0; i < n && r == 0; i++)
-			r = dir_add(d, cap, names[i], ino_sbx_dir(ids[i]), S_IFDIR);
-		free(names);
-		free(ids);
+		r = fsx_dir_add(d, "..", &(struct ino_node){.kind = INO_ROOT});
+	struct ino_node c = {.kind = p->k->holds, .sbx = p->n.sbx, .obj = p->n.obj};
+	for (size_t i = 0; p->k->holds != INO_ROOT && i < fsx_kinds[c.kind].nrows && r == 0; i++) {
+		c.file = (uint32_t)i;
+		r = fsx_dir_add(d, fsx_kinds[c.kind].rows[i].name, &c);
 	}
-	return r;
-}
-
-static int fill_pools(struct dir_handle *d, size_t *cap, const struct node *n)
-{
-	int r = 0;
-	if (n->kind == N_POOL) {
-		struct warm_pool *p = warm_pool_get(n->seq);
-		if (!p)
-			return -ENOENT;
-		warm_pool_put(p);
-		for (size_t i = 0; i < fsx_pool_nfiles && r == 0; i++)
-			r = dir_add(d, cap, fsx_pool_files[i].name, ino_pool(n->seq, i + 1),
-				    file_mode(&fsx_pool_files[i]));
-		return r;
-	}
-	char(*names)[64];
-	uint32_t *ids;
-	size_t cnt;
-	if ((r = warm_pool_list(&names, &ids, &cnt)) == 0) {
-		for (size_t i = 0; i < cnt && r == 0; i++)
-			r = dir_add(d, cap, names[i], ino_pool(ids[i], 0), S_IFDIR);
-		free(names);
-		free(ids);
-	}
-	return r;
-}
-
-static int fill_images(struct dir_handle *d, size_t *cap, const struct node *n)
-{
-	int r = 0;
-	if (n->kind == N_IMAGE) {
-		struct image *im = image_get(n->seq);
-		if (!im)
-			return -ENOENT;
-		image_put(im);
-		for (size_t i = 0; i < fsx_image_nfiles && r == 0; i++)
-			r = dir_add(d, cap, fsx_image_files[i].name, ino_image(n->seq, i + 1),
-				    file_mode(&fsx_image_files[i]));
-		return r;
-	}
-	for (size_t i = 0; i < fsx_images_nfiles && r == 0; i++)
-		r = dir_add(d, cap, fsx_images_files[i].name, ino_images_file(i),
-			    file_mode(&fsx_images_files[i]));
-	char(*names)[64];
-	uint32_t *ids;
-	size_t cnt;
-	if (r == 0 && (r = image_list(&names, &ids, &cnt)) == 0) {
-		for (size_t i = 0; i < cnt && r == 0; i++)
-			r = dir_add(d, cap, names[i], ino_image(ids[i], 0), S_IFDIR);
-		free(names);
-		free(ids);
-	}
-	return r;
-}
-
-static int fill_sbx_dir(struct dir_handle *d, size_t *cap, const struct node *n)
-{
-	struct sbx *s = sbx_get_id(n->id);
-	if (!s)
-		return -ENOENT;
-	int r = 0;
-	if (n->kind == N_SBX_DIR) {
-		for (size_t i = 0; i < fsx_sbx_nfiles && r == 0; i++)
-			r = dir_add(d, cap, fsx_sbx_files[i].name, ino_sbx_file(n->id, i),
-				    file_mode(&fsx_sbx_files[i]));
-		if (r == 0)
-			r = dir_add(d, cap, "snapshots", ino_snapdir(n->id), S_IFDIR);
-		if (r == 0)
-			r = dir_add(d, cap, "jobs", ino_jobsdir(n->id), S_IFDIR);
-	} else if (n->kind == N_JOBSDIR) {
-		uint32_t *ns;
-		size_t cnt;
-		if ((r = sbx_job_list(s, &ns, &cnt)) == 0) {
-			for (size_t i = 0; i < cnt && r == 0; i++) {
-				char nm[16];
-				snprintf(nm, sizeof(nm), "%u", ns[i]);
-				r = dir_add(d, cap, nm, ino_job(n->id, ns[i], 0), S_IFDIR);
-			}
-			free(ns);
-		}
-	} else if (n->kind == N_JOB) {
-		if (!sbx_job_exists(s, n->seq))
-			r = -ENOENT;
-		for (size_t k = 0; k < fsx_job_nfiles && r == 0; k++)
-			r = dir_add(d, cap, fsx_job_files[k].name, ino_job(n->id, n->seq, (int)k + 1),
-				    S_IFREG | fsx_job_files[k].mode);
-	} else if (n->kind == N_SNAPDIR) {
-		char(*names)[64];
-		uint32_t *seqs;
-		size_t cnt;
-		if ((r = sbx_snapshot_list(s, &names, &seqs, &cnt)) == 0) {
-			for (size_t i = 0; i < cnt && r == 0; i++)
-				r = dir_add(d, cap, names[i], ino_snap(n->id, seqs[i]), S_IFDIR);
-			free(names);
-			free(seqs);
-		}
-	} else if (n->kind == N_SNAP && !sbx_snapshot_exists(s, n->seq)) {
-		r = -ENOENT;
-	}
-	sbx_put(s);
+	for (const struct fsx_entry *e = p->k->subdirs; e && e->name && r == 0; e++)
+		r = fsx_dir_add(d, e->name,
+				&(struct ino_node){.kind = e->kind, .sbx = p->n.sbx, .obj = p->n.obj});
+	if (r == 0 && p->k->dyn && p->k->dyn->fill)
+		r = p->k->dyn->fill(&p->n, o, d);
 	return r;
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	engine_thread_online();
-	struct node n;
-	if (decode(ino, &n) < 0 || !is_dir(&n)) {
-		fuse_reply_err(req, n.f ? ENOTDIR : ENOENT);
+	struct fsx_node nd;
+	struct fsx_obj o;
+	int r = dir_of(ino, &nd);
+	if (r < 0) {
+		fuse_reply_err(req, -r);
 		return;
 	}
-	struct dir_handle *d = calloc(1, sizeof(*d));
-	size_t cap = 0;
-	int r = d ? 0 : -ENOMEM;
-	if (r == 0)
-		r = dir_add(d, &cap, ".", ino, S_IFDIR);
-	if (r == 0)
-		r = dir_add(d, &cap, "..", FUSE_ROOT_ID, S_IFDIR);
-	if (r == 0)
-		r = n.kind == N_ROOT ? fill_root(d, &cap)
-		    : n.kind == N_POOLSDIR || n.kind == N_POOL	 ? fill_pools(d, &cap, &n)
-		    : n.kind == N_IMAGESDIR || n.kind == N_IMAGE ? fill_images(d, &cap, &n)
-								 : fill_sbx_dir(d, &cap, &n);
+	struct fsx_dir *d = calloc(1, sizeof(*d));
+	if (!d)
+		r = -ENOMEM;
+	else if ((r = fsx_pin_node(&nd, &o)) == 0) {
+		r = dir_fill(d, &nd, &o);
+		fsx_unpin(&nd, &o);
+	}
 	if (r < 0) {
 		if (d)
 			free(d->ents);
@@ -555,7 +305,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -577,338 +327,51 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	struct dir_handle *d = (struct dir_handle *)(uintptr_t)fi->fh;
+	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
 	free(d->ents);
 	free(d);
 	fuse_reply_err(req, 0);
 }
 
-/* --- files: content generated once per open; writes are commands --- */
-
-struct fsx_handle {
-	const struct fsx_file *f;
-	uint64_t id;
-	struct buf content;
-	struct sbx_exec *x;
-	uint64_t gen;   /* generation the content shows (events, wait) */
-	bool made;      /* wait: content made */
-	bool nonblock;  /* wait: opened O_NONBLOCK */
-	const struct fsx_job_file *jf; /* a job's file */
-	uint32_t pool;  /* a warm pool's file: the pool */
-	uint32_t image; /* an image's file: the image */
-	uint32_t job;   /* its job number; run: the job it started */
-	bool started;   /* run: a job was started through this handle */
-	size_t pos;     /* run: how much of the id was read */
-	uint64_t read_end; /* stdout, stderr: the furthest a read got, where poll looks on */
-	uint64_t skew;     /* stdout, stderr: how far reads were moved past dropped output */
-	pthread_mutex_t lock;
-	/* The open file's, and one per parked read: the kernel releases a file
-	 * only after its reads returned, but a parked read never relies on it. */
-	_Atomic int refs;
-};
-
-static struct fsx_handle *handle_new(void)
-{
-	struct fsx_handle *h = calloc(1, sizeof(*h));
-	if (h) {
-		pthread_mutex_init(&h->lock, NULL);
-		atomic_init(&h->refs, 1);
-	}
-	return h;
-}
-
-static struct fsx_handle *handle_get(struct fsx_handle *h)
-{
-	atomic_fetch_add(&h->refs, 1);
-	return h;
-}
-
-static void handle_put(struct fsx_handle *h)
-{
-	if (atomic_fetch_sub(&h->refs, 1) != 1)
-		return;
-	if (h->x)
-		sbx_exec_close(h->x);
-	buf_free(&h->content);
-	pthread_mutex_destroy(&h->lock);
-	free(h);
-}
-
-#define WAIT_DEFAULT_MS 30000
-
-static uint64_t current_gen(struct sbx *s)
-{
-	return s ? sbx_generation(s) : engine_generation();
-}
-
-static int make_content(struct fsx_handle *h, struct sbx *s)
-{
-	buf_free(&h->content);
-	h->gen = current_gen(s);
-	return s ? h->f->show(s, &h->content) : h->f->show_top(&h->content);
-}
-
-static void open_job_file(fuse_req_t req, const struct node *n, struct fuse_file_info *fi)
-{
-	const struct fsx_job_file *jf = n->jf;
-	int acc = fi->flags & O_ACCMODE;
-	bool writable = jf->kind == JF_STDIN || jf->kind == JF_CTL;
-	if ((acc != O_RDONLY) != writable || acc == O_RDWR) {
-		fuse_reply_err(req, EACCES);
-		return;
-	}
-	struct fsx_handle *h = handle_new();
-	struct sbx *s = sbx_get_id(n->id);
-	int r = !h ? -ENOMEM : !s || !sbx_job_exists(s, n->seq) ? -ENOENT : 0;
-	if (r == 0) {
-		h->id = n->id;
-		h->jf = jf;
-		h->job = n->seq;
-		h->nonblock = fi->flags & O_NONBLOCK;
-		if (jf->kind == JF_SHOW)
-			r = sbx_job_show(s, n->seq, jf->name, &h->content);
-	}
-	if (s)
-		sbx_put(s);
-	if (r < 0) {
-		if (h)
-			handle_put(h);
-		fuse_reply_err(req, -r);
-		return;
-	}
-	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
-	fuse_reply_open(req, fi);
-}
+/* --- files: what each does is its kind's ops --- */
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	engine_thread_online();
-	struct node n;
-	if (decode(ino, &n) < 0 || is_dir(&n)) {
-		fuse_reply_err(req, decode(ino, &n) < 0 ? ENOENT : EISDIR);
+	struct fsx_node nd;
+	struct fsx_obj o;
+	int r = node_of(ino, &nd);
+	if (r < 0 || !nd.f) {
+		fuse_reply_err(req, r < 0 ? ENOENT : EISDIR);
 		return;
 	}
-	if (n.jf) {
-		open_job_file(req, &n, fi);
-		return;
-	}
-	const struct fsx_file *f = n.f;
+	const struct fsx_file_ops *ops = nd.f->ops;
 	int acc = fi->flags & O_ACCMODE;
-	bool readable = f->show || f->show_top || f->session || f->wait || f->clone || f->show_pool ||
-			f->show_image;
-	bool writable = f->write || f->write_top || f->session || f->clone || f->write_pool;
 	/* Root passes the kernel's permission check; the file's nature still decides. */
-	if (((acc == O_WRONLY || acc == O_RDWR) && !writable) ||
-	    ((acc == O_RDONLY || acc == O_RDWR) && !readable)) {
+	if (((acc == O_WRONLY || acc == O_RDWR) && !ops->writable) ||
+	    ((acc == O_RDONLY || acc == O_RDWR) && !ops->readable)) {
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	struct fsx_handle *h = handle_new();
+	struct fsx_handle *h = fsx_handle_new(&nd, fi->flags);
 	if (!h) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	h->f = f;
-	h->id = n.id;
-	int r = 0;
-	struct sbx *s = NULL;
-	struct warm_pool *pool = NULL;
-	if (n.kind == N_POOL_FILE) {
-		h->pool = n.seq;
-		if (!(pool = warm_pool_get(n.seq)))
-			r = -ENOENT;
-		else if (acc != O_WRONLY)
-			r = f->show_pool(pool, &h->content);
-		if (pool)
-			warm_pool_put(pool);
-	} else if (n.kind == N_IMAGE_FILE) {
-		struct image *im = image_get(n.seq);
-		h->image = n.seq;
-		r = im ? f->show_image(im, &h->content) : -ENOENT;
-		image_put(im);
-	} else if (n.id && !(s = sbx_get_id(n.id)))
-		r = -ENOENT;
-	else if (f->session)
-		r = sbx_exec_open(s, &h->x);
-	else if (f->wait)
-		h->gen = sbx_generation(s), h->nonblock = fi->flags & O_NONBLOCK;
-	else if (f->clone)
-		; /* content (the job id) comes with the first read after the write */
-	else if (acc != O_WRONLY)
-		r = make_content(h, s);
-	if (s)
-		sbx_put(s);
+	if ((r = fsx_pin_node(&nd, &o)) == 0) {
+		r = ops->open ? ops->open(h, &o, fi->flags) : 0;
+		fsx_unpin(&nd, &o);
+	}
 	if (r < 0) {
-		handle_put(h);
+		fsx_handle_put(h);
 		fuse_reply_err(req, -r);
 		return;
 	}
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
-	fi->nonseekable = f->session || f->clone;
+	fi->nonseekable = ops->nonseekable;
 	fuse_reply_open(req, fi);
 }
-
-/* --- blocking reads (wait, exec, a job's stdout and stderr) ---
- * A read with nothing to return yet is parked (engine/waiters.h) and answered
- * later from the waiters' thread; the FUSE thread returns at once. A parked
- * read pins its handle; an interrupted reader (a signal, ^C, kill) gets EINTR. */
-
-struct fsx_read {
-	struct waiter w; /* first: a read is its waiter */
-	fuse_req_t req;
-	struct fsx_handle *h; /* pinned */
-	size_t size;
-	off_t off;
-	char *data; /* what the last look found, for the answer */
-	size_t len;
-};
-
-static bool is_blocking(const struct fsx_handle *h)
-{
-	return h->x || (h->jf && h->jf->kind == JF_STREAM) || (h->f && h->f->wait);
-}
-
-static int exec_try(struct fsx_read *rd, struct sbx_wake *wk)
-{
-	char *buf = malloc(rd->size ? rd->size : 1);
-	if (!buf)
-		return -ENOMEM;
-	ssize_t n = sbx_exec_read_try(rd->h->x, buf, rd->size, wk);
-	if (n < 0) {
-		free(buf);
-		return (int)n;
-	}
-	rd->data = buf;
-	rd->len = (size_t)n;
-	return 0;
-}
-
-static int stream_try(struct fsx_read *rd, struct sbx_wake *wk)
-{
-	struct fsx_handle *h = rd->h;
-	struct sbx *s = sbx_get_id(h->id);
-	if (!s)
-		return -ENODEV;
-	char *buf = malloc(rd->size ? rd->size : 1);
-	ssize_t n = !buf ? -ENOMEM
-			 : sbx_job_read_try(s, h->job, h->jf->stream, buf, rd->size, rd->off,
-					    &h->skew, h->nonblock ? NULL : wk);
-	sbx_put(s);
-	if (n == -EAGAIN && h->nonblock)
-		n = 0; /* O_NONBLOCK: the end for now, as a growing regular file */
-	if (n < 0) {
-		free(buf);
-		return (int)n;
-	}
-	pthread_mutex_lock(&h->lock);
-	if ((uint64_t)rd->off + (uint64_t)n > h->read_end)
-		h->read_end = (uint64_t)rd->off + (uint64_t)n;
-	pthread_mutex_unlock(&h->lock);
-	rd->data = buf;
-	rd->len = (size_t)n;
-	return 0;
-}
-
-/* wait: the content is made once, by the first read at offset 0 that finds
- * the sandbox changed since the open (or at the deadline, or at once with
- * O_NONBLOCK); a removed sandbox keeps what was made. */
-static int wait_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
-{
-	struct fsx_handle *h = rd->h;
-	int r = 0;
-	pthread_mutex_lock(&h->lock);
-	if (!h->made && rd->off == 0) {
-		struct sbx *s = sbx_get_id(h->id);
-		if (!s) {
-			r = -ENODEV;
-		} else if (!final && !h->nonblock && sbx_generation(s) == h->gen) {
-			*wk = (struct sbx_wake){.sbx = h->id, .kind = WAKE_STATE, .fd = -1};
-			r = -EAGAIN;
-		} else if ((r = h->f->show(s, &h->content)) == 0) {
-			h->made = true;
-		}
-		if (s)
-			sbx_put(s);
-	}
-	if (r == 0 && rd->off >= 0 && (size_t)rd->off < h->content.len) {
-		size_t n = h->content.len - (size_t)rd->off;
-		n = n < rd->size ? n : rd->size;
-		if ((rd->data = malloc(n))) {
-			memcpy(rd->data, h->content.data + rd->off, n);
-			rd->len = n;
-		} else {
-			r = -ENOMEM;
-		}
-	}
-	pthread_mutex_unlock(&h->lock);
-	return r;
-}
-
-static int read_try(struct waiter *w, bool final, struct sbx_wake *wk)
-{
-	struct fsx_read *rd = (struct fsx_read *)w;
-	free(rd->data);
-	rd->data = NULL;
-	rd->len = 0;
-	if (rd->h->x)
-		return exec_try(rd, wk);
-	if (rd->h->jf)
-		return stream_try(rd, wk);
-	return wait_try(rd, final, wk);
-}
-
-static void read_end(struct waiter *w, int r)
-{
-	struct fsx_read *rd = (struct fsx_read *)w;
-	/* libfuse runs an interrupt callback under the request's lock, which this
-	 * takes: none is running when it returns, and none comes after. */
-	fuse_req_interrupt_func(rd->req, NULL, NULL);
-	if (r < 0)
-		fuse_reply_err(rd->req, -r);
-	else
-		fuse_reply_buf(rd->req, rd->data, rd->len);
-	handle_put(rd->h);
-	free(rd->data);
-	free(rd);
-}
-
-static const struct waiter_ops read_ops = {.try = read_try, .end = read_end};
-
-/* Only marks the read (the thread that parked it may still hold it): the
- * waiters' thread answers. */
-static void read_interrupted(fuse_req_t req, void *data)
-{
-	(void)req;
-	waiter_interrupt(&((struct fsx_read *)data)->w);
-}
-
-static void read_blocking(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
-{
-	struct fsx_read *rd = calloc(1, sizeof(*rd));
-	if (!rd) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	rd->req = req;
-	rd->h = handle_get(h);
-	rd->size = size;
-	rd->off = off;
-	waiter_init(&rd->w, &read_ops,
-		    h->f && h->f->wait ? now_usec() + WAIT_DEFAULT_MS * 1000ull : 0);
-	struct sbx_wake wk = {.fd = -1};
-	int r = read_try(&rd->w, false, &wk);
-	if (r != -EAGAIN) {
-		read_end(&rd->w, r);
-		return;
-	}
-	/* Before the park: from there on the waiters' thread may answer and free rd. */
-	fuse_req_interrupt_func(req, read_interrupted, rd);
-	waiter_park(&rd->w, &wk);
-}
-
-void fsx_shutdown(void) { waiters_stop(); }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
@@ -916,60 +379,13 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
-	if (is_blocking(h)) {
-		read_blocking(req, h, size, off);
+	if (h->nd.f->ops->read) {
+		h->nd.f->ops->read(req, h, size, off);
 		return;
 	}
-	if (h->f && h->f->clone) {
-		/* The write moved the file offset; the id is read from our own cursor,
-		 * advanced under the handle's lock (reads may run on several threads). */
-		char out[32];
-		size_t n = 0;
-		pthread_mutex_lock(&h->lock);
-		if (!h->made && h->started) {
-			h->made = true;
-			buf_printf(&h->content, "%u\n", h->job);
-		}
-		if (h->content.len > h->pos) {
-			n = h->content.len - h->pos < size ? h->content.len - h->pos : size;
-			n = n < sizeof(out) ? n : sizeof(out);
-			memcpy(out, h->content.data + h->pos, n);
-			h->pos += n;
-		}
-		pthread_mutex_unlock(&h->lock);
-		fuse_reply_buf(req, out, n);
-		return;
-	}
-	/* events: lseek(0) + read after poll sees the change; a removed sandbox
-	 * keeps the last content. Reads of one file may run at once: the lock. */
+	/* Reads of one file may run at once: the lock. */
 	pthread_mutex_lock(&h->lock);
-	if (off == 0 && h->f && h->f->pollable) {
-		struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
-		int r = 0;
-		if ((s || !h->id) && h->gen != current_gen(s))
-			r = make_content(h, s);
-		if (s)
-			sbx_put(s);
-		if (r < 0) {
-			pthread_mutex_unlock(&h->lock);
-			fuse_reply_err(req, -r);
-			return;
-		}
-	}
-	size_t n = off < 0 || (size_t)off >= h->content.len ? 0 : h->content.len - (size_t)off;
-	n = n < size ? n : size;
-	/* Copied out and answered after the unlock: once the reply is sent the
-	 * reader may close the file, and its release (another thread) frees h
-	 * and its lock; another read may remake the content meanwhile. */
-	char *data = n ? malloc(n) : NULL;
-	if (data)
-		memcpy(data, h->content.data + off, n);
-	pthread_mutex_unlock(&h->lock);
-	if (n && !data)
-		fuse_reply_err(req, ENOMEM);
-	else
-		fuse_reply_buf(req, data, n);
-	free(data);
+	fsx_reply_content_unlock(req, h, size, off);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -979,191 +395,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)off;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
-	int r;
-	if (h->jf || (h->f && h->f->clone)) {
-		struct sbx *s = sbx_get_id(h->id);
-		if (!s)
-			r = -ENOENT;
-		else if (h->jf)
-			r = h->jf->kind == JF_STDIN ? sbx_job_stdin(s, h->job, buf, size)
-						   : sbx_job_ctl(s, h->job, buf, size);
-		else if (h->started)
-			r = -EBUSY; /* one job per handle: open run again */
-		else if ((r = h->f->clone(s, buf, size, &h->job)) == 0)
-			h->started = true;
-		if (s)
-			sbx_put(s);
-	} else if (h->x) {
-		r = sbx_exec_write(h->x, buf, size);
-	} else if (h->pool) {
-		struct warm_pool *p = warm_pool_get(h->pool);
-		r = p ? h->f->write_pool(p, buf, size) : -ENOENT;
-		if (p)
-			warm_pool_put(p);
-	} else if (h->id == 0) {
-		r = h->f->write_top(buf, size);
-	} else {
-		/* A handle may outlive its sandbox: a removed sandbox takes no commands. */
-		struct sbx *s = sbx_get_id(h->id);
-		r = s ? h->f->write(s, buf, size) : -ENOENT;
-		if (s)
-			sbx_put(s);
-	}
+	int r = h->nd.f->ops->write ? h->nd.f->ops->write(h, buf, size) : -EBADF;
 	if (r < 0)
-		reply_user_err(req, -r);
+		fsx_reply_user_err(req, -r);
 	else
 		fuse_reply_write(req, size);
 }
-
-static void poll_release(const struct fsx_handle *h);
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
-	poll_release(h);
-	handle_put(h);
+	if (h->nd.f->ops->release)
+		h->nd.f->ops->release(h);
+	fsx_handle_put(h);
 	fuse_reply_err(req, 0);
-}
-
-/* Poll handles waiting for a change of sandbox `id` (0: the top level) or,
- * with `job` set, for output or the end of that job of it. One per open file:
- * a notify on any poll handle of a file wakes every poller of that file. */
-struct poll_wait {
-	uint64_t id;
-	uint32_t job;
-	const struct fsx_handle *h;
-	uint64_t seq; /* tells this wait from a later one at the same address */
-	struct fuse_pollhandle *ph;
-	struct poll_wait *next;
-};
-static pthread_mutex_t poll_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct poll_wait *poll_waits;
-static uint64_t poll_seq;
-
-/* With poll_lock held: unlinks the waits of handle h, or else of (id, job). */
-static struct poll_wait *waits_take(uint64_t id, uint32_t job, const struct fsx_handle *h)
-{
-	struct poll_wait *out = NULL;
-	for (struct poll_wait **p = &poll_waits; *p;) {
-		struct poll_wait *w = *p;
-		if (h ? w->h == h : w->id == id && w->job == job) {
-			*p = w->next;
-			w->next = out;
-			out = w;
-		} else {
-			p = &w->next;
-		}
-	}
-	return out;
-}
-
-/* Outside poll_lock: wakes the pollers (or not), frees the waits. */
-static void waits_end(struct poll_wait *w, bool notify)
-{
-	while (w) {
-		struct poll_wait *next = w->next;
-		if (notify)
-			fuse_lowlevel_notify_poll(w->ph);
-		fuse_pollhandle_destroy(w->ph);
-		free(w);
-		w = next;
-	}
-}
-
-/* With poll_lock held: w becomes its handle's wait. Returns the one it replaces. */
-static struct poll_wait *wait_add_locked(struct poll_wait *w)
-{
-	struct poll_wait *old = waits_take(0, 0, w->h);
-	w->seq = ++poll_seq;
-	w->next = poll_waits;
-	poll_waits = w;
-	return old;
-}
-
-/* The wait numbered seq, unless it fired or was replaced meanwhile. */
-static void wait_cancel(uint64_t seq)
-{
-	struct poll_wait *w = NULL;
-	pthread_mutex_lock(&poll_lock);
-	for (struct poll_wait **p = &poll_waits; *p; p = &(*p)->next) {
-		if ((*p)->seq == seq) {
-			w = *p;
-			*p = w->next;
-			w->next = NULL;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&poll_lock);
-	waits_end(w, false);
-}
-
-static void fire_waits(uint64_t id, uint32_t job)
-{
-	pthread_mutex_lock(&poll_lock);
-	struct poll_wait *w = waits_take(id, job, NULL);
-	pthread_mutex_unlock(&poll_lock);
-	waits_end(w, true);
-}
-
-/* A change wakes pollers and the reads parked on it: any read of that
- * sandbox for a change of its own (the top level's: one may be gone). */
-void fsx_changed(uint64_t id)
-{
-	fire_waits(id, 0);
-	if (id)
-		waiters_kick(id, WAKE_ANY, 0);
-	else
-		waiters_kick_gone();
-}
-
-void fsx_job_changed(uint64_t id, uint32_t job)
-{
-	fire_waits(id, job);
-	waiters_kick(id, WAKE_JOB, job);
-}
-
-/* A closed file: its waits go, unfired (nothing polls it any more). */
-static void poll_release(const struct fsx_handle *h)
-{
-	if (h->jf ? h->jf->kind != JF_STREAM : !h->f || !h->f->pollable)
-		return;
-	pthread_mutex_lock(&poll_lock);
-	struct poll_wait *w = waits_take(0, 0, h);
-	pthread_mutex_unlock(&poll_lock);
-	waits_end(w, false);
-}
-
-/* A job's stdout or stderr: readable once there is output past what this
- * handle read, or the job is over. The wait goes in before the engine looks,
- * so output or an end that comes after the look still fires it. */
-static void poll_stream(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
-{
-	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL;
-	uint64_t seq = 0;
-	pthread_mutex_lock(&h->lock);
-	uint64_t off = h->read_end + __atomic_load_n(&h->skew, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&h->lock);
-	if (w) {
-		*w = (struct poll_wait){.id = h->id, .job = h->job, .h = h, .ph = ph};
-		pthread_mutex_lock(&poll_lock);
-		struct poll_wait *old = wait_add_locked(w);
-		seq = w->seq;
-		pthread_mutex_unlock(&poll_lock);
-		waits_end(old, false);
-	} else if (ph) { /* no memory for a wait: readable, as before (a read waits) */
-		fuse_pollhandle_destroy(ph);
-		fuse_reply_poll(req, POLLIN | POLLRDNORM);
-		return;
-	}
-	struct sbx *s = sbx_get_id(h->id);
-	bool ready = !s || sbx_job_poll(s, h->job, h->jf->stream, off);
-	if (s)
-		sbx_put(s);
-	if (ready && seq)
-		wait_cancel(seq);
-	fuse_reply_poll(req, ready ? POLLIN | POLLRDNORM : 0);
 }
 
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1172,116 +419,77 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	(void)ino;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
-	unsigned ready = POLLIN | POLLRDNORM;
-	if (h->jf && h->jf->kind == JF_STREAM) {
-		poll_stream(req, h, ph);
+	if (h->nd.f->ops->poll) {
+		h->nd.f->ops->poll(req, h, ph);
 		return;
 	}
-	if (h->x || !h->f || !h->f->pollable) {
-		if (ph)
-			fuse_pollhandle_destroy(ph);
-		fuse_reply_poll(req, ready | (h->x ? POLLOUT | POLLWRNORM : 0));
-		return;
-	}
-	struct sbx *s = h->id ? sbx_get_id(h->id) : NULL;
-	if (h->id && !s) { /* the sandbox is gone: that is a change too */
-		if (ph)
-			fuse_pollhandle_destroy(ph);
-		fuse_reply_poll(req, ready | POLLPRI | POLLERR);
-		return;
-	}
-	struct poll_wait *w = ph ? calloc(1, sizeof(*w)) : NULL, *old = NULL;
-	pthread_mutex_lock(&poll_lock);
-	bool changed = h->gen != current_gen(s);
-	if (!changed && w) {
-		*w = (struct poll_wait){.id = h->id, .h = h, .ph = ph};
-		old = wait_add_locked(w);
-		w = NULL;
-		ph = NULL;
-	}
-	pthread_mutex_unlock(&poll_lock);
-	if (s)
-		sbx_put(s);
-	waits_end(old, false);
-	free(w);
 	if (ph)
 		fuse_pollhandle_destroy(ph);
-	/* As cgroupfs: a change shows as POLLPRI (and readable); no change, no event. */
-	fuse_reply_poll(req, changed ? ready | POLLPRI : 0);
+	fuse_reply_poll(req, POLLIN | POLLRDNORM);
 }
 
-/* --- directories as sandboxes --- */
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	engine_thread_online();
+	struct fsx_node nd;
+	struct fsx_obj o;
+	if (node_of(ino, &nd) < 0 || !nd.f || !nd.f->ops->readlink) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	struct buf b = {0};
+	int r = fsx_pin(&nd, &o);
+	if (r == 0) {
+		r = nd.f->ops->readlink(&nd, &o, &b);
+		fsx_unpin(&nd, &o);
+	}
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_readlink(req, b.data);
+	buf_free(&b);
+}
+
+/* --- directories that make and remove what they hold --- */
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	(void)mode;
 	engine_thread_online();
-	struct node p;
-	if (decode(parent, &p) < 0 ||
-	    (p.kind != N_ROOT && p.kind != N_SNAPDIR && p.kind != N_POOLSDIR)) {
-		if (p.kind == N_IMAGESDIR)
-			engine_note_error("mkdir images/%s: images are made by `import NAME SOURCE` "
-					  "written to images/ctl", name);
-		reply_user_err(req, EPERM);
+	struct fsx_node p;
+	struct fsx_obj o;
+	struct ino_node c = {0};
+	int r = dir_of(parent, &p);
+	if (r < 0 || !p.k->dyn || !p.k->dyn->mkdir) {
+		fsx_reply_user_err(req, EPERM);
 		return;
 	}
-	struct sbx *s = NULL;
-	fuse_ino_t ino = 0;
-	int r;
-	if (p.kind == N_ROOT) {
-		r = engine_mkdir(name, &s);
-		if (r == 0)
-			ino = ino_sbx_dir(sbx_id(s));
-	} else if (p.kind == N_POOLSDIR) {
-		uint32_t id = 0;
-		r = warm_pool_mkdir(name, &id);
-		ino = ino_pool(id, 0);
-	} else {
-		uint32_t seq = 0;
-		s = sbx_get_id(p.id);
-		r = s ? sbx_snapshot_create(s, name, &seq) : -ENOENT;
-		ino = ino_snap(p.id, seq);
+	if ((r = fsx_pin(&p, &o)) == 0) {
+		r = p.k->dyn->mkdir(&p.n, &o, name, &c);
+		fsx_unpin(&p, &o);
 	}
-	if (s)
-		sbx_put(s);
 	if (r < 0)
-		reply_user_err(req, -r);
+		fsx_reply_user_err(req, -r);
 	else
-		reply_entry(req, ino);
+		reply_entry(req, ino_encode(&c));
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	engine_thread_online();
-	struct node p;
-	int r;
-	if (decode(parent, &p) < 0) {
-		r = -ENOENT;
-	} else if (p.kind == N_ROOT) {
-		r = find_file(fsx_top_files, fsx_top_nfiles, name) >= 0 ? -ENOTDIR
-									: engine_rmdir(name);
-	} else if (p.kind == N_POOLSDIR) {
-		r = warm_pool_rmdir(name);
-	} else if (p.kind == N_IMAGESDIR) {
-		r = find_file(fsx_images_files, fsx_images_nfiles, name) >= 0 ? -ENOTDIR
-									     : image_rmdir(name);
-	} else if (p.kind == N_SNAPDIR) {
-		struct sbx *s = sbx_get_id(p.id);
-		r = s ? sbx_snapshot_remove(s, name) : -ENOENT;
-		if (s)
-			sbx_put(s);
-	} else if (p.kind == N_JOBSDIR) {
-		struct sbx *s = sbx_get_id(p.id);
-		char *end;
-		unsigned long jn = strtoul(name, &end, 10);
-		r = !s ? -ENOENT : *end || !jn || jn > SBX_JOB_ID_MAX ? -ENOENT : sbx_job_remove(s, (uint32_t)jn);
-		if (s)
-			sbx_put(s);
-	} else {
+	struct fsx_node p;
+	struct fsx_obj o;
+	int r = node_of(parent, &p);
+	if (r == 0 && (p.f || !p.k->dyn || !p.k->dyn->rmdir))
 		r = -EPERM;
+	else if (r == 0 && find_file(p.k, name) >= 0)
+		r = -ENOTDIR;
+	else if (r == 0 && (r = fsx_pin(&p, &o)) == 0) {
+		r = p.k->dyn->rmdir(&p.n, &o, name);
+		fsx_unpin(&p, &o);
 	}
 	if (r < 0)
-		reply_user_err(req, -r);
+		fsx_reply_user_err(req, -r);
 	else
 		fuse_reply_err(req, 0);
 }
@@ -1292,7 +500,7 @@ static void deny_name(fuse_req_t req, fuse_ino_t parent, const char *name, const
 {
 	(void)parent;
 	engine_note_error("%s '%s' is not allowed in sandboxfs", what, name);
-	reply_user_err(req, EPERM);
+	fsx_reply_user_err(req, EPERM);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1336,26 +544,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 	deny_name(req, parent, name, "a hard link");
 }
 
-static void op_readlink(fuse_req_t req, fuse_ino_t ino)
-{
-	engine_thread_online();
-	struct node n;
-	if (decode(ino, &n) < 0 || !n.f || !n.f->link || !n.id) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	struct sbx *s = sbx_get_id(n.id);
-	struct buf b = {0};
-	int r = s ? n.f->link(s, &b) : -ENOENT;
-	if (s)
-		sbx_put(s);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_readlink(req, b.data);
-	buf_free(&b);
-}
-
 static void op_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1377,7 +565,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	(void)mask;
 	struct stat st;
-	int r = node_attr(ino, &st);
+	int r = node_attr(req, ino, &st);
 	fuse_reply_err(req, r < 0 ? -r : 0);
 }
 

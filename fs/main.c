@@ -107,8 +107,9 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
-	bool foreground = false, allow_other = false, has_group = false;
-	gid_t group = 0;
+	bool foreground = false, allow_other = false;
+	struct fsx_state fst; /* the session's userdata */
+	memset(&fst, 0, sizeof(fst));
 	int verbose = 0, c;
 	const char *state = "/var/lib/sandboxfs", *images = NULL, *init = NULL;
 	o.workers = 8;
@@ -142,8 +143,8 @@ int main(int argc, char **argv)
 				fprintf(stderr, "sandboxfs: --group %s: no such group\n", optarg);
 				return 2;
 			}
-			group = gr->gr_gid;
-			has_group = true;
+			fst.group_gid = gr->gr_gid;
+			fst.group_set = true;
 			break;
 		}
 		case 'm':
@@ -204,12 +205,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sandboxfs: --disk: %s\n", de.msg);
 		return 2;
 	}
-	if (has_group && !allow_other) {
+	if (fst.group_set && !allow_other) {
 		fprintf(stderr, "sandboxfs: --group needs --allow-other (else only root sees the mount)\n");
 		return 2;
 	}
-	if (has_group)
-		fsx_set_group(group);
 	if (optind != argc - 1) {
 		usage(stderr);
 		return 2;
@@ -272,7 +271,7 @@ int main(int argc, char **argv)
 		 allow_other ? ",allow_other" : "");
 	char *fargv[] = {argv[0], "-o", optstr, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
-	struct fuse_session *se = fuse_session_new(&args, &fsx_ops, sizeof(fsx_ops), NULL);
+	struct fuse_session *se = fuse_session_new(&args, &fsx_ops, sizeof(fsx_ops), &fst);
 	if (!se) {
 		fprintf(stderr, "sandboxfs: cannot create the FUSE session\n");
 		return 1;
@@ -288,7 +287,7 @@ int main(int argc, char **argv)
 		log_init(verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO, true);
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
-	fsx_set_start_time();
+	clock_gettime(CLOCK_REALTIME, &fst.start_time); /* read by the loop's threads only */
 	engine_set_watch(fsx_changed);
 	engine_set_job_watch(fsx_job_changed);
 	struct err e = {0};

@@ -5,8 +5,8 @@
 # each C test case (`ok NAME` / `not ok NAME`, see tests/unit/unit.h) and each
 # bats test; ends with `# N skipped` and the line `N passed, N failed`.
 #
-# A unit binary that is missing, stale (older than its source, unit.h or any
-# engine/, vmm/ or net/ source: rebuild with `make unit`), killed by its
+# A unit binary that is missing, stale (older than its source, unit.h, any
+# engine/, vmm/ or net/ source or fs/inode.[ch]: rebuild with `make unit`), killed by its
 # timeout (UNIT_TIMEOUT seconds, default 300) or ends without its summary line
 # counts as one more failure, with a sentence saying why.
 set -u
@@ -35,7 +35,7 @@ for src in "${srcs[@]}"; do
 		fail "$t is missing: $src did not run (run \`make unit\`)"
 		continue
 	fi
-	newer=$(cd "$root" && find "$src" tests/unit/unit.h engine vmm net -name '*.[ch]' -newer "$t" 2>/dev/null | head -n 3)
+	newer=$(cd "$root" && find "$src" tests/unit/unit.h engine vmm net fs/inode.[ch] -name '*.[ch]' -newer "$t" 2>/dev/null | head -n 3)
 	if [[ -n "$newer" ]]; then
 		fail "$t is stale (older than $(echo $newer)): run \`make unit\`"
 		continue

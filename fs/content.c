@@ -1,0 +1,104 @@
+/* The kinds of file any family may have: show (content made at open from
+ * the row's show), command (one command a write), setting (both), and events
+ * (content remade when the generation it shows moved; poll wakes then, with
+ * POLLPRI, as cgroupfs's). */
+#include "node.h"
+
+#include <fcntl.h>
+#include <poll.h>
+
+static int content_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
+{
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		return 0;
+	return h->nd.k->fam->show(&h->nd, o, &h->content);
+}
+
+/* A handle may outlive its object: a removed one takes no commands. */
+static int content_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	struct fsx_obj o;
+	int r = fsx_pin(&h->nd, &o);
+	if (r < 0)
+		return r;
+	r = h->nd.k->fam->write(&h->nd, &o, buf, len);
+	fsx_unpin(&h->nd, &o);
+	return r;
+}
+
+const struct fsx_file_ops fsx_show_ops = {
+	.type = S_IFREG, .readable = true, .open = content_open,
+};
+const struct fsx_file_ops fsx_command_ops = {
+	.type = S_IFREG, .writable = true, .write = content_write,
+};
+const struct fsx_file_ops fsx_setting_ops = {
+	.type = S_IFREG, .readable = true, .writable = true,
+	.open = content_open, .write = content_write,
+};
+
+static int events_make(struct fsx_handle *h, struct fsx_obj *o)
+{
+	buf_free(&h->content);
+	h->gen = h->nd.k->fam->generation(o);
+	return h->nd.k->fam->show(&h->nd, o, &h->content);
+}
+
+static int events_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
+{
+	(void)flags;
+	return events_make(h, o);
+}
+
+/* lseek(0) + read after poll sees the change; a removed sandbox keeps the
+ * last content. Reads of one file may run at once: the lock. */
+static void events_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	struct fsx_obj o;
+	int r = 0;
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 && fsx_pin(&h->nd, &o) == 0) {
+		if (h->gen != h->nd.k->fam->generation(&o))
+			r = events_make(h, &o);
+		fsx_unpin(&h->nd, &o);
+	}
+	if (r < 0) {
+		pthread_mutex_unlock(&h->lock);
+		fuse_reply_err(req, -r);
+		return;
+	}
+	fsx_reply_content_unlock(req, h, size, off);
+}
+
+struct gen_look {
+	const struct fsx_handle *h;
+	struct fsx_obj *o;
+};
+
+static bool gen_moved(void *arg)
+{
+	struct gen_look *l = arg;
+	return l->h->gen != l->h->nd.k->fam->generation(l->o);
+}
+
+static void events_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
+{
+	unsigned ready = POLLIN | POLLRDNORM;
+	struct fsx_obj o;
+	if (fsx_pin(&h->nd, &o) < 0) { /* the sandbox is gone: that is a change too */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, ready | POLLPRI | POLLERR);
+		return;
+	}
+	struct gen_look l = {h, &o};
+	bool changed = fsx_poll_wait(h, h->nd.n.sbx, 0, ph, gen_moved, &l);
+	fsx_unpin(&h->nd, &o);
+	/* No change, no event. */
+	fuse_reply_poll(req, changed ? ready | POLLPRI : 0);
+}
+
+const struct fsx_file_ops fsx_events_ops = {
+	.type = S_IFREG, .readable = true, .open = events_open, .read = events_read,
+	.poll = events_poll, .release = fsx_poll_release,
+};

@@ -1,0 +1,211 @@
+/* The tree as data, in the manner of kernfs: a row per kind of node
+ * (fs/files.c), directories included, each naming its inode range (its
+ * index, fs/inode.h), its family (what its nodes live in) and, for a
+ * directory, what it holds; a file's row points at the ops of its kind of
+ * file. The generic operations (fs/fsx.c) read these and never ask which
+ * node they serve. Private to fs/. */
+#ifndef SBX_FSX_NODE_H
+#define SBX_FSX_NODE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include "fsx.h"
+#include "inode.h"
+
+/* What a node lives in, pinned for one operation by its family. */
+struct fsx_obj {
+	struct sbx *sbx;
+	struct warm_pool *pool;
+	struct image *image;
+};
+
+struct fsx_node;
+struct fsx_handle;
+struct fsx_read;
+struct fsx_dir;
+
+/* The files of one directory, as rows: what they are, and what the ops of
+ * their kind call, as the engine declares it (one set, by the row's family). */
+struct fsx_file {
+	const char *name;
+	mode_t mode;
+	const struct fsx_file_ops *ops;
+	union {
+		struct { /* the top level, /sbx/images/ */
+			int (*show)(struct buf *b);
+			int (*write)(const char *buf, size_t len);
+		} top;
+		struct { /* a sandbox */
+			int (*show)(struct sbx *s, struct buf *b);
+			int (*write)(struct sbx *s, const char *buf, size_t len);
+			int (*clone)(struct sbx *s, const char *buf, size_t len, uint32_t *id);
+			int (*link)(struct sbx *s, struct buf *b);
+		} sbx;
+		struct { /* a job (show: sbx_job_show, by the row's name) */
+			int (*write)(struct sbx *s, uint32_t job, const char *buf, size_t len);
+			int stream; /* 0 stdout, 1 stderr */
+		} job;
+		struct {
+			int (*show)(struct warm_pool *p, struct buf *b);
+			int (*write)(struct warm_pool *p, const char *buf, size_t len);
+		} pool;
+		struct {
+			int (*show)(struct image *im, struct buf *b);
+		} image;
+	};
+};
+
+/* A kind of file: what open, read, write, poll and close do. NULL read:
+ * the content made at open; NULL poll: always readable. */
+struct fsx_file_ops {
+	mode_t type; /* S_IFREG, or S_IFLNK */
+	bool readable, writable, nonseekable;
+	/* The node's object is pinned (o); flags are open(2)'s. */
+	int (*open)(struct fsx_handle *h, struct fsx_obj *o, int flags);
+	void (*read)(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+	/* A read that may wait (read is fsx_read_parked): looks once, never
+	 * blocks; -EAGAIN: nothing yet, and wk says what to wait for. */
+	int (*try)(struct fsx_read *rd, bool final, struct sbx_wake *wk);
+	unsigned deadline_ms; /* a parked read is answered by then (0: no deadline) */
+	int (*write)(struct fsx_handle *h, const char *buf, size_t len);
+	void (*poll)(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph);
+	void (*release)(struct fsx_handle *h); /* the file is closed */
+	void (*drop)(struct fsx_handle *h);    /* the handle is freed */
+	int (*readlink)(const struct fsx_node *nd, struct fsx_obj *o, struct buf *b);
+};
+
+/* What the nodes of a kind live in: the top level, a sandbox, a snapshot or
+ * a job of one, a pool, an image. NULL hooks: nothing to pin, a node that is
+ * there while its object is, made at the daemon's start. */
+struct fsx_family {
+	/* The object (ENOENT: gone); unpin releases what pin took. */
+	int (*pin)(const struct ino_node *n, struct fsx_obj *o);
+	void (*unpin)(struct fsx_obj *o);
+	/* Is the node itself still there (a snapshot, a job)? */
+	bool (*exists)(const struct ino_node *n, struct fsx_obj *o);
+	uint64_t (*created_usec)(const struct fsx_obj *o);
+	uint64_t (*generation)(const struct fsx_obj *o); /* events: what poll watches */
+	/* The row's handlers, called with the pinned object. */
+	int (*show)(const struct fsx_node *nd, struct fsx_obj *o, struct buf *b);
+	int (*write)(const struct fsx_node *nd, struct fsx_obj *o, const char *buf, size_t len);
+};
+
+/* The children a directory holds by name, besides its fixed entries; each
+ * hook gets the directory's node with its object pinned. NULL: none, and
+ * mkdir or rmdir is not allowed there (EPERM). */
+struct fsx_dir_ops {
+	int (*lookup)(const struct ino_node *dir, struct fsx_obj *o, const char *name,
+		      struct ino_node *child);
+	int (*fill)(const struct ino_node *dir, struct fsx_obj *o, struct fsx_dir *d);
+	int (*mkdir)(const struct ino_node *dir, struct fsx_obj *o, const char *name,
+		     struct ino_node *child);
+	int (*rmdir)(const struct ino_node *dir, struct fsx_obj *o, const char *name);
+};
+
+/* A fixed subdirectory. */
+struct fsx_entry {
+	const char *name;
+	enum ino_kind kind;
+};
+
+/* A kind of node: a file kind has rows; a directory kind has none. */
+struct fsx_kind {
+	const struct fsx_family *fam;
+	const struct fsx_file *rows;
+	size_t nrows;
+	enum ino_kind holds; /* a directory: the kind of its files (INO_ROOT: none) */
+	const struct fsx_entry *subdirs; /* a directory: fixed ones, up to a NULL name */
+	const struct fsx_dir_ops *dyn;
+};
+extern const struct fsx_kind fsx_kinds[INO_NKINDS];
+
+/* A node as an operation sees it: its number read, its kind's row, its file's. */
+struct fsx_node {
+	struct ino_node n;
+	const struct fsx_kind *k;
+	const struct fsx_file *f; /* NULL: a directory */
+};
+
+/* An open file. Its content is made once per open (or remade, events). */
+struct fsx_handle {
+	struct fsx_node nd;
+	struct buf content;
+	bool nonblock;     /* opened O_NONBLOCK */
+	uint64_t gen;      /* events, wait: the generation the content shows, or seen at open */
+	bool made;         /* wait, run: content made */
+	struct sbx_exec *x; /* exec: the session */
+	uint32_t job;      /* run: the job it started */
+	bool started;      /* run: a job was started through this handle */
+	size_t pos;        /* run: how much of the id was read */
+	uint64_t read_end; /* stdout, stderr: the furthest a read got, where poll looks on */
+	uint64_t skew;     /* stdout, stderr: how far reads were moved past dropped output */
+	pthread_mutex_t lock;
+	/* The open file's, and one per parked read: the kernel releases a file
+	 * only after its reads returned, but a parked read never relies on it. */
+	_Atomic int refs;
+};
+
+struct fsx_handle *fsx_handle_new(const struct fsx_node *nd, int flags);
+struct fsx_handle *fsx_handle_get(struct fsx_handle *h);
+void fsx_handle_put(struct fsx_handle *h);
+
+/* fsx_pin: the object the node lives in (-ENOENT: gone), for its handlers;
+ * fsx_pin_node: and the node itself is there. fsx_unpin releases either. */
+int fsx_pin(const struct fsx_node *nd, struct fsx_obj *o);
+int fsx_pin_node(const struct fsx_node *nd, struct fsx_obj *o);
+void fsx_unpin(const struct fsx_node *nd, struct fsx_obj *o);
+
+/* A read parked until it can be answered (fs/handle.c). */
+struct fsx_read {
+	struct waiter w; /* first: a read is its waiter */
+	fuse_req_t req;
+	struct fsx_handle *h; /* pinned */
+	size_t size;
+	off_t off;
+	char *data; /* what the last look found, for the answer */
+	size_t len;
+};
+/* The read of a file whose ops' try may wait. */
+void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* With h->lock held: answers from h's content at off, and unlocks. */
+void fsx_reply_content_unlock(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* An error answering something a user did (not a lookup miss): counted for metrics. */
+void fsx_reply_user_err(fuse_req_t req, int err);
+
+/* The entries of a directory, collected at opendir. */
+int fsx_dir_add(struct fsx_dir *d, const char *name, const struct ino_node *n);
+/* names[i] is object ids[i] of kind, in dir's sandbox; frees both arrays. */
+int fsx_dir_add_list(struct fsx_dir *d, const struct ino_node *dir, enum ino_kind kind,
+		     char (*names)[64], uint32_t *ids, size_t n);
+
+/* poll(2) waits, woken by fsx_changed and fsx_job_changed (fs/poll.c). ph
+ * becomes h's wait for (id, job), replacing its last, unless changed(arg),
+ * asked under the lock a wakeup takes, says the change came already; ph is
+ * kept or destroyed. Returns changed's answer. */
+bool fsx_poll_wait(const struct fsx_handle *h, uint64_t id, uint32_t job,
+		   struct fuse_pollhandle *ph, bool (*changed)(void *arg), void *arg);
+/* The same without a look: returns the wait's number (0: no memory; ph is
+ * then destroyed), for fsx_poll_cancel once a look finds it ready. */
+uint64_t fsx_poll_add(const struct fsx_handle *h, uint64_t id, uint32_t job,
+		      struct fuse_pollhandle *ph);
+void fsx_poll_cancel(uint64_t seq);
+void fsx_poll_release(struct fsx_handle *h);
+
+/* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
+extern const struct fsx_file_ops fsx_show_ops, fsx_command_ops, fsx_setting_ops,
+	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
+	fsx_stream_ops;
+/* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */
+extern const struct fsx_family fsx_top_family, fsx_sbx_family, fsx_snap_family,
+	fsx_job_family, fsx_pool_family, fsx_image_family;
+/* The directories with children by name. */
+extern const struct fsx_dir_ops fsx_root_dir, fsx_snaps_dir, fsx_jobs_dir, fsx_pools_dir,
+	fsx_images_dir;
+/* The sandbox family's pin, which a snapshot's and a job's share. */
+int fsx_sbx_pin(const struct ino_node *n, struct fsx_obj *o);
+void fsx_sbx_unpin(struct fsx_obj *o);
+uint64_t fsx_sbx_created_usec(const struct fsx_obj *o);
+
+#endif

@@ -1,0 +1,188 @@
+/* A sandbox's directory (/sbx/NAME/): the family its files, snapshots/ and
+ * jobs/ belong to, and its kinds of file that only a sandbox has: wait (a
+ * read parked until the sandbox changes), exec (a command session per open),
+ * run (a write starts a job, a read returns its id) and root (a link). */
+#include "node.h"
+
+#include <poll.h>
+#include <string.h>
+
+#define WAIT_DEFAULT_MS 30000
+
+int fsx_sbx_pin(const struct ino_node *n, struct fsx_obj *o)
+{
+	o->sbx = sbx_get_id(n->sbx);
+	return o->sbx ? 0 : -ENOENT;
+}
+
+void fsx_sbx_unpin(struct fsx_obj *o) { sbx_put(o->sbx); }
+
+uint64_t fsx_sbx_created_usec(const struct fsx_obj *o) { return sbx_created_wall_usec(o->sbx); }
+
+static uint64_t sbx_fam_generation(const struct fsx_obj *o) { return sbx_generation(o->sbx); }
+
+static int sbx_fam_show(const struct fsx_node *nd, struct fsx_obj *o, struct buf *b)
+{
+	return nd->f->sbx.show(o->sbx, b);
+}
+
+static int sbx_fam_write(const struct fsx_node *nd, struct fsx_obj *o, const char *buf,
+			 size_t len)
+{
+	return nd->f->sbx.write(o->sbx, buf, len);
+}
+
+const struct fsx_family fsx_sbx_family = {
+	.pin = fsx_sbx_pin, .unpin = fsx_sbx_unpin, .created_usec = fsx_sbx_created_usec,
+	.generation = sbx_fam_generation, .show = sbx_fam_show, .write = sbx_fam_write,
+};
+
+/* --- wait --- */
+
+static int wait_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
+{
+	(void)flags;
+	h->gen = sbx_generation(o->sbx);
+	return 0;
+}
+
+/* The content is made once, by the first read at offset 0 that finds the
+ * sandbox changed since the open (or at the deadline, or at once with
+ * O_NONBLOCK); a removed sandbox keeps what was made. */
+static int wait_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+{
+	struct fsx_handle *h = rd->h;
+	int r = 0;
+	pthread_mutex_lock(&h->lock);
+	if (!h->made && rd->off == 0) {
+		struct sbx *s = sbx_get_id(h->nd.n.sbx);
+		if (!s) {
+			r = -ENODEV;
+		} else if (!final && !h->nonblock && sbx_generation(s) == h->gen) {
+			*wk = (struct sbx_wake){.sbx = h->nd.n.sbx, .kind = WAKE_STATE, .fd = -1};
+			r = -EAGAIN;
+		} else if ((r = h->nd.f->sbx.show(s, &h->content)) == 0) {
+			h->made = true;
+		}
+		if (s)
+			sbx_put(s);
+	}
+	if (r == 0 && rd->off >= 0 && (size_t)rd->off < h->content.len) {
+		size_t n = h->content.len - (size_t)rd->off;
+		n = n < rd->size ? n : rd->size;
+		if ((rd->data = malloc(n))) {
+			memcpy(rd->data, h->content.data + rd->off, n);
+			rd->len = n;
+		} else {
+			r = -ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+const struct fsx_file_ops fsx_wait_ops = {
+	.type = S_IFREG, .readable = true, .open = wait_open, .read = fsx_read_parked,
+	.try = wait_try, .deadline_ms = WAIT_DEFAULT_MS,
+};
+
+/* --- exec: write a command line, read its output to EOF --- */
+
+static int exec_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
+{
+	(void)flags;
+	return sbx_exec_open(o->sbx, &h->x);
+}
+
+static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+{
+	(void)final;
+	char *buf = malloc(rd->size ? rd->size : 1);
+	if (!buf)
+		return -ENOMEM;
+	ssize_t n = sbx_exec_read_try(rd->h->x, buf, rd->size, wk);
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	rd->data = buf;
+	rd->len = (size_t)n;
+	return 0;
+}
+
+static int exec_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return sbx_exec_write(h->x, buf, len);
+}
+
+static void exec_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
+{
+	(void)h;
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM);
+}
+
+static void exec_drop(struct fsx_handle *h)
+{
+	if (h->x)
+		sbx_exec_close(h->x);
+}
+
+const struct fsx_file_ops fsx_session_ops = {
+	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
+	.open = exec_open, .read = fsx_read_parked, .try = exec_try, .write = exec_write,
+	.poll = exec_poll, .drop = exec_drop,
+};
+
+/* --- run: a clone file, as Plan 9's --- */
+
+/* The write moved the file offset; the id is read from our own cursor,
+ * advanced under the handle's lock (reads may run on several threads). */
+static void clone_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	(void)off;
+	char out[32];
+	size_t n = 0;
+	pthread_mutex_lock(&h->lock);
+	if (!h->made && h->started) {
+		h->made = true;
+		buf_printf(&h->content, "%u\n", h->job);
+	}
+	if (h->content.len > h->pos) {
+		n = h->content.len - h->pos < size ? h->content.len - h->pos : size;
+		n = n < sizeof(out) ? n : sizeof(out);
+		memcpy(out, h->content.data + h->pos, n);
+		h->pos += n;
+	}
+	pthread_mutex_unlock(&h->lock);
+	fuse_reply_buf(req, out, n);
+}
+
+static int clone_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	struct fsx_obj o;
+	int r = fsx_pin(&h->nd, &o);
+	if (r < 0)
+		return r;
+	if (h->started)
+		r = -EBUSY; /* one job per handle: open run again */
+	else if ((r = h->nd.f->sbx.clone(o.sbx, buf, len, &h->job)) == 0)
+		h->started = true;
+	fsx_unpin(&h->nd, &o);
+	return r;
+}
+
+const struct fsx_file_ops fsx_clone_ops = {
+	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
+	.read = clone_read, .write = clone_write,
+};
+
+/* --- root: a symlink --- */
+
+static int link_read(const struct fsx_node *nd, struct fsx_obj *o, struct buf *b)
+{
+	return nd->f->sbx.link(o->sbx, b);
+}
+
+const struct fsx_file_ops fsx_link_ops = {.type = S_IFLNK, .readlink = link_read};
