@@ -59,6 +59,12 @@ int sbx_root_link(struct sbx *s, struct buf *b)
 	return buf_printf(b, "/proc/%d/root", (int)pid);
 }
 
+static __thread char last_error[SBX_ERRMSG_MAX + 64];
+
+void engine_error_clear(void) { last_error[0] = '\0'; }
+const char *engine_error_last(void) { return last_error; }
+void engine_error_keep(const char *line) { snprintf(last_error, sizeof(last_error), "%s", line); }
+
 void engine_note_error(const char *fmt, ...)
 {
 	char raw[SBX_ERRMSG_MAX + 64], line[SBX_ERRMSG_MAX + 64];
@@ -68,6 +74,7 @@ void engine_note_error(const char *fmt, ...)
 	va_end(ap);
 	/* One sentence a line: a newline in user input must not split it. */
 	str_escape(line, sizeof(line), raw);
+	engine_error_keep(line);
 	log_warn("%s", line);
 	pthread_mutex_lock(&errs.lock);
 	snprintf(errs.lines[errs.total % ERR_RING], sizeof(errs.lines[0]), "%s", line);

@@ -141,4 +141,14 @@ int sbx_job_remove(struct sbx *s, uint32_t n);
 /* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
 void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The sentence of the last failure this thread recorded (engine_note_error,
+ * sbx_fail), for the one request it serves: a FUSE worker clears it before a
+ * write's handler and reads it after, so that the writer's own handle can
+ * give the sentence back (Plan 9's errstr) while the shared error files are
+ * written by every client. "" when none. */
+void engine_error_clear(void);
+const char *engine_error_last(void);
+/* Called by the recorders of failures: keeps line as this thread's last. */
+void engine_error_keep(const char *line);
+
 #endif

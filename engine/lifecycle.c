@@ -38,6 +38,7 @@ void sbx_set_state(struct sbx *s, int state)
 int sbx_fail(struct sbx *s, int code, const char *msg)
 {
 	snprintf(s->error, sizeof(s->error), "%s", msg);
+	engine_error_keep(s->error);
 	log_warn("sandbox %s: %s", s->node.name, msg);
 	return code;
 }

@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <string.h>
 
 static int content_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 {
@@ -25,6 +26,37 @@ static int content_write(struct fsx_handle *h, const char *buf, size_t len)
 	fsx_unpin(&h->nd, &o);
 	return r;
 }
+
+/* ctl: a command file whose read gives back the sentence of this handle's
+ * last failed write, and nothing after a write that worked (Plan 9's
+ * errstr): concurrent clients never read each other's errors, as they may in
+ * the shared error files. The content is that sentence. */
+static int ctl_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	engine_error_clear();
+	int r = content_write(h, buf, len);
+	const char *why = engine_error_last();
+	pthread_mutex_lock(&h->lock);
+	buf_free(&h->content);
+	h->pos = 0;
+	if (r < 0 && buf_printf(&h->content, "%s\n", why[0] ? why : strerror(-r)) < 0)
+		buf_free(&h->content);
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+/* The write moved the file offset: the sentence is read from our cursor. */
+static void ctl_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	(void)off;
+	pthread_mutex_lock(&h->lock);
+	fsx_reply_cursor_unlock(req, h, size);
+}
+
+const struct fsx_file_ops fsx_ctl_ops = {
+	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
+	.read = ctl_read, .write = ctl_write,
+};
 
 const struct fsx_file_ops fsx_show_ops = {
 	.type = S_IFREG, .readable = true, .open = content_open,

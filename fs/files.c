@@ -6,7 +6,7 @@
 #define ROWS(t) .rows = t, .nrows = ARRAY_SIZE(t)
 
 static const struct fsx_file top_files[] = {
-	{.name = "ctl", .mode = 0200, .ops = &fsx_command_ops, .top.write = engine_ctl},
+	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .top.write = engine_ctl},
 	{.name = "stats", .mode = 0444, .ops = &fsx_show_ops, .top.show = engine_show_stats},
 	{.name = "error", .mode = 0444, .ops = &fsx_show_ops, .top.show = engine_show_error},
 	{.name = "events", .mode = 0444, .ops = &fsx_events_ops, .top.show = engine_show_events},
@@ -14,7 +14,7 @@ static const struct fsx_file top_files[] = {
 };
 
 static const struct fsx_file sbx_files[] = {
-	{.name = "ctl", .mode = 0200, .ops = &fsx_command_ops, .sbx.write = sbx_ctl},
+	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .sbx.write = sbx_ctl},
 	{.name = "status", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_status},
 	{.name = "stats", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_stats},
 	{.name = "config", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_config},
@@ -39,7 +39,7 @@ static const struct fsx_file job_files[] = {
 	{.name = "stdout", .mode = 0444, .ops = &fsx_stream_ops, .job.stream = 0},
 	{.name = "stderr", .mode = 0444, .ops = &fsx_stream_ops, .job.stream = 1},
 	{.name = "stdin", .mode = 0200, .ops = &fsx_command_ops, .job.write = sbx_job_stdin},
-	{.name = "ctl", .mode = 0200, .ops = &fsx_command_ops, .job.write = sbx_job_ctl},
+	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .job.write = sbx_job_ctl},
 };
 
 /* A warm pool (/sbx/pools/NAME/): what it makes, how many, how it goes. */
@@ -52,7 +52,7 @@ static const struct fsx_file pool_files[] = {
 
 /* /sbx/images/: its ctl takes `import NAME SOURCE`. */
 static const struct fsx_file images_files[] = {
-	{.name = "ctl", .mode = 0200, .ops = &fsx_command_ops, .top.write = images_ctl},
+	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .top.write = images_ctl},
 };
 
 /* An image (/sbx/images/NAME/): what it is, and how its import goes. */

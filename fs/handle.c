@@ -55,6 +55,15 @@ void fsx_reply_content_unlock(fuse_req_t req, struct fsx_handle *h, size_t size,
 	free(data);
 }
 
+void fsx_reply_cursor_unlock(fuse_req_t req, struct fsx_handle *h, size_t size)
+{
+	size_t n = h->content.len > h->pos ? h->content.len - h->pos : 0;
+	n = n < size ? n : size;
+	off_t at = (off_t)h->pos;
+	h->pos += n;
+	fsx_reply_content_unlock(req, h, n, at);
+}
+
 static int read_try(struct waiter *w, bool final, struct sbx_wake *wk)
 {
 	struct fsx_read *rd = (struct fsx_read *)w;

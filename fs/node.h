@@ -171,6 +171,9 @@ struct fsx_read {
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* With h->lock held: answers from h's content at off, and unlocks. */
 void fsx_reply_content_unlock(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* The same from h's own cursor (h->pos), advanced: for files written and
+ * read on one handle, whose write moved the file offset. */
+void fsx_reply_cursor_unlock(fuse_req_t req, struct fsx_handle *h, size_t size);
 /* An error answering something a user did (not a lookup miss): counted for metrics. */
 void fsx_reply_user_err(fuse_req_t req, int err);
 
@@ -194,7 +197,7 @@ void fsx_poll_cancel(uint64_t seq);
 void fsx_poll_release(struct fsx_handle *h);
 
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
-extern const struct fsx_file_ops fsx_show_ops, fsx_command_ops, fsx_setting_ops,
+extern const struct fsx_file_ops fsx_show_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,
 	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
 	fsx_stream_ops;
 /* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */

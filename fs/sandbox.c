@@ -142,21 +142,12 @@ const struct fsx_file_ops fsx_session_ops = {
 static void clone_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
 {
 	(void)off;
-	char out[32];
-	size_t n = 0;
 	pthread_mutex_lock(&h->lock);
 	if (!h->made && h->started) {
 		h->made = true;
 		buf_printf(&h->content, "%u\n", h->job);
 	}
-	if (h->content.len > h->pos) {
-		n = h->content.len - h->pos < size ? h->content.len - h->pos : size;
-		n = n < sizeof(out) ? n : sizeof(out);
-		memcpy(out, h->content.data + h->pos, n);
-		h->pos += n;
-	}
-	pthread_mutex_unlock(&h->lock);
-	fuse_reply_buf(req, out, n);
+	fsx_reply_cursor_unlock(req, h, size);
 }
 
 static int clone_write(struct fsx_handle *h, const char *buf, size_t len)

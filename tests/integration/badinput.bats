@@ -408,11 +408,43 @@ repeat_char() {
 	assert_healthy "$K"
 }
 
-@test "reading write-only ctl files is EACCES" {
+@test "a ctl handle reads back its own last failed write's sentence, and nothing else" {
+	# A fresh handle has nothing to say.
 	run timeout 20 cat "$MNT/ctl"
-	assert_fails_with "Permission denied"
+	[[ "$status" -eq 0 && -z "$output" ]]
 	run timeout 20 cat "$MNT/$K/ctl"
-	assert_fails_with "Permission denied"
+	[[ "$status" -eq 0 && -z "$output" ]]
+	# Two clients at once: each handle reads its own sentence.
+	local a b
+	exec {a}<>"$MNT/$K/ctl" {b}<>"$MNT/ctl"
+	run bash -c "printf 'frobnicate\n' >&$a"
+	assert_fails_with "Invalid argument"
+	run bash -c "printf 'create ../x\n' >&$b"
+	assert_fails_with "Invalid argument"
+	run timeout 20 cat <&"$a"
+	[[ "$output" == "unknown command 'frobnicate'"* ]]
+	run timeout 20 cat <&"$b"
+	[[ "$output" == "ctl: "*"../x"* && "$output" != *frobnicate* ]]
+	# A write that works clears it.
+	printf 'pause\n' >&"$a"
+	run timeout 20 cat <&"$a"
+	[[ "$status" -eq 0 && -z "$output" ]]
+	printf 'resume\n' >&"$a"
+	exec {a}>&- {b}>&-
+	# A job's ctl and images/ctl too.
+	n=$(sbx_run "$K" "sleep 30")
+	exec {a}<>"$MNT/$K/jobs/$n/ctl"
+	run bash -c "printf 'nonsense\n' >&$a"
+	assert_fails_with "Invalid argument"
+	run timeout 20 cat <&"$a"
+	[[ "$output" == *nonsense* ]]
+	exec {a}>&-
+	exec {a}<>"$MNT/images/ctl"
+	run bash -c "printf 'import x docker://busybox\n' >&$a"
+	[[ "$status" -ne 0 ]]
+	run timeout 20 cat <&"$a"
+	[[ "$output" == *"docker://"* ]]
+	exec {a}>&-
 	assert_healthy "$K"
 }
 

@@ -110,7 +110,8 @@ def top_call(root, fn, what, name=None, prefix=None):
     except OSError as e:
         if e.errno is None:
             raise
-        line = pick_line(new_lines(before, error_lines(root)), name, prefix)
+        line = getattr(e, "sentence", None) or \
+            pick_line(new_lines(before, error_lines(root)), name, prefix)
         raise SandboxError(e.errno, line or generic(e.errno, what), name) from None
 
 
@@ -131,8 +132,37 @@ def sandbox_call(sbx_path, name, fn, what):
             raise
         if e.errno == errno.ENOENT and not os.path.isdir(sbx_path):
             raise SandboxError(e.errno, "no sandbox '%s'" % name, name) from None
-        sentence = sandbox_error(sbx_path) or generic(e.errno, what)
+        sentence = getattr(e, "sentence", None) or sandbox_error(sbx_path) or generic(e.errno, what)
         raise SandboxError(e.errno, sentence, name) from None
+
+
+class CommandError(OSError):
+    """A refused write to a ctl file, with the sentence its own handle gave
+    back (a read of the same open ctl after a failed write returns it)."""
+
+    def __init__(self, err, sentence):
+        super().__init__(err, os.strerror(err))
+        self.sentence = sentence
+
+
+def command(path, line):
+    """One command line to a ctl file, opened for reading and writing: when
+    the write fails, the same handle's sentence is read (never another
+    client's, as the shared error files may hold) and raised as CommandError."""
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        try:
+            os.write(fd, line.encode() + b"\n")
+        except OSError as e:
+            if e.errno is None:
+                raise
+            try:
+                sentence = os.read(fd, 4096).decode(errors="replace").strip()
+            except OSError:
+                sentence = ""
+            raise CommandError(e.errno, sentence) from None
+    finally:
+        os.close(fd)
 
 
 def write_line(path, line):

@@ -164,7 +164,7 @@ class Image(_Dir):
         if any(c.isspace() or c == "\0" for c in os.fspath(source)):
             raise SandboxError(errno.EINVAL, "source %r has a blank" % (source,), name)
         ctl = os.path.join(im.root, "images", "ctl")
-        _io.top_call(im.root, lambda: _io.write_line(ctl, "import %s %s" % (name, source)),
+        _io.top_call(im.root, lambda: _io.command(ctl, "import %s %s" % (name, source)),
                      "import %s" % name, name=name)
         if wait:
             im.wait(timeout)

@@ -108,7 +108,7 @@ class Sandbox:
         words = ["create", name] + [_spec_word(k, v) for k, v in spec.items()]
         root = os.fspath(root)
         ctl = os.path.join(root, "ctl")
-        _io.top_call(root, lambda: _io.write_line(ctl, " ".join(words)), "create %s" % name,
+        _io.top_call(root, lambda: _io.command(ctl, " ".join(words)), "create %s" % name,
                      name=name, prefix="ctl:")
         sb = cls(name, root, _check=False)
         sb.owned = True
@@ -230,7 +230,7 @@ class Sandbox:
         """Writes one command to the sandbox's ctl; SandboxError (errno and the
         sandbox's error sentence) if it fails."""
         path = self._file("ctl")
-        _io.sandbox_call(self.path, self.name, lambda: _io.write_line(path, line), line.split(" ", 1)[0])
+        _io.sandbox_call(self.path, self.name, lambda: _io.command(path, line), line.split(" ", 1)[0])
 
     def stop(self, seconds=None):
         """SIGTERM, SIGKILL after seconds (default 10); returns when stopped."""

@@ -262,7 +262,7 @@ class Job:
 
     def ctl(self, line):
         path = os.path.join(self.path, "ctl")
-        _io.sandbox_call(self.sandbox.path, self.sandbox.name, lambda: _io.write_line(path, line),
+        _io.sandbox_call(self.sandbox.path, self.sandbox.name, lambda: _io.command(path, line),
                          "job %d: %s" % (self.id, line))
 
     def kill(self, signal=None):

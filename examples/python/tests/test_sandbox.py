@@ -205,3 +205,25 @@ def test_concurrent_clients_get_their_own_sentence(mount):
     finally:
         for s in made:
             s.remove()
+
+
+def test_two_clients_of_one_sandbox_read_their_own_sentence(sb):
+    # The sandbox's `error` holds whichever failed last; each ctl handle gives
+    # back its own write's sentence.
+    import threading
+    got = {w: set() for w in ("frob", "nicate")}
+
+    def bad(word):
+        for _ in range(20):
+            try:
+                sb.ctl(word)
+            except SandboxError as e:
+                got[word].add((e.errno, e.sentence.split(" (", 1)[0]))
+
+    ts = [threading.Thread(target=bad, args=(w,)) for w in got]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for w in got:
+        assert got[w] == {(errno.EINVAL, "unknown command '%s'" % w)}
