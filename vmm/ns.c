@@ -67,36 +67,6 @@ static int wait_ready(struct vmm_inst *vm, char *rootfs_note, struct err *e)
 	return err_set(e, -EPROTO, "unexpected message from sbx-init: '%c'", msg[0]);
 }
 
-struct init_args {
-	const char *path;
-	char *const *argv;
-	int sock, log_fd, null_fd;
-	sigset_t mask;
-};
-
-/* Runs in the child, on its own stack, sharing the daemon's memory until
- * execve: raw syscalls only, nothing that takes a lock or touches errno users. */
-static int init_child(void *p)
-{
-	struct init_args *a = p;
-	static char *const envp[] = {NULL};
-	sigset_t none;
-	sigemptyset(&none);
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
-	syscall(SYS_dup2, a->null_fd, 0);
-	syscall(SYS_dup2, a->log_fd, 1);
-	syscall(SYS_dup2, a->log_fd, 2);
-	if (a->sock == PROTO_FD) /* dup2 onto itself would keep O_CLOEXEC */
-		syscall(SYS_fcntl, a->sock, F_SETFD, 0);
-	else
-		syscall(SYS_dup2, a->sock, PROTO_FD);
-	/* Our own fd table (no CLONE_FILES): init gets stdio and its socket, and
-	 * nothing else the daemon holds or inherited, close-on-exec or not. */
-	syscall(SYS_close_range, PROTO_FD + 1u, ~0u, 0u);
-	syscall(SYS_execve, a->path, a->argv, envp);
-	return 127;
-}
-
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
 	/* argv: fixed words, a --lower per layer (nearest first), the image last
@@ -130,8 +100,9 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 		argv[n++] = "--unshare-cgroup";
 	argv[n] = NULL;
 	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	struct init_args a = {.path = vmm_host()->init_path, .argv = argv, .sock = sock,
-			      .log_fd = log_fd, .null_fd = null_fd};
+	_Static_assert(PROTO_FD == 3, "init's socket follows its stdio");
+	struct vmm_exec x = {.path = vmm_host()->init_path, .argv = argv,
+			     .fds = {null_fd, log_fd, log_fd, sock}, .nfds = 4};
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
 	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
@@ -142,7 +113,7 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	}
 	ca.pidfd = (uint64_t)(uintptr_t)&vm->pidfd;
 	ca.exit_signal = SIGCHLD;
-	return vmm_spawn(&ca, init_child, &a);
+	return vmm_spawn_exec(&ca, &x);
 }
 
 static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)

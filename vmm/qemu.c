@@ -406,35 +406,6 @@ static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct e
 
 /* --- spawn --- */
 
-struct child_args {
-	const char *path;
-	char *const *argv;
-	int null_fd, log_fd, qmp_fd, agent_fd; /* all >= 10, so the dup2s below never collide */
-	int net_fd;                            /* >= 10 too, or -1: no network */
-};
-
-/* Runs in the child on its own stack, sharing the daemon's memory until
- * execve: raw syscalls only. */
-static int qemu_child(void *p)
-{
-	struct child_args *a = p;
-	static char *const envp[] = {NULL};
-	sigset_t none;
-	sigemptyset(&none);
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(long));
-	syscall(SYS_dup2, a->null_fd, 0);
-	syscall(SYS_dup2, a->log_fd, 1);
-	syscall(SYS_dup2, a->log_fd, 2);
-	syscall(SYS_dup2, a->qmp_fd, FD_QMP);
-	syscall(SYS_dup2, a->agent_fd, FD_AGENT);
-	if (a->net_fd >= 0)
-		syscall(SYS_dup2, a->net_fd, FD_NET);
-	/* our own fd table (no CLONE_FILES) */
-	syscall(SYS_close_range, a->net_fd >= 0 ? FD_NET + 1 : FD_AGENT + 1, ~0u, 0);
-	syscall(SYS_execve, a->path, a->argv, envp);
-	return 127;
-}
-
 static int dup_high(int fd) { return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 10); }
 
 static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int agent_fd, int cg_fd)
@@ -445,12 +416,16 @@ static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int age
 	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (log_fd < 0 || null_fd < 0)
 		return -errno;
-	struct child_args ca = {.path = hf.qemu, .argv = a->v, .null_fd = dup_high(null_fd),
-				.log_fd = dup_high(log_fd), .qmp_fd = dup_high(qmp_fd),
-				.agent_fd = dup_high(agent_fd), .net_fd = dup_high(vm->nic.tap_fd)};
+	/* Sources above every number they go to (dup_high), so that no dup2
+	 * overwrites a source not used yet. */
+	_Static_assert(FD_QMP == 3 && FD_AGENT == 4 && FD_NET == 5, "QEMU's fds follow its stdio");
+	int null_hi = dup_high(null_fd), log_hi = dup_high(log_fd), net_hi = dup_high(vm->nic.tap_fd);
+	struct vmm_exec x = {.path = hf.qemu, .argv = a->v,
+			     .fds = {null_hi, log_hi, log_hi, dup_high(qmp_fd), dup_high(agent_fd), net_hi},
+			     .nfds = vm->nic.tap_fd >= 0 ? FD_NET + 1 : FD_AGENT + 1};
 	pid_t pid = -EMFILE;
-	if (ca.null_fd >= 0 && ca.log_fd >= 0 && ca.qmp_fd >= 0 && ca.agent_fd >= 0 &&
-	    (ca.net_fd >= 0 || vm->nic.tap_fd < 0)) {
+	if (null_hi >= 0 && log_hi >= 0 && x.fds[FD_QMP] >= 0 && x.fds[FD_AGENT] >= 0 &&
+	    (net_hi >= 0 || vm->nic.tap_fd < 0)) {
 		struct clone_args cl;
 		memset(&cl, 0, sizeof(cl));
 		cl.flags = CLONE_PIDFD;
@@ -460,9 +435,9 @@ static pid_t spawn_qemu(struct vmm_inst *vm, struct args *a, int qmp_fd, int age
 		}
 		cl.pidfd = (uint64_t)(uintptr_t)&vm->pidfd;
 		cl.exit_signal = SIGCHLD;
-		pid = vmm_spawn(&cl, qemu_child, &ca);
+		pid = vmm_spawn_exec(&cl, &x);
 	}
-	int fds[] = {ca.null_fd, ca.log_fd, ca.qmp_fd, ca.agent_fd, ca.net_fd};
+	int fds[] = {null_hi, log_hi, x.fds[FD_QMP], x.fds[FD_AGENT], net_hi};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -204,6 +204,21 @@ struct clone_args;
  * exec or return an exit code. Returns the pid or -errno. */
 pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);
 
+/* A program a backend spawns and its whole fd table: fds[i] becomes fd i
+ * (stdin, stdout, stderr, then the backend's own), everything above is
+ * closed, every signal unblocked, the environment empty. An entry whose
+ * source is its own number stays (its close-on-exec cleared); no source may
+ * be the number of an earlier entry (fds are set in order). */
+#define VMM_EXEC_FDS 8
+struct vmm_exec {
+	const char *path;
+	char *const *argv;
+	int fds[VMM_EXEC_FDS];
+	int nfds;
+};
+/* vmm_spawn of x: returns the pid or -errno. */
+pid_t vmm_spawn_exec(struct clone_args *ca, const struct vmm_exec *x);
+
 /* The walker over sandbox trees (copy.c): iterative, fd-relative, never
  * following a link nor leaving the source's filesystem. A copy or merge
  * stops with EFBIG and a sentence past these bounds (removal has none). */
