@@ -14,8 +14,6 @@
 #include "images.h"
 #include "sbx.h"
 
-#define SETTLE_TIMEOUT_SEC 60
-
 static const char *state_names[SBX_NSTATES] = {
 	"creating", "running", "paused", "standby", "stopped", "failed", "running",
 };

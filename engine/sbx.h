@@ -223,6 +223,8 @@ void monitor_stop(void);
 void sbx_exec_fail_all(struct sbx *s, int code);
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
 /* Waits (bounded) while the sandbox is creating; call with s->lock held. */
+/* How long a request waits for a sandbox being created to settle. */
+#define SETTLE_TIMEOUT_SEC 60
 void sbx_wait_settled(struct sbx *s, int timeout_sec);
 /* After settling: 0 when running, else -EBUSY with the sentence in e. */
 int sbx_require_running(struct sbx *s, const char *what, struct err *e);

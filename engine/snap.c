@@ -273,7 +273,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 			r = 0;
 		}
 	} else {
-		sbx_wait_settled(src, 60);
+		sbx_wait_settled(src, SETTLE_TIMEOUT_SEC);
 		r = checkpoint(src, lowers, &nlowers, &t, e);
 	}
 	pthread_mutex_unlock(&src->lock);
@@ -329,7 +329,7 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 		r = err_set(&e, -ENOMEM, "out of memory");
 	if (r == 0) {
 		struct vmm_timing t = {0};
-		sbx_wait_settled(s, 60);
+		sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
 		r = checkpoint(s, sn->lowers, &sn->nlowers, &t, &e);
 	}
 	if (r == 0) {
