@@ -180,7 +180,17 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 	snprintf(s->error, sizeof(s->error), "%s", rec->error);
 	s->exit_code = rec->exit_code;
 	s->t.starts = rec->starts;
-	snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s", rec->cgroup);
+	/* A cgroup the journal names is one of this daemon's (its tag), or the
+	 * sandbox keeps its own: a journal must not make the daemon kill or
+	 * remove another daemon's or the host's cgroup. */
+	size_t tl = strlen(vmm_host()->tag);
+	if (!rec->cgroup[0] ||
+	    (strncmp(rec->cgroup, vmm_host()->tag, tl) == 0 && rec->cgroup[tl] == '-'))
+		snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s", rec->cgroup);
+	else
+		engine_note_error("sandbox '%s': its journal names cgroup '%s', which is not this "
+				  "daemon's (%s-*); its own is used", name, rec->cgroup,
+				  vmm_host()->tag);
 #define COPY(f) s->t.f = rec->t.f;
 	JOURNAL_TIME_FIELDS(COPY)
 #undef COPY

@@ -244,3 +244,38 @@ EOF
 	[ ! -e "$STATE/sandboxes/$P-a/sandbox.json.tmp" ]
 	assert_healthy "$P-a"
 }
+
+@test "a journal naming another daemon's cgroup: that cgroup is left alone, the sandbox keeps its own" {
+	sbx_create "$P-cg"
+	echo stop >"$MNT/$P-cg/ctl"
+	wait_status "$P-cg" stopped
+	sbx_stop_daemon
+	# A cgroup of "another daemon" (tag zz...) in every hierarchy we use.
+	local victim="zz${SBX_TAG}-victim" d made=()
+	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
+		[[ -d "$d" ]] || continue
+		mkdir "$d/$victim" && made+=("$d/$victim")
+	done
+	[[ ${#made[@]} -gt 0 ]]
+	python3 - "$STATE/sandboxes/$P-cg/sandbox.json" "$victim" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+j["cgroup"] = sys.argv[2]
+open(sys.argv[1], "w").write(json.dumps(j))
+PY
+	sbx_start_daemon
+	local left=0
+	for d in "${made[@]}"; do
+		[[ -d "$d" ]] && left=$((left + 1))
+	done
+	for d in "${made[@]}"; do
+		rmdir "$d" 2>/dev/null || true
+	done
+	[[ "$left" -eq ${#made[@]} ]]
+	grep -q "$P-cg': its journal names cgroup '$victim', which is not this daemon's" "$MNT/error"
+	# The sandbox itself loads, starts and runs in a cgroup of its own.
+	[[ "$(sbx_cat "$MNT/$P-cg/status")" == stopped ]]
+	echo start >"$MNT/$P-cg/ctl"
+	wait_status "$P-cg" running
+	assert_healthy "$P-cg"
+}
