@@ -59,7 +59,7 @@ if QUICK:
              pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
              pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0,
-             debian_samples=20, debian_warm=3)
+             debian_samples=20, debian_warm=3, netpol_samples=3)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
@@ -72,7 +72,7 @@ else:
              pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
              pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0,
-             debian_samples=100, debian_warm=5)
+             debian_samples=100, debian_warm=5, netpol_samples=10)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -786,6 +786,87 @@ def case_net():
         log("net: burst of %d rep %d done" % (n, rep))
     return {"samples": rows, "warmup": P["net_warm"], "burst_n": n, "burst": burst,
             "burst_warm": 5}
+
+
+def net_key(name, key):
+    return kv(read_file(os.path.join(NET_MNT, name, "net"))).get(key)
+
+
+def job_start(name, cmd, mnt):
+    """A background job (NAME/run); returns its id."""
+    fd = os.open(os.path.join(mnt, name, "run"), os.O_RDWR)
+    try:
+        os.write(fd, (cmd + "\n").encode())
+        return int(os.read(fd, 64).decode().strip())
+    finally:
+        os.close(fd)
+
+
+def job_wait(name, job, mnt, timeout=60.0):
+    path = os.path.join(mnt, name, "jobs", str(job), "status")
+    deadline = time.monotonic() + timeout
+    while read_file(path).strip() == "running":
+        if time.monotonic() > deadline:
+            raise RuntimeError("job %s of %s still running after %ss" % (job, name, timeout))
+        time.sleep(0.01)
+    os.rmdir(os.path.dirname(path))
+
+
+def netpol_transfer(src, dst_ip, mib):
+    """mib MiB from /dev/zero in src to a `nc -l` job in the destination (started by the
+    caller), through busybox nc: the exec's wall time, host-side, in µs."""
+    t0 = now_ns()
+    out = exec_run(src, "dd if=/dev/zero bs=65536 count=%d 2>/dev/null | nc %s 5001; echo rc=$?"
+                   % (mib * 16, dst_ip), mnt=NET_MNT)
+    t = (now_ns() - t0) / 1e3
+    if b"rc=0" not in out:
+        raise RuntimeError("netpol: transfer from %s failed: %r" % (src, out[-200:]))
+    return t
+
+
+def case_netpol():
+    """Network policy (issue 18), on the networking daemon: the cost of applying one rule
+    (the ctl write, timed here, and the daemon's own `policy_apply_usec` from NAME/net), and
+    TCP throughput between two sandboxes (busybox nc) with 0, 10 and 1000 rules in each
+    sandbox's policy besides `deny all` and the `allow sandbox` that lets them talk; each
+    transfer is interleaved with the others' rule counts."""
+    if not State.bridge:
+        start_net_daemon()
+    a, b = "npa", "npb"
+    for n in (a, b):
+        os.mkdir(os.path.join(NET_MNT, n))
+        wait_running(n, mnt=NET_MNT)
+    try:
+        ip_b = net_key(b, "ip").split("/")[0]
+        for x, y in ((a, b), (b, a)):
+            ctl_write(x, "deny all\n", mnt=NET_MNT)
+            ctl_write(x, "allow sandbox %s\n" % y, mnt=NET_MNT)
+        apply_write, apply_daemon = [], []
+        rules = 0
+        results = {}
+        mib = 8 if QUICK else 32
+        for want in (0, 10, 1000):
+            while rules < want:  # rules that match nothing: 10.100-103.x.0/24, one port each
+                for x in (a, b):
+                    t0 = now_ns()
+                    ctl_write(x, "deny 10.%d.%d.0/24 tcp %d\n" % (100 + rules // 250, rules % 250,
+                                                               1000 + rules), mnt=NET_MNT)
+                    apply_write.append((now_ns() - t0) / 1e3)
+                    apply_daemon.append(float(net_key(x, "policy_apply_usec")))
+                rules += 1
+            xs = []
+            for _ in range(P["netpol_samples"]):
+                job = job_start(b, "nc -l -p 5001 > /dev/null", NET_MNT)
+                time.sleep(0.05)  # the listener is up
+                xs.append(netpol_transfer(a, ip_b, mib))
+                job_wait(b, job, NET_MNT)
+            results[want] = {"usec": xs, "mbps": [mib * 8 * 1048576 / (u / 1e6) / 1e6 for u in xs]}
+            log("netpol: %d rules: p50 %.0f Mbit/s" % (want, pct(results[want]["mbps"], 50)))
+    finally:
+        for n in (a, b):
+            os.rmdir(os.path.join(NET_MNT, n))
+    return {"mib": mib, "rules": {str(k): v for k, v in results.items()},
+            "apply_write_usec": apply_write, "apply_daemon_usec": apply_daemon}
 
 
 # ---------------------------------------------------------------- time to interactive (issue 8)
@@ -2045,6 +2126,7 @@ def main():
             "pool_size": lambda: {"pool_size": case_pool_size()},
             "pool_refill": lambda: {"pool_refill": case_pool_refill()},
             "debian": lambda: {"debian": case_debian(bwrap_ok, limits)},
+            "netpol": lambda: {"netpol": case_netpol()},
         }
         for c in CASE_KEYS:  # in this order
             if not only or c in only:
@@ -2072,7 +2154,7 @@ CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
              "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"]}
+             "debian": ["debian"], "netpol": ["netpol"]}
 POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
 

@@ -93,7 +93,7 @@ CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
              "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"]}
+             "debian": ["debian"], "netpol": ["netpol"]}
 
 TITLES = {"case1": ["1. Create to running, one at a time"],
           "case2": ["2. Burst: N created at once"],
@@ -109,7 +109,8 @@ TITLES = {"case1": ["1. Create to running, one at a time"],
           "pool_over": ["13. Warm pool: a burst larger than the pool (issue 20)"],
           "pool_size": ["14. Warm pool: claim latency vs pool size (issue 20)"],
           "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"],
-          "debian": ["16. A real image: Debian 12 with python3 (issue 16)"]}
+          "debian": ["16. A real image: Debian 12 with python3 (issue 16)"],
+          "netpol": ["17. Network policy: applying a rule, and throughput with 0, 10 and 1000 rules (issue 18)"]}
 
 
 def clean(s, n=600, cell=False):
@@ -1235,6 +1236,35 @@ def sec_debian(r, md):
     md.append("")
 
 
+def sec_netpol(r, md):
+    """Section 17."""
+    d = r["netpol"]
+    md.append("## " + TITLES["netpol"][0])
+    md.append("")
+    md += source_note(r, "netpol")
+    md.append("On the networking daemon (its own bridge). Two busybox sandboxes, each with `deny all` and "
+              "`allow sandbox OTHER`; then rules that match nothing (`deny 10.100.0.0/24 tcp 1000`, ...) "
+              "added one `ctl` write at a time to both. **Applying a rule**: the `ctl` write, timed here, "
+              "and the daemon's own `policy_apply_usec` (read from `NAME/net` after it). **Throughput**: "
+              "%d MiB from `/dev/zero` through busybox `nc` from one to a `nc -l` job in the other, the "
+              "exec's wall time seen from the host (so it includes the exec's own round trip)." % d["mib"])
+    md.append("")
+    md.append(table(["applying one rule", "n", "p50 ms", "p95 ms", "p99 ms"],
+                    [["`ctl` write", len(d["apply_write_usec"])] + ms3(d["apply_write_usec"]),
+                     ["daemon's `policy_apply_usec`", len(d["apply_daemon_usec"])] +
+                     ms3(d["apply_daemon_usec"])]))
+    md.append("")
+    base = pct(d["rules"]["0"]["mbps"], 50)
+    rows = []
+    for k in ("0", "10", "1000"):
+        x = d["rules"].get(k)
+        if x:
+            rows.append([k, len(x["mbps"]), f(pct(x["mbps"], 50)), f(pct(x["mbps"], 5)),
+                         ratio(pct(x["mbps"], 50), base)])
+    md.append(table(["rules in each policy", "n", "p50 Mbit/s", "p5 Mbit/s", "÷ 0 rules (p50)"], rows))
+    md.append("")
+
+
 # (case, the section's heading when there are no figures, how it is drawn), in order
 SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][0], sec_case2),
             ("case3", TITLES["case3"][0], sec_case3), ("case45", TITLES["case45"][0], sec_case4),
@@ -1246,6 +1276,7 @@ SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][
             ("pool_size", TITLES["pool_size"][0], sec_pool_size),
             ("pool_refill", TITLES["pool_refill"][0], sec_pool_refill),
             ("debian", TITLES["debian"][0], sec_debian),
+            ("netpol", TITLES["netpol"][0], sec_netpol),
             (None, "Against the issue's targets (reported, not asserted)", sec_targets)]
 
 
