@@ -64,7 +64,10 @@ int ctl_command_line(const char *buf, size_t len, char *out, struct err *e)
 		len--;
 	if (memchr(buf, '\n', len))
 		return err_set(e, -EINVAL, "one command line per write: the write has several lines");
-	if (strspn(buf, " \t\r") >= len)
+	size_t blanks = 0; /* buf has no NUL to stop strspn */
+	while (blanks < len && (buf[blanks] == ' ' || buf[blanks] == '\t' || buf[blanks] == '\r'))
+		blanks++;
+	if (blanks == len)
 		return err_set(e, -EINVAL, "empty command line");
 	memcpy(out, buf, len);
 	out[len] = '\0';

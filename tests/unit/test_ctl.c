@@ -1,5 +1,6 @@
 /* Unit tests of ctl parsing: splitting writes, names, sizes, cpus, options, signals. */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../engine/ctl.h"
@@ -31,6 +32,12 @@ static void test_split(void)
 	for (int i = 0; i < 40; i++)
 		strcat(many, "x ");
 	CHECK(split(many, &c) == -EINVAL);
+	/* A command line of blanks alone, with no NUL after them (a FUSE
+	 * write's buffer): read within the write only (the scan ran past it). */
+	char *blanks = malloc(8), out[CTL_WRITE_MAX + 1];
+	memset(blanks, '\t', 8);
+	CHECK(ctl_command_line(blanks, 8, out, &e) == -EINVAL && strstr(e.msg, "empty"));
+	free(blanks);
 }
 
 static void test_names(void)
