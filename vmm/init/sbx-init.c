@@ -367,6 +367,11 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			"HOME=/root", "TERM=dumb", NULL};
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		/* What the daemon's own start left ignored is not the job's: a
+		 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
+		 * that, so `kill INT` (or ^C) would not reach it. */
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
 		setsid();
 		if (nfds == 3) {
 			dup2(fds[0], 0);
