@@ -479,6 +479,7 @@ const struct vmm_ops vmm_ns_ops = {
 	.exec = ns_exec,
 	.exec_kill = ns_exec_kill,
 	.job = ns_job,
+	.pty_open = vmm_pty_open,
 	.event = ns_event,
 	.describe = ns_describe,
 	.rename = ns_rename,

@@ -127,6 +127,11 @@ struct vmm_ops {
 	/* A background job: like exec, with its own stdin, stdout and stderr fds. */
 	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
 		   struct err *e);
+	/* A terminal for a job (run tty=): a pseudo-terminal pair made inside
+	 * the sandbox, of cols x rows, its master nonblocking; *index is its
+	 * number there (/dev/pts/N). NULL: the backend has no terminals. */
+	int (*pty_open)(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master,
+			int *slave, int *index, struct err *e);
 	/* After adopt: a job of the earlier daemon whose output reaches the
 	 * daemon (qemu); its files have out_off and err_off bytes. NULL when a
 	 * job writes its files itself (ns). */
@@ -159,6 +164,9 @@ const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
+/* The ns backend's pty_open (pty.c): from the devpts of init's root. */
+int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master, int *slave,
+		 int *index, struct err *e);
 /* Starts the ns backend's host probes (CRIU) in the background. */
 void vmm_ns_probe(void);
 extern const struct vmm_ops vmm_qemu_ops;

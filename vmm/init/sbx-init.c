@@ -363,7 +363,7 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 		return;
 	}
 	if (pid == 0) {
-		static char *const envp[] = {
+		static char *envp[] = {
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			"HOME=/root", "TERM=dumb", NULL};
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
@@ -377,6 +377,11 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 			dup2(fds[0], 0);
 			dup2(fds[1], 1);
 			dup2(fds[2], 2);
+			/* A terminal's job (run tty=): the slave of a pty of our devpts
+			 * is its stdio, and becomes the controlling terminal of its
+			 * session, so ^C, ^Z and SIGWINCH reach its foreground group. */
+			if (isatty(0) && ioctl(0, TIOCSCTTY, 0) == 0)
+				envp[2] = "TERM=xterm";
 		} else {
 			int in = open("/dev/null", O_RDONLY);
 			if (in >= 0)

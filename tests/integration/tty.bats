@@ -1,0 +1,192 @@
+#!/usr/bin/env bats
+# Terminals (issue 17): a job run with `tty=COLSxROWS CMD` gets a pty made
+# in the sandbox's own devpts, with its slave as stdin, stdout, stderr and
+# controlling terminal; jobs/N/stdout is the master's output, jobs/N/stdin
+# writes go to the master, `resize COLSxROWS` on jobs/N/ctl changes its size.
+# ns backend (qemu answers EOPNOTSUPP, see qemu.bats). Every test gets its
+# own daemon; sleeps and timeouts are bounds, never measured results.
+
+load helpers
+
+setup() {
+	sbx_make_tmp
+	A="tt${SBX_TAG}a"
+}
+
+teardown() {
+	teardown_sbx
+}
+
+# out N: the job's stdout so far (never waits at its end).
+out() {
+	job_file "$A" "$1" stdout
+}
+
+# wait_out N TEXT: until the job's stdout holds TEXT (bounded).
+wait_out() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ "$(out "$1")" == *"$2"* ]] && return 0
+		sleep 0.1
+	done
+	echo "job $1's stdout never held '$2'; it is:" >&2
+	out "$1" | od -c | head -n 20 >&2
+	return 1
+}
+
+@test "tty=: stdin, stdout and stderr are a terminal, the controlling one; a plain job has none" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=80x24 tty -s && test -t 0 && test -t 1 && test -t 2 && echo yes; : </dev/tty && echo ctty; echo "TERM=$TERM"')
+	wait_job "$A" "$n" exited
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 0 ]
+	[ "$(out "$n")" = $'yes\r\nctty\r\nTERM=xterm\r' ]
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/cmd")" = 'tty -s && test -t 0 && test -t 1 && test -t 2 && echo yes; : </dev/tty && echo ctty; echo "TERM=$TERM"' ]
+	m=$(sbx_run "$A" 'tty -s; echo "tty $?"; test -t 0; echo "t0 $?"; test -t 1; echo "t1 $?"')
+	wait_job "$A" "$m" exited
+	[ "$(out "$m")" = $'tty 1\nt0 1\nt1 1' ]
+}
+
+@test "tty=COLSxROWS: stty size reports the size set at start" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=132x43 stty size')
+	# (busybox reads a width under 2 as 80: not 1 here)
+	m=$(sbx_run "$A" '  tty=10x1000   stty size')
+	wait_job "$A" "$n" exited
+	wait_job "$A" "$m" exited
+	[ "$(out "$n")" = $'43 132\r' ]
+	[ "$(out "$m")" = $'1000 10\r' ]
+}
+
+@test "resize COLSxROWS: the job gets SIGWINCH and the new size" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=80x24 trap "echo winch \$(stty size)" WINCH; echo ready; while :; do sleep 0.1; done')
+	wait_out "$n" ready
+	echo 'resize 100x30' >"$MNT/$A/jobs/$n/ctl"
+	wait_out "$n" "winch 30 100"
+	echo 'resize 200x50' >"$MNT/$A/jobs/$n/ctl"
+	wait_out "$n" "winch 50 200"
+	echo 'kill KILL' >"$MNT/$A/jobs/$n/ctl"
+	wait_job "$A" "$n" killed
+	# Ended: no terminal left to resize.
+	run sbx_write "$MNT/$A/jobs/$n/ctl" 'resize 10x10'
+	assert_fails_with "Device or resource busy"
+	[[ "$(sbx_cat "$MNT/$A/error")" == *"is killed"* ]]
+}
+
+@test "^C written to stdin interrupts sleep and cat through the line discipline" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=80x24 echo ready; sleep 100')
+	wait_out "$n" ready
+	printf '\003' >"$MNT/$A/jobs/$n/stdin"
+	wait_job "$A" "$n" 'killed|exited'
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 130 ]
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/reason")" = signal ]
+	m=$(sbx_run "$A" 'tty=80x24 cat')
+	printf 'typed\n' >"$MNT/$A/jobs/$m/stdin"
+	# The terminal echoes the line, then cat writes it back.
+	wait_out "$m" $'typed\r\ntyped\r'
+	printf '\003' >"$MNT/$A/jobs/$m/stdin"
+	wait_job "$A" "$m" 'killed|exited'
+	[ "$(sbx_cat "$MNT/$A/jobs/$m/exit_code")" -eq 130 ]
+	[[ "$(out "$m")" == *'^C'* ]]
+}
+
+@test "output is a terminal's: \\n becomes \\r\\n, stderr goes with stdout, eof is ^D" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=80x24 echo one; echo two >&2; printf "a\nb\n"')
+	wait_job "$A" "$n" exited
+	[ "$(out "$n")" = $'one\r\ntwo\r\na\r\nb\r' ]
+	[ -z "$(job_file "$A" "$n" stderr)" ]
+	# eof: the terminal's EOF character ends cat's input at a line's start.
+	m=$(sbx_run "$A" 'tty=80x24 stty -echo; echo go; cat; echo "cat $?"')
+	wait_out "$m" go
+	printf 'x\n' >"$MNT/$A/jobs/$m/stdin"
+	echo eof >"$MNT/$A/jobs/$m/ctl"
+	wait_job "$A" "$m" exited
+	[ "$(out "$m")" = $'go\r\nx\r\ncat 0\r' ]
+}
+
+@test "bad terminal sizes and resizes fail with EINVAL and a sentence; nothing starts" {
+	sbx_start_daemon
+	sbx_create "$A"
+	for bad in 'tty=0x0 true' 'tty=huge true' 'tty=80x0 true' 'tty=1001x24 true' \
+		'tty=80x24x2 true' 'tty= true' 'tty=80X24 true'; do
+		run sbx_write "$MNT/$A/run" "$bad"
+		assert_fails_with "Invalid argument"
+		[[ "$(sbx_cat "$MNT/$A/error")" == *"is not COLSxROWS, each from 1 to 1000"* ]]
+	done
+	run ls "$MNT/$A/jobs"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	n=$(sbx_run "$A" 'tty=80x24 sleep 100')
+	for bad in 'resize 0x0' 'resize huge' 'resize' 'resize 80x24 1'; do
+		run sbx_write "$MNT/$A/jobs/$n/ctl" "$bad"
+		assert_fails_with "Invalid argument"
+	done
+	[[ "$(sbx_cat "$MNT/$A/error")" == *"unknown job command 'resize'"* ]]
+	# A plain job has no terminal to resize.
+	m=$(sbx_run "$A" 'sleep 101')
+	run sbx_write "$MNT/$A/jobs/$m/ctl" 'resize 80x24'
+	assert_fails_with "Invalid argument"
+	[[ "$(sbx_cat "$MNT/$A/error")" == *"has no terminal"* ]]
+	# `tty` as a command (no =) is a command, not the option.
+	k=$(sbx_run "$A" 'tty; echo "rc $?"')
+	wait_job "$A" "$k" exited
+	[ "$(out "$k")" = $'not a tty\nrc 1' ]
+	echo 'kill KILL' >"$MNT/$A/jobs/$n/ctl"
+	echo 'kill KILL' >"$MNT/$A/jobs/$m/ctl"
+	assert_healthy "$A"
+}
+
+@test "the pty is the sandbox's: /dev/pts/N inside, no new entry in the host's /dev/pts" {
+	sbx_start_daemon
+	sbx_create "$A"
+	before=$(ls /dev/pts | sort)
+	n=$(sbx_run "$A" 'tty=80x24 tty; ls /dev/pts; echo ready; sleep 100')
+	wait_out "$n" ready
+	[ "$(ls /dev/pts | sort)" = "$before" ]
+	# Its slave is /dev/pts/N of the sandbox's own devpts (numbered from 0).
+	o=$(out "$n")
+	[[ "$o" =~ ^/dev/pts/([0-9]+)$'\r\n' ]]
+	num=${BASH_REMATCH[1]}
+	[[ "$o" == *"$num"* && "$o" == *ptmx* ]]
+	grep -q "\"tty\": $num" "$STATE/sandboxes/$A/jobs/$n/job.json"
+	pid=$(sbx_pid_of "$A")
+	grep -q ' /dev/pts devpts ' "/proc/$pid/mounts"
+	echo 'kill KILL' >"$MNT/$A/jobs/$n/ctl"
+	wait_job "$A" "$n" killed
+	# The job gone, so is its terminal: a finished tty job is removed as any.
+	rmdir "$MNT/$A/jobs/$n"
+	k=$(sbx_run "$A" 'ls /dev/pts')
+	wait_job "$A" "$k" exited
+	[ "$(out "$k")" = ptmx ]
+}
+
+@test "a tty job's output is bounded by joblog= like any job's" {
+	sbx_start_daemon
+	sbx_create_ctl "$A" joblog=64K
+	n=$(sbx_run "$A" 'tty=80x24 seq 1 100000; echo end')
+	wait_job "$A" "$n" exited
+	size=$(stat -c %s "$STATE/sandboxes/$A/jobs/$n/stdout")
+	((size <= 64 * 1024 + 65536))
+	[[ "$(job_file "$A" "$n" stderr)" == *"dropped"* ]]
+}
+
+@test "a daemon killed under a tty job hangs its terminal up: the job ends with SIGHUP" {
+	sbx_start_daemon_keep
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'tty=80x24 echo ready; sleep 100')
+	wait_out "$n" ready
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	wait_job "$A" "$n" 'killed|exited'
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 129 ]
+	run sbx_write "$MNT/$A/jobs/$n/stdin" x
+	assert_fails
+}
