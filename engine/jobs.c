@@ -14,7 +14,8 @@
  * A terminal's job (run tty=COLSxROWS CMD) has a pty made inside the sandbox
  * instead (vmm pty_open): the slave is its stdin, stdout and stderr, the
  * daemon holds the master, whose output is stored as stdout like a pipe's
- * (read and copied: a terminal cannot be spliced), and stdin writes go to it. */
+ * (read and copied: a terminal cannot be spliced), and stdin writes go to it;
+ * init holds it too, and a restarted daemon takes it back (tty_reattach). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -51,7 +52,8 @@ struct sbx_job {
 	/* ns: the job writes into pipes whose read ends are these, drained into
 	 * the files here (output.h); -1 once at their end (or qemu: no pipes). */
 	int pipe[2];
-	uint64_t pipe_ino[2]; /* their inodes: a restarted daemon finds them again */
+	uint64_t pipe_ino[2]; /* their inodes: a restarted daemon finds them again
+			       * (a terminal's: its master's, found by tty_index) */
 	bool capped[2];       /* the file's front cannot be dropped: new output is */
 	bool lost[2];         /* output could not be stored (said once in the log) */
 	/* A drop from the front being made: journaled first (see bound_stream). */
@@ -382,8 +384,12 @@ static int tty_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_winsize 
 	int r = s->ops->pty_open(&s->vm, ws->cols, ws->rows, &master, &slave, &j->tty_index, e);
 	if (r < 0)
 		return r;
+	struct stat st;
 	j->tty = true;
 	j->pipe[0] = master;
+	/* Nonzero while the master is open (as a pipe's inode is): the mark by
+	 * which a restarted daemon looks for it (tty_find). */
+	j->pipe_ino[0] = fstat(master, &st) == 0 && st.st_ino ? (uint64_t)st.st_ino : 1;
 	fds[0] = slave;
 	fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
 	fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
@@ -483,7 +489,8 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	j->oom_at_start = u.oom_kills;
-	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, &e)) < 0)
+	/* init holds a terminal's master too: a daemon that dies hangs up nothing. */
+	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, j->tty ? j->pipe[0] : -1, &e)) < 0)
 		goto out;
 	for (int k = 0; k < 2; k++)
 		if (j->pipe[k] >= 0 && (r = out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k),
@@ -1152,6 +1159,21 @@ static int pipe_find(pid_t init, uint64_t ino)
 	return fd;
 }
 
+/* After a re-adoption (s->lock held): the master of a terminal that was
+ * open when the earlier daemon died, from init, which held it meanwhile
+ * (the job waited for room in it); a running job's stdin and size work
+ * again. Not found: the job ended and init let it go once it was read. */
+static int tty_find(struct sbx *s, struct sbx_job *j)
+{
+	int fd = s->ops->pty_find ? s->ops->pty_find(&s->vm, j->tty_index) : -ENOENT;
+	if (fd >= 0 && j->state == JOB_RUNNING && j->stdin_fd < 0)
+		j->stdin_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd >= 0)
+		log_info("sandbox %s: job %u: its terminal (/dev/pts/%d) is back", s->node.name, j->n,
+			 j->tty_index);
+	return fd;
+}
+
 /* After a re-adoption (s->lock held): the pipes of jobs that write their own
  * output (ns) are drained again from where they are; no byte was lost, the
  * jobs waited for room in them meanwhile. */
@@ -1162,7 +1184,7 @@ static void jobs_repipe(struct sbx *s)
 		for (int k = 0; k < 2; k++) {
 			if (!j->pipe_ino[k] || j->pipe[k] >= 0)
 				continue;
-			int fd = pipe_find(s->vm.pid, j->pipe_ino[k]);
+			int fd = j->tty && k == 0 ? tty_find(s, j) : pipe_find(s->vm.pid, j->pipe_ino[k]);
 			if (fd >= 0 && out_pump_arm(fd, out_key_job(s->node.id, j->n, k), true) == 0) {
 				j->pipe[k] = fd;
 				continue;

@@ -1,10 +1,13 @@
 /* Terminals of an ns sandbox: a pseudo-terminal pair taken from the
  * sandbox's own devpts instance (the /dev/pts that sbx-init mounts with
  * newinstance), so the slave is the sandbox's (/dev/pts/N inside) and the
- * host's /dev/pts never gets an entry. The daemon keeps the master. */
+ * host's /dev/pts never gets an entry. The daemon keeps the master, and
+ * init a copy of it, which a restarted daemon takes back (pidfd_getfd). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdio.h>
@@ -78,4 +81,37 @@ int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master,
 	*master = m;
 	*slave = s;
 	return 0;
+}
+
+/* A master among init's fds: a devpts ptmx (stat follows the fd's link to
+ * its inode, nothing is opened), taken with pidfd_getfd, whose number is
+ * index. Only the daemon puts masters in init's fd table (the sandbox's
+ * processes cannot), and two running jobs never share a number. */
+int vmm_pty_find(struct vmm_inst *vm, int index)
+{
+	char dir[64], path[96];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)vm->pid);
+	DIR *d = vm->pidfd >= 0 ? opendir(dir) : NULL;
+	if (!d)
+		return -ESRCH;
+	struct dirent *de;
+	int fd = -ENOENT;
+	while (fd == -ENOENT && (de = readdir(d))) {
+		struct stat st;
+		struct statfs sfs;
+		int n = -1;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2))
+			continue;
+		int m = (int)syscall(SYS_pidfd_getfd, vm->pidfd, atoi(de->d_name), 0);
+		if (m >= 0 && fstatfs(m, &sfs) == 0 && sfs.f_type == DEVPTS_SUPER_MAGIC &&
+		    ioctl(m, TIOCGPTN, &n) == 0 && n == index)
+			fd = m;
+		else if (m >= 0)
+			close(m);
+	}
+	closedir(d);
+	return fd;
 }

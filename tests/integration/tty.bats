@@ -22,6 +22,15 @@ out() {
 	job_file "$A" "$1" stdout
 }
 
+# masters PID: how many pty masters (ptmx, char 5:2) PID holds.
+masters() {
+	local f n=0
+	for f in /proc/"$1"/fd/*; do
+		[ "$(stat -L -c %t:%T "$f" 2>/dev/null)" = 5:2 ] && n=$((n + 1))
+	done
+	echo "$n"
+}
+
 # wait_out N TEXT: until the job's stdout holds TEXT (bounded).
 wait_out() {
 	local i
@@ -160,8 +169,13 @@ wait_out() {
 	grep -q ' /dev/pts devpts ' "/proc/$pid/mounts"
 	echo 'kill KILL' >"$MNT/$A/jobs/$n/ctl"
 	wait_job "$A" "$n" killed
-	# The job gone, so is its terminal: a finished tty job is removed as any.
+	# The job gone, so is its terminal (init lets its copy go once it is
+	# read, within a second): a finished tty job is removed as any.
 	rmdir "$MNT/$A/jobs/$n"
+	for ((i = 0; i < 50; i++)); do
+		[ "$(masters "$pid")" -eq 0 ] && break
+		sleep 0.1
+	done
 	k=$(sbx_run "$A" 'ls /dev/pts')
 	wait_job "$A" "$k" exited
 	[ "$(out "$k")" = ptmx ]
@@ -177,16 +191,35 @@ wait_out() {
 	[[ "$(job_file "$A" "$n" stderr)" == *"dropped"* ]]
 }
 
-@test "a daemon killed under a tty job hangs its terminal up: the job ends with SIGHUP" {
+@test "a tty job lives through a daemon kill -9: the next daemon takes its terminal back" {
 	sbx_start_daemon_keep
 	sbx_create "$A"
-	n=$(sbx_run "$A" 'tty=80x24 echo ready; sleep 100')
+	pid=$(sbx_pid_of "$A")
+	# It writes while no daemon runs (when /tmp/go appears), then reads.
+	n=$(sbx_run "$A" 'tty=80x24 echo ready; until [ -e /tmp/go ]; do sleep 0.1; done; echo during; read x; echo "got $x"; stty size')
 	wait_out "$n" ready
 	kill -9 "$SBX_PID"
 	wait "$SBX_PID" 2>/dev/null || true
+	touch "/proc/$pid/root/tmp/go"
+	sleep 0.5
+	# Not hung up: init holds the terminal's master (a ptmx, char 5:2).
+	[ "$(masters "$pid")" -eq 1 ]
 	sbx_start_daemon
-	wait_job "$A" "$n" 'killed|exited'
-	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 129 ]
-	run sbx_write "$MNT/$A/jobs/$n/stdin" x
-	assert_fails
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/status")" = running ]
+	wait_out "$n" during
+	echo 'resize 99x33' >"$MNT/$A/jobs/$n/ctl"
+	printf 'back\n' >"$MNT/$A/jobs/$n/stdin"
+	wait_job "$A" "$n" exited
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 0 ]
+	[ "$(out "$n")" = $'ready\r\nduring\r\nback\r\ngot back\r\n33 99\r' ]
+	grep -q "job $n: its terminal (/dev/pts/[0-9]*) is back" "$SBX_LOG"
+	# Once it ended and was read, neither the daemon nor init holds its pty.
+	for ((i = 0; i < 50; i++)); do
+		[ "$(masters "$pid")" -eq 0 ] && break
+		sleep 0.1
+	done
+	[ "$(masters "$pid")" -eq 0 ]
+	k=$(sbx_run "$A" 'ls /dev/pts')
+	wait_job "$A" "$k" exited
+	[ "$(out "$k")" = ptmx ]
 }
