@@ -223,3 +223,63 @@ wait_out() {
 	wait_job "$A" "$k" exited
 	[ "$(out "$k")" = ptmx ]
 }
+
+# ---------------------------------------------------------------- sbx shell
+
+@test "sbx shell: input that is not a terminal runs, ends with ^D, and the job's status is the exit status" {
+	sbx_start_daemon
+	sbx_create "$A"
+	run timeout 60 bash -c 'printf "echo hi; test -t 0 && echo tty; stty size\n" | SBX=$1 "$2" shell "$3"' \
+		_ "$MNT" "$SBX_REPO/examples/sbx" "$A"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *$'hi\r\ntty\r\n24 80\r\n'* ]]
+	SBX=$MNT run timeout 60 "$SBX_REPO/examples/sbx" shell "$A" -- sh -c 'exit 7' </dev/null
+	[ "$status" -eq 7 ]
+	SBX=$MNT run timeout 60 "$SBX_REPO/examples/sbx" shell nosuch$SBX_TAG </dev/null
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"no sandbox"* ]]
+}
+
+@test "sbx shell: from a terminal: raw keys, its size, a resize on SIGWINCH, ^C, the exit code" {
+	sbx_start_daemon
+	sbx_create "$A"
+	run timeout 120 python3 - "$SBX_REPO/examples/sbx" "$A" "$MNT" <<'PY'
+import fcntl, os, select, struct, subprocess, sys, termios, time
+sbx, name, mnt = sys.argv[1:]
+master, slave = os.openpty()
+def size(rows, cols):
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+size(33, 101)
+def ctty():
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+p = subprocess.Popen([sbx, "shell", name], stdin=slave, stdout=slave, stderr=slave,
+                     start_new_session=True, preexec_fn=ctty, env=dict(os.environ, SBX=mnt))
+os.close(slave)
+seen = b""
+def expect(what, t=30):
+    global seen
+    end = time.time() + t
+    while what not in seen:
+        r, _, _ = select.select([master], [], [], max(0, end - time.time()))
+        if not r:
+            sys.exit("never saw %r in %r" % (what, seen))
+        seen += os.read(master, 4096)
+def send(b):
+    os.write(master, b)
+send(b"stty size\r")
+expect(b"33 101")
+size(40, 120)  # the kernel sends SIGWINCH to sbx
+time.sleep(0.5)
+send(b"stty size\r")
+expect(b"40 120")
+send(b"sleep 100\r")
+time.sleep(0.5)
+send(b"\x03")  # raw mode here: a byte for the sandbox's terminal, not SIGINT to sbx
+send(b"echo after $?\r")
+expect(b"after 130")
+send(b"exit 5\r")
+print("exit", p.wait(30))
+PY
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	[ "$output" = "exit 5" ]
+}
