@@ -64,7 +64,10 @@ int ctl_command_line(const char *buf, size_t len, char *out, struct err *e)
 		len--;
 	if (memchr(buf, '\n', len))
 		return err_set(e, -EINVAL, "one command line per write: the write has several lines");
-	if (strspn(buf, " \t\r") >= len)
+	size_t blanks = 0; /* buf has no NUL to stop strspn */
+	while (blanks < len && (buf[blanks] == ' ' || buf[blanks] == '\t' || buf[blanks] == '\r'))
+		blanks++;
+	if (blanks == len)
 		return err_set(e, -EINVAL, "empty command line");
 	memcpy(out, buf, len);
 	out[len] = '\0';
@@ -297,6 +300,52 @@ int ctl_parse_signal(const char *s, int *sig)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+int ctl_parse_winsize(const char *s, struct ctl_winsize *ws, struct err *e)
+{
+	char cols[8], rows[8];
+	uint64_t c, r;
+	const char *x = strchr(s, 'x');
+	size_t n = x ? (size_t)(x - s) : 0;
+	if (!x || n >= sizeof(cols) || strlen(x + 1) >= sizeof(rows))
+		goto bad;
+	memcpy(cols, s, n);
+	cols[n] = '\0';
+	snprintf(rows, sizeof(rows), "%s", x + 1);
+	if (ctl_parse_uint(cols, CTL_TTY_MAX, &c) < 0 || ctl_parse_uint(rows, CTL_TTY_MAX, &r) < 0 ||
+	    !c || !r)
+		goto bad;
+	ws->cols = (uint16_t)c;
+	ws->rows = (uint16_t)r;
+	return 0;
+bad:
+	return err_set(e, -EINVAL, "terminal size '%.32s' is not COLSxROWS, each from 1 to %d "
+		       "(80x24: 80 columns, 24 rows)", s, CTL_TTY_MAX);
+}
+
+int ctl_run_options(const char *line, struct ctl_run_opts *o, size_t *cmd_at, struct err *e)
+{
+	size_t at = strspn(line, " \t"), len = strcspn(line + at, " \t");
+	*cmd_at = 0;
+	o->tty = false;
+	if (strncmp(line + at, "tty=", 4) != 0)
+		return 0;
+	char word[48];
+	if (len >= sizeof(word))
+		return err_set(e, -EINVAL, "terminal size '%.32s...' is not COLSxROWS, each from 1 "
+			       "to %d", line + at + 4, CTL_TTY_MAX);
+	memcpy(word, line + at + 4, len - 4);
+	word[len - 4] = '\0';
+	struct ctl_winsize ws;
+	int r = ctl_parse_winsize(word, &ws, e);
+	if (r < 0)
+		return r;
+	o->tty = true;
+	o->ws = ws;
+	at += len;
+	*cmd_at = at + strspn(line + at, " \t");
+	return 0;
 }
 
 /* "10.0.0.0/8", "10.1.2.3" (a /32): strict dotted quads, host bits zero. */

@@ -75,6 +75,23 @@ int ctl_parse_cpus(const char *s, uint32_t *millis);
 int ctl_parse_uint(const char *s, uint64_t max, uint64_t *out);
 int ctl_parse_signal(const char *s, int *sig);
 
+/* A terminal's size (tty=, resize): COLSxROWS, each 1..CTL_TTY_MAX. */
+#define CTL_TTY_MAX 1000
+struct ctl_winsize {
+	uint16_t cols, rows;
+};
+int ctl_parse_winsize(const char *s, struct ctl_winsize *ws, struct err *e);
+
+/* A run line's option: a first word tty=COLSxROWS makes the job a terminal's
+ * (a first word is never a shell assignment to `tty` then). *cmd_at: where
+ * the command begins (0 without the option; at the end of line when only the
+ * option was written: the image's command). ws is left alone without it. */
+struct ctl_run_opts {
+	bool tty;
+	struct ctl_winsize ws;
+};
+int ctl_run_options(const char *line, struct ctl_run_opts *o, size_t *cmd_at, struct err *e);
+
 struct net_rule;
 /* A network policy rule, argv[0] being allow or deny (see net/net.h):
  *   allow|deny CIDR [tcp|udp [PORT] | icmp], allow|deny sandbox NAME,

@@ -10,7 +10,12 @@
  * pollers waiting at the end are woken through inotify watches on those files
  * (the monitor reads them).
  * Output beyond joblog= is dropped from the front (whole blocks), and stderr
- * says so. */
+ * says so.
+ * A terminal's job (run tty=COLSxROWS CMD) has a pty made inside the sandbox
+ * instead (vmm pty_open): the slave is its stdin, stdout and stderr, the
+ * daemon holds the master, whose output is stored as stdout like a pipe's
+ * (read and copied: a terminal cannot be spliced), and stdin writes go to it;
+ * init holds it too, and a restarted daemon takes it back (tty_reattach). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -21,7 +26,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include "output.h"
 #include "images.h"
@@ -44,7 +52,8 @@ struct sbx_job {
 	/* ns: the job writes into pipes whose read ends are these, drained into
 	 * the files here (output.h); -1 once at their end (or qemu: no pipes). */
 	int pipe[2];
-	uint64_t pipe_ino[2]; /* their inodes: a restarted daemon finds them again */
+	uint64_t pipe_ino[2]; /* their inodes: a restarted daemon finds them again
+			       * (a terminal's: its master's, found by tty_index) */
 	bool capped[2];       /* the file's front cannot be dropped: new output is */
 	bool lost[2];         /* output could not be stored (said once in the log) */
 	/* A drop from the front being made: journaled first (see bound_stream). */
@@ -52,6 +61,10 @@ struct sbx_job {
 	int wd[2];           /* their armed inotify watches (one-shot); -1 none */
 	uint64_t out_seq;    /* bumped when a watch of them fires */
 	uint64_t oom_at_start;
+	/* A terminal's job: pipe[0] (and stdin_fd, a dup) is the pty's master;
+	 * tty_index its number in the sandbox's devpts (-1: none). */
+	bool tty;
+	int tty_index;
 	struct sbx_job *next;
 };
 
@@ -247,6 +260,8 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 			      (json_int_t)j->dropped[1], "exec_id", (json_int_t)j->exec_id,
 			      "pipe_stdout", (json_int_t)j->pipe_ino[0], "pipe_stderr",
 			      (json_int_t)j->pipe_ino[1]);
+	if (o && j->tty)
+		json_object_set_new(o, "tty", json_integer(j->tty_index));
 	for (int k = 0; o && k < 2; k++)
 		if (j->cutting[k]) {
 			json_object_set_new(o, k ? "cutting_stderr" : "cutting_stdout",
@@ -351,19 +366,73 @@ static bool blank(const char *buf, size_t len)
 	return true;
 }
 
+/* A terminal's job: its two files (stderr stays empty: a terminal merges it
+ * into stdout), the slave of a pty made in the sandbox as the job's stdio,
+ * the master as the daemon's end of its stdin and output (j->pipe[0]). */
+static int tty_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_winsize *ws, int fds[3],
+		     int *in_w, struct err *e)
+{
+	char path[PATH_MAX + 32];
+	int master, slave;
+	for (int k = 0; k < 2; k++) {
+		stream_path(s, j->n, k, path, sizeof(path));
+		int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return err_set(e, -errno, "cannot create %s: %s", path, strerror(errno));
+		close(fd);
+	}
+	int r = s->ops->pty_open(&s->vm, ws->cols, ws->rows, &master, &slave, &j->tty_index, e);
+	if (r < 0)
+		return r;
+	struct stat st;
+	j->tty = true;
+	j->pipe[0] = master;
+	/* Nonzero while the master is open (as a pipe's inode is): the mark by
+	 * which a restarted daemon looks for it (tty_find). */
+	j->pipe_ino[0] = fstat(master, &st) == 0 && st.st_ino ? (uint64_t)st.st_ino : 1;
+	fds[0] = slave;
+	fds[1] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+	fds[2] = fcntl(slave, F_DUPFD_CLOEXEC, 3);
+	*in_w = fcntl(master, F_DUPFD_CLOEXEC, 3);
+	if (fds[1] < 0 || fds[2] < 0 || *in_w < 0)
+		return err_set(e, -errno, "cannot duplicate the terminal's fds: %s", strerror(errno));
+	return 0;
+}
+
+/* The job's stdio: fds (its stdin, stdout, stderr) and *in_w, the daemon's
+ * end of its stdin. */
+static int job_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_run_opts *ro, int fds[3],
+		     int *in_w, struct err *e)
+{
+	int in[2], r;
+	if (ro->tty)
+		return tty_stdio(s, j, &ro->ws, fds, in_w, e);
+	for (int k = 0; k < 2; k++)
+		if ((r = stream_create(s, j, k, &fds[k + 1], e)) < 0)
+			return r;
+	if (pipe2(in, O_CLOEXEC) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	fds[0] = in[0];
+	*in_w = in[1];
+	return 0;
+}
+
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
 	char line[CTL_WRITE_MAX + 1], full[IMAGE_COMMAND_MAX];
 	struct err e = {0};
-	size_t at = 0;
-	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in[2] = {-1, -1};
+	size_t at = 0, cmd_at = 0;
+	struct ctl_run_opts ro = {0};
+	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in_w = -1;
 	if (r < 0 && blank(buf, len)) { /* run with an empty line: the image's command */
 		line[0] = '\0';
 		err_clear(&e);
 		r = 0;
 	}
 	if (r == 0)
-		r = image_command(s->cfg.image, line, full, sizeof(full), &at, &e);
+		r = ctl_run_options(line, &ro, &cmd_at, &e);
+	if (r == 0)
+		r = image_command(s->cfg.image, line + cmd_at, full, sizeof(full), &at, &e);
 	char dir[PATH_MAX];
 	struct sbx_job *j = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -373,6 +442,11 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		goto out;
 	if (!s->ops->job) {
 		r = err_set(&e, -EOPNOTSUPP, "backend %s cannot run jobs", s->cfg.backend);
+		goto out;
+	}
+	if (ro.tty && !s->ops->pty_open) {
+		r = err_set(&e, -EOPNOTSUPP, "backend %s has no terminals yet: a job with tty= "
+			    "runs in ns sandboxes only", s->cfg.backend);
 		goto out;
 	}
 	if (s->next_job >= SBX_JOB_ID_MAX) {
@@ -400,6 +474,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->stdin_fd = -1;
 	j->wd[0] = j->wd[1] = -1;
 	j->pipe[0] = j->pipe[1] = -1;
+	j->tty_index = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
 	snprintf(j->cmd, sizeof(j->cmd), "%s", full + at);
 	job_dir(s, j->n, dir, sizeof(dir));
@@ -409,18 +484,13 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	for (int k = 0; k < 2; k++)
-		if ((r = stream_create(s, j, k, &fds[k + 1], &e)) < 0)
-			goto out;
-	if (pipe2(in, O_CLOEXEC) < 0) {
-		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
+	if ((r = job_stdio(s, j, &ro, fds, &in_w, &e)) < 0)
 		goto out;
-	}
-	fds[0] = in[0];
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	j->oom_at_start = u.oom_kills;
-	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, &e)) < 0)
+	/* init holds a terminal's master too: a daemon that dies hangs up nothing. */
+	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, j->tty ? j->pipe[0] : -1, &e)) < 0)
 		goto out;
 	for (int k = 0; k < 2; k++)
 		if (j->pipe[k] >= 0 && (r = out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k),
@@ -428,8 +498,8 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 			log_warn("sandbox %s: job %u: its output cannot be drained (%s)", s->node.name,
 				 j->n, strerror(-r));
 	r = 0;
-	j->stdin_fd = in[1];
-	in[1] = -1;
+	j->stdin_fd = in_w;
+	in_w = -1;
 	j->state = JOB_RUNNING;
 	j->next = s->jobs;
 	s->jobs = j;
@@ -440,8 +510,8 @@ out:
 	for (int i = 0; i < 3; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	if (in[1] >= 0)
-		close(in[1]);
+	if (in_w >= 0)
+		close(in_w);
 	if (j) {
 		pipe_close(j, 0);
 		pipe_close(j, 1);
@@ -466,10 +536,33 @@ static void bound_stream(struct sbx *s, struct sbx_job *j, int stream);
  * the host, or past joblog= where the front cannot be dropped) is read and
  * dropped: never stored, it is never there for a reader either, and the job
  * goes on. Bytes taken, 0 at the pipe's end, or -errno (-EAGAIN: empty). */
+/* A terminal's output (its master): read, then appended to stdout, within
+ * joblog= (a daemon killed in between loses what it read). The master's
+ * end, once no process holds the slave, is EIO. */
+static ssize_t tty_take(struct sbx *s, struct sbx_job *j, int fd, size_t len)
+{
+	char buf[16 << 10];
+	struct stat st;
+	ssize_t n = read(j->pipe[0], buf, len < sizeof(buf) ? len : sizeof(buf));
+	if (n <= 0)
+		return n == 0 || errno == EIO ? 0 : -errno;
+	if (fd < 0 || fstat(fd, &st) < 0 ||
+	    (j->capped[0] && (uint64_t)st.st_size >= s->cfg.joblog_bytes))
+		return n;
+	if (pwrite(fd, buf, (size_t)n, st.st_size) != n && !j->lost[0]) {
+		j->lost[0] = true;
+		log_warn("sandbox %s: job %u: terminal output lost: %s", s->node.name, j->n,
+			 strerror(errno));
+	}
+	return n;
+}
+
 static ssize_t stream_take(struct sbx *s, struct sbx_job *j, int k, int fd, size_t len)
 {
 	char sink[16 << 10];
 	struct stat st;
+	if (j->tty)
+		return tty_take(s, j, fd, len);
 	if (fd >= 0 && fstat(fd, &st) == 0 &&
 	    !(j->capped[k] && (uint64_t)st.st_size >= s->cfg.joblog_bytes)) {
 		loff_t at = st.st_size;
@@ -751,22 +844,74 @@ bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off)
 	return ready;
 }
 
+/* How long a write to a terminal's stdin waits for room that does not come. */
+#define TTY_STALL_MS 10000
+
+/* All of buf into a terminal's master (nonblocking: the pump reads it too),
+ * waiting for room as a pipe's writer would, but not without bound. */
+static int tty_write(int fd, const char *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t w = write(fd, buf + done, len - done);
+		if (w > 0) {
+			done += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		if (w < 0 && errno == EAGAIN && poll(&p, 1, TTY_STALL_MS) == 0)
+			return -EAGAIN;
+	}
+	return 0;
+}
+
 int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len)
 {
 	pthread_mutex_lock(&s->lock);
 	struct sbx_job *j = job_find(s, n);
 	int fd = j && j->stdin_fd >= 0 ? dup(j->stdin_fd) : -1;
+	bool tty = j && j->tty;
 	int r = !j ? -ENOENT : fd < 0 ? -EPIPE : 0;
 	if (r == -EPIPE)
-		sbx_fail(s, r, "the job's stdin is closed");
+		sbx_fail(s, r, tty && j->state == JOB_RUNNING
+				       ? "the job's terminal was lost with the daemon that started it"
+				       : "the job's stdin is closed");
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		return r;
 	/* A job that does not read stalls the writer: flow control, no buffering here. */
-	ssize_t w = write(fd, buf, len);
-	r = w < 0 ? -errno : 0;
+	ssize_t w = tty ? tty_write(fd, buf, len) : write(fd, buf, len);
+	r = w < 0 ? (tty ? (int)w : -errno) : 0;
 	close(fd);
+	if (r == -EAGAIN) {
+		pthread_mutex_lock(&s->lock);
+		sbx_fail(s, r, "the job's terminal took no input for 10 s");
+		pthread_mutex_unlock(&s->lock);
+	}
 	return r;
+}
+
+/* resize COLSxROWS: the terminal's new size, and SIGWINCH to its foreground
+ * group (the kernel sends it). With s->lock held. */
+static int tty_resize(struct sbx_job *j, const char *arg, struct err *e)
+{
+	struct ctl_winsize ws;
+	int r = ctl_parse_winsize(arg, &ws, e);
+	if (r < 0)
+		return r;
+	if (!j->tty)
+		return err_set(e, -EINVAL, "job %u has no terminal (run it with tty=COLSxROWS)", j->n);
+	if (j->state != JOB_RUNNING)
+		return err_set(e, -EBUSY, "job %u is %s", j->n, job_states[j->state]);
+	if (j->stdin_fd < 0)
+		return err_set(e, -EPIPE, "job %u's terminal was lost with the daemon that started it",
+			       j->n);
+	struct winsize w = {.ws_row = ws.rows, .ws_col = ws.cols};
+	if (ioctl(j->stdin_fd, TIOCSWINSZ, &w) < 0)
+		return err_set(e, -errno, "cannot resize job %u's terminal: %s", j->n, strerror(errno));
+	return 0;
 }
 
 int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
@@ -786,13 +931,19 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
 			r = err_set(&e, -EBUSY, "job %u is %s", n, job_states[j->state]);
 		else
 			r = s->ops->exec_kill(&s->vm, j->exec_id, sig);
+	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1 && j->tty) {
+		/* A terminal has no end of input but its EOF character: ^D. */
+		if (j->stdin_fd < 0 || tty_write(j->stdin_fd, "\x04", 1) < 0)
+			r = err_set(&e, -EPIPE, "job %u's terminal takes no input", n);
 	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1) {
 		if (j->stdin_fd >= 0)
 			close(j->stdin_fd);
 		j->stdin_fd = -1;
+	} else if (!strcmp(cmd.argv[0], "resize") && cmd.argc == 2) {
+		r = tty_resize(j, cmd.argv[1], &e);
 	} else {
-		r = err_set(&e, -EINVAL, "unknown job command '%.64s' (kill [SIGNAL], eof)",
-			    cmd.argv[0]);
+		r = err_set(&e, -EINVAL, "unknown job command '%.64s' (kill [SIGNAL], eof, "
+			    "resize COLSxROWS)", cmd.argv[0]);
 	}
 	if (r < 0)
 		sbx_fail(s, r, e.msg[0] ? e.msg : strerror(-r));
@@ -918,6 +1069,8 @@ static void job_load(struct sbx *s, uint32_t n, const struct journal_job *r)
 		   : r->state == JOURNAL_JOB_KILLED ? JOB_KILLED : JOB_EXITED;
 	j->stdin_fd = -1;
 	j->wd[0] = j->wd[1] = -1;
+	j->tty = r->tty >= 0;
+	j->tty_index = r->tty;
 	for (int k = 0; k < 2; k++) {
 		j->dropped[k] = r->dropped[k];
 		j->pipe[k] = -1; /* found again by sbx_jobs_reattach */
@@ -1006,6 +1159,21 @@ static int pipe_find(pid_t init, uint64_t ino)
 	return fd;
 }
 
+/* After a re-adoption (s->lock held): the master of a terminal that was
+ * open when the earlier daemon died, from init, which held it meanwhile
+ * (the job waited for room in it); a running job's stdin and size work
+ * again. Not found: the job ended and init let it go once it was read. */
+static int tty_find(struct sbx *s, struct sbx_job *j)
+{
+	int fd = s->ops->pty_find ? s->ops->pty_find(&s->vm, j->tty_index) : -ENOENT;
+	if (fd >= 0 && j->state == JOB_RUNNING && j->stdin_fd < 0)
+		j->stdin_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (fd >= 0)
+		log_info("sandbox %s: job %u: its terminal (/dev/pts/%d) is back", s->node.name, j->n,
+			 j->tty_index);
+	return fd;
+}
+
 /* After a re-adoption (s->lock held): the pipes of jobs that write their own
  * output (ns) are drained again from where they are; no byte was lost, the
  * jobs waited for room in them meanwhile. */
@@ -1016,7 +1184,7 @@ static void jobs_repipe(struct sbx *s)
 		for (int k = 0; k < 2; k++) {
 			if (!j->pipe_ino[k] || j->pipe[k] >= 0)
 				continue;
-			int fd = pipe_find(s->vm.pid, j->pipe_ino[k]);
+			int fd = j->tty && k == 0 ? tty_find(s, j) : pipe_find(s->vm.pid, j->pipe_ino[k]);
 			if (fd >= 0 && out_pump_arm(fd, out_key_job(s->node.id, j->n, k), true) == 0) {
 				j->pipe[k] = fd;
 				continue;

@@ -507,7 +507,7 @@ int journal_job_parse(const char *text, size_t len, struct journal_job *r, struc
 	if (!j)
 		return err_set(e, -EINVAL, "not JSON: %s, line %d", je.text, je.line);
 	int ret = json_is_object(j) ? 0 : err_set(e, -EINVAL, "not a JSON object");
-	json_int_t pid = 0, code = -1;
+	json_int_t pid = 0, code = -1, tty = -1;
 	char status[16] = "exited";
 	static const char *const sfx[2] = {"stdout", "stderr"};
 	if (ret == 0) {
@@ -528,6 +528,9 @@ int journal_job_parse(const char *text, size_t len, struct journal_job *r, struc
 	    (ret = get_int(j, "", "exit_code", true, -1, 255, &code, e)) == 0 &&
 	    (ret = parse_reason(j, r->reason, e)) == 0)
 		ret = get_u64(j, "", "exec_id", false, 0, &r->exec_id, e);
+	/* tty: the pty's number (devpts numbers are below 2^20). */
+	if (ret == 0)
+		ret = get_int(j, "", "tty", false, 0, 1 << 20, &tty, e);
 	for (int k = 0; ret == 0 && k < 2; k++) {
 		char key[32];
 		uint64_t *f[4] = {&r->dropped[k], &r->pipe_ino[k], &r->cutting[k], &r->cut_from[k]};
@@ -547,6 +550,7 @@ int journal_job_parse(const char *text, size_t len, struct journal_job *r, struc
 	}
 	r->pid = (int)pid;
 	r->exit_code = (int)code;
+	r->tty = (int)tty;
 	json_decref(j);
 	return ret;
 }

@@ -320,7 +320,7 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd, const
 	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC, id, cmd);
 	if (n >= (int)sizeof(msg))
 		return err_set(e, -E2BIG, "command line too long");
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
@@ -341,9 +341,10 @@ static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd
 }
 
 static int ns_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		  struct err *e)
+		  int keep_fd, struct err *e)
 {
-	return send_command(vm, id, cmd, fds, 3, e);
+	int all[4] = {fds[0], fds[1], fds[2], keep_fd};
+	return send_command(vm, id, cmd, all, keep_fd >= 0 ? 4 : 3, e);
 }
 
 static int ns_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
@@ -451,6 +452,8 @@ const struct vmm_ops vmm_ns_ops = {
 	.exec = ns_exec,
 	.exec_kill = ns_exec_kill,
 	.job = ns_job,
+	.pty_open = vmm_pty_open,
+	.pty_find = vmm_pty_find,
 	.event = ns_event,
 	.describe = ns_describe,
 	.rename = ns_rename,

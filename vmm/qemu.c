@@ -1148,7 +1148,7 @@ static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_
 }
 
 static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		    struct err *e)
+		    int keep_fd, struct err *e)
 {
 	struct qemu_vm *q = vm->priv;
 	if (!q)

@@ -153,9 +153,21 @@ struct vmm_ops {
 	/* Runs a shell command line inside; its stdout and stderr go to out_fd. */
 	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e);
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
-	/* A background job: like exec, with its own stdin, stdout and stderr fds. */
+	/* A background job: like exec, with its own stdin, stdout and stderr fds;
+	 * keep_fd (-1: none) is a terminal's master, which the sandbox's init
+	 * holds while the job's terminal is open, so that a daemon that dies
+	 * hangs nothing up (ns; see pty_find). */
 	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		   struct err *e);
+		   int keep_fd, struct err *e);
+	/* A terminal for a job (run tty=): a pseudo-terminal pair made inside
+	 * the sandbox, of cols x rows, its master nonblocking; *index is its
+	 * number there (/dev/pts/N). NULL: the backend has no terminals. */
+	int (*pty_open)(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master,
+			int *slave, int *index, struct err *e);
+	/* After adopt: the master of terminal index that init holds for a job
+	 * of an earlier daemon (keep_fd), or -ENOENT (init let it go: its job
+	 * ended and everything it wrote was read). */
+	int (*pty_find)(struct vmm_inst *vm, int index);
 	/* After adopt: a job of the earlier daemon whose output reaches the
 	 * daemon (qemu); its files have out_off and err_off bytes. NULL when a
 	 * job writes its files itself (ns). */
@@ -188,6 +200,10 @@ const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
+/* The ns backend's pty_open (pty.c): from the devpts of init's root. */
+int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master, int *slave,
+		 int *index, struct err *e);
+int vmm_pty_find(struct vmm_inst *vm, int index);
 /* Starts the ns backend's host probes (CRIU) in the background. */
 void vmm_ns_probe(void);
 extern const struct vmm_ops vmm_qemu_ops;

@@ -9,7 +9,10 @@
  *   - a split command has 1..CTL_ARGS_MAX non-empty words without blanks,
  *     all inside cmd.line;
  *   - an accepted name is 1..63 bytes of [A-Za-z0-9_.-], no leading dot;
- *   - accepted options stay within their documented ranges.
+ *   - accepted options stay within their documented ranges;
+ *   - as a run line (ctl_command_line, then ctl_run_options): a terminal's
+ *     size within its range, the command starting inside the line, after
+ *     the option word and its blanks, and nothing else of the line taken.
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
@@ -121,10 +124,42 @@ static void check_rule(int argc, char **argv)
 	MUST(net_rule_same_match(&r, &again) && r.allow == again.allow);
 }
 
+/* The write as a run line: an option word tty=COLSxROWS first, or none. */
+static void check_run_line(const uint8_t *data, size_t size)
+{
+	static char line[CTL_WRITE_MAX + 1];
+	struct err e = {0};
+	int r = ctl_command_line((const char *)data, size, line, &e);
+	check_err(r, &e);
+	if (r < 0)
+		return;
+	struct ctl_run_opts o = {.ws = {0x5a5a, 0x5a5a}};
+	size_t at = 12345;
+	r = ctl_run_options(line, &o, &at, &e);
+	check_err(r, &e);
+	MUST(r == 0 || r == -EINVAL);
+	const char *first = line + strspn(line, " \t");
+	if (r < 0) {
+		MUST(!o.tty && !strncmp(first, "tty=", 4));
+		return;
+	}
+	MUST(at <= strlen(line));
+	if (!o.tty) {
+		MUST(at == 0 && strncmp(first, "tty=", 4));
+		MUST(o.ws.cols == 0x5a5a && o.ws.rows == 0x5a5a);
+		return;
+	}
+	MUST(o.ws.cols >= 1 && o.ws.cols <= CTL_TTY_MAX && o.ws.rows >= 1 && o.ws.rows <= CTL_TTY_MAX);
+	MUST(at > (size_t)(first - line) + 4);
+	MUST(line[at] == '\0' || !strchr(" \t", line[at]));
+	MUST(strchr(" \t", line[at - 1]) || line[at] == '\0');
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ctl_cmd cmd; /* 4 KiB line: keep it off the stack */
 	struct err e = {0};
+	check_run_line(data, size);
 	int r = ctl_split((const char *)data, size, &cmd, &e);
 	check_err(r, &e);
 	if (r < 0)

@@ -6,7 +6,8 @@
  *   - the answer is 0, or -EINVAL with a non-empty sentence;
  *   - a record that loads holds one command line (no NUL, no newline), a pid
  *     Linux can have, a known state, an exit code, a one-word reason, and
- *     counts and offsets that are not negative (INT64_MAX at most);
+ *     counts and offsets that are not negative (INT64_MAX at most), and a
+ *     terminal's number (tty) that devpts can give, or -1 for none;
  *   - round trip: the record written back as jobs.c writes it reads back the
  *     same. */
 #define _GNU_SOURCE
@@ -42,6 +43,8 @@ static char *write_back(const struct journal_job *r)
 			      (json_int_t)r->cutting[1], "cut_from_stdout", (json_int_t)r->cut_from[0],
 			      "cut_from_stderr", (json_int_t)r->cut_from[1]);
 	MUST(j != NULL);
+	if (r->tty >= 0) /* only a terminal's job has one, as jobs.c writes it */
+		MUST(json_object_set_new(j, "tty", json_integer(r->tty)) == 0);
 	char *text = json_dumps(j, 0);
 	json_decref(j);
 	MUST(text != NULL);
@@ -69,13 +72,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		MUST(r.dropped[k] <= INT64_MAX && r.pipe_ino[k] <= INT64_MAX &&
 		     r.cutting[k] <= INT64_MAX && r.cut_from[k] <= INT64_MAX);
 	MUST(r.exec_id <= INT64_MAX);
+	MUST(r.tty >= -1 && r.tty <= (1 << 20));
 	char *text = write_back(&r);
 	struct journal_job b;
 	struct err be = {0};
 	MUST(journal_job_parse(text, strlen(text), &b, &be) == 0);
 	MUST(memcmp(&r, &b, sizeof(r)) == 0 || (!strcmp(r.cmd, b.cmd) && r.pid == b.pid &&
 		r.state == b.state && r.exit_code == b.exit_code && !strcmp(r.reason, b.reason) &&
-		r.exec_id == b.exec_id && !memcmp(r.dropped, b.dropped, sizeof(r.dropped)) &&
+		r.exec_id == b.exec_id && r.tty == b.tty && !memcmp(r.dropped, b.dropped, sizeof(r.dropped)) &&
 		!memcmp(r.cutting, b.cutting, sizeof(r.cutting))));
 	free(text);
 	return 0;

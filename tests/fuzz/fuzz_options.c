@@ -1,4 +1,5 @@
-/* libFuzzer target: names and key=value options, sizes, cpus, signals.
+/* libFuzzer target: names and key=value options, sizes, cpus, signals,
+ * terminal sizes (tty=COLSxROWS, resize).
  *
  * Rates (rate=, net_parse_rate of net/shape.c) are parsed the same way.
  * The input is cut at '\n' into words (a NUL byte inside a word ends it, as in
@@ -12,6 +13,7 @@
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +167,31 @@ static void check_name(const char *s)
 		MUST(strlen(s) >= 1 && strlen(s) <= SBX_NAME_MAX && s[0] != '.');
 }
 
+/* tty=, resize: COLSxROWS, each 1..CTL_TTY_MAX; the reference: two runs of
+ * digits around one 'x', nothing else. */
+static void check_winsize(const char *s)
+{
+	struct ctl_winsize ws = {0x5a5a, 0x5a5a};
+	struct err e = {0};
+	int r = ctl_parse_winsize(s, &ws, &e);
+	MUST(r == 0 || r == -EINVAL);
+	size_t c = strspn(s, "0123456789");
+	bool shape = c > 0 && s[c] == 'x' && strspn(s + c + 1, "0123456789") == strlen(s + c + 1) &&
+		     s[c + 1];
+	if (r == 0) {
+		MUST(shape);
+		MUST(ws.cols >= 1 && ws.cols <= CTL_TTY_MAX && ws.rows >= 1 && ws.rows <= CTL_TTY_MAX);
+		MUST(strtoull(s, NULL, 10) == ws.cols && strtoull(s + c + 1, NULL, 10) == ws.rows);
+	} else {
+		MUST(ws.cols == 0x5a5a && ws.rows == 0x5a5a);
+		MUST(e.code == r && e.msg[0] && memchr(e.msg, '\0', sizeof(e.msg)));
+		if (shape && c < 8 && strlen(s + c + 1) < 8)
+			MUST(strtoull(s, NULL, 10) == 0 || strtoull(s, NULL, 10) > CTL_TTY_MAX ||
+			     strtoull(s + c + 1, NULL, 10) == 0 ||
+			     strtoull(s + c + 1, NULL, 10) > CTL_TTY_MAX);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 8192)
@@ -190,6 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_signal(argv[i]);
 		check_name(argv[i]);
 		check_rate(argv[i]);
+		check_winsize(argv[i]);
 		/* The value part of key=value, as each option handler sees it. */
 		char *eq = strchr(argv[i], '=');
 		if (eq) {
@@ -197,6 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_cpus(eq + 1);
 			check_name(eq + 1);
 			check_rate(eq + 1);
+			check_winsize(eq + 1);
 		}
 	}
 	struct sbx_config c;

@@ -468,6 +468,20 @@ EOF
 	assert_healthy "$A"
 }
 
+@test "run: kill INT ends a job, though the daemon started with SIGINT ignored" {
+	# sbx_start_daemon starts it with `&`, which ignores SIGINT (bash without
+	# job control), and clone and exec keep that: init undoes it for a job.
+	# (Not SIGQUIT: busybox sh ignores it itself, and keeps it so for the
+	# command it runs in its place.)
+	ign=$(awk '$1 == "SigIgn:" { print $2 }' "/proc/$SBX_PID/status")
+	(((0x$ign >> 1) & 1))
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'sleep 1003')
+	echo 'kill INT' >"$MNT/$A/jobs/$n/ctl"
+	wait_job "$A" "$n" killed
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 130 ]
+}
+
 @test "run: rmdir forgets a finished job and is EBUSY while it runs" {
 	sbx_create "$A"
 	n=$(sbx_run "$A" 'read x; echo bye')

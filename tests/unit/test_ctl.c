@@ -1,5 +1,6 @@
 /* Unit tests of ctl parsing: splitting writes, names, sizes, cpus, options, signals. */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../engine/ctl.h"
@@ -31,6 +32,12 @@ static void test_split(void)
 	for (int i = 0; i < 40; i++)
 		strcat(many, "x ");
 	CHECK(split(many, &c) == -EINVAL);
+	/* A command line of blanks alone, with no NUL after them (a FUSE
+	 * write's buffer): read within the write only (the scan ran past it). */
+	char *blanks = malloc(8), out[CTL_WRITE_MAX + 1];
+	memset(blanks, '\t', 8);
+	CHECK(ctl_command_line(blanks, 8, out, &e) == -EINVAL && strstr(e.msg, "empty"));
+	free(blanks);
 }
 
 static void test_names(void)
@@ -236,6 +243,53 @@ static void test_signals(void)
 	CHECK(ctl_parse_signal("FOO", &sig) == -EINVAL);
 }
 
+static void test_winsize(void)
+{
+	struct ctl_winsize ws = {7, 7};
+	struct err e = {0};
+	CHECK(ctl_parse_winsize("80x24", &ws, &e) == 0 && ws.cols == 80 && ws.rows == 24);
+	CHECK(ctl_parse_winsize("1x1", &ws, &e) == 0 && ws.cols == 1 && ws.rows == 1);
+	CHECK(ctl_parse_winsize("1000x1000", &ws, &e) == 0 && ws.cols == 1000);
+	ws = (struct ctl_winsize){7, 7};
+	static const char *bad[] = {"0x0", "0x24", "80x0", "1001x24", "80x1001", "huge", "",
+				    "x", "80x", "x24", "80X24", "80x24x", "-80x24", "80x-24",
+				    " 80x24", "80x24 ", "65616x24", "99999999999999999999x1",
+				    "80:24"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		e = (struct err){0};
+		CHECK(ctl_parse_winsize(bad[i], &ws, &e) == -EINVAL && strstr(e.msg, "COLSxROWS"));
+	}
+	CHECK(ws.cols == 7 && ws.rows == 7);
+}
+
+static void test_run_options(void)
+{
+
+	struct ctl_run_opts o;
+	struct err e = {0};
+	size_t at = 99;
+	CHECK(ctl_run_options("echo hi", &o, &at, &e) == 0 && !o.tty && at == 0);
+	CHECK(ctl_run_options("tty 80x24", &o, &at, &e) == 0 && !o.tty && at == 0);
+	CHECK(ctl_run_options("echo tty=80x24", &o, &at, &e) == 0 && !o.tty && at == 0);
+	const char *l = "tty=80x24 stty size";
+	CHECK(ctl_run_options(l, &o, &at, &e) == 0 && o.tty && o.ws.cols == 80 &&
+	      o.ws.rows == 24 && !strcmp(l + at, "stty size"));
+	l = "  tty=132x43 \t sh -c 'exit 3'";
+	CHECK(ctl_run_options(l, &o, &at, &e) == 0 && o.tty && o.ws.cols == 132 &&
+	      o.ws.rows == 43 && !strcmp(l + at, "sh -c 'exit 3'"));
+	l = "tty=80x24";
+	CHECK(ctl_run_options(l, &o, &at, &e) == 0 && o.tty && at == strlen(l));
+	l = "tty=80x24   ";
+	CHECK(ctl_run_options(l, &o, &at, &e) == 0 && o.tty && at == strlen(l));
+	static const char *bad[] = {"tty=0x0 sh", "tty=huge sh", "tty= sh", "tty=80x24x sh",
+				    "tty=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa sh"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		e = (struct err){0};
+		CHECK(ctl_run_options(bad[i], &o, &at, &e) == -EINVAL && !o.tty &&
+		      strstr(e.msg, "COLSxROWS"));
+	}
+}
+
 int main(void)
 {
 	RUN(test_split);
@@ -247,5 +301,7 @@ int main(void)
 	RUN(test_signals);
 	RUN(test_spec);
 	RUN(test_disk);
+	RUN(test_winsize);
+	RUN(test_run_options);
 	UNIT_DONE("ctl");
 }

@@ -363,15 +363,25 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 		return;
 	}
 	if (pid == 0) {
-		static char *const envp[] = {
+		static char *envp[] = {
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			"HOME=/root", "TERM=dumb", NULL};
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
+		/* What the daemon's own start left ignored is not the job's: a
+		 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
+		 * that, so `kill INT` (or ^C) would not reach it. */
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
 		setsid();
 		if (nfds == 3) {
 			dup2(fds[0], 0);
 			dup2(fds[1], 1);
 			dup2(fds[2], 2);
+			/* A terminal's job (run tty=): the slave of a pty of our devpts
+			 * is its stdio, and becomes the controlling terminal of its
+			 * session, so ^C, ^Z and SIGWINCH reach its foreground group. */
+			if (isatty(0) && ioctl(0, TIOCSCTTY, 0) == 0)
+				envp[2] = "TERM=xterm";
 		} else {
 			int in = open("/dev/null", O_RDONLY);
 			if (in >= 0)
@@ -399,7 +409,7 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 static void handle_msg(const sigset_t *oldmask)
 {
 	char msg[PROTO_MSG_MAX + 1];
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	struct iovec iov = {.iov_base = msg, .iov_len = PROTO_MSG_MAX};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = sizeof(cbuf)};
@@ -413,11 +423,11 @@ static void handle_msg(const sigset_t *oldmask)
 		return;
 	}
 	msg[n] = '\0';
-	int fds[3] = {-1, -1, -1}, nfds = 0;
+	int fds[4] = {-1, -1, -1, -1}, nfds = 0;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 		nfds = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		nfds = nfds > 3 ? 3 : nfds;
+		nfds = nfds > 4 ? 4 : nfds;
 		memcpy(fds, CMSG_DATA(c), (size_t)nfds * sizeof(int));
 	}
 	switch (msg[0]) {
@@ -430,8 +440,16 @@ static void handle_msg(const sigset_t *oldmask)
 		break;
 	case MSG_EXEC: {
 		char *sp = strchr(msg + 1, ' ');
-		if (sp && (nfds == 1 || nfds == 3))
-			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fds, nfds, oldmask);
+		if (sp && (nfds == 1 || nfds == 3 || nfds == 4))
+			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fds, nfds == 4 ? 3 : nfds,
+				   oldmask);
+		/* A terminal's master: held until its job's slave is closed and
+		 * everything it wrote was read (release_drained), so that a daemon
+		 * that dies meanwhile hangs nothing up; the next takes it back. */
+		if (sp && nfds == 4 && nkept < MAX_KEPT) {
+			kept[nkept++] = fds[3];
+			fds[3] = -1;
+		}
 		break;
 	}
 	case MSG_EXEC_KILL: {
@@ -450,7 +468,8 @@ static void handle_msg(const sigset_t *oldmask)
 		say("unknown message '%c' ignored", msg[0]);
 	}
 	for (int i = 0; i < nfds; i++)
-		close(fds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /* Returns false once no child is left. */

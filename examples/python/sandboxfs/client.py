@@ -274,12 +274,20 @@ class Sandbox:
         n = _io.sandbox_call(self.path, self.name, start, "run")
         return Job(self, n)
 
-    def run(self, cmd, env=None, cwd=None):
+    def run(self, cmd, env=None, cwd=None, tty=None):
         """Starts a background job (argv list or shell line; env and cwd as
         for exec) and returns its Job: stdout and stderr streams, write() and
         close_stdin() for its stdin, wait(), kill(), remove().
-        Its stdin stays open until close_stdin()."""
-        return self._start_job(_io.command_line(cmd, env, cwd))
+        Its stdin stays open until close_stdin().
+
+        tty: a terminal for it, as (columns, rows) or True (80x24): its
+        stdout is what the terminal shows (stderr with it), write() types,
+        b"\\x03" is ^C, close_stdin() sends ^D, Job.resize() resizes."""
+        line = _io.command_line(cmd, env, cwd)
+        if tty:
+            cols, rows = (80, 24) if tty is True else tty
+            line = "tty=%dx%d %s" % (int(cols), int(rows), line)
+        return self._start_job(line)
 
     def job(self, n):
         return Job(self, n)

@@ -265,6 +265,10 @@ class Job:
         _io.sandbox_call(self.sandbox.path, self.sandbox.name, lambda: _io.command(path, line),
                          "job %d: %s" % (self.id, line))
 
+    def resize(self, cols, rows):
+        """A terminal's job (run(tty=...)): its new size; the job gets SIGWINCH."""
+        self.ctl("resize %dx%d" % (int(cols), int(rows)))
+
     def kill(self, signal=None):
         """Sends a signal (default TERM; a name like KILL or a number) to the
         job. SandboxError EBUSY when it already ended."""

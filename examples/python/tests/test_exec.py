@@ -128,6 +128,29 @@ def test_run_with_env_and_cwd(sb):
     job.remove()
 
 
+def test_run_with_a_terminal_types_resizes_and_interrupts(sb):
+    job = sb.run('stty size; test -t 0 && echo tty; read x; echo "got $x"; '
+                 'trap "stty size" WINCH; echo ready; while :; do sleep 0.1; done', tty=(100, 30))
+    try:
+        assert job.stdout.readline(timeout=60) == b"30 100\r\n"
+        assert job.stdout.readline(timeout=60) == b"tty\r\n"
+        job.write("hi\n")
+        assert job.stdout.readline(timeout=60) == b"hi\r\n"  # the terminal's echo
+        assert job.stdout.readline(timeout=60) == b"got hi\r\n"
+        assert job.stdout.readline(timeout=60) == b"ready\r\n"
+        job.resize(120, 40)
+        assert job.stdout.readline(timeout=60) == b"40 120\r\n"
+        job.write(b"\x03")  # ^C
+        assert job.wait(timeout=60) == 130
+        assert job.stderr.read_all() == b""
+        with pytest.raises(SandboxError) as ei:
+            sb.run("true", tty=(0, 0))
+        assert ei.value.errno == errno.EINVAL
+        assert "COLSxROWS" in ei.value.sentence
+    finally:
+        job.remove()
+
+
 def test_job_kill_wait_timeout_and_remove(sb):
     job = sb.run("sleep 1000")
     try:

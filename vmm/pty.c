@@ -1,0 +1,117 @@
+/* Terminals of an ns sandbox: a pseudo-terminal pair taken from the
+ * sandbox's own devpts instance (the /dev/pts that sbx-init mounts with
+ * newinstance), so the slave is the sandbox's (/dev/pts/N inside) and the
+ * host's /dev/pts never gets an entry. The daemon keeps the master, and
+ * init a copy of it, which a restarted daemon takes back (pidfd_getfd). */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "vmm.h"
+
+/* The sandbox's ptmx as an O_PATH fd: resolved inside its root (its links
+ * cannot lead out), and only a devpts ptmx: a node the sandbox made (it has
+ * CAP_MKNOD) is never opened by the daemon. */
+static int ptmx_path_fd(const struct vmm_inst *vm, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)vm->pid);
+	int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return err_set(e, -errno, "cannot reach the root of sandbox %s: %s", vm->name,
+			       strerror(errno));
+	/* Still our init after the open: its pid was not given to another process. */
+	if (vm->pidfd < 0 || syscall(SYS_pidfd_send_signal, vm->pidfd, 0, NULL, 0) < 0) {
+		close(root);
+		return err_set(e, -ESRCH, "sandbox %s is not running", vm->name);
+	}
+	struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	int fd = (int)syscall(SYS_openat2, root, "dev/pts/ptmx", &how, sizeof(how));
+	int err = errno;
+	close(root);
+	if (fd < 0)
+		return err_set(e, -err, "sandbox %s has no /dev/pts/ptmx (%s): no terminal can "
+			       "be made there", vm->name, strerror(err));
+	struct statfs sfs;
+	struct stat st;
+	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC || fstat(fd, &st) < 0 ||
+	    !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2)) {
+		close(fd);
+		return err_set(e, -ENODEV, "/dev/pts/ptmx of sandbox %s is not a devpts ptmx: no "
+			       "terminal can be made there", vm->name);
+	}
+	return fd;
+}
+
+int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master, int *slave,
+		 int *index, struct err *e)
+{
+	char path[64];
+	int p = ptmx_path_fd(vm, e), m = -1, s = -1, unlock = 0, r = 0;
+	if (p < 0)
+		return p;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", p);
+	/* Nonblocking: the output pump reads it (a terminal cannot be spliced). */
+	m = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	close(p);
+	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+	if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCSWINSZ, &ws) < 0 ||
+	    ioctl(m, TIOCGPTN, index) < 0 ||
+	    (s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		r = err_set(e, -errno, "cannot make a terminal in sandbox %s: %s", vm->name,
+			    strerror(errno));
+		if (m >= 0)
+			close(m);
+		return r;
+	}
+	*master = m;
+	*slave = s;
+	return 0;
+}
+
+/* A master among init's fds: a devpts ptmx (stat follows the fd's link to
+ * its inode, nothing is opened), taken with pidfd_getfd, whose number is
+ * index. Only the daemon puts masters in init's fd table (the sandbox's
+ * processes cannot), and two running jobs never share a number. */
+int vmm_pty_find(struct vmm_inst *vm, int index)
+{
+	char dir[64], path[96];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)vm->pid);
+	DIR *d = vm->pidfd >= 0 ? opendir(dir) : NULL;
+	if (!d)
+		return -ESRCH;
+	struct dirent *de;
+	int fd = -ENOENT;
+	while (fd == -ENOENT && (de = readdir(d))) {
+		struct stat st;
+		struct statfs sfs;
+		int n = -1;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2))
+			continue;
+		int m = (int)syscall(SYS_pidfd_getfd, vm->pidfd, atoi(de->d_name), 0);
+		if (m >= 0 && fstatfs(m, &sfs) == 0 && sfs.f_type == DEVPTS_SUPER_MAGIC &&
+		    ioctl(m, TIOCGPTN, &n) == 0 && n == index)
+			fd = m;
+		else if (m >= 0)
+			close(m);
+	}
+	closedir(d);
+	return fd;
+}
