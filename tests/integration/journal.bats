@@ -249,14 +249,19 @@ EOF
 	sbx_create "$P-cg"
 	echo stop >"$MNT/$P-cg/ctl"
 	wait_status "$P-cg" stopped
+	# The daemons' parent cgroups, as they are while one runs (the last
+	# daemon to stop removes them when they are empty).
+	local victim="zz${SBX_TAG}-victim" d parents=() made=()
+	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
+		[[ -d "$d" ]] && parents+=("$d")
+	done
+	[[ ${#parents[@]} -gt 0 ]]
 	sbx_stop_daemon
 	# A cgroup of "another daemon" (tag zz...) in every hierarchy we use.
-	local victim="zz${SBX_TAG}-victim" d made=()
-	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
-		[[ -d "$d" ]] || continue
-		mkdir "$d/$victim" && made+=("$d/$victim")
+	for d in "${parents[@]}"; do
+		mkdir -p "$d/$victim" && made+=("$d/$victim")
 	done
-	[[ ${#made[@]} -gt 0 ]]
+	[[ ${#made[@]} -eq ${#parents[@]} ]]
 	python3 - "$STATE/sandboxes/$P-cg/sandbox.json" "$victim" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
