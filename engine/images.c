@@ -356,17 +356,29 @@ void image_resolve(const char *name, struct vmm_inst *vm)
 {
 	snprintf(vm->image_dir, sizeof(vm->image_dir), "%s/%s", eng.o.images_dir, name);
 	vm->nimage_layers = 0;
+	vm->user[0] = '\0';
 	if (!st.started)
 		return;
 	pthread_mutex_lock(&st.lock);
 	struct image *im = find(name);
+	json_t *j = NULL;
 	if (im && !im->dir && im->state == IMG_READY) {
 		for (int i = 0; i < im->nlowers; i++)
 			snprintf(vm->image_layers[i], sizeof(vm->image_layers[i]), "%s",
 				 im->lowers[im->nlowers - 1 - i]);
 		vm->nimage_layers = im->nlowers;
+		j = im->config ? json_loads(im->config, 0, NULL) : NULL;
 	}
 	pthread_mutex_unlock(&st.lock);
+	/* The config's User, checked at import; a config that no longer passes
+	 * (written by an older daemon, or edited) runs as root, said in the log. */
+	const char *user = json_string_value(json_object_get(json_object_get(j, "config"), "User"));
+	if (user && oci_user_ok(user) && strlen(user) <= VMM_USER_MAX)
+		snprintf(vm->user, sizeof(vm->user), "%s", user);
+	else if (user)
+		log_warn("image %s: its User '%.64s' is not one sandboxfs runs as; commands run as root",
+			 name, user);
+	json_decref(j);
 }
 
 /* --- layers: made once, kept while an image lists them --- */

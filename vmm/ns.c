@@ -317,7 +317,8 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd, const
 	if (vm->ctl_fd < 0)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
 	char msg[PROTO_MSG_MAX];
-	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC, id, cmd);
+	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 "%s%s %s", MSG_EXEC, id,
+			 vm->user[0] ? "@" : "", vm->user, cmd);
 	if (n >= (int)sizeof(msg))
 		return err_set(e, -E2BIG, "command line too long");
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];

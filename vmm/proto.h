@@ -12,7 +12,9 @@
 /* daemon -> init */
 #define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox */
 #define MSG_STOP 'S'      /* "S<seconds>": SIGTERM everything, SIGKILL after seconds, exit */
-#define MSG_EXEC 'X'      /* "X<id> <command line>" + fds (SCM_RIGHTS): one for stdout and
+#define MSG_EXEC 'X'      /* "X<id>[@USER] <command line>" (USER as the image config's:
+			   * USER, UID, USER:GROUP, UID:GID; none: root)
+			   * + fds (SCM_RIGHTS): one for stdout and
 			   * stderr (exec), or three: stdin, stdout, stderr (a job), or
 			   * four: a terminal's job, its slave three times, then its
 			   * master, which init holds until nothing is left to read */

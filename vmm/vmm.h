@@ -20,6 +20,7 @@
  * most 16 lowers (its MAX_LOWERS): fork layers and image layers together. */
 #define VMM_IMAGE_LAYERS_MAX 8
 #define VMM_IMAGE_LAYER_ID_MAX 72
+#define VMM_USER_MAX 65 /* USER:GROUP, 32 bytes each */
 _Static_assert(VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX <= 16, "more lowers than sbx-init stacks");
 
 struct vmm_limits {
@@ -46,6 +47,9 @@ struct vmm_inst {
 	 * first, stacked instead of image_dir (0: image_dir). */
 	char image_layers[VMM_IMAGE_LAYERS_MAX][VMM_IMAGE_LAYER_ID_MAX];
 	int nimage_layers;
+	/* Who commands and jobs run as: the image config's User (oci_user_ok),
+	 * "" for root. */
+	char user[VMM_USER_MAX + 1];
 	pid_t pid;           /* host pid of init, 0 when not running */
 	uint64_t pid_start;  /* start time of pid (clock ticks), guards against pid reuse */
 	int pidfd;           /* -1 when none */

@@ -324,6 +324,46 @@ import_fails() {
 	[[ ! -e "$MNT/images/y$SBX_TAG" ]]
 }
 
+@test "the image config's User: commands and jobs run as it, by name or number; an unknown one fails" {
+	make_layers
+	# busybox's /etc/passwd has nobody (65534, home /nonexistent).
+	local u want
+	for u in nobody 1234:5678 nobody:root 65534; do
+		OCI_RUN='{"User":"'"$u"'","Cmd":["/bin/sh"]}' oci_layout "$W/u" latest "$W/base.tar.gz"
+		import "u$SBX_TAG" "oci:$W/u"
+		wait_image "u$SBX_TAG" ready
+		sbx_create_ctl "su$SBX_TAG" "image=u$SBX_TAG"
+		sbx_exec "su$SBX_TAG" 'echo $(id -u):$(id -g):$HOME'
+		case $u in
+		nobody | 65534) want="65534:65534:/nonexistent" ;;
+		1234:5678) want="1234:5678:/" ;;
+		nobody:root) want="65534:0:/nonexistent" ;;
+		esac
+		[[ "$SBX_RC" == 0 && "$SBX_OUT" == "$want" ]] || {
+			echo "User $u: '$SBX_OUT' (rc $SBX_RC), wanted '$want'" >&2
+			return 1
+		}
+		n=$(sbx_run "su$SBX_TAG" 'id -u')
+		wait_job "su$SBX_TAG" "$n" exited
+		[[ "$(sbx_cat "$MNT/su$SBX_TAG/jobs/$n/stdout")" == "${want%%:*}" ]]
+		rmdir "$MNT/su$SBX_TAG"
+		rmdir "$MNT/images/u$SBX_TAG"
+		rm -rf "$W/u" "$W/u.config" "$W/u.manifest"
+	done
+	# A name the sandbox's /etc/passwd lacks: the command fails (126), saying so.
+	OCI_RUN='{"User":"ghost","Cmd":["/bin/sh"]}' oci_layout "$W/g" latest "$W/base.tar.gz"
+	import "g$SBX_TAG" "oci:$W/g"
+	wait_image "g$SBX_TAG" ready
+	sbx_create_ctl "sg$SBX_TAG" "image=g$SBX_TAG"
+	sbx_exec "sg$SBX_TAG" 'id -u'
+	[[ "$SBX_RC" == 126 && "$SBX_OUT" == *"user 'ghost'"*"not in the sandbox's /etc/passwd"* ]]
+	# A User that is no user name (a path, a blank) fails the import itself.
+	OCI_RUN='{"User":"../root","Cmd":["/bin/sh"]}' oci_layout "$W/b" latest "$W/base.tar.gz"
+	import "b$SBX_TAG" "oci:$W/b"
+	wait_image "b$SBX_TAG" failed
+	grep -q "User '../root' is not USER, UID" "$MNT/images/b$SBX_TAG/error"
+}
+
 @test "hostile or broken layouts fail with a sentence and leave nothing; the daemon stays healthy" {
 	hostile_tar "$W/dotdot.tar" dotdot
 	import_fails "h1$SBX_TAG" "$W/dotdot.tar" "'..' component"

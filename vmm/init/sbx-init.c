@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -343,8 +344,98 @@ static void console_setup(void)
 		fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout, stderr: a job). */
-static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
+/* The line of /etc/FILE (of the sandbox: its own bytes, bounded, in the
+ * command's child) whose field 0 is name, or, by number, whose field 2 is id;
+ * its fields split in place. FILE's lines: name:x:id:... */
+#define ID_FILE_MAX (1 << 20)
+static char id_file[ID_FILE_MAX + 1];
+
+static int id_lookup(const char *file, const char *name, long id, char **f, int nf)
+{
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	ssize_t n;
+	while (len < ID_FILE_MAX && (n = read(fd, id_file + len, ID_FILE_MAX - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	id_file[len] = '\0';
+	for (char *line = id_file, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		int k = 0;
+		for (char *p = line; k < nf; k++) {
+			f[k] = p;
+			p = p ? strchr(p, ':') : NULL;
+			if (p)
+				*p++ = '\0';
+		}
+		if (!f[0] || !f[2])
+			continue;
+		if (name ? strcmp(f[0], name) == 0 : strtol(f[2], NULL, 10) == id)
+			return 0;
+	}
+	return -1;
+}
+
+static bool all_digits(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+/* In a command's child: becomes user (USER, UID, USER:GROUP or UID:GID, as
+ * the image config says), with HOME from /etc/passwd ("/" when it has no
+ * entry for a UID). A name the sandbox's files do not know fails the command
+ * (exit 126) with a sentence on its stderr. */
+static void become(char *user, char *home, size_t home_cap)
+{
+	char *group = strchr(user, ':'), *f[7];
+	if (group)
+		*group++ = '\0';
+	long uid, gid = 0;
+	snprintf(home, home_cap, "HOME=/");
+	if (all_digits(user)) {
+		uid = strtol(user, NULL, 10);
+		if (id_lookup("/etc/passwd", NULL, uid, f, 7) == 0) {
+			gid = f[3] ? strtol(f[3], NULL, 10) : 0;
+			snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
+		}
+	} else if (id_lookup("/etc/passwd", user, 0, f, 7) == 0 && f[2] && f[3]) {
+		uid = strtol(f[2], NULL, 10);
+		gid = strtol(f[3], NULL, 10);
+		snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
+	} else {
+		dprintf(2, "sbx-init: user '%s' (the image's User) is not in the sandbox's /etc/passwd\n",
+			user);
+		_exit(126);
+	}
+	if (group && all_digits(group)) {
+		gid = strtol(group, NULL, 10);
+	} else if (group) {
+		if (id_lookup("/etc/group", group, 0, f, 4) < 0 || !f[2]) {
+			dprintf(2, "sbx-init: group '%s' (the image's User) is not in the sandbox's "
+				   "/etc/group\n", group);
+			_exit(126);
+		}
+		gid = strtol(f[2], NULL, 10);
+	}
+	if (uid < 0 || gid < 0 || setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 ||
+	    setuid((uid_t)uid) < 0) {
+		dprintf(2, "sbx-init: cannot run as %ld:%ld: %s\n", uid, gid, strerror(errno));
+		_exit(126);
+	}
+}
+
+/* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout,
+ * stderr: a job). user: "" (root) or whom the image config names. */
+static void start_exec(uint64_t id, const char *cmd, char *user, const int *fds, int nfds,
 		       const sigset_t *oldmask)
 {
 	int slot = -1, out_fd = fds[nfds == 3 ? 1 : 0];
@@ -393,6 +484,11 @@ static void start_exec(uint64_t id, const char *cmd, const int *fds, int nfds,
 		syscall(SYS_close_range, 3u, ~0u, 0u);
 		if (chdir("/") < 0)
 			_exit(126);
+		static char home[PATH_MAX + 8];
+		if (*user) {
+			become(user, home, sizeof(home));
+			envp[1] = home;
+		}
 		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
 		dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
 		_exit(127);
@@ -439,10 +535,15 @@ static void handle_msg(const sigset_t *oldmask)
 		}
 		break;
 	case MSG_EXEC: {
-		char *sp = strchr(msg + 1, ' ');
+		/* "X<id>[@USER] <command line>" */
+		char *sp = strchr(msg + 1, ' '), *end, *user = "";
+		uint64_t id = strtoull(msg + 1, &end, 10);
+		if (sp && *end == '@') {
+			*sp = '\0';
+			user = end + 1;
+		}
 		if (sp && (nfds == 1 || nfds == 3 || nfds == 4))
-			start_exec(strtoull(msg + 1, NULL, 10), sp + 1, fds, nfds == 4 ? 3 : nfds,
-				   oldmask);
+			start_exec(id, sp + 1, user, fds, nfds == 4 ? 3 : nfds, oldmask);
 		/* A terminal's master: held until its job's slave is closed and
 		 * everything it wrote was read (release_drained), so that a daemon
 		 * that dies meanwhile hangs nothing up; the next takes it back. */
