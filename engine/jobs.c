@@ -1136,27 +1136,18 @@ void sbx_jobs_load(struct sbx *s)
 
 /* A restarted daemon's way back to a job's pipe (ns): the read end init
  * keeps, found by the pipe's inode in init's fd table. */
+static int pipe_take(const char *path, int num, const struct stat *st, void *arg)
+{
+	(void)num;
+	if (!S_ISFIFO(st->st_mode) || (uint64_t)st->st_ino != *(const uint64_t *)arg)
+		return -ENOENT;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	return fd >= 0 ? fd : -errno;
+}
+
 static int pipe_find(pid_t init, uint64_t ino)
 {
-	char dir[64], path[96];
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)init);
-	DIR *d = opendir(dir);
-	if (!d)
-		return -errno;
-	struct dirent *de;
-	int fd = -ENOENT;
-	while (fd == -ENOENT && (de = readdir(d))) {
-		struct stat st;
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode) && (uint64_t)st.st_ino == ino)
-			fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-		if (fd == -1)
-			fd = -errno;
-	}
-	closedir(d);
-	return fd;
+	return vmm_proc_fd_find(init, pipe_take, &ino);
 }
 
 /* After a re-adoption (s->lock held): the master of a terminal that was

@@ -4,7 +4,6 @@
  * host's /dev/pts never gets an entry. The daemon keeps the master, and
  * init a copy of it, which a restarted daemon takes back (pidfd_getfd). */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -83,35 +82,35 @@ int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master,
 	return 0;
 }
 
-/* A master among init's fds: a devpts ptmx (stat follows the fd's link to
- * its inode, nothing is opened), taken with pidfd_getfd, whose number is
- * index. Only the daemon puts masters in init's fd table (the sandbox's
- * processes cannot), and two running jobs never share a number. */
+/* A master among init's fds: a devpts ptmx, taken with pidfd_getfd, whose
+ * number is index. Only the daemon puts masters in init's fd table (the
+ * sandbox's processes cannot), and two running jobs never share a number. */
+struct pty_want {
+	int pidfd, index;
+};
+
+static int pty_take(const char *path, int num, const struct stat *st, void *arg)
+{
+	const struct pty_want *w = arg;
+	struct statfs sfs;
+	int n = -1;
+	(void)path;
+	if (!S_ISCHR(st->st_mode) || st->st_rdev != makedev(5, 2))
+		return -ENOENT;
+	int m = (int)syscall(SYS_pidfd_getfd, w->pidfd, num, 0);
+	if (m >= 0 && fstatfs(m, &sfs) == 0 && sfs.f_type == DEVPTS_SUPER_MAGIC &&
+	    ioctl(m, TIOCGPTN, &n) == 0 && n == w->index)
+		return m;
+	if (m >= 0)
+		close(m);
+	return -ENOENT;
+}
+
 int vmm_pty_find(struct vmm_inst *vm, int index)
 {
-	char dir[64], path[96];
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)vm->pid);
-	DIR *d = vm->pidfd >= 0 ? opendir(dir) : NULL;
-	if (!d)
+	if (vm->pidfd < 0)
 		return -ESRCH;
-	struct dirent *de;
-	int fd = -ENOENT;
-	while (fd == -ENOENT && (de = readdir(d))) {
-		struct stat st;
-		struct statfs sfs;
-		int n = -1;
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(5, 2))
-			continue;
-		int m = (int)syscall(SYS_pidfd_getfd, vm->pidfd, atoi(de->d_name), 0);
-		if (m >= 0 && fstatfs(m, &sfs) == 0 && sfs.f_type == DEVPTS_SUPER_MAGIC &&
-		    ioctl(m, TIOCGPTN, &n) == 0 && n == index)
-			fd = m;
-		else if (m >= 0)
-			close(m);
-	}
-	closedir(d);
-	return fd;
+	struct pty_want w = {vm->pidfd, index};
+	int fd = vmm_proc_fd_find(vm->pid, pty_take, &w);
+	return fd == -ENOENT || fd >= 0 ? fd : -ESRCH;
 }

@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #include "vmm.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -75,6 +77,29 @@ int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si)
 	    si->si_pid)
 		return si->si_code == CLD_EXITED ? si->si_status : 128 + si->si_status;
 	return -1; /* ECHILD for an adopted process: its exit code is not ours to read */
+}
+
+int vmm_proc_fd_find(pid_t pid, int (*take)(const char *path, int num, const struct stat *st,
+					      void *arg),
+		     void *arg)
+{
+	char dir[64], path[96];
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(dir);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int fd = -ENOENT;
+	while (fd == -ENOENT && (de = readdir(d))) {
+		struct stat st;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (stat(path, &st) == 0)
+			fd = take(path, atoi(de->d_name), &st, arg);
+	}
+	closedir(d);
+	return fd;
 }
 
 int vmm_end_run(struct vmm_inst *vm)

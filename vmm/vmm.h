@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "../engine/common.h"
@@ -275,6 +276,14 @@ int vmm_read_event(int fd, struct vmm_event *ev);
 int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si);
 /* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
 int vmm_end_run(struct vmm_inst *vm);
+/* A fd of process pid (a sandbox's init: how a restarted daemon finds what
+ * init kept for it): each entry of /proc/PID/fd is stat'ed (the link is
+ * followed to its inode, nothing is opened) and given to take with its path
+ * and number, until take returns something other than -ENOENT (an fd of
+ * ours, or an error), which is returned; -ENOENT when none did. */
+int vmm_proc_fd_find(pid_t pid, int (*take)(const char *path, int num, const struct stat *st,
+					      void *arg),
+		     void *arg);
 
 /* A sandbox's own disk (disk.c), when lim.disk_bytes is set: an ext4 image
  * in its state dir on a loop device, mounted at DIR/disk, with DIR/upper,
