@@ -350,9 +350,18 @@ static void console_setup(void)
 #define ID_FILE_MAX (1 << 20)
 static char id_file[ID_FILE_MAX + 1];
 
+static bool id_num(const char *s, long *out);
+
 static int id_lookup(const char *file, const char *name, long id, char **f, int nf)
 {
-	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* Only a regular file: a FIFO or a device put there would block or
+	 * never end (O_NONBLOCK keeps the open itself from waiting). */
+	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0)
 		return -1;
 	size_t len = 0;
@@ -374,20 +383,36 @@ static int id_lookup(const char *file, const char *name, long id, char **f, int 
 		}
 		if (!f[0] || !f[2])
 			continue;
-		if (name ? strcmp(f[0], name) == 0 : strtol(f[2], NULL, 10) == id)
+		long v;
+		if (name ? strcmp(f[0], name) == 0 : id_num(f[2], &v) && v == id)
 			return 0;
 	}
 	return -1;
 }
 
-static bool all_digits(const char *s)
+/* A uid or gid as the files write it: 1 to 10 digits, below 2^32 - 1. */
+static bool id_num(const char *s, long *out)
 {
-	if (!*s)
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > 10 || strspn(s, "0123456789") != n)
 		return false;
-	for (; *s; s++)
-		if (*s < '0' || *s > '9')
-			return false;
+	long long v = strtoll(s, NULL, 10);
+	if (v >= 4294967295LL)
+		return false;
+	*out = (long)v;
 	return true;
+}
+
+/* The fields of an entry that name a number: a refusal, not a root. */
+static long id_field(const char *file, const char *who, const char *s)
+{
+	long v;
+	if (!id_num(s, &v)) {
+		dprintf(2, "sbx-init: the entry of '%s' in the sandbox's %s has no number where "
+			   "its id goes\n", who, file);
+		_exit(126);
+	}
+	return v;
 }
 
 /* In a command's child: becomes user (USER, UID, USER:GROUP or UID:GID, as
@@ -401,32 +426,29 @@ static void become(char *user, char *home, size_t home_cap)
 		*group++ = '\0';
 	long uid, gid = 0;
 	snprintf(home, home_cap, "HOME=/");
-	if (all_digits(user)) {
-		uid = strtol(user, NULL, 10);
+	if (id_num(user, &uid)) {
 		if (id_lookup("/etc/passwd", NULL, uid, f, 7) == 0) {
-			gid = f[3] ? strtol(f[3], NULL, 10) : 0;
+			gid = id_field("/etc/passwd", user, f[3]);
 			snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
 		}
-	} else if (id_lookup("/etc/passwd", user, 0, f, 7) == 0 && f[2] && f[3]) {
-		uid = strtol(f[2], NULL, 10);
-		gid = strtol(f[3], NULL, 10);
+	} else if (id_lookup("/etc/passwd", user, 0, f, 7) == 0) {
+		uid = id_field("/etc/passwd", user, f[2]);
+		gid = id_field("/etc/passwd", user, f[3]);
 		snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
 	} else {
 		dprintf(2, "sbx-init: user '%s' (the image's User) is not in the sandbox's /etc/passwd\n",
 			user);
 		_exit(126);
 	}
-	if (group && all_digits(group)) {
-		gid = strtol(group, NULL, 10);
-	} else if (group) {
-		if (id_lookup("/etc/group", group, 0, f, 4) < 0 || !f[2]) {
+	if (group && !id_num(group, &gid)) {
+		if (id_lookup("/etc/group", group, 0, f, 4) < 0) {
 			dprintf(2, "sbx-init: group '%s' (the image's User) is not in the sandbox's "
 				   "/etc/group\n", group);
 			_exit(126);
 		}
-		gid = strtol(f[2], NULL, 10);
+		gid = id_field("/etc/group", group, f[2]);
 	}
-	if (uid < 0 || gid < 0 || setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 ||
+	if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 ||
 	    setuid((uid_t)uid) < 0) {
 		dprintf(2, "sbx-init: cannot run as %ld:%ld: %s\n", uid, gid, strerror(errno));
 		_exit(126);
