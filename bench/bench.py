@@ -660,9 +660,15 @@ def file_api(count):
         os.stat(target)
         read_file(target)
     it, lit = P["api_iters"], P["api_list_iters"]
+    held = os.open(target, os.O_RDONLY)  # re-read from offset 0: one request, content of now
+    try:
+        reread = time_ops(lambda: os.pread(held, 65536, 0), it)
+    finally:
+        os.close(held)
     return {
         "stat_stats": time_ops(lambda: os.stat(target), it),
         "read_stats": time_ops(lambda: read_file(target), it),
+        "reread_stats": reread,
         "ls": time_ops(lambda: os.listdir(MNT), lit),
         "cat_all_stats": time_ops(cat_all, max(3, lit // max(1, count // 100))),
     }

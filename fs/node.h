@@ -135,6 +135,7 @@ struct fsx_handle {
 	bool nonblock;     /* opened O_NONBLOCK */
 	uint64_t gen;      /* events, wait: the generation the content shows, or seen at open */
 	bool made;         /* wait, run: content made */
+	bool served;       /* show, setting: content was read; a read at 0 remakes it */
 	struct sbx_exec *x; /* exec: the session */
 	uint32_t job;      /* run: the job it started */
 	bool started;      /* run: a job was started through this handle */

@@ -834,6 +834,39 @@ print(after, end="")
 EOF
 }
 
+@test "status, stats: a held handle re-read from offset 0 shows the content of now" {
+	sbx_create "$A"
+	# Read once, stop the sandbox, re-read the same handles with pread at 0 (one
+	# request each): the new state, not what was made at open. A read further
+	# on keeps the content the read at 0 made.
+	run timeout 60 python3 - "$MNT/$A" <<'EOF'
+import os, sys, time
+d = sys.argv[1]
+st = os.open(d + "/status", os.O_RDONLY)
+ss = os.open(d + "/stats", os.O_RDONLY)
+print(os.pread(st, 100, 0).decode().strip())
+first = os.pread(ss, 65536, 0).decode()
+print([l for l in first.splitlines() if l.startswith("state ")][0])
+with open(d + "/ctl", "w") as f:
+    f.write("stop\n")
+deadline = time.monotonic() + 30
+while os.pread(st, 100, 0).decode().strip() != "stopped" and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(os.pread(st, 100, 0).decode().strip())
+print(repr(os.pread(st, 100, 8)))
+now = os.pread(ss, 65536, 0).decode()
+print([l for l in now.splitlines() if l.startswith("state ")][0])
+print(os.pread(ss, 65536, 6).decode() == now[6:])
+EOF
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = running ]
+	[ "${lines[1]}" = "state running" ]
+	[ "${lines[2]}" = stopped ]
+	[ "${lines[3]}" = "b''" ]
+	[ "${lines[4]}" = "state stopped" ]
+	[ "${lines[5]}" = True ]
+}
+
 @test "events: poll wakes with POLLPRI on a state change; lseek(0)+read shows it" {
 	sbx_create "$A"
 	run poll_change "$MNT/$A/events" "echo stop > '$MNT/$A/ctl'"
