@@ -197,7 +197,7 @@ FUZZ_CC      ?= clang
 # standalone with util.c (as tests/net/nettool does). vmm.c links with the
 # stubs in fuzz_event.c; qmp.c with util.c; the agent's framing is inline in
 # vmm/qemu.h; the journal's reader with ctl.c (names, rules) and its sources;
-# the tar reader with util.c (sentences); the OCI parsers with tar.c and sha256.c.
+# the tar reader with util.c (sentences); the OCI parsers with tar.c, sha256.c and ctl.c (users).
 FUZZ_SRC_ctl     := engine/ctl.c engine/util.c $(NET_SRC)
 FUZZ_SRC_options := $(FUZZ_SRC_ctl)
 FUZZ_SRC_event   := vmm/vmm.c engine/util.c
@@ -206,7 +206,7 @@ FUZZ_SRC_agent   :=
 FUZZ_SRC_journal := engine/journal_json.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_job     := $(FUZZ_SRC_journal)
 FUZZ_SRC_tar     := engine/tar.c engine/util.c
-FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c engine/util.c
+FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h
 

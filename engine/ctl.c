@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -324,28 +325,203 @@ bad:
 		       "(80x24: 80 columns, 24 rows)", s, CTL_TTY_MAX);
 }
 
+bool ctl_env_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A word of [A-Za-z0-9_.-], 1 to 32 bytes, not starting with '-' or '.'. */
+static bool user_word_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 32 || s[0] == '-' || s[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+			return false;
+	return true;
+}
+
+bool ctl_user_ok(const char *user)
+{
+	if (!*user)
+		return true; /* none: root */
+	const char *colon = strchr(user, ':');
+	if (!colon)
+		return user_word_ok(user, strlen(user));
+	return user_word_ok(user, (size_t)(colon - user)) && user_word_ok(colon + 1, strlen(colon + 1));
+}
+
+bool ctl_run_env_has(const struct ctl_run_opts *o, const char *name, size_t n)
+{
+	for (int i = 0; i < o->nenv; i++)
+		if (!strncmp(o->env[i], name, n) && o->env[i][n] == '=')
+			return true;
+	return false;
+}
+
+/* Seconds with at most three decimals ("30", "0.5"), above 0 and at most a year. */
+static int parse_timeout(const char *v, uint64_t *ms, struct err *e)
+{
+	uint32_t millis;
+	const char *dot = strchr(v, '.');
+	char whole[16];
+	size_t wl = dot ? (size_t)(dot - v) : strlen(v);
+	uint64_t sec, frac = 0;
+	if (wl == 0 || wl >= sizeof(whole))
+		goto bad;
+	memcpy(whole, v, wl);
+	whole[wl] = '\0';
+	if (ctl_parse_uint(whole, CTL_TIMEOUT_MAX_SEC, &sec) < 0)
+		goto bad;
+	if (dot) {
+		size_t fl = strlen(dot + 1);
+		if (fl == 0 || fl > 3 || ctl_parse_uint(dot + 1, 999, &frac) < 0)
+			goto bad;
+		for (size_t i = fl; i < 3; i++)
+			frac *= 10;
+	}
+	millis = (uint32_t)frac;
+	if ((sec == 0 && millis == 0) || (sec == CTL_TIMEOUT_MAX_SEC && millis))
+		goto bad;
+	*ms = sec * 1000 + millis;
+	return 0;
+bad:
+	return err_set(e, -EINVAL, "timeout=%.32s is not a number of seconds from 0.001 to %d "
+		       "(at most three decimals: timeout=2.5)", v, CTL_TIMEOUT_MAX_SEC);
+}
+
+/* The value of the option word at *p (past its "key="), unquoted into out
+ * (which has room: the value is never longer than the line). Ends at a
+ * blank outside quotes, or at the end; *p is left there. */
+static int unquote(const char **p, char *out, size_t *len, const char *key, struct err *e)
+{
+	const char *s = *p;
+	size_t n = 0;
+	while (*s && *s != ' ' && *s != '\t') {
+		if (*s == '\'') {
+			const char *close = strchr(s + 1, '\'');
+			if (!close)
+				return err_set(e, -EINVAL, "%s= has a quote (') that is not closed", key);
+			memcpy(out + n, s + 1, (size_t)(close - s - 1));
+			n += (size_t)(close - s - 1);
+			s = close + 1;
+		} else if (*s == '\\') {
+			if (!s[1])
+				return err_set(e, -EINVAL, "%s= ends with a backslash", key);
+			out[n++] = s[1];
+			s += 2;
+		} else {
+			out[n++] = *s++;
+		}
+	}
+	out[n] = '\0';
+	*len = n;
+	*p = s;
+	return 0;
+}
+
+/* One option, key=value, its value unquoted in v (n bytes). */
+static int run_option(struct ctl_run_opts *o, const char *key, const char *v, size_t n,
+		      struct err *e)
+{
+	if (!strcmp(key, "tty")) {
+		if (o->tty)
+			return err_set(e, -EINVAL, "tty= is given twice");
+		struct ctl_winsize ws;
+		int r = ctl_parse_winsize(v, &ws, e);
+		if (r < 0)
+			return r;
+		o->tty = true;
+		o->ws = ws;
+	} else if (!strcmp(key, "cwd")) {
+		if (o->cwd)
+			return err_set(e, -EINVAL, "cwd= is given twice");
+		if (v[0] != '/')
+			return err_set(e, -EINVAL, "cwd=%.64s is not an absolute path (it starts with /)",
+				       v);
+		o->cwd = v;
+	} else if (!strcmp(key, "user")) {
+		if (o->user)
+			return err_set(e, -EINVAL, "user= is given twice");
+		if (!*v || !ctl_user_ok(v))
+			return err_set(e, -EINVAL, "user=%.64s is not USER, UID, USER:GROUP or UID:GID "
+				       "(each of [A-Za-z0-9_.-], 1 to 32 bytes)", v);
+		o->user = v;
+	} else if (!strcmp(key, "timeout")) {
+		if (o->timeout_ms)
+			return err_set(e, -EINVAL, "timeout= is given twice");
+		return parse_timeout(v, &o->timeout_ms, e);
+	} else { /* env */
+		const char *eq = strchr(v, '=');
+		if (!eq || !ctl_env_name_ok(v, (size_t)(eq - v)))
+			return err_set(e, -EINVAL, "env=%.64s is not NAME=VALUE with a NAME of "
+				       "[A-Za-z_][A-Za-z0-9_]*", v);
+		if (o->nenv == CTL_ENV_MAX)
+			return err_set(e, -E2BIG, "more than %d env= options", CTL_ENV_MAX);
+		if (o->env_bytes + n + 1 > CTL_ENV_BYTES_MAX)
+			return err_set(e, -E2BIG, "the env= options take more than %d bytes together",
+				       CTL_ENV_BYTES_MAX);
+		o->env[o->nenv++] = v;
+		o->env_bytes += n + 1;
+	}
+	return 0;
+}
+
+/* The key of the word at w ("key=..."): its length, 0 when it has none of
+ * [a-z_][a-z0-9_]* before an '='. */
+static size_t lower_key(const char *w)
+{
+	size_t n = 0;
+	while ((w[n] >= 'a' && w[n] <= 'z') || w[n] == '_' || (n && w[n] >= '0' && w[n] <= '9'))
+		n++;
+	return n && w[n] == '=' ? n : 0;
+}
+
 int ctl_run_options(const char *line, struct ctl_run_opts *o, size_t *cmd_at, struct err *e)
 {
-	size_t at = strspn(line, " \t"), len = strcspn(line + at, " \t");
-	*cmd_at = 0;
-	o->tty = false;
-	if (strncmp(line + at, "tty=", 4) != 0)
-		return 0;
-	char word[48];
-	if (len >= sizeof(word))
-		return err_set(e, -EINVAL, "terminal size '%.32s...' is not COLSxROWS, each from 1 "
-			       "to %d", line + at + 4, CTL_TTY_MAX);
-	memcpy(word, line + at + 4, len - 4);
-	word[len - 4] = '\0';
-	struct ctl_winsize ws;
-	int r = ctl_parse_winsize(word, &ws, e);
-	if (r < 0)
-		return r;
-	o->tty = true;
+	static const char *keys[] = {"tty", "cwd", "env", "user", "timeout"};
+	struct ctl_winsize ws = o->ws;
+	size_t at = strspn(line, " \t"), used = 0;
+	int r = 0, nopts = 0;
+	memset(o, 0, offsetof(struct ctl_run_opts, buf));
 	o->ws = ws;
-	at += len;
-	*cmd_at = at + strspn(line + at, " \t");
-	return 0;
+	*cmd_at = 0;
+	for (;;) {
+		size_t kl = lower_key(line + at), k = 0;
+		char key[8];
+		while (kl && k < ARRAY_SIZE(keys) && (strlen(keys[k]) != kl ||
+						      strncmp(line + at, keys[k], kl)))
+			k++;
+		if (!kl || k == ARRAY_SIZE(keys)) {
+			if (kl && nopts)
+				r = err_set(e, -EINVAL, "unknown option '%.*s=' (tty= cwd= env= user= "
+					    "timeout=); a shell assignment after options is written "
+					    "`export NAME=...;`", (int)(kl > 32 ? 32 : kl), line + at);
+			break;
+		}
+		snprintf(key, sizeof(key), "%s", keys[k]);
+		const char *p = line + at + kl + 1;
+		size_t n = 0;
+		char *v = o->buf + used;
+		if ((r = unquote(&p, v, &n, key, e)) < 0 || (r = run_option(o, key, v, n, e)) < 0)
+			break;
+		used += n + 1;
+		nopts++;
+		at = (size_t)(p - line);
+		at += strspn(line + at, " \t");
+		*cmd_at = at;
+	}
+	if (r < 0) {
+		memset(o, 0, offsetof(struct ctl_run_opts, buf));
+		o->ws = ws;
+		*cmd_at = 0;
+	}
+	return r;
 }
 
 /* "10.0.0.0/8", "10.1.2.3" (a /32): strict dotted quads, host bits zero. */

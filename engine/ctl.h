@@ -82,15 +82,44 @@ struct ctl_winsize {
 };
 int ctl_parse_winsize(const char *s, struct ctl_winsize *ws, struct err *e);
 
-/* A run line's option: a first word tty=COLSxROWS makes the job a terminal's
- * (a first word is never a shell assignment to `tty` then). *cmd_at: where
- * the command begins (0 without the option; at the end of line when only the
- * option was written: the image's command). ws is left alone without it. */
+/* The options of an exec or run line: leading key=value words before the
+ * command, in any order.
+ *   tty=COLSxROWS   a terminal (run only)
+ *   cwd=DIR         an absolute directory inside the sandbox to run in
+ *   env=NAME=VALUE  an environment variable (repeatable)
+ *   user=WHO        USER, UID, USER:GROUP or UID:GID (instead of the image's User)
+ *   timeout=SECONDS the daemon kills the command's process group after it
+ * A value may hold blanks in single quotes, joined to unquoted parts as in
+ * sh (env=MSG='a b', cwd='/my dir'); outside quotes a backslash takes the
+ * next byte as it is (a quote: \'). The first word that is not a known key
+ * begins the command (a shell assignment such as `i=0; ...` or `LANG=C sort`
+ * stays the command's), except that after an option, a word with a lowercase
+ * key (`[a-z_][a-z0-9_]*=`) must be a known one: a mistyped option is EINVAL,
+ * never run as an assignment. *cmd_at: where the command begins in line (0
+ * without options; at its end when only options were written: the image's
+ * command). ws is left alone without tty=. cwd, user and env point into buf. */
+#define CTL_ENV_MAX 32          /* env= words of one line */
+#define CTL_ENV_BYTES_MAX 2048  /* their NAME=VALUE bytes together */
+#define CTL_TIMEOUT_MAX_SEC 31536000
 struct ctl_run_opts {
 	bool tty;
 	struct ctl_winsize ws;
+	const char *cwd;     /* NULL: / (or the image's WorkingDir) */
+	const char *user;    /* NULL: the image's User, or root */
+	uint64_t timeout_ms; /* 0: none */
+	int nenv;
+	const char *env[CTL_ENV_MAX];
+	size_t env_bytes;
+	char buf[CTL_WRITE_MAX + 1];
 };
 int ctl_run_options(const char *line, struct ctl_run_opts *o, size_t *cmd_at, struct err *e);
+/* Whether o names env NAME (n bytes). */
+bool ctl_run_env_has(const struct ctl_run_opts *o, const char *name, size_t n);
+/* USER, UID, USER:GROUP or UID:GID: words of [A-Za-z0-9_.-], 1 to 32 bytes,
+ * not starting with '-' or '.'; "" is root. */
+bool ctl_user_ok(const char *user);
+/* A variable name sh can take: [A-Za-z_][A-Za-z0-9_]*, n bytes. */
+bool ctl_env_name_ok(const char *s, size_t n);
 
 struct net_rule;
 /* A network policy rule, argv[0] being allow or deny (see net/net.h):

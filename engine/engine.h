@@ -89,6 +89,8 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len);
  * nothing yet; wk says what to wait for (waiter_park). */
 ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx_wake *wk);
 void sbx_exec_close(struct sbx_exec *x);
+/* Whether a command was started through this session. */
+bool sbx_exec_started(struct sbx_exec *x);
 
 /* Change notification for poll: fn(id) runs on every state change of sandbox
  * id, and with id 0 when a sandbox appears or goes. */

@@ -7,6 +7,7 @@
  * delivered, and a background child that keeps the pipe open holds nobody. */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct sbx_exec {
 	_Atomic bool exited;   /* the exit report came; exit_code is set before it */
 	int exit_code;
 	uint64_t start_usec;
+	uint64_t deadline_usec; /* timeout=: monotonic; 0 none */
+	bool timed_out;         /* killed at its deadline: exit_code 124 */
 	/* The reading side, under rlock (reads of one handle may run at once). */
 	pthread_mutex_t rlock;
 	bool eof, status_read;
@@ -49,16 +52,49 @@ int sbx_exec_open(struct sbx *s, struct sbx_exec **out)
 	return 0;
 }
 
+int sbx_command_prepare(struct sbx *s, const char *line, bool job, struct sbx_command *c,
+			struct err *e)
+{
+	struct ctl_run_opts *ro = &c->ro;
+	size_t cmd_at = 0;
+	bool native = s->ops->caps & VMM_CAP_RUN_OPTS;
+	int r = ctl_run_options(line, ro, &cmd_at, e);
+	if (r < 0)
+		return r;
+	if (ro->tty && !job)
+		return err_set(e, -EINVAL, "exec has no terminal: tty= is an option of run (a job)");
+	if (ro->user && !native)
+		return err_set(e, -EOPNOTSUPP, "backend %s runs every command as root: user= "
+			       "works in ns sandboxes only", s->cfg.backend);
+	if (!job && !line[cmd_at])
+		return err_set(e, -EINVAL, "options but no command: exec runs the command after "
+			       "them");
+	if ((r = image_command(s->cfg.image, line + cmd_at, ro, !native, c->full, sizeof(c->full),
+			       &c->cmd_at, e)) < 0)
+		return r;
+	c->vo = (struct vmm_run_opts){.cwd = ro->cwd, .user = ro->user, .env = ro->env,
+				      .nenv = ro->nenv};
+	c->opts = native ? &c->vo : NULL;
+	return 0;
+}
+
+/* With s->lock held: the earliest deadline of a command (the monitor looks then). */
+void sbx_cmd_deadline(struct sbx *s, uint64_t deadline_usec)
+{
+	if (deadline_usec && (!s->cmd_deadline_usec || deadline_usec < s->cmd_deadline_usec))
+		s->cmd_deadline_usec = deadline_usec;
+}
+
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 {
 	struct sbx *s = x->s;
-	char line[CTL_WRITE_MAX + 1], full[IMAGE_COMMAND_MAX];
+	char line[CTL_WRITE_MAX + 1];
+	struct sbx_command *c = malloc(sizeof(*c));
 	struct err e = {0};
-	size_t at;
 	int pfd[2], r;
-	r = ctl_command_line(buf, len, line, &e);
-	if (r == 0) /* the image's Env and WorkingDir (an imported image's) */
-		r = image_command(s->cfg.image, line, full, sizeof(full), &at, &e);
+	r = c ? ctl_command_line(buf, len, line, &e) : err_set(&e, -ENOMEM, "out of memory");
+	if (r == 0) /* its options, the image's Env and WorkingDir (an imported image's) */
+		r = sbx_command_prepare(s, line, false, c, &e);
 	pthread_mutex_lock(&s->lock);
 	if (r < 0)
 		goto out;
@@ -73,7 +109,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	r = s->ops->exec(&s->vm, x->id, full, pfd[1], &e);
+	r = s->ops->exec(&s->vm, x->id, c->full, c->opts, pfd[1], &e);
 	close(pfd[1]);
 	if (r < 0) {
 		close(pfd[0]);
@@ -81,12 +117,44 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 	}
 	x->rfd = pfd[0];
 	x->start_usec = now_usec();
+	if (c->ro.timeout_ms) {
+		x->deadline_usec = x->start_usec + c->ro.timeout_ms * 1000;
+		sbx_cmd_deadline(s, x->deadline_usec);
+	}
 	atomic_store(&x->started, true);
 out:
 	if (r < 0)
 		sbx_fail(s, r, e.msg);
 	pthread_mutex_unlock(&s->lock);
+	free(c);
 	return r;
+}
+
+bool sbx_deadline_passed(uint64_t *deadline_usec, uint64_t now, uint64_t *next)
+{
+	if (!*deadline_usec)
+		return false;
+	if (now < *deadline_usec) {
+		*next = !*next || *deadline_usec < *next ? *deadline_usec : *next;
+		return false;
+	}
+	*deadline_usec = 0; /* once */
+	return true;
+}
+
+/* With s->lock held: commands past their timeout= are killed (their process
+ * group, SIGKILL), once. The next deadline of those left, 0 none. */
+uint64_t sbx_execs_expire(struct sbx *s, uint64_t now)
+{
+	uint64_t next = 0;
+	for (struct sbx_exec *x = s->execs; x; x = x->next) {
+		if (atomic_load(&x->exited) || !sbx_deadline_passed(&x->deadline_usec, now, &next))
+			continue;
+		x->timed_out = true;
+		log_info("sandbox %s: exec %" PRIu64 ": timeout= reached, killed", s->node.name, x->id);
+		s->ops->exec_kill(&s->vm, x->id, SIGKILL);
+	}
+	return next;
 }
 
 /* Whether the command's own processes hold the pipe's write end (ns), so that
@@ -158,6 +226,11 @@ ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx
 	return n;
 }
 
+bool sbx_exec_started(struct sbx_exec *x)
+{
+	return atomic_load(&x->started);
+}
+
 void sbx_exec_close(struct sbx_exec *x)
 {
 	struct sbx *s = x->s;
@@ -180,7 +253,7 @@ void sbx_exec_close(struct sbx_exec *x)
 /* s->lock held: x's command is over; its readers look again. */
 static void exec_ended(struct sbx *s, struct sbx_exec *x, int code)
 {
-	x->exit_code = code;
+	x->exit_code = x->timed_out ? SBX_EXEC_TIMEOUT_CODE : code;
 	atomic_store(&x->exited, true);
 	waiters_kick(s->node.id, WAKE_EXEC, x->id);
 }

@@ -373,7 +373,7 @@ void image_resolve(const char *name, struct vmm_inst *vm)
 	/* The config's User, checked at import; a config that no longer passes
 	 * (written by an older daemon, or edited) runs as root, said in the log. */
 	const char *user = json_string_value(json_object_get(json_object_get(j, "config"), "User"));
-	if (user && oci_user_ok(user) && strlen(user) <= VMM_USER_MAX)
+	if (user && ctl_user_ok(user) && strlen(user) <= VMM_USER_MAX)
 		snprintf(vm->user, sizeof(vm->user), "%s", user);
 	else if (user)
 		log_warn("image %s: its User '%.64s' is not one sandboxfs runs as; commands run as root",
@@ -1137,16 +1137,6 @@ static int append(char *out, size_t cap, size_t *len, const char *s)
 	return 0;
 }
 
-static bool env_name_ok(const char *s, size_t n)
-{
-	if (n == 0 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
-		return false;
-	for (size_t i = 1; i < n; i++)
-		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
-			return false;
-	return true;
-}
-
 /* The words of a list (Entrypoint, then Cmd), each quoted, joined by blanks. */
 static int quote_words(json_t *list, char *out, size_t cap, size_t *len, size_t start)
 {
@@ -1162,8 +1152,28 @@ static int quote_words(json_t *list, char *out, size_t cap, size_t *len, size_t 
 	return 0;
 }
 
-int image_command(const char *image, const char *line, char *out, size_t cap, size_t *cmd_at,
-		  struct err *e)
+/* export NAME='VALUE'; for kv (NAME=VALUE). */
+static int export_var(const char *kv, size_t name_len, char *out, size_t cap, size_t *len)
+{
+	char name[CTL_WRITE_MAX + 16];
+	int r;
+	snprintf(name, sizeof(name), "export %.*s=", (int)name_len, kv);
+	if ((r = append(out, cap, len, name)) < 0 || (r = sh_quote(kv + name_len + 1, out, cap, len)) < 0)
+		return r;
+	return append(out, cap, len, "; ");
+}
+
+/* cd 'DIR' || exit 126; */
+static int enter_dir(const char *dir, char *out, size_t cap, size_t *len)
+{
+	int r;
+	if ((r = append(out, cap, len, "cd ")) < 0 || (r = sh_quote(dir, out, cap, len)) < 0)
+		return r;
+	return append(out, cap, len, " || exit 126; ");
+}
+
+int image_command(const char *image, const char *line, const struct ctl_run_opts *ro, bool fold,
+		  char *out, size_t cap, size_t *cmd_at, struct err *e)
 {
 	json_t *cfg = NULL;
 	if (st.started) {
@@ -1182,18 +1192,20 @@ int image_command(const char *image, const char *line, char *out, size_t cap, si
 	size_t i;
 	json_array_foreach(env, i, v) {
 		const char *kv = json_string_value(v), *eq = kv ? strchr(kv, '=') : NULL;
-		if (!eq || !env_name_ok(kv, (size_t)(eq - kv)))
+		if (!eq || !ctl_env_name_ok(kv, (size_t)(eq - kv)))
 			continue; /* not something sh can export */
-		char name[256];
-		snprintf(name, sizeof(name), "export %.*s=", (int)(eq - kv), kv);
-		if ((r = append(out, cap, &len, name)) < 0 || (r = sh_quote(eq + 1, out, cap, &len)) < 0 ||
-		    (r = append(out, cap, &len, "; ")) < 0)
+		if (ro && ctl_run_env_has(ro, kv, (size_t)(eq - kv)))
+			continue; /* env= sets it */
+		if ((r = export_var(kv, (size_t)(eq - kv), out, cap, &len)) < 0)
 			break;
 	}
+	for (int k = 0; r == 0 && fold && ro && k < ro->nenv; k++)
+		r = export_var(ro->env[k], strcspn(ro->env[k], "="), out, cap, &len);
 	const char *wd = cfg ? json_string_value(json_object_get(cfg, "WorkingDir")) : NULL;
-	if (r == 0 && wd && *wd && (r = append(out, cap, &len, "cd ")) == 0 &&
-	    (r = sh_quote(wd, out, cap, &len)) == 0)
-		r = append(out, cap, &len, " || exit 126; ");
+	if (ro && ro->cwd)
+		wd = fold ? ro->cwd : NULL; /* cwd= instead (the backend enters it, or the shell) */
+	if (r == 0 && wd && *wd)
+		r = enter_dir(wd, out, cap, &len);
 	*cmd_at = len;
 	if (r == 0 && *line) {
 		r = append(out, cap, &len, line);
@@ -1208,7 +1220,7 @@ int image_command(const char *image, const char *line, char *out, size_t cap, si
 	}
 	json_decref(cfg);
 	if (r == -ENOSPC)
-		return err_set(e, -E2BIG, "the command with image '%s''s Env and WorkingDir is more "
-			       "than %zu bytes", image, cap - 1);
+		return err_set(e, -E2BIG, "the command with image '%s''s Env and WorkingDir (and "
+			       "cwd=, env=) is more than %zu bytes", image, cap - 1);
 	return r;
 }

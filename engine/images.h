@@ -49,13 +49,17 @@ void image_unpin(const char *name);
  * imported image's layer dirs (vm->image_layers, top first). */
 void image_resolve(const char *name, struct vmm_inst *vm);
 /* The shell line that runs `line` (exec, run) in a sandbox of image: an
- * imported image's Env exported and its WorkingDir entered first; an empty
- * line is its Entrypoint and Cmd (quoted word by word). A directory image
- * adds nothing. -E2BIG past cap, -EINVAL for an empty line without a
- * default command; the sentence in e. *cmd_at: where the command itself
- * (line, or the default one) starts in out. */
+ * imported image's Env exported and its WorkingDir entered first, less what
+ * the line's options (ro, may be NULL) set instead: a variable of env=, the
+ * WorkingDir when cwd= is given. With fold (a backend that takes no cwd= or
+ * env= itself), those options become the same shell text. An empty line is
+ * the image's Entrypoint and Cmd (quoted word by word). A directory image
+ * adds nothing. -E2BIG past cap, -EINVAL for an empty line without a default
+ * command; the sentence in e. *cmd_at: where the command itself (line, or
+ * the default one) starts in out. */
 #define IMAGE_COMMAND_MAX 6144 /* within what a backend's message carries */
-int image_command(const char *image, const char *line, char *out, size_t cap, size_t *cmd_at,
-		  struct err *e);
+struct ctl_run_opts;
+int image_command(const char *image, const char *line, const struct ctl_run_opts *ro, bool fold,
+		  char *out, size_t cap, size_t *cmd_at, struct err *e);
 
 #endif

@@ -65,6 +65,8 @@ struct sbx_job {
 	 * tty_index its number in the sandbox's devpts (-1: none). */
 	bool tty;
 	int tty_index;
+	uint64_t deadline_usec; /* timeout=: monotonic; 0 none (not kept across a restart) */
+	bool timed_out;         /* killed at its deadline: reason timeout */
 	struct sbx_job *next;
 };
 
@@ -419,20 +421,19 @@ static int job_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_run_opts
 
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
-	char line[CTL_WRITE_MAX + 1], full[IMAGE_COMMAND_MAX];
+	char line[CTL_WRITE_MAX + 1];
+	struct sbx_command *c = malloc(sizeof(*c));
 	struct err e = {0};
-	size_t at = 0, cmd_at = 0;
-	struct ctl_run_opts ro = {0};
-	int r = ctl_command_line(buf, len, line, &e), fds[3] = {-1, -1, -1}, in_w = -1;
-	if (r < 0 && blank(buf, len)) { /* run with an empty line: the image's command */
+	int r = c ? ctl_command_line(buf, len, line, &e) : err_set(&e, -ENOMEM, "out of memory");
+	int fds[3] = {-1, -1, -1}, in_w = -1;
+	if (r < 0 && c && blank(buf, len)) { /* run with an empty line: the image's command */
 		line[0] = '\0';
 		err_clear(&e);
 		r = 0;
 	}
 	if (r == 0)
-		r = ctl_run_options(line, &ro, &cmd_at, &e);
-	if (r == 0)
-		r = image_command(s->cfg.image, line + cmd_at, full, sizeof(full), &at, &e);
+		r = sbx_command_prepare(s, line, true, c, &e);
+	const struct ctl_run_opts *ro = c ? &c->ro : NULL;
 	char dir[PATH_MAX];
 	struct sbx_job *j = NULL;
 	pthread_mutex_lock(&s->lock);
@@ -444,7 +445,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		r = err_set(&e, -EOPNOTSUPP, "backend %s cannot run jobs", s->cfg.backend);
 		goto out;
 	}
-	if (ro.tty && !s->ops->pty_open) {
+	if (ro->tty && !s->ops->pty_open) {
 		r = err_set(&e, -EOPNOTSUPP, "backend %s has no terminals yet: a job with tty= "
 			    "runs in ns sandboxes only", s->cfg.backend);
 		goto out;
@@ -476,7 +477,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->pipe[0] = j->pipe[1] = -1;
 	j->tty_index = -1;
 	snprintf(j->reason, sizeof(j->reason), "-");
-	snprintf(j->cmd, sizeof(j->cmd), "%s", full + at);
+	snprintf(j->cmd, sizeof(j->cmd), "%s", c->full + c->cmd_at);
 	job_dir(s, j->n, dir, sizeof(dir));
 	if ((r = last_id_save(s, j->n, &e)) < 0)
 		goto out;
@@ -484,14 +485,19 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	if ((r = job_stdio(s, j, &ro, fds, &in_w, &e)) < 0)
+	if ((r = job_stdio(s, j, ro, fds, &in_w, &e)) < 0)
 		goto out;
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	j->oom_at_start = u.oom_kills;
 	/* init holds a terminal's master too: a daemon that dies hangs up nothing. */
-	if ((r = s->ops->job(&s->vm, j->exec_id, full, fds, j->tty ? j->pipe[0] : -1, &e)) < 0)
+	if ((r = s->ops->job(&s->vm, j->exec_id, c->full, c->opts, fds, j->tty ? j->pipe[0] : -1,
+			     &e)) < 0)
 		goto out;
+	if (ro->timeout_ms) {
+		j->deadline_usec = now_usec() + ro->timeout_ms * 1000;
+		sbx_cmd_deadline(s, j->deadline_usec);
+	}
 	for (int k = 0; k < 2; k++)
 		if (j->pipe[k] >= 0 && (r = out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k),
 							 true)) < 0)
@@ -522,7 +528,21 @@ out:
 	if (r < 0)
 		sbx_fail(s, r, e.msg);
 	pthread_mutex_unlock(&s->lock);
+	free(c);
 	return r;
+}
+
+uint64_t sbx_jobs_expire(struct sbx *s, uint64_t now)
+{
+	uint64_t next = 0;
+	for (struct sbx_job *j = s->jobs; j; j = j->next) {
+		if (j->state != JOB_RUNNING || !sbx_deadline_passed(&j->deadline_usec, now, &next))
+			continue;
+		j->timed_out = true;
+		log_info("sandbox %s: job %u: timeout= reached, killed", s->node.name, j->n);
+		s->ops->exec_kill(&s->vm, j->exec_id, SIGKILL);
+	}
+	return next;
 }
 
 static void bound_stream(struct sbx *s, struct sbx_job *j, int stream);
@@ -655,7 +675,8 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			j->exit_code = ev->exit_code;
 			j->state = ev->signal ? JOB_KILLED : JOB_EXITED;
 			snprintf(j->reason, sizeof(j->reason), "%s",
-				 oom_ended(ev, u.oom_kills > j->oom_at_start) ? "oom"
+				 j->timed_out ? "timeout"
+				 : oom_ended(ev, u.oom_kills > j->oom_at_start) ? "oom"
 				 : !ev->signal ? "exit" : "signal");
 			if (j->stdin_fd >= 0)
 				close(j->stdin_fd);

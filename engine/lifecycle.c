@@ -912,8 +912,8 @@ static void on_init_message(struct sbx *s)
 }
 
 struct expired {
-	struct sbx *list[64], *jobs[64];
-	int n, njobs;
+	struct sbx *list[64], *jobs[64], *cmds[64];
+	int n, njobs, ncmds;
 	bool check_jobs;
 };
 
@@ -929,7 +929,20 @@ static int collect_expired(struct reg_node *n, void *arg)
 	/* s->jobs read unlocked: only a hint, sbx_jobs_bound looks again under the lock. */
 	if (x->check_jobs && st == SBX_RUNNING && s->jobs && x->njobs < 64 && reg_tryget(n))
 		x->jobs[x->njobs++] = s;
+	/* Read unlocked too: sbx_cmds_expire looks again under the lock. */
+	uint64_t cmd_deadline = s->cmd_deadline_usec;
+	if (cmd_deadline && now_usec() >= cmd_deadline && x->ncmds < 64 && reg_tryget(n))
+		x->cmds[x->ncmds++] = s;
 	return 0;
+}
+
+/* Commands (exec, jobs) past their timeout= are killed. */
+static void sbx_cmds_expire(struct sbx *s)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t now = now_usec(), a = sbx_execs_expire(s, now), b = sbx_jobs_expire(s, now);
+	s->cmd_deadline_usec = !a ? b : !b ? a : a < b ? a : b;
+	pthread_mutex_unlock(&s->lock);
 }
 
 static void timeout_job(void *arg)
@@ -977,7 +990,7 @@ static void *monitor_main(void *arg)
 			    !(evs[i].data.u64 & TAGS))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
 		static uint64_t last_jobs_check;
-		struct expired x = {.n = 0, .njobs = 0};
+		struct expired x = {.n = 0, .njobs = 0, .ncmds = 0};
 		x.check_jobs = now_usec() - last_jobs_check > 1000000;
 		if (x.check_jobs)
 			last_jobs_check = now_usec();
@@ -985,6 +998,10 @@ static void *monitor_main(void *arg)
 		for (int i = 0; i < x.njobs; i++) {
 			sbx_jobs_bound(x.jobs[i]);
 			sbx_put(x.jobs[i]);
+		}
+		for (int i = 0; i < x.ncmds; i++) {
+			sbx_cmds_expire(x.cmds[i]);
+			sbx_put(x.cmds[i]);
 		}
 		for (int i = 0; i < x.n; i++) {
 			pthread_mutex_lock(&x.list[i]->lock);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "ctl.h"
 #include "tar.h"
 
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
@@ -278,27 +279,6 @@ static int str_list(json_t *cfg, const char *key, json_t **out, struct err *e)
 	return 0;
 }
 
-/* A word of [A-Za-z0-9_.-], 1 to 32 bytes, not starting with '-' or '.'. */
-static bool user_word_ok(const char *s, size_t n)
-{
-	if (n == 0 || n > 32 || s[0] == '-' || s[0] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
-			return false;
-	return true;
-}
-
-bool oci_user_ok(const char *user)
-{
-	if (!*user)
-		return true; /* none: root */
-	const char *colon = strchr(user, ':');
-	if (!colon)
-		return user_word_ok(user, strlen(user));
-	return user_word_ok(user, (size_t)(colon - user)) && user_word_ok(colon + 1, strlen(colon + 1));
-}
-
 static int run_config(json_t *j, struct oci_image_config *c, struct err *e)
 {
 	json_t *cfg = json_object_get(j, "config");
@@ -312,7 +292,7 @@ static int run_config(json_t *j, struct oci_image_config *c, struct err *e)
 	int r;
 	if ((r = get_str(cfg, "WorkingDir", "the image config", wd, sizeof(wd), e)) >= 0 &&
 	    (r = get_str(cfg, "User", "the image config", user, sizeof(user), e)) >= 0 &&
-	    (r = oci_user_ok(user) ? 0 : err_set(e, -EINVAL, "the image config's User '%.64s' is "
+	    (r = ctl_user_ok(user) ? 0 : err_set(e, -EINVAL, "the image config's User '%.64s' is "
 						 "not USER, UID, USER:GROUP or UID:GID", user)) >= 0 &&
 	    (r = str_list(cfg, "Env", &env, e)) >= 0 && (r = str_list(cfg, "Entrypoint", &ep, e)) >= 0 &&
 	    (r = str_list(cfg, "Cmd", &cmd, e)) >= 0) {

@@ -53,9 +53,6 @@ struct oci_image_config {
 const char *oci_host_arch(void);
 /* A digest this reader can check: "sha256:" and 64 lower-case hex digits. */
 bool oci_digest_ok(const char *d);
-/* An image config's User as sandboxfs runs it: "" (root), USER, UID,
- * USER:GROUP or UID:GID, each word [A-Za-z0-9_.-], 1 to 32 bytes. */
-bool oci_user_ok(const char *user);
 
 /* index.json (or a nested index): the manifest tagged `tag` (the
  * org.opencontainers.image.ref.name annotation), or with tag "" the only

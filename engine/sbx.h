@@ -11,6 +11,7 @@
 #include "../vmm/vmm.h"
 #include "ctl.h"
 #include "engine.h"
+#include "images.h"
 #include "registry.h"
 
 enum sbx_state {
@@ -61,6 +62,9 @@ struct sbx {
 	bool stop_busy;    /* a stopper is inside ops->stop */
 	bool exit_pending; /* init exited meanwhile; the stopper settles it */
 	uint64_t next_exec_id;
+	/* A hint for the monitor: the earliest timeout= of a running exec or
+	 * job (monotonic; 0 none); sbx_cmds_expire looks under the lock. */
+	uint64_t cmd_deadline_usec;
 	struct sbx_exec *execs; /* open exec sessions, under lock */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */
@@ -200,6 +204,29 @@ void sbx_jobs_free(struct sbx *s);
  * what the monitor does when it is readable. */
 int sbx_jobs_watch_start(int epfd, uint64_t tag);
 void sbx_jobs_watch_drain(void);
+
+/* exec.c: an exec or run line made ready to send: its options (ctl.h), the
+ * shell line (with the image's Env and WorkingDir), where the command itself
+ * starts in it, and what the backend applies itself (opts, NULL: nothing). */
+struct sbx_command {
+	struct ctl_run_opts ro;
+	char full[IMAGE_COMMAND_MAX];
+	size_t cmd_at;
+	struct vmm_run_opts vo;
+	const struct vmm_run_opts *opts;
+};
+/* The exit code an exec shows after its timeout= killed it (as timeout(1)). */
+#define SBX_EXEC_TIMEOUT_CODE 124
+int sbx_command_prepare(struct sbx *s, const char *line, bool job, struct sbx_command *c,
+			struct err *e);
+/* With s->lock held: deadline_usec (a command's timeout=) for the monitor. */
+void sbx_cmd_deadline(struct sbx *s, uint64_t deadline_usec);
+/* A deadline (0: none) at now: true once it passed (then cleared), else
+ * the earliest yet to come is kept in *next. */
+bool sbx_deadline_passed(uint64_t *deadline_usec, uint64_t now, uint64_t *next);
+/* With s->lock held: kill what is past its timeout=; the next deadline, 0 none. */
+uint64_t sbx_execs_expire(struct sbx *s, uint64_t now);
+uint64_t sbx_jobs_expire(struct sbx *s, uint64_t now);
 
 /* lifecycle.c */
 int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);

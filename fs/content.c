@@ -27,14 +27,11 @@ static int content_write(struct fsx_handle *h, const char *buf, size_t len)
 	return r;
 }
 
-/* ctl: a command file whose read gives back the sentence of this handle's
- * last failed write, and nothing after a write that worked (Plan 9's
- * errstr): concurrent clients never read each other's errors, as they may in
- * the shared error files. The content is that sentence. */
-static int ctl_write(struct fsx_handle *h, const char *buf, size_t len)
+int fsx_errstr_write(struct fsx_handle *h, const char *buf, size_t len,
+		     int (*write)(struct fsx_handle *h, const char *buf, size_t len))
 {
 	engine_error_clear();
-	int r = content_write(h, buf, len);
+	int r = write(h, buf, len);
 	const char *why = engine_error_last();
 	pthread_mutex_lock(&h->lock);
 	buf_free(&h->content);
@@ -43,6 +40,15 @@ static int ctl_write(struct fsx_handle *h, const char *buf, size_t len)
 		buf_free(&h->content);
 	pthread_mutex_unlock(&h->lock);
 	return r;
+}
+
+/* ctl: a command file whose read gives back the sentence of this handle's
+ * last failed write, and nothing after a write that worked (Plan 9's
+ * errstr): concurrent clients never read each other's errors, as they may in
+ * the shared error files. The content is that sentence. */
+static int ctl_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return fsx_errstr_write(h, buf, len, content_write);
 }
 
 /* The write moved the file offset: the sentence is read from our cursor. */

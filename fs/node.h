@@ -170,6 +170,11 @@ struct fsx_read {
 };
 /* The read of a file whose ops' try may wait. */
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* A write whose failure's sentence becomes h's content (Plan 9's errstr:
+ * what a read of this handle gives back), and a write that worked empties
+ * it; write is the file's own. */
+int fsx_errstr_write(struct fsx_handle *h, const char *buf, size_t len,
+		     int (*write)(struct fsx_handle *h, const char *buf, size_t len));
 /* With h->lock held: answers from h's content at off, and unlocks. */
 void fsx_reply_content_unlock(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The same from h's own cursor (h->pos), advanced: for files written and

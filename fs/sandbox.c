@@ -94,9 +94,29 @@ static int exec_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 	return sbx_exec_open(o->sbx, &h->x);
 }
 
+/* The sentence of a write that failed on this handle, from its cursor. */
+static bool errstr_take(struct fsx_read *rd)
+{
+	struct fsx_handle *h = rd->h;
+	pthread_mutex_lock(&h->lock);
+	size_t n = h->content.len > h->pos ? h->content.len - h->pos : 0;
+	n = n < rd->size ? n : rd->size;
+	if (n && (rd->data = malloc(n))) {
+		memcpy(rd->data, h->content.data + h->pos, n);
+		rd->len = n;
+		h->pos += n;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return rd->data != NULL;
+}
+
+/* A handle whose write failed before any command ran reads back the
+ * sentence; once a command runs, its output alone. */
 static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
 {
 	(void)final;
+	if (!sbx_exec_started(rd->h->x) && errstr_take(rd))
+		return 0;
 	char *buf = malloc(rd->size ? rd->size : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -110,9 +130,15 @@ static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
 	return 0;
 }
 
-static int exec_write(struct fsx_handle *h, const char *buf, size_t len)
+static int exec_do_write(struct fsx_handle *h, const char *buf, size_t len)
 {
 	return sbx_exec_write(h->x, buf, len);
+}
+
+/* A failed write's sentence is what the next read of the handle returns. */
+static int exec_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return fsx_errstr_write(h, buf, len, exec_do_write);
 }
 
 static void exec_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
@@ -150,7 +176,7 @@ static void clone_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t 
 	fsx_reply_cursor_unlock(req, h, size);
 }
 
-static int clone_write(struct fsx_handle *h, const char *buf, size_t len)
+static int clone_do_write(struct fsx_handle *h, const char *buf, size_t len)
 {
 	struct fsx_obj o;
 	int r = fsx_pin(&h->nd, &o);
@@ -162,6 +188,12 @@ static int clone_write(struct fsx_handle *h, const char *buf, size_t len)
 		h->started = true;
 	fsx_unpin(&h->nd, &o);
 	return r;
+}
+
+/* The id, or a failed write's sentence, is what a read of the handle returns. */
+static int clone_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return fsx_errstr_write(h, buf, len, clone_do_write);
 }
 
 const struct fsx_file_ops fsx_clone_ops = {

@@ -311,16 +311,45 @@ static int ns_usage(struct vmm_inst *vm, struct vmm_usage *u)
 	return cg_usage(&vm->cg, u);
 }
 
-static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd, const int *fds,
-			int nfds, struct err *e)
+/* msg (n bytes so far) + "\0KEY=VALUE" for a run option: after the command
+ * line's NUL, where an init that predates them does not look. */
+static int add_option(char *msg, int *n, const char *key, const char *v)
+{
+	int w = snprintf(msg + *n + 1, PROTO_MSG_MAX - (size_t)*n - 1, "%s=%s", key, v);
+	if (w < 0 || *n + 1 + w >= PROTO_MSG_MAX)
+		return -E2BIG;
+	*n += 1 + w;
+	return 0;
+}
+
+/* "X<id>[@USER] <command line>" and its options (proto.h). */
+static int command_msg(struct vmm_inst *vm, uint64_t id, const char *cmd,
+		       const struct vmm_run_opts *o, char *msg, struct err *e)
+{
+	const char *user = o && o->user ? o->user : vm->user;
+	int n = snprintf(msg, PROTO_MSG_MAX, "%c%" PRIu64 "%s%s %s", MSG_EXEC, id,
+			 user[0] ? "@" : "", user, cmd), r = 0;
+	if (n < 0 || n >= PROTO_MSG_MAX)
+		return err_set(e, -E2BIG, "command line too long");
+	if (o && o->cwd)
+		r = add_option(msg, &n, "cwd", o->cwd);
+	for (int i = 0; r == 0 && o && i < o->nenv; i++)
+		r = add_option(msg, &n, "env", o->env[i]);
+	if (r < 0)
+		return err_set(e, -E2BIG, "the command with its cwd= and env= is more than %d bytes",
+			       PROTO_MSG_MAX - 1);
+	return n;
+}
+
+static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
+			const struct vmm_run_opts *o, const int *fds, int nfds, struct err *e)
 {
 	if (vm->ctl_fd < 0)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
 	char msg[PROTO_MSG_MAX];
-	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 "%s%s %s", MSG_EXEC, id,
-			 vm->user[0] ? "@" : "", vm->user, cmd);
-	if (n >= (int)sizeof(msg))
-		return err_set(e, -E2BIG, "command line too long");
+	int n = command_msg(vm, id, cmd, o, msg, e);
+	if (n < 0)
+		return n;
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
@@ -336,16 +365,17 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd, const
 	return 0;
 }
 
-static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd,
+		   const struct vmm_run_opts *o, int out_fd, struct err *e)
 {
-	return send_command(vm, id, cmd, &out_fd, 1, e);
+	return send_command(vm, id, cmd, o, &out_fd, 1, e);
 }
 
-static int ns_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		  int keep_fd, struct err *e)
+static int ns_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const struct vmm_run_opts *o,
+		  const int fds[3], int keep_fd, struct err *e)
 {
 	int all[4] = {fds[0], fds[1], fds[2], keep_fd};
-	return send_command(vm, id, cmd, all, keep_fd >= 0 ? 4 : 3, e);
+	return send_command(vm, id, cmd, o, all, keep_fd >= 0 ? 4 : 3, e);
 }
 
 static int ns_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
@@ -437,7 +467,7 @@ static int ns_rename(struct vmm_inst *vm, const char *name, struct err *e)
 
 const struct vmm_ops vmm_ns_ops = {
 	.name = "ns",
-	.caps = VMM_CAP_NET | VMM_CAP_DISK | VMM_CAP_HOST_ROOT,
+	.caps = VMM_CAP_NET | VMM_CAP_DISK | VMM_CAP_HOST_ROOT | VMM_CAP_RUN_OPTS,
 	.fork_mode = "fs",
 	.create = ns_create,
 	.start = ns_start,

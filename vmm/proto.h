@@ -5,6 +5,7 @@
 #define SBX_PROTO_H
 
 #define PROTO_MSG_MAX 8192
+#define PROTO_ENV_MAX 32 /* env= options of one command (CTL_ENV_MAX) */
 #define PROTO_FD 3 /* init's end of the socketpair */
 /* In the sandbox's state dir: where init listens for a restarted daemon. */
 #define PROTO_SOCK_NAME "init.sock"
@@ -13,7 +14,10 @@
 #define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox */
 #define MSG_STOP 'S'      /* "S<seconds>": SIGTERM everything, SIGKILL after seconds, exit */
 #define MSG_EXEC 'X'      /* "X<id>[@USER] <command line>" (USER as the image config's:
-			   * USER, UID, USER:GROUP, UID:GID; none: root)
+			   * USER, UID, USER:GROUP, UID:GID; none: root), then
+			   * options, each after a NUL: "cwd=DIR" (absolute),
+			   * "env=NAME=VALUE" (at most PROTO_ENV_MAX); an init
+			   * that predates them reads up to the first NUL only
 			   * + fds (SCM_RIGHTS): one for stdout and
 			   * stderr (exec), or three: stdin, stdout, stderr (a job), or
 			   * four: a terminal's job, its slave three times, then its

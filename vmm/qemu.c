@@ -1139,7 +1139,8 @@ static int qemu_job_attach(struct vmm_inst *vm, uint64_t id, int out_fd, int err
 
 static int qemu_usage(struct vmm_inst *vm, struct vmm_usage *u) { return cg_usage(&vm->cg, u); }
 
-static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e)
+static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd,
+		     const struct vmm_run_opts *o, int out_fd, struct err *e)
 {
 	struct qemu_vm *q = vm->priv;
 	if (!q)
@@ -1147,8 +1148,8 @@ static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_
 	return qagent_exec(q, id, cmd, &out_fd, 1, e);
 }
 
-static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		    int keep_fd, struct err *e)
+static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd,
+		    const struct vmm_run_opts *o, const int fds[3], int keep_fd, struct err *e)
 {
 	struct qemu_vm *q = vm->priv;
 	if (!q)

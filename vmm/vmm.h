@@ -48,7 +48,7 @@ struct vmm_inst {
 	 * first, stacked instead of image_dir (0: image_dir). */
 	char image_layers[VMM_IMAGE_LAYERS_MAX][VMM_IMAGE_LAYER_ID_MAX];
 	int nimage_layers;
-	/* Who commands and jobs run as: the image config's User (oci_user_ok),
+	/* Who commands and jobs run as: the image config's User (ctl_user_ok),
 	 * "" for root. */
 	char user[VMM_USER_MAX + 1];
 	pid_t pid;           /* host pid of init, 0 when not running */
@@ -123,6 +123,20 @@ enum {
 	VMM_CAP_DISK = 1u << 1,
 	/* Its root filesystem is a host mount, seen at /proc/PID/root of init. */
 	VMM_CAP_HOST_ROOT = 1u << 2,
+	/* Its exec and job ops apply struct vmm_run_opts (cwd, env, user)
+	 * themselves; without it the engine writes cwd= and env= into the
+	 * shell line, and refuses user=. */
+	VMM_CAP_RUN_OPTS = 1u << 4,
+};
+
+/* How a command runs, beyond its shell line (exec and run's options):
+ * NULL members are the defaults (cwd /, the image's User or root). env:
+ * nenv NAME=VALUE strings added to (or replacing in) PATH, HOME and TERM. */
+struct vmm_run_opts {
+	const char *cwd;
+	const char *user;
+	const char *const *env;
+	int nenv;
 };
 
 struct vmm_ops {
@@ -155,15 +169,17 @@ struct vmm_ops {
 	/* Takes over a sandbox started by an earlier daemon (pid, pid_start set). */
 	int (*adopt)(struct vmm_inst *vm, struct err *e);
 	int (*usage)(struct vmm_inst *vm, struct vmm_usage *u);
-	/* Runs a shell command line inside; its stdout and stderr go to out_fd. */
-	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, int out_fd, struct err *e);
+	/* Runs a shell command line inside; its stdout and stderr go to out_fd.
+	 * o: with VMM_CAP_RUN_OPTS, how it runs (else NULL). */
+	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, const struct vmm_run_opts *o,
+		    int out_fd, struct err *e);
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
 	/* A background job: like exec, with its own stdin, stdout and stderr fds;
 	 * keep_fd (-1: none) is a terminal's master, which the sandbox's init
 	 * holds while the job's terminal is open, so that a daemon that dies
 	 * hangs nothing up (ns; see pty_find). */
-	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const int fds[3],
-		   int keep_fd, struct err *e);
+	int (*job)(struct vmm_inst *vm, uint64_t id, const char *cmd, const struct vmm_run_opts *o,
+		   const int fds[3], int keep_fd, struct err *e);
 	/* A terminal for a job (run tty=): a pseudo-terminal pair made inside
 	 * the sandbox, of cols x rows, its master nonblocking; *index is its
 	 * number there (/dev/pts/N). NULL: the backend has no terminals. */

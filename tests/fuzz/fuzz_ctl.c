@@ -10,13 +10,18 @@
  *     all inside cmd.line;
  *   - an accepted name is 1..63 bytes of [A-Za-z0-9_.-], no leading dot;
  *   - accepted options stay within their documented ranges;
- *   - as a run line (ctl_command_line, then ctl_run_options): a terminal's
- *     size within its range, the command starting inside the line, after
- *     the option word and its blanks, and nothing else of the line taken.
+ *   - as an exec or run line (ctl_command_line, then ctl_run_options):
+ *     EINVAL or E2BIG leave nothing set; otherwise the command starts
+ *     inside the line after the option words and their blanks (at 0 with no
+ *     option), a terminal's size, cwd (absolute), user, env (names, count
+ *     and bytes) and timeout are within their bounds, values lie in the
+ *     options' own buffer, and the options written back (single-quoted, as
+ *     a client writes them) read back the same.
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
 #include <ctype.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,35 +129,86 @@ static void check_rule(int argc, char **argv)
 	MUST(net_rule_same_match(&r, &again) && r.allow == again.allow);
 }
 
-/* The write as a run line: an option word tty=COLSxROWS first, or none. */
+/* Appends " key='value'" (a quote inside as '\'') to out. */
+static void put_opt(char *out, size_t cap, const char *key, const char *v)
+{
+	size_t n = strlen(out);
+	n += (size_t)snprintf(out + n, cap - n, " %s='", key);
+	for (; *v && n + 5 < cap; v++)
+		n += (size_t)snprintf(out + n, cap - n, *v == '\'' ? "'\\''" : "%c", *v);
+	snprintf(out + n, cap - n, "'");
+}
+
+static bool in_buf(const struct ctl_run_opts *o, const char *p)
+{
+	return p >= o->buf && p < o->buf + sizeof(o->buf);
+}
+
+/* The write as an exec or run line: options first, or none. */
 static void check_run_line(const uint8_t *data, size_t size)
 {
-	static char line[CTL_WRITE_MAX + 1];
+	static char line[CTL_WRITE_MAX + 1], again[6 * CTL_WRITE_MAX];
+	static struct ctl_run_opts o, o2;
 	struct err e = {0};
 	int r = ctl_command_line((const char *)data, size, line, &e);
 	check_err(r, &e);
 	if (r < 0)
 		return;
-	struct ctl_run_opts o = {.ws = {0x5a5a, 0x5a5a}};
+	o.ws = (struct ctl_winsize){0x5a5a, 0x5a5a};
 	size_t at = 12345;
 	r = ctl_run_options(line, &o, &at, &e);
 	check_err(r, &e);
-	MUST(r == 0 || r == -EINVAL);
-	const char *first = line + strspn(line, " \t");
+	MUST(r == 0 || r == -EINVAL || r == -E2BIG);
+	bool any = o.tty || o.cwd || o.user || o.timeout_ms || o.nenv;
+	if (r < 0 || !o.tty)
+		MUST(o.ws.cols == 0x5a5a && o.ws.rows == 0x5a5a);
 	if (r < 0) {
-		MUST(!o.tty && !strncmp(first, "tty=", 4));
+		MUST(!any && at == 0);
 		return;
 	}
 	MUST(at <= strlen(line));
-	if (!o.tty) {
-		MUST(at == 0 && strncmp(first, "tty=", 4));
-		MUST(o.ws.cols == 0x5a5a && o.ws.rows == 0x5a5a);
+	MUST((at == 0) == !any);
+	if (!any)
 		return;
-	}
-	MUST(o.ws.cols >= 1 && o.ws.cols <= CTL_TTY_MAX && o.ws.rows >= 1 && o.ws.rows <= CTL_TTY_MAX);
-	MUST(at > (size_t)(first - line) + 4);
 	MUST(line[at] == '\0' || !strchr(" \t", line[at]));
 	MUST(strchr(" \t", line[at - 1]) || line[at] == '\0');
+	MUST(!o.tty || (o.ws.cols >= 1 && o.ws.cols <= CTL_TTY_MAX && o.ws.rows >= 1 &&
+			o.ws.rows <= CTL_TTY_MAX));
+	MUST(!o.cwd || (in_buf(&o, o.cwd) && o.cwd[0] == '/'));
+	MUST(!o.user || (in_buf(&o, o.user) && o.user[0] && ctl_user_ok(o.user)));
+	MUST(o.timeout_ms <= (uint64_t)CTL_TIMEOUT_MAX_SEC * 1000);
+	MUST(o.nenv >= 0 && o.nenv <= CTL_ENV_MAX && o.env_bytes <= CTL_ENV_BYTES_MAX);
+	again[0] = '\0';
+	for (int i = 0; i < o.nenv; i++) {
+		MUST(in_buf(&o, o.env[i]));
+		const char *eq = strchr(o.env[i], '=');
+		MUST(eq && ctl_env_name_ok(o.env[i], (size_t)(eq - o.env[i])));
+		put_opt(again, sizeof(again), "env", o.env[i]);
+	}
+	if (o.cwd)
+		put_opt(again, sizeof(again), "cwd", o.cwd);
+	if (o.user)
+		put_opt(again, sizeof(again), "user", o.user);
+	if (o.tty) {
+		size_t n = strlen(again);
+		snprintf(again + n, sizeof(again) - n, " tty=%ux%u", o.ws.cols, o.ws.rows);
+	}
+	if (o.timeout_ms) {
+		size_t n = strlen(again);
+		snprintf(again + n, sizeof(again) - n, " timeout=%llu.%03llu",
+			 (unsigned long long)(o.timeout_ms / 1000),
+			 (unsigned long long)(o.timeout_ms % 1000));
+	}
+	size_t n = strlen(again), at2 = 0;
+	snprintf(again + n, sizeof(again) - n, " %s", line + at);
+	MUST(ctl_run_options(again, &o2, &at2, &e) == 0);
+	MUST(!strcmp(again + at2, line + at));
+	MUST(o2.tty == o.tty && o2.timeout_ms == o.timeout_ms && o2.nenv == o.nenv);
+	MUST(!o.tty || (o2.ws.cols == o.ws.cols && o2.ws.rows == o.ws.rows));
+	MUST(!o.cwd == !o2.cwd && (!o.cwd || !strcmp(o.cwd, o2.cwd)));
+	MUST(!o.user == !o2.user && (!o.user || !strcmp(o.user, o2.user)));
+	for (int i = 0; i < o.nenv; i++)
+		MUST(!strcmp(o.env[i], o2.env[i]));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,5 +1,6 @@
 /* Unit tests of ctl parsing: splitting writes, names, sizes, cpus, options, signals. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,6 +291,87 @@ static void test_run_options(void)
 	}
 }
 
+static int opts(const char *l, struct ctl_run_opts *o, size_t *at, struct err *e)
+{
+	*e = (struct err){0};
+	return ctl_run_options(l, o, at, e);
+}
+
+static void test_exec_options(void)
+{
+	static struct ctl_run_opts o;
+	struct err e;
+	size_t at;
+	const char *l = "cwd=/tmp env=A=1 env=B='x y' user=nobody:nogroup timeout=2.5 echo $A";
+	CHECK(opts(l, &o, &at, &e) == 0 && !strcmp(l + at, "echo $A") && !o.tty);
+	CHECK(o.cwd && !strcmp(o.cwd, "/tmp") && o.user && !strcmp(o.user, "nobody:nogroup"));
+	CHECK(o.nenv == 2 && !strcmp(o.env[0], "A=1") && !strcmp(o.env[1], "B=x y"));
+	CHECK(o.timeout_ms == 2500 && ctl_run_env_has(&o, "B", 1) && !ctl_run_env_has(&o, "C", 1));
+	/* quotes: joined to bare parts, a quote as \', blanks inside */
+	l = "env=Q=it\\'s cwd='/my dir'/sub tty=80x24 sh";
+	CHECK(opts(l, &o, &at, &e) == 0 && !strcmp(o.env[0], "Q=it's") &&
+	      !strcmp(o.cwd, "/my dir/sub") && o.tty && !strcmp(l + at, "sh"));
+	l = "env=E='' env=F=a'b c'd true";
+	CHECK(opts(l, &o, &at, &e) == 0 && !strcmp(o.env[0], "E=") && !strcmp(o.env[1], "F=ab cd"));
+	/* what stays the command's: assignments, no option, options only */
+	CHECK(opts("i=0; echo $i", &o, &at, &e) == 0 && at == 0 && !o.nenv);
+	CHECK(opts("LANG=C sort", &o, &at, &e) == 0 && at == 0);
+	CHECK(opts("cwd=/ LANG=C sort", &o, &at, &e) == 0 && at == 6 && o.cwd);
+	CHECK(opts("CWD=/tmp pwd", &o, &at, &e) == 0 && at == 0 && !o.cwd);
+	CHECK(opts("timeout=1", &o, &at, &e) == 0 && at == 9 && o.timeout_ms == 1000);
+	CHECK(opts("timeout=31536000 x", &o, &at, &e) == 0 && o.timeout_ms == 31536000000ull);
+	static const struct { const char *line, *says; int r; } bad[] = {
+		{"cwd=tmp pwd", "absolute", -EINVAL},
+		{"cwd= pwd", "absolute", -EINVAL},
+		{"cwd=/a cwd=/b pwd", "twice", -EINVAL},
+		{"env=1A=x env", "NAME=VALUE", -EINVAL},
+		{"env=A-B=x env", "NAME=VALUE", -EINVAL},
+		{"env=A env", "NAME=VALUE", -EINVAL},
+		{"env==x env", "NAME=VALUE", -EINVAL},
+		{"user= id", "USER", -EINVAL},
+		{"user=a/b id", "USER", -EINVAL},
+		{"user=-x id", "USER", -EINVAL},
+		{"user=a:b:c id", "USER", -EINVAL},
+		{"user=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa id", "USER", -EINVAL},
+		{"timeout=0 sleep 1", "seconds", -EINVAL},
+		{"timeout=-1 sleep 1", "seconds", -EINVAL},
+		{"timeout=1.2345 sleep 1", "seconds", -EINVAL},
+		{"timeout=31536001 sleep 1", "seconds", -EINVAL},
+		{"timeout=1e3 sleep 1", "seconds", -EINVAL},
+		{"timeout=. sleep 1", "seconds", -EINVAL},
+		{"timeout=99999999999999999999999 sleep 1", "seconds", -EINVAL},
+		{"cwd=/tmp bogus=1 pwd", "unknown option 'bogus='", -EINVAL},
+		{"timeout=1 i=0; echo", "unknown option 'i='", -EINVAL},
+		{"env=A='open echo", "not closed", -EINVAL},
+		{"env=A=x\\", "backslash", -EINVAL},
+		{"tty=80x24 tty=80x24 sh", "twice", -EINVAL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		o.ws = (struct ctl_winsize){7, 7};
+		at = 99;
+		int r = opts(bad[i].line, &o, &at, &e);
+		CHECK(r == bad[i].r && strstr(e.msg, bad[i].says) && at == 0 && !o.cwd && !o.nenv &&
+		      !o.user && !o.timeout_ms && !o.tty && o.ws.cols == 7);
+		if (r != bad[i].r || !strstr(e.msg, bad[i].says))
+			fprintf(stderr, "  %s: %d '%s'\n", bad[i].line, r, e.msg);
+	}
+	/* bounds: CTL_ENV_MAX words, CTL_ENV_BYTES_MAX bytes */
+	char many[CTL_WRITE_MAX + 1] = "";
+	for (int i = 0; i <= CTL_ENV_MAX; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many), "env=V%d=x ", i);
+	CHECK(opts(many, &o, &at, &e) == -E2BIG && strstr(e.msg, "more than 32 env="));
+	*strrchr(many, 'e') = '\0'; /* CTL_ENV_MAX of them: taken */
+	CHECK(opts(many, &o, &at, &e) == 0 && o.nenv == CTL_ENV_MAX);
+	char big[CTL_WRITE_MAX + 1];
+	snprintf(big, sizeof(big), "env=A=%0*d env=B=%0*d true", 1200, 0, 1200, 0);
+	CHECK(opts(big, &o, &at, &e) == -E2BIG && strstr(e.msg, "bytes"));
+	snprintf(big, sizeof(big), "env=A=%0*d true", 2000, 0);
+	CHECK(opts(big, &o, &at, &e) == 0 && strlen(o.env[0]) == 2002);
+	/* users as images name them */
+	CHECK(ctl_user_ok("") && ctl_user_ok("1000:1000") && ctl_user_ok("www-data") &&
+	      !ctl_user_ok(":x") && !ctl_user_ok("x:") && !ctl_user_ok(".x"));
+}
+
 int main(void)
 {
 	RUN(test_split);
@@ -303,5 +385,6 @@ int main(void)
 	RUN(test_disk);
 	RUN(test_winsize);
 	RUN(test_run_options);
+	RUN(test_exec_options);
 	UNIT_DONE("ctl");
 }

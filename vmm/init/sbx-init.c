@@ -416,7 +416,7 @@ static long id_field(const char *file, const char *who, const char *s)
 }
 
 /* In a command's child: becomes user (USER, UID, USER:GROUP or UID:GID, as
- * the image config says), with HOME from /etc/passwd ("/" when it has no
+ * user= or the image config says), with HOME from /etc/passwd ("/" when it has no
  * entry for a UID). A name the sandbox's files do not know fails the command
  * (exit 126) with a sentence on its stderr. */
 static void become(char *user, char *home, size_t home_cap)
@@ -436,13 +436,14 @@ static void become(char *user, char *home, size_t home_cap)
 		gid = id_field("/etc/passwd", user, f[3]);
 		snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
 	} else {
-		dprintf(2, "sbx-init: user '%s' (the image's User) is not in the sandbox's /etc/passwd\n",
+		dprintf(2, "sbx-init: user '%s' (user= or the image's User) is not in the sandbox's "
+			   "/etc/passwd\n",
 			user);
 		_exit(126);
 	}
 	if (group && !id_num(group, &gid)) {
 		if (id_lookup("/etc/group", group, 0, f, 4) < 0) {
-			dprintf(2, "sbx-init: group '%s' (the image's User) is not in the sandbox's "
+			dprintf(2, "sbx-init: group '%s' (user= or the image's User) is not in the sandbox's "
 				   "/etc/group\n", group);
 			_exit(126);
 		}
@@ -455,17 +456,63 @@ static void become(char *user, char *home, size_t home_cap)
 	}
 }
 
+/* A command's options (proto.h), read from its message: pointers into it. */
+struct exec_opts {
+	const char *cwd;
+	const char *env[PROTO_ENV_MAX];
+	int nenv;
+	const char *bad; /* what could not be taken: the command fails with it */
+};
+
+/* The options after the command line's NUL: "key=value" strings, each
+ * ended by a NUL, the last by the message's end (msg[len] is one). */
+static void exec_opts_parse(const char *p, const char *end, struct exec_opts *o)
+{
+	for (; p < end; p += strlen(p) + 1) {
+		if (!strncmp(p, "cwd=", 4) && p[4] == '/')
+			o->cwd = p + 4;
+		else if (!strncmp(p, "env=", 4) && strchr(p + 4, '=') && o->nenv < PROTO_ENV_MAX)
+			o->env[o->nenv++] = p + 4;
+		else if (!strncmp(p, "env=", 4) && strchr(p + 4, '='))
+			o->bad = "more env= options than sbx-init takes";
+		else
+			o->bad = "an option sbx-init does not know (an older sbx-init?)";
+	}
+}
+
+/* envp with each NAME=VALUE of o set: replaced where envp has NAME, else
+ * added (out has room for envp's and o's). */
+static void env_merge(char **envp, const struct exec_opts *o, char **out)
+{
+	int n = 0;
+	while (envp[n]) {
+		out[n] = envp[n];
+		n++;
+	}
+	for (int i = 0; i < o->nenv; i++) {
+		size_t kl = strcspn(o->env[i], "=") + 1;
+		int k = 0;
+		while (k < n && strncmp(out[k], o->env[i], kl))
+			k++;
+		out[k] = (char *)o->env[i];
+		if (k == n)
+			n++;
+	}
+	out[n] = NULL;
+}
+
 /* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout,
- * stderr: a job). user: "" (root) or whom the image config names. */
-static void start_exec(uint64_t id, const char *cmd, char *user, const int *fds, int nfds,
-		       const sigset_t *oldmask)
+ * stderr: a job). user: "" (root) or whom the image config (or user=) names. */
+static void start_exec(uint64_t id, const char *cmd, char *user, const struct exec_opts *o,
+		       const int *fds, int nfds, const sigset_t *oldmask)
 {
 	int slot = -1, out_fd = fds[nfds == 3 ? 1 : 0];
 	for (int i = 0; i < MAX_EXECS && slot < 0; i++)
 		if (!execs[i].pid)
 			slot = i;
-	if (slot < 0 || stopping) {
-		dprintf(out_fd, "sbx-init: %s\n", stopping ? "sandbox is stopping" : "too many commands");
+	if (slot < 0 || stopping || o->bad) {
+		dprintf(out_fd, "sbx-init: %s\n", stopping ? "sandbox is stopping"
+						    : o->bad ? o->bad : "too many commands");
 		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
 		return;
 	}
@@ -479,6 +526,7 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const int *fds,
 		static char *envp[] = {
 			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 			"HOME=/root", "TERM=dumb", NULL};
+		static char *env[4 + PROTO_ENV_MAX];
 		sigprocmask(SIG_SETMASK, oldmask, NULL);
 		/* What the daemon's own start left ignored is not the job's: a
 		 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
@@ -511,7 +559,13 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const int *fds,
 			become(user, home, sizeof(home));
 			envp[1] = home;
 		}
-		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
+		/* As the user: a directory it may not enter fails as its own cd would. */
+		if (o->cwd && chdir(o->cwd) < 0) {
+			dprintf(2, "sbx-init: cannot enter cwd=%s: %s\n", o->cwd, strerror(errno));
+			_exit(126);
+		}
+		env_merge(envp, o, env);
+		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, env);
 		dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
 		_exit(127);
 	}
@@ -557,15 +611,17 @@ static void handle_msg(const sigset_t *oldmask)
 		}
 		break;
 	case MSG_EXEC: {
-		/* "X<id>[@USER] <command line>" */
+		/* "X<id>[@USER] <command line>", then "\0key=value" options */
 		char *sp = strchr(msg + 1, ' '), *end, *user = "";
 		uint64_t id = strtoull(msg + 1, &end, 10);
+		struct exec_opts o = {0};
+		exec_opts_parse(msg + strlen(msg) + 1, msg + n, &o);
 		if (sp && *end == '@') {
 			*sp = '\0';
 			user = end + 1;
 		}
 		if (sp && (nfds == 1 || nfds == 3 || nfds == 4))
-			start_exec(id, sp + 1, user, fds, nfds == 4 ? 3 : nfds, oldmask);
+			start_exec(id, sp + 1, user, &o, fds, nfds == 4 ? 3 : nfds, oldmask);
 		/* A terminal's master: held until its job's slave is closed and
 		 * everything it wrote was read (release_drained), so that a daemon
 		 * that dies meanwhile hangs nothing up; the next takes it back. */

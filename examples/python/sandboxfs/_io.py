@@ -2,7 +2,9 @@
 sentence, `key value` parsing, shell quoting."""
 
 import errno
+import math
 import os
+import posixpath
 import re
 import shlex
 
@@ -198,24 +200,65 @@ def _str(a):
     return a
 
 
-def command_line(cmd, env=None, cwd=None):
-    """The one shell line (for `run` or `exec`) that runs cmd with env and cwd.
+def _quote(v):
+    """A value of an exec or run line's option: in single quotes, a quote
+    inside as '\\'' (the daemon's rule, as sh's)."""
+    return "'%s'" % v.replace("'", "'\\''")
+
+
+# A first word the daemon would read as an option (or refuse as a mistyped
+# one) once options come before it.
+_OPTION_LIKE = re.compile(r"\s*[a-z_][a-z0-9_]*=")
+
+
+def _seconds(t):
+    """timeout= as the daemon takes it: seconds with three decimals, above 0."""
+    ms = max(1, int(math.ceil(float(t) * 1000)))
+    return "%d.%03d" % (ms // 1000, ms % 1000)
+
+
+def command_line(cmd, env=None, cwd=None, timeout=None, tty=None):
+    """The one line (for `run` or `exec`) that runs cmd with env and cwd.
 
     cmd: a list (argv, each item quoted) or a str (a shell command, run as
-    is; with env or cwd, or when it has several lines, it runs under `eval`).
-    env: {NAME: value} as NAME=value prefixes of argv (names
-    [A-Za-z_][A-Za-z0-9_]*); for a shell line, `export NAME=value &&` first.
-    cwd: `cd DIR &&` first.
+    is; when it has several lines, it runs under `eval`).
+    env: {NAME: value} as env=NAME='value' options (names
+    [A-Za-z_][A-Za-z0-9_]*); a value with a newline, which a line cannot
+    hold, is exported by the shell instead. cwd: a cwd= option (a relative
+    one is taken from /). timeout: seconds, a timeout= option (the daemon
+    kills the command then). tty: (columns, rows), a tty= option (run only).
     """
-    prefix = []
+    opts, shell_env, shell_cwd = [], [], None
     for k, v in (env or {}).items():
         if not isinstance(k, str) or not ENV_NAME.fullmatch(k):
             raise ValueError("bad environment variable name %r" % (k,))
-        prefix.append("%s=%s" % (k, _word(_str(v))))
+        v = _str(v)
+        if "\0" in v:
+            raise ValueError("a NUL byte cannot be passed to a shell command")
+        if "\n" in v:
+            shell_env.append("%s=%s" % (k, _word(v)))
+        else:
+            opts.append("env=%s=%s" % (k, _quote(v)))
+    if cwd is not None:
+        d = _str(cwd)
+        if not d:
+            raise ValueError("empty cwd")
+        if "\0" in d:
+            raise ValueError("a NUL byte cannot be in a directory name")
+        d = posixpath.join("/", d)
+        if "\n" in d:
+            shell_cwd = d
+        else:
+            opts.append("cwd=" + _quote(d))
+    if timeout is not None:
+        opts.append("timeout=" + _seconds(timeout))
+    if tty:
+        cols, rows = (80, 24) if tty is True else tty
+        opts.append("tty=%dx%d" % (int(cols), int(rows)))
     if isinstance(cmd, (list, tuple)):
         if not cmd:
             raise ValueError("empty argv")
-        body = " ".join(_word(_str(a)) for a in cmd)
+        body = " ".join(shell_env + [_word(_str(a)) for a in cmd])
     elif isinstance(cmd, str):
         if "\0" in cmd:
             raise ValueError("a NUL byte cannot be in a command line")
@@ -223,21 +266,17 @@ def command_line(cmd, env=None, cwd=None):
             raise ValueError("empty command line")
         if "\n" in cmd:
             body = "eval %s" % _word(cmd)
-        elif prefix or cwd is not None:
+        elif shell_env or shell_cwd is not None:
             body = "eval %s" % shlex.quote(cmd)
         else:
             body = cmd
-        if prefix:
+        if shell_env:
             # Assignments before eval are not exported (ash): export them.
-            prefix = ["export %s &&" % " ".join(prefix)]
+            body = "export %s && %s" % (" ".join(shell_env), body)
     else:
         raise TypeError("cmd must be a list of arguments or a str, not %s" % type(cmd).__name__)
-    line = " ".join(prefix + [body])
-    if cwd is not None:
-        d = _str(cwd)
-        if not d:
-            raise ValueError("empty cwd")
-        if d.startswith("-"):
-            d = "./" + d
-        line = "cd %s && %s" % (_word(d), line)
-    return line
+    if shell_cwd is not None:
+        body = "cd %s && %s" % (_word(shell_cwd), body)
+    if opts and _OPTION_LIKE.match(body):
+        body = "eval %s" % shlex.quote(body)
+    return " ".join(opts + [body])

@@ -283,11 +283,7 @@ class Sandbox:
         tty: a terminal for it, as (columns, rows) or True (80x24): its
         stdout is what the terminal shows (stderr with it), write() types,
         b"\\x03" is ^C, close_stdin() sends ^D, Job.resize() resizes."""
-        line = _io.command_line(cmd, env, cwd)
-        if tty:
-            cols, rows = (80, 24) if tty is True else tty
-            line = "tty=%dx%d %s" % (int(cols), int(rows), line)
-        return self._start_job(line)
+        return self._start_job(_io.command_line(cmd, env, cwd, tty=tty))
 
     def job(self, n):
         return Job(self, n)
@@ -304,10 +300,11 @@ class Sandbox:
         exit_code, reason).
 
         cmd: an argv list (quoted word by word) or a shell line. env: a dict
-        of NAME=value prefixes. cwd: a directory to cd to first. stdin: bytes,
-        str or a binary file (otherwise the command's stdin is empty).
-        timeout: seconds, after which the job is killed (SIGKILL) and
-        ExecTimeout (a TimeoutError, with the output so far) is raised.
+        of variables (env= options). cwd: the directory it runs in (cwd=).
+        stdin: bytes, str or a binary file (otherwise the command's stdin is
+        empty). timeout: seconds (timeout=), after which the daemon kills
+        the job's process group (SIGKILL) and ExecTimeout (a TimeoutError,
+        with the output so far) is raised.
         text: decode stdout and stderr as UTF-8 (else bytes). check: raise
         SandboxError if the exit code is not 0.
 
@@ -316,7 +313,7 @@ class Sandbox:
         sandbox's joblog= (16M per stream by default).
         """
         argv = cmd
-        job = self._start_job(_io.command_line(cmd, env, cwd))
+        job = self._start_job(_io.command_line(cmd, env, cwd, timeout=timeout))
         feeder = None
         timed_out = False
         try:
@@ -326,7 +323,9 @@ class Sandbox:
                 feeder = threading.Thread(target=job._feed, args=(stdin,), daemon=True,
                                           name="sandboxfs-stdin-%s-%d" % (self.name, job.id))
                 feeder.start()
-            out, timed_out = drain([job.stdout, job.stderr], _deadline(timeout))
+            # The daemon kills it at timeout; the client only if that never came.
+            out, timed_out = drain([job.stdout, job.stderr],
+                                   _deadline(None if timeout is None else max(0.0, float(timeout)) + KILL_GRACE))
             if timed_out:
                 try:
                     job.kill("KILL")
@@ -340,6 +339,7 @@ class Sandbox:
                                        % (job.id, self.name, KILL_GRACE), self.name)
             code = job.exit_code
             reason = job.reason
+            timed_out = timed_out or reason == "timeout"
         finally:
             if feeder is not None:
                 feeder.join(5.0)

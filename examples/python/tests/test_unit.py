@@ -18,15 +18,25 @@ def test_argv_is_quoted_word_by_word():
     assert shlex.split(line) == args
 
 
-def test_env_and_cwd_prefixes():
+def test_env_cwd_timeout_and_tty_are_options():
     line = command_line(["env"], env={"A": "1 2", "B_2": "x"}, cwd="/tmp/my dir")
-    assert line == "cd '/tmp/my dir' && A='1 2' B_2=x env"
+    assert line == "env=A='1 2' env=B_2='x' cwd='/tmp/my dir' env"
+    assert command_line("true", env={"Q": "it's"}) == "env=Q='it'\\''s' true"
+    assert command_line("pwd", cwd="tmp") == "cwd='/tmp' pwd"
+    assert command_line("sleep 9", timeout=2.5) == "timeout=2.500 sleep 9"
+    assert command_line("sleep 9", timeout=0) == "timeout=0.001 sleep 9"
+    assert command_line("sh", tty=(100, 30)) == "tty=100x30 sh"
 
 
 def test_a_shell_line_runs_as_is_or_under_eval():
     assert command_line("echo $A; ls") == "echo $A; ls"
-    assert command_line("echo $A; ls", cwd="/") == "cd / && eval 'echo $A; ls'"
-    assert command_line("echo $A", env={"A": "x y"}) == "export A='x y' && eval 'echo $A'"
+    assert command_line("echo $A; ls", cwd="/") == "cwd='/' echo $A; ls"
+    assert command_line("echo $A", env={"A": "x y"}) == "env=A='x y' echo $A"
+    # A first word the daemon would take for an option runs under eval.
+    assert command_line("i=0; echo $i", cwd="/") == "cwd='/' eval 'i=0; echo $i'"
+    assert command_line("i=0; echo $i") == "i=0; echo $i"
+    # A value with a newline is the shell's to export.
+    assert command_line("echo $A", env={"A": "x\ny"}).startswith("export A=")
 
 
 def test_no_line_has_a_newline():
