@@ -38,6 +38,8 @@ import threading
 import time
 import traceback
 
+from cases import CASE_KEYS, ENGINE_CASES, POOL_CASES  # bench/cases.py, shared with report.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -2149,13 +2151,6 @@ def main():
         sys.exit(3)  # results saved; run.sh writes latest.md and exits 1
 
 
-# The keys of latest.json each case writes.
-CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
-             "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
-             "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
-             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"], "netpol": ["netpol"]}
-POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
 
 
