@@ -6,6 +6,9 @@ bwrap), ns fork (issue 9), the qemu backend under TCG (issue 5) and qemu live fo
 standby (issue 9, case `qfork`) and warm pools (issue 20, cases `pool`, `pool_burst`,
 `pool_over`, `pool_size`, `pool_refill`; BENCH_CASES=pools runs those five); writes
 bench/results/latest.json, which bench/report.py turns into latest.md and plots.
+docker and podman (the tools users know) take part in cases 1, tti and debian
+(cases.ENGINE_CASES): a dockerd of the bench's own and podman, both with every file
+under TMP/engines, started only when one of those cases runs (start_engines).
 BENCH_CASES=net,tti,... runs a subset and merges it into the existing latest.json
 (the other cases keep the results of the run that made them; `provenance` says
 which run each case came from, and latest.md shows it).
