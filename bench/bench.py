@@ -6,6 +6,9 @@ bwrap), ns fork (issue 9), the qemu backend under TCG (issue 5) and qemu live fo
 standby (issue 9, case `qfork`) and warm pools (issue 20, cases `pool`, `pool_burst`,
 `pool_over`, `pool_size`, `pool_refill`; BENCH_CASES=pools runs those five); writes
 bench/results/latest.json, which bench/report.py turns into latest.md and plots.
+docker and podman (the tools users know) take part in cases 1, tti and debian
+(cases.ENGINE_CASES): a dockerd of the bench's own and podman, both with every file
+under TMP/engines, started only when one of those cases runs (start_engines).
 BENCH_CASES=net,tti,... runs a subset and merges it into the existing latest.json
 (the other cases keep the results of the run that made them; `provenance` says
 which run each case came from, and latest.md shows it).
@@ -29,6 +32,8 @@ import errno
 import json
 import os
 import random
+import resource
+import shlex
 import shutil
 import signal
 import subprocess
@@ -37,6 +42,8 @@ import tempfile
 import threading
 import time
 import traceback
+
+from cases import CASE_KEYS, ENGINE_CASES, POOL_CASES  # bench/cases.py, shared with report.py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -111,6 +118,11 @@ class State:
     tag_of = {}            # daemon pid -> its tag
     children = set()       # pids of peer processes in flight
     containers = {}        # id -> tool
+    engines = {}           # docker, podman (Engine) started, usable or not: cleanup() uses them
+    engine_procs = []      # Popen of the dockerd we started
+    engine_left = []       # pids still running from ENGINES after dockerd stopped (then killed)
+    versions = {}          # docker and podman versions, for latest.json
+    host_dirs_new = []     # HOST_DIRS that were not there before docker and podman started
     lock = threading.Lock()
     cleaned = False
     restarts = 0           # times the main daemon was restarted after a failed case
@@ -191,8 +203,8 @@ def remove_peer_containers():
         except OSError:
             pass
     for cid, tool in list(State.containers.items()):
-        subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        argv = State.engines[tool].rm_argv(cid) if tool in State.engines else [tool, "delete", "-f", cid]
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with State.lock:
             State.containers.pop(cid, None)
 
@@ -249,6 +261,16 @@ def end_sandboxes_of(tag):
     return len(killed)
 
 
+def stop_proc(p, secs):
+    """SIGTERM to a process we started (Popen), SIGKILL if it has not ended within secs."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(secs)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def cleanup():
     if State.cleaned:
         return
@@ -261,6 +283,7 @@ def cleanup():
                 if cid.startswith(TAG):
                     subprocess.run([tool, "delete", "-f", cid], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
+    stop_engines()
     for d, mnt in State.daemons:
         if d.poll() is None:
             for n in sbx_names(mnt):
@@ -268,12 +291,7 @@ def cleanup():
                     os.rmdir(os.path.join(mnt, n))
                 except OSError:
                     pass
-            d.send_signal(signal.SIGTERM)
-            try:
-                d.wait(20)
-            except subprocess.TimeoutExpired:
-                d.kill()
-                d.wait()
+            stop_proc(d, 20)
         if mounted(mnt):
             subprocess.run(["fusermount3", "-u", "-z", mnt], stderr=subprocess.DEVNULL)
     # qemu sandboxes: a QEMU the daemon did not end, guest RAM and layer memory images
@@ -297,7 +315,7 @@ def cleanup():
         top = os.path.join("/sys/fs/cgroup", base)
         for dirpath, dirnames, _ in sorted(os.walk(top), key=lambda t: -len(t[0])):
             b = os.path.basename(dirpath)
-            if b.startswith(TAG) or any(b.startswith(t + "-") for t in State.tags):
+            if b.startswith(TAG) or "/%s-" % TAG in dirpath or any(b.startswith(t + "-") for t in State.tags):
                 try:
                     os.rmdir(dirpath)
                 except OSError:
@@ -429,24 +447,210 @@ def make_bundle(tool, limits):
 
 
 class Peer:
+    """runc or crun: `run -d` of an OCI bundle, `delete -f` (Engine: docker, podman)."""
     def __init__(self, tool, bundle):
         self.tool, self.bundle = tool, bundle
+
+    def create_argv(self, cid):
+        return [self.tool, "run", "-d", "--bundle", self.bundle, cid]
+
+    def rm_argv(self, cid):
+        return [self.tool, "delete", "-f", cid]
 
     def create(self, cid):
         with State.lock:
             State.containers[cid] = self.tool
-        ns, rc, err = run_tool([self.tool, "run", "-d", "--bundle", self.bundle, cid])
+        ns, rc, err = run_tool(self.create_argv(cid))
         if rc != 0:
-            raise RuntimeError("%s run %s: %s" % (self.tool, cid, err))
+            raise RuntimeError("%s: %s" % (" ".join(self.create_argv(cid)[-3:]), err))
         return ns
 
     def remove(self, cid):
-        ns, rc, err = run_tool([self.tool, "delete", "-f", cid])
+        ns, rc, err = run_tool(self.rm_argv(cid))
         if rc != 0:
-            raise RuntimeError("%s delete %s: %s" % (self.tool, cid, err))
+            raise RuntimeError("%s: %s" % (" ".join(self.rm_argv(cid)[-3:]), err))
         with State.lock:
             State.containers.pop(cid, None)
         return ns
+
+
+# ---------------------------------------------------------------- docker and podman
+ENGINES = os.path.join(TMP, "engines")  # every file of theirs; cleanup() kills what runs from it
+DOCKER_CLI = "/usr/bin/docker"  # Debian's (docker.io), the dockerd's own version; not /usr/local/bin's
+ENGINE_START_S = 60
+# Host dirs they make whatever their options say (podman 4.3: its blob-info cache; containerd's
+# shims: their sockets' dir), with what is in them: removed at the end when they were not there
+# before (files unlinked, dirs rmdir'ed: only when empty)
+HOST_DIRS = {"/var/lib/containers": ["cache/blob-info-cache-v1.boltdb", "cache"], "/run/containerd": ["s"]}
+
+
+class Engine(Peer):
+    """docker (a dockerd the bench starts, with its own containerd) or podman (runc), as users
+    run them: `run` of an image imported (never pulled) from the same root the other peers use,
+    with the same limits, no network (--network none) and cgroups under /TAG-TOOL; every file
+    in ENGINES/TOOL. create/remove (case 1) are `run -d` of /bin/sleep and `rm -f`."""
+    def __init__(self, tool, argv, limits, rm_extra=(), env=None):
+        self.tool, self.argv, self.rm_extra, self.env = tool, argv, list(rm_extra), env
+        self.images = {}  # root dir -> image name
+        self.opts = ["--network", "none", "--memory", str(limits["memory"]),
+                     "--pids-limit", str(limits["pids"]), "--cpus", "%g" % limits["cpus"],
+                     "--cgroup-parent", "/%s-%s" % (TAG, tool)]
+
+    def image(self, root):
+        """The image of a root dir: `TOOL import` of a tar of it, made once."""
+        if root not in self.images:
+            name = "sbxbench-%s:latest" % os.path.basename(root)
+            tar = subprocess.Popen(["tar", "-C", root, "-c", "."], stdout=subprocess.PIPE)
+            r = subprocess.run(self.argv + ["import", "-", name], stdin=tar.stdout,
+                               capture_output=True, text=True, env=self.env)
+            tar.stdout.close()
+            if tar.wait() != 0 or r.returncode != 0:
+                raise RuntimeError("%s import of %s: %s" % (self.tool, root, r.stderr.strip()[-300:]))
+            self.images[root] = name
+        return self.images[root]
+
+    def run_argv(self, cid, root, cmd, detach=False):
+        return (self.argv + ["run", "-d" if detach else "--rm", "--name", cid] + self.opts +
+                [self.image(root)] + cmd)
+
+    def shown(self, root, cmd, detach=False):
+        """The run's command line as a user types it (without the bench's socket and storage
+        options, which only say where its files are)."""
+        return shlex.join([self.tool] + self.run_argv("NAME", root, cmd, detach)[len(self.argv):])
+
+    def create_argv(self, cid):
+        return self.run_argv(cid, IMAGE, ["/bin/sleep", "100000"], detach=True)
+
+    def rm_argv(self, cid):
+        return self.argv + ["rm", "-f"] + self.rm_extra + [cid]
+
+
+def start_docker(limits):
+    """dockerd on its own socket, data-root, exec-root and config under ENGINES/docker, with no
+    change to the host's network (no iptables rules, no bridge, no ip_forward); it starts its
+    own containerd (state under the exec-root), which it stops when it stops."""
+    for exe in ("/usr/sbin/dockerd", DOCKER_CLI, "containerd", "runc"):
+        if not shutil.which(exe):
+            raise RuntimeError("%s is not installed (Debian package docker.io)" % exe)
+    d = os.path.join(ENGINES, "docker")
+    for sub in ("data", "exec", "cli"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    with open(os.path.join(d, "daemon.json"), "w") as fh:  # not /etc/docker's, and its key not there
+        json.dump({"deprecated-key-path": os.path.join(d, "key.json")}, fh)
+    sock = "unix://" + os.path.join(d, "docker.sock")
+    logf = open(os.path.join(d, "dockerd.log"), "w")
+    p = subprocess.Popen(
+        ["/usr/sbin/dockerd", "--config-file", os.path.join(d, "daemon.json"),
+         "--data-root", os.path.join(d, "data"), "--exec-root", os.path.join(d, "exec"),
+         "--pidfile", os.path.join(d, "dockerd.pid"), "-H", sock,
+         "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
+         "--bridge=none", "--userland-proxy=false"],
+        stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True)
+    State.engine_procs.append(p)
+    with open(os.path.join(TMP, "pids"), "a") as f:  # for run.sh, if we die (it TERMs these)
+        f.write("%d\n" % p.pid)
+    eng = Engine("docker", [DOCKER_CLI, "--config", os.path.join(d, "cli"), "-H", sock], limits)
+    State.engines["docker"] = eng
+    deadline = time.monotonic() + ENGINE_START_S
+    while True:
+        r = subprocess.run(eng.argv + ["version", "--format", "{{.Server.Version}} (API {{.Server.APIVersion}})"],
+                           capture_output=True, text=True)
+        if r.returncode == 0:
+            State.versions["docker"] = "docker " + r.stdout.strip()
+            return eng
+        if p.poll() is not None or time.monotonic() > deadline:
+            with open(os.path.join(d, "dockerd.log"), errors="replace") as fh:
+                tail = " | ".join(l.strip() for l in fh.readlines()[-3:])
+            raise RuntimeError("dockerd did not answer on %s within %d s (%s): %s"
+                               % (sock, ENGINE_START_S, exit_text(p.poll()) if p.poll() is not None
+                                  else "still running", tail[-400:]))
+        time.sleep(0.2)
+
+
+def start_podman(limits):
+    """podman with runc, its storage (--root), state (--runroot) and temporary files under
+    ENGINES/podman; no daemon (each run has its own conmon, which ends with it)."""
+    for exe in ("podman", "conmon", "runc"):
+        if not shutil.which(exe):
+            raise RuntimeError("%s is not installed (Debian package podman)" % exe)
+    d = os.path.join(ENGINES, "podman")
+    for sub in ("tmp", "vartmp"):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    eng = Engine("podman", ["podman", "--root", os.path.join(d, "root"), "--runroot", os.path.join(d, "run"),
+                            "--tmpdir", os.path.join(d, "tmp"), "--storage-driver", "overlay",
+                            "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "none",
+                            "--network-config-dir", os.path.join(d, "net"), "--volumepath", os.path.join(d, "vol")],
+                 limits, rm_extra=["-t", "0"], env=dict(os.environ, TMPDIR=os.path.join(d, "vartmp")))
+    State.engines["podman"] = eng
+    # podman's default rlimits (nofile 1048576, nproc 4194304) are above what runc may set where
+    # CAP_SYS_RESOURCE is missing (as here; `--ulimit host` still sets them): nofile as the
+    # bench's own, nproc as the pids limit (lower: the higher hard limit was refused here too)
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+    eng.opts += ["--ulimit", "nofile=%d:%d" % nofile, "--ulimit", "nproc=%d:%d" % (limits["pids"], limits["pids"])]
+    r = subprocess.run(eng.argv + ["version", "--format", "{{.Client.Version}}"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("podman version: " + r.stderr.strip()[-300:])
+    State.versions["podman"] = "podman %s (runc)" % r.stdout.strip()
+    return eng
+
+
+def start_engines(limits, skipped):
+    """docker and podman, each probed with one container; one that cannot run is skipped with
+    the reason (in latest.json `skipped`, latest.md and the log), never failing the bench."""
+    engines = {}
+    State.host_dirs_new = [d for d in HOST_DIRS if not os.path.exists(d)]
+    for tool, start in (("docker", start_docker), ("podman", start_podman)):
+        try:
+            eng = start(limits)
+            eng.image(IMAGE)
+            cid = "%s-probe-%s" % (TAG, tool)
+            eng.create(cid)
+            eng.remove(cid)
+            engines[tool] = eng
+        except Exception as e:  # noqa: a peer that cannot run is skipped, with the reason
+            skipped[tool] = str(e)
+            log("%s skipped: %s" % (tool, e))
+            remove_peer_containers()
+    return engines
+
+
+def stop_engines():
+    """Our containers of docker and podman, dockerd (which stops its containerd), then any
+    process still running from ENGINES (containerd, shims, conmon: their command lines name
+    it; ours only), and the HOST_DIRS they made."""
+    for eng in State.engines.values():
+        r = subprocess.run(eng.argv + ["ps", "-aq", "--filter", "name=" + TAG], capture_output=True, text=True)
+        for cid in r.stdout.split():
+            subprocess.run(eng.rm_argv(cid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for p in State.engine_procs:
+        if p.poll() is None:
+            stop_proc(p, 30)
+    State.engine_left = engine_procs_left()
+    for pid in State.engine_left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for d in State.host_dirs_new:
+        for x in HOST_DIRS[d] + [""]:
+            x = os.path.join(d, x).rstrip("/")
+            with contextlib.suppress(OSError):
+                (os.rmdir if os.path.isdir(x) else os.unlink)(x)
+
+
+def engine_procs_left():
+    """pids of live processes whose command line names ENGINES (ours: dockerd, containerd,
+    containerd-shim, conmon, podman)."""
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit() and int(p) != os.getpid():
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as fh:
+                    if (ENGINES + "/").encode() in fh.read():
+                        out.append(int(p))
+            except OSError:
+                pass
+    return out
 
 
 BWRAP = ["bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", IMAGE, "/",
@@ -502,7 +706,9 @@ def case1(peers, bwrap_ok):
     log("case 1: %d rounds measured" % P["c1_samples"])
     rows["sandboxfs"]["daemon_create"] = daemon_create
     rows["sandboxfs"]["phases"] = phases
-    return {"methods": methods, "samples": rows, "warmup": P["c1_warmup"]}
+    return {"methods": methods, "samples": rows, "warmup": P["c1_warmup"],
+            "engine_argv": {t: e.shown(IMAGE, ["/bin/sleep", "100000"], True)
+                            for t, e in peers.items() if isinstance(e, Engine)}}
 
 
 # ---------------------------------------------------------------- case 2
@@ -940,13 +1146,24 @@ def make_tti_bundle(tool, limits):
 BWRAP_TTI = BWRAP[:-1] + ["/bin/sh", "-c", "echo hi"]
 
 
-def tti_methods(peers, bwrap_ok, limits):
+def engine_tti(eng, root, cmd, want=b"hi"):
+    """A function of a tag that times `TOOL run --rm ... cmd` (a fresh container) to its first
+    stdout bytes, as tti_proc_one."""
+    def one(tag):
+        cid = "%s-t%s-%s" % (TAG, tag, eng.tool)
+        return tti_proc_one(eng.run_argv(cid, root, cmd), cid, eng.tool, want)
+    return one
+
+
+def tti_methods(peers, engines, bwrap_ok, limits):
     fns = {"sandboxfs": lambda tag: tti_sbx_one(MNT, "t" + tag)}
     for tool in sorted(peers):
         b = make_tti_bundle(tool, limits)
         fns[tool] = (lambda t, b: lambda tag: tti_proc_one(
             [t, "run", "--bundle", b, "%s-t%s-%s" % (TAG, tag, t)],
             "%s-t%s-%s" % (TAG, tag, t), t))(tool, b)
+    for tool in sorted(engines):
+        fns[tool] = engine_tti(engines[tool], IMAGE, ["/bin/sh", "-c", "echo hi"])
     if bwrap_ok:
         fns["bwrap"] = lambda tag: tti_proc_one(BWRAP_TTI)
     return fns
@@ -983,8 +1200,8 @@ def tti_burst(fn, n, label):
     return {"completion": comp, "all": max(comp)}
 
 
-def case_tti(peers, bwrap_ok, limits):
-    fns = tti_methods(peers, bwrap_ok, limits)
+def case_tti(peers, engines, bwrap_ok, limits):
+    fns = tti_methods(peers, engines, bwrap_ok, limits)
     methods = list(fns)
     rows = {m: [] for m in methods}
     rng = random.Random(now_ns())
@@ -1012,7 +1229,8 @@ def case_tti(peers, bwrap_ok, limits):
                 bursts[n][m].append(tti_burst(fns[m], n, "b%d-%d" % (n, rep)))
             log("tti: burst %d rep %d done" % (n, rep))
     return {"methods": methods, "samples": rows, "warmup": P["tti_warm"],
-            "bursts": bursts, "burst_warm": P["tti_burst_warm"]}
+            "bursts": bursts, "burst_warm": P["tti_burst_warm"],
+            "engine_argv": {t: e.shown(IMAGE, ["/bin/sh", "-c", "echo hi"]) for t, e in engines.items()}}
 
 
 # ---------------------------------------------------------------- a real image (issue 16)
@@ -1020,11 +1238,12 @@ DEBIAN = os.path.join(BUILD, "images", "debian")
 PY_CMD = "python3 -c 'print(2**10)'"
 
 
-def case_debian(bwrap_ok, limits):
+def case_debian(engines, bwrap_ok, limits):
     """Debian 12 with python3 (make image-debian): from the create line to the first bytes
     of `python3 -c 'print(2**10)'`, one at a time, interleaved (shuffled each round): a
     cold create, a claim from a warm pool of that image (full before each of its
-    samples), and bwrap running the same command on the same root. The cold creates name a
+    samples), bwrap running the same command on the same root, and docker and podman
+    (`run --rm` of an image imported from that root). The cold creates name a
     spec the pool lacks (only the pids limit differs), as case_pool's do."""
     if not os.path.exists(os.path.join(DEBIAN, "usr", "bin", "python3")):
         raise RuntimeError("no debian image in %s (make image-debian)" % DEBIAN)
@@ -1032,7 +1251,11 @@ def case_debian(bwrap_ok, limits):
     cold = "pids=%d" % (limits["pids"] - 1 if limits["pids"] > 2 else limits["pids"] + 1)
     bw = BWRAP[:BWRAP.index(IMAGE)] + [DEBIAN] + BWRAP[BWRAP.index(IMAGE) + 1:-1] + \
         ["python3", "-c", "print(2**10)"]
-    methods = ["cold", "pool"] + (["bwrap"] if bwrap_ok else [])
+    fns = {}
+    for tool in sorted(engines):  # imported before the rounds (a few seconds each)
+        engines[tool].image(DEBIAN)
+        fns[tool] = engine_tti(engines[tool], DEBIAN, ["python3", "-c", "print(2**10)"], b"1024")
+    methods = ["cold", "pool"] + (["bwrap"] if bwrap_ok else []) + sorted(fns)
     rows = {m: [] for m in methods}
     daemon = {"cold_create_usec": [], "pool_claim_usec": []}
     os.mkdir(pool_dir(pname))
@@ -1048,6 +1271,8 @@ def case_debian(bwrap_ok, limits):
                 pool_wait_full(pname)
                 if m == "bwrap":
                     ns = tti_proc_one(bw, want=b"1024")
+                elif m in fns:
+                    ns = fns[m]("deb%d" % i)
                 else:
                     nm = "d%s-%d" % (m[0], i)
                     t0 = now_ns()
@@ -1063,12 +1288,13 @@ def case_debian(bwrap_ok, limits):
                     rows[m].append(ns / 1e3)
     finally:
         pool_remove(pname)
-    log("debian: %d rounds; p50 cold %.1f ms, pool %.1f ms, bwrap %s ms" % (
-        P["debian_samples"], pct(rows["cold"], 50) / 1e3, pct(rows["pool"], 50) / 1e3,
-        "%.1f" % (pct(rows["bwrap"], 50) / 1e3) if bwrap_ok else "-"))
+    log("debian: %d rounds; p50 %s" % (P["debian_samples"], ", ".join(
+        "%s %.1f ms" % (m, pct(rows[m], 50) / 1e3) for m in methods)))
     return {"methods": methods, "samples": rows, "daemon": daemon, "warmup": P["debian_warm"],
             "image_mb": dir_bytes(DEBIAN) / 1e6, "cmd": PY_CMD, "cold_opts": cold,
-            "bwrap_argv": [a.replace(ROOT + "/", "") for a in bw] if bwrap_ok else None}
+            "bwrap_argv": [a.replace(ROOT + "/", "") for a in bw] if bwrap_ok else None,
+            "engine_argv": {t: engines[t].shown(DEBIAN, ["python3", "-c", "print(2**10)"])
+                            for t in fns}}
 
 
 # ---------------------------------------------------------------- fork (issue 9, ns)
@@ -2103,26 +2329,32 @@ def main():
                 skipped["bwrap"] = err
         else:
             skipped["bwrap"] = "not installed"
-        result["skipped"] = skipped
-        log("peers: %s; skipped: %s" % (sorted(peers) + (["bwrap"] if bwrap_ok else []), skipped))
-
         only = []  # BENCH_CASES: for development; `pools` names every warm-pool case
         for c in os.environ.get("BENCH_CASES", "").split(","):
             only += POOL_CASES if c == "pools" else ([c] if c else [])
         unknown = [c for c in only if c not in CASE_KEYS]
         if unknown:
             log("BENCH_CASES: no case named %s (cases: %s)" % (", ".join(unknown), ", ".join(CASE_KEYS)))
+        engines = {}  # docker and podman: started only for the cases they take part in
+        engine_info = {}  # in each of those cases' results: a partial run merges only those
+        if not only or any(c in ENGINE_CASES for c in only):
+            engines = start_engines(limits, skipped)
+            engine_info = {"versions": dict(State.versions),
+                           "skipped": {t: skipped[t] for t in ("docker", "podman") if t in skipped}}
+        result["skipped"] = skipped
+        log("peers: %s; skipped: %s" % (sorted(peers) + sorted(engines) + (["bwrap"] if bwrap_ok else []),
+                                        skipped))
 
         def net():
             info = start_net_daemon()
             return {"net_info": info, "net": case_net()}
         cases = {
-            "case1": lambda: {"case1": case1(peers, bwrap_ok)},
+            "case1": lambda: {"case1": dict(case1({**peers, **engines}, bwrap_ok), engine_info=engine_info)},
             "case2": lambda: {"case2": case2(peers)},
             "case45": lambda: {"case45": case45()},
             "case3": lambda: {"case3": case3()},
             "net": net,
-            "tti": lambda: {"tti": case_tti(peers, bwrap_ok, limits)},
+            "tti": lambda: {"tti": dict(case_tti(peers, engines, bwrap_ok, limits), engine_info=engine_info)},
             "fork": lambda: {"fork": case_fork()},
             "qemu": lambda: {"qemu": case_qemu()},
             "qfork": lambda: {"qfork": case_qfork()},
@@ -2131,7 +2363,7 @@ def main():
             "pool_over": lambda: {"pool_over": case_pool_over()},
             "pool_size": lambda: {"pool_size": case_pool_size()},
             "pool_refill": lambda: {"pool_refill": case_pool_refill()},
-            "debian": lambda: {"debian": case_debian(bwrap_ok, limits)},
+            "debian": lambda: {"debian": dict(case_debian(engines, bwrap_ok, limits), engine_info=engine_info)},
             "netpol": lambda: {"netpol": case_netpol()},
         }
         for c in CASE_KEYS:  # in this order
@@ -2146,6 +2378,9 @@ def main():
     result["leftover_mounts"] = [l for l in open("/proc/self/mounts") if TMP in l]
     result["leftover_net"] = leftover_net()
     result["leftover_qemu"] = {k: v for k, v in State.qemu_found.items() if v}
+    if State.engines:  # processes from ENGINES: after dockerd stopped (then killed), and now
+        result["leftover_engines"] = {"after_stop": State.engine_left, "now": engine_procs_left(),
+                                      "host_dirs": [d for d in State.host_dirs_new if os.path.exists(d)]}
     result["elapsed_s"] = (now_ns() - T_START) / 1e9
     save(result, only)
     log("done in %.1fs" % result["elapsed_s"])
@@ -2155,14 +2390,8 @@ def main():
         sys.exit(3)  # results saved; run.sh writes latest.md and exits 1
 
 
-# The keys of latest.json each case writes.
-CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
-             "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
-             "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
-             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"], "netpol": ["netpol"]}
-POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
-RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "elapsed_s")
+RUN_KEYS = ("daemon_stats_end", "leftover_mounts", "leftover_net", "leftover_qemu", "leftover_engines",
+            "elapsed_s")
 
 
 def run_info(result, cases):

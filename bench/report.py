@@ -10,6 +10,8 @@ import subprocess
 import sys
 import traceback
 
+from cases import CASE_KEYS, ENGINE_CASES, TITLES  # bench/cases.py, shared with bench.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RES = os.path.join(ROOT, "bench", "results")
 DATA = os.path.join(RES, "data")
@@ -88,31 +90,6 @@ def source_note(r, case):
 
 
 
-# bench.py's CASE_KEYS: the keys of latest.json each case writes.
-CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case3": ["case3"],
-             "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
-             "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
-             "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"], "netpol": ["netpol"]}
-
-TITLES = {"case1": ["1. Create to running, one at a time"],
-          "case2": ["2. Burst: N created at once"],
-          "case3": ["3. Registry micro-benchmark (ns/op)"],
-          "case45": ["4. File API overhead", "5. Scaling: create latency and daemon memory vs live sandboxes"],
-          "net": ["6. Networking: create with networking on vs off (issue 4)"],
-          "tti": ["7. Time to interactive (issue 8)"],
-          "fork": ["8. Fork, ns backend (issue 9)"],
-          "qemu": ["9. qemu backend: create to agent hello (issue 5)"],
-          "qfork": ["10. qemu live fork and standby (issue 9)"],
-          "pool": ["11. Warm pool: create and time to first output, one at a time (issue 20)"],
-          "pool_burst": ["12. Warm pool: a burst against a full pool (issue 20)"],
-          "pool_over": ["13. Warm pool: a burst larger than the pool (issue 20)"],
-          "pool_size": ["14. Warm pool: claim latency vs pool size (issue 20)"],
-          "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"],
-          "debian": ["16. A real image: Debian 12 with python3 (issue 16)"],
-          "netpol": ["17. Network policy: applying a rule, and throughput with 0, 10 and 1000 rules (issue 18)"]}
-
-
 def clean(s, n=600, cell=False):
     """A reason as one line of Markdown for inline code (cell: in a table cell)."""
     s = " ".join(str(s).split()).replace("`", "'")
@@ -147,6 +124,22 @@ def failed_note(r, case):
 
 
 
+def engine_info(r):
+    """docker's and podman's versions and skips ({} when neither ran): from the first of the
+    cases they take part in that has them (a partial run merges only its cases' keys)."""
+    for c in ENGINE_CASES:
+        if r.get(c, {}).get("engine_info"):
+            return r[c]["engine_info"]
+    return {}
+
+
+def engine_lines(c):
+    """Lines under a section docker and podman take part in: which was skipped in its run, and why."""
+    out = ["**%s skipped** in this run: %s" % (t, clean(why, 300))
+           for t, why in c.get("engine_info", {}).get("skipped", {}).items()]
+    return out + [""] if out else []
+
+
 def header(r, md):
     """The title, the machine table, the runs merged, the failed cases, how it is measured."""
     m = r["machine"]
@@ -172,7 +165,7 @@ def header(r, md):
         ["commit", m["commit"]], ["date", m["date"]],
         ["mode", "QUICK (short run)" if r["quick"] else "full"],
         ["bench wall time", "%.0f s" % r["elapsed_s"]],
-        ["peers", "%s; %s; %s" % (m["runc"], m["crun"], m["bwrap"])],
+        ["peers", "; ".join([m["runc"], m["crun"], m["bwrap"]] + list(engine_info(r).get("versions", {}).values()))],
     ]))
     md.append("")
     if len(runs) > 1:
@@ -224,6 +217,15 @@ def header(r, md):
     md.append("- The main daemon runs with `--no-net` (sandboxes have only `lo`, like the runc/crun/"
               "bwrap peers, whose network namespaces are empty); networking is measured in case 6 "
               "with a second daemon.")
+    if engine_info(r):
+        md.append("- docker and podman (cases 1, 7 and 16), as users run them: `run` of an image made "
+                  "by `import` of a tar of the same root (never pulled), `--network none`, the same "
+                  "memory, pids and CPU limits. docker: a dockerd the bench starts (Debian's docker.io, "
+                  "its own containerd, runc) with its own socket, data-root and exec-root under the "
+                  "bench's temporary dir, `--iptables=false --ip6tables=false --ip-forward=false "
+                  "--bridge=none`, stopped at the end. podman: `--runtime runc --cgroup-manager "
+                  "cgroupfs`, its own `--root`, `--runroot` and `--tmpdir` there too. Their images "
+                  "sit on overlay2/overlay (a copy of the root), as for any user of them.")
     for n in r.get("notes", []):
         md.append("- " + n)
     if r.get("crun_hybrid"):
@@ -243,7 +245,7 @@ def sec_case1(r, md):
     base95 = pct(S["sandboxfs"]["create"], 95)
     md.append("## 1. Create to running, one at a time")
     md.append("")
-    md += source_note(r, "case1")
+    md += source_note(r, "case1") + engine_lines(c1)
     rows = []
     for meth in methods:
         xs = [x / 1e3 for x in S[meth]["create"]]
@@ -267,8 +269,12 @@ def sec_case1(r, md):
                           f(pct([p[k] for p in ph], 50)), f(pct([p[k] for p in ph], 95)),
                           f(pct([p[k] for p in ph], 99))] for k in keys]))
         md.append("")
+    for t, argv in sorted(c1.get("engine_argv", {}).items()):
+        md.append("%s create = `%s` until the command returns (the container is running then)." % (t, argv))
+        md.append("")
     md.append("Create + stop + remove cycle (sandboxfs: `mkdir`, running, `rmdir` returns; "
-              "runc/crun: `run -d` then `delete -f`; the stats read between is not counted):")
+              "runc/crun: `run -d` then `delete -f`; docker/podman: `run -d` then `rm -f`; the stats "
+              "read between is not counted):")
     md.append("")
     cb = pct(S["sandboxfs"]["cycle"], 50)
     rows = []
@@ -555,27 +561,30 @@ def sec_tti(r, md):
         meths = tt["methods"]
         md.append("## 7. Time to interactive (issue 8)")
         md.append("")
-        md += source_note(r, "tti")
+        md += source_note(r, "tti") + engine_lines(tt)
         md.append("From the create request to the first bytes of a command's output. sandboxfs: "
                   "`mkdir`, then at once open `NAME/exec` read+write (a write waits while the sandbox "
                   "is creating), write `echo hi`, read until the first bytes. runc/crun: `run` "
                   "(foreground, not detached) of a bundle whose process is `/bin/sh -c 'echo hi'`, "
                   "start until the first bytes on its stdout pipe. bwrap: `bwrap --unshare-all ... "
-                  "/bin/sh -c 'echo hi'`, likewise. Same image and limits as case 1. Interleaved, one "
+                  "/bin/sh -c 'echo hi'`, likewise; %s. Same image and limits as case 1. Interleaved, one "
                   "at a time, shuffled each round; %d warm-up rounds and one burst of %d per method "
                   "discarded. Reference lines, **not measured here**: public sandbox leaderboard "
-                  "medians %s s." % (tt["warmup"], tt["burst_warm"], ", ".join("%g" % x for x in LB)))
+                  "medians %s s." % ("; ".join("%s: `%s`, likewise" % kv for kv in sorted(tt.get("engine_argv", {}).items()))
+                                     or "no docker or podman in this run",
+                                     tt["warmup"], tt["burst_warm"], ", ".join("%g" % x for x in LB)))
         md.append("")
-        tbase = pct(TS["sandboxfs"], 50)
+        tbase, tbase95 = pct(TS["sandboxfs"], 50), pct(TS["sandboxfs"], 95)
         rows = []
         for m in meths:
             xs = TS[m]
             rows.append([m, len(xs), f(pct(xs, 50) / 1e3), f(pct(xs, 95) / 1e3), f(pct(xs, 99) / 1e3),
-                         ratio(pct(xs, 50), tbase)])
+                         ratio(pct(xs, 50), tbase), ratio(pct(xs, 95), tbase95)])
         for x in LB:
             rows.append(["leaderboard median (reference, not measured)", "–", f(x * 1e3), "", "",
-                         ratio(x * 1e6, tbase)])
-        md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "p50 vs sandboxfs"], rows))
+                         ratio(x * 1e6, tbase), ""])
+        md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "p50 vs sandboxfs",
+                         "p95 vs sandboxfs"], rows))
         md.append("")
         for n, runs in sorted(tt["bursts"].items(), key=lambda t: int(t[0])):
             rows = []
@@ -1224,25 +1233,33 @@ def sec_debian(r, md):
     S = d["samples"]
     md.append("## " + TITLES["debian"][0])
     md.append("")
-    md += source_note(r, "debian")
+    md += source_note(r, "debian") + engine_lines(d)
     md.append("The image of `make image-debian` (Debian 12 by mmdebstrap, with python3; %s MB on disk). "
               "One at a time, interleaved (the order shuffled each round): from the write of `create "
               "NAME image=debian` to `/sbx/ctl` to the first bytes of `%s` through `NAME/exec`; "
               "**pool**: claimed from a warm pool of that image (size 1, full before every sample); "
-              "**cold**: a spec no pool has (`%s`); **bwrap**: `%s` to its first stdout bytes. "
+              "**cold**: a spec no pool has (`%s`); **bwrap**: `%s` to its first stdout bytes%s. "
               "%d warm-up rounds discarded." % (f(d["image_mb"]), d["cmd"], d["cold_opts"],
                                                 " ".join(d["bwrap_argv"]) if d.get("bwrap_argv") else "skipped",
+                                                "".join("; **%s**: `%s` (an image imported from that root), likewise"
+                                                        % kv for kv in sorted(d.get("engine_argv", {}).items())),
                                                 d["warmup"]))
     md.append("")
-    bw = S.get("bwrap", [])
-    rows = [vs_row("**pool**: create to python's first output", S["pool"], bw),
-            vs_row("  daemon's `claim_usec`", d["daemon"]["pool_claim_usec"]),
-            vs_row("cold create to python's first output", S["cold"], bw),
-            vs_row("  daemon's `create_usec`", d["daemon"]["cold_create_usec"])]
+    bw, pool = S.get("bwrap", []), S["pool"]
+
+    def row(label, xs, ref=bw):  # vs_row, and this ÷ the pool's claim at p50 and p95
+        return vs_row(label, xs, ref) + ([ratio(pct(xs, 50), pct(pool, 50)), ratio(pct(xs, 95), pct(pool, 95))]
+                                         if ref is not None else ["", ""])
+    rows = [row("**pool**: create to python's first output", pool),
+            row("  daemon's `claim_usec`", d["daemon"]["pool_claim_usec"], None),
+            row("cold create to python's first output", S["cold"]),
+            row("  daemon's `create_usec`", d["daemon"]["cold_create_usec"], None)]
     if bw:
-        rows.append(vs_row("bwrap, same command and root", bw, bw))
+        rows.append(row("bwrap, same command and root", bw))
+    for t in sorted(d.get("engine_argv", {})):
+        rows.append(row("%s `run --rm`, same command and root" % t, S[t]))
     md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "bwrap ÷ this (p50)",
-                     "bwrap ÷ this (p95)"], rows))
+                     "bwrap ÷ this (p95)", "this ÷ pool (p50)", "this ÷ pool (p95)"], rows))
     md.append("")
 
 

@@ -18,11 +18,32 @@ command -v crun >/dev/null || need+=(crun)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v gnuplot >/dev/null || need+=(gnuplot-nox)
 command -v fusermount3 >/dev/null || need+=(fuse3)
+# docker and podman (the tools users know): Debian's docker.io (dockerd, containerd, runc and
+# the docker CLI in /usr/bin) and podman. Only the bench needs them, not make check. One that
+# cannot be installed is skipped by bench.py with its reason, not a failure of the bench.
+peers=()
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || peers+=(docker.io)
+command -v podman >/dev/null || peers+=(podman)
+install() {
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -qq "$@" >/dev/null 2>&1 ||
+		{ apt-get update -qq >/dev/null && apt-get install -y -qq "$@" >/dev/null; }
+}
 if [ ${#need[@]} -gt 0 ]; then
 	echo "bench: installing ${need[*]}" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 ||
-		{ apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null; }
+	install "${need[@]}"
+fi
+if [ ${#peers[@]} -gt 0 ]; then
+	echo "bench: installing ${peers[*]}" >&2
+	# their packages would start the host's docker and containerd services (docker0, iptables
+	# rules): a policy-rc.d that refuses, for the install only, unless one is already there
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+	fi
+	install --no-install-recommends "${peers[@]}" || echo "bench: could not install ${peers[*]}; the bench skips them" >&2
+	[ -z "$policy" ] || rm -f "$policy"
 fi
 [ -x build/bench/registry_bench ] || make -s build/bench/registry_bench
 
@@ -54,8 +75,10 @@ cleanup() {
 	done
 	# QEMUs of our daemons (their console log is under $BENCH_TMP) and their guest RAM and
 	# layer memory images in /dev/shm (prefixes written by bench.py), if bench.py could not
+	# and docker's and podman's processes (dockerd, containerd, shims, conmon: their command
+	# lines name $BENCH_TMP/engines), if bench.py could not stop them
 	for p in /proc/[0-9]*; do
-		case "$(cat "$p/comm" 2>/dev/null)" in qemu-system*) ;; *) continue ;; esac
+		case "$(cat "$p/comm" 2>/dev/null)" in qemu-system* | dockerd | containerd* | conmon | podman) ;; *) continue ;; esac
 		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$BENCH_TMP/" && kill -KILL "${p#/proc/}" 2>/dev/null || true
 	done
 	if [ -f "$BENCH_TMP/shm_prefixes" ]; then
