@@ -66,7 +66,8 @@ if QUICK:
              pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
              pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0,
-             debian_samples=20, debian_warm=3, netpol_samples=3)
+             debian_samples=20, debian_warm=3, netpol_samples=3,
+             io_rt=50, io_rt_vm=5, io_mib=16, io_kib_vm=64, io_reps=3)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
              ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
@@ -79,7 +80,8 @@ else:
              pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
              pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0,
-             debian_samples=100, debian_warm=5, netpol_samples=10)
+             debian_samples=100, debian_warm=5, netpol_samples=10,
+             io_rt=200, io_rt_vm=10, io_mib=64, io_kib_vm=256, io_reps=5)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
 
@@ -1498,6 +1500,84 @@ def case_qemu():
     return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"]}
 
 
+# ---------------------------------------------------------------- exec and files (issue 17)
+def io_backend(name, backend, nbytes):
+    """One sandbox of backend: exec `true` round trips, stdout throughput (`head -c`),
+    and files.write / files.read of the Python client (a job's stdin in, an exec
+    session out) of nbytes each."""
+    sys.path.insert(0, os.path.join(ROOT, "examples", "python"))
+    from sandboxfs import Sandbox  # the repository's client, as users drive it
+    t0 = now_ns()
+    ctl_write_top("create %s backend=%s%s" % (name, backend, " memory=256M" if backend == "qemu" else ""))
+    wait_running(name, timeout=180)
+    boot = (now_ns() - t0) / 1e3
+    try:
+        sb = Sandbox(name, root=MNT)
+        rt = P["io_rt_vm" if backend == "qemu" else "io_rt"]
+        exec_run(name, "true")  # warm-up
+        round_trip = time_ops(lambda: exec_run(name, "true"), rt)
+        mib = lambda secs: nbytes / secs / 2**20  # noqa: E731
+        out, up, down = [], [], []
+        data = os.urandom(nbytes)
+        for _ in range(P["io_reps"]):
+            t = now_ns()
+            got = exec_count(name, "head -c %d /dev/zero" % nbytes)
+            out.append(mib((now_ns() - t) / 1e9))
+            if got != nbytes:
+                raise RuntimeError("stdout of head -c %d gave %d bytes" % (nbytes, got))
+            t = now_ns()
+            sb.files.write("/tmp/io.bin", data)
+            up.append(mib((now_ns() - t) / 1e9))
+            t = now_ns()
+            back = sb.files.read("/tmp/io.bin")
+            down.append(mib((now_ns() - t) / 1e9))
+            if back != data:
+                raise RuntimeError("files.read gave back %d bytes, not the %d written" % (len(back), nbytes))
+        return {"bytes": nbytes, "round_trip_us": round_trip, "stdout_mib_s": out,
+                "upload_mib_s": up, "download_mib_s": down, "boot_ms": boot / 1e3}
+    finally:
+        os.rmdir(os.path.join(MNT, name))
+
+
+def exec_count(name, cmd):
+    """exec_run that only counts the output (1 MiB reads, nothing kept)."""
+    fd = os.open(os.path.join(MNT, name, "exec"), os.O_RDWR)
+    try:
+        os.write(fd, (cmd + "\n").encode())
+        n = 0
+        while True:
+            b = os.read(fd, 1 << 20)
+            if not b:
+                break
+            n += len(b)
+        code = os.read(fd, 100).decode().strip()
+    finally:
+        os.close(fd)
+    if code != "exit_code 0":
+        raise RuntimeError("exec %r in %s: %s" % (cmd, name, code))
+    return n
+
+
+def ctl_write_top(line):
+    fd = os.open(os.path.join(MNT, "ctl"), os.O_WRONLY)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def case_io():
+    r = {"ns": io_backend("io-ns", "ns", P["io_mib"] << 20)}
+    log("io: ns measured")
+    if not os.path.exists(os.path.join(BUILD, "guest", "vmlinux")):
+        r["qemu"] = {"skipped": "build/guest/vmlinux missing (run `make guest`)"}
+    else:
+        r["qemu"] = io_backend("io-vm", "qemu", P["io_kib_vm"] << 10)
+        r["qemu"]["accel"] = kv(read_file(os.path.join(MNT, "stats"))).get("qemu_accel", "?")
+        log("io: qemu measured")
+    return r
+
+
 # ---------------------------------------------------------------- qemu live fork and standby (issue 9)
 QFORK_KEYS = ("fork_freeze_usec", "fork_checkpoint_usec", "fork_restore_usec", "fork_usec",
               "restore_usec", "create_restore_usec", "create_qmp_usec", "create_vmm_spawn_usec")
@@ -2365,6 +2445,7 @@ def main():
             "pool_refill": lambda: {"pool_refill": case_pool_refill()},
             "debian": lambda: {"debian": dict(case_debian(engines, bwrap_ok, limits), engine_info=engine_info)},
             "netpol": lambda: {"netpol": case_netpol()},
+            "io": lambda: {"io": case_io()},
         }
         for c in CASE_KEYS:  # in this order
             if not only or c in only:

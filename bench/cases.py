@@ -6,7 +6,7 @@ CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
              "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"], "netpol": ["netpol"]}
+             "debian": ["debian"], "netpol": ["netpol"], "io": ["io"]}
 POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 ENGINE_CASES = ["case1", "tti", "debian"]  # the cases docker and podman take part in
 
@@ -25,4 +25,5 @@ TITLES = {"case1": ["1. Create to running, one at a time"],
           "pool_size": ["14. Warm pool: claim latency vs pool size (issue 20)"],
           "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"],
           "debian": ["16. A real image: Debian 12 with python3 (issue 16)"],
-          "netpol": ["17. Network policy: applying a rule, and throughput with 0, 10 and 1000 rules (issue 18)"]}
+          "netpol": ["17. Network policy: applying a rule, and throughput with 0, 10 and 1000 rules (issue 18)"],
+          "io": ["18. exec round trip, stdout and file throughput, ns and qemu (issue 17)"]}

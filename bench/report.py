@@ -1292,6 +1292,37 @@ def sec_netpol(r, md):
     md.append("")
 
 
+def sec_io(r, md):
+    """Section 18."""
+    d = r["io"]
+    md.append("## " + TITLES["io"][0])
+    md.append("")
+    md += source_note(r, "io")
+    md.append("One sandbox per backend. **Round trip**: open `exec`, write `true`, read to EOF and "
+              "the exit code. **stdout**: `exec` of `head -c N /dev/zero`, read to EOF. **upload** / "
+              "**download**: the Python client's `files.write` (`cat >` as a job, data on its stdin) "
+              "and `files.read` (`cat` in an `exec` session) of N random bytes, checked equal. "
+              "Throughputs are medians of the repetitions.")
+    md.append("")
+    rows = []
+    for b in ("ns", "qemu"):
+        x = d.get(b)
+        if not x:
+            continue
+        if "skipped" in x:
+            rows.append([b, "skipped: " + x["skipped"], "", "", "", "", ""])
+            continue
+        rt = x["round_trip_us"]
+        name = b + (" (%s)" % x["accel"] if "accel" in x else "")
+        rows.append([name, len(rt), "%s / %s" % (f(pct(rt, 50) / 1e3, 2), f(pct(rt, 95) / 1e3, 2)),
+                     "%d KiB" % (x["bytes"] >> 10) if x["bytes"] < 2**20 else "%d MiB" % (x["bytes"] >> 20),
+                     f(pct(x["stdout_mib_s"], 50), 2), f(pct(x["upload_mib_s"], 50), 2),
+                     f(pct(x["download_mib_s"], 50), 2)])
+    md.append(table(["backend", "round trips", "`true` p50 / p95 ms", "N", "stdout MiB/s",
+                     "upload MiB/s", "download MiB/s"], rows))
+    md.append("")
+
+
 # (case, the section's heading when there are no figures, how it is drawn), in order
 SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][0], sec_case2),
             ("case3", TITLES["case3"][0], sec_case3), ("case45", TITLES["case45"][0], sec_case4),
@@ -1304,6 +1335,7 @@ SECTIONS = [("case1", TITLES["case1"][0], sec_case1), ("case2", TITLES["case2"][
             ("pool_refill", TITLES["pool_refill"][0], sec_pool_refill),
             ("debian", TITLES["debian"][0], sec_debian),
             ("netpol", TITLES["netpol"][0], sec_netpol),
+            ("io", TITLES["io"][0], sec_io),
             (None, "Against the issue's targets (reported, not asserted)", sec_targets)]
 
 
