@@ -16,6 +16,8 @@
 #include "images.h"
 #include "sbx.h"
 
+#define EXEC_PIPE_BYTES (1 << 20)
+
 struct sbx_exec {
 	struct sbx *s; /* pinned */
 	struct sbx_exec *next;
@@ -109,6 +111,10 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
 		goto out;
 	}
+	/* A FUSE read takes up to 128 KiB: a pipe of 1 MiB (the default
+	 * pipe-max-size; best effort) fills whole replies and lets the command
+	 * run ahead of its reader, bounded still. */
+	(void)fcntl(pfd[0], F_SETPIPE_SZ, EXEC_PIPE_BYTES);
 	r = s->ops->exec(&s->vm, x->id, c->full, c->opts, pfd[1], &e);
 	close(pfd[1]);
 	if (r < 0) {
