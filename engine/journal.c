@@ -194,10 +194,7 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 #define COPY(f) s->t.f = rec->t.f;
 	JOURNAL_TIME_FIELDS(COPY)
 #undef COPY
-	for (int i = 0; i < rec->cfg.nlowers; i++)
-		layer_get(rec->cfg.lowers[i]);
-	if (rec->cfg.flat[0])
-		layer_get(rec->cfg.flat);
+	sbx_layers_get(&s->cfg);
 	snap_journal_load(s, rec->snaps, rec->nsnaps);
 	/* Ids of this daemon's commands start past any an earlier one gave out. */
 	s->next_exec_id = wall_usec();

@@ -294,8 +294,7 @@ out:
 int sbx_commit(struct sbx *s, struct err *e)
 {
 	int r;
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_get(s->cfg.lowers[i]);
+	sbx_layers_get(&s->cfg);
 	if ((r = sbx_make_state_dir(s, e)) < 0)
 		goto undo_layers;
 	test_kill_point("commit-done");
@@ -309,8 +308,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
 undo_layers:
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_put(s->cfg.lowers[i]);
+	sbx_layers_put(&s->cfg);
 	sbx_unreserve(s);
 	return r;
 }
@@ -653,10 +651,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		return r;
 	snap_drop_all(s);
 	sbx_net_release(s);
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_put(s->cfg.lowers[i]);
-	if (s->cfg.flat[0])
-		layer_put(s->cfg.flat);
+	sbx_layers_put(&s->cfg);
 	return 0;
 }
 
