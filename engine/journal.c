@@ -173,7 +173,7 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 				  name, rec->cfg.backend);
 		return NULL;
 	}
-	atomic_store(&s->state, rec->state);
+	sbx_state_init(s, rec->state);
 	s->vm.pid = rec->pid;
 	s->vm.pid_start = rec->pid_start;
 	snprintf(s->reason, sizeof(s->reason), "%s", rec->reason);
@@ -194,10 +194,7 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 #define COPY(f) s->t.f = rec->t.f;
 	JOURNAL_TIME_FIELDS(COPY)
 #undef COPY
-	for (int i = 0; i < rec->cfg.nlowers; i++)
-		layer_get(rec->cfg.lowers[i]);
-	if (rec->cfg.flat[0])
-		layer_get(rec->cfg.flat);
+	sbx_layers_get(&s->cfg);
 	snap_journal_load(s, rec->snaps, rec->nsnaps);
 	/* Ids of this daemon's commands start past any an earlier one gave out. */
 	s->next_exec_id = wall_usec();
@@ -258,7 +255,7 @@ static void recover(struct sbx *s)
 	bool live = st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING;
 	if (live && s->ops->adopt(&s->vm, &e) == 0) {
 		if (st == SBX_STOPPING)
-			atomic_store(&s->state, SBX_RUNNING);
+			sbx_set_state(s, SBX_RUNNING, SBX_EV_READOPTED);
 		/* A daemon that died in a fork's copy left it frozen: it was running. */
 		if (st != SBX_PAUSED && s->ops->thaw(&s->vm, &e) < 0)
 			log_warn("sandbox %s: cannot thaw it: %s", s->node.name, e.msg);
@@ -274,10 +271,10 @@ static void recover(struct sbx *s)
 			 s->node.name);
 	cg_destroy(&s->vm.cg);
 	if (st == SBX_CREATING) {
-		atomic_store(&s->state, SBX_FAILED);
+		sbx_set_state(s, SBX_FAILED, SBX_EV_CUT_OFF);
 		sbx_fail(s, -EIO, "the daemon stopped while this sandbox was being created");
 	} else if (live) {
-		atomic_store(&s->state, SBX_STOPPED);
+		sbx_set_state(s, SBX_STOPPED, SBX_EV_LOST);
 		snprintf(s->reason, sizeof(s->reason), "host");
 		log_info("sandbox %s: its processes ended while the daemon was away", s->node.name);
 	}

@@ -14,25 +14,6 @@
 #include "images.h"
 #include "sbx.h"
 
-static const char *state_names[SBX_NSTATES] = {
-	"creating", "running", "paused", "standby", "stopped", "failed", "running",
-};
-
-const char *sbx_state_name(int state)
-{
-	return state >= 0 && state < SBX_NSTATES ? state_names[state] : "unknown";
-}
-
-void sbx_set_state(struct sbx *s, int state)
-{
-	atomic_store(&s->state, state);
-	pthread_cond_broadcast(&s->cond);
-	if (state == SBX_STOPPING)
-		return; /* shown as running: not a change a watcher can see */
-	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
-}
-
 int sbx_fail(struct sbx *s, int code, const char *msg)
 {
 	snprintf(s->error, sizeof(s->error), "%s", msg);
@@ -62,6 +43,7 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	sbx_state_init(s, SBX_CREATING);
 	s->cfg = *c;
 	s->ops = vmm_find(c->backend);
 	s->exit_code = -1;
@@ -157,7 +139,7 @@ static void start_job(void *arg)
 	s->t.create_queue_usec = begin - s->t.request_usec;
 	if (r < 0) {
 		sbx_fail(s, r, e.msg);
-		sbx_set_state(s, SBX_FAILED);
+		sbx_set_state(s, SBX_FAILED, SBX_EV_START_FAILED);
 		snprintf(s->reason, sizeof(s->reason), "exit");
 		engine_note_error("create %s failed: %s", s->node.name, e.msg);
 	} else {
@@ -176,7 +158,7 @@ static void start_job(void *arg)
 		s->error[0] = '\0';
 		snprintf(s->reason, sizeof(s->reason), "-");
 		s->exit_code = -1;
-		sbx_set_state(s, SBX_RUNNING);
+		sbx_set_state(s, SBX_RUNNING, SBX_EV_STARTED);
 		monitor_watch(s);
 	}
 	/* Running (or failed) from here: the journal write is not part of the create. */
@@ -242,7 +224,6 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 	if (s) {
 		s->cfg.created_wall_usec = wall_usec();
 		s->t.request_usec = now_usec();
-		atomic_store(&s->state, SBX_CREATING);
 		if (reg_add(eng.reg, &s->node) < 0) {
 			sbx_put(s);
 			r = err_set(e, -EEXIST, "sandbox '%s' already exists", name);
@@ -313,8 +294,7 @@ out:
 int sbx_commit(struct sbx *s, struct err *e)
 {
 	int r;
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_get(s->cfg.lowers[i]);
+	sbx_layers_get(&s->cfg);
 	if ((r = sbx_make_state_dir(s, e)) < 0)
 		goto undo_layers;
 	test_kill_point("commit-done");
@@ -328,8 +308,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
 undo_layers:
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_put(s->cfg.lowers[i]);
+	sbx_layers_put(&s->cfg);
 	sbx_unreserve(s);
 	return r;
 }
@@ -453,7 +432,7 @@ static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, b
 	char old_reason[sizeof(s->reason)];
 	snprintf(old_reason, sizeof(old_reason), "%s", s->reason);
 	snprintf(s->reason, sizeof(s->reason), "%s", reason);
-	sbx_set_state(s, SBX_STOPPING);
+	sbx_set_state(s, SBX_STOPPING, standby ? SBX_EV_STANDBY : SBX_EV_STOP);
 	if (st == SBX_PAUSED && !standby)
 		s->ops->thaw(&s->vm, NULL); /* a frozen init cannot act on stop */
 	/* While stop_busy, the monitor leaves init's handles to us (no reap under our feet). */
@@ -466,7 +445,7 @@ static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, b
 		/* Nothing was saved and the machine runs on as it was. */
 		s->stop_busy = false;
 		snprintf(s->reason, sizeof(s->reason), "%s", old_reason);
-		sbx_set_state(s, st);
+		sbx_set_state(s, st, SBX_EV_STANDBY_FAILED);
 		return r;
 	}
 	if (standby && r == 0)
@@ -518,20 +497,20 @@ static int sbx_start(struct sbx *s, struct err *e)
 	int r = 0;
 	if (s->removing)
 		r = err_set(e, -EBUSY, "sandbox %s is being removed", s->node.name);
-	else if (st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
+	else if (!sbx_state_at_rest(st))
 		r = err_set(e, -EBUSY, "cannot start sandbox %s: it is %s", s->node.name,
 			    sbx_state_name(st));
 	else if (!s->vm.nimage_layers && access(s->vm.image_dir, F_OK) < 0)
 		r = err_set(e, -ENOENT, "image '%s' is gone", s->cfg.image);
 	if (r == 0) {
 		s->t.request_usec = now_usec();
-		sbx_set_state(s, SBX_CREATING);
+		sbx_set_state(s, SBX_CREATING, SBX_EV_START);
 		journal_write(s);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (r == 0 && (r = sbx_queue_start(s)) < 0) {
 		pthread_mutex_lock(&s->lock);
-		sbx_set_state(s, SBX_FAILED);
+		sbx_set_state(s, SBX_FAILED, SBX_EV_START_FAILED);
 		pthread_mutex_unlock(&s->lock);
 		r = err_set(e, r, "cannot queue the start of %s", s->node.name);
 	}
@@ -565,7 +544,8 @@ static int sbx_pause(struct sbx *s, bool pause, struct err *e)
 		r = err_set(e, -EBUSY, "cannot %s sandbox %s: it is %s", pause ? "pause" : "resume",
 			    s->node.name, sbx_state_name(st));
 	else if ((r = pause ? s->ops->freeze(&s->vm, e) : s->ops->thaw(&s->vm, e)) == 0) {
-		sbx_set_state(s, pause ? SBX_PAUSED : SBX_RUNNING);
+		sbx_set_state(s, pause ? SBX_PAUSED : SBX_RUNNING,
+			      pause ? SBX_EV_PAUSE : SBX_EV_RESUME);
 		journal_write(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -663,7 +643,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 			timed_wait(s, deadline);
 	}
 	st = atomic_load(&s->state);
-	if (r == 0 && st != SBX_STOPPED && st != SBX_FAILED && st != SBX_STANDBY)
+	if (r == 0 && !sbx_state_at_rest(st))
 		r = err_set(e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
 	if (r == 0)
 		r = s->ops->destroy(&s->vm, e);
@@ -671,10 +651,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		return r;
 	snap_drop_all(s);
 	sbx_net_release(s);
-	for (int i = 0; i < s->cfg.nlowers; i++)
-		layer_put(s->cfg.lowers[i]);
-	if (s->cfg.flat[0])
-		layer_put(s->cfg.flat);
+	sbx_layers_put(&s->cfg);
 	return 0;
 }
 
@@ -860,10 +837,11 @@ static void handle_exit_locked(struct sbx *s)
 	sbx_jobs_ended(s, strcmp(s->reason, "timeout") == 0 ? "timeout" : "signal");
 	if (prev != SBX_STOPPING && !user && why.msg[0]) {
 		sbx_fail(s, why.code, why.msg); /* it crashed: failed, with the reason in error */
-		sbx_set_state(s, SBX_FAILED);
+		sbx_set_state(s, SBX_FAILED, SBX_EV_CRASHED);
+	} else if (prev == SBX_STOPPING && strcmp(s->reason, "standby") == 0 && code == 0) {
+		sbx_set_state(s, SBX_STANDBY, SBX_EV_SAVED);
 	} else {
-		bool saved = prev == SBX_STOPPING && strcmp(s->reason, "standby") == 0 && code == 0;
-		sbx_set_state(s, saved ? SBX_STANDBY : SBX_STOPPED);
+		sbx_set_state(s, SBX_STOPPED, SBX_EV_EXITED);
 	}
 	journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,

@@ -25,6 +25,36 @@ enum sbx_state {
 	SBX_NSTATES
 };
 
+/* The state machine (state.c): what changes a sandbox's state, each event a
+ * row of sbx_transitions (the states it may come from, the one it goes to). */
+enum sbx_event {
+	SBX_EV_STARTED,        /* creating -> running */
+	SBX_EV_START_FAILED,   /* creating -> failed */
+	SBX_EV_START,          /* at rest -> creating */
+	SBX_EV_PAUSE,          /* running -> paused */
+	SBX_EV_RESUME,         /* paused -> running */
+	SBX_EV_STOP,           /* running, paused -> stopping */
+	SBX_EV_STANDBY,        /* running, paused -> stopping */
+	SBX_EV_STANDBY_FAILED, /* stopping -> running, paused: as before */
+	SBX_EV_EXITED,         /* running, paused, stopping -> stopped */
+	SBX_EV_CRASHED,        /* running, paused -> failed */
+	SBX_EV_SAVED,          /* stopping -> standby */
+	SBX_EV_READOPTED,      /* restart: stopping -> running */
+	SBX_EV_CUT_OFF,        /* restart: creating -> failed */
+	SBX_EV_LOST,           /* restart: running, paused, stopping -> stopped */
+	SBX_NEVENTS
+};
+
+struct sbx_transition {
+	enum sbx_event ev;
+	unsigned from; /* a set of states, bit (1 << state) */
+	enum sbx_state to;
+};
+extern const struct sbx_transition sbx_transitions[];
+extern const size_t sbx_ntransitions;
+/* Abort on a change the table lacks (sanitizer builds), else refuse it. */
+extern bool sbx_state_strict;
+
 struct sbx_times {
 	uint64_t request_usec; /* monotonic time of the create/start request */
 	uint64_t create_usec, create_queue_usec, create_rootfs_usec, create_cgroup_usec;
@@ -99,7 +129,19 @@ struct engine {
 };
 extern struct engine eng;
 
+/* The name `status` shows (stopping shows running). */
 const char *sbx_state_name(int state);
+const char *sbx_event_name(enum sbx_event ev);
+/* Init is gone: stopped, failed or standby; left only by a start. */
+bool sbx_state_at_rest(int state);
+bool sbx_transition_allowed(int from, int to, enum sbx_event ev);
+/* The state a sandbox starts in, before anyone else sees it: creating, or
+ * what its journal says. */
+void sbx_state_init(struct sbx *s, int state);
+/* Every later change (s->lock held): 0, or -EINVAL when the table has no
+ * such change, and the state stays. Wakes s->cond; unless the event is
+ * quiet, bumps the generation and tells the FUSE layer. */
+int sbx_set_state(struct sbx *s, int to, enum sbx_event ev);
 /* Sets the sandbox's error sentence (under s->lock) and logs it. Returns code. */
 int sbx_fail(struct sbx *s, int code, const char *msg);
 
@@ -141,6 +183,11 @@ int pool_submit(void (*fn)(void *), void *arg);
 int snap_init(void);
 void layer_get(const char *id);
 void layer_put(const char *id);
+/* The references a sandbox holds on the layers it stacks on (c->lowers, and
+ * c->flat once its chain was flattened): taken when it is made or adopted,
+ * dropped when it goes. */
+void sbx_layers_get(const struct sbx_config *c);
+void sbx_layers_put(const struct sbx_config *c);
 int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
 void snap_drop_all(struct sbx *s);
 json_t *snap_journal_json(struct sbx *s);
@@ -255,7 +302,6 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
 void sbx_wait_settled(struct sbx *s, int timeout_sec);
 /* After settling: 0 when running, else -EBUSY with the sentence in e. */
 int sbx_require_running(struct sbx *s, const char *what, struct err *e);
-void sbx_set_state(struct sbx *s, int state);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(int argc, char **argv, struct err *e);
 void engine_bump_generation(void);

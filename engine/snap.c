@@ -100,6 +100,22 @@ void layer_put(const char *id)
 		layer_remove_dir(id);
 }
 
+void sbx_layers_get(const struct sbx_config *c)
+{
+	for (int i = 0; i < c->nlowers; i++)
+		layer_get(c->lowers[i]);
+	if (c->flat[0])
+		layer_get(c->flat);
+}
+
+void sbx_layers_put(const struct sbx_config *c)
+{
+	for (int i = 0; i < c->nlowers; i++)
+		layer_put(c->lowers[i]);
+	if (c->flat[0])
+		layer_put(c->flat);
+}
+
 /* Background: src's chain (src->cfg.lowers, immutable layers) merged into
  * one new layer, bottom up, as overlayfs shows it; then src->cfg.flat names
  * it. src itself keeps its mounted chain; its later children get [new, flat]

@@ -193,7 +193,6 @@ static void fill_job(void *arg)
 			m->pool = p;
 			m->cfg.created_wall_usec = wall_usec();
 			m->t.request_usec = now_usec();
-			atomic_store(&m->state, SBX_CREATING);
 			if ((r = sbx_net_reserve(m, NULL, &e)) == 0 &&
 			    (r = sbx_make_state_dir(m, &e)) == 0) {
 				sbx_start_now(m);

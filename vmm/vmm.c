@@ -16,9 +16,11 @@
 static const struct vmm_ops *const backends[] = {&vmm_ns_ops, &vmm_qemu_ops, NULL};
 static struct vmm_host host;
 
+void vmm_host_set(const struct vmm_host *h) { host = *h; }
+
 int vmm_host_init(const struct vmm_host *h, struct err *e)
 {
-	host = *h;
+	vmm_host_set(h);
 	if (access(host.init_path, X_OK) < 0)
 		return err_set(e, -errno, "cannot run %s: %s", host.init_path, strerror(errno));
 	vmm_ns_probe();

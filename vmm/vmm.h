@@ -214,6 +214,9 @@ struct vmm_host {
 };
 
 int vmm_host_init(const struct vmm_host *h, struct err *e);
+/* The settings alone, without vmm_host_init's probes of the host (the
+ * engine's unit tests). */
+void vmm_host_set(const struct vmm_host *h);
 const struct vmm_host *vmm_host(void);
 const struct vmm_ops *vmm_find(const char *name);
 /* Every backend compiled in, for /sbx/stats; NULL-terminated. */
