@@ -620,6 +620,40 @@ static void test_oci_manifest_config(void)
 	free(c);
 }
 
+static void test_docker_manifest(void)
+{
+	struct oci_manifest *m = malloc(sizeof(*m));
+	struct err e = {0};
+	const char *two = "[{\"Config\":\"./c1.json\",\"RepoTags\":[\"a:1\",\"a:latest\"],"
+			  "\"Layers\":[\"x/layer.tar\",\"blobs/sha256/ab\"]},"
+			  "{\"Config\":\"c2.json\",\"RepoTags\":null,\"Layers\":[\"y.tar\"]}]";
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "a", m, &e) == 0 && m->nlayers == 2 &&
+	      !strcmp(m->config.member, "c1.json") && !strcmp(m->layers[0].member, "x/layer.tar") &&
+	      !strcmp(m->layers[1].member, "blobs/sha256/ab"));
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "a:1", m, &e) == 0 && m->nlayers == 2);
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "b", m, &e) == -ENOENT &&
+	      strstr(e.msg, "tags: 'a:1', 'a:latest'") && m->nlayers == 0);
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "", m, &e) == -EINVAL &&
+	      strstr(e.msg, "2 images"));
+	const char *bad[][2] = {
+		{"[{\"Config\":\"c\",\"Layers\":[\"a/../../x\"]}]", "'..' component"},
+		{"[{\"Config\":\"/c\",\"Layers\":[\"x\"]}]", "absolute path"},
+		{"[{\"Config\":\"c\",\"Layers\":[]}]", "lists no layers"},
+		{"[{\"Config\":\"c\",\"Layers\":[\"./\"]}]", "is empty or longer"},
+		{"[{\"Config\":7,\"Layers\":[\"x\"]}]", "Config is not a member name"},
+		{"{\"Config\":\"c\"}", "is not a list"},
+		{"[{\"Config\":\"c\",\"Layers\":[\"x\"]}", "not valid JSON"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err_clear(&e);
+		int r = oci_parse_docker_manifest(bad[i][0], strlen(bad[i][0]), "", m, &e);
+		CHECK(r < 0 && strstr(e.msg, bad[i][1]));
+		if (r >= 0 || !strstr(e.msg, bad[i][1]))
+			fprintf(stderr, "docker manifest %zu: %d '%s', wanted '%s'\n", i, r, e.msg, bad[i][1]);
+	}
+	free(m);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_images.XXXXXX");
@@ -638,6 +672,7 @@ int main(void)
 	RUN(test_unpack_hostile);
 	RUN(test_oci_index);
 	RUN(test_oci_manifest_config);
+	RUN(test_docker_manifest);
 	vmm_remove_tree(tmpdir);
 	UNIT_DONE("images");
 }

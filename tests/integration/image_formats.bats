@@ -1,0 +1,121 @@
+#!/usr/bin/env bats
+# Image sources and layer formats past a plain OCI layout: the tar `docker
+# save` writes (`import NAME docker-archive:FILE[:NAME:TAG]`), in its legacy
+# form and its newer one; built here with tar, sha256sum and printf (no
+# docker, no network). Layers are shared with OCI imports of the same blobs;
+# a hostile or broken archive fails with a sentence and leaves nothing.
+
+load helpers
+load oci_helpers
+
+setup() {
+	setup_sbx
+	W="$SBX_TMP/work"
+	mkdir -p "$W"
+}
+
+teardown() {
+	teardown_sbx
+}
+
+@test "docker-archive (docker save's legacy form): runs inside, its config applies, a linked layer, layers shared with an OCI import" {
+	make_layers
+	tar -C "$SBX_IMAGES/busybox" --numeric-owner -cf "$W/base.tar" .
+	tar --numeric-owner -cf "$W/empty.tar" -T /dev/null
+	# The same plain base layer from an OCI layout first.
+	oci_layout "$W/o" latest "$W/base.tar"
+	import "o$SBX_TAG" "oci:$W/o"
+	wait_image "o$SBX_TAG" ready
+	# Empty layers twice: docker writes the second as a link to the first.
+	docker_archive "$W/d.tar" "busy:1.0" "$W/base.tar" "$W/empty.tar" "$W/top1.tar" "$W/empty.tar"
+	tar -tvf "$W/d.tar" | grep -q '/layer.tar -> \.\./'
+	import "d$SBX_TAG" "docker-archive:$W/d.tar:busy:1.0"
+	wait_image "d$SBX_TAG" ready
+	run jq -r '.source, (.layers | length), (.lowers | length), .config.Env[1], .config.WorkingDir, .digest' \
+		"$MNT/images/d$SBX_TAG/config"
+	[[ "${lines[0]}" == "docker-archive:$W/d.tar:busy:1.0" && "${lines[1]}" == 4 ]]
+	# The empty layer is stacked once (where it is highest).
+	[[ "${lines[2]}" == 3 && "${lines[3]}" == FROM=docker && "${lines[4]}" == /etc ]]
+	# The image's digest is its config's (docker's image ID).
+	local cfg
+	cfg=$(tar -xOf "$W/d.tar" ./manifest.json | jq -r '.[0].Config')
+	[[ "${lines[5]}" == "sha256:${cfg%.json}" ]]
+	# The base layer is the OCI import's: unpacked once.
+	[[ "$(jq -r '.lowers[0]' "$MNT/images/d$SBX_TAG/config")" == "$(jq -r '.lowers[0]' "$MNT/images/o$SBX_TAG/config")" ]]
+	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 3 ]]
+	sbx_create_ctl "s$SBX_TAG" "image=d$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'cat /etc/motd; pwd; echo $FROM'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'one\n/etc\ndocker' ]]
+	# Without a ref: the only image; NAME alone means NAME:latest.
+	import "e$SBX_TAG" "docker-archive:$W/d.tar"
+	wait_image "e$SBX_TAG" ready
+	import "f$SBX_TAG" "docker-archive:$W/d.tar:busy"
+	wait_image "f$SBX_TAG" failed
+	grep -q "no image of the archive is tagged 'busy' (its tags: 'busy:1.0')" "$MNT/images/f$SBX_TAG/error"
+}
+
+@test "docker-archive in docker's newer form (blobs/sha256, gzip layers): shares the OCI layout's layer dirs" {
+	make_layers
+	oci_layout "$W/o" latest "$W/base.tar.gz" "$W/top2.tar"
+	import "o$SBX_TAG" "oci:$W/o"
+	wait_image "o$SBX_TAG" ready
+	DOCKER_OCI=1 docker_archive "$W/n.tar" "busy:latest" "$W/base.tar.gz" "$W/top2.tar"
+	import "n$SBX_TAG" "docker-archive:$W/n.tar:busy"
+	wait_image "n$SBX_TAG" ready
+	[[ "$(jq -c .lowers "$MNT/images/n$SBX_TAG/config")" == "$(jq -c .lowers "$MNT/images/o$SBX_TAG/config")" ]]
+	[[ "$(find "$STATE/imports/layers" -mindepth 1 -maxdepth 1 | wc -l)" == 2 ]]
+	sbx_create_ctl "s$SBX_TAG" "image=n$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'ls -a /etc; test -e /linuxrc || echo no-linuxrc'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'.\n..\nonly\nno-linuxrc' ]]
+}
+
+@test "hostile or broken docker-archives fail with a sentence and leave nothing" {
+	mkdir -p "$W/l/etc"
+	echo original >"$W/l/etc/motd"
+	tar -C "$W/l" --numeric-owner -cf "$W/l.tar" .
+	local name
+	for name in ../../etc/passwd /etc/passwd nothere/layer.tar; do
+		DOCKER_MANIFEST="[{\"Config\":\"%s\",\"Layers\":[\"$name\"]}]" docker_archive "$W/h.tar" x:1 "$W/l.tar"
+		case $name in
+		..*) want="'..' component" ;;
+		/*) want="absolute path" ;;
+		*) want="layer 1 'nothere/layer.tar', which is not a file of the archive" ;;
+		esac
+		source_fails "h$SBX_TAG" "docker-archive:$W/h.tar" "$want"
+	done
+	# A layer linked out of the archive (absolute, or above its root) is no member.
+	mkdir -p "$W/esc/a" "$W/esc/b"
+	ln -s /etc/passwd "$W/esc/a/layer.tar"
+	ln -s ../../../etc/passwd "$W/esc/b/layer.tar"
+	for name in a b; do
+		printf '[{"Config":"c.json","Layers":["%s/layer.tar"]}]' "$name" >"$W/esc/manifest.json"
+		echo '{}' >"$W/esc/c.json"
+		tar -C "$W/esc" -cf "$W/esc.tar" .
+		source_fails "e$SBX_TAG" "docker-archive:$W/esc.tar" "'$name/layer.tar', which is not a file of the archive"
+	done
+	# A layer whose content is not its diff_id (the archive itself is fine).
+	docker_archive "$W/t.tar" x:1 "$W/l.tar"
+	sed -i 's/original/tampered/' "$W/t.tar"
+	source_fails "t$SBX_TAG" "docker-archive:$W/t.tar" "not to its diff_id"
+	# No diff_ids: a legacy layer has nothing to be checked by.
+	DOCKER_DIFFS=0 docker_archive "$W/nd.tar" x:1 "$W/l.tar"
+	source_fails "nd$SBX_TAG" "docker-archive:$W/nd.tar" "no diff_ids to check it by"
+	# Cut short, and not a tar at all.
+	docker_archive "$W/full.tar" x:1 "$W/l.tar"
+	head -c 3000 "$W/full.tar" >"$W/cut.tar"
+	source_fails "c$SBX_TAG" "docker-archive:$W/cut.tar" "truncated"
+	yes garbage | head -c 8192 >"$W/junk.tar"
+	source_fails "j$SBX_TAG" "docker-archive:$W/junk.tar" "bad checksum"
+	# A manifest.json past 4 MiB is not read.
+	mkdir "$W/big"
+	head -c 5000000 /dev/zero | tr '\0' ' ' >"$W/big/manifest.json"
+	tar -C "$W/big" -cf "$W/big.tar" .
+	source_fails "b$SBX_TAG" "docker-archive:$W/big.tar" "manifest.json has 5000"
+	# Two images and no ref: which one is not guessed.
+	DOCKER_MANIFEST='[{"Config":"%s","RepoTags":["a:1"],"Layers":[]},{"Config":"c.json","RepoTags":["b:1"],"Layers":[]}]' \
+		docker_archive "$W/two.tar" x:1 "$W/l.tar"
+	source_fails "w$SBX_TAG" "docker-archive:$W/two.tar" "the archive has 2 images: name one with SOURCE:NAME:TAG (tags: 'a:1', 'b:1')"
+	run sbx_write "$MNT/images/ctl" "import x docker-archive:$W"
+	assert_fails_with "Invalid argument"
+	grep -q "is not a file (a tar docker save wrote)" "$MNT/error"
+}
