@@ -661,6 +661,8 @@ static int add_links(struct oci_src *s, size_t *cap, const struct link_member *l
 {
 	size_t files = s->nmembers;
 	int r = 0;
+	if (!s->nmembers) /* no file: no link stands for one (and qsort wants an array) */
+		return 0;
 	qsort(s->members, s->nmembers, sizeof(*s->members), member_cmp);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		const char *t = l[i].target;
