@@ -2,7 +2,7 @@
 # runs every test; `make demo` sets up a fresh Debian 12 machine and runs the example.
 CC      ?= cc
 BUILD   := build
-PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl zlib
+PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl zlib libzstd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

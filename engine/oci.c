@@ -200,12 +200,16 @@ static int layer_kind(struct oci_desc *d, int i, struct err *e)
 	for (size_t k = 0; k < ARRAY_SIZE(tar); k++)
 		if (!strcmp(d->media_type, tar[k]))
 			return d->comp = OCI_TAR, 0;
+	static const char *const zst[] = {
+		"application/vnd.oci.image.layer.v1.tar+zstd",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+	};
 	for (size_t k = 0; k < ARRAY_SIZE(gz); k++)
 		if (!strcmp(d->media_type, gz[k]))
 			return d->comp = OCI_GZIP, 0;
-	if (strstr(d->media_type, "zstd"))
-		return err_set(e, -EOPNOTSUPP, "layer %d is compressed with zstd, which is not "
-			       "supported (gzip or none)", i + 1);
+	for (size_t k = 0; k < ARRAY_SIZE(zst); k++)
+		if (!strcmp(d->media_type, zst[k]))
+			return d->comp = OCI_ZSTD, 0;
 	return err_set(e, -EOPNOTSUPP, "layer %d has media type '%.80s', not an image layer this "
 		       "reader knows", i + 1, d->media_type);
 }
@@ -1001,17 +1005,19 @@ int oci_layer_open(struct oci_src *s, const struct oci_desc *d, struct oci_layer
 	ssize_t n = l->blob.size >= 4 ? pread(l->blob.fd, m, 4, (off_t)l->blob.off) : 0;
 	/* What the bytes are decides, not the media type (tools mislabel). */
 	if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
-		r = err_set(e, -EOPNOTSUPP, "layer %s is compressed with zstd, which is not "
-			    "supported (gzip or none)", d->digest);
-	else if (n == 4 && m[0] == 0x1f && m[1] == 0x8b) {
-		l->gz = true;
-		if (!(l->zin = malloc(CHUNK)))
-			r = err_set(e, -ENOMEM, "out of memory");
-		else if (inflateInit2(&l->z, 16 + MAX_WBITS) != Z_OK)
-			r = err_set(e, -ENOMEM, "cannot start zlib");
-		else
-			l->z_live = true;
-	}
+		l->comp = OCI_ZSTD;
+	else if (n == 4 && m[0] == 0x1f && m[1] == 0x8b)
+		l->comp = OCI_GZIP;
+	if (l->comp != OCI_TAR && !(l->zin = malloc(CHUNK)))
+		r = err_set(e, -ENOMEM, "out of memory");
+	else if (l->comp == OCI_GZIP && inflateInit2(&l->z, 16 + MAX_WBITS) != Z_OK)
+		r = err_set(e, -ENOMEM, "cannot start zlib");
+	else if (l->comp == OCI_GZIP)
+		l->z_live = true;
+	else if (l->comp == OCI_ZSTD && (!(l->zs = ZSTD_createDStream()) ||
+					 ZSTD_isError(ZSTD_DCtx_setParameter(l->zs, ZSTD_d_windowLogMax,
+									     OCI_ZSTD_WINDOW_LOG_MAX))))
+		r = err_set(e, -ENOMEM, "cannot start zstd");
 	if (r < 0)
 		oci_layer_close(l);
 	return r;
@@ -1055,10 +1061,37 @@ static ssize_t inflate_some(struct oci_layer *l, void *buf, size_t n, struct err
 	return (ssize_t)(n - l->z.avail_out);
 }
 
+/* zstd: frames one after the other (skippable ones skipped), up to the
+ * blob's end, which must fall between two frames. */
+static ssize_t zstd_some(struct oci_layer *l, void *buf, size_t n, struct err *e)
+{
+	ZSTD_outBuffer out = {.dst = buf, .size = n < CHUNK ? n : CHUNK};
+	while (out.pos < out.size && out.pos == 0) {
+		if (l->zs_in.pos == l->zs_in.size && !l->z_end) {
+			ssize_t r = oci_blob_read(&l->blob, l->zin, CHUNK, e);
+			if (r < 0)
+				return r;
+			l->z_end = r == 0;
+			l->zs_in = (ZSTD_inBuffer){.src = l->zin, .size = (size_t)r};
+		}
+		size_t left = ZSTD_decompressStream(l->zs, &out, &l->zs_in);
+		if (ZSTD_isError(left))
+			return err_set(e, -EINVAL, "layer %s: the zstd stream is corrupt (%s)",
+				       l->blob.digest, ZSTD_getErrorName(left));
+		if (out.pos == 0 && l->z_end && l->zs_in.pos == l->zs_in.size)
+			return l->zs_between ? 0 : err_set(e, -EIO, "layer %s: the zstd stream is "
+							   "truncated", l->blob.digest);
+		l->zs_between = left == 0; /* a frame ended, all of it out */
+	}
+	return (ssize_t)out.pos;
+}
+
 ssize_t oci_layer_read(void *arg, void *buf, size_t n, struct err *e)
 {
 	struct oci_layer *l = arg;
-	ssize_t r = l->gz ? inflate_some(l, buf, n, e) : oci_blob_read(&l->blob, buf, n, e);
+	ssize_t r = l->comp == OCI_GZIP   ? inflate_some(l, buf, n, e)
+		    : l->comp == OCI_ZSTD ? zstd_some(l, buf, n, e)
+					  : oci_blob_read(&l->blob, buf, n, e);
 	if (r <= 0)
 		return r;
 	sha256_update(&l->diff, buf, (size_t)r);
@@ -1098,6 +1131,8 @@ void oci_layer_close(struct oci_layer *l)
 	if (l->z_live)
 		inflateEnd(&l->z);
 	l->z_live = false;
+	ZSTD_freeDStream(l->zs); /* NULL: nothing */
+	l->zs = NULL;
 	free(l->zin);
 	l->zin = NULL;
 	oci_blob_close(&l->blob);

@@ -4,8 +4,8 @@
  * writes (`docker-archive:FILE`: manifest.json naming the config and layer
  * members). The parsers are pure (the fuzz target drives them); a blob is
  * read through its sha256 and its size, which must match its descriptor, and
- * a layer is read through gzip (zlib) when it is compressed. Everything here
- * is hostile input. */
+ * a layer is read through gzip (zlib) or zstd (libzstd) when it is
+ * compressed. Everything here is hostile input. */
 #ifndef SBX_OCI_H
 #define SBX_OCI_H
 
@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common.h"
 #include "sha256.h"
@@ -27,7 +28,8 @@
 #define OCI_ARCHIVE_MEMBERS_MAX 65536 /* blobs of an oci-archive, files of a docker-archive */
 #define OCI_MEMBER_MAX 128        /* a member's name in an archive, NUL included */
 
-enum oci_compression { OCI_TAR, OCI_GZIP };
+enum oci_compression { OCI_TAR, OCI_GZIP, OCI_ZSTD };
+#define OCI_ZSTD_WINDOW_LOG_MAX 27 /* a zstd frame's window: at most 128 MiB (zstd's own default) */
 
 struct oci_desc {
 	char media_type[OCI_MEDIA_MAX];
@@ -131,12 +133,17 @@ void oci_blob_close(struct oci_blob *b);
 int oci_blob_slurp(struct oci_src *s, const struct oci_desc *d, char **out, size_t *len,
 		   _Atomic uint64_t *progress, struct err *e);
 
-/* A layer's tar stream: the blob, through gzip when it is compressed, with
- * the sha256 of what comes out (its diff_id). */
+/* A layer's tar stream: the blob, through gzip or zstd when it is
+ * compressed (its first bytes decide), with the sha256 of what comes out
+ * (its diff_id). */
 struct oci_layer {
 	struct oci_blob blob;
-	bool gz, z_live, z_end;
+	enum oci_compression comp;
+	bool z_live, z_end;
 	z_stream z;
+	ZSTD_DStream *zs;
+	ZSTD_inBuffer zs_in;
+	bool zs_between; /* between two zstd frames: the blob may end there */
 	unsigned char *zin;
 	struct sha256 diff;
 	uint64_t out_bytes;

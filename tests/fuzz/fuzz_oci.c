@@ -6,13 +6,15 @@
  * index.json asked for the tag "latest", 1 index.json with no tag, 2 a
  * manifest, 3 an image config, 4 an oci-archive (the rest of the input is
  * the archive file: its members are scanned, index.json read and every blob
- * opened and read through its digest), 5 a docker-archive's manifest.json
+ * opened and read through its digest, then as a layer, through gzip or zstd
+ * when it is compressed), 5 a docker-archive's manifest.json
  * asked for "busy" then for the only image, 6 a docker-archive (scanned,
  * links resolved, manifest.json parsed, its members resolved and read).
  * Besides the sanitizers, it asserts:
  *   - every answer is 0 or -errno with a NUL-terminated, non-empty sentence;
  *   - what a parser accepts is checked: descriptors have sha256 digests of
- *     64 hex digits, a manifest 1 to OCI_LAYERS_MAX layers, each gzip or tar,
+ *     64 hex digits, a manifest 1 to OCI_LAYERS_MAX layers, each tar, gzip
+ *     or zstd,
  *     a config's run settings a JSON object and its diff_ids digests;
  *   - an archive's members lie inside the file and name index.json or a
  *     blob (any cleaned path of a docker-archive); a blob read never passes
@@ -70,7 +72,8 @@ static void manifest_case(const char *text, size_t len)
 		MUST(m->nlayers >= 1 && m->nlayers <= OCI_LAYERS_MAX);
 		for (int i = 0; i < m->nlayers; i++)
 			MUST(oci_digest_ok(m->layers[i].digest) &&
-			     (m->layers[i].comp == OCI_TAR || m->layers[i].comp == OCI_GZIP));
+			     (m->layers[i].comp == OCI_TAR || m->layers[i].comp == OCI_GZIP ||
+			      m->layers[i].comp == OCI_ZSTD));
 	}
 	free(m);
 }
@@ -97,6 +100,25 @@ static void config_case(const char *text, size_t len)
 static int archive_open(const uint8_t *data, size_t len, const char *kind, struct oci_src *s,
 			int *fd, struct err *e);
 
+/* The blob as a layer: through gzip or zstd when its first bytes say so,
+ * read to its end with what it may unpack to bounded. */
+static void layer_case(struct oci_src *s, const struct oci_desc *d)
+{
+	struct oci_layer l;
+	struct err e = {0};
+	char buf[4096];
+	ssize_t n;
+	int r = oci_layer_open(s, d, &l, NULL, NULL, &e);
+	answered(r, &e);
+	if (r < 0)
+		return;
+	l.max_out = 1u << 20;
+	while ((n = oci_layer_read(&l, buf, sizeof(buf), &e)) > 0)
+		MUST((size_t)n <= sizeof(buf) && l.out_bytes <= l.max_out);
+	answered(n < 0 ? (int)n : 0, &e);
+	oci_layer_close(&l);
+}
+
 static void archive_case(const uint8_t *data, size_t len)
 {
 	struct oci_src s;
@@ -117,6 +139,7 @@ static void archive_case(const uint8_t *data, size_t len)
 			answered(br, &e);
 			MUST(br < 0 || n == d.size);
 			free(text);
+			layer_case(&s, &d);
 		}
 		char *text = NULL;
 		size_t n;

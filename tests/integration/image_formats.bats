@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
 # Image sources and layer formats past a plain OCI layout: the tar `docker
 # save` writes (`import NAME docker-archive:FILE[:NAME:TAG]`), in its legacy
-# form and its newer one; built here with tar, sha256sum and printf (no
-# docker, no network). Layers are shared with OCI imports of the same blobs;
-# a hostile or broken archive fails with a sentence and leaves nothing.
+# form and its newer one; zstd-compressed layers (made with the zstd CLI).
+# Built here with tar, zstd, sha256sum and printf (no docker, no network).
+# Layers are shared with OCI imports of the same blobs; a hostile or broken
+# archive or layer fails with a sentence and leaves nothing.
 
 load helpers
 load oci_helpers
@@ -118,4 +119,31 @@ teardown() {
 	run sbx_write "$MNT/images/ctl" "import x docker-archive:$W"
 	assert_fails_with "Invalid argument"
 	grep -q "is not a file (a tar docker save wrote)" "$MNT/error"
+}
+
+@test "zstd layers (the zstd CLI's, one frame or several): unpacked and run; a truncated or corrupt one fails with a sentence" {
+	command -v zstd >/dev/null ||
+		skip "the zstd CLI is not installed (examples/install-deps.sh installs it: apt-get install zstd)"
+	make_layers
+	tar -C "$SBX_IMAGES/busybox" --numeric-owner -cf "$W/base.tar" .
+	zstd -q -19 -c "$W/base.tar" >"$W/base.tar.zst"
+	# The top layer as two frames one after the other.
+	head -c 5000 "$W/top1.tar" | zstd -q -c >"$W/top1.tar.zst"
+	tail -c +5001 "$W/top1.tar" | zstd -q -c >>"$W/top1.tar.zst"
+	[[ "$(zstd -qdc "$W/top1.tar.zst" | cmp - "$W/top1.tar" && echo same)" == same ]]
+	oci_layout "$W/z" latest "$W/base.tar.zst" "$W/top1.tar.zst"
+	grep -q 'layer.v1.tar+zstd' "$W/z.manifest"
+	import "z$SBX_TAG" "oci:$W/z"
+	wait_image "z$SBX_TAG" ready
+	sbx_create_ctl "s$SBX_TAG" "image=z$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'cat /etc/motd; busybox true && echo bb'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'one\nbb' ]]
+	rmdir "$MNT/s$SBX_TAG"
+	rmdir "$MNT/images/z$SBX_TAG"
+
+	head -c 20000 "$W/base.tar.zst" >"$W/cut.tar.zst"
+	import_fails "c$SBX_TAG" "$W/cut.tar.zst" "the zstd stream is truncated"
+	cp "$W/base.tar.zst" "$W/bad.tar.zst"
+	printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$W/bad.tar.zst" bs=1 seek=30000 conv=notrunc status=none
+	import_fails "b$SBX_TAG" "$W/bad.tar.zst" "the zstd stream is corrupt"
 }

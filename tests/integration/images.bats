@@ -297,9 +297,6 @@ EOF
 	yes garbage | head -c 8192 >"$W/junk.tar"
 	import_fails "h6$SBX_TAG" "$W/junk.tar" "bad checksum"
 
-	printf 'not zstd at all' >"$W/layer.zst"
-	import_fails "h7$SBX_TAG" "$W/layer.zst" "zstd"
-
 	# The daemon still makes sandboxes of the busybox image.
 	sbx_create "ok$SBX_TAG"
 	assert_healthy "ok$SBX_TAG"

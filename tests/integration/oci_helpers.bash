@@ -20,7 +20,7 @@ oci_blob() {
 
 # oci_layout LAYOUT TAG LAYER...: an OCI image layout with one manifest,
 # tagged TAG, whose layers are the files given, bottom first: *.gz as gzip
-# layers, *.zst as zstd ones (refused), anything else as plain tar.
+# layers, *.zst as zstd ones, anything else as plain tar.
 oci_layout() {
 	local dir=$1 tag=$2 f d s diff mt layers="" diffs="" cd cs md ms
 	shift 2
@@ -30,7 +30,7 @@ oci_layout() {
 		read -r d s < <(oci_blob "$dir" "$f")
 		case "$f" in
 		*.gz) mt=tar+gzip diff=$(gunzip -c "$f" | sha256sum) ;;
-		*.zst) mt=tar+zstd diff=$(sha256sum <"$f") ;;
+		*.zst) mt=tar+zstd diff=$(zstd -qdc "$f" 2>/dev/null | sha256sum) ;;
 		*) mt=tar diff=$(sha256sum <"$f") ;;
 		esac
 		layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.$mt\",\"digest\":\"$d\",\"size\":$s}"

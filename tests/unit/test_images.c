@@ -13,6 +13,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <zstd.h>
+
 #include "../../engine/oci.h"
 #include "../../engine/sha256.h"
 #include "../../engine/tar.h"
@@ -601,7 +603,7 @@ static void test_oci_manifest_config(void)
 	const char *zst = "{\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
 			  "\"digest\":\"" D1 "\",\"size\":5},\"layers\":["
 			  "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"" D2 "\",\"size\":7}]}";
-	CHECK(oci_parse_manifest(zst, strlen(zst), m, &e) == -EOPNOTSUPP && strstr(e.msg, "zstd"));
+	CHECK(oci_parse_manifest(zst, strlen(zst), m, &e) == 0 && m->layers[0].comp == OCI_ZSTD);
 	const char *cf = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"],"
 			 "\"WorkingDir\":\"/srv\",\"Entrypoint\":[\"/bin/sh\",\"-c\"]},"
 			 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
@@ -618,6 +620,96 @@ static void test_oci_manifest_config(void)
 	CHECK(oci_parse_config(badenv, strlen(badenv), c, &e) == -EINVAL && c->run == NULL);
 	free(m);
 	free(c);
+}
+
+/* A blob written into the layout dir at tmpdir/layout; d describes it. */
+static void put_blob(const void *data, size_t n, struct oci_desc *d)
+{
+	char path[256], hex[SHA256_HEX];
+	sha256_hex_of(data, n, hex);
+	snprintf(path, sizeof(path), "%s/layout/blobs/sha256", tmpdir);
+	mkdir_p(path, 0755);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", hex);
+	FILE *f = fopen(path, "w");
+	fwrite(data, 1, n, f);
+	fclose(f);
+	memset(d, 0, sizeof(*d));
+	snprintf(d->digest, sizeof(d->digest), "sha256:%s", hex);
+	d->size = n;
+}
+
+/* The layer's tar stream through oci_layer_read: its entries as read_all
+ * joins them, or the error. */
+static int read_layer(struct oci_src *src, const struct oci_desc *d, const char *diff_id,
+		      char *out, size_t cap, struct err *e)
+{
+	struct oci_layer l;
+	struct tar t;
+	struct tar_entry ent;
+	int r = oci_layer_open(src, d, &l, NULL, NULL, e);
+	if (r < 0)
+		return r;
+	struct tar_src ts = {.read = oci_layer_read, .arg = &l};
+	tar_init(&t, &ts);
+	out[0] = '\0';
+	while ((r = tar_next(&t, &ent, e)) > 0)
+		snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "|" : "", ent.path);
+	if (r == 0)
+		r = oci_layer_finish(&l, diff_id, e);
+	tar_free(&t);
+	oci_layer_close(&l);
+	return r;
+}
+
+/* zstd layers: one frame, two frames with a skippable one between, and a
+ * truncated and a corrupt one (each with a sentence). */
+static void test_zstd_layer(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	struct oci_src src;
+	struct oci_desc d;
+	char out[256], dir[128], diff[OCI_DIGEST_MAX], hex[SHA256_HEX];
+	int r;
+	tb_file(&b, "etc/motd", "zstd");
+	tb_file(&b, "bin/x", "y");
+	tb_end(&b);
+	sha256_hex_of(b.d, b.n, hex);
+	snprintf(diff, sizeof(diff), "sha256:%s", hex);
+	size_t cap = ZSTD_compressBound(b.n) * 2 + 64, half = b.n / 2;
+	unsigned char *z = malloc(cap);
+	size_t n = ZSTD_compress(z, cap, b.d, b.n, 3);
+	CHECK(!ZSTD_isError(n));
+	snprintf(dir, sizeof(dir), "%s/layout", tmpdir);
+	put_blob(z, n, &d);
+	CHECK(oci_src_open("oci", dir, &src, &e) == 0);
+	r = read_layer(&src, &d, diff, out, sizeof(out), &e);
+	if (r)
+		fprintf(stderr, "zstd: %d %s [%s]\n", r, e.msg, out);
+	CHECK(r == 0 && !strcmp(out, "etc/motd|bin/x"));
+	/* Two frames, a skippable frame (magic 0x184D2A50, 4 bytes) between. */
+	size_t n1 = ZSTD_compress(z, cap, b.d, half, 1);
+	static const unsigned char skip[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
+	memcpy(z + n1, skip, sizeof(skip));
+	size_t n2 = ZSTD_compress(z + n1 + sizeof(skip), cap - n1 - sizeof(skip), b.d + half,
+				  b.n - half, 19);
+	put_blob(z, n1 + sizeof(skip) + n2, &d);
+	r = read_layer(&src, &d, diff, out, sizeof(out), &e);
+	if (r)
+		fprintf(stderr, "zstd: %d %s [%s]\n", r, e.msg, out);
+	CHECK(r == 0 && !strcmp(out, "etc/motd|bin/x"));
+	/* Cut inside the second frame. */
+	put_blob(z, n1 + sizeof(skip) + n2 / 2, &d);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) < 0 && strstr(e.msg, "zstd stream is"));
+	/* Garbage after a good frame. */
+	memset(z + n1, 0xee, 64);
+	put_blob(z, n1 + 64, &d);
+	err_clear(&e);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) == -EINVAL &&
+	      strstr(e.msg, "zstd stream is corrupt"));
+	oci_src_close(&src);
+	free(z);
+	free(b.d);
 }
 
 static void test_docker_manifest(void)
@@ -673,6 +765,7 @@ int main(void)
 	RUN(test_oci_index);
 	RUN(test_oci_manifest_config);
 	RUN(test_docker_manifest);
+	RUN(test_zstd_layer);
 	vmm_remove_tree(tmpdir);
 	UNIT_DONE("images");
 }
