@@ -552,8 +552,12 @@ static int unpack_one(struct image *im, struct oci_src *src, const struct oci_de
 	if (r == 0)
 		r = place_layer(tmp, fd, id, e);
 	if (r == 0)
-		log_info("image %s: layer %s unpacked: %" PRIu64 " entries, %" PRIu64 " MB", im->name,
-			 d->digest, us.entries, us.bytes >> 20);
+		log_info("image %s: layer %s unpacked: %" PRIu64 " entries, %" PRIu64 " MB, %" PRIu64
+			 " xattrs", im->name, d->digest, us.entries, us.bytes >> 20, us.xattrs);
+	if (r == 0 && us.xattrs_skipped)
+		log_warn("image %s: layer %s: %" PRIu64 " xattrs not set (only user.* and "
+			 "security.capability are), the first %s", im->name, d->digest,
+			 us.xattrs_skipped, us.skipped);
 out:
 	if (fd >= 0)
 		close(fd);

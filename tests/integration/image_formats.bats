@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # Image sources and layer formats past a plain OCI layout: the tar `docker
 # save` writes (`import NAME docker-archive:FILE[:NAME:TAG]`), in its legacy
-# form and its newer one; zstd-compressed layers (made with the zstd CLI).
-# Built here with tar, zstd, sha256sum and printf (no docker, no network).
+# form and its newer one; zstd-compressed layers (made with the zstd CLI);
+# layer xattrs (GNU tar --xattrs, and a hand-written pax header). Built here
+# with tar, zstd, python3, sha256sum and printf (no docker, no network).
 # Layers are shared with OCI imports of the same blobs; a hostile or broken
 # archive or layer fails with a sentence and leaves nothing.
 
@@ -146,4 +147,47 @@ teardown() {
 	cp "$W/base.tar.zst" "$W/bad.tar.zst"
 	printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of="$W/bad.tar.zst" bs=1 seek=30000 conv=notrunc status=none
 	import_fails "b$SBX_TAG" "$W/bad.tar.zst" "the zstd stream is corrupt"
+}
+
+@test "layer xattrs: user.* and security.capability are set; trusted.overlay.* cannot fake an opaque dir or a redirect, and is counted in the log" {
+	make_layers
+	# GNU tar --xattrs: a user xattr and a file capability (cap_net_raw).
+	mkdir -p "$W/x/bin"
+	echo ping >"$W/x/bin/ping"
+	python3 - "$W/x/bin/ping" <<'PY'
+import os, sys
+os.setxattr(sys.argv[1], "user.mime", b"text/plain")
+os.setxattr(sys.argv[1], "security.capability", bytes([1, 0, 0, 2, 0, 0x20, 0, 0]) + bytes(12))
+PY
+	tar -C "$W/x" --numeric-owner --xattrs --xattrs-include='*' -cf "$W/x.tar" .
+	grep -aq 'SCHILY.xattr.security.capability' "$W/x.tar"
+	# A hand-written pax layer: /etc claims to be opaque, /bin to be a redirect.
+	python3 - "$W/evil.tar" <<'PY'
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT) as t:
+    for name, xa in (("etc", "trusted.overlay.opaque"), ("bin", "trusted.overlay.redirect")):
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        ti.pax_headers = {"SCHILY.xattr." + xa: "y" if xa.endswith("opaque") else "/nothing"}
+        t.addfile(ti)
+    ti = tarfile.TarInfo("etc/evil")
+    ti.size = 5
+    t.addfile(ti, io.BytesIO(b"evil\n"))
+PY
+	oci_layout "$W/a" latest "$W/base.tar.gz" "$W/x.tar" "$W/evil.tar"
+	import "a$SBX_TAG" "oci:$W/a"
+	wait_image "a$SBX_TAG" ready
+	local lx le
+	lx=$(jq -r '.lowers[1]' "$MNT/images/a$SBX_TAG/config")
+	le=$(jq -r '.lowers[2]' "$MNT/images/a$SBX_TAG/config")
+	run python3 -c 'import os, sys; p = sys.argv[1]; print(os.getxattr(p, "user.mime").decode(), os.getxattr(p, "security.capability").hex())' \
+		"$STATE/imports/layers/$lx/bin/ping"
+	[[ "$status" -eq 0 && "$output" == "text/plain 0100000200200000000000000000000000000000" ]]
+	run python3 -c 'import os, sys; print(sorted(os.listxattr(sys.argv[1])))' "$STATE/imports/layers/$le/etc"
+	[[ "$output" == "[]" ]]
+	grep -q "2 xattrs not set (only user.\* and security.capability are), the first trusted.overlay.opaque on 'etc'" "$SBX_LOG"
+	# In the sandbox: /etc still shows the layers below, /bin is not redirected.
+	sbx_create_ctl "s$SBX_TAG" "image=a$SBX_TAG"
+	sbx_exec "s$SBX_TAG" 'cat /etc/evil; test -e /etc/passwd && echo passwd; cat /bin/ping; busybox true && echo bb'
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == $'evil\npasswd\nping\nbb' ]]
 }

@@ -156,6 +156,34 @@ static void tb_ext(struct tbuf *b, char type, const char *data)
 	tb_pad(b);
 }
 
+/* A pax header of records KEY=VALUE (values may hold any byte). */
+struct pax_rec {
+	const char *key;
+	const void *value;
+	size_t len;
+};
+
+static void tb_pax(struct tbuf *b, const struct pax_rec *r, int n)
+{
+	struct tbuf d = {0};
+	for (int i = 0; i < n; i++) {
+		size_t body = strlen(r[i].key) + r[i].len + 3, len = body + 1;
+		char num[16];
+		while (snprintf(num, sizeof(num), "%zu", len), strlen(num) + body != len)
+			len = strlen(num) + body;
+		tb_add(&d, num, strlen(num));
+		tb_add(&d, " ", 1);
+		tb_add(&d, r[i].key, strlen(r[i].key));
+		tb_add(&d, "=", 1);
+		tb_add(&d, r[i].value, r[i].len);
+		tb_add(&d, "\n", 1);
+	}
+	tb_hdr(b, &(struct hdr){.name = "PaxHeader", .type = 'x', .size = d.n});
+	tb_add(b, d.d, d.n);
+	tb_pad(b);
+	free(d.d);
+}
+
 static void tb_end(struct tbuf *b)
 {
 	static const unsigned char z[1024];
@@ -359,6 +387,74 @@ static void test_tar_refuses(void)
 }
 
 /* One zero block then the stream's end is an end too (GNU tar accepts it). */
+/* pax SCHILY.xattr: any bytes in a value, a name given twice replaced, kept
+ * for the next entry only; past the bounds, an error with a sentence. */
+static void test_tar_xattrs(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	static const char bin[] = {'a', 0, 'b', (char)0xff};
+	struct pax_rec recs[] = {
+		{"SCHILY.xattr.user.bin", bin, sizeof(bin)},
+		{"SCHILY.xattr.user.twice", "1", 1},
+		{"SCHILY.xattr.trusted.overlay.opaque", "y", 1},
+		{"SCHILY.xattr.user.twice", "22", 2},
+		{"LIBARCHIVE.xattr.user.ignored", "eA==", 4},
+	};
+	tb_pax(&b, recs, ARRAY_SIZE(recs));
+	tb_file(&b, "f", "x");
+	tb_file(&b, "g", "y");
+	tb_end(&b);
+	struct msrc m = {.d = b.d, .n = b.n};
+	struct tar_src src = {.read = mread, .arg = &m};
+	struct tar t;
+	struct tar_entry ent;
+	tar_init(&t, &src);
+	CHECK(tar_next(&t, &ent, &e) == 1 && ent.nxattrs == 3);
+	if (ent.nxattrs == 3) {
+		CHECK(!strcmp(ent.xattrs[0].name, "user.bin") && ent.xattrs[0].len == sizeof(bin) &&
+		      !memcmp(ent.xattrs[0].value, bin, sizeof(bin)));
+		CHECK(!strcmp(ent.xattrs[1].name, "user.twice") && ent.xattrs[1].len == 2 &&
+		      !memcmp(ent.xattrs[1].value, "22", 2));
+		CHECK(!strcmp(ent.xattrs[2].name, "trusted.overlay.opaque"));
+	}
+	CHECK(tar_next(&t, &ent, &e) == 1 && !strcmp(ent.path, "g") && ent.nxattrs == 0);
+	CHECK(tar_next(&t, &ent, &e) == 0);
+	tar_free(&t);
+	free(b.d);
+
+	/* More than TAR_XATTRS_MAX, a value past TAR_XATTR_VALUE_MAX, an empty name. */
+	struct pax_rec many[TAR_XATTRS_MAX + 1];
+	char names[TAR_XATTRS_MAX + 1][32];
+	for (int i = 0; i <= TAR_XATTRS_MAX; i++) {
+		snprintf(names[i], sizeof(names[i]), "SCHILY.xattr.user.%d", i);
+		many[i] = (struct pax_rec){names[i], "v", 1};
+	}
+	char *big = calloc(1, TAR_XATTR_VALUE_MAX + 1);
+	struct pax_rec huge = {"SCHILY.xattr.user.big", big, TAR_XATTR_VALUE_MAX + 1};
+	struct pax_rec empty = {"SCHILY.xattr.", "v", 1};
+	const struct {
+		const struct pax_rec *r;
+		int n;
+		const char *want;
+	} bad[] = {{many, TAR_XATTRS_MAX + 1, "more than 64 pax xattrs"},
+		   {&huge, 1, "more than 65536"},
+		   {&empty, 1, "empty name"}};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct tbuf bb = {0};
+		char out[256];
+		tb_pax(&bb, bad[i].r, bad[i].n);
+		tb_file(&bb, "f", "x");
+		tb_end(&bb);
+		err_clear(&e);
+		CHECK(read_all(&bb, out, sizeof(out), &e) == -EINVAL && strstr(e.msg, bad[i].want));
+		if (!strstr(e.msg, bad[i].want))
+			fprintf(stderr, "xattr case %zu: '%s', wanted '%s'\n", i, e.msg, bad[i].want);
+		free(bb.d);
+	}
+	free(big);
+}
+
 static void test_tar_lone_zero_block(void)
 {
 	struct tbuf b = {0};
@@ -387,12 +483,13 @@ static void test_tar_clean_path(void)
 
 static char tmpdir[64];
 
+static struct unpack_stats us; /* the last unpack_buf's */
+
 static int unpack_buf(struct tbuf *b, const char *into, uint64_t max_bytes, struct err *e)
 {
 	struct msrc m = {.d = b->d, .n = b->n};
 	struct tar_src src = {.read = mread, .arg = &m};
 	struct tar t;
-	struct unpack_stats us;
 	struct unpack_limits lim = {.max_bytes = max_bytes, .max_entries = 1000, .where = into};
 	mkdir(into, 0755);
 	int fd = open(into, O_RDONLY | O_DIRECTORY);
@@ -471,6 +568,51 @@ static void test_unpack_dir_over_whiteout(void)
 	snprintf(p, sizeof(p), "%s/l2/d", tmpdir);
 	CHECK(at("l2/d", S_IFDIR, NULL) && getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) == 1);
 	CHECK(at("l2/d/new", S_IFREG, NULL));
+	free(b.d);
+}
+
+/* Layer xattrs: user.* and security.capability set (the capability after
+ * the owner, which would drop it), trusted.* and the others skipped and
+ * counted, whatever the entry. */
+static void test_unpack_xattrs(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (security.capability, trusted.*)");
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128], p[256], v[64];
+	/* VFS_CAP_REVISION_2 | effective, cap_net_raw (13) permitted. */
+	static const unsigned char cap[20] = {0x01, 0, 0, 0x02, 0, 0x20, 0, 0};
+	snprintf(into, sizeof(into), "%s/x1", tmpdir);
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.user.mime", "text/plain", 10},
+				      {"SCHILY.xattr.security.capability", cap, sizeof(cap)}}, 2);
+	tb_hdr(&b, &(struct hdr){.name = "ping", .type = '0', .mode = 0755});
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.trusted.overlay.opaque", "y", 1},
+				      {"SCHILY.xattr.user.d", "dir", 3}}, 2);
+	tb_hdr(&b, &(struct hdr){.name = "d/", .type = '5'});
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.trusted.overlay.redirect", "/etc", 4},
+				      {"SCHILY.xattr.security.selinux", "x", 1}}, 2);
+	tb_file(&b, "d/f", "x");
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.user.l", "l", 1}}, 1);
+	tb_hdr(&b, &(struct hdr){.name = "link", .type = '2', .link = "ping"});
+	tb_end(&b);
+	int r = unpack_buf(&b, into, 1 << 20, &e);
+	CHECK(r == 0);
+	if (r)
+		fprintf(stderr, "unpack xattrs: %s\n", e.msg);
+	CHECK(us.xattrs == 3 && us.xattrs_skipped == 4);
+	CHECK(!strcmp(us.skipped, "trusted.overlay.opaque on 'd'"));
+	snprintf(p, sizeof(p), "%s/ping", into);
+	CHECK(getxattr(p, "user.mime", v, sizeof(v)) == 10 && !memcmp(v, "text/plain", 10));
+	CHECK(getxattr(p, "security.capability", v, sizeof(v)) == sizeof(cap) &&
+	      !memcmp(v, cap, sizeof(cap)));
+	snprintf(p, sizeof(p), "%s/d", into);
+	CHECK(getxattr(p, "user.d", v, sizeof(v)) == 3);
+	CHECK(getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) < 0 && errno == ENODATA);
+	snprintf(p, sizeof(p), "%s/d/f", into);
+	CHECK(getxattr(p, "trusted.overlay.redirect", v, sizeof(v)) < 0 && errno == ENODATA);
+	ssize_t n = getxattr(p, "security.selinux", v, sizeof(v));
+	CHECK(n != 1 || v[0] != 'x'); /* the host's label, if any, not the layer's */
 	free(b.d);
 }
 
@@ -758,9 +900,11 @@ int main(void)
 	RUN(test_tar_base256);
 	RUN(test_tar_refuses);
 	RUN(test_tar_lone_zero_block);
+	RUN(test_tar_xattrs);
 	RUN(test_tar_clean_path);
 	RUN(test_unpack_layer);
 	RUN(test_unpack_dir_over_whiteout);
+	RUN(test_unpack_xattrs);
 	RUN(test_unpack_hostile);
 	RUN(test_oci_index);
 	RUN(test_oci_manifest_config);
