@@ -1075,6 +1075,10 @@ static ssize_t zstd_some(struct oci_layer *l, void *buf, size_t n, struct err *e
 			l->zs_in = (ZSTD_inBuffer){.src = l->zin, .size = (size_t)r};
 		}
 		size_t left = ZSTD_decompressStream(l->zs, &out, &l->zs_in);
+		if (ZSTD_getErrorCode(left) == ZSTD_error_frameParameter_windowTooLarge)
+			return err_set(e, -EFBIG, "layer %s: a zstd frame needs a window of more than "
+				       "%u MiB, the most this reader gives one", l->blob.digest,
+				       1u << (OCI_ZSTD_WINDOW_LOG_MAX - 20));
 		if (ZSTD_isError(left))
 			return err_set(e, -EINVAL, "layer %s: the zstd stream is corrupt (%s)",
 				       l->blob.digest, ZSTD_getErrorName(left));

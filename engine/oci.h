@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "common.h"
 #include "sha256.h"

@@ -804,7 +804,8 @@ static int read_layer(struct oci_src *src, const struct oci_desc *d, const char 
 }
 
 /* zstd layers: one frame, two frames with a skippable one between, and a
- * truncated and a corrupt one (each with a sentence). */
+ * truncated, a corrupt one and one whose window is past the bound (each
+ * with a sentence). */
 static void test_zstd_layer(void)
 {
 	struct tbuf b = {0};
@@ -849,6 +850,18 @@ static void test_zstd_layer(void)
 	err_clear(&e);
 	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) == -EINVAL &&
 	      strstr(e.msg, "zstd stream is corrupt"));
+	/* A frame asking for a 256 MiB window (streamed: its size not known). */
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_outBuffer zo = {.dst = z, .size = cap};
+	ZSTD_inBuffer zi = {.src = b.d, .size = b.n};
+	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 28)));
+	CHECK(!ZSTD_isError(ZSTD_compressStream2(cc, &zo, &zi, ZSTD_e_continue)));
+	CHECK(ZSTD_compressStream2(cc, &zo, &zi, ZSTD_e_end) == 0);
+	ZSTD_freeCCtx(cc);
+	put_blob(z, zo.pos, &d);
+	err_clear(&e);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) == -EFBIG &&
+	      strstr(e.msg, "a window of more than 128 MiB"));
 	oci_src_close(&src);
 	free(z);
 	free(b.d);
