@@ -2,7 +2,7 @@
 # runs every test; `make demo` sets up a fresh Debian 12 machine and runs the example.
 CC      ?= cc
 BUILD   := build
-PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl zlib
+PKGS    := fuse3 liburcu liburcu-cds jansson libcap libmnl zlib libzstd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -180,7 +180,8 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # vmm/qemu.h), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
 # reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
 # layer's tar stream, engine/tar.c) and fuzz_oci (an OCI layout's index,
-# manifest and image config JSON, and an oci-archive's tar, engine/oci.c). Seed corpora in
+# manifest and image config JSON, an oci-archive's tar, a docker-archive's
+# manifest.json and tar, engine/oci.c). Seed corpora in
 # tests/fuzz/corpus/<target>/ (inputs that once crashed stay there as
 # regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target

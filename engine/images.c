@@ -552,8 +552,12 @@ static int unpack_one(struct image *im, struct oci_src *src, const struct oci_de
 	if (r == 0)
 		r = place_layer(tmp, fd, id, e);
 	if (r == 0)
-		log_info("image %s: layer %s unpacked: %" PRIu64 " entries, %" PRIu64 " MB", im->name,
-			 d->digest, us.entries, us.bytes >> 20);
+		log_info("image %s: layer %s unpacked: %" PRIu64 " entries, %" PRIu64 " MB, %" PRIu64
+			 " xattrs", im->name, d->digest, us.entries, us.bytes >> 20, us.xattrs);
+	if (r == 0 && us.xattrs_skipped)
+		log_warn("image %s: layer %s: %" PRIu64 " xattrs not set (only user.* and "
+			 "security.capability are), the first %s", im->name, d->digest,
+			 us.xattrs_skipped, us.skipped);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -642,7 +646,7 @@ static int find_manifest(struct import *imp, struct oci_src *src, struct oci_des
 {
 	char *text = NULL;
 	size_t len;
-	int r = oci_read_index(src, &text, &len, e);
+	int r = oci_read_json(src, "index.json", &text, &len, e);
 	if (r == 0)
 		r = oci_parse_index(text, len, imp->tag, oci_host_arch(), md, e);
 	free(text);
@@ -659,6 +663,40 @@ static int find_manifest(struct import *imp, struct oci_src *src, struct oci_des
 	return r < 0 ? err_wrap(e, "the index %.19s...", nested.digest) : 0;
 }
 
+/* The image config m names (its blob counted in total_bytes with the
+ * layers'), parsed and checked against the host and the manifest. */
+static int read_config(struct import *imp, struct oci_src *src, struct oci_manifest *m,
+		       struct oci_image_config *c, char **out, size_t *out_len, struct err *e)
+{
+	char *text = NULL;
+	size_t len;
+	uint64_t total = atomic_load(&imp->im->done_bytes) + m->config.size;
+	for (int i = 0; i < m->nlayers; i++)
+		total += m->layers[i].size;
+	atomic_store(&imp->im->total_bytes, total);
+	int r = oci_blob_slurp(src, &m->config, &text, &len, &imp->im->done_bytes, e);
+	if (r == 0)
+		r = oci_parse_config(text, len, c, e);
+	if (r == 0 && out) {
+		*out = text;
+		*out_len = len;
+	} else {
+		free(text);
+	}
+	if (r < 0)
+		return err_wrap(e, "the image config %.19s...", m->config.digest[0] ? m->config.digest
+									  : m->config.member);
+	if (c->os[0] && strcmp(c->os, "linux") != 0)
+		return err_set(e, -EINVAL, "the image is for os '%s', not linux", c->os);
+	if (c->arch[0] && strcmp(c->arch, oci_host_arch()) != 0)
+		return err_set(e, -EINVAL, "the image is for architecture '%s'; this host is %s",
+			       c->arch, oci_host_arch());
+	if (c->ndiff_ids && c->ndiff_ids != m->nlayers)
+		return err_set(e, -EINVAL, "the image config lists %d diff_ids for the manifest's %d "
+			       "layers", c->ndiff_ids, m->nlayers);
+	return 0;
+}
+
 static int read_manifest(struct import *imp, struct oci_src *src, struct oci_desc *md,
 			 struct oci_manifest *m, struct oci_image_config *c, struct err *e)
 {
@@ -672,23 +710,42 @@ static int read_manifest(struct import *imp, struct oci_src *src, struct oci_des
 	free(text);
 	if (r < 0)
 		return err_wrap(e, "the manifest %.19s...", md->digest);
-	uint64_t total = atomic_load(&imp->im->done_bytes) + m->config.size;
-	for (int i = 0; i < m->nlayers; i++)
-		total += m->layers[i].size;
-	atomic_store(&imp->im->total_bytes, total);
-	if ((r = oci_blob_slurp(src, &m->config, &text, &len, &imp->im->done_bytes, e)) == 0)
-		r = oci_parse_config(text, len, c, e);
+	return read_config(imp, src, m, c, NULL, NULL, e);
+}
+
+/* A docker-archive: manifest.json names the config and the layers by their
+ * members. A layer whose name is not its digest (docker's ID/layer.tar) is
+ * known by its diff_id, checked as it is unpacked; the image's digest is its
+ * config's (docker's image ID). */
+static int read_docker(struct import *imp, struct oci_src *src, struct oci_desc *md,
+		       struct oci_manifest *m, struct oci_image_config *c, struct err *e)
+{
+	char *text = NULL, hex[SHA256_HEX];
+	size_t len;
+	int r = oci_read_json(src, "manifest.json", &text, &len, e);
+	if (r == 0)
+		r = oci_parse_docker_manifest(text, len, imp->tag, m, e);
 	free(text);
+	text = NULL;
+	if (r == 0)
+		r = oci_docker_resolve(src, m, e);
 	if (r < 0)
-		return err_wrap(e, "the image config %.19s...", m->config.digest);
-	if (c->os[0] && strcmp(c->os, "linux") != 0)
-		return err_set(e, -EINVAL, "the image is for os '%s', not linux", c->os);
-	if (c->arch[0] && strcmp(c->arch, oci_host_arch()) != 0)
-		return err_set(e, -EINVAL, "the image is for architecture '%s'; this host is %s",
-			       c->arch, oci_host_arch());
-	if (c->ndiff_ids && c->ndiff_ids != m->nlayers)
-		return err_set(e, -EINVAL, "the image config lists %d diff_ids for the manifest's %d "
-			       "layers", c->ndiff_ids, m->nlayers);
+		return r; /* the sentences name manifest.json */
+	if ((r = read_config(imp, src, m, c, &text, &len, e)) < 0)
+		return r;
+	memset(md, 0, sizeof(*md));
+	sha256_hex_of(text, len, hex);
+	snprintf(md->digest, sizeof(md->digest), "sha256:%s", hex);
+	free(text);
+	for (int i = 0; i < m->nlayers; i++) {
+		if (!m->layers[i].by_diff_id)
+			continue;
+		if (c->ndiff_ids != m->nlayers)
+			return err_set(e, -EINVAL, "layer %d ('%.80s') has no digest of its own and the "
+				       "image config lists no diff_ids to check it by", i + 1,
+				       m->layers[i].member);
+		snprintf(m->layers[i].digest, OCI_DIGEST_MAX, "%s", c->diff_ids[i]);
+	}
 	return 0;
 }
 
@@ -739,7 +796,8 @@ static int do_import(struct import *imp, struct err *e)
 	}
 	if ((r = oci_src_open(imp->kind, imp->path, &src, e)) < 0)
 		goto out;
-	r = read_manifest(imp, &src, &md, m, c, e);
+	r = !strcmp(imp->kind, "docker-archive") ? read_docker(imp, &src, &md, m, c, e)
+						 : read_manifest(imp, &src, &md, m, c, e);
 	for (int i = 0; i < m->nlayers && r == 0; i++)
 		r = get_layer(im, &src, &m->layers[i], c->ndiff_ids ? c->diff_ids[i] : "", ids[i], i,
 			      m->nlayers, e);
@@ -799,17 +857,23 @@ static void import_job(void *arg)
 	free(imp);
 }
 
-/* SOURCE: oci:DIR[:TAG] or oci-archive:FILE[:TAG], an absolute path. */
+#define SOURCE_FORMS "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
+
+/* SOURCE: one of SOURCE_FORMS, an absolute path. */
 static int parse_source(const char *source, struct import *imp, struct err *e)
 {
-	const char *rest;
-	if (!strncmp(source, "oci-archive:", 12))
-		snprintf(imp->kind, sizeof(imp->kind), "oci-archive"), rest = source + 12;
-	else if (!strncmp(source, "oci:", 4))
-		snprintf(imp->kind, sizeof(imp->kind), "oci"), rest = source + 4;
-	else
-		return err_set(e, -EINVAL, "source '%.200s' is not oci:DIR[:TAG] or "
-			       "oci-archive:FILE[:TAG] (registries are not supported)", source);
+	static const char *const kinds[] = {"oci-archive", "docker-archive", "oci"};
+	const char *rest = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(kinds) && !rest; i++) {
+		size_t n = strlen(kinds[i]);
+		if (!strncmp(source, kinds[i], n) && source[n] == ':') {
+			snprintf(imp->kind, sizeof(imp->kind), "%s", kinds[i]);
+			rest = source + n + 1;
+		}
+	}
+	if (!rest)
+		return err_set(e, -EINVAL, "source '%.200s' is not " SOURCE_FORMS " (registries are "
+			       "not supported)", source);
 	const char *colon = strchr(rest, ':');
 	size_t plen = colon ? (size_t)(colon - rest) : strlen(rest);
 	if (rest[0] != '/')
@@ -827,7 +891,9 @@ static int parse_source(const char *source, struct import *imp, struct err *e)
 		return err_set(e, -ENOENT, "source %.200s: %s", imp->path, strerror(errno));
 	if (dir ? !S_ISDIR(s.st_mode) : !S_ISREG(s.st_mode))
 		return err_set(e, -EINVAL, "source %.200s is not %s", imp->path,
-			       dir ? "a directory (an OCI layout)" : "a file (a tar of an OCI layout)");
+			       dir ? "a directory (an OCI layout)"
+			       : !strcmp(imp->kind, "oci-archive") ? "a file (a tar of an OCI layout)"
+								   : "a file (a tar docker save wrote)");
 	return 0;
 }
 
@@ -893,7 +959,7 @@ int images_ctl(const char *buf, size_t len)
 		r = err_set(&e, -EINVAL, "unknown command '%.64s' (import NAME SOURCE)", cmd.argv[0]);
 	else if (r == 0 && cmd.argc != 3)
 		r = err_set(&e, -EINVAL, "import takes a name and a source: import NAME "
-			    "oci:DIR[:TAG] or oci-archive:FILE[:TAG]");
+			    SOURCE_FORMS);
 	else if (r == 0)
 		r = import_start(cmd.argv[1], cmd.argv[2], &e);
 	if (r < 0)

@@ -25,6 +25,8 @@
 #define RUN_STRING_MAX 32768
 #define LAYER_TRAILER_MAX (1u << 20) /* data after a layer's end-of-archive blocks */
 #define ARCHIVE_ENTRIES_MAX 1000000
+#define ARCHIVE_LINKS_MAX 1024 /* link members of a docker-archive */
+#define LINK_HOPS_MAX 8
 #define CHUNK (64u << 10)
 
 const char *oci_host_arch(void)
@@ -60,7 +62,8 @@ bool oci_is_index(const struct oci_desc *d)
 
 /* --- JSON --- */
 
-static json_t *load(const char *text, size_t len, const char *what, struct err *e)
+/* A JSON document of any kind (an object unless any), or NULL with a sentence. */
+static json_t *load_json(const char *text, size_t len, const char *what, bool any, struct err *e)
 {
 	json_error_t je;
 	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
@@ -68,12 +71,17 @@ static json_t *load(const char *text, size_t len, const char *what, struct err *
 		/* Not je.text: it quotes the input, which may be any file root can read. */
 		err_set(e, -EINVAL, "%s is not valid JSON (line %d, column %d)", what, je.line,
 			je.column);
-	else if (!json_is_object(j)) {
+	else if (!any && !json_is_object(j)) {
 		json_decref(j);
 		j = NULL;
 		err_set(e, -EINVAL, "%s is not a JSON object", what);
 	}
 	return j;
+}
+
+static json_t *load(const char *text, size_t len, const char *what, struct err *e)
+{
+	return load_json(text, len, what, false, e);
 }
 
 /* A string member no longer than cap-1 bytes and without NUL: 1, 0 when
@@ -193,14 +201,29 @@ static int layer_kind(struct oci_desc *d, int i, struct err *e)
 	for (size_t k = 0; k < ARRAY_SIZE(tar); k++)
 		if (!strcmp(d->media_type, tar[k]))
 			return d->comp = OCI_TAR, 0;
+	static const char *const zst[] = {
+		"application/vnd.oci.image.layer.v1.tar+zstd",
+		"application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+	};
 	for (size_t k = 0; k < ARRAY_SIZE(gz); k++)
 		if (!strcmp(d->media_type, gz[k]))
 			return d->comp = OCI_GZIP, 0;
-	if (strstr(d->media_type, "zstd"))
-		return err_set(e, -EOPNOTSUPP, "layer %d is compressed with zstd, which is not "
-			       "supported (gzip or none)", i + 1);
+	for (size_t k = 0; k < ARRAY_SIZE(zst); k++)
+		if (!strcmp(d->media_type, zst[k]))
+			return d->comp = OCI_ZSTD, 0;
 	return err_set(e, -EOPNOTSUPP, "layer %d has media type '%.80s', not an image layer this "
 		       "reader knows", i + 1, d->media_type);
+}
+
+/* A manifest's list of layers: 1 to OCI_LAYERS_MAX of them. */
+static int layer_list(json_t *layers, const char *where, struct err *e)
+{
+	if (!json_is_array(layers) || json_array_size(layers) == 0)
+		return err_set(e, -EINVAL, "%s lists no layers", where);
+	if (json_array_size(layers) > OCI_LAYERS_MAX)
+		return err_set(e, -EINVAL, "%s lists %zu layers, more than %d", where,
+			       json_array_size(layers), OCI_LAYERS_MAX);
+	return 0;
 }
 
 static int manifest_body(json_t *j, struct oci_manifest *m, struct err *e)
@@ -223,11 +246,8 @@ static int manifest_body(json_t *j, struct oci_manifest *m, struct err *e)
 			       "container image", m->config.media_type);
 	json_t *layers = json_object_get(j, "layers"), *l;
 	size_t i;
-	if (!json_is_array(layers) || json_array_size(layers) == 0)
-		return err_set(e, -EINVAL, "the manifest lists no layers");
-	if (json_array_size(layers) > OCI_LAYERS_MAX)
-		return err_set(e, -EINVAL, "the manifest lists %zu layers, more than %d",
-			       json_array_size(layers), OCI_LAYERS_MAX);
+	if ((r = layer_list(layers, "the manifest", e)) < 0)
+		return r;
 	json_array_foreach(layers, i, l) {
 		char where[48];
 		snprintf(where, sizeof(where), "layer %zu of the manifest", i + 1);
@@ -350,6 +370,117 @@ int oci_parse_config(const char *text, size_t len, struct oci_image_config *c, s
 	return 0;
 }
 
+/* --- docker-archive's manifest.json --- */
+
+#define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define MT_DOCKER_LAYER "application/vnd.docker.image.rootfs.diff.tar"
+#define REPO_TAGS_MAX 1024
+
+/* A member name of manifest.json, cleaned into out. */
+static int docker_name(json_t *v, const char *what, char out[OCI_MEMBER_MAX], struct err *e)
+{
+	char clean[TAR_PATH_MAX];
+	const char *s = json_string_value(v);
+	if (!s || strlen(s) != json_string_length(v) || !s[0])
+		return err_set(e, -EINVAL, "manifest.json: %s is not a member name", what);
+	if (strlen(s) >= TAR_PATH_MAX)
+		return err_set(e, -EINVAL, "manifest.json: %s is longer than %d bytes", what,
+			       TAR_PATH_MAX - 1);
+	int r = tar_clean_path(s, clean, e);
+	if (r < 0)
+		return e ? err_wrap(e, "manifest.json: %s", what) : r;
+	if (!clean[0] || strlen(clean) >= OCI_MEMBER_MAX)
+		return err_set(e, -EINVAL, "manifest.json: %s '%.80s' is empty or longer than %d "
+			       "bytes", what, s, OCI_MEMBER_MAX - 1);
+	memcpy(out, clean, strlen(clean) + 1);
+	return 0;
+}
+
+/* Whether the entry's RepoTags hold ref (NAME alone: NAME:latest). */
+static bool has_tag(json_t *ent, const char *ref, char *tags, size_t cap)
+{
+	json_t *list = json_object_get(ent, "RepoTags"), *t;
+	size_t i, rl = strlen(ref);
+	bool bare = !strchr(ref, ':'), hit = false;
+	json_array_foreach(list, i, t) {
+		const char *s = json_string_value(t);
+		if (!s || i >= REPO_TAGS_MAX)
+			continue;
+		if (strlen(tags) < 100)
+			snprintf(tags + strlen(tags), cap - strlen(tags), "%s'%.40s'", tags[0] ? ", " : "", s);
+		hit |= !strcmp(s, ref) ||
+		       (bare && !strncmp(s, ref, rl) && !strcmp(s + rl, ":latest"));
+	}
+	return hit;
+}
+
+static int docker_entry(json_t *list, const char *ref, json_t **out, struct err *e)
+{
+	json_t *ent, *one = NULL;
+	size_t i, matched = 0;
+	char tags[160] = "";
+	json_array_foreach(list, i, ent) {
+		if (!json_is_object(ent))
+			return err_set(e, -EINVAL, "manifest.json: entry %zu is not an object", i + 1);
+		if (has_tag(ent, ref, tags, sizeof(tags)) || !ref[0])
+			matched++, one = ent;
+	}
+	if (matched == 1) {
+		*out = one;
+		return 0;
+	}
+	if (matched == 0)
+		return ref[0] ? err_set(e, -ENOENT, "no image of the archive is tagged '%.80s' (its "
+					"tags: %s)", ref, tags[0] ? tags : "none")
+			      : err_set(e, -EINVAL, "manifest.json lists no image");
+	return err_set(e, -EINVAL, "the archive has %zu images%s%.80s%s: name one with "
+		       "SOURCE:NAME:TAG (tags: %s)", matched, ref[0] ? " tagged '" : "", ref,
+		       ref[0] ? "'" : "", tags[0] ? tags : "none");
+}
+
+static int docker_body(json_t *j, const char *ref, struct oci_manifest *m, struct err *e)
+{
+	json_t *ent = NULL, *layers, *l;
+	size_t i;
+	if (!json_is_array(j) || json_array_size(j) > INDEX_MANIFESTS_MAX)
+		return err_set(e, -EINVAL, "manifest.json is not a list of at most %d images",
+			       INDEX_MANIFESTS_MAX);
+	int r = docker_entry(j, ref, &ent, e);
+	if (r < 0)
+		return r;
+	if ((r = docker_name(json_object_get(ent, "Config"), "Config", m->config.member, e)) < 0)
+		return r;
+	snprintf(m->config.media_type, sizeof(m->config.media_type), MT_DOCKER_CONFIG);
+	layers = json_object_get(ent, "Layers");
+	if ((r = layer_list(layers, "manifest.json", e)) < 0)
+		return r;
+	json_array_foreach(layers, i, l) {
+		char what[32];
+		snprintf(what, sizeof(what), "layer %zu", i + 1);
+		if ((r = docker_name(l, what, m->layers[i].member, e)) < 0)
+			return r;
+		/* Plain tar or gzip: the bytes decide (oci_layer_open). */
+		snprintf(m->layers[i].media_type, OCI_MEDIA_MAX, MT_DOCKER_LAYER);
+		m->layers[i].comp = OCI_TAR;
+	}
+	m->nlayers = (int)json_array_size(layers);
+	return 0;
+}
+
+int oci_parse_docker_manifest(const char *text, size_t len, const char *ref,
+			      struct oci_manifest *m, struct err *e)
+{
+	memset(m, 0, sizeof(*m));
+	json_t *j = load_json(text, len, "manifest.json", true, e);
+	if (!j)
+		return e ? e->code : -EINVAL;
+	int r = docker_body(j, ref, m, e);
+	json_decref(j);
+	if (r < 0)
+		m->nlayers = 0;
+	return r;
+}
+
 /* --- sources --- */
 
 /* A regular file, opened for reading; anything else (a FIFO, a device) is
@@ -412,15 +543,142 @@ static bool member_name(const char *p)
 		strspn(p + 13, "0123456789abcdef") == 64);
 }
 
-/* The archive's members that matter (index.json, blobs), with where their
- * data lies; the last of a name wins, as tar would extract it. */
-static int scan_archive(struct oci_src *s, uint64_t size, struct err *e)
+/* Members sorted by name, then by where their data lies: of a name, the
+ * last in the archive wins, as tar would extract it. */
+static int member_cmp(const void *a, const void *b)
+{
+	const struct oci_member *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+	return c ? c : x->off < y->off ? -1 : x->off > y->off;
+}
+
+static const struct oci_member *find_in(const struct oci_member *m, size_t n, const char *name)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) { /* the first past every member named name or less */
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(m[mid].name, name) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && !strcmp(m[lo - 1].name, name) ? &m[lo - 1] : NULL;
+}
+
+static const struct oci_member *find_member(const struct oci_src *s, const char *name)
+{
+	return find_in(s->members, s->nmembers, name);
+}
+
+static int add_member(struct oci_src *s, size_t *cap, const char *name, uint64_t off,
+		      uint64_t size, struct err *e)
+{
+	if (s->nmembers == *cap) {
+		if (*cap >= OCI_ARCHIVE_MEMBERS_MAX)
+			return err_set(e, -EINVAL, "the archive holds more than %d files",
+				       OCI_ARCHIVE_MEMBERS_MAX);
+		size_t ncap = *cap ? *cap * 2 : 64;
+		struct oci_member *m = realloc(s->members, ncap * sizeof(*m));
+		if (!m)
+			return err_set(e, -ENOMEM, "out of memory");
+		s->members = m;
+		*cap = ncap;
+	}
+	struct oci_member *m = &s->members[s->nmembers++];
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	m->off = off;
+	m->size = size;
+	return 0;
+}
+
+/* A link member's target as a path of the archive (a symbolic link's taken
+ * from its own directory); "" when it is absolute, climbs above the
+ * archive's root or is too long: then it names no member. */
+static void link_target(const struct tar_entry *ent, char out[OCI_MEMBER_MAX])
+{
+	char joined[2 * TAR_PATH_MAX];
+	const char *slash = strrchr(ent->path, '/');
+	size_t o = 0;
+	out[0] = '\0';
+	if (ent->type == TAR_HARDLINK) {
+		if (strlen(ent->link) < OCI_MEMBER_MAX)
+			snprintf(out, OCI_MEMBER_MAX, "%s", ent->link);
+		return;
+	}
+	if (ent->link[0] == '/')
+		return;
+	snprintf(joined, sizeof(joined), "%.*s/%s", slash ? (int)(slash - ent->path) : 0,
+		 ent->path, ent->link);
+	for (char *save, *c = strtok_r(joined, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		size_t n = strlen(c);
+		if (!strcmp(c, "."))
+			continue;
+		if (!strcmp(c, "..")) {
+			if (o == 0)
+				goto none;
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			out[o ? --o : 0] = '\0';
+			continue;
+		}
+		if (o + 1 + n >= OCI_MEMBER_MAX)
+			goto none;
+		if (o)
+			out[o++] = '/';
+		memcpy(out + o, c, n + 1);
+		o += n;
+	}
+	return;
+none:
+	out[0] = '\0';
+}
+
+struct link_member {
+	char name[OCI_MEMBER_MAX], target[OCI_MEMBER_MAX];
+};
+
+/* A docker-archive's links as members: each stands for the file its target
+ * is (through at most LINK_HOPS_MAX links), wherever that lies in the
+ * archive; one that names no file stands for nothing. */
+static int add_links(struct oci_src *s, size_t *cap, const struct link_member *l, size_t n,
+		     struct err *e)
+{
+	size_t files = s->nmembers;
+	int r = 0;
+	if (!s->nmembers) /* no file: no link stands for one (and qsort wants an array) */
+		return 0;
+	qsort(s->members, s->nmembers, sizeof(*s->members), member_cmp);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		const char *t = l[i].target;
+		const struct oci_member *to = NULL;
+		for (int hop = 0; hop < LINK_HOPS_MAX && t && !to; hop++) {
+			to = find_in(s->members, files, t); /* the files: sorted */
+			const char *next = NULL;
+			for (size_t k = 0; k < n && !to && !next; k++)
+				if (!strcmp(l[k].name, t))
+					next = l[k].target;
+			t = next;
+		}
+		if (to) {
+			struct oci_member m = *to;
+			r = add_member(s, cap, l[i].name, m.off, m.size, e);
+		}
+	}
+	qsort(s->members, s->nmembers, sizeof(*s->members), member_cmp);
+	return r;
+}
+
+/* The archive's members that matter, with where their data lies: an
+ * oci-archive's index.json and blobs; a docker-archive's files, and its
+ * links (docker save links a layer it wrote already). */
+static int scan_archive(struct oci_src *s, uint64_t size, bool docker, struct err *e)
 {
 	struct file_src f = {.fd = s->file_fd, .size = size};
 	struct tar_src src = {.read = file_read, .skip = file_skip, .arg = &f};
 	struct tar t;
 	struct tar_entry *ent = malloc(sizeof(*ent));
-	size_t cap = 0;
+	struct link_member *links = NULL;
+	size_t cap = 0, nlinks = 0;
 	int r = ent ? 0 : err_set(e, -ENOMEM, "out of memory");
 	tar_init(&t, &src);
 	while (r == 0 && (r = tar_next(&t, ent, e)) > 0) {
@@ -429,28 +687,27 @@ static int scan_archive(struct oci_src *s, uint64_t size, struct err *e)
 			r = err_set(e, -EINVAL, "the archive has more than %d entries", ARCHIVE_ENTRIES_MAX);
 			break;
 		}
-		if (ent->type != TAR_FILE || !member_name(ent->path))
+		if (strlen(ent->path) >= OCI_MEMBER_MAX)
 			continue;
-		if (s->nmembers == cap) {
-			if (cap >= OCI_ARCHIVE_MEMBERS_MAX) {
-				r = err_set(e, -EINVAL, "the archive holds more than %d blobs",
-					    OCI_ARCHIVE_MEMBERS_MAX);
-				break;
-			}
-			cap = cap ? cap * 2 : 64;
-			struct oci_member *m = realloc(s->members, cap * sizeof(*m));
-			if (!m) {
+		if (ent->type == TAR_FILE && (docker || member_name(ent->path))) {
+			r = add_member(s, &cap, ent->path, t.offset, ent->size, e);
+		} else if (docker && (ent->type == TAR_SYMLINK || ent->type == TAR_HARDLINK)) {
+			if (!links && !(links = calloc(ARCHIVE_LINKS_MAX, sizeof(*links))))
 				r = err_set(e, -ENOMEM, "out of memory");
-				break;
+			else if (nlinks == ARCHIVE_LINKS_MAX)
+				r = err_set(e, -EINVAL, "the archive holds more than %d links",
+					    ARCHIVE_LINKS_MAX);
+			else {
+				snprintf(links[nlinks].name, OCI_MEMBER_MAX, "%s", ent->path);
+				link_target(ent, links[nlinks].target);
+				nlinks++;
 			}
-			s->members = m;
 		}
-		struct oci_member *m = &s->members[s->nmembers++];
-		snprintf(m->name, sizeof(m->name), "%s", ent->path);
-		m->off = t.offset;
-		m->size = ent->size;
 	}
+	if (r == 0)
+		r = add_links(s, &cap, links, nlinks, e);
 	tar_free(&t);
+	free(links);
 	free(ent);
 	return r;
 }
@@ -469,16 +726,16 @@ int oci_src_open(const char *kind, const char *path, struct oci_src *s, struct e
 	}
 	s->file_fd = open_regular(-1, path);
 	if (s->file_fd == -EINVAL)
-		return err_set(e, -EINVAL, "the OCI archive %.200s is not a regular file", path);
+		return err_set(e, -EINVAL, "the archive %.200s is not a regular file", path);
 	if (s->file_fd < 0)
-		return err_set(e, s->file_fd, "cannot open the OCI archive %.200s: %s", path,
+		return err_set(e, s->file_fd, "cannot open the archive %.200s: %s", path,
 			       strerror(-s->file_fd));
 	if (fstat(s->file_fd, &st) < 0) {
 		int r = err_set(e, -errno, "cannot stat %.200s: %s", path, strerror(errno));
 		oci_src_close(s);
 		return r;
 	}
-	int r = scan_archive(s, (uint64_t)st.st_size, e);
+	int r = scan_archive(s, (uint64_t)st.st_size, !strcmp(kind, "docker-archive"), e);
 	if (r < 0)
 		oci_src_close(s);
 	return r;
@@ -516,16 +773,14 @@ static int src_file(struct oci_src *s, const char *name, int *fd, uint64_t *off,
 		*size = (uint64_t)st.st_size;
 		return 0;
 	}
-	for (size_t i = s->nmembers; i-- > 0;) {
-		if (strcmp(s->members[i].name, name) != 0)
-			continue;
-		if ((*fd = fcntl(s->file_fd, F_DUPFD_CLOEXEC, 0)) < 0)
-			return err_set(e, -errno, "dup: %s", strerror(errno));
-		*off = s->members[i].off;
-		*size = s->members[i].size;
-		return 0;
-	}
-	return err_set(e, -ENOENT, "the archive has no %s", name);
+	const struct oci_member *m = find_member(s, name);
+	if (!m)
+		return err_set(e, -ENOENT, "the archive has no %.200s", name);
+	if ((*fd = fcntl(s->file_fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		return err_set(e, -errno, "dup: %s", strerror(errno));
+	*off = m->off;
+	*size = m->size;
+	return 0;
 }
 
 static int read_all(int fd, uint64_t off, char *buf, size_t n, const char *what, struct err *e)
@@ -540,21 +795,21 @@ static int read_all(int fd, uint64_t off, char *buf, size_t n, const char *what,
 	return 0;
 }
 
-int oci_read_index(struct oci_src *s, char **out, size_t *len, struct err *e)
+int oci_read_json(struct oci_src *s, const char *name, char **out, size_t *len, struct err *e)
 {
 	int fd;
 	uint64_t off, size;
-	int r = src_file(s, "index.json", &fd, &off, &size, e);
+	int r = src_file(s, name, &fd, &off, &size, e);
 	if (r < 0)
 		return r;
 	char *buf = NULL;
 	if (size > OCI_JSON_MAX)
-		r = err_set(e, -EINVAL, "index.json has %" PRIu64 " bytes, more than %u", size,
+		r = err_set(e, -EINVAL, "%s has %" PRIu64 " bytes, more than %u", name, size,
 			    OCI_JSON_MAX);
 	else if (!(buf = malloc((size_t)size + 1)))
 		r = err_set(e, -ENOMEM, "out of memory");
 	else
-		r = read_all(fd, off, buf, (size_t)size, "index.json", e);
+		r = read_all(fd, off, buf, (size_t)size, name, e);
 	close(fd);
 	if (r < 0) {
 		free(buf);
@@ -566,14 +821,55 @@ int oci_read_index(struct oci_src *s, char **out, size_t *len, struct err *e)
 	return 0;
 }
 
+/* The digest a docker-archive's member name says: blobs/sha256/HEX, or
+ * HEX.json for a config (docker save names it by its digest). */
+static void digest_of_name(const char *name, bool config, char out[OCI_DIGEST_MAX])
+{
+	const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+	size_t n = strlen(base);
+	out[0] = '\0';
+	if (!strncmp(name, "blobs/sha256/", 13) && base == name + 13 && n == 64)
+		snprintf(out, OCI_DIGEST_MAX, "sha256:%s", base);
+	else if (config && base == name && n == 64 + 5 && !strcmp(base + 64, ".json"))
+		snprintf(out, OCI_DIGEST_MAX, "sha256:%.64s", base);
+	if (out[0] && !oci_digest_ok(out))
+		out[0] = '\0';
+}
+
+static int resolve_one(struct oci_src *s, struct oci_desc *d, bool config, const char *what,
+		       struct err *e)
+{
+	const struct oci_member *m = find_member(s, d->member);
+	if (!m)
+		return err_set(e, -ENOENT, "manifest.json names %s '%.200s', which is not a file of "
+			       "the archive", what, d->member);
+	d->size = m->size;
+	digest_of_name(d->member, config, d->digest);
+	d->by_diff_id = !d->digest[0];
+	return 0;
+}
+
+int oci_docker_resolve(struct oci_src *s, struct oci_manifest *m, struct err *e)
+{
+	int r = resolve_one(s, &m->config, true, "the config", e);
+	for (int i = 0; i < m->nlayers && r == 0; i++) {
+		char what[32];
+		snprintf(what, sizeof(what), "layer %d", i + 1);
+		r = resolve_one(s, &m->layers[i], false, what, e);
+	}
+	return r;
+}
+
 /* --- blobs --- */
 
 int oci_blob_open(struct oci_src *s, const struct oci_desc *d, struct oci_blob *b, struct err *e)
 {
-	char name[96];
+	char name[OCI_MEMBER_MAX];
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
 	snprintf(name, sizeof(name), "blobs/sha256/%s", d->digest + 7);
+	if (d->member[0])
+		snprintf(name, sizeof(name), "%s", d->member);
 	int r = src_file(s, name, &b->fd, &b->off, &b->size, e);
 	if (r < 0)
 		return r;
@@ -584,6 +880,7 @@ int oci_blob_open(struct oci_src *s, const struct oci_desc *d, struct oci_blob *
 		return r;
 	}
 	snprintf(b->digest, sizeof(b->digest), "%s", d->digest);
+	b->check = !d->by_diff_id;
 	sha256_init(&b->h);
 	return 0;
 }
@@ -624,7 +921,7 @@ int oci_blob_finish(struct oci_blob *b, struct err *e)
 	char hex[SHA256_HEX];
 	sha256_final(&b->h, d);
 	sha256_hex(d, hex);
-	if (strcmp(hex, b->digest + 7) != 0)
+	if (b->check && strcmp(hex, b->digest + 7) != 0)
 		return err_set(e, -EINVAL, "blob %s does not match its digest: its content hashes to "
 			       "sha256:%s", b->digest, hex);
 	return 0;
@@ -688,17 +985,19 @@ int oci_layer_open(struct oci_src *s, const struct oci_desc *d, struct oci_layer
 	ssize_t n = l->blob.size >= 4 ? pread(l->blob.fd, m, 4, (off_t)l->blob.off) : 0;
 	/* What the bytes are decides, not the media type (tools mislabel). */
 	if (n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
-		r = err_set(e, -EOPNOTSUPP, "layer %s is compressed with zstd, which is not "
-			    "supported (gzip or none)", d->digest);
-	else if (n == 4 && m[0] == 0x1f && m[1] == 0x8b) {
-		l->gz = true;
-		if (!(l->zin = malloc(CHUNK)))
-			r = err_set(e, -ENOMEM, "out of memory");
-		else if (inflateInit2(&l->z, 16 + MAX_WBITS) != Z_OK)
-			r = err_set(e, -ENOMEM, "cannot start zlib");
-		else
-			l->z_live = true;
-	}
+		l->comp = OCI_ZSTD;
+	else if (n == 4 && m[0] == 0x1f && m[1] == 0x8b)
+		l->comp = OCI_GZIP;
+	if (l->comp != OCI_TAR && !(l->zin = malloc(CHUNK)))
+		r = err_set(e, -ENOMEM, "out of memory");
+	else if (l->comp == OCI_GZIP && inflateInit2(&l->z, 16 + MAX_WBITS) != Z_OK)
+		r = err_set(e, -ENOMEM, "cannot start zlib");
+	else if (l->comp == OCI_GZIP)
+		l->z_live = true;
+	else if (l->comp == OCI_ZSTD && (!(l->zs = ZSTD_createDStream()) ||
+					 ZSTD_isError(ZSTD_DCtx_setParameter(l->zs, ZSTD_d_windowLogMax,
+									     OCI_ZSTD_WINDOW_LOG_MAX))))
+		r = err_set(e, -ENOMEM, "cannot start zstd");
 	if (r < 0)
 		oci_layer_close(l);
 	return r;
@@ -742,10 +1041,41 @@ static ssize_t inflate_some(struct oci_layer *l, void *buf, size_t n, struct err
 	return (ssize_t)(n - l->z.avail_out);
 }
 
+/* zstd: frames one after the other (skippable ones skipped), up to the
+ * blob's end, which must fall between two frames. */
+static ssize_t zstd_some(struct oci_layer *l, void *buf, size_t n, struct err *e)
+{
+	ZSTD_outBuffer out = {.dst = buf, .size = n < CHUNK ? n : CHUNK};
+	while (out.pos < out.size && out.pos == 0) {
+		if (l->zs_in.pos == l->zs_in.size && !l->z_end) {
+			ssize_t r = oci_blob_read(&l->blob, l->zin, CHUNK, e);
+			if (r < 0)
+				return r;
+			l->z_end = r == 0;
+			l->zs_in = (ZSTD_inBuffer){.src = l->zin, .size = (size_t)r};
+		}
+		size_t left = ZSTD_decompressStream(l->zs, &out, &l->zs_in);
+		if (ZSTD_getErrorCode(left) == ZSTD_error_frameParameter_windowTooLarge)
+			return err_set(e, -EFBIG, "layer %s: a zstd frame needs a window of more than "
+				       "%u MiB, the most this reader gives one", l->blob.digest,
+				       1u << (OCI_ZSTD_WINDOW_LOG_MAX - 20));
+		if (ZSTD_isError(left))
+			return err_set(e, -EINVAL, "layer %s: the zstd stream is corrupt (%s)",
+				       l->blob.digest, ZSTD_getErrorName(left));
+		if (out.pos == 0 && l->z_end && l->zs_in.pos == l->zs_in.size)
+			return l->zs_between ? 0 : err_set(e, -EIO, "layer %s: the zstd stream is "
+							   "truncated", l->blob.digest);
+		l->zs_between = left == 0; /* a frame ended, all of it out */
+	}
+	return (ssize_t)out.pos;
+}
+
 ssize_t oci_layer_read(void *arg, void *buf, size_t n, struct err *e)
 {
 	struct oci_layer *l = arg;
-	ssize_t r = l->gz ? inflate_some(l, buf, n, e) : oci_blob_read(&l->blob, buf, n, e);
+	ssize_t r = l->comp == OCI_GZIP   ? inflate_some(l, buf, n, e)
+		    : l->comp == OCI_ZSTD ? zstd_some(l, buf, n, e)
+					  : oci_blob_read(&l->blob, buf, n, e);
 	if (r <= 0)
 		return r;
 	sha256_update(&l->diff, buf, (size_t)r);
@@ -785,6 +1115,8 @@ void oci_layer_close(struct oci_layer *l)
 	if (l->z_live)
 		inflateEnd(&l->z);
 	l->z_live = false;
+	ZSTD_freeDStream(l->zs); /* NULL: nothing */
+	l->zs = NULL;
 	free(l->zin);
 	l->zin = NULL;
 	oci_blob_close(&l->blob);

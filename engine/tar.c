@@ -17,6 +17,17 @@ void tar_init(struct tar *t, const struct tar_src *src)
 	t->src = *src;
 }
 
+static void xattrs_free(struct tar_xattr **list, int *n)
+{
+	for (int i = 0; i < *n; i++) {
+		free((*list)[i].name);
+		free((*list)[i].value);
+	}
+	free(*list);
+	*list = NULL;
+	*n = 0;
+}
+
 static void pending_clear(struct tar *t)
 {
 	free(t->long_path);
@@ -25,9 +36,14 @@ static void pending_clear(struct tar *t)
 	free(t->pax_link);
 	t->long_path = t->long_link = t->pax_path = t->pax_link = NULL;
 	t->pax_has_size = t->pax_has_uid = t->pax_has_gid = t->pax_has_mtime = false;
+	xattrs_free(&t->pax_xattrs, &t->pax_nxattrs);
 }
 
-void tar_free(struct tar *t) { pending_clear(t); }
+void tar_free(struct tar *t)
+{
+	pending_clear(t);
+	xattrs_free(&t->xattrs, &t->nxattrs);
+}
 
 /* n bytes exactly: 1, 0 when the stream ended before the first byte, or
  * -errno (a stream that ends part-way is truncated). */
@@ -260,6 +276,41 @@ static int pax_num(const char *v, size_t n, bool time, uint64_t max, uint64_t *o
 	return 0;
 }
 
+/* SCHILY.xattr.NAME=VALUE (GNU tar, bsdtar, Go's archive/tar): kept for the
+ * next entry, a name given twice replaced. */
+static int pax_xattr(struct tar *t, const char *name, size_t nlen, const char *v, size_t n,
+		     struct err *e)
+{
+	if (nlen == 0 || nlen > TAR_XATTR_NAME_MAX || memchr(name, '\0', nlen))
+		return err_set(e, -EINVAL, "a pax xattr has an empty name, a NUL in it, or one longer "
+			       "than %d bytes (at byte %" PRIu64 ")", TAR_XATTR_NAME_MAX, t->offset);
+	if (n > TAR_XATTR_VALUE_MAX)
+		return err_set(e, -EINVAL, "the pax xattr %.*s has %zu bytes, more than %d", (int)nlen,
+			       name, n, TAR_XATTR_VALUE_MAX);
+	int i = 0;
+	while (i < t->pax_nxattrs && (strlen(t->pax_xattrs[i].name) != nlen ||
+				      memcmp(t->pax_xattrs[i].name, name, nlen) != 0))
+		i++;
+	if (i == TAR_XATTRS_MAX)
+		return err_set(e, -EINVAL, "an entry has more than %d pax xattrs (at byte %" PRIu64
+			       ")", TAR_XATTRS_MAX, t->offset);
+	if (!t->pax_xattrs && !(t->pax_xattrs = calloc(TAR_XATTRS_MAX, sizeof(*t->pax_xattrs))))
+		return err_set(e, -ENOMEM, "out of memory");
+	struct tar_xattr *x = &t->pax_xattrs[i];
+	char *value = malloc(n ? n : 1);
+	if (!value || (!x->name && !(x->name = strndup(name, nlen)))) {
+		free(value);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	memcpy(value, v, n);
+	free(x->value);
+	x->value = value;
+	x->len = n;
+	if (i == t->pax_nxattrs)
+		t->pax_nxattrs++;
+	return 0;
+}
+
 static int pax_record(struct tar *t, const char *key, size_t klen, const char *v, size_t n,
 		      struct err *e)
 {
@@ -270,6 +321,8 @@ static int pax_record(struct tar *t, const char *key, size_t klen, const char *v
 		return set_str(&t->pax_path, v, n, "path", e);
 	if (KEY("linkpath"))
 		return set_str(&t->pax_link, v, n, "linkpath", e);
+	if (klen >= 13 && memcmp(key, "SCHILY.xattr.", 13) == 0)
+		return pax_xattr(t, key + 13, klen - 13, v, n, e);
 	if (klen > 11 && memcmp(key, "GNU.sparse.", 11) == 0)
 		return err_set(e, -EOPNOTSUPP, "sparse files (pax GNU.sparse) are not supported");
 	if (KEY("size") || KEY("uid") || KEY("gid") || KEY("mtime")) {
@@ -287,7 +340,7 @@ static int pax_record(struct tar *t, const char *key, size_t klen, const char *v
 		else
 			t->pax_mtime = neg ? -(int64_t)x : (int64_t)x, t->pax_has_mtime = true;
 	}
-	return 0; /* other keywords (atime, uname, xattrs...) are not kept */
+	return 0; /* other keywords (atime, uname, LIBARCHIVE.xattr...) are not kept */
 #undef KEY
 }
 
@@ -432,6 +485,7 @@ int tar_next(struct tar *t, struct tar_entry *ent, struct err *e)
 	if (r < 0)
 		return r;
 	t->left = t->pad = 0;
+	xattrs_free(&t->xattrs, &t->nxattrs);
 	for (;;) {
 		unsigned char h[TAR_BLOCK];
 		if ((r = read_full(t, h, sizeof(h), e)) < 0)
@@ -480,6 +534,11 @@ int tar_next(struct tar *t, struct tar_entry *ent, struct err *e)
 		if (t->pax_has_size)
 			size = t->pax_size;
 		r = make_entry(t, h, size, ent, e);
+		if (r == 0) { /* the pending xattrs become the entry's */
+			t->xattrs = t->pax_xattrs, t->nxattrs = t->pax_nxattrs;
+			t->pax_xattrs = NULL, t->pax_nxattrs = 0;
+			ent->xattrs = t->xattrs, ent->nxattrs = t->nxattrs;
+		}
 		pending_clear(t);
 		if (r < 0)
 			return r;

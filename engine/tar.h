@@ -1,6 +1,8 @@
 /* A tar stream reader for image layers and OCI archives: ustar, GNU long
  * names and links ('L', 'K'), pax extended headers (path, linkpath, size,
- * uid, gid, mtime). Everything it reads is hostile input: fields are bounded,
+ * uid, gid, mtime, and SCHILY.xattr.NAME: an entry's extended attributes,
+ * all of them, whatever their name: what to apply is the caller's choice).
+ * Everything it reads is hostile input: fields are bounded,
  * checksums checked, paths cleaned (no absolute path, no `..`), and anything
  * malformed or truncated is an error with a sentence. It only parses: the
  * bytes come from a read callback, and nothing here touches a file system,
@@ -17,6 +19,18 @@
 #define TAR_BLOCK 512
 #define TAR_PATH_MAX 4096   /* a path or link target, NUL included */
 #define TAR_PAX_MAX (1u << 20) /* the data of one pax header */
+#define TAR_XATTRS_MAX 64      /* xattrs of one entry */
+#define TAR_XATTR_NAME_MAX 255 /* as the kernel's XATTR_NAME_MAX */
+#define TAR_XATTR_VALUE_MAX 65536 /* as the kernel's XATTR_SIZE_MAX */
+
+/* An extended attribute of an entry (pax SCHILY.xattr.NAME=VALUE): name
+ * non-empty, NUL-terminated, at most TAR_XATTR_NAME_MAX bytes; value any
+ * bytes (NUL included), len at most TAR_XATTR_VALUE_MAX. */
+struct tar_xattr {
+	char *name;
+	char *value;
+	size_t len;
+};
 
 enum tar_type { TAR_FILE, TAR_HARDLINK, TAR_SYMLINK, TAR_CHAR, TAR_BLOCKDEV, TAR_DIR, TAR_FIFO };
 
@@ -33,6 +47,10 @@ struct tar_entry {
 	int64_t mtime;
 	uint64_t size; /* bytes of data that follow: TAR_FILE only, 0 for the others */
 	uint32_t devmajor, devminor;
+	/* Its xattrs, as the archive lists them (a name once: the last wins);
+	 * valid until the next tar_next or tar_free. */
+	const struct tar_xattr *xattrs;
+	int nxattrs;
 };
 
 /* Where the bytes come from. read: up to n bytes, 0 at the end, or -errno
@@ -57,6 +75,10 @@ struct tar {
 	uint64_t pax_size;
 	uint32_t pax_uid, pax_gid;
 	int64_t pax_mtime;
+	struct tar_xattr *pax_xattrs; /* TAR_XATTRS_MAX slots once one is seen */
+	int pax_nxattrs;
+	struct tar_xattr *xattrs;     /* the current entry's */
+	int nxattrs;
 };
 
 void tar_init(struct tar *t, const struct tar_src *src);

@@ -184,6 +184,43 @@ static int owner_mode_times(struct unpacker *u, int fd, const struct tar_entry *
 	return 0;
 }
 
+static bool xattr_allowed(const char *name)
+{
+	return !strncmp(name, "user.", 5) || !strcmp(name, "security.capability");
+}
+
+static void skip_xattr(struct unpacker *u, const char *name, const char *path)
+{
+	if (u->st->xattrs_skipped++ == 0)
+		snprintf(u->st->skipped, sizeof(u->st->skipped), "%.64s on '%.200s'", name, path);
+}
+
+/* The entry's xattrs a layer may set, on fd (the file or directory made,
+ * after its owner: a chown drops security.capability); the others skipped. */
+static int set_xattrs(struct unpacker *u, int fd, const struct tar_entry *ent)
+{
+	for (int i = 0; i < ent->nxattrs; i++) {
+		const struct tar_xattr *x = &ent->xattrs[i];
+		if (!xattr_allowed(x->name)) {
+			skip_xattr(u, x->name, ent->path);
+			continue;
+		}
+		if (fsetxattr(fd, x->name, x->value, x->len, 0) < 0)
+			return err_set(u->e, -errno, "entry '%.200s': cannot set its xattr %.64s: %s",
+				       ent->path, x->name, strerror(errno));
+		u->st->xattrs++;
+	}
+	return 0;
+}
+
+static uint64_t xattr_bytes(const struct tar_entry *ent)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < ent->nxattrs; i++)
+		n += strlen(ent->xattrs[i].name) + ent->xattrs[i].len;
+	return n;
+}
+
 static int make_dir(struct unpacker *u, int pfd, const char *name, const struct tar_entry *ent)
 {
 	bool hid;
@@ -198,6 +235,8 @@ static int make_dir(struct unpacker *u, int pfd, const char *name, const struct 
 	r = hid ? set_opaque(u, fd, ent->path) : 0;
 	if (r == 0)
 		r = owner_mode_times(u, fd, ent);
+	if (r == 0)
+		r = set_xattrs(u, fd, ent);
 	close(fd);
 	return r;
 }
@@ -259,6 +298,8 @@ static int make_file(struct unpacker *u, struct tar *t, int pfd, const char *nam
 	r = copy_data(u, t, fd, ent);
 	if (r == 0)
 		r = owner_mode_times(u, fd, ent);
+	if (r == 0)
+		r = set_xattrs(u, fd, ent);
 	close(fd);
 	return r;
 }
@@ -281,6 +322,10 @@ static int make_node(struct unpacker *u, int pfd, const char *name, const struct
 	    utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
 		return err_set(u->e, -errno, "entry '%.200s': cannot set its owner, mode or time: %s",
 			       ent->path, strerror(errno));
+	/* No fd of its own to set them through, and the kernel keeps user.*
+	 * off links and FIFOs anyway. */
+	for (int i = 0; i < ent->nxattrs; i++)
+		skip_xattr(u, ent->xattrs[i].name, ent->path);
 	return 0;
 }
 
@@ -342,8 +387,9 @@ static int make_whiteout(struct unpacker *u, int pfd, const char *name, const ch
 
 static int unpack_entry(struct unpacker *u, struct tar *t, const struct tar_entry *ent)
 {
-	int r = charge(u, ent->path, ent->type == TAR_FILE ? ent->size
-				     : ent->type == TAR_DIR ? BLOCK_BYTES : 0);
+	int r = charge(u, ent->path, (ent->type == TAR_FILE  ? ent->size
+				      : ent->type == TAR_DIR ? BLOCK_BYTES
+							     : 0) + xattr_bytes(ent));
 	if (r < 0)
 		return r;
 	if (ent->type == TAR_CHAR || ent->type == TAR_BLOCKDEV)
@@ -352,7 +398,8 @@ static int unpack_entry(struct unpacker *u, struct tar *t, const struct tar_entr
 	if (!ent->path[0]) { /* the layer's root itself */
 		if (ent->type != TAR_DIR)
 			return err_set(u->e, -EINVAL, "the archive's root entry is not a directory");
-		return owner_mode_times(u, u->root, ent);
+		r = owner_mode_times(u, u->root, ent);
+		return r < 0 ? r : set_xattrs(u, u->root, ent);
 	}
 	char dir[TAR_PATH_MAX];
 	const char *name = split(ent->path, dir);

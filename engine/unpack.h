@@ -4,7 +4,11 @@
  * directory. The layer is hostile input: every entry is made relative to the
  * layer's root (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS: no path
  * leaves it or goes through a link), hard links stay inside it, device nodes
- * are refused, and what it writes is bounded by the room given. */
+ * are refused, and what it writes is bounded by the room given. Of an
+ * entry's xattrs (pax SCHILY.xattr), only user.* and security.capability
+ * are set, on the file or directory's own fd; any other (trusted.*, with
+ * which a layer could fake overlayfs's whiteouts, redirects and opaque
+ * dirs, security.selinux, system.*...) is skipped and counted. */
 #ifndef SBX_UNPACK_H
 #define SBX_UNPACK_H
 
@@ -28,6 +32,9 @@ struct unpack_limits {
 struct unpack_stats {
 	uint64_t entries;
 	uint64_t bytes; /* what was counted against max_bytes */
+	uint64_t xattrs;         /* set */
+	uint64_t xattrs_skipped; /* not set: a namespace a layer may not write, or a link's */
+	char skipped[320];       /* the first one skipped: "NAME on 'PATH'" */
 };
 
 /* Reads every entry of t into the directory root (an open fd). On failure

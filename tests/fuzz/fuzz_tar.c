@@ -11,7 +11,10 @@
  *     `.` or `..` component, no trailing '/', under TAR_PATH_MAX; a symbolic
  *     link has a target; only a file has data, and its data reads back to
  *     exactly its size (or an error);
- *   - the stream offset only grows and never passes the input.
+ *   - the stream offset only grows and never passes the input;
+ *   - an entry's xattrs (pax SCHILY.xattr) are at most TAR_XATTRS_MAX, each
+ *     with a non-empty name of at most TAR_XATTR_NAME_MAX bytes, given once,
+ *     and a value of at most TAR_XATTR_VALUE_MAX bytes (read to its end).
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
@@ -97,6 +100,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (ent->type == TAR_SYMLINK)
 			MUST(ent->link[0] && strnlen(ent->link, TAR_PATH_MAX) < TAR_PATH_MAX);
 		MUST(ent->type == TAR_FILE || ent->size == 0);
+		MUST(ent->nxattrs >= 0 && ent->nxattrs <= TAR_XATTRS_MAX);
+		for (int i = 0; i < ent->nxattrs; i++) {
+			const struct tar_xattr *x = &ent->xattrs[i];
+			size_t nl = strlen(x->name);
+			MUST(nl > 0 && nl <= TAR_XATTR_NAME_MAX && x->len <= TAR_XATTR_VALUE_MAX);
+			volatile char last = x->len ? x->value[x->len - 1] : 0;
+			(void)last;
+			for (int j = 0; j < i; j++)
+				MUST(strcmp(ent->xattrs[j].name, x->name) != 0);
+		}
 		if (k++ % 2)
 			continue; /* skipped by the next tar_next */
 		uint64_t got = 0;

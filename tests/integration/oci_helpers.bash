@@ -20,7 +20,7 @@ oci_blob() {
 
 # oci_layout LAYOUT TAG LAYER...: an OCI image layout with one manifest,
 # tagged TAG, whose layers are the files given, bottom first: *.gz as gzip
-# layers, *.zst as zstd ones (refused), anything else as plain tar.
+# layers, *.zst as zstd ones, anything else as plain tar.
 oci_layout() {
 	local dir=$1 tag=$2 f d s diff mt layers="" diffs="" cd cs md ms
 	shift 2
@@ -30,7 +30,7 @@ oci_layout() {
 		read -r d s < <(oci_blob "$dir" "$f")
 		case "$f" in
 		*.gz) mt=tar+gzip diff=$(gunzip -c "$f" | sha256sum) ;;
-		*.zst) mt=tar+zstd diff=$(sha256sum <"$f") ;;
+		*.zst) mt=tar+zstd diff=$(zstd -qdc "$f" 2>/dev/null | sha256sum) ;;
 		*) mt=tar diff=$(sha256sum <"$f") ;;
 		esac
 		layers+="${layers:+,}{\"mediaType\":\"application/vnd.oci.image.layer.v1.$mt\",\"digest\":\"$d\",\"size\":$s}"
@@ -48,6 +48,67 @@ oci_layout() {
 		"$md" "$ms" "$tag" >"$dir/index.json"
 }
 
+# docker_archive OUT REPOTAG LAYER...: the tar `docker save` writes, of one
+# image tagged REPOTAG whose layers are the files given, bottom first. Its
+# legacy form: ID/layer.tar (ID/VERSION, ID/json beside it) per layer, a
+# layer given twice a symbolic link to its first copy (../ID/layer.tar, as
+# docker writes it), HEX.json the config, manifest.json and repositories.
+# DOCKER_OCI=1: the newer form, layers and config as blobs/sha256/HEX.
+# DOCKER_MANIFEST: manifest.json as given (%s: the config's name), and
+# DOCKER_DIFFS=0: a config without diff_ids.
+docker_archive() {
+	local out=$1 tag=$2 dir f h d name prev="" id layers="" diffs="" cfg
+	local -A seen=()
+	shift 2
+	dir=$(mktemp -d "$W/docker.XXXXXX")
+	for f in "$@"; do
+		h=$(sha256sum <"$f")
+		h=${h%% *}
+		case "$f" in
+		*.gz) d=$(gunzip -c "$f" | sha256sum) ;;
+		*) d=$h ;;
+		esac
+		diffs+="${diffs:+,}\"sha256:${d%% *}\""
+		if [[ -n "${DOCKER_OCI:-}" ]]; then
+			mkdir -p "$dir/blobs/sha256"
+			cp "$f" "$dir/blobs/sha256/$h"
+			name="blobs/sha256/$h"
+		else
+			id=$(printf '%s %s' "$prev" "$h" | sha256sum)
+			id=${id%% *}
+			prev=$id
+			mkdir "$dir/$id"
+			echo 1.0 >"$dir/$id/VERSION"
+			echo '{}' >"$dir/$id/json"
+			if [[ -n "${seen[$h]:-}" ]]; then
+				ln -s "../${seen[$h]}/layer.tar" "$dir/$id/layer.tar"
+			else
+				cp "$f" "$dir/$id/layer.tar"
+				seen[$h]=$id
+			fi
+			name="$id/layer.tar"
+		fi
+		layers+="${layers:+,}\"$name\""
+	done
+	[[ "${DOCKER_DIFFS:-1}" == 0 ]] && diffs=""
+	printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin:/usr/bin","FROM=docker"],"WorkingDir":"/etc","Cmd":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' \
+		"$ARCH" "$diffs" >"$dir/config.tmp"
+	h=$(sha256sum <"$dir/config.tmp")
+	h=${h%% *}
+	if [[ -n "${DOCKER_OCI:-}" ]]; then
+		cfg="blobs/sha256/$h"
+	else
+		cfg="$h.json"
+	fi
+	mv "$dir/config.tmp" "$dir/$cfg"
+	local manifest="[{\"Config\":\"%s\",\"RepoTags\":[\"$tag\"],\"Layers\":[$layers]}]"
+	# shellcheck disable=SC2059
+	printf "${DOCKER_MANIFEST:-$manifest}" "$cfg" >"$dir/manifest.json"
+	printf '{"%s":{"%s":"%s"}}' "${tag%%:*}" "${tag#*:}" "${prev:-$h}" >"$dir/repositories"
+	tar -C "$dir" --numeric-owner -cf "$out" .
+	rm -rf "$dir"
+}
+
 # The busybox image as one gzip layer, and small layers over it.
 make_layers() {
 	tar -C "$SBX_IMAGES/busybox" --numeric-owner -czf "$W/base.tar.gz" .
@@ -59,6 +120,40 @@ make_layers() {
 	: >"$W/t2/etc/.wh..wh..opq"
 	echo two >"$W/t2/etc/only"
 	tar -C "$W/t2" --numeric-owner -cf "$W/top2.tar" .
+}
+
+# Nothing of a failed import on disk: no layer, no temporary dir, no config.
+nothing_left() {
+	local left
+	left=$(find "$STATE/imports/layers" "$STATE/imports/tmp" -mindepth 1 -maxdepth 1; ls "$STATE/imports/images")
+	[[ -z "$left" ]] || {
+		echo "left on disk: $left" >&2
+		return 1
+	}
+}
+
+# import_fails NAME LAYER WANT: a one-layer image of LAYER fails with WANT in
+# its error, leaves nothing, and the daemon stays healthy.
+import_fails() {
+	oci_layout "$W/$1" latest "$2"
+	source_fails "$1" "oci:$W/$1" "$3"
+}
+
+# source_fails NAME SOURCE WANT: the import of SOURCE fails with WANT in its
+# error, leaves nothing, and the daemon stays healthy.
+source_fails() {
+	local name=$1 want=$3
+	import "$name" "$2"
+	wait_image "$name" failed
+	run sbx_cat "$MNT/images/$name/error"
+	[[ "$output" == *"$want"* ]] || {
+		echo "error of $name: '$output', wanted '$want'" >&2
+		return 1
+	}
+	nothing_left
+	assert_healthy
+	rmdir "$MNT/images/$name"
+	[[ ! -e "$MNT/images/$name" ]]
 }
 
 import() {

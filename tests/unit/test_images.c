@@ -13,6 +13,8 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <zstd.h>
+
 #include "../../engine/oci.h"
 #include "../../engine/sha256.h"
 #include "../../engine/tar.h"
@@ -152,6 +154,34 @@ static void tb_ext(struct tbuf *b, char type, const char *data)
 				.gnu = type == 'L' || type == 'K'});
 	tb_add(b, data, strlen(data));
 	tb_pad(b);
+}
+
+/* A pax header of records KEY=VALUE (values may hold any byte). */
+struct pax_rec {
+	const char *key;
+	const void *value;
+	size_t len;
+};
+
+static void tb_pax(struct tbuf *b, const struct pax_rec *r, int n)
+{
+	struct tbuf d = {0};
+	for (int i = 0; i < n; i++) {
+		size_t body = strlen(r[i].key) + r[i].len + 3, len = body + 1;
+		char num[16];
+		while (snprintf(num, sizeof(num), "%zu", len), strlen(num) + body != len)
+			len = strlen(num) + body;
+		tb_add(&d, num, strlen(num));
+		tb_add(&d, " ", 1);
+		tb_add(&d, r[i].key, strlen(r[i].key));
+		tb_add(&d, "=", 1);
+		tb_add(&d, r[i].value, r[i].len);
+		tb_add(&d, "\n", 1);
+	}
+	tb_hdr(b, &(struct hdr){.name = "PaxHeader", .type = 'x', .size = d.n});
+	tb_add(b, d.d, d.n);
+	tb_pad(b);
+	free(d.d);
 }
 
 static void tb_end(struct tbuf *b)
@@ -357,6 +387,74 @@ static void test_tar_refuses(void)
 }
 
 /* One zero block then the stream's end is an end too (GNU tar accepts it). */
+/* pax SCHILY.xattr: any bytes in a value, a name given twice replaced, kept
+ * for the next entry only; past the bounds, an error with a sentence. */
+static void test_tar_xattrs(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	static const char bin[] = {'a', 0, 'b', (char)0xff};
+	struct pax_rec recs[] = {
+		{"SCHILY.xattr.user.bin", bin, sizeof(bin)},
+		{"SCHILY.xattr.user.twice", "1", 1},
+		{"SCHILY.xattr.trusted.overlay.opaque", "y", 1},
+		{"SCHILY.xattr.user.twice", "22", 2},
+		{"LIBARCHIVE.xattr.user.ignored", "eA==", 4},
+	};
+	tb_pax(&b, recs, ARRAY_SIZE(recs));
+	tb_file(&b, "f", "x");
+	tb_file(&b, "g", "y");
+	tb_end(&b);
+	struct msrc m = {.d = b.d, .n = b.n};
+	struct tar_src src = {.read = mread, .arg = &m};
+	struct tar t;
+	struct tar_entry ent;
+	tar_init(&t, &src);
+	CHECK(tar_next(&t, &ent, &e) == 1 && ent.nxattrs == 3);
+	if (ent.nxattrs == 3) {
+		CHECK(!strcmp(ent.xattrs[0].name, "user.bin") && ent.xattrs[0].len == sizeof(bin) &&
+		      !memcmp(ent.xattrs[0].value, bin, sizeof(bin)));
+		CHECK(!strcmp(ent.xattrs[1].name, "user.twice") && ent.xattrs[1].len == 2 &&
+		      !memcmp(ent.xattrs[1].value, "22", 2));
+		CHECK(!strcmp(ent.xattrs[2].name, "trusted.overlay.opaque"));
+	}
+	CHECK(tar_next(&t, &ent, &e) == 1 && !strcmp(ent.path, "g") && ent.nxattrs == 0);
+	CHECK(tar_next(&t, &ent, &e) == 0);
+	tar_free(&t);
+	free(b.d);
+
+	/* More than TAR_XATTRS_MAX, a value past TAR_XATTR_VALUE_MAX, an empty name. */
+	struct pax_rec many[TAR_XATTRS_MAX + 1];
+	char names[TAR_XATTRS_MAX + 1][32];
+	for (int i = 0; i <= TAR_XATTRS_MAX; i++) {
+		snprintf(names[i], sizeof(names[i]), "SCHILY.xattr.user.%d", i);
+		many[i] = (struct pax_rec){names[i], "v", 1};
+	}
+	char *big = calloc(1, TAR_XATTR_VALUE_MAX + 1);
+	struct pax_rec huge = {"SCHILY.xattr.user.big", big, TAR_XATTR_VALUE_MAX + 1};
+	struct pax_rec empty = {"SCHILY.xattr.", "v", 1};
+	const struct {
+		const struct pax_rec *r;
+		int n;
+		const char *want;
+	} bad[] = {{many, TAR_XATTRS_MAX + 1, "more than 64 pax xattrs"},
+		   {&huge, 1, "more than 65536"},
+		   {&empty, 1, "empty name"}};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct tbuf bb = {0};
+		char out[256];
+		tb_pax(&bb, bad[i].r, bad[i].n);
+		tb_file(&bb, "f", "x");
+		tb_end(&bb);
+		err_clear(&e);
+		CHECK(read_all(&bb, out, sizeof(out), &e) == -EINVAL && strstr(e.msg, bad[i].want));
+		if (!strstr(e.msg, bad[i].want))
+			fprintf(stderr, "xattr case %zu: '%s', wanted '%s'\n", i, e.msg, bad[i].want);
+		free(bb.d);
+	}
+	free(big);
+}
+
 static void test_tar_lone_zero_block(void)
 {
 	struct tbuf b = {0};
@@ -385,12 +483,13 @@ static void test_tar_clean_path(void)
 
 static char tmpdir[64];
 
+static struct unpack_stats us; /* the last unpack_buf's */
+
 static int unpack_buf(struct tbuf *b, const char *into, uint64_t max_bytes, struct err *e)
 {
 	struct msrc m = {.d = b->d, .n = b->n};
 	struct tar_src src = {.read = mread, .arg = &m};
 	struct tar t;
-	struct unpack_stats us;
 	struct unpack_limits lim = {.max_bytes = max_bytes, .max_entries = 1000, .where = into};
 	mkdir(into, 0755);
 	int fd = open(into, O_RDONLY | O_DIRECTORY);
@@ -469,6 +568,51 @@ static void test_unpack_dir_over_whiteout(void)
 	snprintf(p, sizeof(p), "%s/l2/d", tmpdir);
 	CHECK(at("l2/d", S_IFDIR, NULL) && getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) == 1);
 	CHECK(at("l2/d/new", S_IFREG, NULL));
+	free(b.d);
+}
+
+/* Layer xattrs: user.* and security.capability set (the capability after
+ * the owner, which would drop it), trusted.* and the others skipped and
+ * counted, whatever the entry. */
+static void test_unpack_xattrs(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (security.capability, trusted.*)");
+	struct tbuf b = {0};
+	struct err e = {0};
+	char into[128], p[256], v[64];
+	/* VFS_CAP_REVISION_2 | effective, cap_net_raw (13) permitted. */
+	static const unsigned char cap[20] = {0x01, 0, 0, 0x02, 0, 0x20, 0, 0};
+	snprintf(into, sizeof(into), "%s/x1", tmpdir);
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.user.mime", "text/plain", 10},
+				      {"SCHILY.xattr.security.capability", cap, sizeof(cap)}}, 2);
+	tb_hdr(&b, &(struct hdr){.name = "ping", .type = '0', .mode = 0755});
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.trusted.overlay.opaque", "y", 1},
+				      {"SCHILY.xattr.user.d", "dir", 3}}, 2);
+	tb_hdr(&b, &(struct hdr){.name = "d/", .type = '5'});
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.trusted.overlay.redirect", "/etc", 4},
+				      {"SCHILY.xattr.security.selinux", "x", 1}}, 2);
+	tb_file(&b, "d/f", "x");
+	tb_pax(&b, (struct pax_rec[]){{"SCHILY.xattr.user.l", "l", 1}}, 1);
+	tb_hdr(&b, &(struct hdr){.name = "link", .type = '2', .link = "ping"});
+	tb_end(&b);
+	int r = unpack_buf(&b, into, 1 << 20, &e);
+	CHECK(r == 0);
+	if (r)
+		fprintf(stderr, "unpack xattrs: %s\n", e.msg);
+	CHECK(us.xattrs == 3 && us.xattrs_skipped == 4);
+	CHECK(!strcmp(us.skipped, "trusted.overlay.opaque on 'd'"));
+	snprintf(p, sizeof(p), "%s/ping", into);
+	CHECK(getxattr(p, "user.mime", v, sizeof(v)) == 10 && !memcmp(v, "text/plain", 10));
+	CHECK(getxattr(p, "security.capability", v, sizeof(v)) == sizeof(cap) &&
+	      !memcmp(v, cap, sizeof(cap)));
+	snprintf(p, sizeof(p), "%s/d", into);
+	CHECK(getxattr(p, "user.d", v, sizeof(v)) == 3);
+	CHECK(getxattr(p, "trusted.overlay.opaque", v, sizeof(v)) < 0 && errno == ENODATA);
+	snprintf(p, sizeof(p), "%s/d/f", into);
+	CHECK(getxattr(p, "trusted.overlay.redirect", v, sizeof(v)) < 0 && errno == ENODATA);
+	ssize_t n = getxattr(p, "security.selinux", v, sizeof(v));
+	CHECK(n != 1 || v[0] != 'x'); /* the host's label, if any, not the layer's */
 	free(b.d);
 }
 
@@ -601,7 +745,7 @@ static void test_oci_manifest_config(void)
 	const char *zst = "{\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
 			  "\"digest\":\"" D1 "\",\"size\":5},\"layers\":["
 			  "{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar+zstd\",\"digest\":\"" D2 "\",\"size\":7}]}";
-	CHECK(oci_parse_manifest(zst, strlen(zst), m, &e) == -EOPNOTSUPP && strstr(e.msg, "zstd"));
+	CHECK(oci_parse_manifest(zst, strlen(zst), m, &e) == 0 && m->layers[0].comp == OCI_ZSTD);
 	const char *cf = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\"],"
 			 "\"WorkingDir\":\"/srv\",\"Entrypoint\":[\"/bin/sh\",\"-c\"]},"
 			 "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\"]}}";
@@ -620,6 +764,143 @@ static void test_oci_manifest_config(void)
 	free(c);
 }
 
+/* A blob written into the layout dir at tmpdir/layout; d describes it. */
+static void put_blob(const void *data, size_t n, struct oci_desc *d)
+{
+	char path[256], hex[SHA256_HEX];
+	sha256_hex_of(data, n, hex);
+	snprintf(path, sizeof(path), "%s/layout/blobs/sha256", tmpdir);
+	mkdir_p(path, 0755);
+	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/%s", hex);
+	FILE *f = fopen(path, "w");
+	fwrite(data, 1, n, f);
+	fclose(f);
+	memset(d, 0, sizeof(*d));
+	snprintf(d->digest, sizeof(d->digest), "sha256:%s", hex);
+	d->size = n;
+}
+
+/* The layer's tar stream through oci_layer_read: its entries as read_all
+ * joins them, or the error. */
+static int read_layer(struct oci_src *src, const struct oci_desc *d, const char *diff_id,
+		      char *out, size_t cap, struct err *e)
+{
+	struct oci_layer l;
+	struct tar t;
+	struct tar_entry ent;
+	int r = oci_layer_open(src, d, &l, NULL, NULL, e);
+	if (r < 0)
+		return r;
+	struct tar_src ts = {.read = oci_layer_read, .arg = &l};
+	tar_init(&t, &ts);
+	out[0] = '\0';
+	while ((r = tar_next(&t, &ent, e)) > 0)
+		snprintf(out + strlen(out), cap - strlen(out), "%s%s", out[0] ? "|" : "", ent.path);
+	if (r == 0)
+		r = oci_layer_finish(&l, diff_id, e);
+	tar_free(&t);
+	oci_layer_close(&l);
+	return r;
+}
+
+/* zstd layers: one frame, two frames with a skippable one between, and a
+ * truncated, a corrupt one and one whose window is past the bound (each
+ * with a sentence). */
+static void test_zstd_layer(void)
+{
+	struct tbuf b = {0};
+	struct err e = {0};
+	struct oci_src src;
+	struct oci_desc d;
+	char out[256], dir[128], diff[OCI_DIGEST_MAX], hex[SHA256_HEX];
+	int r;
+	tb_file(&b, "etc/motd", "zstd");
+	tb_file(&b, "bin/x", "y");
+	tb_end(&b);
+	sha256_hex_of(b.d, b.n, hex);
+	snprintf(diff, sizeof(diff), "sha256:%s", hex);
+	size_t cap = ZSTD_compressBound(b.n) * 2 + 64, half = b.n / 2;
+	unsigned char *z = malloc(cap);
+	size_t n = ZSTD_compress(z, cap, b.d, b.n, 3);
+	CHECK(!ZSTD_isError(n));
+	snprintf(dir, sizeof(dir), "%s/layout", tmpdir);
+	put_blob(z, n, &d);
+	CHECK(oci_src_open("oci", dir, &src, &e) == 0);
+	r = read_layer(&src, &d, diff, out, sizeof(out), &e);
+	if (r)
+		fprintf(stderr, "zstd: %d %s [%s]\n", r, e.msg, out);
+	CHECK(r == 0 && !strcmp(out, "etc/motd|bin/x"));
+	/* Two frames, a skippable frame (magic 0x184D2A50, 4 bytes) between. */
+	size_t n1 = ZSTD_compress(z, cap, b.d, half, 1);
+	static const unsigned char skip[] = {0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4};
+	memcpy(z + n1, skip, sizeof(skip));
+	size_t n2 = ZSTD_compress(z + n1 + sizeof(skip), cap - n1 - sizeof(skip), b.d + half,
+				  b.n - half, 19);
+	put_blob(z, n1 + sizeof(skip) + n2, &d);
+	r = read_layer(&src, &d, diff, out, sizeof(out), &e);
+	if (r)
+		fprintf(stderr, "zstd: %d %s [%s]\n", r, e.msg, out);
+	CHECK(r == 0 && !strcmp(out, "etc/motd|bin/x"));
+	/* Cut inside the second frame. */
+	put_blob(z, n1 + sizeof(skip) + n2 / 2, &d);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) < 0 && strstr(e.msg, "zstd stream is"));
+	/* Garbage after a good frame. */
+	memset(z + n1, 0xee, 64);
+	put_blob(z, n1 + 64, &d);
+	err_clear(&e);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) == -EINVAL &&
+	      strstr(e.msg, "zstd stream is corrupt"));
+	/* A frame asking for a 256 MiB window (streamed: its size not known). */
+	ZSTD_CCtx *cc = ZSTD_createCCtx();
+	ZSTD_outBuffer zo = {.dst = z, .size = cap};
+	ZSTD_inBuffer zi = {.src = b.d, .size = b.n};
+	CHECK(!ZSTD_isError(ZSTD_CCtx_setParameter(cc, ZSTD_c_windowLog, 28)));
+	CHECK(!ZSTD_isError(ZSTD_compressStream2(cc, &zo, &zi, ZSTD_e_continue)));
+	CHECK(ZSTD_compressStream2(cc, &zo, &zi, ZSTD_e_end) == 0);
+	ZSTD_freeCCtx(cc);
+	put_blob(z, zo.pos, &d);
+	err_clear(&e);
+	CHECK(read_layer(&src, &d, diff, out, sizeof(out), &e) == -EFBIG &&
+	      strstr(e.msg, "a window of more than 128 MiB"));
+	oci_src_close(&src);
+	free(z);
+	free(b.d);
+}
+
+static void test_docker_manifest(void)
+{
+	struct oci_manifest *m = malloc(sizeof(*m));
+	struct err e = {0};
+	const char *two = "[{\"Config\":\"./c1.json\",\"RepoTags\":[\"a:1\",\"a:latest\"],"
+			  "\"Layers\":[\"x/layer.tar\",\"blobs/sha256/ab\"]},"
+			  "{\"Config\":\"c2.json\",\"RepoTags\":null,\"Layers\":[\"y.tar\"]}]";
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "a", m, &e) == 0 && m->nlayers == 2 &&
+	      !strcmp(m->config.member, "c1.json") && !strcmp(m->layers[0].member, "x/layer.tar") &&
+	      !strcmp(m->layers[1].member, "blobs/sha256/ab"));
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "a:1", m, &e) == 0 && m->nlayers == 2);
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "b", m, &e) == -ENOENT &&
+	      strstr(e.msg, "tags: 'a:1', 'a:latest'") && m->nlayers == 0);
+	CHECK(oci_parse_docker_manifest(two, strlen(two), "", m, &e) == -EINVAL &&
+	      strstr(e.msg, "2 images"));
+	const char *bad[][2] = {
+		{"[{\"Config\":\"c\",\"Layers\":[\"a/../../x\"]}]", "'..' component"},
+		{"[{\"Config\":\"/c\",\"Layers\":[\"x\"]}]", "absolute path"},
+		{"[{\"Config\":\"c\",\"Layers\":[]}]", "lists no layers"},
+		{"[{\"Config\":\"c\",\"Layers\":[\"./\"]}]", "is empty or longer"},
+		{"[{\"Config\":7,\"Layers\":[\"x\"]}]", "Config is not a member name"},
+		{"{\"Config\":\"c\"}", "is not a list"},
+		{"[{\"Config\":\"c\",\"Layers\":[\"x\"]}", "not valid JSON"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err_clear(&e);
+		int r = oci_parse_docker_manifest(bad[i][0], strlen(bad[i][0]), "", m, &e);
+		CHECK(r < 0 && strstr(e.msg, bad[i][1]));
+		if (r >= 0 || !strstr(e.msg, bad[i][1]))
+			fprintf(stderr, "docker manifest %zu: %d '%s', wanted '%s'\n", i, r, e.msg, bad[i][1]);
+	}
+	free(m);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_images.XXXXXX");
@@ -632,12 +913,16 @@ int main(void)
 	RUN(test_tar_base256);
 	RUN(test_tar_refuses);
 	RUN(test_tar_lone_zero_block);
+	RUN(test_tar_xattrs);
 	RUN(test_tar_clean_path);
 	RUN(test_unpack_layer);
 	RUN(test_unpack_dir_over_whiteout);
+	RUN(test_unpack_xattrs);
 	RUN(test_unpack_hostile);
 	RUN(test_oci_index);
 	RUN(test_oci_manifest_config);
+	RUN(test_docker_manifest);
+	RUN(test_zstd_layer);
 	vmm_remove_tree(tmpdir);
 	UNIT_DONE("images");
 }

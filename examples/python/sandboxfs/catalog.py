@@ -146,8 +146,9 @@ class Pool(_Dir):
 
 class Image(_Dir):
     """An image `ROOT/images/NAME/`: a directory of --images, or one imported
-    from an OCI layout (`Image.import_(name, "oci:DIR[:TAG]")`, or
-    `oci-archive:FILE[:TAG]`)."""
+    from an OCI layout (`Image.import_(name, "oci:DIR[:TAG]")`,
+    `oci-archive:FILE[:TAG]`) or a docker save tar
+    (`docker-archive:FILE[:NAME[:TAG]]`)."""
 
     kind = "image"
 
