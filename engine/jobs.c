@@ -65,7 +65,7 @@ struct sbx_job {
 	 * tty_index its number in the sandbox's devpts (-1: none). */
 	bool tty;
 	int tty_index;
-	uint64_t deadline_usec; /* timeout=: monotonic; 0 none (not kept across a restart) */
+	uint64_t deadline_usec; /* timeout=: monotonic; 0 none (journaled as wall time) */
 	bool timed_out;         /* killed at its deadline: reason timeout */
 	struct sbx_job *next;
 };
@@ -264,6 +264,12 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 			      (json_int_t)j->pipe_ino[1]);
 	if (o && j->tty)
 		json_object_set_new(o, "tty", json_integer(j->tty_index));
+	/* timeout=: as wall time, which a restarted daemon's monotonic clock
+	 * does not share a start with (the same boot's, but not its reading). */
+	if (o && j->deadline_usec && j->state == JOB_RUNNING) {
+		uint64_t now = now_usec(), left = j->deadline_usec > now ? j->deadline_usec - now : 0;
+		json_object_set_new(o, "deadline_unix_usec", json_integer((json_int_t)(wall_usec() + left)));
+	}
 	for (int k = 0; o && k < 2; k++)
 		if (j->cutting[k]) {
 			json_object_set_new(o, k ? "cutting_stderr" : "cutting_stdout",
@@ -1092,6 +1098,12 @@ static void job_load(struct sbx *s, uint32_t n, const struct journal_job *r)
 	j->wd[0] = j->wd[1] = -1;
 	j->tty = r->tty >= 0;
 	j->tty_index = r->tty;
+	if (r->deadline_unix_usec && j->state == JOB_RUNNING) { /* its timeout= holds on */
+		uint64_t wall = wall_usec();
+		j->deadline_usec = now_usec() +
+				   (r->deadline_unix_usec > wall ? r->deadline_unix_usec - wall : 0) + 1;
+		sbx_cmd_deadline(s, j->deadline_usec);
+	}
 	for (int k = 0; k < 2; k++) {
 		j->dropped[k] = r->dropped[k];
 		j->pipe[k] = -1; /* found again by sbx_jobs_reattach */

@@ -83,6 +83,7 @@ struct journal_job {
 	uint64_t exec_id;
 	uint64_t dropped[2], pipe_ino[2], cutting[2], cut_from[2]; /* stdout, stderr */
 	int tty; /* a terminal's job: its number in the sandbox's devpts; -1: none */
+	uint64_t deadline_unix_usec; /* a running job's timeout= (wall time); 0 none */
 };
 /* The same contract as journal_parse: 0, or -EINVAL with the field named. */
 int journal_job_parse(const char *text, size_t len, struct journal_job *r, struct err *e);

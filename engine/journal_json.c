@@ -531,6 +531,8 @@ int journal_job_parse(const char *text, size_t len, struct journal_job *r, struc
 	/* tty: the pty's number (devpts numbers are below 2^20). */
 	if (ret == 0)
 		ret = get_int(j, "", "tty", false, 0, 1 << 20, &tty, e);
+	if (ret == 0)
+		ret = get_u64(j, "", "deadline_unix_usec", false, 0, &r->deadline_unix_usec, e);
 	for (int k = 0; ret == 0 && k < 2; k++) {
 		char key[32];
 		uint64_t *f[4] = {&r->dropped[k], &r->pipe_ino[k], &r->cutting[k], &r->cut_from[k]};

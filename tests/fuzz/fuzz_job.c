@@ -7,7 +7,8 @@
  *   - a record that loads holds one command line (no NUL, no newline), a pid
  *     Linux can have, a known state, an exit code, a one-word reason, and
  *     counts and offsets that are not negative (INT64_MAX at most), and a
- *     terminal's number (tty) that devpts can give, or -1 for none;
+ *     terminal's number (tty) that devpts can give, or -1 for none, and a
+ *     timeout='s deadline (wall time) that is not negative;
  *   - round trip: the record written back as jobs.c writes it reads back the
  *     same. */
 #define _GNU_SOURCE
@@ -45,6 +46,9 @@ static char *write_back(const struct journal_job *r)
 	MUST(j != NULL);
 	if (r->tty >= 0) /* only a terminal's job has one, as jobs.c writes it */
 		MUST(json_object_set_new(j, "tty", json_integer(r->tty)) == 0);
+	if (r->deadline_unix_usec) /* only a job with timeout= */
+		MUST(json_object_set_new(j, "deadline_unix_usec",
+					 json_integer((json_int_t)r->deadline_unix_usec)) == 0);
 	char *text = json_dumps(j, 0);
 	json_decref(j);
 	MUST(text != NULL);
@@ -73,13 +77,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		     r.cutting[k] <= INT64_MAX && r.cut_from[k] <= INT64_MAX);
 	MUST(r.exec_id <= INT64_MAX);
 	MUST(r.tty >= -1 && r.tty <= (1 << 20));
+	MUST(r.deadline_unix_usec <= INT64_MAX);
 	char *text = write_back(&r);
 	struct journal_job b;
 	struct err be = {0};
 	MUST(journal_job_parse(text, strlen(text), &b, &be) == 0);
 	MUST(memcmp(&r, &b, sizeof(r)) == 0 || (!strcmp(r.cmd, b.cmd) && r.pid == b.pid &&
 		r.state == b.state && r.exit_code == b.exit_code && !strcmp(r.reason, b.reason) &&
-		r.exec_id == b.exec_id && r.tty == b.tty && !memcmp(r.dropped, b.dropped, sizeof(r.dropped)) &&
+		r.exec_id == b.exec_id && r.tty == b.tty &&
+		r.deadline_unix_usec == b.deadline_unix_usec && !memcmp(r.dropped, b.dropped, sizeof(r.dropped)) &&
 		!memcmp(r.cutting, b.cutting, sizeof(r.cutting))));
 	free(text);
 	return 0;

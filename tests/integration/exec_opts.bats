@@ -100,6 +100,21 @@ refused() {
 	[ "$(out "$m")" = $'/tmp\r\ny\r\ntty\r' ]
 }
 
+@test "timeout=: a job's deadline outlives a daemon killed (-9) and restarted" {
+	sbx_start_daemon
+	sbx_create "$A"
+	n=$(sbx_run "$A" 'timeout=4 sleep 100')
+	grep -q deadline_unix_usec "$STATE/sandboxes/$A/jobs/$n/job.json"
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/status")" = running ]
+	wait_job "$A" "$n" killed
+	[ "$(sbx_cat "$MNT/$A/jobs/$n/reason")" = timeout ]
+	sbx_exec "$A" 'ps -o args | grep -c "^sleep 100" || true'
+	[ "$SBX_OUT" = 0 ]
+}
+
 @test "timeout=: the daemon kills a sleep 100 (exec: exit_code 124; job: killed, reason timeout)" {
 	sbx_start_daemon
 	sbx_create "$A"
