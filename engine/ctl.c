@@ -553,6 +553,30 @@ static int parse_cidr(const char *s, struct in_addr *addr, uint8_t *plen, struct
 	return 0;
 }
 
+/* tcp, udp (or icmp, when icmp): a rule's or an exposed port's protocol. */
+static int parse_proto(const char *w, bool icmp, uint8_t *proto, struct err *e)
+{
+	if (!strcmp(w, "tcp"))
+		*proto = IPPROTO_TCP;
+	else if (!strcmp(w, "udp"))
+		*proto = IPPROTO_UDP;
+	else if (icmp && !strcmp(w, "icmp"))
+		*proto = IPPROTO_ICMP;
+	else
+		return err_set(e, -EINVAL, "protocol '%.32s' is not %s", w,
+			       icmp ? "tcp, udp or icmp" : "tcp or udp");
+	return 0;
+}
+
+static int parse_port(const char *w, uint16_t *port, struct err *e)
+{
+	uint64_t v;
+	if (ctl_parse_uint(w, 65535, &v) < 0 || v == 0)
+		return err_set(e, -EINVAL, "port '%.32s' is not a number from 1 to 65535", w);
+	*port = (uint16_t)v;
+	return 0;
+}
+
 int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
 {
 	static const char usage[] = "usage: allow|deny CIDR [tcp|udp [PORT] | icmp], "
@@ -580,27 +604,42 @@ int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
 			return ret;
 		if (argc > 4)
 			return err_set(e, -EINVAL, "%s", usage);
-		if (argc >= 3) {
-			if (!strcmp(argv[2], "tcp"))
-				r.proto = IPPROTO_TCP;
-			else if (!strcmp(argv[2], "udp"))
-				r.proto = IPPROTO_UDP;
-			else if (!strcmp(argv[2], "icmp"))
-				r.proto = IPPROTO_ICMP;
-			else
-				return err_set(e, -EINVAL, "protocol '%.32s' is not tcp, udp or icmp",
-					       argv[2]);
-		}
+		if (argc >= 3 && (ret = parse_proto(argv[2], true, &r.proto, e)) < 0)
+			return ret;
 		if (argc == 4) {
-			uint64_t port;
 			if (r.proto == IPPROTO_ICMP)
 				return err_set(e, -EINVAL, "icmp has no ports");
-			if (ctl_parse_uint(argv[3], 65535, &port) < 0 || port == 0)
-				return err_set(e, -EINVAL, "port '%.32s' is not a number from 1 to 65535",
-					       argv[3]);
-			r.port = (uint16_t)port;
+			if ((ret = parse_port(argv[3], &r.port, e)) < 0)
+				return ret;
 		}
 	}
 	*out = r;
+	return 0;
+}
+
+int ctl_parse_expose(int argc, char **argv, struct net_expose *out, struct err *e)
+{
+	bool add = argc >= 1 && !strcmp(argv[0], "expose");
+	if (argc < 1 || (!add && strcmp(argv[0], "unexpose")))
+		return err_set(e, -EINVAL, "usage: expose [tcp|udp] PORT [HOSTPORT]");
+	struct net_expose x = {.proto = IPPROTO_TCP};
+	int at = 1, ret;
+	/* A word that is not a number names the protocol (a port never does). */
+	if (at < argc && !isdigit((unsigned char)argv[at][0]) &&
+	    (ret = parse_proto(argv[at++], false, &x.proto, e)) < 0)
+		return ret;
+	if (at >= argc || argc - at > (add ? 2 : 1))
+		return err_set(e, -EINVAL, add ? "usage: expose [tcp|udp] PORT [HOSTPORT]"
+					       : "usage: unexpose [tcp|udp] PORT");
+	if (strchr(argv[at], '/'))
+		return err_set(e, -EINVAL, "'%.32s': the protocol is a word before the port, as "
+			       "in '%s udp 53'", argv[at], argv[0]);
+	if ((ret = parse_port(argv[at], &x.port, e)) < 0)
+		return ret;
+	if (add)
+		x.host_port = x.port;
+	if (add && at + 1 < argc && (ret = parse_port(argv[at + 1], &x.host_port, e)) < 0)
+		return ret;
+	*out = x;
 	return 0;
 }

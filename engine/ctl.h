@@ -127,4 +127,11 @@ struct net_rule;
  *   allow|deny all. -EINVAL with a sentence for anything else. */
 int ctl_parse_rule(int argc, char **argv, struct net_rule *r, struct err *e);
 
+struct net_expose;
+/* An exposed port, argv[0] being expose or unexpose:
+ *   expose [tcp|udp] PORT [HOSTPORT]   (tcp by default, HOSTPORT PORT)
+ *   unexpose [tcp|udp] PORT            (host_port 0)
+ * -EINVAL with a sentence for anything else. */
+int ctl_parse_expose(int argc, char **argv, struct net_expose *x, struct err *e);
+
 #endif

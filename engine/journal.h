@@ -96,6 +96,8 @@ int journal_load_text(const char *path, size_t max, char **out, size_t *len, str
  * them) are written as INT64_MAX. */
 json_t *journal_config_json(const char *name, const struct sbx_config *c);
 json_t *journal_times_json(const struct sbx_times *t);
+/* net.expose: [{"proto", "port", "host_port"}...] of x[0..n). */
+json_t *journal_expose_json(const struct net_expose *x, size_t n);
 /* The name a state has in the journal ("stopping" for SBX_STOPPING). */
 const char *journal_state_name(int state);
 

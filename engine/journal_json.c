@@ -67,6 +67,16 @@ json_t *journal_times_json(const struct sbx_times *t)
 	return o;
 }
 
+json_t *journal_expose_json(const struct net_expose *x, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; a && i < n; i++)
+		json_array_append_new(a, json_pack("{s:s, s:i, s:i}", "proto",
+						   net_proto_name(x[i].proto), "port", x[i].port,
+						   "host_port", x[i].host_port));
+	return a;
+}
+
 /* ---- the reader ------------------------------------------------------------
  * Each getter reads o[key] (where names the object, "config." or
  * "snapshots[2]." for the sentence). Absent: -EINVAL when required, else 0
@@ -365,8 +375,9 @@ static int parse_rule(json_t *v, size_t i, struct net_rule *rule, struct err *e)
 	return 0;
 }
 
-/* net.expose: [{"port": P, "host_port": H}...], ports 1..65535, each host
- * port once. */
+/* net.expose: [{"proto": "tcp"|"udp", "port": P, "host_port": H}...], ports
+ * 1..65535, each host port once per protocol; a journal written before UDP
+ * had no "proto": tcp. */
 static int parse_expose(json_t *o, struct journal_rec *rec, struct err *e)
 {
 	json_t *arr = json_object_get(o, "expose");
@@ -381,17 +392,25 @@ static int parse_expose(json_t *o, struct journal_rec *rec, struct err *e)
 	json_t *v;
 	json_array_foreach(arr, i, v) {
 		json_int_t port = 0, host = 0;
+		char proto[8] = "tcp";
 		int r;
 		if (!json_is_object(v))
 			return err_set(e, -EINVAL, "net.expose[%zu] is not an object", i);
-		if ((r = get_int(v, "net.expose[].", "port", true, 1, 65535, &port, e)) < 0 ||
+		if ((r = get_str(v, "net.expose[].", "proto", false, false, proto, sizeof(proto),
+				 e)) < 0 ||
+		    (r = get_int(v, "net.expose[].", "port", true, 1, 65535, &port, e)) < 0 ||
 		    (r = get_int(v, "net.expose[].", "host_port", true, 1, 65535, &host, e)) < 0)
 			return r;
+		uint8_t p = !strcmp(proto, "tcp") ? IPPROTO_TCP
+			  : !strcmp(proto, "udp") ? IPPROTO_UDP : 0;
+		if (!p)
+			return err_set(e, -EINVAL, "net.expose[%zu].proto '%s' is not tcp or udp", i,
+				       proto);
 		for (size_t k = 0; k < i; k++)
-			if (rec->expose[k].host_port == host)
-				return err_set(e, -EINVAL, "net.expose names host port %d twice",
-					       (int)host);
-		rec->expose[i] = (struct net_expose){.port = (uint16_t)port,
+			if (rec->expose[k].proto == p && rec->expose[k].host_port == host)
+				return err_set(e, -EINVAL, "net.expose names %s host port %d twice",
+					       proto, (int)host);
+		rec->expose[i] = (struct net_expose){.proto = p, .port = (uint16_t)port,
 						     .host_port = (uint16_t)host};
 		rec->nexpose = i + 1;
 	}

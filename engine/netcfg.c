@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../net/net.h"
+#include "journal.h"
 #include "sbx.h"
 
 static bool net_up;
@@ -183,7 +184,7 @@ static void pol_remove(struct sbx *s)
 		pp = &p->next;
 	if (p) {
 		for (int i = 0; expose_up && i < p->nexpose; i++)
-			net_expose_set(expose_table, p->expose[i].host_port, p->ip, 0, false, NULL);
+			net_expose_set(expose_table, &p->expose[i], p->ip, false, NULL);
 		p->nexpose = 0;
 		*pp = p->next;
 		for (int i = 0; i < p->n; i++)
@@ -278,66 +279,68 @@ static int expose_ensure(struct err *e)
 	return 0;
 }
 
-/* pol_lock held: adds port -> host_port for p (a port exposed again moves). */
-static int expose_add(struct pol *p, uint16_t port, uint16_t host_port, struct err *e)
+/* pol_lock held: adds x for p (a port exposed again, same protocol, moves). */
+static int expose_add(struct pol *p, const struct net_expose *x, struct err *e)
 {
+	const char *proto = net_proto_name(x->proto);
 	for (struct pol *o = pols; o; o = o->next)
-		for (int i = 0; i < o->nexpose; i++)
-			if (o->expose[i].host_port == host_port && !(o == p && o->expose[i].port == port))
-				return err_set(e, -EADDRINUSE, "host port %u is exposed already (by "
-					       "sandbox %s, its port %u)", host_port, o->name,
-					       o->expose[i].port);
+		for (int i = 0; i < o->nexpose; i++) {
+			const struct net_expose *ox = &o->expose[i];
+			if (ox->proto == x->proto && ox->host_port == x->host_port &&
+			    !(o == p && ox->port == x->port))
+				return err_set(e, -EADDRINUSE, "%s host port %u is exposed already "
+					       "(by sandbox %s, its port %u)", proto, x->host_port,
+					       o->name, ox->port);
+		}
 	int at = p->nexpose;
 	for (int i = 0; i < p->nexpose; i++)
-		if (p->expose[i].port == port)
+		if (p->expose[i].proto == x->proto && p->expose[i].port == x->port)
 			at = i;
 	if (at == p->nexpose && p->nexpose >= NET_EXPOSE_MAX)
 		return err_set(e, -ENOSPC, "sandbox %s exposes %d ports already, the most it may",
 			       p->name, NET_EXPOSE_MAX);
-	if (at < p->nexpose && p->expose[at].host_port == host_port)
+	if (at < p->nexpose && p->expose[at].host_port == x->host_port)
 		return 0;
-	int r = net_expose_set(expose_table, host_port, p->ip, port, true, e);
+	int r = net_expose_set(expose_table, x, p->ip, true, e);
 	if (r < 0)
 		return r;
 	if (at < p->nexpose) /* the same port on another host port: the old one goes */
-		net_expose_set(expose_table, p->expose[at].host_port, p->ip, 0, false, NULL);
+		net_expose_set(expose_table, &p->expose[at], p->ip, false, NULL);
 	else
 		p->nexpose++;
-	p->expose[at] = (struct net_expose){.port = port, .host_port = host_port};
+	p->expose[at] = *x;
 	return 0;
 }
 
-static int expose_del(struct pol *p, uint16_t port, struct err *e)
+static int expose_del(struct pol *p, const struct net_expose *x, struct err *e)
 {
 	for (int i = 0; i < p->nexpose; i++)
-		if (p->expose[i].port == port) {
-			int r = net_expose_set(expose_table, p->expose[i].host_port, p->ip, 0, false, e);
+		if (p->expose[i].proto == x->proto && p->expose[i].port == x->port) {
+			int r = net_expose_set(expose_table, &p->expose[i], p->ip, false, e);
 			if (r < 0)
 				return r;
 			p->expose[i] = p->expose[--p->nexpose];
 			return 0;
 		}
-	return err_set(e, -ENOENT, "sandbox %s does not expose port %u", p->name, port);
+	return err_set(e, -ENOENT, "sandbox %s does not expose %s port %u", p->name,
+		       net_proto_name(x->proto), x->port);
 }
 
 int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
 {
-	bool add = strcmp(argv[0], "expose") == 0;
-	uint64_t port = 0, host = 0;
-	if ((add && (argc < 2 || argc > 3)) || (!add && argc != 2) ||
-	    ctl_parse_uint(argv[1], 65535, &port) < 0 || port == 0 ||
-	    (argc == 3 && (ctl_parse_uint(argv[2], 65535, &host) < 0 || host == 0)))
-		return err_set(e, -EINVAL, add ? "usage: expose PORT [HOSTPORT], ports 1 to 65535"
-					       : "usage: unexpose PORT");
+	struct net_expose x;
+	int r = ctl_parse_expose(argc, argv, &x, e);
+	if (r < 0)
+		return r;
 	if (!s->net_reserved)
 		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
 			       "expose", s->node.name);
 	pthread_mutex_lock(&pol_lock);
 	struct pol *p = pol_of(s);
-	int r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
-	       : !add ? expose_del(p, (uint16_t)port, e)
-	       : expose_ensure(e) < 0 ? e->code
-		      : expose_add(p, (uint16_t)port, (uint16_t)(host ? host : port), e);
+	r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
+	  : !x.host_port ? expose_del(p, &x, e)
+	  : expose_ensure(e) < 0 ? e->code
+	  : expose_add(p, &x, e);
 	pthread_mutex_unlock(&pol_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
@@ -355,9 +358,11 @@ void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n)
 	struct pol *p = pol_of(s);
 	for (size_t i = 0; p && i < n; i++) {
 		struct err e = {0};
-		if (expose_ensure(&e) < 0 || expose_add(p, x[i].port, x[i].host_port, &e) < 0)
-			log_warn("sandbox %s: journaled 'expose %u %u' dropped: %s", s->node.name,
-				 x[i].port, x[i].host_port, e.msg);
+		if (expose_ensure(&e) < 0 || expose_add(p, &x[i], &e) < 0) {
+			char text[NET_EXPOSE_TEXT_MAX];
+			net_expose_format(&x[i], text);
+			log_warn("sandbox %s: journaled '%s' dropped: %s", s->node.name, text, e.msg);
+		}
 	}
 	pthread_mutex_unlock(&pol_lock);
 }
@@ -549,8 +554,11 @@ static int show_policy(struct sbx *s, struct buf *b)
 		net_rule_format(&p->rules[i].r, text);
 		r = buf_printf(b, "%s\n", text);
 	}
-	for (int i = 0; p && r == 0 && i < p->nexpose; i++)
-		r = buf_printf(b, "expose %u %u\n", p->expose[i].port, p->expose[i].host_port);
+	char xtext[NET_EXPOSE_TEXT_MAX];
+	for (int i = 0; p && r == 0 && i < p->nexpose; i++) {
+		net_expose_format(&p->expose[i], xtext);
+		r = buf_printf(b, "%s\n", xtext);
+	}
 	if (r == 0 && p && p->apply_usec)
 		r = buf_printf(b, "policy_apply_usec %" PRIu64 "\n", p->apply_usec);
 	pthread_mutex_unlock(&pol_lock);
@@ -591,10 +599,7 @@ json_t *sbx_net_journal(struct sbx *s)
 		net_rule_format(&p->rules[i].r, text);
 		json_array_append_new(rules, json_string(text));
 	}
-	json_t *exp = json_array();
-	for (int i = 0; p && exp && i < p->nexpose; i++)
-		json_array_append_new(exp, json_pack("{s:i, s:i}", "port", p->expose[i].port,
-						     "host_port", p->expose[i].host_port));
+	json_t *exp = journal_expose_json(p ? p->expose : NULL, p ? (size_t)p->nexpose : 0);
 	pthread_mutex_unlock(&pol_lock);
 	return json_pack("{s:s, s:o, s:o}", "ip", ip, "policy", rules ? rules : json_array(),
 			 "expose", exp ? exp : json_array());

@@ -228,7 +228,8 @@ json_t *sbx_net_journal(struct sbx *s);
 /* Network policy: allow|deny lines written to the sandbox's ctl; the journal's. */
 int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e);
 void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n);
-/* expose PORT [HOSTPORT], unexpose PORT (ctl); the journal's, after a restart. */
+/* expose [tcp|udp] PORT [HOSTPORT], unexpose [tcp|udp] PORT (ctl); the journal's, after a
+ * restart. */
 int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e);
 void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n);
 void sbx_net_inherit(struct sbx *child, struct sbx *parent);

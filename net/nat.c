@@ -125,16 +125,24 @@ int net_nat_disable(const char *subnet, struct err *e)
 }
 
 /* ---- exposed ports: DNAT from the host's own addresses to sandboxes ----
- * One nft table per daemon holds a map host port -> (sandbox address, port)
- * and two nat chains (prerouting: from elsewhere, output: from the host
- * itself) that look packets to a local address up in it. Exposing or
- * withdrawing a port is one map element: no rule handles to track. */
+ * One nft table per daemon holds a map (protocol, host port) -> (sandbox
+ * address, port) and two nat chains (prerouting: from elsewhere, output: from
+ * the host itself) that look TCP and UDP packets to a local address up in it.
+ * Exposing or withdrawing a port is one map element: no rule handles to
+ * track, and a host port is taken once per protocol by the map's key. */
 
 static int nft_script(const char *script)
 {
 	char *const argv[] = { "nft", "-f", "-", NULL };
 	int r = run_quiet_input(argv, script);
 	return r < 0 ? r : r ? -EIO : 0;
+}
+
+void net_expose_format(const struct net_expose *x, char *out)
+{
+	const char *proto = net_proto_name(x->proto);
+	snprintf(out, NET_EXPOSE_TEXT_MAX, "expose %s %u %u", proto ? proto : "?", x->port,
+		 x->host_port);
 }
 
 int net_expose_start(const char *table, struct err *e)
@@ -148,30 +156,35 @@ int net_expose_start(const char *table, struct err *e)
 		 "table ip %s {}\n"
 		 "delete table ip %s\n"
 		 "table ip %s {\n"
-		 " map expose { type inet_service : ipv4_addr . inet_service; }\n"
+		 " map expose { type inet_proto . inet_service : ipv4_addr . inet_service; }\n"
 		 " chain pre { type nat hook prerouting priority dstnat; policy accept;\n"
-		 "  fib daddr type local dnat ip to tcp dport map @expose; }\n"
+		 "  fib daddr type local meta l4proto { tcp, udp }"
+		 " dnat ip to meta l4proto . th dport map @expose; }\n"
 		 " chain out { type nat hook output priority -100; policy accept;\n"
-		 "  fib daddr type local dnat ip to tcp dport map @expose; }\n"
+		 "  fib daddr type local meta l4proto { tcp, udp }"
+		 " dnat ip to meta l4proto . th dport map @expose; }\n"
 		 "}\n", table, table, table);
 	int r = nft_script(script);
 	return r < 0 ? err_set(e, r, "nft refused the table %s for exposed ports", table) : 0;
 }
 
-int net_expose_set(const char *table, uint16_t host_port, struct in_addr ip, uint16_t port,
-		   bool add, struct err *e)
+int net_expose_set(const char *table, const struct net_expose *x, struct in_addr ip, bool add,
+		   struct err *e)
 {
 	char script[256], ips[INET_ADDRSTRLEN];
+	const char *proto = net_proto_name(x->proto);
+	if (x->proto != IPPROTO_TCP && x->proto != IPPROTO_UDP)
+		return err_set(e, -EINVAL, "ports are exposed for tcp or udp only");
 	inet_ntop(AF_INET, &ip, ips, sizeof(ips));
 	if (add)
-		snprintf(script, sizeof(script), "add element ip %s expose { %u : %s . %u }\n",
-			 table, host_port, ips, port);
+		snprintf(script, sizeof(script), "add element ip %s expose { %s . %u : %s . %u }\n",
+			 table, proto, x->host_port, ips, x->port);
 	else
-		snprintf(script, sizeof(script), "delete element ip %s expose { %u }\n", table,
-			 host_port);
+		snprintf(script, sizeof(script), "delete element ip %s expose { %s . %u }\n", table,
+			 proto, x->host_port);
 	int r = nft_script(script);
-	return r < 0 ? err_set(e, r, "nft refused to %s host port %u", add ? "expose" : "withdraw",
-			       host_port) : 0;
+	return r < 0 ? err_set(e, r, "nft refused to %s %s host port %u",
+			       add ? "expose" : "withdraw", proto, x->host_port) : 0;
 }
 
 void net_expose_stop(const char *table)

@@ -131,6 +131,8 @@ struct net_rule {
 	char sbx[SBX_NAME_MAX + 1]; /* NET_RULE_SANDBOX */
 };
 #define NET_RULE_TEXT_MAX (SBX_NAME_MAX + 48)
+/* "tcp", "udp" or "icmp" for IPPROTO_*, NULL for another (0: any). */
+const char *net_proto_name(uint8_t proto);
 /* The rule's line, in the syntax ctl takes, into out[NET_RULE_TEXT_MAX]. */
 void net_rule_format(const struct net_rule *r, char *out);
 /* True when a and b match the same packets (then the later one replaces the
@@ -186,16 +188,21 @@ int net_nat_disable(const char *subnet, struct err *e);
 
 #define NET_EXPOSE_MAX 64 /* per sandbox */
 struct net_expose {
+	uint8_t proto;      /* IPPROTO_TCP or IPPROTO_UDP */
 	uint16_t port;      /* in the sandbox */
-	uint16_t host_port; /* on the host's addresses */
+	uint16_t host_port; /* on the host's addresses; 0 in an unexpose */
 };
+#define NET_EXPOSE_TEXT_MAX 32
+/* "expose PROTO PORT HOSTPORT", the line ctl takes, into out[NET_EXPOSE_TEXT_MAX]. */
+void net_expose_format(const struct net_expose *x, char *out);
 
 /* Makes the nft table (afresh) whose map the other two edit; -ENOTSUP
  * without nft. */
 int net_expose_start(const char *table, struct err *e);
-/* Adds (or with add false removes) host_port -> ip:port. */
-int net_expose_set(const char *table, uint16_t host_port, struct in_addr ip, uint16_t port,
-		   bool add, struct err *e);
+/* Adds (or with add false removes) x's host port -> ip:x's port, for x's
+ * protocol. */
+int net_expose_set(const char *table, const struct net_expose *x, struct in_addr ip, bool add,
+		   struct err *e);
 void net_expose_stop(const char *table);
 
 #endif

@@ -199,6 +199,12 @@ int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, 
 	return 0;
 }
 
+const char *net_proto_name(uint8_t proto)
+{
+	return proto == IPPROTO_TCP ? "tcp" : proto == IPPROTO_UDP ? "udp"
+	     : proto == IPPROTO_ICMP ? "icmp" : NULL;
+}
+
 void net_rule_format(const struct net_rule *r, char *out)
 {
 	const char *verb = r->allow ? "allow" : "deny";
@@ -213,8 +219,7 @@ void net_rule_format(const struct net_rule *r, char *out)
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &r->addr, ip, sizeof(ip));
 	int n = snprintf(out, NET_RULE_TEXT_MAX, "%s %s/%u", verb, ip, r->plen);
-	const char *proto = r->proto == IPPROTO_TCP ? "tcp" : r->proto == IPPROTO_UDP ? "udp"
-			  : r->proto == IPPROTO_ICMP ? "icmp" : NULL;
+	const char *proto = net_proto_name(r->proto);
 	if (proto)
 		n += snprintf(out + n, (size_t)(NET_RULE_TEXT_MAX - n), " %s", proto);
 	if (r->port)

@@ -10,6 +10,8 @@
  *     all inside cmd.line;
  *   - an accepted name is 1..63 bytes of [A-Za-z0-9_.-], no leading dot;
  *   - accepted options stay within their documented ranges;
+ *   - an accepted rule or exposed port, written back as NAME/net lists it,
+ *     reads back the same;
  *   - as an exec or run line (ctl_command_line, then ctl_run_options):
  *     EINVAL or E2BIG leave nothing set; otherwise the command starts
  *     inside the line after the option words and their blanks (at 0 with no
@@ -129,6 +131,30 @@ static void check_rule(int argc, char **argv)
 	MUST(net_rule_same_match(&r, &again) && r.allow == again.allow);
 }
 
+/* expose|unexpose ...: a port, or EINVAL with a sentence; an accepted one's
+ * text (as NAME/net lists it) parses again to the same port. */
+static void check_expose(int argc, char **argv)
+{
+	struct net_expose x, again;
+	struct err e = {0};
+	int ret = ctl_parse_expose(argc, argv, &x, &e);
+	check_err(ret, &e);
+	MUST(ret == 0 || ret == -EINVAL);
+	if (ret < 0)
+		return;
+	MUST(x.proto == IPPROTO_TCP || x.proto == IPPROTO_UDP);
+	MUST(x.port >= 1);
+	MUST((x.host_port == 0) == !strcmp(argv[0], "unexpose"));
+	if (!x.host_port)
+		return;
+	static struct ctl_cmd cmd2;
+	char text[NET_EXPOSE_TEXT_MAX];
+	net_expose_format(&x, text);
+	MUST(ctl_split(text, strlen(text), &cmd2, &e) == 0);
+	MUST(ctl_parse_expose(cmd2.argc, cmd2.argv, &again, &e) == 0);
+	MUST(again.proto == x.proto && again.port == x.port && again.host_port == x.host_port);
+}
+
 /* Appends " key='value'" (a quote inside as '\'') to out. */
 static void put_opt(char *out, size_t cap, const char *key, const char *v)
 {
@@ -243,6 +269,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_signal(cmd.argv[1]);
 	if (!strcmp(verb, "allow") || !strcmp(verb, "deny"))
 		check_rule(cmd.argc, cmd.argv);
+	if (!strcmp(verb, "expose") || !strcmp(verb, "unexpose"))
+		check_expose(cmd.argc, cmd.argv);
 	if (!strcmp(verb, "fork"))
 		for (int i = 1; i < cmd.argc; i++)
 			check_name(strncmp(cmd.argv[i], "from=", 5) ? cmd.argv[i] : cmd.argv[i] + 5);

@@ -105,8 +105,10 @@ static void check_valid(const struct journal_rec *r)
 	MUST(r->nexpose <= NET_EXPOSE_MAX);
 	for (size_t i = 0; i < r->nexpose; i++) {
 		MUST(r->expose[i].port >= 1 && r->expose[i].host_port >= 1);
+		MUST(r->expose[i].proto == IPPROTO_TCP || r->expose[i].proto == IPPROTO_UDP);
 		for (size_t k = 0; k < i; k++)
-			MUST(r->expose[k].host_port != r->expose[i].host_port);
+			MUST(r->expose[k].host_port != r->expose[i].host_port ||
+			     r->expose[k].proto != r->expose[i].proto);
 	}
 }
 
@@ -131,10 +133,7 @@ static char *write_back(const struct journal_rec *r)
 			net_rule_format(&r->rules[i], text);
 			json_array_append_new(rules, json_string(text));
 		}
-		json_t *exp = json_array();
-		for (size_t i = 0; i < r->nexpose; i++)
-			json_array_append_new(exp, json_pack("{s:i, s:i}", "port", r->expose[i].port,
-							     "host_port", r->expose[i].host_port));
+		json_t *exp = journal_expose_json(r->expose, r->nexpose);
 		net = json_pack("{s:o, s:o}", "policy", rules, "expose", exp);
 		if (r->ip[0])
 			json_object_set_new(net, "ip", json_string(r->ip));
@@ -184,7 +183,8 @@ static void same(const struct journal_rec *a, const struct journal_rec *b)
 	}
 	MUST(a->nexpose == b->nexpose);
 	for (size_t i = 0; i < a->nexpose; i++)
-		MUST(a->expose[i].port == b->expose[i].port &&
+		MUST(a->expose[i].proto == b->expose[i].proto &&
+		     a->expose[i].port == b->expose[i].port &&
 		     a->expose[i].host_port == b->expose[i].host_port);
 	MUST(a->nrules == b->nrules);
 	for (size_t i = 0; i < a->nrules; i++) {

@@ -34,14 +34,8 @@
 load helpers
 
 setup_file() {
-	local img="$BATS_FILE_TMPDIR/images"
-	mkdir -p "$img"
-	cp -a "$SBX_REPO/build/images/busybox" "$img/busybox" || return 1
-	mkdir -p "$img/busybox/usr/local/bin"
-	cc -static -O2 -Wall -Wextra -Werror -o "$img/busybox/usr/local/bin/escape" \
-		"$SBX_REPO"/tests/integration/escape/*.c || return 1
-	export SBX_IMAGES="$img"
-	export ESC="$img/busybox/usr/local/bin/escape"
+	busybox_with_tool escape "$SBX_REPO"/tests/integration/escape/*.c || return 1
+	export ESC="$SBX_IMAGES/busybox/usr/local/bin/escape"
 	local k
 	for k in denied isolated held; do : >"$BATS_FILE_TMPDIR/$k"; done
 	# Networking on, on a bridge and subnet of our own (concurrent daemons

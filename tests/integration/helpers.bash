@@ -73,6 +73,20 @@ sbx_pid_of() {
 	echo "$pid"
 }
 
+# busybox_with_tool TOOL SRC...: for a suite's setup_file, a copy of the
+# busybox image with the static program TOOL built from SRC... at
+# /usr/local/bin/TOOL; SBX_IMAGES exported to its images directory (under
+# BATS_FILE_TMPDIR), the daemons started next use it.
+busybox_with_tool() {
+	local tool=$1 img="$BATS_FILE_TMPDIR/images"
+	shift
+	mkdir -p "$img"
+	cp -a "$SBX_REPO/build/images/busybox" "$img/busybox" || return 1
+	mkdir -p "$img/busybox/usr/local/bin"
+	cc -static -O2 -Wall -Wextra -Werror -o "$img/busybox/usr/local/bin/$tool" "$@" || return 1
+	export SBX_IMAGES="$img"
+}
+
 # sbx_net_args LETTER: a bridge and private /24 of this test's own (the
 # daemon started next uses them): NET_TAG, BR (sbx + LETTER + tag), SUBNET,
 # GW, and SBX_NET_ARGS exported. The suite's teardown removes BR.

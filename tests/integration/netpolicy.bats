@@ -8,6 +8,11 @@
 
 load helpers
 
+setup_file() {
+	# A UDP service in the sandboxes' image (busybox's nc has no -u).
+	busybox_with_tool udpecho "$SBX_REPO/tests/integration/udpecho/udpecho.c"
+}
+
 setup() {
 	sbx_net_args p
 	setup_sbx
@@ -21,7 +26,14 @@ teardown() {
 		kill "$LISTENER" 2>/dev/null || true
 		wait "$LISTENER" 2>/dev/null || true
 	fi
+	# The daemon's nft table for exposed ports, should a failed test leave it
+	# behind a daemon killed with -9 (one that exits removes it).
+	local xt
+	xt=$(sed -n 's/.*nft table \(sandboxfs_expose_[0-9A-Za-z]*\) made.*/\1/p' "${SBX_LOG:-/dev/null}" 2>/dev/null | tail -n 1)
 	teardown_sbx
+	if [[ -n "$xt" ]]; then
+		nft delete table ip "$xt" 2>/dev/null || true
+	fi
 	# --nat turned IPv4 forwarding on: the host gets back what it had.
 	if [[ -n "${FWD0:-}" ]]; then
 		echo "$FWD0" >/proc/sys/net/ipv4/ip_forward
@@ -40,18 +52,35 @@ rules_of() { grep -E '^(allow|deny) ' "$MNT/$1/net"; }
 # Frames the filter dropped on host device $1.
 filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropped/ { sub(",", "", $7); print $7; exit }'; }
 
-# A TCP service in sandbox $1 on port $2 that answers "$3" to every
-# connection (busybox nc answers one, so a loop), and proof from the host
-# that it listens: the host reaches every sandbox whatever its rules.
+# What the host reads back from $1:$2 over UDP for one datagram "ping" (from
+# a new source port each time: no conntrack entry of an earlier one is reused).
+host_udp_get() {
+	python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(b'ping', (sys.argv[1], int(sys.argv[2])))
+print(s.recv(100).decode().strip())" "$1" "$2" 2>/dev/null
+}
+
+# A service in sandbox $1 on port $2, and proof from the host that it
+# listens (the host reaches every sandbox whatever its rules): over TCP it
+# answers "$3" to every connection (busybox nc answers one, so a loop); with
+# $4 udp, "$3 ping" to the datagram "ping" (udpecho).
 serve_in() {
-	local name=$1 port=$2 word=$3 ip out=""
-	sbx_run "$name" "while true; do nc -l -p $port -e echo $word; done" >/dev/null
+	local name=$1 port=$2 word=$3 get=host_get want=$3 ip out=""
+	if [[ "${4:-tcp}" == udp ]]; then
+		sbx_run "$name" "/usr/local/bin/udpecho $port $word" >/dev/null
+		get=host_udp_get want="$word ping"
+	else
+		sbx_run "$name" "while true; do nc -l -p $port -e echo $word; done" >/dev/null
+	fi
 	ip=$(ip_of "$name")
 	for _ in $(seq 100); do
-		out=$(host_get "$ip" "$port") && [[ "$out" == "$word" ]] && return 0
+		out=$("$get" "$ip" "$port") && [[ "$out" == "$want" ]] && return 0
 		sleep 0.1
 	done
-	echo "no service on $ip:$port in $name (got '$out')" >&2
+	echo "no ${4:-tcp} service on $ip:$port in $name (got '$out')" >&2
 	return 1
 }
 
@@ -305,7 +334,8 @@ while True:
 	[ "$status" -ne 0 ]
 }
 
-# The host ports the daemon's nft map sends on (its table is this daemon's).
+# The host ports the daemon's nft map sends on, as "PROTO PORT" lines (its
+# table is this daemon's).
 exposed_host_ports() {
 	nft -j list ruleset 2>/dev/null | python3 -c '
 import json, sys
@@ -313,7 +343,7 @@ for o in json.load(sys.stdin).get("nftables", []):
     m = o.get("map")
     if m and m["table"].startswith("sandboxfs_expose_") and m["table"].endswith(sys.argv[1]):
         for k, v in m.get("elem", []):
-            print(k)' "$1"
+            print(*k["concat"])' "$1"
 }
 
 @test "expose: a sandbox's port answers on the host's addresses, is listed in net, survives a restart, goes with the sandbox" {
@@ -325,7 +355,7 @@ for o in json.load(sys.stdin).get("nftables", []):
 	# No port exposed yet: nothing of the daemon's in netfilter.
 	[ "$(nft list tables | sort)" = "$tables0" ]
 	sbx_write "$MNT/$A/ctl" "expose 8080 18080"
-	grep -qx "expose 8080 18080" "$MNT/$A/net"
+	grep -qx "expose tcp 8080 18080" "$MNT/$A/net"
 	# From the host, to one of its own addresses (the gateway): DNAT to A.
 	[ "$(host_get "$GW" 18080)" = from-a ]
 	# A host port is exposed once.
@@ -360,17 +390,90 @@ for o in json.load(sys.stdin).get("nftables", []):
 	wait "$SBX_PID" 2>/dev/null || true
 	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
 	sbx_start_daemon
-	grep -qx "expose 8080 18080" "$MNT/$A/net"
+	grep -qx "expose tcp 8080 18080" "$MNT/$A/net"
 	[ "$(host_get "$GW" 18080)" = from-a ]
 	# rmdir takes the port with the sandbox.
-	[ "$(exposed_host_ports "" | grep -cx 18080)" = 1 ]
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18080")" = 1 ]
 	rmdir "$MNT/$A"
-	[ "$(exposed_host_ports "" | grep -cx 18080)" = 0 ]
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18080")" = 0 ]
 	run host_get "$GW" 18080
 	[ "$output" != from-a ]
 	# The daemon's table (and its hooks) goes with it.
 	sbx_stop_daemon
 	[ "$(nft list tables | sort)" = "$tables0" ]
+}
+
+@test "expose udp: a UDP port answers on the host beside TCP on the same host port, through deny all, survives kill -9, goes with the sandbox" {
+	sbx_create "$A"
+	sbx_create "$B"
+	serve_in "$A" 5353 udp-a udp
+	serve_in "$A" 8080 tcp-a
+	serve_in "$B" 5353 udp-b udp
+	# A may send nothing of its own: its answers pass as answers, as for TCP.
+	rule "$A" "deny all"
+	sbx_write "$MNT/$A/ctl" "expose udp 5353 15353"
+	grep -qx "expose udp 5353 15353" "$MNT/$A/net"
+	[ "$(host_udp_get "$GW" 15353)" = "udp-a ping" ]
+	# The same host port for TCP is another port: both answer.
+	run host_get "$GW" 15353
+	[ "$output" != tcp-a ]
+	sbx_write "$MNT/$A/ctl" "expose 8080 15353"
+	grep -qx "expose tcp 8080 15353" "$MNT/$A/net"
+	[ "$(host_get "$GW" 15353)" = tcp-a ]
+	[ "$(host_udp_get "$GW" 15353)" = "udp-a ping" ]
+	# A UDP host port is exposed once.
+	run sbx_write "$MNT/$B/ctl" "expose udp 5353 15353"
+	assert_fails_with "Address already in use"
+	grep -q "udp host port 15353 is exposed already (by sandbox $A" "$MNT/$B/error"
+	# Bad input: a sentence, nothing changed.
+	for bad in "expose udp" "expose udp 0" "expose udp 70000" "expose sctp 80" "expose 53/udp" \
+		"expose udp 1 2 3" "unexpose udp" "unexpose udp 5353 15353"; do
+		run sbx_write "$MNT/$A/ctl" "$bad"
+		assert_fails_with "Invalid argument"
+	done
+	run sbx_write "$MNT/$A/ctl" "expose sctp 80"
+	grep -q "protocol 'sctp' is not tcp or udp" "$MNT/$A/error"
+	run sbx_write "$MNT/$A/ctl" "unexpose udp 8080"
+	assert_fails_with "No such file"
+	[ "$(grep -c "^expose " "$MNT/$A/net")" = 2 ]
+	[ "$(exposed_host_ports "" | grep -c " 15353$")" = 2 ]
+	# A daemon killed (its sandboxes run on) and restarted exposes both again.
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
+	# Journaled with its protocol (the daemon is dead: the file is ours). A
+	# journal written before UDP has none: its TCP entry is made one such
+	# here, and still reads as TCP.
+	python3 - "$STATE/sandboxes/$A/sandbox.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+x = j["net"]["expose"]
+assert sorted(e["proto"] for e in x) == ["tcp", "udp"], x
+for e in x:
+    if e["proto"] == "tcp":
+        del e["proto"]
+json.dump(j, open(sys.argv[1], "w"))
+PY
+	sbx_start_daemon
+	grep -qx "expose udp 5353 15353" "$MNT/$A/net"
+	grep -qx "expose tcp 8080 15353" "$MNT/$A/net"
+	[ "$(host_udp_get "$GW" 15353)" = "udp-a ping" ]
+	[ "$(host_get "$GW" 15353)" = tcp-a ]
+	# unexpose udp takes the UDP port only.
+	sbx_write "$MNT/$A/ctl" "unexpose udp 5353"
+	run host_udp_get "$GW" 15353
+	[ "$output" != "udp-a ping" ]
+	[ "$(host_get "$GW" 15353)" = tcp-a ]
+	sbx_write "$MNT/$B/ctl" "expose udp 5353 15353"
+	[ "$(host_udp_get "$GW" 15353)" = "udp-b ping" ]
+	# rmdir takes each sandbox's ports, nothing else.
+	rmdir "$MNT/$B"
+	[ "$(exposed_host_ports "" | grep -cx "udp 15353")" = 0 ]
+	run host_udp_get "$GW" 15353
+	[ "$output" != "udp-b ping" ]
+	[ "$(host_get "$GW" 15353)" = tcp-a ]
+	rmdir "$MNT/$A"
+	[ "$(exposed_host_ports "" | grep -c 15353)" = 0 ]
 }
 
 @test "netpolicy: a fork's children start with their parent's rules, enforced; not its exposed ports" {

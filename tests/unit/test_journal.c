@@ -22,9 +22,13 @@ static char *journal_text(const struct sbx_config *c, const struct sbx_times *t)
 			      "snapshots",
 			      json_pack("[{s:s, s:I, s:[s, s]}]", "name", "s1", "created_usec",
 					(json_int_t)1700000000000001, "lowers", "L7", "L3"));
-	json_object_set_new(j, "net", json_pack("{s:s, s:[s, s], s:[{s:i, s:i}]}", "ip", "10.88.0.7",
-						"policy", "allow 10.0.0.0/8 tcp 443", "deny all",
-						"expose", "port", 8080, "host_port", 18080));
+	/* A port journaled before UDP (no proto: tcp), and a UDP one on the same
+	 * host port. */
+	json_object_set_new(j, "net", json_pack("{s:s, s:[s, s], s:[{s:i, s:i}, {s:s, s:i, s:i}]}",
+						"ip", "10.88.0.7", "policy",
+						"allow 10.0.0.0/8 tcp 443", "deny all", "expose",
+						"port", 8080, "host_port", 18080, "proto", "udp",
+						"port", 53, "host_port", 18080));
 	char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	return text;
@@ -91,7 +95,10 @@ static void test_every_field(void)
 	CHECK(r.nsnaps == 1 && r.snaps[0].nlowers == 2 && strcmp(r.snaps[0].lowers[1], "L3") == 0);
 	CHECK(r.nsnaps == 1 && r.snaps[0].created_wall_usec == 1700000000000001ull);
 	CHECK(strcmp(r.ip, "10.88.0.7") == 0 && r.nrules == 2);
-	CHECK(r.nexpose == 1 && r.expose[0].port == 8080 && r.expose[0].host_port == 18080);
+	CHECK(r.nexpose == 2 && r.expose[0].port == 8080 && r.expose[0].host_port == 18080);
+	CHECK(r.nexpose == 2 && r.expose[0].proto == IPPROTO_TCP);
+	CHECK(r.nexpose == 2 && r.expose[1].proto == IPPROTO_UDP && r.expose[1].port == 53 &&
+	      r.expose[1].host_port == 18080);
 	char rule[NET_RULE_TEXT_MAX];
 	if (r.nrules == 2) {
 		net_rule_format(&r.rules[0], rule);
@@ -138,6 +145,51 @@ static void test_bounds(void)
 	free(text);
 }
 
+/* net.expose: what the writer writes reads back; a protocol other than tcp
+ * or udp, or a host port twice for one protocol, is refused. */
+static void test_expose(void)
+{
+	struct net_expose x[2] = {{.proto = IPPROTO_UDP, .port = 5353, .host_port = 15353},
+				  {.proto = IPPROTO_TCP, .port = 80, .host_port = 15353}};
+	json_t *net = json_pack("{s:o}", "expose", journal_expose_json(x, 2));
+	char *exp = json_dumps(net, 0);
+	json_decref(net);
+	static const char *const bad[] = {
+		"[{\"proto\": \"sctp\", \"port\": 1, \"host_port\": 1}]",
+		"[{\"proto\": 17, \"port\": 1, \"host_port\": 1}]",
+		"[{\"proto\": \"udp\", \"port\": 1, \"host_port\": 9},"
+		" {\"proto\": \"udp\", \"port\": 2, \"host_port\": 9}]",
+		"[{\"port\": 1, \"host_port\": 9}, {\"proto\": \"tcp\", \"port\": 2, \"host_port\": 9}]",
+	};
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[1024];
+		if (i == 0)
+			snprintf(text, sizeof(text), "%s", exp);
+		else
+			snprintf(text, sizeof(text), "{\"expose\": %s}", bad[i - 1]);
+		char whole[2048];
+		snprintf(whole, sizeof(whole),
+			 "{\"state\": \"running\", \"config\": {\"image\": \"busybox\", "
+			 "\"backend\": \"ns\", \"memory\": 268435456, \"cpus\": 1.0, \"pids\": 512, "
+			 "\"net\": true, \"timeout\": 0, \"created_usec\": 1}, \"pid\": 0, "
+			 "\"pid_start\": 0, \"net\": %s}", text);
+		struct journal_rec r;
+		struct err e = {0};
+		int rc = journal_parse(whole, strlen(whole), &r, &e);
+		if (i == 0) {
+			CHECK(rc == 0 && r.nexpose == 2);
+			for (int k = 0; rc == 0 && k < 2; k++)
+				CHECK(r.expose[k].proto == x[k].proto && r.expose[k].port == x[k].port &&
+				      r.expose[k].host_port == x[k].host_port);
+		} else {
+			CHECK(rc == -EINVAL && strstr(e.msg, "net.expose"));
+		}
+		if (rc == 0)
+			journal_rec_free(&r);
+	}
+	free(exp);
+}
+
 /* Every state the journal names reads back as itself. */
 static void test_states(void)
 {
@@ -162,5 +214,6 @@ int main(void)
 	RUN(test_every_field);
 	RUN(test_bounds);
 	RUN(test_states);
+	RUN(test_expose);
 	UNIT_DONE("journal");
 }

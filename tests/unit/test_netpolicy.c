@@ -97,6 +97,63 @@ static void test_rule_errors(void)
 	expect_einval("deny all now", "takes nothing after it");
 }
 
+/* expose|unexpose lines: tcp unless a word says udp; written back (as
+ * NAME/net lists them) with the protocol and the host port. */
+static int parse_expose(const char *line, struct net_expose *x, struct err *e)
+{
+	struct ctl_cmd cmd;
+	int ret = ctl_split(line, strlen(line), &cmd, e);
+	return ret < 0 ? ret : ctl_parse_expose(cmd.argc, cmd.argv, x, e);
+}
+
+static void expect_expose(const char *line, uint8_t proto, uint16_t port, uint16_t host_port,
+			  const char *text)
+{
+	struct net_expose x;
+	struct err e = {0};
+	char out[NET_EXPOSE_TEXT_MAX];
+	CHECK(parse_expose(line, &x, &e) == 0);
+	CHECK(x.proto == proto && x.port == port && x.host_port == host_port);
+	net_expose_format(&x, out);
+	if (text && strcmp(out, text))
+		fprintf(stderr, "'%s' reads back as '%s', not '%s'\n", line, out, text);
+	CHECK(!text || !strcmp(out, text));
+}
+
+static void expect_expose_einval(const char *line, const char *words)
+{
+	struct net_expose x;
+	memset(&x, 0x5a, sizeof(x));
+	struct err e = {0};
+	CHECK(parse_expose(line, &x, &e) == -EINVAL && e.code == -EINVAL);
+	if (!strstr(e.msg, words))
+		fprintf(stderr, "'%s': '%s' lacks '%s'\n", line, e.msg, words);
+	CHECK(strstr(e.msg, words) != NULL);
+	CHECK(x.port == 0x5a5a); /* untouched on failure */
+}
+
+static void test_expose_parse(void)
+{
+	expect_expose("expose 8080", IPPROTO_TCP, 8080, 8080, "expose tcp 8080 8080");
+	expect_expose("expose 8080 18080", IPPROTO_TCP, 8080, 18080, "expose tcp 8080 18080");
+	expect_expose("expose tcp 80 1080", IPPROTO_TCP, 80, 1080, "expose tcp 80 1080");
+	expect_expose("expose udp 5353 15353", IPPROTO_UDP, 5353, 15353, "expose udp 5353 15353");
+	expect_expose("expose udp 65535", IPPROTO_UDP, 65535, 65535, "expose udp 65535 65535");
+	expect_expose("unexpose 8080", IPPROTO_TCP, 8080, 0, NULL);
+	expect_expose("unexpose udp 53", IPPROTO_UDP, 53, 0, NULL);
+	expect_expose_einval("expose", "usage: expose [tcp|udp] PORT [HOSTPORT]");
+	expect_expose_einval("expose udp", "usage: expose [tcp|udp] PORT [HOSTPORT]");
+	expect_expose_einval("expose 0", "from 1 to 65535");
+	expect_expose_einval("expose udp 70000", "from 1 to 65535");
+	expect_expose_einval("expose udp 53 0", "from 1 to 65535");
+	expect_expose_einval("expose sctp 80", "protocol 'sctp' is not tcp or udp");
+	expect_expose_einval("expose icmp 80", "is not tcp or udp");
+	expect_expose_einval("expose 53/udp", "the protocol is a word before the port");
+	expect_expose_einval("expose udp 1 2 3", "usage");
+	expect_expose_einval("unexpose", "usage: unexpose [tcp|udp] PORT");
+	expect_expose_einval("unexpose udp 53 1053", "usage: unexpose [tcp|udp] PORT");
+}
+
 static void test_rule_same_match(void)
 {
 	struct net_rule a, b;
@@ -348,6 +405,7 @@ int main(void)
 {
 	RUN(test_rule_round_trip);
 	RUN(test_rule_errors);
+	RUN(test_expose_parse);
 	RUN(test_rule_same_match);
 	RUN(test_filter_verdicts);
 	RUN(test_filter_cost);
