@@ -52,10 +52,10 @@ user_fails() {
 	[[ "$SBX_RC" == 0 && "$SBX_OUT" == 65534 ]]
 	# A FIFO nobody writes: reading it would wait for ever.
 	as_root "s$SBX_TAG" 'rm -f etc/passwd && mkfifo etc/passwd'
-	user_fails "s$SBX_TAG" "user 'nobody' (the image's User) is not in the sandbox's /etc/passwd"
+	user_fails "s$SBX_TAG" "user 'nobody' (user= or the image's User) is not in the sandbox's /etc/passwd"
 	# A link to a file that names nobody as 0: not followed.
 	as_root "s$SBX_TAG" 'rm -f etc/passwd && echo "nobody:x:0:0::/root:/bin/sh" > etc/pw && ln -s /etc/pw etc/passwd'
-	user_fails "s$SBX_TAG" "user 'nobody' (the image's User) is not in the sandbox's /etc/passwd"
+	user_fails "s$SBX_TAG" "user 'nobody' (user= or the image's User) is not in the sandbox's /etc/passwd"
 	# A device that never ends.
 	as_root "s$SBX_TAG" 'rm -f etc/passwd && mknod etc/passwd c 1 5'
 	user_fails "s$SBX_TAG" "not in the sandbox's /etc/passwd"
@@ -79,5 +79,5 @@ user_fails() {
 	as_root "t$SBX_TAG" 'echo "nogroup:x:zz:" > etc/group'
 	user_fails "t$SBX_TAG" "the entry of 'nogroup' in the sandbox's /etc/group has no number"
 	as_root "t$SBX_TAG" 'rm etc/group && mkfifo etc/group'
-	user_fails "t$SBX_TAG" "group 'nogroup' (the image's User) is not in the sandbox's /etc/group"
+	user_fails "t$SBX_TAG" "group 'nogroup' (user= or the image's User) is not in the sandbox's /etc/group"
 }
