@@ -215,6 +215,11 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	r = vmm_host_init(&h, e);
 	if (r < 0)
 		return r;
+	/* Before the journal: a pool member a dead daemon left goes to the trash. */
+	char trash[PATH_MAX + 16];
+	snprintf(trash, sizeof(trash), "%s/trash", o->state_dir);
+	if ((r = vmm_trash_start(trash, e)) < 0)
+		return r;
 	if (!vmm_find(o->backend))
 		return err_set(e, -EINVAL, "backend %s is not in this build", o->backend);
 	if ((r = engine_net_start(e)) < 0)
@@ -300,6 +305,7 @@ void engine_shutdown(void)
 	out_pump_stop();
 	pool_stop();
 	warm_stop(); /* members are never left running without a daemon */
+	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
 	monitor_stop();
 	journal_commit_stop();
 	engine_net_stop();

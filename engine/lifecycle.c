@@ -649,6 +649,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		r = s->ops->destroy(&s->vm, e);
 	if (r < 0)
 		return r;
+	journal_commit_soon(); /* the state dir's rename into the trash, made durable */
 	snap_drop_all(s);
 	sbx_net_release(s);
 	sbx_layers_put(&s->cfg);

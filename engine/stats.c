@@ -97,6 +97,8 @@ int engine_show_stats(struct buf *b)
 	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng.o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
 			atomic_load(&creates_ok), atomic_load(&creates_failed));
+	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */
+	r |= buf_printf(b, "removing %" PRIu64 "\n", vmm_trash_pending());
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);

@@ -290,24 +290,6 @@ int vmm_disk_mount(struct vmm_inst *vm, struct err *e)
 	return make_links(vm, e);
 }
 
-int vmm_disk_unmount(struct vmm_inst *vm, struct err *e)
-{
-	char mnt[PATH_MAX + 16];
-	if (!is_mounted(vm)) /* whatever lim says: a leftover dir is cleared too */
-		return 0;
-	snprintf(mnt, sizeof(mnt), "%s/" DISK_MNT, vm->dir);
-	if (umount2(mnt, UMOUNT_NOFOLLOW) == 0)
-		return 0;
-	/* Busy: a file of it still open in the daemon (the pump writing the
-	 * console); detached now, the device goes when that file is closed. */
-	if (errno == EBUSY && umount2(mnt, MNT_DETACH | UMOUNT_NOFOLLOW) == 0) {
-		log_info("sandbox %s: its disk was busy; detached, released with its last file",
-			 vm->name);
-		return 0;
-	}
-	return err_set(e, -errno, "cannot unmount %s: %s", mnt, strerror(errno));
-}
-
 int vmm_disk_usage(const struct vmm_inst *vm, struct vmm_disk_usage *u)
 {
 	char mnt[PATH_MAX + 16];

@@ -119,13 +119,7 @@ int vmm_end_run(struct vmm_inst *vm)
 int vmm_remove_files(struct vmm_inst *vm, struct err *e)
 {
 	cg_destroy(&vm->cg);
-	int r = vmm_disk_unmount(vm, e);
-	if (r < 0)
-		return r;
-	r = vmm_remove_tree(vm->dir);
-	if (r < 0)
-		return err_set(e, r, "cannot remove %s: %s", vm->dir, strerror(-r));
-	return 0;
+	return vmm_trash(vm->dir, e);
 }
 
 uint64_t vmm_pid_start(pid_t pid)
@@ -155,7 +149,8 @@ int vmm_remove_layer(const char *dir)
 		for (char *save, *f = strtok_r(list, "\n", &save); f; f = strtok_r(NULL, "\n", &save))
 			if (strncmp(f, "/dev/shm/", 9) == 0 && unlink(f) < 0 && errno != ENOENT)
 				log_warn("cannot remove %s: %s", f, strerror(errno));
-	return vmm_remove_tree(dir);
+	struct err e = {0};
+	return vmm_trash(dir, &e);
 }
 
 int vmm_pin_pid(const struct vmm_inst *vm, const char *comm, struct err *e)

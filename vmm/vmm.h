@@ -282,8 +282,8 @@ int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
 /* Removes path and everything under it, fd-relative (no PATH_MAX limit, no
  * recursion), never leaving its filesystem; 0 when it is not there. */
 int vmm_remove_tree(const char *path);
-/* Removes a layer dir and the files outside it that it lists in `external`
- * (a memory image in /dev/shm). */
+/* Removes the files outside a layer dir that it lists in `external` (a
+ * memory image in /dev/shm), then hands the dir to the trash. */
 int vmm_remove_layer(const char *dir);
 
 /* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a
@@ -307,12 +307,10 @@ int vmm_proc_fd_find(pid_t pid, int (*take)(const char *path, int num, const str
 /* A sandbox's own disk (disk.c), when lim.disk_bytes is set: an ext4 image
  * in its state dir on a loop device, mounted at DIR/disk, with DIR/upper,
  * work, jobs and console.log links into it. mount makes the image the
- * first time (a copy of a formatted template) and is a no-op when mounted;
- * unmount is one when nothing is mounted at DIR/disk, whatever lim says (a
- * leftover state dir: vm->dir alone is enough); the loop device clears
- * itself with its last user. */
+ * first time (a copy of a formatted template) and is a no-op when mounted.
+ * The trash unmounts it (vmm_trash); the loop device clears itself with its
+ * last user. */
 int vmm_disk_mount(struct vmm_inst *vm, struct err *e);
-int vmm_disk_unmount(struct vmm_inst *vm, struct err *e);
 struct vmm_disk_usage {
 	uint64_t size_bytes, used_bytes, free_bytes; /* free: what the sandbox may still use */
 	uint64_t inodes, free_inodes;
@@ -322,8 +320,21 @@ int vmm_disk_usage(const struct vmm_inst *vm, struct vmm_disk_usage *u);
 /* The real path of the upper dir (on the disk when there is one). */
 int vmm_disk_upper(const struct vmm_inst *vm, char *out, size_t cap);
 
-/* For destroy: removes the cgroup, unmounts its disk, removes the state dir. */
+/* For destroy: removes the cgroup (its processes are gone), then hands the
+ * state dir to the trash (its disk is unmounted there, after the return). */
 int vmm_remove_files(struct vmm_inst *vm, struct err *e);
+
+/* The removal backlog (trash.c): STATE/trash, its entries removed by one
+ * background thread; what a dead daemon left there goes first. */
+int vmm_trash_start(const char *dir, struct err *e);
+/* Daemon exit: the backlog is removed (bounded tries) before it returns. */
+void vmm_trash_stop(void);
+/* Renames path into the trash (its name is free on return) for the thread
+ * to unmount what is mounted under it and remove it; without a trash (or
+ * across filesystems) it is all done here. 0 when path is not there. */
+int vmm_trash(const char *path, struct err *e);
+/* Entries renamed into the trash and not removed yet (/sbx/stats). */
+uint64_t vmm_trash_pending(void);
 
 /* For adopt: a pidfd for vm->pid if it is still the process an earlier
  * daemon started (same start time, comm beginning with comm), else -ESRCH. */

@@ -47,8 +47,7 @@ const struct vmm_ops vmm_ns_ops, vmm_qemu_ops;
 void vmm_ns_probe(void) { abort(); }
 int cg_host_init(struct err *e) { abort(); }
 int cg_destroy(struct cg *cg) { abort(); }
-int vmm_remove_tree(const char *path) { abort(); }
-int vmm_disk_unmount(struct vmm_inst *vm, struct err *e) { abort(); }
+int vmm_trash(const char *path, struct err *e) { abort(); }
 
 #define SENT_ID 0x5a5a5a5a5a5a5a5aull
 #define SENT_INT 0x5a5a5a5a

@@ -448,10 +448,27 @@ sbx_re() {
 	printf '%s' "$1" | sed 's/[][\\.^$*+?(){}|]/\\&/g'
 }
 
+# Wait (bounded, SBX_REMOVING_WAIT seconds) until the daemon's removal
+# backlog is empty (`removing 0` in /sbx/stats): rmdir returns before the
+# state dir is removed. Returns 0 at once when no daemon answers (an exited
+# daemon removed its backlog before it exited).
+SBX_REMOVING_WAIT="${SBX_REMOVING_WAIT:-30}"
+sbx_wait_removed() {
+	local i n
+	for ((i = 0; i < SBX_REMOVING_WAIT * 10; i++)); do
+		n=$(sbx_key "$MNT/stats" removing 2>/dev/null) || return 0
+		[[ "$n" == 0 ]] && return 0
+		sleep 0.1
+	done
+	echo "sbx_wait_removed: $MNT/stats still says 'removing $n' after ${SBX_REMOVING_WAIT}s" >&2
+	return 1
+}
+
 # Leak checks after a sandbox was removed. Args: NAME [PID].
 # Prints what leaked and returns non-zero if anything did.
 sbx_leaks() {
 	local name=$1 pid=${2:-} bad=0 d
+	sbx_wait_removed || bad=1
 	if [[ -e "$MNT/$name" ]]; then
 		echo "leak: $MNT/$name still exists"
 		bad=1
@@ -473,6 +490,11 @@ sbx_leaks() {
 	done
 	if [[ -e "$STATE/sandboxes/$name" ]]; then
 		echo "leak: state dir $STATE/sandboxes/$name"
+		bad=1
+	fi
+	# Renamed into the trash by rmdir (<hex>-<seq>-NAME) and not removed.
+	if compgen -G "$STATE/trash/*-$name" >/dev/null; then
+		echo "leak: $(compgen -G "$STATE/trash/*-$name" | head -3 | tr '\n' ' ')"
 		bad=1
 	fi
 	if [[ -n "$pid" && -e "/proc/$pid" ]] &&
@@ -503,12 +525,14 @@ sbx_bg_kill() {
 }
 
 # What is left on the host of a whole run's sandboxes, all named PREFIX-*
-# (nothing: success): cgroups, inits (in such a cgroup, or children of our
-# daemon), state dirs and layers under $STATE, host veth ends of the
+# (nothing: success), once the removal backlog is empty: cgroups, inits (in
+# such a cgroup, or children of our daemon), state dirs, layers and trash
+# entries under $STATE, host veth ends of the
 # daemon's tag (SBX_HTAG, find_host_tag), mounts naming $STATE, /dev/shm
 # files (qemu guest RAM).
 sbx_run_leaks() {
 	local p=$1 bad=0 d n pid
+	sbx_wait_removed || bad=1
 	for d in /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs; do
 		[[ -d "$d" ]] || continue
 		n=$(find "$d" -mindepth 1 -maxdepth 3 -type d -name "*-$p-*" 2>/dev/null | wc -l)
@@ -526,7 +550,7 @@ sbx_run_leaks() {
 			bad=1
 		fi
 	done
-	for d in sandboxes layers; do
+	for d in sandboxes layers trash; do
 		n=$(find "$STATE/$d" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 		if ((n > 0)); then
 			echo "leak: $n in $STATE/$d: $(ls "$STATE/$d" | head -5 | tr '\n' ' ')"

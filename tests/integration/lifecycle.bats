@@ -323,6 +323,74 @@ assert_numeric_key() {
 	sbx_create "$A"
 }
 
+@test "rmdir: the name is free on return: mkdir of it at once makes a fresh sandbox" {
+	sbx_create "$A"
+	pid=$(sbx_pid_of "$A")
+	sbx_exec "$A" 'echo old > /marker'
+	rmdir "$MNT/$A"
+	mkdir "$MNT/$A"
+	wait_status "$A" running
+	pid2=$(sbx_pid_of "$A")
+	[ "$pid2" != "$pid" ]
+	sbx_exec "$A" 'cat /marker 2>/dev/null || echo none'
+	[ "$SBX_OUT" = none ]
+	# The old state dir went through the trash; the new one is in place.
+	sbx_wait_removed
+	[ -f "$STATE/sandboxes/$A/sandbox.json" ]
+	[ -z "$(ls -A "$STATE/trash")" ]
+	assert_healthy "$A"
+}
+
+@test "rmdir: a disk= sandbox's state dir and mount are gone once removing is 0" {
+	sbx_create_ctl "$A" disk=16M
+	pid=$(sbx_pid_of "$A")
+	grep -q -F -- "$STATE/sandboxes/$A/disk" /proc/mounts
+	rmdir "$MNT/$A"
+	[ ! -e "$STATE/sandboxes/$A" ]
+	sbx_wait_removed
+	[ "$(sbx_key "$MNT/stats" removing)" = 0 ]
+	[ -z "$(ls -A "$STATE/trash")" ]
+	! grep -q -F -- "$STATE/" /proc/mounts || false
+	wait_no_leaks "$A" "$pid"
+}
+
+@test "rmdir: a daemon killed after a burst of rmdirs leaves nothing once restarted" {
+	local i names=() pids=()
+	for i in 1 2 3 4 5 6; do
+		names+=("$A$i")
+		echo "create $A$i" >"$MNT/ctl"
+	done
+	echo "create ${A}d disk=16M" >"$MNT/ctl"
+	names+=("${A}d")
+	for i in "${names[@]}"; do
+		wait_status "$i" running
+		pids+=("$(sbx_pid_of "$i")")
+	done
+	local rms=()
+	for i in "${names[@]}"; do
+		rmdir "$MNT/$i" &
+		rms+=($!)
+	done
+	for i in "${rms[@]}"; do wait "$i"; done
+	old=$SBX_PID
+	kill -9 "$old"
+	wait "$old" 2>/dev/null || true
+	# What a dead daemon could have left mid-removal: a trash entry with a
+	# mount under it (as a disk= is), which the next start unmounts first.
+	mkdir -p "$STATE/trash/0-0-left/disk/sub"
+	mount -t tmpfs -o size=1M none "$STATE/trash/0-0-left/disk"
+	mkdir "$STATE/trash/0-0-left/disk/sub"
+	touch "$STATE/trash/0-0-left/disk/sub/f" "$STATE/trash/0-0-left/g"
+	sbx_start_daemon
+	sbx_wait_removed
+	[ -z "$(ls -A "$STATE/trash")" ]
+	[ -z "$(ls -A "$STATE/sandboxes")" ]
+	! grep -q -F -- "$STATE/" /proc/mounts || false
+	for i in "${!names[@]}"; do
+		wait_no_leaks "${names[$i]}" "${pids[$i]}"
+	done
+}
+
 @test "journal: sandbox.json exists while the sandbox exists and is JSON" {
 	sbx_create "$A"
 	[ -f "$STATE/sandboxes/$A/sandbox.json" ]

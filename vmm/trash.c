@@ -1,0 +1,251 @@
+/* The removal backlog: a tree of the state dir that is done with (a removed
+ * sandbox's state dir, a layer no one uses) is renamed into STATE/trash at
+ * once, which frees its name, and one background thread unmounts what is
+ * mounted under it and removes it. The rename is the journal of the
+ * removal: a daemon that dies first finds the entries at its next start
+ * and removes them then. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "vmm.h"
+
+/* An entry that cannot be removed (a mount that will not go) is tried again
+ * this often, and at daemon exit this many times before it is left to the
+ * next daemon. */
+#define RETRY_MSEC 1000
+#define EXIT_TRIES 3
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, quit;
+	uint64_t work; /* bumped by each put: the thread scans again */
+	char dir[PATH_MAX];
+	_Atomic uint64_t seq;
+	_Atomic uint64_t pending; /* entries in dir not removed yet */
+} trash = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+uint64_t vmm_trash_pending(void) { return atomic_load(&trash.pending); }
+
+/* Decodes mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+static int longer_first(const void *a, const void *b)
+{
+	size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Unmounts every mount at or under path (a sandbox's disk=), deepest first;
+ * a busy one is detached (its device goes with its last open file). The
+ * removal walk never crosses a mount, so nothing is removed through one. */
+static int unmount_under(const char *path)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	size_t plen = strlen(path), n = 0, cap = 0;
+	char **list = NULL, *line = NULL;
+	size_t lcap = 0;
+	int r = 0;
+	while (getline(&line, &lcap, f) > 0) {
+		char mnt[PATH_MAX];
+		/* id parent major:minor root mount-point ... */
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1)
+			continue;
+		unescape(mnt);
+		if (strncmp(mnt, path, plen) != 0 || (mnt[plen] != '/' && mnt[plen] != '\0'))
+			continue;
+		if (n == cap) {
+			char **l = realloc(list, (cap = cap ? cap * 2 : 4) * sizeof(*l));
+			if (!l) {
+				r = -ENOMEM;
+				break;
+			}
+			list = l;
+		}
+		if (!(list[n] = strdup(mnt))) {
+			r = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	free(line);
+	fclose(f);
+	if (n)
+		qsort(list, n, sizeof(*list), longer_first);
+	for (size_t i = 0; i < n; i++) {
+		if (umount2(list[i], UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT &&
+		    !(errno == EBUSY && umount2(list[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0)) {
+			if (r == 0)
+				r = -errno;
+			log_warn("cannot unmount %s: %s", list[i], strerror(errno));
+		}
+		free(list[i]);
+	}
+	free(list);
+	return r;
+}
+
+/* Unmounts, then removes path and everything under it. */
+static int remove_now(const char *path)
+{
+	int r = unmount_under(path);
+	int r2 = vmm_remove_tree(path);
+	return r2 < 0 ? r2 : r;
+}
+
+/* One pass over the trash: every entry there is removed (or tried). */
+static void scan(void)
+{
+	DIR *d = opendir(trash.dir);
+	if (!d) {
+		log_warn("cannot read %s: %s", trash.dir, strerror(errno));
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char path[PATH_MAX + 256];
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", trash.dir, de->d_name);
+		int r = remove_now(path);
+		struct stat st;
+		if (lstat(path, &st) < 0 && errno == ENOENT)
+			atomic_fetch_sub(&trash.pending, 1);
+		else
+			log_warn("cannot remove %s yet (%s); trying again", path, strerror(-r));
+	}
+	closedir(d);
+}
+
+static void *trash_main(void *arg)
+{
+	(void)arg;
+	uint64_t seen = 0;
+	int exit_tries = 0;
+	pthread_mutex_lock(&trash.lock);
+	for (;;) {
+		bool busy = atomic_load(&trash.pending) > 0;
+		if (trash.quit && (!busy || exit_tries >= EXIT_TRIES))
+			break;
+		if (seen == trash.work && !trash.quit) {
+			if (!busy) {
+				pthread_cond_wait(&trash.cond, &trash.lock);
+			} else { /* what is left failed: again, later */
+				struct timespec ts;
+				clock_gettime(CLOCK_MONOTONIC, &ts);
+				ts.tv_sec += RETRY_MSEC / 1000;
+				pthread_cond_timedwait(&trash.cond, &trash.lock, &ts);
+			}
+		}
+		if (trash.quit)
+			exit_tries++;
+		seen = trash.work;
+		pthread_mutex_unlock(&trash.lock);
+		scan();
+		pthread_mutex_lock(&trash.lock);
+	}
+	pthread_mutex_unlock(&trash.lock);
+	uint64_t left = atomic_load(&trash.pending);
+	if (left)
+		log_warn("%llu entries of %s are left for the next start", (unsigned long long)left,
+			 trash.dir);
+	return NULL;
+}
+
+int vmm_trash_start(const char *dir, struct err *e)
+{
+	snprintf(trash.dir, sizeof(trash.dir), "%s", dir);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return err_set(e, -errno, "cannot create %s: %s", dir, strerror(errno));
+	/* What a dead daemon renamed here and did not remove: the thread's first scan. */
+	DIR *d = opendir(dir);
+	if (!d)
+		return err_set(e, -errno, "cannot read %s: %s", dir, strerror(errno));
+	struct dirent *de;
+	uint64_t n = 0;
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	atomic_store(&trash.pending, n);
+	if (n)
+		log_info("%llu entries left in %s by an earlier daemon: removing them",
+			 (unsigned long long)n, dir);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&trash.cond, &ca);
+	pthread_condattr_destroy(&ca);
+	trash.quit = false;
+	trash.work = n ? 1 : 0;
+	int r = pthread_create(&trash.thread, NULL, trash_main, NULL);
+	if (r != 0)
+		return err_set(e, -r, "cannot start the removal thread: %s", strerror(r));
+	trash.started = true;
+	return 0;
+}
+
+void vmm_trash_stop(void)
+{
+	if (!trash.started)
+		return;
+	pthread_mutex_lock(&trash.lock);
+	trash.quit = true;
+	pthread_cond_broadcast(&trash.cond);
+	pthread_mutex_unlock(&trash.lock);
+	pthread_join(trash.thread, NULL);
+	trash.started = false;
+}
+
+int vmm_trash(const char *path, struct err *e)
+{
+	struct stat st;
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : err_set(e, -errno, "cannot stat %s: %s", path,
+						     strerror(errno));
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	char dest[PATH_MAX + 64];
+	int n = snprintf(dest, sizeof(dest), "%s/%llx-%llu-%s", trash.dir,
+			 (unsigned long long)wall_usec(),
+			 (unsigned long long)atomic_fetch_add(&trash.seq, 1), base);
+	/* Counted before it is there: the thread may remove it before we return. */
+	atomic_fetch_add(&trash.pending, 1);
+	pthread_mutex_lock(&trash.lock);
+	bool open = trash.started && !trash.quit;
+	pthread_mutex_unlock(&trash.lock);
+	if (open && n > 0 && (size_t)n < sizeof(dest) && rename(path, dest) == 0) {
+		pthread_mutex_lock(&trash.lock);
+		trash.work++;
+		pthread_cond_signal(&trash.cond);
+		pthread_mutex_unlock(&trash.lock);
+		return 0;
+	}
+	atomic_fetch_sub(&trash.pending, 1);
+	/* No trash (daemon exit, a path elsewhere): removed here and now. */
+	int r = remove_now(path);
+	return r < 0 ? err_set(e, r, "cannot remove %s: %s", path, strerror(-r)) : 0;
+}
