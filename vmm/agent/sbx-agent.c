@@ -94,17 +94,23 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+/* buf: a header's room, then len bytes of payload: one write, one frame. */
+static void send_built(char *buf, uint8_t type, uint64_t id, uint32_t len)
 {
-	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
-	if (len > AGENT_PAYLOAD_MAX)
-		len = h.len = AGENT_PAYLOAD_MAX;
 	memcpy(buf, &h, sizeof(h));
-	if (len)
-		memcpy(buf + sizeof(h), p, len);
 	if (write_all(port, buf, sizeof(h) + len) < 0)
 		say("write to the host port failed: %s", strerror(errno));
+}
+
+static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	static char buf[sizeof(struct agent_hdr) + AGENT_OUT_MAX];
+	if (len > AGENT_OUT_MAX)
+		len = AGENT_OUT_MAX;
+	if (len)
+		memcpy(buf + sizeof(struct agent_hdr), p, len);
+	send_built(buf, type, id, len);
 }
 
 static void send_text(uint8_t type, uint64_t id, const char *s)
@@ -474,7 +480,7 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 		return;
 	}
 	int o[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
-	char *ibuf = job ? malloc(AGENT_WINDOW) : NULL;
+	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
 	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
 	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || !rb0 || !rb1 || pipe2(er, O_CLOEXEC) < 0 ||
 						pipe2(in, O_CLOEXEC) < 0))) {
@@ -565,9 +571,9 @@ static void job_input(uint64_t id, const char *p, size_t n)
 			send_text(AG_CREDIT, j->id, c);
 		return;
 	}
-	if (n > AGENT_WINDOW - j->in_len) {
+	if (n > AGENT_IN_WINDOW - j->in_len) {
 		say("the host overran job %llu's stdin window", (unsigned long long)id);
-		n = AGENT_WINDOW - j->in_len;
+		n = AGENT_IN_WINDOW - j->in_len;
 	}
 	memcpy(j->in + j->in_len, p, n);
 	j->in_len += n;
@@ -576,23 +582,36 @@ static void job_input(uint64_t id, const char *p, size_t n)
 }
 
 /* Output of one stream (0 stdout, 1 stderr) of j. */
+/* Keeps what went of a job's stream in its ring (for a restarted host). */
+static void ring_keep(struct job *j, int stream, const char *p, size_t n)
+{
+	size_t at = (size_t)(j->sent[stream] % AGENT_WINDOW), first = AGENT_WINDOW - at;
+	if (first > n)
+		first = n;
+	memcpy(j->rb[stream] + at, p, first);
+	memcpy(j->rb[stream], p + first, n - first);
+}
+
 static void job_output(struct job *j, int stream)
 {
-	char buf[AGENT_PAYLOAD_MAX];
+	/* Read in place after the header's room: the frame goes in one write. */
+	static char frame[sizeof(struct agent_hdr) + AGENT_OUT_MAX];
+	char *buf = frame + sizeof(struct agent_hdr);
+	size_t cap = j->credit < AGENT_OUT_MAX ? j->credit : AGENT_OUT_MAX;
 	int *fd = stream ? &j->err_fd : &j->out_fd;
 	/* No credit left (the other stream took it, or a resync held the job in
 	 * this same round): a read of 0 bytes would look like EOF, and closing
 	 * the pipe would kill the job with SIGPIPE. */
 	if (j->credit == 0 || *fd < 0)
 		return;
-	ssize_t n = read(*fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
+	ssize_t n = read(*fd, buf, cap);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		j->credit -= (uint32_t)n;
-		send_frame(stream ? AG_ERR : AG_OUT, j->id, buf, (uint32_t)n);
-		for (ssize_t i = 0; j->rb[stream] && i < n; i++) /* kept for a restarted host */
-			j->rb[stream][(j->sent[stream] + (uint64_t)i) % AGENT_WINDOW] = buf[i];
+		send_built(frame, stream ? AG_ERR : AG_OUT, j->id, (uint32_t)n);
+		if (j->rb[stream])
+			ring_keep(j, stream, buf, (size_t)n);
 		j->sent[stream] += (uint64_t)n;
 		return;
 	}
@@ -781,7 +800,7 @@ static void attach(uint64_t id, const char *payload)
 		if (j->sent[k] - from > AGENT_WINDOW)
 			from = j->sent[k] - AGENT_WINDOW; /* cannot happen within the window */
 		while (from < j->sent[k]) {
-			char buf[4096];
+			static char buf[AGENT_OUT_MAX];
 			uint32_t n = 0;
 			for (; n < sizeof(buf) && from + n < j->sent[k]; n++)
 				buf[n] = j->rb[k][(from + n) % AGENT_WINDOW];
