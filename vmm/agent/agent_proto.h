@@ -1,5 +1,5 @@
 /* The daemon <-> guest agent protocol of the qemu backend: binary frames over
- * a byte stream (a serial port in the guest, a socketpair end in the daemon
+ * a byte stream (a virtio-serial port in the guest, a socket in the daemon
  * that QEMU's chardev holds the other end of). A frame is a fixed header and
  * `len` bytes of payload; both ends are little-endian x86-64. */
 #ifndef SBX_AGENT_PROTO_H
