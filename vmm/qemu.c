@@ -1,6 +1,6 @@
 /* The `qemu` backend: a sandbox is a microVM (QEMU's -M microvm, KVM when
  * a test guest ran on /dev/kvm at start-up, TCG otherwise) booting Debian's kernel with an initramfs
- * whose /init is our guest agent. QMP and the agent's serial port reach the
+ * whose /init is our guest agent. QMP and the agent's port (virtio-serial) reach the
  * daemon over socketpairs made before QEMU starts (no socket paths to dial, no
  * retries): QMP is ready at its greeting, the guest at the agent's hello.
  * Guest RAM is a shared file in /dev/shm so that live fork can map it later. */
@@ -158,6 +158,9 @@ static int wait_exit(int pidfd, int timeout_ms)
 	return r;
 }
 
+/* The agent's device, as qemu.json and a snapshot's vm.json name it. */
+static const char *agent_dev_name(bool vserial) { return vserial ? "virtio-serial" : "serial"; }
+
 /* --- the command line --- */
 
 struct args {
@@ -197,7 +200,18 @@ static void opt_escape(const char *in, char *out, size_t cap)
 struct guest_files {
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
+	bool vserial; /* the initramfs has the virtio-serial driver (INITRD.channel) */
 };
+
+/* The device the agent talks on, as mkinitrd.sh wrote it beside the
+ * initramfs: virtio-serial when the guest has the driver, the ISA serial
+ * port otherwise (an initramfs of an older mkinitrd.sh has no such file). */
+static bool initrd_vserial(const char *initrd)
+{
+	char p[PATH_MAX + 16], kind[32];
+	snprintf(p, sizeof(p), "%s.channel", initrd);
+	return read_file_str(p, kind, sizeof(kind)) > 0 && strcmp(kind, "virtio-serial\n") == 0;
+}
 
 /* The kernel, and the initramfs for the sandbox's image: `<image>.initrd.gz`
  * in the guest dir, or `initrd.gz` (built from the busybox image) for busybox. */
@@ -210,13 +224,16 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, st
 	if (access(g->kernel, R_OK) < 0)
 		return err_set(e, -ENOENT, "no guest kernel at %s (run make guest)", g->kernel);
 	snprintf(g->initrd, sizeof(g->initrd), "%s/%s.initrd.gz", hf.guest_dir, image);
-	if (access(g->initrd, R_OK) == 0)
+	if (access(g->initrd, R_OK) == 0) {
+		g->vserial = initrd_vserial(g->initrd);
 		return 0;
+	}
 	snprintf(g->initrd, sizeof(g->initrd), "%s/initrd.gz", hf.guest_dir);
 	if (strcmp(image, "busybox") != 0 || access(g->initrd, R_OK) < 0)
 		return err_set(e, -ENOENT, "no guest initramfs for image '%s' in %s (make guest builds "
 			       "busybox's; vmm/guest/mkinitrd.sh builds %s.initrd.gz)",
 			       image, hf.guest_dir, image);
+	g->vserial = initrd_vserial(g->initrd);
 	return 0;
 }
 
@@ -273,8 +290,8 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u tsc=reliable ", hf.tsc_khz);
 	args_add(a, "console=ttyS0 panic=-1 quiet mitigations=off nokaslr %sno_timer_check "
 		 "i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=2 cryptomgr.notests "
-		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=/dev/ttyS1%s", tsc, vm->name,
-		 net);
+		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=%s%s", tsc, vm->name,
+		 q->vserial ? AGENT_VPORT : "/dev/ttyS1", net);
 	args_add(a, "-chardev");
 	args_add(a, "file,id=con,path=%s,append=on", con);
 	args_add(a, "-serial");
@@ -282,7 +299,13 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "-chardev");
 	args_add(a, "socket,id=agent,fd=%d,server=on,wait=off", FD_AGENT);
 	args_add(a, "-device");
-	args_add(a, "isa-serial,chardev=agent,iobase=0x2f8,irq=3");
+	if (q->vserial) { /* on microvm's virtio-mmio; port 0 is a console's, so 2 ports */
+		args_add(a, "virtio-serial-device,max_ports=2");
+		args_add(a, "-device");
+		args_add(a, "virtserialport,chardev=agent,name=%s", AGENT_VPORT);
+	} else {
+		args_add(a, "isa-serial,chardev=agent,iobase=0x2f8,irq=3");
+	}
 	args_add(a, "-chardev");
 	args_add(a, "socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
 	args_add(a, "-mon");
@@ -370,9 +393,10 @@ static void save_run_facts(const struct vmm_inst *vm, const struct qemu_vm *q)
 {
 	char p[PATH_MAX + 16];
 	snprintf(p, sizeof(p), "%s/qemu.json", vm->dir);
-	json_t *o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:b}", "shm_path", q->shm_path, "ram_path",
-			      q->ram_path, "ram_shared", q->ram_shared, "mem_mib", (int)q->mem_mib,
-			      "vcpus", (int)q->vcpus, "nic", q->nic);
+	json_t *o = json_pack("{s:s, s:s, s:b, s:i, s:i, s:b, s:s}", "shm_path", q->shm_path,
+			      "ram_path", q->ram_path, "ram_shared", q->ram_shared, "mem_mib",
+			      (int)q->mem_mib, "vcpus", (int)q->vcpus, "nic", q->nic, "agent",
+			      agent_dev_name(q->vserial));
 	char *text = o ? json_dumps(o, 0) : NULL;
 	json_decref(o);
 	if (!text || write_file_atomic(p, text, strlen(text), false) < 0)
@@ -387,10 +411,11 @@ static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct e
 	snprintf(p, sizeof(p), "%s/qemu.json", vm->dir);
 	json_error_t je;
 	json_t *o = json_load_file(p, 0, &je);
-	const char *shm = "", *ram = "";
+	const char *shm = "", *ram = "", *agent = "serial";
 	int shared = 0, mem = 0, vcpus = 0, nic = 0;
-	if (!o || json_unpack(o, "{s:s, s:s, s:b, s:i, s:i, s?b}", "shm_path", &shm, "ram_path", &ram,
-			      "ram_shared", &shared, "mem_mib", &mem, "vcpus", &vcpus, "nic", &nic)) {
+	if (!o || json_unpack(o, "{s:s, s:s, s:b, s:i, s:i, s?b, s?s}", "shm_path", &shm, "ram_path",
+			      &ram, "ram_shared", &shared, "mem_mib", &mem, "vcpus", &vcpus, "nic",
+			      &nic, "agent", &agent)) {
 		json_decref(o);
 		return err_set(e, -EINVAL, "%s is unreadable (%s)", p, o ? "missing keys" : je.text);
 	}
@@ -400,6 +425,7 @@ static int load_run_facts(const struct vmm_inst *vm, struct qemu_vm *q, struct e
 	q->mem_mib = (unsigned)mem;
 	q->vcpus = (unsigned)vcpus;
 	q->nic = nic;
+	q->vserial = strcmp(agent, agent_dev_name(true)) == 0;
 	json_decref(o);
 	return 0;
 }
@@ -618,6 +644,7 @@ struct snap_src {
 	unsigned mem_mib, vcpus;
 	bool standby;
 	bool nic; /* the machine had a network device: so must the restored one */
+	bool vserial; /* its agent talked on virtio-serial: the restored one has that device */
 };
 
 static int read_snap(const char *dir, struct snap_src *src, struct err *e)
@@ -627,10 +654,10 @@ static int read_snap(const char *dir, struct snap_src *src, struct err *e)
 	snprintf(p, sizeof(p), "%s/vm.json", dir);
 	json_error_t je;
 	json_t *o = json_load_file(p, 0, &je);
-	const char *ram = "";
+	const char *ram = "", *agent = "serial"; /* a snapshot of before virtio-serial */
 	int mem = 0, vcpus = 0, nic = 0;
-	if (!o || json_unpack(o, "{s:i, s:i, s:s, s?b}", "mem_mib", &mem, "vcpus", &vcpus, "ram", &ram,
-			      "nic", &nic)) {
+	if (!o || json_unpack(o, "{s:i, s:i, s:s, s?b, s?s}", "mem_mib", &mem, "vcpus", &vcpus, "ram",
+			      &ram, "nic", &nic, "agent", &agent)) {
 		json_decref(o);
 		return err_set(e, -EINVAL, "snapshot %s is unreadable (%s)", dir,
 			       o ? "missing keys" : je.text);
@@ -639,6 +666,7 @@ static int read_snap(const char *dir, struct snap_src *src, struct err *e)
 	src->mem_mib = (unsigned)mem;
 	src->vcpus = (unsigned)vcpus;
 	src->nic = nic;
+	src->vserial = strcmp(agent, agent_dev_name(true)) == 0;
 	json_decref(o);
 	if (src->ram[0] && access(src->ram, R_OK) < 0)
 		return err_set(e, -ENOENT, "the snapshot's memory image %s is gone", src->ram);
@@ -739,6 +767,8 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	q->mem_mib = mem_mib;
 	q->vcpus = vcpus;
+	/* A restored machine has the devices it was saved with. */
+	q->vserial = src.dir[0] ? src.vserial : g.vserial;
 	/* The engine's TAP, on the bridge with its filter, before QEMU exists. */
 	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0)
 		goto fail;
@@ -953,8 +983,9 @@ static int save_vm(struct qemu_vm *q, const char *dir, bool ignore_shared, const
 			 e)) < 0 ||
 	    (r = qmp_wait_migration(&q->qmp, 120000, e)) < 0)
 		return r;
-	json_t *o = json_pack("{s:i, s:i, s:s, s:b}", "mem_mib", (int)q->mem_mib, "vcpus",
-			      (int)q->vcpus, "ram", ram, "nic", q->nic);
+	json_t *o = json_pack("{s:i, s:i, s:s, s:b, s:s}", "mem_mib", (int)q->mem_mib, "vcpus",
+			      (int)q->vcpus, "ram", ram, "nic", q->nic, "agent",
+			      agent_dev_name(q->vserial));
 	char *text = o ? json_dumps(o, 0) : NULL;
 	json_decref(o);
 	snprintf(p, sizeof(p), "%s/vm.json", dir);

@@ -13,6 +13,9 @@
 #include "agent/agent_proto.h"
 #include "qmp.h"
 
+/* The name of the agent's virtio-serial port (the guest's sbx.port=). */
+#define AGENT_VPORT "sbx.agent"
+
 struct err;
 
 struct qemu_exec {
@@ -32,7 +35,7 @@ struct qemu_exec {
 
 struct qemu_vm {
 	struct qmp qmp;
-	int agent_fd; /* our end of the guest's /dev/ttyS1 (QEMU's socket chardev holds the other) */
+	int agent_fd; /* our end of the agent's port (QEMU's socket chardev holds the other) */
 	int note_wr;  /* reader thread -> monitor: "E<id> <code>"; vm->ctl_fd is the read end */
 	int quit_fd;  /* eventfd: ends the reader thread */
 	int wake_fd;  /* eventfd: a new job's stdin for the reader thread to watch */
@@ -47,25 +50,26 @@ struct qemu_vm {
 	char ram_path[PATH_MAX]; /* the file guest RAM maps (shm_path or a snapshot's) */
 	bool ram_shared;         /* share=on: a checkpoint leaves RAM out of the stream */
 	bool nic;                /* a virtio-net device on a TAP (vm->nic) */
+	bool vserial;            /* the agent's channel is a virtio-serial port, not ttyS1 */
 	unsigned mem_mib, vcpus;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
-	char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
+	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
 };
 
 /* The agent channel's framing, pure (no fd, no lock) so that the fuzz target
  * tests/fuzz/fuzz_agent.c links it alone; qemu_agent.c reads through these.
  *
  * Takes the first whole frame out of in[0, *in_len): 1 with the header in *h
- * and its payload in payload (AGENT_PAYLOAD_MAX + 1 bytes of room;
+ * and its payload in payload (AGENT_OUT_MAX + 1 bytes of room;
  * NUL-terminated) and the rest moved to the front; 0 when more bytes are
- * needed; -EPROTO when the header announces more than AGENT_PAYLOAD_MAX.
+ * needed; -EPROTO when the header announces more than AGENT_OUT_MAX.
  * On 0 and -EPROTO, in and *in_len are left alone. */
 static inline int qagent_take_frame(char *in, size_t *in_len, struct agent_hdr *h, char *payload)
 {
 	if (*in_len < sizeof(*h))
 		return 0;
 	memcpy(h, in, sizeof(*h));
-	if (h->len > AGENT_PAYLOAD_MAX)
+	if (h->len > AGENT_OUT_MAX)
 		return -EPROTO;
 	size_t n = sizeof(*h) + h->len;
 	if (*in_len < n)

@@ -84,7 +84,7 @@ int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e)
 {
 	uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000;
 	struct agent_hdr h;
-	char payload[AGENT_PAYLOAD_MAX + 1];
+	static __thread char payload[AGENT_OUT_MAX + 1];
 	for (;;) {
 		int r = next_frame(q, &h, payload);
 		if (r < 0)
@@ -273,7 +273,7 @@ static void stdin_credit(struct qemu_vm *q, uint64_t id, const char *n)
 	pthread_mutex_lock(&q->xlock);
 	struct qemu_exec *x = exec_find(q, id);
 	long c = atol(n);
-	if (x && c > 0 && x->in_credit + (size_t)c <= AGENT_WINDOW)
+	if (x && c > 0 && x->in_credit + (size_t)c <= AGENT_IN_WINDOW)
 		x->in_credit += (size_t)c;
 	pthread_mutex_unlock(&q->xlock);
 }
@@ -319,7 +319,7 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
 static int handle_frames(struct qemu_vm *q)
 {
-	static __thread char payload[AGENT_PAYLOAD_MAX + 1];
+	static __thread char payload[AGENT_OUT_MAX + 1];
 	struct agent_hdr h;
 	int r, bad = 0;
 	while (!bad && (r = next_frame(q, &h, payload)) > 0) {
@@ -435,7 +435,7 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds,
 	x->fd = fcntl(fds[job ? 1 : 0], F_DUPFD_CLOEXEC, 0);
 	x->err_fd = job ? fcntl(fds[2], F_DUPFD_CLOEXEC, 0) : -1;
 	x->in_fd = job ? fcntl(fds[0], F_DUPFD_CLOEXEC, 0) : -1;
-	x->in_credit = AGENT_WINDOW;
+	x->in_credit = AGENT_IN_WINDOW;
 	if (x->fd < 0 || (job && (x->err_fd < 0 || x->in_fd < 0))) {
 		int r = -errno;
 		exec_free(x);

@@ -13,7 +13,7 @@
  *   - the frames come out whole, in order, with the header and payload the
  *     stream holds, the payload NUL-terminated, the rest of the buffer kept;
  *   - "need more" and -EPROTO leave the buffer alone; -EPROTO only for a
- *     header that announces more than AGENT_PAYLOAD_MAX bytes;
+ *     header that announces more than AGENT_OUT_MAX bytes;
  *   - a full buffer always holds a whole frame or garbage (the channel never
  *     stalls for want of room);
  *   - the answer marker is found where it first occurs in the stream, however
@@ -43,7 +43,7 @@
 #define HDR sizeof(struct agent_hdr)
 
 static char in[CAP], before[CAP];
-static char payload[AGENT_PAYLOAD_MAX + 1];
+static char payload[AGENT_OUT_MAX + 1];
 
 /* Frames: feeds the stream read by read and takes every whole frame, checking
  * each against the stream at the offset where the independent walk is. */
@@ -62,7 +62,7 @@ static void frames(const char *s, size_t len, size_t chunk)
 			MUST(len - walk >= HDR);
 			memcpy(&want, s + walk, HDR);
 			MUST(h.type == want.type && h.len == want.len && h.id == want.id);
-			MUST(h.len <= AGENT_PAYLOAD_MAX && len - walk - HDR >= h.len);
+			MUST(h.len <= AGENT_OUT_MAX && len - walk - HDR >= h.len);
 			MUST(memcmp(payload, s + walk + HDR, h.len) == 0 && payload[h.len] == '\0');
 			MUST(in_len == was - HDR - h.len);
 			MUST(memcmp(in, before + HDR + h.len, in_len) == 0);
@@ -74,7 +74,7 @@ static void frames(const char *s, size_t len, size_t chunk)
 		if (r < 0) { /* garbage: the reader gives the channel up */
 			uint32_t l;
 			memcpy(&l, s + walk + offsetof(struct agent_hdr, len), sizeof(l));
-			MUST(was >= HDR && l > AGENT_PAYLOAD_MAX);
+			MUST(was >= HDR && l > AGENT_OUT_MAX);
 			return;
 		}
 		/* Need more: there is room for it, and it is not in the stream yet
@@ -84,7 +84,7 @@ static void frames(const char *s, size_t len, size_t chunk)
 			if (len - walk >= HDR) {
 				struct agent_hdr want;
 				memcpy(&want, s + walk, HDR);
-				MUST(want.len <= AGENT_PAYLOAD_MAX && len - walk - HDR < want.len);
+				MUST(want.len <= AGENT_OUT_MAX && len - walk - HDR < want.len);
 			}
 			return;
 		}

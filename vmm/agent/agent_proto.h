@@ -1,5 +1,5 @@
 /* The daemon <-> guest agent protocol of the qemu backend: binary frames over
- * a byte stream (a serial port in the guest, a socketpair end in the daemon
+ * a byte stream (a virtio-serial port in the guest, a socket in the daemon
  * that QEMU's chardev holds the other end of). A frame is a fixed header and
  * `len` bytes of payload; both ends are little-endian x86-64. */
 #ifndef SBX_AGENT_PROTO_H
@@ -8,12 +8,21 @@
 #include <stdint.h>
 
 #define AGENT_VERSION 2
+/* The largest payload of a frame to the agent. */
 #define AGENT_PAYLOAD_MAX 8192
+/* The largest payload of a frame from the agent: a whole frame is one write
+ * of at most 32 KiB, what the guest's virtio-serial driver queues as one
+ * buffer (an agent of before sends AGENT_PAYLOAD_MAX at most). */
+#define AGENT_OUT_MAX (32 * 1024 - 16)
 /* Flow control per command, as SSH channels do: the agent sends at most this
  * many output bytes of a command that the daemon has not credited back, so a
  * reader that stalls one command never stalls the channel (other commands,
- * stop, kill). */
-#define AGENT_WINDOW (64 * 1024)
+ * stop, kill). The agent chooses it (its initial credit; an agent of before
+ * had 64 KiB): the daemon credits back exactly what it passed on. */
+#define AGENT_WINDOW (256 * 1024)
+/* The same for a job's stdin, the other way: the daemon sends at most this
+ * many bytes the agent has not credited back. */
+#define AGENT_IN_WINDOW (64 * 1024)
 
 /* Bytes the host sends before AG_FORK: input that a restored agent had half
  * read from its old host is dropped up to and including them. */
@@ -47,7 +56,7 @@ struct agent_hdr {
 			 * AGENT_WINDOW bytes of each), and the exit if it came meanwhile */
 #define AG_ACK 'A'      /* id: the host has the job's exit; the agent forgets the job */
 #define AG_JOB 'J'      /* id, payload: command line; like AG_EXEC with its own stdin and stderr */
-#define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_WINDOW not
+#define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_IN_WINDOW not
 			 * yet credited back); empty: end of its stdin */
 
 /* agent -> daemon */
@@ -58,5 +67,8 @@ struct agent_hdr {
 /* AG_CREDIT (agent -> daemon): id, payload: stdin bytes the job's pipe took */
 #define AG_EXIT 'E'     /* id, payload: "<exit code> <signal>" (code 128+signal when killed),
 			 * after the last AG_OUT */
+
+_Static_assert(sizeof(struct agent_hdr) + AGENT_OUT_MAX == 32 * 1024, "a frame is one 32 KiB write");
+_Static_assert(AGENT_OUT_MAX >= AGENT_PAYLOAD_MAX, "the daemon reads what it sends");
 
 #endif

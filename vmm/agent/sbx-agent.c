@@ -1,9 +1,11 @@
 /* sbx-agent: pid 1 of a qemu sandbox's guest (the initramfs /init, static).
- * It mounts the pseudo filesystems, then serves the daemon over a serial port
- * (agent_proto.h): runs shell commands, streams their output, reports their
+ * It mounts the pseudo filesystems, then serves the daemon over a virtio-serial
+ * port (the ISA serial port ttyS1 when the guest has no driver for it;
+ * agent_proto.h): runs shell commands, streams their output, reports their
  * exit status, and powers the VM off. The first frame it sends (hello) is the
  * daemon's readiness event: nothing on the host polls or retries. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -22,6 +24,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -91,17 +94,23 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+/* buf: a header's room, then len bytes of payload: one write, one frame. */
+static void send_built(char *buf, uint8_t type, uint64_t id, uint32_t len)
 {
-	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
-	if (len > AGENT_PAYLOAD_MAX)
-		len = h.len = AGENT_PAYLOAD_MAX;
 	memcpy(buf, &h, sizeof(h));
-	if (len)
-		memcpy(buf + sizeof(h), p, len);
 	if (write_all(port, buf, sizeof(h) + len) < 0)
 		say("write to the host port failed: %s", strerror(errno));
+}
+
+static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	static char buf[sizeof(struct agent_hdr) + AGENT_OUT_MAX];
+	if (len > AGENT_OUT_MAX)
+		len = AGENT_OUT_MAX;
+	if (len)
+		memcpy(buf + sizeof(struct agent_hdr), p, len);
+	send_built(buf, type, id, len);
 }
 
 static void send_text(uint8_t type, uint64_t id, const char *s)
@@ -187,18 +196,19 @@ static void module_params(const char *ko, char *out, size_t cap)
 			o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? " " : "", tok + nl + 1);
 }
 
-/* The virtio network driver and what it needs (mkinitrd.sh lists them in
- * load order); one that is built in or loaded already is fine. */
-static int load_net_modules(void)
+/* The modules a list in MODULES_DIR names, in its order (mkinitrd.sh writes
+ * them with their dependencies first); one that is built in or loaded
+ * already is fine. */
+static int load_modules(const char *list)
 {
-	char order[1024];
-	int fd = open(MODULES_DIR "/order", O_RDONLY | O_CLOEXEC);
+	char order[1024], lpath[128];
+	snprintf(lpath, sizeof(lpath), "%s/%s", MODULES_DIR, list);
+	int fd = open(lpath, O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, order, sizeof(order) - 1) : -1;
 	if (fd >= 0)
 		close(fd);
 	if (n <= 0) {
-		say("no %s/order in the initramfs: no network driver (rebuild it with make guest)",
-		    MODULES_DIR);
+		say("no %s in the initramfs (rebuild it with make guest)", lpath);
 		return -1;
 	}
 	order[n] = '\0';
@@ -216,6 +226,16 @@ static int load_net_modules(void)
 		close(mfd);
 	}
 	return 0;
+}
+
+/* virtio-mmio and the virtio-serial driver (the agent's channel), once:
+ * the network's list has only what they do not. */
+static int load_virtio(void)
+{
+	static int r = 1;
+	if (r == 1)
+		r = load_modules("order");
+	return r;
 }
 
 /* "A.B.C.D/LEN" */
@@ -271,8 +291,67 @@ static void net_boot(void)
 	cmdline_get("sbx.gw", gw, sizeof(gw), "");
 	if (!ipnet[0])
 		return;
-	if (load_net_modules() == 0)
+	if (load_virtio() == 0 && load_modules("net.order") == 0)
 		net_take(ipnet, gw, NULL);
+	else
+		say("no network driver: eth0 stays down");
+}
+
+/* --- the channel to the host --- */
+
+/* sbx.port= on the kernel command line: the name of a virtio-serial port
+ * (its driver is a module: MODULES_DIR/order), or a device path (the ISA
+ * serial port DEFAULT_PORT, the fallback). */
+#define VPORTS_DIR "/sys/class/virtio-ports"
+#define VPORT_WAIT_MS 10000
+
+/* The host end of a virtio-serial port can go away (the daemon closed the
+ * socket: a kill -9, a restart) and come back: reads then say EOF and poll
+ * says POLLHUP until it does, and a write waits for it. */
+static bool host_gone;
+
+static int read_line(const char *path, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, out, cap - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+/* /dev/vportNpM of the port called NAME, once the driver has it (the host
+ * announces ports and their names after the driver binds); the node is
+ * made from its dev file when devtmpfs has not. */
+static int find_vport(const char *name, char *dev, size_t cap)
+{
+	DIR *d = opendir(VPORTS_DIR);
+	if (!d)
+		return -1;
+	int r = -1;
+	for (struct dirent *de; r < 0 && (de = readdir(d));) {
+		char p[512], got[128], mm[32];
+		unsigned maj, min;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/name", VPORTS_DIR, de->d_name);
+		if (read_line(p, got, sizeof(got)) < 0 || strcmp(got, name) != 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s/dev", VPORTS_DIR, de->d_name);
+		if (read_line(p, mm, sizeof(mm)) < 0 || sscanf(mm, "%u:%u", &maj, &min) != 2)
+			continue;
+		snprintf(dev, cap, "/dev/%s", de->d_name);
+		if (access(dev, F_OK) < 0 && mknod(dev, S_IFCHR | 0600, makedev(maj, min)) < 0) {
+			say("cannot make %s: %s", dev, strerror(errno));
+			continue;
+		}
+		r = 0;
+	}
+	closedir(d);
+	return r;
 }
 
 static int open_port(const char *path)
@@ -287,9 +366,43 @@ static int open_port(const char *path)
 		t.c_cflag &= ~(tcflag_t)CRTSCTS;
 		cfsetspeed(&t, B115200);
 		tcsetattr(fd, TCSANOW, &t);
+		tcflush(fd, TCIOFLUSH);
 	}
-	tcflush(fd, TCIOFLUSH);
 	return fd;
+}
+
+/* The virtio-serial port WANT (its driver loaded first), or DEFAULT_PORT
+ * when it does not appear: a missing module slows the channel, it does not
+ * cut it. The path used goes to used. */
+static int open_channel(const char *want, char *used, size_t cap)
+{
+	snprintf(used, cap, "%s", want);
+	if (want[0] == '/')
+		return open_port(want);
+	if (load_virtio() == 0) {
+		struct timespec two_ms = {0, 2 * 1000 * 1000};
+		for (int i = 0; i < VPORT_WAIT_MS / 2; i++) {
+			int fd = find_vport(want, used, cap) == 0 ? open_port(used) : -1;
+			if (fd >= 0) {
+				/* SIGIO (on the signalfd) when the host end comes and goes. */
+				fcntl(fd, F_SETOWN, getpid());
+				fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_ASYNC);
+				return fd;
+			}
+			nanosleep(&two_ms, NULL);
+		}
+		say("no virtio-serial port named %s after %d s", want, VPORT_WAIT_MS / 1000);
+	}
+	say("falling back to %s", DEFAULT_PORT);
+	snprintf(used, cap, "%s", DEFAULT_PORT);
+	return open_port(DEFAULT_PORT);
+}
+
+/* Whether the host end is there (a virtio-serial port says POLLHUP while not). */
+static bool host_connected(void)
+{
+	struct pollfd p = {.fd = port, .events = POLLIN};
+	return poll(&p, 1, 0) >= 0 && !(p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* --- commands --- */
@@ -367,7 +480,7 @@ static void job_start(uint64_t id, const char *cmd, bool job)
 		return;
 	}
 	int o[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
-	char *ibuf = job ? malloc(AGENT_WINDOW) : NULL;
+	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
 	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
 	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || !rb0 || !rb1 || pipe2(er, O_CLOEXEC) < 0 ||
 						pipe2(in, O_CLOEXEC) < 0))) {
@@ -458,9 +571,9 @@ static void job_input(uint64_t id, const char *p, size_t n)
 			send_text(AG_CREDIT, j->id, c);
 		return;
 	}
-	if (n > AGENT_WINDOW - j->in_len) {
+	if (n > AGENT_IN_WINDOW - j->in_len) {
 		say("the host overran job %llu's stdin window", (unsigned long long)id);
-		n = AGENT_WINDOW - j->in_len;
+		n = AGENT_IN_WINDOW - j->in_len;
 	}
 	memcpy(j->in + j->in_len, p, n);
 	j->in_len += n;
@@ -469,23 +582,36 @@ static void job_input(uint64_t id, const char *p, size_t n)
 }
 
 /* Output of one stream (0 stdout, 1 stderr) of j. */
+/* Keeps what went of a job's stream in its ring (for a restarted host). */
+static void ring_keep(struct job *j, int stream, const char *p, size_t n)
+{
+	size_t at = (size_t)(j->sent[stream] % AGENT_WINDOW), first = AGENT_WINDOW - at;
+	if (first > n)
+		first = n;
+	memcpy(j->rb[stream] + at, p, first);
+	memcpy(j->rb[stream], p + first, n - first);
+}
+
 static void job_output(struct job *j, int stream)
 {
-	char buf[4096];
+	/* Read in place after the header's room: the frame goes in one write. */
+	static char frame[sizeof(struct agent_hdr) + AGENT_OUT_MAX];
+	char *buf = frame + sizeof(struct agent_hdr);
+	size_t cap = j->credit < AGENT_OUT_MAX ? j->credit : AGENT_OUT_MAX;
 	int *fd = stream ? &j->err_fd : &j->out_fd;
 	/* No credit left (the other stream took it, or a resync held the job in
 	 * this same round): a read of 0 bytes would look like EOF, and closing
 	 * the pipe would kill the job with SIGPIPE. */
 	if (j->credit == 0 || *fd < 0)
 		return;
-	ssize_t n = read(*fd, buf, j->credit < sizeof(buf) ? j->credit : sizeof(buf));
+	ssize_t n = read(*fd, buf, cap);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n > 0) {
 		j->credit -= (uint32_t)n;
-		send_frame(stream ? AG_ERR : AG_OUT, j->id, buf, (uint32_t)n);
-		for (ssize_t i = 0; j->rb[stream] && i < n; i++) /* kept for a restarted host */
-			j->rb[stream][(j->sent[stream] + (uint64_t)i) % AGENT_WINDOW] = buf[i];
+		send_built(frame, stream ? AG_ERR : AG_OUT, j->id, (uint32_t)n);
+		if (j->rb[stream])
+			ring_keep(j, stream, buf, (size_t)n);
 		j->sent[stream] += (uint64_t)n;
 		return;
 	}
@@ -674,7 +800,7 @@ static void attach(uint64_t id, const char *payload)
 		if (j->sent[k] - from > AGENT_WINDOW)
 			from = j->sent[k] - AGENT_WINDOW; /* cannot happen within the window */
 		while (from < j->sent[k]) {
-			char buf[4096];
+			static char buf[AGENT_OUT_MAX];
 			uint32_t n = 0;
 			for (; n < sizeof(buf) && from + n < j->sent[k]; n++)
 				buf[n] = j->rb[k][(from + n) % AGENT_WINDOW];
@@ -780,7 +906,9 @@ static void serve(int sfd)
 		struct job *who[2 + 3 * MAX_JOBS];
 		int what[2 + 3 * MAX_JOBS]; /* 0 stdout, 1 stderr, 2 stdin */
 		int n = 0;
-		pfd[n++] = (struct pollfd){.fd = port, .events = POLLIN};
+		/* While the host is gone the port only says so: SIGIO (or a
+		 * look a second later) tells when it is back. */
+		pfd[n++] = (struct pollfd){.fd = host_gone ? -1 : port, .events = POLLIN};
 		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
 		for (int i = 0; i < MAX_JOBS; i++) {
 			struct job *j = &jobs[i];
@@ -800,12 +928,22 @@ static void serve(int sfd)
 				pfd[n++] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT};
 			}
 		}
-		if (poll(pfd, (nfds_t)n, -1) < 0)
+		if (poll(pfd, (nfds_t)n, host_gone ? 1000 : -1) < 0)
 			continue;
-		if (pfd[0].revents & POLLIN) {
+		if (host_gone && host_connected()) {
+			host_gone = false;
+			say("the host is back");
+		} else if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t r = read(port, in + in_len, sizeof(in) - in_len);
-			if (r > 0)
+			if (r > 0) {
 				in_len = handle_input(in, in_len + (size_t)r);
+			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				/* The rest of a frame from this host will not come. */
+				say("the host closed the channel (%s); waiting for it",
+				    r == 0 ? "EOF" : strerror(errno));
+				host_gone = true;
+				in_len = 0;
+			}
 		}
 		for (int i = 2; i < n; i++) {
 			struct job *j = who[i];
@@ -826,32 +964,43 @@ static void serve(int sfd)
 	}
 }
 
+static long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (long)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
 int main(void)
 {
-	char name[64], path[64];
+	char name[64], want[64], path[PATH_MAX];
 	setup_fs();
 	cmdline_get("sbx.name", name, sizeof(name), "sandbox");
-	cmdline_get("sbx.port", path, sizeof(path), DEFAULT_PORT);
+	cmdline_get("sbx.port", want, sizeof(want), DEFAULT_PORT);
 	if (sethostname(name, strlen(name)) < 0)
 		say("sethostname: %s", strerror(errno));
-	net_lo_up();
-	net_boot();
-
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGIO); /* the port's host end came or went (O_ASYNC) */
 	sigprocmask(SIG_BLOCK, &mask, &old_mask);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 
-	port = open_port(path);
+	struct timespec t0, t1, t2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	port = open_channel(want, path, sizeof(path));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (port < 0) {
 		say("cannot open %s: %s; powering off", path, strerror(errno));
 		power_off(0);
 	}
+	net_lo_up();
+	net_boot(); /* eth0 is up before the hello */
+	clock_gettime(CLOCK_MONOTONIC, &t2);
 	char hello[32];
 	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_VERSION);
 	send_text(AG_HELLO, 0, hello);
-	say("ready on %s", path);
+	/* Guest time (TCG's clock is rough): what the modules cost the boot. */
+	say("ready on %s (channel %ld ms, network %ld ms)", path, ms_between(&t0, &t1),
+	    ms_between(&t1, &t2));
 	serve(sfd);
 	return 0;
 }

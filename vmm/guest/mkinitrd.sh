@@ -3,10 +3,9 @@
 # directory, e.g. build/images/busybox) with the static guest agent as /init.
 # The guest's root filesystem is this initramfs, so it lives in guest RAM and
 # a memory snapshot carries the files with it. The Debian kernel has the 8250
-# serial ports built in; its virtio drivers are modules, so the network
-# device's (virtio_mmio, virtio_net and what they need) go into
-# /lib/sbx-modules with an `order` file, for the agent to load when the VM
-# has a network. KVER: the guest kernel's version (default: the newest
+# serial ports built in; its virtio drivers are modules, so those of the
+# agent's channel (virtio-serial) and of the network device go into
+# /lib/sbx-modules (below). KVER: the guest kernel's version (default: the newest
 # /boot/vmlinuz-*, the one mkvmlinux.sh extracts).
 set -eu
 usage="usage: mkinitrd.sh IMAGE_DIR AGENT OUT [KVER]"
@@ -26,33 +25,59 @@ cp -a "$image/." "$tmp/"
 rm -f "$tmp/init"
 cp "$agent" "$tmp/init"
 chmod 0755 "$tmp/init"
-# The network device's modules, in load order (modprobe resolves the dependencies).
+# Modules in load order (modprobe resolves the dependencies): `order` has the
+# agent's channel (virtio_mmio, virtio_console: the agent loads them first,
+# always), `net.order` what the network device needs besides (loaded when the
+# VM has one). OUT.channel tells the daemon which device the agent talks on:
+# virtio-serial when the initramfs has its driver, the ISA serial port when not.
 mods="$tmp/lib/sbx-modules"
-if [ -n "$kver" ] && [ -d "/lib/modules/$kver" ] && command -v modprobe >/dev/null; then
-	mkdir -p "$mods"
-	: >"$mods/order"
-	for m in virtio_mmio virtio_net; do
+# add_modules LIST MODULE...: copies each module and its dependencies (those
+# no list has yet) into $mods, appending their names to $mods/LIST.
+add_modules() {
+	list=$1
+	shift
+	: >"$mods/$list"
+	for m in "$@"; do
 		modprobe -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" { print $2 }'
 	done | while read -r ko; do
 		base=$(basename "$ko")
 		case $base in
-		*.ko.xz) base=${base%.xz}; xz -dc "$ko" >"$mods/$base" ;;
-		*.ko.zst) base=${base%.zst}; zstd -qdc "$ko" >"$mods/$base" ;;
-		*.ko) cp "$ko" "$mods/$base" ;;
+		*.ko.xz) base=${base%.xz} ;;
+		*.ko.zst) base=${base%.zst} ;;
+		*.ko) ;;
 		*) continue ;;
 		esac
-		grep -qxF "$base" "$mods/order" || echo "$base" >>"$mods/order"
+		cat "$mods"/*order | grep -qxF "$base" && continue
+		case $ko in
+		*.ko.xz) xz -dc "$ko" >"$mods/$base" ;;
+		*.ko.zst) zstd -qdc "$ko" >"$mods/$base" ;;
+		*) cp "$ko" "$mods/$base" ;;
+		esac
+		echo "$base" >>"$mods/$list"
 	done
-	grep -q virtio_net "$mods/order" || {
+}
+channel=serial
+if [ -n "$kver" ] && [ -d "/lib/modules/$kver" ] && command -v modprobe >/dev/null; then
+	mkdir -p "$mods"
+	add_modules order virtio_mmio virtio_console
+	add_modules net.order virtio_net
+	if grep -q '^virtio_console\.ko$' "$mods/order"; then
+		channel=virtio-serial
+	else
+		echo "mkinitrd: no virtio_console module for kernel $kver: the agent talks over the ISA serial port (slow)" >&2
+	fi
+	grep -q '^virtio_net\.ko$' "$mods/net.order" ||
 		echo "mkinitrd: no virtio_net module for kernel $kver: VMs will have no network" >&2
-		rm -rf "$mods"; }
 else
-	echo "mkinitrd: no modules of kernel '${kver:-?}' (/lib/modules): VMs will have no network" >&2
+	echo "mkinitrd: no modules of kernel '${kver:-?}' (/lib/modules): VMs will have no network," \
+		"and the agent talks over the ISA serial port (slow)" >&2
 fi
 mkdir -p "$tmp/dev" "$tmp/proc" "$tmp/sys" "$tmp/run" "$tmp/tmp"
 # The kernel hands /init its console only when /dev/console exists in the archive.
 [ -e "$tmp/dev/console" ] || mknod -m 600 "$tmp/dev/console" c 5 1 2>/dev/null || true
 (cd "$tmp" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --owner 0:0 --quiet) |
 	gzip -6 -n > "$out.tmp"
+echo "$channel" >"$out.channel.tmp"
 mv "$out.tmp" "$out"
+mv "$out.channel.tmp" "$out.channel"
 echo "guest initramfs: $out ($(($(stat -c %s "$out") / 1024)) KiB)"
