@@ -566,11 +566,16 @@ out:
 	return r;
 }
 
-/* A layer of the manifest, as layers/sha256-HEX (made unless some image has it). */
+/* A layer of the manifest, as layers/sha256-HEX (made unless some image has
+ * it): HEX the blob's digest. A legacy docker-archive layer has none of its
+ * own and is checked by its diff_id (the digest of the tar it unpacks to):
+ * diffid-HEX, a name of its own, so that a blob whose digest equals another
+ * layer's diff_id (bytes that read as a gzip and as a tar) never stands for
+ * it. */
 static int get_layer(struct image *im, struct oci_src *src, const struct oci_desc *d,
 		     const char *diff_id, char id[LAYER_ID_MAX], int i, int n, struct err *e)
 {
-	snprintf(id, LAYER_ID_MAX, "sha256-%s", d->digest + 7);
+	snprintf(id, LAYER_ID_MAX, "%s-%s", d->by_diff_id ? "diffid" : "sha256", d->digest + 7);
 	if (want_layer(im, id) == 1) {
 		atomic_fetch_add(&im->done_bytes, d->size);
 		return 0;
@@ -1045,12 +1050,19 @@ int image_rmdir(const char *name)
 
 /* --- start-up and exit --- */
 
+/* sha256-HEX (a blob's digest), diffid-HEX (a layer known by its diff_id)
+ * or merged-HEX. */
 static bool lower_id_ok(const char *id)
 {
-	return (!strncmp(id, "sha256-", 7) && strlen(id) == 7 + 64 &&
-		strspn(id + 7, "0123456789abcdef") == 64) ||
-	       (!strncmp(id, "merged-", 7) && strlen(id) == 7 + 64 &&
-		strspn(id + 7, "0123456789abcdef") == 64);
+	static const char *const kinds[] = {"sha256-", "diffid-", "merged-"};
+	size_t n = strlen(id);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t k = strlen(kinds[i]);
+		if (!strncmp(id, kinds[i], k) && n == k + 64 &&
+		    strspn(id + k, "0123456789abcdef") == 64)
+			return true;
+	}
+	return false;
 }
 
 /* An imported image from its config file: ready, or failed with why. */

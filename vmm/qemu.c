@@ -1011,19 +1011,12 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	uint64_t t0 = now_usec();
 	int r = frozen ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
 	uint64_t t1 = now_usec();
-	if (r == 0 && q->ram_shared)
-		snprintf(ram, sizeof(ram), "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, id);
+	if (r == 0 && q->ram_shared) /* vmm_remove_layer removes it by the same name */
+		vmm_layer_ram_path(id, ram, sizeof(ram));
 	if (r == 0)
 		r = save_vm(q, dest_dir, q->ram_shared, ram, e);
-	if (r == 0 && ram[0]) {
-		char ext[PATH_MAX + 16];
-		snprintf(ext, sizeof(ext), "%s/external", dest_dir);
-		r = write_file_atomic(ext, ram, strlen(ram), false);
-		if (r < 0)
-			err_set(e, r, "cannot write %s: %s", ext, strerror(-r));
-		else
-			r = vmm_copy_sparse(q->ram_path, ram, e);
-	}
+	if (r == 0 && ram[0])
+		r = vmm_copy_sparse(q->ram_path, ram, e);
 	uint64_t t2 = now_usec();
 	struct err ce = {0};
 	if (!frozen && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0) {

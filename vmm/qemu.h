@@ -43,7 +43,13 @@ struct qemu_vm {
 	int refs;     /* under qemu.c's priv_lock */
 	pthread_t reader;
 	bool reader_running;
-	pthread_mutex_t wlock; /* one writer at a time on agent_fd */
+	pthread_mutex_t wlock; /* one writer at a time on agent_fd, and w* below */
+	/* A frame a send left half written when the guest stopped reading: its
+	 * rest goes before any other frame; wstalled: that send timed out and the
+	 * channel has not drained since, so sends do not wait (qagent_send). */
+	char wpend[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX + AGENT_SYNC_LEN];
+	size_t wpend_off, wpend_len;
+	bool wstalled;
 	pthread_mutex_t xlock; /* the execs list */
 	struct qemu_exec *execs;
 	char shm_path[PATH_MAX]; /* our own guest RAM file; "" when RAM is a private map */

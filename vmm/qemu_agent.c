@@ -17,6 +17,79 @@
 #include "qemu.h"
 #include "vmm.h"
 
+/* How long a send waits for a guest that does not read its port: a send
+ * holds its caller (a worker with the sandbox's lock, or the reader thread);
+ * a guest that never reads must not hold it for good. */
+#define AGENT_SEND_WAIT_MS 5000
+
+/* With wlock held: writes buf[0, n) until done or deadline. Bytes written,
+ * or -errno (never -EAGAIN). */
+static ssize_t send_until(struct qemu_vm *q, const char *buf, size_t n, uint64_t deadline)
+{
+	size_t off = 0;
+	while (off < n) {
+		if (q->agent_fd < 0)
+			return off ? (ssize_t)off : -ENOTCONN;
+		ssize_t w = send(q->agent_fd, buf + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+			return off ? (ssize_t)off : w < 0 ? -errno : -EIO;
+		uint64_t now = now_usec();
+		if (now >= deadline)
+			break;
+		struct pollfd pf = {.fd = q->agent_fd, .events = POLLOUT};
+		if (poll(&pf, 1, (int)((deadline - now + 999) / 1000)) < 0 && errno != EINTR)
+			return off ? (ssize_t)off : -errno;
+	}
+	return (ssize_t)off;
+}
+
+/* With wlock held: one frame (raw bytes: a sync marker, a header and its
+ * payload), whole or not at all as the guest sees it. The rest of a frame
+ * an earlier send left half written goes first; a frame this send starts
+ * but cannot finish in time is kept (wpend) and finished by the next send.
+ * 0: sent or committed; -ETIMEDOUT: the guest has not read for
+ * AGENT_SEND_WAIT_MS (then later sends do not wait until it reads again). */
+static int send_frame_locked(struct qemu_vm *q, const char *buf, size_t n)
+{
+	uint64_t deadline = now_usec() + (q->wstalled ? 0 : AGENT_SEND_WAIT_MS * 1000ull);
+	int ret = -ETIMEDOUT; /* when this frame is not started */
+	if (q->wpend_len > q->wpend_off) {
+		ssize_t w = send_until(q, q->wpend + q->wpend_off, q->wpend_len - q->wpend_off,
+				       deadline);
+		if (w < 0)
+			return (int)w;
+		q->wpend_off += (size_t)w;
+		if (q->wpend_off < q->wpend_len)
+			goto stalled;
+		q->wpend_off = q->wpend_len = 0;
+	}
+	ssize_t w = send_until(q, buf, n, deadline);
+	if (w < 0)
+		return (int)w;
+	if ((size_t)w == n) {
+		q->wstalled = false;
+		return 0;
+	}
+	if (w > 0) { /* committed: its rest goes first next time (n fits wpend) */
+		memcpy(q->wpend, buf + w, n - (size_t)w);
+		q->wpend_off = 0;
+		q->wpend_len = n - (size_t)w;
+		ret = 0;
+	}
+stalled:
+	if (!q->wstalled)
+		log_warn("qemu: the guest agent has not read its channel for %d ms; sends to it fail "
+			 "at once until it reads again", AGENT_SEND_WAIT_MS);
+	q->wstalled = true;
+	return ret;
+}
+
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
 {
 	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
@@ -26,19 +99,8 @@ int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uin
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), p, len);
-	size_t n = sizeof(h) + len, off = 0;
-	int r = 0;
 	pthread_mutex_lock(&q->wlock);
-	while (off < n) {
-		ssize_t w = q->agent_fd < 0 ? -1 : send(q->agent_fd, buf + off, n - off, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = q->agent_fd < 0 ? -ENOTCONN : -errno;
-			break;
-		}
-		off += (size_t)w;
-	}
+	int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, buf, sizeof(h) + len);
 	pthread_mutex_unlock(&q->wlock);
 	return r;
 }
@@ -51,8 +113,7 @@ int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 {
 	for (int i = 0; i < 2; i++) {
 		pthread_mutex_lock(&q->wlock);
-		ssize_t n = send(q->agent_fd, AGENT_SYNC, AGENT_SYNC_LEN, MSG_NOSIGNAL);
-		int r = n == AGENT_SYNC_LEN ? 0 : n < 0 ? -errno : -EIO;
+		int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, AGENT_SYNC, AGENT_SYNC_LEN);
 		pthread_mutex_unlock(&q->wlock);
 		if (r == 0)
 			r = qagent_send(q, type, 0, payload, (uint32_t)strlen(payload));

@@ -141,14 +141,22 @@ uint64_t vmm_pid_start(pid_t pid)
 	return p ? strtoull(p, NULL, 10) : 0;
 }
 
+/* A layer's files outside its dir: a VM checkpoint's RAM file, whose name
+ * the daemon makes from its tag and the layer's id (qemu_checkpoint). Never
+ * read from the layer: an ns layer is a sandbox's upper dir, every byte of
+ * it the sandbox's (a list of files to unlink there was one it could write). */
+void vmm_layer_ram_path(const char *id, char *out, size_t cap)
+{
+	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, id);
+}
+
 int vmm_remove_layer(const char *dir)
 {
-	char p[PATH_MAX + 16], list[4096];
-	snprintf(p, sizeof(p), "%s/external", dir);
-	if (read_file_str(p, list, sizeof(list)) > 0)
-		for (char *save, *f = strtok_r(list, "\n", &save); f; f = strtok_r(NULL, "\n", &save))
-			if (strncmp(f, "/dev/shm/", 9) == 0 && unlink(f) < 0 && errno != ENOENT)
-				log_warn("cannot remove %s: %s", f, strerror(errno));
+	char d[PATH_MAX], ram[PATH_MAX + 64];
+	snprintf(d, sizeof(d), "%s", dir);
+	vmm_layer_ram_path(basename(d), ram, sizeof(ram));
+	if (unlink(ram) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", ram, strerror(errno));
 	struct err e = {0};
 	return vmm_trash(dir, &e);
 }

@@ -282,8 +282,10 @@ int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
 /* Removes path and everything under it, fd-relative (no PATH_MAX limit, no
  * recursion), never leaving its filesystem; 0 when it is not there. */
 int vmm_remove_tree(const char *path);
-/* Removes the files outside a layer dir that it lists in `external` (a
- * memory image in /dev/shm), then hands the dir to the trash. */
+/* The RAM file of a VM checkpoint layer id: /dev/shm/sandboxfs-TAG-ID.ram. */
+void vmm_layer_ram_path(const char *id, char *out, size_t cap);
+/* Removes a layer's RAM file (by its name, never by what the layer says),
+ * then hands the dir to the trash. */
 int vmm_remove_layer(const char *dir);
 
 /* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a

@@ -149,6 +149,30 @@ hostile_view() {
 	sbx_cat "$MNT/stats" >/dev/null
 }
 
+@test "a layer's own files name nothing the daemon removes: /external listing a host file, or a FIFO there" {
+	sbx_start_daemon
+	victim="$SBX_TMP/victim"
+	echo keep >"$victim"
+	sbx_create "$A"
+	sbx_create "$B"
+	# An ns layer is the sandbox's upper dir: a file of the sandbox's named
+	# like the list of RAM files a VM checkpoint once kept there.
+	sx "$A" "echo /dev/shm/../..$victim > /external"
+	sx "$B" 'mkfifo /external'
+	echo "fork ${A}f" >"$MNT/$A/ctl"
+	echo "fork ${B}f" >"$MNT/$B/ctl"
+	wait_status "${A}f" running
+	wait_status "${B}f" running
+	# The layers go with their last users; the removals end, bounded.
+	for n in "${A}f" "$A" "${B}f" "$B"; do
+		run timeout 60 rmdir "$MNT/$n"
+		[ "$status" -eq 0 ]
+	done
+	sbx_wait_removed
+	[ "$(cat "$victim")" = keep ]
+	[ -z "$(ls "$STATE/layers" 2>/dev/null | grep -v '^\.' || true)" ]
+}
+
 @test "a fork or snapshot that does not fit on the state disk: ENOSPC with a sentence, no layer, the source thawed" {
 	mount -t tmpfs -o size=64m tmpfs "$STATE"
 	sbx_start_daemon

@@ -249,6 +249,51 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	close(p2[0]);
 }
 
+/* A guest that never reads its port and floods exit reports of ids nobody
+ * ran (each one is answered with an ACK): the reader thread's sends and a
+ * worker's (an exec_kill) come back within the send bound, not never; once
+ * stalled they fail at once; and a guest that reads again gets whole frames
+ * (the one a send left half written first). */
+static void test_guest_that_never_reads_does_not_hold_senders(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	CHECK(fcntl(agent_side, F_SETFL, O_NONBLOCK) == 0);
+	char fr[sizeof(struct agent_hdr) + 3];
+	int full = 0;
+	for (long i = 0; i < 1000000 && full < 2000; i++) {
+		struct agent_hdr h = {.type = AG_EXIT, .len = 3, .id = 100000 + (uint64_t)i};
+		memcpy(fr, &h, sizeof(h));
+		memcpy(fr + sizeof(h), "0 0", 3);
+		if (send(agent_side, fr, sizeof(fr), MSG_NOSIGNAL) < 0) {
+			full++;
+			usleep(1000);
+		}
+	}
+	/* Both directions are full now: the host's reader waited in an ACK. */
+	uint64_t t0 = now_usec();
+	int r = qagent_send(q, AG_KILL, 7, "9", 1);
+	uint64_t waited = now_usec() - t0;
+	CHECK(r == -ETIMEDOUT || r == 0);
+	CHECK(waited < 3 * 5000000ull); /* within the bound (5 s), with room */
+	t0 = now_usec();
+	CHECK(qagent_send(q, AG_KILL, 8, "9", 1) == -ETIMEDOUT || q->wstalled == false);
+	CHECK(now_usec() - t0 < 1000000); /* stalled: no wait */
+	/* The guest reads again: every frame it gets is whole. */
+	CHECK(fcntl(agent_side, F_SETFL, 0) == 0);
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1];
+	int frames = 0;
+	while (recv_frame(&h, payload, 300)) {
+		CHECK(h.type == AG_ACK || h.type == AG_KILL);
+		frames++;
+	}
+	CHECK(frames > 0);
+	vm_free(q, ctl);
+}
+
 /* A job: stdout and stderr into their files, stdin pumped to the agent under
  * its credit window (EOF as an empty AG_IN), the guest pid and the signal
  * that ended it reported on ctl_fd. */
@@ -339,5 +384,6 @@ int main(void)
 	RUN(test_large_output_frame);
 	RUN(test_closed_handle_is_drained);
 	RUN(test_stalled_reader_does_not_block_shutdown);
+	RUN(test_guest_that_never_reads_does_not_hold_senders);
 	UNIT_DONE("qemu_agent");
 }
