@@ -91,7 +91,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 {
 	struct sbx *s = x->s;
 	char line[CTL_WRITE_MAX + 1];
-	struct sbx_command *c = malloc(sizeof(*c));
+	struct sbx_command *c = calloc(1, sizeof(*c));
 	struct err e = {0};
 	int pfd[2], r;
 	r = c ? ctl_command_line(buf, len, line, &e) : err_set(&e, -ENOMEM, "out of memory");

@@ -428,7 +428,7 @@ static int job_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_run_opts
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
 	char line[CTL_WRITE_MAX + 1];
-	struct sbx_command *c = malloc(sizeof(*c));
+	struct sbx_command *c = calloc(1, sizeof(*c));
 	struct err e = {0};
 	int r = c ? ctl_command_line(buf, len, line, &e) : err_set(&e, -ENOMEM, "out of memory");
 	int fds[3] = {-1, -1, -1}, in_w = -1;

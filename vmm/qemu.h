@@ -30,6 +30,7 @@ struct qemu_exec {
 	size_t off, len; /* output received, not yet in the pipe: buf[off, off+len) */
 	size_t uncredited; /* bytes passed on and not yet credited back to the agent */
 	char *buf;       /* AGENT_WINDOW bytes */
+	bool warned;     /* said once in the log: a guest's flood of frames is not a flood of lines */
 	struct qemu_exec *next;
 };
 

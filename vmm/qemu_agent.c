@@ -284,8 +284,10 @@ static void deliver_job(struct qemu_vm *q, struct qemu_exec *x, bool err, const 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			log_warn("job output of exec %" PRIu64 " lost: %s", x->id,
-				 w < 0 ? strerror(errno) : "short write");
+			if (!x->warned)
+				log_warn("job output of exec %" PRIu64 " lost: %s", x->id,
+					 w < 0 ? strerror(errno) : "short write");
+			x->warned = true;
 			break;
 		}
 		off += (size_t)w;
@@ -311,7 +313,9 @@ static void deliver(struct qemu_vm *q, uint64_t id, bool err, const char *p, siz
 		room = AGENT_WINDOW - x->len;
 	}
 	if (n > room) { /* the agent overran its window: a bug, never a hang */
-		log_warn("guest agent overran the output window of exec %" PRIu64, id);
+		if (!x->warned)
+			log_warn("guest agent overran the output window of exec %" PRIu64, id);
+		x->warned = true;
 		n = room;
 	}
 	memcpy(x->buf + x->off + x->len, p, n);
