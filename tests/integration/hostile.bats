@@ -10,9 +10,7 @@ load helpers
 load oci_helpers
 
 setup() {
-	setup_sbx
-	W="$SBX_TMP/work"
-	mkdir -p "$W"
+	setup_oci_work
 	make_layers
 	OCI_RUN='{"User":"nobody","Cmd":["/bin/sh"]}' oci_layout "$W/u" latest "$W/base.tar.gz"
 	import "u$SBX_TAG" "oci:$W/u"

@@ -4,16 +4,15 @@
 # form and its newer one; zstd-compressed layers (made with the zstd CLI);
 # layer xattrs (GNU tar --xattrs, and a hand-written pax header). Built here
 # with tar, zstd, python3, sha256sum and printf (no docker, no network).
-# Layers are shared with OCI imports of the same blobs; a hostile or broken
-# archive or layer fails with a sentence and leaves nothing.
+# Layers named by a blob digest are shared with OCI imports of the same
+# blobs (legacy layers, known by their diff_id, are kept apart); a hostile or
+# broken archive or layer fails with a sentence and leaves nothing.
 
 load helpers
 load oci_helpers
 
 setup() {
-	setup_sbx
-	W="$SBX_TMP/work"
-	mkdir -p "$W"
+	setup_oci_work
 }
 
 teardown() {

@@ -10,9 +10,7 @@ load helpers
 load oci_helpers
 
 setup() {
-	setup_sbx
-	W="$SBX_TMP/work"
-	mkdir -p "$W"
+	setup_oci_work
 }
 
 teardown() {

@@ -172,3 +172,10 @@ wait_image() {
 	echo "image $1 is '$st', wanted '$2'; error: $(sbx_cat "$MNT/images/$1/error" 2>/dev/null)" >&2
 	return 1
 }
+
+# setup for suites that build OCI fixtures: a daemon, and W, their work dir.
+setup_oci_work() {
+	setup_sbx
+	W="$SBX_TMP/work"
+	mkdir -p "$W"
+}
