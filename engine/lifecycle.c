@@ -726,6 +726,9 @@ void monitor_watch(struct sbx *s)
 		epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
 	}
 	/* An OOM kill inside changes events (oom_kills) and wakes its pollers. */
+	struct vmm_usage u = {0};
+	s->ops->usage(&s->vm, &u);
+	s->oom_seen = u.oom_kills;
 	int fd = cg_oom_watch(&s->vm.cg, &s->oom_pri);
 	if (fd >= 0) {
 		ev = (struct epoll_event){.events = s->oom_pri ? EPOLLPRI : EPOLLIN,
@@ -738,8 +741,18 @@ void monitor_watch(struct sbx *s)
 	}
 }
 
+/* Notifications whose count had not moved yet, looked at again by the monitor. */
+static atomic_int oom_rechecks;
+
+static void oom_recheck_done(struct sbx *s)
+{
+	if (atomic_exchange(&s->oom_recheck_until, 0))
+		atomic_fetch_sub(&oom_rechecks, 1);
+}
+
 static void unwatch_oom(struct sbx *s)
 {
+	oom_recheck_done(s);
 	if (s->oom_fd < 0)
 		return;
 	epoll_ctl(epfd, EPOLL_CTL_DEL, s->oom_fd, NULL);
@@ -747,15 +760,45 @@ static void unwatch_oom(struct sbx *s)
 	s->oom_fd = -1;
 }
 
+/* Pollers of events are woken when oom_kills has moved, so the read they make
+ * next shows it (s->lock held). True when it has. */
+static bool oom_count(struct sbx *s)
+{
+	struct vmm_usage u = {0};
+	s->ops->usage(&s->vm, &u);
+	if (u.oom_kills == s->oom_seen)
+		return false;
+	s->oom_seen = u.oom_kills;
+	log_info("sandbox %s: the OOM killer acted in it (oom_kills %" PRIu64 ")", s->node.name,
+		 u.oom_kills);
+	atomic_fetch_add(&s->generation, 1);
+	engine_notify(s->node.id);
+	return true;
+}
+
+/* The OOM notification: v2's memory.events changed (the kill already
+ * counted), or v1's eventfd, which fires when the cgroup runs out of memory,
+ * before the killer has picked and counted its victim; then the count is
+ * looked at again every few milliseconds for a second. */
 static void on_oom(struct sbx *s)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->oom_fd >= 0) {
 		cg_oom_ack(s->oom_fd, s->oom_pri);
-		log_info("sandbox %s: the OOM killer acted in it", s->node.name);
-		atomic_fetch_add(&s->generation, 1);
-		engine_notify(s->node.id);
+		if (!oom_count(s) && !atomic_load(&s->oom_recheck_until)) {
+			atomic_store(&s->oom_recheck_until, now_usec() + 1000000);
+			atomic_fetch_add(&oom_rechecks, 1);
+		}
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void oom_recheck(struct sbx *s)
+{
+	pthread_mutex_lock(&s->lock);
+	uint64_t until = atomic_load(&s->oom_recheck_until);
+	if (until && (s->oom_fd < 0 || oom_count(s) || now_usec() >= until))
+		oom_recheck_done(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -891,8 +934,8 @@ static void on_init_message(struct sbx *s)
 }
 
 struct expired {
-	struct sbx *list[64], *jobs[64], *cmds[64];
-	int n, njobs, ncmds;
+	struct sbx *list[64], *jobs[64], *cmds[64], *ooms[64];
+	int n, njobs, ncmds, nooms;
 	bool check_jobs;
 };
 
@@ -912,6 +955,8 @@ static int collect_expired(struct reg_node *n, void *arg)
 	uint64_t cmd_deadline = s->cmd_deadline_usec;
 	if (cmd_deadline && now_usec() >= cmd_deadline && x->ncmds < 64 && reg_tryget(n))
 		x->cmds[x->ncmds++] = s;
+	if (atomic_load(&s->oom_recheck_until) && x->nooms < 64 && reg_tryget(n))
+		x->ooms[x->nooms++] = s;
 	return 0;
 }
 
@@ -945,7 +990,7 @@ static void *monitor_main(void *arg)
 	while (!atomic_load(&monitor_quit)) {
 		struct epoll_event evs[32];
 		monitor_puts_drain();
-		int n = epoll_wait(epfd, evs, 32, 500);
+		int n = epoll_wait(epfd, evs, 32, atomic_load(&oom_rechecks) ? 2 : 500);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.u64 == 0) { /* wake_fd: taken, so it fires again */
 				uint64_t v;
@@ -969,7 +1014,7 @@ static void *monitor_main(void *arg)
 			    !(evs[i].data.u64 & TAGS))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
 		static uint64_t last_jobs_check;
-		struct expired x = {.n = 0, .njobs = 0, .ncmds = 0};
+		struct expired x = {.n = 0, .njobs = 0, .ncmds = 0, .nooms = 0};
 		x.check_jobs = now_usec() - last_jobs_check > 1000000;
 		if (x.check_jobs)
 			last_jobs_check = now_usec();
@@ -981,6 +1026,10 @@ static void *monitor_main(void *arg)
 		for (int i = 0; i < x.ncmds; i++) {
 			sbx_cmds_expire(x.cmds[i]);
 			sbx_put(x.cmds[i]);
+		}
+		for (int i = 0; i < x.nooms; i++) {
+			oom_recheck(x.ooms[i]);
+			sbx_put(x.ooms[i]);
 		}
 		for (int i = 0; i < x.n; i++) {
 			pthread_mutex_lock(&x.list[i]->lock);

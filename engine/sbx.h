@@ -107,6 +107,11 @@ struct sbx {
 	/* While monitored: the OOM killer's events in its cgroup (cg_oom_watch). */
 	int oom_fd;
 	bool oom_pri;
+	/* The oom_kills count its pollers were last woken for; until when a
+	 * notification that came before the count moved is looked at again
+	 * (0: none; read unlocked by the monitor as a hint). */
+	uint64_t oom_seen;
+	_Atomic uint64_t oom_recheck_until;
 	/* A warm pool's member (not in the registry) until a create claims it. */
 	struct warm_pool *pool;
 };

@@ -133,16 +133,10 @@ static int cg_write(const struct cg *cg, int c, const char *file, const char *va
 	return write_file_str(path, val);
 }
 
-static int cg_read_u64(const struct cg *cg, int c, const char *file, const char *key,
-		       uint64_t *out)
+/* A counter out of a cgroup file's text: the number at its start (key
+ * NULL; "max" is -ERANGE) or after "key " at the start of a line. */
+static int cg_parse_u64(const char *data, const char *key, uint64_t *out)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 64], data[4096];
-	if (!ctrl_dir(cg, c, dir, sizeof(dir)))
-		return -ENOENT;
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	int r = read_file_str(path, data, sizeof(data));
-	if (r < 0)
-		return r;
 	if (!key) {
 		if (strncmp(data, "max", 3) == 0)
 			return -ERANGE;
@@ -150,13 +144,47 @@ static int cg_read_u64(const struct cg *cg, int c, const char *file, const char 
 		return 0;
 	}
 	size_t kl = strlen(key);
-	for (char *p = data; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+	for (const char *p = data; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
 		if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
 			*out = strtoull(p + kl + 1, NULL, 10);
 			return 0;
 		}
 	}
 	return -ENOENT;
+}
+
+/* A counter of the sandbox's cgroup, through its fd in cg->ufd[slot] (opened at
+ * first use). */
+static int cg_read_kept(struct cg *cg, int slot, int c, const char *file, const char *key,
+			uint64_t *out)
+{
+	if (cg->ufd[slot] == 0) {
+		char dir[PATH_MAX], path[PATH_MAX + 64];
+		if (!ctrl_dir(cg, c, dir, sizeof(dir)))
+			return -ENOENT;
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 && errno != ENOENT)
+			return -errno; /* EMFILE and the like: try again next time */
+		cg->ufd[slot] = fd < 0 ? -1 : fd + 1;
+	}
+	if (cg->ufd[slot] < 0)
+		return -ENOENT;
+	char data[4096];
+	ssize_t n = pread(cg->ufd[slot] - 1, data, sizeof(data) - 1, 0);
+	if (n < 0)
+		return -errno;
+	data[n] = '\0';
+	return cg_parse_u64(data, key, out);
+}
+
+static void cg_close_kept(struct cg *cg)
+{
+	for (int i = 0; i < CG_U_N; i++) {
+		if (cg->ufd[i] > 0)
+			close(cg->ufd[i] - 1);
+		cg->ufd[i] = 0;
+	}
 }
 
 static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struct err *e)
@@ -288,32 +316,31 @@ void cg_oom_ack(int fd, bool pri)
 		(void)!read(fd, buf, sizeof(uint64_t));
 }
 
-int cg_usage(const struct cg *cg, struct vmm_usage *u)
+int cg_usage(struct cg *cg, struct vmm_usage *u)
 {
+	/* Per counter: v2's controller, file and key, then v1's, and v1's unit. */
+	static const struct {
+		int c2; const char *f2, *k2;
+		int c1; const char *f1, *k1;
+		uint64_t div1;
+	} cnt[CG_U_N] = {
+		[CG_U_CPU] = {C_CPU, "cpu.stat", "usage_usec", C_CPUACCT, "cpuacct.usage", NULL, 1000},
+		[CG_U_MEM] = {C_MEMORY, "memory.current", NULL, C_MEMORY, "memory.usage_in_bytes", NULL, 1},
+		[CG_U_PEAK] = {C_MEMORY, "memory.peak", NULL, C_MEMORY, "memory.max_usage_in_bytes", NULL, 1},
+		[CG_U_OOM] = {C_MEMORY, "memory.events", "oom_kill", C_MEMORY, "memory.oom_control", "oom_kill", 1},
+		[CG_U_PIDS] = {C_PIDS, "pids.current", NULL, C_PIDS, "pids.current", NULL, 1},
+	};
+	uint64_t *out[CG_U_N] = {&u->cpu_usec, &u->memory_bytes, &u->memory_peak_bytes,
+				 &u->oom_kills, &u->pids};
 	if (!cg->leaf[0])
 		return -ENOENT;
-	uint64_t v;
-	if (version == 2) {
-		if (cg_read_u64(cg, C_CPU, "cpu.stat", "usage_usec", &v) == 0)
-			u->cpu_usec = v;
-		if (cg_read_u64(cg, C_MEMORY, "memory.current", NULL, &v) == 0)
-			u->memory_bytes = v;
-		if (cg_read_u64(cg, C_MEMORY, "memory.peak", NULL, &v) == 0)
-			u->memory_peak_bytes = v;
-		if (cg_read_u64(cg, C_MEMORY, "memory.events", "oom_kill", &v) == 0)
-			u->oom_kills = v;
-	} else {
-		if (cg_read_u64(cg, C_CPUACCT, "cpuacct.usage", NULL, &v) == 0)
-			u->cpu_usec = v / 1000;
-		if (cg_read_u64(cg, C_MEMORY, "memory.usage_in_bytes", NULL, &v) == 0)
-			u->memory_bytes = v;
-		if (cg_read_u64(cg, C_MEMORY, "memory.max_usage_in_bytes", NULL, &v) == 0)
-			u->memory_peak_bytes = v;
-		if (cg_read_u64(cg, C_MEMORY, "memory.oom_control", "oom_kill", &v) == 0)
-			u->oom_kills = v;
+	for (int i = 0; i < CG_U_N; i++) {
+		uint64_t v;
+		bool v2 = version == 2;
+		if (cg_read_kept(cg, i, v2 ? cnt[i].c2 : cnt[i].c1, v2 ? cnt[i].f2 : cnt[i].f1,
+				 v2 ? cnt[i].k2 : cnt[i].k1, &v) == 0)
+			*out[i] = v2 ? v : v / cnt[i].div1;
 	}
-	if (cg_read_u64(cg, C_PIDS, "pids.current", NULL, &v) == 0)
-		u->pids = v;
 	return 0;
 }
 
@@ -361,6 +388,7 @@ static void kill_procs(const char *dir)
 
 int cg_destroy(struct cg *cg)
 {
+	cg_close_kept(cg);
 	if (!cg->leaf[0])
 		return 0;
 	char dirs[C_N][PATH_MAX];

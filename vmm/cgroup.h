@@ -13,8 +13,14 @@ struct err;
 struct vmm_limits;
 struct vmm_usage;
 
+enum { CG_U_CPU, CG_U_MEM, CG_U_PEAK, CG_U_OOM, CG_U_PIDS, CG_U_N };
+
 struct cg {
 	char leaf[128]; /* <tag>-<name>; empty when no cgroup exists */
+	/* The counters cg_usage reads, kept open (fd + 1; 0 not opened yet, -1
+	 * absent) so a stats read is a pread each. Touched under the owner's
+	 * lock, as every cg_usage and cg_destroy call is; closed by cg_destroy. */
+	int ufd[CG_U_N];
 };
 
 int cg_host_init(struct err *e);
@@ -26,7 +32,7 @@ int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm
 int cg_open_fd(const struct cg *cg);
 /* v1: moves pid into every controller's cgroup. */
 int cg_attach(const struct cg *cg, pid_t pid, struct err *e);
-int cg_usage(const struct cg *cg, struct vmm_usage *u);
+int cg_usage(struct cg *cg, struct vmm_usage *u);
 int cg_freeze(const struct cg *cg, bool frozen, struct err *e);
 /* Kills what is left and removes the cgroup; idempotent. */
 int cg_destroy(struct cg *cg);
