@@ -165,13 +165,30 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
 		goto fail_kill;
 	t->cgroup_usec += now_usec() - t2;
-	if (vm->prestart && (r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0)
-		goto fail_kill;
+	/* init builds the root while the network is set up (prestart): it
+	 * waits for MSG_NET before it says ready. */
 	uint64_t t3 = now_usec();
-	char go = MSG_GO, note[32] = "";
-	if (send(vm->ctl_fd, &go, 1, MSG_NOSIGNAL) != 1) {
+	char go[2] = {MSG_GO, MSG_NET}, note[32] = "";
+	size_t golen = vm->prestart ? 2 : 1;
+	if (send(vm->ctl_fd, go, golen, MSG_NOSIGNAL) != (ssize_t)golen) {
 		r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
 		goto fail_kill;
+	}
+	if (vm->prestart) {
+		if ((r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0) {
+			/* init's own failure, if it failed first, says more. */
+			struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
+			struct err ie = {0};
+			if (poll(&pfd, 1, 0) == 1 && wait_ready(vm, note, &ie) < 0) {
+				*e = ie;
+				r = ie.code;
+			}
+			goto fail_kill;
+		}
+		if (send(vm->ctl_fd, &go[1], 1, MSG_NOSIGNAL) != 1) {
+			r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
+			goto fail_kill;
+		}
 	}
 	if ((r = wait_ready(vm, note, e)) < 0)
 		goto fail_kill;

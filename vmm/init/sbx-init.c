@@ -771,8 +771,10 @@ int main(int argc, char **argv)
 	console_setup();
 	/* Wait for the daemon to place us in our cgroup (v1) before anything else. */
 	char go[16];
-	if (recv(ctl, go, sizeof(go), 0) <= 0 || go[0] != MSG_GO)
+	ssize_t gn = recv(ctl, go, sizeof(go), 0);
+	if (gn <= 0 || go[0] != MSG_GO)
 		fail(EPIPE, "no go from the daemon");
+	bool net_pending = gn > 1 && go[1] == MSG_NET;
 	if (unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
 		fail(errno, "unshare cgroup namespace");
 	int64_t t0 = mono_us();
@@ -796,6 +798,9 @@ int main(int argc, char **argv)
 		fail(errno, "signalfd");
 	drop_privileges();
 	fcntl(ctl, F_SETFD, FD_CLOEXEC);
+	/* The daemon set the network up while the root was built: ready once it has. */
+	if (net_pending && (recv(ctl, go, sizeof(go), 0) <= 0 || go[0] != MSG_NET))
+		fail(EPIPE, "the daemon did not set up the network");
 	say("ready");
 	send_msg("%c%lld", MSG_READY, (long long)rootfs_us);
 	serve(&oldmask, sfd);
