@@ -104,6 +104,7 @@ struct pol {
 	int n;
 	uint64_t apply_usec; /* the last rule's, map write included */
 	struct net_expose expose[NET_EXPOSE_MAX];
+	int hold[NET_EXPOSE_MAX]; /* each one's host port, held (net_expose_hold) */
 	int nexpose;
 	struct pol *next;
 };
@@ -183,8 +184,11 @@ static void pol_remove(struct sbx *s)
 	while ((p = *pp) && p->s != s)
 		pp = &p->next;
 	if (p) {
-		for (int i = 0; expose_up && i < p->nexpose; i++)
-			net_expose_set(expose_table, &p->expose[i], p->ip, false, NULL);
+		for (int i = 0; i < p->nexpose; i++) {
+			if (expose_up)
+				net_expose_set(expose_table, &p->expose[i], p->ip, false, NULL);
+			close(p->hold[i]);
+		}
 		p->nexpose = 0;
 		*pp = p->next;
 		for (int i = 0; i < p->n; i++)
@@ -301,14 +305,22 @@ static int expose_add(struct pol *p, const struct net_expose *x, struct err *e)
 			       p->name, NET_EXPOSE_MAX);
 	if (at < p->nexpose && p->expose[at].host_port == x->host_port)
 		return 0;
+	int hold = net_expose_hold(x, e);
+	if (hold < 0)
+		return hold;
 	int r = net_expose_set(expose_table, x, p->ip, true, e);
-	if (r < 0)
+	if (r < 0) {
+		close(hold);
 		return r;
-	if (at < p->nexpose) /* the same port on another host port: the old one goes */
+	}
+	if (at < p->nexpose) { /* the same port on another host port: the old one goes */
 		net_expose_set(expose_table, &p->expose[at], p->ip, false, NULL);
-	else
+		close(p->hold[at]);
+	} else {
 		p->nexpose++;
+	}
 	p->expose[at] = *x;
+	p->hold[at] = hold;
 	return 0;
 }
 
@@ -319,7 +331,10 @@ static int expose_del(struct pol *p, const struct net_expose *x, struct err *e)
 			int r = net_expose_set(expose_table, &p->expose[i], p->ip, false, e);
 			if (r < 0)
 				return r;
-			p->expose[i] = p->expose[--p->nexpose];
+			close(p->hold[i]);
+			p->nexpose--;
+			p->expose[i] = p->expose[p->nexpose];
+			p->hold[i] = p->hold[p->nexpose];
 			return 0;
 		}
 	return err_set(e, -ENOENT, "sandbox %s does not expose %s port %u", p->name,

@@ -193,3 +193,26 @@ void net_expose_stop(const char *table)
 	snprintf(script, sizeof(script), "delete table ip %s\n", table);
 	nft_script(script);
 }
+
+int net_expose_hold(const struct net_expose *x, struct err *e)
+{
+	const char *proto = net_proto_name(x->proto);
+	int fd = socket(AF_INET, (x->proto == IPPROTO_UDP ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+			0);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot hold %s host port %u: %s", proto, x->host_port,
+			       strerror(errno));
+	/* No SO_REUSEADDR: a bind then conflicts with every socket on the port. */
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(x->host_port),
+				 .sin_addr.s_addr = htonl(INADDR_ANY)};
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = -errno;
+		close(fd);
+		if (r == -EADDRINUSE)
+			return err_set(e, r, "%s host port %u is in use on the host (a service of "
+				       "its own has it): not exposed", proto, x->host_port);
+		return err_set(e, r, "cannot hold %s host port %u: %s", proto, x->host_port,
+			       strerror(-r));
+	}
+	return fd;
+}

@@ -204,5 +204,10 @@ int net_expose_start(const char *table, struct err *e);
 int net_expose_set(const char *table, const struct net_expose *x, struct in_addr ip, bool add,
 		   struct err *e);
 void net_expose_stop(const char *table);
+/* Holds x's host port on the host (a socket of x's protocol bound to it on
+ * every address, never listening), so that an exposed port never takes the
+ * flows of a host service, and no service takes it while it is exposed.
+ * Returns the socket's fd; -EADDRINUSE with a sentence when the host uses it. */
+int net_expose_hold(const struct net_expose *x, struct err *e);
 
 #endif

@@ -403,6 +403,36 @@ for o in json.load(sys.stdin).get("nftables", []):
 	[ "$(nft list tables | sort)" = "$tables0" ]
 }
 
+@test "expose: a host port a host service has is refused; an exposed one is held from host services" {
+	sbx_create "$A"
+	port=$((20000 + RANDOM % 20000))
+	# A host service on the port (python holds it listening until told to go).
+	python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+open(sys.argv[2], "w").close(); time.sleep(60)' "$port" "$SBX_TMP/svc.ready" 3>&- &
+	svc=$!
+	for _ in $(seq 100); do [ -e "$SBX_TMP/svc.ready" ] && break; sleep 0.1; done
+	run sbx_write "$MNT/$A/ctl" "expose 8080 $port"
+	kill "$svc"; wait "$svc" 2>/dev/null || true
+	assert_fails_with "Address already in use"
+	grep -q "in use on the host" "$MNT/$A/error"
+	run grep -c "^expose " "$MNT/$A/net"
+	[ "$output" = 0 ]
+	# Gone: the port can be exposed, and then no host service can bind it.
+	sbx_write "$MNT/$A/ctl" "expose 8080 $port"
+	bind_port() { python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET, getattr(socket, sys.argv[2]))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))' "$@"; }
+	run bind_port "$port" SOCK_STREAM
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"Address already in use"* ]]
+	# UDP is another port: free.
+	bind_port "$port" SOCK_DGRAM
+	sbx_write "$MNT/$A/ctl" "unexpose 8080"
+	bind_port "$port" SOCK_STREAM
+}
+
 @test "expose udp: a UDP port answers on the host beside TCP on the same host port, through deny all, survives kill -9, goes with the sandbox" {
 	sbx_create "$A"
 	sbx_create "$B"
