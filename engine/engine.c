@@ -210,6 +210,8 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.layers_dir, sizeof(h.layers_dir), "%s/layers", o->state_dir);
 	snprintf(h.disks_dir, sizeof(h.disks_dir), "%s/disks", o->state_dir);
 	snprintf(h.image_layers_dir, sizeof(h.image_layers_dir), "%s/imports/layers", o->state_dir);
+	snprintf(h.spares_dir, sizeof(h.spares_dir), "%s/spares", o->state_dir);
+	h.qemu_spares = o->qemu_spares;
 	if ((r = snap_init()) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
@@ -305,6 +307,7 @@ void engine_shutdown(void)
 	out_pump_stop();
 	pool_stop();
 	warm_stop(); /* members are never left running without a daemon */
+	vmm_qemu_spares_end(); /* nor QEMUs started ahead for forks */
 	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
 	monitor_stop();
 	journal_commit_stop();

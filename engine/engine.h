@@ -39,6 +39,7 @@ struct engine_opts {
 	char bridge[16];
 	char subnet[32];
 	char accel[8];     /* qemu: auto, kvm or tcg (--accel, SANDBOXFS_ACCEL) */
+	unsigned qemu_spares; /* qemu: QEMUs a forked VM keeps started ahead (--qemu-spares) */
 };
 
 /* Host checks that must pass before the mount (the daemon is still in the

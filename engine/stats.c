@@ -145,6 +145,10 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 				s->ops->fork_mode ? s->ops->fork_mode : "fs", s->cfg.fork_generation,
 				t->fork_freeze_usec, t->fork_checkpoint_usec, t->fork_restore_usec,
 				t->fork_usec);
+	if (s->cfg.parent[0] && t->vt.fork_start)
+		r |= buf_printf(b, "fork_start %s\n", t->vt.fork_start);
+	if (s->ops->show && (st == SBX_RUNNING || st == SBX_PAUSED))
+		r |= s->ops->show(&s->vm, b);
 	if (t->restore_usec || t->standby_usec)
 		r |= buf_printf(b, "standby_usec %" PRIu64 "\nrestore_usec %" PRIu64 "\n",
 				t->standby_usec, t->restore_usec);

@@ -22,7 +22,7 @@ static void usage(FILE *f)
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
 		"                 [--egress allow|deny] [--disk SIZE] [--max-jobs N]\n"
-		"                 [--backend ns|qemu] [--accel auto|kvm|tcg]\n"
+		"                 [--backend ns|qemu] [--accel auto|kvm|tcg] [--qemu-spares N]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
 		"  -v               debug logging\n"
@@ -44,6 +44,9 @@ static void usage(FILE *f)
 		"  --accel auto|kvm|tcg  qemu's accelerator (default auto, or $SANDBOXFS_ACCEL):\n"
 		"                   auto uses KVM when a test guest runs on /dev/kvm, else TCG;\n"
 		"                   kvm refuses to start where KVM cannot run guests\n"
+		"  --qemu-spares N  QEMUs a qemu sandbox keeps started ahead, waiting, after\n"
+		"                   its first fork, so that its next forks pay only the restore\n"
+		"                   (default 1; 0: none)\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
 		"  --workers N      threads that create sandboxes (default 8)\n");
 }
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
 		{"egress", required_argument, NULL, 'E'},
 		{"disk", required_argument, NULL, 'D'}, {"max-jobs", required_argument, NULL, 'J'},
 		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
+		{"qemu-spares", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
 	snprintf(o.accel, sizeof(o.accel), "%s", accel && *accel ? accel : "auto");
 	const char *disk = getenv("SANDBOXFS_DISK");
 	o.max_jobs = 256;
+	o.qemu_spares = 1;
 	while ((c = getopt_long(argc, argv, "fvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': foreground = true; break;
@@ -186,6 +191,16 @@ int main(int argc, char **argv)
 			o.egress_deny = strcmp(optarg, "deny") == 0;
 			break;
 		case 'A': snprintf(o.accel, sizeof(o.accel), "%s", optarg); break;
+		case 'K': {
+			char *end;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || n > 8) {
+				fprintf(stderr, "sandboxfs: --qemu-spares must be 0..8\n");
+				return 2;
+			}
+			o.qemu_spares = (unsigned)n;
+			break;
+		}
 		case 'D': disk = optarg; break;
 		case 'J': {
 			unsigned long n = strtoul(optarg, NULL, 10);

@@ -795,7 +795,7 @@ int vmm_merge_layer(const char *src, const char *dst, struct err *e)
 
 /* A sparse copy of one file (guest RAM images): it costs what the guest
  * touched, not its size; checked against the room first. */
-int vmm_copy_sparse(const char *src, const char *dst, struct err *e)
+int vmm_copy_sparse(const char *src, const char *dst, bool into, struct err *e)
 {
 	char dir[PATH_MAX + 2];
 	const char *base;
@@ -813,9 +813,9 @@ int vmm_copy_sparse(const char *src, const char *dst, struct err *e)
 			    ((uint64_t)sv.f_bavail * sv.f_frsize) >> 20);
 		goto out;
 	}
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	out = open(dst, O_WRONLY | O_CLOEXEC | (into ? O_NOFOLLOW : O_CREAT | O_EXCL), 0600);
 	if (out < 0) {
-		r = err_set(e, -errno, "cannot create %s: %s", dst, strerror(errno));
+		r = err_set(e, -errno, "cannot %s %s: %s", into ? "open" : "create", dst, strerror(errno));
 		goto out;
 	}
 	if ((r = copy_extents(in, out, st.st_size, st.st_blocks)) < 0)
@@ -825,7 +825,7 @@ out:
 		close(in);
 	if (out >= 0 && close(out) < 0 && r == 0)
 		r = err_set(e, -errno, "cannot write %s: %s", dst, strerror(errno));
-	if (r < 0 && out >= 0)
+	if (r < 0 && out >= 0 && !into)
 		unlink(dst);
 	return r;
 }

@@ -168,7 +168,7 @@ static int image_make(struct vmm_inst *vm, const char *img, struct err *e)
 	unlink(tmp);
 	int r = template_get(vm->lim.disk_bytes, tpl, sizeof(tpl), e);
 	if (r == 0)
-		r = vmm_copy_sparse(tpl, tmp, e);
+		r = vmm_copy_sparse(tpl, tmp, false, e);
 	else if (r == 1)
 		r = mkfs_image(tmp, vm->lim.disk_bytes, e);
 	if (r == 0 && rename(tmp, img) < 0)

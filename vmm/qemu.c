@@ -6,6 +6,7 @@
  * Guest RAM is a shared file in /dev/shm so that live fork can map it later. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -13,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <jansson.h>
@@ -388,6 +390,37 @@ static void channels_remove(const struct vmm_inst *vm)
 	close(dfd);
 }
 
+/* The QMP and agent channels, QEMU's listening ends left in qsv[1] and
+ * asv[1] for its spawn, ours connected in q, and the reader thread's note
+ * pair (vm->ctl_fd). What is left open on failure, close_pairs closes. */
+static int channels_make(struct vmm_inst *vm, struct qemu_vm *q, int qsv[2], int asv[2],
+			 struct err *e)
+{
+	int nsv[2], r;
+	if ((r = channel_listen(vm, QMP_SOCK, &qsv[1], &qsv[0], e)) < 0 ||
+	    (r = channel_listen(vm, AGENT_SOCK, &asv[1], &asv[0], e)) < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0)
+		return err_set(e, -errno, "socketpair: %s", strerror(errno));
+	q->qmp.fd = qsv[0];
+	q->agent_fd = asv[0];
+	q->note_wr = nsv[1];
+	vm->ctl_fd = nsv[0];
+	qsv[0] = asv[0] = -1;
+	return 0;
+}
+
+static void close_pairs(int qsv[2], int asv[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (qsv[i] >= 0)
+			close(qsv[i]);
+		if (asv[i] >= 0)
+			close(asv[i]);
+		qsv[i] = asv[i] = -1;
+	}
+}
+
 /* What a restarted daemon needs to know about the running VM. */
 static void save_run_facts(const struct vmm_inst *vm, const struct qemu_vm *q)
 {
@@ -540,8 +573,11 @@ static void qvm_put(struct qemu_vm *q)
 	free(q);
 }
 
+static void spares_drop(const struct qemu_vm *owner, const char *layer);
+
 /* Ends one run, after QEMU is gone (or was never started): the reader thread
- * stops (exec readers see EOF) and the guest RAM file goes. */
+ * stops (exec readers see EOF), the guest RAM file goes, and so do the
+ * spares that waited for its next fork. */
 static void qvm_detach(struct vmm_inst *vm)
 {
 	pthread_mutex_lock(&priv_lock);
@@ -550,6 +586,7 @@ static void qvm_detach(struct vmm_inst *vm)
 	pthread_mutex_unlock(&priv_lock);
 	if (!q)
 		return;
+	spares_drop(q, NULL);
 	qagent_stop_reader(q);
 	channels_remove(vm);
 	if (q->shm_path[0] && unlink(q->shm_path) < 0 && errno != ENOENT)
@@ -747,9 +784,435 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 	return r;
 }
 
+/* --- spares: QEMUs started ahead for a forked VM's next fork ---
+ * A spare is a fork child's command line with neutral paths (its own dir
+ * under spares_dir, its own RAM file, all holes), started with -incoming
+ * defer, its QMP handshake done and x-ignore-shared set. The parent's next
+ * fork copies its RAM into the spare's RAM file in place: the spare maps it
+ * private and has not written it (QEMU writes no guest RAM while it waits
+ * for an incoming migration), so it sees the frozen image, exactly as a
+ * child started after the copy would. The file is then renamed to the
+ * layer's RAM, and the child's start takes the spare: its files move into
+ * the child's dir, its process into the child's cgroup, and only
+ * migrate-incoming and cont remain. A spare serves one layer, of a machine
+ * of the same shape (shape_key); the parent's end, the layer's removal and
+ * the daemon's exit end it; a restarted daemon kills what a dead one left
+ * (spare.json in its dir). VMs with a network device get none: their TAP
+ * is made for the child, at its start. */
+enum spare_state { SPARE_STARTING, SPARE_READY, SPARE_BOUND };
+
+struct spare {
+	enum spare_state st;
+	bool dead; /* unwanted while it started: the starter ends it */
+	const struct qemu_vm *owner; /* the parent's run it waits for (not BOUND) */
+	char parent[SBX_NAME_MAX + 1]; /* for the log */
+	char layer[PATH_MAX]; /* BOUND: the snapshot dir whose RAM it maps */
+	char key[PATH_MAX * 2 + 64];
+	char ram[PATH_MAX]; /* its RAM file; "" once it is the layer's */
+	unsigned mem_mib, vcpus;
+	bool vserial;
+	struct vmm_inst vm; /* its own name (spare-...), dir, pid and pidfd */
+	struct qemu_vm *q;
+	struct spare *next;
+};
+
+static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spare *spares;
+static _Atomic uint64_t spare_seq;
+#define SPARE_RECORD "spare.json"
+
+/* What must match between a spare and the child it serves: what QEMU was
+ * started with, paths aside. */
+static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, const struct guest_files *g,
+		      char *out, size_t cap)
+{
+	snprintf(out, cap, "%u %u %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
+		 hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd);
+}
+
+static void spare_ram_path(const char *name, char *out, size_t cap)
+{
+	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, name);
+}
+
+/* Ends a spare out of the list: its QEMU killed and reaped, its files gone. */
+static void spare_free(struct spare *sp)
+{
+	if (sp->vm.pidfd >= 0) {
+		pidfd_signal(sp->vm.pidfd, SIGKILL);
+		waitid(P_PIDFD, (id_t)sp->vm.pidfd, NULL, WEXITED);
+		close(sp->vm.pidfd);
+	}
+	if (sp->vm.ctl_fd >= 0)
+		close(sp->vm.ctl_fd);
+	if (sp->q)
+		qvm_put(sp->q);
+	if (sp->ram[0])
+		unlink(sp->ram);
+	rm_rf(sp->vm.dir);
+	free(sp);
+}
+
+/* Spares of owner's run (not bound), of the layer dir, or every one
+ * (both NULL) leave the list and end; one still starting ends when it is up. */
+static void spares_drop(const struct qemu_vm *owner, const char *layer)
+{
+	struct spare *gone = NULL;
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare **p = &spares; *p;) {
+		struct spare *sp = *p;
+		bool match = owner   ? sp->owner == owner && sp->st != SPARE_BOUND
+			     : layer ? sp->st == SPARE_BOUND && strcmp(sp->layer, layer) == 0
+				     : true;
+		if (match && sp->st == SPARE_STARTING)
+			sp->dead = true;
+		if (!match || sp->st == SPARE_STARTING) {
+			p = &sp->next;
+			continue;
+		}
+		*p = sp->next;
+		sp->next = gone;
+		gone = sp;
+	}
+	pthread_mutex_unlock(&spares_lock);
+	while (gone) {
+		struct spare *next = gone->next;
+		spare_free(gone);
+		gone = next;
+	}
+}
+
+/* Takes the first spare that matches out of the list (NULL: none). */
+static struct spare *spare_take(const struct qemu_vm *owner, const char *layer)
+{
+	pthread_mutex_lock(&spares_lock);
+	struct spare *sp = NULL;
+	for (struct spare **p = &spares; *p; p = &(*p)->next) {
+		struct spare *s = *p;
+		if (s->dead || (owner ? s->owner != owner || s->st != SPARE_READY
+				      : s->st != SPARE_BOUND || strcmp(s->layer, layer) != 0))
+			continue;
+		*p = s->next;
+		sp = s;
+		break;
+	}
+	pthread_mutex_unlock(&spares_lock);
+	return sp;
+}
+
+static void spare_list(struct spare *sp)
+{
+	pthread_mutex_lock(&spares_lock);
+	sp->next = spares;
+	spares = sp;
+	pthread_mutex_unlock(&spares_lock);
+}
+
+static void spare_unlist(struct spare *sp)
+{
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare **p = &spares; *p; p = &(*p)->next)
+		if (*p == sp) {
+			*p = sp->next;
+			break;
+		}
+	pthread_mutex_unlock(&spares_lock);
+}
+
+/* The spare's pid, for a restarted daemon to kill (vmm_qemu_spares_sweep). */
+static int spare_record(const struct spare *sp, struct err *e)
+{
+	char p[PATH_MAX + 16], text[96];
+	snprintf(p, sizeof(p), "%s/%s", sp->vm.dir, SPARE_RECORD);
+	int n = snprintf(text, sizeof(text), "{\"pid\":%d,\"start\":%" PRIu64 "}", (int)sp->vm.pid,
+			 sp->vm.pid_start);
+	int r = write_file_atomic(p, text, (size_t)n, false);
+	return r < 0 ? err_set(e, r, "cannot write %s: %s", p, strerror(-r)) : 0;
+}
+
+static int spare_spawn(struct spare *sp, struct err *e)
+{
+	struct vmm_inst *vm = &sp->vm;
+	struct guest_files g;
+	struct args a = {.n = 0};
+	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, r;
+	if ((r = find_guest_files(vm, &g, e)) < 0)
+		return r;
+	if ((r = mkdir_p(vm->dir, 0700)) < 0)
+		return err_set(e, r, "cannot create %s: %s", vm->dir, strerror(-r));
+	int fd = open(sp->ram, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)sp->mem_mib << 20) < 0) {
+		r = err_set(e, -errno, "cannot create %s: %s", sp->ram, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	close(fd);
+	struct qemu_vm *q = sp->q = qvm_new();
+	if (!q)
+		return err_set(e, -ENOMEM, "out of memory");
+	q->mem_mib = sp->mem_mib;
+	q->vcpus = sp->vcpus;
+	q->vserial = sp->vserial;
+	snprintf(q->ram_path, sizeof(q->ram_path), "%s", sp->ram);
+	if ((r = channels_make(vm, q, qsv, asv, e)) < 0)
+		goto out;
+	build_args(vm, q, &g, true, &a);
+	pid_t pid = spawn_qemu(vm, &a, qsv[1], asv[1], -1);
+	if (pid < 0) {
+		r = err_set(e, pid, "cannot start %s: %s", hf.qemu, strerror(-pid));
+		goto out;
+	}
+	vm->pid = pid;
+	vm->pid_start = vmm_pid_start(pid);
+	if ((r = spare_record(sp, e)) < 0 ||
+	    (r = qmp_handshake(&q->qmp, QMP_READY_TIMEOUT_MS, e)) < 0 ||
+	    (r = qmp_set_ignore_shared(&q->qmp, true, e)) < 0)
+		goto out;
+out:
+	close_pairs(qsv, asv);
+	args_free(&a);
+	return r;
+}
+
+static void *spare_main(void *arg)
+{
+	struct spare *sp = arg;
+	struct err e = {0};
+	uint64_t t0 = now_usec();
+	int r = spare_spawn(sp, &e);
+	pthread_mutex_lock(&spares_lock);
+	bool keep = r == 0 && !sp->dead;
+	if (keep)
+		sp->st = SPARE_READY;
+	pthread_mutex_unlock(&spares_lock);
+	if (r < 0)
+		log_warn("sandbox %s: a QEMU started ahead for its next fork failed: %s", sp->parent,
+			 e.msg);
+	else
+		log_debug("sandbox %s: %s (pid %d) waits for its next fork, up in %" PRIu64 " us",
+			  sp->parent, sp->vm.name, (int)sp->vm.pid, now_usec() - t0);
+	if (!keep) {
+		spare_unlist(sp);
+		spare_free(sp);
+	}
+	return NULL;
+}
+
+/* After a fork of the running VM: starts spares in the background until
+ * --qemu-spares of them wait for its next one. */
+static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
+{
+	const struct vmm_host *h = vmm_host();
+	struct guest_files g;
+	if (!h->qemu_spares || !h->spares_dir[0] || pq->nic || !pq->ram_shared ||
+	    find_guest_files(pvm, &g, NULL) < 0)
+		return;
+	unsigned have = 0;
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare *sp = spares; sp; sp = sp->next)
+		have += sp->owner == pq && !sp->dead && sp->st != SPARE_BOUND;
+	pthread_mutex_unlock(&spares_lock);
+	for (; have < h->qemu_spares; have++) {
+		struct spare *sp = calloc(1, sizeof(*sp));
+		if (!sp)
+			return;
+		vmm_inst_init(&sp->vm);
+		sp->owner = pq;
+		sp->mem_mib = pq->mem_mib;
+		sp->vcpus = pq->vcpus;
+		sp->vserial = pq->vserial;
+		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, &g, sp->key, sizeof(sp->key));
+		snprintf(sp->parent, sizeof(sp->parent), "%s", pvm->name);
+		snprintf(sp->vm.name, sizeof(sp->vm.name), "spare-%" PRIx64 "-%" PRIu64, wall_usec(),
+			 atomic_fetch_add(&spare_seq, 1));
+		snprintf(sp->vm.dir, sizeof(sp->vm.dir), "%s/%s", h->spares_dir, sp->vm.name);
+		snprintf(sp->vm.image_dir, sizeof(sp->vm.image_dir), "%s", pvm->image_dir);
+		spare_ram_path(sp->vm.name, sp->ram, sizeof(sp->ram));
+		spare_list(sp);
+		pthread_t th;
+		pthread_attr_t at;
+		pthread_attr_init(&at);
+		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+		int r = pthread_create(&th, &at, spare_main, sp);
+		pthread_attr_destroy(&at);
+		if (r != 0) {
+			log_warn("sandbox %s: cannot start a thread for a spare QEMU: %s", pvm->name,
+				 strerror(r));
+			spare_unlist(sp);
+			sp->ram[0] = '\0'; /* not made */
+			spare_free(sp);
+			return;
+		}
+	}
+}
+
+/* In a fork's checkpoint: the parent's RAM goes into a waiting spare's RAM
+ * file, which becomes the layer's (layer_ram); false when there was no
+ * spare, or it could not take it (the caller copies as usual). */
+static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const char *layer_ram)
+{
+	struct spare *sp = spare_take(pq, NULL);
+	if (!sp)
+		return false;
+	struct err e = {0};
+	int r = 0;
+	if (wait_exit(sp->vm.pidfd, 0) != 0)
+		r = err_set(&e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
+	else if ((r = vmm_copy_sparse(pq->ram_path, sp->ram, true, &e)) == 0 &&
+		 rename(sp->ram, layer_ram) < 0)
+		r = err_set(&e, -errno, "cannot rename %s: %s", sp->ram, strerror(errno));
+	if (r < 0) {
+		log_warn("sandbox %s: its spare QEMU cannot serve this fork: %s", sp->parent, e.msg);
+		spare_free(sp);
+		return false;
+	}
+	sp->ram[0] = '\0';
+	snprintf(sp->layer, sizeof(sp->layer), "%s", layer_dir);
+	sp->owner = NULL;
+	sp->st = SPARE_BOUND;
+	spare_list(sp);
+	return true;
+}
+
+/* A fork child's start: the spare bound to its layer, moved into the child
+ * (files, cgroup, fds, process) so that only the restore is left; 0, or
+ * -errno with the spare ended and nothing of the child changed but its
+ * console log (the caller starts it cold). */
+static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_src *src,
+		       const char *key, struct err *e)
+{
+	struct spare *sp = spare_take(NULL, src->dir);
+	if (!sp)
+		return err_set(e, -ENOENT, "no spare");
+	char p[PATH_MAX + 16];
+	int r = 0;
+	_cleanup_close_ int sfd = open(sp->vm.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	const char *files[] = {"console.log", QMP_SOCK, AGENT_SOCK};
+	if (strcmp(sp->key, key) != 0)
+		r = err_set(e, -ESTALE, "the spare is of another machine (%s, not %s)", sp->key, key);
+	else if (wait_exit(sp->vm.pidfd, 0) != 0)
+		r = err_set(e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
+	else if (sfd < 0 || dfd < 0)
+		r = err_set(e, -errno, "cannot open %s or %s: %s", sp->vm.dir, vm->dir, strerror(errno));
+	for (size_t i = 0; r == 0 && i < ARRAY_SIZE(files); i++)
+		if (renameat(sfd, files[i], dfd, files[i]) < 0)
+			r = err_set(e, -errno, "cannot move %s/%s: %s", sp->vm.dir, files[i],
+				    strerror(errno));
+	if (r == 0)
+		r = cg_attach(&vm->cg, sp->vm.pid, e);
+	if (r < 0) {
+		spare_free(sp);
+		return r;
+	}
+	/* The child's from here: no sweep of a restarted daemon kills it. */
+	snprintf(p, sizeof(p), "%s/%s", sp->vm.dir, SPARE_RECORD);
+	unlink(p);
+	struct qemu_vm *sq = sp->q;
+	q->qmp.fd = sq->qmp.fd;
+	q->qmp.len = sq->qmp.len;
+	memcpy(q->qmp.buf, sq->qmp.buf, sq->qmp.len);
+	q->qmp.next_id = sq->qmp.next_id;
+	q->agent_fd = sq->agent_fd;
+	q->note_wr = sq->note_wr;
+	sq->qmp.fd = sq->agent_fd = sq->note_wr = -1;
+	vm->ctl_fd = sp->vm.ctl_fd;
+	vm->pidfd = sp->vm.pidfd;
+	vm->pid = sp->vm.pid;
+	vm->pid_start = sp->vm.pid_start;
+	q->pidfd = fcntl(vm->pidfd, F_DUPFD_CLOEXEC, 0);
+	sp->vm.ctl_fd = sp->vm.pidfd = -1;
+	log_debug("sandbox %s: takes %s (pid %d), started ahead for a fork of %s", vm->name,
+		  sp->vm.name, (int)vm->pid, sp->parent);
+	spare_free(sp);
+	return 0;
+}
+
+void vmm_qemu_spares_drop_layer(const char *dir) { spares_drop(NULL, dir); }
+
+/* Daemon exit: every spare ends, those still starting once they are up. */
+void vmm_qemu_spares_end(void)
+{
+	for (int i = 0; i < (QMP_READY_TIMEOUT_MS + 5000) / 10; i++) {
+		spares_drop(NULL, NULL);
+		pthread_mutex_lock(&spares_lock);
+		bool left = spares != NULL;
+		pthread_mutex_unlock(&spares_lock);
+		if (!left)
+			return;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	log_warn("qemu: a spare QEMU was still starting at exit; the next daemon kills it");
+}
+
+/* Start-up: what a dead daemon left in spares_dir: its QEMU (pid, start time
+ * and comm checked) killed, its files removed. Before any sandbox starts. */
+void vmm_qemu_spares_sweep(void)
+{
+	const char *dir = vmm_host()->spares_dir;
+	if (!dir[0] || mkdir_p(dir, 0700) < 0)
+		return;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "spare-", 6) != 0)
+			continue;
+		struct vmm_inst vm;
+		char p[PATH_MAX + 300], ram[PATH_MAX];
+		vmm_inst_init(&vm);
+		snprintf(vm.dir, sizeof(vm.dir), "%s/%s", dir, de->d_name);
+		snprintf(p, sizeof(p), "%s/%s", vm.dir, SPARE_RECORD);
+		json_t *o = json_load_file(p, 0, NULL);
+		json_int_t pid = 0, start = 0;
+		if (o && json_unpack(o, "{s:I, s:I}", "pid", &pid, "start", &start) == 0 && pid > 0) {
+			vm.pid = (pid_t)pid;
+			vm.pid_start = (uint64_t)start;
+			int fd = vmm_pin_pid(&vm, "qemu-system", NULL);
+			if (fd >= 0) {
+				log_info("qemu: killing %s (pid %d), a spare a dead daemon left",
+					 de->d_name, (int)vm.pid);
+				pidfd_signal(fd, SIGKILL);
+				wait_exit(fd, 5000);
+				close(fd);
+			}
+		}
+		json_decref(o);
+		spare_ram_path(de->d_name, ram, sizeof(ram));
+		unlink(ram);
+		rm_rf(vm.dir);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int qemu_show(struct vmm_inst *vm, struct buf *b)
+{
+	struct qemu_vm *q = qvm_get(vm);
+	unsigned ready = 0, starting = 0;
+	char pids[256] = "";
+	size_t o = 0;
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare *sp = spares; q && sp; sp = sp->next) {
+		if (sp->owner != q || sp->dead || sp->st == SPARE_BOUND)
+			continue;
+		starting += sp->st == SPARE_STARTING;
+		ready += sp->st == SPARE_READY;
+		if (sp->st == SPARE_READY && o + 16 < sizeof(pids))
+			o += (size_t)snprintf(pids + o, sizeof(pids) - o, "%s%d", o ? "," : "",
+					      (int)sp->vm.pid);
+	}
+	pthread_mutex_unlock(&spares_lock);
+	if (q)
+		qvm_put(q);
+	return buf_printf(b, "fork_spares_ready %u\nfork_spares_starting %u\nfork_spare_pids %s\n",
+			  ready, starting, pids[0] ? pids : "-");
+}
+
 static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 {
-	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, nsv[2] = {-1, -1}, r;
+	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, r;
 	unsigned mem_mib = 0, vcpus = 0;
 	struct guest_files g;
 	struct snap_src src;
@@ -790,20 +1253,31 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	cg_fd = cg_open_fd(&vm->cg);
 	t->cgroup_usec = now_usec() - t0;
 
+	uint64_t t1 = now_usec(), t2, t3;
+	pid_t pid;
+	if (src.ram[0] && !src.standby && !q->nic) { /* a fork's child: a QEMU started ahead? */
+		char key[sizeof(((struct spare *)0)->key)];
+		struct err se = {0};
+		shape_key(mem_mib, vcpus, q->vserial, &g, key, sizeof(key));
+		int sr = spare_adopt(vm, q, &src, key, &se);
+		if (sr == 0) {
+			snprintf(q->ram_path, sizeof(q->ram_path), "%s", src.ram);
+			q->ram_shared = false;
+			t->fork_start = "ahead";
+			pid = vm->pid;
+			t2 = t3 = now_usec();
+			note_phase(t, "claim", t3 - t1);
+			goto restore;
+		}
+		if (sr != -ENOENT)
+			log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, se.msg);
+	}
+	if (src.dir[0] && !src.standby)
+		t->fork_start = "cold";
 	/* QEMU's ends listen in the state dir, so that a restarted daemon finds
 	 * them; ours are connected before QEMU starts (queued in the backlog). */
-	if ((r = channel_listen(vm, QMP_SOCK, &qsv[1], &qsv[0], e)) < 0 ||
-	    (r = channel_listen(vm, AGENT_SOCK, &asv[1], &asv[0], e)) < 0)
+	if ((r = channels_make(vm, q, qsv, asv, e)) < 0)
 		goto fail;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, nsv) < 0) {
-		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
-		goto fail;
-	}
-	q->qmp.fd = qsv[0];
-	q->agent_fd = asv[0];
-	q->note_wr = nsv[1];
-	vm->ctl_fd = nsv[0];
-	qsv[0] = asv[0] = nsv[0] = nsv[1] = -1;
 	if (src.ram[0]) { /* a fork's child: the snapshot's frozen RAM, copy-on-write */
 		snprintf(q->ram_path, sizeof(q->ram_path), "%s", src.ram);
 		q->ram_shared = false;
@@ -815,8 +1289,8 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	}
 	build_args(vm, q, &g, src.dir[0] != 0, &a);
 
-	uint64_t t1 = now_usec();
-	pid_t pid = spawn_qemu(vm, &a, qsv[1], asv[1], cg_fd);
+	t1 = now_usec();
+	pid = spawn_qemu(vm, &a, qsv[1], asv[1], cg_fd);
 	args_free(&a);
 	close(qsv[1]);
 	close(asv[1]);
@@ -829,7 +1303,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	vm->pid = pid;
 	vm->pid_start = vmm_pid_start(pid);
 	q->pidfd = fcntl(vm->pidfd, F_DUPFD_CLOEXEC, 0);
-	uint64_t t2 = now_usec();
+	t2 = now_usec();
 	t->spawn_usec = t2 - t1;
 	note_phase(t, "vmm_spawn", t->spawn_usec);
 	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
@@ -837,8 +1311,9 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 
 	if ((r = qmp_handshake(&q->qmp, QMP_READY_TIMEOUT_MS, e)) < 0)
 		goto fail_kill;
-	uint64_t t3 = now_usec();
+	t3 = now_usec();
 	note_phase(t, "qmp", t3 - t2);
+restore:
 	if (src.dir[0])
 		r = restore_vm(vm, q, &src, e);
 	else
@@ -883,12 +1358,7 @@ fail_kill:;
 	}
 fail:
 	nic_close(vm);
-	for (int i = 0; i < 2; i++) {
-		int fds[] = {qsv[i], asv[i], nsv[i]};
-		for (size_t j = 0; j < ARRAY_SIZE(fds); j++)
-			if (fds[j] >= 0)
-				close(fds[j]);
-	}
+	close_pairs(qsv, asv);
 	args_free(&a);
 	qvm_detach(vm);
 	if (vm->pidfd >= 0)
@@ -1015,8 +1485,8 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 		vmm_layer_ram_path(id, ram, sizeof(ram));
 	if (r == 0)
 		r = save_vm(q, dest_dir, q->ram_shared, ram, e);
-	if (r == 0 && ram[0])
-		r = vmm_copy_sparse(q->ram_path, ram, e);
+	if (r == 0 && ram[0] && !(t->fork && spare_bind(q, dest_dir, ram)))
+		r = vmm_copy_sparse(q->ram_path, ram, false, e);
 	uint64_t t2 = now_usec();
 	struct err ce = {0};
 	if (!frozen && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0) {
@@ -1028,6 +1498,8 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	t->copy_usec = t2 - t1;
 	if (r < 0)
 		vmm_remove_layer(dest_dir);
+	else if (t->fork)
+		spares_refill(vm, q);
 	qvm_put(q);
 	return r;
 }
@@ -1226,4 +1698,5 @@ const struct vmm_ops vmm_qemu_ops = {
 	.job_attach = qemu_job_attach,
 	.event = qemu_event,
 	.describe = qemu_describe,
+	.show = qemu_show,
 };

@@ -24,7 +24,10 @@ int vmm_host_init(const struct vmm_host *h, struct err *e)
 	if (access(host.init_path, X_OK) < 0)
 		return err_set(e, -errno, "cannot run %s: %s", host.init_path, strerror(errno));
 	vmm_ns_probe();
-	return cg_host_init(e);
+	int r = cg_host_init(e);
+	if (r == 0)
+		vmm_qemu_spares_sweep();
+	return r;
 }
 
 const struct vmm_host *vmm_host(void) { return &host; }
@@ -154,6 +157,7 @@ int vmm_remove_layer(const char *dir)
 {
 	char d[PATH_MAX], ram[PATH_MAX + 64];
 	snprintf(d, sizeof(d), "%s", dir);
+	vmm_qemu_spares_drop_layer(dir);
 	vmm_layer_ram_path(basename(d), ram, sizeof(ram));
 	if (unlink(ram) < 0 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", ram, strerror(errno));

@@ -83,6 +83,12 @@ struct vmm_timing {
 	uint64_t freeze_usec; /* checkpoint: the window the source was frozen */
 	uint64_t copy_usec;   /* checkpoint: capturing its state */
 	uint64_t restore_usec; /* start: restoring a saved machine (fork child, standby) */
+	/* checkpoint, in: it serves a fork's children now (not a named snapshot),
+	 * so a backend may hand it a process started ahead (qemu's spares). */
+	bool fork;
+	/* start, out: how a fork's child got its process: "ahead" (one started
+	 * before the fork, waiting) or "cold"; NULL when the backend has no such choice. */
+	const char *fork_start;
 	/* Backend-specific phases, shown in stats as create_<key>_usec. */
 	struct {
 		const char *key;
@@ -198,6 +204,8 @@ struct vmm_ops {
 	int (*event)(struct vmm_inst *vm, struct vmm_event *ev);
 	/* Host-wide facts for /sbx/stats (`key value` lines), e.g. KVM or TCG. */
 	int (*describe)(struct buf *b);
+	/* The sandbox's own backend facts for its stats (`key value` lines); may be NULL. */
+	int (*show)(struct vmm_inst *vm, struct buf *b);
 	/* Gives a running sandbox a new name inside (its hostname) and in vm->name:
 	 * a warm pool's member claimed by a create. NULL: the backend's sandboxes
 	 * cannot be pooled. */
@@ -211,6 +219,8 @@ struct vmm_host {
 	char layers_dir[PATH_MAX]; /* immutable layers made by checkpoints */
 	char disks_dir[PATH_MAX];  /* formatted disk images, one per size (disk.c) */
 	char image_layers_dir[PATH_MAX]; /* imported images' layers (engine/images.c) */
+	char spares_dir[PATH_MAX]; /* qemu: QEMUs started ahead for forks; "": none */
+	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 
 int vmm_host_init(const struct vmm_host *h, struct err *e);
@@ -238,6 +248,12 @@ extern const struct vmm_ops vmm_qemu_ops;
  * of probe_ran no_device probe_failed probe_timeout asked_tcg) and the
  * reason's sentence in the log. */
 int vmm_qemu_accel_init(const char *mode, struct err *e);
+/* The qemu backend's spares (QEMUs started ahead, waiting for a fork):
+ * at start-up, those a dead daemon left are killed and their files removed;
+ * at exit, every spare is; when a layer goes, the spare that maps its RAM. */
+void vmm_qemu_spares_sweep(void);
+void vmm_qemu_spares_end(void);
+void vmm_qemu_spares_drop_layer(const char *dir);
 
 struct clone_args;
 /* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must
@@ -277,8 +293,9 @@ int vmm_copy_tree(const char *src, const char *dst, const char *what, uint64_t m
  * check as vmm_copy_tree; on failure dst is half-merged (the caller's to remove). */
 int vmm_merge_layer(const char *src, const char *dst, struct err *e);
 /* Copies a file's data extents only (guest RAM images), once the room for
- * its blocks is checked; dst must not exist. */
-int vmm_copy_sparse(const char *src, const char *dst, struct err *e);
+ * its blocks is checked; dst must not exist, unless into: then dst is an
+ * existing file, all holes (a spare's RAM file), written in place. */
+int vmm_copy_sparse(const char *src, const char *dst, bool into, struct err *e);
 /* Removes path and everything under it, fd-relative (no PATH_MAX limit, no
  * recursion), never leaving its filesystem; 0 when it is not there. */
 int vmm_remove_tree(const char *path);

@@ -48,6 +48,8 @@ void vmm_ns_probe(void) { abort(); }
 int cg_host_init(struct err *e) { abort(); }
 int cg_destroy(struct cg *cg) { abort(); }
 int vmm_trash(const char *path, struct err *e) { abort(); }
+void vmm_qemu_spares_sweep(void) { abort(); }
+void vmm_qemu_spares_drop_layer(const char *dir) { abort(); }
 
 #define SENT_ID 0x5a5a5a5a5a5a5a5aull
 #define SENT_INT 0x5a5a5a5a
