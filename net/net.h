@@ -157,10 +157,11 @@ int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, 
  * program held that daemon's maps): replaces the ingress filter and the
  * egress one. -ENODEV when id->host_if is absent. */
 int net_policy_reattach(const struct net_ident *id, struct err *e);
-/* Loads the filter's program for id (the ingress one, or with egress the
- * replies one) and returns its fd, attached nowhere: for tests and
- * benchmarks (BPF_PROG_TEST_RUN). */
-int net_filter_load(const struct net_ident *id, bool egress, struct err *e);
+/* The filter's program (the ingress one, or with egress the replies one)
+ * with id as the identity of port ifindex, attached nowhere: for tests and
+ * benchmarks (BPF_PROG_TEST_RUN runs packets on the loopback, ifindex 1).
+ * Returns its fd. */
+int net_filter_load(const struct net_ident *id, int ifindex, bool egress, struct err *e);
 
 /* ---- traffic shaping (shape.c) ---- */
 

@@ -51,6 +51,15 @@ struct net_policy_maps {
 };
 const struct net_policy_maps *net_policy_maps(void);
 
+/* bpf(2): a map (an fd, or -errno), an operation on one (0 or -errno). */
+int nl_bpf_map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, uint32_t flags,
+		      const char *name);
+int nl_bpf_map_op(int cmd, int fd, const void *key, const void *value);
+/* The filter's programs are made again at the next attach (the policy's maps
+ * changed); a port's identity entry goes (its device is being deleted). */
+void nl_spoof_forget(void);
+void nl_spoof_detach(int ifindex);
+
 /* Deletes link name; -ENODEV when absent. */
 int nl_link_del(struct nl *nl, const char *name);
 

@@ -54,7 +54,7 @@ static struct net_policy_maps maps = { -1, -1, -1, true };
 const struct net_policy_maps *net_policy_maps(void) { return &maps; }
 bool net_policy_enabled(void) { return maps.rules >= 0; }
 
-static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, uint32_t flags,
+int nl_bpf_map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max, uint32_t flags,
 		      const char *name)
 {
 	union bpf_attr a;
@@ -69,7 +69,7 @@ static int map_create(uint32_t type, uint32_t key, uint32_t value, uint32_t max,
 	return fd < 0 ? -errno : fd;
 }
 
-static int map_op(int cmd, int fd, const void *key, const void *value)
+int nl_bpf_map_op(int cmd, int fd, const void *key, const void *value)
 {
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
@@ -84,7 +84,7 @@ static int internal_add(struct in_addr ip, uint8_t plen)
 {
 	struct internal_key k = { plen, ip.s_addr };
 	uint32_t one = 1;
-	return map_op(BPF_MAP_UPDATE_ELEM, maps.internal, &k, &one);
+	return nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, maps.internal, &k, &one);
 }
 
 int net_policy_refresh_local(struct err *e)
@@ -107,6 +107,7 @@ int net_policy_refresh_local(struct err *e)
 
 void net_policy_fini(void)
 {
+	nl_spoof_forget(); /* the filter's programs hold these maps */
 	int *fds[] = { &maps.rules, &maps.internal, &maps.flows };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (*fds[i] >= 0) {
@@ -128,16 +129,16 @@ int net_policy_init(const char *subnet, bool egress_allow, struct err *e)
 		*slash = '\0';
 	if (inet_pton(AF_INET, net, &sub) != 1 || plen > 32)
 		return err_set(e, -EINVAL, "subnet %s is not a CIDR", subnet);
-	int r = map_create(BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rule_key), 4, RULES_MAX,
+	int r = nl_bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rule_key), 4, RULES_MAX,
 			   BPF_F_NO_PREALLOC, "sbx_rules");
 	if (r >= 0) {
 		maps.rules = r;
-		r = map_create(BPF_MAP_TYPE_LPM_TRIE, sizeof(struct internal_key), 4, INTERNAL_MAX,
+		r = nl_bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, sizeof(struct internal_key), 4, INTERNAL_MAX,
 			       BPF_F_NO_PREALLOC, "sbx_internal");
 	}
 	if (r >= 0) {
 		maps.internal = r;
-		r = map_create(BPF_MAP_TYPE_LRU_HASH, 16, 4, FLOWS_MAX, 0, "sbx_flows");
+		r = nl_bpf_map_create(BPF_MAP_TYPE_LRU_HASH, 16, 4, FLOWS_MAX, 0, "sbx_flows");
 	}
 	if (r < 0) {
 		net_policy_fini();
@@ -185,8 +186,8 @@ int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, 
 		k.plen = 64u + (r->kind == NET_RULE_SANDBOX ? 32u : r->plen);
 	}
 	uint32_t v = r->allow;
-	int ret = add ? map_op(BPF_MAP_UPDATE_ELEM, maps.rules, &k, &v)
-		      : map_op(BPF_MAP_DELETE_ELEM, maps.rules, &k, NULL);
+	int ret = add ? nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, maps.rules, &k, &v)
+		      : nl_bpf_map_op(BPF_MAP_DELETE_ELEM, maps.rules, &k, NULL);
 	if (ret == -ENOENT && !add)
 		ret = 0;
 	if (ret < 0) {

@@ -414,6 +414,9 @@ int net_veth_teardown(const struct net_ident *id, struct err *e)
 	int ret = nl_new(&nl, e);
 	if (ret < 0)
 		return ret;
+	int ifindex = (int)if_nametoindex(id->host_if);
+	if (ifindex)
+		nl_spoof_detach(ifindex);
 	ret = nl_link_del(nl, id->host_if);
 	if (ret < 0 && ret != -ENODEV)
 		return err_set(e, ret, "%s: cannot delete %s: %s%s", id->sbx, id->host_if,

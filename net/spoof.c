@@ -1,7 +1,10 @@
 /* Anti-spoofing and network policy on the bridge: a small eBPF program,
- * assembled here with the sandbox's MAC and IP as immediates, attached with
- * cls_bpf in direct-action mode to the clsact ingress of the host end of its
- * veth (what the sandbox sends). Needs only cls_bpf and clsact, which kernels
+ * assembled and loaded once per daemon (and policy), attached with cls_bpf in
+ * direct-action mode to the clsact ingress of the host end of every
+ * sandbox's veth or TAP (what the sandbox sends). The port's identity (MAC,
+ * IP, host number, gateway) is an entry of one hash map keyed by the port's
+ * ifindex, written at attach: a create pays a map update and two filters,
+ * not a verifier run; a frame on a port without an entry is dropped. Needs only cls_bpf and clsact, which kernels
  * without flower, gact or ebtables still have, and no compiler at run time.
  * With policy on (policy.c), the IPv4 path goes on to the policy's maps, and
  * a second program on the clsact egress (what the sandbox receives) records
@@ -11,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/pkt_cls.h>
@@ -19,8 +23,11 @@
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #define INSN(c, d, s, o, i) \
 	((struct bpf_insn){ .code = (c), .dst_reg = (d), .src_reg = (s), .off = (o), .imm = (i) })
@@ -44,6 +51,30 @@
 #define ST(sz, o, i) INSN(BPF_ST | (sz) | BPF_MEM, BPF_REG_10, 0, o, i)
 #define STX(sz, o, s) INSN(BPF_STX | (sz) | BPF_MEM, BPF_REG_10, s, o, 0)
 #define CALL(f) INSN(BPF_JMP | BPF_CALL, 0, 0, 0, f)
+#define JNE32_REG(d, s) INSN(BPF_JMP32 | BPF_JNE | BPF_X, d, s, 0, 0)
+
+/* A port's identity, the value of the identity map (key: its ifindex). The
+ * programs read it through r6; offsets below. */
+struct port_ident {
+	uint8_t mac[6];
+	uint16_t pad;
+	uint32_t ip;      /* network order */
+	uint32_t host;    /* the rule map's host number */
+	uint32_t gateway; /* network order */
+};
+#define ID_MAC 0
+#define ID_IP 8
+#define ID_HOST 12
+#define ID_GW 16
+#define IDENT_MAX 65536
+
+/* The programs and the identity map, made at the first attach; the programs
+ * again after net_policy_init or _fini (they hold the policy's maps). */
+static struct {
+	pthread_mutex_t lock;
+	int ident, in, eg;
+	bool loaded;
+} filt = {PTHREAD_MUTEX_INITIALIZER, -1, -1, -1, false};
 
 enum {
 	L_DROP, L_PASS, L_IPV4, L_ARP, L_POLICY, L_L4, L_NOL4, L_C2, L_C3, L_RULE, L_NORULE,
@@ -106,13 +137,33 @@ static int32_t raw(const void *p, size_t n)
 	return (int32_t)v;
 }
 
-/* Drops unless [r2+off, r2+off+6) is mac. */
-static void check_mac(struct prog *p, int off, const uint8_t mac[6])
+/* Drops unless the packet's [r2+off, r2+off+n) is the port's [r6+id_off, +n)
+ * (n 4 or 6). */
+static void check_ident(struct prog *p, int off, int id_off, int n)
 {
 	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_2, off));
-	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(mac, 4)), L_DROP);
-	emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, off + 4));
-	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(mac + 4, 2)), L_DROP);
+	emit(p, LDX(BPF_W, BPF_REG_4, BPF_REG_6, id_off));
+	emit_jump(p, JNE32_REG(BPF_REG_5, BPF_REG_4), L_DROP);
+	if (n == 6) {
+		emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, off + 4));
+		emit(p, LDX(BPF_H, BPF_REG_4, BPF_REG_6, id_off + 4));
+		emit_jump(p, JNE32_REG(BPF_REG_5, BPF_REG_4), L_DROP);
+	}
+}
+
+/* The port's identity: r6 = its entry in the identity map (by the packet's
+ * ifindex; none: to `none`), r2 = data, r3 = data_end. r1 is the context. */
+static void load_ident(struct prog *p, int none)
+{
+	emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
+	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_6, offsetof(struct __sk_buff, ifindex)));
+	emit(p, STX(BPF_W, -84, BPF_REG_5));
+	emit_lookup(p, filt.ident, -84);
+	emit_jump(p, JEQ_IMM(BPF_REG_0, 0), none);
+	emit(p, MOV64_REG(BPF_REG_7, BPF_REG_0));
+	emit(p, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, data)));
+	emit(p, LDX(BPF_W, BPF_REG_3, BPF_REG_6, offsetof(struct __sk_buff, data_end)));
+	emit(p, MOV64_REG(BPF_REG_6, BPF_REG_7));
 }
 
 /* Drops unless the packet holds at least len bytes. */
@@ -154,9 +205,10 @@ static void load_l4(struct prog *p, bool dst, int short_label)
 }
 
 /* The flow key at fp-40: {own ip, peer (r7), ports (r8, 0 for ICMP), proto}. */
-static void flow_key(struct prog *p, const struct net_ident *id)
+static void flow_key(struct prog *p)
 {
-	emit(p, ST(BPF_W, -40, raw(&id->ip.s_addr, 4)));
+	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_6, ID_IP));
+	emit(p, STX(BPF_W, -40, BPF_REG_5));
 	emit(p, STX(BPF_W, -36, BPF_REG_7));
 	emit(p, MOV64_REG(BPF_REG_5, BPF_REG_8));
 	emit(p, INSN(BPF_JMP | BPF_JNE | BPF_K, BPF_REG_9, 0, 1, IPPROTO_ICMP));
@@ -167,13 +219,13 @@ static void flow_key(struct prog *p, const struct net_ident *id)
 
 /* The verdict of policy.c's maps for an IPv4 packet the sandbox sends
  * (r2 = data, r3 = data_end, 34 bytes there). */
-static void build_policy(struct prog *p, const struct net_ident *id,
-			 const struct net_policy_maps *m)
+static void build_policy(struct prog *p, const struct net_policy_maps *m)
 {
 	load_l4(p, true, L_DROP);
 	/* The rule key at fp-16: {96, host, proto, 0, port, dst}. */
 	emit(p, ST(BPF_W, -16, 96));
-	emit(p, ST(BPF_W, -12, (int32_t)id->host));
+	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_6, ID_HOST));
+	emit(p, STX(BPF_W, -12, BPF_REG_5));
 	emit(p, STX(BPF_W, -4, BPF_REG_7));
 	emit(p, ST(BPF_W, -8, 0));
 	emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_TCP), L_POLICY);
@@ -202,7 +254,8 @@ static void build_policy(struct prog *p, const struct net_ident *id,
 	emit_lookup(p, m->internal, -24);
 	emit_jump(p, JEQ_IMM(BPF_REG_0, 0), L_OUTSIDE);
 	emit_jump(p, JNE32_IMM(BPF_REG_9, IPPROTO_ICMP), L_REPLY);
-	emit_jump(p, JNE32_IMM(BPF_REG_7, raw(&id->gateway.s_addr, 4)), L_REPLY);
+	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_6, ID_GW));
+	emit_jump(p, JNE32_REG(BPF_REG_7, BPF_REG_5), L_REPLY);
 	emit(p, MOV32_REG(BPF_REG_5, BPF_REG_8));
 	emit(p, ALU32_IMM(BPF_AND, BPF_REG_5, 0xff));
 	emit_jump(p, JEQ32_IMM(BPF_REG_5, 8), L_PASS); /* echo request */
@@ -217,27 +270,25 @@ static void build_policy(struct prog *p, const struct net_ident *id,
 	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_0, 0));
 	emit_jump(p, JNE32_IMM(BPF_REG_5, 0), L_PASS);
 	place(p, L_REPLY); /* dropped, unless it answers what reached the sandbox */
-	flow_key(p, id);
+	flow_key(p);
 	emit_lookup(p, m->flows, -40);
 	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_PASS);
 	emit_jump(p, JA(), L_DROP);
 }
 
-static void build(struct prog *p, const struct net_ident *id, const struct net_policy_maps *m)
+static void build(struct prog *p, const struct net_policy_maps *m)
 {
 	uint16_t eth_ip = htons(ETH_P_IP), eth_arp = htons(ETH_P_ARP);
 	uint16_t arp_eth = htons(1);
 	const uint8_t eth_ipv4_lens[2] = { ETH_ALEN, 4 };
 
 	memset(p, 0, sizeof(*p));
-	emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
 	/* A VLAN tag would carry the frame past the IPv4 checks: none allowed. */
-	emit(p, LDX(BPF_W, BPF_REG_0, BPF_REG_6, offsetof(struct __sk_buff, vlan_present)));
+	emit(p, LDX(BPF_W, BPF_REG_0, BPF_REG_1, offsetof(struct __sk_buff, vlan_present)));
 	emit_jump(p, JNE32_IMM(BPF_REG_0, 0), L_DROP);
-	emit(p, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, data)));
-	emit(p, LDX(BPF_W, BPF_REG_3, BPF_REG_6, offsetof(struct __sk_buff, data_end)));
+	load_ident(p, L_DROP);
 	check_len(p, ETH_HLEN);
-	check_mac(p, ETH_ALEN, id->mac); /* Ethernet source */
+	check_ident(p, ETH_ALEN, ID_MAC, 6); /* Ethernet source */
 	emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, 12));
 	emit_jump(p, JEQ32_IMM(BPF_REG_5, raw(&eth_ip, 2)), L_IPV4);
 	emit_jump(p, JEQ32_IMM(BPF_REG_5, raw(&eth_arp, 2)), L_ARP);
@@ -245,10 +296,9 @@ static void build(struct prog *p, const struct net_ident *id, const struct net_p
 
 	place(p, L_IPV4);
 	check_len(p, ETH_HLEN + 20);
-	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_2, ETH_HLEN + 12)); /* saddr */
-	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(&id->ip.s_addr, 4)), L_DROP);
+	check_ident(p, ETH_HLEN + 12, ID_IP, 4); /* saddr */
 	if (m)
-		build_policy(p, id, m);
+		build_policy(p, m);
 	else
 		emit_jump(p, JA(), L_PASS);
 
@@ -260,9 +310,8 @@ static void build(struct prog *p, const struct net_ident *id, const struct net_p
 	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(&eth_ip, 2)), L_DROP);
 	emit(p, LDX(BPF_H, BPF_REG_5, BPF_REG_2, ETH_HLEN + 4)); /* address lengths */
 	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(eth_ipv4_lens, 2)), L_DROP);
-	check_mac(p, ETH_HLEN + 8, id->mac); /* sender hardware address */
-	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_2, ETH_HLEN + 14)); /* sender protocol address */
-	emit_jump(p, JNE32_IMM(BPF_REG_5, raw(&id->ip.s_addr, 4)), L_DROP);
+	check_ident(p, ETH_HLEN + 8, ID_MAC, 6); /* sender hardware address */
+	check_ident(p, ETH_HLEN + 14, ID_IP, 4); /* sender protocol address */
 
 	place(p, L_PASS);
 	emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
@@ -276,14 +325,11 @@ static void build(struct prog *p, const struct net_ident *id, const struct net_p
 /* What the sandbox receives: each TCP, UDP or ICMP packet's reverse goes into
  * the replies table, so the ingress program lets the sandbox answer it.
  * Never drops. */
-static void build_egress(struct prog *p, const struct net_ident *id,
-			 const struct net_policy_maps *m)
+static void build_egress(struct prog *p, const struct net_policy_maps *m)
 {
 	uint16_t eth_ip = htons(ETH_P_IP);
 	memset(p, 0, sizeof(*p));
-	emit(p, MOV64_REG(BPF_REG_6, BPF_REG_1));
-	emit(p, LDX(BPF_W, BPF_REG_2, BPF_REG_6, offsetof(struct __sk_buff, data)));
-	emit(p, LDX(BPF_W, BPF_REG_3, BPF_REG_6, offsetof(struct __sk_buff, data_end)));
+	load_ident(p, L_PASS);
 	emit(p, MOV64_REG(BPF_REG_4, BPF_REG_2));
 	emit(p, ADD64_IMM(BPF_REG_4, ETH_HLEN + 20));
 	emit_jump(p, JGT_REG(BPF_REG_4, BPF_REG_3), L_PASS);
@@ -298,7 +344,7 @@ static void build_egress(struct prog *p, const struct net_ident *id,
 	emit(p, ALU32_IMM(BPF_RSH, BPF_REG_5, 16));
 	emit(p, ALU32_IMM(BPF_LSH, BPF_REG_8, 16));
 	emit(p, ALU32_REG(BPF_OR, BPF_REG_8, BPF_REG_5));
-	flow_key(p, id);
+	flow_key(p);
 	emit_lookup(p, m->flows, -40);
 	emit_jump(p, JNE_IMM(BPF_REG_0, 0), L_PASS); /* known: no write per packet */
 	emit(p, ST(BPF_W, -44, 1));
@@ -383,22 +429,117 @@ static int load_or_explain(const struct prog *p, const struct net_ident *id, str
 		       strerror(-fd), log[0] ? "; verifier: " : "", last ? last + 1 : log);
 }
 
+/* Entries of ports that are gone (a veth goes with its sandbox's network
+ * namespace, unseen): made room for when the map is full. */
+static void ident_gc(void)
+{
+	uint32_t *dead = malloc(IDENT_MAX * sizeof(*dead)), k, next;
+	size_t n = 0;
+	char name[IF_NAMESIZE];
+	for (const uint32_t *prev = NULL; dead && n < IDENT_MAX &&
+	     nl_bpf_map_op(BPF_MAP_GET_NEXT_KEY, filt.ident, prev, &next) == 0; prev = &k) {
+		k = next;
+		if (!if_indextoname(k, name))
+			dead[n++] = k;
+	}
+	for (size_t i = 0; i < n; i++)
+		nl_bpf_map_op(BPF_MAP_DELETE_ELEM, filt.ident, &dead[i], NULL);
+	free(dead);
+}
+
+/* filt.lock held: the identity map and the programs, made when missing. */
+static int filters_ready(const struct net_ident *id, struct err *e)
+{
+	if (filt.ident < 0) {
+		int fd = nl_bpf_map_create(BPF_MAP_TYPE_HASH, sizeof(uint32_t),
+					   sizeof(struct port_ident), IDENT_MAX, BPF_F_NO_PREALLOC,
+					   "sbx_ports");
+		if (fd < 0)
+			return err_set(e, fd, "%s: cannot create the anti-spoofing filter's map: %s",
+				       id->sbx, strerror(-fd));
+		filt.ident = fd;
+	}
+	if (filt.loaded)
+		return 0;
+	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
+	static struct prog p; /* 3 KB: off the stack; under filt.lock */
+	build(&p, m);
+	int in = load_or_explain(&p, id, e), eg = -1;
+	if (in < 0)
+		return in;
+	if (m) {
+		build_egress(&p, m);
+		if ((eg = load_or_explain(&p, id, e)) < 0) {
+			close(in);
+			return eg;
+		}
+	}
+	filt.in = in;
+	filt.eg = eg;
+	filt.loaded = true;
+	return 0;
+}
+
+void nl_spoof_forget(void)
+{
+	pthread_mutex_lock(&filt.lock);
+	if (filt.in >= 0)
+		close(filt.in);
+	if (filt.eg >= 0)
+		close(filt.eg);
+	filt.in = filt.eg = -1;
+	filt.loaded = false;
+	pthread_mutex_unlock(&filt.lock);
+}
+
+/* Notes id as the identity of port ifindex and returns copies of the
+ * programs' fds (*eg -1 without policy). */
+static int filters_get(int ifindex, const struct net_ident *id, int *in, int *eg, struct err *e)
+{
+	struct port_ident v = {.ip = id->ip.s_addr, .host = id->host,
+			       .gateway = id->gateway.s_addr};
+	memcpy(v.mac, id->mac, sizeof(v.mac));
+	uint32_t k = (uint32_t)ifindex;
+	*in = *eg = -1;
+	pthread_mutex_lock(&filt.lock);
+	int r = filters_ready(id, e);
+	if (r == 0 && (r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v)) == -E2BIG) {
+		ident_gc();
+		r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v);
+	}
+	if (r < 0 && !e->code)
+		err_set(e, r, "%s: cannot note its identity for the anti-spoofing filter: %s",
+			id->sbx, strerror(-r));
+	if (r == 0 && ((*in = fcntl(filt.in, F_DUPFD_CLOEXEC, 0)) < 0 ||
+		       (filt.eg >= 0 && (*eg = fcntl(filt.eg, F_DUPFD_CLOEXEC, 0)) < 0))) {
+		r = err_set(e, -errno, "%s: cannot copy the filter's fd: %s", id->sbx,
+			    strerror(errno));
+		if (*in >= 0)
+			close(*in);
+		*in = -1;
+	}
+	pthread_mutex_unlock(&filt.lock);
+	return r;
+}
+
+void nl_spoof_detach(int ifindex)
+{
+	uint32_t k = (uint32_t)ifindex;
+	pthread_mutex_lock(&filt.lock);
+	if (filt.ident >= 0)
+		nl_bpf_map_op(BPF_MAP_DELETE_ELEM, filt.ident, &k, NULL);
+	pthread_mutex_unlock(&filt.lock);
+}
+
 int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, struct err *e)
 {
-	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
-	static __thread struct prog p; /* 3 KB: off the stack of the caller */
-	build(&p, id, m);
-	int fd = load_or_explain(&p, id, e);
-	if (fd < 0)
-		return fd;
-	_cleanup_close_ int prog_fd = fd; /* the filter holds its own reference */
-	_cleanup_close_ int eg_fd = -1;
-	if (m) {
-		build_egress(&p, id, m);
-		if ((eg_fd = load_or_explain(&p, id, e)) < 0)
-			return eg_fd;
-	}
-	int ret = clsact_add(nl, ifindex);
+	int in, eg;
+	int ret = filters_get(ifindex, id, &in, &eg, e);
+	if (ret < 0)
+		return ret;
+	_cleanup_close_ int prog_fd = in; /* the filter holds its own reference */
+	_cleanup_close_ int eg_fd = eg;
+	ret = clsact_add(nl, ifindex);
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot add a clsact qdisc to %s: %s%s", id->sbx,
 			       id->host_if, strerror(-ret), nl_why(nl));
@@ -406,7 +547,7 @@ int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, stru
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot attach the anti-spoofing filter to %s: %s%s",
 			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
-	if (m && (ret = filter_add(nl, ifindex, eg_fd, TC_H_MIN_EGRESS)) < 0)
+	if (eg_fd >= 0 && (ret = filter_add(nl, ifindex, eg_fd, TC_H_MIN_EGRESS)) < 0)
 		return err_set(e, ret, "%s: cannot attach the replies filter to %s: %s%s",
 			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
 	return 0;
@@ -429,15 +570,19 @@ int net_policy_reattach(const struct net_ident *id, struct err *e)
 	return net_spoof_attach(ifindex, id, e);
 }
 
-int net_filter_load(const struct net_ident *id, bool egress, struct err *e)
+int net_filter_load(const struct net_ident *id, int ifindex, bool egress, struct err *e)
 {
-	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
-	static __thread struct prog p;
-	if (egress && !m)
+	int in, eg;
+	int r = filters_get(ifindex, id, &in, &eg, e);
+	if (r < 0)
+		return r;
+	if (egress && eg < 0) {
+		close(in);
 		return err_set(e, -EINVAL, "no egress program without policy");
+	}
+	if (eg >= 0 && !egress)
+		close(eg);
 	if (egress)
-		build_egress(&p, id, m);
-	else
-		build(&p, id, m);
-	return load_or_explain(&p, id, e);
+		close(in);
+	return egress ? eg : in;
 }

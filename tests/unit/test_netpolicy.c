@@ -18,6 +18,7 @@
 
 #include "../../engine/ctl.h"
 #include "../../net/net.h"
+#include "../../net/nl.h"
 #include "unit.h"
 
 /* Splits line into words (as ctl does) and parses a rule. */
@@ -266,10 +267,10 @@ static bool setup_progs(void)
 		fprintf(stderr, "policy: %s\n", e.msg);
 		return false;
 	}
-	ingress = net_filter_load(&a_id, false, &e);
+	ingress = net_filter_load(&a_id, 1, false, &e);
 	if (ingress < 0)
 		fprintf(stderr, "ingress: %s\n", e.msg);
-	egress = net_filter_load(&a_id, true, &e);
+	egress = net_filter_load(&a_id, 1, true, &e);
 	if (egress < 0)
 		fprintf(stderr, "egress: %s\n", e.msg);
 	return ingress >= 0 && egress >= 0;
@@ -342,6 +343,26 @@ static void test_filter_verdicts(void)
 	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == TC_ACT_OK);
 	CHECK(verdict(b, IPPROTO_TCP, 5556, 9000) == TC_ACT_SHOT);
 	CHECK(verdict(b, IPPROTO_UDP, 5555, 9000) == TC_ACT_SHOT);
+
+	/* One program for every port, the identity from the port's map entry:
+	 * the same port noted as b's passes b's source, not a's; a port without
+	 * an entry passes nothing. */
+	struct err e = {0};
+	int as_b = net_filter_load(&b_id, 1, false, &e);
+	CHECK(as_b >= 0);
+	make(&p, &a_id, ip_of(&a_id), out, IPPROTO_TCP, 4000, 443);
+	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_SHOT);
+	make(&p, &b_id, ip_of(&b_id), out, IPPROTO_TCP, 4000, 443);
+	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_OK);
+	nl_spoof_detach(1);
+	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_SHOT);
+	CHECK(run_prog(egress, &p, 1, NULL) == TC_ACT_OK); /* the replies one never drops */
+	if (as_b >= 0)
+		close(as_b);
+	int as_a = net_filter_load(&a_id, 1, false, &e); /* a's again, for what follows */
+	CHECK(as_a >= 0);
+	if (as_a >= 0)
+		close(as_a);
 }
 
 static uint64_t mono_ns(void)
@@ -391,7 +412,7 @@ static void test_filter_cost(void)
 	/* The same packet through the anti-spoofing program alone (policy off). */
 	net_policy_fini();
 	struct err e = {0};
-	int plain = net_filter_load(&a_id, false, &e);
+	int plain = net_filter_load(&a_id, 1, false, &e);
 	CHECK(plain >= 0);
 	struct pkt ok;
 	make(&ok, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8080);
