@@ -59,9 +59,10 @@ $(BUILD)/gen-seccomp: vmm/init/gen-seccomp.c vmm/init/seccomp.c vmm/init/seccomp
 $(BUILD)/seccomp_bpf.h: $(BUILD)/gen-seccomp
 	$(BUILD)/gen-seccomp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/sbx-init: vmm/init/sbx-init.c $(BUILD)/seccomp_bpf.h net/link.c vmm/proto.h net/net.h
+$(BUILD)/sbx-init: vmm/init/sbx-init.c vmm/init/ids.c vmm/init/ids.h $(BUILD)/seccomp_bpf.h \
+		net/link.c vmm/proto.h net/net.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -I$(BUILD) -static -o $@ vmm/init/sbx-init.c net/link.c -lcap
+	$(CC) $(CFLAGS) -I$(BUILD) -static -o $@ vmm/init/sbx-init.c vmm/init/ids.c net/link.c -lcap
 
 image: $(BUILD)/images/busybox/bin/busybox
 
@@ -156,9 +157,10 @@ netcheck: $(NETTOOL)
 # busybox image plus the static guest agent build/sbx-agent as /init).
 # `make check` builds it when /boot has a Debian kernel; without one the qemu
 # tests skip themselves.
-$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h net/link.c net/net.h
+$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h vmm/init/ids.c vmm/init/ids.h \
+		net/link.c net/net.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c net/link.c
+	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c vmm/init/ids.c net/link.c
 
 $(GUEST)/vmlinux: vmm/guest/mkvmlinux.sh
 	@mkdir -p $(GUEST)
@@ -181,7 +183,9 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
 # layer's tar stream, engine/tar.c) and fuzz_oci (an OCI layout's index,
 # manifest and image config JSON, an oci-archive's tar, a docker-archive's
-# manifest.json and tar, engine/oci.c). Seed corpora in
+# manifest.json and tar, engine/oci.c) and fuzz_ids (a sandbox's /etc/passwd
+# and /etc/group as sbx-init and sbx-agent read them for user=,
+# vmm/init/ids.c). Seed corpora in
 # tests/fuzz/corpus/<target>/ (inputs that once crashed stay there as
 # regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
@@ -190,7 +194,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent journal job tar oci
+FUZZ_TARGETS := ctl options event qmp agent journal job tar oci ids
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -208,8 +212,9 @@ FUZZ_SRC_journal := engine/journal_json.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_job     := $(FUZZ_SRC_journal)
 FUZZ_SRC_tar     := engine/tar.c engine/util.c
 FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
+FUZZ_SRC_ids     := vmm/init/ids.c
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
-		vmm/agent/agent_proto.h
+		vmm/agent/agent_proto.h vmm/init/ids.h
 
 define FUZZ_RULES
 $$(BUILD)/fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $$(FUZZ_SRC_$(1)) $$(FUZZ_HDRS)

@@ -60,14 +60,15 @@ int sbx_command_prepare(struct sbx *s, const char *line, bool job, struct sbx_co
 	struct ctl_run_opts *ro = &c->ro;
 	size_t cmd_at = 0;
 	bool native = s->ops->caps & VMM_CAP_RUN_OPTS;
+	bool user_ok = s->ops->caps & (VMM_CAP_RUN_OPTS | VMM_CAP_RUN_USER);
 	int r = ctl_run_options(line, ro, &cmd_at, e);
 	if (r < 0)
 		return r;
 	if (ro->tty && !job)
 		return err_set(e, -EINVAL, "exec has no terminal: tty= is an option of run (a job)");
-	if (ro->user && !native)
+	if (ro->user && !user_ok)
 		return err_set(e, -EOPNOTSUPP, "backend %s runs every command as root: user= "
-			       "works in ns sandboxes only", s->cfg.backend);
+			       "does not work in its sandboxes", s->cfg.backend);
 	if (!job && !line[cmd_at])
 		return err_set(e, -EINVAL, "options but no command: exec runs the command after "
 			       "them");
@@ -76,7 +77,9 @@ int sbx_command_prepare(struct sbx *s, const char *line, bool job, struct sbx_co
 		return r;
 	c->vo = (struct vmm_run_opts){.cwd = ro->cwd, .user = ro->user, .env = ro->env,
 				      .nenv = ro->nenv};
-	c->opts = native ? &c->vo : NULL;
+	if (!native) /* cwd= and env= are in the shell line */
+		c->vo = (struct vmm_run_opts){.user = ro->user};
+	c->opts = user_ok ? &c->vo : NULL;
 	return 0;
 }
 

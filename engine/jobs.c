@@ -262,7 +262,9 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 			      (json_int_t)j->dropped[1], "exec_id", (json_int_t)j->exec_id,
 			      "pipe_stdout", (json_int_t)j->pipe_ino[0], "pipe_stderr",
 			      (json_int_t)j->pipe_ino[1]);
-	if (o && j->tty)
+	/* A guest's terminal has its number once the agent reported the pid:
+	 * a daemon killed before that reads the job back without a terminal. */
+	if (o && j->tty && j->tty_index >= 0)
 		json_object_set_new(o, "tty", json_integer(j->tty_index));
 	/* timeout=: as wall time, which a restarted daemon's monotonic clock
 	 * does not share a start with (the same boot's, but not its reading). */
@@ -407,14 +409,28 @@ static int tty_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_winsize 
 	return 0;
 }
 
+/* A terminal the sandbox makes itself (tty_ctl; qemu: in the guest): the
+ * job's stdio are pipes as any job's, the terminal is asked for in vo and
+ * its number comes with the job's pid. */
+static bool tty_in_sandbox(const struct sbx *s, const struct sbx_job *j)
+{
+	return j->tty && !s->ops->pty_open;
+}
+
 /* The job's stdio: fds (its stdin, stdout, stderr) and *in_w, the daemon's
  * end of its stdin. */
-static int job_stdio(struct sbx *s, struct sbx_job *j, const struct ctl_run_opts *ro, int fds[3],
+static int job_stdio(struct sbx *s, struct sbx_job *j, struct sbx_command *c, int fds[3],
 		     int *in_w, struct err *e)
 {
+	const struct ctl_run_opts *ro = &c->ro;
 	int in[2], r;
-	if (ro->tty)
+	if (ro->tty && s->ops->pty_open)
 		return tty_stdio(s, j, &ro->ws, fds, in_w, e);
+	if (ro->tty) {
+		j->tty = true;
+		c->vo.tty_cols = ro->ws.cols;
+		c->vo.tty_rows = ro->ws.rows;
+	}
 	for (int k = 0; k < 2; k++)
 		if ((r = stream_create(s, j, k, &fds[k + 1], e)) < 0)
 			return r;
@@ -451,9 +467,9 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		r = err_set(&e, -EOPNOTSUPP, "backend %s cannot run jobs", s->cfg.backend);
 		goto out;
 	}
-	if (ro->tty && !s->ops->pty_open) {
-		r = err_set(&e, -EOPNOTSUPP, "backend %s has no terminals yet: a job with tty= "
-			    "runs in ns sandboxes only", s->cfg.backend);
+	if (ro->tty && (!s->ops->pty_open && !s->ops->tty_ctl)) {
+		r = err_set(&e, -EOPNOTSUPP, "backend %s has no terminals: a job with tty= "
+			    "cannot run in its sandboxes", s->cfg.backend);
 		goto out;
 	}
 	if (s->next_job >= SBX_JOB_ID_MAX) {
@@ -491,7 +507,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	if ((r = job_stdio(s, j, ro, fds, &in_w, &e)) < 0)
+	if ((r = job_stdio(s, j, c, fds, &in_w, &e)) < 0)
 		goto out;
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
@@ -675,6 +691,8 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			continue;
 		if (ev->kind == VMM_EV_EXEC_PID) {
 			j->pid = ev->pid;
+			if (tty_in_sandbox(s, j) && ev->tty >= 0)
+				j->tty_index = ev->tty;
 		} else {
 			struct vmm_usage u = {0};
 			s->ops->usage(&s->vm, &u);
@@ -922,7 +940,7 @@ int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len)
 
 /* resize COLSxROWS: the terminal's new size, and SIGWINCH to its foreground
  * group (the kernel sends it). With s->lock held. */
-static int tty_resize(struct sbx_job *j, const char *arg, struct err *e)
+static int tty_resize(struct sbx *s, struct sbx_job *j, const char *arg, struct err *e)
 {
 	struct ctl_winsize ws;
 	int r = ctl_parse_winsize(arg, &ws, e);
@@ -932,6 +950,8 @@ static int tty_resize(struct sbx_job *j, const char *arg, struct err *e)
 		return err_set(e, -EINVAL, "job %u has no terminal (run it with tty=COLSxROWS)", j->n);
 	if (j->state != JOB_RUNNING)
 		return err_set(e, -EBUSY, "job %u is %s", j->n, job_states[j->state]);
+	if (tty_in_sandbox(s, j))
+		return s->ops->tty_ctl(&s->vm, j->exec_id, ws.cols, ws.rows, e);
 	if (j->stdin_fd < 0)
 		return err_set(e, -EPIPE, "job %u's terminal was lost with the daemon that started it",
 			       j->n);
@@ -958,6 +978,11 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
 			r = err_set(&e, -EBUSY, "job %u is %s", n, job_states[j->state]);
 		else
 			r = s->ops->exec_kill(&s->vm, j->exec_id, sig);
+	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1 && tty_in_sandbox(s, j)) {
+		/* The sandbox's terminal writes its own end-of-file character. */
+		r = j->state != JOB_RUNNING
+			    ? err_set(&e, -EBUSY, "job %u is %s", n, job_states[j->state])
+			    : s->ops->tty_ctl(&s->vm, j->exec_id, 0, 0, &e);
 	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1 && j->tty) {
 		/* A terminal has no end of input but its EOF character: ^D. */
 		if (j->stdin_fd < 0 || tty_write(j->stdin_fd, "\x04", 1) < 0)
@@ -967,7 +992,7 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
 			close(j->stdin_fd);
 		j->stdin_fd = -1;
 	} else if (!strcmp(cmd.argv[0], "resize") && cmd.argc == 2) {
-		r = tty_resize(j, cmd.argv[1], &e);
+		r = tty_resize(s, j, cmd.argv[1], &e);
 	} else {
 		r = err_set(&e, -EINVAL, "unknown job command '%.64s' (kill [SIGNAL], eof, "
 			    "resize COLSxROWS)", cmd.argv[0]);

@@ -1641,7 +1641,8 @@ static int qemu_exec(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	struct qemu_vm *q = vm->priv;
 	if (!q)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
-	return qagent_exec(q, id, cmd, &out_fd, 1, e);
+	struct qagent_opts qo = {.user = o ? o->user : NULL};
+	return qagent_exec(q, id, cmd, &qo, &out_fd, 1, e);
 }
 
 static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd,
@@ -1650,7 +1651,18 @@ static int qemu_job(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	struct qemu_vm *q = vm->priv;
 	if (!q)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
-	return qagent_exec(q, id, cmd, fds, 3, e);
+	struct qagent_opts qo = {.user = o ? o->user : NULL, .cols = o ? o->tty_cols : 0,
+				 .rows = o ? o->tty_rows : 0};
+	return qagent_exec(q, id, cmd, &qo, fds, 3, e);
+}
+
+static int qemu_tty_ctl(struct vmm_inst *vm, uint64_t id, unsigned cols, unsigned rows,
+			struct err *e)
+{
+	struct qemu_vm *q = vm->priv;
+	if (!q)
+		return err_set(e, -ENOTCONN, "no connection to this sandbox's guest agent");
+	return qagent_tty(q, id, cols, rows, e);
 }
 
 static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
@@ -1678,7 +1690,7 @@ static int qemu_describe(struct buf *b)
 
 const struct vmm_ops vmm_qemu_ops = {
 	.name = "qemu",
-	.caps = VMM_CAP_NET | VMM_CAP_NET_TAP,
+	.caps = VMM_CAP_NET | VMM_CAP_NET_TAP | VMM_CAP_RUN_USER,
 	.fork_mode = "live",
 	.create = qemu_create,
 	.start = qemu_start,
@@ -1696,6 +1708,7 @@ const struct vmm_ops vmm_qemu_ops = {
 	.exec_kill = qemu_exec_kill,
 	.job = qemu_job,
 	.job_attach = qemu_job_attach,
+	.tty_ctl = qemu_tty_ctl,
 	.event = qemu_event,
 	.describe = qemu_describe,
 	.show = qemu_show,

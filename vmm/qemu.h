@@ -31,6 +31,7 @@ struct qemu_exec {
 	size_t uncredited; /* bytes passed on and not yet credited back to the agent */
 	char *buf;       /* AGENT_WINDOW bytes */
 	bool warned;     /* said once in the log: a guest's flood of frames is not a flood of lines */
+	int veofs;       /* a terminal's eof asked for, sent once stdin before it has gone */
 	struct qemu_exec *next;
 };
 
@@ -56,6 +57,7 @@ struct qemu_vm {
 	char shm_path[PATH_MAX]; /* our own guest RAM file; "" when RAM is a private map */
 	char ram_path[PATH_MAX]; /* the file guest RAM maps (shm_path or a snapshot's) */
 	bool ram_shared;         /* share=on: a checkpoint leaves RAM out of the stream */
+	int agent_version;       /* its last hello's (AGENT_VERSION_TTY: terminals, user=) */
 	bool nic;                /* a virtio-net device on a TAP (vm->nic) */
 	bool vserial;            /* the agent's channel is a virtio-serial port, not ttyS1 */
 	unsigned mem_mib, vcpus;
@@ -90,14 +92,40 @@ static inline int qagent_take_frame(char *in, size_t *in_len, struct agent_hdr *
 
 /* The answer marker after AG_FORK / AG_RESYNC: when want[0, wn) occurs in
  * in[0, *in_len), drops everything through its first occurrence and returns 1.
+ * version: what the hello it ends says (qagent_hello_version), 0 when the
+ * bytes before it are not in.
  * Otherwise returns 0 and, when the buffer is full (*in_len == cap), keeps
  * only its last wn bytes (where a match could start), so there is room for
  * more. wn must be at most cap. */
+/* The version an agent's hello states ("sbx-agent N", agent_proto.h) in
+ * p[0, n): the last "sbx-agent " there, then 1 to 4 digits that end p or a
+ * word. 0 when p has none (an agent that says no number is of before). */
+static inline int qagent_hello_version(const char *p, size_t n)
+{
+	static const char tag[] = "sbx-agent ";
+	const size_t tl = sizeof(tag) - 1;
+	int v = 0;
+	for (size_t i = 0; i + tl < n; i++) {
+		if (memcmp(p + i, tag, tl) != 0)
+			continue;
+		size_t d = i + tl;
+		int x = 0;
+		while (d < n && d - (i + tl) < 4 && p[d] >= '0' && p[d] <= '9')
+			x = x * 10 + (p[d++] - '0');
+		v = d > i + tl && (d == n || p[d] == ' ') ? x : 0;
+	}
+	return v;
+}
+
 static inline int qagent_take_answer(char *in, size_t *in_len, size_t cap, const char *want,
-				     size_t wn)
+				     size_t wn, int *version)
 {
 	char *hit = memmem(in, *in_len, want, wn);
 	if (hit) {
+		/* The hello's words before the marker: "sbx-agent N". */
+		size_t back = (size_t)(hit - in) < 24 ? (size_t)(hit - in) : 24;
+		if (version)
+			*version = qagent_hello_version(hit - back, back);
 		size_t end = (size_t)(hit - in) + wn;
 		memmove(in, in + end, *in_len - end);
 		*in_len -= end;
@@ -125,8 +153,17 @@ int qagent_start_reader(struct qemu_vm *q, struct err *e);
 void qagent_stop_reader(struct qemu_vm *q);
 int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload);
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
+/* How a command runs in the guest beyond its line: user= (NULL: root) and
+ * a terminal's size (cols 0: none; a job only). */
+struct qagent_opts {
+	const char *user;
+	unsigned cols, rows;
+};
 /* An exec (fds[0] the output pipe, n 1) or a job (fds stdin, stdout, stderr; n 3). */
-int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int n,
-		struct err *e);
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qagent_opts *o,
+		const int *fds, int n, struct err *e);
+/* A terminal's job: its new size; or (cols 0) its end-of-file character
+ * after the stdin written before this call. */
+int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, struct err *e);
 
 #endif

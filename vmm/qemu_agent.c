@@ -151,8 +151,10 @@ int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e)
 		if (r < 0)
 			return err_set(e, r, "the guest agent sent a malformed frame");
 		if (r > 0) {
-			if (h.type == AG_HELLO)
+			if (h.type == AG_HELLO) {
+				q->agent_version = qagent_hello_version(payload, h.len);
 				return 0;
+			}
 			return err_set(e, -EPROTO, "the guest agent's first frame is '%c', not hello", h.type);
 		}
 		uint64_t now = now_usec();
@@ -181,7 +183,8 @@ int qagent_wait_answer(struct qemu_vm *q, const char *what, const char *nonce, i
 	for (;;) {
 		/* Found: framing starts after it. Not found in a full buffer: keeps
 		 * the tail a match could start in. */
-		if (qagent_take_answer(q->in, &q->in_len, sizeof(q->in), want, (size_t)wn))
+		if (qagent_take_answer(q->in, &q->in_len, sizeof(q->in), want, (size_t)wn,
+				       &q->agent_version))
 			return 0;
 		uint64_t now = now_usec();
 		if (now >= deadline)
@@ -343,22 +346,52 @@ static void stdin_credit(struct qemu_vm *q, uint64_t id, const char *n)
 	pthread_mutex_unlock(&q->xlock);
 }
 
-/* Forwards what the engine wrote to a job's stdin (EOF: an empty AG_IN). */
-static void pump_stdin(struct qemu_vm *q, struct qemu_exec *x)
+/* Forwards what the engine wrote to a job's stdin (EOF: an empty AG_IN).
+ * 1: bytes went, 0: nothing there now, -1: at its end. */
+static int pump_stdin(struct qemu_vm *q, struct qemu_exec *x)
 {
 	char buf[AGENT_PAYLOAD_MAX];
 	size_t want = x->in_credit < sizeof(buf) ? x->in_credit : sizeof(buf);
 	ssize_t n = read(x->in_fd, buf, want);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return 0;
 	if (n <= 0) {
 		close(x->in_fd);
 		x->in_fd = -1;
 		qagent_send(q, AG_IN, x->id, NULL, 0);
-		return;
+		return -1;
 	}
 	x->in_credit -= (size_t)n;
 	qagent_send(q, AG_IN, x->id, buf, (uint32_t)n);
+	return 1;
+}
+
+/* A terminal's eof goes once every stdin byte written before it was asked
+ * has gone (the pipe is empty): the agent writes it after them. Stdin that
+ * waits for credit holds it back; the next AG_CREDIT brings it here again. */
+static void send_veofs(struct qemu_vm *q)
+{
+	/* New entries go in at the head; only this thread takes any out. */
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *head = q->execs;
+	pthread_mutex_unlock(&q->xlock);
+	for (struct qemu_exec *x = head; x; x = x->next) {
+		pthread_mutex_lock(&q->xlock);
+		int owed = x->veofs;
+		pthread_mutex_unlock(&q->xlock);
+		if (!owed || x->in_fd < 0)
+			continue;
+		int r = 0;
+		while (x->in_credit && (r = pump_stdin(q, x)) > 0)
+			;
+		if (x->in_credit == 0 || x->in_fd < 0 || r != 0)
+			continue;
+		pthread_mutex_lock(&q->xlock);
+		x->veofs -= owed;
+		pthread_mutex_unlock(&q->xlock);
+		while (owed-- > 0)
+			qagent_send(q, AG_VEOF, x->id, NULL, 0);
+	}
 }
 
 /* Reports the exit at once; the output pipe closes when its last byte is in. */
@@ -395,8 +428,12 @@ static int handle_frames(struct qemu_vm *q)
 		} else if (h.type == AG_CREDIT) {
 			stdin_credit(q, h.id, payload);
 		} else if (h.type == AG_PID) {
-			char msg[64];
-			int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d", h.id, atoi(payload));
+			/* "PID", or a terminal's "PID PTS" (-1: none) */
+			char msg[64], *pts;
+			int pid = (int)strtol(payload, &pts, 10);
+			long n = *pts == ' ' ? strtol(pts, NULL, 10) : -1;
+			int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d %d", h.id, pid,
+					 n >= 0 && n < (1 << 20) ? (int)n : -1);
 			bad = note(q, msg, m);
 		}
 	}
@@ -452,6 +489,7 @@ static void *reader_main(void *arg)
 			break;
 		if (handle_frames(q) < 0)
 			break;
+		send_veofs(q);
 	}
 	return NULL;
 }
@@ -483,12 +521,41 @@ void qagent_stop_reader(struct qemu_vm *q)
 	pthread_mutex_unlock(&q->xlock);
 }
 
-int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds, int nfds,
-		struct err *e)
+/* The command line, then each option after a NUL (AG_EXEC); its length. */
+static int exec_payload(const char *cmd, const struct qagent_opts *o, char *out, size_t cap,
+			struct err *e)
 {
-	size_t len = strlen(cmd);
-	if (len > AGENT_PAYLOAD_MAX)
+	char opt[2][80];
+	int nopt = 0;
+	if (o && o->user)
+		snprintf(opt[nopt++], sizeof(opt[0]), "user=%s", o->user);
+	if (o && o->cols)
+		snprintf(opt[nopt++], sizeof(opt[0]), "tty=%ux%u", o->cols, o->rows);
+	size_t len = strlen(cmd), need = len;
+	for (int i = 0; i < nopt; i++)
+		need += 1 + strlen(opt[i]);
+	if (need > cap)
 		return err_set(e, -E2BIG, "command line too long");
+	memcpy(out, cmd, len);
+	for (int i = 0; i < nopt; i++) {
+		out[len++] = '\0';
+		memcpy(out + len, opt[i], strlen(opt[i]));
+		len += strlen(opt[i]);
+	}
+	return (int)len;
+}
+
+int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qagent_opts *o,
+		const int *fds, int nfds, struct err *e)
+{
+	static __thread char payload[AGENT_PAYLOAD_MAX];
+	if ((o && (o->user || o->cols)) && q->agent_version < AGENT_VERSION_TTY)
+		return err_set(e, -EOPNOTSUPP, "this VM's guest agent (version %d, from an older "
+			       "initramfs) has no %s: restart the sandbox on a new one (make guest)",
+			       q->agent_version, o->cols ? "terminals" : "user=");
+	int len = exec_payload(cmd, o, payload, sizeof(payload), e);
+	if (len < 0)
+		return len;
 	bool job = nfds == 3;
 	struct qemu_exec *x = calloc(1, sizeof(*x));
 	if (!x || (!job && !(x->buf = malloc(AGENT_WINDOW)))) {
@@ -512,7 +579,7 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const int *fds,
 	x->next = q->execs;
 	q->execs = x;
 	pthread_mutex_unlock(&q->xlock);
-	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, cmd, (uint32_t)len);
+	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, payload, (uint32_t)len);
 	if (r < 0) {
 		pthread_mutex_lock(&q->xlock);
 		for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
@@ -558,4 +625,26 @@ int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64
 	int n = snprintf(p, sizeof(p), "%" PRIu64 " %" PRIu64, out_off, err_off);
 	int r = qagent_send(q, AG_ATTACH, id, p, (uint32_t)n);
 	return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+}
+
+int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, struct err *e)
+{
+	if (cols) {
+		char p[32];
+		int n = snprintf(p, sizeof(p), "%u %u", cols, rows);
+		int r = qagent_send(q, AG_WINSZ, id, p, (uint32_t)n);
+		return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+	}
+	/* After the stdin in the engine's pipe: the reader thread sends it. */
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *x = exec_find(q, id);
+	bool ok = x && x->job && !x->done && x->in_fd >= 0 && x->veofs < 1024;
+	if (ok)
+		x->veofs++;
+	pthread_mutex_unlock(&q->xlock);
+	if (!ok)
+		return err_set(e, -EPIPE, "the job's terminal takes no input");
+	uint64_t one = 1;
+	(void)!write(q->wake_fd, &one, sizeof(one));
+	return 0;
 }

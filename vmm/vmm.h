@@ -113,6 +113,7 @@ struct vmm_event {
 	int exit_code;
 	int signal; /* EXEC_EXIT: the signal that ended it, 0 if it exited */
 	int pid;    /* EXEC_PID: its pid inside the sandbox */
+	int tty;    /* EXEC_PID: a terminal's number there when the report says; -1 */
 };
 
 /* What a backend's sandboxes can have, beyond what every backend does; the
@@ -133,6 +134,11 @@ enum {
 	 * themselves; without it the engine writes cwd= and env= into the
 	 * shell line, and refuses user=. */
 	VMM_CAP_RUN_OPTS = 1u << 4,
+	/* Without VMM_CAP_RUN_OPTS: its exec and job ops still apply o->user
+	 * (cwd and env are in the shell line; o has neither), or fail with
+	 * EOPNOTSUPP and a sentence where the sandbox cannot (qemu: an older
+	 * guest agent). */
+	VMM_CAP_RUN_USER = 1u << 5,
 };
 
 /* How a command runs, beyond its shell line (exec and run's options):
@@ -143,6 +149,9 @@ struct vmm_run_opts {
 	const char *user;
 	const char *const *env;
 	int nenv;
+	/* A job's terminal that the sandbox makes itself (the backend has
+	 * tty_ctl, not pty_open): its size; 0: no terminal. */
+	unsigned tty_cols, tty_rows;
 };
 
 struct vmm_ops {
@@ -195,6 +204,12 @@ struct vmm_ops {
 	 * of an earlier daemon (keep_fd), or -ENOENT (init let it go: its job
 	 * ended and everything it wrote was read). */
 	int (*pty_find)(struct vmm_inst *vm, int index);
+	/* Terminals that the sandbox makes and holds itself (qemu: in the guest;
+	 * a job asks with o->tty_cols): job id's new size, or with cols 0 its
+	 * terminal's end-of-file character, after the stdin written before the
+	 * call. NULL where the backend has no such terminals. */
+	int (*tty_ctl)(struct vmm_inst *vm, uint64_t id, unsigned cols, unsigned rows,
+		       struct err *e);
 	/* After adopt: a job of the earlier daemon whose output reaches the
 	 * daemon (qemu); its files have out_off and err_off bytes. NULL when a
 	 * job writes its files itself (ns). */

@@ -17,12 +17,16 @@
  *   - a full buffer always holds a whole frame or garbage (the channel never
  *     stalls for want of room);
  *   - the answer marker is found where it first occurs in the stream, however
- *     the reads split it, and framing resumes right after it.
+ *     the reads split it, and framing resumes right after it;
+ *   - the version a hello states (qagent_hello_version: a hello frame's
+ *     payload, the words before an answer marker, any bytes) is 0 to 9999,
+ *     and "sbx-agent 3" right before the marker reads as 3.
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +68,8 @@ static void frames(const char *s, size_t len, size_t chunk)
 			MUST(h.type == want.type && h.len == want.len && h.id == want.id);
 			MUST(h.len <= AGENT_OUT_MAX && len - walk - HDR >= h.len);
 			MUST(memcmp(payload, s + walk + HDR, h.len) == 0 && payload[h.len] == '\0');
+			int v = qagent_hello_version(payload, h.len);
+			MUST(v >= 0 && v <= 9999);
 			MUST(in_len == was - HDR - h.len);
 			MUST(memcmp(in, before + HDR + h.len, in_len) == 0);
 			walk += HDR + h.len;
@@ -102,15 +108,20 @@ static void answer(const char *s, size_t len, size_t chunk, const char *want)
 {
 	size_t wn = strlen(want), in_len = 0, fed = 0;
 	const char *hit = memmem(s, len, want, wn);
+	bool trimmed = false; /* the buffer dropped bytes before the marker */
 	for (;;) {
 		size_t was = in_len;
-		int r = qagent_take_answer(in, &in_len, CAP, want, wn);
+		int version = -1;
+		int r = qagent_take_answer(in, &in_len, CAP, want, wn, &version);
 		MUST(r == 0 || r == 1);
 		if (r == 1) {
 			/* Found where it first is in the stream; the rest is kept. */
 			MUST(hit != NULL);
 			MUST(fed - in_len == (size_t)(hit - s) + wn);
 			MUST(memcmp(in, s + fed - in_len, in_len) == 0);
+			MUST(version >= 0 && version <= 9999);
+			if (!trimmed && hit - s >= 11 && memcmp(hit - 11, "sbx-agent 3", 11) == 0)
+				MUST(version == 3);
 			/* Framing resumes right after it. */
 			struct agent_hdr h;
 			if (in_len >= HDR && qagent_take_frame(in, &in_len, &h, payload) == 1)
@@ -118,6 +129,7 @@ static void answer(const char *s, size_t len, size_t chunk, const char *want)
 			return;
 		}
 		MUST(in_len == was || (was == CAP && in_len == wn));
+		trimmed = trimmed || in_len != was;
 		MUST(in_len < CAP);
 		MUST(memcmp(in, s + fed - in_len, in_len) == 0);
 		if (fed == len) {
@@ -147,6 +159,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	MUST(s != NULL);
 	for (size_t i = 0; i < reps; i++)
 		memcpy(s + i * (size - 1), data + 1, size - 1);
+	int v = qagent_hello_version(s, len);
+	MUST(v >= 0 && v <= 9999);
 	frames(s, len, chunk);
 	answer(s, len, chunk, " fork 0123456789abcdef");
 	answer(s, len, chunk, " resync 42");

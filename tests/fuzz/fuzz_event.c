@@ -2,7 +2,7 @@
  *
  * The input is one SOCK_SEQPACKET message on a sandbox's ctl socket (what
  * sbx-init's send_report/send_msg, or the qemu backend's reader thread, write:
- * "E<id> <exit code> <signal>" or "P<id> <pid>"). It is sent on a socketpair
+ * "E<id> <exit code> <signal>" or "P<id> <pid>[ <pts>]"). It is sent on a socketpair
  * and read with vmm_read_event (vmm/vmm.c), exactly as the backends' event op
  * does. Then, from the first bytes of the input, a well-formed report is
  * formatted the way sbx-init formats it, and read back. Besides the
@@ -104,6 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		MUST(ev.kind == VMM_EV_EXEC_PID);
 		MUST(ev.exec_id == strtoull(text + 1, NULL, 10));
 		MUST(ev.exit_code == SENT_INT && ev.signal == SENT_INT);
+		MUST(ev.tty >= -1 && ev.tty < (1 << 20));
 	} else {
 		MUST(ev.kind == VMM_EV_NONE);
 	}
@@ -131,7 +132,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = snprintf(msg, sizeof(msg), "%c%llu %d", MSG_EXEC_PID, id, (int)a);
 		read_one(msg, (size_t)n, &ev);
 		MUST(ev.kind == VMM_EV_EXEC_PID && ev.exec_id == id && ev.pid == a &&
-		     ev.exit_code == SENT_INT && ev.signal == SENT_INT);
+		     ev.exit_code == SENT_INT && ev.signal == SENT_INT && ev.tty == -1);
+		/* The qemu reader's, with a terminal's number (or -1). */
+		n = snprintf(msg, sizeof(msg), "%c%llu %d %d", MSG_EXEC_PID, id, (int)a, (int)b);
+		read_one(msg, (size_t)n, &ev);
+		MUST(ev.kind == VMM_EV_EXEC_PID && ev.exec_id == id && ev.pid == a &&
+		     ev.tty == (b >= 0 && b < (1 << 20) ? b : -1));
 	}
 	return 0;
 }

@@ -670,6 +670,64 @@ wait_job() {
 	return 1
 }
 
+# wait_job_out NAME N TEXT: until job N's stdout holds TEXT (bounded, 30 s;
+# prints what it holds when it never does).
+wait_job_out() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		[[ "$(job_file "$1" "$2" stdout)" == *"$3"* ]] && return 0
+		sleep 0.1
+	done
+	echo "job $1/$2's stdout never held '$3'; it is:" >&2
+	job_file "$1" "$2" stdout | od -c | head -n 20 >&2
+	return 1
+}
+
+# tty_ctrl_c NAME: ^C written to a terminal's stdin ends the job's sleep
+# (exit 130, through the line discipline); prints the job's id.
+tty_ctrl_c() {
+	local n
+	n=$(sbx_run "$1" 'tty=80x24 echo ready; sleep 100') && wait_job_out "$1" "$n" ready || return 1
+	printf '\003' >"$MNT/$1/jobs/$n/stdin"
+	wait_job "$1" "$n" 'killed|exited' || return 1
+	[ "$(sbx_cat "$MNT/$1/jobs/$n/exit_code")" -eq 130 ] || {
+		echo "job $1/$n: exit code $(sbx_cat "$MNT/$1/jobs/$n/exit_code") after ^C" >&2
+		return 1
+	}
+	echo "$n"
+}
+
+# tty_eof NAME: `eof` on a terminal's ctl ends cat's input after the line
+# written before it.
+tty_eof() {
+	local n
+	n=$(sbx_run "$1" 'tty=80x24 stty -echo; echo go; cat; echo "cat $?"') &&
+		wait_job_out "$1" "$n" go || return 1
+	printf 'x\n' >"$MNT/$1/jobs/$n/stdin"
+	echo eof >"$MNT/$1/jobs/$n/ctl"
+	wait_job "$1" "$n" exited || return 1
+	[ "$(job_file "$1" "$n" stdout)" = $'go\r\nx\r\ncat 0\r' ] || {
+		job_file "$1" "$n" stdout | od -c >&2
+		return 1
+	}
+}
+
+# sbx_shell_piped NAME: examples/sbx shell on NAME with input that is not a
+# terminal: sh runs it on a terminal of 80x24 and ends at eof (^D); the
+# shell's exit status is sbx shell's.
+sbx_shell_piped() {
+	local out rc=0
+	out=$(timeout 120 bash -c 'printf "echo hi; test -t 0 && echo tty; stty size\n" | SBX=$1 "$2" shell "$3"' \
+		_ "$MNT" "$SBX_REPO/examples/sbx" "$1") || rc=$?
+	[[ $rc -eq 0 && "$out" == *$'hi\r\ntty\r\n24 80\r\n'* ]] || {
+		echo "sbx shell $1: status $rc, output: $out" >&2
+		return 1
+	}
+	rc=0
+	SBX=$MNT timeout 120 "$SBX_REPO/examples/sbx" shell "$1" -- sh -c 'exit 7' </dev/null || rc=$?
+	[ "$rc" -eq 7 ] || { echo "sbx shell $1 -- sh -c 'exit 7': status $rc" >&2; return 1; }
+}
+
 # A job file (nonblocking: never waits at the end of the output).
 job_file() {
 	python3 - "$MNT/$1/jobs/$2/$3" <<'EOF'

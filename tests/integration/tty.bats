@@ -3,7 +3,7 @@
 # in the sandbox's own devpts, with its slave as stdin, stdout, stderr and
 # controlling terminal; jobs/N/stdout is the master's output, jobs/N/stdin
 # writes go to the master, `resize COLSxROWS` on jobs/N/ctl changes its size.
-# ns backend (qemu answers EOPNOTSUPP, see qemu.bats). Every test gets its
+# ns backend (qemu's guest terminals: qemu_tty.bats). Every test gets its
 # own daemon; sleeps and timeouts are bounds, never measured results.
 
 load helpers
@@ -33,14 +33,7 @@ masters() {
 
 # wait_out N TEXT: until the job's stdout holds TEXT (bounded).
 wait_out() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[[ "$(out "$1")" == *"$2"* ]] && return 0
-		sleep 0.1
-	done
-	echo "job $1's stdout never held '$2'; it is:" >&2
-	out "$1" | od -c | head -n 20 >&2
-	return 1
+	wait_job_out "$A" "$1" "$2"
 }
 
 @test "tty=: stdin, stdout and stderr are a terminal, the controlling one; a plain job has none" {
@@ -88,11 +81,7 @@ wait_out() {
 @test "^C written to stdin interrupts sleep and cat through the line discipline" {
 	sbx_start_daemon
 	sbx_create "$A"
-	n=$(sbx_run "$A" 'tty=80x24 echo ready; sleep 100')
-	wait_out "$n" ready
-	printf '\003' >"$MNT/$A/jobs/$n/stdin"
-	wait_job "$A" "$n" 'killed|exited'
-	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 130 ]
+	n=$(tty_ctrl_c "$A")
 	[ "$(sbx_cat "$MNT/$A/jobs/$n/reason")" = signal ]
 	m=$(sbx_run "$A" 'tty=80x24 cat')
 	printf 'typed\n' >"$MNT/$A/jobs/$m/stdin"
@@ -112,12 +101,7 @@ wait_out() {
 	[ "$(out "$n")" = $'one\r\ntwo\r\na\r\nb\r' ]
 	[ -z "$(job_file "$A" "$n" stderr)" ]
 	# eof: the terminal's EOF character ends cat's input at a line's start.
-	m=$(sbx_run "$A" 'tty=80x24 stty -echo; echo go; cat; echo "cat $?"')
-	wait_out "$m" go
-	printf 'x\n' >"$MNT/$A/jobs/$m/stdin"
-	echo eof >"$MNT/$A/jobs/$m/ctl"
-	wait_job "$A" "$m" exited
-	[ "$(out "$m")" = $'go\r\nx\r\ncat 0\r' ]
+	tty_eof "$A"
 }
 
 @test "bad terminal sizes and resizes fail with EINVAL and a sentence; nothing starts" {
@@ -229,12 +213,7 @@ wait_out() {
 @test "sbx shell: input that is not a terminal runs, ends with ^D, and the job's status is the exit status" {
 	sbx_start_daemon
 	sbx_create "$A"
-	run timeout 60 bash -c 'printf "echo hi; test -t 0 && echo tty; stty size\n" | SBX=$1 "$2" shell "$3"' \
-		_ "$MNT" "$SBX_REPO/examples/sbx" "$A"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *$'hi\r\ntty\r\n24 80\r\n'* ]]
-	SBX=$MNT run timeout 60 "$SBX_REPO/examples/sbx" shell "$A" -- sh -c 'exit 7' </dev/null
-	[ "$status" -eq 7 ]
+	sbx_shell_piped "$A"
 	SBX=$MNT run timeout 60 "$SBX_REPO/examples/sbx" shell nosuch$SBX_TAG </dev/null
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"no sandbox"* ]]

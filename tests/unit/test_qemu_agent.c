@@ -94,6 +94,7 @@ static void test_hello(void)
 	CHECK(qagent_wait_hello(q, 100, &e) == -ETIMEDOUT); /* half a header is not a hello */
 	CHECK(send(agent_side, frame + 5, sizeof(frame) - 5, 0) == (ssize_t)sizeof(frame) - 5);
 	CHECK(qagent_wait_hello(q, 2000, &e) == 0);
+	CHECK(q->agent_version == 1);
 	vm_free(q, ctl);
 
 	q = vm_new(&ctl);
@@ -139,7 +140,7 @@ static void test_exec_output_credit_exit(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 7, "echo hi", &p[1], 1, &e) == 0);
+	CHECK(qagent_exec(q, 7, "echo hi", NULL, &p[1], 1, &e) == 0);
 	close(p[1]); /* as the engine does */
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.id == 7 &&
 	      strcmp(payload, "echo hi") == 0);
@@ -178,7 +179,7 @@ static void test_large_output_frame(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 12, "head -c 32752 /dev/zero", &p[1], 1, &e) == 0);
+	CHECK(qagent_exec(q, 12, "head -c 32752 /dev/zero", NULL, &p[1], 1, &e) == 0);
 	close(p[1]);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.id == 12);
 	memset(chunk, 'L', sizeof(chunk));
@@ -200,7 +201,7 @@ static void test_closed_handle_is_drained(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 8, "cat /dev/zero", &p[1], 1, &e) == 0);
+	CHECK(qagent_exec(q, 8, "cat /dev/zero", NULL, &p[1], 1, &e) == 0);
 	close(p[1]);
 	close(p[0]); /* the user closed the exec handle */
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
@@ -224,7 +225,7 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(pipe2(p, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 9, "yes", &p[1], 1, &e) == 0);
+	CHECK(qagent_exec(q, 9, "yes", NULL, &p[1], 1, &e) == 0);
 	close(p[1]);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC);
 	memset(chunk, 'y', sizeof(chunk));
@@ -233,7 +234,7 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 	/* A second command still gets through while the first one's reader sleeps. */
 	int p2[2];
 	CHECK(pipe2(p2, O_CLOEXEC) == 0);
-	CHECK(qagent_exec(q, 10, "echo ok", &p2[1], 1, &e) == 0);
+	CHECK(qagent_exec(q, 10, "echo ok", NULL, &p2[1], 1, &e) == 0);
 	close(p2[1]);
 	send_frame(AG_OUT, 10, "ok\n", 3);
 	send_frame(AG_EXIT, 10, "0", 1);
@@ -307,13 +308,13 @@ static void test_job_streams_stdin_pid_signal(void)
 	CHECK(fds[1] >= 0 && fds[2] >= 0 && pipe2(in, O_CLOEXEC) == 0);
 	fds[0] = in[0];
 	CHECK(qagent_start_reader(q, &e) == 0);
-	CHECK(qagent_exec(q, 11, "cat", fds, 3, &e) == 0);
+	CHECK(qagent_exec(q, 11, "cat", NULL, fds, 3, &e) == 0);
 	close(in[0]);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_JOB && h.id == 11 &&
 	      strcmp(payload, "cat") == 0);
 	send_frame(AG_PID, 11, "42", 2);
 	char msg[64];
-	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42") == 0);
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42 -1") == 0);
 
 	/* More stdin than one window: the host stops at the window until credited. */
 	memset(chunk, 'i', sizeof(chunk));
@@ -367,16 +368,79 @@ static void test_wait_fork_resyncs(void)
 	send_frame(AG_HELLO, 0, "sbx-agent 2 fork abc", 20);
 	send_frame(AG_EXIT, 5, "0 0", 3);
 	CHECK(qagent_wait_answer(q, "fork", "abc", 2000, &e) == 0);
+	CHECK(q->agent_version == 2);
 	CHECK(qagent_start_reader(q, &e) == 0);
 	char msg[64];
 	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "E5 0 0") == 0);
 	vm_free(q, ctl);
 }
 
+/* A terminal's job: refused with a sentence by an agent of before; with one
+ * that has terminals, user= and tty= go after NULs, the pid report carries
+ * the pts, resize is a frame, and eof goes after the stdin written before it. */
+static void test_tty_job_user_resize_eof(void)
+{
+	int ctl, in[2];
+	struct err e = {0};
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1];
+	char out_path[] = "/tmp/sbx-unit-out.XXXXXX", err_path[] = "/tmp/sbx-unit-err.XXXXXX";
+	int fds[3] = {-1, mkstemp(out_path), mkstemp(err_path)};
+	struct qemu_vm *q = vm_new(&ctl);
+	CHECK(fds[1] >= 0 && fds[2] >= 0 && pipe2(in, O_CLOEXEC) == 0);
+	fds[0] = in[0];
+	CHECK(qagent_start_reader(q, &e) == 0);
+	struct qagent_opts o = {.user = "nobody", .cols = 80, .rows = 24};
+	q->agent_version = 2;
+	CHECK(qagent_exec(q, 13, "sh", &o, fds, 3, &e) == -EOPNOTSUPP);
+	CHECK(strstr(e.msg, "version 2") && strstr(e.msg, "no terminals"));
+	struct qagent_opts u = {.user = "nobody"};
+	CHECK(qagent_exec(q, 13, "id", &u, &fds[1], 1, &e) == -EOPNOTSUPP);
+	CHECK(strstr(e.msg, "no user="));
+	CHECK(!recv_frame(&h, payload, 200)); /* nothing went to the agent */
+	CHECK(qagent_exec(q, 13, "id", NULL, &fds[1], 1, &e) == 0); /* plain: as before */
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.len == 2);
+
+	q->agent_version = AGENT_VERSION_TTY;
+	CHECK(qagent_exec(q, 14, "sh", &o, fds, 3, &e) == 0);
+	close(in[0]);
+	static const char want[] = "sh\0user=nobody\0tty=80x24";
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_JOB && h.id == 14 &&
+	      h.len == sizeof(want) - 1 && memcmp(payload, want, sizeof(want) - 1) == 0);
+	send_frame(AG_PID, 14, "42 3", 4);
+	char msg[64];
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P14 42 3") == 0);
+	CHECK(qagent_tty(q, 14, 100, 30, &e) == 0);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_WINSZ && h.id == 14 &&
+	      strcmp(payload, "100 30") == 0);
+	/* Written before the eof: it goes first. */
+	CHECK(write(in[1], "typed\n", 6) == 6);
+	CHECK(qagent_tty(q, 14, 0, 0, &e) == 0);
+	size_t got = 0;
+	bool veof = false;
+	while (!veof && recv_frame(&h, payload, 2000)) {
+		if (h.type == AG_IN && h.id == 14)
+			got += h.len;
+		veof = h.type == AG_VEOF && h.id == 14;
+	}
+	CHECK(veof && got == 6);
+	/* Ended: no terminal input left to end. */
+	send_frame(AG_EXIT, 14, "0 0", 3);
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "E14 0 0") == 0);
+	CHECK(qagent_tty(q, 14, 0, 0, &e) == -EPIPE);
+	close(in[1]);
+	vm_free(q, ctl);
+	close(fds[1]);
+	close(fds[2]);
+	unlink(out_path);
+	unlink(err_path);
+}
+
 int main(void)
 {
 	RUN(test_job_streams_stdin_pid_signal);
 	RUN(test_wait_fork_resyncs);
+	RUN(test_tty_job_user_resize_eof);
 	RUN(test_hello);
 	RUN(test_exec_output_credit_exit);
 	RUN(test_large_output_frame);

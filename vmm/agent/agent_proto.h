@@ -7,7 +7,12 @@
 
 #include <stdint.h>
 
-#define AGENT_VERSION 2
+/* 3: terminals (tty= on AG_JOB, AG_WINSZ, AG_VEOF, AG_PID's "PID PTS") and
+ * user= on AG_EXEC and AG_JOB. The daemon reads it from every hello and
+ * sends none of these to an agent of before (which would run the command
+ * as root without a terminal, and drop the frames it does not know). */
+#define AGENT_VERSION 3
+#define AGENT_VERSION_TTY 3
 /* The largest payload of a frame to the agent. */
 #define AGENT_PAYLOAD_MAX 8192
 /* The largest payload of a frame from the agent: a whole frame is one write
@@ -37,7 +42,12 @@ struct agent_hdr {
 };
 
 /* daemon -> agent */
-#define AG_EXEC 'X'     /* id, payload: the shell command line */
+#define AG_EXEC 'X'     /* id, payload: the shell command line, then options, each after a
+			 * NUL: "user=WHO" (USER, UID, USER:GROUP, UID:GID, looked up in the
+			 * guest's /etc/passwd and /etc/group), and on AG_JOB "tty=COLSxROWS"
+			 * (a pty: its slave is the job's stdin, stdout, stderr and
+			 * controlling terminal, its master is read as stdout and takes
+			 * AG_IN); an agent of before reads up to the first NUL only */
 #define AG_KILL 'K'     /* id (0: every process of the guest), payload: signal number */
 #define AG_POWEROFF 'P' /* payload: seconds between SIGTERM and SIGKILL, then power off */
 #define AG_CREDIT 'C'   /* id, payload: output bytes of that command the daemon passed on */
@@ -58,12 +68,16 @@ struct agent_hdr {
 #define AG_JOB 'J'      /* id, payload: command line; like AG_EXEC with its own stdin and stderr */
 #define AG_IN 'I'       /* id, payload: bytes for the job's stdin (at most AGENT_IN_WINDOW not
 			 * yet credited back); empty: end of its stdin */
+#define AG_WINSZ 'W'    /* id, payload: "COLS ROWS": a terminal's job's new size (SIGWINCH) */
+#define AG_VEOF 'V'     /* id: the terminal's end-of-file character (its VEOF) into the
+			 * job's input, after the AG_IN bytes that came before it */
 
 /* agent -> daemon */
 #define AG_HELLO 'H'    /* payload: "sbx-agent <version>"; the guest is ready */
 #define AG_OUT 'O'      /* id, payload: bytes of the command's stdout/stderr */
 #define AG_ERR 'R'      /* id, payload: bytes of a job's stderr */
-#define AG_PID 'D'      /* id, payload: the command's pid in the guest */
+#define AG_PID 'D'      /* id, payload: the command's pid in the guest, and for a terminal's
+			 * job its number in the guest's devpts: "PID PTS" */
 /* AG_CREDIT (agent -> daemon): id, payload: stdin bytes the job's pipe took */
 #define AG_EXIT 'E'     /* id, payload: "<exit code> <signal>" (code 128+signal when killed),
 			 * after the last AG_OUT */

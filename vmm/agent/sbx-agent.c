@@ -32,9 +32,16 @@
 #include <unistd.h>
 
 #include "../../net/net.h"
+#include "../init/ids.h"
 #include "agent_proto.h"
 
 #define MAX_JOBS 64
+/* The version its hello states: AGENT_VERSION, but for a test's agent that
+ * plays one of before (qemu_tty.bats: the daemon must not ask it for what
+ * it lacks). */
+#ifndef AGENT_HELLO_VERSION
+#define AGENT_HELLO_VERSION AGENT_VERSION
+#endif
 #define DEFAULT_PORT "/dev/ttyS1"
 
 struct job {
@@ -52,6 +59,13 @@ struct job {
 	char *in;        /* jobs: stdin received, not yet in the pipe */
 	size_t in_len;
 	bool in_eof;     /* the host ended stdin: close the pipe once in_len is 0 */
+	/* A terminal's job: out_fd is its master, in_fd another fd of it (no
+	 * err_fd); veofs: VEOF characters owed after the input buffered now;
+	 * hup_ms: once its leader exited, when an idle master is closed (the
+	 * terminal hangs up on what is left of the job). */
+	bool tty;
+	int veofs;
+	long long hup_ms;
 };
 
 static struct job jobs[MAX_JOBS];
@@ -467,64 +481,152 @@ static void start_failed(uint64_t id, const int *fds, int nfds, char *bufs[3], c
 	fail_start(id, why);
 }
 
+/* A command's options (agent_proto.h, AG_EXEC): after the line's NUL. */
+struct start_opts {
+	char user[72];          /* "": root; USER:GROUP is at most 65 bytes */
+	unsigned cols, rows;    /* a terminal's size; 0: no terminal */
+	const char *bad;        /* what could not be taken: the command fails with it */
+};
+
+static void start_opts_parse(const char *p, const char *end, bool job, struct start_opts *o)
+{
+	for (; p < end; p += strlen(p) + 1) {
+		char tail;
+		if (!strncmp(p, "user=", 5) && strlen(p + 5) > 0 && strlen(p + 5) < sizeof(o->user))
+			snprintf(o->user, sizeof(o->user), "%s", p + 5);
+		else if (job && !strncmp(p, "tty=", 4) &&
+			 sscanf(p + 4, "%ux%u%c", &o->cols, &o->rows, &tail) == 2 && o->cols &&
+			 o->rows && o->cols <= 10000 && o->rows <= 10000)
+			continue;
+		else
+			o->bad = "sbx-agent: an option this agent does not know (or a bad value)\n";
+	}
+}
+
+/* A terminal of cols x rows in the guest's devpts: its master (nonblocking)
+ * and slave, and the slave's number there. */
+static int tty_open(unsigned cols, unsigned rows, int *master, int *slave, int *index)
+{
+	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+	int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC), n = -1, unlock = 0;
+	if (m < 0 || ioctl(m, TIOCSPTLCK, &unlock) < 0 || ioctl(m, TIOCGPTN, &n) < 0 ||
+	    ioctl(m, TIOCSWINSZ, &ws) < 0)
+		goto fail;
+	char path[32];
+	snprintf(path, sizeof(path), "/dev/pts/%d", n);
+	int sl = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (sl < 0)
+		goto fail;
+	fcntl(m, F_SETFL, O_NONBLOCK);
+	*master = m;
+	*slave = sl;
+	*index = n;
+	return 0;
+fail:
+	say("cannot open a terminal: %s", strerror(errno));
+	if (m >= 0)
+		close(m);
+	return -1;
+}
+
+/* In the command's child: its stdio (the slave of a terminal, as its
+ * controlling terminal; a job's pipes; or exec's one pipe and /dev/null),
+ * its user, then sh -c cmd. Never returns. */
+static void child_exec(const char *cmd, struct start_opts *o, int in, int out, int err)
+{
+	static char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			       "HOME=/root", "TERM=dumb", NULL};
+	static char home[PATH_MAX + 8];
+	sigprocmask(SIG_SETMASK, &old_mask, NULL);
+	for (int sig = 1; sig < NSIG; sig++) /* nothing of pid 1's is the command's */
+		signal(sig, SIG_DFL);
+	setsid();
+	int null = in >= 0 ? in : open("/dev/null", O_RDONLY);
+	dup2(null >= 0 ? null : out, 0);
+	dup2(out, 1);
+	dup2(err, 2);
+	/* A terminal's job leads its session with the slave as its controlling
+	 * terminal: ^C, ^Z and SIGWINCH reach its foreground group. */
+	if (o->cols && ioctl(0, TIOCSCTTY, 0) == 0)
+		envp[2] = "TERM=xterm";
+	if (chdir("/") < 0)
+		_exit(126);
+	if (o->user[0]) {
+		id_become("sbx-agent", o->user, home, sizeof(home));
+		envp[1] = home;
+	}
+	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
+	_exit(127);
+}
+
+/* A terminal's job: stdout is the master (out_fd), its stdin a second fd of
+ * it (in_fd); stderr is the terminal's too (no err_fd). */
+static int tty_stdio(const struct start_opts *o, int o_[2], int in[2], int *index)
+{
+	int m, sl;
+	if (tty_open(o->cols, o->rows, &m, &sl, index) < 0)
+		return -1;
+	o_[0] = m;
+	o_[1] = sl;
+	in[1] = fcntl(m, F_DUPFD_CLOEXEC, 0);
+	return in[1] < 0 ? -1 : 0;
+}
+
 /* exec (job false): stdout and stderr in one pipe, stdin /dev/null. A job:
- * three pipes, its stdin fed by AG_IN frames. */
-static void job_start(uint64_t id, const char *cmd, bool job)
+ * three pipes, its stdin fed by AG_IN frames; or with tty= a terminal. */
+static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 {
 	struct job *j = NULL;
+	struct start_opts o = {0};
+	int pts = -1;
+	start_opts_parse(payload + strlen(payload) + 1, payload + len, job, &o);
 	for (int i = 0; i < MAX_JOBS && !j; i++)
 		if (!jobs[i].used)
 			j = &jobs[i];
-	if (!j) {
-		fail_start(id, "sbx-agent: too many commands\n");
+	if (!j || o.bad) {
+		fail_start(id, o.bad ? o.bad : "sbx-agent: too many commands\n");
 		return;
 	}
-	int o[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
+	int o_[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
 	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
 	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
-	if (pipe2(o, O_CLOEXEC) < 0 || (job && (!ibuf || !rb0 || !rb1 || pipe2(er, O_CLOEXEC) < 0 ||
-						pipe2(in, O_CLOEXEC) < 0))) {
-		int fds[] = {o[0], o[1], er[0], er[1], in[0], in[1]};
+	int r = o.cols ? tty_stdio(&o, o_, in, &pts) : pipe2(o_, O_CLOEXEC);
+	if (r < 0 || (job && (!ibuf || !rb0 || !rb1 ||
+			      (!o.cols && (pipe2(er, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0))))) {
+		int fds[] = {o_[0], o_[1], er[0], er[1], in[0], in[1]};
 		char *bufs[] = {ibuf, rb0, rb1};
-		start_failed(id, fds, 6, bufs, "sbx-agent: pipe failed\n");
+		start_failed(id, fds, 6, bufs, o.cols ? "sbx-agent: cannot open a terminal\n"
+						      : "sbx-agent: pipe failed\n");
 		return;
 	}
 	pid_t pid = fork();
-	if (pid == 0) {
-		static char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-					     "HOME=/root", NULL};
-		sigprocmask(SIG_SETMASK, &old_mask, NULL);
-		setsid();
-		int null = job ? in[0] : open("/dev/null", O_RDONLY);
-		dup2(null >= 0 ? null : o[1], 0);
-		dup2(o[1], 1);
-		dup2(job ? er[1] : o[1], 2);
-		if (chdir("/") < 0)
-			_exit(126);
-		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, envp);
-		_exit(127);
-	}
-	close(o[1]);
-	if (job) {
+	if (pid == 0)
+		child_exec(payload, &o, o.cols ? o_[1] : job ? in[0] : -1, o_[1],
+			   job && !o.cols ? er[1] : o_[1]);
+	close(o_[1]);
+	if (er[1] >= 0)
 		close(er[1]);
+	if (in[0] >= 0)
 		close(in[0]);
-	}
 	if (pid < 0) {
-		int fds[] = {o[0], er[0], in[1]};
+		int fds[] = {o_[0], er[0], in[1]};
 		char *bufs[] = {ibuf, rb0, rb1};
 		start_failed(id, fds, 3, bufs, "sbx-agent: fork failed\n");
 		return;
 	}
-	fcntl(o[0], F_SETFL, O_NONBLOCK);
-	if (job) {
-		fcntl(er[0], F_SETFL, O_NONBLOCK);
-		fcntl(in[1], F_SETFL, O_NONBLOCK);
+	for (int k = 0; k < 3; k++) {
+		int fd = k == 0 ? o_[0] : k == 1 ? er[0] : in[1];
+		if (fd >= 0)
+			fcntl(fd, F_SETFL, O_NONBLOCK);
 	}
-	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o[0], .err_fd = er[0],
+	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o_[0], .err_fd = er[0],
 			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = ibuf, .job = job,
-			  .attached = true, .rb = {rb0, rb1}};
-	char p[16];
-	snprintf(p, sizeof(p), "%d", (int)pid);
+			  .attached = true, .rb = {rb0, rb1}, .tty = o.cols > 0};
+	char p[32];
+	if (j->tty)
+		snprintf(p, sizeof(p), "%d %d", (int)pid, pts);
+	else
+		snprintf(p, sizeof(p), "%d", (int)pid);
 	send_text(AG_PID, id, p);
 }
 
@@ -549,6 +651,15 @@ static void job_feed(struct job *j)
 	if (j->in_eof && done == j->in_len && j->in_fd >= 0) {
 		close(j->in_fd);
 		j->in_fd = -1;
+	}
+	/* A terminal's end of input, after what came before it. */
+	struct termios t;
+	while (j->veofs && j->in_fd >= 0 && done == j->in_len) {
+		char c = tcgetattr(j->in_fd, &t) == 0 && t.c_cc[VEOF] != _POSIX_VDISABLE
+				 ? (char)t.c_cc[VEOF] : '\x04';
+		if (write(j->in_fd, &c, 1) != 1)
+			break;
+		j->veofs--;
 	}
 	if (!done)
 		return;
@@ -620,6 +731,45 @@ static void job_output(struct job *j, int stream)
 	job_finish_if_done(j);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long a terminal stays open after its job's leader exited while
+ * something else of the job holds it (what the leader wrote is in the master
+ * by then: the pty's buffer work is queued at its write). */
+#define TTY_HUP_MS 300
+
+/* Terminals whose leader exited: once idle past hup_ms (and the host takes
+ * output: unread output is not thrown away), the master closes, which hangs
+ * up the slave (SIGHUP to what holds it) and ends the job. The poll timeout
+ * until the next such moment, or -1. */
+static int tty_hangups(void)
+{
+	int next = -1;
+	long long now = now_ms();
+	for (int i = 0; i < MAX_JOBS; i++) {
+		struct job *j = &jobs[i];
+		if (!j->used || !j->tty || !j->exited || j->out_fd < 0)
+			continue;
+		struct pollfd p = {.fd = j->out_fd, .events = POLLIN};
+		if (now < j->hup_ms || j->credit == 0 || poll(&p, 1, 0) != 0) {
+			long long left = j->hup_ms > now ? j->hup_ms - now : TTY_HUP_MS;
+			if (next < 0 || left < next)
+				next = (int)left;
+			continue;
+		}
+		close(j->out_fd);
+		j->out_fd = -1;
+		close_stdin(j);
+		job_finish_if_done(j);
+	}
+	return next;
+}
+
 static void reap_children(void)
 {
 	int st;
@@ -630,6 +780,7 @@ static void reap_children(void)
 				jobs[i].exited = true;
 				jobs[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 				jobs[i].sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+				jobs[i].hup_ms = now_ms() + TTY_HUP_MS;
 				job_finish_if_done(&jobs[i]);
 			}
 }
@@ -753,7 +904,7 @@ static void become_clone(char *payload)
 		say("cannot give boot_id a new view: %s", strerror(errno));
 answer:;
 	char hello[80];
-	snprintf(hello, sizeof(hello), "sbx-agent %d fork %s", AGENT_VERSION, nonce);
+	snprintf(hello, sizeof(hello), "sbx-agent %d fork %s", AGENT_HELLO_VERSION, nonce);
 	send_text(AG_HELLO, 0, hello);
 }
 
@@ -780,7 +931,7 @@ static void resync(const char *nonce)
 		job_free(j);
 	}
 	char hello[80];
-	snprintf(hello, sizeof(hello), "sbx-agent %d resync %.40s", AGENT_VERSION, nonce);
+	snprintf(hello, sizeof(hello), "sbx-agent %d resync %.40s", AGENT_HELLO_VERSION, nonce);
 	send_text(AG_HELLO, 0, hello);
 }
 
@@ -821,7 +972,7 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 	switch (h->type) {
 	case AG_EXEC:
 	case AG_JOB:
-		job_start(h->id, payload, h->type == AG_JOB);
+		job_start(h->id, payload, h->len, h->type == AG_JOB);
 		break;
 	case AG_IN:
 		job_input(h->id, payload, h->len);
@@ -833,6 +984,27 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 			kill(-1, sig); /* from pid 1: every process but us */
 		else if (j && !j->exited && kill(-j->pid, sig) < 0)
 			kill(j->pid, sig);
+		break;
+	}
+	case AG_WINSZ: {
+		struct job *j = job_find(h->id);
+		unsigned cols, rows;
+		int fd = j && j->tty ? (j->in_fd >= 0 ? j->in_fd : j->out_fd) : -1;
+		if (fd >= 0 && sscanf(payload, "%u %u", &cols, &rows) == 2 && cols && rows &&
+		    cols <= 10000 && rows <= 10000) {
+			struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
+			if (ioctl(fd, TIOCSWINSZ, &ws) < 0)
+				say("cannot resize job %llu's terminal: %s", (unsigned long long)h->id,
+				    strerror(errno));
+		}
+		break;
+	}
+	case AG_VEOF: {
+		struct job *j = job_find(h->id);
+		if (j && j->tty && j->in_fd >= 0 && j->veofs < 1024) {
+			j->veofs++;
+			job_feed(j);
+		}
 		break;
 	}
 	case AG_CREDIT: {
@@ -906,6 +1078,7 @@ static void serve(int sfd)
 		struct job *who[2 + 3 * MAX_JOBS];
 		int what[2 + 3 * MAX_JOBS]; /* 0 stdout, 1 stderr, 2 stdin */
 		int n = 0;
+		int hup_ms = tty_hangups(); /* before the fds are listed: it closes some */
 		/* While the host is gone the port only says so: SIGIO (or a
 		 * look a second later) tells when it is back. */
 		pfd[n++] = (struct pollfd){.fd = host_gone ? -1 : port, .events = POLLIN};
@@ -922,13 +1095,14 @@ static void serve(int sfd)
 					pfd[n++] = (struct pollfd){.fd = fd, .events = POLLIN};
 				}
 			}
-			if (j->in_fd >= 0 && j->in_len) {
+			if (j->in_fd >= 0 && (j->in_len || j->veofs)) {
 				who[n] = j;
 				what[n] = 2;
 				pfd[n++] = (struct pollfd){.fd = j->in_fd, .events = POLLOUT};
 			}
 		}
-		if (poll(pfd, (nfds_t)n, host_gone ? 1000 : -1) < 0)
+		int timeout_ms = host_gone && (hup_ms < 0 || hup_ms > 1000) ? 1000 : hup_ms;
+		if (poll(pfd, (nfds_t)n, timeout_ms) < 0)
 			continue;
 		if (host_gone && host_connected()) {
 			host_gone = false;
@@ -996,7 +1170,7 @@ int main(void)
 	net_boot(); /* eth0 is up before the hello */
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	char hello[32];
-	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_VERSION);
+	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_HELLO_VERSION);
 	send_text(AG_HELLO, 0, hello);
 	/* Guest time (TCG's clock is rough): what the modules cost the boot. */
 	say("ready on %s (channel %ld ms, network %ld ms)", path, ms_between(&t0, &t1),

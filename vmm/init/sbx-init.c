@@ -32,6 +32,7 @@
 
 #include "../../net/net.h"
 #include "../proto.h"
+#include "ids.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -344,118 +345,6 @@ static void console_setup(void)
 		fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK);
 }
 
-/* The line of /etc/FILE (of the sandbox: its own bytes, bounded, in the
- * command's child) whose field 0 is name, or, by number, whose field 2 is id;
- * its fields split in place. FILE's lines: name:x:id:... */
-#define ID_FILE_MAX (1 << 20)
-static char id_file[ID_FILE_MAX + 1];
-
-static bool id_num(const char *s, long *out);
-
-static int id_lookup(const char *file, const char *name, long id, char **f, int nf)
-{
-	/* Only a regular file: a FIFO or a device put there would block or
-	 * never end (O_NONBLOCK keeps the open itself from waiting). */
-	int fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	struct stat st;
-	if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		close(fd);
-		fd = -1;
-	}
-	if (fd < 0)
-		return -1;
-	size_t len = 0;
-	ssize_t n;
-	while (len < ID_FILE_MAX && (n = read(fd, id_file + len, ID_FILE_MAX - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	id_file[len] = '\0';
-	for (char *line = id_file, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		int k = 0;
-		for (char *p = line; k < nf; k++) {
-			f[k] = p;
-			p = p ? strchr(p, ':') : NULL;
-			if (p)
-				*p++ = '\0';
-		}
-		if (!f[0] || !f[2])
-			continue;
-		long v;
-		if (name ? strcmp(f[0], name) == 0 : id_num(f[2], &v) && v == id)
-			return 0;
-	}
-	return -1;
-}
-
-/* A uid or gid as the files write it: 1 to 10 digits, below 2^32 - 1. */
-static bool id_num(const char *s, long *out)
-{
-	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > 10 || strspn(s, "0123456789") != n)
-		return false;
-	long long v = strtoll(s, NULL, 10);
-	if (v >= 4294967295LL)
-		return false;
-	*out = (long)v;
-	return true;
-}
-
-/* The fields of an entry that name a number: a refusal, not a root. */
-static long id_field(const char *file, const char *who, const char *s)
-{
-	long v;
-	if (!id_num(s, &v)) {
-		dprintf(2, "sbx-init: the entry of '%s' in the sandbox's %s has no number where "
-			   "its id goes\n", who, file);
-		_exit(126);
-	}
-	return v;
-}
-
-/* In a command's child: becomes user (USER, UID, USER:GROUP or UID:GID, as
- * user= or the image config says), with HOME from /etc/passwd ("/" when it has no
- * entry for a UID). A name the sandbox's files do not know fails the command
- * (exit 126) with a sentence on its stderr. */
-static void become(char *user, char *home, size_t home_cap)
-{
-	char *group = strchr(user, ':'), *f[7];
-	if (group)
-		*group++ = '\0';
-	long uid, gid = 0;
-	snprintf(home, home_cap, "HOME=/");
-	if (id_num(user, &uid)) {
-		if (id_lookup("/etc/passwd", NULL, uid, f, 7) == 0) {
-			gid = id_field("/etc/passwd", user, f[3]);
-			snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
-		}
-	} else if (id_lookup("/etc/passwd", user, 0, f, 7) == 0) {
-		uid = id_field("/etc/passwd", user, f[2]);
-		gid = id_field("/etc/passwd", user, f[3]);
-		snprintf(home, home_cap, "HOME=%s", f[5] && *f[5] ? f[5] : "/");
-	} else {
-		dprintf(2, "sbx-init: user '%s' (user= or the image's User) is not in the sandbox's "
-			   "/etc/passwd\n",
-			user);
-		_exit(126);
-	}
-	if (group && !id_num(group, &gid)) {
-		if (id_lookup("/etc/group", group, 0, f, 4) < 0) {
-			dprintf(2, "sbx-init: group '%s' (user= or the image's User) is not in the sandbox's "
-				   "/etc/group\n", group);
-			_exit(126);
-		}
-		gid = id_field("/etc/group", group, f[2]);
-	}
-	if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 ||
-	    setuid((uid_t)uid) < 0) {
-		dprintf(2, "sbx-init: cannot run as %ld:%ld: %s\n", uid, gid, strerror(errno));
-		_exit(126);
-	}
-}
-
 /* A command's options (proto.h), read from its message: pointers into it. */
 struct exec_opts {
 	const char *cwd;
@@ -556,7 +445,7 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
 			_exit(126);
 		static char home[PATH_MAX + 8];
 		if (*user) {
-			become(user, home, sizeof(home));
+			id_become("sbx-init", user, home, sizeof(home));
 			envp[1] = home;
 		}
 		/* As the user: a directory it may not enter fails as its own cd would. */
