@@ -728,8 +728,6 @@ int ctl_files_request(const char *buf, size_t len, struct ctl_files_req *q, size
 	if (memchr(buf, '\0', n))
 		return err_set(e, -EINVAL, "the request line contains a NUL byte");
 	*line_len = nl ? n + 1 : n;
-	while (n && (buf[n - 1] == '\r' || buf[n - 1] == ' ' || buf[n - 1] == '\t'))
-		n--; /* blanks that end a line are a line's, not a name's */
 	size_t at = 0, w;
 	while (at < n && (buf[at] == ' ' || buf[at] == '\t'))
 		at++;

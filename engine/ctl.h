@@ -141,7 +141,8 @@ int ctl_parse_expose(int argc, char **argv, struct net_expose *x, struct err *e)
  *   put size=N [mode=M] PATH      the next N bytes written become the file
  *   stat PATH | list PATH         what it is | a directory's entries
  *   mkdir [mode=M] PATH           a directory
- * PATH is absolute and the rest of the line, blanks included; in it \xHH
+ * PATH is absolute and the rest of the line as it is, blanks included (a
+ * final one too); in it \xHH
  * (two hex digits, not 00) is that byte, the one escape (a backslash is
  * \x5c), as list writes names (str_escape_name). mode= is octal, at most 07777 (default 0644,
  * mkdir 0755). *line_len: the bytes of buf the line took, its newline
