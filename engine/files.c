@@ -31,6 +31,7 @@ struct sbx_files {
 	int dir;              /* put: the target's directory (O_PATH) */
 	char tmp[32], name[NAME_MAX + 1];
 	uint64_t size, done;  /* put: bytes announced, written */
+	pid_t pid;            /* put: the init whose root the request reached */
 	uint64_t pos;         /* reads so far */
 	struct buf answer;    /* stat, list */
 	char path[CTL_WRITE_MAX + 1]; /* escaped, for sentences */
@@ -63,12 +64,15 @@ static int files_open_in(struct sbx_files *f, const char *path, int flags, struc
 {
 	struct sbx *s = f->s;
 	pthread_mutex_lock(&s->lock);
-	int r = sbx_require_running(s, "move files", e);
-	if (r == 0 && !(s->ops->caps & VMM_CAP_HOST_ROOT))
+	int r = 0;
+	if (!(s->ops->caps & VMM_CAP_HOST_ROOT))
 		r = err_set(e, -EOPNOTSUPP, "files works in ns sandboxes only: a %s sandbox's files "
 			    "move through its agent with examples/sbx cp", s->cfg.backend);
 	if (r == 0)
+		r = sbx_require_running(s, "move files", e);
+	if (r == 0)
 		r = vmm_root_open(&s->vm, path, flags, 0, e);
+	f->pid = s->vm.pid;
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }
@@ -144,7 +148,7 @@ static int files_parent(struct sbx_files *f, const struct ctl_files_req *q, stru
 	snprintf(dir, sizeof(dir), "%.*s", slash == q->path ? 1 : (int)(slash - q->path), q->path);
 	int d = files_open_in(f, dir, O_PATH | O_DIRECTORY, e), r;
 	if (d < 0)
-		return d;
+		return err_wrap(e, "%s", f->path);
 	if ((r = files_fs_ok(f, d, e)) < 0) {
 		close(d);
 		return r;
@@ -206,7 +210,12 @@ static int files_put_data(struct sbx_files *f, const char *buf, size_t len, stru
 			    "; nothing was put", f->path, f->done + len - f->size, f->size);
 		goto fail;
 	}
-	if (atomic_load(&f->s->state) != SBX_RUNNING) {
+	/* Its files are that init's: a sandbox stopped (or started again) since
+	 * has other mounts over the same upper layer. */
+	pthread_mutex_lock(&f->s->lock);
+	bool same = atomic_load(&f->s->state) == SBX_RUNNING && f->s->vm.pid == f->pid;
+	pthread_mutex_unlock(&f->s->lock);
+	if (!same) {
 		r = err_set(e, -EBUSY, "sandbox %s stopped during the put of %s; nothing was put",
 			    f->s->node.name, f->path);
 		goto fail;
