@@ -181,11 +181,12 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # lines, vmm/qmp.c), fuzz_agent (the guest agent's frames and answer marker,
 # vmm/qemu.h), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
 # reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
-# layer's tar stream, engine/tar.c) and fuzz_oci (an OCI layout's index,
+# layer's tar stream, engine/tar.c), fuzz_oci (an OCI layout's index,
 # manifest and image config JSON, an oci-archive's tar, a docker-archive's
-# manifest.json and tar, engine/oci.c) and fuzz_ids (a sandbox's /etc/passwd
+# manifest.json and tar, engine/oci.c), fuzz_ids (a sandbox's /etc/passwd
 # and /etc/group as sbx-init and sbx-agent read them for user=,
-# vmm/init/ids.c). Seed corpora in
+# vmm/init/ids.c) and fuzz_files (the request line of NAME/files,
+# ctl_files_request of engine/ctl.c). Seed corpora in
 # tests/fuzz/corpus/<target>/ (inputs that once crashed stay there as
 # regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
@@ -194,7 +195,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent journal job tar oci ids
+FUZZ_TARGETS := ctl options event qmp agent journal job tar oci ids files
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -213,6 +214,7 @@ FUZZ_SRC_job     := $(FUZZ_SRC_journal)
 FUZZ_SRC_tar     := engine/tar.c engine/util.c
 FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_ids     := vmm/init/ids.c
+FUZZ_SRC_files   := $(FUZZ_SRC_ctl)
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h vmm/init/ids.h
 

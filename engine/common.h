@@ -50,6 +50,9 @@ void buf_free(struct buf *b);
  * another. Stops before an escape that would not fit. Returns the length.
  * Escaping twice changes nothing. */
 size_t str_escape(char *dst, size_t cap, const char *src);
+/* The same with backslashes escaped too (\x5c), so that it can be undone: a
+ * name a sandbox made, as NAME/files lists it. */
+size_t str_escape_name(char *dst, size_t cap, const char *src);
 
 /* Logger: levels as syslog; -v raises the threshold to debug. Lines are
  * escaped with str_escape. */

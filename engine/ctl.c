@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Top-level file names a sandbox may not take (its directory would hide them). */
@@ -642,4 +643,127 @@ int ctl_parse_expose(int argc, char **argv, struct net_expose *out, struct err *
 		return ret;
 	*out = x;
 	return 0;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A request's PATH: the rest of the line (s, n bytes), \xHH undone. */
+static int files_path(const char *s, size_t n, char *out, struct err *e)
+{
+	size_t o = 0;
+	if (n == 0 || s[0] != '/')
+		return err_set(e, -EINVAL, "the path must be absolute (start with /), at the end "
+			       "of the line");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\\') {
+			out[o++] = s[i];
+			continue;
+		}
+		int hi = n - i >= 4 && s[i + 1] == 'x' ? hex_digit(s[i + 2]) : -1;
+		int lo = hi >= 0 ? hex_digit(s[i + 3]) : -1;
+		if (lo < 0)
+			return err_set(e, -EINVAL, "a backslash in a path starts \\xHH (two hex "
+				       "digits; a backslash itself is \\x5c)");
+		if (hi == 0 && lo == 0)
+			return err_set(e, -EINVAL, "a path has no NUL byte (\\x00)");
+		out[o++] = (char)(hi * 16 + lo);
+		i += 3;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* One key=value word of a request (w, n bytes): mode= or size=. */
+static int files_option(struct ctl_files_req *q, const char *w, size_t n, bool *mode_set,
+			bool *size_set, struct err *e)
+{
+	char v[32];
+	const char *eq = memchr(w, '=', n);
+	size_t kl = (size_t)(eq - w), vl = n - kl - 1;
+	bool mode = kl == 4 && !strncmp(w, "mode", 4), size = kl == 4 && !strncmp(w, "size", 4);
+	if (!mode && !size)
+		return err_set(e, -EINVAL, "unknown option '%.*s=' (mode= size=); the path comes "
+			       "last and starts with /", (int)(kl > 32 ? 32 : kl), w);
+	if ((mode && *mode_set) || (size && *size_set))
+		return err_set(e, -EINVAL, "%s= is given twice", mode ? "mode" : "size");
+	if (vl == 0 || vl >= sizeof(v))
+		return err_set(e, -EINVAL, "%s= needs a value", mode ? "mode" : "size");
+	memcpy(v, eq + 1, vl);
+	v[vl] = '\0';
+	uint64_t u = 0;
+	if (mode) {
+		char *end;
+		unsigned long m = strtoul(v, &end, 8);
+		if (*end || !isdigit((unsigned char)v[0]) || m > 07777)
+			return err_set(e, -EINVAL, "mode=%s is not an octal mode up to 07777", v);
+		q->mode = (unsigned)m;
+		*mode_set = true;
+	} else if (ctl_parse_uint(v, CTL_FILES_SIZE_MAX, &u) < 0) {
+		return err_set(e, -EINVAL, "size=%s is not a byte count up to %llu", v,
+			       (unsigned long long)CTL_FILES_SIZE_MAX);
+	} else {
+		q->size = u;
+		*size_set = true;
+	}
+	return 0;
+}
+
+int ctl_files_request(const char *buf, size_t len, struct ctl_files_req *q, size_t *line_len,
+		      struct err *e)
+{
+	static const char *verbs[] = {"get", "put", "stat", "list", "mkdir"};
+	const char *nl = memchr(buf, '\n', len < CTL_WRITE_MAX + 1 ? len : CTL_WRITE_MAX + 1);
+	size_t n = nl ? (size_t)(nl - buf) : len;
+	bool mode_set = false, size_set = false;
+	memset(q, 0, offsetof(struct ctl_files_req, path));
+	q->path[0] = '\0';
+	if (n > CTL_WRITE_MAX)
+		return err_set(e, -EINVAL, "the request line is longer than %d bytes", CTL_WRITE_MAX);
+	if (memchr(buf, '\0', n))
+		return err_set(e, -EINVAL, "the request line contains a NUL byte");
+	*line_len = nl ? n + 1 : n;
+	size_t at = 0, w;
+	while (at < n && (buf[at] == ' ' || buf[at] == '\t'))
+		at++;
+	for (w = 0; at + w < n && buf[at + w] != ' ' && buf[at + w] != '\t';)
+		w++;
+	size_t k = 0;
+	while (k < ARRAY_SIZE(verbs) && (strlen(verbs[k]) != w || strncmp(buf + at, verbs[k], w)))
+		k++;
+	if (k == ARRAY_SIZE(verbs))
+		return err_set(e, -EINVAL, "unknown request '%.*s': get, put, stat, list or mkdir, "
+			       "then the path", (int)(w > 32 ? 32 : w), buf + at);
+	q->verb = (enum ctl_files_verb)k;
+	for (;;) {
+		at += w;
+		while (at < n && (buf[at] == ' ' || buf[at] == '\t'))
+			at++;
+		if (at == n || buf[at] == '/')
+			break;
+		for (w = 0; at + w < n && buf[at + w] != ' ' && buf[at + w] != '\t';)
+			w++;
+		if (!memchr(buf + at, '=', w))
+			return err_set(e, -EINVAL, "'%.*s' is neither key=value nor a path (absolute, "
+				       "starting with /)", (int)(w > 32 ? 32 : w), buf + at);
+		int r = files_option(q, buf + at, w, &mode_set, &size_set, e);
+		if (r < 0)
+			return r;
+	}
+	if (mode_set && q->verb != CTL_FILES_PUT && q->verb != CTL_FILES_MKDIR)
+		return err_set(e, -EINVAL, "mode= is an option of put and mkdir");
+	if (size_set != (q->verb == CTL_FILES_PUT))
+		return err_set(e, -EINVAL, size_set ? "size= is an option of put" :
+			       "put needs size=N: the number of bytes that follow");
+	if (!mode_set)
+		q->mode = q->verb == CTL_FILES_MKDIR ? 0755 : 0644;
+	int r = files_path(buf + at, n - at, q->path, e);
+	if (r < 0)
+		memset(q, 0, sizeof(*q));
+	return r;
 }

@@ -134,4 +134,29 @@ struct net_expose;
  * -EINVAL with a sentence for anything else. */
 int ctl_parse_expose(int argc, char **argv, struct net_expose *x, struct err *e);
 
+
+/* A request of a files session (/sbx/NAME/files): the first write's first
+ * line, `VERB [key=value...] PATH`:
+ *   get PATH                      the bytes of a regular file
+ *   put size=N [mode=M] PATH      the next N bytes written become the file
+ *   stat PATH | list PATH         what it is | a directory's entries
+ *   mkdir [mode=M] PATH           a directory
+ * PATH is absolute and the rest of the line as it is, blanks included (a
+ * final one too); in it \xHH
+ * (two hex digits, not 00) is that byte, the one escape (a backslash is
+ * \x5c), as list writes names (str_escape_name). mode= is octal, at most 07777 (default 0644,
+ * mkdir 0755). *line_len: the bytes of buf the line took, its newline
+ * included (for put, the data begin there). */
+enum ctl_files_verb { CTL_FILES_GET, CTL_FILES_PUT, CTL_FILES_STAT, CTL_FILES_LIST,
+		      CTL_FILES_MKDIR };
+#define CTL_FILES_SIZE_MAX (1ull << 40)
+struct ctl_files_req {
+	enum ctl_files_verb verb;
+	unsigned mode;
+	uint64_t size;
+	char path[CTL_WRITE_MAX + 1];
+};
+int ctl_files_request(const char *buf, size_t len, struct ctl_files_req *q, size_t *line_len,
+		      struct err *e);
+
 #endif

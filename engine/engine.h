@@ -15,6 +15,7 @@
 
 struct sbx;
 struct sbx_exec;
+struct sbx_files;
 
 /* A blocking in-process read (sbx_job_read) asks fn(arg) now and then; true
  * (the reader was interrupted, e.g. killed) ends it with -EINTR. */
@@ -92,6 +93,16 @@ ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx
 void sbx_exec_close(struct sbx_exec *x);
 /* Whether a command was started through this session. */
 bool sbx_exec_started(struct sbx_exec *x);
+
+/* files: one request per open handle, on the sandbox's files (see README
+ * and ctl.h's ctl_files_request); ns only. A write is the request line (put:
+ * then its data); a failed one leaves the sentence in error. A read never
+ * waits on the sandbox: the file's bytes (get) or the answer, 0 at its end. */
+int sbx_files_open(struct sbx *s, struct sbx_files **out);
+int sbx_files_write(struct sbx_files *f, const char *buf, size_t len);
+ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size);
+bool sbx_files_started(struct sbx_files *f);
+void sbx_files_close(struct sbx_files *f);
 
 /* Change notification for poll: fn(id) runs on every state change of sandbox
  * id, and with id 0 when a sandbox appears or goes. */

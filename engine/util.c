@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <syslog.h>
 
-size_t str_escape(char *dst, size_t cap, const char *src)
+static size_t escape(char *dst, size_t cap, const char *src, bool backslash)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
@@ -23,7 +23,7 @@ size_t str_escape(char *dst, size_t cap, const char *src)
 		return 0;
 	for (; *src; src++) {
 		unsigned char c = (unsigned char)*src;
-		bool ctl = c < 0x20 || c == 0x7f;
+		bool ctl = c < 0x20 || c == 0x7f || (backslash && c == '\\');
 		if (n + (ctl ? 4 : 1) >= cap) /* an escape is never cut in half */
 			break;
 		if (ctl) {
@@ -37,6 +37,13 @@ size_t str_escape(char *dst, size_t cap, const char *src)
 	}
 	dst[n] = '\0';
 	return n;
+}
+
+size_t str_escape(char *dst, size_t cap, const char *src) { return escape(dst, cap, src, false); }
+
+size_t str_escape_name(char *dst, size_t cap, const char *src)
+{
+	return escape(dst, cap, src, true);
 }
 
 int err_set(struct err *e, int code, const char *fmt, ...)

@@ -26,6 +26,7 @@ static const struct fsx_file sbx_files[] = {
 	{.name = "exec", .mode = 0600, .ops = &fsx_session_ops},
 	{.name = "run", .mode = 0600, .ops = &fsx_clone_ops, .sbx.clone = sbx_job_start},
 	{.name = "root", .mode = 0777, .ops = &fsx_link_ops, .sbx.link = sbx_root_link},
+	{.name = "files", .mode = 0600, .ops = &fsx_files_ops},
 };
 
 /* A job (/sbx/NAME/jobs/N/): what sbx_job_show shows by name, its output,

@@ -137,6 +137,7 @@ struct fsx_handle {
 	bool made;         /* wait, run: content made */
 	bool served;       /* show, setting: content was read; a read at 0 remakes it */
 	struct sbx_exec *x; /* exec: the session */
+	struct sbx_files *files; /* files: the request */
 	uint32_t job;      /* run: the job it started */
 	bool started;      /* run: a job was started through this handle */
 	size_t pos;        /* run: how much of the id was read */
@@ -205,7 +206,7 @@ void fsx_poll_release(struct fsx_handle *h);
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
 extern const struct fsx_file_ops fsx_show_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,
 	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
-	fsx_stream_ops;
+	fsx_stream_ops, fsx_files_ops;
 /* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */
 extern const struct fsx_family fsx_top_family, fsx_sbx_family, fsx_snap_family,
 	fsx_job_family, fsx_pool_family, fsx_image_family;

@@ -1,7 +1,8 @@
 /* A sandbox's directory (/sbx/NAME/): the family its files, snapshots/ and
  * jobs/ belong to, and its kinds of file that only a sandbox has: wait (a
  * read parked until the sandbox changes), exec (a command session per open),
- * run (a write starts a job, a read returns its id) and root (a link). */
+ * run (a write starts a job, a read returns its id), root (a link) and
+ * files (a request on the sandbox's files per open). */
 #include "node.h"
 
 #include <poll.h>
@@ -159,6 +160,58 @@ const struct fsx_file_ops fsx_session_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
 	.open = exec_open, .read = fsx_read_parked, .try = exec_try, .write = exec_write,
 	.poll = exec_poll, .drop = exec_drop,
+};
+
+/* --- files: one request per open handle on the sandbox's files --- */
+
+static int files_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
+{
+	(void)flags;
+	return sbx_files_open(o->sbx, &h->files);
+}
+
+static int files_do_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return sbx_files_write(h->files, buf, len);
+}
+
+/* A failed write's sentence is what the next read of the handle returns. */
+static int files_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return fsx_errstr_write(h, buf, len, files_do_write);
+}
+
+/* The sentence of a failed write, while some is left; then the request's
+ * bytes, from the engine's cursor. Never waits: a regular file's bytes or
+ * an answer made at the write. */
+static void files_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	(void)off;
+	pthread_mutex_lock(&h->lock);
+	if (h->pos < h->content.len) {
+		fsx_reply_cursor_unlock(req, h, size);
+		return;
+	}
+	pthread_mutex_unlock(&h->lock);
+	char *buf = malloc(size ? size : 1);
+	ssize_t n = buf ? sbx_files_read(h->files, buf, size) : -ENOMEM;
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void files_drop(struct fsx_handle *h)
+{
+	if (h->files)
+		sbx_files_close(h->files);
+}
+
+const struct fsx_file_ops fsx_files_ops = {
+	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
+	.open = files_open, .read = files_read, .write = files_write, .poll = exec_poll,
+	.drop = files_drop,
 };
 
 /* --- run: a clone file, as Plan 9's --- */

@@ -2,7 +2,9 @@
  * sandbox's own devpts instance (the /dev/pts that sbx-init mounts with
  * newinstance), so the slave is the sandbox's (/dev/pts/N inside) and the
  * host's /dev/pts never gets an entry. The daemon keeps the master, and
- * init a copy of it, which a restarted daemon takes back (pidfd_getfd). */
+ * init a copy of it, which a restarted daemon takes back (pidfd_getfd).
+ * The resolution inside a sandbox's root that finds its ptmx also serves
+ * its files (NAME/files). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -21,30 +23,47 @@
 
 #include "vmm.h"
 
+/* openat2 retries a resolution that a concurrent rename made unsure
+ * (EAGAIN); a sandbox renaming in a loop gets EAGAIN after this many. */
+#define ROOT_OPEN_TRIES 16
+
+int vmm_root_open(const struct vmm_inst *vm, const char *path, int flags, mode_t mode,
+		  struct err *e)
+{
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/%d/root", (int)vm->pid);
+	int root = vm->pid > 0 ? open(proc, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (vm->pid > 0 && root < 0)
+		return err_set(e, -errno, "cannot reach the root of sandbox %s: %s", vm->name,
+			       strerror(errno));
+	/* Still our init after the open: its pid was not given to another process. */
+	if (root < 0 || vm->pidfd < 0 || syscall(SYS_pidfd_send_signal, vm->pidfd, 0, NULL, 0) < 0) {
+		if (root >= 0)
+			close(root);
+		return err_set(e, -ESRCH, "sandbox %s is not running", vm->name);
+	}
+	struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
+			       .mode = flags & (O_CREAT | O_TMPFILE) ? mode : 0,
+			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
+	int fd = -1, err = EAGAIN;
+	for (int i = 0; i < ROOT_OPEN_TRIES && err == EAGAIN; i++) {
+		fd = (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+		err = fd < 0 ? errno : 0;
+	}
+	close(root);
+	if (fd < 0)
+		return err_set(e, -err, "%s in sandbox %s: %s", path, vm->name, strerror(err));
+	return fd;
+}
+
 /* The sandbox's ptmx as an O_PATH fd: resolved inside its root (its links
  * cannot lead out), and only a devpts ptmx: a node the sandbox made (it has
  * CAP_MKNOD) is never opened by the daemon. */
 static int ptmx_path_fd(const struct vmm_inst *vm, struct err *e)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/root", (int)vm->pid);
-	int root = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0)
-		return err_set(e, -errno, "cannot reach the root of sandbox %s: %s", vm->name,
-			       strerror(errno));
-	/* Still our init after the open: its pid was not given to another process. */
-	if (vm->pidfd < 0 || syscall(SYS_pidfd_send_signal, vm->pidfd, 0, NULL, 0) < 0) {
-		close(root);
-		return err_set(e, -ESRCH, "sandbox %s is not running", vm->name);
-	}
-	struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
-			       .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS};
-	int fd = (int)syscall(SYS_openat2, root, "dev/pts/ptmx", &how, sizeof(how));
-	int err = errno;
-	close(root);
+	int fd = vmm_root_open(vm, "dev/pts/ptmx", O_PATH | O_NOFOLLOW, 0, e);
 	if (fd < 0)
-		return err_set(e, -err, "sandbox %s has no /dev/pts/ptmx (%s): no terminal can "
-			       "be made there", vm->name, strerror(err));
+		return fd == -ESRCH ? fd : err_wrap(e, "no terminal can be made");
 	struct statfs sfs;
 	struct stat st;
 	if (fstatfs(fd, &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC || fstat(fd, &st) < 0 ||

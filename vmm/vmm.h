@@ -249,6 +249,13 @@ const struct vmm_ops *const *vmm_all(void);
 void vmm_inst_init(struct vmm_inst *vm);
 
 extern const struct vmm_ops vmm_ns_ops;
+/* Opens path inside the root of the running sandbox vm's init (ns, whose
+ * root is a host mount: VMM_CAP_HOST_ROOT) with openat2's RESOLVE_IN_ROOT
+ * and RESOLVE_NO_MAGICLINKS: its symlinks, `..` and mounts cannot lead
+ * out, /proc's magic links are refused. flags, mode: open(2)'s. Returns
+ * the fd, or -errno with a sentence (-ESRCH: init is gone). */
+int vmm_root_open(const struct vmm_inst *vm, const char *path, int flags, mode_t mode,
+		  struct err *e);
 /* The ns backend's pty_open (pty.c): from the devpts of init's root. */
 int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master, int *slave,
 		 int *index, struct err *e);

@@ -372,6 +372,63 @@ static void test_exec_options(void)
 	      !ctl_user_ok(":x") && !ctl_user_ok("x:") && !ctl_user_ok(".x"));
 }
 
+static int freq(const char *s, struct ctl_files_req *q, size_t *at, struct err *e)
+{
+	return ctl_files_request(s, strlen(s), q, at, e);
+}
+
+/* files: VERB [key=value...] PATH, the path the rest of the line, \xHH undone. */
+static void test_files_request(void)
+{
+	static struct ctl_files_req q;
+	struct err e = {0};
+	size_t at = 0;
+	CHECK(freq("get /etc/hostname\n", &q, &at, &e) == 0 && q.verb == CTL_FILES_GET &&
+	      !strcmp(q.path, "/etc/hostname") && at == 18);
+	CHECK(freq("get /my dir/a file \n", &q, &at, &e) == 0 && !strcmp(q.path, "/my dir/a file "));
+	CHECK(freq("get /x", &q, &at, &e) == 0 && at == 6); /* echo -n */
+	CHECK(freq("put size=5 /tmp/f\nhello", &q, &at, &e) == 0 && q.verb == CTL_FILES_PUT &&
+	      q.size == 5 && q.mode == 0644 && at == 18 && !strcmp(q.path, "/tmp/f"));
+	CHECK(freq("put mode=4755 size=0 /x\n", &q, &at, &e) == 0 && q.mode == 04755 && q.size == 0);
+	CHECK(freq("mkdir /d\n", &q, &at, &e) == 0 && q.verb == CTL_FILES_MKDIR && q.mode == 0755);
+	CHECK(freq("list /\n", &q, &at, &e) == 0 && q.verb == CTL_FILES_LIST && !strcmp(q.path, "/"));
+	CHECK(freq("stat /a\\x0ab\\x5cc\\x20\n", &q, &at, &e) == 0 && !strcmp(q.path, "/a\nb\\c "));
+	/* refusals, each with its sentence */
+	CHECK(freq("put /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "size="));
+	CHECK(freq("get size=3 /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "option of put"));
+	CHECK(freq("stat mode=0644 /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "mode="));
+	CHECK(freq("put size=1 size=1 /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "twice"));
+	CHECK(freq("put size=1 mode=0800 /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "octal"));
+	CHECK(freq("put size=1 mode=17777 /x\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("put size=-1 /x\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("put size=1099511627777 /x\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("put size=1 owner=0 /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "unknown"));
+	CHECK(freq("get etc/passwd\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "key=value"));
+	CHECK(freq("get\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "absolute"));
+	CHECK(freq("\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "unknown request"));
+	CHECK(freq("rm /x\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "unknown request"));
+	CHECK(freq("GET /x\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("get /a\\\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "\\x5c"));
+	CHECK(freq("get /a\\x4\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("get /a\\y41\n", &q, &at, &e) == -EINVAL);
+	CHECK(freq("get /a\\x00\n", &q, &at, &e) == -EINVAL && strstr(e.msg, "NUL"));
+	CHECK(ctl_files_request("get /a\0b\n", 9, &q, &at, &e) == -EINVAL && strstr(e.msg, "NUL"));
+	CHECK(q.path[0] == '\0');
+	char big[CTL_WRITE_MAX + 8];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "get /", 5);
+	CHECK(ctl_files_request(big, sizeof(big), &q, &at, &e) == -EINVAL && strstr(e.msg, "longer"));
+	big[CTL_WRITE_MAX - 1] = '\n'; /* a line of CTL_WRITE_MAX - 1 bytes, then data */
+	CHECK(ctl_files_request(big, sizeof(big), &q, &at, &e) == 0 && at == CTL_WRITE_MAX);
+	/* list's escape, undone by a request's path */
+	char esc[64];
+	str_escape_name(esc, sizeof(esc), "/a\nb\\c\x7f");
+	CHECK(!strcmp(esc, "/a\\x0ab\\x5cc\\x7f"));
+	char line[96];
+	snprintf(line, sizeof(line), "get %s\n", esc);
+	CHECK(freq(line, &q, &at, &e) == 0 && !strcmp(q.path, "/a\nb\\c\x7f"));
+}
+
 int main(void)
 {
 	RUN(test_split);
@@ -386,5 +443,6 @@ int main(void)
 	RUN(test_winsize);
 	RUN(test_run_options);
 	RUN(test_exec_options);
+	RUN(test_files_request);
 	UNIT_DONE("ctl");
 }

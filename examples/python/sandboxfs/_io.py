@@ -147,22 +147,27 @@ class CommandError(OSError):
         self.sentence = sentence
 
 
-def command(path, line):
-    """One command line to a ctl file, opened for reading and writing: when
-    the write fails, the same handle's sentence is read (never another
+def send(fd, data):
+    """Writes data to a handle opened for reading and writing (ctl, files):
+    when a write fails, the same handle's sentence is read (never another
     client's, as the shared error files may hold) and raised as CommandError."""
+    try:
+        write_all(fd, data)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        try:
+            sentence = os.read(fd, 4096).decode(errors="replace").strip()
+        except OSError:
+            sentence = ""
+        raise CommandError(e.errno, sentence) from None
+
+
+def command(path, line):
+    """One command line to a ctl file (see send)."""
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        try:
-            os.write(fd, line.encode() + b"\n")
-        except OSError as e:
-            if e.errno is None:
-                raise
-            try:
-                sentence = os.read(fd, 4096).decode(errors="replace").strip()
-            except OSError:
-                sentence = ""
-            raise CommandError(e.errno, sentence) from None
+        send(fd, line.encode() + b"\n")
     finally:
         os.close(fd)
 

@@ -1,4 +1,5 @@
-"""Files in and out through the sandbox's own tools, never through NAME/root."""
+"""Files in and out, never through NAME/root: NAME/files on ns (the daemon
+resolves paths inside the sandbox's root), the sandbox's own tools for trees."""
 
 import errno
 import io
@@ -114,9 +115,12 @@ def test_a_link_to_a_host_path_resolves_inside_the_sandbox(sb, tmp_path):
     sb.exec(["mkdir", "-p", str(tmp_path)], check=True)
     sb.files.write(str(secret), "decoy inside\n")
     assert sb.files.read("/tmp/link") == b"decoy inside\n"
-    sb.files.write("/tmp/link", "written through the link\n")
+    # A write (NAME/files on ns) replaces the link itself, inside.
+    sb.files.write("/tmp/link", "written over the link\n")
     assert secret.read_text() == "HOST SECRET\n"
-    assert sb.files.read(str(secret)) == b"written through the link\n"
+    assert sb.files.read("/tmp/link") == b"written over the link\n"
+    assert sb.files.stat("/tmp/link")["type"] == "f"
+    assert sb.files.read(str(secret)) == b"decoy inside\n"
     # Out, the link stays a link; the host file is neither read nor changed.
     sb.exec(["mkdir", "/tmp/d"], check=True)
     sb.exec(["ln", "-s", str(secret), "/tmp/d/l"], check=True)
@@ -164,3 +168,49 @@ def test_download_treats_the_stream_as_hostile(sb, tmp_path):
     assert "su" in found
     assert not os.path.lexists(tmp_path / "pwned-t1")
     assert not os.path.lexists(tmp_path / "escaped-t1")
+
+
+def test_stat_list_and_mkdir(sb):
+    sb.files.mkdir("/tmp/m", mode=0o700)
+    sb.files.write("/tmp/m/f", b"12345", mode=0o640)
+    sb.exec(["sh", "-c", "ln -s /etc/shadow /tmp/m/l && printf x > \"$(printf '/tmp/m/a\\nb\\\\c')\""], check=True)
+    st = sb.files.stat("/tmp/m")
+    assert (st["type"], st["mode"], st["uid"], st["gid"]) == ("d", 0o700, 0, 0)
+    st = sb.files.stat("/tmp/m/f")
+    assert (st["type"], st["mode"], st["size"]) == ("f", 0o640, 5)
+    assert sb.files.stat("/tmp/m/l")["target"] == "/etc/shadow"
+    got = {e.name: e for e in sb.files.list("/tmp/m")}
+    assert set(got) == {"f", "l", "a\nb\\c"}
+    assert (got["f"].type, got["f"].mode, got["f"].size) == ("f", 0o640, 5)
+    assert got["l"].type == "l"
+    # A name as list gives it is a path the other requests take.
+    assert sb.files.read("/tmp/m/" + "a\nb\\c") == b"x"
+    with pytest.raises(SandboxError) as ei:
+        sb.files.mkdir("/tmp/m")
+    assert ei.value.errno == errno.EEXIST
+
+
+def test_hostile_nodes_and_magic_links_are_refused(sb):
+    sb.exec(["sh", "-c", "mkfifo /tmp/fifo && mknod /tmp/mem c 1 1"], check=True)
+    for path, err in [("/tmp/fifo", errno.EPERM), ("/tmp/mem", errno.EPERM), ("/tmp", errno.EISDIR),
+                      ("/proc/1/root/etc/shadow", errno.ELOOP), ("/proc/1/environ", errno.EPERM)]:
+        with pytest.raises(SandboxError) as ei:
+            sb.files.read(path)
+        assert ei.value.errno == err, path
+        assert path in ei.value.sentence
+
+
+def test_a_single_file_down_drops_setuid_and_keeps_its_bytes(sb, tmp_path):
+    data = b"\0\1\2" + os.urandom(1 << 20)
+    sb.files.write("/tmp/su", data, mode=0o4755)
+    out = sb.files.download("/tmp/su", tmp_path / "o")
+    assert out == str(tmp_path / "o" / "su")
+    with open(out, "rb") as f:
+        assert f.read() == data
+    assert stat.S_IMODE(os.lstat(out).st_mode) == 0o755
+    f = tmp_path / "up.sh"
+    f.write_text("#!/bin/sh\necho up\n")
+    f.chmod(0o751)
+    assert sb.files.upload(f, "/tmp") == "/tmp/up.sh"
+    assert sb.files.stat("/tmp/up.sh")["mode"] == 0o751
+    assert sb.exec(["/tmp/up.sh"]).stdout == "up\n"

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""One request on /sbx/NAME/files, for tests/integration/files.bats.
+
+    files_req.py FILES 'REQUEST LINE' [DATA|-]
+
+Writes the line (and, for a put, DATA's bytes or stdin's, in writes of up
+to 1 MiB), then copies what the handle reads to stdout. A failed write
+prints `ERR ENAME: SENTENCE` (the sentence read back from the same handle)
+and exits 1; a failed read prints `ERR ENAME` and exits 1."""
+import errno
+import os
+import sys
+
+
+def name(err):
+    return "EOPNOTSUPP" if err == errno.EOPNOTSUPP else errno.errorcode.get(err, str(err))
+
+
+def main():
+    path, req = sys.argv[1], sys.argv[2]
+    data = None
+    if len(sys.argv) > 3:
+        src = sys.stdin.buffer if sys.argv[3] == "-" else open(sys.argv[3], "rb")
+        data = src.read()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        try:
+            os.write(fd, req.encode("utf-8", "surrogateescape") + b"\n")
+            view = memoryview(data or b"")
+            while view:
+                view = view[os.write(fd, view[: 1 << 20]):]
+        except OSError as e:
+            why = os.read(fd, 4096).decode(errors="replace").strip()
+            print("ERR %s: %s" % (name(e.errno), why))
+            return 1
+        try:
+            while True:
+                b = os.read(fd, 1 << 17)
+                if not b:
+                    return 0
+                sys.stdout.buffer.write(b)
+        except OSError as e:
+            print("ERR %s" % name(e.errno))
+            return 1
+    finally:
+        os.close(fd)
+
+
+sys.exit(main())
