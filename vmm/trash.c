@@ -18,9 +18,10 @@
 #include "vmm.h"
 
 /* An entry that cannot be removed (a mount that will not go) is tried again
- * this often, and at daemon exit this many times before it is left to the
- * next daemon. */
+ * after RETRY_MSEC, then twice as long each time up to RETRY_MAX_MSEC, and
+ * at daemon exit EXIT_TRIES times before it is left to the next daemon. */
 #define RETRY_MSEC 1000
+#define RETRY_MAX_MSEC 60000
 #define EXIT_TRIES 3
 
 static struct {
@@ -117,14 +118,16 @@ static int remove_now(const char *path)
 	return r2 < 0 ? r2 : r;
 }
 
-/* One pass over the trash: every entry there is removed (or tried). */
-static void scan(void)
+/* One pass over the trash: every entry there is removed (or tried).
+ * Returns how many are left (-1: the trash cannot be read). */
+static int64_t scan(bool quiet)
 {
 	DIR *d = opendir(trash.dir);
 	if (!d) {
 		log_warn("cannot read %s: %s", trash.dir, strerror(errno));
-		return;
+		return -1;
 	}
+	int64_t left = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		char path[PATH_MAX + 256];
@@ -134,18 +137,20 @@ static void scan(void)
 		int r = remove_now(path);
 		struct stat st;
 		if (lstat(path, &st) < 0 && errno == ENOENT)
-			atomic_fetch_sub(&trash.pending, 1);
-		else
+			continue;
+		left++;
+		if (!quiet)
 			log_warn("cannot remove %s yet (%s); trying again", path, strerror(-r));
 	}
 	closedir(d);
+	return left;
 }
 
 static void *trash_main(void *arg)
 {
 	(void)arg;
 	uint64_t seen = 0;
-	int exit_tries = 0;
+	int exit_tries = 0, retry_ms = RETRY_MSEC, failed_scans = 0;
 	pthread_mutex_lock(&trash.lock);
 	for (;;) {
 		bool busy = atomic_load(&trash.pending) > 0;
@@ -154,19 +159,29 @@ static void *trash_main(void *arg)
 		if (seen == trash.work && !trash.quit) {
 			if (!busy) {
 				pthread_cond_wait(&trash.cond, &trash.lock);
-			} else { /* what is left failed: again, later */
+			} else { /* what is left failed: again, later, less often */
 				struct timespec ts;
 				clock_gettime(CLOCK_MONOTONIC, &ts);
-				ts.tv_sec += RETRY_MSEC / 1000;
+				ts.tv_sec += retry_ms / 1000;
 				pthread_cond_timedwait(&trash.cond, &trash.lock, &ts);
+				retry_ms = retry_ms * 2 > RETRY_MAX_MSEC ? RETRY_MAX_MSEC : retry_ms * 2;
 			}
 		}
 		if (trash.quit)
 			exit_tries++;
 		seen = trash.work;
 		pthread_mutex_unlock(&trash.lock);
-		scan();
+		/* A warning per entry for the first failures, then one in ten. */
+		int64_t left = scan(failed_scans > 3 && failed_scans % 10);
 		pthread_mutex_lock(&trash.lock);
+		/* What is there, counted again: an entry removed by someone else
+		 * is not waited for. A put during the scan moved trash.work, so
+		 * the loop scans again and counts it. */
+		if (left >= 0)
+			atomic_store(&trash.pending, (uint64_t)left);
+		failed_scans = left > 0 ? failed_scans + 1 : 0;
+		if (left == 0)
+			retry_ms = RETRY_MSEC;
 	}
 	pthread_mutex_unlock(&trash.lock);
 	uint64_t left = atomic_load(&trash.pending);
