@@ -726,9 +726,8 @@ static void note_phase(struct vmm_timing *t, const char *key, uint64_t usec)
 	}
 }
 
-/* The last non-empty line of the console: QEMU's own complaint, when it has
- * one; the agent's fatal sentence (a root disk it could not use) first. */
-#define AGENT_FATAL "sbx-agent: fatal: "
+/* The console's last line, QEMU's own complaint when it has one, or the
+ * agent's fatal sentence (a root disk it could not use): qemu_console_reason. */
 static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
 {
 	char p[PATH_MAX + 16], data[2048];
@@ -738,24 +737,11 @@ static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
 	if (fd < 0)
 		return;
 	off_t size = lseek(fd, 0, SEEK_END);
-	off_t off = size > (off_t)sizeof(data) - 1 ? size - (off_t)sizeof(data) + 1 : 0;
-	ssize_t n = pread(fd, data, sizeof(data) - 1, off);
+	off_t off = size > (off_t)sizeof(data) ? size - (off_t)sizeof(data) : 0;
+	ssize_t n = pread(fd, data, sizeof(data), off);
 	close(fd);
-	if (n <= 0)
-		return;
-	data[n] = '\0';
-	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
-		data[--n] = '\0';
-	/* The agent's reason for giving up, when it said one; else the last line. */
-	char *fatal = NULL;
-	for (char *f = data; (f = strstr(f, AGENT_FATAL)); f += strlen(AGENT_FATAL))
-		fatal = f + strlen(AGENT_FATAL);
-	char *nl = strrchr(data, '\n');
-	const char *line = fatal ? fatal : nl ? nl + 1 : data;
-	size_t o = 0;
-	for (; line[o] && line[o] != '\n' && line[o] != '\r' && o + 1 < cap; o++)
-		out[o] = (unsigned char)line[o] < 0x20 || line[o] == 0x7f ? '?' : line[o];
-	out[o] = '\0'; /* the guest wrote it: one line, no control characters */
+	if (n > 0)
+		qemu_console_reason(data, (size_t)n, out, cap);
 }
 
 /* What a restore starts from: a snapshot dir with devstate and vm.json. */
