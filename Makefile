@@ -178,7 +178,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # guest wrote: fuzz_ctl (one write to a ctl file, either level), fuzz_options
 # (names, key=value options, sizes, cpus, signals; engine/ctl.c), fuzz_event
 # (sbx-init's event reports, vmm_read_event of vmm/vmm.c), fuzz_qmp (QEMU's QMP
-# lines, vmm/qmp.c), fuzz_agent (the guest agent's frames and answer marker,
+# lines, vmm/qmp.c), fuzz_agent (the guest agent's frames and answer marker, the console line a failed boot shows,
 # vmm/qemu.h), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
 # reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
 # layer's tar stream, engine/tar.c), fuzz_oci (an OCI layout's index,

@@ -211,6 +211,7 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.disks_dir, sizeof(h.disks_dir), "%s/disks", o->state_dir);
 	snprintf(h.image_layers_dir, sizeof(h.image_layers_dir), "%s/imports/layers", o->state_dir);
 	snprintf(h.spares_dir, sizeof(h.spares_dir), "%s/spares", o->state_dir);
+	snprintf(h.vm_images_dir, sizeof(h.vm_images_dir), "%s/vmimages", o->state_dir);
 	h.qemu_spares = o->qemu_spares;
 	if ((r = snap_init()) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));

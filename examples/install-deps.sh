@@ -4,13 +4,15 @@
 # xz-utils are for the qemu backend (make guest); prometheus brings promtool,
 # which checks /sbx/metrics in the tests; the tests read JSON (config, the
 # journal) with jq; e2fsprogs formats the disks of disk= (mkfs.ext4);
+# erofs-utils makes the root disks of qemu VMs of images other than busybox
+# (mkfs.erofs);
 # zlib1g-dev and libzstd-dev read gzip- and zstd-compressed image layers
 # (images/ctl import), and the tests make a zstd layer with zstd;
 # mmdebstrap makes the debian image (make image-debian). `make
 # fresh` (tests/fresh/run.sh) checks this list on a minimal Debian 12 root.
 set -eu
 pkgs="build-essential pkg-config libfuse3-dev fuse3 liburcu-dev libjansson-dev libcap-dev
-      libmnl-dev zlib1g-dev libzstd-dev zstd libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux e2fsprogs file
+      libmnl-dev zlib1g-dev libzstd-dev zstd libseccomp-dev bats busybox-static iproute2 procps psmisc util-linux e2fsprogs erofs-utils file
       qemu-system-x86 linux-image-amd64 cpio xz-utils python3 python3-pytest prometheus inotify-tools jq nftables mmdebstrap"
 missing=""
 for p in $pkgs; do

@@ -66,6 +66,7 @@ struct walk {
 	size_t n, cap;
 	dev_t sdev, ddev;
 	uint64_t entries, bytes, inodes;
+	uint64_t newest_ctime_nsec; /* measure: the newest change of any entry */
 	size_t names_bytes;
 	struct inoset seen;
 	int links_fd; /* hard links staged by inode number: the inode map */
@@ -517,6 +518,9 @@ static int measure_entry(struct walk *w, struct frame *f, const char *name, cons
 	}
 	w->bytes += (uint64_t)st->st_blocks * 512;
 	w->inodes++;
+	uint64_t ct = (uint64_t)st->st_ctim.tv_sec * 1000000000u + (uint64_t)st->st_ctim.tv_nsec;
+	if (ct > w->newest_ctime_nsec)
+		w->newest_ctime_nsec = ct;
 	if (!S_ISDIR(st->st_mode) || st->st_dev != w->sdev)
 		return 0;
 	int fd = open_dir(w, f->sfd, name, st);
@@ -723,6 +727,29 @@ static int check_room(int root, const struct stat *st, bool count_root, const ch
 	if (sv.f_files && m.inodes > sv.f_favail)
 		return err_set(e, -ENOSPC, "%s needs %" PRIu64 " inodes on %s, %" PRIu64 " free",
 			       what, m.inodes, dst_dir, (uint64_t)sv.f_favail);
+	return 0;
+}
+
+int vmm_tree_stamp(const char *path, struct vmm_tree_stamp *out, struct err *e)
+{
+	struct stat st;
+	int fd = open(path, DIR_FLAGS), r;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		r = err_set(e, -errno, "cannot open %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	struct walk m = {.kind = W_MEASURE, .what = path, .sdev = st.st_dev, .e = e};
+	m.newest_ctime_nsec = (uint64_t)st.st_ctim.tv_sec * 1000000000u + (uint64_t)st.st_ctim.tv_nsec;
+	if ((r = frame_push(&m, fd, -1, &st, 0, NULL)) == 0)
+		r = walk_run(&m);
+	walk_free(&m);
+	if (r < 0)
+		return r;
+	out->entries = m.inodes;
+	out->bytes = m.bytes;
+	out->newest_ctime_nsec = m.newest_ctime_nsec;
 	return 0;
 }
 

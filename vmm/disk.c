@@ -49,7 +49,7 @@ static bool is_mounted(const struct vmm_inst *vm)
 	return stat(vm->dir, &d) == 0 && stat(mnt, &m) == 0 && d.st_dev != m.st_dev;
 }
 
-/* The last line mkfs wrote to stderr, for a sentence. */
+/* The last line a tool wrote to stderr, for a sentence. */
 static void last_line(int fd, char *out, size_t cap)
 {
 	char buf[2048];
@@ -64,24 +64,11 @@ static void last_line(int fd, char *out, size_t cap)
 	snprintf(out, cap, "%s", l ? l + 1 : buf);
 }
 
-/* Formats img (made here, bytes long, sparse) as ext4 with mkfs.ext4: 4 KiB
- * blocks, no reserved blocks (the sandbox writes as root), no journal (a
- * sandbox's scratch disk; half the writes), no resize inode (never grown). */
-static int mkfs_image(const char *img, uint64_t bytes, struct err *e)
+int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], const char *pkg,
+		 const char *what, struct err *e)
 {
-	static const char *const tools[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "mkfs.ext4"};
-	char *argv[] = {"mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-O",
-			"^has_journal,^resize_inode", "-E",
-			"lazy_itable_init=1,lazy_journal_init=1,nodiscard", (char *)img, NULL};
 	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
-	int fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), p[2] = {-1, -1}, r;
-	if (fd < 0)
-		return err_set(e, -errno, "cannot create %s: %s", img, strerror(errno));
-	r = ftruncate(fd, (off_t)bytes) < 0 ? -errno : 0;
-	close(fd);
-	if (r < 0)
-		return err_set(e, r, "cannot size %s to %" PRIu64 " bytes: %s", img, bytes,
-			       strerror(-r));
+	int p[2] = {-1, -1}, r;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_set(e, -errno, "pipe: %s", strerror(errno));
 	posix_spawn_file_actions_t fa;
@@ -92,14 +79,14 @@ static int mkfs_image(const char *img, uint64_t bytes, struct err *e)
 	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	pid_t pid = -1;
 	r = ENOENT;
-	for (size_t i = 0; i < ARRAY_SIZE(tools) && r == ENOENT; i++)
+	for (size_t i = 0; i < ntools && r == ENOENT; i++)
 		r = tools[i][0] == '/' ? posix_spawn(&pid, tools[i], &fa, NULL, argv, envp)
 				       : posix_spawnp(&pid, tools[i], &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
 	if (r != 0) {
 		close(p[0]);
-		return err_set(e, -r, "cannot run mkfs.ext4 (e2fsprogs), which disk= needs: %s",
+		return err_set(e, -r, "cannot run %s (%s), which %s needs: %s", argv[0], pkg, what,
 			       strerror(r));
 	}
 	char why[256];
@@ -109,8 +96,29 @@ static int mkfs_image(const char *img, uint64_t bytes, struct err *e)
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return err_set(e, -EIO, "mkfs.ext4 of %s failed: %s", img, why[0] ? why : "no reason given");
+		return err_set(e, -EIO, "%s for %s failed: %s", argv[0], what,
+			       why[0] ? why : "no reason given");
 	return 0;
+}
+
+/* Formats img (made here, bytes long, sparse) as ext4 with mkfs.ext4: 4 KiB
+ * blocks, no reserved blocks (the sandbox writes as root), no journal (a
+ * sandbox's scratch disk; half the writes), no resize inode (never grown). */
+static int mkfs_image(const char *img, uint64_t bytes, struct err *e)
+{
+	static const char *const tools[] = {"/usr/sbin/mkfs.ext4", "/sbin/mkfs.ext4", "mkfs.ext4"};
+	char *argv[] = {"mkfs.ext4", "-q", "-F", "-b", "4096", "-m", "0", "-O",
+			"^has_journal,^resize_inode", "-E",
+			"lazy_itable_init=1,lazy_journal_init=1,nodiscard", (char *)img, NULL};
+	int fd = open(img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), r;
+	if (fd < 0)
+		return err_set(e, -errno, "cannot create %s: %s", img, strerror(errno));
+	r = ftruncate(fd, (off_t)bytes) < 0 ? -errno : 0;
+	close(fd);
+	if (r < 0)
+		return err_set(e, r, "cannot size %s to %" PRIu64 " bytes: %s", img, bytes,
+			       strerror(-r));
+	return vmm_run_tool(tools, ARRAY_SIZE(tools), argv, "e2fsprogs", "disk=", e);
 }
 
 static int count_templates(const char *dir)

@@ -202,8 +202,45 @@ static void opt_escape(const char *in, char *out, size_t cap)
 struct guest_files {
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
+	char disk[PATH_MAX]; /* the image's root disk (vmimage.c); "": the initramfs is the root */
 	bool vserial; /* the initramfs has the virtio-serial driver (INITRD.channel) */
 };
+
+/* STATE/sandboxes/NAME/rootdisk (and a snapshot's): the path of the root
+ * disk its machine booted with, so a restart, a restore and a fork's child
+ * get the same file even after the image changed. */
+#define ROOTDISK_FILE "rootdisk"
+
+/* The busybox default boots as before, its initramfs its root, and so does
+ * an image with an initramfs of its own (GUEST_DIR/IMAGE.initrd.gz). */
+static bool image_needs_disk(const struct vmm_inst *vm)
+{
+	char img[PATH_MAX], own[PATH_MAX * 2];
+	snprintf(img, sizeof(img), "%s", vm->image_dir);
+	const char *image = basename(img);
+	snprintf(own, sizeof(own), "%s/%s.initrd.gz", hf.guest_dir, image);
+	return (vm->nimage_layers > 0 || strcmp(image, "busybox") != 0) && access(own, R_OK) < 0;
+}
+
+static int rootdisk_read(const char *dir, char *out, size_t cap)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/" ROOTDISK_FILE, dir);
+	int n = read_file_str(p, out, cap);
+	if (n <= 0 || out[0] != '/') {
+		out[0] = '\0';
+		return n < 0 ? n : -ENOENT;
+	}
+	return 0;
+}
+
+static int rootdisk_write(const char *dir, const char *disk, struct err *e)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof(p), "%s/" ROOTDISK_FILE, dir);
+	int r = write_file_atomic(p, disk, strlen(disk), false);
+	return r < 0 ? err_set(e, r, "cannot write %s: %s", p, strerror(-r)) : 0;
+}
 
 /* The device the agent talks on, as mkinitrd.sh wrote it beside the
  * initramfs: virtio-serial when the guest has the driver, the ISA serial
@@ -216,8 +253,11 @@ static bool initrd_vserial(const char *initrd)
 }
 
 /* The kernel, and the initramfs for the sandbox's image: `<image>.initrd.gz`
- * in the guest dir, or `initrd.gz` (built from the busybox image) for busybox. */
-static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, struct err *e)
+ * in the guest dir, or `initrd.gz` (the busybox image with the agent); with
+ * that one, an image other than busybox is the root disk the agent mounts
+ * (when boot: the start's, from rootdisk_prepare). */
+static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, bool boot,
+			    struct err *e)
 {
 	char img[PATH_MAX];
 	snprintf(img, sizeof(img), "%s", vm->image_dir);
@@ -225,18 +265,44 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, st
 	snprintf(g->kernel, sizeof(g->kernel), "%s/vmlinux", hf.guest_dir);
 	if (access(g->kernel, R_OK) < 0)
 		return err_set(e, -ENOENT, "no guest kernel at %s (run make guest)", g->kernel);
+	g->disk[0] = '\0';
 	snprintf(g->initrd, sizeof(g->initrd), "%s/%s.initrd.gz", hf.guest_dir, image);
 	if (access(g->initrd, R_OK) == 0) {
 		g->vserial = initrd_vserial(g->initrd);
 		return 0;
 	}
 	snprintf(g->initrd, sizeof(g->initrd), "%s/initrd.gz", hf.guest_dir);
-	if (strcmp(image, "busybox") != 0 || access(g->initrd, R_OK) < 0)
-		return err_set(e, -ENOENT, "no guest initramfs for image '%s' in %s (make guest builds "
-			       "busybox's; vmm/guest/mkinitrd.sh builds %s.initrd.gz)",
-			       image, hf.guest_dir, image);
+	if (access(g->initrd, R_OK) < 0)
+		return err_set(e, -ENOENT, "no guest initramfs %s (run make guest)", g->initrd);
 	g->vserial = initrd_vserial(g->initrd);
+	if (boot && image_needs_disk(vm) && rootdisk_read(vm->dir, g->disk, sizeof(g->disk)) < 0)
+		return err_set(e, -ENOENT, "the VM of image '%s' has no root disk (%s/" ROOTDISK_FILE
+			       ")", image, vm->dir);
+	if (g->disk[0] && access(g->disk, R_OK) < 0)
+		return err_set(e, -errno, "the root disk %s of image '%s' is gone: %s", g->disk,
+			       image, strerror(errno));
 	return 0;
+}
+
+/* Before a start: the root disk this VM boots with, unless it has one. A
+ * restore (a fork's child) takes its snapshot's; a boot makes or reuses the
+ * image's (seconds for a new one: create_image_usec). */
+static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
+			    struct err *e)
+{
+	char disk[PATH_MAX];
+	*made = 0;
+	if (!image_needs_disk(vm) || rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
+		return 0;
+	if (snap_dir[0]) {
+		if (rootdisk_read(snap_dir, disk, sizeof(disk)) < 0)
+			return 0; /* a machine of before root disks: find_guest_files says so */
+	} else {
+		int r = vmm_root_disk(vm, disk, sizeof(disk), made, e);
+		if (r < 0)
+			return r;
+	}
+	return rootdisk_write(vm->dir, disk, e);
 }
 
 static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
@@ -279,6 +345,14 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 	args_add(a, "%s", g->kernel);
 	args_add(a, "-initrd");
 	args_add(a, "%s", g->initrd);
+	if (g->disk[0]) { /* read-only, shared by every VM of the image and their forks */
+		char disk[PATH_MAX * 2];
+		opt_escape(g->disk, disk, sizeof(disk));
+		args_add(a, "-drive");
+		args_add(a, "file=%s,if=none,id=root,format=raw,readonly=on", disk);
+		args_add(a, "-device");
+		args_add(a, "virtio-blk-device,drive=root");
+	}
 	args_add(a, "-append");
 	/* notes/qemu-live-fork.md: why each of these (TSC, rtc, i8042, 8250). */
 	char tsc[64] = "", net[64] = "";
@@ -292,8 +366,8 @@ static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
 		snprintf(tsc, sizeof(tsc), "tsc_early_khz=%u tsc=reliable ", hf.tsc_khz);
 	args_add(a, "console=ttyS0 panic=-1 quiet mitigations=off nokaslr %sno_timer_check "
 		 "i8042.noaux i8042.nokbd i8042.nopnp 8250.nr_uarts=2 cryptomgr.notests "
-		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=%s%s", tsc, vm->name,
-		 q->vserial ? AGENT_VPORT : "/dev/ttyS1", net);
+		 "random.trust_cpu=on audit=0 pci=off sbx.name=%s sbx.port=%s%s%s", tsc, vm->name,
+		 q->vserial ? AGENT_VPORT : "/dev/ttyS1", net, g->disk[0] ? " sbx.root=/dev/vda" : "");
 	args_add(a, "-chardev");
 	args_add(a, "file,id=con,path=%s,append=on", con);
 	args_add(a, "-serial");
@@ -614,7 +688,7 @@ static int qemu_create(struct vmm_inst *vm, struct err *e)
 	if (!hf.qemu[0])
 		return err_set(e, -ENOENT, "qemu-system-x86_64 not found (apt-get install qemu-system-x86)");
 	struct guest_files g;
-	int r = find_guest_files(vm, &g, e);
+	int r = find_guest_files(vm, &g, false, e); /* the root disk is made at its start */
 	if (r == 0 && vm->nlowers > 0) {
 		char marker[PATH_MAX + 16], layer[PATH_MAX + VMM_LAYER_ID_MAX + 2];
 		restore_marker(vm, marker, sizeof(marker));
@@ -652,7 +726,8 @@ static void note_phase(struct vmm_timing *t, const char *key, uint64_t usec)
 	}
 }
 
-/* The last non-empty line of the console: QEMU's own complaint, when it has one. */
+/* The console's last line, QEMU's own complaint when it has one, or the
+ * agent's fatal sentence (a root disk it could not use): qemu_console_reason. */
 static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
 {
 	char p[PATH_MAX + 16], data[2048];
@@ -662,16 +737,11 @@ static void console_tail(const struct vmm_inst *vm, char *out, size_t cap)
 	if (fd < 0)
 		return;
 	off_t size = lseek(fd, 0, SEEK_END);
-	off_t off = size > (off_t)sizeof(data) - 1 ? size - (off_t)sizeof(data) + 1 : 0;
-	ssize_t n = pread(fd, data, sizeof(data) - 1, off);
+	off_t off = size > (off_t)sizeof(data) ? size - (off_t)sizeof(data) : 0;
+	ssize_t n = pread(fd, data, sizeof(data), off);
 	close(fd);
-	if (n <= 0)
-		return;
-	data[n] = '\0';
-	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
-		data[--n] = '\0';
-	char *nl = strrchr(data, '\n');
-	snprintf(out, cap, "%s", nl ? nl + 1 : data);
+	if (n > 0)
+		qemu_console_reason(data, (size_t)n, out, cap);
 }
 
 /* What a restore starts from: a snapshot dir with devstate and vm.json. */
@@ -809,6 +879,7 @@ struct spare {
 	char layer[PATH_MAX]; /* BOUND: the snapshot dir whose RAM it maps */
 	char key[PATH_MAX * 2 + 64];
 	char ram[PATH_MAX]; /* its RAM file; "" once it is the layer's */
+	char disk[PATH_MAX]; /* the parent's root disk, "" for none */
 	unsigned mem_mib, vcpus;
 	bool vserial;
 	struct vmm_inst vm; /* its own name (spare-...), dir, pid and pidfd */
@@ -826,8 +897,8 @@ static _Atomic uint64_t spare_seq;
 static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, const struct guest_files *g,
 		      char *out, size_t cap)
 {
-	snprintf(out, cap, "%u %u %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
-		 hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd);
+	snprintf(out, cap, "%u %u %s %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
+		 hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd, g->disk);
 }
 
 static void spare_ram_path(const char *name, char *out, size_t cap)
@@ -936,10 +1007,11 @@ static int spare_spawn(struct spare *sp, struct err *e)
 	struct guest_files g;
 	struct args a = {.n = 0};
 	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, r;
-	if ((r = find_guest_files(vm, &g, e)) < 0)
-		return r;
 	if ((r = mkdir_p(vm->dir, 0700)) < 0)
 		return err_set(e, r, "cannot create %s: %s", vm->dir, strerror(-r));
+	if ((sp->disk[0] && (r = rootdisk_write(vm->dir, sp->disk, e)) < 0) ||
+	    (r = find_guest_files(vm, &g, true, e)) < 0)
+		return r;
 	int fd = open(sp->ram, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)sp->mem_mib << 20) < 0) {
 		r = err_set(e, -errno, "cannot create %s: %s", sp->ram, strerror(errno));
@@ -1006,7 +1078,7 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 	const struct vmm_host *h = vmm_host();
 	struct guest_files g;
 	if (!h->qemu_spares || !h->spares_dir[0] || pq->nic || !pq->ram_shared ||
-	    find_guest_files(pvm, &g, NULL) < 0)
+	    find_guest_files(pvm, &g, true, NULL) < 0)
 		return;
 	unsigned have = 0;
 	pthread_mutex_lock(&spares_lock);
@@ -1022,12 +1094,15 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 		sp->mem_mib = pq->mem_mib;
 		sp->vcpus = pq->vcpus;
 		sp->vserial = pq->vserial;
+		snprintf(sp->disk, sizeof(sp->disk), "%s", g.disk);
 		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, &g, sp->key, sizeof(sp->key));
 		snprintf(sp->parent, sizeof(sp->parent), "%s", pvm->name);
 		snprintf(sp->vm.name, sizeof(sp->vm.name), "spare-%" PRIx64 "-%" PRIu64, wall_usec(),
 			 atomic_fetch_add(&spare_seq, 1));
 		snprintf(sp->vm.dir, sizeof(sp->vm.dir), "%s/%s", h->spares_dir, sp->vm.name);
 		snprintf(sp->vm.image_dir, sizeof(sp->vm.image_dir), "%s", pvm->image_dir);
+		sp->vm.nimage_layers = pvm->nimage_layers;
+		memcpy(sp->vm.image_layers, pvm->image_layers, sizeof(sp->vm.image_layers));
 		spare_ram_path(sp->vm.name, sp->ram, sizeof(sp->ram));
 		spare_list(sp);
 		pthread_t th;
@@ -1214,14 +1289,18 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 {
 	int qsv[2] = {-1, -1}, asv[2] = {-1, -1}, r;
 	unsigned mem_mib = 0, vcpus = 0;
+	uint64_t made;
 	struct guest_files g;
 	struct snap_src src;
 	struct args a = {.n = 0};
 	_cleanup_close_ int cg_fd = -1;
 	host_facts();
-	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_guest_files(vm, &g, e)) < 0 ||
-	    (r = find_restore(vm, &src, e)) < 0)
+	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_restore(vm, &src, e)) < 0 ||
+	    (r = rootdisk_prepare(vm, src.dir, &made, e)) < 0 ||
+	    (r = find_guest_files(vm, &g, true, e)) < 0)
 		return r;
+	if (made)
+		note_phase(t, "image", made);
 	if (src.dir[0] && (src.mem_mib != mem_mib || src.vcpus != vcpus))
 		return err_set(e, -EINVAL, "snapshot %s is of a %u MiB, %u vCPU machine; this sandbox "
 			       "is %u MiB, %u vCPU", src.dir, src.mem_mib, src.vcpus, mem_mib, vcpus);
@@ -1485,6 +1564,9 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 		vmm_layer_ram_path(id, ram, sizeof(ram));
 	if (r == 0)
 		r = save_vm(q, dest_dir, q->ram_shared, ram, e);
+	char disk[PATH_MAX];
+	if (r == 0 && rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
+		r = rootdisk_write(dest_dir, disk, e);
 	if (r == 0 && ram[0] && !(t->fork && spare_bind(q, dest_dir, ram)))
 		r = vmm_copy_sparse(q->ram_path, ram, false, e);
 	uint64_t t2 = now_usec();

@@ -138,6 +138,31 @@ static inline int qagent_take_answer(char *in, size_t *in_len, size_t cap, const
 	return 0;
 }
 
+/* The console's tail (data[0, n), guest-written, any bytes) as the one line
+ * an error shows: what follows the last AGENT_FATAL (the agent's reason for
+ * giving up at boot) when there is one, else the last line; cut at the line's
+ * end and at cap - 1 bytes, NUL-terminated, control characters and NULs as '?'. */
+#define AGENT_FATAL "sbx-agent: fatal: "
+static inline void qemu_console_reason(const char *data, size_t n, char *out, size_t cap)
+{
+	const size_t fl = sizeof(AGENT_FATAL) - 1;
+	size_t start = 0;
+	if (!cap)
+		return;
+	while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (data[i] == '\n')
+			start = i + 1;
+	for (const char *f = data; (f = memmem(f, n - (size_t)(f - data), AGENT_FATAL, fl));
+	     f += fl)
+		start = (size_t)(f - data) + fl;
+	size_t o = 0;
+	for (size_t i = start; i < n && data[i] != '\n' && data[i] != '\r' && o + 1 < cap; i++)
+		out[o++] = (unsigned char)data[i] < 0x20 || data[i] == 0x7f ? '?' : data[i];
+	out[o] = '\0';
+}
+
 /* Waits for the agent's hello frame (the guest is up). */
 int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);
 /* After a restore or a reconnect: waits for the agent's answer to AG_FORK

@@ -234,6 +234,7 @@ struct vmm_host {
 	char layers_dir[PATH_MAX]; /* immutable layers made by checkpoints */
 	char disks_dir[PATH_MAX];  /* formatted disk images, one per size (disk.c) */
 	char image_layers_dir[PATH_MAX]; /* imported images' layers (engine/images.c) */
+	char vm_images_dir[PATH_MAX]; /* qemu: images' root disks (vmimage.c) */
 	char spares_dir[PATH_MAX]; /* qemu: QEMUs started ahead for forks; "": none */
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
@@ -314,6 +315,13 @@ int vmm_copy_tree(const char *src, const char *dst, const char *what, uint64_t m
  * would show them: flattening a chain of layers into one. Same walk and room
  * check as vmm_copy_tree; on failure dst is half-merged (the caller's to remove). */
 int vmm_merge_layer(const char *src, const char *dst, struct err *e);
+/* What a tree is now, to tell that it changed: entries, bytes in use and the
+ * newest ctime (ns) of any entry, by the same walk (no link followed, one
+ * filesystem, bounded). */
+struct vmm_tree_stamp {
+	uint64_t entries, bytes, newest_ctime_nsec;
+};
+int vmm_tree_stamp(const char *path, struct vmm_tree_stamp *out, struct err *e);
 /* Copies a file's data extents only (guest RAM images), once the room for
  * its blocks is checked; dst must not exist, unless into: then dst is an
  * existing file, all holes (a spare's RAM file), written in place. */
@@ -352,6 +360,19 @@ int vmm_proc_fd_find(pid_t pid, int (*take)(const char *path, int num, const str
  * The trash unmounts it (vmm_trash); the loop device clears itself with its
  * last user. */
 int vmm_disk_mount(struct vmm_inst *vm, struct err *e);
+/* Runs the first of tools that exists (a path, or a name looked up in a
+ * fixed PATH) with argv, its stdin and stdout /dev/null: 0; -ENOENT and
+ * "cannot run ARGV0 (PKG), which WHAT needs" when none does; -EIO and the
+ * last line it wrote to stderr when it fails. */
+int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], const char *pkg,
+		 const char *what, struct err *e);
+/* A qemu VM's root disk (vmimage.c): the image's files as a read-only erofs
+ * file in vmm_host()->vm_images_dir, named by what the image is (an imported
+ * image's layer ids; a directory image's newest change, size and entries), made
+ * now when missing (mkfs.erofs, seconds: call it off the FUSE path) and kept
+ * for the next VM. out: its path; *made_usec: the time a build took (0: cached). */
+int vmm_root_disk(const struct vmm_inst *vm, char *out, size_t cap, uint64_t *made_usec,
+		  struct err *e);
 struct vmm_disk_usage {
 	uint64_t size_bytes, used_bytes, free_bytes; /* free: what the sandbox may still use */
 	uint64_t inodes, free_inodes;

@@ -21,6 +21,10 @@
  *   - the version a hello states (qagent_hello_version: a hello frame's
  *     payload, the words before an answer marker, any bytes) is 0 to 9999,
  *     and "sbx-agent 3" right before the marker reads as 3.
+ *   - the same bytes as a console's tail (qemu_console_reason, the line a
+ *     failed start shows): one NUL-terminated line shorter than its room,
+ *     no control character, the bytes after the last "sbx-agent: fatal: "
+ *     (a naive search finds it) or else of the last line, in order.
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
@@ -145,6 +149,33 @@ static void answer(const char *s, size_t len, size_t chunk, const char *want)
 	}
 }
 
+/* The console line against an independent search of where it starts. */
+static void console(const char *s, size_t len, size_t cap)
+{
+	static char out[4096];
+	const char *fatal = AGENT_FATAL;
+	size_t fl = strlen(fatal), n = len, start = 0;
+	memset(out, 'X', sizeof(out));
+	qemu_console_reason(s, len, out, cap);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		n--;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\n')
+			start = i + 1;
+	for (size_t i = 0; i + fl <= n; i++)
+		if (memcmp(s + i, fatal, fl) == 0)
+			start = i + fl;
+	size_t o = strnlen(out, cap);
+	MUST(o < cap);
+	for (size_t i = 0; i < o; i++) {
+		unsigned char c = (unsigned char)s[start + i];
+		MUST(start + i < n && c != '\n' && c != '\r');
+		MUST(out[i] == (c < 0x20 || c == 0x7f ? '?' : (char)c));
+	}
+	/* It stops at the line's end, the data's end, or its room. */
+	MUST(o + 1 == cap || start + o == n || s[start + o] == '\n' || s[start + o] == '\r');
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -164,6 +195,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frames(s, len, chunk);
 	answer(s, len, chunk, " fork 0123456789abcdef");
 	answer(s, len, chunk, " resync 42");
+	console(s, len, 1);
+	console(s, len, 80);
+	console(s, len, 4096);
 	free(s);
 	return 0;
 }

@@ -545,6 +545,39 @@ static void test_depth_bound(void)
 	unmount("bound");
 }
 
+/* The stamp a VM root disk is named by (vmimage.c): it moves with a change
+ * deep in the tree, never through a link, and stays when nothing changed. */
+static void test_tree_stamp(void)
+{
+	char p[PATH_MAX];
+	struct err e = {0};
+	struct vmm_tree_stamp a, b, c, d;
+	fresh("st");
+	fresh("st/a");
+	fresh("st/a/b");
+	put("st/a/b/file", "one");
+	path(p, "st/a/b/etc");
+	CHECK(symlink("/etc", p) == 0);
+	path(p, "st");
+	CHECK(vmm_tree_stamp(p, &a, &e) == 0);
+	CHECK(a.entries == 4); /* a, b, file, the link: not what it points to */
+	CHECK(vmm_tree_stamp(p, &b, &e) == 0);
+	CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+	usleep(10000); /* ctime granularity: the clock tick */
+	put("st/a/b/file", "two"); /* same size, same entries: only the ctime says it */
+	CHECK(vmm_tree_stamp(p, &c, &e) == 0);
+	CHECK(c.entries == a.entries && c.newest_ctime_nsec > a.newest_ctime_nsec);
+	path(p, "st/a/b/file");
+	CHECK(unlink(p) == 0);
+	path(p, "st");
+	CHECK(vmm_tree_stamp(p, &d, &e) == 0);
+	CHECK(d.entries == 3);
+	path(p, "st/nowhere");
+	CHECK(vmm_tree_stamp(p, &d, &e) == -ENOENT && e.msg[0]);
+	path(p, "st");
+	vmm_remove_tree(p);
+}
+
 int main(void)
 {
 	snprintf(root, sizeof(root), "/tmp/sbx-unit-copy.XXXXXX");
@@ -563,6 +596,7 @@ int main(void)
 	RUN(test_depth_bound);
 	RUN(test_no_room);
 	RUN(test_disk_limit);
+	RUN(test_tree_stamp);
 	CHECK(vmm_remove_tree(root) == 0);
 	UNIT_DONE("copy");
 }

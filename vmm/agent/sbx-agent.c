@@ -1143,6 +1143,67 @@ static long ms_between(const struct timespec *a, const struct timespec *b)
 	return (long)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
 }
 
+/* --- the image's root disk (sbx.root=DEV) --- */
+
+#define ROOT_BASE "/sbx-root"
+#define ROOT_WAIT_MS 10000
+
+/* "fatal: " marks the line the daemon shows as the reason the VM ended. */
+static void root_fail(const char *what, const char *why)
+{
+	say("fatal: root disk: %s: %s", what, why);
+	power_off(0);
+}
+
+/* An image other than the initramfs's: its erofs disk (read-only, shared
+ * with every VM of the image) under a tmpfs upper layer (overlayfs, this
+ * VM's own writes) becomes / for the agent and everything it runs, with
+ * /dev, /proc, /sys and /run moved over and a fresh /tmp. The initramfs
+ * stays under it (its modules are loaded by then). A failure powers off
+ * with the sentence on the console, which the daemon shows. */
+static void root_switch(void)
+{
+	char dev[64];
+	cmdline_get("sbx.root", dev, sizeof(dev), "");
+	if (!dev[0])
+		return;
+	if (load_virtio() < 0 || load_modules("blk.order") < 0)
+		root_fail(dev, "cannot load its drivers (rebuild the initramfs with make guest)");
+	struct stat st;
+	struct timespec ten_ms = {0, 10 * 1000 * 1000};
+	for (int i = 0; stat(dev, &st) < 0 && i < ROOT_WAIT_MS / 10; i++)
+		nanosleep(&ten_ms, NULL);
+	if (stat(dev, &st) < 0 || !S_ISBLK(st.st_mode))
+		root_fail(dev, "no such block device");
+	mkdir(ROOT_BASE, 0700);
+	if (mkdir(ROOT_BASE "/lower", 0755) < 0 || mkdir(ROOT_BASE "/rw", 0755) < 0 ||
+	    mkdir(ROOT_BASE "/new", 0755) < 0)
+		root_fail(ROOT_BASE, strerror(errno));
+	if (mount(dev, ROOT_BASE "/lower", "erofs", MS_RDONLY, NULL) < 0)
+		root_fail(dev, strerror(errno));
+	if (mount("tmpfs", ROOT_BASE "/rw", "tmpfs", 0, "mode=0755") < 0 ||
+	    mkdir(ROOT_BASE "/rw/upper", 0755) < 0 || mkdir(ROOT_BASE "/rw/work", 0755) < 0)
+		root_fail("its writable layer", strerror(errno));
+	if (mount("overlay", ROOT_BASE "/new", "overlay", 0,
+		  "lowerdir=" ROOT_BASE "/lower,upperdir=" ROOT_BASE "/rw/upper,workdir=" ROOT_BASE
+		  "/rw/work") < 0)
+		root_fail("overlay", strerror(errno));
+	static const char *const moved[] = {"/dev", "/proc", "/sys", "/run"};
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		char to[64];
+		snprintf(to, sizeof(to), ROOT_BASE "/new%s", moved[i]);
+		mkdir(to, 0755);
+		if (mount(moved[i], to, NULL, MS_MOVE, NULL) < 0)
+			root_fail(moved[i], strerror(errno));
+	}
+	if (chdir(ROOT_BASE "/new") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0)
+		root_fail("switching to it", strerror(errno));
+	mount_one("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	if (access("/bin/sh", X_OK) < 0)
+		root_fail("the image", "it has no /bin/sh to run commands with");
+}
+
 int main(void)
 {
 	char name[64], want[64], path[PATH_MAX];
@@ -1168,6 +1229,7 @@ int main(void)
 	}
 	net_lo_up();
 	net_boot(); /* eth0 is up before the hello */
+	root_switch(); /* after every module of the initramfs is loaded */
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	char hello[32];
 	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_HELLO_VERSION);

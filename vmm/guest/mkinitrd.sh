@@ -28,7 +28,8 @@ chmod 0755 "$tmp/init"
 # Modules in load order (modprobe resolves the dependencies): `order` has the
 # agent's channel (virtio_mmio, virtio_console: the agent loads them first,
 # always), `net.order` what the network device needs besides (loaded when the
-# VM has one). OUT.channel tells the daemon which device the agent talks on:
+# VM has one), `blk.order` what an image's root disk needs (sbx.root=).
+# OUT.channel tells the daemon which device the agent talks on:
 # virtio-serial when the initramfs has its driver, the ISA serial port when not.
 mods="$tmp/lib/sbx-modules"
 # add_modules LIST MODULE...: copies each module and its dependencies (those
@@ -61,11 +62,15 @@ if [ -n "$kver" ] && [ -d "/lib/modules/$kver" ] && command -v modprobe >/dev/nu
 	mkdir -p "$mods"
 	add_modules order virtio_mmio virtio_console
 	add_modules net.order virtio_net
+	# An image's root disk (sbx.root=): read-only erofs under an overlay.
+	add_modules blk.order virtio_blk erofs overlay
 	if grep -q '^virtio_console\.ko$' "$mods/order"; then
 		channel=virtio-serial
 	else
 		echo "mkinitrd: no virtio_console module for kernel $kver: the agent talks over the ISA serial port (slow)" >&2
 	fi
+	grep -q '^erofs\.ko$' "$mods/blk.order" ||
+		echo "mkinitrd: no erofs module for kernel $kver: VMs can boot only the busybox image" >&2
 	grep -q '^virtio_net\.ko$' "$mods/net.order" ||
 		echo "mkinitrd: no virtio_net module for kernel $kver: VMs will have no network" >&2
 else
