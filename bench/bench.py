@@ -868,6 +868,12 @@ def file_api(count):
         os.stat(target)
         read_file(target)
     it, lit = P["api_iters"], P["api_list_iters"]
+    # `grep . /sbx/*/status` as a user types it: the shell's glob (readdir, a lookup a name),
+    # one grep over every status file; the same command on /proc's files for the process cost.
+    grep_sh = "grep . %s/*/status >/dev/null" % shlex.quote(MNT)
+    grep_status = time_ops(lambda: subprocess.run(["sh", "-c", grep_sh], check=True), lit)
+    grep_base = time_ops(lambda: subprocess.run(["sh", "-c", "grep . /proc/self/status >/dev/null"],
+                                                check=True), lit)
     held = os.open(target, os.O_RDONLY)  # re-read from offset 0: one request, content of now
     try:
         reread = time_ops(lambda: os.pread(held, 65536, 0), it)
@@ -879,6 +885,8 @@ def file_api(count):
         "reread_stats": reread,
         "ls": time_ops(lambda: os.listdir(MNT), lit),
         "cat_all_stats": time_ops(cat_all, max(3, lit // max(1, count // 100))),
+        "grep_status": grep_status,
+        "grep_base": grep_base,
     }
 
 

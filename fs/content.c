@@ -64,17 +64,16 @@ const struct fsx_file_ops fsx_ctl_ops = {
 	.read = ctl_read, .write = ctl_write,
 };
 
-/* Made at open; a read at offset 0 after the content was read remakes it
- * (as seq_file does after lseek(0)), so a held handle re-reads a file such
- * as stats with one request. A removed object keeps the last content. */
-static void show_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+/* The content of h from off, remade first (unless the object is gone, which
+ * keeps the last) when `always`, or at offset 0 once it was read. */
+static void content_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off,
+			 bool always)
 {
 	struct fsx_obj o;
-	int r = 0;
 	pthread_mutex_lock(&h->lock);
-	if (off == 0 && h->served && fsx_pin(&h->nd, &o) == 0) {
+	if ((always || (off == 0 && h->served)) && fsx_pin(&h->nd, &o) == 0) {
 		struct buf b = {0};
-		r = h->nd.k->fam->show(&h->nd, &o, &b);
+		int r = h->nd.k->fam->show(&h->nd, &o, &b);
 		fsx_unpin(&h->nd, &o);
 		if (r < 0) {
 			buf_free(&b);
@@ -89,8 +88,31 @@ static void show_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t o
 	fsx_reply_content_unlock(req, h, size, off);
 }
 
+/* Made at open; a read at offset 0 after the content was read remakes it
+ * (as seq_file does after lseek(0)), so a held handle re-reads a file such
+ * as stats with one request. A removed object keeps the last content. */
+static void show_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	content_read(req, h, size, off, false);
+}
+
 const struct fsx_file_ops fsx_show_ops = {
 	.type = S_IFREG, .readable = true, .open = content_open, .read = show_read,
+};
+
+/* A cached file is read into the kernel's page cache: its content is remade
+ * at each read, so that a page filled after a change (and its invalidation)
+ * holds the content of after it, not of the open before it. A removed object
+ * keeps the open's content (its node is never reached again: numbers are not
+ * reused). */
+static void cached_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	content_read(req, h, size, off, true);
+}
+
+const struct fsx_file_ops fsx_cached_ops = {
+	.type = S_IFREG, .readable = true, .cached = true, .open = content_open,
+	.read = cached_read,
 };
 const struct fsx_file_ops fsx_command_ops = {
 	.type = S_IFREG, .writable = true, .write = content_write,

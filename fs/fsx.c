@@ -6,12 +6,30 @@
 #include "node.h"
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define ENTRY_TIMEOUT 1.0
+/* How long the kernel may keep what a reply said. A name a directory holds
+ * by name (a sandbox, a job, a snapshot, a pool, an image) may go without the
+ * kernel seeing it (a timeout, ctl, a restart): a second. A fixed name (a
+ * table's file, a fixed subdirectory) lasts as long as its directory, whose
+ * own entry is looked at again each second. Attributes never change (a
+ * node's number is never reused) but a cached file's, which fsx_changed
+ * invalidates. */
+#define NAME_TIMEOUT 1.0
+#define FIXED_TIMEOUT 3600.0
+#define ATTR_TIMEOUT 3600.0
+
+/* The session, for the invalidations of fsx_changed; the kernel's page
+ * cache serves cached files only when it looks at their attributes before
+ * each read (auto_inval_data). */
+static struct fuse_session *session;
+static _Atomic bool cache_ok;
+
+void fsx_set_session(struct fuse_session *se) { session = se; }
 
 static int node_of(fuse_ino_t ino, struct fsx_node *nd)
 {
@@ -85,6 +103,23 @@ static void fill_attr(const struct fsx_state *fs, struct stat *st, fuse_ino_t in
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
+/* A cached file's size is its content's, and its mtime moves by a
+ * nanosecond with each generation: what tells the kernel its pages are old. */
+static int cached_attr(const struct fsx_node *nd, struct fsx_obj *o, struct stat *st)
+{
+	struct buf b = {0};
+	int r = nd->k->fam->show(nd, o, &b);
+	st->st_size = (off_t)b.len;
+	buf_free(&b);
+	uint64_t ns = (uint64_t)st->st_mtim.tv_nsec + nd->k->fam->generation(o) % 1000000000u;
+	st->st_mtim.tv_sec += (time_t)(ns / 1000000000u);
+	st->st_mtim.tv_nsec = (long)(ns % 1000000000u);
+	st->st_ctim = st->st_mtim;
+	return r;
+}
+
+static bool is_cached(const struct fsx_node *nd) { return cache_ok && nd->f && nd->f->ops->cached; }
+
 /* Attributes of a node that is still there. */
 static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 {
@@ -98,8 +133,27 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 	const struct fsx_family *fam = nd.k->fam;
 	fill_attr(fuse_req_userdata(req), st, ino, node_mode(&nd),
 		  fam->created_usec ? fam->created_usec(&o) : 0);
+	if (is_cached(&nd))
+		r = cached_attr(&nd, &o, st);
 	fsx_unpin(&nd, &o);
-	return 0;
+	return r;
+}
+
+void fsx_inval_cached(uint64_t id)
+{
+	const struct fsx_kind *k = &fsx_kinds[INO_SBX_FILE];
+	for (size_t i = 0; cache_ok && session && id && i < k->nrows; i++) {
+		if (!k->rows[i].ops->cached)
+			continue;
+		fuse_ino_t ino = ino_encode(&(struct ino_node){.kind = INO_SBX_FILE, .sbx = id,
+							       .file = (uint32_t)i});
+		/* Attributes only (offset -1): no page lock is waited for, so a
+		 * caller may hold the sandbox's lock; -ENOENT: not in the cache. */
+		int r = ino ? fuse_lowlevel_notify_inval_inode(session, ino, -1, 0) : 0;
+		if (r < 0 && r != -ENOENT)
+			log_debug("sandbox id %" PRIu64 ": invalidating %s failed: %s", id,
+				  k->rows[i].name, strerror(-r));
+	}
 }
 
 void fsx_reply_user_err(fuse_req_t req, int err)
@@ -108,7 +162,7 @@ void fsx_reply_user_err(fuse_req_t req, int err)
 	fuse_reply_err(req, err);
 }
 
-static void reply_entry(fuse_req_t req, fuse_ino_t ino)
+static void reply_entry(fuse_req_t req, fuse_ino_t ino, double entry_timeout)
 {
 	struct fuse_entry_param e;
 	memset(&e, 0, sizeof(e));
@@ -118,8 +172,8 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino)
 		return;
 	}
 	e.ino = ino;
-	e.attr_timeout = ENTRY_TIMEOUT;
-	e.entry_timeout = ENTRY_TIMEOUT;
+	e.attr_timeout = ATTR_TIMEOUT;
+	e.entry_timeout = entry_timeout;
 	fuse_reply_entry(req, &e);
 }
 
@@ -141,11 +195,12 @@ static int find_file(const struct fsx_kind *dir, const char *name)
 }
 
 /* The child `name` of directory p (its object pinned): a file, a fixed
- * subdirectory, or one it holds by name. */
+ * subdirectory (*fixed), or one it holds by name. */
 static int child_of(const struct fsx_node *p, struct fsx_obj *o, const char *name,
-		    struct ino_node *c)
+		    struct ino_node *c, bool *fixed)
 {
 	*c = (struct ino_node){.kind = p->k->holds, .sbx = p->n.sbx, .obj = p->n.obj};
+	*fixed = true;
 	int i = find_file(p->k, name);
 	if (i >= 0) {
 		c->file = (uint32_t)i;
@@ -157,6 +212,7 @@ static int child_of(const struct fsx_node *p, struct fsx_obj *o, const char *nam
 			return 0;
 		}
 	}
+	*fixed = false;
 	if (!p->k->dyn || !p->k->dyn->lookup)
 		return -ENOENT;
 	return p->k->dyn->lookup(&p->n, o, name, c);
@@ -168,15 +224,16 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fsx_node p;
 	struct fsx_obj o;
 	struct ino_node c;
+	bool fixed = false;
 	int r = dir_of(parent, &p);
 	if (r == 0 && (r = fsx_pin_node(&p, &o)) == 0) {
-		r = child_of(&p, &o, name, &c);
+		r = child_of(&p, &o, name, &c, &fixed);
 		fsx_unpin(&p, &o);
 	}
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		reply_entry(req, ino_encode(&c));
+		reply_entry(req, ino_encode(&c), fixed ? FIXED_TIMEOUT : NAME_TIMEOUT);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -188,7 +245,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 /* Only what `echo x > file` needs: truncation to 0 (and times, for touch). */
@@ -208,7 +265,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
-		fuse_reply_attr(req, &st, ENTRY_TIMEOUT);
+		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
 }
 
 /* --- directories: a snapshot of the entries per opendir --- */
@@ -368,7 +425,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	fi->direct_io = 1;
+	/* Everything else is made per open or per read: the kernel keeps none of it. */
+	fi->direct_io = !is_cached(&nd);
+	fi->keep_cache = is_cached(&nd);
 	fi->nonseekable = ops->nonseekable;
 	fuse_reply_open(req, fi);
 }
@@ -471,7 +530,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	if (r < 0)
 		fsx_reply_user_err(req, -r);
 	else
-		reply_entry(req, ino_encode(&c));
+		reply_entry(req, ino_encode(&c), NAME_TIMEOUT);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -647,7 +706,21 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+/* Cached files need the kernel to look at their attributes before a read
+ * (auto_inval_data, libfuse's default where the kernel has it); without it
+ * they are served as the others are, one request per read. */
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	cache_ok = conn->capable & FUSE_CAP_AUTO_INVAL_DATA;
+	if (cache_ok)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	else
+		log_info("the kernel has no FUSE auto_inval_data: status is read without its cache");
+}
+
 const struct fuse_lowlevel_ops fsx_ops = {
+	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

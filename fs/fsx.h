@@ -22,6 +22,9 @@ struct fsx_state {
 };
 
 extern const struct fuse_lowlevel_ops fsx_ops;
+/* The mounted session, which fsx_changed tells of changes (before the
+ * engine starts). */
+void fsx_set_session(struct fuse_session *se);
 /* Engine watch callback: wakes poll(2) on the events files of `id`. */
 void fsx_changed(uint64_t id);
 /* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */

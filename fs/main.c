@@ -281,9 +281,11 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* SANDBOXFS_FUSE_DEBUG=1: libfuse logs every request (to count them). */
+	const char *fdebug = getenv("SANDBOXFS_FUSE_DEBUG");
 	char optstr[256];
-	snprintf(optstr, sizeof(optstr), "fsname=sandboxfs,subtype=sandboxfs,default_permissions%s",
-		 allow_other ? ",allow_other" : "");
+	snprintf(optstr, sizeof(optstr), "fsname=sandboxfs,subtype=sandboxfs,default_permissions%s%s",
+		 allow_other ? ",allow_other" : "", fdebug && *fdebug == '1' ? ",debug" : "");
 	char *fargv[] = {argv[0], "-o", optstr, NULL};
 	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
 	struct fuse_session *se = fuse_session_new(&args, &fsx_ops, sizeof(fsx_ops), &fst);
@@ -303,6 +305,7 @@ int main(int argc, char **argv)
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
 	clock_gettime(CLOCK_REALTIME, &fst.start_time); /* read by the loop's threads only */
+	fsx_set_session(se);
 	engine_set_watch(fsx_changed);
 	engine_set_job_watch(fsx_job_changed);
 	struct err e = {0};

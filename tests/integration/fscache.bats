@@ -1,0 +1,99 @@
+#!/usr/bin/env bats
+# What the kernel caches of the tree is never older than the sandbox: status
+# is served from the page cache and long-lived attributes, and every change
+# (through ctl, by the daemon on its own, a removal, a new sandbox of the
+# same name) shows at the next read.
+
+load helpers
+
+setup() {
+	setup_sbx
+	A="fc${SBX_TAG}a"
+}
+
+teardown() {
+	teardown_sbx
+}
+
+# status, and its size as stat(2) says it, agree with STATE at once.
+assert_status_now() {
+	local want=$1 got size
+	got=$(sbx_cat "$MNT/$A/status") || return 1
+	[[ "$got" == "$want" ]] || {
+		echo "status says '$got', want '$want' (events: $(sbx_key "$MNT/$A/events" state))" >&2
+		return 1
+	}
+	size=$(stat -c %s "$MNT/$A/status") || return 1
+	[[ "$size" == $((${#want} + 1)) ]] || {
+		echo "status of '$want' has st_size $size" >&2
+		return 1
+	}
+}
+
+@test "status read after a change through ctl shows the new state at once" {
+	sbx_create "$A"
+	assert_status_now running
+	assert_status_now running # from the cache
+	echo pause >"$MNT/$A/ctl"
+	assert_status_now paused
+	echo resume >"$MNT/$A/ctl"
+	assert_status_now running
+	echo stop >"$MNT/$A/ctl"
+	assert_status_now stopped
+	echo start >"$MNT/$A/ctl"
+	run sbx_cat "$MNT/$A/status"
+	[[ "$output" == creating || "$output" == running ]]
+	wait_status "$A" running
+	assert_status_now running
+}
+
+@test "a handle opened before a change does not put the old state in the cache" {
+	sbx_create "$A"
+	assert_status_now running
+	exec 4<"$MNT/$A/status"
+	echo pause >"$MNT/$A/ctl"
+	# The read after the change, on the handle opened before it, fills the cache.
+	run cat <&4
+	exec 4<&-
+	[[ "$output" == paused ]]
+	assert_status_now paused
+	echo resume >"$MNT/$A/ctl"
+}
+
+@test "a change the daemon makes on its own shows in status at once" {
+	sbx_create "$A"
+	assert_status_now running
+	stat "$MNT/$A/status" >/dev/null
+	# init killed: the monitor, not the writer, changes the state.
+	echo "kill KILL" >"$MNT/$A/ctl"
+	local i st=running
+	for ((i = 0; i < 100; i++)); do
+		st=$(sbx_key "$MNT/$A/events" state) # events is read without a cache
+		[[ "$st" != running ]] && break
+		sleep 0.1
+	done
+	[[ "$st" != running ]]
+	assert_status_now "$st"
+}
+
+@test "a removed sandbox is gone at once, and one of the same name shows its own state" {
+	sbx_create "$A"
+	echo pause >"$MNT/$A/ctl"
+	assert_status_now paused
+	echo resume >"$MNT/$A/ctl"
+	rmdir "$MNT/$A"
+	run ls "$MNT"
+	[[ "$output" != *"$A"* ]]
+	[[ ! -e "$MNT/$A" ]]
+	run sbx_cat "$MNT/$A/status"
+	[[ "$status" -ne 0 ]]
+	# Made again through ctl: the kernel never saw it come.
+	sbx_create_ctl "$A"
+	assert_status_now running
+	echo stop >"$MNT/$A/ctl"
+	assert_status_now stopped
+	rmdir "$MNT/$A"
+	[[ ! -e "$MNT/$A/status" ]]
+	sbx_create "$A"
+	assert_status_now running
+}
