@@ -503,13 +503,15 @@ static int filters_get(int ifindex, const struct net_ident *id, int *in, int *eg
 	*in = *eg = -1;
 	pthread_mutex_lock(&filt.lock);
 	int r = filters_ready(id, e);
-	if (r == 0 && (r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v)) == -E2BIG) {
-		ident_gc();
-		r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v);
+	if (r == 0) {
+		if ((r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v)) == -E2BIG) {
+			ident_gc();
+			r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v);
+		}
+		if (r < 0)
+			err_set(e, r, "%s: cannot note its identity for the anti-spoofing filter: %s",
+				id->sbx, strerror(-r));
 	}
-	if (r < 0 && !e->code)
-		err_set(e, r, "%s: cannot note its identity for the anti-spoofing filter: %s",
-			id->sbx, strerror(-r));
 	if (r == 0 && ((*in = fcntl(filt.in, F_DUPFD_CLOEXEC, 0)) < 0 ||
 		       (filt.eg >= 0 && (*eg = fcntl(filt.eg, F_DUPFD_CLOEXEC, 0)) < 0))) {
 		r = err_set(e, -errno, "%s: cannot copy the filter's fd: %s", id->sbx,

@@ -293,20 +293,44 @@ static void test_guest_that_never_reads_does_not_hold_senders(void)
 	vm_free(q, ctl);
 }
 
+/* A job's stdio as the engine hands it over: stdin a pipe (its write end in
+ * in[1]), stdout and stderr temporary files. */
+struct job_io {
+	char out_path[32], err_path[32];
+	int fds[3], in[2];
+};
+
+static void job_io_open(struct job_io *io)
+{
+	snprintf(io->out_path, sizeof(io->out_path), "/tmp/sbx-unit-out.XXXXXX");
+	snprintf(io->err_path, sizeof(io->err_path), "/tmp/sbx-unit-err.XXXXXX");
+	io->fds[1] = mkstemp(io->out_path);
+	io->fds[2] = mkstemp(io->err_path);
+	CHECK(io->fds[1] >= 0 && io->fds[2] >= 0 && pipe2(io->in, O_CLOEXEC) == 0);
+	io->fds[0] = io->in[0];
+}
+
+static void job_io_close(struct job_io *io)
+{
+	close(io->fds[1]);
+	close(io->fds[2]);
+	unlink(io->out_path);
+	unlink(io->err_path);
+}
+
 /* A job: stdout and stderr into their files, stdin pumped to the agent under
  * its credit window (EOF as an empty AG_IN), the guest pid and the signal
  * that ended it reported on ctl_fd. */
 static void test_job_streams_stdin_pid_signal(void)
 {
-	int ctl, in[2];
+	int ctl;
 	struct err e = {0};
 	struct agent_hdr h;
 	static char payload[AGENT_PAYLOAD_MAX + 1], chunk[AGENT_IN_WINDOW + 100];
-	char out_path[] = "/tmp/sbx-unit-out.XXXXXX", err_path[] = "/tmp/sbx-unit-err.XXXXXX";
-	int fds[3] = {-1, mkstemp(out_path), mkstemp(err_path)};
+	struct job_io io;
+	job_io_open(&io);
+	int *fds = io.fds, *in = io.in;
 	struct qemu_vm *q = vm_new(&ctl);
-	CHECK(fds[1] >= 0 && fds[2] >= 0 && pipe2(in, O_CLOEXEC) == 0);
-	fds[0] = in[0];
 	CHECK(qagent_start_reader(q, &e) == 0);
 	CHECK(qagent_exec(q, 11, "cat", NULL, fds, 3, &e) == 0);
 	close(in[0]);
@@ -346,10 +370,7 @@ static void test_job_streams_stdin_pid_signal(void)
 	CHECK(pread(fds[1], buf, sizeof(buf), 0) == 6 && memcmp(buf, "to-out", 6) == 0);
 	CHECK(pread(fds[2], buf, sizeof(buf), 0) == 6 && memcmp(buf, "to-err", 6) == 0);
 	vm_free(q, ctl);
-	close(fds[1]);
-	close(fds[2]);
-	unlink(out_path);
-	unlink(err_path);
+	job_io_close(&io);
 }
 
 /* After a restore, what the source had in flight (half a frame) is dropped
@@ -380,15 +401,14 @@ static void test_wait_fork_resyncs(void)
  * the pts, resize is a frame, and eof goes after the stdin written before it. */
 static void test_tty_job_user_resize_eof(void)
 {
-	int ctl, in[2];
+	int ctl;
 	struct err e = {0};
 	struct agent_hdr h;
 	static char payload[AGENT_PAYLOAD_MAX + 1];
-	char out_path[] = "/tmp/sbx-unit-out.XXXXXX", err_path[] = "/tmp/sbx-unit-err.XXXXXX";
-	int fds[3] = {-1, mkstemp(out_path), mkstemp(err_path)};
+	struct job_io io;
+	job_io_open(&io);
+	int *fds = io.fds, *in = io.in;
 	struct qemu_vm *q = vm_new(&ctl);
-	CHECK(fds[1] >= 0 && fds[2] >= 0 && pipe2(in, O_CLOEXEC) == 0);
-	fds[0] = in[0];
 	CHECK(qagent_start_reader(q, &e) == 0);
 	struct qagent_opts o = {.user = "nobody", .cols = 80, .rows = 24};
 	q->agent_version = 2;
@@ -430,10 +450,7 @@ static void test_tty_job_user_resize_eof(void)
 	CHECK(qagent_tty(q, 14, 0, 0, &e) == -EPIPE);
 	close(in[1]);
 	vm_free(q, ctl);
-	close(fds[1]);
-	close(fds[2]);
-	unlink(out_path);
-	unlink(err_path);
+	job_io_close(&io);
 }
 
 int main(void)
