@@ -360,39 +360,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* The entries from off that fit in size. With plus (readdirplus: the kernel
+ * asks for it when lookups follow a listing, as `grep . /sbx/NAME/x` after a
+ * glob does), each entry as a lookup would give it, so a glob costs no lookup
+ * per name; ".", ".." and a name gone since opendir then go as names only
+ * (ino 0: the kernel makes no entry and counts no lookup). */
+static void dir_reply(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
-	(void)ino;
-	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
-	char *buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	size_t used = 0;
-	for (size_t i = (size_t)off; i < d->n; i++) {
-		struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].mode};
-		size_t len = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
-					       (off_t)(i + 1));
-		if (len > size - used)
-			break;
-		used += len;
-	}
-	fuse_reply_buf(req, buf, used);
-	free(buf);
-}
-
-/* readdir with each entry's attributes (the kernel asks for it when lookups
- * follow a listing, as `grep . /sbx/NAME/x` after a glob does): entries as a
- * lookup would give them, so a glob costs no lookup per name. "." and "..",
- * and a name gone since opendir, go as names only (ino 0: the kernel makes no
- * entry and counts no lookup). */
-static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-			   struct fuse_file_info *fi)
-{
-	(void)ino;
-	engine_thread_online();
 	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf) {
@@ -404,23 +378,40 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		const struct dir_ent *de = &d->ents[i];
 		struct fuse_entry_param e;
 		memset(&e, 0, sizeof(e));
-		if (i < 2 || node_attr(req, de->ino, &e.attr) < 0) {
-			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = de->ino;
-			e.attr.st_mode = de->mode;
-		} else {
+		if (plus && i >= 2 && node_attr(req, de->ino, &e.attr) == 0) {
 			e.ino = de->ino;
 			e.attr_timeout = ATTR_TIMEOUT;
 			e.entry_timeout = i < d->nfixed ? FIXED_TIMEOUT : NAME_TIMEOUT;
+		} else {
+			memset(&e.attr, 0, sizeof(e.attr));
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = de->mode;
 		}
-		size_t len = fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
-						    (off_t)(i + 1));
+		size_t len = plus ? fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
+							   (off_t)(i + 1))
+				  : fuse_add_direntry(req, buf + used, size - used, de->name, &e.attr,
+						      (off_t)(i + 1));
 		if (len > size - used)
 			break;
 		used += len;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_reply(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_thread_online();
+	dir_reply(req, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
