@@ -215,9 +215,8 @@ static void files_put_end(struct sbx_files *f, bool keep)
 	f->fd = f->dir = -1;
 }
 
-/* The backend's request, served by the sandbox: open (stat, list: their
- * answer; mkdir: done), without the sandbox's lock (it may wait on the
- * sandbox a bounded time). */
+/* The backend's request, served by the sandbox, opened without the
+ * sandbox's lock (it may wait on the sandbox a bounded time). */
 static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
 {
 	struct sbx *s = f->s;
@@ -232,7 +231,8 @@ static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, stru
 	struct vmm_file_req vr = {.verb = (enum vmm_file_verb)q->verb, .mode = q->mode,
 				  .size = q->size, .path = q->path, .shown = f->path};
 	r = s->ops->files->open(&s->vm, &vr, &f->answer, &f->vf, e);
-	if (r == 0 && q->verb == CTL_FILES_MKDIR) {
+	/* stat, list and mkdir are done: the handle keeps their answer only. */
+	if (r == 0 && q->verb != CTL_FILES_GET && q->verb != CTL_FILES_PUT) {
 		s->ops->files->close(f->vf);
 		f->vf = NULL;
 	}
