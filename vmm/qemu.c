@@ -598,6 +598,7 @@ static struct qemu_vm *qvm_new(void)
 	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&q->wlock, NULL);
 	pthread_mutex_init(&q->xlock, NULL);
+	qagent_files_init(q);
 	if (q->quit_fd < 0 || q->wake_fd < 0) {
 		if (q->quit_fd >= 0)
 			close(q->quit_fd);
@@ -644,6 +645,7 @@ static void qvm_put(struct qemu_vm *q)
 			close(fds[i]);
 	pthread_mutex_destroy(&q->wlock);
 	pthread_mutex_destroy(&q->xlock);
+	pthread_cond_destroy(&q->fcond);
 	free(q);
 }
 
@@ -1757,6 +1759,56 @@ static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
 	return qagent_send(q, AG_KILL, id, p, (uint32_t)n);
 }
 
+/* files through the agent: each request pins its VM's state (a stop
+ * ends the reader thread, which fails the request, and frees the rest only
+ * once the request lets go). */
+struct vmm_file {
+	struct qemu_vm *q;
+	struct qemu_file *f;
+};
+
+static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
+			  struct vmm_file **out, struct err *e)
+{
+	struct vmm_file *v = calloc(1, sizeof(*v));
+	if (!v)
+		return err_set(e, -ENOMEM, "out of memory");
+	v->q = qvm_get(vm);
+	int ret = v->q ? qagent_file_open(v->q, r, answer, &v->f, e)
+		       : err_set(e, -EBUSY, "sandbox %s stopped: files moves a running one's files",
+				 vm->name);
+	if (ret < 0) {
+		if (v->q)
+			qvm_put(v->q);
+		free(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, struct err *e)
+{
+	return qagent_file_write(v->q, v->f, buf, len, e);
+}
+
+static ssize_t qemu_file_read(struct vmm_file *v, char *buf, size_t size, struct err *e)
+{
+	return qagent_file_read(v->q, v->f, buf, size, e);
+}
+
+static void qemu_file_close(struct vmm_file *v)
+{
+	qagent_file_close(v->q, v->f);
+	qvm_put(v->q);
+	free(v);
+}
+
+static const struct vmm_files_ops qemu_files_ops = {
+	.open = qemu_file_open, .write = qemu_file_write, .read = qemu_file_read,
+	.close = qemu_file_close,
+};
+
 /* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */
 static int qemu_event(struct vmm_inst *vm, struct vmm_event *ev)
 {
@@ -1794,4 +1846,5 @@ const struct vmm_ops vmm_qemu_ops = {
 	.event = qemu_event,
 	.describe = qemu_describe,
 	.show = qemu_show,
+	.files = &qemu_files_ops,
 };

@@ -154,6 +154,35 @@ struct vmm_run_opts {
 	unsigned tty_cols, tty_rows;
 };
 
+/* files (NAME/files) of a sandbox whose root is no host mount: a request
+ * in flight (the backend's), what it asks (engine/ctl.h's ctl_files_req:
+ * the verbs in its order), and the backend's ops for it. */
+enum vmm_file_verb { VMM_FILE_GET, VMM_FILE_PUT, VMM_FILE_STAT, VMM_FILE_LIST, VMM_FILE_MKDIR };
+#define VMM_FILES_LIST_MAX 100000 /* entries of one list */
+struct vmm_file;
+struct vmm_file_req {
+	enum vmm_file_verb verb;
+	unsigned mode;
+	uint64_t size;     /* put */
+	const char *path;  /* absolute, raw bytes */
+	const char *shown; /* the path escaped, for sentences */
+};
+struct vmm_files_ops {
+	/* Starts r (without the sandbox's lock: it waits for the sandbox, a
+	 * bounded time). stat, list: their whole answer (engine/files.c's
+	 * lines) into answer; mkdir: done; get: its bytes come through read;
+	 * put: its size bytes go through write. */
+	int (*open)(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
+		    struct vmm_file **out, struct err *e);
+	/* A put's next bytes (at most what is left of its size); the last one
+	 * returns once the file is in place. */
+	int (*write)(struct vmm_file *f, const char *buf, size_t len, struct err *e);
+	/* A get's next bytes; 0 at its end. */
+	ssize_t (*read)(struct vmm_file *f, char *buf, size_t size, struct err *e);
+	/* Ends it; a put not complete leaves nothing. */
+	void (*close)(struct vmm_file *f);
+};
+
 struct vmm_ops {
 	const char *name;
 	unsigned caps; /* VMM_CAP_* */
@@ -225,6 +254,9 @@ struct vmm_ops {
 	 * a warm pool's member claimed by a create. NULL: the backend's sandboxes
 	 * cannot be pooled. */
 	int (*rename)(struct vmm_inst *vm, const char *name, struct err *e);
+	/* files through the sandbox (qemu: its guest agent); NULL where the
+	 * engine opens them itself (VMM_CAP_HOST_ROOT). */
+	const struct vmm_files_ops *files;
 };
 
 /* Host-wide settings shared by the backends, set once at start-up. */

@@ -48,6 +48,9 @@ vm_disks() {
 	[[ "$(sed -n 1p <<<"$SBX_OUT")" == marker-of-the-image ]]
 	# / is the overlay (the disk under a tmpfs), not the initramfs.
 	[[ "$(sed -n 3p <<<"$SBX_OUT")" == 1 ]]
+	# files serve the overlay root as they do the initramfs's.
+	run timeout 60 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/${V}a/files" "get /marker"
+	[ "$output" = marker-of-the-image ]
 	run sbx_cat "$MNT/${V}a/stats"
 	grep -Eq '^create_image_usec [0-9]+$' <<<"$output" || { echo "$output"; false; }
 	disk=$(vm_disks marked)
