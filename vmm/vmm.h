@@ -5,6 +5,7 @@
 #define SBX_VMM_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <signal.h>
@@ -366,6 +367,23 @@ int vmm_disk_mount(struct vmm_inst *vm, struct err *e);
  * last line it wrote to stderr when it fails. */
 int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], const char *pkg,
 		 const char *what, struct err *e);
+/* The same, bounded: past timeout_usec (0: none), or once *cancel is set, the
+ * tool is killed (SIGKILL) and the answer is -ETIMEDOUT or -ECANCELED with a
+ * sentence. env: more NAME=VALUE for its environment (at most 13,
+ * NULL-terminated); tick(arg) runs every quarter second while it runs
+ * (progress); reason rewrites the last stderr line (its end kept however
+ * much it writes) before it goes into the sentence. */
+struct vmm_tool_opts {
+	uint64_t timeout_usec;
+	const atomic_bool *cancel;
+	const char *const *env;
+	void (*tick)(void *arg);
+	void *arg;
+	void (*reason)(char *line, size_t cap);
+};
+int vmm_run_tool_opts(const char *const *tools, size_t ntools, char *const argv[],
+		      const char *pkg, const char *what, const struct vmm_tool_opts *o,
+		      struct err *e);
 /* A qemu VM's root disk (vmimage.c): the image's files as a read-only erofs
  * file in vmm_host()->vm_images_dir, named by what the image is (an imported
  * image's layer ids; a directory image's newest change, size and entries), made
