@@ -195,6 +195,8 @@ uint32_t image_lookup(const char *name)
 	return id;
 }
 
+bool image_exists(const char *name) { return image_lookup(name) != 0; }
+
 struct image *image_get(uint32_t id)
 {
 	pthread_mutex_lock(&st.lock);
@@ -1112,6 +1114,23 @@ static int user_one(struct reg_node *n, void *arg)
 	return 1;
 }
 
+/* The image's VM root disks that no VM uses go too: on a worker, since the
+ * sweep waits for a start that is choosing a disk (a build takes seconds). */
+static void disks_gc_job(void *arg)
+{
+	vmm_root_disks_gc(arg, true);
+	free(arg);
+}
+
+static void disks_gc_later(const char *name)
+{
+	char *copy = strdup(name);
+	if (!copy || pool_submit(disks_gc_job, copy) < 0) {
+		log_warn("image %s: its VM root disks are left for the next sweep (at start)", name);
+		free(copy);
+	}
+}
+
 static int rmdir_locked(const char *name, struct image **out, struct err *e)
 {
 	struct image *im = find_fresh(name);
@@ -1166,6 +1185,7 @@ int image_rmdir(const char *name)
 	}
 	log_info("image %s: removed", name);
 	gc_layers();
+	disks_gc_later(name);
 	return 0;
 }
 

@@ -237,6 +237,10 @@ struct vmm_host {
 	char image_layers_dir[PATH_MAX]; /* imported images' layers (engine/images.c) */
 	char vm_images_dir[PATH_MAX]; /* qemu: images' root disks (vmimage.c) */
 	char spares_dir[PATH_MAX]; /* qemu: QEMUs started ahead for forks; "": none */
+	char sandboxes_dir[PATH_MAX]; /* the sandboxes' state dirs (vm->dir), for the root disks' sweep */
+	/* Whether an image of this name is known now (the engine's images);
+	 * NULL: every image is. */
+	bool (*image_exists)(const char *name);
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 
@@ -391,6 +395,28 @@ int vmm_run_tool_opts(const char *const *tools, size_t ntools, char *const argv[
  * for the next VM. out: its path; *made_usec: the time a build took (0: cached). */
 int vmm_root_disk(const struct vmm_inst *vm, char *out, size_t cap, uint64_t *made_usec,
 		  struct err *e);
+/* Held (shared) from vmm_root_disk until the VM's rootdisk file names the
+ * disk, so that the sweep cannot remove it in between. */
+void vmm_root_disk_hold(void);
+void vmm_root_disk_release(void);
+/* A root disk in the cache, as the sweep sees it. */
+struct vmm_disk_entry {
+	char name[256];      /* IMAGE-KEY.erofs */
+	int64_t mtime_nsec;  /* made, or last chosen by a start */
+	bool in_use;         /* a rootdisk file (a VM's, spare's or saved machine's) names it */
+	bool image_exists;
+	bool remove;         /* the answer */
+};
+/* The decision, pure: a disk goes when its name is a root disk's, nothing
+ * uses it, and its image is gone or a newer disk of the same image is
+ * listed (the image changed); one of the image's own newest is kept. */
+void vmm_root_disks_decide(struct vmm_disk_entry *d, size_t n);
+/* Removes the disks that can no longer be used (only image's when not
+ * NULL): the number removed, or -errno when what uses them could not be
+ * read (then none is). With wait, it waits for the starts between their
+ * choice and its record (a build: seconds); without, it does nothing while
+ * there is one (a FUSE thread's rmdir). */
+int vmm_root_disks_gc(const char *image, bool wait);
 struct vmm_disk_usage {
 	uint64_t size_bytes, used_bytes, free_bytes; /* free: what the sandbox may still use */
 	uint64_t inodes, free_inodes;
