@@ -28,6 +28,17 @@ teardown() {
 	teardown_sbx
 }
 
+# retry N CMD...: CMD (quiet) until it succeeds, at most N times 0.1 s apart.
+retry() {
+	local n=$1 i
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # A free TCP port of 127.0.0.1 (bound then let go: the registry takes it next).
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -50,12 +61,8 @@ http:
 YML
 	/usr/bin/docker-registry serve "$W/registry.yml" </dev/null >"$W/registry.log" 2>&1 3>&- &
 	REG_PID=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		python3 -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/v2/" % sys.argv[1], timeout=1)' \
-			"$REG_PORT" 2>/dev/null && return 0
-		sleep 0.1
-	done
+	retry 100 python3 -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/v2/" % sys.argv[1], timeout=1)' \
+		"$REG_PORT" && return 0
 	echo "the registry did not answer on 127.0.0.1:$REG_PORT: $(cat "$W/registry.log")" >&2
 	return 1
 }
@@ -169,17 +176,18 @@ held = []
 while True:
     c, _ = s.accept(); held.append(c)' "$1" </dev/null >/dev/null 2>&1 3>&- &
 	HANG_PID=$!
-	local i
-	for ((i = 0; i < 50; i++)); do
-		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' \
-			"$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+	retry 50 python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)' "$1"
+}
+
+# skopeo_of_pull: the pid of the skopeo pulling into this daemon's tmp/.
+skopeo_of_pull() {
+	local p
+	p=$(pgrep -f "oci:$STATE/imports/tmp/pull-" | head -n 1)
+	[[ -n "$p" ]] && echo "$p"
 }
 
 @test "a pull that hangs ends at its deadline; a killed daemon's pull is removed at start" {
-	local port skopeo_pid i
+	local port skopeo_pid
 	port=$(free_port)
 	hang_serve "$port"
 	sbx_stop_daemon
@@ -190,20 +198,13 @@ while True:
 	# The daemon dies during a pull: the next one removes what it left, and
 	# skopeo, left alone, ends itself (its own --command-timeout, 13 s here).
 	import "k$SBX_TAG" "docker://127.0.0.1:$port/sbx/a:latest" tls-verify=false
-	for ((i = 0; i < 50; i++)); do
-		skopeo_pid=$(pgrep -f "oci:$STATE/imports/tmp/pull-" | head -n 1) && [[ -n "$skopeo_pid" ]] && break
-		sleep 0.1
-	done
-	[[ -n "$skopeo_pid" ]]
+	retry 50 skopeo_of_pull
+	skopeo_pid=$(skopeo_of_pull)
 	[[ -n "$(find "$STATE/imports/tmp" -mindepth 1 -maxdepth 1 -name 'pull-*')" ]]
 	kill -9 "$SBX_PID"
 	sbx_stop_daemon
 	sbx_start_daemon
 	[[ -z "$(find "$STATE/imports/tmp" -mindepth 1 -maxdepth 1)" ]]
 	[[ ! -e "$MNT/images/k$SBX_TAG" ]]
-	for ((i = 0; i < 250; i++)); do
-		kill -0 "$skopeo_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	! kill -0 "$skopeo_pid" 2>/dev/null
+	retry 250 eval "! kill -0 $skopeo_pid"
 }
