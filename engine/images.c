@@ -801,6 +801,8 @@ static uint64_t pull_timeout_usec(void)
 {
 	const char *env = getenv("SANDBOXFS_PULL_TIMEOUT");
 	unsigned long long sec = env && *env ? strtoull(env, NULL, 10) : 0;
+	if (sec > 7 * 86400) /* a week: no overflow, and still a bound */
+		sec = 7 * 86400;
 	return (sec ? sec : PULL_TIMEOUT_SEC) * 1000000ull;
 }
 
