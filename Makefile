@@ -196,7 +196,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent agent_files journal job tar oci ids files
+FUZZ_TARGETS := ctl options event qmp agent agent_files journal job tar oci ids files pull
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -204,7 +204,8 @@ FUZZ_CC      ?= clang
 # standalone with util.c (as tests/net/nettool does). vmm.c links with the
 # stubs in fuzz_event.c; qmp.c with util.c; the agent's framing is inline in
 # vmm/qemu.h; the journal's reader with ctl.c (names, rules) and its sources;
-# the tar reader with util.c (sentences); the OCI parsers with tar.c, sha256.c and ctl.c (users).
+# the tar reader with util.c (sentences); the OCI parsers with tar.c, sha256.c and ctl.c (users);
+# the registry reference and skopeo's reasons (pull.c) with util.c.
 FUZZ_SRC_ctl     := engine/ctl.c engine/util.c $(NET_SRC)
 FUZZ_SRC_options := $(FUZZ_SRC_ctl)
 FUZZ_SRC_event   := vmm/vmm.c engine/util.c
@@ -217,6 +218,7 @@ FUZZ_SRC_tar     := engine/tar.c engine/util.c
 FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_ids     := vmm/init/ids.c
 FUZZ_SRC_files   := $(FUZZ_SRC_ctl)
+FUZZ_SRC_pull    := engine/pull.c engine/util.c
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h vmm/init/ids.h
 

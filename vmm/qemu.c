@@ -211,13 +211,19 @@ struct guest_files {
  * get the same file even after the image changed. */
 #define ROOTDISK_FILE "rootdisk"
 
+/* The image's name: its dir's last component (a root disk's name begins with it). */
+static const char *image_name(const struct vmm_inst *vm, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", vm->image_dir);
+	return basename(buf);
+}
+
 /* The busybox default boots as before, its initramfs its root, and so does
  * an image with an initramfs of its own (GUEST_DIR/IMAGE.initrd.gz). */
 static bool image_needs_disk(const struct vmm_inst *vm)
 {
 	char img[PATH_MAX], own[PATH_MAX * 2];
-	snprintf(img, sizeof(img), "%s", vm->image_dir);
-	const char *image = basename(img);
+	const char *image = image_name(vm, img, sizeof(img));
 	snprintf(own, sizeof(own), "%s/%s.initrd.gz", hf.guest_dir, image);
 	return (vm->nimage_layers > 0 || strcmp(image, "busybox") != 0) && access(own, R_OK) < 0;
 }
@@ -260,8 +266,7 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, bo
 			    struct err *e)
 {
 	char img[PATH_MAX];
-	snprintf(img, sizeof(img), "%s", vm->image_dir);
-	const char *image = basename(img);
+	const char *image = image_name(vm, img, sizeof(img));
 	snprintf(g->kernel, sizeof(g->kernel), "%s/vmlinux", hf.guest_dir);
 	if (access(g->kernel, R_OK) < 0)
 		return err_set(e, -ENOENT, "no guest kernel at %s (run make guest)", g->kernel);
@@ -287,12 +292,11 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, bo
 /* Before a start: the root disk this VM boots with, unless it has one. A
  * restore (a fork's child) takes its snapshot's; a boot makes or reuses the
  * image's (seconds for a new one: create_image_usec). */
-static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
-			    struct err *e)
+static int rootdisk_choose(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
+			   struct err *e)
 {
 	char disk[PATH_MAX];
-	*made = 0;
-	if (!image_needs_disk(vm) || rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
+	if (rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
 		return 0;
 	if (snap_dir[0]) {
 		if (rootdisk_read(snap_dir, disk, sizeof(disk)) < 0)
@@ -303,6 +307,21 @@ static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t 
 			return r;
 	}
 	return rootdisk_write(vm->dir, disk, e);
+}
+
+static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
+			    struct err *e)
+{
+	char img[PATH_MAX];
+	*made = 0;
+	if (!image_needs_disk(vm))
+		return 0;
+	vmm_root_disk_hold(); /* the sweep waits until the choice is recorded */
+	int r = rootdisk_choose(vm, snap_dir, made, e);
+	vmm_root_disk_release();
+	if (r == 0 && *made) /* a new state of the image: its older disks may go */
+		vmm_root_disks_gc(image_name(vm, img, sizeof(img)), true);
+	return r;
 }
 
 static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
@@ -1634,11 +1653,15 @@ static int qemu_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 
 static int qemu_destroy(struct vmm_inst *vm, struct err *e)
 {
-	char shm[PATH_MAX];
+	char shm[PATH_MAX], disk[PATH_MAX], img[PATH_MAX];
+	bool had_disk = rootdisk_read(vm->dir, disk, sizeof(disk)) == 0;
 	qvm_detach(vm);
 	shm_path_of(vm, shm, sizeof(shm));
 	unlink(shm);
-	return vmm_remove_files(vm, e);
+	int r = vmm_remove_files(vm, e);
+	if (r == 0 && had_disk) /* its image's old disks may have waited for this VM */
+		vmm_root_disks_gc(image_name(vm, img, sizeof(img)), false);
+	return r;
 }
 
 /* A VM an earlier daemon started: the same QEMU (pid, start time and comm
