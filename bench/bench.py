@@ -29,6 +29,9 @@ except the shape of the run (sample counts, sizes), which QUICK=1 shrinks.
 """
 import contextlib
 import errno
+import gzip
+import hashlib
+import io
 import json
 import os
 import random
@@ -39,6 +42,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -67,7 +71,7 @@ if QUICK:
              pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
              pool_size_warm=2, pool_refill_n=10, pool_refill_reps=1, pool_idle_s=1.0,
-             debian_samples=20, debian_warm=3, netpol_samples=3,
+             debian_samples=20, debian_warm=3, netpol_samples=3, import_rounds=1, images_qemu=2,
              io_rt=50, io_rt_vm=5, io_mib=16, io_kib_vm=8192, io_reps=3)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
@@ -81,7 +85,7 @@ else:
              pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
              pool_size_warm=3, pool_refill_n=25, pool_refill_reps=3, pool_idle_s=2.0,
-             debian_samples=100, debian_warm=5, netpol_samples=10,
+             debian_samples=100, debian_warm=5, netpol_samples=10, import_rounds=3, images_qemu=5,
              io_rt=200, io_rt_vm=10, io_mib=64, io_kib_vm=32768, io_reps=5)
 POLL_S = 0.0005  # pause between reads of `status` while waiting for `running`
 
@@ -1510,9 +1514,10 @@ def case_fork():
 QEMU_KEYS = ("create_usec", "create_vmm_spawn_usec", "create_qmp_usec", "create_boot_usec")
 
 
-def qemu_one(name):
-    """`create NAME backend=qemu` on /sbx/ctl; a thread polls status (every 5 ms) for
-    running while this one opens exec, writes `echo hi`, reads the first bytes."""
+def qemu_one(name, extra=""):
+    """`create NAME backend=qemu` (and extra words) on /sbx/ctl; a thread polls status
+    (every 5 ms) for running while this one opens exec, writes `echo hi`, reads the
+    first bytes."""
     box = {}
 
     def poller():
@@ -1523,7 +1528,7 @@ def qemu_one(name):
     t0 = now_ns()
     fd = os.open(os.path.join(MNT, "ctl"), os.O_WRONLY)
     try:
-        os.write(fd, ("create %s backend=qemu memory=256M\n" % name).encode())
+        os.write(fd, ("create %s backend=qemu memory=256M%s\n" % (name, extra)).encode())
     finally:
         os.close(fd)
     th = threading.Thread(target=poller)
@@ -1576,6 +1581,119 @@ def case_qemu():
         log("qemu: boot %d/%d (%s) running after %.0f ms" % (i + 1, total,
             "measured" if i >= P["qemu_warm"] else "warm-up, discarded", q["running"] / 1e3))
     return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"]}
+
+
+# ---------------------------------------------------------------- imports and VM images (issue 16)
+def oci_blob(layout, data, media):
+    """data (bytes) as a blob of layout; its descriptor."""
+    dg = hashlib.sha256(data).hexdigest()
+    d = os.path.join(layout, "blobs", "sha256")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, dg), "wb") as fh:
+        fh.write(data)
+    return {"mediaType": media, "digest": "sha256:" + dg, "size": len(data)}
+
+
+def oci_layout(layout, layers):
+    """An OCI image layout at layout of the gzip'd layer tars (bytes), bottom first."""
+    descs = [oci_blob(layout, l, "application/vnd.oci.image.layer.v1.tar+gzip") for l in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(l)).hexdigest() for l in layers]
+    cfg = oci_blob(layout, json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                                       "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode(),
+                   "application/vnd.oci.image.config.v1+json")
+    man = oci_blob(layout, json.dumps({"schemaVersion": 2, "config": cfg, "layers": descs}).encode(),
+                   "application/vnd.oci.image.manifest.v1+json")
+    man["annotations"] = {"org.opencontainers.image.ref.name": "latest"}
+    with open(os.path.join(layout, "index.json"), "w") as fh:
+        json.dump({"schemaVersion": 2, "manifests": [man]}, fh)
+    with open(os.path.join(layout, "oci-layout"), "w") as fh:
+        json.dump({"imageLayoutVersion": "1.0.0"}, fh)
+
+
+def disk_bytes(top):
+    """Bytes allocated under top (st_blocks), each inode once, links not followed."""
+    seen, total = set(), 0
+    for dirpath, dirnames, files in os.walk(top):
+        for n in dirnames + files:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total
+
+
+def import_one(name, layout, timeout=600):
+    """`import NAME oci:layout` on images/ctl until the image is ready: seconds."""
+    t0 = now_ns()
+    fd = os.open(os.path.join(MNT, "images", "ctl"), os.O_WRONLY)
+    try:
+        os.write(fd, ("import %s oci:%s\n" % (name, layout)).encode())
+    finally:
+        os.close(fd)
+    while True:
+        st = read_file(os.path.join(MNT, "images", name, "status")).strip()
+        if st == "ready":
+            return (now_ns() - t0) / 1e9
+        if st == "failed" or now_ns() - t0 > timeout * 1e9:
+            raise RuntimeError("import %s: %s (%s)" % (name, st, read_file(
+                os.path.join(MNT, "images", name, "error")).strip()[:300]))
+        time.sleep(0.02)
+
+
+def case_images():
+    """Issue 16's targets: an import of the Debian root (its /dev empty, as in images: a layer may hold no device node) as a one-layer OCI image (gzip), its
+    time and disk, then a second image of that base and one small layer (what it adds), removed
+    between rounds; and a qemu VM of the Debian image beside one of busybox, interleaved (the
+    first Debian VM builds its root disk, reported on its own)."""
+    if not os.path.isdir(DEBIAN):
+        return {"skipped": "no Debian image (make image-debian)"}
+    work = os.path.join(TMP, "oci")
+    os.makedirs(work, exist_ok=True)
+    t0 = now_ns()
+    tar = subprocess.run(["tar", "-C", DEBIAN, "--numeric-owner", "--exclude=./dev/*", "-c", "."], capture_output=True, check=True).stdout
+    base = gzip.compress(tar, compresslevel=1)
+    top_tar = io.BytesIO()
+    with tarfile.open(fileobj=top_tar, mode="w") as tf:
+        data = b"a layer of its own\n"
+        ti = tarfile.TarInfo("etc/bench-top")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    top = gzip.compress(top_tar.getvalue())
+    oci_layout(os.path.join(work, "a"), [base])
+    oci_layout(os.path.join(work, "b"), [base, top])
+    log("images: layouts made in %.1f s (base layer %.0f MB gzip'd, %.0f MB unpacked)"
+        % ((now_ns() - t0) / 1e9, len(base) / 1e6, len(tar) / 1e6))
+    store = os.path.join(TMP, State.main_state, "imports")
+    rounds = []
+    for i in range(P["import_rounds"]):
+        d0 = disk_bytes(store)
+        ta = import_one("deb-a%d" % i, os.path.join(work, "a"))
+        d1 = disk_bytes(store)
+        tb = import_one("deb-b%d" % i, os.path.join(work, "b"))
+        d2 = disk_bytes(store)
+        rounds.append({"a_s": ta, "a_disk": d1 - d0, "b_s": tb, "b_disk": d2 - d1})
+        os.rmdir(os.path.join(MNT, "images", "deb-b%d" % i))
+        os.rmdir(os.path.join(MNT, "images", "deb-a%d" % i))
+        log("images: import %d/%d: %.1f s (%.0f MB), sharing its base %.2f s (%.2f MB)"
+            % (i + 1, P["import_rounds"], ta, (d1 - d0) / 1e6, tb, (d2 - d1) / 1e6))
+    out = {"base_gz": len(base), "base_tar": len(tar), "top_gz": len(top), "imports": rounds}
+    if not os.path.exists(os.path.join(BUILD, "guest", "vmlinux")):
+        out["qemu_skipped"] = "build/guest/vmlinux missing (run `make guest`)"
+        return out
+    q = qemu_one("vdeb-first", " image=debian")  # (qemu_one removes what it made)
+    out["qemu_first_debian"] = q
+    out["qemu"] = {"busybox": [], "debian": []}
+    for i in range(P["images_qemu"]):
+        for img in random.sample(["busybox", "debian"], 2):
+            n = "v%s%d" % (img[:3], i)
+            out["qemu"][img].append(qemu_one(n, "" if img == "busybox" else " image=debian"))
+    log("images: qemu debian first %.0f ms (its root disk built), then p50 %.0f ms vs busybox %.0f ms"
+        % (q["running"] / 1e3, pct([x["running"] for x in out["qemu"]["debian"]], 50) / 1e3,
+           pct([x["running"] for x in out["qemu"]["busybox"]], 50) / 1e3))
+    return out
 
 
 # ---------------------------------------------------------------- exec and files (issue 17)
@@ -2527,6 +2645,7 @@ def main():
             "debian": lambda: {"debian": dict(case_debian(engines, bwrap_ok, limits), engine_info=engine_info)},
             "netpol": lambda: {"netpol": case_netpol()},
             "io": lambda: {"io": case_io()},
+            "images": lambda: {"images": case_images()},
         }
         for c in CASE_KEYS:  # in this order
             if not only or c in only:

@@ -6,7 +6,7 @@ CASE_KEYS = {"case1": ["case1"], "case2": ["case2"], "case45": ["case45"], "case
              "net": ["net_info", "net"], "tti": ["tti"], "fork": ["fork"], "qemu": ["qemu"],
              "qfork": ["qfork"], "pool": ["pool"], "pool_burst": ["pool_burst"],
              "pool_over": ["pool_over"], "pool_size": ["pool_size"], "pool_refill": ["pool_refill"],
-             "debian": ["debian"], "netpol": ["netpol"], "io": ["io"]}
+             "debian": ["debian"], "netpol": ["netpol"], "io": ["io"], "images": ["images"]}
 POOL_CASES = ["pool", "pool_burst", "pool_over", "pool_size", "pool_refill"]
 ENGINE_CASES = ["case1", "tti", "debian"]  # the cases docker and podman take part in
 
@@ -26,4 +26,5 @@ TITLES = {"case1": ["1. Create to running, one at a time"],
           "pool_refill": ["15. Warm pool: refill rate and what an idle member costs (issue 20)"],
           "debian": ["16. A real image: Debian 12 with python3 (issue 16)"],
           "netpol": ["17. Network policy: applying a rule, and throughput with 0, 10 and 1000 rules (issue 18)"],
-          "io": ["18. exec round trip, stdout and file throughput, ns and qemu (issue 17)"]}
+          "io": ["18. exec round trip, stdout and file throughput, ns and qemu (issue 17)"],
+          "images": ["19. Images: an OCI import of the Debian root, a second image on its base, and a VM of it (issue 16)"]}
