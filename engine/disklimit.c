@@ -7,7 +7,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "sbx.h"
+#include "disk.h"
+#include "sandbox.h"
 
 /* Full: less room left than this, or no inode. A write that fails leaves
  * some room (a 1 MiB write on a 16 MiB disk left 640 KiB here): 1/16 of

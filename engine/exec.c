@@ -13,8 +13,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "exec.h"
 #include "images.h"
-#include "sbx.h"
+#include "sandbox.h"
+#include "stats.h"
 
 #define EXEC_PIPE_BYTES (1 << 20)
 

@@ -17,7 +17,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "sbx.h"
+#include "sandbox.h"
 
 #define FILES_LIST_MAX 100000 /* entries of one list */
 #define FILES_TMP_TRIES 8

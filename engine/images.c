@@ -20,9 +20,11 @@
 #include <sys/statvfs.h>
 
 #include "oci.h"
-#include "sbx.h"
+#include "pool.h"
+#include "sandbox.h"
 #include "tar.h"
 #include "unpack.h"
+#include "warm.h"
 
 #define IMPORTS_MAX 2 /* at once: each holds a worker thread */
 #define LAYER_ID_MAX VMM_IMAGE_LAYER_ID_MAX

@@ -41,7 +41,9 @@ int image_show_error(struct image *im, struct buf *b);
 int images_start(void);
 /* Daemon exit, before the workers stop: running imports end (failed). */
 void images_quiesce(void);
-/* engine_image_check (sbx.h), and a pin that keeps the image from rmdir
+/* The image exists and overlayfs can take its path. */
+int engine_image_check(const char *image, struct err *e);
+/* engine_image_check, and a pin that keeps the image from rmdir
  * until the sandbox that names it is in the registry. */
 int image_pin(const char *name, struct err *e);
 void image_unpin(const char *name);

@@ -31,10 +31,12 @@
 #include <sys/stat.h>
 #include <termios.h>
 
-#include "output.h"
+#include "exec.h"
 #include "images.h"
+#include "jobs.h"
 #include "journal.h"
-#include "sbx.h"
+#include "output.h"
+#include "sandbox.h"
 
 enum { JOB_RUNNING, JOB_EXITED, JOB_KILLED };
 static const char *job_states[] = {"running", "exited", "killed"};

@@ -10,7 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "jobs.h"
 #include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "snap.h"
+#include "warm.h"
 
 int sbx_config_json(const struct sbx *s, struct buf *b)
 {

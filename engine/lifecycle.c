@@ -11,16 +11,17 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include "exec.h"
 #include "images.h"
-#include "sbx.h"
-
-int sbx_fail(struct sbx *s, int code, const char *msg)
-{
-	snprintf(s->error, sizeof(s->error), "%s", msg);
-	engine_error_keep(s->error);
-	log_warn("sandbox %s: %s", s->node.name, msg);
-	return code;
-}
+#include "jobs.h"
+#include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "snap.h"
+#include "stats.h"
+#include "warm.h"
 
 static void sbx_release(struct reg_node *n)
 {
@@ -61,36 +62,6 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	s->vm.lim.cpu_millis = c->cpu_millis;
 	s->vm.lim.disk_bytes = c->disk_bytes;
 	return s;
-}
-
-static bool timed_wait(struct sbx *s, uint64_t deadline_usec)
-{
-	struct timespec ts = {.tv_sec = (time_t)(deadline_usec / 1000000),
-			      .tv_nsec = (long)(deadline_usec % 1000000) * 1000};
-	return pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0;
-}
-
-void sbx_wait_settled(struct sbx *s, int timeout_sec)
-{
-	uint64_t deadline = now_usec() + (uint64_t)timeout_sec * 1000000;
-	while (atomic_load(&s->state) == SBX_CREATING && now_usec() < deadline)
-		timed_wait(s, deadline);
-}
-
-/* Waits (bounded) for a sandbox being created, started or stopped to settle,
- * then requires it running: 0, or -EBUSY with the sentence in e. A failed
- * sandbox's sentence stays why it failed (what a caller then writes to its
- * `error` changes nothing). Called with s->lock held. */
-int sbx_require_running(struct sbx *s, const char *what, struct err *e)
-{
-	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
-	int st = atomic_load(&s->state);
-	if (st == SBX_RUNNING)
-		return 0;
-	if (st == SBX_FAILED && s->error[0])
-		return err_set(e, -EBUSY, "%s", s->error);
-	return err_set(e, -EBUSY, "cannot %s in sandbox %s: it is %s", what, s->node.name,
-		       sbx_state_name(st));
 }
 
 /* --- a test-only hook: the daemon's death at a chosen step of a create --- */
@@ -458,7 +429,7 @@ static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, b
 	/* Otherwise the monitor reaps init and moves us to stopped; wait for it, bounded. */
 	uint64_t deadline = now_usec() + 10 * 1000000ull;
 	while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
-		timed_wait(s, deadline);
+		sbx_timed_wait(s, deadline);
 	if (r < 0)
 		return r;
 	if (atomic_load(&s->state) == SBX_STOPPING)
@@ -640,7 +611,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 	else if (st == SBX_STOPPING) {
 		uint64_t deadline = now_usec() + 15 * 1000000ull;
 		while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
-			timed_wait(s, deadline);
+			sbx_timed_wait(s, deadline);
 	}
 	st = atomic_load(&s->state);
 	if (r == 0 && !sbx_state_at_rest(st))

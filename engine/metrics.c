@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sbx.h"
+#include "sandbox.h"
+#include "stats.h"
 
 static const uint64_t bucket_usec[] = {100,    250,    500,     1000,    2500,    5000,
 				       10000,  25000,  50000,   100000,  250000,  500000,

@@ -13,7 +13,9 @@
 
 #include "../net/net.h"
 #include "journal.h"
-#include "sbx.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
 
 static bool net_up;
 /* Exposed ports: this daemon's nft table, when nft is there. */

@@ -14,8 +14,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "disk.h"
 #include "output.h"
-#include "sbx.h"
+#include "sandbox.h"
 
 #define TICK_MS 1000
 #define KEY_WAKE (~0ull) /* the eventfd that ends the thread */

@@ -4,7 +4,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "sbx.h"
+#include "pool.h"
+#include "sandbox.h"
 
 struct job {
 	void (*fn)(void *);

@@ -11,12 +11,26 @@
 #include <sys/stat.h>
 
 #include "journal.h"
-#include "sbx.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "snap.h"
 
 #define FORK_MAX_CHILDREN 64
 /* A chain this deep (layers under a sandbox's upper dir) is flattened in the
  * background into one layer, which the sandbox's later children stack on. */
 #define FLATTEN_DEPTH 3
+
+/* A named checkpoint: an immutable layer plus the chain it stacks on. */
+struct sbx_snap {
+	char name[SBX_NAME_MAX + 1];
+	uint32_t seq; /* stable per sandbox, for inode numbers */
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX]; /* [0] is its own layer */
+	int nlowers;
+	uint64_t created_wall_usec;
+	struct sbx_snap *next;
+};
 
 struct layer {
 	char id[SBX_LAYER_ID_MAX];

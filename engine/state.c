@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "journal.h"
-#include "sbx.h"
+#include "sandbox.h"
 
 #define FROM(st) (1u << (st))
 #define LIVE (FROM(SBX_RUNNING) | FROM(SBX_PAUSED))

@@ -7,7 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "sbx.h"
+#include "disk.h"
+#include "journal.h"
+#include "sandbox.h"
+#include "stats.h"
+#include "warm.h"
 
 #define LAT_RING 4096
 

@@ -9,7 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
-#include "sbx.h"
+#include "sandbox.h"
 #include "waiters.h"
 
 /* NEW: not parked yet; IDLE: parked, nothing to do; DUE: in the due queue;

@@ -14,7 +14,13 @@
 #include <sys/resource.h>
 #include <urcu/rculist.h>
 
-#include "sbx.h"
+#include "images.h"
+#include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "stats.h"
 #include "warm.h"
 
 #define WARM_SIZE_MAX 1024

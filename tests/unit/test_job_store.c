@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../engine/jobs.h"
+#include "../../engine/lifecycle.h"
 #include "../../engine/output.h"
-#include "../../engine/sbx.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
 
 static struct sbx *s;

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "../../engine/sbx.h"
+#include "../../engine/jobs.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
 
 #define TAG 7

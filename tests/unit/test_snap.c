@@ -11,7 +11,9 @@
 #include <sys/stat.h>
 
 #include "../../engine/journal.h"
-#include "../../engine/sbx.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
+#include "../../engine/snap.h"
 #include "unit.h"
 
 static char layers[PATH_MAX];

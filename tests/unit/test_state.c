@@ -9,7 +9,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "../../engine/sbx.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
 
 static int notified; /* engine_notify calls: the FUSE layer's watcher */
