@@ -19,6 +19,13 @@
 
 struct engine eng;
 
+/* The parts' sections of a sandbox's journal (journal.h). */
+const struct journal_section journal_sections[] = {
+	{"snapshots", snap_journal_json},
+	{"net", sbx_net_journal},
+	{NULL, NULL},
+};
+
 int sbx_root_link(struct sbx *s, struct buf *b)
 {
 	int st = atomic_load(&s->state);

@@ -24,11 +24,18 @@ int journal_write_in(struct sbx *s, const char *dir);
 /* A state dir is made as STATE/sandboxes/.new-NAME and renamed to NAME once
  * it holds a journal; start-up removes what a dead daemon left hidden. */
 #define SBX_NEW_PREFIX ".new-"
-int journal_load_all(void);
 void journal_commit_soon(void);
 int journal_commit_start(void);
 void journal_commit_stop(void);
 int sbx_config_json(const struct sbx *s, struct buf *b);
+/* A part's section of a sandbox's journal: its key and its JSON (s->lock
+ * held). The parts sit above the journal, so their sections are a table the
+ * engine lists (engine.c), in journal order, ended by a NULL key. */
+struct journal_section {
+	const char *key;
+	json_t *(*json)(struct sbx *s);
+};
+extern const struct journal_section journal_sections[];
 
 #define JOURNAL_VERSION 1
 /* Bounds of what a journal may hold. The file: far above what the daemon

@@ -28,5 +28,7 @@ int monitor_start(void);
 void monitor_stop(void);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(int argc, char **argv, struct err *e);
+/* restart.c: every journal read back at start-up; the count re-adopted. */
+int journal_load_all(void);
 
 #endif
