@@ -22,7 +22,7 @@ static uint64_t full_margin(uint64_t size_bytes)
 static void disk_changed(struct sbx *s)
 {
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 }
 
 void sbx_disk_check(struct sbx *s)

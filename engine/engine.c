@@ -17,7 +17,19 @@
 #include "snap.h"
 #include "warm.h"
 
-struct engine eng;
+struct engine *engine_new(void)
+{
+	struct engine *eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return NULL;
+	pthread_mutex_init(&eng->errs.lock, NULL);
+	pthread_mutex_init(&eng->pool.lock, NULL);
+	pthread_cond_init(&eng->pool.cond, NULL);
+	pthread_mutex_init(&eng->commit.lock, NULL);
+	pthread_cond_init(&eng->commit.cond, NULL);
+	eng->commit.fd = -1;
+	return eng;
+}
 
 /* The parts' sections of a sandbox's journal (journal.h). */
 const struct journal_section journal_sections[] = {
@@ -68,10 +80,10 @@ static int list_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
-int engine_list(char (**names)[64], uint64_t **ids, size_t *n)
+int engine_list(struct engine *eng, char (**names)[64], uint64_t **ids, size_t *n)
 {
 	struct list_acc a = {0};
-	reg_foreach(eng.reg, list_one, &a);
+	reg_foreach(eng->reg, list_one, &a);
 	if (a.err) {
 		free(a.names);
 		free(a.ids);
@@ -83,19 +95,19 @@ int engine_list(char (**names)[64], uint64_t **ids, size_t *n)
 	return 0;
 }
 
-int engine_ctl(const char *buf, size_t len)
+int engine_ctl(struct engine *eng, const char *buf, size_t len)
 {
 	struct ctl_cmd cmd;
 	struct err e = {0};
 	int r = ctl_split(buf, len, &cmd, &e);
 	if (r == 0) {
 		if (strcmp(cmd.argv[0], "create") == 0)
-			r = engine_create(cmd.argc, cmd.argv, &e);
+			r = engine_create(eng, cmd.argc, cmd.argv, &e);
 		else
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (create)", cmd.argv[0]);
 	}
 	if (r < 0)
-		engine_note_error("ctl: %s", e.msg);
+		engine_note_error(eng, "ctl: %s", e.msg);
 	return r;
 }
 
@@ -114,17 +126,17 @@ int engine_probe(const struct engine_opts *o, struct err *e)
 	return vmm_qemu_accel_init(o->accel[0] ? o->accel : "auto", e);
 }
 
-int engine_start(const struct engine_opts *o, struct err *e)
+int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 {
-	eng.o = *o;
-	atomic_store(&eng.next_id, 1);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s/sandboxes", o->state_dir);
-	if (strpbrk(eng.sandboxes_dir, ",:\\"))
+	eng->o = *o;
+	atomic_store(&eng->next_id, 1);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s/sandboxes", o->state_dir);
+	if (strpbrk(eng->sandboxes_dir, ",:\\"))
 		return err_set(e, -EINVAL, "state dir %s has a character overlayfs cannot take "
 			       "(, : or \\)", o->state_dir);
-	int r = mkdir_p(eng.sandboxes_dir, 0700);
+	int r = mkdir_p(eng->sandboxes_dir, 0700);
 	if (r < 0)
-		return err_set(e, r, "cannot create %s: %s", eng.sandboxes_dir, strerror(-r));
+		return err_set(e, r, "cannot create %s: %s", eng->sandboxes_dir, strerror(-r));
 	struct vmm_host h;
 	memset(&h, 0, sizeof(h));
 	snprintf(h.init_path, sizeof(h.init_path), "%s", o->init_path);
@@ -135,7 +147,7 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.spares_dir, sizeof(h.spares_dir), "%s/spares", o->state_dir);
 	snprintf(h.vm_images_dir, sizeof(h.vm_images_dir), "%s/vmimages", o->state_dir);
 	h.qemu_spares = o->qemu_spares;
-	if ((r = snap_init()) < 0)
+	if ((r = snap_init(eng)) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
 	if (r < 0)
@@ -147,29 +159,29 @@ int engine_start(const struct engine_opts *o, struct err *e)
 		return r;
 	if (!vmm_find(o->backend))
 		return err_set(e, -EINVAL, "backend %s is not in this build", o->backend);
-	if ((r = engine_net_start(e)) < 0)
+	if ((r = engine_net_start(eng, e)) < 0)
 		return r;
-	eng.reg = reg_new();
-	if (!eng.reg)
+	eng->reg = reg_new();
+	if (!eng->reg)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
 	engine_thread_online();
 	/* Consoles and jobs' pipes drained into the state dir (output.h). */
-	if ((r = out_pump_start()) < 0)
+	if ((r = out_pump_start(eng)) < 0)
 		log_warn("no output pump (%s): jobs write their files themselves and consoles "
 			 "are not kept", strerror(-r));
-	if ((r = monitor_start()) < 0)
+	if ((r = monitor_start(eng)) < 0)
 		return err_set(e, r, "cannot start the monitor thread");
-	if ((r = journal_commit_start()) < 0)
+	if ((r = journal_commit_start(eng)) < 0)
 		return err_set(e, r, "cannot start the journal committer");
-	if ((r = pool_start(o->workers)) < 0)
+	if ((r = pool_start(eng, o->workers)) < 0)
 		return err_set(e, r, "cannot start the worker pool");
 	/* Before the journal: a sandbox's imported image resolves to its layers. */
-	if ((r = images_start()) < 0)
+	if ((r = images_start(eng)) < 0)
 		return err_set(e, r, "cannot set up %s/imports: %s", o->state_dir, strerror(-r));
-	r = journal_load_all();
+	r = journal_load_all(eng);
 	if (r > 0)
-		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
-	if ((r = warm_start()) < 0)
+		log_info("recovered %d sandbox(es) from %s", r, eng->sandboxes_dir);
+	if ((r = warm_start(eng)) < 0)
 		log_warn("warm pools are not kept (%s): a restart forgets them", strerror(-r));
 	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),
 		 o->workers);
@@ -184,11 +196,11 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	return 0;
 }
 
-void engine_shutdown(void)
+void engine_shutdown(struct engine *eng)
 {
-	if (eng.o.stop_on_exit) {
+	if (eng->o.stop_on_exit) {
 		struct sbx_pinned p;
-		sbx_pin_all(&p);
+		sbx_pin_all(eng, &p);
 		for (size_t i = 0; i < p.n; i++) {
 			struct err e = {0};
 			sbx_stop(p.list[i], 0, "host", &e);
@@ -198,13 +210,13 @@ void engine_shutdown(void)
 	warm_quiesce();
 	images_quiesce();
 	out_pump_stop();
-	pool_stop();
+	pool_stop(eng);
 	warm_stop(); /* members are never left running without a daemon */
 	vmm_qemu_spares_end(); /* nor QEMUs started ahead for forks */
 	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
 	monitor_stop();
-	journal_commit_stop();
-	engine_net_stop();
+	journal_commit_stop(eng);
+	engine_net_stop(eng);
 	cg_host_cleanup();
 	log_info("engine stopped");
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "context.h"
 #include "journal.h"
 
 int sbx_config_json(const struct sbx *s, struct buf *b)
@@ -62,7 +63,7 @@ int journal_write_in(struct sbx *s, const char *dir)
 	if (r < 0)
 		log_err("sandbox %s: cannot write %s: %s", s->node.name, path, strerror(-r));
 	else
-		journal_commit_soon();
+		journal_commit_soon(s->eng);
 	return r;
 }
 
@@ -70,62 +71,57 @@ int journal_write_in(struct sbx *s, const char *dir)
  * loses nothing, the page cache survives it); one syncfs a few ms later makes
  * every write of that window durable against power loss, off the create path. */
 #define COMMIT_DELAY_USEC 5000
-static pthread_mutex_t commit_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t commit_cond = PTHREAD_COND_INITIALIZER;
-static bool commit_dirty, commit_quit;
-static pthread_t commit_thread;
-static int commit_fd = -1;
 
-void journal_commit_soon(void)
+void journal_commit_soon(struct engine *eng)
 {
-	pthread_mutex_lock(&commit_lock);
-	if (!commit_dirty) {
-		commit_dirty = true;
-		pthread_cond_signal(&commit_cond);
+	pthread_mutex_lock(&eng->commit.lock);
+	if (!eng->commit.dirty) {
+		eng->commit.dirty = true;
+		pthread_cond_signal(&eng->commit.cond);
 	}
-	pthread_mutex_unlock(&commit_lock);
+	pthread_mutex_unlock(&eng->commit.lock);
 }
 
 static void *commit_main(void *arg)
 {
-	(void)arg;
-	pthread_mutex_lock(&commit_lock);
+	struct engine *eng = arg;
+	pthread_mutex_lock(&eng->commit.lock);
 	for (;;) {
-		while (!commit_dirty && !commit_quit)
-			pthread_cond_wait(&commit_cond, &commit_lock);
-		if (!commit_dirty && commit_quit)
+		while (!eng->commit.dirty && !eng->commit.quit)
+			pthread_cond_wait(&eng->commit.cond, &eng->commit.lock);
+		if (!eng->commit.dirty && eng->commit.quit)
 			break;
-		pthread_mutex_unlock(&commit_lock);
+		pthread_mutex_unlock(&eng->commit.lock);
 		usleep(COMMIT_DELAY_USEC); /* gather the writes of a burst into one sync */
-		pthread_mutex_lock(&commit_lock);
-		commit_dirty = false;
-		pthread_mutex_unlock(&commit_lock);
-		if (syncfs(commit_fd) < 0)
+		pthread_mutex_lock(&eng->commit.lock);
+		eng->commit.dirty = false;
+		pthread_mutex_unlock(&eng->commit.lock);
+		if (syncfs(eng->commit.fd) < 0)
 			log_err("cannot sync the journal: %s", strerror(errno));
-		pthread_mutex_lock(&commit_lock);
+		pthread_mutex_lock(&eng->commit.lock);
 	}
-	pthread_mutex_unlock(&commit_lock);
+	pthread_mutex_unlock(&eng->commit.lock);
 	return NULL;
 }
 
-int journal_commit_start(void)
+int journal_commit_start(struct engine *eng)
 {
-	commit_fd = open(eng.sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (commit_fd < 0)
+	eng->commit.fd = open(eng->sandboxes_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (eng->commit.fd < 0)
 		return -errno;
-	return -pthread_create(&commit_thread, NULL, commit_main, NULL);
+	return -pthread_create(&eng->commit.thread, NULL, commit_main, eng);
 }
 
-void journal_commit_stop(void)
+void journal_commit_stop(struct engine *eng)
 {
-	pthread_mutex_lock(&commit_lock);
-	commit_quit = true;
-	pthread_cond_signal(&commit_cond);
-	pthread_mutex_unlock(&commit_lock);
-	pthread_join(commit_thread, NULL);
-	syncfs(commit_fd);
-	close(commit_fd);
-	commit_fd = -1;
+	pthread_mutex_lock(&eng->commit.lock);
+	eng->commit.quit = true;
+	pthread_cond_signal(&eng->commit.cond);
+	pthread_mutex_unlock(&eng->commit.lock);
+	pthread_join(eng->commit.thread, NULL);
+	syncfs(eng->commit.fd);
+	close(eng->commit.fd);
+	eng->commit.fd = -1;
 }
 
 /* The journal's text: a regular file (not a FIFO that would hold start-up,

@@ -24,9 +24,9 @@ int journal_write_in(struct sbx *s, const char *dir);
 /* A state dir is made as STATE/sandboxes/.new-NAME and renamed to NAME once
  * it holds a journal; start-up removes what a dead daemon left hidden. */
 #define SBX_NEW_PREFIX ".new-"
-void journal_commit_soon(void);
-int journal_commit_start(void);
-void journal_commit_stop(void);
+void journal_commit_soon(struct engine *eng);
+int journal_commit_start(struct engine *eng);
+void journal_commit_stop(struct engine *eng);
 int sbx_config_json(const struct sbx *s, struct buf *b);
 /* A part's section of a sandbox's journal: its key and its JSON (s->lock
  * held). The parts sit above the journal, so their sections are a table the

@@ -32,12 +32,13 @@ static void sbx_release(struct reg_node *n)
 	free(s);
 }
 
-struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
+struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_config *c)
 {
 	struct sbx *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	reg_node_init(&s->node, atomic_fetch_add(&eng.next_id, 1), name, sbx_release);
+	reg_node_init(&s->node, atomic_fetch_add(&eng->next_id, 1), name, sbx_release);
+	s->eng = eng;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -52,7 +53,7 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	snprintf(s->reason, sizeof(s->reason), "-");
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
-	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng.sandboxes_dir, name);
+	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng->sandboxes_dir, name);
 	image_resolve(c->image, &s->vm);
 	s->vm.nlowers = c->nlowers;
 	for (int i = 0; i < c->nlowers; i++)
@@ -112,7 +113,7 @@ static void start_job(void *arg)
 		sbx_fail(s, r, e.msg);
 		sbx_set_state(s, SBX_FAILED, SBX_EV_START_FAILED);
 		snprintf(s->reason, sizeof(s->reason), "exit");
-		engine_note_error("create %s failed: %s", s->node.name, e.msg);
+		engine_note_error(s->eng, "create %s failed: %s", s->node.name, e.msg);
 	} else {
 		s->t.create_rootfs_usec = t.rootfs_usec;
 		s->t.create_cgroup_usec = t.cgroup_usec;
@@ -166,7 +167,7 @@ void sbx_start_now(struct sbx *s)
 int sbx_queue_start(struct sbx *s)
 {
 	reg_tryget(&s->node); /* the job's reference */
-	int r = pool_submit(start_job, s);
+	int r = pool_submit(s->eng, start_job, s);
 	if (r < 0) {
 		sbx_put(s);
 		return r;
@@ -175,7 +176,8 @@ int sbx_queue_start(struct sbx *s)
 }
 
 /* Validates and takes the name: after this the sandbox is visible as creating. */
-int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
+int sbx_reserve(struct engine *eng, const char *name, const struct sbx_config *c,
+		struct sbx **out, struct err *e)
 {
 	int r = ctl_check_name(name, e);
 	if (r < 0)
@@ -187,15 +189,15 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 	if ((r = image_pin(c->image, e)) < 0)
 		return r;
 	struct sbx *s = NULL;
-	if (eng.o.max_sandboxes && reg_count(eng.reg) >= eng.o.max_sandboxes)
+	if (eng->o.max_sandboxes && reg_count(eng->reg) >= eng->o.max_sandboxes)
 		r = err_set(e, -ENOSPC, "the daemon's limit of %lu sandboxes is reached "
-			    "(--max-sandboxes)", eng.o.max_sandboxes);
-	else if (!(s = sbx_alloc(name, c)))
+			    "(--max-sandboxes)", eng->o.max_sandboxes);
+	else if (!(s = sbx_alloc(eng, name, c)))
 		r = err_set(e, -ENOMEM, "out of memory");
 	if (s) {
 		s->cfg.created_wall_usec = wall_usec();
 		s->t.request_usec = now_usec();
-		if (reg_add(eng.reg, &s->node) < 0) {
+		if (reg_add(eng->reg, &s->node) < 0) {
 			sbx_put(s);
 			r = err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 		}
@@ -216,7 +218,7 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 void sbx_unreserve(struct sbx *s)
 {
 	sbx_net_release(s);
-	reg_del(eng.reg, &s->node);
+	reg_del(s->eng->reg, &s->node);
 	sbx_put(s);
 }
 
@@ -228,7 +230,8 @@ void sbx_unreserve(struct sbx *s)
 int sbx_make_state_dir(struct sbx *s, struct err *e)
 {
 	char tmp[PATH_MAX + 64];
-	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", eng.sandboxes_dir, s->node.name);
+	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", s->eng->sandboxes_dir,
+		 s->node.name);
 	rm_rf(tmp); /* a dead daemon's leftover: the name is ours now (reserved) */
 	if (mkdir(tmp, 0700) < 0)
 		return err_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
@@ -256,7 +259,7 @@ out:
 	if (r < 0)
 		rm_rf(tmp);
 	else
-		journal_commit_soon(); /* the rename too goes into the next group commit */
+		journal_commit_soon(s->eng); /* the rename too goes into the next group commit */
 	return r;
 }
 
@@ -275,7 +278,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 		rm_rf(s->vm.dir);
 		goto undo_layers;
 	}
-	engine_bump_generation();
+	engine_bump_generation(s->eng);
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
 undo_layers:
@@ -284,10 +287,10 @@ undo_layers:
 	return r;
 }
 
-static int sbx_create(const char *name, const struct sbx_config *c, struct sbx **out,
-		      struct err *e)
+static int sbx_create(struct engine *eng, const char *name, const struct sbx_config *c,
+		      struct sbx **out, struct err *e)
 {
-	int r = sbx_reserve(name, c, out, e);
+	int r = sbx_reserve(eng, name, c, out, e);
 	if (r == 0 && (r = sbx_commit(*out, e)) < 0)
 		*out = NULL;
 	return r;
@@ -295,13 +298,13 @@ static int sbx_create(const char *name, const struct sbx_config *c, struct sbx *
 
 /* A create takes a ready member of a warm pool of the same spec when there
  * is one (warm.c), else makes the sandbox. */
-static int sbx_create_or_claim(const char *name, const struct sbx_config *c, struct sbx **out,
-			       struct err *e)
+static int sbx_create_or_claim(struct engine *eng, const char *name, const struct sbx_config *c,
+			       struct sbx **out, struct err *e)
 {
 	int r = warm_claim(name, c, out, e);
 	if (r != -ENOENT)
 		return r;
-	return sbx_create(name, c, out, e);
+	return sbx_create(eng, name, c, out, e);
 }
 
 /* What the backend called name can have (VMM_CAP_*); 0 when there is none. */
@@ -311,26 +314,27 @@ static unsigned backend_caps(const char *name)
 	return ops ? ops->caps : 0;
 }
 
-void engine_mkdir_config(struct sbx_config *c)
+void engine_mkdir_config(struct engine *eng, struct sbx_config *c)
 {
-	unsigned caps = backend_caps(eng.o.backend);
-	ctl_config_defaults(c, eng.o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
+	unsigned caps = backend_caps(eng->o.backend);
+	ctl_config_defaults(c, eng->o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
 	if (caps & VMM_CAP_DISK)
-		c->disk_bytes = eng.o.disk_bytes; /* --disk */
+		c->disk_bytes = eng->o.disk_bytes; /* --disk */
 }
 
-int engine_mkdir(const char *name, struct sbx **out)
+int engine_mkdir(struct engine *eng, const char *name, struct sbx **out)
 {
 	struct sbx_config c;
 	struct err e = {0};
-	engine_mkdir_config(&c);
-	int r = sbx_create_or_claim(name, &c, out, &e);
+	engine_mkdir_config(eng, &c);
+	int r = sbx_create_or_claim(eng, name, &c, out, &e);
 	if (r < 0)
-		engine_note_error("mkdir '%s': %s", name, e.msg);
+		engine_note_error(eng, "mkdir '%s': %s", name, e.msg);
 	return r;
 }
 
-int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e)
+int engine_config_check(struct engine *eng, struct sbx_config *c, int argc, char **argv,
+			struct err *e)
 {
 	unsigned caps = backend_caps(c->backend);
 	if (!(caps & VMM_CAP_NET) && c->net) {
@@ -353,16 +357,16 @@ int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err 
 				       "caps of their own", c->backend);
 		c->disk_bytes = 0;
 	} else if (!disk_asked) {
-		c->disk_bytes = eng.o.disk_bytes;
+		c->disk_bytes = eng->o.disk_bytes;
 	}
 	return 0;
 }
 
-int engine_create(int argc, char **argv, struct err *e)
+int engine_create(struct engine *eng, int argc, char **argv, struct err *e)
 {
 	struct sbx_config c;
 	struct sbx *s;
-	ctl_config_defaults(&c, eng.o.backend, engine_net_enabled());
+	ctl_config_defaults(&c, eng->o.backend, engine_net_enabled());
 	if (argc < 2)
 		return err_set(e, -EINVAL, "usage: create NAME [key=value...]");
 	int r = ctl_check_name(argv[1], e);
@@ -371,9 +375,9 @@ int engine_create(int argc, char **argv, struct err *e)
 	r = ctl_parse_options(argc - 2, argv + 2, &c, e);
 	if (r < 0)
 		return r;
-	if ((r = engine_config_check(&c, argc - 2, argv + 2, e)) < 0)
+	if ((r = engine_config_check(eng, &c, argc - 2, argv + 2, e)) < 0)
 		return r;
-	r = sbx_create_or_claim(argv[1], &c, &s, e);
+	r = sbx_create_or_claim(eng, argv[1], &c, &s, e);
 	if (r == 0)
 		sbx_put(s);
 	return r;
@@ -620,7 +624,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		r = s->ops->destroy(&s->vm, e);
 	if (r < 0)
 		return r;
-	journal_commit_soon(); /* the state dir's rename into the trash, made durable */
+	journal_commit_soon(s->eng); /* the state dir's rename into the trash, made durable */
 	snap_drop_all(s);
 	sbx_net_release(s);
 	sbx_layers_put(&s->cfg);
@@ -641,12 +645,12 @@ void sbx_discard(struct sbx *s)
 	sbx_put(s);
 }
 
-int engine_rmdir(const char *name)
+int engine_rmdir(struct engine *eng, const char *name)
 {
 	struct err e = {0};
-	struct sbx *s = sbx_get(name);
+	struct sbx *s = sbx_get(eng, name);
 	if (!s) {
-		engine_note_error("rmdir '%s': no such sandbox", name);
+		engine_note_error(eng, "rmdir '%s': no such sandbox", name);
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -661,13 +665,13 @@ int engine_rmdir(const char *name)
 		s->removing = false;
 		sbx_fail(s, r, e.msg);
 		pthread_mutex_unlock(&s->lock);
-		engine_note_error("rmdir '%s': %s", name, e.msg);
+		engine_note_error(eng, "rmdir '%s': %s", name, e.msg);
 		sbx_put(s);
 		return r;
 	}
 	pthread_mutex_unlock(&s->lock);
-	reg_del(eng.reg, &s->node);
-	engine_bump_generation();
+	reg_del(eng->reg, &s->node);
+	engine_bump_generation(eng);
 	log_info("sandbox %s: removed", name);
 	sbx_put(s);
 	return 0;
@@ -743,7 +747,7 @@ static bool oom_count(struct sbx *s)
 	log_info("sandbox %s: the OOM killer acted in it (oom_kills %" PRIu64 ")", s->node.name,
 		 u.oom_kills);
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 	return true;
 }
 
@@ -955,7 +959,7 @@ static void timeout_job(void *arg)
 
 static void *monitor_main(void *arg)
 {
-	(void)arg;
+	struct engine *eng = arg;
 	engine_thread_online();
 	on_monitor = true;
 	while (!atomic_load(&monitor_quit)) {
@@ -989,7 +993,7 @@ static void *monitor_main(void *arg)
 		x.check_jobs = now_usec() - last_jobs_check > 1000000;
 		if (x.check_jobs)
 			last_jobs_check = now_usec();
-		reg_foreach(eng.reg, collect_expired, &x);
+		reg_foreach(eng->reg, collect_expired, &x);
 		for (int i = 0; i < x.njobs; i++) {
 			sbx_jobs_bound(x.jobs[i]);
 			sbx_put(x.jobs[i]);
@@ -1006,7 +1010,7 @@ static void *monitor_main(void *arg)
 			pthread_mutex_lock(&x.list[i]->lock);
 			x.list[i]->deadline_usec = 0; /* one stop per deadline */
 			pthread_mutex_unlock(&x.list[i]->lock);
-			if (pool_submit(timeout_job, x.list[i]) < 0)
+			if (pool_submit(eng, timeout_job, x.list[i]) < 0)
 				sbx_put(x.list[i]);
 		}
 	}
@@ -1015,7 +1019,7 @@ static void *monitor_main(void *arg)
 	return NULL;
 }
 
-int monitor_start(void)
+int monitor_start(struct engine *eng)
 {
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1027,7 +1031,7 @@ int monitor_start(void)
 	if (r < 0)
 		log_warn("no inotify (%s): poll on a job's output reports it readable at once",
 			 strerror(-r));
-	return -pthread_create(&monitor_thread, NULL, monitor_main, NULL);
+	return -pthread_create(&monitor_thread, NULL, monitor_main, eng);
 }
 
 void monitor_stop(void)

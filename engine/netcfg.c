@@ -24,12 +24,12 @@ static char expose_table[32];
 
 bool engine_net_enabled(void) { return net_up; }
 
-int engine_net_start(struct err *e)
+int engine_net_start(struct engine *eng, struct err *e)
 {
-	if (!eng.o.net)
+	if (!eng->o.net)
 		return 0;
 	char prefix[IFNAMSIZ];
-	int r = net_alloc_init(eng.o.subnet, e);
+	int r = net_alloc_init(eng->o.subnet, e);
 	if (r < 0)
 		return r;
 	/* Device names carry this daemon's tag, so two daemons never collide. */
@@ -39,29 +39,29 @@ int engine_net_start(struct err *e)
 	struct in_addr gw;
 	uint8_t plen;
 	net_alloc_gateway(&gw, &plen);
-	if ((r = net_bridge_ensure(eng.o.bridge, gw, plen, e)) < 0)
+	if ((r = net_bridge_ensure(eng->o.bridge, gw, plen, e)) < 0)
 		return r;
-	if (eng.o.nat && (r = net_nat_enable(eng.o.subnet, e)) < 0)
+	if (eng->o.nat && (r = net_nat_enable(eng->o.subnet, e)) < 0)
 		return r;
-	if ((r = net_policy_init(eng.o.subnet, !eng.o.egress_deny, e)) < 0)
+	if ((r = net_policy_init(eng->o.subnet, !eng->o.egress_deny, e)) < 0)
 		return r;
 	net_up = true;
 	snprintf(expose_table, sizeof(expose_table), "sandboxfs_expose_%.8s", vmm_host()->tag);
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
-	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng.o.bridge,
-		 gws, plen, eng.o.subnet, eng.o.nat ? ", NAT on" : "",
-		 eng.o.egress_deny ? "denied" : "allowed");
+	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng->o.bridge,
+		 gws, plen, eng->o.subnet, eng->o.nat ? ", NAT on" : "",
+		 eng->o.egress_deny ? "denied" : "allowed");
 	return 0;
 }
 
 /* The bridge goes with the daemon when nothing is attached to it any more. */
-void engine_net_stop(void)
+void engine_net_stop(struct engine *eng)
 {
 	if (!net_up)
 		return;
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", eng.o.bridge);
+	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", eng->o.bridge);
 	DIR *d = opendir(path);
 	int ports = 0;
 	struct dirent *de;
@@ -69,15 +69,15 @@ void engine_net_stop(void)
 		ports += de->d_name[0] != '.';
 	if (d)
 		closedir(d);
-	if (eng.o.nat)
-		net_nat_disable(eng.o.subnet, NULL);
+	if (eng->o.nat)
+		net_nat_disable(eng->o.subnet, NULL);
 	/* Its hooks go with the daemon, whatever happens to the sandboxes: the
 	 * next daemon makes the table afresh from their journals. */
 	if (expose_up)
 		net_expose_stop(expose_table);
 	expose_up = false;
-	if (ports == 0 && net_bridge_remove(eng.o.bridge, NULL) == 0)
-		log_info("network: bridge %s removed (no sandbox on it)", eng.o.bridge);
+	if (ports == 0 && net_bridge_remove(eng->o.bridge, NULL) == 0)
+		log_info("network: bridge %s removed (no sandbox on it)", eng->o.bridge);
 	net_alloc_fini();
 	net_policy_fini();
 	net_up = false;
@@ -478,7 +478,7 @@ void sbx_net_release(struct sbx *s)
 	struct net_ident *id = malloc(sizeof(*id));
 	if (id)
 		*id = s->net;
-	if (!id || pool_submit(release_job, id) < 0) {
+	if (!id || pool_submit(s->eng, release_job, id) < 0) {
 		net_veth_teardown(&s->net, NULL);
 		net_release(&s->net);
 		free(id);
@@ -488,7 +488,7 @@ void sbx_net_release(struct sbx *s)
 /* A VM's TAP, for the backend to hand to QEMU with the guest's identity. */
 static int tap_prestart(struct sbx *s, struct vmm_inst *vm, struct err *e)
 {
-	int fd = net_tap_setup(&s->net, eng.o.bridge, e);
+	int fd = net_tap_setup(&s->net, s->eng->o.bridge, e);
 	if (fd < 0)
 		return fd;
 	vm->nic.tap_fd = fd;
@@ -507,7 +507,7 @@ static int net_prestart(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e
 	uint64_t t0 = now_usec();
 	if (s->t.starts > 0) /* a restart: the last run's host end may outlive its netns briefly */
 		net_veth_teardown(&s->net, NULL);
-	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, eng.o.bridge, pid, e);
+	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, s->eng->o.bridge, pid, e);
 	s->t.create_net_usec = now_usec() - t0;
 	return r;
 }
@@ -550,7 +550,7 @@ void sbx_net_after_start(struct sbx *s)
 	if (!s->net_reserved || !s->cfg.rate_bps)
 		return;
 	reg_tryget(&s->node);
-	if (pool_submit(shape_job, s) < 0)
+	if (pool_submit(s->eng, shape_job, s) < 0)
 		sbx_put(s);
 }
 
@@ -559,7 +559,7 @@ static int show_policy(struct sbx *s, struct buf *b)
 {
 	pthread_mutex_lock(&pol_lock);
 	struct pol *p = pol_of(s);
-	bool allow = !eng.o.egress_deny;
+	bool allow = !s->eng->o.egress_deny;
 	for (int i = 0; p && i < p->n; i++)
 		if (p->rules[i].r.kind == NET_RULE_ALL)
 			allow = p->rules[i].r.allow;

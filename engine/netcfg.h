@@ -10,11 +10,12 @@
 #include "../net/net.h"
 #include "common.h"
 
+struct engine;
 struct sbx;
 
 bool engine_net_enabled(void);
-int engine_net_start(struct err *e);
-void engine_net_stop(void);
+int engine_net_start(struct engine *eng, struct err *e);
+void engine_net_stop(struct engine *eng);
 int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e);
 void sbx_net_release(struct sbx *s);
 void sbx_net_prepare(struct sbx *s);

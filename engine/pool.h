@@ -3,8 +3,11 @@
 #ifndef SBX_POOL_H
 #define SBX_POOL_H
 
-int pool_start(int workers);
-void pool_stop(void);
-int pool_submit(void (*fn)(void *), void *arg);
+struct engine;
+
+/* Its state is the engine's (context.h). */
+int pool_start(struct engine *eng, int workers);
+void pool_stop(struct engine *eng);
+int pool_submit(struct engine *eng, void (*fn)(void *), void *arg);
 
 #endif

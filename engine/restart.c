@@ -14,11 +14,12 @@
 #include "warm.h"
 
 /* A sandbox made from a journal that journal_parse checked. */
-static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec *rec)
+static struct sbx *journal_adopt_rec(struct engine *eng, const char *name,
+				     const struct journal_rec *rec)
 {
-	struct sbx *s = vmm_find(rec->cfg.backend) ? sbx_alloc(name, &rec->cfg) : NULL;
+	struct sbx *s = vmm_find(rec->cfg.backend) ? sbx_alloc(eng, name, &rec->cfg) : NULL;
 	if (!s) {
-		engine_note_error("sandbox '%s' uses backend '%s', which this build lacks; skipped",
+		engine_note_error(eng, "sandbox '%s' uses backend '%s', which this build lacks; skipped",
 				  name, rec->cfg.backend);
 		return NULL;
 	}
@@ -37,7 +38,7 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 	    (strncmp(rec->cgroup, vmm_host()->tag, tl) == 0 && rec->cgroup[tl] == '-'))
 		snprintf(s->vm.cg.leaf, sizeof(s->vm.cg.leaf), "%s", rec->cgroup);
 	else
-		engine_note_error("sandbox '%s': its journal names cgroup '%s', which is not this "
+		engine_note_error(eng, "sandbox '%s': its journal names cgroup '%s', which is not this "
 				  "daemon's (%s-*); its own is used", name, rec->cgroup,
 				  vmm_host()->tag);
 #define COPY(f) s->t.f = rec->t.f;
@@ -51,12 +52,12 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 	 * reboot; still mounted after a daemon's restart. */
 	struct err de = {0};
 	if (vmm_disk_mount(&s->vm, &de) < 0)
-		engine_note_error("sandbox '%s': its disk cannot be mounted: %s", name, de.msg);
+		engine_note_error(eng, "sandbox '%s': its disk cannot be mounted: %s", name, de.msg);
 	sbx_jobs_load(s);
 	/* The same address as before: nobody else got it while the daemon was away. */
 	struct err ne = {0};
 	if (rec->cfg.net && rec->ip[0] && sbx_net_reserve(s, rec->ip, &ne) < 0) {
-		engine_note_error("sandbox '%s': its address %s cannot be kept: %s", name, rec->ip,
+		engine_note_error(eng, "sandbox '%s': its address %s cannot be kept: %s", name, rec->ip,
 				  ne.msg);
 		s->cfg.net = false;
 	}
@@ -68,30 +69,30 @@ static struct sbx *journal_adopt_rec(const char *name, const struct journal_rec 
 /* Builds a sandbox from its journal; NULL (and a sentence in /sbx/error) if
  * the journal is unreadable or malformed: the sandbox is skipped, never
  * removed. */
-static struct sbx *journal_read(const char *name)
+static struct sbx *journal_read(struct engine *eng, const char *name)
 {
 	char path[PATH_MAX + 64];
 	struct err e = {0};
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	snprintf(path, sizeof(path), "%s/%s/sandbox.json", eng.sandboxes_dir, name);
+	snprintf(path, sizeof(path), "%s/%s/sandbox.json", eng->sandboxes_dir, name);
 	if (ctl_check_name(name, &e) < 0) {
-		engine_note_error("state dir %s/%s is not a sandbox's (%s); sandbox '%s' skipped, "
-				  "its files are kept", eng.sandboxes_dir, name, e.msg, name);
+		engine_note_error(eng, "state dir %s/%s is not a sandbox's (%s); sandbox '%s' skipped, "
+				  "its files are kept", eng->sandboxes_dir, name, e.msg, name);
 		return NULL;
 	}
 	if (journal_load_text(path, JOURNAL_MAX_BYTES, &text, &len, &e) < 0) {
-		engine_note_error("journal %s is unreadable (%s); sandbox '%s' skipped, its files "
+		engine_note_error(eng, "journal %s is unreadable (%s); sandbox '%s' skipped, its files "
 				  "are kept", path, e.msg, name);
 		return NULL;
 	}
 	struct journal_rec rec;
 	if (journal_parse(text, len, &rec, &e) < 0) {
-		engine_note_error("journal %s is malformed (%s); sandbox '%s' skipped, its files "
+		engine_note_error(eng, "journal %s is malformed (%s); sandbox '%s' skipped, its files "
 				  "are kept", path, e.msg, name);
 		return NULL;
 	}
-	struct sbx *s = journal_adopt_rec(name, &rec);
+	struct sbx *s = journal_adopt_rec(eng, name, &rec);
 	journal_rec_free(&rec);
 	return s;
 }
@@ -136,12 +137,12 @@ static void recover(struct sbx *s)
 /* A hidden `.new-NAME` dir is a create that a dead daemon cut off before its
  * state dir was renamed into place (sbx_commit): it holds at most a journal,
  * no client was told the sandbox exists, and NAME is free again. */
-static void remove_unfinished(const char *entry)
+static void remove_unfinished(struct engine *eng, const char *entry)
 {
 	char path[PATH_MAX + 256];
 	if (strncmp(entry, SBX_NEW_PREFIX, strlen(SBX_NEW_PREFIX)) != 0)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", eng.sandboxes_dir, entry);
+	snprintf(path, sizeof(path), "%s/%s", eng->sandboxes_dir, entry);
 	int r = rm_rf(path);
 	if (r < 0)
 		log_warn("cannot remove %s, a create cut off by the daemon's end: %s", path,
@@ -151,23 +152,23 @@ static void remove_unfinished(const char *entry)
 			 "it was journaled", path, entry + strlen(SBX_NEW_PREFIX));
 }
 
-int journal_load_all(void)
+int journal_load_all(struct engine *eng)
 {
-	DIR *d = opendir(eng.sandboxes_dir);
+	DIR *d = opendir(eng->sandboxes_dir);
 	if (!d)
 		return -errno;
 	struct dirent *de;
 	int n = 0;
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') {
-			if (!warm_leftover(de->d_name))
-				remove_unfinished(de->d_name);
+			if (!warm_leftover(eng, de->d_name))
+				remove_unfinished(eng, de->d_name);
 			continue;
 		}
-		struct sbx *s = journal_read(de->d_name);
+		struct sbx *s = journal_read(eng, de->d_name);
 		if (!s)
 			continue;
-		if (reg_add(eng.reg, &s->node) < 0) {
+		if (reg_add(eng->reg, &s->node) < 0) {
 			sbx_put(s);
 			continue;
 		}

@@ -9,39 +9,33 @@
 
 #include "sandbox.h"
 
-#define ERR_RING 64
-static struct {
-	pthread_mutex_t lock;
-	char lines[ERR_RING][SBX_ERRMSG_MAX + 64];
-	uint64_t total;
-} errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static _Atomic uint64_t generation;
+#define ERR_RING ENGINE_ERR_RING
 
-static void (*watch_fn)(uint64_t id);
-static void (*job_watch_fn)(uint64_t id, uint32_t n);
-
-void engine_set_watch(void (*fn)(uint64_t id)) { watch_fn = fn; }
-void engine_set_job_watch(void (*fn)(uint64_t id, uint32_t n)) { job_watch_fn = fn; }
-
-void engine_notify(uint64_t id)
+void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id)) { eng->watch_fn = fn; }
+void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t id, uint32_t n))
 {
-	if (watch_fn)
-		watch_fn(id);
+	eng->job_watch_fn = fn;
 }
 
-void engine_notify_job(uint64_t id, uint32_t n)
+void engine_notify(struct engine *eng, uint64_t id)
 {
-	if (job_watch_fn)
-		job_watch_fn(id, n);
+	if (eng->watch_fn)
+		eng->watch_fn(id);
 }
 
-void engine_bump_generation(void)
+void engine_notify_job(struct engine *eng, uint64_t id, uint32_t n)
 {
-	atomic_fetch_add(&generation, 1);
-	engine_notify(0);
+	if (eng->job_watch_fn)
+		eng->job_watch_fn(id, n);
 }
 
-uint64_t engine_generation(void) { return atomic_load(&generation); }
+void engine_bump_generation(struct engine *eng)
+{
+	atomic_fetch_add(&eng->generation, 1);
+	engine_notify(eng, 0);
+}
+
+uint64_t engine_generation(struct engine *eng) { return atomic_load(&eng->generation); }
 uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
 
 static __thread char last_error[SBX_ERRMSG_MAX + 64];
@@ -50,7 +44,7 @@ void engine_error_clear(void) { last_error[0] = '\0'; }
 const char *engine_error_last(void) { return last_error; }
 void engine_error_keep(const char *line) { snprintf(last_error, sizeof(last_error), "%s", line); }
 
-void engine_note_error(const char *fmt, ...)
+void engine_note_error(struct engine *eng, const char *fmt, ...)
 {
 	char raw[SBX_ERRMSG_MAX + 64], line[SBX_ERRMSG_MAX + 64];
 	va_list ap;
@@ -61,37 +55,38 @@ void engine_note_error(const char *fmt, ...)
 	str_escape(line, sizeof(line), raw);
 	engine_error_keep(line);
 	log_warn("%s", line);
-	pthread_mutex_lock(&errs.lock);
-	snprintf(errs.lines[errs.total % ERR_RING], sizeof(errs.lines[0]), "%s", line);
-	errs.total++;
-	pthread_mutex_unlock(&errs.lock);
+	pthread_mutex_lock(&eng->errs.lock);
+	snprintf(eng->errs.lines[eng->errs.total % ERR_RING], sizeof(eng->errs.lines[0]), "%s",
+		 line);
+	eng->errs.total++;
+	pthread_mutex_unlock(&eng->errs.lock);
 }
 
-int engine_show_error(struct buf *b)
+int engine_show_error(struct engine *eng, struct buf *b)
 {
 	int r = 0;
-	pthread_mutex_lock(&errs.lock);
-	uint64_t first = errs.total > ERR_RING ? errs.total - ERR_RING : 0;
-	for (uint64_t i = first; i < errs.total && r == 0; i++)
-		r = buf_printf(b, "%s\n", errs.lines[i % ERR_RING]);
-	pthread_mutex_unlock(&errs.lock);
+	pthread_mutex_lock(&eng->errs.lock);
+	uint64_t first = eng->errs.total > ERR_RING ? eng->errs.total - ERR_RING : 0;
+	for (uint64_t i = first; i < eng->errs.total && r == 0; i++)
+		r = buf_printf(b, "%s\n", eng->errs.lines[i % ERR_RING]);
+	pthread_mutex_unlock(&eng->errs.lock);
 	return r;
 }
 
-int engine_show_events(struct buf *b)
+int engine_show_events(struct engine *eng, struct buf *b)
 {
-	return buf_printf(b, "generation %" PRIu64 "\n", atomic_load(&generation));
+	return buf_printf(b, "generation %" PRIu64 "\n", atomic_load(&eng->generation));
 }
 
-struct sbx *sbx_get(const char *name)
+struct sbx *sbx_get(struct engine *eng, const char *name)
 {
-	struct reg_node *n = reg_get_name(eng.reg, name);
+	struct reg_node *n = reg_get_name(eng->reg, name);
 	return n ? caa_container_of(n, struct sbx, node) : NULL;
 }
 
-struct sbx *sbx_get_id(uint64_t id)
+struct sbx *sbx_get_id(struct engine *eng, uint64_t id)
 {
-	struct reg_node *n = reg_get_id(eng.reg, id);
+	struct reg_node *n = reg_get_id(eng->reg, id);
 	return n ? caa_container_of(n, struct sbx, node) : NULL;
 }
 
@@ -116,10 +111,10 @@ static int pin_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
-void sbx_pin_all(struct sbx_pinned *p)
+void sbx_pin_all(struct engine *eng, struct sbx_pinned *p)
 {
 	memset(p, 0, sizeof(*p));
-	reg_foreach(eng.reg, pin_one, p);
+	reg_foreach(eng->reg, pin_one, p);
 }
 
 void sbx_unpin_all(struct sbx_pinned *p)

@@ -11,6 +11,7 @@
 
 #include "../net/net.h"
 #include "../vmm/vmm.h"
+#include "context.h"
 #include "ctl.h"
 #include "engine.h"
 #include "registry.h"
@@ -119,15 +120,9 @@ struct sbx {
 	_Atomic uint64_t oom_recheck_until;
 	/* A warm pool's member (not in the registry) until a create claims it. */
 	struct warm_pool *pool;
+	struct engine *eng; /* the engine it belongs to */
 };
 
-struct engine {
-	struct engine_opts o;
-	struct reg *reg;
-	_Atomic uint64_t next_id;
-	char sandboxes_dir[PATH_MAX];
-};
-extern struct engine eng;
 
 /* The name `status` shows (stopping shows running). */
 const char *sbx_state_name(int state);
@@ -160,13 +155,13 @@ struct sbx_pinned {
 	struct sbx **list;
 	size_t n, cap;
 };
-void sbx_pin_all(struct sbx_pinned *p);
+void sbx_pin_all(struct engine *eng, struct sbx_pinned *p);
 void sbx_unpin_all(struct sbx_pinned *p);
 
-void engine_bump_generation(void);
+void engine_bump_generation(struct engine *eng);
 /* Tells the FUSE layer that sandbox `id` (0: the top level) changed. */
-void engine_notify(uint64_t id);
+void engine_notify(struct engine *eng, uint64_t id);
 /* Tells the FUSE layer that job n of sandbox id has new output, ended, or went. */
-void engine_notify_job(uint64_t id, uint32_t n);
+void engine_notify_job(struct engine *eng, uint64_t id, uint32_t n);
 
 #endif

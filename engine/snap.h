@@ -12,7 +12,8 @@ struct sbx;
 struct sbx_config;
 struct journal_snap;
 
-int snap_init(void);
+struct engine;
+int snap_init(struct engine *eng);
 void layer_get(const char *id);
 void layer_put(const char *id);
 /* The references a sandbox holds on the layers it stacks on (c->lowers, and

@@ -130,6 +130,6 @@ int sbx_set_state(struct sbx *s, int to, enum sbx_event ev)
 	if (events[ev].quiet)
 		return 0;
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 	return 0;
 }

@@ -88,17 +88,17 @@ static int count_state(struct reg_node *n, void *arg)
 	return 0;
 }
 
-int engine_show_stats(struct buf *b)
+int engine_show_stats(struct engine *eng, struct buf *b)
 {
 	uint64_t counts[SBX_NSTATES] = {0};
-	reg_foreach(eng.reg, count_state, counts);
+	reg_foreach(eng->reg, count_state, counts);
 	uint64_t total = 0;
 	for (int i = 0; i < SBX_NSTATES; i++)
 		total += counts[i];
 	int r = buf_printf(b, "sandboxes %" PRIu64 "\n", total);
 	for (int i = 0; i < SBX_STOPPING; i++)
 		r |= buf_printf(b, "%s %" PRIu64 "\n", sbx_state_name(i), counts[i]);
-	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng.o.backend, cg_version());
+	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng->o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
 			atomic_load(&creates_ok), atomic_load(&creates_failed));
 	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */

@@ -306,10 +306,15 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	clock_gettime(CLOCK_REALTIME, &fst.start_time); /* read by the loop's threads only */
 	fsx_set_session(se);
-	engine_set_watch(fsx_changed);
-	engine_set_job_watch(fsx_job_changed);
+	fst.eng = engine_new();
+	if (!fst.eng) {
+		log_err("cannot start: out of memory");
+		goto out_unmount;
+	}
+	engine_set_watch(fst.eng, fsx_changed);
+	engine_set_job_watch(fst.eng, fsx_job_changed);
 	struct err e = {0};
-	if (engine_start(&o, &e) < 0) {
+	if (engine_start(fst.eng, &o, &e) < 0) {
 		log_err("cannot start: %s", e.msg);
 		if (foreground)
 			fprintf(stderr, "sandboxfs: %s\n", e.msg);
@@ -335,7 +340,7 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_destroy(cfg);
 out_engine:
 	fsx_shutdown(); /* parked reads are answered while the engine still runs */
-	engine_shutdown();
+	engine_shutdown(fst.eng);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
