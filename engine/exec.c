@@ -180,7 +180,8 @@ static bool pipe_held_by_command(const struct sbx *s)
 
 static void wait_for(struct sbx_exec *x, int fd, struct sbx_wake *wk)
 {
-	*wk = (struct sbx_wake){.eng = x->s->eng, .sbx = x->s->node.id, .kind = WAKE_EXEC, .sub = x->id, .fd = fd};
+	*wk = (struct sbx_wake){.eng = x->s->eng, .sbx = x->s->node.id, .kind = WAKE_EXEC,
+				.sub = x->id, .fd = fd};
 }
 
 /* The output part of a read (rlock held): bytes, 0 at its end, -EAGAIN. */

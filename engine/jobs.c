@@ -153,7 +153,8 @@ static bool watch_stream(struct sbx *s, struct sbx_job *j, int stream)
 		watches = w;
 		watches_cap = cap;
 	}
-	watches[nwatches++] = (struct out_watch){.wd = wd, .eng = s->eng, .sbx_id = s->node.id, .job = j->n};
+	watches[nwatches++] =
+		(struct out_watch){.wd = wd, .eng = s->eng, .sbx_id = s->node.id, .job = j->n};
 	pthread_mutex_unlock(&watch_lock);
 	j->wd[stream] = wd;
 	return true;
@@ -847,8 +848,8 @@ ssize_t sbx_job_read_try(struct sbx *s, uint32_t n, int stream, char *buf, size_
 		got = -EAGAIN;
 		/* An unwatched stream (no inotify) is looked at again every 50 ms. */
 		if (wk)
-			*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
-						.fd = -1, .poll_ms = watched ? 0 : 50};
+			*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB,
+						.sub = n, .fd = -1, .poll_ms = watched ? 0 : 50};
 	}
 	return got;
 }

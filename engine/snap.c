@@ -328,7 +328,8 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 		k->t.fork_queued_usec = now_usec();
 		struct err ke = {0};
 		if (sbx_commit(k, &ke) < 0) {
-			engine_note_error(src->eng, "fork %s -> %s: %s", src->node.name, names[i], ke.msg);
+			engine_note_error(src->eng, "fork %s -> %s: %s", src->node.name, names[i],
+					  ke.msg);
 			if (made == 0)
 				*e = ke;
 			continue;
