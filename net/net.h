@@ -163,6 +163,46 @@ int net_policy_reattach(const struct net_ident *id, struct err *e);
  * Returns its fd. */
 int net_filter_load(const struct net_ident *id, int ifindex, bool egress, struct err *e);
 
+/* ---- DNS (dns.c: the wire format) ---- */
+
+#define NET_DNS_NAME_MAX 253
+#define NET_DNS_MSG_MAX 4096
+#define NET_DNS_A_MAX 32 /* A records taken from one answer */
+
+/* A message's header and its one question. */
+struct net_dns_q {
+	uint16_t id, flags, qtype, qclass;
+	bool plain;                         /* the name is LDH (or _) labels only */
+	char name[NET_DNS_NAME_MAX + 2];    /* lower case, no final dot; "" unless plain */
+	size_t end;                         /* offset past the question */
+};
+struct net_dns_a {
+	struct in_addr ip;
+	uint32_t ttl; /* seconds, as the answer gave it */
+};
+
+/* Reads the name at *off of message m[0, n) into out[NET_DNS_NAME_MAX + 2]
+ * and moves *off past it (past its first pointer). Pointers must go below
+ * every offset read so far, so a loop of them ends; at most 253 characters.
+ * 0: a name of LDH/_ labels (lower case); 1: a well-formed name with other
+ * bytes (out ""); -EBADMSG: malformed. */
+int net_dns_read_name(const uint8_t *m, size_t n, size_t *off, char *out);
+/* A sandbox's query: one question, QR 0, opcode 0. 0 or -EBADMSG. */
+int net_dns_parse_query(const uint8_t *m, size_t n, struct net_dns_q *q);
+/* An answer to `asked` (same id and question, else -EPROTO; malformed
+ * -EBADMSG): the A records (class IN) of its answer section whose owner is
+ * the question's name or a CNAME target reached from it (at most 8 names),
+ * at most max into out. Returns how many (0 for an error answer). */
+int net_dns_parse_answer(const uint8_t *m, size_t n, const struct net_dns_q *asked,
+			 struct net_dns_a *out, int max);
+/* A rule's name: LDH labels of 1..63, no hyphen at either end of a label, at
+ * most 253 characters, no final dot, a last label not all digits; "*." in
+ * front for every name under it. 0 or -EINVAL. */
+int net_dns_name_check(const char *s);
+/* Does name match pattern (exact, or "*.suffix": one or more labels, then
+ * suffix)? Case-insensitive. */
+bool net_dns_name_match(const char *pattern, const char *name);
+
 /* ---- traffic shaping (shape.c) ---- */
 
 /* Parses a tc-style rate into bits per second: "10mbit", "1.5gbit", "500kbit",
