@@ -412,8 +412,13 @@ static void pol_remove(struct sbx *s)
 		pp = &p->next;
 	if (p) {
 		for (int i = 0; i < p->nexpose; i++) {
-			if (expose_up)
-				net_expose_set(expose_table, &p->expose[i], p->ip, false, NULL);
+			struct err xe = {0};
+			char text[NET_EXPOSE_TEXT_MAX];
+			if (expose_up && net_expose_set(expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
+				net_expose_format(&p->expose[i], text);
+				log_warn("sandbox %s: '%s' left in nft table %s: %s", p->name, text,
+					 expose_table, xe.msg);
+			}
 			close(p->hold[i]);
 		}
 		p->nexpose = 0;

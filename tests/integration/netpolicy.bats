@@ -560,6 +560,38 @@ for o in json.load(sys.stdin).get("nftables", []):
 	[ "$(nft list tables | sort)" = "$tables0" ]
 }
 
+@test "expose: an nft delete that fails at rmdir is logged with the sandbox, the port and the table" {
+	# The daemon's nft, through a wrapper that refuses deletes of map
+	# elements while $SBX_TMP/nft.fail exists (found first on its PATH).
+	local real
+	real=$(command -v nft)
+	mkdir -p "$SBX_TMP/bin"
+	cat >"$SBX_TMP/bin/nft" <<-SH
+		#!/bin/sh
+		if [ "\$*" = "-f -" ]; then
+		    in=\$(cat)
+		    case "\$in" in *"delete element"*) [ -e "$SBX_TMP/nft.fail" ] && exit 1;; esac
+		    printf '%s\n' "\$in" | exec "$real" -f -
+		fi
+		exec "$real" "\$@"
+	SH
+	chmod +x "$SBX_TMP/bin/nft"
+	sbx_stop_daemon
+	PATH="$SBX_TMP/bin:$PATH" sbx_start_daemon
+	sbx_create "$A"
+	sbx_write "$MNT/$A/ctl" "expose 8080 18081"
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 1 ]
+	touch "$SBX_TMP/nft.fail"
+	rmdir "$MNT/$A"
+	grep -q "sandbox $A: 'expose tcp 8080 18081' left in nft table sandboxfs_expose_" "$SBX_LOG"
+	# Not retried yet (README, known limits): the element stays until the
+	# daemon's table goes with it.
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 1 ]
+	rm "$SBX_TMP/nft.fail"
+	sbx_stop_daemon
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 0 ]
+}
+
 @test "expose: a host port a host service has is refused; an exposed one is held from host services" {
 	sbx_create "$A"
 	port=$((20000 + RANDOM % 20000))
