@@ -267,5 +267,5 @@ int main(void)
 	RUN(test_names_bounded);
 	RUN(test_answer);
 	RUN(test_rule_names);
-	UNIT_DONE("test_dns");
+	UNIT_DONE("dns");
 }
