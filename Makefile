@@ -157,10 +157,10 @@ netcheck: $(NETTOOL)
 # busybox image plus the static guest agent build/sbx-agent as /init).
 # `make check` builds it when /boot has a Debian kernel; without one the qemu
 # tests skip themselves.
-$(BUILD)/sbx-agent: vmm/agent/sbx-agent.c vmm/agent/agent_proto.h vmm/init/ids.c vmm/init/ids.h \
-		net/link.c net/net.h
+AGENT_SRC := vmm/agent/sbx-agent.c vmm/agent/files.c vmm/init/ids.c net/link.c
+$(BUILD)/sbx-agent: $(AGENT_SRC) vmm/agent/agent_proto.h vmm/agent/agent.h vmm/init/ids.h net/net.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -static -o $@ vmm/agent/sbx-agent.c vmm/init/ids.c net/link.c
+	$(CC) $(CFLAGS) -static -o $@ $(AGENT_SRC)
 
 $(GUEST)/vmlinux: vmm/guest/mkvmlinux.sh
 	@mkdir -p $(GUEST)
@@ -179,7 +179,8 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # (names, key=value options, sizes, cpus, signals; engine/ctl.c), fuzz_event
 # (sbx-init's event reports, vmm_read_event of vmm/vmm.c), fuzz_qmp (QEMU's QMP
 # lines, vmm/qmp.c), fuzz_agent (the guest agent's frames and answer marker, the console line a failed boot shows,
-# vmm/qemu.h), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
+# vmm/qemu.h), fuzz_agent_files (what the agent answers to files requests: a
+# result, stat and list records, vmm/qemu_files.c), fuzz_journal (a sandbox's sandbox.json as a restarted daemon
 # reads it, journal_parse of engine/journal_json.c), fuzz_tar (an image
 # layer's tar stream, engine/tar.c), fuzz_oci (an OCI layout's index,
 # manifest and image config JSON, an oci-archive's tar, a docker-archive's
@@ -197,7 +198,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent journal job tar oci ids files dns
+FUZZ_TARGETS := ctl options event qmp agent agent_files journal job tar oci ids files pull dns
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -205,18 +206,21 @@ FUZZ_CC      ?= clang
 # standalone with util.c (as tests/net/nettool does). vmm.c links with the
 # stubs in fuzz_event.c; qmp.c with util.c; the agent's framing is inline in
 # vmm/qemu.h; the journal's reader with ctl.c (names, rules) and its sources;
-# the tar reader with util.c (sentences); the OCI parsers with tar.c, sha256.c and ctl.c (users).
+# the tar reader with util.c (sentences); the OCI parsers with tar.c, sha256.c and ctl.c (users);
+# the registry reference and skopeo's reasons (pull.c) with util.c.
 FUZZ_SRC_ctl     := engine/ctl.c engine/util.c $(NET_SRC)
 FUZZ_SRC_options := $(FUZZ_SRC_ctl)
 FUZZ_SRC_event   := vmm/vmm.c engine/util.c
 FUZZ_SRC_qmp     := vmm/qmp.c engine/util.c
 FUZZ_SRC_agent   :=
+FUZZ_SRC_agent_files := vmm/qemu_files.c engine/util.c
 FUZZ_SRC_journal := engine/journal_json.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_job     := $(FUZZ_SRC_journal)
 FUZZ_SRC_tar     := engine/tar.c engine/util.c
 FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_ids     := vmm/init/ids.c
 FUZZ_SRC_files   := $(FUZZ_SRC_ctl)
+FUZZ_SRC_pull    := engine/pull.c engine/util.c
 FUZZ_SRC_dns     := net/dns.c
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h vmm/init/ids.h

@@ -32,6 +32,7 @@ import errno
 import json
 import os
 import random
+import re
 import resource
 import shlex
 import shutil
@@ -526,6 +527,11 @@ class Engine(Peer):
     def rm_argv(self, cid):
         return self.argv + ["rm", "-f"] + self.rm_extra + [cid]
 
+    def ids(self):
+        """Our containers of this tool (name starting with TAG)."""
+        r = subprocess.run(self.argv + ["ps", "-aq", "--filter", "name=" + TAG], capture_output=True, text=True)
+        return r.stdout.split()
+
 
 def start_docker(limits):
     """dockerd on its own socket, data-root, exec-root and config under ENGINES/docker, with no
@@ -596,12 +602,77 @@ def start_podman(limits):
     return eng
 
 
+class Ctr(Engine):
+    """containerd's own client, `ctr`, on the containerd of the bench's dockerd (namespace
+    sbxbench): `ctr run` of the docker image (`docker save` | `ctr image import`), no network
+    (ctr's default: a new empty network namespace), the same memory and CPU limits (ctr run has
+    no pids option), cgroup /TAG-ctr/ID. create: `run -d` of /bin/sleep; remove: `task rm -f`
+    then `container rm` (two commands: ctr has no one-step remove of a running container)."""
+    def __init__(self, sock, docker, limits):
+        Engine.__init__(self, "ctr", ["ctr", "--address", sock, "--namespace", TAG], limits)
+        self.docker = docker
+        self.opts = ["--memory-limit", str(limits["memory"]), "--cpus", "%g" % limits["cpus"]]
+
+    def image(self, root):
+        if root not in self.images:
+            name = self.docker.image(root)
+            save = subprocess.Popen(self.docker.argv + ["save", name], stdout=subprocess.PIPE)
+            r = subprocess.run(self.argv + ["image", "import", "-"], stdin=save.stdout,
+                               capture_output=True, text=True)
+            save.stdout.close()
+            if save.wait() != 0 or r.returncode != 0:
+                raise RuntimeError("ctr image import of %s: %s" % (name, r.stderr.strip()[-300:]))
+            self.images[root] = "docker.io/library/" + name  # how ctr names a docker save's image
+        return self.images[root]
+
+    def run_argv(self, cid, root, cmd, detach=False):
+        return (self.argv + ["run", "-d" if detach else "--rm"] + self.opts +
+                ["--cgroup", "/%s-ctr/%s" % (TAG, cid), self.image(root), cid] + cmd)
+
+    def rm_argv(self, cid):  # cleanup only (remove() times the two commands)
+        return ["sh", "-c", "%s task rm -f %s; %s container rm %s" % (
+            shlex.join(self.argv), shlex.quote(cid), shlex.join(self.argv), shlex.quote(cid))]
+
+    def ids(self):
+        r = subprocess.run(self.argv + ["container", "ls", "-q"], capture_output=True, text=True)
+        return [c for c in r.stdout.split() if c.startswith(TAG)]
+
+    def remove(self, cid):
+        total = 0
+        for argv in (self.argv + ["task", "rm", "-f", cid], self.argv + ["container", "rm", cid]):
+            ns, rc, err = run_tool(argv)
+            if rc != 0:
+                raise RuntimeError("%s: %s" % (" ".join(argv[-4:]), err))
+            total += ns
+        with State.lock:
+            State.containers.pop(cid, None)
+        return total
+
+
+def start_ctr(limits):
+    """ctr on the containerd that the bench's dockerd started (its socket under the exec-root):
+    needs docker, started first."""
+    docker = State.engines.get("docker")
+    if docker is None or not shutil.which("ctr"):
+        raise RuntimeError("ctr needs the bench's dockerd and its containerd (Debian package docker.io)"
+                           if shutil.which("ctr") else "ctr is not installed (Debian package containerd)")
+    sock = os.path.join(ENGINES, "docker", "exec", "containerd", "containerd.sock")
+    eng = Ctr(sock, docker, limits)
+    State.engines["ctr"] = eng
+    r = subprocess.run(eng.argv + ["version"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("ctr version on %s: %s" % (sock, r.stderr.strip()[-300:]))
+    m = re.search(r"Server:\s*\n\s*Version:\s*(\S+)", r.stdout)
+    State.versions["ctr"] = "ctr, containerd %s" % (m.group(1) if m else "?")
+    return eng
+
+
 def start_engines(limits, skipped):
     """docker and podman, each probed with one container; one that cannot run is skipped with
     the reason (in latest.json `skipped`, latest.md and the log), never failing the bench."""
     engines = {}
     State.host_dirs_new = [d for d in HOST_DIRS if not os.path.exists(d)]
-    for tool, start in (("docker", start_docker), ("podman", start_podman)):
+    for tool, start in (("docker", start_docker), ("podman", start_podman), ("ctr", start_ctr)):
         try:
             eng = start(limits)
             eng.image(IMAGE)
@@ -620,9 +691,8 @@ def stop_engines():
     """Our containers of docker and podman, dockerd (which stops its containerd), then any
     process still running from ENGINES (containerd, shims, conmon: their command lines name
     it; ours only), and the HOST_DIRS they made."""
-    for eng in State.engines.values():
-        r = subprocess.run(eng.argv + ["ps", "-aq", "--filter", "name=" + TAG], capture_output=True, text=True)
-        for cid in r.stdout.split():
+    for eng in sorted(State.engines.values(), key=lambda e: e.tool != "ctr"):  # ctr's before dockerd's
+        for cid in eng.ids():
             subprocess.run(eng.rm_argv(cid), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for p in State.engine_procs:
         if p.poll() is None:
@@ -2431,7 +2501,7 @@ def main():
         if not only or any(c in ENGINE_CASES for c in only):
             engines = start_engines(limits, skipped)
             engine_info = {"versions": dict(State.versions),
-                           "skipped": {t: skipped[t] for t in ("docker", "podman") if t in skipped}}
+                           "skipped": {t: skipped[t] for t in ("docker", "podman", "ctr") if t in skipped}}
         result["skipped"] = skipped
         log("peers: %s; skipped: %s" % (sorted(peers) + sorted(engines) + (["bwrap"] if bwrap_ok else []),
                                         skipped))

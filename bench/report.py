@@ -125,7 +125,7 @@ def failed_note(r, case):
 
 
 def engine_info(r):
-    """docker's and podman's versions and skips ({} when neither ran): from the first of the
+    """docker's, podman's and ctr's versions and skips ({} when neither ran): from the first of the
     cases they take part in that has them (a partial run merges only its cases' keys)."""
     for c in ENGINE_CASES:
         if r.get(c, {}).get("engine_info"):
@@ -218,13 +218,17 @@ def header(r, md):
               "bwrap peers, whose network namespaces are empty); networking is measured in case 6 "
               "with a second daemon.")
     if engine_info(r):
-        md.append("- docker and podman (cases 1, 7 and 16), as users run them: `run` of an image made "
+        md.append("- docker, podman and ctr (cases 1, 7 and 16), as users run them: `run` of an image made "
                   "by `import` of a tar of the same root (never pulled), `--network none`, the same "
                   "memory, pids and CPU limits. docker: a dockerd the bench starts (Debian's docker.io, "
                   "its own containerd, runc) with its own socket, data-root and exec-root under the "
                   "bench's temporary dir, `--iptables=false --ip6tables=false --ip-forward=false "
                   "--bridge=none`, stopped at the end. podman: `--runtime runc --cgroup-manager "
-                  "cgroupfs`, its own `--root`, `--runroot` and `--tmpdir` there too. Their images "
+                  "cgroupfs`, its own `--root`, `--runroot` and `--tmpdir` there too. ctr "
+                  "(containerd's own client, as Kubernetes' runtime is driven): `ctr run` on that "
+                  "dockerd's containerd, in a namespace of its own, of the docker image (`docker save` "
+                  "| `ctr image import`), the same memory and CPU limits (ctr has no pids option), "
+                  "no network (its default: an empty namespace). Their images "
                   "sit on overlay2/overlay (a copy of the root), as for any user of them.")
     for n in r.get("notes", []):
         md.append("- " + n)
@@ -273,7 +277,7 @@ def sec_case1(r, md):
         md.append("%s create = `%s` until the command returns (the container is running then)." % (t, argv))
         md.append("")
     md.append("Create + stop + remove cycle (sandboxfs: `mkdir`, running, `rmdir` returns; "
-              "runc/crun: `run -d` then `delete -f`; docker/podman: `run -d` then `rm -f`; the stats "
+              "runc/crun: `run -d` then `delete -f`; docker/podman: `run -d` then `rm -f`; ctr: `run -d` then `task rm -f` and `container rm`; the stats "
               "read between is not counted):")
     md.append("")
     cb = pct(S["sandboxfs"]["cycle"], 50)

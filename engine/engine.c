@@ -213,6 +213,8 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.spares_dir, sizeof(h.spares_dir), "%s/spares", o->state_dir);
 	snprintf(h.vm_images_dir, sizeof(h.vm_images_dir), "%s/vmimages", o->state_dir);
 	h.qemu_spares = o->qemu_spares;
+	snprintf(h.sandboxes_dir, sizeof(h.sandboxes_dir), "%s", eng.sandboxes_dir);
+	h.image_exists = image_exists;
 	if ((r = snap_init()) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
@@ -247,6 +249,9 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	r = journal_load_all();
 	if (r > 0)
 		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
+	/* Now that every VM's disk is known: the root disks no VM, spare or
+	 * saved machine can boot again (their image gone or changed). */
+	vmm_root_disks_gc(NULL, true);
 	if ((r = warm_start()) < 0)
 		log_warn("warm pools are not kept (%s): a restart forgets them", strerror(-r));
 	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),

@@ -1,9 +1,11 @@
-/* Files in and out of a running ns sandbox, moved by the daemon
- * (/sbx/NAME/files): one request per open handle (ctl_files_request), its
- * path resolved inside the sandbox's root (vmm_root_open), so that its
- * links, `..` and /proc's magic links never reach a host file. Only regular
- * files of the sandbox's own file systems are read or written, and a put
- * appears whole or not at all (a temporary renamed over the target). */
+/* Files in and out of a running sandbox (/sbx/NAME/files): one request per
+ * open handle (ctl_files_request). On ns the daemon moves them, the path
+ * resolved inside the sandbox's root (vmm_root_open), so that its links,
+ * `..` and /proc's magic links never reach a host file; a backend whose
+ * root is no host mount (qemu) serves them itself (its vmm_files_ops: the
+ * guest agent). Only regular files of the sandbox's own file systems are
+ * read or written, and a put appears whole or not at all (a temporary
+ * renamed over the target). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -19,8 +21,12 @@
 
 #include "sbx.h"
 
-#define FILES_LIST_MAX 100000 /* entries of one list */
+#define FILES_LIST_MAX VMM_FILES_LIST_MAX
 #define FILES_TMP_TRIES 8
+
+_Static_assert((int)VMM_FILE_GET == CTL_FILES_GET && (int)VMM_FILE_PUT == CTL_FILES_PUT &&
+	       (int)VMM_FILE_STAT == CTL_FILES_STAT && (int)VMM_FILE_LIST == CTL_FILES_LIST &&
+	       (int)VMM_FILE_MKDIR == CTL_FILES_MKDIR, "the files verbs of ctl.h and vmm.h");
 
 struct sbx_files {
 	struct sbx *s; /* pinned */
@@ -34,6 +40,7 @@ struct sbx_files {
 	pid_t pid;            /* put: the init whose root the request reached */
 	uint64_t pos;         /* reads so far */
 	struct buf answer;    /* stat, list */
+	struct vmm_file *vf;  /* the request the backend serves (s->ops->files); NULL: ours */
 	char path[CTL_WRITE_MAX + 1]; /* escaped, for sentences */
 };
 
@@ -66,8 +73,8 @@ static int files_open_in(struct sbx_files *f, const char *path, int flags, struc
 	pthread_mutex_lock(&s->lock);
 	int r = 0;
 	if (!(s->ops->caps & VMM_CAP_HOST_ROOT))
-		r = err_set(e, -EOPNOTSUPP, "files works in ns sandboxes only: a %s sandbox's files "
-			    "move through its agent with examples/sbx cp", s->cfg.backend);
+		r = err_set(e, -EOPNOTSUPP, "a %s sandbox has no files: its root is no host mount "
+			    "and its backend does not serve them", s->cfg.backend);
 	if (r == 0)
 		r = sbx_require_running(s, "move files", e);
 	if (r == 0)
@@ -133,18 +140,28 @@ static int files_get(struct sbx_files *f, const struct ctl_files_req *q, struct 
 	return r;
 }
 
-/* The directory and the last name of q's path (put, mkdir), the directory
- * opened inside the root. */
-static int files_parent(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
+/* q's path (put, mkdir) ends with a name, which goes to f->name. */
+static int files_last_name(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
 {
-	char dir[CTL_WRITE_MAX + 1];
-	const char *slash = strrchr(q->path, '/'), *name = slash + 1;
+	const char *name = strrchr(q->path, '/') + 1;
 	if (!*name || !strcmp(name, ".") || !strcmp(name, ".."))
 		return err_set(e, -EINVAL, "%s does not end with a name", f->path);
 	if (strlen(name) > NAME_MAX)
 		return err_set(e, -ENAMETOOLONG, "%s: the last name is longer than %d bytes",
 			       f->path, NAME_MAX);
 	snprintf(f->name, sizeof(f->name), "%s", name);
+	return 0;
+}
+
+/* The directory and the last name of q's path (put, mkdir), the directory
+ * opened inside the root. */
+static int files_parent(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
+{
+	char dir[CTL_WRITE_MAX + 1];
+	const char *slash = strrchr(q->path, '/');
+	int nr = files_last_name(f, q, e);
+	if (nr < 0)
+		return nr;
 	snprintf(dir, sizeof(dir), "%.*s", slash == q->path ? 1 : (int)(slash - q->path), q->path);
 	int d = files_open_in(f, dir, O_PATH | O_DIRECTORY, e), r;
 	if (d < 0)
@@ -198,16 +215,55 @@ static void files_put_end(struct sbx_files *f, bool keep)
 	f->fd = f->dir = -1;
 }
 
+/* The backend's request, served by the sandbox, opened without the
+ * sandbox's lock (it may wait on the sandbox a bounded time). */
+static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
+{
+	struct sbx *s = f->s;
+	int r = q->verb == CTL_FILES_PUT || q->verb == CTL_FILES_MKDIR ? files_last_name(f, q, e) : 0;
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	r = sbx_require_running(s, "move files", e);
+	pthread_mutex_unlock(&s->lock);
+	if (r < 0)
+		return r;
+	struct vmm_file_req vr = {.verb = (enum vmm_file_verb)q->verb, .mode = q->mode,
+				  .size = q->size, .path = q->path, .shown = f->path};
+	r = s->ops->files->open(&s->vm, &vr, &f->answer, &f->vf, e);
+	/* stat, list and mkdir are done: the handle keeps their answer only. */
+	if (r == 0 && q->verb != CTL_FILES_GET && q->verb != CTL_FILES_PUT) {
+		s->ops->files->close(f->vf);
+		f->vf = NULL;
+	}
+	f->size = q->size;
+	return r;
+}
+
+static void files_remote_end(struct sbx_files *f)
+{
+	if (f->vf)
+		f->s->ops->files->close(f->vf);
+	f->vf = NULL;
+}
+
 /* Data of a put, written at its end; the last byte renames it into place. */
 static int files_put_data(struct sbx_files *f, const char *buf, size_t len, struct err *e)
 {
 	int r = 0;
-	if (f->dir < 0)
+	if (f->s->ops->files && f->vf && len <= f->size - f->done) {
+		if ((r = f->s->ops->files->write(f->vf, buf, len, e)) < 0 ||
+		    (f->done += len) == f->size)
+			files_remote_end(f);
+		return r;
+	}
+	if (f->dir < 0 && !f->vf)
 		return err_set(e, -EBUSY, "the put of %s is over; open files again for another "
 			       "request", f->path);
 	if (len > f->size - f->done) {
 		r = err_set(e, -EFBIG, "%s: %" PRIu64 " bytes written past its size=%" PRIu64
 			    "; nothing was put", f->path, f->done + len - f->size, f->size);
+		files_remote_end(f);
 		goto fail;
 	}
 	/* Its files are that init's: a sandbox stopped (or started again) since
@@ -349,7 +405,8 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 			    q->verb == CTL_FILES_GET ? "get" : "this request");
 	if (r == 0) {
 		str_escape_name(f->path, sizeof(f->path), q->path);
-		if ((r = serve[q->verb](f, q, e)) < 0)
+		r = f->s->ops->files ? files_remote(f, q, e) : serve[q->verb](f, q, e);
+		if (r < 0)
 			buf_free(&f->answer);
 	}
 	if (r == 0) {
@@ -384,7 +441,11 @@ ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size)
 {
 	ssize_t n = 0;
 	pthread_mutex_lock(&f->lock);
-	if (f->verb == CTL_FILES_GET && f->fd >= 0) {
+	if (f->verb == CTL_FILES_GET && f->vf) {
+		struct err e = {0};
+		if ((n = f->s->ops->files->read(f->vf, buf, size, &e)) < 0)
+			sbx_fail(f->s, (int)n, e.msg);
+	} else if (f->verb == CTL_FILES_GET && f->fd >= 0) {
 		while ((n = pread(f->fd, buf, size, (off_t)f->pos)) < 0 && errno == EINTR)
 			;
 		if (n < 0)
@@ -402,6 +463,7 @@ ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size)
 void sbx_files_close(struct sbx_files *f)
 {
 	files_put_end(f, false); /* a put not complete leaves nothing */
+	files_remote_end(f);
 	if (f->fd >= 0)
 		close(f->fd);
 	buf_free(&f->answer);

@@ -20,6 +20,7 @@
 #include <sys/statvfs.h>
 
 #include "oci.h"
+#include "pull.h"
 #include "sbx.h"
 #include "tar.h"
 #include "unpack.h"
@@ -32,6 +33,7 @@
 #define RESERVE_MAX_BYTES (64ull << 20) /* kept free on STATE while unpacking */
 #define ENTRIES_MAX 4000000ull          /* entries of one layer */
 #define SOURCE_MAX (PATH_MAX + 160)
+#define PULL_TIMEOUT_SEC 1800ull /* a registry pull; SANDBOXFS_PULL_TIMEOUT (seconds) for another */
 
 enum img_state { IMG_IMPORTING, IMG_READY, IMG_FAILED };
 static const char *const state_names[] = {"importing", "ready", "failed"};
@@ -192,6 +194,8 @@ uint32_t image_lookup(const char *name)
 	pthread_mutex_unlock(&st.lock);
 	return id;
 }
+
+bool image_exists(const char *name) { return image_lookup(name) != 0; }
 
 struct image *image_get(uint32_t id)
 {
@@ -641,8 +645,10 @@ static int dedup(char ids[][LAYER_ID_MAX], int n)
 struct import {
 	struct image *im; /* pinned */
 	char kind[16];
-	char path[PATH_MAX];
+	char path[PATH_MAX]; /* docker: the reference after docker:// */
 	char tag[OCI_TAG_MAX];
+	bool tls_verify_off; /* docker: tls-verify=false (plain HTTP or any certificate) */
+	char pulled[PATH_MAX]; /* docker: tmp/pull-N, where skopeo writes (removed after) */
 };
 
 /* The manifest's descriptor: from index.json, through one nested index. */
@@ -782,6 +788,91 @@ static char *config_text(struct import *imp, const struct oci_desc *md,
 	return text;
 }
 
+/* --- registry pulls: skopeo copies the image into an OCI layout in tmp/ --- */
+
+/* skopeo: SANDBOXFS_SKOPEO (tests: a host without it), else Debian's. */
+static const char *skopeo_bin(void)
+{
+	const char *env = getenv("SANDBOXFS_SKOPEO");
+	return env && *env ? env : "/usr/bin/skopeo";
+}
+
+static uint64_t pull_timeout_usec(void)
+{
+	const char *env = getenv("SANDBOXFS_PULL_TIMEOUT");
+	unsigned long long sec = env && *env ? strtoull(env, NULL, 10) : 0;
+	if (sec > 7 * 86400) /* a week: no overflow, and still a bound */
+		sec = 7 * 86400;
+	return (sec ? sec : PULL_TIMEOUT_SEC) * 1000000ull;
+}
+
+/* The bytes skopeo has written so far (its blobs, finished or not), as the
+ * import's progress while it pulls; never going back. */
+static void pull_tick(void *arg)
+{
+	struct import *imp = arg;
+	char dirs[2][PATH_MAX + 32];
+	uint64_t sum = 0;
+	snprintf(dirs[0], sizeof(dirs[0]), "%s", imp->path);
+	snprintf(dirs[1], sizeof(dirs[1]), "%s/blobs/sha256", imp->path);
+	for (int i = 0; i < 2; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			struct stat sb;
+			if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(sb.st_mode))
+				sum += (uint64_t)sb.st_size;
+		}
+		if (d)
+			closedir(d);
+	}
+	if (sum > atomic_load(&imp->im->done_bytes))
+		atomic_store(&imp->im->done_bytes, sum);
+}
+
+/* docker://REF into tmp/pull-N/oci (a fixed argv, no shell, no host
+ * credentials, bounded in time: skopeo ends itself too, should the daemon
+ * die first); then the import reads that layout as oci:DIR. */
+static int pull(struct import *imp, struct err *e)
+{
+	char ref[PATH_MAX + 16], dest[PATH_MAX + 16], timeout[32], home[PATH_MAX + 16],
+		tmpdir[PATH_MAX + 16], what[PATH_MAX + 64];
+	tmp_path("pull", imp->pulled, sizeof(imp->pulled));
+	if (mkdir(imp->pulled, 0700) < 0)
+		return err_set(e, -errno, "cannot make %s: %s", imp->pulled, strerror(errno));
+	uint64_t limit = pull_timeout_usec();
+	snprintf(ref, sizeof(ref), "docker://%s", imp->path);
+	snprintf(what, sizeof(what), "the pull of %s", ref);
+	snprintf(timeout, sizeof(timeout), "%llus", (unsigned long long)(limit / 1000000) + 10);
+	snprintf(home, sizeof(home), "HOME=%s", imp->pulled);
+	snprintf(tmpdir, sizeof(tmpdir), "TMPDIR=%s", imp->pulled);
+	snprintf(imp->path, sizeof(imp->path), "%s/oci", imp->pulled);
+	snprintf(dest, sizeof(dest), "oci:%s", imp->path);
+	char *argv[12] = {"skopeo", "--command-timeout", timeout, "copy", "--quiet",
+			  "--src-no-creds"};
+	int n = 6;
+	if (imp->tls_verify_off)
+		argv[n++] = "--src-tls-verify=false";
+	argv[n++] = ref;
+	argv[n++] = dest;
+	argv[n] = NULL;
+	const char *const env[] = {home, tmpdir, NULL};
+	const char *const tools[] = {skopeo_bin()};
+	struct vmm_tool_opts o = {.timeout_usec = limit, .cancel = &imp->im->cancel, .env = env,
+				  .tick = pull_tick, .arg = imp, .reason = pull_reason};
+	uint64_t t0 = now_usec();
+	int r = vmm_run_tool_opts(tools, 1, argv, "skopeo", what, &o, e);
+	if (r < 0)
+		return r;
+	pull_tick(imp);
+	log_info("image %s: pulled %s in %" PRIu64 " ms (%" PRIu64 " bytes)", imp->im->name, ref,
+		 (now_usec() - t0) / 1000, atomic_load(&imp->im->done_bytes));
+	snprintf(imp->kind, sizeof(imp->kind), "oci");
+	imp->tag[0] = '\0'; /* the layout holds the one manifest skopeo chose */
+	return 0;
+}
+
 static int do_import(struct import *imp, struct err *e)
 {
 	struct image *im = imp->im;
@@ -799,6 +890,8 @@ static int do_import(struct import *imp, struct err *e)
 		free(ids);
 		return err_set(e, -ENOMEM, "out of memory");
 	}
+	if (!strcmp(imp->kind, "docker") && (r = pull(imp, e)) < 0)
+		goto out;
 	if ((r = oci_src_open(imp->kind, imp->path, &src, e)) < 0)
 		goto out;
 	r = !strcmp(imp->kind, "docker-archive") ? read_docker(imp, &src, &md, m, c, e)
@@ -845,6 +938,8 @@ static void import_job(void *arg)
 	struct err e = {0};
 	uint64_t t0 = now_usec();
 	int r = do_import(imp, &e);
+	if (imp->pulled[0])
+		vmm_remove_tree(imp->pulled);
 	pthread_mutex_lock(&st.lock);
 	st.imports--;
 	im->state = r == 0 ? IMG_READY : IMG_FAILED;
@@ -862,11 +957,30 @@ static void import_job(void *arg)
 	free(imp);
 }
 
-#define SOURCE_FORMS "oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:NAME[:TAG]]"
+#define SOURCE_FORMS                                                                   \
+	"oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]] or "   \
+	"docker://HOST[:PORT]/REPO[:TAG|@DIGEST]"
 
-/* SOURCE: one of SOURCE_FORMS, an absolute path. */
+/* docker://REF: checked here, pulled by the worker. */
+static int parse_docker(const char *ref, struct import *imp, struct err *e)
+{
+	struct pull_ref pr;
+	int r = pull_parse_ref(ref, &pr, e);
+	if (r < 0)
+		return err_wrap(e, "source docker://%.200s", ref);
+	if (access(skopeo_bin(), X_OK) < 0)
+		return err_set(e, -EOPNOTSUPP, "a registry pull needs skopeo (%s), and this host has "
+			       "none (apt-get install skopeo)", skopeo_bin());
+	snprintf(imp->kind, sizeof(imp->kind), "docker");
+	snprintf(imp->path, sizeof(imp->path), "%s", ref);
+	return 0;
+}
+
+/* SOURCE: one of SOURCE_FORMS, an absolute path or a registry reference. */
 static int parse_source(const char *source, struct import *imp, struct err *e)
 {
+	if (!strncmp(source, "docker://", 9))
+		return parse_docker(source + 9, imp, e);
 	static const char *const kinds[] = {"oci-archive", "docker-archive", "oci"};
 	const char *rest = NULL;
 	for (size_t i = 0; i < ARRAY_SIZE(kinds) && !rest; i++) {
@@ -877,8 +991,7 @@ static int parse_source(const char *source, struct import *imp, struct err *e)
 		}
 	}
 	if (!rest)
-		return err_set(e, -EINVAL, "source '%.200s' is not " SOURCE_FORMS " (registries are "
-			       "not supported)", source);
+		return err_set(e, -EINVAL, "source '%.200s' is not " SOURCE_FORMS, source);
 	const char *colon = strchr(rest, ':');
 	size_t plen = colon ? (size_t)(colon - rest) : strlen(rest);
 	if (rest[0] != '/')
@@ -902,8 +1015,20 @@ static int parse_source(const char *source, struct import *imp, struct err *e)
 	return 0;
 }
 
+/* The import line's option: tls-verify=false|true, for a registry. */
+static int parse_option(const char *opt, struct import *imp, struct err *e)
+{
+	if (strcmp(opt, "tls-verify=false") != 0 && strcmp(opt, "tls-verify=true") != 0)
+		return err_set(e, -EINVAL, "unknown import option '%.64s' (tls-verify=false|true)",
+			       opt);
+	if (strcmp(imp->kind, "docker") != 0)
+		return err_set(e, -EINVAL, "tls-verify= is for a registry (docker://) source");
+	imp->tls_verify_off = !strcmp(opt, "tls-verify=false");
+	return 0;
+}
+
 /* Validates, adds the image as importing and queues the work: returns at once. */
-static int import_start(const char *name, const char *source, struct err *e)
+static int import_start(const char *name, const char *source, const char *opt, struct err *e)
 {
 	int r = ctl_check_name(name, NULL);
 	if (r < 0)
@@ -912,7 +1037,7 @@ static int import_start(const char *name, const char *source, struct err *e)
 	struct import *imp = calloc(1, sizeof(*imp));
 	if (!imp)
 		return err_set(e, -ENOMEM, "out of memory");
-	if ((r = parse_source(source, imp, e)) < 0) {
+	if ((r = parse_source(source, imp, e)) < 0 || (opt && (r = parse_option(opt, imp, e)) < 0)) {
 		free(imp);
 		return r;
 	}
@@ -962,11 +1087,11 @@ int images_ctl(const char *buf, size_t len)
 	int r = ctl_split(buf, len, &cmd, &e);
 	if (r == 0 && strcmp(cmd.argv[0], "import") != 0)
 		r = err_set(&e, -EINVAL, "unknown command '%.64s' (import NAME SOURCE)", cmd.argv[0]);
-	else if (r == 0 && cmd.argc != 3)
+	else if (r == 0 && cmd.argc != 3 && cmd.argc != 4)
 		r = err_set(&e, -EINVAL, "import takes a name and a source: import NAME "
-			    SOURCE_FORMS);
+			    SOURCE_FORMS " [tls-verify=false]");
 	else if (r == 0)
-		r = import_start(cmd.argv[1], cmd.argv[2], &e);
+		r = import_start(cmd.argv[1], cmd.argv[2], cmd.argc == 4 ? cmd.argv[3] : NULL, &e);
 	if (r < 0)
 		engine_note_error("images/ctl: %s", e.msg);
 	return r;
@@ -989,6 +1114,23 @@ static int user_one(struct reg_node *n, void *arg)
 	snprintf(u->name, sizeof(u->name), "%s", n->name);
 	u->state = sbx_state_name(atomic_load(&s->state));
 	return 1;
+}
+
+/* The image's VM root disks that no VM uses go too: on a worker, since the
+ * sweep waits for a start that is choosing a disk (a build takes seconds). */
+static void disks_gc_job(void *arg)
+{
+	vmm_root_disks_gc(arg, true);
+	free(arg);
+}
+
+static void disks_gc_later(const char *name)
+{
+	char *copy = strdup(name);
+	if (!copy || pool_submit(disks_gc_job, copy) < 0) {
+		log_warn("image %s: its VM root disks are left for the next sweep (at start)", name);
+		free(copy);
+	}
 }
 
 static int rmdir_locked(const char *name, struct image **out, struct err *e)
@@ -1045,6 +1187,7 @@ int image_rmdir(const char *name)
 	}
 	log_info("image %s: removed", name);
 	gc_layers();
+	disks_gc_later(name);
 	return 0;
 }
 

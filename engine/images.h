@@ -22,6 +22,8 @@ int images_ctl(const char *buf, size_t len);
 int image_rmdir(const char *name);
 /* 0 when there is no such image. */
 uint32_t image_lookup(const char *name);
+/* image_lookup != 0, for the VM root disks' sweep (vmm_host.image_exists). */
+bool image_exists(const char *name);
 /* Pinned (or NULL); release with image_put. */
 struct image *image_get(uint32_t id);
 void image_put(struct image *im);

@@ -726,9 +726,7 @@ void monitor_watch(struct sbx *s)
 		epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
 	}
 	/* An OOM kill inside changes events (oom_kills) and wakes its pollers. */
-	struct vmm_usage u = {0};
-	s->ops->usage(&s->vm, &u);
-	s->oom_seen = u.oom_kills;
+	cg_oom_kills(&s->vm.cg, &s->oom_seen);
 	int fd = cg_oom_watch(&s->vm.cg, &s->oom_pri);
 	if (fd >= 0) {
 		ev = (struct epoll_event){.events = s->oom_pri ? EPOLLPRI : EPOLLIN,
@@ -764,13 +762,12 @@ static void unwatch_oom(struct sbx *s)
  * next shows it (s->lock held). True when it has. */
 static bool oom_count(struct sbx *s)
 {
-	struct vmm_usage u = {0};
-	s->ops->usage(&s->vm, &u);
-	if (u.oom_kills == s->oom_seen)
+	uint64_t n;
+	cg_oom_kills(&s->vm.cg, &n);
+	if (n == s->oom_seen)
 		return false;
-	s->oom_seen = u.oom_kills;
-	log_info("sandbox %s: the OOM killer acted in it (oom_kills %" PRIu64 ")", s->node.name,
-		 u.oom_kills);
+	s->oom_seen = n;
+	log_info("sandbox %s: the OOM killer acted in it (oom_kills %" PRIu64 ")", s->node.name, n);
 	atomic_fetch_add(&s->generation, 1);
 	engine_notify(s->node.id);
 	return true;

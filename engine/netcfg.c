@@ -770,9 +770,12 @@ static void shape_job(void *arg)
 	pthread_mutex_unlock(&s->lock);
 	uint64_t t0 = now_usec();
 	int r = running ? net_shape_apply(&s->net, s->cfg.rate_bps, &e) : -ESRCH;
-	/* A VM's other end is in the guest, which is not ours to limit. */
-	if (r == 0 && !(s->ops->caps & VMM_CAP_NET_TAP))
-		r = net_shape_apply_peer(&s->net, pid, s->cfg.rate_bps, &e);
+	/* A VM's other end is in the guest, which is not ours to limit: what it
+	 * sends is shaped on the host, past its TAP's ingress. */
+	if (r == 0)
+		r = s->ops->caps & VMM_CAP_NET_TAP
+			    ? net_shape_apply_ingress(&s->net, s->cfg.rate_bps, &e)
+			    : net_shape_apply_peer(&s->net, pid, s->cfg.rate_bps, &e);
 	pthread_mutex_lock(&s->lock);
 	s->t.net_shaping_usec = now_usec() - t0;
 	if (r < 0 && running) {

@@ -279,6 +279,7 @@ struct dir_ent {
 struct fsx_dir {
 	struct dir_ent *ents;
 	size_t n, cap;
+	size_t nfixed; /* the first entries: ".", "..", rows and subdirs (not dyn's) */
 };
 
 int fsx_dir_add(struct fsx_dir *d, const char *name, const struct ino_node *n)
@@ -325,6 +326,7 @@ static int dir_fill(struct fsx_dir *d, const struct fsx_node *p, struct fsx_obj 
 	for (const struct fsx_entry *e = p->k->subdirs; e && e->name && r == 0; e++)
 		r = fsx_dir_add(d, e->name,
 				&(struct ino_node){.kind = e->kind, .sbx = p->n.sbx, .obj = p->n.obj});
+	d->nfixed = d->n;
 	if (r == 0 && p->k->dyn && p->k->dyn->fill)
 		r = p->k->dyn->fill(&p->n, o, d);
 	return r;
@@ -358,10 +360,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_open(req, fi);
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		       struct fuse_file_info *fi)
+/* The entries from off that fit in size. With plus (readdirplus: the kernel
+ * asks for it when lookups follow a listing, as `grep . /sbx/NAME/x` after a
+ * glob does), each entry as a lookup would give it, so a glob costs no lookup
+ * per name; ".", ".." and a name gone since opendir then go as names only
+ * (ino 0: the kernel makes no entry and counts no lookup). */
+static void dir_reply(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus)
 {
-	(void)ino;
 	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
 	if (!buf) {
@@ -370,15 +375,43 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	size_t used = 0;
 	for (size_t i = (size_t)off; i < d->n; i++) {
-		struct stat st = {.st_ino = d->ents[i].ino, .st_mode = d->ents[i].mode};
-		size_t len = fuse_add_direntry(req, buf + used, size - used, d->ents[i].name, &st,
-					       (off_t)(i + 1));
+		const struct dir_ent *de = &d->ents[i];
+		struct fuse_entry_param e;
+		memset(&e, 0, sizeof(e));
+		if (plus && i >= 2 && node_attr(req, de->ino, &e.attr) == 0) {
+			e.ino = de->ino;
+			e.attr_timeout = ATTR_TIMEOUT;
+			e.entry_timeout = i < d->nfixed ? FIXED_TIMEOUT : NAME_TIMEOUT;
+		} else {
+			memset(&e.attr, 0, sizeof(e.attr));
+			e.attr.st_ino = de->ino;
+			e.attr.st_mode = de->mode;
+		}
+		size_t len = plus ? fuse_add_direntry_plus(req, buf + used, size - used, de->name, &e,
+							   (off_t)(i + 1))
+				  : fuse_add_direntry(req, buf + used, size - used, de->name, &e.attr,
+						      (off_t)(i + 1));
 		if (len > size - used)
 			break;
 		used += len;
 	}
 	fuse_reply_buf(req, buf, used);
 	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	dir_reply(req, size, off, fi, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	(void)ino;
+	engine_thread_online();
+	dir_reply(req, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -743,6 +776,7 @@ const struct fuse_lowlevel_ops fsx_ops = {
 	.fsync = op_fsync,
 	.opendir = op_opendir,
 	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsync,
 	.setxattr = op_setxattr,

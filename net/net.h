@@ -112,6 +112,10 @@ int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e)
  * not (id->mac, id->ip), VLAN-tagged frames and every other ethertype (IPv6
  * included) are dropped. net_veth_setup calls it; a TAP backend can too. */
 int net_spoof_attach(int ifindex, const struct net_ident *id, struct err *e);
+/* The ingress filter's verdict for a frame it lets through: TC_ACT_UNSPEC, so
+ * the port's next filter (a VM's rate= redirect, shape.c) sees it; with none
+ * the frame goes on. What it drops is TC_ACT_SHOT. */
+#define NET_FILTER_PASS (-1)
 
 /* ---- network policy (policy.c, enforced by the filter of spoof.c) ---- */
 
@@ -248,6 +252,13 @@ int net_parse_rate(const char *s, uint64_t *bps);
 /* Limits traffic towards the sandbox to rate_bps: a tbf root qdisc on the host
  * end of the veth, replaced if present; rate_bps 0 removes it. */
 int net_shape_apply(const struct net_ident *id, uint64_t rate_bps, struct err *e);
+/* Limits what a VM sends (its TAP's ingress: the other end is the guest's):
+ * every frame the filter passes is redirected to an ifb device of its own,
+ * named by net_ifb_name, with the same tbf; rate_bps 0 removes both. The ifb
+ * goes with net_veth_teardown. */
+int net_shape_apply_ingress(const struct net_ident *id, uint64_t rate_bps, struct err *e);
+/* The ifb of net_shape_apply_ingress: host_if with its leading 's' made 'i'. */
+void net_ifb_name(const struct net_ident *id, char out[IFNAMSIZ]);
 /* Limits traffic from the sandbox: the same tbf on eth0 inside the netns of
  * netns_pid (the sandbox holds no CAP_NET_ADMIN, so it cannot lift it). */
 int net_shape_apply_peer(const struct net_ident *id, pid_t netns_pid, uint64_t rate_bps,

@@ -63,5 +63,9 @@ void nl_spoof_detach(int ifindex);
 
 /* Deletes link name; -ENODEV when absent. */
 int nl_link_del(struct nl *nl, const char *name);
+/* Sets link ifindex up. */
+int nl_link_set_up(struct nl *nl, int ifindex);
+/* The kind of link name ("bridge", "veth", "ifb", "" for a plain device). */
+int nl_link_kind(struct nl *nl, const char *name, char kind[IFNAMSIZ]);
 
 #endif

@@ -26,7 +26,7 @@ static bool ifname_ok(const char *name)
 
 /* ---- requests ---- */
 
-static int link_set_up(struct nl *nl, int ifindex)
+int nl_link_set_up(struct nl *nl, int ifindex)
 {
 	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
 	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
@@ -94,7 +94,7 @@ static int link_kind_cb(const struct nlmsghdr *nlh, void *data)
 }
 
 /* The kind of link name ("bridge", "veth", "" for a plain device). */
-static int link_kind(struct nl *nl, const char *name, char kind[IFNAMSIZ])
+int nl_link_kind(struct nl *nl, const char *name, char kind[IFNAMSIZ])
 {
 	kind[0] = '\0';
 	struct nlmsghdr *nlh = nl_msg(nl, RTM_GETLINK, 0, sizeof(struct ifinfomsg));
@@ -132,7 +132,7 @@ int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, str
 	ret = bridge_create(nl, br, gw);
 	if (ret == -EEXIST) {
 		char kind[IFNAMSIZ];
-		ret = link_kind(nl, br, kind);
+		ret = nl_link_kind(nl, br, kind);
 		if (ret == 0 && strcmp(kind, "bridge") != 0)
 			return err_set(e, -EEXIST, "device %s exists and is not a bridge (it is a %s device)",
 				       br, kind[0] ? kind : "plain");
@@ -148,7 +148,7 @@ int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, str
 	if (ret < 0)
 		return err_set(e, ret, "cannot add address %s/%u to bridge %s: %s%s", gws, prefix_len,
 			       br, strerror(-ret), nl_why(nl));
-	ret = link_set_up(nl, ifindex);
+	ret = nl_link_set_up(nl, ifindex);
 	if (ret < 0)
 		return err_set(e, ret, "cannot set bridge %s up: %s%s", br, strerror(-ret), nl_why(nl));
 	return 0;
@@ -254,7 +254,7 @@ static int peer_configure(void *arg)
 	if (ret < 0)
 		return err_set(pc->e, ret, "%s: cannot add address %s/%u to %s: %s%s", id->sbx, ip,
 			       id->prefix_len, id->peer_if, strerror(-ret), nl_why(nl));
-	ret = link_set_up(nl, ifindex);
+	ret = nl_link_set_up(nl, ifindex);
 	if (ret < 0)
 		return err_set(pc->e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->peer_if,
 			       strerror(-ret), nl_why(nl));
@@ -421,5 +421,11 @@ int net_veth_teardown(const struct net_ident *id, struct err *e)
 	if (ret < 0 && ret != -ENODEV)
 		return err_set(e, ret, "%s: cannot delete %s: %s%s", id->sbx, id->host_if,
 			       strerror(-ret), nl_why(nl));
+	/* A VM's ifb (rate= on what it sends), which no fd holds. */
+	char ifb[IFNAMSIZ];
+	net_ifb_name(id, ifb);
+	if (if_nametoindex(ifb) && (ret = nl_link_del(nl, ifb)) < 0 && ret != -ENODEV)
+		return err_set(e, ret, "%s: cannot delete %s: %s%s", id->sbx, ifb, strerror(-ret),
+			       nl_why(nl));
 	return 0;
 }

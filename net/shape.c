@@ -1,12 +1,18 @@
 /* Traffic shaping for `rate=`: tc-style rate parsing and a token bucket (tbf)
  * root qdisc set over rtnetlink, on the host end of a sandbox's veth (towards
- * the sandbox) and on its eth0 (from it). Runs on the engine's background
- * worker, off the create path; these calls only talk to the kernel. */
+ * the sandbox) and on its eth0 (from it); for a VM, whose eth0 is the guest's,
+ * on an ifb device that its TAP's ingress redirects to (net_shape_apply_ingress).
+ * Runs on the engine's background worker, off the create path; these calls
+ * only talk to the kernel. */
 #define _GNU_SOURCE
 #include "nl.h"
 
 #include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/pkt_cls.h>
 #include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -151,4 +157,121 @@ int net_shape_apply_peer(const struct net_ident *id, pid_t netns_pid, uint64_t r
 {
 	struct peer_shape ps = { .id = id, .rate_bps = rate_bps, .e = e };
 	return nl_in_netns(netns_pid, peer_shape, &ps, e);
+}
+
+/* ---- what a VM sends: its TAP's ingress -> an ifb with the tbf ---- */
+
+void net_ifb_name(const struct net_ident *id, char out[IFNAMSIZ])
+{
+	snprintf(out, IFNAMSIZ, "%s", id->host_if);
+	out[0] = 'i'; /* host_if starts with "sbx" (net_alloc_set_ifprefix) */
+}
+
+/* The ifb called name, made if absent (one of another kind is refused), up;
+ * its ifindex into *ifindex. */
+static int ifb_ensure(struct nl *nl, const char *name, int *ifindex)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+				      sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "ifb");
+	mnl_attr_nest_end(nlh, li);
+	int ret = nl_talk(nl, nlh, NULL, NULL);
+	if (ret == -EEXIST) {
+		char kind[IFNAMSIZ];
+		if ((ret = nl_link_kind(nl, name, kind)) == 0 && strcmp(kind, "ifb") != 0)
+			ret = -EEXIST;
+	}
+	if (ret < 0)
+		return ret;
+	*ifindex = (int)if_nametoindex(name);
+	if (!*ifindex)
+		return -ENODEV;
+	return nl_link_set_up(nl, *ifindex);
+}
+
+/* The port's ingress filter at priority 2, after the anti-spoofing one
+ * (priority 1, which ends the frames it passes with NET_FILTER_PASS): u32
+ * matching every frame, mirred redirecting it to ifb_index's egress. The ifb
+ * then hands it back to the port's receive path, past its filters. ifb_index
+ * 0 removes it. */
+static int redirect_set(struct nl *nl, int ifindex, int ifb_index)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_DELTFILTER, 0, sizeof(struct tcmsg));
+	struct tcmsg *tcm = mnl_nlmsg_get_payload(nlh);
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+	tcm->tcm_info = TC_H_MAKE(2u << 16, htons(ETH_P_ALL));
+	int ret = nl_talk(nl, nlh, NULL, NULL);
+	if (ret < 0 && ret != -ENOENT && ret != -EINVAL)
+		return ret;
+	if (!ifb_index)
+		return 0;
+	nlh = nl_msg(nl, RTM_NEWTFILTER, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct tcmsg));
+	tcm = mnl_nlmsg_get_payload(nlh);
+	tcm->tcm_family = AF_UNSPEC;
+	tcm->tcm_ifindex = ifindex;
+	tcm->tcm_parent = TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS);
+	tcm->tcm_info = TC_H_MAKE(2u << 16, htons(ETH_P_ALL));
+	mnl_attr_put_strz(nlh, TCA_KIND, "u32");
+	struct nlattr *opts = mnl_attr_nest_start(nlh, TCA_OPTIONS);
+	struct {
+		struct tc_u32_sel sel;
+		struct tc_u32_key key; /* mask 0: every frame */
+	} sel;
+	memset(&sel, 0, sizeof(sel));
+	sel.sel.flags = TC_U32_TERMINAL;
+	sel.sel.nkeys = 1;
+	mnl_attr_put(nlh, TCA_U32_SEL, sizeof(sel), &sel);
+	struct nlattr *acts = mnl_attr_nest_start(nlh, TCA_U32_ACT);
+	struct nlattr *act = mnl_attr_nest_start(nlh, 1);
+	mnl_attr_put_strz(nlh, TCA_ACT_KIND, "mirred");
+	struct nlattr *aopts = mnl_attr_nest_start(nlh, TCA_ACT_OPTIONS);
+	struct tc_mirred m;
+	memset(&m, 0, sizeof(m));
+	m.action = TC_ACT_STOLEN;
+	m.eaction = TCA_EGRESS_REDIR;
+	m.ifindex = (uint32_t)ifb_index;
+	mnl_attr_put(nlh, TCA_MIRRED_PARMS, sizeof(m), &m);
+	mnl_attr_nest_end(nlh, aopts);
+	mnl_attr_nest_end(nlh, act);
+	mnl_attr_nest_end(nlh, acts);
+	mnl_attr_nest_end(nlh, opts);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+int net_shape_apply_ingress(const struct net_ident *id, uint64_t rate_bps, struct err *e)
+{
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+	char ifb[IFNAMSIZ];
+	net_ifb_name(id, ifb);
+	int ifindex = (int)if_nametoindex(id->host_if), ifb_index = 0;
+	if (!ifindex)
+		return err_set(e, -ENODEV, "%s: cannot shape traffic: %s does not exist", id->sbx,
+			       id->host_if);
+	if (rate_bps == 0) {
+		ret = redirect_set(nl, ifindex, 0);
+		int r2 = nl_link_del(nl, ifb);
+		if (ret == 0 && r2 < 0 && r2 != -ENODEV)
+			ret = r2;
+		return ret < 0 ? err_set(e, ret, "%s: cannot remove the rate of what it sends: %s%s",
+					 id->sbx, strerror(-ret), nl_why(nl))
+			       : 0;
+	}
+	if ((ret = ifb_ensure(nl, ifb, &ifb_index)) < 0)
+		return err_set(e, ret, "%s: cannot make ifb device %s for the rate of what it sends: "
+			       "%s%s", id->sbx, ifb, strerror(-ret), nl_why(nl));
+	if ((ret = tbf_set(nl, ifb_index, rate_bps)) < 0 || (ret = redirect_set(nl, ifindex, ifb_index)) < 0) {
+		err_set(e, ret, "%s: cannot set rate %llu bit/s on what it sends (%s through %s): %s%s",
+			id->sbx, (unsigned long long)rate_bps, id->host_if, ifb, strerror(-ret),
+			nl_why(nl));
+		nl_link_del(nl, ifb);
+		return ret;
+	}
+	return 0;
 }

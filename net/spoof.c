@@ -322,7 +322,7 @@ static void build(struct prog *p, const struct net_policy_maps *m)
 	check_ident(p, ETH_HLEN + 14, ID_IP, 4); /* sender protocol address */
 
 	place(p, L_PASS);
-	emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_OK));
+	emit(p, MOV64_IMM(BPF_REG_0, NET_FILTER_PASS));
 	emit(p, EXIT());
 	place(p, L_DROP);
 	emit(p, MOV64_IMM(BPF_REG_0, TC_ACT_SHOT));

@@ -316,32 +316,45 @@ void cg_oom_ack(int fd, bool pri)
 		(void)!read(fd, buf, sizeof(uint64_t));
 }
 
+/* Per counter of cg_usage: v2's controller, file and key, then v1's, and v1's unit. */
+static const struct {
+	int c2; const char *f2, *k2;
+	int c1; const char *f1, *k1;
+	uint64_t div1;
+} counters[CG_U_N] = {
+	[CG_U_CPU] = {C_CPU, "cpu.stat", "usage_usec", C_CPUACCT, "cpuacct.usage", NULL, 1000},
+	[CG_U_MEM] = {C_MEMORY, "memory.current", NULL, C_MEMORY, "memory.usage_in_bytes", NULL, 1},
+	[CG_U_PEAK] = {C_MEMORY, "memory.peak", NULL, C_MEMORY, "memory.max_usage_in_bytes", NULL, 1},
+	[CG_U_OOM] = {C_MEMORY, "memory.events", "oom_kill", C_MEMORY, "memory.oom_control", "oom_kill", 1},
+	[CG_U_PIDS] = {C_PIDS, "pids.current", NULL, C_PIDS, "pids.current", NULL, 1},
+};
+
+static int read_counter(struct cg *cg, int i, uint64_t *out)
+{
+	uint64_t v;
+	bool v2 = version == 2;
+	int r = cg_read_kept(cg, i, v2 ? counters[i].c2 : counters[i].c1,
+			     v2 ? counters[i].f2 : counters[i].f1, v2 ? counters[i].k2 : counters[i].k1, &v);
+	if (r == 0)
+		*out = v2 ? v : v / counters[i].div1;
+	return r;
+}
+
 int cg_usage(struct cg *cg, struct vmm_usage *u)
 {
-	/* Per counter: v2's controller, file and key, then v1's, and v1's unit. */
-	static const struct {
-		int c2; const char *f2, *k2;
-		int c1; const char *f1, *k1;
-		uint64_t div1;
-	} cnt[CG_U_N] = {
-		[CG_U_CPU] = {C_CPU, "cpu.stat", "usage_usec", C_CPUACCT, "cpuacct.usage", NULL, 1000},
-		[CG_U_MEM] = {C_MEMORY, "memory.current", NULL, C_MEMORY, "memory.usage_in_bytes", NULL, 1},
-		[CG_U_PEAK] = {C_MEMORY, "memory.peak", NULL, C_MEMORY, "memory.max_usage_in_bytes", NULL, 1},
-		[CG_U_OOM] = {C_MEMORY, "memory.events", "oom_kill", C_MEMORY, "memory.oom_control", "oom_kill", 1},
-		[CG_U_PIDS] = {C_PIDS, "pids.current", NULL, C_PIDS, "pids.current", NULL, 1},
-	};
 	uint64_t *out[CG_U_N] = {&u->cpu_usec, &u->memory_bytes, &u->memory_peak_bytes,
 				 &u->oom_kills, &u->pids};
 	if (!cg->leaf[0])
 		return -ENOENT;
-	for (int i = 0; i < CG_U_N; i++) {
-		uint64_t v;
-		bool v2 = version == 2;
-		if (cg_read_kept(cg, i, v2 ? cnt[i].c2 : cnt[i].c1, v2 ? cnt[i].f2 : cnt[i].f1,
-				 v2 ? cnt[i].k2 : cnt[i].k1, &v) == 0)
-			*out[i] = v2 ? v : v / cnt[i].div1;
-	}
+	for (int i = 0; i < CG_U_N; i++)
+		read_counter(cg, i, out[i]);
 	return 0;
+}
+
+int cg_oom_kills(struct cg *cg, uint64_t *n)
+{
+	*n = 0;
+	return cg->leaf[0] ? read_counter(cg, CG_U_OOM, n) : -ENOENT;
 }
 
 /* Freezing is asynchronous in the kernel; this returns once every task is frozen

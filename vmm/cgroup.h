@@ -33,6 +33,8 @@ int cg_open_fd(const struct cg *cg);
 /* v1: moves pid into every controller's cgroup. */
 int cg_attach(const struct cg *cg, pid_t pid, struct err *e);
 int cg_usage(struct cg *cg, struct vmm_usage *u);
+/* The OOM kill counter alone (what cg_usage reads as oom_kills): 0 when unread. */
+int cg_oom_kills(struct cg *cg, uint64_t *n);
 int cg_freeze(const struct cg *cg, bool frozen, struct err *e);
 /* Kills what is left and removes the cgroup; idempotent. */
 int cg_destroy(struct cg *cg);

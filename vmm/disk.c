@@ -12,7 +12,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/loop.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,25 +51,71 @@ static bool is_mounted(const struct vmm_inst *vm)
 	return stat(vm->dir, &d) == 0 && stat(mnt, &m) == 0 && d.st_dev != m.st_dev;
 }
 
-/* The last line a tool wrote to stderr, for a sentence. */
-static void last_line(int fd, char *out, size_t cap)
+/* The last line of what a tool wrote to stderr (its tail kept in buf), for
+ * a sentence. */
+static void last_line(char *buf, size_t n, char *out, size_t cap)
 {
-	char buf[2048];
-	size_t n = 0;
-	ssize_t k;
-	while ((k = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0 && (n += (size_t)k) < sizeof(buf) - 1)
-		;
 	buf[n] = '\0';
-	while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	char *l = strrchr(buf, '\n');
 	snprintf(out, cap, "%s", l ? l + 1 : buf);
 }
 
+#define TOOL_TAIL_BYTES 4096 /* of a tool's stderr: its end is kept, however much it writes */
+#define TOOL_TICK_MS 250
+
+/* Reads the tool's stderr to EOF, keeping its last TOOL_TAIL_BYTES, while
+ * the deadline and cancel flag are watched: 0 at EOF, or -ETIMEDOUT /
+ * -ECANCELED (the caller kills it). */
+static int drain(int fd, const struct vmm_tool_opts *o, char *tail, size_t *n)
+{
+	uint64_t deadline = o && o->timeout_usec ? now_usec() + o->timeout_usec : 0;
+	char chunk[1024];
+	for (;;) {
+		if (o && o->cancel && atomic_load(o->cancel))
+			return -ECANCELED;
+		if (deadline && now_usec() >= deadline)
+			return -ETIMEDOUT;
+		if (o && o->tick)
+			o->tick(o->arg);
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int k = poll(&pfd, 1, TOOL_TICK_MS);
+		if (k < 0 && errno != EINTR)
+			return 0; /* cannot happen with one valid fd; wait for the exit */
+		if (k <= 0)
+			continue;
+		ssize_t got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got <= 0)
+			return 0;
+		size_t g = (size_t)got;
+		if (*n + g > TOOL_TAIL_BYTES) { /* drop the oldest bytes */
+			size_t drop = *n + g - TOOL_TAIL_BYTES; /* <= *n */
+			memmove(tail, tail + drop, *n - drop);
+			*n -= drop;
+		}
+		memcpy(tail + *n, chunk, g); /* g <= sizeof(chunk) < TOOL_TAIL_BYTES */
+		*n += g;
+	}
+}
+
 int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], const char *pkg,
 		 const char *what, struct err *e)
 {
-	char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", NULL};
+	return vmm_run_tool_opts(tools, ntools, argv, pkg, what, NULL, e);
+}
+
+int vmm_run_tool_opts(const char *const *tools, size_t ntools, char *const argv[],
+		      const char *pkg, const char *what, const struct vmm_tool_opts *o,
+		      struct err *e)
+{
+	char *envp[16] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"};
+	size_t ne = 2;
+	for (size_t i = 0; o && o->env && o->env[i] && ne < ARRAY_SIZE(envp) - 1; i++)
+		envp[ne++] = (char *)o->env[i];
+	envp[ne] = NULL;
 	int p[2] = {-1, -1}, r;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_set(e, -errno, "pipe: %s", strerror(errno));
@@ -89,12 +137,25 @@ int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], co
 		return err_set(e, -r, "cannot run %s (%s), which %s needs: %s", argv[0], pkg, what,
 			       strerror(r));
 	}
-	char why[256];
-	last_line(p[0], why, sizeof(why));
+	char tail[TOOL_TAIL_BYTES + 1], why[256];
+	size_t n = 0;
+	int ended = drain(p[0], o, tail, &n);
 	close(p[0]);
+	if (ended < 0)
+		kill(pid, SIGKILL);
+	last_line(tail, n, why, sizeof(why));
+	if (o && o->reason)
+		o->reason(why, sizeof(why));
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (ended == -ETIMEDOUT)
+		return err_set(e, -ETIMEDOUT, "%s for %s did not end within %" PRIu64 " s%s%s",
+			       argv[0], what, o->timeout_usec / 1000000, why[0] ? "; its last words: "
+			       : "", why);
+	if (ended == -ECANCELED)
+		return err_set(e, -ECANCELED, "%s for %s was ended: the daemon is stopping", argv[0],
+			       what);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return err_set(e, -EIO, "%s for %s failed: %s", argv[0], what,
 			       why[0] ? why : "no reason given");

@@ -211,13 +211,19 @@ struct guest_files {
  * get the same file even after the image changed. */
 #define ROOTDISK_FILE "rootdisk"
 
+/* The image's name: its dir's last component (a root disk's name begins with it). */
+static const char *image_name(const struct vmm_inst *vm, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", vm->image_dir);
+	return basename(buf);
+}
+
 /* The busybox default boots as before, its initramfs its root, and so does
  * an image with an initramfs of its own (GUEST_DIR/IMAGE.initrd.gz). */
 static bool image_needs_disk(const struct vmm_inst *vm)
 {
 	char img[PATH_MAX], own[PATH_MAX * 2];
-	snprintf(img, sizeof(img), "%s", vm->image_dir);
-	const char *image = basename(img);
+	const char *image = image_name(vm, img, sizeof(img));
 	snprintf(own, sizeof(own), "%s/%s.initrd.gz", hf.guest_dir, image);
 	return (vm->nimage_layers > 0 || strcmp(image, "busybox") != 0) && access(own, R_OK) < 0;
 }
@@ -260,8 +266,7 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, bo
 			    struct err *e)
 {
 	char img[PATH_MAX];
-	snprintf(img, sizeof(img), "%s", vm->image_dir);
-	const char *image = basename(img);
+	const char *image = image_name(vm, img, sizeof(img));
 	snprintf(g->kernel, sizeof(g->kernel), "%s/vmlinux", hf.guest_dir);
 	if (access(g->kernel, R_OK) < 0)
 		return err_set(e, -ENOENT, "no guest kernel at %s (run make guest)", g->kernel);
@@ -287,12 +292,11 @@ static int find_guest_files(const struct vmm_inst *vm, struct guest_files *g, bo
 /* Before a start: the root disk this VM boots with, unless it has one. A
  * restore (a fork's child) takes its snapshot's; a boot makes or reuses the
  * image's (seconds for a new one: create_image_usec). */
-static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
-			    struct err *e)
+static int rootdisk_choose(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
+			   struct err *e)
 {
 	char disk[PATH_MAX];
-	*made = 0;
-	if (!image_needs_disk(vm) || rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
+	if (rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
 		return 0;
 	if (snap_dir[0]) {
 		if (rootdisk_read(snap_dir, disk, sizeof(disk)) < 0)
@@ -303,6 +307,21 @@ static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t 
 			return r;
 	}
 	return rootdisk_write(vm->dir, disk, e);
+}
+
+static int rootdisk_prepare(struct vmm_inst *vm, const char *snap_dir, uint64_t *made,
+			    struct err *e)
+{
+	char img[PATH_MAX];
+	*made = 0;
+	if (!image_needs_disk(vm))
+		return 0;
+	vmm_root_disk_hold(); /* the sweep waits until the choice is recorded */
+	int r = rootdisk_choose(vm, snap_dir, made, e);
+	vmm_root_disk_release();
+	if (r == 0 && *made) /* a new state of the image: its older disks may go */
+		vmm_root_disks_gc(image_name(vm, img, sizeof(img)), true);
+	return r;
 }
 
 static void build_args(const struct vmm_inst *vm, const struct qemu_vm *q,
@@ -598,6 +617,7 @@ static struct qemu_vm *qvm_new(void)
 	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&q->wlock, NULL);
 	pthread_mutex_init(&q->xlock, NULL);
+	qagent_files_init(q);
 	if (q->quit_fd < 0 || q->wake_fd < 0) {
 		if (q->quit_fd >= 0)
 			close(q->quit_fd);
@@ -644,6 +664,7 @@ static void qvm_put(struct qemu_vm *q)
 			close(fds[i]);
 	pthread_mutex_destroy(&q->wlock);
 	pthread_mutex_destroy(&q->xlock);
+	pthread_cond_destroy(&q->fcond);
 	free(q);
 }
 
@@ -1632,11 +1653,15 @@ static int qemu_reap(struct vmm_inst *vm, int *exit_code, struct err *why)
 
 static int qemu_destroy(struct vmm_inst *vm, struct err *e)
 {
-	char shm[PATH_MAX];
+	char shm[PATH_MAX], disk[PATH_MAX], img[PATH_MAX];
+	bool had_disk = rootdisk_read(vm->dir, disk, sizeof(disk)) == 0;
 	qvm_detach(vm);
 	shm_path_of(vm, shm, sizeof(shm));
 	unlink(shm);
-	return vmm_remove_files(vm, e);
+	int r = vmm_remove_files(vm, e);
+	if (r == 0 && had_disk) /* its image's old disks may have waited for this VM */
+		vmm_root_disks_gc(image_name(vm, img, sizeof(img)), false);
+	return r;
 }
 
 /* A VM an earlier daemon started: the same QEMU (pid, start time and comm
@@ -1757,6 +1782,56 @@ static int qemu_exec_kill(struct vmm_inst *vm, uint64_t id, int sig)
 	return qagent_send(q, AG_KILL, id, p, (uint32_t)n);
 }
 
+/* files through the agent: each request pins its VM's state (a stop
+ * ends the reader thread, which fails the request, and frees the rest only
+ * once the request lets go). */
+struct vmm_file {
+	struct qemu_vm *q;
+	struct qemu_file *f;
+};
+
+static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
+			  struct vmm_file **out, struct err *e)
+{
+	struct vmm_file *v = calloc(1, sizeof(*v));
+	if (!v)
+		return err_set(e, -ENOMEM, "out of memory");
+	v->q = qvm_get(vm);
+	int ret = v->q ? qagent_file_open(v->q, r, answer, &v->f, e)
+		       : err_set(e, -EBUSY, "sandbox %s stopped: files moves a running one's files",
+				 vm->name);
+	if (ret < 0) {
+		if (v->q)
+			qvm_put(v->q);
+		free(v);
+		return ret;
+	}
+	*out = v;
+	return 0;
+}
+
+static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, struct err *e)
+{
+	return qagent_file_write(v->q, v->f, buf, len, e);
+}
+
+static ssize_t qemu_file_read(struct vmm_file *v, char *buf, size_t size, struct err *e)
+{
+	return qagent_file_read(v->q, v->f, buf, size, e);
+}
+
+static void qemu_file_close(struct vmm_file *v)
+{
+	qagent_file_close(v->q, v->f);
+	qvm_put(v->q);
+	free(v);
+}
+
+static const struct vmm_files_ops qemu_files_ops = {
+	.open = qemu_file_open, .write = qemu_file_write, .read = qemu_file_read,
+	.close = qemu_file_close,
+};
+
 /* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */
 static int qemu_event(struct vmm_inst *vm, struct vmm_event *ev)
 {
@@ -1794,4 +1869,5 @@ const struct vmm_ops vmm_qemu_ops = {
 	.event = qemu_event,
 	.describe = qemu_describe,
 	.show = qemu_show,
+	.files = &qemu_files_ops,
 };

@@ -17,6 +17,7 @@
 #define AGENT_VPORT "sbx.agent"
 
 struct err;
+struct buf;
 
 struct qemu_exec {
 	uint64_t id;
@@ -35,6 +36,23 @@ struct qemu_exec {
 	struct qemu_exec *next;
 };
 
+/* A files request in flight (qemu_agent.c): the requester's and the
+ * reader thread's, under the VM's xlock; fcond tells of a change. */
+struct qemu_file {
+	uint64_t id;    /* AGENT_FILE_ID set */
+	int verb;       /* enum vmm_file_verb */
+	int answers;    /* AG_FRES taken (a put has two) */
+	struct err *fail; /* the failure: every later call gives it; NULL: none */
+	uint64_t size;  /* get, stat, list: the bytes the agent announced; put: to send */
+	uint64_t got;   /* bytes received of them (put: sent) */
+	bool ended;     /* the empty AG_FDATA came */
+	char *buf;      /* get: AGENT_WINDOW bytes; stat, list: size bytes of records */
+	size_t off, len; /* get: received, not yet read: buf[off, off+len) */
+	size_t uncredited;
+	char shown[4 * 4096 + 1]; /* the path, escaped (for sentences) */
+	struct qemu_file *next;
+};
+
 struct qemu_vm {
 	struct qmp qmp;
 	int agent_fd; /* our end of the agent's port (QEMU's socket chardev holds the other) */
@@ -49,7 +67,7 @@ struct qemu_vm {
 	/* A frame a send left half written when the guest stopped reading: its
 	 * rest goes before any other frame; wstalled: that send timed out and the
 	 * channel has not drained since, so sends do not wait (qagent_send). */
-	char wpend[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX + AGENT_SYNC_LEN];
+	char wpend[sizeof(struct agent_hdr) + AGENT_FDATA_MAX + AGENT_SYNC_LEN];
 	size_t wpend_off, wpend_len;
 	bool wstalled;
 	pthread_mutex_t xlock; /* the execs list */
@@ -61,6 +79,13 @@ struct qemu_vm {
 	bool nic;                /* a virtio-net device on a TAP (vm->nic) */
 	bool vserial;            /* the agent's channel is a virtio-serial port, not ttyS1 */
 	unsigned mem_mib, vcpus;
+	/* files requests (under xlock): fcond (CLOCK_MONOTONIC) tells of a
+	 * change; reader_gone once the reader thread ended (they fail). */
+	struct qemu_file *files;
+	pthread_cond_t fcond;
+	uint64_t file_seq;
+	bool reader_gone;
+	int files_wait_ms; /* how long a request waits for the agent without progress */
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
 };
@@ -162,6 +187,25 @@ static inline void qemu_console_reason(const char *data, size_t n, char *out, si
 		out[o++] = (unsigned char)data[i] < 0x20 || data[i] == 0x7f ? '?' : data[i];
 	out[o] = '\0';
 }
+
+/* The agent's answers to files requests (qemu_files.c, pure): AG_FRES's
+ * payload p[0, n) (p[n] == NUL): 0 with the size it announces, or its
+ * -errno with the daemon's sentence about shown; the records of a stat or
+ * a list (raw[0, n)) into the lines of engine/files.c, names escaped. */
+int qfiles_result(const char *p, size_t n, const char *shown, uint64_t *size, struct err *e);
+int qfiles_answer(bool list, const char *raw, size_t n, const char *shown, struct buf *out,
+		  struct err *e);
+/* files requests through the agent (struct vmm_files_ops, for qemu.c):
+ * q pinned by the caller until close. */
+struct vmm_file_req;
+void qagent_files_init(struct qemu_vm *q);
+int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf *answer,
+		     struct qemu_file **out, struct err *e);
+int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
+		      struct err *e);
+ssize_t qagent_file_read(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
+			 struct err *e);
+void qagent_file_close(struct qemu_vm *q, struct qemu_file *f);
 
 /* Waits for the agent's hello frame (the guest is up). */
 int qagent_wait_hello(struct qemu_vm *q, int timeout_ms, struct err *e);

@@ -10,9 +10,11 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "qemu.h"
 #include "vmm.h"
@@ -92,9 +94,9 @@ stalled:
 
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
 {
-	char buf[sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX];
+	char buf[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
-	if (len > AGENT_PAYLOAD_MAX)
+	if (len > (type == AG_FDATA ? AGENT_FDATA_MAX : AGENT_PAYLOAD_MAX))
 		return -E2BIG;
 	memcpy(buf, &h, sizeof(h));
 	if (len)
@@ -414,6 +416,9 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 
 #define READER_MAX_FDS 64
 
+static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
+static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
+
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
 static int handle_frames(struct qemu_vm *q)
 {
@@ -427,6 +432,10 @@ static int handle_frames(struct qemu_vm *q)
 			bad = exited(q, h.id, payload);
 		} else if (h.type == AG_CREDIT) {
 			stdin_credit(q, h.id, payload);
+		} else if (h.type == AG_FRES) {
+			file_result(q, h.id, payload, h.len);
+		} else if (h.type == AG_FDATA) {
+			file_data(q, h.id, payload, h.len);
 		} else if (h.type == AG_PID) {
 			/* "PID", or a terminal's "PID PTS" (-1: none) */
 			char msg[64], *pts;
@@ -513,6 +522,8 @@ void qagent_stop_reader(struct qemu_vm *q)
 		q->reader_running = false;
 	}
 	pthread_mutex_lock(&q->xlock);
+	q->reader_gone = true; /* files requests fail: nothing answers them now */
+	pthread_cond_broadcast(&q->fcond);
 	while (q->execs) {
 		struct qemu_exec *x = q->execs;
 		q->execs = x->next;
@@ -647,4 +658,295 @@ int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, str
 	uint64_t one = 1;
 	(void)!write(q->wake_fd, &one, sizeof(one));
 	return 0;
+}
+
+/* --- files (NAME/files): requests the agent serves in the guest --- */
+
+/* How long a request waits for the agent to answer or to send more: a
+ * guest that stops answering holds a worker this long, once (the request
+ * then fails at once). */
+#define FILES_WAIT_MS 10000
+/* The records of one stat or list the daemon takes (a list's 100000
+ * entries of long names fit). */
+#define FILES_ANSWER_MAX (64u << 20)
+
+static const char *const file_verbs[] = {
+	[VMM_FILE_GET] = "get", [VMM_FILE_PUT] = "put", [VMM_FILE_STAT] = "stat",
+	[VMM_FILE_LIST] = "list", [VMM_FILE_MKDIR] = "mkdir",
+};
+
+void qagent_files_init(struct qemu_vm *q)
+{
+	pthread_condattr_t a;
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->fcond, &a);
+	pthread_condattr_destroy(&a);
+	q->files_wait_ms = FILES_WAIT_MS;
+}
+
+static struct qemu_file *file_find(struct qemu_vm *q, uint64_t id)
+{
+	for (struct qemu_file *f = q->files; f; f = f->next)
+		if (f->id == id)
+			return f;
+	return NULL;
+}
+
+/* With xlock held: f fails with this sentence, unless it failed already. */
+static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const char *fmt, ...)
+{
+	if (!f->fail && (f->fail = calloc(1, sizeof(*f->fail)))) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(f->fail->msg, sizeof(f->fail->msg), fmt, ap);
+		va_end(ap);
+		f->fail->code = code;
+	}
+	pthread_cond_broadcast(&q->fcond);
+	return f->fail ? f->fail->code : code;
+}
+
+/* Reader thread: AG_FRES. */
+static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
+{
+	struct err e = {0};
+	uint64_t size = 0;
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_file *f = file_find(q, id);
+	if (!f || f->fail) {
+		pthread_mutex_unlock(&q->xlock);
+		return;
+	}
+	int r = qfiles_result(p, n, f->shown, &size, &e);
+	bool records = f->verb == VMM_FILE_STAT || f->verb == VMM_FILE_LIST;
+	if (r < 0)
+		file_fail(q, f, r, "%s", e.msg);
+	else if (++f->answers > (f->verb == VMM_FILE_PUT ? 2 : 1))
+		file_fail(q, f, -EPROTO, "the guest agent answered about %s once too often", f->shown);
+	else if (f->answers == 1 && records && size > FILES_ANSWER_MAX)
+		file_fail(q, f, -E2BIG, "the guest's answer about %s is %" PRIu64 " bytes, more "
+			  "than the %u the daemon takes", f->shown, size, FILES_ANSWER_MAX);
+	else if (f->answers == 1 && (records || f->verb == VMM_FILE_GET)) {
+		f->size = size;
+		f->buf = malloc(records ? (size ? size : 1) : AGENT_WINDOW);
+		if (!f->buf)
+			file_fail(q, f, -ENOMEM, "out of memory");
+	}
+	pthread_cond_broadcast(&q->fcond);
+	pthread_mutex_unlock(&q->xlock);
+}
+
+/* Reader thread: AG_FDATA, never more than the agent announced, nor more
+ * than its window; a stat's or list's records are credited at once. */
+static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
+{
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_file *f = file_find(q, id);
+	bool records = f && (f->verb == VMM_FILE_STAT || f->verb == VMM_FILE_LIST);
+	if (!f || f->fail) {
+		pthread_mutex_unlock(&q->xlock);
+		return;
+	}
+	if (f->answers != 1 || !f->buf || f->ended)
+		file_fail(q, f, -EPROTO, "the guest agent sent bytes of %s that were not asked for",
+			  f->shown);
+	else if (n > f->size - f->got)
+		file_fail(q, f, -EPROTO, "the guest agent sent more of %s than the %" PRIu64 " bytes "
+			  "it announced", f->shown, f->size);
+	else if (n == 0)
+		f->ended = true;
+	else if (records) {
+		memcpy(f->buf + f->got, p, n);
+	} else if (f->len + n > AGENT_WINDOW) {
+		file_fail(q, f, -EPROTO, "the guest agent overran the window of %s", f->shown);
+	} else {
+		if (f->off + f->len + n > AGENT_WINDOW) {
+			memmove(f->buf, f->buf + f->off, f->len);
+			f->off = 0;
+		}
+		memcpy(f->buf + f->off + f->len, p, n);
+		f->len += n;
+	}
+	if (!f->fail)
+		f->got += n;
+	pthread_cond_broadcast(&q->fcond);
+	pthread_mutex_unlock(&q->xlock);
+	if (records && n) {
+		char c[24];
+		int len = snprintf(c, sizeof(c), "%zu", n);
+		qagent_send(q, AG_CREDIT, id, c, (uint32_t)len);
+	}
+}
+
+/* With xlock held: waits until f has `answers` answers (and, with ended,
+ * its end; with data, bytes to read), it failed, or the agent made no
+ * progress for files_wait_ms. 0, or f's failure. */
+static int file_wait(struct qemu_vm *q, struct qemu_file *f, int answers, bool ended, bool data)
+{
+	uint64_t deadline = now_usec() + (uint64_t)q->files_wait_ms * 1000, seen = f->got;
+	while (!f->fail && (f->answers < answers || (ended && !f->ended) ||
+			    (data && !f->len && !f->ended))) {
+		if (q->reader_gone)
+			return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
+					 "nothing more of it happens", f->shown);
+		if (f->got != seen) { /* progress: the agent is alive */
+			seen = f->got;
+			deadline = now_usec() + (uint64_t)q->files_wait_ms * 1000;
+		}
+		uint64_t now = now_usec();
+		if (now >= deadline)
+			return file_fail(q, f, -ETIMEDOUT, "the guest agent did not answer about %s for "
+					 "%d s (a guest stuck or too busy): the request is abandoned",
+					 f->shown, q->files_wait_ms / 1000);
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (deadline - now) * 1000;
+		ts.tv_sec += (time_t)(ns / 1000000000);
+		ts.tv_nsec = (long)(ns % 1000000000);
+		pthread_cond_timedwait(&q->fcond, &q->xlock, &ts);
+	}
+	return f->fail ? f->fail->code : 0;
+}
+
+/* f's failure as the caller's sentence. */
+static int file_err(struct qemu_file *f, int r, struct err *e)
+{
+	return f->fail ? err_set(e, f->fail->code, "%s", f->fail->msg) : r;
+}
+
+static void file_unlink(struct qemu_vm *q, struct qemu_file *f)
+{
+	for (struct qemu_file **pp = &q->files; *pp; pp = &(*pp)->next)
+		if (*pp == f) {
+			*pp = f->next;
+			break;
+		}
+}
+
+void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
+{
+	pthread_mutex_lock(&q->xlock);
+	file_unlink(q, f);
+	/* The agent holds nothing of one that is over (one it failed, it
+	 * forgot: an AG_FEND for it is ignored). */
+	bool over = q->reader_gone || (f->verb == VMM_FILE_PUT ? f->answers == 2 :
+				       f->verb == VMM_FILE_MKDIR ? f->answers == 1 : f->ended);
+	pthread_mutex_unlock(&q->xlock);
+	if (!over)
+		qagent_send(q, AG_FEND, f->id, NULL, 0);
+	free(f->fail);
+	free(f->buf);
+	free(f);
+}
+
+int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf *answer,
+		     struct qemu_file **out, struct err *e)
+{
+	char payload[AGENT_PAYLOAD_MAX];
+	if (q->agent_version < AGENT_VERSION_FILES)
+		return err_set(e, -EOPNOTSUPP, "this VM's guest agent (version %d, from an older "
+			       "initramfs) has no files: restart the sandbox on a new one (make guest)",
+			       q->agent_version);
+	int head = snprintf(payload, sizeof(payload), "%s %o %" PRIu64, file_verbs[r->verb],
+			    r->mode, r->size);
+	size_t pl = strlen(r->path);
+	if ((size_t)head + 1 + pl > sizeof(payload))
+		return err_set(e, -ENAMETOOLONG, "%s: too long a path for the guest agent", r->shown);
+	memcpy(payload + head + 1, r->path, pl);
+	struct qemu_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return err_set(e, -ENOMEM, "out of memory");
+	f->verb = (int)r->verb;
+	snprintf(f->shown, sizeof(f->shown), "%s", r->shown);
+	pthread_mutex_lock(&q->xlock);
+	f->id = AGENT_FILE_ID | ++q->file_seq;
+	f->next = q->files;
+	q->files = f;
+	pthread_mutex_unlock(&q->xlock);
+	int ret = qagent_send(q, AG_FILE, f->id, payload, (uint32_t)(head + 1 + pl));
+	if (ret < 0) {
+		pthread_mutex_lock(&q->xlock);
+		file_unlink(q, f);
+		pthread_mutex_unlock(&q->xlock);
+		free(f);
+		return err_set(e, ret, "cannot send the request to the guest agent: %s",
+			       strerror(-ret));
+	}
+	bool records = r->verb == VMM_FILE_STAT || r->verb == VMM_FILE_LIST;
+	pthread_mutex_lock(&q->xlock);
+	ret = file_wait(q, f, r->verb == VMM_FILE_PUT && r->size == 0 ? 2 : 1, records, false);
+	if (ret == 0 && records)
+		ret = qfiles_answer(r->verb == VMM_FILE_LIST, f->buf, f->got, f->shown, answer, e);
+	else
+		ret = file_err(f, ret, e);
+	if (ret == 0 && r->verb == VMM_FILE_PUT)
+		f->size = r->size;
+	pthread_mutex_unlock(&q->xlock);
+	if (ret < 0) {
+		qagent_file_close(q, f);
+		return ret;
+	}
+	*out = f;
+	return 0;
+}
+
+int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
+		      struct err *e)
+{
+	pthread_mutex_lock(&q->xlock);
+	int r = f->fail ? f->fail->code : len > f->size - f->got ? -EFBIG : 0;
+	pthread_mutex_unlock(&q->xlock);
+	if (r < 0)
+		return r == -EFBIG ? err_set(e, r, "%s: past its size; nothing was put", f->shown)
+				   : file_err(f, r, e);
+	for (size_t at = 0; at < len;) {
+		size_t n = len - at < AGENT_FDATA_MAX ? len - at : AGENT_FDATA_MAX;
+		if ((r = qagent_send(q, AG_FDATA, f->id, buf + at, (uint32_t)n)) < 0) {
+			pthread_mutex_lock(&q->xlock);
+			r = file_fail(q, f, r, "cannot send %s to the guest agent: %s; nothing was put",
+				      f->shown, strerror(-r));
+			pthread_mutex_unlock(&q->xlock);
+			return file_err(f, r, e);
+		}
+		at += n;
+	}
+	pthread_mutex_lock(&q->xlock);
+	f->got += len;
+	r = f->got == f->size ? file_wait(q, f, 2, false, false) : f->fail ? f->fail->code : 0;
+	pthread_mutex_unlock(&q->xlock);
+	return file_err(f, r, e);
+}
+
+ssize_t qagent_file_read(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
+			 struct err *e)
+{
+	pthread_mutex_lock(&q->xlock);
+	int r = file_wait(q, f, 1, false, true);
+	size_t n = 0, credit = 0;
+	bool ended = f->ended;
+	if (r == 0) {
+		n = f->len < size ? f->len : size;
+		memcpy(buf, f->buf + f->off, n);
+		f->off += n;
+		f->len -= n;
+		if (!f->len)
+			f->off = 0;
+		f->uncredited += n;
+		if (f->uncredited >= AGENT_WINDOW / 4 || (!f->len && f->uncredited)) {
+			credit = f->uncredited;
+			f->uncredited = 0;
+		}
+	}
+	pthread_mutex_unlock(&q->xlock);
+	if (r < 0)
+		return file_err(f, r, e);
+	if (credit && !ended) {
+		char c[24];
+		int len = snprintf(c, sizeof(c), "%zu", credit);
+		qagent_send(q, AG_CREDIT, f->id, c, (uint32_t)len);
+	}
+	return (ssize_t)n;
 }

@@ -5,6 +5,7 @@
 #define SBX_VMM_H
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <signal.h>
@@ -155,6 +156,35 @@ struct vmm_run_opts {
 	unsigned tty_cols, tty_rows;
 };
 
+/* files (NAME/files) of a sandbox whose root is no host mount: a request
+ * in flight (the backend's), what it asks (engine/ctl.h's ctl_files_req:
+ * the verbs in its order), and the backend's ops for it. */
+enum vmm_file_verb { VMM_FILE_GET, VMM_FILE_PUT, VMM_FILE_STAT, VMM_FILE_LIST, VMM_FILE_MKDIR };
+#define VMM_FILES_LIST_MAX 100000 /* entries of one list */
+struct vmm_file;
+struct vmm_file_req {
+	enum vmm_file_verb verb;
+	unsigned mode;
+	uint64_t size;     /* put */
+	const char *path;  /* absolute, raw bytes */
+	const char *shown; /* the path escaped, for sentences */
+};
+struct vmm_files_ops {
+	/* Starts r (without the sandbox's lock: it waits for the sandbox, a
+	 * bounded time). stat, list: their whole answer (engine/files.c's
+	 * lines) into answer; mkdir: done; get: its bytes come through read;
+	 * put: its size bytes go through write. */
+	int (*open)(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
+		    struct vmm_file **out, struct err *e);
+	/* A put's next bytes (at most what is left of its size); the last one
+	 * returns once the file is in place. */
+	int (*write)(struct vmm_file *f, const char *buf, size_t len, struct err *e);
+	/* A get's next bytes; 0 at its end. */
+	ssize_t (*read)(struct vmm_file *f, char *buf, size_t size, struct err *e);
+	/* Ends it; a put not complete leaves nothing. */
+	void (*close)(struct vmm_file *f);
+};
+
 struct vmm_ops {
 	const char *name;
 	unsigned caps; /* VMM_CAP_* */
@@ -226,6 +256,9 @@ struct vmm_ops {
 	 * a warm pool's member claimed by a create. NULL: the backend's sandboxes
 	 * cannot be pooled. */
 	int (*rename)(struct vmm_inst *vm, const char *name, struct err *e);
+	/* files through the sandbox (qemu: its guest agent); NULL where the
+	 * engine opens them itself (VMM_CAP_HOST_ROOT). */
+	const struct vmm_files_ops *files;
 };
 
 /* Host-wide settings shared by the backends, set once at start-up. */
@@ -237,6 +270,10 @@ struct vmm_host {
 	char image_layers_dir[PATH_MAX]; /* imported images' layers (engine/images.c) */
 	char vm_images_dir[PATH_MAX]; /* qemu: images' root disks (vmimage.c) */
 	char spares_dir[PATH_MAX]; /* qemu: QEMUs started ahead for forks; "": none */
+	char sandboxes_dir[PATH_MAX]; /* the sandboxes' state dirs (vm->dir), for the root disks' sweep */
+	/* Whether an image of this name is known now (the engine's images);
+	 * NULL: every image is. */
+	bool (*image_exists)(const char *name);
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 
@@ -367,6 +404,23 @@ int vmm_disk_mount(struct vmm_inst *vm, struct err *e);
  * last line it wrote to stderr when it fails. */
 int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], const char *pkg,
 		 const char *what, struct err *e);
+/* The same, bounded: past timeout_usec (0: none), or once *cancel is set, the
+ * tool is killed (SIGKILL) and the answer is -ETIMEDOUT or -ECANCELED with a
+ * sentence. env: more NAME=VALUE for its environment (at most 13,
+ * NULL-terminated); tick(arg) runs every quarter second while it runs
+ * (progress); reason rewrites the last stderr line (its end kept however
+ * much it writes) before it goes into the sentence. */
+struct vmm_tool_opts {
+	uint64_t timeout_usec;
+	const atomic_bool *cancel;
+	const char *const *env;
+	void (*tick)(void *arg);
+	void *arg;
+	void (*reason)(char *line, size_t cap);
+};
+int vmm_run_tool_opts(const char *const *tools, size_t ntools, char *const argv[],
+		      const char *pkg, const char *what, const struct vmm_tool_opts *o,
+		      struct err *e);
 /* A qemu VM's root disk (vmimage.c): the image's files as a read-only erofs
  * file in vmm_host()->vm_images_dir, named by what the image is (an imported
  * image's layer ids; a directory image's newest change, size and entries), made
@@ -374,6 +428,28 @@ int vmm_run_tool(const char *const *tools, size_t ntools, char *const argv[], co
  * for the next VM. out: its path; *made_usec: the time a build took (0: cached). */
 int vmm_root_disk(const struct vmm_inst *vm, char *out, size_t cap, uint64_t *made_usec,
 		  struct err *e);
+/* Held (shared) from vmm_root_disk until the VM's rootdisk file names the
+ * disk, so that the sweep cannot remove it in between. */
+void vmm_root_disk_hold(void);
+void vmm_root_disk_release(void);
+/* A root disk in the cache, as the sweep sees it. */
+struct vmm_disk_entry {
+	char name[256];      /* IMAGE-KEY.erofs */
+	int64_t mtime_nsec;  /* made, or last chosen by a start */
+	bool in_use;         /* a rootdisk file (a VM's, spare's or saved machine's) names it */
+	bool image_exists;
+	bool remove;         /* the answer */
+};
+/* The decision, pure: a disk goes when its name is a root disk's, nothing
+ * uses it, and its image is gone or a newer disk of the same image is
+ * listed (the image changed); one of the image's own newest is kept. */
+void vmm_root_disks_decide(struct vmm_disk_entry *d, size_t n);
+/* Removes the disks that can no longer be used (only image's when not
+ * NULL): the number removed, or -errno when what uses them could not be
+ * read (then none is). With wait, it waits for the starts between their
+ * choice and its record (a build: seconds); without, it does nothing while
+ * there is one (a FUSE thread's rmdir). */
+int vmm_root_disks_gc(const char *image, bool wait);
 struct vmm_disk_usage {
 	uint64_t size_bytes, used_bytes, free_bytes; /* free: what the sandbox may still use */
 	uint64_t inodes, free_inodes;

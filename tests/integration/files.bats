@@ -26,18 +26,7 @@ freq() {
 }
 
 @test "put, get, stat, list and mkdir: bytes, modes and owners as the sandbox sees them" {
-	printf 'a\0b\0\377\n' >"$SBX_TMP/bin"
-	run freq "mkdir mode=0750 /work"
-	[ "$status" -eq 0 ]
-	[ -z "$output" ]
-	run freq "put size=6 mode=0640 /work/bin" "$SBX_TMP/bin"
-	[ "$status" -eq 0 ]
-	sbx_exec "$A" 'stat -c "%a %u %g %s" /work /work/bin; od -An -c /work/bin'
-	[[ "$SBX_OUT" == "750 0 0 "* ]]
-	[[ "$SBX_OUT" == *"640 0 0 6"* ]]
-	[[ "$SBX_OUT" == *'a  \0   b  \0 377  \n'* ]]
-	freq "get /work/bin" >"$SBX_TMP/back"
-	cmp "$SBX_TMP/bin" "$SBX_TMP/back"
+	files_round_trip "$A"
 	run freq "stat /work/bin"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *$'type f\nmode 0640\nsize 6\nuid 0\ngid 0\n'* ]]
@@ -240,15 +229,11 @@ PY
 	assert_healthy "$B"
 }
 
-@test "a stopped sandbox: EBUSY; a qemu sandbox: EOPNOTSUPP, with sentences" {
+@test "a stopped sandbox: EBUSY, with a sentence (qemu: qemu_files.bats)" {
 	echo stop >"$MNT/$A/ctl"
 	wait_status "$A" stopped
 	run freq "get /etc/hostname"
 	[ "$output" = "ERR EBUSY: cannot move files in sandbox $A: it is stopped" ]
-	Q="fq${SBX_TAG}"
-	echo "create $Q backend=qemu" >"$MNT/ctl" || skip "no qemu sandbox on this host"
-	run timeout 60 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/$Q/files" "get /etc/hostname"
-	[ "$output" = "ERR EOPNOTSUPP: files works in ns sandboxes only: a qemu sandbox's files move through its agent with examples/sbx cp" ]
 }
 
 @test "sbx cp moves one regular file through files (no tar needed); trees still take tar" {

@@ -742,3 +742,20 @@ while True:
 sys.stdout.buffer.write(out)
 EOF
 }
+
+# files_round_trip NAME: on NAME/files (either backend: files.bats,
+# qemu_files.bats), mkdir and put with modes; the bytes and modes as NAME
+# sees them; get gives the same bytes back.
+files_round_trip() {
+	local req="$SBX_REPO/tests/integration/files_req.py" f="$MNT/$1/files" out
+	printf 'a\0b\0\377\n' >"$SBX_TMP/bin"
+	out=$(timeout 120 /usr/bin/python3 "$req" "$f" "mkdir mode=0750 /work") && [ -z "$out" ] ||
+		{ echo "mkdir: $out" >&2; return 1; }
+	out=$(timeout 120 /usr/bin/python3 "$req" "$f" "put size=6 mode=0640 /work/bin" "$SBX_TMP/bin") ||
+		{ echo "put: $out" >&2; return 1; }
+	sbx_exec "$1" 'stat -c "%a %u %g %s" /work /work/bin; od -An -c /work/bin'
+	[[ "$SBX_OUT" == "750 0 0 "* && "$SBX_OUT" == *"640 0 0 6"* &&
+		"$SBX_OUT" == *'a  \0   b  \0 377  \n'* ]] || { echo "in $1: $SBX_OUT" >&2; return 1; }
+	timeout 120 /usr/bin/python3 "$req" "$f" "get /work/bin" >"$SBX_TMP/back" &&
+		cmp "$SBX_TMP/bin" "$SBX_TMP/back"
+}

@@ -3,8 +3,9 @@
 # holds the image config's User lookup (sbx-init reads the sandbox's own
 # /etc/passwd and /etc/group in a command's child); the other hostile suites
 # are hostile_tree.bats (trees walked), hostile_fuse.bats (the mount under
-# load), hostile_jobs.bats (job output and records), disk.bats and the
-# fuzz targets (tests/fuzz) for every parser.
+# load), hostile_jobs.bats (job output and records), files.bats (paths of
+# NAME/files requests resolved in a root full of links, FIFOs and devices),
+# disk.bats and the fuzz targets (tests/fuzz) for every parser.
 
 load helpers
 load oci_helpers

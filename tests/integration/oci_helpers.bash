@@ -139,11 +139,12 @@ import_fails() {
 	source_fails "$1" "oci:$W/$1" "$3"
 }
 
-# source_fails NAME SOURCE WANT: the import of SOURCE fails with WANT in its
-# error, leaves nothing, and the daemon stays healthy.
+# source_fails NAME SOURCE WANT [OPTION]: the import of SOURCE (with the
+# import line's OPTION) fails with WANT in its error, leaves nothing, and the
+# daemon stays healthy.
 source_fails() {
 	local name=$1 want=$3
-	import "$name" "$2"
+	import "$name" "$2" ${4:+"$4"}
 	wait_image "$name" failed
 	run sbx_cat "$MNT/images/$name/error"
 	[[ "$output" == *"$want"* ]] || {
@@ -156,8 +157,9 @@ source_fails() {
 	[[ ! -e "$MNT/images/$name" ]]
 }
 
+# import NAME SOURCE [OPTION]
 import() {
-	printf 'import %s %s\n' "$1" "$2" >"$MNT/images/ctl"
+	printf 'import %s\n' "$*" >"$MNT/images/ctl"
 }
 
 # wait_image NAME WANT: images/NAME/status reads WANT (bounded).

@@ -4,7 +4,8 @@
 # that the guest agent stacks under a tmpfs layer and runs everything in. A
 # small image made here (busybox with a marker) always runs; Debian's (make
 # image-debian) when it could be made. Writes stay in the VM's own layer,
-# a bad image is a sentence, rmdir leaves no QEMU and keeps the disk.
+# a bad image is a sentence, rmdir leaves no QEMU and keeps the disk while
+# it is its image's newest; disks nothing can boot again are removed.
 
 load helpers
 load qemu_helpers
@@ -40,6 +41,17 @@ vm_disks() {
 	compgen -G "$STATE/vmimages/$1-*.erofs" || true
 }
 
+# wait_gone FILE: FILE is removed (bounded: the sweep runs on a worker).
+wait_gone() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ -e "$1" ]] || return 0
+		sleep 0.1
+	done
+	echo "$1 is still there" >&2
+	return 1
+}
+
 @test "qemu image: a VM sees its image's files, writes go to its own layer" {
 	sbx_create_ctl "${V}a" image=marked backend=qemu memory=256M
 	pid=$(qemu_pid_of "${V}a")
@@ -48,6 +60,9 @@ vm_disks() {
 	[[ "$(sed -n 1p <<<"$SBX_OUT")" == marker-of-the-image ]]
 	# / is the overlay (the disk under a tmpfs), not the initramfs.
 	[[ "$(sed -n 3p <<<"$SBX_OUT")" == 1 ]]
+	# files serve the overlay root as they do the initramfs's.
+	run timeout 60 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/${V}a/files" "get /marker"
+	[ "$output" = marker-of-the-image ]
 	run sbx_cat "$MNT/${V}a/stats"
 	grep -Eq '^create_image_usec [0-9]+$' <<<"$output" || { echo "$output"; false; }
 	disk=$(vm_disks marked)
@@ -97,6 +112,47 @@ vm_disks() {
 	sbx_exec "${V}e" 'grep -c sbx-root /proc/mounts; test -e /marker || echo no-marker'
 	[ "$SBX_OUT" = "$(printf '0\nno-marker')" ]
 	rm -f "$SBX_IMAGES/marked/marker2"
+
+	# Once c is gone nothing can boot the first disk again (the image has a
+	# newer one): it goes with c; d's stays while d, and after, as the newest.
+	second=$(vm_disks marked | grep -vxF "$first")
+	rmdir "$MNT/${V}c"
+	wait_gone "$first"
+	[ "$(vm_disks marked)" = "$second" ]
+	rmdir "$MNT/${V}d"
+	sbx_wait_removed
+	[ "$(vm_disks marked)" = "$second" ]
+}
+
+@test "qemu image: root disks nothing can boot are swept at start and by an image's rmdir" {
+	# Disks as earlier states of the images left them (no VM boots here).
+	local k1=0123456789abcdef k2=fedcba9876543210 k3=00000000000000ff
+	sbx_stop_daemon
+	mkdir -p "$STATE/vmimages"
+	for f in "marked-$k1" "marked-$k2" "gone$SBX_TAG-$k1"; do
+		echo erofs >"$STATE/vmimages/$f.erofs"
+	done
+	echo build >"$STATE/vmimages/marked-$k3.erofs.tmp"
+	touch -d '2 hours ago' "$STATE/vmimages/marked-$k1.erofs"
+	sbx_start_daemon
+	# Its image changed (a newer disk), its image gone: both unused, both go.
+	[ ! -e "$STATE/vmimages/marked-$k1.erofs" ]
+	[ ! -e "$STATE/vmimages/gone$SBX_TAG-$k1.erofs" ]
+	[ -f "$STATE/vmimages/marked-$k2.erofs" ] # the newest of an image there
+	[ -f "$STATE/vmimages/marked-$k3.erofs.tmp" ] # not a disk: a build's
+	grep -q "VM root disk gone$SBX_TAG-$k1.erofs removed: its image is gone" "$SBX_LOG"
+
+	# An imported image's disks go with its rmdir.
+	W="$SBX_TMP/work"
+	mkdir -p "$W"
+	make_layers
+	oci_layout "$W/o" latest "$W/top1.tar"
+	import "imp$SBX_TAG" "oci:$W/o"
+	wait_image "imp$SBX_TAG" ready
+	echo erofs >"$STATE/vmimages/imp$SBX_TAG-$k1.erofs"
+	rmdir "$MNT/images/imp$SBX_TAG"
+	wait_gone "$STATE/vmimages/imp$SBX_TAG-$k1.erofs"
+	[ -f "$STATE/vmimages/marked-$k2.erofs" ]
 }
 
 @test "qemu image: an imported image's layers, whiteouts applied, are the VM's root" {

@@ -134,7 +134,8 @@ guest_sleeps() {
 	g="$SBX_TMP/guest"
 	mkdir -p "$g"
 	cc -O2 -std=gnu11 -static -DAGENT_HELLO_VERSION=2 -o "$SBX_TMP/agent-v2" \
-		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c"
+		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/agent/files.c" \
+		"$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c"
 	"$SBX_REPO/vmm/guest/mkinitrd.sh" "$SBX_IMAGES/busybox" "$SBX_TMP/agent-v2" \
 		"$g/initrd.gz" >/dev/null
 	ln -s "$(readlink -f "$GUEST_DIR/vmlinux")" "$g/vmlinux"
@@ -148,6 +149,9 @@ guest_sleeps() {
 	run sbx_write "$MNT/$V/run" 'user=nobody id -u'
 	assert_fails_with "Operation not supported"
 	[[ "$(sbx_cat "$MNT/$V/error")" == *"has no user="* ]]
+	# Nor files (agent version 4).
+	run timeout 60 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/$V/files" "get /etc/hostname"
+	[ "$output" = "ERR EOPNOTSUPP: this VM's guest agent (version 2, from an older initramfs) has no files: restart the sandbox on a new one (make guest)" ]
 	# Nothing was made, and plain commands and jobs work as before.
 	[ -z "$(ls "$MNT/$V/jobs" | grep -v '^last$' || true)" ]
 	sbx_exec "$V" 'id -u'

@@ -229,7 +229,8 @@ static void make(struct pkt *p, const struct net_ident *from, const char *src, c
 	p->len = 14 + 40;
 }
 
-/* The program's return value for p (TC_ACT_OK 0, TC_ACT_SHOT 2), or -errno;
+/* The program's return value for p (the ingress one: NET_FILTER_PASS -1, TC_ACT_SHOT 2;
+ * the egress one: TC_ACT_OK 0), or -errno;
  * with repeat > 1, *ns gets the kernel's average time per run. */
 static int run_prog(int fd, const struct pkt *p, uint32_t repeat, uint32_t *ns)
 {
@@ -309,10 +310,10 @@ static void test_filter_verdicts(void)
 	CHECK(verdict(gw, IPPROTO_TCP, 4000, 53) == TC_ACT_SHOT);
 	CHECK(verdict("127.0.0.1", IPPROTO_TCP, 4000, 22) == TC_ACT_SHOT);
 	CHECK(verdict("10.250.7.255", IPPROTO_UDP, 4000, 67) == TC_ACT_SHOT);
-	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == TC_ACT_OK); /* echo to the gateway */
+	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == NET_FILTER_PASS); /* echo to the gateway */
 	CHECK(verdict(gw, IPPROTO_ICMP, 13, 0) == TC_ACT_SHOT);
 	/* The outside: the daemon's default (allow here). */
-	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_OK);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == NET_FILTER_PASS);
 	/* A spoofed source never reaches the policy. */
 	struct pkt p;
 	make(&p, &a_id, b, out, IPPROTO_TCP, 4000, 443);
@@ -320,23 +321,23 @@ static void test_filter_verdicts(void)
 
 	/* allow sandbox b: all of it. */
 	CHECK(rule("allow sandbox b", true) == 0);
-	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_OK);
-	CHECK(verdict(b, IPPROTO_ICMP, 8, 0) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == NET_FILTER_PASS);
+	CHECK(verdict(b, IPPROTO_ICMP, 8, 0) == NET_FILTER_PASS);
 	CHECK(rule("allow sandbox b", false) == 0);
 	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT);
 
 	/* One port: exactly that port; a more specific deny inside an allow. */
 	CHECK(rule("allow 10.250.7.0/24 tcp 8080", true) == 0);
-	CHECK(verdict(b, IPPROTO_TCP, 4000, 8080) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 4000, 8080) == NET_FILTER_PASS);
 	CHECK(verdict(b, IPPROTO_TCP, 4000, 8081) == TC_ACT_SHOT);
 	CHECK(verdict(b, IPPROTO_UDP, 4000, 8080) == TC_ACT_SHOT);
 	CHECK(rule("allow 10.250.7.0/24 udp", true) == 0);
-	CHECK(verdict(b, IPPROTO_UDP, 4000, 9) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 9) == NET_FILTER_PASS);
 	char line[64];
 	snprintf(line, sizeof(line), "deny %s/32 udp 9", b);
 	CHECK(rule(line, true) == 0);
 	CHECK(verdict(b, IPPROTO_UDP, 4000, 9) == TC_ACT_SHOT);
-	CHECK(verdict(b, IPPROTO_UDP, 4000, 10) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 10) == NET_FILTER_PASS);
 	CHECK(rule(line, false) == 0);
 	CHECK(rule("allow 10.250.7.0/24 udp", false) == 0);
 	CHECK(rule("allow 10.250.7.0/24 tcp 8080", false) == 0);
@@ -346,10 +347,10 @@ static void test_filter_verdicts(void)
 	CHECK(rule("deny all", true) == 0);
 	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_SHOT);
 	CHECK(rule("allow 192.0.2.0/24 tcp 443", true) == 0);
-	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == TC_ACT_OK);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 443) == NET_FILTER_PASS);
 	CHECK(verdict(out, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT);
 	CHECK(rule("allow all", true) == 0);
-	CHECK(verdict(out, IPPROTO_TCP, 4000, 80) == TC_ACT_OK);
+	CHECK(verdict(out, IPPROTO_TCP, 4000, 80) == NET_FILTER_PASS);
 	CHECK(verdict(b, IPPROTO_TCP, 4000, 80) == TC_ACT_SHOT); /* allow all: the outside only */
 	CHECK(rule("allow 192.0.2.0/24 tcp 443", false) == 0);
 	CHECK(rule("allow all", false) == 0);
@@ -358,7 +359,7 @@ static void test_filter_verdicts(void)
 	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == TC_ACT_SHOT);
 	make(&p, &b_id, b, ip_of(&a_id), IPPROTO_TCP, 9000, 5555);
 	CHECK(run_prog(egress, &p, 1, NULL) == TC_ACT_OK);
-	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == TC_ACT_OK);
+	CHECK(verdict(b, IPPROTO_TCP, 5555, 9000) == NET_FILTER_PASS);
 	CHECK(verdict(b, IPPROTO_TCP, 5556, 9000) == TC_ACT_SHOT);
 	CHECK(verdict(b, IPPROTO_UDP, 5555, 9000) == TC_ACT_SHOT);
 
@@ -371,7 +372,7 @@ static void test_filter_verdicts(void)
 	make(&p, &a_id, ip_of(&a_id), out, IPPROTO_TCP, 4000, 443);
 	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_SHOT);
 	make(&p, &b_id, ip_of(&b_id), out, IPPROTO_TCP, 4000, 443);
-	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_OK);
+	CHECK(run_prog(as_b, &p, 1, NULL) == NET_FILTER_PASS);
 	nl_spoof_detach(1);
 	CHECK(run_prog(as_b, &p, 1, NULL) == TC_ACT_SHOT);
 	CHECK(run_prog(egress, &p, 1, NULL) == TC_ACT_OK); /* the replies one never drops */
@@ -415,13 +416,13 @@ static void test_filter_dns(void)
 		return;
 	}
 	CHECK(rule("deny all", true) == 0);
-	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == TC_ACT_OK);
-	CHECK(verdict(gw, IPPROTO_TCP, 4000, 53) == TC_ACT_OK);
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == NET_FILTER_PASS);
+	CHECK(verdict(gw, IPPROTO_TCP, 4000, 53) == NET_FILTER_PASS);
 	CHECK(verdict(gw, IPPROTO_UDP, 4000, 54) == TC_ACT_SHOT);
 	CHECK(verdict(gw, IPPROTO_UDP, 53, 4000) == TC_ACT_SHOT); /* a source port 53 is no query */
 	CHECK(verdict(b, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
 	CHECK(verdict("192.0.2.10", IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
-	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == TC_ACT_OK);
+	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == NET_FILTER_PASS);
 	CHECK(rule("deny 10.250.7.1/32", true) == 0);
 	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
 	CHECK(rule("deny 10.250.7.1/32", false) == 0);
@@ -461,7 +462,7 @@ static void test_filter_cost(void)
 		make(&ok, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8080);
 		make(&drop, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8081);
 		uint32_t ns_ok = 0, ns_drop = 0, ns_eg = 0;
-		CHECK(run_prog(ingress, &ok, 200000, &ns_ok) == TC_ACT_OK);
+		CHECK(run_prog(ingress, &ok, 200000, &ns_ok) == NET_FILTER_PASS);
 		CHECK(run_prog(ingress, &drop, 200000, &ns_drop) == TC_ACT_SHOT);
 		struct pkt in;
 		make(&in, &b_id, b, ip_of(&a_id), IPPROTO_TCP, 8080, 4000);
@@ -479,7 +480,7 @@ static void test_filter_cost(void)
 	struct pkt ok;
 	make(&ok, &a_id, ip_of(&a_id), b, IPPROTO_TCP, 4000, 8080);
 	uint32_t ns_plain = 0;
-	CHECK(run_prog(plain, &ok, 200000, &ns_plain) == TC_ACT_OK);
+	CHECK(run_prog(plain, &ok, 200000, &ns_plain) == NET_FILTER_PASS);
 	printf("# filter cost without policy (anti-spoofing only): %u ns/packet\n", ns_plain);
 	close(plain);
 }

@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include "../../vmm/vmm.h"
+
 #include "../../engine/common.h"
 #include "../../vmm/qemu.h"
 #include "unit.h"
@@ -42,7 +44,7 @@ static bool read_full(int fd, void *p, size_t n, int timeout_ms)
 
 static bool recv_frame(struct agent_hdr *h, char *payload, int timeout_ms)
 {
-	if (!read_full(agent_side, h, sizeof(*h), timeout_ms) || h->len > AGENT_PAYLOAD_MAX)
+	if (!read_full(agent_side, h, sizeof(*h), timeout_ms) || h->len > AGENT_FDATA_MAX)
 		return false;
 	if (!read_full(agent_side, payload, h->len, timeout_ms))
 		return false;
@@ -64,6 +66,7 @@ static struct qemu_vm *vm_new(int *ctl_fd)
 	q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&q->wlock, NULL);
 	pthread_mutex_init(&q->xlock, NULL);
+	qagent_files_init(q);
 	return q;
 }
 
@@ -78,6 +81,7 @@ static void vm_free(struct qemu_vm *q, int ctl_fd)
 	close(agent_side);
 	pthread_mutex_destroy(&q->wlock);
 	pthread_mutex_destroy(&q->xlock);
+	pthread_cond_destroy(&q->fcond);
 	free(q);
 }
 
@@ -453,6 +457,220 @@ static void test_tty_job_user_resize_eof(void)
 	job_io_close(&io);
 }
 
+
+/* --- files: requests the agent serves --- */
+
+/* qagent_file_open on its own thread, while this one plays the agent. */
+struct opener {
+	struct qemu_vm *q;
+	struct vmm_file_req r;
+	struct buf answer;
+	struct qemu_file *f;
+	struct err e;
+	int ret;
+	pthread_t t;
+};
+
+static void *open_main(void *arg)
+{
+	struct opener *o = arg;
+	o->ret = qagent_file_open(o->q, &o->r, &o->answer, &o->f, &o->e);
+	return NULL;
+}
+
+static void open_start(struct opener *o, struct qemu_vm *q, enum vmm_file_verb verb,
+		       const char *path, uint64_t size)
+{
+	*o = (struct opener){.q = q, .r = {.verb = verb, .mode = 0644, .size = size, .path = path,
+					   .shown = path}};
+	CHECK(pthread_create(&o->t, NULL, open_main, o) == 0);
+}
+
+/* The request as the agent gets it; its id. */
+static uint64_t agent_takes(const char *want_head, const char *want_path)
+{
+	static char payload[AGENT_FDATA_MAX + 1];
+	struct agent_hdr h;
+	bool ok;
+	/* Credits and ends of the requests before come first. */
+	while ((ok = recv_frame(&h, payload, 2000)) && (h.type == AG_CREDIT || h.type == AG_FEND))
+		;
+	ok = ok && h.type == AG_FILE;
+	CHECK(ok && (h.id & AGENT_FILE_ID));
+	CHECK(ok && strcmp(payload, want_head) == 0);
+	CHECK(ok && strlen(payload) + 1 + strlen(want_path) == h.len &&
+	      memcmp(payload + strlen(payload) + 1, want_path, strlen(want_path)) == 0);
+	return ok ? h.id : 0;
+}
+
+static void send_text_frame(uint8_t type, uint64_t id, const char *s)
+{
+	send_frame(type, id, s, (uint32_t)strlen(s));
+}
+
+/* The agent's answer to a stat or list: its records (n bytes), then the end. */
+static void send_records(uint64_t id, const char *recs, size_t n)
+{
+	char head[32];
+	snprintf(head, sizeof(head), "0 %zu", n);
+	send_text_frame(AG_FRES, id, head);
+	send_frame(AG_FDATA, id, recs, (uint32_t)n);
+	send_frame(AG_FDATA, id, NULL, 0);
+}
+
+/* Reads the get to its end (or a failure: its -errno). */
+static ssize_t read_all(struct qemu_vm *q, struct qemu_file *f, char *out, size_t cap,
+			struct err *e)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = qagent_file_read(q, f, out + got, cap - got, e);
+		if (n <= 0)
+			return n < 0 ? n : (ssize_t)got;
+		got += (size_t)n;
+	}
+}
+
+static void test_files_need_agent_4(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct buf answer = {0};
+	struct qemu_file *f;
+	struct qemu_vm *q = vm_new(&ctl);
+	q->agent_version = AGENT_VERSION_TTY;
+	struct vmm_file_req r = {.verb = VMM_FILE_GET, .path = "/x", .shown = "/x"};
+	CHECK(qagent_file_open(q, &r, &answer, &f, &e) == -EOPNOTSUPP);
+	CHECK(strstr(e.msg, "guest agent (version 3, from an older initramfs) has no files") != NULL);
+	vm_free(q, ctl);
+}
+
+static void test_files_get_stat_list(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct opener o;
+	char back[64];
+	struct qemu_vm *q = vm_new(&ctl);
+	q->agent_version = AGENT_VERSION_FILES;
+	CHECK(qagent_start_reader(q, &e) == 0);
+
+	/* get: the size announced, the bytes in two frames, the end. */
+	open_start(&o, q, VMM_FILE_GET, "/etc/x", 0);
+	uint64_t id = agent_takes("get 644 0", "/etc/x");
+	send_text_frame(AG_FRES, id, "0 10");
+	send_text_frame(AG_FDATA, id, "hello ");
+	send_text_frame(AG_FDATA, id, "you!");
+	send_frame(AG_FDATA, id, NULL, 0);
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	CHECK(read_all(q, o.f, back, sizeof(back), &e) == 10 && memcmp(back, "hello you!", 10) == 0);
+	qagent_file_close(q, o.f);
+
+	/* A guest that sends more than it announced: the read fails. */
+	open_start(&o, q, VMM_FILE_GET, "/y", 0);
+	id = agent_takes("get 644 0", "/y");
+	send_text_frame(AG_FRES, id, "0 4");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	send_text_frame(AG_FDATA, id, "12345678");
+	CHECK(read_all(q, o.f, back, sizeof(back), &e) == -EPROTO);
+	CHECK(strstr(e.msg, "sent more of /y than the 4 bytes it announced") != NULL);
+	qagent_file_close(q, o.f);
+
+	/* A refusal: the daemon's sentence from the guest's word. */
+	open_start(&o, q, VMM_FILE_GET, "/dev/null", 0);
+	id = agent_takes("get 644 0", "/dev/null");
+	send_text_frame(AG_FRES, id, "1 0 type c");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == -EPERM);
+	CHECK(strcmp(o.e.msg, "/dev/null is not a regular file (type c): get reads regular files "
+			      "only") == 0);
+
+	/* list: records with raw names, escaped in the answer. */
+	static const char recs[] = "f 644 3 100 a\nb\0d 755 0 5 sub\0";
+	open_start(&o, q, VMM_FILE_LIST, "/w", 0);
+	id = agent_takes("list 644 0", "/w");
+	send_records(id, recs, sizeof(recs) - 1);
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	CHECK(o.answer.len && strcmp(o.answer.data, "f 0644 3 100 a\\x0ab\nd 0755 0 5 sub\n") == 0);
+	buf_free(&o.answer);
+	qagent_file_close(q, o.f);
+
+	/* A name with a slash is no entry: the list fails, nothing is shown. */
+	static const char bad[] = "f 644 3 100 ../x\0";
+	open_start(&o, q, VMM_FILE_LIST, "/w", 0);
+	id = agent_takes("list 644 0", "/w");
+	send_records(id, bad, sizeof(bad) - 1);
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == -EPROTO && strstr(o.e.msg, "list of /w is malformed") != NULL);
+	buf_free(&o.answer);
+
+	/* stat of a link: its target escaped. */
+	static const char st[] = "l 777 7 0 0 1 99 /a\tb\0";
+	open_start(&o, q, VMM_FILE_STAT, "/l", 0);
+	id = agent_takes("stat 644 0", "/l");
+	send_records(id, st, sizeof(st) - 1);
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	CHECK(o.answer.len && strcmp(o.answer.data, "type l\nmode 0777\nsize 7\nuid 0\ngid 0\n"
+				     "nlink 1\nmtime 99\ntarget /a\\x09b\n") == 0);
+	buf_free(&o.answer);
+	qagent_file_close(q, o.f);
+	vm_free(q, ctl);
+}
+
+static void test_files_put_and_stalled_guest(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct opener o;
+	struct agent_hdr h;
+	static char payload[AGENT_FDATA_MAX + 1], data[40000];
+	struct qemu_vm *q = vm_new(&ctl);
+	q->agent_version = AGENT_VERSION_FILES;
+	CHECK(qagent_start_reader(q, &e) == 0);
+
+	/* put: the temporary made, the bytes in frames of at most
+	 * AGENT_FDATA_MAX, the last write returns once it is in place. */
+	open_start(&o, q, VMM_FILE_PUT, "/tmp/p", sizeof(data));
+	uint64_t id = agent_takes("put 644 40000", "/tmp/p");
+	send_text_frame(AG_FRES, id, "0 0");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	memset(data, 'p', sizeof(data));
+	send_text_frame(AG_FRES, id, "0 40000"); /* early: it waits in the channel */
+	CHECK(qagent_file_write(q, o.f, data, sizeof(data), &e) == 0);
+	size_t got = 0;
+	while (got < sizeof(data) && recv_frame(&h, payload, 2000) && h.type == AG_FDATA &&
+	       h.id == id && h.len <= AGENT_FDATA_MAX)
+		got += h.len;
+	CHECK(got == sizeof(data));
+	CHECK(qagent_file_write(q, o.f, "x", 1, &e) == -EFBIG);
+	qagent_file_close(q, o.f);
+
+	/* A guest that never answers holds the request a bounded time; then
+	 * it fails, and the agent is told to forget it. */
+	q->files_wait_ms = 300;
+	uint64_t t0 = now_usec();
+	open_start(&o, q, VMM_FILE_GET, "/slow", 0);
+	id = agent_takes("get 644 0", "/slow");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == -ETIMEDOUT && strstr(o.e.msg, "did not answer about /slow") != NULL);
+	CHECK(now_usec() - t0 < 5 * 1000 * 1000);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FEND && h.id == id);
+
+	/* A VM that stops while a request waits: it fails at once. */
+	q->files_wait_ms = 60000;
+	open_start(&o, q, VMM_FILE_GET, "/gone", 0);
+	id = agent_takes("get 644 0", "/gone");
+	qagent_stop_reader(q);
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == -EBUSY && strstr(o.e.msg, "stopped during the request on /gone") != NULL);
+	vm_free(q, ctl);
+}
+
 int main(void)
 {
 	RUN(test_job_streams_stdin_pid_signal);
@@ -464,5 +682,8 @@ int main(void)
 	RUN(test_closed_handle_is_drained);
 	RUN(test_stalled_reader_does_not_block_shutdown);
 	RUN(test_guest_that_never_reads_does_not_hold_senders);
+	RUN(test_files_need_agent_4);
+	RUN(test_files_get_stat_list);
+	RUN(test_files_put_and_stalled_guest);
 	UNIT_DONE("qemu_agent");
 }

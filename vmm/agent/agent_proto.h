@@ -11,10 +11,17 @@
  * user= on AG_EXEC and AG_JOB. The daemon reads it from every hello and
  * sends none of these to an agent of before (which would run the command
  * as root without a terminal, and drop the frames it does not know). */
-#define AGENT_VERSION 3
+/* 4: files (AG_FILE, AG_FDATA, AG_FEND, AG_FRES): the host's NAME/files
+ * requests, served in the guest's root. */
+#define AGENT_VERSION 4
 #define AGENT_VERSION_TTY 3
+#define AGENT_VERSION_FILES 4
 /* The largest payload of a frame to the agent. */
 #define AGENT_PAYLOAD_MAX 8192
+/* The largest payload of a put's AG_FDATA to an agent of AGENT_VERSION_FILES
+ * (which reads frames of up to AGENT_OUT_MAX): fewer, larger writes and
+ * reads in a guest whose every system call is slow under TCG. */
+#define AGENT_FDATA_MAX AGENT_OUT_MAX
 /* The largest payload of a frame from the agent: a whole frame is one write
  * of at most 32 KiB, what the guest's virtio-serial driver queues as one
  * buffer (an agent of before sends AGENT_PAYLOAD_MAX at most). */
@@ -28,6 +35,9 @@
 /* The same for a job's stdin, the other way: the daemon sends at most this
  * many bytes the agent has not credited back. */
 #define AGENT_IN_WINDOW (64 * 1024)
+
+/* The ids of files requests have this bit (an exec's never do). */
+#define AGENT_FILE_ID (1ull << 63)
 
 /* Bytes the host sends before AG_FORK: input that a restored agent had half
  * read from its old host is dropped up to and including them. */
@@ -72,6 +82,18 @@ struct agent_hdr {
 #define AG_VEOF 'V'     /* id: the terminal's end-of-file character (its VEOF) into the
 			 * job's input, after the AG_IN bytes that came before it */
 
+#define AG_FILE 'G'     /* id (AGENT_FILE_ID set), payload: "VERB MODE SIZE" NUL PATH: a request
+			 * of NAME/files (get, put, stat, list, mkdir; MODE octal; SIZE a
+			 * put's bytes), PATH absolute, raw bytes, resolved in the guest's
+			 * root. The agent answers AG_FRES. */
+#define AG_FDATA 'B'    /* id: to the agent, bytes of a put (it answers AG_FRES again once
+			 * the SIZE bytes are in and renamed into place); from it, bytes of a
+			 * get's file or of a stat's or list's records (below), at most
+			 * AGENT_WINDOW not credited back (AG_CREDIT with the id); an empty
+			 * one ends them */
+#define AG_FEND 'Z'     /* id: the host is done with the request; a put not complete
+			 * leaves nothing */
+
 /* agent -> daemon */
 #define AG_HELLO 'H'    /* payload: "sbx-agent <version>"; the guest is ready */
 #define AG_OUT 'O'      /* id, payload: bytes of the command's stdout/stderr */
@@ -79,6 +101,14 @@ struct agent_hdr {
 #define AG_PID 'D'      /* id, payload: the command's pid in the guest, and for a terminal's
 			 * job its number in the guest's devpts: "PID PTS" */
 /* AG_CREDIT (agent -> daemon): id, payload: stdin bytes the job's pipe took */
+#define AG_FRES 'S'     /* id, payload: "ERRNO SIZE [WHAT [ARG]]": 0 and SIZE (get: the file's
+			 * bytes; stat, list: the records' bytes) that AG_FDATA brings; or
+			 * the errno and what failed (a word the host turns into its
+			 * sentence: path, isdir, type C, fs HEX, tmp, write, rename, mkdir,
+			 * mode, read, big, busy). A put answers twice: once its temporary
+			 * is made, once it is in place. Records: stat "T MODE SIZE UID GID
+			 * NLINK MTIME TARGET" NUL; list "T MODE SIZE MTIME NAME" NUL per
+			 * entry (T a type letter, MODE octal, names raw bytes). */
 #define AG_EXIT 'E'     /* id, payload: "<exit code> <signal>" (code 128+signal when killed),
 			 * after the last AG_OUT */
 

@@ -33,9 +33,10 @@
 
 #include "../../net/net.h"
 #include "../init/ids.h"
-#include "agent_proto.h"
+#include "agent.h"
 
 #define MAX_JOBS 64
+#define READ_BURST 64 /* reads of the port in a row */
 /* The version its hello states: AGENT_VERSION, but for a test's agent that
  * plays one of before (qemu_tty.bats: the daemon must not ask it for what
  * it lacks). */
@@ -72,7 +73,7 @@ static struct job jobs[MAX_JOBS];
 static int port = -1;
 static sigset_t old_mask;
 
-static void say(const char *fmt, ...)
+void say(const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
@@ -109,7 +110,7 @@ static int write_all(int fd, const void *p, size_t n)
 }
 
 /* buf: a header's room, then len bytes of payload: one write, one frame. */
-static void send_built(char *buf, uint8_t type, uint64_t id, uint32_t len)
+void send_built(char *buf, uint8_t type, uint64_t id, uint32_t len)
 {
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
 	memcpy(buf, &h, sizeof(h));
@@ -117,7 +118,7 @@ static void send_built(char *buf, uint8_t type, uint64_t id, uint32_t len)
 		say("write to the host port failed: %s", strerror(errno));
 }
 
-static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
+void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
 {
 	static char buf[sizeof(struct agent_hdr) + AGENT_OUT_MAX];
 	if (len > AGENT_OUT_MAX)
@@ -850,6 +851,7 @@ static void become_clone(char *payload)
 	}
 	if (seen_nonce(nonce))
 		return;
+	files_drop_all();
 	for (int i = 0; i < MAX_JOBS; i++) { /* their clients are the source's */
 		struct job *j = &jobs[i];
 		if (!j->used)
@@ -914,6 +916,7 @@ static void resync(const char *nonce)
 {
 	if (seen_nonce(nonce))
 		return;
+	files_drop_all(); /* their clients were the old host's */
 	for (int i = 0; i < MAX_JOBS; i++) {
 		struct job *j = &jobs[i];
 		if (!j->used)
@@ -1010,6 +1013,8 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 	case AG_CREDIT: {
 		struct job *j = job_find(h->id);
 		long n = atol(payload);
+		if (!j && files_credit(h->id, n))
+			break;
 		if (j && n > 0 && j->credit + (uint64_t)n <= AGENT_WINDOW)
 			j->credit += (uint32_t)n;
 		break;
@@ -1025,6 +1030,15 @@ static void handle_frame(const struct agent_hdr *h, char *payload)
 		break;
 	case AG_ATTACH:
 		attach(h->id, payload);
+		break;
+	case AG_FILE:
+		files_request(h->id, payload, h->len);
+		break;
+	case AG_FDATA:
+		files_data(h->id, payload, h->len);
+		break;
+	case AG_FEND:
+		files_end(h->id);
 		break;
 	case AG_ACK: {
 		struct job *j = job_find(h->id);
@@ -1051,7 +1065,7 @@ static size_t handle_input(char *buf, size_t len)
 			break;
 		struct agent_hdr h;
 		memcpy(&h, buf + off, sizeof(h));
-		if (h.len > AGENT_PAYLOAD_MAX) {
+		if (h.len > AGENT_FDATA_MAX) {
 			/* Out of step: wait for a marker, keeping a tail that may start one. */
 			size_t keep = len - off < AGENT_SYNC_LEN ? len - off : AGENT_SYNC_LEN - 1;
 			say("bad frame from the host (length %u); dropping input", h.len);
@@ -1060,7 +1074,7 @@ static size_t handle_input(char *buf, size_t len)
 		}
 		if (len - off < sizeof(h) + h.len)
 			break;
-		char payload[AGENT_PAYLOAD_MAX + 1];
+		static char payload[AGENT_FDATA_MAX + 1];
 		memcpy(payload, buf + off + sizeof(h), h.len);
 		handle_frame(&h, payload);
 		off += sizeof(h) + h.len;
@@ -1071,7 +1085,7 @@ static size_t handle_input(char *buf, size_t len)
 
 static void serve(int sfd)
 {
-	static char in[2 * (sizeof(struct agent_hdr) + AGENT_PAYLOAD_MAX)];
+	static char in[2 * (sizeof(struct agent_hdr) + AGENT_FDATA_MAX)];
 	size_t in_len = 0;
 	for (;;) {
 		struct pollfd pfd[2 + 3 * MAX_JOBS];
@@ -1102,13 +1116,21 @@ static void serve(int sfd)
 			}
 		}
 		int timeout_ms = host_gone && (hup_ms < 0 || hup_ms > 1000) ? 1000 : hup_ms;
+		if (!host_gone && files_pump())
+			timeout_ms = 0; /* a get has more to send, and credit */
 		if (poll(pfd, (nfds_t)n, timeout_ms) < 0)
 			continue;
 		if (host_gone && host_connected()) {
 			host_gone = false;
 			say("the host is back");
 		} else if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t r = read(port, in + in_len, sizeof(in) - in_len);
+			/* The port is nonblocking: what is there now, without a poll
+			 * between (a virtio-serial read gives one 4 KiB buffer). */
+			ssize_t r;
+			int burst = 0;
+			while ((r = read(port, in + in_len, sizeof(in) - in_len)) > 0 &&
+			       ++burst < READ_BURST)
+				in_len = handle_input(in, in_len + (size_t)r);
 			if (r > 0) {
 				in_len = handle_input(in, in_len + (size_t)r);
 			} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -1117,6 +1139,7 @@ static void serve(int sfd)
 				    r == 0 ? "EOF" : strerror(errno));
 				host_gone = true;
 				in_len = 0;
+				files_drop_all();
 			}
 		}
 		for (int i = 2; i < n; i++) {
@@ -1227,6 +1250,7 @@ int main(void)
 		say("cannot open %s: %s; powering off", path, strerror(errno));
 		power_off(0);
 	}
+	fcntl(port, F_SETFL, fcntl(port, F_GETFL) | O_NONBLOCK); /* write_all polls */
 	net_lo_up();
 	net_boot(); /* eth0 is up before the hello */
 	root_switch(); /* after every module of the initramfs is loaded */

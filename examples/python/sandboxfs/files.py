@@ -1,12 +1,13 @@
 """Files in and out of a sandbox, never through `NAME/root`.
 
 A path through that link resolves the sandbox's symlinks in the host's root
-(`x -> /etc/shadow` would read the host's). On `ns`, a single file moves
-through `NAME/files`: the daemon resolves the path inside the sandbox's root
-(openat2 RESOLVE_IN_ROOT), reads regular files only, and a write appears
-whole or not at all; `stat`, `list` and `mkdir` are answered the same way.
-On `qemu`, and for trees, paths resolve inside the sandbox through its own
-tools: data goes in on a job's stdin (`cat >`, `tar -x`) and comes out of an
+(`x -> /etc/shadow` would read the host's). A single file moves through
+`NAME/files`: on `ns` the daemon resolves the path inside the sandbox's root
+(openat2 RESOLVE_IN_ROOT), on `qemu` the guest agent does in the guest's;
+either reads regular files only, and a write appears whole or not at all;
+`stat`, `list` and `mkdir` are answered the same way. On a VM whose guest
+agent is of before files (EOPNOTSUPP), and for trees, paths resolve inside
+the sandbox through its own tools: data goes in on a job's stdin (`cat >`, `tar -x`) and comes out of an
 `exec` session (`cat`, `tar -c`), a pipe with flow control and no size
 bound. What comes out is the sandbox's and is treated as hostile: a tree is
 unpacked by the host's tar in a user namespace (no device nodes, no host
@@ -76,10 +77,15 @@ class Files:
         return SandboxError(errno_of_sentence(last) if last else errno.EIO, sentence, self.sandbox.name)
 
     def _daemon(self):
-        """Whether single files go through NAME/files (an ns sandbox)."""
+        """Whether single files go through NAME/files: an ns sandbox, or a
+        VM whose guest agent serves them (one of before says EOPNOTSUPP)."""
         if self._ns is None:
-            self._ns = self.sandbox.config().get("backend") == "ns" and \
-                os.path.exists(self.sandbox._file("files"))
+            self._ns = os.path.exists(self.sandbox._file("files"))
+            if self._ns and self.sandbox.config().get("backend") != "ns":
+                try:
+                    self._answer("stat", "/")
+                except SandboxError as e:
+                    self._ns = e.errno != errno.EOPNOTSUPP
         return self._ns
 
     def _request(self, line, path, data=None):
@@ -107,7 +113,7 @@ class Files:
             os.close(fd)
 
     def stat(self, path):
-        """ns: what path is (its last name itself: a link is shown with its
+        """What path is (its last name itself: a link is shown with its
         target), as a dict: type, mode, size, uid, gid, nlink, mtime[, target]."""
         out = {}
         for line in self._answer("stat", path).splitlines():
@@ -117,16 +123,16 @@ class Files:
         return out
 
     def list(self, path):
-        """ns: the entries of a directory, as Entry tuples (no . and ..)."""
+        """The entries of a directory, as Entry tuples (no . and ..)."""
         return [Entry(line) for line in self._answer("list", path).splitlines()]
 
     def mkdir(self, path, mode=0o755):
-        """ns: makes a directory (its parent must exist)."""
+        """Makes a directory (its parent must exist)."""
         os.close(self._request("mkdir mode=%o" % mode, path))
 
     def read(self, path):
         """The bytes of a file of the sandbox (its links resolve inside it;
-        on ns, a regular file only)."""
+        through NAME/files, a regular file only)."""
         if self._daemon():
             return self._answer("get", path)
         parts = []
@@ -142,7 +148,7 @@ class Files:
 
     def write(self, path, data, mode=None):
         """Writes data (bytes or str) to a file of the sandbox (its
-        directory must exist). On ns the file is replaced whole (a link
+        directory must exist). Through NAME/files the file is replaced whole (a link
         there is replaced, not followed), mode 0644 unless mode says;
         elsewhere it is made or truncated, then chmod to mode if given."""
         if isinstance(data, str):
@@ -160,7 +166,7 @@ class Files:
             raise self._fail("write %s" % path, r.stderr, r.exit_code)
 
     def _is(self, path, kind):
-        """ns: whether path is of type kind (f, d...) for NAME/files."""
+        """Whether path is of type kind (f, d...) for NAME/files."""
         try:
             return self._daemon() and self.stat(path).get("type") == kind
         except (SandboxError, ValueError):

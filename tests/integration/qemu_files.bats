@@ -1,0 +1,131 @@
+#!/usr/bin/env bats
+# NAME/files on a qemu VM (issue 17): the same requests as on ns, served by
+# the guest agent in the guest's root (agent version 4). Bytes and modes
+# round trip, refusals match ns (a directory, a FIFO, procfs, a magic link),
+# a put cut short leaves nothing and a put over a file replaces it whole; a
+# stopped VM is refused with a sentence. One VM for the file (TCG boots are
+# slow here); timeouts are bounds, never measured results.
+
+load helpers
+load qemu_helpers
+
+setup() {
+	qemu_require
+	setup_sbx
+	V="qf${SBX_TAG}"
+}
+
+teardown() {
+	teardown_sbx_qemu
+}
+
+# freq REQUEST [DATA|-]: one request on V's files (tests/integration/files_req.py).
+freq() {
+	timeout 120 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/$V/files" "$@"
+}
+
+@test "qemu files: put, get, stat, list, mkdir round trip; refusals, cut puts and replaces as on ns; a stopped VM" {
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	pid=$(qemu_pid_of "$V")
+
+	# mkdir and put with modes; the guest sees the bytes; get gives them back.
+	files_round_trip "$V"
+	run freq "stat /work/bin"
+	[ "$status" -eq 0 ]
+	[[ "$output" == $'type f\nmode 0640\nsize 6\nuid 0\ngid 0\nnlink 1\nmtime '* ]]
+	# Names escaped as on ns; a link shown with its target.
+	sbx_exec "$V" "printf one >\"\$(printf '/work/a\\nb')\" && ln -s /etc/hostname /work/l && echo ok"
+	[ "$SBX_OUT" = ok ]
+	run freq "list /work"
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -eq 3 ]
+	[[ "$output" =~ (^|$'\n')f\ 0640\ 6\ [0-9]+\ bin($'\n'|$) ]]
+	[[ "$output" == *' a\x0ab'* ]]
+	[[ "$output" == *$'\nl 0777 '*' l'* || "$output" == 'l 0777 '*' l'* ]]
+	run freq 'get /work/a\x0ab'
+	[ "$output" = one ]
+	run freq "stat /work/l"
+	[[ "$output" == *$'type l\n'*$'target /etc/hostname'* ]]
+
+	# 20 MB both ways, the same bytes (sha256); the rate goes to the log.
+	head -c 20971520 /dev/urandom >"$SBX_TMP/big"
+	want=$(sha256sum <"$SBX_TMP/big" | cut -d' ' -f1)
+	t0=$(date +%s%N)
+	run freq "put size=20971520 /tmp/big" "$SBX_TMP/big"
+	[ "$status" -eq 0 ]
+	t1=$(date +%s%N)
+	freq "get /tmp/big" >"$SBX_TMP/big.back"
+	t2=$(date +%s%N)
+	echo "# qemu files: 20 MiB put $(((t1 - t0) / 1000000)) ms, get $(((t2 - t1) / 1000000)) ms" >&3
+	[ "$(sha256sum <"$SBX_TMP/big.back" | cut -d' ' -f1)" = "$want" ]
+	sbx_exec "$V" 'sha256sum /tmp/big'
+	[ "${SBX_OUT%% *}" = "$want" ]
+
+	# sbx cp and the Python client take files too (no tar in the VM needed).
+	sbx() { SBX="$MNT" SBX_TAR=/no/such/tar timeout 60 "$SBX_REPO/examples/sbx" "$@"; }
+	printf 'one\0two' >"$SBX_TMP/c.bin"
+	chmod 0751 "$SBX_TMP/c.bin"
+	run sbx cp "$SBX_TMP/c.bin" "$V:/work"
+	[ "$status" -eq 0 ]
+	run sbx cp "$V:/work/c.bin" "$SBX_TMP/out"
+	[ "$status" -eq 0 ]
+	cmp "$SBX_TMP/c.bin" "$SBX_TMP/out/c.bin"
+	[ "$(stat -c %a "$SBX_TMP/out/c.bin")" = 751 ]
+	run env PYTHONPATH="$SBX_REPO/examples/python" timeout 60 /usr/bin/python3 -c '
+import sys
+from sandboxfs import Sandbox
+f = Sandbox(sys.argv[2], root=sys.argv[1]).files
+f.write("/work/py", b"from python", mode=0o600)
+print(f.read("/work/py").decode(), oct(f.stat("/work/py")["mode"]), sorted(e.name for e in f.list("/work"))[:2])
+' "$MNT" "$V"
+	[ "$status" -eq 0 ]
+	[ "$output" = "from python 0o600 ['a\nb', 'bin']" ]
+
+	# Refused with ns's sentences: a directory, a FIFO, procfs, a magic link.
+	sbx_exec "$V" 'mkfifo /work/fifo && ln -s /proc/self/environ /work/penv && echo ok'
+	[ "$SBX_OUT" = ok ]
+	run freq "get /work"
+	[ "$output" = "ERR EISDIR: /work is a directory: get reads a regular file (list shows a directory)" ]
+	run freq "get /work/fifo"
+	[ "$output" = "ERR EPERM: /work/fifo is not a regular file (type p): get reads regular files only" ]
+	run freq "get /proc/1/environ"
+	[[ "$output" == "ERR EPERM: /proc/1/environ is on a file system of type 0x9fa0 (procfs, sysfs...): "* ]]
+	run freq "get /work/penv"
+	[[ "$output" == "ERR EPERM: /work/penv is on a file system of type 0x9fa0 "* ]]
+	run freq "get /proc/self/root/etc/hostname"
+	[ "$output" = "ERR ELOOP: /proc/self/root/etc/hostname: Too many levels of symbolic links" ]
+	run freq "put size=1 /proc/x" - <<<""
+	[[ "$output" == "ERR EPERM: /proc/x is on a file system of type 0x9fa0 "* ]]
+	run freq "get /no/such"
+	[ "$output" = "ERR ENOENT: /no/such: No such file or directory" ]
+	run freq "put size=1 /work/" - <<<""
+	[ "$output" = "ERR EINVAL: /work/ does not end with a name" ]
+
+	# A put over an existing file replaces it whole; one cut short leaves
+	# the old file and no temporary.
+	run freq "put size=4 /work/bin" - <<<"new"
+	[ "$status" -eq 0 ]
+	sbx_exec "$V" 'cat /work/bin'
+	[ "$SBX_OUT" = new ]
+	timeout 60 /usr/bin/python3 - "$MNT/$V/files" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.write(fd, b"put size=100 /work/bin\n" + b"x" * 40)
+os.close(fd)
+EOF
+	sbx_exec "$V" 'cat /work/bin; ls -a /work | grep -c sbx-put'
+	[ "$SBX_OUT" = $'new\n0' ]
+	# Past its size: refused, nothing put.
+	run freq "put size=2 /work/bin" - <<<"toolong"
+	[[ "$output" == "ERR EFBIG: "*"nothing was put" ]]
+	sbx_exec "$V" 'cat /work/bin; ls -a /work | grep -c sbx-put'
+	[ "$SBX_OUT" = $'new\n0' ]
+
+	# A stopped VM: refused with a sentence, as on ns.
+	echo stop >"$MNT/$V/ctl"
+	wait_status "$V" stopped
+	run freq "get /work/bin"
+	[ "$output" = "ERR EBUSY: cannot move files in sandbox $V: it is stopped" ]
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}
