@@ -5,6 +5,7 @@
 #define SBX_ENGINE_H
 
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -38,6 +39,7 @@ struct engine_opts {
 	bool net;          /* bridged networking (off: --no-net) */
 	bool nat;          /* egress NAT (--nat) */
 	bool egress_deny;  /* --egress deny: sandboxes reach nothing outside unless allowed */
+	char dns[32];      /* --dns IP[:PORT]: the upstream of the gateway's DNS; "" off */
 	char bridge[16];
 	char subnet[32];
 	char accel[8];     /* qemu: auto, kvm or tcg (--accel, SANDBOXFS_ACCEL) */
@@ -53,6 +55,10 @@ int engine_probe(const struct engine_opts *o, struct err *e);
  * daemon exits. */
 struct engine *engine_new(void);
 int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e);
+/* --dns's value: IPv4 address, optional :PORT (default 53). */
+int engine_parse_dns(const char *s, struct in_addr *ip, uint16_t *port, struct err *e);
+/* Map entries the DNS forwarder's answers made (all sandboxes), for /sbx/stats. */
+uint64_t engine_dns_learned(void);
 /* Daemon exit: stops sandboxes if asked (--stop-on-exit), never removes them. */
 void engine_shutdown(struct engine *eng);
 /* Every thread that calls into the engine does this first (idempotent). */

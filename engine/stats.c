@@ -103,6 +103,12 @@ int engine_show_stats(struct engine *eng, struct buf *b)
 			atomic_load(&creates_ok), atomic_load(&creates_failed));
 	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */
 	r |= buf_printf(b, "removing %" PRIu64 "\n", vmm_trash_pending());
+	if (eng->o.dns[0]) {
+		uint64_t q, a, d;
+		net_dns_counts(&q, &a, &d);
+		r |= buf_printf(b, "dns_queries %" PRIu64 "\ndns_answers %" PRIu64 "\ndns_dropped %"
+				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned());
+	}
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);
