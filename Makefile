@@ -186,8 +186,10 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 # manifest and image config JSON, an oci-archive's tar, a docker-archive's
 # manifest.json and tar, engine/oci.c), fuzz_ids (a sandbox's /etc/passwd
 # and /etc/group as sbx-init and sbx-agent read them for user=,
-# vmm/init/ids.c) and fuzz_files (the request line of NAME/files,
-# ctl_files_request of engine/ctl.c). Seed corpora in
+# vmm/init/ids.c), fuzz_files (the request line of NAME/files,
+# ctl_files_request of engine/ctl.c) and fuzz_dns (a sandbox's DNS query and
+# the upstream's answer as the daemon's forwarder reads them, rule names;
+# net/dns.c). Seed corpora in
 # tests/fuzz/corpus/<target>/ (inputs that once crashed stay there as
 # regressions, and become unit tests).
 #   make fuzz            # clang -fsanitize=fuzzer,address,undefined; each target
@@ -196,7 +198,7 @@ guest: $(GUEST)/vmlinux $(GUEST)/initrd.gz
 #   make fuzz-replay     # no clang needed: the targets built with $(CC) and ASan/UBSan
 #                        # plus tests/fuzz/replay.c run every corpus file once
 #                        # (and build/fuzz/corpus/ too, when a fuzz run left one)
-FUZZ_TARGETS := ctl options event qmp agent agent_files journal job tar oci ids files pull
+FUZZ_TARGETS := ctl options event qmp agent agent_files journal job tar oci ids files pull dns
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 # Each target links only the sources its parser needs (FUZZ_SRC_<target>).
@@ -219,6 +221,7 @@ FUZZ_SRC_oci     := engine/oci.c engine/tar.c engine/sha256.c $(FUZZ_SRC_ctl)
 FUZZ_SRC_ids     := vmm/init/ids.c
 FUZZ_SRC_files   := $(FUZZ_SRC_ctl)
 FUZZ_SRC_pull    := engine/pull.c engine/util.c
+FUZZ_SRC_dns     := net/dns.c
 FUZZ_HDRS    := $(wildcard engine/*.h) $(wildcard net/*.h) $(wildcard vmm/*.h) \
 		vmm/agent/agent_proto.h vmm/init/ids.h
 

@@ -580,7 +580,7 @@ static int parse_port(const char *w, uint16_t *port, struct err *e)
 
 int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
 {
-	static const char usage[] = "usage: allow|deny CIDR [tcp|udp [PORT] | icmp], "
+	static const char usage[] = "usage: allow|deny CIDR|DOMAIN [tcp|udp [PORT] | icmp], "
 				    "allow|deny sandbox NAME, allow|deny all";
 	struct net_rule r;
 	memset(&r, 0, sizeof(r));
@@ -599,8 +599,18 @@ int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
 		r.kind = NET_RULE_SANDBOX;
 		snprintf(r.sbx, sizeof(r.sbx), "%s", argv[2]);
 	} else {
-		r.kind = NET_RULE_CIDR;
-		int ret = parse_cidr(argv[1], &r.addr, &r.plen, e);
+		int ret = 0;
+		if (net_dns_name_check(argv[1]) == 0) { /* a name never parses as a CIDR */
+			r.kind = NET_RULE_DOMAIN;
+			for (size_t i = 0; argv[1][i]; i++)
+				r.domain[i] = (char)tolower((unsigned char)argv[1][i]);
+		} else if (!isdigit((unsigned char)argv[1][0]) && !strchr(argv[1], '/')) {
+			return err_set(e, -EINVAL, "'%.64s' is neither a CIDR nor a domain name (LDH "
+				       "labels of 1 to 63 characters, 253 in all, or *.NAME)", argv[1]);
+		} else {
+			r.kind = NET_RULE_CIDR;
+			ret = parse_cidr(argv[1], &r.addr, &r.plen, e);
+		}
 		if (ret < 0)
 			return ret;
 		if (argc > 4)

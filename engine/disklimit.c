@@ -7,7 +7,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-#include "sbx.h"
+#include "disk.h"
+#include "sandbox.h"
 
 /* Full: less room left than this, or no inode. A write that fails leaves
  * some room (a 1 MiB write on a 16 MiB disk left 640 KiB here): 1/16 of
@@ -21,7 +22,7 @@ static uint64_t full_margin(uint64_t size_bytes)
 static void disk_changed(struct sbx *s)
 {
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 }
 
 void sbx_disk_check(struct sbx *s)

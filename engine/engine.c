@@ -8,45 +8,35 @@
 #include <sys/stat.h>
 
 #include "images.h"
+#include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
 #include "output.h"
-#include "sbx.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "snap.h"
+#include "warm.h"
 
-struct engine eng;
-
-#define ERR_RING 64
-static struct {
-	pthread_mutex_t lock;
-	char lines[ERR_RING][SBX_ERRMSG_MAX + 64];
-	uint64_t total;
-} errs = {.lock = PTHREAD_MUTEX_INITIALIZER};
-static _Atomic uint64_t generation;
-
-static void (*watch_fn)(uint64_t id);
-static void (*job_watch_fn)(uint64_t id, uint32_t n);
-
-void engine_set_watch(void (*fn)(uint64_t id)) { watch_fn = fn; }
-void engine_set_job_watch(void (*fn)(uint64_t id, uint32_t n)) { job_watch_fn = fn; }
-
-void engine_notify(uint64_t id)
+struct engine *engine_new(void)
 {
-	if (watch_fn)
-		watch_fn(id);
+	struct engine *eng = calloc(1, sizeof(*eng));
+	if (!eng)
+		return NULL;
+	pthread_mutex_init(&eng->errs.lock, NULL);
+	pthread_mutex_init(&eng->pool.lock, NULL);
+	pthread_cond_init(&eng->pool.cond, NULL);
+	pthread_mutex_init(&eng->commit.lock, NULL);
+	pthread_cond_init(&eng->commit.cond, NULL);
+	eng->commit.fd = -1;
+	return eng;
 }
 
-void engine_notify_job(uint64_t id, uint32_t n)
-{
-	if (job_watch_fn)
-		job_watch_fn(id, n);
-}
-
-void engine_bump_generation(void)
-{
-	atomic_fetch_add(&generation, 1);
-	engine_notify(0);
-}
-
-uint64_t engine_generation(void) { return atomic_load(&generation); }
-uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
+/* The parts' sections of a sandbox's journal (journal.h). */
+const struct journal_section journal_sections[] = {
+	{"snapshots", snap_journal_json},
+	{"net", sbx_net_journal},
+	{NULL, NULL},
+};
 
 int sbx_root_link(struct sbx *s, struct buf *b)
 {
@@ -59,63 +49,7 @@ int sbx_root_link(struct sbx *s, struct buf *b)
 	return buf_printf(b, "/proc/%d/root", (int)pid);
 }
 
-static __thread char last_error[SBX_ERRMSG_MAX + 64];
-
-void engine_error_clear(void) { last_error[0] = '\0'; }
-const char *engine_error_last(void) { return last_error; }
-void engine_error_keep(const char *line) { snprintf(last_error, sizeof(last_error), "%s", line); }
-
-void engine_note_error(const char *fmt, ...)
-{
-	char raw[SBX_ERRMSG_MAX + 64], line[SBX_ERRMSG_MAX + 64];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(raw, sizeof(raw), fmt, ap);
-	va_end(ap);
-	/* One sentence a line: a newline in user input must not split it. */
-	str_escape(line, sizeof(line), raw);
-	engine_error_keep(line);
-	log_warn("%s", line);
-	pthread_mutex_lock(&errs.lock);
-	snprintf(errs.lines[errs.total % ERR_RING], sizeof(errs.lines[0]), "%s", line);
-	errs.total++;
-	pthread_mutex_unlock(&errs.lock);
-}
-
-int engine_show_error(struct buf *b)
-{
-	int r = 0;
-	pthread_mutex_lock(&errs.lock);
-	uint64_t first = errs.total > ERR_RING ? errs.total - ERR_RING : 0;
-	for (uint64_t i = first; i < errs.total && r == 0; i++)
-		r = buf_printf(b, "%s\n", errs.lines[i % ERR_RING]);
-	pthread_mutex_unlock(&errs.lock);
-	return r;
-}
-
-int engine_show_events(struct buf *b)
-{
-	return buf_printf(b, "generation %" PRIu64 "\n", atomic_load(&generation));
-}
-
 void engine_thread_online(void) { reg_thread_online(); }
-
-struct sbx *sbx_get(const char *name)
-{
-	struct reg_node *n = reg_get_name(eng.reg, name);
-	return n ? caa_container_of(n, struct sbx, node) : NULL;
-}
-
-struct sbx *sbx_get_id(uint64_t id)
-{
-	struct reg_node *n = reg_get_id(eng.reg, id);
-	return n ? caa_container_of(n, struct sbx, node) : NULL;
-}
-
-void sbx_put(struct sbx *s) { reg_put(&s->node); }
-uint64_t sbx_id(const struct sbx *s) { return s->node.id; }
-const char *sbx_name(const struct sbx *s) { return s->node.name; }
-uint64_t sbx_created_wall_usec(const struct sbx *s) { return s->cfg.created_wall_usec; }
 
 struct list_acc {
 	char (*names)[64];
@@ -146,10 +80,10 @@ static int list_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
-int engine_list(char (**names)[64], uint64_t **ids, size_t *n)
+int engine_list(struct engine *eng, char (**names)[64], uint64_t **ids, size_t *n)
 {
 	struct list_acc a = {0};
-	reg_foreach(eng.reg, list_one, &a);
+	reg_foreach(eng->reg, list_one, &a);
 	if (a.err) {
 		free(a.names);
 		free(a.ids);
@@ -161,19 +95,19 @@ int engine_list(char (**names)[64], uint64_t **ids, size_t *n)
 	return 0;
 }
 
-int engine_ctl(const char *buf, size_t len)
+int engine_ctl(struct engine *eng, const char *buf, size_t len)
 {
 	struct ctl_cmd cmd;
 	struct err e = {0};
 	int r = ctl_split(buf, len, &cmd, &e);
 	if (r == 0) {
 		if (strcmp(cmd.argv[0], "create") == 0)
-			r = engine_create(cmd.argc, cmd.argv, &e);
+			r = engine_create(eng, cmd.argc, cmd.argv, &e);
 		else
 			r = err_set(&e, -EINVAL, "unknown command '%.64s' (create)", cmd.argv[0]);
 	}
 	if (r < 0)
-		engine_note_error("ctl: %s", e.msg);
+		engine_note_error(eng, "ctl: %s", e.msg);
 	return r;
 }
 
@@ -192,17 +126,17 @@ int engine_probe(const struct engine_opts *o, struct err *e)
 	return vmm_qemu_accel_init(o->accel[0] ? o->accel : "auto", e);
 }
 
-int engine_start(const struct engine_opts *o, struct err *e)
+int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 {
-	eng.o = *o;
-	atomic_store(&eng.next_id, 1);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s/sandboxes", o->state_dir);
-	if (strpbrk(eng.sandboxes_dir, ",:\\"))
+	eng->o = *o;
+	atomic_store(&eng->next_id, 1);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s/sandboxes", o->state_dir);
+	if (strpbrk(eng->sandboxes_dir, ",:\\"))
 		return err_set(e, -EINVAL, "state dir %s has a character overlayfs cannot take "
 			       "(, : or \\)", o->state_dir);
-	int r = mkdir_p(eng.sandboxes_dir, 0700);
+	int r = mkdir_p(eng->sandboxes_dir, 0700);
 	if (r < 0)
-		return err_set(e, r, "cannot create %s: %s", eng.sandboxes_dir, strerror(-r));
+		return err_set(e, r, "cannot create %s: %s", eng->sandboxes_dir, strerror(-r));
 	struct vmm_host h;
 	memset(&h, 0, sizeof(h));
 	snprintf(h.init_path, sizeof(h.init_path), "%s", o->init_path);
@@ -213,9 +147,9 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	snprintf(h.spares_dir, sizeof(h.spares_dir), "%s/spares", o->state_dir);
 	snprintf(h.vm_images_dir, sizeof(h.vm_images_dir), "%s/vmimages", o->state_dir);
 	h.qemu_spares = o->qemu_spares;
-	snprintf(h.sandboxes_dir, sizeof(h.sandboxes_dir), "%s", eng.sandboxes_dir);
+	snprintf(h.sandboxes_dir, sizeof(h.sandboxes_dir), "%s", eng->sandboxes_dir);
 	h.image_exists = image_exists;
-	if ((r = snap_init()) < 0)
+	if ((r = snap_init(eng)) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
 	if (r < 0)
@@ -227,32 +161,32 @@ int engine_start(const struct engine_opts *o, struct err *e)
 		return r;
 	if (!vmm_find(o->backend))
 		return err_set(e, -EINVAL, "backend %s is not in this build", o->backend);
-	if ((r = engine_net_start(e)) < 0)
+	if ((r = engine_net_start(eng, e)) < 0)
 		return r;
-	eng.reg = reg_new();
-	if (!eng.reg)
+	eng->reg = reg_new();
+	if (!eng->reg)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
 	engine_thread_online();
 	/* Consoles and jobs' pipes drained into the state dir (output.h). */
-	if ((r = out_pump_start()) < 0)
+	if ((r = out_pump_start(eng)) < 0)
 		log_warn("no output pump (%s): jobs write their files themselves and consoles "
 			 "are not kept", strerror(-r));
-	if ((r = monitor_start()) < 0)
+	if ((r = monitor_start(eng)) < 0)
 		return err_set(e, r, "cannot start the monitor thread");
-	if ((r = journal_commit_start()) < 0)
+	if ((r = journal_commit_start(eng)) < 0)
 		return err_set(e, r, "cannot start the journal committer");
-	if ((r = pool_start(o->workers)) < 0)
+	if ((r = pool_start(eng, o->workers)) < 0)
 		return err_set(e, r, "cannot start the worker pool");
 	/* Before the journal: a sandbox's imported image resolves to its layers. */
-	if ((r = images_start()) < 0)
+	if ((r = images_start(eng)) < 0)
 		return err_set(e, r, "cannot set up %s/imports: %s", o->state_dir, strerror(-r));
-	r = journal_load_all();
+	r = journal_load_all(eng);
 	if (r > 0)
-		log_info("recovered %d sandbox(es) from %s", r, eng.sandboxes_dir);
+		log_info("recovered %d sandbox(es) from %s", r, eng->sandboxes_dir);
 	/* Now that every VM's disk is known: the root disks no VM, spare or
 	 * saved machine can boot again (their image gone or changed). */
 	vmm_root_disks_gc(NULL, true);
-	if ((r = warm_start()) < 0)
+	if ((r = warm_start(eng)) < 0)
 		log_warn("warm pools are not kept (%s): a restart forgets them", strerror(-r));
 	log_info("engine ready: backend %s, cgroup v%d, %d workers", o->backend, cg_version(),
 		 o->workers);
@@ -267,41 +201,11 @@ int engine_start(const struct engine_opts *o, struct err *e)
 	return 0;
 }
 
-static int pin_one(struct reg_node *n, void *arg)
+void engine_shutdown(struct engine *eng)
 {
-	struct sbx_pinned *p = arg;
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-		struct sbx **l = realloc(p->list, cap * sizeof(*l));
-		if (!l)
-			return 1;
-		p->list = l;
-		p->cap = cap;
-	}
-	if (reg_tryget(n))
-		p->list[p->n++] = caa_container_of(n, struct sbx, node);
-	return 0;
-}
-
-void sbx_pin_all(struct sbx_pinned *p)
-{
-	memset(p, 0, sizeof(*p));
-	reg_foreach(eng.reg, pin_one, p);
-}
-
-void sbx_unpin_all(struct sbx_pinned *p)
-{
-	for (size_t i = 0; i < p->n; i++)
-		sbx_put(p->list[i]);
-	free(p->list);
-	memset(p, 0, sizeof(*p));
-}
-
-void engine_shutdown(void)
-{
-	if (eng.o.stop_on_exit) {
+	if (eng->o.stop_on_exit) {
 		struct sbx_pinned p;
-		sbx_pin_all(&p);
+		sbx_pin_all(eng, &p);
 		for (size_t i = 0; i < p.n; i++) {
 			struct err e = {0};
 			sbx_stop(p.list[i], 0, "host", &e);
@@ -311,13 +215,13 @@ void engine_shutdown(void)
 	warm_quiesce();
 	images_quiesce();
 	out_pump_stop();
-	pool_stop();
+	pool_stop(eng);
 	warm_stop(); /* members are never left running without a daemon */
 	vmm_qemu_spares_end(); /* nor QEMUs started ahead for forks */
 	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
 	monitor_stop();
-	journal_commit_stop();
-	engine_net_stop();
+	journal_commit_stop(eng);
+	engine_net_stop(eng);
 	cg_host_cleanup();
 	log_info("engine stopped");
 }

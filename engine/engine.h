@@ -5,6 +5,7 @@
 #define SBX_ENGINE_H
 
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -13,6 +14,7 @@
 #include "ids.h"
 #include "waiters.h"
 
+struct engine;
 struct sbx;
 struct sbx_exec;
 struct sbx_files;
@@ -37,6 +39,7 @@ struct engine_opts {
 	bool net;          /* bridged networking (off: --no-net) */
 	bool nat;          /* egress NAT (--nat) */
 	bool egress_deny;  /* --egress deny: sandboxes reach nothing outside unless allowed */
+	char dns[32];      /* --dns IP[:PORT]: the upstream of the gateway's DNS; "" off */
 	char bridge[16];
 	char subnet[32];
 	char accel[8];     /* qemu: auto, kvm or tcg (--accel, SANDBOXFS_ACCEL) */
@@ -46,35 +49,44 @@ struct engine_opts {
 /* Host checks that must pass before the mount (the daemon is still in the
  * foreground and single-threaded): the qemu backend's accelerator. */
 int engine_probe(const struct engine_opts *o, struct err *e);
-int engine_start(const struct engine_opts *o, struct err *e);
+/* The engine's context object (context.h), before anything starts: the FUSE
+ * layer sets its watches on it, starts it, and passes it to every entry
+ * point below that has no sandbox. NULL: out of memory. It lives until the
+ * daemon exits. */
+struct engine *engine_new(void);
+int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e);
+/* --dns's value: IPv4 address, optional :PORT (default 53). */
+int engine_parse_dns(const char *s, struct in_addr *ip, uint16_t *port, struct err *e);
+/* Map entries the DNS forwarder's answers made (all sandboxes), for /sbx/stats. */
+uint64_t engine_dns_learned(void);
 /* Daemon exit: stops sandboxes if asked (--stop-on-exit), never removes them. */
-void engine_shutdown(void);
+void engine_shutdown(struct engine *eng);
 /* Every thread that calls into the engine does this first (idempotent). */
 void engine_thread_online(void);
 
 /* Lookups return a pinned sandbox (or NULL); release with sbx_put. */
-struct sbx *sbx_get(const char *name);
-struct sbx *sbx_get_id(uint64_t id);
+struct sbx *sbx_get(struct engine *eng, const char *name);
+struct sbx *sbx_get_id(struct engine *eng, uint64_t id);
 void sbx_put(struct sbx *s);
 uint64_t sbx_id(const struct sbx *s);
 const char *sbx_name(const struct sbx *s);
 uint64_t sbx_created_wall_usec(const struct sbx *s);
 
 /* Names and ids of all sandboxes, a snapshot for readdir; free both arrays. */
-int engine_list(char (**names)[64], uint64_t **ids, size_t *n);
+int engine_list(struct engine *eng, char (**names)[64], uint64_t **ids, size_t *n);
 
 /* mkdir: validate, reserve, journal, queue the start. Returns a pinned sandbox. */
-int engine_mkdir(const char *name, struct sbx **out);
+int engine_mkdir(struct engine *eng, const char *name, struct sbx **out);
 /* rmdir: stops if needed and removes every trace. */
-int engine_rmdir(const char *name);
+int engine_rmdir(struct engine *eng, const char *name);
 /* A write to /sbx/ctl or /sbx/NAME/ctl: one command. */
-int engine_ctl(const char *buf, size_t len);
+int engine_ctl(struct engine *eng, const char *buf, size_t len);
 int sbx_ctl(struct sbx *s, const char *buf, size_t len);
 
 /* File content, generated once per open. */
-int engine_show_stats(struct buf *b);
-int engine_show_error(struct buf *b);
-int engine_show_events(struct buf *b);
+int engine_show_stats(struct engine *eng, struct buf *b);
+int engine_show_error(struct engine *eng, struct buf *b);
+int engine_show_events(struct engine *eng, struct buf *b);
 int sbx_show_status(struct sbx *s, struct buf *b);
 int sbx_show_stats(struct sbx *s, struct buf *b);
 int sbx_show_config(struct sbx *s, struct buf *b);
@@ -106,15 +118,15 @@ void sbx_files_close(struct sbx_files *f);
 
 /* Change notification for poll: fn(id) runs on every state change of sandbox
  * id, and with id 0 when a sandbox appears or goes. */
-void engine_set_watch(void (*fn)(uint64_t id));
+void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id));
 /* For poll on a job's stdout/stderr: fn(id, n) runs when job n of sandbox id
  * has new output on a watched stream (see sbx_job_poll), ends, or goes. */
-void engine_set_job_watch(void (*fn)(uint64_t sbx_id, uint32_t job));
-uint64_t engine_generation(void);
+void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t sbx_id, uint32_t job));
+uint64_t engine_generation(struct engine *eng);
 uint64_t sbx_generation(struct sbx *s);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */
 int sbx_root_link(struct sbx *s, struct buf *b);
-int engine_show_metrics(struct buf *b);
+int engine_show_metrics(struct engine *eng, struct buf *b);
 /* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
 void engine_count_error(int err);
 
@@ -153,7 +165,8 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_remove(struct sbx *s, uint32_t n);
 
 /* Records a failure that has no sandbox to hold it (shown in /sbx/error). */
-void engine_note_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void engine_note_error(struct engine *eng, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* The sentence of the last failure this thread recorded (engine_note_error,
  * sbx_fail), for the one request it serves: a FUSE worker clears it before a

@@ -13,8 +13,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "exec.h"
 #include "images.h"
-#include "sbx.h"
+#include "sandbox.h"
+#include "stats.h"
 
 #define EXEC_PIPE_BYTES (1 << 20)
 
@@ -178,7 +180,8 @@ static bool pipe_held_by_command(const struct sbx *s)
 
 static void wait_for(struct sbx_exec *x, int fd, struct sbx_wake *wk)
 {
-	*wk = (struct sbx_wake){.sbx = x->s->node.id, .kind = WAKE_EXEC, .sub = x->id, .fd = fd};
+	*wk = (struct sbx_wake){.eng = x->s->eng, .sbx = x->s->node.id, .kind = WAKE_EXEC,
+				.sub = x->id, .fd = fd};
 }
 
 /* The output part of a read (rlock held): bytes, 0 at its end, -EAGAIN. */

@@ -19,7 +19,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include "sbx.h"
+#include "sandbox.h"
 
 #define FILES_LIST_MAX VMM_FILES_LIST_MAX
 #define FILES_TMP_TRIES 8

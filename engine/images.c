@@ -20,10 +20,12 @@
 #include <sys/statvfs.h>
 
 #include "oci.h"
+#include "pool.h"
 #include "pull.h"
-#include "sbx.h"
+#include "sandbox.h"
 #include "tar.h"
 #include "unpack.h"
+#include "warm.h"
 
 #define IMPORTS_MAX 2 /* at once: each holds a worker thread */
 #define LAYER_ID_MAX VMM_IMAGE_LAYER_ID_MAX
@@ -73,6 +75,8 @@ static struct {
 	bool started;
 	atomic_bool quitting;
 } st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .next_id = 1};
+/* The engine this part serves, from images_start (NULL before: unit tests). */
+static struct engine *eng;
 
 /* --- the list (st.lock held) --- */
 
@@ -136,7 +140,7 @@ static bool is_dir_image(const char *name, struct stat *out)
 {
 	char path[PATH_MAX + 80];
 	struct stat s;
-	snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, name);
+	snprintf(path, sizeof(path), "%s/%s", eng->o.images_dir, name);
 	if (stat(path, &s) < 0 || !S_ISDIR(s.st_mode))
 		return false;
 	if (out)
@@ -152,7 +156,7 @@ static void sync_dirs(void)
 		if (im->dir && !is_dir_image(im->name, NULL))
 			unlink_image(im);
 	}
-	DIR *d = opendir(eng.o.images_dir);
+	DIR *d = opendir(eng->o.images_dir);
 	if (!d)
 		return;
 	struct dirent *de;
@@ -252,7 +256,7 @@ int image_show_config(struct image *im, struct buf *b)
 	}
 	char created[32], path[PATH_MAX + 80];
 	iso_time(im->created_wall_usec, created);
-	snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, im->name);
+	snprintf(path, sizeof(path), "%s/%s", eng->o.images_dir, im->name);
 	json_t *j = json_pack("{s:s, s:s, s:o, s:n, s:n, s:[], s:s, s:I}", "name", im->name,
 			      "source", im->source, "path", im->dir ? json_string(path) : json_null(),
 			      "digest", "size", "layers", "created", created, "created_usec",
@@ -302,7 +306,7 @@ static int check_locked(const char *name, struct image **out, struct err *e)
 			       "it with rmdir", name, name);
 	if (im->dir) {
 		char path[PATH_MAX + 80];
-		snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, name);
+		snprintf(path, sizeof(path), "%s/%s", eng->o.images_dir, name);
 		if (strpbrk(path, ",:\\"))
 			return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take",
 				       path);
@@ -317,7 +321,7 @@ static int check_dir_only(const char *name, struct err *e)
 	char path[PATH_MAX + 80];
 	if (!is_dir_image(name, NULL))
 		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", name);
-	snprintf(path, sizeof(path), "%s/%s", eng.o.images_dir, name);
+	snprintf(path, sizeof(path), "%s/%s", eng->o.images_dir, name);
 	if (strpbrk(path, ",:\\"))
 		return err_set(e, -EINVAL, "image path %s has a character overlayfs cannot take", path);
 	return 0;
@@ -358,7 +362,7 @@ void image_unpin(const char *name)
 
 void image_resolve(const char *name, struct vmm_inst *vm)
 {
-	snprintf(vm->image_dir, sizeof(vm->image_dir), "%s/%s", eng.o.images_dir, name);
+	snprintf(vm->image_dir, sizeof(vm->image_dir), "%s/%s", eng ? eng->o.images_dir : "", name);
 	vm->nimage_layers = 0;
 	vm->user[0] = '\0';
 	if (!st.started)
@@ -1067,7 +1071,7 @@ static int import_start(const char *name, const char *source, const char *opt, s
 		free(imp);
 		return r;
 	}
-	if ((r = pool_submit(import_job, imp)) < 0) {
+	if ((r = pool_submit(eng, import_job, imp)) < 0) {
 		pthread_mutex_lock(&st.lock);
 		st.imports--;
 		unlink_image(im);
@@ -1080,8 +1084,9 @@ static int import_start(const char *name, const char *source, const char *opt, s
 	return 0;
 }
 
-int images_ctl(const char *buf, size_t len)
+int images_ctl(struct engine *owner, const char *buf, size_t len)
 {
+	(void)owner; /* images_start's */
 	struct ctl_cmd cmd;
 	struct err e = {0};
 	int r = ctl_split(buf, len, &cmd, &e);
@@ -1093,7 +1098,7 @@ int images_ctl(const char *buf, size_t len)
 	else if (r == 0)
 		r = import_start(cmd.argv[1], cmd.argv[2], cmd.argc == 4 ? cmd.argv[3] : NULL, &e);
 	if (r < 0)
-		engine_note_error("images/ctl: %s", e.msg);
+		engine_note_error(eng, "images/ctl: %s", e.msg);
 	return r;
 }
 
@@ -1127,7 +1132,7 @@ static void disks_gc_job(void *arg)
 static void disks_gc_later(const char *name)
 {
 	char *copy = strdup(name);
-	if (!copy || pool_submit(disks_gc_job, copy) < 0) {
+	if (!copy || pool_submit(eng, disks_gc_job, copy) < 0) {
 		log_warn("image %s: its VM root disks are left for the next sweep (at start)", name);
 		free(copy);
 	}
@@ -1140,7 +1145,7 @@ static int rmdir_locked(const char *name, struct image **out, struct err *e)
 		return err_set(e, -ENOENT, "no image '%s'", name);
 	if (im->dir)
 		return err_set(e, -EPERM, "image '%s' is the directory %s/%s (--images); remove it "
-			       "there", name, eng.o.images_dir, name);
+			       "there", name, eng->o.images_dir, name);
 	if (im->state == IMG_IMPORTING)
 		return err_set(e, -EBUSY, "image '%s' is being imported", name);
 	if (im->pins)
@@ -1161,7 +1166,7 @@ int image_rmdir(const char *name)
 	if (r == 0) {
 		struct user u = {.image = name};
 		char pool[SBX_NAME_MAX + 1];
-		if (eng.reg && reg_foreach(eng.reg, user_one, &u) && u.name[0])
+		if (eng && eng->reg && reg_foreach(eng->reg, user_one, &u) && u.name[0])
 			r = err_set(&e, -EBUSY, "image '%s' is used by sandbox %s (%s); remove the "
 				    "sandbox first", name, u.name, u.state);
 		else if (warm_image_user(name, pool, sizeof(pool)))
@@ -1182,7 +1187,7 @@ int image_rmdir(const char *name)
 		image_put(im);
 	}
 	if (r < 0) {
-		engine_note_error("rmdir images/%s: %s", name, e.msg);
+		engine_note_error(eng, "rmdir images/%s: %s", name, e.msg);
 		return r;
 	}
 	log_info("image %s: removed", name);
@@ -1286,7 +1291,7 @@ static bool load_all(void)
 			err_set(&e, r, "%s does not name an image of its own", path);
 		if (r < 0) {
 			all = false;
-			engine_note_error("image %s: skipped: %s", name, e.msg);
+			engine_note_error(eng, "image %s: skipped: %s", name, e.msg);
 		}
 	}
 	if (d)
@@ -1294,9 +1299,10 @@ static bool load_all(void)
 	return all;
 }
 
-int images_start(void)
+int images_start(struct engine *e)
 {
-	snprintf(st.dir, sizeof(st.dir), "%s/imports", eng.o.state_dir);
+	eng = e;
+	snprintf(st.dir, sizeof(st.dir), "%s/imports", eng->o.state_dir);
 	snprintf(st.configs, sizeof(st.configs), "%s/images", st.dir);
 	snprintf(st.layers, sizeof(st.layers), "%s/layers", st.dir);
 	snprintf(st.tmp, sizeof(st.tmp), "%s/tmp", st.dir);

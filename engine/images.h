@@ -16,7 +16,8 @@ struct image;
 struct vmm_inst;
 
 /* A write to /sbx/images/ctl: `import NAME SOURCE`. */
-int images_ctl(const char *buf, size_t len);
+struct engine;
+int images_ctl(struct engine *eng, const char *buf, size_t len);
 /* rmdir /sbx/images/NAME: an image no sandbox (running or stopped) and no
  * warm pool uses goes, with the layers no other image lists. */
 int image_rmdir(const char *name);
@@ -40,10 +41,12 @@ int image_show_error(struct image *im, struct buf *b);
 
 /* Start-up, before the journal is read: STATE/imports made, imported images
  * loaded, what a dead daemon left half-made removed. */
-int images_start(void);
+int images_start(struct engine *eng);
 /* Daemon exit, before the workers stop: running imports end (failed). */
 void images_quiesce(void);
-/* engine_image_check (sbx.h), and a pin that keeps the image from rmdir
+/* The image exists and overlayfs can take its path. */
+int engine_image_check(const char *image, struct err *e);
+/* engine_image_check, and a pin that keeps the image from rmdir
  * until the sandbox that names it is in the registry. */
 int image_pin(const char *name, struct err *e);
 void image_unpin(const char *name);

@@ -31,10 +31,12 @@
 #include <sys/stat.h>
 #include <termios.h>
 
-#include "output.h"
+#include "exec.h"
 #include "images.h"
+#include "jobs.h"
 #include "journal.h"
-#include "sbx.h"
+#include "output.h"
+#include "sandbox.h"
 
 enum { JOB_RUNNING, JOB_EXITED, JOB_KILLED };
 static const char *job_states[] = {"running", "exited", "killed"};
@@ -96,6 +98,7 @@ static struct sbx_job *job_find(struct sbx *s, uint32_t n)
 
 struct out_watch {
 	int wd;
+	struct engine *eng;
 	uint64_t sbx_id;
 	uint32_t job;
 };
@@ -150,7 +153,8 @@ static bool watch_stream(struct sbx *s, struct sbx_job *j, int stream)
 		watches = w;
 		watches_cap = cap;
 	}
-	watches[nwatches++] = (struct out_watch){.wd = wd, .sbx_id = s->node.id, .job = j->n};
+	watches[nwatches++] =
+		(struct out_watch){.wd = wd, .eng = s->eng, .sbx_id = s->node.id, .job = j->n};
 	pthread_mutex_unlock(&watch_lock);
 	j->wd[stream] = wd;
 	return true;
@@ -192,7 +196,7 @@ static bool job_unwatch(struct sbx_job *j)
  * pollers look again. */
 static void output_moved(const struct out_watch *w)
 {
-	struct sbx *s = sbx_get_id(w->sbx_id);
+	struct sbx *s = sbx_get_id(w->eng, w->sbx_id);
 	if (s) {
 		pthread_mutex_lock(&s->lock);
 		struct sbx_job *j = job_find(s, w->job);
@@ -205,7 +209,7 @@ static void output_moved(const struct out_watch *w)
 		pthread_mutex_unlock(&s->lock);
 		sbx_put(s);
 	}
-	engine_notify_job(w->sbx_id, w->job);
+	engine_notify_job(w->eng, w->sbx_id, w->job);
 }
 
 static void watch_fired(const struct inotify_event *ev)
@@ -245,7 +249,7 @@ void sbx_jobs_watch_drain(void)
 static void job_settled(struct sbx *s, struct sbx_job *j)
 {
 	job_unwatch(j);
-	engine_notify_job(s->node.id, j->n);
+	engine_notify_job(s->eng, s->node.id, j->n);
 }
 
 /* With s->lock held. */
@@ -284,7 +288,7 @@ static void job_journal(struct sbx *s, struct sbx_job *j)
 	if (text)
 		write_file_atomic(path, text, strlen(text), false);
 	free(text);
-	journal_commit_soon();
+	journal_commit_soon(s->eng);
 }
 
 /* The highest id a sandbox ever gave a job, kept beside its jobs, so that a
@@ -321,7 +325,7 @@ static uint32_t last_id_load(struct sbx *s)
  * exactly there), the job gets the files. */
 static bool job_writes_itself(const struct sbx *s)
 {
-	return !s->ops->job_attach && out_pump_start() == 0;
+	return !s->ops->job_attach && out_pump_start(s->eng) == 0;
 }
 
 /* Room in a job's pipe while no daemon drains it (init keeps it open). */
@@ -480,7 +484,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	unsigned kept = 0;
 	for (struct sbx_job *k = s->jobs; k; k = k->next)
 		kept++;
-	if (eng.o.max_jobs && kept >= eng.o.max_jobs) {
+	if (s->eng->o.max_jobs && kept >= s->eng->o.max_jobs) {
 		/* Each job keeps a dir and its output on the host until it is removed. */
 		r = err_set(&e, -EAGAIN, "sandbox %s keeps %u jobs, the most one sandbox may "
 			    "(--max-jobs); remove finished ones (rmdir jobs/N) to run more",
@@ -663,9 +667,9 @@ static void job_drain(struct sbx *s, struct sbx_job *j)
 			out_pump_arm(j->pipe[k], out_key_job(s->node.id, j->n, k), false);
 }
 
-void sbx_job_pump(uint64_t sbx_id, uint32_t n, int stream)
+void sbx_job_pump(struct engine *eng, uint64_t sbx_id, uint32_t n, int stream)
 {
-	struct sbx *s = sbx_get_id(sbx_id);
+	struct sbx *s = sbx_get_id(eng, sbx_id);
 	if (!s)
 		return; /* going: its pipes close with it */
 	pthread_mutex_lock(&s->lock);
@@ -844,8 +848,8 @@ ssize_t sbx_job_read_try(struct sbx *s, uint32_t n, int stream, char *buf, size_
 		got = -EAGAIN;
 		/* An unwatched stream (no inotify) is looked at again every 50 ms. */
 		if (wk)
-			*wk = (struct sbx_wake){.sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
-						.fd = -1, .poll_ms = watched ? 0 : 50};
+			*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB,
+						.sub = n, .fd = -1, .poll_ms = watched ? 0 : 50};
 	}
 	return got;
 }
@@ -1297,7 +1301,7 @@ void sbx_jobs_free(struct sbx *s)
 		pipe_close(j, 0);
 		pipe_close(j, 1);
 		if (job_unwatch(j))
-			engine_notify_job(s->node.id, j->n); /* its pollers see it gone */
+			engine_notify_job(s->eng, s->node.id, j->n); /* its pollers see it gone */
 		free(j);
 	}
 }

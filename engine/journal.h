@@ -1,7 +1,8 @@
-/* The journal's format (STATE/sandboxes/NAME/sandbox.json): the JSON the
- * daemon writes for a sandbox's config, and the pure reader that turns that
- * text back into checked values. A journal can be tampered with, so the
- * reader trusts nothing in it; no I/O here, so that the unit tests and the
+/* The journal (STATE/sandboxes/NAME/sandbox.json): its writer and loader
+ * (journal.c), and its format (journal_json.c): the JSON the daemon writes
+ * for a sandbox's config, and the pure reader that turns that text back into
+ * checked values. A journal can be tampered with, so the reader trusts
+ * nothing in it; the format does no I/O, so that the unit tests and the
  * fuzz target (tests/fuzz/fuzz_journal.c) drive it directly. */
 #ifndef SBX_JOURNAL_H
 #define SBX_JOURNAL_H
@@ -14,7 +15,27 @@
 #include "../net/net.h"
 #include "common.h"
 #include "ctl.h"
-#include "sbx.h"
+#include "sandbox.h"
+
+/* journal.c: written on every change and committed (fsynced) soon after;
+ * read back at start-up. */
+int journal_write(struct sbx *s);
+int journal_write_in(struct sbx *s, const char *dir);
+/* A state dir is made as STATE/sandboxes/.new-NAME and renamed to NAME once
+ * it holds a journal; start-up removes what a dead daemon left hidden. */
+#define SBX_NEW_PREFIX ".new-"
+void journal_commit_soon(struct engine *eng);
+int journal_commit_start(struct engine *eng);
+void journal_commit_stop(struct engine *eng);
+int sbx_config_json(const struct sbx *s, struct buf *b);
+/* A part's section of a sandbox's journal: its key and its JSON (s->lock
+ * held). The parts sit above the journal, so their sections are a table the
+ * engine lists (engine.c), in journal order, ended by a NULL key. */
+struct journal_section {
+	const char *key;
+	json_t *(*json)(struct sbx *s);
+};
+extern const struct journal_section journal_sections[];
 
 #define JOURNAL_VERSION 1
 /* Bounds of what a journal may hold. The file: far above what the daemon

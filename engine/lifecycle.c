@@ -11,16 +11,17 @@
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
+#include "exec.h"
 #include "images.h"
-#include "sbx.h"
-
-int sbx_fail(struct sbx *s, int code, const char *msg)
-{
-	snprintf(s->error, sizeof(s->error), "%s", msg);
-	engine_error_keep(s->error);
-	log_warn("sandbox %s: %s", s->node.name, msg);
-	return code;
-}
+#include "jobs.h"
+#include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "snap.h"
+#include "stats.h"
+#include "warm.h"
 
 static void sbx_release(struct reg_node *n)
 {
@@ -31,12 +32,13 @@ static void sbx_release(struct reg_node *n)
 	free(s);
 }
 
-struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
+struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_config *c)
 {
 	struct sbx *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	reg_node_init(&s->node, atomic_fetch_add(&eng.next_id, 1), name, sbx_release);
+	reg_node_init(&s->node, atomic_fetch_add(&eng->next_id, 1), name, sbx_release);
+	s->eng = eng;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -51,7 +53,7 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	snprintf(s->reason, sizeof(s->reason), "-");
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
-	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng.sandboxes_dir, name);
+	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng->sandboxes_dir, name);
 	image_resolve(c->image, &s->vm);
 	s->vm.nlowers = c->nlowers;
 	for (int i = 0; i < c->nlowers; i++)
@@ -61,36 +63,6 @@ struct sbx *sbx_alloc(const char *name, const struct sbx_config *c)
 	s->vm.lim.cpu_millis = c->cpu_millis;
 	s->vm.lim.disk_bytes = c->disk_bytes;
 	return s;
-}
-
-static bool timed_wait(struct sbx *s, uint64_t deadline_usec)
-{
-	struct timespec ts = {.tv_sec = (time_t)(deadline_usec / 1000000),
-			      .tv_nsec = (long)(deadline_usec % 1000000) * 1000};
-	return pthread_cond_timedwait(&s->cond, &s->lock, &ts) == 0;
-}
-
-void sbx_wait_settled(struct sbx *s, int timeout_sec)
-{
-	uint64_t deadline = now_usec() + (uint64_t)timeout_sec * 1000000;
-	while (atomic_load(&s->state) == SBX_CREATING && now_usec() < deadline)
-		timed_wait(s, deadline);
-}
-
-/* Waits (bounded) for a sandbox being created, started or stopped to settle,
- * then requires it running: 0, or -EBUSY with the sentence in e. A failed
- * sandbox's sentence stays why it failed (what a caller then writes to its
- * `error` changes nothing). Called with s->lock held. */
-int sbx_require_running(struct sbx *s, const char *what, struct err *e)
-{
-	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
-	int st = atomic_load(&s->state);
-	if (st == SBX_RUNNING)
-		return 0;
-	if (st == SBX_FAILED && s->error[0])
-		return err_set(e, -EBUSY, "%s", s->error);
-	return err_set(e, -EBUSY, "cannot %s in sandbox %s: it is %s", what, s->node.name,
-		       sbx_state_name(st));
 }
 
 /* --- a test-only hook: the daemon's death at a chosen step of a create --- */
@@ -141,7 +113,7 @@ static void start_job(void *arg)
 		sbx_fail(s, r, e.msg);
 		sbx_set_state(s, SBX_FAILED, SBX_EV_START_FAILED);
 		snprintf(s->reason, sizeof(s->reason), "exit");
-		engine_note_error("create %s failed: %s", s->node.name, e.msg);
+		engine_note_error(s->eng, "create %s failed: %s", s->node.name, e.msg);
 	} else {
 		s->t.create_rootfs_usec = t.rootfs_usec;
 		s->t.create_cgroup_usec = t.cgroup_usec;
@@ -195,7 +167,7 @@ void sbx_start_now(struct sbx *s)
 int sbx_queue_start(struct sbx *s)
 {
 	reg_tryget(&s->node); /* the job's reference */
-	int r = pool_submit(start_job, s);
+	int r = pool_submit(s->eng, start_job, s);
 	if (r < 0) {
 		sbx_put(s);
 		return r;
@@ -204,7 +176,8 @@ int sbx_queue_start(struct sbx *s)
 }
 
 /* Validates and takes the name: after this the sandbox is visible as creating. */
-int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
+int sbx_reserve(struct engine *eng, const char *name, const struct sbx_config *c,
+		struct sbx **out, struct err *e)
 {
 	int r = ctl_check_name(name, e);
 	if (r < 0)
@@ -216,15 +189,15 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 	if ((r = image_pin(c->image, e)) < 0)
 		return r;
 	struct sbx *s = NULL;
-	if (eng.o.max_sandboxes && reg_count(eng.reg) >= eng.o.max_sandboxes)
+	if (eng->o.max_sandboxes && reg_count(eng->reg) >= eng->o.max_sandboxes)
 		r = err_set(e, -ENOSPC, "the daemon's limit of %lu sandboxes is reached "
-			    "(--max-sandboxes)", eng.o.max_sandboxes);
-	else if (!(s = sbx_alloc(name, c)))
+			    "(--max-sandboxes)", eng->o.max_sandboxes);
+	else if (!(s = sbx_alloc(eng, name, c)))
 		r = err_set(e, -ENOMEM, "out of memory");
 	if (s) {
 		s->cfg.created_wall_usec = wall_usec();
 		s->t.request_usec = now_usec();
-		if (reg_add(eng.reg, &s->node) < 0) {
+		if (reg_add(eng->reg, &s->node) < 0) {
 			sbx_put(s);
 			r = err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 		}
@@ -245,7 +218,7 @@ int sbx_reserve(const char *name, const struct sbx_config *c, struct sbx **out, 
 void sbx_unreserve(struct sbx *s)
 {
 	sbx_net_release(s);
-	reg_del(eng.reg, &s->node);
+	reg_del(s->eng->reg, &s->node);
 	sbx_put(s);
 }
 
@@ -257,7 +230,8 @@ void sbx_unreserve(struct sbx *s)
 int sbx_make_state_dir(struct sbx *s, struct err *e)
 {
 	char tmp[PATH_MAX + 64];
-	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", eng.sandboxes_dir, s->node.name);
+	snprintf(tmp, sizeof(tmp), "%s/" SBX_NEW_PREFIX "%s", s->eng->sandboxes_dir,
+		 s->node.name);
 	rm_rf(tmp); /* a dead daemon's leftover: the name is ours now (reserved) */
 	if (mkdir(tmp, 0700) < 0)
 		return err_set(e, -errno, "cannot create %s: %s", tmp, strerror(errno));
@@ -285,7 +259,7 @@ out:
 	if (r < 0)
 		rm_rf(tmp);
 	else
-		journal_commit_soon(); /* the rename too goes into the next group commit */
+		journal_commit_soon(s->eng); /* the rename too goes into the next group commit */
 	return r;
 }
 
@@ -304,7 +278,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 		rm_rf(s->vm.dir);
 		goto undo_layers;
 	}
-	engine_bump_generation();
+	engine_bump_generation(s->eng);
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
 undo_layers:
@@ -313,10 +287,10 @@ undo_layers:
 	return r;
 }
 
-static int sbx_create(const char *name, const struct sbx_config *c, struct sbx **out,
-		      struct err *e)
+static int sbx_create(struct engine *eng, const char *name, const struct sbx_config *c,
+		      struct sbx **out, struct err *e)
 {
-	int r = sbx_reserve(name, c, out, e);
+	int r = sbx_reserve(eng, name, c, out, e);
 	if (r == 0 && (r = sbx_commit(*out, e)) < 0)
 		*out = NULL;
 	return r;
@@ -324,13 +298,13 @@ static int sbx_create(const char *name, const struct sbx_config *c, struct sbx *
 
 /* A create takes a ready member of a warm pool of the same spec when there
  * is one (warm.c), else makes the sandbox. */
-static int sbx_create_or_claim(const char *name, const struct sbx_config *c, struct sbx **out,
-			       struct err *e)
+static int sbx_create_or_claim(struct engine *eng, const char *name, const struct sbx_config *c,
+			       struct sbx **out, struct err *e)
 {
 	int r = warm_claim(name, c, out, e);
 	if (r != -ENOENT)
 		return r;
-	return sbx_create(name, c, out, e);
+	return sbx_create(eng, name, c, out, e);
 }
 
 /* What the backend called name can have (VMM_CAP_*); 0 when there is none. */
@@ -340,26 +314,27 @@ static unsigned backend_caps(const char *name)
 	return ops ? ops->caps : 0;
 }
 
-void engine_mkdir_config(struct sbx_config *c)
+void engine_mkdir_config(struct engine *eng, struct sbx_config *c)
 {
-	unsigned caps = backend_caps(eng.o.backend);
-	ctl_config_defaults(c, eng.o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
+	unsigned caps = backend_caps(eng->o.backend);
+	ctl_config_defaults(c, eng->o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
 	if (caps & VMM_CAP_DISK)
-		c->disk_bytes = eng.o.disk_bytes; /* --disk */
+		c->disk_bytes = eng->o.disk_bytes; /* --disk */
 }
 
-int engine_mkdir(const char *name, struct sbx **out)
+int engine_mkdir(struct engine *eng, const char *name, struct sbx **out)
 {
 	struct sbx_config c;
 	struct err e = {0};
-	engine_mkdir_config(&c);
-	int r = sbx_create_or_claim(name, &c, out, &e);
+	engine_mkdir_config(eng, &c);
+	int r = sbx_create_or_claim(eng, name, &c, out, &e);
 	if (r < 0)
-		engine_note_error("mkdir '%s': %s", name, e.msg);
+		engine_note_error(eng, "mkdir '%s': %s", name, e.msg);
 	return r;
 }
 
-int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err *e)
+int engine_config_check(struct engine *eng, struct sbx_config *c, int argc, char **argv,
+			struct err *e)
 {
 	unsigned caps = backend_caps(c->backend);
 	if (!(caps & VMM_CAP_NET) && c->net) {
@@ -382,16 +357,16 @@ int engine_config_check(struct sbx_config *c, int argc, char **argv, struct err 
 				       "caps of their own", c->backend);
 		c->disk_bytes = 0;
 	} else if (!disk_asked) {
-		c->disk_bytes = eng.o.disk_bytes;
+		c->disk_bytes = eng->o.disk_bytes;
 	}
 	return 0;
 }
 
-int engine_create(int argc, char **argv, struct err *e)
+int engine_create(struct engine *eng, int argc, char **argv, struct err *e)
 {
 	struct sbx_config c;
 	struct sbx *s;
-	ctl_config_defaults(&c, eng.o.backend, engine_net_enabled());
+	ctl_config_defaults(&c, eng->o.backend, engine_net_enabled());
 	if (argc < 2)
 		return err_set(e, -EINVAL, "usage: create NAME [key=value...]");
 	int r = ctl_check_name(argv[1], e);
@@ -400,9 +375,9 @@ int engine_create(int argc, char **argv, struct err *e)
 	r = ctl_parse_options(argc - 2, argv + 2, &c, e);
 	if (r < 0)
 		return r;
-	if ((r = engine_config_check(&c, argc - 2, argv + 2, e)) < 0)
+	if ((r = engine_config_check(eng, &c, argc - 2, argv + 2, e)) < 0)
 		return r;
-	r = sbx_create_or_claim(argv[1], &c, &s, e);
+	r = sbx_create_or_claim(eng, argv[1], &c, &s, e);
 	if (r == 0)
 		sbx_put(s);
 	return r;
@@ -458,7 +433,7 @@ static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, b
 	/* Otherwise the monitor reaps init and moves us to stopped; wait for it, bounded. */
 	uint64_t deadline = now_usec() + 10 * 1000000ull;
 	while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
-		timed_wait(s, deadline);
+		sbx_timed_wait(s, deadline);
 	if (r < 0)
 		return r;
 	if (atomic_load(&s->state) == SBX_STOPPING)
@@ -640,7 +615,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 	else if (st == SBX_STOPPING) {
 		uint64_t deadline = now_usec() + 15 * 1000000ull;
 		while (atomic_load(&s->state) == SBX_STOPPING && now_usec() < deadline)
-			timed_wait(s, deadline);
+			sbx_timed_wait(s, deadline);
 	}
 	st = atomic_load(&s->state);
 	if (r == 0 && !sbx_state_at_rest(st))
@@ -649,7 +624,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		r = s->ops->destroy(&s->vm, e);
 	if (r < 0)
 		return r;
-	journal_commit_soon(); /* the state dir's rename into the trash, made durable */
+	journal_commit_soon(s->eng); /* the state dir's rename into the trash, made durable */
 	snap_drop_all(s);
 	sbx_net_release(s);
 	sbx_layers_put(&s->cfg);
@@ -670,12 +645,12 @@ void sbx_discard(struct sbx *s)
 	sbx_put(s);
 }
 
-int engine_rmdir(const char *name)
+int engine_rmdir(struct engine *eng, const char *name)
 {
 	struct err e = {0};
-	struct sbx *s = sbx_get(name);
+	struct sbx *s = sbx_get(eng, name);
 	if (!s) {
-		engine_note_error("rmdir '%s': no such sandbox", name);
+		engine_note_error(eng, "rmdir '%s': no such sandbox", name);
 		return -ENOENT;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -690,13 +665,13 @@ int engine_rmdir(const char *name)
 		s->removing = false;
 		sbx_fail(s, r, e.msg);
 		pthread_mutex_unlock(&s->lock);
-		engine_note_error("rmdir '%s': %s", name, e.msg);
+		engine_note_error(eng, "rmdir '%s': %s", name, e.msg);
 		sbx_put(s);
 		return r;
 	}
 	pthread_mutex_unlock(&s->lock);
-	reg_del(eng.reg, &s->node);
-	engine_bump_generation();
+	reg_del(eng->reg, &s->node);
+	engine_bump_generation(eng);
 	log_info("sandbox %s: removed", name);
 	sbx_put(s);
 	return 0;
@@ -769,7 +744,7 @@ static bool oom_count(struct sbx *s)
 	s->oom_seen = n;
 	log_info("sandbox %s: the OOM killer acted in it (oom_kills %" PRIu64 ")", s->node.name, n);
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 	return true;
 }
 
@@ -981,7 +956,7 @@ static void timeout_job(void *arg)
 
 static void *monitor_main(void *arg)
 {
-	(void)arg;
+	struct engine *eng = arg;
 	engine_thread_online();
 	on_monitor = true;
 	while (!atomic_load(&monitor_quit)) {
@@ -1015,7 +990,7 @@ static void *monitor_main(void *arg)
 		x.check_jobs = now_usec() - last_jobs_check > 1000000;
 		if (x.check_jobs)
 			last_jobs_check = now_usec();
-		reg_foreach(eng.reg, collect_expired, &x);
+		reg_foreach(eng->reg, collect_expired, &x);
 		for (int i = 0; i < x.njobs; i++) {
 			sbx_jobs_bound(x.jobs[i]);
 			sbx_put(x.jobs[i]);
@@ -1032,7 +1007,7 @@ static void *monitor_main(void *arg)
 			pthread_mutex_lock(&x.list[i]->lock);
 			x.list[i]->deadline_usec = 0; /* one stop per deadline */
 			pthread_mutex_unlock(&x.list[i]->lock);
-			if (pool_submit(timeout_job, x.list[i]) < 0)
+			if (pool_submit(eng, timeout_job, x.list[i]) < 0)
 				sbx_put(x.list[i]);
 		}
 	}
@@ -1041,7 +1016,7 @@ static void *monitor_main(void *arg)
 	return NULL;
 }
 
-int monitor_start(void)
+int monitor_start(struct engine *eng)
 {
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1053,7 +1028,7 @@ int monitor_start(void)
 	if (r < 0)
 		log_warn("no inotify (%s): poll on a job's output reports it readable at once",
 			 strerror(-r));
-	return -pthread_create(&monitor_thread, NULL, monitor_main, NULL);
+	return -pthread_create(&monitor_thread, NULL, monitor_main, eng);
 }
 
 void monitor_stop(void)

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sbx.h"
+#include "sandbox.h"
+#include "stats.h"
 
 static const uint64_t bucket_usec[] = {100,    250,    500,     1000,    2500,    5000,
 				       10000,  25000,  50000,   100000,  250000,  500000,
@@ -84,11 +85,11 @@ static int show_hist(struct buf *b, enum lat_kind k)
 	return r;
 }
 
-int engine_show_metrics(struct buf *b)
+int engine_show_metrics(struct engine *eng, struct buf *b)
 {
 	struct by_state c;
 	memset(&c, 0, sizeof(c));
-	reg_foreach(eng.reg, count_one, &c);
+	reg_foreach(eng->reg, count_one, &c);
 	int r = buf_printf(b, "# HELP sandboxfs_sandboxes Sandboxes by state and backend.\n"
 			   "# TYPE sandboxfs_sandboxes gauge\n");
 	for (int st = 0; st < SBX_STOPPING; st++)
@@ -97,7 +98,7 @@ int engine_show_metrics(struct buf *b)
 					sbx_state_name(st), (*o)->name, c.n[st][backend_index(*o)]);
 	r |= buf_printf(b, "# HELP sandboxfs_registry_entries Entries in the registry.\n"
 			"# TYPE sandboxfs_registry_entries gauge\nsandboxfs_registry_entries %lu\n",
-			reg_count(eng.reg));
+			reg_count(eng->reg));
 	for (int k = 0; k < LAT_N; k++)
 		r |= show_hist(b, (enum lat_kind)k);
 	r |= buf_printf(b, "# HELP sandboxfs_errors_total Errors returned to users, by errno.\n"

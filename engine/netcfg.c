@@ -5,6 +5,7 @@
  * sandbox is running. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -13,21 +14,69 @@
 
 #include "../net/net.h"
 #include "journal.h"
-#include "sbx.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
 
 static bool net_up;
+static bool dns_up; /* the DNS forwarder runs (--dns) */
 /* Exposed ports: this daemon's nft table, when nft is there. */
 static bool expose_up;
 static char expose_table[32];
 
 bool engine_net_enabled(void) { return net_up; }
 
-int engine_net_start(struct err *e)
+static bool dns_known(struct in_addr src, void *arg);
+static void dns_learn(struct in_addr src, const char *name, const struct net_dns_a *a, int n,
+		      void *arg);
+static void dns_tick(void *arg);
+
+/* The forwarder on the gateway, relaying to --dns IP[:PORT] (checked by
+ * engine_parse_dns at start-up); the filter lets sandboxes reach it. */
+static int dns_start(const struct engine *eng, struct in_addr gw, struct err *e)
 {
-	if (!eng.o.net)
+	struct in_addr up;
+	uint16_t port;
+	int r = engine_parse_dns(eng->o.dns, &up, &port, e);
+	if (r < 0)
+		return r;
+	static const struct net_dns_ops ops = { dns_known, dns_learn, dns_tick, NULL };
+	if ((r = net_dns_start(gw, up, port, &ops, e)) < 0)
+		return r;
+	net_policy_allow_dns(true);
+	dns_up = true;
+	return 0;
+}
+
+int engine_parse_dns(const char *s, struct in_addr *ip, uint16_t *port, struct err *e)
+{
+	char a[INET_ADDRSTRLEN];
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+	unsigned long p = 53;
+	char *end = NULL;
+	if (colon) {
+		p = strtoul(colon + 1, &end, 10);
+		if (!isdigit((unsigned char)colon[1]) || *end || p == 0 || p > 65535)
+			return err_set(e, -EINVAL, "--dns %s: the port is not a number from 1 to "
+				       "65535", s);
+	}
+	if (n >= sizeof(a))
+		return err_set(e, -EINVAL, "--dns %s: not an IPv4 address[:PORT]", s);
+	memcpy(a, s, n);
+	a[n] = '\0';
+	if (inet_pton(AF_INET, a, ip) != 1)
+		return err_set(e, -EINVAL, "--dns %s: not an IPv4 address[:PORT]", s);
+	*port = (uint16_t)p;
+	return 0;
+}
+
+int engine_net_start(struct engine *eng, struct err *e)
+{
+	if (!eng->o.net)
 		return 0;
 	char prefix[IFNAMSIZ];
-	int r = net_alloc_init(eng.o.subnet, e);
+	int r = net_alloc_init(eng->o.subnet, e);
 	if (r < 0)
 		return r;
 	/* Device names carry this daemon's tag, so two daemons never collide. */
@@ -37,29 +86,34 @@ int engine_net_start(struct err *e)
 	struct in_addr gw;
 	uint8_t plen;
 	net_alloc_gateway(&gw, &plen);
-	if ((r = net_bridge_ensure(eng.o.bridge, gw, plen, e)) < 0)
+	if ((r = net_bridge_ensure(eng->o.bridge, gw, plen, e)) < 0)
 		return r;
-	if (eng.o.nat && (r = net_nat_enable(eng.o.subnet, e)) < 0)
+	if (eng->o.nat && (r = net_nat_enable(eng->o.subnet, e)) < 0)
 		return r;
-	if ((r = net_policy_init(eng.o.subnet, !eng.o.egress_deny, e)) < 0)
+	if ((r = net_policy_init(eng->o.subnet, !eng->o.egress_deny, e)) < 0)
 		return r;
+	if (eng->o.dns[0] && (r = dns_start(eng, gw, e)) < 0) {
+		net_policy_fini();
+		return r;
+	}
 	net_up = true;
 	snprintf(expose_table, sizeof(expose_table), "sandboxfs_expose_%.8s", vmm_host()->tag);
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
-	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default", eng.o.bridge,
-		 gws, plen, eng.o.subnet, eng.o.nat ? ", NAT on" : "",
-		 eng.o.egress_deny ? "denied" : "allowed");
+	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default%s%s",
+		 eng->o.bridge, gws, plen, eng->o.subnet, eng->o.nat ? ", NAT on" : "",
+		 eng->o.egress_deny ? "denied" : "allowed", dns_up ? ", DNS relayed to " : "",
+		 dns_up ? eng->o.dns : "");
 	return 0;
 }
 
 /* The bridge goes with the daemon when nothing is attached to it any more. */
-void engine_net_stop(void)
+void engine_net_stop(struct engine *eng)
 {
 	if (!net_up)
 		return;
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", eng.o.bridge);
+	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", eng->o.bridge);
 	DIR *d = opendir(path);
 	int ports = 0;
 	struct dirent *de;
@@ -67,15 +121,18 @@ void engine_net_stop(void)
 		ports += de->d_name[0] != '.';
 	if (d)
 		closedir(d);
-	if (eng.o.nat)
-		net_nat_disable(eng.o.subnet, NULL);
+	if (dns_up)
+		net_dns_stop();
+	dns_up = false;
+	if (eng->o.nat)
+		net_nat_disable(eng->o.subnet, NULL);
 	/* Its hooks go with the daemon, whatever happens to the sandboxes: the
 	 * next daemon makes the table afresh from their journals. */
 	if (expose_up)
 		net_expose_stop(expose_table);
 	expose_up = false;
-	if (ports == 0 && net_bridge_remove(eng.o.bridge, NULL) == 0)
-		log_info("network: bridge %s removed (no sandbox on it)", eng.o.bridge);
+	if (ports == 0 && net_bridge_remove(eng->o.bridge, NULL) == 0)
+		log_info("network: bridge %s removed (no sandbox on it)", eng->o.bridge);
 	net_alloc_fini();
 	net_policy_fini();
 	net_up = false;
@@ -95,6 +152,22 @@ struct pol_rule {
 	struct in_addr dst; /* NET_RULE_SANDBOX: the address installed */
 };
 
+/* An address the DNS forwarder relayed to this sandbox for a name that a
+ * domain rule matches: a /32 map entry with that rule's verdict, protocol
+ * and port until the answer's TTL (clamped) runs out. One per (address,
+ * protocol, port): the last rule (in the list's order) that matched sets it. */
+#define POL_LEARNED_MAX 256
+
+struct pol_learned {
+	struct in_addr ip;
+	uint8_t proto;
+	uint16_t port;
+	bool allow;
+	bool written;  /* its map entry is ours (no CIDR rule has the same key) */
+	int rule;      /* index of the domain rule in p->rules */
+	uint64_t expires_usec;
+};
+
 struct pol {
 	const struct sbx *s;
 	char name[SBX_NAME_MAX + 1];
@@ -106,6 +179,8 @@ struct pol {
 	struct net_expose expose[NET_EXPOSE_MAX];
 	int hold[NET_EXPOSE_MAX]; /* each one's host port, held (net_expose_hold) */
 	int nexpose;
+	struct pol_learned *learned; /* POL_LEARNED_MAX, made at the first one */
+	int nlearned;
 	struct pol *next;
 };
 
@@ -129,9 +204,12 @@ static struct pol *pol_named(const char *name)
 }
 
 /* Installs (or removes) one rule's map entry; a sandbox rule whose sandbox has
- * no address stays uninstalled. */
+ * no address stays uninstalled, a domain rule has none (its learned
+ * addresses have theirs). */
 static int rule_sync(struct pol *p, struct pol_rule *pr, bool add, struct err *e)
 {
+	if (pr->r.kind == NET_RULE_DOMAIN)
+		return 0;
 	if (!add) {
 		int r = pr->installed ? net_policy_put(p->host, &pr->r, pr->dst, false, e) : 0;
 		pr->installed = false;
@@ -155,6 +233,157 @@ static void pol_resync(struct pol *p)
 	for (int i = 0; i < p->n; i++)
 		if (p->rules[i].installed || p->rules[i].r.kind == NET_RULE_SANDBOX)
 			rule_sync(p, &p->rules[i], true, NULL);
+}
+
+/* A learned address as the /32 rule its map entry is. */
+static struct net_rule learned_rule(const struct pol_learned *l)
+{
+	struct net_rule r = { .allow = l->allow, .kind = NET_RULE_CIDR, .proto = l->proto,
+			      .plen = 32, .port = l->port, .addr = l->ip };
+	return r;
+}
+
+/* The installed rule of p (a CIDR or sandbox rule) with l's map key, or NULL. */
+static struct pol_rule *learned_owner(struct pol *p, const struct pol_learned *l)
+{
+	struct net_rule lr = learned_rule(l);
+	for (int i = 0; i < p->n; i++) {
+		struct pol_rule *pr = &p->rules[i];
+		struct in_addr dst = pr->r.kind == NET_RULE_SANDBOX ? pr->dst : pr->r.addr;
+		if (pr->installed && pr->r.proto == lr.proto && pr->r.port == lr.port &&
+		    dst.s_addr == lr.addr.s_addr &&
+		    (pr->r.kind == NET_RULE_SANDBOX || pr->r.plen == 32))
+			return pr;
+	}
+	return NULL;
+}
+
+static uint64_t learned_total; /* map entries of learned addresses, all sandboxes */
+
+/* Takes learned entry i away (its map entry too, giving the key back to a
+ * rule that shares it). */
+static void learned_drop(struct pol *p, int i)
+{
+	struct pol_learned *l = &p->learned[i];
+	if (l->written) {
+		struct pol_rule *owner = learned_owner(p, l);
+		struct net_rule lr = learned_rule(l);
+		struct err e = {0};
+		int r = owner ? rule_sync(p, owner, true, &e)
+			      : net_policy_put(p->host, &lr, l->ip, false, &e);
+		if (r < 0)
+			log_warn("sandbox %s: a learned address's map entry: %s", p->name, e.msg);
+		learned_total--;
+	}
+	p->learned[i] = p->learned[--p->nlearned];
+}
+
+/* Every learned address of rule `rule` (-1: all of them) goes. */
+static void learned_drop_rule(struct pol *p, int rule)
+{
+	for (int i = p->nlearned - 1; i >= 0; i--)
+		if (rule < 0 || p->learned[i].rule == rule)
+			learned_drop(p, i);
+}
+
+/* pol_lock held: a's address for domain rule `rule` of p, for its TTL. */
+static void learned_put(struct pol *p, int rule, const struct net_dns_a *a, uint64_t now)
+{
+	const struct net_rule *r = &p->rules[rule].r;
+	if (net_policy_internal(a->ip)) {
+		/* A name never opens the subnet or the host (DNS rebinding): CIDR and
+		 * sandbox rules do that. */
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &a->ip, ip, sizeof(ip));
+		log_debug("sandbox %s: '%s' answered %s, an internal address: not learned", p->name,
+			  r->domain, ip);
+		return;
+	}
+	if (!p->learned && !(p->learned = calloc(POL_LEARNED_MAX, sizeof(*p->learned))))
+		return;
+	uint32_t ttl = a->ttl < NET_DNS_TTL_MIN ? NET_DNS_TTL_MIN
+		     : a->ttl > NET_DNS_TTL_MAX ? NET_DNS_TTL_MAX : a->ttl;
+	int at = -1, soonest = 0;
+	for (int i = 0; i < p->nlearned; i++) {
+		struct pol_learned *l = &p->learned[i];
+		if (l->ip.s_addr == a->ip.s_addr && l->proto == r->proto && l->port == r->port)
+			at = i;
+		if (l->expires_usec < p->learned[soonest].expires_usec)
+			soonest = i;
+	}
+	if (at < 0 && p->nlearned == POL_LEARNED_MAX)
+		learned_drop(p, soonest); /* full: the one closest to expiring makes room */
+	if (at < 0) {
+		at = p->nlearned++;
+		memset(&p->learned[at], 0, sizeof(p->learned[at]));
+	}
+	struct pol_learned *l = &p->learned[at];
+	l->ip = a->ip;
+	l->proto = r->proto;
+	l->port = r->port;
+	l->allow = r->allow;
+	l->rule = rule;
+	l->expires_usec = now + (uint64_t)ttl * 1000000u;
+	if (learned_owner(p, l)) /* a rule with the same key stays what decides */
+		return;
+	struct net_rule lr = learned_rule(l);
+	struct err e = {0};
+	if (net_policy_put(p->host, &lr, l->ip, true, &e) < 0) {
+		log_warn("sandbox %s: a learned address for '%s': %s", p->name, r->domain, e.msg);
+		p->learned[at] = p->learned[--p->nlearned];
+		return;
+	}
+	learned_total += !l->written;
+	l->written = true;
+}
+
+static struct pol *pol_by_ip(struct in_addr ip)
+{
+	for (struct pol *p = pols; p; p = p->next)
+		if (p->ip.s_addr == ip.s_addr)
+			return p;
+	return NULL;
+}
+
+static bool dns_known(struct in_addr src, void *arg)
+{
+	pthread_mutex_lock(&pol_lock);
+	bool known = pol_by_ip(src) != NULL;
+	pthread_mutex_unlock(&pol_lock);
+	return known;
+}
+
+static void dns_learn(struct in_addr src, const char *name, const struct net_dns_a *a, int n,
+		      void *arg)
+{
+	uint64_t now = now_usec();
+	pthread_mutex_lock(&pol_lock);
+	struct pol *p = pol_by_ip(src);
+	for (int i = 0; p && i < p->n; i++)
+		if (p->rules[i].r.kind == NET_RULE_DOMAIN &&
+		    net_dns_name_match(p->rules[i].r.domain, name))
+			for (int j = 0; j < n; j++)
+				learned_put(p, i, &a[j], now);
+	pthread_mutex_unlock(&pol_lock);
+}
+
+static void dns_tick(void *arg)
+{
+	uint64_t now = now_usec();
+	pthread_mutex_lock(&pol_lock);
+	for (struct pol *p = pols; p; p = p->next)
+		for (int i = p->nlearned - 1; i >= 0; i--)
+			if (p->learned[i].expires_usec <= now)
+				learned_drop(p, i);
+	pthread_mutex_unlock(&pol_lock);
+}
+
+uint64_t engine_dns_learned(void)
+{
+	pthread_mutex_lock(&pol_lock);
+	uint64_t n = learned_total;
+	pthread_mutex_unlock(&pol_lock);
+	return n;
 }
 
 static void pol_add(struct sbx *s)
@@ -185,12 +414,18 @@ static void pol_remove(struct sbx *s)
 		pp = &p->next;
 	if (p) {
 		for (int i = 0; i < p->nexpose; i++) {
-			if (expose_up)
-				net_expose_set(expose_table, &p->expose[i], p->ip, false, NULL);
+			struct err xe = {0};
+			char text[NET_EXPOSE_TEXT_MAX];
+			if (expose_up && net_expose_set(expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
+				net_expose_format(&p->expose[i], text);
+				log_warn("sandbox %s: '%s' left in nft table %s: %s", p->name, text,
+					 expose_table, xe.msg);
+			}
 			close(p->hold[i]);
 		}
 		p->nexpose = 0;
 		*pp = p->next;
+		learned_drop_rule(p, -1);
 		for (int i = 0; i < p->n; i++)
 			rule_sync(p, &p->rules[i], false, NULL);
 		for (struct pol *o = pols; o; o = o->next) {
@@ -205,6 +440,7 @@ static void pol_remove(struct sbx *s)
 				pol_resync(o);
 		}
 		free(p->rules);
+		free(p->learned);
 		free(p);
 	}
 	pthread_mutex_unlock(&pol_lock);
@@ -220,6 +456,10 @@ static int pol_apply(struct pol *p, const struct net_rule *r, bool strict, struc
 	if (r->kind == NET_RULE_SANDBOX && strict && !pol_named(r->sbx))
 		return err_set(e, -ENOENT, "no sandbox '%s' on the network (rules name sandboxes "
 			       "with net=on)", r->sbx);
+	if (r->kind == NET_RULE_DOMAIN && strict && !dns_up)
+		return err_set(e, -EOPNOTSUPP, "rule '%s %s': this daemon offers no DNS (start "
+			       "it with --dns UPSTREAM), so no name is ever resolved for it",
+			       r->allow ? "allow" : "deny", r->domain);
 	if (at == p->n) {
 		if (p->n >= POL_RULES_MAX)
 			return err_set(e, -ENOSPC, "sandbox %s has %d rules already, the most it may "
@@ -232,12 +472,16 @@ static int pol_apply(struct pol *p, const struct net_rule *r, bool strict, struc
 		p->n++;
 	} else if (p->rules[at].installed && p->rules[at].r.kind == NET_RULE_SANDBOX) {
 		rule_sync(p, &p->rules[at], false, NULL); /* the same name: the same entry */
+	} else if (p->rules[at].r.kind == NET_RULE_DOMAIN) {
+		learned_drop_rule(p, at); /* learned again, with the new verdict, at the next answer */
 	}
 	p->rules[at].r = *r;
 	int ret = rule_sync(p, &p->rules[at], true, e);
 	if (ret < 0) { /* not applied, so not kept */
 		memmove(&p->rules[at], &p->rules[at + 1], (size_t)(p->n - at - 1) * sizeof(p->rules[0]));
 		p->n--;
+		for (int i = 0; i < p->nlearned; i++) /* a CIDR rule failed: no learned one was its */
+			p->learned[i].rule -= p->learned[i].rule > at;
 		pol_resync(p);
 	}
 	return ret;
@@ -476,7 +720,7 @@ void sbx_net_release(struct sbx *s)
 	struct net_ident *id = malloc(sizeof(*id));
 	if (id)
 		*id = s->net;
-	if (!id || pool_submit(release_job, id) < 0) {
+	if (!id || pool_submit(s->eng, release_job, id) < 0) {
 		net_veth_teardown(&s->net, NULL);
 		net_release(&s->net);
 		free(id);
@@ -486,7 +730,7 @@ void sbx_net_release(struct sbx *s)
 /* A VM's TAP, for the backend to hand to QEMU with the guest's identity. */
 static int tap_prestart(struct sbx *s, struct vmm_inst *vm, struct err *e)
 {
-	int fd = net_tap_setup(&s->net, eng.o.bridge, e);
+	int fd = net_tap_setup(&s->net, s->eng->o.bridge, e);
 	if (fd < 0)
 		return fd;
 	vm->nic.tap_fd = fd;
@@ -503,9 +747,10 @@ static int net_prestart(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e
 {
 	struct sbx *s = arg;
 	uint64_t t0 = now_usec();
+	vm->nic.dns.s_addr = dns_up ? s->net.gateway.s_addr : 0;
 	if (s->t.starts > 0) /* a restart: the last run's host end may outlive its netns briefly */
 		net_veth_teardown(&s->net, NULL);
-	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, eng.o.bridge, pid, e);
+	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, s->eng->o.bridge, pid, e);
 	s->t.create_net_usec = now_usec() - t0;
 	return r;
 }
@@ -551,7 +796,7 @@ void sbx_net_after_start(struct sbx *s)
 	if (!s->net_reserved || !s->cfg.rate_bps)
 		return;
 	reg_tryget(&s->node);
-	if (pool_submit(shape_job, s) < 0)
+	if (pool_submit(s->eng, shape_job, s) < 0)
 		sbx_put(s);
 }
 
@@ -560,7 +805,7 @@ static int show_policy(struct sbx *s, struct buf *b)
 {
 	pthread_mutex_lock(&pol_lock);
 	struct pol *p = pol_of(s);
-	bool allow = !eng.o.egress_deny;
+	bool allow = !s->eng->o.egress_deny;
 	for (int i = 0; p && i < p->n; i++)
 		if (p->rules[i].r.kind == NET_RULE_ALL)
 			allow = p->rules[i].r.allow;
@@ -576,6 +821,15 @@ static int show_policy(struct sbx *s, struct buf *b)
 	for (int i = 0; p && r == 0 && i < p->nexpose; i++) {
 		net_expose_format(&p->expose[i], xtext);
 		r = buf_printf(b, "%s\n", xtext);
+	}
+	uint64_t now = now_usec();
+	for (int i = 0; p && r == 0 && i < p->nlearned; i++) {
+		const struct pol_learned *l = &p->learned[i];
+		struct net_rule lr = learned_rule(l);
+		net_rule_format(&lr, text);
+		r = buf_printf(b, "learned %s for %s ttl %" PRIu64 "\n", text,
+			       p->rules[l->rule].r.domain,
+			       l->expires_usec > now ? (l->expires_usec - now + 999999) / 1000000 : 0);
 	}
 	if (r == 0 && p && p->apply_usec)
 		r = buf_printf(b, "policy_apply_usec %" PRIu64 "\n", p->apply_usec);

@@ -14,8 +14,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
+#include "disk.h"
 #include "output.h"
-#include "sbx.h"
+#include "sandbox.h"
 
 #define TICK_MS 1000
 #define KEY_WAKE (~0ull) /* the eventfd that ends the thread */
@@ -40,6 +41,8 @@ static struct {
 	bool running;
 	_Atomic bool quit;
 	struct console *consoles;
+	/* Whose sandboxes it pumps and ticks: the first start's (engine_start's). */
+	struct engine *_Atomic eng;
 } pump = {.once = PTHREAD_ONCE_INIT, .epfd = -1, .wake_fd = -1};
 
 int out_pump_arm(int fd, uint64_t key, bool add)
@@ -251,7 +254,7 @@ static void tick(void)
 	struct sbx_pinned p;
 	for (struct console *c = pump.consoles; c; c = c->next)
 		c->seen = false;
-	sbx_pin_all(&p);
+	sbx_pin_all(atomic_load(&pump.eng), &p);
 	for (size_t i = 0; i < p.n; i++) {
 		console_look(p.list[i]);
 		sbx_disk_check(p.list[i]); /* what is stored here may fill a sandbox's disk */
@@ -283,7 +286,7 @@ static void *pump_main(void *arg)
 			}
 			uint32_t job = (uint32_t)(key & 0xfffff) >> 1;
 			if (job)
-				sbx_job_pump(id, job, (int)(key & 1));
+				sbx_job_pump(atomic_load(&pump.eng), id, job, (int)(key & 1));
 			else
 				console_readable(id);
 		}
@@ -310,8 +313,10 @@ static void start_once(void)
 	pump.running = pump.start_err == 0;
 }
 
-int out_pump_start(void)
+int out_pump_start(struct engine *eng)
 {
+	struct engine *none = NULL;
+	atomic_compare_exchange_strong(&pump.eng, &none, eng);
 	pthread_once(&pump.once, start_once);
 	return pump.start_err;
 }

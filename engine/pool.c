@@ -4,90 +4,85 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "sbx.h"
+#include "context.h"
+#include "pool.h"
+#include "sandbox.h"
 
-struct job {
+struct pool_job {
 	void (*fn)(void *);
 	void *arg;
-	struct job *next;
+	struct pool_job *next;
 };
-
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-static struct job *head, *tail;
-static bool quit;
-static pthread_t *threads;
-static int nthreads;
 
 static void *worker(void *arg)
 {
-	(void)arg;
+	struct engine *eng = arg;
 	engine_thread_online();
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&eng->pool.lock);
 	for (;;) {
-		while (!head && !quit)
-			pthread_cond_wait(&cond, &lock);
-		if (!head)
+		while (!eng->pool.head && !eng->pool.quit)
+			pthread_cond_wait(&eng->pool.cond, &eng->pool.lock);
+		if (!eng->pool.head)
 			break;
-		struct job *j = head;
-		head = j->next;
-		if (!head)
-			tail = NULL;
-		pthread_mutex_unlock(&lock);
+		struct pool_job *j = eng->pool.head;
+		eng->pool.head = j->next;
+		if (!eng->pool.head)
+			eng->pool.tail = NULL;
+		pthread_mutex_unlock(&eng->pool.lock);
 		j->fn(j->arg);
 		free(j);
-		pthread_mutex_lock(&lock);
+		pthread_mutex_lock(&eng->pool.lock);
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&eng->pool.lock);
 	reg_thread_offline();
 	return NULL;
 }
 
-int pool_start(int workers)
+int pool_start(struct engine *eng, int workers)
 {
-	threads = calloc((size_t)workers, sizeof(*threads));
-	if (!threads)
+	eng->pool.threads = calloc((size_t)workers, sizeof(*eng->pool.threads));
+	if (!eng->pool.threads)
 		return -ENOMEM;
-	for (nthreads = 0; nthreads < workers; nthreads++)
-		if (pthread_create(&threads[nthreads], NULL, worker, NULL) != 0)
-			return nthreads ? 0 : -EAGAIN;
+	for (eng->pool.nthreads = 0; eng->pool.nthreads < workers; eng->pool.nthreads++)
+		if (pthread_create(&eng->pool.threads[eng->pool.nthreads], NULL, worker, eng) != 0)
+			return eng->pool.nthreads ? 0 : -EAGAIN;
 	return 0;
 }
 
 /* Runs what is queued, then joins the workers. */
-void pool_stop(void)
+void pool_stop(struct engine *eng)
 {
-	pthread_mutex_lock(&lock);
-	quit = true;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
-	for (int i = 0; i < nthreads; i++)
-		pthread_join(threads[i], NULL);
-	free(threads);
-	threads = NULL;
-	nthreads = 0;
+	pthread_mutex_lock(&eng->pool.lock);
+	eng->pool.quit = true;
+	pthread_cond_broadcast(&eng->pool.cond);
+	pthread_mutex_unlock(&eng->pool.lock);
+	for (int i = 0; i < eng->pool.nthreads; i++)
+		pthread_join(eng->pool.threads[i], NULL);
+	free(eng->pool.threads);
+	eng->pool.threads = NULL;
+	eng->pool.nthreads = 0;
 }
 
-int pool_submit(void (*fn)(void *), void *arg)
+int pool_submit(struct engine *eng, void (*fn)(void *), void *arg)
 {
-	struct job *j = malloc(sizeof(*j));
+	struct pool_job *j = malloc(sizeof(*j));
 	if (!j)
 		return -ENOMEM;
 	j->fn = fn;
 	j->arg = arg;
 	j->next = NULL;
-	pthread_mutex_lock(&lock);
-	if (quit) {
-		pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&eng->pool.lock);
+	if (eng->pool.quit) {
+		pthread_mutex_unlock(&eng->pool.lock);
 		free(j);
 		return -ESHUTDOWN;
 	}
-	if (tail)
-		tail->next = j;
+	if (eng->pool.tail)
+		eng->pool.tail->next = j;
 	else
-		head = j;
-	tail = j;
-	pthread_cond_signal(&cond);
-	pthread_mutex_unlock(&lock);
+		eng->pool.head = j;
+	eng->pool.tail = j;
+	pthread_cond_signal(&eng->pool.cond);
+	pthread_mutex_unlock(&eng->pool.lock);
 	return 0;
 }

@@ -11,12 +11,26 @@
 #include <sys/stat.h>
 
 #include "journal.h"
-#include "sbx.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "snap.h"
 
 #define FORK_MAX_CHILDREN 64
 /* A chain this deep (layers under a sandbox's upper dir) is flattened in the
  * background into one layer, which the sandbox's later children stack on. */
 #define FLATTEN_DEPTH 3
+
+/* A named checkpoint: an immutable layer plus the chain it stacks on. */
+struct sbx_snap {
+	char name[SBX_NAME_MAX + 1];
+	uint32_t seq; /* stable per sandbox, for inode numbers */
+	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX]; /* [0] is its own layer */
+	int nlowers;
+	uint64_t created_wall_usec;
+	struct sbx_snap *next;
+};
 
 struct layer {
 	char id[SBX_LAYER_ID_MAX];
@@ -27,10 +41,10 @@ static pthread_mutex_t layers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct layer *layers;
 static _Atomic uint64_t layer_seq;
 
-int snap_init(void)
+int snap_init(struct engine *eng)
 {
 	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/layers", eng.o.state_dir);
+	snprintf(dir, sizeof(dir), "%s/layers", eng->o.state_dir);
 	int r = mkdir_p(dir, 0700);
 	DIR *d = r == 0 ? opendir(dir) : NULL;
 	struct dirent *de;
@@ -175,7 +189,7 @@ static void flatten_soon(struct sbx *src)
 	if (src->flattening || src->cfg.flat[0] || !reg_tryget(&src->node))
 		return;
 	src->flattening = true;
-	if (pool_submit(flatten_job, src) < 0) {
+	if (pool_submit(src->eng, flatten_job, src) < 0) {
 		src->flattening = false;
 		sbx_put(src);
 	}
@@ -267,7 +281,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 	c.nlowers = 0;
 	c.flat[0] = '\0';
 	for (int i = 0; i < n; i++) {
-		if ((r = sbx_reserve(names[i], &c, &kids[i], e)) < 0) {
+		if ((r = sbx_reserve(src->eng, names[i], &c, &kids[i], e)) < 0) {
 			while (i--)
 				sbx_unreserve(kids[i]);
 			return r;
@@ -314,7 +328,8 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 		k->t.fork_queued_usec = now_usec();
 		struct err ke = {0};
 		if (sbx_commit(k, &ke) < 0) {
-			engine_note_error("fork %s -> %s: %s", src->node.name, names[i], ke.msg);
+			engine_note_error(src->eng, "fork %s -> %s: %s", src->node.name, names[i],
+					  ke.msg);
 			if (made == 0)
 				*e = ke;
 			continue;

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "journal.h"
-#include "sbx.h"
+#include "sandbox.h"
 
 #define FROM(st) (1u << (st))
 #define LIVE (FROM(SBX_RUNNING) | FROM(SBX_PAUSED))
@@ -130,6 +130,6 @@ int sbx_set_state(struct sbx *s, int to, enum sbx_event ev)
 	if (events[ev].quiet)
 		return 0;
 	atomic_fetch_add(&s->generation, 1);
-	engine_notify(s->node.id);
+	engine_notify(s->eng, s->node.id);
 	return 0;
 }

@@ -7,7 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "sbx.h"
+#include "disk.h"
+#include "journal.h"
+#include "sandbox.h"
+#include "stats.h"
+#include "warm.h"
 
 #define LAT_RING 4096
 
@@ -84,21 +88,27 @@ static int count_state(struct reg_node *n, void *arg)
 	return 0;
 }
 
-int engine_show_stats(struct buf *b)
+int engine_show_stats(struct engine *eng, struct buf *b)
 {
 	uint64_t counts[SBX_NSTATES] = {0};
-	reg_foreach(eng.reg, count_state, counts);
+	reg_foreach(eng->reg, count_state, counts);
 	uint64_t total = 0;
 	for (int i = 0; i < SBX_NSTATES; i++)
 		total += counts[i];
 	int r = buf_printf(b, "sandboxes %" PRIu64 "\n", total);
 	for (int i = 0; i < SBX_STOPPING; i++)
 		r |= buf_printf(b, "%s %" PRIu64 "\n", sbx_state_name(i), counts[i]);
-	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng.o.backend, cg_version());
+	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng->o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
 			atomic_load(&creates_ok), atomic_load(&creates_failed));
 	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */
 	r |= buf_printf(b, "removing %" PRIu64 "\n", vmm_trash_pending());
+	if (eng->o.dns[0]) {
+		uint64_t q, a, d;
+		net_dns_counts(&q, &a, &d);
+		r |= buf_printf(b, "dns_queries %" PRIu64 "\ndns_answers %" PRIu64 "\ndns_dropped %"
+				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned());
+	}
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);

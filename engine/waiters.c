@@ -9,7 +9,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
-#include "sbx.h"
+#include "sandbox.h"
 #include "waiters.h"
 
 /* NEW: not parked yet; IDLE: parked, nothing to do; DUE: in the due queue;
@@ -203,27 +203,32 @@ static int next_timeout_ms(void)
 static void sweep_gone(void)
 {
 	size_t n = 0, cap = 0;
-	uint64_t *ids = NULL;
+	struct {
+		struct engine *eng;
+		uint64_t id;
+	} *ids = NULL;
 	for (struct waiter *w = ws.all; w; w = w->next) {
 		size_t i = 0;
-		while (i < n && ids[i] != w->wk.sbx)
+		while (i < n && (ids[i].id != w->wk.sbx || ids[i].eng != w->wk.eng))
 			i++;
 		if (i < n)
 			continue;
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
-			uint64_t *p = realloc(ids, c * sizeof(*p));
+			void *p = realloc(ids, c * sizeof(*ids));
 			if (!p)
 				break;
 			ids = p;
 			cap = c;
 		}
-		ids[n++] = w->wk.sbx;
+		ids[n].eng = w->wk.eng;
+		ids[n++].id = w->wk.sbx;
 	}
 	pthread_mutex_unlock(&ws.lock);
 	size_t gone = 0;
 	for (size_t i = 0; i < n; i++) {
-		struct sbx *s = sbx_get_id(ids[i]);
+		/* No engine: no sandbox to look for (it is gone, as id 0 is). */
+		struct sbx *s = ids[i].eng ? sbx_get_id(ids[i].eng, ids[i].id) : NULL;
 		if (s)
 			sbx_put(s);
 		else
@@ -232,7 +237,7 @@ static void sweep_gone(void)
 	pthread_mutex_lock(&ws.lock);
 	for (struct waiter *w = ws.all; w && gone; w = w->next)
 		for (size_t i = 0; i < gone; i++)
-			if (w->wk.sbx == ids[i])
+			if (w->wk.sbx == ids[i].id && w->wk.eng == ids[i].eng)
 				make_due(w);
 	free(ids);
 }

@@ -14,6 +14,7 @@
 enum wake_kind { WAKE_ANY = 0, WAKE_STATE, WAKE_JOB, WAKE_EXEC };
 
 struct sbx_wake {
+	struct engine *eng;  /* the engine the sandbox is in */
 	uint64_t sbx;        /* the sandbox's id */
 	enum wake_kind kind;
 	uint64_t sub;        /* WAKE_JOB: the job number; WAKE_EXEC: the exec id */

@@ -14,7 +14,13 @@
 #include <sys/resource.h>
 #include <urcu/rculist.h>
 
-#include "sbx.h"
+#include "images.h"
+#include "journal.h"
+#include "lifecycle.h"
+#include "netcfg.h"
+#include "pool.h"
+#include "sandbox.h"
+#include "stats.h"
 #include "warm.h"
 
 #define WARM_SIZE_MAX 1024
@@ -51,6 +57,9 @@ static _Atomic uint32_t next_pool_id = 1;
 static _Atomic int fills_active;
 static _Atomic bool quitting;
 static char pools_dir[PATH_MAX];
+/* The engine the pools serve, from warm_start (which comes after the
+ * journals are read: warm_leftover is given it). */
+static struct engine *eng;
 
 static void pool_free_rcu(struct rcu_head *h)
 {
@@ -129,7 +138,7 @@ static int pool_journal(struct warm_pool *p)
 	if (r < 0)
 		log_err("pool %s: cannot write %s: %s", p->name, path, strerror(-r));
 	else
-		journal_commit_soon();
+		journal_commit_soon(eng);
 	return r;
 }
 
@@ -152,7 +161,7 @@ static void discard_job(void *arg)
 /* Off the caller's path: a stop waits for init to go. */
 static void discard_soon(struct sbx *m)
 {
-	if (atomic_load(&quitting) || pool_submit(discard_job, m) < 0)
+	if (atomic_load(&quitting) || pool_submit(eng, discard_job, m) < 0)
 		discard_job(m);
 }
 
@@ -186,7 +195,7 @@ static void fill_job(void *arg)
 	if (go) {
 		setpriority(PRIO_PROCESS, 0, WARM_FILL_NICE); /* this thread only (Linux) */
 		r = engine_image_check(c.image, &e);
-		if (r == 0 && !(m = sbx_alloc(name, &c)))
+		if (r == 0 && !(m = sbx_alloc(eng, name, &c)))
 			r = err_set(&e, -ENOMEM, "out of memory");
 		if (m) {
 			pool_get(p);
@@ -248,7 +257,7 @@ static void kick(struct warm_pool *p)
 		}
 		p->filling++;
 		pool_get(p);
-		if (pool_submit(fill_job, p) < 0) {
+		if (pool_submit(eng, fill_job, p) < 0) {
 			p->filling--;
 			atomic_fetch_sub(&fills_active, 1);
 			pool_put(p);
@@ -295,7 +304,7 @@ void warm_member_ended(struct sbx *s)
 	log_warn("pool %s: member %s ended while it waited (%s); discarded", p->name,
 		 s->node.name, s->reason);
 	/* The caller holds s->lock: the discard runs on a worker. */
-	if (pool_submit(discard_job, s) < 0)
+	if (pool_submit(eng, discard_job, s) < 0)
 		log_err("pool %s: member %s cannot be discarded now", p->name, s->node.name);
 	kick(p);
 }
@@ -310,10 +319,10 @@ static int take_identity(struct sbx *s, const char *name, bool *intact, struct e
 	char old_name[SBX_NAME_MAX + 1], old_dir[PATH_MAX], dir[PATH_MAX];
 	snprintf(old_name, sizeof(old_name), "%s", s->node.name);
 	snprintf(old_dir, sizeof(old_dir), "%s", s->vm.dir);
-	snprintf(dir, sizeof(dir), "%s/%s", eng.sandboxes_dir, name);
+	snprintf(dir, sizeof(dir), "%s/%s", eng->sandboxes_dir, name);
 	snprintf(s->node.name, sizeof(s->node.name), "%s", name);
 	*intact = true;
-	if (reg_add(eng.reg, &s->node) < 0) {
+	if (reg_add(eng->reg, &s->node) < 0) {
 		snprintf(s->node.name, sizeof(s->node.name), "%s", old_name);
 		return err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 	}
@@ -329,7 +338,7 @@ static int take_identity(struct sbx *s, const char *name, bool *intact, struct e
 	if (r == 0 && (r = s->ops->rename(&s->vm, name, e)) < 0 && rename(dir, old_dir) == 0)
 		snprintf(s->vm.dir, sizeof(s->vm.dir), "%s", old_dir);
 	if (r < 0) {
-		reg_del(eng.reg, &s->node);
+		reg_del(eng->reg, &s->node);
 		snprintf(s->node.name, sizeof(s->node.name), "%s", old_name);
 	}
 	return r;
@@ -441,10 +450,10 @@ int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, s
 		 * re-adopts it (the member's: same spec, pid and cgroup); the new
 		 * times and name follow off the claim's path. */
 		reg_tryget(&m->node);
-		if (pool_submit(claim_journal_job, m) < 0)
+		if (pool_submit(eng, claim_journal_job, m) < 0)
 			claim_journal_job(m);
 		pool_put(p); /* the member's: it is the user's sandbox now */
-		engine_bump_generation();
+		engine_bump_generation(eng);
 		lat_add(LAT_CREATE, m->t.claim_usec);
 		stats_count_create(true);
 		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,
@@ -538,12 +547,12 @@ static int parse_spec(const char *buf, size_t len, struct sbx_config *c, char *s
 		      struct err *e)
 {
 	struct ctl_cmd cmd;
-	engine_mkdir_config(c);
+	engine_mkdir_config(eng, c);
 	int r = ctl_split(buf, len, &cmd, e);
 	if (r < 0)
 		return r;
 	if ((r = ctl_parse_options(cmd.argc, cmd.argv, c, e)) < 0 ||
-	    (r = engine_config_check(c, cmd.argc, cmd.argv, e)) < 0)
+	    (r = engine_config_check(eng, c, cmd.argc, cmd.argv, e)) < 0)
 		return r;
 	const struct vmm_ops *ops = vmm_find(c->backend);
 	if (!ops)
@@ -609,9 +618,9 @@ int warm_write_size(struct warm_pool *p, const char *buf, size_t len)
 	if (r == 0 && (cmd.argc != 1 || ctl_parse_uint(cmd.argv[0], WARM_SIZE_MAX, &u) < 0))
 		r = err_set(&e, -EINVAL, "size is a number of sandboxes from 0 to %d",
 			    WARM_SIZE_MAX);
-	if (r == 0 && eng.o.max_sandboxes && u > eng.o.max_sandboxes)
+	if (r == 0 && eng->o.max_sandboxes && u > eng->o.max_sandboxes)
 		r = err_set(&e, -ENOSPC, "size %" PRIu64 " is more than the daemon's limit of %lu "
-			    "sandboxes (--max-sandboxes)", u, eng.o.max_sandboxes);
+			    "sandboxes (--max-sandboxes)", u, eng->o.max_sandboxes);
 	if (r < 0)
 		return pool_fail(p, r, e.msg);
 	struct sbx **extra = NULL, **grown = NULL;
@@ -677,7 +686,7 @@ static struct warm_pool *pool_new(const char *name, struct err *e)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	pthread_mutex_init(&p->lock, NULL);
 	p->created_wall_usec = wall_usec();
-	engine_mkdir_config(&p->cfg);
+	engine_mkdir_config(eng, &p->cfg);
 	ctl_config_spec(&p->cfg, p->spec, sizeof(p->spec));
 	return p;
 }
@@ -703,7 +712,7 @@ int warm_pool_mkdir(const char *name, uint32_t *id)
 	if (p && (r = pool_add(p, &e)) < 0)
 		pool_free_rcu(&p->rcu);
 	if (!p || r < 0) {
-		engine_note_error("mkdir pools/%s: %s", name, e.msg);
+		engine_note_error(eng, "mkdir pools/%s: %s", name, e.msg);
 		return e.code ? e.code : -ENOMEM;
 	}
 	pool_journal(p);
@@ -722,7 +731,7 @@ int warm_pool_rmdir(const char *name)
 	urcu_memb_read_unlock();
 	pthread_mutex_unlock(&pools_lock);
 	if (!p) {
-		engine_note_error("rmdir pools/%s: no such pool", name);
+		engine_note_error(eng, "rmdir pools/%s: no such pool", name);
 		return -ENOENT;
 	}
 	struct sbx **l = NULL;
@@ -742,7 +751,7 @@ int warm_pool_rmdir(const char *name)
 
 /* --- start-up, exit, /sbx/stats --- */
 
-bool warm_leftover(const char *entry)
+bool warm_leftover(struct engine *owner, const char *entry)
 {
 	if (strncmp(entry, MEMBER_PREFIX, strlen(MEMBER_PREFIX)) != 0)
 		return false;
@@ -750,7 +759,7 @@ bool warm_leftover(const char *entry)
 	struct err e = {0};
 	vmm_inst_init(&vm);
 	snprintf(vm.cg.leaf, sizeof(vm.cg.leaf), "%s-%s", vmm_host()->tag, entry);
-	snprintf(vm.dir, sizeof(vm.dir), "%s/%s", eng.sandboxes_dir, entry);
+	snprintf(vm.dir, sizeof(vm.dir), "%s/%s", owner->sandboxes_dir, entry);
 	/* Its processes too, if it still ran; then its disk= mount, its files. */
 	int r = vmm_remove_files(&vm, &e);
 	const char *path = vm.dir;
@@ -779,10 +788,10 @@ static void load_pool(const char *file)
 	struct warm_pool *p = NULL;
 	if (!j || json_unpack_ex(j, &je, 0, "{s:s, s:i, s?I}", "spec", &spec, "size", &size,
 				 "created_usec", &created) < 0 || size < 0 || size > WARM_SIZE_MAX) {
-		engine_note_error("pool journal %s is unreadable or malformed (%s); pool skipped",
+		engine_note_error(eng, "pool journal %s is unreadable or malformed (%s); pool skipped",
 				  path, je.text);
 	} else if (ctl_check_name(name, &e) < 0 || !(p = pool_new(name, &e))) {
-		engine_note_error("pool journal %s: %s; pool skipped", path, e.msg);
+		engine_note_error(eng, "pool journal %s: %s; pool skipped", path, e.msg);
 	} else if (pool_add(p, &e) < 0) {
 		pool_free_rcu(&p->rcu);
 		p = NULL;
@@ -798,9 +807,10 @@ static void load_pool(const char *file)
 	json_decref(j);
 }
 
-int warm_start(void)
+int warm_start(struct engine *e)
 {
-	snprintf(pools_dir, sizeof(pools_dir), "%s/pools", eng.o.state_dir);
+	eng = e;
+	snprintf(pools_dir, sizeof(pools_dir), "%s/pools", eng->o.state_dir);
 	int r = mkdir_p(pools_dir, 0700);
 	if (r < 0)
 		return r;

@@ -31,4 +31,26 @@ int warm_write_size(struct warm_pool *p, const char *buf, size_t len);
 int warm_show_status(struct warm_pool *p, struct buf *b);
 int warm_show_error(struct warm_pool *p, struct buf *b);
 
+/* The rest of the engine's side (lifecycle.c, engine.c, stats.c, images.c,
+ * journal.c); the FUSE layer uses none of it. */
+struct engine;
+struct sbx;
+struct sbx_config;
+/* A ready member of a pool of c's spec becomes sandbox `name`, running:
+ * 0 (pinned in *out), -ENOENT when no pool has one (create it cold), or
+ * another error for the name (-EEXIST...) with the sentence in e. */
+int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e);
+/* A member's init ended while it waited in its pool (s->lock held). */
+void warm_member_ended(struct sbx *s);
+int warm_start(struct engine *eng);
+/* At daemon exit: no more fills (before the workers stop)... */
+void warm_quiesce(void);
+/* ...then every member is discarded (the monitor still runs). */
+void warm_stop(void);
+/* Start-up: a member a dead daemon left (STATE/sandboxes/.pN-SEQ) goes. */
+bool warm_leftover(struct engine *eng, const char *entry);
+int warm_show_stats(struct buf *b);
+/* True when a warm pool's spec names image (its name in pool). */
+bool warm_image_user(const char *image, char *pool, size_t cap);
+
 #endif

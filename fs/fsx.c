@@ -31,8 +31,9 @@ static _Atomic bool cache_ok;
 
 void fsx_set_session(struct fuse_session *se) { session = se; }
 
-static int node_of(fuse_ino_t ino, struct fsx_node *nd)
+static int node_of(fuse_req_t req, fuse_ino_t ino, struct fsx_node *nd)
 {
+	nd->eng = ((const struct fsx_state *)fuse_req_userdata(req))->eng;
 	if (ino_decode(ino, &nd->n) < 0)
 		return -ENOENT;
 	nd->k = &fsx_kinds[nd->n.kind];
@@ -55,6 +56,7 @@ static struct fsx_node node_from(const struct ino_node *n)
 int fsx_pin(const struct fsx_node *nd, struct fsx_obj *o)
 {
 	memset(o, 0, sizeof(*o));
+	o->eng = nd->eng;
 	return nd->k->fam->pin ? nd->k->fam->pin(&nd->n, o) : 0;
 }
 
@@ -125,7 +127,7 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 {
 	struct fsx_node nd;
 	struct fsx_obj o;
-	int r = node_of(ino, &nd);
+	int r = node_of(req, ino, &nd);
 	if (r == 0)
 		r = fsx_pin_node(&nd, &o);
 	if (r < 0)
@@ -178,9 +180,9 @@ static void reply_entry(fuse_req_t req, fuse_ino_t ino, double entry_timeout)
 }
 
 /* The directory nd, or why not: ENOENT (no such node), ENOTDIR (a file). */
-static int dir_of(fuse_ino_t ino, struct fsx_node *nd)
+static int dir_of(fuse_req_t req, fuse_ino_t ino, struct fsx_node *nd)
 {
-	int r = node_of(ino, nd);
+	int r = node_of(req, ino, nd);
 	return r < 0 ? r : nd->f ? -ENOTDIR : 0;
 }
 
@@ -225,7 +227,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fsx_obj o;
 	struct ino_node c;
 	bool fixed = false;
-	int r = dir_of(parent, &p);
+	int r = dir_of(req, parent, &p);
 	if (r == 0 && (r = fsx_pin_node(&p, &o)) == 0) {
 		r = child_of(&p, &o, name, &c, &fixed);
 		fsx_unpin(&p, &o);
@@ -337,7 +339,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	engine_thread_online();
 	struct fsx_node nd;
 	struct fsx_obj o;
-	int r = dir_of(ino, &nd);
+	int r = dir_of(req, ino, &nd);
 	if (r < 0) {
 		fuse_reply_err(req, -r);
 		return;
@@ -430,7 +432,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	engine_thread_online();
 	struct fsx_node nd;
 	struct fsx_obj o;
-	int r = node_of(ino, &nd);
+	int r = node_of(req, ino, &nd);
 	if (r < 0 || !nd.f) {
 		fuse_reply_err(req, r < 0 ? ENOENT : EISDIR);
 		return;
@@ -525,7 +527,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 	engine_thread_online();
 	struct fsx_node nd;
 	struct fsx_obj o;
-	if (node_of(ino, &nd) < 0 || !nd.f || !nd.f->ops->readlink) {
+	if (node_of(req, ino, &nd) < 0 || !nd.f || !nd.f->ops->readlink) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -551,7 +553,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	struct fsx_node p;
 	struct fsx_obj o;
 	struct ino_node c = {0};
-	int r = dir_of(parent, &p);
+	int r = dir_of(req, parent, &p);
 	if (r < 0 || !p.k->dyn || !p.k->dyn->mkdir) {
 		fsx_reply_user_err(req, EPERM);
 		return;
@@ -571,7 +573,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	engine_thread_online();
 	struct fsx_node p;
 	struct fsx_obj o;
-	int r = node_of(parent, &p);
+	int r = node_of(req, parent, &p);
 	if (r == 0 && (p.f || !p.k->dyn || !p.k->dyn->rmdir))
 		r = -EPERM;
 	else if (r == 0 && find_file(p.k, name) >= 0)
@@ -591,7 +593,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void deny_name(fuse_req_t req, fuse_ino_t parent, const char *name, const char *what)
 {
 	(void)parent;
-	engine_note_error("%s '%s' is not allowed in sandboxfs", what, name);
+	engine_note_error(((const struct fsx_state *)fuse_req_userdata(req))->eng,
+			  "%s '%s' is not allowed in sandboxfs", what, name);
 	fsx_reply_user_err(req, EPERM);
 }
 

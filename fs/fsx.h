@@ -16,6 +16,7 @@
 /* What the FUSE layer needs of the daemon: the session's userdata
  * (fuse_session_new's last argument, fuse_req_userdata in each operation). */
 struct fsx_state {
+	struct engine *eng;         /* the engine (engine_new): every node carries it */
 	struct timespec start_time; /* the times of what has none of its own */
 	bool group_set;             /* --group: members of gid get the owner's rights */
 	gid_t group_gid;

@@ -50,9 +50,8 @@ static int images_mkdir(const struct ino_node *dir, struct fsx_obj *o, const cha
 			struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
 	(void)c;
-	engine_note_error("mkdir images/%s: images are made by `import NAME SOURCE` "
+	engine_note_error(o->eng, "mkdir images/%s: images are made by `import NAME SOURCE` "
 			  "written to images/ctl", name);
 	return -EPERM;
 }

@@ -80,7 +80,7 @@ static int stream_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
 {
 	(void)final;
 	struct fsx_handle *h = rd->h;
-	struct sbx *s = sbx_get_id(h->nd.n.sbx);
+	struct sbx *s = sbx_get_id(h->nd.eng, h->nd.n.sbx);
 	if (!s)
 		return -ENODEV;
 	char *buf = malloc(rd->size ? rd->size : 1);
@@ -117,7 +117,7 @@ static void stream_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollha
 		fuse_reply_poll(req, POLLIN | POLLRDNORM);
 		return;
 	}
-	struct sbx *s = sbx_get_id(h->nd.n.sbx);
+	struct sbx *s = sbx_get_id(h->nd.eng, h->nd.n.sbx);
 	bool ready = !s || sbx_job_poll(s, h->nd.n.obj, h->nd.f->job.stream, off);
 	if (s)
 		sbx_put(s);

@@ -21,7 +21,7 @@ static void usage(FILE *f)
 		"usage: sandboxfs [-f] [-v] [--state DIR] [--images DIR] [--allow-other]\n"
 		"                 [--group NAME] [--stop-on-exit] [--workers N] [--max-sandboxes N]\n"
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
-		"                 [--egress allow|deny] [--disk SIZE] [--max-jobs N]\n"
+		"                 [--egress allow|deny] [--dns IP[:PORT]] [--disk SIZE] [--max-jobs N]\n"
 		"                 [--backend ns|qemu] [--accel auto|kvm|tcg] [--qemu-spares N]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
@@ -40,6 +40,9 @@ static void usage(FILE *f)
 		"  --nat            egress NAT for the subnet (nft or iptables; off by default)\n"
 		"  --egress allow|deny  what a sandbox may reach outside the subnet and the host\n"
 		"                   unless its rules say otherwise (default allow)\n"
+		"  --dns IP[:PORT]  answer sandboxes' DNS on the gateway's port 53, relayed to\n"
+		"                   this upstream (default port 53); rules may then name\n"
+		"                   domains (default: off)\n"
 		"  --backend ns|qemu  the backend of mkdir and of create without backend=\n"
 		"  --accel auto|kvm|tcg  qemu's accelerator (default auto, or $SANDBOXFS_ACCEL):\n"
 		"                   auto uses KVM when a test guest runs on /dev/kvm, else TCG;\n"
@@ -104,7 +107,7 @@ int main(int argc, char **argv)
 		{"group", required_argument, NULL, 'g'}, {"max-sandboxes", required_argument, NULL, 'm'},
 		{"bridge", required_argument, NULL, 'b'}, {"subnet", required_argument, NULL, 'n'},
 		{"no-net", no_argument, NULL, 'N'}, {"nat", no_argument, NULL, 'T'},
-		{"egress", required_argument, NULL, 'E'},
+		{"egress", required_argument, NULL, 'E'}, {"dns", required_argument, NULL, 'R'},
 		{"disk", required_argument, NULL, 'D'}, {"max-jobs", required_argument, NULL, 'J'},
 		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
 		{"qemu-spares", required_argument, NULL, 'K'},
@@ -190,6 +193,17 @@ int main(int argc, char **argv)
 			}
 			o.egress_deny = strcmp(optarg, "deny") == 0;
 			break;
+		case 'R': {
+			struct in_addr ip;
+			uint16_t port;
+			struct err pe = {0};
+			if (engine_parse_dns(optarg, &ip, &port, &pe) < 0) {
+				fprintf(stderr, "sandboxfs: %s\n", pe.msg);
+				return 2;
+			}
+			snprintf(o.dns, sizeof(o.dns), "%s", optarg);
+			break;
+		}
 		case 'A': snprintf(o.accel, sizeof(o.accel), "%s", optarg); break;
 		case 'K': {
 			char *end;
@@ -306,10 +320,15 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	clock_gettime(CLOCK_REALTIME, &fst.start_time); /* read by the loop's threads only */
 	fsx_set_session(se);
-	engine_set_watch(fsx_changed);
-	engine_set_job_watch(fsx_job_changed);
+	fst.eng = engine_new();
+	if (!fst.eng) {
+		log_err("cannot start: out of memory");
+		goto out_unmount;
+	}
+	engine_set_watch(fst.eng, fsx_changed);
+	engine_set_job_watch(fst.eng, fsx_job_changed);
 	struct err e = {0};
-	if (engine_start(&o, &e) < 0) {
+	if (engine_start(fst.eng, &o, &e) < 0) {
 		log_err("cannot start: %s", e.msg);
 		if (foreground)
 			fprintf(stderr, "sandboxfs: %s\n", e.msg);
@@ -335,7 +354,7 @@ int main(int argc, char **argv)
 	fuse_loop_cfg_destroy(cfg);
 out_engine:
 	fsx_shutdown(); /* parked reads are answered while the engine still runs */
-	engine_shutdown();
+	engine_shutdown(fst.eng);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -16,6 +16,7 @@
 
 /* What a node lives in, pinned for one operation by its family. */
 struct fsx_obj {
+	struct engine *eng; /* the node's engine (fsx_pin copies it) */
 	struct sbx *sbx;
 	struct warm_pool *pool;
 	struct image *image;
@@ -34,8 +35,8 @@ struct fsx_file {
 	const struct fsx_file_ops *ops;
 	union {
 		struct { /* the top level, /sbx/images/ */
-			int (*show)(struct buf *b);
-			int (*write)(const char *buf, size_t len);
+			int (*show)(struct engine *eng, struct buf *b);
+			int (*write)(struct engine *eng, const char *buf, size_t len);
 		} top;
 		struct { /* a sandbox */
 			int (*show)(struct sbx *s, struct buf *b);
@@ -131,6 +132,7 @@ struct fsx_node {
 	struct ino_node n;
 	const struct fsx_kind *k;
 	const struct fsx_file *f; /* NULL: a directory */
+	struct engine *eng;       /* the session's (fuse_req_userdata), whose objects it names */
 };
 
 /* An open file. Its content is made once per open (or remade, events). */

@@ -12,7 +12,7 @@
 
 int fsx_sbx_pin(const struct ino_node *n, struct fsx_obj *o)
 {
-	o->sbx = sbx_get_id(n->sbx);
+	o->sbx = sbx_get_id(o->eng, n->sbx);
 	return o->sbx ? 0 : -ENOENT;
 }
 
@@ -56,11 +56,12 @@ static int wait_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
 	int r = 0;
 	pthread_mutex_lock(&h->lock);
 	if (!h->made && rd->off == 0) {
-		struct sbx *s = sbx_get_id(h->nd.n.sbx);
+		struct sbx *s = sbx_get_id(h->nd.eng, h->nd.n.sbx);
 		if (!s) {
 			r = -ENODEV;
 		} else if (!final && !h->nonblock && sbx_generation(s) == h->gen) {
-			*wk = (struct sbx_wake){.sbx = h->nd.n.sbx, .kind = WAKE_STATE, .fd = -1};
+			*wk = (struct sbx_wake){.eng = h->nd.eng, .sbx = h->nd.n.sbx, .kind = WAKE_STATE,
+						.fd = -1};
 			r = -EAGAIN;
 		} else if ((r = h->nd.f->sbx.show(s, &h->content)) == 0) {
 			h->made = true;

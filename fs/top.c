@@ -5,20 +5,17 @@
 
 static uint64_t top_fam_generation(const struct fsx_obj *o)
 {
-	(void)o;
-	return engine_generation();
+	return engine_generation(o->eng);
 }
 
 static int top_fam_show(const struct fsx_node *nd, struct fsx_obj *o, struct buf *b)
 {
-	(void)o;
-	return nd->f->top.show(b);
+	return nd->f->top.show(o->eng, b);
 }
 
 static int top_fam_write(const struct fsx_node *nd, struct fsx_obj *o, const char *buf, size_t len)
 {
-	(void)o;
-	return nd->f->top.write(buf, len);
+	return nd->f->top.write(o->eng, buf, len);
 }
 
 const struct fsx_family fsx_top_family = {
@@ -29,8 +26,7 @@ static int root_lookup(const struct ino_node *dir, struct fsx_obj *o, const char
 		       struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
-	struct sbx *s = sbx_get(name);
+	struct sbx *s = sbx_get(o->eng, name);
 	if (!s)
 		return -ENOENT;
 	*c = (struct ino_node){.kind = INO_SBX, .sbx = sbx_id(s)};
@@ -41,11 +37,10 @@ static int root_lookup(const struct ino_node *dir, struct fsx_obj *o, const char
 static int root_fill(const struct ino_node *dir, struct fsx_obj *o, struct fsx_dir *d)
 {
 	(void)dir;
-	(void)o;
 	char(*names)[64];
 	uint64_t *ids;
 	size_t n;
-	int r = engine_list(&names, &ids, &n);
+	int r = engine_list(o->eng, &names, &ids, &n);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n && r == 0; i++)
@@ -59,9 +54,8 @@ static int root_mkdir(const struct ino_node *dir, struct fsx_obj *o, const char 
 		      struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
 	struct sbx *s = NULL;
-	int r = engine_mkdir(name, &s);
+	int r = engine_mkdir(o->eng, name, &s);
 	if (r == 0)
 		*c = (struct ino_node){.kind = INO_SBX, .sbx = sbx_id(s)};
 	if (s)
@@ -72,8 +66,7 @@ static int root_mkdir(const struct ino_node *dir, struct fsx_obj *o, const char 
 static int root_rmdir(const struct ino_node *dir, struct fsx_obj *o, const char *name)
 {
 	(void)dir;
-	(void)o;
-	return engine_rmdir(name);
+	return engine_rmdir(o->eng, name);
 }
 
 const struct fsx_dir_ops fsx_root_dir = {

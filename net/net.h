@@ -121,10 +121,14 @@ int net_spoof_attach(int ifindex, const struct net_ident *id, struct err *e);
 
 /* One rule, as written to a sandbox's ctl and shown in its `net` file:
  *   allow|deny CIDR [tcp|udp [PORT] | icmp]
+ *   allow|deny DOMAIN [tcp|udp [PORT] | icmp]   (name or *.suffix)
  *   allow|deny sandbox NAME
  *   allow|deny all          (the sandbox's default for the outside)
- * A CIDR without /N is a /32; its host bits must be zero. */
-enum net_rule_kind { NET_RULE_CIDR, NET_RULE_SANDBOX, NET_RULE_ALL };
+ * A CIDR without /N is a /32; its host bits must be zero. A DOMAIN rule has
+ * no map entry of its own: the addresses the daemon's DNS forwarder relays
+ * for a matching name get /32 entries with its verdict, protocol and port,
+ * for the answer's TTL (dns.c, engine/netcfg.c). */
+enum net_rule_kind { NET_RULE_CIDR, NET_RULE_SANDBOX, NET_RULE_ALL, NET_RULE_DOMAIN };
 struct net_rule {
 	bool allow;
 	uint8_t kind;             /* enum net_rule_kind */
@@ -133,8 +137,9 @@ struct net_rule {
 	uint16_t port;            /* host order; 0: any */
 	struct in_addr addr;      /* NET_RULE_CIDR: the network (host bits zero) */
 	char sbx[SBX_NAME_MAX + 1]; /* NET_RULE_SANDBOX */
+	char domain[254];         /* NET_RULE_DOMAIN: lower case, "*." for subdomains */
 };
-#define NET_RULE_TEXT_MAX (SBX_NAME_MAX + 48)
+#define NET_RULE_TEXT_MAX (254 + 48)
 /* "tcp", "udp" or "icmp" for IPPROTO_*, NULL for another (0: any). */
 const char *net_proto_name(uint8_t proto);
 /* The rule's line, in the syntax ctl takes, into out[NET_RULE_TEXT_MAX]. */
@@ -151,8 +156,15 @@ bool net_rule_same_match(const struct net_rule *a, const struct net_rule *b);
 int net_policy_init(const char *subnet, bool egress_allow, struct err *e);
 void net_policy_fini(void);
 bool net_policy_enabled(void);
+/* With on, a sandbox reaches the gateway's port 53 (UDP and TCP) when no
+ * rule names the gateway: the daemon's DNS forwarder (dnsfwd.c), which
+ * `deny all` and --egress deny leave open. Before the first attach. */
+void net_policy_allow_dns(bool on);
 /* Adds the host's IPv4 addresses that appeared since (never removes one). */
 int net_policy_refresh_local(struct err *e);
+/* Whether ip is internal to the policy: the subnet, the host's own
+ * addresses, loopback, link-local, multicast, broadcast. */
+bool net_policy_internal(struct in_addr ip);
 /* Installs (add) or removes a rule's map entry for sandbox `host`; dst is the
  * resolved address of a NET_RULE_SANDBOX rule (a /32), ignored otherwise. */
 int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, bool add,
@@ -166,6 +178,70 @@ int net_policy_reattach(const struct net_ident *id, struct err *e);
  * benchmarks (BPF_PROG_TEST_RUN runs packets on the loopback, ifindex 1).
  * Returns its fd. */
 int net_filter_load(const struct net_ident *id, int ifindex, bool egress, struct err *e);
+
+/* ---- DNS (dns.c: the wire format; dnsfwd.c: the forwarder) ---- */
+
+#define NET_DNS_NAME_MAX 253
+#define NET_DNS_MSG_MAX 4096
+#define NET_DNS_A_MAX 32 /* A records taken from one answer */
+#define NET_DNS_TTL_MIN 5
+#define NET_DNS_TTL_MAX 3600
+
+/* A message's header and its one question. */
+struct net_dns_q {
+	uint16_t id, flags, qtype, qclass;
+	bool plain;                         /* the name is LDH (or _) labels only */
+	char name[NET_DNS_NAME_MAX + 2];    /* lower case, no final dot; "" unless plain */
+	size_t end;                         /* offset past the question */
+};
+struct net_dns_a {
+	struct in_addr ip;
+	uint32_t ttl; /* seconds, as the answer gave it */
+};
+
+/* Reads the name at *off of message m[0, n) into out[NET_DNS_NAME_MAX + 2]
+ * and moves *off past it (past its first pointer). Pointers must go below
+ * every offset read so far, so a loop of them ends; at most 253 characters.
+ * 0: a name of LDH/_ labels (lower case); 1: a well-formed name with other
+ * bytes (out ""); -EBADMSG: malformed. */
+int net_dns_read_name(const uint8_t *m, size_t n, size_t *off, char *out);
+/* A sandbox's query: one question, QR 0, opcode 0. 0 or -EBADMSG. */
+int net_dns_parse_query(const uint8_t *m, size_t n, struct net_dns_q *q);
+/* An answer to `asked` (same id and question, else -EPROTO; malformed
+ * -EBADMSG): the A records (class IN) of its answer section whose owner is
+ * the question's name or a CNAME target reached from it (at most 8 names),
+ * at most max into out. Returns how many (0 for an error answer). */
+int net_dns_parse_answer(const uint8_t *m, size_t n, const struct net_dns_q *asked,
+			 struct net_dns_a *out, int max);
+/* A rule's name: LDH labels of 1..63, no hyphen at either end of a label, at
+ * most 253 characters, no final dot, a last label not all digits; "*." in
+ * front for every name under it. 0 or -EINVAL. */
+int net_dns_name_check(const char *s);
+/* Does name match pattern (exact, or "*.suffix": one or more labels, then
+ * suffix)? Case-insensitive. */
+bool net_dns_name_match(const char *pattern, const char *name);
+
+/* What the forwarder asks of the daemon (called on the forwarder's thread). */
+struct net_dns_ops {
+	/* Whether src is a sandbox's address (the filter makes it its own). */
+	bool (*known)(struct in_addr src, void *arg);
+	/* A relayed answer to sandbox src for name (plain names only). */
+	void (*learn)(struct in_addr src, const char *name, const struct net_dns_a *a, int n,
+		      void *arg);
+	/* About once a second: expire what is due. */
+	void (*tick)(void *arg);
+	void *arg;
+};
+/* Starts the forwarder: UDP on listen:53 (the gateway), queries relayed to
+ * upstream (an address and port, host order) with fresh ids, answers relayed
+ * back only to the sandbox that asked, once they match its question. At most
+ * NET_DNS_PENDING queries wait at once, 32 per sandbox; a query waits 5 s. */
+#define NET_DNS_PENDING 1024
+int net_dns_start(struct in_addr listen, struct in_addr upstream, uint16_t upstream_port,
+		  const struct net_dns_ops *ops, struct err *e);
+void net_dns_stop(void);
+/* Counters since start: queries relayed, answers relayed, dropped. */
+void net_dns_counts(uint64_t *queries, uint64_t *answers, uint64_t *dropped);
 
 /* ---- traffic shaping (shape.c) ---- */
 

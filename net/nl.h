@@ -48,6 +48,7 @@ struct net_policy_maps {
 	int internal; /* LPM trie: {plen, ip} -> 1: the subnet and the host's addresses */
 	int flows;    /* LRU hash: what a sandbox may send back -> 1 */
 	bool egress_allow;
+	bool dns;     /* the gateway's DNS port is open to sandboxes (net_policy_allow_dns) */
 };
 const struct net_policy_maps *net_policy_maps(void);
 

@@ -49,7 +49,13 @@ struct internal_key {
 #define INTERNAL_MAX 4096
 #define FLOWS_MAX 65536
 
-static struct net_policy_maps maps = { -1, -1, -1, true };
+static struct net_policy_maps maps = { -1, -1, -1, true, false };
+
+void net_policy_allow_dns(bool on)
+{
+	maps.dns = on;
+	nl_spoof_forget(); /* the programs are built again, with or without it */
+}
 
 const struct net_policy_maps *net_policy_maps(void) { return &maps; }
 bool net_policy_enabled(void) { return maps.rules >= 0; }
@@ -168,6 +174,13 @@ int net_policy_init(const char *subnet, bool egress_allow, struct err *e)
 	return 0;
 }
 
+bool net_policy_internal(struct in_addr ip)
+{
+	struct internal_key k = { 32, ip.s_addr };
+	uint32_t v = 0;
+	return maps.internal >= 0 && nl_bpf_map_op(BPF_MAP_LOOKUP_ELEM, maps.internal, &k, &v) == 0;
+}
+
 int net_policy_put(uint32_t host, const struct net_rule *r, struct in_addr dst, bool add,
 		   struct err *e)
 {
@@ -217,9 +230,14 @@ void net_rule_format(const struct net_rule *r, char *out)
 		snprintf(out, NET_RULE_TEXT_MAX, "%s sandbox %s", verb, r->sbx);
 		return;
 	}
-	char ip[INET_ADDRSTRLEN];
-	inet_ntop(AF_INET, &r->addr, ip, sizeof(ip));
-	int n = snprintf(out, NET_RULE_TEXT_MAX, "%s %s/%u", verb, ip, r->plen);
+	int n;
+	if (r->kind == NET_RULE_DOMAIN) {
+		n = snprintf(out, NET_RULE_TEXT_MAX, "%s %s", verb, r->domain);
+	} else {
+		char ip[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, &r->addr, ip, sizeof(ip));
+		n = snprintf(out, NET_RULE_TEXT_MAX, "%s %s/%u", verb, ip, r->plen);
+	}
 	const char *proto = net_proto_name(r->proto);
 	if (proto)
 		n += snprintf(out + n, (size_t)(NET_RULE_TEXT_MAX - n), " %s", proto);
@@ -235,6 +253,8 @@ bool net_rule_same_match(const struct net_rule *a, const struct net_rule *b)
 		return true;
 	if (a->kind == NET_RULE_SANDBOX)
 		return strcmp(a->sbx, b->sbx) == 0;
+	if (a->kind == NET_RULE_DOMAIN && strcmp(a->domain, b->domain))
+		return false;
 	return a->addr.s_addr == b->addr.s_addr && a->plen == b->plen && a->proto == b->proto &&
 	       a->port == b->port;
 }

@@ -78,7 +78,7 @@ static struct {
 
 enum {
 	L_DROP, L_PASS, L_IPV4, L_ARP, L_POLICY, L_L4, L_NOL4, L_C2, L_C3, L_RULE, L_NORULE,
-	L_REPLY, L_OUTSIDE, L_DEFAULT, L_COUNT
+	L_REPLY, L_OUTSIDE, L_DEFAULT, L_NOTDNS, L_COUNT
 };
 
 struct prog {
@@ -253,9 +253,17 @@ static void build_policy(struct prog *p, const struct net_policy_maps *m)
 	emit(p, STX(BPF_W, -20, BPF_REG_7));
 	emit_lookup(p, m->internal, -24);
 	emit_jump(p, JEQ_IMM(BPF_REG_0, 0), L_OUTSIDE);
-	emit_jump(p, JNE32_IMM(BPF_REG_9, IPPROTO_ICMP), L_REPLY);
 	emit(p, LDX(BPF_W, BPF_REG_5, BPF_REG_6, ID_GW));
 	emit_jump(p, JNE32_REG(BPF_REG_7, BPF_REG_5), L_REPLY);
+	if (m->dns) { /* the daemon's DNS on the gateway: port 53, UDP or TCP */
+		uint16_t dns = htons(53);
+		emit_jump(p, JEQ32_IMM(BPF_REG_9, IPPROTO_ICMP), L_NOTDNS);
+		emit(p, MOV32_REG(BPF_REG_5, BPF_REG_8));
+		emit(p, ALU32_IMM(BPF_RSH, BPF_REG_5, 16));
+		emit_jump(p, JEQ32_IMM(BPF_REG_5, raw(&dns, 2)), L_PASS);
+		place(p, L_NOTDNS);
+	}
+	emit_jump(p, JNE32_IMM(BPF_REG_9, IPPROTO_ICMP), L_REPLY);
 	emit(p, MOV32_REG(BPF_REG_5, BPF_REG_8));
 	emit(p, ALU32_IMM(BPF_AND, BPF_REG_5, 0xff));
 	emit_jump(p, JEQ32_IMM(BPF_REG_5, 8), L_PASS); /* echo request */

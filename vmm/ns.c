@@ -3,6 +3,7 @@
  * cgroup of its own. One clone3 per start; readiness arrives as a message on
  * the inherited socketpair. */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/sched.h>
@@ -185,7 +186,12 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 			}
 			goto fail_kill;
 		}
-		if (send(vm->ctl_fd, &go[1], 1, MSG_NOSIGNAL) != 1) {
+		/* "N", or "N<gateway>" when the daemon answers DNS there (resolv.conf). */
+		char net[2 + INET_ADDRSTRLEN] = {MSG_NET};
+		if (vm->nic.dns.s_addr)
+			inet_ntop(AF_INET, &vm->nic.dns, net + 1, INET_ADDRSTRLEN);
+		size_t netlen = strlen(net);
+		if (send(vm->ctl_fd, net, netlen, MSG_NOSIGNAL) != (ssize_t)netlen) {
 			r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
 			goto fail_kill;
 		}

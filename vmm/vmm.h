@@ -72,6 +72,7 @@ struct vmm_inst {
 		uint8_t mac[6];
 		struct in_addr ip, gateway; /* network byte order */
 		uint8_t prefix_len;
+		struct in_addr dns; /* the daemon's DNS (the gateway), 0 when it offers none */
 	} nic;
 };
 

@@ -264,6 +264,163 @@ while True:
 	[ "$status" -ne 0 ]
 }
 
+# Names for the DNS tests: two addresses of the outside namespace (on its o0,
+# routed there by the host), each with a TCP service on port 9000 that
+# answers "at ADDRESS"; and a DNS server of the test's own beside them on
+# $OUT_IP:53 (python3's standard library): A records for ok.test and
+# no.test (TTL 30), in.test (the gateway's address: an internal one) and
+# any name under short.test (TTL 1), no record for
+# other names or types, NXDOMAIN for the rest. One process, ended by
+# teardown as LISTENER.
+outside_names() {
+	local net="10.$((190 + RANDOM % 10)).$((RANDOM % 250))"
+	OK_IP="$net.5"
+	NO_IP="$net.6"
+	ip -n "$OUT_NS" addr add "$OK_IP/32" dev o0
+	ip -n "$OUT_NS" addr add "$NO_IP/32" dev o0
+	ip route add "$OK_IP/32" via "$OUT_IP" dev "$OUT_IF"
+	ip route add "$NO_IP/32" via "$OUT_IP" dev "$OUT_IF"
+	ip netns exec "$OUT_NS" python3 -c '
+import socket, struct, sys, threading
+ok, no, me, internal = sys.argv[1:5]
+def tcp():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", 9000)); s.listen(16)
+    while True:
+        c, _ = s.accept(); c.sendall(("at " + c.getsockname()[0] + "\n").encode()); c.close()
+threading.Thread(target=tcp, daemon=True).start()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((me, 53))
+while True:
+    q, peer = s.recvfrom(512)
+    i, labels = 12, []
+    while i < len(q) and q[i]:
+        labels.append(q[i + 1:i + 1 + q[i]].decode(errors="replace")); i += 1 + q[i]
+    name, qtype = ".".join(labels).lower(), q[i + 1:i + 3]
+    ip, ttl = {"ok.test": (ok, 30), "no.test": (no, 30), "in.test": (internal, 30)}.get(name, (None, 0))
+    if name.endswith(".short.test"):
+        ip, ttl = ok, 1
+    known = ip is not None
+    rec = b""
+    if ip and qtype == b"\x00\x01":
+        rec = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, ttl, 4) + socket.inet_aton(ip)
+    flags = 0x8180 if known else 0x8183
+    s.sendto(q[:2] + struct.pack(">HHHHH", flags, 1, 1 if rec else 0, 0, 0) + q[12:i + 5] + rec, peer)
+' "$OK_IP" "$NO_IP" "$OUT_IP" "$GW" </dev/null >/dev/null 2>&1 3>&- &
+	LISTENER=$!
+	for _ in $(seq 50); do
+		ip netns exec "$OUT_NS" ss -lun 2>/dev/null | grep -q "$OUT_IP:53 " &&
+			ip netns exec "$OUT_NS" ss -ltn 2>/dev/null | grep -q ":9000 " && return 0
+		sleep 0.1
+	done
+	echo "the outside's DNS server did not start" >&2
+	return 1
+}
+
+# A daemon with --nat, --egress deny and its DNS relayed to the outside's server.
+dns_daemon() {
+	sbx_stop_daemon
+	make_outside
+	outside_names
+	FWD0=$(cat /proc/sys/net/ipv4/ip_forward)
+	sbx_start_daemon --nat --egress deny --dns "$OUT_IP" "$@"
+}
+
+@test "dns: under --egress deny, allow NAME opens the addresses the daemon's DNS relayed for it, and only those" {
+	dns_daemon
+	sbx_create "$A"
+	sbx_exec "$A" "cat /etc/resolv.conf" >/dev/null
+	[ "$SBX_OUT" = "nameserver $GW" ]
+	rule "$A" "allow ok.test tcp 9000"
+	# Not resolved yet: nothing is open.
+	sbx_get "$A" "$OK_IP" 9000
+	[[ "$SBX_OUT" != *"at $OK_IP"* ]]
+	# The gateway's DNS answers under deny all, through /etc/resolv.conf.
+	sbx_exec "$A" "nslookup ok.test" >/dev/null
+	[[ "$SBX_OUT" == *"$OK_IP"* ]]
+	grep -Eq "^learned allow $OK_IP/32 tcp 9000 for ok.test ttl ([0-9]|[12][0-9]|30)\$" "$MNT/$A/net"
+	sbx_get "$A" "$OK_IP" 9000
+	[ "$SBX_OUT" = "at $OK_IP" ]
+	# A name no rule names resolves, but its address stays closed.
+	sbx_exec "$A" "nslookup no.test" >/dev/null
+	[[ "$SBX_OUT" == *"$NO_IP"* ]]
+	sbx_get "$A" "$NO_IP" 9000
+	[[ "$SBX_OUT" != *"at $NO_IP"* ]]
+	# One learned entry: ok.test's, none for no.test.
+	run grep -c "^learned " "$MNT/$A/net"
+	[ "$output" = 1 ]
+	# Read back in ctl's syntax, journaled, and kept across a restart.
+	[ "$(rules_of "$A")" = "deny all
+allow ok.test tcp 9000" ]
+	grep -q '"allow ok.test tcp 9000"' "$STATE/sandboxes/$A/sandbox.json"
+	[ "$(sbx_key "$MNT/stats" dns_learned)" = 1 ]
+	[ "$(sbx_key "$MNT/stats" dns_answers)" -ge 2 ]
+	# rmdir takes its learned addresses' map entries with it.
+	rmdir "$MNT/$A"
+	[ "$(sbx_key "$MNT/stats" dns_learned)" = 0 ]
+}
+
+@test "dns: *.suffix rules; a learned address expires after the answer's TTL (clamped to 5 s)" {
+	dns_daemon
+	sbx_create "$A"
+	rule "$A" "allow *.short.test tcp 9000"
+	rule "$A" "deny $OK_IP/32 tcp 9000"
+	# An exact CIDR rule with the same key stays what decides.
+	sbx_exec "$A" "nslookup a.short.test" >/dev/null
+	[[ "$SBX_OUT" == *"$OK_IP"* ]]
+	sbx_get "$A" "$OK_IP" 9000
+	[[ "$SBX_OUT" != *"at $OK_IP"* ]]
+	sbx_create "$B"
+	rule "$B" "allow *.short.test tcp 9000"
+	# short.test itself is not under *.short.test.
+	sbx_exec "$B" "nslookup short.test" >/dev/null
+	run grep -c "^learned " "$MNT/$B/net"
+	[ "$output" = 0 ]
+	sbx_exec "$B" "nslookup b.short.test" >/dev/null
+	[[ "$SBX_OUT" == *"$OK_IP"* ]]
+	grep -Eq "^learned allow $OK_IP/32 tcp 9000 for \*\.short\.test ttl [1-5]\$" "$MNT/$B/net"
+	sbx_get "$B" "$OK_IP" 9000
+	[ "$SBX_OUT" = "at $OK_IP" ]
+	# A name that answers an internal address (the gateway) opens nothing.
+	rule "$B" "allow in.test"
+	sbx_exec "$B" "nslookup in.test" >/dev/null
+	[[ "$SBX_OUT" == *"$GW"* ]]
+	run grep -c "^learned .* for in.test " "$MNT/$B/net"
+	[ "$output" = 0 ]
+	# TTL 1, clamped to 5 s, swept within a second of it.
+	sleep 7
+	run grep -c "^learned " "$MNT/$B/net"
+	[ "$output" = 0 ]
+	sbx_get "$B" "$OK_IP" 9000
+	[[ "$SBX_OUT" != *"at $OK_IP"* ]]
+}
+
+@test "dns: a flood of malformed queries from one sandbox does not stop the forwarder answering another" {
+	dns_daemon
+	sbx_create "$A"
+	sbx_create "$B"
+	d0=$(sbx_key "$MNT/stats" dns_dropped)
+	sbx_run "$A" "for i in 1 2 3 4 5 6 7 8 9 10; do /usr/local/bin/udpecho flood $GW 53 20000; done" >/dev/null
+	for i in 1 2 3 4 5; do
+		sbx_exec "$B" "nslookup ok.test" >/dev/null
+		[[ "$SBX_OUT" == *"$OK_IP"* ]] || { echo "query $i: $SBX_OUT"; false; }
+	done
+	d1=$(sbx_key "$MNT/stats" dns_dropped)
+	echo "# dropped during the flood: $((d1 - d0))"
+	[ "$((d1 - d0))" -gt 1000 ]
+	assert_healthy "$B"
+	# The host, not a sandbox, gets no answer from the gateway's DNS.
+	run python3 -c "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+s.sendto(b'\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02ok\x04test\x00\x00\x01\x00\x01', (sys.argv[1], 53))
+s.recv(512)" "$GW"
+	[ "$status" -ne 0 ]
+	run "$SANDBOXFS" --dns 10.0.0.1:0 "$SBX_TMP/nomnt"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--dns 10.0.0.1:0: the port is not a number from 1 to 65535"* ]]
+}
+
 @test "netpolicy: --egress deny is the daemon's default" {
 	sbx_stop_daemon
 	sbx_start_daemon --egress deny
@@ -403,6 +560,38 @@ for o in json.load(sys.stdin).get("nftables", []):
 	[ "$(nft list tables | sort)" = "$tables0" ]
 }
 
+@test "expose: an nft delete that fails at rmdir is logged with the sandbox, the port and the table" {
+	# The daemon's nft, through a wrapper that refuses deletes of map
+	# elements while $SBX_TMP/nft.fail exists (found first on its PATH).
+	local real
+	real=$(command -v nft)
+	mkdir -p "$SBX_TMP/bin"
+	cat >"$SBX_TMP/bin/nft" <<-SH
+		#!/bin/sh
+		if [ "\$*" = "-f -" ]; then
+		    in=\$(cat)
+		    case "\$in" in *"delete element"*) [ -e "$SBX_TMP/nft.fail" ] && exit 1;; esac
+		    printf '%s\n' "\$in" | exec "$real" -f -
+		fi
+		exec "$real" "\$@"
+	SH
+	chmod +x "$SBX_TMP/bin/nft"
+	sbx_stop_daemon
+	PATH="$SBX_TMP/bin:$PATH" sbx_start_daemon
+	sbx_create "$A"
+	sbx_write "$MNT/$A/ctl" "expose 8080 18081"
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 1 ]
+	touch "$SBX_TMP/nft.fail"
+	rmdir "$MNT/$A"
+	grep -q "sandbox $A: 'expose tcp 8080 18081' left in nft table sandboxfs_expose_" "$SBX_LOG"
+	# Not retried yet (README, known limits): the element stays until the
+	# daemon's table goes with it.
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 1 ]
+	rm "$SBX_TMP/nft.fail"
+	sbx_stop_daemon
+	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 0 ]
+}
+
 @test "expose: a host port a host service has is refused; an exposed one is held from host services" {
 	sbx_create "$A"
 	port=$((20000 + RANDOM % 20000))
@@ -539,9 +728,12 @@ PY
 	run sbx_write "$MNT/$A/ctl" "allow 10.0.0.0/8 tcp 70000"
 	assert_fails_with "Invalid argument"
 	grep -q "not a number from 1 to 65535" "$MNT/$A/error"
-	run sbx_write "$MNT/$A/ctl" "deny example.com tcp 443"
+	run sbx_write "$MNT/$A/ctl" "deny exa_mple.com tcp 443"
 	assert_fails_with "Invalid argument"
-	grep -q "not an IPv4 address or CIDR" "$MNT/$A/error"
+	grep -q "neither a CIDR nor a domain name" "$MNT/$A/error"
+	run sbx_write "$MNT/$A/ctl" "deny example.com tcp 443"
+	assert_fails_with "not supported"
+	grep -q "this daemon offers no DNS" "$MNT/$A/error"
 	run sbx_write "$MNT/$A/ctl" "allow 10.0.0.0/8 sctp"
 	assert_fails_with "Invalid argument"
 	run sbx_write "$MNT/$A/ctl" "allow"

@@ -11,9 +11,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../engine/context.h"
+#include "../../engine/jobs.h"
+#include "../../engine/lifecycle.h"
 #include "../../engine/output.h"
-#include "../../engine/sbx.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
+
+/* The engine under test (engine_new; started piece by piece below). */
+static struct engine *eng;
 
 static struct sbx *s;
 
@@ -167,13 +173,15 @@ int main(void)
 {
 	char tmp[] = "/tmp/sbx-unit-jobstore.XXXXXX";
 	CHECK(mkdtemp(tmp) != NULL);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s", tmp);
-	eng.reg = reg_new();
+	eng = engine_new();
+	CHECK(eng != NULL);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s", tmp);
+	eng->reg = reg_new();
 	engine_thread_online();
 	struct sbx_config c;
 	ctl_config_defaults(&c, "ns", false);
-	s = sbx_alloc("t1", &c);
-	CHECK(s && reg_add(eng.reg, &s->node) == 0);
+	s = sbx_alloc(eng, "t1", &c);
+	CHECK(s && reg_add(eng->reg, &s->node) == 0);
 	if (!s)
 		UNIT_DONE("job_store");
 	mkdir_p(s->vm.dir, 0700);
@@ -184,11 +192,11 @@ int main(void)
 	RUN(test_pipe_drained);
 
 	out_pump_stop();
-	reg_del(eng.reg, &s->node);
+	reg_del(eng->reg, &s->node);
 	sbx_put(s);
 	urcu_memb_barrier();
 	reg_thread_offline();
-	reg_free(eng.reg);
+	reg_free(eng->reg);
 	rm_rf(tmp);
 	UNIT_DONE("job_store");
 }

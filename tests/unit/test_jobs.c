@@ -9,8 +9,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-#include "../../engine/sbx.h"
+#include "../../engine/context.h"
+#include "../../engine/jobs.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
+
+/* The engine under test (engine_new; started piece by piece below). */
+static struct engine *eng;
 
 #define TAG 7
 
@@ -208,16 +214,18 @@ int main(void)
 {
 	char tmp[] = "/tmp/sbx-unit-jobs.XXXXXX";
 	CHECK(mkdtemp(tmp) != NULL);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s", tmp);
-	eng.reg = reg_new();
+	eng = engine_new();
+	CHECK(eng != NULL);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s", tmp);
+	eng->reg = reg_new();
 	engine_thread_online();
-	engine_set_job_watch(job_hook);
+	engine_set_job_watch(eng, job_hook);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	CHECK(sbx_jobs_watch_start(epfd, TAG) == 0);
 	struct sbx_config c;
 	ctl_config_defaults(&c, "ns", false);
-	s = sbx_alloc("t1", &c);
-	CHECK(s && reg_add(eng.reg, &s->node) == 0);
+	s = sbx_alloc(eng, "t1", &c);
+	CHECK(s && reg_add(eng->reg, &s->node) == 0);
 	if (!s)
 		UNIT_DONE("jobs");
 
@@ -230,11 +238,11 @@ int main(void)
 	RUN(test_ended);
 	RUN(test_removed);
 
-	reg_del(eng.reg, &s->node);
+	reg_del(eng->reg, &s->node);
 	sbx_put(s);
 	urcu_memb_barrier();
 	reg_thread_offline();
-	reg_free(eng.reg);
+	reg_free(eng->reg);
 	close(epfd);
 	rm_rf(tmp);
 	UNIT_DONE("jobs");

@@ -50,6 +50,14 @@ static void test_rule_round_trip(void)
 	CHECK(round_trips("deny sandbox db"));
 	CHECK(round_trips("deny all"));
 	CHECK(round_trips("allow all"));
+	CHECK(round_trips("allow ok.test tcp 443"));
+	CHECK(round_trips("deny *.ads.example.com"));
+	CHECK(round_trips("allow localhost udp"));
+	/* Names are kept in lower case. */
+	struct net_rule d;
+	struct err de = {0};
+	CHECK(parse("allow OK.Test icmp", &d, &de) == 0 && d.kind == NET_RULE_DOMAIN &&
+	      !strcmp(d.domain, "ok.test") && d.proto == IPPROTO_ICMP);
 	/* A bare address is a /32, written back with it. */
 	struct net_rule r;
 	struct err e = {0};
@@ -85,7 +93,10 @@ static void test_rule_errors(void)
 	expect_einval("allow 10.0.0.0/", "not an IPv4 address or CIDR");
 	expect_einval("allow 10.0.0.0/-1", "not an IPv4 address or CIDR");
 	expect_einval("allow 10.0.0.0/008", "not an IPv4 address or CIDR");
-	expect_einval("allow example.com tcp 443", "not an IPv4 address");
+	expect_einval("allow exa_mple.com tcp 443", "neither a CIDR nor a domain name");
+	expect_einval("allow -x.com", "neither a CIDR nor a domain name");
+	expect_einval("allow ok.test icmp 8", "icmp has no ports");
+	expect_einval("allow ok.test tcp 80 extra", "usage");
 	expect_einval("allow 10.0.0.0/8 sctp", "not tcp, udp or icmp");
 	expect_einval("allow 10.0.0.0/8 tcp 0", "from 1 to 65535");
 	expect_einval("allow 10.0.0.0/8 tcp 65536", "from 1 to 65535");
@@ -170,6 +181,13 @@ static void test_rule_same_match(void)
 	CHECK(parse("deny all", &b, &e) == 0);
 	CHECK(net_rule_same_match(&a, &b));
 	CHECK(parse("deny sandbox x", &b, &e) == 0);
+	CHECK(!net_rule_same_match(&a, &b));
+	CHECK(parse("allow ok.test tcp 80", &a, &e) == 0);
+	CHECK(parse("deny ok.test tcp 80", &b, &e) == 0);
+	CHECK(net_rule_same_match(&a, &b));
+	CHECK(parse("deny *.ok.test tcp 80", &b, &e) == 0);
+	CHECK(!net_rule_same_match(&a, &b));
+	CHECK(parse("deny ok.test tcp 81", &b, &e) == 0);
 	CHECK(!net_rule_same_match(&a, &b));
 }
 
@@ -373,6 +391,50 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* With the daemon's DNS on (--dns), the gateway's port 53 passes, UDP and
+ * TCP, under deny all; its other ports stay closed, as does port 53 of
+ * another sandbox; a rule that names the gateway still decides. */
+static void test_filter_dns(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (eBPF maps and programs)");
+	if (ingress < 0)
+		SKIP("the filter did not load (test_filter_verdicts says why)");
+	const char *gw = "10.250.7.1", *b = ip_of(&b_id);
+	struct err e = {0};
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	/* What a domain rule never learns: internal addresses. */
+	CHECK(net_policy_internal(b_id.ip) && net_policy_internal(a_id.gateway));
+	struct in_addr lo = { htonl(INADDR_LOOPBACK) }, outside = { inet_addr("192.0.2.10") };
+	CHECK(net_policy_internal(lo) && !net_policy_internal(outside));
+	net_policy_allow_dns(true); /* the programs are built again at the next load */
+	int before = ingress;
+	ingress = net_filter_load(&a_id, 1, false, &e);
+	CHECK(ingress >= 0);
+	if (ingress < 0) {
+		ingress = before;
+		return;
+	}
+	CHECK(rule("deny all", true) == 0);
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == NET_FILTER_PASS);
+	CHECK(verdict(gw, IPPROTO_TCP, 4000, 53) == NET_FILTER_PASS);
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 54) == TC_ACT_SHOT);
+	CHECK(verdict(gw, IPPROTO_UDP, 53, 4000) == TC_ACT_SHOT); /* a source port 53 is no query */
+	CHECK(verdict(b, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	CHECK(verdict("192.0.2.10", IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	CHECK(verdict(gw, IPPROTO_ICMP, 8, 0) == NET_FILTER_PASS);
+	CHECK(rule("deny 10.250.7.1/32", true) == 0);
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	CHECK(rule("deny 10.250.7.1/32", false) == 0);
+	CHECK(rule("deny all", false) == 0);
+	net_policy_allow_dns(false);
+	close(ingress);
+	ingress = net_filter_load(&a_id, 1, false, &e);
+	CHECK(ingress >= 0);
+	CHECK(verdict(gw, IPPROTO_UDP, 4000, 53) == TC_ACT_SHOT);
+	close(before);
+}
+
 /* Printed for the README: ns per packet for a TCP packet to another sandbox
  * that a port rule allows (3 rule lookups at most) and to one that is
  * dropped (every lookup, the internal one and the replies table), with 0,
@@ -430,6 +492,7 @@ int main(void)
 	RUN(test_expose_parse);
 	RUN(test_rule_same_match);
 	RUN(test_filter_verdicts);
+	RUN(test_filter_dns);
 	RUN(test_filter_cost);
 	UNIT_DONE("netpolicy");
 }

@@ -10,9 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../engine/context.h"
 #include "../../engine/journal.h"
-#include "../../engine/sbx.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
+#include "../../engine/snap.h"
 #include "unit.h"
+
+/* The engine under test (engine_new; started piece by piece below). */
+static struct engine *eng;
 
 static char layers[PATH_MAX];
 
@@ -46,7 +52,7 @@ static struct sbx *new_sbx(const char *name, const char *const *lowers, int n)
 	struct sbx_config c;
 	ctl_config_defaults(&c, "ns", false);
 	set_lowers(&c, lowers, n);
-	struct sbx *s = sbx_alloc(name, &c);
+	struct sbx *s = sbx_alloc(eng, name, &c);
 	CHECK(s != NULL);
 	if (!s)
 		return NULL;
@@ -214,8 +220,10 @@ int main(void)
 {
 	char tmp[] = "/tmp/sbx-unit-snap.XXXXXX";
 	CHECK(mkdtemp(tmp) != NULL);
-	snprintf(eng.o.state_dir, sizeof(eng.o.state_dir), "%s", tmp);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s/sandboxes", tmp);
+	eng = engine_new();
+	CHECK(eng != NULL);
+	snprintf(eng->o.state_dir, sizeof(eng->o.state_dir), "%s", tmp);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s/sandboxes", tmp);
 	struct vmm_host h;
 	memset(&h, 0, sizeof(h));
 	snprintf(h.layers_dir, sizeof(h.layers_dir), "%s/layers", tmp);
@@ -225,7 +233,7 @@ int main(void)
 	char left[PATH_MAX + 16];
 	snprintf(left, sizeof(left), "%s/L9.tmp/etc", layers);
 	CHECK(mkdir_p(left, 0755) == 0);
-	CHECK(snap_init() == 0);
+	CHECK(snap_init(eng) == 0);
 	CHECK(!layer_exists("L9.tmp"));
 	engine_thread_online();
 

@@ -9,8 +9,13 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "../../engine/sbx.h"
+#include "../../engine/context.h"
+#include "../../engine/lifecycle.h"
+#include "../../engine/sandbox.h"
 #include "unit.h"
+
+/* The engine under test (engine_new; started piece by piece below). */
+static struct engine *eng;
 
 static int notified; /* engine_notify calls: the FUSE layer's watcher */
 
@@ -24,7 +29,7 @@ static struct sbx *new_sbx(void)
 {
 	struct sbx_config c;
 	ctl_config_defaults(&c, "ns", false);
-	return sbx_alloc("t1", &c);
+	return sbx_alloc(eng, "t1", &c);
 }
 
 /* The table's rows, expanded: in[from][to][ev]. */
@@ -278,9 +283,11 @@ int main(void)
 {
 	char tmp[] = "/tmp/sbx-unit-state.XXXXXX";
 	CHECK(mkdtemp(tmp) != NULL);
-	snprintf(eng.sandboxes_dir, sizeof(eng.sandboxes_dir), "%s", tmp);
+	eng = engine_new();
+	CHECK(eng != NULL);
+	snprintf(eng->sandboxes_dir, sizeof(eng->sandboxes_dir), "%s", tmp);
 	engine_thread_online();
-	engine_set_watch(watch_hook);
+	engine_set_watch(eng, watch_hook);
 	expand_table();
 
 	RUN(test_table_sane);

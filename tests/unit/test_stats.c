@@ -1,7 +1,8 @@
 /* Unit tests of stats formatting helpers: percentiles and text buffers. */
 #include <string.h>
 
-#include "../../engine/sbx.h"
+#include "../../engine/sandbox.h"
+#include "../../engine/stats.h"
 #include "unit.h"
 
 static void test_percentiles(void)

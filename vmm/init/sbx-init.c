@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "../../net/net.h"
 #include "../proto.h"
@@ -218,6 +219,37 @@ static void build_root(const char **lowers, int nlowers, const char *dir)
 	if (chdir("/") < 0)
 		fail(errno, "chdir /");
 	mask_paths();
+}
+
+/* The daemon's DNS (MSG_NET's "N<gateway>"): /etc/resolv.conf names it at
+ * every start, as Docker's does, whatever the image or an earlier run put
+ * there. Written after pivot_root, so inside the sandbox's own tree; a link
+ * at the name is replaced, never followed. A failure is said, not fatal. */
+static void write_resolv(const char *gw)
+{
+	struct in_addr a;
+	if (inet_pton(AF_INET, gw, &a) != 1) {
+		say("the daemon's DNS address '%.20s' is not one: resolv.conf left alone", gw);
+		return;
+	}
+	static const char tmp[] = ".resolv.conf.sbx-init";
+	char line[64];
+	int n = snprintf(line, sizeof(line), "nameserver %s\n", gw);
+	int etc = open("/etc", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (etc < 0) {
+		say("no /etc directory (%s): resolv.conf not written", strerror(errno));
+		return;
+	}
+	unlinkat(etc, tmp, 0);
+	int fd = openat(etc, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	bool ok = fd >= 0 && write(fd, line, (size_t)n) == n;
+	if (fd >= 0)
+		close(fd);
+	if (!ok || renameat(etc, tmp, etc, "resolv.conf") < 0) {
+		say("cannot write /etc/resolv.conf: %s", strerror(errno));
+		unlinkat(etc, tmp, 0);
+	}
+	close(etc);
 }
 
 /* Docker's default capability set. */
@@ -688,8 +720,15 @@ int main(int argc, char **argv)
 	drop_privileges();
 	fcntl(ctl, F_SETFD, FD_CLOEXEC);
 	/* The daemon set the network up while the root was built: ready once it has. */
-	if (net_pending && (recv(ctl, go, sizeof(go), 0) <= 0 || go[0] != MSG_NET))
-		fail(EPIPE, "the daemon did not set up the network");
+	if (net_pending) {
+		char net[32];
+		ssize_t nn = recv(ctl, net, sizeof(net) - 1, 0);
+		if (nn <= 0 || net[0] != MSG_NET)
+			fail(EPIPE, "the daemon did not set up the network");
+		net[nn] = '\0';
+		if (net[1])
+			write_resolv(net + 1);
+	}
 	say("ready");
 	send_msg("%c%lld", MSG_READY, (long long)rootfs_us);
 	serve(&oldmask, sfd);
