@@ -427,8 +427,8 @@ def run_tool(argv):
     return t1 - t0, p.returncode, err
 
 
-def make_bundle(tool, limits):
-    """An OCI bundle on the image sandboxfs uses, with the same namespaces and limits."""
+def make_bundle(tool, limits, root=None):
+    """An OCI bundle on the image sandboxfs uses (or root), with the same namespaces and limits."""
     d = os.path.join(TMP, "bundle-" + tool)
     os.makedirs(d, exist_ok=True)
     subprocess.run(["runc", "spec", "--bundle", d], check=True)
@@ -437,7 +437,7 @@ def make_bundle(tool, limits):
         c = json.load(f)
     c["process"]["args"] = ["/bin/sleep", "100000"]
     c["process"]["terminal"] = False
-    c["root"] = {"path": IMAGE, "readonly": True}
+    c["root"] = {"path": root or IMAGE, "readonly": True}
     c["hostname"] = "bench"
     ns = {n["type"] for n in c["linux"]["namespaces"]}
     for t in ("pid", "mount", "uts", "ipc", "network", "cgroup"):
@@ -1216,12 +1216,12 @@ def tti_proc_one(argv, cid=None, tool=None, want=b"hi"):
     return t1 - t0
 
 
-def make_tti_bundle(tool, limits):
-    d = make_bundle("tti-" + tool, limits)
+def make_tti_bundle(tool, limits, root=None, args=("/bin/sh", "-c", "echo hi"), name="tti"):
+    d = make_bundle("%s-%s" % (name, tool), limits, root)
     path = os.path.join(d, "config.json")
     with open(path) as fh:
         c = json.load(fh)
-    c["process"]["args"] = ["/bin/sh", "-c", "echo hi"]
+    c["process"]["args"] = list(args)
     with open(path, "w") as fh:
         json.dump(c, fh, indent=1)
     return d
@@ -1239,13 +1239,19 @@ def engine_tti(eng, root, cmd, want=b"hi"):
     return one
 
 
+def bundle_tti(tool, b, want=b"hi"):
+    """A function of a tag that times `TOOL run --bundle b` (runc, crun) to its first stdout
+    bytes, as tti_proc_one."""
+    def one(tag):
+        cid = "%s-t%s-%s" % (TAG, tag, tool)
+        return tti_proc_one([tool, "run", "--bundle", b, cid], cid, tool, want)
+    return one
+
+
 def tti_methods(peers, engines, bwrap_ok, limits):
     fns = {"sandboxfs": lambda tag: tti_sbx_one(MNT, "t" + tag)}
     for tool in sorted(peers):
-        b = make_tti_bundle(tool, limits)
-        fns[tool] = (lambda t, b: lambda tag: tti_proc_one(
-            [t, "run", "--bundle", b, "%s-t%s-%s" % (TAG, tag, t)],
-            "%s-t%s-%s" % (TAG, tag, t), t))(tool, b)
+        fns[tool] = bundle_tti(tool, make_tti_bundle(tool, limits))
     for tool in sorted(engines):
         fns[tool] = engine_tti(engines[tool], IMAGE, ["/bin/sh", "-c", "echo hi"])
     if bwrap_ok:
@@ -1322,12 +1328,12 @@ DEBIAN = os.path.join(BUILD, "images", "debian")
 PY_CMD = "python3 -c 'print(2**10)'"
 
 
-def case_debian(engines, bwrap_ok, limits):
+def case_debian(peers, engines, bwrap_ok, limits):
     """Debian 12 with python3 (make image-debian): from the create line to the first bytes
     of `python3 -c 'print(2**10)'`, one at a time, interleaved (shuffled each round): a
     cold create, a claim from a warm pool of that image (full before each of its
-    samples), bwrap running the same command on the same root, and docker and podman
-    (`run --rm` of an image imported from that root). The cold creates name a
+    samples), bwrap, runc and crun running the same command on the same root (read-only),
+    and docker, podman and ctr (`run --rm` of an image imported from that root). The cold creates name a
     spec the pool lacks (only the pids limit differs), as case_pool's do."""
     if not os.path.exists(os.path.join(DEBIAN, "usr", "bin", "python3")):
         raise RuntimeError("no debian image in %s (make image-debian)" % DEBIAN)
@@ -1335,7 +1341,8 @@ def case_debian(engines, bwrap_ok, limits):
     cold = "pids=%d" % (limits["pids"] - 1 if limits["pids"] > 2 else limits["pids"] + 1)
     bw = BWRAP[:BWRAP.index(IMAGE)] + [DEBIAN] + BWRAP[BWRAP.index(IMAGE) + 1:-1] + \
         ["python3", "-c", "print(2**10)"]
-    fns = {}
+    fns = {t: bundle_tti(t, make_tti_bundle(t, limits, DEBIAN, ["python3", "-c", "print(2**10)"], "deb"),
+                         b"1024") for t in sorted(peers)}
     for tool in sorted(engines):  # imported before the rounds (a few seconds each)
         engines[tool].image(DEBIAN)
         fns[tool] = engine_tti(engines[tool], DEBIAN, ["python3", "-c", "print(2**10)"], b"1024")
@@ -1378,7 +1385,8 @@ def case_debian(engines, bwrap_ok, limits):
             "image_mb": dir_bytes(DEBIAN) / 1e6, "cmd": PY_CMD, "cold_opts": cold,
             "bwrap_argv": [a.replace(ROOT + "/", "") for a in bw] if bwrap_ok else None,
             "engine_argv": {t: engines[t].shown(DEBIAN, ["python3", "-c", "print(2**10)"])
-                            for t in fns}}
+                            for t in fns if t in engines},
+            "bundle_tools": sorted(peers)}
 
 
 # ---------------------------------------------------------------- fork (issue 9, ns)
@@ -2642,7 +2650,7 @@ def main():
             "pool_over": lambda: {"pool_over": case_pool_over()},
             "pool_size": lambda: {"pool_size": case_pool_size()},
             "pool_refill": lambda: {"pool_refill": case_pool_refill()},
-            "debian": lambda: {"debian": dict(case_debian(engines, bwrap_ok, limits), engine_info=engine_info)},
+            "debian": lambda: {"debian": dict(case_debian(peers, engines, bwrap_ok, limits), engine_info=engine_info)},
             "netpol": lambda: {"netpol": case_netpol()},
             "io": lambda: {"io": case_io()},
             "images": lambda: {"images": case_images()},

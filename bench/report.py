@@ -1249,9 +1249,12 @@ def sec_debian(r, md):
               "One at a time, interleaved (the order shuffled each round): from the write of `create "
               "NAME image=debian` to `/sbx/ctl` to the first bytes of `%s` through `NAME/exec`; "
               "**pool**: claimed from a warm pool of that image (size 1, full before every sample); "
-              "**cold**: a spec no pool has (`%s`); **bwrap**: `%s` to its first stdout bytes%s. "
+              "**cold**: a spec no pool has (`%s`); **bwrap**: `%s` to its first stdout bytes%s%s. "
               "%d warm-up rounds discarded." % (f(d["image_mb"]), d["cmd"], d["cold_opts"],
                                                 " ".join(d["bwrap_argv"]) if d.get("bwrap_argv") else "skipped",
+                                                "".join("; **%s**: `%s run` of a bundle on that root (read-only, "
+                                                        "the same namespaces and limits), likewise" % (t, t)
+                                                        for t in d.get("bundle_tools", [])),
                                                 "".join("; **%s**: `%s` (an image imported from that root), likewise"
                                                         % kv for kv in sorted(d.get("engine_argv", {}).items())),
                                                 d["warmup"]))
@@ -1267,6 +1270,8 @@ def sec_debian(r, md):
             row("  daemon's `create_usec`", d["daemon"]["cold_create_usec"], None)]
     if bw:
         rows.append(row("bwrap, same command and root", bw))
+    for t in d.get("bundle_tools", []):
+        rows.append(row("%s `run`, same command and root" % t, S[t]))
     for t in sorted(d.get("engine_argv", {})):
         rows.append(row("%s `run --rm`, same command and root" % t, S[t]))
     md.append(table(["one at a time", "n", "p50 ms", "p95 ms", "p99 ms", "bwrap ÷ this (p50)",
