@@ -5,7 +5,10 @@
 # are hostile_tree.bats (trees walked), hostile_fuse.bats (the mount under
 # load), hostile_jobs.bats (job output and records), files.bats (paths of
 # NAME/files requests resolved in a root full of links, FIFOs and devices),
-# disk.bats and the fuzz targets (tests/fuzz) for every parser.
+# qemu_files.bats (a guest agent's answers to files requests), netpolicy.bats
+# (a sandbox's flood of malformed DNS queries), registry.bats (what skopeo
+# and a registry answer), disk.bats and the fuzz targets (tests/fuzz) for
+# every parser (agent_files, dns and pull among them).
 
 load helpers
 load oci_helpers
