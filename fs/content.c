@@ -100,19 +100,19 @@ const struct fsx_file_ops fsx_show_ops = {
 	.type = S_IFREG, .readable = true, .open = content_open, .read = show_read,
 };
 
-/* A cached file is read into the kernel's page cache: its content is remade
- * at each read, so that a page filled after a change (and its invalidation)
- * holds the content of after it, not of the open before it. A removed object
- * keeps the open's content (its node is never reached again: numbers are not
- * reused). */
-static void cached_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+/* A sized file's content is made again at each read from offset 0, so
+ * that a read after a change shows it, also on a handle opened before it (the
+ * size the same stat(2) shows); a read further on continues that content,
+ * never the tail of a newer one. A removed object keeps the last content (its
+ * node is never reached again: numbers are not reused). */
+static void sized_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
 {
-	content_read(req, h, size, off, true);
+	content_read(req, h, size, off, off == 0);
 }
 
-const struct fsx_file_ops fsx_cached_ops = {
-	.type = S_IFREG, .readable = true, .cached = true, .open = content_open,
-	.read = cached_read,
+const struct fsx_file_ops fsx_sized_ops = {
+	.type = S_IFREG, .readable = true, .sized = true, .open = content_open,
+	.read = sized_read,
 };
 const struct fsx_file_ops fsx_command_ops = {
 	.type = S_IFREG, .writable = true, .write = content_write,

@@ -15,7 +15,7 @@ static const struct fsx_file top_files[] = {
 
 static const struct fsx_file sbx_files[] = {
 	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .sbx.write = sbx_ctl},
-	{.name = "status", .mode = 0444, .ops = &fsx_cached_ops, .sbx.show = sbx_show_status},
+	{.name = "status", .mode = 0444, .ops = &fsx_sized_ops, .sbx.show = sbx_show_status},
 	{.name = "stats", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_stats},
 	{.name = "config", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_config},
 	{.name = "events", .mode = 0444, .ops = &fsx_events_ops, .sbx.show = sbx_show_events},

@@ -17,17 +17,14 @@
  * kernel seeing it (a timeout, ctl, a restart): a second. A fixed name (a
  * table's file, a fixed subdirectory) lasts as long as its directory, whose
  * own entry is looked at again each second. Attributes never change (a
- * node's number is never reused) but a cached file's, which fsx_changed
+ * node's number is never reused) but a sized file's, which fsx_changed
  * invalidates. */
 #define NAME_TIMEOUT 1.0
 #define FIXED_TIMEOUT 3600.0
 #define ATTR_TIMEOUT 3600.0
 
-/* The session, for the invalidations of fsx_changed; the kernel's page
- * cache serves cached files only when it looks at their attributes before
- * each read (auto_inval_data). */
+/* The session, for the invalidations of fsx_changed. */
 static struct fuse_session *session;
-static _Atomic bool cache_ok;
 
 void fsx_set_session(struct fuse_session *se) { session = se; }
 
@@ -105,9 +102,9 @@ static void fill_attr(const struct fsx_state *fs, struct stat *st, fuse_ino_t in
 	st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-/* A cached file's size is its content's, and its mtime moves by a
- * nanosecond with each generation: what tells the kernel its pages are old. */
-static int cached_attr(const struct fsx_node *nd, struct fsx_obj *o, struct stat *st)
+/* A sized file's size is its content's, and its mtime moves by a
+ * nanosecond with each generation. */
+static int sized_attr(const struct fsx_node *nd, struct fsx_obj *o, struct stat *st)
 {
 	struct buf b = {0};
 	int r = nd->k->fam->show(nd, o, &b);
@@ -120,7 +117,7 @@ static int cached_attr(const struct fsx_node *nd, struct fsx_obj *o, struct stat
 	return r;
 }
 
-static bool is_cached(const struct fsx_node *nd) { return cache_ok && nd->f && nd->f->ops->cached; }
+static bool is_sized(const struct fsx_node *nd) { return nd->f && nd->f->ops->sized; }
 
 /* Attributes of a node that is still there. */
 static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
@@ -135,17 +132,17 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 	const struct fsx_family *fam = nd.k->fam;
 	fill_attr(fuse_req_userdata(req), st, ino, node_mode(&nd),
 		  fam->created_usec ? fam->created_usec(&o) : 0);
-	if (is_cached(&nd))
-		r = cached_attr(&nd, &o, st);
+	if (is_sized(&nd))
+		r = sized_attr(&nd, &o, st);
 	fsx_unpin(&nd, &o);
 	return r;
 }
 
-void fsx_inval_cached(uint64_t id)
+void fsx_inval_sized(uint64_t id)
 {
 	const struct fsx_kind *k = &fsx_kinds[INO_SBX_FILE];
-	for (size_t i = 0; cache_ok && session && id && i < k->nrows; i++) {
-		if (!k->rows[i].ops->cached)
+	for (size_t i = 0; session && id && i < k->nrows; i++) {
+		if (!k->rows[i].ops->sized)
 			continue;
 		fuse_ino_t ino = ino_encode(&(struct ino_node){.kind = INO_SBX_FILE, .sbx = id,
 							       .file = (uint32_t)i});
@@ -460,9 +457,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)h;
-	/* Everything else is made per open or per read: the kernel keeps none of it. */
-	fi->direct_io = !is_cached(&nd);
-	fi->keep_cache = is_cached(&nd);
+	/* Everything is made per open or per read: the kernel keeps none of it. */
+	fi->direct_io = 1;
 	fi->nonseekable = ops->nonseekable;
 	fuse_reply_open(req, fi);
 }
@@ -742,21 +738,7 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-/* Cached files need the kernel to look at their attributes before a read
- * (auto_inval_data, libfuse's default where the kernel has it); without it
- * they are served as the others are, one request per read. */
-static void op_init(void *userdata, struct fuse_conn_info *conn)
-{
-	(void)userdata;
-	cache_ok = conn->capable & FUSE_CAP_AUTO_INVAL_DATA;
-	if (cache_ok)
-		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
-	else
-		log_info("the kernel has no FUSE auto_inval_data: status is read without its cache");
-}
-
 const struct fuse_lowlevel_ops fsx_ops = {
-	.init = op_init,
 	.lookup = op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,

@@ -63,11 +63,13 @@ struct fsx_file {
 struct fsx_file_ops {
 	mode_t type; /* S_IFREG, or S_IFLNK */
 	bool readable, writable, nonseekable;
-	/* The content changes only when the family's generation moves: the
-	 * kernel keeps it (FOPEN_KEEP_CACHE, the content's length as st_size, an
-	 * mtime that moves with the generation) until fsx_changed invalidates
-	 * the node's attributes; the next read then finds it changed. */
-	bool cached;
+	/* The content changes only when the family's generation moves, and the
+	 * attributes say so: the content's length as st_size, an mtime that
+	 * moves with the generation; fsx_changed invalidates them in the kernel.
+	 * Read as every file is (direct_io, made at each read): a page cache
+	 * sized by attributes taken before a change would give a read that
+	 * comes after it a cut or NUL-padded content. */
+	bool sized;
 	/* The node's object is pinned (o); flags are open(2)'s. */
 	int (*open)(struct fsx_handle *h, struct fsx_obj *o, int flags);
 	void (*read)(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
@@ -210,12 +212,11 @@ uint64_t fsx_poll_add(const struct fsx_handle *h, uint64_t id, uint32_t job,
 void fsx_poll_cancel(uint64_t seq);
 void fsx_poll_release(struct fsx_handle *h);
 
-/* The kernel's caches of a sandbox's cached files are stale: their
- * attributes go, and with them, at the next read, their pages (fs/fsx.c). */
-void fsx_inval_cached(uint64_t id);
+/* The kernel's attributes of a sandbox's sized files are stale (fs/fsx.c). */
+void fsx_inval_sized(uint64_t id);
 
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
-extern const struct fsx_file_ops fsx_show_ops, fsx_cached_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,
+extern const struct fsx_file_ops fsx_show_ops, fsx_sized_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,
 	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
 	fsx_stream_ops, fsx_files_ops;
 /* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */

@@ -123,12 +123,12 @@ static void fire_waits(uint64_t id, uint32_t job)
 	waits_end(w, true);
 }
 
-/* A change makes the kernel's cached copies old, then wakes pollers and the
+/* A change makes the kernel's attributes old, then wakes pollers and the
  * reads parked on it: any read of that sandbox for a change of its own (the
  * top level's: one may be gone). */
 void fsx_changed(uint64_t id)
 {
-	fsx_inval_cached(id);
+	fsx_inval_sized(id);
 	fire_waits(id, 0);
 	if (id)
 		waiters_kick(id, WAKE_ANY, 0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # What the kernel caches of the tree is never older than the sandbox: status
-# is served from the page cache and long-lived attributes, and every change
+# is read afresh, its attributes (size, mtime) are long-lived, and every change
 # (through ctl, by the daemon on its own, a removal, a new sandbox of the
 # same name) shows at the next read.
 
@@ -96,4 +96,34 @@ assert_status_now() {
 	[[ ! -e "$MNT/$A/status" ]]
 	sbx_create "$A"
 	assert_status_now running
+}
+
+# A read is one whole state name, whatever changes come between the stat
+# that sized it and its reads: pause and resume in a loop beside readers
+# that read in 3-byte pieces (each piece a read request at its offset).
+@test "status read in pieces during changes is always one whole state name" {
+	sbx_create "$A"
+	local end=$((SECONDS + 4)) bad=0 n=0 got
+	(
+		while ((SECONDS < end)); do
+			echo pause >"$MNT/$A/ctl"
+			echo resume >"$MNT/$A/ctl"
+		done
+	) &
+	local flipper=$!
+	while ((SECONDS < end)); do
+		got=$(dd if="$MNT/$A/status" bs=3 status=none | od -An -c | tr -d ' \n')
+		n=$((n + 1))
+		case "$got" in
+		'running\n' | 'paused\n') ;;
+		*)
+			bad=$((bad + 1))
+			echo "read $n: '$got'" >&2
+			;;
+		esac
+		stat -c %s "$MNT/$A/status" >/dev/null
+	done
+	wait "$flipper"
+	echo "$n reads, $bad not whole" >&2
+	((n > 20 && bad == 0))
 }
