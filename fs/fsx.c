@@ -147,9 +147,11 @@ void fsx_inval_sized(uint64_t id)
 		fuse_ino_t ino = ino_encode(&(struct ino_node){.kind = INO_SBX_FILE, .sbx = id,
 							       .file = (uint32_t)i});
 		/* Attributes only (offset -1): no page lock is waited for, so a
-		 * caller may hold the sandbox's lock; -ENOENT: not in the cache. */
+		 * caller may hold the sandbox's lock; -ENOENT: not in the cache;
+		 * -ENOSYS: the session is not initialised yet (sandboxes adopted
+		 * at start-up), the kernel holds nothing. */
 		int r = ino ? fuse_lowlevel_notify_inval_inode(session, ino, -1, 0) : 0;
-		if (r < 0 && r != -ENOENT)
+		if (r < 0 && r != -ENOENT && r != -ENOSYS)
 			log_debug("sandbox id %" PRIu64 ": invalidating %s failed: %s", id,
 				  k->rows[i].name, strerror(-r));
 	}

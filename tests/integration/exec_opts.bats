@@ -118,7 +118,6 @@ refused() {
 @test "timeout=: the daemon kills a sleep 100 (exec: exit_code 124; job: killed, reason timeout)" {
 	sbx_start_daemon
 	sbx_create "$A"
-	start=$SECONDS
 	sbx_exec "$A" 'timeout=1 echo before; sleep 100; echo after'
 	[ "$SBX_RC" -eq 124 ]
 	[ "$SBX_OUT" = before ]
@@ -126,9 +125,7 @@ refused() {
 	wait_job "$A" "$n" killed
 	[ "$(sbx_cat "$MNT/$A/jobs/$n/reason")" = timeout ]
 	[ "$(sbx_cat "$MNT/$A/jobs/$n/exit_code")" -eq 137 ]
-	# Well under the sleeps' 100 s (a bound, not a measurement).
-	((SECONDS - start < 60))
-	# The process group went with it: no sleep 100 is left.
+	# Killed, not ended: the process group went with it, no sleep 100 is left.
 	sbx_exec "$A" 'ps -o args | grep -c "^sleep 100" || true'
 	[ "$SBX_OUT" = 0 ]
 	# One that ends in time is not touched.

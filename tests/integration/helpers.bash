@@ -334,6 +334,16 @@ find_host_tag() {
 	SBX_HTAG=${d%-"$1"}
 }
 
+# The host tag a daemon on $STATE gives its cgroups (engine.c's
+# instance_tag: FNV-1a of the state dir), known before any sandbox exists.
+state_host_tag() {
+	python3 -c 'import sys
+h = 2166136261
+for c in sys.argv[1].encode():
+    h = ((h ^ c) * 16777619) & 0xffffffff
+print("%08x" % h)' "$STATE"
+}
+
 # ---------------------------------------------------------------- sandboxes
 
 # wait_status NAME WANT [TIMEOUT]: poll NAME/status until it reads WANT.

@@ -42,6 +42,14 @@ live_init() {
 # Hidden member state dirs of the daemon (never shown in the mount).
 members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
 
+# This daemon's cgroups named NAME (a glob; other daemons' are not counted).
+cgroups_named() {
+	local tag
+	tag=$(state_host_tag)
+	find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -maxdepth 1 -name "$tag-$1" 2>/dev/null |
+		grep -c . || true
+}
+
 @test "a mkdir takes a ready member: running at once, under its own name" {
 	mkdir "$P"
 	[[ -f "$P/spec" && -f "$P/size" && -f "$P/status" ]]
@@ -147,6 +155,7 @@ members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
 	wait_ready 1
 	[[ "$(members_on_disk)" == 1 ]]
 	pids=$(for f in "$STATE"/sandboxes/.p*/sandbox.json; do jq -r .pid "$f"; done)
+	(($(cgroups_named '.p*') > 0))
 	rmdir "$P"
 	[[ ! -e "$P" ]]
 	for _ in $(seq 50); do
@@ -159,8 +168,7 @@ members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
 		run live_init "$pid"
 		[ "$status" -ne 0 ]
 	done
-	run sh -c "find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -maxdepth 1 -name '*-.p*' 2>/dev/null | grep -c ."
-	[[ "$output" == 0 ]]
+	[[ "$(cgroups_named '.p*')" == 0 ]]
 	assert_healthy
 }
 
@@ -239,11 +247,15 @@ members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
 	wait_ready 3
 	[[ "$(members_on_disk)" == 3 ]]
 	for pid in $pids; do
-		run live_init "$pid"
-		[ "$status" -ne 0 ]
+		! live_init "$pid" || {
+			echo "old member's init $pid lives: $(grep -E '^(State|PPid)' "/proc/$pid/status" | tr '\n' ' ')" \
+				"cgroups: $(tr '\n' ' ' <"/proc/$pid/cgroup")" >&2
+			false
+		}
 	done
 	mkdir "$MNT/k$SBX_TAG"
 	[[ "$(cat "$MNT/k$SBX_TAG/status")" == running ]]
+	(($(cgroups_named '*') > 0))
 	# A claimed sandbox is re-adopted like any other.
 	kill -9 "$SBX_PID"
 	wait "$SBX_PID" 2>/dev/null || true
@@ -257,7 +269,7 @@ members_on_disk() { find "$STATE/sandboxes" -maxdepth 1 -name '.p*' | wc -l; }
 	rmdir "$MNT/k$SBX_TAG"
 	rmdir "$P"
 	sbx_stop_daemon
-	run sh -c "find /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs -maxdepth 1 -name '*-.p*' -o -maxdepth 1 -name '*k$SBX_TAG' 2>/dev/null | grep -c ."
-	[[ "$output" == 0 ]]
+	# Members and the claimed sandbox (whose cgroup keeps its member's name).
+	[[ "$(cgroups_named '*')" == 0 ]]
 	[[ "$(members_on_disk)" == 0 ]]
 }
