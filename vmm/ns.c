@@ -24,11 +24,6 @@
 
 #define READY_TIMEOUT_MS 20000
 
-static int pidfd_signal(int pidfd, int sig)
-{
-	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
-}
-
 static int ns_create(struct vmm_inst *vm, struct err *e)
 {
 	static const char *sub[] = {"rootfs", "upper", "work"};
@@ -203,26 +198,10 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	return 0;
 
 fail_kill:
-	pidfd_signal(vm->pidfd, SIGKILL);
+	vmm_pidfd_signal(vm->pidfd, SIGKILL);
 	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
 fail:
-	if (vm->pidfd >= 0)
-		close(vm->pidfd);
-	if (vm->ctl_fd >= 0)
-		close(vm->ctl_fd);
-	vm->pidfd = vm->ctl_fd = -1;
-	vm->pid = 0;
-	cg_destroy(&vm->cg);
-	return r;
-}
-
-static int wait_exit(int pidfd, int timeout_ms)
-{
-	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-	int r;
-	do
-		r = poll(&pfd, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
+	vmm_end_run(vm);
 	return r;
 }
 
@@ -233,15 +212,15 @@ static int ns_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)
 	char msg[32];
 	int n = snprintf(msg, sizeof(msg), "%c%d", MSG_STOP, timeout_sec);
 	if (vm->ctl_fd < 0 || send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
-		pidfd_signal(vm->pidfd, timeout_sec ? SIGTERM : SIGKILL);
+		vmm_pidfd_signal(vm->pidfd, timeout_sec ? SIGTERM : SIGKILL);
 	/* init kills everything itself at the deadline; the extra second is our backstop. */
-	if (wait_exit(vm->pidfd, (timeout_sec + 1) * 1000) == 0) {
+	if (vmm_pidfd_wait(vm->pidfd, (timeout_sec + 1) * 1000) == 0) {
 		log_warn("sandbox %s: init did not stop in %d s, killing it", vm->name, timeout_sec + 1);
-		pidfd_signal(vm->pidfd, SIGKILL);
+		vmm_pidfd_signal(vm->pidfd, SIGKILL);
 		/* A cgroup frozen behind our back (the journal says running) holds
 		 * the kill until it is thawed. */
 		cg_freeze(&vm->cg, false, NULL);
-		if (wait_exit(vm->pidfd, 5000) == 0)
+		if (vmm_pidfd_wait(vm->pidfd, 5000) == 0)
 			return err_set(e, -ETIMEDOUT, "init (pid %d) survived SIGKILL", (int)vm->pid);
 	}
 	return 0;
@@ -251,7 +230,7 @@ static int ns_kill(struct vmm_inst *vm, int sig, struct err *e)
 {
 	if (vm->pidfd < 0)
 		return err_set(e, -ESRCH, "sandbox has no running init");
-	int r = pidfd_signal(vm->pidfd, sig);
+	int r = vmm_pidfd_signal(vm->pidfd, sig);
 	return r < 0 ? err_set(e, r, "cannot signal init: %s", strerror(-r)) : 0;
 }
 

@@ -145,21 +145,6 @@ static void host_facts_init(void)
 
 static void host_facts(void) { pthread_once(&hf.once, host_facts_init); }
 
-static int pidfd_signal(int pidfd, int sig)
-{
-	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
-}
-
-static int wait_exit(int pidfd, int timeout_ms)
-{
-	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-	int r;
-	do
-		r = poll(&pfd, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	return r;
-}
-
 /* The agent's device, as qemu.json and a snapshot's vm.json name it. */
 static const char *agent_dev_name(bool vserial) { return vserial ? "virtio-serial" : "serial"; }
 
@@ -931,7 +916,7 @@ static void spare_ram_path(const char *name, char *out, size_t cap)
 static void spare_free(struct spare *sp)
 {
 	if (sp->vm.pidfd >= 0) {
-		pidfd_signal(sp->vm.pidfd, SIGKILL);
+		vmm_pidfd_signal(sp->vm.pidfd, SIGKILL);
 		waitid(P_PIDFD, (id_t)sp->vm.pidfd, NULL, WEXITED);
 		close(sp->vm.pidfd);
 	}
@@ -1153,7 +1138,7 @@ static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const ch
 		return false;
 	struct err e = {0};
 	int r = 0;
-	if (wait_exit(sp->vm.pidfd, 0) != 0)
+	if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
 		r = err_set(&e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
 	else if ((r = vmm_copy_sparse(pq->ram_path, sp->ram, true, &e)) == 0 &&
 		 rename(sp->ram, layer_ram) < 0)
@@ -1188,7 +1173,7 @@ static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, const struct snap
 	const char *files[] = {"console.log", QMP_SOCK, AGENT_SOCK};
 	if (strcmp(sp->key, key) != 0)
 		r = err_set(e, -ESTALE, "the spare is of another machine (%s, not %s)", sp->key, key);
-	else if (wait_exit(sp->vm.pidfd, 0) != 0)
+	else if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
 		r = err_set(e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
 	else if (sfd < 0 || dfd < 0)
 		r = err_set(e, -errno, "cannot open %s or %s: %s", sp->vm.dir, vm->dir, strerror(errno));
@@ -1269,8 +1254,8 @@ void vmm_qemu_spares_sweep(void)
 			if (fd >= 0) {
 				log_info("qemu: killing %s (pid %d), a spare a dead daemon left",
 					 de->d_name, (int)vm.pid);
-				pidfd_signal(fd, SIGKILL);
-				wait_exit(fd, 5000);
+				vmm_pidfd_signal(fd, SIGKILL);
+				vmm_pidfd_wait(fd, 5000);
 				close(fd);
 			}
 		}
@@ -1444,8 +1429,8 @@ fail_kill:;
 	/* A closed channel means QEMU is on its way out: let it finish saying why
 	 * (its stderr goes to the console log) before the kill. */
 	bool gone = (r == -ECHILD || r == -EPIPE || r == -ECONNRESET) &&
-		    wait_exit(vm->pidfd, QEMU_EXIT_GRACE_MS) > 0;
-	pidfd_signal(vm->pidfd, SIGKILL);
+		    vmm_pidfd_wait(vm->pidfd, QEMU_EXIT_GRACE_MS) > 0;
+	vmm_pidfd_signal(vm->pidfd, SIGKILL);
 	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
 	if (gone || r == -ECHILD || r == -EPIPE || r == -ECONNRESET) {
 		char tail[256], why[SBX_ERRMSG_MAX];
@@ -1461,14 +1446,7 @@ fail:
 	close_pairs(qsv, asv);
 	args_free(&a);
 	qvm_detach(vm);
-	if (vm->pidfd >= 0)
-		close(vm->pidfd);
-	if (vm->ctl_fd >= 0)
-		close(vm->ctl_fd);
-	vm->pidfd = vm->ctl_fd = -1;
-	vm->pid = 0;
-	vm->pid_start = 0;
-	cg_destroy(&vm->cg);
+	vmm_end_run(vm);
 	return r;
 }
 
@@ -1481,7 +1459,7 @@ static int stop_vm(struct vmm_inst *vm, struct qemu_vm *q, int timeout_sec, stru
 		int n = snprintf(secs, sizeof(secs), "%d", timeout_sec > 1 ? timeout_sec - 1 : 0);
 		uint64_t t0 = now_usec();
 		if (qagent_send(q, AG_POWEROFF, 0, secs, (uint32_t)n) == 0 &&
-		    wait_exit(q->pidfd, left_ms) > 0)
+		    vmm_pidfd_wait(q->pidfd, left_ms) > 0)
 			return 0;
 		left_ms -= (int)((now_usec() - t0) / 1000);
 		log_warn("sandbox %s: the guest did not power off in %d s; asking QEMU to quit",
@@ -1491,11 +1469,11 @@ static int stop_vm(struct vmm_inst *vm, struct qemu_vm *q, int timeout_sec, stru
 	int quit_ms = left_ms > 2000 ? left_ms : 2000;
 	qmp_cmd(&q->qmp, "quit", NULL, NULL, quit_ms, NULL); /* it may exit before replying */
 	int spent = (int)((now_usec() - t0) / 1000);
-	if (wait_exit(q->pidfd, quit_ms > spent ? quit_ms - spent : 0) > 0)
+	if (vmm_pidfd_wait(q->pidfd, quit_ms > spent ? quit_ms - spent : 0) > 0)
 		return 0;
 	log_warn("sandbox %s: QEMU did not quit; killing it", vm->name);
-	pidfd_signal(q->pidfd, SIGKILL);
-	if (wait_exit(q->pidfd, 5000) == 0)
+	vmm_pidfd_signal(q->pidfd, SIGKILL);
+	if (vmm_pidfd_wait(q->pidfd, 5000) == 0)
 		return err_set(e, -ETIMEDOUT, "QEMU (pid %d) survived SIGKILL", (int)vm->pid);
 	return 0;
 }
@@ -1519,7 +1497,7 @@ static int qemu_kill(struct vmm_inst *vm, int sig, struct err *e)
 		return err_set(e, -ESRCH, "sandbox has no running VM");
 	int r;
 	if (sig == SIGKILL || !q) {
-		r = pidfd_signal(vm->pidfd, SIGKILL);
+		r = vmm_pidfd_signal(vm->pidfd, SIGKILL);
 		return r < 0 ? err_set(e, r, "cannot kill QEMU: %s", strerror(-r)) : 0;
 	}
 	char p[16];
@@ -1715,8 +1693,8 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 fail:
 	/* Not reachable: the VM is stopped, not left running unmanaged. */
 	log_warn("sandbox %s: cannot re-adopt its VM (%s); stopping it", vm->name, e ? e->msg : "");
-	pidfd_signal(fd, SIGKILL);
-	wait_exit(fd, 5000);
+	vmm_pidfd_signal(fd, SIGKILL);
+	vmm_pidfd_wait(fd, 5000);
 	waitid(P_PIDFD, (id_t)fd, NULL, WEXITED | WNOHANG);
 	qvm_detach(vm);
 	char shm[PATH_MAX];

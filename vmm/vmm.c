@@ -4,6 +4,7 @@
 #include "vmm.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,21 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 		ev->tty = t >= 0 && t < (1 << 20) ? (int)t : -1;
 	}
 	return 0;
+}
+
+int vmm_pidfd_signal(int pidfd, int sig)
+{
+	return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+int vmm_pidfd_wait(int pidfd, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+	int r;
+	do
+		r = poll(&pfd, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	return r;
 }
 
 int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si)

@@ -380,6 +380,11 @@ int vmm_read_event(int fd, struct vmm_event *ev);
 /* For reap: the exit code of the process behind vm->pidfd (128+signal when
  * killed; -1 when it is not our child), and si for the details. */
 int vmm_wait_exit(struct vmm_inst *vm, siginfo_t *si);
+/* A signal to the process behind pidfd (0 or -errno). */
+int vmm_pidfd_signal(int pidfd, int sig);
+/* Waits up to timeout_ms for the process behind pidfd to exit: poll's
+ * answer (1 exited, 0 not yet, -1 an error). */
+int vmm_pidfd_wait(int pidfd, int timeout_ms);
 /* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
 int vmm_end_run(struct vmm_inst *vm);
 /* A fd of process pid (a sandbox's init: how a restarted daemon finds what
