@@ -108,6 +108,9 @@ int engine_net_start(struct engine *eng, struct err *e)
 }
 
 /* The bridge goes with the daemon when nothing is attached to it any more. */
+static pthread_mutex_t pol_lock;
+static void expose_retry(void);
+
 void engine_net_stop(struct engine *eng)
 {
 	if (!net_up)
@@ -131,6 +134,9 @@ void engine_net_stop(struct engine *eng)
 	if (expose_up)
 		net_expose_stop(expose_table);
 	expose_up = false;
+	pthread_mutex_lock(&pol_lock);
+	expose_retry(); /* the table is gone: the gone entries' ports with it */
+	pthread_mutex_unlock(&pol_lock);
 	if (ports == 0 && net_bridge_remove(eng->o.bridge, NULL) == 0)
 		log_info("network: bridge %s removed (no sandbox on it)", eng->o.bridge);
 	net_alloc_fini();
@@ -168,8 +174,14 @@ struct pol_learned {
 	uint64_t expires_usec;
 };
 
+/* A sandbox's policy entry. One whose sandbox went while an nft delete of
+ * its exposed ports failed stays, `gone` (no sandbox, no rules), holding
+ * those host ports and the sandbox's identity: the map element sends its
+ * host port to that address, which is given out again only once a retry
+ * (expose_retry) deleted it. */
 struct pol {
-	const struct sbx *s;
+	const struct sbx *s; /* NULL: gone */
+	struct net_ident gone_id;
 	char name[SBX_NAME_MAX + 1];
 	uint32_t host;
 	struct in_addr ip;
@@ -198,7 +210,7 @@ static struct pol *pol_of(const struct sbx *s)
 static struct pol *pol_named(const char *name)
 {
 	for (struct pol *p = pols; p; p = p->next)
-		if (!strcmp(p->name, name))
+		if (p->s && !strcmp(p->name, name))
 			return p;
 	return NULL;
 }
@@ -340,7 +352,7 @@ static void learned_put(struct pol *p, int rule, const struct net_dns_a *a, uint
 static struct pol *pol_by_ip(struct in_addr ip)
 {
 	for (struct pol *p = pols; p; p = p->next)
-		if (p->ip.s_addr == ip.s_addr)
+		if (p->s && p->ip.s_addr == ip.s_addr)
 			return p;
 	return NULL;
 }
@@ -406,24 +418,66 @@ static void pol_add(struct sbx *s)
 	pthread_mutex_unlock(&pol_lock);
 }
 
-static void pol_remove(struct sbx *s)
+/* pol_lock held: deletes p's exposed ports from the table, keeping (and
+ * holding) those whose delete failed, logged the first time; how many are kept. */
+static int expose_withdraw(struct pol *p, bool first)
+{
+	int kept = 0;
+	for (int i = 0; i < p->nexpose; i++) {
+		struct err xe = {0};
+		char text[NET_EXPOSE_TEXT_MAX];
+		if (expose_up && net_expose_set(expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
+			if (first) {
+				net_expose_format(&p->expose[i], text);
+				log_warn("sandbox %s: '%s' left in nft table %s (its address is kept "
+					 "until a retry deletes it): %s", p->name, text, expose_table,
+					 xe.msg);
+			}
+			p->expose[kept] = p->expose[i];
+			p->hold[kept++] = p->hold[i];
+		} else {
+			close(p->hold[i]);
+		}
+	}
+	p->nexpose = kept;
+	return kept;
+}
+
+static void pol_free(struct pol *p)
+{
+	free(p->rules);
+	free(p->learned);
+	free(p);
+}
+
+/* pol_lock held: the gone entries' deletes tried again; an entry whose
+ * ports are all deleted frees its sandbox's address. */
+static void expose_retry(void)
+{
+	for (struct pol **pp = &pols, *p; (p = *pp);) {
+		if (p->s || expose_withdraw(p, false) > 0) {
+			pp = &p->next;
+			continue;
+		}
+		log_info("sandbox %s: its exposed ports are deleted from nft table %s at last; "
+			 "address released", p->name, expose_table);
+		*pp = p->next;
+		net_release(&p->gone_id);
+		pol_free(p);
+	}
+}
+
+/* Whether the entry stays, gone, with the identity (its exposed ports left). */
+static bool pol_remove(struct sbx *s)
 {
 	pthread_mutex_lock(&pol_lock);
+	expose_retry();
 	struct pol **pp = &pols, *p;
 	while ((p = *pp) && p->s != s)
 		pp = &p->next;
+	bool kept = false;
 	if (p) {
-		for (int i = 0; i < p->nexpose; i++) {
-			struct err xe = {0};
-			char text[NET_EXPOSE_TEXT_MAX];
-			if (expose_up && net_expose_set(expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
-				net_expose_format(&p->expose[i], text);
-				log_warn("sandbox %s: '%s' left in nft table %s: %s", p->name, text,
-					 expose_table, xe.msg);
-			}
-			close(p->hold[i]);
-		}
-		p->nexpose = 0;
+		kept = expose_withdraw(p, true) > 0;
 		*pp = p->next;
 		learned_drop_rule(p, -1);
 		for (int i = 0; i < p->n; i++)
@@ -439,11 +493,20 @@ static void pol_remove(struct sbx *s)
 			if (hit)
 				pol_resync(o);
 		}
-		free(p->rules);
-		free(p->learned);
-		free(p);
+		if (kept) {
+			free(p->rules);
+			p->rules = NULL;
+			p->n = 0;
+			p->s = NULL;
+			p->gone_id = s->net;
+			p->next = pols;
+			pols = p;
+		} else {
+			pol_free(p);
+		}
 	}
 	pthread_mutex_unlock(&pol_lock);
+	return kept;
 }
 
 /* Adds r to p, replacing a rule that matches the same packets; applied at once. */
@@ -595,6 +658,7 @@ int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
 		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
 			       "expose", s->node.name);
 	pthread_mutex_lock(&pol_lock);
+	expose_retry();
 	struct pol *p = pol_of(s);
 	r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
 	  : !x.host_port ? expose_del(p, &x, e)
@@ -715,8 +779,12 @@ void sbx_net_release(struct sbx *s)
 {
 	if (!s->net_reserved)
 		return;
-	pol_remove(s);
+	bool kept = pol_remove(s);
 	s->net_reserved = false;
+	if (kept) { /* the address stays taken; the device goes */
+		net_veth_teardown(&s->net, NULL);
+		return;
+	}
 	struct net_ident *id = malloc(sizeof(*id));
 	if (id)
 		*id = s->net;
