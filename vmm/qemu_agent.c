@@ -419,6 +419,7 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
 static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
 static void file_credits(struct qemu_vm *q);
+static int files_expire(struct qemu_vm *q);
 static void file_changed(struct qemu_vm *q, struct qemu_file *f);
 
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
@@ -477,8 +478,12 @@ static void *reader_main(void *arg)
 				p[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLIN};
 			}
 		pthread_mutex_unlock(&q->xlock);
-		/* A stalled reader of the first 64 still lets the rest go; poll again soon. */
-		if (poll(p, (nfds_t)n, n == 3 + READER_MAX_FDS ? 100 : -1) < 0) {
+		/* A stalled reader of the first 64 still lets the rest go; poll again
+		 * soon. A get's deadline, too, comes without its reader's look. */
+		int ms = n == 3 + READER_MAX_FDS ? 100 : -1, due = files_expire(q);
+		if (due >= 0 && (ms < 0 || due < ms))
+			ms = due;
+		if (poll(p, (nfds_t)n, ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -940,8 +945,30 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 	return file_err(f, r, e);
 }
 
+/* With xlock held: a get with nothing to read has a reader (a read, a
+ * poll): the clock of its deadline starts, unless it runs; the reader
+ * thread learns of a new one (files_expire). True once the deadline passed. */
+static bool file_waited_out(struct qemu_vm *q, struct qemu_file *f, uint64_t now)
+{
+	if (!f->wait_usec || f->got != f->wait_got) {
+		uint64_t one = 1;
+		f->wait_usec = now;
+		f->wait_got = f->got;
+		if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("cannot wake the agent reader: %s", strerror(errno));
+	}
+	return now - f->wait_usec >= (uint64_t)q->files_wait_ms * 1000;
+}
+
+static int file_timed_out(struct qemu_vm *q, struct qemu_file *f)
+{
+	return file_fail(q, f, -ETIMEDOUT, "the guest agent did not answer about %s for %d s (a "
+			 "guest stuck or too busy): the request is abandoned", f->shown,
+			 q->files_wait_ms / 1000);
+}
+
 /* With xlock held: a get's reader finds nothing to read. -EAGAIN with the
- * time left before its deadline (files_wait_ms since the first reader found
+ * time left before its deadline (files_wait_ms since a reader first found
  * nothing, the agent sending nothing meanwhile), or its failure. */
 static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wait_ms)
 {
@@ -949,16 +976,30 @@ static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wa
 		return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
 				 "nothing more of it happens", f->shown);
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000;
-	if (!f->wait_usec || f->got != f->wait_got) {
-		f->wait_usec = now;
-		f->wait_got = f->got;
-	}
-	if (now - f->wait_usec >= limit)
-		return file_fail(q, f, -ETIMEDOUT, "the guest agent did not answer about %s for "
-				 "%d s (a guest stuck or too busy): the request is abandoned",
-				 f->shown, q->files_wait_ms / 1000);
+	if (file_waited_out(q, f, now))
+		return file_timed_out(q, f);
 	*wait_ms = (unsigned)((limit - (now - f->wait_usec) + 999) / 1000);
 	return -EAGAIN;
+}
+
+/* Reader thread: gets whose readers found nothing for files_wait_ms fail
+ * now, and are woken (a poller, too, learns of it then). Milliseconds to
+ * the next such deadline; -1: none. */
+static int files_expire(struct qemu_vm *q)
+{
+	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000, next = 0;
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_file *f = q->files; f; f = f->next) {
+		if (!f->wait_usec || f->fail || f->len || f->ended || f->got != f->wait_got)
+			continue;
+		uint64_t at = f->wait_usec + limit;
+		if (at <= now)
+			file_timed_out(q, f);
+		else if (!next || at < next)
+			next = at;
+	}
+	pthread_mutex_unlock(&q->xlock);
+	return next ? (int)((next - now + 999) / 1000) : -1;
 }
 
 ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
@@ -1001,6 +1042,8 @@ bool qagent_file_readable(struct qemu_vm *q, struct qemu_file *f)
 {
 	pthread_mutex_lock(&q->xlock);
 	bool ready = f->fail || f->len || f->ended || q->reader_gone;
+	if (!ready && f->answers == 1 && f->verb == VMM_FILE_GET)
+		file_waited_out(q, f, now_usec()); /* a poller waits too: the deadline runs */
 	pthread_mutex_unlock(&q->xlock);
 	return ready;
 }

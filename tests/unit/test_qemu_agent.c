@@ -706,7 +706,8 @@ static void test_files_put_and_stalled_guest(void)
 /* A get whose bytes are late never holds its reader: a look says -EAGAIN
  * at once, the agent's data frame wakes it, and what it read goes back to
  * the agent as credit from the reader thread. A guest that then sends
- * nothing fails the read at its deadline; a VM that stops wakes it. */
+ * nothing fails the read (or a poller's wait) at its deadline; a VM that
+ * stops wakes it. */
 static void test_files_get_late_bytes_wake_reader(void)
 {
 	int ctl;
@@ -750,6 +751,22 @@ static void test_files_get_late_bytes_wake_reader(void)
 	CHECK(qagent_file_readable(q, o.f));
 	qagent_file_close(q, o.f);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FEND && h.id == id);
+
+	/* A poller alone (no read): the deadline runs as well, and its end
+	 * wakes the poller, from the reader thread. */
+	open_start(&o, q, VMM_FILE_GET, "/poll", 0);
+	id = agent_takes("get 644 0", "/poll");
+	send_text_frame(AG_FRES, id, "0 3");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	w0 = atomic_load(&wakes);
+	CHECK(!qagent_file_readable(q, o.f));
+	for (int i = 0; i < 3000 && atomic_load(&wakes) == w0; i++)
+		usleep(1000);
+	CHECK(atomic_load(&wakes) > w0 && qagent_file_readable(q, o.f));
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == -ETIMEDOUT);
+	CHECK(strstr(e.msg, "did not answer about /poll") != NULL);
+	qagent_file_close(q, o.f);
 
 	/* A VM that stops: the waiting read is woken and fails. */
 	q->files_wait_ms = 60000;
