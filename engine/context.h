@@ -24,9 +24,11 @@ struct engine {
 	char sandboxes_dir[PATH_MAX];
 	/* Bumped when a sandbox appears or goes (the top level's events). */
 	_Atomic uint64_t generation;
-	/* The FUSE layer's change callbacks (engine_set_watch, engine_set_job_watch). */
+	/* The FUSE layer's change callbacks (engine_set_watch, engine_set_job_watch,
+	 * engine_set_files_watch). */
 	void (*watch_fn)(uint64_t id);
 	void (*job_watch_fn)(uint64_t id, uint32_t n);
+	void (*files_watch_fn)(uint64_t id);
 	/* The ring of recent failures shown in /sbx/error. */
 	struct {
 		pthread_mutex_t lock;

@@ -107,12 +107,16 @@ void sbx_exec_close(struct sbx_exec *x);
 bool sbx_exec_started(struct sbx_exec *x);
 
 /* files: one request per open handle, on the sandbox's files (see README
- * and ctl.h's ctl_files_request); ns only. A write is the request line (put:
- * then its data); a failed one leaves the sentence in error. A read never
- * waits on the sandbox: the file's bytes (get) or the answer, 0 at its end. */
+ * and ctl.h's ctl_files_request). A write is the request line (put: then
+ * its data); a failed one leaves the sentence in error. A read never
+ * blocks: the file's bytes (get) or the answer, 0 at its end; -EAGAIN when
+ * a get served by the sandbox (qemu) has no bytes yet: wk says what to wait
+ * for (waiter_park: the backend's wake, or the request's deadline).
+ * readable: a read would not say -EAGAIN (poll). */
 int sbx_files_open(struct sbx *s, struct sbx_files **out);
 int sbx_files_write(struct sbx_files *f, const char *buf, size_t len);
-ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size);
+ssize_t sbx_files_read_try(struct sbx_files *f, char *buf, size_t size, struct sbx_wake *wk);
+bool sbx_files_readable(struct sbx_files *f);
 bool sbx_files_started(struct sbx_files *f);
 void sbx_files_close(struct sbx_files *f);
 
@@ -122,6 +126,10 @@ void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id));
 /* For poll on a job's stdout/stderr: fn(id, n) runs when job n of sandbox id
  * has new output on a watched stream (see sbx_job_poll), ends, or goes. */
 void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t sbx_id, uint32_t job));
+/* For poll on NAME/files: fn(id) runs when a get of sandbox id served by the
+ * sandbox (qemu) may have something new to read; from the backend's thread,
+ * under its locks (fn only wakes pollers). */
+void engine_set_files_watch(struct engine *eng, void (*fn)(uint64_t sbx_id));
 uint64_t engine_generation(struct engine *eng);
 uint64_t sbx_generation(struct sbx *s);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */

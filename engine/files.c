@@ -215,6 +215,16 @@ static void files_put_end(struct sbx_files *f, bool keep)
 	f->fd = f->dir = -1;
 }
 
+/* The backend's word that a get's reads may look again (its thread, its
+ * locks held: f is alive until the backend's close; this only marks). */
+static void files_wake(void *arg)
+{
+	struct sbx_files *f = arg;
+	waiters_kick(f->s->node.id, WAKE_FILES, (uint64_t)(uintptr_t)f);
+	if (f->s->eng->files_watch_fn)
+		f->s->eng->files_watch_fn(f->s->node.id);
+}
+
 /* The backend's request, served by the sandbox, opened without the
  * sandbox's lock (it may wait on the sandbox a bounded time). */
 static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
@@ -229,7 +239,8 @@ static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, stru
 	if (r < 0)
 		return r;
 	struct vmm_file_req vr = {.verb = (enum vmm_file_verb)q->verb, .mode = q->mode,
-				  .size = q->size, .path = q->path, .shown = f->path};
+				  .size = q->size, .path = q->path, .shown = f->path,
+				  .wake = files_wake, .wake_arg = f};
 	r = s->ops->files->open(&s->vm, &vr, &f->answer, &f->vf, e);
 	/* stat, list and mkdir are done: the handle keeps their answer only. */
 	if (r == 0 && q->verb != CTL_FILES_GET && q->verb != CTL_FILES_PUT) {
@@ -437,14 +448,28 @@ int sbx_files_write(struct sbx_files *f, const char *buf, size_t len)
 	return r;
 }
 
-ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size)
+/* A get served by the sandbox: its next bytes, or -EAGAIN with what to
+ * wait for (the backend's wake, or its deadline: a look then fails). */
+static ssize_t files_remote_read(struct sbx_files *f, char *buf, size_t size,
+				 struct sbx_wake *wk)
+{
+	struct err e = {0};
+	unsigned wait_ms = 0;
+	ssize_t n = f->s->ops->files->read_try(f->vf, buf, size, &wait_ms, &e);
+	if (n == -EAGAIN)
+		*wk = (struct sbx_wake){.eng = f->s->eng, .sbx = f->s->node.id, .kind = WAKE_FILES,
+					.sub = (uint64_t)(uintptr_t)f, .fd = -1, .poll_ms = wait_ms};
+	else if (n < 0)
+		sbx_fail(f->s, (int)n, e.msg);
+	return n;
+}
+
+ssize_t sbx_files_read_try(struct sbx_files *f, char *buf, size_t size, struct sbx_wake *wk)
 {
 	ssize_t n = 0;
 	pthread_mutex_lock(&f->lock);
 	if (f->verb == CTL_FILES_GET && f->vf) {
-		struct err e = {0};
-		if ((n = f->s->ops->files->read(f->vf, buf, size, &e)) < 0)
-			sbx_fail(f->s, (int)n, e.msg);
+		n = files_remote_read(f, buf, size, wk);
 	} else if (f->verb == CTL_FILES_GET && f->fd >= 0) {
 		while ((n = pread(f->fd, buf, size, (off_t)f->pos)) < 0 && errno == EINTR)
 			;
@@ -458,6 +483,14 @@ ssize_t sbx_files_read(struct sbx_files *f, char *buf, size_t size)
 		f->pos += (uint64_t)n;
 	pthread_mutex_unlock(&f->lock);
 	return n;
+}
+
+bool sbx_files_readable(struct sbx_files *f)
+{
+	pthread_mutex_lock(&f->lock);
+	bool ready = !(f->verb == CTL_FILES_GET && f->vf) || f->s->ops->files->readable(f->vf);
+	pthread_mutex_unlock(&f->lock);
+	return ready;
 }
 
 void sbx_files_close(struct sbx_files *f)

@@ -17,6 +17,11 @@ void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t id, uint32_t n
 	eng->job_watch_fn = fn;
 }
 
+void engine_set_files_watch(struct engine *eng, void (*fn)(uint64_t id))
+{
+	eng->files_watch_fn = fn;
+}
+
 void engine_notify(struct engine *eng, uint64_t id)
 {
 	if (eng->watch_fn)

@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 /* What a parked read waits for; kicks name the same things. */
-enum wake_kind { WAKE_ANY = 0, WAKE_STATE, WAKE_JOB, WAKE_EXEC };
+enum wake_kind { WAKE_ANY = 0, WAKE_STATE, WAKE_JOB, WAKE_EXEC, WAKE_FILES };
 
 struct sbx_wake {
 	struct engine *eng;  /* the engine the sandbox is in */
 	uint64_t sbx;        /* the sandbox's id */
 	enum wake_kind kind;
-	uint64_t sub;        /* WAKE_JOB: the job number; WAKE_EXEC: the exec id */
+	uint64_t sub;        /* WAKE_JOB: the job number; WAKE_EXEC: the exec id; WAKE_FILES: the handle's */
 	int fd;              /* look again once readable (-1: no fd); the waiter keeps a dup */
 	unsigned poll_ms;    /* look again after this long in any case (0: never) */
 };

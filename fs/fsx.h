@@ -30,6 +30,8 @@ void fsx_set_session(struct fuse_session *se);
 void fsx_changed(uint64_t id);
 /* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */
 void fsx_job_changed(uint64_t id, uint32_t job);
+/* Engine files watch callback: wakes poll(2) on the files handles of `id`. */
+void fsx_files_changed(uint64_t id);
 /* After the session loop, before the engine stops: answers every parked read. */
 void fsx_shutdown(void);
 

@@ -23,6 +23,7 @@ static void usage(FILE *f)
 		"                 [--bridge NAME] [--subnet CIDR] [--no-net] [--nat]\n"
 		"                 [--egress allow|deny] [--dns IP[:PORT]] [--disk SIZE] [--max-jobs N]\n"
 		"                 [--backend ns|qemu] [--accel auto|kvm|tcg] [--qemu-spares N]\n"
+		"                 [--fuse-threads N]\n"
 		"                 MOUNTPOINT\n"
 		"  -f               stay in the foreground (log to stderr)\n"
 		"  -v               debug logging\n"
@@ -51,7 +52,8 @@ static void usage(FILE *f)
 		"                   its first fork, so that its next forks pay only the restore\n"
 		"                   (default 1; 0: none)\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
-		"  --workers N      threads that create sandboxes (default 8)\n");
+		"  --workers N      threads that create sandboxes (default 8)\n"
+		"  --fuse-threads N  threads that answer FUSE requests, at most (default 64)\n");
 }
 
 /* Is `mnt` a sandboxfs mount? Returns 1 live, 2 dead (ENOTCONN), 0 not one. */
@@ -111,13 +113,14 @@ int main(int argc, char **argv)
 		{"disk", required_argument, NULL, 'D'}, {"max-jobs", required_argument, NULL, 'J'},
 		{"backend", required_argument, NULL, 'B'}, {"accel", required_argument, NULL, 'A'},
 		{"qemu-spares", required_argument, NULL, 'K'},
+		{"fuse-threads", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct engine_opts o;
 	memset(&o, 0, sizeof(o));
 	bool foreground = false, allow_other = false;
 	struct fsx_state fst; /* the session's userdata */
 	memset(&fst, 0, sizeof(fst));
-	int verbose = 0, c;
+	int verbose = 0, c, fuse_threads = 64;
 	const char *state = "/var/lib/sandboxfs", *images = NULL, *init = NULL;
 	o.workers = 8;
 	o.net = true;
@@ -142,6 +145,13 @@ int main(int argc, char **argv)
 			o.workers = atoi(optarg);
 			if (o.workers < 1 || o.workers > 256) {
 				fprintf(stderr, "sandboxfs: --workers must be 1..256\n");
+				return 2;
+			}
+			break;
+		case 'F':
+			fuse_threads = atoi(optarg);
+			if (fuse_threads < 1 || fuse_threads > 1024) {
+				fprintf(stderr, "sandboxfs: --fuse-threads must be 1..1024\n");
 				return 2;
 			}
 			break;
@@ -327,6 +337,7 @@ int main(int argc, char **argv)
 	}
 	engine_set_watch(fst.eng, fsx_changed);
 	engine_set_job_watch(fst.eng, fsx_job_changed);
+	engine_set_files_watch(fst.eng, fsx_files_changed);
 	struct err e = {0};
 	if (engine_start(fst.eng, &o, &e) < 0) {
 		log_err("cannot start: %s", e.msg);
@@ -345,8 +356,8 @@ int main(int argc, char **argv)
 		log_err("cannot configure the FUSE loop: out of memory");
 		goto out_engine;
 	}
-	fuse_loop_cfg_set_max_threads(cfg, 64);
-	fuse_loop_cfg_set_idle_threads(cfg, 16);
+	fuse_loop_cfg_set_max_threads(cfg, (unsigned)fuse_threads);
+	fuse_loop_cfg_set_idle_threads(cfg, fuse_threads < 16 ? (unsigned)fuse_threads : 16);
 	int lr = fuse_session_loop_mt(se, cfg);
 	/* libfuse returns the signal that ended the loop (and clears the exited
 	 * flag): SIGTERM, SIGINT and SIGHUP are a clean exit. */

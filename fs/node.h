@@ -199,7 +199,11 @@ int fsx_dir_add(struct fsx_dir *d, const char *name, const struct ino_node *n);
 int fsx_dir_add_list(struct fsx_dir *d, const struct ino_node *dir, enum ino_kind kind,
 		     char (*names)[64], uint32_t *ids, size_t n);
 
-/* poll(2) waits, woken by fsx_changed and fsx_job_changed (fs/poll.c). ph
+/* The job of a files handle's poll waits: no job has it (SBX_JOB_ID_MAX). */
+#define FSX_POLL_FILES UINT32_MAX
+_Static_assert(SBX_JOB_ID_MAX < FSX_POLL_FILES, "a job's poll waits are not a files handle's");
+
+/* poll(2) waits, woken by fsx_changed, fsx_job_changed and fsx_files_changed (fs/poll.c). ph
  * becomes h's wait for (id, job), replacing its last, unless changed(arg),
  * asked under the lock a wakeup takes, says the change came already; ph is
  * kept or destroyed. Returns changed's answer. */

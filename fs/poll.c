@@ -142,6 +142,13 @@ void fsx_job_changed(uint64_t id, uint32_t job)
 	waiters_kick(id, WAKE_JOB, job);
 }
 
+/* Under the backend's lock (engine_set_files_watch): it only wakes pollers;
+ * their reads are kicked by the engine. */
+void fsx_files_changed(uint64_t id)
+{
+	fire_waits(id, FSX_POLL_FILES);
+}
+
 /* A closed file: its waits go, unfired (nothing polls it any more). */
 void fsx_poll_release(struct fsx_handle *h)
 {

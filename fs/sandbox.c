@@ -112,6 +112,18 @@ static bool errstr_take(struct fsx_read *rd)
 	return rd->data != NULL;
 }
 
+/* A look's answer for rd: buf with n bytes, or n a failure (buf freed). */
+static int try_took(struct fsx_read *rd, char *buf, ssize_t n)
+{
+	if (n < 0) {
+		free(buf);
+		return (int)n;
+	}
+	rd->data = buf;
+	rd->len = (size_t)n;
+	return 0;
+}
+
 /* A handle whose write failed before any command ran reads back the
  * sentence; once a command runs, its output alone. */
 static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
@@ -122,14 +134,7 @@ static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
 	char *buf = malloc(rd->size ? rd->size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ssize_t n = sbx_exec_read_try(rd->h->x, buf, rd->size, wk);
-	if (n < 0) {
-		free(buf);
-		return (int)n;
-	}
-	rd->data = buf;
-	rd->len = (size_t)n;
-	return 0;
+	return try_took(rd, buf, sbx_exec_read_try(rd->h->x, buf, rd->size, wk));
 }
 
 static int exec_do_write(struct fsx_handle *h, const char *buf, size_t len)
@@ -183,24 +188,54 @@ static int files_write(struct fsx_handle *h, const char *buf, size_t len)
 }
 
 /* The sentence of a failed write, while some is left; then the request's
- * bytes, from the engine's cursor. Never waits: a regular file's bytes or
- * an answer made at the write. */
+ * bytes, from the engine's cursor: a regular file's bytes or an answer made
+ * at the write at once; a get the sandbox serves (qemu) parks the read until
+ * its bytes, its end or its failure come. */
+static int files_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+{
+	(void)final; /* no deadline of ours: the engine's look fails at the request's */
+	if (errstr_take(rd))
+		return 0;
+	char *buf = malloc(rd->size ? rd->size : 1);
+	if (!buf)
+		return -ENOMEM;
+	return try_took(rd, buf, sbx_files_read_try(rd->h->files, buf, rd->size, wk));
+}
+
+/* O_NONBLOCK: one look, and EAGAIN when nothing is there yet. */
 static void files_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
 {
-	(void)off;
-	pthread_mutex_lock(&h->lock);
-	if (h->pos < h->content.len) {
-		fsx_reply_cursor_unlock(req, h, size);
+	if (!h->nonblock) {
+		fsx_read_parked(req, h, size, off);
 		return;
 	}
-	pthread_mutex_unlock(&h->lock);
-	char *buf = malloc(size ? size : 1);
-	ssize_t n = buf ? sbx_files_read(h->files, buf, size) : -ENOMEM;
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
+	struct fsx_read rd = {.h = h, .size = size, .off = off};
+	struct sbx_wake wk = {.fd = -1};
+	int r = files_try(&rd, false, &wk);
+	if (r < 0)
+		fuse_reply_err(req, -r);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+		fuse_reply_buf(req, rd.data, rd.len);
+	free(rd.data);
+}
+
+/* Readable once a read would not wait. The wait goes in before the look,
+ * so bytes that come after the look still fire it. */
+static void files_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
+{
+	const unsigned out = POLLOUT | POLLWRNORM, in = POLLIN | POLLRDNORM;
+	uint64_t seq = 0;
+	if (ph && !(seq = fsx_poll_add(h, h->nd.n.sbx, FSX_POLL_FILES, ph))) {
+		fuse_reply_poll(req, in | out); /* no memory for a wait: a read waits */
+		return;
+	}
+	pthread_mutex_lock(&h->lock);
+	bool ready = h->pos < h->content.len;
+	pthread_mutex_unlock(&h->lock);
+	ready = ready || sbx_files_readable(h->files);
+	if (ready && seq)
+		fsx_poll_cancel(seq);
+	fuse_reply_poll(req, (ready ? in : 0) | out);
 }
 
 static void files_drop(struct fsx_handle *h)
@@ -211,8 +246,8 @@ static void files_drop(struct fsx_handle *h)
 
 const struct fsx_file_ops fsx_files_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
-	.open = files_open, .read = files_read, .write = files_write, .poll = exec_poll,
-	.drop = files_drop,
+	.open = files_open, .read = files_read, .try = files_try, .write = files_write,
+	.poll = files_poll, .release = fsx_poll_release, .drop = files_drop,
 };
 
 /* --- run: a clone file, as Plan 9's --- */

@@ -1793,9 +1793,15 @@ static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, stru
 	return qagent_file_write(v->q, v->f, buf, len, e);
 }
 
-static ssize_t qemu_file_read(struct vmm_file *v, char *buf, size_t size, struct err *e)
+static ssize_t qemu_file_read_try(struct vmm_file *v, char *buf, size_t size, unsigned *wait_ms,
+				  struct err *e)
 {
-	return qagent_file_read(v->q, v->f, buf, size, e);
+	return qagent_file_read_try(v->q, v->f, buf, size, wait_ms, e);
+}
+
+static bool qemu_file_readable(struct vmm_file *v)
+{
+	return qagent_file_readable(v->q, v->f);
 }
 
 static void qemu_file_close(struct vmm_file *v)
@@ -1806,8 +1812,8 @@ static void qemu_file_close(struct vmm_file *v)
 }
 
 static const struct vmm_files_ops qemu_files_ops = {
-	.open = qemu_file_open, .write = qemu_file_write, .read = qemu_file_read,
-	.close = qemu_file_close,
+	.open = qemu_file_open, .write = qemu_file_write, .read_try = qemu_file_read_try,
+	.readable = qemu_file_readable, .close = qemu_file_close,
 };
 
 /* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */

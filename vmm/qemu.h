@@ -49,6 +49,11 @@ struct qemu_file {
 	char *buf;      /* get: AGENT_WINDOW bytes; stat, list: size bytes of records */
 	size_t off, len; /* get: received, not yet read: buf[off, off+len) */
 	size_t uncredited;
+	size_t credit_due; /* get: read, for the reader thread to credit (never a reader's send) */
+	uint64_t wait_usec; /* get: when a reader began to find nothing (0: it has not) */
+	uint64_t wait_got;  /* got then: bytes since are progress */
+	void (*wake)(void *arg); /* get: a reader may look again (vmm_file_req's) */
+	void *wake_arg;
 	char shown[4 * 4096 + 1]; /* the path, escaped (for sentences) */
 	struct qemu_file *next;
 };
@@ -85,6 +90,7 @@ struct qemu_vm {
 	pthread_cond_t fcond;
 	uint64_t file_seq;
 	bool reader_gone;
+	bool files_credit; /* some get's credit_due waits for the reader thread (wake_fd) */
 	int files_wait_ms; /* how long a request waits for the agent without progress */
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
@@ -203,8 +209,10 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf
 		     struct qemu_file **out, struct err *e);
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
 		      struct err *e);
-ssize_t qagent_file_read(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
-			 struct err *e);
+/* Never waits: -EAGAIN with *wait_ms (vmm_files_ops.read_try). */
+ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
+			     unsigned *wait_ms, struct err *e);
+bool qagent_file_readable(struct qemu_vm *q, struct qemu_file *f);
 void qagent_file_close(struct qemu_vm *q, struct qemu_file *f);
 
 /* Waits for the agent's hello frame (the guest is up). */

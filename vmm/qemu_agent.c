@@ -418,6 +418,9 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 
 static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
 static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
+static void file_credits(struct qemu_vm *q);
+static int files_expire(struct qemu_vm *q);
+static void file_changed(struct qemu_vm *q, struct qemu_file *f);
 
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
 static int handle_frames(struct qemu_vm *q)
@@ -475,8 +478,12 @@ static void *reader_main(void *arg)
 				p[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLIN};
 			}
 		pthread_mutex_unlock(&q->xlock);
-		/* A stalled reader of the first 64 still lets the rest go; poll again soon. */
-		if (poll(p, (nfds_t)n, n == 3 + READER_MAX_FDS ? 100 : -1) < 0) {
+		/* A stalled reader of the first 64 still lets the rest go; poll again
+		 * soon. A get's deadline, too, comes without its reader's look. */
+		int ms = n == 3 + READER_MAX_FDS ? 100 : -1, due = files_expire(q);
+		if (due >= 0 && (ms < 0 || due < ms))
+			ms = due;
+		if (poll(p, (nfds_t)n, ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -499,6 +506,7 @@ static void *reader_main(void *arg)
 		if (handle_frames(q) < 0)
 			break;
 		send_veofs(q);
+		file_credits(q);
 	}
 	return NULL;
 }
@@ -524,6 +532,8 @@ void qagent_stop_reader(struct qemu_vm *q)
 	pthread_mutex_lock(&q->xlock);
 	q->reader_gone = true; /* files requests fail: nothing answers them now */
 	pthread_cond_broadcast(&q->fcond);
+	for (struct qemu_file *f = q->files; f; f = f->next)
+		file_changed(q, f);
 	while (q->execs) {
 		struct qemu_exec *x = q->execs;
 		q->execs = x->next;
@@ -664,7 +674,7 @@ int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, str
 
 /* How long a request waits for the agent to answer or to send more: a
  * guest that stops answering holds a worker this long, once (the request
- * then fails at once). */
+ * then fails at once); a get's read is parked meanwhile, never held. */
 #define FILES_WAIT_MS 10000
 /* The records of one stat or list the daemon takes (a list's 100000
  * entries of long names fit). */
@@ -693,6 +703,15 @@ static struct qemu_file *file_find(struct qemu_vm *q, uint64_t id)
 	return NULL;
 }
 
+/* With xlock held: f changed for whoever waits on it (a requester on fcond,
+ * a get's parked read through its wake). */
+static void file_changed(struct qemu_vm *q, struct qemu_file *f)
+{
+	pthread_cond_broadcast(&q->fcond);
+	if (f->wake)
+		f->wake(f->wake_arg);
+}
+
 /* With xlock held: f fails with this sentence, unless it failed already. */
 static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -705,7 +724,7 @@ static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const cha
 		va_end(ap);
 		f->fail->code = code;
 	}
-	pthread_cond_broadcast(&q->fcond);
+	file_changed(q, f);
 	return f->fail ? f->fail->code : code;
 }
 
@@ -735,7 +754,7 @@ static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 		if (!f->buf)
 			file_fail(q, f, -ENOMEM, "out of memory");
 	}
-	pthread_cond_broadcast(&q->fcond);
+	file_changed(q, f);
 	pthread_mutex_unlock(&q->xlock);
 }
 
@@ -750,6 +769,7 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 		pthread_mutex_unlock(&q->xlock);
 		return;
 	}
+	bool was_empty = !f->len; /* a parked read waits for this one only */
 	if (f->answers != 1 || !f->buf || f->ended)
 		file_fail(q, f, -EPROTO, "the guest agent sent bytes of %s that were not asked for",
 			  f->shown);
@@ -772,7 +792,10 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 	}
 	if (!f->fail)
 		f->got += n;
-	pthread_cond_broadcast(&q->fcond);
+	if (was_empty || f->ended || f->fail)
+		file_changed(q, f);
+	else
+		pthread_cond_broadcast(&q->fcond);
 	pthread_mutex_unlock(&q->xlock);
 	if (records && n) {
 		char c[24];
@@ -782,13 +805,13 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 }
 
 /* With xlock held: waits until f has `answers` answers (and, with ended,
- * its end; with data, bytes to read), it failed, or the agent made no
- * progress for files_wait_ms. 0, or f's failure. */
-static int file_wait(struct qemu_vm *q, struct qemu_file *f, int answers, bool ended, bool data)
+ * its end), it failed, or the agent made no progress for files_wait_ms. 0,
+ * or f's failure. A requester's wait (open, a put's last write): a get's
+ * reads never come here (qagent_file_read_try). */
+static int file_wait(struct qemu_vm *q, struct qemu_file *f, int answers, bool ended)
 {
 	uint64_t deadline = now_usec() + (uint64_t)q->files_wait_ms * 1000, seen = f->got;
-	while (!f->fail && (f->answers < answers || (ended && !f->ended) ||
-			    (data && !f->len && !f->ended))) {
+	while (!f->fail && (f->answers < answers || (ended && !f->ended))) {
 		if (q->reader_gone)
 			return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
 					 "nothing more of it happens", f->shown);
@@ -860,6 +883,8 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf
 	if (!f)
 		return err_set(e, -ENOMEM, "out of memory");
 	f->verb = (int)r->verb;
+	f->wake = r->wake;
+	f->wake_arg = r->wake_arg;
 	snprintf(f->shown, sizeof(f->shown), "%s", r->shown);
 	pthread_mutex_lock(&q->xlock);
 	f->id = AGENT_FILE_ID | ++q->file_seq;
@@ -877,7 +902,7 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf
 	}
 	bool records = r->verb == VMM_FILE_STAT || r->verb == VMM_FILE_LIST;
 	pthread_mutex_lock(&q->xlock);
-	ret = file_wait(q, f, r->verb == VMM_FILE_PUT && r->size == 0 ? 2 : 1, records, false);
+	ret = file_wait(q, f, r->verb == VMM_FILE_PUT && r->size == 0 ? 2 : 1, records);
 	if (ret == 0 && records)
 		ret = qfiles_answer(r->verb == VMM_FILE_LIST, f->buf, f->got, f->shown, answer, e);
 	else
@@ -915,19 +940,79 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 	}
 	pthread_mutex_lock(&q->xlock);
 	f->got += len;
-	r = f->got == f->size ? file_wait(q, f, 2, false, false) : f->fail ? f->fail->code : 0;
+	r = f->got == f->size ? file_wait(q, f, 2, false) : f->fail ? f->fail->code : 0;
 	pthread_mutex_unlock(&q->xlock);
 	return file_err(f, r, e);
 }
 
-ssize_t qagent_file_read(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
-			 struct err *e)
+/* With xlock held: a get with nothing to read has a reader (a read, a
+ * poll): the clock of its deadline starts, unless it runs; the reader
+ * thread learns of a new one (files_expire). True once the deadline passed. */
+static bool file_waited_out(struct qemu_vm *q, struct qemu_file *f, uint64_t now)
+{
+	if (!f->wait_usec || f->got != f->wait_got) {
+		uint64_t one = 1;
+		f->wait_usec = now;
+		f->wait_got = f->got;
+		if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_warn("cannot wake the agent reader: %s", strerror(errno));
+	}
+	return now - f->wait_usec >= (uint64_t)q->files_wait_ms * 1000;
+}
+
+static int file_timed_out(struct qemu_vm *q, struct qemu_file *f)
+{
+	return file_fail(q, f, -ETIMEDOUT, "the guest agent did not answer about %s for %d s (a "
+			 "guest stuck or too busy): the request is abandoned", f->shown,
+			 q->files_wait_ms / 1000);
+}
+
+/* With xlock held: a get's reader finds nothing to read. -EAGAIN with the
+ * time left before its deadline (files_wait_ms since a reader first found
+ * nothing, the agent sending nothing meanwhile), or its failure. */
+static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wait_ms)
+{
+	if (q->reader_gone)
+		return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
+				 "nothing more of it happens", f->shown);
+	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000;
+	if (file_waited_out(q, f, now))
+		return file_timed_out(q, f);
+	*wait_ms = (unsigned)((limit - (now - f->wait_usec) + 999) / 1000);
+	return -EAGAIN;
+}
+
+/* Reader thread: gets whose readers found nothing for files_wait_ms fail
+ * now, and are woken (a poller, too, learns of it then). Milliseconds to
+ * the next such deadline; -1: none. */
+static int files_expire(struct qemu_vm *q)
+{
+	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000, next = 0;
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_file *f = q->files; f; f = f->next) {
+		if (!f->wait_usec || f->fail || f->len || f->ended || f->got != f->wait_got)
+			continue;
+		uint64_t at = f->wait_usec + limit;
+		if (at <= now)
+			file_timed_out(q, f);
+		else if (!next || at < next)
+			next = at;
+	}
+	pthread_mutex_unlock(&q->xlock);
+	return next ? (int)((next - now + 999) / 1000) : -1;
+}
+
+ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
+			     unsigned *wait_ms, struct err *e)
 {
 	pthread_mutex_lock(&q->xlock);
-	int r = file_wait(q, f, 1, false, true);
-	size_t n = 0, credit = 0;
-	bool ended = f->ended;
-	if (r == 0) {
+	int r = f->fail ? f->fail->code : 0;
+	size_t n = 0;
+	bool credit = false;
+	if (r == 0 && !f->len && !f->ended) {
+		r = file_nothing_yet(q, f, wait_ms);
+	} else if (r == 0) {
+		f->wait_usec = 0;
 		n = f->len < size ? f->len : size;
 		memcpy(buf, f->buf + f->off, n);
 		f->off += n;
@@ -935,18 +1020,55 @@ ssize_t qagent_file_read(struct qemu_vm *q, struct qemu_file *f, char *buf, size
 		if (!f->len)
 			f->off = 0;
 		f->uncredited += n;
-		if (f->uncredited >= AGENT_WINDOW / 4 || (!f->len && f->uncredited)) {
-			credit = f->uncredited;
+		/* The agent's window back, by the reader thread (a send may wait). */
+		if (!f->ended && (f->uncredited >= AGENT_WINDOW / 4 || (!f->len && f->uncredited))) {
+			f->credit_due += f->uncredited;
 			f->uncredited = 0;
+			credit = q->files_credit = true;
 		}
 	}
 	pthread_mutex_unlock(&q->xlock);
+	uint64_t one = 1;
+	if (credit && write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("cannot wake the agent reader: %s", strerror(errno));
+	if (r == -EAGAIN)
+		return r;
 	if (r < 0)
 		return file_err(f, r, e);
-	if (credit && !ended) {
-		char c[24];
-		int len = snprintf(c, sizeof(c), "%zu", credit);
-		qagent_send(q, AG_CREDIT, f->id, c, (uint32_t)len);
-	}
 	return (ssize_t)n;
+}
+
+bool qagent_file_readable(struct qemu_vm *q, struct qemu_file *f)
+{
+	pthread_mutex_lock(&q->xlock);
+	bool ready = f->fail || f->len || f->ended || q->reader_gone;
+	if (!ready && f->answers == 1 && f->verb == VMM_FILE_GET)
+		file_waited_out(q, f, now_usec()); /* a poller waits too: the deadline runs */
+	pthread_mutex_unlock(&q->xlock);
+	return ready;
+}
+
+/* Reader thread: the credits gets' readers left (see qagent_file_read_try). */
+static void file_credits(struct qemu_vm *q)
+{
+	for (;;) {
+		uint64_t id = 0;
+		size_t n = 0;
+		pthread_mutex_lock(&q->xlock);
+		for (struct qemu_file *f = q->files; f && q->files_credit && !id; f = f->next)
+			if (f->credit_due) {
+				id = f->id;
+				n = f->ended ? 0 : f->credit_due; /* the agent forgot one that ended */
+				f->credit_due = 0;
+			}
+		if (!id)
+			q->files_credit = false;
+		pthread_mutex_unlock(&q->xlock);
+		if (!id)
+			return;
+		char c[24];
+		int len = snprintf(c, sizeof(c), "%zu", n);
+		if (n)
+			qagent_send(q, AG_CREDIT, id, c, (uint32_t)len);
+	}
 }

@@ -168,6 +168,12 @@ struct vmm_file_req {
 	uint64_t size;     /* put */
 	const char *path;  /* absolute, raw bytes */
 	const char *shown; /* the path escaped, for sentences */
+	/* A get: the backend calls wake(wake_arg) when read_try, having said
+	 * -EAGAIN, may give more (bytes came, the end, a failure, the sandbox
+	 * stopped); from any thread, under the backend's own locks, until close.
+	 * So wake only marks (waiters_kick) and never calls the backend. */
+	void (*wake)(void *arg);
+	void *wake_arg;
 };
 struct vmm_files_ops {
 	/* Starts r (without the sandbox's lock: it waits for the sandbox, a
@@ -179,8 +185,17 @@ struct vmm_files_ops {
 	/* A put's next bytes (at most what is left of its size); the last one
 	 * returns once the file is in place. */
 	int (*write)(struct vmm_file *f, const char *buf, size_t len, struct err *e);
-	/* A get's next bytes; 0 at its end. */
-	ssize_t (*read)(struct vmm_file *f, char *buf, size_t size, struct err *e);
+	/* A get's next bytes, never waiting (a read that waits is parked by the
+	 * engine, never held on its thread): 0 at its end; -EAGAIN when none
+	 * have come yet, with *wait_ms the time left before the request's
+	 * deadline without progress (a try after it fails with ETIMEDOUT and a
+	 * sentence); wake comes first when something does. The bytes waiting to
+	 * be read are bounded (qemu: a window credited to the agent as they are
+	 * taken). */
+	ssize_t (*read_try)(struct vmm_file *f, char *buf, size_t size, unsigned *wait_ms,
+			    struct err *e);
+	/* Whether read_try gives something now (bytes, the end, a failure): poll. */
+	bool (*readable)(struct vmm_file *f);
 	/* Ends it; a put not complete leaves nothing. */
 	void (*close)(struct vmm_file *f);
 };

@@ -129,3 +129,87 @@ EOF
 	assert_no_qemu_leaks "$V" "$pid"
 	assert_healthy
 }
+
+@test "qemu files: a get whose bytes are late parks its read; 8 of them on 4 FUSE threads, status still answers; poll and O_NONBLOCK" {
+	# Four FUSE threads: eight reads that held theirs (as before) would stall the mount.
+	sbx_stop_daemon
+	sbx_start_daemon --fuse-threads 4
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	pid=$(qemu_pid_of "$V")
+	sbx_exec "$V" 'head -c 4194304 /dev/urandom >/tmp/r && sha256sum /tmp/r'
+	want=${SBX_OUT%% *}
+	[ ${#want} -eq 64 ]
+	# Each get started (its first bytes read), then the VM paused: the agent
+	# sends nothing more, the reads empty what came and park. Status answers
+	# meanwhile; poll says "not readable" and O_NONBLOCK says EAGAIN. On
+	# resume every parked read gets its bytes, all of them.
+	run timeout 120 /usr/bin/python3 - "$MNT/$V" "$want" <<'EOF'
+import errno, hashlib, os, select, sys, threading, time
+d, want = sys.argv[1], sys.argv[2]
+SIZE, N = 4194304, 8
+fds, got = [], [bytearray() for _ in range(N)]
+for i in range(N):
+    fd = os.open(d + "/files", os.O_RDWR)
+    os.write(fd, b"get /tmp/r\n")
+    got[i] += os.read(fd, 4096)
+    fds.append(fd)
+nb = os.open(d + "/files", os.O_RDWR | os.O_NONBLOCK)
+os.write(nb, b"get /tmp/r\n")
+with open(d + "/ctl", "w") as c:
+    c.write("pause\n")
+def drain(i):
+    while True:
+        b = os.read(fds[i], 65536)
+        if not b:
+            return
+        got[i] += b
+ts = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(N)]
+for t in ts:
+    t.start()
+nbgot = bytearray()
+for _ in range(2):  # again once bytes sent before the pause are in
+    while True:
+        try:
+            nbgot += os.read(nb, 65536)
+        except BlockingIOError:
+            break
+    time.sleep(0.5)
+p = select.poll()
+p.register(nb, select.POLLIN)
+assert p.poll(300) == [], "poll says readable with nothing there"
+time.sleep(1)
+parked = [len(g) for g in got]
+assert all(n < SIZE for n in parked), parked
+for _ in range(5):
+    t0 = time.monotonic()
+    with open(d + "/status") as f:
+        st = f.read().strip()
+    dt = time.monotonic() - t0
+    assert st == "paused" and dt < 2, (st, dt)
+assert all(t.is_alive() for t in ts), "a parked read ended while the VM was paused"
+with open(d + "/ctl", "w") as c:
+    c.write("resume\n")
+assert p.poll(30000) != [], "poll did not say readable once bytes came"
+while len(nbgot) < SIZE:
+    try:
+        b = os.read(nb, 65536)
+    except BlockingIOError:
+        assert p.poll(30000) != []
+        continue
+    if not b:
+        break
+    nbgot += b
+for t in ts:
+    t.join(60)
+for g in got + [nbgot]:
+    assert len(g) == SIZE and hashlib.sha256(g).hexdigest() == want, len(g)
+print("ok", parked)
+EOF
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	[[ "$output" == "ok "* ]]
+	echo stop >"$MNT/$V/ctl"
+	wait_status "$V" stopped
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}

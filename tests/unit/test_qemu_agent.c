@@ -478,11 +478,19 @@ static void *open_main(void *arg)
 	return NULL;
 }
 
+/* A get's wake (vmm_file_req): counted, as the engine's kick would be. */
+static atomic_int wakes;
+static void count_wake(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&wakes, 1);
+}
+
 static void open_start(struct opener *o, struct qemu_vm *q, enum vmm_file_verb verb,
 		       const char *path, uint64_t size)
 {
 	*o = (struct opener){.q = q, .r = {.verb = verb, .mode = 0644, .size = size, .path = path,
-					   .shown = path}};
+					   .shown = path, .wake = count_wake}};
 	CHECK(pthread_create(&o->t, NULL, open_main, o) == 0);
 }
 
@@ -518,17 +526,45 @@ static void send_records(uint64_t id, const char *recs, size_t n)
 	send_frame(AG_FDATA, id, NULL, 0);
 }
 
+/* As a parked read: a look, then (-EAGAIN) another once woken or once the
+ * time it gave is up. */
+static ssize_t read_woken(struct qemu_vm *q, struct qemu_file *f, char *out, size_t cap,
+			  struct err *e)
+{
+	for (;;) {
+		int seen = atomic_load(&wakes);
+		unsigned ms = 0;
+		ssize_t n = qagent_file_read_try(q, f, out, cap, &ms, e);
+		if (n != -EAGAIN)
+			return n;
+		CHECK(ms > 0 && ms <= (unsigned)q->files_wait_ms);
+		uint64_t until = now_usec() + ms * 1000ull;
+		while (atomic_load(&wakes) == seen && now_usec() < until)
+			usleep(1000);
+	}
+}
+
 /* Reads the get to its end (or a failure: its -errno). */
 static ssize_t read_all(struct qemu_vm *q, struct qemu_file *f, char *out, size_t cap,
 			struct err *e)
 {
 	size_t got = 0;
 	for (;;) {
-		ssize_t n = qagent_file_read(q, f, out + got, cap - got, e);
+		ssize_t n = read_woken(q, f, out + got, cap - got, e);
 		if (n <= 0)
 			return n < 0 ? n : (ssize_t)got;
 		got += (size_t)n;
 	}
+}
+
+/* A VM whose agent serves files, its reader thread running. */
+static struct qemu_vm *files_vm_new(int *ctl)
+{
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(ctl);
+	q->agent_version = AGENT_VERSION_FILES;
+	CHECK(qagent_start_reader(q, &e) == 0);
+	return q;
 }
 
 static void test_files_need_agent_4(void)
@@ -551,9 +587,7 @@ static void test_files_get_stat_list(void)
 	struct err e = {0};
 	struct opener o;
 	char back[64];
-	struct qemu_vm *q = vm_new(&ctl);
-	q->agent_version = AGENT_VERSION_FILES;
-	CHECK(qagent_start_reader(q, &e) == 0);
+	struct qemu_vm *q = files_vm_new(&ctl);
 
 	/* get: the size announced, the bytes in two frames, the end. */
 	open_start(&o, q, VMM_FILE_GET, "/etc/x", 0);
@@ -628,9 +662,7 @@ static void test_files_put_and_stalled_guest(void)
 	struct opener o;
 	struct agent_hdr h;
 	static char payload[AGENT_FDATA_MAX + 1], data[40000];
-	struct qemu_vm *q = vm_new(&ctl);
-	q->agent_version = AGENT_VERSION_FILES;
-	CHECK(qagent_start_reader(q, &e) == 0);
+	struct qemu_vm *q = files_vm_new(&ctl);
 
 	/* put: the temporary made, the bytes in frames of at most
 	 * AGENT_FDATA_MAX, the last write returns once it is in place. */
@@ -671,6 +703,88 @@ static void test_files_put_and_stalled_guest(void)
 	vm_free(q, ctl);
 }
 
+/* A get whose bytes are late never holds its reader: a look says -EAGAIN
+ * at once, the agent's data frame wakes it, and what it read goes back to
+ * the agent as credit from the reader thread. A guest that then sends
+ * nothing fails the read (or a poller's wait) at its deadline; a VM that
+ * stops wakes it. */
+static void test_files_get_late_bytes_wake_reader(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct opener o;
+	struct agent_hdr h;
+	static char payload[AGENT_FDATA_MAX + 1];
+	char back[64];
+	unsigned ms = 0;
+	struct qemu_vm *q = files_vm_new(&ctl);
+
+	open_start(&o, q, VMM_FILE_GET, "/fifo", 0);
+	uint64_t id = agent_takes("get 644 0", "/fifo");
+	send_text_frame(AG_FRES, id, "0 10");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	int w0 = atomic_load(&wakes);
+	uint64_t t0 = now_usec();
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == -EAGAIN);
+	CHECK(now_usec() - t0 < 100 * 1000); /* no wait on the caller */
+	CHECK(ms > 9000 && ms <= 10000);
+	CHECK(!qagent_file_readable(q, o.f));
+	usleep(200 * 1000); /* the agent is slow */
+	CHECK(atomic_load(&wakes) == w0);
+	send_text_frame(AG_FDATA, id, "late!");
+	for (int i = 0; i < 2000 && atomic_load(&wakes) == w0; i++)
+		usleep(1000);
+	CHECK(atomic_load(&wakes) > w0);
+	CHECK(qagent_file_readable(q, o.f));
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == 5 &&
+	      memcmp(back, "late!", 5) == 0);
+	/* Taken all: its credit goes back, sent by the reader thread. */
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_CREDIT && h.id == id &&
+	      strcmp(payload, "5") == 0);
+	/* Nothing more for the deadline: the read fails, and says why. */
+	q->files_wait_ms = 300;
+	t0 = now_usec();
+	CHECK(read_woken(q, o.f, back, sizeof(back), &e) == -ETIMEDOUT);
+	CHECK(now_usec() - t0 >= 290 * 1000 && now_usec() - t0 < 3000 * 1000);
+	CHECK(strstr(e.msg, "did not answer about /fifo") != NULL);
+	CHECK(qagent_file_readable(q, o.f));
+	qagent_file_close(q, o.f);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FEND && h.id == id);
+
+	/* A poller alone (no read): the deadline runs as well, and its end
+	 * wakes the poller, from the reader thread. */
+	open_start(&o, q, VMM_FILE_GET, "/poll", 0);
+	id = agent_takes("get 644 0", "/poll");
+	send_text_frame(AG_FRES, id, "0 3");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	w0 = atomic_load(&wakes);
+	CHECK(!qagent_file_readable(q, o.f));
+	for (int i = 0; i < 3000 && atomic_load(&wakes) == w0; i++)
+		usleep(1000);
+	CHECK(atomic_load(&wakes) > w0 && qagent_file_readable(q, o.f));
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == -ETIMEDOUT);
+	CHECK(strstr(e.msg, "did not answer about /poll") != NULL);
+	qagent_file_close(q, o.f);
+
+	/* A VM that stops: the waiting read is woken and fails. */
+	q->files_wait_ms = 60000;
+	open_start(&o, q, VMM_FILE_GET, "/gone", 0);
+	id = agent_takes("get 644 0", "/gone");
+	send_text_frame(AG_FRES, id, "0 3");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == -EAGAIN);
+	w0 = atomic_load(&wakes);
+	qagent_stop_reader(q);
+	CHECK(atomic_load(&wakes) > w0);
+	CHECK(qagent_file_read_try(q, o.f, back, sizeof(back), &ms, &e) == -EBUSY);
+	CHECK(strstr(e.msg, "stopped during the request on /gone") != NULL);
+	qagent_file_close(q, o.f);
+	vm_free(q, ctl);
+}
+
 int main(void)
 {
 	RUN(test_job_streams_stdin_pid_signal);
@@ -685,5 +799,6 @@ int main(void)
 	RUN(test_files_need_agent_4);
 	RUN(test_files_get_stat_list);
 	RUN(test_files_put_and_stalled_guest);
+	RUN(test_files_get_late_bytes_wake_reader);
 	UNIT_DONE("qemu_agent");
 }
