@@ -9,12 +9,17 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <urcu/list.h>
 
 #include "common.h"
 #include "engine.h"
 
 #define ENGINE_ERR_RING 64
 
+struct images;
+struct layer;
+struct out_watch;
+struct pol;
 struct pool_job;
 
 struct engine {
@@ -50,6 +55,52 @@ struct engine {
 		pthread_t thread;
 		int fd; /* STATE/sandboxes, for syncfs */
 	} commit;
+	/* Warm pools (warm.c, warm_init): the list of pools (RCU; writers hold
+	 * lock), fills under way for all of them, STATE/pools. */
+	struct {
+		struct cds_list_head pools;
+		pthread_mutex_t lock;
+		_Atomic uint32_t next_id;
+		_Atomic int fills_active;
+		_Atomic bool quitting;
+		char dir[PATH_MAX];
+	} warm;
+	/* The monitor thread (lifecycle.c): its epoll set of sandboxes' fds, the
+	 * eventfd that wakes it, the sandboxes whose last put it owes. */
+	struct {
+		int epfd, wake_fd;
+		pthread_t thread;
+		_Atomic bool quit;
+		atomic_int oom_rechecks;
+		pthread_mutex_t puts_lock;
+		struct sbx **puts;
+		size_t nputs, puts_cap;
+	} monitor;
+	/* Jobs' output watches (jobs.c): the inotify fd the monitor reads, and
+	 * the table that maps a watch back to its job. */
+	struct {
+		int watch_fd;
+		pthread_mutex_t lock;
+		struct out_watch *watches;
+		size_t n, cap;
+	} jobs;
+	/* Networking (netcfg.c): what runs (the bridge, the DNS forwarder, the
+	 * nft table of exposed ports) and each sandbox's policy, under pol_lock. */
+	struct {
+		bool up, dns_up, expose_up;
+		char expose_table[32];
+		pthread_mutex_t pol_lock;
+		struct pol *pols;
+		uint64_t learned_total; /* map entries of learned addresses, all sandboxes */
+	} net;
+	/* The layers in use (snap.c): each with the count of its users. */
+	struct {
+		pthread_mutex_t lock;
+		struct layer *layers;
+		_Atomic uint64_t seq; /* names of new layers */
+	} snap;
+	/* Images (images.c, images_init): the list, imports and layers at work. */
+	struct images *images;
 };
 
 #endif

@@ -27,7 +27,18 @@ struct engine *engine_new(void)
 	pthread_cond_init(&eng->pool.cond, NULL);
 	pthread_mutex_init(&eng->commit.lock, NULL);
 	pthread_cond_init(&eng->commit.cond, NULL);
+	pthread_mutex_init(&eng->snap.lock, NULL);
+	pthread_mutex_init(&eng->monitor.puts_lock, NULL);
+	eng->monitor.epfd = eng->monitor.wake_fd = -1;
+	pthread_mutex_init(&eng->jobs.lock, NULL);
+	eng->jobs.watch_fd = -1;
+	pthread_mutex_init(&eng->net.pol_lock, NULL);
 	eng->commit.fd = -1;
+	warm_init(eng);
+	if (images_init(eng) < 0) {
+		free(eng);
+		return NULL;
+	}
 	return eng;
 }
 
@@ -149,6 +160,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 	h.qemu_spares = o->qemu_spares;
 	snprintf(h.sandboxes_dir, sizeof(h.sandboxes_dir), "%s", eng->sandboxes_dir);
 	h.image_exists = image_exists;
+	h.image_arg = eng;
 	if ((r = snap_init(eng)) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
@@ -212,14 +224,14 @@ void engine_shutdown(struct engine *eng)
 		}
 		sbx_unpin_all(&p);
 	}
-	warm_quiesce();
-	images_quiesce();
+	warm_quiesce(eng);
+	images_quiesce(eng);
 	out_pump_stop();
 	pool_stop(eng);
-	warm_stop(); /* members are never left running without a daemon */
+	warm_stop(eng); /* members are never left running without a daemon */
 	vmm_qemu_spares_end(); /* nor QEMUs started ahead for forks */
 	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
-	monitor_stop();
+	monitor_stop(eng);
 	journal_commit_stop(eng);
 	engine_net_stop(eng);
 	cg_host_cleanup();

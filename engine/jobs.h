@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct engine;
 struct sbx;
 struct vmm_event;
 
@@ -17,8 +18,8 @@ void sbx_jobs_reattach(struct sbx *s);
 void sbx_jobs_free(struct sbx *s);
 /* Output watches: an inotify fd in the monitor's epoll set (data tag), and
  * what the monitor does when it is readable. */
-int sbx_jobs_watch_start(int epfd, uint64_t tag);
-void sbx_jobs_watch_drain(void);
+int sbx_jobs_watch_start(struct engine *eng, int epfd, uint64_t tag);
+void sbx_jobs_watch_drain(struct engine *eng);
 /* With s->lock held: kill what is past its timeout=; the next deadline, 0 none. */
 uint64_t sbx_jobs_expire(struct sbx *s, uint64_t now);
 

@@ -107,12 +107,12 @@ int engine_show_stats(struct engine *eng, struct buf *b)
 		uint64_t q, a, d;
 		net_dns_counts(&q, &a, &d);
 		r |= buf_printf(b, "dns_queries %" PRIu64 "\ndns_answers %" PRIu64 "\ndns_dropped %"
-				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned());
+				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned(eng));
 	}
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);
-	r |= warm_show_stats(b);
+	r |= warm_show_stats(eng, b);
 	r |= show_lat(b, LAT_CREATE, "create");
 	r |= show_lat(b, LAT_STOP, "stop");
 	return r ? -ENOMEM : 0;
