@@ -20,7 +20,11 @@ struct images;
 struct layer;
 struct out_watch;
 struct pol;
+struct metrics;
 struct pool_job;
+struct sbx;
+struct sbx_config;
+struct stats;
 
 struct engine {
 	struct engine_opts o;
@@ -55,6 +59,19 @@ struct engine {
 		pthread_t thread;
 		int fd; /* STATE/sandboxes, for syncfs */
 	} commit;
+	/* Hooks of lifecycle.c into the parts above it. Set by warm_init (NULL:
+	 * no pools): a create's claim of a ready member (-ENOENT: none), and a
+	 * member's init that ended while it waited (s->lock held). */
+	struct {
+		int (*claim)(struct engine *eng, const char *name, const struct sbx_config *c,
+			     struct sbx **out, struct err *e);
+		void (*member_ended)(struct sbx *s);
+		/* snap.c's, set by snap_attach (engine_new, never NULL): `fork`
+		 * written to a sandbox's ctl, and its named snapshots dropped when
+		 * it goes (s->lock held). */
+		int (*fork)(struct sbx *src, int argc, char **argv, struct err *e);
+		void (*drop_snaps)(struct sbx *s);
+	} lifecycle;
 	/* Warm pools (warm.c, warm_init): the list of pools (RCU; writers hold
 	 * lock), fills under way for all of them, STATE/pools. */
 	struct {
@@ -93,12 +110,16 @@ struct engine {
 		struct pol *pols;
 		uint64_t learned_total; /* map entries of learned addresses, all sandboxes */
 	} net;
-	/* The layers in use (snap.c): each with the count of its users. */
+	/* The layers in use (layers.c): each with the count of its users. */
 	struct {
 		pthread_mutex_t lock;
-		struct layer *layers;
-		_Atomic uint64_t seq; /* names of new layers */
-	} snap;
+		struct layer *list;
+		_Atomic uint64_t seq; /* names of new layers (snap.c's) */
+	} layers;
+	/* Latency samples and counters (stats.c, stats_init), their histograms
+	 * and the errors returned by errno (metrics.c, metrics_init). */
+	struct stats *stats;
+	struct metrics *metrics;
 	/* Images (images.c, images_init): the list, imports and layers at work. */
 	struct images *images;
 };

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "images.h"
+#include "jobs.h"
 #include "journal.h"
 #include "lifecycle.h"
 #include "netcfg.h"
@@ -15,6 +16,7 @@
 #include "pool.h"
 #include "sandbox.h"
 #include "snap.h"
+#include "stats.h"
 #include "warm.h"
 
 struct engine *engine_new(void)
@@ -27,18 +29,22 @@ struct engine *engine_new(void)
 	pthread_cond_init(&eng->pool.cond, NULL);
 	pthread_mutex_init(&eng->commit.lock, NULL);
 	pthread_cond_init(&eng->commit.cond, NULL);
-	pthread_mutex_init(&eng->snap.lock, NULL);
+	pthread_mutex_init(&eng->layers.lock, NULL);
 	pthread_mutex_init(&eng->monitor.puts_lock, NULL);
 	eng->monitor.epfd = eng->monitor.wake_fd = -1;
 	pthread_mutex_init(&eng->jobs.lock, NULL);
 	eng->jobs.watch_fd = -1;
 	pthread_mutex_init(&eng->net.pol_lock, NULL);
 	eng->commit.fd = -1;
-	warm_init(eng);
-	if (images_init(eng) < 0) {
+	if (images_init(eng) < 0 || stats_init(eng) < 0 || metrics_init(eng) < 0) {
+		free(eng->images);
+		free(eng->stats);
+		free(eng->metrics);
 		free(eng);
 		return NULL;
 	}
+	snap_attach(eng);
+	warm_init(eng); /* after images_init: it gives images its rmdir check */
 	return eng;
 }
 
@@ -180,7 +186,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
 	engine_thread_online();
 	/* Consoles and jobs' pipes drained into the state dir (output.h). */
-	if ((r = out_pump_start(eng)) < 0)
+	if ((r = out_pump_start(eng, sbx_job_pump)) < 0)
 		log_warn("no output pump (%s): jobs write their files themselves and consoles "
 			 "are not kept", strerror(-r));
 	if ((r = monitor_start(eng)) < 0)

@@ -128,7 +128,7 @@ uint64_t sbx_generation(struct sbx *s);
 int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct engine *eng, struct buf *b);
 /* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
-void engine_count_error(int err);
+void engine_count_error(struct engine *eng, int err);
 
 /* Named checkpoints (/sbx/NAME/snapshots/SNAP/). */
 int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq);

@@ -275,7 +275,7 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 {
 	for (struct sbx_exec *x = s->execs; x; x = x->next)
 		if (x->id == id && !atomic_load(&x->exited)) {
-			lat_add(LAT_EXEC, now_usec() - x->start_usec);
+			lat_add(s->eng, LAT_EXEC, now_usec() - x->start_usec);
 			exec_ended(s, x, code);
 		}
 }

@@ -25,7 +25,6 @@
 #include "sandbox.h"
 #include "tar.h"
 #include "unpack.h"
-#include "warm.h"
 
 #define IMPORTS_MAX 2 /* at once: each holds a worker thread */
 #define LAYER_ID_MAX VMM_IMAGE_LAYER_ID_MAX
@@ -76,6 +75,8 @@ struct images {
 	char dir[PATH_MAX], configs[PATH_MAX], layers[PATH_MAX], tmp[PATH_MAX];
 	bool started;
 	atomic_bool quitting;
+	/* Whether a warm pool's spec names an image (warm.c's, given at its init). */
+	bool (*pool_user)(struct engine *eng, const char *image, char *pool, size_t cap);
 };
 
 /* --- the list (st->lock held) --- */
@@ -1206,7 +1207,7 @@ int image_rmdir(struct engine *eng, const char *name)
 		if (eng && eng->reg && reg_foreach(eng->reg, user_one, &u) && u.name[0])
 			r = err_set(&e, -EBUSY, "image '%s' is used by sandbox %s (%s); remove the "
 				    "sandbox first", name, u.name, u.state);
-		else if (eng && warm_image_user(eng, name, pool, sizeof(pool)))
+		else if (st->pool_user && st->pool_user(eng, name, pool, sizeof(pool)))
 			r = err_set(&e, -EBUSY, "image '%s' is in the spec of warm pool %s", name, pool);
 	}
 	if (r == 0) {
@@ -1348,6 +1349,12 @@ int images_init(struct engine *eng)
 	st->next_id = 1;
 	eng->images = st;
 	return 0;
+}
+
+void images_set_pool_user(struct engine *eng, bool (*fn)(struct engine *eng, const char *image,
+							  char *pool, size_t cap))
+{
+	eng->images->pool_user = fn;
 }
 
 int images_start(struct engine *eng)

@@ -43,6 +43,10 @@ int image_show_error(struct image *im, struct buf *b);
  * loaded, what a dead daemon left half-made removed. */
 /* engine_new: the part's state (eng->images), empty. */
 int images_init(struct engine *eng);
+/* rmdir asks fn whether a warm pool's spec names the image (its name in pool):
+ * warm.c, a part above this one, gives it at its init. */
+void images_set_pool_user(struct engine *eng, bool (*fn)(struct engine *eng, const char *image,
+							  char *pool, size_t cap));
 int images_start(struct engine *eng);
 /* Daemon exit, before the workers stop: running imports end (failed). */
 void images_quiesce(struct engine *eng);

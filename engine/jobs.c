@@ -322,7 +322,7 @@ static uint32_t last_id_load(struct sbx *s)
  * exactly there), the job gets the files. */
 static bool job_writes_itself(const struct sbx *s)
 {
-	return !s->ops->job_attach && out_pump_start(s->eng) == 0;
+	return !s->ops->job_attach && out_pump_start(s->eng, sbx_job_pump) == 0;
 }
 
 /* Room in a job's pipe while no daemon drains it (init keeps it open). */

@@ -18,10 +18,9 @@
 #include "lifecycle.h"
 #include "netcfg.h"
 #include "pool.h"
+#include "layers.h"
 #include "sandbox.h"
-#include "snap.h"
 #include "stats.h"
-#include "warm.h"
 
 static void sbx_release(struct reg_node *n)
 {
@@ -140,7 +139,7 @@ static void start_job(void *arg)
 		s->t.fork_restore_usec = now_usec() - s->t.fork_queued_usec;
 		s->t.fork_usec = total;
 		if (r == 0)
-			lat_add(LAT_FORK, total);
+			lat_add(s->eng, LAT_FORK, total);
 	}
 	uint64_t tj = now_usec();
 	journal_write(s);
@@ -149,12 +148,12 @@ static void start_job(void *arg)
 	if (r == 0) {
 		sbx_net_after_start(s);
 		if (!s->pool) /* a pool's fill is not a user's create */
-			lat_add(LAT_CREATE, total);
+			lat_add(s->eng, LAT_CREATE, total);
 		log_info("sandbox %s: running in %llu us (pid %d)", s->node.name,
 			 (unsigned long long)total, (int)s->vm.pid);
 	}
 	if (!s->pool)
-		stats_count_create(r == 0);
+		stats_count_create(s->eng, r == 0);
 	sbx_put(s);
 }
 
@@ -297,11 +296,11 @@ static int sbx_create(struct engine *eng, const char *name, const struct sbx_con
 }
 
 /* A create takes a ready member of a warm pool of the same spec when there
- * is one (warm.c), else makes the sandbox. */
+ * is one (the claim hook, warm.c's), else makes the sandbox. */
 static int sbx_create_or_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			       struct sbx **out, struct err *e)
 {
-	int r = warm_claim(eng, name, c, out, e);
+	int r = eng->lifecycle.claim ? eng->lifecycle.claim(eng, name, c, out, e) : -ENOENT;
 	if (r != -ENOENT)
 		return r;
 	return sbx_create(eng, name, c, out, e);
@@ -578,7 +577,7 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 			else
 				r = sbx_extend(s, u, &e);
 		} else if (!strcmp(verb, "fork")) {
-			r = sbx_fork(s, cmd.argc - 1, cmd.argv + 1, &e);
+			r = s->eng->lifecycle.fork(s, cmd.argc - 1, cmd.argv + 1, &e);
 		} else if (!strcmp(verb, "standby") && cmd.argc == 1) {
 			r = sbx_standby(s, &e);
 		} else if (!strcmp(verb, "allow") || !strcmp(verb, "deny")) {
@@ -625,7 +624,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 	if (r < 0)
 		return r;
 	journal_commit_soon(s->eng); /* the state dir's rename into the trash, made durable */
-	snap_drop_all(s);
+	s->eng->lifecycle.drop_snaps(s);
 	sbx_net_release(s);
 	sbx_layers_put(s->eng, &s->cfg);
 	return 0;
@@ -838,7 +837,7 @@ static void handle_exit_locked(struct sbx *s)
 			 user ? "user" : u.oom_kills ? "oom" : "exit");
 	if (prev == SBX_STOPPING && s->t.stop_request_usec) {
 		s->t.stop_usec = now_usec() - s->t.stop_request_usec;
-		lat_add(LAT_STOP, s->t.stop_usec);
+		lat_add(s->eng, LAT_STOP, s->t.stop_usec);
 	}
 	s->deadline_usec = 0;
 	s->monitored = false;
@@ -855,8 +854,8 @@ static void handle_exit_locked(struct sbx *s)
 	journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,
 		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
-	if (s->pool)
-		warm_member_ended(s);
+	if (s->pool && s->eng->lifecycle.member_ended)
+		s->eng->lifecycle.member_ended(s);
 	monitor_put(s);
 }
 

@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "lifecycle.h"
 #include "netcfg.h"
+#include "layers.h"
 #include "snap.h"
 #include "warm.h"
 

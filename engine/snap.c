@@ -1,6 +1,5 @@
 /* The snapshot engine for file-system fork: immutable layers in
- * STATE/layers/ID, reference counted by the sandboxes that stack on them and
- * by named snapshots; a layer is removed when its last user goes. `fork`
+ * STATE/layers/ID (counted by layers.c) and named snapshots. `fork`
  * takes one checkpoint of the source (frozen meanwhile) that serves every
  * child; children start in parallel on the worker pool. */
 #define _GNU_SOURCE
@@ -14,6 +13,7 @@
 #include "lifecycle.h"
 #include "netcfg.h"
 #include "pool.h"
+#include "layers.h"
 #include "sandbox.h"
 #include "snap.h"
 
@@ -32,11 +32,11 @@ struct sbx_snap {
 	struct sbx_snap *next;
 };
 
-struct layer {
-	char id[SBX_LAYER_ID_MAX];
-	int refs;
-	struct layer *next;
-};
+void snap_attach(struct engine *eng)
+{
+	eng->lifecycle.fork = sbx_fork;
+	eng->lifecycle.drop_snaps = snap_drop_all;
+}
 
 int snap_init(struct engine *eng)
 {
@@ -58,75 +58,6 @@ int snap_init(struct engine *eng)
 	return r;
 }
 
-static struct layer *layer_find(struct engine *eng, const char *id)
-{
-	for (struct layer *l = eng->snap.layers; l; l = l->next)
-		if (strcmp(l->id, id) == 0)
-			return l;
-	return NULL;
-}
-
-void layer_get(struct engine *eng, const char *id)
-{
-	pthread_mutex_lock(&eng->snap.lock);
-	struct layer *l = layer_find(eng, id);
-	if (!l && (l = calloc(1, sizeof(*l)))) {
-		snprintf(l->id, sizeof(l->id), "%s", id);
-		l->next = eng->snap.layers;
-		eng->snap.layers = l;
-	}
-	if (l)
-		l->refs++;
-	pthread_mutex_unlock(&eng->snap.lock);
-}
-
-static void layer_remove_dir(const char *id)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
-	int r = vmm_remove_layer(dir);
-	if (r < 0)
-		log_warn("cannot remove layer %s: %s", dir, strerror(-r));
-	else
-		log_debug("layer %s removed (no user left)", id);
-}
-
-void layer_put(struct engine *eng, const char *id)
-{
-	bool gone = false;
-	pthread_mutex_lock(&eng->snap.lock);
-	for (struct layer **p = &eng->snap.layers; *p; p = &(*p)->next) {
-		struct layer *l = *p;
-		if (strcmp(l->id, id) != 0)
-			continue;
-		if (--l->refs <= 0) {
-			*p = l->next;
-			free(l);
-			gone = true;
-		}
-		break;
-	}
-	pthread_mutex_unlock(&eng->snap.lock);
-	if (gone)
-		layer_remove_dir(id);
-}
-
-void sbx_layers_get(struct engine *eng, const struct sbx_config *c)
-{
-	for (int i = 0; i < c->nlowers; i++)
-		layer_get(eng, c->lowers[i]);
-	if (c->flat[0])
-		layer_get(eng, c->flat);
-}
-
-void sbx_layers_put(struct engine *eng, const struct sbx_config *c)
-{
-	for (int i = 0; i < c->nlowers; i++)
-		layer_put(eng, c->lowers[i]);
-	if (c->flat[0])
-		layer_put(eng, c->flat);
-}
-
 /* Background: src's chain (src->cfg.lowers, immutable layers) merged into
  * one new layer, bottom up, as overlayfs shows it; then src->cfg.flat names
  * it. src itself keeps its mounted chain; its later children get [new, flat]
@@ -146,7 +77,7 @@ static void flatten_job(void *arg)
 	uint64_t t0 = now_usec();
 	struct err e = {0};
 	snprintf(id, sizeof(id), "F%" PRIx64 "-%" PRIu64, wall_usec(),
-		 atomic_fetch_add(&src->eng->snap.seq, 1));
+		 atomic_fetch_add(&src->eng->layers.seq, 1));
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dir);
 	int r = mkdir(tmp, 0755) < 0 ? err_set(&e, -errno, "mkdir %s: %s", tmp, strerror(errno)) : 0;
@@ -208,7 +139,7 @@ static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlo
 		return err_set(e, -EOPNOTSUPP, "backend %s cannot checkpoint", src->cfg.backend);
 	char id[SBX_LAYER_ID_MAX], dir[PATH_MAX];
 	snprintf(id, sizeof(id), "L%" PRIx64 "-%" PRIu64, wall_usec(),
-		 atomic_fetch_add(&src->eng->snap.seq, 1));
+		 atomic_fetch_add(&src->eng->layers.seq, 1));
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
 	int r = src->ops->checkpoint(&src->vm, dir, st == SBX_PAUSED, t, e);
 	if (r < 0)

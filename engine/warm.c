@@ -453,8 +453,8 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			claim_journal_job(m);
 		pool_put(p); /* the member's: it is the user's sandbox now */
 		engine_bump_generation(eng);
-		lat_add(LAT_CREATE, m->t.claim_usec);
-		stats_count_create(true);
+		lat_add(eng, LAT_CREATE, m->t.claim_usec);
+		stats_count_create(eng, true);
 		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,
 			 m->t.claim_usec);
 		kick(p);
@@ -815,6 +815,10 @@ void warm_init(struct engine *eng)
 	CDS_INIT_LIST_HEAD(&eng->warm.pools);
 	pthread_mutex_init(&eng->warm.lock, NULL);
 	atomic_init(&eng->warm.next_id, 1);
+	/* What lifecycle.c asks of the pools, without calling up into them. */
+	eng->lifecycle.claim = warm_claim;
+	eng->lifecycle.member_ended = warm_member_ended;
+	images_set_pool_user(eng, warm_image_user);
 }
 
 int warm_start(struct engine *eng)

@@ -43,7 +43,9 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 	       struct sbx **out, struct err *e);
 /* A member's init ended while it waited in its pool (s->lock held). */
 void warm_member_ended(struct sbx *s);
-/* engine_new: the empty list (context.h's warm). */
+/* engine_new, after images_init: the empty list (context.h's warm);
+ * lifecycle.c's hooks (eng->lifecycle) set to warm_claim and
+ * warm_member_ended, images.c's rmdir check to warm_image_user. */
 void warm_init(struct engine *eng);
 int warm_start(struct engine *eng);
 /* At daemon exit: no more fills (before the workers stop)... */
@@ -53,7 +55,8 @@ void warm_stop(struct engine *eng);
 /* Start-up: a member a dead daemon left (STATE/sandboxes/.pN-SEQ) goes. */
 bool warm_leftover(struct engine *eng, const char *entry);
 int warm_show_stats(struct engine *eng, struct buf *b);
-/* True when a warm pool's spec names image (its name in pool). */
+/* True when a warm pool's spec names image (its name in pool): images.c's
+ * rmdir check. */
 bool warm_image_user(struct engine *eng, const char *image, char *pool, size_t cap);
 
 #endif

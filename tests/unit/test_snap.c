@@ -12,6 +12,7 @@
 
 #include "../../engine/context.h"
 #include "../../engine/journal.h"
+#include "../../engine/layers.h"
 #include "../../engine/lifecycle.h"
 #include "../../engine/sandbox.h"
 #include "../../engine/snap.h"
