@@ -73,6 +73,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
  * written, not renamed into place), commit-done (state dir in place, start
  * not queued), start-create (on the worker: the backend's files made),
  * start-spawned (init runs, its pid not journaled). */
+/* The environment is the process's: read once (pthread_once), for every engine. */
 static const char *kill_at;
 static pthread_once_t kill_at_once = PTHREAD_ONCE_INIT;
 

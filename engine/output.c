@@ -34,6 +34,9 @@ struct console {
 	struct console *next;
 };
 
+/* One pump thread for the process (pthread_once): jobs arm their pipes
+ * (out_pump_arm, out_pump_discard) with no engine at hand. It serves the
+ * engine of its first start. */
 static struct {
 	pthread_once_t once;
 	int start_err;
