@@ -557,8 +557,7 @@ static int room(struct engine *eng, struct unpack_limits *lim, struct err *e)
 }
 
 static int unpack_one(struct engine *eng, struct image *im, struct oci_src *src,
-		      const struct oci_desc *d,
-		      const char *diff_id, const char *id, struct err *e)
+		      const struct oci_desc *d, const char *diff_id, const char *id, struct err *e)
 {
 	char tmp[PATH_MAX + 64];
 	struct unpack_limits lim = {.cancel = &im->cancel};
@@ -623,8 +622,7 @@ static int get_layer(struct image *im, struct oci_src *src, const struct oci_des
 /* The layers past the first LOWERS_MAX-1 (bottom first), merged into one
  * dir as overlayfs would show them stacked: merged-<sha256 of their ids>. */
 static int merge_top(struct engine *eng, struct image *im, char ids[][LAYER_ID_MAX], int n,
-		     char out[LAYER_ID_MAX],
-		     struct err *e)
+		     char out[LAYER_ID_MAX], struct err *e)
 {
 	struct images *st = eng->images;
 	struct sha256 h;
@@ -686,8 +684,7 @@ struct import {
 
 /* The manifest's descriptor: from index.json, through one nested index. */
 static int find_manifest(struct engine *eng, struct import *imp, struct oci_src *src,
-			 struct oci_desc *md,
-			 struct err *e)
+			 struct oci_desc *md, struct err *e)
 {
 	char *text = NULL;
 	size_t len;
@@ -743,8 +740,8 @@ static int read_config(struct import *imp, struct oci_src *src, struct oci_manif
 }
 
 static int read_manifest(struct engine *eng, struct import *imp, struct oci_src *src,
-			 struct oci_desc *md,
-			 struct oci_manifest *m, struct oci_image_config *c, struct err *e)
+			 struct oci_desc *md, struct oci_manifest *m, struct oci_image_config *c,
+			 struct err *e)
 {
 	char *text = NULL;
 	size_t len;
@@ -764,8 +761,8 @@ static int read_manifest(struct engine *eng, struct import *imp, struct oci_src 
  * known by its diff_id, checked as it is unpacked; the image's digest is its
  * config's (docker's image ID). */
 static int read_docker(struct engine *eng, struct import *imp, struct oci_src *src,
-		       struct oci_desc *md,
-		       struct oci_manifest *m, struct oci_image_config *c, struct err *e)
+		       struct oci_desc *md, struct oci_manifest *m, struct oci_image_config *c,
+		       struct err *e)
 {
 	char *text = NULL, hex[SHA256_HEX];
 	size_t len;
@@ -1068,8 +1065,8 @@ static int parse_option(const char *opt, struct import *imp, struct err *e)
 }
 
 /* Validates, adds the image as importing and queues the work: returns at once. */
-static int import_start(struct engine *eng, const char *name, const char *source,
-			const char *opt, struct err *e)
+static int import_start(struct engine *eng, const char *name, const char *source, const char *opt,
+			struct err *e)
 {
 	struct images *st = eng->images;
 	int r = ctl_check_name(name, NULL);
@@ -1459,8 +1456,8 @@ static int enter_dir(const char *dir, char *out, size_t cap, size_t *len)
 }
 
 int image_command(struct engine *eng, const char *image, const char *line,
-		  const struct ctl_run_opts *ro, bool fold,
-		  char *out, size_t cap, size_t *cmd_at, struct err *e)
+		  const struct ctl_run_opts *ro, bool fold, char *out, size_t cap, size_t *cmd_at,
+		  struct err *e)
 {
 	struct images *st = eng->images;
 	json_t *cfg = NULL;

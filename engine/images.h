@@ -71,7 +71,7 @@ void image_resolve(struct engine *eng, const char *name, struct vmm_inst *vm);
 #define IMAGE_COMMAND_MAX 6144 /* within what a backend's message carries */
 struct ctl_run_opts;
 int image_command(struct engine *eng, const char *image, const char *line,
-		  const struct ctl_run_opts *ro, bool fold,
-		  char *out, size_t cap, size_t *cmd_at, struct err *e);
+		  const struct ctl_run_opts *ro, bool fold, char *out, size_t cap, size_t *cmd_at,
+		  struct err *e);
 
 #endif

@@ -379,8 +379,8 @@ static struct sbx *pop_member(struct engine *eng, const char *spec, bool *matche
 	return m;
 }
 
-int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
-	       struct sbx **out, struct err *e)
+int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c, struct sbx **out,
+	       struct err *e)
 {
 	char spec[WARM_SPEC_MAX];
 	if (cds_list_empty(&eng->warm.pools) || ctl_config_spec(c, spec, sizeof(spec)) < 0)
@@ -543,8 +543,7 @@ static int pool_fail(struct warm_pool *p, int code, const char *msg)
 
 /* A spec: the options of create (key=value words over a bare mkdir's). */
 static int parse_spec(struct engine *eng, const char *buf, size_t len, struct sbx_config *c,
-		      char *spec,
-		      struct err *e)
+		      char *spec, struct err *e)
 {
 	struct ctl_cmd cmd;
 	engine_mkdir_config(eng, c);

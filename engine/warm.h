@@ -39,8 +39,8 @@ struct sbx_config;
 /* A ready member of a pool of c's spec becomes sandbox `name`, running:
  * 0 (pinned in *out), -ENOENT when no pool has one (create it cold), or
  * another error for the name (-EEXIST...) with the sentence in e. */
-int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
-	       struct sbx **out, struct err *e);
+int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c, struct sbx **out,
+	       struct err *e);
 /* A member's init ended while it waited in its pool (s->lock held). */
 void warm_member_ended(struct sbx *s);
 /* engine_new, after images_init: the empty list (context.h's warm);
