@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "images.h"
+#include "jobs.h"
 #include "journal.h"
 #include "lifecycle.h"
 #include "netcfg.h"
@@ -15,6 +16,7 @@
 #include "pool.h"
 #include "sandbox.h"
 #include "snap.h"
+#include "stats.h"
 #include "warm.h"
 
 struct engine *engine_new(void)
@@ -27,7 +29,22 @@ struct engine *engine_new(void)
 	pthread_cond_init(&eng->pool.cond, NULL);
 	pthread_mutex_init(&eng->commit.lock, NULL);
 	pthread_cond_init(&eng->commit.cond, NULL);
+	pthread_mutex_init(&eng->layers.lock, NULL);
+	pthread_mutex_init(&eng->monitor.puts_lock, NULL);
+	eng->monitor.epfd = eng->monitor.wake_fd = -1;
+	pthread_mutex_init(&eng->jobs.lock, NULL);
+	eng->jobs.watch_fd = -1;
+	pthread_mutex_init(&eng->net.pol_lock, NULL);
 	eng->commit.fd = -1;
+	if (images_init(eng) < 0 || stats_init(eng) < 0 || metrics_init(eng) < 0) {
+		free(eng->images);
+		free(eng->stats);
+		free(eng->metrics);
+		free(eng);
+		return NULL;
+	}
+	snap_attach(eng);
+	warm_init(eng); /* after images_init: it gives images its rmdir check */
 	return eng;
 }
 
@@ -149,6 +166,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 	h.qemu_spares = o->qemu_spares;
 	snprintf(h.sandboxes_dir, sizeof(h.sandboxes_dir), "%s", eng->sandboxes_dir);
 	h.image_exists = image_exists;
+	h.image_arg = eng;
 	if ((r = snap_init(eng)) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);
@@ -168,7 +186,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 		return err_set(e, -ENOMEM, "cannot allocate the registry");
 	engine_thread_online();
 	/* Consoles and jobs' pipes drained into the state dir (output.h). */
-	if ((r = out_pump_start(eng)) < 0)
+	if ((r = out_pump_start(eng, sbx_job_pump)) < 0)
 		log_warn("no output pump (%s): jobs write their files themselves and consoles "
 			 "are not kept", strerror(-r));
 	if ((r = monitor_start(eng)) < 0)
@@ -212,14 +230,14 @@ void engine_shutdown(struct engine *eng)
 		}
 		sbx_unpin_all(&p);
 	}
-	warm_quiesce();
-	images_quiesce();
+	warm_quiesce(eng);
+	images_quiesce(eng);
 	out_pump_stop();
 	pool_stop(eng);
-	warm_stop(); /* members are never left running without a daemon */
+	warm_stop(eng); /* members are never left running without a daemon */
 	vmm_qemu_spares_end(); /* nor QEMUs started ahead for forks */
 	vmm_trash_stop(); /* what rmdir and discards left to remove, removed */
-	monitor_stop();
+	monitor_stop(eng);
 	journal_commit_stop(eng);
 	engine_net_stop(eng);
 	cg_host_cleanup();

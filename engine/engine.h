@@ -58,7 +58,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 /* --dns's value: IPv4 address, optional :PORT (default 53). */
 int engine_parse_dns(const char *s, struct in_addr *ip, uint16_t *port, struct err *e);
 /* Map entries the DNS forwarder's answers made (all sandboxes), for /sbx/stats. */
-uint64_t engine_dns_learned(void);
+uint64_t engine_dns_learned(struct engine *eng);
 /* Daemon exit: stops sandboxes if asked (--stop-on-exit), never removes them. */
 void engine_shutdown(struct engine *eng);
 /* Every thread that calls into the engine does this first (idempotent). */
@@ -136,7 +136,7 @@ uint64_t sbx_generation(struct sbx *s);
 int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct engine *eng, struct buf *b);
 /* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
-void engine_count_error(int err);
+void engine_count_error(struct engine *eng, int err);
 
 /* Named checkpoints (/sbx/NAME/snapshots/SNAP/). */
 int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq);

@@ -74,7 +74,7 @@ int sbx_command_prepare(struct sbx *s, const char *line, bool job, struct sbx_co
 	if (!job && !line[cmd_at])
 		return err_set(e, -EINVAL, "options but no command: exec runs the command after "
 			       "them");
-	if ((r = image_command(s->cfg.image, line + cmd_at, ro, !native, c->full, sizeof(c->full),
+	if ((r = image_command(s->eng, s->cfg.image, line + cmd_at, ro, !native, c->full, sizeof(c->full),
 			       &c->cmd_at, e)) < 0)
 		return r;
 	c->vo = (struct vmm_run_opts){.cwd = ro->cwd, .user = ro->user, .env = ro->env,
@@ -275,7 +275,7 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 {
 	for (struct sbx_exec *x = s->execs; x; x = x->next)
 		if (x->id == id && !atomic_load(&x->exited)) {
-			lat_add(LAT_EXEC, now_usec() - x->start_usec);
+			lat_add(s->eng, LAT_EXEC, now_usec() - x->start_usec);
 			exec_ended(s, x, code);
 		}
 }

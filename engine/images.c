@@ -25,7 +25,6 @@
 #include "sandbox.h"
 #include "tar.h"
 #include "unpack.h"
-#include "warm.h"
 
 #define IMPORTS_MAX 2 /* at once: each holds a worker thread */
 #define LAYER_ID_MAX VMM_IMAGE_LAYER_ID_MAX
@@ -41,6 +40,7 @@ enum img_state { IMG_IMPORTING, IMG_READY, IMG_FAILED };
 static const char *const state_names[] = {"importing", "ready", "failed"};
 
 struct image {
+	struct engine *eng; /* whose image it is */
 	struct image *next; /* the store's list */
 	_Atomic int refs;   /* the list's, and each pin */
 	uint32_t id;
@@ -62,7 +62,8 @@ struct image {
 	_Atomic bool cancel;
 };
 
-static struct {
+/* The part's state in the engine (eng->images, made by images_init). */
+struct images {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a layer being made is done */
 	struct image *list;
@@ -74,23 +75,25 @@ static struct {
 	char dir[PATH_MAX], configs[PATH_MAX], layers[PATH_MAX], tmp[PATH_MAX];
 	bool started;
 	atomic_bool quitting;
-} st = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .next_id = 1};
-/* The engine this part serves, from images_start (NULL before: unit tests). */
-static struct engine *eng;
+	/* Whether a warm pool's spec names an image (warm.c's, given at its init). */
+	bool (*pool_user)(struct engine *eng, const char *image, char *pool, size_t cap);
+};
 
-/* --- the list (st.lock held) --- */
+/* --- the list (st->lock held) --- */
 
-static struct image *find(const char *name)
+static struct image *find(struct engine *eng, const char *name)
 {
-	for (struct image *im = st.list; im; im = im->next)
+	struct images *st = eng->images;
+	for (struct image *im = st->list; im; im = im->next)
 		if (strcmp(im->name, name) == 0)
 			return im;
 	return NULL;
 }
 
-static struct image *find_id(uint32_t id)
+static struct image *find_id(struct engine *eng, uint32_t id)
 {
-	for (struct image *im = st.list; im; im = im->next)
+	struct images *st = eng->images;
+	for (struct image *im = st->list; im; im = im->next)
 		if (im->id == id)
 			return im;
 	return NULL;
@@ -109,26 +112,29 @@ void image_put(struct image *im)
 		image_free(im);
 }
 
-static struct image *image_new(const char *name, bool dir)
+static struct image *image_new(struct engine *eng, const char *name, bool dir)
 {
-	if (st.next_id > IMAGE_ID_MAX)
+	struct images *st = eng->images;
+	if (st->next_id > IMAGE_ID_MAX)
 		return NULL;
 	struct image *im = calloc(1, sizeof(*im));
 	if (!im)
 		return NULL;
 	atomic_init(&im->refs, 1);
-	im->id = st.next_id++;
+	im->id = st->next_id++;
+	im->eng = eng;
 	snprintf(im->name, sizeof(im->name), "%s", name);
 	im->dir = dir;
 	im->created_wall_usec = wall_usec();
-	im->next = st.list;
-	st.list = im;
+	im->next = st->list;
+	st->list = im;
 	return im;
 }
 
-static void unlink_image(struct image *im)
+static void unlink_image(struct engine *eng, struct image *im)
 {
-	for (struct image **p = &st.list; *p; p = &(*p)->next)
+	struct images *st = eng->images;
+	for (struct image **p = &st->list; *p; p = &(*p)->next)
 		if (*p == im) {
 			*p = im->next;
 			image_put(im);
@@ -136,7 +142,7 @@ static void unlink_image(struct image *im)
 		}
 }
 
-static bool is_dir_image(const char *name, struct stat *out)
+static bool is_dir_image(struct engine *eng, const char *name, struct stat *out)
 {
 	char path[PATH_MAX + 80];
 	struct stat s;
@@ -149,12 +155,13 @@ static bool is_dir_image(const char *name, struct stat *out)
 }
 
 /* The directories of --images as images: new ones added, gone ones dropped. */
-static void sync_dirs(void)
+static void sync_dirs(struct engine *eng)
 {
-	for (struct image *im = st.list, *next; im; im = next) {
+	struct images *st = eng->images;
+	for (struct image *im = st->list, *next; im; im = next) {
 		next = im->next;
-		if (im->dir && !is_dir_image(im->name, NULL))
-			unlink_image(im);
+		if (im->dir && !is_dir_image(eng, im->name, NULL))
+			unlink_image(eng, im);
 	}
 	DIR *d = opendir(eng->o.images_dir);
 	if (!d)
@@ -162,10 +169,10 @@ static void sync_dirs(void)
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct stat s;
-		if (de->d_name[0] == '.' || ctl_check_name(de->d_name, NULL) < 0 || find(de->d_name) ||
-		    !is_dir_image(de->d_name, &s))
+		if (de->d_name[0] == '.' || ctl_check_name(de->d_name, NULL) < 0 || find(eng, de->d_name) ||
+		    !is_dir_image(eng, de->d_name, &s))
 			continue;
-		struct image *im = image_new(de->d_name, true);
+		struct image *im = image_new(eng, de->d_name, true);
 		if (!im)
 			break;
 		im->state = IMG_READY;
@@ -178,57 +185,60 @@ static void sync_dirs(void)
 
 /* The image called name, the directories looked at again when it is not
  * known or its directory went. */
-static struct image *find_fresh(const char *name)
+static struct image *find_fresh(struct engine *eng, const char *name)
 {
-	struct image *im = find(name);
-	if (!im || (im->dir && !is_dir_image(name, NULL))) {
-		sync_dirs();
-		im = find(name);
+	struct image *im = find(eng, name);
+	if (!im || (im->dir && !is_dir_image(eng, name, NULL))) {
+		sync_dirs(eng);
+		im = find(eng, name);
 	}
 	return im;
 }
 
 /* --- the FUSE layer's view --- */
 
-uint32_t image_lookup(const char *name)
+uint32_t image_lookup(struct engine *eng, const char *name)
 {
-	pthread_mutex_lock(&st.lock);
-	struct image *im = find_fresh(name);
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	struct image *im = find_fresh(eng, name);
 	uint32_t id = im ? im->id : 0;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	return id;
 }
 
-bool image_exists(const char *name) { return image_lookup(name) != 0; }
+bool image_exists(void *eng, const char *name) { return image_lookup(eng, name) != 0; }
 
-struct image *image_get(uint32_t id)
+struct image *image_get(struct engine *eng, uint32_t id)
 {
-	pthread_mutex_lock(&st.lock);
-	struct image *im = find_id(id);
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	struct image *im = find_id(eng, id);
 	if (im)
 		atomic_fetch_add(&im->refs, 1);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	return im;
 }
 
 uint64_t image_created_wall_usec(const struct image *im) { return im->created_wall_usec; }
 
-int image_list(char (**names)[64], uint32_t **ids, size_t *n)
+int image_list(struct engine *eng, char (**names)[64], uint32_t **ids, size_t *n)
 {
-	pthread_mutex_lock(&st.lock);
-	sync_dirs();
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	sync_dirs(eng);
 	size_t cnt = 0;
-	for (struct image *im = st.list; im; im = im->next)
+	for (struct image *im = st->list; im; im = im->next)
 		cnt++;
 	*names = malloc((cnt ? cnt : 1) * sizeof(**names));
 	*ids = malloc((cnt ? cnt : 1) * sizeof(**ids));
 	int r = *names && *ids ? 0 : -ENOMEM;
 	size_t i = 0;
-	for (struct image *im = st.list; im && r == 0; im = im->next, i++) {
+	for (struct image *im = st->list; im && r == 0; im = im->next, i++) {
 		snprintf((*names)[i], 64, "%s", im->name);
 		(*ids)[i] = im->id;
 	}
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	if (r < 0) {
 		free(*names);
 		free(*ids);
@@ -248,10 +258,12 @@ static void iso_time(uint64_t usec, char out[32])
 
 int image_show_config(struct image *im, struct buf *b)
 {
-	pthread_mutex_lock(&st.lock);
+	struct engine *eng = im->eng;
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
 	if (im->config) {
 		int r = buf_printf(b, "%s\n", im->config);
-		pthread_mutex_unlock(&st.lock);
+		pthread_mutex_unlock(&st->lock);
 		return r;
 	}
 	char created[32], path[PATH_MAX + 80];
@@ -261,7 +273,7 @@ int image_show_config(struct image *im, struct buf *b)
 			      "source", im->source, "path", im->dir ? json_string(path) : json_null(),
 			      "digest", "size", "layers", "created", created, "created_usec",
 			      (json_int_t)im->created_wall_usec);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
 	json_decref(j);
 	int r = text ? buf_printf(b, "%s\n", text) : -ENOMEM;
@@ -271,9 +283,10 @@ int image_show_config(struct image *im, struct buf *b)
 
 int image_show_status(struct image *im, struct buf *b)
 {
-	pthread_mutex_lock(&st.lock);
+	struct images *st = im->eng->images;
+	pthread_mutex_lock(&st->lock);
 	int s = im->state;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	return buf_printf(b, "%s\n", state_names[s]);
 }
 
@@ -285,17 +298,18 @@ int image_show_progress(struct image *im, struct buf *b)
 
 int image_show_error(struct image *im, struct buf *b)
 {
-	pthread_mutex_lock(&st.lock);
+	struct images *st = im->eng->images;
+	pthread_mutex_lock(&st->lock);
 	int r = im->error[0] ? buf_printf(b, "%s\n", im->error) : 0;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
 /* --- what the engine asks --- */
 
-static int check_locked(const char *name, struct image **out, struct err *e)
+static int check_locked(struct engine *eng, const char *name, struct image **out, struct err *e)
 {
-	struct image *im = find_fresh(name);
+	struct image *im = find_fresh(eng, name);
 	if (!im || im->removing)
 		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", name);
 	if (im->state == IMG_IMPORTING)
@@ -316,10 +330,10 @@ static int check_locked(const char *name, struct image **out, struct err *e)
 }
 
 /* Without a started store (unit tests), an image is a directory of --images. */
-static int check_dir_only(const char *name, struct err *e)
+static int check_dir_only(struct engine *eng, const char *name, struct err *e)
 {
 	char path[PATH_MAX + 80];
-	if (!is_dir_image(name, NULL))
+	if (!is_dir_image(eng, name, NULL))
 		return err_set(e, -ENOENT, "unknown image '%s' (see /images)", name);
 	snprintf(path, sizeof(path), "%s/%s", eng->o.images_dir, name);
 	if (strpbrk(path, ",:\\"))
@@ -327,48 +341,52 @@ static int check_dir_only(const char *name, struct err *e)
 	return 0;
 }
 
-int engine_image_check(const char *image, struct err *e)
+int engine_image_check(struct engine *eng, const char *image, struct err *e)
 {
-	if (!st.started)
-		return check_dir_only(image, e);
+	struct images *st = eng->images;
+	if (!st->started)
+		return check_dir_only(eng, image, e);
 	struct image *im;
-	pthread_mutex_lock(&st.lock);
-	int r = check_locked(image, &im, e);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_lock(&st->lock);
+	int r = check_locked(eng, image, &im, e);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
-int image_pin(const char *name, struct err *e)
+int image_pin(struct engine *eng, const char *name, struct err *e)
 {
-	if (!st.started)
-		return check_dir_only(name, e);
+	struct images *st = eng->images;
+	if (!st->started)
+		return check_dir_only(eng, name, e);
 	struct image *im;
-	pthread_mutex_lock(&st.lock);
-	int r = check_locked(name, &im, e);
+	pthread_mutex_lock(&st->lock);
+	int r = check_locked(eng, name, &im, e);
 	if (r == 0)
 		im->pins++;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
-void image_unpin(const char *name)
+void image_unpin(struct engine *eng, const char *name)
 {
-	pthread_mutex_lock(&st.lock);
-	struct image *im = find(name);
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	struct image *im = find(eng, name);
 	if (im && im->pins > 0)
 		im->pins--;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 }
 
-void image_resolve(const char *name, struct vmm_inst *vm)
+void image_resolve(struct engine *eng, const char *name, struct vmm_inst *vm)
 {
+	struct images *st = eng->images;
 	snprintf(vm->image_dir, sizeof(vm->image_dir), "%s/%s", eng ? eng->o.images_dir : "", name);
 	vm->nimage_layers = 0;
 	vm->user[0] = '\0';
-	if (!st.started)
+	if (!st->started)
 		return;
-	pthread_mutex_lock(&st.lock);
-	struct image *im = find(name);
+	pthread_mutex_lock(&st->lock);
+	struct image *im = find(eng, name);
 	json_t *j = NULL;
 	if (im && !im->dir && im->state == IMG_READY) {
 		for (int i = 0; i < im->nlowers; i++)
@@ -377,7 +395,7 @@ void image_resolve(const char *name, struct vmm_inst *vm)
 		vm->nimage_layers = im->nlowers;
 		j = im->config ? json_loads(im->config, 0, NULL) : NULL;
 	}
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	/* The config's User, checked at import; a config that no longer passes
 	 * (written by an older daemon, or edited) runs as root, said in the log. */
 	const char *user = json_string_value(json_object_get(json_object_get(j, "config"), "User"));
@@ -391,12 +409,13 @@ void image_resolve(const char *name, struct vmm_inst *vm)
 
 /* --- layers: made once, kept while an image lists them --- */
 
-static bool layer_listed(const char *id)
+static bool layer_listed(struct engine *eng, const char *id)
 {
-	for (int i = 0; i < st.nunpacking; i++)
-		if (strcmp(st.unpacking[i], id) == 0)
+	struct images *st = eng->images;
+	for (int i = 0; i < st->nunpacking; i++)
+		if (strcmp(st->unpacking[i], id) == 0)
 			return true;
-	for (struct image *im = st.list; im; im = im->next) {
+	for (struct image *im = st->list; im; im = im->next) {
 		for (int i = 0; i < im->nlowers; i++)
 			if (strcmp(im->lowers[i], id) == 0)
 				return true;
@@ -409,15 +428,16 @@ static bool layer_listed(const char *id)
 
 /* Removes the layer dirs nothing lists: moved aside under the lock (so an
  * import that looks next makes the layer anew), removed outside it. */
-static void gc_layers(void)
+static void gc_layers(struct engine *eng)
 {
+	struct images *st = eng->images;
 	char (*gone)[LAYER_ID_MAX + 32] = NULL;
 	size_t n = 0, cap = 0;
-	pthread_mutex_lock(&st.lock);
-	DIR *d = opendir(st.layers);
+	pthread_mutex_lock(&st->lock);
+	DIR *d = opendir(st->layers);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || layer_listed(de->d_name))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || layer_listed(eng, de->d_name))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -427,9 +447,9 @@ static void gc_layers(void)
 			gone = g;
 		}
 		char from[PATH_MAX + 300], to[PATH_MAX + 300];
-		snprintf(gone[n], sizeof(gone[n]), "gc-%" PRIu64, ++st.tmp_seq);
-		snprintf(from, sizeof(from), "%s/%s", st.layers, de->d_name);
-		snprintf(to, sizeof(to), "%s/%s", st.tmp, gone[n]);
+		snprintf(gone[n], sizeof(gone[n]), "gc-%" PRIu64, ++st->tmp_seq);
+		snprintf(from, sizeof(from), "%s/%s", st->layers, de->d_name);
+		snprintf(to, sizeof(to), "%s/%s", st->tmp, gone[n]);
 		if (rename(from, to) == 0)
 			n++;
 		else
@@ -438,10 +458,10 @@ static void gc_layers(void)
 	}
 	if (d)
 		closedir(d);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	for (size_t i = 0; i < n; i++) {
 		char path[PATH_MAX + 300];
-		snprintf(path, sizeof(path), "%s/%s", st.tmp, gone[i]);
+		snprintf(path, sizeof(path), "%s/%s", st->tmp, gone[i]);
 		vmm_remove_tree(path);
 	}
 	if (n)
@@ -449,57 +469,61 @@ static void gc_layers(void)
 	free(gone);
 }
 
-/* A temporary dir in tmp/ (st.lock not held). */
-static void tmp_path(const char *kind, char *out, size_t cap)
+/* A temporary dir in tmp/ (st->lock not held). */
+static void tmp_path(struct engine *eng, const char *kind, char *out, size_t cap)
 {
-	pthread_mutex_lock(&st.lock);
-	uint64_t seq = ++st.tmp_seq;
-	pthread_mutex_unlock(&st.lock);
-	snprintf(out, cap, "%s/%s-%" PRIu64, st.tmp, kind, seq);
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	uint64_t seq = ++st->tmp_seq;
+	pthread_mutex_unlock(&st->lock);
+	snprintf(out, cap, "%s/%s-%" PRIu64, st->tmp, kind, seq);
 }
 
 /* Holds layer id for im; then, unless another import is making it, 1 when it
  * is there already, or 0 and the caller makes it (then calls made_layer). */
-static int want_layer(struct image *im, const char *id)
+static int want_layer(struct engine *eng, struct image *im, const char *id)
 {
+	struct images *st = eng->images;
 	char path[PATH_MAX + 100];
-	snprintf(path, sizeof(path), "%s/%s", st.layers, id);
-	pthread_mutex_lock(&st.lock);
+	snprintf(path, sizeof(path), "%s/%s", st->layers, id);
+	pthread_mutex_lock(&st->lock);
 	if (im->nheld < HELD_MAX)
 		snprintf(im->held[im->nheld++], LAYER_ID_MAX, "%s", id);
 	for (;;) {
 		bool busy = false;
-		for (int i = 0; i < st.nunpacking; i++)
-			busy |= strcmp(st.unpacking[i], id) == 0;
+		for (int i = 0; i < st->nunpacking; i++)
+			busy |= strcmp(st->unpacking[i], id) == 0;
 		if (!busy)
 			break;
-		pthread_cond_wait(&st.cond, &st.lock);
+		pthread_cond_wait(&st->cond, &st->lock);
 	}
 	int r = access(path, F_OK) == 0;
-	if (!r && st.nunpacking < UNPACKING_MAX)
-		snprintf(st.unpacking[st.nunpacking++], LAYER_ID_MAX, "%s", id);
-	pthread_mutex_unlock(&st.lock);
+	if (!r && st->nunpacking < UNPACKING_MAX)
+		snprintf(st->unpacking[st->nunpacking++], LAYER_ID_MAX, "%s", id);
+	pthread_mutex_unlock(&st->lock);
 	return r;
 }
 
-static void made_layer(const char *id)
+static void made_layer(struct engine *eng, const char *id)
 {
-	pthread_mutex_lock(&st.lock);
-	for (int i = 0; i < st.nunpacking; i++)
-		if (strcmp(st.unpacking[i], id) == 0) {
-			st.nunpacking--;
-			memcpy(st.unpacking[i], st.unpacking[st.nunpacking], LAYER_ID_MAX);
+	struct images *st = eng->images;
+	pthread_mutex_lock(&st->lock);
+	for (int i = 0; i < st->nunpacking; i++)
+		if (strcmp(st->unpacking[i], id) == 0) {
+			st->nunpacking--;
+			memcpy(st->unpacking[i], st->unpacking[st->nunpacking], LAYER_ID_MAX);
 			break;
 		}
-	pthread_cond_broadcast(&st.cond);
-	pthread_mutex_unlock(&st.lock);
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
 }
 
 /* The temporary dir tmp, complete, becomes layers/id (synced first). */
-static int place_layer(const char *tmp, int fd, const char *id, struct err *e)
+static int place_layer(struct engine *eng, const char *tmp, int fd, const char *id, struct err *e)
 {
+	struct images *st = eng->images;
 	char path[PATH_MAX + 100];
-	snprintf(path, sizeof(path), "%s/%s", st.layers, id);
+	snprintf(path, sizeof(path), "%s/%s", st->layers, id);
 	if (syncfs(fd) < 0)
 		return err_set(e, -errno, "cannot sync %s: %s", tmp, strerror(errno));
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)
@@ -508,15 +532,16 @@ static int place_layer(const char *tmp, int fd, const char *id, struct err *e)
 }
 
 /* The room an unpack may take on STATE: what is free, less a reserve. */
-static int room(struct unpack_limits *lim, struct err *e)
+static int room(struct engine *eng, struct unpack_limits *lim, struct err *e)
 {
+	struct images *st = eng->images;
 	struct statvfs sv;
-	if (statvfs(st.dir, &sv) < 0)
-		return err_set(e, -errno, "cannot stat %s: %s", st.dir, strerror(errno));
+	if (statvfs(st->dir, &sv) < 0)
+		return err_set(e, -errno, "cannot stat %s: %s", st->dir, strerror(errno));
 	uint64_t total = (uint64_t)sv.f_blocks * sv.f_frsize, avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	uint64_t reserve = total / 32 < RESERVE_MAX_BYTES ? total / 32 : RESERVE_MAX_BYTES;
 	lim->reserve_bytes = reserve;
-	lim->where = st.dir;
+	lim->where = st->dir;
 	lim->max_bytes = avail > reserve ? avail - reserve : 0;
 	lim->max_entries = ENTRIES_MAX;
 	if (sv.f_files) {
@@ -527,20 +552,20 @@ static int room(struct unpack_limits *lim, struct err *e)
 	}
 	if (lim->max_bytes == 0)
 		return err_set(e, -ENOSPC, "%s has %" PRIu64 " MB free, no more than the %" PRIu64
-			       " MB kept free", st.dir, avail >> 20, reserve >> 20);
+			       " MB kept free", st->dir, avail >> 20, reserve >> 20);
 	return 0;
 }
 
-static int unpack_one(struct image *im, struct oci_src *src, const struct oci_desc *d,
-		      const char *diff_id, const char *id, struct err *e)
+static int unpack_one(struct engine *eng, struct image *im, struct oci_src *src,
+		      const struct oci_desc *d, const char *diff_id, const char *id, struct err *e)
 {
 	char tmp[PATH_MAX + 64];
 	struct unpack_limits lim = {.cancel = &im->cancel};
 	struct unpack_stats us;
 	struct oci_layer l;
 	struct tar t;
-	int fd = -1, r = room(&lim, e);
-	tmp_path("L", tmp, sizeof(tmp));
+	int fd = -1, r = room(eng, &lim, e);
+	tmp_path(eng, "L", tmp, sizeof(tmp));
 	if (r < 0)
 		return r;
 	if (mkdir(tmp, 0755) < 0 || (fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
@@ -558,7 +583,7 @@ static int unpack_one(struct image *im, struct oci_src *src, const struct oci_de
 	tar_free(&t);
 	oci_layer_close(&l);
 	if (r == 0)
-		r = place_layer(tmp, fd, id, e);
+		r = place_layer(eng, tmp, fd, id, e);
 	if (r == 0)
 		log_info("image %s: layer %s unpacked: %" PRIu64 " entries, %" PRIu64 " MB, %" PRIu64
 			 " xattrs", im->name, d->digest, us.entries, us.bytes >> 20, us.xattrs);
@@ -583,21 +608,23 @@ out:
 static int get_layer(struct image *im, struct oci_src *src, const struct oci_desc *d,
 		     const char *diff_id, char id[LAYER_ID_MAX], int i, int n, struct err *e)
 {
+	struct engine *eng = im->eng;
 	snprintf(id, LAYER_ID_MAX, "%s-%s", d->by_diff_id ? "diffid" : "sha256", d->digest + 7);
-	if (want_layer(im, id) == 1) {
+	if (want_layer(eng, im, id) == 1) {
 		atomic_fetch_add(&im->done_bytes, d->size);
 		return 0;
 	}
-	int r = unpack_one(im, src, d, diff_id, id, e);
-	made_layer(id);
+	int r = unpack_one(eng, im, src, d, diff_id, id, e);
+	made_layer(eng, id);
 	return r < 0 ? err_wrap(e, "layer %d of %d (%.19s...)", i + 1, n, d->digest) : 0;
 }
 
 /* The layers past the first LOWERS_MAX-1 (bottom first), merged into one
  * dir as overlayfs would show them stacked: merged-<sha256 of their ids>. */
-static int merge_top(struct image *im, char ids[][LAYER_ID_MAX], int n, char out[LAYER_ID_MAX],
-		     struct err *e)
+static int merge_top(struct engine *eng, struct image *im, char ids[][LAYER_ID_MAX], int n,
+		     char out[LAYER_ID_MAX], struct err *e)
 {
+	struct images *st = eng->images;
 	struct sha256 h;
 	uint8_t dg[SHA256_BYTES];
 	char hex[SHA256_HEX], tmp[PATH_MAX + 64], src[PATH_MAX + 100];
@@ -607,25 +634,25 @@ static int merge_top(struct image *im, char ids[][LAYER_ID_MAX], int n, char out
 	sha256_final(&h, dg);
 	sha256_hex(dg, hex);
 	snprintf(out, LAYER_ID_MAX, "merged-%s", hex);
-	if (want_layer(im, out) == 1)
+	if (want_layer(eng, im, out) == 1)
 		return 0;
-	tmp_path("M", tmp, sizeof(tmp));
-	snprintf(src, sizeof(src), "%s/%s", st.layers, ids[LOWERS_MAX - 1]);
+	tmp_path(eng, "M", tmp, sizeof(tmp));
+	snprintf(src, sizeof(src), "%s/%s", st->layers, ids[LOWERS_MAX - 1]);
 	int r = vmm_copy_tree(src, tmp, "flattening the image's top layers", 0, e);
 	for (int i = LOWERS_MAX; i < n && r == 0; i++) {
-		snprintf(src, sizeof(src), "%s/%s", st.layers, ids[i]);
+		snprintf(src, sizeof(src), "%s/%s", st->layers, ids[i]);
 		r = vmm_merge_layer(src, tmp, e);
 	}
 	int fd = r == 0 ? open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
 	if (r == 0 && fd < 0)
 		r = err_set(e, -errno, "cannot open %s: %s", tmp, strerror(errno));
 	if (r == 0)
-		r = place_layer(tmp, fd, out, e);
+		r = place_layer(eng, tmp, fd, out, e);
 	if (fd >= 0)
 		close(fd);
 	if (r < 0)
 		vmm_remove_tree(tmp);
-	made_layer(out);
+	made_layer(eng, out);
 	return r;
 }
 
@@ -656,8 +683,8 @@ struct import {
 };
 
 /* The manifest's descriptor: from index.json, through one nested index. */
-static int find_manifest(struct import *imp, struct oci_src *src, struct oci_desc *md,
-			 struct err *e)
+static int find_manifest(struct engine *eng, struct import *imp, struct oci_src *src,
+			 struct oci_desc *md, struct err *e)
 {
 	char *text = NULL;
 	size_t len;
@@ -712,12 +739,13 @@ static int read_config(struct import *imp, struct oci_src *src, struct oci_manif
 	return 0;
 }
 
-static int read_manifest(struct import *imp, struct oci_src *src, struct oci_desc *md,
-			 struct oci_manifest *m, struct oci_image_config *c, struct err *e)
+static int read_manifest(struct engine *eng, struct import *imp, struct oci_src *src,
+			 struct oci_desc *md, struct oci_manifest *m, struct oci_image_config *c,
+			 struct err *e)
 {
 	char *text = NULL;
 	size_t len;
-	int r = find_manifest(imp, src, md, e);
+	int r = find_manifest(eng, imp, src, md, e);
 	if (r < 0)
 		return r;
 	if ((r = oci_blob_slurp(src, md, &text, &len, &imp->im->done_bytes, e)) == 0)
@@ -732,8 +760,9 @@ static int read_manifest(struct import *imp, struct oci_src *src, struct oci_des
  * members. A layer whose name is not its digest (docker's ID/layer.tar) is
  * known by its diff_id, checked as it is unpacked; the image's digest is its
  * config's (docker's image ID). */
-static int read_docker(struct import *imp, struct oci_src *src, struct oci_desc *md,
-		       struct oci_manifest *m, struct oci_image_config *c, struct err *e)
+static int read_docker(struct engine *eng, struct import *imp, struct oci_src *src,
+		       struct oci_desc *md, struct oci_manifest *m, struct oci_image_config *c,
+		       struct err *e)
 {
 	char *text = NULL, hex[SHA256_HEX];
 	size_t len;
@@ -840,9 +869,10 @@ static void pull_tick(void *arg)
  * die first); then the import reads that layout as oci:DIR. */
 static int pull(struct import *imp, struct err *e)
 {
+	struct engine *eng = imp->im->eng;
 	char ref[PATH_MAX + 16], dest[PATH_MAX + 16], timeout[32], home[PATH_MAX + 16],
 		tmpdir[PATH_MAX + 16], what[PATH_MAX + 64];
-	tmp_path("pull", imp->pulled, sizeof(imp->pulled));
+	tmp_path(eng, "pull", imp->pulled, sizeof(imp->pulled));
 	if (mkdir(imp->pulled, 0700) < 0)
 		return err_set(e, -errno, "cannot make %s: %s", imp->pulled, strerror(errno));
 	uint64_t limit = pull_timeout_usec();
@@ -877,8 +907,9 @@ static int pull(struct import *imp, struct err *e)
 	return 0;
 }
 
-static int do_import(struct import *imp, struct err *e)
+static int do_import(struct engine *eng, struct import *imp, struct err *e)
 {
+	struct images *st = eng->images;
 	struct image *im = imp->im;
 	struct oci_src src;
 	struct oci_desc md;
@@ -898,8 +929,8 @@ static int do_import(struct import *imp, struct err *e)
 		goto out;
 	if ((r = oci_src_open(imp->kind, imp->path, &src, e)) < 0)
 		goto out;
-	r = !strcmp(imp->kind, "docker-archive") ? read_docker(imp, &src, &md, m, c, e)
-						 : read_manifest(imp, &src, &md, m, c, e);
+	r = !strcmp(imp->kind, "docker-archive") ? read_docker(eng, imp, &src, &md, m, c, e)
+						 : read_manifest(eng, imp, &src, &md, m, c, e);
 	for (int i = 0; i < m->nlayers && r == 0; i++)
 		r = get_layer(im, &src, &m->layers[i], c->ndiff_ids ? c->diff_ids[i] : "", ids[i], i,
 			      m->nlayers, e);
@@ -909,23 +940,23 @@ static int do_import(struct import *imp, struct err *e)
 	int n = dedup(ids, m->nlayers);
 	nlowers = n < LOWERS_MAX ? n : LOWERS_MAX;
 	memcpy(lowers, ids, (size_t)nlowers * LAYER_ID_MAX);
-	if (n > LOWERS_MAX && (r = merge_top(im, ids, n, lowers[LOWERS_MAX - 1], e)) < 0)
+	if (n > LOWERS_MAX && (r = merge_top(eng, im, ids, n, lowers[LOWERS_MAX - 1], e)) < 0)
 		goto out;
 	if (!(text = config_text(imp, &md, m, c, lowers, nlowers))) {
 		r = err_set(e, -ENOMEM, "out of memory");
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/%s.json", st.configs, im->name);
+	snprintf(path, sizeof(path), "%s/%s.json", st->configs, im->name);
 	if ((r = write_file_atomic(path, text, strlen(text), true)) < 0) {
 		r = err_set(e, r, "cannot write %s: %s", path, strerror(-r));
 		goto out;
 	}
-	pthread_mutex_lock(&st.lock);
+	pthread_mutex_lock(&st->lock);
 	im->config = text;
 	text = NULL;
 	memcpy(im->lowers, lowers, sizeof(lowers));
 	im->nlowers = nlowers;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 out:
 	free(text);
 	json_decref(c->run);
@@ -938,25 +969,27 @@ out:
 static void import_job(void *arg)
 {
 	struct import *imp = arg;
+	struct engine *eng = imp->im->eng;
+	struct images *st = eng->images;
 	struct image *im = imp->im;
 	struct err e = {0};
 	uint64_t t0 = now_usec();
-	int r = do_import(imp, &e);
+	int r = do_import(eng, imp, &e);
 	if (imp->pulled[0])
 		vmm_remove_tree(imp->pulled);
-	pthread_mutex_lock(&st.lock);
-	st.imports--;
+	pthread_mutex_lock(&st->lock);
+	st->imports--;
 	im->state = r == 0 ? IMG_READY : IMG_FAILED;
 	if (r < 0)
 		snprintf(im->error, sizeof(im->error), "%s", e.msg);
 	im->nheld = 0;
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	if (r == 0)
 		log_info("image %s: imported from %s in %" PRIu64 " ms (%d layer dirs)", im->name,
 			 im->source, (now_usec() - t0) / 1000, im->nlowers);
 	else
 		log_warn("image %s: the import from %s failed: %s", im->name, im->source, e.msg);
-	gc_layers();
+	gc_layers(eng);
 	image_put(im);
 	free(imp);
 }
@@ -1032,8 +1065,10 @@ static int parse_option(const char *opt, struct import *imp, struct err *e)
 }
 
 /* Validates, adds the image as importing and queues the work: returns at once. */
-static int import_start(const char *name, const char *source, const char *opt, struct err *e)
+static int import_start(struct engine *eng, const char *name, const char *source, const char *opt,
+			struct err *e)
 {
+	struct images *st = eng->images;
 	int r = ctl_check_name(name, NULL);
 	if (r < 0)
 		return err_set(e, -EINVAL, "image name '%.80s' is not valid ([A-Za-z0-9_.-], 1 to "
@@ -1045,37 +1080,37 @@ static int import_start(const char *name, const char *source, const char *opt, s
 		free(imp);
 		return r;
 	}
-	pthread_mutex_lock(&st.lock);
+	pthread_mutex_lock(&st->lock);
 	struct image *im = NULL;
-	if (!st.started || atomic_load(&st.quitting))
+	if (!st->started || atomic_load(&st->quitting))
 		r = err_set(e, -ESHUTDOWN, "the daemon is not taking imports now");
-	else if (find_fresh(name) || is_dir_image(name, NULL))
+	else if (find_fresh(eng, name) || is_dir_image(eng, name, NULL))
 		r = err_set(e, -EEXIST, "image '%s' already exists", name);
-	else if (st.imports >= IMPORTS_MAX)
-		r = err_set(e, -EBUSY, "%d imports are running; wait for one to end", st.imports);
-	else if (!(im = image_new(name, false)))
+	else if (st->imports >= IMPORTS_MAX)
+		r = err_set(e, -EBUSY, "%d imports are running; wait for one to end", st->imports);
+	else if (!(im = image_new(eng, name, false)))
 		r = err_set(e, -ENOSPC, "no more images can be made until the daemon restarts");
 	else if (!(im->held = calloc(HELD_MAX, LAYER_ID_MAX)))
 		r = err_set(e, -ENOMEM, "out of memory");
 	if (r == 0) {
 		im->state = IMG_IMPORTING;
 		snprintf(im->source, sizeof(im->source), "%s", source);
-		st.imports++;
+		st->imports++;
 		atomic_fetch_add(&im->refs, 1);
 		imp->im = im;
 	} else if (im) {
-		unlink_image(im);
+		unlink_image(eng, im);
 	}
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 	if (r < 0) {
 		free(imp);
 		return r;
 	}
 	if ((r = pool_submit(eng, import_job, imp)) < 0) {
-		pthread_mutex_lock(&st.lock);
-		st.imports--;
-		unlink_image(im);
-		pthread_mutex_unlock(&st.lock);
+		pthread_mutex_lock(&st->lock);
+		st->imports--;
+		unlink_image(eng, im);
+		pthread_mutex_unlock(&st->lock);
 		image_put(im);
 		free(imp);
 		return err_set(e, r, "cannot queue the import of %s", name);
@@ -1084,9 +1119,8 @@ static int import_start(const char *name, const char *source, const char *opt, s
 	return 0;
 }
 
-int images_ctl(struct engine *owner, const char *buf, size_t len)
+int images_ctl(struct engine *eng, const char *buf, size_t len)
 {
-	(void)owner; /* images_start's */
 	struct ctl_cmd cmd;
 	struct err e = {0};
 	int r = ctl_split(buf, len, &cmd, &e);
@@ -1096,7 +1130,7 @@ int images_ctl(struct engine *owner, const char *buf, size_t len)
 		r = err_set(&e, -EINVAL, "import takes a name and a source: import NAME "
 			    SOURCE_FORMS " [tls-verify=false]");
 	else if (r == 0)
-		r = import_start(cmd.argv[1], cmd.argv[2], cmd.argc == 4 ? cmd.argv[3] : NULL, &e);
+		r = import_start(eng, cmd.argv[1], cmd.argv[2], cmd.argc == 4 ? cmd.argv[3] : NULL, &e);
 	if (r < 0)
 		engine_note_error(eng, "images/ctl: %s", e.msg);
 	return r;
@@ -1129,7 +1163,7 @@ static void disks_gc_job(void *arg)
 	free(arg);
 }
 
-static void disks_gc_later(const char *name)
+static void disks_gc_later(struct engine *eng, const char *name)
 {
 	char *copy = strdup(name);
 	if (!copy || pool_submit(eng, disks_gc_job, copy) < 0) {
@@ -1138,9 +1172,9 @@ static void disks_gc_later(const char *name)
 	}
 }
 
-static int rmdir_locked(const char *name, struct image **out, struct err *e)
+static int rmdir_locked(struct engine *eng, const char *name, struct image **out, struct err *e)
 {
-	struct image *im = find_fresh(name);
+	struct image *im = find_fresh(eng, name);
 	if (!im || im->removing)
 		return err_set(e, -ENOENT, "no image '%s'", name);
 	if (im->dir)
@@ -1156,34 +1190,35 @@ static int rmdir_locked(const char *name, struct image **out, struct err *e)
 	return 0;
 }
 
-int image_rmdir(const char *name)
+int image_rmdir(struct engine *eng, const char *name)
 {
+	struct images *st = eng->images;
 	struct err e = {0};
 	struct image *im = NULL;
-	pthread_mutex_lock(&st.lock);
-	int r = rmdir_locked(name, &im, &e);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_lock(&st->lock);
+	int r = rmdir_locked(eng, name, &im, &e);
+	pthread_mutex_unlock(&st->lock);
 	if (r == 0) {
 		struct user u = {.image = name};
 		char pool[SBX_NAME_MAX + 1];
 		if (eng && eng->reg && reg_foreach(eng->reg, user_one, &u) && u.name[0])
 			r = err_set(&e, -EBUSY, "image '%s' is used by sandbox %s (%s); remove the "
 				    "sandbox first", name, u.name, u.state);
-		else if (warm_image_user(name, pool, sizeof(pool)))
+		else if (st->pool_user && st->pool_user(eng, name, pool, sizeof(pool)))
 			r = err_set(&e, -EBUSY, "image '%s' is in the spec of warm pool %s", name, pool);
 	}
 	if (r == 0) {
 		char path[PATH_MAX + 80];
-		snprintf(path, sizeof(path), "%s/%s.json", st.configs, name);
+		snprintf(path, sizeof(path), "%s/%s.json", st->configs, name);
 		if (unlink(path) < 0 && errno != ENOENT)
 			r = err_set(&e, -errno, "cannot remove %s: %s", path, strerror(errno));
 	}
 	if (im) {
-		pthread_mutex_lock(&st.lock);
+		pthread_mutex_lock(&st->lock);
 		im->removing = false;
 		if (r == 0)
-			unlink_image(im);
-		pthread_mutex_unlock(&st.lock);
+			unlink_image(eng, im);
+		pthread_mutex_unlock(&st->lock);
 		image_put(im);
 	}
 	if (r < 0) {
@@ -1191,8 +1226,8 @@ int image_rmdir(const char *name)
 		return r;
 	}
 	log_info("image %s: removed", name);
-	gc_layers();
-	disks_gc_later(name);
+	gc_layers(eng);
+	disks_gc_later(eng, name);
 	return 0;
 }
 
@@ -1214,8 +1249,9 @@ static bool lower_id_ok(const char *id)
 }
 
 /* An imported image from its config file: ready, or failed with why. */
-static int load_one(const char *name, const char *path, struct err *e)
+static int load_one(struct engine *eng, const char *name, const char *path, struct err *e)
 {
+	struct images *st = eng->images;
 	json_error_t je;
 	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je), *lw, *v;
 	size_t i;
@@ -1234,7 +1270,7 @@ static int load_one(const char *name, const char *path, struct err *e)
 			r = err_set(e, -EINVAL, "%s: lowers[%zu] is not a layer id", path, i);
 	}
 	char *text = r == 0 ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-	struct image *im = r == 0 ? image_new(name, false) : NULL;
+	struct image *im = r == 0 ? image_new(eng, name, false) : NULL;
 	if (r == 0 && (!text || !im))
 		r = err_set(e, -ENOMEM, "out of memory");
 	if (r == 0) {
@@ -1249,11 +1285,11 @@ static int load_one(const char *name, const char *path, struct err *e)
 		json_array_foreach(lw, i, v) {
 			char dir[PATH_MAX + 100];
 			snprintf(im->lowers[i], LAYER_ID_MAX, "%s", json_string_value(v));
-			snprintf(dir, sizeof(dir), "%s/%s", st.layers, im->lowers[i]);
+			snprintf(dir, sizeof(dir), "%s/%s", st->layers, im->lowers[i]);
 			if (access(dir, F_OK) < 0 && im->state == IMG_READY) {
 				im->state = IMG_FAILED;
 				snprintf(im->error, sizeof(im->error), "its layer %s is missing from %s",
-					 im->lowers[i], st.layers);
+					 im->lowers[i], st->layers);
 			}
 		}
 		im->nlowers = (int)json_array_size(lw);
@@ -1265,15 +1301,16 @@ static int load_one(const char *name, const char *path, struct err *e)
 
 /* Every config in images/; false when one could not be read (then no layer is
  * removed: it may list some). */
-static bool load_all(void)
+static bool load_all(struct engine *eng)
 {
+	struct images *st = eng->images;
 	bool all = true;
-	DIR *d = opendir(st.configs);
+	DIR *d = opendir(st->configs);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
 		size_t n = strlen(de->d_name);
 		char name[SBX_NAME_MAX + 1], path[PATH_MAX + 300];
-		snprintf(path, sizeof(path), "%s/%s", st.configs, de->d_name);
+		snprintf(path, sizeof(path), "%s/%s", st->configs, de->d_name);
 		if (de->d_name[0] == '.')
 			continue;
 		if (n > 4 && !strcmp(de->d_name + n - 4, ".tmp")) { /* a write cut off */
@@ -1284,9 +1321,9 @@ static bool load_all(void)
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(n - 5), de->d_name);
 		struct err e = {0};
-		int r = ctl_check_name(name, &e) < 0 ? -EINVAL : find(name) ? -EEXIST : 0;
+		int r = ctl_check_name(name, &e) < 0 ? -EINVAL : find(eng, name) ? -EEXIST : 0;
 		if (r == 0)
-			r = load_one(name, path, &e);
+			r = load_one(eng, name, path, &e);
 		else
 			err_set(&e, r, "%s does not name an image of its own", path);
 		if (r < 0) {
@@ -1299,35 +1336,54 @@ static bool load_all(void)
 	return all;
 }
 
-int images_start(struct engine *e)
+int images_init(struct engine *eng)
 {
-	eng = e;
-	snprintf(st.dir, sizeof(st.dir), "%s/imports", eng->o.state_dir);
-	snprintf(st.configs, sizeof(st.configs), "%s/images", st.dir);
-	snprintf(st.layers, sizeof(st.layers), "%s/layers", st.dir);
-	snprintf(st.tmp, sizeof(st.tmp), "%s/tmp", st.dir);
-	vmm_remove_tree(st.tmp); /* what a dead daemon was making or removing */
-	int r;
-	if ((r = mkdir_p(st.configs, 0700)) < 0 || (r = mkdir_p(st.layers, 0700)) < 0 ||
-	    (r = mkdir_p(st.tmp, 0700)) < 0)
-		return r;
-	pthread_mutex_lock(&st.lock);
-	bool all = load_all();
-	sync_dirs();
-	st.started = true;
-	pthread_mutex_unlock(&st.lock);
-	if (all)
-		gc_layers();
+	struct images *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->next_id = 1;
+	eng->images = st;
 	return 0;
 }
 
-void images_quiesce(void)
+void images_set_pool_user(struct engine *eng, bool (*fn)(struct engine *eng, const char *image,
+							  char *pool, size_t cap))
 {
-	atomic_store(&st.quitting, true);
-	pthread_mutex_lock(&st.lock);
-	for (struct image *im = st.list; im; im = im->next)
+	eng->images->pool_user = fn;
+}
+
+int images_start(struct engine *eng)
+{
+	struct images *st = eng->images;
+	snprintf(st->dir, sizeof(st->dir), "%s/imports", eng->o.state_dir);
+	snprintf(st->configs, sizeof(st->configs), "%s/images", st->dir);
+	snprintf(st->layers, sizeof(st->layers), "%s/layers", st->dir);
+	snprintf(st->tmp, sizeof(st->tmp), "%s/tmp", st->dir);
+	vmm_remove_tree(st->tmp); /* what a dead daemon was making or removing */
+	int r;
+	if ((r = mkdir_p(st->configs, 0700)) < 0 || (r = mkdir_p(st->layers, 0700)) < 0 ||
+	    (r = mkdir_p(st->tmp, 0700)) < 0)
+		return r;
+	pthread_mutex_lock(&st->lock);
+	bool all = load_all(eng);
+	sync_dirs(eng);
+	st->started = true;
+	pthread_mutex_unlock(&st->lock);
+	if (all)
+		gc_layers(eng);
+	return 0;
+}
+
+void images_quiesce(struct engine *eng)
+{
+	struct images *st = eng->images;
+	atomic_store(&st->quitting, true);
+	pthread_mutex_lock(&st->lock);
+	for (struct image *im = st->list; im; im = im->next)
 		atomic_store(&im->cancel, true);
-	pthread_mutex_unlock(&st.lock);
+	pthread_mutex_unlock(&st->lock);
 }
 
 /* --- the image's OCI config at run time: Env, WorkingDir, Entrypoint, Cmd --- */
@@ -1399,15 +1455,17 @@ static int enter_dir(const char *dir, char *out, size_t cap, size_t *len)
 	return append(out, cap, len, " || exit 126; ");
 }
 
-int image_command(const char *image, const char *line, const struct ctl_run_opts *ro, bool fold,
-		  char *out, size_t cap, size_t *cmd_at, struct err *e)
+int image_command(struct engine *eng, const char *image, const char *line,
+		  const struct ctl_run_opts *ro, bool fold, char *out, size_t cap, size_t *cmd_at,
+		  struct err *e)
 {
+	struct images *st = eng->images;
 	json_t *cfg = NULL;
-	if (st.started) {
-		pthread_mutex_lock(&st.lock);
-		struct image *im = find(image);
+	if (st->started) {
+		pthread_mutex_lock(&st->lock);
+		struct image *im = find(eng, image);
 		json_t *j = im && !im->dir && im->config ? json_loads(im->config, 0, NULL) : NULL;
-		pthread_mutex_unlock(&st.lock);
+		pthread_mutex_unlock(&st->lock);
 		cfg = j ? json_incref(json_object_get(j, "config")) : NULL;
 		json_decref(j);
 	}

@@ -93,8 +93,8 @@ static struct sbx_job *job_find(struct sbx *s, uint32_t n)
 /* --- output watches: a one-shot inotify watch on a stream of a running job,
  * armed by a reader or a poller that found nothing new, fired by the next
  * write (read by the monitor), then armed again by whoever still waits. The
- * table maps a watch back to its job; entries are added under s->lock, then
- * watch_lock. */
+ * table (eng->jobs) maps a watch back to its job; entries are added under
+ * s->lock, then eng->jobs.lock. */
 
 struct out_watch {
 	int wd;
@@ -102,13 +102,9 @@ struct out_watch {
 	uint64_t sbx_id;
 	uint32_t job;
 };
-static int watch_fd = -1;
-static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct out_watch *watches;
-static size_t nwatches, watches_cap;
 
 /* Into the monitor's epoll set, with data tag; without it nothing is watched. */
-int sbx_jobs_watch_start(int epfd, uint64_t tag)
+int sbx_jobs_watch_start(struct engine *eng, int epfd, uint64_t tag)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
 	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -118,7 +114,7 @@ int sbx_jobs_watch_start(int epfd, uint64_t tag)
 			close(fd);
 		return r;
 	}
-	watch_fd = fd;
+	eng->jobs.watch_fd = fd;
 	return 0;
 }
 
@@ -126,13 +122,14 @@ int sbx_jobs_watch_start(int epfd, uint64_t tag)
  * then nothing will signal its output, and the caller must not wait for that. */
 static bool watch_stream(struct sbx *s, struct sbx_job *j, int stream)
 {
+	struct engine *eng = s->eng;
 	if (j->wd[stream] >= 0)
 		return true;
-	if (watch_fd < 0)
+	if (eng->jobs.watch_fd < 0)
 		return false;
 	char path[PATH_MAX + 32];
 	stream_path(s, j->n, stream, path, sizeof(path));
-	int wd = inotify_add_watch(watch_fd, path, IN_MODIFY | IN_CLOSE_WRITE | IN_ONESHOT);
+	int wd = inotify_add_watch(eng->jobs.watch_fd, path, IN_MODIFY | IN_CLOSE_WRITE | IN_ONESHOT);
 	if (wd < 0) {
 		static _Atomic bool warned; /* once: every poll would say it again */
 		if (!atomic_exchange(&warned, true))
@@ -141,43 +138,43 @@ static bool watch_stream(struct sbx *s, struct sbx_job *j, int stream)
 				 strerror(errno));
 		return false;
 	}
-	pthread_mutex_lock(&watch_lock);
-	if (nwatches == watches_cap) {
-		size_t cap = watches_cap ? watches_cap * 2 : 16;
-		struct out_watch *w = realloc(watches, cap * sizeof(*w));
+	pthread_mutex_lock(&eng->jobs.lock);
+	if (eng->jobs.n == eng->jobs.cap) {
+		size_t cap = eng->jobs.cap ? eng->jobs.cap * 2 : 16;
+		struct out_watch *w = realloc(eng->jobs.watches, cap * sizeof(*w));
 		if (!w) {
-			pthread_mutex_unlock(&watch_lock);
-			inotify_rm_watch(watch_fd, wd);
+			pthread_mutex_unlock(&eng->jobs.lock);
+			inotify_rm_watch(eng->jobs.watch_fd, wd);
 			return false;
 		}
-		watches = w;
-		watches_cap = cap;
+		eng->jobs.watches = w;
+		eng->jobs.cap = cap;
 	}
-	watches[nwatches++] =
+	eng->jobs.watches[eng->jobs.n++] =
 		(struct out_watch){.wd = wd, .eng = s->eng, .sbx_id = s->node.id, .job = j->n};
-	pthread_mutex_unlock(&watch_lock);
+	pthread_mutex_unlock(&eng->jobs.lock);
 	j->wd[stream] = wd;
 	return true;
 }
 
 /* Takes the table's entry of watch wd (-1: any) into *out. */
-static bool watch_take(int wd, struct out_watch *out)
+static bool watch_take(struct engine *eng, int wd, struct out_watch *out)
 {
 	bool found = false;
-	pthread_mutex_lock(&watch_lock);
-	for (size_t i = 0; i < nwatches && !found; i++) {
-		if (wd < 0 || watches[i].wd == wd) {
-			*out = watches[i];
-			watches[i] = watches[--nwatches];
+	pthread_mutex_lock(&eng->jobs.lock);
+	for (size_t i = 0; i < eng->jobs.n && !found; i++) {
+		if (wd < 0 || eng->jobs.watches[i].wd == wd) {
+			*out = eng->jobs.watches[i];
+			eng->jobs.watches[i] = eng->jobs.watches[--eng->jobs.n];
 			found = true;
 		}
 	}
-	pthread_mutex_unlock(&watch_lock);
+	pthread_mutex_unlock(&eng->jobs.lock);
 	return found;
 }
 
 /* With s->lock held: the job ended or goes. True when a watch was armed. */
-static bool job_unwatch(struct sbx_job *j)
+static bool job_unwatch(struct engine *eng, struct sbx_job *j)
 {
 	bool had = false;
 	for (int k = 0; k < 2; k++) {
@@ -185,8 +182,8 @@ static bool job_unwatch(struct sbx_job *j)
 			continue;
 		struct out_watch w;
 		had = true;
-		if (watch_take(j->wd[k], &w)) /* else it fired and is gone already */
-			inotify_rm_watch(watch_fd, j->wd[k]);
+		if (watch_take(eng, j->wd[k], &w)) /* else it fired and is gone already */
+			inotify_rm_watch(eng->jobs.watch_fd, j->wd[k]);
 		j->wd[k] = -1;
 	}
 	return had;
@@ -212,35 +209,35 @@ static void output_moved(const struct out_watch *w)
 	engine_notify_job(w->eng, w->sbx_id, w->job);
 }
 
-static void watch_fired(const struct inotify_event *ev)
+static void watch_fired(struct engine *eng, const struct inotify_event *ev)
 {
 	struct out_watch w;
 	if (!(ev->mask & IN_Q_OVERFLOW)) {
-		if (watch_take(ev->wd, &w))
+		if (watch_take(eng, ev->wd, &w))
 			output_moved(&w);
 		return;
 	}
 	/* Events were lost: every watch is dropped, and whoever waits arms it again. */
-	pthread_mutex_lock(&watch_lock);
-	size_t n = nwatches;
-	pthread_mutex_unlock(&watch_lock);
-	while (n-- > 0 && watch_take(-1, &w)) {
-		inotify_rm_watch(watch_fd, w.wd);
+	pthread_mutex_lock(&eng->jobs.lock);
+	size_t n = eng->jobs.n;
+	pthread_mutex_unlock(&eng->jobs.lock);
+	while (n-- > 0 && watch_take(eng, -1, &w)) {
+		inotify_rm_watch(eng->jobs.watch_fd, w.wd);
 		output_moved(&w);
 	}
 }
 
 /* The monitor's part, when the inotify fd is readable. */
-void sbx_jobs_watch_drain(void)
+void sbx_jobs_watch_drain(struct engine *eng)
 {
 	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
 	ssize_t len;
-	while ((len = read(watch_fd, buf, sizeof(buf))) > 0) {
+	while ((len = read(eng->jobs.watch_fd, buf, sizeof(buf))) > 0) {
 		for (char *p = buf; p < buf + len;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			p += sizeof(*ev) + ev->len;
 			if (!(ev->mask & IN_IGNORED)) /* IN_IGNORED: a watch went */
-				watch_fired(ev);
+				watch_fired(eng, ev);
 		}
 	}
 }
@@ -248,7 +245,7 @@ void sbx_jobs_watch_drain(void)
 /* With s->lock held: the job is over (or goes); nobody waits for its output any more. */
 static void job_settled(struct sbx *s, struct sbx_job *j)
 {
-	job_unwatch(j);
+	job_unwatch(s->eng, j);
 	engine_notify_job(s->eng, s->node.id, j->n);
 }
 
@@ -325,7 +322,7 @@ static uint32_t last_id_load(struct sbx *s)
  * exactly there), the job gets the files. */
 static bool job_writes_itself(const struct sbx *s)
 {
-	return !s->ops->job_attach && out_pump_start(s->eng) == 0;
+	return !s->ops->job_attach && out_pump_start(s->eng, sbx_job_pump) == 0;
 }
 
 /* Room in a job's pipe while no daemon drains it (init keeps it open). */
@@ -1300,7 +1297,7 @@ void sbx_jobs_free(struct sbx *s)
 			close(j->stdin_fd);
 		pipe_close(j, 0);
 		pipe_close(j, 1);
-		if (job_unwatch(j))
+		if (job_unwatch(s->eng, j))
 			engine_notify_job(s->eng, s->node.id, j->n); /* its pollers see it gone */
 		free(j);
 	}

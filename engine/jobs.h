@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct engine;
 struct sbx;
 struct vmm_event;
 
@@ -15,10 +16,12 @@ void sbx_jobs_bound(struct sbx *s);
 void sbx_jobs_load(struct sbx *s);
 void sbx_jobs_reattach(struct sbx *s);
 void sbx_jobs_free(struct sbx *s);
+/* The output pump's job_readable (output.h): stream `stream` of job n is readable. */
+void sbx_job_pump(struct engine *eng, uint64_t sbx_id, uint32_t n, int stream);
 /* Output watches: an inotify fd in the monitor's epoll set (data tag), and
  * what the monitor does when it is readable. */
-int sbx_jobs_watch_start(int epfd, uint64_t tag);
-void sbx_jobs_watch_drain(void);
+int sbx_jobs_watch_start(struct engine *eng, int epfd, uint64_t tag);
+void sbx_jobs_watch_drain(struct engine *eng);
 /* With s->lock held: kill what is past its timeout=; the next deadline, 0 none. */
 uint64_t sbx_jobs_expire(struct sbx *s, uint64_t now);
 

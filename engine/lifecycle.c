@@ -18,10 +18,9 @@
 #include "lifecycle.h"
 #include "netcfg.h"
 #include "pool.h"
+#include "layers.h"
 #include "sandbox.h"
-#include "snap.h"
 #include "stats.h"
-#include "warm.h"
 
 static void sbx_release(struct reg_node *n)
 {
@@ -54,7 +53,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
 	snprintf(s->vm.dir, sizeof(s->vm.dir), "%s/%s", eng->sandboxes_dir, name);
-	image_resolve(c->image, &s->vm);
+	image_resolve(s->eng, c->image, &s->vm);
 	s->vm.nlowers = c->nlowers;
 	for (int i = 0; i < c->nlowers; i++)
 		snprintf(s->vm.lowers[i], sizeof(s->vm.lowers[i]), "%s", c->lowers[i]);
@@ -74,6 +73,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
  * written, not renamed into place), commit-done (state dir in place, start
  * not queued), start-create (on the worker: the backend's files made),
  * start-spawned (init runs, its pid not journaled). */
+/* The environment is the process's: read once (pthread_once), for every engine. */
 static const char *kill_at;
 static pthread_once_t kill_at_once = PTHREAD_ONCE_INIT;
 
@@ -140,7 +140,7 @@ static void start_job(void *arg)
 		s->t.fork_restore_usec = now_usec() - s->t.fork_queued_usec;
 		s->t.fork_usec = total;
 		if (r == 0)
-			lat_add(LAT_FORK, total);
+			lat_add(s->eng, LAT_FORK, total);
 	}
 	uint64_t tj = now_usec();
 	journal_write(s);
@@ -149,12 +149,12 @@ static void start_job(void *arg)
 	if (r == 0) {
 		sbx_net_after_start(s);
 		if (!s->pool) /* a pool's fill is not a user's create */
-			lat_add(LAT_CREATE, total);
+			lat_add(s->eng, LAT_CREATE, total);
 		log_info("sandbox %s: running in %llu us (pid %d)", s->node.name,
 			 (unsigned long long)total, (int)s->vm.pid);
 	}
 	if (!s->pool)
-		stats_count_create(r == 0);
+		stats_count_create(s->eng, r == 0);
 	sbx_put(s);
 }
 
@@ -186,7 +186,7 @@ int sbx_reserve(struct engine *eng, const char *name, const struct sbx_config *c
 		return err_set(e, -EOPNOTSUPP, "backend '%s' is not available in this build",
 			       c->backend);
 	/* Pinned until the sandbox is in the registry, where rmdir of the image looks. */
-	if ((r = image_pin(c->image, e)) < 0)
+	if ((r = image_pin(eng, c->image, e)) < 0)
 		return r;
 	struct sbx *s = NULL;
 	if (eng->o.max_sandboxes && reg_count(eng->reg) >= eng->o.max_sandboxes)
@@ -202,7 +202,7 @@ int sbx_reserve(struct engine *eng, const char *name, const struct sbx_config *c
 			r = err_set(e, -EEXIST, "sandbox '%s' already exists", name);
 		}
 	}
-	image_unpin(c->image);
+	image_unpin(eng, c->image);
 	if (r < 0)
 		return r;
 	int r2 = sbx_net_reserve(s, NULL, e);
@@ -268,7 +268,7 @@ out:
 int sbx_commit(struct sbx *s, struct err *e)
 {
 	int r;
-	sbx_layers_get(&s->cfg);
+	sbx_layers_get(s->eng, &s->cfg);
 	if ((r = sbx_make_state_dir(s, e)) < 0)
 		goto undo_layers;
 	test_kill_point("commit-done");
@@ -282,7 +282,7 @@ int sbx_commit(struct sbx *s, struct err *e)
 	log_debug("sandbox %s: reserved (id %llu)", s->node.name, (unsigned long long)s->node.id);
 	return 0;
 undo_layers:
-	sbx_layers_put(&s->cfg);
+	sbx_layers_put(s->eng, &s->cfg);
 	sbx_unreserve(s);
 	return r;
 }
@@ -297,11 +297,11 @@ static int sbx_create(struct engine *eng, const char *name, const struct sbx_con
 }
 
 /* A create takes a ready member of a warm pool of the same spec when there
- * is one (warm.c), else makes the sandbox. */
+ * is one (the claim hook, warm.c's), else makes the sandbox. */
 static int sbx_create_or_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			       struct sbx **out, struct err *e)
 {
-	int r = warm_claim(name, c, out, e);
+	int r = eng->lifecycle.claim ? eng->lifecycle.claim(eng, name, c, out, e) : -ENOENT;
 	if (r != -ENOENT)
 		return r;
 	return sbx_create(eng, name, c, out, e);
@@ -317,7 +317,7 @@ static unsigned backend_caps(const char *name)
 void engine_mkdir_config(struct engine *eng, struct sbx_config *c)
 {
 	unsigned caps = backend_caps(eng->o.backend);
-	ctl_config_defaults(c, eng->o.backend, engine_net_enabled() && (caps & VMM_CAP_NET));
+	ctl_config_defaults(c, eng->o.backend, engine_net_enabled(eng) && (caps & VMM_CAP_NET));
 	if (caps & VMM_CAP_DISK)
 		c->disk_bytes = eng->o.disk_bytes; /* --disk */
 }
@@ -366,7 +366,7 @@ int engine_create(struct engine *eng, int argc, char **argv, struct err *e)
 {
 	struct sbx_config c;
 	struct sbx *s;
-	ctl_config_defaults(&c, eng->o.backend, engine_net_enabled());
+	ctl_config_defaults(&c, eng->o.backend, engine_net_enabled(eng));
 	if (argc < 2)
 		return err_set(e, -EINVAL, "usage: create NAME [key=value...]");
 	int r = ctl_check_name(argv[1], e);
@@ -578,7 +578,7 @@ int sbx_ctl(struct sbx *s, const char *buf, size_t len)
 			else
 				r = sbx_extend(s, u, &e);
 		} else if (!strcmp(verb, "fork")) {
-			r = sbx_fork(s, cmd.argc - 1, cmd.argv + 1, &e);
+			r = s->eng->lifecycle.fork(s, cmd.argc - 1, cmd.argv + 1, &e);
 		} else if (!strcmp(verb, "standby") && cmd.argc == 1) {
 			r = sbx_standby(s, &e);
 		} else if (!strcmp(verb, "allow") || !strcmp(verb, "deny")) {
@@ -625,9 +625,9 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 	if (r < 0)
 		return r;
 	journal_commit_soon(s->eng); /* the state dir's rename into the trash, made durable */
-	snap_drop_all(s);
+	s->eng->lifecycle.drop_snaps(s);
 	sbx_net_release(s);
-	sbx_layers_put(&s->cfg);
+	sbx_layers_put(s->eng, &s->cfg);
 	return 0;
 }
 
@@ -679,10 +679,6 @@ int engine_rmdir(struct engine *eng, const char *name)
 
 /* --- the monitor thread --- */
 
-static int epfd = -1, wake_fd = -1;
-static pthread_t monitor_thread;
-static _Atomic bool monitor_quit;
-
 #define TAG_CTL 1ul
 #define TAG_OUTPUT 2ul /* not a sandbox: the inotify fd of jobs' output */
 #define TAG_OOM 4ul
@@ -695,10 +691,10 @@ void monitor_watch(struct sbx *s)
 	reg_tryget(&s->node); /* the monitor's reference, dropped after the reap */
 	s->monitored = true;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uintptr_t)s};
-	epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.pidfd, &ev);
+	epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_ADD, s->vm.pidfd, &ev);
 	if (s->vm.ctl_fd >= 0) {
 		ev.data.u64 = (uintptr_t)s | TAG_CTL;
-		epoll_ctl(epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
+		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_ADD, s->vm.ctl_fd, &ev);
 	}
 	/* An OOM kill inside changes events (oom_kills) and wakes its pollers. */
 	cg_oom_kills(&s->vm.cg, &s->oom_seen);
@@ -707,7 +703,7 @@ void monitor_watch(struct sbx *s)
 		ev = (struct epoll_event){.events = s->oom_pri ? EPOLLPRI : EPOLLIN,
 					  .data.u64 = (uintptr_t)s | TAG_OOM};
 		s->oom_fd = fd;
-		if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
 			s->oom_fd = -1;
 		}
@@ -715,12 +711,11 @@ void monitor_watch(struct sbx *s)
 }
 
 /* Notifications whose count had not moved yet, looked at again by the monitor. */
-static atomic_int oom_rechecks;
 
 static void oom_recheck_done(struct sbx *s)
 {
 	if (atomic_exchange(&s->oom_recheck_until, 0))
-		atomic_fetch_sub(&oom_rechecks, 1);
+		atomic_fetch_sub(&s->eng->monitor.oom_rechecks, 1);
 }
 
 static void unwatch_oom(struct sbx *s)
@@ -728,7 +723,7 @@ static void unwatch_oom(struct sbx *s)
 	oom_recheck_done(s);
 	if (s->oom_fd < 0)
 		return;
-	epoll_ctl(epfd, EPOLL_CTL_DEL, s->oom_fd, NULL);
+	epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->oom_fd, NULL);
 	close(s->oom_fd);
 	s->oom_fd = -1;
 }
@@ -759,7 +754,7 @@ static void on_oom(struct sbx *s)
 		cg_oom_ack(s->oom_fd, s->oom_pri);
 		if (!oom_count(s) && !atomic_load(&s->oom_recheck_until)) {
 			atomic_store(&s->oom_recheck_until, now_usec() + 1000000);
-			atomic_fetch_add(&oom_rechecks, 1);
+			atomic_fetch_add(&s->eng->monitor.oom_rechecks, 1);
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -778,48 +773,46 @@ static void oom_recheck(struct sbx *s)
  * events it is handling: an event of this sandbox that epoll_wait returned
  * before its fds left the set (a stopper settled the exit on its own thread)
  * must still find it alive. */
-static __thread bool on_monitor;
-static pthread_mutex_t puts_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sbx **put_list;
-static size_t nputs, puts_cap;
+static __thread bool on_monitor; /* per thread: is this the monitor (there is one per engine) */
 
 static void monitor_put(struct sbx *s)
 {
+	struct engine *eng = s->eng;
 	if (on_monitor) {
 		reg_put(&s->node);
 		return;
 	}
-	pthread_mutex_lock(&puts_lock);
-	if (nputs == puts_cap) {
-		size_t cap = puts_cap ? puts_cap * 2 : 16;
-		struct sbx **p = realloc(put_list, cap * sizeof(*p));
+	pthread_mutex_lock(&eng->monitor.puts_lock);
+	if (eng->monitor.nputs == eng->monitor.puts_cap) {
+		size_t cap = eng->monitor.puts_cap ? eng->monitor.puts_cap * 2 : 16;
+		struct sbx **p = realloc(eng->monitor.puts, cap * sizeof(*p));
 		if (p) {
-			put_list = p;
-			puts_cap = cap;
+			eng->monitor.puts = p;
+			eng->monitor.puts_cap = cap;
 		}
 	}
-	bool queued = nputs < puts_cap;
+	bool queued = eng->monitor.nputs < eng->monitor.puts_cap;
 	if (queued)
-		put_list[nputs++] = s;
-	pthread_mutex_unlock(&puts_lock);
+		eng->monitor.puts[eng->monitor.nputs++] = s;
+	pthread_mutex_unlock(&eng->monitor.puts_lock);
 	if (!queued) { /* no memory: leak the sandbox rather than free it under the monitor */
 		log_err("sandbox %s: out of memory; its memory is kept", s->node.name);
 		return;
 	}
 	uint64_t one = 1;
-	if (write(wake_fd, &one, sizeof(one)) < 0)
+	if (write(eng->monitor.wake_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot wake the monitor: %s", strerror(errno));
 }
 
 /* On the monitor thread, between batches. */
-static void monitor_puts_drain(void)
+static void monitor_puts_drain(struct engine *eng)
 {
-	pthread_mutex_lock(&puts_lock);
-	struct sbx **l = put_list;
-	size_t n = nputs;
-	put_list = NULL;
-	nputs = puts_cap = 0;
-	pthread_mutex_unlock(&puts_lock);
+	pthread_mutex_lock(&eng->monitor.puts_lock);
+	struct sbx **l = eng->monitor.puts;
+	size_t n = eng->monitor.nputs;
+	eng->monitor.puts = NULL;
+	eng->monitor.nputs = eng->monitor.puts_cap = 0;
+	pthread_mutex_unlock(&eng->monitor.puts_lock);
 	for (size_t i = 0; i < n; i++)
 		reg_put(&l[i]->node);
 	free(l);
@@ -833,8 +826,8 @@ static void handle_exit_locked(struct sbx *s)
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	if (s->vm.ctl_fd >= 0)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
-	epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
+		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
+	epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
 	unwatch_oom(s);
 	struct err why = {0};
 	s->ops->reap(&s->vm, &code, &why);
@@ -845,7 +838,7 @@ static void handle_exit_locked(struct sbx *s)
 			 user ? "user" : u.oom_kills ? "oom" : "exit");
 	if (prev == SBX_STOPPING && s->t.stop_request_usec) {
 		s->t.stop_usec = now_usec() - s->t.stop_request_usec;
-		lat_add(LAT_STOP, s->t.stop_usec);
+		lat_add(s->eng, LAT_STOP, s->t.stop_usec);
 	}
 	s->deadline_usec = 0;
 	s->monitored = false;
@@ -862,8 +855,8 @@ static void handle_exit_locked(struct sbx *s)
 	journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,
 		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
-	if (s->pool)
-		warm_member_ended(s);
+	if (s->pool && s->eng->lifecycle.member_ended)
+		s->eng->lifecycle.member_ended(s);
 	monitor_put(s);
 }
 
@@ -876,7 +869,7 @@ static void on_exit_of_init(struct sbx *s)
 	}
 	if (s->stop_busy) {
 		/* A stopper is using the backend's handles: it settles the exit itself. */
-		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
+		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
 		s->exit_pending = true;
 		pthread_mutex_unlock(&s->lock);
 		return;
@@ -901,7 +894,7 @@ static void on_init_message(struct sbx *s)
 	else if (ev.kind == VMM_EV_EXEC_EXIT)
 		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
 	else if (ev.kind == VMM_EV_HANGUP)
-		epoll_ctl(epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
+		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -959,19 +952,20 @@ static void *monitor_main(void *arg)
 	struct engine *eng = arg;
 	engine_thread_online();
 	on_monitor = true;
-	while (!atomic_load(&monitor_quit)) {
+	uint64_t last_jobs_check = 0;
+	while (!atomic_load(&eng->monitor.quit)) {
 		struct epoll_event evs[32];
-		monitor_puts_drain();
-		int n = epoll_wait(epfd, evs, 32, atomic_load(&oom_rechecks) ? 2 : 500);
+		monitor_puts_drain(eng);
+		int n = epoll_wait(eng->monitor.epfd, evs, 32, atomic_load(&eng->monitor.oom_rechecks) ? 2 : 500);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 == 0) { /* wake_fd: taken, so it fires again */
+			if (evs[i].data.u64 == 0) { /* eng->monitor.wake_fd: taken, so it fires again */
 				uint64_t v;
-				if (read(wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					log_warn("monitor: wake_fd: %s", strerror(errno));
+				if (read(eng->monitor.wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					log_warn("monitor: eng->monitor.wake_fd: %s", strerror(errno));
 				continue;
 			}
 			if (evs[i].data.u64 == TAG_OUTPUT) {
-				sbx_jobs_watch_drain();
+				sbx_jobs_watch_drain(eng);
 				continue;
 			}
 			struct sbx *s = (struct sbx *)(uintptr_t)(evs[i].data.u64 & ~TAGS);
@@ -985,7 +979,6 @@ static void *monitor_main(void *arg)
 			if (evs[i].data.u64 && evs[i].data.u64 != TAG_OUTPUT &&
 			    !(evs[i].data.u64 & TAGS))
 				on_exit_of_init((struct sbx *)(uintptr_t)evs[i].data.u64);
-		static uint64_t last_jobs_check;
 		struct expired x = {.n = 0, .njobs = 0, .ncmds = 0, .nooms = 0};
 		x.check_jobs = now_usec() - last_jobs_check > 1000000;
 		if (x.check_jobs)
@@ -1011,31 +1004,31 @@ static void *monitor_main(void *arg)
 				sbx_put(x.list[i]);
 		}
 	}
-	monitor_puts_drain();
+	monitor_puts_drain(eng);
 	reg_thread_offline();
 	return NULL;
 }
 
 int monitor_start(struct engine *eng)
 {
-	epfd = epoll_create1(EPOLL_CLOEXEC);
-	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (epfd < 0 || wake_fd < 0)
+	eng->monitor.epfd = epoll_create1(EPOLL_CLOEXEC);
+	eng->monitor.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (eng->monitor.epfd < 0 || eng->monitor.wake_fd < 0)
 		return -errno;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
-	epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &ev);
-	int r = sbx_jobs_watch_start(epfd, TAG_OUTPUT);
+	epoll_ctl(eng->monitor.epfd, EPOLL_CTL_ADD, eng->monitor.wake_fd, &ev);
+	int r = sbx_jobs_watch_start(eng, eng->monitor.epfd, TAG_OUTPUT);
 	if (r < 0)
 		log_warn("no inotify (%s): poll on a job's output reports it readable at once",
 			 strerror(-r));
-	return -pthread_create(&monitor_thread, NULL, monitor_main, eng);
+	return -pthread_create(&eng->monitor.thread, NULL, monitor_main, eng);
 }
 
-void monitor_stop(void)
+void monitor_stop(struct engine *eng)
 {
-	atomic_store(&monitor_quit, true);
+	atomic_store(&eng->monitor.quit, true);
 	uint64_t one = 1;
-	if (write(wake_fd, &one, sizeof(one)) < 0)
+	if (write(eng->monitor.wake_fd, &one, sizeof(one)) < 0)
 		log_warn("cannot wake the monitor: %s", strerror(errno));
-	pthread_join(monitor_thread, NULL);
+	pthread_join(eng->monitor.thread, NULL);
 }

@@ -28,7 +28,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
 int sbx_queue_start(struct sbx *s);
 void monitor_watch(struct sbx *s);
 int monitor_start(struct engine *eng);
-void monitor_stop(void);
+void monitor_stop(struct engine *eng);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(struct engine *eng, int argc, char **argv, struct err *e);
 /* restart.c: every journal read back at start-up; the count re-adopted. */

@@ -19,14 +19,25 @@ struct hist {
 	_Atomic uint64_t count;
 	_Atomic uint64_t sum_usec;
 };
-static struct hist hists[LAT_N];
 static const char *hist_names[LAT_N] = {"create", "stop", "exec", "fork"};
 
 #define MAX_ERRNO 134
-static _Atomic uint64_t errors[MAX_ERRNO + 1];
 
-void hist_observe(enum lat_kind k, uint64_t usec)
+/* The part's state in the engine (eng->metrics, made by metrics_init). */
+struct metrics {
+	struct hist hists[LAT_N];
+	_Atomic uint64_t errors[MAX_ERRNO + 1];
+};
+
+int metrics_init(struct engine *eng)
 {
+	eng->metrics = calloc(1, sizeof(*eng->metrics));
+	return eng->metrics ? 0 : -ENOMEM;
+}
+
+void hist_observe(struct engine *eng, enum lat_kind k, uint64_t usec)
+{
+	struct hist *hists = eng->metrics->hists;
 	size_t i = 0;
 	while (i < NBUCKETS && usec > bucket_usec[i])
 		i++;
@@ -35,12 +46,12 @@ void hist_observe(enum lat_kind k, uint64_t usec)
 	atomic_fetch_add(&hists[k].sum_usec, usec);
 }
 
-void engine_count_error(int err)
+void engine_count_error(struct engine *eng, int err)
 {
 	if (err < 0)
 		err = -err;
 	if (err > 0 && err <= MAX_ERRNO)
-		atomic_fetch_add(&errors[err], 1);
+		atomic_fetch_add(&eng->metrics->errors[err], 1);
 }
 
 #define METRIC_BACKENDS 8
@@ -65,8 +76,9 @@ static int count_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
-static int show_hist(struct buf *b, enum lat_kind k)
+static int show_hist(struct engine *eng, struct buf *b, enum lat_kind k)
 {
+	struct hist *hists = eng->metrics->hists;
 	const char *n = hist_names[k];
 	int r = buf_printf(b, "# HELP sandboxfs_%s_seconds Latency of %s, from request to done.\n"
 			   "# TYPE sandboxfs_%s_seconds histogram\n", n, n, n);
@@ -100,11 +112,11 @@ int engine_show_metrics(struct engine *eng, struct buf *b)
 			"# TYPE sandboxfs_registry_entries gauge\nsandboxfs_registry_entries %lu\n",
 			reg_count(eng->reg));
 	for (int k = 0; k < LAT_N; k++)
-		r |= show_hist(b, (enum lat_kind)k);
+		r |= show_hist(eng, b, (enum lat_kind)k);
 	r |= buf_printf(b, "# HELP sandboxfs_errors_total Errors returned to users, by errno.\n"
 			"# TYPE sandboxfs_errors_total counter\n");
 	for (int e = 1; e <= MAX_ERRNO; e++) {
-		uint64_t v = atomic_load(&errors[e]);
+		uint64_t v = atomic_load(&eng->metrics->errors[e]);
 		if (v)
 			r |= buf_printf(b, "sandboxfs_errors_total{errno=\"%s\"} %" PRIu64 "\n",
 					strerrorname_np(e) ? strerrorname_np(e) : "unknown", v);

@@ -18,13 +18,9 @@
 #include "pool.h"
 #include "sandbox.h"
 
-static bool net_up;
-static bool dns_up; /* the DNS forwarder runs (--dns) */
 /* Exposed ports: this daemon's nft table, when nft is there. */
-static bool expose_up;
-static char expose_table[32];
 
-bool engine_net_enabled(void) { return net_up; }
+bool engine_net_enabled(struct engine *eng) { return eng->net.up; }
 
 static bool dns_known(struct in_addr src, void *arg);
 static void dns_learn(struct in_addr src, const char *name, const struct net_dns_a *a, int n,
@@ -33,18 +29,18 @@ static void dns_tick(void *arg);
 
 /* The forwarder on the gateway, relaying to --dns IP[:PORT] (checked by
  * engine_parse_dns at start-up); the filter lets sandboxes reach it. */
-static int dns_start(const struct engine *eng, struct in_addr gw, struct err *e)
+static int dns_start(struct engine *eng, struct in_addr gw, struct err *e)
 {
 	struct in_addr up;
 	uint16_t port;
 	int r = engine_parse_dns(eng->o.dns, &up, &port, e);
 	if (r < 0)
 		return r;
-	static const struct net_dns_ops ops = { dns_known, dns_learn, dns_tick, NULL };
+	const struct net_dns_ops ops = {dns_known, dns_learn, dns_tick, eng};
 	if ((r = net_dns_start(gw, up, port, &ops, e)) < 0)
 		return r;
 	net_policy_allow_dns(true);
-	dns_up = true;
+	eng->net.dns_up = true;
 	return 0;
 }
 
@@ -96,24 +92,24 @@ int engine_net_start(struct engine *eng, struct err *e)
 		net_policy_fini();
 		return r;
 	}
-	net_up = true;
-	snprintf(expose_table, sizeof(expose_table), "sandboxfs_expose_%.8s", vmm_host()->tag);
+	eng->net.up = true;
+	snprintf(eng->net.expose_table, sizeof(eng->net.expose_table), "sandboxfs_expose_%.8s",
+		 vmm_host()->tag);
 	char gws[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &gw, gws, sizeof(gws));
 	log_info("network: bridge %s, gateway %s/%u, subnet %s%s, egress %s by default%s%s",
 		 eng->o.bridge, gws, plen, eng->o.subnet, eng->o.nat ? ", NAT on" : "",
-		 eng->o.egress_deny ? "denied" : "allowed", dns_up ? ", DNS relayed to " : "",
-		 dns_up ? eng->o.dns : "");
+		 eng->o.egress_deny ? "denied" : "allowed", eng->net.dns_up ? ", DNS relayed to " : "",
+		 eng->net.dns_up ? eng->o.dns : "");
 	return 0;
 }
 
 /* The bridge goes with the daemon when nothing is attached to it any more. */
-static pthread_mutex_t pol_lock;
-static void expose_retry(void);
+static void expose_retry(struct engine *eng);
 
 void engine_net_stop(struct engine *eng)
 {
-	if (!net_up)
+	if (!eng->net.up)
 		return;
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "/sys/class/net/%s/brif", eng->o.bridge);
@@ -124,24 +120,24 @@ void engine_net_stop(struct engine *eng)
 		ports += de->d_name[0] != '.';
 	if (d)
 		closedir(d);
-	if (dns_up)
+	if (eng->net.dns_up)
 		net_dns_stop();
-	dns_up = false;
+	eng->net.dns_up = false;
 	if (eng->o.nat)
 		net_nat_disable(eng->o.subnet, NULL);
 	/* Its hooks go with the daemon, whatever happens to the sandboxes: the
 	 * next daemon makes the table afresh from their journals. */
-	if (expose_up)
-		net_expose_stop(expose_table);
-	expose_up = false;
-	pthread_mutex_lock(&pol_lock);
-	expose_retry(); /* the table is gone: the gone entries' ports with it */
-	pthread_mutex_unlock(&pol_lock);
+	if (eng->net.expose_up)
+		net_expose_stop(eng->net.expose_table);
+	eng->net.expose_up = false;
+	pthread_mutex_lock(&eng->net.pol_lock);
+	expose_retry(eng); /* the table is gone: the gone entries' ports with it */
+	pthread_mutex_unlock(&eng->net.pol_lock);
 	if (ports == 0 && net_bridge_remove(eng->o.bridge, NULL) == 0)
 		log_info("network: bridge %s removed (no sandbox on it)", eng->o.bridge);
 	net_alloc_fini();
 	net_policy_fini();
-	net_up = false;
+	eng->net.up = false;
 }
 
 /* ---- network policy: each sandbox's rules, in the order written ----
@@ -175,13 +171,14 @@ struct pol_learned {
 };
 
 /* A sandbox's policy entry. One whose sandbox went while an nft delete of
- * its exposed ports failed stays, `gone` (no sandbox, no rules), holding
+ * its exposed ports failed stays, gone (no sandbox, no rules), holding
  * those host ports and the sandbox's identity: the map element sends its
  * host port to that address, which is given out again only once a retry
  * (expose_retry) deleted it. */
 struct pol {
 	const struct sbx *s; /* NULL: gone */
 	struct net_ident gone_id;
+	struct engine *eng; /* s's */
 	char name[SBX_NAME_MAX + 1];
 	uint32_t host;
 	struct in_addr ip;
@@ -196,20 +193,17 @@ struct pol {
 	struct pol *next;
 };
 
-static pthread_mutex_t pol_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pol *pols;
-
 static struct pol *pol_of(const struct sbx *s)
 {
-	for (struct pol *p = pols; p; p = p->next)
+	for (struct pol *p = s->eng->net.pols; p; p = p->next)
 		if (p->s == s)
 			return p;
 	return NULL;
 }
 
-static struct pol *pol_named(const char *name)
+static struct pol *pol_named(struct engine *eng, const char *name)
 {
-	for (struct pol *p = pols; p; p = p->next)
+	for (struct pol *p = eng->net.pols; p; p = p->next)
 		if (p->s && !strcmp(p->name, name))
 			return p;
 	return NULL;
@@ -228,7 +222,7 @@ static int rule_sync(struct pol *p, struct pol_rule *pr, bool add, struct err *e
 		return r;
 	}
 	if (pr->r.kind == NET_RULE_SANDBOX) {
-		struct pol *o = pol_named(pr->r.sbx);
+		struct pol *o = pol_named(p->eng, pr->r.sbx);
 		if (!o)
 			return 0;
 		pr->dst = o->ip;
@@ -270,7 +264,6 @@ static struct pol_rule *learned_owner(struct pol *p, const struct pol_learned *l
 	return NULL;
 }
 
-static uint64_t learned_total; /* map entries of learned addresses, all sandboxes */
 
 /* Takes learned entry i away (its map entry too, giving the key back to a
  * rule that shares it). */
@@ -285,7 +278,7 @@ static void learned_drop(struct pol *p, int i)
 			      : net_policy_put(p->host, &lr, l->ip, false, &e);
 		if (r < 0)
 			log_warn("sandbox %s: a learned address's map entry: %s", p->name, e.msg);
-		learned_total--;
+		p->eng->net.learned_total--;
 	}
 	p->learned[i] = p->learned[--p->nlearned];
 }
@@ -345,13 +338,13 @@ static void learned_put(struct pol *p, int rule, const struct net_dns_a *a, uint
 		p->learned[at] = p->learned[--p->nlearned];
 		return;
 	}
-	learned_total += !l->written;
+	p->eng->net.learned_total += !l->written;
 	l->written = true;
 }
 
-static struct pol *pol_by_ip(struct in_addr ip)
+static struct pol *pol_by_ip(struct engine *eng, struct in_addr ip)
 {
-	for (struct pol *p = pols; p; p = p->next)
+	for (struct pol *p = eng->net.pols; p; p = p->next)
 		if (p->s && p->ip.s_addr == ip.s_addr)
 			return p;
 	return NULL;
@@ -359,79 +352,86 @@ static struct pol *pol_by_ip(struct in_addr ip)
 
 static bool dns_known(struct in_addr src, void *arg)
 {
-	pthread_mutex_lock(&pol_lock);
-	bool known = pol_by_ip(src) != NULL;
-	pthread_mutex_unlock(&pol_lock);
+	struct engine *eng = arg;
+	pthread_mutex_lock(&eng->net.pol_lock);
+	bool known = pol_by_ip(eng, src) != NULL;
+	pthread_mutex_unlock(&eng->net.pol_lock);
 	return known;
 }
 
 static void dns_learn(struct in_addr src, const char *name, const struct net_dns_a *a, int n,
 		      void *arg)
 {
+	struct engine *eng = arg;
 	uint64_t now = now_usec();
-	pthread_mutex_lock(&pol_lock);
-	struct pol *p = pol_by_ip(src);
+	pthread_mutex_lock(&eng->net.pol_lock);
+	struct pol *p = pol_by_ip(eng, src);
 	for (int i = 0; p && i < p->n; i++)
 		if (p->rules[i].r.kind == NET_RULE_DOMAIN &&
 		    net_dns_name_match(p->rules[i].r.domain, name))
 			for (int j = 0; j < n; j++)
 				learned_put(p, i, &a[j], now);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&eng->net.pol_lock);
 }
 
 static void dns_tick(void *arg)
 {
+	struct engine *eng = arg;
 	uint64_t now = now_usec();
-	pthread_mutex_lock(&pol_lock);
-	for (struct pol *p = pols; p; p = p->next)
+	pthread_mutex_lock(&eng->net.pol_lock);
+	for (struct pol *p = eng->net.pols; p; p = p->next)
 		for (int i = p->nlearned - 1; i >= 0; i--)
 			if (p->learned[i].expires_usec <= now)
 				learned_drop(p, i);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&eng->net.pol_lock);
 }
 
-uint64_t engine_dns_learned(void)
+uint64_t engine_dns_learned(struct engine *eng)
 {
-	pthread_mutex_lock(&pol_lock);
-	uint64_t n = learned_total;
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_lock(&eng->net.pol_lock);
+	uint64_t n = eng->net.learned_total;
+	pthread_mutex_unlock(&eng->net.pol_lock);
 	return n;
 }
 
 static void pol_add(struct sbx *s)
 {
+	struct engine *eng = s->eng;
 	struct pol *p = calloc(1, sizeof(*p));
 	if (!p)
 		return; /* without an entry the sandbox has the daemon's defaults only */
 	p->s = s;
+	p->eng = s->eng;
 	snprintf(p->name, sizeof(p->name), "%s", s->node.name);
 	p->host = s->net.host;
 	p->ip = s->net.ip;
-	pthread_mutex_lock(&pol_lock);
-	p->next = pols;
-	pols = p;
+	pthread_mutex_lock(&eng->net.pol_lock);
+	p->next = eng->net.pols;
+	eng->net.pols = p;
 	/* Rules of others that name this sandbox now have an address. */
-	for (struct pol *o = pols; o; o = o->next)
+	for (struct pol *o = eng->net.pols; o; o = o->next)
 		for (int i = 0; i < o->n; i++)
 			if (o->rules[i].r.kind == NET_RULE_SANDBOX && !strcmp(o->rules[i].r.sbx, p->name))
 				rule_sync(o, &o->rules[i], true, NULL);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&eng->net.pol_lock);
 }
 
 /* pol_lock held: deletes p's exposed ports from the table, keeping (and
  * holding) those whose delete failed, logged the first time; how many are kept. */
 static int expose_withdraw(struct pol *p, bool first)
 {
+	struct engine *eng = p->eng;
 	int kept = 0;
 	for (int i = 0; i < p->nexpose; i++) {
 		struct err xe = {0};
 		char text[NET_EXPOSE_TEXT_MAX];
-		if (expose_up && net_expose_set(expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
+		if (eng->net.expose_up &&
+		    net_expose_set(eng->net.expose_table, &p->expose[i], p->ip, false, &xe) < 0) {
 			if (first) {
 				net_expose_format(&p->expose[i], text);
 				log_warn("sandbox %s: '%s' left in nft table %s (its address is kept "
-					 "until a retry deletes it): %s", p->name, text, expose_table,
-					 xe.msg);
+					 "until a retry deletes it): %s", p->name, text,
+					 eng->net.expose_table, xe.msg);
 			}
 			p->expose[kept] = p->expose[i];
 			p->hold[kept++] = p->hold[i];
@@ -452,15 +452,15 @@ static void pol_free(struct pol *p)
 
 /* pol_lock held: the gone entries' deletes tried again; an entry whose
  * ports are all deleted frees its sandbox's address. */
-static void expose_retry(void)
+static void expose_retry(struct engine *eng)
 {
-	for (struct pol **pp = &pols, *p; (p = *pp);) {
+	for (struct pol **pp = &eng->net.pols, *p; (p = *pp);) {
 		if (p->s || expose_withdraw(p, false) > 0) {
 			pp = &p->next;
 			continue;
 		}
 		log_info("sandbox %s: its exposed ports are deleted from nft table %s at last; "
-			 "address released", p->name, expose_table);
+			 "address released", p->name, eng->net.expose_table);
 		*pp = p->next;
 		net_release(&p->gone_id);
 		pol_free(p);
@@ -470,9 +470,10 @@ static void expose_retry(void)
 /* Whether the entry stays, gone, with the identity (its exposed ports left). */
 static bool pol_remove(struct sbx *s)
 {
-	pthread_mutex_lock(&pol_lock);
-	expose_retry();
-	struct pol **pp = &pols, *p;
+	struct engine *eng = s->eng;
+	pthread_mutex_lock(&eng->net.pol_lock);
+	expose_retry(eng);
+	struct pol **pp = &eng->net.pols, *p;
 	while ((p = *pp) && p->s != s)
 		pp = &p->next;
 	bool kept = false;
@@ -482,7 +483,7 @@ static bool pol_remove(struct sbx *s)
 		learned_drop_rule(p, -1);
 		for (int i = 0; i < p->n; i++)
 			rule_sync(p, &p->rules[i], false, NULL);
-		for (struct pol *o = pols; o; o = o->next) {
+		for (struct pol *o = eng->net.pols; o; o = o->next) {
 			bool hit = false;
 			for (int i = 0; i < o->n; i++)
 				if (o->rules[i].r.kind == NET_RULE_SANDBOX &&
@@ -499,13 +500,13 @@ static bool pol_remove(struct sbx *s)
 			p->n = 0;
 			p->s = NULL;
 			p->gone_id = s->net;
-			p->next = pols;
-			pols = p;
+			p->next = eng->net.pols;
+			eng->net.pols = p;
 		} else {
 			pol_free(p);
 		}
 	}
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&eng->net.pol_lock);
 	return kept;
 }
 
@@ -516,10 +517,10 @@ static int pol_apply(struct pol *p, const struct net_rule *r, bool strict, struc
 	for (int i = 0; i < p->n; i++)
 		if (net_rule_same_match(&p->rules[i].r, r))
 			at = i;
-	if (r->kind == NET_RULE_SANDBOX && strict && !pol_named(r->sbx))
+	if (r->kind == NET_RULE_SANDBOX && strict && !pol_named(p->eng, r->sbx))
 		return err_set(e, -ENOENT, "no sandbox '%s' on the network (rules name sandboxes "
 			       "with net=on)", r->sbx);
-	if (r->kind == NET_RULE_DOMAIN && strict && !dns_up)
+	if (r->kind == NET_RULE_DOMAIN && strict && !p->eng->net.dns_up)
 		return err_set(e, -EOPNOTSUPP, "rule '%s %s': this daemon offers no DNS (start "
 			       "it with --dns UPSTREAM), so no name is ever resolved for it",
 			       r->allow ? "allow" : "deny", r->domain);
@@ -560,14 +561,14 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no rules to "
 			       "apply", s->node.name);
 	uint64_t t0 = now_usec();
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&s->eng->net.pol_lock);
 	struct pol *p = pol_of(s);
 	if (!p)
 		r = err_set(e, -ENOMEM, "sandbox %s has no policy entry (out of memory at create)",
 			    s->node.name);
 	else if ((r = pol_apply(p, &rule, true, e)) == 0)
 		p->apply_usec = now_usec() - t0;
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
 		journal_write(s);
@@ -578,15 +579,15 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 
 /* pol_lock held: the nft table, made at the first port exposed (a daemon
  * that exposes none hooks nothing into the host's netfilter). */
-static int expose_ensure(struct err *e)
+static int expose_ensure(struct engine *eng, struct err *e)
 {
-	if (expose_up)
+	if (eng->net.expose_up)
 		return 0;
 	struct err xe = {0};
-	if (net_expose_start(expose_table, &xe) < 0)
+	if (net_expose_start(eng->net.expose_table, &xe) < 0)
 		return err_set(e, -EOPNOTSUPP, "this daemon cannot expose ports: %s", xe.msg);
-	expose_up = true;
-	log_info("network: nft table %s made for exposed ports", expose_table);
+	eng->net.expose_up = true;
+	log_info("network: nft table %s made for exposed ports", eng->net.expose_table);
 	return 0;
 }
 
@@ -594,7 +595,7 @@ static int expose_ensure(struct err *e)
 static int expose_add(struct pol *p, const struct net_expose *x, struct err *e)
 {
 	const char *proto = net_proto_name(x->proto);
-	for (struct pol *o = pols; o; o = o->next)
+	for (struct pol *o = p->eng->net.pols; o; o = o->next)
 		for (int i = 0; i < o->nexpose; i++) {
 			const struct net_expose *ox = &o->expose[i];
 			if (ox->proto == x->proto && ox->host_port == x->host_port &&
@@ -615,13 +616,13 @@ static int expose_add(struct pol *p, const struct net_expose *x, struct err *e)
 	int hold = net_expose_hold(x, e);
 	if (hold < 0)
 		return hold;
-	int r = net_expose_set(expose_table, x, p->ip, true, e);
+	int r = net_expose_set(p->eng->net.expose_table, x, p->ip, true, e);
 	if (r < 0) {
 		close(hold);
 		return r;
 	}
 	if (at < p->nexpose) { /* the same port on another host port: the old one goes */
-		net_expose_set(expose_table, &p->expose[at], p->ip, false, NULL);
+		net_expose_set(p->eng->net.expose_table, &p->expose[at], p->ip, false, NULL);
 		close(p->hold[at]);
 	} else {
 		p->nexpose++;
@@ -635,7 +636,7 @@ static int expose_del(struct pol *p, const struct net_expose *x, struct err *e)
 {
 	for (int i = 0; i < p->nexpose; i++)
 		if (p->expose[i].proto == x->proto && p->expose[i].port == x->port) {
-			int r = net_expose_set(expose_table, &p->expose[i], p->ip, false, e);
+			int r = net_expose_set(p->eng->net.expose_table, &p->expose[i], p->ip, false, e);
 			if (r < 0)
 				return r;
 			close(p->hold[i]);
@@ -657,14 +658,14 @@ int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
 	if (!s->net_reserved)
 		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
 			       "expose", s->node.name);
-	pthread_mutex_lock(&pol_lock);
-	expose_retry();
+	pthread_mutex_lock(&s->eng->net.pol_lock);
+	expose_retry(s->eng);
 	struct pol *p = pol_of(s);
 	r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
 	  : !x.host_port ? expose_del(p, &x, e)
-	  : expose_ensure(e) < 0 ? e->code
+	  : expose_ensure(s->eng, e) < 0 ? e->code
 	  : expose_add(p, &x, e);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
 		journal_write(s);
@@ -677,17 +678,17 @@ void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n)
 {
 	if (!s->net_reserved || !n)
 		return;
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&s->eng->net.pol_lock);
 	struct pol *p = pol_of(s);
 	for (size_t i = 0; p && i < n; i++) {
 		struct err e = {0};
-		if (expose_ensure(&e) < 0 || expose_add(p, &x[i], &e) < 0) {
+		if (expose_ensure(s->eng, &e) < 0 || expose_add(p, &x[i], &e) < 0) {
 			char text[NET_EXPOSE_TEXT_MAX];
 			net_expose_format(&x[i], text);
 			log_warn("sandbox %s: journaled '%s' dropped: %s", s->node.name, text, e.msg);
 		}
 	}
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 }
 
 /* The journal's rules (ctl's lines, parsed by journal_parse), re-applied
@@ -697,7 +698,7 @@ void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n)
 {
 	if (!s->net_reserved)
 		return;
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&s->eng->net.pol_lock);
 	struct pol *p = pol_of(s);
 	for (size_t i = 0; p && i < n; i++) {
 		struct err e = {0};
@@ -708,7 +709,7 @@ void sbx_net_policy_load(struct sbx *s, const struct net_rule *rules, size_t n)
 				 e.msg);
 		}
 	}
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	struct err e = {0};
 	int r = net_policy_reattach(&s->net, &e);
 	if (r < 0 && r != -ENODEV)
@@ -721,7 +722,7 @@ void sbx_net_inherit(struct sbx *child, struct sbx *parent)
 {
 	if (!child->net_reserved)
 		return;
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&child->eng->net.pol_lock);
 	struct pol *pp = pol_of(parent), *cp = pol_of(child);
 	for (int i = 0; pp && cp && i < pp->n; i++) {
 		struct err e = {0};
@@ -732,7 +733,7 @@ void sbx_net_inherit(struct sbx *child, struct sbx *parent)
 				 child->node.name, text, parent->node.name, e.msg);
 		}
 	}
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&child->eng->net.pol_lock);
 }
 
 /* A warm pool's member claimed under a new name: rules of others that name
@@ -750,7 +751,7 @@ int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e)
 {
 	if (!s->cfg.net)
 		return 0;
-	if (!net_up)
+	if (!s->eng->net.up)
 		return err_set(e, -EOPNOTSUPP, "net=on, but this daemon runs without networking "
 			       "(--no-net)");
 	int r = exact_ip ? net_reserve_exact(s->node.name, exact_ip, &s->net, e)
@@ -815,7 +816,7 @@ static int net_prestart(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e
 {
 	struct sbx *s = arg;
 	uint64_t t0 = now_usec();
-	vm->nic.dns.s_addr = dns_up ? s->net.gateway.s_addr : 0;
+	vm->nic.dns.s_addr = s->eng->net.dns_up ? s->net.gateway.s_addr : 0;
 	if (s->t.starts > 0) /* a restart: the last run's host end may outlive its netns briefly */
 		net_veth_teardown(&s->net, NULL);
 	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, s->eng->o.bridge, pid, e);
@@ -871,7 +872,7 @@ void sbx_net_after_start(struct sbx *s)
 /* The rules in ctl's syntax, the default for the outside first. */
 static int show_policy(struct sbx *s, struct buf *b)
 {
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&s->eng->net.pol_lock);
 	struct pol *p = pol_of(s);
 	bool allow = !s->eng->o.egress_deny;
 	for (int i = 0; p && i < p->n; i++)
@@ -901,7 +902,7 @@ static int show_policy(struct sbx *s, struct buf *b)
 	}
 	if (r == 0 && p && p->apply_usec)
 		r = buf_printf(b, "policy_apply_usec %" PRIu64 "\n", p->apply_usec);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	return r;
 }
 
@@ -933,14 +934,14 @@ json_t *sbx_net_journal(struct sbx *s)
 	inet_ntop(AF_INET, &s->net.ip, ip, sizeof(ip));
 	json_t *rules = json_array();
 	char text[NET_RULE_TEXT_MAX];
-	pthread_mutex_lock(&pol_lock);
+	pthread_mutex_lock(&s->eng->net.pol_lock);
 	struct pol *p = pol_of(s);
 	for (int i = 0; p && rules && i < p->n; i++) {
 		net_rule_format(&p->rules[i].r, text);
 		json_array_append_new(rules, json_string(text));
 	}
 	json_t *exp = journal_expose_json(p ? p->expose : NULL, p ? (size_t)p->nexpose : 0);
-	pthread_mutex_unlock(&pol_lock);
+	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	return json_pack("{s:s, s:o, s:o}", "ip", ip, "policy", rules ? rules : json_array(),
 			 "expose", exp ? exp : json_array());
 }

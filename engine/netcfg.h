@@ -13,7 +13,7 @@
 struct engine;
 struct sbx;
 
-bool engine_net_enabled(void);
+bool engine_net_enabled(struct engine *eng);
 int engine_net_start(struct engine *eng, struct err *e);
 void engine_net_stop(struct engine *eng);
 int sbx_net_reserve(struct sbx *s, const char *exact_ip, struct err *e);

@@ -1,9 +1,10 @@
 /* The output pump (see output.h): one thread, one epoll set of pipe read
  * ends armed one-shot. Jobs' pipes belong to jobs.c (the pump only calls
- * it); consoles are found here, each second, in the fd table of every
- * running sandbox's init: its stdout is the console pipe (ns), opened again
- * for reading through /proc. A console that is a plain file (qemu, whose
- * serial port QEMU writes on the host) is only bounded, each second. */
+ * the job_readable it is given at start); consoles are found here, each
+ * second, in the fd table of every running sandbox's init: its stdout is
+ * the console pipe (ns), opened again for reading through /proc. A console
+ * that is a plain file (qemu, whose serial port QEMU writes on the host) is
+ * only bounded, each second. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,6 +34,9 @@ struct console {
 	struct console *next;
 };
 
+/* One pump thread for the process (pthread_once): jobs arm their pipes
+ * (out_pump_arm, out_pump_discard) with no engine at hand. It serves the
+ * engine of its first start. */
 static struct {
 	pthread_once_t once;
 	int start_err;
@@ -41,8 +45,10 @@ static struct {
 	bool running;
 	_Atomic bool quit;
 	struct console *consoles;
-	/* Whose sandboxes it pumps and ticks: the first start's (engine_start's). */
+	/* Whose sandboxes it pumps and ticks: the first start's (engine_start's),
+	 * and whom it tells of a job's readable pipe (that start's job_readable). */
 	struct engine *_Atomic eng;
+	void (*_Atomic job_readable)(struct engine *eng, uint64_t sbx_id, uint32_t n, int stream);
 } pump = {.once = PTHREAD_ONCE_INIT, .epfd = -1, .wake_fd = -1};
 
 int out_pump_arm(int fd, uint64_t key, bool add)
@@ -286,7 +292,8 @@ static void *pump_main(void *arg)
 			}
 			uint32_t job = (uint32_t)(key & 0xfffff) >> 1;
 			if (job)
-				sbx_job_pump(atomic_load(&pump.eng), id, job, (int)(key & 1));
+				atomic_load(&pump.job_readable)(atomic_load(&pump.eng), id, job,
+								(int)(key & 1));
 			else
 				console_readable(id);
 		}
@@ -313,9 +320,12 @@ static void start_once(void)
 	pump.running = pump.start_err == 0;
 }
 
-int out_pump_start(struct engine *eng)
+int out_pump_start(struct engine *eng, void (*job_readable)(struct engine *eng, uint64_t sbx_id,
+							    uint32_t n, int stream))
 {
 	struct engine *none = NULL;
+	void (*no_fn)(struct engine *, uint64_t, uint32_t, int) = NULL;
+	atomic_compare_exchange_strong(&pump.job_readable, &no_fn, job_readable);
 	atomic_compare_exchange_strong(&pump.eng, &none, eng);
 	pthread_once(&pump.once, start_once);
 	return pump.start_err;

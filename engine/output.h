@@ -18,7 +18,10 @@
 /* Starts the pump thread (once; later calls return its first result). It
  * also finds every running sandbox's console pipe and bounds console.log. */
 struct engine;
-int out_pump_start(struct engine *eng);
+/* job_readable (jobs.c's sbx_job_pump) is told when stream `stream` of job n
+ * of sandbox sbx_id is readable: the pump calls down into nothing of jobs.c. */
+int out_pump_start(struct engine *eng, void (*job_readable)(struct engine *eng, uint64_t sbx_id,
+							    uint32_t n, int stream));
 /* Daemon exit: the thread ends (what the pipes still hold waits there for
  * the next daemon; a job's pipe is found again, see sbx_jobs_reattach). */
 void out_pump_stop(void);
@@ -38,9 +41,6 @@ static inline uint64_t out_key_job(uint64_t sbx_id, uint32_t n, int stream)
 {
 	return sbx_id << 20 | (uint64_t)n << 1 | (uint64_t)(stream & 1);
 }
-
-/* The owner of a job key (jobs.c): stream `stream` of job n is readable. */
-void sbx_job_pump(struct engine *eng, uint64_t sbx_id, uint32_t n, int stream);
 
 /* How much to drop from the front of a file of size bytes to bound it by cap:
  * whole blocks (blksize, a power of two), leaving about cap/2; 0 at or

@@ -194,6 +194,8 @@ int reg_foreach(struct reg *r, int (*fn)(struct reg_node *n, void *arg), void *a
 	return ret;
 }
 
+/* RCU registration is per thread of the process (liburcu's), whatever
+ * engine the thread serves: these stay file-level. */
 static __thread bool online;
 static pthread_key_t offline_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;

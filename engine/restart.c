@@ -10,6 +10,7 @@
 #include "journal.h"
 #include "lifecycle.h"
 #include "netcfg.h"
+#include "layers.h"
 #include "snap.h"
 #include "warm.h"
 
@@ -44,7 +45,7 @@ static struct sbx *journal_adopt_rec(struct engine *eng, const char *name,
 #define COPY(f) s->t.f = rec->t.f;
 	JOURNAL_TIME_FIELDS(COPY)
 #undef COPY
-	sbx_layers_get(&s->cfg);
+	sbx_layers_get(s->eng, &s->cfg);
 	snap_journal_load(s, rec->snaps, rec->nsnaps);
 	/* Ids of this daemon's commands start past any an earlier one gave out. */
 	s->next_exec_id = wall_usec();

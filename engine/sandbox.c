@@ -43,6 +43,8 @@ void engine_bump_generation(struct engine *eng)
 uint64_t engine_generation(struct engine *eng) { return atomic_load(&eng->generation); }
 uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
 
+/* Per thread, not per engine: the last failure this thread noted, read back
+ * by the same thread (engine_error_keep). */
 static __thread char last_error[SBX_ERRMSG_MAX + 64];
 
 void engine_error_clear(void) { last_error[0] = '\0'; }

@@ -1,6 +1,5 @@
 /* The snapshot engine for file-system fork: immutable layers in
- * STATE/layers/ID, reference counted by the sandboxes that stack on them and
- * by named snapshots; a layer is removed when its last user goes. `fork`
+ * STATE/layers/ID (counted by layers.c) and named snapshots. `fork`
  * takes one checkpoint of the source (frozen meanwhile) that serves every
  * child; children start in parallel on the worker pool. */
 #define _GNU_SOURCE
@@ -14,6 +13,7 @@
 #include "lifecycle.h"
 #include "netcfg.h"
 #include "pool.h"
+#include "layers.h"
 #include "sandbox.h"
 #include "snap.h"
 
@@ -32,14 +32,11 @@ struct sbx_snap {
 	struct sbx_snap *next;
 };
 
-struct layer {
-	char id[SBX_LAYER_ID_MAX];
-	int refs;
-	struct layer *next;
-};
-static pthread_mutex_t layers_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct layer *layers;
-static _Atomic uint64_t layer_seq;
+void snap_attach(struct engine *eng)
+{
+	eng->lifecycle.fork = sbx_fork;
+	eng->lifecycle.drop_snaps = snap_drop_all;
+}
 
 int snap_init(struct engine *eng)
 {
@@ -61,75 +58,6 @@ int snap_init(struct engine *eng)
 	return r;
 }
 
-static struct layer *layer_find(const char *id)
-{
-	for (struct layer *l = layers; l; l = l->next)
-		if (strcmp(l->id, id) == 0)
-			return l;
-	return NULL;
-}
-
-void layer_get(const char *id)
-{
-	pthread_mutex_lock(&layers_lock);
-	struct layer *l = layer_find(id);
-	if (!l && (l = calloc(1, sizeof(*l)))) {
-		snprintf(l->id, sizeof(l->id), "%s", id);
-		l->next = layers;
-		layers = l;
-	}
-	if (l)
-		l->refs++;
-	pthread_mutex_unlock(&layers_lock);
-}
-
-static void layer_remove_dir(const char *id)
-{
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
-	int r = vmm_remove_layer(dir);
-	if (r < 0)
-		log_warn("cannot remove layer %s: %s", dir, strerror(-r));
-	else
-		log_debug("layer %s removed (no user left)", id);
-}
-
-void layer_put(const char *id)
-{
-	bool gone = false;
-	pthread_mutex_lock(&layers_lock);
-	for (struct layer **p = &layers; *p; p = &(*p)->next) {
-		struct layer *l = *p;
-		if (strcmp(l->id, id) != 0)
-			continue;
-		if (--l->refs <= 0) {
-			*p = l->next;
-			free(l);
-			gone = true;
-		}
-		break;
-	}
-	pthread_mutex_unlock(&layers_lock);
-	if (gone)
-		layer_remove_dir(id);
-}
-
-void sbx_layers_get(const struct sbx_config *c)
-{
-	for (int i = 0; i < c->nlowers; i++)
-		layer_get(c->lowers[i]);
-	if (c->flat[0])
-		layer_get(c->flat);
-}
-
-void sbx_layers_put(const struct sbx_config *c)
-{
-	for (int i = 0; i < c->nlowers; i++)
-		layer_put(c->lowers[i]);
-	if (c->flat[0])
-		layer_put(c->flat);
-}
-
 /* Background: src's chain (src->cfg.lowers, immutable layers) merged into
  * one new layer, bottom up, as overlayfs shows it; then src->cfg.flat names
  * it. src itself keeps its mounted chain; its later children get [new, flat]
@@ -143,13 +71,13 @@ static void flatten_job(void *arg)
 	int n = src->cfg.nlowers;
 	memcpy(chain, src->cfg.lowers, sizeof(chain));
 	for (int i = 0; i < n; i++)
-		layer_get(chain[i]); /* held while we read them */
+		layer_get(src->eng, chain[i]); /* held while we read them */
 	pthread_mutex_unlock(&src->lock);
 
 	uint64_t t0 = now_usec();
 	struct err e = {0};
 	snprintf(id, sizeof(id), "F%" PRIx64 "-%" PRIu64, wall_usec(),
-		 atomic_fetch_add(&layer_seq, 1));
+		 atomic_fetch_add(&src->eng->layers.seq, 1));
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", dir);
 	int r = mkdir(tmp, 0755) < 0 ? err_set(&e, -errno, "mkdir %s: %s", tmp, strerror(errno)) : 0;
@@ -161,12 +89,12 @@ static void flatten_job(void *arg)
 	if (r == 0 && rename(tmp, dir) < 0)
 		r = err_set(&e, -errno, "rename %s: %s", tmp, strerror(errno));
 	for (int i = 0; i < n; i++)
-		layer_put(chain[i]);
+		layer_put(src->eng, chain[i]);
 
 	pthread_mutex_lock(&src->lock);
 	src->flattening = false;
 	if (r == 0 && !src->removing && !src->cfg.flat[0]) {
-		layer_get(id);
+		layer_get(src->eng, id);
 		snprintf(src->cfg.flat, sizeof(src->cfg.flat), "%s", id);
 		journal_write(src);
 		log_info("sandbox %s: its %d-layer chain flattened into %s in %" PRIu64 " us",
@@ -211,7 +139,7 @@ static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlo
 		return err_set(e, -EOPNOTSUPP, "backend %s cannot checkpoint", src->cfg.backend);
 	char id[SBX_LAYER_ID_MAX], dir[PATH_MAX];
 	snprintf(id, sizeof(id), "L%" PRIx64 "-%" PRIu64, wall_usec(),
-		 atomic_fetch_add(&layer_seq, 1));
+		 atomic_fetch_add(&src->eng->layers.seq, 1));
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
 	int r = src->ops->checkpoint(&src->vm, dir, st == SBX_PAUSED, t, e);
 	if (r < 0)
@@ -314,7 +242,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 	}
 
 	/* A fresh layer has no user until the first child commits; hold it meanwhile. */
-	layer_get(lowers[0]);
+	layer_get(src->eng, lowers[0]);
 	int made = 0;
 	for (int i = 0; i < n; i++) {
 		struct sbx *k = kids[i];
@@ -337,7 +265,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 		made++;
 		sbx_put(k);
 	}
-	layer_put(lowers[0]);
+	layer_put(src->eng, lowers[0]);
 	if (made == 0)
 		return e->code ? e->code : -EIO;
 	log_info("sandbox %s: forked %d child(ren)%s%s", src->node.name, made,
@@ -368,7 +296,7 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 		sn->seq = ++s->next_snap_seq;
 		sn->created_wall_usec = wall_usec();
 		for (int i = 0; i < sn->nlowers; i++)
-			layer_get(sn->lowers[i]);
+			layer_get(s->eng, sn->lowers[i]);
 		sn->next = s->snaps;
 		s->snaps = sn;
 		*seq = sn->seq;
@@ -382,10 +310,10 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 	return r;
 }
 
-static void snap_free(struct sbx_snap *sn)
+static void snap_free(struct engine *eng, struct sbx_snap *sn)
 {
 	for (int i = 0; i < sn->nlowers; i++)
-		layer_put(sn->lowers[i]);
+		layer_put(eng, sn->lowers[i]);
 	free(sn);
 }
 
@@ -398,7 +326,7 @@ int sbx_snapshot_remove(struct sbx *s, const char *name)
 			continue;
 		struct sbx_snap *sn = *p;
 		*p = sn->next;
-		snap_free(sn); /* layers live on while children stack on them */
+		snap_free(s->eng, sn); /* layers live on while children stack on them */
 		journal_write(s);
 		r = 0;
 		break;
@@ -415,7 +343,7 @@ void snap_drop_all(struct sbx *s)
 	while (s->snaps) {
 		struct sbx_snap *sn = s->snaps;
 		s->snaps = sn->next;
-		snap_free(sn);
+		snap_free(s->eng, sn);
 	}
 }
 
@@ -489,7 +417,7 @@ void snap_journal_load(struct sbx *s, const struct journal_snap *snaps, size_t n
 		sn->created_wall_usec = snaps[i].created_wall_usec;
 		for (int j = 0; j < snaps[i].nlowers; j++) {
 			snprintf(sn->lowers[j], SBX_LAYER_ID_MAX, "%s", snaps[i].lowers[j]);
-			layer_get(sn->lowers[j]);
+			layer_get(s->eng, sn->lowers[j]);
 		}
 		sn->nlowers = snaps[i].nlowers;
 		sn->next = s->snaps;

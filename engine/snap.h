@@ -13,14 +13,10 @@ struct sbx_config;
 struct journal_snap;
 
 struct engine;
+/* engine_new: lifecycle.c's hooks (eng->lifecycle) fork and drop_snaps set
+ * to sbx_fork and snap_drop_all, so that lifecycle.c never calls up here. */
+void snap_attach(struct engine *eng);
 int snap_init(struct engine *eng);
-void layer_get(const char *id);
-void layer_put(const char *id);
-/* The references a sandbox holds on the layers it stacks on (c->lowers, and
- * c->flat once its chain was flattened): taken when it is made or adopted,
- * dropped when it goes. */
-void sbx_layers_get(const struct sbx_config *c);
-void sbx_layers_put(const struct sbx_config *c);
 int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e);
 void snap_drop_all(struct sbx *s);
 json_t *snap_journal_json(struct sbx *s);

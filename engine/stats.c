@@ -20,24 +20,40 @@ struct lat {
 	uint64_t ring[LAT_RING];
 	uint64_t total; /* samples ever */
 };
-static struct lat lats[LAT_N] = {
-	{.lock = PTHREAD_MUTEX_INITIALIZER}, {.lock = PTHREAD_MUTEX_INITIALIZER},
-	{.lock = PTHREAD_MUTEX_INITIALIZER}, {.lock = PTHREAD_MUTEX_INITIALIZER}};
-static _Atomic uint64_t creates_ok, creates_failed;
+/* The part's state in the engine (eng->stats, made by stats_init). */
+struct stats {
+	struct lat lats[LAT_N];
+	_Atomic uint64_t creates_ok, creates_failed;
+	/* show_lat's copy of a ring, sorted */
+	pthread_mutex_t tmp_lock;
+	uint64_t tmp[LAT_N][LAT_RING];
+};
 
-void lat_add(enum lat_kind k, uint64_t usec)
+int stats_init(struct engine *eng)
 {
-	struct lat *l = &lats[k];
+	struct stats *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	for (int k = 0; k < LAT_N; k++)
+		pthread_mutex_init(&st->lats[k].lock, NULL);
+	pthread_mutex_init(&st->tmp_lock, NULL);
+	eng->stats = st;
+	return 0;
+}
+
+void lat_add(struct engine *eng, enum lat_kind k, uint64_t usec)
+{
+	struct lat *l = &eng->stats->lats[k];
 	pthread_mutex_lock(&l->lock);
 	l->ring[l->total % LAT_RING] = usec;
 	l->total++;
 	pthread_mutex_unlock(&l->lock);
-	hist_observe(k, usec);
+	hist_observe(eng, k, usec);
 }
 
-void stats_count_create(bool ok)
+void stats_count_create(struct engine *eng, bool ok)
 {
-	atomic_fetch_add(ok ? &creates_ok : &creates_failed, 1);
+	atomic_fetch_add(ok ? &eng->stats->creates_ok : &eng->stats->creates_failed, 1);
 }
 
 /* Nearest-rank percentile of a sorted array. */
@@ -57,12 +73,11 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int show_lat(struct buf *b, enum lat_kind k, const char *name)
+static int show_lat(struct engine *eng, struct buf *b, enum lat_kind k, const char *name)
 {
-	static uint64_t tmp[LAT_N][LAT_RING];
-	static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
-	struct lat *l = &lats[k];
-	pthread_mutex_lock(&tmp_lock);
+	uint64_t (*tmp)[LAT_RING] = eng->stats->tmp;
+	struct lat *l = &eng->stats->lats[k];
+	pthread_mutex_lock(&eng->stats->tmp_lock);
 	pthread_mutex_lock(&l->lock);
 	size_t n = l->total < LAT_RING ? l->total : LAT_RING;
 	uint64_t total = l->total;
@@ -75,7 +90,7 @@ static int show_lat(struct buf *b, enum lat_kind k, const char *name)
 			   name, total, name, lat_percentile(tmp[k], n, 50), name,
 			   lat_percentile(tmp[k], n, 95), name, lat_percentile(tmp[k], n, 99), name,
 			   n ? tmp[k][n - 1] : 0);
-	pthread_mutex_unlock(&tmp_lock);
+	pthread_mutex_unlock(&eng->stats->tmp_lock);
 	return r;
 }
 
@@ -100,21 +115,21 @@ int engine_show_stats(struct engine *eng, struct buf *b)
 		r |= buf_printf(b, "%s %" PRIu64 "\n", sbx_state_name(i), counts[i]);
 	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng->o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
-			atomic_load(&creates_ok), atomic_load(&creates_failed));
+			atomic_load(&eng->stats->creates_ok), atomic_load(&eng->stats->creates_failed));
 	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */
 	r |= buf_printf(b, "removing %" PRIu64 "\n", vmm_trash_pending());
 	if (eng->o.dns[0]) {
 		uint64_t q, a, d;
 		net_dns_counts(&q, &a, &d);
 		r |= buf_printf(b, "dns_queries %" PRIu64 "\ndns_answers %" PRIu64 "\ndns_dropped %"
-				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned());
+				PRIu64 "\ndns_learned %" PRIu64 "\n", q, a, d, engine_dns_learned(eng));
 	}
 	for (const struct vmm_ops *const *o = vmm_all(); *o; o++)
 		if ((*o)->describe)
 			r |= (*o)->describe(b);
-	r |= warm_show_stats(b);
-	r |= show_lat(b, LAT_CREATE, "create");
-	r |= show_lat(b, LAT_STOP, "stop");
+	r |= warm_show_stats(eng, b);
+	r |= show_lat(eng, b, LAT_CREATE, "create");
+	r |= show_lat(eng, b, LAT_STOP, "stop");
 	return r ? -ENOMEM : 0;
 }
 

@@ -7,11 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct engine;
+
 enum lat_kind { LAT_CREATE, LAT_STOP, LAT_EXEC, LAT_FORK, LAT_N };
-void lat_add(enum lat_kind k, uint64_t usec);
+/* engine_new: the parts' state (eng->stats, eng->metrics), zero. */
+int stats_init(struct engine *eng);
+int metrics_init(struct engine *eng);
+void lat_add(struct engine *eng, enum lat_kind k, uint64_t usec);
 uint64_t lat_percentile(uint64_t *sorted, size_t n, unsigned pct);
-void stats_count_create(bool ok);
+void stats_count_create(struct engine *eng, bool ok);
 /* metrics.c: Prometheus histograms, fed by lat_add. */
-void hist_observe(enum lat_kind k, uint64_t usec);
+void hist_observe(struct engine *eng, enum lat_kind k, uint64_t usec);
 
 #endif

@@ -127,6 +127,8 @@ void buf_free(struct buf *b)
 	b->len = b->cap = 0;
 }
 
+/* The logger is the process's, not an engine's: vmm/ and net/ log through
+ * it too, and one daemon has one stderr or syslog (struct engine holds none). */
 static int log_level = LOG_LVL_INFO;
 static bool log_syslog;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;

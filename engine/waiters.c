@@ -19,6 +19,8 @@ enum { W_NEW, W_IDLE, W_DUE, W_BUSY, W_DONE };
 /* Without an fd to watch (no descriptor left for a dup), a read looks again this often. */
 #define FALLBACK_POLL_MS 100
 
+/* The process's parked reads, not an engine's: one waker thread (started
+ * once), woken by sandbox id from any part (waiters_kick has no engine). */
 static struct {
 	pthread_mutex_t lock;
 	pthread_once_t once;

@@ -31,7 +31,8 @@
 #define MEMBER_PREFIX ".p"
 
 struct warm_pool {
-	struct cds_list_head link; /* pools, RCU */
+	struct cds_list_head link; /* eng->warm.pools, RCU */
+	struct engine *eng; /* the engine whose pool it is */
 	struct rcu_head rcu;
 	_Atomic int refs; /* the list's, each member's, each queued fill's */
 	uint32_t id;
@@ -50,16 +51,6 @@ struct warm_pool {
 	uint64_t fill_usec; /* the last fill's create, queue to running */
 	char error[SBX_ERRMSG_MAX];
 };
-
-static CDS_LIST_HEAD(pools);
-static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER; /* writers of the list */
-static _Atomic uint32_t next_pool_id = 1;
-static _Atomic int fills_active;
-static _Atomic bool quitting;
-static char pools_dir[PATH_MAX];
-/* The engine the pools serve, from warm_start (which comes after the
- * journals are read: warm_leftover is given it). */
-static struct engine *eng;
 
 static void pool_free_rcu(struct rcu_head *h)
 {
@@ -89,29 +80,29 @@ static void pool_put(struct warm_pool *p)
 }
 
 /* Under rcu_read_lock(). */
-static struct warm_pool *find_name(const char *name)
+static struct warm_pool *find_name(struct engine *eng, const char *name)
 {
 	struct warm_pool *p;
-	cds_list_for_each_entry_rcu(p, &pools, link)
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link)
 		if (strcmp(p->name, name) == 0)
 			return p;
 	return NULL;
 }
 
-static struct warm_pool *find_id(uint32_t id)
+static struct warm_pool *find_id(struct engine *eng, uint32_t id)
 {
 	struct warm_pool *p;
-	cds_list_for_each_entry_rcu(p, &pools, link)
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link)
 		if (p->id == id)
 			return p;
 	return NULL;
 }
 
 /* Pinned lookups for the FUSE layer; release with pool_put. */
-struct warm_pool *warm_pool_get(uint32_t id)
+struct warm_pool *warm_pool_get(struct engine *eng, uint32_t id)
 {
 	urcu_memb_read_lock();
-	struct warm_pool *p = find_id(id);
+	struct warm_pool *p = find_id(eng, id);
 	if (p && !pool_tryget(p))
 		p = NULL;
 	urcu_memb_read_unlock();
@@ -122,8 +113,9 @@ struct warm_pool *warm_pool_get(uint32_t id)
 
 static int pool_journal(struct warm_pool *p)
 {
+	struct engine *eng = p->eng;
 	char path[PATH_MAX + 80];
-	snprintf(path, sizeof(path), "%s/%s.json", pools_dir, p->name);
+	snprintf(path, sizeof(path), "%s/%s.json", eng->warm.dir, p->name);
 	pthread_mutex_lock(&p->lock);
 	json_t *j = json_pack("{s:s, s:s, s:i, s:I}", "name", p->name, "spec", p->spec,
 			      "size", (int)p->size, "created_usec",
@@ -161,17 +153,18 @@ static void discard_job(void *arg)
 /* Off the caller's path: a stop waits for init to go. */
 static void discard_soon(struct sbx *m)
 {
-	if (atomic_load(&quitting) || pool_submit(eng, discard_job, m) < 0)
+	struct engine *eng = m->eng;
+	if (atomic_load(&eng->warm.quitting) || pool_submit(eng, discard_job, m) < 0)
 		discard_job(m);
 }
 
 static void kick(struct warm_pool *p);
 
-static void kick_all(void)
+static void kick_all(struct engine *eng)
 {
 	struct warm_pool *p;
 	urcu_memb_read_lock();
-	cds_list_for_each_entry_rcu(p, &pools, link)
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link)
 		kick(p);
 	urcu_memb_read_unlock();
 }
@@ -181,6 +174,7 @@ static void kick_all(void)
 static void fill_job(void *arg)
 {
 	struct warm_pool *p = arg;
+	struct engine *eng = p->eng;
 	struct sbx_config c;
 	char name[SBX_NAME_MAX + 1], spec[WARM_SPEC_MAX];
 	struct err e = {0};
@@ -190,11 +184,11 @@ static void fill_job(void *arg)
 	c = p->cfg;
 	snprintf(spec, sizeof(spec), "%s", p->spec);
 	snprintf(name, sizeof(name), MEMBER_PREFIX "%u-%" PRIu64, p->id, ++p->seq);
-	bool go = !p->removed && !atomic_load(&quitting);
+	bool go = !p->removed && !atomic_load(&eng->warm.quitting);
 	pthread_mutex_unlock(&p->lock);
 	if (go) {
 		setpriority(PRIO_PROCESS, 0, WARM_FILL_NICE); /* this thread only (Linux) */
-		r = engine_image_check(c.image, &e);
+		r = engine_image_check(eng, c.image, &e);
 		if (r == 0 && !(m = sbx_alloc(eng, name, &c)))
 			r = err_set(&e, -ENOMEM, "out of memory");
 		if (m) {
@@ -213,7 +207,7 @@ static void fill_job(void *arg)
 	}
 	pthread_mutex_lock(&p->lock);
 	p->filling--;
-	bool keep = r == 0 && !p->removed && !atomic_load(&quitting) && !strcmp(spec, p->spec) &&
+	bool keep = r == 0 && !p->removed && !atomic_load(&eng->warm.quitting) && !strcmp(spec, p->spec) &&
 		    p->nready < p->size;
 	if (r == 0) {
 		p->made++;
@@ -228,7 +222,7 @@ static void fill_job(void *arg)
 	if (keep)
 		p->ready[p->nready++] = m;
 	pthread_mutex_unlock(&p->lock);
-	atomic_fetch_sub(&fills_active, 1);
+	atomic_fetch_sub(&eng->warm.fills_active, 1);
 	if (r != 0 && r != -ECANCELED)
 		log_warn("pool %s: a fill failed: %s", p->name, e.msg);
 	if (m && !keep) {
@@ -242,24 +236,25 @@ static void fill_job(void *arg)
 		}
 	}
 	pool_put(p); /* the fill's */
-	kick_all(); /* a slot is free for any pool */
+	kick_all(eng); /* a slot is free for any pool */
 }
 
 /* Queues fills while the pool lacks members and a slot is free. */
 static void kick(struct warm_pool *p)
 {
+	struct engine *eng = p->eng;
 	pthread_mutex_lock(&p->lock);
-	while (!p->removed && !p->stalled && !atomic_load(&quitting) &&
+	while (!p->removed && !p->stalled && !atomic_load(&eng->warm.quitting) &&
 	       p->nready + p->filling < p->size) {
-		if (atomic_fetch_add(&fills_active, 1) >= WARM_FILLS_MAX) {
-			atomic_fetch_sub(&fills_active, 1);
+		if (atomic_fetch_add(&eng->warm.fills_active, 1) >= WARM_FILLS_MAX) {
+			atomic_fetch_sub(&eng->warm.fills_active, 1);
 			break;
 		}
 		p->filling++;
 		pool_get(p);
 		if (pool_submit(eng, fill_job, p) < 0) {
 			p->filling--;
-			atomic_fetch_sub(&fills_active, 1);
+			atomic_fetch_sub(&eng->warm.fills_active, 1);
 			pool_put(p);
 			break;
 		}
@@ -290,6 +285,7 @@ static void discard_list(struct sbx **l, size_t n)
 void warm_member_ended(struct sbx *s)
 {
 	struct warm_pool *p = s->pool;
+	struct engine *eng = s->eng;
 	bool mine = false;
 	pthread_mutex_lock(&p->lock);
 	for (uint32_t i = 0; i < p->nready; i++)
@@ -316,6 +312,7 @@ void warm_member_ended(struct sbx *s)
  * name was taken) rather than be discarded. */
 static int take_identity(struct sbx *s, const char *name, bool *intact, struct err *e)
 {
+	struct engine *eng = s->eng;
 	char old_name[SBX_NAME_MAX + 1], old_dir[PATH_MAX], dir[PATH_MAX];
 	snprintf(old_name, sizeof(old_name), "%s", s->node.name);
 	snprintf(old_dir, sizeof(old_dir), "%s", s->vm.dir);
@@ -357,13 +354,14 @@ static void claim_journal_job(void *arg)
 
 /* Pops a ready member of the pool whose spec is `spec`. NULL: no such pool
  * (*matched false) or none ready. The member keeps its pool reference. */
-static struct sbx *pop_member(const char *spec, bool *matched, struct warm_pool **pool)
+static struct sbx *pop_member(struct engine *eng, const char *spec, bool *matched,
+			      struct warm_pool **pool)
 {
 	struct warm_pool *p;
 	struct sbx *m = NULL;
 	*matched = false;
 	urcu_memb_read_lock();
-	cds_list_for_each_entry_rcu(p, &pools, link) {
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link) {
 		pthread_mutex_lock(&p->lock);
 		if (!p->removed && strcmp(p->spec, spec) == 0 && pool_tryget(p)) {
 			*matched = true;
@@ -381,10 +379,11 @@ static struct sbx *pop_member(const char *spec, bool *matched, struct warm_pool 
 	return m;
 }
 
-int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, struct err *e)
+int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c, struct sbx **out,
+	       struct err *e)
 {
 	char spec[WARM_SPEC_MAX];
-	if (cds_list_empty(&pools) || ctl_config_spec(c, spec, sizeof(spec)) < 0)
+	if (cds_list_empty(&eng->warm.pools) || ctl_config_spec(c, spec, sizeof(spec)) < 0)
 		return -ENOENT;
 	int r = ctl_check_name(name, e);
 	if (r < 0)
@@ -393,7 +392,7 @@ int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, s
 	for (;;) {
 		bool matched;
 		struct warm_pool *p = NULL;
-		struct sbx *m = pop_member(spec, &matched, &p);
+		struct sbx *m = pop_member(eng, spec, &matched, &p);
 		if (!m) {
 			if (p) {
 				pthread_mutex_lock(&p->lock);
@@ -454,8 +453,8 @@ int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, s
 			claim_journal_job(m);
 		pool_put(p); /* the member's: it is the user's sandbox now */
 		engine_bump_generation(eng);
-		lat_add(LAT_CREATE, m->t.claim_usec);
-		stats_count_create(true);
+		lat_add(eng, LAT_CREATE, m->t.claim_usec);
+		stats_count_create(eng, true);
 		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,
 			 m->t.claim_usec);
 		kick(p);
@@ -470,21 +469,21 @@ int warm_claim(const char *name, const struct sbx_config *c, struct sbx **out, s
 void warm_pool_put(struct warm_pool *p) { pool_put(p); }
 uint64_t warm_pool_created_wall_usec(const struct warm_pool *p) { return p->created_wall_usec; }
 
-uint32_t warm_pool_lookup(const char *name)
+uint32_t warm_pool_lookup(struct engine *eng, const char *name)
 {
 	urcu_memb_read_lock();
-	struct warm_pool *p = find_name(name);
+	struct warm_pool *p = find_name(eng, name);
 	uint32_t id = p ? p->id : 0;
 	urcu_memb_read_unlock();
 	return id;
 }
 
-bool warm_image_user(const char *image, char *pool, size_t cap)
+bool warm_image_user(struct engine *eng, const char *image, char *pool, size_t cap)
 {
 	struct warm_pool *p;
 	bool found = false;
 	urcu_memb_read_lock();
-	cds_list_for_each_entry_rcu(p, &pools, link) {
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link) {
 		pthread_mutex_lock(&p->lock);
 		found = !p->removed && strcmp(p->cfg.image, image) == 0;
 		pthread_mutex_unlock(&p->lock);
@@ -497,7 +496,7 @@ bool warm_image_user(const char *image, char *pool, size_t cap)
 	return found;
 }
 
-int warm_pool_list(char (**names)[64], uint32_t **ids, size_t *n)
+int warm_pool_list(struct engine *eng, char (**names)[64], uint32_t **ids, size_t *n)
 {
 	size_t cap = 0, k = 0;
 	char(*nm)[64] = NULL;
@@ -505,7 +504,7 @@ int warm_pool_list(char (**names)[64], uint32_t **ids, size_t *n)
 	struct warm_pool *p;
 	int r = 0;
 	urcu_memb_read_lock();
-	cds_list_for_each_entry_rcu(p, &pools, link) {
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link) {
 		if (k == cap) {
 			cap = cap ? cap * 2 : 16;
 			void *a = realloc(nm, cap * sizeof(*nm)), *b = a ? realloc(id, cap * sizeof(*id)) : NULL;
@@ -543,8 +542,8 @@ static int pool_fail(struct warm_pool *p, int code, const char *msg)
 }
 
 /* A spec: the options of create (key=value words over a bare mkdir's). */
-static int parse_spec(const char *buf, size_t len, struct sbx_config *c, char *spec,
-		      struct err *e)
+static int parse_spec(struct engine *eng, const char *buf, size_t len, struct sbx_config *c,
+		      char *spec, struct err *e)
 {
 	struct ctl_cmd cmd;
 	engine_mkdir_config(eng, c);
@@ -580,7 +579,7 @@ int warm_write_spec(struct warm_pool *p, const char *buf, size_t len)
 	struct sbx_config c;
 	char spec[WARM_SPEC_MAX];
 	struct err e = {0};
-	int r = parse_spec(buf, len, &c, spec, &e);
+	int r = parse_spec(p->eng, buf, len, &c, spec, &e);
 	if (r < 0)
 		return pool_fail(p, r, e.msg);
 	struct sbx **old = NULL;
@@ -611,6 +610,7 @@ int warm_show_size(struct warm_pool *p, struct buf *b)
 
 int warm_write_size(struct warm_pool *p, const char *buf, size_t len)
 {
+	struct engine *eng = p->eng;
 	struct ctl_cmd cmd;
 	struct err e = {0};
 	uint64_t u;
@@ -668,9 +668,9 @@ int warm_show_error(struct warm_pool *p, struct buf *b)
 	return r;
 }
 
-static struct warm_pool *pool_new(const char *name, struct err *e)
+static struct warm_pool *pool_new(struct engine *eng, const char *name, struct err *e)
 {
-	uint32_t id = atomic_fetch_add(&next_pool_id, 1);
+	uint32_t id = atomic_fetch_add(&eng->warm.next_id, 1);
 	if (id > WARM_POOL_ID_MAX) {
 		err_set(e, -ENOSPC, "this daemon made %u pools since it started: no pool id left",
 			WARM_POOL_ID_MAX);
@@ -682,6 +682,7 @@ static struct warm_pool *pool_new(const char *name, struct err *e)
 		return NULL;
 	}
 	p->id = id;
+	p->eng = eng;
 	atomic_init(&p->refs, 1);
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	pthread_mutex_init(&p->lock, NULL);
@@ -694,21 +695,22 @@ static struct warm_pool *pool_new(const char *name, struct err *e)
 /* Adds p to the list unless the name is taken (the list's reference). */
 static int pool_add(struct warm_pool *p, struct err *e)
 {
-	pthread_mutex_lock(&pools_lock);
+	struct engine *eng = p->eng;
+	pthread_mutex_lock(&eng->warm.lock);
 	urcu_memb_read_lock();
-	bool taken = find_name(p->name) != NULL;
+	bool taken = find_name(eng, p->name) != NULL;
 	urcu_memb_read_unlock();
 	if (!taken)
-		cds_list_add_tail_rcu(&p->link, &pools);
-	pthread_mutex_unlock(&pools_lock);
+		cds_list_add_tail_rcu(&p->link, &eng->warm.pools);
+	pthread_mutex_unlock(&eng->warm.lock);
 	return taken ? err_set(e, -EEXIST, "pool '%s' already exists", p->name) : 0;
 }
 
-int warm_pool_mkdir(const char *name, uint32_t *id)
+int warm_pool_mkdir(struct engine *eng, const char *name, uint32_t *id)
 {
 	struct err e = {0};
 	int r = ctl_check_name(name, &e);
-	struct warm_pool *p = r < 0 ? NULL : pool_new(name, &e);
+	struct warm_pool *p = r < 0 ? NULL : pool_new(eng, name, &e);
 	if (p && (r = pool_add(p, &e)) < 0)
 		pool_free_rcu(&p->rcu);
 	if (!p || r < 0) {
@@ -721,15 +723,15 @@ int warm_pool_mkdir(const char *name, uint32_t *id)
 	return 0;
 }
 
-int warm_pool_rmdir(const char *name)
+int warm_pool_rmdir(struct engine *eng, const char *name)
 {
-	pthread_mutex_lock(&pools_lock);
+	pthread_mutex_lock(&eng->warm.lock);
 	urcu_memb_read_lock();
-	struct warm_pool *p = find_name(name);
+	struct warm_pool *p = find_name(eng, name);
 	if (p)
 		cds_list_del_rcu(&p->link);
 	urcu_memb_read_unlock();
-	pthread_mutex_unlock(&pools_lock);
+	pthread_mutex_unlock(&eng->warm.lock);
 	if (!p) {
 		engine_note_error(eng, "rmdir pools/%s: no such pool", name);
 		return -ENOENT;
@@ -741,7 +743,7 @@ int warm_pool_rmdir(const char *name)
 	pthread_mutex_unlock(&p->lock);
 	discard_list(l, n);
 	char path[PATH_MAX + 80];
-	snprintf(path, sizeof(path), "%s/%s.json", pools_dir, name);
+	snprintf(path, sizeof(path), "%s/%s.json", eng->warm.dir, name);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("pool %s: cannot remove %s: %s", name, path, strerror(errno));
 	log_info("pool %s: removed, %zu ready member(s) discarded", name, n);
@@ -771,10 +773,10 @@ bool warm_leftover(struct engine *owner, const char *entry)
 	return true;
 }
 
-static void load_pool(const char *file)
+static void load_pool(struct engine *eng, const char *file)
 {
 	char path[PATH_MAX + 256], name[SBX_NAME_MAX + 1];
-	snprintf(path, sizeof(path), "%s/%s", pools_dir, file);
+	snprintf(path, sizeof(path), "%s/%s", eng->warm.dir, file);
 	size_t l = strlen(file);
 	if (l < 6 || strcmp(file + l - 5, ".json") != 0 || l - 5 > SBX_NAME_MAX)
 		return;
@@ -790,7 +792,7 @@ static void load_pool(const char *file)
 				 "created_usec", &created) < 0 || size < 0 || size > WARM_SIZE_MAX) {
 		engine_note_error(eng, "pool journal %s is unreadable or malformed (%s); pool skipped",
 				  path, je.text);
-	} else if (ctl_check_name(name, &e) < 0 || !(p = pool_new(name, &e))) {
+	} else if (ctl_check_name(name, &e) < 0 || !(p = pool_new(eng, name, &e))) {
 		engine_note_error(eng, "pool journal %s: %s; pool skipped", path, e.msg);
 	} else if (pool_add(p, &e) < 0) {
 		pool_free_rcu(&p->rcu);
@@ -807,37 +809,47 @@ static void load_pool(const char *file)
 	json_decref(j);
 }
 
-int warm_start(struct engine *e)
+void warm_init(struct engine *eng)
 {
-	eng = e;
-	snprintf(pools_dir, sizeof(pools_dir), "%s/pools", eng->o.state_dir);
-	int r = mkdir_p(pools_dir, 0700);
+	CDS_INIT_LIST_HEAD(&eng->warm.pools);
+	pthread_mutex_init(&eng->warm.lock, NULL);
+	atomic_init(&eng->warm.next_id, 1);
+	/* What lifecycle.c asks of the pools, without calling up into them. */
+	eng->lifecycle.claim = warm_claim;
+	eng->lifecycle.member_ended = warm_member_ended;
+	images_set_pool_user(eng, warm_image_user);
+}
+
+int warm_start(struct engine *eng)
+{
+	snprintf(eng->warm.dir, sizeof(eng->warm.dir), "%s/pools", eng->o.state_dir);
+	int r = mkdir_p(eng->warm.dir, 0700);
 	if (r < 0)
 		return r;
-	DIR *d = opendir(pools_dir);
+	DIR *d = opendir(eng->warm.dir);
 	if (!d)
 		return -errno;
 	struct dirent *de;
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.')
-			load_pool(de->d_name);
+			load_pool(eng, de->d_name);
 	closedir(d);
 	return 0;
 }
 
-void warm_quiesce(void) { atomic_store(&quitting, true); }
+void warm_quiesce(struct engine *eng) { atomic_store(&eng->warm.quitting, true); }
 
-void warm_stop(void)
+void warm_stop(struct engine *eng)
 {
-	atomic_store(&quitting, true);
+	atomic_store(&eng->warm.quitting, true);
 	for (;;) {
-		pthread_mutex_lock(&pools_lock);
-		struct warm_pool *p = cds_list_empty(&pools)
+		pthread_mutex_lock(&eng->warm.lock);
+		struct warm_pool *p = cds_list_empty(&eng->warm.pools)
 					      ? NULL
-					      : cds_list_first_entry(&pools, struct warm_pool, link);
+					      : cds_list_first_entry(&eng->warm.pools, struct warm_pool, link);
 		if (p)
 			cds_list_del_rcu(&p->link);
-		pthread_mutex_unlock(&pools_lock);
+		pthread_mutex_unlock(&eng->warm.lock);
 		if (!p)
 			break;
 		struct sbx **l = NULL;
@@ -851,12 +863,12 @@ void warm_stop(void)
 	urcu_memb_barrier(); /* the pools' memory, freed after their grace periods */
 }
 
-int warm_show_stats(struct buf *b)
+int warm_show_stats(struct engine *eng, struct buf *b)
 {
 	uint64_t npools = 0, ready = 0, filling = 0, hits = 0, misses = 0;
 	struct warm_pool *p;
 	urcu_memb_read_lock();
-	cds_list_for_each_entry_rcu(p, &pools, link) {
+	cds_list_for_each_entry_rcu(p, &eng->warm.pools, link) {
 		pthread_mutex_lock(&p->lock);
 		npools++;
 		ready += p->nready;

@@ -159,7 +159,7 @@ void fsx_inval_sized(uint64_t id)
 
 void fsx_reply_user_err(fuse_req_t req, int err)
 {
-	engine_count_error(err);
+	engine_count_error(((const struct fsx_state *)fuse_req_userdata(req))->eng, err);
 	fuse_reply_err(req, err);
 }
 

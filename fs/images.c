@@ -4,7 +4,7 @@
 
 static int image_fam_pin(const struct ino_node *n, struct fsx_obj *o)
 {
-	o->image = image_get(n->obj);
+	o->image = image_get(o->eng, n->obj);
 	return o->image ? 0 : -ENOENT;
 }
 
@@ -28,8 +28,7 @@ static int images_lookup(const struct ino_node *dir, struct fsx_obj *o, const ch
 			 struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
-	uint32_t id = image_lookup(name);
+	uint32_t id = image_lookup(o->eng, name);
 	if (!id)
 		return -ENOENT;
 	*c = (struct ino_node){.kind = INO_IMAGE, .obj = id};
@@ -38,11 +37,10 @@ static int images_lookup(const struct ino_node *dir, struct fsx_obj *o, const ch
 
 static int images_fill(const struct ino_node *dir, struct fsx_obj *o, struct fsx_dir *d)
 {
-	(void)o;
 	char(*names)[64];
 	uint32_t *ids;
 	size_t n;
-	int r = image_list(&names, &ids, &n);
+	int r = image_list(o->eng, &names, &ids, &n);
 	return r < 0 ? r : fsx_dir_add_list(d, dir, INO_IMAGE, names, ids, n);
 }
 
@@ -59,8 +57,7 @@ static int images_mkdir(const struct ino_node *dir, struct fsx_obj *o, const cha
 static int images_rmdir(const struct ino_node *dir, struct fsx_obj *o, const char *name)
 {
 	(void)dir;
-	(void)o;
-	return image_rmdir(name);
+	return image_rmdir(o->eng, name);
 }
 
 const struct fsx_dir_ops fsx_images_dir = {

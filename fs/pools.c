@@ -4,7 +4,7 @@
 
 static int pool_fam_pin(const struct ino_node *n, struct fsx_obj *o)
 {
-	o->pool = warm_pool_get(n->obj);
+	o->pool = warm_pool_get(o->eng, n->obj);
 	return o->pool ? 0 : -ENOENT;
 }
 
@@ -34,8 +34,7 @@ static int pools_lookup(const struct ino_node *dir, struct fsx_obj *o, const cha
 			struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
-	uint32_t id = warm_pool_lookup(name);
+	uint32_t id = warm_pool_lookup(o->eng, name);
 	if (!id)
 		return -ENOENT;
 	*c = (struct ino_node){.kind = INO_POOL, .obj = id};
@@ -44,11 +43,10 @@ static int pools_lookup(const struct ino_node *dir, struct fsx_obj *o, const cha
 
 static int pools_fill(const struct ino_node *dir, struct fsx_obj *o, struct fsx_dir *d)
 {
-	(void)o;
 	char(*names)[64];
 	uint32_t *ids;
 	size_t n;
-	int r = warm_pool_list(&names, &ids, &n);
+	int r = warm_pool_list(o->eng, &names, &ids, &n);
 	return r < 0 ? r : fsx_dir_add_list(d, dir, INO_POOL, names, ids, n);
 }
 
@@ -56,9 +54,8 @@ static int pools_mkdir(const struct ino_node *dir, struct fsx_obj *o, const char
 		       struct ino_node *c)
 {
 	(void)dir;
-	(void)o;
 	uint32_t id = 0;
-	int r = warm_pool_mkdir(name, &id);
+	int r = warm_pool_mkdir(o->eng, name, &id);
 	*c = (struct ino_node){.kind = INO_POOL, .obj = id};
 	return r;
 }
@@ -66,8 +63,7 @@ static int pools_mkdir(const struct ino_node *dir, struct fsx_obj *o, const char
 static int pools_rmdir(const struct ino_node *dir, struct fsx_obj *o, const char *name)
 {
 	(void)dir;
-	(void)o;
-	return warm_pool_rmdir(name);
+	return warm_pool_rmdir(o->eng, name);
 }
 
 const struct fsx_dir_ops fsx_pools_dir = {

@@ -274,7 +274,7 @@ static int disks_list(const char *image, const struct names *used, struct vmm_di
 		e->in_use = false;
 		for (size_t i = 0; i < used->n && !e->in_use; i++)
 			e->in_use = !strcmp(used->v[i], e->name);
-		e->image_exists = !h->image_exists || h->image_exists(img);
+		e->image_exists = !h->image_exists || h->image_exists(h->image_arg, img);
 		e->remove = false;
 	}
 	closedir(d);

@@ -288,7 +288,8 @@ struct vmm_host {
 	char sandboxes_dir[PATH_MAX]; /* the sandboxes' state dirs (vm->dir), for the root disks' sweep */
 	/* Whether an image of this name is known now (the engine's images);
 	 * NULL: every image is. */
-	bool (*image_exists)(const char *name);
+	bool (*image_exists)(void *arg, const char *name);
+	void *image_arg; /* image_exists's first argument */
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 

@@ -48,7 +48,7 @@ static bool pump(int ms)
 	struct epoll_event ev;
 	if (epoll_wait(epfd, &ev, 1, ms) != 1 || ev.data.u64 != TAG)
 		return false;
-	sbx_jobs_watch_drain();
+	sbx_jobs_watch_drain(eng);
 	return true;
 }
 
@@ -221,7 +221,7 @@ int main(void)
 	engine_thread_online();
 	engine_set_job_watch(eng, job_hook);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
-	CHECK(sbx_jobs_watch_start(epfd, TAG) == 0);
+	CHECK(sbx_jobs_watch_start(eng, epfd, TAG) == 0);
 	struct sbx_config c;
 	ctl_config_defaults(&c, "ns", false);
 	s = sbx_alloc(eng, "t1", &c);

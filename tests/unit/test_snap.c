@@ -12,6 +12,7 @@
 
 #include "../../engine/context.h"
 #include "../../engine/journal.h"
+#include "../../engine/layers.h"
 #include "../../engine/lifecycle.h"
 #include "../../engine/sandbox.h"
 #include "../../engine/snap.h"
@@ -57,7 +58,7 @@ static struct sbx *new_sbx(const char *name, const char *const *lowers, int n)
 	if (!s)
 		return NULL;
 	CHECK(mkdir_p(s->vm.dir, 0700) == 0); /* where a snapshot's change is journaled */
-	sbx_layers_get(&s->cfg);
+	sbx_layers_get(s->eng, &s->cfg);
 	return s;
 }
 
@@ -66,7 +67,7 @@ static void remove_sbx(struct sbx *s)
 {
 	pthread_mutex_lock(&s->lock);
 	snap_drop_all(s);
-	sbx_layers_put(&s->cfg);
+	sbx_layers_put(s->eng, &s->cfg);
 	pthread_mutex_unlock(&s->lock);
 	sbx_put(s);
 }
@@ -90,16 +91,16 @@ static void load_snap(struct sbx *s, const char *name, const char *const *lowers
 static void test_layer_counts(void)
 {
 	make_layer("Lc");
-	layer_get("Lc");
-	layer_get("Lc");
-	layer_put("Lc");
+	layer_get(eng, "Lc");
+	layer_get(eng, "Lc");
+	layer_put(eng, "Lc");
 	CHECK(layer_exists("Lc"));
-	layer_put("Lc");
+	layer_put(eng, "Lc");
 	CHECK(!layer_exists("Lc"));
 	/* Counting starts again from nothing: a new user, a new count. */
 	make_layer("Lc");
-	layer_get("Lc");
-	layer_put("Lc");
+	layer_get(eng, "Lc");
+	layer_put(eng, "Lc");
 	CHECK(!layer_exists("Lc"));
 }
 
@@ -108,11 +109,11 @@ static void test_layer_counts(void)
 static void test_uncounted_put(void)
 {
 	make_layer("Lu");
-	layer_put("Lu");
+	layer_put(eng, "Lu");
 	CHECK(layer_exists("Lu"));
-	layer_get("Lu");
-	layer_put("Lu");
-	layer_put("Lu"); /* one too many */
+	layer_get(eng, "Lu");
+	layer_put(eng, "Lu");
+	layer_put(eng, "Lu"); /* one too many */
 	CHECK(!layer_exists("Lu"));
 }
 
@@ -203,7 +204,7 @@ static void test_two_snapshots_and_flat(void)
 	CHECK(sbx_snapshot_lookup(src, "x", &sx) == 0 && sbx_snapshot_lookup(src, "y", &sy) == 0);
 	CHECK(sx != sy);
 	/* Its chain flattened (flatten_job): the flat layer is the sandbox's too. */
-	layer_get("Ft");
+	layer_get(eng, "Ft");
 	pthread_mutex_lock(&src->lock);
 	snprintf(src->cfg.flat, sizeof(src->cfg.flat), "Ft");
 	pthread_mutex_unlock(&src->lock);

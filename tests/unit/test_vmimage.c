@@ -51,7 +51,11 @@ static void test_decide(void)
 
 static char root[PATH_MAX];
 
-static bool exists_stub(const char *name) { return strcmp(name, "gone") != 0; }
+static bool exists_stub(void *arg, const char *name)
+{
+	(void)arg;
+	return strcmp(name, "gone") != 0;
+}
 
 static void put(const char *rel, const char *text)
 {
