@@ -108,13 +108,18 @@ bool sbx_exec_started(struct sbx_exec *x);
 
 /* files: one request per open handle, on the sandbox's files (see README
  * and ctl.h's ctl_files_request). A write is the request line (put: then
- * its data); a failed one leaves the sentence in error. A read never
- * blocks: the file's bytes (get) or the answer, 0 at its end; -EAGAIN when
- * a get served by the sandbox (qemu) has no bytes yet: wk says what to wait
- * for (waiter_park: the backend's wake, or the request's deadline).
- * readable: a read would not say -EAGAIN (poll). */
+ * its data); a failed one leaves the sentence in error. Neither a write
+ * nor a read blocks: -EAGAIN when the sandbox serves the request (qemu)
+ * and what the call waits for has not come (a write: the request's answer,
+ * a put's rename after its last bytes; a read: a get's bytes): wk says
+ * what to wait for (waiter_park: the backend's wake, or the request's
+ * deadline). A write that said -EAGAIN is looked at again with again set
+ * (buf unused) until it says anything else; another write meanwhile is
+ * EBUSY. A read gives the file's bytes (get) or the answer, 0 at its end.
+ * readable: a read would not say -EAGAIN (poll). On ns nothing says -EAGAIN. */
 int sbx_files_open(struct sbx *s, struct sbx_files **out);
-int sbx_files_write(struct sbx_files *f, const char *buf, size_t len);
+int sbx_files_write_try(struct sbx_files *f, const char *buf, size_t len, bool again,
+			struct sbx_wake *wk);
 ssize_t sbx_files_read_try(struct sbx_files *f, char *buf, size_t size, struct sbx_wake *wk);
 bool sbx_files_readable(struct sbx_files *f);
 bool sbx_files_started(struct sbx_files *f);

@@ -32,6 +32,7 @@ struct sbx_files {
 	struct sbx *s; /* pinned */
 	pthread_mutex_t lock; /* reads and writes of one handle may run at once */
 	bool started;         /* a request was served (or a put is under way) */
+	bool pending;         /* a write waits for the backend's answer (files_remote_answer) */
 	enum ctl_files_verb verb;
 	int fd;               /* get: the file; put: the temporary */
 	int dir;              /* put: the target's directory (O_PATH) */
@@ -215,8 +216,9 @@ static void files_put_end(struct sbx_files *f, bool keep)
 	f->fd = f->dir = -1;
 }
 
-/* The backend's word that a get's reads may look again (its thread, its
- * locks held: f is alive until the backend's close; this only marks). */
+/* The backend's word that a write or a get's reads may look again (its
+ * thread, its locks held: f is alive until the backend's close; this only
+ * marks). */
 static void files_wake(void *arg)
 {
 	struct sbx_files *f = arg;
@@ -225,8 +227,17 @@ static void files_wake(void *arg)
 		f->s->eng->files_watch_fn(f->s->node.id);
 }
 
-/* The backend's request, served by the sandbox, opened without the
- * sandbox's lock (it may wait on the sandbox a bounded time). */
+/* What a look of f waits for: the backend's wake, or its deadline (a look
+ * then fails). */
+static struct sbx_wake files_wake_of(struct sbx_files *f, unsigned wait_ms)
+{
+	return (struct sbx_wake){.eng = f->s->eng, .sbx = f->s->node.id, .kind = WAKE_FILES,
+				 .sub = (uint64_t)(uintptr_t)f, .fd = -1, .poll_ms = wait_ms};
+}
+
+/* The backend's request, served by the sandbox, started without the
+ * sandbox's lock (its send may wait on the sandbox a bounded time); its
+ * answer comes to files_remote_answer. */
 static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, struct err *e)
 {
 	struct sbx *s = f->s;
@@ -241,12 +252,7 @@ static int files_remote(struct sbx_files *f, const struct ctl_files_req *q, stru
 	struct vmm_file_req vr = {.verb = (enum vmm_file_verb)q->verb, .mode = q->mode,
 				  .size = q->size, .path = q->path, .shown = f->path,
 				  .wake = files_wake, .wake_arg = f};
-	r = s->ops->files->open(&s->vm, &vr, &f->answer, &f->vf, e);
-	/* stat, list and mkdir are done: the handle keeps their answer only. */
-	if (r == 0 && q->verb != CTL_FILES_GET && q->verb != CTL_FILES_PUT) {
-		s->ops->files->close(f->vf);
-		f->vf = NULL;
-	}
+	r = s->ops->files->open(&s->vm, &vr, &f->vf, e);
 	f->size = q->size;
 	return r;
 }
@@ -258,14 +264,39 @@ static void files_remote_end(struct sbx_files *f)
 	f->vf = NULL;
 }
 
-/* Data of a put, written at its end; the last byte renames it into place. */
+/* A write's look for the backend's answer (the request's, or a put's rename
+ * after its last bytes): -EAGAIN with wk, or the write's end. stat, list
+ * and mkdir are then done: the handle keeps their answer only. */
+static int files_remote_answer(struct sbx_files *f, struct sbx_wake *wk, struct err *e)
+{
+	unsigned wait_ms = 0;
+	int r = f->s->ops->files->answer_try(f->vf, &f->answer, &wait_ms, e);
+	f->pending = r == -EAGAIN;
+	if (f->pending) {
+		*wk = files_wake_of(f, wait_ms);
+		return r;
+	}
+	if (r < 0 || (f->verb != CTL_FILES_GET && f->verb != CTL_FILES_PUT) ||
+	    (f->verb == CTL_FILES_PUT && f->done == f->size))
+		files_remote_end(f);
+	if (r < 0)
+		buf_free(&f->answer);
+	else
+		f->started = true;
+	return r;
+}
+
+/* Data of a put, written at its end; the last byte renames it into place
+ * (served by the sandbox: handed to it, and the write's look waits for the
+ * rename). */
 static int files_put_data(struct sbx_files *f, const char *buf, size_t len, struct err *e)
 {
 	int r = 0;
 	if (f->s->ops->files && f->vf && len <= f->size - f->done) {
-		if ((r = f->s->ops->files->write(f->vf, buf, len, e)) < 0 ||
-		    (f->done += len) == f->size)
+		if ((r = f->s->ops->files->write(f->vf, buf, len, e)) < 0)
 			files_remote_end(f);
+		else
+			f->done += len;
 		return r;
 	}
 	if (f->dir < 0 && !f->vf)
@@ -402,7 +433,8 @@ out:
 	return r;
 }
 
-static int files_request(struct sbx_files *f, const char *buf, size_t len, struct err *e)
+static int files_request(struct sbx_files *f, const char *buf, size_t len, struct sbx_wake *wk,
+			 struct err *e)
 {
 	static int (*const serve[])(struct sbx_files *, const struct ctl_files_req *, struct err *) = {
 		[CTL_FILES_GET] = files_get, [CTL_FILES_PUT] = files_put, [CTL_FILES_STAT] = files_stat,
@@ -414,13 +446,20 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 	if (r == 0 && q->verb != CTL_FILES_PUT && at < len)
 		r = err_set(e, -EINVAL, "one request line per write: %s takes no data",
 			    q->verb == CTL_FILES_GET ? "get" : "this request");
-	if (r == 0) {
+	if (r == 0 && f->s->ops->files) {
 		str_escape_name(f->path, sizeof(f->path), q->path);
-		r = f->s->ops->files ? files_remote(f, q, e) : serve[q->verb](f, q, e);
-		if (r < 0)
+		f->verb = q->verb;
+		/* A put's bytes in this write follow the request at once: its
+		 * write's look waits for the temporary (and the rename, with all). */
+		if ((r = files_remote(f, q, e)) == 0 && q->verb == CTL_FILES_PUT)
+			r = files_put_data(f, buf + at, len - at, e);
+		r = r < 0 ? r : files_remote_answer(f, wk, e);
+	} else if (r == 0) {
+		str_escape_name(f->path, sizeof(f->path), q->path);
+		if ((r = serve[q->verb](f, q, e)) < 0)
 			buf_free(&f->answer);
 	}
-	if (r == 0) {
+	if (r == 0 && !f->s->ops->files) {
 		f->verb = q->verb;
 		f->started = true;
 		if (q->verb == CTL_FILES_PUT) /* the rest of the write, and size=0, go on */
@@ -430,20 +469,26 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 	return r;
 }
 
-int sbx_files_write(struct sbx_files *f, const char *buf, size_t len)
+int sbx_files_write_try(struct sbx_files *f, const char *buf, size_t len, bool again,
+			struct sbx_wake *wk)
 {
 	struct err e = {0};
 	int r;
 	pthread_mutex_lock(&f->lock);
-	if (!f->started)
-		r = files_request(f, buf, len, &e);
-	else if (f->verb == CTL_FILES_PUT)
-		r = files_put_data(f, buf, len, &e);
-	else
+	if (again && f->pending)
+		r = files_remote_answer(f, wk, &e);
+	else if (again || f->pending) /* one that was interrupted while it waited */
+		r = err_set(&e, -EBUSY, "a write of this files handle was interrupted while its "
+			    "request waited; open files again");
+	else if (!f->started)
+		r = files_request(f, buf, len, wk, &e);
+	else if (f->verb != CTL_FILES_PUT)
 		r = err_set(&e, -EBUSY, "this files handle already served a request; open files "
 			    "again");
+	else if ((r = files_put_data(f, buf, len, &e)) == 0 && f->vf && f->done == f->size)
+		r = files_remote_answer(f, wk, &e);
 	pthread_mutex_unlock(&f->lock);
-	if (r < 0)
+	if (r < 0 && r != -EAGAIN)
 		sbx_fail(f->s, r, e.msg);
 	return r;
 }
@@ -457,8 +502,7 @@ static ssize_t files_remote_read(struct sbx_files *f, char *buf, size_t size,
 	unsigned wait_ms = 0;
 	ssize_t n = f->s->ops->files->read_try(f->vf, buf, size, &wait_ms, &e);
 	if (n == -EAGAIN)
-		*wk = (struct sbx_wake){.eng = f->s->eng, .sbx = f->s->node.id, .kind = WAKE_FILES,
-					.sub = (uint64_t)(uintptr_t)f, .fd = -1, .poll_ms = wait_ms};
+		*wk = files_wake_of(f, wait_ms);
 	else if (n < 0)
 		sbx_fail(f->s, (int)n, e.msg);
 	return n;

@@ -1,9 +1,11 @@
 /* Parked reads: a read of a blocking file (wait, exec, a job's output) that
- * has nothing to return yet is handed to one waiters' thread instead of
+ * has nothing to return yet, or a write whose answer has not come (a qemu
+ * sandbox's files request), is handed to one waiters' thread instead of
  * holding the thread that took it. That thread looks again when something
  * that may end the read happens (a kick, a readable fd, a deadline, an
- * interrupt) and ends the read from there. Nothing here knows FUSE: the
- * owner of a read supplies how to look (try) and how to answer (end). */
+ * interrupt) and ends the read from there. Nothing here knows FUSE, nor a
+ * read from a write: the owner supplies how to look (try) and how to
+ * answer (end). */
 #ifndef SBX_WAITERS_H
 #define SBX_WAITERS_H
 

@@ -32,6 +32,12 @@ int fsx_errstr_write(struct fsx_handle *h, const char *buf, size_t len,
 {
 	engine_error_clear();
 	int r = write(h, buf, len);
+	fsx_errstr_keep(h, r);
+	return r;
+}
+
+void fsx_errstr_keep(struct fsx_handle *h, int r)
+{
 	const char *why = engine_error_last();
 	pthread_mutex_lock(&h->lock);
 	buf_free(&h->content);
@@ -39,7 +45,6 @@ int fsx_errstr_write(struct fsx_handle *h, const char *buf, size_t len,
 	if (r < 0 && buf_printf(&h->content, "%s\n", why[0] ? why : strerror(-r)) < 0)
 		buf_free(&h->content);
 	pthread_mutex_unlock(&h->lock);
-	return r;
 }
 
 /* ctl: a command file whose read gives back the sentence of this handle's

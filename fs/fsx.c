@@ -487,6 +487,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	(void)off;
 	engine_thread_online();
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
+	if (h->nd.f->ops->write_try) {
+		fsx_write_parked(req, h, buf, size);
+		return;
+	}
 	int r = h->nd.f->ops->write ? h->nd.f->ops->write(h, buf, size) : -EBADF;
 	if (r < 0)
 		fsx_reply_user_err(req, -r);

@@ -1,8 +1,9 @@
 /* Open files: the handle (content made once per open, a lock, references),
- * reads answered from its content, and reads that wait. A read with nothing
- * to return yet is parked (engine/waiters.h) and answered later from the
- * waiters' thread; the FUSE thread returns at once. A parked read pins its
- * handle; an interrupted reader (a signal, ^C, kill) gets EINTR. */
+ * reads answered from its content, and reads and writes that wait. A read
+ * with nothing to return yet, or a write whose answer is not there yet, is
+ * parked (engine/waiters.h) and answered later from the waiters' thread;
+ * the FUSE thread returns at once. A parked request pins its handle; an
+ * interrupted reader or writer (a signal, ^C, kill) gets EINTR. */
 #include "node.h"
 
 #include <fcntl.h>
@@ -64,62 +65,100 @@ void fsx_reply_cursor_unlock(fuse_req_t req, struct fsx_handle *h, size_t size)
 	fsx_reply_content_unlock(req, h, n, at);
 }
 
-static int read_try(struct waiter *w, bool final, struct sbx_wake *wk)
+static int park_try(struct waiter *w, bool final, struct sbx_wake *wk)
 {
-	struct fsx_read *rd = (struct fsx_read *)w;
-	free(rd->data);
-	rd->data = NULL;
-	rd->len = 0;
-	return rd->h->nd.f->ops->try(rd, final, wk);
+	struct fsx_park *p = (struct fsx_park *)w;
+	const struct fsx_file_ops *ops = p->h->nd.f->ops;
+	int r;
+	if (p->write) {
+		r = ops->write_try(p, final, wk);
+	} else {
+		free(p->data);
+		p->data = NULL;
+		p->len = 0;
+		r = ops->try(p, final, wk);
+	}
+	p->looks++;
+	return r;
 }
 
-static void read_end(struct waiter *w, int r)
+static void park_end(struct waiter *w, int r)
 {
-	struct fsx_read *rd = (struct fsx_read *)w;
+	struct fsx_park *p = (struct fsx_park *)w;
 	/* libfuse runs an interrupt callback under the request's lock, which this
 	 * takes: none is running when it returns, and none comes after. */
-	fuse_req_interrupt_func(rd->req, NULL, NULL);
-	if (r < 0)
-		fuse_reply_err(rd->req, -r);
+	fuse_req_interrupt_func(p->req, NULL, NULL);
+	if (r < 0 && p->write)
+		fsx_reply_user_err(p->req, -r);
+	else if (r < 0)
+		fuse_reply_err(p->req, -r);
+	else if (p->write)
+		fuse_reply_write(p->req, p->wlen);
 	else
-		fuse_reply_buf(rd->req, rd->data, rd->len);
-	fsx_handle_put(rd->h);
-	free(rd->data);
-	free(rd);
+		fuse_reply_buf(p->req, p->data, p->len);
+	fsx_handle_put(p->h);
+	free(p->data);
+	free(p);
 }
 
-static const struct waiter_ops read_ops = {.try = read_try, .end = read_end};
+static const struct waiter_ops park_ops = {.try = park_try, .end = park_end};
 
-/* Only marks the read (the thread that parked it may still hold it): the
- * waiters' thread answers. */
-static void read_interrupted(fuse_req_t req, void *data)
+/* Only marks the request (the thread that parked it may still hold it):
+ * the waiters' thread answers. */
+static void park_interrupted(fuse_req_t req, void *data)
 {
 	(void)req;
-	waiter_interrupt(&((struct fsx_read *)data)->w);
+	waiter_interrupt(&((struct fsx_park *)data)->w);
+}
+
+/* p's first look, on the FUSE thread; parked if it said -EAGAIN (a write's
+ * bytes copied then: libfuse's are gone once op_write returns). */
+static void park_first(struct fsx_park *p, fuse_req_t req, struct fsx_handle *h)
+{
+	p->req = req;
+	p->h = fsx_handle_get(h);
+	unsigned ms = h->nd.f->ops->deadline_ms;
+	waiter_init(&p->w, &park_ops, ms ? now_usec() + ms * 1000ull : 0);
+	struct sbx_wake wk = {.fd = -1};
+	int r = park_try(&p->w, false, &wk);
+	if (r == -EAGAIN && p->write) {
+		if ((p->data = malloc(p->wlen ? p->wlen : 1)))
+			p->wbuf = memcpy(p->data, p->wbuf, p->wlen);
+		else
+			r = -ENOMEM;
+	}
+	if (r != -EAGAIN) {
+		park_end(&p->w, r);
+		return;
+	}
+	/* Before the park: from there on the waiters' thread may answer and free p. */
+	fuse_req_interrupt_func(req, park_interrupted, p);
+	waiter_park(&p->w, &wk);
 }
 
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
 {
-	struct fsx_read *rd = calloc(1, sizeof(*rd));
-	if (!rd) {
+	struct fsx_park *p = calloc(1, sizeof(*p));
+	if (!p) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rd->req = req;
-	rd->h = fsx_handle_get(h);
-	rd->size = size;
-	rd->off = off;
-	unsigned ms = h->nd.f->ops->deadline_ms;
-	waiter_init(&rd->w, &read_ops, ms ? now_usec() + ms * 1000ull : 0);
-	struct sbx_wake wk = {.fd = -1};
-	int r = read_try(&rd->w, false, &wk);
-	if (r != -EAGAIN) {
-		read_end(&rd->w, r);
+	p->size = size;
+	p->off = off;
+	park_first(p, req, h);
+}
+
+void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
+{
+	struct fsx_park *p = calloc(1, sizeof(*p));
+	if (!p) {
+		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	/* Before the park: from there on the waiters' thread may answer and free rd. */
-	fuse_req_interrupt_func(req, read_interrupted, rd);
-	waiter_park(&rd->w, &wk);
+	p->write = true;
+	p->wbuf = buf;
+	p->wlen = len;
+	park_first(p, req, h);
 }
 
 void fsx_shutdown(void) { waiters_stop(); }

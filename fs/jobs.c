@@ -76,7 +76,7 @@ const struct fsx_dir_ops fsx_jobs_dir = {
 
 /* --- stdout, stderr --- */
 
-static int stream_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+static int stream_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 {
 	(void)final;
 	struct fsx_handle *h = rd->h;

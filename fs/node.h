@@ -24,7 +24,7 @@ struct fsx_obj {
 
 struct fsx_node;
 struct fsx_handle;
-struct fsx_read;
+struct fsx_park;
 struct fsx_dir;
 
 /* The files of one directory, as rows: what they are, and what the ops of
@@ -75,9 +75,13 @@ struct fsx_file_ops {
 	void (*read)(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 	/* A read that may wait (read is fsx_read_parked): looks once, never
 	 * blocks; -EAGAIN: nothing yet, and wk says what to wait for. */
-	int (*try)(struct fsx_read *rd, bool final, struct sbx_wake *wk);
-	unsigned deadline_ms; /* a parked read is answered by then (0: no deadline) */
+	int (*try)(struct fsx_park *rd, bool final, struct sbx_wake *wk);
+	unsigned deadline_ms; /* a parked read or write is answered by then (0: no deadline) */
 	int (*write)(struct fsx_handle *h, const char *buf, size_t len);
+	/* A write that may wait, instead of write (parked as a read is): looks
+	 * once at p's bytes (p->wbuf, p->wlen; p->looks before this one), never
+	 * blocks; -EAGAIN: not done yet, and wk says what to wait for. */
+	int (*write_try)(struct fsx_park *p, bool final, struct sbx_wake *wk);
 	void (*poll)(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph);
 	void (*release)(struct fsx_handle *h); /* the file is closed */
 	void (*drop)(struct fsx_handle *h);    /* the handle is freed */
@@ -168,23 +172,32 @@ int fsx_pin(const struct fsx_node *nd, struct fsx_obj *o);
 int fsx_pin_node(const struct fsx_node *nd, struct fsx_obj *o);
 void fsx_unpin(const struct fsx_node *nd, struct fsx_obj *o);
 
-/* A read parked until it can be answered (fs/handle.c). */
-struct fsx_read {
-	struct waiter w; /* first: a read is its waiter */
+/* A read or a write parked until it can be answered (fs/handle.c). */
+struct fsx_park {
+	struct waiter w; /* first: a request is its waiter */
 	fuse_req_t req;
 	struct fsx_handle *h; /* pinned */
-	size_t size;
+	bool write;
+	unsigned looks;       /* looks before the one running */
+	size_t size;          /* a read's */
 	off_t off;
-	char *data; /* what the last look found, for the answer */
+	char *data; /* a read: what the last look found, for the answer; a write: its copy */
 	size_t len;
+	const char *wbuf; /* a write's bytes: libfuse's at the first look, then data */
+	size_t wlen;
 };
 /* The read of a file whose ops' try may wait. */
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* The write of a file whose ops' write_try may wait; buf is copied if it must. */
+void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* A write whose failure's sentence becomes h's content (Plan 9's errstr:
  * what a read of this handle gives back), and a write that worked empties
- * it; write is the file's own. */
+ * it; write is the file's own. fsx_errstr_keep does it for r, a write's
+ * result (the engine's sentence, on this thread, since engine_error_clear):
+ * for a write_try's look that ended. */
 int fsx_errstr_write(struct fsx_handle *h, const char *buf, size_t len,
 		     int (*write)(struct fsx_handle *h, const char *buf, size_t len));
+void fsx_errstr_keep(struct fsx_handle *h, int r);
 /* With h->lock held: answers from h's content at off, and unlocks. */
 void fsx_reply_content_unlock(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The same from h's own cursor (h->pos), advanced: for files written and

@@ -50,7 +50,7 @@ static int wait_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 /* The content is made once, by the first read at offset 0 that finds the
  * sandbox changed since the open (or at the deadline, or at once with
  * O_NONBLOCK); a removed sandbox keeps what was made. */
-static int wait_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+static int wait_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 {
 	struct fsx_handle *h = rd->h;
 	int r = 0;
@@ -97,7 +97,7 @@ static int exec_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 }
 
 /* The sentence of a write that failed on this handle, from its cursor. */
-static bool errstr_take(struct fsx_read *rd)
+static bool errstr_take(struct fsx_park *rd)
 {
 	struct fsx_handle *h = rd->h;
 	pthread_mutex_lock(&h->lock);
@@ -113,7 +113,7 @@ static bool errstr_take(struct fsx_read *rd)
 }
 
 /* A look's answer for rd: buf with n bytes, or n a failure (buf freed). */
-static int try_took(struct fsx_read *rd, char *buf, ssize_t n)
+static int try_took(struct fsx_park *rd, char *buf, ssize_t n)
 {
 	if (n < 0) {
 		free(buf);
@@ -126,7 +126,7 @@ static int try_took(struct fsx_read *rd, char *buf, ssize_t n)
 
 /* A handle whose write failed before any command ran reads back the
  * sentence; once a command runs, its output alone. */
-static int exec_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+static int exec_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 {
 	(void)final;
 	if (!sbx_exec_started(rd->h->x) && errstr_take(rd))
@@ -176,22 +176,24 @@ static int files_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 	return sbx_files_open(o->sbx, &h->files);
 }
 
-static int files_do_write(struct fsx_handle *h, const char *buf, size_t len)
+/* A request's write waits, parked, for the answer of the sandbox that
+ * serves it (qemu); a failed write's sentence is what the next read of the
+ * handle returns. */
+static int files_write_try(struct fsx_park *p, bool final, struct sbx_wake *wk)
 {
-	return sbx_files_write(h->files, buf, len);
-}
-
-/* A failed write's sentence is what the next read of the handle returns. */
-static int files_write(struct fsx_handle *h, const char *buf, size_t len)
-{
-	return fsx_errstr_write(h, buf, len, files_do_write);
+	(void)final; /* no deadline of ours: the engine's look fails at the request's */
+	engine_error_clear();
+	int r = sbx_files_write_try(p->h->files, p->wbuf, p->wlen, p->looks > 0, wk);
+	if (r != -EAGAIN)
+		fsx_errstr_keep(p->h, r);
+	return r;
 }
 
 /* The sentence of a failed write, while some is left; then the request's
  * bytes, from the engine's cursor: a regular file's bytes or an answer made
  * at the write at once; a get the sandbox serves (qemu) parks the read until
  * its bytes, its end or its failure come. */
-static int files_try(struct fsx_read *rd, bool final, struct sbx_wake *wk)
+static int files_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 {
 	(void)final; /* no deadline of ours: the engine's look fails at the request's */
 	if (errstr_take(rd))
@@ -209,7 +211,7 @@ static void files_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t 
 		fsx_read_parked(req, h, size, off);
 		return;
 	}
-	struct fsx_read rd = {.h = h, .size = size, .off = off};
+	struct fsx_park rd = {.h = h, .size = size, .off = off};
 	struct sbx_wake wk = {.fd = -1};
 	int r = files_try(&rd, false, &wk);
 	if (r < 0)
@@ -246,7 +248,7 @@ static void files_drop(struct fsx_handle *h)
 
 const struct fsx_file_ops fsx_files_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
-	.open = files_open, .read = files_read, .try = files_try, .write = files_write,
+	.open = files_open, .read = files_read, .try = files_try, .write_try = files_write_try,
 	.poll = files_poll, .release = fsx_poll_release, .drop = files_drop,
 };
 

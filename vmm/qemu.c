@@ -649,7 +649,6 @@ static void qvm_put(struct qemu_vm *q)
 			close(fds[i]);
 	pthread_mutex_destroy(&q->wlock);
 	pthread_mutex_destroy(&q->xlock);
-	pthread_cond_destroy(&q->fcond);
 	free(q);
 }
 
@@ -1768,14 +1767,14 @@ struct vmm_file {
 	struct qemu_file *f;
 };
 
-static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
+static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r,
 			  struct vmm_file **out, struct err *e)
 {
 	struct vmm_file *v = calloc(1, sizeof(*v));
 	if (!v)
 		return err_set(e, -ENOMEM, "out of memory");
 	v->q = qvm_get(vm);
-	int ret = v->q ? qagent_file_open(v->q, r, answer, &v->f, e)
+	int ret = v->q ? qagent_file_open(v->q, r, &v->f, e)
 		       : err_set(e, -EBUSY, "sandbox %s stopped: files moves a running one's files",
 				 vm->name);
 	if (ret < 0) {
@@ -1791,6 +1790,12 @@ static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r, str
 static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, struct err *e)
 {
 	return qagent_file_write(v->q, v->f, buf, len, e);
+}
+
+static int qemu_file_answer_try(struct vmm_file *v, struct buf *answer, unsigned *wait_ms,
+				struct err *e)
+{
+	return qagent_file_answer_try(v->q, v->f, answer, wait_ms, e);
 }
 
 static ssize_t qemu_file_read_try(struct vmm_file *v, char *buf, size_t size, unsigned *wait_ms,
@@ -1812,8 +1817,8 @@ static void qemu_file_close(struct vmm_file *v)
 }
 
 static const struct vmm_files_ops qemu_files_ops = {
-	.open = qemu_file_open, .write = qemu_file_write, .read_try = qemu_file_read_try,
-	.readable = qemu_file_readable, .close = qemu_file_close,
+	.open = qemu_file_open, .write = qemu_file_write, .answer_try = qemu_file_answer_try,
+	.read_try = qemu_file_read_try, .readable = qemu_file_readable, .close = qemu_file_close,
 };
 
 /* The reader thread's reports: "E<id> <exit code>"; EOF when it ended. */

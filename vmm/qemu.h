@@ -37,11 +37,14 @@ struct qemu_exec {
 };
 
 /* A files request in flight (qemu_agent.c): the requester's and the
- * reader thread's, under the VM's xlock; fcond tells of a change. */
+ * reader thread's, under the VM's xlock; wake tells of a change (nobody
+ * waits on a thread for it: looks never block). */
 struct qemu_file {
 	uint64_t id;    /* AGENT_FILE_ID set */
 	int verb;       /* enum vmm_file_verb */
 	int answers;    /* AG_FRES taken (a put has two) */
+	int want_answers; /* the requester's write waits for this many (put: 2 once all is sent) */
+	bool want_end;  /* and for the end of the records (stat, list) */
 	struct err *fail; /* the failure: every later call gives it; NULL: none */
 	uint64_t size;  /* get, stat, list: the bytes the agent announced; put: to send */
 	uint64_t got;   /* bytes received of them (put: sent) */
@@ -50,9 +53,10 @@ struct qemu_file {
 	size_t off, len; /* get: received, not yet read: buf[off, off+len) */
 	size_t uncredited;
 	size_t credit_due; /* get: read, for the reader thread to credit (never a reader's send) */
-	uint64_t wait_usec; /* get: when a reader began to find nothing (0: it has not) */
+	uint64_t wait_usec; /* when a look (the requester's, then a get's reader's) began
+			     * to find nothing (0: none has) */
 	uint64_t wait_got;  /* got then: bytes since are progress */
-	void (*wake)(void *arg); /* get: a reader may look again (vmm_file_req's) */
+	void (*wake)(void *arg); /* a look may find more (vmm_file_req's) */
 	void *wake_arg;
 	char shown[4 * 4096 + 1]; /* the path, escaped (for sentences) */
 	struct qemu_file *next;
@@ -84,10 +88,9 @@ struct qemu_vm {
 	bool nic;                /* a virtio-net device on a TAP (vm->nic) */
 	bool vserial;            /* the agent's channel is a virtio-serial port, not ttyS1 */
 	unsigned mem_mib, vcpus;
-	/* files requests (under xlock): fcond (CLOCK_MONOTONIC) tells of a
-	 * change; reader_gone once the reader thread ended (they fail). */
+	/* files requests (under xlock); reader_gone once the reader thread
+	 * ended (they fail). */
 	struct qemu_file *files;
-	pthread_cond_t fcond;
 	uint64_t file_seq;
 	bool reader_gone;
 	bool files_credit; /* some get's credit_due waits for the reader thread (wake_fd) */
@@ -205,11 +208,15 @@ int qfiles_answer(bool list, const char *raw, size_t n, const char *shown, struc
  * q pinned by the caller until close. */
 struct vmm_file_req;
 void qagent_files_init(struct qemu_vm *q);
-int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf *answer,
-		     struct qemu_file **out, struct err *e);
+/* None waits for the agent (vmm_files_ops): open and write send (the
+ * channel's bounded send), answer_try and read_try look: -EAGAIN with
+ * *wait_ms, and r's wake when there is more. */
+int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qemu_file **out,
+		     struct err *e);
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
 		      struct err *e);
-/* Never waits: -EAGAIN with *wait_ms (vmm_files_ops.read_try). */
+int qagent_file_answer_try(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
+			   unsigned *wait_ms, struct err *e);
 ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,
 			     unsigned *wait_ms, struct err *e);
 bool qagent_file_readable(struct qemu_vm *q, struct qemu_file *f);

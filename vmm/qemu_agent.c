@@ -531,7 +531,6 @@ void qagent_stop_reader(struct qemu_vm *q)
 	}
 	pthread_mutex_lock(&q->xlock);
 	q->reader_gone = true; /* files requests fail: nothing answers them now */
-	pthread_cond_broadcast(&q->fcond);
 	for (struct qemu_file *f = q->files; f; f = f->next)
 		file_changed(q, f);
 	while (q->execs) {
@@ -687,11 +686,6 @@ static const char *const file_verbs[] = {
 
 void qagent_files_init(struct qemu_vm *q)
 {
-	pthread_condattr_t a;
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->fcond, &a);
-	pthread_condattr_destroy(&a);
 	q->files_wait_ms = FILES_WAIT_MS;
 }
 
@@ -703,11 +697,11 @@ static struct qemu_file *file_find(struct qemu_vm *q, uint64_t id)
 	return NULL;
 }
 
-/* With xlock held: f changed for whoever waits on it (a requester on fcond,
- * a get's parked read through its wake). */
+/* With xlock held: f changed for whoever looks at it (a request's parked
+ * write, a get's parked read, a poller) through its wake. */
 static void file_changed(struct qemu_vm *q, struct qemu_file *f)
 {
-	pthread_cond_broadcast(&q->fcond);
+	(void)q;
 	if (f->wake)
 		f->wake(f->wake_arg);
 }
@@ -769,7 +763,9 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 		pthread_mutex_unlock(&q->xlock);
 		return;
 	}
-	bool was_empty = !f->len; /* a parked read waits for this one only */
+	/* A get's parked read waits for bytes in an empty window; a stat's or
+	 * list's write for the end alone. */
+	bool was_empty = !f->len && !records;
 	if (f->answers != 1 || !f->buf || f->ended)
 		file_fail(q, f, -EPROTO, "the guest agent sent bytes of %s that were not asked for",
 			  f->shown);
@@ -794,44 +790,12 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 		f->got += n;
 	if (was_empty || f->ended || f->fail)
 		file_changed(q, f);
-	else
-		pthread_cond_broadcast(&q->fcond);
 	pthread_mutex_unlock(&q->xlock);
 	if (records && n) {
 		char c[24];
 		int len = snprintf(c, sizeof(c), "%zu", n);
 		qagent_send(q, AG_CREDIT, id, c, (uint32_t)len);
 	}
-}
-
-/* With xlock held: waits until f has `answers` answers (and, with ended,
- * its end), it failed, or the agent made no progress for files_wait_ms. 0,
- * or f's failure. A requester's wait (open, a put's last write): a get's
- * reads never come here (qagent_file_read_try). */
-static int file_wait(struct qemu_vm *q, struct qemu_file *f, int answers, bool ended)
-{
-	uint64_t deadline = now_usec() + (uint64_t)q->files_wait_ms * 1000, seen = f->got;
-	while (!f->fail && (f->answers < answers || (ended && !f->ended))) {
-		if (q->reader_gone)
-			return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
-					 "nothing more of it happens", f->shown);
-		if (f->got != seen) { /* progress: the agent is alive */
-			seen = f->got;
-			deadline = now_usec() + (uint64_t)q->files_wait_ms * 1000;
-		}
-		uint64_t now = now_usec();
-		if (now >= deadline)
-			return file_fail(q, f, -ETIMEDOUT, "the guest agent did not answer about %s for "
-					 "%d s (a guest stuck or too busy): the request is abandoned",
-					 f->shown, q->files_wait_ms / 1000);
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		uint64_t ns = (uint64_t)ts.tv_nsec + (deadline - now) * 1000;
-		ts.tv_sec += (time_t)(ns / 1000000000);
-		ts.tv_nsec = (long)(ns % 1000000000);
-		pthread_cond_timedwait(&q->fcond, &q->xlock, &ts);
-	}
-	return f->fail ? f->fail->code : 0;
 }
 
 /* f's failure as the caller's sentence. */
@@ -865,8 +829,8 @@ void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
 	free(f);
 }
 
-int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf *answer,
-		     struct qemu_file **out, struct err *e)
+int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qemu_file **out,
+		     struct err *e)
 {
 	char payload[AGENT_PAYLOAD_MAX];
 	if (q->agent_version < AGENT_VERSION_FILES)
@@ -885,6 +849,12 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf
 	f->verb = (int)r->verb;
 	f->wake = r->wake;
 	f->wake_arg = r->wake_arg;
+	/* What its first write waits for: the agent's answer (a put of nothing:
+	 * the file in place too), a stat's or list's records whole. */
+	f->want_answers = r->verb == VMM_FILE_PUT && r->size == 0 ? 2 : 1;
+	f->want_end = r->verb == VMM_FILE_STAT || r->verb == VMM_FILE_LIST;
+	if (r->verb == VMM_FILE_PUT)
+		f->size = r->size;
 	snprintf(f->shown, sizeof(f->shown), "%s", r->shown);
 	pthread_mutex_lock(&q->xlock);
 	f->id = AGENT_FILE_ID | ++q->file_seq;
@@ -900,24 +870,13 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct buf
 		return err_set(e, ret, "cannot send the request to the guest agent: %s",
 			       strerror(-ret));
 	}
-	bool records = r->verb == VMM_FILE_STAT || r->verb == VMM_FILE_LIST;
-	pthread_mutex_lock(&q->xlock);
-	ret = file_wait(q, f, r->verb == VMM_FILE_PUT && r->size == 0 ? 2 : 1, records);
-	if (ret == 0 && records)
-		ret = qfiles_answer(r->verb == VMM_FILE_LIST, f->buf, f->got, f->shown, answer, e);
-	else
-		ret = file_err(f, ret, e);
-	if (ret == 0 && r->verb == VMM_FILE_PUT)
-		f->size = r->size;
-	pthread_mutex_unlock(&q->xlock);
-	if (ret < 0) {
-		qagent_file_close(q, f);
-		return ret;
-	}
 	*out = f;
 	return 0;
 }
 
+/* A put's bytes go to the channel behind its request (the agent takes them
+ * in order, and drops those of a request it failed): its first write need
+ * not wait for the temporary before sending them. */
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
 		      struct err *e)
 {
@@ -940,14 +899,17 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 	}
 	pthread_mutex_lock(&q->xlock);
 	f->got += len;
-	r = f->got == f->size ? file_wait(q, f, 2, false) : f->fail ? f->fail->code : 0;
+	if (f->got == f->size)
+		f->want_answers = 2; /* the last: its write waits for the rename */
+	r = f->fail ? f->fail->code : 0;
 	pthread_mutex_unlock(&q->xlock);
 	return file_err(f, r, e);
 }
 
-/* With xlock held: a get with nothing to read has a reader (a read, a
- * poll): the clock of its deadline starts, unless it runs; the reader
- * thread learns of a new one (files_expire). True once the deadline passed. */
+/* With xlock held: a request has a look that found nothing (its write's,
+ * a get's read or poll): the clock of its deadline starts, unless it runs;
+ * the reader thread learns of a new one (files_expire). True once the
+ * deadline passed. */
 static bool file_waited_out(struct qemu_vm *q, struct qemu_file *f, uint64_t now)
 {
 	if (!f->wait_usec || f->got != f->wait_got) {
@@ -967,9 +929,16 @@ static int file_timed_out(struct qemu_vm *q, struct qemu_file *f)
 			 q->files_wait_ms / 1000);
 }
 
-/* With xlock held: a get's reader finds nothing to read. -EAGAIN with the
- * time left before its deadline (files_wait_ms since a reader first found
- * nothing, the agent sending nothing meanwhile), or its failure. */
+/* With xlock held: the requester's write has what it waits for. */
+static bool file_answered(const struct qemu_file *f)
+{
+	return f->answers >= f->want_answers && (!f->want_end || f->ended);
+}
+
+/* With xlock held: a look finds nothing (a request's write its answer, a
+ * get's reader its bytes). -EAGAIN with the time left before its deadline
+ * (files_wait_ms since a look first found nothing, the agent sending
+ * nothing meanwhile), or its failure. */
 static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wait_ms)
 {
 	if (q->reader_gone)
@@ -982,15 +951,33 @@ static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wa
 	return -EAGAIN;
 }
 
-/* Reader thread: gets whose readers found nothing for files_wait_ms fail
- * now, and are woken (a poller, too, learns of it then). Milliseconds to
- * the next such deadline; -1: none. */
+int qagent_file_answer_try(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
+			   unsigned *wait_ms, struct err *e)
+{
+	pthread_mutex_lock(&q->xlock);
+	int r = f->fail ? f->fail->code : 0;
+	if (r == 0 && !file_answered(f)) {
+		r = file_nothing_yet(q, f, wait_ms);
+	} else if (r == 0) {
+		f->wait_usec = 0; /* a get's reader starts its own clock */
+		if (f->want_end)
+			r = qfiles_answer(f->verb == VMM_FILE_LIST, f->buf, f->got, f->shown, answer, e);
+	}
+	pthread_mutex_unlock(&q->xlock);
+	return r == -EAGAIN || r == 0 ? r : file_err(f, r, e);
+}
+
+/* Reader thread: requests whose looks found nothing for files_wait_ms
+ * fail now, and are woken (a poller, too, learns of it then). Milliseconds
+ * to the next such deadline; -1: none. */
 static int files_expire(struct qemu_vm *q)
 {
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000, next = 0;
 	pthread_mutex_lock(&q->xlock);
 	for (struct qemu_file *f = q->files; f; f = f->next) {
-		if (!f->wait_usec || f->fail || f->len || f->ended || f->got != f->wait_got)
+		/* Its write has its answer; a get's reader waits for bytes then. */
+		bool has = file_answered(f) && (f->verb != VMM_FILE_GET || f->len || f->ended);
+		if (!f->wait_usec || f->fail || has || f->got != f->wait_got)
 			continue;
 		uint64_t at = f->wait_usec + limit;
 		if (at <= now)

@@ -168,25 +168,35 @@ struct vmm_file_req {
 	uint64_t size;     /* put */
 	const char *path;  /* absolute, raw bytes */
 	const char *shown; /* the path escaped, for sentences */
-	/* A get: the backend calls wake(wake_arg) when read_try, having said
-	 * -EAGAIN, may give more (bytes came, the end, a failure, the sandbox
-	 * stopped); from any thread, under the backend's own locks, until close.
-	 * So wake only marks (waiters_kick) and never calls the backend. */
+	/* The backend calls wake(wake_arg) when answer_try or read_try, having
+	 * said -EAGAIN, may give more (an answer, bytes, the end, a failure,
+	 * the sandbox stopped); from any thread, under the backend's own
+	 * locks, until close. So wake only marks (waiters_kick) and never calls
+	 * the backend. */
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
+/* Nothing here waits for the sandbox (a FUSE request that would is parked
+ * by the engine, never held on its thread): a write's answer and a get's
+ * bytes are looked for (answer_try, read_try). */
 struct vmm_files_ops {
-	/* Starts r (without the sandbox's lock: it waits for the sandbox, a
-	 * bounded time). stat, list: their whole answer (engine/files.c's
-	 * lines) into answer; mkdir: done; get: its bytes come through read;
-	 * put: its size bytes go through write. */
-	int (*open)(struct vmm_inst *vm, const struct vmm_file_req *r, struct buf *answer,
-		    struct vmm_file **out, struct err *e);
-	/* A put's next bytes (at most what is left of its size); the last one
-	 * returns once the file is in place. */
+	/* Starts r (without the sandbox's lock): sends it, never waiting for
+	 * its answer (a send to the sandbox is bounded); answer_try says. */
+	int (*open)(struct vmm_inst *vm, const struct vmm_file_req *r, struct vmm_file **out,
+		    struct err *e);
+	/* A put's next bytes (at most what is left of its size), handed to the
+	 * sandbox; once the last is, answer_try says when the file is in place. */
 	int (*write)(struct vmm_file *f, const char *buf, size_t len, struct err *e);
-	/* A get's next bytes, never waiting (a read that waits is parked by the
-	 * engine, never held on its thread): 0 at its end; -EAGAIN when none
+	/* What the request's write waits for, never waiting: 0 once it is there
+	 * (stat, list: their whole answer, engine/files.c's lines, into
+	 * answer; mkdir: done; get: its bytes come through read_try; put: the
+	 * temporary made, and after its last bytes the file in place), its
+	 * failure, or -EAGAIN with *wait_ms the time left before the request's
+	 * deadline without progress (a look after it fails with ETIMEDOUT and a
+	 * sentence); wake comes first when something does. */
+	int (*answer_try)(struct vmm_file *f, struct buf *answer, unsigned *wait_ms,
+			  struct err *e);
+	/* A get's next bytes, never waiting: 0 at its end; -EAGAIN when none
 	 * have come yet, with *wait_ms the time left before the request's
 	 * deadline without progress (a try after it fails with ETIMEDOUT and a
 	 * sentence); wake comes first when something does. The bytes waiting to

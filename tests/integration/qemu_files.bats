@@ -130,10 +130,13 @@ EOF
 	assert_healthy
 }
 
-@test "qemu files: a get whose bytes are late parks its read; 8 of them on 4 FUSE threads, status still answers; poll and O_NONBLOCK" {
-	# Four FUSE threads: eight reads that held theirs (as before) would stall the mount.
+@test "qemu files: late bytes park a get's reads, a late answer parks a request's write; on one FUSE thread status still answers; poll and O_NONBLOCK" {
+	# One FUSE thread: a read or a write that held it (as before) would stall
+	# the mount. (The kernel sends one file's writes one at a time: of eight
+	# request lines written at once to NAME/files one is in the daemon, the
+	# rest wait in the kernel, so only a daemon of one thread tells.)
 	sbx_stop_daemon
-	sbx_start_daemon --fuse-threads 4
+	sbx_start_daemon --fuse-threads 1
 	sbx_create_ctl "$V" backend=qemu memory=256M
 	pid=$(qemu_pid_of "$V")
 	sbx_exec "$V" 'head -c 4194304 /dev/urandom >/tmp/r && sha256sum /tmp/r'
@@ -142,10 +145,15 @@ EOF
 	# Each get started (its first bytes read), then the VM paused: the agent
 	# sends nothing more, the reads empty what came and park. Status answers
 	# meanwhile; poll says "not readable" and O_NONBLOCK says EAGAIN. On
-	# resume every parked read gets its bytes, all of them.
-	run timeout 120 /usr/bin/python3 - "$MNT/$V" "$want" <<'EOF'
-import errno, hashlib, os, select, sys, threading, time
-d, want = sys.argv[1], sys.argv[2]
+	# resume every parked read gets its bytes, all of them. Then QEMU is
+	# stopped behind the daemon's back (SIGSTOP: a paused sandbox refuses new
+	# requests; this one still runs for the daemon, its guest silent): eight
+	# requests written then (seven stat, a put of 5 bytes in one write) park
+	# their writes, status still answers; after SIGCONT every write returns
+	# with its answer.
+	run timeout 120 /usr/bin/python3 - "$MNT/$V" "$want" "$pid" <<'EOF'
+import errno, hashlib, os, select, signal, sys, threading, time
+d, want, qpid = sys.argv[1], sys.argv[2], int(sys.argv[3])
 SIZE, N = 4194304, 8
 fds, got = [], [bytearray() for _ in range(N)]
 for i in range(N):
@@ -203,11 +211,44 @@ for t in ts:
     t.join(60)
 for g in got + [nbgot]:
     assert len(g) == SIZE and hashlib.sha256(g).hexdigest() == want, len(g)
+res = [None] * N
+def ask(i):
+    fd = os.open(d + "/files", os.O_RDWR)
+    try:
+        if i == 0:
+            res[i] = os.write(fd, b"put size=5 /tmp/w\nhello")
+        else:
+            os.write(fd, b"stat /tmp/r\n")
+            res[i] = os.read(fd, 4096).decode()
+    except OSError as e:
+        res[i] = "ERR %s: %s" % (errno.errorcode[e.errno], os.read(fd, 4096).decode())
+    os.close(fd)
+os.kill(qpid, signal.SIGSTOP)
+try:
+    ws = [threading.Thread(target=ask, args=(i,), daemon=True) for i in range(N)]
+    for t in ws:
+        t.start()
+    time.sleep(1)
+    for _ in range(5):
+        t0 = time.monotonic()
+        with open(d + "/status") as f:
+            st = f.read().strip()
+        dt = time.monotonic() - t0
+        assert st == "running" and dt < 2, ("with writes parked", st, dt)
+    assert all(r is None for r in res), ("a request's write ended while QEMU was stopped", res)
+finally:
+    os.kill(qpid, signal.SIGCONT)
+for t in ws:
+    t.join(60)
+assert res[0] == 23, res[0]
+assert all(r.startswith("type f\nmode ") and "\nsize 4194304\n" in r for r in res[1:]), res
 print("ok", parked)
 EOF
 	echo "# $output" >&3
 	[ "$status" -eq 0 ]
 	[[ "$output" == "ok "* ]]
+	run freq "get /tmp/w"
+	[ "$output" = hello ]
 	echo stop >"$MNT/$V/ctl"
 	wait_status "$V" stopped
 	assert_no_qemu_leaks "$V" "$pid"

@@ -81,7 +81,6 @@ static void vm_free(struct qemu_vm *q, int ctl_fd)
 	close(agent_side);
 	pthread_mutex_destroy(&q->wlock);
 	pthread_mutex_destroy(&q->xlock);
-	pthread_cond_destroy(&q->fcond);
 	free(q);
 }
 
@@ -460,7 +459,41 @@ static void test_tty_job_user_resize_eof(void)
 
 /* --- files: requests the agent serves --- */
 
-/* qagent_file_open on its own thread, while this one plays the agent. */
+/* A request's wake (vmm_file_req): counted, as the engine's kick would be. */
+static atomic_int wakes;
+static void count_wake(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&wakes, 1);
+}
+
+/* As a parked request after a look that said -EAGAIN with ms: until a wake
+ * comes after seen, or ms passed. */
+static void wait_woken(int seen, unsigned ms, int limit_ms)
+{
+	CHECK(ms > 0 && ms <= (unsigned)limit_ms);
+	uint64_t until = now_usec() + ms * 1000ull;
+	while (atomic_load(&wakes) == seen && now_usec() < until)
+		usleep(1000);
+}
+
+/* As a parked write: a look for the answer, then (-EAGAIN) another once
+ * woken or once the time it gave is up. */
+static int answer_woken(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
+			struct err *e)
+{
+	for (;;) {
+		int seen = atomic_load(&wakes);
+		unsigned ms = 0;
+		int r = qagent_file_answer_try(q, f, answer, &ms, e);
+		if (r != -EAGAIN)
+			return r;
+		wait_woken(seen, ms, q->files_wait_ms);
+	}
+}
+
+/* A request's write on its own thread (its start, then its looks), while
+ * this one plays the agent; f closed when it fails. */
 struct opener {
 	struct qemu_vm *q;
 	struct vmm_file_req r;
@@ -474,16 +507,12 @@ struct opener {
 static void *open_main(void *arg)
 {
 	struct opener *o = arg;
-	o->ret = qagent_file_open(o->q, &o->r, &o->answer, &o->f, &o->e);
+	o->ret = qagent_file_open(o->q, &o->r, &o->f, &o->e);
+	if (o->ret == 0 && (o->ret = answer_woken(o->q, o->f, &o->answer, &o->e)) < 0) {
+		qagent_file_close(o->q, o->f);
+		o->f = NULL;
+	}
 	return NULL;
-}
-
-/* A get's wake (vmm_file_req): counted, as the engine's kick would be. */
-static atomic_int wakes;
-static void count_wake(void *arg)
-{
-	(void)arg;
-	atomic_fetch_add(&wakes, 1);
 }
 
 static void open_start(struct opener *o, struct qemu_vm *q, enum vmm_file_verb verb,
@@ -537,10 +566,7 @@ static ssize_t read_woken(struct qemu_vm *q, struct qemu_file *f, char *out, siz
 		ssize_t n = qagent_file_read_try(q, f, out, cap, &ms, e);
 		if (n != -EAGAIN)
 			return n;
-		CHECK(ms > 0 && ms <= (unsigned)q->files_wait_ms);
-		uint64_t until = now_usec() + ms * 1000ull;
-		while (atomic_load(&wakes) == seen && now_usec() < until)
-			usleep(1000);
+		wait_woken(seen, ms, q->files_wait_ms);
 	}
 }
 
@@ -571,12 +597,11 @@ static void test_files_need_agent_4(void)
 {
 	int ctl;
 	struct err e = {0};
-	struct buf answer = {0};
 	struct qemu_file *f;
 	struct qemu_vm *q = vm_new(&ctl);
 	q->agent_version = AGENT_VERSION_TTY;
 	struct vmm_file_req r = {.verb = VMM_FILE_GET, .path = "/x", .shown = "/x"};
-	CHECK(qagent_file_open(q, &r, &answer, &f, &e) == -EOPNOTSUPP);
+	CHECK(qagent_file_open(q, &r, &f, &e) == -EOPNOTSUPP);
 	CHECK(strstr(e.msg, "guest agent (version 3, from an older initramfs) has no files") != NULL);
 	vm_free(q, ctl);
 }
@@ -665,7 +690,7 @@ static void test_files_put_and_stalled_guest(void)
 	struct qemu_vm *q = files_vm_new(&ctl);
 
 	/* put: the temporary made, the bytes in frames of at most
-	 * AGENT_FDATA_MAX, the last write returns once it is in place. */
+	 * AGENT_FDATA_MAX, the last write's look says once it is in place. */
 	open_start(&o, q, VMM_FILE_PUT, "/tmp/p", sizeof(data));
 	uint64_t id = agent_takes("put 644 40000", "/tmp/p");
 	send_text_frame(AG_FRES, id, "0 0");
@@ -674,6 +699,7 @@ static void test_files_put_and_stalled_guest(void)
 	memset(data, 'p', sizeof(data));
 	send_text_frame(AG_FRES, id, "0 40000"); /* early: it waits in the channel */
 	CHECK(qagent_file_write(q, o.f, data, sizeof(data), &e) == 0);
+	CHECK(answer_woken(q, o.f, NULL, &e) == 0);
 	size_t got = 0;
 	while (got < sizeof(data) && recv_frame(&h, payload, 2000) && h.type == AG_FDATA &&
 	       h.id == id && h.len <= AGENT_FDATA_MAX)
@@ -785,6 +811,84 @@ static void test_files_get_late_bytes_wake_reader(void)
 	vm_free(q, ctl);
 }
 
+/* A request's write never waits for the agent: the request goes, a look
+ * says -EAGAIN at once with the time left, the agent's late answer wakes
+ * it (a stat's records, a put's temporary and then its rename); a guest
+ * that never answers fails it at its deadline, the reader thread waking
+ * the parked write without a look of its own. */
+static void test_files_answer_late_never_holds_writer(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct buf answer = {0};
+	struct qemu_file *f = NULL;
+	struct agent_hdr h;
+	static char payload[AGENT_FDATA_MAX + 1];
+	unsigned ms = 0;
+	struct qemu_vm *q = files_vm_new(&ctl);
+
+	struct vmm_file_req r = {.verb = VMM_FILE_STAT, .mode = 0644, .path = "/s", .shown = "/s",
+				 .wake = count_wake};
+	uint64_t t0 = now_usec();
+	CHECK(qagent_file_open(q, &r, &f, &e) == 0);
+	CHECK(qagent_file_answer_try(q, f, &answer, &ms, &e) == -EAGAIN);
+	CHECK(now_usec() - t0 < 100 * 1000); /* no wait on the caller */
+	CHECK(ms > 9000 && ms <= 10000);
+	uint64_t id = agent_takes("stat 644 0", "/s");
+	int w0 = atomic_load(&wakes);
+	usleep(200 * 1000); /* the agent is slow */
+	CHECK(atomic_load(&wakes) == w0);
+	static const char st[] = "f 600 3 0 0 1 7 \0";
+	send_records(id, st, sizeof(st) - 1);
+	for (int i = 0; i < 2000 && qagent_file_answer_try(q, f, &answer, &ms, &e) == -EAGAIN; i++)
+		usleep(1000);
+	CHECK(atomic_load(&wakes) > w0);
+	CHECK(answer.len && strcmp(answer.data, "type f\nmode 0600\nsize 3\nuid 0\ngid 0\n"
+				   "nlink 1\nmtime 7\n") == 0);
+	buf_free(&answer);
+	qagent_file_close(q, f);
+
+	/* put: its first write waits for the temporary, its last for the rename;
+	 * the bytes go at once, neither write waits on its thread. */
+	r = (struct vmm_file_req){.verb = VMM_FILE_PUT, .mode = 0644, .size = 5, .path = "/p",
+				  .shown = "/p", .wake = count_wake};
+	CHECK(qagent_file_open(q, &r, &f, &e) == 0);
+	id = agent_takes("put 644 5", "/p");
+	CHECK(qagent_file_answer_try(q, f, NULL, &ms, &e) == -EAGAIN);
+	send_text_frame(AG_FRES, id, "0 0");
+	CHECK(answer_woken(q, f, NULL, &e) == 0);
+	t0 = now_usec();
+	CHECK(qagent_file_write(q, f, "hello", 5, &e) == 0);
+	CHECK(qagent_file_answer_try(q, f, NULL, &ms, &e) == -EAGAIN);
+	CHECK(now_usec() - t0 < 100 * 1000);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FDATA && h.id == id && h.len == 5);
+	w0 = atomic_load(&wakes);
+	send_text_frame(AG_FRES, id, "0 5");
+	CHECK(answer_woken(q, f, NULL, &e) == 0);
+	CHECK(atomic_load(&wakes) > w0);
+	qagent_file_close(q, f);
+
+	/* No answer at all: the reader thread fails it at the deadline and
+	 * wakes it; the look then says why. */
+	q->files_wait_ms = 300;
+	r = (struct vmm_file_req){.verb = VMM_FILE_MKDIR, .mode = 0755, .path = "/d", .shown = "/d",
+				  .wake = count_wake};
+	CHECK(qagent_file_open(q, &r, &f, &e) == 0);
+	id = agent_takes("mkdir 755 0", "/d");
+	t0 = now_usec();
+	CHECK(qagent_file_answer_try(q, f, NULL, &ms, &e) == -EAGAIN && ms <= 300);
+	w0 = atomic_load(&wakes);
+	for (int i = 0; i < 3000 && atomic_load(&wakes) == w0; i++)
+		usleep(1000);
+	CHECK(atomic_load(&wakes) > w0);
+	CHECK(now_usec() - t0 >= 290 * 1000);
+	CHECK(qagent_file_answer_try(q, f, NULL, &ms, &e) == -ETIMEDOUT);
+	CHECK(strstr(e.msg, "did not answer about /d") != NULL);
+	qagent_file_close(q, f);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FEND && h.id == id);
+	vm_free(q, ctl);
+}
+
 int main(void)
 {
 	RUN(test_job_streams_stdin_pid_signal);
@@ -800,5 +904,6 @@ int main(void)
 	RUN(test_files_get_stat_list);
 	RUN(test_files_put_and_stalled_guest);
 	RUN(test_files_get_late_bytes_wake_reader);
+	RUN(test_files_answer_late_never_holds_writer);
 	UNIT_DONE("qemu_agent");
 }
