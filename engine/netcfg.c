@@ -551,23 +551,30 @@ static int pol_apply(struct pol *p, const struct net_rule *r, bool strict, struc
 	return ret;
 }
 
-int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
+/* A ctl command on s's network (rules, exposed ports): s's policy entry
+ * with pol_lock taken (the gone entries' deletes tried again first), or
+ * NULL with why in e. */
+static struct pol *net_cmd_begin(struct sbx *s, const char *what, struct err *e)
 {
-	struct net_rule rule;
-	int r = ctl_parse_rule(argc, argv, &rule, e);
-	if (r < 0)
-		return r;
-	if (!s->net_reserved)
-		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no rules to "
-			       "apply", s->node.name);
-	uint64_t t0 = now_usec();
+	if (!s->net_reserved) {
+		err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no %s", s->node.name,
+			what);
+		return NULL;
+	}
 	pthread_mutex_lock(&s->eng->net.pol_lock);
+	expose_retry(s->eng);
 	struct pol *p = pol_of(s);
-	if (!p)
-		r = err_set(e, -ENOMEM, "sandbox %s has no policy entry (out of memory at create)",
-			    s->node.name);
-	else if ((r = pol_apply(p, &rule, true, e)) == 0)
-		p->apply_usec = now_usec() - t0;
+	if (!p) {
+		pthread_mutex_unlock(&s->eng->net.pol_lock);
+		err_set(e, -ENOMEM, "sandbox %s has no policy entry (out of memory at create)",
+			s->node.name);
+	}
+	return p;
+}
+
+/* Its end: pol_lock released, and a change that worked journaled. */
+static int net_cmd_end(struct sbx *s, int r)
+{
 	pthread_mutex_unlock(&s->eng->net.pol_lock);
 	if (r == 0) {
 		pthread_mutex_lock(&s->lock);
@@ -575,6 +582,21 @@ int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
 		pthread_mutex_unlock(&s->lock);
 	}
 	return r;
+}
+
+int sbx_net_ctl(struct sbx *s, int argc, char **argv, struct err *e)
+{
+	struct net_rule rule;
+	int r = ctl_parse_rule(argc, argv, &rule, e);
+	if (r < 0)
+		return r;
+	uint64_t t0 = now_usec();
+	struct pol *p = net_cmd_begin(s, "rules to apply", e);
+	if (!p)
+		return e->code;
+	if ((r = pol_apply(p, &rule, true, e)) == 0)
+		p->apply_usec = now_usec() - t0;
+	return net_cmd_end(s, r);
 }
 
 /* pol_lock held: the nft table, made at the first port exposed (a daemon
@@ -655,23 +677,13 @@ int sbx_net_expose(struct sbx *s, int argc, char **argv, struct err *e)
 	int r = ctl_parse_expose(argc, argv, &x, e);
 	if (r < 0)
 		return r;
-	if (!s->net_reserved)
-		return err_set(e, -EOPNOTSUPP, "sandbox %s has no network (net=off): no port to "
-			       "expose", s->node.name);
-	pthread_mutex_lock(&s->eng->net.pol_lock);
-	expose_retry(s->eng);
-	struct pol *p = pol_of(s);
-	r = !p ? err_set(e, -ENOMEM, "sandbox %s has no policy entry", s->node.name)
-	  : !x.host_port ? expose_del(p, &x, e)
+	struct pol *p = net_cmd_begin(s, "port to expose", e);
+	if (!p)
+		return e->code;
+	r = !x.host_port ? expose_del(p, &x, e)
 	  : expose_ensure(s->eng, e) < 0 ? e->code
 	  : expose_add(p, &x, e);
-	pthread_mutex_unlock(&s->eng->net.pol_lock);
-	if (r == 0) {
-		pthread_mutex_lock(&s->lock);
-		journal_write(s);
-		pthread_mutex_unlock(&s->lock);
-	}
-	return r;
+	return net_cmd_end(s, r);
 }
 
 void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n)

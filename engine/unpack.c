@@ -221,6 +221,18 @@ static uint64_t xattr_bytes(const struct tar_entry *ent)
 	return n;
 }
 
+/* An entry made and open as fd, r what its making said: its owner, mode,
+ * time and xattrs set through fd (when r is 0), fd closed. */
+static int finish_entry(struct unpacker *u, int fd, const struct tar_entry *ent, int r)
+{
+	if (r == 0)
+		r = owner_mode_times(u, fd, ent);
+	if (r == 0)
+		r = set_xattrs(u, fd, ent);
+	close(fd);
+	return r;
+}
+
 static int make_dir(struct unpacker *u, int pfd, const char *name, const struct tar_entry *ent)
 {
 	bool hid;
@@ -232,13 +244,7 @@ static int make_dir(struct unpacker *u, int pfd, const char *name, const struct 
 	int fd = open_beneath(pfd, name, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return err_set(u->e, fd, "entry '%.200s': cannot open it: %s", ent->path, strerror(-fd));
-	r = hid ? set_opaque(u, fd, ent->path) : 0;
-	if (r == 0)
-		r = owner_mode_times(u, fd, ent);
-	if (r == 0)
-		r = set_xattrs(u, fd, ent);
-	close(fd);
-	return r;
+	return finish_entry(u, fd, ent, hid ? set_opaque(u, fd, ent->path) : 0);
 }
 
 static bool all_zero(const char *p, size_t n)
@@ -295,13 +301,7 @@ static int make_file(struct unpacker *u, struct tar *t, int pfd, const char *nam
 	int fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return err_set(u->e, -errno, "entry '%.200s': create: %s", ent->path, strerror(errno));
-	r = copy_data(u, t, fd, ent);
-	if (r == 0)
-		r = owner_mode_times(u, fd, ent);
-	if (r == 0)
-		r = set_xattrs(u, fd, ent);
-	close(fd);
-	return r;
+	return finish_entry(u, fd, ent, copy_data(u, t, fd, ent));
 }
 
 /* A symbolic link or a FIFO: made, then given its owner, mode and time

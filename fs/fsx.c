@@ -237,16 +237,21 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_entry(req, ino_encode(&c), fixed ? FIXED_TIMEOUT : NAME_TIMEOUT);
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void reply_attr(fuse_req_t req, fuse_ino_t ino)
 {
-	(void)fi;
-	engine_thread_online();
 	struct stat st;
 	int r = node_attr(req, ino, &st);
 	if (r < 0)
 		fuse_reply_err(req, -r);
 	else
 		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)fi;
+	engine_thread_online();
+	reply_attr(req, ino);
 }
 
 /* Only what `echo x > file` needs: truncation to 0 (and times, for touch). */
@@ -261,12 +266,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	struct stat st;
-	int r = node_attr(req, ino, &st);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_attr(req, &st, ATTR_TIMEOUT);
+	reply_attr(req, ino);
 }
 
 /* --- directories: a snapshot of the entries per opendir --- */

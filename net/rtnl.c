@@ -120,12 +120,18 @@ static int bridge_create(struct nl *nl, const char *br, struct in_addr gw)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
-int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, struct err *e)
+/* A netlink socket for a change of bridge br, once its name is checked. */
+static int bridge_nl(const char *br, struct nl **nl, struct err *e)
 {
 	if (!ifname_ok(br))
 		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name", br ? br : "");
+	return nl_new(nl, e);
+}
+
+int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, struct err *e)
+{
 	_cleanup_nl_ struct nl *nl = NULL;
-	int ret = nl_new(&nl, e);
+	int ret = bridge_nl(br, &nl, e);
 	if (ret < 0)
 		return ret;
 
@@ -156,10 +162,8 @@ int net_bridge_ensure(const char *br, struct in_addr gw, uint8_t prefix_len, str
 
 int net_bridge_remove(const char *br, struct err *e)
 {
-	if (!ifname_ok(br))
-		return err_set(e, -EINVAL, "bridge name '%s' is not a valid interface name", br ? br : "");
 	_cleanup_nl_ struct nl *nl = NULL;
-	int ret = nl_new(&nl, e);
+	int ret = bridge_nl(br, &nl, e);
 	if (ret < 0)
 		return ret;
 	ret = nl_link_del(nl, br);

@@ -266,7 +266,8 @@ static void flush(struct qemu_vm *q, struct qemu_exec *x)
 		x->off = 0;
 }
 
-/* Only this thread removes entries, so x stays valid between the locks. */
+/* Only the reader thread removes entries (and a sender its own, unsent), so
+ * x stays valid between the locks. */
 static void exec_remove(struct qemu_vm *q, struct qemu_exec *x)
 {
 	pthread_mutex_lock(&q->xlock);
@@ -601,14 +602,7 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qa
 	pthread_mutex_unlock(&q->xlock);
 	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, payload, (uint32_t)len);
 	if (r < 0) {
-		pthread_mutex_lock(&q->xlock);
-		for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
-			if (*pp == x) {
-				*pp = x->next;
-				break;
-			}
-		pthread_mutex_unlock(&q->xlock);
-		exec_free(x);
+		exec_remove(q, x); /* never sent: the reader has nothing of it */
 		return err_set(e, r, "cannot send the command to the guest agent: %s", strerror(-r));
 	}
 	/* The reader thread polls the new stdin from its next round on. */
