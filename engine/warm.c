@@ -20,7 +20,6 @@
 #include "netcfg.h"
 #include "pool.h"
 #include "sandbox.h"
-#include "stats.h"
 #include "warm.h"
 
 #define WARM_SIZE_MAX 1024
@@ -453,8 +452,6 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			claim_journal_job(m);
 		pool_put(p); /* the member's: it is the user's sandbox now */
 		engine_bump_generation(eng);
-		lat_add(eng, LAT_CREATE, m->t.claim_usec);
-		stats_count_create(eng, true);
 		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,
 			 m->t.claim_usec);
 		kick(p);
