@@ -446,20 +446,18 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 	if (r == 0 && q->verb != CTL_FILES_PUT && at < len)
 		r = err_set(e, -EINVAL, "one request line per write: %s takes no data",
 			    q->verb == CTL_FILES_GET ? "get" : "this request");
-	if (r == 0 && f->s->ops->files) {
+	if (r == 0)
 		str_escape_name(f->path, sizeof(f->path), q->path);
+	if (r == 0 && f->s->ops->files) {
 		f->verb = q->verb;
 		/* A put's bytes in this write follow the request at once: its
 		 * write's look waits for the temporary (and the rename, with all). */
 		if ((r = files_remote(f, q, e)) == 0 && q->verb == CTL_FILES_PUT)
 			r = files_put_data(f, buf + at, len - at, e);
 		r = r < 0 ? r : files_remote_answer(f, wk, e);
+	} else if (r == 0 && (r = serve[q->verb](f, q, e)) < 0) {
+		buf_free(&f->answer);
 	} else if (r == 0) {
-		str_escape_name(f->path, sizeof(f->path), q->path);
-		if ((r = serve[q->verb](f, q, e)) < 0)
-			buf_free(&f->answer);
-	}
-	if (r == 0 && !f->s->ops->files) {
 		f->verb = q->verb;
 		f->started = true;
 		if (q->verb == CTL_FILES_PUT) /* the rest of the write, and size=0, go on */
