@@ -582,7 +582,7 @@ for o in json.load(sys.stdin).get("nftables", []):
 	PATH="$SBX_TMP/bin:$PATH" SBX_NET_ARGS="--bridge $BR --subnet ${SUBNET%.0/24}.0/29" \
 		sbx_start_daemon
 	sbx_create "$A"
-	ip_a=$(awk '$1 == "ip" { print $2 }' "$MNT/$A/net")
+	ip_a=$(ip_of "$A")
 	sbx_write "$MNT/$A/ctl" "expose 8080 18081"
 	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 1 ]
 	touch "$SBX_TMP/nft.fail"
@@ -593,7 +593,7 @@ for o in json.load(sys.stdin).get("nftables", []):
 	# the host port is not exposed again.
 	for i in 1 2 3 4 5 6; do
 		sbx_create "$B"
-		[ "$(awk '$1 == "ip" { print $2 }' "$MNT/$B/net")" != "$ip_a" ]
+		[ "$(ip_of "$B")" != "$ip_a" ]
 		run sbx_write "$MNT/$B/ctl" "expose 8080 18081"
 		assert_fails_with "Address already in use"
 		rmdir "$MNT/$B"
@@ -607,10 +607,10 @@ for o in json.load(sys.stdin).get("nftables", []):
 	[ "$(exposed_host_ports "" | grep -cx "tcp 18081")" = 0 ]
 	for i in 1 2 3 4 5 6; do
 		sbx_create "$B"
-		[ "$(awk '$1 == "ip" { print $2 }' "$MNT/$B/net")" = "$ip_a" ] && break
+		[ "$(ip_of "$B")" = "$ip_a" ] && break
 		rmdir "$MNT/$B"
 	done
-	[ "$(awk '$1 == "ip" { print $2 }' "$MNT/$B/net")" = "$ip_a" ]
+	[ "$(ip_of "$B")" = "$ip_a" ]
 	sbx_write "$MNT/$B/ctl" "expose 8080 18081"
 	rmdir "$MNT/$B"
 	sbx_stop_daemon
