@@ -188,13 +188,13 @@ assert p.poll(300) == [], "poll says readable with nothing there"
 time.sleep(1)
 parked = [len(g) for g in got]
 assert all(n < SIZE for n in parked), parked
+# Each status read answers while every get is still parked: a held worker
+# (the only one) would answer it only after a get ended, at its deadline.
 for _ in range(5):
-    t0 = time.monotonic()
     with open(d + "/status") as f:
         st = f.read().strip()
-    dt = time.monotonic() - t0
-    assert st == "paused" and dt < 2, (st, dt)
-assert all(t.is_alive() for t in ts), "a parked read ended while the VM was paused"
+    assert st == "paused", st
+    assert all(t.is_alive() for t in ts), "a parked read ended while the VM was paused"
 with open(d + "/ctl", "w") as c:
     c.write("resume\n")
 assert p.poll(30000) != [], "poll did not say readable once bytes came"
@@ -230,12 +230,10 @@ try:
         t.start()
     time.sleep(1)
     for _ in range(5):
-        t0 = time.monotonic()
         with open(d + "/status") as f:
             st = f.read().strip()
-        dt = time.monotonic() - t0
-        assert st == "running" and dt < 2, ("with writes parked", st, dt)
-    assert all(r is None for r in res), ("a request's write ended while QEMU was stopped", res)
+        assert st == "running", ("with writes parked", st)
+        assert all(r is None for r in res), ("a request's write ended while QEMU was stopped", res)
 finally:
     os.kill(qpid, signal.SIGCONT)
 for t in ws:
