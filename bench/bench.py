@@ -1045,8 +1045,8 @@ def leftover_net():
 def case_net():
     """Create latency with networking on (second daemon) vs off (main daemon),
     interleaved one at a time, then 100-way bursts on both."""
-    rows = {"off": {"create": [], "daemon": [], "net": []},
-            "on": {"create": [], "daemon": [], "net": [], "phases": []}}
+    rows = {"off": {"create": [], "daemon": [], "net": [], "remove": []},
+            "on": {"create": [], "daemon": [], "net": [], "remove": [], "phases": []}}
     rng = random.Random(now_ns())
     total = P["net_warm"] + P["net_samples"]
     for i in range(total):
@@ -1059,8 +1059,11 @@ def case_net():
             os.mkdir(os.path.join(mnt, name))
             t1 = wait_running(name, mnt=mnt)
             st = sbx_stats(name, mnt)
+            t2 = now_ns()
             os.rmdir(os.path.join(mnt, name))
+            t3 = now_ns()
             if i >= P["net_warm"]:
+                rows[m]["remove"].append((t3 - t2) / 1e3)
                 rows[m]["create"].append((t1 - t0) / 1e3)
                 rows[m]["daemon"].append(float(st["create_usec"]))
                 rows[m]["net"].append(float(st.get("create_net_usec", 0)))

@@ -501,9 +501,12 @@ def sec_net(r, md):
                          ratio(pct(c["create"], 50), nbase),
                          "%s / %s" % tuple(f(pct(c["daemon"], p) / 1e3) for p in (50, 95)),
                          ("%s / %s / %s" % tuple(f(pct(c["net"], p) / 1e3) for p in (50, 95, 99)))
-                         if m == "on" else "–"])
+                         if m == "on" else "–",
+                         ("%s / %s" % tuple(f(pct(c["remove"], p) / 1e3) for p in (50, 95)))
+                         if c.get("remove") else "–"])
         md.append(table(["", "n", "create p50 / p95 / p99 ms", "p50 vs off",
-                         "daemon create_usec p50 / p95 ms", "create_net_usec p50 / p95 / p99 ms"], rows))
+                         "daemon create_usec p50 / p95 ms", "create_net_usec p50 / p95 / p99 ms",
+                         "`rmdir` p50 / p95 ms"], rows))
         md.append("")
         ph = NS["on"].get("phases", [])
         if ph:

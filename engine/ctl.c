@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Top-level file names a sandbox may not take (its directory would hide them). */
 static const char *reserved[] = {"ctl", "stats", "error", "events", "metrics", "images",
@@ -365,35 +366,64 @@ bool ctl_run_env_has(const struct ctl_run_opts *o, const char *name, size_t n)
 	return false;
 }
 
-/* Seconds with at most three decimals ("30", "0.5"), above 0 and at most a year. */
-static int parse_timeout(const char *v, uint64_t *ms, struct err *e)
+/* Seconds with at most three decimals ("30", "0.5"), above 0 and at most max. */
+static int parse_seconds(const char *v, uint64_t max, uint64_t *ms)
 {
-	uint32_t millis;
 	const char *dot = strchr(v, '.');
 	char whole[16];
 	size_t wl = dot ? (size_t)(dot - v) : strlen(v);
 	uint64_t sec, frac = 0;
 	if (wl == 0 || wl >= sizeof(whole))
-		goto bad;
+		return -EINVAL;
 	memcpy(whole, v, wl);
 	whole[wl] = '\0';
-	if (ctl_parse_uint(whole, CTL_TIMEOUT_MAX_SEC, &sec) < 0)
-		goto bad;
+	if (ctl_parse_uint(whole, max, &sec) < 0)
+		return -EINVAL;
 	if (dot) {
 		size_t fl = strlen(dot + 1);
 		if (fl == 0 || fl > 3 || ctl_parse_uint(dot + 1, 999, &frac) < 0)
-			goto bad;
+			return -EINVAL;
 		for (size_t i = fl; i < 3; i++)
 			frac *= 10;
 	}
-	millis = (uint32_t)frac;
-	if ((sec == 0 && millis == 0) || (sec == CTL_TIMEOUT_MAX_SEC && millis))
-		goto bad;
-	*ms = sec * 1000 + millis;
+	if ((sec == 0 && frac == 0) || (sec == max && frac))
+		return -EINVAL;
+	*ms = sec * 1000 + frac;
 	return 0;
-bad:
+}
+
+static int parse_timeout(const char *v, uint64_t *ms, struct err *e)
+{
+	if (parse_seconds(v, CTL_TIMEOUT_MAX_SEC, ms) == 0)
+		return 0;
 	return err_set(e, -EINVAL, "timeout=%.32s is not a number of seconds from 0.001 to %d "
 		       "(at most three decimals: timeout=2.5)", v, CTL_TIMEOUT_MAX_SEC);
+}
+
+int ctl_parse_wait(const char *buf, size_t len, struct ctl_wait *w, struct err *e)
+{
+	static const char *const states[] = {"running", "paused", "standby", "stopped", "failed",
+					     "any"};
+	struct ctl_cmd cmd;
+	int r = ctl_split(buf, len, &cmd, e);
+	if (r < 0)
+		return r;
+	if (cmd.argc < 1 || cmd.argc > 2)
+		return err_set(e, -EINVAL, "write a state to wait for, and seconds if not %d: "
+			       "running|paused|standby|stopped|failed|any [SECONDS]",
+			       CTL_WAIT_DEFAULT_SEC);
+	w->state[0] = '\0';
+	for (size_t i = 0; i < ARRAY_SIZE(states); i++)
+		if (!strcmp(cmd.argv[0], states[i]))
+			snprintf(w->state, sizeof(w->state), "%s", states[i]);
+	if (!w->state[0])
+		return err_set(e, -EINVAL, "'%.32s' is not a state to wait for "
+			       "(running paused standby stopped failed any)", cmd.argv[0]);
+	w->ms = CTL_WAIT_DEFAULT_SEC * 1000ull;
+	if (cmd.argc == 2 && parse_seconds(cmd.argv[1], CTL_WAIT_MAX_SEC, &w->ms) < 0)
+		return err_set(e, -EINVAL, "'%.32s' is not a number of seconds from 0.001 to %d "
+			       "(at most three decimals)", cmd.argv[1], CTL_WAIT_MAX_SEC);
+	return 0;
 }
 
 /* The value of the option word at *p (past its "key="), unquoted into out
@@ -600,7 +630,13 @@ int ctl_parse_rule(int argc, char **argv, struct net_rule *out, struct err *e)
 		snprintf(r.sbx, sizeof(r.sbx), "%s", argv[2]);
 	} else {
 		int ret = 0;
-		if (net_dns_name_check(argv[1]) == 0) { /* a name never parses as a CIDR */
+		if (!strcasecmp(argv[1], "all") || !strcasecmp(argv[1], "sandbox")) {
+			/* A domain named as a keyword would read back as that keyword
+			 * (its rule is written in lower case). */
+			return err_set(e, -EINVAL, "'%.64s' is a keyword in another case: write "
+				       "'%s all' or '%s sandbox NAME' in lower case", argv[1],
+				       argv[0], argv[0]);
+		} else if (net_dns_name_check(argv[1]) == 0) { /* a name never parses as a CIDR */
 			r.kind = NET_RULE_DOMAIN;
 			for (size_t i = 0; argv[1][i]; i++)
 				r.domain[i] = (char)tolower((unsigned char)argv[1][i]);

@@ -121,6 +121,18 @@ bool ctl_user_ok(const char *user);
 /* A variable name sh can take: [A-Za-z_][A-Za-z0-9_]*, n bytes. */
 bool ctl_env_name_ok(const char *s, size_t n);
 
+/* What a wait handle waits for, written to it: `STATE [SECONDS]`, STATE one
+ * of running paused standby stopped failed, or `any` (the next change);
+ * SECONDS (at most three decimals, up to CTL_WAIT_MAX_SEC) bounds the read
+ * that follows (CTL_WAIT_DEFAULT_SEC without). -EINVAL with a sentence. */
+#define CTL_WAIT_MAX_SEC 86400
+#define CTL_WAIT_DEFAULT_SEC 30
+struct ctl_wait {
+	char state[16];
+	uint64_t ms;
+};
+int ctl_parse_wait(const char *buf, size_t len, struct ctl_wait *w, struct err *e);
+
 struct net_rule;
 /* A network policy rule, argv[0] being allow or deny (see net/net.h):
  *   allow|deny CIDR [tcp|udp [PORT] | icmp], allow|deny sandbox NAME,

@@ -137,6 +137,14 @@ void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t sbx_id, uint32
 void engine_set_files_watch(struct engine *eng, void (*fn)(uint64_t sbx_id));
 uint64_t engine_generation(struct engine *eng);
 uint64_t sbx_generation(struct sbx *s);
+/* A wait handle's look (fs/sandbox.c): 1 when s shows state `want` ("any":
+ * its generation moved past gen), 0 not yet; -EIO when it failed and failed
+ * is not what is awaited, with e's sentence saying why. */
+int sbx_wait_reached(struct sbx *s, const char *want, uint64_t gen, struct err *e);
+/* A target written to a wait handle (ctl_parse_wait's `STATE [SECONDS]`):
+ * want (16 bytes) and the bound of the read that follows; -EINVAL with the
+ * sentence in s's error. */
+int sbx_wait_parse(struct sbx *s, const char *buf, size_t len, char *want, uint64_t *ms);
 /* `root`: the target of the symlink (the sandbox's root seen from the host). */
 int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct engine *eng, struct buf *b);

@@ -76,6 +76,25 @@ static int count_one(struct reg_node *n, void *arg)
 	return 0;
 }
 
+struct oom_lines {
+	struct buf *b;
+	int r;
+};
+
+/* The OOM kills its events last showed (the monitor's count, moved when its
+ * cgroup's moves): for each sandbox, a number since its last start. */
+static int oom_line(struct reg_node *n, void *arg)
+{
+	struct oom_lines *l = arg;
+	struct sbx *s = caa_container_of(n, struct sbx, node);
+	pthread_mutex_lock(&s->lock);
+	uint64_t kills = s->oom_seen;
+	pthread_mutex_unlock(&s->lock);
+	l->r |= buf_printf(l->b, "sandboxfs_oom_kills_total{sandbox=\"%s\"} %" PRIu64 "\n",
+			   n->name, kills);
+	return 0;
+}
+
 static int show_hist(struct engine *eng, struct buf *b, enum lat_kind k)
 {
 	struct hist *hists = eng->metrics->hists;
@@ -113,6 +132,11 @@ int engine_show_metrics(struct engine *eng, struct buf *b)
 			reg_count(eng->reg));
 	for (int k = 0; k < LAT_N; k++)
 		r |= show_hist(eng, b, (enum lat_kind)k);
+	struct oom_lines l = {.b = b};
+	r |= buf_printf(b, "# HELP sandboxfs_oom_kills_total OOM kills inside each sandbox since it "
+			"last started.\n# TYPE sandboxfs_oom_kills_total counter\n");
+	reg_foreach(eng->reg, oom_line, &l);
+	r |= l.r;
 	r |= buf_printf(b, "# HELP sandboxfs_errors_total Errors returned to users, by errno.\n"
 			"# TYPE sandboxfs_errors_total counter\n");
 	for (int e = 1; e <= MAX_ERRNO; e++) {

@@ -43,6 +43,41 @@ void engine_bump_generation(struct engine *eng)
 uint64_t engine_generation(struct engine *eng) { return atomic_load(&eng->generation); }
 uint64_t sbx_generation(struct sbx *s) { return atomic_load(&s->generation); }
 
+int sbx_wait_parse(struct sbx *s, const char *buf, size_t len, char *want, uint64_t *ms)
+{
+	struct ctl_wait w;
+	struct err e = {0};
+	int r = ctl_parse_wait(buf, len, &w, &e);
+	if (r < 0) {
+		pthread_mutex_lock(&s->lock);
+		sbx_fail(s, r, e.msg);
+		pthread_mutex_unlock(&s->lock);
+		return r;
+	}
+	memcpy(want, w.state, sizeof(w.state));
+	*ms = w.ms;
+	return 0;
+}
+
+int sbx_wait_reached(struct sbx *s, const char *want, uint64_t gen, struct err *e)
+{
+	if (!strcmp(want, "any"))
+		return sbx_generation(s) != gen;
+	int st = atomic_load(&s->state);
+	if (!strcmp(sbx_state_name(st), want))
+		return 1;
+	if (st != SBX_FAILED)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	if (s->error[0])
+		err_set(e, -EIO, "sandbox %s failed: %s", s->node.name, s->error);
+	else
+		err_set(e, -EIO, "sandbox %s failed (reason %s, exit code %d)", s->node.name,
+			s->reason, s->exit_code);
+	pthread_mutex_unlock(&s->lock);
+	return -EIO;
+}
+
 /* Per thread, not per engine: the last failure this thread noted, read back
  * by the same thread (engine_error_keep). */
 static __thread char last_error[SBX_ERRMSG_MAX + 64];

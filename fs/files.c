@@ -19,7 +19,7 @@ static const struct fsx_file sbx_files[] = {
 	{.name = "stats", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_stats},
 	{.name = "config", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_config},
 	{.name = "events", .mode = 0444, .ops = &fsx_events_ops, .sbx.show = sbx_show_events},
-	{.name = "wait", .mode = 0444, .ops = &fsx_wait_ops, .sbx.show = sbx_show_events},
+	{.name = "wait", .mode = 0644, .ops = &fsx_wait_ops, .sbx.show = sbx_show_events},
 	{.name = "error", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_error},
 	{.name = "log", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_log},
 	{.name = "net", .mode = 0444, .ops = &fsx_show_ops, .sbx.show = sbx_show_net},

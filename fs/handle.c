@@ -117,7 +117,7 @@ static void park_first(struct fsx_park *p, fuse_req_t req, struct fsx_handle *h)
 {
 	p->req = req;
 	p->h = fsx_handle_get(h);
-	unsigned ms = h->nd.f->ops->deadline_ms;
+	unsigned ms = h->deadline_ms ? h->deadline_ms : h->nd.f->ops->deadline_ms;
 	waiter_init(&p->w, &park_ops, ms ? now_usec() + ms * 1000ull : 0);
 	struct sbx_wake wk = {.fd = -1};
 	int r = park_try(&p->w, false, &wk);

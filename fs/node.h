@@ -148,6 +148,9 @@ struct fsx_handle {
 	bool nonblock;     /* opened O_NONBLOCK */
 	uint64_t gen;      /* events, wait: the generation the content shows, or seen at open */
 	bool made;         /* wait, run: content made */
+	bool targeted;     /* wait: a target was written; reads follow the handle's cursor (pos) */
+	char want[16];     /* wait: the state that target asks for ("" after a bad one) */
+	unsigned deadline_ms; /* a parked read's bound instead of its ops' (0: theirs) */
 	bool served;       /* show, setting: content was read; a read at 0 remakes it */
 	struct sbx_exec *x; /* exec: the session */
 	struct sbx_files *files; /* files: the request */

@@ -47,18 +47,52 @@ static int wait_open(struct fsx_handle *h, struct fsx_obj *o, int flags)
 	return 0;
 }
 
+/* The look of a read that follows a written target: the events once s
+ * shows it; the sentence, kept as the content for the next read, when it
+ * failed or the bound passed first. */
+static int wait_target(struct fsx_handle *h, struct sbx *s, bool final, struct sbx_wake *wk)
+{
+	struct err e = {0};
+	int r = sbx_wait_reached(s, h->want, h->gen, &e);
+	if (r == 1)
+		return h->nd.f->sbx.show(s, &h->content);
+	if (r == 0 && h->nonblock)
+		return -EAGAIN;
+	if (r == 0 && !final) {
+		*wk = (struct sbx_wake){.eng = h->nd.eng, .sbx = h->nd.n.sbx, .kind = WAKE_STATE,
+					.fd = -1};
+		return -EAGAIN;
+	}
+	if (r == 0 && !strcmp(h->want, "any"))
+		r = err_set(&e, -ETIMEDOUT, "the sandbox did not change in %u.%03u s",
+			    h->deadline_ms / 1000, h->deadline_ms % 1000);
+	else if (r == 0)
+		r = err_set(&e, -ETIMEDOUT, "the sandbox is not %s after %u.%03u s", h->want,
+			    h->deadline_ms / 1000, h->deadline_ms % 1000);
+	buf_free(&h->content);
+	if (buf_printf(&h->content, "%s\n", e.msg) < 0)
+		buf_free(&h->content);
+	return r;
+}
+
 /* The content is made once, by the first read at offset 0 that finds the
  * sandbox changed since the open (or at the deadline, or at once with
- * O_NONBLOCK); a removed sandbox keeps what was made. */
+ * O_NONBLOCK), or, after a target was written, that finds it reached (from
+ * the handle's cursor: a write moved the file's offset); a removed sandbox
+ * keeps what was made. */
 static int wait_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 {
 	struct fsx_handle *h = rd->h;
 	int r = 0;
 	pthread_mutex_lock(&h->lock);
-	if (!h->made && rd->off == 0) {
+	off_t off = h->targeted ? (off_t)h->pos : rd->off;
+	if (!h->made && off == 0) {
 		struct sbx *s = sbx_get_id(h->nd.eng, h->nd.n.sbx);
 		if (!s) {
 			r = -ENODEV;
+		} else if (h->targeted) {
+			r = wait_target(h, s, final, wk);
+			h->made = r != -EAGAIN;
 		} else if (!final && !h->nonblock && sbx_generation(s) == h->gen) {
 			*wk = (struct sbx_wake){.eng = h->nd.eng, .sbx = h->nd.n.sbx, .kind = WAKE_STATE,
 						.fd = -1};
@@ -69,12 +103,14 @@ static int wait_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 		if (s)
 			sbx_put(s);
 	}
-	if (r == 0 && rd->off >= 0 && (size_t)rd->off < h->content.len) {
-		size_t n = h->content.len - (size_t)rd->off;
+	if (r == 0 && off >= 0 && (size_t)off < h->content.len) {
+		size_t n = h->content.len - (size_t)off;
 		n = n < rd->size ? n : rd->size;
 		if ((rd->data = malloc(n))) {
-			memcpy(rd->data, h->content.data + rd->off, n);
+			memcpy(rd->data, h->content.data + off, n);
 			rd->len = n;
+			if (h->targeted)
+				h->pos += n;
 		} else {
 			r = -ENOMEM;
 		}
@@ -83,9 +119,57 @@ static int wait_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 	return r;
 }
 
+/* A target: `STATE [SECONDS]`; the read that follows waits for it. A bad
+ * one's sentence is what that read gives back. */
+static int wait_do_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	struct fsx_obj o;
+	char want[16] = "";
+	uint64_t ms = 0;
+	int r = fsx_pin(&h->nd, &o);
+	if (r == 0) {
+		r = sbx_wait_parse(o.sbx, buf, len, want, &ms);
+		fsx_unpin(&h->nd, &o);
+	}
+	pthread_mutex_lock(&h->lock);
+	h->targeted = true;
+	h->made = r < 0; /* the sentence fsx_errstr_write keeps is the content */
+	memcpy(h->want, want, sizeof(h->want));
+	h->deadline_ms = (unsigned)ms;
+	if (r == 0 && fsx_pin(&h->nd, &o) == 0) {
+		h->gen = sbx_generation(o.sbx);
+		fsx_unpin(&h->nd, &o);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return r;
+}
+
+static int wait_write(struct fsx_handle *h, const char *buf, size_t len)
+{
+	return fsx_errstr_write(h, buf, len, wait_do_write);
+}
+
+/* O_NONBLOCK: one look, answered at once (EAGAIN when it would wait). */
+static void read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	if (!h->nonblock) {
+		fsx_read_parked(req, h, size, off);
+		return;
+	}
+	struct fsx_park rd = {.h = h, .size = size, .off = off};
+	struct sbx_wake wk = {.fd = -1};
+	int r = h->nd.f->ops->try(&rd, false, &wk);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, rd.data, rd.len);
+	free(rd.data);
+}
+
 const struct fsx_file_ops fsx_wait_ops = {
-	.type = S_IFREG, .readable = true, .open = wait_open, .read = fsx_read_parked,
-	.try = wait_try, .deadline_ms = WAIT_DEFAULT_MS,
+	.type = S_IFREG, .readable = true, .writable = true, .open = wait_open,
+	.read = read_once_or_parked, .try = wait_try, .write = wait_write,
+	.deadline_ms = WAIT_DEFAULT_MS,
 };
 
 /* --- exec: write a command line, read its output to EOF --- */
@@ -204,23 +288,6 @@ static int files_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 	return try_took(rd, buf, sbx_files_read_try(rd->h->files, buf, rd->size, wk));
 }
 
-/* O_NONBLOCK: one look, and EAGAIN when nothing is there yet. */
-static void files_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
-{
-	if (!h->nonblock) {
-		fsx_read_parked(req, h, size, off);
-		return;
-	}
-	struct fsx_park rd = {.h = h, .size = size, .off = off};
-	struct sbx_wake wk = {.fd = -1};
-	int r = files_try(&rd, false, &wk);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_buf(req, rd.data, rd.len);
-	free(rd.data);
-}
-
 /* Readable once a read would not wait. The wait goes in before the look,
  * so bytes that come after the look still fire it. */
 static void files_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollhandle *ph)
@@ -248,7 +315,7 @@ static void files_drop(struct fsx_handle *h)
 
 const struct fsx_file_ops fsx_files_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
-	.open = files_open, .read = files_read, .try = files_try, .write_try = files_write_try,
+	.open = files_open, .read = read_once_or_parked, .try = files_try, .write_try = files_write_try,
 	.poll = files_poll, .release = fsx_poll_release, .drop = files_drop,
 };
 

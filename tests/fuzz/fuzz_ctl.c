@@ -18,7 +18,9 @@
  *     option), a terminal's size, cwd (absolute), user, env (names, count
  *     and bytes) and timeout are within their bounds, values lie in the
  *     options' own buffer, and the options written back (single-quoted, as
- *     a client writes them) read back the same.
+ *     a client writes them) read back the same;
+ *   - as a wait target (ctl_parse_wait): a known state, seconds in bounds,
+ *     and written back it reads back the same.
  *
  *   make fuzz          # clang, -fsanitize=fuzzer,address,undefined, bounded
  *   make fuzz-replay   # gcc + tests/fuzz/replay.c: every corpus file once */
@@ -120,7 +122,7 @@ static void check_rule(int argc, char **argv)
 	MUST(ret == 0 || ret == -EINVAL);
 	if (ret < 0)
 		return;
-	MUST(r.kind <= NET_RULE_ALL);
+	MUST(r.kind <= NET_RULE_DOMAIN);
 	MUST(r.kind != NET_RULE_CIDR || r.plen <= 32);
 	MUST(r.port == 0 || r.proto == IPPROTO_TCP || r.proto == IPPROTO_UDP);
 	static struct ctl_cmd cmd2;
@@ -237,11 +239,34 @@ static void check_run_line(const uint8_t *data, size_t size)
 		MUST(!strcmp(o.env[i], o2.env[i]));
 }
 
+/* The write as a wait target: a known state, seconds within bounds, and
+ * written back as "STATE S.MMM" it reads back the same. */
+static void check_wait(const uint8_t *data, size_t size)
+{
+	struct ctl_wait w, again;
+	struct err e = {0};
+	char line[64];
+	memset(&w, 0x5a, sizeof(w));
+	int r = ctl_parse_wait((const char *)data, size, &w, &e);
+	check_err(r, &e);
+	MUST(r == 0 || r == -EINVAL);
+	if (r < 0)
+		return;
+	MUST(memchr(w.state, '\0', sizeof(w.state)) != NULL);
+	MUST(strstr(" running paused standby stopped failed any ", w.state) != NULL);
+	MUST(w.ms >= 1 && w.ms <= (uint64_t)CTL_WAIT_MAX_SEC * 1000);
+	snprintf(line, sizeof(line), "%s %llu.%03llu\n", w.state, (unsigned long long)(w.ms / 1000),
+		 (unsigned long long)(w.ms % 1000));
+	MUST(ctl_parse_wait(line, strlen(line), &again, &e) == 0);
+	MUST(!strcmp(again.state, w.state) && again.ms == w.ms);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ctl_cmd cmd; /* 4 KiB line: keep it off the stack */
 	struct err e = {0};
 	check_run_line(data, size);
+	check_wait(data, size);
 	int r = ctl_split((const char *)data, size, &cmd, &e);
 	check_err(r, &e);
 	if (r < 0)

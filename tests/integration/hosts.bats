@@ -69,6 +69,19 @@ SH
 	SANDBOXFS_QEMU="$SBX_TMP/qemu" SANDBOXFS_GUEST_DIR="$SBX_TMP/guest" sbx_start_daemon
 	local v="qf${SBX_TAG}"
 	echo "create $v backend=qemu" >"$MNT/ctl"
+	# A wait for running, written while it is created, ends with its failure:
+	# EIO, and the same handle reads the sentence.
+	run timeout 120 python3 - "$MNT/$v/wait" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+os.write(fd, b"running 90\n")
+try:
+    print("read:", os.read(fd, 4096).decode().strip())
+except OSError as e:
+    print(errno.errorcode[e.errno], os.read(fd, 4096).decode().strip())
+EOF
+	echo "$output"
+	[[ "$output" == "EIO sandbox $v failed: QEMU exited while starting: "* ]]
 	wait_status "$v" failed
 	run sbx_cat "$MNT/$v/error"
 	echo "$output"

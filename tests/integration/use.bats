@@ -736,6 +736,8 @@ PY
 	read -r woke count <"$SBX_TMP/oompoll"
 	[ "$woke" = woke ]
 	[ "$count" -ge 1 ]
+	# metrics counts it for this sandbox.
+	sbx_cat "$MNT/metrics" | grep -E "^sandboxfs_oom_kills_total\\{sandbox=\"$A\"\\} [1-9]"
 	assert_healthy "$A"
 }
 
@@ -803,6 +805,69 @@ EOF
 	[ "$status" -eq 0 ]
 	grep -qx 'state running' <<<"$output"
 	[ "$output" = "$(sbx_cat "$MNT/$A/events")" ]
+}
+
+@test "wait: a written state is waited for, at once when it holds; the bound and a bad target are errors with a sentence" {
+	sbx_create "$A"
+	run timeout 120 python3 - "$MNT/$A" <<'EOF'
+import errno, os, signal, sys, threading, time
+d = sys.argv[1]
+def target(word):
+    fd = os.open(d + "/wait", os.O_RDWR)
+    os.write(fd, word.encode() + b"\n")
+    return fd
+def state_of(text):
+    return dict(l.split(" ", 1) for l in text.splitlines())["state"]
+def err_of(fd):
+    try:
+        os.read(fd, 4096)
+        return "no error"
+    except OSError as e:
+        return errno.errorcode[e.errno] + " " + os.read(fd, 4096).decode().strip()
+# Already running: the read returns at once (no change needed).
+fd = target("running")
+print("running:", state_of(os.read(fd, 4096).decode()), os.read(fd, 4096) == b"")
+# A bad target fails the write with EINVAL; the same handle reads the sentence.
+fd2 = os.open(d + "/wait", os.O_RDWR)
+try:
+    os.write(fd2, b"sleeping\n")
+    print("bad: written")
+except OSError as e:
+    print("bad:", errno.errorcode[e.errno], os.read(fd2, 4096).decode().strip())
+# O_NONBLOCK with a target that does not hold: EAGAIN at once.
+fd3 = os.open(d + "/wait", os.O_RDWR | os.O_NONBLOCK)
+os.write(fd3, b"stopped\n")
+try:
+    os.read(fd3, 4096)
+    print("nonblock: read")
+except OSError as e:
+    print("nonblock:", errno.errorcode[e.errno])
+# The same handle waits again for another target: stopped, written before the stop.
+got = []
+t = threading.Thread(target=lambda: got.append(os.read(fd, 4096)))
+os.write(fd, b"stopped 60\n")
+t.start()
+time.sleep(0.3)
+print("stopped waiting:", t.is_alive())
+with open(d + "/ctl", "w") as c:
+    c.write("stop\n")
+t.join(60)
+print("stopped:", state_of(got[0].decode()) if got else "nothing")
+# The bound: running never comes to a stopped sandbox.
+fd = target("running 0.3")
+print("bound:", err_of(fd))
+EOF
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "running: running True" ]
+	[[ "${lines[1]}" == "bad: EINVAL 'sleeping' is not a state to wait for"* ]]
+	[ "${lines[2]}" = "nonblock: EAGAIN" ]
+	[ "${lines[4]}" = "stopped: stopped" ]
+	[ "${lines[5]}" = "bound: ETIMEDOUT the sandbox is not running after 0.300 s" ]
+	# A failure while waiting is EIO with the sandbox's sentence: hosts.bats
+	# (a qemu create that fails).
+	# The waiting line is informational (a slow machine may start the thread late).
+	sbx_diag "${lines[3]}"
 }
 
 # poll_change FILE TRIGGER...: open FILE, read it, poll it for POLLPRI|POLLIN,
@@ -982,6 +1047,8 @@ EOF
 	grep -Eq '^sandboxfs_sandboxes\{state="stopped",backend="ns"\} 1$' <<<"$m"
 	grep -Eq '^sandboxfs_sandboxes\{state="running",backend="ns"\} 0$' <<<"$m"
 	grep -Eq '^sandboxfs_registry_entries 1$' <<<"$m"
+	grep -q '^# TYPE sandboxfs_oom_kills_total counter$' <<<"$m"
+	grep -Eq "^sandboxfs_oom_kills_total\\{sandbox=\"$A\"\\} 0$" <<<"$m"
 	for h in create stop exec fork; do
 		grep -q "^# TYPE sandboxfs_${h}_seconds histogram$" <<<"$m"
 		grep -q "^sandboxfs_${h}_seconds_bucket{le=\"0.0001\"} " <<<"$m"

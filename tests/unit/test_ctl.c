@@ -429,6 +429,31 @@ static void test_files_request(void)
 	CHECK(freq(line, &q, &at, &e) == 0 && !strcmp(q.path, "/a\nb\\c\x7f"));
 }
 
+static int waitp(const char *line, struct ctl_wait *w, struct err *e)
+{
+	return ctl_parse_wait(line, strlen(line), w, e);
+}
+
+static void test_wait_target(void)
+{
+	struct ctl_wait w;
+	struct err e = {0};
+	CHECK(waitp("running\n", &w, &e) == 0 && !strcmp(w.state, "running") &&
+	      w.ms == CTL_WAIT_DEFAULT_SEC * 1000ull);
+	CHECK(waitp("stopped 2.5", &w, &e) == 0 && !strcmp(w.state, "stopped") && w.ms == 2500);
+	CHECK(waitp("any 0.001", &w, &e) == 0 && !strcmp(w.state, "any") && w.ms == 1);
+	CHECK(waitp("failed 86400", &w, &e) == 0 && w.ms == 86400000ull);
+	static const char *const bad[] = {"", "\n", "sleeping", "creating", "stopping",
+					  "running 0", "running 86400.001", "running 1.2345",
+					  "running -1", "running 1e3", "running 2 3", "RUNNING"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		e.msg[0] = '\0';
+		CHECK(waitp(bad[i], &w, &e) == -EINVAL && e.msg[0]);
+	}
+	CHECK(waitp("sleeping", &w, &e) < 0 && strstr(e.msg, "not a state to wait for"));
+	CHECK(waitp("running soon", &w, &e) < 0 && strstr(e.msg, "seconds"));
+}
+
 int main(void)
 {
 	RUN(test_split);
@@ -444,5 +469,6 @@ int main(void)
 	RUN(test_run_options);
 	RUN(test_exec_options);
 	RUN(test_files_request);
+	RUN(test_wait_target);
 	UNIT_DONE("ctl");
 }

@@ -95,6 +95,8 @@ static void test_rule_errors(void)
 	expect_einval("allow 10.0.0.0/008", "not an IPv4 address or CIDR");
 	expect_einval("allow exa_mple.com tcp 443", "neither a CIDR nor a domain name");
 	expect_einval("allow -x.com", "neither a CIDR nor a domain name");
+	expect_einval("deny All", "a keyword in another case");
+	expect_einval("allow SANDBOX tcp", "a keyword in another case");
 	expect_einval("allow ok.test icmp 8", "icmp has no ports");
 	expect_einval("allow ok.test tcp 80 extra", "usage");
 	expect_einval("allow 10.0.0.0/8 sctp", "not tcp, udp or icmp");
