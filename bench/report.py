@@ -531,13 +531,16 @@ def sec_net(r, md):
                          "%s / %s / %s" % (f(pct(comp, 50)), f(pct(comp, 95)), f(pct(comp, 99))),
                          "%s / %s" % (f(pct(dcr, 50)), f(pct(dcr, 95))),
                          ("%s / %s / %s" % (f(pct(net, 50)), f(pct(net, 95)), f(max(net))))
-                         if m == "on" else "–"])
+                         if m == "on" else "–",
+                         f(pct([x["all_removed"] for x in B[m]], 50))
+                         if all("all_removed" in x for x in B[m]) else "–"])
         md.append("**Burst of %d `mkdir`s at once** (%d run(s) each, interleaved; one burst of %d "
                   "per daemon first, discarded; all-running is the median over runs):"
                   % (n, len(B["on"]), nt["burst_warm"]))
         md.append("")
         md.append(table(["", "runs", "all running ms", "vs off", "per-sandbox p50 / p95 / p99 ms",
-                         "daemon create_usec p50 / p95 ms", "create_net_usec p50 / p95 / max ms"], rows))
+                         "daemon create_usec p50 / p95 ms", "create_net_usec p50 / p95 / max ms",
+                         "all %d `rmdir`ed at once ms (median)" % n], rows))
         md.append("")
         single = pct(NS["on"]["net"], 50)
         bnet = [d for x in B["on"] for d in x["create_net"]]
