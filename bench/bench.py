@@ -788,7 +788,7 @@ def case1(peers, bwrap_ok):
 
 
 # ---------------------------------------------------------------- case 2
-def burst_sbx(n, how, label, mnt=None):
+def burst_sbx(n, how, label, mnt=None, remove="rmdir"):
     mnt = mnt or MNT
     names = ["b%s-%s-%d" % (label, how, k) for k in range(n)]
     done = {}
@@ -846,10 +846,40 @@ def burst_sbx(n, how, label, mnt=None):
     sts = [sbx_stats(nm, mnt) for nm in names]
     daemon = [float(st["create_usec"]) for st in sts]
     netus = [float(st.get("create_net_usec", 0)) for st in sts]
-    removed_ms = remove_parallel(names, mnt)
+    removed_ms = remove_parallel(names, mnt) if remove == "rmdir" else remove_ctl(names, mnt)
     comp = [v / 1e3 for v in done.values()]
     return {"completion": comp, "all_running": max(comp), "daemon_create": daemon, "create_net": netus,
             "all_removed": removed_ms}
+
+
+def remove_ctl(names, mnt):
+    """`remove NAME...` on ctl, 25 names a write, the writes at once (a thread each): ms until
+    the last returned."""
+    batches = [names[i:i + 25] for i in range(0, len(names), 25)]
+    barrier = threading.Barrier(len(batches) + 1)
+    errors = []
+
+    def one(batch):
+        barrier.wait()
+        try:
+            fd = os.open(os.path.join(mnt, "ctl"), os.O_WRONLY)
+            try:
+                os.write(fd, ("remove %s\n" % " ".join(batch)).encode())
+            finally:
+                os.close(fd)
+        except OSError as e:
+            errors.append("remove %s...: %s" % (batch[0], e))
+    threads = [threading.Thread(target=one, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    t0 = now_ns()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    t1 = now_ns()
+    if errors:
+        raise RuntimeError("ctl remove: %s" % "; ".join(errors[:5]))
+    return (t1 - t0) / 1e6
 
 
 def remove_parallel(names, mnt):
@@ -1108,8 +1138,13 @@ def case_net():
         for m in order:
             burst[m].append(burst_sbx(n, "mkdir", "n%s%d" % (m, rep), NET_MNT if m == "on" else MNT))
         log("net: burst of %d rep %d done" % (n, rep))
+    ctl_remove = {}
+    for m in ("off", "on"):  # the same burst, removed through `remove NAME...` on ctl
+        ctl_remove[m] = burst_sbx(n, "mkdir", "nr" + m, NET_MNT if m == "on" else MNT,
+                                  remove="ctl")["all_removed"]
+    log("net: bursts removed through ctl: %s" % ctl_remove)
     return {"samples": rows, "warmup": P["net_warm"], "burst_n": n, "burst": burst,
-            "burst_warm": 5}
+            "burst_warm": 5, "ctl_remove": ctl_remove}
 
 
 def net_key(name, key):

@@ -541,6 +541,14 @@ def sec_net(r, md):
         md.append(table(["", "runs", "all running ms", "vs off", "per-sandbox p50 / p95 / p99 ms",
                          "daemon create_usec p50 / p95 ms", "create_net_usec p50 / p95 / max ms",
                          "all %d `rmdir`ed at once ms (median)" % n], rows))
+        cr = nt.get("ctl_remove")
+        if cr:
+            md.append("")
+            md.append("One more burst of %d on each daemon, removed through `remove NAME...` on `/sbx/ctl` "
+                      "(25 names a write, the writes at once; each write's removals run at once): all "
+                      "removed in %s ms with networking off, %s ms on (the `rmdir`s of one directory "
+                      "run one after another in the kernel, whatever the daemon does)."
+                      % (n, f(cr["off"]), f(cr["on"])))
         md.append("")
         single = pct(NS["on"]["net"], 50)
         bnet = [d for x in B["on"] for d in x["create_net"]]

@@ -120,8 +120,11 @@ int engine_ctl(struct engine *eng, const char *buf, size_t len)
 	if (r == 0) {
 		if (strcmp(cmd.argv[0], "create") == 0)
 			r = engine_create(eng, cmd.argc, cmd.argv, &e);
+		else if (strcmp(cmd.argv[0], "remove") == 0)
+			r = engine_remove(eng, cmd.argc, cmd.argv, &e);
 		else
-			r = err_set(&e, -EINVAL, "unknown command '%.64s' (create)", cmd.argv[0]);
+			r = err_set(&e, -EINVAL, "unknown command '%.64s' (create, remove)",
+				    cmd.argv[0]);
 	}
 	if (r < 0)
 		engine_note_error(eng, "ctl: %s", e.msg);

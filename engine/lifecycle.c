@@ -649,36 +649,102 @@ void sbx_discard(struct sbx *s)
 	sbx_put(s);
 }
 
-int engine_rmdir(struct engine *eng, const char *name)
+/* Stops it if needed and removes every trace; e says why not. */
+static int remove_named(struct engine *eng, const char *name, struct err *e)
 {
-	struct err e = {0};
 	struct sbx *s = sbx_get(eng, name);
-	if (!s) {
-		engine_note_error(eng, "rmdir '%s': no such sandbox", name);
-		return -ENOENT;
-	}
+	if (!s)
+		return err_set(e, -ENOENT, "no such sandbox");
 	pthread_mutex_lock(&s->lock);
 	if (s->removing) {
 		pthread_mutex_unlock(&s->lock);
 		sbx_put(s);
-		return -ENOENT;
+		return err_set(e, -ENOENT, "it is being removed already");
 	}
 	s->removing = true;
-	int r = sbx_remove_locked(s, &e);
+	int r = sbx_remove_locked(s, e);
 	if (r < 0) {
 		s->removing = false;
-		sbx_fail(s, r, e.msg);
+		sbx_fail(s, r, e->msg);
 		pthread_mutex_unlock(&s->lock);
-		engine_note_error(eng, "rmdir '%s': %s", name, e.msg);
 		sbx_put(s);
 		return r;
 	}
 	pthread_mutex_unlock(&s->lock);
 	reg_del(eng->reg, &s->node);
+	engine_notify(eng, s->node.id); /* its nodes answer ENOENT from now on */
 	engine_bump_generation(eng);
 	log_info("sandbox %s: removed", name);
 	sbx_put(s);
 	return 0;
+}
+
+int engine_rmdir(struct engine *eng, const char *name)
+{
+	struct err e = {0};
+	int r = remove_named(eng, name, &e);
+	if (r < 0)
+		engine_note_error(eng, "rmdir '%s': %s", name, e.msg);
+	return r;
+}
+
+/* remove NAME...: the removals of one write run at once, a thread each (the
+ * kernel runs the rmdirs of one directory one after another; the workers
+ * may be making the very sandboxes named, which a removal waits for); the
+ * write returns when every one has ended. */
+struct remove_one {
+	pthread_t t;
+	bool started;
+	struct engine *eng;
+	const char *name;
+	int r;
+	struct err e;
+};
+
+static void *remove_thread(void *arg)
+{
+	struct remove_one *o = arg;
+	engine_thread_online(); /* a registry reader (offline again when it exits) */
+	o->r = remove_named(o->eng, o->name, &o->e);
+	return NULL;
+}
+
+int engine_remove(struct engine *eng, int argc, char **argv, struct err *e)
+{
+	struct remove_one ones[CTL_ARGS_MAX];
+	int n = argc - 1, failed = 0, first = -1;
+	if (n < 1)
+		return err_set(e, -EINVAL, "usage: remove NAME [NAME...] (at most %d names a write)",
+			       CTL_ARGS_MAX - 1);
+	for (int i = 1; i < argc; i++) {
+		int r = ctl_check_name(argv[i], e);
+		if (r < 0)
+			return r;
+		for (int j = 1; j < i; j++)
+			if (!strcmp(argv[i], argv[j]))
+				return err_set(e, -EINVAL, "remove: '%s' is named twice", argv[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		ones[i] = (struct remove_one){.eng = eng, .name = argv[i + 1]};
+		/* The last one (or one no thread could be made for) on this thread. */
+		ones[i].started = i < n - 1 &&
+				  pthread_create(&ones[i].t, NULL, remove_thread, &ones[i]) == 0;
+		if (!ones[i].started)
+			remove_thread(&ones[i]);
+	}
+	for (int i = 0; i < n; i++) {
+		if (ones[i].started)
+			pthread_join(ones[i].t, NULL);
+		if (ones[i].r < 0 && failed++ == 0)
+			first = i;
+	}
+	if (!failed)
+		return 0;
+	const struct remove_one *f = &ones[first];
+	if (failed == 1)
+		return err_set(e, f->r, "remove %s: %s", f->name, f->e.msg);
+	return err_set(e, f->r, "remove: %d of %d not removed; the first, %s: %s", failed, n,
+		       f->name, f->e.msg);
 }
 
 /* --- the monitor thread --- */

@@ -31,6 +31,10 @@ int monitor_start(struct engine *eng);
 void monitor_stop(struct engine *eng);
 int sbx_stop(struct sbx *s, int timeout_sec, const char *reason, struct err *e);
 int engine_create(struct engine *eng, int argc, char **argv, struct err *e);
+/* remove NAME... (the top-level ctl): each as rmdir does it, all at once (a
+ * thread each); returns when every one has ended (the first failure's errno,
+ * with how many failed). */
+int engine_remove(struct engine *eng, int argc, char **argv, struct err *e);
 /* restart.c: every journal read back at start-up; the count re-adopted. */
 int journal_load_all(struct engine *eng);
 

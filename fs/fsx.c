@@ -141,6 +141,12 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 void fsx_inval_sized(uint64_t id)
 {
 	const struct fsx_kind *k = &fsx_kinds[INO_SBX_FILE];
+	/* Its directory's too: one removed by something other than an rmdir
+	 * (`remove` on ctl) then answers ENOENT at once, not once the kernel's
+	 * cached name and attributes time out. */
+	fuse_ino_t dir = session && id ? ino_encode(&(struct ino_node){.kind = INO_SBX, .sbx = id}) : 0;
+	if (dir)
+		(void)fuse_lowlevel_notify_inval_inode(session, dir, -1, 0);
 	for (size_t i = 0; session && id && i < k->nrows; i++) {
 		if (!k->rows[i].ops->sized)
 			continue;

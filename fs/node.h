@@ -232,7 +232,7 @@ uint64_t fsx_poll_add(const struct fsx_handle *h, uint64_t id, uint32_t job,
 void fsx_poll_cancel(uint64_t seq);
 void fsx_poll_release(struct fsx_handle *h);
 
-/* The kernel's attributes of a sandbox's sized files are stale (fs/fsx.c). */
+/* The kernel's attributes of a sandbox's sized files and its directory are stale (fs/fsx.c). */
 void fsx_inval_sized(uint64_t id);
 
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */

@@ -341,6 +341,48 @@ assert_numeric_key() {
 	assert_healthy "$A"
 }
 
+@test "remove NAME... on ctl: removed at once, running, stopped and creating alike; the names free on return; a missing one fails the write, the others go" {
+	local n pids=() names=()
+	for n in 1 2 3 4 5; do
+		sbx_create "$A$n"
+		pids+=("$(sbx_pid_of "$A$n")")
+		names+=("$A$n")
+	done
+	echo stop >"$MNT/${A}2/ctl"
+	mkdir "$MNT/${A}6" # still creating, most likely, when the write comes
+	names+=("${A}6")
+	sbx_write "$MNT/ctl" "remove ${names[*]}"
+	for n in "${names[@]}"; do
+		[ ! -e "$MNT/$n" ]
+	done
+	# The names are free at once: a mkdir of one makes a fresh sandbox.
+	sbx_create "${A}1"
+	[ "$(sbx_pid_of "${A}1")" != "${pids[0]}" ]
+	for n in 2 3 4 5; do
+		wait_no_leaks "$A$n" "${pids[$((n - 1))]}"
+	done
+	wait_no_leaks "${A}6"
+	# A name that is not there fails the write (ENOENT, its sentence on the
+	# handle and in error); the others named are removed all the same.
+	sbx_create "${A}7"
+	run sbx_write "$MNT/ctl" "remove ${A}7 nosuch$SBX_TAG ${A}1"
+	assert_fails_with "No such file or directory"
+	[ ! -e "$MNT/${A}7" ]
+	[ ! -e "$MNT/${A}1" ]
+	sbx_cat "$MNT/error" | tail -1 | grep -F "remove nosuch$SBX_TAG: no such sandbox"
+	run sbx_write "$MNT/ctl" "remove nosuch$SBX_TAG other$SBX_TAG"
+	assert_fails_with "No such file or directory"
+	sbx_cat "$MNT/error" | tail -1 | grep -F "2 of 2 not removed; the first, nosuch$SBX_TAG: no such sandbox"
+	# Bad lines change nothing.
+	sbx_create "${A}8"
+	for bad in "remove" "remove ${A}8 ${A}8" "remove ${A}8 bad/name" "remove ${A}8 .hidden"; do
+		run sbx_write "$MNT/ctl" "$bad"
+		assert_fails_with "Invalid argument"
+	done
+	assert_healthy "${A}8"
+	[ "$(sbx_cat "$MNT/stats" | awk '$1 == "sandboxes" {print $2}')" -eq 1 ]
+}
+
 @test "rmdir: a disk= sandbox's state dir and mount are gone once removing is 0" {
 	sbx_create_ctl "$A" disk=16M
 	pid=$(sbx_pid_of "$A")
