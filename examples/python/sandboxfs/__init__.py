@@ -10,7 +10,7 @@
 Standard library only. See README.md ("Python client") for the whole API.
 """
 
-from .client import DEFAULT_ROOT, Sandbox, Snapshot, images, root_stats, sandboxes
+from .client import DEFAULT_ROOT, Sandbox, Snapshot, images, remove, root_stats, sandboxes
 from .catalog import Image, Pool, pools
 from .errors import ExecTimeout, SandboxError, SandboxStateError
 from .files import Files
@@ -22,5 +22,5 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ROOT", "Sandbox", "Snapshot", "Files", "Job", "Stream", "ExecResult",
     "SandboxError", "SandboxStateError", "ExecTimeout",
-    "sandboxes", "images", "root_stats", "command_line", "Pool", "Image", "pools",
+    "sandboxes", "images", "remove", "root_stats", "command_line", "Pool", "Image", "pools",
 ]

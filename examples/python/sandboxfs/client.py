@@ -11,7 +11,7 @@ from .errors import ExecTimeout, SandboxError, SandboxStateError
 from .files import Files
 from .jobs import ExecResult, Job, drain, _deadline, _remaining_ms
 
-__all__ = ["Sandbox", "Snapshot", "DEFAULT_ROOT", "sandboxes", "images", "root_stats"]
+__all__ = ["Sandbox", "Snapshot", "DEFAULT_ROOT", "sandboxes", "images", "remove", "root_stats"]
 
 DEFAULT_ROOT = "/sbx"
 STATES = ("creating", "running", "paused", "standby", "stopped", "failed")
@@ -34,6 +34,38 @@ def images(root=DEFAULT_ROOT):
 def root_stats(root=DEFAULT_ROOT):
     """The top-level `stats` as a dict (numbers where numeric)."""
     return _io.parse_keyed(_io.read_text(os.path.join(root, "stats")))
+
+
+def remove(names, root=DEFAULT_ROOT):
+    """Removes the sandboxes named (names or Sandbox objects) at once:
+    `remove NAME...` on root/ctl, 31 names a write, each write from a thread
+    of its own, and the daemon runs each write's removals at once (rmdirs of
+    one directory would go one after another). Returns when every one has
+    ended; if any could not be removed, raises SandboxError with the errno
+    and sentence of the first write that failed (the others named are
+    removed all the same)."""
+    names = [n.name if isinstance(n, Sandbox) else n for n in names]
+    for n in names:
+        _check_name(n)
+    batches = [names[i:i + 31] for i in range(0, len(names), 31)]
+    errors = []
+
+    def one(batch):
+        try:
+            _io.top_call(root, lambda: _io.command(os.path.join(root, "ctl"),
+                                                   "remove " + " ".join(batch)),
+                         "remove %s" % batch[0], prefix="ctl: remove")
+        except SandboxError as e:
+            errors.append(e)
+    threads = [threading.Thread(target=one, args=(b,)) for b in batches[1:]]
+    for t in threads:
+        t.start()
+    if batches:
+        one(batches[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def _spec_word(key, value):

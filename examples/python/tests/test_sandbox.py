@@ -6,8 +6,8 @@ import os
 import pytest
 
 from conftest import fresh_name
-from sandboxfs import (Sandbox, SandboxError, SandboxStateError, images, root_stats,
-                       sandboxes)
+from sandboxfs import (Sandbox, SandboxError, SandboxStateError, images, remove,
+                       root_stats, sandboxes)
 
 
 def test_create_waits_until_running_with_the_spec(mount, name):
@@ -227,3 +227,19 @@ def test_two_clients_of_one_sandbox_read_their_own_sentence(sb):
         t.join()
     for w in got:
         assert got[w] == {(errno.EINVAL, "unknown command '%s'" % w)}
+
+
+def test_remove_many_at_once_and_the_first_failure_raised(mount):
+    names = [fresh_name() for _ in range(4)]
+    boxes = [Sandbox.create(n, root=mount) for n in names]
+    remove([boxes[0], boxes[1]] + names[2:], root=mount)
+    assert not any(n in sandboxes(mount) for n in names)
+    # A name that is not there: the write fails with the daemon's sentence,
+    # the other name in it is removed all the same.
+    sb = Sandbox.create(fresh_name(), root=mount)
+    missing = fresh_name()
+    with pytest.raises(SandboxError) as ei:
+        remove([sb.name, missing], root=mount)
+    assert ei.value.errno == errno.ENOENT
+    assert "remove %s: no such sandbox" % missing in ei.value.sentence
+    assert not sb.exists()
