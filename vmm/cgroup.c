@@ -63,6 +63,22 @@ static void find_mounts(void)
 	fclose(f);
 }
 
+/* v1: our directory in the devices hierarchy holds every row, so that a
+ * sandbox's cgroup inherits them and writes only what it lacks (a dozen
+ * writes less on each create); false: each is restricted in full. */
+static bool devices_inherit;
+
+static void devices_parent_setup(void)
+{
+	char parent[PATH_MAX];
+	if (!v1_root[C_DEVICES][0])
+		return;
+	snprintf(parent, sizeof(parent), "%s/" CG_PARENT, v1_root[C_DEVICES]);
+	devices_inherit = mkdir_p(parent, 0755) == 0 && cg_devices_parent(parent) == 0;
+	log_debug("cgroup v1: sandboxes' device rows %s", devices_inherit
+		  ? "inherited from " CG_PARENT "/" : "written in full (" CG_PARENT "/ has other rows)");
+}
+
 int cg_host_init(struct err *e)
 {
 	find_mounts();
@@ -83,6 +99,7 @@ int cg_host_init(struct err *e)
 	}
 	if (v1_root[C_MEMORY][0] && v1_root[C_PIDS][0]) {
 		version = 1;
+		devices_parent_setup();
 		return 0;
 	}
 	return err_set(e, -ENOTSUP,
@@ -225,7 +242,8 @@ static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struc
 	char dir[PATH_MAX];
 	if (ctrl_dir(cg, version == 2 ? C_MEMORY : C_DEVICES, dir, sizeof(dir)))
 		r = version == 2 ? cg_devices_restrict_v2(dir, lim->devices, e)
-				 : cg_devices_restrict(dir, lim->devices, e);
+		    : devices_inherit ? cg_devices_restrict_inherited(dir, lim->devices, e)
+				      : cg_devices_restrict(dir, lim->devices, e);
 	else
 		log_warn("no devices cgroup: sandbox %s may create and use any device node", cg->leaf);
 	return r;

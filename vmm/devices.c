@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -83,6 +84,74 @@ int cg_devices_restrict(const char *dir, unsigned extra, struct err *e)
 				       strerror(-r));
 	}
 	return 0;
+}
+
+/* A devices.list's text as sorted lines, to compare with the rows. */
+static int list_lines(const char *text, char (*out)[DEV_RULE_LINE_MAX], int cap)
+{
+	int n = 0;
+	for (const char *p = text; *p && n < cap;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		if (len && len < DEV_RULE_LINE_MAX) {
+			memcpy(out[n], p, len);
+			out[n++][len] = '\0';
+		} else if (len) {
+			return -1; /* no row is that long: not ours */
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	qsort(out, (size_t)n, DEV_RULE_LINE_MAX, (int (*)(const void *, const void *))strcmp);
+	return n;
+}
+
+/* Whether DIR's devices.list is exactly the rows for EXTRA. */
+static bool list_is(const char *dir, unsigned extra)
+{
+	char path[PATH_MAX + 32], text[2048];
+	char want[ARRAY_SIZE(rules)][DEV_RULE_LINE_MAX], have[ARRAY_SIZE(rules) + 1][DEV_RULE_LINE_MAX];
+	snprintf(path, sizeof(path), "%s/devices.list", dir);
+	if (read_file_str(path, text, sizeof(text)) < 0)
+		return false;
+	int n = cg_devices_lines(extra, want, (int)ARRAY_SIZE(want));
+	qsort(want, (size_t)n, DEV_RULE_LINE_MAX, (int (*)(const void *, const void *))strcmp);
+	int m = list_lines(text, have, (int)ARRAY_SIZE(have));
+	if (m != n)
+		return false;
+	for (int i = 0; i < n; i++)
+		if (strcmp(want[i], have[i]))
+			return false;
+	return true;
+}
+
+#define EVERY_EXTRA (~0u)
+
+int cg_devices_parent(const char *parent)
+{
+	if (list_is(parent, EVERY_EXTRA))
+		return 0;
+	/* The kernel refuses `a` while it has children (another daemon's
+	 * sandboxes): then each sandbox is restricted in full. */
+	struct err e = {0};
+	int r = cg_devices_restrict(parent, EVERY_EXTRA, &e);
+	if (r < 0)
+		return r;
+	return list_is(parent, EVERY_EXTRA) ? 0 : -EINVAL;
+}
+
+int cg_devices_restrict_inherited(const char *dir, unsigned extra, struct err *e)
+{
+	char path[PATH_MAX + 32], all[ARRAY_SIZE(rules)][DEV_RULE_LINE_MAX];
+	cg_devices_lines(EVERY_EXTRA, all, (int)ARRAY_SIZE(all)); /* a line per row */
+	snprintf(path, sizeof(path), "%s/devices.deny", dir);
+	for (size_t i = 0; i < ARRAY_SIZE(rules); i++)
+		if (!applies(&rules[i], extra) && write_file_str(path, all[i]) < 0)
+			break; /* the check below finds it */
+	/* What the kernel holds is what counts: a parent made again meanwhile
+	 * (by a daemon that removed it empty) gives its children every device. */
+	if (list_is(dir, extra))
+		return 0;
+	return cg_devices_restrict(dir, extra, e);
 }
 
 /* --- v2: the rows as a BPF_PROG_TYPE_CGROUP_DEVICE program --- */

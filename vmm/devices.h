@@ -31,6 +31,18 @@ int cg_devices_load(unsigned extra, struct err *e);
  * allow lines to devices.allow. */
 int cg_devices_restrict(const char *dir, unsigned extra, struct err *e);
 
+/* cgroup v1: a new cgroup copies its parent's rows, so PARENT (our directory
+ * in the devices hierarchy) is given every row any backend may ask for (only
+ * possible while it has no children: the kernel refuses a change of its
+ * default then). 0 when its list is that. */
+int cg_devices_parent(const char *parent);
+
+/* cgroup v1: DIR is a new cgroup under a parent cg_devices_parent set up:
+ * the rows this sandbox does not need are denied, then its list is read
+ * back; one that is not its rows exactly (the parent was made again, or
+ * changed) is restricted in full, as cg_devices_restrict does. */
+int cg_devices_restrict_inherited(const char *dir, unsigned extra, struct err *e);
+
 /* cgroup v2 (no devices files there): loads the program and attaches it to
  * DIR, the sandbox's cgroup2 directory. The attachment lives as long as the
  * cgroup. */

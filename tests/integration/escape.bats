@@ -328,6 +328,20 @@ lo" ]
 	[ "$status" -eq 1 ]
 	# /dev/mem needs CAP_SYS_RAWIO as well
 	deny "open for reading: Operation not permitted" mknod-read /root/mem c 1 1
+	# What the kernel holds for each (v1: the rows, inherited from the
+	# daemon's parent cgroup and what it lacks denied): Docker's list, not
+	# every device, not /dev/kvm.
+	if [[ -r /sys/fs/cgroup/devices/devices.list ]]; then
+		local tag list
+		tag=$(state_host_tag)
+		for sb in $SANDBOXES; do
+			list=$(cat "/sys/fs/cgroup/devices/sandboxfs/$tag-$sb/devices.list")
+			echo "$sb: $list"
+			grep -qx 'c 1:3 rwm' <<<"$list"
+			! grep -q -e '^a ' -e '^c 10:232 ' <<<"$list" || false
+			[ "$(grep -c . <<<"$list")" -eq 11 ]
+		done
+	fi
 }
 
 @test "raw and packet sockets on host interfaces" {

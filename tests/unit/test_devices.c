@@ -187,6 +187,58 @@ static void test_v1_cgroup(void)
 	CHECK(rmdir(dir) == 0);
 }
 
+static void read_list(const char *dir, char *buf, size_t cap)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/devices.list", dir);
+	int fd = open(path, O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/* cgroup v1: a parent with every row; its children inherit them and deny
+ * what they lack; a child of a parent with other rows is restricted in full. */
+static void test_v1_inherited(void)
+{
+	const char *root = "/sys/fs/cgroup/devices";
+	if (access("/sys/fs/cgroup/devices/devices.allow", W_OK) < 0) {
+		printf("# no writable v1 devices hierarchy: inheritance is not exercised\n");
+		CHECK(1);
+		return;
+	}
+	char parent[256], kid[320], other[256], kid2[320], buf[4096];
+	struct err e = {0};
+	snprintf(parent, sizeof(parent), "%s/sbx-unit-inherit-%d", root, (int)getpid());
+	snprintf(kid, sizeof(kid), "%s/ns", parent);
+	CHECK(mkdir(parent, 0755) == 0);
+	CHECK(cg_devices_parent(parent) == 0);
+	CHECK(cg_devices_parent(parent) == 0); /* already so: nothing written */
+	read_list(parent, buf, sizeof(buf));
+	CHECK(strstr(buf, "c 10:232 rw\n") != NULL && strstr(buf, "a *:*") == NULL);
+	CHECK(mkdir(kid, 0755) == 0);
+	CHECK(cg_devices_restrict_inherited(kid, 0, &e) == 0);
+	read_list(kid, buf, sizeof(buf));
+	CHECK(strstr(buf, "c 10:232") == NULL && strstr(buf, "c 1:3 rwm\n") != NULL);
+	/* A parent with children cannot be set up (the kernel refuses `a`). */
+	CHECK(rmdir(kid) == 0);
+	CHECK(rmdir(parent) == 0);
+	snprintf(other, sizeof(other), "%s/sbx-unit-other-%d", root, (int)getpid());
+	snprintf(kid2, sizeof(kid2), "%s/x", other);
+	CHECK(mkdir(other, 0755) == 0 && mkdir(kid2, 0755) == 0);
+	CHECK(cg_devices_parent(other) < 0);
+	CHECK(rmdir(kid2) == 0);
+	/* A parent left with every device: the child's check finds it and
+	 * restricts it in full. */
+	CHECK(mkdir(kid2, 0755) == 0);
+	CHECK(cg_devices_restrict_inherited(kid2, VMM_DEV_KVM, &e) == 0);
+	read_list(kid2, buf, sizeof(buf));
+	CHECK(strstr(buf, "a *:*") == NULL && strstr(buf, "c 10:232 rw\n") != NULL);
+	CHECK(rmdir(kid2) == 0);
+	CHECK(rmdir(other) == 0);
+}
+
 int main(void)
 {
 	RUN(test_ns_list);
@@ -194,5 +246,6 @@ int main(void)
 	RUN(test_v1_and_v2_agree);
 	RUN(test_verifier_loads);
 	RUN(test_v1_cgroup);
+	RUN(test_v1_inherited);
 	UNIT_DONE("devices");
 }
