@@ -365,8 +365,8 @@ warm_exec() {
 	[[ -z "$(ls "$MNT/$W/jobs")" ]]
 	echo stop >"$MNT/$W/ctl"
 	wait_status "$W" stopped
-	! kill -0 "$shell" 2>/dev/null
-	! live_init "$init"
+	! kill -0 "$shell" 2>/dev/null || false
+	! live_init "$init" || false
 	rmdir "$MNT/$W"
 }
 
@@ -386,7 +386,7 @@ warm_exec() {
 	wait_status "$W" running
 	new=$(warm_shell "$W")
 	[[ "$new" != "$old" ]]
-	! kill -0 "$old" 2>/dev/null
+	! kill -0 "$old" 2>/dev/null || false
 	warm_exec "$W" 0 "$W" hostname
 	echo stop >"$MNT/$W/ctl"
 	wait_status "$W" stopped
