@@ -340,6 +340,16 @@ warm_exec() {
 	warm=$SBX_OUT
 	sbx_exec "$W" "cwd=/ $line"
 	[[ "$SBX_OUT" == "$warm" ]]
+	# Who and where it runs: ids, environment, umask, limits, confinement,
+	# cgroup, parent, session, nice, fds: as a cold exec's.
+	line='id; env | sort; umask; ulimit -a; grep -E "^(Cap|Seccomp|NoNewPrivs|PPid)" /proc/$$/status; cat /proc/$$/cgroup; awk "{ print \$6 == \$1, \$19 }" /proc/$$/stat; ls /proc/$$/fd; :'
+	warm_exec "$W" 0 "uid=0*" "$line"
+	warm=$SBX_OUT
+	sbx_exec "$W" "cwd=/ $line"
+	[[ "$SBX_OUT" == "$warm" ]] || {
+		diff <(echo "$warm") <(echo "$SBX_OUT") >&2
+		false
+	}
 	# The same line run cold (an option) ends the same way.
 	sbx_exec "$W" 'cwd=/ if'
 	[[ "$SBX_RC" == 2 ]]
@@ -354,11 +364,11 @@ warm_exec() {
 	exec {fd}>&-
 	[[ "$n" == 10485760 && "$st" == "exit_code 0" ]]
 	warm_exec "$W" 124 before 'timeout=1 echo before; sleep 100; echo after'
-	[[ "$(sbx_key "$MNT/stats" exec_warm_total)" == 9 ]]
+	[[ "$(sbx_key "$MNT/stats" exec_warm_total)" == 10 ]]
 	# With options the exec runs cold, as before.
 	sbx_exec "$W" 'cwd=/tmp user=nobody pwd; id -u'
 	[[ "$SBX_OUT" == $'/tmp\n65534' && "$SBX_RC" == 0 ]]
-	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 9 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 10 ]]
 	# A warm shell is no exec nor job, and leaves no process behind.
 	init=$(sbx_key "$MNT/$W/stats" pid)
 	shell=$(warm_shell "$W")
