@@ -110,7 +110,6 @@ void sbx_warm_drop(struct sbx *s)
 	if (s->warm_fd >= 0)
 		close(s->warm_fd);
 	s->warm_fd = -1;
-	s->warm_ready = false;
 }
 
 void sbx_warm_arm(struct sbx *s)
@@ -134,7 +133,7 @@ void sbx_warm_arm(struct sbx *s)
  * no option the shell was not started with, one line). */
 static bool exec_warm_fits(const struct sbx *s, const struct sbx_command *c)
 {
-	return s->warm_ready && !c->ro.cwd && !c->ro.user && !c->ro.nenv && !c->ro.tty &&
+	return s->warm_fd >= 0 && !c->ro.cwd && !c->ro.user && !c->ro.nenv && !c->ro.tty &&
 	       !strchr(c->full, '\n');
 }
 

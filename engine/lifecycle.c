@@ -899,8 +899,6 @@ static void on_init_message(struct sbx *s)
 		;
 	else if (ev.kind == VMM_EV_EXEC_EXIT)
 		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
-	else if (ev.kind == VMM_EV_WARM_READY)
-		s->warm_ready = s->warm_fd >= 0;
 	else if (ev.kind == VMM_EV_WARM_WANTED)
 		sbx_warm_arm(s);
 	else if (ev.kind == VMM_EV_HANGUP)

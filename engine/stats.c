@@ -169,7 +169,7 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
 	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\nwarm_shell %s\n", s->execs_warm,
-			s->warm_ready ? "ready" : s->warm_fd >= 0 ? "asked" : "none");
+			s->warm_fd >= 0 ? "ready" : "none");
 	r |= buf_printf(b, "create_mode %s\nclaim_usec %" PRIu64 "\nclaim_journal_usec %" PRIu64 "\n",
 			t->claim_usec ? "pool" : "cold", t->claim_usec, t->claim_journal_usec);
 	if (s->cfg.parent[0])

@@ -31,7 +31,8 @@
  * so that the next exec costs no fork nor exec. */
 #define MSG_WARM 'W'      /* "W[@USER]" + one fd (SCM_RIGHTS), stdout and stderr:
 			   * keep a warm shell writing there (one replaced is
-			   * killed); answered by MSG_WARM_READY */
+			   * killed). Sent only to an init that knows it: one
+			   * this daemon started, or one that said MSG_WARM_WANTED */
 #define MSG_EXEC_WARM 'Y' /* "Y<id> <command line>" (no newline in it): the warm
 			   * shell runs it as exec id (reports as MSG_EXEC's);
 			   * with none left, init runs it as MSG_EXEC would,
@@ -43,8 +44,6 @@
 #define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon */
 #define MSG_EXEC_PID 'P'  /* "P<id> <pid in the sandbox>"; the qemu backend's reader
 			   * adds " <pts>", a terminal's number in the guest (-1: none) */
-#define MSG_WARM_READY 'A' /* "A": a MSG_WARM was taken; MSG_EXEC_WARM may follow
-			    * (an init that predates it never says so) */
 #define MSG_WARM_WANTED 'w' /* "w": a new daemon connected and the warm shell an
 			     * earlier one asked for was killed: send MSG_WARM again */
 

@@ -565,7 +565,6 @@ static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
 			close(p[1]);
 		}
 	}
-	send_msg("%c", MSG_WARM_READY);
 }
 
 /* "Y<id> <line>" (len bytes; msg has room for one more): the warm shell
