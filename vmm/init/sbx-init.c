@@ -529,8 +529,16 @@ static struct {
 	pid_t pid;  /* 0: none waiting */
 	int cmd_fd; /* the write end of its command pipe */
 	int out_fd;
+	int failed; /* it exited before its line came (its user unknown: 126) */
 	char user[80];
-} warm = {0, -1, -1, ""};
+} warm = {0, -1, -1, 0, ""};
+
+/* It ended before its line came, with wait status st. */
+static void warm_ended(int st)
+{
+	warm.pid = 0;
+	warm.failed = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+}
 
 static void warm_drop(void)
 {
@@ -550,6 +558,7 @@ static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
 {
 	warm_drop();
 	warm.out_fd = out_fd;
+	warm.failed = 0;
 	snprintf(warm.user, sizeof(warm.user), "%s", msg[1] == '@' ? msg + 2 : "");
 	int p[2];
 	static const struct exec_opts none;
@@ -568,7 +577,9 @@ static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
 }
 
 /* "Y<id> <line>" (len bytes; msg has room for one more): the warm shell
- * becomes exec id, its line written to it; with none, the line runs cold. */
+ * becomes exec id, its line written to it; with none, the line runs cold,
+ * unless it failed on its own (its sentence is in the output already): the
+ * exec ends as it did. */
 static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 {
 	char *end, *sp = strchr(msg + 1, ' ');
@@ -578,7 +589,8 @@ static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 		return;
 	msg[len] = '\n';
 	size_t n = len + 1 - (size_t)(sp + 1 - msg);
-	if (warm.pid && slot >= 0 && !stopping && write(warm.cmd_fd, sp + 1, n) == (ssize_t)n) {
+	ssize_t w = warm.pid && slot >= 0 && !stopping ? write(warm.cmd_fd, sp + 1, n) : 0;
+	if (w == (ssize_t)n) {
 		execs[slot].id = id;
 		execs[slot].pid = warm.pid;
 		send_msg("%c%llu %d", MSG_EXEC_PID, (unsigned long long)id, (int)warm.pid);
@@ -586,12 +598,18 @@ static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 		warm_drop();
 		return;
 	}
+	int st;
+	/* Its pipe's reader is gone: it is exiting, not reaped yet. */
+	if (w < 0 && errno == EPIPE && waitpid(warm.pid, &st, 0) == warm.pid)
+		warm_ended(st);
 	msg[len] = '\0';
 	static const struct exec_opts none;
-	int out_fd = warm.out_fd;
+	int out_fd = warm.out_fd, failed = warm.pid ? 0 : warm.failed;
 	warm.out_fd = -1;
 	warm_drop();
-	if (out_fd >= 0)
+	if (failed)
+		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, failed);
+	else if (out_fd >= 0)
 		start_exec(id, sp + 1, warm.user, &none, &out_fd, 1, oldmask);
 	else
 		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
@@ -693,8 +711,8 @@ static bool reap(void)
 			return errno != ECHILD;
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
-		if (p == warm.pid) /* killed before its line came: the line runs cold */
-			warm.pid = 0;
+		if (p == warm.pid)
+			warm_ended(st);
 		for (int i = 0; i < MAX_EXECS; i++)
 			if (execs[i].pid == p) {
 				send_report("%c%llu %d %d", MSG_EXEC_EXIT,
