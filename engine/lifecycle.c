@@ -899,8 +899,12 @@ static void on_init_message(struct sbx *s)
 		;
 	else if (ev.kind == VMM_EV_EXEC_EXIT)
 		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
-	else if (ev.kind == VMM_EV_WARM_WANTED)
+	else if (ev.kind == VMM_EV_WARM_WANTED && !s->warm_rearmed) {
+		/* Said once, by an init that had one when this daemon connected:
+		 * more would only make the sandbox's init cost us pipes. */
+		s->warm_rearmed = true;
 		sbx_warm_arm(s);
+	}
 	else if (ev.kind == VMM_EV_HANGUP)
 		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	pthread_mutex_unlock(&s->lock);

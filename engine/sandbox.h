@@ -105,6 +105,7 @@ struct sbx {
 	/* The warm shell's output pipe, read end (-1: none; exec.c): an exec
 	 * without options runs there. */
 	int warm_fd;
+	bool warm_rearmed; /* init's MSG_WARM_WANTED taken: once per adoption */
 	uint64_t execs_warm; /* execs that ran in a warm shell */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */

@@ -343,9 +343,9 @@ static int command_msg(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	return n;
 }
 
-/* msg (n bytes) and nfds fds to init. */
+/* msg (n bytes) and nfds fds to init; flags: sendmsg's, beyond MSG_NOSIGNAL. */
 static int send_fds(struct vmm_inst *vm, const char *msg, int n, const int *fds, int nfds,
-		    struct err *e)
+		    int flags, struct err *e)
 {
 	if (vm->ctl_fd < 0)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
@@ -359,7 +359,7 @@ static int send_fds(struct vmm_inst *vm, const char *msg, int n, const int *fds,
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL) != n)
+	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL | flags) != n)
 		return err_set(e, -errno, "cannot send the command to init: %s", strerror(errno));
 	return 0;
 }
@@ -369,15 +369,17 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
 {
 	char msg[PROTO_MSG_MAX];
 	int n = command_msg(vm, id, cmd, o, msg, e);
-	return n < 0 ? n : send_fds(vm, msg, n, fds, nfds, e);
+	return n < 0 ? n : send_fds(vm, msg, n, fds, nfds, 0, e);
 }
 
-/* "W[@USER]": the image config's user, as an exec without user= runs. */
+/* "W[@USER]": the image config's user, as an exec without user= runs.
+ * Never waits: an init that does not read its socket gets no warm shell
+ * (the monitor's thread sends this, on init's own MSG_WARM_WANTED). */
 static int ns_warm(struct vmm_inst *vm, int out_fd, struct err *e)
 {
 	char msg[4 + VMM_USER_MAX];
 	int n = snprintf(msg, sizeof(msg), "%c%s%s", MSG_WARM, vm->user[0] ? "@" : "", vm->user);
-	return send_fds(vm, msg, n, &out_fd, 1, e);
+	return send_fds(vm, msg, n, &out_fd, 1, MSG_DONTWAIT, e);
 }
 
 static int ns_exec_warm(struct vmm_inst *vm, uint64_t id, const char *cmd, struct err *e)
