@@ -2171,7 +2171,7 @@ def case_pool(bwrap_ok, limits):
     methods = ["pool", "cold"] + (["bwrap"] if bwrap_ok else [])
     rows = {m: {"tti": []} for m in methods}
     rows["pool"].update({"running": [], "claim_usec": [], "claim_journal_usec": [],
-                         "status_after_mkdir": [], "refill_wait": []})
+                         "status_after_mkdir": [], "refill_wait": [], "exec_warm": []})
     rows["cold"].update({"create_usec": []})
     with held_pool(pname, size):
         spec = read_file(os.path.join(pool_dir(pname), "spec")).strip()
@@ -2204,6 +2204,8 @@ def case_pool(bwrap_ok, limits):
                         R["claim_usec"].append(float(st["claim_usec"]))
                         R["claim_journal_usec"].append(float(st.get("claim_journal_usec", 0)))
                         R["status_after_mkdir"].append(status)
+                        # 1: the exec ran in the member's warm shell (no fork, no exec)
+                        R["exec_warm"].append(int(st.get("exec_warm_total", 0)))
                 elif m == "cold":
                     nm = "pc-%d" % i
                     t0 = now_ns()

@@ -951,12 +951,16 @@ def sec_pool(r, md):
               "and `filling` is 0 (the previous claim's refill is done, so nothing of the pool runs "
               "beside the other methods); claimed sandboxes are removed (`rmdir`) outside the timed "
               "part. Note that a claim starts its refill at once (nice 10, beside the claimed sandbox's "
-              "`exec`). %d warm-up rounds discarded; `create_mode` read `pool` for every pool sample "
-              "and `cold` for every cold one (checked)."
+              "`exec`). %s %d warm-up rounds discarded; `create_mode` read `pool` for every "
+              "pool sample and `cold` for every cold one (checked)."
               % (pl["size"], pl["spec"], sum(1 for x in P["status_after_mkdir"] if x == "running"),
                  len(P["status_after_mkdir"]), pl["cold_opts"],
                  " ".join(pl["bwrap_argv"][:-2]).replace(ROOT + "/", "") + " /bin/echo hi"
-                 if pl.get("bwrap_argv") else "bwrap (skipped)", pl["warmup"]))
+                 if pl.get("bwrap_argv") else "bwrap (skipped)",
+                 "The pool's exec ran in the member's warm shell (`exec_warm_total` 1 in its `stats`) "
+                 "in %d of %d samples." % (sum(P["exec_warm"]), len(P["exec_warm"]))
+                 if "exec_warm" in P else "(A run from before warm shells: their use not recorded.)",
+                 pl["warmup"]))
     md.append("")
     bw = S.get("bwrap", {}).get("tti", [])
 

@@ -92,13 +92,92 @@ void sbx_cmd_deadline(struct sbx *s, uint64_t deadline_usec)
 		s->cmd_deadline_usec = deadline_usec;
 }
 
+/* An exec's output pipe: only our end, pfd[0], is non-blocking: the command
+ * writes as to any pipe. */
+static int exec_pipe(int pfd[2], struct err *e)
+{
+	if (pipe2(pfd, O_CLOEXEC) < 0 || fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	/* A FUSE read takes up to 128 KiB: a pipe of 1 MiB (the default
+	 * pipe-max-size; best effort) fills whole replies and lets the command
+	 * run ahead of its reader, bounded still. */
+	(void)fcntl(pfd[0], F_SETPIPE_SZ, EXEC_PIPE_BYTES);
+	return 0;
+}
+
+void sbx_warm_drop(struct sbx *s)
+{
+	if (s->warm_fd >= 0)
+		close(s->warm_fd);
+	s->warm_fd = -1;
+}
+
+void sbx_warm_arm(struct sbx *s)
+{
+	struct err e = {0};
+	int pfd[2];
+	sbx_warm_drop(s);
+	if (!s->ops->warm || atomic_load(&s->state) != SBX_RUNNING || exec_pipe(pfd, &e) < 0)
+		return;
+	int r = s->ops->warm(&s->vm, pfd[1], &e);
+	close(pfd[1]);
+	if (r < 0) {
+		close(pfd[0]);
+		log_warn("sandbox %s: no warm shell, execs run cold: %s", s->node.name, e.msg);
+		return;
+	}
+	s->warm_fd = pfd[0];
+}
+
+/* With s->lock held: whether c runs in the warm shell (exec_warm's terms:
+ * no option the shell was not started with, one line). */
+static bool exec_warm_fits(const struct sbx *s, const struct sbx_command *c)
+{
+	return s->warm_fd >= 0 && !c->ro.cwd && !c->ro.user && !c->ro.nenv && !c->ro.tty &&
+	       !strchr(c->full, '\n');
+}
+
+/* With s->lock held: x's command goes to the warm shell, whose pipe x
+ * reads; the next exec gets a new one. */
+static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command *c,
+		     struct err *e)
+{
+	int r = s->ops->exec_warm(&s->vm, x->id, c->full, e);
+	if (r < 0)
+		return r;
+	x->rfd = s->warm_fd;
+	s->warm_fd = -1;
+	s->execs_warm++;
+	stats_count_exec_warm(s->eng);
+	sbx_warm_arm(s);
+	return 0;
+}
+
+/* With s->lock held: x's command in a new process, writing a new pipe. */
+static int exec_cold(struct sbx *s, struct sbx_exec *x, const struct sbx_command *c,
+		     struct err *e)
+{
+	int pfd[2];
+	int r = exec_pipe(pfd, e);
+	if (r < 0)
+		return r;
+	r = s->ops->exec(&s->vm, x->id, c->full, c->opts, pfd[1], e);
+	close(pfd[1]);
+	if (r < 0) {
+		close(pfd[0]);
+		return r;
+	}
+	x->rfd = pfd[0];
+	return 0;
+}
+
 int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 {
 	struct sbx *s = x->s;
 	char line[CTL_WRITE_MAX + 1];
 	struct sbx_command *c = calloc(1, sizeof(*c));
 	struct err e = {0};
-	int pfd[2], r;
+	int r;
 	r = c ? ctl_command_line(buf, len, line, &e) : err_set(&e, -ENOMEM, "out of memory");
 	if (r == 0) /* its options, the image's Env and WorkingDir (an imported image's) */
 		r = sbx_command_prepare(s, line, false, c, &e);
@@ -111,22 +190,9 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 	}
 	if ((r = sbx_require_running(s, "exec", &e)) < 0)
 		goto out;
-	/* Only our end is non-blocking: the command writes as to any pipe. */
-	if (pipe2(pfd, O_CLOEXEC) < 0 || fcntl(pfd[0], F_SETFL, O_NONBLOCK) < 0) {
-		r = err_set(&e, -errno, "pipe: %s", strerror(errno));
+	r = exec_warm_fits(s, c) ? exec_warm(s, x, c, &e) : exec_cold(s, x, c, &e);
+	if (r < 0)
 		goto out;
-	}
-	/* A FUSE read takes up to 128 KiB: a pipe of 1 MiB (the default
-	 * pipe-max-size; best effort) fills whole replies and lets the command
-	 * run ahead of its reader, bounded still. */
-	(void)fcntl(pfd[0], F_SETPIPE_SZ, EXEC_PIPE_BYTES);
-	r = s->ops->exec(&s->vm, x->id, c->full, c->opts, pfd[1], &e);
-	close(pfd[1]);
-	if (r < 0) {
-		close(pfd[0]);
-		goto out;
-	}
-	x->rfd = pfd[0];
 	x->start_usec = now_usec();
 	if (c->ro.timeout_ms) {
 		x->deadline_usec = x->start_usec + c->ro.timeout_ms * 1000;

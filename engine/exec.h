@@ -36,5 +36,12 @@ bool sbx_deadline_passed(uint64_t *deadline_usec, uint64_t now, uint64_t *next);
 uint64_t sbx_execs_expire(struct sbx *s, uint64_t now);
 void sbx_exec_fail_all(struct sbx *s, int code);
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
+/* With s->lock held: asks the backend for a warm shell (a new output pipe;
+ * one asked before goes), so that the next exec without options needs no
+ * fork; a failure is logged, and execs run cold. Pool members get one, and
+ * keep one after each exec that used it. */
+void sbx_warm_arm(struct sbx *s);
+/* With s->lock held: init is gone, and its warm shell with it. */
+void sbx_warm_drop(struct sbx *s);
 
 #endif

@@ -49,6 +49,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
 	s->ops = vmm_find(c->backend);
 	s->exit_code = -1;
 	s->oom_fd = -1;
+	s->warm_fd = -1;
 	snprintf(s->reason, sizeof(s->reason), "-");
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);
@@ -913,6 +914,7 @@ static void handle_exit_locked(struct sbx *s)
 	s->deadline_usec = 0;
 	s->monitored = false;
 	sbx_exec_fail_all(s, 137);
+	sbx_warm_drop(s);
 	sbx_jobs_ended(s, strcmp(s->reason, "timeout") == 0 ? "timeout" : "signal");
 	if (prev != SBX_STOPPING && !user && why.msg[0]) {
 		sbx_fail(s, why.code, why.msg); /* it crashed: failed, with the reason in error */
@@ -963,6 +965,12 @@ static void on_init_message(struct sbx *s)
 		;
 	else if (ev.kind == VMM_EV_EXEC_EXIT)
 		sbx_exec_exited(s, ev.exec_id, ev.exit_code);
+	else if (ev.kind == VMM_EV_WARM_WANTED && !s->warm_rearmed) {
+		/* Said once, by an init that had one when this daemon connected:
+		 * more would only make the sandbox's init cost us pipes. */
+		s->warm_rearmed = true;
+		sbx_warm_arm(s);
+	}
 	else if (ev.kind == VMM_EV_HANGUP)
 		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	pthread_mutex_unlock(&s->lock);

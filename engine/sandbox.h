@@ -102,6 +102,11 @@ struct sbx {
 	 * job (monotonic; 0 none); sbx_cmds_expire looks under the lock. */
 	uint64_t cmd_deadline_usec;
 	struct sbx_exec *execs; /* open exec sessions, under lock */
+	/* The warm shell's output pipe, read end (-1: none; exec.c): an exec
+	 * without options runs there. */
+	int warm_fd;
+	bool warm_rearmed; /* init's MSG_WARM_WANTED taken: once per adoption */
+	uint64_t execs_warm; /* execs that ran in a warm shell */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */
 	struct net_ident net;   /* when net_reserved */

@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <urcu/rculist.h>
 
+#include "exec.h"
 #include "images.h"
 #include "journal.h"
 #include "lifecycle.h"
@@ -198,8 +199,12 @@ static void fill_job(void *arg)
 			if ((r = sbx_net_reserve(m, NULL, &e)) == 0 &&
 			    (r = sbx_make_state_dir(m, &e)) == 0) {
 				sbx_start_now(m);
+				pthread_mutex_lock(&m->lock);
 				if (atomic_load(&m->state) != SBX_RUNNING)
 					r = err_set(&e, -EIO, "%s", m->error[0] ? m->error : "it did not start");
+				else /* its first exec, after a claim, needs no fork */
+					sbx_warm_arm(m);
+				pthread_mutex_unlock(&m->lock);
 			}
 		}
 		setpriority(PRIO_PROCESS, 0, 0);
@@ -438,10 +443,9 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 		m->t.create_usec = now - t0;
 		m->deadline_usec = m->cfg.timeout_sec ? now + (uint64_t)m->cfg.timeout_sec * 1000000 : 0;
 		sbx_net_rename(m);
-		/* Its init was spawned by a fill at the fill's lower priority; what
-		 * the user runs in it gets the usual one. */
-		if (setpriority(PRIO_PROCESS, (id_t)m->vm.pid, 0) < 0)
-			log_warn("sandbox %s: its priority stays the fill's: %s", name, strerror(errno));
+		/* Its init (and warm shell) were spawned by a fill at the fill's
+		 * lower priority; what the user runs in it gets the usual one. */
+		cg_renice(&m->vm.cg, 0);
 		atomic_fetch_add(&m->generation, 1);
 		pthread_mutex_unlock(&m->lock);
 		/* The state dir under its new name already holds a journal that

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
@@ -403,7 +404,9 @@ int cg_freeze(const struct cg *cg, bool frozen, struct err *e)
 	return err_set(e, -ETIMEDOUT, "cgroup %s did not freeze within 2 s", cg->leaf);
 }
 
-static void kill_procs(const char *dir)
+/* fn(pid, arg) for each process in the cgroup at dir (the pids as this
+ * daemon's pid namespace sees them). */
+static void each_proc(const char *dir, void (*fn)(pid_t pid, int arg), int arg)
 {
 	char path[PATH_MAX + 32];
 	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
@@ -413,8 +416,31 @@ static void kill_procs(const char *dir)
 	int pid;
 	while (fscanf(f, "%d", &pid) == 1)
 		if (pid > 0)
-			kill(pid, SIGKILL);
+			fn(pid, arg);
 	fclose(f);
+}
+
+static void kill_one(pid_t pid, int sig)
+{
+	kill(pid, sig);
+}
+
+static void kill_procs(const char *dir)
+{
+	each_proc(dir, kill_one, SIGKILL);
+}
+
+static void renice_one(pid_t pid, int prio)
+{
+	if (setpriority(PRIO_PROCESS, (id_t)pid, prio) < 0 && errno != ESRCH)
+		log_warn("cannot set the priority of pid %d: %s", (int)pid, strerror(errno));
+}
+
+void cg_renice(const struct cg *cg, int prio)
+{
+	char dirs[C_N][PATH_MAX];
+	if (cg->leaf[0] && cg_dirs(cg, dirs, false) > 0)
+		each_proc(dirs[0], renice_one, prio);
 }
 
 int cg_destroy(struct cg *cg)

@@ -36,6 +36,9 @@ int cg_usage(struct cg *cg, struct vmm_usage *u);
 /* The OOM kill counter alone (what cg_usage reads as oom_kills): 0 when unread. */
 int cg_oom_kills(struct cg *cg, uint64_t *n);
 int cg_freeze(const struct cg *cg, bool frozen, struct err *e);
+/* Gives every process in the cgroup nice value prio (a pool member made at
+ * a fill's priority, claimed: its init and warm shell); failures logged. */
+void cg_renice(const struct cg *cg, int prio);
 /* Kills what is left and removes the cgroup; idempotent. */
 int cg_destroy(struct cg *cg);
 /* An fd that turns readable (v1: an eventfd on memory.oom_control) or

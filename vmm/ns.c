@@ -343,18 +343,15 @@ static int command_msg(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	return n;
 }
 
-static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
-			const struct vmm_run_opts *o, const int *fds, int nfds, struct err *e)
+/* msg (n bytes) and nfds fds to init; flags: sendmsg's, beyond MSG_NOSIGNAL. */
+static int send_fds(struct vmm_inst *vm, const char *msg, int n, const int *fds, int nfds,
+		    int flags, struct err *e)
 {
 	if (vm->ctl_fd < 0)
 		return err_set(e, -ENOTCONN, "no connection to this sandbox's init, cannot run commands");
-	char msg[PROTO_MSG_MAX];
-	int n = command_msg(vm, id, cmd, o, msg, e);
-	if (n < 0)
-		return n;
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
-	struct iovec iov = {.iov_base = msg, .iov_len = (size_t)n};
+	struct iovec iov = {.iov_base = (char *)msg, .iov_len = (size_t)n};
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
 			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
@@ -362,8 +359,40 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
 	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
-	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL) != n)
+	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL | flags) != n)
 		return err_set(e, -errno, "cannot send the command to init: %s", strerror(errno));
+	return 0;
+}
+
+static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
+			const struct vmm_run_opts *o, const int *fds, int nfds, struct err *e)
+{
+	char msg[PROTO_MSG_MAX];
+	int n = command_msg(vm, id, cmd, o, msg, e);
+	return n < 0 ? n : send_fds(vm, msg, n, fds, nfds, 0, e);
+}
+
+/* "W[@USER]": the image config's user, as an exec without user= runs.
+ * Never waits: an init that does not read its socket gets no warm shell
+ * (the monitor's thread sends this, on init's own MSG_WARM_WANTED). */
+static int ns_warm(struct vmm_inst *vm, int out_fd, struct err *e)
+{
+	char msg[4 + VMM_USER_MAX];
+	int n = snprintf(msg, sizeof(msg), "%c%s%s", MSG_WARM, vm->user[0] ? "@" : "", vm->user);
+	return send_fds(vm, msg, n, &out_fd, 1, MSG_DONTWAIT, e);
+}
+
+static int ns_exec_warm(struct vmm_inst *vm, uint64_t id, const char *cmd, struct err *e)
+{
+	char msg[PROTO_MSG_MAX];
+	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC_WARM, id, cmd);
+	if (n < 0 || n >= PROTO_MSG_MAX)
+		return err_set(e, -E2BIG, "command line too long");
+	if (strchr(cmd, '\n'))
+		return err_set(e, -EINVAL, "a warm shell takes one line");
+	if (vm->ctl_fd < 0 || send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
+		return err_set(e, vm->ctl_fd < 0 ? -ENOTCONN : -errno, "cannot send the command to "
+			       "init: %s", vm->ctl_fd < 0 ? "no connection" : strerror(errno));
 	return 0;
 }
 
@@ -484,6 +513,8 @@ const struct vmm_ops vmm_ns_ops = {
 	.usage = ns_usage,
 	.exec = ns_exec,
 	.exec_kill = ns_exec_kill,
+	.warm = ns_warm,
+	.exec_warm = ns_exec_warm,
 	.job = ns_job,
 	.pty_open = vmm_pty_open,
 	.pty_find = vmm_pty_find,

@@ -108,7 +108,10 @@ struct vmm_usage {
 };
 
 /* Something the sandbox's init told us, decoded by the backend. */
-enum vmm_event_kind { VMM_EV_NONE, VMM_EV_EXEC_EXIT, VMM_EV_HANGUP, VMM_EV_EXEC_PID };
+enum vmm_event_kind {
+	VMM_EV_NONE, VMM_EV_EXEC_EXIT, VMM_EV_HANGUP, VMM_EV_EXEC_PID,
+	VMM_EV_WARM_WANTED, /* the warm shell of an earlier daemon was killed: call warm again */
+};
 struct vmm_event {
 	enum vmm_event_kind kind;
 	uint64_t exec_id;
@@ -245,6 +248,13 @@ struct vmm_ops {
 	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, const struct vmm_run_opts *o,
 		    int out_fd, struct err *e);
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
+	/* A warm shell: one shell started ahead, as exec's would be without
+	 * options, its stdout and stderr out_fd, waiting for its line (one
+	 * asked before is killed). Once it returned 0, exec_warm runs a line (no newline in it) in it as exec
+	 * id, or, when it is gone, as exec would on the last warm call's
+	 * out_fd. NULL where the backend has none. */
+	int (*warm)(struct vmm_inst *vm, int out_fd, struct err *e);
+	int (*exec_warm)(struct vmm_inst *vm, uint64_t id, const char *cmd, struct err *e);
 	/* A background job: like exec, with its own stdin, stdout and stderr fds;
 	 * keep_fd (-1: none) is a terminal's master, which the sandbox's init
 	 * holds while the job's terminal is open, so that a daemon that dies
@@ -399,8 +409,8 @@ void vmm_layer_ram_path(const char *id, char *out, size_t cap);
  * then hands the dir to the trash. */
 int vmm_remove_layer(const char *dir);
 
-/* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>") from a
- * backend's event socket; EOF or an error is VMM_EV_HANGUP. */
+/* Reads one report ("E<id> <code> [<signal>]", "P<id> <pid>", "w")
+ * from a backend's event socket; EOF or an error is VMM_EV_HANGUP. */
 int vmm_read_event(int fd, struct vmm_event *ev);
 
 /* For reap: the exit code of the process behind vm->pidfd (128+signal when

@@ -2,14 +2,16 @@
  *
  * The input is one SOCK_SEQPACKET message on a sandbox's ctl socket (what
  * sbx-init's send_report/send_msg, or the qemu backend's reader thread, write:
- * "E<id> <exit code> <signal>" or "P<id> <pid>[ <pts>]"). It is sent on a socketpair
+ * "E<id> <exit code> <signal>", "P<id> <pid>[ <pts>]", or the warm shell's
+ * "w"). It is sent on a socketpair
  * and read with vmm_read_event (vmm/vmm.c), exactly as the backends' event op
  * does. Then, from the first bytes of the input, a well-formed report is
  * formatted the way sbx-init formats it, and read back. Besides the
  * sanitizers, it asserts:
  *   - vmm_read_event returns 0, reads exactly one message, and sees EAGAIN as
  *     VMM_EV_NONE and the peer's close as VMM_EV_HANGUP;
- *   - the kind follows the first byte ('E' exit, 'P' pid, else none; an empty
+ *   - the kind follows the first byte ('E' exit, 'P' pid, 'w' warm shell
+ *     wanted, else none; an empty
  *     message reads as a hangup, as EOF does), and the fields a kind does not
  *     carry are left alone;
  *   - the id agrees with an independent reading of the digits (strtoull of
@@ -71,7 +73,8 @@ static void read_one(const char *msg, size_t n, struct vmm_event *ev)
 	sentinel(ev);
 	MUST(vmm_read_event(sv[1], ev) == 0);
 	MUST(ev->kind == VMM_EV_NONE || ev->kind == VMM_EV_EXEC_EXIT ||
-	     ev->kind == VMM_EV_EXEC_PID || ev->kind == VMM_EV_HANGUP);
+	     ev->kind == VMM_EV_EXEC_PID || ev->kind == VMM_EV_HANGUP ||
+	     ev->kind == VMM_EV_WARM_WANTED);
 	/* Exactly one message was taken: the socket is empty now (EAGAIN). */
 	struct vmm_event again;
 	sentinel(&again);
@@ -105,6 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		MUST(ev.exec_id == strtoull(text + 1, NULL, 10));
 		MUST(ev.exit_code == SENT_INT && ev.signal == SENT_INT);
 		MUST(ev.tty >= -1 && ev.tty < (1 << 20));
+	} else if (text[0] == MSG_WARM_WANTED) {
+		MUST(ev.kind == VMM_EV_WARM_WANTED);
 	} else {
 		MUST(ev.kind == VMM_EV_NONE);
 	}

@@ -328,3 +328,54 @@ EOF
 	assert_fails_with "No such file or directory"
 	assert_healthy
 }
+
+# pool_of IMAGE: the pool p$SBX_TAG holds one ready member of IMAGE (bounded wait).
+pool_of() {
+	local p="$MNT/pools/p$SBX_TAG" i
+	[[ -d "$p" ]] || mkdir "$p"
+	echo "image=$1" >"$p/spec"
+	echo 1 >"$p/size"
+	for ((i = 0; i < SBX_STATUS_WAIT * 10; i++)); do
+		[[ "$(sbx_key "$p/status" ready)" == 1 ]] && return 0
+		sleep 0.1
+	done
+	cat "$p/status" "$p/error" >&2
+	return 1
+}
+
+@test "a pool of an imported image: the warm shell runs as its User, with its Env and WorkingDir" {
+	make_layers
+	OCI_RUN='{"User":"nobody","Env":["FOO=b a r"],"WorkingDir":"/tmp","Cmd":["/bin/sh"]}' \
+		oci_layout "$W/u" latest "$W/base.tar.gz"
+	import "u$SBX_TAG" "oci:$W/u"
+	wait_image "u$SBX_TAG" ready
+	pool_of "u$SBX_TAG"
+	sbx_create_ctl "su$SBX_TAG" "image=u$SBX_TAG"
+	[[ "$(sbx_key "$MNT/su$SBX_TAG/stats" create_mode)" == pool ]]
+	line='echo $(id -u):$(id -g):$HOME:$FOO:$(pwd)'
+	sbx_exec "su$SBX_TAG" "$line"
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == "65534:65534:/nonexistent:b a r:/tmp" ]]
+	[[ "$(sbx_key "$MNT/su$SBX_TAG/stats" exec_warm_total)" == 1 ]]
+	# Cold (an option), the same.
+	sbx_exec "su$SBX_TAG" "cwd=/tmp $line"
+	[[ "$SBX_RC" == 0 && "$SBX_OUT" == "65534:65534:/nonexistent:b a r:/tmp" ]]
+	[[ "$(sbx_key "$MNT/su$SBX_TAG/stats" exec_warm_total)" == 1 ]]
+	rmdir "$MNT/su$SBX_TAG"
+	# A User the sandbox lacks: the warm shell fails on its own, and the exec
+	# ends as a cold one would, its sentence said once.
+	OCI_RUN='{"User":"ghost","Cmd":["/bin/sh"]}' oci_layout "$W/g" latest "$W/base.tar.gz"
+	import "g$SBX_TAG" "oci:$W/g"
+	wait_image "g$SBX_TAG" ready
+	pool_of "g$SBX_TAG"
+	sbx_create_ctl "sg$SBX_TAG" "image=g$SBX_TAG"
+	[[ "$(sbx_key "$MNT/sg$SBX_TAG/stats" create_mode)" == pool ]]
+	for _ in 1 2; do
+		sbx_exec "sg$SBX_TAG" 'id -u'
+		[[ "$SBX_RC" == 126 && "$(grep -c "user 'ghost'.*not in the sandbox's /etc/passwd" <<<"$SBX_OUT")" == 1 ]] || {
+			echo "rc $SBX_RC, output '$SBX_OUT'" >&2
+			false
+		}
+	done
+	rmdir "$MNT/sg$SBX_TAG"
+	rmdir "$MNT/pools/p$SBX_TAG"
+}

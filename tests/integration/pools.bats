@@ -273,3 +273,129 @@ cgroups_named() {
 	[[ "$(cgroups_named '*')" == 0 ]]
 	[[ "$(members_on_disk)" == 0 ]]
 }
+
+# The children of init (host pid $1), one pid a line.
+init_children() { cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true; }
+
+# warm_shell NAME: the pid of NAME's one warm shell (init's only child, a sh
+# waiting), waited for (bounded: the next is made after an exec); fails when
+# init has none or more.
+warm_shell() {
+	local init i kids
+	init=$(sbx_key "$MNT/$1/stats" pid)
+	for ((i = 0; i < SBX_STATUS_WAIT * 10; i++)); do
+		kids=$(init_children "$init")
+		if [[ "$(grep -c . <<<"$kids")" == 1 && "$(cat "/proc/$kids/comm" 2>/dev/null)" == sh &&
+			"$(sbx_key "$MNT/$1/stats" warm_shell)" == ready ]]; then
+			echo "$kids"
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "warm_shell $1: init $init has children '$kids'; stats:" >&2
+	cat "$MNT/$1/stats" >&2
+	return 1
+}
+
+# warm_exec NAME WANT_RC WANT_OUT COMMAND: COMMAND runs in NAME's warm shell
+# (its exec_warm_total moves by one) with that exit code and output (a
+# pattern).
+warm_exec() {
+	local name=$1 want_rc=$2 want_out=$3 before
+	shift 3
+	warm_shell "$name" >/dev/null
+	before=$(sbx_key "$MNT/$name/stats" exec_warm_total)
+	sbx_exec "$name" "$*"
+	# shellcheck disable=SC2053 # WANT_OUT is a pattern
+	[[ "$SBX_RC" == "$want_rc" && "$SBX_OUT" == $want_out ]] || {
+		echo "warm exec '$*': rc $SBX_RC, output '$SBX_OUT'; wanted $want_rc, '$want_out'" >&2
+		return 1
+	}
+	[[ "$(sbx_key "$MNT/$name/stats" exec_warm_total)" == $((before + 1)) ]]
+}
+
+@test "a claimed sandbox runs its execs in a warm shell, with sh -c's output and exit codes" {
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	W="w$SBX_TAG"
+	mkdir "$MNT/$W"
+	[[ "$(sbx_key "$MNT/$W/stats" create_mode)" == pool ]]
+	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 0 ]]
+	# Made by the fill at its lower priority, given the usual one at the claim.
+	shell=$(warm_shell "$W")
+	[[ "$(awk '{ print $19 }' "/proc/$shell/stat")" == 0 ]]
+	warm_exec "$W" 0 hi echo hi
+	# Each exec leaves a new one ready for the next.
+	warm_exec "$W" 3 "" exit 3
+	warm_exec "$W" 1 "" false
+	warm_exec "$W" 2 "*" 'if'
+	[[ "$SBX_OUT" == *yntax* ]]
+	warm_exec "$W" 137 "" 'kill -9 $$'
+	# stdin is /dev/null; the shell's own variable is gone.
+	warm_exec "$W" 0 "0 /" 'echo $(wc -c) $(pwd)'
+	warm_exec "$W" 0 "x y unset" 'set -- y; a=x; echo "$a" "$1" ${c-unset}'
+	# Who and where it runs: ids, environment, umask, limits, confinement,
+	# cgroup, parent, session, nice, fds (the command pipe closed): as a
+	# cold exec's.
+	line='id; env | sort; umask; ulimit -a; grep -E "^(Cap|Seccomp|NoNewPrivs|PPid)" /proc/$$/status; cat /proc/$$/cgroup; awk "{ print \$6 == \$1, \$19 }" /proc/$$/stat; ls /proc/$$/fd; :'
+	warm_exec "$W" 0 "uid=0*" "$line"
+	warm=$SBX_OUT
+	sbx_exec "$W" "cwd=/ $line"
+	[[ "$SBX_OUT" == "$warm" ]] || {
+		diff <(echo "$warm") <(echo "$SBX_OUT") >&2
+		false
+	}
+	# The same line run cold (an option) ends the same way.
+	sbx_exec "$W" 'cwd=/ if'
+	[[ "$SBX_RC" == 2 ]]
+	sbx_exec "$W" 'cwd=/ kill -9 $$'
+	[[ "$SBX_RC" == 137 ]]
+	# 10 MB through the warm shell's pipe.
+	warm_shell "$W" >/dev/null
+	exec {fd}<>"$MNT/$W/exec"
+	echo 'head -c 10485760 /dev/zero' >&"$fd"
+	n=$(timeout "$SBX_EXEC_WAIT" cat <&"$fd" | wc -c)
+	st=$(timeout 10 cat <&"$fd")
+	exec {fd}>&-
+	[[ "$n" == 10485760 && "$st" == "exit_code 0" ]]
+	warm_exec "$W" 124 before 'timeout=1 echo before; sleep 100; echo after'
+	[[ "$(sbx_key "$MNT/stats" exec_warm_total)" == 10 ]]
+	# With options the exec runs cold, as before.
+	sbx_exec "$W" 'cwd=/tmp user=nobody pwd; id -u'
+	[[ "$SBX_OUT" == $'/tmp\n65534' && "$SBX_RC" == 0 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 10 ]]
+	# A warm shell is no exec nor job, and leaves no process behind.
+	init=$(sbx_key "$MNT/$W/stats" pid)
+	shell=$(warm_shell "$W")
+	[[ -z "$(ls "$MNT/$W/jobs")" ]]
+	echo stop >"$MNT/$W/ctl"
+	wait_status "$W" stopped
+	! kill -0 "$shell" 2>/dev/null || false
+	! live_init "$init" || false
+	rmdir "$MNT/$W"
+}
+
+@test "a restarted daemon kills the warm shell an earlier one asked for and gets its own" {
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	W="w$SBX_TAG"
+	mkdir "$MNT/$W"
+	old=$(warm_shell "$W")
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	wait_status "$W" running
+	new=$(warm_shell "$W")
+	[[ "$new" != "$old" ]]
+	! kill -0 "$old" 2>/dev/null || false
+	warm_exec "$W" 0 "$W" hostname
+	echo stop >"$MNT/$W/ctl"
+	wait_status "$W" stopped
+	rmdir "$MNT/$W"
+	rmdir "$P"
+}

@@ -422,15 +422,79 @@ static void env_merge(char **envp, const struct exec_opts *o, char **out)
 	out[n] = NULL;
 }
 
+/* The child of an exec, a job or a warm shell (cmd_fd >= 0: its command
+ * pipe, fd 3 of sh -c SCRIPT): set up and exec'd, never returns. fds and
+ * nfds as start_exec's. */
+static void __attribute__((noreturn)) exec_child(const char *cmd, char *user,
+						 const struct exec_opts *o, const int *fds,
+						 int nfds, int cmd_fd, const sigset_t *oldmask)
+{
+	static char *envp[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"HOME=/root", "TERM=dumb", NULL};
+	static char *env[4 + PROTO_ENV_MAX];
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	/* What the daemon's own start left ignored is not the job's: a
+	 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
+	 * that, so `kill INT` (or ^C) would not reach it. */
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	setsid();
+	if (nfds == 3) {
+		dup2(fds[0], 0);
+		dup2(fds[1], 1);
+		dup2(fds[2], 2);
+		/* A terminal's job (run tty=): the slave of a pty of our devpts
+		 * is its stdio, and becomes the controlling terminal of its
+		 * session, so ^C, ^Z and SIGWINCH reach its foreground group. */
+		if (isatty(0) && ioctl(0, TIOCSCTTY, 0) == 0)
+			envp[2] = "TERM=xterm";
+	} else {
+		int in = open("/dev/null", O_RDONLY);
+		if (in >= 0)
+			dup2(in, 0);
+		dup2(fds[0], 1);
+		dup2(fds[0], 2);
+	}
+	/* fd 3 is our socket's number: dup2 onto it clears close-on-exec,
+	 * a pipe that got the number itself has it cleared by hand. */
+	if (cmd_fd >= 0 && (cmd_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(cmd_fd, 3)) < 0)
+		_exit(126);
+	/* Only stdio (and a warm shell's command pipe): not our socket, not
+	 * the pipes we keep, not another job's fds. */
+	syscall(SYS_close_range, cmd_fd >= 0 ? 4u : 3u, ~0u, 0u);
+	if (chdir("/") < 0)
+		_exit(126);
+	static char home[PATH_MAX + 8];
+	if (*user) {
+		id_become("sbx-init", user, home, sizeof(home));
+		envp[1] = home;
+	}
+	/* As the user: a directory it may not enter fails as its own cd would. */
+	if (o->cwd && chdir(o->cwd) < 0) {
+		dprintf(2, "sbx-init: cannot enter cwd=%s: %s\n", o->cwd, strerror(errno));
+		_exit(126);
+	}
+	env_merge(envp, o, env);
+	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, env);
+	dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
+	_exit(127);
+}
+
+static int free_slot(void)
+{
+	for (int i = 0; i < MAX_EXECS; i++)
+		if (!execs[i].pid)
+			return i;
+	return -1;
+}
+
 /* fds: one (stdout+stderr, stdin /dev/null: exec) or three (stdin, stdout,
  * stderr: a job). user: "" (root) or whom the image config (or user=) names. */
 static void start_exec(uint64_t id, const char *cmd, char *user, const struct exec_opts *o,
 		       const int *fds, int nfds, const sigset_t *oldmask)
 {
-	int slot = -1, out_fd = fds[nfds == 3 ? 1 : 0];
-	for (int i = 0; i < MAX_EXECS && slot < 0; i++)
-		if (!execs[i].pid)
-			slot = i;
+	int slot = free_slot(), out_fd = fds[nfds == 3 ? 1 : 0];
 	if (slot < 0 || stopping || o->bad) {
 		dprintf(out_fd, "sbx-init: %s\n", stopping ? "sandbox is stopping"
 						    : o->bad ? o->bad : "too many commands");
@@ -443,53 +507,8 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
 		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
 		return;
 	}
-	if (pid == 0) {
-		static char *envp[] = {
-			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-			"HOME=/root", "TERM=dumb", NULL};
-		static char *env[4 + PROTO_ENV_MAX];
-		sigprocmask(SIG_SETMASK, oldmask, NULL);
-		/* What the daemon's own start left ignored is not the job's: a
-		 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
-		 * that, so `kill INT` (or ^C) would not reach it. */
-		for (int sig = 1; sig < NSIG; sig++)
-			signal(sig, SIG_DFL);
-		setsid();
-		if (nfds == 3) {
-			dup2(fds[0], 0);
-			dup2(fds[1], 1);
-			dup2(fds[2], 2);
-			/* A terminal's job (run tty=): the slave of a pty of our devpts
-			 * is its stdio, and becomes the controlling terminal of its
-			 * session, so ^C, ^Z and SIGWINCH reach its foreground group. */
-			if (isatty(0) && ioctl(0, TIOCSCTTY, 0) == 0)
-				envp[2] = "TERM=xterm";
-		} else {
-			int in = open("/dev/null", O_RDONLY);
-			if (in >= 0)
-				dup2(in, 0);
-			dup2(out_fd, 1);
-			dup2(out_fd, 2);
-		}
-		/* Only stdio: not our socket, not the pipes we keep, not another job's fds. */
-		syscall(SYS_close_range, 3u, ~0u, 0u);
-		if (chdir("/") < 0)
-			_exit(126);
-		static char home[PATH_MAX + 8];
-		if (*user) {
-			id_become("sbx-init", user, home, sizeof(home));
-			envp[1] = home;
-		}
-		/* As the user: a directory it may not enter fails as its own cd would. */
-		if (o->cwd && chdir(o->cwd) < 0) {
-			dprintf(2, "sbx-init: cannot enter cwd=%s: %s\n", o->cwd, strerror(errno));
-			_exit(126);
-		}
-		env_merge(envp, o, env);
-		execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, env);
-		dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
-		_exit(127);
-	}
+	if (pid == 0)
+		exec_child(cmd, user, o, fds, nfds, -1, oldmask);
 	if (nfds == 3) {
 		keep_reader(fds[1]);
 		keep_reader(fds[2]);
@@ -497,6 +516,105 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
 	execs[slot].id = id;
 	execs[slot].pid = pid;
 	send_msg("%c%llu %d", MSG_EXEC_PID, (unsigned long long)id, (int)pid);
+}
+
+/* --- the warm shell (MSG_WARM): one at a time, never an exec until taken ---
+ *
+ * Its script reads one line from fd 3 and evals it as its whole program, so
+ * that $?, exit, a syntax error (2) and a signal end it as `sh -c LINE`
+ * would; stdin is /dev/null as an exec's. out_fd: our copy of its output,
+ * for the line to run cold on when the shell is gone. */
+#define WARM_SCRIPT "IFS= read -r c <&3 || exit 126; exec 3<&-; eval \"unset c; $c\""
+static struct {
+	pid_t pid;  /* 0: none waiting */
+	int cmd_fd; /* the write end of its command pipe */
+	int out_fd;
+	int failed; /* it exited before its line came (its user unknown: 126) */
+	char user[80];
+} warm = {0, -1, -1, 0, ""};
+
+/* It ended before its line came, with wait status st. */
+static void warm_ended(int st)
+{
+	warm.pid = 0;
+	warm.failed = WIFEXITED(st) ? WEXITSTATUS(st) : 0;
+}
+
+static void warm_drop(void)
+{
+	if (warm.pid && kill(-warm.pid, SIGKILL) < 0 && errno == ESRCH)
+		kill(warm.pid, SIGKILL); /* before its setsid */
+	warm.pid = 0;
+	if (warm.cmd_fd >= 0)
+		close(warm.cmd_fd);
+	if (warm.out_fd >= 0)
+		close(warm.out_fd);
+	warm.cmd_fd = warm.out_fd = -1;
+}
+
+/* "W[@USER]" and its fd: a new warm shell, as USER. A failed fork is said
+ * on its output and leaves none: the line then runs cold. */
+static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
+{
+	warm_drop();
+	warm.out_fd = out_fd;
+	warm.failed = 0;
+	snprintf(warm.user, sizeof(warm.user), "%s", msg[1] == '@' ? msg + 2 : "");
+	int p[2];
+	static const struct exec_opts none;
+	if (!stopping && pipe2(p, O_CLOEXEC) == 0) {
+		pid_t pid = fork();
+		if (pid == 0)
+			exec_child(WARM_SCRIPT, warm.user, &none, &out_fd, 1, p[0], oldmask);
+		close(p[0]);
+		if (pid > 0) {
+			warm.pid = pid;
+			warm.cmd_fd = p[1];
+		} else {
+			close(p[1]);
+		}
+	}
+}
+
+/* "Y<id> <line>" (len bytes; msg has room for one more): the warm shell
+ * becomes exec id, its line written to it; with none, the line runs cold,
+ * unless it failed on its own (its sentence is in the output already): the
+ * exec ends as it did. */
+static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
+{
+	char *end, *sp = strchr(msg + 1, ' ');
+	uint64_t id = strtoull(msg + 1, &end, 10);
+	int slot = free_slot();
+	if (!sp || end != sp)
+		return;
+	msg[len] = '\n';
+	size_t n = len + 1 - (size_t)(sp + 1 - msg);
+	ssize_t w = warm.pid && slot >= 0 && !stopping ? write(warm.cmd_fd, sp + 1, n) : 0;
+	if (w == (ssize_t)n) {
+		execs[slot].id = id;
+		execs[slot].pid = warm.pid;
+		send_msg("%c%llu %d", MSG_EXEC_PID, (unsigned long long)id, (int)warm.pid);
+		warm.pid = 0;
+		warm_drop();
+		return;
+	}
+	int st;
+	/* Its pipe's reader is gone: it is exiting, not reaped yet. */
+	if (w < 0 && errno == EPIPE && waitpid(warm.pid, &st, 0) == warm.pid)
+		warm_ended(st);
+	msg[len] = '\0';
+	static const struct exec_opts none;
+	int out_fd = warm.out_fd, failed = warm.pid ? 0 : warm.failed;
+	warm.out_fd = -1;
+	warm_drop();
+	if (failed)
+		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, failed);
+	else if (out_fd >= 0)
+		start_exec(id, sp + 1, warm.user, &none, &out_fd, 1, oldmask);
+	else
+		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
+	if (out_fd >= 0)
+		close(out_fd);
 }
 
 static void handle_msg(const sigset_t *oldmask)
@@ -552,6 +670,15 @@ static void handle_msg(const sigset_t *oldmask)
 		}
 		break;
 	}
+	case MSG_WARM:
+		if (nfds == 1) {
+			warm_start(msg, fds[0], oldmask);
+			fds[0] = -1;
+		}
+		break;
+	case MSG_EXEC_WARM:
+		warm_take(msg, (size_t)n, oldmask);
+		break;
 	case MSG_EXEC_KILL: {
 		uint64_t id = strtoull(msg + 1, NULL, 10);
 		char *sp = strchr(msg + 1, ' ');
@@ -584,6 +711,8 @@ static bool reap(void)
 			return errno != ECHILD;
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 		int sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+		if (p == warm.pid)
+			warm_ended(st);
 		for (int i = 0; i < MAX_EXECS; i++)
 			if (execs[i].pid == p) {
 				send_report("%c%llu %d %d", MSG_EXEC_EXIT,
@@ -621,6 +750,11 @@ static void accept_daemon(void)
 	ctl = fd;
 	say("a new daemon connected");
 	flush_reports();
+	/* The warm shell writes into a pipe the dead daemon read: a new one. */
+	if (warm.out_fd >= 0) {
+		warm_drop();
+		send_msg("%c", MSG_WARM_WANTED);
+	}
 }
 
 static void __attribute__((noreturn)) serve(const sigset_t *oldmask, int sfd)
@@ -714,6 +848,7 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, &oldmask);
+	signal(SIGPIPE, SIG_IGN); /* a warm shell's pipe, when it died unseen */
 	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		fail(errno, "signalfd");
