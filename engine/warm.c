@@ -438,10 +438,10 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 		m->t.create_usec = now - t0;
 		m->deadline_usec = m->cfg.timeout_sec ? now + (uint64_t)m->cfg.timeout_sec * 1000000 : 0;
 		sbx_net_rename(m);
-		/* Its init was spawned by a fill at the fill's lower priority; what
-		 * the user runs in it gets the usual one. */
-		if (setpriority(PRIO_PROCESS, (id_t)m->vm.pid, 0) < 0)
-			log_warn("sandbox %s: its priority stays the fill's: %s", name, strerror(errno));
+		/* Its init (ns) or QEMU, every thread of it, was spawned by a fill at
+		 * the fill's lower priority; what the user runs in it gets the usual one. */
+		if ((r = vmm_renice(m->vm.pid, 0)) < 0)
+			log_warn("sandbox %s: its priority stays the fill's: %s", name, strerror(-r));
 		atomic_fetch_add(&m->generation, 1);
 		pthread_mutex_unlock(&m->lock);
 		/* The state dir under its new name already holds a journal that
@@ -759,9 +759,15 @@ bool warm_leftover(struct engine *owner, const char *entry)
 	vmm_inst_init(&vm);
 	snprintf(vm.cg.leaf, sizeof(vm.cg.leaf), "%s-%s", vmm_host()->tag, entry);
 	snprintf(vm.dir, sizeof(vm.dir), "%s/%s", owner->sandboxes_dir, entry);
-	/* Its processes too, if it still ran; then its disk= mount, its files. */
+	/* Its processes too, if it still ran (a QEMU is in its cgroup); then its
+	 * disk= mount, its files, and a VM's guest RAM file. */
 	int r = vmm_remove_files(&vm, &e);
 	const char *path = vm.dir;
+	char ram[PATH_MAX];
+	vmm_ram_path(entry, ram, sizeof(ram));
+	if (unlink(ram) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s, of a pool member left by an earlier daemon: %s", ram,
+			 strerror(errno));
 	if (r < 0)
 		log_warn("cannot remove %s, a pool member left by an earlier daemon: %s", path,
 			 e.msg);

@@ -63,6 +63,9 @@ assert_no_qemu_leaks() {
 	fi
 }
 
+# A key of sandbox $1's net file ($2: ip, mac, host_if...), without a /LEN.
+net_of() { awk -v k="$2" '$1 == k { sub("/.*", "", $2); print $2 }' "$MNT/$1/net"; }
+
 # Skips the test without qemu-system-x86_64 or a built guest.
 qemu_require() {
 	command -v qemu-system-x86_64 >/dev/null ||
