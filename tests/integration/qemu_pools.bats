@@ -112,7 +112,7 @@ qemus_of_state() {
 	[[ -z "$(ls -A "$STATE/sandboxes")" ]]
 }
 
-@test "qemu pool: a daemon killed with a member waiting: the next one kills its QEMU; a claimed VM is re-adopted" {
+@test "qemu pool: a daemon killed with a member waiting: the next one kills its QEMU; a claimed VM is re-adopted, and forks" {
 	mkdir "$P"
 	echo "$SPEC" >"$P/spec"
 	echo 1 >"$P/size"
@@ -139,7 +139,15 @@ qemus_of_state() {
 	[[ "$SBX_OUT" == "$V" ]]
 	echo 0 >"$P/size"
 	rmdir "$P"
-	rmdir "$MNT/$V"
+	# Its RAM file, renamed at the claim, is the one the re-adopted VM's live
+	# fork copies: the child runs, and is itself.
+	sbx_write "$MNT/$V/ctl" "fork ${V}f"
+	wait_status "${V}f" running 120
+	fpid=$(qemu_pid_of "${V}f")
+	sbx_exec "${V}f" 'uname -n'
+	[[ "$SBX_OUT" == "${V}f" ]]
+	rmdir "$MNT/${V}f" "$MNT/$V"
+	assert_no_qemu_leaks "${V}f" "$fpid"
 	assert_no_qemu_leaks "$V" "$vpid"
 }
 
