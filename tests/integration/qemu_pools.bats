@@ -39,6 +39,17 @@ member_pid() {
 	echo "$pid"
 }
 
+# vm_up_as NAME: NAME comes up (bounded: a boot or a fork under TCG) and its
+# guest answers as NAME.
+vm_up_as() {
+	wait_status "$1" running 120 || return 1
+	sbx_exec "$1" 'uname -n' >/dev/null || return 1
+	[[ "$SBX_OUT" == "$1" ]] || {
+		echo "$1 answers as '$SBX_OUT'" >&2
+		return 1
+	}
+}
+
 # Nice values of every thread of pid, one a line, sorted and unique.
 thread_nices() {
 	local t
@@ -93,12 +104,10 @@ qemus_of_state() {
 	# An empty pool: the next create of the spec is a miss, made cold.
 	echo 0 >"$P/size"
 	echo "create ${V}c $SPEC" >"$MNT/ctl"
-	wait_status "${V}c" running 120
+	vm_up_as "${V}c"
 	[[ "$(sbx_key "$MNT/${V}c/stats" create_mode)" == cold ]]
 	[[ "$(pool_key misses)" == 1 ]]
 	cpid=$(qemu_pid_of "${V}c")
-	sbx_exec "${V}c" 'uname -n'
-	[[ "$SBX_OUT" == "${V}c" ]]
 
 	rmdir "$MNT/$V" "$MNT/${V}c"
 	assert_no_qemu_leaks "$V" "$mpid"
@@ -142,10 +151,8 @@ qemus_of_state() {
 	# Its RAM file, renamed at the claim, is the one the re-adopted VM's live
 	# fork copies: the child runs, and is itself.
 	sbx_write "$MNT/$V/ctl" "fork ${V}f"
-	wait_status "${V}f" running 120
+	vm_up_as "${V}f"
 	fpid=$(qemu_pid_of "${V}f")
-	sbx_exec "${V}f" 'uname -n'
-	[[ "$SBX_OUT" == "${V}f" ]]
 	rmdir "$MNT/${V}f" "$MNT/$V"
 	assert_no_qemu_leaks "${V}f" "$fpid"
 	assert_no_qemu_leaks "$V" "$vpid"
