@@ -418,10 +418,15 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			if (intact && !p->removed && p->nready < p->size) {
 				p->ready[p->nready++] = m; /* it goes back: only the name was taken */
 				m = NULL;
+			} else if (!intact) { /* the member's fault (a guest agent too old): said */
+				snprintf(p->error, sizeof(p->error), "a member could not take the name "
+					 "%s, and was discarded: %s", name, e->msg);
 			}
 			pthread_mutex_unlock(&p->lock);
-			if (m)
+			if (m) {
 				discard_soon(m);
+				kick(p); /* its place is filled again */
+			}
 			pool_put(p);
 			if (intact || r == -EEXIST)
 				return r;

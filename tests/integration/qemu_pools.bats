@@ -194,3 +194,34 @@ qemus_of_state() {
 	run ip link show "$tap"
 	[ "$status" -ne 0 ]
 }
+
+@test "qemu pool: a guest agent too old to take a name: its member is discarded with a sentence, the create is made cold" {
+	# The agent as it is, but saying version 2 in its hello (qemu_tty.bats).
+	g="$SBX_TMP/guest"
+	mkdir -p "$g"
+	cc -O2 -std=gnu11 -static -DAGENT_HELLO_VERSION=2 -o "$SBX_TMP/agent-v2" \
+		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/agent/files.c" \
+		"$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c"
+	"$SBX_REPO/vmm/guest/mkinitrd.sh" "$SBX_IMAGES/busybox" "$SBX_TMP/agent-v2" \
+		"$g/initrd.gz" >/dev/null
+	ln -s "$(readlink -f "$GUEST_DIR/vmlinux")" "$g/vmlinux"
+	sbx_stop_daemon
+	SANDBOXFS_GUEST_DIR="$g" sbx_start_daemon_keep
+	mkdir "$P"
+	echo "$SPEC" >"$P/spec"
+	echo 1 >"$P/size"
+	wait_ready 1 120
+	m=$(member_name)
+	mpid=$(member_pid "$m")
+	echo "create $V $SPEC" >"$MNT/ctl"
+	vm_up_as "$V"
+	[[ "$(sbx_key "$MNT/$V/stats" create_mode)" == cold ]]
+	[[ "$(pool_key hits)" == 0 ]]
+	grep -q "could not take the name $V, and was discarded: the guest agent of $m (version 2) cannot" "$P/error"
+	assert_no_qemu_leaks "$m" "$mpid"
+	# Its place is filled again.
+	wait_ready 1 120
+	qemu_pid_of "$V" >/dev/null
+	echo 0 >"$P/size"
+	rmdir "$P"
+}
