@@ -196,15 +196,7 @@ qemus_of_state() {
 }
 
 @test "qemu pool: a guest agent too old to take a name: its member is discarded with a sentence, the create is made cold" {
-	# The agent as it is, but saying version 2 in its hello (qemu_tty.bats).
-	g="$SBX_TMP/guest"
-	mkdir -p "$g"
-	cc -O2 -std=gnu11 -static -DAGENT_HELLO_VERSION=2 -o "$SBX_TMP/agent-v2" \
-		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/agent/files.c" \
-		"$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c"
-	"$SBX_REPO/vmm/guest/mkinitrd.sh" "$SBX_IMAGES/busybox" "$SBX_TMP/agent-v2" \
-		"$g/initrd.gz" >/dev/null
-	ln -s "$(readlink -f "$GUEST_DIR/vmlinux")" "$g/vmlinux"
+	g=$(old_agent_guest 2)
 	sbx_stop_daemon
 	SANDBOXFS_GUEST_DIR="$g" sbx_start_daemon_keep
 	mkdir "$P"
