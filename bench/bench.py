@@ -66,7 +66,7 @@ if QUICK:
              net_samples=30, net_warm=5, net_burst=100, net_burst_reps=1,
              tti_samples=30, tti_warm=5, tti_bursts=[25], tti_burst_reps=1, tti_burst_warm=3,
              fork_samples=20, fork_warm=5, fork_burst=25, fork_burst_reps=1,
-             fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1,
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=3, qemu_samples=1, qemu_warm=1, qpool_samples=5,
              qfork_samples=3, qfork_warm=1, qfork_burst=5, qfork_cfork=1, qfork_standby=1,
              pool_samples=30, pool_warm=5, pool_tti_size=2, pool_burst=25, pool_burst_reps=1,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 25], pool_size_samples=10,
@@ -80,7 +80,7 @@ else:
              net_samples=200, net_warm=10, net_burst=100, net_burst_reps=2,
              tti_samples=200, tti_warm=10, tti_bursts=[25, 100], tti_burst_reps=2, tti_burst_warm=5,
              fork_samples=100, fork_warm=5, fork_burst=25, fork_burst_reps=3,
-             fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1,
+             fork_sizes=[0, 1, 10, 100], fork_size_samples=10, qemu_samples=5, qemu_warm=1, qpool_samples=10,
              qfork_samples=10, qfork_warm=1, qfork_burst=25, qfork_cfork=2, qfork_standby=3,
              pool_samples=200, pool_warm=10, pool_tti_size=2, pool_burst=100, pool_burst_reps=2,
              pool_over_size=10, pool_over_burst=25, pool_sizes=[1, 10, 50], pool_size_samples=30,
@@ -1625,8 +1625,9 @@ def qemu_one(name, extra=""):
         raise RuntimeError("qemu exec answered %r" % out[:80])
     st = sbx_stats(name)
     os.rmdir(os.path.join(MNT, name))
-    r = {"running": (box["running"] - t0) / 1e3, "tti": (t_tti - t0) / 1e3}
-    r.update({k: float(st[k]) for k in QEMU_KEYS if k in st})
+    r = {"running": (box["running"] - t0) / 1e3, "tti": (t_tti - t0) / 1e3,
+         "create_mode": st.get("create_mode")}
+    r.update({k: float(st[k]) for k in QEMU_KEYS + ("claim_usec",) if k in st})
     return r
 
 
@@ -1651,7 +1652,31 @@ def case_qemu():
             ns.append({"running": (t1 - t0) / 1e3, "create_usec": float(st["create_usec"])})
         log("qemu: boot %d/%d (%s) running after %.0f ms" % (i + 1, total,
             "measured" if i >= P["qemu_warm"] else "warm-up, discarded", q["running"] / 1e3))
-    return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"]}
+    pool = qemu_pool_claims()
+    return {"accel": accel, "dev_kvm": kvm, "samples": rows, "ns": ns, "warmup": P["qemu_warm"],
+            "pool": pool}
+
+
+def qemu_pool_claims():
+    """The same create (qemu_one) from a warm pool of one VM of its spec, full before each
+    claim (a refill is a boot). After the cold boots: while the pool exists, they would claim."""
+    name = "bqpool"
+    os.mkdir(pool_dir(name))
+    rows = []
+    try:
+        pool_write(name, "spec", "backend=qemu memory=256M\n")  # spec first: no ns member is made
+        pool_write(name, "size", "1\n")
+        for i in range(P["qpool_samples"]):
+            pool_wait_full(name)
+            q = qemu_one("vp%d" % i)
+            if q["create_mode"] != "pool":
+                raise RuntimeError("qemu pool: vp%d was created %s, not claimed" % (i, q["create_mode"]))
+            rows.append(q)
+            log("qemu: claim %d/%d running after %.2f ms, first output after %.1f ms" % (
+                i + 1, P["qpool_samples"], q["running"] / 1e3, q["tti"] / 1e3))
+    finally:
+        pool_remove(name)
+    return rows
 
 
 # ---------------------------------------------------------------- imports and VM images (issue 16)

@@ -749,10 +749,23 @@ def sec_qemu(r, md):
                 rows.append(row("qemu: daemon `%s`" % k, [x[k] for x in Q if k in x]))
             rows.append(row("ns: create to running (outside), same rounds", [x["running"] for x in N]))
             rows.append(row("ns: daemon `create_usec`", [x["create_usec"] for x in N]))
+            QP = qm.get("pool") or []
+            if QP:  # a run of before has none
+                rows.append(row("qemu from a warm pool (1 VM, full before each): create to running",
+                                [x["running"] for x in QP]))
+                rows.append(row("qemu from a warm pool: time to interactive", [x["tti"] for x in QP]))
+                rows.append(row("qemu from a warm pool: daemon `claim_usec`",
+                                [x["claim_usec"] for x in QP if "claim_usec" in x]))
             md.append(table(["", "n", "p50 ms", "p95 ms", "max ms"], rows))
             md.append("")
             md.append("qemu ÷ ns create (p50, outside): %s." %
                       ratio(pct([x["running"] for x in Q], 50), pct([x["running"] for x in N], 50)))
+            if QP:
+                md.append("A claim from the pool writes the same `create` line (the spec is the "
+                          "pool's) and polls the same way; cold ÷ pool (p50): %s to running, %s to "
+                          "interactive." % (
+                              ratio(pct([x["running"] for x in Q], 50), pct([x["running"] for x in QP], 50)),
+                              ratio(pct([x["tti"] for x in Q], 50), pct([x["tti"] for x in QP], 50))))
             md.append("")
 
 

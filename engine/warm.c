@@ -423,10 +423,15 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 			if (intact && !p->removed && p->nready < p->size) {
 				p->ready[p->nready++] = m; /* it goes back: only the name was taken */
 				m = NULL;
+			} else if (!intact) { /* the member's fault (a guest agent too old): said */
+				snprintf(p->error, sizeof(p->error), "a member could not take the name "
+					 "%s, and was discarded: %s", name, e->msg);
 			}
 			pthread_mutex_unlock(&p->lock);
-			if (m)
+			if (m) {
 				discard_soon(m);
+				kick(p); /* its place is filled again */
+			}
 			pool_put(p);
 			if (intact || r == -EEXIST)
 				return r;
@@ -443,8 +448,9 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 		m->t.create_usec = now - t0;
 		m->deadline_usec = m->cfg.timeout_sec ? now + (uint64_t)m->cfg.timeout_sec * 1000000 : 0;
 		sbx_net_rename(m);
-		/* Its init (and warm shell) were spawned by a fill at the fill's
-		 * lower priority; what the user runs in it gets the usual one. */
+		/* Its init and warm shell (ns) or QEMU, every thread of each, were
+		 * spawned by a fill at the fill's lower priority; what the user
+		 * runs in it gets the usual one. */
 		cg_renice(&m->vm.cg, 0);
 		atomic_fetch_add(&m->generation, 1);
 		pthread_mutex_unlock(&m->lock);
@@ -763,9 +769,15 @@ bool warm_leftover(struct engine *owner, const char *entry)
 	vmm_inst_init(&vm);
 	snprintf(vm.cg.leaf, sizeof(vm.cg.leaf), "%s-%s", vmm_host()->tag, entry);
 	snprintf(vm.dir, sizeof(vm.dir), "%s/%s", owner->sandboxes_dir, entry);
-	/* Its processes too, if it still ran; then its disk= mount, its files. */
+	/* Its processes too, if it still ran (a QEMU is in its cgroup); then its
+	 * disk= mount, its files, and a VM's guest RAM file. */
 	int r = vmm_remove_files(&vm, &e);
 	const char *path = vm.dir;
+	char ram[PATH_MAX];
+	vmm_ram_path(entry, ram, sizeof(ram));
+	if (unlink(ram) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s, of a pool member left by an earlier daemon: %s", ram,
+			 strerror(errno));
 	if (r < 0)
 		log_warn("cannot remove %s, a pool member left by an earlier daemon: %s", path,
 			 e.msg);

@@ -432,8 +432,9 @@ static void kill_procs(const char *dir)
 
 static void renice_one(pid_t pid, int prio)
 {
-	if (setpriority(PRIO_PROCESS, (id_t)pid, prio) < 0 && errno != ESRCH)
-		log_warn("cannot set the priority of pid %d: %s", (int)pid, strerror(errno));
+	int r = vmm_renice(pid, prio); /* every thread: QEMU's vCPUs too */
+	if (r < 0 && r != -ENOENT && r != -ESRCH)
+		log_warn("cannot set the priority of pid %d: %s", (int)pid, strerror(-r));
 }
 
 void cg_renice(const struct cg *cg, int prio)

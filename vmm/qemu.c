@@ -616,7 +616,7 @@ static struct qemu_vm *qvm_new(void)
 
 static void shm_path_of(const struct vmm_inst *vm, char *out, size_t cap)
 {
-	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, vm->name);
+	vmm_ram_path(vm->name, out, cap);
 }
 
 /* The engine calls stop without the sandbox's lock, so the monitor may reap
@@ -808,6 +808,34 @@ static void hex(const unsigned char *in, size_t n, char *out)
 		snprintf(out + 2 * i, 3, "%02x", in[i]);
 }
 
+/* AG_FORK's payload (agent_proto.h) for name: the clock, a new nonce (into
+ * nonce, 17 bytes), 32 bytes of entropy, mode, and with a network device
+ * the identity a clone takes (its TAP already has its MAC). */
+#define FORK_PAYLOAD_MAX 384
+static int fork_payload(const struct vmm_inst *vm, const struct qemu_vm *q, const char *name,
+			const char *mode, char *nonce, char *payload, struct err *e)
+{
+	unsigned char rnd[40];
+	char ent[65], net[64] = "";
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return err_set(e, -EIO, "getrandom: %s", strerror(errno));
+	hex(rnd, 8, nonce);
+	hex(rnd + 8, 32, ent);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (q->nic) {
+		char ip[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
+		const uint8_t *m = vm->nic.mac;
+		inet_ntop(AF_INET, &vm->nic.ip, ip, sizeof(ip));
+		inet_ntop(AF_INET, &vm->nic.gateway, gw, sizeof(gw));
+		snprintf(net, sizeof(net), " %s/%u %s %02x:%02x:%02x:%02x:%02x:%02x", ip,
+			 vm->nic.prefix_len, gw, m[0], m[1], m[2], m[3], m[4], m[5]);
+	}
+	snprintf(payload, FORK_PAYLOAD_MAX, "%s %lld %ld %s %s %s%s", name, (long long)now.tv_sec,
+		 now.tv_nsec, nonce, ent, mode, net);
+	return 0;
+}
+
 /* Incoming migration from the snapshot, then cont, then the guest's new
  * identity (AG_FORK: hostname, clock, RNG reseed) before anything else runs. */
 static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_src *src,
@@ -831,25 +859,10 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 	if ((r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
 		return r;
 	uint64_t t3 = now_usec();
-	unsigned char rnd[40];
-	char nonce[17], ent[65], payload[384], net[64] = "";
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-		return err_set(e, -EIO, "getrandom: %s", strerror(errno));
-	hex(rnd, 8, nonce);
-	hex(rnd + 8, 32, ent);
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	if (q->nic) { /* the clone's own identity; its TAP already has its MAC */
-		char ip[INET_ADDRSTRLEN], gw[INET_ADDRSTRLEN];
-		const uint8_t *m = vm->nic.mac;
-		inet_ntop(AF_INET, &vm->nic.ip, ip, sizeof(ip));
-		inet_ntop(AF_INET, &vm->nic.gateway, gw, sizeof(gw));
-		snprintf(net, sizeof(net), " %s/%u %s %02x:%02x:%02x:%02x:%02x:%02x", ip,
-			 vm->nic.prefix_len, gw, m[0], m[1], m[2], m[3], m[4], m[5]);
-	}
-	snprintf(payload, sizeof(payload), "%s %lld %ld %s %s %s%s", vm->name,
-			 (long long)now.tv_sec, now.tv_nsec, nonce, ent,
-			 src->standby ? "resume" : "clone", net);
+	char nonce[17], payload[FORK_PAYLOAD_MAX];
+	if ((r = fork_payload(vm, q, vm->name, src->standby ? "resume" : "clone", nonce, payload,
+			      e)) < 0)
+		return r;
 	if ((r = qagent_send_synced(q, AG_FORK, payload)) < 0)
 		return err_set(e, r, "cannot reach the restored guest's agent: %s", strerror(-r));
 	r = qagent_wait_answer(q, "fork", nonce, hf.kvm ? HELLO_TIMEOUT_KVM_MS : HELLO_TIMEOUT_TCG_MS, e);
@@ -1559,7 +1572,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	int r = frozen ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
 	uint64_t t1 = now_usec();
 	if (r == 0 && q->ram_shared) /* vmm_remove_layer removes it by the same name */
-		vmm_layer_ram_path(id, ram, sizeof(ram));
+		vmm_ram_path(id, ram, sizeof(ram));
 	if (r == 0)
 		r = save_vm(q, dest_dir, q->ram_shared, ram, e);
 	char disk[PATH_MAX];
@@ -1834,6 +1847,53 @@ static int qemu_describe(struct buf *b)
 			  hf.accel_why);
 }
 
+/* A warm pool's member claimed by a create (vmm_ops.rename): the guest
+ * takes name as hostname, the clock and a reseed of its RNG (AG_FORK's
+ * "resume": the member was booted fresh and has run nothing of anyone's, so
+ * it keeps its boot_id, machine-id and network identity, and has no jobs or
+ * files requests for the agent to end). Nothing waits for the agent's
+ * answer, which the reader thread drops with any hello: the agent handles
+ * frames in order, so every command sent after this one runs under the new
+ * name. The guest RAM file, named after the sandbox, follows it (QEMU keeps
+ * its mapping), and the run facts say where it is now. */
+static int qemu_rename(struct vmm_inst *vm, const char *name, struct err *e)
+{
+	struct qemu_vm *q = qvm_get(vm);
+	char nonce[17], payload[FORK_PAYLOAD_MAX], shm[PATH_MAX];
+	int r = 0;
+	if (!q)
+		return err_set(e, -ESRCH, "the VM of %s does not run", vm->name);
+	if (q->agent_version < AGENT_VERSION_RESUME) {
+		r = err_set(e, -EOPNOTSUPP, "the guest agent of %s (version %d) cannot take a new "
+			    "name while it runs (version %d can)", vm->name, q->agent_version,
+			    AGENT_VERSION_RESUME);
+		goto out;
+	}
+	vmm_ram_path(name, shm, sizeof(shm));
+	bool move = q->shm_path[0] && strcmp(q->shm_path, shm) != 0;
+	if (move && rename(q->shm_path, shm) < 0) {
+		r = err_set(e, -errno, "cannot rename %s to %s: %s", q->shm_path, shm, strerror(errno));
+		goto out;
+	}
+	if ((r = fork_payload(vm, q, name, "resume", nonce, payload, e)) == 0 &&
+	    (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)strlen(payload))) < 0)
+		err_set(e, r, "cannot reach the guest agent of %s: %s", vm->name, strerror(-r));
+	if (r < 0 && move && rename(shm, q->shm_path) == 0)
+		move = false; /* back where it was */
+	if (move) {
+		if (strcmp(q->ram_path, q->shm_path) == 0)
+			snprintf(q->ram_path, sizeof(q->ram_path), "%s", shm);
+		snprintf(q->shm_path, sizeof(q->shm_path), "%s", shm);
+	}
+	if (r == 0)
+		snprintf(vm->name, sizeof(vm->name), "%s", name);
+	if (move || r == 0)
+		save_run_facts(vm, q); /* vm->dir is the new name's already (the engine's) */
+out:
+	qvm_put(q);
+	return r;
+}
+
 const struct vmm_ops vmm_qemu_ops = {
 	.name = "qemu",
 	.caps = VMM_CAP_NET | VMM_CAP_NET_TAP | VMM_CAP_RUN_USER,
@@ -1858,5 +1918,6 @@ const struct vmm_ops vmm_qemu_ops = {
 	.event = qemu_event,
 	.describe = qemu_describe,
 	.show = qemu_show,
+	.rename = qemu_rename,
 	.files = &qemu_files_ops,
 };

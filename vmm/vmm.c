@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -169,9 +170,35 @@ uint64_t vmm_pid_start(pid_t pid)
  * the daemon makes from its tag and the layer's id (qemu_checkpoint). Never
  * read from the layer: an ns layer is a sandbox's upper dir, every byte of
  * it the sandbox's (a list of files to unlink there was one it could write). */
-void vmm_layer_ram_path(const char *id, char *out, size_t cap)
+void vmm_ram_path(const char *name, char *out, size_t cap)
 {
-	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, id);
+	snprintf(out, cap, "/dev/shm/sandboxfs-%s-%s.ram", vmm_host()->tag, name);
+}
+
+#define RENICE_THREADS_MAX 4096 /* a QEMU has a handful; a bound, not a limit met */
+
+int vmm_renice(pid_t pid, int nice)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	int r = 0;
+	unsigned n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < RENICE_THREADS_MAX) {
+		char *end;
+		long tid = strtol(de->d_name, &end, 10);
+		if (*end || tid <= 0)
+			continue;
+		n++;
+		/* A thread that ended meanwhile is no failure. */
+		if (setpriority(PRIO_PROCESS, (id_t)tid, nice) < 0 && errno != ESRCH && r == 0)
+			r = -errno;
+	}
+	closedir(d);
+	return r;
 }
 
 int vmm_remove_layer(const char *dir)
@@ -179,7 +206,7 @@ int vmm_remove_layer(const char *dir)
 	char d[PATH_MAX], ram[PATH_MAX + 64];
 	snprintf(d, sizeof(d), "%s", dir);
 	vmm_qemu_spares_drop_layer(dir);
-	vmm_layer_ram_path(basename(d), ram, sizeof(ram));
+	vmm_ram_path(basename(d), ram, sizeof(ram));
 	if (unlink(ram) < 0 && errno != ENOENT)
 		log_warn("cannot remove %s: %s", ram, strerror(errno));
 	struct err e = {0};

@@ -403,8 +403,13 @@ int vmm_copy_sparse(const char *src, const char *dst, bool into, struct err *e);
 /* Removes path and everything under it, fd-relative (no PATH_MAX limit, no
  * recursion), never leaving its filesystem; 0 when it is not there. */
 int vmm_remove_tree(const char *path);
-/* The RAM file of a VM checkpoint layer id: /dev/shm/sandboxfs-TAG-ID.ram. */
-void vmm_layer_ram_path(const char *id, char *out, size_t cap);
+/* A guest RAM file, named after its owner: a running VM (its sandbox's name,
+ * or a pool member's hidden one) or a VM checkpoint layer (its id):
+ * /dev/shm/sandboxfs-TAG-NAME.ram. */
+void vmm_ram_path(const char *name, char *out, size_t cap);
+/* Sets the nice value of every thread of process pid (setpriority takes one
+ * thread on Linux; a QEMU runs its vCPUs on threads of their own). */
+int vmm_renice(pid_t pid, int nice);
 /* Removes a layer's RAM file (by its name, never by what the layer says),
  * then hands the dir to the trash. */
 int vmm_remove_layer(const char *dir);

@@ -367,6 +367,22 @@ wait_status() {
 	return 1
 }
 
+# A key of the warm pool $P's status.
+pool_key() { sbx_key "$P/status" "$1"; }
+
+# wait_ready N [SECONDS]: the pool $P holds N ready members (bounded; a
+# qemu pool's members boot at nice 10, a longer bound).
+wait_ready() {
+	local limit=${2:-$SBX_STATUS_WAIT} i
+	for ((i = 0; i < limit * 10; i++)); do
+		[[ "$(pool_key ready)" == "$1" && "$(pool_key filling)" == 0 ]] && return 0
+		sleep 0.1
+	done
+	echo "pool: wanted $1 ready; status:" >&2
+	cat "$P/status" "$P/error" >&2
+	return 1
+}
+
 # Create NAME with mkdir and wait until it runs.
 sbx_create() {
 	local name=$1

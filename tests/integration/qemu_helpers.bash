@@ -63,6 +63,24 @@ assert_no_qemu_leaks() {
 	fi
 }
 
+# A key of sandbox $1's net file ($2: ip, mac, host_if...), without a /LEN.
+net_of() { awk -v k="$2" '$1 == k { sub("/.*", "", $2); print $2 }' "$MNT/$1/net"; }
+
+# old_agent_guest VERSION: a guest dir ($SBX_TMP/guest, on stdout) whose
+# agent is this one saying VERSION in its hello, as an agent of before does
+# (for SANDBOXFS_GUEST_DIR).
+old_agent_guest() {
+	local g="$SBX_TMP/guest"
+	mkdir -p "$g" || return 1
+	cc -O2 -std=gnu11 -static -DAGENT_HELLO_VERSION="$1" -o "$SBX_TMP/agent-v$1" \
+		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/agent/files.c" \
+		"$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c" >&2 || return 1
+	"$SBX_REPO/vmm/guest/mkinitrd.sh" "$SBX_IMAGES/busybox" "$SBX_TMP/agent-v$1" \
+		"$g/initrd.gz" >/dev/null || return 1
+	ln -s "$(readlink -f "$GUEST_DIR/vmlinux")" "$g/vmlinux" || return 1
+	echo "$g"
+}
+
 # Skips the test without qemu-system-x86_64 or a built guest.
 qemu_require() {
 	command -v qemu-system-x86_64 >/dev/null ||

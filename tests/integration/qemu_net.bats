@@ -25,8 +25,6 @@ teardown() {
 	ip link del "$BR" 2>/dev/null || true
 }
 
-net_of() { awk -v k="$2" '$1 == k { sub("/.*", "", $2); print $2 }' "$MNT/$1/net"; }
-
 # An ICMP echo from the host to $1 (this machine has no ping binary): true
 # when a reply comes within a few tries.
 host_ping() {

@@ -131,14 +131,7 @@ guest_sleeps() {
 @test "qemu: a guest agent of before terminals: tty= and user= are EOPNOTSUPP with a sentence, the rest works" {
 	# The agent as it is, but saying version 2 in its hello (as one of before
 	# does, whose VM a daemon may re-adopt or restore).
-	g="$SBX_TMP/guest"
-	mkdir -p "$g"
-	cc -O2 -std=gnu11 -static -DAGENT_HELLO_VERSION=2 -o "$SBX_TMP/agent-v2" \
-		"$SBX_REPO/vmm/agent/sbx-agent.c" "$SBX_REPO/vmm/agent/files.c" \
-		"$SBX_REPO/vmm/init/ids.c" "$SBX_REPO/net/link.c"
-	"$SBX_REPO/vmm/guest/mkinitrd.sh" "$SBX_IMAGES/busybox" "$SBX_TMP/agent-v2" \
-		"$g/initrd.gz" >/dev/null
-	ln -s "$(readlink -f "$GUEST_DIR/vmlinux")" "$g/vmlinux"
+	g=$(old_agent_guest 2)
 	sbx_stop_daemon
 	SANDBOXFS_GUEST_DIR="$g" sbx_start_daemon
 	sbx_create_ctl "$V" backend=qemu memory=256M

@@ -15,6 +15,9 @@
  * requests, served in the guest's root. */
 #define AGENT_VERSION 4
 #define AGENT_VERSION_TTY 3
+/* AG_FORK's "resume" (the same machine: hostname, clock, reseed) came during
+ * 2; every agent of 3 knows it (a warm pool's member claimed by a create). */
+#define AGENT_VERSION_RESUME 3
 #define AGENT_VERSION_FILES 4
 /* The largest payload of a frame to the agent. */
 #define AGENT_PAYLOAD_MAX 8192

@@ -1,0 +1,110 @@
+/* Unit tests of helpers every backend shares (vmm/vmm.c): vmm_renice sets
+ * every thread of a process, not its main thread alone (a warm pool's
+ * member's QEMU runs its vCPUs on threads of their own), and the name of a
+ * guest RAM file. */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../engine/common.h"
+#include "../../vmm/vmm.h"
+#include "unit.h"
+
+#define CHILD_THREADS 3
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* A child with CHILD_THREADS threads beside its main one; it writes a byte
+ * on ready once they all run. */
+static pid_t threaded_child(int ready)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	pthread_t t;
+	for (int i = 0; i < CHILD_THREADS; i++)
+		if (pthread_create(&t, NULL, sleeper, NULL) != 0)
+			_exit(1);
+	if (write(ready, "x", 1) != 1)
+		_exit(1);
+	sleeper(NULL);
+	_exit(0);
+}
+
+/* Threads of pid, and how many of them have nice value want. */
+static int count_threads(pid_t pid, int want, int *with)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	int n = 0;
+	*with = 0;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		n++;
+		errno = 0;
+		int v = getpriority(PRIO_PROCESS, (id_t)atoi(de->d_name));
+		*with += errno == 0 && v == want;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void test_renice_every_thread(void)
+{
+	int p[2];
+	CHECK(pipe(p) == 0);
+	pid_t pid = threaded_child(p[1]);
+	CHECK(pid > 0);
+	char c;
+	CHECK(read(p[0], &c, 1) == 1);
+	int with;
+	CHECK(count_threads(pid, 0, &with) == CHILD_THREADS + 1);
+	CHECK(vmm_renice(pid, 7) == 0);
+	CHECK(count_threads(pid, 7, &with) == CHILD_THREADS + 1 && with == CHILD_THREADS + 1);
+	/* Back down needs CAP_SYS_NICE (the daemon runs as root). */
+	int r = vmm_renice(pid, 0);
+	if (r == -EACCES || r == -EPERM)
+		printf("# back to nice 0 refused here: %s\n", strerror(-r));
+	else
+		CHECK(r == 0 && count_threads(pid, 0, &with) == CHILD_THREADS + 1 &&
+		      with == CHILD_THREADS + 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	CHECK(vmm_renice(pid, 0) == -ENOENT); /* gone: its /proc dir too */
+	close(p[0]);
+	close(p[1]);
+}
+
+static void test_ram_path(void)
+{
+	struct vmm_host h = {.tag = "t1"};
+	char out[PATH_MAX];
+	vmm_host_set(&h);
+	vmm_ram_path(".p3-7", out, sizeof(out));
+	CHECK(strcmp(out, "/dev/shm/sandboxfs-t1-.p3-7.ram") == 0);
+}
+
+int main(void)
+{
+	RUN(test_renice_every_thread);
+	RUN(test_ram_path);
+	UNIT_DONE("vmm");
+}
