@@ -24,6 +24,8 @@
  * a guest that never reads must not hold it for good. A files request's
  * sends never wait: its look fails once it found no room this long. */
 #define AGENT_SEND_WAIT_MS 5000
+/* The channel's send buffer (the kernel doubles it for its accounting). */
+#define AGENT_SNDBUF (1 << 20)
 
 /* With wlock held: writes buf[0, n) until done or deadline. Bytes written,
  * or -errno (never -EAGAIN). */
@@ -594,6 +596,17 @@ static void *reader_main(void *arg)
 
 int qagent_start_reader(struct qemu_vm *q, struct err *e)
 {
+	/* A put's bytes queue in the channel's send buffer while the guest takes
+	 * 4 KiB at a time: room is seen when a quarter is left (POLLOUT), and
+	 * its sender wakes through two threads (reader, waiters) to fill it. A
+	 * larger one keeps the guest fed meanwhile on a loaded host; every frame
+	 * waits behind what it holds (at most AGENT_SNDBUF: ms at the guest's
+	 * rate). As root the host's cap does not apply (SO_SNDBUFFORCE). */
+	int sz = AGENT_SNDBUF;
+	if (q->agent_fd >= 0 &&
+	    setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0 &&
+	    setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0)
+		log_debug("qemu: the agent channel's send buffer stays: %s", strerror(errno));
 	int r = pthread_create(&q->reader, NULL, reader_main, q);
 	if (r)
 		return err_set(e, -r, "cannot start the agent reader thread: %s", strerror(r));
