@@ -505,9 +505,9 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 		/* A put's bytes in this write follow the request at once: its
 		 * write's look waits for the temporary (and the rename, with all). */
 		bool put = q->verb == CTL_FILES_PUT;
+		f->wsent = at;
 		if ((r = put ? files_hold(f, len - at, e) : 0) == 0 && (r = files_remote(f, q, e)) == 0)
-			r = put ? (f->wsent = at, files_put_more(f, buf, len, wk, e))
-				: files_remote_answer(f, wk, e);
+			r = put ? files_put_more(f, buf, len, wk, e) : files_remote_answer(f, wk, e);
 	} else if (r == 0 && (r = serve[q->verb](f, q, e)) < 0) {
 		buf_free(&f->answer);
 	} else if (r == 0) {
@@ -538,8 +538,8 @@ int sbx_files_write_try(struct sbx_files *f, const char *buf, size_t len, bool a
 	else if (f->verb != CTL_FILES_PUT)
 		r = err_set(&e, -EBUSY, "this files handle already served a request; open files "
 			    "again");
-	else if ((r = f->vf ? files_hold(f, len, &e) : 0) == 0)
-		r = (f->wsent = 0, files_put_more(f, buf, len, wk, &e));
+	else if ((f->wsent = 0, r = f->vf ? files_hold(f, len, &e) : 0) == 0)
+		r = files_put_more(f, buf, len, wk, &e);
 	if (r != -EAGAIN)
 		files_unhold(f); /* the write ended: the FUSE layer's copy goes */
 	pthread_mutex_unlock(&f->lock);

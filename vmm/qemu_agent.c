@@ -980,6 +980,13 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	return 0;
 }
 
+/* With xlock held: the reader thread ended (the VM stops): f fails. */
+static int file_stopped(struct qemu_vm *q, struct qemu_file *f)
+{
+	return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; nothing "
+			 "more of it happens", f->shown);
+}
+
 /* The request's frame, if it has not gone yet (no room at the open):
  * 0 once it has, -EAGAIN, or -errno. The requester's alone. */
 static int file_send_req(struct qemu_vm *q, struct qemu_file *f)
@@ -1003,6 +1010,11 @@ static int file_no_room(struct qemu_vm *q, struct qemu_file *f, int r, unsigned 
 {
 	uint64_t now = now_usec(), limit = (uint64_t)q->send_wait_ms * 1000;
 	pthread_mutex_lock(&q->xlock);
+	if (q->reader_gone) { /* nothing polls for room now */
+		r = file_stopped(q, f);
+		pthread_mutex_unlock(&q->xlock);
+		return file_err(f, r, e);
+	}
 	f->want_room = true; /* before the send: room made meanwhile wakes it */
 	if (!f->room_usec)
 		f->room_usec = now;
@@ -1102,8 +1114,7 @@ static bool file_answered(const struct qemu_file *f)
 static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wait_ms)
 {
 	if (q->reader_gone)
-		return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
-				 "nothing more of it happens", f->shown);
+		return file_stopped(q, f);
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000;
 	if (file_waited_out(q, f, now))
 		return file_timed_out(q, f);

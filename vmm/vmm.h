@@ -170,9 +170,9 @@ struct vmm_file_req {
 	const char *shown; /* the path escaped, for sentences */
 	/* The backend calls wake(wake_arg) when answer_try, read_try or write,
 	 * having said -EAGAIN, may give more (an answer, bytes, room to send,
-	 * the end, a failure, the sandbox stopped); from any thread, under the backend's own
-	 * locks, until close. So wake only marks (waiters_kick) and never calls
-	 * the backend. */
+	 * the end, a failure, the sandbox stopped); from any thread, under the
+	 * backend's own locks, until close. So wake only marks (waiters_kick)
+	 * and never calls the backend. */
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
