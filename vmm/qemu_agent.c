@@ -964,10 +964,13 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	/* Never waiting for room: without it, the first look sends it. */
 	uint32_t len = (uint32_t)(head + 1 + pl);
 	int ret = send_frame(q, AG_FILE, f->id, payload, len, false);
-	if (ret == -EAGAIN && !(f->req = malloc(len)))
+	if (ret == -EAGAIN && (f->req = malloc(len))) {
+		memcpy(f->req, payload, len);
+		f->req_len = len;
+		ret = 0;
+	} else if (ret == -EAGAIN) {
 		ret = -ENOMEM;
-	else if (ret == -EAGAIN)
-		ret = 0, f->req_len = len, memcpy(f->req, payload, len);
+	}
 	if (ret < 0) {
 		pthread_mutex_lock(&q->xlock);
 		file_unlink(q, f);
