@@ -66,6 +66,12 @@ struct qemu_file {
 	uint32_t req_len;
 	bool want_room;
 	uint64_t room_usec;
+	/* A put's bytes its writes handed over that the channel had no room
+	 * for: kept[koff, koff+klen), sent in order by the reader thread when
+	 * there is room (under xlock); taken, all its writes handed over. */
+	char *kept;
+	size_t koff, klen;
+	uint64_t taken;
 	void (*wake)(void *arg); /* a look may find more (vmm_file_req's) */
 	void *wake_arg;
 	char shown[4 * 4096 + 1]; /* the path, escaped (for sentences) */
@@ -73,6 +79,11 @@ struct qemu_file {
 };
 
 #define QEMU_FENDS_MAX 64
+/* A put's bytes the channel has no room for, kept for the reader thread to
+ * send: a buffer of QEMU_PUT_KEPT each, QEMU_KEPT_MAX a VM (beyond, the
+ * write waits, parked). */
+#define QEMU_PUT_KEPT (1u << 20)
+#define QEMU_KEPT_MAX (4u << 20)
 
 struct qemu_vm {
 	struct qmp qmp;
@@ -111,6 +122,7 @@ struct qemu_vm {
 	bool files_credit; /* some get's credit_due waits for the reader thread (wake_fd) */
 	int files_wait_ms; /* how long a request waits for the agent without progress */
 	int send_wait_ms;  /* how long a send, or a request's look, waits for room */
+	size_t kept_bytes; /* the puts' kept buffers (under xlock), at most QEMU_KEPT_MAX */
 	/* AG_FEND of requests closed while the channel had no room for it:
 	 * sent before any later frame (under xlock; taken out under wlock). */
 	uint64_t fends[QEMU_FENDS_MAX];

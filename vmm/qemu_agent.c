@@ -501,6 +501,9 @@ static void file_credits(struct qemu_vm *q);
 static int files_expire(struct qemu_vm *q);
 static void file_changed(struct qemu_vm *q, struct qemu_file *f);
 static void channel_room(struct qemu_vm *q);
+static int files_send_kept_locked(struct qemu_vm *q);
+static void file_unkeep(struct qemu_vm *q, struct qemu_file *f);
+static int file_send_failed(struct qemu_vm *q, struct qemu_file *f, int r);
 
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
 static int handle_frames(struct qemu_vm *q)
@@ -598,10 +601,10 @@ int qagent_start_reader(struct qemu_vm *q, struct err *e)
 {
 	/* A put's bytes queue in the channel's send buffer while the guest takes
 	 * 4 KiB at a time: room is seen when a quarter is left (POLLOUT), and
-	 * its sender wakes through two threads (reader, waiters) to fill it. A
-	 * larger one keeps the guest fed meanwhile on a loaded host; every frame
-	 * waits behind what it holds (at most AGENT_SNDBUF: ms at the guest's
-	 * rate). As root the host's cap does not apply (SO_SNDBUFFORCE). */
+	 * this thread refills it (a put's kept bytes; a parked write's through
+	 * the waiters' thread). A larger one keeps the guest fed meanwhile on a
+	 * loaded host; every frame waits behind what it holds (ms at the
+	 * guest's rate). As root the host's cap does not apply (SO_SNDBUFFORCE). */
 	int sz = AGENT_SNDBUF;
 	if (q->agent_fd >= 0 &&
 	    setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0 &&
@@ -811,6 +814,14 @@ static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const cha
 	return f->fail ? f->fail->code : code;
 }
 
+/* With xlock held: f's frames could not be sent (r: why, -ETIMEDOUT past
+ * the send bound), as a send's failure is said. */
+static int file_send_failed(struct qemu_vm *q, struct qemu_file *f, int r)
+{
+	return file_fail(q, f, r, "cannot send %s to the guest agent: %s%s", f->shown, strerror(-r),
+			 f->verb == VMM_FILE_PUT ? "; nothing was put" : "");
+}
+
 /* Reader thread: AG_FRES. */
 static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 {
@@ -917,6 +928,7 @@ void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
 	bool owed = !over && q->nfends < QEMU_FENDS_MAX;
 	if (owed)
 		q->fends[q->nfends++] = f->id;
+	file_unkeep(q, f);
 	pthread_mutex_unlock(&q->xlock);
 	if (owed)
 		want_room(q);
@@ -1028,8 +1040,7 @@ static int file_no_room(struct qemu_vm *q, struct qemu_file *f, int r, unsigned 
 		return -EAGAIN;
 	}
 	f->want_room = false;
-	r = file_fail(q, f, -ETIMEDOUT, "cannot send %s to the guest agent: %s%s", f->shown,
-		      strerror(ETIMEDOUT), f->verb == VMM_FILE_PUT ? "; nothing was put" : "");
+	r = file_send_failed(q, f, -ETIMEDOUT);
 	pthread_mutex_unlock(&q->xlock);
 	/* As a send that waited the bound: later ones do not wait (another
 	 * sender holding the lock marks it itself when its send times out). */
@@ -1040,44 +1051,85 @@ static int file_no_room(struct qemu_vm *q, struct qemu_file *f, int r, unsigned 
 	return file_err(f, r, e);
 }
 
+/* With xlock held: up to n of p kept in f's buffer for the reader thread
+ * (bytes the channel has no room for now); how many. */
+static size_t file_keep(struct qemu_vm *q, struct qemu_file *f, const char *p, size_t n)
+{
+	if (!f->kept && q->kept_bytes + QEMU_PUT_KEPT <= QEMU_KEPT_MAX &&
+	    (f->kept = malloc(QEMU_PUT_KEPT)))
+		q->kept_bytes += QEMU_PUT_KEPT;
+	if (!f->kept)
+		return 0;
+	if (f->koff + f->klen + n > QEMU_PUT_KEPT && f->koff) {
+		memmove(f->kept, f->kept + f->koff, f->klen);
+		f->koff = 0;
+	}
+	n = n < QEMU_PUT_KEPT - f->koff - f->klen ? n : QEMU_PUT_KEPT - f->koff - f->klen;
+	memcpy(f->kept + f->koff + f->klen, p, n);
+	f->klen += n;
+	if (n && !f->room_usec)
+		f->room_usec = now_usec(); /* the send bound runs for what waits */
+	return n;
+}
+
+/* With xlock held: f's buffer goes (sent, or f failed or ends). */
+static void file_unkeep(struct qemu_vm *q, struct qemu_file *f)
+{
+	if (f->kept)
+		q->kept_bytes -= QEMU_PUT_KEPT;
+	free(f->kept);
+	f->kept = NULL;
+	f->koff = f->klen = 0;
+}
+
 /* A put's bytes go to the channel behind its request (the agent takes them
  * in order, and drops those of a request it failed): its first write need
  * not wait for the temporary before sending them. None waits for room:
- * what the channel does not take now waits in the caller's buffer. */
+ * what the channel does not take now is kept for the reader thread (a
+ * buffer of QEMU_PUT_KEPT), and what does not fit there waits in the
+ * caller's (-EAGAIN). */
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
 		      size_t *took, unsigned *wait_ms, struct err *e)
 {
 	*took = 0;
 	pthread_mutex_lock(&q->xlock);
-	int r = f->fail ? f->fail->code : len > f->size - f->got ? -EFBIG : 0;
+	int r = f->fail ? f->fail->code : len > f->size - f->taken ? -EFBIG : 0;
+	bool direct = !f->klen; /* kept bytes go first, by the reader thread */
 	if (r == 0)
 		f->want_room = true; /* before the send: room made meanwhile wakes it */
 	pthread_mutex_unlock(&q->xlock);
 	if (r < 0)
 		return r == -EFBIG ? err_set(e, r, "%s: past its size; nothing was put", f->shown)
 				   : file_err(f, r, e);
-	size_t at = 0;
+	size_t at = 0, kept = 0;
 	r = file_send_req(q, f);
-	while (r == 0 && at < len) {
+	while (r == 0 && direct && at < len) {
 		size_t n = len - at < AGENT_FDATA_MAX ? len - at : AGENT_FDATA_MAX;
 		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, false)) == 0)
 			at += n;
 	}
-	*took = at;
+	if (r == 0 && at < len)
+		r = -EAGAIN;
 	pthread_mutex_lock(&q->xlock);
 	f->got += at;
-	if (f->got == f->size)
-		f->want_answers = 2; /* the last: its write waits for the rename */
-	if (at || r == 0)
+	if (at)
 		f->room_usec = 0; /* progress: the send bound starts again */
+	if (r == -EAGAIN && !f->req && !f->fail && (kept = file_keep(q, f, buf + at, len - at)) &&
+	    at + kept == len)
+		r = 0;
+	f->taken += at + kept;
+	*took = at + kept;
+	if (f->taken == f->size)
+		f->want_answers = 2; /* the last: its write waits for the rename */
 	if (r == 0)
 		f->want_room = false;
 	if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT)
-		r = file_fail(q, f, r, "cannot send %s to the guest agent: %s; nothing was put",
-			      f->shown, strerror(-r));
+		r = file_send_failed(q, f, r);
 	else if (r == 0 && f->fail)
 		r = f->fail->code;
 	pthread_mutex_unlock(&q->xlock);
+	if (kept)
+		want_room(q); /* the reader thread sends them */
 	if (r == -EAGAIN || r == -ETIMEDOUT)
 		return file_no_room(q, f, r, wait_ms, e);
 	return file_err(f, r, e);
@@ -1167,6 +1219,12 @@ static int files_expire(struct qemu_vm *q)
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000, next = 0;
 	pthread_mutex_lock(&q->xlock);
 	for (struct qemu_file *f = q->files; f; f = f->next) {
+		/* Kept bytes the channel took nothing of for the send bound. */
+		uint64_t kept_at = f->room_usec + (uint64_t)q->send_wait_ms * 1000;
+		if (f->klen && !f->fail && f->room_usec && kept_at <= now)
+			file_send_failed(q, f, -ETIMEDOUT);
+		else if (f->klen && !f->fail && f->room_usec && (!next || kept_at < next))
+			next = kept_at;
 		/* Its write has its answer; a get's reader waits for bytes then. */
 		bool has = file_answered(f) && (f->verb != VMM_FILE_GET || f->len || f->ended);
 		if (!f->wait_usec || f->fail || has || f->got != f->wait_got)
@@ -1251,6 +1309,42 @@ static void file_credits(struct qemu_vm *q)
 	}
 }
 
+/* Reader thread, wlock held, nothing owed: the puts' kept bytes, in order,
+ * as far as the channel takes them now. 0 when all went, -EAGAIN while
+ * some wait (a frame committed half counts as sent). */
+static int files_send_kept_locked(struct qemu_vm *q)
+{
+	static char frame[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
+	int r = 0;
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_file *f = q->files; f && r == 0; f = f->next) {
+		while (r == 0 && f->klen && !f->fail) {
+			size_t n = f->klen < AGENT_FDATA_MAX ? f->klen : AGENT_FDATA_MAX;
+			struct agent_hdr h = {.type = AG_FDATA, .len = (uint32_t)n, .id = f->id};
+			memcpy(frame, &h, sizeof(h));
+			memcpy(frame + sizeof(h), f->kept + f->koff, n);
+			r = send_start_locked(q, frame, sizeof(h) + n, 0);
+			if (r < 0 && r != -EAGAIN) {
+				file_send_failed(q, f, r);
+				r = 0;
+				break;
+			}
+			if (r < 0)
+				break;
+			f->koff += n;
+			f->klen -= n;
+			f->got += n;
+			f->room_usec = 0;
+			if (q->wpend_len > q->wpend_off)
+				r = -EAGAIN; /* the channel is full again */
+		}
+		if (!f->klen || f->fail)
+			file_unkeep(q, f);
+	}
+	pthread_mutex_unlock(&q->xlock);
+	return r;
+}
+
 /* Reader thread: the channel has room. What it owes goes first (a frame's
  * rest, AG_FENDs); once all has, the requests whose looks found no room are
  * woken to send theirs (from their own looks: never from here). */
@@ -1261,9 +1355,13 @@ static void channel_room(struct qemu_vm *q)
 	int r = q->agent_fd < 0 ? -ENOTCONN : send_owed_locked(q, 0);
 	if (r == 0)
 		q->wstalled = false; /* the guest reads again */
+	bool kept = r == 0 && files_send_kept_locked(q) == -EAGAIN;
 	pthread_mutex_unlock(&q->wlock);
 	if (r == -EAGAIN)
 		return; /* room wanted again: the next POLLOUT */
+	if (kept)
+		want_room(q);
+	/* Writes that wait find room now, in the channel or in their buffer. */
 	pthread_mutex_lock(&q->xlock);
 	for (struct qemu_file *f = q->files; f; f = f->next)
 		if (f->want_room) {
