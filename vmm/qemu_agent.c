@@ -1334,7 +1334,9 @@ static int files_send_kept_locked(struct qemu_vm *q)
 			f->koff += n;
 			f->klen -= n;
 			f->got += n;
-			f->room_usec = 0;
+			/* The send bound runs from the last progress while some wait
+			 * (a guest that stops reading fails them with no write looking). */
+			f->room_usec = f->klen ? now_usec() : 0;
 			if (q->wpend_len > q->wpend_off)
 				r = -EAGAIN; /* the channel is full again */
 		}
