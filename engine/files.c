@@ -23,6 +23,10 @@
 
 #define FILES_LIST_MAX VMM_FILES_LIST_MAX
 #define FILES_TMP_TRIES 8
+/* The bytes of puts' writes a sandbox that serves them (qemu) holds while
+ * its channel has no room for them (each write's own: the FUSE layer's copy
+ * of a parked write, at most its max_write). */
+#define FILES_HELD_MAX (8u << 20)
 
 _Static_assert((int)VMM_FILE_GET == CTL_FILES_GET && (int)VMM_FILE_PUT == CTL_FILES_PUT &&
 	       (int)VMM_FILE_STAT == CTL_FILES_STAT && (int)VMM_FILE_LIST == CTL_FILES_LIST &&
@@ -32,7 +36,11 @@ struct sbx_files {
 	struct sbx *s; /* pinned */
 	pthread_mutex_t lock; /* reads and writes of one handle may run at once */
 	bool started;         /* a request was served (or a put is under way) */
-	bool pending;         /* a write waits for the backend's answer (files_remote_answer) */
+	/* What a parked write waits for: room for a put's bytes (the backend's
+	 * write), the backend's answer (files_remote_answer). */
+	enum { FILES_IDLE, FILES_ROOM, FILES_ANSWER } wait;
+	size_t wsent;         /* bytes of the write being served that went (or were taken) */
+	size_t held;          /* of them, what counts in the sandbox's files_held */
 	enum ctl_files_verb verb;
 	int fd;               /* get: the file; put: the temporary */
 	int dir;              /* put: the target's directory (O_PATH) */
@@ -271,8 +279,8 @@ static int files_remote_answer(struct sbx_files *f, struct sbx_wake *wk, struct 
 {
 	unsigned wait_ms = 0;
 	int r = f->s->ops->files->answer_try(f->vf, &f->answer, &wait_ms, e);
-	f->pending = r == -EAGAIN;
-	if (f->pending) {
+	f->wait = r == -EAGAIN ? FILES_ANSWER : FILES_IDLE;
+	if (r == -EAGAIN) {
 		*wk = files_wake_of(f, wait_ms);
 		return r;
 	}
@@ -286,17 +294,49 @@ static int files_remote_answer(struct sbx_files *f, struct sbx_wake *wk, struct 
 	return r;
 }
 
+/* A write of a put the sandbox serves holds its bytes until they went
+ * (the FUSE layer keeps a parked write's): a sandbox holds at most
+ * FILES_HELD_MAX, a write that would pass it fails whole (ENOBUFS). */
+static int files_hold(struct sbx_files *f, size_t len, struct err *e)
+{
+	size_t was = atomic_fetch_add(&f->s->files_held, len);
+	if (was + len > FILES_HELD_MAX) {
+		atomic_fetch_sub(&f->s->files_held, len);
+		return err_set(e, -ENOBUFS, "sandbox %s holds %zu bytes of puts that wait for room "
+			       "in its channel already, at most %u: a write of %zu bytes to %s did "
+			       "not go; write it again", f->s->node.name, was, FILES_HELD_MAX, len,
+			       f->path);
+	}
+	f->held = len;
+	return 0;
+}
+
+static void files_unhold(struct sbx_files *f)
+{
+	if (f->held)
+		atomic_fetch_sub(&f->s->files_held, f->held);
+	f->held = 0;
+}
+
 /* Data of a put, written at its end; the last byte renames it into place
- * (served by the sandbox: handed to it, and the write's look waits for the
- * rename). */
-static int files_put_data(struct sbx_files *f, const char *buf, size_t len, struct err *e)
+ * (served by the sandbox: handed to it as far as its channel takes them
+ * now, -EAGAIN with wk while the rest waits for room; the write's look
+ * then waits for the rename). */
+static int files_put_data(struct sbx_files *f, const char *buf, size_t len, struct sbx_wake *wk,
+			  struct err *e)
 {
 	int r = 0;
 	if (f->s->ops->files && f->vf && len <= f->size - f->done) {
-		if ((r = f->s->ops->files->write(f->vf, buf, len, e)) < 0)
+		size_t took = 0;
+		unsigned wait_ms = 0;
+		r = f->s->ops->files->write(f->vf, buf, len, &took, &wait_ms, e);
+		f->done += took;
+		f->wsent += took;
+		f->wait = r == -EAGAIN ? FILES_ROOM : FILES_IDLE;
+		if (r == -EAGAIN)
+			*wk = files_wake_of(f, wait_ms);
+		else if (r < 0)
 			files_remote_end(f);
-		else
-			f->done += len;
 		return r;
 	}
 	if (f->dir < 0 && !f->vf)
@@ -433,6 +473,18 @@ out:
 	return r;
 }
 
+/* A put's write from where its looks got (wsent): its bytes handed over,
+ * then, for the request's write and the last one, the backend's answer
+ * (the temporary made; the file in place). */
+static int files_put_more(struct sbx_files *f, const char *buf, size_t len, struct sbx_wake *wk,
+			  struct err *e)
+{
+	int r = files_put_data(f, buf + f->wsent, len - f->wsent, wk, e);
+	if (r == 0 && f->vf && (!f->started || f->done == f->size))
+		r = files_remote_answer(f, wk, e);
+	return r;
+}
+
 static int files_request(struct sbx_files *f, const char *buf, size_t len, struct sbx_wake *wk,
 			 struct err *e)
 {
@@ -452,16 +504,17 @@ static int files_request(struct sbx_files *f, const char *buf, size_t len, struc
 		f->verb = q->verb;
 		/* A put's bytes in this write follow the request at once: its
 		 * write's look waits for the temporary (and the rename, with all). */
-		if ((r = files_remote(f, q, e)) == 0 && q->verb == CTL_FILES_PUT)
-			r = files_put_data(f, buf + at, len - at, e);
-		r = r < 0 ? r : files_remote_answer(f, wk, e);
+		bool put = q->verb == CTL_FILES_PUT;
+		f->wsent = at;
+		if ((r = put ? files_hold(f, len - at, e) : 0) == 0 && (r = files_remote(f, q, e)) == 0)
+			r = put ? files_put_more(f, buf, len, wk, e) : files_remote_answer(f, wk, e);
 	} else if (r == 0 && (r = serve[q->verb](f, q, e)) < 0) {
 		buf_free(&f->answer);
 	} else if (r == 0) {
 		f->verb = q->verb;
 		f->started = true;
 		if (q->verb == CTL_FILES_PUT) /* the rest of the write, and size=0, go on */
-			r = files_put_data(f, buf + at, len - at, e);
+			r = files_put_data(f, buf + at, len - at, wk, e);
 	}
 	free(q);
 	return r;
@@ -473,9 +526,11 @@ int sbx_files_write_try(struct sbx_files *f, const char *buf, size_t len, bool a
 	struct err e = {0};
 	int r;
 	pthread_mutex_lock(&f->lock);
-	if (again && f->pending)
+	if (again && f->wait == FILES_ROOM)
+		r = files_put_more(f, buf, len, wk, &e);
+	else if (again && f->wait == FILES_ANSWER)
 		r = files_remote_answer(f, wk, &e);
-	else if (again || f->pending) /* one that was interrupted while it waited */
+	else if (again || f->wait != FILES_IDLE) /* one that was interrupted while it waited */
 		r = err_set(&e, -EBUSY, "a write of this files handle was interrupted while its "
 			    "request waited; open files again");
 	else if (!f->started)
@@ -483,8 +538,10 @@ int sbx_files_write_try(struct sbx_files *f, const char *buf, size_t len, bool a
 	else if (f->verb != CTL_FILES_PUT)
 		r = err_set(&e, -EBUSY, "this files handle already served a request; open files "
 			    "again");
-	else if ((r = files_put_data(f, buf, len, &e)) == 0 && f->vf && f->done == f->size)
-		r = files_remote_answer(f, wk, &e);
+	else if ((f->wsent = 0, r = f->vf ? files_hold(f, len, &e) : 0) == 0)
+		r = files_put_more(f, buf, len, wk, &e);
+	if (r != -EAGAIN)
+		files_unhold(f); /* the write ended: the FUSE layer's copy goes */
 	pthread_mutex_unlock(&f->lock);
 	if (r < 0 && r != -EAGAIN)
 		sbx_fail(f->s, r, e.msg);
@@ -539,6 +596,7 @@ void sbx_files_close(struct sbx_files *f)
 {
 	files_put_end(f, false); /* a put not complete leaves nothing */
 	files_remote_end(f);
+	files_unhold(f); /* its write was interrupted while it waited */
 	if (f->fd >= 0)
 		close(f->fd);
 	buf_free(&f->answer);

@@ -109,6 +109,9 @@ struct sbx {
 	uint64_t execs_warm; /* execs that ran in a warm shell */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */
+	/* Bytes of puts' writes its files requests hold while its channel has no
+	 * room for them (engine/files.c, a backend that serves files). */
+	_Atomic size_t files_held;
 	struct net_ident net;   /* when net_reserved */
 	bool net_reserved;
 	const char *rate_state; /* - pending applied failed */

@@ -1800,9 +1800,10 @@ static int qemu_file_open(struct vmm_inst *vm, const struct vmm_file_req *r,
 	return 0;
 }
 
-static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, struct err *e)
+static int qemu_file_write(struct vmm_file *v, const char *buf, size_t len, size_t *took,
+			   unsigned *wait_ms, struct err *e)
 {
-	return qagent_file_write(v->q, v->f, buf, len, e);
+	return qagent_file_write(v->q, v->f, buf, len, took, wait_ms, e);
 }
 
 static int qemu_file_answer_try(struct vmm_file *v, struct buf *answer, unsigned *wait_ms,

@@ -56,11 +56,34 @@ struct qemu_file {
 	uint64_t wait_usec; /* when a look (the requester's, then a get's reader's) began
 			     * to find nothing (0: none has) */
 	uint64_t wait_got;  /* got then: bytes since are progress */
+	/* Sent without waiting (the requester's look never holds its thread):
+	 * req, the request's AG_FILE payload while the channel had no room for
+	 * it (NULL once it went); want_room, a look found no room for it or for
+	 * a put's bytes (the reader thread wakes it when there is, and clears
+	 * it); room_usec, when a look first found none (0: none has, or bytes
+	 * went since), for the send bound. */
+	char *req;
+	uint32_t req_len;
+	bool want_room;
+	uint64_t room_usec;
+	/* A put's bytes its writes handed over that the channel had no room
+	 * for: kept[koff, koff+klen), sent in order by the reader thread when
+	 * there is room (under xlock); taken, all its writes handed over. */
+	char *kept;
+	size_t koff, klen;
+	uint64_t taken;
 	void (*wake)(void *arg); /* a look may find more (vmm_file_req's) */
 	void *wake_arg;
 	char shown[4 * 4096 + 1]; /* the path, escaped (for sentences) */
 	struct qemu_file *next;
 };
+
+#define QEMU_FENDS_MAX 64
+/* A put's bytes the channel has no room for, kept for the reader thread to
+ * send: a buffer of QEMU_PUT_KEPT each, QEMU_KEPT_MAX a VM (beyond, the
+ * write waits, parked). */
+#define QEMU_PUT_KEPT (1u << 20)
+#define QEMU_KEPT_MAX (4u << 20)
 
 struct qemu_vm {
 	struct qmp qmp;
@@ -79,6 +102,9 @@ struct qemu_vm {
 	char wpend[sizeof(struct agent_hdr) + AGENT_FDATA_MAX + AGENT_SYNC_LEN];
 	size_t wpend_off, wpend_len;
 	bool wstalled;
+	/* The reader thread polls for room in the channel: a rest in wpend, an
+	 * AG_FEND owed, a request that waits for room (want_room). */
+	_Atomic bool room_wanted;
 	pthread_mutex_t xlock; /* the execs list */
 	struct qemu_exec *execs;
 	char shm_path[PATH_MAX]; /* our own guest RAM file; "" when RAM is a private map */
@@ -95,6 +121,12 @@ struct qemu_vm {
 	bool reader_gone;
 	bool files_credit; /* some get's credit_due waits for the reader thread (wake_fd) */
 	int files_wait_ms; /* how long a request waits for the agent without progress */
+	int send_wait_ms;  /* how long a send, or a request's look, waits for room */
+	size_t kept_bytes; /* the puts' kept buffers (under xlock), at most QEMU_KEPT_MAX */
+	/* AG_FEND of requests closed while the channel had no room for it:
+	 * sent before any later frame (under xlock; taken out under wlock). */
+	uint64_t fends[QEMU_FENDS_MAX];
+	int nfends;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
 };
@@ -208,13 +240,13 @@ int qfiles_answer(bool list, const char *raw, size_t n, const char *shown, struc
  * q pinned by the caller until close. */
 struct vmm_file_req;
 void qagent_files_init(struct qemu_vm *q);
-/* None waits for the agent (vmm_files_ops): open and write send (the
- * channel's bounded send), answer_try and read_try look: -EAGAIN with
- * *wait_ms, and r's wake when there is more. */
+/* None waits for the agent (vmm_files_ops): open and write send what the
+ * channel takes at once, answer_try and read_try look: -EAGAIN with
+ * *wait_ms, and r's wake when there is more (or room). */
 int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qemu_file **out,
 		     struct err *e);
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
-		      struct err *e);
+		      size_t *took, unsigned *wait_ms, struct err *e);
 int qagent_file_answer_try(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
 			   unsigned *wait_ms, struct err *e);
 ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, size_t size,

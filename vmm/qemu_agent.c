@@ -21,8 +21,11 @@
 
 /* How long a send waits for a guest that does not read its port: a send
  * holds its caller (a worker with the sandbox's lock, or the reader thread);
- * a guest that never reads must not hold it for good. */
+ * a guest that never reads must not hold it for good. A files request's
+ * sends never wait: its look fails once it found no room this long. */
 #define AGENT_SEND_WAIT_MS 5000
+/* The channel's send buffer (the kernel doubles it for its accounting). */
+#define AGENT_SNDBUF (1 << 20)
 
 /* With wlock held: writes buf[0, n) until done or deadline. Bytes written,
  * or -errno (never -EAGAIN). */
@@ -51,48 +54,114 @@ static ssize_t send_until(struct qemu_vm *q, const char *buf, size_t n, uint64_t
 	return (ssize_t)off;
 }
 
-/* With wlock held: one frame (raw bytes: a sync marker, a header and its
- * payload), whole or not at all as the guest sees it. The rest of a frame
- * an earlier send left half written goes first; a frame this send starts
- * but cannot finish in time is kept (wpend) and finished by the next send.
- * 0: sent or committed; -ETIMEDOUT: the guest has not read for
- * AGENT_SEND_WAIT_MS (then later sends do not wait until it reads again). */
-static int send_frame_locked(struct qemu_vm *q, const char *buf, size_t n)
+/* The reader thread looks again (a new stdin, a deadline, room wanted). */
+static void reader_kick(struct qemu_vm *q)
 {
-	uint64_t deadline = now_usec() + (q->wstalled ? 0 : AGENT_SEND_WAIT_MS * 1000ull);
-	int ret = -ETIMEDOUT; /* when this frame is not started */
-	if (q->wpend_len > q->wpend_off) {
-		ssize_t w = send_until(q, q->wpend + q->wpend_off, q->wpend_len - q->wpend_off,
-				       deadline);
-		if (w < 0)
-			return (int)w;
-		q->wpend_off += (size_t)w;
-		if (q->wpend_off < q->wpend_len)
-			goto stalled;
-		q->wpend_off = q->wpend_len = 0;
-	}
+	uint64_t one = 1;
+	if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("cannot wake the agent reader: %s", strerror(errno));
+}
+
+/* Something waits for room in the channel: the reader thread polls for it. */
+static void want_room(struct qemu_vm *q)
+{
+	if (!atomic_exchange(&q->room_wanted, true))
+		reader_kick(q);
+}
+
+/* With wlock held: the channel has not taken a send for the whole bound;
+ * later sends do not wait until it takes one again. */
+static void channel_stalled(struct qemu_vm *q)
+{
+	if (!q->wstalled)
+		log_warn("qemu: the guest agent has not read its channel for %d ms; sends to it fail "
+			 "at once until it reads again", q->send_wait_ms);
+	q->wstalled = true;
+}
+
+/* With wlock held and nothing owed: buf[0, n), a frame, whole or not at all
+ * as the guest sees it: 0 sent, or committed (its rest kept in wpend, n
+ * fits it, for the next send or the reader thread); -EAGAIN: none of it
+ * went by deadline; -errno. */
+static int send_start_locked(struct qemu_vm *q, const char *buf, size_t n, uint64_t deadline)
+{
 	ssize_t w = send_until(q, buf, n, deadline);
-	if (w < 0)
-		return (int)w;
-	if ((size_t)w == n) {
-		q->wstalled = false;
-		return 0;
-	}
-	if (w > 0) { /* committed: its rest goes first next time (n fits wpend) */
+	if (w <= 0)
+		return w < 0 ? (int)w : -EAGAIN;
+	if ((size_t)w < n) {
 		memcpy(q->wpend, buf + w, n - (size_t)w);
 		q->wpend_off = 0;
 		q->wpend_len = n - (size_t)w;
-		ret = 0;
+		want_room(q);
 	}
-stalled:
-	if (!q->wstalled)
-		log_warn("qemu: the guest agent has not read its channel for %d ms; sends to it fail "
-			 "at once until it reads again", AGENT_SEND_WAIT_MS);
-	q->wstalled = true;
-	return ret;
+	return 0;
 }
 
-int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
+/* With wlock held: what the channel owes before any new frame, by deadline
+ * (0: what goes at once): the rest of a frame a send left half written,
+ * then the AG_FEND of requests closed while it had no room. 0 once all
+ * went; -EAGAIN while some is owed (the reader thread sends it when there
+ * is room); -errno. */
+static int send_owed_locked(struct qemu_vm *q, uint64_t deadline)
+{
+	for (;;) {
+		if (q->wpend_len > q->wpend_off) {
+			ssize_t w = send_until(q, q->wpend + q->wpend_off,
+					       q->wpend_len - q->wpend_off, deadline);
+			if (w < 0)
+				return (int)w;
+			q->wpend_off += (size_t)w;
+			if (q->wpend_off < q->wpend_len) {
+				want_room(q);
+				return -EAGAIN;
+			}
+			q->wpend_off = q->wpend_len = 0;
+		}
+		/* Closers add at the end; only a holder of wlock takes the first. */
+		pthread_mutex_lock(&q->xlock);
+		struct agent_hdr h = {.type = AG_FEND, .id = q->nfends ? q->fends[0] : 0};
+		pthread_mutex_unlock(&q->xlock);
+		if (!h.id)
+			return 0;
+		int r = send_start_locked(q, (const char *)&h, sizeof(h), deadline);
+		if (r == -EAGAIN)
+			want_room(q);
+		if (r < 0)
+			return r;
+		pthread_mutex_lock(&q->xlock);
+		q->nfends--;
+		memmove(q->fends, q->fends + 1, (size_t)q->nfends * sizeof(q->fends[0]));
+		pthread_mutex_unlock(&q->xlock);
+	}
+}
+
+/* With wlock held: one frame (raw bytes: a sync marker, a header and its
+ * payload), whole or not at all as the guest sees it, after what is owed.
+ * wait: up to send_wait_ms (none once the channel stalled): 0 sent or
+ * committed, -ETIMEDOUT when not started (the channel stalls); else none:
+ * -EAGAIN when it has no room now (-ETIMEDOUT when stalled already). */
+static int send_frame_locked(struct qemu_vm *q, const char *buf, size_t n, bool wait)
+{
+	uint64_t deadline = wait && !q->wstalled ? now_usec() + q->send_wait_ms * 1000ull : 0;
+	int r = send_owed_locked(q, deadline);
+	if (r == 0)
+		r = send_start_locked(q, buf, n, deadline);
+	if (r == 0 && q->wpend_len == q->wpend_off) {
+		q->wstalled = false;
+		return 0;
+	}
+	if (r < 0 && r != -EAGAIN)
+		return r;
+	if (!wait)
+		return r == -EAGAIN && q->wstalled ? -ETIMEDOUT : r;
+	channel_stalled(q); /* a frame committed stays sent (0) */
+	return r == -EAGAIN ? -ETIMEDOUT : 0;
+}
+
+/* One frame of type with payload p; wait: the bounded send (qagent_send);
+ * else none, nor behind another sender's: -EAGAIN then. */
+static int send_frame(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len,
+		      bool wait)
 {
 	char buf[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
@@ -101,10 +170,18 @@ int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uin
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), p, len);
-	pthread_mutex_lock(&q->wlock);
-	int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, buf, sizeof(h) + len);
+	if (!wait && pthread_mutex_trylock(&q->wlock) != 0)
+		return -EAGAIN;
+	if (wait)
+		pthread_mutex_lock(&q->wlock);
+	int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, buf, sizeof(h) + len, wait);
 	pthread_mutex_unlock(&q->wlock);
 	return r;
+}
+
+int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
+{
+	return send_frame(q, type, id, p, len, true);
 }
 
 /* AGENT_SYNC, raw, then the frame, twice: the agent drops its input up to
@@ -115,7 +192,8 @@ int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 {
 	for (int i = 0; i < 2; i++) {
 		pthread_mutex_lock(&q->wlock);
-		int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, AGENT_SYNC, AGENT_SYNC_LEN);
+		int r = q->agent_fd < 0 ? -ENOTCONN
+					: send_frame_locked(q, AGENT_SYNC, AGENT_SYNC_LEN, true);
 		pthread_mutex_unlock(&q->wlock);
 		if (r == 0)
 			r = qagent_send(q, type, 0, payload, (uint32_t)strlen(payload));
@@ -422,6 +500,10 @@ static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
 static void file_credits(struct qemu_vm *q);
 static int files_expire(struct qemu_vm *q);
 static void file_changed(struct qemu_vm *q, struct qemu_file *f);
+static void channel_room(struct qemu_vm *q);
+static int files_send_kept_locked(struct qemu_vm *q);
+static void file_unkeep(struct qemu_vm *q, struct qemu_file *f);
+static int file_send_failed(struct qemu_vm *q, struct qemu_file *f, int r);
 
 /* Acts on every whole frame in q->in; <0 when the channel is unusable. */
 static int handle_frames(struct qemu_vm *q)
@@ -464,7 +546,8 @@ static void *reader_main(void *arg)
 	if (handle_frames(q) < 0)
 		return NULL;
 	for (;;) {
-		struct pollfd p[3 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = POLLIN},
+		short ev = POLLIN | (atomic_load(&q->room_wanted) ? POLLOUT : 0);
+		struct pollfd p[3 + READER_MAX_FDS] = {{.fd = q->agent_fd, .events = ev},
 						       {.fd = q->quit_fd, .events = POLLIN},
 						       {.fd = q->wake_fd, .events = POLLIN}};
 		struct qemu_exec *who[3 + READER_MAX_FDS];
@@ -502,6 +585,8 @@ static void *reader_main(void *arg)
 				if (who[i]->done && !who[i]->len)
 					exec_remove(q, who[i]);
 			}
+		if (p[0].revents & POLLOUT)
+			channel_room(q);
 		if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && fill(q) < 0)
 			break;
 		if (handle_frames(q) < 0)
@@ -514,6 +599,17 @@ static void *reader_main(void *arg)
 
 int qagent_start_reader(struct qemu_vm *q, struct err *e)
 {
+	/* A put's bytes queue in the channel's send buffer while the guest takes
+	 * 4 KiB at a time: room is seen when a quarter is left (POLLOUT), and
+	 * this thread refills it (a put's kept bytes; a parked write's through
+	 * the waiters' thread). A larger one keeps the guest fed meanwhile on a
+	 * loaded host; every frame waits behind what it holds (ms at the
+	 * guest's rate). As root the host's cap does not apply (SO_SNDBUFFORCE). */
+	int sz = AGENT_SNDBUF;
+	if (q->agent_fd >= 0 &&
+	    setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz)) < 0 &&
+	    setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) < 0)
+		log_debug("qemu: the agent channel's send buffer stays: %s", strerror(errno));
 	int r = pthread_create(&q->reader, NULL, reader_main, q);
 	if (r)
 		return err_set(e, -r, "cannot start the agent reader thread: %s", strerror(r));
@@ -606,10 +702,8 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qa
 		return err_set(e, r, "cannot send the command to the guest agent: %s", strerror(-r));
 	}
 	/* The reader thread polls the new stdin from its next round on. */
-	if (job) {
-		uint64_t one = 1;
-		(void)!write(q->wake_fd, &one, sizeof(one));
-	}
+	if (job)
+		reader_kick(q);
 	return 0;
 }
 
@@ -658,8 +752,7 @@ int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, str
 	pthread_mutex_unlock(&q->xlock);
 	if (!ok)
 		return err_set(e, -EPIPE, "the job's terminal takes no input");
-	uint64_t one = 1;
-	(void)!write(q->wake_fd, &one, sizeof(one));
+	reader_kick(q);
 	return 0;
 }
 
@@ -681,6 +774,11 @@ static const char *const file_verbs[] = {
 void qagent_files_init(struct qemu_vm *q)
 {
 	q->files_wait_ms = FILES_WAIT_MS;
+	/* Tests: a longer bound, so that a guest stopped on purpose for a
+	 * while is not taken for one that never reads on a slow host. */
+	const char *env = getenv("SANDBOXFS_AGENT_SEND_MS");
+	long ms = env ? strtol(env, NULL, 10) : 0;
+	q->send_wait_ms = ms > 0 && ms <= 600000 ? (int)ms : AGENT_SEND_WAIT_MS;
 }
 
 static struct qemu_file *file_find(struct qemu_vm *q, uint64_t id)
@@ -714,6 +812,14 @@ static int file_fail(struct qemu_vm *q, struct qemu_file *f, int code, const cha
 	}
 	file_changed(q, f);
 	return f->fail ? f->fail->code : code;
+}
+
+/* With xlock held: f's frames could not be sent (r: why, -ETIMEDOUT past
+ * the send bound), as a send's failure is said. */
+static int file_send_failed(struct qemu_vm *q, struct qemu_file *f, int r)
+{
+	return file_fail(q, f, r, "cannot send %s to the guest agent: %s%s", f->shown, strerror(-r),
+			 f->verb == VMM_FILE_PUT ? "; nothing was put" : "");
 }
 
 /* Reader thread: AG_FRES. */
@@ -813,11 +919,23 @@ void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
 	file_unlink(q, f);
 	/* The agent holds nothing of one that is over (one it failed, it
 	 * forgot: an AG_FEND for it is ignored). */
-	bool over = q->reader_gone || (f->verb == VMM_FILE_PUT ? f->answers == 2 :
-				       f->verb == VMM_FILE_MKDIR ? f->answers == 1 : f->ended);
+	bool over = q->reader_gone || f->req ||
+		    (f->verb == VMM_FILE_PUT ? f->answers == 2 :
+		     f->verb == VMM_FILE_MKDIR ? f->answers == 1 : f->ended);
+	/* Its AG_FEND goes before any later frame, without waiting here: the
+	 * reader thread sends it when the channel has room (a closer never
+	 * waits for a guest that does not read). */
+	bool owed = !over && q->nfends < QEMU_FENDS_MAX;
+	if (owed)
+		q->fends[q->nfends++] = f->id;
+	file_unkeep(q, f);
 	pthread_mutex_unlock(&q->xlock);
-	if (!over)
-		qagent_send(q, AG_FEND, f->id, NULL, 0);
+	if (owed)
+		want_room(q);
+	else if (!over)
+		log_warn("qemu: %d requests' ends wait for the guest agent's channel already; the "
+			 "agent keeps request %" PRIu64 " until it ends", QEMU_FENDS_MAX, f->id);
+	free(f->req);
 	free(f->fail);
 	free(f->buf);
 	free(f);
@@ -855,7 +973,16 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	f->next = q->files;
 	q->files = f;
 	pthread_mutex_unlock(&q->xlock);
-	int ret = qagent_send(q, AG_FILE, f->id, payload, (uint32_t)(head + 1 + pl));
+	/* Never waiting for room: without it, the first look sends it. */
+	uint32_t len = (uint32_t)(head + 1 + pl);
+	int ret = send_frame(q, AG_FILE, f->id, payload, len, false);
+	if (ret == -EAGAIN && (f->req = malloc(len))) {
+		memcpy(f->req, payload, len);
+		f->req_len = len;
+		ret = 0;
+	} else if (ret == -EAGAIN) {
+		ret = -ENOMEM;
+	}
 	if (ret < 0) {
 		pthread_mutex_lock(&q->xlock);
 		file_unlink(q, f);
@@ -868,35 +995,143 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	return 0;
 }
 
+/* With xlock held: the reader thread ended (the VM stops): f fails. */
+static int file_stopped(struct qemu_vm *q, struct qemu_file *f)
+{
+	return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; nothing "
+			 "more of it happens", f->shown);
+}
+
+/* The request's frame, if it has not gone yet (no room at the open):
+ * 0 once it has, -EAGAIN, or -errno. The requester's alone. */
+static int file_send_req(struct qemu_vm *q, struct qemu_file *f)
+{
+	if (!f->req)
+		return 0;
+	int r = send_frame(q, AG_FILE, f->id, f->req, f->req_len, false);
+	if (r == 0) {
+		free(f->req);
+		f->req = NULL;
+	}
+	return r;
+}
+
+/* A look found no room in the channel for f's frames (r: -EAGAIN, or
+ * -ETIMEDOUT when it stalled already): -EAGAIN with *wait_ms, the time left
+ * of the send bound since a look first found none (the reader thread wakes
+ * f when there is room); past it, f fails as a send that timed out. */
+static int file_no_room(struct qemu_vm *q, struct qemu_file *f, int r, unsigned *wait_ms,
+			struct err *e)
+{
+	uint64_t now = now_usec(), limit = (uint64_t)q->send_wait_ms * 1000;
+	pthread_mutex_lock(&q->xlock);
+	if (q->reader_gone) { /* nothing polls for room now */
+		r = file_stopped(q, f);
+		pthread_mutex_unlock(&q->xlock);
+		return file_err(f, r, e);
+	}
+	f->want_room = true; /* before the send: room made meanwhile wakes it */
+	if (!f->room_usec)
+		f->room_usec = now;
+	if (r == -EAGAIN && now - f->room_usec < limit) {
+		*wait_ms = (unsigned)((limit - (now - f->room_usec) + 999) / 1000);
+		pthread_mutex_unlock(&q->xlock);
+		want_room(q);
+		return -EAGAIN;
+	}
+	f->want_room = false;
+	r = file_send_failed(q, f, -ETIMEDOUT);
+	pthread_mutex_unlock(&q->xlock);
+	/* As a send that waited the bound: later ones do not wait (another
+	 * sender holding the lock marks it itself when its send times out). */
+	if (pthread_mutex_trylock(&q->wlock) == 0) {
+		channel_stalled(q);
+		pthread_mutex_unlock(&q->wlock);
+	}
+	return file_err(f, r, e);
+}
+
+/* With xlock held: up to n of p kept in f's buffer for the reader thread
+ * (bytes the channel has no room for now); how many. */
+static size_t file_keep(struct qemu_vm *q, struct qemu_file *f, const char *p, size_t n)
+{
+	if (!f->kept && q->kept_bytes + QEMU_PUT_KEPT <= QEMU_KEPT_MAX &&
+	    (f->kept = malloc(QEMU_PUT_KEPT)))
+		q->kept_bytes += QEMU_PUT_KEPT;
+	if (!f->kept)
+		return 0;
+	if (f->koff + f->klen + n > QEMU_PUT_KEPT && f->koff) {
+		memmove(f->kept, f->kept + f->koff, f->klen);
+		f->koff = 0;
+	}
+	n = n < QEMU_PUT_KEPT - f->koff - f->klen ? n : QEMU_PUT_KEPT - f->koff - f->klen;
+	memcpy(f->kept + f->koff + f->klen, p, n);
+	f->klen += n;
+	if (n && !f->room_usec)
+		f->room_usec = now_usec(); /* the send bound runs for what waits */
+	return n;
+}
+
+/* With xlock held: f's buffer goes (sent, or f failed or ends). */
+static void file_unkeep(struct qemu_vm *q, struct qemu_file *f)
+{
+	if (f->kept)
+		q->kept_bytes -= QEMU_PUT_KEPT;
+	free(f->kept);
+	f->kept = NULL;
+	f->koff = f->klen = 0;
+}
+
 /* A put's bytes go to the channel behind its request (the agent takes them
  * in order, and drops those of a request it failed): its first write need
- * not wait for the temporary before sending them. */
+ * not wait for the temporary before sending them. None waits for room:
+ * what the channel does not take now is kept for the reader thread (a
+ * buffer of QEMU_PUT_KEPT), and what does not fit there waits in the
+ * caller's (-EAGAIN). */
 int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, size_t len,
-		      struct err *e)
+		      size_t *took, unsigned *wait_ms, struct err *e)
 {
+	*took = 0;
 	pthread_mutex_lock(&q->xlock);
-	int r = f->fail ? f->fail->code : len > f->size - f->got ? -EFBIG : 0;
+	int r = f->fail ? f->fail->code : len > f->size - f->taken ? -EFBIG : 0;
+	bool direct = !f->klen; /* kept bytes go first, by the reader thread */
+	if (r == 0)
+		f->want_room = true; /* before the send: room made meanwhile wakes it */
 	pthread_mutex_unlock(&q->xlock);
 	if (r < 0)
 		return r == -EFBIG ? err_set(e, r, "%s: past its size; nothing was put", f->shown)
 				   : file_err(f, r, e);
-	for (size_t at = 0; at < len;) {
+	size_t at = 0, kept = 0;
+	r = file_send_req(q, f);
+	while (r == 0 && direct && at < len) {
 		size_t n = len - at < AGENT_FDATA_MAX ? len - at : AGENT_FDATA_MAX;
-		if ((r = qagent_send(q, AG_FDATA, f->id, buf + at, (uint32_t)n)) < 0) {
-			pthread_mutex_lock(&q->xlock);
-			r = file_fail(q, f, r, "cannot send %s to the guest agent: %s; nothing was put",
-				      f->shown, strerror(-r));
-			pthread_mutex_unlock(&q->xlock);
-			return file_err(f, r, e);
-		}
-		at += n;
+		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, false)) == 0)
+			at += n;
 	}
+	if (r == 0 && at < len)
+		r = -EAGAIN;
 	pthread_mutex_lock(&q->xlock);
-	f->got += len;
-	if (f->got == f->size)
+	f->got += at;
+	if (at)
+		f->room_usec = 0; /* progress: the send bound starts again */
+	if (r == -EAGAIN && !f->req && !f->fail && (kept = file_keep(q, f, buf + at, len - at)) &&
+	    at + kept == len)
+		r = 0;
+	f->taken += at + kept;
+	*took = at + kept;
+	if (f->taken == f->size)
 		f->want_answers = 2; /* the last: its write waits for the rename */
-	r = f->fail ? f->fail->code : 0;
+	if (r == 0)
+		f->want_room = false;
+	if (r < 0 && r != -EAGAIN && r != -ETIMEDOUT)
+		r = file_send_failed(q, f, r);
+	else if (r == 0 && f->fail)
+		r = f->fail->code;
 	pthread_mutex_unlock(&q->xlock);
+	if (kept)
+		want_room(q); /* the reader thread sends them */
+	if (r == -EAGAIN || r == -ETIMEDOUT)
+		return file_no_room(q, f, r, wait_ms, e);
 	return file_err(f, r, e);
 }
 
@@ -907,11 +1142,9 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 static bool file_waited_out(struct qemu_vm *q, struct qemu_file *f, uint64_t now)
 {
 	if (!f->wait_usec || f->got != f->wait_got) {
-		uint64_t one = 1;
 		f->wait_usec = now;
 		f->wait_got = f->got;
-		if (write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_warn("cannot wake the agent reader: %s", strerror(errno));
+		reader_kick(q);
 	}
 	return now - f->wait_usec >= (uint64_t)q->files_wait_ms * 1000;
 }
@@ -936,8 +1169,7 @@ static bool file_answered(const struct qemu_file *f)
 static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wait_ms)
 {
 	if (q->reader_gone)
-		return file_fail(q, f, -EBUSY, "the sandbox stopped during the request on %s; "
-				 "nothing more of it happens", f->shown);
+		return file_stopped(q, f);
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000;
 	if (file_waited_out(q, f, now))
 		return file_timed_out(q, f);
@@ -948,6 +1180,24 @@ static int file_nothing_yet(struct qemu_vm *q, struct qemu_file *f, unsigned *wa
 int qagent_file_answer_try(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
 			   unsigned *wait_ms, struct err *e)
 {
+	if (f->req) { /* its request waits for room: nothing can have come */
+		pthread_mutex_lock(&q->xlock);
+		int r = f->fail ? f->fail->code : 0;
+		if (r == 0)
+			f->want_room = true; /* before the send: room made meanwhile wakes it */
+		pthread_mutex_unlock(&q->xlock);
+		if (r == 0 && (r = file_send_req(q, f)) < 0 && r != -EAGAIN && r != -ETIMEDOUT)
+			r = err_set(e, r, "cannot send the request to the guest agent: %s",
+				    strerror(-r));
+		if (r == -EAGAIN || r == -ETIMEDOUT)
+			return file_no_room(q, f, r, wait_ms, e);
+		if (r < 0)
+			return file_err(f, r, e);
+		pthread_mutex_lock(&q->xlock);
+		f->want_room = false;
+		f->room_usec = 0;
+		pthread_mutex_unlock(&q->xlock);
+	}
 	pthread_mutex_lock(&q->xlock);
 	int r = f->fail ? f->fail->code : 0;
 	if (r == 0 && !file_answered(f)) {
@@ -969,6 +1219,12 @@ static int files_expire(struct qemu_vm *q)
 	uint64_t now = now_usec(), limit = (uint64_t)q->files_wait_ms * 1000, next = 0;
 	pthread_mutex_lock(&q->xlock);
 	for (struct qemu_file *f = q->files; f; f = f->next) {
+		/* Kept bytes the channel took nothing of for the send bound. */
+		uint64_t kept_at = f->room_usec + (uint64_t)q->send_wait_ms * 1000;
+		if (f->klen && !f->fail && f->room_usec && kept_at <= now)
+			file_send_failed(q, f, -ETIMEDOUT);
+		else if (f->klen && !f->fail && f->room_usec && (!next || kept_at < next))
+			next = kept_at;
 		/* Its write has its answer; a get's reader waits for bytes then. */
 		bool has = file_answered(f) && (f->verb != VMM_FILE_GET || f->len || f->ended);
 		if (!f->wait_usec || f->fail || has || f->got != f->wait_got)
@@ -1009,9 +1265,8 @@ ssize_t qagent_file_read_try(struct qemu_vm *q, struct qemu_file *f, char *buf, 
 		}
 	}
 	pthread_mutex_unlock(&q->xlock);
-	uint64_t one = 1;
-	if (credit && write(q->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("cannot wake the agent reader: %s", strerror(errno));
+	if (credit)
+		reader_kick(q);
 	if (r == -EAGAIN)
 		return r;
 	if (r < 0)
@@ -1052,4 +1307,68 @@ static void file_credits(struct qemu_vm *q)
 		if (n)
 			qagent_send(q, AG_CREDIT, id, c, (uint32_t)len);
 	}
+}
+
+/* Reader thread, wlock held, nothing owed: the puts' kept bytes, in order,
+ * as far as the channel takes them now. 0 when all went, -EAGAIN while
+ * some wait (a frame committed half counts as sent). */
+static int files_send_kept_locked(struct qemu_vm *q)
+{
+	static char frame[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
+	int r = 0;
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_file *f = q->files; f && r == 0; f = f->next) {
+		while (r == 0 && f->klen && !f->fail) {
+			size_t n = f->klen < AGENT_FDATA_MAX ? f->klen : AGENT_FDATA_MAX;
+			struct agent_hdr h = {.type = AG_FDATA, .len = (uint32_t)n, .id = f->id};
+			memcpy(frame, &h, sizeof(h));
+			memcpy(frame + sizeof(h), f->kept + f->koff, n);
+			r = send_start_locked(q, frame, sizeof(h) + n, 0);
+			if (r < 0 && r != -EAGAIN) {
+				file_send_failed(q, f, r);
+				r = 0;
+				break;
+			}
+			if (r < 0)
+				break;
+			f->koff += n;
+			f->klen -= n;
+			f->got += n;
+			/* The send bound runs from the last progress while some wait
+			 * (a guest that stops reading fails them with no write looking). */
+			f->room_usec = f->klen ? now_usec() : 0;
+			if (q->wpend_len > q->wpend_off)
+				r = -EAGAIN; /* the channel is full again */
+		}
+		if (!f->klen || f->fail)
+			file_unkeep(q, f);
+	}
+	pthread_mutex_unlock(&q->xlock);
+	return r;
+}
+
+/* Reader thread: the channel has room. What it owes goes first (a frame's
+ * rest, AG_FENDs); once all has, the requests whose looks found no room are
+ * woken to send theirs (from their own looks: never from here). */
+static void channel_room(struct qemu_vm *q)
+{
+	atomic_store(&q->room_wanted, false);
+	pthread_mutex_lock(&q->wlock);
+	int r = q->agent_fd < 0 ? -ENOTCONN : send_owed_locked(q, 0);
+	if (r == 0)
+		q->wstalled = false; /* the guest reads again */
+	bool kept = r == 0 && files_send_kept_locked(q) == -EAGAIN;
+	pthread_mutex_unlock(&q->wlock);
+	if (r == -EAGAIN)
+		return; /* room wanted again: the next POLLOUT */
+	if (kept)
+		want_room(q);
+	/* Writes that wait find room now, in the channel or in their buffer. */
+	pthread_mutex_lock(&q->xlock);
+	for (struct qemu_file *f = q->files; f; f = f->next)
+		if (f->want_room) {
+			f->want_room = false;
+			file_changed(q, f);
+		}
+	pthread_mutex_unlock(&q->xlock);
 }

@@ -171,11 +171,11 @@ struct vmm_file_req {
 	uint64_t size;     /* put */
 	const char *path;  /* absolute, raw bytes */
 	const char *shown; /* the path escaped, for sentences */
-	/* The backend calls wake(wake_arg) when answer_try or read_try, having
-	 * said -EAGAIN, may give more (an answer, bytes, the end, a failure,
-	 * the sandbox stopped); from any thread, under the backend's own
-	 * locks, until close. So wake only marks (waiters_kick) and never calls
-	 * the backend. */
+	/* The backend calls wake(wake_arg) when answer_try, read_try or write,
+	 * having said -EAGAIN, may give more (an answer, bytes, room to send,
+	 * the end, a failure, the sandbox stopped); from any thread, under the
+	 * backend's own locks, until close. So wake only marks (waiters_kick)
+	 * and never calls the backend. */
 	void (*wake)(void *arg);
 	void *wake_arg;
 };
@@ -184,12 +184,19 @@ struct vmm_file_req {
  * bytes are looked for (answer_try, read_try). */
 struct vmm_files_ops {
 	/* Starts r (without the sandbox's lock): sends it, never waiting for
-	 * its answer (a send to the sandbox is bounded); answer_try says. */
+	 * its answer nor for room to send it (then the first look sends it);
+	 * answer_try says. */
 	int (*open)(struct vmm_inst *vm, const struct vmm_file_req *r, struct vmm_file **out,
 		    struct err *e);
 	/* A put's next bytes (at most what is left of its size), handed to the
-	 * sandbox; once the last is, answer_try says when the file is in place. */
-	int (*write)(struct vmm_file *f, const char *buf, size_t len, struct err *e);
+	 * sandbox as far as it takes them now, never waiting: *took of them
+	 * went. 0 once all have; -EAGAIN when the rest waits for room, with
+	 * *wait_ms the time left of the send's bound (a write after it fails
+	 * with ETIMEDOUT and a sentence; wake comes first when there is room);
+	 * or the failure. Once the last is in, answer_try says when the file
+	 * is in place. */
+	int (*write)(struct vmm_file *f, const char *buf, size_t len, size_t *took,
+		     unsigned *wait_ms, struct err *e);
 	/* What the request's write waits for, never waiting: 0 once it is there
 	 * (stat, list: their whole answer, engine/files.c's lines, into
 	 * answer; mkdir: done; get: its bytes come through read_try; put: the

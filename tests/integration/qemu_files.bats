@@ -252,3 +252,131 @@ EOF
 	assert_no_qemu_leaks "$V" "$pid"
 	assert_healthy
 }
+
+@test "qemu files: a put's data writes never hold a FUSE worker: a stopped guest parks them on one FUSE thread, SIGCONT completes the put exactly; a guest that never reads fails it at the send bound and leaves no temporary" {
+	# One FUSE thread: a data write that held it while the guest reads
+	# nothing (as before: up to the channel's send bound, then the put
+	# failed) would stall the mount. The bound is 15 s here
+	# (SANDBOXFS_AGENT_SEND_MS) so that a loaded host is not taken for a
+	# guest that never reads; its default is 5 s.
+	sbx_stop_daemon
+	export SANDBOXFS_AGENT_SEND_MS=15000
+	sbx_start_daemon --fuse-threads 1
+	unset SANDBOXFS_AGENT_SEND_MS
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	N="qn${SBX_TAG}"
+	sbx_create_ctl "$N"
+	pid=$(qemu_pid_of "$V")
+	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+	want=$(sha256sum <"$SBX_TMP/put" | cut -d' ' -f1)
+	# QEMU stopped behind the daemon's back (SIGSTOP) once a put's request
+	# was answered: its 8 MiB in writes of 1 MiB fill the channel and a
+	# write parks; status and
+	# another sandbox's files answer while it is parked; after SIGCONT the
+	# put completes. Then stopped again: a put that never gets room fails
+	# with the send's sentence at the bound, status answering meanwhile;
+	# and a put whose writer is killed while its write is parked.
+	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" <<'PYEOF'
+import errno, os, signal, sys, threading, time
+mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+data = open(src, "rb").read()
+def start(path):
+    # The request's write returns once the guest made the temporary.
+    fd = os.open("%s/%s/files" % (mnt, v), os.O_RDWR)
+    try:
+        os.write(fd, b"put size=%d %s\n" % (len(data), path.encode()))
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+def put(fd, res):
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view[: 1 << 20]):]
+        res.append("ok")
+    except OSError as e:
+        res.append("ERR %s: %s" % (errno.errorcode[e.errno], os.read(fd, 4096).decode().strip()))
+    os.close(fd)
+def answers_while(alive, what):
+    # Each answers while the put is parked: a held worker (the only one)
+    # would answer them only once the put's write let it go.
+    for _ in range(5):
+        with open("%s/%s/status" % (mnt, v)) as f:
+            st = f.read().strip()
+        assert st == "running", (what, st)
+        fd = os.open("%s/%s/files" % (mnt, n), os.O_RDWR)
+        os.write(fd, b"stat /etc\n")
+        ans = os.read(fd, 4096).decode()
+        os.close(fd)
+        assert ans.startswith("type d\n"), (what, ans)
+        assert alive(), ("the put's write ended while QEMU was stopped", what)
+res = []
+t = threading.Thread(target=put, args=(start("/tmp/p"), res), daemon=True)
+os.kill(qpid, signal.SIGSTOP)
+try:
+    t.start()
+    time.sleep(1)
+    answers_while(t.is_alive, "stalled")
+finally:
+    os.kill(qpid, signal.SIGCONT)
+t.join(120)
+assert res == ["ok"], res
+res = []
+t = threading.Thread(target=put, args=(start("/tmp/never"), res), daemon=True)
+os.kill(qpid, signal.SIGSTOP)
+try:
+    t.start()
+    time.sleep(1)
+    answers_while(t.is_alive, "never")
+    t.join(60)
+finally:
+    os.kill(qpid, signal.SIGCONT)
+assert res == ["ERR ETIMEDOUT: cannot send /tmp/never to the guest agent: Connection timed out; nothing was put"], res
+# A writer killed while its write is parked: the interrupt ends the write
+# (the process exits), its handle closes, the put leaves nothing.
+go_r, go_w = os.pipe()
+for _ in range(60):  # sends fail at once until the stalled channel drains
+    try:
+        fd = start("/tmp/cut")
+        break
+    except TimeoutError:
+        time.sleep(0.5)
+child = os.fork()
+if child == 0:
+    os.read(go_r, 1)
+    put(fd, [])
+    os._exit(0)
+os.close(fd)
+os.kill(qpid, signal.SIGSTOP)
+try:
+    os.write(go_w, b"g")
+    time.sleep(1)
+    answers_while(lambda: os.waitpid(child, os.WNOHANG) == (0, 0), "killed")
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+finally:
+    os.kill(qpid, signal.SIGCONT)
+print("ok")
+PYEOF
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	[ "$output" = ok ]
+	# The guest reads again: the failed put's end reached the agent before
+	# any later frame, its temporary is gone (sends fail at once until the
+	# stalled channel drains).
+	for ((i = 0; i < 60; i++)); do
+		run freq "list /tmp"
+		[[ "$output" == "ERR ETIMEDOUT: "* ]] || break
+		sleep 0.5
+	done
+	[ "$status" -eq 0 ]
+	[[ "$output" == *" p"* ]]
+	[[ "$output" != *sbx-put* && "$output" != *never* && "$output" != *cut* ]]
+	sbx_exec "$V" 'sha256sum /tmp/p'
+	[ "${SBX_OUT%% *}" = "$want" ]
+	echo stop >"$MNT/$V/ctl"
+	wait_status "$V" stopped
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}

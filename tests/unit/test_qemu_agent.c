@@ -264,6 +264,10 @@ static void test_guest_that_never_reads_does_not_hold_senders(void)
 	struct err e = {0};
 	struct qemu_vm *q = vm_new(&ctl);
 	CHECK(qagent_start_reader(q, &e) == 0);
+	/* A host's usual send buffer, not the channel's larger one: the reader's
+	 * ACKs fill it before the flood stops. */
+	int sz = 106496;
+	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
 	CHECK(fcntl(agent_side, F_SETFL, O_NONBLOCK) == 0);
 	char fr[sizeof(struct agent_hdr) + 3];
 	int full = 0;
@@ -698,14 +702,17 @@ static void test_files_put_and_stalled_guest(void)
 	CHECK(o.ret == 0);
 	memset(data, 'p', sizeof(data));
 	send_text_frame(AG_FRES, id, "0 40000"); /* early: it waits in the channel */
-	CHECK(qagent_file_write(q, o.f, data, sizeof(data), &e) == 0);
+	size_t took = 0;
+	unsigned ms = 0;
+	CHECK(qagent_file_write(q, o.f, data, sizeof(data), &took, &ms, &e) == 0 &&
+	      took == sizeof(data));
 	CHECK(answer_woken(q, o.f, NULL, &e) == 0);
 	size_t got = 0;
 	while (got < sizeof(data) && recv_frame(&h, payload, 2000) && h.type == AG_FDATA &&
 	       h.id == id && h.len <= AGENT_FDATA_MAX)
 		got += h.len;
 	CHECK(got == sizeof(data));
-	CHECK(qagent_file_write(q, o.f, "x", 1, &e) == -EFBIG);
+	CHECK(qagent_file_write(q, o.f, "x", 1, &took, &ms, &e) == -EFBIG && took == 0);
 	qagent_file_close(q, o.f);
 
 	/* A guest that never answers holds the request a bounded time; then
@@ -858,7 +865,8 @@ static void test_files_answer_late_never_holds_writer(void)
 	send_text_frame(AG_FRES, id, "0 0");
 	CHECK(answer_woken(q, f, NULL, &e) == 0);
 	t0 = now_usec();
-	CHECK(qagent_file_write(q, f, "hello", 5, &e) == 0);
+	size_t took = 0;
+	CHECK(qagent_file_write(q, f, "hello", 5, &took, &ms, &e) == 0 && took == 5);
 	CHECK(qagent_file_answer_try(q, f, NULL, &ms, &e) == -EAGAIN);
 	CHECK(now_usec() - t0 < 100 * 1000);
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_FDATA && h.id == id && h.len == 5);
@@ -889,6 +897,138 @@ static void test_files_answer_late_never_holds_writer(void)
 	vm_free(q, ctl);
 }
 
+/* The fake agent reading its port on a thread: a put's bytes (checked
+ * against put_byte), its end, and the last other frame; until a second
+ * passes without one. */
+struct drainer {
+	uint64_t id;
+	size_t got;
+	bool bad, fend;
+	uint8_t other_type;
+	uint64_t other_id;
+	pthread_t t;
+};
+
+static char put_byte(size_t i) { return (char)('a' + i % 23); }
+
+static void *drain_main(void *arg)
+{
+	struct drainer *d = arg;
+	static char payload[AGENT_FDATA_MAX + 1];
+	struct agent_hdr h;
+	while (recv_frame(&h, payload, 1000)) {
+		if (h.type == AG_FDATA && h.id == d->id) {
+			for (uint32_t i = 0; i < h.len; i++)
+				d->bad |= payload[i] != put_byte(d->got + i);
+			d->got += h.len;
+		} else if (h.type == AG_FEND && h.id == d->id) {
+			d->fend = true;
+		} else {
+			d->other_type = h.type;
+			d->other_id = h.id;
+		}
+	}
+	return NULL;
+}
+
+/* A put whose guest does not read: its writes never wait for room (what
+ * the channel does not take is kept, up to a buffer, then -EAGAIN with
+ * what went and the time left), room wakes them, and every byte gets
+ * there, in order, once the guest reads; a request opened meanwhile waits for room in
+ * its looks, not in its open. A guest that never reads fails the put at the
+ * send bound, with the send's sentence, and the agent is told to forget it
+ * once it reads again. */
+static void test_files_put_never_waits_for_room(void)
+{
+	int ctl;
+	struct err e = {0};
+	struct opener o;
+	struct buf answer = {0};
+	struct drainer d = {0};
+	const size_t size = 4u << 20, chunk = 1u << 20;
+	char *data = malloc(size);
+	for (size_t i = 0; i < size; i++)
+		data[i] = put_byte(i);
+	struct qemu_vm *q = files_vm_new(&ctl);
+	q->send_wait_ms = 60000;
+	open_start(&o, q, VMM_FILE_PUT, "/big", size);
+	d.id = agent_takes("put 644 4194304", "/big");
+	send_text_frame(AG_FRES, d.id, "0 0");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+
+	/* The guest reads nothing: the channel fills, a write says -EAGAIN. */
+	size_t sent = 0, took = 0;
+	unsigned ms = 0;
+	int r = 0;
+	while (sent < size && (r = qagent_file_write(q, o.f, data + sent, chunk - sent % chunk,
+						     &took, &ms, &e)) == 0)
+		sent += took;
+	sent += took;
+	CHECK(r == -EAGAIN && sent < size && ms > 0 && ms <= 60000);
+	struct qemu_file *st = NULL;
+	struct vmm_file_req sr = {.verb = VMM_FILE_STAT, .mode = 0644, .path = "/s", .shown = "/s",
+				  .wake = count_wake};
+	CHECK(qagent_file_open(q, &sr, &st, &e) == 0);
+	CHECK(qagent_file_answer_try(q, st, &answer, &ms, &e) == -EAGAIN && ms <= 60000);
+
+	/* The guest reads: room wakes the write, the rest goes. */
+	CHECK(pthread_create(&d.t, NULL, drain_main, &d) == 0);
+	while (sent < size) {
+		int seen = atomic_load(&wakes);
+		r = qagent_file_write(q, o.f, data + sent, chunk - sent % chunk, &took, &ms, &e);
+		sent += took;
+		if (r == -EAGAIN)
+			wait_woken(seen, ms, q->send_wait_ms);
+		else if (r < 0)
+			break;
+	}
+	CHECK(sent == size && r == 0);
+	for (int i = 0; i < 5000 && st->req; i++) { /* its request goes once there is room */
+		CHECK(qagent_file_answer_try(q, st, &answer, &ms, &e) == -EAGAIN);
+		usleep(1000);
+	}
+	CHECK(!st->req);
+	pthread_join(d.t, NULL);
+	CHECK(d.got == size && !d.bad);
+	CHECK(d.other_type == AG_FILE && d.other_id == st->id);
+	send_text_frame(AG_FRES, d.id, "0 4194304");
+	CHECK(answer_woken(q, o.f, NULL, &e) == 0);
+	qagent_file_close(q, o.f);
+	qagent_file_close(q, st);
+	CHECK(q->kept_bytes == 0);
+
+	/* A guest that never reads: the put fails at the bound (no write waits
+	 * for it), as a send that timed out; its end waits for room. */
+	q->send_wait_ms = 300;
+	open_start(&o, q, VMM_FILE_PUT, "/never", size);
+	d = (struct drainer){.id = agent_takes("put 644 4194304", "/never")};
+	send_text_frame(AG_FRES, d.id, "0 0");
+	pthread_join(o.t, NULL);
+	CHECK(o.ret == 0);
+	sent = 0;
+	for (;;) {
+		int seen = atomic_load(&wakes);
+		r = qagent_file_write(q, o.f, data + sent, chunk - sent % chunk, &took, &ms, &e);
+		sent += took;
+		if (r != -EAGAIN && (r < 0 || sent == size))
+			break;
+		if (r == -EAGAIN)
+			wait_woken(seen, ms, q->send_wait_ms);
+	}
+	CHECK(r == -ETIMEDOUT && sent < size);
+	CHECK(strcmp(e.msg, "cannot send /never to the guest agent: Connection timed out; "
+		     "nothing was put") == 0);
+	qagent_file_close(q, o.f);
+	CHECK(pthread_create(&d.t, NULL, drain_main, &d) == 0);
+	pthread_join(d.t, NULL);
+	CHECK(d.got > 0 && d.got <= sent && !d.bad && d.fend); /* kept bytes are dropped */
+	CHECK(q->kept_bytes == 0);
+	free(data);
+	buf_free(&answer);
+	vm_free(q, ctl);
+}
+
 int main(void)
 {
 	RUN(test_job_streams_stdin_pid_signal);
@@ -905,5 +1045,6 @@ int main(void)
 	RUN(test_files_put_and_stalled_guest);
 	RUN(test_files_get_late_bytes_wake_reader);
 	RUN(test_files_answer_late_never_holds_writer);
+	RUN(test_files_put_never_waits_for_room);
 	UNIT_DONE("qemu_agent");
 }
