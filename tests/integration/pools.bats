@@ -22,7 +22,15 @@ teardown() {
 # True when pid is a live sandbox init (PID 1 here may leave dead ones as zombies).
 live_init() {
 	[[ "$(cat "/proc/$1/comm" 2>/dev/null)" == sbx-init &&
-		"$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)" != Z ]]
+		"$(awk '/^State:/ { print $2 }' "/proc/$1/status" 2>/dev/null)" != Z ]] || return 1
+	# Killed, its exit under way (under load the kernel can take seconds to
+	# tear a pid namespace down): PF_EXITING in its flags, or SIGKILL pending.
+	local flags pnd
+	flags=$(awk '{ print $9 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	(((${flags:-0} & 0x4) == 0)) || return 1
+	for pnd in $(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$1/status" 2>/dev/null); do
+		(((0x$pnd & 0x100) == 0)) || return 1
+	done
 }
 
 # Hidden member state dirs of the daemon (never shown in the mount).
