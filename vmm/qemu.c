@@ -872,8 +872,13 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
  * migrate-incoming and cont remain. A spare serves one layer, of a machine
  * of the same shape (shape_key); the parent's end, the layer's removal and
  * the daemon's exit end it; a restarted daemon kills what a dead one left
- * (spare.json in its dir). VMs with a network device get none: their TAP
- * is made for the child, at its start. */
+ * (spare.json in its dir). A VM with a network device gets spares with a
+ * TAP made ahead (vmm_host's tap_ahead): no identity, on no bridge, down;
+ * the child's start hands it to the engine's prestart in vm->nic.tap_fd,
+ * which makes it the child's (its name, filter, forwarding entry, up)
+ * before the guest runs. The MAC on the spare's command line is the
+ * parent's: a restore takes the device's MAC from the stream anyway, and
+ * AG_FORK gives the guest the child's. A spare holds no address. */
 enum spare_state { SPARE_STARTING, SPARE_READY, SPARE_BOUND };
 
 struct spare {
@@ -887,6 +892,7 @@ struct spare {
 	char disk[PATH_MAX]; /* the parent's root disk, "" for none */
 	unsigned mem_mib, vcpus;
 	bool vserial;
+	bool nic; /* with a TAP made ahead: vm.nic.tap_fd, the daemon's fd on it */
 	struct vmm_inst vm; /* its own name (spare-...), dir, pid and pidfd */
 	struct qemu_vm *q;
 	struct spare *next;
@@ -899,11 +905,11 @@ static _Atomic uint64_t spare_seq;
 
 /* What must match between a spare and the child it serves: what QEMU was
  * started with, paths aside. */
-static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, const struct guest_files *g,
-		      char *out, size_t cap)
+static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, bool nic,
+		      const struct guest_files *g, char *out, size_t cap)
 {
-	snprintf(out, cap, "%u %u %s %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
-		 hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd, g->disk);
+	snprintf(out, cap, "%u %u %s %s %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
+		 nic ? "net" : "nonet", hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd, g->disk);
 }
 
 static void spare_ram_path(const char *name, char *out, size_t cap)
@@ -919,6 +925,7 @@ static void spare_free(struct spare *sp)
 		waitid(P_PIDFD, (id_t)sp->vm.pidfd, NULL, WEXITED);
 		close(sp->vm.pidfd);
 	}
+	nic_close(&sp->vm); /* after QEMU: the TAP goes with this last fd */
 	if (sp->vm.ctl_fd >= 0)
 		close(sp->vm.ctl_fd);
 	if (sp->q)
@@ -1025,12 +1032,20 @@ static int spare_spawn(struct spare *sp, struct err *e)
 		return r;
 	}
 	close(fd);
+	const struct vmm_host *h = vmm_host();
+	if (sp->nic) {
+		if ((r = h->tap_ahead(h->image_arg, e)) < 0)
+			return r;
+		vm->nic.tap_fd = r;
+		r = 0;
+	}
 	struct qemu_vm *q = sp->q = qvm_new();
 	if (!q)
 		return err_set(e, -ENOMEM, "out of memory");
 	q->mem_mib = sp->mem_mib;
 	q->vcpus = sp->vcpus;
 	q->vserial = sp->vserial;
+	q->nic = sp->nic;
 	snprintf(q->ram_path, sizeof(q->ram_path), "%s", sp->ram);
 	if ((r = channels_make(vm, q, qsv, asv, e)) < 0)
 		goto out;
@@ -1082,7 +1097,7 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 {
 	const struct vmm_host *h = vmm_host();
 	struct guest_files g;
-	if (!h->qemu_spares || !h->spares_dir[0] || pq->nic || !pq->ram_shared ||
+	if (!h->qemu_spares || !h->spares_dir[0] || (pq->nic && !h->tap_ahead) || !pq->ram_shared ||
 	    find_guest_files(pvm, &g, true, NULL) < 0)
 		return;
 	unsigned have = 0;
@@ -1099,8 +1114,13 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 		sp->mem_mib = pq->mem_mib;
 		sp->vcpus = pq->vcpus;
 		sp->vserial = pq->vserial;
+		sp->nic = pq->nic;
+		if (sp->nic) { /* the command line's identity: the stream brings the MAC */
+			sp->vm.nic = pvm->nic;
+			sp->vm.nic.tap_fd = -1;
+		}
 		snprintf(sp->disk, sizeof(sp->disk), "%s", g.disk);
-		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, &g, sp->key, sizeof(sp->key));
+		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, pq->nic, &g, sp->key, sizeof(sp->key));
 		snprintf(sp->parent, sizeof(sp->parent), "%s", pvm->name);
 		snprintf(sp->vm.name, sizeof(sp->vm.name), "spare-%" PRIx64 "-%" PRIu64, wall_usec(),
 			 atomic_fetch_add(&spare_seq, 1));
@@ -1155,24 +1175,33 @@ static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const ch
 	return true;
 }
 
-/* A fork child's start: the spare bound to its layer, moved into the child
- * (files, cgroup, fds, process) so that only the restore is left; 0, or
- * -errno with the spare ended and nothing of the child changed but its
- * console log (the caller starts it cold). */
-static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_src *src,
-		       const char *key, struct err *e)
+/* A fork child's start: the spare bound to its layer (src->dir) when it is
+ * of the child's shape (key); NULL when none is, the other one ended. */
+static struct spare *spare_claim(const struct vmm_inst *vm, const struct snap_src *src,
+				 const char *key)
 {
 	struct spare *sp = spare_take(NULL, src->dir);
-	if (!sp)
-		return err_set(e, -ENOENT, "no spare");
+	if (sp && strcmp(sp->key, key) != 0) {
+		log_warn("sandbox %s: its QEMU starts cold: the spare is of another machine (%s, "
+			 "not %s)", vm->name, sp->key, key);
+		spare_free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+/* The claimed spare moved into the child (files, cgroup, fds, process) so
+ * that only the restore is left; 0, or -errno with the spare ended and
+ * nothing of the child changed but its console log and the TAP it took
+ * (the caller starts it cold, on that TAP). sp is spent either way. */
+static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, struct spare *sp, struct err *e)
+{
 	char p[PATH_MAX + 16];
 	int r = 0;
 	_cleanup_close_ int sfd = open(sp->vm.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	const char *files[] = {"console.log", QMP_SOCK, AGENT_SOCK};
-	if (strcmp(sp->key, key) != 0)
-		r = err_set(e, -ESTALE, "the spare is of another machine (%s, not %s)", sp->key, key);
-	else if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
+	if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
 		r = err_set(e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
 	else if (sfd < 0 || dfd < 0)
 		r = err_set(e, -errno, "cannot open %s or %s: %s", sp->vm.dir, vm->dir, strerror(errno));
@@ -1298,6 +1327,8 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	struct guest_files g;
 	struct snap_src src;
 	struct args a = {.n = 0};
+	struct spare *sp = NULL;
+	char key[sizeof(((struct spare *)0)->key)];
 	_cleanup_close_ int cg_fd = -1;
 	host_facts();
 	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_restore(vm, &src, e)) < 0 ||
@@ -1316,8 +1347,27 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	q->vcpus = vcpus;
 	/* A restored machine has the devices it was saved with. */
 	q->vserial = src.dir[0] ? src.vserial : g.vserial;
-	/* The engine's TAP, on the bridge with its filter, before QEMU exists. */
-	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0)
+	if (src.ram[0] && !src.standby) { /* a fork's child: a QEMU started ahead? */
+		/* prestart is set when the engine gives this sandbox a network */
+		shape_key(mem_mib, vcpus, q->vserial, vm->prestart != NULL, &g, key, sizeof(key));
+		sp = spare_claim(vm, &src, key);
+	}
+	/* The engine's TAP, on the bridge with its filter, before QEMU exists:
+	 * the spare's made the child's, or a new one. */
+	if (sp && sp->nic && (vm->nic.tap_fd = fcntl(sp->vm.nic.tap_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		log_warn("sandbox %s: its QEMU starts cold: cannot take the TAP made ahead: %s",
+			 vm->name, strerror(errno));
+		spare_free(sp);
+		sp = NULL;
+	}
+	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0 && sp && sp->nic) {
+		log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, e->msg);
+		nic_close(vm);
+		spare_free(sp); /* its TAP with it: the new one may take the same name */
+		sp = NULL;
+		r = vm->prestart(vm, 0, vm->prestart_arg, e);
+	}
+	if (r < 0)
 		goto fail;
 	q->nic = vm->nic.tap_fd >= 0;
 	if (src.dir[0] && src.nic != q->nic) {
@@ -1339,12 +1389,12 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 
 	uint64_t t1 = now_usec(), t2, t3;
 	pid_t pid;
-	if (src.ram[0] && !src.standby && !q->nic) { /* a fork's child: a QEMU started ahead? */
-		char key[sizeof(((struct spare *)0)->key)];
+	if (sp) {
 		struct err se = {0};
-		shape_key(mem_mib, vcpus, q->vserial, &g, key, sizeof(key));
-		int sr = spare_adopt(vm, q, &src, key, &se);
+		int sr = spare_adopt(vm, q, sp, &se);
+		sp = NULL; /* spent */
 		if (sr == 0) {
+			nic_close(vm); /* the spare's QEMU holds the TAP */
 			snprintf(q->ram_path, sizeof(q->ram_path), "%s", src.ram);
 			q->ram_shared = false;
 			t->fork_start = "ahead";
@@ -1353,8 +1403,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 			note_phase(t, "claim", t3 - t1);
 			goto restore;
 		}
-		if (sr != -ENOENT)
-			log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, se.msg);
+		log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, se.msg);
 	}
 	if (src.dir[0] && !src.standby)
 		t->fork_start = "cold";
@@ -1442,6 +1491,8 @@ fail_kill:;
 	}
 fail:
 	nic_close(vm);
+	if (sp)
+		spare_free(sp);
 	close_pairs(qsv, asv);
 	args_free(&a);
 	qvm_detach(vm);

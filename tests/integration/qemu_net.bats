@@ -150,6 +150,89 @@ guest_if() {
 	done
 }
 
+@test "qemu net: a VM's next fork takes a QEMU started ahead with a TAP: own MAC, address, filter, policy; nothing left" {
+	sbx_create_ctl "$V" backend=qemu
+	src_pid=$(qemu_pid_of "$V")
+	spare_note_tag "$V"
+	A="${V}a" B="${V}b"
+	sbx_write "$MNT/$V/ctl" "fork $A"
+	wait_status "$A" running 60
+	qemu_pid_of "$A" >/dev/null
+	[ "$(sbx_key "$MNT/$A/stats" fork_start)" = cold ]
+	# The spare's TAP: made ahead, with no identity: on no bridge, down, no filter.
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	run ip -d link show "$stap"
+	[[ "$output" != *master* && "$output" != *",UP"* ]]
+	[ -z "$(tc filter show dev "$stap" ingress)" ]
+
+	sbx_write "$MNT/$V/ctl" "fork $B"
+	wait_status "$B" running 60
+	[ "$(sbx_key "$MNT/$B/stats" fork_start)" = ahead ]
+	bpid=$(qemu_pid_of "$B")
+	[ "$bpid" = "$spare" ]
+	# Its own identity, not the parent's nor the first child's; the TAP is renamed and wired.
+	bip=$(net_of "$B" ip) bmac=$(net_of "$B" mac) btap=$(net_of "$B" host_if)
+	for k in "$V" "$A"; do
+		[ "$(net_of "$k" ip)" != "$bip" ]
+		[ "$(net_of "$k" mac)" != "$bmac" ]
+	done
+	[ "$(tap_of_pid "$spare")" = "$btap" ]
+	run ip link show "$stap"
+	[ "$status" -ne 0 ]
+	ip -d link show "$btap" | grep -q "master $BR"
+	tc filter show dev "$btap" ingress | grep -q sbx_antispoof
+	guest_if "$B"
+	[ "$SBX_RC" -eq 0 ]
+	[[ "$SBX_OUT" == "$bmac"$'\n'"inet $bip/24"$'\n'"default via $GW dev eth0"* ]]
+	host_ping "$bip"
+	# The policy: a host service is closed by default, open once allowed.
+	port=$((20000 + RANDOM % 20000))
+	host_serve "$GW" "$port" hello-spare
+	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" != *hello-spare* ]]
+	sbx_write "$MNT/$B/ctl" "allow $GW tcp $port"
+	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" == *hello-spare* ]]
+
+	# kill -9 of the daemon with a spare waiting: the next one ends its QEMU, and its TAP goes.
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	assert_no_spares "$spare"
+	run ip link show "$stap"
+	[ "$status" -ne 0 ]
+	[ "$(sbx_key "$MNT/$B/stats" pid)" = "$bpid" ]
+	host_ping "$bip"
+
+	# A fork after the restart (cold), whose spare waits; then rmdir of all:
+	# no QEMU, no TAP, no spare left.
+	C="${V}c"
+	sbx_write "$MNT/$V/ctl" "fork $C"
+	wait_status "$C" running 60
+	qemu_pid_of "$C" >/dev/null
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	taps="$(net_of "$V" host_if) $(net_of "$A" host_if) $btap $(net_of "$C" host_if) $stap"
+	for k in "$A" "$B" "$C" "$V"; do
+		rmdir "$MNT/$k"
+	done
+	assert_no_qemu_leaks "$V" "$src_pid"
+	assert_no_spares "$spare"
+	for t in $taps; do
+		run ip link show "$t"
+		[ "$status" -ne 0 ]
+	done
+}
+
 @test "qemu net: rate= limits what a VM sends (its TAP's ingress through an ifb) and receives; rmdir leaves no ifb" {
 	N="${V}ns"
 	sbx_create "$N"
