@@ -887,6 +887,9 @@ struct spare {
 	const struct qemu_vm *owner; /* the parent's run it waits for (not BOUND) */
 	char parent[SBX_NAME_MAX + 1]; /* for the log */
 	char layer[PATH_MAX]; /* BOUND: the snapshot dir whose RAM it maps */
+	/* STARTING: the fork (its layer) whose child's start it waits for, so
+	 * that its own start does not take the CPU from that restore; "": go. */
+	char after[PATH_MAX];
 	char key[PATH_MAX * 2 + 64];
 	char ram[PATH_MAX]; /* its RAM file; "" once it is the layer's */
 	char disk[PATH_MAX]; /* the parent's root disk, "" for none */
@@ -899,7 +902,9 @@ struct spare {
 };
 
 static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spares_cv = PTHREAD_COND_INITIALIZER; /* an after cleared, a dead set */
 static struct spare *spares;
+#define SPARE_AFTER_MAX_S 30 /* a fork whose child never starts holds its refill this long */
 static _Atomic uint64_t spare_seq;
 #define SPARE_RECORD "spare.json"
 
@@ -947,8 +952,10 @@ static void spares_drop(const struct qemu_vm *owner, const char *layer)
 		bool match = owner   ? sp->owner == owner && sp->st != SPARE_BOUND
 			     : layer ? sp->st == SPARE_BOUND && strcmp(sp->layer, layer) == 0
 				     : true;
-		if (match && sp->st == SPARE_STARTING)
+		if (match && sp->st == SPARE_STARTING) {
 			sp->dead = true;
+			pthread_cond_broadcast(&spares_cv);
+		}
 		if (!match || sp->st == SPARE_STARTING) {
 			p = &sp->next;
 			continue;
@@ -1071,8 +1078,17 @@ static void *spare_main(void *arg)
 {
 	struct spare *sp = arg;
 	struct err e = {0};
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += SPARE_AFTER_MAX_S;
+	pthread_mutex_lock(&spares_lock);
+	while (sp->after[0] && !sp->dead && pthread_cond_timedwait(&spares_cv, &spares_lock, &dl) == 0)
+		;
+	sp->after[0] = '\0';
+	bool go = !sp->dead;
+	pthread_mutex_unlock(&spares_lock);
 	uint64_t t0 = now_usec();
-	int r = spare_spawn(sp, &e);
+	int r = go ? spare_spawn(sp, &e) : 0;
 	pthread_mutex_lock(&spares_lock);
 	bool keep = r == 0 && !sp->dead;
 	if (keep)
@@ -1081,7 +1097,7 @@ static void *spare_main(void *arg)
 	if (r < 0)
 		log_warn("sandbox %s: a QEMU started ahead for its next fork failed: %s", sp->parent,
 			 e.msg);
-	else
+	else if (keep)
 		log_debug("sandbox %s: %s (pid %d) waits for its next fork, up in %" PRIu64 " us",
 			  sp->parent, sp->vm.name, (int)sp->vm.pid, now_usec() - t0);
 	if (!keep) {
@@ -1091,9 +1107,10 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
-/* After a fork of the running VM: starts spares in the background until
- * --qemu-spares of them wait for its next one. */
-static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
+/* After a fork of the running VM (its layer dir): starts spares in the
+ * background, once a child of that fork has started, until --qemu-spares
+ * of them wait for its next one. */
+static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq, const char *layer)
 {
 	const struct vmm_host *h = vmm_host();
 	struct guest_files g;
@@ -1129,6 +1146,7 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 		sp->vm.nimage_layers = pvm->nimage_layers;
 		memcpy(sp->vm.image_layers, pvm->image_layers, sizeof(sp->vm.image_layers));
 		spare_ram_path(sp->vm.name, sp->ram, sizeof(sp->ram));
+		snprintf(sp->after, sizeof(sp->after), "%s", layer);
 		spare_list(sp);
 		pthread_t th;
 		pthread_attr_t at;
@@ -1239,6 +1257,18 @@ static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, struct spare *sp,
 }
 
 void vmm_qemu_spares_drop_layer(const char *dir) { spares_drop(NULL, dir); }
+
+/* A child of the fork whose layer is dir has started (or failed to): the
+ * spares that waited for it start now. */
+static void spares_after(const char *dir)
+{
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare *sp = spares; sp; sp = sp->next)
+		if (sp->st == SPARE_STARTING && strcmp(sp->after, dir) == 0)
+			sp->after[0] = '\0';
+	pthread_cond_broadcast(&spares_cv);
+	pthread_mutex_unlock(&spares_lock);
+}
 
 /* Daemon exit: every spare ends, those still starting once they are up. */
 void vmm_qemu_spares_end(void)
@@ -1471,6 +1501,8 @@ restore:
 	log_debug("sandbox %s: qemu pid %d (%s, %u MiB, %u vCPU) %s in %" PRIu64 " us", vm->name,
 		  (int)pid, hf.kvm ? "kvm" : "tcg", mem_mib, vcpus,
 		  src.dir[0] ? "restored" : "up", t4 - t1);
+	if (src.ram[0] && !src.standby)
+		spares_after(src.dir);
 	return 0;
 
 fail_kill:;
@@ -1493,6 +1525,8 @@ fail:
 	nic_close(vm);
 	if (sp)
 		spare_free(sp);
+	if (src.ram[0] && !src.standby)
+		spares_after(src.dir);
 	close_pairs(qsv, asv);
 	args_free(&a);
 	qvm_detach(vm);
@@ -1630,7 +1664,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	if (r < 0)
 		vmm_remove_layer(dest_dir);
 	else if (t->fork)
-		spares_refill(vm, q);
+		spares_refill(vm, q, dest_dir);
 	qvm_put(q);
 	return r;
 }

@@ -55,6 +55,21 @@ sys.exit(1)
 EOF
 }
 
+# link_index_gone IDX: no link of index IDX is left (a spare's TAP: its
+# sbx.spareN name may be another spare's by now, an index is not reused);
+# waits a little for the daemon to close its fd after the QEMU's reaping.
+link_index_gone() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		ip -o link show | grep -q "^$1: " || return 0
+		sleep 0.1
+	done
+	if ip -o link show | grep -q "^$1: "; then
+		ip -o link show | grep "^$1: " >&2
+		return 1
+	fi
+}
+
 # The VM's eth0 as the guest sees it: "MAC IP/LEN" (and its default route).
 guest_if() {
 	sbx_exec "$1" 'cat /sys/class/net/eth0/address; ip -4 addr show eth0 | grep -o "inet [^ ]*"; ip route | grep default' >/dev/null
@@ -164,6 +179,7 @@ guest_if() {
 	spare=$(spare_pids "$V")
 	stap=$(tap_of_pid "$spare")
 	[[ "$stap" == sbx.spare* ]]
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
 	run ip -d link show "$stap"
 	[[ "$output" != *master* && "$output" != *",UP"* ]]
 	[ -z "$(tc filter show dev "$stap" ingress)" ]
@@ -179,9 +195,9 @@ guest_if() {
 		[ "$(net_of "$k" ip)" != "$bip" ]
 		[ "$(net_of "$k" mac)" != "$bmac" ]
 	done
+	# The same device (its index), renamed: the next spare may reuse the old name.
 	[ "$(tap_of_pid "$spare")" = "$btap" ]
-	run ip link show "$stap"
-	[ "$status" -ne 0 ]
+	[ "$(cat "/sys/class/net/$btap/ifindex")" = "$sidx" ]
 	ip -d link show "$btap" | grep -q "master $BR"
 	tc filter show dev "$btap" ingress | grep -q sbx_antispoof
 	guest_if "$B"
@@ -202,12 +218,12 @@ guest_if() {
 	spare=$(spare_pids "$V")
 	stap=$(tap_of_pid "$spare")
 	[[ "$stap" == sbx.spare* ]]
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
 	kill -9 "$SBX_PID"
 	wait "$SBX_PID" 2>/dev/null || true
 	sbx_start_daemon
 	assert_no_spares "$spare"
-	run ip link show "$stap"
-	[ "$status" -ne 0 ]
+	link_index_gone "$sidx"
 	[ "$(sbx_key "$MNT/$B/stats" pid)" = "$bpid" ]
 	host_ping "$bip"
 
@@ -221,7 +237,8 @@ guest_if() {
 	spare=$(spare_pids "$V")
 	stap=$(tap_of_pid "$spare")
 	[[ "$stap" == sbx.spare* ]]
-	taps="$(net_of "$V" host_if) $(net_of "$A" host_if) $btap $(net_of "$C" host_if) $stap"
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
+	taps="$(net_of "$V" host_if) $(net_of "$A" host_if) $btap $(net_of "$C" host_if)"
 	for k in "$A" "$B" "$C" "$V"; do
 		rmdir "$MNT/$k"
 	done
@@ -231,6 +248,7 @@ guest_if() {
 		run ip link show "$t"
 		[ "$status" -ne 0 ]
 	done
+	link_index_gone "$sidx"
 }
 
 @test "qemu net: rate= limits what a VM sends (its TAP's ingress through an ifb) and receives; rmdir leaves no ifb" {
