@@ -808,12 +808,27 @@ void sbx_net_release(struct sbx *s)
 	}
 }
 
-/* A VM's TAP, for the backend to hand to QEMU with the guest's identity. */
+int engine_tap_ahead(void *arg, struct err *e)
+{
+	struct engine *eng = arg;
+	if (!eng->net.up)
+		return err_set(e, -EOPNOTSUPP, "this daemon runs without networking (--no-net)");
+	return net_tap_ahead(e);
+}
+
+/* A VM's TAP, for the backend to hand to QEMU with the guest's identity:
+ * made now, or, when the backend put one in vm->nic.tap_fd (a QEMU started
+ * ahead holds it, made by engine_tap_ahead), that one made the sandbox's. */
 static int tap_prestart(struct sbx *s, struct vmm_inst *vm, struct err *e)
 {
-	int fd = net_tap_setup(&s->net, s->eng->o.bridge, e);
-	if (fd < 0)
+	int fd = vm->nic.tap_fd;
+	if (fd >= 0) {
+		int r = net_tap_adopt(&s->net, s->eng->o.bridge, fd, e);
+		if (r < 0)
+			return r;
+	} else if ((fd = net_tap_setup(&s->net, s->eng->o.bridge, e)) < 0) {
 		return fd;
+	}
 	vm->nic.tap_fd = fd;
 	memcpy(vm->nic.mac, s->net.mac, sizeof(vm->nic.mac));
 	vm->nic.ip = s->net.ip;

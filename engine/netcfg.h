@@ -31,5 +31,8 @@ void sbx_net_expose_load(struct sbx *s, const struct net_expose *x, size_t n);
 void sbx_net_inherit(struct sbx *child, struct sbx *parent);
 /* A claimed sandbox takes its new name in the network policy. */
 void sbx_net_rename(struct sbx *s);
+/* vmm_host's tap_ahead: a TAP for a QEMU started ahead, when the daemon has
+ * networking (-EOPNOTSUPP without). arg: the engine. */
+int engine_tap_ahead(void *arg, struct err *e);
 
 #endif

@@ -105,6 +105,19 @@ int net_veth_teardown(const struct net_ident *id, struct err *e);
  * -ENODEV when /dev/net/tun or the bridge is missing, -EEXIST when
  * id->host_if exists (never deleted here). */
 int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e);
+/* A VM's TAP made before its sandbox is known (a QEMU started ahead for a
+ * fork's child, vmm/qemu.c's spares): NET_TAP_AHEAD_NAME followed by a
+ * number the kernel picks (never a sandbox's name: an interface prefix
+ * holds no '.'), on no bridge, down, with no identity, so nothing it could
+ * send goes anywhere. Not persistent. Returns its fd, or -errno. */
+#define NET_TAP_AHEAD_NAME "sbx.spare"
+int net_tap_ahead(struct err *e);
+/* The TAP of tap_fd, made by net_tap_ahead, becomes id's: renamed to
+ * id->host_if, then wired as net_tap_setup wires a new one (bridge,
+ * filter, forwarding entry, flags, up). On failure it may be left renamed
+ * and off the bridge: the caller ends it (closes every fd on it).
+ * -EEXIST when id->host_if exists. */
+int net_tap_adopt(const struct net_ident *id, const char *bridge, int tap_fd, struct err *e);
 
 /* Attaches the anti-spoofing filter (an eBPF program with cls_bpf on a clsact
  * qdisc) to the ingress of host device ifindex: frames whose source MAC is

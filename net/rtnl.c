@@ -360,18 +360,28 @@ static int link_set_master(struct nl *nl, int ifindex, int br_index)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
-/* A TAP named id->host_if, not persistent: it lives while an fd holds it. */
-static int tap_open(const struct net_ident *id, struct err *e)
+static int link_rename(struct nl *nl, int ifindex, const char *name)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = ifindex;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
+/* A TAP named name (the kernel fills a %d), not persistent: it lives while
+ * an fd holds it. who: for sentences. */
+static int tap_open(const char *name, const char *who, struct err *e)
 {
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0 && (errno == ENOENT || errno == ENXIO || errno == ENODEV))
 		return err_set(e, -ENODEV, "%s: cannot make its TAP device: /dev/net/tun is missing "
-			       "(the kernel's tun driver: modprobe tun)", id->sbx);
+			       "(the kernel's tun driver: modprobe tun)", who);
 	if (fd < 0)
-		return err_set(e, -errno, "%s: cannot open /dev/net/tun: %s", id->sbx, strerror(errno));
+		return err_set(e, -errno, "%s: cannot open /dev/net/tun: %s", who, strerror(errno));
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", id->host_if);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
 	/* The virtio-net header lets QEMU pass checksum and segmentation offloads through. */
 	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
@@ -380,11 +390,21 @@ static int tap_open(const struct net_ident *id, struct err *e)
 		/* EBUSY: a TAP of that name held by another fd; EINVAL: not a TAP. */
 		if (r == -EBUSY || r == -EINVAL || r == -EEXIST)
 			return err_set(e, -EEXIST, "%s: cannot make its TAP device: %s already exists",
-				       id->sbx, id->host_if);
-		return err_set(e, r, "%s: cannot make TAP device %s: %s", id->sbx, id->host_if,
-			       strerror(-r));
+				       who, name);
+		return err_set(e, r, "%s: cannot make TAP device %s: %s", who, name, strerror(-r));
 	}
 	return fd;
+}
+
+/* The TAP ifindex (named id->host_if) on bridge, wired as a veth's host end. */
+static int tap_wire(struct nl *nl, const struct net_ident *id, const char *bridge, int ifindex,
+		    int br_index, struct err *e)
+{
+	int ret = link_set_master(nl, ifindex, br_index);
+	if (ret < 0)
+		return err_set(e, ret, "%s: cannot put %s on bridge %s: %s%s", id->sbx, id->host_if,
+			       bridge, strerror(-ret), nl_why(nl));
+	return port_wire(nl, id, bridge, ifindex, e);
 }
 
 int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e)
@@ -394,22 +414,60 @@ int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e)
 	int ret = port_begin(id, bridge, &nl, &br_index, e);
 	if (ret < 0)
 		return ret;
-	int fd = tap_open(id, e);
+	int fd = tap_open(id->host_if, id->sbx, e);
 	if (fd < 0)
 		return fd;
 	int ifindex = (int)if_nametoindex(id->host_if);
 	if (!ifindex)
 		ret = err_set(e, -ENODEV, "%s: %s vanished while being set up", id->sbx, id->host_if);
-	if (ret == 0 && (ret = link_set_master(nl, ifindex, br_index)) < 0)
-		err_set(e, ret, "%s: cannot put %s on bridge %s: %s%s", id->sbx, id->host_if, bridge,
-			strerror(-ret), nl_why(nl));
 	if (ret == 0)
-		ret = port_wire(nl, id, bridge, ifindex, e);
+		ret = tap_wire(nl, id, bridge, ifindex, br_index, e);
 	if (ret < 0) {
 		close(fd); /* the device goes with its last fd */
 		return ret;
 	}
 	return fd;
+}
+
+int net_tap_ahead(struct err *e)
+{
+	int fd = tap_open(NET_TAP_AHEAD_NAME "%d", "a QEMU started ahead", e);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (fd >= 0 && ioctl(fd, TUNGETIFF, &ifr) == 0 && strchr(ifr.ifr_name, '.'))
+		return fd;
+	if (fd >= 0) { /* not the name asked for: never hand out a TAP of another's name */
+		int r = err_set(e, -EIO, "a TAP made ahead is named '%.*s', not %s*", IFNAMSIZ,
+				ifr.ifr_name, NET_TAP_AHEAD_NAME);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int net_tap_adopt(const struct net_ident *id, const char *bridge, int tap_fd, struct err *e)
+{
+	_cleanup_nl_ struct nl *nl = NULL;
+	int br_index;
+	int ret = port_begin(id, bridge, &nl, &br_index, e);
+	if (ret < 0)
+		return ret;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(tap_fd, TUNGETIFF, &ifr) < 0)
+		return err_set(e, -errno, "%s: the TAP made ahead is unreadable: %s", id->sbx,
+			       strerror(errno));
+	ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+	int ifindex = (int)if_nametoindex(ifr.ifr_name);
+	if (!ifindex || strncmp(ifr.ifr_name, NET_TAP_AHEAD_NAME, strlen(NET_TAP_AHEAD_NAME)) != 0)
+		return err_set(e, -ENODEV, "%s: the TAP made ahead (%s) is gone or was renamed",
+			       id->sbx, ifr.ifr_name);
+	/* Down and on no bridge since it was made: the rename is allowed, and
+	 * nothing of it reaches the bridge before the filter is on. */
+	if ((ret = link_rename(nl, ifindex, id->host_if)) < 0)
+		return err_set(e, ret, "%s: cannot rename %s to %s: %s%s",
+			       id->sbx, ifr.ifr_name, id->host_if, strerror(-ret), nl_why(nl));
+	return tap_wire(nl, id, bridge, ifindex, br_index, e);
 }
 
 int net_veth_teardown(const struct net_ident *id, struct err *e)

@@ -885,8 +885,13 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
  * migrate-incoming and cont remain. A spare serves one layer, of a machine
  * of the same shape (shape_key); the parent's end, the layer's removal and
  * the daemon's exit end it; a restarted daemon kills what a dead one left
- * (spare.json in its dir). VMs with a network device get none: their TAP
- * is made for the child, at its start. */
+ * (spare.json in its dir). A VM with a network device gets spares with a
+ * TAP made ahead (vmm_host's tap_ahead): no identity, on no bridge, down;
+ * the child's start hands it to the engine's prestart in vm->nic.tap_fd,
+ * which makes it the child's (its name, filter, forwarding entry, up)
+ * before the guest runs. The MAC on the spare's command line is the
+ * parent's: a restore takes the device's MAC from the stream anyway, and
+ * AG_FORK gives the guest the child's. A spare holds no address. */
 enum spare_state { SPARE_STARTING, SPARE_READY, SPARE_BOUND };
 
 struct spare {
@@ -895,28 +900,34 @@ struct spare {
 	const struct qemu_vm *owner; /* the parent's run it waits for (not BOUND) */
 	char parent[SBX_NAME_MAX + 1]; /* for the log */
 	char layer[PATH_MAX]; /* BOUND: the snapshot dir whose RAM it maps */
+	/* STARTING: the fork (its layer) whose child's start it waits for, so
+	 * that its own start does not take the CPU from that restore; "": go. */
+	char after[PATH_MAX];
 	char key[PATH_MAX * 2 + 64];
 	char ram[PATH_MAX]; /* its RAM file; "" once it is the layer's */
 	char disk[PATH_MAX]; /* the parent's root disk, "" for none */
 	unsigned mem_mib, vcpus;
 	bool vserial;
+	bool nic; /* with a TAP made ahead: vm.nic.tap_fd, the daemon's fd on it */
 	struct vmm_inst vm; /* its own name (spare-...), dir, pid and pidfd */
 	struct qemu_vm *q;
 	struct spare *next;
 };
 
 static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t spares_cv = PTHREAD_COND_INITIALIZER; /* an after cleared, a dead set */
 static struct spare *spares;
+#define SPARE_AFTER_MAX_S 30 /* a fork whose child never starts holds its refill this long */
 static _Atomic uint64_t spare_seq;
 #define SPARE_RECORD "spare.json"
 
 /* What must match between a spare and the child it serves: what QEMU was
  * started with, paths aside. */
-static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, const struct guest_files *g,
-		      char *out, size_t cap)
+static void shape_key(unsigned mem_mib, unsigned vcpus, bool vserial, bool nic,
+		      const struct guest_files *g, char *out, size_t cap)
 {
-	snprintf(out, cap, "%u %u %s %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
-		 hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd, g->disk);
+	snprintf(out, cap, "%u %u %s %s %s %s %s %s", mem_mib, vcpus, agent_dev_name(vserial),
+		 nic ? "net" : "nonet", hf.kvm ? "kvm" : "tcg", g->kernel, g->initrd, g->disk);
 }
 
 static void spare_ram_path(const char *name, char *out, size_t cap)
@@ -932,6 +943,7 @@ static void spare_free(struct spare *sp)
 		waitid(P_PIDFD, (id_t)sp->vm.pidfd, NULL, WEXITED);
 		close(sp->vm.pidfd);
 	}
+	nic_close(&sp->vm); /* after QEMU: the TAP goes with this last fd */
 	if (sp->vm.ctl_fd >= 0)
 		close(sp->vm.ctl_fd);
 	if (sp->q)
@@ -953,8 +965,10 @@ static void spares_drop(const struct qemu_vm *owner, const char *layer)
 		bool match = owner   ? sp->owner == owner && sp->st != SPARE_BOUND
 			     : layer ? sp->st == SPARE_BOUND && strcmp(sp->layer, layer) == 0
 				     : true;
-		if (match && sp->st == SPARE_STARTING)
+		if (match && sp->st == SPARE_STARTING) {
 			sp->dead = true;
+			pthread_cond_broadcast(&spares_cv);
+		}
 		if (!match || sp->st == SPARE_STARTING) {
 			p = &sp->next;
 			continue;
@@ -1038,12 +1052,20 @@ static int spare_spawn(struct spare *sp, struct err *e)
 		return r;
 	}
 	close(fd);
+	const struct vmm_host *h = vmm_host();
+	if (sp->nic) {
+		if ((r = h->tap_ahead(h->image_arg, e)) < 0)
+			return r;
+		vm->nic.tap_fd = r;
+		r = 0;
+	}
 	struct qemu_vm *q = sp->q = qvm_new();
 	if (!q)
 		return err_set(e, -ENOMEM, "out of memory");
 	q->mem_mib = sp->mem_mib;
 	q->vcpus = sp->vcpus;
 	q->vserial = sp->vserial;
+	q->nic = sp->nic;
 	snprintf(q->ram_path, sizeof(q->ram_path), "%s", sp->ram);
 	if ((r = channels_make(vm, q, qsv, asv, e)) < 0)
 		goto out;
@@ -1069,8 +1091,17 @@ static void *spare_main(void *arg)
 {
 	struct spare *sp = arg;
 	struct err e = {0};
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += SPARE_AFTER_MAX_S;
+	pthread_mutex_lock(&spares_lock);
+	while (sp->after[0] && !sp->dead && pthread_cond_timedwait(&spares_cv, &spares_lock, &dl) == 0)
+		;
+	sp->after[0] = '\0';
+	bool go = !sp->dead;
+	pthread_mutex_unlock(&spares_lock);
 	uint64_t t0 = now_usec();
-	int r = spare_spawn(sp, &e);
+	int r = go ? spare_spawn(sp, &e) : 0;
 	pthread_mutex_lock(&spares_lock);
 	bool keep = r == 0 && !sp->dead;
 	if (keep)
@@ -1079,7 +1110,7 @@ static void *spare_main(void *arg)
 	if (r < 0)
 		log_warn("sandbox %s: a QEMU started ahead for its next fork failed: %s", sp->parent,
 			 e.msg);
-	else
+	else if (keep)
 		log_debug("sandbox %s: %s (pid %d) waits for its next fork, up in %" PRIu64 " us",
 			  sp->parent, sp->vm.name, (int)sp->vm.pid, now_usec() - t0);
 	if (!keep) {
@@ -1089,13 +1120,14 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
-/* After a fork of the running VM: starts spares in the background until
- * --qemu-spares of them wait for its next one. */
-static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
+/* After a fork of the running VM (its layer dir): starts spares in the
+ * background, once a child of that fork has started, until --qemu-spares
+ * of them wait for its next one. */
+static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq, const char *layer)
 {
 	const struct vmm_host *h = vmm_host();
 	struct guest_files g;
-	if (!h->qemu_spares || !h->spares_dir[0] || pq->nic || !pq->ram_shared ||
+	if (!h->qemu_spares || !h->spares_dir[0] || (pq->nic && !h->tap_ahead) || !pq->ram_shared ||
 	    find_guest_files(pvm, &g, true, NULL) < 0)
 		return;
 	unsigned have = 0;
@@ -1112,8 +1144,13 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 		sp->mem_mib = pq->mem_mib;
 		sp->vcpus = pq->vcpus;
 		sp->vserial = pq->vserial;
+		sp->nic = pq->nic;
+		if (sp->nic) { /* the command line's identity: the stream brings the MAC */
+			sp->vm.nic = pvm->nic;
+			sp->vm.nic.tap_fd = -1;
+		}
 		snprintf(sp->disk, sizeof(sp->disk), "%s", g.disk);
-		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, &g, sp->key, sizeof(sp->key));
+		shape_key(pq->mem_mib, pq->vcpus, pq->vserial, pq->nic, &g, sp->key, sizeof(sp->key));
 		snprintf(sp->parent, sizeof(sp->parent), "%s", pvm->name);
 		snprintf(sp->vm.name, sizeof(sp->vm.name), "spare-%" PRIx64 "-%" PRIu64, wall_usec(),
 			 atomic_fetch_add(&spare_seq, 1));
@@ -1122,6 +1159,7 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq)
 		sp->vm.nimage_layers = pvm->nimage_layers;
 		memcpy(sp->vm.image_layers, pvm->image_layers, sizeof(sp->vm.image_layers));
 		spare_ram_path(sp->vm.name, sp->ram, sizeof(sp->ram));
+		snprintf(sp->after, sizeof(sp->after), "%s", layer);
 		spare_list(sp);
 		pthread_t th;
 		pthread_attr_t at;
@@ -1168,24 +1206,33 @@ static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const ch
 	return true;
 }
 
-/* A fork child's start: the spare bound to its layer, moved into the child
- * (files, cgroup, fds, process) so that only the restore is left; 0, or
- * -errno with the spare ended and nothing of the child changed but its
- * console log (the caller starts it cold). */
-static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_src *src,
-		       const char *key, struct err *e)
+/* A fork child's start: the spare bound to its layer (src->dir) when it is
+ * of the child's shape (key); NULL when none is, the other one ended. */
+static struct spare *spare_claim(const struct vmm_inst *vm, const struct snap_src *src,
+				 const char *key)
 {
 	struct spare *sp = spare_take(NULL, src->dir);
-	if (!sp)
-		return err_set(e, -ENOENT, "no spare");
+	if (sp && strcmp(sp->key, key) != 0) {
+		log_warn("sandbox %s: its QEMU starts cold: the spare is of another machine (%s, "
+			 "not %s)", vm->name, sp->key, key);
+		spare_free(sp);
+		return NULL;
+	}
+	return sp;
+}
+
+/* The claimed spare moved into the child (files, cgroup, fds, process) so
+ * that only the restore is left; 0, or -errno with the spare ended and
+ * nothing of the child changed but its console log and the TAP it took
+ * (the caller starts it cold, on that TAP). sp is spent either way. */
+static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, struct spare *sp, struct err *e)
+{
 	char p[PATH_MAX + 16];
 	int r = 0;
 	_cleanup_close_ int sfd = open(sp->vm.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	_cleanup_close_ int dfd = open(vm->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	const char *files[] = {"console.log", QMP_SOCK, AGENT_SOCK};
-	if (strcmp(sp->key, key) != 0)
-		r = err_set(e, -ESTALE, "the spare is of another machine (%s, not %s)", sp->key, key);
-	else if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
+	if (vmm_pidfd_wait(sp->vm.pidfd, 0) != 0)
 		r = err_set(e, -ESRCH, "%s (pid %d) is gone", sp->vm.name, (int)sp->vm.pid);
 	else if (sfd < 0 || dfd < 0)
 		r = err_set(e, -errno, "cannot open %s or %s: %s", sp->vm.dir, vm->dir, strerror(errno));
@@ -1223,6 +1270,18 @@ static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, const struct snap
 }
 
 void vmm_qemu_spares_drop_layer(const char *dir) { spares_drop(NULL, dir); }
+
+/* A child of the fork whose layer is dir has started (or failed to): the
+ * spares that waited for it start now. */
+static void spares_after(const char *dir)
+{
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare *sp = spares; sp; sp = sp->next)
+		if (sp->st == SPARE_STARTING && strcmp(sp->after, dir) == 0)
+			sp->after[0] = '\0';
+	pthread_cond_broadcast(&spares_cv);
+	pthread_mutex_unlock(&spares_lock);
+}
 
 /* Daemon exit: every spare ends, those still starting once they are up. */
 void vmm_qemu_spares_end(void)
@@ -1311,6 +1370,8 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	struct guest_files g;
 	struct snap_src src;
 	struct args a = {.n = 0};
+	struct spare *sp = NULL;
+	char key[sizeof(((struct spare *)0)->key)];
 	_cleanup_close_ int cg_fd = -1;
 	host_facts();
 	if ((r = vm_shape(vm, &mem_mib, &vcpus, e)) < 0 || (r = find_restore(vm, &src, e)) < 0 ||
@@ -1329,8 +1390,27 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	q->vcpus = vcpus;
 	/* A restored machine has the devices it was saved with. */
 	q->vserial = src.dir[0] ? src.vserial : g.vserial;
-	/* The engine's TAP, on the bridge with its filter, before QEMU exists. */
-	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0)
+	if (src.ram[0] && !src.standby) { /* a fork's child: a QEMU started ahead? */
+		/* prestart is set when the engine gives this sandbox a network */
+		shape_key(mem_mib, vcpus, q->vserial, vm->prestart != NULL, &g, key, sizeof(key));
+		sp = spare_claim(vm, &src, key);
+	}
+	/* The engine's TAP, on the bridge with its filter, before QEMU exists:
+	 * the spare's made the child's, or a new one. */
+	if (sp && sp->nic && (vm->nic.tap_fd = fcntl(sp->vm.nic.tap_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+		log_warn("sandbox %s: its QEMU starts cold: cannot take the TAP made ahead: %s",
+			 vm->name, strerror(errno));
+		spare_free(sp);
+		sp = NULL;
+	}
+	if (vm->prestart && (r = vm->prestart(vm, 0, vm->prestart_arg, e)) < 0 && sp && sp->nic) {
+		log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, e->msg);
+		nic_close(vm);
+		spare_free(sp); /* its TAP with it: the new one may take the same name */
+		sp = NULL;
+		r = vm->prestart(vm, 0, vm->prestart_arg, e);
+	}
+	if (r < 0)
 		goto fail;
 	q->nic = vm->nic.tap_fd >= 0;
 	if (src.dir[0] && src.nic != q->nic) {
@@ -1352,12 +1432,12 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 
 	uint64_t t1 = now_usec(), t2, t3;
 	pid_t pid;
-	if (src.ram[0] && !src.standby && !q->nic) { /* a fork's child: a QEMU started ahead? */
-		char key[sizeof(((struct spare *)0)->key)];
+	if (sp) {
 		struct err se = {0};
-		shape_key(mem_mib, vcpus, q->vserial, &g, key, sizeof(key));
-		int sr = spare_adopt(vm, q, &src, key, &se);
+		int sr = spare_adopt(vm, q, sp, &se);
+		sp = NULL; /* spent */
 		if (sr == 0) {
+			nic_close(vm); /* the spare's QEMU holds the TAP */
 			snprintf(q->ram_path, sizeof(q->ram_path), "%s", src.ram);
 			q->ram_shared = false;
 			t->fork_start = "ahead";
@@ -1366,8 +1446,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 			note_phase(t, "claim", t3 - t1);
 			goto restore;
 		}
-		if (sr != -ENOENT)
-			log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, se.msg);
+		log_warn("sandbox %s: its QEMU starts cold: %s", vm->name, se.msg);
 	}
 	if (src.dir[0] && !src.standby)
 		t->fork_start = "cold";
@@ -1435,6 +1514,8 @@ restore:
 	log_debug("sandbox %s: qemu pid %d (%s, %u MiB, %u vCPU) %s in %" PRIu64 " us", vm->name,
 		  (int)pid, hf.kvm ? "kvm" : "tcg", mem_mib, vcpus,
 		  src.dir[0] ? "restored" : "up", t4 - t1);
+	if (src.ram[0] && !src.standby)
+		spares_after(src.dir);
 	return 0;
 
 fail_kill:;
@@ -1455,6 +1536,10 @@ fail_kill:;
 	}
 fail:
 	nic_close(vm);
+	if (sp)
+		spare_free(sp);
+	if (src.ram[0] && !src.standby)
+		spares_after(src.dir);
 	close_pairs(qsv, asv);
 	args_free(&a);
 	qvm_detach(vm);
@@ -1592,7 +1677,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	if (r < 0)
 		vmm_remove_layer(dest_dir);
 	else if (t->fork)
-		spares_refill(vm, q);
+		spares_refill(vm, q, dest_dir);
 	qvm_put(q);
 	return r;
 }

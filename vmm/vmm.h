@@ -317,6 +317,11 @@ struct vmm_host {
 	 * NULL: every image is. */
 	bool (*image_exists)(void *arg, const char *name);
 	void *image_arg; /* image_exists's first argument */
+	/* A TAP for a QEMU started ahead (net/net.h's net_tap_ahead): its fd,
+	 * or -errno; NULL: VMs with a network device get no spare. Called with
+	 * image_arg. A sandbox's prestart makes it its own when it finds it in
+	 * vm->nic.tap_fd. */
+	int (*tap_ahead)(void *arg, struct err *e);
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 

@@ -19,58 +19,10 @@ teardown() {
 	teardown_sbx_qemu
 }
 
-# spare_pids NAME: the pids of NAME's spares that wait (or nothing), noted for teardown.
-spare_pids() {
-	local p
-	p=$(sbx_key "$MNT/$1/stats" fork_spare_pids) || return 1
-	[[ "$p" == - ]] && return 0
-	tr ',' '\n' <<<"$p" | tee -a "$SBX_TMP/qemu_pids"
-}
-
-# wait_spare NAME: until NAME has a spare waiting (bounded: a QEMU start under TCG).
-wait_spare() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[[ "$(sbx_key "$MNT/$1/stats" fork_spares_ready)" == 1 ]] && return 0
-		sleep 0.1
-	done
-	echo "$1: no spare after 60 s: $(grep spare "$MNT/$1/stats")" >&2
-	tail -n 5 "$SBX_LOG" >&2
-	return 1
-}
-
-is_qemu() {
-	[[ -e "/proc/$1" && "$(cat "/proc/$1/comm" 2>/dev/null)" == qemu-system-x86* ]]
-}
-
-# No spare of this daemon left: no dir, no RAM file, no process of those noted.
-assert_no_spares() {
-	local pid i
-	for pid in "$@"; do
-		for ((i = 0; i < 50; i++)); do
-			is_qemu "$pid" || break
-			sleep 0.1
-		done
-		! is_qemu "$pid" || { echo "spare QEMU pid $pid is still running" >&2; return 1; }
-	done
-	[ -z "$(ls "$STATE/spares" 2>/dev/null)" ] || { echo "left: $(ls "$STATE/spares")" >&2; return 1; }
-	if ls /dev/shm | grep -q "^sandboxfs-$(spare_tag)-spare-"; then
-		echo "spare RAM file left: $(ls /dev/shm | grep "^sandboxfs-$(spare_tag)-spare-")" >&2
-		return 1
-	fi
-}
-
-# This daemon's tag (the prefix of its /dev/shm files), from the source's RAM file.
-spare_tag() {
-	cat "$SBX_TMP/tag"
-}
-
 @test "qemu fork: the next fork takes a QEMU started ahead; the child runs, diverges, is itself" {
 	sbx_create_ctl "$V" backend=qemu
 	src_pid=$(qemu_pid_of "$V")
-	ram=$(basename /dev/shm/sandboxfs-*-"$V".ram)
-	tag=${ram#sandboxfs-}
-	echo "${tag%%-*}" >"$SBX_TMP/tag"
+	spare_note_tag "$V"
 	# No fork yet: no spare (a VM never forked costs nothing more).
 	[ "$(sbx_key "$MNT/$V/stats" fork_spares_ready)" = 0 ]
 	[ "$(sbx_key "$MNT/$V/stats" fork_spares_starting)" = 0 ]
@@ -135,9 +87,7 @@ spare_tag() {
 	sbx_start_daemon --qemu-spares 0
 	sbx_create_ctl "$V" backend=qemu
 	src_pid=$(qemu_pid_of "$V")
-	ram=$(basename /dev/shm/sandboxfs-*-"$V".ram)
-	tag=${ram#sandboxfs-}
-	echo "${tag%%-*}" >"$SBX_TMP/tag"
+	spare_note_tag "$V"
 	echo "fork ${V}a" >"$MNT/$V/ctl"
 	wait_status "${V}a" running
 	qemu_pid_of "${V}a" >/dev/null

@@ -88,3 +88,64 @@ qemu_require() {
 	[[ -r "$GUEST_DIR/vmlinux" && -r "$GUEST_DIR/initrd.gz" ]] ||
 		skip "no guest kernel/initramfs in $GUEST_DIR (make guest)"
 }
+
+# --- spares (QEMUs started ahead for a VM's next fork: qemu_fork.bats, qemu_net.bats) ---
+
+# spare_pids NAME: the pids of NAME's spares that wait (or nothing), noted for teardown.
+spare_pids() {
+	local p
+	p=$(sbx_key "$MNT/$1/stats" fork_spare_pids) || return 1
+	[[ "$p" == - ]] && return 0
+	tr ',' '\n' <<<"$p" | tee -a "$SBX_TMP/qemu_pids"
+}
+
+# wait_spare NAME: until NAME has a spare waiting (bounded: a QEMU start under TCG).
+wait_spare() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[[ "$(sbx_key "$MNT/$1/stats" fork_spares_ready)" == 1 ]] && return 0
+		sleep 0.1
+	done
+	echo "$1: no spare after 60 s: $(grep spare "$MNT/$1/stats")" >&2
+	tail -n 5 "$SBX_LOG" >&2
+	return 1
+}
+
+is_qemu() {
+	[[ -e "/proc/$1" && "$(cat "/proc/$1/comm" 2>/dev/null)" == qemu-system-x86* ]]
+}
+
+# No spare of this daemon left: no dir, no RAM file, no process of those noted.
+assert_no_spares() {
+	local pid i
+	for pid in "$@"; do
+		for ((i = 0; i < 50; i++)); do
+			is_qemu "$pid" || break
+			sleep 0.1
+		done
+		! is_qemu "$pid" || { echo "spare QEMU pid $pid is still running" >&2; return 1; }
+	done
+	[ -z "$(ls "$STATE/spares" 2>/dev/null)" ] || { echo "left: $(ls "$STATE/spares")" >&2; return 1; }
+	if ls /dev/shm | grep -q "^sandboxfs-$(spare_tag)-spare-"; then
+		echo "spare RAM file left: $(ls /dev/shm | grep "^sandboxfs-$(spare_tag)-spare-")" >&2
+		return 1
+	fi
+}
+
+# spare_note_tag NAME: notes this daemon's tag (the prefix of its /dev/shm
+# files) from running VM NAME's RAM file, for spare_tag.
+spare_note_tag() {
+	local ram
+	ram=$(basename /dev/shm/sandboxfs-*-"$1".ram)
+	ram=${ram#sandboxfs-}
+	echo "${ram%%-*}" >"$SBX_TMP/tag"
+}
+
+spare_tag() {
+	cat "$SBX_TMP/tag"
+}
+
+# tap_of_pid PID: the TAP device QEMU PID holds (its tun fd's iff), or nothing.
+tap_of_pid() {
+	grep -h '^iff:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{ print $2; exit }'
+}

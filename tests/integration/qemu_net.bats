@@ -53,6 +53,21 @@ sys.exit(1)
 EOF
 }
 
+# link_index_gone IDX: no link of index IDX is left (a spare's TAP: its
+# sbx.spareN name may be another spare's by now, an index is not reused);
+# waits a little for the daemon to close its fd after the QEMU's reaping.
+link_index_gone() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		ip -o link show | grep -q "^$1: " || return 0
+		sleep 0.1
+	done
+	if ip -o link show | grep -q "^$1: "; then
+		ip -o link show | grep "^$1: " >&2
+		return 1
+	fi
+}
+
 # The VM's eth0 as the guest sees it: "MAC IP/LEN" (and its default route).
 guest_if() {
 	sbx_exec "$1" 'cat /sys/class/net/eth0/address; ip -4 addr show eth0 | grep -o "inet [^ ]*"; ip route | grep default' >/dev/null
@@ -146,6 +161,92 @@ guest_if() {
 		run ip link show "$t"
 		[ "$status" -ne 0 ]
 	done
+}
+
+@test "qemu net: a VM's next fork takes a QEMU started ahead with a TAP: own MAC, address, filter, policy; nothing left" {
+	sbx_create_ctl "$V" backend=qemu
+	src_pid=$(qemu_pid_of "$V")
+	spare_note_tag "$V"
+	A="${V}a" B="${V}b"
+	sbx_write "$MNT/$V/ctl" "fork $A"
+	wait_status "$A" running 60
+	qemu_pid_of "$A" >/dev/null
+	[ "$(sbx_key "$MNT/$A/stats" fork_start)" = cold ]
+	# The spare's TAP: made ahead, with no identity: on no bridge, down, no filter.
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
+	run ip -d link show "$stap"
+	[[ "$output" != *master* && "$output" != *",UP"* ]]
+	[ -z "$(tc filter show dev "$stap" ingress)" ]
+
+	sbx_write "$MNT/$V/ctl" "fork $B"
+	wait_status "$B" running 60
+	[ "$(sbx_key "$MNT/$B/stats" fork_start)" = ahead ]
+	bpid=$(qemu_pid_of "$B")
+	[ "$bpid" = "$spare" ]
+	# Its own identity, not the parent's nor the first child's; the TAP is renamed and wired.
+	bip=$(net_of "$B" ip) bmac=$(net_of "$B" mac) btap=$(net_of "$B" host_if)
+	for k in "$V" "$A"; do
+		[ "$(net_of "$k" ip)" != "$bip" ]
+		[ "$(net_of "$k" mac)" != "$bmac" ]
+	done
+	# The same device (its index), renamed: the next spare may reuse the old name.
+	[ "$(tap_of_pid "$spare")" = "$btap" ]
+	[ "$(cat "/sys/class/net/$btap/ifindex")" = "$sidx" ]
+	ip -d link show "$btap" | grep -q "master $BR"
+	tc filter show dev "$btap" ingress | grep -q sbx_antispoof
+	guest_if "$B"
+	[ "$SBX_RC" -eq 0 ]
+	[[ "$SBX_OUT" == "$bmac"$'\n'"inet $bip/24"$'\n'"default via $GW dev eth0"* ]]
+	host_ping "$bip"
+	# The policy: a host service is closed by default, open once allowed.
+	port=$((20000 + RANDOM % 20000))
+	host_serve "$GW" "$port" hello-spare
+	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" != *hello-spare* ]]
+	sbx_write "$MNT/$B/ctl" "allow $GW tcp $port"
+	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" == *hello-spare* ]]
+
+	# kill -9 of the daemon with a spare waiting: the next one ends its QEMU, and its TAP goes.
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	assert_no_spares "$spare"
+	link_index_gone "$sidx"
+	[ "$(sbx_key "$MNT/$B/stats" pid)" = "$bpid" ]
+	host_ping "$bip"
+
+	# A fork after the restart (cold), whose spare waits; then rmdir of all:
+	# no QEMU, no TAP, no spare left.
+	C="${V}c"
+	sbx_write "$MNT/$V/ctl" "fork $C"
+	wait_status "$C" running 60
+	qemu_pid_of "$C" >/dev/null
+	wait_spare "$V"
+	spare=$(spare_pids "$V")
+	stap=$(tap_of_pid "$spare")
+	[[ "$stap" == sbx.spare* ]]
+	sidx=$(cat "/sys/class/net/$stap/ifindex")
+	taps="$(net_of "$V" host_if) $(net_of "$A" host_if) $btap $(net_of "$C" host_if)"
+	for k in "$A" "$B" "$C" "$V"; do
+		rmdir "$MNT/$k"
+	done
+	assert_no_qemu_leaks "$V" "$src_pid"
+	assert_no_spares "$spare"
+	for t in $taps; do
+		run ip link show "$t"
+		[ "$status" -ne 0 ]
+	done
+	link_index_gone "$sidx"
 }
 
 @test "qemu net: rate= limits what a VM sends (its TAP's ingress through an ifb) and receives; rmdir leaves no ifb" {
