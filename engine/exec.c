@@ -138,7 +138,8 @@ static bool exec_warm_fits(const struct sbx *s, const struct sbx_command *c)
 }
 
 /* With s->lock held: x's command goes to the warm shell, whose pipe x
- * reads; the next exec gets a new one. */
+ * reads; the next is asked for when a command ends (sbx_exec_exited), so
+ * that its fork and exec never take CPU from the command. */
 static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command *c,
 		     struct err *e)
 {
@@ -149,7 +150,6 @@ static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command
 	s->warm_fd = -1;
 	s->execs_warm++;
 	stats_count_exec_warm(s->eng);
-	sbx_warm_arm(s);
 	return 0;
 }
 
@@ -344,6 +344,8 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 			lat_add(s->eng, LAT_EXEC, now_usec() - x->start_usec);
 			exec_ended(s, x, code);
 		}
+	if (s->execs_warm && s->warm_fd < 0) /* a sandbox that had one gets the next */
+		sbx_warm_arm(s);
 }
 
 /* The sandbox ended: commands that did not report end with `code`. */
