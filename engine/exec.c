@@ -149,6 +149,7 @@ static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command
 	x->rfd = s->warm_fd;
 	s->warm_fd = -1;
 	s->execs_warm++;
+	s->warm_due = true;
 	stats_count_exec_warm(s->eng);
 	return 0;
 }
@@ -339,13 +340,18 @@ static void exec_ended(struct sbx *s, struct sbx_exec *x, int code)
 /* Called with s->lock held. */
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 {
+	bool ended = false;
 	for (struct sbx_exec *x = s->execs; x; x = x->next)
 		if (x->id == id && !atomic_load(&x->exited)) {
 			lat_add(s->eng, LAT_EXEC, now_usec() - x->start_usec);
 			exec_ended(s, x, code);
+			ended = true;
 		}
-	if (s->execs_warm && s->warm_fd < 0) /* a sandbox that had one gets the next */
+	/* Once per warm exec (an exec of ours that ended, not any message). */
+	if (ended && s->warm_due) {
+		s->warm_due = false;
 		sbx_warm_arm(s);
+	}
 }
 
 /* The sandbox ended: commands that did not report end with `code`. */
