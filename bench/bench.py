@@ -852,24 +852,19 @@ def burst_sbx(n, how, label, mnt=None, remove="rmdir"):
             "all_removed": removed_ms}
 
 
-def remove_ctl(names, mnt):
-    """`remove NAME...` on ctl, 25 names a write, the writes at once (a thread each): ms until
-    the last returned."""
-    batches = [names[i:i + 25] for i in range(0, len(names), 25)]
-    barrier = threading.Barrier(len(batches) + 1)
+def released_together(items, fn, what):
+    """fn(item) on a thread each, released together by a barrier: ms until the last
+    returned. An OSError of any is a RuntimeError naming what failed."""
+    barrier = threading.Barrier(len(items) + 1)
     errors = []
 
-    def one(batch):
+    def one(item):
         barrier.wait()
         try:
-            fd = os.open(os.path.join(mnt, "ctl"), os.O_WRONLY)
-            try:
-                os.write(fd, ("remove %s\n" % " ".join(batch)).encode())
-            finally:
-                os.close(fd)
+            fn(item)
         except OSError as e:
-            errors.append("remove %s...: %s" % (batch[0], e))
-    threads = [threading.Thread(target=one, args=(b,)) for b in batches]
+            errors.append("%s: %s" % (item, e))
+    threads = [threading.Thread(target=one, args=(it,)) for it in items]
     for t in threads:
         t.start()
     t0 = now_ns()
@@ -878,33 +873,27 @@ def remove_ctl(names, mnt):
         t.join()
     t1 = now_ns()
     if errors:
-        raise RuntimeError("ctl remove: %s" % "; ".join(errors[:5]))
+        raise RuntimeError("%s: %s" % (what, "; ".join(errors[:5])))
     return (t1 - t0) / 1e6
+
+
+def remove_ctl(names, mnt):
+    """`remove NAME...` on ctl, 25 names a write, the writes at once (a thread each): ms until
+    the last returned."""
+    def write(batch):
+        fd = os.open(os.path.join(mnt, "ctl"), os.O_WRONLY)
+        try:
+            os.write(fd, batch.encode())
+        finally:
+            os.close(fd)
+    lines = ["remove %s\n" % " ".join(names[i:i + 25]) for i in range(0, len(names), 25)]
+    return released_together(lines, write, "ctl remove")
 
 
 def remove_parallel(names, mnt):
     """`rmdir` of every name at once (a thread each, released together): ms until the last
     returned."""
-    barrier = threading.Barrier(len(names) + 1)
-    errors = []
-
-    def one(nm):
-        barrier.wait()
-        try:
-            os.rmdir(os.path.join(mnt, nm))
-        except OSError as e:
-            errors.append("%s: %s" % (nm, e))
-    threads = [threading.Thread(target=one, args=(nm,)) for nm in names]
-    for t in threads:
-        t.start()
-    t0 = now_ns()
-    barrier.wait()
-    for t in threads:
-        t.join()
-    t1 = now_ns()
-    if errors:
-        raise RuntimeError("parallel rmdir: %s" % "; ".join(errors[:5]))
-    return (t1 - t0) / 1e6
+    return released_together(names, lambda nm: os.rmdir(os.path.join(mnt, nm)), "parallel rmdir")
 
 
 def burst_peer(peer, n, label):
