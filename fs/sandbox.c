@@ -125,10 +125,11 @@ static int wait_do_write(struct fsx_handle *h, const char *buf, size_t len)
 {
 	struct fsx_obj o;
 	char want[16] = "";
-	uint64_t ms = 0;
+	uint64_t ms = 0, gen = 0;
 	int r = fsx_pin(&h->nd, &o);
 	if (r == 0) {
 		r = sbx_wait_parse(o.sbx, buf, len, want, &ms);
+		gen = sbx_generation(o.sbx); /* "any": a change after this write */
 		fsx_unpin(&h->nd, &o);
 	}
 	pthread_mutex_lock(&h->lock);
@@ -136,10 +137,8 @@ static int wait_do_write(struct fsx_handle *h, const char *buf, size_t len)
 	h->made = r < 0; /* the sentence fsx_errstr_write keeps is the content */
 	memcpy(h->want, want, sizeof(h->want));
 	h->deadline_ms = (unsigned)ms;
-	if (r == 0 && fsx_pin(&h->nd, &o) == 0) {
-		h->gen = sbx_generation(o.sbx);
-		fsx_unpin(&h->nd, &o);
-	}
+	if (r == 0)
+		h->gen = gen;
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
