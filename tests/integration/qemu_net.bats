@@ -68,6 +68,19 @@ link_index_gone() {
 	fi
 }
 
+# gateway_service_policy NAME TEXT: a host service on the gateway (answering
+# TEXT, on $port, which it sets) is closed to NAME by default and open once
+# NAME's policy allows it.
+gateway_service_policy() {
+	port=$((20000 + RANDOM % 20000))
+	host_serve "$GW" "$port" "$2"
+	sbx_exec "$1" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" != *"$2"* ]]
+	sbx_write "$MNT/$1/ctl" "allow $GW tcp $port"
+	sbx_exec "$1" "echo x | nc -w 2 $GW $port"
+	[[ "$SBX_OUT" == *"$2"* ]]
+}
+
 # The VM's eth0 as the guest sees it: "MAC IP/LEN" (and its default route).
 guest_if() {
 	sbx_exec "$1" 'cat /sys/class/net/eth0/address; ip -4 addr show eth0 | grep -o "inet [^ ]*"; ip route | grep default' >/dev/null
@@ -90,13 +103,7 @@ guest_if() {
 	sbx_exec "$V" "ping -c 1 -W 3 $GW"
 	[ "$SBX_RC" -eq 0 ]
 	# A host service on the gateway: closed by default, as for ns; open once allowed.
-	port=$((20000 + RANDOM % 20000))
-	host_serve "$GW" "$port" hello-vm
-	sbx_exec "$V" "echo x | nc -w 2 $GW $port"
-	[[ "$SBX_OUT" != *hello-vm* ]]
-	sbx_write "$MNT/$V/ctl" "allow $GW tcp $port"
-	sbx_exec "$V" "echo x | nc -w 2 $GW $port"
-	[[ "$SBX_OUT" == *hello-vm* ]]
+	gateway_service_policy "$V" hello-vm
 
 	# A daemon killed -9 leaves the VM and its TAP; the new one re-adopts both.
 	kill -9 "$SBX_PID"
@@ -203,13 +210,7 @@ guest_if() {
 	[[ "$SBX_OUT" == "$bmac"$'\n'"inet $bip/24"$'\n'"default via $GW dev eth0"* ]]
 	host_ping "$bip"
 	# The policy: a host service is closed by default, open once allowed.
-	port=$((20000 + RANDOM % 20000))
-	host_serve "$GW" "$port" hello-spare
-	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
-	[[ "$SBX_OUT" != *hello-spare* ]]
-	sbx_write "$MNT/$B/ctl" "allow $GW tcp $port"
-	sbx_exec "$B" "echo x | nc -w 2 $GW $port"
-	[[ "$SBX_OUT" == *hello-spare* ]]
+	gateway_service_policy "$B" hello-spare
 
 	# kill -9 of the daemon with a spare waiting: the next one ends its QEMU, and its TAP goes.
 	wait_spare "$V"
