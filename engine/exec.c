@@ -31,6 +31,7 @@ struct sbx_exec {
 	uint64_t start_usec;
 	uint64_t deadline_usec; /* timeout=: monotonic; 0 none */
 	bool timed_out;         /* killed at its deadline: exit_code 124 */
+	bool warm;              /* ran in the warm shell */
 	/* The reading side, under rlock (reads of one handle may run at once). */
 	pthread_mutex_t rlock;
 	bool eof, status_read;
@@ -138,8 +139,7 @@ static bool exec_warm_fits(const struct sbx *s, const struct sbx_command *c)
 }
 
 /* With s->lock held: x's command goes to the warm shell, whose pipe x
- * reads; the next is asked for when a command ends (sbx_exec_exited), so
- * that its fork and exec never take CPU from the command. */
+ * reads; the next is asked for when it ends (warm_next). */
 static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command *c,
 		     struct err *e)
 {
@@ -147,6 +147,7 @@ static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command
 	if (r < 0)
 		return r;
 	x->rfd = s->warm_fd;
+	x->warm = true;
 	s->warm_fd = -1;
 	s->execs_warm++;
 	s->warm_due = true;
@@ -310,6 +311,18 @@ bool sbx_exec_started(struct sbx_exec *x)
 	return atomic_load(&x->started);
 }
 
+/* s->lock held: the next warm shell is asked for once per warm exec, when
+ * an exec of ours ends or a warm exec's handle closes before init said so
+ * (a reader that stops at its output's EOF), so that its fork and exec
+ * never take CPU from the command. */
+static void warm_next(struct sbx *s)
+{
+	if (!s->warm_due)
+		return;
+	s->warm_due = false;
+	sbx_warm_arm(s);
+}
+
 void sbx_exec_close(struct sbx_exec *x)
 {
 	struct sbx *s = x->s;
@@ -321,6 +334,8 @@ void sbx_exec_close(struct sbx_exec *x)
 			*p = x->next;
 			break;
 		}
+	if (x->warm)
+		warm_next(s);
 	pthread_mutex_unlock(&s->lock);
 	if (x->rfd >= 0)
 		close(x->rfd);
@@ -347,11 +362,8 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 			exec_ended(s, x, code);
 			ended = true;
 		}
-	/* Once per warm exec (an exec of ours that ended, not any message). */
-	if (ended && s->warm_due) {
-		s->warm_due = false;
-		sbx_warm_arm(s);
-	}
+	if (ended) /* an exec of ours, not any message */
+		warm_next(s);
 }
 
 /* The sandbox ended: commands that did not report end with `code`. */

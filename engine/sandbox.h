@@ -106,7 +106,7 @@ struct sbx {
 	 * without options runs there. */
 	int warm_fd;
 	bool warm_rearmed; /* init's MSG_WARM_WANTED taken: once per adoption */
-	bool warm_due; /* a warm exec runs: the next shell is asked for when an exec ends */
+	bool warm_due; /* a warm exec runs: the next shell is asked for when it ends (exec.c) */
 	uint64_t execs_warm; /* execs that ran in a warm shell */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */

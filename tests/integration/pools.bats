@@ -376,6 +376,33 @@ warm_exec() {
 	rmdir "$MNT/$W"
 }
 
+@test "execs whose readers close at their output's end still each get a warm shell" {
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	W="w$SBX_TAG"
+	mkdir "$MNT/$W"
+	warm_shell "$W" >/dev/null
+	# Each handle is closed at once at the output's EOF, before init's exit
+	# report mostly arrives: the next shell is asked for at that close, so
+	# the next exec, written at once, is warm too.
+	timeout "$SBX_EXEC_WAIT" /usr/bin/python3 - "$MNT/$W/exec" <<'PY'
+import os, sys
+for i in range(8):
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    os.write(fd, b"echo r%d\n" % i)
+    out = b""
+    while (b := os.read(fd, 100)):
+        out += b
+    os.close(fd)
+    assert out == b"r%d\n" % i, out
+PY
+	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 8 ]]
+	# And one ready again after them, the only child of init.
+	warm_shell "$W" >/dev/null
+	rmdir "$MNT/$W"
+}
+
 @test "a restarted daemon kills the warm shell an earlier one asked for and gets its own" {
 	sbx_stop_daemon
 	sbx_start_daemon_keep
