@@ -59,7 +59,7 @@ $(BUILD)/gen-seccomp: vmm/init/gen-seccomp.c vmm/init/seccomp.c vmm/init/seccomp
 $(BUILD)/seccomp_bpf.h: $(BUILD)/gen-seccomp
 	$(BUILD)/gen-seccomp > $@.tmp && mv $@.tmp $@
 
-$(BUILD)/sbx-init: vmm/init/sbx-init.c vmm/init/ids.c vmm/init/ids.h $(BUILD)/seccomp_bpf.h \
+$(BUILD)/sbx-init: vmm/init/sbx-init.c vmm/init/ids.c vmm/init/ids.h vmm/init/warm_script.h $(BUILD)/seccomp_bpf.h \
 		net/link.c vmm/proto.h net/net.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -I$(BUILD) -static -o $@ vmm/init/sbx-init.c vmm/init/ids.c net/link.c -lcap
@@ -158,7 +158,7 @@ netcheck: $(NETTOOL)
 # `make check` builds it when /boot has a Debian kernel; without one the qemu
 # tests skip themselves.
 AGENT_SRC := vmm/agent/sbx-agent.c vmm/agent/files.c vmm/init/ids.c net/link.c
-$(BUILD)/sbx-agent: $(AGENT_SRC) vmm/agent/agent_proto.h vmm/agent/agent.h vmm/init/ids.h net/net.h
+$(BUILD)/sbx-agent: $(AGENT_SRC) vmm/agent/agent_proto.h vmm/agent/agent.h vmm/init/ids.h vmm/init/warm_script.h net/net.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -static -o $@ $(AGENT_SRC)
 

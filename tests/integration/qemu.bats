@@ -45,6 +45,17 @@ teardown() {
 	sbx_exec "$V" 'cat /proc/1/comm'
 	[ "$SBX_OUT" = init ]
 	[ "$SBX_RC" -eq 0 ]
+	# An exec without options runs in the agent's warm shell: a /bin/sh
+	# started before its command came (when the last exec ended), which
+	# ends as `sh -c LINE` would. Ticks are USER_HZ (100).
+	sleep 3
+	sbx_exec "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"'
+	read -r up start <<<"$SBX_OUT"
+	[ $((start / 100 + 1)) -lt "$up" ] || { echo "exec's shell started at $start ticks, uptime $up s" >&2; false; }
+	sbx_exec "$V" 'if'
+	[ "$SBX_RC" -eq 2 ]
+	sbx_exec "$V" 'kill -9 $$'
+	[ "$SBX_RC" -eq 137 ]
 
 	run sbx_cat "$MNT/$V/log"
 	[ "$status" -eq 0 ]

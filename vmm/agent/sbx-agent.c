@@ -33,6 +33,7 @@
 
 #include "../../net/net.h"
 #include "../init/ids.h"
+#include "../init/warm_script.h"
 #include "agent.h"
 
 #define MAX_JOBS 64
@@ -67,6 +68,7 @@ struct job {
 	bool tty;
 	int veofs;
 	long long hup_ms;
+	bool warm; /* ran in the warm shell: the next is started when it ends */
 };
 
 static struct job jobs[MAX_JOBS];
@@ -560,21 +562,93 @@ static void child_exec(const char *cmd, struct start_opts *o, int in, int out, i
 	_exit(127);
 }
 
-/* Once, after the boot's hello: the path every exec takes (a fork of this
- * process, then /bin/sh) run for nothing, so that under TCG the emulator has
- * translated it before the first command comes (a VM's first exec took 40 to
- * 400 ms here, the ones after it 10 to 50): a warm pool's member pays it
- * while it waits, a cold VM's first command shares the work. Its exit is
- * reaped with the others' and reported to nobody. */
-static void warm_exec_path(void)
+/* --- the warm shell: one /bin/sh forked and exec'd ahead of the next exec ---
+ *
+ * Under TCG a fork of this process and an exec of /bin/sh are most of an
+ * exec's time (8 to 40 ms here, more after the VM sat idle, as a warm pool's
+ * member does). The warm shell has done both when an exec without options
+ * comes: its line is written to the shell's command pipe (fd 3) and the
+ * shell's output pipe becomes the exec's (WARM_SCRIPT, as sbx-init's).
+ * The first starts after the boot's hello (which also has the emulator
+ * translate the exec path before the first command), the next when the
+ * exec that took one ends, so its fork never takes the command's CPU. A
+ * clone keeps its source's: a process that waits holds nothing of the
+ * source's identity. */
+static struct {
+	pid_t pid;  /* 0: none */
+	int cmd_fd; /* the write end of its command pipe */
+	int out_fd; /* the read end of its output (stdout and stderr) */
+} warm = {0, -1, -1};
+
+static void warm_close(void)
 {
-	struct start_opts o = {0};
-	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (null < 0)
+	if (warm.cmd_fd >= 0)
+		close(warm.cmd_fd);
+	if (warm.out_fd >= 0)
+		close(warm.out_fd);
+	warm.pid = 0;
+	warm.cmd_fd = warm.out_fd = -1;
+}
+
+static void warm_start(void)
+{
+	int o[2], c[2] = {-1, -1};
+	if (warm.pid || pipe2(o, O_CLOEXEC) < 0)
 		return;
-	if (fork() == 0)
-		child_exec(":", &o, -1, null, null);
-	close(null);
+	if (pipe2(c, O_CLOEXEC) < 0) {
+		close(o[0]);
+		close(o[1]);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct start_opts none = {0};
+		/* The command pipe becomes fd 3, without close-on-exec; the
+		 * output first moves off 3 if it had that number. */
+		int out = o[1] == 3 ? fcntl(3, F_DUPFD_CLOEXEC, 4) : o[1];
+		if (out < 0 || (c[0] == 3 ? fcntl(3, F_SETFD, 0) : dup2(c[0], 3)) < 0)
+			_exit(126);
+		child_exec(WARM_SCRIPT, &none, -1, out, out);
+	}
+	close(o[1]);
+	close(c[0]);
+	if (pid < 0) {
+		close(o[0]);
+		close(c[1]);
+		return;
+	}
+	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	warm.pid = pid;
+	warm.cmd_fd = c[1];
+	warm.out_fd = o[0];
+}
+
+/* An exec that fits the warm shell (no option, one line that one pipe
+ * write takes whole) becomes it: its pid and output are j's. False: none
+ * waits, or the line does not fit; the exec then starts cold. */
+static bool warm_take(struct job *j, uint64_t id, const char *line, const struct start_opts *o)
+{
+	size_t n = strlen(line);
+	if (!warm.pid || o->user[0] || o->cols || n + 1 > PIPE_BUF || strchr(line, '\n'))
+		return false;
+	char buf[PIPE_BUF];
+	memcpy(buf, line, n);
+	buf[n] = '\n';
+	if (write(warm.cmd_fd, buf, n + 1) != (ssize_t)(n + 1)) {
+		/* Gone before its line came (its exit is reaped as any child's). */
+		kill(warm.pid, SIGKILL);
+		warm_close();
+		return false;
+	}
+	*j = (struct job){.used = true, .id = id, .pid = warm.pid, .out_fd = warm.out_fd,
+			  .err_fd = -1, .in_fd = -1, .credit = AGENT_WINDOW, .attached = true,
+			  .warm = true};
+	warm.out_fd = -1;
+	warm_close();
+	char p[24];
+	snprintf(p, sizeof(p), "%d", (int)j->pid);
+	send_text(AG_PID, id, p);
+	return true;
 }
 
 /* A terminal's job: stdout is the master (out_fd), its stdin a second fd of
@@ -605,6 +679,8 @@ static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 		fail_start(id, o.bad ? o.bad : "sbx-agent: too many commands\n");
 		return;
 	}
+	if (!job && warm_take(j, id, payload, &o))
+		return;
 	int o_[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
 	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
 	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
@@ -792,15 +868,22 @@ static void reap_children(void)
 {
 	int st;
 	pid_t pid;
-	while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+	bool next_warm = false;
+	while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+		if (pid == warm.pid) /* ended before its line came */
+			warm_close();
 		for (int i = 0; i < MAX_JOBS; i++)
 			if (jobs[i].used && !jobs[i].exited && jobs[i].pid == pid) {
+				next_warm = next_warm || jobs[i].warm;
 				jobs[i].exited = true;
 				jobs[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 				jobs[i].sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 				jobs[i].hup_ms = now_ms() + TTY_HUP_MS;
 				job_finish_if_done(&jobs[i]);
 			}
+	}
+	if (next_warm)
+		warm_start();
 }
 
 /* SIGTERM to everything, SIGKILL after `secs`, then off: with -no-reboot,
@@ -1275,7 +1358,7 @@ int main(void)
 	char hello[32];
 	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_HELLO_VERSION);
 	send_text(AG_HELLO, 0, hello);
-	warm_exec_path();
+	warm_start();
 	/* Guest time (TCG's clock is rough): what the modules cost the boot. */
 	say("ready on %s (channel %ld ms, network %ld ms)", path, ms_between(&t0, &t1),
 	    ms_between(&t1, &t2));

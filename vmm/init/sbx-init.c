@@ -34,6 +34,7 @@
 #include "../../net/net.h"
 #include "../proto.h"
 #include "ids.h"
+#include "warm_script.h"
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -524,7 +525,6 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
  * that $?, exit, a syntax error (2) and a signal end it as `sh -c LINE`
  * would; stdin is /dev/null as an exec's. out_fd: our copy of its output,
  * for the line to run cold on when the shell is gone. */
-#define WARM_SCRIPT "IFS= read -r c <&3 || exit 126; exec 3<&-; eval \"unset c; $c\""
 static struct {
 	pid_t pid;  /* 0: none waiting */
 	int cmd_fd; /* the write end of its command pipe */
