@@ -169,6 +169,17 @@ static void kick_all(struct engine *eng)
 	urcu_memb_read_unlock();
 }
 
+/* m (locked) started. What it will run for its user gets the usual
+ * priority: an idle-free backend's processes are set back to it now (init
+ * first, so that the warm shell it forks next has it too), another's (a
+ * QEMU, whose guest ticks cost CPU while it waits) at the claim. */
+static void member_made(struct sbx *m)
+{
+	if (m->ops->caps & VMM_CAP_IDLE_FREE)
+		cg_renice(&m->vm.cg, 0);
+	sbx_warm_arm(m); /* its first exec, after a claim, needs no fork */
+}
+
 /* Makes one member of p (a worker, at a lower priority) and puts it in the
  * ready stack, or discards it when the pool changed meanwhile. */
 static void fill_job(void *arg)
@@ -202,8 +213,8 @@ static void fill_job(void *arg)
 				pthread_mutex_lock(&m->lock);
 				if (atomic_load(&m->state) != SBX_RUNNING)
 					r = err_set(&e, -EIO, "%s", m->error[0] ? m->error : "it did not start");
-				else /* its first exec, after a claim, needs no fork */
-					sbx_warm_arm(m);
+				else
+					member_made(m);
 				pthread_mutex_unlock(&m->lock);
 			}
 		}
@@ -448,10 +459,10 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 		m->t.create_usec = now - t0;
 		m->deadline_usec = m->cfg.timeout_sec ? now + (uint64_t)m->cfg.timeout_sec * 1000000 : 0;
 		sbx_net_rename(m);
-		/* Its init and warm shell (ns) or QEMU, every thread of each, were
-		 * spawned by a fill at the fill's lower priority; what the user
-		 * runs in it gets the usual one. */
-		cg_renice(&m->vm.cg, 0);
+		/* A QEMU, every thread, was spawned by a fill at the fill's lower
+		 * priority and kept it while it waited (member_made). */
+		if (!(m->ops->caps & VMM_CAP_IDLE_FREE))
+			cg_renice(&m->vm.cg, 0);
 		atomic_fetch_add(&m->generation, 1);
 		pthread_mutex_unlock(&m->lock);
 		/* The state dir under its new name already holds a journal that

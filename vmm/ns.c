@@ -498,7 +498,8 @@ static int ns_rename(struct vmm_inst *vm, const char *name, struct err *e)
 
 const struct vmm_ops vmm_ns_ops = {
 	.name = "ns",
-	.caps = VMM_CAP_NET | VMM_CAP_DISK | VMM_CAP_HOST_ROOT | VMM_CAP_RUN_OPTS,
+	.caps = VMM_CAP_NET | VMM_CAP_DISK | VMM_CAP_HOST_ROOT | VMM_CAP_RUN_OPTS |
+		VMM_CAP_IDLE_FREE,
 	.fork_mode = "fs",
 	.create = ns_create,
 	.start = ns_start,

@@ -144,6 +144,11 @@ enum {
 	 * EOPNOTSUPP and a sentence where the sandbox cannot (qemu: an older
 	 * guest agent). */
 	VMM_CAP_RUN_USER = 1u << 5,
+	/* A started sandbox that runs nothing takes no CPU (ns: init and its
+	 * warm shell sleep; a VM under TCG does not: its guest's ticks are
+	 * emulated). A warm pool's fill sets such a member back to the usual
+	 * priority as soon as it is made, so its claim has nothing to renice. */
+	VMM_CAP_IDLE_FREE = 1u << 6,
 };
 
 /* How a command runs, beyond its shell line (exec and run's options):

@@ -318,13 +318,18 @@ warm_exec() {
 	mkdir "$P"
 	echo 1 >"$P/size"
 	wait_ready 1
+	# Made by the fill at its lower priority (nice 10), a ready member's
+	# init is set back to the usual one as soon as it was made, so its
+	# claim has nothing to renice.
+	minit=$(jq -r .pid "$STATE"/sandboxes/.p*/sandbox.json)
+	[[ "$(awk '{ print $19 }' "/proc/$minit/stat")" == 0 ]]
 	W="w$SBX_TAG"
 	mkdir "$MNT/$W"
 	[[ "$(sbx_key "$MNT/$W/stats" create_mode)" == pool ]]
 	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 0 ]]
-	# Made by the fill at its lower priority, given the usual one at the claim.
+	# Its warm shell was forked by that init.
 	shell=$(warm_shell "$W")
-	[[ "$(awk '{ print $19 }' "/proc/$shell/stat")" == 0 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" pid) $(awk '{ print $19 }' "/proc/$shell/stat")" == "$minit 0" ]]
 	warm_exec "$W" 0 hi echo hi
 	# Each exec leaves a new one ready for the next.
 	warm_exec "$W" 3 "" exit 3
