@@ -82,6 +82,7 @@ struct engine {
 		_Atomic uint32_t next_id;
 		_Atomic int fills_active;
 		_Atomic bool quitting;
+		_Atomic uint64_t last_claim_usec; /* monotonic; fills wait for a quiet moment */
 		char dir[PATH_MAX];
 	} warm;
 	/* The monitor thread (lifecycle.c): its epoll set of sandboxes' fds, the
