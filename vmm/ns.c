@@ -343,7 +343,8 @@ static int command_msg(struct vmm_inst *vm, uint64_t id, const char *cmd,
 	return n;
 }
 
-/* msg (n bytes) and nfds fds to init; flags: sendmsg's, beyond MSG_NOSIGNAL. */
+/* msg (n bytes) and nfds (0 to 4) fds to init; flags: sendmsg's, beyond
+ * MSG_NOSIGNAL. */
 static int send_fds(struct vmm_inst *vm, const char *msg, int n, const int *fds, int nfds,
 		    int flags, struct err *e)
 {
@@ -352,13 +353,16 @@ static int send_fds(struct vmm_inst *vm, const char *msg, int n, const int *fds,
 	char cbuf[CMSG_SPACE(4 * sizeof(int))];
 	memset(cbuf, 0, sizeof(cbuf));
 	struct iovec iov = {.iov_base = (char *)msg, .iov_len = (size_t)n};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-			    .msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int))};
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	if (nfds > 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+	}
 	if (sendmsg(vm->ctl_fd, &mh, MSG_NOSIGNAL | flags) != n)
 		return err_set(e, -errno, "cannot send the command to init: %s", strerror(errno));
 	return 0;
@@ -390,10 +394,7 @@ static int ns_exec_warm(struct vmm_inst *vm, uint64_t id, const char *cmd, struc
 		return err_set(e, -E2BIG, "command line too long");
 	if (strchr(cmd, '\n'))
 		return err_set(e, -EINVAL, "a warm shell takes one line");
-	if (vm->ctl_fd < 0 || send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
-		return err_set(e, vm->ctl_fd < 0 ? -ENOTCONN : -errno, "cannot send the command to "
-			       "init: %s", vm->ctl_fd < 0 ? "no connection" : strerror(errno));
-	return 0;
+	return send_fds(vm, msg, n, NULL, 0, 0, e);
 }
 
 static int ns_exec(struct vmm_inst *vm, uint64_t id, const char *cmd,
