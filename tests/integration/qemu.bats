@@ -56,6 +56,14 @@ teardown() {
 	[ "$SBX_RC" -eq 2 ]
 	sbx_exec "$V" 'kill -9 $$'
 	[ "$SBX_RC" -eq 137 ]
+	# One the sandbox killed while it waited is made again when the next
+	# command (here the killer, run cold by its option) ends.
+	sbx_exec "$V" 'user=root for p in /proc/[0-9]*; do [ "${p#/proc/}" != $$ ] && grep -q "read -r c" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" && echo killed; done'
+	[ "$SBX_OUT" = killed ]
+	sleep 3
+	sbx_exec "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"'
+	read -r up start <<<"$SBX_OUT"
+	[ $((start / 100 + 1)) -lt "$up" ] || { echo "exec's shell started at $start ticks, uptime $up s" >&2; false; }
 
 	run sbx_cat "$MNT/$V/log"
 	[ "$status" -eq 0 ]

@@ -68,7 +68,6 @@ struct job {
 	bool tty;
 	int veofs;
 	long long hup_ms;
-	bool warm; /* ran in the warm shell: the next is started when it ends */
 };
 
 static struct job jobs[MAX_JOBS];
@@ -570,8 +569,9 @@ static void child_exec(const char *cmd, struct start_opts *o, int in, int out, i
  * comes: its line is written to the shell's command pipe (fd 3) and the
  * shell's output pipe becomes the exec's (WARM_SCRIPT, as sbx-init's).
  * The first starts after the boot's hello (which also has the emulator
- * translate the exec path before the first command), the next when the
- * exec that took one ends, so its fork never takes the command's CPU. A
+ * translate the exec path before the first command), the next when a
+ * command ends and none waits (the exec that took it, or any after the
+ * sandbox killed it), so its fork never takes a warm command's CPU. A
  * clone keeps its source's: a process that waits holds nothing of the
  * source's identity. */
 static struct {
@@ -641,8 +641,7 @@ static bool warm_take(struct job *j, uint64_t id, const char *line, const struct
 		return false;
 	}
 	*j = (struct job){.used = true, .id = id, .pid = warm.pid, .out_fd = warm.out_fd,
-			  .err_fd = -1, .in_fd = -1, .credit = AGENT_WINDOW, .attached = true,
-			  .warm = true};
+			  .err_fd = -1, .in_fd = -1, .credit = AGENT_WINDOW, .attached = true};
 	warm.out_fd = -1;
 	warm_close();
 	char p[24];
@@ -874,7 +873,7 @@ static void reap_children(void)
 			warm_close();
 		for (int i = 0; i < MAX_JOBS; i++)
 			if (jobs[i].used && !jobs[i].exited && jobs[i].pid == pid) {
-				next_warm = next_warm || jobs[i].warm;
+				next_warm = true;
 				jobs[i].exited = true;
 				jobs[i].code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 				jobs[i].sig = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
@@ -882,7 +881,8 @@ static void reap_children(void)
 				job_finish_if_done(&jobs[i]);
 			}
 	}
-	if (next_warm)
+	if (next_warm) /* a command ended: none waits when it took it, or the
+			* sandbox killed it */
 		warm_start();
 }
 
