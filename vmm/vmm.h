@@ -530,6 +530,10 @@ void vmm_trash_stop(void);
  * to unmount what is mounted under it and remove it; without a trash (or
  * across filesystems) it is all done here. 0 when path is not there. */
 int vmm_trash(const char *path, struct err *e);
+/* vmm_trash, and the thread closes held_fd (-1: none; a namespace whose
+ * last reference unmounts what is under path) before it removes path. The
+ * fd is the trash's whatever the answer: closed here when there is none. */
+int vmm_trash_held(const char *path, int held_fd, struct err *e);
 /* Entries renamed into the trash and not removed yet (/sbx/stats). */
 uint64_t vmm_trash_pending(void);
 
