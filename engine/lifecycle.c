@@ -431,7 +431,10 @@ static int stop_or_standby(struct sbx *s, int timeout_sec, const char *reason, b
 	if (standby && r == 0)
 		s->t.standby_usec = now_usec() - s->t.stop_request_usec;
 	s->stop_busy = false;
-	if (s->exit_pending) {
+	/* Gone already (the stop waited for it): settled here, as when the
+	 * monitor saw it first, not after a round through the monitor. */
+	if (s->exit_pending || (r == 0 && s->monitored && s->vm.pidfd >= 0 &&
+				vmm_pidfd_wait(s->vm.pidfd, 0) == 1)) {
 		s->exit_pending = false;
 		handle_exit_locked(s);
 	}
@@ -615,6 +618,7 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 	const char *name = s->node.name;
 	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
 	int st = atomic_load(&s->state), r = 0;
+	s->vm.ending = true; /* the backend may leave teardown no one waits for to destroy */
 	if (st == SBX_RUNNING || st == SBX_PAUSED)
 		r = sbx_stop_locked(s, 0, "user", e);
 	else if (st == SBX_STOPPING) {
@@ -627,8 +631,11 @@ static int sbx_remove_locked(struct sbx *s, struct err *e)
 		r = err_set(e, -EBUSY, "sandbox %s is still %s", name, sbx_state_name(st));
 	if (r == 0)
 		r = s->ops->destroy(&s->vm, e);
-	if (r < 0)
+	if (r < 0) {
+		vmm_ending_cancel(&s->vm);
+		journal_write(s); /* what the exit did not write, the removal being under way */
 		return r;
+	}
 	journal_commit_soon(s->eng); /* the state dir's rename into the trash, made durable */
 	s->eng->lifecycle.drop_snaps(s);
 	sbx_net_release(s);
@@ -924,7 +931,10 @@ static void handle_exit_locked(struct sbx *s)
 	} else {
 		sbx_set_state(s, SBX_STOPPED, SBX_EV_EXITED);
 	}
-	journal_write(s);
+	/* A removal's state dir goes to the trash next (a failed one writes it
+	 * then; a daemon that dies first finds init gone: stopped). */
+	if (!s->removing)
+		journal_write(s);
 	log_info("sandbox %s: %s (%s, exit code %d)", s->node.name,
 		 sbx_state_name(atomic_load(&s->state)), s->reason, code);
 	if (s->pool && s->eng->lifecycle.member_ended)

@@ -205,13 +205,34 @@ fail:
 	return r;
 }
 
+/* The mount namespace of init, for an ending run: -1 when it cannot be had
+ * (init's exit then unmounts its root, as without). Opened by pid, then the
+ * pidfd says the process was alive after the open, so the pid was its own. */
+static int hold_mntns(const struct vmm_inst *vm)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)vm->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && vmm_pidfd_signal(vm->pidfd, 0) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
 static int ns_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)
 {
 	if (vm->pidfd < 0)
 		return 0;
+	if (vm->ending && vm->mntns_fd < 0)
+		vm->mntns_fd = hold_mntns(vm);
 	char msg[32];
 	int n = snprintf(msg, sizeof(msg), "%c%d", MSG_STOP, timeout_sec);
-	if (vm->ctl_fd < 0 || send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
+	/* An ending run with no grace: init's SIGKILL ends the pid namespace,
+	 * the kernel killing the rest, without a round through init (whose
+	 * console line of it would go to the trash). */
+	if ((vm->ending && !timeout_sec) || vm->ctl_fd < 0 ||
+	    send(vm->ctl_fd, msg, (size_t)n, MSG_NOSIGNAL) != n)
 		vmm_pidfd_signal(vm->pidfd, timeout_sec ? SIGTERM : SIGKILL);
 	/* init kills everything itself at the deadline; the extra second is our backstop. */
 	if (vmm_pidfd_wait(vm->pidfd, (timeout_sec + 1) * 1000) == 0) {

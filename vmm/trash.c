@@ -3,7 +3,10 @@
  * once, which frees its name, and one background thread unmounts what is
  * mounted under it and removes it. The rename is the journal of the
  * removal: a daemon that dies first finds the entries at its next start
- * and removes them then. */
+ * and removes them then. An entry may come with a fd the thread closes
+ * before it touches the entry (a sandbox's mount namespace: its unmounts,
+ * and the sync they do, are the thread's too); a daemon that dies first
+ * closes it by dying. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <pthread.h>
@@ -14,8 +17,19 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vmm.h"
+
+/* An entry whose fd the thread has not closed yet: the scan leaves it alone.
+ * Listed before its rename, placed after it: only a placed one is the
+ * thread's to close. */
+struct held {
+	struct held *next;
+	int fd;
+	bool placed;
+	char name[]; /* in the trash dir */
+};
 
 /* An entry that cannot be removed (a mount that will not go) is tried again
  * after RETRY_MSEC, then twice as long each time up to RETRY_MAX_MSEC, and
@@ -30,6 +44,7 @@ static struct {
 	pthread_t thread;
 	bool started, quit;
 	uint64_t work; /* bumped by each put: the thread scans again */
+	struct held *held; /* under lock */
 	char dir[PATH_MAX];
 	_Atomic uint64_t seq;
 	_Atomic uint64_t pending; /* entries in dir not removed yet */
@@ -118,9 +133,43 @@ static int remove_now(const char *path)
 	return r2 < 0 ? r2 : r;
 }
 
-/* One pass over the trash: every entry there is removed (or tried).
- * Returns how many are left (-1: the trash cannot be read). */
-static int64_t scan(bool quiet)
+static bool is_held(const char *name)
+{
+	pthread_mutex_lock(&trash.lock);
+	struct held *h = trash.held;
+	while (h && strcmp(h->name, name) != 0)
+		h = h->next;
+	pthread_mutex_unlock(&trash.lock);
+	return h != NULL;
+}
+
+/* Closes the fds of the entries placed so far: theirs can be removed now. */
+static void release_held(void)
+{
+	struct held *mine = NULL;
+	pthread_mutex_lock(&trash.lock);
+	for (struct held **pp = &trash.held, *h; (h = *pp);) {
+		if (h->placed) {
+			*pp = h->next;
+			h->next = mine;
+			mine = h;
+		} else {
+			pp = &h->next;
+		}
+	}
+	pthread_mutex_unlock(&trash.lock);
+	while (mine) {
+		struct held *next = mine->next;
+		close(mine->fd);
+		free(mine);
+		mine = next;
+	}
+}
+
+/* One pass over the trash: every entry there is removed (or tried), but
+ * one whose fd is still held (put during the pass: the next pass has it).
+ * Returns how many are left (-1: the trash cannot be read), *held of them held. */
+static int64_t scan(bool quiet, int64_t *held)
 {
 	DIR *d = opendir(trash.dir);
 	if (!d) {
@@ -133,6 +182,11 @@ static int64_t scan(bool quiet)
 		char path[PATH_MAX + 256];
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		if (is_held(de->d_name)) {
+			left++;
+			(*held)++;
+			continue;
+		}
 		snprintf(path, sizeof(path), "%s/%s", trash.dir, de->d_name);
 		int r = remove_now(path);
 		struct stat st;
@@ -171,16 +225,17 @@ static void *trash_main(void *arg)
 			exit_tries++;
 		seen = trash.work;
 		pthread_mutex_unlock(&trash.lock);
+		release_held();
 		/* A warning per entry for the first failures, then one in ten. */
-		int64_t left = scan(failed_scans > 3 && failed_scans % 10);
+		int64_t held = 0, left = scan(failed_scans > 3 && failed_scans % 10, &held);
 		pthread_mutex_lock(&trash.lock);
 		/* What is there, counted again: an entry removed by someone else
 		 * is not waited for. A put during the scan moved trash.work, so
 		 * the loop scans again and counts it. */
 		if (left >= 0)
 			atomic_store(&trash.pending, (uint64_t)left);
-		failed_scans = left > 0 ? failed_scans + 1 : 0;
-		if (left == 0)
+		failed_scans = left > held ? failed_scans + 1 : 0;
+		if (left == held)
 			retry_ms = RETRY_MSEC;
 	}
 	pthread_mutex_unlock(&trash.lock);
@@ -233,14 +288,23 @@ void vmm_trash_stop(void)
 	pthread_mutex_unlock(&trash.lock);
 	pthread_join(trash.thread, NULL);
 	trash.started = false;
+	release_held(); /* none: a put after quit closes its own */
 }
 
 int vmm_trash(const char *path, struct err *e)
 {
+	return vmm_trash_held(path, -1, e);
+}
+
+int vmm_trash_held(const char *path, int held_fd, struct err *e)
+{
 	struct stat st;
-	if (lstat(path, &st) < 0)
+	if (lstat(path, &st) < 0) {
+		if (held_fd >= 0)
+			close(held_fd);
 		return errno == ENOENT ? 0 : err_set(e, -errno, "cannot stat %s: %s", path,
 						     strerror(errno));
+	}
 	const char *base = strrchr(path, '/');
 	base = base ? base + 1 : path;
 	char dest[PATH_MAX + 64];
@@ -249,16 +313,40 @@ int vmm_trash(const char *path, struct err *e)
 			 (unsigned long long)atomic_fetch_add(&trash.seq, 1), base);
 	/* Counted before it is there: the thread may remove it before we return. */
 	atomic_fetch_add(&trash.pending, 1);
+	bool fits = n > 0 && (size_t)n < sizeof(dest);
+	const char *leaf = dest + strlen(trash.dir) + 1;
+	struct held *h = NULL;
+	if (held_fd >= 0 && fits && (h = calloc(1, sizeof(*h) + strlen(leaf) + 1))) {
+		h->fd = held_fd;
+		strcpy(h->name, leaf);
+	}
+	/* Listed before the rename: a pass that sees the entry leaves it alone. */
 	pthread_mutex_lock(&trash.lock);
-	bool open = trash.started && !trash.quit;
+	bool open = trash.started && !trash.quit && (h || held_fd < 0);
+	if (open && h) {
+		h->next = trash.held;
+		trash.held = h;
+	}
 	pthread_mutex_unlock(&trash.lock);
-	if (open && n > 0 && (size_t)n < sizeof(dest) && rename(path, dest) == 0) {
-		pthread_mutex_lock(&trash.lock);
+	bool renamed = open && fits && rename(path, dest) == 0;
+	pthread_mutex_lock(&trash.lock);
+	if (renamed) {
+		if (h)
+			h->placed = true;
 		trash.work++;
 		pthread_cond_signal(&trash.cond);
-		pthread_mutex_unlock(&trash.lock);
-		return 0;
+	} else if (open && h) { /* not renamed: not the thread's */
+		struct held **pp = &trash.held;
+		while (*pp != h)
+			pp = &(*pp)->next;
+		*pp = h->next;
 	}
+	pthread_mutex_unlock(&trash.lock);
+	if (renamed)
+		return 0;
+	free(h);
+	if (held_fd >= 0)
+		close(held_fd);
 	atomic_fetch_sub(&trash.pending, 1);
 	/* No trash (daemon exit, a path elsewhere): removed here and now. */
 	int r = remove_now(path);

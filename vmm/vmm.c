@@ -49,6 +49,7 @@ void vmm_inst_init(struct vmm_inst *vm)
 	memset(vm, 0, sizeof(*vm));
 	vm->pidfd = -1;
 	vm->ctl_fd = -1;
+	vm->mntns_fd = -1;
 	vm->nic.tap_fd = -1;
 }
 
@@ -129,6 +130,14 @@ int vmm_proc_fd_find(pid_t pid, int (*take)(const char *path, int num, const str
 	return fd;
 }
 
+void vmm_ending_cancel(struct vmm_inst *vm)
+{
+	vm->ending = false;
+	if (vm->mntns_fd >= 0)
+		close(vm->mntns_fd);
+	vm->mntns_fd = -1;
+}
+
 int vmm_end_run(struct vmm_inst *vm)
 {
 	if (vm->pidfd >= 0)
@@ -136,6 +145,8 @@ int vmm_end_run(struct vmm_inst *vm)
 	if (vm->ctl_fd >= 0)
 		close(vm->ctl_fd);
 	vm->pidfd = vm->ctl_fd = -1;
+	if (!vm->ending)
+		vmm_ending_cancel(vm);
 	vm->pid = 0;
 	vm->pid_start = 0;
 	return cg_destroy(&vm->cg);
@@ -144,7 +155,9 @@ int vmm_end_run(struct vmm_inst *vm)
 int vmm_remove_files(struct vmm_inst *vm, struct err *e)
 {
 	cg_destroy(&vm->cg);
-	return vmm_trash(vm->dir, e);
+	int held = vm->mntns_fd;
+	vm->mntns_fd = -1;
+	return vmm_trash_held(vm->dir, held, e);
 }
 
 uint64_t vmm_pid_start(pid_t pid)

@@ -56,6 +56,14 @@ struct vmm_inst {
 	uint64_t pid_start;  /* start time of pid (clock ticks), guards against pid reuse */
 	int pidfd;           /* -1 when none */
 	int ctl_fd;          /* socket to sbx-init, -1 when none */
+	/* Set by a removal before its stop: what the end of the run would tear
+	 * down and no one waits for may be left to destroy, which hands it to
+	 * the trash (after the reply). */
+	bool ending;
+	/* An ns sandbox's mount namespace, held from an ending stop until the
+	 * trash closes it: its root's unmount (an overlay's sync of the whole
+	 * upper filesystem) runs there, not in init's exit. -1 when none. */
+	int mntns_fd;
 	struct cg cg;
 	void *priv;
 	/* Called by start between clone and go (the sandbox's namespaces exist,
@@ -443,8 +451,13 @@ int vmm_pidfd_signal(int pidfd, int sig);
 /* Waits up to timeout_ms for the process behind pidfd to exit: poll's
  * answer (1 exited, 0 not yet, -1 an error). */
 int vmm_pidfd_wait(int pidfd, int timeout_ms);
-/* For reap: closes the run's pidfd and socket, forgets the pid, removes the cgroup. */
+/* For reap: closes the run's pidfd and socket (and the mount namespace it
+ * held, unless the run is ending: destroy hands that to the trash), forgets
+ * the pid, removes the cgroup. */
 int vmm_end_run(struct vmm_inst *vm);
+/* A removal that failed: the run is not ending after all; what it held for
+ * destroy is let go here. */
+void vmm_ending_cancel(struct vmm_inst *vm);
 /* A fd of process pid (a sandbox's init: how a restarted daemon finds what
  * init kept for it): each entry of /proc/PID/fd is stat'ed (the link is
  * followed to its inode, nothing is opened) and given to take with its path
@@ -523,7 +536,9 @@ int vmm_disk_usage(const struct vmm_inst *vm, struct vmm_disk_usage *u);
 int vmm_disk_upper(const struct vmm_inst *vm, char *out, size_t cap);
 
 /* For destroy: removes the cgroup (its processes are gone), then hands the
- * state dir to the trash (its disk is unmounted there, after the return). */
+ * state dir to the trash with the mount namespace held for it (both
+ * released there, after the return: the namespace first, then the disk is
+ * unmounted and the files removed). */
 int vmm_remove_files(struct vmm_inst *vm, struct err *e);
 
 /* The removal backlog (trash.c): STATE/trash, its entries removed by one
@@ -535,6 +550,10 @@ void vmm_trash_stop(void);
  * to unmount what is mounted under it and remove it; without a trash (or
  * across filesystems) it is all done here. 0 when path is not there. */
 int vmm_trash(const char *path, struct err *e);
+/* vmm_trash, and the thread closes held_fd (-1: none; a namespace whose
+ * last reference unmounts what is under path) before it removes path. The
+ * fd is the trash's whatever the answer: closed here when there is none. */
+int vmm_trash_held(const char *path, int held_fd, struct err *e);
 /* Entries renamed into the trash and not removed yet (/sbx/stats). */
 uint64_t vmm_trash_pending(void);
 

@@ -49,6 +49,7 @@ const struct vmm_ops vmm_ns_ops, vmm_qemu_ops;
 void vmm_ns_probe(void) { abort(); }
 int cg_host_init(struct err *e) { abort(); }
 int cg_destroy(struct cg *cg) { abort(); }
+int vmm_trash_held(const char *path, int held_fd, struct err *e) { abort(); }
 int vmm_trash(const char *path, struct err *e) { abort(); }
 void vmm_qemu_spares_sweep(void) { abort(); }
 void vmm_qemu_spares_drop_layer(const char *dir) { abort(); }

@@ -490,6 +490,18 @@ sbx_wait_removed() {
 	return 1
 }
 
+# True once host network device IF is gone (bounded, 10 s): a removed
+# sandbox's goes after rmdir returns, off its path.
+sbx_wait_link_gone() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		ip link show "$1" >/dev/null 2>&1 || return 0
+		sleep 0.1
+	done
+	echo "host device $1 still there after 10 s" >&2
+	return 1
+}
+
 # Leak checks after a sandbox was removed. Args: NAME [PID].
 # Prints what leaked and returns non-zero if anything did.
 sbx_leaks() {
@@ -527,6 +539,12 @@ sbx_leaks() {
 		[[ "$(awk '/^State:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" != Z ]] &&
 		[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == sbx-init ]]; then
 		echo "leak: sandbox init pid $pid still running"
+		bad=1
+	fi
+	# A removal holds the sandbox's mount namespace (its root's unmount)
+	# for the trash, which lets it go before removing the state dir.
+	if sbx_daemon_alive && ls -l "/proc/$SBX_PID/fd" 2>/dev/null | grep -q 'mnt:\['; then
+		echo "leak: the daemon holds a mount namespace: $(ls -l "/proc/$SBX_PID/fd" | grep 'mnt:\[')"
 		bad=1
 	fi
 	return $bad

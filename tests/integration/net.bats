@@ -222,6 +222,28 @@ filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropp
 	[ "$(ls /sys/class/net/$BR/brif | wc -l)" -eq 0 ]
 }
 
+@test "net: rmdir then kill -9 at once: the restarted daemon leaves no device, no namespace, no state" {
+	sbx_create "$A"
+	pid=$(sbx_pid_of "$A")
+	hif=$(hostif_of "$A")
+	ip link show "$hif" >/dev/null
+	# The reply comes before the device, the namespace and the files go:
+	# a daemon killed right after leaves them to the kernel and the trash.
+	rmdir "$MNT/$A"
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
+	sbx_start_daemon
+	[ ! -e "$MNT/$A" ]
+	wait_no_leaks "$A" "$pid"
+	sbx_wait_link_gone "$hif"
+	[ -z "$(ls -A "$STATE/trash")" ]
+	# The name and an address are free: a new one runs and reaches the gateway.
+	sbx_create "$A"
+	sbx_exec "$A" "ping -c1 -W2 $GW"
+	[ "$SBX_RC" = 0 ]
+}
+
 @test "net: a restarted daemon keeps every address and never hands one out twice" {
 	sbx_create "$A"
 	aip=$(ip_of "$A")

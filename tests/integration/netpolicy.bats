@@ -482,13 +482,7 @@ s.recv(512)" "$GW"
 	# rmdir leaves no device and no rule behind.
 	hif=$(hostif_of "$A")
 	rmdir "$MNT/$A"
-	# The host end goes after rmdir returns (off its path), bounded.
-	for _ in $(seq 100); do
-		ip link show "$hif" >/dev/null 2>&1 || break
-		sleep 0.1
-	done
-	run ip link show "$hif"
-	[ "$status" -ne 0 ]
+	sbx_wait_link_gone "$hif"
 }
 
 # The host ports the daemon's nft map sends on, as "PROTO PORT" lines (its

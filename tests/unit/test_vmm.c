@@ -1,16 +1,20 @@
 /* Unit tests of helpers every backend shares (vmm/vmm.c): vmm_renice sets
  * every thread of a process, not its main thread alone (a warm pool's
- * member's QEMU runs its vCPUs on threads of their own), and the name of a
- * guest RAM file. */
+ * member's QEMU runs its vCPUs on threads of their own), the name of a
+ * guest RAM file, and the trash (vmm/trash.c) closing the fd an entry is
+ * put with (a removed sandbox's mount namespace) and removing the entry. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,9 +106,52 @@ static void test_ram_path(void)
 	CHECK(strcmp(out, "/dev/shm/sandboxfs-t1-.p3-7.ram") == 0);
 }
 
+/* Whether the other end of the pipe whose read end is fd was closed, within ms. */
+static bool closed_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+	return poll(&p, 1, ms) == 1 && read(fd, &c, 1) == 0;
+}
+
+static void test_trash_held(void)
+{
+	char root[] = "/tmp/sbx-unit-trash.XXXXXX", trash[PATH_MAX], dir[PATH_MAX],
+	     file[PATH_MAX + 8];
+	CHECK(mkdtemp(root) != NULL);
+	snprintf(trash, sizeof(trash), "%s/trash", root);
+	snprintf(dir, sizeof(dir), "%s/sbx", root);
+	snprintf(file, sizeof(file), "%s/f", dir);
+	struct err e = {0};
+	CHECK(vmm_trash_start(trash, &e) == 0);
+	CHECK(mkdir(dir, 0700) == 0 && write_file_atomic(file, "x", 1, false) == 0);
+	int p[2];
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(vmm_trash_held(dir, p[1], &e) == 0);
+	CHECK(access(dir, F_OK) < 0 && errno == ENOENT); /* its name is free at once */
+	CHECK(closed_within(p[0], 10000));               /* the thread closed it */
+	for (int i = 0; i < 1000 && vmm_trash_pending(); i++)
+		usleep(10000);
+	CHECK(vmm_trash_pending() == 0);
+	close(p[0]);
+	/* Nothing to put: the fd is closed all the same. */
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	CHECK(vmm_trash_held(dir, p[1], &e) == 0);
+	CHECK(closed_within(p[0], 0));
+	close(p[0]);
+	vmm_trash_stop();
+	/* No trash: removed here, the fd closed here. */
+	CHECK(mkdir(dir, 0700) == 0 && pipe2(p, O_CLOEXEC) == 0);
+	CHECK(vmm_trash_held(dir, p[1], &e) == 0);
+	CHECK(closed_within(p[0], 0) && access(dir, F_OK) < 0);
+	close(p[0]);
+	CHECK(rmdir(trash) == 0 && rmdir(root) == 0); /* the trash left nothing */
+}
+
 int main(void)
 {
 	RUN(test_renice_every_thread);
 	RUN(test_ram_path);
+	RUN(test_trash_held);
 	UNIT_DONE("vmm");
 }
