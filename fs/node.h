@@ -145,6 +145,7 @@ struct fsx_node {
 struct fsx_handle {
 	struct fsx_node nd;
 	struct buf content;
+	struct buf spare;  /* show, sized: the content before, whose memory the next is made in */
 	bool nonblock;     /* opened O_NONBLOCK */
 	uint64_t gen;      /* events, wait: the generation the content shows, or seen at open */
 	bool made;         /* wait, run: content made */
