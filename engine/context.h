@@ -35,7 +35,7 @@ struct engine {
 	_Atomic uint64_t generation;
 	/* The FUSE layer's change callbacks (engine_set_watch, engine_set_job_watch,
 	 * engine_set_files_watch). */
-	void (*watch_fn)(uint64_t id);
+	void (*watch_fn)(uint64_t id, bool gone);
 	void (*job_watch_fn)(uint64_t id, uint32_t n);
 	void (*files_watch_fn)(uint64_t id);
 	/* The ring of recent failures shown in /sbx/error. */

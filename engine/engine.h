@@ -125,9 +125,10 @@ bool sbx_files_readable(struct sbx_files *f);
 bool sbx_files_started(struct sbx_files *f);
 void sbx_files_close(struct sbx_files *f);
 
-/* Change notification for poll: fn(id) runs on every state change of sandbox
- * id, and with id 0 when a sandbox appears or goes. */
-void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id));
+/* Change notification for poll: fn(id, false) runs on every state change of
+ * sandbox id, and with id 0 when a sandbox appears or goes; fn(id, true) when
+ * sandbox id went other than by an rmdir (the kernel still holds its name). */
+void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id, bool gone));
 /* For poll on a job's stdout/stderr: fn(id, n) runs when job n of sandbox id
  * has new output on a watched stream (see sbx_job_poll), ends, or goes. */
 void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t sbx_id, uint32_t job));

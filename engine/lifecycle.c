@@ -657,8 +657,9 @@ void sbx_discard(struct sbx *s)
 	sbx_put(s);
 }
 
-/* Stops it if needed and removes every trace; e says why not. */
-static int remove_named(struct engine *eng, const char *name, struct err *e)
+/* Stops it if needed and removes every trace; e says why not. by_rmdir: the
+ * kernel drops its own entry of the directory (an rmdir did it). */
+static int remove_named(struct engine *eng, const char *name, bool by_rmdir, struct err *e)
 {
 	struct sbx *s = sbx_get(eng, name);
 	if (!s)
@@ -680,7 +681,11 @@ static int remove_named(struct engine *eng, const char *name, struct err *e)
 	}
 	pthread_mutex_unlock(&s->lock);
 	reg_del(eng->reg, &s->node);
-	engine_notify(eng, s->node.id); /* its nodes answer ENOENT from now on */
+	/* Its nodes answer ENOENT from now on. */
+	if (by_rmdir)
+		engine_notify(eng, s->node.id);
+	else
+		engine_notify_gone(eng, s->node.id);
 	engine_bump_generation(eng);
 	log_info("sandbox %s: removed", name);
 	sbx_put(s);
@@ -690,7 +695,7 @@ static int remove_named(struct engine *eng, const char *name, struct err *e)
 int engine_rmdir(struct engine *eng, const char *name)
 {
 	struct err e = {0};
-	int r = remove_named(eng, name, &e);
+	int r = remove_named(eng, name, true, &e);
 	if (r < 0)
 		engine_note_error(eng, "rmdir '%s': %s", name, e.msg);
 	return r;
@@ -713,7 +718,7 @@ static void *remove_thread(void *arg)
 {
 	struct remove_one *o = arg;
 	engine_thread_online(); /* a registry reader (offline again when it exits) */
-	o->r = remove_named(o->eng, o->name, &o->e);
+	o->r = remove_named(o->eng, o->name, false, &o->e);
 	return NULL;
 }
 

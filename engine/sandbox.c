@@ -11,7 +11,10 @@
 
 #define ERR_RING ENGINE_ERR_RING
 
-void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id)) { eng->watch_fn = fn; }
+void engine_set_watch(struct engine *eng, void (*fn)(uint64_t id, bool gone))
+{
+	eng->watch_fn = fn;
+}
 void engine_set_job_watch(struct engine *eng, void (*fn)(uint64_t id, uint32_t n))
 {
 	eng->job_watch_fn = fn;
@@ -25,7 +28,13 @@ void engine_set_files_watch(struct engine *eng, void (*fn)(uint64_t id))
 void engine_notify(struct engine *eng, uint64_t id)
 {
 	if (eng->watch_fn)
-		eng->watch_fn(id);
+		eng->watch_fn(id, false);
+}
+
+void engine_notify_gone(struct engine *eng, uint64_t id)
+{
+	if (eng->watch_fn)
+		eng->watch_fn(id, true);
 }
 
 void engine_notify_job(struct engine *eng, uint64_t id, uint32_t n)

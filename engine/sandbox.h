@@ -170,6 +170,9 @@ void sbx_unpin_all(struct sbx_pinned *p);
 void engine_bump_generation(struct engine *eng);
 /* Tells the FUSE layer that sandbox `id` (0: the top level) changed. */
 void engine_notify(struct engine *eng, uint64_t id);
+/* Sandbox id was removed other than by an rmdir (`remove` on ctl): the
+ * kernel's name and attributes of its directory are stale too. */
+void engine_notify_gone(struct engine *eng, uint64_t id);
 /* Tells the FUSE layer that job n of sandbox id has new output, ended, or went. */
 void engine_notify_job(struct engine *eng, uint64_t id, uint32_t n);
 

@@ -93,19 +93,30 @@ static int buf_grow(struct buf *b, size_t need)
 	return 0;
 }
 
+/* Formatted once into the room there is, and again only when it did not
+ * fit (a file's content is many of these, remade at each read). */
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -EINVAL;
-	if (buf_grow(b, (size_t)n) < 0)
+	if (buf_grow(b, 0) < 0)
 		return -ENOMEM;
+	size_t room = b->cap - b->len;
 	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	int n = vsnprintf(b->data + b->len, room, fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n >= room) {
+		if (buf_grow(b, (size_t)n) < 0) {
+			b->data[b->len] = '\0'; /* what did not fit goes */
+			return -ENOMEM;
+		}
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	if (n < 0) {
+		b->data[b->len] = '\0';
+		return -EINVAL;
+	}
 	b->len += (size_t)n;
 	return 0;
 }

@@ -77,16 +77,21 @@ static void content_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_
 	struct fsx_obj o;
 	pthread_mutex_lock(&h->lock);
 	if ((always || (off == 0 && h->served)) && fsx_pin(&h->nd, &o) == 0) {
-		struct buf b = {0};
+		/* Made in the memory of the content before the last: a held
+		 * handle's re-reads allocate nothing. */
+		struct buf b = h->spare;
+		b.len = 0;
+		if (b.data)
+			b.data[0] = '\0'; /* an empty content is an empty string too */
 		int r = h->nd.k->fam->show(&h->nd, &o, &b);
 		fsx_unpin(&h->nd, &o);
 		if (r < 0) {
-			buf_free(&b);
+			h->spare = b;
 			pthread_mutex_unlock(&h->lock);
 			fuse_reply_err(req, -r);
 			return;
 		}
-		buf_free(&h->content);
+		h->spare = h->content;
 		h->content = b;
 	}
 	h->served = true;

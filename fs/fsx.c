@@ -138,13 +138,16 @@ static int node_attr(fuse_req_t req, fuse_ino_t ino, struct stat *st)
 	return r;
 }
 
-void fsx_inval_sized(uint64_t id)
+void fsx_inval_sized(uint64_t id, bool gone)
 {
 	const struct fsx_kind *k = &fsx_kinds[INO_SBX_FILE];
-	/* Its directory's too: one removed by something other than an rmdir
-	 * (`remove` on ctl) then answers ENOENT at once, not once the kernel's
-	 * cached name and attributes time out. */
-	fuse_ino_t dir = session && id ? ino_encode(&(struct ino_node){.kind = INO_SBX, .sbx = id}) : 0;
+	/* Its directory's when it went by something other than an rmdir
+	 * (`remove` on ctl): it then answers ENOENT at once, not once the
+	 * kernel's cached name and attributes time out. A state change leaves
+	 * the directory's attributes as they are (one notify less a change). */
+	fuse_ino_t dir = session && id && gone
+				 ? ino_encode(&(struct ino_node){.kind = INO_SBX, .sbx = id})
+				 : 0;
 	if (dir)
 		(void)fuse_lowlevel_notify_inval_inode(session, dir, -1, 0);
 	for (size_t i = 0; session && id && i < k->nrows; i++) {

@@ -26,8 +26,9 @@ extern const struct fuse_lowlevel_ops fsx_ops;
 /* The mounted session, which fsx_changed tells of changes (before the
  * engine starts). */
 void fsx_set_session(struct fuse_session *se);
-/* Engine watch callback: wakes poll(2) on the events files of `id`. */
-void fsx_changed(uint64_t id);
+/* Engine watch callback: wakes poll(2) on the events files of `id`; gone:
+ * it went without an rmdir, and the kernel's entry of its directory goes too. */
+void fsx_changed(uint64_t id, bool gone);
 /* Engine job watch callback: wakes poll(2) on the stdout, stderr of job `job` of `id`. */
 void fsx_job_changed(uint64_t id, uint32_t job);
 /* Engine files watch callback: wakes poll(2) on the files handles of `id`. */

@@ -34,6 +34,7 @@ void fsx_handle_put(struct fsx_handle *h)
 	if (h->nd.f->ops->drop)
 		h->nd.f->ops->drop(h);
 	buf_free(&h->content);
+	buf_free(&h->spare);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }

@@ -145,6 +145,7 @@ struct fsx_node {
 struct fsx_handle {
 	struct fsx_node nd;
 	struct buf content;
+	struct buf spare;  /* show, sized: the content before, whose memory the next is made in */
 	bool nonblock;     /* opened O_NONBLOCK */
 	uint64_t gen;      /* events, wait: the generation the content shows, or seen at open */
 	bool made;         /* wait, run: content made */
@@ -232,8 +233,9 @@ uint64_t fsx_poll_add(const struct fsx_handle *h, uint64_t id, uint32_t job,
 void fsx_poll_cancel(uint64_t seq);
 void fsx_poll_release(struct fsx_handle *h);
 
-/* The kernel's attributes of a sandbox's sized files and its directory are stale (fs/fsx.c). */
-void fsx_inval_sized(uint64_t id);
+/* The kernel's attributes of a sandbox's sized files are stale, and with
+ * gone those of its directory (fs/fsx.c). */
+void fsx_inval_sized(uint64_t id, bool gone);
 
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
 extern const struct fsx_file_ops fsx_show_ops, fsx_sized_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,

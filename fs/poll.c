@@ -126,9 +126,9 @@ static void fire_waits(uint64_t id, uint32_t job)
 /* A change makes the kernel's attributes old, then wakes pollers and the
  * reads parked on it: any read of that sandbox for a change of its own (the
  * top level's: one may be gone). */
-void fsx_changed(uint64_t id)
+void fsx_changed(uint64_t id, bool gone)
 {
-	fsx_inval_sized(id);
+	fsx_inval_sized(id, gone);
 	fire_waits(id, 0);
 	if (id)
 		waiters_kick(id, WAKE_ANY, 0);

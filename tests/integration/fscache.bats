@@ -98,6 +98,23 @@ assert_status_now() {
 	assert_status_now running
 }
 
+# A state change invalidates the sized files alone, a removal through ctl the
+# sandbox's directory too: both seen at once through what the kernel holds.
+@test "after a state change and a removal through ctl, cached names and attributes show the new" {
+	sbx_create "$A"
+	stat "$MNT/$A" "$MNT/$A/status" >/dev/null
+	assert_status_now running
+	echo pause >"$MNT/$A/ctl"
+	[[ -d "$MNT/$A" ]]
+	assert_status_now paused
+	stat "$MNT/$A" "$MNT/$A/status" >/dev/null
+	sbx_write "$MNT/ctl" "remove $A"
+	run stat "$MNT/$A"
+	[[ "$status" -ne 0 ]]
+	run sbx_cat "$MNT/$A/status"
+	[[ "$status" -ne 0 ]]
+}
+
 # A read is one whole state name, whatever changes come between the stat
 # that sized it and its reads: pause and resume in a loop beside readers
 # that read in 3-byte pieces (each piece a read request at its offset).

@@ -19,9 +19,10 @@ static struct engine *eng;
 
 static int notified; /* engine_notify calls: the FUSE layer's watcher */
 
-static void watch_hook(uint64_t id)
+static void watch_hook(uint64_t id, bool gone)
 {
 	(void)id;
+	(void)gone;
 	notified++;
 }
 

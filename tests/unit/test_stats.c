@@ -32,6 +32,19 @@ static void test_buf(void)
 	CHECK(strstr(b.data, "k999 999\n") != NULL);
 	buf_free(&b);
 	CHECK(b.data == NULL && b.len == 0);
+	/* Formatted into the room there is, or made again where it did not fit:
+	 * a piece across the end of the room, and one larger than the first room. */
+	char big[600];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(buf_printf(&b, "%.250s", big) == 0 && b.len == 250);
+	CHECK(buf_printf(&b, "<%d>", 12345) == 0 && b.len == 257 && !strcmp(b.data + 250, "<12345>"));
+	CHECK(buf_printf(&b, "%s|", big) == 0 && b.len == 257 + 600);
+	CHECK(b.data[b.len - 1] == '|' && b.data[b.len] == '\0' && b.data[257] == 'x');
+	/* Reused (as a handle's re-read does): made again from its start. */
+	b.len = 0;
+	CHECK(buf_printf(&b, "state %s\n", "paused") == 0 && !strcmp(b.data, "state paused\n"));
+	buf_free(&b);
 }
 
 static void test_err(void)
