@@ -63,6 +63,20 @@ static int wait_ready(struct vmm_inst *vm, char *rootfs_note, struct err *e)
 	return err_set(e, -EPROTO, "unexpected message from sbx-init: '%c'", msg[0]);
 }
 
+/* init's own failure, when it failed first (it builds its root while the
+ * daemon works), says more than the daemon's step that then failed: it
+ * replaces *e and *r. */
+static void init_failure(struct vmm_inst *vm, struct err *e, int *r)
+{
+	struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
+	struct err ie = {0};
+	char note[32];
+	if (poll(&pfd, 1, 0) == 1 && wait_ready(vm, note, &ie) < 0) {
+		*e = ie;
+		*r = ie.code;
+	}
+}
+
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
 	/* argv: fixed words, a --lower per layer (nearest first), the image last
@@ -126,11 +140,16 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		}
 		t0 = now_usec();
 	}
-	r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
-	if (r < 0)
-		return r;
-	cg_fd = cg_open_fd(&vm->cg);
-	t->cgroup_usec = now_usec() - t0;
+	/* cgroup v2: made first, init is cloned into it. v1: init builds its
+	 * root while the daemon makes the cgroup and moves it in (below); it
+	 * runs nothing of the sandbox's before MSG_GO says it is there. */
+	bool clone_into = cg_version() == 2;
+	if (clone_into) {
+		if ((r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e)) < 0)
+			return r;
+		cg_fd = cg_open_fd(&vm->cg);
+		t->cgroup_usec = now_usec() - t0;
+	}
 
 	/* The console is a pipe: the daemon drains it into console.log, which the
 	 * sandbox cannot reach (init's fds are open to it through /proc/1/fd).
@@ -158,8 +177,15 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	t->spawn_usec = now_usec() - t1;
 
 	uint64_t t2 = now_usec();
-	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
-		goto fail_kill;
+	if (!clone_into) {
+		r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
+		if (r == 0)
+			r = cg_attach(&vm->cg, pid, e);
+		if (r < 0) {
+			init_failure(vm, e, &r);
+			goto fail_kill;
+		}
+	}
 	t->cgroup_usec += now_usec() - t2;
 	/* init builds the root while the network is set up (prestart): it
 	 * waits for MSG_NET before it says ready. */
@@ -168,17 +194,12 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	size_t golen = vm->prestart ? 2 : 1;
 	if (send(vm->ctl_fd, go, golen, MSG_NOSIGNAL) != (ssize_t)golen) {
 		r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
+		init_failure(vm, e, &r);
 		goto fail_kill;
 	}
 	if (vm->prestart) {
 		if ((r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0) {
-			/* init's own failure, if it failed first, says more. */
-			struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
-			struct err ie = {0};
-			if (poll(&pfd, 1, 0) == 1 && wait_ready(vm, note, &ie) < 0) {
-				*e = ie;
-				r = ie.code;
-			}
+			init_failure(vm, e, &r);
 			goto fail_kill;
 		}
 		/* "N", or "N<gateway>" when the daemon answers DNS there (resolv.conf). */
