@@ -82,7 +82,7 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	/* argv: fixed words, a --lower per layer (nearest first), the image last
 	 * (its directory, or an imported image's layers, top first). */
 	char layer_paths[VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX][PATH_MAX + VMM_IMAGE_LAYER_ID_MAX];
-	char *argv[8 + 2 * (VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX + 1)];
+	char *argv[9 + 2 * (VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX + 1)];
 	int n = 0;
 	argv[n++] = "sbx-init";
 	argv[n++] = "--name";
@@ -108,15 +108,21 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	}
 	if (cg_fd < 0)
 		argv[n++] = "--unshare-cgroup";
+	/* A network namespace made ahead, unless the daemon wires one up before
+	 * go (prestart finds it by init's pid, which must be in it by then). */
+	_cleanup_close_ int netns_fd = vm->prestart ? -1 : vmm_netns_take();
+	if (netns_fd >= 0)
+		argv[n++] = "--netns";
 	argv[n] = NULL;
 	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	_Static_assert(PROTO_FD == 3, "init's socket follows its stdio");
 	struct vmm_exec x = {.path = vmm_host()->init_path, .argv = argv,
-			     .fds = {null_fd, log_fd, log_fd, sock}, .nfds = 4};
+			     .fds = {null_fd, log_fd, log_fd, sock, netns_fd},
+			     .nfds = netns_fd >= 0 ? 5 : 4};
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
-	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-		   CLONE_PIDFD;
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
+		   (netns_fd >= 0 ? 0 : CLONE_NEWNET);
 	if (cg_fd >= 0) {
 		ca.flags |= CLONE_NEWCGROUP | CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)cg_fd;

@@ -805,7 +805,7 @@ int main(int argc, char **argv)
 {
 	const char *lowers[MAX_LOWERS], *dir = NULL;
 	int nlowers = 0;
-	bool unshare_cgroup = false;
+	bool unshare_cgroup = false, join_netns = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			name = argv[++i];
@@ -815,11 +815,17 @@ int main(int argc, char **argv)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--unshare-cgroup"))
 			unshare_cgroup = true;
+		else if (!strcmp(argv[i], "--netns"))
+			join_netns = true;
 	}
 	if (getpid() != 1 || !nlowers || !dir) {
 		fprintf(stderr, "sbx-init: started by sandboxfs as pid 1 of a sandbox, not by hand\n");
 		return 2;
 	}
+	/* --netns: the fd after our socket is a new network namespace the
+	 * daemon made ahead (clone3 made none): ours from here. */
+	if (join_netns && setns(PROTO_FD + 1, CLONE_NEWNET) < 0)
+		fail(errno, "join the network namespace made for us");
 	/* Whatever the daemon's side left open past stdio and our socket stays
 	 * out of the sandbox (its processes can open /proc/1/fd/N). */
 	syscall(SYS_close_range, PROTO_FD + 1u, ~0u, 0u);
