@@ -245,6 +245,12 @@ int mkdir_p(const char *path, mode_t mode)
 	char p[PATH_MAX];
 	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p))
 		return -ENAMETOOLONG;
+	/* The parents mostly exist (a sandbox's cgroup under ours): one mkdir,
+	 * and the walk from / only when a parent is missing. */
+	if (mkdir(p, mode) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
 	for (char *s = p + 1; *s; s++) {
 		if (*s != '/')
 			continue;

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <linux/magic.h>
 
@@ -68,6 +70,7 @@ static void find_mounts(void)
  * sandbox's cgroup inherits them and writes only what it lacks (a dozen
  * writes less on each create); false: each is restricted in full. */
 static bool devices_inherit;
+static void spare_sweep(void);
 
 static void devices_parent_setup(void)
 {
@@ -101,6 +104,7 @@ int cg_host_init(struct err *e)
 	if (v1_root[C_MEMORY][0] && v1_root[C_PIDS][0]) {
 		version = 1;
 		devices_parent_setup();
+		spare_sweep();
 		return 0;
 	}
 	return err_set(e, -ENOTSUP,
@@ -250,11 +254,10 @@ static int apply_limits(const struct cg *cg, const struct vmm_limits *lim, struc
 	return r;
 }
 
-int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm_limits *lim,
-	      struct err *e)
+/* Makes cg->leaf in every hierarchy and applies lim; on failure removes it. */
+static int cg_make(struct cg *cg, const struct vmm_limits *lim, struct err *e)
 {
 	char dirs[C_N][PATH_MAX];
-	snprintf(cg->leaf, sizeof(cg->leaf), "%s-%s", tag, name);
 	int n = cg_dirs(cg, dirs, false);
 	for (int i = 0; i < n; i++) {
 		/* The shared parent may be removed by another daemon's exit between
@@ -272,6 +275,187 @@ int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm
 	if (r < 0)
 		cg_destroy(cg);
 	return r;
+}
+
+/* --- v1: cgroups made ahead ---
+ *
+ * A v1 cgroup is a directory in each of five hierarchies plus a write per
+ * limit, about 1 ms and the slowest phase's tail. A low-priority thread
+ * keeps a few made, with the limits the last create asked for, under
+ * hidden names (<tag>-.spare-N: a sandbox name never starts with a dot);
+ * a create with the same limits renames one to <tag>-<name> in each
+ * hierarchy (v1 allows it, v2 does not). They are removed when the daemon
+ * exits, and a daemon's start removes those of a dead one on its state dir. */
+#define CG_SPARES 2
+#define CG_SPARE_MARK "-.spare-"
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started, quit, busy;
+	struct vmm_limits lim; /* what the last create asked for: the next spares' */
+	struct {
+		char leaf[sizeof(((struct cg *)0)->leaf)];
+		struct vmm_limits lim;
+	} have[CG_SPARES];
+	int n;
+	unsigned seq;
+} spare = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static bool same_limits(const struct vmm_limits *a, const struct vmm_limits *b)
+{
+	return a->memory_bytes == b->memory_bytes && a->pids == b->pids &&
+	       a->cpu_millis == b->cpu_millis && a->devices == b->devices;
+}
+
+/* Removes spare leaves of this daemon's tag left in the hierarchies (a
+ * dead daemon's, at start-up). */
+static void spare_sweep(void)
+{
+	char dirs[C_N][PATH_MAX], mark[64];
+	struct cg none = {.leaf = ""};
+	snprintf(mark, sizeof(mark), "%s" CG_SPARE_MARK, vmm_host()->tag);
+	int n = cg_dirs(&none, dirs, true);
+	for (int i = 0; i < n; i++) {
+		DIR *d = opendir(dirs[i]);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (strncmp(de->d_name, mark, strlen(mark)) != 0)
+				continue;
+			struct cg old = {.leaf = ""};
+			snprintf(old.leaf, sizeof(old.leaf), "%s", de->d_name);
+			cg_destroy(&old);
+		}
+		if (d)
+			closedir(d);
+	}
+}
+
+/* Takes spare i out of the list (its leaf into cg); called with the lock. */
+static void spare_pop(int i, struct cg *cg)
+{
+	memcpy(cg->leaf, spare.have[i].leaf, sizeof(cg->leaf));
+	spare.have[i] = spare.have[--spare.n];
+}
+
+/* The index of a spare with limits other than the wanted ones, or -1. */
+static int spare_stale(void)
+{
+	for (int i = 0; i < spare.n; i++)
+		if (!same_limits(&spare.have[i].lim, &spare.lim))
+			return i;
+	return -1;
+}
+
+static void *spare_main(void *arg)
+{
+	(void)arg;
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10); /* creates first */
+	pthread_mutex_lock(&spare.lock);
+	while (!spare.quit) {
+		int i = spare_stale();
+		if (i < 0 && spare.n >= CG_SPARES) {
+			pthread_cond_wait(&spare.cond, &spare.lock);
+			continue;
+		}
+		struct vmm_limits lim = spare.lim;
+		struct cg cg = {.leaf = ""};
+		if (i >= 0)
+			spare_pop(i, &cg);
+		else
+			snprintf(cg.leaf, sizeof(cg.leaf), "%s" CG_SPARE_MARK "%u", vmm_host()->tag,
+				 spare.seq++);
+		spare.busy = true;
+		pthread_mutex_unlock(&spare.lock);
+		struct err e = {0};
+		int r = i >= 0 ? cg_destroy(&cg) : cg_make(&cg, &lim, &e);
+		pthread_mutex_lock(&spare.lock);
+		spare.busy = false;
+		pthread_cond_broadcast(&spare.cond);
+		if (r < 0 && i < 0) {
+			log_warn("no cgroups made ahead: %s", e.msg);
+			break;
+		}
+		if (i < 0) {
+			memcpy(spare.have[spare.n].leaf, cg.leaf, sizeof(cg.leaf));
+			spare.have[spare.n++].lim = lim;
+		}
+	}
+	pthread_mutex_unlock(&spare.lock);
+	return NULL;
+}
+
+/* Renames leaf `from` to `to` in every hierarchy; undone on a failure. */
+static int spare_rename(const char *from, const char *to)
+{
+	char a[C_N][PATH_MAX], b[C_N][PATH_MAX];
+	struct cg ca = {.leaf = ""}, cb = {.leaf = ""};
+	snprintf(ca.leaf, sizeof(ca.leaf), "%s", from);
+	snprintf(cb.leaf, sizeof(cb.leaf), "%s", to);
+	int n = cg_dirs(&ca, a, false);
+	cg_dirs(&cb, b, false);
+	for (int i = 0; i < n; i++) {
+		if (rename(a[i], b[i]) == 0)
+			continue;
+		int r = -errno;
+		while (--i >= 0)
+			rename(b[i], a[i]);
+		return r;
+	}
+	return 0;
+}
+
+/* A spare made with limits lim, renamed to cg->leaf: 0, or -ENOENT when
+ * there is none. The thread makes the next ones with lim. */
+static int spare_take(struct cg *cg, const struct vmm_limits *lim)
+{
+	struct cg got = {.leaf = ""};
+	pthread_mutex_lock(&spare.lock);
+	if (!spare.started) {
+		pthread_t t;
+		spare.started = pthread_create(&t, NULL, spare_main, NULL) == 0;
+		if (spare.started)
+			pthread_detach(t);
+	}
+	spare.lim = *lim;
+	for (int i = 0; i < spare.n && !got.leaf[0]; i++)
+		if (same_limits(&spare.have[i].lim, lim))
+			spare_pop(i, &got);
+	pthread_cond_broadcast(&spare.cond);
+	pthread_mutex_unlock(&spare.lock);
+	if (!got.leaf[0])
+		return -ENOENT;
+	int r = spare_rename(got.leaf, cg->leaf);
+	if (r < 0) {
+		log_warn("cannot rename cgroup %s to %s: %s", got.leaf, cg->leaf, strerror(-r));
+		cg_destroy(&got);
+	}
+	return r;
+}
+
+/* At exit: no spare is left behind, none is being made. */
+static void spare_end(void)
+{
+	pthread_mutex_lock(&spare.lock);
+	spare.quit = true;
+	pthread_cond_broadcast(&spare.cond);
+	while (spare.busy)
+		pthread_cond_wait(&spare.cond, &spare.lock);
+	while (spare.n > 0) {
+		struct cg old = {.leaf = ""};
+		spare_pop(spare.n - 1, &old);
+		cg_destroy(&old);
+	}
+	pthread_mutex_unlock(&spare.lock);
+}
+
+int cg_create(struct cg *cg, const char *tag, const char *name, const struct vmm_limits *lim,
+	      struct err *e)
+{
+	snprintf(cg->leaf, sizeof(cg->leaf), "%s-%s", tag, name);
+	if (version == 1 && spare_take(cg, lim) == 0)
+		return 0;
+	return cg_make(cg, lim, e);
 }
 
 int cg_open_fd(const struct cg *cg)
@@ -478,6 +662,8 @@ int cg_destroy(struct cg *cg)
 
 void cg_host_cleanup(void)
 {
+	if (version == 1)
+		spare_end();
 	char dirs[C_N][PATH_MAX];
 	struct cg none = {.leaf = ""};
 	int n = cg_dirs(&none, dirs, true);

@@ -63,12 +63,26 @@ static int wait_ready(struct vmm_inst *vm, char *rootfs_note, struct err *e)
 	return err_set(e, -EPROTO, "unexpected message from sbx-init: '%c'", msg[0]);
 }
 
+/* init's own failure, when it failed first (it builds its root while the
+ * daemon works), says more than the daemon's step that then failed: it
+ * replaces *e and *r. */
+static void init_failure(struct vmm_inst *vm, struct err *e, int *r)
+{
+	struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
+	struct err ie = {0};
+	char note[32];
+	if (poll(&pfd, 1, 0) == 1 && wait_ready(vm, note, &ie) < 0) {
+		*e = ie;
+		*r = ie.code;
+	}
+}
+
 static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 {
 	/* argv: fixed words, a --lower per layer (nearest first), the image last
 	 * (its directory, or an imported image's layers, top first). */
 	char layer_paths[VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX][PATH_MAX + VMM_IMAGE_LAYER_ID_MAX];
-	char *argv[8 + 2 * (VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX + 1)];
+	char *argv[9 + 2 * (VMM_LOWERS_MAX + VMM_IMAGE_LAYERS_MAX + 1)];
 	int n = 0;
 	argv[n++] = "sbx-init";
 	argv[n++] = "--name";
@@ -94,15 +108,21 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	}
 	if (cg_fd < 0)
 		argv[n++] = "--unshare-cgroup";
+	/* A network namespace made ahead, unless the daemon wires one up before
+	 * go (prestart finds it by init's pid, which must be in it by then). */
+	_cleanup_close_ int netns_fd = vm->prestart ? -1 : vmm_netns_take();
+	if (netns_fd >= 0)
+		argv[n++] = "--netns";
 	argv[n] = NULL;
 	_cleanup_close_ int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	_Static_assert(PROTO_FD == 3, "init's socket follows its stdio");
 	struct vmm_exec x = {.path = vmm_host()->init_path, .argv = argv,
-			     .fds = {null_fd, log_fd, log_fd, sock}, .nfds = 4};
+			     .fds = {null_fd, log_fd, log_fd, sock, netns_fd},
+			     .nfds = netns_fd >= 0 ? 5 : 4};
 	struct clone_args ca;
 	memset(&ca, 0, sizeof(ca));
-	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET |
-		   CLONE_PIDFD;
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
+		   (netns_fd >= 0 ? 0 : CLONE_NEWNET);
 	if (cg_fd >= 0) {
 		ca.flags |= CLONE_NEWCGROUP | CLONE_INTO_CGROUP;
 		ca.cgroup = (uint64_t)cg_fd;
@@ -126,11 +146,16 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		}
 		t0 = now_usec();
 	}
-	r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
-	if (r < 0)
-		return r;
-	cg_fd = cg_open_fd(&vm->cg);
-	t->cgroup_usec = now_usec() - t0;
+	/* cgroup v2: made first, init is cloned into it. v1: init builds its
+	 * root while the daemon makes the cgroup and moves it in (below); it
+	 * runs nothing of the sandbox's before MSG_GO says it is there. */
+	bool clone_into = cg_version() == 2;
+	if (clone_into) {
+		if ((r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e)) < 0)
+			return r;
+		cg_fd = cg_open_fd(&vm->cg);
+		t->cgroup_usec = now_usec() - t0;
+	}
 
 	/* The console is a pipe: the daemon drains it into console.log, which the
 	 * sandbox cannot reach (init's fds are open to it through /proc/1/fd).
@@ -158,8 +183,15 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	t->spawn_usec = now_usec() - t1;
 
 	uint64_t t2 = now_usec();
-	if (cg_fd < 0 && (r = cg_attach(&vm->cg, pid, e)) < 0)
-		goto fail_kill;
+	if (!clone_into) {
+		r = cg_create(&vm->cg, vmm_host()->tag, vm->name, &vm->lim, e);
+		if (r == 0)
+			r = cg_attach(&vm->cg, pid, e);
+		if (r < 0) {
+			init_failure(vm, e, &r);
+			goto fail_kill;
+		}
+	}
 	t->cgroup_usec += now_usec() - t2;
 	/* init builds the root while the network is set up (prestart): it
 	 * waits for MSG_NET before it says ready. */
@@ -168,17 +200,12 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	size_t golen = vm->prestart ? 2 : 1;
 	if (send(vm->ctl_fd, go, golen, MSG_NOSIGNAL) != (ssize_t)golen) {
 		r = err_set(e, -errno, "cannot talk to sbx-init: %s", strerror(errno));
+		init_failure(vm, e, &r);
 		goto fail_kill;
 	}
 	if (vm->prestart) {
 		if ((r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0) {
-			/* init's own failure, if it failed first, says more. */
-			struct pollfd pfd = {.fd = vm->ctl_fd, .events = POLLIN};
-			struct err ie = {0};
-			if (poll(&pfd, 1, 0) == 1 && wait_ready(vm, note, &ie) < 0) {
-				*e = ie;
-				r = ie.code;
-			}
+			init_failure(vm, e, &r);
 			goto fail_kill;
 		}
 		/* "N", or "N<gateway>" when the daemon answers DNS there (resolv.conf). */

@@ -11,9 +11,10 @@
 #define PROTO_SOCK_NAME "init.sock"
 
 /* daemon -> init */
-#define MSG_GO 'G'        /* "G": cgroup is set up, build the sandbox; "GN": and
-			   * wait for MSG_NET before ready (the daemon sets up
-			   * the network meanwhile) */
+#define MSG_GO 'G'        /* "G": init is in its cgroup, finish the sandbox (its
+			   * root was built meanwhile); "GN": and wait for
+			   * MSG_NET before ready (the daemon sets up the
+			   * network meanwhile) */
 #define MSG_NET 'N'       /* "N": the sandbox's network is set up */
 #define MSG_STOP 'S'      /* "S<seconds>": SIGTERM everything, SIGKILL after seconds, exit */
 #define MSG_EXEC 'X'      /* "X<id>[@USER] <command line>" (USER as the image config's:

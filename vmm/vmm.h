@@ -362,6 +362,9 @@ int vmm_pty_open(struct vmm_inst *vm, unsigned cols, unsigned rows, int *master,
 int vmm_pty_find(struct vmm_inst *vm, int index);
 /* Starts the ns backend's host probes (CRIU) in the background. */
 void vmm_ns_probe(void);
+/* A new network namespace made ahead (netns.c), as an fd the caller owns,
+ * or -1 when none is ready: then clone3 makes one. */
+int vmm_netns_take(void);
 extern const struct vmm_ops vmm_qemu_ops;
 /* The qemu backend's accelerator, chosen once at start-up before any thread
  * runs: "auto" (KVM when a test guest runs on /dev/kvm, else TCG), "kvm"

@@ -299,7 +299,12 @@ teardown_sbx() {
 	# Empty cgroups of our sandboxes that a killed daemon left behind (their
 	# names carry our tag; rmdir only removes empty cgroups).
 	if [[ -n "${SBX_TAG:-}" ]]; then
-		for d in /sys/fs/cgroup/*/sandboxfs/*-??"$SBX_TAG"* /sys/fs/cgroup/sandboxfs/*-??"$SBX_TAG"*; do
+		# And the cgroups it made ahead (<host tag>-.spare-N, cgroup.c), which
+		# a daemon's exit or the next start on $STATE would have removed.
+		local htag=""
+		[[ -n "${STATE:-}" ]] && htag=$(state_host_tag)
+		for d in /sys/fs/cgroup/*/sandboxfs/*-??"$SBX_TAG"* /sys/fs/cgroup/sandboxfs/*-??"$SBX_TAG"* \
+			${htag:+/sys/fs/cgroup/*/sandboxfs/"$htag"-.spare-*}; do
 			[[ -d "$d" ]] || continue
 			rmdir "$d" 2>/dev/null && echo "teardown: removed leftover cgroup $d" >&2
 		done

@@ -1,11 +1,12 @@
 /* Unit tests of engine/util.c's guards against hostile text and inherited
  * fds: str_escape (and err_set and the logger, which use it) keeps a name or
  * a sandbox's text on its one line; fd_protect_inherited leaves no inherited
- * fd open across exec and fills a closed 0, 1 or 2. */
+ * fd open across exec and fills a closed 0, 1 or 2; mkdir_p. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "../../engine/common.h"
@@ -133,6 +134,28 @@ static void test_fd_protect_inherited(void)
 		fprintf(stderr, "child said %d\n", WEXITSTATUS(st));
 }
 
+/* mkdir_p: one mkdir when the parents exist, the walk when they do not, an
+ * existing dir is fine, a file in the way is ENOTDIR. */
+static void test_mkdir_p(void)
+{
+	char base[] = "/tmp/sbx-unit-mkdirp.XXXXXX", p[128];
+	CHECK(mkdtemp(base) != NULL);
+	snprintf(p, sizeof(p), "%s/a/b/c", base);
+	CHECK(mkdir_p(p, 0700) == 0);
+	struct stat st;
+	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK(mkdir_p(p, 0700) == 0);
+	snprintf(p, sizeof(p), "%s/a/b/d", base);
+	CHECK(mkdir_p(p, 0700) == 0 && stat(p, &st) == 0);
+	snprintf(p, sizeof(p), "%s/f", base);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	close(fd);
+	snprintf(p, sizeof(p), "%s/f/x/y", base);
+	CHECK(mkdir_p(p, 0700) == -ENOTDIR);
+	CHECK(rm_rf(base) == 0);
+}
+
 int main(void)
 {
 	RUN(test_escape_controls);
@@ -142,5 +165,6 @@ int main(void)
 	RUN(test_err_wrap);
 	RUN(test_log_one_line);
 	RUN(test_fd_protect_inherited);
+	RUN(test_mkdir_p);
 	UNIT_DONE("util");
 }

@@ -805,7 +805,7 @@ int main(int argc, char **argv)
 {
 	const char *lowers[MAX_LOWERS], *dir = NULL;
 	int nlowers = 0;
-	bool unshare_cgroup = false;
+	bool unshare_cgroup = false, join_netns = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--name") && i + 1 < argc)
 			name = argv[++i];
@@ -815,23 +815,24 @@ int main(int argc, char **argv)
 			dir = argv[++i];
 		else if (!strcmp(argv[i], "--unshare-cgroup"))
 			unshare_cgroup = true;
+		else if (!strcmp(argv[i], "--netns"))
+			join_netns = true;
 	}
 	if (getpid() != 1 || !nlowers || !dir) {
 		fprintf(stderr, "sbx-init: started by sandboxfs as pid 1 of a sandbox, not by hand\n");
 		return 2;
 	}
+	/* --netns: the fd after our socket is a new network namespace the
+	 * daemon made ahead (clone3 made none): ours from here. */
+	if (join_netns && setns(PROTO_FD + 1, CLONE_NEWNET) < 0)
+		fail(errno, "join the network namespace made for us");
 	/* Whatever the daemon's side left open past stdio and our socket stays
 	 * out of the sandbox (its processes can open /proc/1/fd/N). */
 	syscall(SYS_close_range, PROTO_FD + 1u, ~0u, 0u);
 	console_setup();
-	/* Wait for the daemon to place us in our cgroup (v1) before anything else. */
-	char go[16];
-	ssize_t gn = recv(ctl, go, sizeof(go), 0);
-	if (gn <= 0 || go[0] != MSG_GO)
-		fail(EPIPE, "no go from the daemon");
-	bool net_pending = gn > 1 && go[1] == MSG_NET;
-	if (unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
-		fail(errno, "unshare cgroup namespace");
+	/* The root is built while the daemon makes our cgroup (v1) and moves us
+	 * into it: nothing here forks or runs the sandbox's code before MSG_GO
+	 * says we are there, and the cgroup namespace is made after it. */
 	int64_t t0 = mono_us();
 	build_root(lowers, nlowers, dir);
 	int64_t rootfs_us = mono_us() - t0;
@@ -852,6 +853,13 @@ int main(int argc, char **argv)
 	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (sfd < 0)
 		fail(errno, "signalfd");
+	char go[16];
+	ssize_t gn = recv(ctl, go, sizeof(go), 0);
+	if (gn <= 0 || go[0] != MSG_GO)
+		fail(EPIPE, "no go from the daemon");
+	bool net_pending = gn > 1 && go[1] == MSG_NET;
+	if (unshare_cgroup && unshare(CLONE_NEWCGROUP) < 0)
+		fail(errno, "unshare cgroup namespace");
 	drop_privileges();
 	fcntl(ctl, F_SETFD, FD_CLOEXEC);
 	/* The daemon set the network up while the root was built: ready once it has. */
