@@ -286,6 +286,25 @@ teardown_sbx() {
 			[[ -f "$d/cgroup.freeze" ]] && { echo 0 >"$d/cgroup.freeze"; } 2>/dev/null || true
 		done
 	fi
+	# What is left in the cgroups of this test's daemons: every cgroup a
+	# daemon on $STATE makes is named <host tag>-..., sandboxes and pool
+	# members alike (members are never in sbx_names nor noted, so a daemon
+	# killed or dead before its exit discarded them left them running).
+	local htag=""
+	[[ -n "${STATE:-}" ]] && htag=$(state_host_tag)
+	if [[ -n "$htag" ]]; then
+		for d in /sys/fs/cgroup/freezer/sandboxfs/"$htag"-*; do
+			[[ -f "$d/freezer.state" ]] && { echo THAWED >"$d/freezer.state"; } 2>/dev/null || true
+		done
+		for d in /sys/fs/cgroup/*/sandboxfs/"$htag"-* /sys/fs/cgroup/sandboxfs/"$htag"-*; do
+			[[ -f "$d/cgroup.procs" ]] || continue
+			while read -r pid; do
+				[[ "$pid" =~ ^[0-9]+$ ]] || continue
+				echo "teardown: pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)) outlived its daemon in $d; killing it" >&2
+				kill -9 "$pid" 2>/dev/null || true
+			done <"$d/cgroup.procs"
+		done
+	fi
 	# Sandbox inits we saw that are still there (only if still an sbx-init).
 	if [[ -f "$SBX_TMP/pids" ]]; then
 		while read -r pid; do
@@ -297,16 +316,18 @@ teardown_sbx() {
 		done <"$SBX_TMP/pids"
 	fi
 	# Empty cgroups of our sandboxes that a killed daemon left behind (their
-	# names carry our tag; rmdir only removes empty cgroups).
+	# names carry our tag, or our daemons' host tag: pool members and the
+	# cgroups made ahead, <host tag>-.spare-N, cgroup.c); rmdir only removes
+	# empty cgroups, and one whose processes were just killed is empty once
+	# they are reaped (bounded).
 	if [[ -n "${SBX_TAG:-}" ]]; then
-		# And the cgroups it made ahead (<host tag>-.spare-N, cgroup.c), which
-		# a daemon's exit or the next start on $STATE would have removed.
-		local htag=""
-		[[ -n "${STATE:-}" ]] && htag=$(state_host_tag)
 		for d in /sys/fs/cgroup/*/sandboxfs/*-??"$SBX_TAG"* /sys/fs/cgroup/sandboxfs/*-??"$SBX_TAG"* \
-			${htag:+/sys/fs/cgroup/*/sandboxfs/"$htag"-.spare-*}; do
+			${htag:+/sys/fs/cgroup/*/sandboxfs/"$htag"-* /sys/fs/cgroup/sandboxfs/"$htag"-*}; do
 			[[ -d "$d" ]] || continue
-			rmdir "$d" 2>/dev/null && echo "teardown: removed leftover cgroup $d" >&2
+			for ((i = 0; i < 20; i++)); do
+				rmdir "$d" 2>/dev/null && { echo "teardown: removed leftover cgroup $d" >&2; break; }
+				sleep 0.1
+			done
 		done
 		# The shared parents, once empty (a daemon still running keeps its own).
 		rmdir /sys/fs/cgroup/*/sandboxfs /sys/fs/cgroup/sandboxfs 2>/dev/null || true
