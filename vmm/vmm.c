@@ -23,6 +23,7 @@ void vmm_host_set(const struct vmm_host *h) { host = *h; }
 int vmm_host_init(const struct vmm_host *h, struct err *e)
 {
 	vmm_host_set(h);
+	vmm_spawn_init(); /* low fds, before the daemon holds many */
 	if (access(host.init_path, X_OK) < 0)
 		return err_set(e, -errno, "cannot run %s: %s", host.init_path, strerror(errno));
 	vmm_ns_probe();

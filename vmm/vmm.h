@@ -381,6 +381,8 @@ void vmm_qemu_spares_end(void);
 void vmm_qemu_spares_drop_layer(const char *dir);
 
 struct clone_args;
+/* Reserves vmm_spawn_exec's low fds (done by vmm_host_init; again: nothing). */
+void vmm_spawn_init(void);
 /* clone3 (CLONE_VM|CLONE_VFORK on x86-64) running fn in the child, which must
  * exec or return an exit code. Returns the pid or -errno. */
 pid_t vmm_spawn(struct clone_args *ca, int (*fn)(void *), void *arg);

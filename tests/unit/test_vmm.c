@@ -1,8 +1,10 @@
 /* Unit tests of helpers every backend shares (vmm/vmm.c): vmm_renice sets
  * every thread of a process, not its main thread alone (a warm pool's
  * member's QEMU runs its vCPUs on threads of their own), the name of a
- * guest RAM file, and the trash (vmm/trash.c) closing the fd an entry is
- * put with (a removed sandbox's mount namespace) and removing the entry. */
+ * guest RAM file, the trash (vmm/trash.c) closing the fd an entry is
+ * put with (a removed sandbox's mount namespace) and removing the entry,
+ * and vmm_spawn_exec's fds (vmm/spawn.c): the child gets those asked for
+ * and nothing of a large table, and the slots they passed through let go. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -148,10 +151,61 @@ static void test_trash_held(void)
 	CHECK(rmdir(trash) == 0 && rmdir(root) == 0); /* the trash left nothing */
 }
 
+/* Reads fd into buf up to a newline (bounded). */
+static void read_all(int fd, char *buf, size_t cap)
+{
+	size_t n = 0;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	while (n + 1 < cap && !memchr(buf, '\n', n) && poll(&p, 1, 10000) == 1) {
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+}
+
+static void test_spawn_fds(void)
+{
+	vmm_spawn_init(); /* the slots, while the table is small */
+	int many[300], out[2], hold[2], null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	for (int i = 0; i < 300; i++) /* inheritable: a child that got them would show them */
+		many[i] = dup(null_fd);
+	CHECK(many[299] >= 300 && pipe2(out, O_CLOEXEC) == 0 && pipe2(hold, O_CLOEXEC) == 0);
+	char *argv[] = {"sh", "-c", "cd /proc/self/fd && echo *", NULL};
+	struct vmm_exec x = {.path = "/bin/sh", .argv = argv,
+			     .fds = {null_fd, out[1], out[1], hold[1]}, .nfds = 4};
+	for (int round = 0; round < 2; round++) { /* the same block's slots again */
+		struct clone_args ca;
+		memset(&ca, 0, sizeof(ca));
+		ca.exit_signal = SIGCHLD;
+		pid_t pid = vmm_spawn_exec(&ca, &x);
+		CHECK(pid > 0);
+		if (round == 1) {
+			close(out[1]);
+			close(hold[1]);
+		}
+		char buf[256];
+		int st = -1;
+		read_all(out[0], buf, sizeof(buf));
+		CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		/* Its 4 fds, and the one its glob read the directory with. */
+		CHECK(strcmp(buf, "0 1 2 3 4\n") == 0 || (printf("# child's fds: %s", buf), 0));
+	}
+	/* Only the child held the write ends: nothing of the daemon's does. */
+	CHECK(closed_within(hold[0], 5000));
+	close(out[0]);
+	close(hold[0]);
+	for (int i = 0; i < 300; i++)
+		close(many[i]);
+	close(null_fd);
+}
+
 int main(void)
 {
 	RUN(test_renice_every_thread);
 	RUN(test_ram_path);
 	RUN(test_trash_held);
+	RUN(test_spawn_fds);
 	UNIT_DONE("vmm");
 }
