@@ -151,6 +151,13 @@ int sbx_root_link(struct sbx *s, struct buf *b);
 int engine_show_metrics(struct engine *eng, struct buf *b);
 /* Counts an errno returned to a user (write, mkdir, rmdir...), for metrics. */
 void engine_count_error(struct engine *eng, int err);
+/* The requests the file interface answers, by kind, counted for metrics:
+ * what a command costs in round trips (tests/integration/fscache.bats). */
+enum engine_fop {
+	FOP_LOOKUP, FOP_GETATTR, FOP_SETATTR, FOP_OPEN, FOP_READ, FOP_WRITE, FOP_RELEASE,
+	FOP_OPENDIR, FOP_READDIR, FOP_RELEASEDIR, FOP_POLL, FOP_OTHER, FOP_N
+};
+void engine_count_fop(struct engine *eng, enum engine_fop op);
 
 /* Named checkpoints (/sbx/NAME/snapshots/SNAP/). */
 int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq);

@@ -27,7 +27,11 @@ static const char *hist_names[LAT_N] = {"create", "stop", "exec", "fork"};
 struct metrics {
 	struct hist hists[LAT_N];
 	_Atomic uint64_t errors[MAX_ERRNO + 1];
+	_Atomic uint64_t fops[FOP_N];
 };
+static const char *fop_names[FOP_N] = {"lookup",  "getattr", "setattr",    "open",
+				       "read",    "write",   "release",    "opendir",
+				       "readdir", "releasedir", "poll",  "other"};
 
 int metrics_init(struct engine *eng)
 {
@@ -52,6 +56,11 @@ void engine_count_error(struct engine *eng, int err)
 		err = -err;
 	if (err > 0 && err <= MAX_ERRNO)
 		atomic_fetch_add(&eng->metrics->errors[err], 1);
+}
+
+void engine_count_fop(struct engine *eng, enum engine_fop op)
+{
+	atomic_fetch_add_explicit(&eng->metrics->fops[op], 1, memory_order_relaxed);
 }
 
 #define METRIC_BACKENDS 8
@@ -145,5 +154,10 @@ int engine_show_metrics(struct engine *eng, struct buf *b)
 			r |= buf_printf(b, "sandboxfs_errors_total{errno=\"%s\"} %" PRIu64 "\n",
 					strerrorname_np(e) ? strerrorname_np(e) : "unknown", v);
 	}
+	r |= buf_printf(b, "# HELP sandboxfs_file_requests_total Requests the kernel sent the file "
+			"interface, by kind.\n# TYPE sandboxfs_file_requests_total counter\n");
+	for (int op = 0; op < FOP_N; op++)
+		r |= buf_printf(b, "sandboxfs_file_requests_total{op=\"%s\"} %" PRIu64 "\n",
+				fop_names[op], atomic_load(&eng->metrics->fops[op]));
 	return r ? -ENOMEM : 0;
 }

@@ -166,6 +166,14 @@ void fsx_inval_sized(uint64_t id, bool gone)
 	}
 }
 
+/* At the start of every request: the thread is an RCU reader, and the
+ * request is counted by kind (metrics: what a command costs in requests). */
+static void op_begin(fuse_req_t req, enum engine_fop op)
+{
+	engine_thread_online();
+	engine_count_fop(((const struct fsx_state *)fuse_req_userdata(req))->eng, op);
+}
+
 void fsx_reply_user_err(fuse_req_t req, int err)
 {
 	engine_count_error(((const struct fsx_state *)fuse_req_userdata(req))->eng, err);
@@ -230,7 +238,7 @@ static int child_of(const struct fsx_node *p, struct fsx_obj *o, const char *nam
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	engine_thread_online();
+	op_begin(req, FOP_LOOKUP);
 	struct fsx_node p;
 	struct fsx_obj o;
 	struct ino_node c;
@@ -259,7 +267,7 @@ static void reply_attr(fuse_req_t req, fuse_ino_t ino)
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)fi;
-	engine_thread_online();
+	op_begin(req, FOP_GETATTR);
 	reply_attr(req, ino);
 }
 
@@ -268,7 +276,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		       struct fuse_file_info *fi)
 {
 	(void)fi;
-	engine_thread_online();
+	op_begin(req, FOP_SETATTR);
 	int allowed = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
 		      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
 	if ((to_set & ~allowed) || ((to_set & FUSE_SET_ATTR_SIZE) && attr->st_size != 0)) {
@@ -344,7 +352,7 @@ static int dir_fill(struct fsx_dir *d, const struct fsx_node *p, struct fsx_obj 
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	engine_thread_online();
+	op_begin(req, FOP_OPENDIR);
 	struct fsx_node nd;
 	struct fsx_obj o;
 	int r = dir_of(req, ino, &nd);
@@ -413,6 +421,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
 	(void)ino;
+	op_begin(req, FOP_READDIR);
 	dir_reply(req, size, off, fi, false);
 }
 
@@ -420,13 +429,14 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 			   struct fuse_file_info *fi)
 {
 	(void)ino;
-	engine_thread_online();
+	op_begin(req, FOP_READDIR);
 	dir_reply(req, size, off, fi, true);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
+	op_begin(req, FOP_RELEASEDIR);
 	struct fsx_dir *d = (struct fsx_dir *)(uintptr_t)fi->fh;
 	free(d->ents);
 	free(d);
@@ -437,7 +447,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	engine_thread_online();
+	op_begin(req, FOP_OPEN);
 	struct fsx_node nd;
 	struct fsx_obj o;
 	int r = node_of(req, ino, &nd);
@@ -478,7 +488,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	(void)ino;
-	engine_thread_online();
+	op_begin(req, FOP_READ);
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	if (h->nd.f->ops->read) {
 		h->nd.f->ops->read(req, h, size, off);
@@ -494,7 +504,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	(void)ino;
 	(void)off;
-	engine_thread_online();
+	op_begin(req, FOP_WRITE);
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	if (h->nd.f->ops->write_try) {
 		fsx_write_parked(req, h, buf, size);
@@ -510,7 +520,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	engine_thread_online();
+	op_begin(req, FOP_RELEASE);
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	if (h->nd.f->ops->release)
 		h->nd.f->ops->release(h);
@@ -522,7 +532,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	(void)ino;
-	engine_thread_online();
+	op_begin(req, FOP_POLL);
 	struct fsx_handle *h = (struct fsx_handle *)(uintptr_t)fi->fh;
 	if (h->nd.f->ops->poll) {
 		h->nd.f->ops->poll(req, h, ph);
@@ -535,7 +545,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	engine_thread_online();
+	op_begin(req, FOP_OTHER);
 	struct fsx_node nd;
 	struct fsx_obj o;
 	if (node_of(req, ino, &nd) < 0 || !nd.f || !nd.f->ops->readlink) {
@@ -560,7 +570,7 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	(void)mode;
-	engine_thread_online();
+	op_begin(req, FOP_OTHER);
 	struct fsx_node p;
 	struct fsx_obj o;
 	struct ino_node c = {0};
@@ -581,7 +591,7 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	engine_thread_online();
+	op_begin(req, FOP_OTHER);
 	struct fsx_node p;
 	struct fsx_obj o;
 	int r = node_of(req, parent, &p);
@@ -604,6 +614,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void deny_name(fuse_req_t req, fuse_ino_t parent, const char *name, const char *what)
 {
 	(void)parent;
+	op_begin(req, FOP_OTHER);
 	engine_note_error(((const struct fsx_state *)fuse_req_userdata(req))->eng,
 			  "%s '%s' is not allowed in sandboxfs", what, name);
 	fsx_reply_user_err(req, EPERM);
@@ -654,6 +665,7 @@ static void op_ok(fuse_req_t req) { fuse_reply_err(req, 0); }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)datasync;
 	(void)fi;
@@ -662,6 +674,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
+	op_begin(req, FOP_OTHER);
 	(void)mask;
 	struct stat st;
 	int r = node_attr(req, ino, &st);
@@ -671,6 +684,7 @@ static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)name;
 	(void)value;
@@ -681,6 +695,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)name;
 	(void)size;
@@ -689,6 +704,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	if (size == 0)
 		fuse_reply_xattr(req, 0);
@@ -698,6 +714,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)name;
 	fuse_reply_err(req, ENODATA);
@@ -706,6 +723,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 			 struct fuse_file_info *fi)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)mode;
 	(void)off;
@@ -718,6 +736,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 		     struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
 		     size_t out_bufsz)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)cmd;
 	(void)arg;
@@ -732,6 +751,7 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)off;
 	(void)whence;
@@ -741,6 +761,7 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	op_begin(req, FOP_OTHER);
 	(void)ino;
 	(void)nlookup;
 	fuse_reply_none(req);
@@ -748,6 +769,7 @@ static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	op_begin(req, FOP_OTHER);
 	(void)count;
 	(void)forgets;
 	fuse_reply_none(req);

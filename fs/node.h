@@ -66,9 +66,35 @@ struct fsx_file_ops {
 	/* The content changes only when the family's generation moves, and the
 	 * attributes say so: the content's length as st_size, an mtime that
 	 * moves with the generation; fsx_changed invalidates them in the kernel.
-	 * Read as every file is (direct_io, made at each read): a page cache
-	 * sized by attributes taken before a change would give a read that
-	 * comes after it a cut or NUL-padded content. */
+	 *
+	 * Read as every file is (direct_io, made at each read from offset 0),
+	 * never through the page cache, whose reads the daemon cannot keep
+	 * whole once the length changes (Linux 6.18, mm/filemap.c and
+	 * fs/fuse/): filemap_read takes a cached folio, then reads i_size, then
+	 * copies up to it, under no lock a FUSE server can order; an attribute
+	 * reply fuse_change_attributes accepts (another task's stat) writes
+	 * i_size before it drops the folios. A read racing a change that takes
+	 * the old folio ("running\n") and the new i_size (7) returns "running"
+	 * cut, or NUL bytes past a shorter old word. A size bound that a short
+	 * read lowers fails too: fuse_read_update_size keeps the bound when the
+	 * inode's attr_version moved since the read was sent (every change's
+	 * notify_inval_inode moves it), and the read is padded with NULs to it.
+	 * Only content whose length never changes could be cached soundly; an
+	 * inode per state would hold such content, but a handle held across a
+	 * change must read the new state (a monitor's pread at offset 0). With
+	 * the page cache, fscache.bats's whole reads beside stop, start, pause
+	 * and resume read "paused\n\0" and "stopped\n\n" in each of two runs.
+	 *
+	 * What direct_io costs, the floor with FUSE here: each file's open and
+	 * read are requests (FUSE_NO_OPEN_SUPPORT is the whole mount's, and
+	 * exec, wait and run need their own handles), and a direct read marks
+	 * the inode's atime stale (fuse_invalidate_atime, skipped only on a
+	 * read-only superblock), so the next stat(2) of it, a glob's lstat,
+	 * asks for attributes; and every read(2) is a request, the one that
+	 * finds the end too (the kernel looks at no size first): getattr, open,
+	 * read and read at the end waited for (grep to /dev/null stops at its
+	 * first match: no read at the end), a release not. Attribute and entry
+	 * timeouts do not enter into it. */
 	bool sized;
 	/* The node's object is pinned (o); flags are open(2)'s. */
 	int (*open)(struct fsx_handle *h, struct fsx_obj *o, int flags);

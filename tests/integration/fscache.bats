@@ -146,3 +146,103 @@ assert_status_now() {
 	echo "60 reads, $bad not whole" >&2
 	((bad == 0))
 }
+
+# Whole reads (od reads to EOF: one read request at offset 0 and one past the
+# end), beside stat(2)s that put a new size in the kernel, while the state
+# goes round creating, running, paused and stopped: names of 7 to 9 bytes,
+# so a read sized by one state and filled by another would show.
+@test "status read whole during stop, start, pause and resume is always one whole state name" {
+	sbx_create "$A"
+	local reader readers=()
+	(
+		while [[ ! -e "$SBX_TMP/reads.done" ]]; do
+			for cmd in pause resume stop start; do
+				echo "$cmd" >"$MNT/$A/ctl" 2>/dev/null || true # EBUSY while creating
+			done
+		done
+	) &
+	local flipper=$!
+	(
+		while [[ ! -e "$SBX_TMP/reads.done" ]]; do
+			stat -c %s "$MNT/$A/status" >/dev/null 2>&1 || true
+		done
+	) &
+	local statter=$!
+	for reader in 1 2; do
+		(
+			local n got
+			for ((n = 1; n <= 100; n++)); do
+				got=$(od -An -c "$MNT/$A/status" | tr -d ' \n')
+				case "$got" in
+				'creating\n' | 'running\n' | 'paused\n' | 'standby\n' | 'stopped\n' | 'failed\n') ;;
+				*) echo "reader $reader, read $n: '$got'" >>"$SBX_TMP/bad" ;;
+				esac
+			done
+		) &
+		readers+=($!)
+	done
+	wait "${readers[@]}"
+	touch "$SBX_TMP/reads.done"
+	wait "$flipper" "$statter"
+	if [[ -s "$SBX_TMP/bad" ]]; then
+		cat "$SBX_TMP/bad" >&2
+		return 1
+	fi
+	echo start >"$MNT/$A/ctl" 2>/dev/null || true
+	wait_status "$A" running
+}
+
+# A monitor keeps status open and reads it again from offset 0: each read
+# after a change shows it, on the one handle (one read request each).
+@test "a held status handle read again from offset 0 shows each change at once" {
+	sbx_create "$A"
+	run /usr/bin/python3 - "$MNT/$A" <<'PY'
+import os, sys
+d = sys.argv[1]
+fd = os.open(os.path.join(d, "status"), os.O_RDONLY)
+seen = [os.pread(fd, 64, 0)]
+for cmd, want in (("pause", b"paused\n"), ("resume", b"running\n"), ("stop", b"stopped\n")):
+    with open(os.path.join(d, "ctl"), "w") as c:
+        c.write(cmd + "\n")
+    got = os.pread(fd, 64, 0)
+    seen.append(got)
+    if got != want:
+        sys.exit("after %s: %r, want %r" % (cmd, got, want))
+print(seen)
+PY
+	echo "$output"
+	[[ "$status" -eq 0 ]]
+}
+
+# Requests the kernel sent, by kind, from /sbx/metrics.
+fops() {
+	sbx_cat "$MNT/metrics" | awk -F'[{}" ]+' '$1 == "sandboxfs_file_requests_total" { print $3, $4 }'
+}
+
+# What `grep . /sbx/*/status` costs, counted by the daemon: per file an open,
+# two reads (the content, then the end: with direct_io every read(2) is a
+# request), at most one getattr (the stat after a read) and no lookup
+# (readdirplus brought the names, the files' names are kept). The constants
+# are the glob's and the two reads of metrics; a request more per file shows
+# 8 times.
+@test "grep . */status costs an open, two reads and at most one getattr a file" {
+	local n=8 i
+	for ((i = 1; i <= n; i++)); do
+		sbx_create "$A$i"
+	done
+	grep . "$MNT"/*/status >/dev/null
+	local -A before after
+	local op v
+	while read -r op v; do before[$op]=$v; done < <(fops)
+	run grep . "$MNT"/*/status
+	[[ "$status" -eq 0 && "${#lines[@]}" -eq $n ]]
+	while read -r op v; do after[$op]=$v; done < <(fops)
+	local d
+	for op in lookup getattr open read release; do
+		d=$((after[$op] - before[$op]))
+		echo "$op $d" >&2
+		declare "d_$op=$d"
+	done
+	((d_open <= n + 1 && d_read <= 2 * n + 3 && d_getattr <= n + 3 && d_lookup <= 3))
+	((d_open >= n && d_read >= n))
+}
