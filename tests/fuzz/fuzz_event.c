@@ -52,6 +52,7 @@ int cg_destroy(struct cg *cg) { abort(); }
 int vmm_trash_held(const char *path, int held_fd, struct err *e) { abort(); }
 int vmm_trash(const char *path, struct err *e) { abort(); }
 void vmm_qemu_spares_sweep(void) { abort(); }
+void vmm_spawn_init(void) { abort(); }
 void vmm_qemu_spares_drop_layer(const char *dir) { abort(); }
 
 #define SENT_ID 0x5a5a5a5a5a5a5a5aull
