@@ -171,6 +171,7 @@ int engine_start(struct engine *eng, const struct engine_opts *o, struct err *e)
 	h.image_exists = image_exists;
 	h.image_arg = eng;
 	h.tap_ahead = engine_tap_ahead;
+	h.veth_ahead = engine_veth_ahead;
 	if ((r = snap_init(eng)) < 0)
 		return err_set(e, r, "cannot create %s: %s", h.layers_dir, strerror(-r));
 	r = vmm_host_init(&h, e);

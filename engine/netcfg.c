@@ -816,6 +816,19 @@ int engine_tap_ahead(void *arg, struct err *e)
 	return net_tap_ahead(e);
 }
 
+int engine_veth_ahead(void *arg, int netns_fd, struct err *e)
+{
+	struct engine *eng = arg;
+	if (!eng->net.up)
+		return err_set(e, -EOPNOTSUPP, "this daemon runs without networking (--no-net)");
+	/* The daemon's interface prefix with a dot for its dash: never a
+	 * sandbox's host end (net_alloc_set_ifprefix), and swept by no one: it
+	 * goes with the namespace, so with the daemon's fd on it. */
+	char prefix[IFNAMSIZ];
+	snprintf(prefix, sizeof(prefix), "sbx%.4s.", vmm_host()->tag);
+	return net_veth_ahead(prefix, netns_fd, e);
+}
+
 /* A VM's TAP, for the backend to hand to QEMU with the guest's identity:
  * made now, or, when the backend put one in vm->nic.tap_fd (a QEMU started
  * ahead holds it, made by engine_tap_ahead), that one made the sandbox's. */
@@ -846,7 +859,10 @@ static int net_prestart(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e
 	vm->nic.dns.s_addr = s->eng->net.dns_up ? s->net.gateway.s_addr : 0;
 	if (s->t.starts > 0) /* a restart: the last run's host end may outlive its netns briefly */
 		net_veth_teardown(&s->net, NULL);
-	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e) : net_veth_setup(&s->net, s->eng->o.bridge, pid, e);
+	const char *br = s->eng->o.bridge;
+	int r = (s->ops->caps & VMM_CAP_NET_TAP) ? tap_prestart(s, vm, e)
+	      : vm->nic.netns_veth ? net_veth_adopt(&s->net, br, vm->nic.netns_sock, e)
+	      : net_veth_setup(&s->net, br, vm->nic.netns_fd, e);
 	s->t.create_net_usec = now_usec() - t0;
 	return r;
 }

@@ -34,5 +34,9 @@ void sbx_net_rename(struct sbx *s);
 /* vmm_host's tap_ahead: a TAP for a QEMU started ahead, when the daemon has
  * networking (-EOPNOTSUPP without). arg: the engine. */
 int engine_tap_ahead(void *arg, struct err *e);
+/* vmm_host's veth_ahead: a veth pair into a network namespace made ahead,
+ * its host end named sbx<tag>.N (down, on no bridge), when the daemon has
+ * networking; -EOPNOTSUPP without. */
+int engine_veth_ahead(void *arg, int netns_fd, struct err *e);
 
 #endif

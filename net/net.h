@@ -85,13 +85,27 @@ int net_bridge_remove(const char *br, struct err *e);
 /* Creates the veth pair of id: the host end id->host_if on bridge, with the
  * anti-spoofing filter on its ingress, a static forwarding entry for id->mac,
  * learning and unknown-unicast flooding off, then up; the peer created
- * directly in the network namespace of netns_pid as eth0 with id->mac, then
- * addressed, up, with a default route via the gateway (from a short-lived
- * thread that enters that namespace). On failure nothing is left behind.
- * -EEXIST when id->host_if or the sandbox's eth0 exists (never deleted here),
- * -ESRCH when netns_pid is gone, -ENODEV when bridge is missing. Never takes
+ * directly in the network namespace netns_fd (the caller's still) as eth0
+ * with id->mac, then addressed, up, with a default route via the gateway
+ * (from a short-lived thread that enters that namespace). On failure
+ * nothing is left behind. -EEXIST when id->host_if or the sandbox's eth0
+ * exists (never deleted here), -ENODEV when bridge is missing. Never takes
  * the allocator mutex; the kernel serialises device changes on its rtnl lock. */
-int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e);
+int net_veth_setup(const struct net_ident *id, const char *bridge, int netns_fd, struct err *e);
+/* A veth pair made before its sandbox is known (vmm/netns.c's spares): eth0
+ * in the network namespace netns_fd, which holds it (the pair goes with the
+ * namespace, so with the daemon's fd on it), and a host end named prefix
+ * and a number, down, on no bridge, with the anti-spoofing filter attached
+ * and no identity, so nothing it could send goes anywhere. 0 or -errno. */
+int net_veth_ahead(const char *prefix, int netns_fd, struct err *e);
+/* The pair made ahead in a namespace becomes id's, through netns_sock, a
+ * NETLINK_ROUTE socket opened there (unbound; the caller's still): eth0
+ * takes id->mac, its address, up and the default route; the host end is
+ * renamed id->host_if, put on bridge, given id's identity in the filter, a
+ * forwarding entry and flags, then up (what net_veth_setup does, less the
+ * making). On failure the host end is deleted if it was renamed; else it
+ * goes with the namespace. */
+int net_veth_adopt(const struct net_ident *id, const char *bridge, int netns_sock, struct err *e);
 /* Deletes the host end, of a veth (the peer goes with it) or of a TAP.
  * Already gone is fine. */
 int net_veth_teardown(const struct net_ident *id, struct err *e);

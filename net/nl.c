@@ -16,12 +16,20 @@
 #define SOL_NETLINK 270
 #endif
 
-static int nl_open(struct nl *nl, struct err *e)
+/* sock_fd: a route socket of the caller's to use (a copy of it), or -1: a new one. */
+static int nl_open(struct nl *nl, int sock_fd, struct err *e)
 {
 	nl->ext_msg[0] = '\0';
-	nl->sock = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-	if (!nl->sock)
-		return err_set(e, -errno, "cannot open a netlink socket: %s", strerror(errno));
+	int fd = sock_fd >= 0 ? fcntl(sock_fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (sock_fd >= 0 && fd < 0)
+		return err_set(e, -errno, "cannot copy a netlink socket: %s", strerror(errno));
+	nl->sock = fd >= 0 ? mnl_socket_fdopen(fd) : mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+	if (!nl->sock) {
+		int r = -errno;
+		if (fd >= 0)
+			close(fd);
+		return err_set(e, r, "cannot open a netlink socket: %s", strerror(-r));
+	}
 	int one = 1;
 	/* Best effort: without them errors just carry no kernel sentence. */
 	mnl_socket_setsockopt(nl->sock, NETLINK_EXT_ACK, &one, sizeof(one));
@@ -37,13 +45,13 @@ static int nl_open(struct nl *nl, struct err *e)
 	return 0;
 }
 
-int nl_new(struct nl **out, struct err *e)
+int nl_new_at(struct nl **out, int sock_fd, struct err *e)
 {
 	*out = NULL;
 	struct nl *nl = malloc(sizeof(*nl));
 	if (!nl)
 		return err_set(e, -ENOMEM, "no memory for a netlink request");
-	int ret = nl_open(nl, e);
+	int ret = nl_open(nl, sock_fd, e);
 	if (ret < 0) {
 		free(nl);
 		return ret;
@@ -51,6 +59,8 @@ int nl_new(struct nl **out, struct err *e)
 	*out = nl;
 	return 0;
 }
+
+int nl_new(struct nl **out, struct err *e) { return nl_new_at(out, -1, e); }
 
 void nl_free(struct nl *nl)
 {
@@ -158,29 +168,31 @@ static void *netns_thread(void *p)
 	return NULL;
 }
 
-int nl_in_netns(pid_t pid, int (*fn)(void *arg), void *arg, struct err *e)
+int nl_in_netns_fd(int netns_fd, int (*fn)(void *arg), void *arg, struct err *e)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
-	struct netns_call c = { .nsfd = open(path, O_RDONLY | O_CLOEXEC), .fn = fn, .arg = arg };
-	if (c.nsfd < 0)
-		return err_set(e, -errno, "cannot open the network namespace of pid %d: %s", (int)pid,
-			       strerror(errno));
+	struct netns_call c = { .nsfd = netns_fd, .fn = fn, .arg = arg };
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 128 * 1024); /* the work is netlink calls; keep it small */
 	pthread_t t;
 	int rc = pthread_create(&t, &attr, netns_thread, &c);
 	pthread_attr_destroy(&attr);
-	if (rc) {
-		close(c.nsfd);
-		return err_set(e, -rc, "cannot start a thread to enter the network namespace of pid %d: %s",
-			       (int)pid, strerror(rc));
-	}
+	if (rc)
+		return err_set(e, -rc, "cannot start a thread to enter a network namespace: %s",
+			       strerror(rc));
 	pthread_join(t, NULL);
-	close(c.nsfd);
 	if (!c.entered)
-		return err_set(e, c.ret, "cannot enter the network namespace of pid %d: %s", (int)pid,
-			       strerror(-c.ret));
+		return err_set(e, c.ret, "cannot enter a network namespace: %s", strerror(-c.ret));
 	return c.ret;
+}
+
+int nl_in_netns(pid_t pid, int (*fn)(void *arg), void *arg, struct err *e)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, -errno, "cannot open the network namespace of pid %d: %s", (int)pid,
+			       strerror(errno));
+	return nl_in_netns_fd(fd, fn, arg, e);
 }

@@ -21,6 +21,9 @@ struct nl {
 /* Allocates a client with a NETLINK_ROUTE socket in the calling thread's
  * network namespace into *out; -errno with e filled on failure. */
 int nl_new(struct nl **out, struct err *e);
+/* The same on a copy of sock_fd, a NETLINK_ROUTE socket opened (unbound) by
+ * the caller, maybe in another network namespace: the client works there. */
+int nl_new_at(struct nl **out, int sock_fd, struct err *e);
 void nl_free(struct nl *nl);
 static inline void nl_freep(struct nl **p) { if (*p) nl_free(*p); }
 #define _cleanup_nl_ __attribute__((cleanup(nl_freep)))
@@ -37,9 +40,13 @@ const char *nl_why(const struct nl *nl);
  * of pid; only that thread changes namespace. Returns fn's result, or -errno
  * (with e filled) when the namespace cannot be entered. */
 int nl_in_netns(pid_t pid, int (*fn)(void *arg), void *arg, struct err *e);
+/* The same in the network namespace of netns_fd (still the caller's). */
+int nl_in_netns_fd(int netns_fd, int (*fn)(void *arg), void *arg, struct err *e);
 
-/* net_spoof_attach on an open client. */
+/* net_spoof_attach on an open client; id NULL: a port made ahead, whose
+ * frames are dropped until nl_spoof_note gives it its identity. */
 int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, struct err *e);
+int nl_spoof_note(int ifindex, const struct net_ident *id, struct err *e);
 
 /* The policy maps (policy.c) the filter's program refers to; fds are -1
  * while policy is off. Key layouts are in policy.c. */

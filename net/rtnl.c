@@ -1,8 +1,9 @@
 /* The devices of the sandbox network over rtnetlink: the bridge with the
  * gateway address, and one veth pair per sandbox whose peer is created
  * directly inside the sandbox's network namespace as eth0 and configured
- * there from a short-lived thread, or a TAP device per VM whose fd QEMU
- * gets. No `ip` subprocess anywhere. */
+ * there from a short-lived thread (or made ahead there, with a route socket
+ * opened in it that configures it at the claim), or a TAP device per VM
+ * whose fd QEMU gets. No `ip` subprocess anywhere. */
 #define _GNU_SOURCE
 #include "nl.h"
 
@@ -13,6 +14,7 @@
 #include <linux/if_tun.h>
 #include <linux/neighbour.h>
 #include <linux/veth.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -174,14 +176,17 @@ int net_bridge_remove(const char *br, struct err *e)
 
 /* ---- veth ---- */
 
-/* The host end, down and on the bridge; the peer born in the netns of pid as
- * eth0 with the sandbox's MAC, so it is never renamed or moved. */
-static int veth_create(struct nl *nl, const struct net_ident *id, int br_index, pid_t pid)
+/* The host end host_if, down, on the bridge br_index (0: on none); the peer
+ * born in the network namespace netns_fd as peer_if, with mac (NULL: the
+ * kernel's), so it is never renamed or moved. */
+static int veth_create(struct nl *nl, const char *host_if, int br_index, const char *peer_if,
+		       const uint8_t *mac, int netns_fd)
 {
 	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
 				      sizeof(struct ifinfomsg));
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, id->host_if);
-	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br_index);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, host_if);
+	if (br_index)
+		mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br_index);
 	struct nlattr *li = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
 	mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
 	struct nlattr *data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
@@ -189,9 +194,12 @@ static int veth_create(struct nl *nl, const struct net_ident *id, int br_index, 
 	/* VETH_INFO_PEER carries an ifinfomsg, then the peer's attributes. */
 	memset(mnl_nlmsg_get_payload_tail(nlh), 0, sizeof(struct ifinfomsg));
 	nlh->nlmsg_len += MNL_ALIGN(sizeof(struct ifinfomsg));
-	mnl_attr_put_strz(nlh, IFLA_IFNAME, id->peer_if);
-	mnl_attr_put(nlh, IFLA_ADDRESS, sizeof(id->mac), id->mac);
-	mnl_attr_put_u32(nlh, IFLA_NET_NS_PID, (uint32_t)pid);
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, peer_if);
+	if (mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	/* By fd, not by pid: the namespace is the one asked for, whether or
+	 * not a process has joined it yet. */
+	mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, (uint32_t)netns_fd);
 	mnl_attr_nest_end(nlh, peer);
 	mnl_attr_nest_end(nlh, data);
 	mnl_attr_nest_end(nlh, li);
@@ -234,57 +242,105 @@ static int port_up(struct nl *nl, int ifindex)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
+/* A link's index and, for a veth end, its peer's index (IFLA_LINK: in the
+ * peer's own namespace), from an RTM_GETLINK reply. */
+struct link_ids {
+	int index;
+	int link;
+};
+
+static int link_ids_attr_cb(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_LINK && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+		((struct link_ids *)data)->link = (int)mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int link_ids_cb(const struct nlmsghdr *nlh, void *data)
+{
+	if (nlh->nlmsg_type != RTM_NEWLINK)
+		return MNL_CB_OK;
+	((struct link_ids *)data)->index = ((struct ifinfomsg *)mnl_nlmsg_get_payload(nlh))->ifi_index;
+	return mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_ids_attr_cb, data);
+}
+
+static int link_get_ids(struct nl *nl, const char *name, struct link_ids *ids)
+{
+	memset(ids, 0, sizeof(*ids));
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_GETLINK, 0, sizeof(struct ifinfomsg));
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+	int ret = nl_talk(nl, nlh, link_ids_cb, ids);
+	return ret == 0 && !ids->index ? -ENODEV : ret;
+}
+
+/* Sets link ifindex up, with mac first when not NULL (it must be down for that). */
+static int link_up_mac(struct nl *nl, int ifindex, const uint8_t *mac)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = ifindex;
+	ifi->ifi_flags = IFF_UP;
+	ifi->ifi_change = IFF_UP;
+	if (mac)
+		mnl_attr_put(nlh, IFLA_ADDRESS, 6, mac);
+	return nl_talk(nl, nlh, NULL, NULL);
+}
+
 struct peer_conf {
 	const struct net_ident *id;
+	bool ahead;     /* made ahead (net_veth_ahead): it takes id->mac now */
+	int host_index; /* out: the host end's index, its peer link */
 	struct err *e;
 };
 
-/* Runs inside the sandbox's network namespace, on its own thread. */
-static int peer_configure(void *arg)
+/* eth0 of the sandbox on nl, a client in its network namespace. */
+static int peer_configure_on(struct nl *nl, struct peer_conf *pc)
 {
-	struct peer_conf *pc = arg;
 	const struct net_ident *id = pc->id;
-	_cleanup_nl_ struct nl *nl = NULL;
-	int ret = nl_new(&nl, pc->e);
-	if (ret < 0)
-		return ret;
-	int ifindex = (int)if_nametoindex(id->peer_if);
-	if (!ifindex)
+	struct link_ids ids;
+	if (link_get_ids(nl, id->peer_if, &ids) < 0)
 		return err_set(pc->e, -ENODEV, "%s: %s did not appear in the sandbox's network namespace",
 			       id->sbx, id->peer_if);
+	pc->host_index = ids.link;
 	char ip[INET_ADDRSTRLEN];
 	inet_ntop(AF_INET, &id->ip, ip, sizeof(ip));
-	ret = addr_add(nl, ifindex, id->ip, id->prefix_len);
+	int ret = addr_add(nl, ids.index, id->ip, id->prefix_len);
 	if (ret < 0)
 		return err_set(pc->e, ret, "%s: cannot add address %s/%u to %s: %s%s", id->sbx, ip,
 			       id->prefix_len, id->peer_if, strerror(-ret), nl_why(nl));
-	ret = nl_link_set_up(nl, ifindex);
+	ret = link_up_mac(nl, ids.index, pc->ahead ? id->mac : NULL);
 	if (ret < 0)
 		return err_set(pc->e, ret, "%s: cannot set %s up: %s%s", id->sbx, id->peer_if,
 			       strerror(-ret), nl_why(nl));
-	ret = route_default_add(nl, ifindex, id->gateway);
+	ret = route_default_add(nl, ids.index, id->gateway);
 	if (ret < 0)
 		return err_set(pc->e, ret, "%s: cannot add the default route: %s%s", id->sbx,
 			       strerror(-ret), nl_why(nl));
 	return 0;
 }
 
+/* Runs inside the sandbox's network namespace, on its own thread. */
+static int peer_configure(void *arg)
+{
+	struct peer_conf *pc = arg;
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, pc->e);
+	return ret < 0 ? ret : peer_configure_on(nl, pc);
+}
+
 /* Creates the pair. An existing host end is never deleted here: it lives only
  * as long as its peer's namespace, so it belongs to a live (if orphaned)
  * sandbox, and the allocator was told otherwise. */
-static int veth_create_new(struct nl *nl, const struct net_ident *id, int br_index, pid_t pid,
+static int veth_create_new(struct nl *nl, const struct net_ident *id, int br_index, int netns_fd,
 			   struct err *e)
 {
-	int ret = veth_create(nl, id, br_index, pid);
+	int ret = veth_create(nl, id->host_if, br_index, id->peer_if, id->mac, netns_fd);
 	if (ret == -EEXIST && if_nametoindex(id->host_if))
 		return err_set(e, ret, "%s: cannot create its network device: %s already exists", id->sbx,
 			       id->host_if);
 	if (ret == -EEXIST)
 		return err_set(e, ret, "%s: cannot create its network device: the sandbox already has %s",
 			       id->sbx, id->peer_if);
-	if (ret == -ESRCH)
-		return err_set(e, ret, "%s: cannot create its network device: process %d is gone",
-			       id->sbx, (int)pid);
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot create veth pair %s/%s: %s%s", id->sbx, id->host_if,
 			       id->peer_if, strerror(-ret), nl_why(nl));
@@ -292,13 +348,14 @@ static int veth_create_new(struct nl *nl, const struct net_ident *id, int br_ind
 }
 
 /* A host end on the bridge, the same for a veth and a TAP: the
- * anti-spoofing filter on its ingress, a static forwarding entry for the
- * sandbox's MAC, then up. Nothing flows until the port is up, so the filter
- * is in place before the sandbox's first frame can reach the bridge. */
+ * anti-spoofing filter on its ingress (on one made ahead already: then its
+ * identity only), a static forwarding entry for the sandbox's MAC, then up.
+ * Nothing flows until the port is up, so the filter is in place before the
+ * sandbox's first frame can reach the bridge. */
 static int port_wire(struct nl *nl, const struct net_ident *id, const char *bridge, int ifindex,
-		     struct err *e)
+		     bool filtered, struct err *e)
 {
-	int ret = nl_spoof_attach(nl, ifindex, id, e);
+	int ret = filtered ? nl_spoof_note(ifindex, id, e) : nl_spoof_attach(nl, ifindex, id, e);
 	if (ret < 0)
 		return ret;
 	ret = fdb_add_static(nl, ifindex, id->mac);
@@ -325,25 +382,93 @@ static int port_begin(const struct net_ident *id, const char *bridge, struct nl 
 	return nl_new(nl, e);
 }
 
-int net_veth_setup(const struct net_ident *id, const char *bridge, pid_t netns_pid, struct err *e)
+int net_veth_setup(const struct net_ident *id, const char *bridge, int netns_fd, struct err *e)
 {
 	_cleanup_nl_ struct nl *nl = NULL;
 	int br_index;
 	int ret = port_begin(id, bridge, &nl, &br_index, e);
 	if (ret < 0)
 		return ret;
-	ret = veth_create_new(nl, id, br_index, netns_pid, e);
+	ret = veth_create_new(nl, id, br_index, netns_fd, e);
 	if (ret < 0)
 		return ret;
 	int ifindex = (int)if_nametoindex(id->host_if);
 	if (!ifindex)
 		ret = err_set(e, -ENODEV, "%s: %s vanished while being set up", id->sbx, id->host_if);
 	if (ret == 0)
-		ret = port_wire(nl, id, bridge, ifindex, e);
+		ret = port_wire(nl, id, bridge, ifindex, false, e);
 	if (ret == 0) {
 		struct peer_conf pc = { .id = id, .e = e };
-		ret = nl_in_netns(netns_pid, peer_configure, &pc, e);
+		ret = nl_in_netns_fd(netns_fd, peer_configure, &pc, e);
 	}
+	if (ret < 0)
+		nl_link_del(nl, id->host_if); /* the peer goes with it */
+	return ret;
+}
+
+int net_veth_ahead(const char *prefix, int netns_fd, struct err *e)
+{
+	static atomic_uint seq;
+	_cleanup_nl_ struct nl *nl = NULL;
+	int ret = nl_new(&nl, e);
+	if (ret < 0)
+		return ret;
+	char name[IFNAMSIZ];
+	/* A name of a dead daemon's spare may linger while the kernel ends its
+	 * namespace: the next number then. */
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "%s%u", prefix, atomic_fetch_add(&seq, 1) % 100000);
+		if ((ret = veth_create(nl, name, 0, NET_PEER_IFNAME, NULL, netns_fd)) != -EEXIST)
+			break;
+	}
+	if (ret < 0)
+		return err_set(e, ret, "cannot make a veth pair %s ahead: %s%s", name, strerror(-ret),
+			       nl_why(nl));
+	int ifindex = (int)if_nametoindex(name);
+	ret = ifindex ? nl_spoof_attach(nl, ifindex, NULL, e)
+		      : err_set(e, -ENODEV, "the veth made ahead, %s, vanished", name);
+	if (ret < 0)
+		nl_link_del(nl, name);
+	return ret;
+}
+
+/* The host end host_index, made ahead (down, on no bridge), becomes
+ * id->host_if on the bridge, in one request. */
+static int veth_claim_host(struct nl *nl, const struct net_ident *id, int host_index, int br_index,
+			   struct err *e)
+{
+	struct nlmsghdr *nlh = nl_msg(nl, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
+	struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	ifi->ifi_index = host_index;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, id->host_if);
+	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)br_index);
+	int ret = nl_talk(nl, nlh, NULL, NULL);
+	if (ret == -EEXIST)
+		return err_set(e, ret, "%s: cannot name its network device: %s already exists", id->sbx,
+			       id->host_if);
+	if (ret < 0)
+		return err_set(e, ret, "%s: cannot make the veth made ahead %s: %s%s", id->sbx,
+			       id->host_if, strerror(-ret), nl_why(nl));
+	return 0;
+}
+
+int net_veth_adopt(const struct net_ident *id, const char *bridge, int netns_sock, struct err *e)
+{
+	_cleanup_nl_ struct nl *nl = NULL, *pnl = NULL;
+	int br_index;
+	int ret = port_begin(id, bridge, &nl, &br_index, e);
+	if (ret < 0)
+		return ret;
+	/* The peer first, on the socket made in its namespace (no thread
+	 * enters it): its link names the host end. */
+	struct peer_conf pc = { .id = id, .ahead = true, .e = e };
+	if ((ret = nl_new_at(&pnl, netns_sock, e)) < 0 || (ret = peer_configure_on(pnl, &pc)) < 0)
+		return ret;
+	if (!pc.host_index)
+		return err_set(e, -ENODEV, "%s: the veth made ahead has no host end", id->sbx);
+	if ((ret = veth_claim_host(nl, id, pc.host_index, br_index, e)) < 0)
+		return ret;
+	ret = port_wire(nl, id, bridge, pc.host_index, true, e);
 	if (ret < 0)
 		nl_link_del(nl, id->host_if); /* the peer goes with it */
 	return ret;
@@ -404,7 +529,7 @@ static int tap_wire(struct nl *nl, const struct net_ident *id, const char *bridg
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot put %s on bridge %s: %s%s", id->sbx, id->host_if,
 			       bridge, strerror(-ret), nl_why(nl));
-	return port_wire(nl, id, bridge, ifindex, e);
+	return port_wire(nl, id, bridge, ifindex, false, e);
 }
 
 int net_tap_setup(const struct net_ident *id, const char *bridge, struct err *e)

@@ -420,7 +420,7 @@ static int filter_add(struct nl *nl, int ifindex, int prog_fd, uint32_t dir)
 	return nl_talk(nl, nlh, NULL, NULL);
 }
 
-static int load_or_explain(const struct prog *p, const struct net_ident *id, struct err *e)
+static int load_or_explain(const struct prog *p, const char *who, struct err *e)
 {
 	int fd = prog_load(p, NULL, 0);
 	if (fd >= 0)
@@ -433,7 +433,7 @@ static int load_or_explain(const struct prog *p, const struct net_ident *id, str
 	while (n && log[n - 1] == '\n')
 		log[--n] = '\0';
 	char *last = strrchr(log, '\n'); /* the verifier's verdict ends the log */
-	return err_set(e, fd, "%s: cannot load the anti-spoofing program: %s%s%s", id->sbx,
+	return err_set(e, fd, "%s: cannot load the anti-spoofing program: %s%s%s", who,
 		       strerror(-fd), log[0] ? "; verifier: " : "", last ? last + 1 : log);
 }
 
@@ -456,7 +456,7 @@ static void ident_gc(void)
 }
 
 /* filt.lock held: the identity map and the programs, made when missing. */
-static int filters_ready(const struct net_ident *id, struct err *e)
+static int filters_ready(const char *who, struct err *e)
 {
 	if (filt.ident < 0) {
 		int fd = nl_bpf_map_create(BPF_MAP_TYPE_HASH, sizeof(uint32_t),
@@ -464,7 +464,7 @@ static int filters_ready(const struct net_ident *id, struct err *e)
 					   "sbx_ports");
 		if (fd < 0)
 			return err_set(e, fd, "%s: cannot create the anti-spoofing filter's map: %s",
-				       id->sbx, strerror(-fd));
+				       who, strerror(-fd));
 		filt.ident = fd;
 	}
 	if (filt.loaded)
@@ -472,12 +472,12 @@ static int filters_ready(const struct net_ident *id, struct err *e)
 	const struct net_policy_maps *m = net_policy_enabled() ? net_policy_maps() : NULL;
 	static struct prog p; /* 3 KB: off the stack; under filt.lock */
 	build(&p, m);
-	int in = load_or_explain(&p, id, e), eg = -1;
+	int in = load_or_explain(&p, who, e), eg = -1;
 	if (in < 0)
 		return in;
 	if (m) {
 		build_egress(&p, m);
-		if ((eg = load_or_explain(&p, id, e)) < 0) {
+		if ((eg = load_or_explain(&p, who, e)) < 0) {
 			close(in);
 			return eg;
 		}
@@ -500,34 +500,50 @@ void nl_spoof_forget(void)
 	pthread_mutex_unlock(&filt.lock);
 }
 
-/* Notes id as the identity of port ifindex and returns copies of the
- * programs' fds (*eg -1 without policy). */
-static int filters_get(int ifindex, const struct net_ident *id, int *in, int *eg, struct err *e)
+/* filt.lock held: notes id as the identity of port ifindex. */
+static int ident_put(int ifindex, const struct net_ident *id, struct err *e)
 {
 	struct port_ident v = {.ip = id->ip.s_addr, .host = id->host,
 			       .gateway = id->gateway.s_addr};
 	memcpy(v.mac, id->mac, sizeof(v.mac));
 	uint32_t k = (uint32_t)ifindex;
+	int r = filters_ready(id->sbx, e);
+	if (r < 0)
+		return r;
+	if ((r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v)) == -E2BIG) {
+		ident_gc();
+		r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v);
+	}
+	if (r < 0)
+		return err_set(e, r, "%s: cannot note its identity for the anti-spoofing filter: %s",
+			       id->sbx, strerror(-r));
+	return 0;
+}
+
+/* Notes id (when not NULL: a port made ahead has none yet) as the identity
+ * of port ifindex and returns copies of the programs' fds (*eg -1 without
+ * policy). */
+static int filters_get(int ifindex, const struct net_ident *id, int *in, int *eg, struct err *e)
+{
 	*in = *eg = -1;
 	pthread_mutex_lock(&filt.lock);
-	int r = filters_ready(id, e);
-	if (r == 0) {
-		if ((r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v)) == -E2BIG) {
-			ident_gc();
-			r = nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, filt.ident, &k, &v);
-		}
-		if (r < 0)
-			err_set(e, r, "%s: cannot note its identity for the anti-spoofing filter: %s",
-				id->sbx, strerror(-r));
-	}
+	int r = id ? ident_put(ifindex, id, e) : filters_ready("a veth made ahead", e);
 	if (r == 0 && ((*in = fcntl(filt.in, F_DUPFD_CLOEXEC, 0)) < 0 ||
 		       (filt.eg >= 0 && (*eg = fcntl(filt.eg, F_DUPFD_CLOEXEC, 0)) < 0))) {
-		r = err_set(e, -errno, "%s: cannot copy the filter's fd: %s", id->sbx,
-			    strerror(errno));
+		r = err_set(e, -errno, "%s: cannot copy the filter's fd: %s",
+			    id ? id->sbx : "a veth made ahead", strerror(errno));
 		if (*in >= 0)
 			close(*in);
 		*in = -1;
 	}
+	pthread_mutex_unlock(&filt.lock);
+	return r;
+}
+
+int nl_spoof_note(int ifindex, const struct net_ident *id, struct err *e)
+{
+	pthread_mutex_lock(&filt.lock);
+	int r = ident_put(ifindex, id, e);
 	pthread_mutex_unlock(&filt.lock);
 	return r;
 }
@@ -549,17 +565,23 @@ int nl_spoof_attach(struct nl *nl, int ifindex, const struct net_ident *id, stru
 		return ret;
 	_cleanup_close_ int prog_fd = in; /* the filter holds its own reference */
 	_cleanup_close_ int eg_fd = eg;
+	const char *who = id ? id->sbx : "a veth made ahead";
+	char dev[IFNAMSIZ];
+	if (!id && !if_indextoname((unsigned)ifindex, dev))
+		snprintf(dev, sizeof(dev), "#%d", ifindex);
+	if (id)
+		snprintf(dev, sizeof(dev), "%s", id->host_if);
 	ret = clsact_add(nl, ifindex);
 	if (ret < 0)
-		return err_set(e, ret, "%s: cannot add a clsact qdisc to %s: %s%s", id->sbx,
-			       id->host_if, strerror(-ret), nl_why(nl));
+		return err_set(e, ret, "%s: cannot add a clsact qdisc to %s: %s%s", who, dev,
+			       strerror(-ret), nl_why(nl));
 	ret = filter_add(nl, ifindex, prog_fd, TC_H_MIN_INGRESS);
 	if (ret < 0)
 		return err_set(e, ret, "%s: cannot attach the anti-spoofing filter to %s: %s%s",
-			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
+			       who, dev, strerror(-ret), nl_why(nl));
 	if (eg_fd >= 0 && (ret = filter_add(nl, ifindex, eg_fd, TC_H_MIN_EGRESS)) < 0)
 		return err_set(e, ret, "%s: cannot attach the replies filter to %s: %s%s",
-			       id->sbx, id->host_if, strerror(-ret), nl_why(nl));
+			       who, dev, strerror(-ret), nl_why(nl));
 	return 0;
 }
 

@@ -77,7 +77,18 @@ static void init_failure(struct vmm_inst *vm, struct err *e, int *r)
 	}
 }
 
-static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
+/* The namespace of kind ("net", "mnt") of pid: an fd, or -errno. */
+static int open_ns(pid_t pid, const char *kind)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, kind);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* netns_fd: a network namespace made ahead for init to join, or -1 (clone3
+ * makes one). */
+static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd, int netns_fd)
 {
 	/* argv: fixed words, a --lower per layer (nearest first), the image last
 	 * (its directory, or an imported image's layers, top first). */
@@ -108,9 +119,6 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 	}
 	if (cg_fd < 0)
 		argv[n++] = "--unshare-cgroup";
-	/* A network namespace made ahead, unless the daemon wires one up before
-	 * go (prestart finds it by init's pid, which must be in it by then). */
-	_cleanup_close_ int netns_fd = vm->prestart ? -1 : vmm_netns_take();
 	if (netns_fd >= 0)
 		argv[n++] = "--netns";
 	argv[n] = NULL;
@@ -135,7 +143,7 @@ static pid_t spawn_init(struct vmm_inst *vm, int sock, int log_fd, int cg_fd)
 static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 {
 	int sv[2] = {-1, -1}, con[2] = {-1, -1}, r;
-	_cleanup_close_ int log_fd = -1, con_r = -1, cg_fd = -1;
+	_cleanup_close_ int log_fd = -1, con_r = -1, cg_fd = -1, netns_fd = -1, netns_sock = -1;
 	uint64_t t0 = now_usec();
 	if (vm->lim.disk_bytes) { /* made the first time, mounted again after a reboot */
 		if ((r = vmm_disk_mount(vm, e)) < 0)
@@ -170,8 +178,14 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		r = err_set(e, -errno, "socketpair: %s", strerror(errno));
 		goto fail;
 	}
+	/* A network namespace made ahead; with networking, one whose veth pair
+	 * was made ahead too when one is ready, which prestart adopts. */
 	uint64_t t1 = now_usec();
-	pid_t pid = spawn_init(vm, sv[1], log_fd, cg_fd);
+	netns_fd = vm->prestart ? vmm_netns_take(true, &netns_sock) : -1;
+	vm->nic.netns_veth = netns_fd >= 0;
+	if (netns_fd < 0)
+		netns_fd = vmm_netns_take(false, NULL);
+	pid_t pid = spawn_init(vm, sv[1], log_fd, cg_fd, netns_fd);
 	close(sv[1]);
 	vm->ctl_fd = sv[0];
 	if (pid < 0) {
@@ -180,6 +194,13 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	}
 	vm->pid = pid;
 	vm->pid_start = vmm_pid_start(pid);
+	/* None was ready: clone3's, which prestart wires by fd as well (init is
+	 * our child, unreaped, so the pid is still its). */
+	if (vm->prestart && netns_fd < 0 && (netns_fd = open_ns(pid, "net")) < 0) {
+		r = err_set(e, netns_fd, "cannot open the network namespace of sbx-init: %s",
+			    strerror(-netns_fd));
+		goto fail_kill;
+	}
 	t->spawn_usec = now_usec() - t1;
 
 	uint64_t t2 = now_usec();
@@ -204,7 +225,11 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		goto fail_kill;
 	}
 	if (vm->prestart) {
-		if ((r = vm->prestart(vm, pid, vm->prestart_arg, e)) < 0) {
+		vm->nic.netns_fd = netns_fd;
+		vm->nic.netns_sock = netns_sock;
+		r = vm->prestart(vm, pid, vm->prestart_arg, e);
+		vm->nic.netns_fd = vm->nic.netns_sock = -1;
+		if (r < 0) {
 			init_failure(vm, e, &r);
 			goto fail_kill;
 		}
@@ -222,6 +247,7 @@ static int ns_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 		goto fail_kill;
 	t->init_usec = now_usec() - t3;
 	t->rootfs_usec = strtoull(note, NULL, 10);
+	vmm_netns_done();
 	return 0;
 
 fail_kill:
@@ -229,6 +255,7 @@ fail_kill:
 	waitid(P_PIDFD, (id_t)vm->pidfd, NULL, WEXITED);
 fail:
 	vmm_end_run(vm);
+	vmm_netns_done();
 	return r;
 }
 
@@ -237,14 +264,12 @@ fail:
  * pidfd says the process was alive after the open, so the pid was its own. */
 static int hold_mntns(const struct vmm_inst *vm)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)vm->pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open_ns(vm->pid, "mnt");
 	if (fd >= 0 && vmm_pidfd_signal(vm->pidfd, 0) < 0) {
 		close(fd);
 		fd = -1;
 	}
-	return fd;
+	return fd < 0 ? -1 : fd;
 }
 
 static int ns_stop(struct vmm_inst *vm, int timeout_sec, struct err *e)

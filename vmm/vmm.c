@@ -52,6 +52,8 @@ void vmm_inst_init(struct vmm_inst *vm)
 	vm->ctl_fd = -1;
 	vm->mntns_fd = -1;
 	vm->nic.tap_fd = -1;
+	vm->nic.netns_fd = -1;
+	vm->nic.netns_sock = -1;
 }
 
 int vmm_read_event(int fd, struct vmm_event *ev)

@@ -67,7 +67,8 @@ struct vmm_inst {
 	struct cg cg;
 	void *priv;
 	/* Called by start between clone and go (the sandbox's namespaces exist,
-	 * nothing runs in them yet): the engine wires the network here. A
+	 * nothing runs in them yet): the engine wires the network here, into
+	 * nic.netns_fd (by fd: init need not have joined it yet). A
 	 * backend with VMM_CAP_NET_TAP calls it before it spawns anything, with pid 0,
 	 * and the engine fills nic. */
 	int (*prestart)(struct vmm_inst *vm, pid_t pid, void *arg, struct err *e);
@@ -81,6 +82,12 @@ struct vmm_inst {
 		struct in_addr ip, gateway; /* network byte order */
 		uint8_t prefix_len;
 		struct in_addr dns; /* the daemon's DNS (the gateway), 0 when it offers none */
+		/* A veth backend (ns), during prestart: the sandbox's network
+		 * namespace (the backend's fds), and whether it holds a pair made
+		 * ahead (the engine adopts it) or none (the engine makes one). */
+		int netns_fd;
+		bool netns_veth;
+		int netns_sock; /* netns_veth: a route socket in it */
 	} nic;
 };
 
@@ -335,6 +342,10 @@ struct vmm_host {
 	 * image_arg. A sandbox's prestart makes it its own when it finds it in
 	 * vm->nic.tap_fd. */
 	int (*tap_ahead)(void *arg, struct err *e);
+	/* A veth pair for a network namespace made ahead (net/net.h's
+	 * net_veth_ahead) into netns_fd: 0 or -errno; NULL: none. Called with
+	 * image_arg. A sandbox's prestart adopts it when vm->nic.netns_veth. */
+	int (*veth_ahead)(void *arg, int netns_fd, struct err *e);
 	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
 };
 
@@ -363,8 +374,12 @@ int vmm_pty_find(struct vmm_inst *vm, int index);
 /* Starts the ns backend's host probes (CRIU) in the background. */
 void vmm_ns_probe(void);
 /* A new network namespace made ahead (netns.c), as an fd the caller owns,
- * or -1 when none is ready: then clone3 makes one. */
-int vmm_netns_take(void);
+ * or -1 when none is ready: then clone3 makes one. with_veth: one holding
+ * a pair made by vmm_host's veth_ahead (eth0 inside, the host end outside),
+ * with a route socket opened in it into *sock (the caller's too). The
+ * create calls vmm_netns_done when it is over: refills wait for it. */
+int vmm_netns_take(bool with_veth, int *sock);
+void vmm_netns_done(void);
 extern const struct vmm_ops vmm_qemu_ops;
 /* The qemu backend's accelerator, chosen once at start-up before any thread
  * runs: "auto" (KVM when a test guest runs on /dev/kvm, else TCG), "kvm"

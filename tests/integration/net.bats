@@ -127,9 +127,78 @@ wait_got() {
 # Frames the anti-spoofing filter dropped on host device $1.
 filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropped/ { sub(",", "", $7); print $7; exit }'; }
 
+# The ifindexes of this daemon's veth pairs made ahead: host ends named like
+# its sandboxes' ($1, a host_if) with a dot for the dash, and a number.
+spares() { ip -o link show | awk -F': ' -v p="${1%-*}." 'index($2, p) == 1 { print $1 }'; }
+wait_spares() {
+	for _ in $(seq 100); do
+		[ -n "$(spares "$1")" ] && return 0
+		sleep 0.1
+	done
+	echo "no veth pair made ahead appeared"
+	return 1
+}
+ifindex_of() { cat "/sys/class/net/$(hostif_of "$1")/ifindex"; }
+
+@test "net: creates adopt veth pairs made ahead with their own identity; a kill -9 leaves none" {
+	sbx_create "$A" # the first networked create starts the making ahead
+	hif=$(hostif_of "$A")
+	wait_spares "$hif"
+	# Made ahead: down, on no bridge, with the filter already on.
+	for i in $(spares "$hif"); do
+		line=$(ip -o link show | grep "^$i: ")
+		[[ "$line" == *"state DOWN"* && "$line" != *master* ]]
+		tc filter show dev "$(ip -o link show | awk -F': ' -v i="$i" '$1 == i { sub("@.*", "", $2); print $2 }')" ingress | grep -q sbx_antispoof
+	done
+	ahead=$(spares "$hif")
+	sbx_create "$B"
+	grep -qx "$(ifindex_of "$B")" <<<"$ahead" # B's host end is one made ahead
+	[ "$(ip_of "$B")" != "$(ip_of "$A")" ]
+	[ "$(mac_of "$B")" != "$(mac_of "$A")" ]
+	ip link show "$(hostif_of "$B")" | grep -q "master $BR"
+	sbx_exec "$B" 'ip -o link show eth0; ip -o addr show eth0; hostname'
+	[[ "$SBX_OUT" == *"$(mac_of "$B")"* && "$SBX_OUT" == *"$(ip_of "$B")/24"* ]]
+	[[ "$SBX_OUT" == *"$B"* ]]
+	echo "allow sandbox $A" >"$MNT/$B/ctl"
+	sbx_exec "$B" "ping -c1 -W2 $(ip_of "$A")"
+	[ "$SBX_RC" = 0 ]
+	sbx_exec "$B" "ping -c1 -W2 $GW"
+	[ "$SBX_RC" = 0 ]
+	wait_spares "$hif"
+	# The pairs made ahead live in namespaces held by the daemon's fds: a
+	# kill -9 ends them, and the restarted daemon finds none (nor makes any
+	# before a networked create).
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$SBX_PID" 2>/dev/null || break; sleep 0.1; done
+	sbx_start_daemon
+	for _ in $(seq 100); do
+		[ -z "$(spares "$hif")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(spares "$hif")" ]
+	[ "$(cat "$MNT/$B/status")" = running ]
+	sbx_exec "$B" "ping -c1 -W2 $GW"
+	[ "$SBX_RC" = 0 ]
+}
+
 @test "net: spoofed frames sent with the capability are dropped by the anti-spoofing filter" {
 	sbx_create "$A"
 	sbx_create "$B"
+	spoof_check
+}
+
+@test "net: the anti-spoofing filter of a veth made ahead drops spoofed frames too" {
+	sbx_create "$B"
+	wait_spares "$(hostif_of "$B")"
+	ahead=$(spares "$(hostif_of "$B")")
+	sbx_create "$A"
+	grep -qx "$(ifindex_of "$A")" <<<"$ahead"
+	spoof_check
+}
+
+# A (its host end's filter) drops what it sends as B or as no one.
+spoof_check() {
 	aip=$(ip_of "$A")
 	bip=$(ip_of "$B")
 	amac=$(mac_of "$A")
@@ -174,6 +243,7 @@ filter_drops() { tc -s qdisc show dev "$1" | awk '/clsact/ { c = 1 } c && /dropp
 	tc qdisc del dev "$hif" clsact
 	"${in_a[@]}" "${pkt[@]}" send "$bip" "$GW" "$port" ip-spoof-control
 	wait_got ip-spoof-control
+	return 0
 }
 
 @test "net: rate= is applied after the sandbox runs, and shown" {

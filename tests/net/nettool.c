@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -71,6 +72,14 @@ static pid_t netns_child(void)
 	return pid;
 }
 
+/* The network namespace of pid, as net_veth_setup takes it; -1 if gone. */
+static int netns_of(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 struct job {
 	struct net_ident id;
 	const char *br;
@@ -83,9 +92,11 @@ struct job {
 static void *setup_job(void *p)
 {
 	struct job *j = p;
+	int fd = netns_of(j->pid);
 	uint64_t t0 = now_usec();
-	j->ret = net_veth_setup(&j->id, j->br, j->pid, &j->e);
+	j->ret = net_veth_setup(&j->id, j->br, fd, &j->e);
 	j->usec = now_usec() - t0;
+	close(fd);
 	return NULL;
 }
 
@@ -182,7 +193,12 @@ int main(int argc, char **argv)
 		if (ident(argv[3], argv[4], argv[5], &id, &e) < 0)
 			return fail(&e);
 		uint64_t t0 = now_usec();
-		if (net_veth_setup(&id, argv[2], (pid_t)atoi(argv[6]), &e) < 0)
+		int fd = netns_of((pid_t)atoi(argv[6]));
+		if (fd < 0) {
+			perror("nettool: the network namespace of PID");
+			return 1;
+		}
+		if (net_veth_setup(&id, argv[2], fd, &e) < 0)
 			return fail(&e);
 		char mac[18];
 		net_mac_str(id.mac, mac);
