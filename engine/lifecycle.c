@@ -947,10 +947,20 @@ static void handle_exit_locked(struct sbx *s)
 	monitor_put(s);
 }
 
+/* Whether an event of the monitor's is about the init it watches (s->lock
+ * held): one that epoll_wait returned before a stopper settled that init's
+ * exit on its own thread can come after a start spawned the next init,
+ * which is not watched until it is ready (its handles are the start's). */
+static bool monitor_current(const struct sbx *s)
+{
+	return s->monitored && s->vm.pidfd >= 0;
+}
+
 static void on_exit_of_init(struct sbx *s)
 {
 	pthread_mutex_lock(&s->lock);
-	if (s->vm.pidfd < 0) {
+	/* Stale, or not this init's exit (the pidfd is readable once it ended). */
+	if (!monitor_current(s) || vmm_pidfd_wait(s->vm.pidfd, 0) != 1) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
@@ -971,7 +981,7 @@ static void on_init_message(struct sbx *s)
 {
 	struct vmm_event ev;
 	pthread_mutex_lock(&s->lock);
-	if (s->vm.ctl_fd < 0) {
+	if (!monitor_current(s) || s->vm.ctl_fd < 0) {
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
