@@ -629,12 +629,13 @@ static void warm_start(void)
 static bool warm_take(struct job *j, uint64_t id, const char *line, const struct start_opts *o)
 {
 	size_t n = strlen(line);
-	if (!warm.pid || o->user[0] || o->cols || n + 1 > PIPE_BUF || strchr(line, '\n'))
+	if (!warm.pid || o->user[0] || o->cols || n + 2 > PIPE_BUF || strchr(line, '\n'))
 		return false;
 	char buf[PIPE_BUF];
-	memcpy(buf, line, n);
-	buf[n] = '\n';
-	if (write(warm.cmd_fd, buf, n + 1) != (ssize_t)(n + 1)) {
+	buf[0] = 'e'; /* an exec's (WARM_SCRIPT): its shell has one pipe for both */
+	memcpy(buf + 1, line, n);
+	buf[n + 1] = '\n';
+	if (write(warm.cmd_fd, buf, n + 2) != (ssize_t)(n + 2)) {
 		/* Gone before its line came (its exit is reaped as any child's). */
 		kill(warm.pid, SIGKILL);
 		warm_close();
