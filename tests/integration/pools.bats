@@ -439,15 +439,26 @@ warm_job() {
 	n=$(warm_job "$W" 'timeout=1 echo before; sleep 100')
 	wait_job "$W" "$n" killed
 	[[ "$(sbx_cat "$MNT/$W/jobs/$n/reason")" == timeout ]]
+	# A shell killed while it waited (init reaped it) leaves the job to run
+	# cold on the pipes made for it.
+	shell=$(warm_shell "$W")
+	kill -9 "$shell"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$shell" 2>/dev/null || break
+		sleep 0.05
+	done
+	n=$(sbx_run "$W" 'echo o; echo e >&2; exit 6')
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout) $(job_file "$W" "$n" stderr) $(sbx_cat "$MNT/$W/jobs/$n/exit_code")" == "o e 6" ]]
 	# With options the job runs cold; execs still run warm after jobs.
-	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 5 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 6 ]]
 	warm_shell "$W" >/dev/null
 	n=$(sbx_run "$W" 'cwd=/tmp pwd')
 	wait_job "$W" "$n" exited
 	[[ "$(job_file "$W" "$n" stdout)" == /tmp ]]
-	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 5 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 6 ]]
 	warm_exec "$W" 0 hi echo hi
-	[[ "$(sbx_key "$MNT/stats" job_warm_total)" == 5 ]]
+	[[ "$(sbx_key "$MNT/stats" job_warm_total)" == 6 ]]
 	rmdir "$MNT/$W"
 }
 
