@@ -106,52 +106,85 @@ static int exec_pipe(int pfd[2], struct err *e)
 	return 0;
 }
 
-void sbx_warm_drop(struct sbx *s)
+static void close_fds(int *fds, int n)
 {
-	if (s->warm_fd >= 0)
-		close(s->warm_fd);
-	s->warm_fd = -1;
+	for (int i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
 }
 
+void sbx_warm_drop(struct sbx *s)
+{
+	close_fds(s->warm_fds, 3);
+}
+
+/* The shell gets a job's three pipes, so that either an exec or a job can
+ * take it: ours are stdin's write end and the output pipes' read ends
+ * (exec_pipe's, which a job's are too: non-blocking, 1 MiB). */
 void sbx_warm_arm(struct sbx *s)
 {
 	struct err e = {0};
-	int pfd[2];
+	int ours[3] = {-1, -1, -1}, its[3] = {-1, -1, -1}, p[2];
 	sbx_warm_drop(s);
-	if (!s->ops->warm || atomic_load(&s->state) != SBX_RUNNING || exec_pipe(pfd, &e) < 0)
+	if (!s->ops->warm || atomic_load(&s->state) != SBX_RUNNING)
 		return;
-	int r = s->ops->warm(&s->vm, pfd[1], &e);
-	close(pfd[1]);
+	int r = pipe2(p, O_CLOEXEC) < 0 ? err_set(&e, -errno, "pipe: %s", strerror(errno)) : 0;
+	if (r == 0) {
+		its[0] = p[0];
+		ours[0] = p[1];
+	}
+	for (int k = 1; k < 3 && r == 0; k++)
+		if ((r = exec_pipe(p, &e)) == 0) {
+			ours[k] = p[0];
+			its[k] = p[1];
+		}
+	if (r == 0)
+		r = s->ops->warm(&s->vm, its, &e);
+	close_fds(its, 3);
 	if (r < 0) {
-		close(pfd[0]);
-		log_warn("sandbox %s: no warm shell, execs run cold: %s", s->node.name, e.msg);
+		close_fds(ours, 3);
+		log_warn("sandbox %s: no warm shell, commands run cold: %s", s->node.name, e.msg);
 		return;
 	}
-	s->warm_fd = pfd[0];
+	memcpy(s->warm_fds, ours, sizeof(ours));
 }
 
-/* With s->lock held: whether c runs in the warm shell (exec_warm's terms:
- * no option the shell was not started with, one line). */
-static bool exec_warm_fits(const struct sbx *s, const struct sbx_command *c)
+bool sbx_warm_fits(const struct sbx *s, const struct sbx_command *c)
 {
-	return s->warm_fd >= 0 && !c->ro.cwd && !c->ro.user && !c->ro.nenv && !c->ro.tty &&
+	return s->warm_fds[1] >= 0 && !c->ro.cwd && !c->ro.user && !c->ro.nenv && !c->ro.tty &&
 	       !strchr(c->full, '\n');
 }
 
-/* With s->lock held: x's command goes to the warm shell, whose pipe x
- * reads; the next is asked for when it ends (warm_next). */
+int sbx_warm_take(struct sbx *s, uint64_t id, const struct sbx_command *c, bool job, int fds[3],
+		  struct err *e)
+{
+	int r = s->ops->exec_warm(&s->vm, id, c->full, job, e);
+	if (r < 0)
+		return r;
+	memcpy(fds, s->warm_fds, sizeof(s->warm_fds));
+	s->warm_fds[0] = s->warm_fds[1] = s->warm_fds[2] = -1;
+	*(job ? &s->jobs_warm : &s->execs_warm) += 1;
+	s->warm_due = true;
+	stats_count_warm(s->eng, job);
+	return 0;
+}
+
+/* With s->lock held: x's command goes to the warm shell, whose stdout x
+ * reads: its stderr joins it there and its stdin is /dev/null (WARM_SCRIPT),
+ * so the other two pipes are not needed. */
 static int exec_warm(struct sbx *s, struct sbx_exec *x, const struct sbx_command *c,
 		     struct err *e)
 {
-	int r = s->ops->exec_warm(&s->vm, x->id, c->full, e);
+	int fds[3];
+	int r = sbx_warm_take(s, x->id, c, false, fds, e);
 	if (r < 0)
 		return r;
-	x->rfd = s->warm_fd;
+	x->rfd = fds[1];
+	fds[1] = -1;
+	close_fds(fds, 3);
 	x->warm = true;
-	s->warm_fd = -1;
-	s->execs_warm++;
-	s->warm_due = true;
-	stats_count_exec_warm(s->eng);
 	return 0;
 }
 
@@ -192,7 +225,7 @@ int sbx_exec_write(struct sbx_exec *x, const char *buf, size_t len)
 	}
 	if ((r = sbx_require_running(s, "exec", &e)) < 0)
 		goto out;
-	r = exec_warm_fits(s, c) ? exec_warm(s, x, c, &e) : exec_cold(s, x, c, &e);
+	r = sbx_warm_fits(s, c) ? exec_warm(s, x, c, &e) : exec_cold(s, x, c, &e);
 	if (r < 0)
 		goto out;
 	x->start_usec = now_usec();
@@ -311,11 +344,11 @@ bool sbx_exec_started(struct sbx_exec *x)
 	return atomic_load(&x->started);
 }
 
-/* s->lock held: the next warm shell is asked for once per warm exec, when
- * an exec of ours ends or a warm exec's handle closes before init said so
- * (a reader that stops at its output's EOF), so that its fork and exec
- * never take CPU from the command. */
-static void warm_next(struct sbx *s)
+/* The next warm shell is asked for once per warm command, when an exec or
+ * a job of ours ends or a warm exec's handle closes before init said so (a
+ * reader that stops at its output's EOF), so that its fork and exec never
+ * take CPU from the command. */
+void sbx_warm_next(struct sbx *s)
 {
 	if (!s->warm_due)
 		return;
@@ -335,7 +368,7 @@ void sbx_exec_close(struct sbx_exec *x)
 			break;
 		}
 	if (x->warm)
-		warm_next(s);
+		sbx_warm_next(s);
 	pthread_mutex_unlock(&s->lock);
 	if (x->rfd >= 0)
 		close(x->rfd);
@@ -363,7 +396,7 @@ void sbx_exec_exited(struct sbx *s, uint64_t id, int code)
 			ended = true;
 		}
 	if (ended) /* an exec of ours, not any message */
-		warm_next(s);
+		sbx_warm_next(s);
 }
 
 /* The sandbox ended: commands that did not report end with `code`. */

@@ -36,12 +36,22 @@ bool sbx_deadline_passed(uint64_t *deadline_usec, uint64_t now, uint64_t *next);
 uint64_t sbx_execs_expire(struct sbx *s, uint64_t now);
 void sbx_exec_fail_all(struct sbx *s, int code);
 void sbx_exec_exited(struct sbx *s, uint64_t id, int code);
-/* With s->lock held: asks the backend for a warm shell (a new output pipe;
- * one asked before goes), so that the next exec without options needs no
+/* With s->lock held: asks the backend for a warm shell (new pipes; one
+ * asked before goes), so that the next exec or job without options needs no
  * fork; a failure is logged, and execs run cold. Pool members get one, and
  * keep one after each exec that used it. */
 void sbx_warm_arm(struct sbx *s);
 /* With s->lock held: init is gone, and its warm shell with it. */
 void sbx_warm_drop(struct sbx *s);
+/* With s->lock held: whether c can run in the warm shell (no option the
+ * shell was not started with, one line). */
+bool sbx_warm_fits(const struct sbx *s, const struct sbx_command *c);
+/* With s->lock held: c runs in the warm shell as exec id (job: job id);
+ * fds gets our ends of its stdin, stdout and stderr (sbx_warm_arm's), the
+ * caller's now. The next shell is asked for when it ends (sbx_warm_next). */
+int sbx_warm_take(struct sbx *s, uint64_t id, const struct sbx_command *c, bool job, int fds[3],
+		  struct err *e);
+/* With s->lock held: a command of ours ended. */
+void sbx_warm_next(struct sbx *s);
 
 #endif

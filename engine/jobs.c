@@ -328,17 +328,35 @@ static bool job_writes_itself(const struct sbx *s)
 /* Room in a job's pipe while no daemon drains it (init keeps it open). */
 #define JOB_PIPE_BYTES (1 << 20)
 
-/* Stream k's file, and the fd the job writes it through: the file itself,
- * or a pipe whose read end goes to j->pipe[k]. */
-static int stream_create(struct sbx *s, struct sbx_job *j, int k, int *job_fd, struct err *e)
+/* Stream k's file (O_APPEND: where the job writes it itself). */
+static int stream_open(struct sbx *s, struct sbx_job *j, int k, struct err *e)
 {
 	char path[PATH_MAX + 32];
-	int p[2];
-	struct stat st;
 	stream_path(s, j->n, k, path, sizeof(path));
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	return fd >= 0 ? fd : err_set(e, -errno, "cannot create %s: %s", path, strerror(errno));
+}
+
+/* j->pipe[k], the read end of the job's stream k, by its inode: the mark a
+ * restarted daemon finds it by. */
+static int pipe_mark(struct sbx_job *j, int k, struct err *e)
+{
+	struct stat st;
+	if (fstat(j->pipe[k], &st) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	j->pipe_ino[k] = (uint64_t)st.st_ino;
+	return 0;
+}
+
+/* Stream k's file, and the fd the job writes it through: the file itself,
+ * or a pipe whose read end goes to j->pipe[k] (either way the caller's to
+ * close on a failure). */
+static int stream_create(struct sbx *s, struct sbx_job *j, int k, int *job_fd, struct err *e)
+{
+	int p[2];
+	int fd = stream_open(s, j, k, e);
 	if (fd < 0)
-		return err_set(e, -errno, "cannot create %s: %s", path, strerror(errno));
+		return fd;
 	if (!job_writes_itself(s)) {
 		*job_fd = fd;
 		return 0;
@@ -346,17 +364,12 @@ static int stream_create(struct sbx *s, struct sbx_job *j, int k, int *job_fd, s
 	close(fd);
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_set(e, -errno, "pipe: %s", strerror(errno));
-	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0 || fstat(p[0], &st) < 0) {
-		int r = err_set(e, -errno, "pipe: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
-		return r;
-	}
 	fcntl(p[1], F_SETPIPE_SZ, JOB_PIPE_BYTES); /* best effort: the default is 64 KiB */
 	j->pipe[k] = p[0];
-	j->pipe_ino[k] = (uint64_t)st.st_ino;
 	*job_fd = p[1];
-	return 0;
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0)
+		return err_set(e, -errno, "pipe: %s", strerror(errno));
+	return pipe_mark(j, k, e);
 }
 
 static void pipe_close(struct sbx_job *j, int k)
@@ -442,6 +455,45 @@ static int job_stdio(struct sbx *s, struct sbx_job *j, struct sbx_command *c, in
 	return 0;
 }
 
+/* A job in a process of its own, on new stdio (fds and *in_w as job_stdio's). */
+static int job_cold(struct sbx *s, struct sbx_job *j, struct sbx_command *c, int fds[3],
+		    int *in_w, struct err *e)
+{
+	int r = job_stdio(s, j, c, fds, in_w, e);
+	/* init holds a terminal's master too: a daemon that dies hangs up nothing. */
+	return r < 0 ? r : s->ops->job(&s->vm, j->exec_id, c->full, c->opts, fds,
+				       j->tty ? j->pipe[0] : -1, e);
+}
+
+/* A job without options in the warm shell (exec.c): its pipes become the
+ * job's, drained into the job's files as a cold job's are. Only where the
+ * job writes pipes itself (job_writes_itself): the shell's output is one. */
+static bool job_warm_fits(struct sbx *s, const struct sbx_command *c)
+{
+	return sbx_warm_fits(s, c) && job_writes_itself(s);
+}
+
+static int job_warm(struct sbx *s, struct sbx_job *j, const struct sbx_command *c, int *in_w,
+		    struct err *e)
+{
+	int ends[3], r;
+	for (int k = 0; k < 2; k++) {
+		int fd = stream_open(s, j, k, e);
+		if (fd < 0)
+			return fd;
+		close(fd);
+	}
+	if ((r = sbx_warm_take(s, j->exec_id, c, true, ends, e)) < 0)
+		return r;
+	*in_w = ends[0];
+	j->pipe[0] = ends[1];
+	j->pipe[1] = ends[2];
+	for (int k = 0; k < 2; k++)
+		if ((r = pipe_mark(j, k, e)) < 0)
+			return r;
+	return 0;
+}
+
 int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 {
 	char line[CTL_WRITE_MAX + 1];
@@ -508,14 +560,11 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	if ((r = job_stdio(s, j, c, fds, &in_w, &e)) < 0)
-		goto out;
 	struct vmm_usage u = {0};
 	s->ops->usage(&s->vm, &u);
 	j->oom_at_start = u.oom_kills;
-	/* init holds a terminal's master too: a daemon that dies hangs up nothing. */
-	if ((r = s->ops->job(&s->vm, j->exec_id, c->full, c->opts, fds, j->tty ? j->pipe[0] : -1,
-			     &e)) < 0)
+	r = job_warm_fits(s, c) ? job_warm(s, j, c, &in_w, &e) : job_cold(s, j, c, fds, &in_w, &e);
+	if (r < 0)
 		goto out;
 	if (ro->timeout_ms) {
 		j->deadline_usec = now_usec() + ro->timeout_ms * 1000;
@@ -712,6 +761,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 				bound_stream(s, j, k);
 			job_settled(s, j);
 			pthread_cond_broadcast(&s->cond);
+			sbx_warm_next(s);
 		}
 		job_journal(s, j);
 		return true;

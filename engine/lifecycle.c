@@ -49,7 +49,7 @@ struct sbx *sbx_alloc(struct engine *eng, const char *name, const struct sbx_con
 	s->ops = vmm_find(c->backend);
 	s->exit_code = -1;
 	s->oom_fd = -1;
-	s->warm_fd = -1;
+	s->warm_fds[0] = s->warm_fds[1] = s->warm_fds[2] = -1;
 	snprintf(s->reason, sizeof(s->reason), "-");
 	vmm_inst_init(&s->vm);
 	snprintf(s->vm.name, sizeof(s->vm.name), "%s", name);

@@ -102,12 +102,13 @@ struct sbx {
 	 * job (monotonic; 0 none); sbx_cmds_expire looks under the lock. */
 	uint64_t cmd_deadline_usec;
 	struct sbx_exec *execs; /* open exec sessions, under lock */
-	/* The warm shell's output pipe, read end (-1: none; exec.c): an exec
+	/* The warm shell's pipes, our ends (-1: none; exec.c): its stdin's
+	 * write end, its stdout's and stderr's read ends. An exec or a job
 	 * without options runs there. */
-	int warm_fd;
+	int warm_fds[3];
 	bool warm_rearmed; /* init's MSG_WARM_WANTED taken: once per adoption */
-	bool warm_due; /* a warm exec runs: the next shell is asked for when it ends (exec.c) */
-	uint64_t execs_warm; /* execs that ran in a warm shell */
+	bool warm_due; /* a warm command runs: the next shell is asked for when it ends (exec.c) */
+	uint64_t execs_warm, jobs_warm; /* execs, jobs that ran in a warm shell */
 	struct sbx_snap *snaps; /* named checkpoints, under lock */
 	struct sbx_job *jobs;   /* background jobs, under lock */
 	/* Bytes of puts' writes its files requests hold while its channel has no

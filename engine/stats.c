@@ -24,7 +24,7 @@ struct lat {
 struct stats {
 	struct lat lats[LAT_N];
 	_Atomic uint64_t creates_ok, creates_failed;
-	_Atomic uint64_t execs_warm;
+	_Atomic uint64_t execs_warm, jobs_warm;
 	/* show_lat's copy of a ring, sorted */
 	pthread_mutex_t tmp_lock;
 	uint64_t tmp[LAT_N][LAT_RING];
@@ -57,9 +57,9 @@ void stats_count_create(struct engine *eng, bool ok)
 	atomic_fetch_add(ok ? &eng->stats->creates_ok : &eng->stats->creates_failed, 1);
 }
 
-void stats_count_exec_warm(struct engine *eng)
+void stats_count_warm(struct engine *eng, bool job)
 {
-	atomic_fetch_add(&eng->stats->execs_warm, 1);
+	atomic_fetch_add(job ? &eng->stats->jobs_warm : &eng->stats->execs_warm, 1);
 }
 
 /* Nearest-rank percentile of a sorted array. */
@@ -122,7 +122,8 @@ int engine_show_stats(struct engine *eng, struct buf *b)
 	r |= buf_printf(b, "backend_default %s\ncgroup_version %d\n", eng->o.backend, cg_version());
 	r |= buf_printf(b, "creates_ok_total %" PRIu64 "\ncreates_failed_total %" PRIu64 "\n",
 			atomic_load(&eng->stats->creates_ok), atomic_load(&eng->stats->creates_failed));
-	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\n", atomic_load(&eng->stats->execs_warm));
+	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\njob_warm_total %" PRIu64 "\n",
+			atomic_load(&eng->stats->execs_warm), atomic_load(&eng->stats->jobs_warm));
 	/* State trees renamed into STATE/trash and not removed yet (rmdir returned). */
 	r |= buf_printf(b, "removing %" PRIu64 "\n", vmm_trash_pending());
 	if (eng->o.dns[0]) {
@@ -168,8 +169,8 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
-	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\nwarm_shell %s\n", s->execs_warm,
-			s->warm_fd >= 0 ? "ready" : "none");
+	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\njob_warm_total %" PRIu64 "\nwarm_shell %s\n",
+			s->execs_warm, s->jobs_warm, s->warm_fds[1] >= 0 ? "ready" : "none");
 	r |= buf_printf(b, "create_mode %s\nclaim_usec %" PRIu64 "\nclaim_journal_usec %" PRIu64 "\n",
 			t->claim_usec ? "pool" : "cold", t->claim_usec, t->claim_journal_usec);
 	if (s->cfg.parent[0])

@@ -16,8 +16,9 @@ int metrics_init(struct engine *eng);
 void lat_add(struct engine *eng, enum lat_kind k, uint64_t usec);
 uint64_t lat_percentile(uint64_t *sorted, size_t n, unsigned pct);
 void stats_count_create(struct engine *eng, bool ok);
-/* An exec that ran in a warm shell (exec.c): exec_warm_total. */
-void stats_count_exec_warm(struct engine *eng);
+/* An exec (job: a job) that ran in a warm shell (exec.c): exec_warm_total
+ * (job_warm_total). */
+void stats_count_warm(struct engine *eng, bool job);
 /* metrics.c: Prometheus histograms, fed by lat_add. */
 void hist_observe(struct engine *eng, enum lat_kind k, uint64_t usec);
 

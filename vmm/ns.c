@@ -452,17 +452,19 @@ static int send_command(struct vmm_inst *vm, uint64_t id, const char *cmd,
 /* "W[@USER]": the image config's user, as an exec without user= runs.
  * Never waits: an init that does not read its socket gets no warm shell
  * (the monitor's thread sends this, on init's own MSG_WARM_WANTED). */
-static int ns_warm(struct vmm_inst *vm, int out_fd, struct err *e)
+static int ns_warm(struct vmm_inst *vm, const int fds[3], struct err *e)
 {
 	char msg[4 + VMM_USER_MAX];
 	int n = snprintf(msg, sizeof(msg), "%c%s%s", MSG_WARM, vm->user[0] ? "@" : "", vm->user);
-	return send_fds(vm, msg, n, &out_fd, 1, MSG_DONTWAIT, e);
+	return send_fds(vm, msg, n, fds, 3, MSG_DONTWAIT, e);
 }
 
-static int ns_exec_warm(struct vmm_inst *vm, uint64_t id, const char *cmd, struct err *e)
+static int ns_exec_warm(struct vmm_inst *vm, uint64_t id, const char *cmd, bool job,
+			struct err *e)
 {
 	char msg[PROTO_MSG_MAX];
-	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 " %s", MSG_EXEC_WARM, id, cmd);
+	int n = snprintf(msg, sizeof(msg), "%c%" PRIu64 "%s %s", MSG_EXEC_WARM, id, job ? "j" : "",
+			 cmd);
 	if (n < 0 || n >= PROTO_MSG_MAX)
 		return err_set(e, -E2BIG, "command line too long");
 	if (strchr(cmd, '\n'))

@@ -30,14 +30,17 @@
 /* A warm shell: a `/bin/sh` forked, set up and exec'd ahead as an exec's
  * would be (no options), waiting for its command line on a pipe of its own,
  * so that the next exec costs no fork nor exec. */
-#define MSG_WARM 'W'      /* "W[@USER]" + one fd (SCM_RIGHTS), stdout and stderr:
-			   * keep a warm shell writing there (one replaced is
-			   * killed). Sent only to an init that knows it: one
-			   * this daemon started, or one that said MSG_WARM_WANTED */
-#define MSG_EXEC_WARM 'Y' /* "Y<id> <command line>" (no newline in it): the warm
-			   * shell runs it as exec id (reports as MSG_EXEC's);
-			   * with none left, init runs it as MSG_EXEC would,
-			   * on the fd of the last MSG_WARM */
+#define MSG_WARM 'W'      /* "W[@USER]" + three fds (SCM_RIGHTS), stdin, stdout
+			   * and stderr, as a job's: keep a warm shell on them
+			   * (one replaced is killed). Sent only to an init that
+			   * knows it: one this daemon started, or one that said
+			   * MSG_WARM_WANTED */
+#define MSG_EXEC_WARM 'Y' /* "Y<id>[j] <command line>" (no newline in it): the
+			   * warm shell runs it as exec id (reports as MSG_EXEC's),
+			   * its stderr in its stdout and stdin /dev/null as an
+			   * exec's, or with j, as job id on its three fds; with
+			   * none left, init runs it as MSG_EXEC would, on the
+			   * fds of the last MSG_WARM */
 
 /* init -> daemon */
 #define MSG_READY 'R'     /* "R": the sandbox is built and running */
@@ -45,7 +48,10 @@
 #define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon */
 #define MSG_EXEC_PID 'P'  /* "P<id> <pid in the sandbox>"; the qemu backend's reader
 			   * adds " <pts>", a terminal's number in the guest (-1: none) */
-#define MSG_WARM_WANTED 'w' /* "w": a new daemon connected and the warm shell an
-			     * earlier one asked for was killed: send MSG_WARM again */
+#define MSG_WARM_WANTED 'w' /* "w3": a new daemon connected and an earlier one
+			     * had asked for a warm shell (one waiting was
+			     * killed): send MSG_WARM again. "3": its three fds
+			     * are taken; a bare "w" comes from an older init,
+			     * which takes one, and gets none (runs cold) */
 
 #endif

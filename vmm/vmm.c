@@ -80,7 +80,7 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 		ev->pid = (int)strtol(sp, &sp, 10);
 		long t = *sp == ' ' ? strtol(sp, NULL, 10) : -1;
 		ev->tty = t >= 0 && t < (1 << 20) ? (int)t : -1;
-	} else if (msg[0] == MSG_WARM_WANTED) {
+	} else if (msg[0] == MSG_WARM_WANTED && msg[1] == '3') {
 		ev->kind = VMM_EV_WARM_WANTED;
 	}
 	return 0;

@@ -275,13 +275,16 @@ struct vmm_ops {
 	int (*exec)(struct vmm_inst *vm, uint64_t id, const char *cmd, const struct vmm_run_opts *o,
 		    int out_fd, struct err *e);
 	int (*exec_kill)(struct vmm_inst *vm, uint64_t id, int sig);
-	/* A warm shell: one shell started ahead, as exec's would be without
-	 * options, its stdout and stderr out_fd, waiting for its line (one
-	 * asked before is killed). Once it returned 0, exec_warm runs a line (no newline in it) in it as exec
-	 * id, or, when it is gone, as exec would on the last warm call's
-	 * out_fd. NULL where the backend has none. */
-	int (*warm)(struct vmm_inst *vm, int out_fd, struct err *e);
-	int (*exec_warm)(struct vmm_inst *vm, uint64_t id, const char *cmd, struct err *e);
+	/* A warm shell: one shell started ahead, as a command's would be
+	 * without options, on fds (stdin, stdout, stderr, as job's), waiting
+	 * for its line (one asked before is killed). Once it returned 0,
+	 * exec_warm runs a line (no newline in it) in it as exec id (stderr in
+	 * stdout, stdin /dev/null) or, with job, as job id on the three fds;
+	 * when it is gone, as exec or job would on the last warm call's fds.
+	 * NULL where the backend has none. */
+	int (*warm)(struct vmm_inst *vm, const int fds[3], struct err *e);
+	int (*exec_warm)(struct vmm_inst *vm, uint64_t id, const char *cmd, bool job,
+			 struct err *e);
 	/* A background job: like exec, with its own stdin, stdout and stderr fds;
 	 * keep_fd (-1: none) is a terminal's master, which the sandbox's init
 	 * holds while the job's terminal is open, so that a daemon that dies

@@ -3,15 +3,15 @@
  * The input is one SOCK_SEQPACKET message on a sandbox's ctl socket (what
  * sbx-init's send_report/send_msg, or the qemu backend's reader thread, write:
  * "E<id> <exit code> <signal>", "P<id> <pid>[ <pts>]", or the warm shell's
- * "w"). It is sent on a socketpair
+ * "w3"). It is sent on a socketpair
  * and read with vmm_read_event (vmm/vmm.c), exactly as the backends' event op
  * does. Then, from the first bytes of the input, a well-formed report is
  * formatted the way sbx-init formats it, and read back. Besides the
  * sanitizers, it asserts:
  *   - vmm_read_event returns 0, reads exactly one message, and sees EAGAIN as
  *     VMM_EV_NONE and the peer's close as VMM_EV_HANGUP;
- *   - the kind follows the first byte ('E' exit, 'P' pid, 'w' warm shell
- *     wanted, else none; an empty
+ *   - the kind follows the first byte ('E' exit, 'P' pid, "w3" warm shell
+ *     wanted, else none, a bare "w" (an older init's) too; an empty
  *     message reads as a hangup, as EOF does), and the fields a kind does not
  *     carry are left alone;
  *   - the id agrees with an independent reading of the digits (strtoull of
@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		MUST(ev.exec_id == strtoull(text + 1, NULL, 10));
 		MUST(ev.exit_code == SENT_INT && ev.signal == SENT_INT);
 		MUST(ev.tty >= -1 && ev.tty < (1 << 20));
-	} else if (text[0] == MSG_WARM_WANTED) {
+	} else if (text[0] == MSG_WARM_WANTED && text[1] == '3') {
 		MUST(ev.kind == VMM_EV_WARM_WANTED);
 	} else {
 		MUST(ev.kind == VMM_EV_NONE);

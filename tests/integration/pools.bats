@@ -314,6 +314,27 @@ warm_exec() {
 	[[ "$(sbx_key "$MNT/$name/stats" exec_warm_total)" == $((before + 1)) ]]
 }
 
+# The pid in NAME's pid namespace of host pid $1.
+inner_pid() { awk '/^NSpid:/ { print $NF }' "/proc/$1/status"; }
+
+# warm_job NAME COMMAND: starts COMMAND as a job in NAME's warm shell (its
+# job_warm_total moves by one, and the job is the shell that was waiting
+# before COMMAND was written); prints the job's id.
+warm_job() {
+	local shell inner before n
+	shell=$(warm_shell "$1") || return 1
+	inner=$(inner_pid "$shell")
+	before=$(sbx_key "$MNT/$1/stats" job_warm_total)
+	n=$(sbx_run "$1" "$2") || return 1
+	[[ "$(sbx_key "$MNT/$1/stats" job_warm_total)" == $((before + 1)) &&
+		"$(sbx_cat "$MNT/$1/jobs/$n/pid")" == "$inner" ]] || {
+		echo "job '$2' did not run in warm shell $shell; stats and pid:" >&2
+		cat "$MNT/$1/stats" "$MNT/$1/jobs/$n/pid" >&2
+		return 1
+	}
+	echo "$n"
+}
+
 @test "a claimed sandbox runs its execs in a warm shell, with sh -c's output and exit codes" {
 	mkdir "$P"
 	echo 1 >"$P/size"
@@ -337,6 +358,8 @@ warm_exec() {
 	warm_exec "$W" 2 "*" 'if'
 	[[ "$SBX_OUT" == *yntax* ]]
 	warm_exec "$W" 137 "" 'kill -9 $$'
+	# Its stderr is in its output, as a cold exec's.
+	warm_exec "$W" 0 $'a\nb' 'echo a; echo b >&2'
 	# stdin is /dev/null; the shell's own variable is gone.
 	warm_exec "$W" 0 "0 /" 'echo $(wc -c) $(pwd)'
 	warm_exec "$W" 0 "x y unset" 'set -- y; a=x; echo "$a" "$1" ${c-unset}'
@@ -365,11 +388,11 @@ warm_exec() {
 	exec {fd}>&-
 	[[ "$n" == 10485760 && "$st" == "exit_code 0" ]]
 	warm_exec "$W" 124 before 'timeout=1 echo before; sleep 100; echo after'
-	[[ "$(sbx_key "$MNT/stats" exec_warm_total)" == 10 ]]
+	[[ "$(sbx_key "$MNT/stats" exec_warm_total)" == 11 ]]
 	# With options the exec runs cold, as before.
 	sbx_exec "$W" 'cwd=/tmp user=nobody pwd; id -u'
 	[[ "$SBX_OUT" == $'/tmp\n65534' && "$SBX_RC" == 0 ]]
-	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 10 ]]
+	[[ "$(sbx_key "$MNT/$W/stats" exec_warm_total)" == 11 ]]
 	# A warm shell is no exec nor job, and leaves no process behind.
 	init=$(sbx_key "$MNT/$W/stats" pid)
 	shell=$(warm_shell "$W")
@@ -378,6 +401,64 @@ warm_exec() {
 	wait_status "$W" stopped
 	! kill -0 "$shell" 2>/dev/null || false
 	! live_init "$init" || false
+	rmdir "$MNT/$W"
+}
+
+@test "a claimed sandbox runs its jobs in a warm shell: stdout and stderr apart, stdin, exit codes, kill" {
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	W="w$SBX_TAG"
+	mkdir "$MNT/$W"
+	n=$(warm_job "$W" 'echo out; echo err >&2; exit 3')
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout)" == out && "$(job_file "$W" "$n" stderr)" == err ]]
+	[[ "$(sbx_cat "$MNT/$W/jobs/$n/exit_code") $(sbx_cat "$MNT/$W/jobs/$n/reason")" == "3 exit" ]]
+	# A syntax error is the job's stderr, exit code 2, as sh -c's.
+	n=$(warm_job "$W" 'if')
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stderr)" == *yntax* && -z "$(job_file "$W" "$n" stdout)" ]]
+	[[ "$(sbx_cat "$MNT/$W/jobs/$n/exit_code")" == 2 ]]
+	# stdin is the job's: what is written, then its end.
+	n=$(warm_job "$W" 'read a; echo "got $a"; echo "rest $(wc -c)"; echo ${c-unset}')
+	printf 'x\nyz' >"$MNT/$W/jobs/$n/stdin"
+	wait_job_out "$W" "$n" "got x"
+	echo eof >"$MNT/$W/jobs/$n/ctl"
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout)" == $'got x\nrest 2\nunset' ]]
+	# While a warm job runs no shell waits (its fork would take the job's
+	# CPU); a kill reaches the job's whole process group, as a cold job's,
+	# and the next shell is made once it ended.
+	n=$(warm_job "$W" 'echo ready; sleep 100')
+	wait_job_out "$W" "$n" ready
+	[[ "$(sbx_key "$MNT/$W/stats" warm_shell)" == none ]]
+	echo kill >"$MNT/$W/jobs/$n/ctl"
+	wait_job "$W" "$n" killed
+	[[ "$(sbx_cat "$MNT/$W/jobs/$n/exit_code") $(sbx_cat "$MNT/$W/jobs/$n/reason")" == "143 signal" ]]
+	warm_shell "$W" >/dev/null # init's only child: the sleep is gone
+	n=$(warm_job "$W" 'timeout=1 echo before; sleep 100')
+	wait_job "$W" "$n" killed
+	[[ "$(sbx_cat "$MNT/$W/jobs/$n/reason")" == timeout ]]
+	# A shell killed while it waited (init reaped it) leaves the job to run
+	# cold on the pipes made for it.
+	shell=$(warm_shell "$W")
+	kill -9 "$shell"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$shell" 2>/dev/null || break
+		sleep 0.05
+	done
+	n=$(sbx_run "$W" 'echo o; echo e >&2; exit 6')
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout) $(job_file "$W" "$n" stderr) $(sbx_cat "$MNT/$W/jobs/$n/exit_code")" == "o e 6" ]]
+	# With options the job runs cold; execs still run warm after jobs.
+	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 6 ]]
+	warm_shell "$W" >/dev/null
+	n=$(sbx_run "$W" 'cwd=/tmp pwd')
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout)" == /tmp ]]
+	[[ "$(sbx_key "$MNT/$W/stats" job_warm_total)" == 6 ]]
+	warm_exec "$W" 0 hi echo hi
+	[[ "$(sbx_key "$MNT/stats" job_warm_total)" == 6 ]]
 	rmdir "$MNT/$W"
 }
 
@@ -408,7 +489,9 @@ PY
 	rmdir "$MNT/$W"
 }
 
-@test "a restarted daemon kills the warm shell an earlier one asked for and gets its own" {
+# keep_claimed: a daemon whose sandboxes outlive it, a pool of one, and
+# sandbox W claimed from it.
+keep_claimed() {
 	sbx_stop_daemon
 	sbx_start_daemon_keep
 	mkdir "$P"
@@ -416,18 +499,45 @@ PY
 	wait_ready 1
 	W="w$SBX_TAG"
 	mkdir "$MNT/$W"
-	old=$(warm_shell "$W")
+}
+
+# kill9_readopt: the daemon killed (-9); the next re-adopts W.
+kill9_readopt() {
 	kill -9 "$SBX_PID"
 	wait "$SBX_PID" 2>/dev/null || true
 	sbx_stop_daemon
 	sbx_start_daemon_keep
 	wait_status "$W" running
-	new=$(warm_shell "$W")
-	[[ "$new" != "$old" ]]
-	! kill -0 "$old" 2>/dev/null || false
+}
+
+# keep_claimed_end: W runs warm still; W stopped and removed, the pool too.
+keep_claimed_end() {
 	warm_exec "$W" 0 "$W" hostname
 	echo stop >"$MNT/$W/ctl"
 	wait_status "$W" stopped
 	rmdir "$MNT/$W"
 	rmdir "$P"
+}
+
+@test "a restarted daemon kills the warm shell an earlier one asked for and gets its own" {
+	keep_claimed
+	old=$(warm_shell "$W")
+	kill9_readopt
+	new=$(warm_shell "$W")
+	[[ "$new" != "$old" ]]
+	! kill -0 "$old" 2>/dev/null || false
+	keep_claimed_end
+}
+
+@test "a warm job's output outlives a daemon kill -9, and the next daemon gets a warm shell" {
+	keep_claimed
+	# Its output pipes are kept by init as a cold job's: what it writes
+	# while no daemon runs is there after the restart. No shell waits when
+	# the daemon dies (the job took it): init asks the next for one anyway.
+	n=$(warm_job "$W" 'read a; sleep 2; echo "late $a"; exit 5')
+	printf 'x\n' >"$MNT/$W/jobs/$n/stdin"
+	kill9_readopt
+	wait_job "$W" "$n" exited
+	[[ "$(job_file "$W" "$n" stdout) $(sbx_cat "$MNT/$W/jobs/$n/exit_code")" == "late x 5" ]]
+	keep_claimed_end
 }

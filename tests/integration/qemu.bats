@@ -70,6 +70,15 @@ teardown() {
 	grep -q "sbx-agent: ready" <<<"$output"
 
 
+	# A job without options runs in the warm shell too, on its own
+	# stdout and stderr.
+	sleep 3
+	n=$(sbx_run "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"; echo e >&2')
+	wait_job "$V" "$n" exited
+	read -r up start <<<"$(sbx_cat "$MNT/$V/jobs/$n/stdout")"
+	[ $((start / 100 + 1)) -lt "$up" ] || { echo "job's shell started at $start ticks, uptime $up s" >&2; false; }
+	[ "$(sbx_cat "$MNT/$V/jobs/$n/stderr")" = e ]
+
 	# Jobs run through the agent too: separate stdout and stderr, stdin
 	# written through jobs/N/stdin, exit code and reason, a pid in the guest.
 	n=$(sbx_run "$V" 'echo out; echo err >&2; read x; echo "got $x"; exit 4')

@@ -561,88 +561,111 @@ static void child_exec(const char *cmd, struct start_opts *o, int in, int out, i
 	_exit(127);
 }
 
-/* --- the warm shell: one /bin/sh forked and exec'd ahead of the next exec ---
+/* --- the warm shell: one /bin/sh forked and exec'd ahead of the next command ---
  *
  * Under TCG a fork of this process and an exec of /bin/sh are most of an
  * exec's time (8 to 40 ms here, more after the VM sat idle, as a warm pool's
- * member does). The warm shell has done both when an exec without options
- * comes: its line is written to the shell's command pipe (fd 3) and the
- * shell's output pipe becomes the exec's (WARM_SCRIPT, as sbx-init's).
+ * member does). The warm shell has done both when an exec or a job without
+ * options comes: its line is written to the shell's command pipe (fd 3),
+ * after 'e' (an exec: the shell joins stderr to stdout and reads /dev/null)
+ * or 'j' (a job), and the shell's pipes, made as a job's, become the
+ * command's (WARM_SCRIPT, as sbx-init's).
  * The first starts after the boot's hello (which also has the emulator
  * translate the exec path before the first command), the next when a
- * command ends and none waits (the exec that took it, or any after the
+ * command ends and none waits (the one that took it, or any after the
  * sandbox killed it), so its fork never takes a warm command's CPU. A
  * clone keeps its source's: a process that waits holds nothing of the
  * source's identity. */
 static struct {
 	pid_t pid;  /* 0: none */
 	int cmd_fd; /* the write end of its command pipe */
-	int out_fd; /* the read end of its output (stdout and stderr) */
-} warm = {0, -1, -1};
+	int fds[3]; /* ours: its stdin's write end, its stdout's and stderr's read ends */
+} warm = {0, -1, {-1, -1, -1}};
+
+static void close_all(int *fds, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
 
 static void warm_close(void)
 {
-	if (warm.cmd_fd >= 0)
-		close(warm.cmd_fd);
-	if (warm.out_fd >= 0)
-		close(warm.out_fd);
+	close_all(&warm.cmd_fd, 1);
+	close_all(warm.fds, 3);
 	warm.pid = 0;
-	warm.cmd_fd = warm.out_fd = -1;
 }
 
 static void warm_start(void)
 {
-	int o[2], c[2] = {-1, -1};
-	if (warm.pid || pipe2(o, O_CLOEXEC) < 0)
-		return;
-	if (pipe2(c, O_CLOEXEC) < 0) {
-		close(o[0]);
-		close(o[1]);
-		return;
-	}
-	pid_t pid = fork();
+	/* stdin, stdout, stderr, the command: [k][0] read ends, [k][1] write ends */
+	int p[4][2] = {{-1, -1}, {-1, -1}, {-1, -1}, {-1, -1}};
+	bool made = !warm.pid;
+	for (int k = 0; k < 4 && made; k++)
+		made = pipe2(p[k], O_CLOEXEC) == 0;
+	pid_t pid = made ? fork() : -1;
 	if (pid == 0) {
 		struct start_opts none = {0};
-		/* The command pipe becomes fd 3, without close-on-exec; the
-		 * output first moves off 3 if it had that number. */
-		int out = o[1] == 3 ? fcntl(3, F_DUPFD_CLOEXEC, 4) : o[1];
-		if (out < 0 || (c[0] == 3 ? fcntl(3, F_SETFD, 0) : dup2(c[0], 3)) < 0)
+		int io[3] = {p[0][0], p[1][1], p[2][1]};
+		/* The command pipe becomes fd 3, without close-on-exec; stdio
+		 * that had that number moves off it first. */
+		for (int k = 0; k < 3; k++)
+			if (io[k] == 3 && (io[k] = fcntl(3, F_DUPFD_CLOEXEC, 4)) < 0)
+				_exit(126);
+		if ((p[3][0] == 3 ? fcntl(3, F_SETFD, 0) : dup2(p[3][0], 3)) < 0)
 			_exit(126);
-		child_exec(WARM_SCRIPT, &none, -1, out, out);
+		child_exec(WARM_SCRIPT, &none, io[0], io[1], io[2]);
 	}
-	close(o[1]);
-	close(c[0]);
+	int theirs[4] = {p[0][0], p[1][1], p[2][1], p[3][0]};
+	int ours[4] = {p[0][1], p[1][0], p[2][0], p[3][1]};
+	close_all(theirs, 4);
 	if (pid < 0) {
-		close(o[0]);
-		close(c[1]);
+		close_all(ours, 4);
 		return;
 	}
-	fcntl(o[0], F_SETFL, O_NONBLOCK);
+	for (int k = 0; k < 3; k++)
+		fcntl(ours[k], F_SETFL, O_NONBLOCK);
 	warm.pid = pid;
-	warm.cmd_fd = c[1];
-	warm.out_fd = o[0];
+	memcpy(warm.fds, ours, sizeof(warm.fds));
+	warm.cmd_fd = ours[3];
 }
 
-/* An exec that fits the warm shell (no option, one line that one pipe
- * write takes whole) becomes it: its pid and output are j's. False: none
- * waits, or the line does not fit; the exec then starts cold. */
-static bool warm_take(struct job *j, uint64_t id, const char *line, const struct start_opts *o)
+/* An exec or a job that fits the warm shell (no option, one line that one
+ * pipe write takes whole) becomes it: its pid and pipes are j's (an exec
+ * reads stdout alone). False: none waits, or the line does not fit; the
+ * command then starts cold. */
+static bool warm_take(struct job *j, uint64_t id, const char *line, const struct start_opts *o,
+		      bool job)
 {
 	size_t n = strlen(line);
-	if (!warm.pid || o->user[0] || o->cols || n + 1 > PIPE_BUF || strchr(line, '\n'))
+	if (!warm.pid || o->user[0] || o->cols || n + 2 > PIPE_BUF || strchr(line, '\n'))
 		return false;
+	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
+	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
 	char buf[PIPE_BUF];
-	memcpy(buf, line, n);
-	buf[n] = '\n';
-	if (write(warm.cmd_fd, buf, n + 1) != (ssize_t)(n + 1)) {
-		/* Gone before its line came (its exit is reaped as any child's). */
-		kill(warm.pid, SIGKILL);
-		warm_close();
+	buf[0] = job ? 'j' : 'e';
+	memcpy(buf + 1, line, n);
+	buf[n + 1] = '\n';
+	bool fits = !job || (ibuf && rb0 && rb1);
+	if (!fits || write(warm.cmd_fd, buf, n + 2) != (ssize_t)(n + 2)) {
+		free(ibuf);
+		free(rb0);
+		free(rb1);
+		if (fits) { /* gone before its line came (its exit is reaped as any child's) */
+			kill(warm.pid, SIGKILL);
+			warm_close();
+		}
 		return false;
 	}
-	*j = (struct job){.used = true, .id = id, .pid = warm.pid, .out_fd = warm.out_fd,
-			  .err_fd = -1, .in_fd = -1, .credit = AGENT_WINDOW, .attached = true};
-	warm.out_fd = -1;
+	*j = (struct job){.used = true, .id = id, .pid = warm.pid, .out_fd = warm.fds[1],
+			  .err_fd = job ? warm.fds[2] : -1, .in_fd = job ? warm.fds[0] : -1,
+			  .credit = AGENT_WINDOW, .in = ibuf, .job = job, .attached = true,
+			  .rb = {rb0, rb1}};
+	warm.fds[1] = -1;
+	if (job)
+		warm.fds[0] = warm.fds[2] = -1;
 	warm_close();
 	char p[24];
 	snprintf(p, sizeof(p), "%d", (int)j->pid);
@@ -678,7 +701,7 @@ static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 		fail_start(id, o.bad ? o.bad : "sbx-agent: too many commands\n");
 		return;
 	}
-	if (!job && warm_take(j, id, payload, &o))
+	if (warm_take(j, id, payload, &o, job))
 		return;
 	int o_[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
 	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;

@@ -523,15 +523,19 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
  *
  * Its script reads one line from fd 3 and evals it as its whole program, so
  * that $?, exit, a syntax error (2) and a signal end it as `sh -c LINE`
- * would; stdin is /dev/null as an exec's. out_fd: our copy of its output,
- * for the line to run cold on when the shell is gone. */
+ * would. Its stdin, stdout and stderr are a job's three pipes; the line's
+ * first character says which it becomes: 'j' a job (they stay as they are),
+ * 'e' an exec (stderr joins stdout, stdin is /dev/null, as an exec's).
+ * fds: our copies of them, for the line to run cold on when the shell is
+ * gone. */
 static struct {
 	pid_t pid;  /* 0: none waiting */
 	int cmd_fd; /* the write end of its command pipe */
-	int out_fd;
+	int fds[3];
 	int failed; /* it exited before its line came (its user unknown: 126) */
+	bool asked; /* a daemon asked for one: a new daemon is told (MSG_WARM_WANTED) */
 	char user[80];
-} warm = {0, -1, -1, 0, ""};
+} warm = {0, -1, {-1, -1, -1}, 0, false, ""};
 
 /* It ended before its line came, with wait status st. */
 static void warm_ended(int st)
@@ -547,25 +551,29 @@ static void warm_drop(void)
 	warm.pid = 0;
 	if (warm.cmd_fd >= 0)
 		close(warm.cmd_fd);
-	if (warm.out_fd >= 0)
-		close(warm.out_fd);
-	warm.cmd_fd = warm.out_fd = -1;
+	warm.cmd_fd = -1;
+	for (int i = 0; i < 3; i++) {
+		if (warm.fds[i] >= 0)
+			close(warm.fds[i]);
+		warm.fds[i] = -1;
+	}
 }
 
-/* "W[@USER]" and its fd: a new warm shell, as USER. A failed fork is said
- * on its output and leaves none: the line then runs cold. */
-static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
+/* "W[@USER]" and its three fds: a new warm shell, as USER. A failed fork
+ * is said on its output and leaves none: the line then runs cold. */
+static void warm_start(const char *msg, const int *fds, const sigset_t *oldmask)
 {
 	warm_drop();
-	warm.out_fd = out_fd;
+	memcpy(warm.fds, fds, sizeof(warm.fds));
 	warm.failed = 0;
+	warm.asked = true;
 	snprintf(warm.user, sizeof(warm.user), "%s", msg[1] == '@' ? msg + 2 : "");
 	int p[2];
 	static const struct exec_opts none;
 	if (!stopping && pipe2(p, O_CLOEXEC) == 0) {
 		pid_t pid = fork();
 		if (pid == 0)
-			exec_child(WARM_SCRIPT, warm.user, &none, &out_fd, 1, p[0], oldmask);
+			exec_child(WARM_SCRIPT, warm.user, &none, fds, 3, p[0], oldmask);
 		close(p[0]);
 		if (pid > 0) {
 			warm.pid = pid;
@@ -576,24 +584,31 @@ static void warm_start(const char *msg, int out_fd, const sigset_t *oldmask)
 	}
 }
 
-/* "Y<id> <line>" (len bytes; msg has room for one more): the warm shell
- * becomes exec id, its line written to it; with none, the line runs cold,
- * unless it failed on its own (its sentence is in the output already): the
- * exec ends as it did. */
+/* "Y<id>[j] <line>" (len bytes; msg has room for one more): the warm shell
+ * becomes exec id (j: job id), its line written to it; with none, the line
+ * runs cold, unless a job's failed on its own (its sentence is in the job's
+ * stderr already): the job ends as it did. An exec's sentence went to the
+ * stderr an exec does not read: it runs cold, to fail the same way. */
 static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 {
 	char *end, *sp = strchr(msg + 1, ' ');
 	uint64_t id = strtoull(msg + 1, &end, 10);
+	bool job = sp && end < sp && *end == 'j';
 	int slot = free_slot();
-	if (!sp || end != sp)
+	if (!sp || end + job != sp)
 		return;
 	msg[len] = '\n';
-	size_t n = len + 1 - (size_t)(sp + 1 - msg);
-	ssize_t w = warm.pid && slot >= 0 && !stopping ? write(warm.cmd_fd, sp + 1, n) : 0;
+	*sp = job ? 'j' : 'e'; /* the line, after what it becomes */
+	size_t n = len + 1 - (size_t)(sp - msg);
+	ssize_t w = warm.pid && slot >= 0 && !stopping ? write(warm.cmd_fd, sp, n) : 0;
 	if (w == (ssize_t)n) {
 		execs[slot].id = id;
 		execs[slot].pid = warm.pid;
 		send_msg("%c%llu %d", MSG_EXEC_PID, (unsigned long long)id, (int)warm.pid);
+		if (job) { /* as start_exec keeps a job's */
+			keep_reader(warm.fds[1]);
+			keep_reader(warm.fds[2]);
+		}
 		warm.pid = 0;
 		warm_drop();
 		return;
@@ -604,17 +619,19 @@ static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 		warm_ended(st);
 	msg[len] = '\0';
 	static const struct exec_opts none;
-	int out_fd = warm.out_fd, failed = warm.pid ? 0 : warm.failed;
-	warm.out_fd = -1;
+	int fds[3], failed = warm.pid || !job ? 0 : warm.failed;
+	memcpy(fds, warm.fds, sizeof(fds));
+	warm.fds[0] = warm.fds[1] = warm.fds[2] = -1;
 	warm_drop();
 	if (failed)
 		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, failed);
-	else if (out_fd >= 0)
-		start_exec(id, sp + 1, warm.user, &none, &out_fd, 1, oldmask);
+	else if (fds[1] >= 0)
+		start_exec(id, sp + 1, warm.user, &none, job ? fds : &fds[1], job ? 3 : 1, oldmask);
 	else
 		send_report("%c%llu %d 0", MSG_EXEC_EXIT, (unsigned long long)id, 126);
-	if (out_fd >= 0)
-		close(out_fd);
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 static void handle_msg(const sigset_t *oldmask)
@@ -671,9 +688,9 @@ static void handle_msg(const sigset_t *oldmask)
 		break;
 	}
 	case MSG_WARM:
-		if (nfds == 1) {
-			warm_start(msg, fds[0], oldmask);
-			fds[0] = -1;
+		if (nfds == 3) {
+			warm_start(msg, fds, oldmask);
+			fds[0] = fds[1] = fds[2] = -1;
 		}
 		break;
 	case MSG_EXEC_WARM:
@@ -750,10 +767,13 @@ static void accept_daemon(void)
 	ctl = fd;
 	say("a new daemon connected");
 	flush_reports();
-	/* The warm shell writes into a pipe the dead daemon read: a new one. */
-	if (warm.out_fd >= 0) {
+	/* The warm shell writes into pipes the dead daemon read: a new one.
+	 * Where a command took the last one (a job may run for ever), the
+	 * shell the dead daemon would have asked for at its end is asked for
+	 * now. */
+	if (warm.asked) {
 		warm_drop();
-		send_msg("%c", MSG_WARM_WANTED);
+		send_msg("%c3", MSG_WARM_WANTED);
 	}
 }
 
