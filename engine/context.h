@@ -83,6 +83,7 @@ struct engine {
 		_Atomic int fills_active;
 		_Atomic bool quitting;
 		_Atomic uint64_t last_claim_usec; /* monotonic; fills wait for a quiet moment */
+		uint32_t run; /* random, in members' names: see warm_init */
 		char dir[PATH_MAX];
 	} warm;
 	/* The monitor thread (lifecycle.c): its epoll set of sandboxes' fds, the

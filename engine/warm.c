@@ -1,7 +1,7 @@
 /* Warm pools (/sbx/pools/NAME/): sandboxes of one spec made ahead and handed
  * out by a create of the same spec. A member is a whole sandbox (namespaces,
  * cgroup, root, network identity, init ready) kept out of the registry under
- * a hidden name (.pID-SEQ); a claim gives it the user's name, hostname and
+ * a hidden name (.pID-RUN-SEQ); a claim gives it the user's name, hostname and
  * journal, and it is running at once. A claimed sandbox never goes back.
  * Pools are journaled in STATE/pools/NAME.json; members are not re-adopted:
  * a restarted daemon discards what a dead one left and fills again. */
@@ -11,7 +11,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <urcu/rculist.h>
 
 #include "exec.h"
@@ -256,7 +258,7 @@ static void fill_job(void *arg)
 	pthread_mutex_lock(&p->lock);
 	c = p->cfg;
 	snprintf(spec, sizeof(spec), "%s", p->spec);
-	snprintf(name, sizeof(name), MEMBER_PREFIX "%u-%" PRIu64, p->id, ++p->seq);
+	snprintf(name, sizeof(name), MEMBER_PREFIX "%u-%08x-%" PRIu64, p->id, eng->warm.run, ++p->seq);
 	bool go = !p->removed && !atomic_load(&eng->warm.quitting);
 	pthread_mutex_unlock(&p->lock);
 	if (go) {
@@ -903,6 +905,13 @@ void warm_init(struct engine *eng)
 	CDS_INIT_LIST_HEAD(&eng->warm.pools);
 	pthread_mutex_init(&eng->warm.lock, NULL);
 	atomic_init(&eng->warm.next_id, 1);
+	/* A claimed sandbox keeps what was named after its member (its cgroup),
+	 * and pool ids and sequence numbers start again with each daemon: a
+	 * member of a later run must never take such a name (it would share the
+	 * cgroup, and a later start's discard of leftover members would kill
+	 * the claimed sandbox with it). */
+	if (getrandom(&eng->warm.run, sizeof(eng->warm.run), 0) != sizeof(eng->warm.run))
+		eng->warm.run = (uint32_t)(now_usec() ^ (uint64_t)getpid() << 16);
 	/* What lifecycle.c asks of the pools, without calling up into them. */
 	eng->lifecycle.claim = warm_claim;
 	eng->lifecycle.member_ended = warm_member_ended;

@@ -221,6 +221,44 @@ cgroups_named() {
 	[[ ! -s "$P/error" ]]
 }
 
+# A claimed sandbox keeps its cgroup's member name; pool ids and sequence
+# numbers start again with each daemon. A later daemon's member of that
+# name shared the cgroup, and the discard of leftover members at the next
+# start killed the claimed sandbox with it.
+@test "a later daemon's members never take a claimed sandbox's cgroup: it outlives two restarts" {
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	mkdir "$P"
+	echo 1 >"$P/size"
+	wait_ready 1
+	mkdir "$MNT/c$SBX_TAG"
+	[[ "$(sbx_key "$MNT/c$SBX_TAG/stats" create_mode)" == pool ]]
+	local cg cpid f
+	cg=$(jq -r .cgroup "$STATE/sandboxes/c$SBX_TAG/sandbox.json")
+	cpid=$(sbx_key "$MNT/c$SBX_TAG/stats" pid)
+	[[ -n "$cg" && "$cg" != null ]]
+	for round in 1 2; do
+		wait_ready 1
+		kill -9 "$SBX_PID"
+		wait "$SBX_PID" 2>/dev/null || true
+		sbx_stop_daemon
+		sbx_start_daemon_keep
+		wait_ready 1
+		for f in "$STATE"/sandboxes/.p*/sandbox.json; do
+			[[ "$(jq -r .cgroup "$f")" != "$cg" ]] || {
+				echo "round $round: member $f has the claimed sandbox's cgroup $cg" >&2
+				false
+			}
+		done
+		wait_status "c$SBX_TAG" running
+		live_init "$cpid"
+	done
+	sbx_exec "c$SBX_TAG" hostname
+	[[ "$SBX_OUT" == "c$SBX_TAG" ]]
+	rmdir "$MNT/c$SBX_TAG"
+	rmdir "$P"
+}
+
 @test "kill -9 during a refill: the pool is re-adopted, old members discarded, refilled" {
 	sbx_stop_daemon
 	sbx_start_daemon_keep
