@@ -2106,7 +2106,7 @@ def pool_wait_full(name, timeout=POOL_FILL_TIMEOUT_S, mnt=None):
 
 
 def member_dirs():
-    """The main daemon's pool members on disk (STATE/sandboxes/.pID-SEQ)."""
+    """The main daemon's pool members on disk (STATE/sandboxes/.pID-RUN-SEQ)."""
     d = os.path.join(TMP, State.main_state, "sandboxes")
     try:
         return sorted(n for n in os.listdir(d) if n.startswith(".p"))

@@ -1174,7 +1174,7 @@ def sec_pool_refill(r, md):
     v1 = M and "/memory/" in M[0]["cgroup"]
     md.append("What an idle member costs, read from its cgroup after %s s idle (`%s`%s), beside one idle "
               "cold sandbox made the same way before the pool (its `stats` `memory_bytes` read %s KiB):"
-              % (f(pr["idle_s"], 1), M[0]["cgroup"].rsplit("/", 1)[0] + "/TAG-.pID-SEQ" if M else "?",
+              % (f(pr["idle_s"], 1), M[0]["cgroup"].rsplit("/", 1)[0] + "/TAG-.pID-RUN-SEQ" if M else "?",
                  ", cgroup v1" if v1 else ", cgroup v2", f(pr.get("cold_memory_bytes_stat", 0) / 1024, 1)))
     md.append("")
     md.append(table(["", "n", "cgroup usage p50 / max KiB", "anon p50 / max KiB", "kernel p50 / max KiB",
@@ -1185,7 +1185,7 @@ def sec_pool_refill(r, md):
     md.append("Usage is `%s`%s; anon and page cache are the cgroup's `memory.stat` (%s); kernel is %s; PSS "
               "is the sum of `Pss` in `/proc/PID/smaps_rollup` over the cgroup's processes (shared pages "
               "split among their users: busybox's text is shared by every member). The state dir is "
-              "`STATE/sandboxes/.pID-SEQ` (st_blocks). The daemon's RSS went from %d to %d KiB with the "
+              "`STATE/sandboxes/.pID-RUN-SEQ` (st_blocks). The daemon's RSS went from %d to %d KiB with the "
               "pool full (%s KiB per member)."
               % ("memory.usage_in_bytes" if v1 else "memory.current",
                  " (on v1 it includes the per-CPU charge batch the kernel holds ahead, up to 64 pages per "
