@@ -157,6 +157,7 @@ static int exec_child(void *p)
 	return 127;
 }
 
+#if defined(__x86_64__) /* only a CLONE_VFORK spawn holds its slots until the exec */
 /* A free block of slots, locked (the caller's when all are taken); -1: no slots. */
 static int block_take(void)
 {
@@ -170,19 +171,26 @@ static int block_take(void)
 	return b;
 }
 
+/* Block b's first n slots let go of what they held (a socket's end, a
+ * pipe's), and the block is free again. */
+static void block_put(int b, int n)
+{
+	for (int i = 0; i < n; i++)
+		dup3(slots.null_fd, slots.fd[b][i], O_CLOEXEC);
+	pthread_mutex_unlock(&slots.lock[b]);
+}
+#endif
+
 pid_t vmm_spawn_exec(struct clone_args *ca, const struct vmm_exec *x)
 {
 	struct spawn_exec se = {.x = x};
-	int b = -1;
 #if defined(__x86_64__) /* CLONE_VFORK: the slots are the child's until it execs */
 	vmm_spawn_init();
-	b = block_take();
+	int b = block_take();
 	for (int i = 0; b >= 0 && i < x->nfds; i++) {
 		if (dup3(x->fds[i], slots.fd[b][i], O_CLOEXEC) < 0) {
 			int r = -errno;
-			for (int k = 0; k < i; k++)
-				dup3(slots.null_fd, slots.fd[b][k], O_CLOEXEC);
-			pthread_mutex_unlock(&slots.lock[b]);
+			block_put(b, i);
 			return r;
 		}
 	}
@@ -192,11 +200,9 @@ pid_t vmm_spawn_exec(struct clone_args *ca, const struct vmm_exec *x)
 	}
 #endif
 	pid_t pid = vmm_spawn(ca, exec_child, &se);
-	if (b >= 0) {
-		/* The slots let go of what they held (a socket's end, a pipe's). */
-		for (int i = 0; i < x->nfds; i++)
-			dup3(slots.null_fd, slots.fd[b][i], O_CLOEXEC);
-		pthread_mutex_unlock(&slots.lock[b]);
-	}
+#if defined(__x86_64__)
+	if (b >= 0)
+		block_put(b, x->nfds);
+#endif
 	return pid;
 }
