@@ -106,15 +106,6 @@ static int exec_pipe(int pfd[2], struct err *e)
 	return 0;
 }
 
-static void close_fds(int *fds, int n)
-{
-	for (int i = 0; i < n; i++) {
-		if (fds[i] >= 0)
-			close(fds[i]);
-		fds[i] = -1;
-	}
-}
-
 void sbx_warm_drop(struct sbx *s)
 {
 	close_fds(s->warm_fds, 3);

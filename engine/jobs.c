@@ -585,9 +585,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	*out = j->n;
 	j = NULL;
 out:
-	for (int i = 0; i < 3; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	close_fds(fds, 3);
 	if (in_w >= 0)
 		close(in_w);
 	if (j) {
@@ -1326,9 +1324,7 @@ void sbx_jobs_reattach(struct sbx *s)
 		}
 		if (r == 0)
 			r = s->ops->job_attach(&s->vm, j->exec_id, fds[0], fds[1], off[0], off[1], &e);
-		for (int k = 0; k < 2; k++)
-			if (fds[k] >= 0)
-				close(fds[k]);
+		close_fds(fds, 2);
 		if (r < 0)
 			log_warn("sandbox %s: job %u cannot be attached again: %s", s->node.name, j->n,
 				 e.msg);

@@ -41,19 +41,11 @@ static int make_ns(int fd[2], bool sock, struct err *e)
 	return r;
 }
 
-static void close_both(int fd[2])
-{
-	for (int i = 0; i < 2; i++)
-		if (fd[i] >= 0)
-			close(fd[i]);
-	fd[0] = fd[1] = -1;
-}
-
 static int make_bare(int fd[2], struct err *e)
 {
 	int r = make_ns(fd, false, e);
 	if (r < 0)
-		close_both(fd);
+		close_fds(fd, 2);
 	return r;
 }
 
@@ -67,7 +59,7 @@ static int make_wired(int fd[2], struct err *e)
 	if (r == 0)
 		r = h->veth_ahead(h->image_arg, fd[0], e);
 	if (r < 0)
-		close_both(fd);
+		close_fds(fd, 2);
 	return r;
 }
 
