@@ -402,6 +402,17 @@ def sbx_stats(name, mnt=None):
     return kv(read_file(os.path.join(mnt or MNT, name, "stats")))
 
 
+def claimed_stats(name, mnt=None):
+    """A claimed sandbox's stats once its journal is written (the journal's commit thread
+    writes it a few ms after the claim; claim_journal_usec is 0 until then), 1 s at most."""
+    deadline = now_ns() + int(1e9)
+    while True:
+        st = sbx_stats(name, mnt)
+        if int(st.get("claim_journal_usec", 0)) > 0 or now_ns() > deadline:
+            return st
+        time.sleep(0.002)
+
+
 def daemon_rss_kib():
     with open("/proc/%d/status" % State.daemon.pid) as f:
         for line in f:
@@ -2208,7 +2219,7 @@ def case_pool(bwrap_ok, limits):
                     t1 = now_ns()
                     t2 = exec_first_bytes(MNT, nm)
                     status = read_file(os.path.join(MNT, nm, "status")).strip()
-                    st = sbx_stats(nm)
+                    st = claimed_stats(nm)
                     os.rmdir(os.path.join(MNT, nm))
                     check_pool_stats(nm, st)
                     if keep:
@@ -2352,7 +2363,7 @@ def case_pool_size():
                 pool_wait_full(pname)
                 nm = "ps%d-%d" % (size, k)
                 ns, status = claim_one(nm)
-                st = sbx_stats(nm)
+                st = claimed_stats(nm)
                 os.rmdir(os.path.join(MNT, nm))
                 check_pool_stats(nm, st)
                 if status != "running":

@@ -982,7 +982,7 @@ def sec_pool(r, md):
     tti_exec = [t - m for t, m in zip(P["tti"], P["running"])]
     rows = [row("**pool**: `mkdir` to `running` (the `mkdir` syscall)", P["running"], True),
             row("  daemon's `claim_usec`", P["claim_usec"]),
-            row("  daemon's `claim_journal_usec` (after the reply, off its path)", P["claim_journal_usec"]),
+            row("  daemon's `claim_journal_usec` (written ~5 ms after the reply, off its path)", P["claim_journal_usec"]),
             row("**pool**: time to first output (`mkdir` + exec `echo hi`)", P["tti"], True),
             row("  of which the exec (first output − `mkdir` return)", tti_exec),
             row("cold `create` + exec: time to first output", S["cold"]["tti"], True),

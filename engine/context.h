@@ -60,6 +60,7 @@ struct engine {
 		bool dirty, quit;
 		pthread_t thread;
 		int fd; /* STATE/sandboxes, for syncfs */
+		struct sbx *later; /* journal_write_later's, linked by journal_next */
 	} commit;
 	/* Hooks of lifecycle.c into the parts above it. Set by warm_init (NULL:
 	 * no pools): a create's claim of a ready member (-ENOENT: none), and a

@@ -82,6 +82,43 @@ void journal_commit_soon(struct engine *eng)
 	pthread_mutex_unlock(&eng->commit.lock);
 }
 
+/* A claimed pool member's journal (its new name and times; the member's,
+ * already in the renamed state dir, re-adopts it until then) is written here,
+ * a few ms after the claim: the claimed sandbox's first command, which
+ * mostly comes at once, then has its lock and the CPU (written at once, by a
+ * worker, it held the lock for the ~0.5 ms the first exec's open and write
+ * waited for). */
+void journal_write_later(struct sbx *s)
+{
+	struct engine *eng = s->eng;
+	pthread_mutex_lock(&eng->commit.lock);
+	s->journal_next = eng->commit.later;
+	eng->commit.later = s;
+	if (!eng->commit.dirty) {
+		eng->commit.dirty = true;
+		pthread_cond_signal(&eng->commit.cond);
+	}
+	pthread_mutex_unlock(&eng->commit.lock);
+}
+
+/* The commit thread: journal_write_later's list, before the sync. */
+static void write_later(struct sbx *s)
+{
+	while (s) {
+		struct sbx *next = s->journal_next;
+		pthread_mutex_lock(&s->lock);
+		s->journal_next = NULL;
+		if (!s->removing) { /* a removal's own writes said the rest */
+			uint64_t t0 = now_usec();
+			journal_write(s);
+			s->t.claim_journal_usec = now_usec() - t0;
+		}
+		pthread_mutex_unlock(&s->lock);
+		sbx_put(s);
+		s = next;
+	}
+}
+
 static void *commit_main(void *arg)
 {
 	struct engine *eng = arg;
@@ -93,6 +130,11 @@ static void *commit_main(void *arg)
 			break;
 		pthread_mutex_unlock(&eng->commit.lock);
 		usleep(COMMIT_DELAY_USEC); /* gather the writes of a burst into one sync */
+		pthread_mutex_lock(&eng->commit.lock);
+		struct sbx *later = eng->commit.later;
+		eng->commit.later = NULL;
+		pthread_mutex_unlock(&eng->commit.lock);
+		write_later(later); /* still dirty: their writes join this sync */
 		pthread_mutex_lock(&eng->commit.lock);
 		eng->commit.dirty = false;
 		pthread_mutex_unlock(&eng->commit.lock);

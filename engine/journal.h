@@ -25,6 +25,9 @@ int journal_write_in(struct sbx *s, const char *dir);
  * it holds a journal; start-up removes what a dead daemon left hidden. */
 #define SBX_NEW_PREFIX ".new-"
 void journal_commit_soon(struct engine *eng);
+/* s's journal written by the commit thread before its next sync, s->lock
+ * taken there; the caller's reference to s is dropped there. */
+void journal_write_later(struct sbx *s);
 int journal_commit_start(struct engine *eng);
 void journal_commit_stop(struct engine *eng);
 int sbx_config_json(const struct sbx *s, struct buf *b);
@@ -77,6 +80,9 @@ struct journal_rec {
 	/* Its cgroup's leaf when not <tag>-<name> (a warm pool's member keeps the
 	 * cgroup it was made in once claimed); "" otherwise. */
 	char cgroup[SBX_NAME_MAX + 1];
+	/* config.name is a pool member's: a claim died before it journaled the
+	 * sandbox's own name (journal_write_later). */
+	bool member_name;
 	char ip[16];        /* the network address kept, dotted quad; "" none */
 	struct net_rule *rules;
 	struct net_expose expose[NET_EXPOSE_MAX]; /* net.expose: exposed ports */

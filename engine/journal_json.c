@@ -263,7 +263,7 @@ static int parse_limits(json_t *cj, struct sbx_config *c, struct err *e)
 	return 0;
 }
 
-static int parse_config(json_t *j, struct sbx_config *c, struct err *e)
+static int parse_config(json_t *j, struct sbx_config *c, bool *member, struct err *e)
 {
 	static const char *w = "config.";
 	json_t *cj = json_object_get(j, "config");
@@ -274,8 +274,15 @@ static int parse_config(json_t *j, struct sbx_config *c, struct err *e)
 	char name[SBX_NAME_MAX + 1] = "";
 	json_int_t gen = 0;
 	int r;
-	if ((r = get_name(cj, w, "name", false, false, name, e)) < 0 ||
-	    (r = parse_limits(cj, c, e)) < 0 ||
+	/* The name is the state dir's; this one is only checked. A pool
+	 * member's hidden name (.pID-RUN-SEQ) is a claimed member's whose
+	 * journal the claim rewrites a few ms after (journal_write_later). */
+	if ((r = get_str(cj, w, "name", false, false, name, sizeof(name), e)) < 0)
+		return r;
+	if (name[0] && ctl_check_name(name + (name[0] == '.'), NULL) < 0)
+		return err_set(e, -EINVAL, "%sname '%s' is not a valid name", w, name);
+	*member = name[0] == '.';
+	if ((r = parse_limits(cj, c, e)) < 0 ||
 	    (r = get_name(cj, w, "parent", false, true, c->parent, e)) < 0 ||
 	    (r = get_u64(cj, w, "created_usec", true, 0, &c->created_wall_usec, e)) < 0 ||
 	    (r = get_layers(cj, w, "layers", false, 0, c->lowers, &c->nlowers, e)) < 0 ||
@@ -493,7 +500,7 @@ int journal_parse(const char *text, size_t len, struct journal_rec *rec, struct 
 	if (r == 0)
 		r = parse_run(j, rec, e);
 	if (r == 0)
-		r = parse_config(j, &rec->cfg, e);
+		r = parse_config(j, &rec->cfg, &rec->member_name, e);
 	if (r == 0)
 		r = parse_snaps(j, rec, e);
 	if (r == 0)

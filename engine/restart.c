@@ -94,6 +94,11 @@ static struct sbx *journal_read(struct engine *eng, const char *name)
 		return NULL;
 	}
 	struct sbx *s = journal_adopt_rec(eng, name, &rec);
+	if (s && rec.member_name) { /* the claim's own journal, as it would have been */
+		pthread_mutex_lock(&s->lock);
+		journal_write(s);
+		pthread_mutex_unlock(&s->lock);
+	}
 	journal_rec_free(&rec);
 	return s;
 }

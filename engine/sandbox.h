@@ -93,6 +93,7 @@ struct sbx {
 	_Atomic uint64_t generation;
 	uint64_t deadline_usec; /* monotonic; 0 none (timeout=) */
 	bool removing;
+	struct sbx *journal_next; /* in eng->commit.later (journal_write_later) */
 	bool flattening; /* a background flatten of cfg.lowers is queued */
 	bool monitored;
 	bool stop_busy;    /* a stopper is inside ops->stop */

@@ -422,17 +422,6 @@ static int take_identity(struct sbx *s, const char *name, bool *intact, struct e
 	return r;
 }
 
-static void claim_journal_job(void *arg)
-{
-	struct sbx *m = arg;
-	pthread_mutex_lock(&m->lock);
-	uint64_t t0 = now_usec();
-	journal_write(m);
-	m->t.claim_journal_usec = now_usec() - t0;
-	pthread_mutex_unlock(&m->lock);
-	sbx_put(m);
-}
-
 /* Pops a ready member of the pool whose spec is `spec`. NULL: no such pool
  * (*matched false) or none ready. The member keeps its pool reference. */
 static struct sbx *pop_member(struct engine *eng, const char *spec, bool *matched,
@@ -536,8 +525,7 @@ int warm_claim(struct engine *eng, const char *name, const struct sbx_config *c,
 		 * re-adopts it (the member's: same spec, pid and cgroup); the new
 		 * times and name follow off the claim's path. */
 		reg_tryget(&m->node);
-		if (pool_submit(eng, claim_journal_job, m) < 0)
-			claim_journal_job(m);
+		journal_write_later(m);
 		pool_put(p); /* the member's: it is the user's sandbox now */
 		engine_bump_generation(eng);
 		log_info("sandbox %s: claimed from pool %s in %" PRIu64 " us", name, p->name,

@@ -259,6 +259,40 @@ cgroups_named() {
 	rmdir "$P"
 }
 
+@test "a claim's journal is written after the reply; a kill -9 before it re-adopts the sandbox under its name" {
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	mkdir "$P"
+	echo 2 >"$P/size"
+	wait_ready 2
+	local a="a$SBX_TAG" b="b$SBX_TAG" apid
+	mkdir "$MNT/$a"
+	# Written a few ms later by the journal's commit thread: the name follows.
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ "$(jq -r .config.name "$STATE/sandboxes/$a/sandbox.json")" == "$a" ]] && break
+		sleep 0.05
+	done
+	[[ "$(jq -r .config.name "$STATE/sandboxes/$a/sandbox.json")" == "$a" ]]
+	(( $(sbx_key "$MNT/$a/stats" claim_journal_usec) > 0 ))
+	apid=$(sbx_key "$MNT/$a/stats" pid)
+	# A daemon killed right after a claim, its journal maybe not written yet.
+	mkdir "$MNT/$b"
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_stop_daemon
+	sbx_start_daemon_keep
+	wait_status "$a" running
+	wait_status "$b" running
+	[[ "$(sbx_key "$MNT/$a/stats" pid)" == "$apid" ]]
+	sbx_exec "$b" hostname
+	[[ "$SBX_OUT" == "$b" ]]
+	[[ "$(jq -r .config.name "$STATE/sandboxes/$b/sandbox.json")" == "$b" ]]
+	rmdir "$MNT/$a" "$MNT/$b"
+	rmdir "$P"
+	[[ -z "$(ls -A "$STATE/sandboxes")" ]]
+}
+
 @test "kill -9 during a refill: the pool is re-adopted, old members discarded, refilled" {
 	sbx_stop_daemon
 	sbx_start_daemon_keep

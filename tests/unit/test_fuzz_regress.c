@@ -94,6 +94,17 @@ static void test_journal(void)
 			  &r, &e) == -EINVAL && strstr(e.msg, "layers[0]"));
 	CHECK(journal_try("\"created_usec\": 1}", "\"created_usec\": 1, \"parent\": \"a\\nb\"}",
 			  &r, &e) == -EINVAL && strstr(e.msg, "control character"));
+	/* config.name: a sandbox's, or a pool member's (a claim that died before
+	 * its journal was rewritten: member_name); never a path or a bare dot. */
+	CHECK(journal_try("{\"image\"", "{\"name\": \".p1-0a1b2c3d-7\", \"image\"", &r, &e) == 0 &&
+	      r.member_name);
+	journal_rec_free(&r);
+	CHECK(journal_try("{\"image\"", "{\"name\": \"j1\", \"image\"", &r, &e) == 0 &&
+	      !r.member_name);
+	journal_rec_free(&r);
+	CHECK(journal_try("{\"image\"", "{\"name\": \".\", \"image\"", &r, &e) == -EINVAL &&
+	      strstr(e.msg, "config.name"));
+	CHECK(journal_try("{\"image\"", "{\"name\": \"./a\", \"image\"", &r, &e) == -EINVAL);
 	/* Numbers out of range, never cast: negative sizes, cpus past uint32. */
 	CHECK(journal_try("268435456", "-1", &r, &e) == -EINVAL && strstr(e.msg, "memory"));
 	CHECK(journal_try("1.0", "1e300", &r, &e) == -EINVAL && strstr(e.msg, "cpus"));
