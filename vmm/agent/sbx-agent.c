@@ -718,7 +718,8 @@ static int cold_start(struct job *j, uint64_t id, const char *payload, struct st
 
 /* An exec or a job: in the warm shell when it fits, else cold. A job's stdin
  * and output buffers are allocated here, for either. AG_PID says its pid,
- * and a terminal's number. */
+ * a terminal's number, or that the warm shell took it (the host counts
+ * those). */
 static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 {
 	struct job *j = NULL;
@@ -741,8 +742,11 @@ static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 	bool warm_took = warm_take(j, id, payload, &o, job, bufs);
 	if (!warm_took && cold_start(j, id, payload, &o, job, bufs, &pts) < 0)
 		return;
-	char p[32];
-	if (j->tty)
+	/* "PID -1 w": a daemon of before reads -1 (no terminal) and ignores the rest. */
+	char p[40];
+	if (warm_took)
+		snprintf(p, sizeof(p), "%d -1 w", (int)j->pid);
+	else if (j->tty)
 		snprintf(p, sizeof(p), "%d %d", (int)j->pid, pts);
 	else
 		snprintf(p, sizeof(p), "%d", (int)j->pid);
