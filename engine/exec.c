@@ -148,6 +148,14 @@ bool sbx_warm_fits(const struct sbx *s, const struct sbx_command *c)
 	       !strchr(c->full, '\n');
 }
 
+/* With s->lock held: one more warm exec or job, in the sandbox's stats and
+ * the daemon's. */
+static void warm_count(struct sbx *s, bool job)
+{
+	*(job ? &s->jobs_warm : &s->execs_warm) += 1;
+	stats_count_warm(s->eng, job);
+}
+
 int sbx_warm_take(struct sbx *s, uint64_t id, const struct sbx_command *c, bool job, int fds[3],
 		  struct err *e)
 {
@@ -156,10 +164,18 @@ int sbx_warm_take(struct sbx *s, uint64_t id, const struct sbx_command *c, bool 
 		return r;
 	memcpy(fds, s->warm_fds, sizeof(s->warm_fds));
 	s->warm_fds[0] = s->warm_fds[1] = s->warm_fds[2] = -1;
-	*(job ? &s->jobs_warm : &s->execs_warm) += 1;
 	s->warm_due = true;
-	stats_count_warm(s->eng, job);
+	warm_count(s, job);
 	return 0;
+}
+
+void sbx_warm_reported(struct sbx *s, char warm)
+{
+	/* A backend that the daemon hands warm commands to counted them at the
+	 * hand-over (sbx_warm_take); what its sandbox says (ns: init, which
+	 * runs inside it) is not taken as well. */
+	if (warm && !s->ops->exec_warm)
+		warm_count(s, warm == 'j');
 }
 
 /* With s->lock held: x's command goes to the warm shell, whose stdout x

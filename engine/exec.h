@@ -53,5 +53,9 @@ int sbx_warm_take(struct sbx *s, uint64_t id, const struct sbx_command *c, bool 
 		  struct err *e);
 /* With s->lock held: a command of ours ended. */
 void sbx_warm_next(struct sbx *s);
+/* With s->lock held: a command's start report (vmm_event's warm: 'e', 'j'
+ * or 0) from a backend whose guest keeps its own warm shell (qemu's agent
+ * picks the commands it runs) counts as sbx_warm_take's do. */
+void sbx_warm_reported(struct sbx *s, char warm);
 
 #endif

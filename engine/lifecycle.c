@@ -986,6 +986,8 @@ static void on_init_message(struct sbx *s)
 		return;
 	}
 	s->ops->event(&s->vm, &ev);
+	if (ev.kind == VMM_EV_EXEC_PID)
+		sbx_warm_reported(s, ev.warm);
 	if ((ev.kind == VMM_EV_EXEC_EXIT || ev.kind == VMM_EV_EXEC_PID) && sbx_job_event(s, &ev))
 		;
 	else if (ev.kind == VMM_EV_EXEC_EXIT)

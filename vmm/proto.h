@@ -47,7 +47,9 @@
 #define MSG_FAIL 'F'      /* "F<errno> <sentence>": setup failed, init exits */
 #define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon */
 #define MSG_EXEC_PID 'P'  /* "P<id> <pid in the sandbox>"; the qemu backend's reader
-			   * adds " <pts>", a terminal's number in the guest (-1: none) */
+			   * adds " <pts>", a terminal's number in the guest (-1: none),
+			   * and " e" or " j" for an exec or a job its agent's warm
+			   * shell took (once a command; the engine counts it) */
 #define MSG_WARM_WANTED 'w' /* "w3": a new daemon connected and an earlier one
 			     * had asked for a warm shell (one waiting was
 			     * killed): send MSG_WARM again. "3": its three fds

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/agent_proto.h"
@@ -33,6 +34,7 @@ struct qemu_exec {
 	char *buf;       /* AGENT_WINDOW bytes */
 	bool warned;     /* said once in the log: a guest's flood of frames is not a flood of lines */
 	int veofs;       /* a terminal's eof asked for, sent once stdin before it has gone */
+	bool warm;       /* the agent said its warm shell took it (told the engine once) */
 	struct qemu_exec *next;
 };
 
@@ -154,6 +156,18 @@ static inline int qagent_take_frame(char *in, size_t *in_len, struct agent_hdr *
 	memmove(in, in + n, *in_len - n);
 	*in_len -= n;
 	return 1;
+}
+
+/* An AG_PID's payload p (NUL-terminated, any bytes): "PID", a terminal's
+ * job's "PID PTS", or "PID -1 w" for a command the agent's warm shell took.
+ * *pts is -1 unless 0 to 2^20; true when it says warm. */
+static inline bool qagent_pid_report(const char *p, int *pid, int *pts)
+{
+	char *end;
+	*pid = (int)strtol(p, &end, 10);
+	long n = *end == ' ' ? strtol(end, &end, 10) : -1;
+	*pts = n >= 0 && n < (1 << 20) ? (int)n : -1;
+	return strcmp(end, " w") == 0;
 }
 
 /* The answer marker after AG_FORK / AG_RESYNC: when want[0, wn) occurs in

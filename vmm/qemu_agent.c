@@ -493,6 +493,28 @@ static int exited(struct qemu_vm *q, uint64_t id, const char *code)
 	return note(q, msg, n);
 }
 
+/* The command's pid and a terminal's number (-1: none); one the agent's warm
+ * shell took adds 'e' (an exec) or 'j' (a job) for the engine's count, once
+ * for a command of ours: the guest may say it of anything, any number of
+ * times. */
+static int started(struct qemu_vm *q, uint64_t id, const char *p)
+{
+	int pid, pts;
+	const char *warm = "";
+	if (qagent_pid_report(p, &pid, &pts)) {
+		pthread_mutex_lock(&q->xlock);
+		struct qemu_exec *x = exec_find(q, id);
+		if (x && !x->warm) {
+			x->warm = true;
+			warm = x->job ? " j" : " e";
+		}
+		pthread_mutex_unlock(&q->xlock);
+	}
+	char msg[64];
+	int n = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d %d%s", id, pid, pts, warm);
+	return note(q, msg, n);
+}
+
 #define READER_MAX_FDS 64
 
 static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
@@ -523,13 +545,7 @@ static int handle_frames(struct qemu_vm *q)
 		} else if (h.type == AG_FDATA) {
 			file_data(q, h.id, payload, h.len);
 		} else if (h.type == AG_PID) {
-			/* "PID", or a terminal's "PID PTS" (-1: none) */
-			char msg[64], *pts;
-			int pid = (int)strtol(payload, &pts, 10);
-			long n = *pts == ' ' ? strtol(pts, NULL, 10) : -1;
-			int m = snprintf(msg, sizeof(msg), "P%" PRIu64 " %d %d", h.id, pid,
-					 n >= 0 && n < (1 << 20) ? (int)n : -1);
-			bad = note(q, msg, m);
+			bad = started(q, h.id, payload);
 		}
 	}
 	return bad || r < 0 ? -1 : 0;

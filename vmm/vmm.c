@@ -61,6 +61,7 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 	char msg[128], *sp;
 	ev->kind = VMM_EV_NONE;
 	ev->tty = -1;
+	ev->warm = 0;
 	ssize_t n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
@@ -78,8 +79,9 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 		ev->kind = VMM_EV_EXEC_PID;
 		ev->exec_id = strtoull(msg + 1, &sp, 10);
 		ev->pid = (int)strtol(sp, &sp, 10);
-		long t = *sp == ' ' ? strtol(sp, NULL, 10) : -1;
+		long t = *sp == ' ' ? strtol(sp, &sp, 10) : -1;
 		ev->tty = t >= 0 && t < (1 << 20) ? (int)t : -1;
+		ev->warm = !strcmp(sp, " e") || !strcmp(sp, " j") ? sp[1] : 0;
 	} else if (msg[0] == MSG_WARM_WANTED && msg[1] == '3') {
 		ev->kind = VMM_EV_WARM_WANTED;
 	}

@@ -134,6 +134,9 @@ struct vmm_event {
 	int signal; /* EXEC_EXIT: the signal that ended it, 0 if it exited */
 	int pid;    /* EXEC_PID: its pid inside the sandbox */
 	int tty;    /* EXEC_PID: a terminal's number there when the report says; -1 */
+	/* EXEC_PID: 'e' (an exec) or 'j' (a job) that the backend's own warm
+	 * shell took, where the guest picks it (qemu: once a command); 0 */
+	char warm;
 };
 
 /* What a backend's sandboxes can have, beyond what every backend does; the

@@ -18,6 +18,10 @@
  *     stalls for want of room);
  *   - the answer marker is found where it first occurs in the stream, however
  *     the reads split it, and framing resumes right after it;
+ *   - every frame's payload read as an AG_PID's (qagent_pid_report): a
+ *     terminal's number -1 or 0 to 2^20, warm only for a payload that ends
+ *     in " w"; and the agent's three forms, from the input's first bytes,
+ *     read back exactly;
  *   - the version a hello states (qagent_hello_version: a hello frame's
  *     payload, the words before an answer marker, any bytes) is 0 to 9999,
  *     and "sbx-agent 3" right before the marker reads as 3.
@@ -74,6 +78,11 @@ static void frames(const char *s, size_t len, size_t chunk)
 			MUST(memcmp(payload, s + walk + HDR, h.len) == 0 && payload[h.len] == '\0');
 			int v = qagent_hello_version(payload, h.len);
 			MUST(v >= 0 && v <= 9999);
+			int pid, pts;
+			bool warm = qagent_pid_report(payload, &pid, &pts);
+			size_t pl = strlen(payload);
+			MUST(pts >= -1 && pts < (1 << 20));
+			MUST(!warm || (pl >= 2 && strcmp(payload + pl - 2, " w") == 0));
 			MUST(in_len == was - HDR - h.len);
 			MUST(memcmp(in, before + HDR + h.len, in_len) == 0);
 			walk += HDR + h.len;
@@ -149,6 +158,22 @@ static void answer(const char *s, size_t len, size_t chunk, const char *want)
 	}
 }
 
+/* The agent's AG_PID payloads (sbx-agent.c's job_start) read back: "PID",
+ * a terminal's "PID PTS", a warm shell's "PID -1 w". */
+static void pid_reports(const uint8_t *data, size_t size)
+{
+	int32_t v[2] = {0, 0};
+	memcpy(v, data, size < sizeof(v) ? size : sizeof(v));
+	int pts_in = v[1] & ((1 << 20) - 1), pid, pts;
+	char p[64];
+	snprintf(p, sizeof(p), "%d", (int)v[0]);
+	MUST(!qagent_pid_report(p, &pid, &pts) && pid == v[0] && pts == -1);
+	snprintf(p, sizeof(p), "%d %d", (int)v[0], pts_in);
+	MUST(!qagent_pid_report(p, &pid, &pts) && pid == v[0] && pts == pts_in);
+	snprintf(p, sizeof(p), "%d -1 w", (int)v[0]);
+	MUST(qagent_pid_report(p, &pid, &pts) && pid == v[0] && pts == -1);
+}
+
 /* The console line against an independent search of where it starts. */
 static void console(const char *s, size_t len, size_t cap)
 {
@@ -193,6 +218,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int v = qagent_hello_version(s, len);
 	MUST(v >= 0 && v <= 9999);
 	frames(s, len, chunk);
+	pid_reports(data, size);
 	answer(s, len, chunk, " fork 0123456789abcdef");
 	answer(s, len, chunk, " resync 42");
 	console(s, len, 1);

@@ -2,8 +2,8 @@
  *
  * The input is one SOCK_SEQPACKET message on a sandbox's ctl socket (what
  * sbx-init's send_report/send_msg, or the qemu backend's reader thread, write:
- * "E<id> <exit code> <signal>", "P<id> <pid>[ <pts>]", or the warm shell's
- * "w3"). It is sent on a socketpair
+ * "E<id> <exit code> <signal>", "P<id> <pid>[ <pts>[ e| j]]" (e, j: the
+ * agent's warm shell took that exec or job), or the warm shell's "w3"). It is sent on a socketpair
  * and read with vmm_read_event (vmm/vmm.c), exactly as the backends' event op
  * does. Then, from the first bytes of the input, a well-formed report is
  * formatted the way sbx-init formats it, and read back. Besides the
@@ -16,6 +16,8 @@
  *     carry are left alone;
  *   - the id agrees with an independent reading of the digits (strtoull of
  *     the first 127 bytes: the reader's buffer truncates longer messages);
+ *   - warm is 'e' or 'j' only for a pid report that ends in " e" or " j",
+ *     else 0;
  *   - a report formatted as sbx-init formats it reads back exactly.
  * vmm.c is linked alone: the few backend symbols it refers to are stubs here
  * that abort if called (the event reader never calls them).
@@ -64,6 +66,7 @@ static void sentinel(struct vmm_event *ev)
 	ev->kind = (enum vmm_event_kind)77;
 	ev->exec_id = SENT_ID;
 	ev->exit_code = ev->signal = ev->pid = SENT_INT;
+	ev->warm = 'S';
 }
 
 /* Sends msg as one message and reads it back; checks the generic contract. */
@@ -77,6 +80,10 @@ static void read_one(const char *msg, size_t n, struct vmm_event *ev)
 	MUST(ev->kind == VMM_EV_NONE || ev->kind == VMM_EV_EXEC_EXIT ||
 	     ev->kind == VMM_EV_EXEC_PID || ev->kind == VMM_EV_HANGUP ||
 	     ev->kind == VMM_EV_WARM_WANTED);
+	/* The reader's buffer holds 127 bytes; its text ends at a NUL. */
+	size_t text = strnlen(msg, n < 127 ? n : 127);
+	MUST(ev->warm == 0 || ((ev->warm == 'e' || ev->warm == 'j') && ev->kind == VMM_EV_EXEC_PID &&
+			       text >= 2 && msg[text - 2] == ' ' && msg[text - 1] == ev->warm));
 	/* Exactly one message was taken: the socket is empty now (EAGAIN). */
 	struct vmm_event again;
 	sentinel(&again);
@@ -144,7 +151,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = snprintf(msg, sizeof(msg), "%c%llu %d %d", MSG_EXEC_PID, id, (int)a, (int)b);
 		read_one(msg, (size_t)n, &ev);
 		MUST(ev.kind == VMM_EV_EXEC_PID && ev.exec_id == id && ev.pid == a &&
-		     ev.tty == (b >= 0 && b < (1 << 20) ? b : -1));
+		     ev.tty == (b >= 0 && b < (1 << 20) ? b : -1) && !ev.warm);
+		/* And one its agent's warm shell took (an exec or a job). */
+		char w = v[16] & 2 ? 'j' : 'e';
+		n = snprintf(msg, sizeof(msg), "%c%llu %d -1 %c", MSG_EXEC_PID, id, (int)a, w);
+		read_one(msg, (size_t)n, &ev);
+		MUST(ev.kind == VMM_EV_EXEC_PID && ev.exec_id == id && ev.pid == a &&
+		     ev.tty == -1 && ev.warm == w);
 	}
 	return 0;
 }

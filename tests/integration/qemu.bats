@@ -47,19 +47,26 @@ teardown() {
 	[ "$SBX_RC" -eq 0 ]
 	# An exec without options runs in the agent's warm shell: a /bin/sh
 	# started before its command came (when the last exec ended), which
-	# ends as `sh -c LINE` would. Ticks are USER_HZ (100).
+	# ends as `sh -c LINE` would. Ticks are USER_HZ (100). The agent says
+	# so: the sandbox's stats and the daemon's count it as a warm exec.
 	sleep 3
+	warm=$(sbx_key "$MNT/$V/stats" exec_warm_total)
+	all=$(sbx_key "$MNT/stats" exec_warm_total)
 	sbx_exec "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"'
 	read -r up start <<<"$SBX_OUT"
 	[ $((start / 100 + 1)) -lt "$up" ] || { echo "exec's shell started at $start ticks, uptime $up s" >&2; false; }
+	[ "$(sbx_key "$MNT/$V/stats" exec_warm_total)" = $((warm + 1)) ]
+	[ "$(sbx_key "$MNT/stats" exec_warm_total)" = $((all + 1)) ]
 	sbx_exec "$V" 'if'
 	[ "$SBX_RC" -eq 2 ]
 	sbx_exec "$V" 'kill -9 $$'
 	[ "$SBX_RC" -eq 137 ]
 	# One the sandbox killed while it waited is made again when the next
-	# command (here the killer, run cold by its option) ends.
+	# command (here the killer, run cold by its option, not counted) ends.
+	warm=$(sbx_key "$MNT/$V/stats" exec_warm_total)
 	sbx_exec "$V" 'user=root for p in /proc/[0-9]*; do [ "${p#/proc/}" != $$ ] && grep -q "read -r c" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" && echo killed; done'
 	[ "$SBX_OUT" = killed ]
+	[ "$(sbx_key "$MNT/$V/stats" exec_warm_total)" = "$warm" ]
 	sleep 3
 	sbx_exec "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"'
 	read -r up start <<<"$SBX_OUT"
@@ -71,13 +78,17 @@ teardown() {
 
 
 	# A job without options runs in the warm shell too, on its own
-	# stdout and stderr.
+	# stdout and stderr, and counts as a warm job.
 	sleep 3
+	warm=$(sbx_key "$MNT/$V/stats" job_warm_total)
+	all=$(sbx_key "$MNT/stats" job_warm_total)
 	n=$(sbx_run "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"; echo e >&2')
 	wait_job "$V" "$n" exited
 	read -r up start <<<"$(sbx_cat "$MNT/$V/jobs/$n/stdout")"
 	[ $((start / 100 + 1)) -lt "$up" ] || { echo "job's shell started at $start ticks, uptime $up s" >&2; false; }
 	[ "$(sbx_cat "$MNT/$V/jobs/$n/stderr")" = e ]
+	[ "$(sbx_key "$MNT/$V/stats" job_warm_total)" = $((warm + 1)) ]
+	[ "$(sbx_key "$MNT/stats" job_warm_total)" = $((all + 1)) ]
 
 	# Jobs run through the agent too: separate stdout and stderr, stdin
 	# written through jobs/N/stdin, exit code and reason, a pid in the guest.

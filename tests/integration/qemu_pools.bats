@@ -92,6 +92,8 @@ qemus_of_state() {
 	[[ "$SBX_RC" == 0 ]]
 	[[ "$SBX_OUT" == "$(printf '%s\n%s' "$V" "$V")" ]]
 	[[ "$SBX_OUT" != *"$m"* ]]
+	# It ran in the shell the member's agent had waiting, and counts so.
+	[[ "$(sbx_key "$MNT/$V/stats" exec_warm_total)" == 1 ]]
 	# Back to the usual priority, every thread.
 	[[ "$(thread_nices "$mpid")" == 0 ]]
 	# The guest RAM file and the state dir follow the name.

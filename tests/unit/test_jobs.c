@@ -1,7 +1,9 @@
 /* Unit tests of jobs' output watches (engine/jobs.c): sbx_job_poll at logical
  * offsets, one-shot inotify wake-ups through the job watch hook, a blocked read
  * woken by output, and no watch left once the job ended. Jobs come from job.json files,
- * as after a daemon restart; nothing runs. */
+ * as after a daemon restart; nothing runs. And a command's start report that
+ * says a warm shell took it: counted where the guest keeps that shell (qemu),
+ * not where the daemon hands commands to it (ns). */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <sys/epoll.h>
 
 #include "../../engine/context.h"
+#include "../../engine/exec.h"
 #include "../../engine/jobs.h"
 #include "../../engine/lifecycle.h"
 #include "../../engine/sandbox.h"
@@ -210,6 +213,25 @@ static void test_removed(void)
 	CHECK(sbx_job_read(s, 1, 0, buf, sizeof(buf), 0, true, NULL) < 0);
 }
 
+/* An ns sandbox's init (inside the sandbox) cannot add to the counts; a
+ * backend without exec_warm (its guest picks) counts an exec's and a job's. */
+static void test_warm_reported(void)
+{
+	const struct vmm_ops *ns = s->ops;
+	struct vmm_ops guest_picks = *ns;
+	guest_picks.exec_warm = NULL;
+	pthread_mutex_lock(&s->lock);
+	sbx_warm_reported(s, 'j');
+	CHECK(s->execs_warm == 0 && s->jobs_warm == 0);
+	s->ops = &guest_picks;
+	sbx_warm_reported(s, 'e');
+	sbx_warm_reported(s, 'j');
+	sbx_warm_reported(s, 0);
+	CHECK(s->execs_warm == 1 && s->jobs_warm == 1);
+	s->ops = ns;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int main(void)
 {
 	char tmp[] = "/tmp/sbx-unit-jobs.XXXXXX";
@@ -237,6 +259,7 @@ int main(void)
 	RUN(test_blocked_read_woken);
 	RUN(test_ended);
 	RUN(test_removed);
+	RUN(test_warm_reported);
 
 	reg_del(eng->reg, &s->node);
 	sbx_put(s);

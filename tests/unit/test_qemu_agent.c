@@ -26,6 +26,11 @@ static void send_frame(uint8_t type, uint64_t id, const void *p, uint32_t len)
 		fprintf(stderr, "fake agent: send failed\n");
 }
 
+static void send_text_frame(uint8_t type, uint64_t id, const char *s)
+{
+	send_frame(type, id, s, (uint32_t)strlen(s));
+}
+
 static bool read_full(int fd, void *p, size_t n, int timeout_ms)
 {
 	char *c = p;
@@ -147,6 +152,10 @@ static void test_exec_output_credit_exit(void)
 	close(p[1]); /* as the engine does */
 	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_EXEC && h.id == 7 &&
 	      strcmp(payload, "echo hi") == 0);
+	/* Taken by the agent's warm shell: an exec's (e). */
+	char msg[64];
+	send_text_frame(AG_PID, 7, "40 -1 w");
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P7 40 -1 e") == 0);
 
 	/* A full window: more than the pipe holds, so the host buffers the rest. */
 	memset(chunk, 'z', sizeof(chunk));
@@ -167,7 +176,6 @@ static void test_exec_output_credit_exit(void)
 			credited += strtoull(payload, NULL, 10);
 	CHECK(want > 0 && credited >= want && credited <= AGENT_WINDOW);
 
-	char msg[64];
 	CHECK(recv_note(ctl, msg, sizeof(msg)) && strncmp(msg, "E7 3", 4) == 0);
 	vm_free(q, ctl);
 }
@@ -346,6 +354,15 @@ static void test_job_streams_stdin_pid_signal(void)
 	send_frame(AG_PID, 11, "42", 2);
 	char msg[64];
 	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42 -1") == 0);
+	/* The agent's warm shell took it ("PID -1 w"): the note says a job's
+	 * (j) for the engine's count, once; a repeat, or an id the host never
+	 * sent, counts nothing. */
+	send_text_frame(AG_PID, 11, "42 -1 w");
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42 -1 j") == 0);
+	send_text_frame(AG_PID, 11, "42 -1 w");
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P11 42 -1") == 0);
+	send_text_frame(AG_PID, 99, "1 -1 w");
+	CHECK(recv_note(ctl, msg, sizeof(msg)) && strcmp(msg, "P99 1 -1") == 0);
 
 	/* More stdin than one window: the host stops at the window until credited. */
 	memset(chunk, 'i', sizeof(chunk));
@@ -542,11 +559,6 @@ static uint64_t agent_takes(const char *want_head, const char *want_path)
 	CHECK(ok && strlen(payload) + 1 + strlen(want_path) == h.len &&
 	      memcmp(payload + strlen(payload) + 1, want_path, strlen(want_path)) == 0);
 	return ok ? h.id : 0;
-}
-
-static void send_text_frame(uint8_t type, uint64_t id, const char *s)
-{
-	send_frame(type, id, s, (uint32_t)strlen(s));
 }
 
 /* The agent's answer to a stat or list: its records (n bytes), then the end. */

@@ -102,7 +102,9 @@ struct agent_hdr {
 #define AG_OUT 'O'      /* id, payload: bytes of the command's stdout/stderr */
 #define AG_ERR 'R'      /* id, payload: bytes of a job's stderr */
 #define AG_PID 'D'      /* id, payload: the command's pid in the guest, and for a terminal's
-			 * job its number in the guest's devpts: "PID PTS" */
+			 * job its number in the guest's devpts: "PID PTS"; for a command
+			 * the agent's warm shell took "PID -1 w" (a daemon of before
+			 * reads no terminal; an agent of before never says w) */
 /* AG_CREDIT (agent -> daemon): id, payload: stdin bytes the job's pipe took */
 #define AG_FRES 'S'     /* id, payload: "ERRNO SIZE [WHAT [ARG]]": 0 and SIZE (get: the file's
 			 * bytes; stat, list: the records' bytes) that AG_FDATA brings; or

@@ -634,42 +634,33 @@ static void warm_start(void)
 
 /* An exec or a job that fits the warm shell (no option, one line that one
  * pipe write takes whole) becomes it: its pid and pipes are j's (an exec
- * reads stdout alone). False: none waits, or the line does not fit; the
- * command then starts cold. */
+ * reads stdout alone), and so are bufs (job_start's). False: none waits, or
+ * the line does not fit; the command then starts cold, bufs still the
+ * caller's. */
 static bool warm_take(struct job *j, uint64_t id, const char *line, const struct start_opts *o,
-		      bool job)
+		      bool job, char *bufs[3])
 {
 	size_t n = strlen(line);
 	if (!warm.pid || o->user[0] || o->cols || n + 2 > PIPE_BUF || strchr(line, '\n'))
 		return false;
-	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
-	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
 	char buf[PIPE_BUF];
 	buf[0] = job ? 'j' : 'e';
 	memcpy(buf + 1, line, n);
 	buf[n + 1] = '\n';
-	bool fits = !job || (ibuf && rb0 && rb1);
-	if (!fits || write(warm.cmd_fd, buf, n + 2) != (ssize_t)(n + 2)) {
-		free(ibuf);
-		free(rb0);
-		free(rb1);
-		if (fits) { /* gone before its line came (its exit is reaped as any child's) */
-			kill(warm.pid, SIGKILL);
-			warm_close();
-		}
+	if (write(warm.cmd_fd, buf, n + 2) != (ssize_t)(n + 2)) {
+		/* gone before its line came (its exit is reaped as any child's) */
+		kill(warm.pid, SIGKILL);
+		warm_close();
 		return false;
 	}
 	*j = (struct job){.used = true, .id = id, .pid = warm.pid, .out_fd = warm.fds[1],
 			  .err_fd = job ? warm.fds[2] : -1, .in_fd = job ? warm.fds[0] : -1,
-			  .credit = AGENT_WINDOW, .in = ibuf, .job = job, .attached = true,
-			  .rb = {rb0, rb1}};
+			  .credit = AGENT_WINDOW, .in = bufs[0], .job = job, .attached = true,
+			  .rb = {bufs[1], bufs[2]}};
 	warm.fds[1] = -1;
 	if (job)
 		warm.fds[0] = warm.fds[2] = -1;
 	warm_close();
-	char p[24];
-	snprintf(p, sizeof(p), "%d", (int)j->pid);
-	send_text(AG_PID, id, p);
 	return true;
 }
 
@@ -686,8 +677,49 @@ static int tty_stdio(const struct start_opts *o, int o_[2], int in[2], int *inde
 	return in[1] < 0 ? -1 : 0;
 }
 
-/* exec (job false): stdout and stderr in one pipe, stdin /dev/null. A job:
- * three pipes, its stdin fed by AG_IN frames; or with tty= a terminal. */
+/* A command in a new process: exec (job false), stdout and stderr in one
+ * pipe, stdin /dev/null; a job, three pipes, its stdin fed by AG_IN frames;
+ * or with tty= a terminal (its number in *pts). -1: it failed, and said so. */
+static int cold_start(struct job *j, uint64_t id, const char *payload, struct start_opts *o,
+		      bool job, char *bufs[3], int *pts)
+{
+	int o_[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
+	int r = o->cols ? tty_stdio(o, o_, in, pts) : pipe2(o_, O_CLOEXEC);
+	if (r < 0 || (job && !o->cols && (pipe2(er, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0))) {
+		int fds[] = {o_[0], o_[1], er[0], er[1], in[0], in[1]};
+		start_failed(id, fds, 6, bufs, o->cols ? "sbx-agent: cannot open a terminal\n"
+						       : "sbx-agent: pipe failed\n");
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		child_exec(payload, o, o->cols ? o_[1] : job ? in[0] : -1, o_[1],
+			   job && !o->cols ? er[1] : o_[1]);
+	close(o_[1]);
+	if (er[1] >= 0)
+		close(er[1]);
+	if (in[0] >= 0)
+		close(in[0]);
+	if (pid < 0) {
+		int fds[] = {o_[0], er[0], in[1]};
+		start_failed(id, fds, 3, bufs, "sbx-agent: fork failed\n");
+		return -1;
+	}
+	for (int k = 0; k < 3; k++) {
+		int fd = k == 0 ? o_[0] : k == 1 ? er[0] : in[1];
+		if (fd >= 0)
+			fcntl(fd, F_SETFL, O_NONBLOCK);
+	}
+	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o_[0], .err_fd = er[0],
+			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = bufs[0], .job = job,
+			  .attached = true, .rb = {bufs[1], bufs[2]}, .tty = o->cols > 0};
+	return 0;
+}
+
+/* An exec or a job: in the warm shell when it fits, else cold. A job's stdin
+ * and output buffers are allocated here, for either. AG_PID says its pid,
+ * a terminal's number, or that the warm shell took it (the host counts
+ * those). */
 static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 {
 	struct job *j = NULL;
@@ -701,48 +733,23 @@ static void job_start(uint64_t id, const char *payload, size_t len, bool job)
 		fail_start(id, o.bad ? o.bad : "sbx-agent: too many commands\n");
 		return;
 	}
-	if (warm_take(j, id, payload, &o, job))
-		return;
-	int o_[2] = {-1, -1}, er[2] = {-1, -1}, in[2] = {-1, -1};
-	char *ibuf = job ? malloc(AGENT_IN_WINDOW) : NULL;
-	char *rb0 = job ? malloc(AGENT_WINDOW) : NULL, *rb1 = job ? malloc(AGENT_WINDOW) : NULL;
-	int r = o.cols ? tty_stdio(&o, o_, in, &pts) : pipe2(o_, O_CLOEXEC);
-	if (r < 0 || (job && (!ibuf || !rb0 || !rb1 ||
-			      (!o.cols && (pipe2(er, O_CLOEXEC) < 0 || pipe2(in, O_CLOEXEC) < 0))))) {
-		int fds[] = {o_[0], o_[1], er[0], er[1], in[0], in[1]};
-		char *bufs[] = {ibuf, rb0, rb1};
-		start_failed(id, fds, 6, bufs, o.cols ? "sbx-agent: cannot open a terminal\n"
-						      : "sbx-agent: pipe failed\n");
+	char *bufs[3] = {job ? malloc(AGENT_IN_WINDOW) : NULL, job ? malloc(AGENT_WINDOW) : NULL,
+			 job ? malloc(AGENT_WINDOW) : NULL};
+	if (job && (!bufs[0] || !bufs[1] || !bufs[2])) {
+		start_failed(id, NULL, 0, bufs, "sbx-agent: out of memory\n");
 		return;
 	}
-	pid_t pid = fork();
-	if (pid == 0)
-		child_exec(payload, &o, o.cols ? o_[1] : job ? in[0] : -1, o_[1],
-			   job && !o.cols ? er[1] : o_[1]);
-	close(o_[1]);
-	if (er[1] >= 0)
-		close(er[1]);
-	if (in[0] >= 0)
-		close(in[0]);
-	if (pid < 0) {
-		int fds[] = {o_[0], er[0], in[1]};
-		char *bufs[] = {ibuf, rb0, rb1};
-		start_failed(id, fds, 3, bufs, "sbx-agent: fork failed\n");
+	bool warm_took = warm_take(j, id, payload, &o, job, bufs);
+	if (!warm_took && cold_start(j, id, payload, &o, job, bufs, &pts) < 0)
 		return;
-	}
-	for (int k = 0; k < 3; k++) {
-		int fd = k == 0 ? o_[0] : k == 1 ? er[0] : in[1];
-		if (fd >= 0)
-			fcntl(fd, F_SETFL, O_NONBLOCK);
-	}
-	*j = (struct job){.used = true, .id = id, .pid = pid, .out_fd = o_[0], .err_fd = er[0],
-			  .in_fd = in[1], .credit = AGENT_WINDOW, .in = ibuf, .job = job,
-			  .attached = true, .rb = {rb0, rb1}, .tty = o.cols > 0};
-	char p[32];
-	if (j->tty)
-		snprintf(p, sizeof(p), "%d %d", (int)pid, pts);
+	/* "PID -1 w": a daemon of before reads -1 (no terminal) and ignores the rest. */
+	char p[40];
+	if (warm_took)
+		snprintf(p, sizeof(p), "%d -1 w", (int)j->pid);
+	else if (j->tty)
+		snprintf(p, sizeof(p), "%d %d", (int)j->pid, pts);
 	else
-		snprintf(p, sizeof(p), "%d", (int)pid);
+		snprintf(p, sizeof(p), "%d", (int)j->pid);
 	send_text(AG_PID, id, p);
 }
 
