@@ -85,9 +85,9 @@ struct qemu_frame {
 	char buf[]; /* a header and its payload */
 };
 
-/* The queue's bound: frames and their headers. An exec's command is at most
- * AGENT_PAYLOAD_MAX: 31 of them fit. */
-#define QEMU_QUEUE_MAX (256u << 10)
+/* The queue's bound: frames and their structs. 31 commands of a ctl line's
+ * 4 KiB fit (the agent runs at most 64 at once), or thousands of kills. */
+#define QEMU_QUEUE_MAX (128u << 10)
 /* A put's bytes the channel has no room for, kept for the reader thread to
  * send: a buffer of QEMU_PUT_KEPT each, QEMU_KEPT_MAX a VM (beyond, the
  * write waits, parked). */
