@@ -24,6 +24,19 @@ freq() {
 	timeout 120 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/$V/files" "$@"
 }
 
+# one_thread_pair MS: a daemon of one FUSE thread whose agent sends wait up
+# to MS (SANDBOXFS_AGENT_SEND_MS); V a qemu VM (its QEMU in $pid), N an ns
+# sandbox, $SBX_TMP/put 8 MiB of random bytes.
+one_thread_pair() {
+	sbx_stop_daemon
+	SANDBOXFS_AGENT_SEND_MS=$1 sbx_start_daemon --fuse-threads 1
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	N="qn${SBX_TAG}"
+	sbx_create_ctl "$N"
+	pid=$(qemu_pid_of "$V")
+	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+}
+
 @test "qemu files: put, get, stat, list, mkdir round trip; refusals, cut puts and replaces as on ns; a stopped VM" {
 	sbx_create_ctl "$V" backend=qemu memory=256M
 	pid=$(qemu_pid_of "$V")
@@ -259,15 +272,7 @@ EOF
 	# failed) would stall the mount. The bound is 15 s here
 	# (SANDBOXFS_AGENT_SEND_MS) so that a loaded host is not taken for a
 	# guest that never reads; its default is 5 s.
-	sbx_stop_daemon
-	export SANDBOXFS_AGENT_SEND_MS=15000
-	sbx_start_daemon --fuse-threads 1
-	unset SANDBOXFS_AGENT_SEND_MS
-	sbx_create_ctl "$V" backend=qemu memory=256M
-	N="qn${SBX_TAG}"
-	sbx_create_ctl "$N"
-	pid=$(qemu_pid_of "$V")
-	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+	one_thread_pair 15000
 	want=$(sha256sum <"$SBX_TMP/put" | cut -d' ' -f1)
 	# QEMU stopped behind the daemon's back (SIGSTOP) once a put's request
 	# was answered: its 8 MiB in writes of 1 MiB fill the channel and a
@@ -276,9 +281,12 @@ EOF
 	# put completes. Then stopped again: a put that never gets room fails
 	# with the send's sentence at the bound, status answering meanwhile;
 	# and a put whose writer is killed while its write is parked.
-	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" <<'PYEOF'
+	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" "$BATS_TEST_DIRNAME" <<'PYEOF'
 import errno, os, signal, sys, threading, time
 mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from files_req import write_all
 data = open(src, "rb").read()
 def start(path):
     # The request's write returns once the guest made the temporary.
@@ -290,13 +298,7 @@ def start(path):
         raise
     return fd
 def put(fd, res):
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view[: 1 << 20]):]
-        res.append("ok")
-    except OSError as e:
-        res.append("ERR %s: %s" % (errno.errorcode[e.errno], os.read(fd, 4096).decode().strip()))
+    res.append(write_all(fd, data) or "ok")
     os.close(fd)
 def answers_while(alive, what):
     # Each answers while the put is parked: a held worker (the only one)
@@ -385,15 +387,7 @@ PYEOF
 	# One FUSE thread, and a send bound of 60 s (SANDBOXFS_AGENT_SEND_MS):
 	# an exec's send that waited for the channel (as before) would hold the
 	# only worker that long, and every request of every sandbox behind it.
-	sbx_stop_daemon
-	export SANDBOXFS_AGENT_SEND_MS=60000
-	sbx_start_daemon --fuse-threads 1
-	unset SANDBOXFS_AGENT_SEND_MS
-	sbx_create_ctl "$V" backend=qemu memory=256M
-	N="qn${SBX_TAG}"
-	sbx_create_ctl "$N"
-	pid=$(qemu_pid_of "$V")
-	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+	one_thread_pair 60000
 	# QEMU stopped behind the daemon's back (SIGSTOP) while a put's 8 MiB
 	# fill the channel (its write parks). Then, each on the one FUSE
 	# thread: execs (their commands long, until the queue refuses one), a
@@ -402,9 +396,12 @@ PYEOF
 	# is a hang detector with a bound far below the send bound). After
 	# SIGCONT every queued exec prints its line, the job echoes its stdin
 	# before its end, the killed job says so, the put completes.
-	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" <<'PYEOF'
+	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" "$BATS_TEST_DIRNAME" <<'PYEOF'
 import errno, os, signal, sys, threading, time
 mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from files_req import write_all
 data = open(src, "rb").read()
 def path(*p):
     return "/".join((mnt,) + p)
@@ -420,12 +417,7 @@ def exec_start(name, cmd):
         raise
     return fd
 def exec_end(fd):
-    out = b""
-    while True:
-        b = os.read(fd, 65536)
-        if not b:
-            break
-        out += b
+    out = b"".join(iter(lambda: os.read(fd, 65536), b""))  # to EOF
     st = os.read(fd, 4096)
     os.close(fd)
     return out.decode(), st.decode().strip()
@@ -437,13 +429,7 @@ def run(cmd):
     return job
 put_res = []
 def put(fd):
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view[: 1 << 20]):]
-        put_res.append("ok")
-    except OSError as e:
-        put_res.append("ERR %s: %s" % (errno.errorcode[e.errno], os.read(fd, 4096).decode()))
+    put_res.append(write_all(fd, data) or "ok")
     os.close(fd)
 pad = "x" * 3900
 execs, res = [], {}

@@ -260,16 +260,24 @@ static void test_stalled_reader_does_not_block_shutdown(void)
  * at unit.h's case timeout, or says -ETIMEDOUT): they are queued, and once
  * the queue is full refused with a sentence; a guest that reads again gets
  * whole frames (the one a send left half written first). */
+/* A VM with its reader thread, on a host's usual send buffer, not the
+ * channel's larger one (it fills sooner). */
+static struct qemu_vm *vm_started_small(int *ctl)
+{
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	int sz = 106496;
+	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	return q;
+}
+
 static void test_guest_that_never_reads_does_not_hold_senders(void)
 {
 	int ctl;
 	struct err e = {0};
-	struct qemu_vm *q = vm_new(&ctl);
-	CHECK(qagent_start_reader(q, &e) == 0);
-	/* A host's usual send buffer, not the channel's larger one: the reader's
-	 * ACKs fill it before the flood stops. */
-	int sz = 106496;
-	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	/* The reader's ACKs fill the channel before the flood stops. */
+	struct qemu_vm *q = vm_started_small(&ctl);
 	CHECK(fcntl(agent_side, F_SETFL, O_NONBLOCK) == 0);
 	char fr[sizeof(struct agent_hdr) + 3];
 	int full = 0;
@@ -309,11 +317,7 @@ static void test_guest_that_never_reads_does_not_hold_senders(void)
 static void test_queued_frames_keep_order(void)
 {
 	int ctl;
-	struct err e = {0};
-	struct qemu_vm *q = vm_new(&ctl);
-	CHECK(qagent_start_reader(q, &e) == 0);
-	int sz = 106496;
-	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	struct qemu_vm *q = vm_started_small(&ctl);
 	int r = 0;
 	uint64_t id = 0;
 	while (r == 0 && id < 1000000)
