@@ -1025,8 +1025,8 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
 			r = err_set(&e, -EINVAL, "usage: kill [SIGNAL]");
 		else if (j->state != JOB_RUNNING)
 			r = err_set(&e, -EBUSY, "job %u is %s", n, job_states[j->state]);
-		else
-			r = s->ops->exec_kill(&s->vm, j->exec_id, sig);
+		else if ((r = s->ops->exec_kill(&s->vm, j->exec_id, sig)) < 0)
+			err_set(&e, r, "cannot signal job %u: %s", n, strerror(-r));
 	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1 && tty_in_sandbox(s, j)) {
 		/* The sandbox's terminal writes its own end-of-file character. */
 		r = j->state != JOB_RUNNING

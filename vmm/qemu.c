@@ -1555,6 +1555,8 @@ static int stop_vm(struct vmm_inst *vm, struct qemu_vm *q, int timeout_sec, stru
 		char secs[16];
 		int n = snprintf(secs, sizeof(secs), "%d", timeout_sec > 1 ? timeout_sec - 1 : 0);
 		uint64_t t0 = now_usec();
+		/* Queued if the channel is full: a guest that does not read it
+		 * takes the stop's own deadline, then QMP's quit. */
 		if (qagent_send(q, AG_POWEROFF, 0, secs, (uint32_t)n) == 0 &&
 		    vmm_pidfd_wait(q->pidfd, left_ms) > 0)
 			return 0;
@@ -1600,7 +1602,7 @@ static int qemu_kill(struct vmm_inst *vm, int sig, struct err *e)
 	char p[16];
 	int n = snprintf(p, sizeof(p), "%d", sig == SIGTERM || sig == SIGINT ? 10 : sig);
 	r = qagent_send(q, sig == SIGTERM || sig == SIGINT ? AG_POWEROFF : AG_KILL, 0, p, (uint32_t)n);
-	return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+	return r < 0 ? qagent_send_err(r, "the signal", e) : 0;
 }
 
 static int qemu_pause(struct vmm_inst *vm, bool pause, struct err *e)
@@ -1963,7 +1965,7 @@ static int qemu_rename(struct vmm_inst *vm, const char *name, struct err *e)
 	}
 	if ((r = fork_payload(vm, q, name, "resume", nonce, payload, e)) == 0 &&
 	    (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)strlen(payload))) < 0)
-		err_set(e, r, "cannot reach the guest agent of %s: %s", vm->name, strerror(-r));
+		qagent_send_err(r, "the new name", e);
 	if (r < 0 && move && rename(shm, q->shm_path) == 0)
 		move = false; /* back where it was */
 	if (move) {

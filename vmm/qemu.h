@@ -80,7 +80,16 @@ struct qemu_file {
 	struct qemu_file *next;
 };
 
-#define QEMU_FENDS_MAX 64
+/* A control frame the channel had no room for (struct qemu_vm's queue). */
+struct qemu_frame {
+	struct qemu_frame *next;
+	uint32_t len;
+	char buf[]; /* a header and its payload */
+};
+
+/* The queue's bound: frames and their structs. 31 commands of a ctl line's
+ * 4 KiB fit (the agent runs at most 64 at once), or thousands of kills. */
+#define QEMU_QUEUE_MAX (128u << 10)
 /* A put's bytes the channel has no room for, kept for the reader thread to
  * send: a buffer of QEMU_PUT_KEPT each, QEMU_KEPT_MAX a VM (beyond, the
  * write waits, parked). */
@@ -99,13 +108,14 @@ struct qemu_vm {
 	bool reader_running;
 	pthread_mutex_t wlock; /* one writer at a time on agent_fd, and w* below */
 	/* A frame a send left half written when the guest stopped reading: its
-	 * rest goes before any other frame; wstalled: that send timed out and the
-	 * channel has not drained since, so sends do not wait (qagent_send). */
+	 * rest goes before any other frame; wstalled: a send or a request's
+	 * look found no room for the send bound and the channel has not drained
+	 * since, so those do not wait (qagent_send_synced, files). */
 	char wpend[sizeof(struct agent_hdr) + AGENT_FDATA_MAX + AGENT_SYNC_LEN];
 	size_t wpend_off, wpend_len;
 	bool wstalled;
-	/* The reader thread polls for room in the channel: a rest in wpend, an
-	 * AG_FEND owed, a request that waits for room (want_room). */
+	/* The reader thread polls for room in the channel: a rest in wpend, a
+	 * queued frame, a request that waits for room (want_room). */
 	_Atomic bool room_wanted;
 	pthread_mutex_t xlock; /* the execs list */
 	struct qemu_exec *execs;
@@ -125,10 +135,13 @@ struct qemu_vm {
 	int files_wait_ms; /* how long a request waits for the agent without progress */
 	int send_wait_ms;  /* how long a send, or a request's look, waits for room */
 	size_t kept_bytes; /* the puts' kept buffers (under xlock), at most QEMU_KEPT_MAX */
-	/* AG_FEND of requests closed while the channel had no room for it:
-	 * sent before any later frame (under xlock; taken out under wlock). */
-	uint64_t fends[QEMU_FENDS_MAX];
-	int nfends;
+	/* Control frames (a command, its kill, stdin, credit, a request's
+	 * AG_FEND) that found the channel full: sent in order before any later
+	 * frame, by the next sender or the reader thread when there is room.
+	 * Added under xlock; only a holder of wlock takes the first out.
+	 * queue_bytes: their size with their struct, at most QEMU_QUEUE_MAX. */
+	struct qemu_frame *queue, *queue_last;
+	size_t queue_bytes;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
 };
@@ -281,8 +294,15 @@ int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64
 int qagent_start_reader(struct qemu_vm *q, struct err *e);
 /* Ends the reader thread and closes every exec's output (readers see EOF). */
 void qagent_stop_reader(struct qemu_vm *q);
+/* A restore's or adopt's first frame (no reader thread runs yet): waits
+ * for room, up to the send bound. */
 int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload);
+/* One frame, never waiting for the guest: sent now, or queued behind what
+ * the channel owes (the reader thread sends it when there is room). 0,
+ * -EBUSY when the queue is full, -errno. */
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
+/* A failed send of what ("the command") as the caller's sentence. */
+int qagent_send_err(int r, const char *what, struct err *e);
 /* How a command runs in the guest beyond its line: user= (NULL: root) and
  * a terminal's size (cols 0: none; a job only). */
 struct qagent_opts {

@@ -19,10 +19,11 @@
 #include "qemu.h"
 #include "vmm.h"
 
-/* How long a send waits for a guest that does not read its port: a send
- * holds its caller (a worker with the sandbox's lock, or the reader thread);
- * a guest that never reads must not hold it for good. A files request's
- * sends never wait: its look fails once it found no room this long. */
+/* How long a send waits for a guest that does not read its port. Only a
+ * restore's or adopt's first frame waits (qagent_send_synced: an engine
+ * worker's, before the reader thread runs); every other frame goes at once
+ * or is queued (qagent_send), so no FUSE worker and no lock waits for the
+ * guest. A files request's look fails once it found no room this long. */
 #define AGENT_SEND_WAIT_MS 5000
 /* The channel's send buffer (the kernel doubles it for its accounting). */
 #define AGENT_SNDBUF (1 << 20)
@@ -74,8 +75,8 @@ static void want_room(struct qemu_vm *q)
 static void channel_stalled(struct qemu_vm *q)
 {
 	if (!q->wstalled)
-		log_warn("qemu: the guest agent has not read its channel for %d ms; sends to it fail "
-			 "at once until it reads again", q->send_wait_ms);
+		log_warn("qemu: the guest agent has not read its channel for %d ms; files requests "
+			 "to it fail at once until it reads again", q->send_wait_ms);
 	q->wstalled = true;
 }
 
@@ -97,11 +98,45 @@ static int send_start_locked(struct qemu_vm *q, const char *buf, size_t n, uint6
 	return 0;
 }
 
+/* With xlock held: frame buf[0, n) at the end of the queue, for the next
+ * sender or the reader thread. 0, -EBUSY when the queue is full (a guest
+ * that does not read its channel), -ENOTCONN once nothing sends it. */
+static int queue_frame_locked(struct qemu_vm *q, const char *buf, size_t n)
+{
+	if (q->reader_gone)
+		return -ENOTCONN;
+	if (q->queue_bytes + sizeof(struct qemu_frame) + n > QEMU_QUEUE_MAX)
+		return -EBUSY;
+	struct qemu_frame *fr = malloc(sizeof(*fr) + n);
+	if (!fr)
+		return -ENOMEM;
+	fr->next = NULL;
+	fr->len = (uint32_t)n;
+	memcpy(fr->buf, buf, n);
+	if (q->queue)
+		q->queue_last->next = fr;
+	else
+		q->queue = fr;
+	q->queue_last = fr;
+	q->queue_bytes += sizeof(*fr) + n;
+	want_room(q);
+	return 0;
+}
+
+/* With wlock and xlock held: the first queued frame goes (sent, or dropped
+ * with the rest when the reader thread ends). */
+static void queue_pop_locked(struct qemu_vm *q)
+{
+	struct qemu_frame *fr = q->queue;
+	q->queue = fr->next;
+	q->queue_bytes -= sizeof(*fr) + fr->len;
+	free(fr);
+}
+
 /* With wlock held: what the channel owes before any new frame, by deadline
  * (0: what goes at once): the rest of a frame a send left half written,
- * then the AG_FEND of requests closed while it had no room. 0 once all
- * went; -EAGAIN while some is owed (the reader thread sends it when there
- * is room); -errno. */
+ * then the queued frames. 0 once all went; -EAGAIN while some is owed (the
+ * reader thread sends it when there is room); -errno. */
 static int send_owed_locked(struct qemu_vm *q, uint64_t deadline)
 {
 	for (;;) {
@@ -117,21 +152,24 @@ static int send_owed_locked(struct qemu_vm *q, uint64_t deadline)
 			}
 			q->wpend_off = q->wpend_len = 0;
 		}
-		/* Closers add at the end; only a holder of wlock takes the first. */
+		/* Senders add at the end; only a holder of wlock takes the first,
+		 * so it stays while the send runs without xlock. */
 		pthread_mutex_lock(&q->xlock);
-		struct agent_hdr h = {.type = AG_FEND, .id = q->nfends ? q->fends[0] : 0};
+		struct qemu_frame *fr = q->queue;
 		pthread_mutex_unlock(&q->xlock);
-		if (!h.id)
+		if (!fr)
 			return 0;
-		int r = send_start_locked(q, (const char *)&h, sizeof(h), deadline);
+		int r = send_start_locked(q, fr->buf, fr->len, deadline);
 		if (r == -EAGAIN)
 			want_room(q);
 		if (r < 0)
 			return r;
 		pthread_mutex_lock(&q->xlock);
-		q->nfends--;
-		memmove(q->fends, q->fends + 1, (size_t)q->nfends * sizeof(q->fends[0]));
+		queue_pop_locked(q);
+		bool drained = !q->queue;
 		pthread_mutex_unlock(&q->xlock);
+		if (drained)
+			reader_kick(q); /* stdin held back while frames waited (pump_stdin) */
 	}
 }
 
@@ -158,10 +196,15 @@ static int send_frame_locked(struct qemu_vm *q, const char *buf, size_t n, bool 
 	return r == -EAGAIN ? -ETIMEDOUT : 0;
 }
 
-/* One frame of type with payload p; wait: the bounded send (qagent_send);
- * else none, nor behind another sender's: -EAGAIN then. */
+enum send_how {
+	SEND_NOW,   /* none, nor behind another sender's: -EAGAIN then */
+	SEND_WAIT,  /* the bounded send (qagent_send_synced) */
+	SEND_QUEUE, /* none: what cannot go now is queued (qagent_send) */
+};
+
+/* One frame of type with payload p, sent as how says. */
 static int send_frame(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len,
-		      bool wait)
+		      enum send_how how)
 {
 	char buf[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
@@ -170,24 +213,45 @@ static int send_frame(struct qemu_vm *q, uint8_t type, uint64_t id, const void *
 	memcpy(buf, &h, sizeof(h));
 	if (len)
 		memcpy(buf + sizeof(h), p, len);
-	if (!wait && pthread_mutex_trylock(&q->wlock) != 0)
-		return -EAGAIN;
-	if (wait)
+	bool locked = true;
+	if (how == SEND_WAIT)
 		pthread_mutex_lock(&q->wlock);
-	int r = q->agent_fd < 0 ? -ENOTCONN : send_frame_locked(q, buf, sizeof(h) + len, wait);
-	pthread_mutex_unlock(&q->wlock);
+	else
+		locked = pthread_mutex_trylock(&q->wlock) == 0;
+	int r = !locked ? -EAGAIN : q->agent_fd < 0 ? -ENOTCONN
+			  : send_frame_locked(q, buf, sizeof(h) + len, how == SEND_WAIT);
+	/* Behind another sender, or a channel that has no room: the queue,
+	 * after what it holds (wlock, when held, keeps the order plain). */
+	if (how == SEND_QUEUE && (r == -EAGAIN || r == -ETIMEDOUT)) {
+		pthread_mutex_lock(&q->xlock);
+		r = queue_frame_locked(q, buf, sizeof(h) + len);
+		pthread_mutex_unlock(&q->xlock);
+	}
+	if (locked)
+		pthread_mutex_unlock(&q->wlock);
 	return r;
 }
 
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
 {
-	return send_frame(q, type, id, p, len, true);
+	return send_frame(q, type, id, p, len, SEND_QUEUE);
+}
+
+int qagent_send_err(int r, const char *what, struct err *e)
+{
+	if (r == -EBUSY)
+		return err_set(e, r, "cannot send %s to the guest agent: it has not read its "
+			       "channel, where %u KiB wait for it already; nothing was sent (try "
+			       "again once it reads)", what, QEMU_QUEUE_MAX >> 10);
+	return err_set(e, r, "cannot send %s to the guest agent: %s", what, strerror(-r));
 }
 
 /* AGENT_SYNC, raw, then the frame, twice: the agent drops its input up to
  * the marker; should the first marker land inside a frame the agent had half
  * read from its old host, the second one is whole (the agent acts once per
- * nonce). */
+ * nonce). These wait for room, bounded: no reader thread runs yet to send
+ * a queued frame, and the caller (an engine worker's restore or adopt)
+ * waits for the agent's answer next anyway. */
 int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 {
 	for (int i = 0; i < 2; i++) {
@@ -196,7 +260,7 @@ int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 					: send_frame_locked(q, AGENT_SYNC, AGENT_SYNC_LEN, true);
 		pthread_mutex_unlock(&q->wlock);
 		if (r == 0)
-			r = qagent_send(q, type, 0, payload, (uint32_t)strlen(payload));
+			r = send_frame(q, type, 0, payload, (uint32_t)strlen(payload), SEND_WAIT);
 		if (r < 0)
 			return r;
 	}
@@ -428,10 +492,17 @@ static void stdin_credit(struct qemu_vm *q, uint64_t id, const char *n)
 }
 
 /* Forwards what the engine wrote to a job's stdin (EOF: an empty AG_IN).
- * 1: bytes went, 0: nothing there now, -1: at its end. */
+ * 1: bytes went, 0: nothing there now, -1: at its end, -EAGAIN: frames
+ * wait for room in the channel, so stdin waits in the engine's pipe (its
+ * writer parks there) rather than in the queue the commands need. */
 static int pump_stdin(struct qemu_vm *q, struct qemu_exec *x)
 {
 	char buf[AGENT_PAYLOAD_MAX];
+	pthread_mutex_lock(&q->xlock);
+	bool full = q->queue != NULL;
+	pthread_mutex_unlock(&q->xlock);
+	if (full)
+		return -EAGAIN;
 	size_t want = x->in_credit < sizeof(buf) ? x->in_credit : sizeof(buf);
 	ssize_t n = read(x->in_fd, buf, want);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -466,7 +537,7 @@ static void send_veofs(struct qemu_vm *q)
 		while (x->in_credit && (r = pump_stdin(q, x)) > 0)
 			;
 		if (x->in_credit == 0 || x->in_fd < 0 || r != 0)
-			continue;
+			continue; /* again on the next credit, or once the queue drained */
 		pthread_mutex_lock(&q->xlock);
 		x->veofs -= owed;
 		pthread_mutex_unlock(&q->xlock);
@@ -573,7 +644,7 @@ static void *reader_main(void *arg)
 			if (x->len && x->fd >= 0) {
 				who[n] = x;
 				p[n++] = (struct pollfd){.fd = x->fd, .events = POLLOUT};
-			} else if (x->job && x->in_fd >= 0 && x->in_credit && !x->done) {
+			} else if (x->job && x->in_fd >= 0 && x->in_credit && !x->done && !q->queue) {
 				who[n] = x;
 				p[n++] = (struct pollfd){.fd = x->in_fd, .events = POLLIN};
 			}
@@ -642,8 +713,12 @@ void qagent_stop_reader(struct qemu_vm *q)
 		pthread_join(q->reader, NULL);
 		q->reader_running = false;
 	}
+	pthread_mutex_lock(&q->wlock); /* a sender may be sending the first queued */
 	pthread_mutex_lock(&q->xlock);
 	q->reader_gone = true; /* files requests fail: nothing answers them now */
+	while (q->queue) /* nothing sends them now */
+		queue_pop_locked(q);
+	pthread_mutex_unlock(&q->wlock);
 	for (struct qemu_file *f = q->files; f; f = f->next)
 		file_changed(q, f);
 	while (q->execs) {
@@ -712,10 +787,12 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qa
 	x->next = q->execs;
 	q->execs = x;
 	pthread_mutex_unlock(&q->xlock);
+	/* Queued when the channel is full: the engine answers at once, the
+	 * output comes once the guest reads its channel again. */
 	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, payload, (uint32_t)len);
 	if (r < 0) {
 		exec_remove(q, x); /* never sent: the reader has nothing of it */
-		return err_set(e, r, "cannot send the command to the guest agent: %s", strerror(-r));
+		return qagent_send_err(r, "the command", e);
 	}
 	/* The reader thread polls the new stdin from its next round on. */
 	if (job)
@@ -748,7 +825,7 @@ int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64
 	char p[64];
 	int n = snprintf(p, sizeof(p), "%" PRIu64 " %" PRIu64, out_off, err_off);
 	int r = qagent_send(q, AG_ATTACH, id, p, (uint32_t)n);
-	return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+	return r < 0 ? qagent_send_err(r, "the job's attach", e) : 0;
 }
 
 int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, struct err *e)
@@ -757,7 +834,7 @@ int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, str
 		char p[32];
 		int n = snprintf(p, sizeof(p), "%u %u", cols, rows);
 		int r = qagent_send(q, AG_WINSZ, id, p, (uint32_t)n);
-		return r < 0 ? err_set(e, r, "cannot reach the guest agent: %s", strerror(-r)) : 0;
+		return r < 0 ? qagent_send_err(r, "the terminal's size", e) : 0;
 	}
 	/* After the stdin in the engine's pipe: the reader thread sends it. */
 	pthread_mutex_lock(&q->xlock);
@@ -941,16 +1018,13 @@ void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
 	/* Its AG_FEND goes before any later frame, without waiting here: the
 	 * reader thread sends it when the channel has room (a closer never
 	 * waits for a guest that does not read). */
-	bool owed = !over && q->nfends < QEMU_FENDS_MAX;
-	if (owed)
-		q->fends[q->nfends++] = f->id;
+	struct agent_hdr h = {.type = AG_FEND, .id = f->id};
+	int r = over ? 0 : queue_frame_locked(q, (const char *)&h, sizeof(h));
 	file_unkeep(q, f);
 	pthread_mutex_unlock(&q->xlock);
-	if (owed)
-		want_room(q);
-	else if (!over)
-		log_warn("qemu: %d requests' ends wait for the guest agent's channel already; the "
-			 "agent keeps request %" PRIu64 " until it ends", QEMU_FENDS_MAX, f->id);
+	if (r < 0)
+		log_warn("qemu: the end of request %" PRIu64 " cannot be queued for the guest "
+			 "agent (%s); the agent keeps it until it ends", f->id, strerror(-r));
 	free(f->req);
 	free(f->fail);
 	free(f->buf);
@@ -991,7 +1065,7 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	pthread_mutex_unlock(&q->xlock);
 	/* Never waiting for room: without it, the first look sends it. */
 	uint32_t len = (uint32_t)(head + 1 + pl);
-	int ret = send_frame(q, AG_FILE, f->id, payload, len, false);
+	int ret = send_frame(q, AG_FILE, f->id, payload, len, SEND_NOW);
 	if (ret == -EAGAIN && (f->req = malloc(len))) {
 		memcpy(f->req, payload, len);
 		f->req_len = len;
@@ -1024,7 +1098,7 @@ static int file_send_req(struct qemu_vm *q, struct qemu_file *f)
 {
 	if (!f->req)
 		return 0;
-	int r = send_frame(q, AG_FILE, f->id, f->req, f->req_len, false);
+	int r = send_frame(q, AG_FILE, f->id, f->req, f->req_len, SEND_NOW);
 	if (r == 0) {
 		free(f->req);
 		f->req = NULL;
@@ -1121,7 +1195,7 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 	r = file_send_req(q, f);
 	while (r == 0 && direct && at < len) {
 		size_t n = len - at < AGENT_FDATA_MAX ? len - at : AGENT_FDATA_MAX;
-		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, false)) == 0)
+		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, SEND_NOW)) == 0)
 			at += n;
 	}
 	if (r == 0 && at < len)

@@ -6,7 +6,8 @@
 Writes the line (and, for a put, DATA's bytes or stdin's, in writes of up
 to 1 MiB), then copies what the handle reads to stdout. A failed write
 prints `ERR ENAME: SENTENCE` (the sentence read back from the same handle)
-and exits 1; a failed read prints `ERR ENAME` and exits 1."""
+and exits 1; a failed read prints `ERR ENAME` and exits 1. Tests that
+drive a handle themselves import write_all."""
 import errno
 import os
 import sys
@@ -14,6 +15,18 @@ import sys
 
 def name(err):
     return "EOPNOTSUPP" if err == errno.EOPNOTSUPP else errno.errorcode.get(err, str(err))
+
+
+def write_all(fd, data):
+    """data on fd in writes of up to 1 MiB: None, or `ERR ENAME: SENTENCE`
+    (the sentence read back from fd) when a write fails."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view[: 1 << 20]):]
+    except OSError as e:
+        return "ERR %s: %s" % (name(e.errno), os.read(fd, 4096).decode(errors="replace").strip())
+    return None
 
 
 def main():
@@ -24,14 +37,10 @@ def main():
         data = src.read()
     fd = os.open(path, os.O_RDWR)
     try:
-        try:
-            os.write(fd, req.encode("utf-8", "surrogateescape") + b"\n")
-            view = memoryview(data or b"")
-            while view:
-                view = view[os.write(fd, view[: 1 << 20]):]
-        except OSError as e:
-            why = os.read(fd, 4096).decode(errors="replace").strip()
-            print("ERR %s: %s" % (name(e.errno), why))
+        err = write_all(fd, req.encode("utf-8", "surrogateescape") + b"\n")
+        err = err or write_all(fd, data or b"")
+        if err:
+            print(err)
             return 1
         try:
             while True:
@@ -46,4 +55,5 @@ def main():
         os.close(fd)
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,19 @@ freq() {
 	timeout 120 /usr/bin/python3 "$BATS_TEST_DIRNAME/files_req.py" "$MNT/$V/files" "$@"
 }
 
+# one_thread_pair MS: a daemon of one FUSE thread whose agent sends wait up
+# to MS (SANDBOXFS_AGENT_SEND_MS); V a qemu VM (its QEMU in $pid), N an ns
+# sandbox, $SBX_TMP/put 8 MiB of random bytes.
+one_thread_pair() {
+	sbx_stop_daemon
+	SANDBOXFS_AGENT_SEND_MS=$1 sbx_start_daemon --fuse-threads 1
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	N="qn${SBX_TAG}"
+	sbx_create_ctl "$N"
+	pid=$(qemu_pid_of "$V")
+	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+}
+
 @test "qemu files: put, get, stat, list, mkdir round trip; refusals, cut puts and replaces as on ns; a stopped VM" {
 	sbx_create_ctl "$V" backend=qemu memory=256M
 	pid=$(qemu_pid_of "$V")
@@ -259,15 +272,7 @@ EOF
 	# failed) would stall the mount. The bound is 15 s here
 	# (SANDBOXFS_AGENT_SEND_MS) so that a loaded host is not taken for a
 	# guest that never reads; its default is 5 s.
-	sbx_stop_daemon
-	export SANDBOXFS_AGENT_SEND_MS=15000
-	sbx_start_daemon --fuse-threads 1
-	unset SANDBOXFS_AGENT_SEND_MS
-	sbx_create_ctl "$V" backend=qemu memory=256M
-	N="qn${SBX_TAG}"
-	sbx_create_ctl "$N"
-	pid=$(qemu_pid_of "$V")
-	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+	one_thread_pair 15000
 	want=$(sha256sum <"$SBX_TMP/put" | cut -d' ' -f1)
 	# QEMU stopped behind the daemon's back (SIGSTOP) once a put's request
 	# was answered: its 8 MiB in writes of 1 MiB fill the channel and a
@@ -276,9 +281,12 @@ EOF
 	# put completes. Then stopped again: a put that never gets room fails
 	# with the send's sentence at the bound, status answering meanwhile;
 	# and a put whose writer is killed while its write is parked.
-	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" <<'PYEOF'
+	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" "$BATS_TEST_DIRNAME" <<'PYEOF'
 import errno, os, signal, sys, threading, time
 mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from files_req import write_all
 data = open(src, "rb").read()
 def start(path):
     # The request's write returns once the guest made the temporary.
@@ -290,13 +298,7 @@ def start(path):
         raise
     return fd
 def put(fd, res):
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view[: 1 << 20]):]
-        res.append("ok")
-    except OSError as e:
-        res.append("ERR %s: %s" % (errno.errorcode[e.errno], os.read(fd, 4096).decode().strip()))
+    res.append(write_all(fd, data) or "ok")
     os.close(fd)
 def answers_while(alive, what):
     # Each answers while the put is parked: a held worker (the only one)
@@ -375,6 +377,118 @@ PYEOF
 	[[ "$output" != *sbx-put* && "$output" != *never* && "$output" != *cut* ]]
 	sbx_exec "$V" 'sha256sum /tmp/p'
 	[ "${SBX_OUT%% *}" = "$want" ]
+	echo stop >"$MNT/$V/ctl"
+	wait_status "$V" stopped
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}
+
+@test "qemu: a guest that stops reading its channel holds no FUSE worker: execs, jobs, their stdin and kills return on one FUSE thread, another sandbox answers, a full queue refuses with a sentence; once it reads, the queued commands run in order" {
+	# One FUSE thread, and a send bound of 60 s (SANDBOXFS_AGENT_SEND_MS):
+	# an exec's send that waited for the channel (as before) would hold the
+	# only worker that long, and every request of every sandbox behind it.
+	one_thread_pair 60000
+	# QEMU stopped behind the daemon's back (SIGSTOP) while a put's 8 MiB
+	# fill the channel (its write parks). Then, each on the one FUSE
+	# thread: execs (their commands long, until the queue refuses one), a
+	# job fed stdin and eof, a job killed; the other sandbox's status and
+	# an exec there. All return while QEMU is stopped (the worker thread
+	# is a hang detector with a bound far below the send bound). After
+	# SIGCONT every queued exec prints its line, the job echoes its stdin
+	# before its end, the killed job says so, the put completes.
+	run timeout 300 /usr/bin/python3 - "$MNT" "$V" "$N" "$SBX_TMP/put" "$pid" "$BATS_TEST_DIRNAME" <<'PYEOF'
+import errno, os, signal, sys, threading, time
+mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+sys.path.insert(0, sys.argv[6])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from files_req import write_all
+data = open(src, "rb").read()
+def path(*p):
+    return "/".join((mnt,) + p)
+def cat(*p):
+    with open(path(*p)) as f:
+        return f.read()
+def exec_start(name, cmd):
+    fd = os.open(path(name, "exec"), os.O_RDWR)
+    try:
+        os.write(fd, cmd.encode() + b"\n")
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+def exec_end(fd):
+    out = b"".join(iter(lambda: os.read(fd, 65536), b""))  # to EOF
+    st = os.read(fd, 4096)
+    os.close(fd)
+    return out.decode(), st.decode().strip()
+def run(cmd):
+    fd = os.open(path(v, "run"), os.O_RDWR)
+    os.write(fd, cmd.encode() + b"\n")
+    job = os.read(fd, 64).decode().strip()
+    os.close(fd)
+    return job
+put_res = []
+def put(fd):
+    put_res.append(write_all(fd, data) or "ok")
+    os.close(fd)
+pad = "x" * 3900
+execs, res = [], {}
+def stalled():
+    # Long commands fill the queue: one is refused, with a sentence.
+    for i in range(200):
+        try:
+            execs.append(exec_start(v, "echo line%d # %s" % (i, pad)))
+        except OSError as e:
+            res["refused"] = (errno.errorcode[e.errno], cat(v, "error").strip(), i)
+            break
+    res["job"] = run("cat; echo end")
+    with open(path(v, "jobs", res["job"], "stdin"), "w") as f:
+        f.write("hello\n")
+    with open(path(v, "jobs", res["job"], "ctl"), "w") as f:
+        f.write("eof\n")
+    res["killed"] = run("echo started; exec sleep 300")
+    with open(path(v, "jobs", res["killed"], "ctl"), "w") as f:
+        f.write("kill KILL\n")
+    res["status"] = (cat(v, "status").strip(), cat(n, "status").strip())
+    res["other"] = exec_end(exec_start(n, "echo other"))
+# The request's write returns once the guest made the temporary.
+pfd = os.open(path(v, "files"), os.O_RDWR)
+os.write(pfd, b"put size=%d /tmp/p\n" % len(data))
+pt = threading.Thread(target=put, args=(pfd,), daemon=True)
+os.kill(qpid, signal.SIGSTOP)
+try:
+    pt.start()
+    time.sleep(3)  # its write parks once the channel and its buffer are full
+    assert pt.is_alive(), ("the put ended while QEMU was stopped", put_res)
+    st = threading.Thread(target=stalled, daemon=True)
+    st.start()
+    st.join(45)  # a hang detector: the send bound is 60 s
+    assert not st.is_alive(), ("a request waited for the stopped guest", len(execs), res)
+    assert pt.is_alive(), ("the put ended while QEMU was stopped", put_res)
+finally:
+    os.kill(qpid, signal.SIGCONT)
+assert res["status"] == ("running", "running"), res
+assert res["other"] == ("other\n", "exit_code 0"), res
+code, msg, i = res["refused"]
+assert code == "EBUSY" and i > 0, res["refused"]
+assert msg.startswith("cannot send the command to the guest agent: it has not read its "
+                      "channel, where 128 KiB wait for it already"), msg
+for i, fd in enumerate(execs):
+    out = exec_end(fd)
+    assert out == ("line%d\n" % i, "exit_code 0"), (i, out)
+pt.join(120)
+assert put_res == ["ok"], put_res
+print("ok", len(execs), res["job"], res["killed"])
+PYEOF
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	[[ "$output" == "ok "* ]]
+	read -r _ _ job killed <<<"$output"
+	wait_job "$V" "$job" exited
+	[ "$(sbx_cat "$MNT/$V/jobs/$job/stdout")" = "$(printf 'hello\nend')" ]
+	wait_job "$V" "$killed" killed
+	[ "$(sbx_cat "$MNT/$V/jobs/$killed/reason")" = signal ]
+	[ "$(sha256sum <"$SBX_TMP/put" | cut -d' ' -f1)" = "$(freq "get /tmp/p" | sha256sum | cut -d' ' -f1)" ]
 	echo stop >"$MNT/$V/ctl"
 	wait_status "$V" stopped
 	assert_no_qemu_leaks "$V" "$pid"

@@ -1,8 +1,9 @@
 /* The host end of the guest agent channel (vmm/qemu_agent.c) against a fake
  * agent on a socketpair: hello (also split across reads), exec output into
  * the engine's pipe with credits back, the exit report on ctl_fd, a closed
- * handle drained and credited, and a stalled reader that never blocks the
- * reader thread's shutdown. */
+ * handle drained and credited, a stalled reader that never blocks the
+ * reader thread's shutdown, and frames queued, in order, for a guest that
+ * does not read. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <poll.h>
@@ -262,20 +263,29 @@ static void test_stalled_reader_does_not_block_shutdown(void)
 }
 
 /* A guest that never reads its port and floods exit reports of ids nobody
- * ran (each one is answered with an ACK): the reader thread's sends and a
- * worker's (an exec_kill) come back within the send bound, not never; once
- * stalled they fail at once; and a guest that reads again gets whole frames
- * (the one a send left half written first). */
+ * ran (each one is answered with an ACK): neither the reader thread's sends
+ * nor a worker's (an exec_kill) wait for it (one that did fails the case
+ * at unit.h's case timeout, or says -ETIMEDOUT): they are queued, and once
+ * the queue is full refused with a sentence; a guest that reads again gets
+ * whole frames (the one a send left half written first). */
+/* A VM with its reader thread, on a host's usual send buffer, not the
+ * channel's larger one (it fills sooner). */
+static struct qemu_vm *vm_started_small(int *ctl)
+{
+	struct err e = {0};
+	struct qemu_vm *q = vm_new(ctl);
+	CHECK(qagent_start_reader(q, &e) == 0);
+	int sz = 106496;
+	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	return q;
+}
+
 static void test_guest_that_never_reads_does_not_hold_senders(void)
 {
 	int ctl;
 	struct err e = {0};
-	struct qemu_vm *q = vm_new(&ctl);
-	CHECK(qagent_start_reader(q, &e) == 0);
-	/* A host's usual send buffer, not the channel's larger one: the reader's
-	 * ACKs fill it before the flood stops. */
-	int sz = 106496;
-	CHECK(setsockopt(q->agent_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz)) == 0);
+	/* The reader's ACKs fill the channel before the flood stops. */
+	struct qemu_vm *q = vm_started_small(&ctl);
 	CHECK(fcntl(agent_side, F_SETFL, O_NONBLOCK) == 0);
 	char fr[sizeof(struct agent_hdr) + 3];
 	int full = 0;
@@ -288,13 +298,14 @@ static void test_guest_that_never_reads_does_not_hold_senders(void)
 			usleep(1000);
 		}
 	}
-	/* Both directions are full now: the host's reader waited in an ACK.
-	 * A send that never returned fails the case at unit.h's case timeout. */
-	int r = qagent_send(q, AG_KILL, 7, "9", 1);
-	CHECK(r == -ETIMEDOUT || r == 0); /* not sent, or cut and kept for the next */
-	CHECK(q->wstalled);
-	/* Stalled, and the guest still reads nothing: the next send fails. */
-	CHECK(qagent_send(q, AG_KILL, 8, "9", 1) == -ETIMEDOUT);
+	/* Both directions are full now: the reader's ACKs filled the queue. */
+	int r = 0;
+	for (uint64_t id = 1; r == 0 && id < 100000; id++)
+		r = qagent_send(q, AG_KILL, id, "9", 1);
+	CHECK(r == -EBUSY);
+	CHECK(qagent_send_err(r, "the signal", &e) == -EBUSY);
+	CHECK(strstr(e.msg, "cannot send the signal to the guest agent: it has not read its "
+			    "channel") == e.msg);
 	/* The guest reads again: every frame it gets is whole. */
 	CHECK(fcntl(agent_side, F_SETFL, 0) == 0);
 	struct agent_hdr h;
@@ -305,6 +316,35 @@ static void test_guest_that_never_reads_does_not_hold_senders(void)
 		frames++;
 	}
 	CHECK(frames > 0);
+	vm_free(q, ctl);
+}
+
+/* Frames past what the channel takes are queued, in order behind what it
+ * holds, up to the queue's bound (then -EBUSY); the reader thread sends
+ * them when the guest reads again: every one, whole, in the order sent. */
+static void test_queued_frames_keep_order(void)
+{
+	int ctl;
+	struct qemu_vm *q = vm_started_small(&ctl);
+	int r = 0;
+	uint64_t id = 0;
+	while (r == 0 && id < 1000000)
+		r = qagent_send(q, AG_KILL, ++id, "9", 1);
+	CHECK(r == -EBUSY);
+	CHECK(q->queue != NULL);
+	struct agent_hdr h;
+	static char payload[AGENT_PAYLOAD_MAX + 1];
+	uint64_t want = 1;
+	while (want < id && recv_frame(&h, payload, 2000)) {
+		CHECK(h.type == AG_KILL && h.id == want && strcmp(payload, "9") == 0);
+		if (h.id != want)
+			break;
+		want++;
+	}
+	CHECK(want == id); /* all but the refused one */
+	/* Drained: the next goes at once again. */
+	CHECK(qagent_send(q, AG_KILL, id, "9", 1) == 0);
+	CHECK(recv_frame(&h, payload, 2000) && h.type == AG_KILL && h.id == id);
 	vm_free(q, ctl);
 }
 
@@ -1052,6 +1092,7 @@ int main(void)
 	RUN(test_closed_handle_is_drained);
 	RUN(test_stalled_reader_does_not_block_shutdown);
 	RUN(test_guest_that_never_reads_does_not_hold_senders);
+	RUN(test_queued_frames_keep_order);
 	RUN(test_files_need_agent_4);
 	RUN(test_files_get_stat_list);
 	RUN(test_files_put_and_stalled_guest);
