@@ -37,6 +37,12 @@ struct held {
 #define RETRY_MSEC 1000
 #define RETRY_MAX_MSEC 60000
 #define EXIT_TRIES 3
+/* A pass starts once puts have been quiet QUIET_USEC, QUIET_MAX_USEC after
+ * the first at most: a burst of removals (rmdirs at once) has the CPU for
+ * the processes that must end before each returns; the unmounts, syncs
+ * and unlinks of a pass beside them made a burst of 100 a fifth slower. */
+#define QUIET_USEC 20000
+#define QUIET_MAX_USEC 1000000
 
 static struct {
 	pthread_mutex_t lock;
@@ -44,6 +50,7 @@ static struct {
 	pthread_t thread;
 	bool started, quit;
 	uint64_t work; /* bumped by each put: the thread scans again */
+	uint64_t put_usec; /* the last put (monotonic) */
 	struct held *held; /* under lock */
 	char dir[PATH_MAX];
 	_Atomic uint64_t seq;
@@ -200,6 +207,20 @@ static int64_t scan(bool quiet, int64_t *held)
 	return left;
 }
 
+/* With trash.lock held: until puts have been quiet (or the daemon quits). */
+static void wait_quiet(void)
+{
+	uint64_t until = now_usec() + QUIET_MAX_USEC;
+	while (!trash.quit) {
+		uint64_t now = now_usec(), quiet = trash.put_usec + QUIET_USEC;
+		uint64_t t = quiet < until ? quiet : until;
+		if (now >= t)
+			break;
+		struct timespec ts = {.tv_sec = (time_t)(t / 1000000), .tv_nsec = (long)(t % 1000000) * 1000};
+		pthread_cond_timedwait(&trash.cond, &trash.lock, &ts);
+	}
+}
+
 static void *trash_main(void *arg)
 {
 	(void)arg;
@@ -223,6 +244,8 @@ static void *trash_main(void *arg)
 		}
 		if (trash.quit)
 			exit_tries++;
+		else
+			wait_quiet();
 		seen = trash.work;
 		pthread_mutex_unlock(&trash.lock);
 		release_held();
@@ -334,6 +357,7 @@ int vmm_trash_held(const char *path, int held_fd, struct err *e)
 		if (h)
 			h->placed = true;
 		trash.work++;
+		trash.put_usec = now_usec();
 		pthread_cond_signal(&trash.cond);
 	} else if (open && h) { /* not renamed: not the thread's */
 		struct held **pp = &trash.held;

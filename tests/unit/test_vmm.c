@@ -151,6 +151,31 @@ static void test_trash_held(void)
 	CHECK(rmdir(trash) == 0 && rmdir(root) == 0); /* the trash left nothing */
 }
 
+/* The thread waits for puts to be quiet before a pass, bounded: a steady
+ * stream of puts (one each 5 ms, quieter never) still has its entries
+ * removed while it goes on. */
+static void test_trash_stream(void)
+{
+	char root[] = "/tmp/sbx-unit-trash.XXXXXX", trash[PATH_MAX], dir[PATH_MAX];
+	CHECK(mkdtemp(root) != NULL);
+	snprintf(trash, sizeof(trash), "%s/trash", root);
+	snprintf(dir, sizeof(dir), "%s/sbx", root);
+	struct err e = {0};
+	CHECK(vmm_trash_start(trash, &e) == 0);
+	int puts = 0;
+	for (uint64_t end = now_usec() + 4000000; now_usec() < end; puts++) {
+		CHECK(mkdir(dir, 0700) == 0 && vmm_trash(dir, &e) == 0);
+		usleep(5000);
+	}
+	/* Passes ran during the stream (one waiting for quiet would not have):
+	 * what is left is about the last second's puts, not all of them. */
+	uint64_t left = vmm_trash_pending();
+	CHECK(puts > 100 && left < (uint64_t)puts * 3 / 4);
+	vmm_trash_stop();
+	CHECK(vmm_trash_pending() == 0);
+	CHECK(rmdir(trash) == 0 && rmdir(root) == 0);
+}
+
 /* Reads fd into buf up to a newline (bounded). */
 static void read_all(int fd, char *buf, size_t cap)
 {
@@ -206,6 +231,7 @@ int main(void)
 	RUN(test_renice_every_thread);
 	RUN(test_ram_path);
 	RUN(test_trash_held);
+	RUN(test_trash_stream);
 	RUN(test_spawn_fds);
 	UNIT_DONE("vmm");
 }
