@@ -67,7 +67,9 @@ static int read_msg(struct qmp *q, uint64_t deadline_usec, json_t **out, struct 
 	}
 }
 
-static int send_json(struct qmp *q, json_t *j, struct err *e)
+/* One JSON line; fd (-1: none) rides on its first bytes (SCM_RIGHTS), where
+ * QEMU's monitor takes it for the command (getfd). */
+static int send_json(struct qmp *q, json_t *j, int fd, struct err *e)
 {
 	char *s = json_dumps(j, JSON_COMPACT);
 	if (!s)
@@ -75,7 +77,19 @@ static int send_json(struct qmp *q, json_t *j, struct err *e)
 	size_t n = strlen(s), off = 0;
 	s[n++] = '\n'; /* json_dumps leaves room: its NUL */
 	while (off < n) {
-		ssize_t w = send(q->fd, s + off, n - off, MSG_NOSIGNAL);
+		char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+		struct iovec iov = {s + off, n - off};
+		struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+		if (fd >= 0 && off == 0) {
+			mh.msg_control = cbuf;
+			mh.msg_controllen = sizeof(cbuf);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		}
+		ssize_t w = sendmsg(q->fd, &mh, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
@@ -90,8 +104,8 @@ static int send_json(struct qmp *q, json_t *j, struct err *e)
 }
 
 /* Sends cmd and waits for the reply with our id; events in between are dropped. */
-static int cmd_locked(struct qmp *q, const char *cmd, json_t *args, json_t **ret, int timeout_ms,
-		      struct err *e)
+static int cmd_locked(struct qmp *q, const char *cmd, json_t *args, int fd, json_t **ret,
+		      int timeout_ms, struct err *e)
 {
 	if (q->fd < 0) {
 		json_decref(args);
@@ -105,7 +119,7 @@ static int cmd_locked(struct qmp *q, const char *cmd, json_t *args, json_t **ret
 	}
 	if (args)
 		json_object_set_new(j, "arguments", args);
-	int r = send_json(q, j, e);
+	int r = send_json(q, j, fd, e);
 	json_decref(j);
 	if (r < 0)
 		return r;
@@ -135,7 +149,7 @@ int qmp_cmd(struct qmp *q, const char *cmd, json_t *args, json_t **ret, int time
 	    struct err *e)
 {
 	pthread_mutex_lock(&q->lock);
-	int r = cmd_locked(q, cmd, args, ret, timeout_ms, e);
+	int r = cmd_locked(q, cmd, args, -1, ret, timeout_ms, e);
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
@@ -149,7 +163,19 @@ int qmp_handshake(struct qmp *q, int timeout_ms, struct err *e)
 		r = err_set(e, -EPROTO, "QEMU's first QMP message is not a greeting");
 	json_decref(m);
 	if (r == 0)
-		r = cmd_locked(q, "qmp_capabilities", NULL, NULL, timeout_ms, e);
+		r = cmd_locked(q, "qmp_capabilities", NULL, -1, NULL, timeout_ms, e);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qmp_migrate_fd(struct qmp *q, const char *cmd, int fd, int timeout_ms, struct err *e)
+{
+	pthread_mutex_lock(&q->lock);
+	int r = cmd_locked(q, "getfd", json_pack("{s:s}", "fdname", "sbx-migration"), fd, NULL,
+			   timeout_ms, e);
+	if (r == 0)
+		r = cmd_locked(q, cmd, json_pack("{s:s}", "uri", "fd:sbx-migration"), -1, NULL,
+			       timeout_ms, e);
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }

@@ -29,6 +29,11 @@ int qmp_handshake(struct qmp *q, int timeout_ms, struct err *e);
 int qmp_cmd(struct qmp *q, const char *cmd, json_t *args, json_t **ret, int timeout_ms,
 	    struct err *e);
 void qmp_close(struct qmp *q);
+/* A migration out ("migrate") or in ("migrate-incoming") through fd, a
+ * file QEMU writes or reads itself (getfd, then the URI fd:NAME): no
+ * exec: helper forked from QEMU, a copy of its whole address space (10 to
+ * 25 ms of a live fork's pause under TCG here). */
+int qmp_migrate_fd(struct qmp *q, const char *cmd, int fd, int timeout_ms, struct err *e);
 /* The x-ignore-shared migration capability: RAM in a shared file is not sent. */
 int qmp_set_ignore_shared(struct qmp *q, bool on, struct err *e);
 /* Waits until the current migration (out or in) completed. */

@@ -2,10 +2,12 @@
  * greeting and capabilities, events skipped, error replies, a reply to an
  * older command skipped, EOF, timeouts and garbage. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "../../engine/common.h"
 #include "../../vmm/qmp.h"
@@ -17,6 +19,9 @@ struct fake {
 	int fd;
 	const char *const *script;
 	char last_cmd[64];
+	char last_arg[64]; /* the last command's "uri" or "fdname" */
+	int got_fd;        /* a fd that came with a command (SCM_RIGHTS), -1: none */
+	char fd_cmd[64];   /* the command it came with */
 };
 
 static void fake_send(int fd, const char *line, long id)
@@ -43,16 +48,32 @@ static void *fake_main(void *arg)
 			continue;
 		}
 		char *nl;
+		int passed = -1;
 		while (!(nl = memchr(buf, '\n', len))) {
-			ssize_t n = recv(f->fd, buf + len, sizeof(buf) - len, 0);
+			char cbuf[CMSG_SPACE(sizeof(int))];
+			struct iovec iov = {buf + len, sizeof(buf) - len};
+			struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+					    .msg_controllen = sizeof(cbuf)};
+			ssize_t n = recvmsg(f->fd, &mh, MSG_CMSG_CLOEXEC);
 			if (n <= 0)
 				goto out;
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			if (c && c->cmsg_type == SCM_RIGHTS)
+				memcpy(&passed, CMSG_DATA(c), sizeof(int));
 			len += (size_t)n;
 		}
 		json_t *j = json_loadb(buf, (size_t)(nl - buf), 0, NULL);
 		id = (long)json_integer_value(json_object_get(j, "id"));
 		snprintf(f->last_cmd, sizeof(f->last_cmd), "%s",
 			 json_string_value(json_object_get(j, "execute")) ?: "");
+		json_t *a = json_object_get(j, "arguments");
+		snprintf(f->last_arg, sizeof(f->last_arg), "%s",
+			 json_string_value(json_object_get(a, "uri")) ?:
+			 json_string_value(json_object_get(a, "fdname")) ?: "");
+		if (passed >= 0) {
+			f->got_fd = passed;
+			snprintf(f->fd_cmd, sizeof(f->fd_cmd), "%s %s", f->last_cmd, f->last_arg);
+		}
 		json_decref(j);
 		len -= (size_t)(nl + 1 - buf);
 		memmove(buf, nl + 1, len);
@@ -75,7 +96,7 @@ static void run_start(struct run *r, const char *const *script)
 	int sv[2];
 	socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv);
 	qmp_init(&r->q, sv[0]);
-	r->f = (struct fake){.fd = sv[1], .script = script};
+	r->f = (struct fake){.fd = sv[1], .script = script, .got_fd = -1};
 	pthread_create(&r->t, NULL, fake_main, &r->f);
 }
 
@@ -84,6 +105,8 @@ static void run_end(struct run *r)
 	qmp_close(&r->q); /* the fake sees EOF and ends */
 	pthread_join(r->t, NULL);
 	close(r->f.fd);
+	if (r->f.got_fd >= 0)
+		close(r->f.got_fd);
 }
 
 static void test_handshake_and_events(void)
@@ -150,10 +173,36 @@ static void test_eof_timeout_garbage(void)
 	qmp_close(&q);
 }
 
+/* A migration through a fd: getfd carries it (SCM_RIGHTS), then the
+ * command names it; QEMU gets our file itself. */
+static void test_migrate_fd(void)
+{
+	const char *const script[] = {greeting, "<", "{\"return\": {}, \"id\": $ID}", "<",
+				      "{\"return\": {}, \"id\": $ID}", "<",
+				      "{\"return\": {}, \"id\": $ID}", NULL};
+	struct run r;
+	struct err e = {0};
+	int p[2];
+	char c = 0;
+	CHECK(pipe2(p, O_CLOEXEC) == 0);
+	run_start(&r, script);
+	CHECK(qmp_handshake(&r.q, 2000, &e) == 0);
+	CHECK(qmp_migrate_fd(&r.q, "migrate-incoming", p[1], 2000, &e) == 0);
+	CHECK(strcmp(r.f.fd_cmd, "getfd sbx-migration") == 0);
+	CHECK(strcmp(r.f.last_cmd, "migrate-incoming") == 0);
+	CHECK(strcmp(r.f.last_arg, "fd:sbx-migration") == 0);
+	CHECK(r.f.got_fd >= 0 && write(r.f.got_fd, "x", 1) == 1); /* our pipe */
+	CHECK(read(p[0], &c, 1) == 1 && c == 'x');
+	close(p[0]);
+	close(p[1]);
+	run_end(&r);
+}
+
 int main(void)
 {
 	RUN(test_handshake_and_events);
 	RUN(test_error_reply_and_stale_id);
 	RUN(test_eof_timeout_garbage);
+	RUN(test_migrate_fd);
 	UNIT_DONE("qmp");
 }
