@@ -73,7 +73,9 @@ def run_of(r, case):
 
 
 def mode(run):
-    return "QUICK (short run)" if run["quick"] else "full"
+    """The run's mode, with its BENCH_SET parameters."""
+    sets = ", ".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(run.get("set", {}).items()))
+    return ("QUICK (short run)" if run["quick"] else "full") + (" with " + sets if sets else "")
 
 
 def source_note(r, case):
@@ -85,7 +87,7 @@ def source_note(r, case):
         return failed_note(r, case)
     return failed_note(r, case) + ["*From a later partial run (`BENCH_CASES=%s`): %s, commit %s, %s mode, load average "
             "at start %s; the other sections are from the run in the machine table.*"
-            % (",".join(run["cases"]), run["date"], run["commit"], mode(run).split()[0],
+            % (",".join(run["cases"]), run["date"], run["commit"], mode(run).replace(" (short run)", ""),
                " ".join(run["loadavg"])), ""]
 
 
@@ -627,6 +629,13 @@ def sec_tti(r, md):
             md.append(table(["", "runs", "all interactive ms", "vs sandboxfs", "per-sandbox p50 ms",
                              "p95 ms", "p99 ms"], rows))
             md.append("")
+            lost = ["%s: %d of %d (%s)" % (m, sum(x.get("failed", 0) for x in runs[m]), int(n) * len(runs[m]),
+                                          clean(next((x["errors"][0] for x in runs[m] if x.get("errors")), ""), 160))
+                    for m in meths if any(x.get("failed") for x in runs[m])]
+            if lost:
+                md.append("Runs of a peer that failed in these bursts (left out of its figures; its "
+                          "\"all interactive\" is then its last successful run): %s." % "; ".join(lost))
+                md.append("")
         md.append("Plot: [tti.png](tti.png) (one at a time, CDF, leaderboard medians as vertical lines).")
         md.append("")
         for m in meths:
