@@ -169,8 +169,10 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
 		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
 		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
+	/* guest: its guest keeps its own (qemu's agent), the daemon holds none. */
 	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\njob_warm_total %" PRIu64 "\nwarm_shell %s\n",
-			s->execs_warm, s->jobs_warm, s->warm_fds[1] >= 0 ? "ready" : "none");
+			s->execs_warm, s->jobs_warm,
+			!s->ops->exec_warm ? "guest" : s->warm_fds[1] >= 0 ? "ready" : "none");
 	r |= buf_printf(b, "create_mode %s\nclaim_usec %" PRIu64 "\nclaim_journal_usec %" PRIu64 "\n",
 			t->claim_usec ? "pool" : "cold", t->claim_usec, t->claim_journal_usec);
 	if (s->cfg.parent[0])

@@ -50,6 +50,7 @@ teardown() {
 	# ends as `sh -c LINE` would. Ticks are USER_HZ (100). The agent says
 	# so: the sandbox's stats and the daemon's count it as a warm exec.
 	sleep 3
+	[ "$(sbx_key "$MNT/$V/stats" warm_shell)" = guest ]
 	warm=$(sbx_key "$MNT/$V/stats" exec_warm_total)
 	all=$(sbx_key "$MNT/stats" exec_warm_total)
 	sbx_exec "$V" 'read up _ </proc/uptime; echo "${up%.*} $(cut -d" " -f22 /proc/$$/stat)"'
