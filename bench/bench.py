@@ -2511,7 +2511,8 @@ def machine():
             return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT).stdout.strip()
         except OSError:
             return ""
-    dirty = out(["git", "status", "--porcelain", "--untracked-files=no"])
+    # What the bench writes itself (an earlier run's results) is not a change of the code.
+    dirty = out(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"])
     return {
         "cpu": cpu, "cores": os.cpu_count(), "kernel": os.uname().release,
         "mem_total": open("/proc/meminfo").readline().split(":")[1].strip(),
