@@ -5,6 +5,8 @@
 # the plots, writes bench/results/latest.md and prints it.
 # BENCH_CASES=qemu,qfork runs only those cases and merges them into latest.json
 # (BENCH_CASES=pools: the five warm-pool cases, issue 20).
+# BENCH_SET="key=value;..." changes parameters of the run (bench.py's P), e.g.
+# QUICK=1 BENCH_CASES=qfork BENCH_SET="qfork_burst=25"; latest.md says them.
 # Each case runs on its own: one that fails is reported in latest.md and latest.json
 # with its reason, the others' results are kept, and the exit status is then 1
 # (bench.py exits 3 for that). BENCH_FAIL=case[,case...] makes those cases fail at
