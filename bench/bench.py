@@ -62,7 +62,7 @@ IMAGE = os.path.join(BUILD, "images", "busybox")
 
 if QUICK:
     P = dict(c1_samples=30, c1_warmup=5, burst_sizes=[25], burst_reps=1, burst_warm=3,
-             ramp_max=100, ramp_checks=[10, 100], api_iters=300, api_list_iters=20,
+             ramp_max=100, ramp_checks=[10, 100], scale_claims=10, api_iters=300, api_list_iters=20,
              reg_sizes="100,1000,10000", reg_iters=200000, reg_secs=0.2, reg_runs=1,
              net_samples=30, net_warm=5, net_burst=100, net_burst_reps=1,
              tti_samples=30, tti_warm=5, tti_bursts=[25], tti_burst_reps=1, tti_burst_warm=3,
@@ -76,7 +76,7 @@ if QUICK:
              io_rt=50, io_rt_vm=5, io_mib=16, io_kib_vm=8192, io_reps=3)
 else:
     P = dict(c1_samples=200, c1_warmup=10, burst_sizes=[25, 100], burst_reps=2, burst_warm=5,
-             ramp_max=1000, ramp_checks=[10, 100, 1000], api_iters=3000, api_list_iters=30,
+             ramp_max=1000, ramp_checks=[10, 100, 1000], scale_claims=30, api_iters=3000, api_list_iters=30,
              reg_sizes="100,1000,10000", reg_iters=1000000, reg_secs=1.0, reg_runs=3,
              net_samples=200, net_warm=10, net_burst=100, net_burst_reps=2,
              tti_samples=200, tti_warm=10, tti_bursts=[25, 100], tti_burst_reps=2, tti_burst_warm=5,
@@ -1037,9 +1037,27 @@ def file_api(count):
     }
 
 
+def claims_at(live):
+    """With `live` sandboxes running: P["scale_claims"] claims from a pool of 2, each from a
+    full pool (the mkdir syscall, the daemon's claim_usec); each claimed sandbox removed
+    before the next, the pool removed after."""
+    out = {"mkdir_us": [], "claim_usec": []}
+    with held_pool("bscale", 2):
+        for k in range(P["scale_claims"]):
+            pool_wait_full("bscale")
+            nm = "sc%d-%d" % (live, k)
+            ns, _status = claim_one(nm)
+            st = sbx_stats(nm)
+            os.rmdir(os.path.join(MNT, nm))
+            check_pool_stats(nm, st)
+            out["mkdir_us"].append(ns / 1e3)
+            out["claim_usec"].append(float(st["claim_usec"]))
+    return out
+
+
 def case45():
     checks = set(P["ramp_checks"])
-    points, api = [], {}
+    points, api, claims = [], {}, {}
     rss0 = daemon_rss_kib()
     for i in range(P["ramp_max"]):
         name = "r-%d" % i
@@ -1051,13 +1069,14 @@ def case45():
                        "daemon_create_us": float(st["create_usec"]), "rss_kib": daemon_rss_kib()})
         if i + 1 in checks:
             api[i + 1] = file_api(i + 1)
-            log("case 4/5: %d live sandboxes, file API measured" % (i + 1))
+            claims[i + 1] = claims_at(i + 1)
+            log("case 4/5: %d live sandboxes, file API and claims measured" % (i + 1))
     removes = []
     for i in reversed(range(P["ramp_max"])):
         t0 = now_ns()
         os.rmdir(os.path.join(MNT, "r-%d" % i))
         removes.append((now_ns() - t0) / 1e3)
-    return {"points": points, "api": api, "rss_start_kib": rss0,
+    return {"points": points, "api": api, "claims": claims, "rss_start_kib": rss0,
             "rss_end_kib": daemon_rss_kib(), "remove_us": removes}
 
 

@@ -460,6 +460,20 @@ def sec_case5(r, md):
         lo = hi
     md.append(table(["live (n-th create)", "create p50 ms", "p95 ms", "daemon create_usec p50 ms",
                      "p95 ms", "daemon RSS at end MiB"], rows))
+    cl = c45.get("claims", {})
+    if cl:
+        first = cl[min(cl, key=int)]
+        md.append("")
+        md.append("Claims with that many live (at each of those counts: a pool of 2, each claim "
+                  "from a full pool, the claimed sandbox removed before the next, the pool after):")
+        md.append("")
+        md.append(table(["live sandboxes", "n", "claim (`mkdir`) p50 ms", "p95 ms",
+                         "daemon `claim_usec` p50 µs", "p95 µs", "÷ at %s live (p50)" % min(cl, key=int)],
+                        [[n, len(c["mkdir_us"]), f(pct(c["mkdir_us"], 50) / 1e3),
+                          f(pct(c["mkdir_us"], 95) / 1e3), f(pct(c["claim_usec"], 50), 1),
+                          f(pct(c["claim_usec"], 95), 1),
+                          ratio(pct(c["mkdir_us"], 50), pct(first["mkdir_us"], 50))]
+                         for n, c in sorted(cl.items(), key=lambda t: int(t[0]))]))
     rm = [x / 1e3 for x in c45["remove_us"]]
     md.append("")
     md.append("Removing them (`rmdir`, newest first): p50 %s ms, p95 %s ms. Plot: "
