@@ -664,7 +664,9 @@ static void wait_woken(int seen, unsigned ms, int limit_ms)
 }
 
 /* As a parked write: a look for the answer, then (-EAGAIN) another once
- * woken or once the time it gave is up. */
+ * woken or once the time it gave is up: the answer's deadline, or the send
+ * bound's while its request waits for room (the open's send found the
+ * channel busy: another sender, the reader thread's credit or end, held it). */
 static int answer_woken(struct qemu_vm *q, struct qemu_file *f, struct buf *answer,
 			struct err *e)
 {
@@ -674,7 +676,8 @@ static int answer_woken(struct qemu_vm *q, struct qemu_file *f, struct buf *answ
 		int r = qagent_file_answer_try(q, f, answer, &ms, e);
 		if (r != -EAGAIN)
 			return r;
-		wait_woken(seen, ms, q->files_wait_ms);
+		wait_woken(seen, ms, q->files_wait_ms > q->send_wait_ms ? q->files_wait_ms
+									  : q->send_wait_ms);
 	}
 }
 
