@@ -56,13 +56,20 @@ teardown() {
 	[ "$(sed -n 2p <<<"$SBX_OUT")" != "$boot_b" ]
 	[ "$(sbx_key "$MNT/$V/stats" pid)" = "$src_pid" ]
 
-	# A fork right after: the refill may not be up yet (then cold); it works either way.
+	# A fork right after: the refill may not be up yet (then cold); it works
+	# either way. The parent's guest undid the agent's view of boot_id: the
+	# child has a boot_id of its own all the same.
+	sbx_exec "$V" 'umount /proc/sys/kernel/random/boot_id; cat /proc/sys/kernel/random/boot_id'
+	boot_v=$SBX_OUT
 	echo "fork ${V}c" >"$MNT/$V/ctl"
 	wait_status "${V}c" running
 	qemu_pid_of "${V}c" >/dev/null
 	[[ "$(sbx_key "$MNT/${V}c/stats" fork_start)" =~ ^(ahead|cold)$ ]]
 	sbx_exec "${V}c" 'cat /root/two; ls /root/mine 2>/dev/null || echo no-mine; hostname'
 	[ "$SBX_OUT" = "$(printf 'two\nno-mine\n%s' "${V}c")" ]
+	sbx_exec "${V}c" 'cat /proc/sys/kernel/random/boot_id'
+	[ "$SBX_OUT" != "$boot_v" ]
+	[ "$SBX_OUT" != "$boot_b" ]
 
 	# The parent's removal ends its spares: no QEMU, no file of theirs left.
 	wait_spare "$V"
