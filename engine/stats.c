@@ -208,14 +208,15 @@ int sbx_show_config(struct sbx *s, struct buf *b)
 
 int sbx_show_events(struct sbx *s, struct buf *b)
 {
-	struct vmm_usage u = {0};
+	uint64_t oom_kills = 0;
 	pthread_mutex_lock(&s->lock);
 	int st = atomic_load(&s->state);
+	/* The one counter it shows: one file read, not the five of usage. */
 	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
-		s->ops->usage(&s->vm, &u);
+		cg_oom_kills(&s->vm.cg, &oom_kills);
 	int r = buf_printf(b, "state %s\nreason %s\nexit_code %d\noom_kills %" PRIu64
 			   "\ngeneration %" PRIu64 "\ndisk_full %d\n",
-			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills,
+			   sbx_state_name(st), s->reason, s->exit_code, oom_kills,
 			   atomic_load(&s->generation), s->disk_full);
 	pthread_mutex_unlock(&s->lock);
 	return r;
