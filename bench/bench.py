@@ -362,9 +362,17 @@ def on_signal(sig, frame):
 
 
 # ---------------------------------------------------------------- sandboxfs helpers
-def start_daemon(mnt=None, state="state", extra=("--no-net",)):
-    """Starts a daemon on mnt (default MNT) with its own state dir; returns the Popen.
-    The main daemon runs --no-net (the peers' containers have only lo too)."""
+def main_daemon_args():
+    """The main daemon's options: --no-net (the peers' containers have only lo too), and
+    --qemu-spares as wide as case 10's burst, so that a burst after a burst of that width
+    finds a QEMU started ahead for each child (a fork of one child still leaves one)."""
+    return ("--no-net", "--qemu-spares", str(min(32, max(1, P["qfork_burst"]))))
+
+
+def start_daemon(mnt=None, state="state", extra=None):
+    """Starts a daemon on mnt (default MNT) with its own state dir (extra: its options,
+    default the main daemon's); returns the Popen."""
+    extra = main_daemon_args() if extra is None else extra
     mnt = mnt or MNT
     os.makedirs(mnt, exist_ok=True)
     State.tags.append(instance_tag(os.path.join(TMP, state)))
@@ -1986,7 +1994,23 @@ def qfork_burst(src, n, label):
     comp = [done[nm] for nm in names]
     return {"n": n, "completion": comp, "all_running": max(comp), "write_returned": (t_ret - t0) / 1e3,
             "daemon": {k: [float(sts[nm][k]) for nm in names if k in sts[nm]] for k in QFORK_KEYS},
+            "ahead": sum(1 for nm in names if sts[nm].get("fork_start") == "ahead"),
             "remove_all_s": rm_s}
+
+
+def wait_spares(src, n):
+    """Seconds until src has n QEMUs started ahead waiting and none starting (its refill)."""
+    t0 = now_ns()
+    deadline = t0 + int(QEMU_TIMEOUT_S * 1e9)
+    while True:
+        st = sbx_stats(src)
+        if st.get("fork_spares_ready") == str(n) and st.get("fork_spares_starting") == "0":
+            return (now_ns() - t0) / 1e9
+        if now_ns() > deadline:
+            raise RuntimeError("qemu fork: %s has not %d spares after %d s (%s ready, %s starting)"
+                               % (src, n, QEMU_TIMEOUT_S, st.get("fork_spares_ready"),
+                                  st.get("fork_spares_starting")))
+        time.sleep(0.1)
 
 
 def qemu_leftovers():
@@ -2049,8 +2073,15 @@ def case_qfork():
                     creates.append(q)
     # a burst from one checkpoint (no warm-up burst: TCG restores are expensive)
     burst = qfork_burst(src, P["qfork_burst"], "qb")
-    log("qfork: burst of %d: p50 %.0f ms, all running %.0f ms" % (
-        burst["n"], pct(burst["completion"], 50) / 1e3, burst["all_running"] / 1e3))
+    log("qfork: burst of %d: p50 %.0f ms, all running %.0f ms (%d children on a QEMU started ahead)" % (
+        burst["n"], pct(burst["completion"], 50) / 1e3, burst["all_running"] / 1e3, burst["ahead"]))
+    # the same burst again once the refill after the first is done: a QEMU ahead for each child
+    refill_s = wait_spares(src, min(32, P["qfork_burst"]))
+    burst_ahead = qfork_burst(src, P["qfork_burst"], "qa")
+    burst_ahead["refill_s"] = refill_s
+    log("qfork: burst of %d after a refill of %.1f s: p50 %.0f ms, all running %.0f ms (%d ahead)" % (
+        burst_ahead["n"], refill_s, pct(burst_ahead["completion"], 50) / 1e3,
+        burst_ahead["all_running"] / 1e3, burst_ahead["ahead"]))
     # fork of a child: its RAM is a private map, so the checkpoint carries the RAM
     gen1 = "qg1"
     qfork_one(src, gen1)
@@ -2103,6 +2134,7 @@ def case_qfork():
         log("qfork: LEFT after the case: %s" % left)
     return {"accel": accel, "dev_kvm": os.path.exists("/dev/kvm"), "source_boot": src_boot,
             "warmup": P["qfork_warm"], "single": single, "creates": creates, "burst": burst,
+            "burst_ahead": burst_ahead,
             "child_fork": cfork, "standby": standby, "leftovers_after_case": left}
 
 

@@ -877,17 +877,35 @@ def sec_qfork(r, md):
                   % (B["n"], B["n"] - 1, "" if B["n"] == 25 else
                      " (for 25 children; this burst has %d, so the comparison is loose)" % B["n"]))
         md.append("")
-        md.append(table(["", "children", "p50 ms", "p95 ms", "all running ms", "write returned ms",
-                         "source paused ms", "daemon fork_usec p50 / p95 ms"],
-                        [["sandboxfs qemu (TCG)", B["n"], f(pct(comp, 50) / 1e3), f(pct(comp, 95) / 1e3),
-                          f(B["all_running"] / 1e3), f(B["write_returned"] / 1e3),
-                          f(dfr[0] / 1e3) if dfr else "–",
-                          "%s / %s" % (f(pct(dfk, 50) / 1e3), f(pct(dfk, 95) / 1e3)) if dfk else "–"],
-                         ["Firecracker fork service (reference, not measured)", 25, f(ref50 / 1e3),
-                          f(ref95 / 1e3), "–", "–", "–", "–"],
-                         ["reference ÷ sandboxfs", "", ratio(ref50, pct(comp, 50)), ratio(ref95, pct(comp, 95)),
-                          "", "", "", ""]]))
+        BA = qf.get("burst_ahead")
+
+        def burst_row(label, X):
+            c, dk = X["completion"], X["daemon"].get("fork_usec", [])
+            dz = X["daemon"].get("fork_freeze_usec", [])
+            return [label, X["n"], X.get("ahead", "–"), f(pct(c, 50) / 1e3), f(pct(c, 95) / 1e3),
+                    f(X["all_running"] / 1e3), f(X["write_returned"] / 1e3), f(dz[0] / 1e3) if dz else "–",
+                    "%s / %s" % (f(pct(dk, 50) / 1e3), f(pct(dk, 95) / 1e3)) if dk else "–"]
+        rows = [burst_row("sandboxfs qemu (TCG), first burst", B)]
+        if BA:
+            rows.append(burst_row("sandboxfs qemu (TCG), the next burst (QEMUs ahead)", BA))
+        best = BA or B
+        rows += [["Firecracker fork service (reference, not measured)", 25, "–", f(ref50 / 1e3),
+                  f(ref95 / 1e3), "–", "–", "–", "–"],
+                 ["reference ÷ sandboxfs (%s)" % ("the next burst" if BA else "first burst"), "", "",
+                  ratio(ref50, pct(best["completion"], 50)), ratio(ref95, pct(best["completion"], 95)),
+                  "", "", "", ""]]
+        md.append(table(["", "children", "on a QEMU started ahead", "p50 ms", "p95 ms", "all running ms",
+                         "write returned ms", "source paused ms", "daemon fork_usec p50 / p95 ms"], rows))
         md.append("")
+        if BA:
+            md.append("The first burst follows single forks, each of which left one QEMU started ahead "
+                      "(`--qemu-spares`: a fork leaves as many as it had children, at most the "
+                      "option; the bench's main daemon runs with `--qemu-spares %d`): its children "
+                      "but one start a QEMU. Its refill (%d QEMUs started ahead, two at a time, once "
+                      "no child is starting) took %s s; then the same burst again (`fork qa-0 ... "
+                      "qa-%d`), each child restored in a waiting QEMU that maps the checkpoint's RAM."
+                      % (min(32, B["n"]), min(32, BA["n"]), f(BA.get("refill_s", 0)), BA["n"] - 1))
+            md.append("")
         dr = B["daemon"].get("restore_usec", [])
         qw = [a - b for a, b in zip(dfk, dr)]  # fork request to this child's QEMU spawn
         if dr and qw:
@@ -1279,10 +1297,15 @@ def sec_targets(r, md):
                      "%s ms p50, %s ms p95 (outside)%s" % (f(pct(qr, 50) / 1e3), f(pct(qr, 95) / 1e3), when),
                      "met" if pct(qr, 50) <= 150e3 else "missed"])
         B = qf["burst"]
-        p95 = pct(B["completion"], 95)
+        BA = qf.get("burst_ahead")
+        X = BA or B
+        p95 = pct(X["completion"], 95)
         rows.append(["qemu 25-way fork burst p95 ≤ 1 s (TCG)%s" % (
-                     "" if B["n"] == 25 else " (this run: a burst of %d)" % B["n"]),
-                     "%s ms p95, all running %s ms%s" % (f(p95 / 1e3), f(B["all_running"] / 1e3), when),
+                     "" if X["n"] == 25 else " (this run: a burst of %d)" % X["n"]),
+                     "%s ms p95, all running %s ms%s%s" % (
+                         f(p95 / 1e3), f(X["all_running"] / 1e3),
+                         " (the next burst, QEMUs ahead; the first %s ms p95)"
+                         % f(pct(B["completion"], 95) / 1e3) if BA else "", when),
                      "met" if p95 <= 1e6 else "missed"])
     md.append(table(["target", "this run", ""], rows))
     md.append("")

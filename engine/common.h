@@ -42,6 +42,13 @@ struct buf {
 
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_append(struct buf *b, const void *p, size_t n);
+/* Flat keyed counters: a "key value" line a row, written without printf
+ * (a stats read is dozens of them, remade at each read). */
+struct buf_row {
+	const char *key;
+	uint64_t v;
+};
+int buf_rows(struct buf *b, const struct buf_row *rows, size_t n);
 void buf_free(struct buf *b);
 
 /* Copies src into dst (cap bytes, NUL included) with every control character

@@ -560,9 +560,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 		err_set(&e, r, "cannot create %s: %s", dir, strerror(-r));
 		goto out;
 	}
-	struct vmm_usage u = {0};
-	s->ops->usage(&s->vm, &u);
-	j->oom_at_start = u.oom_kills;
+	cg_oom_kills(&s->vm.cg, &j->oom_at_start);
 	r = job_warm_fits(s, c) ? job_warm(s, j, c, &in_w, &e) : job_cold(s, j, c, fds, &in_w, &e);
 	if (r < 0)
 		goto out;
@@ -742,14 +740,14 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			if (tty_in_sandbox(s, j) && ev->tty >= 0)
 				j->tty_index = ev->tty;
 		} else {
-			struct vmm_usage u = {0};
-			s->ops->usage(&s->vm, &u);
+			uint64_t oom_kills;
+			cg_oom_kills(&s->vm.cg, &oom_kills);
 			j->exit_code = ev->exit_code;
 			j->state = ev->signal ? JOB_KILLED : JOB_EXITED;
 			snprintf(j->reason, sizeof(j->reason), "%s",
 				 j->timed_out ? "timeout"
 				 : ev->lost ? "lost"
-				 : oom_ended(ev, u.oom_kills > j->oom_at_start) ? "oom"
+				 : oom_ended(ev, oom_kills > j->oom_at_start) ? "oom"
 				 : !ev->signal ? "exit" : "signal");
 			if (j->stdin_fd >= 0)
 				close(j->stdin_fd);

@@ -906,8 +906,8 @@ static void monitor_puts_drain(struct engine *eng)
 static void handle_exit_locked(struct sbx *s)
 {
 	int code, prev = atomic_load(&s->state);
-	struct vmm_usage u = {0};
-	s->ops->usage(&s->vm, &u);
+	uint64_t oom_kills;
+	cg_oom_kills(&s->vm.cg, &oom_kills);
 	if (s->vm.ctl_fd >= 0)
 		epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.ctl_fd, NULL);
 	epoll_ctl(s->eng->monitor.epfd, EPOLL_CTL_DEL, s->vm.pidfd, NULL);
@@ -918,7 +918,7 @@ static void handle_exit_locked(struct sbx *s)
 	bool user = strcmp(s->reason, "user") == 0;
 	if (prev != SBX_STOPPING)
 		snprintf(s->reason, sizeof(s->reason), "%s",
-			 user ? "user" : u.oom_kills ? "oom" : "exit");
+			 user ? "user" : oom_kills ? "oom" : "exit");
 	if (prev == SBX_STOPPING && s->t.stop_request_usec) {
 		s->t.stop_usec = now_usec() - s->t.stop_request_usec;
 		lat_add(s->eng, LAT_STOP, s->t.stop_usec);

@@ -217,7 +217,7 @@ int sbx_fork(struct sbx *src, int argc, char **argv, struct err *e)
 		sbx_net_inherit(kids[i], src);
 	}
 
-	struct vmm_timing t = {.fork = true}; /* a checkpoint for children starting now */
+	struct vmm_timing t = {.fork = true, .fork_children = (unsigned)n}; /* children start now */
 	char lowers[SBX_LOWERS_MAX][SBX_LAYER_ID_MAX];
 	int nlowers = 0;
 	pthread_mutex_lock(&src->lock);

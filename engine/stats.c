@@ -154,27 +154,40 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
 		s->ops->usage(&s->vm, &u);
 	const struct sbx_times *t = &s->t;
-	int r = buf_printf(b,
-		"state %s\npid %d\nparent %s\nbackend %s\nstarts %" PRIu64 "\n"
-		"create_usec %" PRIu64 "\ncreate_queue_usec %" PRIu64 "\ncreate_cgroup_usec %" PRIu64
-		"\ncreate_spawn_usec %" PRIu64 "\ncreate_rootfs_usec %" PRIu64
-		"\ncreate_init_usec %" PRIu64 "\ncreate_journal_usec %" PRIu64
-		"\nstop_usec %" PRIu64 "\n"
-		"cpu_usec %" PRIu64 "\nmemory_bytes %" PRIu64 "\nmemory_peak_bytes %" PRIu64
-		"\nmemory_limit_bytes %" PRIu64 "\npids_current %" PRIu64 "\npids_limit %u\n"
-		"oom_kills %" PRIu64 "\ncreate_net_usec %" PRIu64 "\nnet_shaping_usec %" PRIu64 "\n",
-		sbx_state_name(st), (int)s->vm.pid, s->cfg.parent[0] ? s->cfg.parent : "-",
-		s->cfg.backend, t->starts, t->create_usec, t->create_queue_usec,
-		t->create_cgroup_usec, t->create_spawn_usec, t->create_rootfs_usec,
-		t->create_init_usec, t->create_journal_usec, t->stop_usec, u.cpu_usec,
-		u.memory_bytes, u.memory_peak_bytes, s->cfg.memory_bytes, u.pids, s->cfg.pids,
-		u.oom_kills, t->create_net_usec, t->net_shaping_usec);
+	int r = buf_printf(b, "state %s\npid %d\nparent %s\nbackend %s\n", sbx_state_name(st),
+			   (int)s->vm.pid, s->cfg.parent[0] ? s->cfg.parent : "-", s->cfg.backend);
+	const struct buf_row rows[] = {
+		{"starts", t->starts},
+		{"create_usec", t->create_usec},
+		{"create_queue_usec", t->create_queue_usec},
+		{"create_cgroup_usec", t->create_cgroup_usec},
+		{"create_spawn_usec", t->create_spawn_usec},
+		{"create_rootfs_usec", t->create_rootfs_usec},
+		{"create_init_usec", t->create_init_usec},
+		{"create_journal_usec", t->create_journal_usec},
+		{"stop_usec", t->stop_usec},
+		{"cpu_usec", u.cpu_usec},
+		{"memory_bytes", u.memory_bytes},
+		{"memory_peak_bytes", u.memory_peak_bytes},
+		{"memory_limit_bytes", s->cfg.memory_bytes},
+		{"pids_current", u.pids},
+		{"pids_limit", s->cfg.pids},
+		{"oom_kills", u.oom_kills},
+		{"create_net_usec", t->create_net_usec},
+		{"net_shaping_usec", t->net_shaping_usec},
+		{"exec_warm_total", s->execs_warm},
+		{"job_warm_total", s->jobs_warm},
+	};
+	r |= buf_rows(b, rows, sizeof(rows) / sizeof(rows[0]));
 	/* guest: its guest keeps its own (qemu's agent), the daemon holds none. */
-	r |= buf_printf(b, "exec_warm_total %" PRIu64 "\njob_warm_total %" PRIu64 "\nwarm_shell %s\n",
-			s->execs_warm, s->jobs_warm,
-			!s->ops->exec_warm ? "guest" : s->warm_fds[1] >= 0 ? "ready" : "none");
-	r |= buf_printf(b, "create_mode %s\nclaim_usec %" PRIu64 "\nclaim_journal_usec %" PRIu64 "\n",
-			t->claim_usec ? "pool" : "cold", t->claim_usec, t->claim_journal_usec);
+	r |= buf_printf(b, "warm_shell %s\ncreate_mode %s\n",
+			!s->ops->exec_warm ? "guest" : s->warm_fds[1] >= 0 ? "ready" : "none",
+			t->claim_usec ? "pool" : "cold");
+	const struct buf_row claim[] = {
+		{"claim_usec", t->claim_usec},
+		{"claim_journal_usec", t->claim_journal_usec},
+	};
+	r |= buf_rows(b, claim, 2);
 	if (s->cfg.parent[0])
 		r |= buf_printf(b, "fork_mode %s\nfork_generation %u\nfork_freeze_usec %" PRIu64
 				"\nfork_checkpoint_usec %" PRIu64 "\nfork_restore_usec %" PRIu64
@@ -208,14 +221,15 @@ int sbx_show_config(struct sbx *s, struct buf *b)
 
 int sbx_show_events(struct sbx *s, struct buf *b)
 {
-	struct vmm_usage u = {0};
+	uint64_t oom_kills = 0;
 	pthread_mutex_lock(&s->lock);
 	int st = atomic_load(&s->state);
+	/* The one counter it shows: one file read, not the five of usage. */
 	if (st == SBX_RUNNING || st == SBX_PAUSED || st == SBX_STOPPING)
-		s->ops->usage(&s->vm, &u);
+		cg_oom_kills(&s->vm.cg, &oom_kills);
 	int r = buf_printf(b, "state %s\nreason %s\nexit_code %d\noom_kills %" PRIu64
 			   "\ngeneration %" PRIu64 "\ndisk_full %d\n",
-			   sbx_state_name(st), s->reason, s->exit_code, u.oom_kills,
+			   sbx_state_name(st), s->reason, s->exit_code, oom_kills,
 			   atomic_load(&s->generation), s->disk_full);
 	pthread_mutex_unlock(&s->lock);
 	return r;

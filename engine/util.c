@@ -121,6 +121,28 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
+int buf_rows(struct buf *b, const struct buf_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char num[20];
+		size_t d = sizeof(num), kl = strlen(rows[i].key);
+		uint64_t v = rows[i].v;
+		do
+			num[--d] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		if (buf_grow(b, kl + 1 + (sizeof(num) - d) + 1) < 0)
+			return -ENOMEM;
+		char *p = b->data + b->len;
+		memcpy(p, rows[i].key, kl);
+		p[kl] = ' ';
+		memcpy(p + kl + 1, num + d, sizeof(num) - d);
+		p[kl + 1 + sizeof(num) - d] = '\n';
+		b->len += kl + 1 + (sizeof(num) - d) + 1;
+		b->data[b->len] = '\0';
+	}
+	return 0;
+}
+
 int buf_append(struct buf *b, const void *p, size_t n)
 {
 	if (buf_grow(b, n) < 0)

@@ -13,6 +13,7 @@
 #include <sys/vfs.h>
 
 #include "../engine/ctl.h"
+#include "../vmm/vmm.h"
 #include "fsx.h"
 
 static void usage(FILE *f)
@@ -49,8 +50,9 @@ static void usage(FILE *f)
 		"                   auto uses KVM when a test guest runs on /dev/kvm, else TCG;\n"
 		"                   kvm refuses to start where KVM cannot run guests\n"
 		"  --qemu-spares N  QEMUs a qemu sandbox keeps started ahead, waiting, after\n"
-		"                   its first fork, so that its next forks pay only the restore\n"
-		"                   (default 1; 0: none)\n"
+		"                   a fork, so that its next fork's children pay only the\n"
+		"                   restore: as many as that fork had children, at most N\n"
+		"                   (0 to 32, default 1; 0: none)\n"
 		"  --stop-on-exit   stop every sandbox when the daemon exits (default: leave them)\n"
 		"  --workers N      threads that create sandboxes (default 8)\n"
 		"  --fuse-threads N  threads that answer FUSE requests, at most (default 64)\n");
@@ -218,8 +220,9 @@ int main(int argc, char **argv)
 		case 'K': {
 			char *end;
 			unsigned long n = strtoul(optarg, &end, 10);
-			if (!*optarg || *end || n > 8) {
-				fprintf(stderr, "sandboxfs: --qemu-spares must be 0..8\n");
+			if (!*optarg || *end || n > VMM_QEMU_SPARES_MAX) {
+				fprintf(stderr, "sandboxfs: --qemu-spares must be 0..%d\n",
+					VMM_QEMU_SPARES_MAX);
 				return 2;
 			}
 			o.qemu_spares = (unsigned)n;

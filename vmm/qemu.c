@@ -875,37 +875,49 @@ static int restore_vm(struct vmm_inst *vm, struct qemu_vm *q, const struct snap_
 
 /* --- spares: QEMUs started ahead for a forked VM's next fork ---
  * A spare is a fork child's command line with neutral paths (its own dir
- * under spares_dir, its own RAM file, all holes), started with -incoming
- * defer, its QMP handshake done and x-ignore-shared set. The parent's next
- * fork copies its RAM into the spare's RAM file in place: the spare maps it
- * private and has not written it (QEMU writes no guest RAM while it waits
- * for an incoming migration), so it sees the frozen image, exactly as a
- * child started after the copy would. The file is then renamed to the
- * layer's RAM, and the child's start takes the spare: its files move into
- * the child's dir, its process into the child's cgroup, and only
- * migrate-incoming and cont remain. A spare serves one layer, of a machine
- * of the same shape (shape_key); the parent's end, the layer's removal and
- * the daemon's exit end it; a restarted daemon kills what a dead one left
- * (spare.json in its dir). A VM with a network device gets spares with a
- * TAP made ahead (vmm_host's tap_ahead): no identity, on no bridge, down;
- * the child's start hands it to the engine's prestart in vm->nic.tap_fd,
- * which makes it the child's (its name, filter, forwarding entry, up)
- * before the guest runs. The MAC on the spare's command line is the
- * parent's: a restore takes the device's MAC from the stream anyway, and
- * AG_FORK gives the guest the child's. A spare holds no address. */
+ * under spares_dir, its own name for its RAM file, all holes), started with
+ * -incoming defer, its QMP handshake done and x-ignore-shared set. The
+ * spares made after one fork are a group: one RAM file (an inode of holes)
+ * under a name of each (hard links). The parent's next fork copies its RAM
+ * into that file in place: each spare maps it private and has not written
+ * it (QEMU writes no guest RAM while it waits for an incoming migration), so
+ * each sees the frozen image, exactly as a child started after the copy
+ * would. The file is then renamed to the layer's RAM, every spare of the
+ * group is bound to the layer (up to one a child: the others end, as their
+ * map is the layer's now), and each child's start takes one: its files move
+ * into the child's dir, its process into the child's cgroup, and only
+ * migrate-incoming and cont remain. A burst of N children from one fork
+ * thus has N QEMUs ahead and one copy of the RAM. A fork's refill makes as
+ * many spares as it had children, at most --qemu-spares (the next fork is
+ * taken to be like the last), and starts them once the fork's first child
+ * has started and no fork child is starting anywhere, SPARE_SPAWN_MAX at a
+ * time: a spare's start never takes the CPU from a restore. A spare serves
+ * one layer, of a machine of the same shape (shape_key); the parent's end,
+ * the layer's removal and the daemon's exit end it; a restarted daemon
+ * kills what a dead one left (spare.json in its dir). A VM with a network
+ * device gets spares with a TAP made ahead (vmm_host's tap_ahead): no
+ * identity, on no bridge, down; the child's start hands it to the engine's
+ * prestart in vm->nic.tap_fd, which makes it the child's (its name, filter,
+ * forwarding entry, up) before the guest runs. The MAC on the spare's
+ * command line is the parent's: a restore takes the device's MAC from the
+ * stream anyway, and AG_FORK gives the guest the child's. A spare holds no
+ * address. */
 enum spare_state { SPARE_STARTING, SPARE_READY, SPARE_BOUND };
 
 struct spare {
 	enum spare_state st;
 	bool dead; /* unwanted while it started: the starter ends it */
-	const struct qemu_vm *owner; /* the parent's run it waits for (not BOUND) */
+	const struct qemu_vm *owner; /* the parent's run it waits for (not bound) */
 	char parent[SBX_NAME_MAX + 1]; /* for the log */
-	char layer[PATH_MAX]; /* BOUND: the snapshot dir whose RAM it maps */
+	uint64_t group; /* the refill that made it: its RAM file's inode */
+	/* Bound: the snapshot dir whose RAM it maps; BOUND once up (a spare
+	 * bound while STARTING keeps the name of its RAM file until QEMU opened it). */
+	char layer[PATH_MAX];
 	/* STARTING: the fork (its layer) whose child's start it waits for, so
 	 * that its own start does not take the CPU from that restore; "": go. */
 	char after[PATH_MAX];
 	char key[PATH_MAX * 2 + 64];
-	char ram[PATH_MAX]; /* its RAM file; "" once it is the layer's */
+	char ram[PATH_MAX]; /* its name for its group's RAM file; "" once bound and up */
 	char disk[PATH_MAX]; /* the parent's root disk, "" for none */
 	unsigned mem_mib, vcpus;
 	bool vserial;
@@ -916,9 +928,15 @@ struct spare {
 };
 
 static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t spares_cv = PTHREAD_COND_INITIALIZER; /* an after cleared, a dead set */
+/* an after cleared, a dead set, a child's start or a spare's start ended */
+static pthread_cond_t spares_cv = PTHREAD_COND_INITIALIZER;
 static struct spare *spares;
-#define SPARE_AFTER_MAX_S 30 /* a fork whose child never starts holds its refill this long */
+static unsigned child_starts; /* fork children starting (restoring) now */
+static unsigned spares_spawning; /* spares starting their QEMU now */
+#define SPARE_SPAWN_MAX 2 /* spares that start their QEMU at once */
+/* A fork whose child never starts, or children starting without end, hold
+ * a refill this long. */
+#define SPARE_AFTER_MAX_S 30
 static _Atomic uint64_t spare_seq;
 #define SPARE_RECORD "spare.json"
 
@@ -955,7 +973,7 @@ static void spare_free(struct spare *sp)
 	free(sp);
 }
 
-/* Spares of owner's run (not bound), of the layer dir, or every one
+/* Spares of owner's run (not bound), bound to the layer dir, or every one
  * (both NULL) leave the list and end; one still starting ends when it is up. */
 static void spares_drop(const struct qemu_vm *owner, const char *layer)
 {
@@ -963,8 +981,8 @@ static void spares_drop(const struct qemu_vm *owner, const char *layer)
 	pthread_mutex_lock(&spares_lock);
 	for (struct spare **p = &spares; *p;) {
 		struct spare *sp = *p;
-		bool match = owner   ? sp->owner == owner && sp->st != SPARE_BOUND
-			     : layer ? sp->st == SPARE_BOUND && strcmp(sp->layer, layer) == 0
+		bool match = owner   ? sp->owner == owner && !sp->layer[0]
+			     : layer ? sp->layer[0] && strcmp(sp->layer, layer) == 0
 				     : true;
 		if (match && sp->st == SPARE_STARTING) {
 			sp->dead = true;
@@ -993,7 +1011,7 @@ static struct spare *spare_take(const struct qemu_vm *owner, const char *layer)
 	struct spare *sp = NULL;
 	for (struct spare **p = &spares; *p; p = &(*p)->next) {
 		struct spare *s = *p;
-		if (s->dead || (owner ? s->owner != owner || s->st != SPARE_READY
+		if (s->dead || (owner ? s->owner != owner || s->st != SPARE_READY || s->layer[0]
 				      : s->st != SPARE_BOUND || strcmp(s->layer, layer) != 0))
 			continue;
 		*p = s->next;
@@ -1045,14 +1063,6 @@ static int spare_spawn(struct spare *sp, struct err *e)
 	if ((sp->disk[0] && (r = rootdisk_write(vm->dir, sp->disk, e)) < 0) ||
 	    (r = find_guest_files(vm, &g, true, e)) < 0)
 		return r;
-	int fd = open(sp->ram, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)sp->mem_mib << 20) < 0) {
-		r = err_set(e, -errno, "cannot create %s: %s", sp->ram, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	close(fd);
 	const struct vmm_host *h = vmm_host();
 	if (sp->nic) {
 		if ((r = h->tap_ahead(h->image_arg, e)) < 0)
@@ -1095,18 +1105,36 @@ static void *spare_main(void *arg)
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += SPARE_AFTER_MAX_S;
+	bool late = false;
 	pthread_mutex_lock(&spares_lock);
-	while (sp->after[0] && !sp->dead && pthread_cond_timedwait(&spares_cv, &spares_lock, &dl) == 0)
-		;
+	/* After the fork's first child, and no child starting (up to the
+	 * deadline); then a turn among the spares starting. */
+	while (!sp->dead) {
+		bool hold = (sp->after[0] || child_starts) && !late;
+		if (!hold && spares_spawning < SPARE_SPAWN_MAX)
+			break;
+		if (hold)
+			late = pthread_cond_timedwait(&spares_cv, &spares_lock, &dl) == ETIMEDOUT;
+		else
+			pthread_cond_wait(&spares_cv, &spares_lock);
+	}
 	sp->after[0] = '\0';
 	bool go = !sp->dead;
+	spares_spawning += go;
 	pthread_mutex_unlock(&spares_lock);
 	uint64_t t0 = now_usec();
 	int r = go ? spare_spawn(sp, &e) : 0;
 	pthread_mutex_lock(&spares_lock);
+	spares_spawning -= go;
+	pthread_cond_broadcast(&spares_cv);
 	bool keep = r == 0 && !sp->dead;
-	if (keep)
+	if (keep && sp->layer[0]) { /* bound while it started: QEMU holds the map */
+		unlink(sp->ram);
+		sp->ram[0] = '\0';
+		sp->st = SPARE_BOUND;
+	} else if (keep) {
 		sp->st = SPARE_READY;
+	}
 	pthread_mutex_unlock(&spares_lock);
 	if (r < 0)
 		log_warn("sandbox %s: a QEMU started ahead for its next fork failed: %s", sp->parent,
@@ -1121,27 +1149,81 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
-/* After a fork of the running VM (its layer dir): starts spares in the
- * background, once a child of that fork has started, until --qemu-spares
- * of them wait for its next one. */
-static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq, const char *layer)
+/* The RAM file of the group that waits for owner's next fork (a name of
+ * it in ram, its group in *group); false when owner has none. Only owner's
+ * checkpoint binds (spare_bind) or extends (spares_refill) its group, under
+ * its sandbox's lock: the group found stays unbound while it is linked. */
+static bool spares_group_of(const struct qemu_vm *owner, char *ram, size_t cap, uint64_t *group)
+{
+	bool found = false;
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare *sp = spares; sp && !found; sp = sp->next)
+		if (sp->owner == owner && !sp->dead && !sp->layer[0] && sp->ram[0]) {
+			snprintf(ram, cap, "%s", sp->ram);
+			*group = sp->group;
+			found = true;
+		}
+	pthread_mutex_unlock(&spares_lock);
+	return found;
+}
+
+/* The spares' names linked to the RAM file of owner's waiting group (one
+ * group waits for a fork), or to a new one made under the first name
+ * (holes, the machine's size); 0 or -errno (no name made then). */
+static int spares_ram_make(const struct qemu_vm *owner, struct spare **sps, unsigned n,
+			   struct err *e)
+{
+	char from[PATH_MAX];
+	uint64_t group = sps[0]->group;
+	unsigned i = 0;
+	int r = 0;
+	if (!spares_group_of(owner, from, sizeof(from), &group) || link(from, sps[0]->ram) < 0) {
+		group = sps[0]->group;
+		snprintf(from, sizeof(from), "%s", sps[0]->ram);
+		int fd = open(from, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || ftruncate(fd, (off_t)sps[0]->mem_mib << 20) < 0)
+			r = err_set(e, -errno, "cannot create %s: %s", from, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	for (i = 1; r == 0 && i < n; i++)
+		if (link(from, sps[i]->ram) < 0)
+			r = err_set(e, -errno, "cannot link %s to %s: %s", sps[i]->ram, from,
+				    strerror(errno));
+	for (i = 0; i < n; i++) {
+		sps[i]->group = group;
+		if (r < 0)
+			unlink(sps[i]->ram);
+	}
+	return r;
+}
+
+/* After a fork of the running VM (its layer dir) with n children: starts
+ * spares in the background (spare_main says when), one group, until as many
+ * as the fork had children wait for its next one, at most --qemu-spares. */
+static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq, const char *layer,
+			  unsigned n)
 {
 	const struct vmm_host *h = vmm_host();
 	struct guest_files g;
-	if (!h->qemu_spares || !h->spares_dir[0] || (pq->nic && !h->tap_ahead) || !pq->ram_shared ||
+	struct spare *sps[VMM_QEMU_SPARES_MAX];
+	unsigned want = n > 1 ? n : 1, have = 0, k = 0;
+	want = want < h->qemu_spares ? want : h->qemu_spares;
+	if (!want || !h->spares_dir[0] || (pq->nic && !h->tap_ahead) || !pq->ram_shared ||
 	    find_guest_files(pvm, &g, true, NULL) < 0)
 		return;
-	unsigned have = 0;
 	pthread_mutex_lock(&spares_lock);
 	for (struct spare *sp = spares; sp; sp = sp->next)
-		have += sp->owner == pq && !sp->dead && sp->st != SPARE_BOUND;
+		have += sp->owner == pq && !sp->dead && !sp->layer[0];
 	pthread_mutex_unlock(&spares_lock);
-	for (; have < h->qemu_spares; have++) {
-		struct spare *sp = calloc(1, sizeof(*sp));
+	uint64_t group = atomic_fetch_add(&spare_seq, 1);
+	for (; have + k < want && k < ARRAY_SIZE(sps); k++) {
+		struct spare *sp = sps[k] = calloc(1, sizeof(*sp));
 		if (!sp)
-			return;
+			break;
 		vmm_inst_init(&sp->vm);
 		sp->owner = pq;
+		sp->group = group;
 		sp->mem_mib = pq->mem_mib;
 		sp->vcpus = pq->vcpus;
 		sp->vserial = pq->vserial;
@@ -1161,28 +1243,56 @@ static void spares_refill(const struct vmm_inst *pvm, const struct qemu_vm *pq, 
 		memcpy(sp->vm.image_layers, pvm->image_layers, sizeof(sp->vm.image_layers));
 		spare_ram_path(sp->vm.name, sp->ram, sizeof(sp->ram));
 		snprintf(sp->after, sizeof(sp->after), "%s", layer);
-		spare_list(sp);
+	}
+	struct err e = {0};
+	if (k && spares_ram_make(pq, sps, k, &e) < 0) {
+		log_warn("sandbox %s: no QEMU started ahead for its next fork: %s", pvm->name, e.msg);
+		for (unsigned i = 0; i < k; i++)
+			sps[i]->ram[0] = '\0'; /* gone */
+	}
+	for (unsigned i = 0; i < k; i++) {
+		struct spare *sp = sps[i];
 		pthread_t th;
 		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		int r = pthread_create(&th, &at, spare_main, sp);
-		pthread_attr_destroy(&at);
-		if (r != 0) {
-			log_warn("sandbox %s: cannot start a thread for a spare QEMU: %s", pvm->name,
-				 strerror(r));
-			spare_unlist(sp);
-			sp->ram[0] = '\0'; /* not made */
-			spare_free(sp);
-			return;
+		int r = -1;
+		if (sp->ram[0]) {
+			spare_list(sp);
+			pthread_attr_init(&at);
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			r = pthread_create(&th, &at, spare_main, sp);
+			pthread_attr_destroy(&at);
+			if (r != 0) {
+				log_warn("sandbox %s: cannot start a thread for a spare QEMU: %s",
+					 pvm->name, strerror(r));
+				spare_unlist(sp);
+			}
 		}
+		if (r != 0)
+			spare_free(sp);
 	}
 }
 
-/* In a fork's checkpoint: the parent's RAM goes into a waiting spare's RAM
- * file, which becomes the layer's (layer_ram); false when there was no
- * spare, or it could not take it (the caller copies as usual). */
-static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const char *layer_ram)
+/* With spares_lock held: sp, of owner's group, bound to layer_dir; starting,
+ * it keeps its RAM file's name until its QEMU is up (spare_main). */
+static void spare_bind_locked(struct spare *sp, const char *layer_dir)
+{
+	snprintf(sp->layer, sizeof(sp->layer), "%s", layer_dir);
+	sp->owner = NULL;
+	sp->after[0] = '\0';
+	if (sp->st != SPARE_READY)
+		return;
+	unlink(sp->ram);
+	sp->ram[0] = '\0';
+	sp->st = SPARE_BOUND;
+}
+
+/* In a fork's checkpoint with n children: the parent's RAM goes into the
+ * RAM file of a waiting spare's group, which becomes the layer's
+ * (layer_ram); up to n of the group are bound to the layer, the others end
+ * (they map the layer's RAM now). False when there was no spare, or it
+ * could not take it (the caller copies as usual). */
+static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const char *layer_ram,
+		       unsigned n)
 {
 	struct spare *sp = spare_take(pq, NULL);
 	if (!sp)
@@ -1194,16 +1304,47 @@ static bool spare_bind(const struct qemu_vm *pq, const char *layer_dir, const ch
 	else if ((r = vmm_copy_sparse(pq->ram_path, sp->ram, true, &e)) == 0 &&
 		 rename(sp->ram, layer_ram) < 0)
 		r = err_set(&e, -errno, "cannot rename %s: %s", sp->ram, strerror(errno));
-	if (r < 0) {
-		log_warn("sandbox %s: its spare QEMU cannot serve this fork: %s", sp->parent, e.msg);
+	if (r < 0) { /* the group's file may hold part of a copy: the group ends */
+		log_warn("sandbox %s: its spare QEMUs cannot serve this fork: %s", sp->parent, e.msg);
 		spare_free(sp);
+		spares_drop(pq, NULL);
 		return false;
 	}
 	sp->ram[0] = '\0';
 	snprintf(sp->layer, sizeof(sp->layer), "%s", layer_dir);
 	sp->owner = NULL;
 	sp->st = SPARE_BOUND;
-	spare_list(sp);
+	unsigned bound = 1;
+	struct spare *gone = NULL;
+	pthread_mutex_lock(&spares_lock);
+	for (struct spare **p = &spares; *p;) {
+		struct spare *s = *p;
+		if (s->owner != pq || s->group != sp->group || s->layer[0]) {
+			p = &s->next;
+			continue;
+		}
+		if (bound < n && !s->dead) {
+			spare_bind_locked(s, layer_dir);
+			bound++;
+		} else if (s->st == SPARE_STARTING) { /* no child for it: its starter ends it */
+			s->dead = true;
+		} else { /* no child for it, and its map is the layer's RAM now */
+			*p = s->next;
+			s->next = gone;
+			gone = s;
+			continue;
+		}
+		p = &s->next;
+	}
+	sp->next = spares;
+	spares = sp;
+	pthread_cond_broadcast(&spares_cv);
+	pthread_mutex_unlock(&spares_lock);
+	while (gone) {
+		struct spare *next = gone->next;
+		spare_free(gone);
+		gone = next;
+	}
 	return true;
 }
 
@@ -1272,11 +1413,20 @@ static int spare_adopt(struct vmm_inst *vm, struct qemu_vm *q, struct spare *sp,
 
 void vmm_qemu_spares_drop_layer(const char *dir) { spares_drop(NULL, dir); }
 
+/* A fork's child starts (restores): spares wait (spare_main). */
+static void child_start_begin(void)
+{
+	pthread_mutex_lock(&spares_lock);
+	child_starts++;
+	pthread_mutex_unlock(&spares_lock);
+}
+
 /* A child of the fork whose layer is dir has started (or failed to): the
- * spares that waited for it start now. */
+ * spares that waited for it start, once no other child is starting. */
 static void spares_after(const char *dir)
 {
 	pthread_mutex_lock(&spares_lock);
+	child_starts--;
 	for (struct spare *sp = spares; sp; sp = sp->next)
 		if (sp->st == SPARE_STARTING && strcmp(sp->after, dir) == 0)
 			sp->after[0] = '\0';
@@ -1392,6 +1542,7 @@ static int qemu_start(struct vmm_inst *vm, struct vmm_timing *t, struct err *e)
 	/* A restored machine has the devices it was saved with. */
 	q->vserial = src.dir[0] ? src.vserial : g.vserial;
 	if (src.ram[0] && !src.standby) { /* a fork's child: a QEMU started ahead? */
+		child_start_begin(); /* spares_after at the end, whichever */
 		/* prestart is set when the engine gives this sandbox a network */
 		shape_key(mem_mib, vcpus, q->vserial, vm->prestart != NULL, &g, key, sizeof(key));
 		sp = spare_claim(vm, &src, key);
@@ -1699,7 +1850,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	char disk[PATH_MAX];
 	if (r == 0 && rootdisk_read(vm->dir, disk, sizeof(disk)) == 0)
 		r = rootdisk_write(dest_dir, disk, e);
-	if (r == 0 && ram[0] && !(t->fork && spare_bind(q, dest_dir, ram)))
+	if (r == 0 && ram[0] && !(t->fork && spare_bind(q, dest_dir, ram, t->fork_children)))
 		r = vmm_copy_sparse(q->ram_path, ram, false, e);
 	uint64_t t2 = now_usec();
 	struct err ce = {0};
@@ -1713,7 +1864,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	if (r < 0)
 		vmm_remove_layer(dest_dir);
 	else if (t->fork)
-		spares_refill(vm, q, dest_dir);
+		spares_refill(vm, q, dest_dir, t->fork_children);
 	qvm_put(q);
 	return r;
 }

@@ -103,6 +103,7 @@ struct vmm_timing {
 	/* checkpoint, in: it serves a fork's children now (not a named snapshot),
 	 * so a backend may hand it a process started ahead (qemu's spares). */
 	bool fork;
+	unsigned fork_children; /* with fork: how many children start from it */
 	/* start, out: how a fork's child got its process: "ahead" (one started
 	 * before the fork, waiting) or "cold"; NULL when the backend has no such choice. */
 	const char *fork_start;
@@ -356,7 +357,7 @@ struct vmm_host {
 	 * net_veth_ahead) into netns_fd: 0 or -errno; NULL: none. Called with
 	 * image_arg. A sandbox's prestart adopts it when vm->nic.netns_veth. */
 	int (*veth_ahead)(void *arg, int netns_fd, struct err *e);
-	unsigned qemu_spares;      /* how many a forked VM keeps waiting (--qemu-spares) */
+	unsigned qemu_spares;      /* how many a forked VM keeps waiting, at most (--qemu-spares) */
 };
 
 int vmm_host_init(const struct vmm_host *h, struct err *e);
@@ -401,6 +402,7 @@ int vmm_qemu_accel_init(const char *mode, struct err *e);
 /* The qemu backend's spares (QEMUs started ahead, waiting for a fork):
  * at start-up, those a dead daemon left are killed and their files removed;
  * at exit, every spare is; when a layer goes, the spare that maps its RAM. */
+#define VMM_QEMU_SPARES_MAX 32 /* --qemu-spares */
 void vmm_qemu_spares_sweep(void);
 void vmm_qemu_spares_end(void);
 void vmm_qemu_spares_drop_layer(const char *dir);

@@ -99,14 +99,16 @@ spare_pids() {
 	tr ',' '\n' <<<"$p" | tee -a "$SBX_TMP/qemu_pids"
 }
 
-# wait_spare NAME: until NAME has a spare waiting (bounded: a QEMU start under TCG).
+# wait_spare NAME [N]: until NAME has N spares waiting (default 1), none
+# starting (bounded: QEMU starts under TCG, two at a time).
 wait_spare() {
-	local i
-	for ((i = 0; i < 600; i++)); do
-		[[ "$(sbx_key "$MNT/$1/stats" fork_spares_ready)" == 1 ]] && return 0
+	local i n=${2:-1}
+	for ((i = 0; i < 1200; i++)); do
+		[[ "$(sbx_key "$MNT/$1/stats" fork_spares_ready)" == "$n" &&
+			"$(sbx_key "$MNT/$1/stats" fork_spares_starting)" == 0 ]] && return 0
 		sleep 0.1
 	done
-	echo "$1: no spare after 60 s: $(grep spare "$MNT/$1/stats")" >&2
+	echo "$1: not $n spares after 120 s: $(grep spare "$MNT/$1/stats")" >&2
 	tail -n 5 "$SBX_LOG" >&2
 	return 1
 }
@@ -117,19 +119,31 @@ is_qemu() {
 
 # No spare of this daemon left: no dir, no RAM file, no process of those noted.
 assert_no_spares() {
-	local pid i
+	local pid
 	for pid in "$@"; do
-		for ((i = 0; i < 50; i++)); do
-			is_qemu "$pid" || break
-			sleep 0.1
-		done
-		! is_qemu "$pid" || { echo "spare QEMU pid $pid is still running" >&2; return 1; }
+		wait_not_qemu "$pid" || return 1
 	done
 	[ -z "$(ls "$STATE/spares" 2>/dev/null)" ] || { echo "left: $(ls "$STATE/spares")" >&2; return 1; }
-	if ls /dev/shm | grep -q "^sandboxfs-$(spare_tag)-spare-"; then
-		echo "spare RAM file left: $(ls /dev/shm | grep "^sandboxfs-$(spare_tag)-spare-")" >&2
-		return 1
-	fi
+	assert_no_shm spare-
+}
+
+# wait_not_qemu PID: until spare QEMU PID is gone (bounded: 5 s).
+wait_not_qemu() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		is_qemu "$1" || return 0
+		sleep 0.1
+	done
+	echo "spare QEMU pid $1 is still running" >&2
+	return 1
+}
+
+# assert_no_shm [PREFIX]: no file of this daemon's in /dev/shm (whose name
+# after the tag starts with PREFIX).
+assert_no_shm() {
+	local left
+	left=$(ls /dev/shm | grep "^sandboxfs-$(spare_tag)-${1:-}" || true)
+	[ -z "$left" ] || { echo "left in /dev/shm: $left" >&2; return 1; }
 }
 
 # spare_note_tag NAME: notes this daemon's tag (the prefix of its /dev/shm

@@ -1,4 +1,6 @@
-/* Unit tests of stats formatting helpers: percentiles and text buffers. */
+/* Unit tests of stats formatting helpers: percentiles, text buffers and
+ * their keyed rows. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "../../engine/sandbox.h"
@@ -47,6 +49,25 @@ static void test_buf(void)
 	buf_free(&b);
 }
 
+/* buf_rows writes what "%s %" PRIu64 "\n" would, from an empty buffer on and
+ * across its growth. */
+static void test_buf_rows(void)
+{
+	struct buf b = {0}, want = {0};
+	const struct buf_row rows[] = {{"zero", 0}, {"nine", 9}, {"ten", 10},
+				       {"max", UINT64_MAX}, {"create_usec", 123456789}};
+	for (int round = 0; round < 40; round++) {
+		CHECK(buf_rows(&b, rows, 5) == 0);
+		for (int i = 0; i < 5; i++)
+			buf_printf(&want, "%s %" PRIu64 "\n", rows[i].key, rows[i].v);
+	}
+	CHECK(b.len == want.len && strcmp(b.data, want.data) == 0);
+	CHECK(strncmp(b.data, "zero 0\nnine 9\nten 10\nmax 18446744073709551615\n", 46) == 0);
+	CHECK(buf_rows(&b, rows, 0) == 0 && b.len == want.len);
+	buf_free(&b);
+	buf_free(&want);
+}
+
 static void test_err(void)
 {
 	struct err e;
@@ -66,6 +87,7 @@ int main(void)
 {
 	RUN(test_percentiles);
 	RUN(test_buf);
+	RUN(test_buf_rows);
 	RUN(test_err);
 	RUN(test_state_names);
 	UNIT_DONE("stats");

@@ -955,6 +955,39 @@ static void write_text(const char *path, const char *text)
 
 /* A new identity after a restore: nothing a clone shares with its source
  * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
+/* boot_id is the kernel's: a file of ours bound over it gives processes
+ * another view. At boot the file holds the kernel's, so that a clone
+ * changes it with a write, in place, with no mount (a mount and an unmount
+ * were a good part of a clone's start under TCG); the bind is made again
+ * should the guest have undone it. */
+#define BOOT_ID "/proc/sys/kernel/random/boot_id"
+#define BOOT_ID_FILE "/run/sbx-boot_id"
+static void boot_id_set(const char *id)
+{
+	struct stat a, b;
+	write_text(BOOT_ID_FILE, id);
+	if (stat(BOOT_ID, &a) == 0 && stat(BOOT_ID_FILE, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino)
+		return;
+	umount2(BOOT_ID, MNT_DETACH);
+	if (mount(BOOT_ID_FILE, BOOT_ID, NULL, MS_BIND, NULL) < 0)
+		say("cannot give boot_id a new view: %s", strerror(errno));
+}
+
+/* At boot: the kernel's boot_id through our file. */
+static void boot_id_bind(void)
+{
+	char id[64];
+	int fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, id, sizeof(id) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return; /* a clone's start binds it */
+	id[n] = '\0';
+	boot_id_set(id);
+}
+
 /* The host sends its sync marker and frame twice (the first may land in
  * the tail of a frame the old host left half-sent): the nonce of the last
  * one acted on makes the second a no-op. */
@@ -1029,11 +1062,7 @@ static void become_clone(char *payload)
 		net_take(ipnet, gw, mac);
 	if (access("/etc/machine-id", F_OK) == 0)
 		write_text("/etc/machine-id", idhex);
-	/* boot_id is the kernel's: a file over it gives processes a new view. */
-	write_text("/run/sbx-boot_id", uuid);
-	umount2("/proc/sys/kernel/random/boot_id", MNT_DETACH);
-	if (mount("/run/sbx-boot_id", "/proc/sys/kernel/random/boot_id", NULL, MS_BIND, NULL) < 0)
-		say("cannot give boot_id a new view: %s", strerror(errno));
+	boot_id_set(uuid);
 answer:;
 	char hello[80];
 	snprintf(hello, sizeof(hello), "sbx-agent %d fork %s", AGENT_HELLO_VERSION, nonce);
@@ -1384,6 +1413,7 @@ int main(void)
 	net_lo_up();
 	net_boot(); /* eth0 is up before the hello */
 	root_switch(); /* after every module of the initramfs is loaded */
+	boot_id_bind(); /* on the final /proc and /run */
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	char hello[32];
 	snprintf(hello, sizeof(hello), "sbx-agent %d", AGENT_HELLO_VERSION);
