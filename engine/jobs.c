@@ -746,6 +746,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			j->state = ev->signal ? JOB_KILLED : JOB_EXITED;
 			snprintf(j->reason, sizeof(j->reason), "%s",
 				 j->timed_out ? "timeout"
+				 : ev->lost ? "lost"
 				 : oom_ended(ev, oom_kills > j->oom_at_start) ? "oom"
 				 : !ev->signal ? "exit" : "signal");
 			if (j->stdin_fd >= 0)

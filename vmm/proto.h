@@ -45,7 +45,9 @@
 /* init -> daemon */
 #define MSG_READY 'R'     /* "R": the sandbox is built and running */
 #define MSG_FAIL 'F'      /* "F<errno> <sentence>": setup failed, init exits */
-#define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon */
+#define MSG_EXEC_EXIT 'E' /* "E<id> <exit code> <signal or 0>"; queued while no daemon;
+			   * the qemu backend's reader adds " lost" for a command
+			   * it gave up (its agent stopped reading) */
 #define MSG_EXEC_PID 'P'  /* "P<id> <pid in the sandbox>"; the qemu backend's reader
 			   * adds " <pts>", a terminal's number in the guest (-1: none),
 			   * and " e" or " j" for an exec or a job its agent's warm

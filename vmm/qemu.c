@@ -1699,22 +1699,50 @@ fail:
 	return r;
 }
 
-/* Clean poweroff through the agent, then QMP quit, then SIGKILL. */
+/* QMP stop or cont: the guest's vCPUs stop or run on purpose, and the
+ * deadline of its agent's queued frames with them (qagent_hold). */
+static int vcpus_run(struct qemu_vm *q, bool run, struct err *e)
+{
+	if (!run)
+		qagent_hold(q, true);
+	int r = qmp_cmd(&q->qmp, run ? "cont" : "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
+	if (run ? r == 0 : r < 0)
+		qagent_hold(q, false);
+	return r;
+}
+
+/* Clean poweroff through the agent, then QMP quit, then SIGKILL. A
+ * poweroff the channel has no room for is queued; the stop waits for it to
+ * go while the guest reads (slowly or not), and goes on to quit once the
+ * channel took nothing for the send bound: a guest that reads nothing will
+ * not power off. Quit, not system_powerdown: the guest has no one to act on
+ * an ACPI button (the agent is its init), so that would only wait again. */
 static int stop_vm(struct vmm_inst *vm, struct qemu_vm *q, int timeout_sec, struct err *e)
 {
 	int left_ms = timeout_sec * 1000;
 	if (timeout_sec > 0) {
 		char secs[16];
 		int n = snprintf(secs, sizeof(secs), "%d", timeout_sec > 1 ? timeout_sec - 1 : 0);
-		uint64_t t0 = now_usec();
-		/* Queued if the channel is full: a guest that does not read it
-		 * takes the stop's own deadline, then QMP's quit. */
-		if (qagent_send(q, AG_POWEROFF, 0, secs, (uint32_t)n) == 0 &&
-		    vmm_pidfd_wait(q->pidfd, left_ms) > 0)
-			return 0;
+		uint64_t t0 = now_usec(), ticket = 0;
+		int r = qagent_send_ticket(q, AG_POWEROFF, 0, secs, (uint32_t)n, &ticket);
+		if (r == 0 && ticket)
+			r = qagent_wait_sent(q, ticket, left_ms);
+		if (r == 0) {
+			int spent = (int)((now_usec() - t0) / 1000);
+			if (vmm_pidfd_wait(q->pidfd, left_ms > spent ? left_ms - spent : 0) > 0)
+				return 0;
+			log_warn("sandbox %s: the guest did not power off in %d s; asking QEMU to quit",
+				 vm->name, timeout_sec);
+		} else if (r == -ETIMEDOUT && ticket) {
+			int spent = (int)((now_usec() - t0) / 1000);
+			log_warn("sandbox %s: the poweroff still waits for room in the agent's channel "
+				 "(%s); asking QEMU to quit", vm->name, spent >= left_ms
+				 ? "the stop's time is up" : "the guest read nothing of it for the send bound");
+		} else {
+			log_warn("sandbox %s: the guest agent did not take the poweroff (%s); asking "
+				 "QEMU to quit", vm->name, strerror(-r));
+		}
 		left_ms -= (int)((now_usec() - t0) / 1000);
-		log_warn("sandbox %s: the guest did not power off in %d s; asking QEMU to quit",
-			 vm->name, timeout_sec);
 	}
 	uint64_t t0 = now_usec();
 	int quit_ms = left_ms > 2000 ? left_ms : 2000;
@@ -1753,8 +1781,13 @@ static int qemu_kill(struct vmm_inst *vm, int sig, struct err *e)
 	}
 	char p[16];
 	int n = snprintf(p, sizeof(p), "%d", sig == SIGTERM || sig == SIGINT ? 10 : sig);
+	/* Queued when the channel is full: it goes once the guest reads. A
+	 * guest that reads nothing for the queue's deadline is taken for lost:
+	 * a poweroff queued then ends QEMU instead (agent_lost), so a TERM's
+	 * success holds either way; a signal for the guest's processes is
+	 * dropped with the queue. */
 	r = qagent_send(q, sig == SIGTERM || sig == SIGINT ? AG_POWEROFF : AG_KILL, 0, p, (uint32_t)n);
-	return r < 0 ? qagent_send_err(r, "the signal", e) : 0;
+	return r < 0 ? qagent_send_err(q, r, "the signal", e) : 0;
 }
 
 static int qemu_pause(struct vmm_inst *vm, bool pause, struct err *e)
@@ -1762,7 +1795,7 @@ static int qemu_pause(struct vmm_inst *vm, bool pause, struct err *e)
 	struct qemu_vm *q = vm->priv;
 	if (!q)
 		return err_set(e, -ESRCH, "sandbox has no running VM");
-	return qmp_cmd(&q->qmp, pause ? "stop" : "cont", NULL, NULL, QMP_TIMEOUT_MS, e);
+	return vcpus_run(q, !pause, e);
 }
 
 /* Migrates the (stopped) machine into dir/devstate, leaving a share=on RAM
@@ -1808,7 +1841,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 	snprintf(d, sizeof(d), "%s", dest_dir);
 	snprintf(id, sizeof(id), "%s", basename(d));
 	uint64_t t0 = now_usec();
-	int r = frozen ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
+	int r = frozen ? 0 : vcpus_run(q, false, e);
 	uint64_t t1 = now_usec();
 	if (r == 0 && q->ram_shared) /* vmm_remove_layer removes it by the same name */
 		vmm_ram_path(id, ram, sizeof(ram));
@@ -1821,7 +1854,7 @@ static int qemu_checkpoint(struct vmm_inst *vm, const char *dest_dir, bool froze
 		r = vmm_copy_sparse(q->ram_path, ram, false, e);
 	uint64_t t2 = now_usec();
 	struct err ce = {0};
-	if (!frozen && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0) {
+	if (!frozen && vcpus_run(q, true, &ce) < 0) {
 		log_warn("sandbox %s: cannot resume after the checkpoint: %s", vm->name, ce.msg);
 		if (r == 0)
 			r = err_set(e, ce.code, "cannot resume the source: %s", ce.msg);
@@ -1846,13 +1879,13 @@ static int qemu_standby(struct vmm_inst *vm, bool paused, struct err *e)
 	char dir[PATH_MAX + 16];
 	standby_dir(vm, dir, sizeof(dir));
 	rm_rf(dir);
-	int r = paused ? 0 : qmp_cmd(&q->qmp, "stop", NULL, NULL, QMP_TIMEOUT_MS, e);
+	int r = paused ? 0 : vcpus_run(q, false, e);
 	if (r == 0)
 		r = save_vm(q, dir, false, "", e);
 	if (r < 0) {
 		struct err ce = {0};
 		rm_rf(dir);
-		if (!paused && qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, &ce) < 0)
+		if (!paused && vcpus_run(q, true, &ce) < 0)
 			log_warn("sandbox %s: cannot resume after a failed standby: %s", vm->name,
 				 ce.msg);
 	} else {
@@ -2117,7 +2150,7 @@ static int qemu_rename(struct vmm_inst *vm, const char *name, struct err *e)
 	}
 	if ((r = fork_payload(vm, q, name, "resume", nonce, payload, e)) == 0 &&
 	    (r = qagent_send(q, AG_FORK, 0, payload, (uint32_t)strlen(payload))) < 0)
-		qagent_send_err(r, "the new name", e);
+		qagent_send_err(q, r, "the new name", e);
 	if (r < 0 && move && rename(shm, q->shm_path) == 0)
 		move = false; /* back where it was */
 	if (move) {

@@ -83,6 +83,7 @@ struct qemu_file {
 /* A control frame the channel had no room for (struct qemu_vm's queue). */
 struct qemu_frame {
 	struct qemu_frame *next;
+	uint64_t seq; /* the VM's count of queued frames: a sender's ticket */
 	uint32_t len;
 	char buf[]; /* a header and its payload */
 };
@@ -142,6 +143,24 @@ struct qemu_vm {
 	 * queue_bytes: their size with their struct, at most QEMU_QUEUE_MAX. */
 	struct qemu_frame *queue, *queue_last;
 	size_t queue_bytes;
+	/* Frames queued (the last seq), and the last run of them dropped,
+	 * [drop_from, drop_to] (0: none): one that left the queue otherwise
+	 * was sent. */
+	uint64_t queue_seq, drop_from, drop_to;
+	/* The queue's deadline (the reader thread): frames wait at most
+	 * stall_ms with the channel taking nothing (owed_usec: its last
+	 * progress, or the queue's start); then they are dropped, every
+	 * command ends (lost) and lost says so: a send fails at once (never
+	 * queued) until the channel takes bytes again. held: the VM's vCPUs
+	 * are stopped on purpose (pause, a checkpoint): no deadline runs.
+	 * outq_seen: the bytes the guest had not read at the last look
+	 * (SIOCOUTQ): fewer now is progress too, though no send could go yet
+	 * (a socket takes more once only a quarter is left). */
+	int stall_ms;
+	_Atomic uint64_t owed_usec;
+	_Atomic int outq_seen;
+	_Atomic bool lost;
+	_Atomic bool held;
 	size_t in_len; /* agent bytes received, not yet a whole frame */
 	char in[2 * (sizeof(struct agent_hdr) + AGENT_OUT_MAX)];
 };
@@ -299,10 +318,24 @@ void qagent_stop_reader(struct qemu_vm *q);
 int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload);
 /* One frame, never waiting for the guest: sent now, or queued behind what
  * the channel owes (the reader thread sends it when there is room). 0,
- * -EBUSY when the queue is full, -errno. */
+ * -EBUSY when the queue is full, -ETIMEDOUT while the agent is taken for
+ * lost (q->lost) and the channel has no room, -errno. */
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len);
+/* qagent_send, and *ticket: 0 when the frame went at once, else its place
+ * in the queue, for qagent_wait_sent. */
+int qagent_send_ticket(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len,
+		       uint64_t *ticket);
+/* Waits, up to timeout_ms, for a queued frame to go into the channel: 0
+ * once it has; -ETIMEDOUT when the channel took nothing for the send bound
+ * (the guest does not read; a slow reader's progress keeps it waiting), or
+ * at timeout_ms; -ENOTCONN when it was dropped (the VM stops, or the
+ * agent was taken for lost). */
+int qagent_wait_sent(struct qemu_vm *q, uint64_t ticket, int timeout_ms);
+/* The VM's vCPUs stop (hold) or run again on purpose: the queue's
+ * deadline does not run while they are stopped. */
+void qagent_hold(struct qemu_vm *q, bool hold);
 /* A failed send of what ("the command") as the caller's sentence. */
-int qagent_send_err(int r, const char *what, struct err *e);
+int qagent_send_err(const struct qemu_vm *q, int r, const char *what, struct err *e);
 /* How a command runs in the guest beyond its line: user= (NULL: root) and
  * a terminal's size (cols 0: none; a job only). */
 struct qagent_opts {

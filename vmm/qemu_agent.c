@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <linux/sockios.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -25,6 +27,11 @@
  * or is queued (qagent_send), so no FUSE worker and no lock waits for the
  * guest. A files request's look fails once it found no room this long. */
 #define AGENT_SEND_WAIT_MS 5000
+/* How many send bounds queued frames wait, the channel taking nothing, before
+ * the agent is taken for lost (30 s by default): far beyond a loaded
+ * host's hiccup, short of a guest that never reads holding its commands
+ * for ever. */
+#define AGENT_STALL_SENDS 6
 /* The channel's send buffer (the kernel doubles it for its accounting). */
 #define AGENT_SNDBUF (1 << 20)
 
@@ -39,6 +46,10 @@ static ssize_t send_until(struct qemu_vm *q, const char *buf, size_t n, uint64_t
 		ssize_t w = send(q->agent_fd, buf + off, n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w > 0) {
 			off += (size_t)w;
+			/* The guest reads: the queue's deadline starts again, and
+			 * an agent taken for lost is back. */
+			atomic_store(&q->owed_usec, now_usec());
+			atomic_store(&q->lost, false);
 			continue;
 		}
 		if (w < 0 && errno == EINTR)
@@ -98,38 +109,65 @@ static int send_start_locked(struct qemu_vm *q, const char *buf, size_t n, uint6
 	return 0;
 }
 
+/* The guest took bytes of the channel since the last look (fewer wait in
+ * our socket): progress, as a send's is, for the queue's deadline. */
+static void channel_progress(struct qemu_vm *q)
+{
+	int outq;
+	if (q->agent_fd < 0 || ioctl(q->agent_fd, SIOCOUTQ, &outq) < 0)
+		return;
+	if (outq < atomic_exchange(&q->outq_seen, outq))
+		atomic_store(&q->owed_usec, now_usec());
+}
+
 /* With xlock held: frame buf[0, n) at the end of the queue, for the next
- * sender or the reader thread. 0, -EBUSY when the queue is full (a guest
- * that does not read its channel), -ENOTCONN once nothing sends it. */
-static int queue_frame_locked(struct qemu_vm *q, const char *buf, size_t n)
+ * sender or the reader thread; *ticket (unless NULL) its seq. 0, -EBUSY when the queue
+ * is full (a guest that does not read its channel), -ETIMEDOUT while the
+ * agent is taken for lost, -ENOTCONN once nothing sends it. */
+static int queue_frame_locked(struct qemu_vm *q, const char *buf, size_t n, uint64_t *ticket)
 {
 	if (q->reader_gone)
 		return -ENOTCONN;
+	if (atomic_load(&q->lost))
+		return -ETIMEDOUT;
 	if (q->queue_bytes + sizeof(struct qemu_frame) + n > QEMU_QUEUE_MAX)
 		return -EBUSY;
 	struct qemu_frame *fr = malloc(sizeof(*fr) + n);
 	if (!fr)
 		return -ENOMEM;
 	fr->next = NULL;
+	fr->seq = ++q->queue_seq;
 	fr->len = (uint32_t)n;
 	memcpy(fr->buf, buf, n);
-	if (q->queue)
+	if (q->queue) {
 		q->queue_last->next = fr;
-	else
+	} else {
 		q->queue = fr;
+		/* The deadline runs from here (or the channel's next progress);
+		 * the reader thread learns of it. */
+		atomic_store(&q->owed_usec, now_usec());
+		reader_kick(q);
+	}
 	q->queue_last = fr;
 	q->queue_bytes += sizeof(*fr) + n;
+	if (ticket)
+		*ticket = fr->seq;
 	want_room(q);
 	return 0;
 }
 
 /* With wlock and xlock held: the first queued frame goes (sent, or dropped
- * with the rest when the reader thread ends). */
-static void queue_pop_locked(struct qemu_vm *q)
+ * with the rest when the reader thread ends or the agent is lost). */
+static void queue_pop_locked(struct qemu_vm *q, bool sent)
 {
 	struct qemu_frame *fr = q->queue;
 	q->queue = fr->next;
 	q->queue_bytes -= sizeof(*fr) + fr->len;
+	if (!sent) {
+		if (q->drop_to + 1 != fr->seq)
+			q->drop_from = fr->seq;
+		q->drop_to = fr->seq;
+	}
 	free(fr);
 }
 
@@ -165,7 +203,7 @@ static int send_owed_locked(struct qemu_vm *q, uint64_t deadline)
 		if (r < 0)
 			return r;
 		pthread_mutex_lock(&q->xlock);
-		queue_pop_locked(q);
+		queue_pop_locked(q, true);
 		bool drained = !q->queue;
 		pthread_mutex_unlock(&q->xlock);
 		if (drained)
@@ -202,10 +240,12 @@ enum send_how {
 	SEND_QUEUE, /* none: what cannot go now is queued (qagent_send) */
 };
 
-/* One frame of type with payload p, sent as how says. */
+/* One frame of type with payload p, sent as how says; *ticket (when not
+ * NULL): 0, or the frame's seq when it was queued. */
 static int send_frame(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len,
-		      enum send_how how)
+		      enum send_how how, uint64_t *ticket)
 {
+	uint64_t seq = 0;
 	char buf[sizeof(struct agent_hdr) + AGENT_FDATA_MAX];
 	struct agent_hdr h = {.type = type, .len = len, .id = id};
 	if (len > (type == AG_FDATA ? AGENT_FDATA_MAX : AGENT_PAYLOAD_MAX))
@@ -224,25 +264,71 @@ static int send_frame(struct qemu_vm *q, uint8_t type, uint64_t id, const void *
 	 * after what it holds (wlock, when held, keeps the order plain). */
 	if (how == SEND_QUEUE && (r == -EAGAIN || r == -ETIMEDOUT)) {
 		pthread_mutex_lock(&q->xlock);
-		r = queue_frame_locked(q, buf, sizeof(h) + len);
+		r = queue_frame_locked(q, buf, sizeof(h) + len, &seq);
 		pthread_mutex_unlock(&q->xlock);
 	}
 	if (locked)
 		pthread_mutex_unlock(&q->wlock);
+	if (ticket)
+		*ticket = seq;
 	return r;
 }
 
 int qagent_send(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len)
 {
-	return send_frame(q, type, id, p, len, SEND_QUEUE);
+	return send_frame(q, type, id, p, len, SEND_QUEUE, NULL);
 }
 
-int qagent_send_err(int r, const char *what, struct err *e)
+int qagent_send_ticket(struct qemu_vm *q, uint8_t type, uint64_t id, const void *p, uint32_t len,
+		       uint64_t *ticket)
+{
+	return send_frame(q, type, id, p, len, SEND_QUEUE, ticket);
+}
+
+int qagent_wait_sent(struct qemu_vm *q, uint64_t ticket, int timeout_ms)
+{
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+	uint64_t end = now_usec() + (uint64_t)timeout_ms * 1000;
+	for (;;) {
+		pthread_mutex_lock(&q->xlock);
+		bool dropped = q->drop_to && ticket >= q->drop_from && ticket <= q->drop_to;
+		bool queued = q->queue && q->queue->seq <= ticket;
+		pthread_mutex_unlock(&q->xlock);
+		if (dropped)
+			return -ENOTCONN;
+		if (!queued)
+			return 0; /* sent */
+		channel_progress(q);
+		uint64_t now = now_usec(), since = atomic_load(&q->owed_usec);
+		bool idle = !atomic_load(&q->held) && now > since &&
+			    now - since >= (uint64_t)q->send_wait_ms * 1000;
+		if (idle || now >= end)
+			return -ETIMEDOUT;
+		nanosleep(&tick, NULL);
+	}
+}
+
+void qagent_hold(struct qemu_vm *q, bool hold)
+{
+	atomic_store(&q->held, hold);
+	if (!hold) { /* the guest runs again: its deadline starts afresh */
+		atomic_store(&q->owed_usec, now_usec());
+		reader_kick(q);
+	}
+}
+
+int qagent_send_err(const struct qemu_vm *q, int r, const char *what, struct err *e)
 {
 	if (r == -EBUSY)
 		return err_set(e, r, "cannot send %s to the guest agent: it has not read its "
 			       "channel, where %u KiB wait for it already; nothing was sent (try "
 			       "again once it reads)", what, QEMU_QUEUE_MAX >> 10);
+	if (r == -ETIMEDOUT)
+		return err_set(e, r, "cannot send %s to the guest agent: it read nothing of its "
+			       "channel for %d s with frames waiting, so the daemon took it for "
+			       "lost (dropped them, ended its commands); nothing was sent, and "
+			       "nothing is until it reads again (stop ends the VM through QEMU)",
+			       what, q->stall_ms / 1000);
 	return err_set(e, r, "cannot send %s to the guest agent: %s", what, strerror(-r));
 }
 
@@ -260,7 +346,7 @@ int qagent_send_synced(struct qemu_vm *q, uint8_t type, const char *payload)
 					: send_frame_locked(q, AGENT_SYNC, AGENT_SYNC_LEN, true);
 		pthread_mutex_unlock(&q->wlock);
 		if (r == 0)
-			r = send_frame(q, type, 0, payload, (uint32_t)strlen(payload), SEND_WAIT);
+			r = send_frame(q, type, 0, payload, (uint32_t)strlen(payload), SEND_WAIT, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -420,6 +506,23 @@ static void exec_remove(struct qemu_vm *q, struct qemu_exec *x)
 		}
 	pthread_mutex_unlock(&q->xlock);
 	exec_free(x);
+}
+
+/* A sender's own exec whose frame never went: freed unless the reader
+ * thread ended it meanwhile (agent_lost), found by its id (x may be gone). */
+static void exec_forget(struct qemu_vm *q, uint64_t id)
+{
+	pthread_mutex_lock(&q->xlock);
+	struct qemu_exec *x = NULL;
+	for (struct qemu_exec **pp = &q->execs; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			x = *pp;
+			*pp = x->next;
+			break;
+		}
+	pthread_mutex_unlock(&q->xlock);
+	if (x)
+		exec_free(x);
 }
 
 /* A job's output goes into its files at once (regular files do not stall). */
@@ -592,6 +695,7 @@ static void file_result(struct qemu_vm *q, uint64_t id, const char *p, size_t n)
 static void file_data(struct qemu_vm *q, uint64_t id, const char *p, size_t n);
 static void file_credits(struct qemu_vm *q);
 static int files_expire(struct qemu_vm *q);
+static int queue_expire(struct qemu_vm *q);
 static void file_changed(struct qemu_vm *q, struct qemu_file *f);
 static void channel_room(struct qemu_vm *q);
 static int files_send_kept_locked(struct qemu_vm *q);
@@ -653,6 +757,8 @@ static void *reader_main(void *arg)
 		 * soon. A get's deadline, too, comes without its reader's look. */
 		int ms = n == 3 + READER_MAX_FDS ? 100 : -1, due = files_expire(q);
 		if (due >= 0 && (ms < 0 || due < ms))
+			ms = due;
+		if ((due = queue_expire(q)) >= 0 && (ms < 0 || due < ms))
 			ms = due;
 		if (poll(p, (nfds_t)n, ms) < 0) {
 			if (errno == EINTR)
@@ -717,7 +823,7 @@ void qagent_stop_reader(struct qemu_vm *q)
 	pthread_mutex_lock(&q->xlock);
 	q->reader_gone = true; /* files requests fail: nothing answers them now */
 	while (q->queue) /* nothing sends them now */
-		queue_pop_locked(q);
+		queue_pop_locked(q, false);
 	pthread_mutex_unlock(&q->wlock);
 	for (struct qemu_file *f = q->files; f; f = f->next)
 		file_changed(q, f);
@@ -791,8 +897,8 @@ int qagent_exec(struct qemu_vm *q, uint64_t id, const char *cmd, const struct qa
 	 * output comes once the guest reads its channel again. */
 	int r = qagent_send(q, job ? AG_JOB : AG_EXEC, id, payload, (uint32_t)len);
 	if (r < 0) {
-		exec_remove(q, x); /* never sent: the reader has nothing of it */
-		return qagent_send_err(r, "the command", e);
+		exec_forget(q, id); /* never sent: the reader has nothing of it */
+		return qagent_send_err(q, r, "the command", e);
 	}
 	/* The reader thread polls the new stdin from its next round on. */
 	if (job)
@@ -825,7 +931,7 @@ int qagent_attach(struct qemu_vm *q, uint64_t id, int out_fd, int err_fd, uint64
 	char p[64];
 	int n = snprintf(p, sizeof(p), "%" PRIu64 " %" PRIu64, out_off, err_off);
 	int r = qagent_send(q, AG_ATTACH, id, p, (uint32_t)n);
-	return r < 0 ? qagent_send_err(r, "the job's attach", e) : 0;
+	return r < 0 ? qagent_send_err(q, r, "the job's attach", e) : 0;
 }
 
 int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, struct err *e)
@@ -834,7 +940,7 @@ int qagent_tty(struct qemu_vm *q, uint64_t id, unsigned cols, unsigned rows, str
 		char p[32];
 		int n = snprintf(p, sizeof(p), "%u %u", cols, rows);
 		int r = qagent_send(q, AG_WINSZ, id, p, (uint32_t)n);
-		return r < 0 ? qagent_send_err(r, "the terminal's size", e) : 0;
+		return r < 0 ? qagent_send_err(q, r, "the terminal's size", e) : 0;
 	}
 	/* After the stdin in the engine's pipe: the reader thread sends it. */
 	pthread_mutex_lock(&q->xlock);
@@ -872,6 +978,7 @@ void qagent_files_init(struct qemu_vm *q)
 	const char *env = getenv("SANDBOXFS_AGENT_SEND_MS");
 	long ms = env ? strtol(env, NULL, 10) : 0;
 	q->send_wait_ms = ms > 0 && ms <= 600000 ? (int)ms : AGENT_SEND_WAIT_MS;
+	q->stall_ms = AGENT_STALL_SENDS * q->send_wait_ms;
 }
 
 static struct qemu_file *file_find(struct qemu_vm *q, uint64_t id)
@@ -1019,7 +1126,7 @@ void qagent_file_close(struct qemu_vm *q, struct qemu_file *f)
 	 * reader thread sends it when the channel has room (a closer never
 	 * waits for a guest that does not read). */
 	struct agent_hdr h = {.type = AG_FEND, .id = f->id};
-	int r = over ? 0 : queue_frame_locked(q, (const char *)&h, sizeof(h));
+	int r = over ? 0 : queue_frame_locked(q, (const char *)&h, sizeof(h), NULL);
 	file_unkeep(q, f);
 	pthread_mutex_unlock(&q->xlock);
 	if (r < 0)
@@ -1065,7 +1172,7 @@ int qagent_file_open(struct qemu_vm *q, const struct vmm_file_req *r, struct qem
 	pthread_mutex_unlock(&q->xlock);
 	/* Never waiting for room: without it, the first look sends it. */
 	uint32_t len = (uint32_t)(head + 1 + pl);
-	int ret = send_frame(q, AG_FILE, f->id, payload, len, SEND_NOW);
+	int ret = send_frame(q, AG_FILE, f->id, payload, len, SEND_NOW, NULL);
 	if (ret == -EAGAIN && (f->req = malloc(len))) {
 		memcpy(f->req, payload, len);
 		f->req_len = len;
@@ -1098,7 +1205,7 @@ static int file_send_req(struct qemu_vm *q, struct qemu_file *f)
 {
 	if (!f->req)
 		return 0;
-	int r = send_frame(q, AG_FILE, f->id, f->req, f->req_len, SEND_NOW);
+	int r = send_frame(q, AG_FILE, f->id, f->req, f->req_len, SEND_NOW, NULL);
 	if (r == 0) {
 		free(f->req);
 		f->req = NULL;
@@ -1195,7 +1302,7 @@ int qagent_file_write(struct qemu_vm *q, struct qemu_file *f, const char *buf, s
 	r = file_send_req(q, f);
 	while (r == 0 && direct && at < len) {
 		size_t n = len - at < AGENT_FDATA_MAX ? len - at : AGENT_FDATA_MAX;
-		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, SEND_NOW)) == 0)
+		if ((r = send_frame(q, AG_FDATA, f->id, buf + at, (uint32_t)n, SEND_NOW, NULL)) == 0)
 			at += n;
 	}
 	if (r == 0 && at < len)
@@ -1299,6 +1406,90 @@ int qagent_file_answer_try(struct qemu_vm *q, struct qemu_file *f, struct buf *a
 	}
 	pthread_mutex_unlock(&q->xlock);
 	return r == -EAGAIN || r == 0 ? r : file_err(f, r, e);
+}
+
+/* Reader thread: the queue's deadline passed. Its frames are dropped (a
+ * poweroff among them ends QEMU instead, SIGTERM: a `kill TERM` that
+ * succeeded still ends the VM), and every command ends, reason lost: what
+ * it waited for (its credit, stdin, kill) may be among them. Sends fail at
+ * once until the channel takes bytes again. */
+static void agent_lost(struct qemu_vm *q)
+{
+	size_t frames = 0;
+	bool poweroff = false;
+	pthread_mutex_lock(&q->wlock);
+	pthread_mutex_lock(&q->xlock);
+	while (q->queue) {
+		struct agent_hdr h;
+		memcpy(&h, q->queue->buf, sizeof(h));
+		poweroff |= h.type == AG_POWEROFF;
+		queue_pop_locked(q, false);
+		frames++;
+	}
+	atomic_store(&q->lost, true);
+	/* Every command ends: those with output still to flush once it is in
+	 * their pipe (as on an exit), the rest now (their fds close: EOF). A
+	 * sender whose frame failed meanwhile finds its own gone (exec_forget). */
+	size_t n = 0, cap = 0;
+	uint64_t *ended = NULL;
+	struct qemu_exec *gone = NULL;
+	for (struct qemu_exec **pp = &q->execs; *pp;) {
+		struct qemu_exec *x = *pp;
+		if (x->done) {
+			pp = &x->next;
+			continue;
+		}
+		uint64_t *more = n < cap ? ended : realloc(ended, (cap = cap ? 2 * cap : 16) * sizeof(*ended));
+		if (!more)
+			break; /* out of memory: the rest end with the VM */
+		ended = more;
+		ended[n++] = x->id;
+		x->done = true;
+		if (x->len) {
+			pp = &x->next;
+			continue;
+		}
+		*pp = x->next;
+		x->next = gone;
+		gone = x;
+	}
+	pthread_mutex_unlock(&q->xlock);
+	pthread_mutex_unlock(&q->wlock);
+	log_warn("qemu: the guest agent read nothing of its channel for %d s with %zu frames "
+		 "waiting: taken for lost (they are dropped, its commands end with reason lost; "
+		 "sends fail until it reads again)%s", q->stall_ms / 1000, frames,
+		 poweroff ? "; a poweroff was among them: QEMU is told to end" : "");
+	if (poweroff && q->pidfd >= 0)
+		vmm_pidfd_signal(q->pidfd, SIGTERM); /* QEMU quits as on QMP quit */
+	while (gone) {
+		struct qemu_exec *next = gone->next;
+		exec_free(gone);
+		gone = next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char msg[64];
+		int len = snprintf(msg, sizeof(msg), "E%" PRIu64 " 137 9 lost", ended[i]);
+		note(q, msg, len);
+	}
+	free(ended);
+}
+
+/* Reader thread: the queue's deadline (frames waited stall_ms, the channel
+ * taking nothing, the VM not held): milliseconds to it, -1 when none runs;
+ * past it, the agent is lost. */
+static int queue_expire(struct qemu_vm *q)
+{
+	pthread_mutex_lock(&q->xlock);
+	bool owed = q->queue != NULL;
+	pthread_mutex_unlock(&q->xlock);
+	if (!owed || atomic_load(&q->held))
+		return -1;
+	channel_progress(q);
+	uint64_t now = now_usec(), at = atomic_load(&q->owed_usec) + (uint64_t)q->stall_ms * 1000;
+	if (at > now)
+		return (int)((at - now + 999) / 1000);
+	agent_lost(q);
+	return -1;
 }
 
 /* Reader thread: requests whose looks found nothing for files_wait_ms

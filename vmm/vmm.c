@@ -62,6 +62,7 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 	ev->kind = VMM_EV_NONE;
 	ev->tty = -1;
 	ev->warm = 0;
+	ev->lost = false;
 	ssize_t n = recv(fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
@@ -74,7 +75,8 @@ int vmm_read_event(int fd, struct vmm_event *ev)
 		ev->kind = VMM_EV_EXEC_EXIT;
 		ev->exec_id = strtoull(msg + 1, &sp, 10);
 		ev->exit_code = (int)strtol(sp, &sp, 10);
-		ev->signal = (int)strtol(sp, NULL, 10);
+		ev->signal = (int)strtol(sp, &sp, 10);
+		ev->lost = strcmp(sp, " lost") == 0;
 	} else if (msg[0] == MSG_EXEC_PID) {
 		ev->kind = VMM_EV_EXEC_PID;
 		ev->exec_id = strtoull(msg + 1, &sp, 10);

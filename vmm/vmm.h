@@ -133,6 +133,10 @@ struct vmm_event {
 	uint64_t exec_id;
 	int exit_code;
 	int signal; /* EXEC_EXIT: the signal that ended it, 0 if it exited */
+	/* EXEC_EXIT: the backend gave it up, no exit seen (qemu: its agent read
+	 * nothing of its channel for the queue's deadline); the report says
+	 * " lost" after the signal */
+	bool lost;
 	int pid;    /* EXEC_PID: its pid inside the sandbox */
 	int tty;    /* EXEC_PID: a terminal's number there when the report says; -1 */
 	/* EXEC_PID: 'e' (an exec) or 'j' (a job) that the backend's own warm

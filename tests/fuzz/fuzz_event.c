@@ -67,6 +67,7 @@ static void sentinel(struct vmm_event *ev)
 	ev->exec_id = SENT_ID;
 	ev->exit_code = ev->signal = ev->pid = SENT_INT;
 	ev->warm = 'S';
+	ev->lost = true;
 }
 
 /* Sends msg as one message and reads it back; checks the generic contract. */
@@ -84,6 +85,9 @@ static void read_one(const char *msg, size_t n, struct vmm_event *ev)
 	size_t text = strnlen(msg, n < 127 ? n : 127);
 	MUST(ev->warm == 0 || ((ev->warm == 'e' || ev->warm == 'j') && ev->kind == VMM_EV_EXEC_PID &&
 			       text >= 2 && msg[text - 2] == ' ' && msg[text - 1] == ev->warm));
+	/* lost: only an exit report that ends in " lost". */
+	MUST(!ev->lost || (ev->kind == VMM_EV_EXEC_EXIT && text >= 5 &&
+			   memcmp(msg + text - 5, " lost", 5) == 0));
 	/* Exactly one message was taken: the socket is empty now (EAGAIN). */
 	struct vmm_event again;
 	sentinel(&again);
@@ -141,7 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = snprintf(msg, sizeof(msg), "%c%llu %d %d", MSG_EXEC_EXIT, id, (int)a, (int)b);
 		read_one(msg, (size_t)n, &ev);
 		MUST(ev.kind == VMM_EV_EXEC_EXIT && ev.exec_id == id && ev.exit_code == a &&
-		     ev.signal == b && ev.pid == SENT_INT);
+		     ev.signal == b && ev.pid == SENT_INT && !ev.lost);
+		/* The qemu reader's for a command it gave up. */
+		n = snprintf(msg, sizeof(msg), "%c%llu %d %d lost", MSG_EXEC_EXIT, id, (int)a, (int)b);
+		read_one(msg, (size_t)n, &ev);
+		MUST(ev.kind == VMM_EV_EXEC_EXIT && ev.exec_id == id && ev.exit_code == a &&
+		     ev.signal == b && ev.lost);
 	} else {
 		n = snprintf(msg, sizeof(msg), "%c%llu %d", MSG_EXEC_PID, id, (int)a);
 		read_one(msg, (size_t)n, &ev);

@@ -7,7 +7,8 @@ Writes the line (and, for a put, DATA's bytes or stdin's, in writes of up
 to 1 MiB), then copies what the handle reads to stdout. A failed write
 prints `ERR ENAME: SENTENCE` (the sentence read back from the same handle)
 and exits 1; a failed read prints `ERR ENAME` and exits 1. Tests that
-drive a handle themselves import write_all."""
+drive a handle themselves import write_all, and under for paths below
+the mount."""
 import errno
 import os
 import sys
@@ -15,6 +16,17 @@ import sys
 
 def name(err):
     return "EOPNOTSUPP" if err == errno.EOPNOTSUPP else errno.errorcode.get(err, str(err))
+
+
+def under(mnt):
+    """path(*parts) below the mount mnt, and cat(*parts): that file's text."""
+    def path(*p):
+        return "/".join((mnt,) + p)
+
+    def cat(*p):
+        with open(path(*p)) as f:
+            return f.read()
+    return path, cat
 
 
 def write_all(fd, data):

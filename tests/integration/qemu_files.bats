@@ -37,6 +37,108 @@ one_thread_pair() {
 	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
 }
 
+# short_bound_vm: a daemon whose agent sends wait up to 2 s (the queue's
+# deadline: 12 s); V a qemu VM, its QEMU in $pid.
+short_bound_vm() {
+	sbx_stop_daemon
+	SANDBOXFS_AGENT_SEND_MS=2000 sbx_start_daemon
+	sbx_create_ctl "$V" backend=qemu memory=256M
+	pid=$(qemu_pid_of "$V")
+}
+
+# stalled_guest MODE [JOB]: on V (QEMU in $pid, a daemon whose send bound
+# is 2 s: the queue's deadline 12 s), a put's request answered, then QEMU
+# stopped behind the daemon's back (SIGSTOP) while the put's 8 MiB fill
+# the channel (the put fails at the send bound; the channel stays full).
+# MODE stop: `stop 120` queues its poweroff, gives it up once the channel
+# took nothing for the send bound (the log says so) and asks QEMU to quit,
+# which it does once continued. MODE lost: an exec and a `kill TERM` are
+# queued (both succeed); past the queue's deadline JOB and the exec end
+# (reason lost, exit_code 137), a new exec and a kill fail with ETIMEDOUT
+# and the sentence. QEMU is continued at the end whatever happened. The
+# bounds are hang detectors, never measured results.
+stalled_guest() {
+	head -c 8388608 /dev/urandom >"$SBX_TMP/put"
+	run timeout 300 /usr/bin/python3 - "$1" "$MNT" "$V" "$SBX_TMP/put" "$pid" "$SBX_LOG" \
+		"${2:-}" "$BATS_TEST_DIRNAME" <<'PYEOF'
+import errno, os, signal, sys, threading, time
+mode, mnt, v, src, qpid, log, job = sys.argv[1:8]
+qpid = int(qpid)
+sys.path.insert(0, sys.argv[8])
+sys.dont_write_bytecode = True  # no __pycache__ in the tree
+from files_req import under, write_all
+data = open(src, "rb").read()
+path, text = under(mnt)
+def cat(*p):
+    return text(*p).strip()
+def write(p, line):
+    """None, or (errno name, the sandbox's error)."""
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.write(fd, line.encode() + b"\n")
+        return None
+    except OSError as e:
+        return (errno.errorcode[e.errno], cat(v, "error"))
+    finally:
+        os.close(fd)
+def until(what, cond, bound):
+    end = time.monotonic() + bound
+    while not cond():
+        assert time.monotonic() < end, "never: " + what
+        time.sleep(0.2)
+def logged(text):
+    with open(log, errors="replace") as f:
+        return text in f.read()
+def put(fd):
+    write_all(fd, data)  # fails at the send bound: what matters is the full channel
+    os.close(fd)
+res = {}
+pfd = os.open(path(v, "files"), os.O_RDWR)
+os.write(pfd, b"put size=%d /tmp/p\n" % len(data))
+os.kill(qpid, signal.SIGSTOP)
+try:
+    threading.Thread(target=put, args=(pfd,), daemon=True).start()
+    time.sleep(3)  # the channel fills: QEMU reads nothing of it
+    if mode == "stop":
+        st = threading.Thread(target=lambda: res.update(stop=write(path(v, "ctl"), "stop 120")),
+                              daemon=True)
+        st.start()
+        until("the stop gave its queued poweroff up",
+              lambda: logged("sandbox %s: the poweroff still waits for room in the agent's "
+                             "channel (the guest read nothing of it for the send bound); "
+                             "asking QEMU to quit" % v), 60)
+        assert st.is_alive(), res  # QEMU is stopped: its quit waits
+    else:
+        xfd = os.open(path(v, "exec"), os.O_RDWR)
+        os.write(xfd, b"echo queued\n")
+        assert write(path(v, "ctl"), "kill TERM") is None
+        until("the job ended", lambda: cat(v, "jobs", job, "status") == "killed", 90)
+        res["reason"] = cat(v, "jobs", job, "reason")
+        out = b"".join(iter(lambda: os.read(xfd, 65536), b""))
+        res["exec"] = (out, os.read(xfd, 4096).decode().strip())
+        os.close(xfd)
+        res["late"] = write(path(v, "exec"), "echo late")
+        res["kill"] = write(path(v, "ctl"), "kill TERM")
+        res["logged"] = logged("a poweroff was among them: QEMU is told to end")
+finally:
+    os.kill(qpid, signal.SIGCONT)
+if mode == "stop":
+    st.join(120)
+    assert not st.is_alive() and res["stop"] is None, res
+else:
+    assert res["reason"] == "lost" and res["exec"] == (b"", "exit_code 137"), res
+    lost = ("ETIMEDOUT", "cannot send %s to the guest agent: it read nothing of its channel "
+            "for 12 s with frames waiting, so the daemon took it for lost")
+    for key, what in (("late", "the command"), ("kill", "the signal")):
+        assert res[key][0] == lost[0] and res[key][1].startswith(lost[1] % what), res
+    assert res["logged"], res
+print("ok")
+PYEOF
+	echo "# $output" >&3
+	[ "$status" -eq 0 ]
+	[ "$output" = ok ]
+}
+
 @test "qemu files: put, get, stat, list, mkdir round trip; refusals, cut puts and replaces as on ns; a stopped VM" {
 	sbx_create_ctl "$V" backend=qemu memory=256M
 	pid=$(qemu_pid_of "$V")
@@ -401,13 +503,9 @@ import errno, os, signal, sys, threading, time
 mnt, v, n, src, qpid = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 sys.path.insert(0, sys.argv[6])
 sys.dont_write_bytecode = True  # no __pycache__ in the tree
-from files_req import write_all
+from files_req import under, write_all
 data = open(src, "rb").read()
-def path(*p):
-    return "/".join((mnt,) + p)
-def cat(*p):
-    with open(path(*p)) as f:
-        return f.read()
+path, cat = under(mnt)
 def exec_start(name, cmd):
     fd = os.open(path(name, "exec"), os.O_RDWR)
     try:
@@ -490,6 +588,27 @@ PYEOF
 	[ "$(sbx_cat "$MNT/$V/jobs/$killed/reason")" = signal ]
 	[ "$(sha256sum <"$SBX_TMP/put" | cut -d' ' -f1)" = "$(freq "get /tmp/p" | sha256sum | cut -d' ' -f1)" ]
 	echo stop >"$MNT/$V/ctl"
+	wait_status "$V" stopped
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}
+
+@test "qemu: stop of a guest that reads nothing of its channel gives its queued poweroff up after the send bound, not the stop's timeout, and asks QEMU to quit" {
+	short_bound_vm
+	stalled_guest stop
+	wait_status "$V" stopped
+	! grep -q "sandbox $V: the guest did not power off in 120 s" "$SBX_LOG" || false
+	assert_no_qemu_leaks "$V" "$pid"
+	assert_healthy
+}
+
+@test "qemu: frames queued for a guest that reads nothing past the queue's deadline are dropped: its job and exec end lost, later sends fail with a sentence, a queued kill TERM ends QEMU" {
+	short_bound_vm
+	job=$(sbx_run "$V" 'echo started; exec sleep 300')
+	wait_job_out "$V" "$job" started
+	stalled_guest lost "$job"
+	[ "$(sbx_cat "$MNT/$V/jobs/$job/exit_code")" = 137 ]
+	# The kill TERM that was queued: QEMU was told to end, and did once continued.
 	wait_status "$V" stopped
 	assert_no_qemu_leaks "$V" "$pid"
 	assert_healthy
