@@ -2060,6 +2060,8 @@ def case_qfork():
         for m in order:
             if m == "fork":
                 child = "qf-%d" % i
+                if i:  # the target's case: the fork finds its child's QEMU started ahead
+                    wait_spares(src, 1)
                 r = qfork_one(src, child)
                 os.rmdir(os.path.join(MNT, child))
                 if keep:

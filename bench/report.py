@@ -813,7 +813,9 @@ def sec_qfork(r, md):
                   "while the bench opens `CHILD/exec` as soon as the write returns and writes "
                   "`echo hi` (the write waits while the child is creating): *child interactive* is "
                   "the first bytes of its output. The child's per-phase timings are read from its "
-                  "`stats`; it is removed (`rmdir`) after each round. Each round also does one plain "
+                  "`stats`; it is removed (`rmdir`) after each round. Before each fork but the first, the "
+                  "bench waits until the source has a QEMU started ahead waiting for it "
+                  "(`fork_spares_ready 1`), the case the target is for. Each round also does one plain "
                   "qemu create (a fresh boot, as in section 9) in a shuffled order; %d round(s) "
                   "discarded as warm-up."
                   % (f(qf["source_boot"] / 1e3), qf["accel"],
