@@ -1959,6 +1959,16 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 	}
 	q->note_wr = nsv[1];
 	vm->ctl_fd = nsv[0];
+	/* A VM its user paused, or one a daemon that died in a fork's checkpoint
+	 * left frozen: its vCPUs run for the agent's resync (its answer, some ms),
+	 * then stop again; the engine resumes the one that was running (thaw). */
+	json_t *st = NULL;
+	if ((r = qmp_cmd(&q->qmp, "query-status", NULL, &st, QMP_TIMEOUT_MS, e)) < 0)
+		goto fail;
+	bool stopped = !json_is_true(json_object_get(st, "running"));
+	json_decref(st);
+	if (stopped && (r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
+		goto fail;
 	unsigned char rnd[8];
 	char nonce[17];
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
@@ -1971,7 +1981,7 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 		goto fail;
 	}
 	if ((r = qagent_wait_answer(q, "resync", nonce, QMP_TIMEOUT_MS, e)) < 0 ||
-	    (r = qagent_start_reader(q, e)) < 0)
+	    (stopped && (r = vcpus_run(q, false, e)) < 0) || (r = qagent_start_reader(q, e)) < 0)
 		goto fail;
 	return 0;
 fail:

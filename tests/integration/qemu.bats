@@ -251,6 +251,33 @@ teardown() {
 	assert_no_qemu_leaks "$V" "$pid"
 }
 
+@test "qemu: a paused VM is re-adopted paused by a daemon restarted after kill -9, and resumes" {
+	sbx_create_ctl "$V" backend=qemu
+	pid=$(qemu_pid_of "$V")
+	start_counter "$V"
+	sbx_exec "$V" 'echo kept >/root/kept'
+	c0=$(counter "$V")
+	echo pause >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = paused ]
+	kill -9 "$SBX_PID"
+	wait "$SBX_PID" 2>/dev/null || true
+	sbx_start_daemon
+	# Its QEMU, not killed for an agent that could not answer while paused.
+	[ "$(sbx_cat "$MNT/$V/status")" = paused ]
+	[ "$(sbx_key "$MNT/$V/stats" pid)" = "$pid" ]
+	sleep 2
+	echo resume >"$MNT/$V/ctl"
+	[ "$(sbx_cat "$MNT/$V/status")" = running ]
+	sbx_exec "$V" 'cat /root/kept; hostname'
+	[ "$SBX_OUT" = "$(printf 'kept\n%s' "$V")" ]
+	# The guest ran only for the agent's resync while paused (its counter
+	# counts every 100 ms: the seconds paused would have made it 20 more).
+	c1=$(counter "$V")
+	((c1 - c0 < 10)) || { echo "counter $c0 -> $c1 across the pause" >&2; false; }
+	rmdir "$MNT/$V"
+	assert_no_qemu_leaks "$V" "$pid"
+}
+
 # counter NAME: the guest counter's value (started by start_counter).
 counter() {
 	# The writer truncates, then writes: a read in between finds it empty.
