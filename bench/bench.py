@@ -2413,11 +2413,43 @@ def pool_burst_pair(n, size, label, reps):
     return out
 
 
+def burst_floor(n):
+    """The harness of pool_burst_run with no daemon: N threads released by a barrier each
+    mkdir a directory in a local one (the bench's temporary dir) and read one small file
+    there; ms from the release until the last read. What the threads cost on this machine."""
+    d = os.path.join(TMP, "floor")
+    os.makedirs(d, exist_ok=True)
+    f = os.path.join(d, "status")
+    with open(f, "w") as fh:
+        fh.write("running\n")
+    done = {}
+    barrier = threading.Barrier(n + 1)
+
+    def one(k):
+        barrier.wait()
+        os.mkdir(os.path.join(d, "b%d" % k))
+        read_file(f)
+        done[k] = now_ns()
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    t0 = now_ns()
+    barrier.wait()
+    for t in threads:
+        t.join()
+    for k in range(n):
+        os.rmdir(os.path.join(d, "b%d" % k))
+    return (max(done.values()) - t0) / 1e3
+
+
 def case_pool_burst():
     n = P["pool_burst"]
     pool_burst_run(3, "pbw")  # a warm-up burst (cold), discarded
     res = pool_burst_pair(n, n, "b", P["pool_burst_reps"])
-    return {"n": n, "size": n, "reps": P["pool_burst_reps"], **res}
+    floor = [burst_floor(n) for _ in range(5)]
+    log("pool burst: the same harness on a local directory, no daemon: %.1f ms (median of 5)"
+        % (sorted(floor)[2] / 1e3))
+    return {"n": n, "size": n, "reps": P["pool_burst_reps"], "floor": floor, **res}
 
 
 def case_pool_over():

@@ -1103,6 +1103,14 @@ def sec_pool_burst(r, md):
     md.append("")
     md.append(table(POOL_BURST_HEAD, pool_burst_table(B)))
     md.append("")
+    if B.get("floor"):
+        fl = B["floor"]
+        md.append("The harness alone, with no daemon: the same %d threads released by a barrier, each "
+                  "`mkdir`ing a directory in a local one and reading one small file there, take %s ms "
+                  "(median of %d; %s to %s): what the burst's threads cost on this machine before any "
+                  "request reaches sandboxfs." % (B["n"], f(med(fl) / 1e3), len(fl), f(min(fl) / 1e3),
+                                                   f(max(fl) / 1e3)))
+        md.append("")
     series = []
     for label, runs in (("cold", B["cold"]), ("pool", B["pool"])):
         xs = sorted(c / 1e3 for c in runs[-1]["completion"])
