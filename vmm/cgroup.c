@@ -18,7 +18,6 @@
 #include <linux/magic.h>
 
 #include "devices.h"
-#include "uring.h"
 #include "vmm.h"
 
 #define CG_PARENT "sandboxfs"
@@ -176,9 +175,10 @@ static int cg_parse_u64(const char *data, const char *key, uint64_t *out)
 	return -ENOENT;
 }
 
-/* The fd of a counter's file of the sandbox's cgroup, kept in cg->ufd[slot]
- * (opened at first use). */
-static int cg_kept_fd(struct cg *cg, int slot, int c, const char *file)
+/* A counter of the sandbox's cgroup, through its fd in cg->ufd[slot] (opened at
+ * first use). */
+static int cg_read_kept(struct cg *cg, int slot, int c, const char *file, const char *key,
+			uint64_t *out)
 {
 	if (cg->ufd[slot] == 0) {
 		char dir[PATH_MAX], path[PATH_MAX + 64];
@@ -190,18 +190,10 @@ static int cg_kept_fd(struct cg *cg, int slot, int c, const char *file)
 			return -errno; /* EMFILE and the like: try again next time */
 		cg->ufd[slot] = fd < 0 ? -1 : fd + 1;
 	}
-	return cg->ufd[slot] < 0 ? -ENOENT : cg->ufd[slot] - 1;
-}
-
-/* A counter of the sandbox's cgroup, read through its kept fd. */
-static int cg_read_kept(struct cg *cg, int slot, int c, const char *file, const char *key,
-			uint64_t *out)
-{
-	int fd = cg_kept_fd(cg, slot, c, file);
-	if (fd < 0)
-		return fd;
+	if (cg->ufd[slot] < 0)
+		return -ENOENT;
 	char data[4096];
-	ssize_t n = pread(fd, data, sizeof(data) - 1, 0);
+	ssize_t n = pread(cg->ufd[slot] - 1, data, sizeof(data) - 1, 0);
 	if (n < 0)
 		return -errno;
 	data[n] = '\0';
@@ -540,59 +532,25 @@ static const struct {
 	[CG_U_PIDS] = {C_PIDS, "pids.current", NULL, C_PIDS, "pids.current", NULL, 1},
 };
 
-#define CNT(i, field) (version == 2 ? counters[i].field##2 : counters[i].field##1)
-
-static void counter_unit(int i, uint64_t v, uint64_t *out)
-{
-	*out = version == 2 ? v : v / counters[i].div1;
-}
-
 static int read_counter(struct cg *cg, int i, uint64_t *out)
 {
 	uint64_t v;
-	int r = cg_read_kept(cg, i, CNT(i, c), CNT(i, f), CNT(i, k), &v);
+	bool v2 = version == 2;
+	int r = cg_read_kept(cg, i, v2 ? counters[i].c2 : counters[i].c1,
+			     v2 ? counters[i].f2 : counters[i].f1, v2 ? counters[i].k2 : counters[i].k1, &v);
 	if (r == 0)
-		counter_unit(i, v, out);
+		*out = v2 ? v : v / counters[i].div1;
 	return r;
-}
-
-/* Every counter's file read in one system call (vmm/uring.c); false when
- * this thread has no ring. A file whose text filled the buffer (the key may
- * be past it) is read again with pread. */
-static bool read_counters_batch(struct cg *cg, uint64_t *const *out)
-{
-	int fds[CG_U_N], slot[CG_U_N], n = 0;
-	for (int i = 0; i < CG_U_N; i++) {
-		int fd = cg_kept_fd(cg, i, CNT(i, c), CNT(i, f));
-		if (fd >= 0) {
-			fds[n] = fd;
-			slot[n++] = i;
-		}
-	}
-	char data[CG_U_N][URING_READ_BYTES];
-	ssize_t got[CG_U_N];
-	if (uring_read_all(fds, n, data, got) < 0)
-		return false;
-	for (int k = 0; k < n; k++) {
-		int i = slot[k];
-		uint64_t v;
-		if (got[k] >= URING_READ_BYTES - 1)
-			read_counter(cg, i, out[i]);
-		else if (got[k] >= 0 && cg_parse_u64(data[k], CNT(i, k), &v) == 0)
-			counter_unit(i, v, out[i]);
-	}
-	return true;
 }
 
 int cg_usage(struct cg *cg, struct vmm_usage *u)
 {
-	uint64_t *const out[CG_U_N] = {&u->cpu_usec, &u->memory_bytes, &u->memory_peak_bytes,
-				       &u->oom_kills, &u->pids};
+	uint64_t *out[CG_U_N] = {&u->cpu_usec, &u->memory_bytes, &u->memory_peak_bytes,
+				 &u->oom_kills, &u->pids};
 	if (!cg->leaf[0])
 		return -ENOENT;
-	if (!read_counters_batch(cg, out))
-		for (int i = 0; i < CG_U_N; i++)
-			read_counter(cg, i, out[i]);
+	for (int i = 0; i < CG_U_N; i++)
+		read_counter(cg, i, out[i]);
 	return 0;
 }
 

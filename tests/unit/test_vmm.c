@@ -4,10 +4,7 @@
  * guest RAM file, the trash (vmm/trash.c) closing the fd an entry is
  * put with (a removed sandbox's mount namespace) and removing the entry,
  * and vmm_spawn_exec's fds (vmm/spawn.c): the child gets those asked for
- * and nothing of a large table (the io_uring a thread read counters with
- * either), and the slots they passed through let go; uring_read_all
- * (vmm/uring.c) reads what pread reads, a read that fails fails alone,
- * and a thread makes a ring of its own. */
+ * and nothing of a large table, and the slots they passed through let go. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +13,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/sched.h>
@@ -26,7 +22,6 @@
 #include <unistd.h>
 
 #include "../../engine/common.h"
-#include "../../vmm/uring.h"
 #include "../../vmm/vmm.h"
 #include "unit.h"
 
@@ -195,55 +190,6 @@ static void read_all(int fd, char *buf, size_t cap)
 	buf[n] = '\0';
 }
 
-static void *uring_thread(void *arg)
-{
-	char data[1][URING_READ_BYTES];
-	ssize_t got[1];
-	int r = uring_read_all(arg, 1, data, got);
-	return (void *)(intptr_t)(r == 0 && got[0] == 3 && strcmp(data[0], "22\n") == 0);
-}
-
-static void test_uring_reads(void)
-{
-	char dir[] = "/tmp/sbx-uring-XXXXXX", path[64];
-	CHECK(mkdtemp(dir) != NULL);
-	static char big[3000];
-	memset(big, 'x', sizeof(big));
-	const char *text[] = {"1\n", "key 42\nother 7\n", big};
-	size_t len[] = {2, 15, sizeof(big)};
-	int fds[4];
-	for (int i = 0; i < 3; i++) {
-		snprintf(path, sizeof(path), "%s/f%d", dir, i);
-		fds[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		CHECK(fds[i] >= 0 && write(fds[i], text[i], len[i]) == (ssize_t)len[i]);
-		unlink(path);
-	}
-	rmdir(dir);
-	fds[3] = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* its read fails */
-	char data[4][URING_READ_BYTES];
-	ssize_t got[4];
-	int r = uring_read_all(fds, 4, data, got);
-	if (r < 0) {
-		for (int i = 0; i < 3; i++)
-			close(fds[i]);
-		SKIP("no io_uring here (%s): counters are read with pread", strerror(-r));
-	}
-	CHECK(got[0] == 2 && strcmp(data[0], "1\n") == 0);
-	CHECK(got[1] == 15 && strcmp(data[1], text[1]) == 0);
-	CHECK(got[2] == URING_READ_BYTES - 1 && strlen(data[2]) == URING_READ_BYTES - 1);
-	CHECK(got[3] == -EISDIR);
-	/* Offset 0 again each time, on the same ring. */
-	CHECK(pwrite(fds[0], "22\n", 3, 0) == 3);
-	CHECK(uring_read_all(fds, 1, data, got) == 0 && got[0] == 3 &&
-	      strcmp(data[0], "22\n") == 0);
-	pthread_t t;
-	void *ok = NULL;
-	CHECK(pthread_create(&t, NULL, uring_thread, &fds[0]) == 0 && pthread_join(t, &ok) == 0);
-	CHECK(ok == (void *)1);
-	for (int i = 0; i < 4; i++)
-		close(fds[i]);
-}
-
 static void test_spawn_fds(void)
 {
 	vmm_spawn_init(); /* the slots, while the table is small */
@@ -286,7 +232,6 @@ int main(void)
 	RUN(test_ram_path);
 	RUN(test_trash_held);
 	RUN(test_trash_stream);
-	RUN(test_uring_reads); /* before spawn_fds: its ring is no child's */
 	RUN(test_spawn_fds);
 	UNIT_DONE("vmm");
 }
