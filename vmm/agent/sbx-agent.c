@@ -953,8 +953,6 @@ static void write_text(const char *path, const char *text)
 	close(fd);
 }
 
-/* A new identity after a restore: nothing a clone shares with its source
- * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
 /* boot_id is the kernel's: a file of ours bound over it gives processes
  * another view. At boot the file holds the kernel's, so that a clone
  * changes it with a write, in place, with no mount (a mount and an unmount
@@ -988,6 +986,8 @@ static void boot_id_bind(void)
 	boot_id_set(id);
 }
 
+/* A new identity after a restore: nothing a clone shares with its source
+ * (hostname, clock, RNG state, machine-id, boot_id, the old host's sessions). */
 /* The host sends its sync marker and frame twice (the first may land in
  * the tail of a frame the old host left half-sent): the nonce of the last
  * one acted on makes the second a no-op. */
