@@ -2416,30 +2416,20 @@ def pool_burst_pair(n, size, label, reps):
 def burst_floor(n):
     """The harness of pool_burst_run with no daemon: N threads released by a barrier each
     mkdir a directory in a local one (the bench's temporary dir) and read one small file
-    there; ms from the release until the last read. What the threads cost on this machine."""
+    there; µs from the release until the last returned. What the threads cost here."""
     d = os.path.join(TMP, "floor")
     os.makedirs(d, exist_ok=True)
     f = os.path.join(d, "status")
     with open(f, "w") as fh:
         fh.write("running\n")
-    done = {}
-    barrier = threading.Barrier(n + 1)
 
     def one(k):
-        barrier.wait()
         os.mkdir(os.path.join(d, "b%d" % k))
         read_file(f)
-        done[k] = now_ns()
-    threads = [threading.Thread(target=one, args=(k,)) for k in range(n)]
-    for t in threads:
-        t.start()
-    t0 = now_ns()
-    barrier.wait()
-    for t in threads:
-        t.join()
+    ms = released_together(list(range(n)), one, "the burst's harness alone")
     for k in range(n):
         os.rmdir(os.path.join(d, "b%d" % k))
-    return (max(done.values()) - t0) / 1e3
+    return ms * 1e3
 
 
 def case_pool_burst():
