@@ -1967,7 +1967,7 @@ static int qemu_adopt(struct vmm_inst *vm, struct err *e)
 		goto fail;
 	bool stopped = !json_is_true(json_object_get(st, "running"));
 	json_decref(st);
-	if (stopped && (r = qmp_cmd(&q->qmp, "cont", NULL, NULL, QMP_TIMEOUT_MS, e)) < 0)
+	if (stopped && (r = vcpus_run(q, true, e)) < 0)
 		goto fail;
 	unsigned char rnd[8];
 	char nonce[17];
