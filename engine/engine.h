@@ -189,7 +189,15 @@ ssize_t sbx_job_read(struct sbx *s, uint32_t n, int stream, char *buf, size_t si
  * not wait: there is output past off, or the job is over or gone. Otherwise the
  * stream is watched from now on, so that new output or the end calls the job watch. */
 bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off);
-int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len);
+/* One look at job n's stdin that never blocks: the bytes its pipe or
+ * terminal takes now (a short write; 0 only for len 0), or -EAGAIN when it
+ * has no room and wk says to wait for *fd to take bytes. *fd is the
+ * caller's: -1 at the first look, which opens it (a dup of the job's
+ * stdin), kept across the looks of one write and closed by the caller, so
+ * that a write under way holds the job's stdin open as a writer blocked in
+ * write(2) would. Errors leave a sentence (sbx_fail). */
+ssize_t sbx_job_stdin_try(struct sbx *s, uint32_t n, const char *buf, size_t len, int *fd,
+			  struct sbx_wake *wk);
 int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len);
 int sbx_job_remove(struct sbx *s, uint32_t n);
 

@@ -937,50 +937,42 @@ bool sbx_job_poll(struct sbx *s, uint32_t n, int stream, uint64_t off)
 	return ready;
 }
 
-/* How long a write to a terminal's stdin waits for room that does not come. */
-#define TTY_STALL_MS 10000
-
-/* All of buf into a terminal's master (nonblocking: the pump reads it too),
- * waiting for room as a pipe's writer would, but not without bound. */
-static int tty_write(int fd, const char *buf, size_t len)
+ssize_t sbx_job_stdin_try(struct sbx *s, uint32_t n, const char *buf, size_t len, int *fd,
+			  struct sbx_wake *wk)
 {
-	size_t done = 0;
-	while (done < len) {
-		ssize_t w = write(fd, buf + done, len - done);
-		if (w > 0) {
-			done += (size_t)w;
-			continue;
-		}
-		if (w < 0 && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		if (w < 0 && errno == EAGAIN && poll(&p, 1, TTY_STALL_MS) == 0)
-			return -EAGAIN;
-	}
-	return 0;
-}
-
-int sbx_job_stdin(struct sbx *s, uint32_t n, const char *buf, size_t len)
-{
-	pthread_mutex_lock(&s->lock);
-	struct sbx_job *j = job_find(s, n);
-	int fd = j && j->stdin_fd >= 0 ? dup(j->stdin_fd) : -1;
-	bool tty = j && j->tty;
-	int r = !j ? -ENOENT : fd < 0 ? -EPIPE : 0;
-	if (r == -EPIPE)
-		sbx_fail(s, r, tty && j->state == JOB_RUNNING
-				       ? "the job's terminal was lost with the daemon that started it"
-				       : "the job's stdin is closed");
-	pthread_mutex_unlock(&s->lock);
-	if (r < 0)
-		return r;
-	/* A job that does not read stalls the writer: flow control, no buffering here. */
-	ssize_t w = tty ? tty_write(fd, buf, len) : write(fd, buf, len);
-	r = w < 0 ? (tty ? (int)w : -errno) : 0;
-	close(fd);
-	if (r == -EAGAIN) {
+	if (*fd < 0) {
 		pthread_mutex_lock(&s->lock);
-		sbx_fail(s, r, "the job's terminal took no input for 10 s");
+		struct sbx_job *j = job_find(s, n);
+		int d = j && j->stdin_fd >= 0 ? fcntl(j->stdin_fd, F_DUPFD_CLOEXEC, 3) : -1;
+		int r = !j ? -ENOENT : d < 0 ? -EPIPE : 0;
+		if (r == -EPIPE)
+			sbx_fail(s, r, j->tty && j->state == JOB_RUNNING
+					       ? "the job's terminal was lost with the daemon that started it"
+					       : "the job's stdin is closed");
+		pthread_mutex_unlock(&s->lock);
+		if (r < 0)
+			return r;
+		/* The write end is the daemon's alone (a terminal's master is
+		 * nonblocking already: the pump reads it too). */
+		int fl = fcntl(d, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(d, F_SETFL, fl | O_NONBLOCK);
+		*fd = d;
+	}
+	if (!len)
+		return 0;
+	ssize_t w = write(*fd, buf, len);
+	if (w >= 0)
+		return w;
+	int r = errno == EINTR ? -EAGAIN : -errno;
+	if (r == -EAGAIN && wk) {
+		*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
+					.fd = *fd, .out = true};
+	} else if (r == -EPIPE) {
+		char why[96];
+		snprintf(why, sizeof(why), "job %u reads its stdin no more (it closed it, or ended)", n);
+		pthread_mutex_lock(&s->lock);
+		sbx_fail(s, r, why);
 		pthread_mutex_unlock(&s->lock);
 	}
 	return r;
@@ -1033,7 +1025,12 @@ int sbx_job_ctl(struct sbx *s, uint32_t n, const char *buf, size_t len)
 			    : s->ops->tty_ctl(&s->vm, j->exec_id, 0, 0, &e);
 	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1 && j->tty) {
 		/* A terminal has no end of input but its EOF character: ^D. */
-		if (j->stdin_fd < 0 || tty_write(j->stdin_fd, "\x04", 1) < 0)
+		/* One byte, never waited for (the master is nonblocking). */
+		ssize_t w = j->stdin_fd < 0 ? -1 : write(j->stdin_fd, "\x04", 1);
+		if (w != 1 && j->stdin_fd >= 0 && errno == EAGAIN)
+			r = err_set(&e, -EAGAIN, "job %u's terminal has no room for its ^D now (the "
+				    "job reads no input)", n);
+		else if (w != 1)
 			r = err_set(&e, -EPIPE, "job %u's terminal takes no input", n);
 	} else if (!strcmp(cmd.argv[0], "eof") && cmd.argc == 1) {
 		if (j->stdin_fd >= 0)

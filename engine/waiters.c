@@ -109,7 +109,8 @@ static void rearm(struct waiter *w, const struct sbx_wake *wk)
 	w->wk = *wk;
 	unsigned poll_ms = wk->poll_ms;
 	if (wk->fd >= 0) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = w};
+		struct epoll_event ev = {.events = (wk->out ? EPOLLOUT : EPOLLIN) | EPOLLONESHOT,
+					 .data.ptr = w};
 		/* The first time a dup of its own (two reads of one file may wait at
 		 * once; epoll takes an fd once); then re-enabled, which also reports
 		 * an fd that turned readable while it was off. */

@@ -21,6 +21,7 @@ struct sbx_wake {
 	enum wake_kind kind;
 	uint64_t sub;        /* WAKE_JOB: the job number; WAKE_EXEC: the exec id; WAKE_FILES: the handle's */
 	int fd;              /* look again once readable (-1: no fd); the waiter keeps a dup */
+	bool out;            /* fd: once writable instead */
 	unsigned poll_ms;    /* look again after this long in any case (0: never) */
 };
 

@@ -124,9 +124,6 @@ const struct fsx_file_ops fsx_sized_ops = {
 	.type = S_IFREG, .readable = true, .sized = true, .open = content_open,
 	.read = sized_read,
 };
-const struct fsx_file_ops fsx_command_ops = {
-	.type = S_IFREG, .writable = true, .write = content_write,
-};
 const struct fsx_file_ops fsx_setting_ops = {
 	.type = S_IFREG, .readable = true, .writable = true,
 	.open = content_open, .read = show_read, .write = content_write,

@@ -39,7 +39,7 @@ static const struct fsx_file job_files[] = {
 	{.name = "reason", .mode = 0444, .ops = &fsx_show_ops},
 	{.name = "stdout", .mode = 0444, .ops = &fsx_stream_ops, .job.stream = 0},
 	{.name = "stderr", .mode = 0444, .ops = &fsx_stream_ops, .job.stream = 1},
-	{.name = "stdin", .mode = 0200, .ops = &fsx_command_ops, .job.write = sbx_job_stdin},
+	{.name = "stdin", .mode = 0200, .ops = &fsx_stdin_ops},
 	{.name = "ctl", .mode = 0600, .ops = &fsx_ctl_ops, .job.write = sbx_job_ctl},
 };
 

@@ -98,6 +98,8 @@ static void park_end(struct waiter *w, int r)
 	else
 		fuse_reply_buf(p->req, p->data, p->len);
 	fsx_handle_put(p->h);
+	if (p->write && p->fd >= 0)
+		close(p->fd);
 	free(p->data);
 	free(p);
 }
@@ -159,6 +161,7 @@ void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, siz
 	p->write = true;
 	p->wbuf = buf;
 	p->wlen = len;
+	p->fd = -1;
 	park_first(p, req, h);
 }
 

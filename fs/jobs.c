@@ -130,3 +130,29 @@ const struct fsx_file_ops fsx_stream_ops = {
 	.type = S_IFREG, .readable = true, .read = fsx_read_parked, .try = stream_try,
 	.poll = stream_poll, .release = fsx_poll_release,
 };
+
+/* --- stdin --- */
+
+/* A write takes what the job's pipe or terminal has room for now (a short
+ * write, as a pipe's nonblocking writer gets), or is parked until it has
+ * room: a job that reads nothing holds no FUSE thread, and its writer waits
+ * (^C: EINTR) as one blocked on a pipe would. The parked write keeps its
+ * dup of the job's stdin (p->fd). */
+static int stdin_write_try(struct fsx_park *p, bool final, struct sbx_wake *wk)
+{
+	(void)final;
+	struct fsx_obj o;
+	int r = fsx_pin(&p->h->nd, &o);
+	if (r < 0)
+		return r;
+	ssize_t n = sbx_job_stdin_try(o.sbx, p->h->nd.n.obj, p->wbuf, p->wlen, &p->fd, wk);
+	fsx_unpin(&p->h->nd, &o);
+	if (n < 0)
+		return (int)n;
+	p->wlen = (size_t)n;
+	return 0;
+}
+
+const struct fsx_file_ops fsx_stdin_ops = {
+	.type = S_IFREG, .writable = true, .write_try = stdin_write_try,
+};

@@ -214,7 +214,8 @@ struct fsx_park {
 	char *data; /* a read: what the last look found, for the answer; a write: its copy */
 	size_t len;
 	const char *wbuf; /* a write's bytes: libfuse's at the first look, then data */
-	size_t wlen;
+	size_t wlen;      /* a write_try that took fewer (a short write) lowers it */
+	int fd;           /* a write_try's own fd across its looks (-1: none), closed at the end */
 };
 /* The read of a file whose ops' try may wait. */
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
@@ -264,9 +265,9 @@ void fsx_poll_release(struct fsx_handle *h);
 void fsx_inval_sized(uint64_t id, bool gone);
 
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
-extern const struct fsx_file_ops fsx_show_ops, fsx_sized_ops, fsx_command_ops, fsx_ctl_ops, fsx_setting_ops,
+extern const struct fsx_file_ops fsx_show_ops, fsx_sized_ops, fsx_ctl_ops, fsx_setting_ops,
 	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
-	fsx_stream_ops, fsx_files_ops;
+	fsx_stream_ops, fsx_stdin_ops, fsx_files_ops;
 /* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */
 extern const struct fsx_family fsx_top_family, fsx_sbx_family, fsx_snap_family,
 	fsx_job_family, fsx_pool_family, fsx_image_family;

@@ -214,6 +214,65 @@ mount_answers() {
 	assert_healthy "$X"
 }
 
+@test "writers to the stdin of jobs that read nothing hold no FUSE thread: the mount answers, a kill or the job's end lets them go, a reading job gets every byte" {
+	# Two FUSE threads and four writers: a write that waited in its thread
+	# would leave none for anything else.
+	sbx_stop_daemon
+	sbx_start_daemon --fuse-threads 2
+	sbx_create "$A"
+	pids=()
+	jobs=()
+	for i in 1 2 3 4; do
+		jobs+=("$(sbx_run "$A" 'sleep 1000')")
+	done
+	n=$(sbx_run "$A" 'wc -c')
+	fds_before=$(daemon_fds)
+	for i in 1 2 3 4; do
+		head -c 300000 /dev/zero >"$MNT/$A/jobs/${jobs[i - 1]}/stdin" 2>"$SBX_TMP/w$i.err" 3>&- &
+		pids+=($!)
+		sbx_bg_note "$!"
+	done
+	for p in "${pids[@]}"; do
+		wait_blocked "$p" 1
+	done
+	mount_answers "$B"
+	# A killed writer is let go (its bytes so far stay in the pipe).
+	kill -KILL "${pids[0]}"
+	wait_exit "${pids[0]}" 30
+	# The job's end lets its writer go, with EPIPE and a sentence.
+	echo kill >"$MNT/$A/jobs/${jobs[1]}/ctl"
+	wait_exit "${pids[1]}" 30
+	st=0
+	wait "${pids[1]}" || st=$?
+	[ "$st" -ne 0 ]
+	grep -q "Broken pipe" "$SBX_TMP/w2.err"
+	grep -q "reads its stdin no more" "$MNT/$A/error"
+	# The others still wait; the mount still answers.
+	[ "$(blocked_in_fuse "${pids[2]}")" -eq 1 ]
+	[ "$(blocked_in_fuse "${pids[3]}")" -eq 1 ]
+	run timeout 10 cat "$MNT/$A/status"
+	[ "$output" = running ]
+	for i in 2 3; do
+		echo kill >"$MNT/$A/jobs/${jobs[$i]}/ctl"
+		wait_exit "${pids[$i]}" 30
+	done
+	# A job that reads gets every byte, through writes that each take what
+	# the pipe has room for and wait for the rest.
+	head -c 1000000 /dev/urandom >"$SBX_TMP/in"
+	timeout 60 cat "$SBX_TMP/in" >"$MNT/$A/jobs/$n/stdin"
+	echo eof >"$MNT/$A/jobs/$n/ctl"
+	wait_job "$A" "$n" exited
+	[ "$(job_file "$A" "$n" stdout | tr -d ' ')" = 1000000 ]
+	# Nothing of the parked writes is left behind.
+	for ((i = 0; i < 100; i++)); do
+		(($(daemon_fds) <= fds_before)) && break
+		sleep 0.1
+	done
+	sbx_diag "daemon fds: $fds_before before the writers, $(daemon_fds) after"
+	[ "$(daemon_fds)" -le "$fds_before" ]
+	assert_healthy "$A"
+}
+
 @test "an interrupted reader of wait gets EINTR at once, and a killed reader of wait, exec or a job is let go" {
 	sbx_create "$A"
 	n=$(sbx_run "$A" 'sleep 1000')
