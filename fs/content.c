@@ -66,7 +66,7 @@ static void ctl_read(fuse_req_t req, struct fsx_handle *h, size_t size, off_t of
 
 const struct fsx_file_ops fsx_ctl_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
-	.read = ctl_read, .write = ctl_write,
+	.read = ctl_read, .write = ctl_write, .own_thread = true,
 };
 
 /* The content of h from off, remade first (unless the object is gone, which

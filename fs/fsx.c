@@ -510,6 +510,10 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fsx_write_parked(req, h, buf, size);
 		return;
 	}
+	if (h->nd.f->ops->own_thread) {
+		fsx_write_own_thread(req, h, buf, size);
+		return;
+	}
 	int r = h->nd.f->ops->write ? h->nd.f->ops->write(h, buf, size) : -EBADF;
 	if (r < 0)
 		fsx_reply_user_err(req, -r);

@@ -165,4 +165,97 @@ void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, siz
 	park_first(p, req, h);
 }
 
-void fsx_shutdown(void) { waiters_stop(); }
+/* --- commands that may take long --- */
+
+/* A write of a file whose ops say own_thread (a command: a stop's grace, a
+ * fork's copy, a removal's wait) runs on a thread of its own, which answers
+ * it; the FUSE thread returns at once, so that commands waiting on sandboxes
+ * (a sandbox's processes decide how long a stop's grace lasts, its upper
+ * layer how long a fork copies) never leave the mount without a thread.
+ * Past CMD_THREADS_MAX at once, or without a thread, the write runs where it
+ * came, as every write did before. */
+#define CMD_THREADS_MAX 1024
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	unsigned running;
+	bool stopping;
+} cmds = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+
+struct cmd_write {
+	fuse_req_t req;
+	struct fsx_handle *h; /* pinned */
+	size_t len;
+	char buf[];
+};
+
+static void cmd_write_run(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
+{
+	int r = h->nd.f->ops->write(h, buf, len);
+	if (r < 0)
+		fsx_reply_user_err(req, -r);
+	else
+		fuse_reply_write(req, len);
+}
+
+static void cmd_done(void)
+{
+	pthread_mutex_lock(&cmds.lock);
+	if (--cmds.running == 0)
+		pthread_cond_broadcast(&cmds.idle);
+	pthread_mutex_unlock(&cmds.lock);
+}
+
+static void *cmd_main(void *arg)
+{
+	struct cmd_write *c = arg;
+	engine_thread_online(); /* offline again when it exits */
+	cmd_write_run(c->req, c->h, c->buf, c->len);
+	fsx_handle_put(c->h);
+	free(c);
+	cmd_done();
+	return NULL;
+}
+
+void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
+{
+	pthread_mutex_lock(&cmds.lock);
+	bool room = cmds.running < CMD_THREADS_MAX && !cmds.stopping;
+	if (room)
+		cmds.running++;
+	pthread_mutex_unlock(&cmds.lock);
+	struct cmd_write *c = room ? malloc(sizeof(*c) + len) : NULL;
+	if (c) {
+		/* libfuse's bytes are gone once op_write returns. */
+		*c = (struct cmd_write){.req = req, .h = fsx_handle_get(h), .len = len};
+		memcpy(c->buf, buf, len);
+		pthread_attr_t at;
+		pthread_t t;
+		bool started = pthread_attr_init(&at) == 0;
+		if (started) {
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			started = pthread_create(&t, &at, cmd_main, c) == 0;
+			pthread_attr_destroy(&at);
+		}
+		if (started)
+			return;
+		fsx_handle_put(c->h);
+		free(c);
+	}
+	if (room)
+		cmd_done();
+	cmd_write_run(req, h, buf, len);
+}
+
+/* Commands under way end first (each is bounded: a stop by its grace, a
+ * fork by its copy), as libfuse's loop waits for its threads' requests. */
+void fsx_shutdown(void)
+{
+	pthread_mutex_lock(&cmds.lock);
+	cmds.stopping = true;
+	while (cmds.running)
+		pthread_cond_wait(&cmds.idle, &cmds.lock);
+	pthread_mutex_unlock(&cmds.lock);
+	waiters_stop();
+}

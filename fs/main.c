@@ -349,9 +349,10 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	}
 	log_info("mounted on %s (state %s, images %s)", mnt, o.state_dir, o.images_dir);
-	/* No read holds a thread (blocking reads are parked and answered from the
-	 * waiters' thread), so a small pool serves every request; what can still
-	 * hold one is a slow command (stop, fork, rmdir), bounded by max_threads.
+	/* No read holds a thread (blocking reads and writes are parked and
+	 * answered from the waiters' thread, commands run on threads of their
+	 * own), so a small pool serves every request; what can still hold one
+	 * is an rmdir or a mkdir (the kernel sends a directory's one at a time).
 	 * Up to max_idle stay after a burst, so that steady use never creates and
 	 * destroys threads (libfuse does that per request past max_idle). */
 	struct fuse_loop_config *cfg = fuse_loop_cfg_create();

@@ -104,6 +104,9 @@ struct fsx_file_ops {
 	int (*try)(struct fsx_park *rd, bool final, struct sbx_wake *wk);
 	unsigned deadline_ms; /* a parked read or write is answered by then (0: no deadline) */
 	int (*write)(struct fsx_handle *h, const char *buf, size_t len);
+	/* write may take long (a command that waits on a sandbox): it runs on
+	 * a thread of its own, which answers it (fs/handle.c). */
+	bool own_thread;
 	/* A write that may wait, instead of write (parked as a read is): looks
 	 * once at p's bytes (p->wbuf, p->wlen; p->looks before this one), never
 	 * blocks; -EAGAIN: not done yet, and wk says what to wait for. */
@@ -221,6 +224,8 @@ struct fsx_park {
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The write of a file whose ops' write_try may wait; buf is copied if it must. */
 void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
+/* The write of a file whose ops say own_thread, on a thread of its own. */
+void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* A write whose failure's sentence becomes h's content (Plan 9's errstr:
  * what a read of this handle gives back), and a write that worked empties
  * it; write is the file's own. fsx_errstr_keep does it for r, a write's

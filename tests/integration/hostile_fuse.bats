@@ -157,6 +157,37 @@ mount_answers() {
 	[ "$status" -eq 0 ]
 }
 
+# two_threads: a daemon of two FUSE threads, $A running in it. The tests
+# that use it block four writers: one that waited in its FUSE thread would
+# leave none for anything else.
+two_threads() {
+	sbx_stop_daemon
+	sbx_start_daemon --fuse-threads 2
+	sbx_create "$A"
+	jobs=()
+}
+
+# writers_blocked FEED PATH...: what function FEED writes (zeros, stop60),
+# into each PATH, by a background writer of its own (pids in $pids, stderr
+# in $SBX_TMP/wN.err, N from 1), each then waited for (bounded) until it is
+# blocked in a request to the daemon.
+zeros() { exec head -c 300000 /dev/zero; }
+stop60() { echo 'stop 60'; }
+writers_blocked() {
+	local feed=$1 i=0 p path
+	shift
+	pids=()
+	for path in "$@"; do
+		i=$((i + 1))
+		"$feed" >"$path" 2>"$SBX_TMP/w$i.err" 3>&- &
+		pids+=($!)
+		sbx_bg_note "$!"
+	done
+	for p in "${pids[@]}"; do
+		wait_blocked "$p" 1
+	done
+}
+
 @test "300 blocked readers each of wait, a job's stdout and exec leave the mount answering; all return once released" {
 	sbx_create "$A"
 	sbx_create "$J"
@@ -215,26 +246,14 @@ mount_answers() {
 }
 
 @test "writers to the stdin of jobs that read nothing hold no FUSE thread: the mount answers, a kill or the job's end lets them go, a reading job gets every byte" {
-	# Two FUSE threads and four writers: a write that waited in its thread
-	# would leave none for anything else.
-	sbx_stop_daemon
-	sbx_start_daemon --fuse-threads 2
-	sbx_create "$A"
-	pids=()
-	jobs=()
+	two_threads
 	for i in 1 2 3 4; do
 		jobs+=("$(sbx_run "$A" 'sleep 1000')")
 	done
 	n=$(sbx_run "$A" 'wc -c')
 	fds_before=$(daemon_fds)
-	for i in 1 2 3 4; do
-		head -c 300000 /dev/zero >"$MNT/$A/jobs/${jobs[i - 1]}/stdin" 2>"$SBX_TMP/w$i.err" 3>&- &
-		pids+=($!)
-		sbx_bg_note "$!"
-	done
-	for p in "${pids[@]}"; do
-		wait_blocked "$p" 1
-	done
+	writers_blocked zeros "$MNT/$A/jobs/${jobs[0]}/stdin" "$MNT/$A/jobs/${jobs[1]}/stdin" \
+		"$MNT/$A/jobs/${jobs[2]}/stdin" "$MNT/$A/jobs/${jobs[3]}/stdin"
 	mount_answers "$B"
 	# A killed writer is let go (its bytes so far stay in the pipe).
 	kill -KILL "${pids[0]}"
@@ -270,6 +289,33 @@ mount_answers() {
 	done
 	sbx_diag "daemon fds: $fds_before before the writers, $(daemon_fds) after"
 	[ "$(daemon_fds)" -le "$fds_before" ]
+	assert_healthy "$A"
+}
+
+@test "stops that wait out the grace of processes ignoring SIGTERM hold no FUSE thread: the mount answers, a job's kill ends them, each writer gets its answer" {
+	two_threads
+	for i in 1 2 3 4; do
+		sbx_create "hf${SBX_TAG}s$i"
+		jobs+=("$(sbx_run "hf${SBX_TAG}s$i" 'trap "echo term" TERM; echo up; while :; do sleep 1; done')")
+		wait_job_out "hf${SBX_TAG}s$i" "${jobs[i - 1]}" up
+	done
+	writers_blocked stop60 "$MNT/hf${SBX_TAG}s1/ctl" "$MNT/hf${SBX_TAG}s2/ctl" \
+		"$MNT/hf${SBX_TAG}s3/ctl" "$MNT/hf${SBX_TAG}s4/ctl"
+	mount_answers "$B"
+	# Each stop waits on its job, which outlives SIGTERM (a stopping
+	# sandbox shows running); a job's kill, a command of another file,
+	# ends it, and its writer gets success.
+	for i in 1 2 3 4; do
+		wait_job_out "hf${SBX_TAG}s$i" "${jobs[i - 1]}" term
+		[ "$(blocked_in_fuse "${pids[i - 1]}")" -eq 1 ]
+		run timeout 10 sh -c "echo 'kill KILL' >'$MNT/hf${SBX_TAG}s$i/jobs/${jobs[i - 1]}/ctl'"
+		[ "$status" -eq 0 ]
+	done
+	for i in 1 2 3 4; do
+		wait_exit "${pids[i - 1]}" 30
+		wait "${pids[i - 1]}"
+		[ "$(sbx_cat "$MNT/hf${SBX_TAG}s$i/status")" = stopped ]
+	done
 	assert_healthy "$A"
 }
 
