@@ -168,27 +168,35 @@ void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, siz
 /* --- commands that may take long --- */
 
 /* A write of a file whose ops say own_thread (a command: a stop's grace, a
- * fork's copy, a removal's wait) runs on a thread of its own, which answers
- * it; the FUSE thread returns at once, so that commands waiting on sandboxes
- * (a sandbox's processes decide how long a stop's grace lasts, its upper
- * layer how long a fork copies) never leave the mount without a thread.
- * Past CMD_THREADS_MAX at once, or without a thread, the write runs where it
- * came, as every write did before. */
+ * fork's copy, a removal's wait) runs on a command thread, which answers
+ * it; the FUSE thread returns at once, so that commands waiting on
+ * sandboxes (a sandbox's processes decide how long a stop's grace lasts,
+ * its upper layer how long a fork copies) never leave the mount without a
+ * thread. A command finds a thread waiting or starts one (at most
+ * CMD_THREADS_MAX; past that, or without a thread, it runs where it came,
+ * as every write did before); CMD_THREADS_IDLE stay waiting after a burst,
+ * as libfuse keeps its idle ones, so that a quick command (kill, pause)
+ * starts no thread. */
 #define CMD_THREADS_MAX 1024
-
-static struct {
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	unsigned running;
-	bool stopping;
-} cmds = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false};
+#define CMD_THREADS_IDLE 4
 
 struct cmd_write {
+	struct cmd_write *next;
 	fuse_req_t req;
 	struct fsx_handle *h; /* pinned */
 	size_t len;
 	char buf[];
 };
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t work, gone;
+	struct cmd_write *head, **tail;
+	unsigned threads, waiting;
+	unsigned wakes; /* waiting threads a command claimed (each takes one) */
+	bool stopping;
+} cmds = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+	  NULL, &cmds.head, 0, 0, 0, false};
 
 static void cmd_write_run(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
 {
@@ -199,52 +207,82 @@ static void cmd_write_run(fuse_req_t req, struct fsx_handle *h, const char *buf,
 		fuse_reply_write(req, len);
 }
 
-static void cmd_done(void)
-{
-	pthread_mutex_lock(&cmds.lock);
-	if (--cmds.running == 0)
-		pthread_cond_broadcast(&cmds.idle);
-	pthread_mutex_unlock(&cmds.lock);
-}
-
+/* Runs what is queued; waits for more while fewer than CMD_THREADS_IDLE do. */
 static void *cmd_main(void *arg)
 {
-	struct cmd_write *c = arg;
+	(void)arg;
 	engine_thread_online(); /* offline again when it exits */
-	cmd_write_run(c->req, c->h, c->buf, c->len);
-	fsx_handle_put(c->h);
-	free(c);
-	cmd_done();
+	pthread_mutex_lock(&cmds.lock);
+	for (;;) {
+		struct cmd_write *c = cmds.head;
+		if (c) {
+			if (!(cmds.head = c->next))
+				cmds.tail = &cmds.head;
+			pthread_mutex_unlock(&cmds.lock);
+			cmd_write_run(c->req, c->h, c->buf, c->len);
+			fsx_handle_put(c->h);
+			free(c);
+			pthread_mutex_lock(&cmds.lock);
+			continue;
+		}
+		if (cmds.stopping || cmds.waiting >= CMD_THREADS_IDLE)
+			break;
+		cmds.waiting++;
+		while (!cmds.wakes && !cmds.stopping)
+			pthread_cond_wait(&cmds.work, &cmds.lock);
+		cmds.waiting--;
+		if (cmds.wakes)
+			cmds.wakes--;
+	}
+	if (--cmds.threads == 0)
+		pthread_cond_broadcast(&cmds.gone);
+	pthread_mutex_unlock(&cmds.lock);
 	return NULL;
+}
+
+/* Lock held: a thread for the command just queued, waiting or new. */
+static bool cmd_thread_for_one(void)
+{
+	if (cmds.waiting > cmds.wakes) {
+		cmds.wakes++;
+		pthread_cond_signal(&cmds.work);
+		return true;
+	}
+	if (cmds.threads >= CMD_THREADS_MAX)
+		return false;
+	pthread_attr_t at;
+	pthread_t t;
+	if (pthread_attr_init(&at) != 0)
+		return false;
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	bool started = pthread_create(&t, &at, cmd_main, NULL) == 0;
+	pthread_attr_destroy(&at);
+	cmds.threads += started;
+	return started;
 }
 
 void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
 {
-	pthread_mutex_lock(&cmds.lock);
-	bool room = cmds.running < CMD_THREADS_MAX && !cmds.stopping;
-	if (room)
-		cmds.running++;
-	pthread_mutex_unlock(&cmds.lock);
-	struct cmd_write *c = room ? malloc(sizeof(*c) + len) : NULL;
+	struct cmd_write *c = malloc(sizeof(*c) + len);
 	if (c) {
 		/* libfuse's bytes are gone once op_write returns. */
 		*c = (struct cmd_write){.req = req, .h = fsx_handle_get(h), .len = len};
 		memcpy(c->buf, buf, len);
-		pthread_attr_t at;
-		pthread_t t;
-		bool started = pthread_attr_init(&at) == 0;
-		if (started) {
-			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-			started = pthread_create(&t, &at, cmd_main, c) == 0;
-			pthread_attr_destroy(&at);
+		pthread_mutex_lock(&cmds.lock);
+		struct cmd_write **at = cmds.tail;
+		*at = c;
+		cmds.tail = &c->next;
+		bool taken = !cmds.stopping && cmd_thread_for_one();
+		if (!taken) { /* still the last: nothing ran meanwhile */
+			*at = NULL;
+			cmds.tail = at;
 		}
-		if (started)
+		pthread_mutex_unlock(&cmds.lock);
+		if (taken)
 			return;
 		fsx_handle_put(c->h);
 		free(c);
 	}
-	if (room)
-		cmd_done();
 	cmd_write_run(req, h, buf, len);
 }
 
@@ -254,8 +292,9 @@ void fsx_shutdown(void)
 {
 	pthread_mutex_lock(&cmds.lock);
 	cmds.stopping = true;
-	while (cmds.running)
-		pthread_cond_wait(&cmds.idle, &cmds.lock);
+	pthread_cond_broadcast(&cmds.work);
+	while (cmds.threads)
+		pthread_cond_wait(&cmds.gone, &cmds.lock);
 	pthread_mutex_unlock(&cmds.lock);
 	waiters_stop();
 }
