@@ -196,6 +196,10 @@ void sbx_wait_settled(struct sbx *s, int timeout_sec)
 	uint64_t deadline = now_usec() + (uint64_t)timeout_sec * 1000000;
 	while (atomic_load(&s->state) == SBX_CREATING && now_usec() < deadline)
 		sbx_timed_wait(s, deadline);
+	/* A checkpoint's copy ends by itself: waited for whole, as when it
+	 * held the lock. */
+	while (s->checkpointing)
+		pthread_cond_wait(&s->cond, &s->lock);
 }
 
 /* Waits (bounded) for a sandbox being created, started or stopped to settle,

@@ -97,6 +97,7 @@ struct sbx {
 	bool flattening; /* a background flatten of cfg.lowers is queued */
 	bool monitored;
 	bool stop_busy;    /* a stopper is inside ops->stop */
+	bool checkpointing; /* a file-system checkpoint copies, unlocked (snap.c) */
 	bool exit_pending; /* init exited meanwhile; the stopper settles it */
 	uint64_t next_exec_id;
 	/* A hint for the monitor: the earliest timeout= of a running exec or

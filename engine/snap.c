@@ -141,12 +141,27 @@ static int checkpoint(struct sbx *src, char lowers[][SBX_LAYER_ID_MAX], int *nlo
 	snprintf(id, sizeof(id), "L%" PRIx64 "-%" PRIu64, wall_usec(),
 		 atomic_fetch_add(&src->eng->layers.seq, 1));
 	snprintf(dir, sizeof(dir), "%s/%s", vmm_host()->layers_dir, id);
+	/* A file-system checkpoint copies what the sandbox wrote, for as long as
+	 * it made that take: it runs unlocked, so that readers of the sandbox
+	 * (stats, jobs, exec's lookups) go on; whatever changes the sandbox
+	 * waits for it in sbx_wait_settled. A machine's (live: QEMU's RAM, its
+	 * size the spec's) keeps the lock. */
+	bool live = src->ops->fork_mode && strcmp(src->ops->fork_mode, "live") == 0;
+	if (!live) {
+		src->checkpointing = true;
+		pthread_mutex_unlock(&src->lock);
+	}
 	int r = src->ops->checkpoint(&src->vm, dir, st == SBX_PAUSED, t, e);
+	if (!live) {
+		pthread_mutex_lock(&src->lock);
+		src->checkpointing = false;
+		pthread_cond_broadcast(&src->cond);
+	}
 	if (r < 0)
 		return r;
 	snprintf(lowers[0], SBX_LAYER_ID_MAX, "%s", id);
 	*nlowers = 1;
-	if (src->ops->fork_mode && strcmp(src->ops->fork_mode, "live") == 0) {
+	if (live) {
 		/* A machine snapshot is whole: its children need nothing under it. */
 	} else if (src->cfg.flat[0]) {
 		snprintf(lowers[1], SBX_LAYER_ID_MAX, "%s", src->cfg.flat);
@@ -279,6 +294,7 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 	int r = ctl_check_name(name, &e);
 	struct sbx_snap *sn = NULL;
 	pthread_mutex_lock(&s->lock);
+	sbx_wait_settled(s, SETTLE_TIMEOUT_SEC); /* a snapshot under way adds its name first */
 	if (r == 0 && snap_find(s, name))
 		r = err_set(&e, -EEXIST, "sandbox %s already has a snapshot '%s'", s->node.name, name);
 	if (r == 0 && s->next_snap_seq >= SBX_SNAP_SEQ_MAX)
@@ -288,7 +304,6 @@ int sbx_snapshot_create(struct sbx *s, const char *name, uint32_t *seq)
 		r = err_set(&e, -ENOMEM, "out of memory");
 	if (r == 0) {
 		struct vmm_timing t = {0};
-		sbx_wait_settled(s, SETTLE_TIMEOUT_SEC);
 		r = checkpoint(s, sn->lowers, &sn->nlowers, &t, &e);
 	}
 	if (r == 0) {

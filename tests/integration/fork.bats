@@ -153,6 +153,49 @@ wait_no_layers() {
 	[ "$freeze" -le "$total" ]
 }
 
+# frozen NAME: sandbox NAME's cgroup is frozen (v1 freezer or v2).
+frozen() {
+	local d
+	for d in /sys/fs/cgroup/freezer/sandboxfs/*-"$1" /sys/fs/cgroup/sandboxfs/*-"$1"; do
+		[[ -f "$d/freezer.state" ]] && { [[ "$(cat "$d/freezer.state")" == FROZEN ]]; return; }
+		[[ -f "$d/cgroup.freeze" ]] && { [[ "$(cat "$d/cgroup.freeze")" == 1 ]]; return; }
+	done
+	return 1
+}
+
+@test "fork: the copy of a large upper layer holds no lock readers need: stats, jobs and status answer while the source is frozen for it" {
+	sbx_create "$A"
+	# Many files and a large one: a copy of a second or more here.
+	sx "$A" 'mkdir /many && cd /many && i=0 && while [ $i -lt 30000 ]; do : >f$i; i=$((i + 1)); done && dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null'
+	n=$(sbx_run "$A" 'echo hi')
+	wait_job "$A" "$n" exited
+	echo "fork $B" >"$MNT/$A/ctl" 3>&- &
+	pid=$!
+	sbx_bg_note "$pid"
+	for ((i = 0; i < 1000; i++)); do
+		frozen "$A" && break
+		sleep 0.01
+	done
+	frozen "$A"
+	# Answered while the copy runs: the source is still frozen afterwards
+	# (a read that waited for the copy would come back after the thaw).
+	run timeout 10 cat "$MNT/$A/stats"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"state running"* ]]
+	run timeout 10 cat "$MNT/$A/jobs/$n/status"
+	[ "$output" = exited ]
+	run timeout 10 cat "$MNT/$A/status"
+	[ "$output" = running ]
+	frozen "$A"
+	wait "$pid"
+	wait_status "$B" running
+	sx "$B" 'ls /many | wc -l'
+	[ "$(tr -d ' ' <<<"$SBX_OUT")" = 30000 ]
+	run frozen "$A"
+	[ "$status" -ne 0 ]
+	assert_healthy "$A"
+}
+
 @test "fork: the line is all or nothing (a taken or bad name creates none)" {
 	sbx_create "$A"
 	sbx_create "$E"
