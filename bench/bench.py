@@ -366,7 +366,12 @@ def main_daemon_args():
     """The main daemon's options: --no-net (the peers' containers have only lo too), and
     --qemu-spares as wide as case 10's burst, so that a burst after a burst of that width
     finds a QEMU started ahead for each child (a fork of one child still leaves one)."""
-    return ("--no-net", "--qemu-spares", str(min(32, max(1, P["qfork_burst"]))))
+    return ("--no-net", "--qemu-spares", str(qemu_spares()))
+
+
+def qemu_spares():
+    """Case 10's burst width as --qemu-spares takes it (1 to VMM_QEMU_SPARES_MAX, vmm/vmm.h)."""
+    return min(32, max(1, P["qfork_burst"]))
 
 
 def start_daemon(mnt=None, state="state", extra=None):
@@ -2078,7 +2083,7 @@ def case_qfork():
     log("qfork: burst of %d: p50 %.0f ms, all running %.0f ms (%d children on a QEMU started ahead)" % (
         burst["n"], pct(burst["completion"], 50) / 1e3, burst["all_running"] / 1e3, burst["ahead"]))
     # the same burst again once the refill after the first is done: a QEMU ahead for each child
-    refill_s = wait_spares(src, min(32, P["qfork_burst"]))
+    refill_s = wait_spares(src, qemu_spares())
     burst_ahead = qfork_burst(src, P["qfork_burst"], "qa")
     burst_ahead["refill_s"] = refill_s
     log("qfork: burst of %d after a refill of %.1f s: p50 %.0f ms, all running %.0f ms (%d ahead)" % (

@@ -574,6 +574,12 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 			log_warn("sandbox %s: job %u: its output cannot be drained (%s)", s->node.name,
 				 j->n, strerror(-r));
 	r = 0;
+	/* Nonblocking (a terminal's master is already): a write takes what the
+	 * pipe has room for, never waits (sbx_job_stdin_try); the end is the
+	 * daemon's alone. */
+	int fl = fcntl(in_w, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(in_w, F_SETFL, fl | O_NONBLOCK);
 	j->stdin_fd = in_w;
 	in_w = -1;
 	j->state = JOB_RUNNING;
@@ -952,12 +958,7 @@ ssize_t sbx_job_stdin_try(struct sbx *s, uint32_t n, const char *buf, size_t len
 		pthread_mutex_unlock(&s->lock);
 		if (r < 0)
 			return r;
-		/* The write end is the daemon's alone (a terminal's master is
-		 * nonblocking already: the pump reads it too). */
-		int fl = fcntl(d, F_GETFL);
-		if (fl >= 0 && !(fl & O_NONBLOCK))
-			fcntl(d, F_SETFL, fl | O_NONBLOCK);
-		*fd = d;
+		*fd = d; /* nonblocking: a pipe's made so, a terminal's master is */
 	}
 	if (!len)
 		return 0;

@@ -178,7 +178,7 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		{"exec_warm_total", s->execs_warm},
 		{"job_warm_total", s->jobs_warm},
 	};
-	r |= buf_rows(b, rows, sizeof(rows) / sizeof(rows[0]));
+	r |= buf_rows(b, rows, ARRAY_SIZE(rows));
 	/* guest: its guest keeps its own (qemu's agent), the daemon holds none. */
 	r |= buf_printf(b, "warm_shell %s\ncreate_mode %s\n",
 			!s->ops->exec_warm ? "guest" : s->warm_fds[1] >= 0 ? "ready" : "none",
@@ -187,7 +187,7 @@ int sbx_show_stats(struct sbx *s, struct buf *b)
 		{"claim_usec", t->claim_usec},
 		{"claim_journal_usec", t->claim_journal_usec},
 	};
-	r |= buf_rows(b, claim, 2);
+	r |= buf_rows(b, claim, ARRAY_SIZE(claim));
 	if (s->cfg.parent[0])
 		r |= buf_printf(b, "fork_mode %s\nfork_generation %u\nfork_freeze_usec %" PRIu64
 				"\nfork_checkpoint_usec %" PRIu64 "\nfork_restore_usec %" PRIu64

@@ -514,11 +514,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fsx_write_own_thread(req, h, buf, size);
 		return;
 	}
-	int r = h->nd.f->ops->write ? h->nd.f->ops->write(h, buf, size) : -EBADF;
-	if (r < 0)
-		fsx_reply_user_err(req, -r);
-	else
-		fuse_reply_write(req, size);
+	fsx_write_now(req, h, buf, size);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -198,9 +198,9 @@ static struct {
 } cmds = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
 	  NULL, &cmds.head, 0, 0, 0, false};
 
-static void cmd_write_run(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
+void fsx_write_now(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
 {
-	int r = h->nd.f->ops->write(h, buf, len);
+	int r = h->nd.f->ops->write ? h->nd.f->ops->write(h, buf, len) : -EBADF;
 	if (r < 0)
 		fsx_reply_user_err(req, -r);
 	else
@@ -219,7 +219,7 @@ static void *cmd_main(void *arg)
 			if (!(cmds.head = c->next))
 				cmds.tail = &cmds.head;
 			pthread_mutex_unlock(&cmds.lock);
-			cmd_write_run(c->req, c->h, c->buf, c->len);
+			fsx_write_now(c->req, c->h, c->buf, c->len);
 			fsx_handle_put(c->h);
 			free(c);
 			pthread_mutex_lock(&cmds.lock);
@@ -283,7 +283,7 @@ void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf,
 		fsx_handle_put(c->h);
 		free(c);
 	}
-	cmd_write_run(req, h, buf, len);
+	fsx_write_now(req, h, buf, len);
 }
 
 /* Commands under way end first (each is bounded: a stop by its grace, a

@@ -224,8 +224,10 @@ struct fsx_park {
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The write of a file whose ops' write_try may wait; buf is copied if it must. */
 void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
-/* The write of a file whose ops say own_thread, on a thread of its own. */
+/* The write of a file whose ops say own_thread, on a command thread. */
 void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
+/* Any other write: ops->write (EBADF without one) here, and the answer. */
+void fsx_write_now(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* A write whose failure's sentence becomes h's content (Plan 9's errstr:
  * what a read of this handle gives back), and a write that worked empties
  * it; write is the file's own. fsx_errstr_keep does it for r, a write's

@@ -975,15 +975,11 @@ static void boot_id_set(const char *id)
 /* At boot: the kernel's boot_id through our file. */
 static void boot_id_bind(void)
 {
-	char id[64];
-	int fd = open(BOOT_ID, O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, id, sizeof(id) - 1) : -1;
-	if (fd >= 0)
-		close(fd);
-	if (n <= 0)
+	char id[64], line[66];
+	if (read_line(BOOT_ID, id, sizeof(id)) < 0 || !id[0])
 		return; /* a clone's start binds it */
-	id[n] = '\0';
-	boot_id_set(id);
+	snprintf(line, sizeof(line), "%s\n", id);
+	boot_id_set(line);
 }
 
 /* A new identity after a restore: nothing a clone shares with its source
