@@ -327,13 +327,14 @@ ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx
 	if (!atomic_load(&x->started))
 		return 0;
 	ssize_t n = 0;
+	bool at_eof = false;
 	pthread_mutex_lock(&x->rlock);
 	if (x->status_read || size == 0) {
 		n = 0;
 	} else if (!x->eof) {
 		n = read_output(x, buf, size, wk);
 		if (n == 0)
-			x->eof = true;
+			x->eof = at_eof = true;
 	} else if (!atomic_load(&x->exited)) {
 		wait_for(x, -1, wk); /* the exit report kicks */
 		n = -EAGAIN;
@@ -343,6 +344,11 @@ ssize_t sbx_exec_read_try(struct sbx_exec *x, char *buf, size_t size, struct sbx
 		x->status_read = true;
 	}
 	pthread_mutex_unlock(&x->rlock);
+	if (at_eof && x->warm) { /* before the reader sees its EOF (sbx_warm_next) */
+		pthread_mutex_lock(&x->s->lock);
+		sbx_warm_next(x->s);
+		pthread_mutex_unlock(&x->s->lock);
+	}
 	return n;
 }
 
@@ -352,9 +358,12 @@ bool sbx_exec_started(struct sbx_exec *x)
 }
 
 /* The next warm shell is asked for once per warm command, when an exec or
- * a job of ours ends or a warm exec's handle closes before init said so (a
- * reader that stops at its output's EOF), so that its fork and exec never
- * take CPU from the command. */
+ * a job of ours ends, or when a warm exec's output reaches its end before
+ * init said so (or its handle closes before either), so that its fork and
+ * exec never take CPU from the command. At the output's end it is asked for
+ * before that EOF is answered: a reader that closes there and writes the
+ * next exec at once finds the shell, though the kernel sends the close's
+ * RELEASE without waiting for it. */
 void sbx_warm_next(struct sbx *s)
 {
 	if (!s->warm_due)

@@ -542,8 +542,9 @@ warm_job() {
 	mkdir "$MNT/$W"
 	warm_shell "$W" >/dev/null
 	# Each handle is closed at once at the output's EOF, before init's exit
-	# report mostly arrives: the next shell is asked for at that close, so
-	# the next exec, written at once, is warm too.
+	# report mostly arrives, and the kernel sends that close's RELEASE
+	# without waiting for it: the next shell is asked for before the EOF is
+	# answered, so the next exec, written at once, is warm too.
 	timeout "$SBX_EXEC_WAIT" /usr/bin/python3 - "$MNT/$W/exec" <<'PY'
 import os, sys
 for i in range(8):
