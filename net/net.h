@@ -178,7 +178,8 @@ bool net_rule_same_match(const struct net_rule *a, const struct net_rule *b);
 /* Creates the daemon's policy maps (one rule map for every sandbox, keyed by
  * host number; the addresses that count as internal; the replies table) and
  * fills the internal addresses: the subnet, the host's own IPv4 addresses,
- * loopback, multicast and broadcast. After this every filter net_spoof_attach
+ * loopback, multicast and broadcast; a thread keeps the host's addresses
+ * current until net_policy_fini. After this every filter net_spoof_attach
  * makes enforces policy; before it (or after net_policy_fini) only spoofing. */
 int net_policy_init(const char *subnet, bool egress_allow, struct err *e);
 void net_policy_fini(void);
@@ -187,7 +188,9 @@ bool net_policy_enabled(void);
  * rule names the gateway: the daemon's DNS forwarder (dnsfwd.c), which
  * `deny all` and --egress deny leave open. Before the first attach. */
 void net_policy_allow_dns(bool on);
-/* Adds the host's IPv4 addresses that appeared since (never removes one). */
+/* Makes the internal map's host addresses the host's IPv4 addresses now:
+ * those that appeared are added, those that went are removed. A thread of
+ * net_policy_init's calls it at every change of them. */
 int net_policy_refresh_local(struct err *e);
 /* Whether ip is internal to the policy: the subnet, the host's own
  * addresses, loopback, link-local, multicast, broadcast. */

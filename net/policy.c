@@ -23,11 +23,16 @@
 #include <errno.h>
 #include <ifaddrs.h>
 #include <linux/bpf.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -93,26 +98,156 @@ static int internal_add(struct in_addr ip, uint8_t plen)
 	return nl_bpf_map_op(BPF_MAP_UPDATE_ELEM, maps.internal, &k, &one);
 }
 
+/* ---- the host's own addresses, kept in the internal map as they change ----
+ * Each is a /32 entry. A thread on an rtnetlink socket that hears every
+ * change of the host's IPv4 addresses (RTMGRP_IPV4_IFADDR) reads them all
+ * again: an address added after the daemon started is closed to sandboxes
+ * within that thread's wake-up, and one the host dropped is the outside
+ * again. What the messages say is not parsed: any of them means "look". */
+#define LOCAL_MAX 1024 /* host addresses kept; past it the rest are logged */
+
+static struct {
+	pthread_mutex_t lock;        /* the list; refreshes run one at a time */
+	in_addr_t ips[LOCAL_MAX];    /* the /32 entries this daemon made for them */
+	size_t n;
+	int nl, stop_fd;
+	pthread_t thread;
+	bool running;
+} local = { .lock = PTHREAD_MUTEX_INITIALIZER, .nl = -1, .stop_fd = -1 };
+
+static bool ip_in(const in_addr_t *ips, size_t n, in_addr_t ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ips[i] == ip)
+			return true;
+	return false;
+}
+
+/* With local.lock held: the host's IPv4 addresses now, each once, into ips. */
+static int local_list(in_addr_t ips[LOCAL_MAX], size_t *n, struct err *e)
+{
+	struct ifaddrs *ifa0;
+	*n = 0;
+	if (getifaddrs(&ifa0) < 0)
+		return err_set(e, -errno, "cannot list the host's addresses: %s", strerror(errno));
+	size_t skipped = 0;
+	for (struct ifaddrs *i = ifa0; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		in_addr_t ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+		if (ip_in(ips, *n, ip))
+			continue;
+		if (*n < LOCAL_MAX)
+			ips[(*n)++] = ip;
+		else
+			skipped++;
+	}
+	freeifaddrs(ifa0);
+	if (skipped)
+		log_warn("network policy: the host has more than %d IPv4 addresses; %zu of them "
+			 "are not closed to sandboxes", LOCAL_MAX, skipped);
+	return 0;
+}
+
 int net_policy_refresh_local(struct err *e)
 {
 	if (maps.internal < 0)
 		return 0;
-	struct ifaddrs *ifa0;
-	if (getifaddrs(&ifa0) < 0)
-		return err_set(e, -errno, "cannot list the host's addresses: %s", strerror(errno));
+	static in_addr_t now[LOCAL_MAX]; /* under local.lock */
+	size_t n;
+	pthread_mutex_lock(&local.lock);
+	int r = local_list(now, &n, e);
+	for (size_t i = 0; i < n && r == 0; i++)
+		if ((r = internal_add((struct in_addr){ now[i] }, 32)) < 0)
+			err_set(e, r, "cannot note the host's addresses for the network policy: %s",
+				strerror(-r));
+	/* Gone from the host: the outside again (broadcast's /32 is fixed). */
+	for (size_t i = 0; i < local.n && r == 0; i++) {
+		struct internal_key k = { 32, local.ips[i] };
+		if (!ip_in(now, n, local.ips[i]) && local.ips[i] != INADDR_BROADCAST)
+			(void)nl_bpf_map_op(BPF_MAP_DELETE_ELEM, maps.internal, &k, NULL);
+	}
+	if (r == 0) {
+		memcpy(local.ips, now, n * sizeof(now[0]));
+		local.n = n;
+	}
+	pthread_mutex_unlock(&local.lock);
+	return r;
+}
+
+static void *local_watch(void *arg)
+{
+	(void)arg;
+	struct pollfd p[2] = { { .fd = local.nl, .events = POLLIN },
+			       { .fd = local.stop_fd, .events = POLLIN } };
+	char buf[8192];
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("network policy: the address watch ends: poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents)
+			break;
+		bool heard = false;
+		for (;;) { /* what is queued; ENOBUFS: some were lost, a look covers them */
+			ssize_t got = recv(local.nl, buf, sizeof(buf), MSG_DONTWAIT);
+			if (got > 0 || (got < 0 && errno == ENOBUFS))
+				heard = true;
+			else if (got < 0 && errno == EINTR)
+				continue;
+			else
+				break;
+		}
+		struct err e = {0};
+		if (heard && net_policy_refresh_local(&e) < 0)
+			log_warn("network policy: the host's addresses changed: %s", e.msg);
+	}
+	return NULL;
+}
+
+/* Started before the first look: a change while that look runs wakes the
+ * thread, which looks again (the looks take turns under local.lock). */
+static int local_watch_start(struct err *e)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_IFADDR };
 	int r = 0;
-	for (struct ifaddrs *i = ifa0; i && r == 0; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
-			r = internal_add(((struct sockaddr_in *)i->ifa_addr)->sin_addr, 32);
-	freeifaddrs(ifa0);
-	if (r < 0)
-		return err_set(e, r, "cannot note the host's addresses for the network policy: %s",
-			       strerror(-r));
-	return 0;
+	local.nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
+	if (local.nl < 0 || bind(local.nl, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (local.stop_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+		r = err_set(e, -errno, "cannot watch the host's addresses (rtnetlink): %s",
+			    strerror(errno));
+	else if ((r = -pthread_create(&local.thread, NULL, local_watch, NULL)) < 0)
+		err_set(e, r, "cannot start the thread that watches the host's addresses: %s",
+			strerror(-r));
+	else
+		local.running = true;
+	return r;
+}
+
+static void local_watch_stop(void)
+{
+	if (local.running) {
+		uint64_t one = 1;
+		if (write(local.stop_fd, &one, sizeof(one)) < 0)
+			log_warn("network policy: cannot wake the address watch to stop it: %s",
+				 strerror(errno));
+		pthread_join(local.thread, NULL);
+		local.running = false;
+	}
+	int *fds[] = { &local.nl, &local.stop_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (*fds[i] >= 0) {
+			close(*fds[i]);
+			*fds[i] = -1;
+		}
+	local.n = 0;
 }
 
 void net_policy_fini(void)
 {
+	local_watch_stop();
 	nl_spoof_forget(); /* the filter's programs hold these maps */
 	int *fds[] = { &maps.rules, &maps.internal, &maps.flows };
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
@@ -167,7 +302,7 @@ int net_policy_init(const char *subnet, bool egress_allow, struct err *e)
 		net_policy_fini();
 		return err_set(e, r, "cannot fill the network policy's eBPF maps: %s", strerror(-r));
 	}
-	if ((r = net_policy_refresh_local(e)) < 0) {
+	if ((r = local_watch_start(e)) < 0 || (r = net_policy_refresh_local(e)) < 0) {
 		net_policy_fini();
 		return r;
 	}

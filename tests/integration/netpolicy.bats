@@ -140,6 +140,29 @@ rule() {
 	[[ "$SBX_OUT" != *hello-from-b* ]]
 }
 
+@test "netpolicy: a host address added after the daemon started is closed to sandboxes too" {
+	sbx_create "$A"
+	# Made here, after the daemon read the host's addresses: a TEST-NET-2
+	# address on the test's own bridge (it goes with the bridge).
+	new_ip="198.51.100.$((2 + RANDOM % 250))"
+	ip addr add "$new_ip/32" dev "$BR"
+	port=$((20000 + RANDOM % 10000))
+	host_serve "$new_ip" "$port" hello-new
+	# The daemon hears of it through rtnetlink and closes it (at once; the
+	# loop only bounds a host that is slow to wake that thread).
+	for ((i = 0; i < 20; i++)); do
+		sbx_get "$A" "$new_ip" "$port"
+		[[ "$SBX_OUT" != *hello-new* ]] && break
+		sleep 0.1
+	done
+	[[ "$SBX_OUT" != *hello-new* ]]
+	[ "$SBX_RC" != 0 ]
+	# The filter is what stopped it: allowed, the same request answers.
+	rule "$A" "allow $new_ip/32 tcp $port"
+	sbx_get "$A" "$new_ip" "$port"
+	[[ "$SBX_OUT" == *hello-new* ]]
+}
+
 @test "netpolicy: a port rule lets exactly that port through; rules read back in order" {
 	sbx_create "$A"
 	sbx_create "$B"

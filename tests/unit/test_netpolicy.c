@@ -10,9 +10,12 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -437,6 +440,71 @@ static void test_filter_dns(void)
 	close(before);
 }
 
+/* Whether ip becomes (want) or stops being internal within 2 s: the address
+ * watch's thread reads the host's addresses again at each change. */
+static bool internal_within(const char *ip, bool want)
+{
+	struct in_addr a = { inet_addr(ip) };
+	for (int i = 0; i < 200; i++) {
+		if (net_policy_internal(a) == want)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* The child of test_host_addresses, in a network namespace of its own: its
+ * exit status is a bit per step that failed. */
+static int host_addresses_child(void)
+{
+	struct err e = {0};
+	int failed = 0;
+	if (unshare(CLONE_NEWNET) < 0 || system("ip link set lo up") != 0 ||
+	    system("ip link add sbxut0 type veth peer name sbxut1 && ip link set sbxut0 up") != 0)
+		return 0x40;
+	if (net_policy_init("10.250.9.0/24", true, &e) < 0) {
+		fprintf(stderr, "policy: %s\n", e.msg);
+		return 0x80;
+	}
+	/* Added after the start: internal, at once; the outside beside it not. */
+	failed |= system("ip addr add 198.51.100.7/32 dev sbxut0") != 0 ? 0x1 : 0;
+	failed |= !internal_within("198.51.100.7", true) ? 0x2 : 0;
+	failed |= net_policy_internal((struct in_addr){ inet_addr("198.51.100.8") }) ? 0x4 : 0;
+	/* Removed: the outside again; loopback (a fixed /8) stays internal. */
+	failed |= system("ip addr del 198.51.100.7/32 dev sbxut0") != 0 ? 0x1 : 0;
+	failed |= !internal_within("198.51.100.7", false) ? 0x8 : 0;
+	failed |= !net_policy_internal((struct in_addr){ inet_addr("127.0.0.1") }) ? 0x10 : 0;
+	/* Many at once (one look covers a burst), then the link with them. */
+	failed |= system("for i in $(seq 1 40); do ip addr add 198.51.100.$i/32 dev sbxut0 "
+			 "|| exit 1; done") != 0 ? 0x1 : 0;
+	failed |= !internal_within("198.51.100.40", true) || !internal_within("198.51.100.1", true)
+			  ? 0x20 : 0;
+	failed |= system("ip link del sbxut0") != 0 ? 0x1 : 0;
+	failed |= !internal_within("198.51.100.40", false) ? 0x20 : 0;
+	net_policy_fini();
+	return failed;
+}
+
+/* A host address added after the daemon started is internal (closed to
+ * sandboxes) as soon as the watch sees it; one removed is not. Before any
+ * other case's net_policy_init: the child forks with no watch thread. */
+static void test_host_addresses(void)
+{
+	if (geteuid() != 0)
+		SKIP("needs root (a network namespace, eBPF maps)");
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(host_addresses_child());
+	int st = 0;
+	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+	if (WIFEXITED(st) && WEXITSTATUS(st))
+		fprintf(stderr, "host addresses: failed steps 0x%x (1 ip, 2 added, 4 outside, "
+			"8 removed, 0x10 loopback, 0x20 a burst, 0x40 the namespace, 0x80 init)\n",
+			WEXITSTATUS(st));
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* Printed for the README: ns per packet for a TCP packet to another sandbox
  * that a port rule allows (3 rule lookups at most) and to one that is
  * dropped (every lookup, the internal one and the replies table), with 0,
@@ -492,6 +560,7 @@ int main(void)
 	RUN(test_rule_round_trip);
 	RUN(test_rule_errors);
 	RUN(test_expose_parse);
+	RUN(test_host_addresses);
 	RUN(test_rule_same_match);
 	RUN(test_filter_verdicts);
 	RUN(test_filter_dns);
