@@ -64,6 +64,7 @@ struct warm_pool {
 	struct sbx **ready; /* a stack: the last made goes first */
 	uint32_t nready;
 	uint32_t filling;
+	atomic_uint discarding; /* members whose discard is queued or runs (discard_job) */
 	uint32_t fails_in_row;
 	bool stalled, removed;
 	uint64_t hits, misses, made, failed, discarded, seq;
@@ -164,15 +165,19 @@ static void discard_job(void *arg)
 	if (p) {
 		pthread_mutex_lock(&p->lock);
 		p->discarded++;
+		atomic_fetch_sub(&p->discarding, 1);
 		pthread_mutex_unlock(&p->lock);
 		pool_put(p);
 	}
 }
 
-/* Off the caller's path: a stop waits for init to go. */
+/* Off the caller's path: a stop waits for init to go. Counted in the pool's
+ * `discarding` from here until discard_job is done. */
 static void discard_soon(struct sbx *m)
 {
 	struct engine *eng = m->eng;
+	if (m->pool)
+		atomic_fetch_add(&m->pool->discarding, 1);
 	if (atomic_load(&eng->warm.quitting) || pool_submit(eng, discard_job, m) < 0)
 		discard_job(m);
 }
@@ -381,8 +386,11 @@ void warm_member_ended(struct sbx *s)
 	log_warn("pool %s: member %s ended while it waited (%s); discarded", p->name,
 		 s->node.name, s->reason);
 	/* The caller holds s->lock: the discard runs on a worker. */
-	if (pool_submit(eng, discard_job, s) < 0)
+	atomic_fetch_add(&p->discarding, 1);
+	if (pool_submit(eng, discard_job, s) < 0) {
+		atomic_fetch_sub(&p->discarding, 1);
 		log_err("pool %s: member %s cannot be discarded now", p->name, s->node.name);
+	}
 	kick(p);
 }
 
@@ -726,9 +734,9 @@ int warm_show_status(struct warm_pool *p, struct buf *b)
 	int r = buf_printf(b,
 			   "state %s\nsize %u\nready %u\nfilling %u\nhits %" PRIu64
 			   "\nmisses %" PRIu64 "\nmade %" PRIu64 "\nfailed %" PRIu64
-			   "\ndiscarded %" PRIu64 "\nfill_usec %" PRIu64 "\n",
+			   "\ndiscarded %" PRIu64 "\ndiscarding %u\nfill_usec %" PRIu64 "\n",
 			   state, p->size, p->nready, p->filling, p->hits, p->misses, p->made,
-			   p->failed, p->discarded, p->fill_usec);
+			   p->failed, p->discarded, atomic_load(&p->discarding), p->fill_usec);
 	pthread_mutex_unlock(&p->lock);
 	return r;
 }

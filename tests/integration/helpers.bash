@@ -396,12 +396,14 @@ wait_status() {
 # A key of the warm pool $P's status.
 pool_key() { sbx_key "$P/status" "$1"; }
 
-# wait_ready N [SECONDS]: the pool $P holds N ready members (bounded; a
-# qemu pool's members boot at nice 10, a longer bound).
+# wait_ready N [SECONDS]: the pool $P holds N ready members, none being made
+# or discarded (bounded; a qemu pool's members boot at nice 10, a longer
+# bound).
 wait_ready() {
 	local limit=${2:-$SBX_STATUS_WAIT} i
 	for ((i = 0; i < limit * 10; i++)); do
-		[[ "$(pool_key ready)" == "$1" && "$(pool_key filling)" == 0 ]] && return 0
+		[[ "$(pool_key ready)" == "$1" && "$(pool_key filling)" == 0 &&
+			"$(pool_key discarding)" == 0 ]] && return 0
 		sleep 0.1
 	done
 	echo "pool: wanted $1 ready; status:" >&2
