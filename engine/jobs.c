@@ -745,6 +745,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			j->pid = ev->pid;
 			if (tty_in_sandbox(s, j) && ev->tty >= 0)
 				j->tty_index = ev->tty;
+			waiters_kick(s->node.id, WAKE_JOB, j->n); /* reads of pid wait for it */
 		} else {
 			uint64_t oom_kills;
 			cg_oom_kills(&s->vm.cg, &oom_kills);
@@ -828,8 +829,6 @@ int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b)
 	if (j) {
 		if (!strcmp(field, "cmd"))
 			r = buf_printf(b, "%s\n", j->cmd);
-		else if (!strcmp(field, "pid"))
-			r = buf_printf(b, "%d\n", j->pid);
 		else if (!strcmp(field, "status"))
 			r = buf_printf(b, "%s\n", job_states[j->state]);
 		else if (!strcmp(field, "exit_code"))
@@ -839,6 +838,21 @@ int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b)
 		else
 			r = -EINVAL;
 	}
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+int sbx_job_pid_try(struct sbx *s, uint32_t n, bool final, int *pid, struct sbx_wake *wk)
+{
+	pthread_mutex_lock(&s->lock);
+	struct sbx_job *j = job_find(s, n);
+	int r = j ? 0 : -ENOENT;
+	if (j && !j->pid && j->state == JOB_RUNNING && !final) {
+		*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
+					.fd = -1};
+		r = -EAGAIN;
+	}
+	*pid = j ? j->pid : 0;
 	pthread_mutex_unlock(&s->lock);
 	return r;
 }

@@ -33,7 +33,7 @@ static const struct fsx_file sbx_files[] = {
  * its input and its commands. */
 static const struct fsx_file job_files[] = {
 	{.name = "cmd", .mode = 0444, .ops = &fsx_show_ops},
-	{.name = "pid", .mode = 0444, .ops = &fsx_show_ops},
+	{.name = "pid", .mode = 0444, .ops = &fsx_job_pid_ops},
 	{.name = "status", .mode = 0444, .ops = &fsx_show_ops},
 	{.name = "exit_code", .mode = 0444, .ops = &fsx_show_ops},
 	{.name = "reason", .mode = 0444, .ops = &fsx_show_ops},

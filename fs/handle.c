@@ -151,6 +151,22 @@ void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t of
 	park_first(p, req, h);
 }
 
+void fsx_read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
+{
+	if (!h->nonblock) {
+		fsx_read_parked(req, h, size, off);
+		return;
+	}
+	struct fsx_park rd = {.h = h, .size = size, .off = off};
+	struct sbx_wake wk = {.fd = -1};
+	int r = h->nd.f->ops->try(&rd, false, &wk);
+	if (r < 0)
+		fuse_reply_err(req, -r);
+	else
+		fuse_reply_buf(req, rd.data, rd.len);
+	free(rd.data);
+}
+
 void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
 {
 	struct fsx_park *p = calloc(1, sizeof(*p));

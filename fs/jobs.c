@@ -5,6 +5,10 @@
 
 #include <poll.h>
 #include <stdio.h>
+#include <string.h>
+
+/* How long a read of a running job's pid waits for its sandbox's report. */
+#define JOB_PID_WAIT_MS 5000
 
 static bool job_exists(const struct ino_node *n, struct fsx_obj *o)
 {
@@ -129,6 +133,38 @@ static void stream_poll(fuse_req_t req, struct fsx_handle *h, struct fuse_pollha
 const struct fsx_file_ops fsx_stream_ops = {
 	.type = S_IFREG, .readable = true, .read = fsx_read_parked, .try = stream_try,
 	.poll = stream_poll, .release = fsx_poll_release,
+};
+
+/* --- pid: a running job's, once its sandbox reported it --- */
+
+static int pid_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
+{
+	struct fsx_handle *h = rd->h;
+	struct sbx *s = sbx_get_id(h->nd.eng, h->nd.n.sbx);
+	if (!s)
+		return -ENODEV;
+	int pid = 0;
+	int r = sbx_job_pid_try(s, h->nd.n.obj, final, &pid, wk);
+	sbx_put(s);
+	if (r < 0)
+		return r;
+	char text[16];
+	size_t len = (size_t)snprintf(text, sizeof(text), "%d\n", pid);
+	size_t at = (uint64_t)rd->off < len ? (size_t)rd->off : len;
+	size_t n = len - at < rd->size ? len - at : rd->size;
+	if (!(rd->data = malloc(n ? n : 1)))
+		return -ENOMEM;
+	memcpy(rd->data, text + at, n);
+	rd->len = n;
+	return 0;
+}
+
+/* A read made just after the job's start waits for its pid (the sandbox
+ * reports it a moment later), never reading 0 for a job that runs; past
+ * the deadline (a sandbox that never reports it) it reads 0. */
+const struct fsx_file_ops fsx_job_pid_ops = {
+	.type = S_IFREG, .readable = true, .read = fsx_read_once_or_parked, .try = pid_try,
+	.deadline_ms = JOB_PID_WAIT_MS,
 };
 
 /* --- stdin --- */

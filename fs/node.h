@@ -222,6 +222,9 @@ struct fsx_park {
 };
 /* The read of a file whose ops' try may wait. */
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
+/* The same, but under O_NONBLOCK one look answered at once (EAGAIN when it
+ * would wait). */
+void fsx_read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The write of a file whose ops' write_try may wait; buf is copied if it must. */
 void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* The write of a file whose ops say own_thread, on a command thread. */
@@ -274,7 +277,7 @@ void fsx_inval_sized(uint64_t id, bool gone);
 /* The kinds of file (fs/content.c, fs/sandbox.c, fs/jobs.c). */
 extern const struct fsx_file_ops fsx_show_ops, fsx_sized_ops, fsx_ctl_ops, fsx_setting_ops,
 	fsx_events_ops, fsx_wait_ops, fsx_session_ops, fsx_clone_ops, fsx_link_ops,
-	fsx_stream_ops, fsx_stdin_ops, fsx_files_ops;
+	fsx_stream_ops, fsx_stdin_ops, fsx_job_pid_ops, fsx_files_ops;
 /* The families (fs/top.c, sandbox.c, snapshots.c, jobs.c, pools.c, images.c). */
 extern const struct fsx_family fsx_top_family, fsx_sbx_family, fsx_snap_family,
 	fsx_job_family, fsx_pool_family, fsx_image_family;

@@ -148,26 +148,9 @@ static int wait_write(struct fsx_handle *h, const char *buf, size_t len)
 	return fsx_errstr_write(h, buf, len, wait_do_write);
 }
 
-/* O_NONBLOCK: one look, answered at once (EAGAIN when it would wait). */
-static void read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
-{
-	if (!h->nonblock) {
-		fsx_read_parked(req, h, size, off);
-		return;
-	}
-	struct fsx_park rd = {.h = h, .size = size, .off = off};
-	struct sbx_wake wk = {.fd = -1};
-	int r = h->nd.f->ops->try(&rd, false, &wk);
-	if (r < 0)
-		fuse_reply_err(req, -r);
-	else
-		fuse_reply_buf(req, rd.data, rd.len);
-	free(rd.data);
-}
-
 const struct fsx_file_ops fsx_wait_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .open = wait_open,
-	.read = read_once_or_parked, .try = wait_try, .write = wait_write,
+	.read = fsx_read_once_or_parked, .try = wait_try, .write = wait_write,
 	.deadline_ms = WAIT_DEFAULT_MS,
 };
 
@@ -314,7 +297,7 @@ static void files_drop(struct fsx_handle *h)
 
 const struct fsx_file_ops fsx_files_ops = {
 	.type = S_IFREG, .readable = true, .writable = true, .nonseekable = true,
-	.open = files_open, .read = read_once_or_parked, .try = files_try, .write_try = files_write_try,
+	.open = files_open, .read = fsx_read_once_or_parked, .try = files_try, .write_try = files_write_try,
 	.poll = files_poll, .release = fsx_poll_release, .drop = files_drop,
 };
 

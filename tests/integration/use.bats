@@ -327,6 +327,25 @@ EOF
 	[ "$(cat "$STATE/sandboxes/$A/jobs/$n/stderr")" = to-err ]
 }
 
+@test "run: a job's pid reads as its pid from the moment run answers, never 0" {
+	sbx_create "$A"
+	# The sandbox reports the pid a moment after run answers: a read made
+	# at once waits for it. Python, so that the read follows within
+	# microseconds.
+	timeout 60 python3 - "$MNT/$A" <<'PY'
+import os, sys
+d = sys.argv[1]
+for i in range(40):
+    fd = os.open(d + "/run", os.O_RDWR)
+    os.write(fd, b"sleep 2\n")
+    n = os.read(fd, 100).decode().strip()
+    os.close(fd)
+    with open("%s/jobs/%s/pid" % (d, n)) as f:
+        pid = f.read().strip()
+    assert pid.isdigit() and int(pid) > 1, (n, pid)
+PY
+}
+
 @test "run: the job id reads exactly with bash's read (byte by byte)" {
 	sbx_create "$A"
 	# bash's `read` on a pipe-like fd reads one byte at a time.
