@@ -424,17 +424,22 @@ static void env_merge(char **envp, const struct exec_opts *o, char **out)
 }
 
 /* The child of an exec, a job or a warm shell (cmd_fd >= 0: its command
- * pipe, fd 3 of sh -c SCRIPT): set up and exec'd, never returns. fds and
- * nfds as start_exec's. */
+ * pipe, fd 3 of sh -c SCRIPT; ready_fd >= 0: a pipe it writes one byte to
+ * once its user and directory are set, before the exec): set up and
+ * exec'd, never returns. fds and nfds as start_exec's. */
 static void __attribute__((noreturn)) exec_child(const char *cmd, char *user,
 						 const struct exec_opts *o, const int *fds,
-						 int nfds, int cmd_fd, const sigset_t *oldmask)
+						 int nfds, int cmd_fd, int ready_fd,
+						 const sigset_t *oldmask)
 {
 	static char *envp[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"HOME=/root", "TERM=dumb", NULL};
 	static char *env[4 + PROTO_ENV_MAX];
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	/* Above stdio and fd 3, kept past the close_range below. */
+	if (ready_fd >= 0 && (ready_fd = fcntl(ready_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+		_exit(126);
 	/* What the daemon's own start left ignored is not the job's: a
 	 * shell's `&` ignores SIGINT and SIGQUIT, and clone and exec keep
 	 * that, so `kill INT` (or ^C) would not reach it. */
@@ -463,7 +468,12 @@ static void __attribute__((noreturn)) exec_child(const char *cmd, char *user,
 		_exit(126);
 	/* Only stdio (and a warm shell's command pipe): not our socket, not
 	 * the pipes we keep, not another job's fds. */
-	syscall(SYS_close_range, cmd_fd >= 0 ? 4u : 3u, ~0u, 0u);
+	unsigned first = cmd_fd >= 0 ? 4u : 3u;
+	if (ready_fd >= 0) {
+		syscall(SYS_close_range, first, (unsigned)ready_fd - 1, 0u);
+		first = (unsigned)ready_fd + 1;
+	}
+	syscall(SYS_close_range, first, ~0u, 0u);
 	if (chdir("/") < 0)
 		_exit(126);
 	static char home[PATH_MAX + 8];
@@ -477,6 +487,8 @@ static void __attribute__((noreturn)) exec_child(const char *cmd, char *user,
 		_exit(126);
 	}
 	env_merge(envp, o, env);
+	if (ready_fd >= 0 && write(ready_fd, "r", 1) != 1)
+		_exit(126);
 	execle("/bin/sh", "sh", "-c", cmd, (char *)NULL, env);
 	dprintf(2, "sbx-init: cannot run /bin/sh: %s\n", strerror(errno));
 	_exit(127);
@@ -509,7 +521,7 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
 		return;
 	}
 	if (pid == 0)
-		exec_child(cmd, user, o, fds, nfds, -1, oldmask);
+		exec_child(cmd, user, o, fds, nfds, -1, -1, oldmask);
 	if (nfds == 3) {
 		keep_reader(fds[1]);
 		keep_reader(fds[2]);
@@ -529,13 +541,14 @@ static void start_exec(uint64_t id, const char *cmd, char *user, const struct ex
  * fds: our copies of them, for the line to run cold on when the shell is
  * gone. */
 static struct {
-	pid_t pid;  /* 0: none waiting */
-	int cmd_fd; /* the write end of its command pipe */
+	pid_t pid;    /* 0: none waiting */
+	int cmd_fd;   /* the write end of its command pipe */
+	int ready_fd; /* its byte comes once its user is set (exec_child); -1 once read */
 	int fds[3];
 	int failed; /* it exited before its line came (its user unknown: 126) */
 	bool asked; /* a daemon asked for one: a new daemon is told (MSG_WARM_WANTED) */
 	char user[80];
-} warm = {0, -1, {-1, -1, -1}, 0, false, ""};
+} warm = {0, -1, -1, {-1, -1, -1}, 0, false, ""};
 
 /* It ended before its line came, with wait status st. */
 static void warm_ended(int st)
@@ -551,7 +564,9 @@ static void warm_drop(void)
 	warm.pid = 0;
 	if (warm.cmd_fd >= 0)
 		close(warm.cmd_fd);
-	warm.cmd_fd = -1;
+	if (warm.ready_fd >= 0)
+		close(warm.ready_fd);
+	warm.cmd_fd = warm.ready_fd = -1;
 	for (int i = 0; i < 3; i++) {
 		if (warm.fds[i] >= 0)
 			close(warm.fds[i]);
@@ -568,20 +583,52 @@ static void warm_start(const char *msg, const int *fds, const sigset_t *oldmask)
 	warm.failed = 0;
 	warm.asked = true;
 	snprintf(warm.user, sizeof(warm.user), "%s", msg[1] == '@' ? msg + 2 : "");
-	int p[2];
+	int p[2], r[2];
 	static const struct exec_opts none;
-	if (!stopping && pipe2(p, O_CLOEXEC) == 0) {
-		pid_t pid = fork();
-		if (pid == 0)
-			exec_child(WARM_SCRIPT, warm.user, &none, fds, 3, p[0], oldmask);
+	if (stopping || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	if (pipe2(r, O_CLOEXEC) < 0) {
 		close(p[0]);
-		if (pid > 0) {
-			warm.pid = pid;
-			warm.cmd_fd = p[1];
-		} else {
-			close(p[1]);
-		}
+		close(p[1]);
+		return;
 	}
+	pid_t pid = fork();
+	if (pid == 0)
+		exec_child(WARM_SCRIPT, warm.user, &none, fds, 3, p[0], r[1], oldmask);
+	close(p[0]);
+	close(r[1]);
+	if (pid > 0) {
+		warm.pid = pid;
+		warm.cmd_fd = p[1];
+		warm.ready_fd = r[0];
+	} else {
+		close(p[1]);
+		close(r[0]);
+	}
+}
+
+/* Whether the shell got past its user and directory (its byte came). One
+ * that failed there (a user the sandbox lacks) ends at once: it is reaped
+ * here, so that its line runs cold and fails with the sentence where the
+ * command's output goes. A shell that says neither within a second (a
+ * sandbox too loaded to run it) is not waited for longer: dropped, the
+ * line runs cold. */
+static bool warm_ready(void)
+{
+	if (warm.ready_fd < 0)
+		return true;
+	struct pollfd pf = {.fd = warm.ready_fd, .events = POLLIN};
+	char c;
+	int n = poll(&pf, 1, 1000);
+	ssize_t got = n > 0 ? read(warm.ready_fd, &c, 1) : -1;
+	close(warm.ready_fd);
+	warm.ready_fd = -1;
+	if (got == 1)
+		return true;
+	int st;
+	if (got == 0 && waitpid(warm.pid, &st, 0) == warm.pid) /* it exits */
+		warm_ended(st);
+	return false;
 }
 
 /* "Y<id>[j] <line>" (len bytes; msg has room for one more): the warm shell
@@ -600,7 +647,8 @@ static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 	msg[len] = '\n';
 	*sp = job ? 'j' : 'e'; /* the line, after what it becomes */
 	size_t n = len + 1 - (size_t)(sp - msg);
-	ssize_t w = warm.pid && slot >= 0 && !stopping ? write(warm.cmd_fd, sp, n) : 0;
+	ssize_t w = warm.pid && slot >= 0 && !stopping && warm_ready() ? write(warm.cmd_fd, sp, n)
+									 : 0;
 	if (w == (ssize_t)n) {
 		execs[slot].id = id;
 		execs[slot].pid = warm.pid;
