@@ -309,7 +309,8 @@ kill_leaks() {
 	done
 	[[ -e "/proc/$gone_pid" ]] && echo "# init $gone_pid not reaped yet (zombie): it will be adopted and seen to exit"
 	start_daemon
-	[ "$(sbx_cat "$MNT/$P-gone/status")" = stopped ]
+	# An adopted zombie's exit is seen by the monitor a moment after.
+	wait_status "$P-gone" stopped
 	# `host` when it was gone before the restart; `exit` when it was still
 	# an unreaped zombie then (adopted, and seen to exit at once).
 	sbx_cat "$MNT/$P-gone/events"
