@@ -567,21 +567,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* --- directories that make and remove what they hold --- */
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+static void mkdir_now(fuse_req_t req, const struct fsx_node *p, const char *name)
 {
-	(void)mode;
-	op_begin(req, FOP_OTHER);
-	struct fsx_node p;
 	struct fsx_obj o;
 	struct ino_node c = {0};
-	int r = dir_of(req, parent, &p);
-	if (r < 0 || !p.k->dyn || !p.k->dyn->mkdir) {
-		fsx_reply_user_err(req, EPERM);
-		return;
-	}
-	if ((r = fsx_pin(&p, &o)) == 0) {
-		r = p.k->dyn->mkdir(&p.n, &o, name, &c);
-		fsx_unpin(&p, &o);
+	int r = fsx_pin(p, &o);
+	if (r == 0) {
+		r = p->k->dyn->mkdir(&p->n, &o, name, &c);
+		fsx_unpin(p, &o);
 	}
 	if (r < 0)
 		fsx_reply_user_err(req, -r);
@@ -589,24 +582,49 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		reply_entry(req, ino_encode(&c), NAME_TIMEOUT);
 }
 
-static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
+	(void)mode;
 	op_begin(req, FOP_OTHER);
 	struct fsx_node p;
+	int r = dir_of(req, parent, &p);
+	if (r < 0 || !p.k->dyn || !p.k->dyn->mkdir)
+		fsx_reply_user_err(req, EPERM);
+	else if (p.k->dyn->own_thread)
+		fsx_dir_own_thread(req, &p, name, mkdir_now);
+	else
+		mkdir_now(req, &p, name);
+}
+
+static void rmdir_now(fuse_req_t req, const struct fsx_node *p, const char *name)
+{
 	struct fsx_obj o;
-	int r = node_of(req, parent, &p);
-	if (r == 0 && (p.f || !p.k->dyn || !p.k->dyn->rmdir))
-		r = -EPERM;
-	else if (r == 0 && find_file(p.k, name) >= 0)
-		r = -ENOTDIR;
-	else if (r == 0 && (r = fsx_pin(&p, &o)) == 0) {
-		r = p.k->dyn->rmdir(&p.n, &o, name);
-		fsx_unpin(&p, &o);
+	int r = fsx_pin(p, &o);
+	if (r == 0) {
+		r = p->k->dyn->rmdir(&p->n, &o, name);
+		fsx_unpin(p, &o);
 	}
 	if (r < 0)
 		fsx_reply_user_err(req, -r);
 	else
 		fuse_reply_err(req, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	op_begin(req, FOP_OTHER);
+	struct fsx_node p;
+	int r = node_of(req, parent, &p);
+	if (r == 0 && (p.f || !p.k->dyn || !p.k->dyn->rmdir))
+		r = -EPERM;
+	else if (r == 0 && find_file(p.k, name) >= 0)
+		r = -ENOTDIR;
+	if (r < 0)
+		fsx_reply_user_err(req, -r);
+	else if (p.k->dyn->own_thread)
+		fsx_dir_own_thread(req, &p, name, rmdir_now);
+	else
+		rmdir_now(req, &p, name);
 }
 
 /* --- everything a user may not do here --- */

@@ -184,8 +184,9 @@ void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, siz
 /* --- commands that may take long --- */
 
 /* A write of a file whose ops say own_thread (a command: a stop's grace, a
- * fork's copy, a removal's wait) runs on a command thread, which answers
- * it; the FUSE thread returns at once, so that commands waiting on
+ * fork's copy, a removal's wait), and a mkdir or rmdir in a directory
+ * whose ops say so (a snapshot's copy), run on a command thread, which
+ * answers it; the FUSE thread returns at once, so that commands waiting on
  * sandboxes (a sandbox's processes decide how long a stop's grace lasts,
  * its upper layer how long a fork copies) never leave the mount without a
  * thread. A command finds a thread waiting or starts one (at most
@@ -196,18 +197,20 @@ void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, siz
 #define CMD_THREADS_MAX 1024
 #define CMD_THREADS_IDLE 4
 
-struct cmd_write {
-	struct cmd_write *next;
+struct cmd {
+	struct cmd *next;
 	fuse_req_t req;
-	struct fsx_handle *h; /* pinned */
+	struct fsx_handle *h; /* a write's, pinned; NULL: a directory's op */
+	struct fsx_node dir;  /* a directory's op: the directory, and the op */
+	void (*dir_op)(fuse_req_t req, const struct fsx_node *dir, const char *name);
 	size_t len;
-	char buf[];
+	char buf[]; /* a write's bytes; a directory op's name */
 };
 
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work, gone;
-	struct cmd_write *head, **tail;
+	struct cmd *head, **tail;
 	unsigned threads, waiting;
 	unsigned wakes; /* waiting threads a command claimed (each takes one) */
 	bool stopping;
@@ -230,13 +233,17 @@ static void *cmd_main(void *arg)
 	engine_thread_online(); /* offline again when it exits */
 	pthread_mutex_lock(&cmds.lock);
 	for (;;) {
-		struct cmd_write *c = cmds.head;
+		struct cmd *c = cmds.head;
 		if (c) {
 			if (!(cmds.head = c->next))
 				cmds.tail = &cmds.head;
 			pthread_mutex_unlock(&cmds.lock);
-			fsx_write_now(c->req, c->h, c->buf, c->len);
-			fsx_handle_put(c->h);
+			if (c->h) {
+				fsx_write_now(c->req, c->h, c->buf, c->len);
+				fsx_handle_put(c->h);
+			} else {
+				c->dir_op(c->req, &c->dir, c->buf);
+			}
 			free(c);
 			pthread_mutex_lock(&cmds.lock);
 			continue;
@@ -277,29 +284,50 @@ static bool cmd_thread_for_one(void)
 	return started;
 }
 
+/* Queues c for a command thread; false (c not queued) when none takes it. */
+static bool cmd_submit(struct cmd *c)
+{
+	pthread_mutex_lock(&cmds.lock);
+	struct cmd **at = cmds.tail;
+	*at = c;
+	cmds.tail = &c->next;
+	bool taken = !cmds.stopping && cmd_thread_for_one();
+	if (!taken) { /* still the last: nothing ran meanwhile */
+		*at = NULL;
+		cmds.tail = at;
+	}
+	pthread_mutex_unlock(&cmds.lock);
+	return taken;
+}
+
 void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len)
 {
-	struct cmd_write *c = malloc(sizeof(*c) + len);
+	struct cmd *c = malloc(sizeof(*c) + len);
 	if (c) {
 		/* libfuse's bytes are gone once op_write returns. */
-		*c = (struct cmd_write){.req = req, .h = fsx_handle_get(h), .len = len};
+		*c = (struct cmd){.req = req, .h = fsx_handle_get(h), .len = len};
 		memcpy(c->buf, buf, len);
-		pthread_mutex_lock(&cmds.lock);
-		struct cmd_write **at = cmds.tail;
-		*at = c;
-		cmds.tail = &c->next;
-		bool taken = !cmds.stopping && cmd_thread_for_one();
-		if (!taken) { /* still the last: nothing ran meanwhile */
-			*at = NULL;
-			cmds.tail = at;
-		}
-		pthread_mutex_unlock(&cmds.lock);
-		if (taken)
+		if (cmd_submit(c))
 			return;
 		fsx_handle_put(c->h);
 		free(c);
 	}
 	fsx_write_now(req, h, buf, len);
+}
+
+void fsx_dir_own_thread(fuse_req_t req, const struct fsx_node *dir, const char *name,
+			void (*op)(fuse_req_t req, const struct fsx_node *dir, const char *name))
+{
+	size_t len = strlen(name) + 1;
+	struct cmd *c = malloc(sizeof(*c) + len);
+	if (c) {
+		*c = (struct cmd){.req = req, .dir = *dir, .dir_op = op, .len = len};
+		memcpy(c->buf, name, len); /* libfuse's is gone once the op returns */
+		if (cmd_submit(c))
+			return;
+		free(c);
+	}
+	op(req, dir, name);
 }
 
 /* Commands under way end first (each is bounded: a stop by its grace, a

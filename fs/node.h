@@ -143,6 +143,9 @@ struct fsx_dir_ops {
 	int (*mkdir)(const struct ino_node *dir, struct fsx_obj *o, const char *name,
 		     struct ino_node *child);
 	int (*rmdir)(const struct ino_node *dir, struct fsx_obj *o, const char *name);
+	/* mkdir and rmdir may take long (a snapshot's copy, whose length the
+	 * sandbox's files decide): they run on a command thread (fs/handle.c). */
+	bool own_thread;
 };
 
 /* A fixed subdirectory. */
@@ -229,6 +232,10 @@ void fsx_read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, 
 void fsx_write_parked(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* The write of a file whose ops say own_thread, on a command thread. */
 void fsx_write_own_thread(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
+/* op(req, dir, name) (a mkdir's or rmdir's, which answers req) on a command
+ * thread, for a directory whose ops say own_thread; here when none takes it. */
+void fsx_dir_own_thread(fuse_req_t req, const struct fsx_node *dir, const char *name,
+			void (*op)(fuse_req_t req, const struct fsx_node *dir, const char *name));
 /* Any other write: ops->write (EBADF without one) here, and the answer. */
 void fsx_write_now(fuse_req_t req, struct fsx_handle *h, const char *buf, size_t len);
 /* A write whose failure's sentence becomes h's content (Plan 9's errstr:

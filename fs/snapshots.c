@@ -46,6 +46,8 @@ static int snaps_rmdir(const struct ino_node *dir, struct fsx_obj *o, const char
 	return sbx_snapshot_remove(o->sbx, name);
 }
 
+/* A snapshot's copy takes as long as the sandbox's files make it. */
 const struct fsx_dir_ops fsx_snaps_dir = {
 	.lookup = snaps_lookup, .fill = snaps_fill, .mkdir = snaps_mkdir, .rmdir = snaps_rmdir,
+	.own_thread = true,
 };

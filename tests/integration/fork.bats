@@ -163,20 +163,29 @@ frozen() {
 	return 1
 }
 
+# until_frozen NAME COMMAND...: COMMAND (a fork or snapshot of NAME) in the
+# background, its pid in $pid; returns once NAME is frozen for its copy
+# (bounded).
+until_frozen() {
+	local name=$1 i
+	shift
+	"$@" 3>&- &
+	pid=$!
+	sbx_bg_note "$pid"
+	for ((i = 0; i < 1000; i++)); do
+		frozen "$name" && return 0
+		sleep 0.01
+	done
+	frozen "$name"
+}
+
 @test "fork: the copy of a large upper layer holds no lock readers need: stats, jobs and status answer while the source is frozen for it" {
 	sbx_create "$A"
 	# Many files and a large one: a copy of a second or more here.
 	sx "$A" 'mkdir /many && cd /many && i=0 && while [ $i -lt 30000 ]; do : >f$i; i=$((i + 1)); done && dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null'
 	n=$(sbx_run "$A" 'echo hi')
 	wait_job "$A" "$n" exited
-	echo "fork $B" >"$MNT/$A/ctl" 3>&- &
-	pid=$!
-	sbx_bg_note "$pid"
-	for ((i = 0; i < 1000; i++)); do
-		frozen "$A" && break
-		sleep 0.01
-	done
-	frozen "$A"
+	until_frozen "$A" sbx_write "$MNT/$A/ctl" "fork $B"
 	# Answered while the copy runs: the source is still frozen afterwards
 	# (a read that waited for the copy would come back after the thaw).
 	run timeout 10 cat "$MNT/$A/stats"
@@ -194,6 +203,32 @@ frozen() {
 	run frozen "$A"
 	[ "$status" -ne 0 ]
 	assert_healthy "$A"
+}
+
+@test "snapshot: the copy of a large upper layer holds no FUSE thread: on one, the mount answers while the source is frozen for it" {
+	# One FUSE thread: a mkdir of a snapshot that held it for its copy
+	# (as long as the sandbox's files make it) would leave none to answer.
+	sbx_stop_daemon
+	sbx_start_daemon --fuse-threads 1
+	sbx_create "$A"
+	sx "$A" 'mkdir /many && cd /many && i=0 && while [ $i -lt 30000 ]; do : >f$i; i=$((i + 1)); done && dd if=/dev/zero of=/big bs=1M count=300 2>/dev/null'
+	until_frozen "$A" mkdir "$MNT/$A/snapshots/s1"
+	run timeout 10 cat "$MNT/$A/status"
+	[ "$output" = running ]
+	run timeout 10 ls "$MNT"
+	grep -qx "$A" <<<"$output"
+	frozen "$A" # answered while the copy runs
+	wait "$pid"
+	[ -d "$MNT/$A/snapshots/s1" ]
+	run frozen "$A"
+	[ "$status" -ne 0 ]
+	# Taken whole: a fork from it has the files.
+	echo "fork $B from=s1" >"$MNT/$A/ctl"
+	wait_status "$B" running
+	sx "$B" 'ls /many | wc -l'
+	[ "$(tr -d ' ' <<<"$SBX_OUT")" = 30000 ]
+	rmdir "$MNT/$A/snapshots/s1"
+	[ ! -e "$MNT/$A/snapshots/s1" ]
 }
 
 @test "fork: the line is all or nothing (a taken or bad name creates none)" {
