@@ -171,9 +171,10 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *n);
 bool sbx_job_exists(struct sbx *s, uint32_t n);
 int sbx_job_list(struct sbx *s, uint32_t **ns, size_t *cnt);
 int sbx_job_show(struct sbx *s, uint32_t n, const char *field, struct buf *b);
-/* Job n's pid in *pid; never blocks. While the job runs and its sandbox has
- * not reported the pid yet (a moment after the start): -EAGAIN, and wk says
- * to wait for that report or the job's end; final: the pid as it is (0). */
+/* Job n's pid in *pid; never blocks. While a job this daemon started runs
+ * and its sandbox has not reported the pid yet (a moment after the start):
+ * -EAGAIN, and wk says to wait for that report or the job's end; final: the
+ * pid as it is (0). A job read back from its journal without a pid: 0. */
 int sbx_job_pid_try(struct sbx *s, uint32_t n, bool final, int *pid, struct sbx_wake *wk);
 /* Offset read of stream (0 stdout, 1 stderr); never blocks. At the end of a
  * running job's stream: -EAGAIN, and with wk set, the stream is watched first

@@ -67,6 +67,10 @@ struct sbx_job {
 	 * tty_index its number in the sandbox's devpts (-1: none). */
 	bool tty;
 	int tty_index;
+	/* Started by this daemon and its pid not reported yet: a read of pid
+	 * waits for the report. A job read back from its journal never waits
+	 * (a daemon that died before the report gets none). */
+	bool pid_due;
 	uint64_t deadline_usec; /* timeout=: monotonic; 0 none (journaled as wall time) */
 	bool timed_out;         /* killed at its deadline: reason timeout */
 	struct sbx_job *next;
@@ -583,6 +587,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->stdin_fd = in_w;
 	in_w = -1;
 	j->state = JOB_RUNNING;
+	j->pid_due = !j->pid;
 	j->next = s->jobs;
 	s->jobs = j;
 	job_journal(s, j);
@@ -743,6 +748,7 @@ bool sbx_job_event(struct sbx *s, const struct vmm_event *ev)
 			continue;
 		if (ev->kind == VMM_EV_EXEC_PID) {
 			j->pid = ev->pid;
+			j->pid_due = false;
 			if (tty_in_sandbox(s, j) && ev->tty >= 0)
 				j->tty_index = ev->tty;
 			waiters_kick(s->node.id, WAKE_JOB, j->n); /* reads of pid wait for it */
@@ -847,7 +853,7 @@ int sbx_job_pid_try(struct sbx *s, uint32_t n, bool final, int *pid, struct sbx_
 	pthread_mutex_lock(&s->lock);
 	struct sbx_job *j = job_find(s, n);
 	int r = j ? 0 : -ENOENT;
-	if (j && !j->pid && j->state == JOB_RUNNING && !final) {
+	if (j && j->pid_due && j->state == JOB_RUNNING && !final) {
 		*wk = (struct sbx_wake){.eng = s->eng, .sbx = s->node.id, .kind = WAKE_JOB, .sub = n,
 					.fd = -1};
 		r = -EAGAIN;

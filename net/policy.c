@@ -157,19 +157,30 @@ int net_policy_refresh_local(struct err *e)
 	size_t n;
 	pthread_mutex_lock(&local.lock);
 	int r = local_list(now, &n, e);
-	for (size_t i = 0; i < n && r == 0; i++)
-		if ((r = internal_add((struct in_addr){ now[i] }, 32)) < 0)
-			err_set(e, r, "cannot note the host's addresses for the network policy: %s",
-				strerror(-r));
-	/* Gone from the host: the outside again (broadcast's /32 is fixed). */
-	for (size_t i = 0; i < local.n && r == 0; i++) {
-		struct internal_key k = { 32, local.ips[i] };
-		if (!ip_in(now, n, local.ips[i]) && local.ips[i] != INADDR_BROADCAST)
-			(void)nl_bpf_map_op(BPF_MAP_DELETE_ELEM, maps.internal, &k, NULL);
+	if (r < 0) { /* nothing known: nothing removed */
+		pthread_mutex_unlock(&local.lock);
+		return r;
 	}
-	if (r == 0) {
-		memcpy(local.ips, now, n * sizeof(now[0]));
-		local.n = n;
+	/* Gone from the host: the outside again (broadcast's /32 is fixed). An
+	 * entry that cannot be deleted now stays listed: the next look retries. */
+	size_t kept = 0;
+	for (size_t i = 0; i < local.n; i++) {
+		in_addr_t ip = local.ips[i];
+		struct internal_key k = { 32, ip };
+		int d = ip_in(now, n, ip) || ip == INADDR_BROADCAST
+				? 1 : nl_bpf_map_op(BPF_MAP_DELETE_ELEM, maps.internal, &k, NULL);
+		if (d == 1 || (d < 0 && d != -ENOENT))
+			local.ips[kept++] = ip;
+	}
+	local.n = kept;
+	/* Each one added is listed, even when a later one fails. */
+	for (size_t i = 0; i < n; i++) {
+		int a = internal_add((struct in_addr){ now[i] }, 32);
+		if (a < 0 && r == 0)
+			r = err_set(e, a, "cannot note the host's addresses for the network "
+				    "policy: %s", strerror(-a));
+		else if (a == 0 && !ip_in(local.ips, local.n, now[i]) && local.n < LOCAL_MAX)
+			local.ips[local.n++] = now[i];
 	}
 	pthread_mutex_unlock(&local.lock);
 	return r;

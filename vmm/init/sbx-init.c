@@ -607,27 +607,47 @@ static void warm_start(const char *msg, const int *fds, const sigset_t *oldmask)
 	}
 }
 
+/* The shell seen to end (reaped: warm_ended) within about ms; never waits
+ * longer, whatever the sandbox's processes did to it or its pipes: one still
+ * there is the caller's to drop (warm_drop kills it, the reaper collects). */
+static bool warm_reaped_within(int ms)
+{
+	for (int i = 0; warm.pid && i <= ms / 5; i++) {
+		int st;
+		pid_t p = waitpid(warm.pid, &st, WNOHANG);
+		if (p == warm.pid) {
+			warm_ended(st);
+			return true;
+		}
+		if (p < 0)
+			return false;
+		usleep(5000);
+	}
+	return false;
+}
+
 /* Whether the shell got past its user and directory (its byte came). One
  * that failed there (a user the sandbox lacks) ends at once: it is reaped
  * here, so that its line runs cold and fails with the sentence where the
  * command's output goes. A shell that says neither within a second (a
- * sandbox too loaded to run it) is not waited for longer: dropped, the
- * line runs cold. */
+ * sandbox too loaded to run it, or one whose processes took its byte) is
+ * not waited for longer: dropped, the line runs cold. */
 static bool warm_ready(void)
 {
 	if (warm.ready_fd < 0)
 		return true;
 	struct pollfd pf = {.fd = warm.ready_fd, .events = POLLIN};
 	char c;
-	int n = poll(&pf, 1, 1000);
+	int n;
+	while ((n = poll(&pf, 1, 1000)) < 0 && errno == EINTR)
+		;
 	ssize_t got = n > 0 ? read(warm.ready_fd, &c, 1) : -1;
 	close(warm.ready_fd);
 	warm.ready_fd = -1;
 	if (got == 1)
 		return true;
-	int st;
-	if (got == 0 && waitpid(warm.pid, &st, 0) == warm.pid) /* it exits */
-		warm_ended(st);
+	if (got == 0) /* it exits, or its pipe was taken from it: bounded */
+		warm_reaped_within(1000);
 	return false;
 }
 
@@ -661,10 +681,10 @@ static void warm_take(char *msg, size_t len, const sigset_t *oldmask)
 		warm_drop();
 		return;
 	}
-	int st;
-	/* Its pipe's reader is gone: it is exiting, not reaped yet. */
-	if (w < 0 && errno == EPIPE && waitpid(warm.pid, &st, 0) == warm.pid)
-		warm_ended(st);
+	/* Its pipe's reader is gone: it is exiting, not reaped yet (bounded:
+	 * a line the sandbox's processes wrote into it may be running). */
+	if (w < 0 && errno == EPIPE)
+		warm_reaped_within(1000);
 	msg[len] = '\0';
 	static const struct exec_opts none;
 	int fds[3], failed = warm.pid || !job ? 0 : warm.failed;
