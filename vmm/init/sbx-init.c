@@ -587,7 +587,10 @@ static void warm_start(const char *msg, const int *fds, const sigset_t *oldmask)
 	static const struct exec_opts none;
 	if (stopping || pipe2(p, O_CLOEXEC) < 0)
 		return;
-	if (pipe2(r, O_CLOEXEC) < 0) {
+	/* Our end never blocks: the line goes whole into the empty pipe or,
+	 * if something in the sandbox filled it through /proc/1/fd, not (or in
+	 * part): the shell is dropped and the line runs cold. */
+	if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0 || pipe2(r, O_CLOEXEC) < 0) {
 		close(p[0]);
 		close(p[1]);
 		return;
