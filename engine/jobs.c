@@ -587,7 +587,7 @@ int sbx_job_start(struct sbx *s, const char *buf, size_t len, uint32_t *out)
 	j->stdin_fd = in_w;
 	in_w = -1;
 	j->state = JOB_RUNNING;
-	j->pid_due = !j->pid;
+	j->pid_due = true; /* until init reports it */
 	j->next = s->jobs;
 	s->jobs = j;
 	job_journal(s, j);

@@ -151,6 +151,19 @@ void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t of
 	park_first(p, req, h);
 }
 
+int fsx_park_take(struct fsx_park *rd, const char *data, size_t len, uint64_t off)
+{
+	size_t n = off < len ? len - (size_t)off : 0;
+	n = n < rd->size ? n : rd->size;
+	if (!n)
+		return 0;
+	if (!(rd->data = malloc(n)))
+		return -ENOMEM;
+	memcpy(rd->data, data + off, n);
+	rd->len = n;
+	return 0;
+}
+
 void fsx_read_once_or_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off)
 {
 	if (!h->nonblock) {

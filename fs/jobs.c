@@ -5,7 +5,6 @@
 
 #include <poll.h>
 #include <stdio.h>
-#include <string.h>
 
 /* How long a read of a running job's pid waits for its sandbox's report. */
 #define JOB_PID_WAIT_MS 5000
@@ -149,14 +148,8 @@ static int pid_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 	if (r < 0)
 		return r;
 	char text[16];
-	size_t len = (size_t)snprintf(text, sizeof(text), "%d\n", pid);
-	size_t at = (uint64_t)rd->off < len ? (size_t)rd->off : len;
-	size_t n = len - at < rd->size ? len - at : rd->size;
-	if (!(rd->data = malloc(n ? n : 1)))
-		return -ENOMEM;
-	memcpy(rd->data, text + at, n);
-	rd->len = n;
-	return 0;
+	int len = snprintf(text, sizeof(text), "%d\n", pid);
+	return fsx_park_take(rd, text, (size_t)len, (uint64_t)rd->off);
 }
 
 /* A read made just after the job's start waits for its pid (the sandbox

@@ -223,6 +223,9 @@ struct fsx_park {
 	size_t wlen;      /* a write_try that took fewer (a short write) lowers it */
 	int fd;           /* a write_try's own fd across its looks (-1: none), closed at the end */
 };
+/* A look's answer for rd: up to rd->size bytes of data (len bytes in all)
+ * from off; none past the end. 0, or -ENOMEM. */
+int fsx_park_take(struct fsx_park *rd, const char *data, size_t len, uint64_t off);
 /* The read of a file whose ops' try may wait. */
 void fsx_read_parked(fuse_req_t req, struct fsx_handle *h, size_t size, off_t off);
 /* The same, but under O_NONBLOCK one look answered at once (EAGAIN when it

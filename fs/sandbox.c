@@ -103,18 +103,10 @@ static int wait_try(struct fsx_park *rd, bool final, struct sbx_wake *wk)
 		if (s)
 			sbx_put(s);
 	}
-	if (r == 0 && off >= 0 && (size_t)off < h->content.len) {
-		size_t n = h->content.len - (size_t)off;
-		n = n < rd->size ? n : rd->size;
-		if ((rd->data = malloc(n))) {
-			memcpy(rd->data, h->content.data + off, n);
-			rd->len = n;
-			if (h->targeted)
-				h->pos += n;
-		} else {
-			r = -ENOMEM;
-		}
-	}
+	if (r == 0 && off >= 0 &&
+	    (r = fsx_park_take(rd, h->content.data, h->content.len, (uint64_t)off)) == 0 &&
+	    h->targeted)
+		h->pos += rd->len;
 	pthread_mutex_unlock(&h->lock);
 	return r;
 }
@@ -167,15 +159,11 @@ static bool errstr_take(struct fsx_park *rd)
 {
 	struct fsx_handle *h = rd->h;
 	pthread_mutex_lock(&h->lock);
-	size_t n = h->content.len > h->pos ? h->content.len - h->pos : 0;
-	n = n < rd->size ? n : rd->size;
-	if (n && (rd->data = malloc(n))) {
-		memcpy(rd->data, h->content.data + h->pos, n);
-		rd->len = n;
-		h->pos += n;
-	}
+	bool took = fsx_park_take(rd, h->content.data, h->content.len, h->pos) == 0 && rd->len;
+	if (took)
+		h->pos += rd->len;
 	pthread_mutex_unlock(&h->lock);
-	return rd->data != NULL;
+	return took;
 }
 
 /* A look's answer for rd: buf with n bytes, or n a failure (buf freed). */
